@@ -1,0 +1,101 @@
+/**
+ * The typed contract of tapswitch's native TAP binding (native/tap.cc).
+ *
+ * One `Tap` wraps one non-blocking, close-on-exec file descriptor on
+ * /dev/net/tun attached with TUNSETIFF(IFF_TAP | IFF_NO_PI). Readiness comes
+ * from a uv_poll handle on Node's own loop: no threadpool, no extra thread.
+ *
+ * Errors thrown by the binding are `Error`s with Node's SystemError shape:
+ * `code` ('EPERM', 'ENOENT', ...), `errno` (positive), `syscall`
+ * ('open', 'ioctl(TUNSETIFF)', ...), optional `path`, and `hint` (a short fix,
+ * e.g. 'needs CAP_NET_ADMIN'; '' when there is none).
+ */
+
+/** Error shape of every exception the binding throws. */
+export interface TapSystemError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  path?: string
+  hint: string
+}
+
+/**
+ * Called once per readable event with the whole burst. The burst is the
+ * byte range [start, end) of `slab`, holding `count` records, each
+ * `[u32 big-endian length][frame bytes]` (the tapswitch batch format, see
+ * docs/PROTOCOL.md). The slab is JS-owned memory the binding never writes
+ * again below `end`, so views of it may be kept (e.g. queued in ws).
+ */
+export type OnFrames = (slab: Buffer, start: number, end: number, count: number) => void
+
+/** Indexes into the array filled by `Tap#stats()`. */
+export const STAT_RX_FRAMES: 0
+export const STAT_RX_BYTES: 1
+export const STAT_TX_FRAMES: 2
+export const STAT_TX_BYTES: 3
+/** write() refused with EAGAIN/ENOBUFS: the kernel queue was full. */
+export const STAT_TX_DROPPED: 4
+/** write() failed with any other errno. */
+export const STAT_TX_ERRORS: 5
+/** writeBatch() records whose length ran past the end of the buffer. */
+export const STAT_TX_MALFORMED: 6
+/** read() failed with an errno other than EAGAIN/EINTR. */
+export const STAT_RX_ERRORS: 7
+export const STAT_COUNT: 8
+
+/** Largest frame one read can return (IFF_TAP, 64 KiB + headroom). */
+export const MAX_READ: number
+
+export class Tap {
+  /**
+   * Create the TAP `name` (or attach to an existing persistent one the caller
+   * may use); '' lets the kernel choose (tap%d). Throws TapSystemError.
+   */
+  constructor (name: string)
+  /** The real interface name the kernel assigned. */
+  readonly name: string
+  /** The file descriptor, or -1 once closed. */
+  readonly fd: number
+  /** Interface index (if_nametoindex) at open time. */
+  readonly ifindex: number
+
+  /**
+   * Start polling. On each readable event the binding reads frames until
+   * EAGAIN, or until `maxBurstFrames` frames or `maxBurstBytes` bytes, and
+   * calls `onFrames` once. Throws if already started or closed.
+   */
+  start (onFrames: OnFrames, maxBurstFrames: number, maxBurstBytes: number): void
+  /** Stop polling (idempotent); the fd stays open. */
+  stop (): void
+
+  /** Write one frame: bytes written, or a negative errno (-11 = EAGAIN). Never throws for I/O errors. */
+  write (frame: Buffer): number
+  /**
+   * Write every `[u32 BE length][frame]` record in buf[start, end) to the TAP,
+   * one write(2) each, in one native call. Returns the number of frames
+   * written; failures are counted in stats (TX_DROPPED / TX_ERRORS /
+   * TX_MALFORMED), never thrown. A malformed record stops the walk.
+   */
+  writeBatch (buf: Buffer, start: number, end: number): number
+
+  /** SIOCSIFMTU. Throws TapSystemError. */
+  setMtu (mtu: number): void
+  /** SIOCSIFFLAGS IFF_UP on/off. Throws TapSystemError. */
+  setUp (up: boolean): void
+  /** SIOCSIFHWADDR; `mac` is 6 bytes. Throws TapSystemError. */
+  setMac (mac: Buffer): void
+  /** Current MAC (SIOCGIFHWADDR), 6 bytes. */
+  getMac (): Buffer
+  /** SIOCSIFADDR + SIOCSIFNETMASK; `address` is dotted quad. Throws TapSystemError. */
+  setIPv4 (address: string, prefixLength: number): void
+
+  /** Fill `out` (length >= STAT_COUNT) with the counters above; read at scrape time. */
+  stats (out: Float64Array): void
+
+  /**
+   * Stop polling and close the fd. Idempotent, safe from inside onFrames; a
+   * non-persistent TAP disappears when its last fd closes.
+   */
+  close (): void
+}

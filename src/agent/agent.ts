@@ -1,0 +1,64 @@
+/**
+ * The agent's glue: TAP read bursts -> uplink, uplink batches -> TAP.
+ *
+ * The native binding already reads each burst into the slab in the batch
+ * format, so a burst leaves as one WebSocket message with no copy of ours:
+ * one subarray view per burst. A message from the switch goes to the TAP in
+ * one native call (writeBatch). No timers sit on the frame path, so nothing
+ * waits for a batch to fill.
+ *
+ * While the uplink is down the TAP stays up; what it reads is dropped and
+ * counted (droppedDisconnected), as are bursts refused because the switch is
+ * not reading fast enough (droppedBackpressure).
+ */
+
+import type { TapDevice } from './tap'
+import type { Uplink } from './uplink'
+import { logger } from '../common/log'
+
+const log = logger('agent')
+
+export class AgentStats {
+  /** Frames read from the TAP and sent up. */
+  upFrames = 0
+  upBursts = 0
+  /** Frames from the switch handed to the TAP. */
+  downFrames = 0
+  droppedDisconnected = 0
+  droppedBackpressure = 0
+}
+
+export class Agent {
+  readonly stats = new AgentStats()
+
+  constructor (readonly tap: TapDevice, readonly uplink: Uplink) {}
+
+  start (): void {
+    const stats = this.stats
+    const uplink = this.uplink
+    const tap = this.tap
+    tap.onFrames((slab, start, end, count) => {
+      if (uplink.send(slab.subarray(start, end))) {
+        stats.upFrames += count
+        stats.upBursts++
+      } else if (uplink.isUp) {
+        stats.droppedBackpressure += count
+      } else {
+        stats.droppedDisconnected += count
+      }
+    })
+    uplink.onBatch = (msg) => { stats.downFrames += tap.writeBatch(msg) }
+    uplink.on('up', (welcome) => {
+      const mtu = this.uplink.opts.mtu
+      if (mtu !== undefined && mtu + 18 > welcome.maxFrameSize) {
+        log.warn('mtu_exceeds_max_frame_size', { tap: tap.name, mtu, max_frame_size: welcome.maxFrameSize })
+      }
+    })
+    uplink.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.uplink.close()
+    this.tap.close()
+  }
+}

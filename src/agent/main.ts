@@ -1,0 +1,110 @@
+/**
+ * tap-agent: one TAP on this host, one uplink to switchd. Flags, signals,
+ * start and stop; the work is in tap.ts, uplink.ts and agent.ts.
+ */
+
+import * as os from 'node:os'
+import { TapDevice, type TapBinding } from './tap'
+import { Uplink } from './uplink'
+import { Agent } from './agent'
+import { parseCli, helpText, intOption, numberOption, die, type Specs } from '../common/cli'
+import { parseMac } from '../common/ethernet'
+import { NAME_PATTERN } from '../common/protocol'
+import { setLogLevel, isLevel, logger } from '../common/log'
+import { TapswitchError, ERR_CONFIG } from '../common/errors'
+
+const log = logger('tap-agent')
+
+const SPECS = {
+  url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL', help: 'switchd to connect to, ws://host:port/ or wss://… (required)' },
+  tap: { type: 'string', env: 'TAP_AGENT_TAP', default: '', arg: 'NAME', help: 'TAP to create or attach; empty lets the kernel pick tapN' },
+  name: { type: 'string', env: 'TAP_AGENT_NAME', arg: 'NAME', help: 'port name shown on the switch [default: hostname:tap]' },
+  mtu: { type: 'string', env: 'TAP_AGENT_MTU', default: '1500', arg: 'BYTES', help: 'TAP MTU' },
+  mac: { type: 'string', env: 'TAP_AGENT_MAC', arg: 'MAC', help: 'TAP MAC address, e.g. 02:00:00:00:00:01 [default: the kernel\'s random one]' },
+  address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
+  down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
+  'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
+  'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
+  help: { type: 'boolean', short: 'h', help: 'show this help' }
+} satisfies Specs
+
+const ABOUT = `tap-agent opens a Linux TAP device and carries its Ethernet frames over a
+WebSocket to switchd, and frames from switchd back into the TAP. It needs
+CAP_NET_ADMIN to create the TAP. If switchd goes away it reconnects with
+backoff; the TAP stays up meanwhile.`
+
+function parseAddress (text: string): { address: string, prefixLength: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(text)
+  if (m === null || (m[1] as string).split('.').some((o) => Number(o) > 255) || Number(m[2]) > 32) {
+    throw new TapswitchError(ERR_CONFIG, `--address ${text}: expected IPv4/PREFIX, e.g. 192.168.77.1/24`)
+  }
+  return { address: m[1] as string, prefixLength: Number(m[2]) }
+}
+
+function loadBinding (): TapBinding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../../native') as TapBinding
+  } catch (err) {
+    throw new TapswitchError('TSW_ERR_ADDON', `cannot load the native TAP addon (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
+  }
+}
+
+export async function main (argv: string[], binding?: TapBinding): Promise<Agent | undefined> {
+  let tapOpts
+  let uplink: Uplink
+  try {
+    const o = parseCli(SPECS, argv, process.env)
+    if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
+    const level = o['log-level'] as string
+    if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)
+    setLogLevel(level)
+    if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')
+    let url: URL
+    try { url = new URL(o.url) } catch { throw new TapswitchError(ERR_CONFIG, `--url ${o.url}: not a URL`) }
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TapswitchError(ERR_CONFIG, `--url ${o.url}: expected ws:// or wss://`)
+    const mac = o.mac === undefined ? undefined : parseMac(o.mac)
+    if (o.mac !== undefined && mac === undefined) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac}: expected six hex bytes, e.g. 02:00:00:00:00:01`)
+    if (mac !== undefined && ((mac[0] as number) & 1) === 1) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac ?? ''}: a multicast address cannot be a source; clear the lowest bit of the first byte`)
+    const tapName = o.tap ?? ''
+    if (tapName.length > 15) throw new TapswitchError(ERR_CONFIG, `--tap ${tapName}: interface names have at most 15 characters`)
+    const mtu = intOption('mtu', o.mtu, 68, 65535)
+    if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
+    tapOpts = { name: tapName, mtu, mac, up: !o.down, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
+    uplink = new Uplink({
+      url: url.href,
+      name: o.name,
+      mtu,
+      reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600)
+    })
+  } catch (err) {
+    die('tap-agent', (err as Error).message, 2)
+  }
+  let tap: TapDevice
+  try {
+    tap = TapDevice.open(binding ?? loadBinding(), tapOpts)
+  } catch (err) {
+    die('tap-agent', (err as Error).message)
+  }
+  if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
+  uplink.opts.mac = tap.mac()
+  log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu })
+  const agent = new Agent(tap, uplink)
+  agent.start()
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1)
+    stopping = true
+    log.info('shutdown', { signal, ...agent.stats, ...tap.stats() })
+    agent.stop().then(() => { process.exit(0) }, () => { process.exit(1) })
+  }
+  process.on('SIGINT', () => { stop('SIGINT') })
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  return agent
+}
+
+/** Hostnames may hold characters a port name may not. */
+function sanitize (name: string): string {
+  const s = name.replace(/[^A-Za-z0-9._:@-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64)
+  return s === '' ? 'agent' : s
+}

@@ -1,0 +1,131 @@
+/**
+ * TapDevice: the agent's TAP, over a binding passed in by the caller (the
+ * serialport bindings pattern): main.ts passes the native addon, the
+ * integration tests a fake. Configuration is slow path; the frame path is the
+ * binding's own start()/writeBatch(), called once per burst or message.
+ */
+
+import type * as Native from '../../native'
+import { TapswitchError, ERR_TAP } from '../common/errors'
+
+export type NativeTap = Native.Tap
+export type OnFrames = Native.OnFrames
+/** What TapDevice needs of a binding: the native module satisfies it, and so does test/helpers/fake-tap. */
+export interface TapBinding {
+  Tap: new (name: string) => NativeTap
+  STAT_COUNT: number
+}
+
+/** One read burst is bounded so one callback copies at most about 64 KiB (more halved throughput). */
+export const MAX_BURST_FRAMES = 64
+export const MAX_BURST_BYTES = 64 * 1024
+
+export interface TapOptions {
+  /** Interface name; '' lets the kernel pick tapN. */
+  name: string
+  mtu?: number
+  /** 6 bytes. */
+  mac?: Buffer
+  ipv4?: { address: string, prefixLength: number }
+  /** Bring the link up (default true). */
+  up?: boolean
+}
+
+export interface TapStats {
+  rxFrames: number
+  rxBytes: number
+  txFrames: number
+  txBytes: number
+  txDropped: number
+  txErrors: number
+  txMalformed: number
+  rxErrors: number
+}
+
+/**
+ * A TapswitchError (code TSW_ERR_TAP) whose message names the device, the
+ * errno and the fix, e.g. `open tap0: EPERM (needs CAP_NET_ADMIN)`; the
+ * native error is its `cause`, and `errno`/`syscall` are kept.
+ */
+export class TapError extends TapswitchError {
+  constructor (readonly action: string, readonly device: string, override readonly cause: Native.TapSystemError) {
+    super(ERR_TAP, `${action} ${device}: ${cause.code}${cause.hint !== '' ? ` (${cause.hint})` : ''}`, { cause })
+  }
+
+  get errno (): number { return this.cause.errno }
+  get syscall (): string { return this.cause.syscall }
+}
+
+function isSystemError (err: unknown): err is Native.TapSystemError {
+  return err instanceof Error && typeof (err as { code?: unknown }).code === 'string' && typeof (err as { syscall?: unknown }).syscall === 'string'
+}
+
+/** Run a binding call; turn its system error into a TapError saying what we were doing. */
+function attempt<T> (action: string, device: string, fn: () => T): T {
+  try {
+    return fn()
+  } catch (err) {
+    if (isSystemError(err)) throw new TapError(action, device, err)
+    throw err
+  }
+}
+
+export class TapDevice {
+  private readonly statBuf: Float64Array
+
+  private constructor (readonly tap: NativeTap, binding: TapBinding) {
+    this.statBuf = new Float64Array(binding.STAT_COUNT)
+  }
+
+  /** Create or attach the TAP and configure it; closes it again if configuring fails. */
+  static open (binding: TapBinding, opts: TapOptions): TapDevice {
+    const tap = attempt('open', opts.name === '' ? 'tap' : opts.name, () => new binding.Tap(opts.name))
+    const dev = new TapDevice(tap, binding)
+    try {
+      const name = tap.name
+      if (opts.mac !== undefined) { const mac = opts.mac; attempt('set MAC of', name, () => { tap.setMac(mac) }) }
+      if (opts.mtu !== undefined) { const mtu = opts.mtu; attempt('set MTU of', name, () => { tap.setMtu(mtu) }) }
+      if (opts.ipv4 !== undefined) { const a = opts.ipv4; attempt('set address of', name, () => { tap.setIPv4(a.address, a.prefixLength) }) }
+      if (opts.up !== false) attempt('bring up', name, () => { tap.setUp(true) })
+    } catch (err) {
+      tap.close()
+      throw err
+    }
+    return dev
+  }
+
+  get name (): string { return this.tap.name }
+
+  /** The TAP's MAC, `02:00:00:00:00:01`. */
+  mac (): string {
+    return [...this.tap.getMac()].map((b) => b.toString(16).padStart(2, '0')).join(':')
+  }
+
+  /** Start reading: `onFrames` gets one call per burst (see native/index.d.ts). */
+  onFrames (onFrames: OnFrames): void {
+    this.tap.start(onFrames, MAX_BURST_FRAMES, MAX_BURST_BYTES)
+  }
+
+  /** Write a batch message's records; returns frames written (failures are counted in stats()). */
+  writeBatch (buf: Buffer): number {
+    return this.tap.writeBatch(buf, 0, buf.length)
+  }
+
+  stats (): TapStats {
+    const s = this.statBuf
+    this.tap.stats(s)
+    return {
+      rxFrames: s[0] as number,
+      rxBytes: s[1] as number,
+      txFrames: s[2] as number,
+      txBytes: s[3] as number,
+      txDropped: s[4] as number,
+      txErrors: s[5] as number,
+      txMalformed: s[6] as number,
+      rxErrors: s[7] as number
+    }
+  }
+
+  /** Idempotent; a non-persistent TAP disappears with its last fd. */
+  close (): void { this.tap.close() }
+}

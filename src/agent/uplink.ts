@@ -1,0 +1,201 @@
+/**
+ * The agent's uplink: a tapswitch.v1 WebSocket to switchd that keeps itself
+ * connected.
+ *
+ * Each connection says hello, waits for the welcome, and only then carries
+ * frames (state 'up'). When it drops, the next attempt waits an exponential
+ * backoff with full jitter (min..max, doubling, reset by a welcome), so a
+ * restarted switchd is not hit by every agent at the same instant.
+ *
+ * Options follow what we measured: perMessageDeflate off (the client default
+ * is on, and costs 30-40x), maxPayload at the protocol's largest message
+ * (the default is 100 MiB).
+ *
+ * The switch pings every welcome.pingInterval seconds; an uplink that hears
+ * nothing (no ping, no message) for two intervals plus one second is presumed
+ * dead and replaced.
+ */
+
+import { EventEmitter } from 'node:events'
+import WebSocket from 'ws'
+import {
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, type Hello, type Welcome,
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER
+} from '../common/protocol'
+import { logger } from '../common/log'
+
+const log = logger('uplink')
+
+const SEND_OPTS = { binary: true, compress: false, fin: true } as const
+
+export interface UplinkOptions {
+  url: string
+  /** Port name to ask for. */
+  name?: string
+  mtu?: number
+  mac?: string
+  /** Backoff bounds, seconds. */
+  reconnectMin?: number
+  reconnectMax?: number
+  /** Seconds for the WebSocket upgrade plus the welcome. */
+  handshakeTimeout?: number
+  /** Bytes ws may have queued before send() refuses (the caller counts the drop). */
+  highWaterMark?: number
+}
+
+export type UplinkState = 'connecting' | 'up' | 'down' | 'closed'
+
+export class UplinkStats {
+  connects = 0
+  disconnects = 0
+  rxMessages = 0
+  rxBytes = 0
+  txMessages = 0
+  txBytes = 0
+}
+
+export declare interface Uplink {
+  on (event: 'up', listener: (welcome: Welcome) => void): this
+  on (event: 'down', listener: (code: number, reason: string) => void): this
+  on (event: string, listener: (...args: any[]) => void): this
+}
+
+export class Uplink extends EventEmitter {
+  state: UplinkState = 'down'
+  welcome: Welcome | undefined
+  readonly stats = new UplinkStats()
+  /** Called with each batch message from the switch (set by the agent). */
+  onBatch: (msg: Buffer) => void = () => {}
+  private ws: WebSocket | undefined
+  private attempt = 0
+  private retryTimer: NodeJS.Timeout | undefined
+  private watchdog: NodeJS.Timeout | undefined
+  private heard = false
+  private readonly highWaterMark: number
+
+  constructor (readonly opts: UplinkOptions) {
+    super()
+    this.highWaterMark = opts.highWaterMark ?? 1024 * 1024
+  }
+
+  get isUp (): boolean { return this.state === 'up' }
+
+  start (): void {
+    if (this.state === 'closed') return
+    this.connect()
+  }
+
+  /**
+   * Send one batch message; false (nothing sent) when not up or when the
+   * switch is not reading fast enough. Never throws.
+   */
+  send (batch: Buffer): boolean {
+    const ws = this.ws
+    if (this.state !== 'up' || ws === undefined || ws.bufferedAmount > this.highWaterMark) return false
+    ws.send(batch, SEND_OPTS)
+    this.stats.txMessages++
+    this.stats.txBytes += batch.length
+    return true
+  }
+
+  /** Close for good (no reconnect). */
+  close (code = CLOSE_NORMAL, reason = 'agent stopping'): Promise<void> {
+    this.state = 'closed'
+    clearTimeout(this.retryTimer)
+    clearInterval(this.watchdog)
+    const ws = this.ws
+    if (ws === undefined || ws.readyState === ws.CLOSED) return Promise.resolve()
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { ws.terminate(); resolve() }, 1000)
+      ws.once('close', () => { clearTimeout(t); resolve() })
+      ws.close(code, reason)
+    })
+  }
+
+  private connect (): void {
+    this.state = 'connecting'
+    const timeout = (this.opts.handshakeTimeout ?? 5) * 1000
+    const ws = new WebSocket(this.opts.url, [SUBPROTOCOL_V1], {
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_SIZE,
+      handshakeTimeout: timeout
+    })
+    this.ws = ws
+    const welcomeTimer = setTimeout(() => { ws.terminate() }, timeout + 1000)
+    ws.on('error', (err) => { log.limited('info', 'uplink_error', { url: this.opts.url, error: err.message }) })
+    ws.on('open', () => {
+      const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [] }
+      if (this.opts.name !== undefined) hello.name = this.opts.name
+      if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
+      if (this.opts.mac !== undefined) hello.mac = this.opts.mac
+      ws.send(JSON.stringify(hello))
+    })
+    ws.on('ping', () => { this.heard = true })
+    ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      this.heard = true
+      if (isBinary) {
+        if (this.state !== 'up') { ws.close(CLOSE_PROTOCOL_ERROR, 'data before welcome'); return }
+        const msg = data as Buffer
+        this.stats.rxMessages++
+        this.stats.rxBytes += msg.length
+        this.onBatch(msg)
+        return
+      }
+      if (this.state === 'up') return // no other control message in v1
+      try {
+        this.welcome = parseWelcome((data as Buffer).toString('utf8'))
+      } catch (err) {
+        log.warn('bad_welcome', { url: this.opts.url, error: (err as Error).message })
+        ws.close(CLOSE_PROTOCOL_ERROR, 'bad welcome')
+        return
+      }
+      clearTimeout(welcomeTimer)
+      this.state = 'up'
+      this.attempt = 0
+      this.stats.connects++
+      this.startWatchdog(ws, this.welcome.pingInterval)
+      log.info('uplink_connected', { url: this.opts.url, port: this.welcome.port, name: this.welcome.name, max_frame_size: this.welcome.maxFrameSize })
+      this.emit('up', this.welcome)
+    })
+    ws.on('close', (code: number, reason: Buffer) => {
+      clearTimeout(welcomeTimer)
+      clearInterval(this.watchdog)
+      if (this.ws === ws) this.ws = undefined
+      const wasUp = this.state === 'up'
+      if (this.state === 'closed') return
+      this.state = 'down'
+      if (wasUp) {
+        this.stats.disconnects++
+        log.warn('uplink_lost', { url: this.opts.url, code, reason: reason.toString() })
+        this.emit('down', code, reason.toString())
+      }
+      this.scheduleReconnect()
+    })
+  }
+
+  private startWatchdog (ws: WebSocket, pingInterval: number): void {
+    this.heard = true
+    clearInterval(this.watchdog)
+    // Checked every interval; two silent checks in a row (2 intervals + slack) mean a dead switch.
+    let silent = 0
+    this.watchdog = setInterval(() => {
+      if (this.heard) { this.heard = false; silent = 0; return }
+      if (++silent >= 2) {
+        log.warn('uplink_dead', { url: this.opts.url, silent_seconds: silent * (pingInterval + 1) })
+        ws.close(CLOSE_DEAD_PEER, 'no ping from switch')
+        ws.terminate()
+      }
+    }, (pingInterval + 1) * 1000)
+  }
+
+  private scheduleReconnect (): void {
+    const min = this.opts.reconnectMin ?? 0.25
+    const max = this.opts.reconnectMax ?? 5
+    const ceiling = Math.min(max, min * 2 ** this.attempt)
+    this.attempt++
+    // Full jitter, but never below the minimum.
+    const delay = min + Math.random() * Math.max(0, ceiling - min)
+    log.limited('info', 'uplink_retry', { url: this.opts.url, attempt: this.attempt, delay_seconds: Math.round(delay * 1000) / 1000 })
+    this.retryTimer = setTimeout(() => { if (this.state !== 'closed') this.connect() }, delay * 1000)
+  }
+}

@@ -1,0 +1,18 @@
+/**
+ * One error class with stable codes (cf. ws `WS_ERR_*`, undici `UND_ERR_*`).
+ * Callers and tests branch on `code`, never on the message.
+ */
+
+export const ERR_CONFIG = 'TSW_ERR_CONFIG'
+export const ERR_PROTOCOL = 'TSW_ERR_PROTOCOL'
+export const ERR_UPLINK_CLOSED = 'TSW_ERR_UPLINK_CLOSED'
+export const ERR_TAP = 'TSW_ERR_TAP'
+
+export class TapswitchError extends Error {
+  readonly code: string
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'TapswitchError'
+    this.code = code
+  }
+}

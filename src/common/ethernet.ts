@@ -1,0 +1,40 @@
+/**
+ * Ethernet header access for the per-frame path. MACs are read straight out of
+ * the frame into integers (48 bits fit exactly in a double), so the fdb never
+ * sees strings or sub-buffers; `formatMac` and `parseMac` are for logs and
+ * configuration only.
+ */
+
+/** Destination (6) + source (6) + EtherType (2). */
+export const ETH_HLEN = 14
+/** Offset of the source MAC within a frame. */
+export const ETH_SOURCE = 6
+/** 802.1Q tag length; the default maximum frame size leaves room for one. */
+export const VLAN_HLEN = 4
+
+/** 48-bit MAC at `off` as an integer (exact: < 2**53). */
+export function macAt (buf: Buffer, off: number): number {
+  return buf.readUIntBE(off, 6)
+}
+
+/** I/G bit: a group (multicast or broadcast) address. */
+export function isGroup (buf: Buffer, off: number): boolean {
+  return ((buf[off] as number) & 1) === 1
+}
+
+/** ff:ff:ff:ff:ff:ff */
+export function isBroadcast (buf: Buffer, off: number): boolean {
+  return buf.readUInt32BE(off) === 0xffffffff && buf.readUInt16BE(off + 4) === 0xffff
+}
+
+/** Slow path: integer MAC to `02:00:00:00:00:01`. */
+export function formatMac (mac: number): string {
+  const hex = mac.toString(16).padStart(12, '0')
+  return hex.replace(/(..)(?!$)/g, '$1:')
+}
+
+/** Slow path: `02:00:00:00:00:01` (or with `-`) to 6 bytes; undefined if malformed. */
+export function parseMac (text: string): Buffer | undefined {
+  if (!/^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$/.test(text)) return undefined
+  return Buffer.from(text.replace(/[:-]/g, ''), 'hex')
+}

@@ -1,0 +1,196 @@
+/**
+ * The tapswitch wire protocol (docs/PROTOCOL.md is the normative text).
+ *
+ * One WebSocket endpoint, two modes chosen at the upgrade:
+ *  - raw mode, no subprotocol: one Ethernet frame per binary message, both
+ *    ways; the server never sends text. This is the v86 / jor1k / JSLinux
+ *    relay protocol.
+ *  - tapswitch mode, subprotocol `tapswitch.v1`: control messages are TEXT
+ *    messages holding one JSON object; data messages are BINARY and hold a
+ *    batch of records `[u32 big-endian length][frame]`. The WebSocket opcode
+ *    separates control from data, so neither can be mistaken for the other.
+ *
+ * This module is pure: no sockets, no timers. Both switchd and tap-agent use it.
+ */
+
+import { TapswitchError, ERR_PROTOCOL } from './errors'
+import { ETH_HLEN, VLAN_HLEN, parseMac } from './ethernet'
+
+/** `Sec-WebSocket-Protocol` token of protocol version 1. */
+export const SUBPROTOCOL_V1 = 'tapswitch.v1'
+export const PROTOCOL_VERSION = 1
+
+/** Each record in a batch: a u32 big-endian frame length, then the frame. */
+export const RECORD_HEADER = 4
+/**
+ * Largest binary message in tapswitch mode, and so the WebSocket maxPayload of
+ * both ends. Fixed by the protocol version so a client can set it before it
+ * connects. 256 KiB holds a 64 KiB read burst plus one maximal frame.
+ */
+export const MAX_MESSAGE_SIZE = 256 * 1024
+/** A 1500-byte MTU plus the Ethernet header and one 802.1Q tag. */
+export const DEFAULT_MAX_FRAME_SIZE = 1500 + ETH_HLEN + VLAN_HLEN
+/** Jumbo ceiling: the largest Linux MTU (ETH_MAX_MTU) plus header and tag. */
+export const MAX_FRAME_SIZE_LIMIT = 65535 + ETH_HLEN + VLAN_HLEN
+/** An agent name: what operators see as the port name. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/
+
+/** WebSocket close codes switchd and tap-agent use (RFC 6455 §7.4, 4000-4999 ours). */
+export const CLOSE_NORMAL = 1000
+export const CLOSE_GOING_AWAY = 1001
+export const CLOSE_PROTOCOL_ERROR = 1002
+export const CLOSE_UNSUPPORTED_DATA = 1003
+export const CLOSE_POLICY = 1008
+export const CLOSE_TOO_BIG = 1009
+/** No valid hello within the handshake time. */
+export const CLOSE_HELLO_TIMEOUT = 4001
+/** The hello was not valid JSON of the expected shape. */
+export const CLOSE_BAD_HELLO = 4002
+/** The peer went silent: no pong / no ping within the keepalive window. */
+export const CLOSE_DEAD_PEER = 4003
+
+/** Agent -> switch, the first message in tapswitch mode. */
+export interface Hello {
+  type: 'hello'
+  version: number
+  /** Port name the agent asks for (see NAME_PATTERN); switchd may suffix it. */
+  name?: string
+  /** The agent's TAP MTU. */
+  mtu?: number
+  /** The agent's TAP MAC, `02:00:00:00:00:01`; informational. */
+  mac?: string
+  /** Optional features the agent supports; unknown ones are ignored. */
+  capabilities?: string[]
+}
+
+/** Switch -> agent, the answer to a valid hello. */
+export interface Welcome {
+  type: 'welcome'
+  version: number
+  /** Port id, unique for the life of the switchd process. */
+  port: number
+  /** The name the port got. */
+  name: string
+  /** Frames longer than this are dropped by the switch (Ethernet header included, FCS excluded). */
+  maxFrameSize: number
+  /** Largest binary message either side may send. */
+  maxMessageSize: number
+  /** Seconds between the switch's WebSocket pings. */
+  pingInterval: number
+  /** Features the switch will use on this port; a subset of the hello's. */
+  capabilities: string[]
+}
+
+function protocolError (message: string): TapswitchError {
+  return new TapswitchError(ERR_PROTOCOL, message)
+}
+
+function parseObject (text: string): Record<string, unknown> {
+  let value: unknown
+  try { value = JSON.parse(text) } catch { throw protocolError('control message is not JSON') }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw protocolError('control message is not a JSON object')
+  return value as Record<string, unknown>
+}
+
+function isInt (v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+}
+
+/** Validate a hello; throws TSW_ERR_PROTOCOL naming the bad field. */
+export function parseHello (text: string): Hello {
+  const o = parseObject(text)
+  if (o.type !== 'hello') throw protocolError('expected {"type":"hello"}')
+  if (o.version !== PROTOCOL_VERSION) throw protocolError(`unsupported version ${String(o.version)}, this switch speaks ${PROTOCOL_VERSION}`)
+  const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION }
+  if (o.name !== undefined) {
+    if (typeof o.name !== 'string' || !NAME_PATTERN.test(o.name)) throw protocolError('hello.name must match ' + String(NAME_PATTERN))
+    hello.name = o.name
+  }
+  if (o.mtu !== undefined) {
+    if (!isInt(o.mtu, 68, 65535)) throw protocolError('hello.mtu must be an integer 68..65535')
+    hello.mtu = o.mtu
+  }
+  if (o.mac !== undefined) {
+    if (typeof o.mac !== 'string' || parseMac(o.mac) === undefined) throw protocolError('hello.mac must look like 02:00:00:00:00:01')
+    hello.mac = o.mac
+  }
+  if (o.capabilities !== undefined) {
+    if (!Array.isArray(o.capabilities) || o.capabilities.length > 32 || !o.capabilities.every((c) => typeof c === 'string' && c.length <= 64)) {
+      throw protocolError('hello.capabilities must be a list of at most 32 strings')
+    }
+    hello.capabilities = o.capabilities as string[]
+  }
+  return hello
+}
+
+/** Validate a welcome; throws TSW_ERR_PROTOCOL naming the bad field. */
+export function parseWelcome (text: string): Welcome {
+  const o = parseObject(text)
+  if (o.type !== 'welcome') throw protocolError('expected {"type":"welcome"}')
+  if (o.version !== PROTOCOL_VERSION) throw protocolError(`unsupported version ${String(o.version)}`)
+  if (!isInt(o.port, 0, Number.MAX_SAFE_INTEGER)) throw protocolError('welcome.port must be an integer')
+  if (typeof o.name !== 'string') throw protocolError('welcome.name must be a string')
+  if (!isInt(o.maxFrameSize, ETH_HLEN, MAX_FRAME_SIZE_LIMIT)) throw protocolError('welcome.maxFrameSize out of range')
+  if (!isInt(o.maxMessageSize, RECORD_HEADER + ETH_HLEN, MAX_MESSAGE_SIZE)) throw protocolError('welcome.maxMessageSize out of range')
+  if (!isInt(o.pingInterval, 1, 3600)) throw protocolError('welcome.pingInterval out of range')
+  const caps = Array.isArray(o.capabilities) ? o.capabilities.filter((c): c is string => typeof c === 'string') : []
+  return {
+    type: 'welcome',
+    version: PROTOCOL_VERSION,
+    port: o.port,
+    name: o.name,
+    maxFrameSize: o.maxFrameSize,
+    maxMessageSize: o.maxMessageSize,
+    pingInterval: o.pingInterval,
+    capabilities: caps
+  }
+}
+
+/**
+ * Number of records in a batch, or -1 if a record's length runs past the end
+ * (a framing error: the rest of the message cannot be trusted). An empty
+ * message is a batch of zero records.
+ */
+export function countRecords (buf: Buffer): number {
+  let off = 0
+  let count = 0
+  const end = buf.length
+  while (off < end) {
+    if (end - off < RECORD_HEADER) return -1
+    const len = buf.readUInt32BE(off)
+    off += RECORD_HEADER + len
+    if (off > end) return -1
+    count++
+  }
+  return count
+}
+
+/** Append one record to `out` at `off`; returns the offset after it. The caller ensures room. */
+export function writeRecord (out: Buffer, off: number, frame: Buffer, start: number, len: number): number {
+  out.writeUInt32BE(len, off)
+  frame.copy(out, off + RECORD_HEADER, start, start + len)
+  return off + RECORD_HEADER + len
+}
+
+/** Slow path (tests, tools): frames to one batch message. */
+export function encodeBatch (frames: readonly Buffer[]): Buffer {
+  let size = 0
+  for (const f of frames) size += RECORD_HEADER + f.length
+  const out = Buffer.allocUnsafe(size)
+  let off = 0
+  for (const f of frames) off = writeRecord(out, off, f, 0, f.length)
+  return out
+}
+
+/** Slow path (tests, tools): one batch message to frame views; throws on a framing error. */
+export function decodeBatch (buf: Buffer): Buffer[] {
+  if (countRecords(buf) < 0) throw protocolError('batch record length runs past the end of the message')
+  const frames: Buffer[] = []
+  let off = 0
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off)
+    frames.push(buf.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len))
+    off += RECORD_HEADER + len
+  }
+  return frames
+}

@@ -1,0 +1,24 @@
+/**
+ * Frame fixtures, ws-test style: hex with spaces for readability.
+ *   frame('ffffffffffff 020000000001 0806', 28)
+ */
+
+/** Hex (spaces ignored) to a Buffer, padded with zero bytes to `padTo`. */
+export function frame (hex: string, padTo = 0): Buffer {
+  const b = Buffer.from(hex.replace(/\s+/g, ''), 'hex')
+  if (b.length >= padTo) return b
+  return Buffer.concat([b, Buffer.alloc(padTo - b.length)])
+}
+
+export const BROADCAST = 'ffffffffffff'
+export const MAC_A = '020000000001'
+export const MAC_B = '020000000002'
+export const MAC_C = '020000000003'
+export const MAC_D = '020000000004'
+
+/** A 60-byte frame dst <- src with EtherType 0x88b5 (local experimental) and a tag byte. */
+export function eth (dst: string, src: string, tag = 0, size = 60): Buffer {
+  const f = frame(`${dst} ${src} 88b5`, size)
+  f[14] = tag & 0xff
+  return f
+}

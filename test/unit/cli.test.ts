@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict'
+import { parseCli, helpText, intOption, hostPortOption, type Specs } from '../../src/common/cli'
+
+const SPECS = {
+  listen: { type: 'string', env: 'T_LISTEN', default: '127.0.0.1:8080', help: 'where' },
+  verbose: { type: 'boolean', env: 'T_VERBOSE', help: 'more' }
+} satisfies Specs
+
+describe('cli', () => {
+  it('prefers flags over environment over defaults', () => {
+    assert.equal(parseCli(SPECS, [], {}).listen, '127.0.0.1:8080')
+    assert.equal(parseCli(SPECS, [], { T_LISTEN: '0.0.0.0:1' }).listen, '0.0.0.0:1')
+    assert.equal(parseCli(SPECS, ['--listen', '[::1]:2'], { T_LISTEN: '0.0.0.0:1' }).listen, '[::1]:2')
+    assert.equal(parseCli(SPECS, [], { T_VERBOSE: 'yes' }).verbose, true)
+    assert.equal(parseCli(SPECS, [], {}).verbose, false)
+  })
+
+  it('rejects unknown flags and bad values with TSW_ERR_CONFIG', () => {
+    assert.throws(() => parseCli(SPECS, ['--nope'], {}), { code: 'TSW_ERR_CONFIG' })
+    assert.throws(() => parseCli(SPECS, [], { T_VERBOSE: 'maybe' }), { code: 'TSW_ERR_CONFIG' })
+    assert.throws(() => intOption('mtu', '12.5', 68, 65535), { code: 'TSW_ERR_CONFIG' })
+    assert.throws(() => intOption('mtu', '', 68, 65535), { code: 'TSW_ERR_CONFIG' })
+    assert.throws(() => hostPortOption('listen', '8080'), { code: 'TSW_ERR_CONFIG' })
+    assert.throws(() => hostPortOption('listen', 'h:70000'), { code: 'TSW_ERR_CONFIG' })
+  })
+
+  it('parses host:port including IPv6 brackets', () => {
+    assert.deepEqual(hostPortOption('listen', '[::1]:8080'), { host: '::1', port: 8080 })
+    assert.deepEqual(hostPortOption('listen', 'localhost:0'), { host: 'localhost', port: 0 })
+  })
+
+  it('documents every flag with its environment variable', () => {
+    const text = helpText('x [options]', 'about', SPECS)
+    assert.match(text, /--listen .*env T_LISTEN, default 127\.0\.0\.1:8080/)
+    assert.match(text, /--verbose .*env T_VERBOSE/)
+  })
+})

@@ -1,0 +1,192 @@
+/**
+ * A lab on one machine: N network namespaces, each with a TAP from its own
+ * tap-agent, joined through a local switchd on 127.0.0.1. Used by the demo
+ * (`npm run demo`), the e2e tests and the benchmarks, so namespace set-up and
+ * clean-up exist once.
+ *
+ * The agents and switchd run in the root namespace and talk over loopback;
+ * each agent's TAP is then moved into its host's namespace (the agent keeps
+ * working through its fd) and addressed there. Addresses are the
+ * documentation ranges 192.0.2.0/24 and 2001:db8::/32, and exist only inside
+ * the namespaces: nothing gets a route in the root namespace.
+ *
+ * Everything is named after this process's pid, stopped by the PIDs we
+ * started (never by name), and removed by stop(), which is safe to call after
+ * any failure and more than once.
+ */
+
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import * as path from 'node:path'
+import { promisify } from 'node:util'
+
+const execFileP = promisify(execFile)
+const ROOT = path.join(__dirname, '..', '..')
+
+export interface LabHost {
+  /** a, b, c, ... */
+  label: string
+  ns: string
+  tap: string
+  mac: string
+  ipv4: string
+  ipv6: string
+  agent?: ChildProcess
+}
+
+export interface LabOptions {
+  hosts?: number
+  /** Extra switchd flags. */
+  switchdArgs?: string[]
+  /** Extra tap-agent flags. */
+  agentArgs?: string[]
+  mtu?: number
+  /** Receives every log line of switchd and the agents, prefixed by who said it. */
+  onLog?: (line: string) => void
+}
+
+/** Run a command; reject with its stderr on failure; never runs longer than `timeoutMs`. */
+export async function run (cmd: string, args: string[], timeoutMs = 10_000): Promise<string> {
+  try {
+    const { stdout } = await execFileP(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 })
+    return stdout
+  } catch (err) {
+    const e = err as Error & { stderr?: string }
+    throw new Error(`${cmd} ${args.join(' ')}: ${(e.stderr ?? '').trim() || e.message}`)
+  }
+}
+
+/** Stop a child we started: SIGTERM, then SIGKILL after `graceMs`. Resolves when it has exited. */
+export async function stopChild (child: ChildProcess | undefined, graceMs = 3000): Promise<void> {
+  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const t = setTimeout(() => { child.kill('SIGKILL') }, graceMs)
+  await exited
+  clearTimeout(t)
+}
+
+export class Lab {
+  readonly hosts: LabHost[] = []
+  switchd: ChildProcess | undefined
+  /** The port switchd listens on (kept across restarts). */
+  port = 0
+  private readonly tag = String(process.pid % 100000)
+
+  constructor (readonly opts: LabOptions = {}) {
+    const n = opts.hosts ?? 3
+    for (let i = 0; i < n; i++) {
+      const label = String.fromCharCode(97 + i)
+      this.hosts.push({
+        label,
+        ns: `tsw-${this.tag}-${label}`,
+        tap: `tsw${this.tag}${label}`,
+        mac: `02:00:5e:00:00:${(i + 1).toString(16).padStart(2, '0')}`,
+        ipv4: `192.0.2.${i + 1}`,
+        ipv6: `2001:db8:7a9::${i + 1}`
+      })
+    }
+  }
+
+  get url (): string { return `ws://127.0.0.1:${this.port}/` }
+
+  /** Start switchd and every host; on failure cleans up and rethrows. */
+  async start (): Promise<void> {
+    try {
+      await this.startSwitchd()
+      for (const h of this.hosts) await run('ip', ['netns', 'add', h.ns])
+      for (const h of this.hosts) await this.startHost(h)
+    } catch (err) {
+      await this.stop()
+      throw err
+    }
+  }
+
+  /** Start switchd (again) on `this.port`, 0 the first time; resolves once it listens. */
+  async startSwitchd (): Promise<void> {
+    const child = this.spawnNode('switchd', path.join(ROOT, 'bin', 'switchd.js'),
+      ['--listen', `127.0.0.1:${this.port}`, '--ping-interval', '1', ...(this.opts.switchdArgs ?? [])])
+    this.switchd = child
+    const line = await waitForLine(child, 'switchd', (l) => l.includes('"event":"listening"'), 10_000)
+    this.port = (JSON.parse(line) as { port: number }).port
+  }
+
+  async stopSwitchd (): Promise<void> {
+    await stopChild(this.switchd)
+    this.switchd = undefined
+  }
+
+  private async startHost (h: LabHost): Promise<void> {
+    const args = ['--url', this.url, '--tap', h.tap, '--mac', h.mac, '--name', `host-${h.label}`,
+      '--mtu', String(this.opts.mtu ?? 1500), '--reconnect-max', '1', ...(this.opts.agentArgs ?? [])]
+    const agent = this.spawnNode(`agent-${h.label}`, path.join(ROOT, 'bin', 'tap-agent.js'), args)
+    h.agent = agent
+    await waitForLine(agent, `agent-${h.label}`, (l) => l.includes('"event":"uplink_connected"'), 10_000)
+    // The agent keeps the TAP through its fd while the device moves to the host's namespace.
+    await run('ip', ['link', 'set', h.tap, 'netns', h.ns])
+    const ip = ['-n', h.ns]
+    await run('ip', [...ip, 'link', 'set', 'lo', 'up'])
+    await run('ip', [...ip, 'addr', 'add', `${h.ipv4}/24`, 'dev', h.tap])
+    await run('ip', [...ip, '-6', 'addr', 'add', `${h.ipv6}/64`, 'dev', h.tap, 'nodad'])
+    await run('ip', [...ip, 'link', 'set', h.tap, 'up'])
+  }
+
+  /** `ping` from one host to another (IPv4, or IPv6 with family 6); resolves with ping's output, rejects if it fails. */
+  async ping (from: LabHost, to: LabHost, count = 3, family: 4 | 6 = 4, intervalS = 0.2): Promise<string> {
+    const target = family === 4 ? to.ipv4 : to.ipv6
+    return await run('ip', ['netns', 'exec', from.ns, 'ping', `-${family}`, '-c', String(count), '-i', String(intervalS), '-W', '1', '-n', '-q', target],
+      (count * intervalS + 5) * 1000)
+  }
+
+  /** Frames the host's TAP handed to its namespace (what the switch sent it), from the kernel's counters. */
+  async rxPackets (h: LabHost): Promise<number> {
+    const out = JSON.parse(await run('ip', ['-n', h.ns, '-j', '-s', 'link', 'show', h.tap])) as Array<{ stats64: { rx: { packets: number } } }>
+    return out[0]?.stats64.rx.packets ?? 0
+  }
+
+  /** Stop the agents and switchd (by PID) and delete the namespaces. Safe to repeat. */
+  async stop (): Promise<void> {
+    await Promise.all(this.hosts.map(async (h) => { await stopChild(h.agent); h.agent = undefined }))
+    await this.stopSwitchd()
+    for (const h of this.hosts) {
+      await run('ip', ['netns', 'del', h.ns]).catch(() => {})
+    }
+  }
+
+  private spawnNode (who: string, script: string, args: string[]): ChildProcess {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const onLog = this.opts.onLog
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = ''
+      stream?.setEncoding('utf8')
+      stream?.on('data', (chunk: string) => {
+        buf += chunk
+        let i
+        while ((i = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, i)
+          buf = buf.slice(i + 1)
+          child.emit('line', line)
+          if (onLog !== undefined) onLog(`${who}: ${line}`)
+        }
+      })
+    }
+    return child
+  }
+}
+
+/** Resolve with the first line `match` accepts; reject if the child exits first or after `ms`. */
+function waitForLine (child: ChildProcess, who: string, match: (line: string) => boolean, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const seen: string[] = []
+    const onLine = (line: string): void => {
+      seen.push(line)
+      if (seen.length > 20) seen.shift()
+      if (match(line)) { done(); resolve(line) }
+    }
+    const onExit = (code: number | null): void => { done(); reject(new Error(`${who} exited (${String(code)}) before it was ready:\n${seen.join('\n')}`)) }
+    const timer = setTimeout(() => { done(); reject(new Error(`${who} not ready within ${ms} ms:\n${seen.join('\n')}`)) }, ms)
+    function done (): void { clearTimeout(timer); child.off('line', onLine); child.off('exit', onExit) }
+    child.on('line', onLine)
+    child.on('exit', onExit)
+  })
+}

@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "tap",
+      "sources": ["native/tap.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
+      "cflags!": ["-O3"],
+      "cflags_cc!": ["-O3", "-std=gnu++17"],
+      "cflags_cc": ["-O2", "-std=c++17", "-Wall", "-Wextra"]
+    }
+  ]
+}

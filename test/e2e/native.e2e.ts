@@ -7,7 +7,9 @@
 // namespace that after() always deletes; 192.0.2.0/24 is TEST-NET-1.
 import assert from 'node:assert/strict'
 import { execFile, execFileSync, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
 import { existsSync } from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import * as binding from '../../native'
 
@@ -447,11 +449,23 @@ describe('native TAP binding (e2e)', function () {
         if (process.env.CI === 'true') throw new Error('setpriv (util-linux) is missing')
         this.skip()
       }
-      const out = child(`
-        const b = require(process.env.NATIVE)
-        try { new b.Tap('${ifname()}'); console.log('null') } catch (e) {
-          console.log(JSON.stringify({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, hint: e.hint }))
-        }`, { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] })
+      // The checkout may sit in a directory user 65534 cannot enter (a 0700
+      // mktemp dir in CI): give the child a world-readable copy of the addon.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-native-'))
+      let out: unknown
+      try {
+        fs.chmodSync(dir, 0o755)
+        const addon = path.join(dir, 'tap.node')
+        fs.copyFileSync(require.resolve(path.join(NATIVE, '..', 'build', 'Release', 'tap.node')), addon)
+        fs.chmodSync(addon, 0o755)
+        out = child(`
+          const b = require(${JSON.stringify(addon)})
+          try { new b.Tap('${ifname()}'); console.log('null') } catch (e) {
+            console.log(JSON.stringify({ message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path, hint: e.hint }))
+          }`, { prefix: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] })
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true })
+      }
       const e = assertSysError(Object.assign(new Error(), out), ['EPERM', 'EACCES'], ['open', 'ioctl(TUNSETIFF)'])
       if (e.syscall === 'open') {
         assert.equal(e.path, '/dev/net/tun')

@@ -28,10 +28,18 @@ export class AgentStats {
   droppedBackpressure = 0
 }
 
+/** The TAP MTU that fills a maximum frame: header (14) and one VLAN tag (4) come on top. */
+export function mtuFor (maxFrameSize: number): number {
+  return Math.max(68, Math.min(65535, maxFrameSize - 18))
+}
+
 export class Agent {
   readonly stats = new AgentStats()
+  /** The MTU last set from a welcome, so a reconnect to the same switch does not set it again. */
+  private followedMtu: number | undefined
 
-  constructor (readonly tap: TapDevice, readonly uplink: Uplink) {}
+  /** `fixedMtu`: the user chose the MTU (--mtu); otherwise the TAP follows the switch's maximum frame size. */
+  constructor (readonly tap: TapDevice, readonly uplink: Uplink, readonly fixedMtu?: number) {}
 
   start (): void {
     const stats = this.stats
@@ -49,9 +57,19 @@ export class Agent {
     })
     uplink.onBatch = (msg) => { stats.downFrames += tap.writeBatch(msg) }
     uplink.on('up', (welcome) => {
-      const mtu = this.uplink.opts.mtu
-      if (mtu !== undefined && mtu + 18 > welcome.maxFrameSize) {
-        log.warn('mtu_exceeds_max_frame_size', { tap: tap.name, mtu, max_frame_size: welcome.maxFrameSize })
+      const mtu = this.fixedMtu
+      if (mtu !== undefined) {
+        if (mtu + 18 > welcome.maxFrameSize) log.warn('mtu_exceeds_max_frame_size', { tap: tap.name, mtu, max_frame_size: welcome.maxFrameSize })
+        return
+      }
+      const want = mtuFor(welcome.maxFrameSize)
+      if (want === this.followedMtu) return
+      try {
+        tap.setMtu(want)
+        this.followedMtu = want
+        log.info('mtu_set', { tap: tap.name, mtu: want, max_frame_size: welcome.maxFrameSize })
+      } catch (err) {
+        log.warn('mtu_not_set', { tap: tap.name, mtu: want, error: (err as Error).message })
       }
     })
     uplink.start()

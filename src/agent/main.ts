@@ -9,7 +9,7 @@ import { Uplink } from './uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, die, type Specs } from '../common/cli'
 import { parseMac } from '../common/ethernet'
-import { NAME_PATTERN } from '../common/protocol'
+import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
 import { setLogLevel, isLevel, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
@@ -19,7 +19,10 @@ const SPECS = {
   url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL', help: 'switchd to connect to, ws://host:port/ or wss://… (required)' },
   tap: { type: 'string', env: 'TAP_AGENT_TAP', default: '', arg: 'NAME', help: 'TAP to create or attach; empty lets the kernel pick tapN' },
   name: { type: 'string', env: 'TAP_AGENT_NAME', arg: 'NAME', help: 'port name shown on the switch [default: hostname:tap]' },
-  mtu: { type: 'string', env: 'TAP_AGENT_MTU', default: '1500', arg: 'BYTES', help: 'TAP MTU' },
+  mtu: { type: 'string', env: 'TAP_AGENT_MTU', arg: 'BYTES', help: 'TAP MTU [default: follow the switch, max frame size - 18]' },
+  vlan: { type: 'string', env: 'TAP_AGENT_VLAN', arg: 'VID', help: 'ask for an access port in this VLAN (the switch\'s profile must allow it)' },
+  trunk: { type: 'string', env: 'TAP_AGENT_TRUNK', arg: 'VID,VID…', help: 'ask for a trunk carrying these VLANs tagged (the TAP then sees 802.1Q tags)' },
+  native: { type: 'string', env: 'TAP_AGENT_NATIVE', arg: 'VID', help: 'with --trunk: the VLAN carried untagged' },
   mac: { type: 'string', env: 'TAP_AGENT_MAC', arg: 'MAC', help: 'TAP MAC address, e.g. 02:00:00:00:00:01 [default: the kernel\'s random one]' },
   address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
@@ -39,6 +42,20 @@ function parseAddress (text: string): { address: string, prefixLength: number } 
     throw new TapswitchError(ERR_CONFIG, `--address ${text}: expected IPv4/PREFIX, e.g. 192.168.77.1/24`)
   }
   return { address: m[1] as string, prefixLength: Number(m[2]) }
+}
+
+function parseVid (flag: string, text: string): number {
+  return intOption(flag, text, 1, 4094)
+}
+
+/** --vlan N, or --trunk A,B[,…] [--native N]: the VLAN mode to ask the switch for. */
+function parseVlanFlags (vlan: string | undefined, trunk: string | undefined, native: string | undefined): VlanRequest | undefined {
+  if (vlan !== undefined && trunk !== undefined) throw new TapswitchError(ERR_CONFIG, '--vlan and --trunk exclude each other: an access port or a trunk')
+  if (native !== undefined && trunk === undefined) throw new TapswitchError(ERR_CONFIG, '--native goes with --trunk')
+  if (vlan !== undefined) return { mode: 'access', vlan: parseVid('vlan', vlan) }
+  if (trunk === undefined) return undefined
+  const vlans = trunk.split(',').map((v) => parseVid('trunk', v.trim()))
+  return native === undefined ? { mode: 'trunk', vlans } : { mode: 'trunk', vlans, native: parseVid('native', native) }
 }
 
 function loadBinding (): TapBinding {
@@ -68,13 +85,15 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     if (mac !== undefined && ((mac[0] as number) & 1) === 1) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac ?? ''}: a multicast address cannot be a source; clear the lowest bit of the first byte`)
     const tapName = o.tap ?? ''
     if (tapName.length > 15) throw new TapswitchError(ERR_CONFIG, `--tap ${tapName}: interface names have at most 15 characters`)
-    const mtu = intOption('mtu', o.mtu, 68, 65535)
+    const mtu = o.mtu === undefined ? undefined : intOption('mtu', o.mtu, 68, 65535)
+    const vlan = parseVlanFlags(o.vlan, o.trunk, o.native)
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
     tapOpts = { name: tapName, mtu, mac, up: !o.down, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
     uplink = new Uplink({
       url: url.href,
       name: o.name,
       mtu,
+      vlan,
       reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600)
     })
   } catch (err) {
@@ -89,7 +108,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu })
-  const agent = new Agent(tap, uplink)
+  const agent = new Agent(tap, uplink, tapOpts.mtu)
   agent.start()
   let stopping = false
   const stop = (signal: string): void => {

@@ -96,6 +96,11 @@ export class TapDevice {
 
   get name (): string { return this.tap.name }
 
+  /** Set the MTU; throws a TapError (e.g. ENODEV once the TAP was moved to another namespace). */
+  setMtu (mtu: number): void {
+    attempt('set MTU of', this.tap.name, () => { this.tap.setMtu(mtu) })
+  }
+
   /** The TAP's MAC, `02:00:00:00:00:01`. */
   mac (): string {
     return [...this.tap.getMac()].map((b) => b.toString(16).padStart(2, '0')).join(':')

@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, type Hello, type Welcome,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, type VlanRequest
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -34,6 +34,8 @@ export interface UplinkOptions {
   name?: string
   mtu?: number
   mac?: string
+  /** The VLAN mode to ask for; the switch grants it only within the port's profile. */
+  vlan?: VlanRequest
   /** Backoff bounds, seconds. */
   reconnectMin?: number
   reconnectMax?: number
@@ -128,6 +130,7 @@ export class Uplink extends EventEmitter {
       if (this.opts.name !== undefined) hello.name = this.opts.name
       if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
       if (this.opts.mac !== undefined) hello.mac = this.opts.mac
+      if (this.opts.vlan !== undefined) hello.vlan = this.opts.vlan
       ws.send(JSON.stringify(hello))
     })
     ws.on('ping', () => { this.heard = true })
@@ -154,7 +157,10 @@ export class Uplink extends EventEmitter {
       this.attempt = 0
       this.stats.connects++
       this.startWatchdog(ws, this.welcome.pingInterval)
-      log.info('uplink_connected', { url: this.opts.url, port: this.welcome.port, name: this.welcome.name, max_frame_size: this.welcome.maxFrameSize })
+      log.info('uplink_connected', {
+        url: this.opts.url, port: this.welcome.port, name: this.welcome.name, network: this.welcome.network,
+        vlan: JSON.stringify(this.welcome.vlan), max_frame_size: this.welcome.maxFrameSize
+      })
       this.emit('up', this.welcome)
     })
     ws.on('close', (code: number, reason: Buffer) => {

@@ -49,6 +49,11 @@ export const CLOSE_BAD_HELLO = 4002
 /** The peer went silent: no pong / no ping within the keepalive window. */
 export const CLOSE_DEAD_PEER = 4003
 
+/** A port's VLAN mode, as asked for in a hello and granted in a welcome. */
+export type VlanRequest =
+  | { mode: 'access', vlan: number }
+  | { mode: 'trunk', vlans: number[], native?: number }
+
 /** Agent -> switch, the first message in tapswitch mode. */
 export interface Hello {
   type: 'hello'
@@ -61,6 +66,8 @@ export interface Hello {
   mac?: string
   /** Optional features the agent supports; unknown ones are ignored. */
   capabilities?: string[]
+  /** The VLAN mode the agent asks for; switchd grants it only within the port's profile. */
+  vlan?: VlanRequest
 }
 
 /** Switch -> agent, the answer to a valid hello. */
@@ -79,6 +86,10 @@ export interface Welcome {
   pingInterval: number
   /** Features the switch will use on this port; a subset of the hello's. */
   capabilities: string[]
+  /** The network the port joined (from the URL path). */
+  network?: string
+  /** The VLAN mode the port got. */
+  vlan?: VlanRequest
 }
 
 function protocolError (message: string): TapswitchError {
@@ -94,6 +105,28 @@ function parseObject (text: string): Record<string, unknown> {
 
 function isInt (v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+}
+
+/** Validate a VLAN mode object (hello.vlan / welcome.vlan); throws naming `key`. */
+export function parseVlanRequest (v: unknown, key: string): VlanRequest {
+  if (typeof v !== 'object' || v === null) throw protocolError(`${key} must be an object`)
+  const o = v as Record<string, unknown>
+  if (o.mode === 'access') {
+    if (!isInt(o.vlan, 1, 4094)) throw protocolError(`${key}.vlan must be a VLAN id 1..4094`)
+    return { mode: 'access', vlan: o.vlan }
+  }
+  if (o.mode === 'trunk') {
+    if (!Array.isArray(o.vlans) || o.vlans.length === 0 || o.vlans.length > 4094 || !o.vlans.every((x) => isInt(x, 1, 4094))) {
+      throw protocolError(`${key}.vlans must be a non-empty list of VLAN ids 1..4094`)
+    }
+    const req: VlanRequest = { mode: 'trunk', vlans: [...new Set(o.vlans as number[])] }
+    if (o.native !== undefined && o.native !== 0) {
+      if (!isInt(o.native, 1, 4094)) throw protocolError(`${key}.native must be a VLAN id 1..4094`)
+      req.native = o.native
+    }
+    return req
+  }
+  throw protocolError(`${key}.mode must be "access" or "trunk"`)
 }
 
 /** Validate a hello; throws TSW_ERR_PROTOCOL naming the bad field. */
@@ -120,6 +153,7 @@ export function parseHello (text: string): Hello {
     }
     hello.capabilities = o.capabilities as string[]
   }
+  if (o.vlan !== undefined) hello.vlan = parseVlanRequest(o.vlan, 'hello.vlan')
   return hello
 }
 
@@ -134,7 +168,11 @@ export function parseWelcome (text: string): Welcome {
   if (!isInt(o.maxMessageSize, RECORD_HEADER + ETH_HLEN, MAX_MESSAGE_SIZE)) throw protocolError('welcome.maxMessageSize out of range')
   if (!isInt(o.pingInterval, 1, 3600)) throw protocolError('welcome.pingInterval out of range')
   const caps = Array.isArray(o.capabilities) ? o.capabilities.filter((c): c is string => typeof c === 'string') : []
+  const extra: Partial<Welcome> = {}
+  if (typeof o.network === 'string') extra.network = o.network
+  if (o.vlan !== undefined) extra.vlan = parseVlanRequest(o.vlan, 'welcome.vlan')
   return {
+    ...extra,
     type: 'welcome',
     version: PROTOCOL_VERSION,
     port: o.port,

@@ -17,6 +17,8 @@
 
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
 
@@ -31,11 +33,27 @@ export interface LabHost {
   mac: string
   ipv4: string
   ipv6: string
+  /** Extra tap-agent flags for this host (e.g. --vlan 10). */
+  agentArgs: string[]
+  /** Leave the TAP without addresses (the test configures it, e.g. VLAN subinterfaces). */
+  noAddress: boolean
+  /** URL path on switchd (the network), default "/". */
+  path: string
   agent?: ChildProcess
 }
 
+/** Per-host settings; anything left out gets the lab's defaults. */
+export interface HostSpec {
+  agentArgs?: string[]
+  noAddress?: boolean
+  path?: string
+}
+
 export interface LabOptions {
-  hosts?: number
+  /** How many hosts, or one spec per host. */
+  hosts?: number | HostSpec[]
+  /** switchd configuration (the JSON of --config), written to a temporary file. */
+  config?: unknown
   /** Extra switchd flags. */
   switchdArgs?: string[]
   /** Extra tap-agent flags. */
@@ -73,11 +91,16 @@ export class Lab {
   port = 0
   private readonly tag = String(process.pid % 100000)
 
+  private configFile: string | undefined
+
   constructor (readonly opts: LabOptions = {}) {
-    const n = opts.hosts ?? 3
-    for (let i = 0; i < n; i++) {
+    const specs: HostSpec[] = Array.isArray(opts.hosts) ? opts.hosts : Array.from({ length: opts.hosts ?? 3 }, () => ({}))
+    for (const [i, spec] of specs.entries()) {
       const label = String.fromCharCode(97 + i)
       this.hosts.push({
+        agentArgs: spec.agentArgs ?? [],
+        noAddress: spec.noAddress ?? false,
+        path: spec.path ?? '/',
         label,
         ns: `tsw-${this.tag}-${label}`,
         tap: `tsw${this.tag}${label}`,
@@ -89,6 +112,21 @@ export class Lab {
   }
 
   get url (): string { return `ws://127.0.0.1:${this.port}/` }
+
+  /** GET a switchd JSON endpoint, e.g. api('/api/v1/ports'). */
+  async api<T = unknown> (p: string): Promise<T> {
+    const res = await fetch(`http://127.0.0.1:${this.port}${p}`, { signal: AbortSignal.timeout(5000) })
+    if (!res.ok) throw new Error(`GET ${p}: HTTP ${res.status}`)
+    return await res.json() as T
+  }
+
+  /** Send switchd SIGHUP after rewriting its configuration file. */
+  async reconfigure (config: unknown): Promise<void> {
+    if (this.configFile === undefined || this.switchd === undefined) throw new Error('the lab was started without a config')
+    fs.writeFileSync(this.configFile, JSON.stringify(config, null, 2))
+    this.switchd.kill('SIGHUP')
+    await waitForLine(this.switchd, 'switchd', (l) => l.includes('"config_reloaded"') || l.includes('"config_rejected"'), 5000)
+  }
 
   /** Start switchd and every host; on failure cleans up and rethrows. */
   async start (): Promise<void> {
@@ -104,8 +142,13 @@ export class Lab {
 
   /** Start switchd (again) on `this.port`, 0 the first time; resolves once it listens. */
   async startSwitchd (): Promise<void> {
-    const child = this.spawnNode('switchd', path.join(ROOT, 'bin', 'switchd.js'),
-      ['--listen', `127.0.0.1:${this.port}`, '--ping-interval', '1', ...(this.opts.switchdArgs ?? [])])
+    const args = ['--listen', `127.0.0.1:${this.port}`, '--ping-interval', '1', ...(this.opts.switchdArgs ?? [])]
+    if (this.opts.config !== undefined) {
+      this.configFile ??= path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-lab-')), 'switchd.json')
+      fs.writeFileSync(this.configFile, JSON.stringify(this.opts.config, null, 2))
+      args.push('--config', this.configFile)
+    }
+    const child = this.spawnNode('switchd', path.join(ROOT, 'bin', 'switchd.js'), args)
     this.switchd = child
     const line = await waitForLine(child, 'switchd', (l) => l.includes('"event":"listening"'), 10_000)
     this.port = (JSON.parse(line) as { port: number }).port
@@ -117,8 +160,9 @@ export class Lab {
   }
 
   private async startHost (h: LabHost): Promise<void> {
-    const args = ['--url', this.url, '--tap', h.tap, '--mac', h.mac, '--name', `host-${h.label}`,
-      '--mtu', String(this.opts.mtu ?? 1500), '--reconnect-max', '1', ...(this.opts.agentArgs ?? [])]
+    const url = `ws://127.0.0.1:${this.port}${h.path}`
+    const args = ['--url', url, '--tap', h.tap, '--mac', h.mac, '--name', `host-${h.label}`,
+      '--mtu', String(this.opts.mtu ?? 1500), '--reconnect-max', '1', ...(this.opts.agentArgs ?? []), ...h.agentArgs]
     const agent = this.spawnNode(`agent-${h.label}`, path.join(ROOT, 'bin', 'tap-agent.js'), args)
     h.agent = agent
     await waitForLine(agent, `agent-${h.label}`, (l) => l.includes('"event":"uplink_connected"'), 10_000)
@@ -126,8 +170,10 @@ export class Lab {
     await run('ip', ['link', 'set', h.tap, 'netns', h.ns])
     const ip = ['-n', h.ns]
     await run('ip', [...ip, 'link', 'set', 'lo', 'up'])
-    await run('ip', [...ip, 'addr', 'add', `${h.ipv4}/24`, 'dev', h.tap])
-    await run('ip', [...ip, '-6', 'addr', 'add', `${h.ipv6}/64`, 'dev', h.tap, 'nodad'])
+    if (!h.noAddress) {
+      await run('ip', [...ip, 'addr', 'add', `${h.ipv4}/24`, 'dev', h.tap])
+      await run('ip', [...ip, '-6', 'addr', 'add', `${h.ipv6}/64`, 'dev', h.tap, 'nodad'])
+    }
     await run('ip', [...ip, 'link', 'set', h.tap, 'up'])
   }
 
@@ -151,6 +197,7 @@ export class Lab {
     for (const h of this.hosts) {
       await run('ip', ['netns', 'del', h.ns]).catch(() => {})
     }
+    if (this.configFile !== undefined) fs.rmSync(path.dirname(this.configFile), { recursive: true, force: true })
   }
 
   private spawnNode (who: string, script: string, args: string[]): ChildProcess {

@@ -1,32 +1,40 @@
 /**
- * The forwarding database: source MAC -> port, learned from traffic.
+ * The forwarding database of one network: (VLAN, source MAC) -> port,
+ * learned from traffic.
  *
  * Keys are 48-bit MACs as integers (ethernet.ts macAt): a Map lookup on a
- * number is 2.5-3.5x faster than on a hex string and allocates nothing.
+ * number is 2.5-3.5x faster than on a hex string and allocates nothing. VLAN
+ * and MAC do not fit one exact double (60 bits), so there is one table per
+ * VLAN, created on first use, as 802.1Q's independent VLAN learning has it.
  *
- * Storage is lru-cache: a bounded table (`maxEntries`, Open vSwitch's default
- * 8,192) with per-entry TTL. The TTL is the ageing time (802.1D / Linux
- * `ageing_time`, default 300 s): an entry idle that long expires. "Idle" means
- * its MAC sent nothing; the TTL is refreshed when the MAC is seen again, but at
- * most once per clock tick (1 s), so a busy MAC costs one Map lookup per frame
- * and one lru-cache `set` per second, not one per frame.
+ * Each table is an lru-cache with per-entry TTL. The TTL is the ageing time
+ * (802.1D / Linux `ageing_time`, default 300 s): an entry whose MAC sent
+ * nothing that long expires. It is refreshed when the MAC is seen again, but at
+ * most once per second, so a busy MAC costs one Map lookup per frame and one
+ * lru-cache `set` per second. Time is the switch's clock, injected as
+ * lru-cache's `perf`; expiry runs on the switch's timer (`expire()`, Linux
+ * br_fdb_cleanup), and `lookup()` ignores entries already stale.
  *
- * Time is a coarse clock in seconds (VDE's qtime()), advanced by the switch's
- * 1 s timer through `tick(now)` and injected as lru-cache's `perf`, so the
- * per-frame path never reads the system clock and tests can age entries
- * without sleeping. Expiry happens on that timer (`expire()`, Linux
- * br_fdb_cleanup), never during lookup; `lookup()` ignores entries already
- * stale, like __br_fdb_get's has_expired check.
+ * Capacity is one budget for the whole network (`maxEntries`, Open vSwitch's
+ * 8,192). When it is full, learning evicts the oldest entry of the port that
+ * holds the most (OVS mac-learning fairness), so a port spraying random
+ * source MACs pushes out its own entries, not everyone else's. Each port keeps
+ * its entries in refresh order (Port.macs) so that eviction is O(ports).
  *
- * A MAC seen on a new port moves at once (Linux behaviour: a VM that migrates
- * keeps working); moves are counted and logged, rate-limited.
+ * Port security: a port may hold at most `port.maxMacs` entries; a new MAC
+ * beyond that is refused (LEARN_LIMIT) and the caller drops the frame.
  *
- * When the table is full, learning a new MAC evicts the least recently
- * refreshed entry (lru-cache order), counted as `evicted`.
+ * Loop detection: a MAC that moves between ports `loopMoves` times within
+ * `loopWindow` ms is flapping, the signature of a forwarding loop
+ * (LEARN_FLAP). A single move (a migrated VM) is normal and happens at once.
+ *
+ * Static entries (from configuration) never age, are never evicted, do not
+ * count against a port's limit, and a static MAC is not learned elsewhere.
  */
 
 import { LRUCache } from 'lru-cache'
 import type { Port } from './port'
+import { VLAN_COUNT } from '../common/vlan'
 import { formatMac } from '../common/ethernet'
 import { logger } from '../common/log'
 
@@ -34,17 +42,36 @@ const log = logger('fdb')
 
 export const DEFAULT_AGEING_TIME = 300
 export const DEFAULT_MAX_ENTRIES = 8192
+export const DEFAULT_LOOP_MOVES = 5
+export const DEFAULT_LOOP_WINDOW_MS = 1000
+/** Static entries per VLAN table, on top of the dynamic budget. */
+export const MAX_STATIC_ENTRIES = 1024
+
+/** learn() results. */
+export const LEARN_OK = 0
+/** The port is at its MAC limit: drop the frame (port security). */
+export const LEARN_LIMIT = 1
+/** The MAC is flapping between ports: a loop. `flapFrom` is the port it left. */
+export const LEARN_FLAP = 2
+/** The MAC is static on another port: drop the frame. */
+export const LEARN_PINNED = 3
 
 export interface FdbOptions {
   /** Seconds an entry may stay idle before it expires (>= 1). */
   ageingTime?: number
-  /** Most entries held (>= 1). */
+  /** Most dynamic entries in the network (>= 1). */
   maxEntries?: number
+  /** Moves within loopWindow that mean a loop (>= 2). */
+  loopMoves?: number
+  /** Milliseconds. */
+  loopWindow?: number
 }
 
 /** One learned MAC. Mutated in place; allocated only on first sighting. */
 export class FdbEntry {
-  constructor (public port: Port, public updated: number) {}
+  moves = 0
+  movesSince = 0
+  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean) {}
 }
 
 export class FdbStats {
@@ -52,101 +79,207 @@ export class FdbStats {
   moved = 0
   expired = 0
   evicted = 0
+  /** Frames refused because their port was at its limit. */
+  limited = 0
+  flaps = 0
 }
 
 /** A read-only view of one entry for admin tools (slow path). */
-export interface FdbRow { mac: number, port: Port, age: number }
+export interface FdbRow { vid: number, mac: number, port: Port, age: number, isStatic: boolean }
 
 const PEEK = { allowStale: false }
+const STATIC = { ttl: 0 }
 
 export class Fdb {
   readonly ageingTime: number
   readonly maxEntries: number
+  /** Loop detection thresholds; changeable on configuration reload. */
+  loopMoves: number
+  loopWindow: number
   readonly stats = new FdbStats()
-  private now: number
-  private readonly cache: LRUCache<number, FdbEntry>
+  /** Set when learn() returns LEARN_FLAP: the port the MAC moved away from. */
+  flapFrom: Port | undefined
+  /** Dynamic entries in all VLANs. */
+  size = 0
+  private nowMs: number
+  private nowS: number
+  private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
+  /** Ports holding at least one dynamic entry: the candidates for fair eviction. */
+  private readonly holders = new Set<Port>()
 
-  /** `now` is the coarse clock in seconds; any epoch, it only has to advance. */
-  constructor (opts: FdbOptions = {}, now = 0) {
+  constructor (opts: FdbOptions = {}, nowMs = 0) {
     this.ageingTime = opts.ageingTime ?? DEFAULT_AGEING_TIME
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES
-    this.now = now
-    this.cache = new LRUCache<number, FdbEntry>({
-      max: this.maxEntries,
+    this.loopMoves = opts.loopMoves ?? DEFAULT_LOOP_MOVES
+    this.loopWindow = opts.loopWindow ?? DEFAULT_LOOP_WINDOW_MS
+    this.nowMs = nowMs
+    this.nowS = Math.floor(nowMs / 1000)
+  }
+
+  /** Advance the clock (ms, any epoch). */
+  tick (nowMs: number): void {
+    this.nowMs = nowMs
+    this.nowS = Math.floor(nowMs / 1000)
+  }
+
+  /** Record that `mac` was seen as a source on `port` in VLAN `vid`; see LEARN_*. */
+  learn (vid: number, mac: number, port: Port): number {
+    const table = this.tables[vid] ?? this.createTable(vid)
+    const e = table.peek(mac, PEEK)
+    if (e !== undefined) {
+      if (e.port === port) {
+        if (e.updated !== this.nowS && !e.isStatic) this.refresh(table, e)
+        return LEARN_OK
+      }
+      if (e.isStatic) return LEARN_PINNED
+      if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
+      const from = e.port
+      this.release(e)
+      e.port = port
+      this.hold(e)
+      this.refresh(table, e)
+      this.stats.moved++
+      if (log.isEnabled('info')) log.limited('info', 'fdb_moved', { mac: formatMac(mac), vlan: vid, from: from.name, to: port.name })
+      if (this.nowMs - e.movesSince > this.loopWindow) { e.movesSince = this.nowMs; e.moves = 0 }
+      if (++e.moves >= this.loopMoves) {
+        e.moves = 0
+        this.stats.flaps++
+        this.flapFrom = from
+        return LEARN_FLAP
+      }
+      return LEARN_OK
+    }
+    if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
+    if (this.size >= this.maxEntries) this.evictFromBusiestPort(port)
+    const entry = new FdbEntry(port, this.nowS, vid, mac, false)
+    this.hold(entry)
+    // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
+    table.set(mac, entry)
+    this.stats.learned++
+    return LEARN_OK
+  }
+
+  /** The port `mac` was learned on in VLAN `vid`, or undefined (unknown or aged out). */
+  lookup (vid: number, mac: number): Port | undefined {
+    const table = this.tables[vid]
+    if (table === undefined) return undefined
+    const e = table.peek(mac, PEEK)
+    return e === undefined ? undefined : e.port
+  }
+
+  /** Pin `mac` in `vid` to `port`; replaces a dynamic entry. Slow path. */
+  addStatic (vid: number, mac: number, port: Port): void {
+    const table = this.tables[vid] ?? this.createTable(vid)
+    table.delete(mac)
+    table.set(mac, new FdbEntry(port, this.nowS, vid, mac, true), STATIC)
+  }
+
+  /** Remove every static entry. */
+  clearStatic (): void {
+    for (const table of this.tables) {
+      if (table === undefined) continue
+      const macs: number[] = []
+      for (const [mac, e] of table.entries()) if (e.isStatic) macs.push(mac)
+      for (const mac of macs) table.delete(mac)
+    }
+  }
+
+  /** Remove entries idle longer than the ageing time; returns how many. */
+  expire (): number {
+    const before = this.stats.expired
+    for (const table of this.tables) if (table !== undefined) table.purgeStale()
+    return this.stats.expired - before
+  }
+
+  /** Forget every dynamic MAC learned on `port` (Linux br_fdb_delete_by_port); returns how many. */
+  deletePort (port: Port): number {
+    const n = port.macs.size
+    // Copy: deleting disposes the entry, which removes it from port.macs.
+    for (const e of [...port.macs]) this.tables[e.vid]?.delete(e.mac)
+    return n
+  }
+
+  /** Forget every dynamic entry in `vid` (a topology change: a port was blocked). */
+  flushVlan (vid: number): number {
+    const table = this.tables[vid]
+    if (table === undefined) return 0
+    table.purgeStale()
+    const macs: number[] = []
+    for (const [mac, e] of table.entries()) if (!e.isStatic) macs.push(mac)
+    for (const mac of macs) table.delete(mac)
+    return macs.length
+  }
+
+  /** Forget every dynamic entry. */
+  flush (): number {
+    let n = 0
+    for (let vid = 0; vid < VLAN_COUNT; vid++) n += this.flushVlan(vid)
+    return n
+  }
+
+  /** Live entries (slow path: admin, tests). */
+  rows (): FdbRow[] {
+    const out: FdbRow[] = []
+    for (const table of this.tables) {
+      if (table === undefined) continue
+      for (const e of table.values()) out.push({ vid: e.vid, mac: e.mac, port: e.port, age: e.isStatic ? 0 : this.nowS - e.updated, isStatic: e.isStatic })
+    }
+    return out
+  }
+
+  private refresh (table: LRUCache<number, FdbEntry>, e: FdbEntry): void {
+    e.updated = this.nowS
+    table.set(e.mac, e)
+    // Keep the port's list in refresh order for fair eviction.
+    e.port.macs.delete(e)
+    e.port.macs.add(e)
+  }
+
+  private hold (e: FdbEntry): void {
+    const p = e.port
+    if (p.fdbEntries++ === 0) this.holders.add(p)
+    p.macs.add(e)
+    this.size++
+  }
+
+  private release (e: FdbEntry): void {
+    const p = e.port
+    p.macs.delete(e)
+    if (--p.fdbEntries === 0) this.holders.delete(p)
+    this.size--
+  }
+
+  /** Ties go against the learning port: a port can only push out ports holding fewer entries than it does. */
+  private evictFromBusiestPort (learner: Port): void {
+    let busiest: Port | undefined = learner.fdbEntries > 0 ? learner : undefined
+    for (const p of this.holders) if (busiest === undefined || p.fdbEntries > busiest.fdbEntries) busiest = p
+    if (busiest === undefined) return
+    const oldest = busiest.macs.values().next().value as FdbEntry
+    this.stats.evicted++
+    if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: busiest.name, entries: this.size, max_entries: this.maxEntries })
+    this.tables[oldest.vid]?.delete(oldest.mac)
+  }
+
+  private createTable (vid: number): LRUCache<number, FdbEntry> {
+    const table = new LRUCache<number, FdbEntry>({
+      // Our budget evicts first; lru-cache's own bound is only a backstop.
+      max: this.maxEntries + MAX_STATIC_ENTRIES,
       ttl: this.ageingTime * 1000,
       ttlAutopurge: false,
       ttlResolution: 0,
       updateAgeOnGet: false,
       allowStale: false,
       // +1: lru-cache treats a start time of 0 as "no TTL".
-      perf: { now: () => this.now * 1000 + 1 },
+      perf: { now: () => this.nowMs + 1 },
       dispose: (entry, _mac, reason) => {
-        entry.port.fdbEntries--
-        if (reason === 'evict') this.stats.evicted++
-        else if (reason === 'expire') this.stats.expired++
+        if (entry.isStatic) return
+        this.release(entry)
+        // 'set' replaces a stale entry that had not been purged yet: it expired too.
+        if (reason === 'expire' || reason === 'set') this.stats.expired++
+        else if (reason === 'evict') this.stats.evicted++
       }
     })
-  }
-
-  get size (): number { return this.cache.size }
-
-  /** Advance the coarse clock (seconds). */
-  tick (now: number): void { this.now = now }
-
-  /** Record that `mac` was seen as a source on `port`. */
-  learn (mac: number, port: Port): void {
-    const e = this.cache.peek(mac, PEEK)
-    if (e !== undefined) {
-      if (e.port !== port) {
-        if (log.isEnabled('info')) log.limited('info', 'fdb_moved', { mac: formatMac(mac), from: e.port.name, to: port.name })
-        e.port.fdbEntries--
-        e.port = port
-        port.fdbEntries++
-        this.stats.moved++
-      } else if (e.updated === this.now) {
-        return
-      }
-      e.updated = this.now
-      this.cache.set(mac, e)
-      return
-    }
-    // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
-    port.fdbEntries++
-    this.cache.set(mac, new FdbEntry(port, this.now))
-    this.stats.learned++
-  }
-
-  /** The port `mac` was learned on, or undefined (unknown or aged out). */
-  lookup (mac: number): Port | undefined {
-    const e = this.cache.peek(mac, PEEK)
-    return e === undefined ? undefined : e.port
-  }
-
-  /** Remove entries idle longer than the ageing time; returns how many. */
-  expire (): number {
-    const before = this.stats.expired
-    this.cache.purgeStale()
-    return this.stats.expired - before
-  }
-
-  /** Forget every MAC learned on `port` (Linux br_fdb_delete_by_port); returns how many. */
-  deletePort (port: Port): number {
-    if (port.fdbEntries === 0) return 0
-    this.cache.purgeStale()
-    // Collect first: deleting while walking lru-cache's list is not safe.
-    const macs: number[] = []
-    for (const [mac, e] of this.cache.entries()) if (e.port === port) macs.push(mac)
-    for (const mac of macs) this.cache.delete(mac)
-    return macs.length
-  }
-
-  /** Forget everything. */
-  flush (): void { this.cache.clear() }
-
-  /** Live entries, most recently refreshed first (slow path: admin, tests). */
-  rows (): FdbRow[] {
-    const out: FdbRow[] = []
-    for (const [mac, e] of this.cache.entries()) out.push({ mac, port: e.port, age: this.now - e.updated })
-    return out
+    this.tables[vid] = table
+    return table
   }
 }

@@ -1,20 +1,80 @@
 /**
- * A switch port as the forwarding logic sees it: an id, a name, counters and
- * an egress. The WebSocket wiring (ws-port.ts) subclasses it; unit tests use a
- * fake that records what it is given. Nothing here does I/O.
+ * A switch port as the forwarding logic sees it: an id, a name, its VLAN
+ * membership, its limits, counters and an egress. The WebSocket wiring
+ * (ws-port.ts) subclasses it; unit tests use a fake that records what it is
+ * given. Nothing here does I/O.
  *
  * Counters are plain number fields, initialised in the constructor so every
  * Port has one hidden class, and read at scrape time (never prom-client calls
  * per frame).
  */
 
+import { VLAN_COUNT } from '../common/vlan'
+import type { FdbEntry } from './fdb'
+
+export const MODE_ACCESS = 0
+export const MODE_TRUNK = 1
+
+/** What a port may carry and how much: resolved from the configuration's port profile. */
+export interface PortPolicy {
+  /** MODE_ACCESS (untagged, one VLAN) or MODE_TRUNK (tagged, a list). */
+  mode: number
+  /** Access VLAN, or the trunk's native VLAN (untagged on the wire); 0 = none. */
+  pvid: number
+  /** VLANs the port is a member of (for access: just pvid). */
+  vlans: readonly number[]
+  /** Most MACs the port may have learned at once. */
+  maxMacs: number
+  /** What a new MAC over maxMacs does: drop its frames, or shut the port. */
+  violation: 'drop' | 'shutdown'
+  /** Storm control, frames per second; 0 = unlimited. */
+  stormBroadcast: number
+  stormMulticast: number
+  stormUnknownUnicast: number
+}
+
+export const DEFAULT_MAX_MACS = 256
+
+/** Access port in VLAN 1, 256 MACs, no storm limit: a plain unmanaged switch port. */
+export const DEFAULT_POLICY: PortPolicy = Object.freeze({
+  mode: MODE_ACCESS,
+  pvid: 1,
+  vlans: Object.freeze([1]),
+  maxMacs: DEFAULT_MAX_MACS,
+  violation: 'drop',
+  stormBroadcast: 0,
+  stormMulticast: 0,
+  stormUnknownUnicast: 0
+})
+
 export abstract class Port {
   /** Set by the switch while the port has output waiting for flush(). */
   dirty = false
-  /** fdb entries that point at this port (kept by the Fdb). */
+  /** Dynamic fdb entries that point at this port, and those entries in refresh order (oldest first). */
   fdbEntries = 0
+  readonly macs = new Set<FdbEntry>()
   /** When the port joined, ms since the epoch (slow path only). */
   readonly connectedAt = Date.now()
+
+  policy: PortPolicy = DEFAULT_POLICY
+  mode = MODE_ACCESS
+  pvid = 1
+  maxMacs = DEFAULT_MAX_MACS
+  shutdownOnViolation = false
+  /** member[vid] === 1 if the port carries that VLAN. */
+  readonly member = new Uint8Array(VLAN_COUNT)
+
+  /** Storm control token buckets: rate (frames/s, 0 = off) and tokens, per kind. */
+  bcRate = 0
+  bcTokens = 0
+  mcRate = 0
+  mcTokens = 0
+  uuRate = 0
+  uuTokens = 0
+  stormRefilledAt = 0
+
+  /** Loop protection: blocked until this time (switch ms clock); 0 = forwarding. */
+  blockedUntil = 0
 
   rxFrames = 0
   rxBytes = 0
@@ -25,20 +85,53 @@ export abstract class Port {
   dropOversize = 0
   dropBadSource = 0
   dropHairpin = 0
+  dropVlan = 0
+  dropPortSecurity = 0
+  dropStormBroadcast = 0
+  dropStormMulticast = 0
+  dropStormUnknownUnicast = 0
+  /** Frames dropped while the port was blocked by loop protection. */
+  dropLoop = 0
   /** Binary messages whose batch framing was broken (the port is then closed). */
   dropMalformed = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
+  /** Times loop protection blocked this port; port-security violations. */
+  loopBlocks = 0
+  securityViolations = 0
 
-  constructor (readonly id: number, public name: string) {}
+  constructor (readonly id: number, public name: string) {
+    this.member[1] = 1
+  }
+
+  /** Apply a policy (at join, or on configuration reload). */
+  applyPolicy (policy: PortPolicy): void {
+    this.policy = policy
+    this.mode = policy.mode
+    this.pvid = policy.pvid
+    this.maxMacs = policy.maxMacs
+    this.shutdownOnViolation = policy.violation === 'shutdown'
+    this.member.fill(0)
+    for (const vid of policy.vlans) this.member[vid] = 1
+    this.bcRate = policy.stormBroadcast
+    this.mcRate = policy.stormMulticast
+    this.uuRate = policy.stormUnknownUnicast
+    this.bcTokens = this.bcRate
+    this.mcTokens = this.mcRate
+    this.uuTokens = this.uuRate
+  }
 
   /**
-   * Queue one frame, buf[off, off + len), for this port. Must not keep `buf`
-   * beyond what the transport needs, must never throw, and drops (counting
+   * Queue one frame, buf[off, off + len), for this port, transformed by the
+   * egress `op` (common/vlan.ts) with `vid`. Must not keep `buf` beyond what
+   * the transport needs, must never throw, and drops (counting
    * dropBackpressure) rather than queue without bound.
    */
-  abstract output (buf: Buffer, off: number, len: number): void
+  abstract output (buf: Buffer, off: number, len: number, op: number, vid: number): void
 
   /** Send whatever output() queued; called once per ingress message. */
   abstract flush (): void
+
+  /** Take the port down (port-security shutdown, policy change): the transport closes it. */
+  abstract shutdown (code: number, reason: string): void
 }

@@ -1,8 +1,9 @@
 /**
  * switchd's I/O wiring: one HTTP server, WebSocket upgrades on it, one Port
  * per WebSocket. All switching decisions are in switch.ts; this file only
- * turns sockets into ports and back.
+ * turns sockets into ports of the right network and back.
  *
+ *  - The path picks the network: `/` is "default", `/net/<name>` is <name>.
  *  - No subprotocol offered: raw mode, a RawPort at once.
  *  - `tapswitch.v1` offered: the first message must be a text hello within
  *    `helloTimeout`; the answer is a text welcome and the port joins.
@@ -17,53 +18,66 @@ import * as http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
-import { Switch, type SwitchOptions } from './switch'
-import { WsPort, RawPort, BatchPort, DEFAULT_HIGH_WATER_MARK } from './ws-port'
+import type { Switch } from './switch'
+import { WsPort, RawPort, BatchPort } from './ws-port'
+import { MODE_TRUNK, type PortPolicy } from './port'
+import { Networks, networkFromPath } from './networks'
+import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
+import { handleApi } from './api'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Welcome,
-  CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Welcome, type VlanRequest,
+  CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
 } from '../common/protocol'
 import { logger } from '../common/log'
 
 const log = logger('server')
 
-export interface ServerOptions extends SwitchOptions {
+export interface ServerOptions extends ConfigOverrides {
+  /** The validated configuration; built from the overrides alone if absent. */
+  config?: SwitchdConfig
   host?: string
   port?: number
-  /** Egress bytes a port may have buffered before frames to it are dropped. */
+  /** Egress bytes a port may have buffered before frames to it are dropped (= portBuffer). */
   highWaterMark?: number
-  /** Seconds between keepalive pings. */
-  pingInterval?: number
   /** Seconds a tapswitch-mode client has to send its hello. */
   helloTimeout?: number
   /** Seconds shutdown waits for peers to acknowledge the close. */
   closeTimeout?: number
 }
 
+/** The VLAN mode a policy gives, as the welcome states it. */
+function describeVlan (p: PortPolicy): VlanRequest {
+  if (p.mode === MODE_TRUNK) {
+    const tagged = p.vlans.filter((v) => v !== p.pvid)
+    return p.pvid !== 0 ? { mode: 'trunk', vlans: tagged, native: p.pvid } : { mode: 'trunk', vlans: tagged }
+  }
+  return { mode: 'access', vlan: p.pvid }
+}
+
 export class SwitchServer {
-  readonly switch: Switch
+  readonly networks: Networks
   readonly http: http.Server
+  config: SwitchdConfig
   private readonly wss: WebSocketServer
   private readonly wsPorts = new Set<WsPort>()
+  /** What each tapswitch-mode port asked for, so a reload can grant it again. */
+  private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   /** tapswitch-mode sockets that have not said hello yet. */
   private readonly pending = new Set<WebSocket>()
   private nextPortId = 1
-  private readonly highWaterMark: number
-  private readonly pingInterval: number
   private readonly helloTimeout: number
   private readonly closeTimeout: number
   private keepaliveTimer: NodeJS.Timeout | undefined
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
-  /** Connections refused before the upgrade (bad subprotocol list). */
+  /** Connections refused before the upgrade (bad subprotocol, unknown network). */
   rejected = 0
   /** Text messages received in raw mode (ignored). */
   textIgnored = 0
 
   constructor (private readonly opts: ServerOptions = {}) {
-    this.switch = new Switch(opts, nowSeconds())
-    this.highWaterMark = opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK
-    this.pingInterval = opts.pingInterval ?? 3
+    this.config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
+    this.networks = new Networks(this.config, nowMs)
     this.helloTimeout = opts.helloTimeout ?? 10
     this.closeTimeout = opts.closeTimeout ?? 2
     this.wss = new WebSocketServer({
@@ -78,19 +92,24 @@ export class SwitchServer {
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
   }
 
+  /** The default network (the one `/` joins). */
+  get switch (): Switch { return this.networks.get('default') as Switch }
+
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
+    const [host, port] = splitHostPort(this.config.listen)
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
-      this.http.listen(this.opts.port ?? 8080, this.opts.host ?? '127.0.0.1', () => {
+      this.http.listen(this.opts.port ?? port, this.opts.host ?? host, () => {
         this.http.off('error', reject)
         resolve()
       })
     })
-    this.keepaliveTimer = setInterval(() => { this.keepalive() }, this.pingInterval * 1000)
-    this.clockTimer = setInterval(() => { this.switch.tick(nowSeconds()) }, 1000)
+    this.keepaliveTimer = setInterval(() => { this.keepalive() }, this.config.pingInterval * 1000)
+    // 100 ms: storm-control buckets refill smoothly; fdb expiry runs on the same tick.
+    this.clockTimer = setInterval(() => { this.networks.tick(nowMs()) }, 100)
     const addr = this.address()
-    log.info('listening', { address: addr.address, port: addr.port, max_frame_size: this.switch.maxFrameSize, ageing_time: this.switch.fdb.ageingTime })
+    log.info('listening', { address: addr.address, port: addr.port, networks: this.networks.all().map((n) => n.name).join(',') })
     return addr
   }
 
@@ -98,6 +117,12 @@ export class SwitchServer {
 
   /** Connected ports (slow path: tools, tests). */
   ports (): WsPort[] { return [...this.wsPorts] }
+
+  /** Apply a new, already validated configuration (SIGHUP). */
+  reload (config: SwitchdConfig): void {
+    this.config = config
+    this.networks.reload(config, (p) => this.requests.get(p as WsPort))
+  }
 
   /**
    * Stop accepting, close every port with 1001 "going away", wait up to
@@ -131,31 +156,43 @@ export class SwitchServer {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
       return
     }
+    if (handleApi(req, res, this)) return
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
   }
 
   private onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => { log.limited('debug', 'socket_error', { error: err.message }) })
-    if (this.closing !== undefined) { reject(socket, 503, 'switchd is shutting down'); this.rejected++; return }
+    const refuse = (status: number, reason: string, message: string): void => {
+      this.rejected++
+      log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason, path: req.url })
+      reject(socket, status, message)
+    }
+    if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
     const offered = req.headers['sec-websocket-protocol']
     if (offered !== undefined && !offered.split(',').map((p) => p.trim()).includes(SUBPROTOCOL_V1)) {
-      this.rejected++
-      log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason: 'unsupported_subprotocol', offered })
-      reject(socket, 400, `unsupported subprotocol "${offered}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
+      refuse(400, 'unsupported_subprotocol', `unsupported subprotocol "${offered}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
       return
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => { this.attach(ws, req) })
+    const name = networkFromPath(new URL(req.url ?? '/', 'http://x').pathname)
+    if (name === undefined) { refuse(404, 'bad_path', 'connect to / (the default network) or /net/<name>'); return }
+    const sw = this.networks.open(name)
+    if (typeof sw === 'string') { refuse(404, 'unknown_network', sw); return }
+    this.wss.handleUpgrade(req, socket, head, (ws) => { this.attach(ws, req, sw) })
   }
 
-  private attach (ws: WebSocket, req: http.IncomingMessage): void {
+  private attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch): void {
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`
     ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
-    if (ws.protocol === SUBPROTOCOL_V1) this.awaitHello(ws, remote)
-    else this.join(new RawPort(this.nextPortId++, '', ws, remote, this.highWaterMark))
+    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw); return }
+    const port = new RawPort(this.nextPortId++, '', ws, remote, this.config.portBuffer, sw)
+    port.name = this.uniqueName(undefined, 'raw', port.id)
+    const policy = this.networks.policyFor(sw, port.name, undefined)
+    if (typeof policy === 'string') { ws.close(CLOSE_POLICY, policy); return }
+    this.join(port, policy)
   }
 
-  private awaitHello (ws: WebSocket, remote: string): void {
+  private awaitHello (ws: WebSocket, remote: string, sw: Switch): void {
     this.pending.add(ws)
     const timer = setTimeout(() => { ws.close(CLOSE_HELLO_TIMEOUT, 'no hello within ' + String(this.helloTimeout) + ' s') }, this.helloTimeout * 1000)
     const onMessage = (data: RawData, isBinary: boolean): void => {
@@ -172,36 +209,46 @@ export class SwitchServer {
         ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
         return
       }
-      const port = new BatchPort(this.nextPortId++, hello.name ?? '', ws, remote, this.highWaterMark)
+      const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config.portBuffer, sw)
+      port.name = this.uniqueName(hello.name, 'agent', port.id)
+      const policy = this.networks.policyFor(sw, port.name, hello.vlan)
+      if (typeof policy === 'string') {
+        log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
+        ws.close(CLOSE_POLICY, truncateReason(policy))
+        this.networks.release(sw)
+        return
+      }
+      this.requests.set(port, hello.vlan)
       const welcome: Welcome = {
         type: 'welcome',
         version: PROTOCOL_VERSION,
         port: port.id,
-        name: this.uniqueName(hello.name, 'agent', port.id),
-        maxFrameSize: this.switch.maxFrameSize,
+        name: port.name,
+        maxFrameSize: sw.maxFrameSize,
         maxMessageSize: MAX_MESSAGE_SIZE,
-        pingInterval: this.pingInterval,
-        capabilities: []
+        pingInterval: this.config.pingInterval,
+        capabilities: [],
+        network: sw.name,
+        vlan: describeVlan(policy)
       }
-      port.name = welcome.name
       ws.send(JSON.stringify(welcome))
-      this.join(port, hello.mtu)
+      this.join(port, policy, hello.mtu)
     }
-    const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws) }
+    const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
     ws.on('message', onMessage)
     ws.on('close', onClose)
   }
 
-  private join (port: WsPort, mtu?: number): void {
+  private join (port: WsPort, policy: PortPolicy, mtu?: number): void {
     const ws = port.ws
-    if (port.name === '') port.name = this.uniqueName(undefined, 'raw', port.id)
+    const sw = port.network
+    port.applyPolicy(policy)
     this.wsPorts.add(port)
-    this.switch.addPort(port)
-    log.info('port_up', { port: port.name, id: port.id, mode: port.mode, remote: port.remote, mtu })
-    if (mtu !== undefined && mtu + 18 > this.switch.maxFrameSize) {
-      log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: this.switch.maxFrameSize })
+    sw.addPort(port)
+    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, mtu })
+    if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
+      log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
     }
-    const sw = this.switch
     if (port instanceof BatchPort) {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         port.alive = true
@@ -222,9 +269,10 @@ export class SwitchServer {
     ws.on('pong', () => { port.alive = true })
     ws.on('close', (code: number, reason: Buffer) => {
       this.wsPorts.delete(port)
-      const flushed = this.switch.removePort(port)
+      const flushed = sw.removePort(port)
+      this.networks.release(sw)
       log.info('port_down', {
-        port: port.name, id: port.id, code, reason: reason.toString(), fdb_flushed: flushed,
+        port: port.name, id: port.id, network: sw.name, code, reason: reason.toString(), fdb_flushed: flushed,
         rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.dropBackpressure
       })
     })
@@ -233,7 +281,7 @@ export class SwitchServer {
   private keepalive (): void {
     for (const port of this.wsPorts) {
       if (!port.alive) {
-        log.info('port_dead', { port: port.name, id: port.id, silent_seconds: this.pingInterval })
+        log.info('port_dead', { port: port.name, id: port.id, silent_seconds: this.config.pingInterval })
         port.ws.terminate()
         continue
       }
@@ -250,9 +298,14 @@ export class SwitchServer {
   }
 }
 
-/** Seconds on a monotonic clock: the switch's coarse time. */
-function nowSeconds (): number {
-  return Math.floor(performance.now() / 1000)
+/** Milliseconds on a monotonic clock: the switch's time. */
+function nowMs (): number {
+  return Math.floor(performance.now())
+}
+
+function splitHostPort (text: string): [string, number] {
+  const i = text.lastIndexOf(':')
+  return [text.slice(0, i).replace(/^\[|\]$/g, ''), Number(text.slice(i + 1))]
 }
 
 /** Close reasons must fit in 123 bytes. */

@@ -1,35 +1,46 @@
 /**
- * One Ethernet segment: its ports, its fdb and the forwarding decision.
+ * One network: its ports, its fdb and the forwarding decision.
  *
  * handleFrame() is the whole per-frame policy, in Linux br_handle_frame order:
- * validate (runt, oversize, group or zero source), learn the source, look up
- * the destination, then forward to exactly one egress port or flood to every
- * port except ingress. A frame is never sent back out its ingress port: a
- * known destination on the ingress port is a hairpin and is dropped.
+ * drop what a blocked port sends; validate (runt, oversize, group or zero
+ * source); classify the VLAN (tag or the port's pvid) and check membership;
+ * learn the source (port security, loop detection); look up the destination;
+ * then forward to exactly one egress port or flood, within the storm limits,
+ * to every other member of the VLAN. A frame never leaves by its ingress port.
+ * Each egress gets the frame tagged or untagged as its mode says.
  *
  * Output is batched per ingress message: output() queues on the egress port,
  * which is marked dirty, and flushDirty() sends each dirty port's queue once
- * at the end of the message. A batch of 32 frames from one agent so leaves as
- * at most one message per egress port, not 32.
+ * at the end of the message.
  *
- * Per-frame problems are counters, never exceptions, and this file allocates
+ * Per-frame problems are counters, never exceptions; this file allocates
  * nothing per frame and imports no I/O.
  */
 
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
+import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, countRecords } from '../common/protocol'
-import { Fdb, type FdbOptions } from './fdb'
-import type { Port } from './port'
+import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, type FdbOptions } from './fdb'
+import { admitFlood, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
+import { MODE_TRUNK, Port } from './port'
+import { logger } from '../common/log'
 
 const trace = debuglog('tapswitch:switch')
+const log = logger('switch')
+
+export const DEFAULT_LOOP_HOLD_DOWN = 30
 
 export interface SwitchOptions extends FdbOptions {
-  /** Largest frame forwarded, Ethernet header included (default 1518). */
+  /** Network name, for logs. */
+  name?: string
+  /** Largest frame forwarded, Ethernet header and any tag included (default 1518). */
   maxFrameSize?: number
+  /** Seconds a port stays blocked after loop protection blocked it. */
+  loopHoldDown?: number
 }
 
-/** Segment-wide counters (per-port ones live on Port). */
+/** Network-wide counters (per-port ones live on Port). */
 export class SwitchStats {
   forwarded = 0
   floodedBroadcast = 0
@@ -39,29 +50,56 @@ export class SwitchStats {
   dropOversize = 0
   dropBadSource = 0
   dropHairpin = 0
+  dropVlan = 0
+  dropPortSecurity = 0
+  dropStorm = 0
+  dropLoop = 0
   dropMalformed = 0
+  loopsDetected = 0
   portsAdded = 0
   portsRemoved = 0
 }
 
+/** A configured static fdb entry: `mac` in `vid` always lives behind the port named `port`. */
+export interface StaticEntry { vid: number, mac: number, port: string }
+
+/** Where static entries point while their port is not connected: frames to them are dropped (counted). */
+export class DetachedPort extends Port {
+  output (): void { this.dropBackpressure++ }
+  flush (): void {}
+  shutdown (): void {}
+}
+
 export class Switch {
+  readonly name: string
   readonly fdb: Fdb
-  readonly maxFrameSize: number
+  maxFrameSize: number
+  loopHoldDown: number
   readonly stats = new SwitchStats()
   /** Dense, swap-removed on leave: flood walks it without allocating. */
   readonly ports: Port[] = []
+  /** The switch clock, ms on any monotonic epoch; advanced by tick(). */
+  nowMs: number
   /** Ports with queued output; reused, never shrunk, so marking allocates nothing. */
   private readonly dirty: Port[] = []
   private dirtyCount = 0
+  private statics: readonly StaticEntry[] = []
+  /** The egress of static entries whose port is away. */
+  readonly detached = new DetachedPort(0, '(detached)')
 
-  constructor (opts: SwitchOptions = {}, now = 0) {
-    this.fdb = new Fdb(opts, now)
+  constructor (opts: SwitchOptions = {}, nowMs = 0) {
+    this.name = opts.name ?? 'default'
+    this.fdb = new Fdb(opts, nowMs)
     this.maxFrameSize = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
+    this.loopHoldDown = opts.loopHoldDown ?? DEFAULT_LOOP_HOLD_DOWN
+    this.nowMs = nowMs
   }
 
   addPort (port: Port): void {
+    port.stormRefilledAt = this.nowMs
     this.ports.push(port)
     this.stats.portsAdded++
+    if (this.statics.length > 0) this.bindStatics()
   }
 
   /** Detach `port` and forget its MACs; returns how many fdb entries went. */
@@ -71,13 +109,37 @@ export class Switch {
     const last = this.ports.pop() as Port
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
-    return this.fdb.deletePort(port)
+    const n = this.fdb.deletePort(port)
+    if (this.statics.length > 0) this.bindStatics()
+    return n
   }
 
-  /** Advance the coarse clock (seconds) and expire idle fdb entries. */
-  tick (now: number): void {
-    this.fdb.tick(now)
+  /** Replace the static entries (configuration load or reload). */
+  setStatics (entries: readonly StaticEntry[]): void {
+    this.statics = entries
+    this.bindStatics()
+  }
+
+  private bindStatics (): void {
+    this.fdb.clearStatic()
+    for (const e of this.statics) {
+      let port: Port = this.detached
+      for (const p of this.ports) if (p.name === e.port) { port = p; break }
+      this.fdb.addStatic(e.vid, e.mac, port)
+    }
+  }
+
+  /** Advance the clock (ms), expire idle fdb entries, end hold-downs that are over. */
+  tick (nowMs: number): void {
+    this.nowMs = nowMs
+    this.fdb.tick(nowMs)
     this.fdb.expire()
+    for (const p of this.ports) {
+      if (p.blockedUntil !== 0 && nowMs >= p.blockedUntil) {
+        p.blockedUntil = 0
+        log.info('loop_unblocked', { network: this.name, port: p.name })
+      }
+    }
   }
 
   /** Raw mode ingress: the message is one frame. */
@@ -87,9 +149,9 @@ export class Switch {
   }
 
   /**
-   * tapswitch-mode ingress: the message is a batch of `[u32 len][frame]`
-   * records. The framing is checked before any frame is acted on; false
-   * means it was broken (counted) and the caller should close the port.
+   * tapswitch-mode ingress: a batch of `[u32 len][frame]` records. The
+   * framing is checked before any frame is acted on; false means it was
+   * broken (counted) and the caller should close the port.
    */
   receiveBatch (ingress: Port, msg: Buffer): boolean {
     if (countRecords(msg) < 0) {
@@ -113,40 +175,59 @@ export class Switch {
     const s = this.stats
     ingress.rxFrames++
     ingress.rxBytes += len
+    if (ingress.blockedUntil !== 0) { ingress.dropLoop++; s.dropLoop++; return }
     if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
     if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
     const src = macAt(buf, off + ETH_SOURCE)
     // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
     if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; return }
-    this.fdb.learn(src, ingress)
+
+    // VLAN classification: the tag's VID, or the port's pvid for untagged and priority-tagged frames.
+    let tagged = false
+    let tagVid = 0
+    if (buf.readUInt16BE(off + TPID_OFFSET) === ETH_P_8021Q) {
+      if (len < ETH_HLEN + 4) { ingress.dropRunt++; s.dropRunt++; return }
+      tagged = true
+      tagVid = buf.readUInt16BE(off + TPID_OFFSET + 2) & 0xfff
+    }
+    const vid = tagVid !== 0 ? tagVid : ingress.pvid
+    if (vid === 0 || vid === 0xfff || ingress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+
+    const learned = this.fdb.learn(vid, src, ingress)
+    if (learned !== LEARN_OK) {
+      if (learned === LEARN_FLAP) { if (this.onLoop(ingress, src, vid)) return } else { this.onRefused(ingress, learned); return }
+    }
+
+    let kind = KIND_UNKNOWN_UNICAST
     if (!isGroup(buf, off)) {
-      const egress = this.fdb.lookup(macAt(buf, off))
+      const egress = this.fdb.lookup(vid, macAt(buf, off))
       if (egress !== undefined) {
         if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
-        if (trace.enabled) trace('forward %s port=%s', formatMac(macAt(buf, off)), egress.name)
-        this.output(egress, buf, off, len)
+        if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
+        if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+        this.output(egress, buf, off, len, tagged, tagVid, vid)
         s.forwarded++
         return
       }
-      s.floodedUnknown++
-    } else if (isBroadcast(buf, off)) {
-      s.floodedBroadcast++
     } else {
-      s.floodedMulticast++
+      kind = isBroadcast(buf, off) ? KIND_BROADCAST : KIND_MULTICAST
     }
-    this.flood(ingress, buf, off, len)
-  }
-
-  private flood (ingress: Port, buf: Buffer, off: number, len: number): void {
+    if (!admitFlood(ingress, kind, this.nowMs)) { s.dropStorm++; return }
+    if (kind === KIND_UNKNOWN_UNICAST) s.floodedUnknown++
+    else if (kind === KIND_BROADCAST) s.floodedBroadcast++
+    else s.floodedMulticast++
     const ports = this.ports
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress) this.output(p, buf, off, len)
+      if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid)
     }
   }
 
-  private output (egress: Port, buf: Buffer, off: number, len: number): void {
-    egress.output(buf, off, len)
+  /** Queue the frame on `egress`, tagged or untagged as the port's mode says for `vid`. */
+  private output (egress: Port, buf: Buffer, off: number, len: number, tagged: boolean, tagVid: number, vid: number): void {
+    const tagOut = egress.mode === MODE_TRUNK && vid !== egress.pvid
+    const op = tagOut === tagged ? (tagged && tagVid !== vid ? OP_RETAG : OP_ASIS) : tagOut ? OP_PUSH : OP_STRIP
+    egress.output(buf, off, len, op, vid)
     if (!egress.dirty) {
       egress.dirty = true
       this.dirty[this.dirtyCount++] = egress
@@ -162,5 +243,41 @@ export class Switch {
       p.dirty = false
       p.flush()
     }
+  }
+
+  /** Port security or a pinned static MAC refused the source: count, and shut the port if so configured. */
+  private onRefused (ingress: Port, learned: number): void {
+    if (learned === LEARN_LIMIT) {
+      ingress.dropPortSecurity++
+      this.stats.dropPortSecurity++
+      if (ingress.securityViolations++ === 0 || ingress.shutdownOnViolation) {
+        log.limited('warn', 'port_security_violation', { network: this.name, port: ingress.name, max_macs: ingress.maxMacs, action: ingress.shutdownOnViolation ? 'shutdown' : 'drop' })
+      }
+      if (ingress.shutdownOnViolation) ingress.shutdown(1008, 'port security: too many MAC addresses')
+    } else {
+      ingress.dropBadSource++
+      this.stats.dropBadSource++
+    }
+  }
+
+  /**
+   * A MAC is flapping between `ingress` and fdb.flapFrom: a loop. Block the
+   * newer of the two ports for the hold-down and flush the VLAN's fdb (a
+   * topology change), so traffic relearns around the blocked port. Returns
+   * true if the frame must be dropped (its ingress is now blocked).
+   */
+  private onLoop (ingress: Port, mac: number, vid: number): boolean {
+    const other = this.fdb.flapFrom as Port
+    const blocked = other.id > ingress.id ? other : ingress
+    blocked.blockedUntil = this.nowMs + this.loopHoldDown * 1000
+    blocked.loopBlocks++
+    this.stats.loopsDetected++
+    const flushed = this.fdb.flushVlan(vid) + this.fdb.deletePort(blocked)
+    log.warn('loop_detected', {
+      network: this.name, vlan: vid, mac: formatMac(mac), ports: `${other.name},${ingress.name}`,
+      blocked: blocked.name, hold_down_seconds: this.loopHoldDown, fdb_flushed: flushed
+    })
+    if (blocked === ingress) { ingress.dropLoop++; this.stats.dropLoop++; return true }
+    return false
   }
 }

@@ -12,7 +12,9 @@
 
 import type { WebSocket } from 'ws'
 import { Port } from './port'
-import { MAX_MESSAGE_SIZE, RECORD_HEADER, writeRecord } from '../common/protocol'
+import type { Switch } from './switch'
+import { MAX_MESSAGE_SIZE, RECORD_HEADER } from '../common/protocol'
+import { OP_ASIS, egressLength, writeEgress } from '../common/vlan'
 import { logger } from '../common/log'
 
 const log = logger('port')
@@ -31,11 +33,16 @@ export abstract class WsPort extends Port {
   /** Between backpressure_start and backpressure_end. */
   congested = false
 
-  constructor (id: number, name: string, readonly ws: WebSocket, readonly remote: string, readonly highWaterMark: number) {
+  constructor (id: number, name: string, readonly ws: WebSocket, readonly remote: string, readonly highWaterMark: number, readonly network: Switch) {
     super(id, name)
   }
 
-  abstract readonly mode: 'raw' | 'tapswitch'
+  abstract readonly kind: 'raw' | 'tapswitch'
+
+  shutdown (code: number, reason: string): void {
+    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    this.ws.close(code, reason)
+  }
 
   /** Count a drop; log only the transition into congestion. */
   protected dropForBackpressure (): void {
@@ -57,15 +64,23 @@ export abstract class WsPort extends Port {
 
 /** Raw mode: one frame per binary message (v86 / jor1k / JSLinux). */
 export class RawPort extends WsPort {
-  readonly mode = 'raw'
+  readonly kind = 'raw'
 
-  output (buf: Buffer, off: number, len: number): void {
+  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     if (this.ws.bufferedAmount > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
-    // ws needs a Buffer per message; a view (not a copy) when the frame is part of a batch.
-    this.ws.send(off === 0 && len === buf.length ? buf : buf.subarray(off, off + len), SEND_OPTS)
+    let frame: Buffer
+    if (op === OP_ASIS) {
+      // ws needs a Buffer per message; a view (not a copy) when the frame is part of a batch.
+      frame = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len)
+    } else {
+      // A tag to add or remove: the one case where a raw port costs a copy.
+      frame = Buffer.allocUnsafe(egressLength(len, op))
+      writeEgress(frame, 0, buf, off, len, op, vid)
+    }
+    this.ws.send(frame, SEND_OPTS)
     this.txFrames++
-    this.txBytes += len
+    this.txBytes += frame.length
   }
 
   flush (): void {}
@@ -76,22 +91,24 @@ export class RawPort extends WsPort {
  * and leave as one batch message per flush() (once per ingress message).
  */
 export class BatchPort extends WsPort {
-  readonly mode = 'tapswitch'
+  readonly kind = 'tapswitch'
   private slab = Buffer.allocUnsafe(SLAB_SIZE)
   /** Start of the batch being built, and the end of what is written so far. */
   private start = 0
   private end = 0
 
-  output (buf: Buffer, off: number, len: number): void {
+  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     const queued = this.end - this.start
     if (this.ws.bufferedAmount + queued > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
-    const need = RECORD_HEADER + len
+    const outLen = egressLength(len, op)
+    const need = RECORD_HEADER + outLen
     if (queued + need > MAX_MESSAGE_SIZE) this.flush()
     if (this.slab.length - this.end < need) this.newSlab()
-    this.end = writeRecord(this.slab, this.end, buf, off, len)
+    this.slab.writeUInt32BE(outLen, this.end)
+    this.end += RECORD_HEADER + writeEgress(this.slab, this.end + RECORD_HEADER, buf, off, len, op, vid)
     this.txFrames++
-    this.txBytes += len
+    this.txBytes += outLen
   }
 
   flush (): void {

@@ -22,3 +22,15 @@ export function eth (dst: string, src: string, tag = 0, size = 60): Buffer {
   f[14] = tag & 0xff
   return f
 }
+
+/** An 802.1Q-tagged 64-byte frame: dst <- src, VID `vid` (PCP `pcp`), EtherType 0x88b5, tag byte at 18. */
+export function tagged (dst: string, src: string, vid: number, tag = 0, pcp = 0): Buffer {
+  const f = frame(`${dst} ${src} 8100 ${((pcp << 13) | vid).toString(16).padStart(4, '0')} 88b5`, 64)
+  f[18] = tag & 0xff
+  return f
+}
+
+/** The VID of a tagged frame, or -1 if untagged. */
+export function vidOf (f: Buffer): number {
+  return f.readUInt16BE(12) === 0x8100 ? f.readUInt16BE(14) & 0xfff : -1
+}

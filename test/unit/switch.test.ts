@@ -137,13 +137,13 @@ describe('Switch', () => {
   })
 
   it('ages out entries on tick, after which unicast floods again', () => {
-    const s = new Switch({ ageingTime: 5 }, 100)
+    const s = new Switch({ ageingTime: 5 }, 100_000)
     const p = new FakePort(1, 'p'); const q = new FakePort(2, 'q'); const r = new FakePort(3, 'r')
     s.addPort(p); s.addPort(q); s.addPort(r)
     s.receiveFrame(q, eth(BROADCAST, MAC_B))
     s.receiveFrame(p, eth(MAC_B, MAC_A))
     assert.equal(r.take().length, 1, 'only the broadcast reached r')
-    s.tick(106)
+    s.tick(106_000)
     assert.equal(s.fdb.size, 0)
     s.receiveFrame(p, eth(MAC_B, MAC_A))
     assert.equal(r.take().length, 1, 'unknown again: flooded')

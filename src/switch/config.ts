@@ -1,0 +1,286 @@
+/**
+ * switchd's configuration: a JSON file (see README "Configuration"), merged
+ * over defaults, validated with errors that name the offending key, then
+ * frozen. Command-line flags override the file's common settings.
+ *
+ * Also here: resolving a port's policy from the port profiles, and granting
+ * what an agent asks for in its hello only within what its profile allows,
+ * so a client cannot put itself into a VLAN it was not given.
+ */
+
+import { readFileSync } from 'node:fs'
+import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { parseMac, macAt } from '../common/ethernet'
+import { VID_MIN, VID_MAX } from '../common/vlan'
+import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, type VlanRequest } from '../common/protocol'
+import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, MAX_STATIC_ENTRIES } from './fdb'
+import { DEFAULT_LOOP_HOLD_DOWN, type StaticEntry } from './switch'
+import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from './port'
+import { DEFAULT_HIGH_WATER_MARK } from './ws-port'
+
+export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+export const DEFAULT_NETWORK = 'default'
+
+export interface NetworkSettings {
+  name: string
+  maxFrameSize: number
+  ageingTime: number
+  fdbMax: number
+  loopMoves: number
+  /** ms */
+  loopWindow: number
+  /** s */
+  loopHoldDown: number
+  statics: readonly StaticEntry[]
+}
+
+export interface Profile {
+  /** The glob as written, for messages. */
+  match: string
+  pattern: RegExp
+  network: string | undefined
+  policy: PortPolicy
+}
+
+export interface SwitchdConfig {
+  listen: string
+  pingInterval: number
+  portBuffer: number
+  /** Whether /net/<name> not listed in `networks` is created on first use. */
+  dynamicNetworks: boolean
+  /** Most networks at once (bounds memory when dynamic). */
+  maxNetworks: number
+  /** Settings of networks not listed (dynamic ones, and the default). */
+  networkDefaults: Omit<NetworkSettings, 'name' | 'statics'>
+  networks: ReadonlyMap<string, NetworkSettings>
+  defaultPolicy: PortPolicy
+  profiles: readonly Profile[]
+}
+
+/** Flags that override the file. */
+export interface ConfigOverrides {
+  listen?: string
+  maxFrameSize?: number
+  ageingTime?: number
+  fdbMax?: number
+  portBuffer?: number
+  pingInterval?: number
+}
+
+type Obj = Record<string, unknown>
+
+class Reader {
+  constructor (readonly source: string) {}
+
+  fail (key: string, expected: string): never {
+    throw new TapswitchError(ERR_CONFIG, `${this.source}: ${key}: ${expected}`)
+  }
+
+  object (v: unknown, key: string, allowed: readonly string[]): Obj {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'expected an object')
+    for (const k of Object.keys(v)) {
+      if (!allowed.includes(k)) this.fail(key === '' ? k : `${key}.${k}`, `unknown key (expected one of ${allowed.join(', ')})`)
+    }
+    return v as Obj
+  }
+
+  int (v: unknown, key: string, min: number, max: number, def: number): number {
+    if (v === undefined) return def
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(key, `expected an integer from ${min} to ${max}`)
+    return v
+  }
+
+  num (v: unknown, key: string, min: number, max: number, def: number): number {
+    if (v === undefined) return def
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) this.fail(key, `expected a number from ${min} to ${max}`)
+    return v
+  }
+
+  bool (v: unknown, key: string, def: boolean): boolean {
+    if (v === undefined) return def
+    if (typeof v !== 'boolean') this.fail(key, 'expected true or false')
+    return v
+  }
+
+  str (v: unknown, key: string, pattern: RegExp, def: string | undefined, what: string): string | undefined {
+    if (v === undefined) return def
+    if (typeof v !== 'string' || !pattern.test(v)) this.fail(key, `expected ${what}`)
+    return v
+  }
+
+  vid (v: unknown, key: string): number {
+    return this.int(v, key, VID_MIN, VID_MAX, 0)
+  }
+
+  vids (v: unknown, key: string): number[] {
+    if (!Array.isArray(v) || v.length === 0) this.fail(key, `expected a non-empty list of VLAN ids ${VID_MIN}-${VID_MAX}`)
+    const out = v.map((x, i) => this.vid(x, `${key}[${i}]`))
+    return [...new Set(out)].sort((a, b) => a - b)
+  }
+}
+
+const LOOP_KEYS = ['moves', 'window', 'holdDown']
+const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
+const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
+const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
+const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles']
+
+function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
+  const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
+  const loop = r.object(o.loop ?? {}, `${key}.loop`, LOOP_KEYS)
+  return {
+    maxFrameSize: r.int(o.maxFrameSize, `${key}.maxFrameSize`, 64, MAX_FRAME_SIZE_LIMIT, base.maxFrameSize),
+    ageingTime: r.int(o.ageingTime, `${key}.ageingTime`, 1, 1_000_000, base.ageingTime),
+    fdbMax: r.int(o.fdbMax, `${key}.fdbMax`, 1, 10_000_000, base.fdbMax),
+    loopMoves: r.int(loop.moves, `${key}.loop.moves`, 2, 1_000_000, base.loopMoves),
+    loopWindow: r.num(loop.window, `${key}.loop.window`, 0.01, 3600, base.loopWindow / 1000) * 1000,
+    loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown)
+  }
+}
+
+function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy, extraKeys: string[] = []): PortPolicy {
+  const o = r.object(v ?? {}, key, [...PORT_KEYS, ...extraKeys])
+  const mode = r.str(o.mode, `${key}.mode`, /^(access|trunk)$/, base.mode === MODE_TRUNK ? 'trunk' : 'access', '"access" or "trunk"')
+  const storm = r.object(o.storm ?? {}, `${key}.storm`, STORM_KEYS)
+  const common = {
+    maxMacs: r.int(o.maxMacs, `${key}.maxMacs`, 1, 1_000_000, base.maxMacs),
+    violation: r.str(o.violation, `${key}.violation`, /^(drop|shutdown)$/, base.violation, '"drop" or "shutdown"') as 'drop' | 'shutdown',
+    stormBroadcast: r.int(storm.broadcast, `${key}.storm.broadcast`, 0, 100_000_000, base.stormBroadcast),
+    stormMulticast: r.int(storm.multicast, `${key}.storm.multicast`, 0, 100_000_000, base.stormMulticast),
+    stormUnknownUnicast: r.int(storm.unknownUnicast, `${key}.storm.unknownUnicast`, 0, 100_000_000, base.stormUnknownUnicast)
+  }
+  if (mode === 'access') {
+    if (o.vlans !== undefined) r.fail(`${key}.vlans`, 'only for mode "trunk" (use vlan for an access port)')
+    if (o.native !== undefined) r.fail(`${key}.native`, 'only for mode "trunk"')
+    const vid = o.vlan === undefined ? (base.mode === MODE_ACCESS ? base.pvid : 1) : r.vid(o.vlan, `${key}.vlan`)
+    return Object.freeze({ mode: MODE_ACCESS, pvid: vid, vlans: Object.freeze([vid]), ...common })
+  }
+  if (o.vlan !== undefined) r.fail(`${key}.vlan`, 'only for mode "access" (use vlans and native for a trunk)')
+  const vlans = o.vlans === undefined ? (base.mode === MODE_TRUNK ? [...base.vlans] : r.fail(`${key}.vlans`, 'a trunk needs its list of VLANs')) : r.vids(o.vlans, `${key}.vlans`)
+  const native = o.native === undefined ? 0 : r.vid(o.native, `${key}.native`)
+  const all = native !== 0 && !vlans.includes(native) ? [...vlans, native].sort((a, b) => a - b) : vlans
+  return Object.freeze({ mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(all), ...common })
+}
+
+function globToRegExp (glob: string): RegExp {
+  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+/** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
+export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
+  const r = new Reader(source)
+  const top = r.object(raw, '', TOP_KEYS)
+  const builtIn = {
+    maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+    ageingTime: DEFAULT_AGEING_TIME,
+    fdbMax: DEFAULT_MAX_ENTRIES,
+    loopMoves: DEFAULT_LOOP_MOVES,
+    loopWindow: DEFAULT_LOOP_WINDOW_MS,
+    loopHoldDown: DEFAULT_LOOP_HOLD_DOWN
+  }
+  const fileDefaults = readNetwork(r, top.network, 'network', builtIn)
+  const networkDefaults = Object.freeze({
+    ...fileDefaults,
+    maxFrameSize: overrides.maxFrameSize ?? fileDefaults.maxFrameSize,
+    ageingTime: overrides.ageingTime ?? fileDefaults.ageingTime,
+    fdbMax: overrides.fdbMax ?? fileDefaults.fdbMax
+  })
+  const networks = new Map<string, NetworkSettings>()
+  const listed = r.object(top.networks ?? {}, 'networks', Object.keys((top.networks ?? {}) as Obj))
+  for (const [name, v] of Object.entries(listed)) {
+    const key = `networks.${name}`
+    if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')
+    const settings = readNetwork(r, v, key, networkDefaults, ['static'])
+    const statics = readStatics(r, (v as Obj | undefined)?.static, `${key}.static`)
+    networks.set(name, Object.freeze({ name, ...settings, statics }))
+  }
+  if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
+  const defaultPolicy = readPolicy(r, top.port, 'port', DEFAULT_POLICY)
+  const profilesRaw: unknown = top.profiles ?? []
+  if (!Array.isArray(profilesRaw)) r.fail('profiles', 'expected a list')
+  const profiles = (profilesRaw as unknown[]).map((p: unknown, i: number): Profile => {
+    const key = `profiles[${i}]`
+    const o = r.object(p, key, [...PORT_KEYS, 'match', 'network'])
+    const match = r.str(o.match, `${key}.match`, /^[A-Za-z0-9._:@*?-]{1,64}$/, undefined, 'a port name glob, e.g. "lab-host-*"') ??
+      r.fail(`${key}.match`, 'required: the port names this profile applies to')
+    const network = r.str(o.network, `${key}.network`, NETWORK_NAME, undefined, 'a network name')
+    return Object.freeze({ match, pattern: globToRegExp(match), network, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network']) })
+  })
+  return Object.freeze({
+    listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
+    pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
+    portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),
+    dynamicNetworks: r.bool(top.dynamicNetworks, 'dynamicNetworks', true),
+    maxNetworks: r.int(top.maxNetworks, 'maxNetworks', 1, 100_000, 256),
+    networkDefaults,
+    networks,
+    defaultPolicy,
+    profiles: Object.freeze(profiles)
+  })
+}
+
+function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {
+  if (v === undefined) return []
+  if (!Array.isArray(v)) r.fail(key, 'expected a list of {mac, vlan, port}')
+  if (v.length > MAX_STATIC_ENTRIES) r.fail(key, `at most ${MAX_STATIC_ENTRIES} entries`)
+  return v.map((e: unknown, i: number) => {
+    const k = `${key}[${i}]`
+    const o = r.object(e, k, ['mac', 'vlan', 'port'])
+    const mac = typeof o.mac === 'string' ? parseMac(o.mac) : undefined
+    if (mac === undefined) r.fail(`${k}.mac`, 'expected a MAC like 02:00:00:00:00:01')
+    if (((mac[0] as number) & 1) === 1) r.fail(`${k}.mac`, 'a group (multicast) address cannot be a station')
+    const port = r.str(o.port, `${k}.port`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'the name of the port the MAC lives behind') ??
+      r.fail(`${k}.port`, 'required')
+    return Object.freeze({ vid: o.vlan === undefined ? 1 : r.vid(o.vlan, `${k}.vlan`), mac: macAt(mac, 0), port })
+  })
+}
+
+/** Read and validate a config file; errors name the file, and the key or the JSON problem. */
+export function loadConfig (path: string | undefined, overrides: ConfigOverrides = {}): SwitchdConfig {
+  if (path === undefined) return buildConfig({}, '(defaults)', overrides)
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new TapswitchError(ERR_CONFIG, `${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message} (cannot read the configuration file)`)
+  }
+  let raw: unknown
+  try { raw = JSON.parse(text) } catch (err) { throw new TapswitchError(ERR_CONFIG, `${path}: not valid JSON: ${(err as Error).message}`) }
+  return buildConfig(raw, path, overrides)
+}
+
+/** Settings for network `name`: listed, or the defaults if dynamic networks are allowed; undefined if refused. */
+export function networkSettings (config: SwitchdConfig, name: string): NetworkSettings | undefined {
+  const listed = config.networks.get(name)
+  if (listed !== undefined) return listed
+  if (!config.dynamicNetworks || !NETWORK_NAME.test(name)) return undefined
+  return { name, ...config.networkDefaults, statics: [] }
+}
+
+/** The policy for a port: the first profile matching its name (and network), else the default. */
+export function profileFor (config: SwitchdConfig, portName: string, network: string): PortPolicy {
+  for (const p of config.profiles) {
+    if (p.pattern.test(portName) && (p.network === undefined || p.network === network)) return p.policy
+  }
+  return config.defaultPolicy
+}
+
+/**
+ * What the port gets when it asks for `request` under `allowed`: the request
+ * narrowed to what the profile allows, or a string saying why it is refused.
+ */
+export function grantPolicy (allowed: PortPolicy, request: VlanRequest | undefined): PortPolicy | string {
+  if (request === undefined) return allowed
+  if (request.mode === 'access') {
+    const vid = request.vlan
+    if (!allowed.vlans.includes(vid)) return `VLAN ${vid} is not allowed on this port (allowed: ${allowed.vlans.join(',')})`
+    return Object.freeze({ ...allowed, mode: MODE_ACCESS, pvid: vid, vlans: Object.freeze([vid]) })
+  }
+  if (allowed.mode !== MODE_TRUNK) return 'this port may not be a trunk'
+  const bad = request.vlans.filter((v) => !allowed.vlans.includes(v))
+  if (bad.length > 0) return `VLAN ${bad.join(',')} not allowed on this trunk (allowed: ${allowed.vlans.join(',')})`
+  const native = request.native ?? (request.vlans.includes(allowed.pvid) ? allowed.pvid : 0)
+  if (native !== 0 && !allowed.vlans.includes(native)) return `native VLAN ${native} is not allowed on this trunk`
+  const vlans = native !== 0 && !request.vlans.includes(native) ? [...request.vlans, native] : [...request.vlans]
+  return Object.freeze({ ...allowed, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
+}

@@ -70,7 +70,7 @@ describe('switchd (integration)', () => {
       a.send([eth(BROADCAST, MAC_A, 0, 1519), eth(BROADCAST, MAC_A, 1, 1518)])
       await waitFor(() => b.frames.length === 1)
       assert.equal(b.frames[0]?.length, 1518)
-      const pa = server.ports().find((p) => p.mode === 'raw' && p.rxFrames === 2)
+      const pa = server.ports().find((p) => p.kind === 'raw' && p.rxFrames === 2)
       assert.equal(pa?.dropOversize, 1)
     })
   })

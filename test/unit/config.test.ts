@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { buildConfig, profileFor, grantPolicy, networkSettings } from '../../src/switch/config'
+import * as path from 'node:path'
+import { buildConfig, loadConfig, profileFor, grantPolicy, networkSettings } from '../../src/switch/config'
 import { MODE_ACCESS, MODE_TRUNK } from '../../src/switch/port'
 import { networkFromPath } from '../../src/switch/networks'
 
@@ -116,5 +117,20 @@ describe('config', () => {
       assert.equal(networkFromPath('/other'), undefined)
       assert.equal(networkFromPath('/net/a/b'), undefined)
     })
+  })
+})
+
+describe('deploy/switchd.example.json', () => {
+  it('is a valid configuration', () => {
+    const c = loadConfig(path.join(__dirname, '..', '..', 'deploy', 'switchd.example.json'))
+    assert.equal(c.networks.get('lab')?.maxFrameSize, 9018)
+    assert.equal(c.profiles.length, 4)
+  })
+})
+
+describe('loadConfig()', () => {
+  it('names the file and the problem for a missing file or bad JSON', () => {
+    assert.throws(() => loadConfig('/nonexistent/switchd.json'), /\/nonexistent\/switchd\.json: ENOENT/)
+    assert.throws(() => loadConfig(__filename), /config\.test\.ts: not valid JSON/)
   })
 })

@@ -21,9 +21,11 @@ import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
 import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, countRecords } from '../common/protocol'
-import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, type FdbOptions } from './fdb'
+import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
 import { admitFlood, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, Port } from './port'
+import { MODE_TRUNK, type Port } from './port'
+import { DetachedPort, bindStatics, type StaticEntry } from './statics'
+import { refuseSource, blockLoop } from './protection'
 import { logger } from '../common/log'
 
 const trace = debuglog('tapswitch:switch')
@@ -60,16 +62,6 @@ export class SwitchStats {
   portsRemoved = 0
 }
 
-/** A configured static fdb entry: `mac` in `vid` always lives behind the port named `port`. */
-export interface StaticEntry { vid: number, mac: number, port: string }
-
-/** Where static entries point while their port is not connected: frames to them are dropped (counted). */
-export class DetachedPort extends Port {
-  output (): void { this.dropBackpressure++ }
-  flush (): void {}
-  shutdown (): void {}
-}
-
 export class Switch {
   readonly name: string
   readonly fdb: Fdb
@@ -99,7 +91,7 @@ export class Switch {
     port.stormRefilledAt = this.nowMs
     this.ports.push(port)
     this.stats.portsAdded++
-    if (this.statics.length > 0) this.bindStatics()
+    if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
 
   /** Detach `port` and forget its MACs; returns how many fdb entries went. */
@@ -110,23 +102,14 @@ export class Switch {
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
     const n = this.fdb.deletePort(port)
-    if (this.statics.length > 0) this.bindStatics()
+    if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
     return n
   }
 
   /** Replace the static entries (configuration load or reload). */
   setStatics (entries: readonly StaticEntry[]): void {
     this.statics = entries
-    this.bindStatics()
-  }
-
-  private bindStatics (): void {
-    this.fdb.clearStatic()
-    for (const e of this.statics) {
-      let port: Port = this.detached
-      for (const p of this.ports) if (p.name === e.port) { port = p; break }
-      this.fdb.addStatic(e.vid, e.mac, port)
-    }
+    bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
 
   /** Advance the clock (ms), expire idle fdb entries, end hold-downs that are over. */
@@ -195,7 +178,8 @@ export class Switch {
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
-      if (learned === LEARN_FLAP) { if (this.onLoop(ingress, src, vid)) return } else { this.onRefused(ingress, learned); return }
+      if (learned !== LEARN_FLAP) { refuseSource(this, ingress, learned); return }
+      if (blockLoop(this, ingress, this.fdb.flapFrom as Port, src, vid)) return
     }
 
     let kind = KIND_UNKNOWN_UNICAST
@@ -243,41 +227,5 @@ export class Switch {
       p.dirty = false
       p.flush()
     }
-  }
-
-  /** Port security or a pinned static MAC refused the source: count, and shut the port if so configured. */
-  private onRefused (ingress: Port, learned: number): void {
-    if (learned === LEARN_LIMIT) {
-      ingress.dropPortSecurity++
-      this.stats.dropPortSecurity++
-      if (ingress.securityViolations++ === 0 || ingress.shutdownOnViolation) {
-        log.limited('warn', 'port_security_violation', { network: this.name, port: ingress.name, max_macs: ingress.maxMacs, action: ingress.shutdownOnViolation ? 'shutdown' : 'drop' })
-      }
-      if (ingress.shutdownOnViolation) ingress.shutdown(1008, 'port security: too many MAC addresses')
-    } else {
-      ingress.dropBadSource++
-      this.stats.dropBadSource++
-    }
-  }
-
-  /**
-   * A MAC is flapping between `ingress` and fdb.flapFrom: a loop. Block the
-   * newer of the two ports for the hold-down and flush the VLAN's fdb (a
-   * topology change), so traffic relearns around the blocked port. Returns
-   * true if the frame must be dropped (its ingress is now blocked).
-   */
-  private onLoop (ingress: Port, mac: number, vid: number): boolean {
-    const other = this.fdb.flapFrom as Port
-    const blocked = other.id > ingress.id ? other : ingress
-    blocked.blockedUntil = this.nowMs + this.loopHoldDown * 1000
-    blocked.loopBlocks++
-    this.stats.loopsDetected++
-    const flushed = this.fdb.flushVlan(vid) + this.fdb.deletePort(blocked)
-    log.warn('loop_detected', {
-      network: this.name, vlan: vid, mac: formatMac(mac), ports: `${other.name},${ingress.name}`,
-      blocked: blocked.name, hold_down_seconds: this.loopHoldDown, fdb_flushed: flushed
-    })
-    if (blocked === ingress) { ingress.dropLoop++; this.stats.dropLoop++; return true }
-    return false
   }
 }

@@ -1,0 +1,54 @@
+/**
+ * What the switch does when learning refuses a source (port security, a
+ * static MAC seen elsewhere) or reports a flapping MAC (a loop). Rare events:
+ * they log, and may block or shut a port. Kept out of switch.ts so the frame
+ * path stays on one screen.
+ */
+
+import type { Switch } from './switch'
+import type { Port } from './port'
+import { LEARN_LIMIT } from './fdb'
+import { formatMac } from '../common/ethernet'
+import { CLOSE_POLICY } from '../common/protocol'
+import { logger } from '../common/log'
+
+const log = logger('switch')
+
+/** Port security or a pinned static MAC refused the source: count, and shut the port if so configured. */
+export function refuseSource (sw: Switch, ingress: Port, learned: number): void {
+  if (learned !== LEARN_LIMIT) {
+    ingress.dropBadSource++
+    sw.stats.dropBadSource++
+    return
+  }
+  ingress.dropPortSecurity++
+  sw.stats.dropPortSecurity++
+  if (ingress.securityViolations++ === 0 || ingress.shutdownOnViolation) {
+    log.limited('warn', 'port_security_violation', {
+      network: sw.name, port: ingress.name, max_macs: ingress.maxMacs, action: ingress.shutdownOnViolation ? 'shutdown' : 'drop'
+    })
+  }
+  if (ingress.shutdownOnViolation) ingress.shutdown(CLOSE_POLICY, 'port security: too many MAC addresses')
+}
+
+/**
+ * A MAC is flapping between `ingress` and `from`: a loop. Block the newer of
+ * the two ports for the hold-down and flush the VLAN's fdb (a topology
+ * change), so traffic relearns around the blocked port. Returns true if the
+ * frame must be dropped (its ingress is now blocked).
+ */
+export function blockLoop (sw: Switch, ingress: Port, from: Port, mac: number, vid: number): boolean {
+  const blocked = from.id > ingress.id ? from : ingress
+  blocked.blockedUntil = sw.nowMs + sw.loopHoldDown * 1000
+  blocked.loopBlocks++
+  sw.stats.loopsDetected++
+  const flushed = sw.fdb.flushVlan(vid) + sw.fdb.deletePort(blocked)
+  log.warn('loop_detected', {
+    network: sw.name, vlan: vid, mac: formatMac(mac), ports: `${from.name},${ingress.name}`,
+    blocked: blocked.name, hold_down_seconds: sw.loopHoldDown, fdb_flushed: flushed
+  })
+  if (blocked !== ingress) return false
+  ingress.dropLoop++
+  sw.stats.dropLoop++
+  return true
+}

@@ -112,11 +112,13 @@ export class Switch {
     bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
 
-  /** Advance the clock (ms), expire idle fdb entries, end hold-downs that are over. */
+  /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
   tick (nowMs: number): void {
+    const second = Math.floor(nowMs / 1000) !== Math.floor(this.nowMs / 1000)
     this.nowMs = nowMs
     this.fdb.tick(nowMs)
-    this.fdb.expire()
+    // purgeStale walks every entry: once a second is what ageing in whole seconds needs.
+    if (second) this.fdb.expire()
     for (const p of this.ports) {
       if (p.blockedUntil !== 0 && nowMs >= p.blockedUntil) {
         p.blockedUntil = 0

@@ -7,7 +7,8 @@ import * as os from 'node:os'
 import { TapDevice, type TapBinding } from './tap'
 import { Uplink } from './uplink'
 import { Agent } from './agent'
-import { parseCli, helpText, intOption, numberOption, die, type Specs } from '../common/cli'
+import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
+import { agentRegistry, serveMetrics } from './metrics'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
 import { setLogLevel, isLevel, logger } from '../common/log'
@@ -26,6 +27,7 @@ const SPECS = {
   mac: { type: 'string', env: 'TAP_AGENT_MAC', arg: 'MAC', help: 'TAP MAC address, e.g. 02:00:00:00:00:01 [default: the kernel\'s random one]' },
   address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
+  'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
@@ -70,6 +72,7 @@ function loadBinding (): TapBinding {
 export async function main (argv: string[], binding?: TapBinding): Promise<Agent | undefined> {
   let tapOpts
   let uplink: Uplink
+  let metricsAt: { host: string, port: number } | undefined
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
@@ -89,6 +92,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     const vlan = parseVlanFlags(o.vlan, o.trunk, o.native)
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
     tapOpts = { name: tapName, mtu, mac, up: !o.down, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
+    metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
     uplink = new Uplink({
       url: url.href,
       name: o.name,
@@ -109,6 +113,15 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu })
   const agent = new Agent(tap, uplink, tapOpts.mtu)
+  if (metricsAt !== undefined) {
+    try {
+      const { address } = await serveMetrics(agentRegistry(agent), metricsAt.host, metricsAt.port)
+      log.info('metrics_listening', { address: address.address, port: address.port })
+    } catch (err) {
+      tap.close()
+      die('tap-agent', `metrics listen ${metricsAt.host}:${metricsAt.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
   agent.start()
   let stopping = false
   const stop = (signal: string): void => {

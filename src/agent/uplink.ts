@@ -48,6 +48,9 @@ export interface UplinkOptions {
 export type UplinkState = 'connecting' | 'up' | 'down' | 'closed'
 
 export class UplinkStats {
+  /** Round-trip time of the last ping answered, seconds; -1 before the first. */
+  rttSeconds = -1
+  rttSamples = 0
   connects = 0
   disconnects = 0
   rxMessages = 0
@@ -73,6 +76,8 @@ export class Uplink extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined
   private watchdog: NodeJS.Timeout | undefined
   private heard = false
+  /** When the outstanding RTT ping left (performance.now() ms), or -1. */
+  private pingSentAt = -1
   private readonly highWaterMark: number
 
   constructor (readonly opts: UplinkOptions) {
@@ -134,6 +139,14 @@ export class Uplink extends EventEmitter {
       ws.send(JSON.stringify(hello))
     })
     ws.on('ping', () => { this.heard = true })
+    ws.on('pong', () => {
+      this.heard = true
+      if (this.pingSentAt >= 0) {
+        this.stats.rttSeconds = (performance.now() - this.pingSentAt) / 1000
+        this.stats.rttSamples++
+        this.pingSentAt = -1
+      }
+    })
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       this.heard = true
       if (isBinary) {
@@ -184,7 +197,10 @@ export class Uplink extends EventEmitter {
     clearInterval(this.watchdog)
     // Checked every interval; two silent checks in a row (2 intervals + slack) mean a dead switch.
     let silent = 0
+    this.pingSentAt = -1
     this.watchdog = setInterval(() => {
+      // Our own ping measures the round trip through the switch's event loop.
+      if (this.pingSentAt < 0) { this.pingSentAt = performance.now(); ws.ping() }
       if (this.heard) { this.heard = false; silent = 0; return }
       if (++silent >= 2) {
         log.warn('uplink_dead', { url: this.opts.url, silent_seconds: silent * (pingInterval + 1) })

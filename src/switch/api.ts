@@ -1,18 +1,39 @@
 /**
- * Read-only JSON views of the switch over HTTP, for operators and tests:
- *   GET /api/v1/networks   networks with their counters
- *   GET /api/v1/ports      ports: name, network, VLAN mode, state, counters
- *   GET /api/v1/fdb        fdb entries; filters ?network= &vlan= &port= &mac=
- * Slow path only: built on request from the plain counter fields.
+ * The admin HTTP API (JSON), behind the admin token when one is configured
+ * (`Authorization: Bearer <token>`, compared in constant time):
+ *
+ *   GET    /api/v1/networks                      networks and their counters
+ *   GET    /api/v1/ports[?network=]              ports: VLAN mode, state, counters, drops
+ *   GET    /api/v1/fdb[?network=&vlan=&port=&mac=]
+ *   POST   /api/v1/fdb/flush   {network?, port?, mac?, vlan?}
+ *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port}
+ *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
+ *   POST   /api/v1/ports/<name>/disable | enable | disconnect
+ *   GET    /api/v1/capture[?network=&port=&vlan=&count=&bytes=&duration=]   a pcap stream
+ *
+ * Slow path only: views are built on request from the plain counter fields.
  */
 
 import type * as http from 'node:http'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SwitchServer } from './server'
 import type { WsPort } from './ws-port'
+import type { Switch } from './switch'
 import { MODE_TRUNK } from './port'
+import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { formatMac, parseMac, macAt } from '../common/ethernet'
+import { CLOSE_POLICY } from '../common/protocol'
+import { logger } from '../common/log'
 
-function portView (p: WsPort, nowMs: number): Record<string, unknown> {
+const log = logger('api')
+const MAX_BODY = 64 * 1024
+
+class HttpError extends Error {
+  constructor (readonly status: number, message: string) { super(message) }
+}
+
+export function portView (p: WsPort): Record<string, unknown> {
+  const nowMs = p.network.nowMs
   return {
     id: p.id,
     name: p.name,
@@ -23,8 +44,8 @@ function portView (p: WsPort, nowMs: number): Record<string, unknown> {
     mode: p.mode === MODE_TRUNK ? 'trunk' : 'access',
     pvid: p.pvid,
     vlans: p.policy.vlans,
-    state: p.blockedUntil !== 0 ? 'blocked' : 'forwarding',
-    blockedSeconds: p.blockedUntil !== 0 ? Math.max(0, Math.ceil((p.blockedUntil - nowMs) / 1000)) : 0,
+    state: p.disabled ? 'disabled' : p.blockedUntil !== 0 ? 'blocked' : 'forwarding',
+    blockedSeconds: p.blockedUntil !== 0 && !p.disabled ? Math.max(0, Math.ceil((p.blockedUntil - nowMs) / 1000)) : 0,
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
     counters: {
@@ -46,6 +67,7 @@ function portView (p: WsPort, nowMs: number): Record<string, unknown> {
       stormMulticast: p.dropStormMulticast,
       stormUnknownUnicast: p.dropStormUnknownUnicast,
       loop: p.dropLoop,
+      disabled: p.dropDisabled,
       malformed: p.dropMalformed,
       backpressure: p.dropBackpressure
     }
@@ -56,47 +78,180 @@ function send (res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2) + '\n')
 }
 
+/** Constant-time token check (hashing first makes the lengths equal). */
+export function tokenMatches (given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest()
+  const b = createHash('sha256').update(expected).digest()
+  return timingSafeEqual(a, b)
+}
+
+async function readJson (req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY) throw new HttpError(413, `body over ${MAX_BODY} bytes`)
+    chunks.push(chunk)
+  }
+  if (size === 0) return {}
+  let v: unknown
+  try { v = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch { throw new HttpError(400, 'body is not JSON') }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'body must be a JSON object')
+  return v as Record<string, unknown>
+}
+
+function optString (v: unknown, key: string): string | undefined {
+  if (v === undefined || v === null || v === '') return undefined
+  if (typeof v !== 'string') throw new HttpError(400, `${key}: expected a string`)
+  return v
+}
+
+function optVlan (v: unknown, key = 'vlan'): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined
+  const n = Number(v)
+  if (!Number.isInteger(n) || n < 1 || n > 4094) throw new HttpError(400, `${key}: expected a VLAN id 1..4094`)
+  return n
+}
+
+function optMac (v: unknown): number | undefined {
+  const text = optString(v, 'mac')
+  if (text === undefined) return undefined
+  const b = parseMac(text)
+  if (b === undefined) throw new HttpError(400, 'mac: expected 02:00:00:00:00:01')
+  return macAt(b, 0)
+}
+
+function optInt (v: string | null, key: string, min: number, max: number, def: number): number {
+  if (v === null || v === '') return def
+  const n = Number(v)
+  if (!Number.isFinite(n) || n < min || n > max) throw new HttpError(400, `${key}: expected a number from ${min} to ${max}`)
+  return n
+}
+
+function network (server: SwitchServer, name: string | undefined): Switch {
+  const sw = server.networks.get(name ?? 'default')
+  if (sw === undefined) throw new HttpError(404, `no network "${name ?? 'default'}"`)
+  return sw
+}
+
+function findPort (server: SwitchServer, name: string): WsPort {
+  const p = server.ports().find((x) => x.name === name)
+  if (p === undefined) throw new HttpError(404, `no port "${name}"`)
+  return p
+}
+
 /** Serve /api/v1/*; returns false for any other path. */
 export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchServer): boolean {
   const url = new URL(req.url ?? '/', 'http://x')
   if (!url.pathname.startsWith('/api/')) return false
-  if (req.method !== 'GET') { send(res, 405, { error: 'method not allowed' }); return true }
-  const q = url.searchParams
-  switch (url.pathname) {
-    case '/api/v1/networks':
-      send(res, 200, server.networks.all().map((sw) => ({
-        name: sw.name,
-        ports: sw.ports.length,
-        maxFrameSize: sw.maxFrameSize,
-        fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
-        counters: { ...sw.stats }
-      })))
-      return true
-    case '/api/v1/ports': {
-      const network = q.get('network')
-      send(res, 200, server.ports().filter((p) => network === null || p.network.name === network).map((p) => portView(p, p.network.nowMs)))
+  const token = server.adminToken
+  if (token !== undefined) {
+    const auth = req.headers.authorization
+    const given = auth !== undefined && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
+    if (given === undefined || !tokenMatches(given, token)) {
+      log.limited('warn', 'admin_unauthorized', { remote: req.socket.remoteAddress, path: url.pathname, had_token: given !== undefined })
+      res.setHeader('www-authenticate', 'Bearer realm="switchd"')
+      send(res, 401, { error: given === undefined ? 'admin token required (Authorization: Bearer …)' : 'wrong admin token' })
       return true
     }
-    case '/api/v1/fdb': {
-      const network = q.get('network'); const port = q.get('port'); const vlan = q.get('vlan'); const macText = q.get('mac')
-      const macBuf = macText === null ? undefined : parseMac(macText)
-      if (macText !== null && macBuf === undefined) { send(res, 400, { error: 'mac: expected 02:00:00:00:00:01' }); return true }
-      const mac = macBuf === undefined ? undefined : macAt(macBuf, 0)
-      const rows = []
-      for (const sw of server.networks.all()) {
-        if (network !== null && sw.name !== network) continue
-        for (const r of sw.fdb.rows()) {
-          if (port !== null && r.port.name !== port) continue
-          if (vlan !== null && String(r.vid) !== vlan) continue
-          if (mac !== undefined && r.mac !== mac) continue
-          rows.push({ network: sw.name, vlan: r.vid, mac: formatMac(r.mac), port: r.port.name, age: r.age, static: r.isStatic })
-        }
-      }
-      send(res, 200, rows)
-      return true
-    }
-    default:
-      send(res, 404, { error: 'unknown endpoint', endpoints: ['/api/v1/networks', '/api/v1/ports', '/api/v1/fdb'] })
-      return true
   }
+  route(req, res, server, url).catch((err: Error) => {
+    const status = err instanceof HttpError ? err.status : 500
+    if (status === 500) log.error('api_error', { path: url.pathname, error: err.message })
+    if (!res.headersSent) send(res, status, { error: err.message })
+    else res.destroy()
+  })
+  return true
+}
+
+async function route (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchServer, url: URL): Promise<void> {
+  const q = url.searchParams
+  const method = req.method ?? 'GET'
+  const path = url.pathname
+  if (method === 'GET' && path === '/api/v1/networks') {
+    send(res, 200, server.networks.all().map((sw) => ({
+      name: sw.name,
+      ports: sw.ports.length,
+      maxFrameSize: sw.maxFrameSize,
+      fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
+      counters: { ...sw.stats }
+    })))
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/ports') {
+    const net = q.get('network')
+    send(res, 200, server.ports().filter((p) => net === null || p.network.name === net).map(portView))
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/fdb') {
+    const net = q.get('network'); const port = q.get('port'); const vlan = optVlan(q.get('vlan')); const mac = optMac(q.get('mac'))
+    const rows = []
+    for (const sw of server.networks.all()) {
+      if (net !== null && sw.name !== net) continue
+      for (const r of sw.fdb.rows()) {
+        if (port !== null && r.port.name !== port) continue
+        if (vlan !== undefined && r.vid !== vlan) continue
+        if (mac !== undefined && r.mac !== mac) continue
+        rows.push({ network: sw.name, vlan: r.vid, mac: formatMac(r.mac), port: r.port.name, age: r.age, static: r.isStatic })
+      }
+    }
+    send(res, 200, rows)
+    return
+  }
+  if (method === 'POST' && path === '/api/v1/fdb/flush') {
+    const b = await readJson(req)
+    const nets = b.network === undefined ? server.networks.all() : [network(server, optString(b.network, 'network'))]
+    const portName = optString(b.port, 'port'); const mac = optMac(b.mac); const vlan = optVlan(b.vlan)
+    let flushed = 0
+    for (const sw of nets) flushed += sw.fdb.flushWhere((r) => (portName === undefined || r.port.name === portName) && (mac === undefined || r.mac === mac) && (vlan === undefined || r.vid === vlan))
+    log.info('fdb_flushed', { network: optString(b.network, 'network') ?? '*', port: portName, mac: mac === undefined ? undefined : formatMac(mac), vlan, flushed })
+    send(res, 200, { flushed })
+    return
+  }
+  if (path === '/api/v1/fdb/static' && (method === 'POST' || method === 'DELETE')) {
+    const b = method === 'POST' ? await readJson(req) : Object.fromEntries(q)
+    const sw = network(server, optString(b.network, 'network'))
+    const mac = optMac(b.mac)
+    if (mac === undefined) throw new HttpError(400, 'mac: required')
+    if (Math.floor(mac / 2 ** 40) % 2 === 1) throw new HttpError(400, 'mac: a group address cannot be a station')
+    const vid = optVlan(b.vlan) ?? 1
+    if (method === 'POST') {
+      const port = optString(b.port, 'port')
+      if (port === undefined) throw new HttpError(400, 'port: required')
+      sw.addStatic({ vid, mac, port })
+      log.info('fdb_static_added', { network: sw.name, vlan: vid, mac: formatMac(mac), port })
+      send(res, 201, { network: sw.name, vlan: vid, mac: formatMac(mac), port })
+    } else {
+      if (!sw.removeStatic(vid, mac)) throw new HttpError(404, `no static entry for ${formatMac(mac)} in VLAN ${vid}`)
+      log.info('fdb_static_removed', { network: sw.name, vlan: vid, mac: formatMac(mac) })
+      send(res, 200, { removed: 1 })
+    }
+    return
+  }
+  const action = /^\/api\/v1\/ports\/([^/]+)\/(disable|enable|disconnect)$/.exec(path)
+  if (method === 'POST' && action !== null) {
+    const p = findPort(server, decodeURIComponent(action[1] as string))
+    const verb = action[2] as string
+    if (verb === 'disable') p.network.disablePort(p)
+    else if (verb === 'enable') p.network.enablePort(p)
+    else p.shutdown(CLOSE_POLICY, 'disconnected by an operator')
+    log.info(`port_${verb === 'disconnect' ? 'disconnected' : verb + 'd'}`, { network: p.network.name, port: p.name })
+    send(res, 200, { port: p.name, action: verb })
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/capture') {
+    const sw = network(server, q.get('network') ?? undefined)
+    const port = q.get('port') ?? undefined
+    const vlan = optVlan(q.get('vlan'))
+    const limits: CaptureLimits = {
+      count: optInt(q.get('count'), 'count', 1, 10_000_000, DEFAULT_LIMITS.count),
+      bytes: optInt(q.get('bytes'), 'bytes', 1, 10_000_000_000, DEFAULT_LIMITS.bytes),
+      duration: optInt(q.get('duration'), 'duration', 0.1, 86_400, DEFAULT_LIMITS.duration)
+    }
+    res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap', 'cache-control': 'no-store' })
+    const stop = server.captures.start(sw, { port, vlan }, limits, res)
+    res.on('close', stop)
+    return
+  }
+  throw new HttpError(404, `no endpoint ${method} ${path}`)
 }

@@ -56,6 +56,13 @@ export interface SwitchdConfig {
   networks: ReadonlyMap<string, NetworkSettings>
   defaultPolicy: PortPolicy
   profiles: readonly Profile[]
+  /** Bearer token the admin API requires; undefined = open (only sensible on loopback). */
+  adminToken: string | undefined
+  /** Serve /metrics on its own address instead of `listen`. */
+  metricsListen: string | undefined
+  /** Per-port metric series, and the port count beyond which they are left out. */
+  perPortMetrics: boolean
+  maxPortSeries: number
 }
 
 /** Flags that override the file. */
@@ -66,6 +73,8 @@ export interface ConfigOverrides {
   fdbMax?: number
   portBuffer?: number
   pingInterval?: number
+  adminToken?: string
+  metricsListen?: string
 }
 
 type Obj = Record<string, unknown>
@@ -124,7 +133,7 @@ const LOOP_KEYS = ['moves', 'window', 'holdDown']
 const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
-const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles']
+const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles', 'adminToken', 'metricsListen', 'metrics']
 
 function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
   const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
@@ -207,7 +216,14 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     const network = r.str(o.network, `${key}.network`, NETWORK_NAME, undefined, 'a network name')
     return Object.freeze({ match, pattern: globToRegExp(match), network, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network']) })
   })
+  const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
+  const adminToken = overrides.adminToken ?? r.str(top.adminToken, 'adminToken', /^\S{16,}$/, undefined, 'a token of at least 16 characters without spaces')
+  if (overrides.adminToken !== undefined && !/^\S{16,}$/.test(overrides.adminToken)) r.fail('admin token', 'at least 16 characters without spaces')
   return Object.freeze({
+    adminToken,
+    metricsListen: overrides.metricsListen ?? r.str(top.metricsListen, 'metricsListen', /^.+:\d+$/, undefined, 'HOST:PORT'),
+    perPortMetrics: r.bool(metrics.perPort, 'metrics.perPort', true),
+    maxPortSeries: r.int(metrics.maxPortSeries, 'metrics.maxPortSeries', 0, 1_000_000, 1000),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

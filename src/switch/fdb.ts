@@ -210,6 +210,19 @@ export class Fdb {
     return macs.length
   }
 
+  /** Forget the dynamic entries `match` selects (admin flush); returns how many. */
+  flushWhere (match: (r: FdbRow) => boolean): number {
+    let n = 0
+    for (const table of this.tables) {
+      if (table === undefined) continue
+      const macs: number[] = []
+      for (const e of table.values()) if (!e.isStatic && match({ vid: e.vid, mac: e.mac, port: e.port, age: this.nowS - e.updated, isStatic: false })) macs.push(e.mac)
+      for (const mac of macs) table.delete(mac)
+      n += macs.length
+    }
+    return n
+  }
+
   /** Forget every dynamic entry. */
   flush (): number {
     let n = 0

@@ -22,6 +22,8 @@ const SPECS = {
   'fdb-max': { type: 'string', env: 'SWITCHD_FDB_MAX', arg: 'N', help: `most MACs per network [default ${DEFAULT_MAX_ENTRIES}]` },
   'port-buffer': { type: 'string', env: 'SWITCHD_PORT_BUFFER', arg: 'BYTES', help: `egress bytes queued per port before frames to it are dropped [default ${DEFAULT_HIGH_WATER_MARK}]` },
   'ping-interval': { type: 'string', env: 'SWITCHD_PING_INTERVAL', arg: 'SECONDS', help: 'keepalive ping period; a silent port is dropped after two [default 3]' },
+  'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
+  'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api (prefer the environment variable: flags show in ps)' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
@@ -43,6 +45,7 @@ export async function main (argv: string[]): Promise<void> {
     if (!isLevel(logLevel)) throw new TapswitchError(ERR_CONFIG, `--log-level ${logLevel}: expected debug, info, warn or error`)
     setLogLevel(logLevel)
     if (o.listen !== undefined) hostPortOption('listen', o.listen)
+    if (o['metrics-listen'] !== undefined) hostPortOption('metrics-listen', o['metrics-listen'])
     const opt = (name: keyof typeof SPECS, min: number, max: number): number | undefined => {
       const v = o[name] as string | undefined
       return v === undefined ? undefined : intOption(name, v, min, max)
@@ -53,7 +56,9 @@ export async function main (argv: string[]): Promise<void> {
       ageingTime: opt('ageing-time', 1, 1_000_000),
       fdbMax: opt('fdb-max', 1, 10_000_000),
       portBuffer: opt('port-buffer', 16 * 1024, 1024 * 1024 * 1024),
-      pingInterval: opt('ping-interval', 1, 3600)
+      pingInterval: opt('ping-interval', 1, 3600),
+      metricsListen: o['metrics-listen'],
+      adminToken: o['admin-token']
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

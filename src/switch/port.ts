@@ -73,8 +73,10 @@ export abstract class Port {
   uuTokens = 0
   stormRefilledAt = 0
 
-  /** Loop protection: blocked until this time (switch ms clock); 0 = forwarding. */
+  /** Loop protection: blocked until this time (switch ms clock); 0 = forwarding, Infinity = disabled. */
   blockedUntil = 0
+  /** Disabled by an operator (blockedUntil is then Infinity). */
+  disabled = false
 
   rxFrames = 0
   rxBytes = 0
@@ -90,8 +92,9 @@ export abstract class Port {
   dropStormBroadcast = 0
   dropStormMulticast = 0
   dropStormUnknownUnicast = 0
-  /** Frames dropped while the port was blocked by loop protection. */
+  /** Frames dropped while the port was blocked by loop protection, or disabled by an operator. */
   dropLoop = 0
+  dropDisabled = 0
   /** Binary messages whose batch framing was broken (the port is then closed). */
   dropMalformed = 0
   /** Egress drops: the peer did not read fast enough. */

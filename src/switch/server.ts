@@ -24,6 +24,9 @@ import { MODE_TRUNK, type PortPolicy } from './port'
 import { Networks, networkFromPath } from './networks'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
 import { handleApi } from './api'
+import { CaptureHub } from './capture'
+import { switchdRegistry } from './metrics'
+import type { Registry } from 'prom-client'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Welcome, type VlanRequest,
   CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
@@ -70,10 +73,20 @@ export class SwitchServer {
   private keepaliveTimer: NodeJS.Timeout | undefined
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
-  /** Connections refused before the upgrade (bad subprotocol, unknown network). */
-  rejected = 0
+  /** WebSocket connections that became ports. */
+  accepted = 0
+  /** Connections refused, by reason; every reason present from the start (metrics exist at 0). */
+  readonly rejectedBy: Record<string, number> = {
+    unsupported_subprotocol: 0, bad_path: 0, unknown_network: 0, shutting_down: 0,
+    bad_hello: 0, hello_timeout: 0, data_before_hello: 0, vlan_refused: 0
+  }
+
   /** Text messages received in raw mode (ignored). */
   textIgnored = 0
+  readonly captures = new CaptureHub()
+  readonly registry: Registry
+  private metricsHttp: http.Server | undefined
+  private listening = false
 
   constructor (private readonly opts: ServerOptions = {}) {
     this.config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -88,12 +101,25 @@ export class SwitchServer {
       maxPayload: MAX_MESSAGE_SIZE,
       handleProtocols: (protocols) => protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false
     })
+    this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     this.http = http.createServer((req, res) => { this.onRequest(req, res) })
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
   }
 
   /** The default network (the one `/` joins). */
   get switch (): Switch { return this.networks.get('default') as Switch }
+
+  /** Connections refused, all reasons. */
+  get rejected (): number {
+    let n = 0
+    for (const v of Object.values(this.rejectedBy)) n += v
+    return n
+  }
+
+  /** The admin API's token, if one is configured. */
+  get adminToken (): string | undefined { return this.config.adminToken }
+
+  private refused (reason: string): void { this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1 }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
@@ -105,6 +131,19 @@ export class SwitchServer {
         resolve()
       })
     })
+    if (this.config.metricsListen !== undefined) {
+      const [mh, mp] = splitHostPort(this.config.metricsListen)
+      this.metricsHttp = http.createServer((req, res) => {
+        if (req.url === '/metrics') { this.serveMetrics(res); return }
+        res.writeHead(404).end()
+      })
+      await new Promise<void>((resolve, reject) => {
+        const m = this.metricsHttp as http.Server
+        m.once('error', reject)
+        m.listen(mp, mh, () => { m.off('error', reject); resolve() })
+      })
+    }
+    this.listening = true
     this.keepaliveTimer = setInterval(() => { this.keepalive() }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs on the same tick.
     this.clockTimer = setInterval(() => { this.networks.tick(nowMs()) }, 100)
@@ -114,6 +153,16 @@ export class SwitchServer {
   }
 
   address (): AddressInfo { return this.http.address() as AddressInfo }
+
+  /** Where /metrics is served when --metrics-listen is set. */
+  metricsAddress (): AddressInfo | undefined { return this.metricsHttp?.address() as AddressInfo | undefined }
+
+  private serveMetrics (res: http.ServerResponse): void {
+    this.registry.metrics().then(
+      (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
+      (err: Error) => { res.writeHead(500).end(err.message) }
+    )
+  }
 
   /** Connected ports (slow path: tools, tests). */
   ports (): WsPort[] { return [...this.wsPorts] }
@@ -134,8 +183,11 @@ export class SwitchServer {
   }
 
   private async doClose (): Promise<void> {
+    this.listening = false
     clearInterval(this.keepaliveTimer)
     clearInterval(this.clockTimer)
+    this.captures.stopAll()
+    this.metricsHttp?.close()
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = [...this.pending, ...[...this.wsPorts].map((p) => p.ws)]
     const gone = sockets.map((ws) => new Promise<void>((resolve) => {
@@ -156,6 +208,13 @@ export class SwitchServer {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
       return
     }
+    if (req.url === '/readyz') {
+      // Ready: listening with a loaded configuration, and not shutting down.
+      const ready = this.listening && this.closing === undefined
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n')
+      return
+    }
+    if (req.url === '/metrics' && this.metricsHttp === undefined) { this.serveMetrics(res); return }
     if (handleApi(req, res, this)) return
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
@@ -164,7 +223,7 @@ export class SwitchServer {
   private onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => { log.limited('debug', 'socket_error', { error: err.message }) })
     const refuse = (status: number, reason: string, message: string): void => {
-      this.rejected++
+      this.refused(reason)
       log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason, path: req.url })
       reject(socket, status, message)
     }
@@ -194,17 +253,21 @@ export class SwitchServer {
 
   private awaitHello (ws: WebSocket, remote: string, sw: Switch): void {
     this.pending.add(ws)
-    const timer = setTimeout(() => { ws.close(CLOSE_HELLO_TIMEOUT, 'no hello within ' + String(this.helloTimeout) + ' s') }, this.helloTimeout * 1000)
+    const timer = setTimeout(() => {
+      this.refused('hello_timeout')
+      ws.close(CLOSE_HELLO_TIMEOUT, 'no hello within ' + String(this.helloTimeout) + ' s')
+    }, this.helloTimeout * 1000)
     const onMessage = (data: RawData, isBinary: boolean): void => {
       clearTimeout(timer)
       this.pending.delete(ws)
       ws.off('message', onMessage)
       ws.off('close', onClose)
-      if (isBinary) { ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); return }
+      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); return }
       let hello
       try {
         hello = parseHello((data as Buffer).toString('utf8'))
       } catch (err) {
+        this.refused('bad_hello')
         log.limited('warn', 'bad_hello', { remote, error: (err as Error).message })
         ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
         return
@@ -213,6 +276,7 @@ export class SwitchServer {
       port.name = this.uniqueName(hello.name, 'agent', port.id)
       const policy = this.networks.policyFor(sw, port.name, hello.vlan)
       if (typeof policy === 'string') {
+        this.refused('vlan_refused')
         log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
         ws.close(CLOSE_POLICY, truncateReason(policy))
         this.networks.release(sw)
@@ -243,6 +307,7 @@ export class SwitchServer {
     const ws = port.ws
     const sw = port.network
     port.applyPolicy(policy)
+    this.accepted++
     this.wsPorts.add(port)
     sw.addPort(port)
     log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, mtu })

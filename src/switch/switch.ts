@@ -56,10 +56,21 @@ export class SwitchStats {
   dropPortSecurity = 0
   dropStorm = 0
   dropLoop = 0
+  dropDisabled = 0
   dropMalformed = 0
+  /** Backpressure drops of ports that have left (live ports keep their own). */
+  dropBackpressureRetired = 0
   loopsDetected = 0
   portsAdded = 0
   portsRemoved = 0
+}
+
+/**
+ * A live capture (capture.ts): offered every frame the switch forwards or
+ * floods while it is attached. `egress` is undefined for a flood.
+ */
+export interface FrameTap {
+  offer (ingress: Port, egress: Port | undefined, vid: number, buf: Buffer, off: number, len: number): void
 }
 
 export class Switch {
@@ -76,8 +87,13 @@ export class Switch {
   private readonly dirty: Port[] = []
   private dirtyCount = 0
   private statics: readonly StaticEntry[] = []
+  private configStatics: readonly StaticEntry[] = []
   /** The egress of static entries whose port is away. */
   readonly detached = new DetachedPort(0, '(detached)')
+  /** Live captures; empty unless someone is capturing, so the frame path pays one length check. */
+  readonly taps: FrameTap[] = []
+  /** Static entries added at run time (admin API), on top of the configured ones. */
+  private extraStatics: StaticEntry[] = []
 
   constructor (opts: SwitchOptions = {}, nowMs = 0) {
     this.name = opts.name ?? 'default'
@@ -101,6 +117,7 @@ export class Switch {
     const last = this.ports.pop() as Port
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
+    this.stats.dropBackpressureRetired += port.dropBackpressure
     const n = this.fdb.deletePort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
     return n
@@ -108,8 +125,36 @@ export class Switch {
 
   /** Replace the static entries (configuration load or reload). */
   setStatics (entries: readonly StaticEntry[]): void {
-    this.statics = entries
+    this.configStatics = entries
+    this.statics = [...entries, ...this.extraStatics]
     bindStatics(this.fdb, this.ports, this.statics, this.detached)
+  }
+
+  /** Add (or re-point) a static entry at run time; it lasts until removed or switchd restarts. */
+  addStatic (entry: StaticEntry): void {
+    this.extraStatics = [...this.extraStatics.filter((e) => e.vid !== entry.vid || e.mac !== entry.mac), entry]
+    this.setStatics(this.configStatics.filter((e) => e.vid !== entry.vid || e.mac !== entry.mac))
+  }
+
+  /** Remove a static entry (run-time or configured, until the next reload); false if there was none. */
+  removeStatic (vid: number, mac: number): boolean {
+    const keep = (e: StaticEntry): boolean => e.vid !== vid || e.mac !== mac
+    const before = this.statics.length
+    this.extraStatics = this.extraStatics.filter(keep)
+    this.setStatics(this.configStatics.filter(keep))
+    return this.statics.length < before
+  }
+
+  /** Operator disable: no frames in or out until enable(); its MACs are forgotten. */
+  disablePort (port: Port): void {
+    port.disabled = true
+    port.blockedUntil = Infinity
+    this.fdb.deletePort(port)
+  }
+
+  enablePort (port: Port): void {
+    port.disabled = false
+    port.blockedUntil = 0
   }
 
   /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
@@ -160,7 +205,10 @@ export class Switch {
     const s = this.stats
     ingress.rxFrames++
     ingress.rxBytes += len
-    if (ingress.blockedUntil !== 0) { ingress.dropLoop++; s.dropLoop++; return }
+    if (ingress.blockedUntil !== 0) {
+      if (ingress.disabled) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
+      return
+    }
     if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
     if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
     const src = macAt(buf, off + ETH_SOURCE)
@@ -193,6 +241,7 @@ export class Switch {
         if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
         this.output(egress, buf, off, len, tagged, tagVid, vid)
         s.forwarded++
+        if (this.taps.length !== 0) for (const t of this.taps) t.offer(ingress, egress, vid, buf, off, len)
         return
       }
     } else {
@@ -207,6 +256,7 @@ export class Switch {
       const p = ports[i] as Port
       if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid)
     }
+    if (this.taps.length !== 0) for (const t of this.taps) t.offer(ingress, undefined, vid, buf, off, len)
   }
 
   /** Queue the frame on `egress`, tagged or untagged as the port's mode says for `vid`. */

@@ -1,0 +1,58 @@
+/**
+ * tap-agent's Prometheus metrics, served at /metrics on --metrics-listen.
+ * Values are read from the TAP binding's counters, the agent's and the
+ * uplink's plain fields at scrape time.
+ */
+
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Registry } from 'prom-client'
+import type { Agent } from './agent'
+import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
+
+export function agentRegistry (agent: Agent): Registry {
+  const reg = createRegistry('tap_agent', packageVersion())
+  const tap = (): ReturnType<Agent['tap']['stats']> => agent.tap.stats()
+  const labels = (): { tap: string } => ({ tap: agent.tap.name })
+  scrapedCounter(reg, 'tap_agent_tap_receive_frames_total', 'Frames read from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxFrames) })
+  scrapedCounter(reg, 'tap_agent_tap_receive_bytes_total', 'Bytes of frames read from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxBytes) })
+  scrapedCounter(reg, 'tap_agent_tap_transmit_frames_total', 'Frames written to the TAP', ['tap'], (emit) => { emit(labels(), tap().txFrames) })
+  scrapedCounter(reg, 'tap_agent_tap_transmit_bytes_total', 'Bytes of frames written to the TAP', ['tap'], (emit) => { emit(labels(), tap().txBytes) })
+  scrapedCounter(reg, 'tap_agent_tap_write_errors_total', 'Frames the TAP refused: queue_full (EAGAIN), error, malformed batch records', ['tap', 'kind'], (emit) => {
+    const s = tap()
+    emit({ ...labels(), kind: 'queue_full' }, s.txDropped)
+    emit({ ...labels(), kind: 'error' }, s.txErrors)
+    emit({ ...labels(), kind: 'malformed' }, s.txMalformed)
+  })
+  scrapedCounter(reg, 'tap_agent_tap_read_errors_total', 'Failed reads from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxErrors) })
+  scrapedCounter(reg, 'tap_agent_frames_dropped_total', 'Frames read from the TAP but not sent: uplink disconnected, or the switch not reading fast enough', ['reason'], (emit) => {
+    emit({ reason: 'disconnected' }, agent.stats.droppedDisconnected)
+    emit({ reason: 'backpressure' }, agent.stats.droppedBackpressure)
+  })
+  scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
+  scrapedCounter(reg, 'tap_agent_uplink_connects_total', 'Successful connections (hello answered by a welcome)', [], (emit) => { emit({}, agent.uplink.stats.connects) })
+  scrapedCounter(reg, 'tap_agent_uplink_disconnects_total', 'Connections lost after the welcome', [], (emit) => { emit({}, agent.uplink.stats.disconnects) })
+  scrapedCounter(reg, 'tap_agent_uplink_sent_bytes_total', 'Bytes of batch messages sent to the switch', [], (emit) => { emit({}, agent.uplink.stats.txBytes) })
+  scrapedCounter(reg, 'tap_agent_uplink_received_bytes_total', 'Bytes of batch messages received from the switch', [], (emit) => { emit({}, agent.uplink.stats.rxBytes) })
+  scrapedGauge(reg, 'tap_agent_uplink_rtt_seconds', 'Round-trip time of the last WebSocket ping to switchd', [], (emit) => {
+    if (agent.uplink.stats.rttSeconds >= 0) emit({}, agent.uplink.stats.rttSeconds)
+  })
+  return reg
+}
+
+/** Serve /metrics and /healthz on `host:port`; resolves with the bound address. */
+export async function serveMetrics (reg: Registry, host: string, port: number): Promise<{ server: http.Server, address: AddressInfo }> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/healthz') { res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n'); return }
+    if (req.url !== '/metrics') { res.writeHead(404).end(); return }
+    reg.metrics().then(
+      (text) => { res.writeHead(200, { 'content-type': reg.contentType }).end(text) },
+      (err: Error) => { res.writeHead(500).end(err.message) }
+    )
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => { server.off('error', reject); resolve() })
+  })
+  return { server, address: server.address() as AddressInfo }
+}

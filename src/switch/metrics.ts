@@ -1,0 +1,102 @@
+/**
+ * switchd's Prometheus metrics (README "Metrics" lists them all). Values are
+ * read from Port, Switch, Fdb and server counters at scrape time.
+ *
+ * Per-port series carry {network, port}: bounded by the ports connected, and
+ * switched off entirely with perPortMetrics=false (or beyond maxPortSeries
+ * ports) for very large installations; the per-network series always exist.
+ */
+
+import type { Registry } from 'prom-client'
+import type { SwitchServer } from './server'
+import type { Port } from './port'
+import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
+
+/** Drop reasons, as the `reason` label says them. */
+export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'malformed', 'backpressure'] as const
+
+function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number> {
+  return {
+    runt: p.dropRunt,
+    oversize: p.dropOversize,
+    bad_source: p.dropBadSource,
+    hairpin: p.dropHairpin,
+    vlan: p.dropVlan,
+    port_security: p.dropPortSecurity,
+    storm: p.dropStormBroadcast + p.dropStormMulticast + p.dropStormUnknownUnicast,
+    loop: p.dropLoop,
+    disabled: p.dropDisabled,
+    malformed: p.dropMalformed,
+    backpressure: p.dropBackpressure
+  }
+}
+
+export interface MetricsOptions {
+  /** Per-port series (default true). */
+  perPort?: boolean
+  /** No per-port series at all once more ports than this are connected (default 1000). */
+  maxPortSeries?: number
+}
+
+export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}): Registry {
+  const reg = createRegistry('switchd', packageVersion())
+  const perPort = opts.perPort ?? true
+  const maxPorts = opts.maxPortSeries ?? 1000
+  const eachPort = (fn: (p: Port, network: string) => void): void => {
+    if (!perPort) return
+    const ports = server.ports()
+    if (ports.length > maxPorts) return
+    for (const p of ports) fn(p, p.network.name)
+  }
+  const nets = server.networks
+
+  scrapedCounter(reg, 'switchd_port_receive_frames_total', 'Frames received on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.rxFrames) }) })
+  scrapedCounter(reg, 'switchd_port_receive_bytes_total', 'Bytes of frames received on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.rxBytes) }) })
+  scrapedCounter(reg, 'switchd_port_transmit_frames_total', 'Frames sent out of a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.txFrames) }) })
+  scrapedCounter(reg, 'switchd_port_transmit_bytes_total', 'Bytes of frames sent out of a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.txBytes) }) })
+  scrapedCounter(reg, 'switchd_port_drops_total', 'Frames dropped on a port, by reason', ['network', 'port', 'reason'], (emit) => {
+    eachPort((p, network) => {
+      const d = portDrops(p)
+      for (const reason of PORT_DROP_REASONS) emit({ network, port: p.name, reason }, d[reason])
+    })
+  })
+  scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
+    eachPort((p, network) => { emit({ network, port: p.name }, p.blockedUntil !== 0 ? 1 : 0) })
+  })
+  scrapedGauge(reg, 'switchd_port_fdb_entries', 'MACs learned on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.fdbEntries) }) })
+
+  scrapedGauge(reg, 'switchd_ports', 'Ports connected', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.ports.length) })
+  scrapedGauge(reg, 'switchd_fdb_entries', 'Learned MACs (all VLANs)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fdb.size) })
+  scrapedGauge(reg, 'switchd_fdb_max_entries', 'fdb capacity', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fdb.maxEntries) })
+  for (const [what, help] of [['learned', 'MACs learned'], ['moved', 'MACs that moved to another port'], ['expired', 'entries aged out'], ['evicted', 'entries evicted because the fdb was full']] as const) {
+    scrapedCounter(reg, `switchd_fdb_${what}_total`, `fdb: ${help}`, ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fdb.stats[what]) })
+  }
+  scrapedCounter(reg, 'switchd_forwarded_frames_total', 'Frames forwarded to one known port', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.forwarded) })
+  scrapedCounter(reg, 'switchd_flooded_frames_total', 'Frames flooded, by destination kind', ['network', 'kind'], (emit) => {
+    for (const sw of nets.all()) {
+      emit({ network: sw.name, kind: 'broadcast' }, sw.stats.floodedBroadcast)
+      emit({ network: sw.name, kind: 'multicast' }, sw.stats.floodedMulticast)
+      emit({ network: sw.name, kind: 'unknown_unicast' }, sw.stats.floodedUnknown)
+    }
+  })
+  scrapedCounter(reg, 'switchd_frames_dropped_total', 'Frames dropped in a network, by reason (kept across ports leaving)', ['network', 'reason'], (emit) => {
+    for (const sw of nets.all()) {
+      const s = sw.stats
+      let backpressure = s.dropBackpressureRetired
+      for (const p of sw.ports) backpressure += p.dropBackpressure
+      const d: Record<(typeof PORT_DROP_REASONS)[number], number> = {
+        runt: s.dropRunt, oversize: s.dropOversize, bad_source: s.dropBadSource, hairpin: s.dropHairpin, vlan: s.dropVlan,
+        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, malformed: s.dropMalformed, backpressure
+      }
+      for (const reason of PORT_DROP_REASONS) emit({ network: sw.name, reason }, d[reason])
+    }
+  })
+  scrapedCounter(reg, 'switchd_loops_detected_total', 'Loops detected (a port was blocked)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.loopsDetected) })
+  scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.accepted) })
+  scrapedCounter(reg, 'switchd_connections_rejected_total', 'Connections refused, by reason', ['reason'], (emit) => {
+    for (const [reason, n] of Object.entries(server.rejectedBy)) emit({ reason }, n)
+  })
+  scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
+  scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })
+  return reg
+}

@@ -1,0 +1,176 @@
+/**
+ * switchctl: the admin CLI over switchd's HTTP API (src/switch/api.ts).
+ * Readable tables by default, the API's JSON with --json.
+ */
+
+import * as fs from 'node:fs'
+import { parseArgs } from 'node:util'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { table } from './table'
+
+const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
+
+Commands:
+  networks                                   networks and their counters
+  ports [--network N]                        ports: VLAN mode, state, traffic, drops
+  fdb [--network N] [--vlan V] [--port P] [--mac M]
+                                             the forwarding database
+  flush [--network N] [--port P] [--mac M] [--vlan V]
+                                             forget learned MACs (all, or those matching)
+  static add --mac M --port P [--vlan V] [--network N]
+  static del --mac M [--vlan V] [--network N]
+  port disable|enable|disconnect NAME
+  capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]
+                                             stream a pcap; -w - or a pipe writes to stdout,
+                                             e.g. switchctl capture --port web1 | tcpdump -nr -
+
+Options:
+  --url URL        switchd's HTTP address [env SWITCHCTL_URL, default http://127.0.0.1:8080]
+  --token TOKEN    the admin token [env SWITCHCTL_TOKEN]
+  --json           print the API's JSON instead of a table
+  -h, --help       show this help
+`
+
+class CtlError extends Error {
+  constructor (message: string, readonly exitCode = 1) { super(message) }
+}
+
+interface Ctx { url: string, token: string | undefined, json: boolean }
+
+async function call (ctx: Ctx, method: string, path: string, body?: unknown): Promise<Response> {
+  const headers: Record<string, string> = {}
+  if (ctx.token !== undefined) headers.authorization = `Bearer ${ctx.token}`
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  let res: Response
+  try {
+    res = await fetch(new URL(path, ctx.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string, message?: string } }).cause
+    throw new CtlError(`cannot reach ${ctx.url}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is switchd running? set --url or SWITCHCTL_URL)`)
+  }
+  if (res.status === 401) {
+    const e = await res.json().catch(() => ({})) as { error?: string }
+    throw new CtlError(`401 ${e.error ?? 'unauthorized'} (set --token or SWITCHCTL_TOKEN)`)
+  }
+  if (!res.ok) {
+    const e = await res.json().catch(() => ({})) as { error?: string }
+    throw new CtlError(`${res.status} ${e.error ?? res.statusText}`)
+  }
+  return res
+}
+
+async function getJson<T> (ctx: Ctx, path: string): Promise<T> {
+  return await (await call(ctx, 'GET', path)).json() as T
+}
+
+function query (params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v)
+  const s = q.toString()
+  return s === '' ? '' : `?${s}`
+}
+
+function print (ctx: Ctx, data: unknown, render: () => string): void {
+  process.stdout.write(ctx.json ? JSON.stringify(data, null, 2) + '\n' : render())
+}
+
+interface PortJson {
+  name: string, network: string, kind: string, mode: string, vlans: number[], pvid: number, state: string, fdbEntries: number, remote: string, connectedAt: string
+  counters: { rxFrames: number, txFrames: number, rxBytes: number, txBytes: number }
+  drops: Record<string, number>
+}
+
+export async function main (argv: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' },
+        count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' }
+      }
+    })
+  } catch (err) {
+    process.stderr.write(`switchctl: ${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const o = parsed.values
+  const [cmd, ...rest] = parsed.positionals
+  if (o.help === true || cmd === undefined) { process.stdout.write(USAGE); return cmd === undefined && o.help !== true ? 2 : 0 }
+  const ctx: Ctx = { url: o.url ?? process.env.SWITCHCTL_URL ?? 'http://127.0.0.1:8080', token: o.token ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
+  try {
+    await run(ctx, cmd, rest, o)
+    return 0
+  } catch (err) {
+    process.stderr.write(`switchctl: ${(err as Error).message}\n`)
+    return err instanceof CtlError ? err.exitCode : 1
+  }
+}
+
+async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, string | boolean | undefined>): Promise<void> {
+  const s = (k: string): string | undefined => o[k] as string | undefined
+  switch (cmd) {
+    case 'networks': {
+      const nets = await getJson<Array<{ name: string, ports: number, maxFrameSize: number, fdb: Record<string, number>, counters: Record<string, number> }>>(ctx, '/api/v1/networks')
+      print(ctx, nets, () => table(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS'],
+        nets.map((n) => [n.name, n.ports, n.fdb.entries ?? 0, n.fdb.maxEntries ?? 0, n.fdb.learned ?? 0, n.fdb.moved ?? 0, n.fdb.expired ?? 0, n.fdb.evicted ?? 0,
+          n.counters.forwarded ?? 0, (n.counters.floodedBroadcast ?? 0) + (n.counters.floodedMulticast ?? 0) + (n.counters.floodedUnknown ?? 0), n.counters.loopsDetected ?? 0])))
+      return
+    }
+    case 'ports': {
+      const ports = await getJson<PortJson[]>(ctx, '/api/v1/ports' + query({ network: s('network') }))
+      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'REMOTE', 'SINCE'],
+        ports.map((p) => [p.name, p.network, p.kind, p.mode === 'trunk' ? `trunk ${p.vlans.join(',')}` : `access ${p.pvid}`, p.state, p.fdbEntries,
+          p.counters.rxFrames, p.counters.txFrames, Object.values(p.drops).reduce((a, b) => a + b, 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z')])))
+      return
+    }
+    case 'fdb': {
+      const rows = await getJson<Array<{ network: string, vlan: number, mac: string, port: string, age: number, static: boolean }>>(ctx,
+        '/api/v1/fdb' + query({ network: s('network'), vlan: s('vlan'), port: s('port'), mac: s('mac') }))
+      print(ctx, rows, () => table(['NETWORK', 'VLAN', 'MAC', 'PORT', 'AGE', 'TYPE'], rows.map((r) => [r.network, r.vlan, r.mac, r.port, r.age, r.static ? 'static' : 'learned'])))
+      return
+    }
+    case 'flush': {
+      const body: Record<string, unknown> = { network: s('network'), port: s('port'), mac: s('mac'), vlan: s('vlan') }
+      const r = await (await call(ctx, 'POST', '/api/v1/fdb/flush', body)).json() as { flushed: number }
+      print(ctx, r, () => `flushed ${r.flushed} fdb entr${r.flushed === 1 ? 'y' : 'ies'}\n`)
+      return
+    }
+    case 'static': {
+      const verb = rest[0]
+      if (s('mac') === undefined) throw new CtlError('static: --mac is required', 2)
+      if (verb === 'add') {
+        if (s('port') === undefined) throw new CtlError('static add: --port is required', 2)
+        const r = await (await call(ctx, 'POST', '/api/v1/fdb/static', { network: s('network'), vlan: s('vlan'), mac: s('mac'), port: s('port') })).json() as Record<string, unknown>
+        print(ctx, r, () => `static ${String(r.mac)} vlan ${String(r.vlan)} -> ${String(r.port)} (network ${String(r.network)})\n`)
+      } else if (verb === 'del') {
+        const r = await (await call(ctx, 'DELETE', '/api/v1/fdb/static' + query({ network: s('network'), vlan: s('vlan'), mac: s('mac') }))).json()
+        print(ctx, r, () => `removed static ${s('mac') ?? ''}\n`)
+      } else {
+        throw new CtlError('static: expected add or del', 2)
+      }
+      return
+    }
+    case 'port': {
+      const [verb, name] = rest
+      if (verb === undefined || !['disable', 'enable', 'disconnect'].includes(verb) || name === undefined) throw new CtlError('port: expected disable|enable|disconnect NAME', 2)
+      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/${verb}`)).json()
+      print(ctx, r, () => `port ${name}: ${verb}d\n`.replace('disconnectd', 'disconnected'))
+      return
+    }
+    case 'capture': {
+      const out = s('w')
+      if (out === undefined && process.stdout.isTTY === true) throw new CtlError('capture writes binary pcap: use -w FILE, or pipe it (switchctl capture | tcpdump -nr -)', 2)
+      const res = await call(ctx, 'GET', '/api/v1/capture' + query({ network: s('network'), port: s('port'), vlan: s('vlan'), count: s('count'), bytes: s('bytes'), duration: s('duration') }))
+      if (res.body === null) throw new CtlError('capture: empty response')
+      const dest = out === undefined || out === '-' ? process.stdout : fs.createWriteStream(out)
+      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest)
+      return
+    }
+    default:
+      throw new CtlError(`unknown command "${cmd}" (see --help)`, 2)
+  }
+}

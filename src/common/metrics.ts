@@ -45,6 +45,9 @@ export function scrapedGauge<L extends string> (reg: Registry, name: string, hel
 export function createRegistry (prefix: string, version: string): Registry {
   const reg = new Registry()
   collectDefaultMetrics({ register: reg })
+  // prom-client names these gauges *_total, which `promtool check metrics`
+  // rejects (only counters end in _total); the rest of the defaults stay.
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(name)
   const info = new Gauge({ name: `${prefix}_build_info`, help: `${prefix} build: version and Node.js version (always 1)`, labelNames: ['version', 'node_version'], registers: [reg] })
   info.set({ version, node_version: process.version }, 1)
   return reg

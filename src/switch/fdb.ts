@@ -71,7 +71,11 @@ export interface FdbOptions {
 export class FdbEntry {
   moves = 0
   movesSince = 0
-  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean) {}
+  /** Where the MAC was first learned: in a loop, its station's own port (loop protection spares it). */
+  readonly home: Port
+  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean) {
+    this.home = port
+  }
 }
 
 export class FdbStats {
@@ -97,8 +101,9 @@ export class Fdb {
   loopMoves: number
   loopWindow: number
   readonly stats = new FdbStats()
-  /** Set when learn() returns LEARN_FLAP: the port the MAC moved away from. */
+  /** Set when learn() returns LEARN_FLAP: the port the MAC moved away from, and the port it was first learned on. */
   flapFrom: Port | undefined
+  flapHome: Port | undefined
   /** Dynamic entries in all VLANs. */
   size = 0
   private nowMs: number
@@ -145,6 +150,7 @@ export class Fdb {
         e.moves = 0
         this.stats.flaps++
         this.flapFrom = from
+        this.flapHome = e.home
         return LEARN_FLAP
       }
       return LEARN_OK

@@ -32,13 +32,16 @@ export function refuseSource (sw: Switch, ingress: Port, learned: number): void 
 }
 
 /**
- * A MAC is flapping between `ingress` and `from`: a loop. Block the newer of
- * the two ports for the hold-down and flush the VLAN's fdb (a topology
- * change), so traffic relearns around the blocked port. Returns true if the
- * frame must be dropped (its ingress is now blocked).
+ * A MAC is flapping between `ingress` and `from`: a loop. Block one of the
+ * two for the hold-down and flush the VLAN's fdb (a topology change), so
+ * traffic relearns around the blocked port. The MAC's `home` (where it was
+ * learned before it began to move) is its station's own port, so the other
+ * port is the loop's; when neither is home, the newer port is blocked (the
+ * one whose arrival made the loop). Returns true if the frame must be
+ * dropped (its ingress is now blocked).
  */
-export function blockLoop (sw: Switch, ingress: Port, from: Port, mac: number, vid: number): boolean {
-  const blocked = from.id > ingress.id ? from : ingress
+export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, mac: number, vid: number): boolean {
+  const blocked = from === home ? ingress : ingress === home ? from : from.id > ingress.id ? from : ingress
   blocked.blockedUntil = sw.nowMs + sw.loopHoldDown * 1000
   blocked.loopBlocks++
   sw.stats.loopsDetected++

@@ -229,7 +229,7 @@ export class Switch {
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
       if (learned !== LEARN_FLAP) { refuseSource(this, ingress, learned); return }
-      if (blockLoop(this, ingress, this.fdb.flapFrom as Port, src, vid)) return
+      if (blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
     }
 
     let kind = KIND_UNKNOWN_UNICAST

@@ -8,6 +8,9 @@
  * sources (02:xx:xx:xx:xx:xx), optionally 802.1Q-tagged. Bounded in count
  * and in time; `burst`/`pauseMs` pace the sender so the TAP's queue (which
  * drops silently when full) is not overrun.
+ *
+ * Also startVlanSplitter(): 802.1Q subinterfaces in user space, for a trunk
+ * host on kernels without VLAN support.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process'

@@ -193,6 +193,20 @@ describe('Switch (managed)', () => {
     })
   })
 
+  describe('loop protection picks the loop port, not the station', () => {
+    it('blocks the loop port even when the station\'s own port is newer', () => {
+      const l1 = port('loop1'); const l2 = port('loop2'); const host = port('host') // host joined last
+      sw.receiveFrame(host, eth(BROADCAST, MAC_A))
+      sw.receiveFrame(l2, eth(BROADCAST, MAC_A)); sw.receiveFrame(l1, eth(BROADCAST, MAC_A))
+      sw.receiveFrame(l2, eth(BROADCAST, MAC_A)); sw.receiveFrame(l1, eth(BROADCAST, MAC_A))
+      sw.receiveFrame(host, eth(MAC_B, MAC_A)) // the 5th move: A's next frame from its own port
+      assert.equal(sw.stats.loopsDetected, 1)
+      assert.equal(host.blockedUntil, 0, 'the station keeps forwarding')
+      assert.ok(l1.blockedUntil > 0, 'the loop port the MAC came back from is blocked')
+      assert.equal(l2.blockedUntil, 0)
+    })
+  })
+
   describe('static entries', () => {
     it('forward to the named port whenever it is connected, and drop while it is away', () => {
       sw.setStatics([{ vid: 1, mac: 0x020000000002, port: 'router' }])

@@ -25,11 +25,15 @@ export function agentRegistry (agent: Agent): Registry {
     emit({ ...labels(), kind: 'malformed' }, s.txMalformed)
   })
   scrapedCounter(reg, 'tap_agent_tap_read_errors_total', 'Failed reads from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxErrors) })
-  scrapedCounter(reg, 'tap_agent_frames_dropped_total', 'Frames read from the TAP but not sent: uplink disconnected, or the switch not reading fast enough', ['reason'], (emit) => {
-    emit({ reason: 'disconnected' }, agent.stats.droppedDisconnected)
-    emit({ reason: 'backpressure' }, agent.stats.droppedBackpressure)
+  scrapedCounter(reg, 'tap_agent_frames_dropped_total', 'Frames read from the TAP but not sent: uplink disconnected, or the switch not reading fast enough', ['tap', 'reason'], (emit) => {
+    emit({ ...labels(), reason: 'disconnected' }, agent.stats.droppedDisconnected)
+    emit({ ...labels(), reason: 'backpressure' }, agent.stats.droppedBackpressure)
   })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
+  scrapedGauge(reg, 'tap_agent_uplink_info', 'The switch port this agent is (always 1 while up): join on it to match an agent to switchd_port_* series', ['network', 'port'], (emit) => {
+    const w = agent.uplink.welcome
+    if (agent.uplink.isUp && w !== undefined) emit({ network: w.network ?? 'default', port: w.name }, 1)
+  })
   scrapedCounter(reg, 'tap_agent_uplink_connects_total', 'Successful connections (hello answered by a welcome)', [], (emit) => { emit({}, agent.uplink.stats.connects) })
   scrapedCounter(reg, 'tap_agent_uplink_disconnects_total', 'Connections lost after the welcome', [], (emit) => { emit({}, agent.uplink.stats.disconnects) })
   scrapedCounter(reg, 'tap_agent_uplink_sent_bytes_total', 'Bytes of batch messages sent to the switch', [], (emit) => { emit({}, agent.uplink.stats.txBytes) })

@@ -179,6 +179,9 @@ export class Uplink extends EventEmitter {
     ws.on('close', (code: number, reason: Buffer) => {
       clearTimeout(welcomeTimer)
       clearInterval(this.watchdog)
+      // No uplink, no round trip: the gauge disappears rather than show a stale value.
+      this.stats.rttSeconds = -1
+      this.pingSentAt = -1
       if (this.ws === ws) this.ws = undefined
       const wasUp = this.state === 'up'
       if (this.state === 'closed') return

@@ -37,6 +37,7 @@ export class FakeTap implements NativeTap {
     const slab = Buffer.alloc(batch.length + 100)
     batch.copy(slab, 50)
     this.counters[0] = (this.counters[0] as number) + frames.length
+    this.counters[1] = (this.counters[1] as number) + frames.reduce((n, f) => n + f.length, 0)
     this.onFrames(slab, 50, 50 + batch.length, frames.length)
   }
 
@@ -44,6 +45,8 @@ export class FakeTap implements NativeTap {
   stop (): void { this.onFrames = undefined }
   write (frame: Buffer): number {
     this.written.push(Buffer.from(frame))
+    this.counters[2] = (this.counters[2] as number) + 1
+    this.counters[3] = (this.counters[3] as number) + frame.length
     this.events.emit('frame', frame)
     return frame.length
   }
@@ -51,7 +54,6 @@ export class FakeTap implements NativeTap {
   writeBatch (buf: Buffer, start: number, end: number): number {
     const frames = decodeBatch(buf.subarray(start, end))
     for (const f of frames) this.write(f)
-    this.counters[2] = (this.counters[2] as number) + frames.length
     return frames.length
   }
 

@@ -110,7 +110,9 @@ describe('observability and admin (integration)', () => {
         assert.match(text, /^tap_agent_uplink_up 1$/m)
         assert.match(text, /^tap_agent_uplink_connects_total 1$/m)
         assert.match(text, /^tap_agent_tap_receive_frames_total\{tap="tsw-m0"\} 1$/m)
-        assert.match(text, /^tap_agent_frames_dropped_total\{reason="disconnected"\} 0$/m)
+        assert.match(text, /^tap_agent_frames_dropped_total\{tap="tsw-m0",reason="disconnected"\} 0$/m)
+        assert.match(text, /^tap_agent_uplink_info\{network="default",port="m"\} 1$/m)
+        assert.match(text, /^tap_agent_tap_receive_bytes_total\{tap="tsw-m0"\} 60$/m)
         assert.match(text, /^tap_agent_uplink_rtt_seconds \d/m)
         assert.match(text, /^tap_agent_build_info\{/m)
       } finally {

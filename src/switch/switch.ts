@@ -241,7 +241,7 @@ export class Switch {
         if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
         this.output(egress, buf, off, len, tagged, tagVid, vid)
         s.forwarded++
-        if (this.taps.length !== 0) for (const t of this.taps) t.offer(ingress, egress, vid, buf, off, len)
+        if (this.taps.length !== 0) this.offerTaps(ingress, egress, vid, buf, off, len)
         return
       }
     } else {
@@ -256,7 +256,7 @@ export class Switch {
       const p = ports[i] as Port
       if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid)
     }
-    if (this.taps.length !== 0) for (const t of this.taps) t.offer(ingress, undefined, vid, buf, off, len)
+    if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }
 
   /** Queue the frame on `egress`, tagged or untagged as the port's mode says for `vid`. */
@@ -268,6 +268,12 @@ export class Switch {
       egress.dirty = true
       this.dirty[this.dirtyCount++] = egress
     }
+  }
+
+  /** Backwards: a capture that reaches its limit removes itself from taps while we walk it. */
+  private offerTaps (ingress: Port, egress: Port | undefined, vid: number, buf: Buffer, off: number, len: number): void {
+    const taps = this.taps
+    for (let i = taps.length - 1; i >= 0; i--) (taps[i] as FrameTap).offer(ingress, egress, vid, buf, off, len)
   }
 
   private flushDirty (): void {

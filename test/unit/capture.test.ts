@@ -64,3 +64,25 @@ describe('capture', () => {
     hub.stopAll()
   })
 })
+
+describe('capture (several at once)', () => {
+  it('gives every capture the frame on which one of them reaches its limit', () => {
+    const restore = setLogSink(() => {})
+    try {
+      const sw = new Switch({}, 1000)
+      const a = new FakePort(1, 'a'); const b = new FakePort(2, 'b')
+      sw.addPort(a); sw.addPort(b)
+      const hub = new CaptureHub()
+      const sinks = [new Sink(), new Sink(), new Sink()]
+      hub.start(sw, {}, { count: 5, bytes: 1e9, duration: 10 }, sinks[0] as Sink)
+      hub.start(sw, {}, { count: 1, bytes: 1e9, duration: 10 }, sinks[1] as Sink)
+      hub.start(sw, {}, { count: 5, bytes: 1e9, duration: 10 }, sinks[2] as Sink)
+      sw.receiveFrame(a, eth(BROADCAST, MAC_A, 1))
+      sw.receiveFrame(a, eth(BROADCAST, MAC_A, 2))
+      assert.deepEqual(sinks.map((s) => s.pcap().records.length), [2, 1, 2])
+      hub.stopAll()
+    } finally {
+      setLogSink(restore)
+    }
+  })
+})

@@ -83,6 +83,8 @@ export class Tap {
   setMtu (mtu: number): void
   /** SIOCSIFFLAGS IFF_UP on/off. Throws TapSystemError. */
   setUp (up: boolean): void
+  /** TUNSETCARRIER: link carrier on/off (guests see link down). Linux >= 5.0; needs CAP_NET_ADMIN. Throws TapSystemError. */
+  setCarrier (on: boolean): void
   /** SIOCSIFHWADDR; `mac` is 6 bytes. Throws TapSystemError. */
   setMac (mac: Buffer): void
   /** Current MAC (SIOCGIFHWADDR), 6 bytes. */

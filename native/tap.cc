@@ -160,6 +160,7 @@ class Tap : public Napi::ObjectWrap<Tap> {
       InstanceMethod<&Tap::WriteBatch>("writeBatch"),
       InstanceMethod<&Tap::SetMtu>("setMtu"),
       InstanceMethod<&Tap::SetUp>("setUp"),
+      InstanceMethod<&Tap::SetCarrier>("setCarrier"),
       InstanceMethod<&Tap::SetMac>("setMac"),
       InstanceMethod<&Tap::GetMac>("getMac"),
       InstanceMethod<&Tap::SetIPv4>("setIPv4"),
@@ -393,6 +394,20 @@ class Tap : public Napi::ObjectWrap<Tap> {
     if (info[0].As<Napi::Boolean>().Value()) ifr.ifr_flags |= IFF_UP;
     else ifr.ifr_flags &= ~IFF_UP;
     IfIoctl(env, SIOCSIFFLAGS, "ioctl(SIOCSIFFLAGS)", &ifr);
+  }
+
+  // TUNSETCARRIER (Linux >= 5.0) on the TAP's own fd: guests see link down
+  // while the uplink is gone. Needs CAP_NET_ADMIN.
+  void SetCarrier(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBoolean()) return ThrowType(env, "carrier must be a boolean");
+    if (fd_ < 0) return ThrowSys(env, EBADF, "ioctl(TUNSETCARRIER)", name_, nullptr, "the Tap is closed");
+#ifdef TUNSETCARRIER
+    int on = info[0].As<Napi::Boolean>().Value() ? 1 : 0;
+    if (ioctl(fd_, TUNSETCARRIER, &on) < 0) ThrowSys(env, errno, "ioctl(TUNSETCARRIER)", name_);
+#else
+    ThrowSys(env, ENOTSUP, "ioctl(TUNSETCARRIER)", name_, nullptr, "needs Linux >= 5.0 headers");
+#endif
   }
 
   void SetMac(const Napi::CallbackInfo& info) {

@@ -38,8 +38,21 @@ export class Agent {
   /** The MTU last set from a welcome, so a reconnect to the same switch does not set it again. */
   private followedMtu: number | undefined
 
-  /** `fixedMtu`: the user chose the MTU (--mtu); otherwise the TAP follows the switch's maximum frame size. */
-  constructor (readonly tap: TapDevice, readonly uplink: Uplink, readonly fixedMtu?: number) {}
+  /**
+   * `fixedMtu`: the user chose the MTU (--mtu), or 0 to leave it alone (--attach);
+   * otherwise the TAP follows the switch's maximum frame size. `carrier`: the
+   * TAP's carrier follows the uplink, so guests see link down while it is.
+   */
+  constructor (readonly tap: TapDevice, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false) {}
+
+  private setCarrier (on: boolean): void {
+    try {
+      this.tap.setCarrier(on)
+      log.info('carrier', { tap: this.tap.name, on })
+    } catch (err) {
+      log.limited('warn', 'carrier_not_set', { tap: this.tap.name, on, error: (err as Error).message })
+    }
+  }
 
   start (): void {
     const stats = this.stats
@@ -56,8 +69,14 @@ export class Agent {
       }
     })
     uplink.onBatch = (msg) => { stats.downFrames += tap.writeBatch(msg) }
+    if (this.carrier) {
+      this.setCarrier(false)
+      uplink.on('down', () => { this.setCarrier(false) })
+    }
     uplink.on('up', (welcome) => {
+      if (this.carrier) this.setCarrier(true)
       const mtu = this.fixedMtu
+      if (mtu === 0) return
       if (mtu !== undefined) {
         if (mtu + 18 > welcome.maxFrameSize) log.warn('mtu_exceeds_max_frame_size', { tap: tap.name, mtu, max_frame_size: welcome.maxFrameSize })
         return

@@ -4,8 +4,10 @@
  */
 
 import * as os from 'node:os'
+import * as fs from 'node:fs'
+import { execFileSync } from 'node:child_process'
 import { TapDevice, type TapBinding } from './tap'
-import { Uplink } from './uplink'
+import { Uplink, type UplinkTls } from './uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
 import { agentRegistry, serveMetrics } from './metrics'
@@ -17,7 +19,14 @@ import { TapswitchError, ERR_CONFIG } from '../common/errors'
 const log = logger('tap-agent')
 
 const SPECS = {
-  url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL', help: 'switchd to connect to, ws://host:port/ or wss://… (required)' },
+  url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL[,URL…]', help: 'switchd to connect to, ws://host:port/ or wss://… (required); several, comma-separated, are tried in turn' },
+  token: { type: 'string', env: 'TAP_AGENT_TOKEN', arg: 'TOKEN', help: 'token switchd asks for (prefer the environment variable: flags show in ps)' },
+  ca: { type: 'string', env: 'TAP_AGENT_CA', arg: 'FILE', help: 'PEM CA bundle to trust for wss:// instead of the system CAs' },
+  cert: { type: 'string', env: 'TAP_AGENT_CERT', arg: 'FILE', help: 'PEM client certificate, for a switch that asks for one' },
+  key: { type: 'string', env: 'TAP_AGENT_KEY', arg: 'FILE', help: 'PEM key of --cert' },
+  carrier: { type: 'boolean', env: 'TAP_AGENT_CARRIER', help: 'the TAP\'s carrier follows the uplink: guests see link down while it is down (Linux >= 5.0)' },
+  user: { type: 'string', env: 'TAP_AGENT_USER', arg: 'USER', help: 'after opening the TAP, drop root and run as this user (the TAP keeps working)' },
+  attach: { type: 'boolean', env: 'TAP_AGENT_ATTACH', help: 'attach to an existing persistent TAP and leave its configuration alone (no privilege needed if it belongs to this user)' },
   tap: { type: 'string', env: 'TAP_AGENT_TAP', default: '', arg: 'NAME', help: 'TAP to create or attach; empty lets the kernel pick tapN' },
   name: { type: 'string', env: 'TAP_AGENT_NAME', arg: 'NAME', help: 'port name shown on the switch [default: hostname:tap]' },
   mtu: { type: 'string', env: 'TAP_AGENT_MTU', arg: 'BYTES', help: 'TAP MTU [default: follow the switch, max frame size - 18]' },
@@ -73,6 +82,10 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   let tapOpts
   let uplink: Uplink
   let metricsAt: { host: string, port: number } | undefined
+  let tls: UplinkTls = {}
+  let dropTo: string | undefined
+  let carrier = false
+  let attach = false
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
@@ -80,9 +93,23 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)
     setLogLevel(level)
     if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')
-    let url: URL
-    try { url = new URL(o.url) } catch { throw new TapswitchError(ERR_CONFIG, `--url ${o.url}: not a URL`) }
-    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TapswitchError(ERR_CONFIG, `--url ${o.url}: expected ws:// or wss://`)
+    const urls = o.url.split(',').map((u) => u.trim()).filter((u) => u !== '').map((u) => {
+      let url: URL
+      try { url = new URL(u) } catch { throw new TapswitchError(ERR_CONFIG, `--url ${u}: not a URL`) }
+      if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TapswitchError(ERR_CONFIG, `--url ${u}: expected ws:// or wss://`)
+      return url.href
+    })
+    if (urls.length === 0) throw new TapswitchError(ERR_CONFIG, '--url is empty')
+    if ((o.cert === undefined) !== (o.key === undefined)) throw new TapswitchError(ERR_CONFIG, '--cert and --key go together')
+    const readPem = (flag: string, file: string | undefined): Buffer | undefined => {
+      if (file === undefined) return undefined
+      try { return fs.readFileSync(file) } catch (err) { throw new TapswitchError(ERR_CONFIG, `--${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`) }
+    }
+    tls = { ca: readPem('ca', o.ca), cert: readPem('cert', o.cert), key: readPem('key', o.key) }
+    if (o.user !== undefined && !/^[a-z_][a-z0-9_-]*\$?$/i.test(o.user)) throw new TapswitchError(ERR_CONFIG, `--user ${o.user}: not a user name`)
+    dropTo = o.user
+    carrier = o.carrier
+    attach = o.attach
     const mac = o.mac === undefined ? undefined : parseMac(o.mac)
     if (o.mac !== undefined && mac === undefined) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac}: expected six hex bytes, e.g. 02:00:00:00:00:01`)
     if (mac !== undefined && ((mac[0] as number) & 1) === 1) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac ?? ''}: a multicast address cannot be a source; clear the lowest bit of the first byte`)
@@ -91,10 +118,14 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     const mtu = o.mtu === undefined ? undefined : intOption('mtu', o.mtu, 68, 65535)
     const vlan = parseVlanFlags(o.vlan, o.trunk, o.native)
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
-    tapOpts = { name: tapName, mtu, mac, up: !o.down, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
+    if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
+    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
     metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
     uplink = new Uplink({
-      url: url.href,
+      url: urls[0] as string,
+      urls,
+      token: o.token,
+      tls,
       name: o.name,
       mtu,
       vlan,
@@ -112,7 +143,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu })
-  const agent = new Agent(tap, uplink, tapOpts.mtu)
+  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), carrier)
   if (metricsAt !== undefined) {
     try {
       const { address } = await serveMetrics(agentRegistry(agent), metricsAt.host, metricsAt.port)
@@ -120,6 +151,15 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     } catch (err) {
       tap.close()
       die('tap-agent', `metrics listen ${metricsAt.host}:${metricsAt.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  if (dropTo !== undefined) {
+    try {
+      dropPrivileges(dropTo)
+      log.info('privileges_dropped', { user: dropTo, uid: process.getuid?.() })
+    } catch (err) {
+      tap.close()
+      die('tap-agent', `--user ${dropTo}: ${(err as Error).message}`)
     }
   }
   agent.start()
@@ -133,6 +173,24 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   process.on('SIGINT', () => { stop('SIGINT') })
   process.on('SIGTERM', () => { stop('SIGTERM') })
   return agent
+}
+
+/**
+ * Become `user` for good: its primary group, no supplementary groups, then
+ * its uid. The TAP's fd stays open and keeps working; only new privileged
+ * operations (MTU, carrier) fail, and the agent only warns about those.
+ */
+function dropPrivileges (user: string): void {
+  if (process.setuid === undefined || process.setgid === undefined || process.setgroups === undefined) throw new Error('not supported on this platform')
+  let gid: number
+  try {
+    gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8', timeout: 5000 }).trim())
+  } catch {
+    throw new Error('no such user')
+  }
+  process.setgroups([])
+  process.setgid(gid)
+  process.setuid(user)
 }
 
 /** Hostnames may hold characters a port name may not. */

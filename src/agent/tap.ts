@@ -96,6 +96,11 @@ export class TapDevice {
 
   get name (): string { return this.tap.name }
 
+  /** Carrier on/off (TUNSETCARRIER); throws a TapError. */
+  setCarrier (on: boolean): void {
+    attempt('set carrier of', this.tap.name, () => { this.tap.setCarrier(on) })
+  }
+
   /** Set the MTU; throws a TapError (e.g. ENODEV once the TAP was moved to another namespace). */
   setMtu (mtu: number): void {
     attempt('set MTU of', this.tap.name, () => { this.tap.setMtu(mtu) })

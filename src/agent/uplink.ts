@@ -28,8 +28,23 @@ const log = logger('uplink')
 
 const SEND_OPTS = { binary: true, compress: false, fin: true } as const
 
+/** TLS material for wss:// (PEM contents). */
+export interface UplinkTls {
+  /** CAs to trust instead of the system's. */
+  ca?: Buffer
+  /** Client certificate and key, for switches that ask for one. */
+  cert?: Buffer
+  key?: Buffer
+}
+
 export interface UplinkOptions {
+  /** switchd URL; with `urls`, the first of them. */
   url: string
+  /** Several switches: on each reconnect the next one is tried (graceful drain, failover). */
+  urls?: string[]
+  /** Bearer token for switchd. */
+  token?: string
+  tls?: UplinkTls
   /** Port name to ask for. */
   name?: string
   mtu?: number
@@ -52,6 +67,8 @@ export class UplinkStats {
   rttSeconds = -1
   rttSamples = 0
   connects = 0
+  /** Connects that got the same port back (resume). */
+  resumes = 0
   disconnects = 0
   rxMessages = 0
   rxBytes = 0
@@ -76,6 +93,10 @@ export class Uplink extends EventEmitter {
   private retryTimer: NodeJS.Timeout | undefined
   private watchdog: NodeJS.Timeout | undefined
   private heard = false
+  /** The resume token of the last welcome, and the URL it is good for. */
+  private resumeToken: string | undefined
+  private resumeUrl: string | undefined
+  private urlIndex = 0
   /** When the outstanding RTT ping left (performance.now() ms), or -1. */
   private pingSentAt = -1
   private readonly highWaterMark: number
@@ -119,23 +140,41 @@ export class Uplink extends EventEmitter {
     })
   }
 
+  /** The switch URL in use (it changes on failover). */
+  get url (): string {
+    const urls = this.opts.urls ?? [this.opts.url]
+    return urls[this.urlIndex % urls.length] as string
+  }
+
   private connect (): void {
     this.state = 'connecting'
+    const url = this.url
     const timeout = (this.opts.handshakeTimeout ?? 5) * 1000
-    const ws = new WebSocket(this.opts.url, [SUBPROTOCOL_V1], {
+    const headers: Record<string, string> = {}
+    if (this.opts.token !== undefined) headers.authorization = `Bearer ${this.opts.token}`
+    const tls = this.opts.tls ?? {}
+    const ws = new WebSocket(url, [SUBPROTOCOL_V1], {
       perMessageDeflate: false,
       maxPayload: MAX_MESSAGE_SIZE,
-      handshakeTimeout: timeout
+      handshakeTimeout: timeout,
+      headers,
+      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+      ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {})
     })
     this.ws = ws
     const welcomeTimer = setTimeout(() => { ws.terminate() }, timeout + 1000)
-    ws.on('error', (err) => { log.limited('info', 'uplink_error', { url: this.opts.url, error: err.message }) })
+    ws.on('error', (err: Error & { code?: string }) => {
+      const hint = uplinkHint(err, url)
+      log.limited(hint === '' ? 'info' : 'warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
+    })
     ws.on('open', () => {
       const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [] }
       if (this.opts.name !== undefined) hello.name = this.opts.name
       if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
       if (this.opts.mac !== undefined) hello.mac = this.opts.mac
       if (this.opts.vlan !== undefined) hello.vlan = this.opts.vlan
+      // A resume token is only good at the switch that issued it.
+      if (this.resumeToken !== undefined && this.resumeUrl === url) hello.resume = this.resumeToken
       ws.send(JSON.stringify(hello))
     })
     ws.on('ping', () => { this.heard = true })
@@ -161,7 +200,7 @@ export class Uplink extends EventEmitter {
       try {
         this.welcome = parseWelcome((data as Buffer).toString('utf8'))
       } catch (err) {
-        log.warn('bad_welcome', { url: this.opts.url, error: (err as Error).message })
+        log.warn('bad_welcome', { url, error: (err as Error).message })
         ws.close(CLOSE_PROTOCOL_ERROR, 'bad welcome')
         return
       }
@@ -169,9 +208,12 @@ export class Uplink extends EventEmitter {
       this.state = 'up'
       this.attempt = 0
       this.stats.connects++
+      if (this.welcome.resumed === true) this.stats.resumes++
+      this.resumeToken = this.welcome.resume
+      this.resumeUrl = url
       this.startWatchdog(ws, this.welcome.pingInterval)
-      log.info('uplink_connected', {
-        url: this.opts.url, port: this.welcome.port, name: this.welcome.name, network: this.welcome.network,
+      log.info(this.welcome.resumed === true ? 'uplink_resumed' : 'uplink_connected', {
+        url, port: this.welcome.port, name: this.welcome.name, network: this.welcome.network,
         vlan: JSON.stringify(this.welcome.vlan), max_frame_size: this.welcome.maxFrameSize
       })
       this.emit('up', this.welcome)
@@ -188,9 +230,11 @@ export class Uplink extends EventEmitter {
       this.state = 'down'
       if (wasUp) {
         this.stats.disconnects++
-        log.warn('uplink_lost', { url: this.opts.url, code, reason: reason.toString() })
+        log.warn('uplink_lost', { url, code, reason: reason.toString() })
         this.emit('down', code, reason.toString())
       }
+      // The switch went away on purpose (draining) or never answered: try the next one, if any.
+      if (!wasUp || code === 1001) this.urlIndex++
       this.scheduleReconnect()
     })
   }
@@ -206,7 +250,7 @@ export class Uplink extends EventEmitter {
       if (this.pingSentAt < 0) { this.pingSentAt = performance.now(); ws.ping() }
       if (this.heard) { this.heard = false; silent = 0; return }
       if (++silent >= 2) {
-        log.warn('uplink_dead', { url: this.opts.url, silent_seconds: silent * (pingInterval + 1) })
+        log.warn('uplink_dead', { url: this.url, silent_seconds: silent * (pingInterval + 1) })
         ws.close(CLOSE_DEAD_PEER, 'no ping from switch')
         ws.terminate()
       }
@@ -220,7 +264,21 @@ export class Uplink extends EventEmitter {
     this.attempt++
     // Full jitter, but never below the minimum.
     const delay = min + Math.random() * Math.max(0, ceiling - min)
-    log.limited('info', 'uplink_retry', { url: this.opts.url, attempt: this.attempt, delay_seconds: Math.round(delay * 1000) / 1000 })
+    log.limited('info', 'uplink_retry', { url: this.url, attempt: this.attempt, delay_seconds: Math.round(delay * 1000) / 1000 })
     this.retryTimer = setTimeout(() => { if (this.state !== 'closed') this.connect() }, delay * 1000)
   }
+}
+
+/** What to do about an uplink error, in words; '' when it is just the network. */
+export function uplinkHint (err: Error & { code?: string }, url: string): string {
+  const code = err.code ?? ''
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) return 'the switch\'s certificate is not trusted: pass its CA with --ca FILE'
+  if (code === 'CERT_HAS_EXPIRED') return 'the switch\'s certificate has expired: renew it (switchd reloads it on SIGHUP)'
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the switch\'s certificate does not name this host: use the name it was issued for in --url'
+  if (/Unexpected server response: 401/.test(err.message)) return 'switchd wants a valid token: --token or TAP_AGENT_TOKEN'
+  if (/Unexpected server response: 403/.test(err.message)) return 'this token is not for the network in --url'
+  if (/Unexpected server response: 40[04]/.test(err.message)) return 'check the path in --url: / or /net/NAME'
+  if (/Unexpected server response: (429|503)/.test(err.message)) return 'switchd is at its port limit'
+  if ((code === 'ECONNRESET' || /socket hang up/.test(err.message)) && url.startsWith('ws:')) return 'if switchd serves TLS, use wss:// in --url'
+  return ''
 }

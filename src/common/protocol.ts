@@ -68,6 +68,8 @@ export interface Hello {
   capabilities?: string[]
   /** The VLAN mode the agent asks for; switchd grants it only within the port's profile. */
   vlan?: VlanRequest
+  /** The `resume` token of an earlier welcome: asks for that port back (same name, VLANs, fdb entries). */
+  resume?: string
 }
 
 /** Switch -> agent, the answer to a valid hello. */
@@ -90,6 +92,12 @@ export interface Welcome {
   network?: string
   /** The VLAN mode the port got. */
   vlan?: VlanRequest
+  /** Present this in the next hello, within `resumeGrace` seconds of a drop, to get this port back. */
+  resume?: string
+  /** Seconds the switch keeps this port after a drop for a resume. */
+  resumeGrace?: number
+  /** True if the hello's resume token was honoured: this is the same port as before. */
+  resumed?: boolean
 }
 
 function protocolError (message: string): TapswitchError {
@@ -154,6 +162,10 @@ export function parseHello (text: string): Hello {
     hello.capabilities = o.capabilities as string[]
   }
   if (o.vlan !== undefined) hello.vlan = parseVlanRequest(o.vlan, 'hello.vlan')
+  if (o.resume !== undefined) {
+    if (typeof o.resume !== 'string' || !/^[A-Za-z0-9_-]{16,128}$/.test(o.resume)) throw protocolError('hello.resume must be the token of an earlier welcome')
+    hello.resume = o.resume
+  }
   return hello
 }
 
@@ -171,6 +183,9 @@ export function parseWelcome (text: string): Welcome {
   const extra: Partial<Welcome> = {}
   if (typeof o.network === 'string') extra.network = o.network
   if (o.vlan !== undefined) extra.vlan = parseVlanRequest(o.vlan, 'welcome.vlan')
+  if (typeof o.resume === 'string') extra.resume = o.resume
+  if (typeof o.resumeGrace === 'number') extra.resumeGrace = o.resumeGrace
+  if (o.resumed === true) extra.resumed = true
   return {
     ...extra,
     type: 'welcome',

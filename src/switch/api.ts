@@ -68,6 +68,7 @@ export function portView (p: WsPort): Record<string, unknown> {
       stormUnknownUnicast: p.dropStormUnknownUnicast,
       loop: p.dropLoop,
       disabled: p.dropDisabled,
+      rate: p.dropRate,
       malformed: p.dropMalformed,
       backpressure: p.dropBackpressure
     }

@@ -9,6 +9,8 @@
  */
 
 import { readFileSync } from 'node:fs'
+import * as path from 'node:path'
+import { sha256Hex, type TokenGrant } from './auth'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { parseMac, macAt } from '../common/ethernet'
 import { VID_MIN, VID_MAX } from '../common/vlan'
@@ -63,6 +65,31 @@ export interface SwitchdConfig {
   /** Per-port metric series, and the port count beyond which they are left out. */
   perPortMetrics: boolean
   maxPortSeries: number
+  /** Client tokens by SHA-256 digest; empty = no authentication. */
+  tokens: ReadonlyMap<string, TokenGrant>
+  /** Listen on a non-loopback address without tokens. */
+  allowAnonymous: boolean
+  limits: Limits
+  /** TLS certificate and key (PEM files); undefined = plain ws:// and http://. */
+  tls: TlsFiles | undefined
+  /** Seconds a disconnected tapswitch-mode port is kept for its agent to resume; 0 = off. */
+  resumeGrace: number
+}
+
+export interface Limits {
+  /** Ports on the whole switchd. */
+  maxPorts: number
+  /** Ports per client IP address. */
+  maxPortsPerAddress: number
+  /** Seconds from the upgrade to a valid hello. */
+  handshakeTimeout: number
+}
+
+export interface TlsFiles {
+  cert: string
+  key: string
+  /** CA bundle to verify client certificates against (optional mutual TLS). */
+  clientCa: string | undefined
 }
 
 /** Flags that override the file. */
@@ -75,6 +102,10 @@ export interface ConfigOverrides {
   pingInterval?: number
   adminToken?: string
   metricsListen?: string
+  allowAnonymous?: boolean
+  tlsCert?: string
+  tlsKey?: string
+  tokensFile?: string
 }
 
 type Obj = Record<string, unknown>
@@ -133,7 +164,9 @@ const LOOP_KEYS = ['moves', 'window', 'holdDown']
 const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
-const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles', 'adminToken', 'metricsListen', 'metrics']
+const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
+  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace']
+const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', ...PORT_KEYS]
 
 function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
   const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
@@ -174,6 +207,45 @@ function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy, extra
 
 function globToRegExp (glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
+}
+
+function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPolicy, into: Map<string, TokenGrant>): void {
+  if (v === undefined) return
+  if (!Array.isArray(v)) r.fail(key, 'expected a list of {id, token | sha256, network?, name?, macs?, rate?, …port policy}')
+  v.forEach((t: unknown, i: number) => {
+    const k = `${key}[${i}]`
+    const o = r.object(t, k, TOKEN_KEYS)
+    const id = r.str(o.id, `${k}.id`, /^[A-Za-z0-9._:@-]{1,64}$/, `token-${i}`, 'a short name for logs') as string
+    let digest: string
+    if (o.token !== undefined) {
+      digest = sha256Hex(r.str(o.token, `${k}.token`, /^\S{16,}$/, undefined, 'at least 16 characters without spaces (e.g. openssl rand -hex 32)') as string)
+    } else if (o.sha256 !== undefined) {
+      digest = (r.str(o.sha256, `${k}.sha256`, /^[0-9a-fA-F]{64}$/, undefined, 'the token\'s SHA-256 as 64 hex digits') as string).toLowerCase()
+    } else {
+      r.fail(k, 'needs token or sha256')
+    }
+    if (into.has(digest)) r.fail(k, 'the same token twice')
+    const hasPolicy = PORT_KEYS.some((pk) => o[pk] !== undefined)
+    const policyFields: Obj = {}
+    for (const pk of PORT_KEYS) if (o[pk] !== undefined) policyFields[pk] = o[pk]
+    let macs: Set<number> | undefined
+    if (o.macs !== undefined) {
+      if (!Array.isArray(o.macs) || o.macs.length === 0) r.fail(`${k}.macs`, 'expected a non-empty list of MACs')
+      macs = new Set((o.macs as unknown[]).map((m, j) => {
+        const b = typeof m === 'string' ? parseMac(m) : undefined
+        if (b === undefined) r.fail(`${k}.macs[${j}]`, 'expected a MAC like 02:00:00:00:00:01')
+        return macAt(b, 0)
+      }))
+    }
+    into.set(digest, Object.freeze({
+      id,
+      network: r.str(o.network, `${k}.network`, NETWORK_NAME, undefined, 'a network name'),
+      name: r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
+      policy: hasPolicy ? readPolicy(r, policyFields, k, defaultPolicy) : undefined,
+      macs,
+      rate: r.int(o.rate, `${k}.rate`, 0, 100_000_000_000, 0)
+    }))
+  })
 }
 
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
@@ -217,6 +289,22 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     return Object.freeze({ match, pattern: globToRegExp(match), network, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network']) })
   })
   const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
+  const tokens = new Map<string, TokenGrant>()
+  readTokens(r, top.tokens, 'tokens', defaultPolicy, tokens)
+  const tokensFile = overrides.tokensFile ?? r.str(top.tokensFile, 'tokensFile', /^.+$/, undefined, 'a path')
+  if (tokensFile !== undefined) {
+    const file = path.resolve(path.dirname(source.startsWith('(') ? '.' : source), tokensFile)
+    let text = ''
+    try { text = readFileSync(file, 'utf8') } catch (err) { r.fail('tokensFile', `${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`) }
+    let list: unknown
+    try { list = JSON.parse(text) } catch (err) { r.fail('tokensFile', `${file}: not valid JSON: ${(err as Error).message}`) }
+    readTokens(new Reader(file), list, 'tokens', defaultPolicy, tokens)
+  }
+  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout'])
+  const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
+  const tlsCert = overrides.tlsCert ?? r.str(tlsRaw?.cert, 'tls.cert', /^.+$/, undefined, 'a PEM file')
+  const tlsKey = overrides.tlsKey ?? r.str(tlsRaw?.key, 'tls.key', /^.+$/, undefined, 'a PEM file')
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) r.fail('tls', 'needs both cert and key')
   const adminToken = overrides.adminToken ?? r.str(top.adminToken, 'adminToken', /^\S{16,}$/, undefined, 'a token of at least 16 characters without spaces')
   if (overrides.adminToken !== undefined && !/^\S{16,}$/.test(overrides.adminToken)) r.fail('admin token', 'at least 16 characters without spaces')
   return Object.freeze({
@@ -224,6 +312,15 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     metricsListen: overrides.metricsListen ?? r.str(top.metricsListen, 'metricsListen', /^.+:\d+$/, undefined, 'HOST:PORT'),
     perPortMetrics: r.bool(metrics.perPort, 'metrics.perPort', true),
     maxPortSeries: r.int(metrics.maxPortSeries, 'metrics.maxPortSeries', 0, 1_000_000, 1000),
+    tokens,
+    allowAnonymous: overrides.allowAnonymous ?? r.bool(top.allowAnonymous, 'allowAnonymous', false),
+    limits: Object.freeze({
+      maxPorts: r.int(limits.maxPorts, 'limits.maxPorts', 1, 1_000_000, 10_000),
+      maxPortsPerAddress: r.int(limits.maxPortsPerAddress, 'limits.maxPortsPerAddress', 1, 1_000_000, 1000),
+      handshakeTimeout: r.num(limits.handshakeTimeout, 'limits.handshakeTimeout', 0.1, 3600, 10)
+    }),
+    tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
+    resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

@@ -22,6 +22,10 @@ const SPECS = {
   'fdb-max': { type: 'string', env: 'SWITCHD_FDB_MAX', arg: 'N', help: `most MACs per network [default ${DEFAULT_MAX_ENTRIES}]` },
   'port-buffer': { type: 'string', env: 'SWITCHD_PORT_BUFFER', arg: 'BYTES', help: `egress bytes queued per port before frames to it are dropped [default ${DEFAULT_HIGH_WATER_MARK}]` },
   'ping-interval': { type: 'string', env: 'SWITCHD_PING_INTERVAL', arg: 'SECONDS', help: 'keepalive ping period; a silent port is dropped after two [default 3]' },
+  tokens: { type: 'string', env: 'SWITCHD_TOKENS', arg: 'FILE', help: 'JSON list of client tokens (README "Security"); same as tokensFile in --config' },
+  'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
+  'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
+  'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api (prefer the environment variable: flags show in ps)' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
@@ -58,7 +62,11 @@ export async function main (argv: string[]): Promise<void> {
       portBuffer: opt('port-buffer', 16 * 1024, 1024 * 1024 * 1024),
       pingInterval: opt('ping-interval', 1, 3600),
       metricsListen: o['metrics-listen'],
-      adminToken: o['admin-token']
+      adminToken: o['admin-token'],
+      tokensFile: o.tokens,
+      tlsCert: o['tls-cert'],
+      tlsKey: o['tls-key'],
+      allowAnonymous: o['allow-anonymous'] ? true : undefined
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })
@@ -69,6 +77,7 @@ export async function main (argv: string[]): Promise<void> {
   try {
     await server.listen()
   } catch (err) {
+    if (err instanceof TapswitchError) die('switchd', err.message, 2)
     const e = err as NodeJS.ErrnoException
     const hint = e.code === 'EADDRINUSE'
       ? 'another process has this port; choose another with --listen'

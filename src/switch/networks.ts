@@ -56,9 +56,12 @@ export class Networks {
     }
   }
 
-  /** The policy a port named `name` gets on `sw` for `request`, or why it is refused. */
-  policyFor (sw: Switch, name: string, request: VlanRequest | undefined): PortPolicy | string {
-    return grantPolicy(profileFor(this.config, name, sw.name), request)
+  /**
+   * The policy a port named `name` gets on `sw` for `request`, or why it is
+   * refused: its token's policy if the token has one, else its profile's.
+   */
+  policyFor (sw: Switch, name: string, request: VlanRequest | undefined, tokenPolicy?: PortPolicy): PortPolicy | string {
+    return grantPolicy(tokenPolicy ?? profileFor(this.config, name, sw.name), request)
   }
 
   tick (nowMs: number): void {
@@ -70,7 +73,7 @@ export class Networks {
    * place if its profile still grants what it has (limits may change), and is
    * closed with 1008 if not, or if its VLAN mode would change under it.
    */
-  reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined): void {
+  reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined, tokenPolicy: (p: Port) => PortPolicy | undefined = () => undefined): void {
     this.config = config
     let closed = 0
     for (const sw of this.all()) {
@@ -81,7 +84,7 @@ export class Networks {
       }
       this.applySettings(sw, settings)
       for (const p of [...sw.ports]) {
-        const next = this.policyFor(sw, p.name, requests(p))
+        const next = this.policyFor(sw, p.name, requests(p), tokenPolicy(p))
         if (typeof next === 'string' || next.mode !== p.mode || (next.mode === MODE_TRUNK && next.pvid !== p.pvid)) {
           p.shutdown(CLOSE_POLICY, typeof next === 'string' ? `configuration changed: ${next}` : 'configuration changed the port mode; reconnect')
           closed++

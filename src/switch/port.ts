@@ -73,6 +73,13 @@ export abstract class Port {
   uuTokens = 0
   stormRefilledAt = 0
 
+  /** Source MACs this port may use (from its token); null = any. */
+  allowedMacs: ReadonlySet<number> | null = null
+  /** Ingress byte rate limit (bytes/s, from its token; 0 = none) and its bucket. */
+  rateBps = 0
+  rateTokens = 0
+  rateRefilledAt = 0
+
   /** Loop protection: blocked until this time (switch ms clock); 0 = forwarding, Infinity = disabled. */
   blockedUntil = 0
   /** Disabled by an operator (blockedUntil is then Infinity). */
@@ -95,6 +102,8 @@ export abstract class Port {
   /** Frames dropped while the port was blocked by loop protection, or disabled by an operator. */
   dropLoop = 0
   dropDisabled = 0
+  /** Over the port's byte rate. */
+  dropRate = 0
   /** Binary messages whose batch framing was broken (the port is then closed). */
   dropMalformed = 0
   /** Egress drops: the peer did not read fast enough. */

@@ -1,36 +1,37 @@
 /**
- * switchd's I/O wiring: one HTTP server, WebSocket upgrades on it, one Port
- * per WebSocket. All switching decisions are in switch.ts; this file only
- * turns sockets into ports of the right network and back.
+ * switchd's I/O wiring: one HTTP(S) server, WebSocket upgrades on it, and the
+ * endpoints beside them (/healthz, /readyz, /metrics, /api). All switching
+ * decisions are in switch.ts; the life of a port is in ports.ts. This file
+ * decides whether an upgrade may become a port at all:
  *
- *  - The path picks the network: `/` is "default", `/net/<name>` is <name>.
- *  - No subprotocol offered: raw mode, a RawPort at once.
- *  - `tapswitch.v1` offered: the first message must be a text hello within
- *    `helloTimeout`; the answer is a text welcome and the port joins.
- *  - Any other subprotocol list: HTTP 400 naming what we speak.
+ *  - the subprotocol: none (raw mode) or `tapswitch.v1`, else HTTP 400;
+ *  - the path names the network: `/` or `/net/<name>`, else 404;
+ *  - the token, when tokens are configured: 401 missing or unknown, 403 for
+ *    another network;
+ *  - the limits: 503 when the switch is full, 429 per client address.
  *
  * Keepalive: every `pingInterval` seconds each port is pinged; a port that
- * sent nothing (no pong, no message) since the last round is terminated, so a
- * dead peer goes within two intervals.
+ * sent nothing (no pong, no message) since the last round is terminated.
  */
 
 import * as http from 'node:http'
+import * as https from 'node:https'
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket, type RawData } from 'ws'
+import { WebSocketServer } from 'ws'
+import type { Registry } from 'prom-client'
 import type { Switch } from './switch'
-import { WsPort, RawPort, BatchPort } from './ws-port'
-import { MODE_TRUNK, type PortPolicy } from './port'
+import type { WsPort } from './ws-port'
 import { Networks, networkFromPath } from './networks'
+import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
+import { authenticate, isLoopback } from './auth'
 import { handleApi } from './api'
 import { CaptureHub } from './capture'
 import { switchdRegistry } from './metrics'
-import type { Registry } from 'prom-client'
-import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Welcome, type VlanRequest,
-  CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
-} from '../common/protocol'
+import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../common/protocol'
+import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'
 
 const log = logger('server')
@@ -42,56 +43,52 @@ export interface ServerOptions extends ConfigOverrides {
   port?: number
   /** Egress bytes a port may have buffered before frames to it are dropped (= portBuffer). */
   highWaterMark?: number
-  /** Seconds a tapswitch-mode client has to send its hello. */
+  /** Seconds a tapswitch-mode client has to send its hello (= limits.handshakeTimeout). */
   helloTimeout?: number
   /** Seconds shutdown waits for peers to acknowledge the close. */
   closeTimeout?: number
 }
 
-/** The VLAN mode a policy gives, as the welcome states it. */
-function describeVlan (p: PortPolicy): VlanRequest {
-  if (p.mode === MODE_TRUNK) {
-    const tagged = p.vlans.filter((v) => v !== p.pvid)
-    return p.pvid !== 0 ? { mode: 'trunk', vlans: tagged, native: p.pvid } : { mode: 'trunk', vlans: tagged }
+/** Every reason a connection can be refused: present from the start so its metric exists at 0. */
+const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
+  'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused'] as const
+
+function tlsOptions (config: SwitchdConfig): https.ServerOptions {
+  const tls = config.tls
+  if (tls === undefined) return {}
+  const read = (file: string, what: string): Buffer => {
+    try { return readFileSync(file) } catch (err) {
+      throw new TapswitchError(ERR_CONFIG, `TLS ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
   }
-  return { mode: 'access', vlan: p.pvid }
+  const opts: https.ServerOptions = { cert: read(tls.cert, 'certificate'), key: read(tls.key, 'key') }
+  if (tls.clientCa !== undefined) { opts.ca = read(tls.clientCa, 'client CA'); opts.requestCert = true; opts.rejectUnauthorized = true }
+  return opts
 }
 
 export class SwitchServer {
   readonly networks: Networks
   readonly http: http.Server
   config: SwitchdConfig
+  readonly portTable: PortTable
   private readonly wss: WebSocketServer
-  private readonly wsPorts = new Set<WsPort>()
-  /** What each tapswitch-mode port asked for, so a reload can grant it again. */
-  private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
-  /** tapswitch-mode sockets that have not said hello yet. */
-  private readonly pending = new Set<WebSocket>()
-  private nextPortId = 1
-  private readonly helloTimeout: number
   private readonly closeTimeout: number
   private keepaliveTimer: NodeJS.Timeout | undefined
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
-  /** WebSocket connections that became ports. */
-  accepted = 0
-  /** Connections refused, by reason; every reason present from the start (metrics exist at 0). */
-  readonly rejectedBy: Record<string, number> = {
-    unsupported_subprotocol: 0, bad_path: 0, unknown_network: 0, shutting_down: 0,
-    bad_hello: 0, hello_timeout: 0, data_before_hello: 0, vlan_refused: 0
-  }
-
-  /** Text messages received in raw mode (ignored). */
-  textIgnored = 0
+  /** Connections refused, by reason. */
+  readonly rejectedBy: Record<string, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0]))
   readonly captures = new CaptureHub()
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
 
   constructor (private readonly opts: ServerOptions = {}) {
-    this.config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
+    let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
+    if (opts.helloTimeout !== undefined) config = { ...config, limits: { ...config.limits, handshakeTimeout: opts.helloTimeout } }
+    this.config = config
     this.networks = new Networks(this.config, nowMs)
-    this.helloTimeout = opts.helloTimeout ?? 10
+    this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) })
     this.closeTimeout = opts.closeTimeout ?? 2
     this.wss = new WebSocketServer({
       noServer: true,
@@ -102,8 +99,14 @@ export class SwitchServer {
       handleProtocols: (protocols) => protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false
     })
     this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
-    this.http = http.createServer((req, res) => { this.onRequest(req, res) })
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.onRequest(req, res) }
+    this.http = this.config.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(this.config), handler)
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
+    if (this.config.tls !== undefined) {
+      this.http.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
+        log.limited('warn', 'tls_handshake_failed', { remote: socket.remoteAddress, error: err.code ?? err.message })
+      })
+    }
   }
 
   /** The default network (the one `/` joins). */
@@ -116,6 +119,9 @@ export class SwitchServer {
     return n
   }
 
+  get accepted (): number { return this.portTable.accepted }
+  get textIgnored (): number { return this.portTable.textIgnored }
+
   /** The admin API's token, if one is configured. */
   get adminToken (): string | undefined { return this.config.adminToken }
 
@@ -123,10 +129,15 @@ export class SwitchServer {
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
-    const [host, port] = splitHostPort(this.config.listen)
+    const [cfgHost, cfgPort] = splitHostPort(this.config.listen)
+    const host = this.opts.host ?? cfgHost
+    if (!isLoopback(host) && this.config.tokens.size === 0 && !this.config.allowAnonymous) {
+      throw new TapswitchError(ERR_CONFIG, `refusing to listen on ${host} without tokens: anyone who reaches it would join the LAN. ` +
+        'Configure tokens (README "Security"), listen on 127.0.0.1, or pass --allow-anonymous')
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
-      this.http.listen(this.opts.port ?? port, this.opts.host ?? host, () => {
+      this.http.listen(this.opts.port ?? cfgPort, host, () => {
         this.http.off('error', reject)
         resolve()
       })
@@ -144,11 +155,14 @@ export class SwitchServer {
       })
     }
     this.listening = true
-    this.keepaliveTimer = setInterval(() => { this.keepalive() }, this.config.pingInterval * 1000)
-    // 100 ms: storm-control buckets refill smoothly; fdb expiry runs on the same tick.
+    this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
+    // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
     this.clockTimer = setInterval(() => { this.networks.tick(nowMs()) }, 100)
     const addr = this.address()
-    log.info('listening', { address: addr.address, port: addr.port, networks: this.networks.all().map((n) => n.name).join(',') })
+    log.info('listening', {
+      address: addr.address, port: addr.port, tls: this.config.tls !== undefined, tokens: this.config.tokens.size,
+      networks: this.networks.all().map((n) => n.name).join(',')
+    })
     return addr
   }
 
@@ -157,20 +171,35 @@ export class SwitchServer {
   /** Where /metrics is served when --metrics-listen is set. */
   metricsAddress (): AddressInfo | undefined { return this.metricsHttp?.address() as AddressInfo | undefined }
 
+  /** Connected and parked ports (slow path: tools, tests). */
+  ports (): WsPort[] { return [...this.portTable.ports] }
+
+  /**
+   * Apply a new, already validated configuration (SIGHUP): networks and
+   * profiles (networks.ts), tokens (a port whose token is gone is closed),
+   * and the TLS certificate (new connections use it; open ones keep theirs).
+   */
+  reload (config: SwitchdConfig): void {
+    if (config.tls !== undefined && this.http instanceof https.Server) {
+      this.http.setSecureContext(tlsOptions(config))
+      log.info('tls_reloaded', { cert: config.tls.cert })
+    }
+    this.config = config
+    const grants = new Map([...config.tokens.values()].map((g) => [g.id, g]))
+    for (const p of this.ports()) {
+      if (p.grantId !== undefined && !grants.has(p.grantId)) p.shutdown(CLOSE_POLICY, 'token revoked')
+    }
+    this.networks.reload(config, (p) => this.portTable.requestOf(p as WsPort), (p) => {
+      const id = (p as WsPort).grantId
+      return id === undefined ? undefined : grants.get(id)?.policy
+    })
+  }
+
   private serveMetrics (res: http.ServerResponse): void {
     this.registry.metrics().then(
       (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
       (err: Error) => { res.writeHead(500).end(err.message) }
     )
-  }
-
-  /** Connected ports (slow path: tools, tests). */
-  ports (): WsPort[] { return [...this.wsPorts] }
-
-  /** Apply a new, already validated configuration (SIGHUP). */
-  reload (config: SwitchdConfig): void {
-    this.config = config
-    this.networks.reload(config, (p) => this.requests.get(p as WsPort))
   }
 
   /**
@@ -189,7 +218,7 @@ export class SwitchServer {
     this.captures.stopAll()
     this.metricsHttp?.close()
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
-    const sockets = [...this.pending, ...[...this.wsPorts].map((p) => p.ws)]
+    const sockets = this.portTable.sockets()
     const gone = sockets.map((ws) => new Promise<void>((resolve) => {
       if (ws.readyState === ws.CLOSED) { resolve(); return }
       ws.once('close', () => { resolve() })
@@ -200,7 +229,7 @@ export class SwitchServer {
     for (const ws of sockets) ws.terminate()
     this.http.closeAllConnections()
     await closed
-    log.info('stopped', { ports: this.wsPorts.size })
+    log.info('stopped', { ports: this.portTable.ports.size })
   }
 
   private onRequest (req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -222,9 +251,11 @@ export class SwitchServer {
 
   private onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (err) => { log.limited('debug', 'socket_error', { error: err.message }) })
-    const refuse = (status: number, reason: string, message: string): void => {
+    const address = req.socket.remoteAddress ?? '?'
+    const refuse = (status: number, reason: string, message: string, token?: string): void => {
       this.refused(reason)
-      log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason, path: req.url })
+      // The path may carry ?token=: log the path only.
+      log.limited('warn', 'connection_rejected', { remote: address, reason, path: (req.url ?? '').split('?')[0], token })
       reject(socket, status, message)
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
@@ -235,131 +266,17 @@ export class SwitchServer {
     }
     const name = networkFromPath(new URL(req.url ?? '/', 'http://x').pathname)
     if (name === undefined) { refuse(404, 'bad_path', 'connect to / (the default network) or /net/<name>'); return }
+    const auth = authenticate(this.config.tokens, req, name)
+    if (!auth.ok) { refuse(auth.status, auth.reason, auth.message, auth.id); return }
+    const limits = this.config.limits
+    if (this.portTable.size >= limits.maxPorts) { refuse(503, 'limit_ports', `switchd has its maximum of ${limits.maxPorts} ports`); return }
+    if (this.portTable.countFrom(address) >= limits.maxPortsPerAddress) {
+      refuse(429, 'limit_address', `at most ${limits.maxPortsPerAddress} ports per client address`)
+      return
+    }
     const sw = this.networks.open(name)
     if (typeof sw === 'string') { refuse(404, 'unknown_network', sw); return }
-    this.wss.handleUpgrade(req, socket, head, (ws) => { this.attach(ws, req, sw) })
-  }
-
-  private attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch): void {
-    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`
-    ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
-    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw); return }
-    const port = new RawPort(this.nextPortId++, '', ws, remote, this.config.portBuffer, sw)
-    port.name = this.uniqueName(undefined, 'raw', port.id)
-    const policy = this.networks.policyFor(sw, port.name, undefined)
-    if (typeof policy === 'string') { ws.close(CLOSE_POLICY, policy); return }
-    this.join(port, policy)
-  }
-
-  private awaitHello (ws: WebSocket, remote: string, sw: Switch): void {
-    this.pending.add(ws)
-    const timer = setTimeout(() => {
-      this.refused('hello_timeout')
-      ws.close(CLOSE_HELLO_TIMEOUT, 'no hello within ' + String(this.helloTimeout) + ' s')
-    }, this.helloTimeout * 1000)
-    const onMessage = (data: RawData, isBinary: boolean): void => {
-      clearTimeout(timer)
-      this.pending.delete(ws)
-      ws.off('message', onMessage)
-      ws.off('close', onClose)
-      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); return }
-      let hello
-      try {
-        hello = parseHello((data as Buffer).toString('utf8'))
-      } catch (err) {
-        this.refused('bad_hello')
-        log.limited('warn', 'bad_hello', { remote, error: (err as Error).message })
-        ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
-        return
-      }
-      const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config.portBuffer, sw)
-      port.name = this.uniqueName(hello.name, 'agent', port.id)
-      const policy = this.networks.policyFor(sw, port.name, hello.vlan)
-      if (typeof policy === 'string') {
-        this.refused('vlan_refused')
-        log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
-        ws.close(CLOSE_POLICY, truncateReason(policy))
-        this.networks.release(sw)
-        return
-      }
-      this.requests.set(port, hello.vlan)
-      const welcome: Welcome = {
-        type: 'welcome',
-        version: PROTOCOL_VERSION,
-        port: port.id,
-        name: port.name,
-        maxFrameSize: sw.maxFrameSize,
-        maxMessageSize: MAX_MESSAGE_SIZE,
-        pingInterval: this.config.pingInterval,
-        capabilities: [],
-        network: sw.name,
-        vlan: describeVlan(policy)
-      }
-      ws.send(JSON.stringify(welcome))
-      this.join(port, policy, hello.mtu)
-    }
-    const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
-    ws.on('message', onMessage)
-    ws.on('close', onClose)
-  }
-
-  private join (port: WsPort, policy: PortPolicy, mtu?: number): void {
-    const ws = port.ws
-    const sw = port.network
-    port.applyPolicy(policy)
-    this.accepted++
-    this.wsPorts.add(port)
-    sw.addPort(port)
-    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, mtu })
-    if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
-      log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
-    }
-    if (port instanceof BatchPort) {
-      ws.on('message', (data: RawData, isBinary: boolean) => {
-        port.alive = true
-        if (!isBinary) return // control messages after the welcome: none defined in v1, ignored
-        if (!sw.receiveBatch(port, data as Buffer)) {
-          log.limited('warn', 'malformed_batch', { port: port.name, id: port.id })
-          ws.close(CLOSE_PROTOCOL_ERROR, 'malformed batch')
-        }
-      })
-    } else {
-      ws.on('message', (data: RawData, isBinary: boolean) => {
-        port.alive = true
-        // Raw clients never get text from us; jor1k's text keepalive is ignored here.
-        if (!isBinary) { this.textIgnored++; return }
-        sw.receiveFrame(port, data as Buffer)
-      })
-    }
-    ws.on('pong', () => { port.alive = true })
-    ws.on('close', (code: number, reason: Buffer) => {
-      this.wsPorts.delete(port)
-      const flushed = sw.removePort(port)
-      this.networks.release(sw)
-      log.info('port_down', {
-        port: port.name, id: port.id, network: sw.name, code, reason: reason.toString(), fdb_flushed: flushed,
-        rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.dropBackpressure
-      })
-    })
-  }
-
-  private keepalive (): void {
-    for (const port of this.wsPorts) {
-      if (!port.alive) {
-        log.info('port_dead', { port: port.name, id: port.id, silent_seconds: this.config.pingInterval })
-        port.ws.terminate()
-        continue
-      }
-      port.alive = false
-      port.ws.ping()
-    }
-  }
-
-  /** The name asked for if no connected port has it, else `name-id`; unnamed ports get `fallback-id`. */
-  private uniqueName (asked: string | undefined, fallback: string, id: number): string {
-    if (asked === undefined) return `${fallback}-${id}`
-    for (const p of this.wsPorts) if (p.name === asked) return `${asked}-${id}`
-    return asked
+    this.wss.handleUpgrade(req, socket, head, (ws) => { this.portTable.attach(ws, req, sw, auth.grant) })
   }
 }
 
@@ -371,11 +288,6 @@ function nowMs (): number {
 function splitHostPort (text: string): [string, number] {
   const i = text.lastIndexOf(':')
   return [text.slice(0, i).replace(/^\[|\]$/g, ''), Number(text.slice(i + 1))]
-}
-
-/** Close reasons must fit in 123 bytes. */
-function truncateReason (text: string): string {
-  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8') + '...'
 }
 
 /** Answer an upgrade request with a plain HTTP error and hang up. */

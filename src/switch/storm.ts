@@ -47,3 +47,18 @@ export function admitFlood (port: Port, kind: number, nowMs: number): boolean {
   port.dropStormUnknownUnicast++
   return false
 }
+
+/**
+ * Per-port ingress byte rate (a token's `rate`): one second's worth of bytes
+ * in the bucket. False (counted) if `len` more bytes would exceed it.
+ */
+export function admitBytes (port: Port, len: number, nowMs: number): boolean {
+  const dt = nowMs - port.rateRefilledAt
+  if (dt > 0) {
+    port.rateRefilledAt = nowMs
+    port.rateTokens = Math.min(port.rateBps, port.rateTokens + port.rateBps * dt / 1000)
+  }
+  if (port.rateTokens >= len) { port.rateTokens -= len; return true }
+  port.dropRate++
+  return false
+}

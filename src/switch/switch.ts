@@ -22,7 +22,7 @@ import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '..
 import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, countRecords } from '../common/protocol'
 import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
-import { admitFlood, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
+import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { MODE_TRUNK, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
@@ -57,6 +57,7 @@ export class SwitchStats {
   dropStorm = 0
   dropLoop = 0
   dropDisabled = 0
+  dropRate = 0
   dropMalformed = 0
   /** Backpressure drops of ports that have left (live ports keep their own). */
   dropBackpressureRetired = 0
@@ -105,6 +106,8 @@ export class Switch {
 
   addPort (port: Port): void {
     port.stormRefilledAt = this.nowMs
+    port.rateRefilledAt = this.nowMs
+    port.rateTokens = port.rateBps
     this.ports.push(port)
     this.stats.portsAdded++
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
@@ -209,11 +212,14 @@ export class Switch {
       if (ingress.disabled) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
       return
     }
+    if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }
     if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
     if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
     const src = macAt(buf, off + ETH_SOURCE)
     // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
     if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; return }
+    // A token that names the port's MACs: any other source is refused like a port-security violation.
+    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
 
     // VLAN classification: the tag's VID, or the port's pvid for untagged and priority-tagged frames.
     let tagged = false

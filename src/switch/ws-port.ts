@@ -32,8 +32,18 @@ export abstract class WsPort extends Port {
   alive = true
   /** Between backpressure_start and backpressure_end. */
   congested = false
+  /** Its link dropped; kept (fdb entries and all) for its agent to resume. Frames to it are dropped. */
+  parked = false
+  /** Closed on purpose (policy, protocol error, operator, shutdown): never parked. */
+  noResume = false
+  /** Keepalive found it silent: the link, not the agent, went away (only such ports are parked). */
+  timedOut = false
+  /** Frames that arrived for it while parked. */
+  dropDisconnected = 0
+  /** The token it authenticated with (its id), so only the same token can resume it. */
+  grantId: string | undefined
 
-  constructor (id: number, name: string, readonly ws: WebSocket, readonly remote: string, readonly highWaterMark: number, readonly network: Switch) {
+  constructor (id: number, name: string, public ws: WebSocket, public remote: string, readonly highWaterMark: number, readonly network: Switch) {
     super(id, name)
   }
 
@@ -41,6 +51,7 @@ export abstract class WsPort extends Port {
 
   shutdown (code: number, reason: string): void {
     log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    this.noResume = true
     this.ws.close(code, reason)
   }
 
@@ -92,12 +103,15 @@ export class RawPort extends WsPort {
  */
 export class BatchPort extends WsPort {
   readonly kind = 'tapswitch'
+  /** The token its agent can resume it with (the latest welcome's). */
+  resumeToken: string | undefined
   private slab = Buffer.allocUnsafe(SLAB_SIZE)
   /** Start of the batch being built, and the end of what is written so far. */
   private start = 0
   private end = 0
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+    if (this.parked) { this.dropDisconnected++; return }
     const queued = this.end - this.start
     if (this.ws.bufferedAmount + queued > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
@@ -114,6 +128,17 @@ export class BatchPort extends WsPort {
   flush (): void {
     if (this.end === this.start) return
     this.ws.send(this.slab.subarray(this.start, this.end), SEND_OPTS)
+    this.start = this.end
+  }
+
+  /** Its agent is back (resume): carry on over `ws`. */
+  reattach (ws: WebSocket, remote: string): void {
+    this.ws = ws
+    this.remote = remote
+    this.parked = false
+    this.timedOut = false
+    this.alive = true
+    this.congested = false
     this.start = this.end
   }
 

@@ -59,6 +59,8 @@ export class FakeTap implements NativeTap {
 
   setMtu (mtu: number): void { this.mtu = mtu }
   setUp (up: boolean): void { this.up = up }
+  carrier = true
+  setCarrier (on: boolean): void { this.carrier = on }
   setMac (mac: Buffer): void { this.mac = Buffer.from(mac) }
   getMac (): Buffer { return Buffer.from(this.mac) }
   setIPv4 (): void {}

@@ -1,0 +1,70 @@
+/**
+ * Who may plug into the switch. With tokens configured, every WebSocket
+ * upgrade must present one: `Authorization: Bearer <token>`, or
+ * `?token=<token>` for browser VMs (which cannot set headers). A token binds
+ * its client to what it may be: a network, a port name, a VLAN policy, the
+ * source MACs it may use, a byte rate.
+ *
+ * Tokens are kept as SHA-256 digests (the configuration may hold only the
+ * digest), and a presented token is looked up by its digest: what a timing
+ * side channel could reveal is a prefix of a hash, which says nothing about
+ * the token. Refusals happen before the upgrade (401 unknown or missing,
+ * 403 wrong network) and are logged without the token.
+ */
+
+import { createHash } from 'node:crypto'
+import type * as http from 'node:http'
+import type { PortPolicy } from './port'
+
+/** One configured token and what it grants. */
+export interface TokenGrant {
+  /** For logs: the token's `id` in the configuration (never the token). */
+  id: string
+  /** Network the token is for; undefined = any. */
+  network: string | undefined
+  /** Port name the client gets, whatever it asks for. */
+  name: string | undefined
+  /** VLAN policy and limits; undefined = the profile for the port name. */
+  policy: PortPolicy | undefined
+  /** Source MACs the port may use; undefined = any. */
+  macs: ReadonlySet<number> | undefined
+  /** Ingress byte rate limit (bytes/s); 0 = none. */
+  rate: number
+}
+
+export function sha256Hex (text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+/** The token a request carries: Bearer header first, then ?token=. */
+export function presentedToken (req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization
+  if (auth !== undefined && auth.startsWith('Bearer ')) return auth.slice(7).trim()
+  const q = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
+  return q === null || q === '' ? undefined : q
+}
+
+export type AuthResult =
+  | { ok: true, grant: TokenGrant | undefined }
+  | { ok: false, status: 401 | 403, reason: 'unauthorized' | 'forbidden_network', message: string, id?: string }
+
+/**
+ * Check a request for `network` against `tokens` (digest -> grant). No tokens
+ * configured means no authentication (grant undefined).
+ */
+export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: http.IncomingMessage, network: string): AuthResult {
+  if (tokens.size === 0) return { ok: true, grant: undefined }
+  const token = presentedToken(req)
+  if (token === undefined) return { ok: false, status: 401, reason: 'unauthorized', message: 'a token is required: Authorization: Bearer <token>, or ?token=<token>' }
+  const grant = tokens.get(sha256Hex(token))
+  if (grant === undefined) return { ok: false, status: 401, reason: 'unauthorized', message: 'unknown token' }
+  if (grant.network !== undefined && grant.network !== network) {
+    return { ok: false, status: 403, reason: 'forbidden_network', message: `this token is not for network "${network}"`, id: grant.id }
+  }
+  return { ok: true, grant }
+}
+
+/** Loopback addresses, where listening without tokens is allowed by default. */
+export function isLoopback (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}

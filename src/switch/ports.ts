@@ -1,0 +1,292 @@
+/**
+ * The life of a port, from WebSocket to Switch and back: the hello/welcome
+ * handshake, joining its network, the message handlers, keepalive, and what
+ * happens when the link drops.
+ *
+ * A tapswitch-mode port whose link drops is parked for `resumeGrace`
+ * seconds: it stays in its Switch, so its fdb entries stay valid and nothing
+ * floods, and frames to it are dropped (counted). An agent that comes back
+ * within the grace and presents the welcome's resume token gets the same
+ * port: same id, name, VLANs and MACs.
+ *
+ * "The link dropped" means keepalive found the port silent. A peer that
+ * closes its connection (a close frame, or its kernel's FIN/RST when the
+ * agent process dies) is gone at once, with its MACs: a killed agent must not
+ * leave a ghost port. If the agent reconnects before switchd noticed the drop,
+ * its resume takes the port over and the old socket is cut.
+ */
+
+import type * as http from 'node:http'
+import { randomBytes } from 'node:crypto'
+import type { WebSocket, RawData } from 'ws'
+import type { Switch } from './switch'
+import { WsPort, RawPort, BatchPort } from './ws-port'
+import { MODE_TRUNK, type PortPolicy } from './port'
+import type { Networks } from './networks'
+import type { SwitchdConfig } from './config'
+import type { TokenGrant } from './auth'
+import {
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Hello, type Welcome, type VlanRequest,
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
+} from '../common/protocol'
+import { logger } from '../common/log'
+
+const log = logger('ports')
+
+/** The VLAN mode a policy gives, as the welcome states it. */
+export function describeVlan (p: PortPolicy): VlanRequest {
+  if (p.mode === MODE_TRUNK) {
+    const tagged = p.vlans.filter((v) => v !== p.pvid)
+    return p.pvid !== 0 ? { mode: 'trunk', vlans: tagged, native: p.pvid } : { mode: 'trunk', vlans: tagged }
+  }
+  return { mode: 'access', vlan: p.pvid }
+}
+
+/** Close reasons must fit in 123 bytes. */
+export function truncateReason (text: string): string {
+  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8') + '...'
+}
+
+export class PortTable {
+  /** Connected and parked ports. */
+  readonly ports = new Set<WsPort>()
+  /** tapswitch-mode sockets that have not said hello yet. */
+  readonly pending = new Set<WebSocket>()
+  accepted = 0
+  resumed = 0
+  /** Text messages received in raw mode (ignored). */
+  textIgnored = 0
+  private nextPortId = 1
+  private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
+  private readonly resumable = new Map<string, BatchPort>()
+  private readonly parkTimers = new WeakMap<WsPort, NodeJS.Timeout>()
+  private readonly perAddress = new Map<string, number>()
+  closing = false
+
+  constructor (
+    private readonly networks: Networks,
+    private readonly config: () => SwitchdConfig,
+    private readonly refused: (reason: string) => void
+  ) {}
+
+  /** Ports and handshakes from `address` (for limits.maxPortsPerAddress). */
+  countFrom (address: string): number { return this.perAddress.get(address) ?? 0 }
+
+  /** Everything holding a slot (for limits.maxPorts). */
+  get size (): number { return this.ports.size + this.pending.size }
+
+  /** What the port asked for in its hello (a reload grants it again). */
+  requestOf (p: WsPort): VlanRequest | undefined { return this.requests.get(p) }
+
+  /** A WebSocket was upgraded on `sw`'s path with `grant` (undefined without authentication). */
+  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
+    const address = req.socket.remoteAddress ?? '?'
+    const remote = `${address}:${req.socket.remotePort ?? 0}`
+    this.perAddress.set(address, this.countFrom(address) + 1)
+    ws.once('close', () => {
+      const n = this.countFrom(address) - 1
+      if (n <= 0) this.perAddress.delete(address); else this.perAddress.set(address, n)
+    })
+    ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
+    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
+    const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
+    port.name = grant?.name ?? this.uniqueName(undefined, 'raw', port.id)
+    this.join(port, this.policyFor(sw, port.name, undefined, grant) as PortPolicy, grant)
+  }
+
+  private policyFor (sw: Switch, name: string, request: VlanRequest | undefined, grant: TokenGrant | undefined): PortPolicy | string {
+    return this.networks.policyFor(sw, name, request, grant?.policy)
+  }
+
+  private awaitHello (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined): void {
+    this.pending.add(ws)
+    const timeout = this.config().limits.handshakeTimeout
+    const timer = setTimeout(() => {
+      this.refused('hello_timeout')
+      ws.close(CLOSE_HELLO_TIMEOUT, `no hello within ${timeout} s`)
+    }, timeout * 1000)
+    const onMessage = (data: RawData, isBinary: boolean): void => {
+      clearTimeout(timer)
+      this.pending.delete(ws)
+      ws.off('message', onMessage)
+      ws.off('close', onClose)
+      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); return }
+      let hello: Hello
+      try {
+        hello = parseHello((data as Buffer).toString('utf8'))
+      } catch (err) {
+        this.refused('bad_hello')
+        log.limited('warn', 'bad_hello', { remote, error: (err as Error).message })
+        ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
+        return
+      }
+      if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume)) return
+      const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
+      port.name = grant?.name ?? this.uniqueName(hello.name, 'agent', port.id)
+      const policy = this.policyFor(sw, port.name, hello.vlan, grant)
+      if (typeof policy === 'string') {
+        this.refused('vlan_refused')
+        log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
+        ws.close(CLOSE_POLICY, truncateReason(policy))
+        this.networks.release(sw)
+        return
+      }
+      this.requests.set(port, hello.vlan)
+      this.join(port, policy, grant, hello.mtu)
+      this.welcome(port, false)
+    }
+    const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
+    ws.on('message', onMessage)
+    ws.on('close', onClose)
+  }
+
+  /** Hand a parked port back to its agent; false if the token is unknown, expired or not this client's. */
+  private resume (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string): boolean {
+    const port = this.resumable.get(token)
+    if (port === undefined || !this.ports.has(port) || port.network !== sw || port.grantId !== grant?.id) {
+      log.info('resume_refused', { remote, network: sw.name, reason: port === undefined ? 'unknown or expired token' : 'not this client\'s port' })
+      return false
+    }
+    this.resumable.delete(token)
+    clearTimeout(this.parkTimers.get(port))
+    const old = port.ws
+    port.reattach(ws, remote)
+    // Not parked yet: switchd had not noticed the drop. The old socket's close is ignored (port.ws moved on).
+    if (old !== ws) old.terminate()
+    this.resumed++
+    this.wire(port)
+    log.info('port_resumed', { port: port.name, id: port.id, network: sw.name, remote, fdb_entries: port.fdbEntries, dropped_while_away: port.dropDisconnected })
+    this.welcome(port, true)
+    return true
+  }
+
+  private welcome (port: BatchPort, resumed: boolean): void {
+    const sw = port.network
+    const grace = this.config().resumeGrace
+    const welcome: Welcome = {
+      type: 'welcome',
+      version: PROTOCOL_VERSION,
+      port: port.id,
+      name: port.name,
+      maxFrameSize: sw.maxFrameSize,
+      maxMessageSize: MAX_MESSAGE_SIZE,
+      pingInterval: this.config().pingInterval,
+      capabilities: [],
+      network: sw.name,
+      vlan: describeVlan(port.policy)
+    }
+    if (grace > 0) {
+      const token = randomBytes(24).toString('base64url')
+      this.resumable.set(token, port)
+      port.resumeToken = token
+      welcome.resume = token
+      welcome.resumeGrace = grace
+    }
+    if (resumed) welcome.resumed = true
+    port.ws.send(JSON.stringify(welcome))
+  }
+
+  private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number): void {
+    const sw = port.network
+    port.applyPolicy(policy)
+    if (grant !== undefined) {
+      port.grantId = grant.id
+      port.allowedMacs = grant.macs ?? null
+      port.rateBps = grant.rate
+    }
+    this.accepted++
+    this.ports.add(port)
+    sw.addPort(port)
+    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu })
+    if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
+      log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
+    }
+    this.wire(port)
+  }
+
+  /** Install the message, pong and close handlers on the port's current socket. */
+  private wire (port: WsPort): void {
+    const ws = port.ws
+    const sw = port.network
+    if (port instanceof BatchPort) {
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        port.alive = true
+        if (!isBinary) return // control messages after the welcome: none defined in v1, ignored
+        if (!sw.receiveBatch(port, data as Buffer)) {
+          log.limited('warn', 'malformed_batch', { port: port.name, id: port.id })
+          port.noResume = true
+          ws.close(CLOSE_PROTOCOL_ERROR, 'malformed batch')
+        }
+      })
+    } else {
+      ws.on('message', (data: RawData, isBinary: boolean) => {
+        port.alive = true
+        // Raw clients never get text from us; jor1k's text keepalive is ignored here.
+        if (!isBinary) { this.textIgnored++; return }
+        sw.receiveFrame(port, data as Buffer)
+      })
+    }
+    ws.on('pong', () => { port.alive = true })
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (port.ws !== ws) return // an old socket of a port that has since resumed
+      const grace = this.config().resumeGrace
+      if (port instanceof BatchPort && grace > 0 && port.timedOut && !port.noResume && !this.closing && code !== CLOSE_NORMAL) {
+        this.park(port, grace, code)
+        return
+      }
+      this.remove(port, code, reason.toString())
+    })
+  }
+
+  private park (port: BatchPort, grace: number, code: number): void {
+    port.parked = true
+    log.info('port_parked', { port: port.name, id: port.id, network: port.network.name, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })
+    this.parkTimers.set(port, setTimeout(() => {
+      if (port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
+      this.remove(port, code, 'resume grace expired')
+    }, grace * 1000))
+  }
+
+  private remove (port: WsPort, code: number, reason: string): void {
+    if (!this.ports.delete(port)) return
+    if (port instanceof BatchPort && port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
+    const sw = port.network
+    const flushed = sw.removePort(port)
+    this.networks.release(sw)
+    log.info('port_down', {
+      port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed,
+      rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.dropBackpressure
+    })
+  }
+
+  /** One keepalive round: terminate ports silent since the last round, ping the rest. */
+  keepalive (pingInterval: number): void {
+    for (const port of this.ports) {
+      if (port.parked) continue
+      if (!port.alive) {
+        log.info('port_dead', { port: port.name, id: port.id, silent_seconds: pingInterval })
+        port.timedOut = true
+        port.ws.terminate()
+        continue
+      }
+      port.alive = false
+      port.ws.ping()
+    }
+  }
+
+  /** Shutdown: every socket to close, and parked ports dropped now (no one will resume them). */
+  sockets (): WebSocket[] {
+    this.closing = true
+    for (const p of [...this.ports]) {
+      if (p.parked) { clearTimeout(this.parkTimers.get(p)); this.remove(p, 1001, 'switchd shutting down') }
+    }
+    return [...this.pending, ...[...this.ports].map((p) => p.ws)]
+  }
+
+  /** The name asked for if no connected port has it, else `name-id`; unnamed ports get `fallback-id`. */
+  private uniqueName (asked: string | undefined, fallback: string, id: number): string {
+    if (asked === undefined) return `${fallback}-${id}`
+    for (const p of this.ports) if (p.name === asked) return `${asked}-${id}`
+    return asked
+  }
+}

@@ -15,6 +15,7 @@
 
 import { TapswitchError, ERR_PROTOCOL } from './errors'
 import { ETH_HLEN, VLAN_HLEN, parseMac } from './ethernet'
+import { completeRecords, PREFIX_U32 } from './framing'
 
 /** `Sec-WebSocket-Protocol` token of protocol version 1. */
 export const SUBPROTOCOL_V1 = 'tapswitch.v1'
@@ -204,18 +205,12 @@ export function parseWelcome (text: string): Welcome {
  * (a framing error: the rest of the message cannot be trusted). An empty
  * message is a batch of zero records.
  */
+const COUNTS = new Uint32Array(1)
+
 export function countRecords (buf: Buffer): number {
-  let off = 0
-  let count = 0
-  const end = buf.length
-  while (off < end) {
-    if (end - off < RECORD_HEADER) return -1
-    const len = buf.readUInt32BE(off)
-    off += RECORD_HEADER + len
-    if (off > end) return -1
-    count++
-  }
-  return count
+  // Any length framing allows; the switch judges each frame's size itself.
+  const end = completeRecords(buf, 0, buf.length, PREFIX_U32, 0xffffffff, COUNTS)
+  return end === buf.length ? (COUNTS[0] as number) : -1
 }
 
 /** Append one record to `out` at `off`; returns the offset after it. The caller ensures room. */

@@ -1,18 +1,18 @@
 /**
- * The agent's glue: TAP read bursts -> uplink, uplink batches -> TAP.
+ * The agent's glue: endpoint batches -> uplink, uplink batches -> endpoint.
  *
- * The native binding already reads each burst into the slab in the batch
- * format, so a burst leaves as one WebSocket message with no copy of ours:
- * one subarray view per burst. A message from the switch goes to the TAP in
- * one native call (writeBatch). No timers sit on the frame path, so nothing
- * waits for a batch to fill.
+ * Endpoints produce batches in the wire format already (the TAP binding reads
+ * each burst into its slab that way; a QEMU stream is that format), so a
+ * burst leaves as one WebSocket message with no copy of ours. A message from
+ * the switch goes to the endpoint in one call (one native call for the TAP).
+ * No timers sit on the frame path, so nothing waits for a batch to fill.
  *
- * While the uplink is down the TAP stays up; what it reads is dropped and
- * counted (droppedDisconnected), as are bursts refused because the switch is
- * not reading fast enough (droppedBackpressure).
+ * While the uplink is down the endpoint stays up; what it produces is dropped
+ * and counted (droppedDisconnected), as are bursts refused because the switch
+ * is not reading fast enough (droppedBackpressure).
  */
 
-import type { TapDevice } from './tap'
+import type { Endpoint } from './endpoint'
 import type { Uplink } from './uplink'
 import { logger } from '../common/log'
 
@@ -43,9 +43,10 @@ export class Agent {
    * otherwise the TAP follows the switch's maximum frame size. `carrier`: the
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
-  constructor (readonly tap: TapDevice, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false) {}
+  constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false) {}
 
   private setCarrier (on: boolean): void {
+    if (this.tap.setCarrier === undefined) return
     try {
       this.tap.setCarrier(on)
       log.info('carrier', { tap: this.tap.name, on })
@@ -58,8 +59,8 @@ export class Agent {
     const stats = this.stats
     const uplink = this.uplink
     const tap = this.tap
-    tap.onFrames((slab, start, end, count) => {
-      if (uplink.send(slab.subarray(start, end))) {
+    tap.start((batch, count) => {
+      if (uplink.send(batch)) {
         stats.upFrames += count
         stats.upBursts++
       } else if (uplink.isUp) {
@@ -68,7 +69,7 @@ export class Agent {
         stats.droppedDisconnected += count
       }
     })
-    uplink.onBatch = (msg) => { stats.downFrames += tap.writeBatch(msg) }
+    uplink.onBatch = (msg) => { stats.downFrames += tap.write(msg) }
     if (this.carrier) {
       this.setCarrier(false)
       uplink.on('down', () => { this.setCarrier(false) })
@@ -82,7 +83,7 @@ export class Agent {
         return
       }
       const want = mtuFor(welcome.maxFrameSize)
-      if (want === this.followedMtu) return
+      if (want === this.followedMtu || tap.setMtu === undefined) return
       try {
         tap.setMtu(want)
         this.followedMtu = want

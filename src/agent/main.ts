@@ -11,6 +11,8 @@ import { Uplink, type UplinkTls } from './uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
 import { agentRegistry, serveMetrics } from './metrics'
+import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, type ModeHandle } from './modes'
+import { parseSocketAddress, parseDgramSpec } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
 import { setLogLevel, isLevel, logger } from '../common/log'
@@ -36,6 +38,10 @@ const SPECS = {
   mac: { type: 'string', env: 'TAP_AGENT_MAC', arg: 'MAC', help: 'TAP MAC address, e.g. 02:00:00:00:00:01 [default: the kernel\'s random one]' },
   address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
+  'qemu-listen': { type: 'string', env: 'TAP_AGENT_QEMU_LISTEN', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: listen for QEMU (-netdev stream,server=off,addr.type=unix,addr.path=PATH); no privilege needed' },
+  'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
+  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P', help: 'no TAP: QEMU -netdev dgram over UDP, one frame per datagram' },
+  'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
@@ -86,6 +92,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   let dropTo: string | undefined
   let carrier = false
   let attach = false
+  let endpointMode: (() => Promise<ModeHandle>) | undefined
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
@@ -121,6 +128,21 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
     tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
     metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
+    const modes = (['qemu-listen', 'qemu-connect', 'qemu-dgram', 'vde-stdio'] as const).filter((m) => o[m] !== undefined && o[m] !== false)
+    if (modes.length > 1) throw new TapswitchError(ERR_CONFIG, `--${modes.join(' and --')} exclude each other: one endpoint per agent`)
+    if (modes.length === 1) {
+      const tapOnly: string[] = [
+        ...(['tap', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
+        ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f])
+      ]
+      if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
+      const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
+      const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
+      if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name) }
+      if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
+      if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name) }
+      if (o['vde-stdio']) endpointMode = async () => vdeStdio(base, o.name ?? sanitize(`${os.hostname()}:vde`), () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })
+    }
     uplink = new Uplink({
       url: urls[0] as string,
       urls,
@@ -134,6 +156,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   } catch (err) {
     die('tap-agent', (err as Error).message, 2)
   }
+  if (endpointMode !== undefined) return await runEndpointMode(endpointMode, metricsAt)
   let tap: TapDevice
   try {
     tap = TapDevice.open(binding ?? loadBinding(), tapOpts)
@@ -173,6 +196,35 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   process.on('SIGINT', () => { stop('SIGINT') })
   process.on('SIGTERM', () => { stop('SIGTERM') })
   return agent
+}
+
+/** A TAP-less mode: start it, serve metrics for its main agent, stop it on SIGINT/SIGTERM. */
+async function runEndpointMode (start: () => Promise<ModeHandle>, metricsAt: { host: string, port: number } | undefined): Promise<Agent | undefined> {
+  let handle: ModeHandle
+  try {
+    handle = await start()
+  } catch (err) {
+    die('tap-agent', (err as NodeJS.ErrnoException).code !== undefined ? `${(err as Error).message}` : (err as Error).message)
+  }
+  const main = handle.agents()[0]
+  if (metricsAt !== undefined && main !== undefined) {
+    try {
+      const { address } = await serveMetrics(agentRegistry(main), metricsAt.host, metricsAt.port)
+      log.info('metrics_listening', { address: address.address, port: address.port })
+    } catch (err) {
+      die('tap-agent', `metrics listen ${metricsAt.host}:${metricsAt.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) process.exit(1)
+    stopping = true
+    log.info('shutdown', { signal })
+    handle.stop().then(() => { process.exit(0) }, () => { process.exit(1) })
+  }
+  process.on('SIGINT', () => { stop('SIGINT') })
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  return main
 }
 
 /**

@@ -7,6 +7,7 @@
 
 import type * as Native from '../../native'
 import { TapswitchError, ERR_TAP } from '../common/errors'
+import type { Endpoint, EndpointStats } from './endpoint'
 
 export type NativeTap = Native.Tap
 export type OnFrames = Native.OnFrames
@@ -31,16 +32,7 @@ export interface TapOptions {
   up?: boolean
 }
 
-export interface TapStats {
-  rxFrames: number
-  rxBytes: number
-  txFrames: number
-  txBytes: number
-  txDropped: number
-  txErrors: number
-  txMalformed: number
-  rxErrors: number
-}
+export type TapStats = EndpointStats
 
 /**
  * A TapswitchError (code TSW_ERR_TAP) whose message names the device, the
@@ -70,7 +62,7 @@ function attempt<T> (action: string, device: string, fn: () => T): T {
   }
 }
 
-export class TapDevice {
+export class TapDevice implements Endpoint {
   private readonly statBuf: Float64Array
 
   private constructor (readonly tap: NativeTap, binding: TapBinding) {
@@ -111,14 +103,15 @@ export class TapDevice {
     return [...this.tap.getMac()].map((b) => b.toString(16).padStart(2, '0')).join(':')
   }
 
-  /** Start reading: `onFrames` gets one call per burst (see native/index.d.ts). */
-  onFrames (onFrames: OnFrames): void {
+  /** Start reading: one batch per read burst, a view of the binding's slab (no copy). */
+  start (onBatch: (batch: Buffer, count: number) => void): void {
+    const onFrames: OnFrames = (slab, start, end, count) => { onBatch(slab.subarray(start, end), count) }
     this.tap.start(onFrames, MAX_BURST_FRAMES, MAX_BURST_BYTES)
   }
 
-  /** Write a batch message's records; returns frames written (failures are counted in stats()). */
-  writeBatch (buf: Buffer): number {
-    return this.tap.writeBatch(buf, 0, buf.length)
+  /** Write a batch message's records in one native call; returns frames written (failures are counted in stats()). */
+  write (batch: Buffer): number {
+    return this.tap.writeBatch(batch, 0, batch.length)
   }
 
   stats (): TapStats {

@@ -1,0 +1,125 @@
+/**
+ * tap-agent's TAP-less modes: each wires endpoints (qemu.ts) to uplinks.
+ *
+ *  - listen: a Unix or TCP socket QEMU connects to (`-netdev stream,server=off`).
+ *    The first connection uses the main port; a QEMU that disconnects and comes
+ *    back (a restart) gets it again. Connections beside it each get a port of
+ *    their own, `<name>-2`, `<name>-3`, … for as long as they last.
+ *  - connect: we connect to a QEMU that listens (`server=on`), again after it restarts.
+ *  - dgram: QEMU `-netdev dgram` over UDP.
+ *  - VDE stdio: a VDE stream cable on stdin/stdout (`dpipe vde_plug … = tap-agent --vde-stdio`).
+ */
+
+import * as net from 'node:net'
+import * as fs from 'node:fs'
+import { StreamEndpoint, DatagramEndpoint, type SocketAddress } from './qemu'
+import { Agent } from './agent'
+import { Uplink, type UplinkOptions } from './uplink'
+import { PREFIX_U16, PREFIX_U32 } from '../common/framing'
+import { logger } from '../common/log'
+
+const log = logger('tap-agent')
+
+export interface ModeHandle {
+  /** The agents running now (the main one first). */
+  agents (): Agent[]
+  stop (): Promise<void>
+}
+
+function describe (a: SocketAddress): string {
+  return a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`
+}
+
+/** Listen for QEMU; resolves once listening. */
+export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string): Promise<ModeHandle> {
+  const main = new StreamEndpoint(name, PREFIX_U32)
+  const mainAgent = new Agent(main, new Uplink({ ...uplinkOpts, name }), 0)
+  mainAgent.start()
+  const extra = new Set<Agent>()
+  let next = 2
+  const server = net.createServer((socket) => {
+    socket.setNoDelay(true)
+    if (!main.attached) {
+      main.attach(socket, socket, () => {})
+      return
+    }
+    const n = next++
+    const ep = new StreamEndpoint(`${name}-${n}`, PREFIX_U32)
+    const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name: `${name}-${n}` }), 0)
+    extra.add(agent)
+    agent.start()
+    ep.attach(socket, socket, () => { extra.delete(agent); void agent.stop() })
+  })
+  if (address.kind === 'unix' && fs.existsSync(address.path) && fs.statSync(address.path).isSocket()) {
+    // A socket file left by an earlier run that died: nothing can be listening on it if connect fails.
+    const alive = await new Promise<boolean>((resolve) => {
+      const probe = net.connect(address.path, () => { probe.destroy(); resolve(true) })
+      probe.on('error', () => { resolve(false) })
+    })
+    if (!alive) fs.unlinkSync(address.path)
+  }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    const done = (): void => { server.off('error', reject); resolve() }
+    if (address.kind === 'unix') server.listen(address.path, done)
+    else server.listen(address.port, address.host, done)
+  })
+  log.info('qemu_listening', { address: describe(address), name })
+  return {
+    agents: () => [mainAgent, ...extra],
+    stop: async () => {
+      server.close()
+      await Promise.all([mainAgent, ...extra].map(async (a) => { await a.stop() }))
+      if (address.kind === 'unix') fs.rmSync(address.path, { force: true })
+    }
+  }
+}
+
+/** Connect to a QEMU that listens; reconnect (0.5 s doubling to 5 s) whenever it goes away. */
+export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string): ModeHandle {
+  const ep = new StreamEndpoint(name, PREFIX_U32)
+  const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name }), 0)
+  agent.start()
+  let stopped = false
+  let delay = 0.5
+  let timer: NodeJS.Timeout | undefined
+  const dial = (): void => {
+    if (stopped) return
+    const socket = address.kind === 'unix' ? net.connect(address.path) : net.connect(address.port, address.host)
+    socket.setNoDelay(true)
+    socket.once('connect', () => {
+      delay = 0.5
+      ep.attach(socket, socket, () => { if (!stopped) timer = setTimeout(dial, delay * 1000) })
+    })
+    socket.once('error', (err) => {
+      if (ep.attached) return
+      log.limited('info', 'qemu_connect_failed', { address: describe(address), error: (err as NodeJS.ErrnoException).code ?? err.message, retry_seconds: delay })
+      timer = setTimeout(dial, delay * 1000)
+      delay = Math.min(5, delay * 2)
+    })
+  }
+  dial()
+  return {
+    agents: () => [agent],
+    stop: async () => { stopped = true; clearTimeout(timer); await agent.stop() }
+  }
+}
+
+/** QEMU -netdev dgram over UDP. */
+export async function qemuDatagrams (spec: { local: { host: string, port: number }, remote: { host: string, port: number } }, uplinkOpts: UplinkOptions, name: string): Promise<ModeHandle> {
+  const ep = new DatagramEndpoint(name, spec.local, spec.remote)
+  await ep.bind()
+  const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name }), 0)
+  agent.start()
+  log.info('qemu_dgram', { local: `${spec.local.host}:${spec.local.port}`, remote: `${spec.remote.host}:${spec.remote.port}`, name })
+  return { agents: () => [agent], stop: async () => { await agent.stop() } }
+}
+
+/** A VDE stream cable on stdin/stdout; `onEnd` when the cable is unplugged (stdin ends). */
+export function vdeStdio (uplinkOpts: UplinkOptions, name: string, onEnd: () => void): ModeHandle {
+  const ep = new StreamEndpoint(name, PREFIX_U16)
+  const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name }), 0)
+  agent.start()
+  ep.attach(process.stdin, process.stdout, onEnd)
+  return { agents: () => [agent], stop: async () => { await agent.stop() } }
+}

@@ -17,7 +17,7 @@
 import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SwitchServer } from './server'
-import type { WsPort } from './ws-port'
+import type { NetPort } from './net-port'
 import type { Switch } from './switch'
 import { MODE_TRUNK } from './port'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
@@ -32,7 +32,7 @@ class HttpError extends Error {
   constructor (readonly status: number, message: string) { super(message) }
 }
 
-export function portView (p: WsPort): Record<string, unknown> {
+export function portView (p: NetPort): Record<string, unknown> {
   const nowMs = p.network.nowMs
   return {
     id: p.id,
@@ -135,7 +135,7 @@ function network (server: SwitchServer, name: string | undefined): Switch {
   return sw
 }
 
-function findPort (server: SwitchServer, name: string): WsPort {
+function findPort (server: SwitchServer, name: string): NetPort {
   const p = server.ports().find((x) => x.name === name)
   if (p === undefined) throw new HttpError(404, `no port "${name}"`)
   return p

@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { sha256Hex, type TokenGrant } from './auth'
+import type { ListenAddress } from './qemu-listener'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { parseMac, macAt } from '../common/ethernet'
 import { VID_MIN, VID_MAX } from '../common/vlan'
@@ -74,6 +75,8 @@ export interface SwitchdConfig {
   tls: TlsFiles | undefined
   /** Seconds a disconnected tapswitch-mode port is kept for its agent to resume; 0 = off. */
   resumeGrace: number
+  /** QEMU VMs connecting straight to switchd: one listening socket (and port) each. */
+  qemu: ReadonlyArray<{ name: string, network: string, address: ListenAddress }>
 }
 
 export interface Limits {
@@ -106,6 +109,8 @@ export interface ConfigOverrides {
   tlsCert?: string
   tlsKey?: string
   tokensFile?: string
+  /** `NAME=unix:PATH` or `NAME=tcp:HOST:PORT`, comma-separated. */
+  qemuListen?: string
 }
 
 type Obj = Record<string, unknown>
@@ -165,7 +170,7 @@ const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace']
+  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu']
 const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', ...PORT_KEYS]
 
 function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
@@ -248,6 +253,31 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
   })
 }
 
+/** `unix:/path`, a bare absolute path, or `tcp:HOST:PORT`. */
+function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
+  if (typeof v !== 'string') r.fail(key, 'expected unix:/path/to.sock or tcp:HOST:PORT')
+  if (v.startsWith('unix:') && v.length > 5) return { kind: 'unix', path: v.slice(5) }
+  if (v.startsWith('/')) return { kind: 'unix', path: v }
+  const m = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v)
+  if (m === null || Number(m[3]) > 65535) r.fail(key, 'expected unix:/path/to.sock or tcp:HOST:PORT')
+  return { kind: 'tcp', host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
+}
+
+function readQemu (r: Reader, v: unknown, overrides: string | undefined): Array<{ name: string, network: string, address: ListenAddress }> {
+  const list: unknown[] = overrides !== undefined
+    ? overrides.split(',').filter((x) => x !== '').map((x) => { const i = x.indexOf('='); return { name: x.slice(0, i), listen: x.slice(i + 1) } })
+    : v === undefined ? [] : Array.isArray(v) ? v : r.fail('qemu', 'expected a list of {name, listen, network?}')
+  const names = new Set<string>()
+  return list.map((e, i) => {
+    const k = `qemu[${i}]`
+    const o = r.object(e, k, ['name', 'listen', 'network'])
+    const name = r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'the port name (NAME=unix:/path with --qemu-listen)') ?? r.fail(`${k}.name`, 'required')
+    if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
+    names.add(name)
+    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, address: readListenAddress(r, o.listen, `${k}.listen`) }
+  })
+}
+
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
 export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
   const r = new Reader(source)
@@ -321,6 +351,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     }),
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
+    qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

@@ -26,6 +26,7 @@ const SPECS = {
   'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
   'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
   'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
+  'qemu-listen': { type: 'string', env: 'SWITCHD_QEMU_LISTEN', arg: 'NAME=unix:PATH,…', help: 'accept a local QEMU VM as port NAME on this socket (-netdev stream,server=off,addr.type=unix,addr.path=PATH)' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api (prefer the environment variable: flags show in ps)' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
@@ -66,7 +67,8 @@ export async function main (argv: string[]): Promise<void> {
       tokensFile: o.tokens,
       tlsCert: o['tls-cert'],
       tlsKey: o['tls-key'],
-      allowAnonymous: o['allow-anonymous'] ? true : undefined
+      allowAnonymous: o['allow-anonymous'] ? true : undefined,
+      qemuListen: o['qemu-listen']
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

@@ -54,8 +54,9 @@ export class PortTable {
   readonly pending = new Set<WebSocket>()
   accepted = 0
   resumed = 0
-  /** Text messages received in raw mode (ignored). */
+  /** Text messages received in raw mode (ignored), and jor1k pings answered. */
   textIgnored = 0
+  pongsSent = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
@@ -71,6 +72,9 @@ export class PortTable {
 
   /** Ports and handshakes from `address` (for limits.maxPortsPerAddress). */
   countFrom (address: string): number { return this.perAddress.get(address) ?? 0 }
+
+  /** A port id no other port has (QEMU listeners take theirs from here too). */
+  allocateId (): number { return this.nextPortId++ }
 
   /** Everything holding a slot (for limits.maxPorts). */
   get size (): number { return this.ports.size + this.pending.size }
@@ -221,8 +225,7 @@ export class PortTable {
     } else {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         port.alive = true
-        // Raw clients never get text from us; jor1k's text keepalive is ignored here.
-        if (!isBinary) { this.textIgnored++; return }
+        if (!isBinary) { this.onRawText(port, data as Buffer); return }
         sw.receiveFrame(port, data as Buffer)
       })
     }
@@ -236,6 +239,20 @@ export class PortTable {
       }
       this.remove(port, code, reason.toString())
     })
+  }
+
+  /**
+   * Text from a raw client. jor1k keeps its relay alive with `ping:X` and
+   * expects `pong:X`: we answer that client only, so a client that never
+   * sends text (v86) never gets any. Anything else is counted and ignored.
+   */
+  private onRawText (port: WsPort, data: Buffer): void {
+    if (data.length <= 256 && data.toString('latin1', 0, 5) === 'ping:') {
+      this.pongsSent++
+      port.ws.send('pong:' + data.toString('utf8', 5))
+      return
+    }
+    this.textIgnored++
   }
 
   private park (port: BatchPort, grace: number, code: number): void {

@@ -23,6 +23,9 @@ import { WebSocketServer } from 'ws'
 import type { Registry } from 'prom-client'
 import type { Switch } from './switch'
 import type { WsPort } from './ws-port'
+import type { NetPort } from './net-port'
+import type { PortPolicy } from './port'
+import { QemuListener } from './qemu-listener'
 import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
@@ -82,6 +85,7 @@ export class SwitchServer {
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
+  private readonly qemu: QemuListener[] = []
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -154,6 +158,14 @@ export class SwitchServer {
         m.listen(mp, mh, () => { m.off('error', reject); resolve() })
       })
     }
+    for (const q of this.config.qemu) {
+      const sw = this.networks.open(q.network)
+      if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `qemu ${q.name}: ${sw}`)
+      const policy = this.networks.policyFor(sw, q.name, undefined)
+      const listener = new QemuListener({ name: q.name, address: q.address }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      await listener.listen()
+      this.qemu.push(listener)
+    }
     this.listening = true
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
@@ -171,8 +183,11 @@ export class SwitchServer {
   /** Where /metrics is served when --metrics-listen is set. */
   metricsAddress (): AddressInfo | undefined { return this.metricsHttp?.address() as AddressInfo | undefined }
 
-  /** Connected and parked ports (slow path: tools, tests). */
-  ports (): WsPort[] { return [...this.portTable.ports] }
+  /** Connected and parked ports, and QEMU ports that have joined (slow path: tools, tests). */
+  ports (): NetPort[] {
+    const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
+    return [...this.portTable.ports, ...qemu]
+  }
 
   /**
    * Apply a new, already validated configuration (SIGHUP): networks and
@@ -184,13 +199,15 @@ export class SwitchServer {
       this.http.setSecureContext(tlsOptions(config))
       log.info('tls_reloaded', { cert: config.tls.cert })
     }
+    const qemuBefore = this.config.qemu
     this.config = config
     const grants = new Map([...config.tokens.values()].map((g) => [g.id, g]))
     for (const p of this.ports()) {
       if (p.grantId !== undefined && !grants.has(p.grantId)) p.shutdown(CLOSE_POLICY, 'token revoked')
     }
+    if (JSON.stringify(config.qemu) !== JSON.stringify(qemuBefore)) log.warn('restart_needed', { reason: 'qemu listeners change on restart' })
     this.networks.reload(config, (p) => this.portTable.requestOf(p as WsPort), (p) => {
-      const id = (p as WsPort).grantId
+      const id = (p as NetPort).grantId
       return id === undefined ? undefined : grants.get(id)?.policy
     })
   }
@@ -217,6 +234,7 @@ export class SwitchServer {
     clearInterval(this.clockTimer)
     this.captures.stopAll()
     this.metricsHttp?.close()
+    for (const q of this.qemu) q.close()
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()
     const gone = sockets.map((ws) => new Promise<void>((resolve) => {

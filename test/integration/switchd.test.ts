@@ -56,13 +56,24 @@ describe('switchd (integration)', () => {
       for (const cl of [a, b, c]) assert.deepEqual(cl.texts, [], 'raw clients never get text')
     })
 
-    it('ignores (and counts) text messages without closing the port', async () => {
+    it('ignores (and counts) other text messages without closing the port', async () => {
       const [a, b] = [await raw(), await raw()]
-      a.ws.send('ping:1')
+      a.ws.send('hello')
       a.send([eth(BROADCAST, MAC_A)])
       await waitFor(() => b.frames.length === 1)
       assert.equal(server.textIgnored, 1)
       assert.deepEqual(a.texts, [])
+    })
+
+    it('answers a jor1k text ping:X with pong:X to that client only', async () => {
+      const [jor1k, v86] = [await raw(), await raw()]
+      jor1k.ws.send('ping:1234')
+      await waitFor(() => jor1k.texts.length === 1)
+      assert.deepEqual(jor1k.texts, ['pong:1234'])
+      v86.send([eth(BROADCAST, MAC_B)])
+      await waitFor(() => jor1k.frames.length === 1)
+      assert.deepEqual(v86.texts, [], 'a client that sends no text never gets any')
+      assert.equal(server.portTable.pongsSent, 1)
     })
 
     it('counts and drops oversize frames but keeps the port', async () => {
@@ -194,7 +205,7 @@ describe('switchd (integration)', () => {
         if (i % 20 === 19) {
           const expected = (i + 1) * 32
           await waitFor(() => { fastReceived += fast.take().length; return fastReceived === expected }, 5000, 'the fast port gets every frame')
-          maxBuffered = Math.max(maxBuffered, slowPort.ws.bufferedAmount)
+          maxBuffered = Math.max(maxBuffered, slowPort.bufferedBytes())
         }
       }
       assert.ok(slowPort.dropBackpressure > 0, 'drops are counted')

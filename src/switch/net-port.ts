@@ -1,0 +1,108 @@
+/**
+ * What every port with a peer at the far end shares, whatever carries it
+ * (a WebSocket in ws-port.ts, a QEMU socket in stream-port.ts): its network,
+ * its remote address, and egress that never queues without bound.
+ *
+ * output() drops and counts a frame once the transport's buffered bytes pass
+ * the port's high-water mark (1 MiB by default: enough for bursts, small
+ * enough that the queue adds no more than a few ms of latency). A slow port so
+ * loses its own frames and never stalls the ingress port's traffic to anyone
+ * else. backpressure_start / backpressure_end are logged on the edges only.
+ *
+ * BatchSlab is the egress batching of ports whose wire format is batch
+ * records (tapswitch mode, QEMU streams): frames queued by output() are copied
+ * as records into a slab and leave as one message per flush().
+ */
+
+import { Port } from './port'
+import type { Switch } from './switch'
+import { MAX_MESSAGE_SIZE, RECORD_HEADER } from '../common/protocol'
+import { egressLength, writeEgress } from '../common/vlan'
+import { logger } from '../common/log'
+
+const log = logger('port')
+
+export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
+
+/** Slab for batched egress: several messages' worth, never rewritten while the transport may hold a view. */
+const SLAB_SIZE = 1024 * 1024
+
+export abstract class NetPort extends Port {
+  /** Between backpressure_start and backpressure_end. */
+  congested = false
+  /** Frames that arrived for it while its peer was away (parked, or QEMU not connected). */
+  dropDisconnected = 0
+  /** The token it authenticated with (its id), if any. */
+  grantId: string | undefined
+
+  constructor (id: number, name: string, public remote: string, readonly highWaterMark: number, readonly network: Switch) {
+    super(id, name)
+  }
+
+  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu'
+
+  /** Bytes the transport holds that the peer has not taken yet. */
+  abstract bufferedBytes (): number
+
+  /** Count a drop; log only the transition into congestion. */
+  protected dropForBackpressure (): void {
+    this.dropBackpressure++
+    if (!this.congested) {
+      this.congested = true
+      log.limited('warn', 'backpressure_start', { port: this.name, id: this.id, buffered_bytes: this.bufferedBytes() })
+    }
+  }
+
+  /** Leave congestion once the peer has drained to half the mark (hysteresis). */
+  protected checkDrained (): void {
+    if (this.bufferedBytes() < this.highWaterMark / 2) {
+      this.congested = false
+      log.limited('info', 'backpressure_end', { port: this.name, id: this.id, dropped_total: this.dropBackpressure })
+    }
+  }
+}
+
+/** Batch records accumulated for one port, taken once per flush. */
+export class BatchSlab {
+  private slab = Buffer.allocUnsafe(SLAB_SIZE)
+  /** Start of the batch being built, and the end of what is written so far. */
+  private start = 0
+  private end = 0
+
+  get queued (): number { return this.end - this.start }
+
+  /** Would a record for this frame overflow one message? Then take() first. */
+  full (len: number, op: number): boolean {
+    return this.queued + RECORD_HEADER + egressLength(len, op) > MAX_MESSAGE_SIZE
+  }
+
+  /** Append buf[off, off+len) transformed by `op` as one record; returns the frame's bytes on the wire. */
+  append (buf: Buffer, off: number, len: number, op: number, vid: number): number {
+    const outLen = egressLength(len, op)
+    if (this.slab.length - this.end < RECORD_HEADER + outLen) this.newSlab()
+    this.slab.writeUInt32BE(outLen, this.end)
+    this.end += RECORD_HEADER + writeEgress(this.slab, this.end + RECORD_HEADER, buf, off, len, op, vid)
+    return outLen
+  }
+
+  /** The records since the last take(), as one view; undefined if none. */
+  take (): Buffer | undefined {
+    if (this.end === this.start) return undefined
+    const batch = this.slab.subarray(this.start, this.end)
+    this.start = this.end
+    return batch
+  }
+
+  /** Forget what was queued (the peer went away). */
+  discard (): void { this.start = this.end }
+
+  /** The transport may still hold views of the old slab: never rewind, take a new one. */
+  private newSlab (): void {
+    const pending = this.end - this.start
+    const next = Buffer.allocUnsafe(SLAB_SIZE)
+    this.slab.copy(next, 0, this.start, this.end)
+    this.slab = next
+    this.start = 0
+    this.end = pending
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * QEMU VMs on switchd's own host, with no agent in between: switchd listens
+ * on a Unix (or TCP) socket per configured VM, and QEMU connects with
+ * `-netdev stream,server=off,addr.type=unix,addr.path=…`.
+ *
+ * Each listener is one port, named in the configuration. It joins its network
+ * when QEMU first connects and stays: a QEMU that restarts and reconnects gets
+ * the same port back (its MACs included); while none is connected, frames for
+ * it are dropped and counted. QEMU's framing (4-byte length + frame) is the
+ * batch record format, so what QEMU sends is handed to the switch as batches,
+ * and the port's egress batches go to QEMU as they are.
+ */
+
+import * as net from 'node:net'
+import * as fs from 'node:fs'
+import { NetPort, BatchSlab } from './net-port'
+import type { Switch } from './switch'
+import type { PortPolicy } from './port'
+import { Deframer, PREFIX_U32 } from '../common/framing'
+import { logger } from '../common/log'
+
+const log = logger('qemu')
+
+export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
+
+/** A port whose peer is a QEMU stream socket. */
+export class StreamPort extends NetPort {
+  readonly kind = 'qemu'
+  socket: net.Socket | undefined
+  private readonly batch = new BatchSlab()
+
+  bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
+
+  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+    const s = this.socket
+    if (s === undefined) { this.dropDisconnected++; return }
+    if (s.writableLength + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    if (this.congested) this.checkDrained()
+    if (this.batch.full(len, op)) this.flush()
+    this.txBytes += this.batch.append(buf, off, len, op, vid)
+    this.txFrames++
+  }
+
+  flush (): void {
+    const b = this.batch.take()
+    if (b !== undefined) this.socket?.write(b)
+  }
+
+  shutdown (code: number, reason: string): void {
+    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    this.socket?.destroy()
+  }
+}
+
+export interface QemuListenerSpec {
+  name: string
+  address: ListenAddress
+}
+
+export class QemuListener {
+  readonly port: StreamPort
+  private readonly server: net.Server
+  private joined = false
+
+  constructor (readonly spec: QemuListenerSpec, private readonly sw: Switch, policy: PortPolicy, id: number, highWaterMark: number) {
+    const where = spec.address.kind === 'unix' ? `unix:${spec.address.path}` : `tcp:${spec.address.host}:${spec.address.port}`
+    this.port = new StreamPort(id, spec.name, where, highWaterMark, sw)
+    this.port.applyPolicy(policy)
+    this.server = net.createServer((socket) => { this.attach(socket) })
+  }
+
+  async listen (): Promise<void> {
+    const a = this.spec.address
+    if (a.kind === 'unix' && fs.existsSync(a.path) && fs.statSync(a.path).isSocket()) fs.unlinkSync(a.path) // left by an earlier run
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject)
+      const done = (): void => { this.server.off('error', reject); resolve() }
+      if (a.kind === 'unix') this.server.listen(a.path, done)
+      else this.server.listen(a.port, a.host, done)
+    })
+    log.info('qemu_listening', { port: this.spec.name, network: this.sw.name, address: this.port.remote })
+  }
+
+  private attach (socket: net.Socket): void {
+    const port = this.port
+    socket.setNoDelay(true)
+    if (port.socket !== undefined) {
+      log.info('qemu_replaced', { port: port.name, reason: 'a new QEMU connected' })
+      port.socket.destroy()
+    }
+    port.socket = socket
+    if (!this.joined) { this.sw.addPort(port); this.joined = true }
+    log.info('qemu_connected', { port: port.name, network: this.sw.name, fdb_entries: port.fdbEntries })
+    const deframer = new Deframer(PREFIX_U32, (batch) => {
+      if (!this.sw.receiveBatch(port, batch)) socket.destroy()
+    })
+    socket.on('data', (chunk: Buffer) => {
+      if (!deframer.push(chunk)) {
+        port.dropMalformed++
+        log.warn('qemu_framing_error', { port: port.name, reason: 'a frame length over the maximum' })
+        socket.destroy()
+      }
+    })
+    socket.on('error', (err) => { log.limited('info', 'qemu_socket_error', { port: port.name, error: err.message }) })
+    socket.on('close', () => {
+      if (port.socket !== socket) return
+      port.socket = undefined
+      log.info('qemu_disconnected', { port: port.name, note: 'the port stays until QEMU comes back' })
+    })
+  }
+
+  close (): void {
+    this.port.socket?.destroy()
+    this.server.close()
+    if (this.spec.address.kind === 'unix') fs.rmSync(this.spec.address.path, { force: true })
+    if (this.joined) this.sw.removePort(this.port)
+  }
+}

@@ -43,12 +43,17 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
       main.attach(socket, socket, () => {})
       return
     }
-    const n = next++
-    const ep = new StreamEndpoint(`${name}-${n}`, PREFIX_U32)
-    const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name: `${name}-${n}` }), 0)
-    extra.add(agent)
-    agent.start()
-    ep.attach(socket, socket, () => { extra.delete(agent); void agent.stop() })
+    // A second connection beside a running VM: give it a port of its own once it sends a frame
+    // (something that connects and leaves without a word, like another agent probing the path, gets none).
+    socket.once('data', (first: Buffer) => {
+      const n = next++
+      const ep = new StreamEndpoint(`${name}-${n}`, PREFIX_U32)
+      const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name: `${name}-${n}` }), 0)
+      extra.add(agent)
+      agent.start()
+      ep.attach(socket, socket, () => { extra.delete(agent); void agent.stop() })
+      socket.emit('data', first)
+    })
   })
   if (address.kind === 'unix' && fs.existsSync(address.path) && fs.statSync(address.path).isSocket()) {
     // A socket file left by an earlier run that died: nothing can be listening on it if connect fails.
@@ -83,16 +88,21 @@ export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions
   let stopped = false
   let delay = 0.5
   let timer: NodeJS.Timeout | undefined
+  let dialing: net.Socket | undefined
   const dial = (): void => {
     if (stopped) return
     const socket = address.kind === 'unix' ? net.connect(address.path) : net.connect(address.port, address.host)
+    dialing = socket
     socket.setNoDelay(true)
     socket.once('connect', () => {
+      dialing = undefined
+      if (stopped) { socket.destroy(); return }
       delay = 0.5
       ep.attach(socket, socket, () => { if (!stopped) timer = setTimeout(dial, delay * 1000) })
     })
     socket.once('error', (err) => {
-      if (ep.attached) return
+      if (dialing === socket) dialing = undefined
+      if (ep.attached || stopped) return
       log.limited('info', 'qemu_connect_failed', { address: describe(address), error: (err as NodeJS.ErrnoException).code ?? err.message, retry_seconds: delay })
       timer = setTimeout(dial, delay * 1000)
       delay = Math.min(5, delay * 2)
@@ -101,7 +111,7 @@ export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions
   dial()
   return {
     agents: () => [agent],
-    stop: async () => { stopped = true; clearTimeout(timer); await agent.stop() }
+    stop: async () => { stopped = true; clearTimeout(timer); dialing?.destroy(); await agent.stop() }
   }
 }
 

@@ -14,6 +14,7 @@
  */
 
 import * as dgram from 'node:dgram'
+import { isIP } from 'node:net'
 import type { Duplex, Writable } from 'node:stream'
 import type { Endpoint, EndpointStats } from './endpoint'
 import { Deframer, encodeStream, datagramToBatch } from '../common/framing'
@@ -138,8 +139,10 @@ export class DatagramEndpoint implements Endpoint {
   }
 
   start (onBatch: (batch: Buffer, count: number) => void): void {
+    // Only our QEMU: its port, and its address when it is given as one (a name cannot be compared).
+    const checkAddress = isIP(this.remote.host) !== 0
     this.socket.on('message', (msg, from) => {
-      if (from.port !== this.remote.port) return // only our QEMU
+      if (from.port !== this.remote.port || (checkAddress && from.address !== this.remote.host)) { this.s.rxErrors++; return }
       const batch = datagramToBatch(msg)
       if (batch === undefined) { this.s.rxErrors++; return }
       this.s.rxFrames++

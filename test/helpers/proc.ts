@@ -1,0 +1,120 @@
+/**
+ * Children of the e2e tests that are not part of a Lab (QEMU, vde_switch,
+ * dpipe, an unprivileged tap-agent): spawned with their output split into
+ * lines, waited on by line, stopped by PID, and their credentials read back
+ * from /proc.
+ */
+
+import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+/** The unprivileged user the endpoint tests run QEMU, VDE and tap-agent as (nobody/nogroup). */
+export const NOBODY = 65534
+
+/** `setpriv` arguments that run a command as `uid`/`gid` with no supplementary groups. */
+export function asUser (cmd: string, args: string[], uid = NOBODY, gid = NOBODY): [string, string[]] {
+  return ['setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', cmd, ...args]]
+}
+
+export interface Logged {
+  child: ChildProcess
+  /** Every line it wrote so far (stdout and stderr, unless stdout is taken). */
+  lines: string[]
+}
+
+/** Spawn with stdout/stderr split into lines (pushed to `lines` and `sink`). `stdoutRaw` leaves stdout alone. */
+export function spawnLogged (who: string, cmd: string, args: string[], sink: (line: string) => void, opts: SpawnOptions = {}): Logged {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
+  const lines: string[] = []
+  for (const stream of [child.stdout, child.stderr]) {
+    if (stream === null || stream === undefined) continue
+    let buf = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => {
+      buf += chunk
+      let i
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        lines.push(line)
+        sink(`${who}: ${line}`)
+        child.emit('line', line)
+      }
+    })
+  }
+  child.on('exit', (code, signal) => { sink(`${who}: exited (${String(code ?? signal)})`) })
+  return { child, lines }
+}
+
+/** Resolve once `lines` has a line `match` accepts (looking at earlier lines too); reject if the child exits first or after `ms`. */
+export async function waitForLine (p: Logged, who: string, match: (line: string) => boolean, ms = 10_000): Promise<string> {
+  const seen = p.lines.find(match)
+  if (seen !== undefined) return seen
+  return await new Promise((resolve, reject) => {
+    const onLine = (line: string): void => { if (match(line)) { done(); resolve(line) } }
+    const onExit = (code: number | null): void => { done(); reject(new Error(`${who} exited (${String(code)}) first:\n${p.lines.slice(-20).join('\n')}`)) }
+    const timer = setTimeout(() => { done(); reject(new Error(`${who}: no such line within ${ms} ms:\n${p.lines.slice(-20).join('\n')}`)) }, ms)
+    function done (): void { clearTimeout(timer); p.child.off('line', onLine); p.child.off('exit', onExit) }
+    p.child.on('line', onLine)
+    p.child.on('exit', onExit)
+    if (p.child.exitCode !== null || p.child.signalCode !== null) onExit(p.child.exitCode)
+  })
+}
+
+/** Real and effective uid of a running process, from /proc (throws if it is gone). */
+export function uidsOf (pid: number): { real: number, effective: number, gid: number, groups: string } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const uid = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status)
+  const gid = /^Gid:\s+(\d+)/m.exec(status)
+  const groups = /^Groups:(.*)$/m.exec(status)
+  if (uid === null || gid === null) throw new Error(`no Uid/Gid in /proc/${pid}/status`)
+  return { real: Number(uid[1]), effective: Number(uid[2]), gid: Number(gid[1]), groups: (groups?.[1] ?? '').trim() }
+}
+
+/** Whether an executable named `cmd` is on PATH. */
+export function onPath (cmd: string): boolean {
+  return (process.env.PATH ?? '/usr/bin:/bin').split(':').some((dir) => {
+    try { fs.accessSync(path.join(dir, cmd), fs.constants.X_OK); return true } catch { return false }
+  })
+}
+
+/**
+ * Skip when a tool is missing on a developer's machine; fail under CI=true
+ * (CI must have it, or the test would silently never run).
+ */
+export function requireTools (ctx: Mocha.Context, tools: Array<{ cmd: string, pkg: string }>): void {
+  const missing = tools.filter((t) => !onPath(t.cmd))
+  if (missing.length === 0) return
+  const what = missing.map((t) => `${t.cmd} (Debian package ${t.pkg})`).join(', ')
+  if (process.env.CI === 'true') throw new Error(`this e2e test needs ${what}, and CI must run it`)
+  ctx.skip()
+}
+
+/**
+ * The unprivileged user must be able to run tapswitch from this checkout
+ * (every directory above it traversable, dist/ readable): probe it by
+ * loading tap-agent as that user. Skips locally, fails under CI=true.
+ */
+export function requireCheckoutReadableBy (ctx: Mocha.Context, root: string, uid = NOBODY): void {
+  const main = path.join(root, 'dist', 'agent', 'main.js')
+  const [cmd, args] = asUser(process.execPath, ['-e', `require(${JSON.stringify(main)})`], uid, uid)
+  try {
+    execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 10_000 })
+  } catch (err) {
+    const why = ((err as { stderr?: Buffer }).stderr?.toString() ?? (err as Error).message).split('\n').find((l) => l.includes('Error')) ?? (err as Error).message
+    const msg = `uid ${uid} cannot load ${main} (${why.trim()}): the checkout must be readable by others (and built: npm run build)`
+    if (process.env.CI === 'true') throw new Error(msg)
+    ctx.skip()
+  }
+}
+
+/** Resolve once `child` has exited, or after `ms` (whichever first), leaving no timer behind. */
+export async function exitWithin (child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true
+  return await new Promise<boolean>((resolve) => {
+    const onExit = (): void => { clearTimeout(t); resolve(true) }
+    const t = setTimeout(() => { child.off('exit', onExit); resolve(false) }, ms)
+    child.once('exit', onExit)
+  })
+}

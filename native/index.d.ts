@@ -101,3 +101,55 @@ export class Tap {
    */
   close (): void
 }
+
+/**
+ * One AF_UNIX SOCK_DGRAM socket (native/unixdgram.cc), for QEMU's
+ * `-netdev dgram,local.type=unix,…`: Node's dgram module has no Unix
+ * datagrams. One datagram is one frame, both ways. Readiness comes from a
+ * uv_poll handle on Node's own loop, like `Tap`.
+ *
+ * Counters use the STAT_* indexes above: RX_FRAMES/RX_BYTES (datagrams
+ * accepted), TX_FRAMES/TX_BYTES, TX_DROPPED (EAGAIN/ENOBUFS: the peer's queue
+ * is full; ECONNREFUSED/ENOENT: nobody is bound at the peer path, e.g. QEMU is
+ * not running; or no peer set yet), TX_ERRORS (any other errno),
+ * TX_MALFORMED (a record running past the end of a batch), RX_ERRORS
+ * (datagrams from another sender than the peer, over MAX_READ bytes, or
+ * recvfrom errors).
+ */
+export class UnixDgram {
+  /**
+   * Bind `localPath`. A socket file already there is removed first when
+   * nothing is bound to it (left by a run that died); anything else there is
+   * EADDRINUSE. Throws TapSystemError (syscall 'socket' or 'bind', `path` set).
+   */
+  constructor (localPath: string)
+  /** The bound path. */
+  readonly path: string
+  /** The file descriptor, or -1 once closed. */
+  readonly fd: number
+
+  /**
+   * Start polling: on each readable event, receive datagrams until EAGAIN or
+   * 64 datagrams / 64 KiB, and call `onMessages` once with the accepted ones
+   * as a batch (the same slab discipline as `Tap#start`). Throws if already
+   * started or closed.
+   */
+  start (onMessages: OnFrames): void
+  /**
+   * Send to `remotePath` from now on, and accept only datagrams whose sender
+   * is bound to exactly that path (compared as bytes: give the path as the
+   * peer binds it). No connect(2): a peer that re-binds the path after a
+   * restart is reached again. Throws TapSystemError ENAMETOOLONG.
+   */
+  connect (remotePath: string): void
+  /**
+   * Send every `[u32 BE length][frame]` record in buf[start, end), one
+   * sendto(2) each; returns how many went out. Drops and errors are counted
+   * in stats, never thrown. A malformed record stops the walk.
+   */
+  sendBatch (buf: Buffer, start: number, end: number): number
+  /** Fill `out` (length >= STAT_COUNT) with the counters. */
+  stats (out: Float64Array): void
+  /** Stop polling, close the fd and unlink the socket file. Idempotent, safe from inside onMessages. */
+  close (): void
+}

@@ -42,6 +42,8 @@
 #include <memory>
 #include <string>
 
+namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
+
 namespace {
 
 constexpr const char* kTunPath = "/dev/net/tun";
@@ -517,6 +519,7 @@ class Tap : public Napi::ObjectWrap<Tap> {
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Tap", Tap::Init(env));
+  tapswitch::InitUnixDgram(env, exports);
   const char* names[STAT_COUNT] = {"STAT_RX_FRAMES", "STAT_RX_BYTES", "STAT_TX_FRAMES",
                                    "STAT_TX_BYTES", "STAT_TX_DROPPED", "STAT_TX_ERRORS",
                                    "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};

@@ -12,7 +12,7 @@ import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
 import { agentRegistry, serveMetrics } from './metrics'
 import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, type ModeHandle } from './modes'
-import { parseSocketAddress, parseDgramSpec } from './qemu'
+import { parseSocketAddress, parseDgramSpec, type UnixDgramBinding } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
 import { setLogLevel, isLevel, logger } from '../common/log'
@@ -40,7 +40,7 @@ const SPECS = {
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
   'qemu-listen': { type: 'string', env: 'TAP_AGENT_QEMU_LISTEN', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: listen for QEMU (-netdev stream,server=off,addr.type=unix,addr.path=PATH); no privilege needed' },
   'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
-  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P', help: 'no TAP: QEMU -netdev dgram over UDP, one frame per datagram' },
+  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
@@ -75,12 +75,12 @@ function parseVlanFlags (vlan: string | undefined, trunk: string | undefined, na
   return native === undefined ? { mode: 'trunk', vlans } : { mode: 'trunk', vlans, native: parseVid('native', native) }
 }
 
-function loadBinding (): TapBinding {
+function loadBinding (): TapBinding & UnixDgramBinding {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('../../native') as TapBinding
+    return require('../../native') as TapBinding & UnixDgramBinding
   } catch (err) {
-    throw new TapswitchError('TSW_ERR_ADDON', `cannot load the native TAP addon (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
+    throw new TapswitchError('TSW_ERR_ADDON', `cannot load the native addon (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
   }
 }
 
@@ -140,7 +140,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
       const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
       if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name) }
       if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
-      if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name) }
+      if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name, loadBinding) }
       if (o['vde-stdio']) endpointMode = async () => vdeStdio(base, o.name ?? sanitize(`${os.hostname()}:vde`), () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })
     }
     uplink = new Uplink({

@@ -6,17 +6,18 @@
  *    back (a restart) gets it again. Connections beside it each get a port of
  *    their own, `<name>-2`, `<name>-3`, … for as long as they last.
  *  - connect: we connect to a QEMU that listens (`server=on`), again after it restarts.
- *  - dgram: QEMU `-netdev dgram` over UDP.
+ *  - dgram: QEMU `-netdev dgram` over UDP, or over Unix datagram sockets (native addon).
  *  - VDE stdio: a VDE stream cable on stdin/stdout (`dpipe vde_plug … = tap-agent --vde-stdio`).
  */
 
 import * as net from 'node:net'
 import * as fs from 'node:fs'
-import { StreamEndpoint, DatagramEndpoint, type SocketAddress } from './qemu'
+import { StreamEndpoint, DatagramEndpoint, UnixDatagramEndpoint, type SocketAddress, type DgramSpec, type UnixDgramBinding } from './qemu'
 import { Agent } from './agent'
 import { Uplink, type UplinkOptions } from './uplink'
 import { PREFIX_U16, PREFIX_U32 } from '../common/framing'
 import { logger } from '../common/log'
+import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 const log = logger('tap-agent')
 
@@ -115,13 +116,29 @@ export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions
   }
 }
 
-/** QEMU -netdev dgram over UDP. */
-export async function qemuDatagrams (spec: { local: { host: string, port: number }, remote: { host: string, port: number } }, uplinkOpts: UplinkOptions, name: string): Promise<ModeHandle> {
-  const ep = new DatagramEndpoint(name, spec.local, spec.remote)
-  await ep.bind()
+/**
+ * QEMU -netdev dgram over UDP, or over Unix datagram sockets; the latter need
+ * the native addon, which `loadBinding` provides (called only then).
+ */
+export async function qemuDatagrams (spec: DgramSpec, uplinkOpts: UplinkOptions, name: string, loadBinding?: () => UnixDgramBinding): Promise<ModeHandle> {
+  let ep: DatagramEndpoint | UnixDatagramEndpoint
+  if (spec.kind === 'unix') {
+    if (loadBinding === undefined) throw new TapswitchError(ERR_CONFIG, 'Unix datagram sockets need the native addon: pass its loader to qemuDatagrams')
+    const binding = loadBinding()
+    try {
+      ep = new UnixDatagramEndpoint(name, spec.local, spec.remote, binding)
+    } catch (err) {
+      throw new TapswitchError(ERR_CONFIG, `--qemu-dgram: ${(err as Error).message}`, { cause: err })
+    }
+  } else {
+    const udp = new DatagramEndpoint(name, spec.local, spec.remote)
+    await udp.bind()
+    ep = udp
+  }
   const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name }), 0)
   agent.start()
-  log.info('qemu_dgram', { local: `${spec.local.host}:${spec.local.port}`, remote: `${spec.remote.host}:${spec.remote.port}`, name })
+  if (spec.kind === 'unix') log.info('qemu_dgram', { local: `unix:${spec.local}`, remote: `unix:${spec.remote}`, name })
+  else log.info('qemu_dgram', { local: `${spec.local.host}:${spec.local.port}`, remote: `${spec.remote.host}:${spec.remote.port}`, name })
   return { agents: () => [agent], stop: async () => { await agent.stop() } }
 }
 

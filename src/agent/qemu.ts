@@ -7,6 +7,9 @@
  *    batch records: what QEMU sends goes up as views of what was read, and
  *    what the switch sends goes to QEMU as it came.
  *  - DatagramEndpoint: QEMU `-netdev dgram` over UDP, one frame per datagram.
+ *  - UnixDatagramEndpoint: the same over Unix datagram sockets
+ *    (`local.type=unix`), through the native addon's UnixDgram: Node's dgram
+ *    module cannot open AF_UNIX datagram sockets.
  *
  * An endpoint outlives its connections: when QEMU restarts and reconnects it
  * gets the same endpoint, so the same uplink and the same port on switchd.
@@ -16,6 +19,7 @@
 import * as dgram from 'node:dgram'
 import { isIP } from 'node:net'
 import type { Duplex, Writable } from 'node:stream'
+import type * as Native from '../../native'
 import type { Endpoint, EndpointStats } from './endpoint'
 import { Deframer, encodeStream, datagramToBatch } from '../common/framing'
 import { RECORD_HEADER } from '../common/protocol'
@@ -170,6 +174,65 @@ export class DatagramEndpoint implements Endpoint {
   close (): void { this.socket.close() }
 }
 
+/** What UnixDatagramEndpoint needs of a binding: the native addon satisfies it (loaded lazily by the caller, so UDP and stream modes never need it). */
+export interface UnixDgramBinding {
+  UnixDgram: new (localPath: string) => Native.UnixDgram
+  STAT_COUNT: number
+}
+
+/**
+ * QEMU `-netdev dgram,local.type=unix,…,remote.type=unix,…`: one frame per
+ * datagram, both ways. We bind `local` (QEMU's remote.path) and send to
+ * `remote` (QEMU's local.path) with sendto, so a QEMU that restarts and
+ * re-binds its path is reached again; only datagrams sent from exactly that
+ * path are heard. While QEMU is not running, frames to it are counted drops.
+ */
+export class UnixDatagramEndpoint implements Endpoint {
+  private readonly sock: Native.UnixDgram
+  private readonly statBuf: Float64Array
+
+  /** Binds `local` now; throws the binding's system error (e.g. EADDRINUSE, EACCES, ENOENT). */
+  constructor (readonly name: string, readonly local: string, readonly remote: string, binding: UnixDgramBinding) {
+    this.sock = new binding.UnixDgram(local)
+    try {
+      this.sock.connect(remote)
+    } catch (err) {
+      this.sock.close()
+      throw err
+    }
+    this.statBuf = new Float64Array(binding.STAT_COUNT)
+  }
+
+  /** One batch per receive burst: a view of the binding's slab, no copy. */
+  start (onBatch: (batch: Buffer, count: number) => void): void {
+    this.sock.start((slab, start, end, count) => { onBatch(slab.subarray(start, end), count) })
+  }
+
+  /** One sendto per record, in one native call; returns frames sent (drops are counted in stats()). */
+  write (batch: Buffer): number {
+    return this.sock.sendBatch(batch, 0, batch.length)
+  }
+
+  /** The binding uses the Tap's STAT_* layout. */
+  stats (): EndpointStats {
+    const s = this.statBuf
+    this.sock.stats(s)
+    return {
+      rxFrames: s[0] as number,
+      rxBytes: s[1] as number,
+      txFrames: s[2] as number,
+      txBytes: s[3] as number,
+      txDropped: s[4] as number,
+      txErrors: s[5] as number,
+      txMalformed: s[6] as number,
+      rxErrors: s[7] as number
+    }
+  }
+
+  /** Idempotent; removes our socket file. */
+  close (): void { this.sock.close() }
+}
+
 /** `unix:/path`, `tcp:host:port`, or a bare path: where a QEMU socket is. */
 export type SocketAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
 
@@ -181,13 +244,43 @@ export function parseSocketAddress (flag: string, text: string): SocketAddress {
   return { kind: 'tcp', host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
 }
 
-/** `local=HOST:PORT,remote=HOST:PORT` for -netdev dgram over UDP. */
-export function parseDgramSpec (text: string): { local: { host: string, port: number }, remote: { host: string, port: number } } {
-  const parts = Object.fromEntries(text.split(',').map((p) => p.split('=') as [string, string]))
-  const hp = (key: string): { host: string, port: number } => {
-    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(parts[key] ?? '')
-    if (m === null || Number(m[3]) > 65535) throw new TapswitchError(ERR_CONFIG, `--qemu-dgram ${text}: expected local=HOST:PORT,remote=HOST:PORT (UDP)`)
+export interface UdpDgramSpec { kind?: 'udp', local: { host: string, port: number }, remote: { host: string, port: number } }
+export interface UnixDgramSpec { kind: 'unix', local: string, remote: string }
+/** Where tap-agent and QEMU's -netdev dgram exchange datagrams: both UDP, or both Unix paths (QEMU does not mix them either). */
+export type DgramSpec = UdpDgramSpec | UnixDgramSpec
+
+/** The longest sun_path the kernel takes (108 bytes with the NUL). */
+const MAX_UNIX_PATH = 107
+
+/**
+ * `local=HOST:PORT,remote=HOST:PORT` (UDP) or `local=unix:PATH,remote=unix:PATH`
+ * (Unix datagrams) for -netdev dgram. `local` is ours, `remote` is QEMU's local
+ * address. A remote path must be spelled as QEMU binds it (the sender's path is compared as given).
+ */
+export function parseDgramSpec (text: string): DgramSpec {
+  const usage = `--qemu-dgram ${text}: expected local=HOST:PORT,remote=HOST:PORT (UDP) or local=unix:PATH,remote=unix:PATH (Unix datagrams)`
+  const parts = new Map<string, string>()
+  for (const p of text.split(',')) {
+    const eq = p.indexOf('=')
+    if (eq > 0) parts.set(p.slice(0, eq), p.slice(eq + 1))
+  }
+  const local = parts.get('local') ?? ''
+  const remote = parts.get('remote') ?? ''
+  const unix = [local, remote].filter((a) => a.startsWith('unix:')).length
+  if (unix === 1) throw new TapswitchError(ERR_CONFIG, `--qemu-dgram ${text}: local and remote must both be unix:PATH or both HOST:PORT (QEMU does not mix them either)`)
+  if (unix === 2) {
+    const [l, r] = [local.slice(5), remote.slice(5)]
+    for (const p of [l, r]) {
+      if (p === '' || p.includes('\0')) throw new TapswitchError(ERR_CONFIG, usage)
+      if (Buffer.byteLength(p) > MAX_UNIX_PATH) throw new TapswitchError(ERR_CONFIG, `--qemu-dgram ${text}: unix:${p}: a Unix socket path is at most ${MAX_UNIX_PATH} bytes`)
+    }
+    if (l === r) throw new TapswitchError(ERR_CONFIG, `--qemu-dgram ${text}: local and remote are the same path; QEMU binds remote, tap-agent binds local`)
+    return { kind: 'unix', local: l, remote: r }
+  }
+  const hp = (a: string): { host: string, port: number } => {
+    const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(a)
+    if (m === null || Number(m[3]) > 65535) throw new TapswitchError(ERR_CONFIG, usage)
     return { host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
   }
-  return { local: hp('local'), remote: hp('remote') }
+  return { kind: 'udp', local: hp(local), remote: hp(remote) }
 }

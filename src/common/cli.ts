@@ -95,3 +95,8 @@ export function die (prog: string, message: string, code = 1): never {
   process.stderr.write(`${prog}: ${message}\n`)
   process.exit(code)
 }
+
+/** The URL of a request's target, or undefined if it is not one (e.g. `http://[`): never throws. */
+export function requestUrl (target: string | undefined): URL | undefined {
+  try { return new URL(target ?? '/', 'http://x') } catch { return undefined }
+}

@@ -24,6 +24,7 @@ import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { formatMac, parseMac, macAt } from '../common/ethernet'
 import { CLOSE_POLICY } from '../common/protocol'
 import { logger } from '../common/log'
+import { requestUrl } from '../common/cli'
 
 const log = logger('api')
 const MAX_BODY = 64 * 1024
@@ -143,7 +144,8 @@ function findPort (server: SwitchServer, name: string): NetPort {
 
 /** Serve /api/v1/*; returns false for any other path. */
 export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchServer): boolean {
-  const url = new URL(req.url ?? '/', 'http://x')
+  const url = requestUrl(req.url)
+  if (url === undefined) { send(res, 400, { error: 'not a valid request target' }); return true }
   if (!url.pathname.startsWith('/api/')) return false
   const token = server.adminToken
   if (token !== undefined) {

@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto'
 import type * as http from 'node:http'
 import type { PortPolicy } from './port'
+import { requestUrl } from '../common/cli'
 
 /** One configured token and what it grants. */
 export interface TokenGrant {
@@ -40,7 +41,7 @@ export function sha256Hex (text: string): string {
 export function presentedToken (req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization
   if (auth !== undefined && auth.startsWith('Bearer ')) return auth.slice(7).trim()
-  const q = new URL(req.url ?? '/', 'http://x').searchParams.get('token')
+  const q = requestUrl(req.url)?.searchParams.get('token') ?? null
   return q === null || q === '' ? undefined : q
 }
 

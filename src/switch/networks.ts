@@ -23,7 +23,8 @@ const log = logger('networks')
 export function networkFromPath (path: string): string | undefined {
   if (path === '/' || path === '') return DEFAULT_NETWORK
   const m = /^\/net\/([^/]+)\/?$/.exec(path)
-  return m === null ? undefined : decodeURIComponent(m[1] as string)
+  if (m === null) return undefined
+  try { return decodeURIComponent(m[1] as string) } catch { return undefined } // a bad %-escape is a bad path
 }
 
 export class Networks {

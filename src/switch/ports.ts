@@ -42,9 +42,22 @@ export function describeVlan (p: PortPolicy): VlanRequest {
   return { mode: 'access', vlan: p.pvid }
 }
 
-/** Close reasons must fit in 123 bytes. */
+/**
+ * Close reasons must fit in 123 bytes of UTF-8 (RFC 6455 §5.5); ws throws on
+ * more. Cut on a character boundary, so a multibyte character at the cut
+ * cannot make the result longer (the reason may echo what a client sent).
+ */
 export function truncateReason (text: string): string {
-  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8') + '...'
+  if (Buffer.byteLength(text) <= 123) return text
+  let out = ''
+  let bytes = 0
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch)
+    if (bytes + n > 120) break
+    out += ch
+    bytes += n
+  }
+  return out + '...'
 }
 
 export class PortTable {
@@ -62,6 +75,7 @@ export class PortTable {
   private readonly resumable = new Map<string, BatchPort>()
   private readonly parkTimers = new WeakMap<WsPort, NodeJS.Timeout>()
   private readonly perAddress = new Map<string, number>()
+  private lastKeepalive = 0
   closing = false
 
   constructor (
@@ -114,7 +128,8 @@ export class PortTable {
       this.pending.delete(ws)
       ws.off('message', onMessage)
       ws.off('close', onClose)
-      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); return }
+      // From here on the handshake either makes a port or fails; on failure the network goes if it was made for us.
+      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); this.networks.release(sw); return }
       let hello: Hello
       try {
         hello = parseHello((data as Buffer).toString('utf8'))
@@ -122,6 +137,7 @@ export class PortTable {
         this.refused('bad_hello')
         log.limited('warn', 'bad_hello', { remote, error: (err as Error).message })
         ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
+        this.networks.release(sw)
         return
       }
       if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume)) return
@@ -276,11 +292,20 @@ export class PortTable {
     })
   }
 
-  /** One keepalive round: terminate ports silent since the last round, ping the rest. */
-  keepalive (pingInterval: number): void {
+  /**
+   * One keepalive round: terminate ports silent since the last round, ping
+   * the rest. A round that runs late means switchd's own event loop is behind
+   * (a flood at many ports): pongs may be waiting unread in socket buffers, so
+   * that round judges no one, it only pings.
+   */
+  keepalive (pingInterval: number, now = performance.now()): void {
+    const since = now - this.lastKeepalive
+    const late = this.lastKeepalive !== 0 && since > pingInterval * 1500
+    this.lastKeepalive = now
+    if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
     for (const port of this.ports) {
       if (port.parked) continue
-      if (!port.alive) {
+      if (!port.alive && !late) {
         log.info('port_dead', { port: port.name, id: port.id, silent_seconds: pingInterval })
         port.timedOut = true
         port.ws.terminate()

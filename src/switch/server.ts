@@ -35,6 +35,7 @@ import { CaptureHub } from './capture'
 import { switchdRegistry } from './metrics'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { requestUrl } from '../common/cli'
 import { logger } from '../common/log'
 
 const log = logger('server')
@@ -282,7 +283,9 @@ export class SwitchServer {
       refuse(400, 'unsupported_subprotocol', `unsupported subprotocol "${offered}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
       return
     }
-    const name = networkFromPath(new URL(req.url ?? '/', 'http://x').pathname)
+    const target = requestUrl(req.url)
+    if (target === undefined) { refuse(400, 'bad_path', 'not a valid request target'); return }
+    const name = networkFromPath(target.pathname)
     if (name === undefined) { refuse(404, 'bad_path', 'connect to / (the default network) or /net/<name>'); return }
     const auth = authenticate(this.config.tokens, req, name)
     if (!auth.ok) { refuse(auth.status, auth.reason, auth.message, auth.id); return }

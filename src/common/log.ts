@@ -17,6 +17,8 @@ const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40
 
 let threshold = LEVELS.info
 let sink: (line: string) => void = (line) => { process.stderr.write(line + '\n') }
+/** Bumped by setLogSink: a new sink starts with fresh rate-limit windows. */
+let epoch = 0
 
 /** Only events at `level` or above are written. */
 export function setLogLevel (level: Level): void { threshold = LEVELS[level] }
@@ -25,6 +27,7 @@ export function setLogLevel (level: Level): void { threshold = LEVELS[level] }
 export function setLogSink (fn: (line: string) => void): (line: string) => void {
   const prev = sink
   sink = fn
+  epoch++
   return prev
 }
 
@@ -35,7 +38,8 @@ export function isLevel (text: string): text is Level {
 interface Limit { windowStart: number, count: number, suppressed: number }
 
 export class Logger {
-  private readonly limits = new Map<string, Limit>()
+  private limits = new Map<string, Limit>()
+  private epoch = epoch
   constructor (readonly component: string, private readonly burst = 10, private readonly intervalMs = 10_000) {}
 
   /** Whether `level` is written: guard building fields that cost something. */
@@ -49,6 +53,7 @@ export class Logger {
   /** Like `write`, but at most `burst` lines of this event per interval. */
   limited (level: Level, event: string, fields?: Fields): void {
     if (LEVELS[level] < threshold) return
+    if (this.epoch !== epoch) { this.epoch = epoch; this.limits = new Map() }
     const now = Date.now()
     let l = this.limits.get(event)
     if (l === undefined) { l = { windowStart: now, count: 0, suppressed: 0 }; this.limits.set(event, l) }

@@ -1,0 +1,153 @@
+/** The bench's printed report: one table against the bridge, then CPU, synthetic and memory. */
+
+import type { CpuReport, PingResult, TcpResult, UdpResult } from './measure'
+import type { ForwardResult, MemoryResult } from './synthetic'
+
+export type Outcome<T> = T | { error: string }
+
+export interface NetResult<T> {
+  tapswitch?: Outcome<T>
+  bridge?: Outcome<T>
+  cpu?: { tapswitch?: CpuReport, bridge?: CpuReport }
+}
+
+export interface NetResults {
+  tcp1?: NetResult<TcpResult>
+  tcp4?: NetResult<TcpResult>
+  udp64?: NetResult<UdpResult>
+  pingIdle?: NetResult<PingResult>
+  pingLoaded?: NetResult<PingResult>
+}
+
+export interface BenchResults {
+  /** Whole-machine busy % in the second before the bench started: others' load skews everything. */
+  machineBusyBeforePercent?: number
+  network?: NetResults
+  synthetic?: Array<Outcome<ForwardResult>>
+  memory?: Array<Outcome<MemoryResult>>
+  errors: string[]
+}
+
+function ok<T> (o: Outcome<T> | undefined): T | undefined {
+  return o === undefined || 'error' in (o as object) ? undefined : o as T
+}
+
+export function fmt (x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return '-'
+  const a = Math.abs(x)
+  if (a >= 100) return x.toFixed(0)
+  if (a >= 10) return x.toFixed(1)
+  return x.toFixed(2)
+}
+
+function row (cols: string[], widths: number[]): string {
+  return cols.map((c, i) => i === cols.length - 1 ? c : c.padEnd(widths[i] ?? 12)).join('').trimEnd()
+}
+
+interface Metric<T> { label: string, value: (r: T) => number, ratio?: boolean }
+
+export function formatReport (r: BenchResults): string {
+  const out: string[] = []
+  const w = [32, 15, 15, 8]
+  const net = r.network
+  if (net !== undefined) {
+    out.push(row(['metric', 'tapswitch', 'linux bridge', 'ratio'], w))
+    const add = <T>(res: NetResult<T> | undefined, metrics: Array<Metric<T>>): void => {
+      if (res === undefined) return
+      const t = ok(res.tapswitch)
+      const b = ok(res.bridge)
+      for (const m of metrics) {
+        const tv = t === undefined ? undefined : m.value(t)
+        const bv = b === undefined ? undefined : m.value(b)
+        const ratio = m.ratio !== false && tv !== undefined && bv !== undefined && bv !== 0 ? (tv / bv).toFixed(2) : '-'
+        out.push(row([m.label, t === undefined ? 'error' : fmt(tv), b === undefined ? 'error' : fmt(bv), ratio], w))
+      }
+    }
+    add(net.tcp1, [{ label: 'tcp 1 stream (Gbit/s)', value: (x) => x.gbps }])
+    add(net.tcp4, [{ label: 'tcp 4 streams (Gbit/s)', value: (x) => x.gbps }])
+    add(net.udp64, [
+      { label: 'udp 64 B received (kframes/s)', value: (x) => x.receivedPps / 1000 },
+      { label: 'udp 64 B loss (%)', value: (x) => x.lossPercent, ratio: false },
+      { label: 'udp 64 B sent by iperf3 (kfr/s)', value: (x) => x.sentPps / 1000, ratio: false }
+    ])
+    add(net.pingIdle, [
+      { label: 'ping idle p50 (us)', value: (x) => x.p50Us },
+      { label: 'ping idle p99 (us)', value: (x) => x.p99Us }
+    ])
+    add(net.pingLoaded, [
+      { label: 'ping under tcp load p50 (us)', value: (x) => x.p50Us },
+      { label: 'ping under tcp load p99 (us)', value: (x) => x.p99Us },
+      { label: 'tcp during that ping (Gbit/s)', value: (x) => x.loadGbps ?? NaN }
+    ])
+    out.push('(ratio = tapswitch / linux bridge: above 1 is better for rates, worse for round trips)')
+
+    const udp = net.udp64
+    for (const side of ['tapswitch', 'bridge'] as const) {
+      const u = ok(udp?.[side])
+      if (u !== undefined && u.receivedPps >= 0.9 * u.sentPps && (u.iperfCpuClient ?? 0) >= 80) {
+        out.push(`note: udp ${side}: received ~ sent and the iperf3 client used ${fmt(u.iperfCpuClient)} % CPU: the generator, not the path, is the limit`)
+      }
+    }
+
+    const ut = ok(udp?.tapswitch) as (UdpResult & { frames?: Record<string, number> }) | undefined
+    const f = ut?.frames
+    if (f !== undefined) {
+      out.push(`udp tapswitch, where the frames went: a's TAP sent ${f.aTxPackets} and dropped ${f.aTxDropped} (queue full: agent-a did not read them in time); ` +
+        `switchd got ${f.switchdRxFromA} from agent-a, sent ${f.switchdTxToB} to agent-b, dropped ${f.switchdDrops}; b's TAP received ${f.bRxPackets}`)
+      out.push('(iperf3 "sent" is not comparable between the paths: on the bridge the sender pays for delivery, on tapswitch its write ends at the TAP queue)')
+    }
+    out.push('')
+    out.push('cpu during each tapswitch test (% of one core; machine = all cores busy %, both paths)')
+    const cw = [22, 9, 9, 9, 13, 22, 10]
+    out.push(row(['test', 'switchd', 'agent-a', 'agent-b', 'iperf3 c/s', 'machine usr/sys/si', 'machine br'], cw))
+    const names: Array<[keyof NetResults, string]> = [['tcp1', 'tcp 1 stream'], ['tcp4', 'tcp 4 streams'], ['udp64', 'udp 64 B'], ['pingIdle', 'ping idle'], ['pingLoaded', 'ping under tcp load']]
+    for (const [key, label] of names) {
+      const c = net[key]?.cpu
+      if (c === undefined) continue
+      const p = c.tapswitch?.percentOfCore ?? {}
+      const ip = ok(net[key]?.tapswitch) as { iperfCpuClient?: number, iperfCpuServer?: number } | undefined
+      const iperf = ip?.iperfCpuClient === undefined ? '-' : `${fmt(ip.iperfCpuClient)}/${fmt(ip.iperfCpuServer)}`
+      const m = c.tapswitch?.machine
+      const machine = m === undefined ? '-' : `${fmt(c.tapswitch?.machineBusyPercent)} = ${fmt(m.userPercent)}/${fmt(m.systemPercent)}/${fmt(m.softirqPercent)}`
+      out.push(row([label, fmt(p.switchd), fmt(p['agent-a']), fmt(p['agent-b']), iperf, machine, fmt(c.bridge?.machineBusyPercent)], cw))
+    }
+    out.push('(agent-a sends: a -> b. iperf3 c/s: client/server, % of one core. machine: % of all cores busy, split user/system/softirq;')
+    out.push(' machine br: the same total during the bridge run. A process\'s % includes its own system time)')
+  }
+
+  if (r.synthetic !== undefined && r.synthetic.length > 0) {
+    out.push('')
+    out.push('synthetic: switchd alone, two WebSocket clients in a separate process (no baseline)')
+    const sw = [10, 8, 8, 12, 9, 10, 10, 12, 10]
+    out.push(row(['mode', 'frame B', 'fr/msg', 'frames/s', 'Gbit/s', 'switchd%', 'loadgen%', 'delivered%', 'machine%'], sw))
+    for (const s of r.synthetic) {
+      const x = ok(s)
+      if (x === undefined) { out.push(`error: ${(s as { error: string }).error}`); continue }
+      out.push(row([x.mode, String(x.frameBytes), String(x.framesPerMessage), x.framesPerSecond.toLocaleString('en-US'), fmt(x.gbps), fmt(x.switchdCpuPercent), fmt(x.loadgenCpuPercent), fmt(x.deliveredPercent), fmt(x.machineBusyPercent)], sw))
+    }
+    out.push('(frames/s and Gbit/s as received, frame bytes without the 4-byte record header; switchd%/loadgen%: % of one core;')
+    out.push(' switchd near 100 % = switchd is the limit; delivered = received / sent in the window; machine: % of both cores)')
+  }
+
+  if (r.memory !== undefined && r.memory.length > 0) {
+    out.push('')
+    out.push('switchd memory (RSS)')
+    const mw = [10, 8, 12, 18, 16, 22]
+    out.push(row(['mode', 'ports', 'idle (MiB)', 'with ports (MiB)', 'per port (KiB)', 'after 1 broadcast (MiB)'], mw))
+    for (const m of r.memory) {
+      const x = ok(m)
+      if (x === undefined) { out.push(`error: ${(m as { error: string }).error}`); continue }
+      out.push(row([x.mode, String(x.ports), fmt(x.rssIdleKiB / 1024), fmt(x.rssPortsKiB / 1024), fmt(x.perPortKiB), fmt(x.rssAfterBroadcastKiB / 1024)], mw))
+    }
+  }
+
+  if (r.machineBusyBeforePercent !== undefined && r.machineBusyBeforePercent > 15) {
+    out.push('')
+    out.push(`warning: the machine was already ${fmt(r.machineBusyBeforePercent)} % busy before the bench started (other processes): expect low and noisy figures`)
+  }
+  if (r.errors.length > 0) {
+    out.push('')
+    for (const e of r.errors) out.push(`error: ${e}`)
+  }
+  return out.join('\n') + '\n'
+}

@@ -19,6 +19,20 @@ export interface EndpointStats {
   rxErrors: number
 }
 
+/** Read the binding's counters (the STAT_* layout of native/index.d.ts, shared by Tap and UnixDgram). */
+export function statsFrom (s: Float64Array): EndpointStats {
+  return {
+    rxFrames: s[0] as number,
+    rxBytes: s[1] as number,
+    txFrames: s[2] as number,
+    txBytes: s[3] as number,
+    txDropped: s[4] as number,
+    txErrors: s[5] as number,
+    txMalformed: s[6] as number,
+    rxErrors: s[7] as number
+  }
+}
+
 export interface Endpoint {
   /** For logs and metrics (the TAP's name, or the socket's). */
   readonly name: string

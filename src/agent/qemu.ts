@@ -20,7 +20,7 @@ import * as dgram from 'node:dgram'
 import { isIP } from 'node:net'
 import type { Duplex, Writable } from 'node:stream'
 import type * as Native from '../../native'
-import type { Endpoint, EndpointStats } from './endpoint'
+import { statsFrom, type Endpoint, type EndpointStats } from './endpoint'
 import { Deframer, encodeStream, datagramToBatch } from '../common/framing'
 import { RECORD_HEADER } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
@@ -215,18 +215,8 @@ export class UnixDatagramEndpoint implements Endpoint {
 
   /** The binding uses the Tap's STAT_* layout. */
   stats (): EndpointStats {
-    const s = this.statBuf
-    this.sock.stats(s)
-    return {
-      rxFrames: s[0] as number,
-      rxBytes: s[1] as number,
-      txFrames: s[2] as number,
-      txBytes: s[3] as number,
-      txDropped: s[4] as number,
-      txErrors: s[5] as number,
-      txMalformed: s[6] as number,
-      rxErrors: s[7] as number
-    }
+    this.sock.stats(this.statBuf)
+    return statsFrom(this.statBuf)
   }
 
   /** Idempotent; removes our socket file. */

@@ -7,7 +7,7 @@
 
 import type * as Native from '../../native'
 import { TapswitchError, ERR_TAP } from '../common/errors'
-import type { Endpoint, EndpointStats } from './endpoint'
+import { statsFrom, type Endpoint, type EndpointStats } from './endpoint'
 
 export type NativeTap = Native.Tap
 export type OnFrames = Native.OnFrames
@@ -115,18 +115,8 @@ export class TapDevice implements Endpoint {
   }
 
   stats (): TapStats {
-    const s = this.statBuf
-    this.tap.stats(s)
-    return {
-      rxFrames: s[0] as number,
-      rxBytes: s[1] as number,
-      txFrames: s[2] as number,
-      txBytes: s[3] as number,
-      txDropped: s[4] as number,
-      txErrors: s[5] as number,
-      txMalformed: s[6] as number,
-      rxErrors: s[7] as number
-    }
+    this.tap.stats(this.statBuf)
+    return statsFrom(this.statBuf)
   }
 
   /** Idempotent; a non-persistent TAP disappears with its last fd. */

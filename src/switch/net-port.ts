@@ -45,6 +45,19 @@ export abstract class NetPort extends Port {
   /** Bytes the transport holds that the peer has not taken yet. */
   abstract bufferedBytes (): number
 
+  /**
+   * Queue one frame as a record in `batch`, for ports whose wire format is
+   * batch records: drop it (counted) once the transport and the batch hold
+   * more than the high-water mark, flush first if one message would overflow.
+   */
+  protected enqueue (batch: BatchSlab, buf: Buffer, off: number, len: number, op: number, vid: number): void {
+    if (this.bufferedBytes() + batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    if (this.congested) this.checkDrained()
+    if (batch.full(len, op)) this.flush()
+    this.txBytes += batch.append(buf, off, len, op, vid)
+    this.txFrames++
+  }
+
   /** Count a drop; log only the transition into congestion. */
   protected dropForBackpressure (): void {
     this.dropBackpressure++

@@ -32,13 +32,8 @@ export class StreamPort extends NetPort {
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
-    const s = this.socket
-    if (s === undefined) { this.dropDisconnected++; return }
-    if (s.writableLength + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
-    if (this.congested) this.checkDrained()
-    if (this.batch.full(len, op)) this.flush()
-    this.txBytes += this.batch.append(buf, off, len, op, vid)
-    this.txFrames++
+    if (this.socket === undefined) { this.dropDisconnected++; return }
+    this.enqueue(this.batch, buf, off, len, op, vid)
   }
 
   flush (): void {

@@ -74,11 +74,7 @@ export class BatchPort extends WsPort {
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     if (this.parked) { this.dropDisconnected++; return }
-    if (this.ws.bufferedAmount + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
-    if (this.congested) this.checkDrained()
-    if (this.batch.full(len, op)) this.flush()
-    this.txBytes += this.batch.append(buf, off, len, op, vid)
-    this.txFrames++
+    this.enqueue(this.batch, buf, off, len, op, vid)
   }
 
   flush (): void {

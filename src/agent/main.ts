@@ -42,6 +42,7 @@ const SPECS = {
   'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
   'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
+  mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
@@ -124,6 +125,9 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     if (tapName.length > 15) throw new TapswitchError(ERR_CONFIG, `--tap ${tapName}: interface names have at most 15 characters`)
     const mtu = o.mtu === undefined ? undefined : intOption('mtu', o.mtu, 68, 65535)
     const vlan = parseVlanFlags(o.vlan, o.trunk, o.native)
+    const maskText = o.mask as string
+    if (maskText !== 'auto' && maskText !== 'always' && maskText !== 'never') throw new TapswitchError(ERR_CONFIG, `--mask ${maskText}: expected auto, always or never`)
+    const mask: 'auto' | 'always' | 'never' = maskText
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
     if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
     tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
@@ -136,7 +140,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
         ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f])
       ]
       if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
-      const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
+      const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, mask, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
       const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
       if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name) }
       if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
@@ -148,6 +152,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
       urls,
       token: o.token,
       tls,
+      mask,
       name: o.name,
       mtu,
       vlan,

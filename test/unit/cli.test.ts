@@ -35,3 +35,16 @@ describe('cli', () => {
     assert.match(text, /--verbose .*env T_VERBOSE/)
   })
 })
+
+describe('uplink masking', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { zeroMaskFor } = require('../../src/agent/uplink') as typeof import('../../src/agent/uplink')
+  it('zeroes the mask only where no intermediary can read the stream, unless told otherwise', () => {
+    assert.equal(zeroMaskFor('wss://switch.example/', 'auto'), true)
+    assert.equal(zeroMaskFor('ws://127.0.0.1:8080/', 'auto'), true)
+    assert.equal(zeroMaskFor('ws://localhost:8080/', 'auto'), true)
+    assert.equal(zeroMaskFor('ws://switch.example:8080/', 'auto'), false)
+    assert.equal(zeroMaskFor('wss://switch.example/', 'always'), false)
+    assert.equal(zeroMaskFor('ws://switch.example:8080/', 'never'), true)
+  })
+})

@@ -11,7 +11,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import WebSocket from 'ws'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE } from '../common/protocol'
-import { stopChild } from '../lab/lab'
+import { stopChild, emitLines, waitForLine } from '../lab/lab'
 import { spawnTracked, trackChild, onCleanup, cpuSeconds, cpuWindow, round, sleep, type CpuReport } from './measure'
 import type { LoadgenJob, LoadgenResult } from './loadgen'
 
@@ -41,27 +41,9 @@ export async function startSwitchd (args: string[], config?: unknown, onLog?: (l
   }
   const unregister = onCleanup(stop)
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let buf = ''
-      const seen: string[] = []
-      const timer = setTimeout(() => { reject(new Error(`switchd did not listen within 10 s:\n${seen.join('\n')}`)) }, 10_000)
-      for (const s of [child.stdout, child.stderr]) {
-        s?.setEncoding('utf8')
-        s?.on('data', (d: string) => {
-          buf += d
-          let i
-          while ((i = buf.indexOf('\n')) >= 0) {
-            const line = buf.slice(0, i)
-            buf = buf.slice(i + 1)
-            onLog?.(`switchd: ${line}`)
-            seen.push(line)
-            if (seen.length > 20) seen.shift()
-            if (line.includes('"event":"listening"')) { clearTimeout(timer); resolve((JSON.parse(line) as { port: number }).port) }
-          }
-        })
-      }
-      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`switchd exited (${String(code)}):\n${seen.join('\n')}`)) })
-    })
+    emitLines(child, 'switchd', onLog)
+    const line = await waitForLine(child, 'switchd', (l) => l.includes('"event":"listening"'), 10_000)
+    const port = (JSON.parse(line) as { port: number }).port
     return { child, port, url: `ws://127.0.0.1:${port}/`, stop }
   } catch (err) {
     await stop()

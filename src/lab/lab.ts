@@ -202,27 +202,31 @@ export class Lab {
 
   private spawnNode (who: string, script: string, args: string[]): ChildProcess {
     const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const onLog = this.opts.onLog
-    for (const stream of [child.stdout, child.stderr]) {
-      let buf = ''
-      stream?.setEncoding('utf8')
-      stream?.on('data', (chunk: string) => {
-        buf += chunk
-        let i
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i)
-          buf = buf.slice(i + 1)
-          child.emit('line', line)
-          if (onLog !== undefined) onLog(`${who}: ${line}`)
-        }
-      })
-    }
+    emitLines(child, who, this.opts.onLog)
     return child
   }
 }
 
-/** Resolve with the first line `match` accepts; reject if the child exits first or after `ms`. */
-function waitForLine (child: ChildProcess, who: string, match: (line: string) => boolean, ms: number): Promise<string> {
+/** Make `child` emit a 'line' event per line of its stdout and stderr (and pass each to `onLog`, prefixed). */
+export function emitLines (child: ChildProcess, who: string, onLog?: (line: string) => void): void {
+  for (const stream of [child.stdout, child.stderr]) {
+    let buf = ''
+    stream?.setEncoding('utf8')
+    stream?.on('data', (chunk: string) => {
+      buf += chunk
+      let i
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i)
+        buf = buf.slice(i + 1)
+        child.emit('line', line)
+        if (onLog !== undefined) onLog(`${who}: ${line}`)
+      }
+    })
+  }
+}
+
+/** Resolve with the first line `match` accepts (see emitLines); reject if the child exits first or after `ms`. */
+export function waitForLine (child: ChildProcess, who: string, match: (line: string) => boolean, ms: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const seen: string[] = []
     const onLine = (line: string): void => {

@@ -27,6 +27,8 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "sys_error.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,17 +54,7 @@ constexpr size_t kMaxRead = 65536 + 64;
 constexpr size_t kMinSlab = 1 << 20;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
 
-enum Stat { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_DROPPED, TX_ERRORS,
-            TX_MALFORMED, RX_ERRORS, STAT_COUNT };
-
-std::string ErrnoName(int err) {
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
-  if (const char* name = strerrorname_np(err)) return name;
-#endif
-  // libuv's table: on Unix UV_Exxx == -Exxx, so this names every common errno.
-  char buf[64];
-  return uv_err_name_r(-err, buf, sizeof buf);
-}
+using namespace tapswitch;
 
 const char* HintFor(int err, const std::string& syscall) {
   // open() fails with EACCES on the device node's mode (0600 root on most
@@ -79,21 +71,11 @@ const char* HintFor(int err, const std::string& syscall) {
   return "";
 }
 
-// Throws a SystemError-shaped Error: `${syscall} ${subject}: ${code} (${hint})`.
+// Throws a SystemError-shaped Error (sys_error.h) with this class's hints.
 void ThrowSys(Napi::Env env, int err, const std::string& syscall,
               const std::string& subject, const char* path = nullptr,
               const char* hint = nullptr) {
-  std::string code = ErrnoName(err);
-  if (hint == nullptr) hint = HintFor(err, syscall);
-  std::string msg = syscall + " " + subject + ": " + code;
-  if (*hint) msg += std::string(" (") + hint + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  if (path) e.Set("path", Napi::String::New(env, path));
-  e.Set("hint", Napi::String::New(env, hint));
-  e.ThrowAsJavaScriptException();
+  ThrowSystemError(env, err, syscall, subject, path, hint != nullptr ? hint : HintFor(err, syscall));
 }
 
 // Bad arguments are programmer errors: TypeError/RangeError, never a crash.
@@ -118,10 +100,6 @@ bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* what,
 
 void WriteBE32(uint8_t* p, uint32_t v) {
   p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
-uint32_t ReadBE32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
 }
 
 // Returns the attached fd and the kernel's name for it, or -1 with a pending exception.

@@ -15,6 +15,8 @@
 //   its queue holds net.unix.max_dgram_qlen datagrams) costs counted drops.
 
 #include <napi.h>
+
+#include "sys_error.h"
 #include <uv.h>
 
 #include <errno.h>
@@ -37,9 +39,7 @@ constexpr uint32_t kBurstFrames = 64;
 constexpr size_t kBurstBytes = 64 * 1024;
 constexpr size_t kSlabReserve = 4 + kMaxDgram + kBurstBytes;  // a whole burst always fits
 constexpr size_t kSlabSize = 1 << 20;
-// The Tap's STAT_* layout, so one set of constants serves both classes.
-enum Stat { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_DROPPED, TX_ERRORS,
-            TX_MALFORMED, RX_ERRORS, STAT_COUNT };
+using namespace tapswitch;  // the Tap's STAT_* layout, ReadBE32, ThrowSystemError
 
 const char* HintFor(int err) {
   switch (err) {
@@ -51,20 +51,9 @@ const char* HintFor(int err) {
   }
 }
 
-// SystemError-shaped, like tap.cc's: `${syscall} ${path}: ${code} (${hint})`.
+// SystemError-shaped (sys_error.h), with this class's hints; the subject is the socket path.
 void ThrowSys(Napi::Env env, int err, const char* syscall, const std::string& path, const char* hint = nullptr) {
-  char code[64];
-  uv_err_name_r(-err, code, sizeof code);  // on Unix UV_Exxx == -Exxx
-  if (hint == nullptr) hint = HintFor(err);
-  std::string msg = std::string(syscall) + " " + path + ": " + code;
-  if (*hint) msg += std::string(" (") + hint + ")";
-  Napi::Error e = Napi::Error::New(env, msg);
-  e.Set("code", Napi::String::New(env, code));
-  e.Set("errno", Napi::Number::New(env, err));
-  e.Set("syscall", Napi::String::New(env, syscall));
-  e.Set("path", Napi::String::New(env, path));
-  e.Set("hint", Napi::String::New(env, hint));
-  e.ThrowAsJavaScriptException();
+  ThrowSystemError(env, err, syscall, path, path.c_str(), hint != nullptr ? hint : HintFor(err));
 }
 
 void ThrowType(Napi::Env env, const char* msg) { Napi::TypeError::New(env, msg).ThrowAsJavaScriptException(); }
@@ -78,7 +67,6 @@ bool MakeAddr(const std::string& path, sockaddr_un* a, socklen_t* len) {
   return true;
 }
 
-uint32_t ReadBE32(const uint8_t* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
 
 class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
  public:

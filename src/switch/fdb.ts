@@ -229,13 +229,6 @@ export class Fdb {
     return n
   }
 
-  /** Forget every dynamic entry. */
-  flush (): number {
-    let n = 0
-    for (let vid = 0; vid < VLAN_COUNT; vid++) n += this.flushVlan(vid)
-    return n
-  }
-
   /** Live entries (slow path: admin, tests). */
   rows (): FdbRow[] {
     const out: FdbRow[] = []

@@ -17,8 +17,8 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, stopChild, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { sleep, waitFor } from '../helpers/net'
-import { asUser, spawnLogged, waitForLine, uidsOf, requireTools, requireCheckoutReadableBy, NOBODY, type Logged } from '../helpers/proc'
+import { waitFor } from '../helpers/net'
+import { asUser, spawnLogged, waitForLine, uidsOf, requireTools, requireCheckoutReadableBy, pingUntilAnswered, NOBODY, type Logged } from '../helpers/proc'
 
 const ROOT = path.join(__dirname, '..', '..')
 const GUEST = '10.0.2.15'
@@ -62,21 +62,7 @@ describe('e2e: a real QEMU through -netdev dgram over Unix sockets (unprivileged
   }
 
   /** Ping the slirp gateway from the lab host until one answer (ARP and the hub warm up), then `count` more that must all come back. */
-  async function pingGateway (count = 3): Promise<string> {
-    const deadline = Date.now() + 15_000
-    let last = ''
-    for (;;) {
-      try {
-        await run('ip', ['netns', 'exec', host.ns, 'ping', '-4', '-c', '1', '-W', '1', '-n', '-q', SLIRP_GW], 5000)
-        break
-      } catch (err) {
-        last = (err as Error).message
-        if (Date.now() > deadline) throw new Error(`no answer from ${SLIRP_GW} within 15 s: ${last}`)
-        await sleep(200)
-      }
-    }
-    return await run('ip', ['netns', 'exec', host.ns, 'ping', '-4', '-c', String(count), '-i', '0.2', '-W', '2', '-n', '-q', SLIRP_GW], 15_000)
-  }
+  const pingGateway = async (count = 3): Promise<string> => await pingUntilAnswered(host.ns, SLIRP_GW, count)
 
   const vm1 = async (): Promise<PortView | undefined> => (await lab.api<PortView[]>('/api/v1/ports')).find((p) => p.name === 'vm1')
 

@@ -8,6 +8,7 @@
 import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { emitLines, run } from '../../src/lab/lab'
 
 /** The unprivileged user the endpoint tests run QEMU, VDE and tap-agent as (nobody/nogroup). */
 export const NOBODY = 65534
@@ -27,22 +28,8 @@ export interface Logged {
 export function spawnLogged (who: string, cmd: string, args: string[], sink: (line: string) => void, opts: SpawnOptions = {}): Logged {
   const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts })
   const lines: string[] = []
-  for (const stream of [child.stdout, child.stderr]) {
-    if (stream === null || stream === undefined) continue
-    let buf = ''
-    stream.setEncoding('utf8')
-    stream.on('data', (chunk: string) => {
-      buf += chunk
-      let i
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, i)
-        buf = buf.slice(i + 1)
-        lines.push(line)
-        sink(`${who}: ${line}`)
-        child.emit('line', line)
-      }
-    })
-  }
+  child.on('line', (line: string) => { lines.push(line) })
+  emitLines(child, who, sink)
   child.on('exit', (code, signal) => { sink(`${who}: exited (${String(code ?? signal)})`) })
   return { child, lines }
 }
@@ -60,6 +47,25 @@ export async function waitForLine (p: Logged, who: string, match: (line: string)
     p.child.on('exit', onExit)
     if (p.child.exitCode !== null || p.child.signalCode !== null) onExit(p.child.exitCode)
   })
+}
+
+/**
+ * Ping `target` from namespace `ns` until one answer comes back (ARP and
+ * whatever is behind it warming up, within `warmMs`), then `count` pings that
+ * must all come back; resolves with ping's summary.
+ */
+export async function pingUntilAnswered (ns: string, target: string, count = 3, warmMs = 15_000): Promise<string> {
+  const deadline = Date.now() + warmMs
+  for (;;) {
+    try {
+      await run('ip', ['netns', 'exec', ns, 'ping', '-4', '-c', '1', '-W', '1', '-n', '-q', target], 5000)
+      break
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`no answer from ${target} within ${warmMs / 1000} s: ${(err as Error).message}`)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  return await run('ip', ['netns', 'exec', ns, 'ping', '-4', '-c', String(count), '-i', '0.2', '-W', '2', '-n', '-q', target], 15_000)
 }
 
 /** Real and effective uid of a running process, from /proc (throws if it is gone). */

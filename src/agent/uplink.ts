@@ -60,6 +60,10 @@ export interface UplinkOptions {
   highWaterMark?: number
   /** WebSocket client masking: 'auto' (default), 'always' random, 'never' (zero mask). See maskFor(). */
   mask?: 'auto' | 'always' | 'never'
+  /** Capabilities to offer in the hello (switchd dialling a trunk offers "trunk"). */
+  capabilities?: string[]
+  /** Ask for the old port back after a drop (default true; a trunk starts afresh). */
+  resume?: boolean
 }
 
 /** A zero mask: ws on both ends then skips the per-message copy and XOR. */
@@ -108,6 +112,8 @@ export class Uplink extends EventEmitter {
   readonly stats = new UplinkStats()
   /** Called with each batch message from the switch (set by the agent). */
   onBatch: (msg: Buffer) => void = () => {}
+  /** Called with each control (text) message after the welcome: BPDUs on a trunk. */
+  onControl: (text: string) => void = () => {}
   private ws: WebSocket | undefined
   private attempt = 0
   private retryTimer: NodeJS.Timeout | undefined
@@ -144,6 +150,22 @@ export class Uplink extends EventEmitter {
     this.stats.txMessages++
     this.stats.txBytes += batch.length
     return true
+  }
+
+  /** Send a control (text) message; false when not up. */
+  sendText (text: string): boolean {
+    const ws = this.ws
+    if (this.state !== 'up' || ws === undefined) return false
+    ws.send(text)
+    return true
+  }
+
+  /** Bytes ws holds that the switch has not taken yet. */
+  get bufferedAmount (): number { return this.ws?.bufferedAmount ?? 0 }
+
+  /** Drop the current connection (it reconnects as after any drop). */
+  drop (code: number, reason: string): void {
+    this.ws?.close(code, reason)
   }
 
   /** Close for good (no reconnect). */
@@ -189,13 +211,13 @@ export class Uplink extends EventEmitter {
       log.limited(hint === '' ? 'info' : 'warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
     })
     ws.on('open', () => {
-      const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [] }
+      const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [...(this.opts.capabilities ?? [])] }
       if (this.opts.name !== undefined) hello.name = this.opts.name
       if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
       if (this.opts.mac !== undefined) hello.mac = this.opts.mac
       if (this.opts.vlan !== undefined) hello.vlan = this.opts.vlan
       // A resume token is only good at the switch that issued it.
-      if (this.resumeToken !== undefined && this.resumeUrl === url) hello.resume = this.resumeToken
+      if (this.resumeToken !== undefined && this.resumeUrl === url && this.opts.resume !== false) hello.resume = this.resumeToken
       ws.send(JSON.stringify(hello))
     })
     ws.on('ping', () => { this.heard = true })
@@ -217,7 +239,7 @@ export class Uplink extends EventEmitter {
         this.onBatch(msg)
         return
       }
-      if (this.state === 'up') return // no other control message in v1
+      if (this.state === 'up') { this.onControl((data as Buffer).toString('utf8')); return }
       try {
         this.welcome = parseWelcome((data as Buffer).toString('utf8'))
       } catch (err) {

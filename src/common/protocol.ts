@@ -36,6 +36,13 @@ export const MAX_FRAME_SIZE_LIMIT = 65535 + ETH_HLEN + VLAN_HLEN
 /** An agent name: what operators see as the port name. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/
 
+/**
+ * Capability of a switchd dialling another as a trunk (`switchd --uplink`):
+ * the port carries every VLAN its profile allows and takes part in the
+ * spanning tree, whose BPDUs are control messages of type "bpdu".
+ */
+export const CAP_TRUNK = 'trunk'
+
 /** WebSocket close codes switchd and tap-agent use (RFC 6455 §7.4, 4000-4999 ours). */
 export const CLOSE_NORMAL = 1000
 export const CLOSE_GOING_AWAY = 1001
@@ -241,4 +248,18 @@ export function decodeBatch (buf: Buffer): Buffer[] {
     off += RECORD_HEADER + len
   }
   return frames
+}
+
+/**
+ * A control message after the welcome (a BPDU between trunked switches), or
+ * undefined if the text is not a JSON object with a string `type`: the
+ * caller counts it and carries on, as v1 says unknown control messages are
+ * ignored.
+ */
+export function parseControl (text: string): Record<string, unknown> & { type: string } | undefined {
+  if (text.length > 4096) return undefined
+  let o: unknown
+  try { o = JSON.parse(text) } catch { return undefined }
+  if (typeof o !== 'object' || o === null || Array.isArray(o) || typeof (o as { type?: unknown }).type !== 'string') return undefined
+  return o as Record<string, unknown> & { type: string }
 }

@@ -58,6 +58,11 @@ export interface LabOptions {
   switchdArgs?: string[]
   /** Extra tap-agent flags. */
   agentArgs?: string[]
+  /**
+   * Hosts are lettered and addressed from this index on (default 0: a, .1):
+   * several labs in one process, joined by trunks, then have distinct hosts.
+   */
+  hostOffset?: number
   mtu?: number
   /** Receives every log line of switchd and the agents, prefixed by who said it. */
   onLog?: (line: string) => void
@@ -95,7 +100,9 @@ export class Lab {
 
   constructor (readonly opts: LabOptions = {}) {
     const specs: HostSpec[] = Array.isArray(opts.hosts) ? opts.hosts : Array.from({ length: opts.hosts ?? 3 }, () => ({}))
-    for (const [i, spec] of specs.entries()) {
+    const offset = opts.hostOffset ?? 0
+    for (const [j, spec] of specs.entries()) {
+      const i = j + offset
       const label = String.fromCharCode(97 + i)
       this.hosts.push({
         agentArgs: spec.agentArgs ?? [],

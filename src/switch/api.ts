@@ -49,6 +49,7 @@ export function portView (p: NetPort): Record<string, unknown> {
     blockedSeconds: p.blockedUntil !== 0 && !p.disabled ? Math.max(0, Math.ceil((p.blockedUntil - nowMs) / 1000)) : 0,
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
+    ...(p.stp !== null ? { stp: { role: p.stp.role, forwarding: p.stp.forwarding, neighbour: p.stp.info?.bridge, bpdusIn: p.stp.bpdusIn, bpdusOut: p.stp.bpdusOut, badBpdus: p.stp.badBpdus } } : {}),
     counters: {
       rxFrames: p.rxFrames,
       rxBytes: p.rxBytes,
@@ -177,6 +178,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
       ports: sw.ports.length,
       maxFrameSize: sw.maxFrameSize,
       fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
+      stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
       counters: { ...sw.stats }
     })))
     return

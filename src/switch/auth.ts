@@ -31,6 +31,8 @@ export interface TokenGrant {
   macs: ReadonlySet<number> | undefined
   /** Ingress byte rate limit (bytes/s); 0 = none. */
   rate: number
+  /** May connect a switch as a trunk (switchd --uplink). */
+  trunk: boolean
 }
 
 export function sha256Hex (text: string): string {

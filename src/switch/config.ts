@@ -21,6 +21,7 @@ import { DEFAULT_LOOP_HOLD_DOWN } from './switch'
 import type { StaticEntry } from './statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from './port'
 import { DEFAULT_HIGH_WATER_MARK } from './ws-port'
+import { DEFAULT_BRIDGE_PRIORITY } from './stp'
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
@@ -77,6 +78,23 @@ export interface SwitchdConfig {
   resumeGrace: number
   /** QEMU VMs connecting straight to switchd: one listening socket (and port) each. */
   qemu: ReadonlyArray<{ name: string, network: string, address: ListenAddress }>
+  /** Trunks this switchd dials to other switchd (`--uplink`). */
+  trunks: readonly TrunkSpec[]
+  /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
+  bridgePriority: number
+}
+
+/** A trunk to another switchd: like an agent's uplink, for one of our networks. */
+export interface TrunkSpec {
+  /** ws:// or wss:// URL of the other switch's network (`/net/NAME`, or `/` for default). */
+  url: string
+  /** Our network it joins; by default the one the URL path names. */
+  network: string
+  /** Port name to ask the other switch for; default `trunk-<hostname>`. */
+  name: string | undefined
+  token: string | undefined
+  /** PEM file of the CA to trust for wss:// instead of the system's. */
+  ca: string | undefined
 }
 
 export interface Limits {
@@ -111,6 +129,11 @@ export interface ConfigOverrides {
   tokensFile?: string
   /** `NAME=unix:PATH` or `NAME=tcp:HOST:PORT`, comma-separated. */
   qemuListen?: string
+  /** Trunk URLs, comma-separated; each is one trunk (added to the file's `trunks`). */
+  uplink?: string
+  uplinkToken?: string
+  uplinkCa?: string
+  bridgePriority?: number
 }
 
 type Obj = Record<string, unknown>
@@ -170,8 +193,9 @@ const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu']
-const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', ...PORT_KEYS]
+  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
+const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', ...PORT_KEYS]
+const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca']
 
 function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
   const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
@@ -248,7 +272,8 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
       name: r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
       policy: hasPolicy ? readPolicy(r, policyFields, k, defaultPolicy) : undefined,
       macs,
-      rate: r.int(o.rate, `${k}.rate`, 0, 100_000_000_000, 0)
+      rate: r.int(o.rate, `${k}.rate`, 0, 100_000_000_000, 0),
+      trunk: r.bool(o.trunk, `${k}.trunk`, false)
     }))
   })
 }
@@ -275,6 +300,32 @@ function readQemu (r: Reader, v: unknown, overrides: string | undefined): Array<
     if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
     names.add(name)
     return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, address: readListenAddress(r, o.listen, `${k}.listen`) }
+  })
+}
+
+function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
+  const list: unknown[] = v === undefined ? [] : Array.isArray(v) ? [...v] : r.fail('trunks', 'expected a list of {url, network?, name?, token?, ca?}')
+  for (const url of (o.uplink ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    list.push({ url, ...(o.uplinkToken !== undefined ? { token: o.uplinkToken } : {}), ...(o.uplinkCa !== undefined ? { ca: o.uplinkCa } : {}) })
+  }
+  return list.map((e, i) => {
+    const k = `trunks[${i}]`
+    const t = r.object(e, k, TRUNK_KEYS)
+    if (typeof t.url !== 'string') r.fail(`${k}.url`, 'required: ws://HOST:PORT/net/NAME or wss://…')
+    let u: URL
+    try { u = new URL(t.url) } catch { r.fail(`${k}.url`, `not a URL: ${t.url}`) }
+    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') r.fail(`${k}.url`, `expected ws:// or wss://, not ${u.protocol}`)
+    const m = /^\/(?:net\/([^/]+)\/?)?$/.exec(u.pathname)
+    if (m === null) r.fail(`${k}.url`, `the path must be / or /net/NAME, not ${u.pathname}`)
+    const network = r.str(t.network, `${k}.network`, NETWORK_NAME, m[1] ?? DEFAULT_NETWORK, 'a network name') as string
+    if (!NETWORK_NAME.test(network)) r.fail(`${k}.url`, `"${network}" is not a network name`)
+    return Object.freeze({
+      url: t.url,
+      network,
+      name: r.str(t.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
+      token: r.str(t.token, `${k}.token`, /^\S+$/, undefined, 'a token without spaces'),
+      ca: r.str(t.ca, `${k}.ca`, /^.+$/, undefined, 'a PEM file')
+    })
   })
 }
 
@@ -352,6 +403,8 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
     qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
+    trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
+    bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),
@@ -428,4 +481,13 @@ export function grantPolicy (allowed: PortPolicy, request: VlanRequest | undefin
   if (native !== 0 && !allowed.vlans.includes(native)) return `native VLAN ${native} is not allowed on this trunk`
   const vlans = native !== 0 && !request.vlans.includes(native) ? [...request.vlans, native] : [...request.vlans]
   return Object.freeze({ ...allowed, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
+}
+
+/**
+ * What a trunk from another switch gets: everything its profile (or token)
+ * allows, all of it, and no per-port MAC limit beyond the network's: a trunk
+ * carries a whole switch's stations.
+ */
+export function trunkPolicy (allowed: PortPolicy, fdbMax: number): PortPolicy {
+  return Object.freeze({ ...allowed, maxMacs: Math.max(allowed.maxMacs, fdbMax) })
 }

@@ -26,6 +26,10 @@ const SPECS = {
   'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
   'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
   'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
+  uplink: { type: 'string', env: 'SWITCHD_UPLINK', arg: 'URL,…', help: 'trunk to another switchd: ws[s]://HOST:PORT/net/NAME joins our network NAME to its; each URL is one trunk (README "Growing")' },
+  'uplink-token': { type: 'string', env: 'SWITCHD_UPLINK_TOKEN', arg: 'TOKEN', help: 'bearer token for the --uplink switches (prefer the environment variable)' },
+  'uplink-ca': { type: 'string', env: 'SWITCHD_UPLINK_CA', arg: 'FILE', help: 'PEM CA to trust for wss:// --uplink URLs instead of the system\'s' },
+  'bridge-priority': { type: 'string', env: 'SWITCHD_BRIDGE_PRIORITY', arg: 'N', help: 'spanning-tree priority over trunks, 0-65535: the lowest becomes the root [default 32768]' },
   'qemu-listen': { type: 'string', env: 'SWITCHD_QEMU_LISTEN', arg: 'NAME=unix:PATH,…', help: 'accept a local QEMU VM as port NAME on this socket (-netdev stream,server=off,addr.type=unix,addr.path=PATH)' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api (prefer the environment variable: flags show in ps)' },
@@ -68,7 +72,11 @@ export async function main (argv: string[]): Promise<void> {
       tlsCert: o['tls-cert'],
       tlsKey: o['tls-key'],
       allowAnonymous: o['allow-anonymous'] ? true : undefined,
-      qemuListen: o['qemu-listen']
+      qemuListen: o['qemu-listen'],
+      uplink: o.uplink,
+      uplinkToken: o['uplink-token'],
+      uplinkCa: o['uplink-ca'],
+      bridgePriority: opt('bridge-priority', 0, 65535)
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

@@ -61,7 +61,7 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
       for (const reason of PORT_DROP_REASONS) emit({ network, port: p.name, reason }, d[reason])
     })
   })
-  scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
+  scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection, the spanning tree or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
     eachPort((p, network) => { emit({ network, port: p.name }, p.blockedUntil !== 0 ? 1 : 0) })
   })
   scrapedGauge(reg, 'switchd_port_fdb_entries', 'MACs learned on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.fdbEntries) }) })
@@ -91,6 +91,20 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
       }
       for (const reason of PORT_DROP_REASONS) emit({ network: sw.name, reason }, d[reason])
     }
+  })
+  scrapedGauge(reg, 'switchd_stp_root_cost', 'Trunk hops from this switch to the spanning-tree root (0: this switch is the root)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.rootCost)
+  })
+  scrapedGauge(reg, 'switchd_stp_trunks', 'Trunks to other switches, by spanning-tree state', ['network', 'state'], (emit) => {
+    for (const sw of nets.all()) {
+      let forwarding = 0
+      for (const p of sw.stp.ports) if (p.stp?.forwarding === true) forwarding++
+      emit({ network: sw.name, state: 'forwarding' }, forwarding)
+      emit({ network: sw.name, state: 'discarding' }, sw.stp.ports.length - forwarding)
+    }
+  })
+  scrapedCounter(reg, 'switchd_stp_topology_changes_total', 'Spanning-tree topology changes acted on (trunk-learned MACs flushed)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.topologyChanges)
   })
   scrapedCounter(reg, 'switchd_loops_detected_total', 'Loops detected (a port was blocked)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.loopsDetected) })
   scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.accepted) })

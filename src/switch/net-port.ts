@@ -40,7 +40,7 @@ export abstract class NetPort extends Port {
     super(id, name)
   }
 
-  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu'
+  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
 
   /** Bytes the transport holds that the peer has not taken yet. */
   abstract bufferedBytes (): number

@@ -12,7 +12,8 @@
 
 import { Switch } from './switch'
 import { MODE_TRUNK, type Port, type PortPolicy } from './port'
-import { DEFAULT_NETWORK, networkSettings, profileFor, grantPolicy, type SwitchdConfig, type NetworkSettings } from './config'
+import { DEFAULT_NETWORK, networkSettings, profileFor, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
+import { makeBridgeId } from './stp'
 import type { VlanRequest } from '../common/protocol'
 import { CLOSE_POLICY } from '../common/protocol'
 import { logger } from '../common/log'
@@ -29,8 +30,11 @@ export function networkFromPath (path: string): string | undefined {
 
 export class Networks {
   private readonly byName = new Map<string, Switch>()
+  /** This switchd's spanning-tree id, the same in every network and for the life of the process. */
+  readonly bridgeId: string
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
+    this.bridgeId = makeBridgeId(config.bridgePriority)
     for (const settings of config.networks.values()) this.create(settings)
   }
 
@@ -60,9 +64,11 @@ export class Networks {
   /**
    * The policy a port named `name` gets on `sw` for `request`, or why it is
    * refused: its token's policy if the token has one, else its profile's.
+   * A trunk from another switch gets all of it (config.trunkPolicy).
    */
-  policyFor (sw: Switch, name: string, request: VlanRequest | undefined, tokenPolicy?: PortPolicy): PortPolicy | string {
-    return grantPolicy(tokenPolicy ?? profileFor(this.config, name, sw.name), request)
+  policyFor (sw: Switch, name: string, request: VlanRequest | undefined, tokenPolicy?: PortPolicy, trunk = false): PortPolicy | string {
+    const allowed = tokenPolicy ?? profileFor(this.config, name, sw.name)
+    return trunk ? trunkPolicy(allowed, sw.fdb.maxEntries) : grantPolicy(allowed, request)
   }
 
   tick (nowMs: number): void {
@@ -85,7 +91,8 @@ export class Networks {
       }
       this.applySettings(sw, settings)
       for (const p of [...sw.ports]) {
-        const next = this.policyFor(sw, p.name, requests(p), tokenPolicy(p))
+        if (p.policyFromPeer) continue // a trunk we dialled has what the other switch granted
+        const next = this.policyFor(sw, p.name, requests(p), tokenPolicy(p), p.stp !== null)
         if (typeof next === 'string' || next.mode !== p.mode || (next.mode === MODE_TRUNK && next.pvid !== p.pvid)) {
           p.shutdown(CLOSE_POLICY, typeof next === 'string' ? `configuration changed: ${next}` : 'configuration changed the port mode; reconnect')
           closed++
@@ -119,7 +126,8 @@ export class Networks {
       maxEntries: s.fdbMax,
       loopMoves: s.loopMoves,
       loopWindow: s.loopWindow,
-      loopHoldDown: s.loopHoldDown
+      loopHoldDown: s.loopHoldDown,
+      bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)
     this.byName.set(s.name, sw)

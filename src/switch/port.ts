@@ -11,6 +11,7 @@
 
 import { VLAN_COUNT } from '../common/vlan'
 import type { FdbEntry } from './fdb'
+import type { StpPort } from './stp'
 
 export const MODE_ACCESS = 0
 export const MODE_TRUNK = 1
@@ -84,6 +85,12 @@ export abstract class Port {
   blockedUntil = 0
   /** Disabled by an operator (blockedUntil is then Infinity). */
   disabled = false
+  /** A trunk to another switch: its spanning-tree state (stp.ts); null for every other port. */
+  stp: StpPort | null = null
+  /** The spanning tree has it discarding (blockedUntil is then Infinity). */
+  stpBlocked = false
+  /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */
+  policyFromPeer = false
 
   rxFrames = 0
   rxBytes = 0
@@ -146,4 +153,7 @@ export abstract class Port {
 
   /** Take the port down (port-security shutdown, policy change): the transport closes it. */
   abstract shutdown (code: number, reason: string): void
+
+  /** Send a control message (a BPDU) to the switch at the far end; only trunks carry them. */
+  sendControl (_text: string): void {}
 }

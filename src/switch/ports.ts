@@ -26,7 +26,7 @@ import type { Networks } from './networks'
 import type { SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseHello, type Hello, type Welcome, type VlanRequest,
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, parseHello, parseControl, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
 } from '../common/protocol'
 import { logger } from '../common/log'
@@ -70,6 +70,8 @@ export class PortTable {
   /** Text messages received in raw mode (ignored), and jor1k pings answered. */
   textIgnored = 0
   pongsSent = 0
+  /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
+  controlIgnored = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
@@ -112,8 +114,8 @@ export class PortTable {
     this.join(port, this.policyFor(sw, port.name, undefined, grant) as PortPolicy, grant)
   }
 
-  private policyFor (sw: Switch, name: string, request: VlanRequest | undefined, grant: TokenGrant | undefined): PortPolicy | string {
-    return this.networks.policyFor(sw, name, request, grant?.policy)
+  private policyFor (sw: Switch, name: string, request: VlanRequest | undefined, grant: TokenGrant | undefined, trunk = false): PortPolicy | string {
+    return this.networks.policyFor(sw, name, request, grant?.policy, trunk)
   }
 
   private awaitHello (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined): void {
@@ -141,9 +143,19 @@ export class PortTable {
         return
       }
       if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume)) return
+      // Another switchd dialling in as a trunk: with tokens, only one that allows it.
+      const trunk = hello.capabilities?.includes(CAP_TRUNK) === true
+      if (trunk && grant !== undefined && !grant.trunk) {
+        this.refused('trunk_refused')
+        log.limited('warn', 'trunk_refused', { remote, network: sw.name, token: grant.id })
+        ws.close(CLOSE_POLICY, 'this token may not connect a trunk (give it "trunk": true)')
+        this.networks.release(sw)
+        return
+      }
       const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
-      port.name = grant?.name ?? this.uniqueName(hello.name, 'agent', port.id)
-      const policy = this.policyFor(sw, port.name, hello.vlan, grant)
+      port.name = grant?.name ?? this.uniqueName(hello.name, trunk ? 'trunk' : 'agent', port.id)
+      if (trunk) port.capabilities.push(CAP_TRUNK)
+      const policy = this.policyFor(sw, port.name, hello.vlan, grant, trunk)
       if (typeof policy === 'string') {
         this.refused('vlan_refused')
         log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
@@ -152,7 +164,7 @@ export class PortTable {
         return
       }
       this.requests.set(port, hello.vlan)
-      this.join(port, policy, grant, hello.mtu)
+      this.join(port, policy, grant, hello.mtu, trunk)
       this.welcome(port, false)
     }
     const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
@@ -191,11 +203,12 @@ export class PortTable {
       maxFrameSize: sw.maxFrameSize,
       maxMessageSize: MAX_MESSAGE_SIZE,
       pingInterval: this.config().pingInterval,
-      capabilities: [],
+      capabilities: port.capabilities,
       network: sw.name,
       vlan: describeVlan(port.policy)
     }
-    if (grace > 0) {
+    // A trunk is not resumed: the switch that dialled starts its side afresh, so ours does too.
+    if (grace > 0 && port.stp === null) {
       const token = randomBytes(24).toString('base64url')
       this.resumable.set(token, port)
       port.resumeToken = token
@@ -206,7 +219,7 @@ export class PortTable {
     port.ws.send(JSON.stringify(welcome))
   }
 
-  private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number): void {
+  private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number, trunk = false): void {
     const sw = port.network
     port.applyPolicy(policy)
     if (grant !== undefined) {
@@ -216,7 +229,7 @@ export class PortTable {
     }
     this.accepted++
     this.ports.add(port)
-    sw.addPort(port)
+    sw.addPort(port, trunk)
     log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu })
     if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
       log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
@@ -231,7 +244,7 @@ export class PortTable {
     if (port instanceof BatchPort) {
       ws.on('message', (data: RawData, isBinary: boolean) => {
         port.alive = true
-        if (!isBinary) return // control messages after the welcome: none defined in v1, ignored
+        if (!isBinary) { this.onControl(port, data as Buffer); return }
         if (!sw.receiveBatch(port, data as Buffer)) {
           log.limited('warn', 'malformed_batch', { port: port.name, id: port.id })
           port.noResume = true
@@ -269,6 +282,13 @@ export class PortTable {
       return
     }
     this.textIgnored++
+  }
+
+  /** A control message after the welcome: BPDUs on trunks; anything else is counted and ignored. */
+  private onControl (port: BatchPort, data: Buffer): void {
+    const msg = parseControl(data.toString('utf8'))
+    if (msg?.type === 'bpdu' && port.stp !== null && port.network.stp.receive(port, msg)) return
+    this.controlIgnored++
   }
 
   private park (port: BatchPort, grace: number, code: number): void {

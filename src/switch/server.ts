@@ -26,6 +26,7 @@ import type { WsPort } from './ws-port'
 import type { NetPort } from './net-port'
 import type { PortPolicy } from './port'
 import { QemuListener } from './qemu-listener'
+import { TrunkLink } from './trunk'
 import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
@@ -55,7 +56,7 @@ export interface ServerOptions extends ConfigOverrides {
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
-  'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused'] as const
+  'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused'] as const
 
 function tlsOptions (config: SwitchdConfig): https.ServerOptions {
   const tls = config.tls
@@ -87,6 +88,7 @@ export class SwitchServer {
   private metricsHttp: http.Server | undefined
   private listening = false
   private readonly qemu: QemuListener[] = []
+  readonly trunks: TrunkLink[] = []
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -167,6 +169,11 @@ export class SwitchServer {
       await listener.listen()
       this.qemu.push(listener)
     }
+    for (const t of this.config.trunks) {
+      const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)
+      this.trunks.push(link)
+      link.start()
+    }
     this.listening = true
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
@@ -187,7 +194,8 @@ export class SwitchServer {
   /** Connected and parked ports, and QEMU ports that have joined (slow path: tools, tests). */
   ports (): NetPort[] {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
-    return [...this.portTable.ports, ...qemu]
+    const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
+    return [...this.portTable.ports, ...qemu, ...trunks]
   }
 
   /**
@@ -201,12 +209,16 @@ export class SwitchServer {
       log.info('tls_reloaded', { cert: config.tls.cert })
     }
     const qemuBefore = this.config.qemu
+    const trunksBefore = this.config.trunks
+    const bridgePriorityBefore = this.config.bridgePriority
     this.config = config
     const grants = new Map([...config.tokens.values()].map((g) => [g.id, g]))
     for (const p of this.ports()) {
       if (p.grantId !== undefined && !grants.has(p.grantId)) p.shutdown(CLOSE_POLICY, 'token revoked')
     }
     if (JSON.stringify(config.qemu) !== JSON.stringify(qemuBefore)) log.warn('restart_needed', { reason: 'qemu listeners change on restart' })
+    if (JSON.stringify(config.trunks) !== JSON.stringify(trunksBefore)) log.warn('restart_needed', { reason: 'trunks change on restart' })
+    if (config.bridgePriority !== bridgePriorityBefore) log.warn('restart_needed', { reason: 'bridgePriority changes on restart' })
     this.networks.reload(config, (p) => this.portTable.requestOf(p as WsPort), (p) => {
       const id = (p as NetPort).grantId
       return id === undefined ? undefined : grants.get(id)?.policy
@@ -236,6 +248,7 @@ export class SwitchServer {
     this.captures.stopAll()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
+    const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()
     const gone = sockets.map((ws) => new Promise<void>((resolve) => {
@@ -244,7 +257,7 @@ export class SwitchServer {
       ws.close(CLOSE_GOING_AWAY, 'switchd shutting down')
     }))
     const timer = new Promise<void>((resolve) => setTimeout(resolve, this.closeTimeout * 1000).unref())
-    await Promise.race([Promise.all(gone), timer])
+    await Promise.race([Promise.all([...gone, trunksClosed]), timer])
     for (const ws of sockets) ws.terminate()
     this.http.closeAllConnections()
     await closed

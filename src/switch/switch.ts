@@ -26,6 +26,7 @@ import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UN
 import { MODE_TRUNK, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
+import { SpanningTree, makeBridgeId } from './stp'
 import { logger } from '../common/log'
 
 const trace = debuglog('tapswitch:switch')
@@ -40,6 +41,8 @@ export interface SwitchOptions extends FdbOptions {
   maxFrameSize?: number
   /** Seconds a port stays blocked after loop protection blocked it. */
   loopHoldDown?: number
+  /** This switchd's spanning-tree bridge id (stp.ts); random by default. */
+  bridgeId?: string
 }
 
 /** Network-wide counters (per-port ones live on Port). */
@@ -95,6 +98,8 @@ export class Switch {
   readonly taps: FrameTap[] = []
   /** Static entries added at run time (admin API), on top of the configured ones. */
   private extraStatics: StaticEntry[] = []
+  /** Over the trunks to other switches (ports whose `stp` is set when they join). */
+  readonly stp: SpanningTree
 
   constructor (opts: SwitchOptions = {}, nowMs = 0) {
     this.name = opts.name ?? 'default'
@@ -102,14 +107,17 @@ export class Switch {
     this.maxFrameSize = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.loopHoldDown = opts.loopHoldDown ?? DEFAULT_LOOP_HOLD_DOWN
     this.nowMs = nowMs
+    this.stp = new SpanningTree(this, opts.bridgeId ?? makeBridgeId())
   }
 
-  addPort (port: Port): void {
+  /** Add a port; `trunk` makes it a spanning-tree port that discards until the tree lets it forward. */
+  addPort (port: Port, trunk = false): void {
     port.stormRefilledAt = this.nowMs
     port.rateRefilledAt = this.nowMs
     port.rateTokens = port.rateBps
     this.ports.push(port)
     this.stats.portsAdded++
+    if (trunk) this.stp.addPort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
 
@@ -121,6 +129,7 @@ export class Switch {
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
     this.stats.dropBackpressureRetired += port.dropBackpressure
+    if (port.stp !== null) this.stp.removePort(port)
     const n = this.fdb.deletePort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
     return n
@@ -157,7 +166,7 @@ export class Switch {
 
   enablePort (port: Port): void {
     port.disabled = false
-    port.blockedUntil = 0
+    port.blockedUntil = port.stpBlocked ? Infinity : 0
   }
 
   /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
@@ -167,6 +176,7 @@ export class Switch {
     this.fdb.tick(nowMs)
     // purgeStale walks every entry: once a second is what ageing in whole seconds needs.
     if (second) this.fdb.expire()
+    this.stp.tick(nowMs)
     for (const p of this.ports) {
       if (p.blockedUntil !== 0 && nowMs >= p.blockedUntil) {
         p.blockedUntil = 0

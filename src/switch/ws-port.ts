@@ -70,6 +70,8 @@ export class BatchPort extends WsPort {
   readonly kind = 'tapswitch'
   /** The token its agent can resume it with (the latest welcome's). */
   resumeToken: string | undefined
+  /** Capabilities granted in its welcome. */
+  readonly capabilities: string[] = []
   private readonly batch = new BatchSlab()
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
@@ -80,6 +82,10 @@ export class BatchPort extends WsPort {
   flush (): void {
     const b = this.batch.take()
     if (b !== undefined) this.ws.send(b, SEND_OPTS)
+  }
+
+  override sendControl (text: string): void {
+    if (!this.parked) this.ws.send(text)
   }
 
   /** Its agent is back (resume): carry on over `ws`. */

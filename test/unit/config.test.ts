@@ -71,7 +71,12 @@ describe('config', () => {
     ['a profile without match', { profiles: [{ vlan: 3 }] }, /profiles\[0\]\.match: required/],
     ['a bad violation action', { port: { violation: 'explode' } }, /port\.violation: expected "drop" or "shutdown"/],
     ['a multicast static MAC', { networks: { x: { static: [{ mac: '01:00:5e:00:00:01', port: 'p' }] } } }, /networks\.x\.static\[0\]\.mac: a group/],
-    ['an unknown storm key', { port: { storm: { bcast: 1 } } }, /port\.storm\.bcast: unknown key/]
+    ['an unknown storm key', { port: { storm: { bcast: 1 } } }, /port\.storm\.bcast: unknown key/],
+    ['a trunk to an http URL', { trunks: [{ url: 'http://b:8080/' }] }, /trunks\[0\]\.url: expected ws:\/\/ or wss:\/\//],
+    ['a trunk URL that names no network', { trunks: [{ url: 'ws://b:8080/api/v1' }] }, /trunks\[0\]\.url: the path must be \/ or \/net\/NAME/],
+    ['a trunk without url', { trunks: [{ network: 'lab' }] }, /trunks\[0\]\.url: required/],
+    ['a bridge priority out of range', { bridgePriority: 70000 }, /bridgePriority: expected an integer from 0 to 65535/],
+    ['a non-boolean trunk permission', { tokens: [{ id: 't', token: '0123456789abcdef', trunk: 'yes' }] }, /tokens\[0\]\.trunk: expected true or false/]
   ] as const) {
     it(`rejects ${what}, naming the key (TSW_ERR_CONFIG)`, () => {
       assert.throws(() => buildConfig(raw, 'f.json'), (err: Error & { code?: string }) => {
@@ -81,6 +86,18 @@ describe('config', () => {
       })
     })
   }
+
+  it('reads trunks from the file and from --uplink, the network from the URL path', () => {
+    const c = buildConfig({ trunks: [{ url: 'wss://a:8443/net/lab', token: 'tok', ca: 'ca.pem', name: 'trunk-x' }], bridgePriority: 4096 }, 'f.json',
+      { uplink: 'ws://b:8080/, ws://c:8080/net/other', uplinkToken: 'cli-token' })
+    assert.deepEqual(c.trunks.map((t) => [t.url, t.network, t.name, t.token, t.ca]), [
+      ['wss://a:8443/net/lab', 'lab', 'trunk-x', 'tok', 'ca.pem'],
+      ['ws://b:8080/', 'default', undefined, 'cli-token', undefined],
+      ['ws://c:8080/net/other', 'other', undefined, 'cli-token', undefined]
+    ])
+    assert.equal(c.bridgePriority, 4096)
+    assert.equal(buildConfig({}, 'x').bridgePriority, 32768)
+  })
 
   describe('grantPolicy()', () => {
     const c = buildConfig(LAB, 'lab.json')
@@ -124,7 +141,8 @@ describe('deploy/switchd.example.json', () => {
   it('is a valid configuration', () => {
     const c = loadConfig(path.join(__dirname, '..', '..', 'deploy', 'switchd.example.json'))
     assert.equal(c.networks.get('lab')?.maxFrameSize, 9018)
-    assert.equal(c.profiles.length, 4)
+    assert.equal(c.profiles.length, 5)
+    assert.deepEqual(c.trunks.map((t) => [t.network, t.ca]), [['lab', '/etc/tapswitch/ca.pem']])
   })
 })
 

@@ -1,0 +1,294 @@
+/**
+ * A spanning tree over one network's trunks (switch-to-switch ports), so
+ * that trunks may form loops (A-B-C-A, for redundancy) without a storm.
+ *
+ * It is 802.1D's algorithm cut down to what trunks between switchd need:
+ * every link is point to point and costs 1, so a bridge's priority vector is
+ * (root id, hops to the root, bridge id, port id), and on each link the side
+ * with the better vector is designated. The root port and designated ports
+ * forward; the rest (alternates) discard, which leaves exactly one path
+ * between any two switches. Ports that are not trunks (agents, browser VMs,
+ * QEMU) never take part: they always forward, and loops through them are the
+ * flap detector's (protection.ts).
+ *
+ * BPDUs are tapswitch.v1 control messages (JSON text), not frames: they never
+ * mix with guest traffic and cannot be spoofed by a guest. They go out every
+ * HELLO_MS and at once when this bridge's view changes.
+ *
+ * A port that may forward waits FORWARD_DELAY_MS first (802.1D's
+ * listening+learning), so a link that closes a loop is seen and blocked before
+ * it carries anything; a port that must discard discards at once. A change in
+ * what forwards is a topology change: each switch that learns of it forgets
+ * the MACs it learned on trunks, so traffic relearns along the new tree
+ * instead of waiting out the ageing time. Topology changes travel in the
+ * BPDUs as (origin, sequence) pairs, each acted on once per switch.
+ *
+ * Pure policy: no sockets, no timers. The Switch calls tick() with its clock
+ * and hands in received BPDUs; ports send what sendControl() is given.
+ */
+
+import { randomBytes } from 'node:crypto'
+import type { Port } from './port'
+import type { Switch } from './switch'
+import { logger } from '../common/log'
+
+const log = logger('stp')
+
+export const HELLO_MS = 1000
+/** Information from a port that has sent no BPDU for this long is discarded (802.1D max age, scaled down). */
+export const MAX_AGE_MS = 4 * HELLO_MS
+export const FORWARD_DELAY_MS = 2 * HELLO_MS
+/** How long a topology change is repeated in our BPDUs. */
+const TC_ADVERTISE_MS = 3 * HELLO_MS
+/** Topology-change origins remembered (origins are bridges; a restarted switchd is a new one). */
+const TC_MEMORY = 256
+export const DEFAULT_BRIDGE_PRIORITY = 32768
+
+export type StpRole = 'root' | 'designated' | 'alternate'
+
+/** A priority vector: lower is better, compared field by field. */
+export interface Vector {
+  root: string
+  cost: number
+  bridge: string
+  port: number
+}
+
+export interface Bpdu extends Vector {
+  type: 'bpdu'
+  /** Recent topology changes: [origin bridge id, sequence]. */
+  tc: Array<[string, number]>
+}
+
+/** A bridge id: 4 hex digits of priority, then 12 random hex digits (where 802.1D has a MAC). */
+export function makeBridgeId (priority = DEFAULT_BRIDGE_PRIORITY): string {
+  return priority.toString(16).padStart(4, '0') + randomBytes(6).toString('hex')
+}
+
+export const BRIDGE_ID = /^[0-9a-f]{16}$/
+
+export function compareVectors (a: Vector, b: Vector): number {
+  if (a.root !== b.root) return a.root < b.root ? -1 : 1
+  if (a.cost !== b.cost) return a.cost - b.cost
+  if (a.bridge !== b.bridge) return a.bridge < b.bridge ? -1 : 1
+  return a.port - b.port
+}
+
+/** Validate a BPDU from the wire; undefined if it is not one (the caller counts it). */
+export function parseBpdu (o: Record<string, unknown>): Bpdu | undefined {
+  const { root, cost, bridge, port, tc } = o
+  if (typeof root !== 'string' || !BRIDGE_ID.test(root) || typeof bridge !== 'string' || !BRIDGE_ID.test(bridge)) return undefined
+  if (typeof cost !== 'number' || !Number.isInteger(cost) || cost < 0 || cost > 65535) return undefined
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0) return undefined
+  const changes: Array<[string, number]> = []
+  if (Array.isArray(tc)) {
+    for (const t of tc.slice(0, 32)) {
+      if (Array.isArray(t) && typeof t[0] === 'string' && BRIDGE_ID.test(t[0]) && Number.isInteger(t[1])) changes.push([t[0], t[1] as number])
+    }
+  }
+  return { type: 'bpdu', root, cost, bridge, port, tc: changes }
+}
+
+/** One trunk's spanning-tree state (Port.stp). */
+export class StpPort {
+  role: StpRole = 'designated'
+  forwarding = false
+  /** When the port last became root or designated (it forwards FORWARD_DELAY_MS later). */
+  since: number
+  /** The best vector the far side sent, and when; undefined when none is current. */
+  info: Vector | undefined
+  infoAt = 0
+  bpdusIn = 0
+  bpdusOut = 0
+  badBpdus = 0
+
+  constructor (now: number) { this.since = now }
+}
+
+export class SpanningTree {
+  rootId: string
+  rootCost = 0
+  rootPort: Port | undefined
+  /** Times what forwards changed (here or announced by another switch and acted on). */
+  topologyChanges = 0
+  private readonly trunks: Port[] = []
+  private lastHello = -Infinity
+  private helloDue = false
+  private tcSeq = 0
+  /** Topology changes seen, by origin: the highest sequence acted on. */
+  private readonly tcSeen = new Map<string, number>()
+  /** Changes we repeat in our BPDUs, with when we stop. */
+  private tcAdvertise: Array<[string, number, number]> = []
+
+  constructor (private readonly sw: Switch, readonly bridgeId: string) {
+    this.rootId = bridgeId
+  }
+
+  get ports (): readonly Port[] { return this.trunks }
+
+  /**
+   * A trunk joined: it discards until the tree says otherwise. It hears from
+   * us on the next tick, not now: the far side's first control message must
+   * be the welcome, which the caller sends after adding the port.
+   */
+  addPort (port: Port): void {
+    port.stp = new StpPort(this.sw.nowMs)
+    setBlocked(port, true)
+    this.trunks.push(port)
+    this.recompute()
+    this.helloDue = true
+  }
+
+  removePort (port: Port): void {
+    const i = this.trunks.indexOf(port)
+    if (i < 0) return
+    this.trunks.splice(i, 1)
+    if (port.stp?.forwarding === true) this.topologyChange(`${port.name} down`)
+    this.recompute()
+    this.hello()
+  }
+
+  /** A BPDU arrived on `port`; false if it was not valid (counted). */
+  receive (port: Port, o: Record<string, unknown>): boolean {
+    const st = port.stp
+    if (st === null) return false
+    const bpdu = parseBpdu(o)
+    if (bpdu === undefined) { st.badBpdus++; return false }
+    st.bpdusIn++
+    // Our own BPDU back (a trunk from this switchd to itself): never forward on it.
+    if (bpdu.bridge === this.bridgeId) {
+      st.info = { root: '', cost: 0, bridge: '', port: 0 } // better than anything: this port is an alternate
+      st.infoAt = this.sw.nowMs
+    } else {
+      st.info = { root: bpdu.root, cost: bpdu.cost, bridge: bpdu.bridge, port: bpdu.port }
+      st.infoAt = this.sw.nowMs
+    }
+    for (const [origin, seq] of bpdu.tc) this.learnTopologyChange(origin, seq)
+    if (this.recompute()) this.hello()
+    return true
+  }
+
+  /** Advance: expire silent neighbours, let waiting ports forward, send hellos. */
+  tick (now: number): void {
+    if (this.trunks.length === 0) return
+    let changed = false
+    for (const p of this.trunks) {
+      const st = p.stp as StpPort
+      if (st.info !== undefined && now - st.infoAt > MAX_AGE_MS) {
+        st.info = undefined
+        changed = true
+        log.info('stp_info_expired', { network: this.sw.name, port: p.name })
+      }
+    }
+    if (changed) changed = this.recompute()
+    for (const p of this.trunks) {
+      const st = p.stp as StpPort
+      if (!st.forwarding && st.role !== 'alternate' && now - st.since >= FORWARD_DELAY_MS) {
+        st.forwarding = true
+        setBlocked(p, false)
+        log.info('stp_forwarding', { network: this.sw.name, port: p.name, role: st.role })
+        this.topologyChange(`${p.name} forwarding`)
+        changed = true
+      }
+    }
+    this.tcAdvertise = this.tcAdvertise.filter((t) => t[2] > now)
+    if (changed || this.helloDue || now - this.lastHello >= HELLO_MS) this.hello()
+  }
+
+  /** The BPDU for `port`: our root, our cost to it, us, and the port's id. */
+  bpduFor (port: Port): Bpdu {
+    return { type: 'bpdu', root: this.rootId, cost: this.rootCost, bridge: this.bridgeId, port: port.id, tc: this.tcAdvertise.map((t) => [t[0], t[1]]) }
+  }
+
+  /** Roles from the vectors; returns true if any role changed. */
+  private recompute (): boolean {
+    let best: Vector | undefined
+    let bestPort: Port | undefined
+    for (const p of this.trunks) {
+      const info = (p.stp as StpPort).info
+      if (info === undefined || info.root === '') continue
+      const via = { root: info.root, cost: info.cost + 1, bridge: info.bridge, port: info.port }
+      if (best === undefined || compareVectors(via, best) < 0 || (compareVectors(via, best) === 0 && p.id < (bestPort as Port).id)) {
+        best = via
+        bestPort = p
+      }
+    }
+    if (best === undefined || best.root >= this.bridgeId) {
+      this.rootId = this.bridgeId
+      this.rootCost = 0
+      this.rootPort = undefined
+    } else {
+      this.rootId = best.root
+      this.rootCost = best.cost
+      this.rootPort = bestPort
+    }
+    let changed = false
+    for (const p of this.trunks) {
+      const st = p.stp as StpPort
+      let role: StpRole
+      if (p === this.rootPort) role = 'root'
+      else if (st.info === undefined) role = 'designated'
+      else {
+        const ours: Vector = { root: this.rootId, cost: this.rootCost, bridge: this.bridgeId, port: p.id }
+        role = compareVectors(ours, st.info) < 0 ? 'designated' : 'alternate'
+      }
+      if (role === st.role) continue
+      changed = true
+      const was = st.role
+      st.role = role
+      if (role === 'alternate') {
+        if (st.forwarding) this.topologyChange(`${p.name} blocked`)
+        st.forwarding = false
+        setBlocked(p, true)
+        this.sw.fdb.deletePort(p)
+      } else if (was === 'alternate' || !st.forwarding) {
+        st.since = this.sw.nowMs
+      }
+      log.info('stp_role', { network: this.sw.name, port: p.name, role, was, root: this.rootId, root_cost: this.rootCost })
+    }
+    return changed
+  }
+
+  private hello (): void {
+    this.lastHello = this.sw.nowMs
+    this.helloDue = false
+    for (const p of this.trunks) this.send(p)
+  }
+
+  private send (p: Port): void {
+    (p.stp as StpPort).bpdusOut++
+    p.sendControl(JSON.stringify(this.bpduFor(p)))
+  }
+
+  /** What forwards changed here: forget trunk-learned MACs, and tell the other switches. */
+  private topologyChange (why: string): void {
+    this.tcSeq++
+    this.tcSeen.set(this.bridgeId, this.tcSeq)
+    this.tcAdvertise.push([this.bridgeId, this.tcSeq, this.sw.nowMs + TC_ADVERTISE_MS])
+    this.flushTrunks(why, this.bridgeId)
+  }
+
+  private learnTopologyChange (origin: string, seq: number): void {
+    if (origin === this.bridgeId || seq <= (this.tcSeen.get(origin) ?? 0)) return
+    if (!this.tcSeen.has(origin) && this.tcSeen.size >= TC_MEMORY) this.tcSeen.delete(this.tcSeen.keys().next().value as string)
+    this.tcSeen.set(origin, seq)
+    this.tcAdvertise = this.tcAdvertise.filter((t) => t[0] !== origin)
+    this.tcAdvertise.push([origin, seq, this.sw.nowMs + TC_ADVERTISE_MS])
+    this.flushTrunks('announced', origin)
+  }
+
+  private flushTrunks (why: string, origin: string): void {
+    this.topologyChanges++
+    let flushed = 0
+    for (const p of this.trunks) flushed += this.sw.fdb.deletePort(p)
+    log.info('stp_topology_change', { network: this.sw.name, why, origin, fdb_flushed: flushed })
+  }
+}
+
+/** Discarding ports are blocked like loop-blocked ones, but until the tree says otherwise. */
+function setBlocked (p: Port, blocked: boolean): void {
+  p.stpBlocked = blocked
+  if (p.disabled) return
+  if (blocked) p.blockedUntil = Infinity
+  else if (p.blockedUntil === Infinity) p.blockedUntil = 0
+}

@@ -1,0 +1,147 @@
+/**
+ * Trunks this switchd dials to other switchd (`--uplink wss://b/net/lab`):
+ * Ethernet's own way to grow, one switch cabled to the next.
+ *
+ * A trunk is a tapswitch.v1 client like tap-agent's uplink (the same class:
+ * token, TLS, reconnect with backoff), that offers the "trunk" capability.
+ * The other switch gives it every VLAN its profile allows and no MAC limit;
+ * we mirror what its welcome granted on our side, so both ends tag the same
+ * VLANs. Both ends run the spanning tree over it (stp.ts), which is what lets
+ * trunks form loops.
+ *
+ * Each connection is a new port on our side (a new id; it discards until the
+ * tree lets it forward), and the port leaves the network, MACs and all, when
+ * the connection drops.
+ */
+
+import * as os from 'node:os'
+import { readFileSync } from 'node:fs'
+import { NetPort, BatchSlab } from './net-port'
+import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from './port'
+import type { Switch } from './switch'
+import type { Networks } from './networks'
+import type { TrunkSpec } from './config'
+import { Uplink } from '../agent/uplink'
+import { CAP_TRUNK, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, parseControl, type VlanRequest, type Welcome } from '../common/protocol'
+import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { logger } from '../common/log'
+
+const log = logger('trunk')
+
+/** Our end of a trunk we dialled. */
+export class TrunkPort extends NetPort {
+  readonly kind = 'trunk'
+  private readonly batch = new BatchSlab()
+
+  constructor (id: number, name: string, remote: string, highWaterMark: number, network: Switch, private readonly uplink: Uplink) {
+    super(id, name, remote, highWaterMark, network)
+    this.policyFromPeer = true
+  }
+
+  bufferedBytes (): number { return this.uplink.bufferedAmount }
+
+  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+    if (!this.uplink.isUp) { this.dropDisconnected++; return }
+    this.enqueue(this.batch, buf, off, len, op, vid)
+  }
+
+  flush (): void {
+    const b = this.batch.take()
+    if (b !== undefined) this.uplink.send(b)
+  }
+
+  override sendControl (text: string): void { this.uplink.sendText(text) }
+
+  /** Policy or operator: drop this connection; the link dials again. */
+  shutdown (code: number, reason: string): void {
+    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    this.uplink.drop(code, reason)
+  }
+}
+
+/** Our side's policy: the VLANs the other switch's welcome granted, with no MAC limit of its own. */
+export function mirrorPolicy (vlan: VlanRequest | undefined, fdbMax: number): PortPolicy {
+  const base = { ...DEFAULT_POLICY, maxMacs: fdbMax }
+  if (vlan === undefined) return Object.freeze(base)
+  if (vlan.mode === 'access') return Object.freeze({ ...base, mode: MODE_ACCESS, pvid: vlan.vlan, vlans: Object.freeze([vlan.vlan]) })
+  const native = vlan.native ?? 0
+  const vlans = native !== 0 && !vlan.vlans.includes(native) ? [...vlan.vlans, native] : [...vlan.vlans]
+  return Object.freeze({ ...base, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
+}
+
+export class TrunkLink {
+  port: TrunkPort | undefined
+  readonly uplink: Uplink
+  private readonly name: string
+
+  constructor (readonly spec: TrunkSpec, private readonly networks: Networks, private readonly allocateId: () => number, private readonly portBuffer: number) {
+    let ca: Buffer | undefined
+    if (spec.ca !== undefined) {
+      try { ca = readFileSync(spec.ca) } catch (err) {
+        throw new TapswitchError(ERR_CONFIG, `trunk ${spec.url}: ca ${spec.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      }
+    }
+    this.name = spec.name ?? `trunk-${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}`
+    this.uplink = new Uplink({
+      url: spec.url,
+      name: this.name,
+      token: spec.token,
+      capabilities: [CAP_TRUNK],
+      resume: false,
+      // A trunk carries a whole switch's stations: redial sooner than an agent would.
+      reconnectMax: 2,
+      ...(ca !== undefined ? { tls: { ca } } : {})
+    })
+    this.uplink.on('up', (welcome: Welcome) => { this.onUp(welcome) })
+    this.uplink.on('down', () => { this.onDown() })
+    this.uplink.onBatch = (msg) => {
+      const p = this.port
+      if (p === undefined) return
+      if (!p.network.receiveBatch(p, msg)) {
+        log.limited('warn', 'malformed_batch', { port: p.name, url: spec.url })
+        this.uplink.drop(CLOSE_PROTOCOL_ERROR, 'malformed batch')
+      }
+    }
+    this.uplink.onControl = (text) => {
+      const p = this.port
+      const msg = parseControl(text)
+      if (p !== undefined && msg?.type === 'bpdu' && p.stp !== null) p.network.stp.receive(p, msg)
+    }
+  }
+
+  start (): void { this.uplink.start() }
+
+  async close (): Promise<void> {
+    await this.uplink.close(CLOSE_GOING_AWAY, 'switchd shutting down')
+    this.onDown()
+  }
+
+  private onUp (welcome: Welcome): void {
+    const sw = this.networks.open(this.spec.network)
+    if (typeof sw === 'string') {
+      log.error('trunk_refused_locally', { url: this.spec.url, network: this.spec.network, reason: sw })
+      this.uplink.drop(CLOSE_GOING_AWAY, 'no such network here')
+      return
+    }
+    const remote = new URL(this.spec.url).host
+    const port = new TrunkPort(this.allocateId(), `${this.name}@${remote}`, remote, this.portBuffer, sw, this.uplink)
+    port.applyPolicy(mirrorPolicy(welcome.vlan, sw.fdb.maxEntries))
+    // Without the capability the far end is an older switchd: a plain port, loops left to the flap detector.
+    const stp = welcome.capabilities.includes(CAP_TRUNK)
+    sw.addPort(port, stp)
+    this.port = port
+    if (welcome.maxFrameSize !== sw.maxFrameSize) {
+      log.warn('trunk_frame_size_differs', { port: port.name, ours: sw.maxFrameSize, theirs: welcome.maxFrameSize })
+    }
+    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: 'trunk', remote: this.spec.url, stp, vlan: JSON.stringify(welcome.vlan) })
+  }
+
+  private onDown (): void {
+    const p = this.port
+    if (p === undefined) return
+    this.port = undefined
+    const flushed = p.network.removePort(p)
+    this.networks.release(p.network)
+    log.info('port_down', { port: p.name, id: p.id, network: p.network.name, kind: 'trunk', fdb_flushed: flushed, rx_frames: p.rxFrames, tx_frames: p.txFrames })
+  }
+}

@@ -2,8 +2,9 @@
  * The typed contract of tapswitch's native TAP binding (native/tap.cc).
  *
  * One `Tap` wraps one non-blocking, close-on-exec file descriptor on
- * /dev/net/tun attached with TUNSETIFF(IFF_TAP | IFF_NO_PI). Readiness comes
- * from a uv_poll handle on Node's own loop: no threadpool, no extra thread.
+ * /dev/net/tun attached with TUNSETIFF(IFF_TAP | IFF_NO_PI), and optionally
+ * IFF_VNET_HDR for offloads (see `setOffload`). Readiness comes from a
+ * uv_poll handle on Node's own loop: no threadpool, no extra thread.
  *
  * Errors thrown by the binding are `Error`s with Node's SystemError shape:
  * `code` ('EPERM', 'ENOENT', ...), `errno` (positive), `syscall`
@@ -24,8 +25,10 @@ export interface TapSystemError extends Error {
  * Called once per readable event with the whole burst. The burst is the
  * byte range [start, end) of `slab`, holding `count` records, each
  * `[u32 big-endian length][frame bytes]` (the tapswitch batch format, see
- * docs/PROTOCOL.md). The slab is JS-owned memory the binding never writes
- * again below `end`, so views of it may be kept (e.g. queued in ws).
+ * docs/PROTOCOL.md), or `[u32 length][virtio-net header][frame]` while
+ * `Tap#setVnetRecords(true)` is on (the length then counts both). The slab
+ * is JS-owned memory the binding never writes again below `end`, so views of
+ * it may be kept (e.g. queued in ws).
  */
 export type OnFrames = (slab: Buffer, start: number, end: number, count: number) => void
 
@@ -40,25 +43,55 @@ export const STAT_TX_DROPPED: 4
 export const STAT_TX_ERRORS: 5
 /** writeBatch() records whose length ran past the end of the buffer. */
 export const STAT_TX_MALFORMED: 6
-/** read() failed with an errno other than EAGAIN/EINTR. */
+/**
+ * read() failed with an errno other than EAGAIN/EINTR; or, on a Tap with
+ * vnetHdr, a read shorter than its header, or a GSO / partial-checksum frame
+ * read while records are plain (queued before offloads were turned off):
+ * dropped, as a plain record must never carry one.
+ */
 export const STAT_RX_ERRORS: 7
 export const STAT_COUNT: 8
 
-/** Largest frame one read can return (IFF_TAP, 64 KiB + headroom). */
+/** Largest frame one read can return (IFF_TAP, 64 KiB + headroom), virtio-net header not included. */
 export const MAX_READ: number
+
+/** Bytes of the virtio-net header (legacy `struct virtio_net_hdr`, little-endian) on a Tap opened with vnetHdr. */
+export const VNET_HDR_LEN: 10
+/**
+ * TUNSETOFFLOAD flags (linux/if_tun.h): what the kernel may hand over on a
+ * Tap opened with vnetHdr. TUN_F_CSUM: partial checksums (the header's
+ * NEEDS_CSUM); TUN_F_TSO4/6: TCP frames up to 64 KiB to be segmented (GSO);
+ * TUN_F_TSO_ECN: those may carry ECN's CWR. UDP offloads (UFO/USO) are never
+ * accepted: nothing downstream would segment them.
+ */
+export const TUN_F_CSUM: 1
+export const TUN_F_TSO4: 2
+export const TUN_F_TSO6: 4
+export const TUN_F_TSO_ECN: 8
+/** All four: what tap-agent turns on when the switch grants "offload". */
+export const OFFLOAD_TSO: 15
 
 export class Tap {
   /**
    * Create the TAP `name` (or attach to an existing persistent one the caller
-   * may use); '' lets the kernel choose (tap%d). Throws TapSystemError.
+   * may use); '' lets the kernel choose (tap%d). With `vnetHdr`, open it with
+   * IFF_VNET_HDR: header size 10, little-endian, no offloads yet, and records
+   * still plain (the binding strips and adds headers) until setVnetRecords.
+   * Throws TapSystemError.
    */
-  constructor (name: string)
+  constructor (name: string, vnetHdr?: boolean)
   /** The real interface name the kernel assigned. */
   readonly name: string
   /** The file descriptor, or -1 once closed. */
   readonly fd: number
   /** Interface index (if_nametoindex) at open time. */
   readonly ifindex: number
+  /** Opened with IFF_VNET_HDR. */
+  readonly vnetHdr: boolean
+  /** The TUNSETOFFLOAD flags in effect (TUN_F_*), 0 at open. */
+  readonly offload: number
+  /** Whether records carry the virtio-net header (setVnetRecords). */
+  readonly vnetRecords: boolean
 
   /**
    * Start polling. On each readable event the binding reads frames until
@@ -69,13 +102,20 @@ export class Tap {
   /** Stop polling (idempotent); the fd stays open. */
   stop (): void
 
-  /** Write one frame: bytes written, or a negative errno (-11 = EAGAIN). Never throws for I/O errors. */
+  /**
+   * Write one frame (header and frame while vnetRecords is on): the frame's
+   * bytes written, or a negative errno (-11 = EAGAIN; -22 = EINVAL for a
+   * virtio-net header the kernel refuses). Never throws for I/O errors.
+   */
   write (frame: Buffer): number
   /**
    * Write every `[u32 BE length][frame]` record in buf[start, end) to the TAP,
-   * one write(2) each, in one native call. Returns the number of frames
-   * written; failures are counted in stats (TX_DROPPED / TX_ERRORS /
-   * TX_MALFORMED), never thrown. A malformed record stops the walk.
+   * one write(2) each, in one native call; while vnetRecords is on, each
+   * record is `[u32 length][virtio-net header][frame]` and goes as it is (a
+   * GSO frame is segmented, or not, by the receiving kernel); on a vnetHdr
+   * Tap with plain records a zero header goes first (writev). Returns the
+   * number of frames written; failures are counted in stats (TX_DROPPED /
+   * TX_ERRORS / TX_MALFORMED), never thrown. A malformed record stops the walk.
    */
   writeBatch (buf: Buffer, start: number, end: number): number
 
@@ -91,6 +131,22 @@ export class Tap {
   getMac (): Buffer
   /** SIOCSIFADDR + SIOCSIFNETMASK; `address` is dotted quad. Throws TapSystemError. */
   setIPv4 (address: string, prefixLength: number): void
+
+  /**
+   * TUNSETOFFLOAD: what the kernel may hand over from now on (TUN_F_* bits;
+   * 0 = only frames a wire could carry). May change at any time, e.g. to 0
+   * when a switch does not grant offload. Bits other than OFFLOAD_TSO's are a
+   * RangeError; anything but 0 without vnetHdr is EINVAL, and a kernel that
+   * lacks an offload answers EINVAL too (TapSystemError, with a hint).
+   */
+  setOffload (flags: number): void
+  /**
+   * Whether records carry the virtio-net header (both ways): on when the
+   * switch granted "offload", off otherwise. Needs vnetHdr to turn on
+   * (ENOTSUP otherwise, which Linux names EOPNOTSUPP). Turn offloads off (setOffload(0)) before this goes
+   * off, and on after it goes on.
+   */
+  setVnetRecords (on: boolean): void
 
   /** Fill `out` (length >= STAT_COUNT) with the counters above; read at scrape time. */
   stats (out: Float64Array): void

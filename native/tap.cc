@@ -21,6 +21,19 @@
 //   only its uv_close callback frees, so close() is safe from inside onFrames.
 //   An async env-cleanup hook closes the handle when a worker's env goes away,
 //   before Node unloads this addon (else libuv would call unmapped code).
+// - Offloads (optional): opened with IFF_VNET_HDR, every read(2) and write(2)
+//   on the fd starts with a 10-byte struct virtio_net_hdr, and TUNSETOFFLOAD
+//   lets the kernel hand over 64 KiB TCP frames (GSO) and partial checksums.
+//   Whether a record in the slab keeps that header is a per-Tap switch
+//   (setVnetRecords), because it depends on the switch at the other end of
+//   the uplink, which may change at run time. With it, read(2) lands the
+//   header and frame straight after the record length and writeBatch writes a
+//   record's payload as it is: no copy either way. Without it, readv(2) puts
+//   the header in a scratch buffer and writev(2) prepends a zero one, so JS
+//   sees plain frames; offloads are then off (TUNSETOFFLOAD 0), so the kernel
+//   has no GSO frame or partial checksum to hand over. Frames it queued while
+//   they were on are dropped (counted as RX_ERRORS): a plain record must
+//   never carry one.
 // - C++ exceptions are disabled: every throw is "set a pending JS exception and
 //   return". Syscall failures never assert.
 
@@ -38,6 +51,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -53,6 +67,14 @@ constexpr const char* kTunPath = "/dev/net/tun";
 constexpr size_t kMaxRead = 65536 + 64;
 constexpr size_t kMinSlab = 1 << 20;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
+// struct virtio_net_hdr (legacy layout): TUNSETVNETHDRSZ's default, which we set
+// explicitly because a persistent TAP keeps whatever its last user chose.
+constexpr size_t kVnetHdrLen = 10;
+constexpr uint8_t kVnetNeedsCsum = 1;
+// TCP segmentation and checksums only: UFO/USO are never offered, so the
+// switch never meets a UDP GSO frame it would have to segment.
+constexpr unsigned kOffloadAllowed = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+const uint8_t kZeroVnetHdr[kVnetHdrLen] = {};
 
 using namespace tapswitch;
 
@@ -68,6 +90,10 @@ const char* HintFor(int err, const std::string& syscall) {
     return "the interface exists and is in use by another process";
   if (syscall == "ioctl(TUNSETIFF)" && err == EINVAL)
     return "invalid name, or the name belongs to an interface that is not a TAP";
+  if (syscall == "ioctl(TUNSETOFFLOAD)" && err == EINVAL)
+    return "this kernel's TAP lacks these offloads: run without them (tap-agent --offload off)";
+  if (syscall == "ioctl(TUNSETVNETHDRSZ)" || syscall == "ioctl(TUNSETVNETLE)")
+    return "this kernel cannot use virtio-net headers on a TAP: run without offloads (tap-agent --offload off)";
   return "";
 }
 
@@ -103,7 +129,7 @@ void WriteBE32(uint8_t* p, uint32_t v) {
 }
 
 // Returns the attached fd and the kernel's name for it, or -1 with a pending exception.
-int OpenTap(Napi::Env env, const std::string& want, std::string* name) {
+int OpenTap(Napi::Env env, const std::string& want, bool vnet, std::string* name) {
   std::string shown = want.empty() ? "tap%d" : want;
   // Checked here because the kernel would silently truncate (or we would
   // overflow ifr_name); reported as the EINVAL TUNSETIFF would give.
@@ -116,7 +142,7 @@ int OpenTap(Napi::Env env, const std::string& want, std::string* name) {
     return ThrowSys(env, err, "open", kTunPath, kTunPath), -1;
   }
   struct ifreq ifr = {};
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, want.data(), want.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
@@ -124,6 +150,23 @@ int OpenTap(Napi::Env env, const std::string& want, std::string* name) {
     return ThrowSys(env, err, "ioctl(TUNSETIFF)", shown), -1;
   }
   name->assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (vnet) {
+    // A persistent TAP keeps its header size, byte order and offloads from its
+    // last user: start from ours (10 bytes, little-endian, nothing offloaded).
+    int sz = kVnetHdrLen, le = 1;
+    const char* failed = nullptr;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) failed = "ioctl(TUNSETVNETHDRSZ)";
+    // The protocol's fields are little-endian. That is the legacy default on a
+    // little-endian host, where a kernel without this ioctl is then fine.
+    if (failed == nullptr && ioctl(fd, TUNSETVNETLE, &le) < 0 && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+      failed = "ioctl(TUNSETVNETLE)";
+    if (failed == nullptr && ioctl(fd, TUNSETOFFLOAD, 0ul) < 0) failed = "ioctl(TUNSETOFFLOAD)";
+    if (failed != nullptr) {
+      int err = errno;
+      ::close(fd);
+      return ThrowSys(env, err, failed, *name), -1;
+    }
+  }
   return fd;
 }
 
@@ -134,6 +177,9 @@ class Tap : public Napi::ObjectWrap<Tap> {
       InstanceAccessor<&Tap::GetName>("name"),
       InstanceAccessor<&Tap::GetFd>("fd"),
       InstanceAccessor<&Tap::GetIfindex>("ifindex"),
+      InstanceAccessor<&Tap::GetVnetHdr>("vnetHdr"),
+      InstanceAccessor<&Tap::GetOffload>("offload"),
+      InstanceAccessor<&Tap::GetVnetRecords>("vnetRecords"),
       InstanceMethod<&Tap::Start>("start"),
       InstanceMethod<&Tap::Stop>("stop"),
       InstanceMethod<&Tap::Write>("write"),
@@ -144,6 +190,8 @@ class Tap : public Napi::ObjectWrap<Tap> {
       InstanceMethod<&Tap::SetMac>("setMac"),
       InstanceMethod<&Tap::GetMac>("getMac"),
       InstanceMethod<&Tap::SetIPv4>("setIPv4"),
+      InstanceMethod<&Tap::SetOffload>("setOffload"),
+      InstanceMethod<&Tap::SetVnetRecords>("setVnetRecords"),
       InstanceMethod<&Tap::Stats>("stats"),
       InstanceMethod<&Tap::Close>("close"),
     });
@@ -155,7 +203,12 @@ class Tap : public Napi::ObjectWrap<Tap> {
       ThrowType(env, "name must be a string");
       return;
     }
-    fd_ = OpenTap(env, info[0].As<Napi::String>().Utf8Value(), &name_);
+    if (!info[1].IsUndefined() && !info[1].IsBoolean()) {
+      ThrowType(env, "vnetHdr must be a boolean");
+      return;
+    }
+    vnet_hdr_ = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    fd_ = OpenTap(env, info[0].As<Napi::String>().Utf8Value(), vnet_hdr_, &name_);
     if (fd_ < 0) return;  // exception pending; ObjectWrap deletes us
     ifindex_ = if_nametoindex(name_.c_str());
     async_ = std::make_unique<Napi::AsyncContext>(env, "tapswitch:Tap", info.This().As<Napi::Object>());
@@ -170,6 +223,9 @@ class Tap : public Napi::ObjectWrap<Tap> {
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value GetIfindex(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ifindex_); }
+  Napi::Value GetVnetHdr(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), vnet_hdr_); }
+  Napi::Value GetOffload(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), offload_); }
+  Napi::Value GetVnetRecords(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), vnet_records_); }
 
   void Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -224,7 +280,7 @@ class Tap : public Napi::ObjectWrap<Tap> {
 
   // The tail must fit one more maximal read after a whole burst, so a burst is
   // only ever cut short by its own bounds, not by the slab.
-  size_t SlabReserve() const { return 4 + kMaxRead + max_bytes_; }
+  size_t SlabReserve() const { return 4 + kVnetHdrLen + kMaxRead + max_bytes_; }
 
   void NewSlab(Napi::Env env) {
     size_t len = std::max(kMinSlab, 2 * SlabReserve());
@@ -254,20 +310,36 @@ class Tap : public Napi::ObjectWrap<Tap> {
     size_t off = start;
     uint32_t count = 0;
     size_t bytes = 0;
-    while (count < max_frames_ && bytes < max_bytes_ && slab_len_ - off >= 4 + kMaxRead) {
-      ssize_t n = read(fd_, slab_data_ + off + 4, kMaxRead);
+    // Header bytes a record keeps (counted out of RX_BYTES), and those readv drops.
+    const size_t kept = vnet_records_ ? kVnetHdrLen : 0;
+    const bool strip = vnet_hdr_ && !vnet_records_;
+    uint8_t scratch[kVnetHdrLen];
+    while (count < max_frames_ && bytes < max_bytes_ && slab_len_ - off >= 4 + kVnetHdrLen + kMaxRead) {
+      ssize_t n;
+      if (strip) {
+        struct iovec iov[2] = {{scratch, kVnetHdrLen}, {slab_data_ + off + 4, kMaxRead}};
+        n = readv(fd_, iov, 2);
+      } else {
+        n = read(fd_, slab_data_ + off + 4, kMaxRead + kept);
+      }
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) stats_[RX_ERRORS]++;
         break;  // on a hard error: report what we have; never spin on it
       }
       if (n == 0) break;
+      if (vnet_hdr_ && static_cast<size_t>(n) < kVnetHdrLen + 1) { stats_[RX_ERRORS]++; continue; }
+      if (strip) {
+        // Queued while offloads were on: a plain record must not carry it.
+        if (scratch[1] != 0 || (scratch[0] & kVnetNeedsCsum) != 0) { stats_[RX_ERRORS]++; continue; }
+        n -= kVnetHdrLen;
+      }
       WriteBE32(slab_data_ + off, static_cast<uint32_t>(n));
       off += 4 + n;
       bytes += 4 + n;
       count++;
       stats_[RX_FRAMES]++;
-      stats_[RX_BYTES] += n;
+      stats_[RX_BYTES] += n - kept;
     }
     slab_off_ = off;
     if (count > 0) {
@@ -291,16 +363,23 @@ class Tap : public Napi::ObjectWrap<Tap> {
     if (fd_ >= 0 && !slab_.IsEmpty() && slab_len_ - slab_off_ < SlabReserve()) NewSlab(env);
   }
 
-  // One write(2); returns bytes or -errno and keeps the TX counters.
+  // One write(2) of a record's payload (writev with a zero virtio-net header
+  // when the TAP wants one and the record has none); returns the frame's
+  // bytes or -errno and keeps the TX counters.
   ssize_t WriteFrame(const uint8_t* p, size_t len) {
     ssize_t n;
+    const bool add = vnet_hdr_ && !vnet_records_;
     if (fd_ < 0) {
       n = -1;
       errno = EBADF;
+    } else if (add) {
+      struct iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), kVnetHdrLen}, {const_cast<uint8_t*>(p), len}};
+      do n = ::writev(fd_, iov, 2); while (n < 0 && errno == EINTR);
     } else {
       do n = ::write(fd_, p, len); while (n < 0 && errno == EINTR);
     }
     if (n >= 0) {
+      if (vnet_hdr_) n = n > static_cast<ssize_t>(kVnetHdrLen) ? n - kVnetHdrLen : 0;
       stats_[TX_FRAMES]++;
       stats_[TX_BYTES] += n;
       return n;
@@ -426,6 +505,36 @@ class Tap : public Napi::ObjectWrap<Tap> {
     IfIoctl(env, SIOCSIFNETMASK, "ioctl(SIOCSIFNETMASK)", &ifr);
   }
 
+  // TUNSETOFFLOAD: what the kernel may hand us (TUN_F_* bits, 0 = plain
+  // frames only). Changeable at any time; needs IFF_VNET_HDR for anything but 0.
+  void SetOffload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    double v;
+    if (!ArgUint(info, 0, "flags", 0xffffffffu, &v)) return;
+    unsigned flags = static_cast<unsigned>(v);
+    if ((flags & ~kOffloadAllowed) != 0)
+      return ThrowRange(env, "flags: only TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 and TUN_F_TSO_ECN");
+    if (fd_ < 0) return ThrowSys(env, EBADF, "ioctl(TUNSETOFFLOAD)", name_, nullptr, "the Tap is closed");
+    // Without headers the kernel would hand over GSO frames we could not tell apart.
+    if (flags != 0 && !vnet_hdr_)
+      return ThrowSys(env, EINVAL, "ioctl(TUNSETOFFLOAD)", name_, nullptr,
+                      "offloads need virtio-net headers: open the Tap with vnetHdr (IFF_VNET_HDR)");
+    if (ioctl(fd_, TUNSETOFFLOAD, static_cast<unsigned long>(flags)) < 0)
+      return ThrowSys(env, errno, "ioctl(TUNSETOFFLOAD)", name_);
+    offload_ = flags;
+  }
+
+  // Whether records (read bursts, writeBatch input) carry the virtio-net header.
+  void SetVnetRecords(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsBoolean()) return ThrowType(env, "on must be a boolean");
+    bool on = info[0].As<Napi::Boolean>().Value();
+    if (on && !vnet_hdr_)
+      return ThrowSys(env, ENOTSUP, "ioctl(TUNSETIFF)", name_, nullptr,
+                      "opened without IFF_VNET_HDR: open the Tap with vnetHdr to carry virtio-net headers");
+    vnet_records_ = on;
+  }
+
   void Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsTypedArray() ||
@@ -482,6 +591,9 @@ class Tap : public Napi::ObjectWrap<Tap> {
   };
 
   int fd_ = -1;
+  bool vnet_hdr_ = false;      // opened with IFF_VNET_HDR: every read/write on the fd has a header
+  bool vnet_records_ = false;  // records keep that header (offload negotiated with the switch)
+  unsigned offload_ = 0;       // the last TUNSETOFFLOAD flags that took
   std::string name_;
   unsigned ifindex_ = 0;
   PollBox* poll_ = nullptr;
@@ -504,6 +616,12 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   for (int i = 0; i < STAT_COUNT; i++) exports.Set(names[i], Napi::Number::New(env, i));
   exports.Set("STAT_COUNT", Napi::Number::New(env, STAT_COUNT));
   exports.Set("MAX_READ", Napi::Number::New(env, static_cast<double>(kMaxRead)));
+  exports.Set("VNET_HDR_LEN", Napi::Number::New(env, static_cast<double>(kVnetHdrLen)));
+  exports.Set("TUN_F_CSUM", Napi::Number::New(env, TUN_F_CSUM));
+  exports.Set("TUN_F_TSO4", Napi::Number::New(env, TUN_F_TSO4));
+  exports.Set("TUN_F_TSO6", Napi::Number::New(env, TUN_F_TSO6));
+  exports.Set("TUN_F_TSO_ECN", Napi::Number::New(env, TUN_F_TSO_ECN));
+  exports.Set("OFFLOAD_TSO", Napi::Number::New(env, kOffloadAllowed));
   return exports;
 }
 

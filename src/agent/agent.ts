@@ -10,10 +10,17 @@
  * While the uplink is down the endpoint stays up; what it produces is dropped
  * and counted (droppedDisconnected), as are bursts refused because the switch
  * is not reading fast enough (droppedBackpressure).
+ *
+ * Offload is settled per welcome: a TAP that can carry it asks for it in
+ * every hello, and each welcome (connect, reconnect, failover to another
+ * switchd) switches the TAP's records and offloads to what that switch
+ * granted, synchronously, before the first frame of that connection flows
+ * either way.
  */
 
 import type { Endpoint } from './endpoint'
 import type { Uplink } from './uplink'
+import { CAP_OFFLOAD, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
 
 const log = logger('agent')
@@ -37,6 +44,8 @@ export class Agent {
   readonly stats = new AgentStats()
   /** The MTU last set from a welcome, so a reconnect to the same switch does not set it again. */
   private followedMtu: number | undefined
+  /** The TAP's records carry virtio-net headers and its offloads are on: what the current switch granted. */
+  offload = false
 
   /**
    * `fixedMtu`: the user chose the MTU (--mtu), or 0 to leave it alone (--attach);
@@ -55,10 +64,30 @@ export class Agent {
     }
   }
 
+  /** Follow the welcome: offload records and TSO on if it granted offload, plain frames otherwise. */
+  private followOffload (welcome: Welcome): void {
+    const tap = this.tap
+    if (tap.setOffload === undefined || tap.offloadCapable !== true) return
+    const on = welcome.capabilities.includes(CAP_OFFLOAD)
+    if (on === this.offload) return
+    // The record format follows the grant even if the kernel refuses the flags (setOffload throws after).
+    this.offload = on
+    try {
+      tap.setOffload(on)
+      log.info('offload_set', { tap: tap.name, on })
+    } catch (err) {
+      log.warn('offload_not_set', { tap: tap.name, on, error: (err as Error).message })
+    }
+  }
+
   start (): void {
     const stats = this.stats
     const uplink = this.uplink
     const tap = this.tap
+    if (tap.offloadCapable === true) {
+      const caps = uplink.opts.capabilities ?? []
+      if (!caps.includes(CAP_OFFLOAD)) uplink.opts.capabilities = [...caps, CAP_OFFLOAD]
+    }
     tap.start((batch, count) => {
       if (uplink.send(batch)) {
         stats.upFrames += count
@@ -75,6 +104,7 @@ export class Agent {
       uplink.on('down', () => { this.setCarrier(false) })
     }
     uplink.on('up', (welcome) => {
+      this.followOffload(welcome)
       if (this.carrier) this.setCarrier(true)
       const mtu = this.fixedMtu
       if (mtu === 0) return

@@ -45,4 +45,8 @@ export interface Endpoint {
   /** TAP only: follow the switch's maximum frame size, and the uplink's state. */
   setMtu? (mtu: number): void
   setCarrier? (on: boolean): void
+  /** TAP only: it can carry offloads (virtio-net headers, GSO frames, partial checksums). */
+  readonly offloadCapable?: boolean
+  /** TAP only: records with virtio-net headers and offloads on, or plain frames only. */
+  setOffload? (on: boolean): void
 }

@@ -6,7 +6,7 @@
 import * as os from 'node:os'
 import * as fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { TapDevice, type TapBinding } from './tap'
+import { TapDevice, type TapBinding, type OffloadMode } from './tap'
 import { Uplink, type UplinkTls } from './uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
@@ -43,6 +43,7 @@ const SPECS = {
   'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
+  offload: { type: 'string', env: 'TAP_AGENT_OFFLOAD', default: 'auto', arg: 'auto|on|off', help: 'TAP offloads (TSO, checksums) as 64 KiB frames: auto = when the TAP and the switch both can (off with --attach); on = fail if the TAP cannot' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
@@ -128,16 +129,21 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     const maskText = o.mask as string
     if (maskText !== 'auto' && maskText !== 'always' && maskText !== 'never') throw new TapswitchError(ERR_CONFIG, `--mask ${maskText}: expected auto, always or never`)
     const mask: 'auto' | 'always' | 'never' = maskText
+    const offloadText = o.offload as string
+    if (offloadText !== 'auto' && offloadText !== 'on' && offloadText !== 'off') throw new TapswitchError(ERR_CONFIG, `--offload ${offloadText}: expected auto, on or off`)
+    // --attach leaves a persistent TAP's settings alone, offloads included, unless asked.
+    const offload: OffloadMode = o.attach && offloadText === 'auto' ? 'off' : offloadText
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
     if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
-    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address) }
+    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address), offload }
     metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
     const modes = (['qemu-listen', 'qemu-connect', 'qemu-dgram', 'vde-stdio'] as const).filter((m) => o[m] !== undefined && o[m] !== false)
     if (modes.length > 1) throw new TapswitchError(ERR_CONFIG, `--${modes.join(' and --')} exclude each other: one endpoint per agent`)
     if (modes.length === 1) {
       const tapOnly: string[] = [
         ...(['tap', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
-        ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f])
+        ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f]),
+        ...(offloadText !== 'auto' ? ['offload'] : [])
       ]
       if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
       const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, mask, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
@@ -170,7 +176,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   }
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
-  log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu })
+  log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), carrier)
   if (metricsAt !== undefined) {
     try {

@@ -30,6 +30,9 @@ export function agentRegistry (agent: Agent): Registry {
     emit({ ...labels(), reason: 'backpressure' }, agent.stats.droppedBackpressure)
   })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
+  scrapedGauge(reg, 'tap_agent_offload', '1 while the uplink carries TAP offloads (TSO and partial checksums as large frames, as the switch granted)', ['tap'], (emit) => {
+    emit(labels(), agent.uplink.isUp && agent.offload ? 1 : 0)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_info', 'The switch port this agent is (always 1 while up): join on it to match an agent to switchd_port_* series', ['network', 'port'], (emit) => {
     const w = agent.uplink.welcome
     if (agent.uplink.isUp && w !== undefined) emit({ network: w.network ?? 'default', port: w.name }, 1)

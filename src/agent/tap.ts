@@ -13,9 +13,14 @@ export type NativeTap = Native.Tap
 export type OnFrames = Native.OnFrames
 /** What TapDevice needs of a binding: the native module satisfies it, and so does test/helpers/fake-tap. */
 export interface TapBinding {
-  Tap: new (name: string) => NativeTap
+  Tap: new (name: string, vnetHdr?: boolean) => NativeTap
   STAT_COUNT: number
+  /** The TUNSETOFFLOAD flags for TCP segmentation and checksum offload. */
+  OFFLOAD_TSO: number
 }
+
+/** --offload: 'auto' uses offloads when the TAP and the switch both can; 'on' fails if the TAP cannot; 'off' never. */
+export type OffloadMode = 'auto' | 'on' | 'off'
 
 /** One read burst is bounded so one callback copies at most about 64 KiB (more halved throughput). */
 export const MAX_BURST_FRAMES = 64
@@ -30,6 +35,8 @@ export interface TapOptions {
   ipv4?: { address: string, prefixLength: number }
   /** Bring the link up (default true). */
   up?: boolean
+  /** Open the TAP able to carry offloads (IFF_VNET_HDR, TUNSETOFFLOAD); default 'off'. */
+  offload?: OffloadMode
 }
 
 export type TapStats = EndpointStats
@@ -64,17 +71,35 @@ function attempt<T> (action: string, device: string, fn: () => T): T {
 
 export class TapDevice implements Endpoint {
   private readonly statBuf: Float64Array
+  private readonly offloadFlags: number
+  /**
+   * The TAP can carry offloads: opened with IFF_VNET_HDR and the kernel took
+   * the TSO flags when tried at open. Offloads stay off (and records plain)
+   * until setOffload(true), on a welcome that grants them.
+   */
+  offloadCapable = false
 
   private constructor (readonly tap: NativeTap, binding: TapBinding) {
     this.statBuf = new Float64Array(binding.STAT_COUNT)
+    this.offloadFlags = binding.OFFLOAD_TSO
   }
 
   /** Create or attach the TAP and configure it; closes it again if configuring fails. */
   static open (binding: TapBinding, opts: TapOptions): TapDevice {
-    const tap = attempt('open', opts.name === '' ? 'tap' : opts.name, () => new binding.Tap(opts.name))
+    const mode = opts.offload ?? 'off'
+    const shown = opts.name === '' ? 'tap' : opts.name
+    let tap: NativeTap
+    try {
+      tap = attempt('open', shown, () => new binding.Tap(opts.name, mode !== 'off'))
+    } catch (err) {
+      // A kernel that cannot set up virtio-net headers still has a TAP for us: 'auto' goes without.
+      if (mode !== 'auto' || !(err instanceof TapError) || err.syscall === 'open' || err.syscall === 'ioctl(TUNSETIFF)') throw err
+      tap = attempt('open', shown, () => new binding.Tap(opts.name, false))
+    }
     const dev = new TapDevice(tap, binding)
     try {
       const name = tap.name
+      if (tap.vnetHdr) dev.probeOffload(mode)
       if (opts.mac !== undefined) { const mac = opts.mac; attempt('set MAC of', name, () => { tap.setMac(mac) }) }
       if (opts.mtu !== undefined) { const mtu = opts.mtu; attempt('set MTU of', name, () => { tap.setMtu(mtu) }) }
       if (opts.ipv4 !== undefined) { const a = opts.ipv4; attempt('set address of', name, () => { tap.setIPv4(a.address, a.prefixLength) }) }
@@ -87,6 +112,33 @@ export class TapDevice implements Endpoint {
   }
 
   get name (): string { return this.tap.name }
+
+  /** Does the kernel take our offload flags? Tried now so that --offload on fails at start, with the reason. */
+  private probeOffload (mode: OffloadMode): void {
+    try {
+      attempt('turn on offloads of', this.tap.name, () => { this.tap.setOffload(this.offloadFlags); this.tap.setOffload(0) })
+      this.offloadCapable = true
+    } catch (err) {
+      if (mode === 'on') throw err
+    }
+  }
+
+  /**
+   * Carry offloads or not, as the latest welcome says: records with the
+   * virtio-net header and the kernel handing over GSO frames and partial
+   * checksums, or plain frames only. The record format always follows `on`
+   * (the switch expects it); a kernel refusing the flags is thrown after.
+   */
+  setOffload (on: boolean): void {
+    const tap = this.tap
+    if (on) tap.setVnetRecords(true)
+    try {
+      attempt(on ? 'turn on offloads of' : 'turn off offloads of', tap.name, () => { tap.setOffload(on ? this.offloadFlags : 0) })
+    } finally {
+      // Flags off first: the kernel then has nothing to hand over that a plain record could not carry.
+      if (!on) tap.setVnetRecords(false)
+    }
+  }
 
   /** Carrier on/off (TUNSETCARRIER); throws a TapError. */
   setCarrier (on: boolean): void {

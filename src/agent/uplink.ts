@@ -20,7 +20,7 @@ import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, type Hello, type Welcome,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, type VlanRequest
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -257,7 +257,8 @@ export class Uplink extends EventEmitter {
       this.startWatchdog(ws, this.welcome.pingInterval)
       log.info(this.welcome.resumed === true ? 'uplink_resumed' : 'uplink_connected', {
         url, port: this.welcome.port, name: this.welcome.name, network: this.welcome.network,
-        vlan: JSON.stringify(this.welcome.vlan), max_frame_size: this.welcome.maxFrameSize
+        vlan: JSON.stringify(this.welcome.vlan), max_frame_size: this.welcome.maxFrameSize,
+        offload: this.welcome.capabilities.includes(CAP_OFFLOAD)
       })
       this.emit('up', this.welcome)
     })

@@ -43,6 +43,18 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/
  */
 export const CAP_TRUNK = 'trunk'
 
+/**
+ * Capability "offload": when the hello lists it and the welcome grants it,
+ * every record on that WebSocket, both ways, is
+ * `[u32 length][struct virtio_net_hdr, VNET_HDR_LEN bytes][frame]`, the
+ * length counting header and frame. Frames may then be GSO frames (TCP
+ * segments up to 64 KiB) or carry a partial checksum, as a TAP with
+ * IFF_VNET_HDR and TUNSETOFFLOAD reads them (docs/PROTOCOL.md, "Offload").
+ */
+export const CAP_OFFLOAD = 'offload'
+/** The virtio-net header of an offload record: the legacy 10-byte layout, little-endian fields. */
+export const VNET_HDR_LEN = 10
+
 /** WebSocket close codes switchd and tap-agent use (RFC 6455 §7.4, 4000-4999 ours). */
 export const CLOSE_NORMAL = 1000
 export const CLOSE_GOING_AWAY = 1001

@@ -49,6 +49,7 @@ export function portView (p: NetPort): Record<string, unknown> {
     blockedSeconds: p.blockedUntil !== 0 && !p.disabled ? Math.max(0, Math.ceil((p.blockedUntil - nowMs) / 1000)) : 0,
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
+    offload: p.offload,
     ...(p.stp !== null ? { stp: { role: p.stp.role, forwarding: p.stp.forwarding, neighbour: p.stp.info?.bridge, bpdusIn: p.stp.bpdusIn, bpdusOut: p.stp.bpdusOut, badBpdus: p.stp.badBpdus } } : {}),
     counters: {
       rxFrames: p.rxFrames,
@@ -72,6 +73,7 @@ export function portView (p: NetPort): Record<string, unknown> {
       disabled: p.dropDisabled,
       rate: p.dropRate,
       malformed: p.dropMalformed,
+      badOffload: p.dropBadOffload,
       backpressure: p.dropBackpressure
     }
   }

@@ -13,7 +13,7 @@ import type { Port } from './port'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
 
 /** Drop reasons, as the `reason` label says them. */
-export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'rate', 'malformed', 'backpressure'] as const
+export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'rate', 'malformed', 'bad_offload', 'backpressure'] as const
 
 function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number> {
   return {
@@ -28,6 +28,7 @@ function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number>
     disabled: p.dropDisabled,
     rate: p.dropRate,
     malformed: p.dropMalformed,
+    bad_offload: p.dropBadOffload,
     backpressure: p.dropBackpressure
   }
 }
@@ -87,7 +88,7 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
       for (const p of sw.ports) backpressure += p.dropBackpressure
       const d: Record<(typeof PORT_DROP_REASONS)[number], number> = {
         runt: s.dropRunt, oversize: s.dropOversize, bad_source: s.dropBadSource, hairpin: s.dropHairpin, vlan: s.dropVlan,
-        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, rate: s.dropRate, malformed: s.dropMalformed, backpressure
+        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, rate: s.dropRate, malformed: s.dropMalformed, bad_offload: s.dropBadOffload, backpressure
       }
       for (const reason of PORT_DROP_REASONS) emit({ network: sw.name, reason }, d[reason])
     }
@@ -105,6 +106,12 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   })
   scrapedCounter(reg, 'switchd_stp_topology_changes_total', 'Spanning-tree topology changes acted on (trunk-learned MACs flushed)', ['network'], (emit) => {
     for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.topologyChanges)
+  })
+  scrapedCounter(reg, 'switchd_offload_fallback_frames_total', 'Offload frames made plain for ports without offload: GSO frames segmented, partial checksums finished', ['network', 'kind'], (emit) => {
+    for (const sw of nets.all()) {
+      emit({ network: sw.name, kind: 'segmented' }, sw.stats.offloadSegmented)
+      emit({ network: sw.name, kind: 'checksummed' }, sw.stats.offloadChecksummed)
+    }
   })
   scrapedCounter(reg, 'switchd_loops_detected_total', 'Loops detected (a port was blocked)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.loopsDetected) })
   scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.accepted) })

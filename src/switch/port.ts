@@ -91,6 +91,12 @@ export abstract class Port {
   stpBlocked = false
   /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */
   policyFromPeer = false
+  /**
+   * Its records carry a virtio-net header (capability "offload", granted in
+   * its welcome): it sends and may receive GSO frames and partial checksums.
+   * A port without it is only ever given frames a wire could carry.
+   */
+  offload = false
 
   rxFrames = 0
   rxBytes = 0
@@ -113,6 +119,8 @@ export abstract class Port {
   dropRate = 0
   /** Binary messages whose batch framing was broken (the port is then closed). */
   dropMalformed = 0
+  /** Offload records with a header no kernel would take, or GSO headers that do not parse (gso.ts). */
+  dropBadOffload = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
   /** Times loop protection blocked this port; port-security violations. */
@@ -144,9 +152,11 @@ export abstract class Port {
    * Queue one frame, buf[off, off + len), for this port, transformed by the
    * egress `op` (common/vlan.ts) with `vid`. Must not keep `buf` beyond what
    * the transport needs, must never throw, and drops (counting
-   * dropBackpressure) rather than queue without bound.
+   * dropBackpressure) rather than queue without bound. `hdrOff` is where the
+   * frame's virtio-net header is in `buf`, or -1: only a port with `offload`
+   * is ever given one, and it sends a zero header for -1.
    */
-  abstract output (buf: Buffer, off: number, len: number, op: number, vid: number): void
+  abstract output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void
 
   /** Send whatever output() queued; called once per ingress message. */
   abstract flush (): void

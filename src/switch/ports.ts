@@ -26,7 +26,7 @@ import type { Networks } from './networks'
 import type { SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, parseHello, parseControl, type Hello, type Welcome, type VlanRequest,
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, parseControl, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
 } from '../common/protocol'
 import { logger } from '../common/log'
@@ -58,6 +58,18 @@ export function truncateReason (text: string): string {
     bytes += n
   }
   return out + '...'
+}
+
+/**
+ * Grant or withdraw offload as the latest hello asks (a resumed port follows
+ * its new hello): the port's records carry virtio-net headers from its
+ * welcome on, and the welcome lists the capability.
+ */
+function setOffload (port: BatchPort, on: boolean): void {
+  port.offload = on
+  const i = port.capabilities.indexOf(CAP_OFFLOAD)
+  if (on && i < 0) port.capabilities.push(CAP_OFFLOAD)
+  else if (!on && i >= 0) port.capabilities.splice(i, 1)
 }
 
 export class PortTable {
@@ -142,7 +154,9 @@ export class PortTable {
         this.networks.release(sw)
         return
       }
-      if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume)) return
+      // Offload (virtio-net headers on every record) is granted to whoever asks: the switch makes plain frames for the others.
+      const offload = hello.capabilities?.includes(CAP_OFFLOAD) === true
+      if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume, offload)) return
       // Another switchd dialling in as a trunk: with tokens, only one that allows it.
       const trunk = hello.capabilities?.includes(CAP_TRUNK) === true
       if (trunk && grant !== undefined && !grant.trunk) {
@@ -155,6 +169,7 @@ export class PortTable {
       const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
       port.name = grant?.name ?? this.uniqueName(hello.name, trunk ? 'trunk' : 'agent', port.id)
       if (trunk) port.capabilities.push(CAP_TRUNK)
+      setOffload(port, offload)
       const policy = this.policyFor(sw, port.name, hello.vlan, grant, trunk)
       if (typeof policy === 'string') {
         this.refused('vlan_refused')
@@ -173,7 +188,7 @@ export class PortTable {
   }
 
   /** Hand a parked port back to its agent; false if the token is unknown, expired or not this client's. */
-  private resume (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string): boolean {
+  private resume (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string, offload: boolean): boolean {
     const port = this.resumable.get(token)
     if (port === undefined || !this.ports.has(port) || port.network !== sw || port.grantId !== grant?.id) {
       log.info('resume_refused', { remote, network: sw.name, reason: port === undefined ? 'unknown or expired token' : 'not this client\'s port' })
@@ -183,6 +198,7 @@ export class PortTable {
     clearTimeout(this.parkTimers.get(port))
     const old = port.ws
     port.reattach(ws, remote)
+    setOffload(port, offload)
     // Not parked yet: switchd had not noticed the drop. The old socket's close is ignored (port.ws moved on).
     if (old !== ws) old.terminate()
     this.resumed++
@@ -230,7 +246,7 @@ export class PortTable {
     this.accepted++
     this.ports.add(port)
     sw.addPort(port, trunk)
-    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu })
+    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu, offload: port.offload })
     if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
       log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
     }

@@ -33,7 +33,7 @@ export class StreamPort extends NetPort {
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     if (this.socket === undefined) { this.dropDisconnected++; return }
-    this.enqueue(this.batch, buf, off, len, op, vid)
+    this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
 
   flush (): void {

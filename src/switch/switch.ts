@@ -20,7 +20,9 @@
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
 import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
-import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, countRecords } from '../common/protocol'
+import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../common/protocol'
+import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../common/gso'
+import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { MODE_TRUNK, type Port } from './port'
@@ -62,6 +64,11 @@ export class SwitchStats {
   dropDisabled = 0
   dropRate = 0
   dropMalformed = 0
+  /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
+  dropBadOffload = 0
+  /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
+  offloadSegmented = 0
+  offloadChecksummed = 0
   /** Backpressure drops of ports that have left (live ports keep their own). */
   dropBackpressureRetired = 0
   loopsDetected = 0
@@ -100,6 +107,8 @@ export class Switch {
   private extraStatics: StaticEntry[] = []
   /** Over the trunks to other switches (ports whose `stp` is set when they join). */
   readonly stp: SpanningTree
+  /** Offload frames made plain for ports without offload (the slow path). */
+  private readonly soft = new SoftwareOffload(this.stats)
 
   constructor (opts: SwitchOptions = {}, nowMs = 0) {
     this.name = opts.name ?? 'default'
@@ -187,12 +196,13 @@ export class Switch {
 
   /** Raw mode ingress: the message is one frame. */
   receiveFrame (ingress: Port, frame: Buffer): void {
-    this.handleFrame(ingress, frame, 0, frame.length)
+    this.handleFrame(ingress, frame, 0, frame.length, -1)
     this.flushDirty()
   }
 
   /**
-   * tapswitch-mode ingress: a batch of `[u32 len][frame]` records. The
+   * tapswitch-mode ingress: a batch of `[u32 len][frame]` records, or of
+   * `[u32 len][virtio-net header][frame]` on an offload port. The
    * framing is checked before any frame is acted on; false means it was
    * broken (counted) and the caller should close the port.
    */
@@ -204,17 +214,23 @@ export class Switch {
     }
     let off = 0
     const end = msg.length
+    const hdr = ingress.offload ? VNET_HDR_LEN : 0
     while (off < end) {
       const len = msg.readUInt32BE(off)
-      this.handleFrame(ingress, msg, off + RECORD_HEADER, len)
+      // A record too short for its header is a runt like any other.
+      if (len < hdr) this.handleFrame(ingress, msg, off + RECORD_HEADER, 0, -1)
+      else this.handleFrame(ingress, msg, off + RECORD_HEADER + hdr, len - hdr, hdr === 0 ? -1 : off + RECORD_HEADER)
       off += RECORD_HEADER + len
     }
     this.flushDirty()
     return true
   }
 
-  /** The forwarding decision for buf[off, off + len) arriving on `ingress`. */
-  handleFrame (ingress: Port, buf: Buffer, off: number, len: number): void {
+  /**
+   * The forwarding decision for buf[off, off + len) arriving on `ingress`;
+   * `hdrOff` is where its virtio-net header is in `buf` (offload ports), or -1.
+   */
+  handleFrame (ingress: Port, buf: Buffer, off: number, len: number, hdrOff: number): void {
     const s = this.stats
     ingress.rxFrames++
     ingress.rxBytes += len
@@ -224,7 +240,16 @@ export class Switch {
     }
     if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }
     if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
-    if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
+    if (hdrOff < 0) {
+      if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
+    } else {
+      // A GSO frame may exceed maxFrameSize; its segments may not.
+      const verdict = checkOffload(buf, hdrOff, off, len, this.maxFrameSize)
+      if (verdict !== OFFLOAD_OK) {
+        if (verdict === OFFLOAD_OVERSIZE) { ingress.dropOversize++; s.dropOversize++ } else { ingress.dropBadOffload++; s.dropBadOffload++ }
+        return
+      }
+    }
     const src = macAt(buf, off + ETH_SOURCE)
     // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
     if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; return }
@@ -255,7 +280,7 @@ export class Switch {
         if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
         if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
         if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
-        this.output(egress, buf, off, len, tagged, tagVid, vid)
+        this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
         s.forwarded++
         if (this.taps.length !== 0) this.offerTaps(ingress, egress, vid, buf, off, len)
         return
@@ -270,16 +295,29 @@ export class Switch {
     const ports = this.ports
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid)
+      if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
     if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }
 
-  /** Queue the frame on `egress`, tagged or untagged as the port's mode says for `vid`. */
-  private output (egress: Port, buf: Buffer, off: number, len: number, tagged: boolean, tagVid: number, vid: number): void {
+  /**
+   * Queue the frame on `egress`, tagged or untagged as the port's mode says
+   * for `vid`. Only an offload port is given the virtio-net header; any
+   * other gets the frame as it is if the header asks nothing of it, else
+   * its segments or the frame with its checksum finished (offload.ts).
+   */
+  private output (egress: Port, buf: Buffer, off: number, len: number, tagged: boolean, tagVid: number, vid: number, hdrOff: number): void {
     const tagOut = egress.mode === MODE_TRUNK && vid !== egress.pvid
     const op = tagOut === tagged ? (tagged && tagVid !== vid ? OP_RETAG : OP_ASIS) : tagOut ? OP_PUSH : OP_STRIP
-    egress.output(buf, off, len, op, vid)
+    if (hdrOff < 0 || egress.offload || !needsSoftware(buf, hdrOff)) {
+      egress.output(buf, off, len, op, vid, egress.offload ? hdrOff : -1)
+    } else {
+      const frames = this.soft.plainFrames(buf, hdrOff, off, len)
+      for (let i = 0; i < frames.length; i++) {
+        const f = frames[i] as Buffer
+        egress.output(f, 0, f.length, op, vid, -1)
+      }
+    }
     if (!egress.dirty) {
       egress.dirty = true
       this.dirty[this.dirtyCount++] = egress
@@ -301,5 +339,6 @@ export class Switch {
       p.dirty = false
       p.flush()
     }
+    this.soft.clear()
   }
 }

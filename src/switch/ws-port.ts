@@ -74,9 +74,9 @@ export class BatchPort extends WsPort {
   readonly capabilities: string[] = []
   private readonly batch = new BatchSlab()
 
-  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+  output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
     if (this.parked) { this.dropDisconnected++; return }
-    this.enqueue(this.batch, buf, off, len, op, vid)
+    this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 
   flush (): void {

@@ -2,7 +2,9 @@
  * FakeTapBinding: the native binding's contract (native/index.d.ts) in
  * memory, for integration tests without root (serialport's MockBinding
  * pattern). inject() plays frames "read from the TAP"; written holds what the
- * agent wrote to it.
+ * agent wrote to it. Opened with vnetHdr, it takes setOffload/setVnetRecords
+ * as the binding does; records are then whatever payloads inject() is given
+ * (header and frame), and written holds header and frame.
  */
 
 import { EventEmitter } from 'node:events'
@@ -15,6 +17,11 @@ export class FakeTap implements NativeTap {
   readonly name: string
   fd = 99
   readonly ifindex: number
+  readonly vnetHdr: boolean
+  offload = 0
+  vnetRecords = false
+  /** Every setOffload() and setVnetRecords() call, in order: 'offload:15', 'records:true'. */
+  readonly offloadCalls: string[] = []
   readonly events = new EventEmitter()
   readonly written: Buffer[] = []
   mtu = 1500
@@ -23,9 +30,10 @@ export class FakeTap implements NativeTap {
   private onFrames: OnFrames | undefined
   private readonly counters = new Float64Array(8)
 
-  constructor (name: string) {
+  constructor (name: string, vnetHdr = false) {
     this.ifindex = FakeTap.nextIndex++
     this.name = name === '' ? `tap${this.ifindex}` : name
+    this.vnetHdr = vnetHdr
     FakeTap.instances.push(this)
   }
 
@@ -64,8 +72,20 @@ export class FakeTap implements NativeTap {
   setMac (mac: Buffer): void { this.mac = Buffer.from(mac) }
   getMac (): Buffer { return Buffer.from(this.mac) }
   setIPv4 (): void {}
+  setOffload (flags: number): void {
+    if (flags !== 0 && !this.vnetHdr) throw Object.assign(new Error('ioctl(TUNSETOFFLOAD) fake: EINVAL'), { code: 'EINVAL', errno: 22, syscall: 'ioctl(TUNSETOFFLOAD)', hint: '' })
+    this.offload = flags
+    this.offloadCalls.push(`offload:${flags}`)
+  }
+
+  setVnetRecords (on: boolean): void {
+    if (on && !this.vnetHdr) throw Object.assign(new Error('ioctl(TUNSETIFF) fake: ENOTSUP'), { code: 'ENOTSUP', errno: 95, syscall: 'ioctl(TUNSETIFF)', hint: '' })
+    this.vnetRecords = on
+    this.offloadCalls.push(`records:${String(on)}`)
+  }
+
   stats (out: Float64Array): void { out.set(this.counters) }
   close (): void { this.fd = -1; this.onFrames = undefined }
 }
 
-export const fakeTapBinding: TapBinding = { Tap: FakeTap, STAT_COUNT: 8 }
+export const fakeTapBinding: TapBinding = { Tap: FakeTap, STAT_COUNT: 8, OFFLOAD_TSO: 15 }

@@ -16,6 +16,7 @@ import { BridgeLab, type BenchHost } from './lab-bridge'
 import { iperfTcp, iperfUdp, pingRtt, pingUnderLoad, cpuWindow, exec, onCleanup, runCleanups, sleep, linkCounters, diffCounters } from './measure'
 import { startSwitchd, forwardRate, memoryPerPort } from './synthetic'
 import { formatReport, type BenchResults, type NetResult, type NetResults } from './report'
+import { measureWakeup } from './wakeup'
 
 const ROOT = path.join(__dirname, '..', '..')
 
@@ -26,7 +27,9 @@ against a Linux bridge between two namespaces, in the same run: iperf3 TCP
 (1 and 4 streams), iperf3 UDP 64-byte datagrams, ping round trips idle and
 under load, and the CPU of switchd and each agent. Then switchd alone:
 forwarding rate between two WebSocket clients (64/1500/9000-byte frames, raw
-and batched) and RSS per idle port. Needs root for the namespaces.
+and batched) and RSS per idle port; and the cost of waking an idle process
+(a TCP echo between two Node processes, asleep vs back to back), which is
+most of an idle ping. Needs root for the namespaces.
 
   --quick            shorter runs (about a minute in all)
   --out FILE         JSON results [default bench-results.json]
@@ -281,6 +284,16 @@ export async function main (argv: string[]): Promise<void> {
         results.errors.push(`network tests: ${errorText(err)}`)
         progress(`network tests FAILED: ${errorText(err)}`)
       })
+    }
+    if (!o.skipNet) {
+      // The idle ping's schedule, between two processes that do nothing else: the price of a wake-up.
+      try {
+        results.wakeup = await measureWakeup(d.pingCount, d.pingInterval)
+        progress(`wake-up cost: tcp echo p50 ${results.wakeup.asleepP50Us} us asleep, ${results.wakeup.awakeP50Us} us awake (${results.wakeup.perWakeupUs} us per wake-up)`)
+      } catch (err) {
+        results.wakeup = { error: errorText(err) }
+        results.errors.push(`wake-up cost: ${errorText(err)}`)
+      }
     }
     if (!o.skipSynthetic) await syntheticPart(d, o, results)
   } catch (err) {

@@ -2,6 +2,7 @@
 
 import type { CpuReport, PingResult, TcpResult, UdpResult } from './measure'
 import type { ForwardResult, MemoryResult } from './synthetic'
+import { PING_WAKEUPS, type WakeupResult } from './wakeup'
 
 export type Outcome<T> = T | { error: string }
 
@@ -25,6 +26,8 @@ export interface BenchResults {
   network?: NetResults
   synthetic?: Array<Outcome<ForwardResult>>
   memory?: Array<Outcome<MemoryResult>>
+  /** What one process wake-up costs here (the bulk of an idle ping). */
+  wakeup?: Outcome<WakeupResult>
   errors: string[]
 }
 
@@ -80,7 +83,13 @@ export function formatReport (r: BenchResults): string {
       { label: 'tcp during that ping (Gbit/s)', value: (x) => x.loadGbps ?? NaN }
     ])
     out.push('(ratio = tapswitch / linux bridge: above 1 is better for rates, worse for round trips)')
-
+    const wk = ok(r.wakeup)
+    if (wk !== undefined) {
+      const idle = ok(net.pingIdle?.tapswitch)
+      out.push(`wake-ups: a 98-byte TCP echo between two Node processes takes p50 ${fmt(wk.asleepP50Us)} us with both asleep in between, ` +
+        `${fmt(wk.awakeP50Us)} us back to back: ${fmt(wk.perWakeupUs)} us per wake-up. An idle ping through tapswitch wakes ${PING_WAKEUPS} processes` +
+        (idle !== undefined ? ` (~${fmt(PING_WAKEUPS * wk.perWakeupUs)} us of its ${fmt(idle.p50Us)} us)` : ''))
+    }
     const udp = net.udp64
     for (const side of ['tapswitch', 'bridge'] as const) {
       const u = ok(udp?.[side])

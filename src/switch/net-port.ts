@@ -55,7 +55,7 @@ export abstract class NetPort extends Port {
    * more than the high-water mark, flush first if one message would overflow.
    * `hdrOff`: the frame's virtio-net header in `buf`, for an offload port (-1: none).
    */
-  protected enqueue (batch: BatchSlab, buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff = -1): void {
+  protected enqueue (batch: BatchSlab, buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
     if (this.bufferedBytes() + batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
     if (batch.full(len, op, this.offload)) this.flush()

@@ -22,7 +22,7 @@ import type { Switch } from './switch'
 import type { Networks } from './networks'
 import type { TrunkSpec } from './config'
 import { Uplink } from '../agent/uplink'
-import { CAP_TRUNK, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, parseControl, type VlanRequest, type Welcome } from '../common/protocol'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, parseControl, type VlanRequest, type Welcome } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'
 
@@ -40,9 +40,9 @@ export class TrunkPort extends NetPort {
 
   bufferedBytes (): number { return this.uplink.bufferedAmount }
 
-  output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+  output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
     if (!this.uplink.isUp) { this.dropDisconnected++; return }
-    this.enqueue(this.batch, buf, off, len, op, vid)
+    this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 
   flush (): void {
@@ -86,7 +86,8 @@ export class TrunkLink {
       url: spec.url,
       name: this.name,
       token: spec.token,
-      capabilities: [CAP_TRUNK],
+      // Offload too: 64 KiB TCP frames cross the trunk whole, as between agents.
+      capabilities: [CAP_TRUNK, CAP_OFFLOAD],
       resume: false,
       // A trunk carries a whole switch's stations: redial sooner than an agent would.
       reconnectMax: 2,
@@ -126,6 +127,7 @@ export class TrunkLink {
     const remote = new URL(this.spec.url).host
     const port = new TrunkPort(this.allocateId(), `${this.name}@${remote}`, remote, this.portBuffer, sw, this.uplink)
     port.applyPolicy(mirrorPolicy(welcome.vlan, sw.fdb.maxEntries))
+    port.offload = welcome.capabilities.includes(CAP_OFFLOAD)
     // Without the capability the far end is an older switchd: a plain port, loops left to the flap detector.
     const stp = welcome.capabilities.includes(CAP_TRUNK)
     sw.addPort(port, stp)
@@ -133,7 +135,7 @@ export class TrunkLink {
     if (welcome.maxFrameSize !== sw.maxFrameSize) {
       log.warn('trunk_frame_size_differs', { port: port.name, ours: sw.maxFrameSize, theirs: welcome.maxFrameSize })
     }
-    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: 'trunk', remote: this.spec.url, stp, vlan: JSON.stringify(welcome.vlan) })
+    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: 'trunk', remote: this.spec.url, stp, offload: port.offload, vlan: JSON.stringify(welcome.vlan) })
   }
 
   private onDown (): void {

@@ -17,6 +17,8 @@ import { eth, tagged, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { FORWARD_DELAY_MS } from '../../src/switch/stp'
 import { makePki } from '../helpers/tls'
+import { tcpFrame, parseSegment, pattern } from '../helpers/tcp'
+import { CAP_OFFLOAD } from '../../src/common/protocol'
 
 const LAB = '/net/lab'
 
@@ -94,6 +96,26 @@ describe('trunks between switches', function () {
     await waitFor(() => ha.frames.length === 2, 3000, 'second unicast')
     await sleep(100)
     assert.equal(ha2.frames.length, 0)
+  })
+
+  it('carries offloaded (GSO) frames whole across the trunk, and makes them plain only for plain ports', async () => {
+    const b = await sw()
+    const a = await sw({ trunks: [{ url: b.url + LAB }] })
+    await converged([a.server, b.server], 2, 2)
+    assert.deepEqual(trunkPorts(a.server).map((p) => p.offload), [true])
+    assert.deepEqual(trunkPorts(b.server).map((p) => p.offload), [true])
+    const sender = await station(a.url + LAB, { name: 'sender', capabilities: [CAP_OFFLOAD] })
+    const peer = await station(b.url + LAB, { name: 'peer', capabilities: [CAP_OFFLOAD] })
+    const plain = await station(b.url + LAB, { name: 'plain' })
+    const payload = pattern(20000, 9)
+    // 1448: a 1500 MTU less IPv4 and a TCP header with timestamps, as Linux sends.
+    const { record } = tcpFrame({ payload, mss: 1448, seq: 1 })
+    sender.send([record])
+    const segments = Math.ceil(payload.length / 1448)
+    await waitFor(() => peer.frames.length === 1 && plain.frames.length === segments, 3000, 'the flood across the trunk')
+    assert.deepEqual(peer.take(), [record], 'one record, header and all, as the sender sent it')
+    assert.deepEqual(Buffer.concat(plain.take().map((f) => parseSegment(f).payload)), payload)
+    assert.equal(a.server.networks.get('lab')?.stats.offloadSegmented, 0, 'A did not segment for the trunk')
   })
 
   it('carries every VLAN the trunk profile allows, tagged, and keeps them apart', async () => {

@@ -98,6 +98,8 @@ export class StpPort {
   /** The best vector the far side sent, and when; undefined when none is current. */
   info: Vector | undefined
   infoAt = 0
+  /** Our own BPDUs come back on it: a trunk from this switchd to itself, never to forward. */
+  looped = false
   bpdusIn = 0
   bpdusOut = 0
   badBpdus = 0
@@ -155,14 +157,9 @@ export class SpanningTree {
     const bpdu = parseBpdu(o)
     if (bpdu === undefined) { st.badBpdus++; return false }
     st.bpdusIn++
-    // Our own BPDU back (a trunk from this switchd to itself): never forward on it.
-    if (bpdu.bridge === this.bridgeId) {
-      st.info = { root: '', cost: 0, bridge: '', port: 0 } // better than anything: this port is an alternate
-      st.infoAt = this.sw.nowMs
-    } else {
-      st.info = { root: bpdu.root, cost: bpdu.cost, bridge: bpdu.bridge, port: bpdu.port }
-      st.infoAt = this.sw.nowMs
-    }
+    if (bpdu.bridge === this.bridgeId) st.looped = true
+    else st.info = { root: bpdu.root, cost: bpdu.cost, bridge: bpdu.bridge, port: bpdu.port }
+    st.infoAt = this.sw.nowMs
     for (const [origin, seq] of bpdu.tc) this.learnTopologyChange(origin, seq)
     if (this.recompute()) this.hello()
     return true
@@ -206,7 +203,7 @@ export class SpanningTree {
     let bestPort: Port | undefined
     for (const p of this.trunks) {
       const info = (p.stp as StpPort).info
-      if (info === undefined || info.root === '') continue
+      if (info === undefined) continue
       const via = { root: info.root, cost: info.cost + 1, bridge: info.bridge, port: info.port }
       if (best === undefined || compareVectors(via, best) < 0 || (compareVectors(via, best) === 0 && p.id < (bestPort as Port).id)) {
         best = via
@@ -226,7 +223,8 @@ export class SpanningTree {
     for (const p of this.trunks) {
       const st = p.stp as StpPort
       let role: StpRole
-      if (p === this.rootPort) role = 'root'
+      if (st.looped) role = 'alternate'
+      else if (p === this.rootPort) role = 'root'
       else if (st.info === undefined) role = 'designated'
       else {
         const ours: Vector = { root: this.rootId, cost: this.rootCost, bridge: this.bridgeId, port: p.id }

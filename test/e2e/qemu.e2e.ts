@@ -16,7 +16,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, stopChild, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { asUser, spawnLogged, waitForLine, uidsOf, requireTools, requireCheckoutReadableBy, pingUntilAnswered, NOBODY, type Logged } from '../helpers/proc'
+import { asUser, spawnLogged, waitForLine, assertRunsAsNobody, requireTools, requireCheckoutReadableBy, pingUntilAnswered, NOBODY, type Logged } from '../helpers/proc'
 
 const ROOT = path.join(__dirname, '..', '..')
 const GUEST = '10.0.2.15'
@@ -91,11 +91,7 @@ describe('e2e: a real QEMU through the QEMU endpoint (unprivileged)', function (
     for (const [who, p] of [['tap-agent', agent], ['qemu', qemu]] as const) {
       const pid = p?.child.pid
       assert.ok(pid !== undefined, `${who} started`)
-      const ids = uidsOf(pid)
-      assert.equal(ids.real, NOBODY, `${who} real uid`)
-      assert.equal(ids.effective, NOBODY, `${who} effective uid`)
-      assert.equal(ids.gid, NOBODY, `${who} gid`)
-      assert.equal(ids.groups, '', `${who} has no supplementary groups`)
+      assertRunsAsNobody(who, pid)
     }
     assert.equal(fs.statSync(sock).uid, NOBODY, 'the socket belongs to nobody')
   })

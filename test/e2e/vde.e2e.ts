@@ -18,7 +18,7 @@ import * as path from 'node:path'
 import { Lab, run, stopChild, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { sleep, waitFor } from '../helpers/net'
-import { asUser, spawnLogged, waitForLine, exitWithin, uidsOf, requireTools, requireCheckoutReadableBy, NOBODY, type Logged } from '../helpers/proc'
+import { asUser, spawnLogged, waitForLine, exitWithin, assertRunsAsNobody, requireTools, requireCheckoutReadableBy, type Logged } from '../helpers/proc'
 
 const ROOT = path.join(__dirname, '..', '..')
 const VDE_IP = '192.0.2.2'
@@ -126,11 +126,7 @@ describe('e2e: a real VDE switch cabled in with dpipe vde_plug = tap-agent --vde
     const pid = cable?.child.pid as number
     assert.deepEqual(cableKids.map((k) => k.needle).sort(), ['tap-agent', 'vde_plug'])
     for (const [who, p] of [['dpipe', pid], ...cableKids.map((k) => [k.needle, k.pid] as const)] as const) {
-      const ids = uidsOf(p)
-      assert.equal(ids.real, NOBODY, `${who} real uid`)
-      assert.equal(ids.effective, NOBODY, `${who} effective uid`)
-      assert.equal(ids.gid, NOBODY, `${who} gid`)
-      assert.equal(ids.groups, '', `${who} has no supplementary groups`)
+      assertRunsAsNobody(who, p)
     }
   })
 

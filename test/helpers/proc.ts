@@ -5,6 +5,7 @@
  * from /proc.
  */
 
+import assert from 'node:assert/strict'
 import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
@@ -76,6 +77,15 @@ export function uidsOf (pid: number): { real: number, effective: number, gid: nu
   const groups = /^Groups:(.*)$/m.exec(status)
   if (uid === null || gid === null) throw new Error(`no Uid/Gid in /proc/${pid}/status`)
   return { real: Number(uid[1]), effective: Number(uid[2]), gid: Number(gid[1]), groups: (groups?.[1] ?? '').trim() }
+}
+
+/** Assert that `pid` runs as nobody: real and effective uid, gid, and no supplementary groups. */
+export function assertRunsAsNobody (who: string, pid: number): void {
+  const ids = uidsOf(pid)
+  assert.equal(ids.real, NOBODY, `${who} real uid`)
+  assert.equal(ids.effective, NOBODY, `${who} effective uid`)
+  assert.equal(ids.gid, NOBODY, `${who} gid`)
+  assert.equal(ids.groups, '', `${who} has no supplementary groups`)
 }
 
 /** Whether an executable named `cmd` is on PATH. */

@@ -46,6 +46,13 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
   const opts = (): UplinkOptions => ({ url, reconnectMin: 0.05, reconnectMax: 0.2 })
   const portNamed = (name: string): ReturnType<SwitchServer['ports']>[number] | undefined => server.ports().find((p) => p.name === name)
   const streamEp = (h: ModeHandle): StreamEndpoint => h.agents()[0]?.tap as StreamEndpoint
+  /** A tap-agent listening for QEMU on `sockPath` as port vm1, once vm1 is on the switch. */
+  const listenVm1 = async (sockPath: string): Promise<ModeHandle> => {
+    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1')
+    handles.push(h)
+    await waitFor(() => portNamed('vm1') !== undefined && h.agents()[0]?.uplink.isUp === true, 3000, 'port vm1')
+    return h
+  }
 
   /** A fake QEMU connecting to a Unix socket (`-netdev stream,server=off`). */
   async function qemuConnects (sockPath: string): Promise<{ sock: net.Socket, reader: FrameReader }> {
@@ -88,9 +95,7 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
 
   it('listen (Unix): frames split at odd boundaries go up; switch frames come back framed', async () => {
     const sockPath = path.join(dir, 'vm.sock')
-    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1')
-    handles.push(h)
-    await waitFor(() => portNamed('vm1') !== undefined && h.agents()[0]?.uplink.isUp === true, 3000, 'port vm1')
+    const h = await listenVm1(sockPath)
     const { sock, reader } = await qemuConnects(sockPath)
     await waitFor(() => streamEp(h).attached, 3000, 'QEMU attached')
 
@@ -115,9 +120,7 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
 
   it('listen: a QEMU that disconnects and comes back gets the same port; a second one gets <name>-2', async () => {
     const sockPath = path.join(dir, 'vm.sock')
-    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1')
-    handles.push(h)
-    await waitFor(() => portNamed('vm1') !== undefined && h.agents()[0]?.uplink.isUp === true, 3000, 'port vm1')
+    const h = await listenVm1(sockPath)
     const id = portNamed('vm1')?.id
     const ep = streamEp(h)
 
@@ -305,9 +308,7 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
 
   it('a framing error closes only that QEMU connection; the listener takes the next one', async () => {
     const sockPath = path.join(dir, 'vm.sock')
-    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1')
-    handles.push(h)
-    await waitFor(() => portNamed('vm1') !== undefined && h.agents()[0]?.uplink.isUp === true, 3000, 'port vm1')
+    const h = await listenVm1(sockPath)
     const id = portNamed('vm1')?.id
     const ep = streamEp(h)
 

@@ -26,7 +26,7 @@ import type { Networks } from './networks'
 import type { SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, parseControl, type Hello, type Welcome, type VlanRequest,
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
 } from '../common/protocol'
 import { logger } from '../common/log'
@@ -302,8 +302,7 @@ export class PortTable {
 
   /** A control message after the welcome: BPDUs on trunks; anything else is counted and ignored. */
   private onControl (port: BatchPort, data: Buffer): void {
-    const msg = parseControl(data.toString('utf8'))
-    if (msg?.type === 'bpdu' && port.stp !== null && port.network.stp.receive(port, msg)) return
+    if (port.network.stp.receive(port, data.toString('utf8'))) return
     this.controlIgnored++
   }
 

@@ -30,6 +30,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Port } from './port'
 import type { Switch } from './switch'
+import { parseControl } from '../common/protocol'
 import { logger } from '../common/log'
 
 const log = logger('stp')
@@ -150,11 +151,17 @@ export class SpanningTree {
     this.hello()
   }
 
-  /** A BPDU arrived on `port`; false if it was not valid (counted). */
-  receive (port: Port, o: Record<string, unknown>): boolean {
+  /**
+   * A control message arrived on `port`, as either end of a trunk receives
+   * it; false if it is not a valid BPDU on a trunk (a malformed BPDU is
+   * counted here, the caller counts the rest).
+   */
+  receive (port: Port, text: string): boolean {
     const st = port.stp
     if (st === null) return false
-    const bpdu = parseBpdu(o)
+    const msg = parseControl(text)
+    if (msg?.type !== 'bpdu') return false
+    const bpdu = parseBpdu(msg)
     if (bpdu === undefined) { st.badBpdus++; return false }
     st.bpdusIn++
     if (bpdu.bridge === this.bridgeId) st.looped = true

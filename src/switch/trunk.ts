@@ -22,7 +22,7 @@ import type { Switch } from './switch'
 import type { Networks } from './networks'
 import type { TrunkSpec } from './config'
 import { Uplink } from '../agent/uplink'
-import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, parseControl, type VlanRequest, type Welcome } from '../common/protocol'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, type VlanRequest, type Welcome } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'
 
@@ -105,8 +105,7 @@ export class TrunkLink {
     }
     this.uplink.onControl = (text) => {
       const p = this.port
-      const msg = parseControl(text)
-      if (p !== undefined && msg?.type === 'bpdu' && p.stp !== null) p.network.stp.receive(p, msg)
+      if (p !== undefined) p.network.stp.receive(p, text)
     }
   }
 

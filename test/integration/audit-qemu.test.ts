@@ -13,6 +13,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/server'
+import { listenForQemu, type ModeHandle } from '../../src/agent/modes'
 import { buildConfig } from '../../src/switch/config'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
@@ -137,5 +138,44 @@ describe('audit: QEMU listeners (integration, fake QEMU)', function () {
     }
     assert.throws(() => buildConfig({ qemu: [{ name: 'vm1', listen: `unix:${dir}/c.sock`, socketMode: '0666' }] }, 'test'),
       (err: Error & { code?: string }) => err.code === ERR_CONFIG, 'a mode that lets anyone be the VM is refused')
+  })
+})
+
+describe('audit: tap-agent --qemu-listen (integration)', function () {
+  this.timeout(10_000)
+  let dir: string
+  const handles: ModeHandle[] = []
+  let restore: (line: string) => void
+
+  beforeEach(() => {
+    restore = setLogSink(() => {})
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-audit-qemu-agent-'))
+  })
+  afterEach(async () => {
+    for (const h of handles.splice(0)) await h.stop()
+    fs.rmSync(dir, { recursive: true, force: true })
+    setLogSink(restore)
+  })
+
+  // Nothing listens at this URL: the agents only need to exist.
+  const opts = { url: 'ws://127.0.0.1:9/', reconnectMin: 5, reconnectMax: 5 }
+
+  it('attack: a tcp listener beyond loopback without --qemu-allow-remote fails at start with TSW_ERR_CONFIG', async () => {
+    for (const host of ['0.0.0.0', '::', '192.0.2.1']) {
+      await assert.rejects(listenForQemu({ kind: 'tcp', host, port: 0 }, opts, 'vm1'), (err: Error & { code?: string }) => err.code === ERR_CONFIG, host)
+    }
+    const h = await listenForQemu({ kind: 'tcp', host: '127.0.0.1', port: 0 }, opts, 'vm1')
+    handles.push(h)
+  })
+
+  it('attack: other local users cannot connect to its Unix socket (0600 whatever the umask)', async () => {
+    const sockPath = path.join(dir, 'vm1.sock')
+    const old = process.umask(0)
+    try {
+      handles.push(await listenForQemu({ kind: 'unix', path: sockPath }, opts, 'vm1'))
+    } finally {
+      process.umask(old)
+    }
+    assert.equal(fs.statSync(sockPath).mode & 0o777, 0o600)
   })
 })

@@ -47,7 +47,8 @@ export const STAT_TX_MALFORMED: 6
  * read() failed with an errno other than EAGAIN/EINTR; or, on a Tap with
  * vnetHdr, a read shorter than its header, or a GSO / partial-checksum frame
  * read while records are plain (queued before offloads were turned off):
- * dropped, as a plain record must never carry one.
+ * dropped, as a plain record must never carry one; or a read(2) that
+ * claimed more bytes than asked (the burst ends there, nothing is trusted).
  */
 export const STAT_RX_ERRORS: 7
 export const STAT_COUNT: 8

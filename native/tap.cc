@@ -316,11 +316,14 @@ class Tap : public Napi::ObjectWrap<Tap> {
     uint8_t scratch[kVnetHdrLen];
     while (count < max_frames_ && bytes < max_bytes_ && slab_len_ - off >= 4 + kVnetHdrLen + kMaxRead) {
       ssize_t n;
+      // What this read may return at most; `off` only ever advances by a
+      // length checked against it, so the slab's end bounds every write.
+      const size_t asked = strip ? kVnetHdrLen + kMaxRead : kMaxRead + kept;
       if (strip) {
         struct iovec iov[2] = {{scratch, kVnetHdrLen}, {slab_data_ + off + 4, kMaxRead}};
         n = readv(fd_, iov, 2);
       } else {
-        n = read(fd_, slab_data_ + off + 4, kMaxRead + kept);
+        n = read(fd_, slab_data_ + off + 4, asked);
       }
       if (n < 0) {
         if (errno == EINTR) continue;
@@ -328,6 +331,11 @@ class Tap : public Napi::ObjectWrap<Tap> {
         break;  // on a hard error: report what we have; never spin on it
       }
       if (n == 0) break;
+      // read(2) never returns more than asked, but a length we did not check
+      // would be trusted as a record and move `off` past the slab (issue 12,
+      // finding 16). A nonsense length is a broken fd or a broken interposer:
+      // count it and end the burst, never spin on it.
+      if (static_cast<size_t>(n) > asked) { stats_[RX_ERRORS]++; break; }
       if (vnet_hdr_ && static_cast<size_t>(n) < kVnetHdrLen + 1) { stats_[RX_ERRORS]++; continue; }
       if (strip) {
         // Queued while offloads were on: a plain record must not carry it.

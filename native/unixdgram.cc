@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -163,6 +164,9 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
   bool FromPeer(const sockaddr_un& from, socklen_t len) const {
     if (peer_path_.empty()) return true;
     size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+    // recvfrom(2) reports the address's real length, which may exceed the
+    // buffer it filled: never read past sun_path on its word.
+    n = std::min(n, sizeof from.sun_path);
     return peer_path_.compare(0, std::string::npos, from.sun_path, strnlen(from.sun_path, n)) == 0;
   }
 

@@ -39,6 +39,7 @@ const SPECS = {
   address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
   'qemu-listen': { type: 'string', env: 'TAP_AGENT_QEMU_LISTEN', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: listen for QEMU (-netdev stream,server=off,addr.type=unix,addr.path=PATH); no privilege needed' },
+  'qemu-allow-remote': { type: 'boolean', env: 'TAP_AGENT_QEMU_ALLOW_REMOTE', help: 'let --qemu-listen tcp: listen beyond loopback: anyone who reaches it can be the VM (QEMU streams have no authentication)' },
   'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
   'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
@@ -148,7 +149,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
       if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
       const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, mask, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
       const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
-      if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name) }
+      if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name, { allowRemote: o['qemu-allow-remote'] }) }
       if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
       if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name, loadBinding) }
       if (o['vde-stdio']) endpointMode = async () => vdeStdio(base, o.name ?? sanitize(`${os.hostname()}:vde`), () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })

@@ -41,6 +41,10 @@ export function agentRegistry (agent: Agent): Registry {
   scrapedCounter(reg, 'tap_agent_uplink_disconnects_total', 'Connections lost after the welcome', [], (emit) => { emit({}, agent.uplink.stats.disconnects) })
   scrapedCounter(reg, 'tap_agent_uplink_sent_bytes_total', 'Bytes of batch messages sent to the switch', [], (emit) => { emit({}, agent.uplink.stats.txBytes) })
   scrapedCounter(reg, 'tap_agent_uplink_received_bytes_total', 'Bytes of batch messages received from the switch', [], (emit) => { emit({}, agent.uplink.stats.rxBytes) })
+  scrapedCounter(reg, 'tap_agent_uplink_refused_total', 'What the switch sent that was refused: malformed batch messages (dropped), pings unanswered while the send queue was full', ['kind'], (emit) => {
+    emit({ kind: 'malformed_batch' }, agent.uplink.stats.rxMalformed)
+    emit({ kind: 'pong_dropped' }, agent.uplink.stats.pongsDropped)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_rtt_seconds', 'Round-trip time of the last WebSocket ping to switchd', [], (emit) => {
     if (agent.uplink.stats.rttSeconds >= 0) emit({}, agent.uplink.stats.rttSeconds)
   })

@@ -12,6 +12,7 @@
 
 import * as net from 'node:net'
 import * as fs from 'node:fs'
+import { isMainThread } from 'node:worker_threads'
 import { StreamEndpoint, DatagramEndpoint, UnixDatagramEndpoint, type SocketAddress, type DgramSpec, type UnixDgramBinding } from './qemu'
 import { Agent } from './agent'
 import { Uplink, type UplinkOptions } from './uplink'
@@ -31,8 +32,28 @@ function describe (a: SocketAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`
 }
 
-/** Listen for QEMU; resolves once listening. */
-export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string): Promise<ModeHandle> {
+/** Loopback hosts: a tcp listener there is reachable only from this machine. */
+function isLoopbackHost (host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host)
+}
+
+export interface ListenOptions {
+  /** A tcp: listener beyond loopback was asked for on purpose (--qemu-allow-remote). */
+  allowRemote?: boolean
+}
+
+/**
+ * Listen for QEMU; resolves once listening. QEMU's stream has no
+ * authentication, and whoever connects joins the switch with this agent's
+ * token (issue 12, finding 16): so a Unix socket is created 0600 (this
+ * user's only, like /dev/net/tun), and a tcp: address beyond loopback is a
+ * TSW_ERR_CONFIG unless `allowRemote`.
+ */
+export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string, opts: ListenOptions = {}): Promise<ModeHandle> {
+  if (address.kind === 'tcp' && !isLoopbackHost(address.host) && opts.allowRemote !== true) {
+    throw new TapswitchError(ERR_CONFIG, `--qemu-listen tcp:${address.host}:${address.port} is beyond loopback, and QEMU's stream has no authentication: ` +
+      'anyone who reaches it would join the switch as this agent. Listen on 127.0.0.1 or a unix: socket, or pass --qemu-allow-remote')
+  }
   const main = new StreamEndpoint(name, PREFIX_U32)
   const mainAgent = new Agent(main, new Uplink({ ...uplinkOpts, name }), 0)
   mainAgent.start()
@@ -67,9 +88,16 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     const done = (): void => { server.off('error', reject); resolve() }
-    if (address.kind === 'unix') server.listen(address.path, done)
-    else server.listen(address.port, address.host, done)
+    if (address.kind === 'unix') {
+      // bind(2) applies the umask: narrow it for this synchronous call, so the
+      // socket is never connectable by other users, not even before the chmod.
+      const old = isMainThread ? process.umask(0o177) : undefined
+      try { server.listen(address.path, done) } finally { if (old !== undefined) process.umask(old) }
+    } else {
+      server.listen(address.port, address.host, done)
+    }
   })
+  if (address.kind === 'unix') fs.chmodSync(address.path, 0o600)
   log.info('qemu_listening', { address: describe(address), name })
   return {
     agents: () => [mainAgent, ...extra],

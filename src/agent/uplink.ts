@@ -14,12 +14,19 @@
  * The switch pings every welcome.pingInterval seconds; an uplink that hears
  * nothing (no ping, no message) for two intervals plus one second is presumed
  * dead and replaced.
+ *
+ * What the switch sends is checked before it is used (issue 12): a batch
+ * whose records do not tile the message is dropped and counted, so no
+ * endpoint ever walks a record past the end; and a ping is answered only
+ * while our send queue is under the high-water mark, so a switch that pings
+ * and never reads cannot make us queue pongs without bound (ws's autoPong
+ * answers every ping whatever is queued).
  */
 
 import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, type Hello, type Welcome,
+  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, countRecords, type Hello, type Welcome,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
 } from '../common/protocol'
 import { logger } from '../common/log'
@@ -98,6 +105,10 @@ export class UplinkStats {
   rxBytes = 0
   txMessages = 0
   txBytes = 0
+  /** Batch messages from the switch dropped because a record ran past the end. */
+  rxMalformed = 0
+  /** Pings from the switch left unanswered because our send queue was over the high-water mark. */
+  pongsDropped = 0
 }
 
 export declare interface Uplink {
@@ -198,6 +209,8 @@ export class Uplink extends EventEmitter {
     const ws = new WebSocket(url, [SUBPROTOCOL_V1], {
       perMessageDeflate: false,
       maxPayload: MAX_MESSAGE_SIZE,
+      // Pongs are answered below, within the high-water mark.
+      autoPong: false,
       handshakeTimeout: timeout,
       headers,
       ...(zeroMaskFor(url, this.opts.mask ?? 'auto') ? { generateMask: ZERO_MASK } : {}),
@@ -220,7 +233,11 @@ export class Uplink extends EventEmitter {
       if (this.resumeToken !== undefined && this.resumeUrl === url && this.opts.resume !== false) hello.resume = this.resumeToken
       ws.send(JSON.stringify(hello))
     })
-    ws.on('ping', () => { this.heard = true })
+    ws.on('ping', (data: Buffer) => {
+      this.heard = true
+      if (ws.bufferedAmount > this.highWaterMark) { this.stats.pongsDropped++; return }
+      ws.pong(data)
+    })
     ws.on('pong', () => {
       this.heard = true
       if (this.pingSentAt >= 0) {
@@ -234,6 +251,11 @@ export class Uplink extends EventEmitter {
       if (isBinary) {
         if (this.state !== 'up') { ws.close(CLOSE_PROTOCOL_ERROR, 'data before welcome'); return }
         const msg = data as Buffer
+        if (countRecords(msg) < 0) {
+          this.stats.rxMalformed++
+          log.limited('warn', 'uplink_malformed_batch', { url, bytes: msg.length, reason: 'a record runs past the end of the message' })
+          return
+        }
         this.stats.rxMessages++
         this.stats.rxBytes += msg.length
         this.onBatch(msg)

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { sha256Hex, type TokenGrant } from './auth'
 import type { ListenAddress } from './qemu-listener'
+import { isLoopback } from './auth'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { parseMac, macAt } from '../common/ethernet'
 import { VID_MIN, VID_MAX } from '../common/vlan'
@@ -77,7 +78,7 @@ export interface SwitchdConfig {
   /** Seconds a disconnected tapswitch-mode port is kept for its agent to resume; 0 = off. */
   resumeGrace: number
   /** QEMU VMs connecting straight to switchd: one listening socket (and port) each. */
-  qemu: ReadonlyArray<{ name: string, network: string, address: ListenAddress }>
+  qemu: readonly QemuSpec[]
   /** Trunks this switchd dials to other switchd (`--uplink`). */
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
@@ -288,18 +289,41 @@ function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
   return { kind: 'tcp', host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
 }
 
-function readQemu (r: Reader, v: unknown, overrides: string | undefined): Array<{ name: string, network: string, address: ListenAddress }> {
+/** One QEMU listener of `qemu` (or `--qemu-listen`). */
+export interface QemuSpec {
+  name: string
+  network: string
+  address: ListenAddress
+  /** A tcp: address beyond loopback was asked for on purpose (`"allowRemote": true`). */
+  allowRemote: boolean
+  /** Mode of a unix: socket file: 0o600 (default, switchd's user only) or 0o660 (and its group). */
+  socketMode: number
+}
+
+function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSpec[] {
   const list: unknown[] = overrides !== undefined
     ? overrides.split(',').filter((x) => x !== '').map((x) => { const i = x.indexOf('='); return { name: x.slice(0, i), listen: x.slice(i + 1) } })
     : v === undefined ? [] : Array.isArray(v) ? v : r.fail('qemu', 'expected a list of {name, listen, network?}')
   const names = new Set<string>()
   return list.map((e, i) => {
     const k = `qemu[${i}]`
-    const o = r.object(e, k, ['name', 'listen', 'network'])
+    const o = r.object(e, k, ['name', 'listen', 'network', 'allowRemote', 'socketMode'])
     const name = r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'the port name (NAME=unix:/path with --qemu-listen)') ?? r.fail(`${k}.name`, 'required')
     if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
     names.add(name)
-    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, address: readListenAddress(r, o.listen, `${k}.listen`) }
+    const address = readListenAddress(r, o.listen, `${k}.listen`)
+    const allowRemote = r.bool(o.allowRemote, `${k}.allowRemote`, false)
+    // QEMU's -netdev stream has no authentication: whoever connects first is
+    // the VM. Beyond loopback that is anyone who can reach the port, so it
+    // takes an explicit opt-in, as listening without tokens does.
+    if (address.kind === 'tcp' && !isLoopback(address.host) && !allowRemote) {
+      r.fail(`${k}.listen`, `tcp:${address.host} is beyond loopback, and QEMU's stream has no authentication: anyone who reaches it ` +
+        'could become this VM. Listen on 127.0.0.1 or a unix: socket, or set "allowRemote": true on this entry (config file)')
+    }
+    // Like a TAP's /dev/net/tun (0600) or libvirt's sockets: the socket file's
+    // mode is who may be the VM. Never "other".
+    const mode = r.str(o.socketMode, `${k}.socketMode`, /^0?6[06]0$/, '0600', '"0600" (owner only) or "0660" (owner and group)') as string
+    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, address, allowRemote, socketMode: parseInt(mode, 8) }
   })
 }
 

@@ -9,10 +9,22 @@
  * it are dropped and counted. QEMU's framing (4-byte length + frame) is the
  * batch record format, so what QEMU sends is handed to the switch as batches,
  * and the port's egress batches go to QEMU as they are.
+ *
+ * QEMU's stream has no authentication of its own, so who may connect is the
+ * socket's business (issue 12, finding 16): a Unix socket file is created
+ * 0600 (or 0660 with `socketMode`), like /dev/net/tun or libvirt's sockets;
+ * a TCP listener is loopback-only unless its entry says `allowRemote` (see
+ * config.ts). And the first connection keeps the port: another one while it
+ * is up is refused (closed, counted as `qemu_busy`, logged rate-limited), so
+ * nobody can take a running VM's port and its traffic by connecting. A VM
+ * that restarts gets the port back once its old connection has closed, which
+ * the kernel does when the old QEMU exits (TCP keepalive finds a peer that
+ * vanished without a word).
  */
 
 import * as net from 'node:net'
 import * as fs from 'node:fs'
+import { isMainThread } from 'node:worker_threads'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from './switch'
 import type { PortPolicy } from './port'
@@ -50,14 +62,23 @@ export class StreamPort extends NetPort {
 export interface QemuListenerSpec {
   name: string
   address: ListenAddress
+  /** Mode of a unix: socket file (default 0o600). */
+  socketMode?: number
 }
+
+/** Every reason a QEMU connection can be refused: pre-zeroed in switchd_connections_rejected_total. */
+export const QEMU_REJECT_REASONS = ['qemu_busy'] as const
+
+/** Seconds of TCP silence before keepalive probes look for a QEMU that vanished (a crashed host sends no FIN). */
+const KEEPALIVE_IDLE = 15
 
 export class QemuListener {
   readonly port: StreamPort
   private readonly server: net.Server
   private joined = false
 
-  constructor (readonly spec: QemuListenerSpec, private readonly sw: Switch, policy: PortPolicy, id: number, highWaterMark: number) {
+  constructor (readonly spec: QemuListenerSpec, private readonly sw: Switch, policy: PortPolicy, id: number, highWaterMark: number,
+    private readonly refused: (reason: typeof QEMU_REJECT_REASONS[number]) => void = () => {}) {
     const where = spec.address.kind === 'unix' ? `unix:${spec.address.path}` : `tcp:${spec.address.host}:${spec.address.port}`
     this.port = new StreamPort(id, spec.name, where, highWaterMark, sw)
     this.port.applyPolicy(policy)
@@ -70,19 +91,35 @@ export class QemuListener {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
       const done = (): void => { this.server.off('error', reject); resolve() }
-      if (a.kind === 'unix') this.server.listen(a.path, done)
-      else this.server.listen(a.port, a.host, done)
+      if (a.kind === 'unix') {
+        // bind(2) creates the file with the process umask: narrow it for this
+        // one synchronous call, so the socket is never connectable by others,
+        // not even between bind and a chmod.
+        // (A worker cannot set the umask: there only the chmod below applies.)
+        const old = isMainThread ? process.umask(0o777 & ~(this.spec.socketMode ?? 0o600)) : undefined
+        try { this.server.listen(a.path, done) } finally { if (old !== undefined) process.umask(old) }
+      } else {
+        this.server.listen(a.port, a.host, done)
+      }
     })
+    if (a.kind === 'unix') fs.chmodSync(a.path, this.spec.socketMode ?? 0o600) // exact, whatever the umask was
     log.info('qemu_listening', { port: this.spec.name, network: this.sw.name, address: this.port.remote })
   }
 
   private attach (socket: net.Socket): void {
     const port = this.port
-    socket.setNoDelay(true)
     if (port.socket !== undefined) {
-      log.info('qemu_replaced', { port: port.name, reason: 'a new QEMU connected' })
-      port.socket.destroy()
+      // A managed switch's port-security "protect": the port keeps what it
+      // has, the newcomer is dropped. Never replace: that hands the VM's
+      // port, MACs and traffic to whoever connects.
+      this.refused('qemu_busy')
+      log.limited('warn', 'qemu_refused', { port: port.name, reason: 'busy: a QEMU is connected; the next one is taken once it has closed', remote: socket.remoteAddress ?? 'unix' })
+      socket.on('error', () => {})
+      socket.destroy()
+      return
     }
+    socket.setNoDelay(true)
+    if (this.spec.address.kind === 'tcp') socket.setKeepAlive(true, KEEPALIVE_IDLE * 1000)
     port.socket = socket
     if (!this.joined) { this.sw.addPort(port); this.joined = true }
     log.info('qemu_connected', { port: port.name, network: this.sw.name, fdb_entries: port.fdbEntries })

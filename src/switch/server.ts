@@ -25,7 +25,7 @@ import type { Switch } from './switch'
 import type { WsPort } from './ws-port'
 import type { NetPort } from './net-port'
 import type { PortPolicy } from './port'
-import { QemuListener } from './qemu-listener'
+import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
@@ -82,7 +82,7 @@ export class SwitchServer {
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   /** Connections refused, by reason. */
-  readonly rejectedBy: Record<string, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0]))
+  readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS].map((r) => [r, 0]))
   readonly captures = new CaptureHub()
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
@@ -165,7 +165,8 @@ export class SwitchServer {
       const sw = this.networks.open(q.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `qemu ${q.name}: ${sw}`)
       const policy = this.networks.policyFor(sw, q.name, undefined)
-      const listener = new QemuListener({ name: q.name, address: q.address }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      const listener = new QemuListener({ name: q.name, address: q.address, socketMode: q.socketMode }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer,
+        (reason) => { this.refused(reason) })
       await listener.listen()
       this.qemu.push(listener)
     }

@@ -1,7 +1,8 @@
 /** Audit (issue 12), identity in the configuration: tokens are told apart by the token, not by list position. */
 
 import assert from 'node:assert/strict'
-import { buildConfig, profileFor } from '../../src/switch/config'
+import * as path from 'node:path'
+import { buildConfig, loadConfig, profileFor, unreachableProfiles } from '../../src/switch/config'
 import { sha256Hex } from '../../src/switch/auth'
 import { setLogSink } from '../../src/common/log'
 
@@ -42,5 +43,13 @@ describe('audit: identity in the configuration', () => {
     const warned = logs.filter((l) => l.includes('"profile_unreachable"'))
     assert.equal(warned.length, 1)
     assert.ok(warned[0]?.includes('core-*') && warned[0].includes('claimable'))
+  })
+})
+
+describe('deploy/switchd.example.json (audit)', () => {
+  it('gives every profile to someone: trunk and router profiles by token pins, lab access ports by claim', () => {
+    const c = loadConfig(path.join(__dirname, '..', '..', 'deploy', 'switchd.example.json'))
+    assert.deepEqual(unreachableProfiles(c), [])
+    assert.equal(profileFor(c, 'router', 'lab', false), c.defaultPolicy, 'a client naming itself router is not the router')
   })
 })

@@ -102,6 +102,7 @@ export async function main (argv: string[]): Promise<void> {
       next = loadConfig(configPath, overrides)
     } catch (err) {
       // A bad file never takes the switch down: keep running on the old configuration.
+      server.reloads.rejected++
       log.error('config_rejected', { file: configPath ?? overrides.tokensFile, error: (err as Error).message })
       return
     }

@@ -85,6 +85,8 @@ export class SwitchServer {
   /** Connections refused, by reason. */
   readonly rejectedBy: Record<string, number> = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0]))
   readonly captures = new CaptureHub()
+  /** Configuration reloads (SIGHUP), applied and rejected whole. */
+  readonly reloads = { applied: 0, rejected: 0 }
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
@@ -214,9 +216,11 @@ export class SwitchServer {
     try {
       secure = this.checkReload(config)
     } catch (err) {
+      this.reloads.rejected++
       log.error('config_rejected', { error: (err as Error).message, code: (err as { code?: string }).code })
       return false
     }
+    this.reloads.applied++
     if (secure !== undefined && this.http instanceof https.Server) {
       this.http.setSecureContext(secure)
       log.info('tls_reloaded', { cert: config.tls?.cert })

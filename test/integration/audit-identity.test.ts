@@ -204,6 +204,7 @@ describe('audit: identity and reload (integration)', () => {
       assert.equal(server.reload(buildConfig({ tls: { cert: pki.cert2, key: pki.key } }, 'test')), false)
       assert.equal(server.reload(buildConfig({ tls: { cert: path.join(pki.dir, 'missing.pem'), key: pki.key } }, 'test')), false)
       assert.equal(logs.filter((l) => l.includes('"config_rejected"')).length, 2)
+      assert.equal(server.reloads.rejected, 2)
       assert.equal(await serial(port), before, 'still serving the old certificate')
     })
 

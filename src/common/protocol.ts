@@ -56,6 +56,24 @@ export const CAP_OFFLOAD = 'offload'
 export const VNET_HDR_LEN = 10
 
 /** WebSocket close codes switchd and tap-agent use (RFC 6455 §7.4, 4000-4999 ours). */
+/**
+ * Close reasons must fit in 123 bytes of UTF-8 (RFC 6455 §5.5); ws throws on
+ * more. Cut on a character boundary, so a multibyte character at the cut
+ * cannot make the result longer (the reason may echo what a client sent).
+ */
+export function truncateReason (text: string): string {
+  if (Buffer.byteLength(text) <= 123) return text
+  let out = ''
+  let bytes = 0
+  for (const ch of text) {
+    const n = Buffer.byteLength(ch)
+    if (bytes + n > 120) break
+    out += ch
+    bytes += n
+  }
+  return out + '...'
+}
+
 export const CLOSE_NORMAL = 1000
 export const CLOSE_GOING_AWAY = 1001
 export const CLOSE_PROTOCOL_ERROR = 1002

@@ -21,6 +21,8 @@ import { requestUrl } from '../common/cli'
 export interface TokenGrant {
   /** For logs: the token's `id` in the configuration (never the token). */
   id: string
+  /** SHA-256 of the token, hex: what identifies it (ids are only for people). */
+  digest: string
   /** Network the token is for; undefined = any. */
   network: string | undefined
   /** Port name the client gets, whatever it asks for. */

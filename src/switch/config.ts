@@ -23,6 +23,9 @@ import type { StaticEntry } from './statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from './port'
 import { DEFAULT_HIGH_WATER_MARK } from './ws-port'
 import { DEFAULT_BRIDGE_PRIORITY } from './stp'
+import { logger } from '../common/log'
+
+const log = logger('config')
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
@@ -46,6 +49,12 @@ export interface Profile {
   pattern: RegExp
   network: string | undefined
   policy: PortPolicy
+  /**
+   * Whether a port that merely names itself (a hello name: a claim) gets it.
+   * Otherwise only names switchd or the configuration gives (token pins,
+   * QEMU names, names switchd makes up) do: see README "Port profiles".
+   */
+  claimable: boolean
 }
 
 export interface SwitchdConfig {
@@ -239,13 +248,12 @@ function globToRegExp (glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$')
 }
 
-function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPolicy, into: Map<string, TokenGrant>): void {
+function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPolicy, into: Map<string, TokenGrant>, ids: Map<string, string>): void {
   if (v === undefined) return
   if (!Array.isArray(v)) r.fail(key, 'expected a list of {id, token | sha256, network?, name?, macs?, rate?, …port policy}')
   v.forEach((t: unknown, i: number) => {
     const k = `${key}[${i}]`
     const o = r.object(t, k, TOKEN_KEYS)
-    const id = r.str(o.id, `${k}.id`, /^[A-Za-z0-9._:@-]{1,64}$/, `token-${i}`, 'a short name for logs') as string
     let digest: string
     if (o.token !== undefined) {
       digest = sha256Hex(r.str(o.token, `${k}.token`, /^\S{16,}$/, undefined, 'at least 16 characters without spaces (e.g. openssl rand -hex 32)') as string)
@@ -255,6 +263,12 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
       r.fail(k, 'needs token or sha256')
     }
     if (into.has(digest)) r.fail(k, 'the same token twice')
+    // Not the list position: removing an earlier token must not hand this one's id (and logs, resume) to another.
+    const id = r.str(o.id, `${k}.id`, /^[A-Za-z0-9._:@-]{1,64}$/, `sha256:${digest.slice(0, 12)}`, 'a short name for logs') as string
+    const where = `${r.source}: ${k}`
+    const other = ids.get(id)
+    if (other !== undefined) r.fail(`${k}.id`, `"${id}" is also the id of ${other}: give each token its own id`)
+    ids.set(id, where)
     const hasPolicy = PORT_KEYS.some((pk) => o[pk] !== undefined)
     const policyFields: Obj = {}
     for (const pk of PORT_KEYS) if (o[pk] !== undefined) policyFields[pk] = o[pk]
@@ -269,6 +283,7 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
     }
     into.set(digest, Object.freeze({
       id,
+      digest,
       network: r.str(o.network, `${k}.network`, NETWORK_NAME, undefined, 'a network name'),
       name: r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
       policy: hasPolicy ? readPolicy(r, policyFields, k, defaultPolicy) : undefined,
@@ -387,15 +402,17 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   if (!Array.isArray(profilesRaw)) r.fail('profiles', 'expected a list')
   const profiles = (profilesRaw as unknown[]).map((p: unknown, i: number): Profile => {
     const key = `profiles[${i}]`
-    const o = r.object(p, key, [...PORT_KEYS, 'match', 'network'])
+    const o = r.object(p, key, [...PORT_KEYS, 'match', 'network', 'claimable'])
     const match = r.str(o.match, `${key}.match`, /^[A-Za-z0-9._:@*?-]{1,64}$/, undefined, 'a port name glob, e.g. "lab-host-*"') ??
       r.fail(`${key}.match`, 'required: the port names this profile applies to')
     const network = r.str(o.network, `${key}.network`, NETWORK_NAME, undefined, 'a network name')
-    return Object.freeze({ match, pattern: globToRegExp(match), network, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network']) })
+    const claimable = r.bool(o.claimable, `${key}.claimable`, false)
+    return Object.freeze({ match, pattern: globToRegExp(match), network, claimable, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network', 'claimable']) })
   })
   const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
   const tokens = new Map<string, TokenGrant>()
-  readTokens(r, top.tokens, 'tokens', defaultPolicy, tokens)
+  const tokenIds = new Map<string, string>()
+  readTokens(r, top.tokens, 'tokens', defaultPolicy, tokens, tokenIds)
   const tokensFile = overrides.tokensFile ?? r.str(top.tokensFile, 'tokensFile', /^.+$/, undefined, 'a path')
   if (tokensFile !== undefined) {
     const file = path.resolve(path.dirname(source.startsWith('(') ? '.' : source), tokensFile)
@@ -403,7 +420,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     try { text = readFileSync(file, 'utf8') } catch (err) { r.fail('tokensFile', `${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`) }
     let list: unknown
     try { list = JSON.parse(text) } catch (err) { r.fail('tokensFile', `${file}: not valid JSON: ${(err as Error).message}`) }
-    readTokens(new Reader(file), list, 'tokens', defaultPolicy, tokens)
+    readTokens(new Reader(file), list, 'tokens', defaultPolicy, tokens, tokenIds)
   }
   const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout'])
   const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
@@ -412,7 +429,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   if ((tlsCert === undefined) !== (tlsKey === undefined)) r.fail('tls', 'needs both cert and key')
   const adminToken = overrides.adminToken ?? r.str(top.adminToken, 'adminToken', /^\S{16,}$/, undefined, 'a token of at least 16 characters without spaces')
   if (overrides.adminToken !== undefined && !/^\S{16,}$/.test(overrides.adminToken)) r.fail('admin token', 'at least 16 characters without spaces')
-  return Object.freeze({
+  const config: SwitchdConfig = Object.freeze({
     adminToken,
     metricsListen: overrides.metricsListen ?? r.str(top.metricsListen, 'metricsListen', /^.+:\d+$/, undefined, 'HOST:PORT'),
     perPortMetrics: r.bool(metrics.perPort, 'metrics.perPort', true),
@@ -439,6 +456,38 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     defaultPolicy,
     profiles: Object.freeze(profiles)
   })
+  for (const p of unreachableProfiles(config)) {
+    log.warn('profile_unreachable', {
+      source,
+      match: p.match,
+      fix: 'no port can get it: a hello name is a claim. Pin the name in a token ("name"), or add "claimable": true to let any client that names itself take it'
+    })
+  }
+  return config
+}
+
+/** Names switchd makes up for ports that give none: trusted, as switchd chose them. */
+const GENERATED_NAMES = ['raw-1', 'agent-1', 'trunk-1']
+
+/**
+ * Profiles no port can ever get: not claimable, and no name the
+ * configuration gives (token pins, QEMU names) or switchd makes up matches.
+ */
+export function unreachableProfiles (config: SwitchdConfig): Profile[] {
+  const given: Array<{ name: string, network: string | undefined }> = []
+  for (const g of config.tokens.values()) if (g.name !== undefined) given.push({ name: g.name, network: g.network })
+  for (const q of config.qemu) given.push({ name: q.name, network: q.network })
+  for (const name of GENERATED_NAMES) given.push({ name, network: undefined })
+  return config.profiles.filter((p) => !p.claimable && !given.some((n) =>
+    p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
+}
+
+/** Names the configuration gives to ports (token pins, QEMU names): a hello may not claim them. */
+export function reservedNames (config: SwitchdConfig): Set<string> {
+  const names = new Set<string>()
+  for (const g of config.tokens.values()) if (g.name !== undefined) names.add(g.name)
+  for (const q of config.qemu) names.add(q.name)
+  return names
 }
 
 function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {
@@ -479,12 +528,22 @@ export function networkSettings (config: SwitchdConfig, name: string): NetworkSe
   return { name, ...config.networkDefaults, statics: [] }
 }
 
-/** The policy for a port: the first profile matching its name (and network), else the default. */
-export function profileFor (config: SwitchdConfig, portName: string, network: string): PortPolicy {
+/**
+ * The policy for a port: the first profile matching its name (and network),
+ * else the default. A `trusted` name (given by switchd or the configuration)
+ * gets any matching profile; a claimed one (a hello name) only a claimable
+ * profile: otherwise anyone could name itself "core-uplink" and get its VLANs.
+ */
+export function profileFor (config: SwitchdConfig, portName: string, network: string, trusted: boolean): PortPolicy {
   for (const p of config.profiles) {
-    if (p.pattern.test(portName) && (p.network === undefined || p.network === network)) return p.policy
+    if ((trusted || p.claimable) && p.pattern.test(portName) && (p.network === undefined || p.network === network)) return p.policy
   }
   return config.defaultPolicy
+}
+
+/** Whether a claimable profile covers `portName` on `network` (a claim may then bind its static entries). */
+export function claimableName (config: SwitchdConfig, portName: string, network: string): boolean {
+  return config.profiles.some((p) => p.claimable && p.pattern.test(portName) && (p.network === undefined || p.network === network))
 }
 
 /**

@@ -22,7 +22,7 @@ const SPECS = {
   'fdb-max': { type: 'string', env: 'SWITCHD_FDB_MAX', arg: 'N', help: `most MACs per network [default ${DEFAULT_MAX_ENTRIES}]` },
   'port-buffer': { type: 'string', env: 'SWITCHD_PORT_BUFFER', arg: 'BYTES', help: `egress bytes queued per port before frames to it are dropped [default ${DEFAULT_HIGH_WATER_MARK}]` },
   'ping-interval': { type: 'string', env: 'SWITCHD_PING_INTERVAL', arg: 'SECONDS', help: 'keepalive ping period; a silent port is dropped after two [default 3]' },
-  tokens: { type: 'string', env: 'SWITCHD_TOKENS', arg: 'FILE', help: 'JSON list of client tokens (README "Security"); same as tokensFile in --config' },
+  tokens: { type: 'string', env: 'SWITCHD_TOKENS', arg: 'FILE', help: 'JSON list of client tokens (README "Security"); same as tokensFile in --config (SIGHUP reloads it)' },
   'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
   'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
   'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
@@ -94,14 +94,16 @@ export async function main (argv: string[]): Promise<void> {
       : e.code === 'EACCES' ? 'ports below 1024 need CAP_NET_BIND_SERVICE; use a higher port' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : ''
     die('switchd', `listen ${listenText}: ${e.code ?? e.message}${hint !== '' ? ` (${hint})` : ''}`)
   }
+  // Reload whatever the configuration came from: the --config file, and files given by flags alone
+  // (--tokens, --tls-cert/--tls-key): a token must be revocable without a restart.
   process.on('SIGHUP', () => {
-    if (configPath === undefined) { log.warn('reload_skipped', { reason: 'no --config file' }); return }
     let next: SwitchdConfig
     try {
       next = loadConfig(configPath, overrides)
     } catch (err) {
       // A bad file never takes the switch down: keep running on the old configuration.
-      log.error('config_rejected', { file: configPath, error: (err as Error).message })
+      server.reloads.rejected++
+      log.error('config_rejected', { file: configPath ?? overrides.tokensFile, error: (err as Error).message })
       return
     }
     server.reload(next)

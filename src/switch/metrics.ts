@@ -118,6 +118,9 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   scrapedCounter(reg, 'switchd_connections_rejected_total', 'Connections refused, by reason', ['reason'], (emit) => {
     for (const [reason, n] of Object.entries(server.rejectedBy)) emit({ reason }, n)
   })
+  scrapedCounter(reg, 'switchd_config_reloads_total', 'Configuration reloads, applied or rejected (config_rejected: nothing of it was applied)', ['result'], (emit) => {
+    emit({ result: 'applied' }, server.reloads.applied); emit({ result: 'rejected' }, server.reloads.rejected)
+  })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
   scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })
   return reg

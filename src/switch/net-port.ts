@@ -37,8 +37,12 @@ export abstract class NetPort extends Port {
   congested = false
   /** Frames that arrived for it while its peer was away (parked, or QEMU not connected). */
   dropDisconnected = 0
-  /** The token it authenticated with (its id), if any. */
+  /** The token it authenticated with (its id, for logs and the API), if any. */
   grantId: string | undefined
+  /** That token's SHA-256: what reload and resume match on (ids are only labels). */
+  grantDigest: string | undefined
+  /** Its name was given by switchd or the configuration, not claimed in a hello: all profiles apply to it. */
+  nameTrusted = true
 
   constructor (id: number, name: string, public remote: string, readonly highWaterMark: number, readonly network: Switch) {
     super(id, name)

@@ -12,7 +12,8 @@
 
 import { Switch } from './switch'
 import { MODE_TRUNK, type Port, type PortPolicy } from './port'
-import { DEFAULT_NETWORK, networkSettings, profileFor, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
+import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
+import type { TokenGrant } from './auth'
 import { makeBridgeId } from './stp'
 import type { VlanRequest } from '../common/protocol'
 import { CLOSE_POLICY } from '../common/protocol'
@@ -62,13 +63,37 @@ export class Networks {
   }
 
   /**
-   * The policy a port named `name` gets on `sw` for `request`, or why it is
-   * refused: its token's policy if the token has one, else its profile's.
-   * A trunk from another switch gets all of it (config.trunkPolicy).
+   * The policy a port gets on `sw` for `request`, or why it is refused. The
+   * one place a port's policy is resolved (at join and on every reload):
+   * its token's policy if the token has one, else the first profile its name
+   * may have (a trusted name any, a claimed one only a claimable profile),
+   * else the default. A trunk from another switch gets all of it
+   * (config.trunkPolicy).
    */
-  policyFor (sw: Switch, name: string, request: VlanRequest | undefined, tokenPolicy?: PortPolicy, trunk = false): PortPolicy | string {
-    const allowed = tokenPolicy ?? profileFor(this.config, name, sw.name)
+  policyFor (sw: Switch, port: NamedPort, request: VlanRequest | undefined, grant: TokenGrant | undefined, trunk = false): PortPolicy | string {
+    const allowed = grant?.policy ?? profileFor(this.config, port.name, sw.name, port.nameTrusted)
     return trunk ? trunkPolicy(allowed, sw.fdb.maxEntries) : grantPolicy(allowed, request)
+  }
+
+  /** Whether the port owns its name (Port.ownsName): trusted, or claimed under a claimable profile. */
+  ownsName (sw: Switch, port: NamedPort): boolean {
+    return port.nameTrusted || claimableName(this.config, port.name, sw.name)
+  }
+
+  /**
+   * Keys of `next` that only a restart can change for the networks that
+   * exist (empty if none): a reload that has any is refused whole.
+   */
+  restartNeeded (next: SwitchdConfig): string[] {
+    const keys: string[] = []
+    for (const sw of this.byName.values()) {
+      const s = networkSettings(next, sw.name)
+      if (s === undefined) continue
+      const where = next.networks.has(sw.name) ? `networks.${sw.name}` : 'network'
+      if (s.ageingTime !== sw.fdb.ageingTime) keys.push(`${where}.ageingTime`)
+      if (s.fdbMax !== sw.fdb.maxEntries) keys.push(`${where}.fdbMax`)
+    }
+    return [...new Set(keys)]
   }
 
   tick (nowMs: number): void {
@@ -76,11 +101,14 @@ export class Networks {
   }
 
   /**
-   * Apply a new configuration. Settings change in place; a port keeps its
-   * place if its profile still grants what it has (limits may change), and is
-   * closed with 1008 if not, or if its VLAN mode would change under it.
+   * Apply a new configuration, already checked (restartNeeded). Settings
+   * change in place; a port keeps its place if its token or profile still
+   * grants what it has (limits may change), and is closed with 1008 if not,
+   * or if its VLAN mode would change under it. Ports in `closing` are on
+   * their way out (their token was revoked) and are left alone.
    */
-  reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined, tokenPolicy: (p: Port) => PortPolicy | undefined = () => undefined): void {
+  reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined, grantOf: (p: Port) => TokenGrant | undefined = () => undefined,
+    closing: ReadonlySet<Port> = new Set()): void {
     this.config = config
     let closed = 0
     for (const sw of this.all()) {
@@ -89,10 +117,12 @@ export class Networks {
         for (const p of [...sw.ports]) { p.shutdown(CLOSE_POLICY, 'network removed by configuration'); closed++ }
         continue
       }
+      // Before the static entries are bound again: the profiles that make a claimed name its own may have changed.
+      for (const p of sw.ports) if (isNamed(p)) p.ownsName = this.ownsName(sw, p)
       this.applySettings(sw, settings)
       for (const p of [...sw.ports]) {
-        if (p.policyFromPeer) continue // a trunk we dialled has what the other switch granted
-        const next = this.policyFor(sw, p.name, requests(p), tokenPolicy(p), p.stp !== null)
+        if (p.policyFromPeer || closing.has(p) || !isNamed(p)) continue // a trunk we dialled has what the other switch granted
+        const next = this.policyFor(sw, p, requests(p), grantOf(p), p.stp !== null)
         if (typeof next === 'string' || next.mode !== p.mode || (next.mode === MODE_TRUNK && next.pvid !== p.pvid)) {
           p.shutdown(CLOSE_POLICY, typeof next === 'string' ? `configuration changed: ${next}` : 'configuration changed the port mode; reconnect')
           closed++
@@ -104,7 +134,7 @@ export class Networks {
       }
     }
     for (const settings of config.networks.values()) if (!this.byName.has(settings.name)) this.create(settings)
-    log.info('config_reloaded', { networks: this.byName.size, ports_closed: closed })
+    log.info('config_reloaded', { networks: this.byName.size, ports_closed: closed + closing.size })
   }
 
   private applySettings (sw: Switch, s: NetworkSettings): void {
@@ -113,9 +143,6 @@ export class Networks {
     sw.fdb.loopMoves = s.loopMoves
     sw.fdb.loopWindow = s.loopWindow
     sw.setStatics(s.statics)
-    if (s.ageingTime !== sw.fdb.ageingTime || s.fdbMax !== sw.fdb.maxEntries) {
-      log.warn('restart_needed', { network: sw.name, reason: 'ageingTime and fdbMax apply when the network is created (restart switchd)' })
-    }
   }
 
   private create (s: NetworkSettings): Switch {
@@ -133,4 +160,11 @@ export class Networks {
     this.byName.set(s.name, sw)
     return sw
   }
+}
+
+/** What policy resolution needs of a port: its name, and whether switchd or the configuration gave it. */
+export interface NamedPort { name: string, nameTrusted: boolean }
+
+function isNamed (p: Port): p is Port & NamedPort {
+  return typeof (p as Partial<NamedPort>).nameTrusted === 'boolean'
 }

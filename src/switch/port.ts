@@ -89,6 +89,14 @@ export abstract class Port {
   stp: StpPort | null = null
   /** The spanning tree has it discarding (blockedUntil is then Infinity). */
   stpBlocked = false
+  /**
+   * Its name is its own: given by switchd or the configuration (a token's pin,
+   * a QEMU listener, a trunk we dialled), or claimed under a claimable
+   * profile. Static fdb entries bind only to such a port, else a client that
+   * names itself "router" would take the router's static MAC. WebSocket ports
+   * start without it (ws-port.ts) and get it when their name is trusted.
+   */
+  ownsName = true
   /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */
   policyFromPeer = false
   /**

@@ -23,11 +23,11 @@ import type { Switch } from './switch'
 import { WsPort, RawPort, BatchPort } from './ws-port'
 import { MODE_TRUNK, type PortPolicy } from './port'
 import type { Networks } from './networks'
-import type { SwitchdConfig } from './config'
+import { reservedNames, type SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, truncateReason
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -42,23 +42,8 @@ export function describeVlan (p: PortPolicy): VlanRequest {
   return { mode: 'access', vlan: p.pvid }
 }
 
-/**
- * Close reasons must fit in 123 bytes of UTF-8 (RFC 6455 §5.5); ws throws on
- * more. Cut on a character boundary, so a multibyte character at the cut
- * cannot make the result longer (the reason may echo what a client sent).
- */
-export function truncateReason (text: string): string {
-  if (Buffer.byteLength(text) <= 123) return text
-  let out = ''
-  let bytes = 0
-  for (const ch of text) {
-    const n = Buffer.byteLength(ch)
-    if (bytes + n > 120) break
-    out += ch
-    bytes += n
-  }
-  return out + '...'
-}
+// Close reasons are cut to 123 bytes in one place (common/protocol.ts); re-exported for existing callers.
+export { truncateReason }
 
 /**
  * Grant or withdraw offload as the latest hello asks (a resumed port follows
@@ -122,12 +107,9 @@ export class PortTable {
     ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
     if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
+    // A raw client cannot name itself: its name is the token's pin or one switchd makes up, trusted either way.
     port.name = grant?.name ?? this.uniqueName(undefined, 'raw', port.id)
-    this.join(port, this.policyFor(sw, port.name, undefined, grant) as PortPolicy, grant)
-  }
-
-  private policyFor (sw: Switch, name: string, request: VlanRequest | undefined, grant: TokenGrant | undefined, trunk = false): PortPolicy | string {
-    return this.networks.policyFor(sw, name, request, grant?.policy, trunk)
+    this.join(port, this.networks.policyFor(sw, port, undefined, grant) as PortPolicy, grant)
   }
 
   private awaitHello (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined): void {
@@ -168,9 +150,11 @@ export class PortTable {
       }
       const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
       port.name = grant?.name ?? this.uniqueName(hello.name, trunk ? 'trunk' : 'agent', port.id)
+      // The name in a hello is a claim; a token's pin, or a name switchd made up, is trusted.
+      port.nameTrusted = grant?.name !== undefined || hello.name === undefined
       if (trunk) port.capabilities.push(CAP_TRUNK)
       setOffload(port, offload)
-      const policy = this.policyFor(sw, port.name, hello.vlan, grant, trunk)
+      const policy = this.networks.policyFor(sw, port, hello.vlan, grant, trunk)
       if (typeof policy === 'string') {
         this.refused('vlan_refused')
         log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
@@ -190,7 +174,7 @@ export class PortTable {
   /** Hand a parked port back to its agent; false if the token is unknown, expired or not this client's. */
   private resume (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string, offload: boolean): boolean {
     const port = this.resumable.get(token)
-    if (port === undefined || !this.ports.has(port) || port.network !== sw || port.grantId !== grant?.id) {
+    if (port === undefined || !this.ports.has(port) || port.network !== sw || port.grantDigest !== grant?.digest) {
       log.info('resume_refused', { remote, network: sw.name, reason: port === undefined ? 'unknown or expired token' : 'not this client\'s port' })
       return false
     }
@@ -238,8 +222,10 @@ export class PortTable {
   private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number, trunk = false): void {
     const sw = port.network
     port.applyPolicy(policy)
+    port.ownsName = this.networks.ownsName(sw, port)
     if (grant !== undefined) {
       port.grantId = grant.id
+      port.grantDigest = grant.digest
       port.allowedMacs = grant.macs ?? null
       port.rateBps = grant.rate
     }
@@ -360,9 +346,14 @@ export class PortTable {
     return [...this.pending, ...[...this.ports].map((p) => p.ws)]
   }
 
-  /** The name asked for if no connected port has it, else `name-id`; unnamed ports get `fallback-id`. */
+  /**
+   * The name asked for if no connected port has it and the configuration does
+   * not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get
+   * `fallback-id`.
+   */
   private uniqueName (asked: string | undefined, fallback: string, id: number): string {
     if (asked === undefined) return `${fallback}-${id}`
+    if (reservedNames(this.config()).has(asked)) return `${asked}-${id}`
     for (const p of this.ports) if (p.name === asked) return `${asked}-${id}`
     return asked
   }

@@ -16,6 +16,7 @@
 
 import * as http from 'node:http'
 import * as https from 'node:https'
+import * as tls from 'node:tls'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -84,6 +85,8 @@ export class SwitchServer {
   /** Connections refused, by reason. */
   readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS].map((r) => [r, 0]))
   readonly captures = new CaptureHub()
+  /** Configuration reloads (SIGHUP), applied and rejected whole. */
+  readonly reloads = { applied: 0, rejected: 0 }
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
@@ -164,7 +167,8 @@ export class SwitchServer {
     for (const q of this.config.qemu) {
       const sw = this.networks.open(q.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `qemu ${q.name}: ${sw}`)
-      const policy = this.networks.policyFor(sw, q.name, undefined)
+      // A QEMU listener's name comes from the configuration: trusted.
+      const policy = this.networks.policyFor(sw, { name: q.name, nameTrusted: true }, undefined, undefined)
       const listener = new QemuListener({ name: q.name, address: q.address, socketMode: q.socketMode }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer,
         (reason) => { this.refused(reason) })
       await listener.listen()
@@ -200,30 +204,70 @@ export class SwitchServer {
   }
 
   /**
-   * Apply a new, already validated configuration (SIGHUP): networks and
-   * profiles (networks.ts), tokens (a port whose token is gone is closed),
-   * and the TLS certificate (new connections use it; open ones keep theirs).
+   * Apply a new configuration (SIGHUP), or refuse it whole. Two phases:
+   * everything that can fail is done first (reading the TLS files and
+   * building their secure context, keys only a restart can change), and only
+   * then is anything applied. A refused configuration is logged
+   * (config_rejected, naming the cause) and the running one stays: a
+   * certificate renewal caught half-way (new cert, old key) must not take
+   * switchd down. Returns whether it was applied.
    */
-  reload (config: SwitchdConfig): void {
-    if (config.tls !== undefined && this.http instanceof https.Server) {
-      this.http.setSecureContext(tlsOptions(config))
-      log.info('tls_reloaded', { cert: config.tls.cert })
+  reload (config: SwitchdConfig): boolean {
+    let secure: tls.SecureContextOptions | undefined
+    try {
+      secure = this.checkReload(config)
+    } catch (err) {
+      this.reloads.rejected++
+      log.error('config_rejected', { error: (err as Error).message, code: (err as { code?: string }).code })
+      return false
     }
-    const qemuBefore = this.config.qemu
-    const trunksBefore = this.config.trunks
-    const bridgePriorityBefore = this.config.bridgePriority
+    this.reloads.applied++
+    if (secure !== undefined && this.http instanceof https.Server) {
+      this.http.setSecureContext(secure)
+      log.info('tls_reloaded', { cert: config.tls?.cert })
+    }
+    const before = this.config
     this.config = config
-    const grants = new Map([...config.tokens.values()].map((g) => [g.id, g]))
+    // Ports are matched to tokens by the token itself (its digest), never by id or list position.
+    const closing = new Set<NetPort>()
     for (const p of this.ports()) {
-      if (p.grantId !== undefined && !grants.has(p.grantId)) p.shutdown(CLOSE_POLICY, 'token revoked')
+      const why = regrant(p, before, config)
+      if (why !== undefined) { p.shutdown(CLOSE_POLICY, why); closing.add(p) }
     }
-    if (JSON.stringify(config.qemu) !== JSON.stringify(qemuBefore)) log.warn('restart_needed', { reason: 'qemu listeners change on restart' })
-    if (JSON.stringify(config.trunks) !== JSON.stringify(trunksBefore)) log.warn('restart_needed', { reason: 'trunks change on restart' })
-    if (config.bridgePriority !== bridgePriorityBefore) log.warn('restart_needed', { reason: 'bridgePriority changes on restart' })
     this.networks.reload(config, (p) => this.portTable.requestOf(p as WsPort), (p) => {
-      const id = (p as NetPort).grantId
-      return id === undefined ? undefined : grants.get(id)?.policy
-    })
+      const digest = (p as NetPort).grantDigest
+      return digest === undefined ? undefined : config.tokens.get(digest)
+    }, closing)
+    return true
+  }
+
+  /**
+   * Phase one of reload(): throws TSW_ERR_CONFIG, naming the cause, if
+   * `config` cannot be applied as a whole; returns the TLS options to install.
+   */
+  checkReload (config: SwitchdConfig): tls.SecureContextOptions | undefined {
+    const now = this.config
+    const restart: string[] = []
+    if ((config.tls === undefined) !== (now.tls === undefined)) restart.push(config.tls === undefined ? 'tls (removed)' : 'tls (added)')
+    else if ((config.tls?.clientCa === undefined) !== (now.tls?.clientCa === undefined)) restart.push('tls.clientCa')
+    if (config.listen !== now.listen) restart.push('listen')
+    if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
+    if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
+    if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
+    if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
+    restart.push(...this.networks.restartNeeded(config))
+    if (restart.length > 0) {
+      throw new TapswitchError(ERR_CONFIG, `${restart.join(', ')} change only on restart: restart switchd to apply them, or put them back (nothing was applied)`)
+    }
+    if (config.tls === undefined) return undefined
+    const opts = tlsOptions(config)
+    const secure = { cert: opts.cert, key: opts.key, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }
+    try {
+      tls.createSecureContext(secure)
+    } catch (err) {
+      throw new TapswitchError(ERR_CONFIG, `TLS ${config.tls.cert} / ${config.tls.key}: ${(err as Error).message} (a certificate and its own key are needed; nothing was applied)`)
+    }
+    return secure
   }
 
   private serveMetrics (res: http.ServerResponse): void {
@@ -313,6 +357,32 @@ export class SwitchServer {
     if (typeof sw === 'string') { refuse(404, 'unknown_network', sw); return }
     this.wss.handleUpgrade(req, socket, head, (ws) => { this.portTable.attach(ws, req, sw, auth.grant) })
   }
+}
+
+/**
+ * Re-apply a port's token on reload; returns why the port must close, if it
+ * must. The token is found by its digest: one whose digest is gone is
+ * revoked (so rotating a token's sha256 under the same id disconnects the old
+ * holder). A token that stays may not move its port to another network or
+ * name; its MACs, rate and id are re-applied here, its VLAN policy by
+ * networks.reload. With tokens newly required, a port that has none goes.
+ */
+function regrant (p: NetPort, before: SwitchdConfig, config: SwitchdConfig): string | undefined {
+  if (p.grantDigest === undefined) {
+    return config.tokens.size > 0 && (p.kind === 'raw' || p.kind === 'tapswitch') ? 'a token is now required' : undefined
+  }
+  const g = config.tokens.get(p.grantDigest)
+  if (g === undefined) return 'token revoked'
+  if (g.network !== undefined && g.network !== p.network.name) return `token now for network "${g.network}"`
+  if (g.name !== before.tokens.get(p.grantDigest)?.name) return 'token now gives another port name; reconnect'
+  if (p.stp !== null && !g.trunk) return 'token may no longer connect a trunk'
+  const macsChanged = [...(p.allowedMacs ?? [])].join() !== [...(g.macs ?? [])].join()
+  p.grantId = g.id
+  p.allowedMacs = g.macs ?? null
+  if (p.rateBps !== g.rate) { p.rateBps = g.rate; p.rateTokens = Math.min(p.rateTokens, g.rate) }
+  // MACs it may no longer use must not keep their fdb entries.
+  if (macsChanged) p.network.fdb.deletePort(p)
+  return undefined
 }
 
 /** Milliseconds on a monotonic clock: the switch's time. */

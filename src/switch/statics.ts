@@ -19,12 +19,12 @@ export class DetachedPort extends Port {
   shutdown (): void {}
 }
 
-/** (Re)write every static entry into `fdb`, each bound to its connected port or to `detached`. */
+/** (Re)write every static entry into `fdb`, each bound to its connected port (one that owns the name) or to `detached`. */
 export function bindStatics (fdb: Fdb, ports: readonly Port[], entries: readonly StaticEntry[], detached: Port): void {
   fdb.clearStatic()
   for (const e of entries) {
     let port = detached
-    for (const p of ports) if (p.name === e.port) { port = p; break }
+    for (const p of ports) if (p.name === e.port && p.ownsName) { port = p; break }
     fdb.addStatic(e.vid, e.mac, port)
   }
 }

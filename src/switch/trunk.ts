@@ -22,7 +22,7 @@ import type { Switch } from './switch'
 import type { Networks } from './networks'
 import type { TrunkSpec } from './config'
 import { Uplink } from '../agent/uplink'
-import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, type VlanRequest, type Welcome } from '../common/protocol'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, truncateReason, type VlanRequest, type Welcome } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'
 
@@ -55,7 +55,7 @@ export class TrunkPort extends NetPort {
   /** Policy or operator: drop this connection; the link dials again. */
   shutdown (code: number, reason: string): void {
     log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
-    this.uplink.drop(code, reason)
+    this.uplink.drop(code, truncateReason(reason))
   }
 }
 

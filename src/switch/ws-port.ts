@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws'
 import type { Switch } from './switch'
 import { NetPort, BatchSlab } from './net-port'
 import { OP_ASIS, egressLength, writeEgress } from '../common/vlan'
+import { truncateReason } from '../common/protocol'
 import { logger } from '../common/log'
 
 const log = logger('port')
@@ -25,6 +26,8 @@ export abstract class WsPort extends NetPort {
   noResume = false
   /** Keepalive found it silent: the link, not the agent, went away (only such ports are parked). */
   timedOut = false
+  /** A hello name is a claim: ports.ts sets this once it knows the name is trusted or claimable. */
+  override ownsName = false
 
   constructor (id: number, name: string, public ws: WebSocket, remote: string, highWaterMark: number, network: Switch) {
     super(id, name, remote, highWaterMark, network)
@@ -37,7 +40,8 @@ export abstract class WsPort extends NetPort {
   shutdown (code: number, reason: string): void {
     log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
     this.noResume = true
-    this.ws.close(code, reason)
+    // The reason may list VLANs or echo a client: ws throws past 123 bytes, and a throw here would kill switchd.
+    this.ws.close(code, truncateReason(reason))
   }
 }
 

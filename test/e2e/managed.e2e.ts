@@ -88,7 +88,7 @@ describe('e2e managed: VLANs isolate access ports', function () {
   // Every host is in 192.0.2.0/24: only the VLANs keep a,b (10) apart from c,d (20).
   const { lab } = useLab({
     hosts: 4,
-    config: { profiles: [{ match: 'host-a', vlan: 10 }, { match: 'host-b', vlan: 10 }, { match: 'host-c', vlan: 20 }, { match: 'host-d', vlan: 20 }] }
+    config: { profiles: [{ match: 'host-a', vlan: 10, claimable: true }, { match: 'host-b', vlan: 10, claimable: true }, { match: 'host-c', vlan: 20, claimable: true }, { match: 'host-d', vlan: 20, claimable: true }] }
   })
 
   it('each port gets its profile\'s access VLAN', async () => {
@@ -208,7 +208,7 @@ describe('e2e managed: a trunk carries VLANs 10 and 20 tagged', function () {
 describe('e2e managed: port security against 10,000 random source MACs', function () {
   this.timeout(60_000)
   const MAX = 100
-  const { lab } = useLab({ hosts: 3, config: { port: { maxMacs: 256 }, profiles: [{ match: 'host-a', maxMacs: MAX }] } })
+  const { lab } = useLab({ hosts: 3, config: { port: { maxMacs: 256 }, profiles: [{ match: 'host-a', maxMacs: MAX, claimable: true }] } })
 
   it('the offender is held to maxMacs; the others keep their entries and their pings', async () => {
     const [a, b, c] = hostsOf(lab) as [LabHost, LabHost, LabHost]
@@ -245,7 +245,7 @@ describe('e2e managed: storm control limits a broadcast flood', function () {
   this.timeout(60_000)
   const RATE = 200
   // d floods; c only listens; a and b ping each other meanwhile.
-  const { lab } = useLab({ hosts: 4, config: { profiles: [{ match: 'host-d', storm: { broadcast: RATE } }] } })
+  const { lab } = useLab({ hosts: 4, config: { profiles: [{ match: 'host-d', storm: { broadcast: RATE }, claimable: true }] } })
 
   it('20,000 broadcasts: about RATE/s get through, the rest are counted, pings are unaffected', async () => {
     const [a, b, c, d] = hostsOf(lab) as [LabHost, LabHost, LabHost, LabHost]

@@ -12,7 +12,7 @@ import { waitFor } from '../helpers/net'
 
 interface PortView { id: number, name: string, pvid: number, maxMacs: number }
 
-const BASE = { profiles: [{ match: 'host-*', mode: 'access', vlan: 1, maxMacs: 50 }] }
+const BASE = { profiles: [{ match: 'host-*', mode: 'access', vlan: 1, maxMacs: 50, claimable: true }] }
 
 describe('e2e: configuration reload (SIGHUP)', function () {
   this.timeout(60_000)
@@ -31,7 +31,7 @@ describe('e2e: configuration reload (SIGHUP)', function () {
 
   it('rejects a bad file and keeps running on the old configuration', async () => {
     const before = await ports()
-    await lab.reconfigure({ profiles: [{ match: 'host-*', mode: 'trunk' }] })
+    await lab.reconfigure({ profiles: [{ match: 'host-*', mode: 'trunk', claimable: true }] })
     assert.ok(logs.some((l) => l.includes('"config_rejected"') && l.includes('profiles[0].vlans')), 'the rejection names the key')
     const after = await ports()
     assert.equal(after.get('host-a')?.id, before.get('host-a')?.id, 'no port was dropped')
@@ -40,7 +40,7 @@ describe('e2e: configuration reload (SIGHUP)', function () {
 
   it('applies new limits in place, and closes only the port it no longer allows', async () => {
     const before = await ports()
-    await lab.reconfigure({ profiles: [{ match: 'host-c', mode: 'access', vlan: 20 }, { match: 'host-*', mode: 'access', vlan: 1, maxMacs: 7 }] })
+    await lab.reconfigure({ profiles: [{ match: 'host-c', mode: 'access', vlan: 20, claimable: true }, { match: 'host-*', mode: 'access', vlan: 1, maxMacs: 7, claimable: true }] })
     assert.ok(logs.some((l) => l.includes('"config_reloaded"')))
     const after = await ports()
     assert.equal(after.get('host-a')?.id, before.get('host-a')?.id, 'host-a kept its port')
@@ -49,7 +49,7 @@ describe('e2e: configuration reload (SIGHUP)', function () {
     assert.equal(after.get('host-c')?.pvid, 20)
     assert.match(await lab.ping(a, b, 2), / 2 received/)
     // A mode change closes the port with 1008; the agent reconnects on the new terms.
-    await lab.reconfigure({ profiles: [{ match: 'host-c', mode: 'trunk', vlans: [20] }, { match: 'host-*', mode: 'access', vlan: 1, maxMacs: 7 }] })
+    await lab.reconfigure({ profiles: [{ match: 'host-c', mode: 'trunk', vlans: [20], claimable: true }, { match: 'host-*', mode: 'access', vlan: 1, maxMacs: 7, claimable: true }] })
     await waitFor(() => logs.some((l) => l.includes('"port_down"') && l.includes('host-c') && l.includes('1008')), 5000, 'host-c closed with 1008')
     let c: PortView | undefined
     const deadline = Date.now() + 10_000

@@ -19,9 +19,9 @@ import { sleep } from '../helpers/net'
 interface PortView { name: string, kind: string, state: string, stp?: { role: string, forwarding: boolean }, counters: { rxFrames: number } }
 
 const PROFILES = [
-  { match: 'trunk-*', mode: 'trunk', vlans: [10, 20] },
-  { match: 'host-a', vlan: 10 }, { match: 'host-b', vlan: 20 },
-  { match: 'host-c', vlan: 10 }, { match: 'host-d', vlan: 20 }
+  { match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true },
+  { match: 'host-a', vlan: 10, claimable: true }, { match: 'host-b', vlan: 20, claimable: true },
+  { match: 'host-c', vlan: 10, claimable: true }, { match: 'host-d', vlan: 20, claimable: true }
 ]
 
 /** Labs started in order (each may dial the ones before it); all stopped in after(), last first. */

@@ -35,7 +35,8 @@ describe('observability and admin (integration)', () => {
   beforeEach(async () => {
     restore = setLogSink(() => {})
     clients = []
-    server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN }, 'test'), host: '127.0.0.1', port: 0 })
+    // Claimable: the static entries below bind to the names these test clients claim in their hellos.
+    server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN, profiles: [{ match: '*', claimable: true }] }, 'test'), host: '127.0.0.1', port: 0 })
     const port = (await server.listen()).port
     http = `http://127.0.0.1:${port}`
     ws = `ws://127.0.0.1:${port}`

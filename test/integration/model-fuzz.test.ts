@@ -170,7 +170,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
     const count = (what: string): void => { tally[what] = (tally[what] ?? 0) + 1 }
     const started = Date.now()
 
-    const fail = (what: string): never => {
+    function fail (what: string): never {
       throw new Error(`model fuzz (seed ${SEED}, replay: MODEL_SEED=${SEED}) step ${step}: ${what}`)
     }
     const live = (): Client[] => clients.filter((c) => c.closeCode === undefined && !c.expectClose)

@@ -16,9 +16,9 @@ const CONFIG = {
   dynamicNetworks: false,
   port: { mode: 'access', vlan: 1 },
   profiles: [
-    { match: 'router', mode: 'trunk', vlans: [10, 20] },
-    { match: 'v10-*', mode: 'access', vlan: 10 },
-    { match: 'flex', mode: 'trunk', vlans: [10, 20, 30] }
+    { match: 'router', mode: 'trunk', vlans: [10, 20], claimable: true },
+    { match: 'v10-*', mode: 'access', vlan: 10, claimable: true },
+    { match: 'flex', mode: 'trunk', vlans: [10, 20, 30], claimable: true }
   ]
 }
 
@@ -114,7 +114,7 @@ describe('networks, VLANs and configuration (integration)', () => {
   it('reloads: keeps ports still allowed, closes the ones that are not (1008), applies new limits', async () => {
     const keep = await batched({ name: 'v10-a' })
     const lose = await batched({ name: 'flex', vlan: { mode: 'trunk', vlans: [30] } })
-    const next = { ...CONFIG, port: { mode: 'access', vlan: 1, maxMacs: 7 }, profiles: [CONFIG.profiles[0], { match: 'v10-*', mode: 'access', vlan: 10, maxMacs: 7 }, { match: 'flex', mode: 'trunk', vlans: [10] }] }
+    const next = { ...CONFIG, port: { mode: 'access', vlan: 1, maxMacs: 7 }, profiles: [CONFIG.profiles[0], { match: 'v10-*', mode: 'access', vlan: 10, maxMacs: 7, claimable: true }, { match: 'flex', mode: 'trunk', vlans: [10], claimable: true }] }
     server.reload(buildConfig(next, 'test'))
     assert.equal(await lose.closed(), 1008)
     await sleep(50)

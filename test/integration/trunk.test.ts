@@ -119,7 +119,7 @@ describe('trunks between switches', function () {
   })
 
   it('carries every VLAN the trunk profile allows, tagged, and keeps them apart', async () => {
-    const profiles = [{ match: 'trunk-*', mode: 'trunk', vlans: [10, 20] }, { match: 'v10*', vlan: 10 }, { match: 'v20*', vlan: 20 }]
+    const profiles = [{ match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true }, { match: 'v10*', vlan: 10, claimable: true }, { match: 'v20*', vlan: 20, claimable: true }]
     const b = await sw({ profiles })
     const a = await sw({ profiles, trunks: [{ url: b.url + LAB }] })
     await converged([a.server, b.server], 2, 2)

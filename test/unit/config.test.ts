@@ -41,16 +41,16 @@ describe('config', () => {
     assert.equal(lab?.loopWindow, 2000)
     assert.equal(lab?.loopHoldDown, 10)
     assert.deepEqual(lab?.statics, [{ vid: 10, mac: 0x0200000000fe, port: 'router' }])
-    const router = profileFor(c, 'router', 'default')
+    const router = profileFor(c, 'router', 'default', true)
     assert.equal(router.mode, MODE_TRUNK)
     assert.deepEqual(router.vlans, [1, 10, 20])
     assert.equal(router.pvid, 1)
     assert.equal(router.stormBroadcast, 500, 'profiles inherit the port defaults')
-    const guest = profileFor(c, 'guest-7', 'lab')
+    const guest = profileFor(c, 'guest-7', 'lab', true)
     assert.equal(guest.mode, MODE_ACCESS)
     assert.equal(guest.pvid, 20)
     assert.equal(guest.violation, 'shutdown')
-    assert.equal(profileFor(c, 'guest-7', 'default').pvid, 10, 'a profile with a network applies only there')
+    assert.equal(profileFor(c, 'guest-7', 'default', true).pvid, 10, 'a profile with a network applies only there')
     assert.equal(networkSettings(c, 'other'), undefined, 'dynamic networks are off')
   })
 
@@ -101,8 +101,8 @@ describe('config', () => {
 
   describe('grantPolicy()', () => {
     const c = buildConfig(LAB, 'lab.json')
-    const trunk = profileFor(c, 'router', 'default')
-    const access = profileFor(c, 'host', 'default')
+    const trunk = profileFor(c, 'router', 'default', true)
+    const access = profileFor(c, 'host', 'default', true)
 
     it('gives the profile as it is when nothing is asked', () => {
       assert.equal(grantPolicy(trunk, undefined), trunk)

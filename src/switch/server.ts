@@ -173,6 +173,7 @@ export class SwitchServer {
     if (this.config.metricsListen !== undefined) {
       const [mh, mp] = splitHostPort(this.config.metricsListen)
       this.metricsHttp = http.createServer((req, res) => {
+        if (this.badHost(req)) { res.writeHead(421).end(); return }
         if (req.url === '/metrics') { this.serveMetrics(req, res); return }
         res.writeHead(404).end()
       })

@@ -41,7 +41,8 @@ interface Ctx { url: string, token: string | undefined, json: boolean }
 async function call (ctx: Ctx, method: string, path: string, body?: unknown): Promise<Response> {
   const headers: Record<string, string> = {}
   if (ctx.token !== undefined) headers.authorization = `Bearer ${ctx.token}`
-  if (body !== undefined) headers['content-type'] = 'application/json'
+  // switchd refuses a POST or DELETE that is not JSON (a web page cannot send one without a preflight).
+  if (body !== undefined || method !== 'GET') headers['content-type'] = 'application/json'
   let res: Response
   try {
     res = await fetch(new URL(path, ctx.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })

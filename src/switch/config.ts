@@ -70,8 +70,14 @@ export interface SwitchdConfig {
   networks: ReadonlyMap<string, NetworkSettings>
   defaultPolicy: PortPolicy
   profiles: readonly Profile[]
-  /** Bearer token the admin API requires; undefined = open (only sensible on loopback). */
+  /** Bearer token the admin API and /metrics require; undefined = open, allowed only on loopback without client tokens (exposure.ts). */
   adminToken: string | undefined
+  /** Serve the admin API (/api) at all; false = /api answers 404. */
+  api: boolean
+  /** Host header names (besides IP literals and localhost) requests may carry: DNS-rebinding guard. "*" = any, ".example.org" = it and its subdomains. */
+  allowedHosts: readonly string[]
+  /** Origins (`scheme://host[:port]`, or "*") from which browsers may open ports and call the API; requests without Origin are not browsers. */
+  allowedOrigins: readonly string[]
   /** Serve /metrics on its own address instead of `listen`. */
   metricsListen: string | undefined
   /** Per-port metric series, and the port count beyond which they are left out. */
@@ -112,8 +118,12 @@ export interface Limits {
   maxPorts: number
   /** Ports per client IP address. */
   maxPortsPerAddress: number
-  /** Seconds from the upgrade to a valid hello. */
+  /** Seconds from the upgrade to a valid hello; also the time an HTTP request has to arrive whole. */
   handshakeTimeout: number
+  /** Connections not yet upgraded (nor closed) at once; beyond, new ones are closed at once. */
+  maxPending: number
+  /** Live captures at once (each copies every frame of its network). */
+  maxCaptures: number
 }
 
 export interface TlsFiles {
@@ -134,6 +144,12 @@ export interface ConfigOverrides {
   adminToken?: string
   metricsListen?: string
   allowAnonymous?: boolean
+  /** false = no admin API (--no-api). */
+  api?: boolean
+  /** Comma-separated (--allowed-hosts). */
+  allowedHosts?: string
+  /** Comma-separated (--allowed-origins). */
+  allowedOrigins?: string
   tlsCert?: string
   tlsKey?: string
   tokensFile?: string
@@ -203,7 +219,7 @@ const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
 const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', ...PORT_KEYS]
 const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca']
 
@@ -422,7 +438,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     try { list = JSON.parse(text) } catch (err) { r.fail('tokensFile', `${file}: not valid JSON: ${(err as Error).message}`) }
     readTokens(new Reader(file), list, 'tokens', defaultPolicy, tokens, tokenIds)
   }
-  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout'])
+  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxCaptures'])
   const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
   const tlsCert = overrides.tlsCert ?? r.str(tlsRaw?.cert, 'tls.cert', /^.+$/, undefined, 'a PEM file')
   const tlsKey = overrides.tlsKey ?? r.str(tlsRaw?.key, 'tls.key', /^.+$/, undefined, 'a PEM file')
@@ -431,6 +447,9 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   if (overrides.adminToken !== undefined && !/^\S{16,}$/.test(overrides.adminToken)) r.fail('admin token', 'at least 16 characters without spaces')
   const config: SwitchdConfig = Object.freeze({
     adminToken,
+    api: overrides.api ?? r.bool(top.api, 'api', true),
+    allowedHosts: readList(r, top.allowedHosts, overrides.allowedHosts, 'allowedHosts', /^(\*|\.?[A-Za-z0-9]([A-Za-z0-9.-]{0,252}))$/, 'host names like "switch.example.org", ".example.org" (and subdomains) or "*"'),
+    allowedOrigins: readList(r, top.allowedOrigins, overrides.allowedOrigins, 'allowedOrigins', /^(\*|https?:\/\/[^/\s]+)$/, 'origins like "http://localhost:8000" (scheme://host[:port], no path) or "*"'),
     metricsListen: overrides.metricsListen ?? r.str(top.metricsListen, 'metricsListen', /^.+:\d+$/, undefined, 'HOST:PORT'),
     perPortMetrics: r.bool(metrics.perPort, 'metrics.perPort', true),
     maxPortSeries: r.int(metrics.maxPortSeries, 'metrics.maxPortSeries', 0, 1_000_000, 1000),
@@ -439,7 +458,9 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     limits: Object.freeze({
       maxPorts: r.int(limits.maxPorts, 'limits.maxPorts', 1, 1_000_000, 10_000),
       maxPortsPerAddress: r.int(limits.maxPortsPerAddress, 'limits.maxPortsPerAddress', 1, 1_000_000, 1000),
-      handshakeTimeout: r.num(limits.handshakeTimeout, 'limits.handshakeTimeout', 0.1, 3600, 10)
+      handshakeTimeout: r.num(limits.handshakeTimeout, 'limits.handshakeTimeout', 0.1, 3600, 10),
+      maxPending: r.int(limits.maxPending, 'limits.maxPending', 1, 1_000_000, 1024),
+      maxCaptures: r.int(limits.maxCaptures, 'limits.maxCaptures', 0, 1000, 4)
     }),
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
@@ -488,6 +509,16 @@ export function reservedNames (config: SwitchdConfig): Set<string> {
   for (const g of config.tokens.values()) if (g.name !== undefined) names.add(g.name)
   for (const q of config.qemu) names.add(q.name)
   return names
+}
+
+/** A list of strings from the file, or comma-separated from a flag (which wins); each must match `pattern`. */
+function readList (r: Reader, v: unknown, flag: string | undefined, key: string, pattern: RegExp, what: string): readonly string[] {
+  const list: unknown = flag !== undefined ? flag.split(',').map((x) => x.trim()).filter((x) => x !== '') : v ?? []
+  if (!Array.isArray(list)) r.fail(key, `expected a list of ${what}`)
+  return Object.freeze(list.map((x: unknown, i: number) => {
+    if (typeof x !== 'string' || !pattern.test(x)) r.fail(`${key}[${i}]`, `expected ${what}`)
+    return x.toLowerCase()
+  }))
 }
 
 function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {

@@ -32,7 +32,10 @@ const SPECS = {
   'bridge-priority': { type: 'string', env: 'SWITCHD_BRIDGE_PRIORITY', arg: 'N', help: 'spanning-tree priority over trunks, 0-65535: the lowest becomes the root [default 32768]' },
   'qemu-listen': { type: 'string', env: 'SWITCHD_QEMU_LISTEN', arg: 'NAME=unix:PATH,…', help: 'accept a local QEMU VM as port NAME on this socket (-netdev stream,server=off,addr.type=unix,addr.path=PATH)' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
-  'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api (prefer the environment variable: flags show in ps)' },
+  'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api and /metrics; needed with client tokens or beyond loopback (prefer the environment variable: flags show in ps)' },
+  'no-api': { type: 'boolean', env: 'SWITCHD_NO_API', help: 'turn the admin API (/api, capture) off: it answers 404' },
+  'allowed-hosts': { type: 'string', env: 'SWITCHD_ALLOWED_HOSTS', arg: 'NAME,…', help: 'Host names requests may use besides IP addresses and localhost (DNS-rebinding guard); .example.org = it and subdomains, * = any' },
+  'allowed-origins': { type: 'string', env: 'SWITCHD_ALLOWED_ORIGINS', arg: 'ORIGIN,…', help: 'web page origins (e.g. http://localhost:8000) whose browser VMs may connect; * = any [default: none]' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
@@ -72,6 +75,9 @@ export async function main (argv: string[]): Promise<void> {
       tlsCert: o['tls-cert'],
       tlsKey: o['tls-key'],
       allowAnonymous: o['allow-anonymous'] ? true : undefined,
+      api: o['no-api'] ? false : undefined,
+      allowedHosts: o['allowed-hosts'],
+      allowedOrigins: o['allowed-origins'],
       qemuListen: o['qemu-listen'],
       uplink: o.uplink,
       uplinkToken: o['uplink-token'],

@@ -54,6 +54,14 @@ export class Networks {
     return this.create(settings)
   }
 
+  /** Why `open(name)` would fail, without creating anything; undefined if it would succeed. */
+  refusal (name: string): string | undefined {
+    if (this.byName.has(name)) return undefined
+    if (networkSettings(this.config, name) === undefined) return `no network "${name}"`
+    if (this.byName.size >= this.config.maxNetworks) return `too many networks (maxNetworks ${this.config.maxNetworks})`
+    return undefined
+  }
+
   /** Drop a dynamic network once it has no ports. */
   release (sw: Switch): void {
     if (sw.ports.length === 0 && !this.config.networks.has(sw.name) && this.byName.get(sw.name) === sw) {

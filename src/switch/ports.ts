@@ -24,7 +24,7 @@ import { WsPort, RawPort, BatchPort } from './ws-port'
 import { MODE_TRUNK, type PortPolicy } from './port'
 import type { Networks } from './networks'
 import { reservedNames, type SwitchdConfig } from './config'
-import type { TokenGrant } from './auth'
+import { addressKey, type TokenGrant } from './auth'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, truncateReason
@@ -83,8 +83,8 @@ export class PortTable {
     private readonly refused: (reason: string) => void
   ) {}
 
-  /** Ports and handshakes from `address` (for limits.maxPortsPerAddress). */
-  countFrom (address: string): number { return this.perAddress.get(address) ?? 0 }
+  /** Ports and handshakes from `address`, or its IPv6 /64 (for limits.maxPortsPerAddress). */
+  countFrom (address: string): number { return this.perAddress.get(addressKey(address)) ?? 0 }
 
   /** A port id no other port has (QEMU listeners take theirs from here too). */
   allocateId (): number { return this.nextPortId++ }
@@ -99,10 +99,11 @@ export class PortTable {
   attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
     const address = req.socket.remoteAddress ?? '?'
     const remote = `${address}:${req.socket.remotePort ?? 0}`
-    this.perAddress.set(address, this.countFrom(address) + 1)
+    const key = addressKey(address)
+    this.perAddress.set(key, this.countFrom(address) + 1)
     ws.once('close', () => {
       const n = this.countFrom(address) - 1
-      if (n <= 0) this.perAddress.delete(address); else this.perAddress.set(address, n)
+      if (n <= 0) this.perAddress.delete(key); else this.perAddress.set(key, n)
     })
     ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
     if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }

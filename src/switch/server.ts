@@ -8,7 +8,12 @@
  *  - the path names the network: `/` or `/net/<name>`, else 404;
  *  - the token, when tokens are configured: 401 missing or unknown, 403 for
  *    another network;
- *  - the limits: 503 when the switch is full, 429 per client address.
+ *  - the Host (DNS rebinding) and, from a browser, the Origin: 421 and 403;
+ *  - the limits: 503 when the switch is full, 429 per client address (an IPv6
+ *    client's /64); connections not yet upgraded are bounded by
+ *    limits.maxPending and must send their request within handshakeTimeout;
+ *  - the network is created only once the upgrade has succeeded, so refused
+ *    handshakes cannot use up maxNetworks.
  *
  * Keepalive: every `pingInterval` seconds each port is pinged; a port that
  * sent nothing (no pong, no message) since the last round is terminated.
@@ -32,7 +37,8 @@ import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
 import { authenticate, isLoopback } from './auth'
-import { handleApi } from './api'
+import { checkExposure, adminOpen, hostAllowed, originAllowed } from './exposure'
+import { handleApi, tokenMatches } from './api'
 import { CaptureHub } from './capture'
 import { switchdRegistry } from './metrics'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../common/protocol'
@@ -57,7 +63,7 @@ export interface ServerOptions extends ConfigOverrides {
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
-  'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused'] as const
+  'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused'] as const
 
 function tlsOptions (config: SwitchdConfig): https.ServerOptions {
   const tls = config.tls
@@ -90,6 +96,11 @@ export class SwitchServer {
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
+  /** The address `listen` bound (for exposure checks on reload). */
+  listenHost = '127.0.0.1'
+  /** TCP connections open on the main listener, and those of them that became ports. */
+  private connections = 0
+  private upgraded = 0
   private readonly qemu: QemuListener[] = []
   readonly trunks: TrunkLink[] = []
 
@@ -110,7 +121,12 @@ export class SwitchServer {
     })
     this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.onRequest(req, res) }
-    this.http = this.config.tls === undefined ? http.createServer(handler) : https.createServer(tlsOptions(this.config), handler)
+    // A request (or upgrade) must arrive whole within the handshake timeout: a
+    // slow-headers client holds a socket and a parser, not a port (Slowloris).
+    const requestMs = Math.max(1, config.limits.handshakeTimeout) * 1000
+    const httpOpts = { headersTimeout: requestMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, requestMs) }
+    this.http = this.config.tls === undefined ? http.createServer(httpOpts, handler) : https.createServer({ ...tlsOptions(this.config), ...httpOpts }, handler)
+    this.http.on('connection', (socket: Duplex) => { this.onConnection(socket) })
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
     if (this.config.tls !== undefined) {
       this.http.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
@@ -137,6 +153,9 @@ export class SwitchServer {
 
   private refused (reason: string): void { this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1 }
 
+  /** Count an admin API request refused before it was served (browser checks). */
+  refusedApi (reason: 'bad_origin'): void { this.refused(reason) }
+
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
     const [cfgHost, cfgPort] = splitHostPort(this.config.listen)
@@ -145,6 +164,8 @@ export class SwitchServer {
       throw new TapswitchError(ERR_CONFIG, `refusing to listen on ${host} without tokens: anyone who reaches it would join the LAN. ` +
         'Configure tokens (README "Security"), listen on 127.0.0.1, or pass --allow-anonymous')
     }
+    checkExposure(this.config, host)
+    this.listenHost = host
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject)
       this.http.listen(this.opts.port ?? cfgPort, host, () => {
@@ -155,7 +176,8 @@ export class SwitchServer {
     if (this.config.metricsListen !== undefined) {
       const [mh, mp] = splitHostPort(this.config.metricsListen)
       this.metricsHttp = http.createServer((req, res) => {
-        if (req.url === '/metrics') { this.serveMetrics(res); return }
+        if (this.badHost(req)) { res.writeHead(421).end(); return }
+        if (req.url === '/metrics') { this.serveMetrics(req, res); return }
         res.writeHead(404).end()
       })
       await new Promise<void>((resolve, reject) => {
@@ -259,6 +281,8 @@ export class SwitchServer {
     if (restart.length > 0) {
       throw new TapswitchError(ERR_CONFIG, `${restart.join(', ')} change only on restart: restart switchd to apply them, or put them back (nothing was applied)`)
     }
+    // e.g. removing the admin token while client tokens remain would open the API.
+    checkExposure(config, this.listenHost)
     if (config.tls === undefined) return undefined
     const opts = tlsOptions(config)
     const secure = { cert: opts.cert, key: opts.key, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) }
@@ -270,7 +294,19 @@ export class SwitchServer {
     return secure
   }
 
-  private serveMetrics (res: http.ServerResponse): void {
+  /** Whether the admin surface is open without a token here (loopback, no client tokens, no admin token). */
+  get adminOpen (): boolean { return adminOpen(this.config, this.listenHost) }
+
+  /** /metrics: behind the admin token whenever one is set (Prometheus sends it as a bearer token). */
+  private serveMetrics (req: http.IncomingMessage, res: http.ServerResponse): void {
+    const token = this.config.adminToken
+    if (token !== undefined) {
+      const auth = req.headers.authorization
+      if (auth === undefined || !auth.startsWith('Bearer ') || !tokenMatches(auth.slice(7), token)) {
+        res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="switchd"' }).end('admin token required (Authorization: Bearer …)\n')
+        return
+      }
+    }
     this.registry.metrics().then(
       (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
       (err: Error) => { res.writeHead(500).end(err.message) }
@@ -309,7 +345,31 @@ export class SwitchServer {
     log.info('stopped', { ports: this.portTable.ports.size })
   }
 
+  /** Bound the connections that have not (yet) become ports: beyond limits.maxPending, close at once. */
+  private onConnection (socket: Duplex): void {
+    if (this.connections - this.upgraded >= this.config.limits.maxPending) {
+      this.refused('limit_pending')
+      log.limited('warn', 'connection_rejected', { remote: (socket as { remoteAddress?: string }).remoteAddress, reason: 'limit_pending' })
+      socket.destroy()
+      return
+    }
+    this.connections++
+    socket.once('close', () => { this.connections-- })
+  }
+
+  /** A DNS-rebinding page's requests carry its own name: refuse Hosts that do not name us. */
+  private badHost (req: http.IncomingMessage): boolean {
+    if (hostAllowed(req.headers.host, this.config.allowedHosts)) return false
+    this.refused('bad_host')
+    log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason: 'bad_host', host: req.headers.host })
+    return true
+  }
+
   private onRequest (req: http.IncomingMessage, res: http.ServerResponse): void {
+    if (this.badHost(req)) {
+      res.writeHead(421, { 'content-type': 'text/plain' }).end('unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)\n')
+      return
+    }
     if (req.url === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n')
       return
@@ -320,7 +380,7 @@ export class SwitchServer {
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n')
       return
     }
-    if (req.url === '/metrics' && this.metricsHttp === undefined) { this.serveMetrics(res); return }
+    if (req.url === '/metrics' && this.metricsHttp === undefined && (this.config.adminToken !== undefined || this.adminOpen)) { this.serveMetrics(req, res); return }
     if (handleApi(req, res, this)) return
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
@@ -336,6 +396,13 @@ export class SwitchServer {
       reject(socket, status, message)
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
+    if (this.badHost(req)) { reject(socket, 421, 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'); return }
+    // Browsers always send Origin, other clients (tap-agent, ws) never do: a page
+    // the operator visits must not join the LAN from inside their browser.
+    if (!originAllowed(req.headers.origin, this.config.allowedOrigins)) {
+      refuse(403, 'bad_origin', `origin ${req.headers.origin ?? ''} is not allowed: add it to allowedOrigins (--allowed-origins)`)
+      return
+    }
     const offered = req.headers['sec-websocket-protocol']
     if (offered !== undefined && !offered.split(',').map((p) => p.trim()).includes(SUBPROTOCOL_V1)) {
       refuse(400, 'unsupported_subprotocol', `unsupported subprotocol "${offered}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
@@ -353,9 +420,18 @@ export class SwitchServer {
       refuse(429, 'limit_address', `at most ${limits.maxPortsPerAddress} ports per client address`)
       return
     }
-    const sw = this.networks.open(name)
-    if (typeof sw === 'string') { refuse(404, 'unknown_network', sw); return }
-    this.wss.handleUpgrade(req, socket, head, (ws) => { this.portTable.attach(ws, req, sw, auth.grant) })
+    const why = this.networks.refusal(name)
+    if (why !== undefined) { refuse(404, 'unknown_network', why); return }
+    // Open the network only once the upgrade has succeeded: ws answers a bad
+    // key or version itself and never calls back, and a network opened before
+    // that would stay, empty, until restart (each one counts to maxNetworks).
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const sw = this.networks.open(name)
+      if (typeof sw === 'string') { this.refused('unknown_network'); ws.close(CLOSE_POLICY, 'unknown network'); return }
+      this.upgraded++
+      ws.once('close', () => { this.upgraded-- })
+      this.portTable.attach(ws, req, sw, auth.grant)
+    })
   }
 }
 

@@ -157,6 +157,15 @@ export class Switch {
     this.setStatics(this.configStatics.filter((e) => e.vid !== entry.vid || e.mac !== entry.mac))
   }
 
+  /** Static entries in force (configured and run-time). */
+  get staticCount (): number { return this.statics.length }
+
+  /** Whether `mac` in `vid` has a static entry. */
+  hasStatic (vid: number, mac: number): boolean {
+    for (const e of this.statics) if (e.vid === vid && e.mac === mac) return true
+    return false
+  }
+
   /** Remove a static entry (run-time or configured, until the next reload); false if there was none. */
   removeStatic (vid: number, mac: number): boolean {
     const keep = (e: StaticEntry): boolean => e.vid !== vid || e.mac !== mac

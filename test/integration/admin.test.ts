@@ -55,8 +55,8 @@ describe('observability and admin (integration)', () => {
   }
 
   describe('/metrics, /healthz, /readyz', () => {
-    it('serves every series at zero before any traffic, without a token', async () => {
-      const text = await (await fetch(http + '/metrics')).text()
+    it('serves every series at zero before any traffic, to the admin token', async () => {
+      const text = await (await fetch(http + '/metrics', { headers: auth })).text()
       assert.match(text, /^switchd_build_info\{version="[^"]+",node_version="v\d+[^"]*"\} 1$/m)
       assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="backpressure"\} 0$/m)
       assert.match(text, /^switchd_flooded_frames_total\{network="default",kind="unknown_unicast"\} 0$/m)
@@ -70,7 +70,7 @@ describe('observability and admin (integration)', () => {
       const a = await named('a'); const b = await named('b')
       a.send([eth(BROADCAST, MAC_A), Buffer.alloc(5)])
       await waitFor(() => b.frames.length === 1)
-      const text = await (await fetch(http + '/metrics')).text()
+      const text = await (await fetch(http + '/metrics', { headers: auth })).text()
       assert.match(text, /^switchd_port_receive_frames_total\{network="default",port="a"\} 2$/m)
       assert.match(text, /^switchd_port_transmit_frames_total\{network="default",port="b"\} 1$/m)
       assert.match(text, /^switchd_port_drops_total\{network="default",port="a",reason="runt"\} 1$/m)
@@ -79,7 +79,7 @@ describe('observability and admin (integration)', () => {
       assert.match(text, /^switchd_connections_accepted_total 2$/m)
       a.close()
       await waitFor(() => server.ports().length === 1)
-      const after = await (await fetch(http + '/metrics')).text()
+      const after = await (await fetch(http + '/metrics', { headers: auth })).text()
       assert.doesNotMatch(after, /port="a"/, 'a port that left has no series')
       assert.match(after, /^switchd_frames_dropped_total\{network="default",reason="runt"\} 1$/m, 'network totals stay')
     })

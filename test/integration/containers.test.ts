@@ -42,6 +42,7 @@ import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitorin
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
 import { loadConfig } from '../../src/switch/config'
 import { networkFromPath } from '../../src/switch/networks'
+import { checkExposure, hostAllowed } from '../../src/switch/exposure'
 
 const ROOT = path.join(__dirname, '..', '..')
 const COMPOSE_DIR = path.join(ROOT, 'deploy', 'compose')
@@ -462,6 +463,7 @@ describe('containers: compose', function () {
       addresses.add(env.TAP_AGENT_ADDRESS as string)
       const url = new URL(env.TAP_AGENT_URL as string)
       assert.ok(services[url.hostname] === sw, `${a}: connects to the switchd service`)
+      assert.ok(hostAllowed(url.host, cfg.allowedHosts), `${a}: switchd answers Host ${url.host} (allowedHosts)`)
       assert.equal(Number(url.port), portOf(cfg.listen))
       const network = networkFromPath(url.pathname) as string
       assert.ok(cfg.networks.has(network), `${a}: network ${network} is not in switchd.json`)
@@ -473,6 +475,9 @@ describe('containers: compose', function () {
       assert.match((svc.healthcheck.test as string[]).join(' '), new RegExp(`127\\.0\\.0\\.1:${portOf(env.TAP_AGENT_METRICS_LISTEN as string)}/healthz`))
     }
     assert.equal(subnets.size, 1, 'one subnet, so they can ping each other')
+    // With client tokens, switchd starts only with its admin token (env/switchd.env).
+    const admin = readEnvFile(path.resolve(COMPOSE_DIR, (sw.env_file as string[])[0] as string)).SWITCHD_ADMIN_TOKEN
+    checkExposure(loadConfig(switchdConfig, { adminToken: admin }), '0.0.0.0')
     assert.equal(addresses.size, agents.length, 'distinct addresses')
     const ping = services.ping as Obj
     assert.ok(ping.network_mode === `service:${agents[0] as string}`)
@@ -620,6 +625,11 @@ describe('containers: Kubernetes manifests', function () {
       assert.equal(portOf(cfg.listen), portNamed(c, 'ws')?.containerPort)
       assert.equal(portOf(cfg.metricsListen as string), portNamed(c, 'metrics')?.containerPort)
       assert.ok(cfg.tokens.size > 0, 'tokens: switchd listens beyond loopback')
+      // The admin token comes from the Secret switchd-admin; switchd does not start without it.
+      const adminRef = (c.env as Obj[]).find((e) => e.name === 'SWITCHD_ADMIN_TOKEN')?.valueFrom?.secretKeyRef as Obj | undefined
+      assert.ok(adminRef !== undefined && adminRef.optional !== true, 'SWITCHD_ADMIN_TOKEN from a required Secret')
+      assert.throws(() => { checkExposure(cfg, '0.0.0.0') }, { code: 'TSW_ERR_CONFIG' })
+      checkExposure(loadConfig(path.join(dir, 'switchd.json'), { adminToken: 'x'.repeat(32) }), '0.0.0.0')
     } finally {
       fs.rmSync(dir, { recursive: true, force: true })
     }

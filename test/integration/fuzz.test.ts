@@ -569,7 +569,7 @@ const abrupt: Case = async (ctx) => {
     const s = net.connect(ctx.port, '127.0.0.1')
     s.on('error', () => {})
     await onceWithin(s, 'connect').catch(() => {})
-    const req = `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\n\r\n`
+    const req = `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\n\r\n`
     s.write(req.slice(0, rng.int(1, req.length - 2)))
     await sleep(rng.int(0, 20))
     s.destroy()
@@ -602,7 +602,7 @@ const httpLevel: Case = async (ctx) => {
   const rng = ctx.rng
   const key = Buffer.alloc(16, 7).toString('base64')
   const upgrade = (path: string, extra: string[] = [], version = '13', withKey = true): string =>
-    [`GET ${path} HTTP/1.1`, 'Host: x', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Version: ${version}`,
+    [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Version: ${version}`,
       ...(withKey ? [`Sec-WebSocket-Key: ${key}`] : []), ...extra, '', ''].join('\r\n')
   const cases: Array<[string, Outcome, string]> = [
     ['unsupported subprotocol', 'http 400', upgrade('/', ['Sec-WebSocket-Protocol: chat, superchat'])],
@@ -611,14 +611,15 @@ const httpLevel: Case = async (ctx) => {
     ['network name with bad characters', 'http 404', upgrade('/net/a%2Fb')],
     ['wrong WebSocket version', 'http 400', upgrade('/', [], '99')],
     ['no Sec-WebSocket-Key', 'http 400', upgrade('/', [], '13', false)],
-    ['plain GET', 'http 426', 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'],
-    ['unknown API path', 'http 404', 'GET /api/v1/nothing HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['plain GET', 'http 426', 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['unknown API path', 'http 404', 'GET /api/v1/nothing HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'],
+    ['a Host naming another site (DNS rebinding)', 'http 421', 'GET /api/v1/ports HTTP/1.1\r\nHost: evil.example\r\n\r\n'],
     ['headers over 16 KiB', 'http 431', upgrade('/', [`X-Big: ${'a'.repeat(20_000)}`])],
     ['garbage', 'any', rng.bytes(rng.int(1, 3000)).toString('latin1') + '\r\n\r\n']
   ]
   cases.push(['malformed percent-encoding in the network (once a crash)', 'http 404', upgrade('/net/%E0%A4%A')])
   cases.push(['unparsable request-target on an upgrade (once a crash)', 'http 400', upgrade('http://[')])
-  cases.push(['unparsable request-target on a plain request (once a crash)', 'http 400', 'GET http://[ HTTP/1.1\r\nHost: x\r\n\r\n'])
+  cases.push(['unparsable request-target on a plain request (once a crash)', 'http 400', 'GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'])
   const [why, expected, request] = rng.pick(cases)
   const r = await RawWs.connect(ctx.port, { rawRequest: request, timeoutMs: 2000 })
   ctx.tally.messages++
@@ -918,7 +919,7 @@ describe('fuzz: inputs that once crashed switchd or leaked', function () {
     [4, 'an unparsable request-target on a plain request (api.ts new URL)', 'GET http://[ HTTP/1.1', 400]
   ] as Array<[number, string, string, number]>) {
     it(`bug ${n}: ${what} is refused, not a crash`, async () => {
-      const headers = n === 4 ? ['Host: x'] : ['Host: x', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}`]
+      const headers = n === 4 ? ['Host: 127.0.0.1'] : ['Host: 127.0.0.1', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}`]
       const r = await RawWs.connect(port, { rawRequest: [request, ...headers, '', ''].join('\r\n') })
       r.destroy()
       assert.equal(r.status, status)

@@ -148,7 +148,7 @@ describe('trunks between switches', function () {
       { id: 'host', token: 'host-token-0123456789', network: 'lab' },
       { id: 'sw', token: 'trunk-token-0123456789', network: 'lab', trunk: true }
     ]
-    const b = await sw({ tokens })
+    const b = await sw({ tokens, api: false })
     const refused = await sw({ trunks: [{ url: b.url + LAB, token: 'host-token-0123456789' }] })
     await waitFor(() => (b.server.rejectedBy.trunk_refused ?? 0) > 0, 5000, 'trunk refused')
     assert.equal(trunkPorts(b.server).length, 0)

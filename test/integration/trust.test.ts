@@ -66,6 +66,7 @@ describe('trust and survival (integration)', () => {
 
   describe('tokens', () => {
     const CONFIG = {
+      api: false, // client tokens without an admin token: the API must be off
       tokens: [
         { id: 'lab-agent', token: T_LAB, network: 'lab', name: 'lab-host', mode: 'access', vlan: 10 },
         { id: 'web', sha256: sha256Hex(T_WEB), macs: ['02:00:00:00:00:01'], rate: 1000 },

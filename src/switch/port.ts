@@ -123,6 +123,8 @@ export abstract class Port {
   dropBadOffload = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
+  /** Control messages (BPDUs) not sent: the peer was not reading. */
+  dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */
   loopBlocks = 0
   securityViolations = 0

@@ -27,7 +27,7 @@ import type { SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -82,6 +82,14 @@ export class PortTable {
   /** Text messages received in raw mode (ignored), and jor1k pings answered. */
   textIgnored = 0
   pongsSent = 0
+  /**
+   * Replies (jor1k pongs, WebSocket pongs) not sent because the port's peer
+   * had not read what it was already given: a reply is owed only to a peer
+   * that reads, or a client that sends and never reads grows our memory.
+   */
+  repliesDropped = 0
+  /** Ports closed with 4004: their peer read nothing for a whole keepalive round. */
+  closedNotReading = 0
   /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
   controlIgnored = 0
   private nextPortId = 1
@@ -120,6 +128,12 @@ export class PortTable {
       if (n <= 0) this.perAddress.delete(address); else this.perAddress.set(address, n)
     })
     ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
+    // The server has autoPong off: ws would queue a pong for every ping whether or not the peer reads.
+    const highWaterMark = this.config().portBuffer
+    ws.on('ping', (data: Buffer) => {
+      if (ws.bufferedAmount > highWaterMark) { this.repliesDropped++; return }
+      ws.pong(data)
+    })
     if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
     port.name = grant?.name ?? this.uniqueName(undefined, 'raw', port.id)
@@ -293,6 +307,7 @@ export class PortTable {
    */
   private onRawText (port: WsPort, data: Buffer): void {
     if (data.length <= 256 && data.toString('latin1', 0, 5) === 'ping:') {
+      if (port.bufferedBytes() > port.highWaterMark) { this.repliesDropped++; return }
       this.pongsSent++
       port.ws.send('pong:' + data.toString('utf8', 5))
       return
@@ -332,6 +347,13 @@ export class PortTable {
    * the rest. A round that runs late means switchd's own event loop is behind
    * (a flood at many ports): pongs may be waiting unread in socket buffers, so
    * that round judges no one, it only pings.
+   *
+   * Talking is not listening: a port whose peer keeps sending but reads
+   * nothing (what we buffer for it stays above its high-water mark for a
+   * whole round) is closed with 4004 whatever it sends, and cut at the next
+   * round if it does not read the close either. Its egress was already being
+   * dropped; this frees the socket, as a switch err-disables a port stuck in
+   * flow control.
    */
   keepalive (pingInterval: number, now = performance.now()): void {
     const since = now - this.lastKeepalive
@@ -340,6 +362,17 @@ export class PortTable {
     if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
     for (const port of this.ports) {
       if (port.parked) continue
+      if (port.bufferedBytes() <= port.highWaterMark) port.notReading = 0
+      else {
+        // Judged on its reading, not its silence; and not pinged: the pong would queue behind the rest.
+        if (port.notReading === 1) {
+          this.closedNotReading++
+          log.limited('warn', 'port_not_reading', { port: port.name, id: port.id, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
+          port.shutdown(CLOSE_NOT_READING, 'peer not reading')
+        } else if (port.notReading > 1) port.ws.terminate()
+        port.notReading++
+        continue
+      }
       if (!port.alive && !late) {
         log.info('port_dead', { port: port.name, id: port.id, silent_seconds: pingInterval })
         port.timedOut = true

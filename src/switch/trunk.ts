@@ -50,7 +50,11 @@ export class TrunkPort extends NetPort {
     if (b !== undefined) this.uplink.send(b)
   }
 
-  override sendControl (text: string): void { this.uplink.sendText(text) }
+  /** Dropped (counted) while the other switch is not reading, as frames are: BPDUs repeat every hello. */
+  override sendControl (text: string): void {
+    if (this.uplink.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    this.uplink.sendText(text)
+  }
 
   /** Policy or operator: drop this connection; the link dials again. */
   shutdown (code: number, reason: string): void {

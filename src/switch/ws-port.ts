@@ -25,6 +25,8 @@ export abstract class WsPort extends NetPort {
   noResume = false
   /** Keepalive found it silent: the link, not the agent, went away (only such ports are parked). */
   timedOut = false
+  /** Keepalive rounds its peer has read nothing (buffered above the high-water mark): 1 seen, 2 closed (4004). */
+  notReading = 0
 
   constructor (id: number, name: string, public ws: WebSocket, remote: string, highWaterMark: number, network: Switch) {
     super(id, name, remote, highWaterMark, network)
@@ -84,8 +86,11 @@ export class BatchPort extends WsPort {
     if (b !== undefined) this.ws.send(b, SEND_OPTS)
   }
 
+  /** Dropped (counted) while the peer is not reading, as frames are: BPDUs repeat every hello. */
   override sendControl (text: string): void {
-    if (!this.parked) this.ws.send(text)
+    if (this.parked) return
+    if (this.ws.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    this.ws.send(text)
   }
 
   /** Its agent is back (resume): carry on over `ws`. */

@@ -27,7 +27,7 @@ import type { SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -92,6 +92,8 @@ export class PortTable {
   closedNotReading = 0
   /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
   controlIgnored = 0
+  /** BPDU guard: ports closed (4005) for sending a BPDU without being a trunk. */
+  bpduGuardShutdowns = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
@@ -192,8 +194,17 @@ export class PortTable {
         this.networks.release(sw)
         return
       }
+      // Without tokens, trunks are opt-in too: only a name whose profile says `trunk: true` (issue 12, finding 8).
+      if (trunk && grant === undefined && policy.trunk !== true) {
+        this.refused('trunk_refused')
+        log.limited('warn', 'trunk_refused', { remote, port: port.name, network: sw.name })
+        ws.close(CLOSE_POLICY, 'trunks are opt-in: give this port\'s profile "trunk": true')
+        this.networks.release(sw)
+        return
+      }
       this.requests.set(port, hello.vlan)
       this.join(port, policy, grant, hello.mtu, trunk)
+      if (port.stp !== null) port.stp.rootGuard = grant !== undefined ? grant.rootGuard : policy.rootGuard === true
       this.welcome(port, false)
     }
     const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
@@ -315,9 +326,22 @@ export class PortTable {
     this.textIgnored++
   }
 
-  /** A control message after the welcome: BPDUs on trunks; anything else is counted and ignored. */
+  /**
+   * A control message after the welcome: BPDUs on trunks; anything else is
+   * counted and ignored. BPDU GUARD: a BPDU on a port that is not a trunk is
+   * a switch (or someone posing as one) where a station should be; that port
+   * is shut (4005), as a managed switch err-disables an edge port that hears
+   * one. Always on: such a port could never take part in the tree anyway.
+   */
   private onControl (port: BatchPort, data: Buffer): void {
-    if (port.network.stp.receive(port, data.toString('utf8'))) return
+    const text = data.toString('utf8')
+    if (port.network.stp.receive(port, text)) return
+    if (port.stp === null && parseControl(text)?.type === 'bpdu') {
+      this.bpduGuardShutdowns++
+      log.limited('warn', 'bpdu_guard', { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
+      port.shutdown(CLOSE_BPDU_GUARD, 'BPDU guard: this port is not a trunk')
+      return
+    }
     this.controlIgnored++
   }
 

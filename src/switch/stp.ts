@@ -34,6 +34,16 @@
  * most once per TC_FLUSH_MS, however many changes arrive (802.1D acts on a
  * topology change by shortening ageing for a while, not once per notice).
  *
+ * Trunks are opt-in (a token or profile with `trunk: true`), and a trunk
+ * peer that is trusted to carry frames is not thereby trusted to be our way
+ * to the root: with ROOT GUARD (`rootGuard: true`, Cisco's `spanning-tree
+ * guard root`) a port that hears a better root than we have never becomes
+ * the root port; it is root-inconsistent and discards until such BPDUs stop
+ * for max age. Otherwise one client dialling two switchd as a trunk and
+ * claiming root 0000000000000001 takes their trunk to alternate and carries
+ * their traffic (issue 12, finding 8). BPDU guard, for ports that are not
+ * trunks, is in ports.ts.
+ *
  * Pure policy: no sockets, no timers. The Switch calls tick() with its clock
  * and hands in received BPDUs; ports send what sendControl() is given.
  */
@@ -119,6 +129,12 @@ export class StpPort {
   infoAt = 0
   /** Our own BPDUs come back on it: a trunk from this switchd to itself, never to forward. */
   looped = false
+  /** Root guard: it may not be the root port; a better root heard on it makes it discard. */
+  rootGuard = false
+  /** Root guard has it discarding: its peer claims a better root than ours. */
+  rootInconsistent = false
+  /** Times root guard blocked it. */
+  rootGuardBlocks = 0
   bpdusIn = 0
   bpdusOut = 0
   badBpdus = 0
@@ -242,7 +258,7 @@ export class SpanningTree {
     let bestPort: Port | undefined
     for (const p of this.trunks) {
       const info = (p.stp as StpPort).info
-      if (info === undefined) continue
+      if (info === undefined || (p.stp as StpPort).rootGuard) continue
       const via = { root: info.root, cost: info.cost + 1, bridge: info.bridge, port: info.port }
       if (best === undefined || compareVectors(via, best) < 0 || (compareVectors(via, best) === 0 && p.id < (bestPort as Port).id)) {
         best = via
@@ -262,7 +278,13 @@ export class SpanningTree {
     for (const p of this.trunks) {
       const st = p.stp as StpPort
       let role: StpRole
-      if (st.looped) role = 'alternate'
+      const inconsistent = st.rootGuard && st.info !== undefined && superior(st.info, this.rootId, this.rootCost)
+      if (inconsistent !== st.rootInconsistent) {
+        st.rootInconsistent = inconsistent
+        if (inconsistent) st.rootGuardBlocks++
+        log.limited('warn', inconsistent ? 'stp_root_guard_blocked' : 'stp_root_guard_cleared', { network: this.sw.name, port: p.name, claimed_root: st.info?.root, root: this.rootId })
+      }
+      if (st.looped || inconsistent) role = 'alternate'
       else if (p === this.rootPort) role = 'root'
       else if (st.info === undefined) role = 'designated'
       else {
@@ -344,6 +366,11 @@ export class SpanningTree {
     for (const p of this.trunks) flushed += this.sw.fdb.deletePort(p)
     log.limited('info', 'stp_topology_change', { network: this.sw.name, why, origin, fdb_flushed: flushed })
   }
+}
+
+/** Would `info`, one hop away, be a better path to the root than (root, cost)? Then it would make its port the root port. */
+function superior (info: Vector, root: string, cost: number): boolean {
+  return info.root < root || (info.root === root && info.cost + 1 < cost)
 }
 
 /** Take one BPDU from the port's bucket (BPDU_RATE a second, BPDU_BURST deep); false: over the rate. */

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict'
 import type { Switch } from '../../src/switch/switch'
-import { FORWARD_DELAY_MS, TC_ADVERTISE_MAX } from '../../src/switch/stp'
+import { FORWARD_DELAY_MS, MAX_AGE_MS, TC_ADVERTISE_MAX } from '../../src/switch/stp'
 import { parseControl } from '../../src/common/protocol'
 import type { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A } from '../helpers/frames'
@@ -81,5 +81,34 @@ describe('audit: spanning tree against a hostile trunk peer', () => {
     assert.ok((evil.stp?.bpdusDropped ?? 0) >= 600, 'BPDUs over the port\'s rate are counted and ignored')
     assert.ok(logs.length < 200, `${logs.length} log lines`)
     assertLoopFree(f)
+  })
+})
+
+describe('audit: root guard', () => {
+  let restore: (line: string) => void
+  beforeEach(() => { restore = setLogSink(() => {}) })
+  afterEach(() => { setLogSink(restore) })
+
+  it('attack: a root-guarded trunk peer on two switches claiming root 0000000000000001 does not move their trunk to alternate', () => {
+    const f = new Fabric([ID_B, ID_C])
+    const [bc, cb] = f.link(0, 1)
+    f.run(FORWARD_DELAY_MS + 1000)
+    const evil = f.switches.map((sw, i) => hostile(sw, f, 100 + i))
+    for (const e of evil) (e.stp as NonNullable<typeof e.stp>).rootGuard = true
+    const claim = bpdu({ root: '0000000000000001', bridge: '0000000000000002' })
+    for (let t = 0; t < FORWARD_DELAY_MS + 2000; t += 100) {
+      f.switches.forEach((sw, i) => { sw.stp.receive(evil[i] as TrunkEnd, claim) })
+      f.run(100)
+    }
+    assert.equal(bc.stp?.forwarding, true)
+    assert.equal(cb.stp?.forwarding, true)
+    for (const e of evil) {
+      assert.equal(e.stp?.forwarding, false, 'the claiming port discards')
+      assert.equal(e.stp?.rootInconsistent, true)
+      assert.equal(e.sw.stp.rootId, ID_B, 'the root is still B')
+    }
+    // The claims stop: after max age the ports are consistent again and forward as designated ports.
+    f.run(MAX_AGE_MS + FORWARD_DELAY_MS + 500)
+    for (const e of evil) assert.deepEqual([e.stp?.rootInconsistent, e.stp?.role, e.stp?.forwarding], [false, 'designated', true])
   })
 })

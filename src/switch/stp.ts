@@ -155,6 +155,9 @@ export class SpanningTree {
   topologyChanges = 0
   /** Times the trunks' MACs were flushed for topology changes (at most one a TC_FLUSH_MS). */
   tcFlushes = 0
+  /** BPDUs ignored for coming faster than BPDU_RATE, and root-guard blocks, on any trunk (for metrics: ports come and go). */
+  bpdusDropped = 0
+  rootGuardBlocks = 0
   private readonly trunks: Port[] = []
   private lastHello = -Infinity
   private helloDue = false
@@ -207,7 +210,7 @@ export class SpanningTree {
     if (st === null) return false
     const msg = parseControl(text)
     if (msg?.type !== 'bpdu') return false
-    if (!admitBpdu(st, this.sw.nowMs)) { st.bpdusDropped++; return true }
+    if (!admitBpdu(st, this.sw.nowMs)) { st.bpdusDropped++; this.bpdusDropped++; return true }
     const bpdu = parseBpdu(msg)
     if (bpdu === undefined) { st.badBpdus++; return false }
     st.bpdusIn++
@@ -281,7 +284,7 @@ export class SpanningTree {
       const inconsistent = st.rootGuard && st.info !== undefined && superior(st.info, this.rootId, this.rootCost)
       if (inconsistent !== st.rootInconsistent) {
         st.rootInconsistent = inconsistent
-        if (inconsistent) st.rootGuardBlocks++
+        if (inconsistent) { st.rootGuardBlocks++; this.rootGuardBlocks++ }
         log.limited('warn', inconsistent ? 'stp_root_guard_blocked' : 'stp_root_guard_cleared', { network: this.sw.name, port: p.name, claimed_root: st.info?.root, root: this.rootId })
       }
       if (st.looped || inconsistent) role = 'alternate'

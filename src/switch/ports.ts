@@ -374,10 +374,11 @@ export class PortTable {
    *
    * Talking is not listening: a port whose peer keeps sending but reads
    * nothing (what we buffer for it stays above its high-water mark for a
-   * whole round) is closed with 4004 whatever it sends, and cut at the next
-   * round if it does not read the close either. Its egress was already being
-   * dropped; this frees the socket, as a switch err-disables a port stuck in
-   * flow control.
+   * whole round: it did not shrink and nothing more could be sent) is closed
+   * with 4004 whatever it sends, and cut at the next round if it does not
+   * read the close either. Its egress was already being dropped; this frees
+   * the socket, as a switch err-disables a port stuck in flow control. A
+   * peer that reads, however slowly, is only congested and stays.
    */
   keepalive (pingInterval: number, now = performance.now()): void {
     const since = now - this.lastKeepalive
@@ -386,9 +387,14 @@ export class PortTable {
     if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
     for (const port of this.ports) {
       if (port.parked) continue
-      if (port.bufferedBytes() <= port.highWaterMark) port.notReading = 0
+      const buffered = port.bufferedBytes()
+      const read = buffered < port.lastBuffered || port.txBytes !== port.lastTxBytes
+      port.lastBuffered = buffered
+      port.lastTxBytes = port.txBytes
+      if (buffered <= port.highWaterMark) port.notReading = 0
       else {
         // Judged on its reading, not its silence; and not pinged: the pong would queue behind the rest.
+        if (read && port.notReading === 1) port.notReading = 0
         if (port.notReading === 1) {
           this.closedNotReading++
           log.limited('warn', 'port_not_reading', { port: port.name, id: port.id, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })

@@ -27,6 +27,9 @@ export abstract class WsPort extends NetPort {
   timedOut = false
   /** Keepalive rounds its peer has read nothing (buffered above the high-water mark): 1 seen, 2 closed (4004). */
   notReading = 0
+  /** What was buffered for it, and its txBytes, at the last keepalive round: did its peer read since? */
+  lastBuffered = 0
+  lastTxBytes = 0
 
   constructor (id: number, name: string, public ws: WebSocket, remote: string, highWaterMark: number, network: Switch) {
     super(id, name, remote, highWaterMark, network)

@@ -86,6 +86,10 @@ export const CLOSE_HELLO_TIMEOUT = 4001
 export const CLOSE_BAD_HELLO = 4002
 /** The peer went silent: no pong / no ping within the keepalive window. */
 export const CLOSE_DEAD_PEER = 4003
+/** The peer stopped reading: what switchd had to send it stayed above the port's high-water mark for a whole keepalive round. */
+export const CLOSE_NOT_READING = 4004
+/** BPDU guard: a spanning-tree BPDU arrived on a port that is not a trunk. */
+export const CLOSE_BPDU_GUARD = 4005
 
 /** A port's VLAN mode, as asked for in a hello and granted in a welcome. */
 export type VlanRequest =

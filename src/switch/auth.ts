@@ -35,6 +35,8 @@ export interface TokenGrant {
   rate: number
   /** May connect a switch as a trunk (switchd --uplink). */
   trunk: boolean
+  /** Root guard on its trunk (stp.ts): it may never become our path to the root. */
+  rootGuard: boolean
 }
 
 export function sha256Hex (text: string): string {

@@ -111,6 +111,12 @@ export interface TrunkSpec {
   token: string | undefined
   /** PEM file of the CA to trust for wss:// instead of the system's. */
   ca: string | undefined
+  /**
+   * VLANs we carry on it, whatever the other switch grants (we take the
+   * intersection); undefined = what our own profile for the trunk's port
+   * name allows. The other switch must not choose our VLANs for us.
+   */
+  vlans: readonly number[] | undefined
 }
 
 export interface Limits {
@@ -220,8 +226,10 @@ const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 's
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
   'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
-const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', ...PORT_KEYS]
-const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca']
+const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', 'rootGuard', ...PORT_KEYS]
+const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca', 'vlans']
+/** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
+const PROFILE_KEYS = ['match', 'network', 'claimable', 'trunk', 'rootGuard']
 
 function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
   const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
@@ -305,7 +313,8 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
       policy: hasPolicy ? readPolicy(r, policyFields, k, defaultPolicy) : undefined,
       macs,
       rate: r.int(o.rate, `${k}.rate`, 0, 100_000_000_000, 0),
-      trunk: r.bool(o.trunk, `${k}.trunk`, false)
+      trunk: r.bool(o.trunk, `${k}.trunk`, false),
+      rootGuard: r.bool(o.rootGuard, `${k}.rootGuard`, false)
     }))
   })
 }
@@ -359,7 +368,7 @@ function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSp
 }
 
 function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
-  const list: unknown[] = v === undefined ? [] : Array.isArray(v) ? [...v] : r.fail('trunks', 'expected a list of {url, network?, name?, token?, ca?}')
+  const list: unknown[] = v === undefined ? [] : Array.isArray(v) ? [...v] : r.fail('trunks', 'expected a list of {url, network?, name?, token?, ca?, vlans?}')
   for (const url of (o.uplink ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     list.push({ url, ...(o.uplinkToken !== undefined ? { token: o.uplinkToken } : {}), ...(o.uplinkCa !== undefined ? { ca: o.uplinkCa } : {}) })
   }
@@ -379,7 +388,8 @@ function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
       network,
       name: r.str(t.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
       token: r.str(t.token, `${k}.token`, /^\S+$/, undefined, 'a token without spaces'),
-      ca: r.str(t.ca, `${k}.ca`, /^.+$/, undefined, 'a PEM file')
+      ca: r.str(t.ca, `${k}.ca`, /^.+$/, undefined, 'a PEM file'),
+      vlans: t.vlans === undefined ? undefined : Object.freeze(r.vids(t.vlans, `${k}.vlans`))
     })
   })
 }
@@ -418,12 +428,15 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   if (!Array.isArray(profilesRaw)) r.fail('profiles', 'expected a list')
   const profiles = (profilesRaw as unknown[]).map((p: unknown, i: number): Profile => {
     const key = `profiles[${i}]`
-    const o = r.object(p, key, [...PORT_KEYS, 'match', 'network', 'claimable'])
+    const o = r.object(p, key, [...PORT_KEYS, ...PROFILE_KEYS])
     const match = r.str(o.match, `${key}.match`, /^[A-Za-z0-9._:@*?-]{1,64}$/, undefined, 'a port name glob, e.g. "lab-host-*"') ??
       r.fail(`${key}.match`, 'required: the port names this profile applies to')
     const network = r.str(o.network, `${key}.network`, NETWORK_NAME, undefined, 'a network name')
     const claimable = r.bool(o.claimable, `${key}.claimable`, false)
-    return Object.freeze({ match, pattern: globToRegExp(match), network, claimable, policy: readPolicy(r, o, key, defaultPolicy, ['match', 'network', 'claimable']) })
+    const policy = readPolicy(r, o, key, defaultPolicy, PROFILE_KEYS)
+    const trunk = r.bool(o.trunk, `${key}.trunk`, false)
+    const rootGuard = r.bool(o.rootGuard, `${key}.rootGuard`, false)
+    return Object.freeze({ match, pattern: globToRegExp(match), network, claimable, policy: trunk || rootGuard ? Object.freeze({ ...policy, trunk, rootGuard }) : policy })
   })
   const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
   const tokens = new Map<string, TokenGrant>()

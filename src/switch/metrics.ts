@@ -107,6 +107,17 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   scrapedCounter(reg, 'switchd_stp_topology_changes_total', 'Spanning-tree topology changes acted on (trunk-learned MACs flushed)', ['network'], (emit) => {
     for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.topologyChanges)
   })
+  scrapedCounter(reg, 'switchd_stp_bpdus_ignored_total', 'BPDUs from a trunk over its rate (10/s, burst 20), ignored', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.bpdusDropped)
+  })
+  scrapedCounter(reg, 'switchd_stp_root_guard_blocks_total', 'Times root guard made a trunk discard (its peer claimed a better root)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.rootGuardBlocks)
+  })
+  scrapedCounter(reg, 'switchd_ports_shut_total', 'Ports closed by a guard: not_reading (4004), bpdu_guard (4005)', ['reason'], (emit) => {
+    emit({ reason: 'not_reading' }, server.portTable.closedNotReading)
+    emit({ reason: 'bpdu_guard' }, server.portTable.bpduGuardShutdowns)
+  })
+  scrapedCounter(reg, 'switchd_replies_dropped_total', 'Pongs (jor1k text and WebSocket) not sent because the port\'s peer was not reading', [], (emit) => { emit({}, server.portTable.repliesDropped) })
   scrapedCounter(reg, 'switchd_offload_fallback_frames_total', 'Offload frames made plain for ports without offload: GSO frames segmented, partial checksums finished', ['network', 'kind'], (emit) => {
     for (const sw of nets.all()) {
       emit({ network: sw.name, kind: 'segmented' }, sw.stats.offloadSegmented)

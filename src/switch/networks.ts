@@ -136,6 +136,11 @@ export class Networks {
           closed++
           continue
         }
+        // A trunk allowed by its profile (no token) keeps its place only while the profile still says `trunk: true`.
+        if (p.stp !== null && config.tokens.size === 0) {
+          if (next.trunk !== true) { p.shutdown(CLOSE_POLICY, 'configuration changed: this port may no longer be a trunk'); closed++; continue }
+          p.stp.rootGuard = next.rootGuard === true
+        }
         const vlansChanged = next.vlans.join() !== p.policy.vlans.join()
         p.applyPolicy(next)
         if (vlansChanged) sw.fdb.deletePort(p)

@@ -32,6 +32,14 @@ export interface PortPolicy {
   stormBroadcast: number
   stormMulticast: number
   stormUnknownUnicast: number
+  /**
+   * May take part in the spanning tree as a trunk from another switch (a
+   * hello with the "trunk" capability); a profile's `trunk: true`. Tokens
+   * say it with their own `trunk` (auth.ts). Absent = no: trunks are opt-in.
+   */
+  trunk?: boolean
+  /** Root guard on that trunk: a BPDU claiming a better root blocks the port instead of making it the root port (stp.ts). */
+  rootGuard?: boolean
 }
 
 export const DEFAULT_MAX_MACS = 256
@@ -131,6 +139,8 @@ export abstract class Port {
   dropBadOffload = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
+  /** Control messages (BPDUs) not sent: the peer was not reading. */
+  dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */
   loopBlocks = 0
   securityViolations = 0

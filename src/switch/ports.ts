@@ -27,7 +27,7 @@ import { reservedNames, type SwitchdConfig } from './config'
 import { addressKey, type TokenGrant } from './auth'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, truncateReason
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl, truncateReason
 } from '../common/protocol'
 import { logger } from '../common/log'
 
@@ -67,8 +67,18 @@ export class PortTable {
   /** Text messages received in raw mode (ignored), and jor1k pings answered. */
   textIgnored = 0
   pongsSent = 0
+  /**
+   * Replies (jor1k pongs, WebSocket pongs) not sent because the port's peer
+   * had not read what it was already given: a reply is owed only to a peer
+   * that reads, or a client that sends and never reads grows our memory.
+   */
+  repliesDropped = 0
+  /** Ports closed with 4004: their peer read nothing for a whole keepalive round. */
+  closedNotReading = 0
   /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
   controlIgnored = 0
+  /** BPDU guard: ports closed (4005) for sending a BPDU without being a trunk. */
+  bpduGuardShutdowns = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
@@ -106,6 +116,12 @@ export class PortTable {
       if (n <= 0) this.perAddress.delete(key); else this.perAddress.set(key, n)
     })
     ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
+    // The server has autoPong off: ws would queue a pong for every ping whether or not the peer reads.
+    const highWaterMark = this.config().portBuffer
+    ws.on('ping', (data: Buffer) => {
+      if (ws.bufferedAmount > highWaterMark) { this.repliesDropped++; return }
+      ws.pong(data)
+    })
     if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
     // A raw client cannot name itself: its name is the token's pin or one switchd makes up, trusted either way.
@@ -163,8 +179,17 @@ export class PortTable {
         this.networks.release(sw)
         return
       }
+      // Without tokens, trunks are opt-in too: only a name whose profile says `trunk: true` (issue 12, finding 8).
+      if (trunk && grant === undefined && policy.trunk !== true) {
+        this.refused('trunk_refused')
+        log.limited('warn', 'trunk_refused', { remote, port: port.name, network: sw.name })
+        ws.close(CLOSE_POLICY, 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true')
+        this.networks.release(sw)
+        return
+      }
       this.requests.set(port, hello.vlan)
       this.join(port, policy, grant, hello.mtu, trunk)
+      if (port.stp !== null) port.stp.rootGuard = grant !== undefined ? grant.rootGuard : policy.rootGuard === true
       this.welcome(port, false)
     }
     const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
@@ -280,6 +305,7 @@ export class PortTable {
    */
   private onRawText (port: WsPort, data: Buffer): void {
     if (data.length <= 256 && data.toString('latin1', 0, 5) === 'ping:') {
+      if (port.bufferedBytes() > port.highWaterMark) { this.repliesDropped++; return }
       this.pongsSent++
       port.ws.send('pong:' + data.toString('utf8', 5))
       return
@@ -287,9 +313,22 @@ export class PortTable {
     this.textIgnored++
   }
 
-  /** A control message after the welcome: BPDUs on trunks; anything else is counted and ignored. */
+  /**
+   * A control message after the welcome: BPDUs on trunks; anything else is
+   * counted and ignored. BPDU GUARD: a BPDU on a port that is not a trunk is
+   * a switch (or someone posing as one) where a station should be; that port
+   * is shut (4005), as a managed switch err-disables an edge port that hears
+   * one. Always on: such a port could never take part in the tree anyway.
+   */
   private onControl (port: BatchPort, data: Buffer): void {
-    if (port.network.stp.receive(port, data.toString('utf8'))) return
+    const text = data.toString('utf8')
+    if (port.network.stp.receive(port, text)) return
+    if (port.stp === null && parseControl(text)?.type === 'bpdu') {
+      this.bpduGuardShutdowns++
+      log.limited('warn', 'bpdu_guard', { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
+      port.shutdown(CLOSE_BPDU_GUARD, 'BPDU guard: this port is not a trunk')
+      return
+    }
     this.controlIgnored++
   }
 
@@ -319,6 +358,14 @@ export class PortTable {
    * the rest. A round that runs late means switchd's own event loop is behind
    * (a flood at many ports): pongs may be waiting unread in socket buffers, so
    * that round judges no one, it only pings.
+   *
+   * Talking is not listening: a port whose peer keeps sending but reads
+   * nothing (what we buffer for it stays above its high-water mark for a
+   * whole round: it did not shrink and nothing more could be sent) is closed
+   * with 4004 whatever it sends, and cut at the next round if it does not
+   * read the close either. Its egress was already being dropped; this frees
+   * the socket, as a switch err-disables a port stuck in flow control. A
+   * peer that reads, however slowly, is only congested and stays.
    */
   keepalive (pingInterval: number, now = performance.now()): void {
     const since = now - this.lastKeepalive
@@ -327,6 +374,22 @@ export class PortTable {
     if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
     for (const port of this.ports) {
       if (port.parked) continue
+      const buffered = port.bufferedBytes()
+      const read = buffered < port.lastBuffered || port.txBytes !== port.lastTxBytes
+      port.lastBuffered = buffered
+      port.lastTxBytes = port.txBytes
+      if (buffered <= port.highWaterMark) port.notReading = 0
+      else {
+        // Judged on its reading, not its silence; and not pinged: the pong would queue behind the rest.
+        if (read && port.notReading === 1) port.notReading = 0
+        if (port.notReading === 1) {
+          this.closedNotReading++
+          log.limited('warn', 'port_not_reading', { port: port.name, id: port.id, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
+          port.shutdown(CLOSE_NOT_READING, 'peer not reading')
+        } else if (port.notReading > 1) port.ws.terminate()
+        port.notReading++
+        continue
+      }
       if (!port.alive && !late) {
         log.info('port_dead', { port: port.name, id: port.id, silent_seconds: pingInterval })
         port.timedOut = true

@@ -117,6 +117,8 @@ export class SwitchServer {
       perMessageDeflate: false,
       // The largest legal message: a full batch. Beyond it ws closes the port with 1009.
       maxPayload: MAX_MESSAGE_SIZE,
+      // Pongs are ours to send (ports.ts): only to a peer that reads what it is sent.
+      autoPong: false,
       handleProtocols: (protocols) => protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false
     })
     this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })

@@ -23,6 +23,27 @@
  * instead of waiting out the ageing time. Topology changes travel in the
  * BPDUs as (origin, sequence) pairs, each acted on once per switch.
  *
+ * A trunk peer may be hostile, so everything a BPDU can make us do is
+ * bounded (issue 12, finding 7: 700 BPDUs with fresh origins once stalled
+ * the event loop for seconds and grew our BPDUs past the 4096 characters a
+ * receiver reads, so the tree failed open). A port's BPDUs are accepted at
+ * BPDU_RATE a second (burst BPDU_BURST), the rest counted and ignored; a
+ * BPDU's list of changes is read up to TC_ADVERTISE_MAX and ours carries at
+ * most that many, the newest (our own first), so our BPDU always fits; the
+ * origins remembered are TC_MEMORY; and the trunks' MACs are flushed at
+ * most once per TC_FLUSH_MS, however many changes arrive (802.1D acts on a
+ * topology change by shortening ageing for a while, not once per notice).
+ *
+ * Trunks are opt-in (a token or profile with `trunk: true`), and a trunk
+ * peer that is trusted to carry frames is not thereby trusted to be our way
+ * to the root: with ROOT GUARD (`rootGuard: true`, Cisco's `spanning-tree
+ * guard root`) a port that hears a better root than we have never becomes
+ * the root port; it is root-inconsistent and discards until such BPDUs stop
+ * for max age. Otherwise one client dialling two switchd as a trunk and
+ * claiming root 0000000000000001 takes their trunk to alternate and carries
+ * their traffic (issue 12, finding 8). BPDU guard, for ports that are not
+ * trunks, is in ports.ts.
+ *
  * Pure policy: no sockets, no timers. The Switch calls tick() with its clock
  * and hands in received BPDUs; ports send what sendControl() is given.
  */
@@ -43,6 +64,13 @@ export const FORWARD_DELAY_MS = 2 * HELLO_MS
 const TC_ADVERTISE_MS = 3 * HELLO_MS
 /** Topology-change origins remembered (origins are bridges; a restarted switchd is a new one). */
 const TC_MEMORY = 256
+/** Topology changes one BPDU carries (and we read from one): 8 x ~25 characters keeps a BPDU far below 4096. */
+export const TC_ADVERTISE_MAX = 8
+/** The trunks' MACs are flushed at most this often for topology changes; later ones wait for the next tick. */
+export const TC_FLUSH_MS = HELLO_MS
+/** BPDUs accepted from one port per second, and the burst: a neighbour sends one a hello plus one per change it sees. */
+export const BPDU_RATE = 10
+export const BPDU_BURST = 20
 export const DEFAULT_BRIDGE_PRIORITY = 32768
 
 export type StpRole = 'root' | 'designated' | 'alternate'
@@ -83,7 +111,7 @@ export function parseBpdu (o: Record<string, unknown>): Bpdu | undefined {
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0) return undefined
   const changes: Array<[string, number]> = []
   if (Array.isArray(tc)) {
-    for (const t of tc.slice(0, 32)) {
+    for (const t of tc.slice(0, TC_ADVERTISE_MAX)) {
       if (Array.isArray(t) && typeof t[0] === 'string' && BRIDGE_ID.test(t[0]) && Number.isInteger(t[1])) changes.push([t[0], t[1] as number])
     }
   }
@@ -101,11 +129,22 @@ export class StpPort {
   infoAt = 0
   /** Our own BPDUs come back on it: a trunk from this switchd to itself, never to forward. */
   looped = false
+  /** Root guard: it may not be the root port; a better root heard on it makes it discard. */
+  rootGuard = false
+  /** Root guard has it discarding: its peer claims a better root than ours. */
+  rootInconsistent = false
+  /** Times root guard blocked it. */
+  rootGuardBlocks = 0
   bpdusIn = 0
   bpdusOut = 0
   badBpdus = 0
+  /** BPDUs over the port's rate (BPDU_RATE), ignored. */
+  bpdusDropped = 0
+  /** Token bucket for BPDU_RATE, refilled from the switch clock. */
+  bpduTokens = BPDU_BURST
+  bpduRefilledAt: number
 
-  constructor (now: number) { this.since = now }
+  constructor (now: number) { this.since = now; this.bpduRefilledAt = now }
 }
 
 export class SpanningTree {
@@ -114,6 +153,11 @@ export class SpanningTree {
   rootPort: Port | undefined
   /** Times what forwards changed (here or announced by another switch and acted on). */
   topologyChanges = 0
+  /** Times the trunks' MACs were flushed for topology changes (at most one a TC_FLUSH_MS). */
+  tcFlushes = 0
+  /** BPDUs ignored for coming faster than BPDU_RATE, and root-guard blocks, on any trunk (for metrics: ports come and go). */
+  bpdusDropped = 0
+  rootGuardBlocks = 0
   private readonly trunks: Port[] = []
   private lastHello = -Infinity
   private helloDue = false
@@ -122,6 +166,11 @@ export class SpanningTree {
   private readonly tcSeen = new Map<string, number>()
   /** Changes we repeat in our BPDUs, with when we stop. */
   private tcAdvertise: Array<[string, number, number]> = []
+  private lastFlush = -Infinity
+  /** A topology change arrived within TC_FLUSH_MS of the last flush: flush on a later tick. */
+  private flushPending = false
+  private flushWhy = ''
+  private flushOrigin = ''
 
   constructor (private readonly sw: Switch, readonly bridgeId: string) {
     this.rootId = bridgeId
@@ -161,6 +210,7 @@ export class SpanningTree {
     if (st === null) return false
     const msg = parseControl(text)
     if (msg?.type !== 'bpdu') return false
+    if (!admitBpdu(st, this.sw.nowMs)) { st.bpdusDropped++; this.bpdusDropped++; return true }
     const bpdu = parseBpdu(msg)
     if (bpdu === undefined) { st.badBpdus++; return false }
     st.bpdusIn++
@@ -196,6 +246,7 @@ export class SpanningTree {
       }
     }
     this.tcAdvertise = this.tcAdvertise.filter((t) => t[2] > now)
+    if (this.flushPending && now - this.lastFlush >= TC_FLUSH_MS) this.flushTrunks(this.flushWhy, this.flushOrigin)
     if (changed || this.helloDue || now - this.lastHello >= HELLO_MS) this.hello()
   }
 
@@ -210,7 +261,7 @@ export class SpanningTree {
     let bestPort: Port | undefined
     for (const p of this.trunks) {
       const info = (p.stp as StpPort).info
-      if (info === undefined) continue
+      if (info === undefined || (p.stp as StpPort).rootGuard) continue
       const via = { root: info.root, cost: info.cost + 1, bridge: info.bridge, port: info.port }
       if (best === undefined || compareVectors(via, best) < 0 || (compareVectors(via, best) === 0 && p.id < (bestPort as Port).id)) {
         best = via
@@ -230,7 +281,13 @@ export class SpanningTree {
     for (const p of this.trunks) {
       const st = p.stp as StpPort
       let role: StpRole
-      if (st.looped) role = 'alternate'
+      const inconsistent = st.rootGuard && st.info !== undefined && superior(st.info, this.rootId, this.rootCost)
+      if (inconsistent !== st.rootInconsistent) {
+        st.rootInconsistent = inconsistent
+        if (inconsistent) { st.rootGuardBlocks++; this.rootGuardBlocks++ }
+        log.limited('warn', inconsistent ? 'stp_root_guard_blocked' : 'stp_root_guard_cleared', { network: this.sw.name, port: p.name, claimed_root: st.info?.root, root: this.rootId })
+      }
+      if (st.looped || inconsistent) role = 'alternate'
       else if (p === this.rootPort) role = 'root'
       else if (st.info === undefined) role = 'designated'
       else {
@@ -269,7 +326,8 @@ export class SpanningTree {
   private topologyChange (why: string): void {
     this.tcSeq++
     this.tcSeen.set(this.bridgeId, this.tcSeq)
-    this.tcAdvertise.push([this.bridgeId, this.tcSeq, this.sw.nowMs + TC_ADVERTISE_MS])
+    this.advertise(this.bridgeId, this.tcSeq)
+    this.topologyChanges++
     this.flushTrunks(why, this.bridgeId)
   }
 
@@ -277,17 +335,57 @@ export class SpanningTree {
     if (origin === this.bridgeId || seq <= (this.tcSeen.get(origin) ?? 0)) return
     if (!this.tcSeen.has(origin) && this.tcSeen.size >= TC_MEMORY) this.tcSeen.delete(this.tcSeen.keys().next().value as string)
     this.tcSeen.set(origin, seq)
-    this.tcAdvertise = this.tcAdvertise.filter((t) => t[0] !== origin)
-    this.tcAdvertise.push([origin, seq, this.sw.nowMs + TC_ADVERTISE_MS])
+    this.advertise(origin, seq)
+    this.topologyChanges++
     this.flushTrunks('announced', origin)
   }
 
+  /** Repeat (origin, seq) in our BPDUs: at most TC_ADVERTISE_MAX, the newest, our own kept first. */
+  private advertise (origin: string, seq: number): void {
+    const list = this.tcAdvertise.filter((t) => t[0] !== origin)
+    list.push([origin, seq, this.sw.nowMs + TC_ADVERTISE_MS])
+    while (list.length > TC_ADVERTISE_MAX) {
+      const i = list.findIndex((t) => t[0] !== this.bridgeId)
+      list.splice(i < 0 ? 0 : i, 1)
+    }
+    // Ours first: a receiver that reads only the first TC_ADVERTISE_MAX still hears them.
+    list.sort((a, b) => (a[0] === this.bridgeId ? 0 : 1) - (b[0] === this.bridgeId ? 0 : 1))
+    this.tcAdvertise = list
+  }
+
+  /** Forget trunk-learned MACs now, or on a later tick if that was done less than TC_FLUSH_MS ago. */
   private flushTrunks (why: string, origin: string): void {
-    this.topologyChanges++
+    const now = this.sw.nowMs
+    if (now - this.lastFlush < TC_FLUSH_MS) {
+      this.flushPending = true
+      this.flushWhy = why
+      this.flushOrigin = origin
+      return
+    }
+    this.flushPending = false
+    this.lastFlush = now
+    this.tcFlushes++
     let flushed = 0
     for (const p of this.trunks) flushed += this.sw.fdb.deletePort(p)
-    log.info('stp_topology_change', { network: this.sw.name, why, origin, fdb_flushed: flushed })
+    log.limited('info', 'stp_topology_change', { network: this.sw.name, why, origin, fdb_flushed: flushed })
   }
+}
+
+/** Would `info`, one hop away, be a better path to the root than (root, cost)? Then it would make its port the root port. */
+function superior (info: Vector, root: string, cost: number): boolean {
+  return info.root < root || (info.root === root && info.cost + 1 < cost)
+}
+
+/** Take one BPDU from the port's bucket (BPDU_RATE a second, BPDU_BURST deep); false: over the rate. */
+function admitBpdu (st: StpPort, now: number): boolean {
+  const elapsed = now - st.bpduRefilledAt
+  if (elapsed > 0) {
+    st.bpduTokens = Math.min(BPDU_BURST, st.bpduTokens + elapsed * BPDU_RATE / 1000)
+    st.bpduRefilledAt = now
+  }
+  if (st.bpduTokens < 1) return false
+  st.bpduTokens--
+  return true
 }
 
 /** Discarding ports are blocked like loop-blocked ones, but until the tree says otherwise. */

@@ -5,8 +5,9 @@
  * A trunk is a tapswitch.v1 client like tap-agent's uplink (the same class:
  * token, TLS, reconnect with backoff), that offers the "trunk" capability.
  * The other switch gives it every VLAN its profile allows and no MAC limit;
- * we mirror what its welcome granted on our side, so both ends tag the same
- * VLANs. Both ends run the spanning tree over it (stp.ts), which is what lets
+ * we carry what its welcome granted and we allow (the spec's `vlans`, else
+ * our own profile for the trunk's name): the other switch must not choose
+ * which of our VLANs it reaches (issue 12, finding 16). Both ends run the spanning tree over it (stp.ts), which is what lets
  * trunks form loops.
  *
  * Each connection is a new port on our side (a new id; it discards until the
@@ -22,7 +23,7 @@ import type { Switch } from './switch'
 import type { Networks } from './networks'
 import type { TrunkSpec } from './config'
 import { Uplink } from '../agent/uplink'
-import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, truncateReason, type VlanRequest, type Welcome } from '../common/protocol'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'
 
@@ -50,7 +51,11 @@ export class TrunkPort extends NetPort {
     if (b !== undefined) this.uplink.send(b)
   }
 
-  override sendControl (text: string): void { this.uplink.sendText(text) }
+  /** Dropped (counted) while the other switch is not reading, as frames are: BPDUs repeat every hello. */
+  override sendControl (text: string): void {
+    if (this.uplink.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    this.uplink.sendText(text)
+  }
 
   /** Policy or operator: drop this connection; the link dials again. */
   shutdown (code: number, reason: string): void {
@@ -59,13 +64,22 @@ export class TrunkPort extends NetPort {
   }
 }
 
-/** Our side's policy: the VLANs the other switch's welcome granted, with no MAC limit of its own. */
-export function mirrorPolicy (vlan: VlanRequest | undefined, fdbMax: number): PortPolicy {
+/**
+ * Our side's policy: the VLANs the other switch's welcome granted that we
+ * `allow`, with no MAC limit of its own; a string says why none is left.
+ */
+export function mirrorPolicy (vlan: VlanRequest | undefined, fdbMax: number, allow: readonly number[]): PortPolicy | string {
   const base = { ...DEFAULT_POLICY, maxMacs: fdbMax }
-  if (vlan === undefined) return Object.freeze(base)
-  if (vlan.mode === 'access') return Object.freeze({ ...base, mode: MODE_ACCESS, pvid: vlan.vlan, vlans: Object.freeze([vlan.vlan]) })
-  const native = vlan.native ?? 0
-  const vlans = native !== 0 && !vlan.vlans.includes(native) ? [...vlan.vlans, native] : [...vlan.vlans]
+  const access = vlan === undefined ? DEFAULT_POLICY.pvid : vlan.mode === 'access' ? vlan.vlan : undefined
+  if (access !== undefined) {
+    if (!allow.includes(access)) return `granted VLAN ${access}, which this switch does not allow on the trunk`
+    return Object.freeze({ ...base, mode: MODE_ACCESS, pvid: access, vlans: Object.freeze([access]) })
+  }
+  const trunk = vlan as { vlans: number[], native?: number }
+  const native = trunk.native !== undefined && allow.includes(trunk.native) ? trunk.native : 0
+  const vlans = trunk.vlans.filter((v) => allow.includes(v))
+  if (native !== 0 && !vlans.includes(native)) vlans.push(native)
+  if (vlans.length === 0) return 'granted no VLAN this switch allows on the trunk'
   return Object.freeze({ ...base, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
 }
 
@@ -124,8 +138,19 @@ export class TrunkLink {
       return
     }
     const remote = new URL(this.spec.url).host
-    const port = new TrunkPort(this.allocateId(), `${this.name}@${remote}`, remote, this.portBuffer, sw, this.uplink)
-    port.applyPolicy(mirrorPolicy(welcome.vlan, sw.fdb.maxEntries))
+    const name = `${this.name}@${remote}`
+    // A trunk we dial is named by us: trusted.
+    const local = this.networks.policyFor(sw, { name, nameTrusted: true }, undefined, undefined, true)
+    const allow = this.spec.vlans ?? (typeof local === 'string' ? [] : local.vlans)
+    const policy = mirrorPolicy(welcome.vlan, sw.fdb.maxEntries, allow)
+    if (typeof policy === 'string') {
+      log.limited('error', 'trunk_vlans_refused', { url: this.spec.url, network: sw.name, reason: policy, granted: JSON.stringify(welcome.vlan), allowed: allow.join(',') })
+      this.uplink.drop(CLOSE_POLICY, 'no VLAN in common')
+      this.networks.release(sw)
+      return
+    }
+    const port = new TrunkPort(this.allocateId(), name, remote, this.portBuffer, sw, this.uplink)
+    port.applyPolicy(policy)
     port.offload = welcome.capabilities.includes(CAP_OFFLOAD)
     // Without the capability the far end is an older switchd: a plain port, loops left to the flap detector.
     const stp = welcome.capabilities.includes(CAP_TRUNK)

@@ -28,6 +28,11 @@ export abstract class WsPort extends NetPort {
   timedOut = false
   /** A hello name is a claim: ports.ts sets this once it knows the name is trusted or claimable. */
   override ownsName = false
+  /** Keepalive rounds its peer has read nothing (buffered above the high-water mark): 1 seen, 2 closed (4004). */
+  notReading = 0
+  /** What was buffered for it, and its txBytes, at the last keepalive round: did its peer read since? */
+  lastBuffered = 0
+  lastTxBytes = 0
 
   constructor (id: number, name: string, public ws: WebSocket, remote: string, highWaterMark: number, network: Switch) {
     super(id, name, remote, highWaterMark, network)
@@ -88,8 +93,11 @@ export class BatchPort extends WsPort {
     if (b !== undefined) this.ws.send(b, SEND_OPTS)
   }
 
+  /** Dropped (counted) while the peer is not reading, as frames are: BPDUs repeat every hello. */
   override sendControl (text: string): void {
-    if (!this.parked) this.ws.send(text)
+    if (this.parked) return
+    if (this.ws.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    this.ws.send(text)
   }
 
   /** Its agent is back (resume): carry on over `ws`. */

@@ -18,8 +18,11 @@ import { sleep } from '../helpers/net'
 
 interface PortView { name: string, kind: string, state: string, stp?: { role: string, forwarding: boolean }, counters: { rxFrames: number } }
 
+/** Trunks are opt-in (issue 12): every switch here takes one from a `trunk-*` name. */
+const TRUNKS = [{ match: 'trunk-*', trunk: true, claimable: true }]
+
 const PROFILES = [
-  { match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true },
+  { match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true, trunk: true },
   { match: 'host-a', vlan: 10, claimable: true }, { match: 'host-b', vlan: 20, claimable: true },
   { match: 'host-c', vlan: 10, claimable: true }, { match: 'host-d', vlan: 20, claimable: true }
 ]
@@ -116,9 +119,9 @@ describe('e2e: three switches in a trunk loop', function () {
   this.timeout(60_000)
   // Switch 2 dials 1, switch 3 dials 1 and 2: a triangle of trunks.
   const labs = useLabs([
-    () => ({ hosts: 1 }),
-    (prev) => ({ hosts: 1, hostOffset: 1, switchdArgs: ['--uplink', (prev[0] as Lab).url] }),
-    (prev) => ({ hosts: 1, hostOffset: 2, switchdArgs: ['--uplink', `${(prev[0] as Lab).url},${(prev[1] as Lab).url}`] })
+    () => ({ hosts: 1, config: { profiles: TRUNKS } }),
+    (prev) => ({ hosts: 1, hostOffset: 1, config: { profiles: TRUNKS }, switchdArgs: ['--uplink', (prev[0] as Lab).url] }),
+    (prev) => ({ hosts: 1, hostOffset: 2, config: { profiles: TRUNKS }, switchdArgs: ['--uplink', `${(prev[0] as Lab).url},${(prev[1] as Lab).url}`] })
   ])
 
   it('blocks one trunk end, never storms, and every host reaches every other', async () => {

@@ -21,9 +21,11 @@ import { tcpFrame, parseSegment, pattern } from '../helpers/tcp'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 
 const LAB = '/net/lab'
+/** Trunks are opt-in (issue 12): the switches here take one from any `trunk-*` name. */
+const TRUNK_PROFILES = [{ match: 'trunk-*', trunk: true, claimable: true }]
 
 async function startSwitch (config: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
-  const server = new SwitchServer({ config: buildConfig({ pingInterval: 1, ...config }, 'test'), host: '127.0.0.1', port: 0 })
+  const server = new SwitchServer({ config: buildConfig({ pingInterval: 1, profiles: TRUNK_PROFILES, ...config }, 'test'), host: '127.0.0.1', port: 0 })
   const addr = await server.listen()
   return { server, url: `ws://127.0.0.1:${addr.port}` }
 }
@@ -119,7 +121,7 @@ describe('trunks between switches', function () {
   })
 
   it('carries every VLAN the trunk profile allows, tagged, and keeps them apart', async () => {
-    const profiles = [{ match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true }, { match: 'v10*', vlan: 10, claimable: true }, { match: 'v20*', vlan: 20, claimable: true }]
+    const profiles = [{ match: 'trunk-*', mode: 'trunk', vlans: [10, 20], claimable: true, trunk: true }, { match: 'v10*', vlan: 10, claimable: true }, { match: 'v20*', vlan: 20, claimable: true }]
     const b = await sw({ profiles })
     const a = await sw({ profiles, trunks: [{ url: b.url + LAB }] })
     await converged([a.server, b.server], 2, 2)

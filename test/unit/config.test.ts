@@ -76,7 +76,10 @@ describe('config', () => {
     ['a trunk URL that names no network', { trunks: [{ url: 'ws://b:8080/api/v1' }] }, /trunks\[0\]\.url: the path must be \/ or \/net\/NAME/],
     ['a trunk without url', { trunks: [{ network: 'lab' }] }, /trunks\[0\]\.url: required/],
     ['a bridge priority out of range', { bridgePriority: 70000 }, /bridgePriority: expected an integer from 0 to 65535/],
-    ['a non-boolean trunk permission', { tokens: [{ id: 't', token: '0123456789abcdef', trunk: 'yes' }] }, /tokens\[0\]\.trunk: expected true or false/]
+    ['a non-boolean trunk permission', { tokens: [{ id: 't', token: '0123456789abcdef', trunk: 'yes' }] }, /tokens\[0\]\.trunk: expected true or false/],
+    ['a non-boolean profile trunk permission', { profiles: [{ match: 'x', trunk: 1 }] }, /profiles\[0\]\.trunk: expected true or false/],
+    ['a non-boolean root guard', { tokens: [{ id: 't', token: '0123456789abcdef', rootGuard: 'on' }] }, /tokens\[0\]\.rootGuard: expected true or false/],
+    ['a trunk VLAN out of range', { trunks: [{ url: 'ws://b:8080/', vlans: [10, 4095] }] }, /trunks\[0\]\.vlans\[1\]: expected an integer from 1 to 4094/]
   ] as const) {
     it(`rejects ${what}, naming the key (TSW_ERR_CONFIG)`, () => {
       assert.throws(() => buildConfig(raw, 'f.json'), (err: Error & { code?: string }) => {

@@ -1,0 +1,84 @@
+/**
+ * Audit (issue 12, finding 6): a client that sends and never reads must not
+ * grow switchd's memory. Replies (jor1k pongs, WebSocket pongs) go only to a
+ * peer that reads, and a port whose peer reads nothing for a keepalive round
+ * is closed with 4004 whatever it sends.
+ */
+
+import assert from 'node:assert/strict'
+import type { Socket } from 'node:net'
+import { SwitchServer } from '../../src/switch/server'
+import { buildConfig } from '../../src/switch/config'
+import type { WsPort } from '../../src/switch/ws-port'
+import { TestClient } from '../helpers/client'
+import { waitFor } from '../helpers/net'
+import { eth, BROADCAST, MAC_A } from '../helpers/frames'
+import { setLogSink } from '../../src/common/log'
+
+const HIGH_WATER_MARK = 16 * 1024
+
+describe('audit: keepalive and replies to a peer that does not read', function () {
+  this.timeout(20_000)
+  let server: SwitchServer
+  let url: string
+  const clients: TestClient[] = []
+  const logs: string[] = []
+  let restore: (line: string) => void
+
+  beforeEach(async () => {
+    logs.length = 0
+    restore = setLogSink((l) => { logs.push(l) })
+    server = new SwitchServer({ config: buildConfig({ pingInterval: 1, portBuffer: HIGH_WATER_MARK }, 'test'), host: '127.0.0.1', port: 0 })
+    url = `ws://127.0.0.1:${(await server.listen()).port}/`
+  })
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close()
+    await server.close()
+    setLogSink(restore)
+  })
+
+  /**
+   * Keep `send` going (a burst every few ms) with the client's socket paused,
+   * until the port is gone or `ms` passes; returns the most the server ever
+   * buffered for the port.
+   */
+  async function sendWithoutReading (c: TestClient, send: () => void, ms: number): Promise<number> {
+    ;(c.ws as unknown as { _socket: Socket })._socket.pause()
+    await waitFor(() => server.ports().length === 1)
+    const port = server.ports()[0] as WsPort
+    let most = 0
+    const deadline = Date.now() + ms
+    while (server.ports().length === 1 && Date.now() < deadline && c.ws.readyState === c.ws.OPEN) {
+      // ws buffers what the kernel does not take yet: keep the client's own queue short.
+      if (c.ws.bufferedAmount < 1024 * 1024) send()
+      most = Math.max(most, port.bufferedBytes())
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    return most
+  }
+
+  it('attack: a raw client sending ping: texts without reading cannot grow switchd\'s buffers, and its port is closed (4004)', async () => {
+    const c = await TestClient.raw(url)
+    clients.push(c)
+    const ping = 'ping:' + 'x'.repeat(250)
+    const most = await sendWithoutReading(c, () => { for (let i = 0; i < 200; i++) c.ws.send(ping) }, 12_000)
+    assert.ok(most <= HIGH_WATER_MARK + 512, `buffered for the port stayed at the high-water mark (most ${most})`)
+    assert.equal(server.ports().length, 0, 'the port is closed although it kept sending')
+    assert.equal(server.portTable.closedNotReading, 1)
+    assert.ok(server.portTable.repliesDropped > 0)
+    assert.ok(logs.some((l) => l.includes('"port_not_reading"')))
+  })
+
+  it('attack: a client sending WebSocket pings without reading cannot grow switchd\'s buffers, and its port is closed (4004)', async () => {
+    const c = await TestClient.raw(url)
+    clients.push(c)
+    const data = Buffer.alloc(125, 7)
+    const frame = eth(BROADCAST, MAC_A, 1)
+    // A frame with each burst: under the old keepalive, any message kept the port alive.
+    const most = await sendWithoutReading(c, () => { for (let i = 0; i < 200; i++) c.ws.ping(data); c.ws.send(frame) }, 12_000)
+    assert.ok(most <= HIGH_WATER_MARK + 512, `buffered for the port stayed at the high-water mark (most ${most})`)
+    assert.equal(server.ports().length, 0, 'the port is closed although it kept sending')
+    assert.equal(server.portTable.closedNotReading, 1)
+    assert.ok(server.portTable.repliesDropped > 0)
+  })
+})

@@ -44,7 +44,8 @@ describe('audit: identity and reload (integration)', () => {
   })
 
   async function start (raw: unknown): Promise<{ server: SwitchServer, base: string }> {
-    const server = new SwitchServer({ config: buildConfig(raw, 'test'), host: '127.0.0.1', port: 0, closeTimeout: 0.2 })
+    // Client tokens without an admin token: the API must be off (exposure.ts).
+    const server = new SwitchServer({ config: buildConfig({ api: false, ...(raw as object) }, 'test'), host: '127.0.0.1', port: 0, closeTimeout: 0.2 })
     servers.push(server)
     return { server, base: `ws://127.0.0.1:${(await server.listen()).port}` }
   }
@@ -75,7 +76,7 @@ describe('audit: identity and reload (integration)', () => {
       const b = await raw(`${base}/?token=${T_B}`)
       const w = await raw(`${base}/?token=${T_W}`)
       await waitFor(() => server.ports().length === 3)
-      assert.equal(server.reload(buildConfig({ tokens: [{ token: T_B, vlan: 20 }, { token: T_W, vlan: 20 }] }, 'test')), true)
+      assert.equal(server.reload(buildConfig({ api: false, tokens: [{ token: T_B, vlan: 20 }, { token: T_W, vlan: 20 }] }, 'test')), true)
       assert.equal(await a.closed(), 1008, 'A\'s token is gone: A\'s port is closed')
       // B is still up and still in VLAN 20: its broadcast reaches the VLAN 20 watcher, which is still up too.
       b.send([eth(BROADCAST, MAC_B, 7)])
@@ -91,7 +92,7 @@ describe('audit: identity and reload (integration)', () => {
       const { server, base } = await start({ tokens: [{ id: 'alice', sha256: sha256Hex(T_A) }] })
       const old = await raw(`${base}/?token=${T_A}`)
       await waitFor(() => server.ports().length === 1)
-      server.reload(buildConfig({ tokens: [{ id: 'alice', sha256: sha256Hex(T_A2) }] }, 'test'))
+      server.reload(buildConfig({ api: false, tokens: [{ id: 'alice', sha256: sha256Hex(T_A2) }] }, 'test'))
       assert.equal(await old.closed(), 1008)
       const fresh = await raw(`${base}/?token=${T_A2}`)
       await waitFor(() => server.ports().length === 1 && server.ports()[0]?.grantId === 'alice')
@@ -103,7 +104,7 @@ describe('audit: identity and reload (integration)', () => {
       const a = await raw(`${base}/?token=${T_A}`)
       const w = await raw(`${base}/?token=${T_W}`)
       await waitFor(() => server.ports().length === 2)
-      server.reload(buildConfig({ tokens: [{ token: T_A, macs: ['02:00:00:00:00:03'] }, { token: T_W }] }, 'test'))
+      server.reload(buildConfig({ api: false, tokens: [{ token: T_A, macs: ['02:00:00:00:00:03'] }, { token: T_W }] }, 'test'))
       a.send([eth(BROADCAST, MAC_A, 1)]) // no longer its MAC
       const before = await upToBarrier(a, w, MAC_C, 2) // its MAC now
       assert.deepEqual(before, [], 'a frame from a MAC the token no longer names is dropped')
@@ -114,7 +115,7 @@ describe('audit: identity and reload (integration)', () => {
       const { server, base } = await start({ tokens: [{ token: T_A }] })
       const a = await raw(`${base}/?token=${T_A}`)
       await waitFor(() => server.ports().length === 1)
-      server.reload(buildConfig({ tokens: [{ token: T_A, network: 'lab' }] }, 'test'))
+      server.reload(buildConfig({ api: false, tokens: [{ token: T_A, network: 'lab' }] }, 'test'))
       assert.equal(await a.closed(), 1008)
     })
   })
@@ -161,7 +162,7 @@ describe('audit: identity and reload (integration)', () => {
       const { server, base } = await start({ tokens: [{ token: T_A, mode: 'trunk', vlans: [30, 31] }] })
       const c = await batched(`${base}/?token=${T_A}`, { vlan: { mode: 'trunk', vlans: [30] } })
       await waitFor(() => server.ports().length === 1)
-      server.reload(buildConfig({ tokens: [{ token: T_A, mode: 'trunk', vlans: many }] }, 'test'))
+      server.reload(buildConfig({ api: false, tokens: [{ token: T_A, mode: 'trunk', vlans: many }] }, 'test'))
       assert.equal(await c.closed(), 1008)
       const again = await raw(`${base}/?token=${T_A}`) // still serving
       await waitFor(() => server.ports().length === 1)
@@ -172,7 +173,7 @@ describe('audit: identity and reload (integration)', () => {
       const { server, base } = await start({ tokens: [{ token: T_A }, { token: T_B }] })
       const a = await raw(`${base}/?token=${T_A}`)
       await waitFor(() => server.ports().length === 1)
-      const applied = server.reload(buildConfig({ bridgePriority: 4096, tokens: [{ token: T_B }] }, 'test'))
+      const applied = server.reload(buildConfig({ api: false, bridgePriority: 4096, tokens: [{ token: T_B }] }, 'test'))
       assert.equal(applied, false)
       assert.ok(logs.some((l) => l.includes('"config_rejected"') && l.includes('bridgePriority')), 'names the key')
       const b = await raw(`${base}/?token=${T_B}`)
@@ -201,8 +202,8 @@ describe('audit: identity and reload (integration)', () => {
       const { server, base } = await start({ tls: { cert: pki.cert, key: pki.key } })
       const port = Number(new URL(base).port)
       const before = await serial(port)
-      assert.equal(server.reload(buildConfig({ tls: { cert: pki.cert2, key: pki.key } }, 'test')), false)
-      assert.equal(server.reload(buildConfig({ tls: { cert: path.join(pki.dir, 'missing.pem'), key: pki.key } }, 'test')), false)
+      assert.equal(server.reload(buildConfig({ api: false, tls: { cert: pki.cert2, key: pki.key } }, 'test')), false)
+      assert.equal(server.reload(buildConfig({ api: false, tls: { cert: path.join(pki.dir, 'missing.pem'), key: pki.key } }, 'test')), false)
       assert.equal(logs.filter((l) => l.includes('"config_rejected"')).length, 2)
       assert.equal(server.reloads.rejected, 2)
       assert.equal(await serial(port), before, 'still serving the old certificate')
@@ -210,7 +211,7 @@ describe('audit: identity and reload (integration)', () => {
 
     it('attack: adding clientCa on reload silently leaves client certificates unchecked', async () => {
       const { server } = await start({ tls: { cert: pki.cert, key: pki.key } })
-      assert.equal(server.reload(buildConfig({ tls: { cert: pki.cert, key: pki.key, clientCa: pki.ca } }, 'test')), false)
+      assert.equal(server.reload(buildConfig({ api: false, tls: { cert: pki.cert, key: pki.key, clientCa: pki.ca } }, 'test')), false)
       assert.ok(logs.some((l) => l.includes('"config_rejected"') && l.includes('tls.clientCa') && l.includes('restart')))
     })
   })
@@ -230,7 +231,7 @@ describe('audit: identity and reload (integration)', () => {
       const file = path.join(dir, 'tokens.json')
       fs.writeFileSync(file, JSON.stringify([{ id: 'a', token: T_A }, { id: 'b', token: T_B }]))
       const bin = path.join(__dirname, '..', '..', 'bin', 'switchd.js')
-      const proc = spawn(process.execPath, [bin, '--tokens', file, '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const proc = spawn(process.execPath, [bin, '--tokens', file, '--no-api', '--listen', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
       child = proc
       const out: string[] = []
       const collect = (d: Buffer): void => { out.push(...d.toString().split('\n').filter((l) => l !== '')) }

@@ -37,7 +37,7 @@ describe('audit: trunks and the spanning tree', function () {
   })
 
   async function sw (config: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
-    const server = new SwitchServer({ config: buildConfig({ pingInterval: 1, ...config }, 'test'), host: '127.0.0.1', port: 0 })
+    const server = new SwitchServer({ config: buildConfig({ pingInterval: 1, api: false, ...config }, 'test'), host: '127.0.0.1', port: 0 })
     servers.push(server)
     return { server, url: `ws://127.0.0.1:${(await server.listen()).port}` }
   }

@@ -25,7 +25,7 @@ import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../co
 import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, type Port } from './port'
+import { MODE_TRUNK, canEgress, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -64,6 +64,8 @@ export class SwitchStats {
   dropDisabled = 0
   dropRate = 0
   dropMalformed = 0
+  /** Known unicast to a port that may not egress (disabled, loop-blocked, discarding). */
+  dropEgressBlocked = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
@@ -279,7 +281,10 @@ export class Switch {
       if (egress !== undefined) {
         if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
         if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
-        if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+        if (!canEgress(egress, vid)) {
+          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++ } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++ }
+          return
+        }
         this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
         s.forwarded++
         if (this.taps.length !== 0) this.offerTaps(ingress, egress, vid, buf, off, len)
@@ -295,7 +300,7 @@ export class Switch {
     const ports = this.ports
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
+      if (p !== ingress && canEgress(p, vid)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
     if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }

@@ -1,0 +1,69 @@
+/**
+ * Issue 12 audit, the frame path, through a real switchd on 127.0.0.1:0 and
+ * real WebSocket clients. What must not arrive is proven with a barrier: a
+ * frame sent after it on the same path, which must arrive, and nothing
+ * before it.
+ */
+
+import assert from 'node:assert/strict'
+import { SwitchServer } from '../../src/switch/server'
+import { buildConfig } from '../../src/switch/config'
+import type { Switch } from '../../src/switch/switch'
+import type { NetPort } from '../../src/switch/net-port'
+import { setLogSink } from '../../src/common/log'
+import { TestClient } from '../helpers/client'
+import { waitFor } from '../helpers/net'
+import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+
+describe('audit: frame path (integration)', function () {
+  this.timeout(20_000)
+  let server: SwitchServer | undefined
+  let url = ''
+  const clients: TestClient[] = []
+  let restore: (line: string) => void
+  const logs: string[] = []
+
+  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
+  afterEach(async function () {
+    for (const c of clients.splice(0)) c.close()
+    await server?.close()
+    server = undefined
+    setLogSink(restore)
+    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-40).join('\n') + '\n')
+  })
+
+  async function start (config: Record<string, unknown> = {}): Promise<Switch> {
+    server = new SwitchServer({ config: buildConfig({ pingInterval: 1, ...config }, 'test'), host: '127.0.0.1', port: 0 })
+    url = `ws://127.0.0.1:${(await server.listen()).port}/`
+    return server.networks.get('default') as Switch
+  }
+
+  async function station (name: string, hello: Record<string, unknown> = {}): Promise<TestClient> {
+    const c = await TestClient.batched(url, { name, ...hello })
+    clients.push(c)
+    return c
+  }
+
+  function portNamed (name: string): NetPort {
+    const p = server?.ports().find((q) => q.name === name)
+    assert.ok(p, `port ${name}`)
+    return p
+  }
+
+  describe('finding 14: one egress check for every path', () => {
+    it('attack: a static fdb entry delivers nothing to a disabled port', async () => {
+      const sw = await start({ networks: { default: { static: [{ mac: '02:00:00:00:00:02', vlan: 1, port: 'victim' }] } } })
+      const a = await station('a')
+      const victim = await station('victim')
+      const c = await station('c')
+      sw.disablePort(portNamed('victim'))
+      a.send([eth(MAC_B, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
+      await waitFor(() => c.frames.length === 1, 3000, 'the broadcast after the static-entry frame')
+      sw.enablePort(portNamed('victim'))
+      a.send([eth(MAC_B, MAC_A, 0xbb)]) // the barrier: same path, after the port is back
+      await waitFor(() => victim.frames.length > 0, 3000, 'the barrier')
+      assert.deepEqual(victim.frames.map((f) => f[14]), [0xbb], 'nothing reached the port while it was disabled')
+      assert.equal(portNamed('a').dropEgressBlocked, 1)
+    })
+  })
+})

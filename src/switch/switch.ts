@@ -19,7 +19,7 @@
 
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
-import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
+import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../common/protocol'
 import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../common/gso'
 import { SoftwareOffload } from './offload'
@@ -263,6 +263,10 @@ export class Switch {
     let tagVid = 0
     if (buf.readUInt16BE(off + TPID_OFFSET) === ETH_P_8021Q) {
       if (len < ETH_HLEN + 4) { ingress.dropRunt++; s.dropRunt++; return }
+      // Double-tag VLAN hopping: [8100 VID 1 or 0][8100 VID 10] from an access port in VLAN 1 would
+      // leave a trunk whose native VLAN is 1 with its outer tag stripped, and the peer would take it
+      // as VLAN 10. We carry one tag; a tag right behind it is dropped wherever it enters (issue 12).
+      if (isTagTpid(buf.readUInt16BE(off + TPID_OFFSET + 4))) { ingress.dropVlan++; s.dropVlan++; return }
       tagged = true
       tagVid = buf.readUInt16BE(off + TPID_OFFSET + 2) & 0xfff
     }

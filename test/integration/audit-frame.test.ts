@@ -13,7 +13,7 @@ import type { NetPort } from '../../src/switch/net-port'
 import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
-import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 
 describe('audit: frame path (integration)', function () {
   this.timeout(20_000)
@@ -64,6 +64,28 @@ describe('audit: frame path (integration)', function () {
       await waitFor(() => victim.frames.length > 0, 3000, 'the barrier')
       assert.deepEqual(victim.frames.map((f) => f[14]), [0xbb], 'nothing reached the port while it was disabled')
       assert.equal(portNamed('a').dropEgressBlocked, 1)
+    })
+  })
+
+  describe('finding 10: double-tag VLAN hopping', () => {
+    it('attack: an access port in VLAN 1 sends [8100 VID 1][8100 VID 10]; the trunk peer (native VLAN 1) never gets it as VLAN 10', async () => {
+      await start({ profiles: [{ match: 'router', mode: 'trunk', vlans: [10, 20], native: 1 }] })
+      const a = await station('a')
+      const router = await station('router')
+      assert.equal(portNamed('router').pvid, 1)
+      assert.equal(portNamed('router').member[10], 1)
+      a.send([
+        frame(`${BROADCAST} ${MAC_A} 8100 0001 8100 000a 88b5`, 64),
+        frame(`${BROADCAST} ${MAC_A} 8100 0000 8100 000a 88b5`, 64),
+        frame(`${BROADCAST} ${MAC_A} 8100 0001 88a8 000a 88b5`, 64)
+      ])
+      a.send([eth(BROADCAST, MAC_A, 0xbb)]) // the barrier
+      await waitFor(() => router.frames.length > 0, 3000, 'the barrier')
+      assert.equal(router.frames.length, 1)
+      const [f] = router.frames as [Buffer]
+      assert.equal(vidOf(f), -1)
+      assert.equal(f[14], 0xbb, 'only the barrier arrived')
+      assert.equal(portNamed('a').dropVlan, 3)
     })
   })
 })

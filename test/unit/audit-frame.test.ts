@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/switch'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../src/switch/port'
 import { FakePort } from '../helpers/fake-port'
-import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 
 const T0 = 1_000_000
@@ -66,6 +66,34 @@ describe('audit: frame path', () => {
       sw.receiveFrame(a, eth(BROADCAST, MAC_A))
       assert.equal(t.sent.length, 0)
       assert.equal(a.dropEgressBlocked, 1)
+    })
+  })
+
+  describe('finding 10: double-tag VLAN hopping', () => {
+    for (const outer of [1, 0]) {
+      for (const inner of ['8100', '88a8', '9100']) {
+        it(`attack: [8100 VID ${outer}][${inner} VID 10] from an access port in VLAN 1 does not reach VLAN 10 on a trunk with native VLAN 1`, () => {
+          const a = port('a', access(1)); const t = port('router', trunk([10, 20], 1)); const b10 = port('b10', access(10))
+          sw.receiveFrame(a, frame(`${BROADCAST} ${MAC_A} 8100 000${outer} ${inner} 000a 88b5`, 64))
+          sw.receiveFrame(a, eth(BROADCAST, MAC_A, 0xbb)) // the barrier
+          const out = t.take()
+          assert.equal(out.length, 1)
+          assert.equal(vidOf(out[0] as Buffer), -1, 'the barrier, untagged in the native VLAN')
+          assert.equal((out[0] as Buffer)[14], 0xbb)
+          assert.equal(b10.sent.length, 0)
+          assert.equal(a.dropVlan, 1)
+          assert.equal(sw.stats.dropVlan, 1)
+        })
+      }
+    }
+
+    it('still carries a single-tagged frame and a priority-tagged one', () => {
+      const a = port('a', access(1)); const t = port('router', trunk([10, 20], 1))
+      sw.receiveFrame(a, frame(`${BROADCAST} ${MAC_A} 8100 0000 88b5`, 64))
+      sw.receiveFrame(t, frame(`${BROADCAST} ${MAC_B} 8100 0001 0800`, 64))
+      assert.equal(t.take().length, 1)
+      assert.equal(a.take().length, 1)
+      assert.equal(a.dropVlan + t.dropVlan, 0)
     })
   })
 })

@@ -13,6 +13,9 @@ import type { NetPort } from '../../src/switch/net-port'
 import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
+import { CAP_OFFLOAD } from '../../src/common/protocol'
+import { MAX_GSO_SEGMENTS } from '../../src/common/gso'
+import { tcpFrame, pattern } from '../helpers/tcp'
 import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 
 describe('audit: frame path (integration)', function () {
@@ -86,6 +89,27 @@ describe('audit: frame path (integration)', function () {
       assert.equal(vidOf(f), -1)
       assert.equal(f[14], 0xbb, 'only the barrier arrived')
       assert.equal(portNamed('a').dropVlan, 3)
+    })
+  })
+
+  describe('finding 5: GSO amplification', () => {
+    it('attack: a 130 KB message of gso_size-1 records is dropped and counted, and costs the plain ports nothing', async () => {
+      const sw = await start()
+      const sender = await station('sender', { capabilities: [CAP_OFFLOAD] })
+      const plain = await station('plain')
+      assert.deepEqual(sender.welcome?.capabilities, [CAP_OFFLOAD])
+      const payload = pattern(65_000)
+      const attack = [tcpFrame({ payload, mss: 1 }).record, tcpFrame({ payload, mss: 1, seq: 65_001 }).record]
+      assert.ok(attack[0] !== undefined && attack[0].length * 2 > 130_000)
+      for (let i = 0; i < 3; i++) sender.send(attack)
+      // The barrier: a record that is cut, into a bounded number of segments.
+      const mss = Math.ceil(payload.length / MAX_GSO_SEGMENTS)
+      sender.send([tcpFrame({ payload, mss, seq: 7 }).record])
+      await waitFor(() => plain.frames.length >= MAX_GSO_SEGMENTS, 5000, 'the barrier segments')
+      assert.equal(plain.frames.length, MAX_GSO_SEGMENTS, 'only the barrier\'s segments arrived')
+      assert.equal(portNamed('sender').dropBadOffload, 6)
+      assert.equal(sw.stats.dropBadOffload, 6)
+      assert.equal(sw.stats.offloadSegmented, 1)
     })
   })
 })

@@ -9,6 +9,9 @@ import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../
 import { FakePort } from '../helpers/fake-port'
 import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { encodeBatch } from '../../src/common/protocol'
+import { MAX_GSO_SEGMENTS, MIN_GSO_SIZE } from '../../src/common/gso'
+import { tcpFrame, pattern } from '../helpers/tcp'
 
 const T0 = 1_000_000
 
@@ -94,6 +97,33 @@ describe('audit: frame path', () => {
       assert.equal(t.take().length, 1)
       assert.equal(a.take().length, 1)
       assert.equal(a.dropVlan + t.dropVlan, 0)
+    })
+  })
+
+  describe('finding 5: GSO amplification', () => {
+    it('attack: records with gso_size 1 are refused where they enter, not cut into ~65,000 segments per plain port', () => {
+      const a = port('a'); const plain = port('plain')
+      a.offload = true
+      const payload = pattern(65_000)
+      const records = [1, 1, MIN_GSO_SIZE - 1].map((mss) => tcpFrame({ payload, mss }).record)
+      sw.receiveBatch(a, encodeBatch(records))
+      assert.equal(plain.sent.length, 0)
+      assert.equal(a.dropBadOffload, 3)
+      assert.equal(sw.stats.offloadSegmented, 0)
+    })
+
+    it('attack: a GSO record that would be cut into more than MAX_GSO_SEGMENTS segments is refused', () => {
+      const a = port('a'); const plain = port('plain')
+      a.offload = true
+      const payload = pattern(65_000)
+      sw.receiveBatch(a, encodeBatch([tcpFrame({ payload, mss: MIN_GSO_SIZE }).record]))
+      assert.equal(plain.sent.length, 0)
+      assert.equal(a.dropBadOffload, 1)
+      // The smallest gso_size a full record may have is still segmented, into at most MAX_GSO_SEGMENTS.
+      const mss = Math.ceil(payload.length / MAX_GSO_SEGMENTS)
+      sw.receiveBatch(a, encodeBatch([tcpFrame({ payload, mss }).record]))
+      assert.equal(plain.sent.length, MAX_GSO_SEGMENTS)
+      assert.equal(sw.stats.offloadSegmented, 1)
     })
   })
 })

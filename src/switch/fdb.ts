@@ -5,7 +5,12 @@
  * Keys are 48-bit MACs as integers (ethernet.ts macAt): a Map lookup on a
  * number is 2.5-3.5x faster than on a hex string and allocates nothing. VLAN
  * and MAC do not fit one exact double (60 bits), so there is one table per
- * VLAN, created on first use, as 802.1Q's independent VLAN learning has it.
+ * VLAN, as 802.1Q's independent VLAN learning has it. A table exists only
+ * while it holds entries: it is created by the first entry and dropped when
+ * its last one goes (expiry, port removal, flush), and it grows with what it
+ * holds (no preallocation), so a frame in each of 4094 VLANs costs what 4094
+ * entries cost, not 4094 full-size tables (issue 12, finding 12). There are
+ * never more tables than entries.
  *
  * Each table is an lru-cache with per-entry TTL. The TTL is the ageing time
  * (802.1D / Linux `ageing_time`, default 300 s): an entry whose MAC sent
@@ -109,6 +114,8 @@ export class Fdb {
   private nowMs: number
   private nowS: number
   private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
+  /** Tables that exist (each holds at least one entry, but for a moment inside learn()). */
+  private tableCount = 0
   /** Ports holding at least one dynamic entry: the candidates for fair eviction. */
   private readonly holders = new Set<Port>()
 
@@ -129,9 +136,9 @@ export class Fdb {
 
   /** Record that `mac` was seen as a source on `port` in VLAN `vid`; see LEARN_*. */
   learn (vid: number, mac: number, port: Port): number {
-    const table = this.tables[vid] ?? this.createTable(vid)
-    const e = table.peek(mac, PEEK)
-    if (e !== undefined) {
+    let table = this.tables[vid]
+    const e = table === undefined ? undefined : table.peek(mac, PEEK)
+    if (e !== undefined && table !== undefined) {
       if (e.port === port) {
         if (e.updated !== this.nowS && !e.isStatic) this.refresh(table, e)
         return LEARN_OK
@@ -156,7 +163,12 @@ export class Fdb {
       return LEARN_OK
     }
     if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
-    if (this.size >= this.maxEntries) this.evictFromBusiestPort(port)
+    if (this.size >= this.maxEntries) {
+      this.evictFromBusiestPort(port)
+      // Eviction may have emptied, and dropped, this very table.
+      table = this.tables[vid]
+    }
+    if (table === undefined) table = this.createTable(vid)
     const entry = new FdbEntry(port, this.nowS, vid, mac, false)
     this.hold(entry)
     // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
@@ -182,18 +194,25 @@ export class Fdb {
 
   /** Remove every static entry. */
   clearStatic (): void {
-    for (const table of this.tables) {
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
       if (table === undefined) continue
       const macs: number[] = []
       for (const [mac, e] of table.entries()) if (e.isStatic) macs.push(mac)
       for (const mac of macs) table.delete(mac)
+      this.dropIfEmpty(vid)
     }
   }
 
   /** Remove entries idle longer than the ageing time; returns how many. */
   expire (): number {
     const before = this.stats.expired
-    for (const table of this.tables) if (table !== undefined) table.purgeStale()
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
+      if (table === undefined) continue
+      table.purgeStale()
+      this.dropIfEmpty(vid)
+    }
     return this.stats.expired - before
   }
 
@@ -201,7 +220,10 @@ export class Fdb {
   deletePort (port: Port): number {
     const n = port.macs.size
     // Copy: deleting disposes the entry, which removes it from port.macs.
-    for (const e of [...port.macs]) this.tables[e.vid]?.delete(e.mac)
+    for (const e of [...port.macs]) {
+      this.tables[e.vid]?.delete(e.mac)
+      this.dropIfEmpty(e.vid)
+    }
     return n
   }
 
@@ -213,17 +235,20 @@ export class Fdb {
     const macs: number[] = []
     for (const [mac, e] of table.entries()) if (!e.isStatic) macs.push(mac)
     for (const mac of macs) table.delete(mac)
+    this.dropIfEmpty(vid)
     return macs.length
   }
 
   /** Forget the dynamic entries `match` selects (admin flush); returns how many. */
   flushWhere (match: (r: FdbRow) => boolean): number {
     let n = 0
-    for (const table of this.tables) {
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
       if (table === undefined) continue
       const macs: number[] = []
       for (const e of table.values()) if (!e.isStatic && match({ vid: e.vid, mac: e.mac, port: e.port, age: this.nowS - e.updated, isStatic: false })) macs.push(e.mac)
       for (const mac of macs) table.delete(mac)
+      this.dropIfEmpty(vid)
       n += macs.length
     }
     return n
@@ -270,12 +295,26 @@ export class Fdb {
     this.stats.evicted++
     if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: busiest.name, entries: this.size, max_entries: this.maxEntries })
     this.tables[oldest.vid]?.delete(oldest.mac)
+    this.dropIfEmpty(oldest.vid)
+  }
+
+  /** Per-VLAN tables in use (tests, admin): never more than the entries they hold. */
+  get vlanTables (): number { return this.tableCount }
+
+  /** Let an empty table go, so per-VLAN memory follows what is held. */
+  private dropIfEmpty (vid: number): void {
+    const table = this.tables[vid]
+    if (table === undefined || table.size !== 0) return
+    this.tables[vid] = undefined
+    this.tableCount--
   }
 
   private createTable (vid: number): LRUCache<number, FdbEntry> {
     const table = new LRUCache<number, FdbEntry>({
-      // Our budget evicts first; lru-cache's own bound is only a backstop.
-      max: this.maxEntries + MAX_STATIC_ENTRIES,
+      // Our budget evicts first; lru-cache's own bound is only a backstop. maxSize, not max: max
+      // preallocates typed arrays for that many entries (~430 KiB here) in every table.
+      maxSize: this.maxEntries + MAX_STATIC_ENTRIES,
+      sizeCalculation: () => 1,
       ttl: this.ageingTime * 1000,
       ttlAutopurge: false,
       ttlResolution: 0,
@@ -292,6 +331,7 @@ export class Fdb {
       }
     })
     this.tables[vid] = table
+    this.tableCount++
     return table
   }
 }

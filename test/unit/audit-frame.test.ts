@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/switch'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../src/switch/port'
 import { FakePort } from '../helpers/fake-port'
-import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { eth, frame, tagged, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { encodeBatch } from '../../src/common/protocol'
 import { MAX_GSO_SEGMENTS, MIN_GSO_SIZE } from '../../src/common/gso'
@@ -124,6 +124,35 @@ describe('audit: frame path', () => {
       sw.receiveBatch(a, encodeBatch([tcpFrame({ payload, mss }).record]))
       assert.equal(plain.sent.length, MAX_GSO_SEGMENTS)
       assert.equal(sw.stats.offloadSegmented, 1)
+    })
+  })
+
+  describe('finding 12: memory per VLAN', () => {
+    const ALL = Array.from({ length: 4094 }, (_, i) => i + 1)
+
+    it('attack: one message with a frame in each of 4094 VLANs leaves no more tables than entries, and none once they go', () => {
+      const t = port('t', { ...trunk(ALL), maxMacs: 8192 })
+      sw.receiveBatch(t, encodeBatch(ALL.map((vid) => tagged(BROADCAST, MAC_A, vid))))
+      assert.equal(sw.fdb.size, 4094)
+      assert.ok(sw.fdb.vlanTables <= sw.fdb.size)
+      sw.removePort(t)
+      assert.equal(sw.fdb.vlanTables, 0, 'the port left: its tables went with its entries')
+    })
+
+    it('attack: per-VLAN tables go when their entries age out', () => {
+      const t = port('t', { ...trunk(ALL), maxMacs: 8192 })
+      sw.receiveBatch(t, encodeBatch(ALL.map((vid) => tagged(BROADCAST, MAC_A, vid))))
+      assert.equal(sw.fdb.vlanTables, 4094)
+      sw.tick(T0 + (sw.fdb.ageingTime + 2) * 1000)
+      assert.equal(sw.fdb.size, 0)
+      assert.equal(sw.fdb.vlanTables, 0)
+    })
+
+    it('attack: a port at its MAC limit sending in every VLAN creates no tables', () => {
+      const t = port('t', { ...trunk(ALL), maxMacs: 1 })
+      sw.receiveFrame(t, tagged(BROADCAST, MAC_A, 1))
+      sw.receiveBatch(t, encodeBatch(ALL.map((vid) => tagged(BROADCAST, MAC_B, vid))))
+      assert.equal(sw.fdb.vlanTables, 1)
     })
   })
 })

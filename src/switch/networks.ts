@@ -112,6 +112,7 @@ export class Networks {
     sw.loopHoldDown = s.loopHoldDown
     sw.fdb.loopMoves = s.loopMoves
     sw.fdb.loopWindow = s.loopWindow
+    sw.fdb.moveHold = s.moveHold
     sw.setStatics(s.statics)
     if (s.ageingTime !== sw.fdb.ageingTime || s.fdbMax !== sw.fdb.maxEntries) {
       log.warn('restart_needed', { network: sw.name, reason: 'ageingTime and fdbMax apply when the network is created (restart switchd)' })
@@ -126,6 +127,7 @@ export class Networks {
       maxEntries: s.fdbMax,
       loopMoves: s.loopMoves,
       loopWindow: s.loopWindow,
+      moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
       bridgeId: this.bridgeId
     }, this.now())

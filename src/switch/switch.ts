@@ -23,7 +23,7 @@ import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RET
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../common/protocol'
 import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../common/gso'
 import { SoftwareOffload } from './offload'
-import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
+import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { MODE_TRUNK, canEgress, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
@@ -275,8 +275,10 @@ export class Switch {
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
-      if (learned !== LEARN_FLAP) { refuseSource(this, ingress, learned); return }
-      if (blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned); return }
+      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      // The MAC lives on a port still sending it: a spoofer or a loop's copy. Cisco port-security counts it a violation.
+      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
     }
 
     let kind = KIND_UNKNOWN_UNICAST

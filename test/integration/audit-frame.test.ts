@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/net'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { MAX_GSO_SEGMENTS } from '../../src/common/gso'
 import { tcpFrame, pattern } from '../helpers/tcp'
-import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 
 describe('audit: frame path (integration)', function () {
   this.timeout(20_000)
@@ -68,6 +68,33 @@ describe('audit: frame path (integration)', function () {
       assert.deepEqual(victim.frames.map((f) => f[14]), [0xbb], 'nothing reached the port while it was disabled')
       assert.equal(portNamed('a').dropEgressBlocked, 1)
     })
+
+    it('attack: a static fdb entry delivers nothing to a loop-blocked port', async () => {
+      await start({
+        network: { loop: { holdDown: 1 } },
+        networks: { default: { static: [{ mac: '02:00:00:00:00:02', vlan: 1, port: 'router' }] } }
+      })
+      const a = await station('a')
+      const router = await station('router')
+      const x = await station('x')
+      const c = await station('c')
+      // router sends the MAC that lives on x, back and forth with x: loop protection blocks router.
+      x.send([eth(BROADCAST, MAC_C)])
+      await waitFor(() => c.frames.length === 1, 3000, 'MAC C learned on x')
+      await waitFor(() => {
+        if (portNamed('router').blockedUntil !== 0) return true
+        router.send([eth(BROADCAST, MAC_C)]); x.send([eth(BROADCAST, MAC_C)])
+        return false
+      }, 3000, 'router loop-blocked')
+      a.send([eth(MAC_B, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
+      await waitFor(() => c.frames.some((f) => f[14] === 2), 3000, 'the broadcast after the static-entry frame')
+      assert.ok(portNamed('router').blockedUntil !== 0, 'still blocked when the frame was switched')
+      await waitFor(() => portNamed('router').blockedUntil === 0, 3000, 'the hold-down over')
+      a.send([eth(MAC_B, MAC_A, 0xbb)]) // the barrier
+      const fromA = (f: Buffer): boolean => f.readUIntBE(6, 6) === 0x020000000001
+      await waitFor(() => router.frames.some(fromA), 3000, 'the barrier')
+      assert.deepEqual(router.frames.filter(fromA).map((f) => f[14]), [0xbb], 'nothing reached the port while it was blocked')
+    })
   })
 
   describe('finding 10: double-tag VLAN hopping', () => {
@@ -110,6 +137,46 @@ describe('audit: frame path (integration)', function () {
       assert.equal(portNamed('sender').dropBadOffload, 6)
       assert.equal(sw.stats.dropBadOffload, 6)
       assert.equal(sw.stats.offloadSegmented, 1)
+    })
+  })
+
+  describe('finding 11: loop protection aimed at a victim', () => {
+    it('attack: two ports flooding a station\'s MAC get neither its port blocked nor its unicast while it keeps sending', async () => {
+      await start()
+      const victim = await station('victim')
+      const s1 = await station('s1')
+      const s2 = await station('s2')
+      const other = await station('other')
+      victim.send([eth(BROADCAST, MAC_A)])
+      other.send([eth(BROADCAST, MAC_B)])
+      await waitFor(() => victim.frames.length === 1 && s1.frames.length === 2 && s2.frames.length === 2, 3000, 'both learned')
+      for (const c of [victim, s1, s2]) c.take()
+      const timers: NodeJS.Timeout[] = []
+      let sent = 0
+      try {
+        timers.push(setInterval(() => { victim.send([eth(MAC_B, MAC_A)]) }, 20))
+        timers.push(setInterval(() => {
+          s1.send(Array.from({ length: 5 }, () => eth(BROADCAST, MAC_A)))
+          s2.send(Array.from({ length: 5 }, () => eth(BROADCAST, MAC_A)))
+        }, 5))
+        await new Promise<void>((resolve) => {
+          timers.push(setInterval(() => {
+            if (sent === 30) { resolve(); return }
+            other.send([eth(MAC_A, MAC_B, sent++)])
+          }, 50))
+        })
+      } finally {
+        for (const t of timers) clearInterval(t)
+      }
+      other.send([eth(MAC_A, MAC_B, 0xbb)]) // the barrier
+      await waitFor(() => victim.frames.some((f) => f[14] === 0xbb), 3000, 'the barrier')
+      const fromB = (f: Buffer): boolean => f.readUIntBE(6, 6) === 0x020000000002
+      assert.deepEqual(victim.frames.filter(fromB).map((f) => f[14]), [...Array.from({ length: 30 }, (_, i) => i), 0xbb], 'every unicast for the station reached it')
+      assert.equal(s1.frames.filter(fromB).length + s2.frames.filter(fromB).length, 0, 'none reached a spoofer')
+      assert.equal(portNamed('victim').blockedUntil, 0)
+      assert.equal(portNamed('victim').loopBlocks, 0)
+      assert.ok(!logs.some((l) => l.includes('"loop_detected"') && l.includes('"blocked":"victim"')))
+      assert.ok(portNamed('s1').dropPortSecurity + portNamed('s2').dropPortSecurity > 0, 'the spoofed frames were refused and counted')
     })
   })
 })

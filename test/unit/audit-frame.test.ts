@@ -155,4 +155,66 @@ describe('audit: frame path', () => {
       assert.equal(sw.fdb.vlanTables, 1)
     })
   })
+
+  describe('finding 11: loop protection aimed at a victim (fdb MAC-move hold, Cisco port-security style)', () => {
+    const A = 0x020000000001
+    const fromB = (f: Buffer): boolean => f.readUIntBE(6, 6) === 0x020000000002
+
+    it('attack: two ports spoofing a station\'s MAC get neither the station\'s port blocked nor its unicast', () => {
+      const victim = port('victim'); const s1 = port('s1'); const s2 = port('s2'); const other = port('other')
+      sw.receiveFrame(victim, eth(BROADCAST, MAC_A))
+      sw.receiveFrame(other, eth(BROADCAST, MAC_B))
+      let sent = 0
+      for (let t = 0; t < 5000; t += 10) {
+        sw.tick(T0 + t)
+        if (t % 100 === 0) sw.receiveFrame(victim, eth(MAC_B, MAC_A)) // the station keeps sending
+        sw.receiveFrame((t / 10) % 2 === 0 ? s1 : s2, eth(BROADCAST, MAC_A))
+        if (t % 50 === 0) { sw.receiveFrame(other, eth(MAC_A, MAC_B, 0xcc)); sent++ }
+        assert.equal(victim.blockedUntil, 0, `the station's port is never blocked (t=${t})`)
+        assert.equal(sw.fdb.lookup(1, A), victim, `the MAC stays with the station (t=${t})`)
+      }
+      assert.equal(victim.take().filter(fromB).length, sent + 1, 'every unicast for the station reached it')
+      assert.equal(s1.take().filter(fromB).length + s2.take().filter(fromB).length, 2, 'the spoofers got only the first broadcast')
+      assert.ok(s1.blockedUntil > 0 && s2.blockedUntil > 0, 'both spoofers were blocked')
+      assert.ok(s1.dropPortSecurity + s2.dropPortSecurity > 0)
+    })
+
+    it('attack: spoofing ports sending a station\'s MAC faster than it does never get the station\'s port blocked', () => {
+      const victim = port('victim'); const s1 = port('s1'); const s2 = port('s2'); const s3 = port('s3')
+      sw.receiveFrame(victim, eth(BROADCAST, MAC_A))
+      const spoofers = [s1, s2, s3]
+      for (let t = 0; t < 120_000; t += 10) {
+        sw.tick(T0 + t)
+        if (t % 100 === 0) sw.receiveFrame(victim, eth(BROADCAST, MAC_A))
+        sw.receiveFrame(spoofers[(t / 10) % 3] as FakePort, eth(BROADCAST, MAC_A))
+        assert.equal(victim.blockedUntil, 0, `the station's port is never blocked (t=${t})`)
+      }
+      assert.equal(victim.loopBlocks, 0)
+    })
+
+    it('attack: a spoofer that took an idle station\'s MAC loses it at the station\'s next frame and cannot get the station blocked', () => {
+      const victim = port('victim'); const s1 = port('s1'); port('other')
+      sw.receiveFrame(victim, eth(BROADCAST, MAC_A))
+      sw.tick(T0 + 5000) // the station is idle (not long enough to age out)
+      sw.receiveFrame(s1, eth(BROADCAST, MAC_A))
+      assert.equal(sw.fdb.lookup(1, A), s1, 'an idle MAC may move: that is how a VM migrates')
+      for (let t = 5000; t < 8000; t += 10) {
+        sw.tick(T0 + t)
+        if (t % 100 === 0) sw.receiveFrame(victim, eth(MAC_B, MAC_A))
+        sw.receiveFrame(s1, eth(BROADCAST, MAC_A))
+        assert.equal(victim.blockedUntil, 0, `t=${t}`)
+        assert.equal(sw.fdb.lookup(1, A), victim, `t=${t}`)
+      }
+      assert.ok(s1.blockedUntil > 0, 'the spoofer was blocked')
+    })
+
+    it('a migrating VM: its MAC moves once its old port has been quiet for moveHold, and nothing is blocked', () => {
+      const p1 = port('p1'); const p2 = port('p2'); port('other')
+      for (let t = 0; t <= 1000; t += 100) { sw.tick(T0 + t); sw.receiveFrame(p1, eth(BROADCAST, MAC_A)) }
+      for (let t = 1050; t <= 2100; t += 50) { sw.tick(T0 + t); sw.receiveFrame(p2, eth(BROADCAST, MAC_A)) }
+      assert.equal(sw.fdb.lookup(1, A), p2)
+      assert.equal(sw.stats.loopsDetected, 0)
+      assert.equal(p1.blockedUntil + p2.blockedUntil, 0)
+    })
+  })
 })

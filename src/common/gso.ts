@@ -42,6 +42,23 @@ export const VNET_GSO_ECN = 0x80
 /** The largest frame a GSO record may carry: the jumbo ceiling, which any 64 KiB TSO frame fits. */
 export const MAX_GSO_FRAME_SIZE = MAX_FRAME_SIZE_LIMIT
 
+/**
+ * The smallest gso_size accepted: Linux's TCP_MIN_MSS (include/net/tcp.h),
+ * the least MSS an application may set with TCP_MAXSEG. No stack cuts TCP
+ * finer, and each segment costs the fallback a header copy, a checksum and
+ * a Buffer view: with gso_size 1 one 64 KiB record became ~65,000 segments
+ * per plain port (issue 12, finding 5).
+ */
+export const MIN_GSO_SIZE = 88
+/**
+ * The most segments one GSO frame may be cut into. A 64 KiB TSO frame is
+ * ~45 segments at an Ethernet MSS and 123 at the IPv4 default MSS of 536
+ * (RFC 9293); 256 leaves room for that twice over and bounds the fallback's
+ * work at a few times a normal frame's, where tun's own limit (GSO_MAX_SEGS,
+ * 65535) does not.
+ */
+export const MAX_GSO_SEGMENTS = 256
+
 /** checkOffload() verdicts. */
 export const OFFLOAD_OK = 0
 /** A plain frame over the maximum frame size, or a GSO frame whose segments would be. */
@@ -114,11 +131,13 @@ export function checkOffload (buf: Buffer, hdrOff: number, off: number, len: num
   // UDP (UFO/USO) is never offered, so never accepted: we could not cut it for a plain port.
   if (gso !== VNET_GSO_TCPV4 && gso !== VNET_GSO_TCPV6) return OFFLOAD_MALFORMED
   const mss = buf.readUInt16LE(hdrOff + 4)
-  if ((flags & VNET_F_NEEDS_CSUM) === 0 || csumOffset !== TCP_CSUM_OFFSET || mss === 0) return OFFLOAD_MALFORMED
+  if ((flags & VNET_F_NEEDS_CSUM) === 0 || csumOffset !== TCP_CSUM_OFFSET || mss < MIN_GSO_SIZE) return OFFLOAD_MALFORMED
   if (len > MAX_GSO_FRAME_SIZE) return OFFLOAD_OVERSIZE
   const headers = tcpHeadersEnd(buf, off, len, gso, csumStart)
   if (headers < 0) return OFFLOAD_MALFORMED
-  return headers + mss > maxFrameSize ? OFFLOAD_OVERSIZE : OFFLOAD_OK
+  if (headers + mss > maxFrameSize) return OFFLOAD_OVERSIZE
+  // Bound the fallback's work per input byte (MAX_GSO_SEGMENTS).
+  return len - headers > mss * MAX_GSO_SEGMENTS ? OFFLOAD_MALFORMED : OFFLOAD_OK
 }
 
 /**
@@ -187,11 +206,12 @@ export function segment (buf: Buffer, hdrOff: number, off: number, len: number):
   const mss = buf.readUInt16LE(hdrOff + 4)
   const l4 = buf.readUInt16LE(hdrOff + 6)
   const headers = tcpHeadersEnd(buf, off, len, gso, l4)
-  if (headers < 0 || mss === 0) return []
+  if (headers < 0 || mss < MIN_GSO_SIZE) return []
   const l3 = l3Offset(buf, off, len)
   const v4 = gso === VNET_GSO_TCPV4
   const payload = len - headers
   const count = Math.max(1, Math.ceil(payload / mss))
+  if (count > MAX_GSO_SEGMENTS) return []
   const out = Buffer.allocUnsafe(count * headers + payload)
   const seq = buf.readUInt32BE(off + l4 + 4)
   const id = v4 ? buf.readUInt16BE(off + l3 + 4) : 0

@@ -9,6 +9,15 @@
 
 /** TPID of an 802.1Q tag. */
 export const ETH_P_8021Q = 0x8100
+/** TPIDs of the other tags a frame may carry inside an 802.1Q tag: 802.1ad S-tag, and the old pre-standard Q-in-Q one. */
+export const ETH_P_8021AD = 0x88a8
+export const ETH_P_QINQ1 = 0x9100
+
+/** Is `type` (the EtherType after a tag) another tag? */
+export function isTagTpid (type: number): boolean {
+  return type === ETH_P_8021Q || type === ETH_P_8021AD || type === ETH_P_QINQ1
+}
+
 /** Offset of the TPID (or the EtherType of an untagged frame). */
 export const TPID_OFFSET = 12
 /** Lowest and highest usable VLAN ids (0 = priority tag, 4095 reserved). */

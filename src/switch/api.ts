@@ -83,6 +83,7 @@ export function portView (p: NetPort): Record<string, unknown> {
       rate: p.dropRate,
       malformed: p.dropMalformed,
       badOffload: p.dropBadOffload,
+      egressBlocked: p.dropEgressBlocked,
       backpressure: p.dropBackpressure
     }
   }

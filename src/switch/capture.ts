@@ -14,7 +14,7 @@
  */
 
 import type { Switch, FrameTap } from './switch'
-import type { Port } from './port'
+import { canEgress, type Port } from './port'
 import { logger } from '../common/log'
 
 const log = logger('capture')
@@ -112,7 +112,7 @@ class Capture implements FrameTap {
   private reaches (egress: Port | undefined, vid: number, ingress: Port): boolean {
     const name = this.filter.port as string
     if (egress !== undefined) return egress.name === name
-    for (const p of this.sw.ports) if (p.name === name) return p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0
+    for (const p of this.sw.ports) if (p.name === name) return p !== ingress && canEgress(p, vid)
     return false
   }
 

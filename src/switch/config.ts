@@ -17,7 +17,7 @@ import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { parseMac, macAt } from '../common/ethernet'
 import { VID_MIN, VID_MAX } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, type VlanRequest } from '../common/protocol'
-import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, MAX_STATIC_ENTRIES } from './fdb'
+import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS, MAX_STATIC_ENTRIES } from './fdb'
 import { DEFAULT_LOOP_HOLD_DOWN } from './switch'
 import type { StaticEntry } from './statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from './port'
@@ -40,6 +40,8 @@ export interface NetworkSettings {
   loopWindow: number
   /** s */
   loopHoldDown: number
+  /** ms a MAC's port must have been quiet before another port may take the MAC (fdb.ts) */
+  moveHold: number
   statics: readonly StaticEntry[]
 }
 
@@ -220,7 +222,7 @@ class Reader {
   }
 }
 
-const LOOP_KEYS = ['moves', 'window', 'holdDown']
+const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
 const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
@@ -240,7 +242,8 @@ function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSett
     fdbMax: r.int(o.fdbMax, `${key}.fdbMax`, 1, 10_000_000, base.fdbMax),
     loopMoves: r.int(loop.moves, `${key}.loop.moves`, 2, 1_000_000, base.loopMoves),
     loopWindow: r.num(loop.window, `${key}.loop.window`, 0.01, 3600, base.loopWindow / 1000) * 1000,
-    loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown)
+    loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown),
+    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000
   }
 }
 
@@ -404,7 +407,8 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     fdbMax: DEFAULT_MAX_ENTRIES,
     loopMoves: DEFAULT_LOOP_MOVES,
     loopWindow: DEFAULT_LOOP_WINDOW_MS,
-    loopHoldDown: DEFAULT_LOOP_HOLD_DOWN
+    loopHoldDown: DEFAULT_LOOP_HOLD_DOWN,
+    moveHold: DEFAULT_MOVE_HOLD_MS
   }
   const fileDefaults = readNetwork(r, top.network, 'network', builtIn)
   const networkDefaults = Object.freeze({

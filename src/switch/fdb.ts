@@ -5,7 +5,12 @@
  * Keys are 48-bit MACs as integers (ethernet.ts macAt): a Map lookup on a
  * number is 2.5-3.5x faster than on a hex string and allocates nothing. VLAN
  * and MAC do not fit one exact double (60 bits), so there is one table per
- * VLAN, created on first use, as 802.1Q's independent VLAN learning has it.
+ * VLAN, as 802.1Q's independent VLAN learning has it. A table exists only
+ * while it holds entries: it is created by the first entry and dropped when
+ * its last one goes (expiry, port removal, flush), and it grows with what it
+ * holds (no preallocation), so a frame in each of 4094 VLANs costs what 4094
+ * entries cost, not 4094 full-size tables (issue 12, finding 12). There are
+ * never more tables than entries.
  *
  * Each table is an lru-cache with per-entry TTL. The TTL is the ageing time
  * (802.1D / Linux `ageing_time`, default 300 s): an entry whose MAC sent
@@ -24,9 +29,23 @@
  * Port security: a port may hold at most `port.maxMacs` entries; a new MAC
  * beyond that is refused (LEARN_LIMIT) and the caller drops the frame.
  *
- * Loop detection: a MAC that moves between ports `loopMoves` times within
- * `loopWindow` ms is flapping, the signature of a forwarding loop
- * (LEARN_FLAP). A single move (a migrated VM) is normal and happens at once.
+ * MAC moves and spoofing (issue 12, finding 11): a MAC seen on a second port
+ * while its own port is still sending it is not moved. The frame is refused
+ * (LEARN_HELD) and the MAC's unicast stays where it is, as Cisco
+ * port-security treats an address secured on one port and seen on another:
+ * a violation on the port where it was seen. The MAC moves once its port has
+ * sent nothing from it for `moveHold` ms (a migrated VM goes quiet on its old
+ * port), and at once back to its `home`: the port it was learned on, which
+ * changes only when the MAC has lived elsewhere for the ageing time. So a
+ * port spoofing a station's MAC neither takes its unicast while the station
+ * keeps sending nor can get the station's own port blocked. moveHold 0 is
+ * Linux's behaviour (move at once, home still protected).
+ *
+ * Loop detection: a MAC claimed by different ports, alternately, `loopMoves`
+ * times within `loopWindow` ms is flapping, the signature of a forwarding
+ * loop or of spoofing (LEARN_FLAP; `flapFrom` is the previous claimant and
+ * `flapHome` the MAC's home, which the caller never blocks). A single move (a
+ * migrated VM) is normal.
  *
  * Static entries (from configuration) never age, are never evicted, do not
  * count against a port's limit, and a static MAC is not learned elsewhere.
@@ -44,6 +63,8 @@ export const DEFAULT_AGEING_TIME = 300
 export const DEFAULT_MAX_ENTRIES = 8192
 export const DEFAULT_LOOP_MOVES = 5
 export const DEFAULT_LOOP_WINDOW_MS = 1000
+/** How long a MAC's port must have been quiet before another port may take the MAC. */
+export const DEFAULT_MOVE_HOLD_MS = 1000
 /** Static entries per VLAN table, on top of the dynamic budget. */
 export const MAX_STATIC_ENTRIES = 1024
 
@@ -55,6 +76,10 @@ export const LEARN_LIMIT = 1
 export const LEARN_FLAP = 2
 /** The MAC is static on another port: drop the frame. */
 export const LEARN_PINNED = 3
+/** The MAC lives on another port that is still sending it: drop the frame (it is not moved). */
+export const LEARN_HELD = 4
+/** Both: the frame is refused and the MAC is flapping. Test bits with LEARN_FLAP / LEARN_HELD. */
+export const LEARN_FLAP_HELD = LEARN_FLAP | LEARN_HELD
 
 export interface FdbOptions {
   /** Seconds an entry may stay idle before it expires (>= 1). */
@@ -65,16 +90,26 @@ export interface FdbOptions {
   loopMoves?: number
   /** Milliseconds. */
   loopWindow?: number
+  /** Milliseconds a MAC's port must have been quiet before another port may take it (0 = at once). */
+  moveHold?: number
 }
 
 /** One learned MAC. Mutated in place; allocated only on first sighting. */
 export class FdbEntry {
+  /** Changes of claimant within the loop window, and when that window began (ms). */
   moves = 0
   movesSince = 0
-  /** Where the MAC was first learned: in a loop, its station's own port (loop protection spares it). */
-  readonly home: Port
-  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean) {
+  /** Where the MAC lives: its station's own port. It reclaims the MAC at once and loop protection spares it. */
+  home: Port
+  /** The last port that sent this MAC as a source (it may have been refused). */
+  claimant: Port
+  /** When `port` last sent the MAC (ms), and when it last did from home before it moved away. */
+  seenMs: number
+  leftHomeMs = 0
+  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean, nowMs = 0) {
     this.home = port
+    this.claimant = port
+    this.seenMs = nowMs
   }
 }
 
@@ -85,6 +120,8 @@ export class FdbStats {
   evicted = 0
   /** Frames refused because their port was at its limit. */
   limited = 0
+  /** Frames refused because their MAC lives on another port that is still sending it. */
+  held = 0
   flaps = 0
 }
 
@@ -100,6 +137,7 @@ export class Fdb {
   /** Loop detection thresholds; changeable on configuration reload. */
   loopMoves: number
   loopWindow: number
+  moveHold: number
   readonly stats = new FdbStats()
   /** Set when learn() returns LEARN_FLAP: the port the MAC moved away from, and the port it was first learned on. */
   flapFrom: Port | undefined
@@ -109,6 +147,8 @@ export class Fdb {
   private nowMs: number
   private nowS: number
   private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
+  /** Tables that exist (each holds at least one entry, but for a moment inside learn()). */
+  private tableCount = 0
   /** Ports holding at least one dynamic entry: the candidates for fair eviction. */
   private readonly holders = new Set<Port>()
 
@@ -117,6 +157,7 @@ export class Fdb {
     this.maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES
     this.loopMoves = opts.loopMoves ?? DEFAULT_LOOP_MOVES
     this.loopWindow = opts.loopWindow ?? DEFAULT_LOOP_WINDOW_MS
+    this.moveHold = opts.moveHold ?? DEFAULT_MOVE_HOLD_MS
     this.nowMs = nowMs
     this.nowS = Math.floor(nowMs / 1000)
   }
@@ -129,35 +170,25 @@ export class Fdb {
 
   /** Record that `mac` was seen as a source on `port` in VLAN `vid`; see LEARN_*. */
   learn (vid: number, mac: number, port: Port): number {
-    const table = this.tables[vid] ?? this.createTable(vid)
-    const e = table.peek(mac, PEEK)
-    if (e !== undefined) {
+    let table = this.tables[vid]
+    const e = table === undefined ? undefined : table.peek(mac, PEEK)
+    if (e !== undefined && table !== undefined) {
       if (e.port === port) {
+        e.seenMs = this.nowMs
         if (e.updated !== this.nowS && !e.isStatic) this.refresh(table, e)
-        return LEARN_OK
+        return e.claimant === port ? LEARN_OK : this.reclaim(e, port)
       }
       if (e.isStatic) return LEARN_PINNED
-      if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
-      const from = e.port
-      this.release(e)
-      e.port = port
-      this.hold(e)
-      this.refresh(table, e)
-      this.stats.moved++
-      if (log.isEnabled('info')) log.limited('info', 'fdb_moved', { mac: formatMac(mac), vlan: vid, from: from.name, to: port.name })
-      if (this.nowMs - e.movesSince > this.loopWindow) { e.movesSince = this.nowMs; e.moves = 0 }
-      if (++e.moves >= this.loopMoves) {
-        e.moves = 0
-        this.stats.flaps++
-        this.flapFrom = from
-        this.flapHome = e.home
-        return LEARN_FLAP
-      }
-      return LEARN_OK
+      return this.claim(table, e, port)
     }
     if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
-    if (this.size >= this.maxEntries) this.evictFromBusiestPort(port)
-    const entry = new FdbEntry(port, this.nowS, vid, mac, false)
+    if (this.size >= this.maxEntries) {
+      this.evictFromBusiestPort(port)
+      // Eviction may have emptied, and dropped, this very table.
+      table = this.tables[vid]
+    }
+    if (table === undefined) table = this.createTable(vid)
+    const entry = new FdbEntry(port, this.nowS, vid, mac, false, this.nowMs)
     this.hold(entry)
     // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
     table.set(mac, entry)
@@ -182,18 +213,25 @@ export class Fdb {
 
   /** Remove every static entry. */
   clearStatic (): void {
-    for (const table of this.tables) {
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
       if (table === undefined) continue
       const macs: number[] = []
       for (const [mac, e] of table.entries()) if (e.isStatic) macs.push(mac)
       for (const mac of macs) table.delete(mac)
+      this.dropIfEmpty(vid)
     }
   }
 
   /** Remove entries idle longer than the ageing time; returns how many. */
   expire (): number {
     const before = this.stats.expired
-    for (const table of this.tables) if (table !== undefined) table.purgeStale()
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
+      if (table === undefined) continue
+      table.purgeStale()
+      this.dropIfEmpty(vid)
+    }
     return this.stats.expired - before
   }
 
@@ -201,7 +239,10 @@ export class Fdb {
   deletePort (port: Port): number {
     const n = port.macs.size
     // Copy: deleting disposes the entry, which removes it from port.macs.
-    for (const e of [...port.macs]) this.tables[e.vid]?.delete(e.mac)
+    for (const e of [...port.macs]) {
+      this.tables[e.vid]?.delete(e.mac)
+      this.dropIfEmpty(e.vid)
+    }
     return n
   }
 
@@ -213,17 +254,20 @@ export class Fdb {
     const macs: number[] = []
     for (const [mac, e] of table.entries()) if (!e.isStatic) macs.push(mac)
     for (const mac of macs) table.delete(mac)
+    this.dropIfEmpty(vid)
     return macs.length
   }
 
   /** Forget the dynamic entries `match` selects (admin flush); returns how many. */
   flushWhere (match: (r: FdbRow) => boolean): number {
     let n = 0
-    for (const table of this.tables) {
+    for (let vid = 0; vid < VLAN_COUNT; vid++) {
+      const table = this.tables[vid]
       if (table === undefined) continue
       const macs: number[] = []
       for (const e of table.values()) if (!e.isStatic && match({ vid: e.vid, mac: e.mac, port: e.port, age: this.nowS - e.updated, isStatic: false })) macs.push(e.mac)
       for (const mac of macs) table.delete(mac)
+      this.dropIfEmpty(vid)
       n += macs.length
     }
     return n
@@ -239,7 +283,49 @@ export class Fdb {
     return out
   }
 
+  /** The MAC's own port sends it again after another port claimed it. */
+  private reclaim (e: FdbEntry, port: Port): number {
+    const from = e.claimant
+    e.claimant = port
+    return this.flapping(e, from) ? LEARN_FLAP : LEARN_OK
+  }
+
+  /** `port` sends a MAC that lives on another port: move it, or refuse while that port still sends it. */
+  private claim (table: LRUCache<number, FdbEntry>, e: FdbEntry, port: Port): number {
+    const from = e.claimant
+    e.claimant = port
+    const flap = from !== port && this.flapping(e, from)
+    if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) {
+      this.stats.held++
+      return flap ? LEARN_FLAP_HELD : LEARN_HELD
+    }
+    if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
+    const old = e.port
+    if (old === e.home) e.leftHomeMs = e.seenMs
+    this.release(e)
+    e.port = port
+    this.hold(e)
+    this.refresh(table, e)
+    e.seenMs = this.nowMs
+    this.stats.moved++
+    if (log.isEnabled('info')) log.limited('info', 'fdb_moved', { mac: formatMac(e.mac), vlan: e.vid, from: old.name, to: port.name })
+    return flap ? LEARN_FLAP : LEARN_OK
+  }
+
+  /** Another change of claimant: true (and flapFrom, flapHome set) once there were loopMoves within loopWindow. */
+  private flapping (e: FdbEntry, from: Port): boolean {
+    if (this.nowMs - e.movesSince > this.loopWindow) { e.movesSince = this.nowMs; e.moves = 0 }
+    if (++e.moves < this.loopMoves) return false
+    e.moves = 0
+    this.stats.flaps++
+    this.flapFrom = from
+    this.flapHome = e.home
+    return true
+  }
+
   private refresh (table: LRUCache<number, FdbEntry>, e: FdbEntry): void {
+    // The MAC has lived on this port for the ageing time without its home claiming it: it moved for good.
+    if (e.port !== e.home && this.nowMs - e.leftHomeMs >= this.ageingTime * 1000) e.home = e.port
     e.updated = this.nowS
     table.set(e.mac, e)
     // Keep the port's list in refresh order for fair eviction.
@@ -270,12 +356,26 @@ export class Fdb {
     this.stats.evicted++
     if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: busiest.name, entries: this.size, max_entries: this.maxEntries })
     this.tables[oldest.vid]?.delete(oldest.mac)
+    this.dropIfEmpty(oldest.vid)
+  }
+
+  /** Per-VLAN tables in use (tests, admin): never more than the entries they hold. */
+  get vlanTables (): number { return this.tableCount }
+
+  /** Let an empty table go, so per-VLAN memory follows what is held. */
+  private dropIfEmpty (vid: number): void {
+    const table = this.tables[vid]
+    if (table === undefined || table.size !== 0) return
+    this.tables[vid] = undefined
+    this.tableCount--
   }
 
   private createTable (vid: number): LRUCache<number, FdbEntry> {
     const table = new LRUCache<number, FdbEntry>({
-      // Our budget evicts first; lru-cache's own bound is only a backstop.
-      max: this.maxEntries + MAX_STATIC_ENTRIES,
+      // Our budget evicts first; lru-cache's own bound is only a backstop. maxSize, not max: max
+      // preallocates typed arrays for that many entries (~430 KiB here) in every table.
+      maxSize: this.maxEntries + MAX_STATIC_ENTRIES,
+      sizeCalculation: () => 1,
       ttl: this.ageingTime * 1000,
       ttlAutopurge: false,
       ttlResolution: 0,
@@ -292,6 +392,7 @@ export class Fdb {
       }
     })
     this.tables[vid] = table
+    this.tableCount++
     return table
   }
 }

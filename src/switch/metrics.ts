@@ -13,7 +13,7 @@ import type { Port } from './port'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
 
 /** Drop reasons, as the `reason` label says them. */
-export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'rate', 'malformed', 'bad_offload', 'backpressure'] as const
+export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'rate', 'malformed', 'bad_offload', 'egress_blocked', 'backpressure'] as const
 
 function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number> {
   return {
@@ -29,6 +29,7 @@ function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number>
     rate: p.dropRate,
     malformed: p.dropMalformed,
     bad_offload: p.dropBadOffload,
+    egress_blocked: p.dropEgressBlocked,
     backpressure: p.dropBackpressure
   }
 }
@@ -88,7 +89,7 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
       for (const p of sw.ports) backpressure += p.dropBackpressure
       const d: Record<(typeof PORT_DROP_REASONS)[number], number> = {
         runt: s.dropRunt, oversize: s.dropOversize, bad_source: s.dropBadSource, hairpin: s.dropHairpin, vlan: s.dropVlan,
-        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, rate: s.dropRate, malformed: s.dropMalformed, bad_offload: s.dropBadOffload, backpressure
+        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, rate: s.dropRate, malformed: s.dropMalformed, bad_offload: s.dropBadOffload, egress_blocked: s.dropEgressBlocked, backpressure
       }
       for (const reason of PORT_DROP_REASONS) emit({ network: sw.name, reason }, d[reason])
     }

@@ -155,6 +155,7 @@ export class Networks {
     sw.loopHoldDown = s.loopHoldDown
     sw.fdb.loopMoves = s.loopMoves
     sw.fdb.loopWindow = s.loopWindow
+    sw.fdb.moveHold = s.moveHold
     sw.setStatics(s.statics)
   }
 
@@ -166,6 +167,7 @@ export class Networks {
       maxEntries: s.fdbMax,
       loopMoves: s.loopMoves,
       loopWindow: s.loopWindow,
+      moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
       bridgeId: this.bridgeId
     }, this.now())

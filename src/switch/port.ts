@@ -56,6 +56,17 @@ export const DEFAULT_POLICY: PortPolicy = Object.freeze({
   stormUnknownUnicast: 0
 })
 
+/**
+ * The one egress check every path makes (forward, flood, static entries,
+ * trunks, captures), as Linux br_forward.c should_deliver() is: the port is a
+ * member of `vid` and forwarding, not disabled by an operator, blocked by
+ * loop protection nor discarding for the spanning tree (each of those sets
+ * blockedUntil). A static fdb entry must not be a way around it (issue 12).
+ */
+export function canEgress (p: Port, vid: number): boolean {
+  return p.member[vid] === 1 && p.blockedUntil === 0
+}
+
 export abstract class Port {
   /** Set by the switch while the port has output waiting for flush(). */
   dirty = false
@@ -137,6 +148,8 @@ export abstract class Port {
   dropMalformed = 0
   /** Offload records with a header no kernel would take, or GSO headers that do not parse (gso.ts). */
   dropBadOffload = 0
+  /** Known-unicast frames whose egress port was disabled, loop-blocked or spanning-tree discarding (canEgress). */
+  dropEgressBlocked = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
   /** Control messages (BPDUs) not sent: the peer was not reading. */

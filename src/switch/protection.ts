@@ -32,20 +32,24 @@ export function refuseSource (sw: Switch, ingress: Port, learned: number): void 
 }
 
 /**
- * A MAC is flapping between `ingress` and `from`: a loop. Block one of the
- * two for the hold-down and flush the VLAN's fdb (a topology change), so
- * traffic relearns around the blocked port. The MAC's `home` (where it was
- * learned before it began to move) is its station's own port, so the other
- * port is the loop's; when neither is home, the newer port is blocked (the
- * one whose arrival made the loop). Returns true if the frame must be
- * dropped (its ingress is now blocked).
+ * A MAC is flapping between `ingress` and `from`: a loop, or ports spoofing
+ * it. Block one of the two for the hold-down and forget the blocked port's
+ * MACs. The MAC's `home` (fdb.ts: where it lives, which changes only when it
+ * has lived elsewhere for the ageing time) is its station's own port and is
+ * never the one blocked; when neither is home, the newer port is blocked
+ * (the one whose arrival made the loop). The VLAN's other entries are kept:
+ * flushing them would let whoever sends a MAC first after the flush become
+ * its home, which is how spoofing ports got a station's own port blocked
+ * (issue 12, finding 11); the fdb never moved a MAC away from a port still
+ * sending it, so they are right. Returns true if the frame must be dropped
+ * (its ingress is now blocked).
  */
 export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, mac: number, vid: number): boolean {
   const blocked = from === home ? ingress : ingress === home ? from : from.id > ingress.id ? from : ingress
   blocked.blockedUntil = sw.nowMs + sw.loopHoldDown * 1000
   blocked.loopBlocks++
   sw.stats.loopsDetected++
-  const flushed = sw.fdb.flushVlan(vid) + sw.fdb.deletePort(blocked)
+  const flushed = sw.fdb.deletePort(blocked)
   log.warn('loop_detected', {
     network: sw.name, vlan: vid, mac: formatMac(mac), ports: `${from.name},${ingress.name}`,
     blocked: blocked.name, hold_down_seconds: sw.loopHoldDown, fdb_flushed: flushed

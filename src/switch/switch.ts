@@ -19,13 +19,13 @@
 
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
-import { ETH_P_8021Q, TPID_OFFSET, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
+import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../common/protocol'
 import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../common/gso'
 import { SoftwareOffload } from './offload'
-import { Fdb, LEARN_OK, LEARN_FLAP, type FdbOptions } from './fdb'
+import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, type Port } from './port'
+import { MODE_TRUNK, canEgress, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -64,6 +64,8 @@ export class SwitchStats {
   dropDisabled = 0
   dropRate = 0
   dropMalformed = 0
+  /** Known unicast to a port that may not egress (disabled, loop-blocked, discarding). */
+  dropEgressBlocked = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
@@ -270,6 +272,10 @@ export class Switch {
     let tagVid = 0
     if (buf.readUInt16BE(off + TPID_OFFSET) === ETH_P_8021Q) {
       if (len < ETH_HLEN + 4) { ingress.dropRunt++; s.dropRunt++; return }
+      // Double-tag VLAN hopping: [8100 VID 1 or 0][8100 VID 10] from an access port in VLAN 1 would
+      // leave a trunk whose native VLAN is 1 with its outer tag stripped, and the peer would take it
+      // as VLAN 10. We carry one tag; a tag right behind it is dropped wherever it enters (issue 12).
+      if (isTagTpid(buf.readUInt16BE(off + TPID_OFFSET + 4))) { ingress.dropVlan++; s.dropVlan++; return }
       tagged = true
       tagVid = buf.readUInt16BE(off + TPID_OFFSET + 2) & 0xfff
     }
@@ -278,8 +284,10 @@ export class Switch {
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
-      if (learned !== LEARN_FLAP) { refuseSource(this, ingress, learned); return }
-      if (blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned); return }
+      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      // The MAC lives on a port still sending it: a spoofer or a loop's copy. Cisco port-security counts it a violation.
+      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
     }
 
     let kind = KIND_UNKNOWN_UNICAST
@@ -288,7 +296,10 @@ export class Switch {
       if (egress !== undefined) {
         if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
         if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
-        if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+        if (!canEgress(egress, vid)) {
+          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++ } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++ }
+          return
+        }
         this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
         s.forwarded++
         if (this.taps.length !== 0) this.offerTaps(ingress, egress, vid, buf, off, len)
@@ -304,7 +315,7 @@ export class Switch {
     const ports = this.ports
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress && p.member[vid] === 1 && p.blockedUntil === 0) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
+      if (p !== ingress && canEgress(p, vid)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
     if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }

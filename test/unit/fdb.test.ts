@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, LEARN_PINNED } from '../../src/switch/fdb'
+import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, LEARN_PINNED, LEARN_HELD } from '../../src/switch/fdb'
 import { FakePort } from '../helpers/fake-port'
 import { setLogSink } from '../../src/common/log'
 
@@ -34,11 +34,14 @@ describe('Fdb', () => {
       assert.equal(p1.fdbEntries, 1)
     })
 
-    it('moves a MAC to its new port at once and counts the move', () => {
-      const fdb = new Fdb({}, S)
+    it('moves a MAC to its new port once the old one has been quiet for moveHold, and counts the move', () => {
+      const fdb = new Fdb({ moveHold: 1000 }, S)
       const p1 = port(1); const p2 = port(2)
       fdb.learn(1, A, p1)
-      fdb.learn(1, A, p2)
+      assert.equal(fdb.learn(1, A, p2), LEARN_HELD, 'p1 sent A just now')
+      assert.equal(fdb.lookup(1, A), p1)
+      fdb.tick(S + 1000)
+      assert.equal(fdb.learn(1, A, p2), LEARN_OK)
       assert.equal(fdb.lookup(1, A), p2)
       assert.equal(fdb.stats.moved, 1)
       assert.equal(p1.fdbEntries, 0)
@@ -124,7 +127,7 @@ describe('Fdb', () => {
 
   describe('port security', () => {
     it('refuses a new MAC beyond the port\'s limit, and a move onto a full port', () => {
-      const fdb = new Fdb({}, S)
+      const fdb = new Fdb({ moveHold: 0 }, S)
       const p1 = port(1, 2); const p2 = port(2)
       assert.equal(fdb.learn(1, A, p1), LEARN_OK)
       assert.equal(fdb.learn(1, B, p1), LEARN_OK)
@@ -155,7 +158,7 @@ describe('Fdb', () => {
 
   describe('loop detection', () => {
     it('reports a MAC moving back and forth loopMoves times within the window', () => {
-      const fdb = new Fdb({ loopMoves: 4, loopWindow: 1000 }, S)
+      const fdb = new Fdb({ loopMoves: 4, loopWindow: 1000, moveHold: 0 }, S)
       const p1 = port(1); const p2 = port(2)
       fdb.learn(1, A, p1)
       assert.equal(fdb.learn(1, A, p2), LEARN_OK)
@@ -167,7 +170,7 @@ describe('Fdb', () => {
     })
 
     it('does not report moves spread out over more than the window (a migrating VM)', () => {
-      const fdb = new Fdb({ loopMoves: 3, loopWindow: 1000 }, S)
+      const fdb = new Fdb({ loopMoves: 3, loopWindow: 1000, moveHold: 0 }, S)
       const p1 = port(1); const p2 = port(2)
       fdb.learn(1, A, p1)
       for (let i = 1; i <= 10; i++) {

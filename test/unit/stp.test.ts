@@ -79,8 +79,9 @@ describe('spanning tree over trunks', () => {
   it('without the tree (trunks as plain ports) the same triangle storms: the test can tell', () => {
     const f = new Fabric([ID_A, ID_B, ID_C])
     const links = [f.link(0, 1), f.link(1, 2), f.link(0, 2)]
-    // Make every trunk end a plain forwarding port, as if the spanning tree were off, and the flap detector too.
-    for (const sw of f.switches) sw.fdb.loopMoves = 1_000_000
+    // Make every trunk end a plain forwarding port, as if the spanning tree were off, and the flap detector
+    // and the MAC-move hold (which drops a loop's copies of a MAC still live on its port) too.
+    for (const sw of f.switches) { sw.fdb.loopMoves = 1_000_000; sw.fdb.moveHold = 0 }
     for (const [x, y] of links) {
       for (const e of [x, y]) { e.sw.stp.removePort(e); e.stp = null; e.stpBlocked = false; e.blockedUntil = 0 }
     }

@@ -55,7 +55,8 @@ describe('audit: frame path (integration)', function () {
 
   describe('finding 14: one egress check for every path', () => {
     it('attack: a static fdb entry delivers nothing to a disabled port', async () => {
-      const sw = await start({ networks: { default: { static: [{ mac: '02:00:00:00:00:02', vlan: 1, port: 'victim' }] } } })
+      // Hello names are claims: the claimable profile lets "victim" own its name, so the static entry binds to it.
+      const sw = await start({ profiles: [{ match: '*', claimable: true }], networks: { default: { static: [{ mac: '02:00:00:00:00:02', vlan: 1, port: 'victim' }] } } })
       const a = await station('a')
       const victim = await station('victim')
       const c = await station('c')
@@ -72,6 +73,7 @@ describe('audit: frame path (integration)', function () {
     it('attack: a static fdb entry delivers nothing to a loop-blocked port', async () => {
       await start({
         network: { loop: { holdDown: 1 } },
+        profiles: [{ match: '*', claimable: true }],
         networks: { default: { static: [{ mac: '02:00:00:00:00:02', vlan: 1, port: 'router' }] } }
       })
       const a = await station('a')
@@ -99,7 +101,7 @@ describe('audit: frame path (integration)', function () {
 
   describe('finding 10: double-tag VLAN hopping', () => {
     it('attack: an access port in VLAN 1 sends [8100 VID 1][8100 VID 10]; the trunk peer (native VLAN 1) never gets it as VLAN 10', async () => {
-      await start({ profiles: [{ match: 'router', mode: 'trunk', vlans: [10, 20], native: 1 }] })
+      await start({ profiles: [{ match: 'router', mode: 'trunk', vlans: [10, 20], native: 1, claimable: true }] })
       const a = await station('a')
       const router = await station('router')
       assert.equal(portNamed('router').pvid, 1)

@@ -132,6 +132,8 @@ export interface Limits {
   maxPending: number
   /** Live captures at once (each copies every frame of its network). */
   maxCaptures: number
+  /** Seconds a port may read nothing while switchd holds more than portBuffer for it, before it is closed (4004). */
+  notReadingTimeout: number
 }
 
 export interface TlsFiles {
@@ -455,7 +457,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     try { list = JSON.parse(text) } catch (err) { r.fail('tokensFile', `${file}: not valid JSON: ${(err as Error).message}`) }
     readTokens(new Reader(file), list, 'tokens', defaultPolicy, tokens, tokenIds)
   }
-  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxCaptures'])
+  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxCaptures', 'notReadingTimeout'])
   const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
   const tlsCert = overrides.tlsCert ?? r.str(tlsRaw?.cert, 'tls.cert', /^.+$/, undefined, 'a PEM file')
   const tlsKey = overrides.tlsKey ?? r.str(tlsRaw?.key, 'tls.key', /^.+$/, undefined, 'a PEM file')
@@ -477,7 +479,8 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
       maxPortsPerAddress: r.int(limits.maxPortsPerAddress, 'limits.maxPortsPerAddress', 1, 1_000_000, 1000),
       handshakeTimeout: r.num(limits.handshakeTimeout, 'limits.handshakeTimeout', 0.1, 3600, 10),
       maxPending: r.int(limits.maxPending, 'limits.maxPending', 1, 1_000_000, 1024),
-      maxCaptures: r.int(limits.maxCaptures, 'limits.maxCaptures', 0, 1000, 4)
+      maxCaptures: r.int(limits.maxCaptures, 'limits.maxCaptures', 0, 1000, 4),
+      notReadingTimeout: r.num(limits.notReadingTimeout, 'limits.notReadingTimeout', 1, 86_400, 30)
     }),
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),

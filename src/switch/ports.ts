@@ -372,6 +372,8 @@ export class PortTable {
     const late = this.lastKeepalive !== 0 && since > pingInterval * 1500
     this.lastKeepalive = now
     if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
+    // A slow reader is congested, not dead: only a peer that read nothing for notReadingTimeout is closed.
+    const rounds = Math.max(1, Math.ceil(this.config().limits.notReadingTimeout / pingInterval))
     for (const port of this.ports) {
       if (port.parked) continue
       const buffered = port.bufferedBytes()
@@ -381,12 +383,12 @@ export class PortTable {
       if (buffered <= port.highWaterMark) port.notReading = 0
       else {
         // Judged on its reading, not its silence; and not pinged: the pong would queue behind the rest.
-        if (read && port.notReading === 1) port.notReading = 0
-        if (port.notReading === 1) {
+        if (read && port.notReading <= rounds) port.notReading = 0
+        if (port.notReading === rounds) {
           this.closedNotReading++
           log.limited('warn', 'port_not_reading', { port: port.name, id: port.id, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
           port.shutdown(CLOSE_NOT_READING, 'peer not reading')
-        } else if (port.notReading > 1) port.ws.terminate()
+        } else if (port.notReading > rounds) port.ws.terminate()
         port.notReading++
         continue
       }

@@ -28,7 +28,7 @@ export abstract class WsPort extends NetPort {
   timedOut = false
   /** A hello name is a claim: ports.ts sets this once it knows the name is trusted or claimable. */
   override ownsName = false
-  /** Keepalive rounds its peer has read nothing (buffered above the high-water mark): 1 seen, 2 closed (4004). */
+  /** Keepalive rounds its peer has read nothing (buffered above the high-water mark); closed (4004) after limits.notReadingTimeout. */
   notReading = 0
   /** What was buffered for it, and its txBytes, at the last keepalive round: did its peer read since? */
   lastBuffered = 0

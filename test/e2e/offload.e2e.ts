@@ -156,7 +156,7 @@ describe('e2e: offload between agents, and the fallback for ports without it', f
       const flusher = (async () => {
         for (let i = 0; i < 20; i++) {
           await sleep(100)
-          await fetch(`http://127.0.0.1:${lab.port}/api/v1/fdb/flush`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(3000) })
+          await fetch(`http://127.0.0.1:${lab.port}/api/v1/fdb/flush`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(3000) })
         }
       })()
       const toC = await transfer(a, c, 8_000_000, 5303)

@@ -98,7 +98,7 @@ describe('e2e: two switches joined by a trunk, two VLANs', function () {
     await sw1.ping(a, c, 2)
     // Cut: switch 1 disconnects the trunk; switch 2 redials it.
     const [t] = await trunks(sw1)
-    const res = await fetch(`http://127.0.0.1:${sw1.port}/api/v1/ports/${encodeURIComponent(t?.name ?? '')}/disconnect`, { method: 'POST', signal: AbortSignal.timeout(5000) })
+    const res = await fetch(`http://127.0.0.1:${sw1.port}/api/v1/ports/${encodeURIComponent(t?.name ?? '')}/disconnect`, { method: 'POST', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(5000) })
     assert.equal(res.status, 200)
     const cut = Date.now()
     await pingUntilAnswered(a.ns, c.ipv4, 1, 10_000)

@@ -28,7 +28,7 @@ describe('audit: keepalive and replies to a peer that does not read', function (
   beforeEach(async () => {
     logs.length = 0
     restore = setLogSink((l) => { logs.push(l) })
-    server = new SwitchServer({ config: buildConfig({ pingInterval: 1, portBuffer: HIGH_WATER_MARK }, 'test'), host: '127.0.0.1', port: 0 })
+    server = new SwitchServer({ config: buildConfig({ pingInterval: 1, portBuffer: HIGH_WATER_MARK, limits: { notReadingTimeout: 1 } }, 'test'), host: '127.0.0.1', port: 0 })
     url = `ws://127.0.0.1:${(await server.listen()).port}/`
   })
   afterEach(async () => {

@@ -57,9 +57,10 @@ describe('audit: keepalive and a peer that does not read', () => {
   let restore: (line: string) => void
   let table: PortTable
   let now: number
-  const config = buildConfig({}, 'test')
+  let config = buildConfig({ limits: { notReadingTimeout: 1 } }, 'test')
   beforeEach(() => {
     restore = setLogSink(() => {})
+    config = buildConfig({ limits: { notReadingTimeout: 1 } }, 'test')
     table = new PortTable({} as unknown as Networks, () => config, () => {})
     now = 1000
   })
@@ -82,6 +83,17 @@ describe('audit: keepalive and a peer that does not read', () => {
     assert.equal(table.closedNotReading, 1)
     round(p)
     assert.equal(p.terminated, 1, 'it did not read the close either')
+  })
+
+  it('gives a peer that stopped reading limits.notReadingTimeout (30 s by default) before closing it', () => {
+    config = buildConfig({}, 'test')
+    const p = fakePort()
+    table.ports.add(p as unknown as WsPort)
+    p.buffered = 3 * MARK
+    for (let i = 0; i < 30; i++) round(p)
+    assert.deepEqual(p.shut, [], 'a reader stuck for 29 s is congested, not dead')
+    round(p)
+    assert.deepEqual(p.shut, [CLOSE_NOT_READING])
   })
 
   it('keeps a congested peer that reads, however slowly (frames still go out, or its buffer shrinks)', () => {

@@ -332,6 +332,17 @@ export class PortTable {
     this.controlIgnored++
   }
 
+  /**
+   * Take a port down for a policy reason (a reload revoked its token): a
+   * connected one is closed, a parked one, whose peer is away, goes now
+   * rather than at the end of its resume grace.
+   */
+  evict (port: WsPort, code: number, reason: string): void {
+    if (!port.parked) { port.shutdown(code, reason); return }
+    clearTimeout(this.parkTimers.get(port))
+    this.remove(port, code, reason)
+  }
+
   private park (port: BatchPort, grace: number, code: number): void {
     port.parked = true
     log.info('port_parked', { port: port.name, id: port.id, network: port.network.name, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })

@@ -256,7 +256,10 @@ export class SwitchServer {
     const closing = new Set<NetPort>()
     for (const p of this.ports()) {
       const why = regrant(p, before, config)
-      if (why !== undefined) { p.shutdown(CLOSE_POLICY, why); closing.add(p) }
+      if (why === undefined) continue
+      if (this.portTable.ports.has(p as WsPort)) this.portTable.evict(p as WsPort, CLOSE_POLICY, why)
+      else p.shutdown(CLOSE_POLICY, why)
+      closing.add(p)
     }
     this.networks.reload(config, (p) => this.portTable.requestOf(p as WsPort), (p) => {
       const digest = (p as NetPort).grantDigest

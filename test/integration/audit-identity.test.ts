@@ -68,6 +68,19 @@ describe('audit: identity and reload (integration)', () => {
   }
 
   describe('token revocation and rotation', () => {
+    it('attack: a revoked token\'s port that is parked (link silent) stays in its network until its resume grace ends', async function () {
+      this.timeout(15_000)
+      const { server, base } = await start({ pingInterval: 1, resumeGrace: 60, tokens: [{ token: T_A }, { token: T_W }] })
+      const a = await TestClient.batched(`${base}/?token=${T_A}`, { name: 'roamer' })
+      clients.push(a)
+      ;(a.ws as unknown as { _socket: { pause: () => void } })._socket.pause() // the link goes silent
+      await waitFor(() => logs.some((l) => l.includes('"port_parked"')), 5000, 'parked')
+      assert.equal(server.ports().length, 1)
+      assert.equal(server.reload(buildConfig({ api: false, pingInterval: 1, resumeGrace: 60, tokens: [{ token: T_W }] }, 'test')), true)
+      assert.equal(server.ports().length, 0, 'the parked port went with its token, not 60 s later')
+      assert.equal(server.switch.ports.length, 0)
+    })
+
     it('attack: revoking token A does not move A\'s port into B\'s VLAN, nor close B', async () => {
       const { server, base } = await start({
         tokens: [{ token: T_A, vlan: 1 }, { token: T_B, vlan: 20 }, { token: T_W, vlan: 20 }]

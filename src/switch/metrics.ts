@@ -118,7 +118,17 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
     emit({ reason: 'not_reading' }, server.portTable.closedNotReading)
     emit({ reason: 'bpdu_guard' }, server.portTable.bpduGuardShutdowns)
   })
-  scrapedCounter(reg, 'switchd_replies_dropped_total', 'Pongs (jor1k text and WebSocket) not sent because the port\'s peer was not reading', [], (emit) => { emit({}, server.portTable.repliesDropped) })
+  scrapedCounter(reg, 'switchd_replies_dropped_total', 'Replies not sent because the peer was not reading: pong (jor1k text and WebSocket pongs), bpdu (to a trunk)', ['kind'], (emit) => {
+    emit({ kind: 'pong' }, server.portTable.repliesDropped)
+    let bpdus = 0
+    for (const sw of nets.all()) bpdus += sw.stats.controlDropped
+    emit({ kind: 'bpdu' }, bpdus)
+  })
+  scrapedCounter(reg, 'switchd_trunk_dials_refused_total', 'Trunks this switchd dialled and dropped: no_common_vlan (the other switch granted none of the VLANs we allow)', ['reason'], (emit) => {
+    let n = 0
+    for (const t of server.trunks) n += t.vlansRefused
+    emit({ reason: 'no_common_vlan' }, n)
+  })
   scrapedCounter(reg, 'switchd_offload_fallback_frames_total', 'Offload frames made plain for ports without offload: GSO frames segmented, partial checksums finished', ['network', 'kind'], (emit) => {
     for (const sw of nets.all()) {
       emit({ network: sw.name, kind: 'segmented' }, sw.stats.offloadSegmented)

@@ -71,6 +71,8 @@ export class SwitchStats {
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
   offloadSegmented = 0
   offloadChecksummed = 0
+  /** Control messages (BPDUs) not sent because the trunk peer was not reading; ports keep their own dropControl. */
+  controlDropped = 0
   /** Backpressure drops of ports that have left (live ports keep their own). */
   dropBackpressureRetired = 0
   loopsDetected = 0

@@ -53,7 +53,7 @@ export class TrunkPort extends NetPort {
 
   /** Dropped (counted) while the other switch is not reading, as frames are: BPDUs repeat every hello. */
   override sendControl (text: string): void {
-    if (this.uplink.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    if (this.uplink.bufferedAmount > this.highWaterMark) { this.dropControl++; this.network.stats.controlDropped++; return }
     this.uplink.sendText(text)
   }
 
@@ -87,6 +87,8 @@ export class TrunkLink {
   port: TrunkPort | undefined
   readonly uplink: Uplink
   private readonly name: string
+  /** Welcomes refused because the other switch granted no VLAN we allow (trunk_vlans_refused). */
+  vlansRefused = 0
 
   constructor (readonly spec: TrunkSpec, private readonly networks: Networks, private readonly allocateId: () => number, private readonly portBuffer: number) {
     let ca: Buffer | undefined
@@ -144,6 +146,7 @@ export class TrunkLink {
     const allow = this.spec.vlans ?? (typeof local === 'string' ? [] : local.vlans)
     const policy = mirrorPolicy(welcome.vlan, sw.fdb.maxEntries, allow)
     if (typeof policy === 'string') {
+      this.vlansRefused++
       log.limited('error', 'trunk_vlans_refused', { url: this.spec.url, network: sw.name, reason: policy, granted: JSON.stringify(welcome.vlan), allowed: allow.join(',') })
       this.uplink.drop(CLOSE_POLICY, 'no VLAN in common')
       this.networks.release(sw)

@@ -96,7 +96,7 @@ export class BatchPort extends WsPort {
   /** Dropped (counted) while the peer is not reading, as frames are: BPDUs repeat every hello. */
   override sendControl (text: string): void {
     if (this.parked) return
-    if (this.ws.bufferedAmount > this.highWaterMark) { this.dropControl++; return }
+    if (this.ws.bufferedAmount > this.highWaterMark) { this.dropControl++; this.network.stats.controlDropped++; return }
     this.ws.send(text)
   }
 

@@ -122,12 +122,14 @@ describe('audit: trunks and the spanning tree', function () {
     closers.push(() => { for (const c of hostile.clients) c.terminate(); hostile.close() })
     await onceWithin(hostile, 'listening')
     const all = Array.from({ length: 4093 }, (_, i) => i + 2)
-    hostile.on('connection', (ws) => {
+    hostile.on('connection', (ws, req) => {
       ws.on('error', () => {})
+      // On /net/other it grants only VLAN 5.
+      const vlan = req.url?.includes('other') === true ? { mode: 'trunk', vlans: [5] } : { mode: 'trunk', vlans: all, native: 1 }
       ws.once('message', () => {
         ws.send(JSON.stringify({
           type: 'welcome', version: 1, port: 1, name: 'trunk', maxFrameSize: 1518, maxMessageSize: MAX_MESSAGE_SIZE,
-          pingInterval: 3, capabilities: [CAP_TRUNK], network: 'lab', vlan: { mode: 'trunk', vlans: all, native: 1 }
+          pingInterval: 3, capabilities: [CAP_TRUNK], network: 'lab', vlan
         }))
       })
     })
@@ -141,5 +143,10 @@ describe('audit: trunks and the spanning tree', function () {
     await waitFor(() => trunkPorts(c.server).length === 1, 5000, 'trunk up')
     const t = trunkPorts(c.server)[0]
     assert.deepEqual([t?.policy.vlans, t?.policy.pvid], [[10, 20], 0])
+    // None in common: no port, and the refusal is counted.
+    const e = await sw({ trunks: [{ url: hostileUrl.replace(LAB, '/net/other'), vlans: [10] }] })
+    await waitFor(() => (e.server.trunks[0]?.vlansRefused ?? 0) > 0, 5000, 'the dial refused')
+    assert.equal(trunkPorts(e.server).length, 0)
+    assert.match(await e.server.registry.metrics(), /^switchd_trunk_dials_refused_total\{reason="no_common_vlan"\} [1-9]/m)
   })
 })

@@ -55,3 +55,15 @@ export class TestClient {
 
   close (): void { this.ws.terminate() }
 }
+
+/** The HTTP status an upgrade gets (101 if it opens); the socket is closed either way. */
+export async function upgradeStatus (url: string, opts: WebSocket.ClientOptions = {}, protocols: string[] = []): Promise<number> {
+  const ws = new WebSocket(url, protocols, opts)
+  ws.on('error', () => {})
+  const r = await Promise.race([
+    onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response').then(([, res]) => res.statusCode),
+    onceWithin(ws, 'open').then(() => 101)
+  ])
+  ws.terminate()
+  return r
+}

@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/server'
 import { buildConfig } from '../../src/switch/config'
 import { MAX_STATIC_ENTRIES } from '../../src/switch/fdb'
-import { TestClient } from '../helpers/client'
+import { TestClient, upgradeStatus } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
 import { setLogSink } from '../../src/common/log'
 
@@ -35,18 +35,6 @@ function request (port: number, method: string, path: string, headers: http.Outg
     req.on('error', reject)
     req.end(body)
   })
-}
-
-/** The HTTP status an upgrade gets (101 if it opens). */
-async function upgradeStatus (url: string, opts: WebSocket.ClientOptions = {}): Promise<number> {
-  const ws = new WebSocket(url, opts)
-  ws.on('error', () => {})
-  const r = await Promise.race([
-    onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response').then(([, res]) => res.statusCode),
-    onceWithin(ws, 'open').then(() => 101)
-  ])
-  ws.terminate()
-  return r
 }
 
 describe('audit: the HTTP surface (integration)', () => {

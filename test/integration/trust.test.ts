@@ -9,7 +9,7 @@ import { Uplink } from '../../src/agent/uplink'
 import { Agent } from '../../src/agent/agent'
 import { sha256Hex } from '../../src/switch/auth'
 import { fakeTapBinding } from '../helpers/fake-tap'
-import { TestClient } from '../helpers/client'
+import { TestClient, upgradeStatus } from '../helpers/client'
 import { onceWithin, waitFor, sleep } from '../helpers/net'
 import { makePki, type TestPki } from '../helpers/tls'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
@@ -19,18 +19,6 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE } from '../../src/common/protocol'
 const T_LAB = 'lab-token-0123456789abcdef'
 const T_WEB = 'web-token-0123456789abcdef'
 const T_RAW = 'raw-token-0123456789abcdef'
-
-/** Status of a refused upgrade (or 101 if it was accepted). */
-async function upgradeStatus (url: string, opts: WebSocket.ClientOptions = {}, protocols: string[] = []): Promise<number> {
-  const ws = new WebSocket(url, protocols, opts)
-  ws.on('error', () => {})
-  const r = await Promise.race([
-    onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response').then(([, res]) => res.statusCode),
-    onceWithin(ws, 'open').then(() => 101)
-  ])
-  ws.terminate()
-  return r
-}
 
 describe('trust and survival (integration)', () => {
   let servers: SwitchServer[]

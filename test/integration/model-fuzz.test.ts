@@ -139,6 +139,8 @@ describe('model-based fuzz: invariants after every step (integration)', function
   let url: string
   let restoreLog: (line: string) => void
   const clients: Client[] = []
+  /** Every client ever joined, by id: frames from one that has since left may still be on their way. */
+  const everyone = new Map<number, Client>()
   const thrown: Error[] = []
   const onThrow = (err: Error): void => { thrown.push(err) }
 
@@ -211,6 +213,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
         id: nextId++, grant: g, mac: g.mac ?? (0x02fa00000000 + nextId), ws, batched, offload, welcome: undefined, closeCode: undefined,
         inbox: [], disabledAt: undefined, expectClose: false, port: undefined
       }
+      everyone.set(c.id, c)
       ws.on('error', () => {})
       ws.on('close', (code) => { c.closeCode = code })
       ws.on('message', (data: Buffer, isBinary: boolean) => {
@@ -297,7 +300,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
       for (const f of r.inbox.splice(0)) {
         const p = payloadOf(r, f)
         if (p === undefined || (p.magic !== MAGIC_VALID && p.magic !== MAGIC_BARRIER)) fail(`client ${r.id} (${r.grant.key}) received a frame that must be dropped: ${f.subarray(0, 40).toString('hex')}`)
-        const s = clients.find((c) => c.id === p.sender)
+        const s = everyone.get(p.sender)
         if (s === undefined) fail(`client ${r.id} received a frame from unknown sender ${p.sender}`)
         if (s.grant.network !== r.grant.network) fail(`a frame crossed networks: ${s.grant.network} -> ${r.grant.network} (client ${s.id} -> ${r.id})`)
         if (p.rvid !== p.vid) fail(`client ${r.id} (${r.grant.key}) got a VLAN ${p.vid} frame as VLAN ${p.rvid}`)

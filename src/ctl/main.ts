@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { table } from './table'
+import type { PortJson, NetworkJson, FdbJson } from '../common/api-types'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -76,12 +77,6 @@ function print (ctx: Ctx, data: unknown, render: () => string): void {
   process.stdout.write(ctx.json ? JSON.stringify(data, null, 2) + '\n' : render())
 }
 
-interface PortJson {
-  name: string, network: string, kind: string, mode: string, vlans: number[], pvid: number, state: string, fdbEntries: number, remote: string, connectedAt: string
-  counters: { rxFrames: number, txFrames: number, rxBytes: number, txBytes: number }
-  drops: Record<string, number>
-}
-
 export async function main (argv: string[]): Promise<number> {
   let parsed
   try {
@@ -115,7 +110,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
   const s = (k: string): string | undefined => o[k] as string | undefined
   switch (cmd) {
     case 'networks': {
-      const nets = await getJson<Array<{ name: string, ports: number, maxFrameSize: number, fdb: Record<string, number>, counters: Record<string, number> }>>(ctx, '/api/v1/networks')
+      const nets = await getJson<NetworkJson[]>(ctx, '/api/v1/networks')
       print(ctx, nets, () => table(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS'],
         nets.map((n) => [n.name, n.ports, n.fdb.entries ?? 0, n.fdb.maxEntries ?? 0, n.fdb.learned ?? 0, n.fdb.moved ?? 0, n.fdb.expired ?? 0, n.fdb.evicted ?? 0,
           n.counters.forwarded ?? 0, (n.counters.floodedBroadcast ?? 0) + (n.counters.floodedMulticast ?? 0) + (n.counters.floodedUnknown ?? 0), n.counters.loopsDetected ?? 0])))
@@ -129,7 +124,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       return
     }
     case 'fdb': {
-      const rows = await getJson<Array<{ network: string, vlan: number, mac: string, port: string, age: number, static: boolean }>>(ctx,
+      const rows = await getJson<FdbJson[]>(ctx,
         '/api/v1/fdb' + query({ network: s('network'), vlan: s('vlan'), port: s('port'), mac: s('mac') }))
       print(ctx, rows, () => table(['NETWORK', 'VLAN', 'MAC', 'PORT', 'AGE', 'TYPE'], rows.map((r) => [r.network, r.vlan, r.mac, r.port, r.age, r.static ? 'static' : 'learned'])))
       return

@@ -27,6 +27,8 @@ import type { SwitchServer } from './server'
 import type { NetPort } from './net-port'
 import type { Switch } from './switch'
 import { MODE_TRUNK } from './port'
+import { portDropDetail } from './drops'
+import type { PortJson, NetworkJson, FdbJson } from '../common/api-types'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from './fdb'
 import { apiRequestRefusal } from './exposure'
@@ -42,7 +44,7 @@ class HttpError extends Error {
   constructor (readonly status: number, message: string) { super(message) }
 }
 
-export function portView (p: NetPort): Record<string, unknown> {
+export function portView (p: NetPort): PortJson {
   const nowMs = p.network.nowMs
   return {
     id: p.id,
@@ -68,24 +70,7 @@ export function portView (p: NetPort): Record<string, unknown> {
       loopBlocks: p.loopBlocks,
       securityViolations: p.securityViolations
     },
-    drops: {
-      runt: p.dropRunt,
-      oversize: p.dropOversize,
-      badSource: p.dropBadSource,
-      hairpin: p.dropHairpin,
-      vlan: p.dropVlan,
-      portSecurity: p.dropPortSecurity,
-      stormBroadcast: p.dropStormBroadcast,
-      stormMulticast: p.dropStormMulticast,
-      stormUnknownUnicast: p.dropStormUnknownUnicast,
-      loop: p.dropLoop,
-      disabled: p.dropDisabled,
-      rate: p.dropRate,
-      malformed: p.dropMalformed,
-      badOffload: p.dropBadOffload,
-      egressBlocked: p.dropEgressBlocked,
-      backpressure: p.dropBackpressure
-    }
+    drops: portDropDetail(p)
   }
 }
 
@@ -198,7 +183,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   const method = req.method ?? 'GET'
   const path = url.pathname
   if (method === 'GET' && path === '/api/v1/networks') {
-    send(res, 200, server.networks.all().map((sw) => ({
+    send(res, 200, server.networks.all().map((sw): NetworkJson => ({
       name: sw.name,
       ports: sw.ports.length,
       maxFrameSize: sw.maxFrameSize,
@@ -215,7 +200,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   if (method === 'GET' && path === '/api/v1/fdb') {
     const net = q.get('network'); const port = q.get('port'); const vlan = optVlan(q.get('vlan')); const mac = optMac(q.get('mac'))
-    const rows = []
+    const rows: FdbJson[] = []
     for (const sw of server.networks.all()) {
       if (net !== null && sw.name !== net) continue
       for (const r of sw.fdb.rows()) {

@@ -10,29 +10,8 @@
 import type { Registry } from 'prom-client'
 import type { SwitchServer } from './server'
 import type { Port } from './port'
+import { DROP_REASONS, portDrops, networkDrops } from './drops'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
-
-/** Drop reasons, as the `reason` label says them. */
-export const PORT_DROP_REASONS = ['runt', 'oversize', 'bad_source', 'hairpin', 'vlan', 'port_security', 'storm', 'loop', 'disabled', 'rate', 'malformed', 'bad_offload', 'egress_blocked', 'backpressure'] as const
-
-function portDrops (p: Port): Record<(typeof PORT_DROP_REASONS)[number], number> {
-  return {
-    runt: p.dropRunt,
-    oversize: p.dropOversize,
-    bad_source: p.dropBadSource,
-    hairpin: p.dropHairpin,
-    vlan: p.dropVlan,
-    port_security: p.dropPortSecurity,
-    storm: p.dropStormBroadcast + p.dropStormMulticast + p.dropStormUnknownUnicast,
-    loop: p.dropLoop,
-    disabled: p.dropDisabled,
-    rate: p.dropRate,
-    malformed: p.dropMalformed,
-    bad_offload: p.dropBadOffload,
-    egress_blocked: p.dropEgressBlocked,
-    backpressure: p.dropBackpressure
-  }
-}
 
 export interface MetricsOptions {
   /** Per-port series (default true). */
@@ -60,7 +39,7 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   scrapedCounter(reg, 'switchd_port_drops_total', 'Frames dropped on a port, by reason', ['network', 'port', 'reason'], (emit) => {
     eachPort((p, network) => {
       const d = portDrops(p)
-      for (const reason of PORT_DROP_REASONS) emit({ network, port: p.name, reason }, d[reason])
+      for (const { reason } of DROP_REASONS) emit({ network, port: p.name, reason }, d[reason] ?? 0)
     })
   })
   scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection, the spanning tree or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
@@ -84,14 +63,8 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   })
   scrapedCounter(reg, 'switchd_frames_dropped_total', 'Frames dropped in a network, by reason (kept across ports leaving)', ['network', 'reason'], (emit) => {
     for (const sw of nets.all()) {
-      const s = sw.stats
-      let backpressure = s.dropBackpressureRetired
-      for (const p of sw.ports) backpressure += p.dropBackpressure
-      const d: Record<(typeof PORT_DROP_REASONS)[number], number> = {
-        runt: s.dropRunt, oversize: s.dropOversize, bad_source: s.dropBadSource, hairpin: s.dropHairpin, vlan: s.dropVlan,
-        port_security: s.dropPortSecurity, storm: s.dropStorm, loop: s.dropLoop, disabled: s.dropDisabled, rate: s.dropRate, malformed: s.dropMalformed, bad_offload: s.dropBadOffload, egress_blocked: s.dropEgressBlocked, backpressure
-      }
-      for (const reason of PORT_DROP_REASONS) emit({ network: sw.name, reason }, d[reason])
+      const d = networkDrops(sw.stats, sw.ports)
+      for (const { reason } of DROP_REASONS) emit({ network: sw.name, reason }, d[reason] ?? 0)
     }
   })
   scrapedGauge(reg, 'switchd_stp_root_cost', 'Trunk hops from this switch to the spanning-tree root (0: this switch is the root)', ['network'], (emit) => {

@@ -1,0 +1,89 @@
+/**
+ * Every reason the switch drops a frame, in one table: the `reason` label of
+ * the metrics, the Port counters it sums, and the network-wide SwitchStats
+ * counter that survives ports leaving. Metrics, the admin API and switchctl
+ * are derived from it, so a new drop reason is one row here plus its counter
+ * fields on Port and SwitchStats (issue 13).
+ *
+ * The counters themselves stay plain number fields, incremented on the frame
+ * path; this table is read only at scrape and request time.
+ */
+
+import type { Port } from './port'
+import type { SwitchStats } from './switch'
+
+/** Port fields that count dropped frames. */
+export type PortDropField = {
+  [K in keyof Port]: K extends `drop${string}` ? (Port[K] extends number ? K : never) : never
+}[keyof Port]
+
+/** SwitchStats fields that count dropped frames. */
+export type NetworkDropField = {
+  [K in keyof SwitchStats]: K extends `drop${string}` ? K : never
+}[keyof SwitchStats]
+
+export interface DropReason {
+  /** The `reason` label (snake_case). */
+  readonly reason: string
+  /** Port counters summed for it; each also appears in the admin API as its name without `drop` (dropBadSource: badSource). */
+  readonly port: readonly PortDropField[]
+  /** The network's counter: kept when ports leave. */
+  readonly network: NetworkDropField
+}
+
+export const DROP_REASONS: readonly DropReason[] = Object.freeze([
+  { reason: 'runt', port: ['dropRunt'], network: 'dropRunt' },
+  { reason: 'oversize', port: ['dropOversize'], network: 'dropOversize' },
+  { reason: 'bad_source', port: ['dropBadSource'], network: 'dropBadSource' },
+  { reason: 'hairpin', port: ['dropHairpin'], network: 'dropHairpin' },
+  { reason: 'vlan', port: ['dropVlan'], network: 'dropVlan' },
+  { reason: 'port_security', port: ['dropPortSecurity'], network: 'dropPortSecurity' },
+  { reason: 'storm', port: ['dropStormBroadcast', 'dropStormMulticast', 'dropStormUnknownUnicast'], network: 'dropStorm' },
+  { reason: 'loop', port: ['dropLoop'], network: 'dropLoop' },
+  { reason: 'disabled', port: ['dropDisabled'], network: 'dropDisabled' },
+  { reason: 'rate', port: ['dropRate'], network: 'dropRate' },
+  { reason: 'malformed', port: ['dropMalformed'], network: 'dropMalformed' },
+  { reason: 'bad_offload', port: ['dropBadOffload'], network: 'dropBadOffload' },
+  { reason: 'egress_blocked', port: ['dropEgressBlocked'], network: 'dropEgressBlocked' },
+  // Egress: a live port keeps its own count; the network keeps those of ports that left.
+  { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' }
+] as const)
+
+/**
+ * Port counters that are not frame drops of the switch's, and why they are
+ * left out: the table's test checks that every other `drop*` field is in it.
+ */
+export const NOT_FRAME_DROPS: Readonly<Record<string, string>> = Object.freeze({
+  dropControl: 'control messages (BPDUs), counted in switchd_replies_dropped_total',
+  dropDisconnected: 'frames for a peer that is away (parked, QEMU not connected), logged on resume'
+})
+
+/** A port's drops by reason (metrics). */
+export function portDrops (p: Port): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const d of DROP_REASONS) {
+    let n = 0
+    for (const f of d.port) n += p[f]
+    out[d.reason] = n
+  }
+  return out
+}
+
+/** A port's drops by counter, as the admin API shows them (`dropPortSecurity` as `portSecurity`). */
+export function portDropDetail (p: Port): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const d of DROP_REASONS) for (const f of d.port) out[apiName(f)] = p[f]
+  return out
+}
+
+/** A network's drops by reason: its own counters, plus backpressure of the ports still in it. */
+export function networkDrops (stats: SwitchStats, ports: readonly Port[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const d of DROP_REASONS) out[d.reason] = stats[d.network]
+  for (const p of ports) out.backpressure = (out.backpressure ?? 0) + p.dropBackpressure
+  return out
+}
+
+function apiName (field: string): string {
+  return field.charAt(4).toLowerCase() + field.slice(5)
+}

@@ -19,6 +19,7 @@ import { Uplink, type UplinkOptions } from './uplink'
 import { PREFIX_U16, PREFIX_U32 } from '../common/framing'
 import { logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { isLoopback } from '../common/address'
 
 const log = logger('tap-agent')
 
@@ -30,11 +31,6 @@ export interface ModeHandle {
 
 function describe (a: SocketAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`
-}
-
-/** Loopback hosts: a tcp listener there is reachable only from this machine. */
-function isLoopbackHost (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
 }
 
 export interface ListenOptions {
@@ -50,7 +46,7 @@ export interface ListenOptions {
  * TSW_ERR_CONFIG unless `allowRemote`.
  */
 export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string, opts: ListenOptions = {}): Promise<ModeHandle> {
-  if (address.kind === 'tcp' && !isLoopbackHost(address.host) && opts.allowRemote !== true) {
+  if (address.kind === 'tcp' && !isLoopback(address.host) && opts.allowRemote !== true) {
     throw new TapswitchError(ERR_CONFIG, `--qemu-listen tcp:${address.host}:${address.port} is beyond loopback, and QEMU's stream has no authentication: ` +
       'anyone who reaches it would join the switch as this agent. Listen on 127.0.0.1 or a unix: socket, or pass --qemu-allow-remote')
   }

@@ -30,6 +30,7 @@ import {
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
 } from '../common/protocol'
 import { logger } from '../common/log'
+import { isLoopback } from '../common/address'
 
 const log = logger('uplink')
 
@@ -88,7 +89,7 @@ const ZERO_MASK = (mask: Buffer): Buffer => mask.fill(0)
 export function zeroMaskFor (url: string, mode: 'auto' | 'always' | 'never'): boolean {
   if (mode !== 'auto') return mode === 'never'
   const u = new URL(url)
-  return u.protocol === 'wss:' || u.hostname === 'localhost' || /^127\./.test(u.hostname) || u.hostname === '[::1]'
+  return u.protocol === 'wss:' || isLoopback(u.hostname)
 }
 
 export type UplinkState = 'connecting' | 'up' | 'down' | 'closed'

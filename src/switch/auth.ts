@@ -70,26 +70,3 @@ export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: http
   }
   return { ok: true, grant }
 }
-
-/** Loopback addresses, where listening without tokens is allowed by default. */
-export function isLoopback (host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host)
-}
-
-/**
- * The key per-address limits count by: an IPv4 address as is (IPv4-mapped
- * IPv6 too), an IPv6 address by its /64. One host is usually given a whole
- * /64 (RFC 6177), so counting exact IPv6 addresses would let it take 2^64
- * slots; this is how fail2ban and nginx's limit_conn users group IPv6.
- */
-export function addressKey (address: string): string {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (mapped !== null) return mapped[1] as string
-  if (!address.includes(':')) return address
-  const bare = address.split('%')[0] as string // zone id
-  const [head = '', tail] = bare.split('::')
-  const h = head === '' ? [] : head.split(':')
-  const t = tail === undefined || tail === '' ? [] : tail.split(':')
-  const groups = tail === undefined ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t]
-  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64'
-}

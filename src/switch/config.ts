@@ -12,11 +12,11 @@ import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { sha256Hex, type TokenGrant } from './auth'
 import type { ListenAddress } from './qemu-listener'
-import { isLoopback } from './auth'
+import { isLoopback } from '../common/address'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { parseMac, macAt } from '../common/ethernet'
 import { VID_MIN, VID_MAX } from '../common/vlan'
-import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, type VlanRequest } from '../common/protocol'
+import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, NAME_PATTERN, type VlanRequest } from '../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS, MAX_STATIC_ENTRIES } from './fdb'
 import { DEFAULT_LOOP_HOLD_DOWN } from './switch'
 import type { StaticEntry } from './statics'
@@ -314,7 +314,7 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
       id,
       digest,
       network: r.str(o.network, `${k}.network`, NETWORK_NAME, undefined, 'a network name'),
-      name: r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
+      name: r.str(o.name, `${k}.name`, NAME_PATTERN, undefined, 'a port name'),
       policy: hasPolicy ? readPolicy(r, policyFields, k, defaultPolicy) : undefined,
       macs,
       rate: r.int(o.rate, `${k}.rate`, 0, 100_000_000_000, 0),
@@ -353,7 +353,7 @@ function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSp
   return list.map((e, i) => {
     const k = `qemu[${i}]`
     const o = r.object(e, k, ['name', 'listen', 'network', 'allowRemote', 'socketMode'])
-    const name = r.str(o.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'the port name (NAME=unix:/path with --qemu-listen)') ?? r.fail(`${k}.name`, 'required')
+    const name = r.str(o.name, `${k}.name`, NAME_PATTERN, undefined, 'the port name (NAME=unix:/path with --qemu-listen)') ?? r.fail(`${k}.name`, 'required')
     if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
     names.add(name)
     const address = readListenAddress(r, o.listen, `${k}.listen`)
@@ -391,7 +391,7 @@ function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
     return Object.freeze({
       url: t.url,
       network,
-      name: r.str(t.name, `${k}.name`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'a port name'),
+      name: r.str(t.name, `${k}.name`, NAME_PATTERN, undefined, 'a port name'),
       token: r.str(t.token, `${k}.token`, /^\S+$/, undefined, 'a token without spaces'),
       ca: r.str(t.ca, `${k}.ca`, /^.+$/, undefined, 'a PEM file'),
       vlans: t.vlans === undefined ? undefined : Object.freeze(r.vids(t.vlans, `${k}.vlans`))
@@ -551,7 +551,7 @@ function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {
     const mac = typeof o.mac === 'string' ? parseMac(o.mac) : undefined
     if (mac === undefined) r.fail(`${k}.mac`, 'expected a MAC like 02:00:00:00:00:01')
     if (((mac[0] as number) & 1) === 1) r.fail(`${k}.mac`, 'a group (multicast) address cannot be a station')
-    const port = r.str(o.port, `${k}.port`, /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/, undefined, 'the name of the port the MAC lives behind') ??
+    const port = r.str(o.port, `${k}.port`, NAME_PATTERN, undefined, 'the name of the port the MAC lives behind') ??
       r.fail(`${k}.port`, 'required')
     return Object.freeze({ vid: o.vlan === undefined ? 1 : r.vid(o.vlan, `${k}.vlan`), mac: macAt(mac, 0), port })
   })

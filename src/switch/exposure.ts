@@ -23,7 +23,7 @@
 import type * as http from 'node:http'
 import { isIP } from 'node:net'
 import type { SwitchdConfig } from './config'
-import { isLoopback } from './auth'
+import { isLoopback, splitHostPort } from '../common/address'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 /** Whether the admin surface is open to anyone who can connect to `host` (no admin token needed). */
@@ -44,7 +44,7 @@ export function checkExposure (config: SwitchdConfig, host: string): void {
       'configuration), or turn the API off with --no-api ("api": false)')
   }
   if (config.metricsListen !== undefined && config.adminToken === undefined) {
-    const mh = config.metricsListen.slice(0, config.metricsListen.lastIndexOf(':')).replace(/^\[|\]$/g, '')
+    const [mh] = splitHostPort(config.metricsListen)
     if (!isLoopback(mh)) {
       throw new TapswitchError(ERR_CONFIG, `refusing to serve /metrics on ${config.metricsListen} without an admin token: ` +
         'set --admin-token (Prometheus sends it as a bearer token: README "Metrics"), or listen on 127.0.0.1')

@@ -24,7 +24,8 @@ import { WsPort, RawPort, BatchPort } from './ws-port'
 import { MODE_TRUNK, type PortPolicy } from './port'
 import type { Networks } from './networks'
 import { reservedNames, type SwitchdConfig } from './config'
-import { addressKey, type TokenGrant } from './auth'
+import type { TokenGrant } from './auth'
+import { addressKey } from '../common/address'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl, truncateReason

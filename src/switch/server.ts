@@ -36,7 +36,8 @@ import { TrunkLink } from './trunk'
 import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
-import { authenticate, isLoopback } from './auth'
+import { authenticate } from './auth'
+import { isLoopback, splitHostPort } from '../common/address'
 import { checkExposure, adminOpen, hostAllowed, originAllowed } from './exposure'
 import { handleApi, tokenMatches } from './api'
 import { CaptureHub } from './capture'
@@ -469,11 +470,6 @@ function regrant (p: NetPort, before: SwitchdConfig, config: SwitchdConfig): str
 /** Milliseconds on a monotonic clock: the switch's time. */
 function nowMs (): number {
   return Math.floor(performance.now())
-}
-
-function splitHostPort (text: string): [string, number] {
-  const i = text.lastIndexOf(':')
-  return [text.slice(0, i).replace(/^\[|\]$/g, ''), Number(text.slice(i + 1))]
 }
 
 /** Answer an upgrade request with a plain HTTP error and hang up. */

@@ -3,7 +3,7 @@
  * and the exposure check that start and reload share.
  */
 import assert from 'node:assert/strict'
-import { addressKey } from '../../src/switch/auth'
+import { addressKey } from '../../src/common/address'
 import { checkExposure, hostAllowed, originAllowed } from '../../src/switch/exposure'
 import { buildConfig } from '../../src/switch/config'
 

@@ -19,7 +19,7 @@
  */
 
 import type { Endpoint } from './endpoint'
-import type { Uplink } from './uplink'
+import type { Uplink } from '../common/uplink'
 import { CAP_OFFLOAD, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
 

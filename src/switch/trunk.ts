@@ -22,7 +22,7 @@ import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from './port
 import type { Switch } from './switch'
 import type { Networks } from './networks'
 import type { TrunkSpec } from './config'
-import { Uplink } from '../agent/uplink'
+import { Uplink } from '../common/uplink'
 import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 import { logger } from '../common/log'

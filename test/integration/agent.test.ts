@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { SwitchServer } from '../../src/switch/server'
 import { TapDevice } from '../../src/agent/tap'
-import { Uplink } from '../../src/agent/uplink'
+import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { FakeTap, fakeTapBinding } from '../helpers/fake-tap'
 import { TestClient } from '../helpers/client'

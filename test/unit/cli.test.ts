@@ -38,7 +38,7 @@ describe('cli', () => {
 
 describe('uplink masking', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { zeroMaskFor } = require('../../src/agent/uplink') as typeof import('../../src/agent/uplink')
+  const { zeroMaskFor } = require('../../src/common/uplink') as typeof import('../../src/common/uplink')
   it('zeroes the mask only where no intermediary can read the stream, unless told otherwise', () => {
     assert.equal(zeroMaskFor('wss://switch.example/', 'auto'), true)
     assert.equal(zeroMaskFor('ws://127.0.0.1:8080/', 'auto'), true)

@@ -28,9 +28,9 @@ import WebSocket from 'ws'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, countRecords, type Hello, type Welcome,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
-} from '../common/protocol'
-import { logger } from '../common/log'
-import { isLoopback } from '../common/address'
+} from './protocol'
+import { logger } from './log'
+import { isLoopback } from './address'
 
 const log = logger('uplink')
 

@@ -1,26 +1,13 @@
 // tapswitch native TAP binding: the typed contract is native/index.d.ts.
 //
 // Design
-// - Readiness comes from a uv_poll_t on Node's own loop (napi_get_uv_event_loop,
-//   so it also works inside a worker), not from fs.read()/fs.createReadStream.
-//   fs.read on a character device parks a threadpool thread in read(2); with
-//   several TAPs that starves the 4-thread pool (dns, zlib, fs all queue behind
-//   it), and closing the fd does not wake a blocked read, so shutdown hangs
-//   (nodejs/node#24048). A non-blocking fd plus uv_poll costs no thread at all.
-// - On each readable event we read(2) until EAGAIN or a burst bound and hand
-//   the whole burst to JS in ONE call, as [u32 BE length][frame] records: the
-//   same batch format the switch speaks, so JS can forward the range without
-//   copying or re-framing, and the JS<->C++ crossing is per burst, not per frame.
-// - Frames land in a "slab": a 1 MiB+ Buffer owned by JS (GC'd like any other
-//   Buffer). We only ever append to it; once the tail is too short we allocate
-//   a fresh slab and drop our reference. It is deliberately not a ring: JS may
-//   still hold views of old bursts (e.g. queued in a ws send), and a ring would
-//   overwrite them. A retired slab lives exactly as long as its last view.
-// - Lifetime: while polling, the JS object holds a strong self-reference, as
-//   the poll handle points at it. The uv_poll_t lives in a small heap box that
-//   only its uv_close callback frees, so close() is safe from inside onFrames.
-//   An async env-cleanup hook closes the handle when a worker's env goes away,
-//   before Node unloads this addon (else libuv would call unmapped code).
+// - The read side is poll_reader.h's: a non-blocking fd watched by uv_poll on
+//   Node's own loop (fs.read would park a threadpool thread per TAP and hang
+//   shutdown, nodejs/node#24048), read(2) until EAGAIN or a burst bound, and
+//   the whole burst handed to JS in ONE call as [u32 BE length][frame] records
+//   in a JS-owned append-only slab: the same batch format the switch speaks,
+//   so JS forwards the range without copying or re-framing. This file says
+//   what one read is (ReadRecord) and everything else a TAP needs.
 // - Offloads (optional): opened with IFF_VNET_HDR, every read(2) and write(2)
 //   on the fd starts with a 10-byte struct virtio_net_hdr, and TUNSETOFFLOAD
 //   lets the kernel hand over 64 KiB TCP frames (GSO) and partial checksums.
@@ -40,6 +27,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "poll_reader.h"
 #include "sys_error.h"
 
 #include <arpa/inet.h>
@@ -55,7 +43,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <string>
 
 namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
@@ -65,7 +52,6 @@ namespace {
 constexpr const char* kTunPath = "/dev/net/tun";
 // Largest IFF_TAP frame: 64 KiB (MTU ceiling) + Ethernet/VLAN header headroom.
 constexpr size_t kMaxRead = 65536 + 64;
-constexpr size_t kMinSlab = 1 << 20;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
 // struct virtio_net_hdr (legacy layout): TUNSETVNETHDRSZ's default, which we set
 // explicitly because a persistent TAP keeps whatever its last user chose.
@@ -124,10 +110,6 @@ bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* what,
   return true;
 }
 
-void WriteBE32(uint8_t* p, uint32_t v) {
-  p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
 // Returns the attached fd and the kernel's name for it, or -1 with a pending exception.
 int OpenTap(Napi::Env env, const std::string& want, bool vnet, std::string* name) {
   std::string shown = want.empty() ? "tap%d" : want;
@@ -170,7 +152,7 @@ int OpenTap(Napi::Env env, const std::string& want, bool vnet, std::string* name
   return fd;
 }
 
-class Tap : public Napi::ObjectWrap<Tap> {
+class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Tap", {
@@ -197,7 +179,8 @@ class Tap : public Napi::ObjectWrap<Tap> {
     });
   }
 
-  explicit Tap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tap>(info) {
+  explicit Tap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Tap>(info), reader_(this, this, stats_, "tapswitch:Tap") {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
       ThrowType(env, "name must be a string");
@@ -211,13 +194,15 @@ class Tap : public Napi::ObjectWrap<Tap> {
     fd_ = OpenTap(env, info[0].As<Napi::String>().Utf8Value(), vnet_hdr_, &name_);
     if (fd_ < 0) return;  // exception pending; ObjectWrap deletes us
     ifindex_ = if_nametoindex(name_.c_str());
-    async_ = std::make_unique<Napi::AsyncContext>(env, "tapswitch:Tap", info.This().As<Napi::Object>());
   }
 
   // Runs when JS dropped the object without close() (a polling Tap holds a
   // strong self-reference, so this means stopped or never started), or at env
   // teardown. Must not call into JS.
-  ~Tap() override { CloseHandleAndFd(); }
+  ~Tap() override {
+    reader_.CloseHandle();  // before the fd it polls
+    CloseFd();
+  }
 
  private:
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
@@ -235,140 +220,52 @@ class Tap : public Napi::ObjectWrap<Tap> {
     if (!ArgUint(info, 2, "maxBurstBytes", kMaxBurstBytesLimit, &bytes)) return;
     if (frames < 1 || bytes < 1) return ThrowRange(env, "burst bounds must be >= 1");
     if (fd_ < 0) return ThrowSys(env, EBADF, "uv_poll_start", name_, nullptr, "the Tap is closed");
-    if (polling_) return ThrowSys(env, EALREADY, "uv_poll_start", name_, nullptr, "call stop() first");
-    if (poll_ == nullptr) {
-      uv_loop_t* loop = nullptr;
-      if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
-        Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
-        return;
-      }
-      auto* box = new PollBox{};
-      int r = uv_poll_init(loop, &box->handle, fd_);
-      if (r < 0) {
-        delete box;  // never registered with the loop: no uv_close needed
-        return ThrowSys(env, -r, "uv_poll_init", name_);
-      }
-      box->tap = this;
-      box->handle.data = box;
-      poll_ = box;
-      // Node waits for this hook's removal (in OnPollClosed) before unloading us.
-      if (napi_add_async_cleanup_hook(env, OnEnvTeardown, box, &box->hook) != napi_ok) {
-        ClosePoll();
-        Napi::Error::New(env, "napi_add_async_cleanup_hook failed").ThrowAsJavaScriptException();
-        return;
-      }
-    }
-    max_frames_ = static_cast<uint32_t>(frames);
-    max_bytes_ = static_cast<uint32_t>(bytes);
-    if (slab_.IsEmpty() || slab_len_ - slab_off_ < SlabReserve()) NewSlab(env);
-    int r = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
-    if (r < 0) return ThrowSys(env, -r, "uv_poll_start", name_);
-    on_frames_ = Napi::Persistent(info[0].As<Napi::Function>());
-    polling_ = true;
-    Ref();  // the poll handle points at us: GC must not collect us meanwhile
+    if (reader_.polling()) return ThrowSys(env, EALREADY, "uv_poll_start", name_, nullptr, "call stop() first");
+    const char* syscall = nullptr;
+    int r = reader_.Start(env, fd_, info[0].As<Napi::Function>(), static_cast<uint32_t>(frames),
+                          static_cast<uint32_t>(bytes), kVnetHdrLen + kMaxRead, &syscall);
+    if (r < 0) ThrowSys(env, -r, syscall, name_);
   }
 
-  void Stop(const Napi::CallbackInfo&) { StopPolling(); }
+  void Stop(const Napi::CallbackInfo&) { reader_.Stop(); }
 
-  void StopPolling() {
-    if (!polling_) return;
-    polling_ = false;
-    if (poll_) uv_poll_stop(&poll_->handle);
-    on_frames_.Reset();
-    Unref();
-  }
-
-  // The tail must fit one more maximal read after a whole burst, so a burst is
-  // only ever cut short by its own bounds, not by the slab.
-  size_t SlabReserve() const { return 4 + kVnetHdrLen + kMaxRead + max_bytes_; }
-
-  void NewSlab(Napi::Env env) {
-    size_t len = std::max(kMinSlab, 2 * SlabReserve());
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, len);
-    slab_ = Napi::Persistent(buf);  // drops our ref to the old slab; views keep it alive
-    slab_data_ = buf.Data();
-    slab_len_ = len;
-    slab_off_ = 0;
-  }
-
-  static void OnPoll(uv_poll_t* handle, int status, int /*events*/) {
-    static_cast<PollBox*>(handle->data)->tap->OnReadable(status);
-  }
-
-  void OnReadable(int status) {
-    if (fd_ < 0 || !polling_) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (status < 0) {
-      // libuv saw POLLERR (e.g. the device was deleted) and already stopped
-      // the watcher; keep our state in step instead of silently hanging.
-      stats_[RX_ERRORS]++;
-      StopPolling();
-      return;
-    }
-    const size_t start = slab_off_;
-    size_t off = start;
-    uint32_t count = 0;
-    size_t bytes = 0;
+  // One read(2) into a record's payload. Reads dropped here (short or
+  // offloaded frames) do not count toward the burst bound: we just read again.
+  ssize_t ReadRecord(uint8_t* dst) override {
     // Header bytes a record keeps (counted out of RX_BYTES), and those readv drops.
     const size_t kept = vnet_records_ ? kVnetHdrLen : 0;
     const bool strip = vnet_hdr_ && !vnet_records_;
+    // What this read may return at most; only a length checked against it
+    // becomes a record, so the slab's end bounds every write.
+    const size_t asked = strip ? kVnetHdrLen + kMaxRead : kMaxRead + kept;
     uint8_t scratch[kVnetHdrLen];
-    while (count < max_frames_ && bytes < max_bytes_ && slab_len_ - off >= 4 + kVnetHdrLen + kMaxRead) {
+    for (;;) {
       ssize_t n;
-      // What this read may return at most; `off` only ever advances by a
-      // length checked against it, so the slab's end bounds every write.
-      const size_t asked = strip ? kVnetHdrLen + kMaxRead : kMaxRead + kept;
       if (strip) {
-        struct iovec iov[2] = {{scratch, kVnetHdrLen}, {slab_data_ + off + 4, kMaxRead}};
+        struct iovec iov[2] = {{scratch, kVnetHdrLen}, {dst, kMaxRead}};
         n = readv(fd_, iov, 2);
       } else {
-        n = read(fd_, slab_data_ + off + 4, asked);
+        n = read(fd_, dst, asked);
       }
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) stats_[RX_ERRORS]++;
-        break;  // on a hard error: report what we have; never spin on it
+        return PollReader::kEnd;  // on a hard error: report what we have; never spin on it
       }
-      if (n == 0) break;
+      if (n == 0) return PollReader::kEnd;
       // read(2) never returns more than asked, but a length we did not check
-      // would be trusted as a record and move `off` past the slab (issue 12,
-      // finding 16). A nonsense length is a broken fd or a broken interposer:
-      // count it and end the burst, never spin on it.
-      if (static_cast<size_t>(n) > asked) { stats_[RX_ERRORS]++; break; }
+      // would be trusted as a record and move the slab offset past its end
+      // (issue 12, finding 16). A nonsense length is a broken fd or a broken
+      // interposer: count it and end the burst, never spin on it.
+      if (static_cast<size_t>(n) > asked) { stats_[RX_ERRORS]++; return PollReader::kEnd; }
       if (vnet_hdr_ && static_cast<size_t>(n) < kVnetHdrLen + 1) { stats_[RX_ERRORS]++; continue; }
       if (strip) {
         // Queued while offloads were on: a plain record must not carry it.
         if (scratch[1] != 0 || (scratch[0] & kVnetNeedsCsum) != 0) { stats_[RX_ERRORS]++; continue; }
         n -= kVnetHdrLen;
       }
-      WriteBE32(slab_data_ + off, static_cast<uint32_t>(n));
-      off += 4 + n;
-      bytes += 4 + n;
-      count++;
-      stats_[RX_FRAMES]++;
-      stats_[RX_BYTES] += n - kept;
+      return n;
     }
-    slab_off_ = off;
-    if (count > 0) {
-      Napi::Object self = Value();
-      Napi::Buffer<uint8_t> slab = slab_.Value();
-      // Copy the callback: onFrames may stop()/close() and Reset on_frames_.
-      Napi::Function fn = on_frames_.Value();
-      // MakeCallback (not Call) so process.nextTick and microtasks run when it
-      // returns, exactly as after any other libuv-driven callback.
-      fn.MakeCallback(self, {slab, Napi::Number::New(env, static_cast<double>(start)),
-                             Napi::Number::New(env, static_cast<double>(off)),
-                             Napi::Number::New(env, count)}, *async_);
-      if (env.IsExceptionPending()) {
-        // We are not under any JS frame that could catch it: route it to
-        // process 'uncaughtException' rather than swallow it.
-        Napi::Error e = env.GetAndClearPendingException();
-        napi_fatal_exception(env, e.Value());
-      }
-    }
-    // onFrames may have closed us, or restarted us with another slab.
-    if (fd_ >= 0 && !slab_.IsEmpty() && slab_len_ - slab_off_ < SlabReserve()) NewSlab(env);
   }
 
   // One write(2) of a record's payload (writev with a zero virtio-net header
@@ -541,62 +438,22 @@ class Tap : public Napi::ObjectWrap<Tap> {
       return ThrowSys(env, ENOTSUP, "ioctl(TUNSETIFF)", name_, nullptr,
                       "opened without IFF_VNET_HDR: open the Tap with vnetHdr to carry virtio-net headers");
     vnet_records_ = on;
+    reader_.set_record_header(on ? kVnetHdrLen : 0);
   }
 
-  void Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!info[0].IsTypedArray() ||
-        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-      return ThrowType(env, "out must be a Float64Array");
-    auto out = info[0].As<Napi::Float64Array>();
-    if (out.ElementLength() < STAT_COUNT) return ThrowRange(env, "out is shorter than STAT_COUNT");
-    std::copy(stats_, stats_ + STAT_COUNT, out.Data());
-  }
+  void Stats(const Napi::CallbackInfo& info) { CopyStats(info, stats_); }
 
   void Close(const Napi::CallbackInfo&) {
-    StopPolling();
-    CloseHandleAndFd();
-    slab_.Reset();
+    reader_.Close();
+    CloseFd();
   }
 
-  // libuv owns the handle until its close callback runs: free it there, and
-  // only there. The box outlives us, so it must forget us now.
-  void ClosePoll() {
-    if (!poll_) return;
-    PollBox* box = poll_;
-    poll_ = nullptr;
-    box->tap = nullptr;
-    uv_poll_stop(&box->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&box->handle), OnPollClosed);
-  }
-
-  static void OnPollClosed(uv_handle_t* h) {
-    auto* box = static_cast<PollBox*>(h->data);
-    if (box->hook) napi_remove_async_cleanup_hook(box->hook);  // lets teardown go on
-    delete box;
-  }
-
-  // Env teardown (worker exit): no JS allowed. The finalizer closes the fd later.
-  static void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
-    auto* box = static_cast<PollBox*>(arg);
-    if (box->tap == nullptr) return;  // already closing: OnPollClosed finishes the hook
-    box->tap->polling_ = false;
-    box->tap->ClosePoll();
-  }
-
-  void CloseHandleAndFd() {
-    ClosePoll();
+  void CloseFd() {
     if (fd_ >= 0) {
       ::close(fd_);  // a non-persistent TAP vanishes with its last fd
       fd_ = -1;
     }
   }
-
-  struct PollBox {
-    uv_poll_t handle;
-    Tap* tap;  // nullptr once closing
-    napi_async_cleanup_hook_handle hook;
-  };
 
   int fd_ = -1;
   bool vnet_hdr_ = false;      // opened with IFF_VNET_HDR: every read/write on the fd has a header
@@ -604,15 +461,8 @@ class Tap : public Napi::ObjectWrap<Tap> {
   unsigned offload_ = 0;       // the last TUNSETOFFLOAD flags that took
   std::string name_;
   unsigned ifindex_ = 0;
-  PollBox* poll_ = nullptr;
-  bool polling_ = false;
-  uint32_t max_frames_ = 0, max_bytes_ = 0;
-  Napi::FunctionReference on_frames_;
-  std::unique_ptr<Napi::AsyncContext> async_;
-  Napi::Reference<Napi::Buffer<uint8_t>> slab_;
-  uint8_t* slab_data_ = nullptr;
-  size_t slab_len_ = 0, slab_off_ = 0;  // bytes below slab_off_ belong to JS
   double stats_[STAT_COUNT] = {};
+  PollReader reader_;  // last: its destructor may still close the handle
 };
 
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {

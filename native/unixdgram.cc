@@ -2,8 +2,8 @@
 //
 // Why: QEMU's `-netdev dgram` also speaks AF_UNIX SOCK_DGRAM (local.type=unix),
 // but Node's dgram module only opens UDP sockets, and net only Unix streams.
-// This is the missing socket, built like tap.cc (see its header for the
-// reasons): a non-blocking fd watched by a uv_poll_t on Node's own loop, each
+// This is the missing socket, read like a Tap by poll_reader.h (see it for
+// the reasons): a non-blocking fd watched by uv_poll on Node's own loop, each
 // readable burst (64 datagrams / 64 KiB at most) received into a JS-owned
 // append-only slab as [u32 BE length][frame] records and handed to JS in ONE
 // MakeCallback. One datagram is one frame, both ways.
@@ -16,8 +16,8 @@
 
 #include <napi.h>
 
+#include "poll_reader.h"
 #include "sys_error.h"
-#include <uv.h>
 
 #include <errno.h>
 #include <stddef.h>
@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <memory>
 #include <string>
 
 namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }
@@ -37,10 +36,8 @@ namespace {
 
 constexpr size_t kMaxDgram = 65536 + 64;  // as tap.cc's kMaxRead
 constexpr uint32_t kBurstFrames = 64;
-constexpr size_t kBurstBytes = 64 * 1024;
-constexpr size_t kSlabReserve = 4 + kMaxDgram + kBurstBytes;  // a whole burst always fits
-constexpr size_t kSlabSize = 1 << 20;
-using namespace tapswitch;  // the Tap's STAT_* layout, ReadBE32, ThrowSystemError
+constexpr uint32_t kBurstBytes = 64 * 1024;
+using namespace tapswitch;  // the Tap's STAT_* layout, ReadBE32, ThrowSystemError, PollReader
 
 const char* HintFor(int err) {
   switch (err) {
@@ -69,7 +66,7 @@ bool MakeAddr(const std::string& path, sockaddr_un* a, socklen_t* len) {
 }
 
 
-class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
+class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
  public:
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "UnixDgram", {
@@ -83,7 +80,8 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     });
   }
 
-  explicit UnixDgram(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UnixDgram>(info) {
+  explicit UnixDgram(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<UnixDgram>(info), reader_(this, this, stats_, "tapswitch:UnixDgram") {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) { ThrowType(env, "localPath must be a string"); return; }  // ObjectWrap deletes us
     path_ = info[0].As<Napi::String>().Utf8Value();
@@ -108,7 +106,6 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     }
     if (lstat(path_.c_str(), &st) == 0) { dev_ = st.st_dev; ino_ = st.st_ino; }
     fd_ = fd;
-    async_ = std::make_unique<Napi::AsyncContext>(env, "tapswitch:UnixDgram", info.This().As<Napi::Object>());
   }
 
   // JS dropped us without close() (never started, or closed), or env teardown. No JS here.
@@ -122,44 +119,11 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     Napi::Env env = info.Env();
     if (!info[0].IsFunction()) return ThrowType(env, "onMessages must be a function");
     if (fd_ < 0) return ThrowSys(env, EBADF, "uv_poll_start", path_, "the socket is closed");
-    if (poll_ != nullptr) return ThrowSys(env, EALREADY, "uv_poll_start", path_, "already started");
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
-      return Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
-    auto* box = new PollBox{};
-    int r = uv_poll_init(loop, &box->handle, fd_);
-    if (r < 0) { delete box; return ThrowSys(env, -r, "uv_poll_init", path_); }
-    box->self = this;
-    box->handle.data = box;
-    poll_ = box;
-    // Node waits for this hook's removal (in OnPollClosed) before unloading us.
-    if (napi_add_async_cleanup_hook(env, OnEnvTeardown, box, &box->hook) != napi_ok) {
-      ClosePoll();
-      return Napi::Error::New(env, "napi_add_async_cleanup_hook failed").ThrowAsJavaScriptException();
-    }
-    if ((r = uv_poll_start(&box->handle, UV_READABLE, OnPoll)) < 0) { ClosePoll(); return ThrowSys(env, -r, "uv_poll_start", path_); }
-    NewSlab(env);
-    on_messages_ = Napi::Persistent(info[0].As<Napi::Function>());
-    polling_ = true;
-    Ref();  // the poll handle points at us
+    if (reader_.started()) return ThrowSys(env, EALREADY, "uv_poll_start", path_, "already started");
+    const char* syscall = nullptr;
+    int r = reader_.Start(env, fd_, info[0].As<Napi::Function>(), kBurstFrames, kBurstBytes, kMaxDgram, &syscall);
+    if (r < 0) ThrowSys(env, -r, syscall, path_);
   }
-
-  void StopPolling() {
-    if (!polling_) return;
-    polling_ = false;
-    if (poll_) uv_poll_stop(&poll_->handle);
-    on_messages_.Reset();
-    Unref();
-  }
-
-  void NewSlab(Napi::Env env) {
-    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, kSlabSize);
-    slab_ = Napi::Persistent(buf);  // views of the old slab keep it alive
-    slab_data_ = buf.Data();
-    slab_off_ = 0;
-  }
-
-  static void OnPoll(uv_poll_t* h, int status, int) { static_cast<PollBox*>(h->data)->self->OnReadable(status); }
 
   bool FromPeer(const sockaddr_un& from, socklen_t len) const {
     if (peer_path_.empty()) return true;
@@ -170,40 +134,21 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     return peer_path_.compare(0, std::string::npos, from.sun_path, strnlen(from.sun_path, n)) == 0;
   }
 
-  void OnReadable(int status) {
-    if (fd_ < 0 || !polling_) return;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (status < 0) { stats_[RX_ERRORS]++; StopPolling(); return; }  // libuv already stopped the watcher
-    const size_t start = slab_off_;
-    size_t off = start;
-    uint32_t count = 0, reads = 0;  // strangers count toward the bound too
-    while (reads < kBurstFrames && off - start < kBurstBytes && kSlabSize - off >= 4 + kMaxDgram) {
-      sockaddr_un from;
-      socklen_t flen = sizeof from;
-      ssize_t n = recvfrom(fd_, slab_data_ + off + 4, kMaxDgram, MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &flen);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) stats_[RX_ERRORS]++;
-        break;
-      }
-      reads++;
-      if (static_cast<size_t>(n) > kMaxDgram || !FromPeer(from, flen)) { stats_[RX_ERRORS]++; continue; }
-      uint8_t* p = slab_data_ + off;
-      p[0] = n >> 24; p[1] = n >> 16; p[2] = n >> 8; p[3] = n;
-      off += 4 + n;
-      count++;
-      stats_[RX_FRAMES]++;
-      stats_[RX_BYTES] += n;
+  // One recvfrom(2) into a record's payload. MSG_TRUNC reports a datagram's
+  // real length, so an oversized one is seen (and dropped) rather than cut.
+  ssize_t ReadRecord(uint8_t* dst) override {
+    sockaddr_un from;
+    socklen_t flen = sizeof from;
+    ssize_t n;
+    do n = recvfrom(fd_, dst, kMaxDgram, MSG_TRUNC, reinterpret_cast<sockaddr*>(&from), &flen);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK) stats_[RX_ERRORS]++;
+      return PollReader::kEnd;
     }
-    slab_off_ = off;
-    if (count > 0) {
-      Napi::Function fn = on_messages_.Value();  // the callback may close() us
-      fn.MakeCallback(Value(), {slab_.Value(), Napi::Number::New(env, double(start)),
-                                Napi::Number::New(env, double(off)), Napi::Number::New(env, count)}, *async_);
-      if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
-    }
-    if (fd_ >= 0 && !slab_.IsEmpty() && kSlabSize - slab_off_ < kSlabReserve) NewSlab(env);
+    // Strangers and oversized datagrams count toward the burst bound too.
+    if (static_cast<size_t>(n) > kMaxDgram || !FromPeer(from, flen)) { stats_[RX_ERRORS]++; return PollReader::kSkip; }
+    return n;
   }
 
   void Connect(const Napi::CallbackInfo& info) {
@@ -243,46 +188,15 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     return Napi::Number::New(env, sent);
   }
 
-  void Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-      return ThrowType(env, "out must be a Float64Array");
-    auto out = info[0].As<Napi::Float64Array>();
-    if (out.ElementLength() < STAT_COUNT) return Napi::RangeError::New(env, "out is shorter than STAT_COUNT").ThrowAsJavaScriptException();
-    for (int i = 0; i < STAT_COUNT; i++) out[i] = stats_[i];
-  }
+  void Stats(const Napi::CallbackInfo& info) { CopyStats(info, stats_); }
 
   void Close(const Napi::CallbackInfo&) {
-    StopPolling();
+    reader_.Close();
     CloseAll();
-    slab_.Reset();
-  }
-
-  // libuv owns the handle until its close callback, which frees the box.
-  void ClosePoll() {
-    if (!poll_) return;
-    PollBox* box = poll_;
-    poll_ = nullptr;
-    box->self = nullptr;
-    uv_poll_stop(&box->handle);
-    uv_close(reinterpret_cast<uv_handle_t*>(&box->handle), OnPollClosed);
-  }
-
-  static void OnPollClosed(uv_handle_t* h) {
-    auto* box = static_cast<PollBox*>(h->data);
-    if (box->hook) napi_remove_async_cleanup_hook(box->hook);
-    delete box;
-  }
-
-  static void OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
-    auto* box = static_cast<PollBox*>(arg);
-    if (box->self == nullptr) return;  // already closing: OnPollClosed removes the hook
-    box->self->polling_ = false;
-    box->self->ClosePoll();
   }
 
   void CloseAll() {
-    ClosePoll();
+    reader_.CloseHandle();  // before the fd it polls
     if (fd_ < 0) return;
     ::close(fd_);
     fd_ = -1;
@@ -291,26 +205,14 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram> {
     if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ && st.st_ino == ino_) unlink(path_.c_str());
   }
 
-  struct PollBox {
-    uv_poll_t handle;
-    UnixDgram* self;  // nullptr once closing
-    napi_async_cleanup_hook_handle hook;
-  };
-
   int fd_ = -1;
   std::string path_, peer_path_;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   sockaddr_un peer_ = {};
   socklen_t peer_len_ = 0;
-  PollBox* poll_ = nullptr;
-  bool polling_ = false;
-  Napi::FunctionReference on_messages_;
-  std::unique_ptr<Napi::AsyncContext> async_;
-  Napi::Reference<Napi::Buffer<uint8_t>> slab_;
-  uint8_t* slab_data_ = nullptr;
-  size_t slab_off_ = 0;  // bytes below belong to JS
   double stats_[STAT_COUNT] = {};
+  PollReader reader_;  // last: its destructor may still close the handle
 };
 
 }  // namespace

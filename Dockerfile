@@ -5,7 +5,7 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/my-config:/etc/tapswitch:ro" tapswitch
 #
 # deploy/compose/compose.yaml runs a whole lab from it, deploy/k8s/ a cluster.
-# test/integration/containers.test.ts lints this file and runs switchd from
+# test/deploy/containers.test.ts lints this file and runs switchd from
 # exactly what the final stage copies, HEALTHCHECK included.
 
 ARG NODE_VERSION=20

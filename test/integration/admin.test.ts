@@ -10,7 +10,7 @@ import { TestClient } from '../helpers/client'
 import { fakeTapBinding, type FakeTap } from '../helpers/fake-tap'
 import { switchctl } from '../helpers/ctl'
 import { parsePcap } from '../helpers/pcap'
-import { waitFor, sleep } from '../helpers/net'
+import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 
@@ -146,8 +146,10 @@ describe('observability and admin (integration)', () => {
       assert.equal((await api('POST', '/api/v1/fdb/static', { mac: '02:00:00:00:00:02', port: 'router' })).status, 201)
       a.send([eth(MAC_B, MAC_A)])
       await waitFor(() => router.frames.length === 1)
-      await sleep(30)
-      assert.equal(c.frames.length, 0, 'forwarded by the static entry, not flooded')
+      // Barrier: a broadcast from a reaches c after anything the unicast could have sent it.
+      a.send([eth(BROADCAST, MAC_A, 9)])
+      await waitFor(() => c.frames.length >= 1, 3000, 'the barrier at c')
+      assert.deepEqual(c.take().map((f) => f[14]), [9], 'forwarded by the static entry, not flooded')
       const fdb = await (await api('GET', '/api/v1/fdb?mac=02:00:00:00:00:02')).json() as Array<{ static: boolean }>
       assert.equal(fdb[0]?.static, true)
       assert.equal((await api('DELETE', '/api/v1/fdb/static?mac=02:00:00:00:00:02')).status, 200)
@@ -159,14 +161,18 @@ describe('observability and admin (integration)', () => {
       assert.equal((await api('POST', '/api/v1/ports/b/disable')).status, 200)
       a.send([eth(BROADCAST, MAC_A, 1)])
       b.send([eth(BROADCAST, MAC_B, 2)])
-      await sleep(50)
-      assert.equal(b.frames.length + a.frames.length, 0)
+      const port = (name: string): ReturnType<SwitchServer['ports']>[number] | undefined => server.ports().find((p) => p.name === name)
+      await waitFor(() => port('a')?.rxFrames === 1 && port('b')?.dropDisabled === 1, 3000, 'both frames at the switch')
       const ports = await (await api('GET', '/api/v1/ports')).json() as Array<{ name: string, state: string, drops: { disabled: number } }>
       assert.equal(ports.find((p) => p.name === 'b')?.state, 'disabled')
       assert.equal(ports.find((p) => p.name === 'b')?.drops.disabled, 1)
       await api('POST', '/api/v1/ports/b/enable')
+      // Barriers both ways: what crosses now arrives after anything frames 1 and 2 could have sent.
       a.send([eth(BROADCAST, MAC_A, 3)])
-      await waitFor(() => b.frames.length === 1)
+      b.send([eth(BROADCAST, MAC_B, 4)])
+      await waitFor(() => b.frames.length >= 1 && a.frames.length >= 1, 3000, 'the barriers')
+      assert.deepEqual(b.take().map((f) => f[14]), [3], 'nothing reached the disabled port')
+      assert.deepEqual(a.take().map((f) => f[14]), [4], 'nothing left the disabled port')
       await api('POST', '/api/v1/ports/b/disconnect')
       assert.equal(await b.closed(), 1008)
       assert.equal((await api('POST', '/api/v1/ports/nope/disable')).status, 404)

@@ -134,8 +134,8 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     first.sock.destroy()
     await waitFor(() => !ep.attached, 3000, 'detached')
     raw.send([eth(BROADCAST, MAC_B, 2)])
+    // The frame reached the endpoint through the port: the port was still there after the detach.
     await waitFor(() => ep.stats().txDropped === 1, 3000, 'a frame dropped while nothing is attached')
-    await sleep(200)
     assert.equal(portNamed('vm1')?.id, id, 'the port stayed while QEMU was away')
 
     // QEMU is back: same endpoint, same port, no reconnect of ours.
@@ -154,12 +154,14 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
 
     // A second QEMU beside the first: a port of its own once it speaks, for as long as it lasts.
     // (Its port is made on its first frame, which arrives before the uplink is up and is dropped, counted.)
+    // A connection that says nothing comes first: its accept is handled before the second's first frame,
+    // so by the time that frame has made port vm1-2, a port for the silent one would exist too.
+    const silent = await qemuConnects(sockPath)
     const second = await qemuConnects(sockPath)
-    await sleep(100)
-    assert.equal(portNamed('vm1-2'), undefined, 'a connection that says nothing gets no port')
     await writeSplit(second.sock, prefixed([eth(BROADCAST, MAC_C, 29)], 4), [])
     await waitFor(() => portNamed('vm1-2') !== undefined, 3000, 'port vm1-2')
-    assert.equal(h.agents().length, 2)
+    assert.equal(h.agents().length, 2, 'a connection that says nothing gets no port')
+    silent.sock.destroy()
     await waitFor(() => h.agents()[1]?.uplink.isUp === true, 3000, 'vm1-2 uplink up')
     await sleep(50)
     raw.take()
@@ -174,8 +176,10 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     raw.send([eth(MAC_C, MAC_B, 31)])
     await waitFor(() => second.reader.frames.length === 1, 3000, 'unicast to the second QEMU')
     assert.deepEqual(second.reader.take(), [eth(MAC_C, MAC_B, 31)])
-    await sleep(100)
-    assert.equal(again.reader.frames.length, 0, 'learned unicast not flooded to the first')
+    // Barrier: a broadcast by the same path reaches the first QEMU after the unicast would have.
+    raw.send([eth(BROADCAST, MAC_B, 32)])
+    await waitFor(() => again.reader.frames.length >= 1, 3000, 'the barrier at the first QEMU')
+    assert.deepEqual(again.reader.take().map((f) => f[14]), [32], 'learned unicast not flooded to the first')
 
     second.sock.destroy()
     await waitFor(() => portNamed('vm1-2') === undefined, 3000, 'vm1-2 gone with its connection')
@@ -222,8 +226,7 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     fake.close()
     conns = []
     await waitFor(() => !ep.attached, 3000, 'detached')
-    await sleep(1200) // at least one refused dial in between
-    assert.ok(logs.some((l) => l.includes('"qemu_connect_failed"')), 'a dial was refused while QEMU was down')
+    await waitFor(() => logs.some((l) => l.includes('"qemu_connect_failed"')), 5000, 'a dial refused while QEMU is down')
     fake = await listen(qport)
     await waitFor(() => conns.length === 1 && ep.attached, 8000, 'reconnected to the restarted QEMU')
     await exchange(conns[0] as net.Socket, 20)
@@ -263,11 +266,13 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     stranger.bind(0, '127.0.0.1')
     await onceWithin(stranger, 'listening')
     stranger.send(eth(BROADCAST, MAC_C, 9), local, '127.0.0.1')
+    const ep = h.agents()[0]?.tap as DatagramEndpoint
+    await waitFor(() => ep.stats().rxErrors + ep.stats().rxFrames === 4, 3000, 'the stranger\'s datagram read')
+    // Barrier: a frame from our QEMU by the same path reaches the raw client after the stranger's would have.
     qemu.send(eth(BROADCAST, MAC_A, 10), local, '127.0.0.1')
-    await waitFor(() => raw.frames.length === 1, 3000, 'QEMU frame after the stranger')
-    await sleep(100)
+    await waitFor(() => raw.frames.some((f) => f[14] === 10), 3000, 'QEMU frame after the stranger')
     assert.deepEqual(raw.take(), [eth(BROADCAST, MAC_A, 10)], 'only our QEMU is heard')
-    const st = (h.agents()[0]?.tap as DatagramEndpoint).stats()
+    const st = ep.stats()
     assert.equal(st.rxFrames, 4)
     assert.equal(st.txFrames, 2)
   })

@@ -935,7 +935,8 @@ describe('fuzz: inputs that once crashed switchd or leaked', function () {
       ws.send(msg)
       await onceWithin(ws, 'close')
     }
-    await sleep(100)
+    // A network left behind stays: wait (bounded) for the cleanup, which fails if it never comes.
+    await waitFor(() => server.networks.all().length === 1, 3000, 'the networks of the refused handshakes to go')
     assert.deepEqual(server.networks.all().map((n) => n.name), ['default'])
   })
 })

@@ -7,8 +7,8 @@ import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { TestClient } from '../helpers/client'
 import { FakeTap, fakeTapBinding } from '../helpers/fake-tap'
-import { onceWithin, waitFor, sleep } from '../helpers/net'
-import { eth, tagged, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { onceWithin, waitFor } from '../helpers/net'
+import { eth, tagged, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 
 const CONFIG = {
@@ -53,11 +53,16 @@ describe('networks, VLANs and configuration (integration)', () => {
     const l1 = await raw('/net/lab'); const l2 = await raw('/net/lab')
     d1.send([eth(BROADCAST, MAC_A, 1)])
     l1.send([eth(BROADCAST, MAC_A, 2)])
-    await waitFor(() => d2.frames.length === 1 && l2.frames.length === 1)
-    await sleep(50)
-    assert.equal(d2.frames[0]?.[14], 1)
-    assert.equal(l2.frames[0]?.[14], 2)
-    assert.equal(l1.frames.length + d1.frames.length, 0)
+    await waitFor(() => d2.frames.length >= 1 && l2.frames.length >= 1)
+    // Barriers: each port broadcasts once more (tag 10 + i); every port hears its neighbour's
+    // barrier after anything the two broadcasts above could have sent it.
+    const all = [d1, d2, l1, l2]
+    for (const [i, c] of all.entries()) c.send([eth(BROADCAST, '02000000001' + String(i), 10 + i)])
+    await waitFor(() => all.every((c) => c.frames.some((f) => (f[14] ?? 0) >= 10)), 3000, 'the barriers')
+    assert.deepEqual(d1.take().map((f) => f[14]), [11], 'nothing from /net/lab at /')
+    assert.deepEqual(d2.take().map((f) => f[14]), [1, 10])
+    assert.deepEqual(l1.take().map((f) => f[14]), [13], 'nothing from / at /net/lab')
+    assert.deepEqual(l2.take().map((f) => f[14]), [2, 12])
     assert.equal(server.networks.get('lab')?.ports.length, 2)
   })
 
@@ -107,8 +112,11 @@ describe('networks, VLANs and configuration (integration)', () => {
     assert.equal(a.frames[0]?.[14], 6)
     const before = a.frames.length + b.frames.length
     router.send([tagged(BROADCAST, MAC_B, 20, 7)])
-    await sleep(50)
-    assert.equal(a.frames.length + b.frames.length, before, 'VLAN 20 reaches no VLAN 10 port')
+    // Barrier: a VLAN 10 broadcast by the same path reaches both after the VLAN 20 one would have.
+    router.send([tagged(BROADCAST, MAC_B, 10, 8)])
+    await waitFor(() => a.frames.length + b.frames.length >= before + 2, 3000, 'the barrier')
+    assert.deepEqual([a, b].map((c) => c.frames.slice(-1).map((f) => f[14])), [[8], [8]])
+    assert.equal(a.frames.length + b.frames.length, before + 2, 'VLAN 20 reaches no VLAN 10 port')
   })
 
   it('reloads: keeps ports still allowed, closes the ones that are not (1008), applies new limits', async () => {
@@ -117,7 +125,11 @@ describe('networks, VLANs and configuration (integration)', () => {
     const next = { ...CONFIG, port: { mode: 'access', vlan: 1, maxMacs: 7 }, profiles: [CONFIG.profiles[0], { match: 'v10-*', mode: 'access', vlan: 10, maxMacs: 7, claimable: true }, { match: 'flex', mode: 'trunk', vlans: [10], claimable: true }] }
     server.reload(buildConfig(next, 'test'))
     assert.equal(await lose.closed(), 1008)
-    await sleep(50)
+    // Barrier: a frame that reaches keep after any close the reload could have sent it.
+    const peer = await batched({ name: 'v10-b' })
+    peer.send([eth(BROADCAST, MAC_C, 9)])
+    await waitFor(() => keep.frames.length >= 1, 3000, 'the barrier at keep')
+    assert.deepEqual(keep.frames.map((f) => f[14]), [9])
     assert.equal(keep.closeCode, undefined)
     const p = server.ports().find((x) => x.name === 'v10-a')
     assert.equal(p?.maxMacs, 7)

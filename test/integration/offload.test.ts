@@ -16,7 +16,7 @@ import { CAP_OFFLOAD, MAX_MESSAGE_SIZE, SUBPROTOCOL_V1, decodeBatch, type Hello 
 import { setLogSink } from '../../src/common/log'
 import { FakeTap, fakeTapBinding } from '../helpers/fake-tap'
 import { TestClient } from '../helpers/client'
-import { waitFor, sleep } from '../helpers/net'
+import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_C } from '../helpers/frames'
 import { tcpFrame, parseSegment, pattern } from '../helpers/tcp'
 
@@ -177,12 +177,17 @@ describe('offload (integration)', () => {
       assert.equal(tap.vnetHdr, false)
       agent = new Agent(dev, new Uplink({ url, name: 'agent-b', reconnectMin: 0.05, reconnectMax: 0.1 }), 1500)
       const a = agent
+      const browser = await client('raw', '')
       agent.start()
       await waitFor(() => a.uplink.isUp, 3000, 'uplink up')
-      await sleep(50)
+      // Barrier: a frame from the switch reaches the TAP after the welcome was acted on; plain, no header.
+      const hello = eth(BROADCAST, MAC_C, 7)
+      browser.send([hello])
+      await waitFor(() => tap.written.length === 1, 3000, 'into the TAP')
+      assert.deepEqual(tap.written, [hello])
       assert.deepEqual(a.uplink.welcome?.capabilities, [])
       assert.deepEqual(tap.offloadCalls, [])
-      assert.equal(server?.ports()[0]?.offload, false)
+      assert.equal(server?.ports().find((p) => p.name === 'agent-b')?.offload, false)
     })
   })
 })

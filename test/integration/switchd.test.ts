@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import WebSocket from 'ws'
 import { SwitchServer, type ServerOptions } from '../../src/switch/server'
 import { TestClient } from '../helpers/client'
-import { onceWithin, waitFor, sleep } from '../helpers/net'
+import { onceWithin, waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { MAX_MESSAGE_SIZE, SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
@@ -50,9 +50,11 @@ describe('switchd (integration)', () => {
       // b is learned now: a -> b is unicast, c sees nothing
       a.send([eth(MAC_B, MAC_A, 3)])
       await waitFor(() => b.frames.length === 1, 3000, 'unicast')
-      await sleep(100)
-      assert.equal(c.frames.length, 0)
-      assert.equal(a.frames.length, 0, 'nothing comes back out the ingress port')
+      // Barrier: a broadcast from b reaches a and c after anything the unicast could have sent them.
+      b.send([eth(BROADCAST, MAC_B, 4)])
+      await waitFor(() => a.frames.length >= 1 && c.frames.length >= 1, 3000, 'the barrier')
+      assert.deepEqual(c.take().map((f) => f[14]), [4], 'c saw only the barrier: the unicast was not flooded')
+      assert.deepEqual(a.take().map((f) => f[14]), [4], 'nothing comes back out the ingress port')
       for (const cl of [a, b, c]) assert.deepEqual(cl.texts, [], 'raw clients never get text')
     })
 

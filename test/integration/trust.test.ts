@@ -10,7 +10,7 @@ import { Agent } from '../../src/agent/agent'
 import { sha256Hex } from '../../src/switch/auth'
 import { fakeTapBinding } from '../helpers/fake-tap'
 import { TestClient, upgradeStatus } from '../helpers/client'
-import { onceWithin, waitFor, sleep } from '../helpers/net'
+import { onceWithin, waitFor } from '../helpers/net'
 import { makePki, type TestPki } from '../helpers/tls'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
@@ -100,8 +100,9 @@ describe('trust and survival (integration)', () => {
       web.send(eth(BROADCAST, MAC_A)) // its MAC
       await waitFor(() => peer.frames.length === 1)
       for (let i = 0; i < 40; i++) web.send(eth(BROADCAST, MAC_A, i)) // 40 x 60 B over a 1000 B/s rate
-      await sleep(100)
       const p = server.ports().find((x) => x.grantId === 'web')
+      // All 42 frames read, and every one the rate admitted arrived at peer: the counts below are final.
+      await waitFor(() => p?.rxFrames === 42 && peer.frames.length === 41 - p.dropRate, 3000, 'the 40 frames read and delivered')
       assert.equal(p?.dropPortSecurity, 1)
       assert.ok((p?.dropRate ?? 0) > 20, `over the rate: ${p?.dropRate}`)
       assert.ok(peer.frames.length < 20)

@@ -218,7 +218,7 @@ function explain (what: string, r: RunResult): string {
 
 // --- tests ----------------------------------------------------------------
 
-describe('observability deployment files (integration)', () => {
+describe('observability deployment files (deploy)', () => {
   describe('helpers', () => {
     it('extracts metric names from PromQL, not functions, labels or variables', () => {
       const names = metricNames('sum by (network, port) (rate(switchd_port_receive_bytes_total{network=~"$network",port="x"}[$__rate_interval])) / on (job) group_left (version) process_cpu_seconds_total offset 5m and nodejs_x > 0')

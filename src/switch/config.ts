@@ -523,12 +523,11 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
     p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
 }
 
-/** Names the configuration gives to ports (token pins, QEMU names): a hello may not claim them. */
-export function reservedNames (config: SwitchdConfig): Set<string> {
-  const names = new Set<string>()
-  for (const g of config.tokens.values()) if (g.name !== undefined) names.add(g.name)
-  for (const q of config.qemu) names.add(q.name)
-  return names
+/** Whether the configuration gives `name` to a port (a token pin, a QEMU name): a hello may not claim it. */
+export function isReservedName (config: SwitchdConfig, name: string): boolean {
+  for (const g of config.tokens.values()) if (g.name === name) return true
+  for (const q of config.qemu) if (q.name === name) return true
+  return false
 }
 
 /** A list of strings from the file, or comma-separated from a flag (which wins); each must match `pattern`. */

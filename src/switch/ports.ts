@@ -23,7 +23,7 @@ import type { Switch } from './switch'
 import { WsPort, RawPort, BatchPort } from './ws-port'
 import { MODE_TRUNK, type PortPolicy } from './port'
 import type { Networks } from './networks'
-import { reservedNames, type SwitchdConfig } from './config'
+import { isReservedName, type SwitchdConfig } from './config'
 import type { TokenGrant } from './auth'
 import { addressKey } from '../common/address'
 import {
@@ -42,9 +42,6 @@ export function describeVlan (p: PortPolicy): VlanRequest {
   }
   return { mode: 'access', vlan: p.pvid }
 }
-
-// Close reasons are cut to 123 bytes in one place (common/protocol.ts); re-exported for existing callers.
-export { truncateReason }
 
 /**
  * Grant or withdraw offload as the latest hello asks (a resumed port follows
@@ -74,7 +71,7 @@ export class PortTable {
    * that reads, or a client that sends and never reads grows our memory.
    */
   repliesDropped = 0
-  /** Ports closed with 4004: their peer read nothing for a whole keepalive round. */
+  /** Ports closed with 4004: their peer read nothing for limits.notReadingTimeout. */
   closedNotReading = 0
   /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
   controlIgnored = 0
@@ -372,10 +369,10 @@ export class PortTable {
    * that round judges no one, it only pings.
    *
    * Talking is not listening: a port whose peer keeps sending but reads
-   * nothing (what we buffer for it stays above its high-water mark for a
-   * whole round: it did not shrink and nothing more could be sent) is closed
-   * with 4004 whatever it sends, and cut at the next round if it does not
-   * read the close either. Its egress was already being dropped; this frees
+   * nothing (what we buffer for it stays above its high-water mark, without
+   * shrinking and with nothing more sent, for limits.notReadingTimeout) is
+   * closed with 4004 whatever it sends, and cut at the next round if it does
+   * not read the close either. Its egress was already being dropped; this frees
    * the socket, as a switch err-disables a port stuck in flow control. A
    * peer that reads, however slowly, is only congested and stays.
    */
@@ -431,7 +428,7 @@ export class PortTable {
    */
   private uniqueName (asked: string | undefined, fallback: string, id: number): string {
     if (asked === undefined) return `${fallback}-${id}`
-    if (reservedNames(this.config()).has(asked)) return `${asked}-${id}`
+    if (isReservedName(this.config(), asked)) return `${asked}-${id}`
     for (const p of this.ports) if (p.name === asked) return `${asked}-${id}`
     return asked
   }

@@ -36,6 +36,7 @@ import { formatMac, parseMac, macAt } from '../common/ethernet'
 import { CLOSE_POLICY } from '../common/protocol'
 import { logger } from '../common/log'
 import { requestUrl } from '../common/cli'
+import { bearerToken } from './auth'
 
 const log = logger('api')
 const MAX_BODY = 64 * 1024
@@ -160,8 +161,7 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
     return true
   }
   if (token !== undefined) {
-    const auth = req.headers.authorization
-    const given = auth !== undefined && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
+    const given = bearerToken(req)
     if (given === undefined || !tokenMatches(given, token)) {
       log.limited('warn', 'admin_unauthorized', { remote: req.socket.remoteAddress, path: url.pathname, had_token: given !== undefined })
       res.setHeader('www-authenticate', 'Bearer realm="switchd"')

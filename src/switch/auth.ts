@@ -43,10 +43,16 @@ export function sha256Hex (text: string): string {
   return createHash('sha256').update(text).digest('hex')
 }
 
+/** The `Authorization: Bearer` token of a request, as sent; undefined if none. */
+export function bearerToken (req: http.IncomingMessage): string | undefined {
+  const auth = req.headers.authorization
+  return auth !== undefined && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
+}
+
 /** The token a request carries: Bearer header first, then ?token=. */
 export function presentedToken (req: http.IncomingMessage): string | undefined {
-  const auth = req.headers.authorization
-  if (auth !== undefined && auth.startsWith('Bearer ')) return auth.slice(7).trim()
+  const bearer = bearerToken(req)
+  if (bearer !== undefined) return bearer.trim()
   const q = requestUrl(req.url)?.searchParams.get('token') ?? null
   return q === null || q === '' ? undefined : q
 }

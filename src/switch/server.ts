@@ -36,7 +36,7 @@ import { TrunkLink } from './trunk'
 import { Networks, networkFromPath } from './networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from './config'
-import { authenticate } from './auth'
+import { authenticate, bearerToken } from './auth'
 import { isLoopback, splitHostPort } from '../common/address'
 import { checkExposure, adminOpen, hostAllowed, originAllowed } from './exposure'
 import { handleApi, tokenMatches } from './api'
@@ -65,6 +65,8 @@ export interface ServerOptions extends ConfigOverrides {
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused'] as const
+
+const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
 function tlsOptions (config: SwitchdConfig): https.ServerOptions {
   const tls = config.tls
@@ -307,8 +309,8 @@ export class SwitchServer {
   private serveMetrics (req: http.IncomingMessage, res: http.ServerResponse): void {
     const token = this.config.adminToken
     if (token !== undefined) {
-      const auth = req.headers.authorization
-      if (auth === undefined || !auth.startsWith('Bearer ') || !tokenMatches(auth.slice(7), token)) {
+      const given = bearerToken(req)
+      if (given === undefined || !tokenMatches(given, token)) {
         res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="switchd"' }).end('admin token required (Authorization: Bearer …)\n')
         return
       }
@@ -373,7 +375,7 @@ export class SwitchServer {
 
   private onRequest (req: http.IncomingMessage, res: http.ServerResponse): void {
     if (this.badHost(req)) {
-      res.writeHead(421, { 'content-type': 'text/plain' }).end('unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)\n')
+      res.writeHead(421, { 'content-type': 'text/plain' }).end(BAD_HOST + '\n')
       return
     }
     if (req.url === '/healthz') {
@@ -402,7 +404,7 @@ export class SwitchServer {
       reject(socket, status, message)
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
-    if (this.badHost(req)) { reject(socket, 421, 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'); return }
+    if (this.badHost(req)) { reject(socket, 421, BAD_HOST); return }
     // Browsers always send Origin, other clients (tap-agent, ws) never do: a page
     // the operator visits must not join the LAN from inside their browser.
     if (!originAllowed(req.headers.origin, this.config.allowedOrigins)) {

@@ -7,8 +7,8 @@
  * The other switch gives it every VLAN its profile allows and no MAC limit;
  * we carry what its welcome granted and we allow (the spec's `vlans`, else
  * our own profile for the trunk's name): the other switch must not choose
- * which of our VLANs it reaches (issue 12, finding 16). Both ends run the spanning tree over it (stp.ts), which is what lets
- * trunks form loops.
+ * which of our VLANs it reaches (issue 12, finding 16). Both ends run the
+ * spanning tree over it (stp.ts), which is what lets trunks form loops.
  *
  * Each connection is a new port on our side (a new id; it discards until the
  * tree lets it forward), and the port leaves the network, MACs and all, when

@@ -1,5 +1,5 @@
 /**
- * The admin API's JSON, as switchd sends it (src/switch/api.ts) and switchctl
+ * The admin API's JSON, as switchd sends it (src/switch/control/api.ts) and switchctl
  * reads it (src/ctl/): one definition, so the two cannot drift apart.
  * Types only: nothing here runs.
  */
@@ -15,7 +15,8 @@ export interface PortJson {
   mode: 'access' | 'trunk'
   pvid: number
   vlans: readonly number[]
-  state: 'forwarding' | 'blocked' | 'disabled'
+  /** disabled by an operator, discarding for the spanning tree, blocked by loop protection (blockedSeconds left). */
+  state: 'forwarding' | 'blocked' | 'discarding' | 'disabled'
   blockedSeconds: number
   fdbEntries: number
   maxMacs: number
@@ -23,7 +24,7 @@ export interface PortJson {
   /** Trunks to other switches only. */
   stp?: { role: string, forwarding: boolean, neighbour: string | undefined, bpdusIn: number, bpdusOut: number, badBpdus: number }
   counters: { rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, loopBlocks: number, securityViolations: number }
-  /** Frames dropped, by counter (src/switch/drops.ts: `dropPortSecurity` as `portSecurity`). */
+  /** Frames dropped, by counter (src/switch/core/drops.ts: `dropPortSecurity` as `portSecurity`). */
   drops: Record<string, number>
 }
 

@@ -2,12 +2,12 @@
  * switchd: the central switch. Flags, configuration, signals, start and stop.
  */
 
-import { SwitchServer } from './server'
-import { loadConfig, type ConfigOverrides, type SwitchdConfig } from './config'
+import { SwitchServer } from './io/server'
+import { loadConfig, type ConfigOverrides, type SwitchdConfig } from './control/config'
 import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '../common/cli'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol'
-import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './fdb'
-import { DEFAULT_HIGH_WATER_MARK } from './ws-port'
+import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './core/fdb'
+import { DEFAULT_HIGH_WATER_MARK } from './control/defaults'
 import { setLogLevel, isLevel, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 

@@ -40,9 +40,9 @@ import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy'
 import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/ServiceMonitor'
 import { PodMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor'
-import { loadConfig } from '../../src/switch/config'
-import { networkFromPath } from '../../src/switch/networks'
-import { checkExposure, hostAllowed } from '../../src/switch/exposure'
+import { loadConfig } from '../../src/switch/control/config'
+import { networkFromPath } from '../../src/switch/control/networks'
+import { checkExposure, hostAllowed } from '../../src/switch/control/exposure'
 
 const ROOT = path.join(__dirname, '..', '..')
 const COMPOSE_DIR = path.join(ROOT, 'deploy', 'compose')

@@ -6,8 +6,8 @@
  */
 
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { Port } from '../../src/switch/port'
+import { Switch } from '../../src/switch/core/switch'
+import { Port } from '../../src/switch/core/port'
 import { FakePort } from './fake-port'
 
 type Job = () => void

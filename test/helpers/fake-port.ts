@@ -1,6 +1,6 @@
-import { Port } from '../../src/switch/port'
+import { Port } from '../../src/switch/core/port'
 import { egressLength, writeEgress } from '../../src/common/vlan'
-import { BatchSlab } from '../../src/switch/net-port'
+import { BatchSlab } from '../../src/switch/io/net-port'
 import { RECORD_HEADER } from '../../src/common/protocol'
 
 /**

@@ -6,10 +6,10 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/server'
-import { buildConfig } from '../../src/switch/config'
-import type { Switch } from '../../src/switch/switch'
-import type { NetPort } from '../../src/switch/net-port'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { Switch } from '../../src/switch/core/switch'
+import type { NetPort } from '../../src/switch/io/net-port'
 import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
@@ -84,14 +84,14 @@ describe('audit: frame path (integration)', function () {
       x.send([eth(BROADCAST, MAC_C)])
       await waitFor(() => c.frames.length === 1, 3000, 'MAC C learned on x')
       await waitFor(() => {
-        if (portNamed('router').blockedUntil !== 0) return true
+        if (portNamed('router').blocked !== 0) return true
         router.send([eth(BROADCAST, MAC_C)]); x.send([eth(BROADCAST, MAC_C)])
         return false
       }, 3000, 'router loop-blocked')
       a.send([eth(MAC_B, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
       await waitFor(() => c.frames.some((f) => f[14] === 2), 3000, 'the broadcast after the static-entry frame')
-      assert.ok(portNamed('router').blockedUntil !== 0, 'still blocked when the frame was switched')
-      await waitFor(() => portNamed('router').blockedUntil === 0, 3000, 'the hold-down over')
+      assert.ok(portNamed('router').blocked !== 0, 'still blocked when the frame was switched')
+      await waitFor(() => portNamed('router').blocked === 0, 3000, 'the hold-down over')
       a.send([eth(MAC_B, MAC_A, 0xbb)]) // the barrier
       const fromA = (f: Buffer): boolean => f.readUIntBE(6, 6) === 0x020000000001
       await waitFor(() => router.frames.some(fromA), 3000, 'the barrier')
@@ -175,7 +175,7 @@ describe('audit: frame path (integration)', function () {
       const fromB = (f: Buffer): boolean => f.readUIntBE(6, 6) === 0x020000000002
       assert.deepEqual(victim.frames.filter(fromB).map((f) => f[14]), [...Array.from({ length: 30 }, (_, i) => i), 0xbb], 'every unicast for the station reached it')
       assert.equal(s1.frames.filter(fromB).length + s2.frames.filter(fromB).length, 0, 'none reached a spoofer')
-      assert.equal(portNamed('victim').blockedUntil, 0)
+      assert.equal(portNamed('victim').blocked, 0)
       assert.equal(portNamed('victim').loopBlocks, 0)
       assert.ok(!logs.some((l) => l.includes('"loop_detected"') && l.includes('"blocked":"victim"')))
       assert.ok(portNamed('s1').dropPortSecurity + portNamed('s2').dropPortSecurity > 0, 'the spoofed frames were refused and counted')

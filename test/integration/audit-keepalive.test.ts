@@ -7,9 +7,9 @@
 
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
-import { SwitchServer } from '../../src/switch/server'
-import { buildConfig } from '../../src/switch/config'
-import type { WsPort } from '../../src/switch/ws-port'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { WsPort } from '../../src/switch/io/ws-port'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A } from '../helpers/frames'

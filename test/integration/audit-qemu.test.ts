@@ -1,5 +1,5 @@
 /**
- * Issue 12, finding 16: switchd's own QEMU listeners (src/switch/qemu-listener.ts).
+ * Issue 12, finding 16: switchd's own QEMU listeners (src/switch/io/qemu-listener.ts).
  * QEMU's -netdev stream has no authentication, so the socket decides who may
  * be the VM: a second connection must not take a live VM's port, a Unix
  * socket is the owner's only, and TCP beyond loopback needs an explicit
@@ -12,9 +12,9 @@ import * as net from 'node:net'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { SwitchServer } from '../../src/switch/server'
+import { SwitchServer } from '../../src/switch/io/server'
 import { listenForQemu, type ModeHandle } from '../../src/agent/modes'
-import { buildConfig } from '../../src/switch/config'
+import { buildConfig } from '../../src/switch/control/config'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'

@@ -6,14 +6,14 @@
 
 import assert from 'node:assert/strict'
 import WebSocket, { WebSocketServer } from 'ws'
-import { SwitchServer } from '../../src/switch/server'
-import { buildConfig } from '../../src/switch/config'
-import type { NetPort } from '../../src/switch/net-port'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
 import { waitFor, sleep, onceWithin } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
-import { FORWARD_DELAY_MS, MAX_AGE_MS } from '../../src/switch/stp'
+import { FORWARD_DELAY_MS, MAX_AGE_MS } from '../../src/switch/core/stp'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CAP_TRUNK } from '../../src/common/protocol'
 
 const LAB = '/net/lab'

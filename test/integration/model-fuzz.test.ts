@@ -30,9 +30,9 @@
 
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { SwitchServer } from '../../src/switch/server'
-import { buildConfig } from '../../src/switch/config'
-import type { NetPort } from '../../src/switch/net-port'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { NetPort } from '../../src/switch/io/net-port'
 import { setLogSink } from '../../src/common/log'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, decodeBatch, parseWelcome, type Welcome } from '../../src/common/protocol'
 import { onceWithin, waitFor } from '../helpers/net'
@@ -189,7 +189,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
       if (c.port !== undefined) for (const [k, v] of Object.entries(c.port)) if (k.startsWith('drop') && typeof v === 'number') n += v
       return n
     }
-    const blocked = (c: Client): boolean => c.port !== undefined && (c.port.blockedUntil !== 0 || c.port.disabled)
+    const blocked = (c: Client): boolean => c.port !== undefined && c.port.blocked !== 0
 
     async function api (method: string, path: string, body?: unknown): Promise<number> {
       const res = await fetch(`http://127.0.0.1:${server.address().port}${path}`, {

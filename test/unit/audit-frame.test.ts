@@ -4,8 +4,8 @@
  */
 
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../src/switch/port'
+import { Switch } from '../../src/switch/core/switch'
+import { BLOCK_LOOP, DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, portState, type PortPolicy } from '../../src/switch/core/port'
 import { FakePort } from '../helpers/fake-port'
 import { eth, frame, tagged, vidOf, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
@@ -54,7 +54,7 @@ describe('audit: frame path', () => {
     it('attack: a static fdb entry does not deliver to a loop-blocked port', () => {
       sw.setStatics([{ vid: 1, mac: 0x020000000002, port: 'victim' }])
       const a = port('a'); const victim = port('victim')
-      victim.blockedUntil = T0 + 30_000
+      victim.blocked = BLOCK_LOOP; victim.loopUntil = T0 + 30_000
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       assert.equal(victim.sent.length, 0)
       assert.equal(a.dropEgressBlocked, 1)
@@ -64,7 +64,7 @@ describe('audit: frame path', () => {
       sw.setStatics([{ vid: 10, mac: 0x020000000002, port: 'trunk' }])
       const a = port('a', access(10))
       const t = port('trunk', trunk([10]), true)
-      assert.equal(t.stpBlocked, true, 'a new trunk discards until the tree lets it forward')
+      assert.equal(portState(t), 'discarding', 'a new trunk discards until the tree lets it forward')
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       sw.receiveFrame(a, eth(BROADCAST, MAC_A))
       assert.equal(t.sent.length, 0)
@@ -170,12 +170,12 @@ describe('audit: frame path', () => {
         if (t % 100 === 0) sw.receiveFrame(victim, eth(MAC_B, MAC_A)) // the station keeps sending
         sw.receiveFrame((t / 10) % 2 === 0 ? s1 : s2, eth(BROADCAST, MAC_A))
         if (t % 50 === 0) { sw.receiveFrame(other, eth(MAC_A, MAC_B, 0xcc)); sent++ }
-        assert.equal(victim.blockedUntil, 0, `the station's port is never blocked (t=${t})`)
+        assert.equal(victim.blocked, 0, `the station's port is never blocked (t=${t})`)
         assert.equal(sw.fdb.lookup(1, A), victim, `the MAC stays with the station (t=${t})`)
       }
       assert.equal(victim.take().filter(fromB).length, sent + 1, 'every unicast for the station reached it')
       assert.equal(s1.take().filter(fromB).length + s2.take().filter(fromB).length, 2, 'the spoofers got only the first broadcast')
-      assert.ok(s1.blockedUntil > 0 && s2.blockedUntil > 0, 'both spoofers were blocked')
+      assert.ok(s1.blocked !== 0 && s2.blocked !== 0, 'both spoofers were blocked')
       assert.ok(s1.dropPortSecurity + s2.dropPortSecurity > 0)
     })
 
@@ -187,7 +187,7 @@ describe('audit: frame path', () => {
         sw.tick(T0 + t)
         if (t % 100 === 0) sw.receiveFrame(victim, eth(BROADCAST, MAC_A))
         sw.receiveFrame(spoofers[(t / 10) % 3] as FakePort, eth(BROADCAST, MAC_A))
-        assert.equal(victim.blockedUntil, 0, `the station's port is never blocked (t=${t})`)
+        assert.equal(victim.blocked, 0, `the station's port is never blocked (t=${t})`)
       }
       assert.equal(victim.loopBlocks, 0)
     })
@@ -202,10 +202,10 @@ describe('audit: frame path', () => {
         sw.tick(T0 + t)
         if (t % 100 === 0) sw.receiveFrame(victim, eth(MAC_B, MAC_A))
         sw.receiveFrame(s1, eth(BROADCAST, MAC_A))
-        assert.equal(victim.blockedUntil, 0, `t=${t}`)
+        assert.equal(victim.blocked, 0, `t=${t}`)
         assert.equal(sw.fdb.lookup(1, A), victim, `t=${t}`)
       }
-      assert.ok(s1.blockedUntil > 0, 'the spoofer was blocked')
+      assert.ok(s1.blocked !== 0, 'the spoofer was blocked')
     })
 
     it('a migrating VM: its MAC moves once its old port has been quiet for moveHold, and nothing is blocked', () => {
@@ -214,7 +214,7 @@ describe('audit: frame path', () => {
       for (let t = 1050; t <= 2100; t += 50) { sw.tick(T0 + t); sw.receiveFrame(p2, eth(BROADCAST, MAC_A)) }
       assert.equal(sw.fdb.lookup(1, A), p2)
       assert.equal(sw.stats.loopsDetected, 0)
-      assert.equal(p1.blockedUntil + p2.blockedUntil, 0)
+      assert.equal(p1.blocked + p2.blocked, 0)
     })
   })
 })

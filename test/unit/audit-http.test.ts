@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict'
 import { addressKey } from '../../src/common/address'
-import { checkExposure, hostAllowed, originAllowed } from '../../src/switch/exposure'
-import { buildConfig } from '../../src/switch/config'
+import { checkExposure, hostAllowed, originAllowed } from '../../src/switch/control/exposure'
+import { buildConfig } from '../../src/switch/control/config'
 
 const ADMIN = 'unit-admin-token-0123456789'
 const CLIENT = 'unit-client-token-0123456789'

@@ -2,8 +2,8 @@
 
 import assert from 'node:assert/strict'
 import * as path from 'node:path'
-import { buildConfig, loadConfig, profileFor, unreachableProfiles } from '../../src/switch/config'
-import { sha256Hex } from '../../src/switch/auth'
+import { buildConfig, loadConfig, profileFor, unreachableProfiles } from '../../src/switch/control/config'
+import { sha256Hex } from '../../src/switch/control/auth'
 import { setLogSink } from '../../src/common/log'
 
 const T_A = 'alpha-token-0123456789abcdef'

@@ -5,10 +5,10 @@
  */
 
 import assert from 'node:assert/strict'
-import { PortTable } from '../../src/switch/ports'
-import type { Networks } from '../../src/switch/networks'
-import type { WsPort } from '../../src/switch/ws-port'
-import { buildConfig } from '../../src/switch/config'
+import { PortTable } from '../../src/switch/io/ports'
+import type { Networks } from '../../src/switch/control/networks'
+import type { WsPort } from '../../src/switch/io/ws-port'
+import { buildConfig } from '../../src/switch/control/config'
 import { CLOSE_NOT_READING } from '../../src/common/protocol'
 import { setLogSink } from '../../src/common/log'
 

@@ -4,8 +4,8 @@
  */
 
 import assert from 'node:assert/strict'
-import type { Switch } from '../../src/switch/switch'
-import { FORWARD_DELAY_MS, MAX_AGE_MS, TC_ADVERTISE_MAX } from '../../src/switch/stp'
+import type { Switch } from '../../src/switch/core/switch'
+import { FORWARD_DELAY_MS, MAX_AGE_MS, TC_ADVERTISE_MAX } from '../../src/switch/core/stp'
 import { parseControl } from '../../src/common/protocol'
 import type { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A } from '../helpers/frames'

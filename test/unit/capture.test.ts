@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { CaptureHub, type CaptureSink } from '../../src/switch/capture'
+import { Switch } from '../../src/switch/core/switch'
+import { CaptureHub, type CaptureSink } from '../../src/switch/control/capture'
 import { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { parsePcap } from '../helpers/pcap'

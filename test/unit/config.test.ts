@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import * as path from 'node:path'
-import { buildConfig, loadConfig, profileFor, grantPolicy, networkSettings } from '../../src/switch/config'
-import { MODE_ACCESS, MODE_TRUNK } from '../../src/switch/port'
-import { networkFromPath } from '../../src/switch/networks'
+import { buildConfig, loadConfig, profileFor, grantPolicy, networkSettings } from '../../src/switch/control/config'
+import { MODE_ACCESS, MODE_TRUNK } from '../../src/switch/core/port'
+import { networkFromPath } from '../../src/switch/control/networks'
 
 const LAB = {
   listen: '0.0.0.0:9000',

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { DROP_REASONS, NOT_FRAME_DROPS, portDrops, portDropDetail, networkDrops } from '../../src/switch/drops'
-import { SwitchStats } from '../../src/switch/switch'
+import { DROP_REASONS, NOT_FRAME_DROPS, portDrops, portDropDetail, networkDrops } from '../../src/switch/core/drops'
+import { SwitchStats } from '../../src/switch/core/switch'
 import { FakePort } from '../helpers/fake-port'
 
 /** Numeric fields named drop* of an object. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, LEARN_PINNED, LEARN_HELD } from '../../src/switch/fdb'
+import { Fdb, LEARN_OK, LEARN_LIMIT, LEARN_FLAP, LEARN_PINNED, LEARN_HELD } from '../../src/switch/core/fdb'
 import { FakePort } from '../helpers/fake-port'
 import { setLogSink } from '../../src/common/log'
 

@@ -1,8 +1,8 @@
 /** The managed-switch rules: VLANs, port security, storm control, loop protection, static entries. */
 
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../src/switch/port'
+import { Switch } from '../../src/switch/core/switch'
+import { BLOCK_STP, DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, portState, type PortPolicy } from '../../src/switch/core/port'
 import { FakePort } from '../helpers/fake-port'
 import { eth, tagged, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
@@ -160,6 +160,39 @@ describe('Switch (managed)', () => {
     })
   })
 
+  describe('port state: one field, reasons that never overwrite each other', () => {
+    it('a loop hold-down ending does not enable a port an operator disabled', () => {
+      const host = port('host'); const l1 = port('loop1'); const l2 = port('loop2'); const other = port('other')
+      sw.receiveFrame(host, eth(BROADCAST, MAC_A))
+      for (let i = 0; i < 10; i++) { sw.receiveFrame(l1, eth(BROADCAST, MAC_A)); sw.receiveFrame(l2, eth(BROADCAST, MAC_A)) }
+      assert.equal(portState(l2), 'blocked')
+      sw.disablePort(l2)
+      assert.equal(portState(l2), 'disabled')
+      sw.tick(T0 + 31_000)
+      assert.equal(portState(l2), 'disabled', 'the hold-down is over, the operator\'s disable is not')
+      l2.take()
+      sw.receiveFrame(other, eth(BROADCAST, MAC_C))
+      assert.equal(l2.sent.length, 0)
+      sw.enablePort(l2)
+      assert.equal(portState(l2), 'forwarding')
+      sw.receiveFrame(other, eth(BROADCAST, MAC_C))
+      assert.equal(l2.take().length, 1)
+    })
+
+    it('an operator enable does not end a spanning-tree block, and a static entry cannot reach either', () => {
+      const a = port('a'); const b = port('b')
+      b.blocked |= BLOCK_STP
+      sw.disablePort(b)
+      sw.enablePort(b)
+      assert.equal(portState(b), 'discarding')
+      sw.addStatic({ vid: 1, mac: 0x020000000002, port: 'b' })
+      sw.receiveFrame(a, eth(MAC_B, MAC_A))
+      sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+      assert.equal(b.sent.length, 0)
+      assert.equal(a.dropEgressBlocked, 1, 'the known unicast counted as blocked at egress')
+    })
+  })
+
   describe('loop protection', () => {
     it('blocks the newer port when a MAC flaps, logs once naming both, and unblocks after the hold-down', () => {
       const host = port('host'); const l1 = port('loop1'); const l2 = port('loop2'); const other = port('other')
@@ -169,7 +202,7 @@ describe('Switch (managed)', () => {
         sw.receiveFrame(l1, eth(BROADCAST, MAC_A))
         sw.receiveFrame(l2, eth(BROADCAST, MAC_A))
       }
-      assert.ok(l2.blockedUntil > 0, 'the newest port in the flap is blocked')
+      assert.ok(l2.blocked !== 0, 'the newest port in the flap is blocked')
       assert.equal(l2.loopBlocks, 1)
       assert.equal(sw.stats.loopsDetected, 1)
       const lines = logs.filter((l) => l.includes('"loop_detected"'))
@@ -184,9 +217,9 @@ describe('Switch (managed)', () => {
       assert.equal(host.take().length > 0, true)
       // after the hold-down it is tried again
       sw.tick(T0 + 29_000)
-      assert.ok(l2.blockedUntil > 0)
+      assert.ok(l2.blocked !== 0)
       sw.tick(T0 + 30_000)
-      assert.equal(l2.blockedUntil, 0)
+      assert.equal(l2.blocked, 0)
       sw.receiveFrame(other, eth(BROADCAST, MAC_C))
       assert.equal(l2.take().length, 1)
       assert.ok(logs.some((l) => l.includes('"loop_unblocked"')))
@@ -201,9 +234,9 @@ describe('Switch (managed)', () => {
       sw.receiveFrame(l2, eth(BROADCAST, MAC_A)); sw.receiveFrame(l1, eth(BROADCAST, MAC_A))
       sw.receiveFrame(host, eth(MAC_B, MAC_A)) // the 5th move: A's next frame from its own port
       assert.equal(sw.stats.loopsDetected, 1)
-      assert.equal(host.blockedUntil, 0, 'the station keeps forwarding')
-      assert.ok(l1.blockedUntil > 0, 'the loop port the MAC came back from is blocked')
-      assert.equal(l2.blockedUntil, 0)
+      assert.equal(host.blocked, 0, 'the station keeps forwarding')
+      assert.ok(l1.blocked !== 0, 'the loop port the MAC came back from is blocked')
+      assert.equal(l2.blocked, 0)
     })
   })
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { DEFAULT_POLICY, MODE_TRUNK } from '../../src/switch/port'
+import { Switch } from '../../src/switch/core/switch'
+import { DEFAULT_POLICY, MODE_TRUNK } from '../../src/switch/core/port'
 import { encodeBatch } from '../../src/common/protocol'
 import { vnetHeader } from '../../src/common/gso'
 import { setLogSink } from '../../src/common/log'

@@ -5,9 +5,10 @@
  * budget, so a loop shows up as a count, not a hang.
  */
 
+import { portState } from '../../src/switch/core/port'
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
-import { FORWARD_DELAY_MS, HELLO_MS, MAX_AGE_MS, compareVectors, parseBpdu } from '../../src/switch/stp'
+import { Switch } from '../../src/switch/core/switch'
+import { FORWARD_DELAY_MS, HELLO_MS, MAX_AGE_MS, compareVectors, parseBpdu } from '../../src/switch/core/stp'
 import { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
@@ -25,14 +26,14 @@ describe('spanning tree over trunks', () => {
   it('a new trunk discards until the forward delay has passed, then forwards', () => {
     const f = new Fabric([ID_A, ID_B])
     const [ab, ba] = f.link(0, 1)
-    assert.equal(ab.blockedUntil, Infinity)
-    assert.equal(ba.stpBlocked, true)
+    assert.equal(portState(ab), 'discarding')
+    assert.equal(portState(ba), 'discarding')
     f.run(FORWARD_DELAY_MS - 300)
     assert.equal(ab.stp?.forwarding, false, 'still waiting')
     f.run(600)
     assert.equal(ab.stp?.forwarding, true)
     assert.equal(ba.stp?.forwarding, true)
-    assert.equal(ab.blockedUntil, 0)
+    assert.equal(ab.blocked, 0)
     assert.equal(ba.stp?.role, 'root')
     assert.equal(ab.stp?.role, 'designated')
     const [a, b] = f.switches as [Switch, Switch]
@@ -83,7 +84,7 @@ describe('spanning tree over trunks', () => {
     // and the MAC-move hold (which drops a loop's copies of a MAC still live on its port) too.
     for (const sw of f.switches) { sw.fdb.loopMoves = 1_000_000; sw.fdb.moveHold = 0 }
     for (const [x, y] of links) {
-      for (const e of [x, y]) { e.sw.stp.removePort(e); e.stp = null; e.stpBlocked = false; e.blockedUntil = 0 }
+      for (const e of [x, y]) { e.sw.stp.removePort(e); e.stp = null; e.blocked = 0 }
     }
     ;(f.switches[0] as Switch).receiveFrame(f.hosts[0] as FakePort, eth(BROADCAST, MAC_A))
     assert.ok(f.wire.pump(1000) > 0, 'frames still circling after 1000 deliveries')
@@ -150,9 +151,9 @@ describe('spanning tree over trunks', () => {
     const a = f.switches[0] as Switch
     a.disablePort(ab)
     a.enablePort(ab)
-    assert.equal(ab.blockedUntil, Infinity, 'still discarding: the tree has not let it forward yet')
+    assert.equal(portState(ab), 'discarding', 'still discarding: the tree has not let it forward yet')
     f.run(FORWARD_DELAY_MS + 500)
-    assert.equal(ab.blockedUntil, 0)
+    assert.equal(ab.blocked, 0)
   })
 
   it('rejects malformed BPDUs (counted) and orders vectors field by field', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { Switch } from '../../src/switch/switch'
+import { Switch } from '../../src/switch/core/switch'
 import { encodeBatch } from '../../src/common/protocol'
 import { FakePort } from '../helpers/fake-port'
 import { eth, frame, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'

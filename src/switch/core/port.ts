@@ -9,7 +9,7 @@
  * per frame).
  */
 
-import { VLAN_COUNT } from '../common/vlan'
+import { VLAN_COUNT } from '../../common/vlan'
 import type { FdbEntry } from './fdb'
 import type { StpPort } from './stp'
 
@@ -57,14 +57,32 @@ export const DEFAULT_POLICY: PortPolicy = Object.freeze({
 })
 
 /**
+ * Why a port forwards nothing: the bits of `Port.blocked`, 0 = forwarding. One field for every
+ * reason, so each path asks one question and the reasons never overwrite each other (an operator's
+ * enable does not end a spanning-tree block, a loop hold-down ending does not enable a disabled port).
+ */
+export const BLOCK_OPERATOR = 1
+/** The spanning tree has the port discarding. */
+export const BLOCK_STP = 2
+/** Loop protection, until `Port.loopUntil`. */
+export const BLOCK_LOOP = 4
+
+/** The port's state as an operator reads it, the strongest reason first. */
+export type PortState = 'disabled' | 'discarding' | 'blocked' | 'forwarding'
+
+export function portState (p: Port): PortState {
+  const b = p.blocked
+  return (b & BLOCK_OPERATOR) !== 0 ? 'disabled' : (b & BLOCK_STP) !== 0 ? 'discarding' : (b & BLOCK_LOOP) !== 0 ? 'blocked' : 'forwarding'
+}
+
+/**
  * The one egress check every path makes (forward, flood, static entries,
  * trunks, captures), as Linux br_forward.c should_deliver() is: the port is a
- * member of `vid` and forwarding, not disabled by an operator, blocked by
- * loop protection nor discarding for the spanning tree (each of those sets
- * blockedUntil). A static fdb entry must not be a way around it (issue 12).
+ * member of `vid` and nothing blocks it. A static fdb entry must not be a way
+ * around it (issue 12).
  */
 export function canEgress (p: Port, vid: number): boolean {
-  return p.member[vid] === 1 && p.blockedUntil === 0
+  return p.member[vid] === 1 && p.blocked === 0
 }
 
 export abstract class Port {
@@ -100,14 +118,12 @@ export abstract class Port {
   rateTokens = 0
   rateRefilledAt = 0
 
-  /** Loop protection: blocked until this time (switch ms clock); 0 = forwarding, Infinity = disabled. */
-  blockedUntil = 0
-  /** Disabled by an operator (blockedUntil is then Infinity). */
-  disabled = false
+  /** Why it forwards nothing (BLOCK_* bits); 0 = forwarding. The one state every path checks. */
+  blocked = 0
+  /** When loop protection's hold-down ends (switch ms clock), while BLOCK_LOOP is set. */
+  loopUntil = 0
   /** A trunk to another switch: its spanning-tree state (stp.ts); null for every other port. */
   stp: StpPort | null = null
-  /** The spanning tree has it discarding (blockedUntil is then Infinity). */
-  stpBlocked = false
   /**
    * Its name is its own: given by switchd or the configuration (a token's pin,
    * a QEMU listener, a trunk we dialled), or claimed under a claimable

@@ -26,10 +26,10 @@ import * as net from 'node:net'
 import * as fs from 'node:fs'
 import { isMainThread } from 'node:worker_threads'
 import { NetPort, BatchSlab } from './net-port'
-import type { Switch } from './switch'
-import type { PortPolicy } from './port'
-import { Deframer, PREFIX_U32 } from '../common/framing'
-import { logger } from '../common/log'
+import type { Switch } from '../core/switch'
+import type { PortPolicy } from '../core/port'
+import { Deframer, PREFIX_U32 } from '../../common/framing'
+import { logger } from '../../common/log'
 
 const log = logger('qemu')
 

@@ -10,14 +10,14 @@
  * every port whose policy is still valid and closes the others (1008).
  */
 
-import { Switch } from './switch'
-import { MODE_TRUNK, type Port, type PortPolicy } from './port'
+import { Switch } from '../core/switch'
+import { MODE_TRUNK, type Port, type PortPolicy } from '../core/port'
 import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
 import type { TokenGrant } from './auth'
-import { makeBridgeId } from './stp'
-import type { VlanRequest } from '../common/protocol'
-import { CLOSE_POLICY } from '../common/protocol'
-import { logger } from '../common/log'
+import { makeBridgeId } from '../core/stp'
+import type { VlanRequest } from '../../common/protocol'
+import { CLOSE_POLICY } from '../../common/protocol'
+import { logger } from '../../common/log'
 
 const log = logger('networks')
 

@@ -6,11 +6,11 @@
  */
 
 import type { Switch } from './switch'
-import type { Port } from './port'
+import { BLOCK_LOOP, type Port } from './port'
 import { LEARN_LIMIT } from './fdb'
-import { formatMac } from '../common/ethernet'
-import { CLOSE_POLICY } from '../common/protocol'
-import { logger } from '../common/log'
+import { formatMac } from '../../common/ethernet'
+import { CLOSE_POLICY } from '../../common/protocol'
+import { logger } from '../../common/log'
 
 const log = logger('switch')
 
@@ -46,7 +46,8 @@ export function refuseSource (sw: Switch, ingress: Port, learned: number): void 
  */
 export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, mac: number, vid: number): boolean {
   const blocked = from === home ? ingress : ingress === home ? from : from.id > ingress.id ? from : ingress
-  blocked.blockedUntil = sw.nowMs + sw.loopHoldDown * 1000
+  blocked.blocked |= BLOCK_LOOP
+  blocked.loopUntil = sw.nowMs + sw.loopHoldDown * 1000
   blocked.loopBlocks++
   sw.stats.loopsDetected++
   const flushed = sw.fdb.deletePort(blocked)

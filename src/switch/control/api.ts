@@ -23,19 +23,19 @@
 
 import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { SwitchServer } from './server'
-import type { NetPort } from './net-port'
-import type { Switch } from './switch'
-import { MODE_TRUNK } from './port'
-import { portDropDetail } from './drops'
-import type { PortJson, NetworkJson, FdbJson } from '../common/api-types'
+import type { SwitchServer } from '../io/server'
+import type { NetPort } from '../io/net-port'
+import type { Switch } from '../core/switch'
+import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, portState } from '../core/port'
+import { portDropDetail } from '../core/drops'
+import type { PortJson, NetworkJson, FdbJson } from '../../common/api-types'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
-import { MAX_STATIC_ENTRIES } from './fdb'
+import { MAX_STATIC_ENTRIES } from '../core/fdb'
 import { apiRequestRefusal } from './exposure'
-import { formatMac, parseMac, macAt } from '../common/ethernet'
-import { CLOSE_POLICY } from '../common/protocol'
-import { logger } from '../common/log'
-import { requestUrl } from '../common/cli'
+import { formatMac, parseMac, macAt } from '../../common/ethernet'
+import { CLOSE_POLICY } from '../../common/protocol'
+import { logger } from '../../common/log'
+import { requestUrl } from '../../common/cli'
 import { bearerToken } from './auth'
 
 const log = logger('api')
@@ -57,8 +57,8 @@ export function portView (p: NetPort): PortJson {
     mode: p.mode === MODE_TRUNK ? 'trunk' : 'access',
     pvid: p.pvid,
     vlans: p.policy.vlans,
-    state: p.disabled ? 'disabled' : p.blockedUntil !== 0 ? 'blocked' : 'forwarding',
-    blockedSeconds: p.blockedUntil !== 0 && !p.disabled ? Math.max(0, Math.ceil((p.blockedUntil - nowMs) / 1000)) : 0,
+    state: portState(p),
+    blockedSeconds: (p.blocked & (BLOCK_OPERATOR | BLOCK_STP)) === 0 && (p.blocked & BLOCK_LOOP) !== 0 ? Math.max(0, Math.ceil((p.loopUntil - nowMs) / 1000)) : 0,
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
     offload: p.offload,

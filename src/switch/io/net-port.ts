@@ -17,16 +17,16 @@
  * costs the fast path no extra pass.
  */
 
-import { Port } from './port'
-import type { Switch } from './switch'
-import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../common/protocol'
-import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../common/vlan'
-import { shiftHeader } from '../common/gso'
-import { logger } from '../common/log'
+import { Port } from '../core/port'
+import type { Switch } from '../core/switch'
+import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
+import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
+import { shiftHeader } from '../../common/gso'
+import { logger } from '../../common/log'
 
 const log = logger('port')
 
-export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
+export { DEFAULT_HIGH_WATER_MARK } from '../control/defaults'
 
 /** Slab for batched egress: several messages' worth, never rewritten while the transport may hold a view. */
 const SLAB_SIZE = 1024 * 1024

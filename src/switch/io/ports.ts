@@ -19,18 +19,18 @@
 import type * as http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
-import type { Switch } from './switch'
+import type { Switch } from '../core/switch'
 import { WsPort, RawPort, BatchPort } from './ws-port'
-import { MODE_TRUNK, type PortPolicy } from './port'
-import type { Networks } from './networks'
-import { isReservedName, type SwitchdConfig } from './config'
-import type { TokenGrant } from './auth'
-import { addressKey } from '../common/address'
+import { MODE_TRUNK, type PortPolicy } from '../core/port'
+import type { Networks } from '../control/networks'
+import { isReservedName, type SwitchdConfig } from '../control/config'
+import type { TokenGrant } from '../control/auth'
+import { addressKey } from '../../common/address'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl, truncateReason
-} from '../common/protocol'
-import { logger } from '../common/log'
+} from '../../common/protocol'
+import { logger } from '../../common/log'
 
 const log = logger('ports')
 

@@ -8,10 +8,10 @@
  */
 
 import type { Registry } from 'prom-client'
-import type { SwitchServer } from './server'
-import type { Port } from './port'
-import { DROP_REASONS, portDrops, networkDrops } from './drops'
-import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
+import type { SwitchServer } from '../io/server'
+import type { Port } from '../core/port'
+import { DROP_REASONS, portDrops, networkDrops } from '../core/drops'
+import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../common/metrics'
 
 export interface MetricsOptions {
   /** Per-port series (default true). */
@@ -43,7 +43,7 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
     })
   })
   scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection, the spanning tree or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
-    eachPort((p, network) => { emit({ network, port: p.name }, p.blockedUntil !== 0 ? 1 : 0) })
+    eachPort((p, network) => { emit({ network, port: p.name }, p.blocked !== 0 ? 1 : 0) })
   })
   scrapedGauge(reg, 'switchd_port_fdb_entries', 'MACs learned on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.fdbEntries) }) })
 

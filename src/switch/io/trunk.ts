@@ -18,14 +18,14 @@
 import * as os from 'node:os'
 import { readFileSync } from 'node:fs'
 import { NetPort, BatchSlab } from './net-port'
-import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from './port'
-import type { Switch } from './switch'
-import type { Networks } from './networks'
-import type { TrunkSpec } from './config'
-import { Uplink } from '../common/uplink'
-import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../common/protocol'
-import { TapswitchError, ERR_CONFIG } from '../common/errors'
-import { logger } from '../common/log'
+import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from '../core/port'
+import type { Switch } from '../core/switch'
+import type { Networks } from '../control/networks'
+import type { TrunkSpec } from '../control/config'
+import { Uplink } from '../../common/uplink'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
+import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import { logger } from '../../common/log'
 
 const log = logger('trunk')
 

@@ -14,8 +14,8 @@
 
 import { createHash } from 'node:crypto'
 import type * as http from 'node:http'
-import type { PortPolicy } from './port'
-import { requestUrl } from '../common/cli'
+import type { PortPolicy } from '../core/port'
+import { requestUrl } from '../../common/cli'
 
 /** One configured token and what it grants. */
 export interface TokenGrant {

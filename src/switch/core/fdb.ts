@@ -53,9 +53,9 @@
 
 import { LRUCache } from 'lru-cache'
 import type { Port } from './port'
-import { VLAN_COUNT } from '../common/vlan'
-import { formatMac } from '../common/ethernet'
-import { logger } from '../common/log'
+import { VLAN_COUNT } from '../../common/vlan'
+import { formatMac } from '../../common/ethernet'
+import { logger } from '../../common/log'
 
 const log = logger('fdb')
 

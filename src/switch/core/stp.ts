@@ -49,10 +49,10 @@
  */
 
 import { randomBytes } from 'node:crypto'
-import type { Port } from './port'
+import { BLOCK_STP, type Port } from './port'
 import type { Switch } from './switch'
-import { parseControl } from '../common/protocol'
-import { logger } from '../common/log'
+import { parseControl } from '../../common/protocol'
+import { logger } from '../../common/log'
 
 const log = logger('stp')
 
@@ -390,8 +390,6 @@ function admitBpdu (st: StpPort, now: number): boolean {
 
 /** Discarding ports are blocked like loop-blocked ones, but until the tree says otherwise. */
 function setBlocked (p: Port, blocked: boolean): void {
-  p.stpBlocked = blocked
-  if (p.disabled) return
-  if (blocked) p.blockedUntil = Infinity
-  else if (p.blockedUntil === Infinity) p.blockedUntil = 0
+  if (blocked) p.blocked |= BLOCK_STP
+  else p.blocked &= ~BLOCK_STP
 }

@@ -23,8 +23,8 @@
 import type * as http from 'node:http'
 import { isIP } from 'node:net'
 import type { SwitchdConfig } from './config'
-import { isLoopback, splitHostPort } from '../common/address'
-import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { isLoopback, splitHostPort } from '../../common/address'
+import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
 /** Whether the admin surface is open to anyone who can connect to `host` (no admin token needed). */
 export function adminOpen (config: SwitchdConfig, host: string): boolean {

@@ -18,18 +18,18 @@
  */
 
 import { debuglog } from 'node:util'
-import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../common/ethernet'
-import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../common/vlan'
-import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../common/protocol'
-import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../common/gso'
+import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../../common/ethernet'
+import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../../common/vlan'
+import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../../common/protocol'
+import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../../common/gso'
 import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, canEgress, type Port } from './port'
+import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, canEgress, type Port } from './port'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
-import { logger } from '../common/log'
+import { logger } from '../../common/log'
 
 const trace = debuglog('tapswitch:switch')
 const log = logger('switch')
@@ -181,14 +181,12 @@ export class Switch {
 
   /** Operator disable: no frames in or out until enable(); its MACs are forgotten. */
   disablePort (port: Port): void {
-    port.disabled = true
-    port.blockedUntil = Infinity
+    port.blocked |= BLOCK_OPERATOR
     this.fdb.deletePort(port)
   }
 
   enablePort (port: Port): void {
-    port.disabled = false
-    port.blockedUntil = port.stpBlocked ? Infinity : 0
+    port.blocked &= ~BLOCK_OPERATOR
   }
 
   /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
@@ -200,8 +198,8 @@ export class Switch {
     if (second) this.fdb.expire()
     this.stp.tick(nowMs)
     for (const p of this.ports) {
-      if (p.blockedUntil !== 0 && nowMs >= p.blockedUntil) {
-        p.blockedUntil = 0
+      if ((p.blocked & BLOCK_LOOP) !== 0 && nowMs >= p.loopUntil) {
+        p.blocked &= ~BLOCK_LOOP
         log.info('loop_unblocked', { network: this.name, port: p.name })
       }
     }
@@ -247,8 +245,8 @@ export class Switch {
     const s = this.stats
     ingress.rxFrames++
     ingress.rxBytes += len
-    if (ingress.blockedUntil !== 0) {
-      if (ingress.disabled) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
+    if (ingress.blocked !== 0) {
+      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
       return
     }
     if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }

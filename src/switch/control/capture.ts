@@ -13,9 +13,9 @@
  * forwarded to it, or were flooded while it was a forwarding member of the VLAN.
  */
 
-import type { Switch, FrameTap } from './switch'
-import { canEgress, type Port } from './port'
-import { logger } from '../common/log'
+import type { Switch, FrameTap } from '../core/switch'
+import { canEgress, type Port } from '../core/port'
+import { logger } from '../../common/log'
 
 const log = logger('capture')
 

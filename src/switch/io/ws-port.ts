@@ -4,11 +4,11 @@
  */
 
 import type { WebSocket } from 'ws'
-import type { Switch } from './switch'
+import type { Switch } from '../core/switch'
 import { NetPort, BatchSlab } from './net-port'
-import { OP_ASIS, egressLength, writeEgress } from '../common/vlan'
-import { truncateReason } from '../common/protocol'
-import { logger } from '../common/log'
+import { OP_ASIS, egressLength, writeEgress } from '../../common/vlan'
+import { truncateReason } from '../../common/protocol'
+import { logger } from '../../common/log'
 
 const log = logger('port')
 

@@ -10,7 +10,7 @@
  * is kept for the rest of the ingress message and given to every plain port.
  */
 
-import { toPlainFrames } from '../common/gso'
+import { toPlainFrames } from '../../common/gso'
 
 /** The counters this module keeps (SwitchStats has them). */
 export interface OffloadStats {

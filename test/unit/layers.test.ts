@@ -1,0 +1,109 @@
+/**
+ * The folder layout is the architecture (docs/ARCHITECTURE.md): this test reads every import in src/
+ * and fails on an arrow that points the wrong way or on an import cycle.
+ */
+import { strict as assert } from 'node:assert'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+
+const SRC = path.join(__dirname, '..', '..', 'src')
+
+/** Every .ts file under src/, as a path relative to src/ without the extension. */
+function modules(dir = SRC): string[] {
+  const out: string[] = []
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory()) out.push(...modules(p))
+    else if (e.name.endsWith('.ts')) out.push(path.relative(SRC, p).replace(/\.ts$/, ''))
+  }
+  return out
+}
+
+interface Edges { local: string[]; packages: string[] }
+
+/** Value imports only: `import type` is erased and cannot make a cycle or an I/O dependency. */
+function importsOf(mod: string): Edges {
+  const text = fs.readFileSync(path.join(SRC, mod + '.ts'), 'utf8')
+  const local: string[] = []
+  const packages: string[] = []
+  const re = /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    if (m[2]) continue
+    const spec = m[3]!
+    if (spec.startsWith('.')) local.push(path.relative(SRC, path.join(SRC, path.dirname(mod), spec)))
+    else packages.push(spec)
+  }
+  return { local, packages }
+}
+
+const ALL = modules()
+const GRAPH = new Map(ALL.map(m => [m, importsOf(m)]))
+
+function layerOf(mod: string): string {
+  const parts = mod.split(path.sep)
+  return parts[0] === 'switch' && parts.length > 2 ? `switch/${parts[1]}` : parts[0]!
+}
+
+/** Which layers each layer may import (its own layer always). */
+const ALLOWED: Record<string, string[]> = {
+  'common': [],
+  'switch/core': ['common'],
+  'switch/control': ['switch/core', 'common'],
+  'switch/io': ['switch/core', 'switch/control', 'common'],
+  'switch': ['switch/core', 'switch/io', 'switch/control', 'common'],
+  'agent': ['common'],
+  'ctl': ['common'],
+  'lab': ['common'],
+  'bench': ['common', 'lab'],
+}
+
+/** The core decides where a frame goes; it may not open, read or write anything. */
+const CORE_PACKAGES = new Set(['lru-cache', 'node:crypto', 'node:util'])
+
+describe('layers: the folder layout is the architecture', () => {
+  it('finds the layers it checks', () => {
+    for (const layer of Object.keys(ALLOWED)) assert.ok(ALL.some(m => layerOf(m) === layer), `no module in ${layer}`)
+  })
+
+  it('every import points down the layers (no switch → agent, no core → I/O)', () => {
+    const wrong: string[] = []
+    for (const [mod, { local }] of GRAPH) {
+      const from = layerOf(mod)
+      const allowed = ALLOWED[from]
+      assert.ok(allowed, `${mod}: layer ${from} is not in the table`)
+      for (const dep of local) {
+        const to = layerOf(dep)
+        if (to !== from && !allowed.includes(to)) wrong.push(`${mod} → ${dep}`)
+      }
+    }
+    assert.deepEqual(wrong, [])
+  })
+
+  it('the switching core imports no I/O package', () => {
+    const wrong: string[] = []
+    for (const [mod, { packages }] of GRAPH) {
+      if (layerOf(mod) !== 'switch/core') continue
+      for (const p of packages) if (!CORE_PACKAGES.has(p)) wrong.push(`${mod} → ${p}`)
+    }
+    assert.deepEqual(wrong, [])
+  })
+
+  it('has no import cycle', () => {
+    const state = new Map<string, 1 | 2>()
+    const stack: string[] = []
+    const cycles: string[] = []
+    const visit = (m: string): void => {
+      state.set(m, 1)
+      stack.push(m)
+      for (const d of GRAPH.get(m)?.local ?? []) {
+        if (!GRAPH.has(d)) continue
+        if (state.get(d) === 1) cycles.push([...stack.slice(stack.indexOf(d)), d].join(' → '))
+        else if (!state.has(d)) visit(d)
+      }
+      stack.pop()
+      state.set(m, 2)
+    }
+    for (const m of ALL) if (!state.has(m)) visit(m)
+    assert.deepEqual(cycles, [])
+  })
+})

@@ -11,7 +11,6 @@
 import { readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { sha256Hex, type TokenGrant } from './auth'
-import type { ListenAddress } from '../io/qemu-listener'
 import { isLoopback } from '../../common/address'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { parseMac, macAt } from '../../common/ethernet'
@@ -323,6 +322,9 @@ function readTokens (r: Reader, v: unknown, key: string, defaultPolicy: PortPoli
     }))
   })
 }
+
+/** Where a QEMU listener listens: a unix socket file, or TCP. */
+export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
 
 /** `unix:/path`, a bare absolute path, or `tcp:HOST:PORT`. */
 function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {

@@ -19,6 +19,11 @@ function modules(dir = SRC): string[] {
   return out
 }
 
+/** A folder import (`./config`) is its index.ts, so cycles through it are seen. */
+function resolveLocal(mod: string): string {
+  return fs.existsSync(path.join(SRC, mod, 'index.ts')) ? path.join(mod, 'index') : mod
+}
+
 interface Edges { local: string[]; packages: string[]; typeOnly: string[] }
 
 /**
@@ -34,7 +39,7 @@ function importsOf(mod: string): Edges {
   const re = /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm
   for (let m = re.exec(text); m; m = re.exec(text)) {
     const spec = m[3]!
-    const target = spec.startsWith('.') ? path.relative(SRC, path.join(SRC, path.dirname(mod), spec)) : undefined
+    const target = spec.startsWith('.') ? resolveLocal(path.relative(SRC, path.join(SRC, path.dirname(mod), spec))) : undefined
     if (m[2]) { if (target !== undefined) typeOnly.push(target); continue }
     if (target !== undefined) local.push(target)
     else packages.push(spec)

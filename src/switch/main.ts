@@ -26,7 +26,7 @@ const SPECS = {
   'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
   'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
   'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
-  uplink: { type: 'string', env: 'SWITCHD_UPLINK', arg: 'URL,…', help: 'trunk to another switchd: ws[s]://HOST:PORT/net/NAME joins our network NAME to its; each URL is one trunk (README "Growing")' },
+  uplink: { type: 'string', env: 'SWITCHD_UPLINK', arg: 'URL,…', help: 'trunk to another switchd: ws[s]://HOST:PORT/net/NAME joins our network NAME to its; each URL is one trunk (docs/TRUNKS.md)' },
   'uplink-token': { type: 'string', env: 'SWITCHD_UPLINK_TOKEN', arg: 'TOKEN', help: 'bearer token for the --uplink switches (prefer the environment variable)' },
   'uplink-ca': { type: 'string', env: 'SWITCHD_UPLINK_CA', arg: 'FILE', help: 'PEM CA to trust for wss:// --uplink URLs instead of the system\'s' },
   'bridge-priority': { type: 'string', env: 'SWITCHD_BRIDGE_PRIORITY', arg: 'N', help: 'spanning-tree priority over trunks, 0-65535: the lowest becomes the root [default 32768]' },

@@ -1,5 +1,5 @@
 /**
- * switchd's Prometheus metrics (README "Metrics" lists them all). Values are
+ * switchd's Prometheus metrics (docs/METRICS.md lists them all; test/unit/docs.test.ts checks the list). Values are
  * read from Port, Switch, Fdb and server counters at scrape time.
  *
  * Per-port series carry {network, port}: bounded by the ports connected, and

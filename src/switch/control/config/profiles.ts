@@ -21,7 +21,7 @@ export interface Profile {
   /**
    * Whether a port that merely names itself (a hello name: a claim) gets it.
    * Otherwise only names switchd or the configuration gives (token pins,
-   * QEMU names, names switchd makes up) do: see README "Port profiles".
+   * QEMU names, names switchd makes up) do: see docs/CONFIGURATION.md "Trusted names and claims".
    */
   claimable: boolean
 }

@@ -14,7 +14,7 @@ import { TapswitchError, ERR_CONFIG } from '../common/errors'
 const log = logger('switchd')
 
 // No `default` on flags that the configuration file may also set: absent means "use the file".
-const SPECS = {
+export const SPECS = {
   config: { type: 'string', env: 'SWITCHD_CONFIG', arg: 'FILE', help: 'JSON configuration: networks, VLAN profiles, limits, static entries (SIGHUP reloads it)' },
   listen: { type: 'string', env: 'SWITCHD_LISTEN', arg: 'HOST:PORT', help: 'address for WebSocket ports, /healthz and /api [default 127.0.0.1:8080]' },
   'max-frame-size': { type: 'string', env: 'SWITCHD_MAX_FRAME_SIZE', arg: 'BYTES', help: `largest frame, header and VLAN tag included, up to ${MAX_FRAME_SIZE_LIMIT} for jumbo frames [default ${DEFAULT_MAX_FRAME_SIZE}]` },

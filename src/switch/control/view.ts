@@ -11,13 +11,18 @@
  */
 
 import type { Port } from '../core/port'
+import type { PortDropField } from '../core/drops'
 import type { Switch } from '../core/switch'
 import type { SwitchdConfig } from './config'
 import type { Networks } from './networks'
 import type { CaptureHub } from './capture'
 
-/** A port as the API and metrics read it: the core's Port plus what only its transport knows. */
-export interface PortHandle extends Readonly<Port> {
+/** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
+type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
+  'connectedAt' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | PortDropField
+
+/** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
+export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly network: Switch
   readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
   /** The peer's address (a socket path or host:port). */

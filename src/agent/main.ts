@@ -20,7 +20,7 @@ import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 const log = logger('tap-agent')
 
-const SPECS = {
+export const SPECS = {
   url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL[,URL…]', help: 'switchd to connect to, ws://host:port/ or wss://… (required); several, comma-separated, are tried in turn' },
   token: { type: 'string', env: 'TAP_AGENT_TOKEN', arg: 'TOKEN', help: 'token switchd asks for (prefer the environment variable: flags show in ps)' },
   ca: { type: 'string', env: 'TAP_AGENT_CA', arg: 'FILE', help: 'PEM CA bundle to trust for wss:// instead of the system CAs' },

@@ -33,6 +33,13 @@ Options:
   -h, --help       show this help
 `
 
+/** Every flag switchctl takes (docs/CONFIGURATION.md lists them; test/unit/docs.test.ts checks it). */
+export const OPTIONS = {
+  url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' },
+  count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' }
+} as const
+
 class CtlError extends Error {
   constructor (message: string, readonly exitCode = 1) { super(message) }
 }
@@ -83,11 +90,7 @@ export async function main (argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: {
-        url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-        network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' },
-        count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' }
-      }
+      options: OPTIONS
     })
   } catch (err) {
     process.stderr.write(`switchctl: ${(err as Error).message}\n\n${USAGE}`)

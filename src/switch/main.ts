@@ -14,7 +14,7 @@ import { TapswitchError, ERR_CONFIG } from '../common/errors'
 const log = logger('switchd')
 
 // No `default` on flags that the configuration file may also set: absent means "use the file".
-const SPECS = {
+export const SPECS = {
   config: { type: 'string', env: 'SWITCHD_CONFIG', arg: 'FILE', help: 'JSON configuration: networks, VLAN profiles, limits, static entries (SIGHUP reloads it)' },
   listen: { type: 'string', env: 'SWITCHD_LISTEN', arg: 'HOST:PORT', help: 'address for WebSocket ports, /healthz and /api [default 127.0.0.1:8080]' },
   'max-frame-size': { type: 'string', env: 'SWITCHD_MAX_FRAME_SIZE', arg: 'BYTES', help: `largest frame, header and VLAN tag included, up to ${MAX_FRAME_SIZE_LIMIT} for jumbo frames [default ${DEFAULT_MAX_FRAME_SIZE}]` },
@@ -26,7 +26,7 @@ const SPECS = {
   'allow-anonymous': { type: 'boolean', env: 'SWITCHD_ALLOW_ANONYMOUS', help: 'listen on a non-loopback address without tokens: anyone who reaches it joins the LAN' },
   'tls-cert': { type: 'string', env: 'SWITCHD_TLS_CERT', arg: 'FILE', help: 'PEM certificate: serve wss:// and https:// (SIGHUP reloads it)' },
   'tls-key': { type: 'string', env: 'SWITCHD_TLS_KEY', arg: 'FILE', help: 'PEM key of --tls-cert' },
-  uplink: { type: 'string', env: 'SWITCHD_UPLINK', arg: 'URL,…', help: 'trunk to another switchd: ws[s]://HOST:PORT/net/NAME joins our network NAME to its; each URL is one trunk (README "Growing")' },
+  uplink: { type: 'string', env: 'SWITCHD_UPLINK', arg: 'URL,…', help: 'trunk to another switchd: ws[s]://HOST:PORT/net/NAME joins our network NAME to its; each URL is one trunk (docs/TRUNKS.md)' },
   'uplink-token': { type: 'string', env: 'SWITCHD_UPLINK_TOKEN', arg: 'TOKEN', help: 'bearer token for the --uplink switches (prefer the environment variable)' },
   'uplink-ca': { type: 'string', env: 'SWITCHD_UPLINK_CA', arg: 'FILE', help: 'PEM CA to trust for wss:// --uplink URLs instead of the system\'s' },
   'bridge-priority': { type: 'string', env: 'SWITCHD_BRIDGE_PRIORITY', arg: 'N', help: 'spanning-tree priority over trunks, 0-65535: the lowest becomes the root [default 32768]' },

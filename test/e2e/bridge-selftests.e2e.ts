@@ -2,7 +2,7 @@
  * The Linux bridge selftests, against switchd: the cases of
  * tools/testing/selftests/net/forwarding/bridge_vlan_unaware.sh and
  * bridge_vlan_aware.sh (ping_ipv4, ping_ipv6, learning, flooding; ageing as in
- * lib.sh's learning_test; hairpin_drop; VLAN isolation), with the same names
+ * lib.sh's learning_test; hairpin_drop; port_down_flush; VLAN isolation), with the same names
  * and the same shape: a host sends a frame with a chosen MAC (mausezahn there,
  * inject.ts here) and a counter on the other hosts says whether it arrived
  * (a tc flower filter there, a packet-socket sniffer here).
@@ -21,7 +21,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { Lab, emitLines, stopChild, waitForLine, type LabHost, type LabOptions } from '../../src/lab/lab'
+import { Lab, emitLines, run, stopChild, waitForLine, type LabHost, type LabOptions } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { inject } from '../helpers/inject'
 import { sleep } from '../helpers/net'
@@ -213,6 +213,31 @@ describe('e2e bridge selftests: VLAN-unaware (bridge_vlan_unaware.sh)', function
     assert.deepEqual(got.get('b'), [], 'nor flooded')
     assert.deepEqual(got.get('c'), [])
     assert.equal((await port(lab, a)).drops.hairpin - hairpin0, 1, 'counted as drops.hairpin')
+  })
+
+  // Last of this lab: c's agent does not come back.
+  it('port_down_flush: an agent that stops takes its TAP, its port and its fdb entries with it', async () => {
+    const [a, b, c] = hosts()
+    const mac = 'de:ad:be:ef:13:3a'
+    await lab.ping(c, a, 1)
+    await send(c, 'ff:ff:ff:ff:ff:ff', mac)
+    const refreshed = Date.now()
+    await until(async () => (await fdbRows(lab, mac)).some((r) => r.port === 'host-c'), 3000, `${mac} learned on host-c`)
+    assert.deepEqual((await fdbRows(lab, c.mac)).map((r) => r.port), ['host-c'], 'c\'s own MAC is learned on host-c')
+    const agent = c.agent
+    assert.ok(agent)
+    agent.kill('SIGTERM')
+    const [code] = await once(agent, 'exit') as [number | null]
+    assert.equal(code, 0, 'tap-agent exits cleanly on SIGTERM')
+    const links = await run('ip', ['-n', c.ns, '-j', 'link', 'show'])
+    assert.ok(!links.includes(c.tap), 'the TAP disappeared with the agent')
+    // switchd removes the port and flushes its entries in one step (ports.ts remove()): once the port is gone, so are they.
+    await until(async () => (await lab.api<PortView[]>('/api/v1/ports')).every((p) => p.name !== 'host-c'), 5000, 'port host-c to go down')
+    assert.deepEqual(await fdbRows(lab, mac), [], 'the MAC c sent from left the fdb with the port')
+    assert.deepEqual(await fdbRows(lab, c.mac), [], 'and so did c\'s own')
+    const idle = (Date.now() - refreshed) / 1000
+    assert.ok(idle < AGEING - 1, `flushed with the port, not aged out (${idle} s after the last refresh; ageingTime ${AGEING})`)
+    assert.match(await lab.ping(a, b, 1), / 1 received/, 'the others keep working')
   })
 })
 

@@ -417,7 +417,7 @@ const rawFrames: Case = async (ctx) => {
 
 /**
  * Raw-mode text: jor1k's `ping:X` keepalive (at most 256 bytes) is answered with `pong:X` to that client
- * only (README "jor1k"); any other text is ignored and counted, never answered.
+ * only (docs/ENDPOINTS.md, jor1k); any other text is ignored and counted, never answered.
  */
 const rawText: Case = async (ctx) => {
   const c = await connect(ctx, false)

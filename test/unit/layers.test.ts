@@ -19,21 +19,32 @@ function modules(dir = SRC): string[] {
   return out
 }
 
-interface Edges { local: string[]; packages: string[] }
+/** A folder import (`./config`) is its index.ts, so cycles through it are seen. */
+function resolveLocal(mod: string): string {
+  return fs.existsSync(path.join(SRC, mod, 'index.ts')) ? path.join(mod, 'index') : mod
+}
 
-/** Value imports only: `import type` is erased and cannot make a cycle or an I/O dependency. */
+interface Edges { local: string[]; packages: string[]; typeOnly: string[] }
+
+/**
+ * Value imports in `local` and `packages`: `import type` is erased and cannot make a cycle or an
+ * I/O dependency. Type imports in `typeOnly`: the control plane may not even name io/'s types
+ * (it sees the daemon through control/view.ts).
+ */
 function importsOf(mod: string): Edges {
   const text = fs.readFileSync(path.join(SRC, mod + '.ts'), 'utf8')
   const local: string[] = []
   const packages: string[] = []
+  const typeOnly: string[] = []
   const re = /^\s*(import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]/gm
   for (let m = re.exec(text); m; m = re.exec(text)) {
-    if (m[2]) continue
     const spec = m[3]!
-    if (spec.startsWith('.')) local.push(path.relative(SRC, path.join(SRC, path.dirname(mod), spec)))
+    const target = spec.startsWith('.') ? resolveLocal(path.relative(SRC, path.join(SRC, path.dirname(mod), spec))) : undefined
+    if (m[2]) { if (target !== undefined) typeOnly.push(target); continue }
+    if (target !== undefined) local.push(target)
     else packages.push(spec)
   }
-  return { local, packages }
+  return { local, packages, typeOnly }
 }
 
 const ALL = modules()
@@ -75,6 +86,15 @@ describe('layers: the folder layout is the architecture', () => {
         const to = layerOf(dep)
         if (to !== from && !allowed.includes(to)) wrong.push(`${mod} → ${dep}`)
       }
+    }
+    assert.deepEqual(wrong, [])
+  })
+
+  it('the control plane imports nothing from io/, not even a type (it sees the daemon through view.ts)', () => {
+    const wrong: string[] = []
+    for (const [mod, { local, typeOnly }] of GRAPH) {
+      if (layerOf(mod) !== 'switch/control') continue
+      for (const dep of [...local, ...typeOnly]) if (layerOf(dep) === 'switch/io') wrong.push(`${mod} → ${dep}`)
     }
     assert.deepEqual(wrong, [])
   })

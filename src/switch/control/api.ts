@@ -23,8 +23,7 @@
 
 import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { SwitchServer } from '../io/server'
-import type { NetPort } from '../io/net-port'
+import type { SwitchdView, PortHandle } from './view'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, portState } from '../core/port'
 import { portDropDetail } from '../core/drops'
@@ -33,7 +32,6 @@ import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from '../core/fdb'
 import { apiRequestRefusal } from './exposure'
 import { formatMac, parseMac, macAt } from '../../common/ethernet'
-import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
 import { requestUrl } from '../../common/cli'
 import { bearerToken } from './auth'
@@ -45,7 +43,7 @@ class HttpError extends Error {
   constructor (readonly status: number, message: string) { super(message) }
 }
 
-export function portView (p: NetPort): PortJson {
+export function portView (p: PortHandle): PortJson {
   const nowMs = p.network.nowMs
   return {
     id: p.id,
@@ -129,20 +127,20 @@ function optInt (v: string | null, key: string, min: number, max: number, def: n
   return n
 }
 
-function network (server: SwitchServer, name: string | undefined): Switch {
+function network (server: SwitchdView, name: string | undefined): Switch {
   const sw = server.networks.get(name ?? 'default')
   if (sw === undefined) throw new HttpError(404, `no network "${name ?? 'default'}"`)
   return sw
 }
 
-function findPort (server: SwitchServer, name: string): NetPort {
+function findPort (server: SwitchdView, name: string): PortHandle {
   const p = server.ports().find((x) => x.name === name)
   if (p === undefined) throw new HttpError(404, `no port "${name}"`)
   return p
 }
 
 /** Serve /api/v1/*; returns false for any other path. */
-export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchServer): boolean {
+export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchdView): boolean {
   const url = requestUrl(req.url)
   if (url === undefined) { send(res, 400, { error: 'not a valid request target' }); return true }
   if (!url.pathname.startsWith('/api/')) return false
@@ -178,7 +176,7 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
   return true
 }
 
-async function route (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchServer, url: URL): Promise<void> {
+async function route (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchdView, url: URL): Promise<void> {
   const q = url.searchParams
   const method = req.method ?? 'GET'
   const path = url.pathname
@@ -250,9 +248,9 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   if (method === 'POST' && action !== null) {
     const p = findPort(server, decodeURIComponent(action[1] as string))
     const verb = action[2] as string
-    if (verb === 'disable') p.network.disablePort(p)
-    else if (verb === 'enable') p.network.enablePort(p)
-    else p.shutdown(CLOSE_POLICY, 'disconnected by an operator')
+    if (verb === 'disable') server.disablePort(p)
+    else if (verb === 'enable') server.enablePort(p)
+    else server.disconnectPort(p, 'disconnected by an operator')
     log.info(`port_${verb === 'disconnect' ? 'disconnected' : verb + 'd'}`, { network: p.network.name, port: p.name })
     send(res, 200, { port: p.name, action: verb })
     return

@@ -47,7 +47,7 @@ export function checkExposure (config: SwitchdConfig, host: string): void {
     const [mh] = splitHostPort(config.metricsListen)
     if (!isLoopback(mh)) {
       throw new TapswitchError(ERR_CONFIG, `refusing to serve /metrics on ${config.metricsListen} without an admin token: ` +
-        'set --admin-token (Prometheus sends it as a bearer token: README "Metrics"), or listen on 127.0.0.1')
+        'set --admin-token (Prometheus sends it as a bearer token: docs/METRICS.md), or listen on 127.0.0.1')
     }
   }
 }

@@ -1,5 +1,5 @@
 /**
- * switchd's Prometheus metrics (README "Metrics" lists them all). Values are
+ * switchd's Prometheus metrics (docs/METRICS.md lists them all; test/unit/docs.test.ts checks the list). Values are
  * read from Port, Switch, Fdb and server counters at scrape time.
  *
  * Per-port series carry {network, port}: bounded by the ports connected, and
@@ -8,8 +8,7 @@
  */
 
 import type { Registry } from 'prom-client'
-import type { SwitchServer } from '../io/server'
-import type { Port } from '../core/port'
+import type { SwitchdView, PortHandle } from './view'
 import { DROP_REASONS, portDrops, networkDrops } from '../core/drops'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../common/metrics'
 
@@ -20,11 +19,11 @@ export interface MetricsOptions {
   maxPortSeries?: number
 }
 
-export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}): Registry {
+export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {}): Registry {
   const reg = createRegistry('switchd', packageVersion())
   const perPort = opts.perPort ?? true
   const maxPorts = opts.maxPortSeries ?? 1000
-  const eachPort = (fn: (p: Port, network: string) => void): void => {
+  const eachPort = (fn: (p: PortHandle, network: string) => void): void => {
     if (!perPort) return
     const ports = server.ports()
     if (ports.length > maxPorts) return
@@ -88,19 +87,18 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
     for (const sw of nets.all()) emit({ network: sw.name }, sw.stp.rootGuardBlocks)
   })
   scrapedCounter(reg, 'switchd_ports_shut_total', 'Ports closed by a guard: not_reading (4004), bpdu_guard (4005)', ['reason'], (emit) => {
-    emit({ reason: 'not_reading' }, server.portTable.closedNotReading)
-    emit({ reason: 'bpdu_guard' }, server.portTable.bpduGuardShutdowns)
+    const c = server.counters()
+    emit({ reason: 'not_reading' }, c.closedNotReading)
+    emit({ reason: 'bpdu_guard' }, c.bpduGuardShutdowns)
   })
   scrapedCounter(reg, 'switchd_replies_dropped_total', 'Replies not sent because the peer was not reading: pong (jor1k text and WebSocket pongs), bpdu (to a trunk)', ['kind'], (emit) => {
-    emit({ kind: 'pong' }, server.portTable.repliesDropped)
+    emit({ kind: 'pong' }, server.counters().repliesDropped)
     let bpdus = 0
     for (const sw of nets.all()) bpdus += sw.stats.controlDropped
     emit({ kind: 'bpdu' }, bpdus)
   })
   scrapedCounter(reg, 'switchd_trunk_dials_refused_total', 'Trunks this switchd dialled and dropped: no_common_vlan (the other switch granted none of the VLANs we allow)', ['reason'], (emit) => {
-    let n = 0
-    for (const t of server.trunks) n += t.vlansRefused
-    emit({ reason: 'no_common_vlan' }, n)
+    emit({ reason: 'no_common_vlan' }, server.counters().trunkVlansRefused)
   })
   scrapedCounter(reg, 'switchd_offload_fallback_frames_total', 'Offload frames made plain for ports without offload: GSO frames segmented, partial checksums finished', ['network', 'kind'], (emit) => {
     for (const sw of nets.all()) {
@@ -109,12 +107,13 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
     }
   })
   scrapedCounter(reg, 'switchd_loops_detected_total', 'Loops detected (a port was blocked)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.loopsDetected) })
-  scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.accepted) })
+  scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.counters().accepted) })
   scrapedCounter(reg, 'switchd_connections_rejected_total', 'Connections refused, by reason', ['reason'], (emit) => {
-    for (const [reason, n] of Object.entries(server.rejectedBy)) emit({ reason }, n)
+    for (const [reason, n] of Object.entries(server.counters().rejectedBy)) emit({ reason }, n)
   })
   scrapedCounter(reg, 'switchd_config_reloads_total', 'Configuration reloads, applied or rejected (config_rejected: nothing of it was applied)', ['result'], (emit) => {
-    emit({ result: 'applied' }, server.reloads.applied); emit({ result: 'rejected' }, server.reloads.rejected)
+    const c = server.counters()
+    emit({ result: 'applied' }, c.reloadsApplied); emit({ result: 'rejected' }, c.reloadsRejected)
   })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
   scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })

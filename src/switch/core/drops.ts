@@ -59,7 +59,7 @@ export const NOT_FRAME_DROPS: Readonly<Record<string, string>> = Object.freeze({
 })
 
 /** A port's drops by reason (metrics). */
-export function portDrops (p: Port): Record<string, number> {
+export function portDrops (p: Readonly<Pick<Port, PortDropField>>): Record<string, number> {
   const out: Record<string, number> = {}
   for (const d of DROP_REASONS) {
     let n = 0
@@ -70,7 +70,7 @@ export function portDrops (p: Port): Record<string, number> {
 }
 
 /** A port's drops by counter, as the admin API shows them (`dropPortSecurity` as `portSecurity`). */
-export function portDropDetail (p: Port): Record<string, number> {
+export function portDropDetail (p: Readonly<Pick<Port, PortDropField>>): Record<string, number> {
   const out: Record<string, number> = {}
   for (const d of DROP_REASONS) for (const f of d.port) out[apiName(f)] = p[f]
   return out

@@ -70,7 +70,7 @@ export const BLOCK_LOOP = 4
 /** The port's state as an operator reads it, the strongest reason first. */
 export type PortState = 'disabled' | 'discarding' | 'blocked' | 'forwarding'
 
-export function portState (p: Port): PortState {
+export function portState (p: Readonly<Pick<Port, 'blocked'>>): PortState {
   const b = p.blocked
   return (b & BLOCK_OPERATOR) !== 0 ? 'disabled' : (b & BLOCK_STP) !== 0 ? 'discarding' : (b & BLOCK_LOOP) !== 0 ? 'blocked' : 'forwarding'
 }

@@ -33,7 +33,8 @@ import { logger } from '../../common/log'
 
 const log = logger('qemu')
 
-export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
+import type { ListenAddress } from '../control/config'
+export type { ListenAddress }
 
 /** A port whose peer is a QEMU stream socket. */
 export class StreamPort extends NetPort {

@@ -42,6 +42,7 @@ import { checkExposure, adminOpen, hostAllowed, originAllowed } from '../control
 import { handleApi, tokenMatches } from '../control/api'
 import { CaptureHub } from '../control/capture'
 import { switchdRegistry } from '../control/metrics'
+import type { SwitchdView, DaemonCounters, PortHandle } from '../control/view'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { requestUrl } from '../../common/cli'
@@ -81,7 +82,7 @@ function tlsOptions (config: SwitchdConfig): https.ServerOptions {
   return opts
 }
 
-export class SwitchServer {
+export class SwitchServer implements SwitchdView {
   readonly networks: Networks
   readonly http: http.Server
   config: SwitchdConfig
@@ -160,6 +161,27 @@ export class SwitchServer {
 
   /** Count an admin API request refused before it was served (browser checks). */
   refusedApi (reason: 'bad_origin'): void { this.refused(reason) }
+
+  counters (): DaemonCounters {
+    let trunkVlansRefused = 0
+    for (const t of this.trunks) trunkVlansRefused += t.vlansRefused
+    const pt = this.portTable
+    return {
+      accepted: pt.accepted,
+      rejectedBy: this.rejectedBy,
+      reloadsApplied: this.reloads.applied,
+      reloadsRejected: this.reloads.rejected,
+      closedNotReading: pt.closedNotReading,
+      bpduGuardShutdowns: pt.bpduGuardShutdowns,
+      repliesDropped: pt.repliesDropped,
+      trunkVlansRefused
+    }
+  }
+
+  // Handles come only from ports() above: each is one of our NetPorts, seen through the view.
+  disablePort (handle: PortHandle): void { const p = handle as NetPort; p.network.disablePort(p) }
+  enablePort (handle: PortHandle): void { const p = handle as NetPort; p.network.enablePort(p) }
+  disconnectPort (handle: PortHandle, reason: string): void { (handle as NetPort).shutdown(CLOSE_POLICY, reason) }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {

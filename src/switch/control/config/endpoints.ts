@@ -1,0 +1,111 @@
+/**
+ * What switchd connects to besides WebSocket ports: QEMU VMs that dial in
+ * (`qemu`, --qemu-listen: one listening socket each) and trunks it dials to
+ * other switchd (`trunks`, --uplink).
+ */
+
+import type { Reader } from './reader'
+import { splitList } from './reader'
+import type { ConfigOverrides } from './index'
+import { NETWORK_NAME, DEFAULT_NETWORK } from './network'
+import { isLoopback } from '../../../common/address'
+import { NAME_PATTERN } from '../../../common/protocol'
+
+/** A trunk to another switchd: like an agent's uplink, for one of our networks. */
+export interface TrunkSpec {
+  /** ws:// or wss:// URL of the other switch's network (`/net/NAME`, or `/` for default). */
+  url: string
+  /** Our network it joins; by default the one the URL path names. */
+  network: string
+  /** Port name to ask the other switch for; default `trunk-<hostname>`. */
+  name: string | undefined
+  token: string | undefined
+  /** PEM file of the CA to trust for wss:// instead of the system's. */
+  ca: string | undefined
+  /**
+   * VLANs we carry on it, whatever the other switch grants (we take the
+   * intersection); undefined = what our own profile for the trunk's port
+   * name allows. The other switch must not choose our VLANs for us.
+   */
+  vlans: readonly number[] | undefined
+}
+
+const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca', 'vlans']
+
+/** Where a QEMU listener listens: a unix socket file, or TCP. */
+export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
+
+/** `unix:/path`, a bare absolute path, or `tcp:HOST:PORT`. */
+function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
+  if (typeof v !== 'string') r.fail(key, 'expected unix:/path/to.sock or tcp:HOST:PORT')
+  if (v.startsWith('unix:') && v.length > 5) return { kind: 'unix', path: v.slice(5) }
+  if (v.startsWith('/')) return { kind: 'unix', path: v }
+  const m = /^tcp:(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(v)
+  if (m === null || Number(m[3]) > 65535) r.fail(key, 'expected unix:/path/to.sock or tcp:HOST:PORT')
+  return { kind: 'tcp', host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
+}
+
+/** One QEMU listener of `qemu` (or `--qemu-listen`). */
+export interface QemuSpec {
+  name: string
+  network: string
+  address: ListenAddress
+  /** A tcp: address beyond loopback was asked for on purpose (`"allowRemote": true`). */
+  allowRemote: boolean
+  /** Mode of a unix: socket file: 0o600 (default, switchd's user only) or 0o660 (and its group). */
+  socketMode: number
+}
+
+export function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSpec[] {
+  const list: unknown[] = overrides !== undefined
+    ? overrides.split(',').filter((x) => x !== '').map((x) => { const i = x.indexOf('='); return { name: x.slice(0, i), listen: x.slice(i + 1) } })
+    : v === undefined ? [] : Array.isArray(v) ? v : r.fail('qemu', 'expected a list of {name, listen, network?}')
+  const names = new Set<string>()
+  return list.map((e, i) => {
+    const k = `qemu[${i}]`
+    const o = r.object(e, k, ['name', 'listen', 'network', 'allowRemote', 'socketMode'])
+    const name = r.str(o.name, `${k}.name`, NAME_PATTERN, undefined, 'the port name (NAME=unix:/path with --qemu-listen)') ?? r.fail(`${k}.name`, 'required')
+    if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
+    names.add(name)
+    const address = readListenAddress(r, o.listen, `${k}.listen`)
+    const allowRemote = r.bool(o.allowRemote, `${k}.allowRemote`, false)
+    // QEMU's -netdev stream has no authentication: whoever connects first is
+    // the VM. Beyond loopback that is anyone who can reach the port, so it
+    // takes an explicit opt-in, as listening without tokens does.
+    if (address.kind === 'tcp' && !isLoopback(address.host) && !allowRemote) {
+      r.fail(`${k}.listen`, `tcp:${address.host} is beyond loopback, and QEMU's stream has no authentication: anyone who reaches it ` +
+        'could become this VM. Listen on 127.0.0.1 or a unix: socket, or set "allowRemote": true on this entry (config file)')
+    }
+    // Like a TAP's /dev/net/tun (0600) or libvirt's sockets: the socket file's
+    // mode is who may be the VM. Never "other".
+    const mode = r.str(o.socketMode, `${k}.socketMode`, /^0?6[06]0$/, '0600', '"0600" (owner only) or "0660" (owner and group)') as string
+    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, address, allowRemote, socketMode: parseInt(mode, 8) }
+  })
+}
+
+export function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
+  const list: unknown[] = v === undefined ? [] : Array.isArray(v) ? [...v] : r.fail('trunks', 'expected a list of {url, network?, name?, token?, ca?, vlans?}')
+  for (const url of splitList(o.uplink ?? '')) {
+    list.push({ url, ...(o.uplinkToken !== undefined ? { token: o.uplinkToken } : {}), ...(o.uplinkCa !== undefined ? { ca: o.uplinkCa } : {}) })
+  }
+  return list.map((e, i) => {
+    const k = `trunks[${i}]`
+    const t = r.object(e, k, TRUNK_KEYS)
+    if (typeof t.url !== 'string') r.fail(`${k}.url`, 'required: ws://HOST:PORT/net/NAME or wss://…')
+    let u: URL
+    try { u = new URL(t.url) } catch { r.fail(`${k}.url`, `not a URL: ${t.url}`) }
+    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') r.fail(`${k}.url`, `expected ws:// or wss://, not ${u.protocol}`)
+    const m = /^\/(?:net\/([^/]+)\/?)?$/.exec(u.pathname)
+    if (m === null) r.fail(`${k}.url`, `the path must be / or /net/NAME, not ${u.pathname}`)
+    const network = r.str(t.network, `${k}.network`, NETWORK_NAME, m[1] ?? DEFAULT_NETWORK, 'a network name') as string
+    if (!NETWORK_NAME.test(network)) r.fail(`${k}.url`, `"${network}" is not a network name`)
+    return Object.freeze({
+      url: t.url,
+      network,
+      name: r.str(t.name, `${k}.name`, NAME_PATTERN, undefined, 'a port name'),
+      token: r.str(t.token, `${k}.token`, /^\S+$/, undefined, 'a token without spaces'),
+      ca: r.str(t.ca, `${k}.ca`, /^.+$/, undefined, 'a PEM file'),
+      vlans: t.vlans === undefined ? undefined : Object.freeze(r.vids(t.vlans, `${k}.vlans`))
+    })
+  })
+}

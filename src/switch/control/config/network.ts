@@ -1,0 +1,71 @@
+/**
+ * Networks: their names, their settings (the file's `network` defaults,
+ * `networks.<name>` overrides, static fdb entries) and the settings of a
+ * network that is not listed (a dynamic one).
+ */
+
+import type { Reader } from './reader'
+import type { SwitchdConfig } from './index'
+import { parseMac, macAt } from '../../../common/ethernet'
+import { NAME_PATTERN, MAX_FRAME_SIZE_LIMIT } from '../../../common/protocol'
+import { MAX_STATIC_ENTRIES } from '../../core/fdb'
+import type { StaticEntry } from '../../core/statics'
+
+export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+export const DEFAULT_NETWORK = 'default'
+
+export interface NetworkSettings {
+  name: string
+  maxFrameSize: number
+  ageingTime: number
+  fdbMax: number
+  loopMoves: number
+  /** ms */
+  loopWindow: number
+  /** s */
+  loopHoldDown: number
+  /** ms a MAC's port must have been quiet before another port may take the MAC (fdb.ts) */
+  moveHold: number
+  statics: readonly StaticEntry[]
+}
+
+export const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
+export const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
+
+export function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
+  const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
+  const loop = r.object(o.loop ?? {}, `${key}.loop`, LOOP_KEYS)
+  return {
+    maxFrameSize: r.int(o.maxFrameSize, `${key}.maxFrameSize`, 64, MAX_FRAME_SIZE_LIMIT, base.maxFrameSize),
+    ageingTime: r.int(o.ageingTime, `${key}.ageingTime`, 1, 1_000_000, base.ageingTime),
+    fdbMax: r.int(o.fdbMax, `${key}.fdbMax`, 1, 10_000_000, base.fdbMax),
+    loopMoves: r.int(loop.moves, `${key}.loop.moves`, 2, 1_000_000, base.loopMoves),
+    loopWindow: r.num(loop.window, `${key}.loop.window`, 0.01, 3600, base.loopWindow / 1000) * 1000,
+    loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown),
+    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000
+  }
+}
+
+export function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {
+  if (v === undefined) return []
+  if (!Array.isArray(v)) r.fail(key, 'expected a list of {mac, vlan, port}')
+  if (v.length > MAX_STATIC_ENTRIES) r.fail(key, `at most ${MAX_STATIC_ENTRIES} entries`)
+  return v.map((e: unknown, i: number) => {
+    const k = `${key}[${i}]`
+    const o = r.object(e, k, ['mac', 'vlan', 'port'])
+    const mac = typeof o.mac === 'string' ? parseMac(o.mac) : undefined
+    if (mac === undefined) r.fail(`${k}.mac`, 'expected a MAC like 02:00:00:00:00:01')
+    if (((mac[0] as number) & 1) === 1) r.fail(`${k}.mac`, 'a group (multicast) address cannot be a station')
+    const port = r.str(o.port, `${k}.port`, NAME_PATTERN, undefined, 'the name of the port the MAC lives behind') ??
+      r.fail(`${k}.port`, 'required')
+    return Object.freeze({ vid: o.vlan === undefined ? 1 : r.vid(o.vlan, `${k}.vlan`), mac: macAt(mac, 0), port })
+  })
+}
+
+/** Settings for network `name`: listed, or the defaults if dynamic networks are allowed; undefined if refused. */
+export function networkSettings (config: SwitchdConfig, name: string): NetworkSettings | undefined {
+  const listed = config.networks.get(name)
+  if (listed !== undefined) return listed
+  if (!config.dynamicNetworks || !NETWORK_NAME.test(name)) return undefined
+  return { name, ...config.networkDefaults, statics: [] }
+}

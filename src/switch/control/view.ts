@@ -1,0 +1,68 @@
+/**
+ * The daemon as the control plane sees it: read-only, and without the
+ * transports. api.ts and metrics.ts are given a SwitchdView (io/server.ts's
+ * SwitchServer implements it), never the server itself, so the control plane
+ * imports nothing from io/ (test/unit/layers.test.ts checks it) and cannot
+ * reach a socket, a WebSocket or a listener except through the three port
+ * actions below, which are what an operator may do to a port.
+ *
+ * Everything here is slow path: the API builds its JSON and the registry its
+ * samples from these on request.
+ */
+
+import type { Port } from '../core/port'
+import type { PortDropField } from '../core/drops'
+import type { Switch } from '../core/switch'
+import type { SwitchdConfig } from './config'
+import type { Networks } from './networks'
+import type { CaptureHub } from './capture'
+
+/** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
+type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
+  'connectedAt' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | PortDropField
+
+/** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
+export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
+  readonly network: Switch
+  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
+  /** The peer's address (a socket path or host:port). */
+  readonly remote: string
+}
+
+/** Counters the daemon keeps outside the switches and ports, read at scrape time. */
+export interface DaemonCounters {
+  /** WebSocket connections that became ports. */
+  accepted: number
+  /** Connections refused, by reason (every reason present from the start). */
+  rejectedBy: Readonly<Record<string, number>>
+  reloadsApplied: number
+  reloadsRejected: number
+  /** Ports closed because they read nothing (4004), and by BPDU guard (4005). */
+  closedNotReading: number
+  bpduGuardShutdowns: number
+  /** Pongs not sent because the peer was not reading. */
+  repliesDropped: number
+  /** Trunks we dialled and dropped: the other switch granted none of our VLANs. */
+  trunkVlansRefused: number
+}
+
+export interface SwitchdView {
+  /** The configuration in force (it changes on reload: read it on each request). */
+  readonly config: SwitchdConfig
+  readonly networks: Networks
+  readonly captures: CaptureHub
+  /** The admin API's token, if one is configured. */
+  readonly adminToken: string | undefined
+  /** Whether the admin surface is open without a token here (exposure.ts adminOpen). */
+  readonly adminOpen: boolean
+  /** Every port that has joined a network (WebSocket, QEMU, trunk). */
+  ports (): readonly PortHandle[]
+  counters (): DaemonCounters
+  /** Count an admin API request refused before it was served (browser checks). */
+  refusedApi (reason: 'bad_origin'): void
+  /** Operator actions (POST /api/v1/ports/<name>/…). */
+  disablePort (port: PortHandle): void
+  enablePort (port: PortHandle): void
+  /** Close the port with 1008 and `reason`; its agent may reconnect. */
+  disconnectPort (port: PortHandle, reason: string): void
+}

@@ -23,6 +23,7 @@ import type { StaticEntry } from '../core/statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from './defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../core/stp'
+import { readCondition, CONDITION_KEYS, type ConditionParams } from '../core/condition'
 import { logger } from '../../common/log'
 
 const log = logger('config')
@@ -226,7 +227,7 @@ class Reader {
 
 const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
 const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
-const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
+const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm', 'condition']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
   'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
@@ -260,6 +261,8 @@ function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy, extra
     stormMulticast: r.int(storm.multicast, `${key}.storm.multicast`, 0, 100_000_000, base.stormMulticast),
     stormUnknownUnicast: r.int(storm.unknownUnicast, `${key}.storm.unknownUnicast`, 0, 100_000_000, base.stormUnknownUnicast)
   }
+  const condition = o.condition === undefined ? base.condition : readPortCondition(r, o.condition, `${key}.condition`)
+  if (condition !== undefined) (common as Partial<PortPolicy>).condition = condition
   if (mode === 'access') {
     if (o.vlans !== undefined) r.fail(`${key}.vlans`, 'only for mode "trunk" (use vlan for an access port)')
     if (o.native !== undefined) r.fail(`${key}.native`, 'only for mode "trunk"')
@@ -271,6 +274,27 @@ function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy, extra
   const native = o.native === undefined ? 0 : r.vid(o.native, `${key}.native`)
   const all = native !== 0 && !vlans.includes(native) ? [...vlans, native].sort((a, b) => a - b) : vlans
   return Object.freeze({ mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(all), ...common })
+}
+
+/**
+ * A port's link conditions: `{"in": {...}, "out": {...}}`, or one condition
+ * with `"direction": "in" | "out" | "both"` (default both). condition.ts reads each.
+ */
+function readPortCondition (r: Reader, v: unknown, key: string): PortPolicy['condition'] {
+  if (v === null) return undefined
+  const o = r.object(v, key, ['in', 'out', 'direction', ...CONDITION_KEYS])
+  const read = (x: unknown, k: string): ConditionParams | null => {
+    if (x === undefined || x === null) return null
+    try { return readCondition(x, k) } catch (err) { throw new TapswitchError(ERR_CONFIG, `${r.source}: ${(err as Error).message}`) }
+  }
+  if (o.in !== undefined || o.out !== undefined) {
+    if (Object.keys(o).some((k) => k !== 'in' && k !== 'out')) r.fail(key, 'give "in" and "out", or one condition with "direction", not both')
+    return Object.freeze({ in: read(o.in, `${key}.in`), out: read(o.out, `${key}.out`) })
+  }
+  const { direction, ...rest } = o
+  const dir = r.str(direction, `${key}.direction`, /^(in|out|both)$/, 'both', '"in", "out" or "both"')
+  const c = read(rest, key)
+  return Object.freeze({ in: dir === 'out' ? null : c, out: dir === 'in' ? null : c })
 }
 
 function globToRegExp (glob: string): RegExp {

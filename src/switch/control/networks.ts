@@ -142,7 +142,10 @@ export class Networks {
           p.stp.rootGuard = next.rootGuard === true
         }
         const vlansChanged = next.vlans.join() !== p.policy.vlans.join()
+        // Only a changed `condition` replaces the port's: one an operator set at run time survives other edits.
+        const conditionChanged = JSON.stringify(next.condition) !== JSON.stringify(p.policy.condition)
         p.applyPolicy(next)
+        if (conditionChanged) sw.applyConfiguredCondition(p)
         if (vlansChanged) sw.fdb.deletePort(p)
       }
     }

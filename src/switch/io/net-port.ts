@@ -17,7 +17,7 @@
  * costs the fast path no extra pass.
  */
 
-import { Port } from '../core/port'
+import { Port, DIR_IN } from '../core/port'
 import type { Switch } from '../core/switch'
 import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
 import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
@@ -44,8 +44,57 @@ export abstract class NetPort extends Port {
   /** Its name was given by switchd or the configuration, not claimed in a hello: all profiles apply to it. */
   nameTrusted = true
 
+  /** Timers releasing what the port's link conditions hold (in, out); created on first use. */
+  private condTimers: Array<NodeJS.Timeout | undefined> | undefined
+  /** A scheduled flap (`switchctl link flap`): down `down` s every `every` s, until `link up`. */
+  flap: { down: number, every: number, timer: NodeJS.Timeout } | undefined
+
   constructor (id: number, name: string, public remote: string, readonly highWaterMark: number, readonly network: Switch) {
     super(id, name)
+  }
+
+  /** One timer per direction, at the earliest held frame; the release sets the next one. */
+  override wakeCondition (dir: number, dueMs: number): void {
+    const timers = this.condTimers ?? (this.condTimers = [undefined, undefined])
+    clearTimeout(timers[dir])
+    const fire = (): void => {
+      timers[dir] = undefined
+      const next = this.network.releaseHeld(this, dir, this.network.preciseClock())
+      if (next !== Infinity) this.wakeCondition(dir, next)
+    }
+    const t = setTimeout(fire, Math.max(0, dueMs - this.network.preciseClock()))
+    t.unref()
+    timers[dir] = t
+  }
+
+  /**
+   * Flap the link: down for `down` seconds every `every` seconds (the first
+   * time at once), until stopFlap() or the port leaves.
+   */
+  startFlap (down: number, every: number): void {
+    this.stopFlap()
+    const cycle = (): void => {
+      if (!this.network.ports.includes(this)) { this.stopFlap(); return }
+      this.network.setLinkDown(this, 'both', true)
+      const up = setTimeout(() => { if (this.flap !== undefined) this.network.setLinkDown(this, 'both', false) }, down * 1000)
+      up.unref()
+    }
+    const timer = setInterval(cycle, every * 1000)
+    timer.unref()
+    this.flap = { down, every, timer }
+    cycle()
+  }
+
+  stopFlap (): void {
+    if (this.flap === undefined) return
+    clearInterval(this.flap.timer)
+    this.flap = undefined
+  }
+
+  /** Timers of the port's conditions and flap end with it. */
+  stopConditionTimers (): void {
+    this.stopFlap()
+    if (this.condTimers !== undefined) for (let d = DIR_IN; d < this.condTimers.length; d++) clearTimeout(this.condTimers[d])
   }
 
   abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict'
+import { Switch } from '../../src/switch/core/switch'
+import { DIR_IN, DIR_OUT, portState } from '../../src/switch/core/port'
+import { readCondition } from '../../src/switch/core/condition'
+import { encodeBatch } from '../../src/common/protocol'
+import { FakePort } from '../helpers/fake-port'
+import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { setLogSink } from '../../src/common/log'
+
+/** A FakePort that records the wake-ups the switch asks for (the io timer's job). */
+class WakingPort extends FakePort {
+  readonly wakes: Array<[number, number]> = []
+  links: boolean[] = []
+  override wakeCondition (dir: number, due: number): void { this.wakes.push([dir, due]) }
+  override linkChanged (up: boolean): void { this.links.push(up) }
+}
+
+describe('Switch with link conditions', () => {
+  let sw: Switch
+  let a: WakingPort, b: WakingPort
+  let now: number
+  let restore: (line: string) => void
+
+  beforeEach(() => {
+    restore = setLogSink(() => {})
+    sw = new Switch({}, 0)
+    now = 1000
+    sw.preciseClock = () => now
+    a = new WakingPort(1, 'a'); b = new WakingPort(2, 'b')
+    sw.addPort(a); sw.addPort(b)
+  })
+  afterEach(() => { setLogSink(restore) })
+
+  it('egress delay: the frame is held, a wake-up asked for, and it leaves at its due time as a copy', () => {
+    sw.setCondition(b, DIR_OUT, readCondition({ delay: 20 }, 'c'))
+    const f = eth(BROADCAST, MAC_A)
+    sw.receiveFrame(a, f)
+    assert.equal(b.sent.length, 0)
+    assert.deepEqual(b.wakes, [[DIR_OUT, 1020]])
+    f.fill(0) // the ingress buffer is reused
+    assert.equal(sw.releaseHeld(b, DIR_OUT, 1019), 1020)
+    assert.equal(b.sent.length, 0)
+    assert.equal(sw.releaseHeld(b, DIR_OUT, 1020), Infinity)
+    assert.deepEqual(b.take(), [eth(BROADCAST, MAC_A)])
+    assert.equal(b.framesDelayed, 1)
+  })
+
+  it('ingress delay holds a batch before the decision; learning happens on release', () => {
+    sw.setCondition(a, DIR_IN, readCondition({ delay: 5 }, 'c'))
+    sw.receiveBatch(a, encodeBatch([eth(BROADCAST, MAC_A), eth(MAC_B, MAC_A)]))
+    assert.equal(sw.fdb.size, 0, 'not learned yet: the frames are still on the wire')
+    assert.equal(b.sent.length, 0)
+    sw.releaseHeld(a, DIR_IN, 1005)
+    assert.equal(b.sent.length, 2)
+    assert.equal(sw.fdb.size, 1)
+  })
+
+  it('loss is counted as drop reason "condition" on the port and the network', () => {
+    sw.setCondition(b, DIR_OUT, readCondition({ loss: 100 }, 'c'))
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    assert.equal(b.sent.length, 0)
+    assert.equal(b.dropCondition, 1)
+    assert.equal(sw.stats.dropCondition, 1)
+  })
+
+  it('clearing a condition sends what it held at once, in order', () => {
+    sw.setCondition(b, DIR_OUT, readCondition({ delay: 1000 }, 'c'))
+    for (let i = 0; i < 3; i++) sw.receiveFrame(a, eth(BROADCAST, MAC_A, i))
+    sw.setCondition(b, DIR_OUT, null)
+    assert.equal(b.condOut, null)
+    assert.deepEqual(b.take().map((x) => x[14]), [0, 1, 2])
+  })
+
+  it('link down both ways: BLOCK_LINK (state "down"), MACs forgotten, the far end told; up again forwards', () => {
+    sw.receiveFrame(b, eth(BROADCAST, MAC_B))
+    assert.equal(sw.fdb.size, 1)
+    a.take()
+    sw.setLinkDown(b, 'both', true)
+    assert.equal(portState(b), 'down')
+    assert.equal(sw.fdb.size, 0)
+    assert.deepEqual(b.links, [false])
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    sw.receiveFrame(b, eth(BROADCAST, MAC_B))
+    assert.equal(b.sent.length, 0); assert.equal(a.sent.length, 0)
+    assert.equal(b.dropLinkDown, 1, 'its own ingress')
+    sw.setLinkDown(b, 'both', false)
+    assert.deepEqual(b.links, [false, true])
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    assert.equal(b.sent.length, 1)
+  })
+
+  it('link down one way drops that direction only, and up removes the empty condition', () => {
+    sw.setLinkDown(b, DIR_OUT, true)
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    sw.receiveFrame(b, eth(BROADCAST, MAC_B))
+    assert.equal(b.sent.length, 0)
+    assert.equal(a.sent.length, 1, 'b still sends')
+    assert.equal(b.dropLinkDown, 1)
+    assert.deepEqual(b.links, [], 'the carrier follows only a link down both ways')
+    sw.setLinkDown(b, DIR_OUT, false)
+    assert.equal(b.condOut, null)
+  })
+
+  it('a held frame for a port that went down meanwhile is dropped as link_down', () => {
+    sw.setCondition(b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    sw.setLinkDown(b, 'both', true)
+    sw.releaseHeld(b, DIR_OUT, 2000)
+    assert.equal(b.sent.length, 0)
+    assert.equal(b.dropLinkDown, 1)
+  })
+
+  it('a port that leaves drops what its conditions held', () => {
+    sw.setCondition(b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A))
+    sw.removePort(b)
+    assert.equal(b.condOut, null)
+    assert.equal(sw.releaseHeld(b, DIR_OUT, 5000), Infinity)
+  })
+})

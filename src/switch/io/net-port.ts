@@ -31,6 +31,8 @@ export { DEFAULT_HIGH_WATER_MARK } from '../control/defaults'
 /** Slab for batched egress: several messages' worth, never rewritten while the transport may hold a view. */
 const SLAB_SIZE = 1024 * 1024
 const EMPTY = Buffer.alloc(0)
+/** How early a held frame may leave: the timers' resolution (wakeCondition). */
+const TIMER_SLACK_MS = 1
 
 export abstract class NetPort extends Port {
   /** Between backpressure_start and backpressure_end. */
@@ -53,16 +55,21 @@ export abstract class NetPort extends Port {
     super(id, name)
   }
 
-  /** One timer per direction, at the earliest held frame; the release sets the next one. */
+  /**
+   * One timer per direction, at the earliest held frame; the release sets the
+   * next one. Timers have 1 ms resolution (libuv's loop clock is in whole ms
+   * and can fire up to 1 ms before the precise clock's due time), so a frame
+   * due within TIMER_SLACK_MS leaves now rather than a whole tick late.
+   */
   override wakeCondition (dir: number, dueMs: number): void {
     const timers = this.condTimers ?? (this.condTimers = [undefined, undefined])
     clearTimeout(timers[dir])
     const fire = (): void => {
       timers[dir] = undefined
-      const next = this.network.releaseHeld(this, dir, this.network.preciseClock())
+      const next = this.network.releaseHeld(this, dir, this.network.preciseClock() + TIMER_SLACK_MS)
       if (next !== Infinity) this.wakeCondition(dir, next)
     }
-    const t = setTimeout(fire, Math.max(0, dueMs - this.network.preciseClock()))
+    const t = setTimeout(fire, Math.max(0, Math.ceil(dueMs - TIMER_SLACK_MS - this.network.preciseClock())))
     t.unref()
     timers[dir] = t
   }

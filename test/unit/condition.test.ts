@@ -3,6 +3,7 @@ import {
   LinkCondition, Prng, readCondition, conditionVerdict, conditionJson, type ConditionParams, type HeldFrame,
   V_PASS, V_LOST, V_QUEUED, V_QUEUE_FULL, V_DUPLICATED, V_CORRUPTED, V_REORDERED, V_DOWN
 } from '../../src/switch/core/condition'
+import { DIR_IN, DIR_OUT } from '../../src/switch/core/port'
 
 const FRAME = Buffer.alloc(100, 0xab)
 
@@ -134,11 +135,12 @@ describe('LinkCondition (pure, seeded)', () => {
 
   it('a direction that is down drops everything; the verdict says so without drawing', () => {
     const c = cond({ loss: 50 })
-    assert.equal(conditionVerdict(null).action, 'none')
-    assert.equal(conditionVerdict(c).action, 'conditioned')
+    const port = { condIn: null, condOut: c }
+    assert.equal(conditionVerdict(port, DIR_IN).action, 'none')
+    assert.equal(conditionVerdict(port, DIR_OUT).action, 'conditioned')
     c.down = true
     assert.equal(c.admit(FRAME, 0, 100, -1, 0, 0, 0), V_DOWN)
-    assert.equal(conditionVerdict(c).action, 'down')
+    assert.equal(conditionVerdict(port, DIR_OUT).action, 'down')
   })
 
   describe('readCondition()', () => {

@@ -32,6 +32,7 @@
  */
 
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import { DIR_IN, type Port } from './port'
 
 /** Most delay or jitter, ms: a minute is past any WAN a lab wants to imitate. */
 export const MAX_DELAY_MS = 60_000
@@ -316,8 +317,14 @@ export interface ConditionVerdict {
   queuedBytes?: number
 }
 
-/** What `cond` (a port's condIn or condOut) would do to a frame arriving now. Pure: nothing changes. */
-export function conditionVerdict (cond: LinkCondition | null): ConditionVerdict {
+/**
+ * What `port`'s link condition in `dir` (DIR_IN toward the switch, DIR_OUT
+ * toward the endpoint) would do to a frame arriving now, for a trace step.
+ * A link down both ways is the port's BLOCK_LINK (portState 'down'), not this.
+ * Pure: nothing changes, no random number is drawn.
+ */
+export function conditionVerdict (port: Pick<Port, 'condIn' | 'condOut'>, dir: number): ConditionVerdict {
+  const cond = dir === DIR_IN ? port.condIn : port.condOut
   if (cond === null) return { action: 'none' }
   if (cond.down) return { action: 'down' }
   const p = cond.params

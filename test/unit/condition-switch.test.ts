@@ -110,6 +110,18 @@ describe('Switch with link conditions', () => {
     assert.equal(b.dropLinkDown, 1)
   })
 
+  it('an offload port\'s held frames keep their virtio-net header, both ways', () => {
+    a.offload = true; b.offload = true
+    sw.setCondition(a, DIR_IN, readCondition({ delay: 5 }, 'c'))
+    sw.setCondition(b, DIR_OUT, readCondition({ delay: 5 }, 'c'))
+    const hdr = Buffer.alloc(10) // no GSO, no partial checksum: valid as it is
+    sw.receiveBatch(a, encodeBatch([Buffer.concat([hdr, eth(BROADCAST, MAC_A, 7)])]))
+    sw.releaseHeld(a, DIR_IN, 1005)
+    assert.equal(b.sent.length, 0, 'held again on the way out')
+    sw.releaseHeld(b, DIR_OUT, 1010)
+    assert.deepEqual(b.take(), [Buffer.concat([hdr, eth(BROADCAST, MAC_A, 7)])])
+  })
+
   it('a port that leaves drops what its conditions held', () => {
     sw.setCondition(b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))

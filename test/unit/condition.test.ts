@@ -4,6 +4,7 @@ import {
   V_PASS, V_LOST, V_QUEUED, V_QUEUE_FULL, V_DUPLICATED, V_CORRUPTED, V_REORDERED, V_DOWN
 } from '../../src/switch/core/condition'
 import { DIR_IN, DIR_OUT } from '../../src/switch/core/port'
+import { buildConfig } from '../../src/switch/control/config'
 
 const FRAME = Buffer.alloc(100, 0xab)
 
@@ -141,6 +142,32 @@ describe('LinkCondition (pure, seeded)', () => {
     c.down = true
     assert.equal(c.admit(FRAME, 0, 100, -1, 0, 0, 0), V_DOWN)
     assert.equal(conditionVerdict(port, DIR_OUT).action, 'down')
+  })
+
+  describe('the configuration key', () => {
+    it('reads one condition with a direction, or one per direction, in any port policy', () => {
+      const cfg = buildConfig({
+        port: { condition: { in: { rate: '1mbit' }, out: null } },
+        profiles: [{ match: 'wan-*', condition: { direction: 'out', delay: '40ms' } }]
+      }, 'test')
+      assert.equal(cfg.defaultPolicy.condition?.in?.rate, 1e6)
+      assert.equal(cfg.defaultPolicy.condition?.out, null)
+      assert.equal(cfg.profiles[0]?.policy.condition?.in, null)
+      assert.equal(cfg.profiles[0]?.policy.condition?.out?.delayMs, 40)
+    })
+
+    for (const [cond, key] of [
+      [{ delay: -1 }, 'profiles[0].condition.delay'], [{ in: { rate: 0 } }, 'profiles[0].condition.in.rate'],
+      [{ direction: 'up' }, 'profiles[0].condition.direction'], [{ in: {}, delay: 1 }, 'profiles[0].condition']
+    ] as const) {
+      it(`attack: refuses ${JSON.stringify(cond)} naming ${key}`, () => {
+        assert.throws(() => buildConfig({ profiles: [{ match: 'x', condition: cond }] }, 'test'), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'TSW_ERR_CONFIG')
+          assert.ok(err.message.startsWith(`test: ${key}:`), err.message)
+          return true
+        })
+      })
+    }
   })
 
   describe('readCondition()', () => {

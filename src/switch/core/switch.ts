@@ -278,7 +278,7 @@ export class Switch {
       let sent = false
       for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
         // The port may have gone down or been blocked while the frame was on the wire.
-        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else { port.dropLinkDown++; this.stats.dropLinkDown++ }
+        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++ } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++ }
         c.recycle(f)
       }
       if (sent) port.flush()

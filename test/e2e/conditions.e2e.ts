@@ -91,11 +91,28 @@ describe('e2e: link conditions and failure drills', function () {
     }
   })
 
+  const carrier = async (): Promise<boolean> => {
+    const out = JSON.parse(await run('ip', ['-n', b.ns, '-j', 'link', 'show', b.tap])) as Array<{ flags: string[] }>
+    return !(out[0]?.flags ?? []).includes('NO-CARRIER')
+  }
+  /** Poll the carrier until it is `want`; ms it took, or Infinity past `withinMs`. */
+  async function carrierBecomes (want: boolean, withinMs: number): Promise<number> {
+    const t0 = performance.now()
+    while (await carrier() !== want) if (performance.now() - t0 > withinMs) return Infinity
+    return performance.now() - t0
+  }
+
+  it('a flap takes the TAP\'s carrier down and up again on schedule, until link up', async () => {
+    await post(`/api/v1/ports/host-${b.label}/link`, { state: 'down', flap: '0.4s/1.2s' })
+    assert.ok(await carrierBecomes(false, 500) < 500, 'down at once')
+    assert.ok(await carrierBecomes(true, 1000) < 1000, 'up after 0.4 s')
+    assert.ok(await carrierBecomes(false, 1500) < 1500, 'down again in the next period')
+    await post(`/api/v1/ports/host-${b.label}/link`, { state: 'up' })
+    assert.ok(await carrierBecomes(true, 1000) < 1000)
+    assert.equal((await rtts(3, 0.2)).lost, 0)
+  })
+
   it('link down: the TAP reports NO-CARRIER within 100 ms and pings fail; up: they pass', async () => {
-    const carrier = async (): Promise<boolean> => {
-      const out = JSON.parse(await run('ip', ['-n', b.ns, '-j', 'link', 'show', b.tap])) as Array<{ flags: string[] }>
-      return !(out[0]?.flags ?? []).includes('NO-CARRIER')
-    }
     assert.equal(await carrier(), true)
     const t0 = performance.now()
     await post(`/api/v1/ports/host-${b.label}/link`, { state: 'down' })

@@ -83,12 +83,14 @@ export abstract class NetPort extends Port {
     const cycle = (): void => {
       if (!this.network.ports.includes(this)) { this.stopFlap(); return }
       this.network.setLinkDown(this, 'both', true)
-      const up = setTimeout(() => { if (this.flap !== undefined) this.network.setLinkDown(this, 'both', false) }, down * 1000)
+      // Only this flap's own up: after `link up` and a new flap, a late timer of the old one does nothing.
+      const up = setTimeout(() => { if (this.flap === flap) this.network.setLinkDown(this, 'both', false) }, down * 1000)
       up.unref()
     }
     const timer = setInterval(cycle, every * 1000)
     timer.unref()
-    this.flap = { down, every, timer }
+    const flap = { down, every, timer }
+    this.flap = flap
     cycle()
   }
 

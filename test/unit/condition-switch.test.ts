@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/core/switch'
 import { DIR_IN, DIR_OUT, portState } from '../../src/switch/core/port'
 import { readCondition } from '../../src/switch/core/condition'
+import { setCondition, setLinkDown } from '../../src/switch/core/link'
 import { encodeBatch } from '../../src/common/protocol'
 import { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
@@ -32,7 +33,7 @@ describe('Switch with link conditions', () => {
   afterEach(() => { setLogSink(restore) })
 
   it('egress delay: the frame is held, a wake-up asked for, and it leaves at its due time as a copy', () => {
-    sw.setCondition(b, DIR_OUT, readCondition({ delay: 20 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 20 }, 'c'))
     const f = eth(BROADCAST, MAC_A)
     sw.receiveFrame(a, f)
     assert.equal(b.sent.length, 0)
@@ -46,7 +47,7 @@ describe('Switch with link conditions', () => {
   })
 
   it('ingress delay holds a batch before the decision; learning happens on release', () => {
-    sw.setCondition(a, DIR_IN, readCondition({ delay: 5 }, 'c'))
+    setCondition(sw, a, DIR_IN, readCondition({ delay: 5 }, 'c'))
     sw.receiveBatch(a, encodeBatch([eth(BROADCAST, MAC_A), eth(MAC_B, MAC_A)]))
     assert.equal(sw.fdb.size, 0, 'not learned yet: the frames are still on the wire')
     assert.equal(b.sent.length, 0)
@@ -56,7 +57,7 @@ describe('Switch with link conditions', () => {
   })
 
   it('loss is counted as drop reason "condition" on the port and the network', () => {
-    sw.setCondition(b, DIR_OUT, readCondition({ loss: 100 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ loss: 100 }, 'c'))
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     assert.equal(b.sent.length, 0)
     assert.equal(b.dropCondition, 1)
@@ -64,9 +65,9 @@ describe('Switch with link conditions', () => {
   })
 
   it('clearing a condition sends what it held at once, in order', () => {
-    sw.setCondition(b, DIR_OUT, readCondition({ delay: 1000 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 1000 }, 'c'))
     for (let i = 0; i < 3; i++) sw.receiveFrame(a, eth(BROADCAST, MAC_A, i))
-    sw.setCondition(b, DIR_OUT, null)
+    setCondition(sw, b, DIR_OUT, null)
     assert.equal(b.condOut, null)
     assert.deepEqual(b.take().map((x) => x[14]), [0, 1, 2])
   })
@@ -75,7 +76,7 @@ describe('Switch with link conditions', () => {
     sw.receiveFrame(b, eth(BROADCAST, MAC_B))
     assert.equal(sw.fdb.size, 1)
     a.take()
-    sw.setLinkDown(b, 'both', true)
+    setLinkDown(sw, b, 'both', true)
     assert.equal(portState(b), 'down')
     assert.equal(sw.fdb.size, 0)
     assert.deepEqual(b.links, [false])
@@ -83,28 +84,28 @@ describe('Switch with link conditions', () => {
     sw.receiveFrame(b, eth(BROADCAST, MAC_B))
     assert.equal(b.sent.length, 0); assert.equal(a.sent.length, 0)
     assert.equal(b.dropLinkDown, 1, 'its own ingress')
-    sw.setLinkDown(b, 'both', false)
+    setLinkDown(sw, b, 'both', false)
     assert.deepEqual(b.links, [false, true])
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     assert.equal(b.sent.length, 1)
   })
 
   it('link down one way drops that direction only, and up removes the empty condition', () => {
-    sw.setLinkDown(b, DIR_OUT, true)
+    setLinkDown(sw, b, DIR_OUT, true)
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     sw.receiveFrame(b, eth(BROADCAST, MAC_B))
     assert.equal(b.sent.length, 0)
     assert.equal(a.sent.length, 1, 'b still sends')
     assert.equal(b.dropLinkDown, 1)
     assert.deepEqual(b.links, [], 'the carrier follows only a link down both ways')
-    sw.setLinkDown(b, DIR_OUT, false)
+    setLinkDown(sw, b, DIR_OUT, false)
     assert.equal(b.condOut, null)
   })
 
   it('a held frame for a port that went down meanwhile is dropped as link_down', () => {
-    sw.setCondition(b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
-    sw.setLinkDown(b, 'both', true)
+    setLinkDown(sw, b, 'both', true)
     sw.releaseHeld(b, DIR_OUT, 2000)
     assert.equal(b.sent.length, 0)
     assert.equal(b.dropLinkDown, 1)
@@ -112,8 +113,8 @@ describe('Switch with link conditions', () => {
 
   it('an offload port\'s held frames keep their virtio-net header, both ways', () => {
     a.offload = true; b.offload = true
-    sw.setCondition(a, DIR_IN, readCondition({ delay: 5 }, 'c'))
-    sw.setCondition(b, DIR_OUT, readCondition({ delay: 5 }, 'c'))
+    setCondition(sw, a, DIR_IN, readCondition({ delay: 5 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 5 }, 'c'))
     const hdr = Buffer.alloc(10) // no GSO, no partial checksum: valid as it is
     sw.receiveBatch(a, encodeBatch([Buffer.concat([hdr, eth(BROADCAST, MAC_A, 7)])]))
     sw.releaseHeld(a, DIR_IN, 1005)
@@ -123,7 +124,7 @@ describe('Switch with link conditions', () => {
   })
 
   it('a port that leaves drops what its conditions held', () => {
-    sw.setCondition(b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 10 }, 'c'))
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     sw.removePort(b)
     assert.equal(b.condOut, null)

@@ -32,6 +32,7 @@ import type { NetPort } from '../io/net-port'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState, type Port } from '../core/port'
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
+import { setCondition, setLinkDown } from '../core/link'
 import { TapswitchError } from '../../common/errors'
 import { portDropDetail } from '../core/drops'
 import type { PortJson, NetworkJson, FdbJson, ConditionJson, PortConditionJson } from '../../common/api-types'
@@ -313,7 +314,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     const dirs = directions(b.direction)
     if (cond[2] === 'condition') {
       if (method === 'DELETE') {
-        for (const d of dirs) sw.setCondition(p, d, null)
+        for (const d of dirs) setCondition(sw, p, d, null)
         log.info('condition_cleared', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both') })
       } else {
         const { direction: _d, ...rest } = b
@@ -322,7 +323,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
           if (err instanceof TapswitchError) throw new HttpError(400, err.message)
           throw err
         }
-        for (const d of dirs) sw.setCondition(p, d, params)
+        for (const d of dirs) setCondition(sw, p, d, params)
         log.info('condition_set', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both'), condition: JSON.stringify(conditionJson(params)) })
       }
       send(res, 200, conditionView(p))
@@ -338,7 +339,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     } else {
       // Up ends a flap too; down by hand replaces one.
       p.stopFlap()
-      sw.setLinkDown(p, dirs.length === 2 ? 'both' : dirs[0] as number, state === 'down')
+      setLinkDown(sw, p, dirs.length === 2 ? 'both' : dirs[0] as number, state === 'down')
       log.info(state === 'down' ? 'link_down' : 'link_up', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both') })
     }
     send(res, 200, { ...conditionView(p), state: portState(p as Port) })

@@ -13,6 +13,12 @@
  * which is marked dirty, and flushDirty() sends each dirty port's queue once
  * at the end of the message.
  *
+ * A port may have link conditions (condition.ts): toward the switch, its
+ * messages go through receiveConditioned() before the decision; toward the
+ * endpoint, output() hands frames to outputConditioned(). Held frames come
+ * back through releaseHeld() when the port's timer fires. A port without
+ * one pays a null check per message and per output.
+ *
  * Per-frame problems are counters, never exceptions; this file allocates
  * nothing per frame and imports no I/O.
  */
@@ -26,7 +32,8 @@ import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_LINK, DIR_IN, DIR_OUT, canEgress, type Port } from './port'
-import { LinkCondition, NO_IMPAIRMENT, impairs, V_PASS, V_QUEUED, V_LOST, V_DOWN, type ConditionParams } from './condition'
+import { V_PASS, V_QUEUED, V_LOST, V_DOWN, type LinkCondition } from './condition'
+import { applyConfiguredCondition } from './link'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -141,7 +148,7 @@ export class Switch {
     port.rateTokens = port.rateBps
     this.ports.push(port)
     this.stats.portsAdded++
-    if (port.policy.condition !== undefined) this.applyConfiguredCondition(port)
+    if (port.policy.condition !== undefined) applyConfiguredCondition(this, port)
     if (trunk) this.stp.addPort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
@@ -201,62 +208,6 @@ export class Switch {
 
   enablePort (port: Port): void {
     port.blocked &= ~BLOCK_OPERATOR
-  }
-
-  /**
-   * A failure drill: take the link down or bring it up, both directions (a
-   * pulled cable: BLOCK_LINK, MACs forgotten, the far end's carrier follows)
-   * or one (that direction's condition drops everything).
-   */
-  setLinkDown (port: Port, dir: number | 'both', down: boolean): void {
-    if (dir === 'both') {
-      const was = (port.blocked & BLOCK_LINK) !== 0
-      if (down) { port.blocked |= BLOCK_LINK; this.fdb.deletePort(port) } else port.blocked &= ~BLOCK_LINK
-      if (was !== down) port.linkChanged(!down)
-      // Both ways down ends a one-way drill too, and up means up.
-      if (!down) { this.setDirectionDown(port, DIR_IN, false); this.setDirectionDown(port, DIR_OUT, false) }
-      return
-    }
-    this.setDirectionDown(port, dir, down)
-  }
-
-  private setDirectionDown (port: Port, dir: number, down: boolean): void {
-    let c = dir === DIR_IN ? port.condIn : port.condOut
-    if (c === null) {
-      if (!down) return
-      c = new LinkCondition(NO_IMPAIRMENT)
-      if (dir === DIR_IN) port.condIn = c; else port.condOut = c
-    }
-    c.down = down
-    if (!down && !impairs(c.params)) this.dropCondition(port, dir)
-  }
-
-  /**
-   * Set (params) or clear (null) the link condition of `port` in `dir`. What
-   * a replaced condition held leaves now, in order, rather than being lost.
-   */
-  setCondition (port: Port, dir: number, params: ConditionParams | null): void {
-    const old = dir === DIR_IN ? port.condIn : port.condOut
-    const down = old !== null && old.down
-    if (old !== null) this.releaseHeld(port, dir, Infinity)
-    if (params === null && !down) { this.dropCondition(port, dir); return }
-    const c = new LinkCondition(params ?? NO_IMPAIRMENT)
-    c.down = down
-    if (dir === DIR_IN) port.condIn = c; else port.condOut = c
-  }
-
-  /** Put the conditions its policy names (configuration) on a port: at join, and when a reload changes them. */
-  applyConfiguredCondition (port: Port): void {
-    const c = port.policy.condition
-    this.setCondition(port, DIR_IN, c?.in ?? null)
-    this.setCondition(port, DIR_OUT, c?.out ?? null)
-  }
-
-  private dropCondition (port: Port, dir: number): void {
-    const c = dir === DIR_IN ? port.condIn : port.condOut
-    if (c === null) return
-    this.releaseHeld(port, dir, Infinity)
-    if (dir === DIR_IN) port.condIn = null; else port.condOut = null
   }
 
   /**

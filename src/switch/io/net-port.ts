@@ -18,6 +18,7 @@
  */
 
 import { Port, DIR_IN } from '../core/port'
+import { setLinkDown } from '../core/link'
 import type { Switch } from '../core/switch'
 import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
 import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
@@ -82,9 +83,9 @@ export abstract class NetPort extends Port {
     this.stopFlap()
     const cycle = (): void => {
       if (!this.network.ports.includes(this)) { this.stopFlap(); return }
-      this.network.setLinkDown(this, 'both', true)
+      setLinkDown(this.network, this, 'both', true)
       // Only this flap's own up: after `link up` and a new flap, a late timer of the old one does nothing.
-      const up = setTimeout(() => { if (this.flap === flap) this.network.setLinkDown(this, 'both', false) }, down * 1000)
+      const up = setTimeout(() => { if (this.flap === flap) setLinkDown(this.network, this, 'both', false) }, down * 1000)
       up.unref()
     }
     const timer = setInterval(cycle, every * 1000)

@@ -20,7 +20,7 @@
 
 import type { Endpoint } from './endpoint'
 import type { Uplink } from '../common/uplink'
-import { CAP_OFFLOAD, type Welcome } from '../common/protocol'
+import { CAP_OFFLOAD, parseControl, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
 
 const log = logger('agent')
@@ -46,6 +46,8 @@ export class Agent {
   private followedMtu: number | undefined
   /** The TAP's records carry virtio-net headers and its offloads are on: what the current switch granted. */
   offload = false
+  /** The switch took our link down (a failure drill, `{"type":"link","up":false}`): the carrier is off until it says up. */
+  linkDown = false
 
   /**
    * `fixedMtu`: the user chose the MTU (--mtu), or 0 to leave it alone (--attach);
@@ -99,13 +101,23 @@ export class Agent {
       }
     })
     uplink.onBatch = (msg) => { stats.downFrames += tap.write(msg) }
+    // A failure drill at the switch: the TAP's carrier follows, whatever --carrier says, so the host sees a pulled cable.
+    uplink.onControl = (text) => {
+      const m = parseControl(text)
+      if (m?.type !== 'link' || typeof m.up !== 'boolean' || m.up !== this.linkDown) return
+      this.linkDown = !m.up
+      log.info(m.up ? 'link_up' : 'link_down', { tap: tap.name, by: 'switch' })
+      this.setCarrier(m.up)
+    }
     if (this.carrier) {
       this.setCarrier(false)
       uplink.on('down', () => { this.setCarrier(false) })
     }
     uplink.on('up', (welcome) => {
       this.followOffload(welcome)
-      if (this.carrier) this.setCarrier(true)
+      // A new welcome starts with the link up; a switch still holding it down says so right after.
+      if (this.carrier || this.linkDown) this.setCarrier(true)
+      this.linkDown = false
       const mtu = this.fixedMtu
       if (mtu === 0) return
       if (mtu !== undefined) {

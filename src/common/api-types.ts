@@ -15,8 +15,8 @@ export interface PortJson {
   mode: 'access' | 'trunk'
   pvid: number
   vlans: readonly number[]
-  /** disabled by an operator, discarding for the spanning tree, blocked by loop protection (blockedSeconds left). */
-  state: 'forwarding' | 'blocked' | 'discarding' | 'disabled'
+  /** disabled by an operator, down (a failure drill), discarding for the spanning tree, blocked by loop protection (blockedSeconds left). */
+  state: 'forwarding' | 'blocked' | 'discarding' | 'disabled' | 'down'
   blockedSeconds: number
   fdbEntries: number
   maxMacs: number
@@ -24,6 +24,8 @@ export interface PortJson {
   /** Trunks to other switches only. */
   stp?: { role: string, forwarding: boolean, neighbour: string | undefined, bpdusIn: number, bpdusOut: number, badBpdus: number }
   counters: { rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, loopBlocks: number, securityViolations: number }
+  /** Link conditions and failure drills (docs/CONDITIONS.md); absent when the port has none. */
+  condition?: PortConditionJson
   /** Frames dropped, by counter (src/switch/core/drops.ts: `dropPortSecurity` as `portSecurity`). */
   drops: Record<string, number>
 }
@@ -47,4 +49,38 @@ export interface FdbJson {
   /** Seconds since the MAC was last seen. */
   age: number
   static: boolean
+}
+
+/** One direction of a port's link condition, in ms, percent and bits/s (src/switch/core/condition.ts conditionJson). */
+export interface ConditionJson {
+  delay?: number
+  jitter?: number
+  jitterReorders?: boolean
+  loss?: number
+  burst?: { p: number, r: number, lossBad: number, lossGood: number }
+  duplicate?: number
+  corrupt?: number
+  reorder?: number
+  rate?: number
+  backlog?: number
+  queueFrames: number
+  queueBytes: number
+  seed?: number
+  /** This direction alone is down (switchctl link down PORT --direction). */
+  down: boolean
+  /** Frames and bytes held now. */
+  queuedFrames: number
+  queuedBytes: number
+}
+
+/** GET /api/v1/conditions, and a port's `condition`: "in" toward the switch, "out" toward the endpoint. */
+export interface PortConditionJson {
+  port: string
+  network: string
+  in?: ConditionJson
+  out?: ConditionJson
+  /** Frames held back by a condition (delayed, rate-limited, copies), both directions. */
+  framesDelayed: number
+  /** A scheduled flap: down `down` seconds every `every` seconds. */
+  flap?: { down: number, every: number }
 }

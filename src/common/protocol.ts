@@ -285,6 +285,17 @@ export function decodeBatch (buf: Buffer): Buffer[] {
 }
 
 /**
+ * `{"type":"link","up":false}`, switch to agent: a failure drill took this
+ * port's link down (or `true`: up again). The agent sets its TAP's carrier to
+ * match (TUNSETCARRIER), so the host sees NO-CARRIER as with a pulled cable.
+ * Sent after the welcome too while the link stays down. An agent that does
+ * not know it ignores it, as v1 says of unknown control messages.
+ */
+export interface LinkMessage { type: 'link', up: boolean }
+
+export function linkMessage (up: boolean): LinkMessage { return { type: 'link', up } }
+
+/**
  * A control message after the welcome (a BPDU between trunked switches), or
  * undefined if the text is not a JSON object with a string `type`: the
  * caller counts it and carries on, as v1 says unknown control messages are

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { table } from './table'
-import type { PortJson, NetworkJson, FdbJson } from '../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson } from '../common/api-types'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -22,6 +22,16 @@ Commands:
   static add --mac M --port P [--vlan V] [--network N]
   static del --mac M [--vlan V] [--network N]
   port disable|enable|disconnect NAME
+  condition set PORT [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders]
+                [--loss 1% | --burst P%,R%] [--duplicate 1%] [--corrupt 0.1%] [--reorder 25%]
+                [--rate 10mbit] [--backlog BYTES] [--queue-frames N] [--queue-bytes BYTES] [--seed N]
+                                             impair a port's link ("in": toward the switch, "out":
+                                             toward the endpoint); see docs/CONDITIONS.md
+  condition show [--network N]               conditions and drills in force
+  condition clear PORT [--direction in|out|both]
+  link down|up PORT [--direction in|out|both] [--flap 2s/8s]
+                                             failure drill: a pulled cable (a TAP sees NO-CARRIER);
+                                             --flap: down 2 s every 8 s until "link up"
   capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]
                                              stream a pcap; -w - or a pipe writes to stdout,
                                              e.g. switchctl capture --port web1 | tcpdump -nr -
@@ -37,7 +47,11 @@ Options:
 export const OPTIONS = {
   url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' },
-  count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' }
+  count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' },
+  direction: { type: 'string' }, delay: { type: 'string' }, jitter: { type: 'string' }, 'jitter-reorders': { type: 'boolean' },
+  loss: { type: 'string' }, burst: { type: 'string' }, duplicate: { type: 'string' }, corrupt: { type: 'string' }, reorder: { type: 'string' },
+  rate: { type: 'string' }, backlog: { type: 'string' }, 'queue-frames': { type: 'string' }, 'queue-bytes': { type: 'string' }, seed: { type: 'string' },
+  flap: { type: 'string' }
 } as const
 
 class CtlError extends Error {
@@ -84,6 +98,29 @@ function print (ctx: Ctx, data: unknown, render: () => string): void {
   process.stdout.write(ctx.json ? JSON.stringify(data, null, 2) + '\n' : render())
 }
 
+/** One direction of a condition in a few words: "20ms±5 loss 1% 10mbit", "down", or "-". */
+function describe (c: ConditionJson | undefined): string {
+  if (c === undefined) return '-'
+  if (c.down) return 'down'
+  const parts: string[] = []
+  if (c.delay !== undefined || c.jitter !== undefined) parts.push(`${c.delay ?? 0}ms${c.jitter !== undefined ? `±${c.jitter}` : ''}`)
+  if (c.loss !== undefined) parts.push(`loss ${c.loss}%`)
+  if (c.burst !== undefined) parts.push(`burst ${c.burst.p}%/${c.burst.r}%`)
+  if (c.duplicate !== undefined) parts.push(`dup ${c.duplicate}%`)
+  if (c.corrupt !== undefined) parts.push(`corrupt ${c.corrupt}%`)
+  if (c.reorder !== undefined) parts.push(`reorder ${c.reorder}%`)
+  if (c.rate !== undefined) parts.push(c.rate >= 1e6 ? `${c.rate / 1e6}mbit` : `${c.rate / 1e3}kbit`)
+  return parts.length === 0 ? '-' : parts.join(' ')
+}
+
+function summary (c: PortConditionJson): string {
+  const parts: string[] = []
+  if (c.in !== undefined) parts.push(`in ${describe(c.in)}`)
+  if (c.out !== undefined) parts.push(`out ${describe(c.out)}`)
+  if (c.flap !== undefined) parts.push(`flap ${c.flap.down}s/${c.flap.every}s`)
+  return parts.length === 0 ? '-' : parts.join('; ')
+}
+
 export async function main (argv: string[]): Promise<number> {
   let parsed
   try {
@@ -121,9 +158,11 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
     }
     case 'ports': {
       const ports = await getJson<PortJson[]>(ctx, '/api/v1/ports' + query({ network: s('network') }))
-      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'REMOTE', 'SINCE'],
+      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'CONDITION', 'DELAYED', 'QUEUED', 'REMOTE', 'SINCE'],
         ports.map((p) => [p.name, p.network, p.kind, p.mode === 'trunk' ? `trunk ${p.vlans.join(',')}` : `access ${p.pvid}`, p.state, p.fdbEntries,
-          p.counters.rxFrames, p.counters.txFrames, Object.values(p.drops).reduce((a, b) => a + b, 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z')])))
+          p.counters.rxFrames, p.counters.txFrames, Object.values(p.drops).reduce((a, b) => a + b, 0),
+          p.condition === undefined ? '-' : summary(p.condition), p.condition?.framesDelayed ?? 0,
+          (p.condition?.in?.queuedFrames ?? 0) + (p.condition?.out?.queuedFrames ?? 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z')])))
       return
     }
     case 'fdb': {
@@ -158,6 +197,47 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       if (verb === undefined || !['disable', 'enable', 'disconnect'].includes(verb) || name === undefined) throw new CtlError('port: expected disable|enable|disconnect NAME', 2)
       const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/${verb}`)).json()
       print(ctx, r, () => `port ${name}: ${verb}d\n`.replace('disconnectd', 'disconnected'))
+      return
+    }
+    case 'condition': {
+      const [verb, name] = rest
+      if (verb === 'show') {
+        const rows = await getJson<PortConditionJson[]>(ctx, '/api/v1/conditions' + query({ network: s('network') }))
+        print(ctx, rows, () => table(['PORT', 'NETWORK', 'IN', 'OUT', 'DELAYED', 'QUEUED'],
+          rows.map((r) => [r.port, r.network, describe(r.in), describe(r.out) + (r.flap !== undefined ? ` flap ${r.flap.down}s/${r.flap.every}s` : ''), r.framesDelayed,
+            (r.in?.queuedFrames ?? 0) + (r.out?.queuedFrames ?? 0)])))
+        return
+      }
+      if ((verb !== 'set' && verb !== 'clear') || name === undefined) throw new CtlError('condition: expected set PORT …, show, or clear PORT', 2)
+      const path = `/api/v1/ports/${encodeURIComponent(name)}/condition`
+      let r: PortConditionJson
+      if (verb === 'clear') {
+        r = await (await call(ctx, 'DELETE', path + query({ direction: s('direction') }))).json() as PortConditionJson
+      } else {
+        const body: Record<string, unknown> = { direction: s('direction') }
+        for (const [flag, key] of [['delay', 'delay'], ['jitter', 'jitter'], ['loss', 'loss'], ['duplicate', 'duplicate'], ['corrupt', 'corrupt'], ['reorder', 'reorder'],
+          ['rate', 'rate'], ['backlog', 'backlog'], ['queue-frames', 'queueFrames'], ['queue-bytes', 'queueBytes']] as const) {
+          const v = s(flag)
+          if (v !== undefined) body[key] = v
+        }
+        if (o['jitter-reorders'] === true) body.jitterReorders = true
+        const seed = s('seed')
+        if (seed !== undefined) body.seed = Number(seed)
+        const burst = s('burst')
+        if (burst !== undefined) {
+          const [p, r2] = burst.split(',')
+          body.burst = r2 === undefined ? { p } : { p, r: r2 }
+        }
+        r = await (await call(ctx, 'POST', path, body)).json() as PortConditionJson
+      }
+      print(ctx, r, () => `port ${name}: in ${describe(r.in)}; out ${describe(r.out)}\n`)
+      return
+    }
+    case 'link': {
+      const [verb, name] = rest
+      if ((verb !== 'down' && verb !== 'up') || name === undefined) throw new CtlError('link: expected down|up PORT [--direction in|out] [--flap DOWN/EVERY]', 2)
+      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/link`, { state: verb, direction: s('direction'), flap: s('flap') })).json() as PortConditionJson & { state: string }
+      print(ctx, r, () => `port ${name}: link ${s('flap') !== undefined ? `flapping (down ${s('flap') ?? ''})` : verb}${s('direction') !== undefined ? ` (${s('direction') ?? ''})` : ''}, state ${r.state}\n`)
       return
     }
     case 'capture': {

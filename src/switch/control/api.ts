@@ -9,6 +9,10 @@
  *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port}
  *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
  *   POST   /api/v1/ports/<name>/disable | enable | disconnect
+ *   GET    /api/v1/conditions[?network=]         link conditions and drills in force (docs/CONDITIONS.md)
+ *   POST   /api/v1/ports/<name>/condition {direction?: in|out|both, delay?, jitter?, loss?, rate?, …}
+ *   DELETE /api/v1/ports/<name>/condition[?direction=in|out|both]
+ *   POST   /api/v1/ports/<name>/link {state: down|up, direction?: in|out|both, flap?: "2s/8s"}
  *   GET    /api/v1/capture[?network=&port=&vlan=&count=&bytes=&duration=]   a pcap stream
  *
  * Without an admin token the API is served only where that is safe
@@ -25,9 +29,11 @@ import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SwitchdView, PortHandle } from './view'
 import type { Switch } from '../core/switch'
-import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, portState } from '../core/port'
+import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState } from '../core/port'
+import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
+import { TapswitchError } from '../../common/errors'
 import { portDropDetail } from '../core/drops'
-import type { PortJson, NetworkJson, FdbJson } from '../../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, ConditionJson, PortConditionJson } from '../../common/api-types'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from '../core/fdb'
 import { apiRequestRefusal } from './exposure'
@@ -69,8 +75,56 @@ export function portView (p: PortHandle): PortJson {
       loopBlocks: p.loopBlocks,
       securityViolations: p.securityViolations
     },
+    ...(hasCondition(p) ? { condition: conditionView(p) } : {}),
     drops: portDropDetail(p)
   }
+}
+
+/** Whether the port has a link condition, a one-way drill or a flap (the slow path's question). */
+export function hasCondition (p: PortHandle): boolean {
+  return p.condIn !== null || p.condOut !== null || p.flap !== undefined || (p.blocked & BLOCK_LINK) !== 0
+}
+
+function directionView (c: LinkCondition | null): ConditionJson | undefined {
+  if (c === null) return undefined
+  return { ...conditionJson(c.params), down: c.down, queuedFrames: c.queuedFrames, queuedBytes: c.queuedBytes } as ConditionJson
+}
+
+export function conditionView (p: PortHandle): PortConditionJson {
+  const v: PortConditionJson = { port: p.name, network: p.network.name, framesDelayed: p.framesDelayed }
+  const i = directionView(p.condIn)
+  const o = directionView(p.condOut)
+  if (i !== undefined) v.in = i
+  if (o !== undefined) v.out = o
+  if (p.flap !== undefined) v.flap = { down: p.flap.down, every: p.flap.every }
+  return v
+}
+
+/** The directions a request names: in, out, or both (the default). */
+function directions (v: unknown): number[] {
+  if (v === undefined || v === null || v === '' || v === 'both') return [DIR_IN, DIR_OUT]
+  if (v === 'in') return [DIR_IN]
+  if (v === 'out') return [DIR_OUT]
+  throw new HttpError(400, 'direction: expected "in" (toward the switch), "out" (toward the endpoint) or "both"')
+}
+
+/** Most seconds in a flap's period: a drill, not a schedule for the year. */
+const MAX_FLAP_SECONDS = 86_400
+
+/** `flap`: "2s/8s" (down 2 s every 8 s) or {down, every} in seconds. */
+function readFlap (v: unknown): { down: number, every: number } {
+  let down: number; let every: number
+  const sec = (x: string): number => { const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m)?\s*$/.exec(x); return m === null ? NaN : Number(m[1]) * (m[2] === 'ms' ? 0.001 : m[2] === 'm' ? 60 : 1) }
+  if (typeof v === 'string' && v.includes('/')) {
+    const [a, b] = v.split('/') as [string, string]
+    down = sec(a); every = sec(b)
+  } else if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
+    down = Number((v as Record<string, unknown>).down); every = Number((v as Record<string, unknown>).every)
+  } else throw new HttpError(400, 'flap: expected "DOWN/EVERY" like "2s/8s", or {"down": 2, "every": 8} in seconds')
+  if (!Number.isFinite(down) || !Number.isFinite(every) || down < 0.05 || every > MAX_FLAP_SECONDS || down >= every) {
+    throw new HttpError(400, `flap: expected DOWN from 0.05 s, shorter than EVERY, and EVERY up to ${MAX_FLAP_SECONDS} s`)
+  }
+  return { down, every }
 }
 
 function send (res: http.ServerResponse, status: number, body: unknown): void {
@@ -242,6 +296,50 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
       log.info('fdb_static_removed', { network: sw.name, vlan: vid, mac: formatMac(mac) })
       send(res, 200, { removed: 1 })
     }
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/conditions') {
+    const net = q.get('network')
+    send(res, 200, server.ports().filter((p) => (net === null || p.network.name === net) && hasCondition(p)).map(conditionView))
+    return
+  }
+  const cond = /^\/api\/v1\/ports\/([^/]+)\/(condition|link)$/.exec(path)
+  if (cond !== null && (method === 'POST' || (method === 'DELETE' && cond[2] === 'condition'))) {
+    const p = findPort(server, decodeURIComponent(cond[1] as string))
+    const sw = p.network
+    const b = method === 'POST' ? await readJson(req) : Object.fromEntries(q)
+    const dirs = directions(b.direction)
+    if (cond[2] === 'condition') {
+      if (method === 'DELETE') {
+        for (const d of dirs) server.setCondition(p, d, null)
+        log.info('condition_cleared', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both') })
+      } else {
+        const { direction: _d, ...rest } = b
+        let params
+        try { params = readCondition(rest, 'condition') } catch (err) {
+          if (err instanceof TapswitchError) throw new HttpError(400, err.message)
+          throw err
+        }
+        for (const d of dirs) server.setCondition(p, d, params)
+        log.info('condition_set', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both'), condition: JSON.stringify(conditionJson(params)) })
+      }
+      send(res, 200, conditionView(p))
+      return
+    }
+    const state = b.state
+    if (state !== 'down' && state !== 'up') throw new HttpError(400, 'state: expected "down" or "up"')
+    if (b.flap !== undefined && b.flap !== null) {
+      if (state !== 'down' || dirs.length !== 2) throw new HttpError(400, 'flap: only with state "down" and both directions')
+      const f = readFlap(b.flap)
+      server.startFlap(p, f.down, f.every)
+      log.info('link_flap', { network: sw.name, port: p.name, down_seconds: f.down, every_seconds: f.every })
+    } else {
+      // Up ends a flap too; down by hand replaces one.
+      server.stopFlap(p)
+      server.setLinkDown(p, dirs.length === 2 ? 'both' : dirs[0] as number, state === 'down')
+      log.info(state === 'down' ? 'link_down' : 'link_up', { network: sw.name, port: p.name, direction: String(b.direction ?? 'both') })
+    }
+    send(res, 200, { ...conditionView(p), state: portState(p) })
     return
   }
   const action = /^\/api\/v1\/ports\/([^/]+)\/(disable|enable|disconnect)$/.exec(path)

@@ -41,8 +41,23 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
       for (const { reason } of DROP_REASONS) emit({ network, port: p.name, reason }, d[reason] ?? 0)
     })
   })
-  scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection, the spanning tree or an operator keeps the port from forwarding', ['network', 'port'], (emit) => {
+  scrapedGauge(reg, 'switchd_port_blocked', '1 while loop protection, the spanning tree, an operator or a link drill keeps the port from forwarding', ['network', 'port'], (emit) => {
     eachPort((p, network) => { emit({ network, port: p.name }, p.blocked !== 0 ? 1 : 0) })
+  })
+  scrapedCounter(reg, 'switchd_port_condition_delayed_frames_total', 'Frames a link condition held back (delay, rate limit, duplicate or corrupted copies), both directions', ['network', 'port'], (emit) => {
+    eachPort((p, network) => { emit({ network, port: p.name }, p.framesDelayed) })
+  })
+  scrapedGauge(reg, 'switchd_port_condition_queue_frames', 'Frames a link condition holds now, by direction (in: toward the switch, out: toward the endpoint)', ['network', 'port', 'direction'], (emit) => {
+    eachPort((p, network) => {
+      emit({ network, port: p.name, direction: 'in' }, p.condIn?.queuedFrames ?? 0)
+      emit({ network, port: p.name, direction: 'out' }, p.condOut?.queuedFrames ?? 0)
+    })
+  })
+  scrapedGauge(reg, 'switchd_port_condition_queue_bytes', 'Bytes a link condition holds now, by direction', ['network', 'port', 'direction'], (emit) => {
+    eachPort((p, network) => {
+      emit({ network, port: p.name, direction: 'in' }, p.condIn?.queuedBytes ?? 0)
+      emit({ network, port: p.name, direction: 'out' }, p.condOut?.queuedBytes ?? 0)
+    })
   })
   scrapedGauge(reg, 'switchd_port_fdb_entries', 'MACs learned on a port', ['network', 'port'], (emit) => { eachPort((p, network) => { emit({ network, port: p.name }, p.fdbEntries) }) })
 

@@ -15,6 +15,7 @@ import { MODE_TRUNK, type Port, type PortPolicy } from '../core/port'
 import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
+import { applyConfiguredCondition } from '../core/link'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -142,7 +143,10 @@ export class Networks {
           p.stp.rootGuard = next.rootGuard === true
         }
         const vlansChanged = next.vlans.join() !== p.policy.vlans.join()
+        // Only a changed `condition` replaces the port's: one an operator set at run time survives other edits.
+        const conditionChanged = JSON.stringify(next.condition) !== JSON.stringify(p.policy.condition)
         p.applyPolicy(next)
+        if (conditionChanged) applyConfiguredCondition(sw, p)
         if (vlansChanged) sw.fdb.deletePort(p)
       }
     }

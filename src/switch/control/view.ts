@@ -16,10 +16,11 @@ import type { Switch } from '../core/switch'
 import type { SwitchdConfig } from './config'
 import type { Networks } from './networks'
 import type { CaptureHub } from './capture'
+import type { ConditionParams } from '../core/condition'
 
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
-  'connectedAt' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | PortDropField
+  'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | PortDropField
 
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
@@ -27,6 +28,8 @@ export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
   /** The peer's address (a socket path or host:port). */
   readonly remote: string
+  /** A scheduled flap (`switchctl link down --flap`), if one runs. */
+  readonly flap: { readonly down: number, readonly every: number } | undefined
 }
 
 /** Counters the daemon keeps outside the switches and ports, read at scrape time. */
@@ -65,4 +68,10 @@ export interface SwitchdView {
   enablePort (port: PortHandle): void
   /** Close the port with 1008 and `reason`; its agent may reconnect. */
   disconnectPort (port: PortHandle, reason: string): void
+  /** Link conditions and drills (core/link.ts): one direction's condition (null clears it), a pulled cable. */
+  setCondition (port: PortHandle, direction: number, params: ConditionParams | null): void
+  setLinkDown (port: PortHandle, direction: number | 'both', down: boolean): void
+  /** A flap needs the transport's timers: down `down` s every `every` s, until stopFlap(). */
+  startFlap (port: PortHandle, down: number, every: number): void
+  stopFlap (port: PortHandle): void
 }

@@ -45,6 +45,9 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   { reason: 'malformed', port: ['dropMalformed'], network: 'dropMalformed' },
   { reason: 'bad_offload', port: ['dropBadOffload'], network: 'dropBadOffload' },
   { reason: 'egress_blocked', port: ['dropEgressBlocked'], network: 'dropEgressBlocked' },
+  { reason: 'condition', port: ['dropCondition'], network: 'dropCondition' },
+  { reason: 'condition_queue', port: ['dropConditionQueue'], network: 'dropConditionQueue' },
+  { reason: 'link_down', port: ['dropLinkDown'], network: 'dropLinkDown' },
   // Egress: a live port keeps its own count; the network keeps those of ports that left.
   { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' }
 ] as const)

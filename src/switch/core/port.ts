@@ -12,6 +12,7 @@
 import { VLAN_COUNT } from '../../common/vlan'
 import type { FdbEntry } from './fdb'
 import type { StpPort } from './stp'
+import type { LinkCondition, ConditionParams } from './condition'
 
 export const MODE_ACCESS = 0
 export const MODE_TRUNK = 1
@@ -40,6 +41,8 @@ export interface PortPolicy {
   trunk?: boolean
   /** Root guard on that trunk: a BPDU claiming a better root blocks the port instead of making it the root port (stp.ts). */
   rootGuard?: boolean
+  /** Link conditions from the configuration (`condition`), per direction; absent = none. */
+  condition?: { in: ConditionParams | null, out: ConditionParams | null }
 }
 
 export const DEFAULT_MAX_MACS = 256
@@ -66,13 +69,23 @@ export const BLOCK_OPERATOR = 1
 export const BLOCK_STP = 2
 /** Loop protection, until `Port.loopUntil`. */
 export const BLOCK_LOOP = 4
+/**
+ * A failure drill took the link down in both directions (`switchctl link
+ * down`, or a flap): as a pulled cable, both ways at once, its MACs forgotten.
+ * One direction alone is LinkCondition.down (condition.ts).
+ */
+export const BLOCK_LINK = 8
+
+/** Directions of a link condition: toward the switch (ingress, before the decision), toward the endpoint (egress). */
+export const DIR_IN = 0
+export const DIR_OUT = 1
 
 /** The port's state as an operator reads it, the strongest reason first. */
-export type PortState = 'disabled' | 'discarding' | 'blocked' | 'forwarding'
+export type PortState = 'disabled' | 'down' | 'discarding' | 'blocked' | 'forwarding'
 
 export function portState (p: Readonly<Pick<Port, 'blocked'>>): PortState {
   const b = p.blocked
-  return (b & BLOCK_OPERATOR) !== 0 ? 'disabled' : (b & BLOCK_STP) !== 0 ? 'discarding' : (b & BLOCK_LOOP) !== 0 ? 'blocked' : 'forwarding'
+  return (b & BLOCK_OPERATOR) !== 0 ? 'disabled' : (b & BLOCK_LINK) !== 0 ? 'down' : (b & BLOCK_STP) !== 0 ? 'discarding' : (b & BLOCK_LOOP) !== 0 ? 'blocked' : 'forwarding'
 }
 
 /**
@@ -122,6 +135,14 @@ export abstract class Port {
   blocked = 0
   /** When loop protection's hold-down ends (switch ms clock), while BLOCK_LOOP is set. */
   loopUntil = 0
+  /**
+   * Link conditions toward the switch and toward the endpoint (condition.ts);
+   * null = none, and then the frame path pays exactly this one null check.
+   */
+  condIn: LinkCondition | null = null
+  condOut: LinkCondition | null = null
+  /** Frames a link condition held back (delayed, rate-limited, duplicated or corrupted copies), both directions. */
+  framesDelayed = 0
   /** A trunk to another switch: its spanning-tree state (stp.ts); null for every other port. */
   stp: StpPort | null = null
   /**
@@ -168,6 +189,12 @@ export abstract class Port {
   dropEgressBlocked = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
+  /** Lost to a link condition's loss (random or bursty), either direction. */
+  dropCondition = 0
+  /** A link condition's queue or rate backlog was full. */
+  dropConditionQueue = 0
+  /** The link was down (a failure drill), in the direction that was down. */
+  dropLinkDown = 0
   /** Control messages (BPDUs) not sent: the peer was not reading. */
   dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */
@@ -213,4 +240,14 @@ export abstract class Port {
 
   /** Send a control message (a BPDU) to the switch at the far end; only trunks carry them. */
   sendControl (_text: string): void {}
+
+  /**
+   * A link condition of this port holds a frame due at `dueMs` (the switch's
+   * precise clock) earlier than any wake-up asked for so far: call
+   * Switch.releaseHeld(this, dir, now) then. Ports with a transport set a timer (net-port.ts).
+   */
+  wakeCondition (_dir: number, _dueMs: number): void {}
+
+  /** The link went down or came up (both directions): a port whose far end has a carrier (a TAP) tells it. */
+  linkChanged (_up: boolean): void {}
 }

@@ -13,6 +13,12 @@
  * which is marked dirty, and flushDirty() sends each dirty port's queue once
  * at the end of the message.
  *
+ * A port may have link conditions (condition.ts): toward the switch, its
+ * messages go through receiveConditioned() before the decision; toward the
+ * endpoint, output() hands frames to outputConditioned(). Held frames come
+ * back through releaseHeld() when the port's timer fires. A port without
+ * one pays a null check per message and per output.
+ *
  * Per-frame problems are counters, never exceptions; this file allocates
  * nothing per frame and imports no I/O.
  */
@@ -25,7 +31,9 @@ import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../..
 import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, canEgress, type Port } from './port'
+import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_LINK, DIR_IN, DIR_OUT, canEgress, type Port } from './port'
+import { V_PASS, V_QUEUED, V_LOST, V_DOWN, type LinkCondition } from './condition'
+import { applyConfiguredCondition } from './link'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -66,6 +74,10 @@ export class SwitchStats {
   dropMalformed = 0
   /** Known unicast to a port that may not egress (disabled, loop-blocked, discarding). */
   dropEgressBlocked = 0
+  /** Link conditions (condition.ts): lost, queue full, and frames on a link that was down. */
+  dropCondition = 0
+  dropConditionQueue = 0
+  dropLinkDown = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
@@ -113,6 +125,12 @@ export class Switch {
   readonly stp: SpanningTree
   /** Offload frames made plain for ports without offload (the slow path). */
   private readonly soft = new SoftwareOffload(this.stats)
+  /**
+   * The clock link conditions run on, ms: finer than nowMs (a 20 ms delay
+   * cannot ride a 100 ms tick). Read only for frames of conditioned ports;
+   * tests inject their own.
+   */
+  preciseClock: () => number = () => performance.now()
 
   constructor (opts: SwitchOptions = {}, nowMs = 0) {
     this.name = opts.name ?? 'default'
@@ -130,6 +148,7 @@ export class Switch {
     port.rateTokens = port.rateBps
     this.ports.push(port)
     this.stats.portsAdded++
+    if (port.policy.condition !== undefined) applyConfiguredCondition(this, port)
     if (trunk) this.stp.addPort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
@@ -143,6 +162,8 @@ export class Switch {
     this.stats.portsRemoved++
     this.stats.dropBackpressureRetired += port.dropBackpressure
     if (port.stp !== null) this.stp.removePort(port)
+    if (port.condIn !== null) { port.condIn.discard(); port.condIn = null }
+    if (port.condOut !== null) { port.condOut.discard(); port.condOut = null }
     const n = this.fdb.deletePort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
     return n
@@ -189,6 +210,52 @@ export class Switch {
     port.blocked &= ~BLOCK_OPERATOR
   }
 
+  /**
+   * Send what `port`'s condition in `dir` holds that is due by `nowMs`:
+   * toward the switch, through the forwarding decision now; toward the
+   * endpoint, out of the port if it may still egress. Returns when the next
+   * held frame is due (Infinity: none), for the caller's timer.
+   */
+  releaseHeld (port: Port, dir: number, nowMs: number): number {
+    const c = dir === DIR_IN ? port.condIn : port.condOut
+    if (c === null) return Infinity
+    if (dir === DIR_IN) {
+      for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
+        this.handleFrame(port, f.buf, f.off, f.len, f.hdrOff)
+        c.recycle(f)
+      }
+      this.flushDirty()
+    } else {
+      let sent = false
+      for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
+        // The port may have gone down or been blocked while the frame was on the wire.
+        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++ } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++ }
+        c.recycle(f)
+      }
+      if (sent) port.flush()
+    }
+    const next = c.nextDue()
+    c.wakeAt = next
+    return next
+  }
+
+  /** Count what admit() said about a frame that did not pass; ask the port for a wake-up if one was held. */
+  private conditioned (port: Port, c: LinkCondition, dir: number, v: number): void {
+    const s = this.stats
+    if ((v & V_QUEUED) !== 0) {
+      port.framesDelayed++
+      const due = c.nextDue()
+      if (due < c.wakeAt) { c.wakeAt = due; port.wakeCondition(dir, due) }
+    } else if (v === V_LOST) { port.dropCondition++; s.dropCondition++ } else if (v === V_DOWN) { port.dropLinkDown++; s.dropLinkDown++ } else { port.dropConditionQueue++; s.dropConditionQueue++ }
+  }
+
+  /** Ingress through the port's condition: frames pass now, are held for later, or are lost on the link. */
+  private receiveConditioned (ingress: Port, c: LinkCondition, buf: Buffer, off: number, len: number, hdrOff: number, now: number): void {
+    const v = c.admit(buf, off, len, hdrOff, 0, 0, now)
+    if (v === V_PASS) this.handleFrame(ingress, buf, off, len, hdrOff)
+    else this.conditioned(ingress, c, DIR_IN, v)
+  }
+
   /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
   tick (nowMs: number): void {
     const second = Math.floor(nowMs / 1000) !== Math.floor(this.nowMs / 1000)
@@ -207,7 +274,8 @@ export class Switch {
 
   /** Raw mode ingress: the message is one frame. */
   receiveFrame (ingress: Port, frame: Buffer): void {
-    this.handleFrame(ingress, frame, 0, frame.length, -1)
+    if (ingress.condIn !== null) this.receiveConditioned(ingress, ingress.condIn, frame, 0, frame.length, -1, this.preciseClock())
+    else this.handleFrame(ingress, frame, 0, frame.length, -1)
     this.flushDirty()
   }
 
@@ -226,6 +294,19 @@ export class Switch {
     let off = 0
     const end = msg.length
     const hdr = ingress.offload ? VNET_HDR_LEN : 0
+    // One null check per message: a port without a condition pays nothing per frame for the feature.
+    const cond = ingress.condIn
+    if (cond !== null) {
+      const now = this.preciseClock()
+      while (off < end) {
+        const len = msg.readUInt32BE(off)
+        if (len < hdr) this.handleFrame(ingress, msg, off + RECORD_HEADER, 0, -1)
+        else this.receiveConditioned(ingress, cond, msg, off + RECORD_HEADER + hdr, len - hdr, hdr === 0 ? -1 : off + RECORD_HEADER, now)
+        off += RECORD_HEADER + len
+      }
+      this.flushDirty()
+      return true
+    }
     while (off < end) {
       const len = msg.readUInt32BE(off)
       // A record too short for its header is a runt like any other.
@@ -246,7 +327,7 @@ export class Switch {
     ingress.rxFrames++
     ingress.rxBytes += len
     if (ingress.blocked !== 0) {
-      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
+      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++ } else if ((ingress.blocked & BLOCK_LINK) !== 0) { ingress.dropLinkDown++; s.dropLinkDown++ } else { ingress.dropLoop++; s.dropLoop++ }
       return
     }
     if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }
@@ -330,18 +411,27 @@ export class Switch {
     const tagOut = egress.mode === MODE_TRUNK && vid !== egress.pvid
     const op = tagOut === tagged ? (tagged && tagVid !== vid ? OP_RETAG : OP_ASIS) : tagOut ? OP_PUSH : OP_STRIP
     if (hdrOff < 0 || egress.offload || !needsSoftware(buf, hdrOff)) {
-      egress.output(buf, off, len, op, vid, egress.offload ? hdrOff : -1)
+      if (egress.condOut === null) egress.output(buf, off, len, op, vid, egress.offload ? hdrOff : -1)
+      else this.outputConditioned(egress, egress.condOut, buf, off, len, op, vid, egress.offload ? hdrOff : -1)
     } else {
       const frames = this.soft.plainFrames(buf, hdrOff, off, len)
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i] as Buffer
-        egress.output(f, 0, f.length, op, vid, -1)
+        if (egress.condOut === null) egress.output(f, 0, f.length, op, vid, -1)
+        else this.outputConditioned(egress, egress.condOut, f, 0, f.length, op, vid, -1)
       }
     }
     if (!egress.dirty) {
       egress.dirty = true
       this.dirty[this.dirtyCount++] = egress
     }
+  }
+
+  /** Egress through the port's condition: out now, held (a copy) for later, or lost on the link. */
+  private outputConditioned (egress: Port, c: LinkCondition, buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
+    const v = c.admit(buf, off, len, hdrOff, op, vid, this.preciseClock())
+    if (v === V_PASS) egress.output(buf, off, len, op, vid, hdrOff)
+    else this.conditioned(egress, c, DIR_OUT, v)
   }
 
   /** Backwards: a capture that reaches its limit removes itself from taps while we walk it. */

@@ -17,7 +17,8 @@
  * costs the fast path no extra pass.
  */
 
-import { Port } from '../core/port'
+import { Port, DIR_IN } from '../core/port'
+import { setLinkDown } from '../core/link'
 import type { Switch } from '../core/switch'
 import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
 import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
@@ -31,6 +32,8 @@ export { DEFAULT_HIGH_WATER_MARK } from '../control/defaults'
 /** Slab for batched egress: several messages' worth, never rewritten while the transport may hold a view. */
 const SLAB_SIZE = 1024 * 1024
 const EMPTY = Buffer.alloc(0)
+/** How early a held frame may leave: the timers' resolution (wakeCondition). */
+const TIMER_SLACK_MS = 1
 
 export abstract class NetPort extends Port {
   /** Between backpressure_start and backpressure_end. */
@@ -44,8 +47,64 @@ export abstract class NetPort extends Port {
   /** Its name was given by switchd or the configuration, not claimed in a hello: all profiles apply to it. */
   nameTrusted = true
 
+  /** Timers releasing what the port's link conditions hold (in, out); created on first use. */
+  private condTimers: Array<NodeJS.Timeout | undefined> | undefined
+  /** A scheduled flap (`switchctl link flap`): down `down` s every `every` s, until `link up`. */
+  flap: { down: number, every: number, timer: NodeJS.Timeout } | undefined
+
   constructor (id: number, name: string, public remote: string, readonly highWaterMark: number, readonly network: Switch) {
     super(id, name)
+  }
+
+  /**
+   * One timer per direction, at the earliest held frame; the release sets the
+   * next one. Timers have 1 ms resolution (libuv's loop clock is in whole ms
+   * and can fire up to 1 ms before the precise clock's due time), so a frame
+   * due within TIMER_SLACK_MS leaves now rather than a whole tick late.
+   */
+  override wakeCondition (dir: number, dueMs: number): void {
+    const timers = this.condTimers ?? (this.condTimers = [undefined, undefined])
+    clearTimeout(timers[dir])
+    const fire = (): void => {
+      timers[dir] = undefined
+      const next = this.network.releaseHeld(this, dir, this.network.preciseClock() + TIMER_SLACK_MS)
+      if (next !== Infinity) this.wakeCondition(dir, next)
+    }
+    const t = setTimeout(fire, Math.max(0, Math.ceil(dueMs - TIMER_SLACK_MS - this.network.preciseClock())))
+    t.unref()
+    timers[dir] = t
+  }
+
+  /**
+   * Flap the link: down for `down` seconds every `every` seconds (the first
+   * time at once), until stopFlap() or the port leaves.
+   */
+  startFlap (down: number, every: number): void {
+    this.stopFlap()
+    const cycle = (): void => {
+      if (!this.network.ports.includes(this)) { this.stopFlap(); return }
+      setLinkDown(this.network, this, 'both', true)
+      // Only this flap's own up: after `link up` and a new flap, a late timer of the old one does nothing.
+      const up = setTimeout(() => { if (this.flap === flap) setLinkDown(this.network, this, 'both', false) }, down * 1000)
+      up.unref()
+    }
+    const timer = setInterval(cycle, every * 1000)
+    timer.unref()
+    const flap = { down, every, timer }
+    this.flap = flap
+    cycle()
+  }
+
+  stopFlap (): void {
+    if (this.flap === undefined) return
+    clearInterval(this.flap.timer)
+    this.flap = undefined
+  }
+
+  /** Timers of the port's conditions and flap end with it. */
+  stopConditionTimers (): void {
+    this.stopFlap()
+    if (this.condTimers !== undefined) for (let d = DIR_IN; d < this.condTimers.length; d++) clearTimeout(this.condTimers[d])
   }
 
   abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
 import type { Switch } from '../core/switch'
 import { WsPort, RawPort, BatchPort } from './ws-port'
-import { MODE_TRUNK, type PortPolicy } from '../core/port'
+import { MODE_TRUNK, BLOCK_LINK, type PortPolicy } from '../core/port'
 import type { Networks } from '../control/networks'
 import { isReservedName, type SwitchdConfig } from '../control/config'
 import type { TokenGrant } from '../control/auth'
@@ -241,6 +241,8 @@ export class PortTable {
     }
     if (resumed) welcome.resumed = true
     port.ws.send(JSON.stringify(welcome))
+    // A link a drill holds down stays down across a resume: the new TAP (or the reconnected one) hears so.
+    if ((port.blocked & BLOCK_LINK) !== 0) port.linkChanged(false)
   }
 
   private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number, trunk = false): void {
@@ -355,6 +357,7 @@ export class PortTable {
     if (port instanceof BatchPort && port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
     const sw = port.network
     const flushed = sw.removePort(port)
+    port.stopConditionTimers()
     this.networks.release(sw)
     log.info('port_down', {
       port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed,

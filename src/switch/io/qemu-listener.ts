@@ -147,5 +147,6 @@ export class QemuListener {
     this.server.close()
     if (this.spec.address.kind === 'unix') fs.rmSync(this.spec.address.path, { force: true })
     if (this.joined) this.sw.removePort(this.port)
+    this.port.stopConditionTimers()
   }
 }

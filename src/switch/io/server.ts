@@ -19,6 +19,8 @@
  * sent nothing (no pong, no message) since the last round is terminated.
  */
 
+import { setCondition, setLinkDown } from '../core/link'
+import type { ConditionParams } from '../core/condition'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as tls from 'node:tls'
@@ -182,6 +184,10 @@ export class SwitchServer implements SwitchdView {
   disablePort (handle: PortHandle): void { const p = handle as NetPort; p.network.disablePort(p) }
   enablePort (handle: PortHandle): void { const p = handle as NetPort; p.network.enablePort(p) }
   disconnectPort (handle: PortHandle, reason: string): void { (handle as NetPort).shutdown(CLOSE_POLICY, reason) }
+  setCondition (handle: PortHandle, direction: number, params: ConditionParams | null): void { const p = handle as NetPort; setCondition(p.network, p, direction, params) }
+  setLinkDown (handle: PortHandle, direction: number | 'both', down: boolean): void { const p = handle as NetPort; setLinkDown(p.network, p, direction, down) }
+  startFlap (handle: PortHandle, down: number, every: number): void { (handle as NetPort).startFlap(down, every) }
+  stopFlap (handle: PortHandle): void { (handle as NetPort).stopFlap() }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {

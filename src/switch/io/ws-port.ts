@@ -7,13 +7,15 @@ import type { WebSocket } from 'ws'
 import type { Switch } from '../core/switch'
 import { NetPort, BatchSlab } from './net-port'
 import { OP_ASIS, egressLength, writeEgress } from '../../common/vlan'
-import { truncateReason } from '../../common/protocol'
+import { truncateReason, linkMessage } from '../../common/protocol'
 import { logger } from '../../common/log'
 
 const log = logger('port')
 
 /** Hoisted: ws reads these per send, so one object serves every frame. */
 const SEND_OPTS = { binary: true, compress: false, fin: true } as const
+const LINK_UP = JSON.stringify(linkMessage(true))
+const LINK_DOWN = JSON.stringify(linkMessage(false))
 
 export { DEFAULT_HIGH_WATER_MARK } from './net-port'
 
@@ -98,6 +100,16 @@ export class BatchPort extends WsPort {
     if (this.parked) return
     if (this.ws.bufferedAmount > this.highWaterMark) { this.dropControl++; this.network.stats.controlDropped++; return }
     this.ws.send(text)
+  }
+
+  /**
+   * A failure drill took the link down or up: tell the agent, whose TAP's
+   * carrier follows (TUNSETCARRIER), so the host sees NO-CARRIER as with a
+   * pulled cable. Not counted against backpressure: one small message per drill.
+   */
+  override linkChanged (up: boolean): void {
+    if (this.parked || this.stp !== null) return
+    this.ws.send(up ? LINK_UP : LINK_DOWN)
   }
 
   /** Its agent is back (resume): carry on over `ws`. */

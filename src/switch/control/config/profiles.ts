@@ -11,6 +11,8 @@ import type { SwitchdConfig } from './index'
 import { NETWORK_NAME } from './network'
 import type { VlanRequest } from '../../../common/protocol'
 import { MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../core/port'
+import { readCondition, CONDITION_KEYS, type ConditionParams } from '../../core/condition'
+import { TapswitchError, ERR_CONFIG } from '../../../common/errors'
 
 export interface Profile {
   /** The glob as written, for messages. */
@@ -26,7 +28,7 @@ export interface Profile {
   claimable: boolean
 }
 
-export const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
+export const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm', 'condition']
 export const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 /** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
 export const PROFILE_KEYS = ['match', 'network', 'claimable', 'trunk', 'rootGuard']
@@ -42,6 +44,8 @@ export function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy
     stormMulticast: r.int(storm.multicast, `${key}.storm.multicast`, 0, 100_000_000, base.stormMulticast),
     stormUnknownUnicast: r.int(storm.unknownUnicast, `${key}.storm.unknownUnicast`, 0, 100_000_000, base.stormUnknownUnicast)
   }
+  const condition = o.condition === undefined ? base.condition : readPortCondition(r, o.condition, `${key}.condition`)
+  if (condition !== undefined) (common as Partial<PortPolicy>).condition = condition
   if (mode === 'access') {
     if (o.vlans !== undefined) r.fail(`${key}.vlans`, 'only for mode "trunk" (use vlan for an access port)')
     if (o.native !== undefined) r.fail(`${key}.native`, 'only for mode "trunk"')
@@ -145,4 +149,25 @@ export function grantPolicy (allowed: PortPolicy, request: VlanRequest | undefin
  */
 export function trunkPolicy (allowed: PortPolicy, fdbMax: number): PortPolicy {
   return Object.freeze({ ...allowed, maxMacs: Math.max(allowed.maxMacs, fdbMax) })
+}
+
+/**
+ * A port's link conditions: `{"in": {...}, "out": {...}}`, or one condition
+ * with `"direction": "in" | "out" | "both"` (default both). condition.ts reads each.
+ */
+function readPortCondition (r: Reader, v: unknown, key: string): PortPolicy['condition'] {
+  if (v === null) return undefined
+  const o = r.object(v, key, ['in', 'out', 'direction', ...CONDITION_KEYS])
+  const read = (x: unknown, k: string): ConditionParams | null => {
+    if (x === undefined || x === null) return null
+    try { return readCondition(x, k) } catch (err) { throw new TapswitchError(ERR_CONFIG, `${r.source}: ${(err as Error).message}`) }
+  }
+  if (o.in !== undefined || o.out !== undefined) {
+    if (Object.keys(o).some((k) => k !== 'in' && k !== 'out')) r.fail(key, 'give "in" and "out", or one condition with "direction", not both')
+    return Object.freeze({ in: read(o.in, `${key}.in`), out: read(o.out, `${key}.out`) })
+  }
+  const { direction, ...rest } = o
+  const dir = r.str(direction, `${key}.direction`, /^(in|out|both)$/, 'both', '"in", "out" or "both"')
+  const c = read(rest, key)
+  return Object.freeze({ in: dir === 'out' ? null : c, out: dir === 'in' ? null : c })
 }

@@ -160,7 +160,10 @@ function drawNetworks (nets: NetworkJson[]): void {
     const add = (k: string, v: string): void => { dl.append(el('dt', {}, k), el('dd', {}, v)) }
     add('ports', String(n.ports))
     add('fdb entries', `${n.fdb.entries ?? 0} / ${n.fdb.maxEntries ?? 0}`)
-    add('frames in', si(n.counters.rxFrames ?? 0))
+    const sum = (prefix: string): number => Object.keys(n.counters).filter((k) => k.startsWith(prefix)).reduce((a, k) => a + (n.counters[k] ?? 0), 0)
+    add('forwarded', si(n.counters.forwarded ?? 0))
+    add('flooded', si(sum('flooded')))
+    add('dropped', si(sum('drop')))
     add('spanning-tree root', n.stp.root === n.stp.bridge ? 'this switch' : n.stp.root)
     return el('div', { class: 'card', 'data-network': n.name }, el('h3', {}, `network ${n.name}`), dl)
   }))
@@ -185,7 +188,8 @@ function newRow (p: PortJson, time: number): PortState {
   const line = svg('polyline', { points: '', 'vector-effect': 'non-scaling-stroke' })
   spark.append(line)
   cells[11]?.append(spark)
-  return { row, cells, spark, line, history: [], last: p, lastTime: time, actionsKey: '' }
+  // A flat line from the start: the chart reads as "nothing yet", not as a dot.
+  return { row, cells, spark, line, history: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '' }
 }
 
 function drawActions (s: PortState, p: PortJson): void {
@@ -379,11 +383,11 @@ async function startCapture (): Promise<void> {
         if (list.childElementCount > MAX_CAPTURE_LINES) list.firstElementChild?.remove()
       }
       if (reader.error !== undefined) throw new Error(reader.error)
-      status.textContent = `capturing: ${frames} frames, ${si(bytes)}B`
+      status.textContent = `capturing: ${frames} frames, ${si(bytes)} bytes`
     }
-    status.textContent = `ended: ${frames} frames, ${si(bytes)}B`
+    status.textContent = `ended: ${frames} frames, ${si(bytes)} bytes`
   } catch (err) {
-    status.textContent = ctl.signal.aborted ? `stopped: ${frames} frames, ${si(bytes)}B` : `capture failed: ${(err as Error).message}`
+    status.textContent = ctl.signal.aborted ? `stopped: ${frames} frames, ${si(bytes)} bytes` : `capture failed: ${(err as Error).message}`
   } finally {
     capture = undefined
     $<HTMLButtonElement>('cap-start').disabled = false

@@ -169,6 +169,15 @@ describe('web console: server side (integration)', function () {
       await waitFor(() => c.of('tick').some((t) => t.fdb?.rows.some((r) => r.mac === '02:00:00:00:00:01') === true), 4000, 'the MAC in the fdb')
     })
 
+    it('attack: a reload that changes the admin token ends the sessions of the old one', async () => {
+      await start()
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      assert.equal(server.reload(buildConfig({ adminToken: TOKEN + '-rotated' }, 'test')), true)
+      assert.equal(await c.closed(3000), 1008)
+    })
+
     it('attack: without the token the stream is closed before it sends anything', async () => {
       await start()
       const c = await events()

@@ -153,6 +153,8 @@ export interface ConsoleRefusal { status: number, reason: 'bad_origin' | 'unauth
 
 class Client {
   authed = false
+  /** The token it authenticated with: a reload that changes the admin token must end its session. */
+  token = ''
   timer: NodeJS.Timeout | undefined
   constructor (readonly sock: ConsoleSocket, readonly remote: string) {}
 }
@@ -166,6 +168,8 @@ export class ConsoleHub {
   private ticks = 0
   private tickTimer: NodeJS.Timeout | undefined
   private flushTimer: NodeJS.Timeout | undefined
+  /** The configuration sessions were last checked against (reload replaces the object). */
+  private checkedConfig: unknown
   private unobserve: (() => void) | undefined
   /** Consoles closed for not reading (MAX_BUFFERED). */
   slowClosed = 0
@@ -174,6 +178,7 @@ export class ConsoleHub {
 
   /** Start keeping the log (switchd listens). */
   start (): void {
+    this.checkedConfig = this.server.config
     this.unobserve ??= observeLog((level, component, event, fields) => { this.record(level, component, event, fields) })
   }
 
@@ -238,10 +243,30 @@ export class ConsoleHub {
       return
     }
     c.authed = true
+    c.token = typeof token === 'string' ? token : ''
     this.send(c, JSON.stringify({ type: 'welcome', log: this.ring, actions: PORT_ACTIONS } satisfies ConsoleMessage))
     this.send(c, this.snapshot(true))
     this.tickTimer ??= setInterval(() => { this.tick() }, 1000)
     this.tickTimer.unref()
+  }
+
+  /**
+   * After a reload: a console whose token is no longer the admin token (rotated,
+   * or the API turned off or no longer open) loses its session, as a port loses
+   * its revoked token (server.ts regrant).
+   */
+  private recheck (): void {
+    const config = this.server.config
+    this.checkedConfig = config
+    const expected = config.adminToken
+    for (const c of [...this.clients]) {
+      if (!c.authed) continue
+      const ok = config.api && (expected === undefined ? this.server.adminOpen : tokenMatches(c.token, expected))
+      if (!ok) {
+        log.info('console_closed', { remote: c.remote, reason: 'admin_token_changed' })
+        c.sock.close(CLOSE_POLICY, 'the admin token changed: log in again')
+      }
+    }
   }
 
   private watchers (): number {
@@ -267,6 +292,7 @@ export class ConsoleHub {
   }
 
   private tick (): void {
+    if (this.server.config !== this.checkedConfig) this.recheck()
     this.ticks++
     this.broadcast(this.snapshot(this.ticks % 2 === 0))
   }

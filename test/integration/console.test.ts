@@ -17,6 +17,7 @@ import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
 import { eth, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { switchctl } from '../helpers/ctl'
 
 const TOKEN = 'console-admin-token-0123456789'
 const ROOT = path.join(__dirname, '..', '..')
@@ -253,6 +254,26 @@ describe('web console: server side (integration)', function () {
       await waitFor(() => fake.closeCode !== 0, 3000, 'the slow console closed')
       assert.equal(fake.closeCode, 4004)
       assert.equal(server.console.size, 0)
+    })
+  })
+
+  describe('switchctl events', () => {
+    it('prints the recent events, then follows, with the token sent in a message', async () => {
+      await start()
+      const port = await TestClient.raw(wsBase + '/'); opened.push(port)
+      const r = await switchctl(['--url', base, '--token', TOKEN, '--json', 'events', '--count', '2'])
+      assert.equal(r.code, 0, r.stderr)
+      const got = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string })
+      assert.deepEqual(got.map((e) => e.event), ['listening', 'port_up'])
+      const text = await switchctl(['--url', base, '--token', TOKEN, 'events', '--count', '2'])
+      assert.match(text.stdout.toString(), /info  ports port_up .*port=raw-1/)
+    })
+
+    it('says what to do without the token', async () => {
+      await start()
+      const r = await switchctl(['--url', base, 'events', '--count', '1'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /wrong admin token \(set --token or SWITCHCTL_TOKEN\)/)
     })
   })
 

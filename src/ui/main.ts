@@ -271,41 +271,53 @@ function drawFdb (): void {
 function drawTopology (): void {
   if ($('tab-topology').hidden) return
   const box = $('topology')
-  box.replaceChildren(...lastNetworks.map((n) => topology(n, lastPorts.filter((p) => p.network === n.name))))
+  // Networks with ports; an empty network is only drawn when all are empty.
+  const used = lastNetworks.filter((n) => n.ports > 0)
+  box.replaceChildren(...(used.length > 0 ? used : lastNetworks).map((n) => topology(n, lastPorts.filter((p) => p.network === n.name))))
 }
 
 function short (bridge: string): string { return bridge.length > 14 ? '…' + bridge.slice(-11) : bridge }
 
-/** One network: this switch in the middle, trunks to their neighbours on an inner ring, access ports on an outer one. */
+/**
+ * One network: this switch in the middle, trunks to their neighbours on the upper arc, access ports on the
+ * lower one (so labels never cross), the spanning-tree root marked ★.
+ */
 function topology (n: NetworkJson, ports: PortJson[]): SVGElement {
-  const W = 560; const H = 420; const cx = W / 2; const cy = H / 2
+  const W = 560; const H = 420; const cx = W / 2; const cy = H / 2 - 10
   const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `network ${n.name}` })
-  const title = svg('text', { x: 10, y: 18 }); title.textContent = `network ${n.name}`; root.append(title)
+  const text = (x: number, y: number, t: string, anchor = 'middle'): void => {
+    const e = svg('text', { x: x.toFixed(1), y: y.toFixed(1), 'text-anchor': anchor }); e.textContent = t; root.append(e)
+  }
+  text(10, 18, `network ${n.name}`, 'start')
   const trunks = ports.filter((p) => p.stp !== undefined)
   const access = ports.filter((p) => p.stp === undefined)
-  const shownAccess = access.slice(0, 24)
-  const place = (i: number, count: number, r: number, phase: number): [number, number] => {
-    const a = phase + (2 * Math.PI * i) / Math.max(1, count)
+  const MAX_ACCESS = 16
+  const shown = access.slice(0, MAX_ACCESS)
+  /** The i-th of `count` points on an arc from angle `from` to `to`, radius r. */
+  const arc = (i: number, count: number, from: number, to: number, r: number): [number, number] => {
+    const a = count === 1 ? (from + to) / 2 : from + ((to - from) * i) / (count - 1)
     return [cx + r * Math.cos(a), cy + r * Math.sin(a)]
   }
-  shownAccess.forEach((p, i) => {
-    const [x, y] = place(i, shownAccess.length, 170, Math.PI / 12)
+  shown.forEach((p, i) => {
+    const [x, y] = arc(i, shown.length, (5 * Math.PI) / 6, Math.PI / 6, 150)
     root.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: 'access' }))
-    const r = svg('rect', { x: x - 6, y: y - 6, width: 12, height: 12, class: 'access' }); root.append(r)
-    const t = svg('text', { x: x + 9, y: y + 4 }); t.textContent = p.name + (p.state === 'forwarding' ? '' : ` (${p.state})`); root.append(t)
+    root.append(svg('rect', { x: x - 6, y: y - 6, width: 12, height: 12, class: 'access' }))
+    text(x, y + 20 + (i % 2) * 13, p.name + (p.state === 'forwarding' ? '' : ` (${p.state})`))
   })
-  if (access.length > shownAccess.length) { const t = svg('text', { x: 10, y: H - 10 }); t.textContent = `+${access.length - shownAccess.length} more ports`; root.append(t) }
+  if (access.length > shown.length) text(W - 10, H - 10, `+${access.length - shown.length} more ports`, 'end')
   trunks.forEach((p, i) => {
-    const [x, y] = place(i, trunks.length, 100, -Math.PI / 2)
+    const [x, y] = arc(i, trunks.length, (-5 * Math.PI) / 6, -Math.PI / 6, 130)
     const stp = p.stp as NonNullable<PortJson['stp']>
     root.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: stp.forwarding ? '' : 'down' }))
     root.append(svg('circle', { cx: x, cy: y, r: 16, class: 'peer' }))
     const isRoot = stp.neighbour !== undefined && stp.neighbour === n.stp.root
-    const t = svg('text', { x: x - 30, y: y + 30 }); t.textContent = `${isRoot ? '★ ' : ''}${short(stp.neighbour ?? p.name)}`; root.append(t)
-    const t2 = svg('text', { x: (cx + x) / 2 + 4, y: (cy + y) / 2 - 4 }); t2.textContent = `${p.name} ${stp.role}`; root.append(t2)
+    text(x, y - 36, `${isRoot ? '★ ' : ''}${short(stp.neighbour ?? '?')}`)
+    text(x, y - 22, `${p.name.length > 28 ? p.name.slice(0, 27) + '…' : p.name}`)
+    const left = x < cx
+    text((cx + x) / 2 + (left ? -8 : 8), (cy + y) / 2 + 4, `${stp.role}${stp.forwarding ? '' : ' (discarding)'}`, left ? 'end' : 'start')
   })
   root.append(svg('circle', { cx, cy, r: 26, class: 'sw' }))
-  const me = svg('text', { x: cx - 40, y: cy + 44 }); me.textContent = `${n.stp.root === n.stp.bridge ? '★ ' : ''}this switch ${short(n.stp.bridge)}`; root.append(me)
+  text(cx + 34, cy + 4, `${n.stp.root === n.stp.bridge ? '★ ' : ''}this switch ${short(n.stp.bridge)}`, 'start')
   return root
 }
 

@@ -17,6 +17,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import type { PortJson } from '../../src/common/api-types'
+import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
@@ -210,9 +211,42 @@ describe('web console in chromium (browser)', function () {
     assert.equal(await page.locator('#fdb tbody tr td').nth(2).textContent(), '02:00:00:00:00:03')
     await page.click('#tabs button[data-tab="topology"]')
     await page.locator('#topology svg text', { hasText: 'carol' }).waitFor()
-    await page.screenshot({ path: path.join(SHOTS, 'console-topology.png') })
+    await page.click('#tabs button[data-tab="fdb"]')
+    await page.screenshot({ path: path.join(SHOTS, 'console-fdb.png') })
     await page.click('#tabs button[data-tab="events"]')
     await page.locator('#events li', { hasText: 'port_up' }).first().waitFor()
+    await page.screenshot({ path: path.join(SHOTS, 'console-events.png') })
+  })
+
+  it('draws trunks to other switches, the discarding one dashed, and the spanning-tree root', async function () {
+    // A triangle (as in test/integration/trunk.test.ts): B, A dials B, C dials both; one trunk end must discard.
+    const profiles = [{ match: 'trunk-*', trunk: true, claimable: true }]
+    const others: SwitchServer[] = []
+    try {
+      const start = async (config: Record<string, unknown>): Promise<{ server: SwitchServer, url: string }> => {
+        const sw = new SwitchServer({ config: buildConfig({ pingInterval: 1, profiles, ...config }, 'test'), host: '127.0.0.1', port: 0 })
+        others.push(sw)
+        return { server: sw, url: `ws://127.0.0.1:${(await sw.listen()).port}` }
+      }
+      const b = await start({})
+      const a = await start({ trunks: [{ url: b.url + '/net/lab' }] })
+      const c = await start({ trunks: [{ url: a.url + '/net/lab' }, { url: b.url + '/net/lab' }] })
+      const ends = (): NetPort[] => others.flatMap((x) => x.ports().filter((p) => p.stp !== null))
+      await waitFor(() => ends().length === 6 && ends().filter((p) => p.stp?.forwarding === true).length === 5, 15000, 'the spanning tree')
+      const blocked = others.find((x) => x.ports().some((p) => p.stp !== null && !p.stp.forwarding)) as SwitchServer
+      const url = blocked === c.server ? c.url : blocked === a.server ? a.url : b.url
+      for (const name of ['web1', 'db1']) clients.push(await TestClient.batched(url + '/net/lab', { name }))
+      // No admin token and loopback without client tokens: the API is open here, and so is the page (no login).
+      await page.goto(url.replace('ws:', 'http:') + '/ui')
+      await page.click('#tabs button[data-tab="topology"]')
+      const lab = page.locator('#topology svg[aria-label="network lab"]')
+      await lab.locator('circle.peer').nth(1).waitFor({ timeout: 10000 })
+      await lab.locator('line.down').waitFor({ state: 'attached', timeout: 10000 })
+      assert.match(await lab.textContent() ?? '', /★/)
+      await page.screenshot({ path: path.join(SHOTS, 'console-topology.png') })
+    } finally {
+      for (const x of others.reverse()) await x.close()
+    }
   })
 
   it('attack: the token never appears in a URL the page requests', async () => {

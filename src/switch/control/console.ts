@@ -236,9 +236,14 @@ export class ConsoleHub {
       return
     }
     const expected = this.server.config.adminToken
-    if (expected !== undefined && (typeof token !== 'string' || !tokenMatches(token, expected))) {
+    if (expected !== undefined && (typeof token !== 'string' || token === '')) {
+      // The page asks without a token first (a switchd without one lets it in): that is a question, not an attack.
+      c.sock.close(CLOSE_POLICY, 'admin token required')
+      return
+    }
+    if (expected !== undefined && !tokenMatches(token as string, expected)) {
       this.server.refusedApi('unauthorized')
-      log.limited('warn', 'admin_unauthorized', { remote: c.remote, path: EVENTS_PATH, had_token: typeof token === 'string' && token !== '' })
+      log.limited('warn', 'admin_unauthorized', { remote: c.remote, path: EVENTS_PATH, had_token: true })
       c.sock.close(CLOSE_POLICY, 'wrong admin token')
       return
     }

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
-import { MAX_CLIENTS, MAX_BUFFERED, type ConsoleSocket } from '../../src/switch/control/console'
+import { MAX_CLIENTS, MAX_UNAUTHENTICATED, MAX_BUFFERED, type ConsoleSocket } from '../../src/switch/control/console'
 import type { ConsoleMessage } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
@@ -230,10 +230,27 @@ describe('web console: server side (integration)', function () {
       assert.equal(await c.closed(), 1009)
     })
 
-    it(`attack: at most ${MAX_CLIENTS} consoles at once (503 beyond)`, async () => {
+    it(`attack: at most ${MAX_UNAUTHENTICATED} consoles logging in and ${MAX_CLIENTS} in all (503 beyond)`, async () => {
       await start()
-      for (let i = 0; i < MAX_CLIENTS; i++) await events()
+      const waiting: EventsClient[] = []
+      for (let i = 0; i < MAX_UNAUTHENTICATED; i++) waiting.push(await events())
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503, 'those without the token cannot fill the room')
+      const auth = async (c: EventsClient): Promise<void> => {
+        c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+        await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      }
+      for (const c of waiting) await auth(c)
+      for (let i = MAX_UNAUTHENTICATED; i < MAX_CLIENTS; i++) await auth(await events())
       assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503)
+    })
+
+    it('attack: a refused console that never answers the close is cut within a second', async () => {
+      await start()
+      const c = await events()
+      // Stop reading: the close frame is never answered.
+      ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+      c.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
+      await waitFor(() => server.console.size === 0, 3000, 'the slot freed')
     })
 
     it('attack: a console that stops reading is closed with 4004, not buffered for', async () => {

@@ -44,6 +44,13 @@ const log = logger('console')
 export const EVENTS_PATH = '/api/v1/events'
 /** Sockets on the event stream at once, authenticated or not. */
 export const MAX_CLIENTS = 16
+/**
+ * Of them, not yet authenticated: anyone who reaches switchd can hold these
+ * (each for AUTH_MS at most), so they may not fill the room token holders need.
+ */
+export const MAX_UNAUTHENTICATED = 4
+/** After we close a socket, how long its peer has to answer before it is cut (ws would wait 30 s). */
+const CLOSE_GRACE_MS = 1000
 /** Time a new socket has to send its auth message. */
 export const AUTH_MS = 5000
 /** Largest message a console may send (its auth message); the transport enforces it. */
@@ -153,6 +160,8 @@ export interface ConsoleRefusal { status: number, reason: 'bad_origin' | 'unauth
 
 class Client {
   authed = false
+  /** We closed it: nothing more is read from it or sent to it. */
+  ended = false
   /** The token it authenticated with: a reload that changes the admin token must end its session. */
   token = ''
   timer: NodeJS.Timeout | undefined
@@ -205,6 +214,7 @@ export class ConsoleHub {
     if (why !== undefined) return { status: 403, reason: 'bad_origin', message: why }
     if (config.adminToken === undefined && !this.server.adminOpen) return { status: 403, reason: 'unauthorized', message: 'the admin API needs an admin token here (--admin-token)' }
     if (this.clients.size >= MAX_CLIENTS) return { status: 503, reason: 'limit', message: `${MAX_CLIENTS} consoles are watching already` }
+    if (this.clients.size - this.watchers() >= MAX_UNAUTHENTICATED) return { status: 503, reason: 'limit', message: `${MAX_UNAUTHENTICATED} consoles are logging in already; try again` }
     return undefined
   }
 
@@ -218,13 +228,13 @@ export class ConsoleHub {
       this.clients.delete(c)
       if (this.watchers() === 0) { clearInterval(this.tickTimer); this.tickTimer = undefined }
     })
-    c.timer = setTimeout(() => { sock.close(CLOSE_HELLO_TIMEOUT, 'send {"type":"auth","token":…} first') }, AUTH_MS)
+    c.timer = setTimeout(() => { this.end(c, CLOSE_HELLO_TIMEOUT, 'send {"type":"auth","token":…} first') }, AUTH_MS)
     c.timer.unref()
     sock.on('message', (data, isBinary) => { this.onMessage(c, data, isBinary) })
   }
 
   private onMessage (c: Client, data: Buffer, isBinary: boolean): void {
-    if (c.authed) return // nothing else is asked of a console; ignore it
+    if (c.authed || c.ended) return // nothing else is asked of a console; ignore it
     clearTimeout(c.timer)
     let token: unknown
     try {
@@ -232,19 +242,19 @@ export class ConsoleHub {
       if (m.type !== 'auth') throw new Error('not auth')
       token = m.token
     } catch {
-      c.sock.close(CLOSE_POLICY, 'the first message must be {"type":"auth","token":…}')
+      this.end(c, CLOSE_POLICY, 'the first message must be {"type":"auth","token":…}')
       return
     }
     const expected = this.server.config.adminToken
     if (expected !== undefined && (typeof token !== 'string' || token === '')) {
       // The page asks without a token first (a switchd without one lets it in): that is a question, not an attack.
-      c.sock.close(CLOSE_POLICY, 'admin token required')
+      this.end(c, CLOSE_POLICY, 'admin token required')
       return
     }
     if (expected !== undefined && !tokenMatches(token as string, expected)) {
       this.server.refusedApi('unauthorized')
       log.limited('warn', 'admin_unauthorized', { remote: c.remote, path: EVENTS_PATH, had_token: true })
-      c.sock.close(CLOSE_POLICY, 'wrong admin token')
+      this.end(c, CLOSE_POLICY, 'wrong admin token')
       return
     }
     c.authed = true
@@ -269,9 +279,17 @@ export class ConsoleHub {
       const ok = config.api && (expected === undefined ? this.server.adminOpen : tokenMatches(c.token, expected))
       if (!ok) {
         log.info('console_closed', { remote: c.remote, reason: 'admin_token_changed' })
-        c.sock.close(CLOSE_POLICY, 'the admin token changed: log in again')
+        this.end(c, CLOSE_POLICY, 'the admin token changed: log in again')
       }
     }
+  }
+
+  /** Close with a code, and cut the socket if its peer does not answer the close soon: its slot is freed either way. */
+  private end (c: Client, code: number, reason: string): void {
+    c.authed = false
+    c.ended = true
+    c.sock.close(code, reason)
+    setTimeout(() => { c.sock.terminate() }, CLOSE_GRACE_MS).unref()
   }
 
   private watchers (): number {

@@ -96,6 +96,7 @@ const u32 = (f: Uint8Array, off: number): number => (u16(f, off) * 65536) + u16(
 const ICMP4: Record<number, string> = { 0: 'echo reply', 3: 'destination unreachable', 5: 'redirect', 8: 'echo request', 11: 'time exceeded' }
 const ICMP6: Record<number, string> = {
   1: 'destination unreachable', 2: 'packet too big', 3: 'time exceeded', 128: 'echo request', 129: 'echo reply',
+  130: 'multicast listener query', 131: 'multicast listener report', 132: 'multicast listener done', 143: 'multicast listener report v2',
   133: 'router solicitation', 134: 'router advertisement', 135: 'neighbor solicitation', 136: 'neighbor advertisement'
 }
 const TCP_FLAGS = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG']

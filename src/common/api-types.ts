@@ -73,7 +73,9 @@ export type ConsoleMessage =
     /** Milliseconds since the epoch, on switchd's clock: rates are deltas over this. */
     time: number
     networks: NetworkJson[]
+    /** The first TICK_PORTS (256) ports of `portsTotal` (switchctl ports lists them all). */
     ports: PortJson[]
+    portsTotal: number
     captures: number
     /** Every other tick: the fdb, at most `limit` rows of `total`. */
     fdb?: { rows: FdbJson[], total: number, limit: number }

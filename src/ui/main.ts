@@ -124,6 +124,7 @@ function onTick (m: Extract<ConsoleMessage, { type: 'tick' }>): void {
   lastNetworks = m.networks
   drawNetworks(m.networks)
   drawPorts(m.ports, m.time)
+  drawPortsNote(m.ports.length, m.portsTotal)
   if (m.fdb !== undefined) { fdbRows = m.fdb.rows; fdbTotal = m.fdb.total; drawFdb() }
   drawTopology()
   fillCaptureChoices()
@@ -227,6 +228,10 @@ function drawPorts (ports: PortJson[], time: number): void {
   }
   for (const [id, s] of portRows) if (!seen.has(id)) { s.row.remove(); portRows.delete(id) }
   $('ports-empty').hidden = ports.length > 0
+}
+
+function drawPortsNote (shown: number, total: number): void {
+  $('ports-more').textContent = total > shown ? `Showing the first ${shown} of ${total} ports (switchctl ports lists them all).` : ''
 }
 
 // ---------- fdb ----------

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
-import { MAX_CLIENTS, MAX_UNAUTHENTICATED, MAX_BUFFERED, type ConsoleSocket } from '../../src/switch/control/console'
+import { MAX_CLIENTS, MAX_UNAUTHENTICATED, MAX_BUFFERED, TICK_PORTS, type ConsoleSocket } from '../../src/switch/control/console'
 import type { ConsoleMessage } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
@@ -153,6 +153,7 @@ describe('web console: server side (integration)', function () {
       assert.deepEqual(welcome.actions, ['disable', 'enable', 'disconnect'])
       const tick = c.of('tick').at(-1)
       assert.equal(tick?.ports.length, 1)
+      assert.equal(tick?.portsTotal, 1)
       assert.equal(tick?.networks[0]?.name, 'default')
       assert.ok(c.of('tick').some((t) => t.fdb !== undefined), 'an fdb snapshot')
     })
@@ -251,6 +252,21 @@ describe('web console: server side (integration)', function () {
       ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
       c.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
       await waitFor(() => server.console.size === 0, 3000, 'the slot freed')
+    })
+
+    it(`sends at most ${TICK_PORTS} ports a second, and how many there are`, async () => {
+      await start()
+      const port = await TestClient.raw(wsBase + '/'); opened.push(port)
+      const real = server.ports()[0]
+      assert.ok(real !== undefined)
+      // As if 10,000 ports were connected (limits.maxPorts' default): the snapshot must not grow with them.
+      server.ports = () => new Array(10_000).fill(real)
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('tick').length >= 1, 3000, 'a tick')
+      const tick = c.of('tick')[0]
+      assert.equal(tick?.ports.length, TICK_PORTS)
+      assert.equal(tick?.portsTotal, 10_000)
     })
 
     it('attack: a console that stops reading is closed with 4004, not buffered for', async () => {

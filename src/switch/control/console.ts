@@ -21,7 +21,7 @@
  * to authenticate, a 4 KiB message limit (set by the transport), at most
  * MAX_BUFFERED bytes waiting per client (beyond it the client is closed with
  * 4004: a slow console never holds switchd's memory), a log ring of LOG_RING
- * entries, FDB_ROWS fdb rows per snapshot. One snapshot is built per second
+ * entries, TICK_PORTS ports and FDB_ROWS fdb rows per snapshot. One snapshot is built per second
  * and only while someone watches; the frame path pays nothing for it.
  */
 
@@ -59,8 +59,13 @@ export const MAX_CLIENT_MESSAGE = 4096
 export const MAX_BUFFERED = 1024 * 1024
 /** Log entries kept for a console that connects later. */
 export const LOG_RING = 200
-/** Rows of the fdb per snapshot. */
+/** Rows of the fdb per snapshot (about 100 bytes each). */
 export const FDB_ROWS = 2000
+/**
+ * Ports per snapshot (about 600 bytes each): a second's snapshot stays a few
+ * hundred KB however many ports switchd has (limits.maxPorts is 10,000).
+ */
+export const TICK_PORTS = 256
 /** Longest text of one log field the console gets. */
 const MAX_FIELD = 200
 /** Port actions the API has (POST /api/v1/ports/<name>/<action>): the page draws one button each. */
@@ -323,11 +328,13 @@ export class ConsoleHub {
   /** One tick: counters of every network and port, and every other second the fdb. */
   private snapshot (withFdb: boolean): string {
     const s = this.server
+    const ports = s.ports()
     const msg: ConsoleMessage = {
       type: 'tick',
       time: Date.now(),
       networks: s.networks.all().map(networkView),
-      ports: s.ports().map(portView),
+      ports: ports.slice(0, TICK_PORTS).map(portView),
+      portsTotal: ports.length,
       captures: s.captures.size
     }
     if (withFdb) {

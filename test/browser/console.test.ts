@@ -79,6 +79,8 @@ describe('web console in chromium (browser)', function () {
   let urls: string[]
   /** Bytes the page received: response bodies as sent (compressed) and WebSocket messages. */
   let received: number
+  /** What the page's CSP refused, and uncaught errors in the page: every test ends with none. */
+  let cspViolations: string[]
   /** Pending sizes of responses (known once each has finished). */
   let sizes: Array<Promise<void>>
 
@@ -102,6 +104,9 @@ describe('web console in chromium (browser)', function () {
     page = context.pages()[0] ?? await context.newPage()
     urls = []
     received = 0
+    cspViolations = []
+    page.on('console', (m) => { if (/Content Security Policy|Refused to/.test(m.text())) cspViolations.push(m.text()) })
+    page.on('pageerror', (err) => { cspViolations.push(`page error: ${err.message}`) })
     page.on('request', (r) => { urls.push(r.url()) })
     sizes = []
     page.on('response', (r) => { sizes.push(r.request().sizes().then((s) => { received += s.responseBodySize + s.responseHeadersSize }, () => {})) })
@@ -111,12 +116,14 @@ describe('web console in chromium (browser)', function () {
     })
   })
 
-  afterEach(async () => {
+  afterEach(async function () {
+    const violations = cspViolations
     await context?.close()
     fs.rmSync(profile, { recursive: true, force: true })
     for (const c of clients) c.close()
     await server.close()
     setLogSink(restore)
+    if (this.currentTest?.state === 'passed') assert.deepEqual(violations, [], 'the page ran without CSP violations or errors')
   })
 
   async function login (): Promise<void> {

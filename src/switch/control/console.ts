@@ -84,10 +84,11 @@ const FILES: Record<string, { file: string, type: string }> = {
 /**
  * Scripts and styles from here only (no inline code, no eval), connections
  * back here only ('self' covers ws: and wss: to this host), images from here
- * or blob:, no <base>, no form submission, no framing (frame-ancestors, and
- * X-Frame-Options for older browsers).
+ * (the pcap download is a blob: link, which no fetch directive governs), no
+ * <base>, no form submission, no framing (frame-ancestors, and X-Frame-Options
+ * for older browsers).
  */
-export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; connect-src 'self'; " +
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 const SECURITY_HEADERS: Record<string, string> = {

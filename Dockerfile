@@ -19,6 +19,7 @@ ENV npm_config_nodedir=/usr/local
 COPY package.json package-lock.json binding.gyp tsconfig.json tsconfig.build.json ./
 COPY native/ native/
 COPY src/ src/
+COPY scripts/ scripts/
 # npm ci runs the package's own scripts, as on a developer's machine: "install"
 # compiles native/ into build/Release/tap.node, "prepare" compiles src/ into dist/.
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund

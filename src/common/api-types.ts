@@ -84,3 +84,36 @@ export interface PortConditionJson {
   /** A scheduled flap: down `down` seconds every `every` seconds. */
   flap?: { down: number, every: number }
 }
+
+/** One line of the event log the web console shows (a log event at info or above). */
+export interface LogEntryJson {
+  /** Increases by one per entry: a client that reconnects knows what it has seen. */
+  seq: number
+  time: string
+  level: 'info' | 'warn' | 'error'
+  component: string
+  event: string
+  fields: Record<string, string | number | boolean | null>
+}
+
+/**
+ * GET /api/v1/events (a WebSocket): what switchd sends the web console.
+ * The client's first message must be `{"type":"auth","token":"<admin token>"}`
+ * (the token never goes in the URL); then `welcome` with the recent log, a
+ * `tick` every second and `log` as events happen.
+ */
+export type ConsoleMessage =
+  | { type: 'welcome', log: LogEntryJson[], actions: string[] }
+  | {
+    type: 'tick'
+    /** Milliseconds since the epoch, on switchd's clock: rates are deltas over this. */
+    time: number
+    networks: NetworkJson[]
+    /** The first TICK_PORTS (256) ports of `portsTotal` (switchctl ports lists them all). */
+    ports: PortJson[]
+    portsTotal: number
+    captures: number
+    /** Every other tick: the fdb, at most `limit` rows of `total`. */
+    fdb?: { rows: FdbJson[], total: number, limit: number }
+  }
+  | { type: 'log', entries: LogEntryJson[] }

@@ -31,6 +31,16 @@ export function setLogSink (fn: (line: string) => void): (line: string) => void 
   return prev
 }
 
+/** Sees every event at info or above, whatever the threshold (the web console's event log). */
+export type LogObserver = (level: Level, component: string, event: string, fields: Fields | undefined) => void
+const observers = new Set<LogObserver>()
+
+/** Watch events at info and above; returns a function that stops watching. Nothing is built for an observer: it gets the fields as logged. */
+export function observeLog (fn: LogObserver): () => void {
+  observers.add(fn)
+  return () => { observers.delete(fn) }
+}
+
 export function isLevel (text: string): text is Level {
   return Object.prototype.hasOwnProperty.call(LEVELS, text)
 }
@@ -52,7 +62,7 @@ export class Logger {
 
   /** Like `write`, but at most `burst` lines of this event per interval. */
   limited (level: Level, event: string, fields?: Fields): void {
-    if (LEVELS[level] < threshold) return
+    if (LEVELS[level] < threshold && (observers.size === 0 || LEVELS[level] < LEVELS.info)) return
     if (this.epoch !== epoch) { this.epoch = epoch; this.limits = new Map() }
     const now = Date.now()
     let l = this.limits.get(event)
@@ -67,6 +77,7 @@ export class Logger {
   }
 
   write (level: Level, event: string, fields?: Fields): void {
+    if (observers.size > 0 && LEVELS[level] >= LEVELS.info) for (const fn of observers) fn(level, this.component, event, fields)
     if (LEVELS[level] < threshold) return
     sink(JSON.stringify({ time: new Date().toISOString(), level, component: this.component, event, ...fields }))
   }

@@ -7,8 +7,9 @@ import * as fs from 'node:fs'
 import { parseArgs } from 'node:util'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import WebSocket from 'ws'
 import { table } from './table'
-import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson } from '../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson } from '../common/api-types'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -35,6 +36,8 @@ Commands:
   capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]
                                              stream a pcap; -w - or a pipe writes to stdout,
                                              e.g. switchctl capture --port web1 | tcpdump -nr -
+  events [--count N]                         switchd's log as it happens (the web console's stream):
+                                             the recent events, then new ones until N or Ctrl-C
 
 Options:
   --url URL        switchd's HTTP address [env SWITCHCTL_URL, default http://127.0.0.1:8080]
@@ -249,7 +252,47 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest)
       return
     }
+    case 'events': {
+      const count = s('count') === undefined ? Infinity : Number(s('count'))
+      if (!(count > 0)) throw new CtlError('events: --count expects a positive number', 2)
+      await events(ctx, count)
+      return
+    }
     default:
       throw new CtlError(`unknown command "${cmd}" (see --help)`, 2)
   }
+}
+
+/** One log entry as a line: time, level, component, event, then its fields. */
+function logLine (e: LogEntryJson): string {
+  const fields = Object.entries(e.fields).map(([k, v]) => `${k}=${String(v)}`).join(' ')
+  return `${e.time} ${e.level.padEnd(5)} ${e.component} ${e.event}${fields === '' ? '' : ' ' + fields}\n`
+}
+
+/** Follow /api/v1/events: the token goes in the first message (never the URL), as the web console sends it. */
+async function events (ctx: Ctx, count: number): Promise<void> {
+  const url = new URL('/api/v1/events', ctx.url)
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })
+  let shown = 0
+  let welcomed = false
+  const show = (e: LogEntryJson): void => {
+    if (shown >= count) return
+    process.stdout.write(ctx.json ? JSON.stringify(e) + '\n' : logLine(e))
+    if (++shown >= count) ws.close(1000)
+  }
+  await new Promise<void>((resolve, reject) => {
+    ws.on('unexpected-response', (_req, res) => { reject(new CtlError(`${res.statusCode ?? '?'} ${res.statusMessage ?? ''} from ${url.pathname}`)) })
+    ws.on('error', (err: Error & { code?: string }) => { reject(new CtlError(`cannot reach ${ctx.url}: ${err.code ?? err.message} (is switchd running? set --url or SWITCHCTL_URL)`)) })
+    ws.on('open', () => { ws.send(JSON.stringify({ type: 'auth', token: ctx.token ?? '' })) })
+    ws.on('message', (data: Buffer) => {
+      const m = JSON.parse(data.toString()) as ConsoleMessage
+      if (m.type === 'welcome') { welcomed = true; for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)
+    })
+    ws.on('close', (code, reason) => {
+      if (code === 1008 && !welcomed) reject(new CtlError(`${reason.toString() || 'refused'} (set --token or SWITCHCTL_TOKEN)`))
+      else if (code === 1000 || code === 1005 || shown >= count) resolve()
+      else reject(new CtlError(`the event stream closed: ${code} ${reason.toString()}`))
+    })
+  })
 }

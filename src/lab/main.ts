@@ -65,7 +65,8 @@ export async function main (argv: string[]): Promise<void> {
     }
     if (command === 'up') {
       const [a, b] = lab.hosts as [LabHost, LabHost]
-      process.stdout.write(`\nthe lab is up; try:\n  sudo ip netns exec ${a.ns} ping ${b.ipv4}\n  sudo ip netns exec ${a.ns} ping -6 ${b.ipv6}\nCtrl-C stops it and removes everything.\n`)
+      process.stdout.write(`\nthe lab is up; try:\n  sudo ip netns exec ${a.ns} ping ${b.ipv4}\n  sudo ip netns exec ${a.ns} ping -6 ${b.ipv6}\n` +
+        `and watch it in the web console: ${lab.url.replace('ws:', 'http:')}ui\nCtrl-C stops it and removes everything.\n`)
       await new Promise(() => {})
     }
     for (const from of lab.hosts) {

@@ -66,6 +66,8 @@ const ALLOWED: Record<string, string[]> = {
   'ctl': ['common'],
   'lab': ['common'],
   'bench': ['common', 'lab'],
+  // The web console runs in a browser: it may take only types from common (api-types), never its Node code.
+  'ui': [],
 }
 
 /** The core decides where a frame goes; it may not open, read or write anything. */

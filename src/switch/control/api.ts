@@ -127,6 +127,17 @@ function readFlap (v: unknown): { down: number, every: number } {
   return { down, every }
 }
 
+export function networkView (sw: Switch): NetworkJson {
+  return {
+    name: sw.name,
+    ports: sw.ports.length,
+    maxFrameSize: sw.maxFrameSize,
+    fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
+    stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
+    counters: { ...sw.stats }
+  }
+}
+
 function send (res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2) + '\n')
 }
@@ -199,7 +210,7 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
   if (url === undefined) { send(res, 400, { error: 'not a valid request target' }); return true }
   if (!url.pathname.startsWith('/api/')) return false
   if (!server.config.api) { send(res, 404, { error: 'the admin API is off (api: false)' }); return true }
-  const refusal = apiRequestRefusal(req, server.config.allowedOrigins)
+  const refusal = apiRequestRefusal(req, server.config.allowedOrigins, server.config.allowedHosts)
   if (refusal !== undefined) {
     server.refusedApi('bad_origin')
     log.limited('warn', 'admin_refused', { remote: req.socket.remoteAddress, path: url.pathname, reason: refusal })
@@ -235,14 +246,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   const method = req.method ?? 'GET'
   const path = url.pathname
   if (method === 'GET' && path === '/api/v1/networks') {
-    send(res, 200, server.networks.all().map((sw): NetworkJson => ({
-      name: sw.name,
-      ports: sw.ports.length,
-      maxFrameSize: sw.maxFrameSize,
-      fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
-      stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
-      counters: { ...sw.stats }
-    })))
+    send(res, 200, server.networks.all().map(networkView))
     return
   }
   if (method === 'GET' && path === '/api/v1/ports') {

@@ -89,13 +89,31 @@ export function originAllowed (origin: string | undefined, allowed: readonly str
 }
 
 /**
+ * Is the request from a page switchd served itself (the web console at /ui)?
+ * Its Origin is our own scheme and Host. That Host passed hostAllowed()
+ * first, so a DNS-rebinding page, whose Origin and Host carry the
+ * attacker's name, never matches: only pages from this origin do, and the
+ * only pages this origin serves are ours (Jupyter's same check). A Host let
+ * in only by allowedHosts "*" does not count: "*" turns the Host check off,
+ * and a rebinding page's own origin would then pass as ours.
+ */
+export function sameOrigin (req: http.IncomingMessage, allowedHosts: readonly string[]): boolean {
+  const origin = req.headers.origin
+  const host = req.headers.host
+  if (origin === undefined || host === undefined) return false
+  if (!hostAllowed(host, allowedHosts.filter((a) => a !== '*'))) return false
+  const scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https://' : 'http://'
+  return origin.toLowerCase() === scheme + host.toLowerCase()
+}
+
+/**
  * Why an admin API request from a browser must be refused, or undefined: an
- * Origin not allowed, `Sec-Fetch-Site: cross-site`, or a state change (POST,
+ * Origin neither allowed nor our own (the console's), `Sec-Fetch-Site: cross-site`, or a state change (POST,
  * DELETE) that is not `application/json`, the one kind of body a cross-site
  * page cannot send without a preflight.
  */
-export function apiRequestRefusal (req: http.IncomingMessage, allowedOrigins: readonly string[]): string | undefined {
-  if (!originAllowed(req.headers.origin, allowedOrigins)) return `origin ${req.headers.origin ?? ''} is not allowed (allowedOrigins)`
+export function apiRequestRefusal (req: http.IncomingMessage, allowedOrigins: readonly string[], allowedHosts: readonly string[] = []): string | undefined {
+  if (!originAllowed(req.headers.origin, allowedOrigins) && !sameOrigin(req, allowedHosts)) return `origin ${req.headers.origin ?? ''} is not allowed (allowedOrigins)`
   if (req.headers['sec-fetch-site'] === 'cross-site' && req.headers.origin === undefined) return 'cross-site requests are refused'
   const method = req.method ?? 'GET'
   if (method !== 'GET' && method !== 'HEAD') {

@@ -62,7 +62,7 @@ export interface SwitchdView {
   ports (): readonly PortHandle[]
   counters (): DaemonCounters
   /** Count an admin API request refused before it was served (browser checks). */
-  refusedApi (reason: 'bad_origin'): void
+  refusedApi (reason: 'bad_origin' | 'unauthorized'): void
   /** Operator actions (POST /api/v1/ports/<name>/…). */
   disablePort (port: PortHandle): void
   enablePort (port: PortHandle): void

@@ -43,6 +43,7 @@ import { isLoopback, splitHostPort } from '../../common/address'
 import { checkExposure, adminOpen, hostAllowed, originAllowed } from '../control/exposure'
 import { handleApi, tokenMatches } from '../control/api'
 import { CaptureHub } from '../control/capture'
+import { ConsoleHub, handleConsole, EVENTS_PATH, MAX_CLIENT_MESSAGE } from '../control/console'
 import { switchdRegistry } from '../control/metrics'
 import type { SwitchdView, DaemonCounters, PortHandle } from '../control/view'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
@@ -97,6 +98,10 @@ export class SwitchServer implements SwitchdView {
   /** Connections refused, by reason. */
   readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS].map((r) => [r, 0]))
   readonly captures = new CaptureHub()
+  /** The web consoles watching (/ui, /api/v1/events). */
+  readonly console: ConsoleHub
+  /** Upgrades to the console's event stream: a WebSocket server of its own, for small text messages only. */
+  private readonly consoleWss = new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: MAX_CLIENT_MESSAGE })
   /** Configuration reloads (SIGHUP), applied and rejected whole. */
   readonly reloads = { applied: 0, rejected: 0 }
   readonly registry: Registry
@@ -117,6 +122,7 @@ export class SwitchServer implements SwitchdView {
     this.networks = new Networks(this.config, nowMs)
     this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) })
     this.closeTimeout = opts.closeTimeout ?? 2
+    this.console = new ConsoleHub(this)
     this.wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -162,7 +168,7 @@ export class SwitchServer implements SwitchdView {
   private refused (reason: string): void { this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1 }
 
   /** Count an admin API request refused before it was served (browser checks). */
-  refusedApi (reason: 'bad_origin'): void { this.refused(reason) }
+  refusedApi (reason: 'bad_origin' | 'unauthorized'): void { this.refused(reason) }
 
   counters (): DaemonCounters {
     let trunkVlansRefused = 0
@@ -235,6 +241,7 @@ export class SwitchServer implements SwitchdView {
       link.start()
     }
     this.listening = true
+    this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
     this.clockTimer = setInterval(() => { this.networks.tick(nowMs()) }, 100)
@@ -363,6 +370,7 @@ export class SwitchServer implements SwitchdView {
     clearInterval(this.keepaliveTimer)
     clearInterval(this.clockTimer)
     this.captures.stopAll()
+    this.console.stop()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
@@ -418,8 +426,26 @@ export class SwitchServer implements SwitchdView {
     }
     if (req.url === '/metrics' && this.metricsHttp === undefined && (this.config.adminToken !== undefined || this.adminOpen)) { this.serveMetrics(req, res); return }
     if (handleApi(req, res, this)) return
+    if (handleConsole(req, res, this)) return
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
+  }
+
+  /** The web console's event stream: checked by the console hub (Origin, API on, room), authenticated by its first message. */
+  private onConsoleUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const why = this.console.refusal(req)
+    if (why !== undefined) {
+      if (why.reason !== 'limit') this.refused(why.reason)
+      log.limited('warn', 'console_refused', { remote: req.socket.remoteAddress, reason: why.reason, origin: req.headers.origin })
+      reject(socket, why.status, why.message)
+      return
+    }
+    this.consoleWss.handleUpgrade(req, socket, head, (ws) => {
+      // Not a pending connection any more (limits.maxPending): count it as upgraded, like a port.
+      this.upgraded++
+      ws.once('close', () => { this.upgraded-- })
+      this.console.attach(ws, req.socket.remoteAddress ?? '?')
+    })
   }
 
   private onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -433,6 +459,7 @@ export class SwitchServer implements SwitchdView {
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
     if (this.badHost(req)) { reject(socket, 421, BAD_HOST); return }
+    if (requestUrl(req.url)?.pathname === EVENTS_PATH) { this.onConsoleUpgrade(req, socket, head); return }
     // Browsers always send Origin, other clients (tap-agent, ws) never do: a page
     // the operator visits must not join the LAN from inside their browser.
     if (!originAllowed(req.headers.origin, this.config.allowedOrigins)) {

@@ -1,0 +1,382 @@
+/**
+ * The web console: switchd serves a small page at /ui and feeds it over one
+ * WebSocket, /api/v1/events. Everything the page needs comes from here (no
+ * CDN, no fonts from elsewhere): it works in a lab with no internet.
+ *
+ * Authority is the admin API's, nothing more. The page is public (a login
+ * form, no data); the data and every action need the admin token, which the
+ * page keeps in sessionStorage and sends as `Authorization: Bearer` to the API
+ * and as the first message on the events socket: never in a URL, which logs
+ * and browser history would keep. We chose a header over a session cookie so
+ * that the browser holds no ambient authority: a cross-site page cannot make
+ * the browser send the token, so there is nothing for CSRF to ride on. The
+ * API's Origin checks (exposure.ts) still apply, and accept our own origin.
+ *
+ * The pages carry a strict Content-Security-Policy (scripts and styles only
+ * from this origin, no inline code, connections only back here, no framing):
+ * log fields the page shows (a refused client's Host header, say) are text
+ * that an attacker chose, and the page renders them as text.
+ *
+ * The event stream is bounded everywhere: at most MAX_CLIENTS sockets, AUTH_MS
+ * to authenticate, a 4 KiB message limit (set by the transport), at most
+ * MAX_BUFFERED bytes waiting per client (beyond it the client is closed with
+ * 4004: a slow console never holds switchd's memory), a log ring of LOG_RING
+ * entries, TICK_PORTS ports and FDB_ROWS fdb rows per snapshot. One snapshot is built per second
+ * and only while someone watches; the frame path pays nothing for it.
+ */
+
+import type * as http from 'node:http'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { gzipSync } from 'node:zlib'
+import type { SwitchdView } from './view'
+import type { ConsoleMessage, FdbJson, LogEntryJson } from '../../common/api-types'
+import { networkView, portView, tokenMatches } from './api'
+import { apiRequestRefusal } from './exposure'
+import { formatMac } from '../../common/ethernet'
+import { CLOSE_POLICY, CLOSE_HELLO_TIMEOUT, CLOSE_NOT_READING } from '../../common/protocol'
+import { logger, observeLog, type Fields, type Level } from '../../common/log'
+import { requestUrl } from '../../common/cli'
+
+const log = logger('console')
+
+/** The console's event stream (a WebSocket upgrade on the main listener). */
+export const EVENTS_PATH = '/api/v1/events'
+/** Sockets on the event stream at once, authenticated or not. */
+export const MAX_CLIENTS = 16
+/**
+ * Of them, not yet authenticated: anyone who reaches switchd can hold these
+ * (each for AUTH_MS at most), so they may not fill the room token holders need.
+ */
+export const MAX_UNAUTHENTICATED = 4
+/** After we close a socket, how long its peer has to answer before it is cut (ws would wait 30 s). */
+const CLOSE_GRACE_MS = 1000
+/** Time a new socket has to send its auth message. */
+export const AUTH_MS = 5000
+/** Largest message a console may send (its auth message); the transport enforces it. */
+export const MAX_CLIENT_MESSAGE = 4096
+/** Bytes that may wait for one console before it is closed as too slow. */
+export const MAX_BUFFERED = 1024 * 1024
+/** Log entries kept for a console that connects later. */
+export const LOG_RING = 200
+/** Rows of the fdb per snapshot (about 100 bytes each). */
+export const FDB_ROWS = 2000
+/**
+ * Ports per snapshot (about 600 bytes each): a second's snapshot stays a few
+ * hundred KB however many ports switchd has (limits.maxPorts is 10,000).
+ */
+export const TICK_PORTS = 256
+/** Longest text of one log field the console gets. */
+const MAX_FIELD = 200
+/** Port actions the API has (POST /api/v1/ports/<name>/<action>): the page draws one button each. */
+export const PORT_ACTIONS = ['disable', 'enable', 'disconnect']
+
+/** The compiled page: dist/ui, beside dist/switch (whether this file runs from src/ or dist/). */
+const UI_DIR = path.join(__dirname, '..', '..', '..', 'dist', 'ui')
+const FILES: Record<string, { file: string, type: string }> = {
+  '/ui': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/ui/console.js': { file: 'console.js', type: 'text/javascript; charset=utf-8' },
+  '/ui/console.css': { file: 'console.css', type: 'text/css; charset=utf-8' },
+  '/ui/icon.svg': { file: 'icon.svg', type: 'image/svg+xml' }
+}
+
+/**
+ * Scripts and styles from here only (no inline code, no eval), connections
+ * back here only ('self' covers ws: and wss: to this host), images from here
+ * (the pcap download is a blob: link, which no fetch directive governs), no
+ * <base>, no form submission, no framing (frame-ancestors, and X-Frame-Options
+ * for older browsers).
+ */
+export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'content-security-policy': CSP,
+  'x-frame-options': 'DENY',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cross-origin-opener-policy': 'same-origin',
+  'cross-origin-resource-policy': 'same-origin',
+  'cache-control': 'no-store'
+}
+
+interface Asset { body: Buffer, gzip: Buffer, type: string }
+const assets = new Map<string, Asset | null>()
+
+/** A file of the page, read and compressed once; null if the page was not built. */
+function asset (file: string, type: string): Asset | null {
+  let a = assets.get(file)
+  if (a === undefined) {
+    try {
+      const body = fs.readFileSync(path.join(UI_DIR, file))
+      a = { body, gzip: gzipSync(body, { level: 9 }), type }
+    } catch {
+      a = null
+    }
+    // A missing build is not cached: `npm run build` while switchd runs fixes it.
+    if (a !== null) assets.set(file, a)
+  }
+  return a
+}
+
+/** Serve /ui and its files; returns false for any other path. */
+export function handleConsole (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchdView): boolean {
+  const url = requestUrl(req.url)
+  if (url === undefined || (url.pathname !== '/ui' && !url.pathname.startsWith('/ui/'))) return false
+  const headers = { ...SECURITY_HEADERS }
+  if (!server.config.api) {
+    res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('the web console needs the admin API, which is off (api: false)\n')
+    return true
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { ...headers, allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('GET only\n')
+    return true
+  }
+  const entry = FILES[url.pathname]
+  if (entry === undefined) {
+    res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('no such file\n')
+    return true
+  }
+  const a = asset(entry.file, entry.type)
+  if (a === null) {
+    res.writeHead(503, { ...headers, 'content-type': 'text/plain' }).end('the web console is not built: run `npm run build` (it bundles src/ui into dist/ui)\n')
+    return true
+  }
+  const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')
+  const body = gzip ? a.gzip : a.body
+  res.writeHead(200, { ...headers, 'content-type': a.type, 'content-length': body.length, vary: 'accept-encoding', ...(gzip ? { 'content-encoding': 'gzip' } : {}) })
+  res.end(req.method === 'HEAD' ? undefined : body)
+  return true
+}
+
+/** What the hub needs of a WebSocket (ws's WebSocket has it). */
+export interface ConsoleSocket {
+  send (text: string): void
+  readonly bufferedAmount: number
+  close (code: number, reason: string): void
+  terminate (): void
+  on (event: 'message', fn: (data: Buffer, isBinary: boolean) => void): unknown
+  on (event: 'close', fn: () => void): unknown
+  on (event: 'error', fn: (err: Error) => void): unknown
+}
+
+/** Why an upgrade to the event stream is refused, before it happens. */
+export interface ConsoleRefusal { status: number, reason: 'bad_origin' | 'unauthorized' | 'limit', message: string }
+
+class Client {
+  authed = false
+  /** We closed it: nothing more is read from it or sent to it. */
+  ended = false
+  /** The token it authenticated with: a reload that changes the admin token must end its session. */
+  token = ''
+  timer: NodeJS.Timeout | undefined
+  constructor (readonly sock: ConsoleSocket, readonly remote: string) {}
+}
+
+/** The consoles watching one switchd, and the log they are shown. */
+export class ConsoleHub {
+  private readonly clients = new Set<Client>()
+  private readonly ring: LogEntryJson[] = []
+  private pending: LogEntryJson[] = []
+  private seq = 0
+  private ticks = 0
+  private tickTimer: NodeJS.Timeout | undefined
+  private flushTimer: NodeJS.Timeout | undefined
+  /** The configuration sessions were last checked against (reload replaces the object). */
+  private checkedConfig: unknown
+  private unobserve: (() => void) | undefined
+  /** Consoles closed for not reading (MAX_BUFFERED). */
+  slowClosed = 0
+
+  constructor (private readonly server: SwitchdView) {}
+
+  /** Start keeping the log (switchd listens). */
+  start (): void {
+    this.checkedConfig = this.server.config
+    this.unobserve ??= observeLog((level, component, event, fields) => { this.record(level, component, event, fields) })
+  }
+
+  /** Close every console and stop (switchd stops). */
+  stop (): void {
+    this.unobserve?.()
+    this.unobserve = undefined
+    clearInterval(this.tickTimer)
+    clearTimeout(this.flushTimer)
+    this.tickTimer = undefined
+    this.flushTimer = undefined
+    for (const c of [...this.clients]) { clearTimeout(c.timer); c.sock.terminate() }
+    this.clients.clear()
+  }
+
+  get size (): number { return this.clients.size }
+
+  /** Why an upgrade to EVENTS_PATH must be refused, or undefined. The Host was checked before. */
+  refusal (req: http.IncomingMessage): ConsoleRefusal | undefined {
+    const config = this.server.config
+    if (!config.api) return { status: 404, reason: 'limit', message: 'the admin API is off (api: false)' }
+    // A browser always sends Origin on a WebSocket: only our own page (or an allowed origin) may watch.
+    const why = apiRequestRefusal(req, config.allowedOrigins, config.allowedHosts)
+    if (why !== undefined) return { status: 403, reason: 'bad_origin', message: why }
+    if (config.adminToken === undefined && !this.server.adminOpen) return { status: 403, reason: 'unauthorized', message: 'the admin API needs an admin token here (--admin-token)' }
+    if (this.clients.size >= MAX_CLIENTS) return { status: 503, reason: 'limit', message: `${MAX_CLIENTS} consoles are watching already` }
+    if (this.clients.size - this.watchers() >= MAX_UNAUTHENTICATED) return { status: 503, reason: 'limit', message: `${MAX_UNAUTHENTICATED} consoles are logging in already; try again` }
+    return undefined
+  }
+
+  /** A socket on EVENTS_PATH whose upgrade passed refusal(): it has AUTH_MS to authenticate. */
+  attach (sock: ConsoleSocket, remote: string): void {
+    const c = new Client(sock, remote)
+    this.clients.add(c)
+    sock.on('error', () => {})
+    sock.on('close', () => {
+      clearTimeout(c.timer)
+      this.clients.delete(c)
+      if (this.watchers() === 0) { clearInterval(this.tickTimer); this.tickTimer = undefined }
+    })
+    c.timer = setTimeout(() => { this.end(c, CLOSE_HELLO_TIMEOUT, 'send {"type":"auth","token":…} first') }, AUTH_MS)
+    c.timer.unref()
+    sock.on('message', (data, isBinary) => { this.onMessage(c, data, isBinary) })
+  }
+
+  private onMessage (c: Client, data: Buffer, isBinary: boolean): void {
+    if (c.authed || c.ended) return // nothing else is asked of a console; ignore it
+    clearTimeout(c.timer)
+    let token: unknown
+    try {
+      const m = JSON.parse(isBinary ? '' : data.toString('utf8')) as { type?: unknown, token?: unknown }
+      if (m.type !== 'auth') throw new Error('not auth')
+      token = m.token
+    } catch {
+      this.end(c, CLOSE_POLICY, 'the first message must be {"type":"auth","token":…}')
+      return
+    }
+    const expected = this.server.config.adminToken
+    if (expected !== undefined && (typeof token !== 'string' || token === '')) {
+      // The page asks without a token first (a switchd without one lets it in): that is a question, not an attack.
+      this.end(c, CLOSE_POLICY, 'admin token required')
+      return
+    }
+    if (expected !== undefined && !tokenMatches(token as string, expected)) {
+      this.server.refusedApi('unauthorized')
+      log.limited('warn', 'admin_unauthorized', { remote: c.remote, path: EVENTS_PATH, had_token: true })
+      this.end(c, CLOSE_POLICY, 'wrong admin token')
+      return
+    }
+    c.authed = true
+    c.token = typeof token === 'string' ? token : ''
+    this.send(c, JSON.stringify({ type: 'welcome', log: this.ring, actions: PORT_ACTIONS } satisfies ConsoleMessage))
+    this.send(c, this.snapshot(true))
+    this.tickTimer ??= setInterval(() => { this.tick() }, 1000)
+    this.tickTimer.unref()
+  }
+
+  /**
+   * After a reload: a console whose token is no longer the admin token (rotated,
+   * or the API turned off or no longer open) loses its session, as a port loses
+   * its revoked token (server.ts regrant).
+   */
+  private recheck (): void {
+    const config = this.server.config
+    this.checkedConfig = config
+    const expected = config.adminToken
+    for (const c of [...this.clients]) {
+      if (!c.authed) continue
+      const ok = config.api && (expected === undefined ? this.server.adminOpen : tokenMatches(c.token, expected))
+      if (!ok) {
+        log.info('console_closed', { remote: c.remote, reason: 'admin_token_changed' })
+        this.end(c, CLOSE_POLICY, 'the admin token changed: log in again')
+      }
+    }
+  }
+
+  /** Close with a code, and cut the socket if its peer does not answer the close soon: its slot is freed either way. */
+  private end (c: Client, code: number, reason: string): void {
+    c.authed = false
+    c.ended = true
+    c.sock.close(code, reason)
+    setTimeout(() => { c.sock.terminate() }, CLOSE_GRACE_MS).unref()
+  }
+
+  private watchers (): number {
+    let n = 0
+    for (const c of this.clients) if (c.authed) n++
+    return n
+  }
+
+  /** Send, or close a console that is not reading. */
+  private send (c: Client, text: string): void {
+    if (c.sock.bufferedAmount > MAX_BUFFERED) {
+      this.slowClosed++
+      log.limited('warn', 'console_not_reading', { remote: c.remote, buffered: c.sock.bufferedAmount })
+      c.sock.close(CLOSE_NOT_READING, 'console not reading')
+      c.sock.terminate()
+      return
+    }
+    c.sock.send(text)
+  }
+
+  private broadcast (text: string): void {
+    for (const c of [...this.clients]) if (c.authed) this.send(c, text)
+  }
+
+  private tick (): void {
+    if (this.server.config !== this.checkedConfig) this.recheck()
+    this.ticks++
+    this.broadcast(this.snapshot(this.ticks % 2 === 0))
+  }
+
+  /** One tick: counters of every network and port, and every other second the fdb. */
+  private snapshot (withFdb: boolean): string {
+    const s = this.server
+    const ports = s.ports()
+    const msg: ConsoleMessage = {
+      type: 'tick',
+      time: Date.now(),
+      networks: s.networks.all().map(networkView),
+      ports: ports.slice(0, TICK_PORTS).map(portView),
+      portsTotal: ports.length,
+      captures: s.captures.size
+    }
+    if (withFdb) {
+      const rows: FdbJson[] = []
+      let total = 0
+      for (const sw of s.networks.all()) {
+        total += sw.fdb.size
+        if (rows.length >= FDB_ROWS) continue
+        for (const r of sw.fdb.rows()) {
+          if (rows.length >= FDB_ROWS) break
+          rows.push({ network: sw.name, vlan: r.vid, mac: formatMac(r.mac), port: r.port.name, age: r.age, static: r.isStatic })
+        }
+      }
+      msg.fdb = { rows, total, limit: FDB_ROWS }
+    }
+    return JSON.stringify(msg)
+  }
+
+  /** A log event: kept in the ring, sent to the consoles within 250 ms (bursts become one message). */
+  private record (level: Level, component: string, event: string, fields: Fields | undefined): void {
+    const flat: LogEntryJson['fields'] = {}
+    if (fields !== undefined) {
+      for (const k of Object.keys(fields)) {
+        const v = fields[k]
+        if (v === undefined) continue
+        flat[k] = typeof v === 'string' && v.length > MAX_FIELD ? v.slice(0, MAX_FIELD) + '…' : v
+      }
+    }
+    const entry: LogEntryJson = { seq: ++this.seq, time: new Date().toISOString(), level: level as LogEntryJson['level'], component, event, fields: flat }
+    this.ring.push(entry)
+    if (this.ring.length > LOG_RING) this.ring.shift()
+    if (this.watchers() === 0) return
+    this.pending.push(entry)
+    if (this.pending.length > LOG_RING) this.pending.shift()
+    if (this.flushTimer !== undefined) return
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined
+      const entries = this.pending
+      this.pending = []
+      this.broadcast(JSON.stringify({ type: 'log', entries } satisfies ConsoleMessage))
+    }, 250)
+    this.flushTimer.unref()
+  }
+}

@@ -1,0 +1,393 @@
+/**
+ * The web console (docs/CONSOLE.md): one page, no framework. Everything it
+ * shows arrives over one WebSocket, /api/v1/events (a snapshot of counters
+ * every second, the fdb every other second, log events as they happen); the
+ * actions and the capture go to the admin API with the token as a Bearer
+ * header. The token lives in sessionStorage and never in a URL.
+ *
+ * Everything from the switch (port names, log fields a client chose) is put
+ * into the page as text (textContent, SVG text nodes), never as markup.
+ */
+
+import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson } from '../common/api-types'
+import { PcapReader, describeFrame } from './decode'
+import { $, el, si, svg } from './dom'
+import { topology } from './topology'
+
+const TOKEN_KEY = 'tapswitch.adminToken'
+/** Samples kept per port for its chart: one a second. */
+const HISTORY = 60
+/** Lines kept in the event log and the capture list. */
+const MAX_EVENTS = 500
+const MAX_CAPTURE_LINES = 1000
+/** What the page asks a capture for: bounded, so the page's memory is too. */
+const CAPTURE_QUERY = 'count=10000&bytes=20000000&duration=600'
+/** FDB rows drawn at once (after the search). */
+const FDB_SHOWN = 500
+
+// ---------- authority ----------
+
+let token = sessionStorage.getItem(TOKEN_KEY) ?? ''
+
+function headers (json: boolean): Record<string, string> {
+  const h: Record<string, string> = {}
+  if (token !== '') h.authorization = 'Bearer ' + token
+  if (json) h['content-type'] = 'application/json'
+  return h
+}
+
+/** A state change through the admin API: JSON body (never a "simple" request), token as a header. */
+async function post (path: string, body: unknown = {}): Promise<unknown> {
+  const r = await fetch(path, { method: 'POST', headers: headers(true), body: JSON.stringify(body), credentials: 'omit', cache: 'no-store' })
+  const answer = await r.json().catch(() => ({})) as { error?: string }
+  if (!r.ok) throw new Error(answer.error ?? `HTTP ${r.status}`)
+  return answer
+}
+
+function showLogin (message: string): void {
+  $('main').hidden = true
+  $('tabs').hidden = true
+  $('logout').hidden = true
+  $('login').hidden = false
+  $('login-error').textContent = message
+  setStatus('not logged in', false)
+  $<HTMLInputElement>('token').focus()
+}
+
+function setStatus (text: string, live: boolean): void {
+  const s = $('status')
+  s.textContent = text
+  s.classList.toggle('live', live)
+}
+
+// ---------- the event stream ----------
+
+let ws: WebSocket | undefined
+let retry = 1000
+
+function connect (): void {
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/events'
+  const sock = new WebSocket(url)
+  ws = sock
+  let welcomed = false
+  sock.onopen = () => { sock.send(JSON.stringify({ type: 'auth', token })) }
+  sock.onmessage = (ev) => {
+    const m = JSON.parse(String(ev.data)) as ConsoleMessage
+    if (m.type === 'welcome') {
+      welcomed = true
+      retry = 1000
+      onWelcome(m.log, m.actions)
+    } else if (m.type === 'tick') onTick(m)
+    else if (m.type === 'log') for (const e of m.entries) addEvent(e)
+  }
+  sock.onclose = (ev) => {
+    if (ws !== sock) return
+    ws = undefined
+    if (ev.code === 1008 && !welcomed) {
+      // Wrong or missing token: ask for one (an empty one is tried first, for a switchd that needs none).
+      const had = token !== ''
+      token = ''
+      sessionStorage.removeItem(TOKEN_KEY)
+      showLogin(had ? 'That token was refused.' : '')
+      return
+    }
+    setStatus(`disconnected (${ev.code}); retrying…`, false)
+    setTimeout(connect, retry)
+    retry = Math.min(retry * 2, 15000)
+  }
+}
+
+let actions: string[] = []
+
+function onWelcome (log: LogEntryJson[], acts: string[]): void {
+  actions = acts
+  $('login').hidden = true
+  $('main').hidden = false
+  $('tabs').hidden = false
+  $('logout').hidden = token === ''
+  setStatus('live', true)
+  $('events').replaceChildren()
+  for (const e of log) addEvent(e)
+}
+
+// ---------- networks and ports ----------
+
+interface PortState { row: HTMLTableRowElement, cells: HTMLElement[], spark: SVGElement, line: SVGElement, history: number[], last: PortJson, lastTime: number, actionsKey: string }
+const portRows = new Map<number, PortState>()
+let lastPorts: PortJson[] = []
+let lastNetworks: NetworkJson[] = []
+let fdbRows: FdbJson[] = []
+let fdbTotal = 0
+
+function onTick (m: Extract<ConsoleMessage, { type: 'tick' }>): void {
+  lastPorts = m.ports
+  lastNetworks = m.networks
+  drawNetworks(m.networks)
+  drawPorts(m.ports, m.time)
+  drawPortsNote(m.ports.length, m.portsTotal)
+  if (m.fdb !== undefined) { fdbRows = m.fdb.rows; fdbTotal = m.fdb.total; drawFdb() }
+  drawTopology()
+  fillCaptureChoices()
+}
+
+function drawNetworks (nets: NetworkJson[]): void {
+  const box = $('networks')
+  box.replaceChildren(...nets.map((n) => {
+    const dl = el('dl')
+    const add = (k: string, v: string): void => { dl.append(el('dt', {}, k), el('dd', {}, v)) }
+    add('ports', String(n.ports))
+    add('fdb entries', `${n.fdb.entries ?? 0} / ${n.fdb.maxEntries ?? 0}`)
+    const sum = (prefix: string): number => Object.keys(n.counters).filter((k) => k.startsWith(prefix)).reduce((a, k) => a + (n.counters[k] ?? 0), 0)
+    add('forwarded', si(n.counters.forwarded ?? 0))
+    add('flooded', si(sum('flooded')))
+    add('dropped', si(sum('drop')))
+    add('spanning-tree root', n.stp.root === n.stp.bridge ? 'this switch' : n.stp.root)
+    return el('div', { class: 'card', 'data-network': n.name }, el('h3', {}, `network ${n.name}`), dl)
+  }))
+}
+
+function vlanMode (p: PortJson): string {
+  return p.mode === 'access' ? `access ${p.pvid}` : `trunk ${p.vlans.length > 8 ? `${p.vlans.length} VLANs` : p.vlans.join(',')}${p.pvid > 0 ? ` native ${p.pvid}` : ''}`
+}
+
+function totalDrops (p: PortJson): number {
+  let n = 0
+  for (const k of Object.keys(p.drops)) n += p.drops[k] ?? 0
+  return n
+}
+
+function newRow (p: PortJson, time: number): PortState {
+  const cells: HTMLElement[] = []
+  const row = el('tr', { 'data-port': p.name }) as HTMLTableRowElement
+  const classes = ['', '', '', '', 'state', '', 'num rx-fps', 'num tx-fps', 'num rx-bps', 'num tx-bps', 'num drops', 'chart', 'actions']
+  for (const c of classes) { const td = el('td', c === '' ? {} : { class: c }); cells.push(td); row.append(td) }
+  const spark = svg('svg', { class: 'spark', width: 120, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
+  const line = svg('polyline', { points: '', 'vector-effect': 'non-scaling-stroke' })
+  spark.append(line)
+  cells[11]?.append(spark)
+  // A flat line from the start: the chart reads as "nothing yet", not as a dot.
+  return { row, cells, spark, line, history: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '' }
+}
+
+function drawActions (s: PortState, p: PortJson): void {
+  const wanted = actions.filter((a) => (a !== 'disable' || p.state !== 'disabled') && (a !== 'enable' || p.state === 'disabled'))
+  const key = wanted.join()
+  if (key === s.actionsKey) return
+  s.actionsKey = key
+  const buttons: HTMLElement[] = wanted.map((a) => {
+    const b = el('button', { type: 'button', 'data-action': a }, a)
+    b.addEventListener('click', () => { void act(`/api/v1/ports/${encodeURIComponent(p.name)}/${a}`, {}, b) })
+    return b
+  })
+  const flush = el('button', { type: 'button', 'data-action': 'flush' }, 'flush fdb')
+  flush.addEventListener('click', () => { void act('/api/v1/fdb/flush', { network: p.network, port: p.name }, flush) })
+  s.cells[12]?.replaceChildren(...buttons, flush)
+}
+
+async function act (path: string, body: unknown, button: HTMLElement): Promise<void> {
+  button.setAttribute('disabled', '')
+  try {
+    await post(path, body)
+  } catch (err) {
+    addEvent({ seq: 0, time: new Date().toISOString(), level: 'error', component: 'console', event: 'action_failed', fields: { path, error: (err as Error).message } })
+  } finally {
+    button.removeAttribute('disabled')
+  }
+}
+
+function drawPorts (ports: PortJson[], time: number): void {
+  const body = $('ports').querySelector('tbody') as HTMLElement
+  const seen = new Set<number>()
+  for (const p of ports) {
+    seen.add(p.id)
+    let s = portRows.get(p.id)
+    if (s === undefined) { s = newRow(p, time); portRows.set(p.id, s); body.append(s.row) }
+    const dt = (time - s.lastTime) / 1000
+    const rate = (a: number, b: number): number => dt > 0 ? Math.max(0, (a - b) / dt) : 0
+    const rxF = rate(p.counters.rxFrames, s.last.counters.rxFrames)
+    const txF = rate(p.counters.txFrames, s.last.counters.txFrames)
+    const rxB = rate(p.counters.rxBytes, s.last.counters.rxBytes)
+    const txB = rate(p.counters.txBytes, s.last.counters.txBytes)
+    if (dt > 0) { s.history.push(rxF + txF); if (s.history.length > HISTORY) s.history.shift() }
+    const c = s.cells
+    const text = (i: number, v: string): void => { const cell = c[i]; if (cell !== undefined && cell.textContent !== v) cell.textContent = v }
+    text(0, p.name); text(1, p.network); text(2, p.kind); text(3, vlanMode(p))
+    text(4, p.state + (p.blockedSeconds > 0 ? ` (${p.blockedSeconds} s)` : ''))
+    if (c[4] !== undefined) c[4].className = `state state-${p.state}`
+    text(5, `${p.fdbEntries} / ${p.maxMacs}`)
+    text(6, si(rxF)); text(7, si(txF)); text(8, si(rxB)); text(9, si(txB))
+    text(10, si(totalDrops(p)))
+    c[10]?.setAttribute('title', Object.keys(p.drops).filter((k) => (p.drops[k] ?? 0) > 0).map((k) => `${k}: ${p.drops[k] ?? 0}`).join('\n'))
+    const max = Math.max(1, ...s.history)
+    const off = HISTORY - s.history.length
+    s.line.setAttribute('points', s.history.map((v, i) => `${off + i},${(23 - (v / max) * 22).toFixed(1)}`).join(' '))
+    s.spark.setAttribute('aria-label', `peak ${si(max)} frames/s`)
+    drawActions(s, p)
+    s.last = p
+    s.lastTime = time
+  }
+  for (const [id, s] of portRows) if (!seen.has(id)) { s.row.remove(); portRows.delete(id) }
+  $('ports-empty').hidden = ports.length > 0
+}
+
+function drawPortsNote (shown: number, total: number): void {
+  $('ports-more').textContent = total > shown ? `Showing the first ${shown} of ${total} ports (switchctl ports lists them all).` : ''
+}
+
+// ---------- fdb ----------
+
+function drawFdb (): void {
+  const q = $<HTMLInputElement>('fdb-search').value.trim().toLowerCase()
+  const match = q === '' ? fdbRows : fdbRows.filter((r) => r.mac.includes(q) || r.port.toLowerCase().includes(q) || String(r.vlan) === q || r.network.toLowerCase().includes(q))
+  const shown = match.slice(0, FDB_SHOWN)
+  const body = $('fdb').querySelector('tbody') as HTMLElement
+  body.replaceChildren(...shown.map((r) => el('tr', {}, el('td', {}, r.network), el('td', {}, String(r.vlan)), el('td', {}, r.mac), el('td', {}, r.port),
+    el('td', { class: 'num' }, String(r.age)), el('td', {}, r.static ? 'static' : ''))))
+  const more = fdbTotal > fdbRows.length ? ` (the first ${fdbRows.length} of ${fdbTotal} entries are searched)` : ''
+  $('fdb-count').textContent = `${match.length} shown of ${fdbTotal}${match.length > shown.length ? `, first ${shown.length} drawn` : ''}${more}`
+}
+
+// ---------- topology ----------
+
+function drawTopology (): void {
+  if ($('tab-topology').hidden) return
+  const box = $('topology')
+  // Networks with ports; an empty network is only drawn when all are empty.
+  const used = lastNetworks.filter((n) => n.ports > 0)
+  box.replaceChildren(...(used.length > 0 ? used : lastNetworks).map((n) => topology(n, lastPorts.filter((p) => p.network === n.name))))
+}
+
+// ---------- events ----------
+
+function addEvent (e: LogEntryJson): void {
+  const list = $('events')
+  const fields = Object.keys(e.fields).map((k) => `${k}=${String(e.fields[k])}`).join(' ')
+  const li = el('li', { class: e.level }, `${e.time.slice(11, 19)} ${e.level} ${e.component} ${e.event} ${fields}`)
+  list.prepend(li)
+  while (list.childElementCount > MAX_EVENTS) list.lastElementChild?.remove()
+}
+
+// ---------- capture ----------
+
+let capture: AbortController | undefined
+let captured: Uint8Array[] = []
+
+function fillCaptureChoices (): void {
+  const nets = $<HTMLSelectElement>('cap-network')
+  const names = lastNetworks.map((n) => n.name)
+  if ([...nets.options].map((o) => o.value).join() !== names.join()) {
+    const was = nets.value
+    nets.replaceChildren(...names.map((n) => el('option', { value: n }, n)))
+    if (names.includes(was)) nets.value = was
+  }
+  const ports = $<HTMLSelectElement>('cap-port')
+  const pnames = ['', ...lastPorts.filter((p) => p.network === nets.value).map((p) => p.name)]
+  if ([...ports.options].map((o) => o.value).join() !== pnames.join()) {
+    const was = ports.value
+    ports.replaceChildren(...pnames.map((n) => el('option', { value: n }, n === '' ? 'any' : n)))
+    if (pnames.includes(was)) ports.value = was
+  }
+}
+
+async function startCapture (): Promise<void> {
+  if (capture !== undefined) return
+  const q = new URLSearchParams({ network: $<HTMLSelectElement>('cap-network').value })
+  const port = $<HTMLSelectElement>('cap-port').value
+  const vlan = $<HTMLInputElement>('cap-vlan').value
+  if (port !== '') q.set('port', port)
+  if (vlan !== '') q.set('vlan', vlan)
+  const ctl = new AbortController()
+  capture = ctl
+  captured = []
+  $('cap-frames').replaceChildren()
+  $<HTMLButtonElement>('cap-start').disabled = true
+  $<HTMLButtonElement>('cap-stop').disabled = false
+  $<HTMLButtonElement>('cap-download').disabled = true
+  const status = $('cap-status')
+  status.textContent = 'starting…'
+  let frames = 0
+  let bytes = 0
+  try {
+    // A GET with a header: the token stays out of the URL (the query names only what to capture).
+    const r = await fetch(`/api/v1/capture?${q.toString()}&${CAPTURE_QUERY}`, { headers: headers(false), signal: ctl.signal, credentials: 'omit', cache: 'no-store' })
+    if (!r.ok || r.body === null) {
+      const answer = await r.json().catch(() => ({})) as { error?: string }
+      throw new Error(answer.error ?? `HTTP ${r.status}`)
+    }
+    status.textContent = 'capturing'
+    const reader = new PcapReader()
+    const stream = r.body.getReader()
+    const list = $('cap-frames')
+    for (;;) {
+      const { done, value } = await stream.read()
+      if (done) break
+      captured.push(value)
+      bytes += value.length
+      $<HTMLButtonElement>('cap-download').disabled = false
+      for (const rec of reader.push(value)) {
+        frames++
+        const t = new Date(rec.timeMs).toISOString().slice(11, 23)
+        list.append(el('li', {}, `${t} ${describeFrame(rec.frame)}`))
+        if (list.childElementCount > MAX_CAPTURE_LINES) list.firstElementChild?.remove()
+      }
+      if (reader.error !== undefined) throw new Error(reader.error)
+      status.textContent = `capturing: ${frames} frames, ${si(bytes)} bytes`
+    }
+    status.textContent = `ended: ${frames} frames, ${si(bytes)} bytes`
+  } catch (err) {
+    status.textContent = ctl.signal.aborted ? `stopped: ${frames} frames, ${si(bytes)} bytes` : `capture failed: ${(err as Error).message}`
+  } finally {
+    capture = undefined
+    $<HTMLButtonElement>('cap-start').disabled = false
+    $<HTMLButtonElement>('cap-stop').disabled = true
+  }
+}
+
+function downloadCapture (): void {
+  const blob = new Blob(captured as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
+  const a = el('a', { href: URL.createObjectURL(blob), download: `tapswitch-${new Date().toISOString().replace(/[:.]/g, '-')}.pcap` }) as HTMLAnchorElement
+  document.body.append(a)
+  a.click()
+  a.remove()
+  setTimeout(() => { URL.revokeObjectURL(a.href) }, 10000)
+}
+
+// ---------- wiring ----------
+
+function showTab (name: string): void {
+  for (const b of document.querySelectorAll<HTMLElement>('#tabs button')) b.classList.toggle('on', b.dataset.tab === name)
+  for (const s of document.querySelectorAll<HTMLElement>('section.tab')) s.hidden = s.id !== `tab-${name}`
+  if (name === 'topology') drawTopology()
+}
+
+function init (): void {
+  for (const b of document.querySelectorAll<HTMLElement>('#tabs button')) b.addEventListener('click', () => { showTab(b.dataset.tab ?? 'ports') })
+  $('login').addEventListener('submit', (ev) => {
+    ev.preventDefault()
+    const input = $<HTMLInputElement>('token')
+    token = input.value.trim()
+    input.value = ''
+    sessionStorage.setItem(TOKEN_KEY, token)
+    $('login-error').textContent = ''
+    setStatus('connecting…', false)
+    connect()
+  })
+  $('logout').addEventListener('click', () => {
+    token = ''
+    sessionStorage.removeItem(TOKEN_KEY)
+    const sock = ws
+    ws = undefined
+    sock?.close()
+    capture?.abort()
+    showLogin('')
+  })
+  $('fdb-search').addEventListener('input', drawFdb)
+  $('fdb-flush').addEventListener('click', (ev) => { void act('/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement) })
+  $('cap-network').addEventListener('change', fillCaptureChoices)
+  $('cap-start').addEventListener('click', () => { void startCapture() })
+  $('cap-stop').addEventListener('click', () => { capture?.abort() })
+  $('cap-download').addEventListener('click', downloadCapture)
+  connect()
+}
+
+init()

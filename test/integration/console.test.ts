@@ -1,0 +1,325 @@
+/**
+ * The web console's server side without a browser (test/browser drives the
+ * page itself): /ui and its headers, the /api/v1/events stream, and who may
+ * reach them.
+ */
+import assert from 'node:assert/strict'
+import { EventEmitter } from 'node:events'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { execFileSync } from 'node:child_process'
+import WebSocket from 'ws'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import { MAX_CLIENTS, MAX_UNAUTHENTICATED, MAX_BUFFERED, TICK_PORTS, type ConsoleSocket } from '../../src/switch/control/console'
+import type { ConsoleMessage } from '../../src/common/api-types'
+import { TestClient } from '../helpers/client'
+import { onceWithin, waitFor } from '../helpers/net'
+import { eth, MAC_A, MAC_B } from '../helpers/frames'
+import { setLogSink } from '../../src/common/log'
+import { switchctl } from '../helpers/ctl'
+
+const TOKEN = 'console-admin-token-0123456789'
+const ROOT = path.join(__dirname, '..', '..')
+
+/** The page must be built (npm run build does it; the test chain builds first). Build it here if a developer runs this file alone. */
+function ensureBuilt (): void {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'ui', 'console.js'))) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-ui.js')])
+}
+
+/** A console on the event stream: collects what it gets and how it ended. */
+class EventsClient {
+  readonly messages: ConsoleMessage[] = []
+  closeCode: number | undefined
+  constructor (readonly ws: WebSocket) {
+    ws.on('error', () => {})
+    ws.on('message', (d: Buffer) => { this.messages.push(JSON.parse(d.toString()) as ConsoleMessage) })
+    ws.on('close', (code) => { this.closeCode = code })
+  }
+
+  static async open (url: string, origin?: string): Promise<EventsClient> {
+    const c = new EventsClient(new WebSocket(url, { perMessageDeflate: false, ...(origin !== undefined ? { origin } : {}) }))
+    await onceWithin(c.ws, 'open')
+    return c
+  }
+
+  of<T extends ConsoleMessage['type']> (type: T): Array<Extract<ConsoleMessage, { type: T }>> {
+    return this.messages.filter((m): m is Extract<ConsoleMessage, { type: T }> => m.type === type)
+  }
+
+  async closed (ms = 3000): Promise<number> {
+    await waitFor(() => this.closeCode !== undefined, ms, 'close')
+    return this.closeCode as number
+  }
+}
+
+/** The HTTP status an upgrade to `url` gets (101 if it opens). */
+async function upgradeStatus (url: string, headers: Record<string, string>): Promise<number> {
+  const ws = new WebSocket(url, { headers, perMessageDeflate: false })
+  ws.on('error', () => {})
+  const r = await Promise.race([
+    onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response').then(([, res]) => res.statusCode),
+    onceWithin(ws, 'open').then(() => 101)
+  ])
+  ws.terminate()
+  return r
+}
+
+describe('web console: server side (integration)', function () {
+  let server: SwitchServer
+  let base: string
+  let wsBase: string
+  let host: string
+  let opened: Array<{ close: () => void }>
+  let restore: (line: string) => void
+
+  before(ensureBuilt)
+
+  async function start (config: Record<string, unknown> = { adminToken: TOKEN }): Promise<void> {
+    server = new SwitchServer({ config: buildConfig(config, 'test'), host: '127.0.0.1', port: 0 })
+    const port = (await server.listen()).port
+    host = `127.0.0.1:${port}`
+    base = `http://${host}`
+    wsBase = `ws://${host}`
+  }
+
+  beforeEach(() => { restore = setLogSink(() => {}); opened = [] })
+  afterEach(async () => {
+    for (const c of opened) c.close()
+    await server?.close()
+    setLogSink(restore)
+  })
+
+  async function events (origin?: string): Promise<EventsClient> {
+    const c = await EventsClient.open(wsBase + '/api/v1/events', origin)
+    opened.push({ close: () => { c.ws.terminate() } })
+    return c
+  }
+
+  describe('/ui', () => {
+    it('serves the page, its script and style with a strict CSP and no framing', async () => {
+      await start()
+      for (const p of ['/ui', '/ui/', '/ui/console.js', '/ui/console.css', '/ui/icon.svg']) {
+        const r = await fetch(base + p)
+        assert.equal(r.status, 200, p)
+        const csp = r.headers.get('content-security-policy') ?? ''
+        assert.match(csp, /default-src 'none'/, p)
+        assert.match(csp, /script-src 'self'(;|$)/, p)
+        assert.match(csp, /frame-ancestors 'none'/, p)
+        assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/, p)
+        assert.equal(r.headers.get('x-frame-options'), 'DENY', p)
+        assert.equal(r.headers.get('x-content-type-options'), 'nosniff', p)
+        await r.arrayBuffer()
+      }
+    })
+
+    it('loads nothing from elsewhere: every src and href of the page is our own path', async () => {
+      await start()
+      const html = await (await fetch(base + '/ui')).text()
+      const refs = [...html.matchAll(/\b(?:src|href)="([^"]*)"/g)].map((m) => m[1] as string)
+      assert.ok(refs.length >= 3)
+      for (const r of refs) assert.match(r, /^\/ui\//)
+      assert.doesNotMatch(html, /<script>|\son[a-z]+="/i, 'no inline script or handler (the CSP would block it)')
+    })
+
+    it('sends the first view (page, script, style, icon) in under 200 KB', async () => {
+      await start()
+      let total = 0
+      for (const p of ['/ui', '/ui/console.js', '/ui/console.css', '/ui/icon.svg']) {
+        const r = await fetch(base + p, { headers: { 'accept-encoding': 'gzip' } })
+        total += Number(r.headers.get('content-length'))
+        await r.arrayBuffer()
+      }
+      assert.ok(total > 0 && total < 200 * 1024, `${total} bytes`)
+    })
+
+    it('answers 404 when the admin API is off', async () => {
+      await start({ api: false })
+      assert.equal((await fetch(base + '/ui')).status, 404)
+    })
+  })
+
+  describe('/api/v1/events', () => {
+    it('sends the log, then counters every second once the first message carries the token', async () => {
+      await start()
+      const port = await TestClient.raw(wsBase + '/')
+      opened.push(port)
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('tick').length >= 2, 4000, 'two ticks')
+      const welcome = c.of('welcome')[0]
+      assert.ok(welcome !== undefined)
+      assert.ok(welcome.log.some((e) => e.event === 'port_up'), 'the port_up of the port that joined before')
+      assert.deepEqual(welcome.actions, ['disable', 'enable', 'disconnect'])
+      const tick = c.of('tick').at(-1)
+      assert.equal(tick?.ports.length, 1)
+      assert.equal(tick?.portsTotal, 1)
+      assert.equal(tick?.networks[0]?.name, 'default')
+      assert.ok(c.of('tick').some((t) => t.fdb !== undefined), 'an fdb snapshot')
+    })
+
+    it('streams log events as they happen, and counters that move with traffic', async () => {
+      await start()
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      const a = await TestClient.raw(wsBase + '/'); opened.push(a)
+      const b = await TestClient.raw(wsBase + '/'); opened.push(b)
+      await waitFor(() => c.of('log').some((m) => m.entries.some((e) => e.event === 'port_up')), 3000, 'port_up in the stream')
+      a.send([eth(MAC_B, MAC_A)])
+      await waitFor(() => c.of('tick').some((t) => t.ports.some((p) => p.counters.rxFrames === 1)), 4000, 'the frame counted')
+      await waitFor(() => c.of('tick').some((t) => t.fdb?.rows.some((r) => r.mac === '02:00:00:00:00:01') === true), 4000, 'the MAC in the fdb')
+    })
+
+    it('attack: a reload that changes the admin token ends the sessions of the old one', async () => {
+      await start()
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      assert.equal(server.reload(buildConfig({ adminToken: TOKEN + '-rotated' }, 'test')), true)
+      assert.equal(await c.closed(3000), 1008)
+    })
+
+    it('attack: without the token the stream is closed before it sends anything', async () => {
+      await start()
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: '' }))
+      assert.equal(await c.closed(), 1008)
+      const d = await events()
+      d.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
+      assert.equal(await d.closed(), 1008)
+      const e = await events()
+      e.ws.send('hello')
+      assert.equal(await e.closed(), 1008)
+      for (const x of [c, d, e]) assert.deepEqual(x.messages, [])
+      assert.equal(server.rejectedBy.unauthorized, 1, 'a wrong token counts; asking without one does not')
+    })
+
+    it('attack: a token in the URL is not accepted (only the first message counts)', async () => {
+      await start()
+      const c = await EventsClient.open(`${wsBase}/api/v1/events?token=${TOKEN}`)
+      opened.push({ close: () => { c.ws.terminate() } })
+      c.ws.send(JSON.stringify({ type: 'auth' }))
+      assert.equal(await c.closed(), 1008)
+      assert.deepEqual(c.messages, [])
+    })
+
+    it('attack: a cross-site page cannot open the stream; our own page can', async () => {
+      await start()
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { origin: 'http://evil.example' }), 403)
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { origin: 'https://' + host }), 403, 'another scheme is another origin')
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { origin: base }), 101)
+      assert.ok((server.rejectedBy.bad_origin ?? 0) >= 2)
+    })
+
+    it('attack: a DNS-rebinding page (its own name in Host and Origin) is refused', async () => {
+      await start()
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { host: 'evil.example', origin: 'http://evil.example' }), 421)
+      await server.close()
+      // allowedHosts "*" turns the Host check off: the page's own origin must then not pass as ours.
+      await start({ adminToken: TOKEN, allowedHosts: ['*'] })
+      const port = host.split(':')[1] as string
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { host: `evil.example:${port}`, origin: `http://evil.example:${port}` }), 403)
+      const r = await fetch(base + '/api/v1/fdb/flush', { method: 'POST', headers: { host: `evil.example:${port}`, origin: `http://evil.example:${port}`, authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' })
+      assert.equal(r.status, 403)
+    })
+
+    it('attack: an auth message over 4 KiB closes the stream (1009)', async () => {
+      await start()
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: 'x'.repeat(8192) }))
+      assert.equal(await c.closed(), 1009)
+    })
+
+    it(`attack: at most ${MAX_UNAUTHENTICATED} consoles logging in and ${MAX_CLIENTS} in all (503 beyond)`, async () => {
+      await start()
+      const waiting: EventsClient[] = []
+      for (let i = 0; i < MAX_UNAUTHENTICATED; i++) waiting.push(await events())
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503, 'those without the token cannot fill the room')
+      const auth = async (c: EventsClient): Promise<void> => {
+        c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+        await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      }
+      for (const c of waiting) await auth(c)
+      for (let i = MAX_UNAUTHENTICATED; i < MAX_CLIENTS; i++) await auth(await events())
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503)
+    })
+
+    it('attack: a refused console that never answers the close is cut within a second', async () => {
+      await start()
+      const c = await events()
+      // Stop reading: the close frame is never answered.
+      ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+      c.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
+      await waitFor(() => server.console.size === 0, 3000, 'the slot freed')
+    })
+
+    it(`sends at most ${TICK_PORTS} ports a second, and how many there are`, async () => {
+      await start()
+      const port = await TestClient.raw(wsBase + '/'); opened.push(port)
+      const real = server.ports()[0]
+      assert.ok(real !== undefined)
+      // As if 10,000 ports were connected (limits.maxPorts' default): the snapshot must not grow with them.
+      server.ports = () => new Array(10_000).fill(real)
+      const c = await events()
+      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      await waitFor(() => c.of('tick').length >= 1, 3000, 'a tick')
+      const tick = c.of('tick')[0]
+      assert.equal(tick?.ports.length, TICK_PORTS)
+      assert.equal(tick?.portsTotal, 10_000)
+    })
+
+    it('attack: a console that stops reading is closed with 4004, not buffered for', async () => {
+      await start()
+      const sent: string[] = []
+      class FakeSocket extends EventEmitter {
+        bufferedAmount = 0
+        closeCode = 0
+        send (text: string): void { sent.push(text) }
+        close (code: number): void { this.closeCode = code; this.emit('close') }
+        terminate (): void { this.emit('close') }
+      }
+      const fake = new FakeSocket()
+      server.console.attach(fake as unknown as ConsoleSocket, 'test')
+      fake.emit('message', Buffer.from(JSON.stringify({ type: 'auth', token: TOKEN })), false)
+      assert.equal(JSON.parse(sent[0] as string).type, 'welcome')
+      fake.bufferedAmount = MAX_BUFFERED + 1
+      await waitFor(() => fake.closeCode !== 0, 3000, 'the slow console closed')
+      assert.equal(fake.closeCode, 4004)
+      assert.equal(server.console.size, 0)
+    })
+  })
+
+  describe('switchctl events', () => {
+    it('prints the recent events, then follows, with the token sent in a message', async () => {
+      await start()
+      const port = await TestClient.raw(wsBase + '/'); opened.push(port)
+      const r = await switchctl(['--url', base, '--token', TOKEN, '--json', 'events', '--count', '2'])
+      assert.equal(r.code, 0, r.stderr)
+      const got = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string })
+      assert.deepEqual(got.map((e) => e.event), ['listening', 'port_up'])
+      const text = await switchctl(['--url', base, '--token', TOKEN, 'events', '--count', '2'])
+      assert.match(text.stdout.toString(), /info  ports port_up .*port=raw-1/)
+    })
+
+    it('says what to do without the token', async () => {
+      await start()
+      const r = await switchctl(['--url', base, 'events', '--count', '1'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /admin token required \(set --token or SWITCHCTL_TOKEN\)/)
+    })
+  })
+
+  describe('the API from the console page', () => {
+    it('accepts a state change from our own origin with the token, and refuses it from another origin', async () => {
+      await start()
+      const post = async (origin: string, auth = true): Promise<number> => (await fetch(base + '/api/v1/fdb/flush', {
+        method: 'POST', body: '{}', headers: { origin, 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${TOKEN}` } : {}) }
+      })).status
+      assert.equal(await post(base), 200)
+      assert.equal(await post(base, false), 401, 'same origin still needs the token')
+      assert.equal(await post('http://evil.example'), 403)
+      assert.equal(await post('http://127.0.0.1:1'), 403, 'another port is another origin')
+    })
+  })
+})

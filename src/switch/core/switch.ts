@@ -5,27 +5,35 @@
  * drop what a blocked port sends; validate (runt, oversize, group or zero
  * source); classify the VLAN (tag or the port's pvid) and check membership;
  * learn the source (port security, loop detection); look up the destination;
- * then forward to exactly one egress port or flood, within the storm limits,
- * to every other member of the VLAN. A frame never leaves by its ingress port.
+ * drop IEEE link-local groups the network does not forward; then forward to
+ * exactly one egress port or flood, within the storm limits, to every other
+ * member of the VLAN. A frame never leaves by its ingress port.
  * Each egress gets the frame tagged or untagged as its mode says.
  *
  * Output is batched per ingress message: output() queues on the egress port,
  * which is marked dirty, and flushDirty() sends each dirty port's queue once
  * at the end of the message.
  *
- * Per-frame problems are counters, never exceptions; this file allocates
- * nothing per frame and imports no I/O.
+ * Per-frame problems are counters, never exceptions, and each dropped frame
+ * goes into the drop log (droplog.ts, a preallocated ring); this file
+ * allocates nothing per frame and imports no I/O. The steps that the frame
+ * trace (trace.ts) must take the same way are in classify.ts.
  */
 
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../../common/ethernet'
-import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../../common/protocol'
 import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../../common/gso'
 import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, canEgress, type Port } from './port'
+import { BLOCK_LOOP, BLOCK_OPERATOR, canEgress, type Port } from './port'
+import { classify, egressOp, linkLocalGroup, forwardsGroup, CLASS_DROP, CLASS_RUNT, CLASS_TAGGED, CLASS_TAG_VID, CLASS_VID } from './classify'
+import { DropLog } from './droplog'
+import {
+  R_RUNT, R_OVERSIZE, R_BAD_SOURCE, R_HAIRPIN, R_VLAN, R_PORT_SECURITY, R_STORM, R_LOOP, R_DISABLED, R_RATE, R_MALFORMED,
+  R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_LINK_LOCAL
+} from './drops'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -45,7 +53,14 @@ export interface SwitchOptions extends FdbOptions {
   loopHoldDown?: number
   /** This switchd's spanning-tree bridge id (stp.ts); random by default. */
   bridgeId?: string
+  /** Where dropped frames are recorded (shared by a switchd's networks); a small one of its own by default. */
+  dropLog?: DropLog
+  /** Bit X set: flood 01:80:c2:00:00:0X (classify.ts forwardsGroup); default DEFAULT_GROUP_FWD_MASK. */
+  groupFwdMask?: number
 }
+
+/** Link-local groups flooded by default: STP BPDUs only (while the network has no trunks), as a Linux bridge without STP. */
+export const DEFAULT_GROUP_FWD_MASK = 0x0001
 
 /** Network-wide counters (per-port ones live on Port). */
 export class SwitchStats {
@@ -66,6 +81,8 @@ export class SwitchStats {
   dropMalformed = 0
   /** Known unicast to a port that may not egress (disabled, loop-blocked, discarding). */
   dropEgressBlocked = 0
+  /** IEEE link-local group frames the network does not forward (groupFwdMask). */
+  dropLinkLocal = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
@@ -93,6 +110,10 @@ export class Switch {
   readonly fdb: Fdb
   maxFrameSize: number
   loopHoldDown: number
+  /** Which IEEE link-local groups 01:80:c2:00:00:0X are flooded (bit X); the others are dropped (link_local). */
+  groupFwdMask: number
+  /** The last dropped frames (droplog.ts). */
+  readonly dropLog: DropLog
   readonly stats = new SwitchStats()
   /** Dense, swap-removed on leave: flood walks it without allocating. */
   readonly ports: Port[] = []
@@ -119,6 +140,8 @@ export class Switch {
     this.fdb = new Fdb(opts, nowMs)
     this.maxFrameSize = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.loopHoldDown = opts.loopHoldDown ?? DEFAULT_LOOP_HOLD_DOWN
+    this.groupFwdMask = opts.groupFwdMask ?? DEFAULT_GROUP_FWD_MASK
+    this.dropLog = opts.dropLog ?? new DropLog(64)
     this.nowMs = nowMs
     this.stp = new SpanningTree(this, opts.bridgeId ?? makeBridgeId())
   }
@@ -221,6 +244,7 @@ export class Switch {
     if (countRecords(msg) < 0) {
       ingress.dropMalformed++
       this.stats.dropMalformed++
+      this.logDrop(ingress, R_MALFORMED, msg, 0, 0, 0)
       return false
     }
     let off = 0
@@ -246,58 +270,53 @@ export class Switch {
     ingress.rxFrames++
     ingress.rxBytes += len
     if (ingress.blocked !== 0) {
-      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++ } else { ingress.dropLoop++; s.dropLoop++ }
+      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++; this.logDrop(ingress, R_DISABLED, buf, off, len, 0) } else { ingress.dropLoop++; s.dropLoop++; this.logDrop(ingress, R_LOOP, buf, off, len, 0) }
       return
     }
-    if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }
-    if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
+    if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; this.logDrop(ingress, R_RATE, buf, off, len, 0); return }
+    if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; this.logDrop(ingress, R_RUNT, buf, off, len, 0); return }
     if (hdrOff < 0) {
-      if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
+      if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; this.logDrop(ingress, R_OVERSIZE, buf, off, len, 0); return }
     } else {
       // A GSO frame may exceed maxFrameSize; its segments may not.
       const verdict = checkOffload(buf, hdrOff, off, len, this.maxFrameSize)
       if (verdict !== OFFLOAD_OK) {
-        if (verdict === OFFLOAD_OVERSIZE) { ingress.dropOversize++; s.dropOversize++ } else { ingress.dropBadOffload++; s.dropBadOffload++ }
+        if (verdict === OFFLOAD_OVERSIZE) { ingress.dropOversize++; s.dropOversize++; this.logDrop(ingress, R_OVERSIZE, buf, off, len, 0) } else { ingress.dropBadOffload++; s.dropBadOffload++; this.logDrop(ingress, R_BAD_OFFLOAD, buf, off, len, 0) }
         return
       }
     }
     const src = macAt(buf, off + ETH_SOURCE)
     // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
-    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; return }
+    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; this.logDrop(ingress, R_BAD_SOURCE, buf, off, len, 0); return }
     // A token that names the port's MACs: any other source is refused like a port-security violation.
-    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
+    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { ingress.dropPortSecurity++; s.dropPortSecurity++; this.logDrop(ingress, R_PORT_SECURITY, buf, off, len, 0); return }
 
-    // VLAN classification: the tag's VID, or the port's pvid for untagged and priority-tagged frames.
-    let tagged = false
-    let tagVid = 0
-    if (buf.readUInt16BE(off + TPID_OFFSET) === ETH_P_8021Q) {
-      if (len < ETH_HLEN + 4) { ingress.dropRunt++; s.dropRunt++; return }
-      // Double-tag VLAN hopping: [8100 VID 1 or 0][8100 VID 10] from an access port in VLAN 1 would
-      // leave a trunk whose native VLAN is 1 with its outer tag stripped, and the peer would take it
-      // as VLAN 10. We carry one tag; a tag right behind it is dropped wherever it enters (issue 12).
-      if (isTagTpid(buf.readUInt16BE(off + TPID_OFFSET + 4))) { ingress.dropVlan++; s.dropVlan++; return }
-      tagged = true
-      tagVid = buf.readUInt16BE(off + TPID_OFFSET + 2) & 0xfff
+    // VLAN classification (classify.ts): the tag's VID, or the port's pvid for untagged and priority-tagged frames.
+    const c = classify(ingress, buf, off, len)
+    if ((c & CLASS_DROP) !== 0) {
+      if (c === CLASS_RUNT) { ingress.dropRunt++; s.dropRunt++; this.logDrop(ingress, R_RUNT, buf, off, len, 0) } else { ingress.dropVlan++; s.dropVlan++; this.logDrop(ingress, R_VLAN, buf, off, len, c & CLASS_VID) }
+      return
     }
-    const vid = tagVid !== 0 ? tagVid : ingress.pvid
-    if (vid === 0 || vid === 0xfff || ingress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+    const vid = c & CLASS_VID
+    const tagged = (c & CLASS_TAGGED) !== 0
+    const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
-      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned); return }
-      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned, buf, off, len, vid); return }
+      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) { this.logDrop(ingress, R_LOOP, buf, off, len, vid); return }
       // The MAC lives on a port still sending it: a spoofer or a loop's copy. Cisco port-security counts it a violation.
-      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
+      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; this.logDrop(ingress, R_PORT_SECURITY, buf, off, len, vid); return }
     }
 
     let kind = KIND_UNKNOWN_UNICAST
     if (!isGroup(buf, off)) {
       const egress = this.fdb.lookup(vid, macAt(buf, off))
       if (egress !== undefined) {
-        if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
+        if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; this.logDrop(ingress, R_HAIRPIN, buf, off, len, vid); return }
         if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
         if (!canEgress(egress, vid)) {
-          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++ } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++ }
+          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; this.logDrop(ingress, R_VLAN, buf, off, len, vid) } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++; this.logDrop(ingress, R_EGRESS_BLOCKED, buf, off, len, vid) }
           return
         }
         this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
@@ -307,8 +326,13 @@ export class Switch {
       }
     } else {
       kind = isBroadcast(buf, off) ? KIND_BROADCAST : KIND_MULTICAST
+      // IEEE link-local groups (STP, LACP, 802.1X, LLDP...): dropped unless the network floods that one.
+      if (kind === KIND_MULTICAST && buf[off + 1] === 0x80) {
+        const x = linkLocalGroup(buf, off)
+        if (x >= 0 && !forwardsGroup(this.groupFwdMask, x, this.stp.ports.length)) { ingress.dropLinkLocal++; s.dropLinkLocal++; this.logDrop(ingress, R_LINK_LOCAL, buf, off, len, vid); return }
+      }
     }
-    if (!admitFlood(ingress, kind, this.nowMs)) { s.dropStorm++; return }
+    if (!admitFlood(ingress, kind, this.nowMs)) { s.dropStorm++; this.logDrop(ingress, R_STORM, buf, off, len, vid); return }
     if (kind === KIND_UNKNOWN_UNICAST) s.floodedUnknown++
     else if (kind === KIND_BROADCAST) s.floodedBroadcast++
     else s.floodedMulticast++
@@ -321,14 +345,23 @@ export class Switch {
   }
 
   /**
+   * Record a dropped frame in the drop log: its MACs if it has them (-1 if
+   * not), `vid` (0 if not classified yet) and the reason (drops.ts R_*).
+   * Stores into the preallocated ring only.
+   */
+  logDrop (ingress: Port, reason: number, buf: Buffer, off: number, len: number, vid: number): void {
+    const full = len >= ETH_HLEN
+    this.dropLog.add(this.nowMs, this.name, ingress.name, full ? macAt(buf, off + ETH_SOURCE) : -1, full ? macAt(buf, off) : -1, vid, reason)
+  }
+
+  /**
    * Queue the frame on `egress`, tagged or untagged as the port's mode says
    * for `vid`. Only an offload port is given the virtio-net header; any
    * other gets the frame as it is if the header asks nothing of it, else
    * its segments or the frame with its checksum finished (offload.ts).
    */
   private output (egress: Port, buf: Buffer, off: number, len: number, tagged: boolean, tagVid: number, vid: number, hdrOff: number): void {
-    const tagOut = egress.mode === MODE_TRUNK && vid !== egress.pvid
-    const op = tagOut === tagged ? (tagged && tagVid !== vid ? OP_RETAG : OP_ASIS) : tagOut ? OP_PUSH : OP_STRIP
+    const op = egressOp(egress, tagged, tagVid, vid)
     if (hdrOff < 0 || egress.offload || !needsSoftware(buf, hdrOff)) {
       egress.output(buf, off, len, op, vid, egress.offload ? hdrOff : -1)
     } else {

@@ -10,6 +10,8 @@
  *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
  *   POST   /api/v1/ports/<name>/disable | enable | disconnect
  *   GET    /api/v1/capture[?network=&port=&vlan=&count=&bytes=&duration=]   a pcap stream
+ *   POST   /api/v1/trace   {network?, in, frame}   the forwarding decision for a frame, now (changes nothing)
+ *   GET    /api/v1/drops[?since=&limit=&network=&port=&reason=]   the last dropped frames
  *
  * Without an admin token the API is served only where that is safe
  * (exposure.ts); with `api: false` it answers 404. Requests from browsers are
@@ -28,7 +30,11 @@ import type { NetPort } from '../io/net-port'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, portState } from '../core/port'
 import { portDropDetail } from '../core/drops'
-import type { PortJson, NetworkJson, FdbJson } from '../../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, TraceJson, DropsJson, DropJson } from '../../common/api-types'
+import { traceFrame } from '../core/trace'
+import { DROP_REASONS } from '../core/drops'
+import { parseFrameSpec } from '../../common/framespec'
+import { TapswitchError } from '../../common/errors'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from '../core/fdb'
 import { apiRequestRefusal } from './exposure'
@@ -274,6 +280,51 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap', 'cache-control': 'no-store' })
     const stop = server.captures.start(sw, { port, vlan }, limits, res)
     res.on('close', stop)
+    return
+  }
+  if (method === 'POST' && path === '/api/v1/trace') {
+    const b = await readJson(req)
+    const sw = network(server, optString(b.network, 'network'))
+    const portName = optString(b.in, 'in')
+    if (portName === undefined) throw new HttpError(400, 'in: required (the ingress port)')
+    const ingress = sw.ports.find((p) => p.name === portName)
+    if (ingress === undefined) throw new HttpError(404, `no port "${portName}" in network ${sw.name}`)
+    const spec = optString(b.frame, 'frame')
+    if (spec === undefined) throw new HttpError(400, 'frame: required (e.g. dst=02:00:00:00:00:02,src=02:00:00:00:00:01,vlan=10)')
+    let frame: Buffer
+    try { frame = parseFrameSpec(spec) } catch (err) {
+      if (err instanceof TapswitchError) throw new HttpError(400, err.message)
+      throw err
+    }
+    const t: TraceJson = traceFrame(sw, ingress, frame)
+    send(res, 200, t)
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/drops') {
+    const log = server.networks.dropLog
+    const since = optInt(q.get('since'), 'since', 0, Number.MAX_SAFE_INTEGER, 0)
+    const limit = optInt(q.get('limit'), 'limit', 1, log.size, log.size)
+    const net = q.get('network'); const port = q.get('port'); const reason = q.get('reason')
+    if (reason !== null && !DROP_REASONS.some((d) => d.reason === reason)) throw new HttpError(400, `reason: expected one of ${DROP_REASONS.map((d) => d.reason).join(', ')}`)
+    const { records, lost } = log.read(Math.floor(since), Math.floor(limit))
+    const drops: DropJson[] = []
+    for (const r of records) {
+      const why = (DROP_REASONS[r.reason] as { reason: string }).reason
+      if ((net !== null && r.network !== net) || (port !== null && r.port !== port) || (reason !== null && why !== reason)) continue
+      drops.push({
+        seq: r.seq,
+        // The switch clock is performance.now() (server.ts nowMs): its epoch is timeOrigin.
+        time: new Date(performance.timeOrigin + r.timeMs).toISOString(),
+        network: r.network,
+        port: r.port,
+        src: r.src < 0 ? null : formatMac(r.src),
+        dst: r.dst < 0 ? null : formatMac(r.dst),
+        vlan: r.vid === 0 ? null : r.vid,
+        reason: why
+      })
+    }
+    const body: DropsJson = { last: log.seq, lost, size: log.size, drops }
+    send(res, 200, body)
     return
   }
   throw new HttpError(404, `no endpoint ${method} ${path}`)

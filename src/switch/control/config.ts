@@ -18,7 +18,8 @@ import { parseMac, macAt } from '../../common/ethernet'
 import { VID_MIN, VID_MAX } from '../../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT, NAME_PATTERN, type VlanRequest } from '../../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS, MAX_STATIC_ENTRIES } from '../core/fdb'
-import { DEFAULT_LOOP_HOLD_DOWN } from '../core/switch'
+import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../core/switch'
+import { LINK_LOCAL_GROUPS } from '../core/classify'
 import type { StaticEntry } from '../core/statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from './defaults'
@@ -42,6 +43,8 @@ export interface NetworkSettings {
   loopHoldDown: number
   /** ms a MAC's port must have been quiet before another port may take the MAC (fdb.ts) */
   moveHold: number
+  /** Bit X: flood 01:80:c2:00:00:0X (`forwardGroups`; core/classify.ts forwardsGroup) */
+  groupFwdMask: number
   statics: readonly StaticEntry[]
 }
 
@@ -225,7 +228,7 @@ class Reader {
 }
 
 const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
-const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
+const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop', 'forwardGroups']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
@@ -245,8 +248,24 @@ function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSett
     loopMoves: r.int(loop.moves, `${key}.loop.moves`, 2, 1_000_000, base.loopMoves),
     loopWindow: r.num(loop.window, `${key}.loop.window`, 0.01, 3600, base.loopWindow / 1000) * 1000,
     loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown),
-    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000
+    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000,
+    groupFwdMask: readForwardGroups(r, o.forwardGroups, `${key}.forwardGroups`, base.groupFwdMask)
   }
+}
+
+/** `forwardGroups`: the IEEE link-local groups 01:80:c2:00:00:0X a network floods, by name or X (0-15); [] = none. */
+function readForwardGroups (r: Reader, v: unknown, key: string, def: number): number {
+  if (v === undefined) return def
+  const what = `a list of ${Object.keys(LINK_LOCAL_GROUPS).join(', ')}, "all" or numbers 0-15 (the X of 01:80:c2:00:00:0X)`
+  if (!Array.isArray(v) || v.length > 32) r.fail(key, what)
+  let mask = 0
+  for (const [i, g] of (v as unknown[]).entries()) {
+    if (g === 'all') { mask = 0xffff; continue }
+    const x = typeof g === 'string' ? LINK_LOCAL_GROUPS[g.toLowerCase()] : g
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 15) r.fail(`${key}[${i}]`, what)
+    mask |= 1 << x
+  }
+  return mask
 }
 
 function readPolicy (r: Reader, v: unknown, key: string, base: PortPolicy, extraKeys: string[] = []): PortPolicy {
@@ -410,6 +429,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     loopMoves: DEFAULT_LOOP_MOVES,
     loopWindow: DEFAULT_LOOP_WINDOW_MS,
     loopHoldDown: DEFAULT_LOOP_HOLD_DOWN,
+    groupFwdMask: DEFAULT_GROUP_FWD_MASK,
     moveHold: DEFAULT_MOVE_HOLD_MS
   }
   const fileDefaults = readNetwork(r, top.network, 'network', builtIn)

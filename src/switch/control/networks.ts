@@ -15,6 +15,7 @@ import { MODE_TRUNK, type Port, type PortPolicy } from '../core/port'
 import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
+import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -33,6 +34,8 @@ export class Networks {
   private readonly byName = new Map<string, Switch>()
   /** This switchd's spanning-tree id, the same in every network and for the life of the process. */
   readonly bridgeId: string
+  /** The last frames dropped in any network (GET /api/v1/drops). */
+  readonly dropLog = new DropLog(DEFAULT_DROP_LOG_SIZE)
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
     this.bridgeId = makeBridgeId(config.bridgePriority)
@@ -156,6 +159,7 @@ export class Networks {
     sw.fdb.loopMoves = s.loopMoves
     sw.fdb.loopWindow = s.loopWindow
     sw.fdb.moveHold = s.moveHold
+    sw.groupFwdMask = s.groupFwdMask
     sw.setStatics(s.statics)
   }
 
@@ -169,6 +173,8 @@ export class Networks {
       loopWindow: s.loopWindow,
       moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
+      groupFwdMask: s.groupFwdMask,
+      dropLog: this.dropLog,
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

@@ -67,6 +67,14 @@ export function linkLocalGroup (buf: Buffer, off: number): number {
 export const GROUP_STP = 0
 
 /**
+ * Names for the groups in `networks[].forwardGroups` (any X from 0 to 15
+ * may also be given as a number): STP BPDUs, MAC Control (pause), Slow
+ * Protocols (LACP, marker, OAM), 802.1X port access (EAPOL), LLDP (also
+ * PTP peer delay).
+ */
+export const LINK_LOCAL_GROUPS: Readonly<Record<string, number>> = Object.freeze({ stp: 0x00, pause: 0x01, lacp: 0x02, '8021x': 0x03, lldp: 0x0e })
+
+/**
  * Whether a network with forwarding mask `mask` (bit X: flood 01:80:c2:00:00:0X)
  * floods group `x` now. STP BPDUs of endpoints only while the network runs
  * no spanning tree of its own (no trunks): a switch that runs its own tree

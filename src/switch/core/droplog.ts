@@ -20,7 +20,7 @@
  * each Switch). Nothing here does I/O.
  */
 
-/** Records kept by default: about 60 KiB. */
+/** Records kept by default: about 50 KiB. */
 export const DEFAULT_DROP_LOG_SIZE = 1024
 /** Largest drop log configurable. */
 export const MAX_DROP_LOG_SIZE = 65536

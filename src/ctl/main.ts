@@ -186,7 +186,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       if (!Number.isFinite(interval) || interval < 0.1 || interval > 3600) throw new CtlError('drops: --interval expects seconds from 0.1 to 3600', 2)
       const filter = { network: s('network'), port: s('port'), reason: s('reason') }
       let r = await getJson<DropsJson>(ctx, '/api/v1/drops' + query(filter))
-      if (o.follow !== true) { print(ctx, r, () => renderDrops(r.drops, true)); return }
+      if (o.follow !== true) { print(ctx, r, () => renderDrops(r.drops)); return }
       // Follow by polling with a cursor: switchd keeps no state per follower, and a reader that stops reading costs it nothing.
       let since = r.last
       writeDrops(ctx, r.drops, true)
@@ -220,10 +220,8 @@ function dropRow (d: DropJson): string[] {
   return [d.time, d.network, d.port, d.src ?? '-', d.dst ?? '-', d.vlan === null ? '-' : String(d.vlan), d.reason]
 }
 
-function renderDrops (drops: DropJson[], header: boolean): string {
-  if (drops.length === 0) return header ? 'no drops recorded\n' : ''
-  const text = table(DROP_HEADERS, drops.map(dropRow))
-  return header ? text : text.slice(text.indexOf('\n') + 1)
+function renderDrops (drops: DropJson[]): string {
+  return drops.length === 0 ? 'no drops recorded\n' : table(DROP_HEADERS, drops.map(dropRow))
 }
 
 /** --follow: JSON lines with --json, else rows (fixed widths, so columns line up across polls). */

@@ -229,6 +229,10 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
       assert.deepEqual(d.frames.map((f) => f.subarray(0, 6).toString('hex')), ['ffffffffffff'])
       const t = await trace({ network: 'lab', in: 'a', frame: 'dst=lldp,src=02:00:00:00:00:01,type=lldp' })
       assert.equal(t.action, 'flood')
+      const own = await trace({ in: 'a', frame: 'dst=lldp,src=02:00:00:00:00:01,type=lldp' })
+      assert.equal(own.network, 'lab', 'without --network, the port\'s own network')
+      const other = await trace({ in: 'c', frame: 'dst=lldp,src=02:00:00:00:00:03,type=lldp' })
+      assert.deepEqual([other.network, other.dropReason], ['default', 'link_local'])
     })
 
     it('refuses a bad forwardGroups naming the key', () => {

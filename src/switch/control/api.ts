@@ -284,9 +284,11 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   if (method === 'POST' && path === '/api/v1/trace') {
     const b = await readJson(req)
-    const sw = network(server, optString(b.network, 'network'))
     const portName = optString(b.in, 'in')
     if (portName === undefined) throw new HttpError(400, 'in: required (the ingress port)')
+    const netName = optString(b.network, 'network')
+    // Without a network, the port's own (port names are unique per network; the first match otherwise).
+    const sw = netName !== undefined ? network(server, netName) : server.ports().find((p) => p.name === portName)?.network ?? network(server, undefined)
     const ingress = sw.ports.find((p) => p.name === portName)
     if (ingress === undefined) throw new HttpError(404, `no port "${portName}" in network ${sw.name}`)
     const spec = optString(b.frame, 'frame')

@@ -7,6 +7,8 @@ export const ERR_CONFIG = 'TSW_ERR_CONFIG'
 export const ERR_PROTOCOL = 'TSW_ERR_PROTOCOL'
 export const ERR_UPLINK_CLOSED = 'TSW_ERR_UPLINK_CLOSED'
 export const ERR_TAP = 'TSW_ERR_TAP'
+/** A frame spec (common/framespec.ts) that does not parse. */
+export const ERR_FRAME_SPEC = 'TSW_ERR_FRAME_SPEC'
 
 export class TapswitchError extends Error {
   readonly code: string

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
-import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson } from '../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson } from '../common/api-types'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -38,6 +38,14 @@ Commands:
                                              e.g. switchctl capture --port web1 | tcpdump -nr -
   events [--count N]                         switchd's log as it happens (the web console's stream):
                                              the recent events, then new ones until N or Ctrl-C
+  trace --in PORT --frame SPEC [--network N]
+                                             each step of the forwarding decision for a frame
+                                             arriving on PORT now (changes nothing); SPEC is
+                                             dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N]
+                                             (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes
+  drops [--network N] [--port P] [--reason R] [--follow] [--interval S]
+                                             the last frames switchd dropped, and why;
+                                             --follow keeps printing new ones (polls every S seconds, default 1)
 
 Options:
   --url URL        switchd's HTTP address [env SWITCHCTL_URL, default http://127.0.0.1:8080]
@@ -54,7 +62,8 @@ export const OPTIONS = {
   direction: { type: 'string' }, delay: { type: 'string' }, jitter: { type: 'string' }, 'jitter-reorders': { type: 'boolean' },
   loss: { type: 'string' }, burst: { type: 'string' }, duplicate: { type: 'string' }, corrupt: { type: 'string' }, reorder: { type: 'string' },
   rate: { type: 'string' }, backlog: { type: 'string' }, 'queue-frames': { type: 'string' }, 'queue-bytes': { type: 'string' }, seed: { type: 'string' },
-  flap: { type: 'string' }
+  flap: { type: 'string' },
+  in: { type: 'string' }, frame: { type: 'string' }, reason: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, interval: { type: 'string' }
 } as const
 
 class CtlError extends Error {
@@ -258,6 +267,31 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       await events(ctx, count)
       return
     }
+    case 'trace': {
+      if (s('in') === undefined || s('frame') === undefined) throw new CtlError('trace: --in PORT and --frame SPEC are required', 2)
+      const t = await (await call(ctx, 'POST', '/api/v1/trace', { network: s('network'), in: s('in'), frame: s('frame') })).json() as TraceJson
+      print(ctx, t, () => renderTrace(t))
+      return
+    }
+    case 'drops': {
+      const interval = Number(s('interval') ?? 1)
+      if (!Number.isFinite(interval) || interval < 0.1 || interval > 3600) throw new CtlError('drops: --interval expects seconds from 0.1 to 3600', 2)
+      const filter = { network: s('network'), port: s('port'), reason: s('reason') }
+      let r = await getJson<DropsJson>(ctx, '/api/v1/drops' + query(filter))
+      if (o.follow !== true) { print(ctx, r, () => renderDrops(r.drops)); return }
+      // Follow by polling with a cursor: switchd keeps no state per follower, and a reader that stops reading costs it nothing.
+      let since = r.last
+      writeDrops(ctx, r.drops, true)
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, interval * 1000))
+        r = await getJson<DropsJson>(ctx, '/api/v1/drops' + query({ ...filter, since: String(since) }))
+        // switchd restarted: its sequence numbers began again.
+        if (r.last < since) { since = 0; continue }
+        if (r.lost > 0 && !ctx.json) process.stdout.write(`(${r.lost} drops not shown: switchd keeps the last ${r.size})\n`)
+        writeDrops(ctx, r.drops, false)
+        since = r.last
+      }
+    }
     default:
       throw new CtlError(`unknown command "${cmd}" (see --help)`, 2)
   }
@@ -295,4 +329,32 @@ async function events (ctx: Ctx, count: number): Promise<void> {
       else reject(new CtlError(`the event stream closed: ${code} ${reason.toString()}`))
     })
   })
+}
+
+function renderTrace (t: TraceJson): string {
+  const f = t.frame
+  const lines = [`trace: ${f.src} > ${f.dst}${f.vlan !== null ? ` vlan ${f.vlan}` : ''} type ${f.ethertype} (${f.length} bytes) into port ${t.ingress}, network ${t.network}`]
+  for (const st of t.steps) lines.push(`  ${st.step.padEnd(10)} ${st.verdict.padEnd(7)} ${st.detail}`)
+  if (t.action === 'drop') lines.push(`action: drop (${t.dropReason ?? '?'})`)
+  else lines.push(`action: ${t.action} to ${t.egress.length === 0 ? 'no port' : t.egress.map((e) => `${e.port} (${e.tagging === 'tagged' ? `tagged ${e.vlan}` : 'untagged'})`).join(', ')}`)
+  return lines.join('\n') + '\n'
+}
+
+const DROP_HEADERS = ['TIME', 'NETWORK', 'PORT', 'SRC', 'DST', 'VLAN', 'REASON']
+
+function dropRow (d: DropJson): string[] {
+  return [d.time, d.network, d.port, d.src ?? '-', d.dst ?? '-', d.vlan === null ? '-' : String(d.vlan), d.reason]
+}
+
+function renderDrops (drops: DropJson[]): string {
+  return drops.length === 0 ? 'no drops recorded\n' : table(DROP_HEADERS, drops.map(dropRow))
+}
+
+/** --follow: JSON lines with --json, else rows (fixed widths, so columns line up across polls). */
+function writeDrops (ctx: Ctx, drops: DropJson[], header: boolean): void {
+  if (ctx.json) { for (const d of drops) process.stdout.write(JSON.stringify(d) + '\n'); return }
+  const widths = [24, 12, 16, 17, 17, 5, 14]
+  const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] as number)).join('  ').trimEnd() + '\n'
+  if (header) process.stdout.write(line(DROP_HEADERS))
+  for (const d of drops) process.stdout.write(line(dropRow(d)))
 }

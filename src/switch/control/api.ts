@@ -14,6 +14,8 @@
  *   DELETE /api/v1/ports/<name>/condition[?direction=in|out|both]
  *   POST   /api/v1/ports/<name>/link {state: down|up, direction?: in|out|both, flap?: "2s/8s"}
  *   GET    /api/v1/capture[?network=&port=&vlan=&count=&bytes=&duration=]   a pcap stream
+ *   POST   /api/v1/trace   {network?, in, frame}   the forwarding decision for a frame, now (changes nothing)
+ *   GET    /api/v1/drops[?since=&limit=&network=&port=&reason=]   the last dropped frames
  *
  * Without an admin token the API is served only where that is safe
  * (exposure.ts); with `api: false` it answers 404. Requests from browsers are
@@ -33,7 +35,10 @@ import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, 
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
 import { TapswitchError } from '../../common/errors'
 import { portDropDetail } from '../core/drops'
-import type { PortJson, NetworkJson, FdbJson, ConditionJson, PortConditionJson } from '../../common/api-types'
+import type { PortJson, NetworkJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson } from '../../common/api-types'
+import { traceFrame } from '../core/trace'
+import { DROP_REASONS } from '../core/drops'
+import { parseFrameSpec } from '../../common/framespec'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from '../core/fdb'
 import { apiRequestRefusal } from './exposure'
@@ -374,6 +379,53 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap', 'cache-control': 'no-store' })
     const stop = server.captures.start(sw, { port, vlan }, limits, res)
     res.on('close', stop)
+    return
+  }
+  if (method === 'POST' && path === '/api/v1/trace') {
+    const b = await readJson(req)
+    const portName = optString(b.in, 'in')
+    if (portName === undefined) throw new HttpError(400, 'in: required (the ingress port)')
+    const netName = optString(b.network, 'network')
+    // Without a network, the port's own (port names are unique per network; the first match otherwise).
+    const sw = netName !== undefined ? network(server, netName) : server.ports().find((p) => p.name === portName)?.network ?? network(server, undefined)
+    const ingress = sw.ports.find((p) => p.name === portName)
+    if (ingress === undefined) throw new HttpError(404, `no port "${portName}" in network ${sw.name}`)
+    const spec = optString(b.frame, 'frame')
+    if (spec === undefined) throw new HttpError(400, 'frame: required (e.g. dst=02:00:00:00:00:02,src=02:00:00:00:00:01,vlan=10)')
+    let frame: Buffer
+    try { frame = parseFrameSpec(spec) } catch (err) {
+      if (err instanceof TapswitchError) throw new HttpError(400, err.message)
+      throw err
+    }
+    const t: TraceJson = traceFrame(sw, ingress, frame)
+    send(res, 200, t)
+    return
+  }
+  if (method === 'GET' && path === '/api/v1/drops') {
+    const log = server.networks.dropLog
+    const since = optInt(q.get('since'), 'since', 0, Number.MAX_SAFE_INTEGER, 0)
+    const limit = optInt(q.get('limit'), 'limit', 1, log.size, log.size)
+    const net = q.get('network'); const port = q.get('port'); const reason = q.get('reason')
+    if (reason !== null && !DROP_REASONS.some((d) => d.reason === reason)) throw new HttpError(400, `reason: expected one of ${DROP_REASONS.map((d) => d.reason).join(', ')}`)
+    const { records, lost } = log.read(Math.floor(since), Math.floor(limit))
+    const drops: DropJson[] = []
+    for (const r of records) {
+      const why = (DROP_REASONS[r.reason] as { reason: string }).reason
+      if ((net !== null && r.network !== net) || (port !== null && r.port !== port) || (reason !== null && why !== reason)) continue
+      drops.push({
+        seq: r.seq,
+        // The switch clock is performance.now() (server.ts nowMs): its epoch is timeOrigin.
+        time: new Date(performance.timeOrigin + r.timeMs).toISOString(),
+        network: r.network,
+        port: r.port,
+        src: r.src < 0 ? null : formatMac(r.src),
+        dst: r.dst < 0 ? null : formatMac(r.dst),
+        vlan: r.vid === 0 ? null : r.vid,
+        reason: why
+      })
+    }
+    const body: DropsJson = { last: log.seq, lost, size: log.size, drops }
+    send(res, 200, body)
     return
   }
   throw new HttpError(404, `no endpoint ${method} ${path}`)

@@ -121,6 +121,9 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
       emit({ network: sw.name, kind: 'checksummed' }, sw.stats.offloadChecksummed)
     }
   })
+  scrapedCounter(reg, 'switchd_duplicate_macs_total', 'MACs claimed by two ports taking turns (cloned VMs), logged as duplicate_mac; at most one per MAC a minute', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, sw.fdb.stats.duplicates)
+  })
   scrapedCounter(reg, 'switchd_loops_detected_total', 'Loops detected (a port was blocked)', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.loopsDetected) })
   scrapedCounter(reg, 'switchd_connections_accepted_total', 'WebSocket connections that became ports', [], (emit) => { emit({}, server.counters().accepted) })
   scrapedCounter(reg, 'switchd_connections_rejected_total', 'Connections refused, by reason', ['reason'], (emit) => {

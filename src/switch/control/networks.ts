@@ -16,6 +16,7 @@ import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolic
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
 import { applyConfiguredCondition } from '../core/link'
+import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -34,6 +35,8 @@ export class Networks {
   private readonly byName = new Map<string, Switch>()
   /** This switchd's spanning-tree id, the same in every network and for the life of the process. */
   readonly bridgeId: string
+  /** The last frames dropped in any network (GET /api/v1/drops). */
+  readonly dropLog = new DropLog(DEFAULT_DROP_LOG_SIZE)
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
     this.bridgeId = makeBridgeId(config.bridgePriority)
@@ -160,6 +163,7 @@ export class Networks {
     sw.fdb.loopMoves = s.loopMoves
     sw.fdb.loopWindow = s.loopWindow
     sw.fdb.moveHold = s.moveHold
+    sw.groupFwdMask = s.groupFwdMask
     sw.setStatics(s.statics)
   }
 
@@ -173,6 +177,8 @@ export class Networks {
       loopWindow: s.loopWindow,
       moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
+      groupFwdMask: s.groupFwdMask,
+      dropLog: this.dropLog,
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

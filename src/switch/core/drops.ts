@@ -48,9 +48,40 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   { reason: 'condition', port: ['dropCondition'], network: 'dropCondition' },
   { reason: 'condition_queue', port: ['dropConditionQueue'], network: 'dropConditionQueue' },
   { reason: 'link_down', port: ['dropLinkDown'], network: 'dropLinkDown' },
+  // IEEE 802.1D link-local groups 01:80:c2:00:00:0X the network does not forward (Switch.groupFwdMask).
+  { reason: 'link_local', port: ['dropLinkLocal'], network: 'dropLinkLocal' },
   // Egress: a live port keeps its own count; the network keeps those of ports that left.
   { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' }
 ] as const)
+
+/** Index of `reason` in DROP_REASONS; throws at load for a name not in it (a typo cannot ship). */
+export function reasonIndex (reason: string): number {
+  const i = DROP_REASONS.findIndex((d) => d.reason === reason)
+  if (i < 0) throw new Error(`no drop reason "${reason}"`)
+  return i
+}
+
+/**
+ * Reasons as small integers, for the drop log (droplog.ts) on the frame
+ * path: a number into this table, never a string per frame.
+ */
+export const R_RUNT = reasonIndex('runt')
+export const R_OVERSIZE = reasonIndex('oversize')
+export const R_BAD_SOURCE = reasonIndex('bad_source')
+export const R_HAIRPIN = reasonIndex('hairpin')
+export const R_VLAN = reasonIndex('vlan')
+export const R_PORT_SECURITY = reasonIndex('port_security')
+export const R_STORM = reasonIndex('storm')
+export const R_LOOP = reasonIndex('loop')
+export const R_DISABLED = reasonIndex('disabled')
+export const R_RATE = reasonIndex('rate')
+export const R_MALFORMED = reasonIndex('malformed')
+export const R_BAD_OFFLOAD = reasonIndex('bad_offload')
+export const R_EGRESS_BLOCKED = reasonIndex('egress_blocked')
+export const R_LINK_LOCAL = reasonIndex('link_local')
+export const R_CONDITION = reasonIndex('condition')
+export const R_CONDITION_QUEUE = reasonIndex('condition_queue')
+export const R_LINK_DOWN = reasonIndex('link_down')
 
 /**
  * Port counters that are not frame drops of the switch's, and why they are

@@ -47,6 +47,16 @@
  * `flapHome` the MAC's home, which the caller never blocks). A single move (a
  * migrated VM) is normal.
  *
+ * Duplicate MACs (issue 15): two stations with one MAC (cloned VMs) take
+ * turns as its claimant, each still sending. A claimant change between the
+ * MAC's home and one other port (a rival) is a turn; three turns spread over
+ * more than the loop window, with the rival heard from within the ageing
+ * time, is a duplicate: logged (`duplicate_mac`, both port names) and counted
+ * once per DUP_REPORT_MS per MAC. A single move (a migrated VM) is one turn;
+ * a loop takes turns faster than loopMoves per loopWindow and is reported
+ * as a loop instead (a flap starts the count again). Detection never drops a
+ * frame: what happens to them is the moves and holds above.
+ *
  * Static entries (from configuration) never age, are never evicted, do not
  * count against a port's limit, and a static MAC is not learned elsewhere.
  */
@@ -63,6 +73,8 @@ export const DEFAULT_AGEING_TIME = 300
 export const DEFAULT_MAX_ENTRIES = 8192
 export const DEFAULT_LOOP_MOVES = 5
 export const DEFAULT_LOOP_WINDOW_MS = 1000
+/** A MAC reported as duplicate is reported again at most this often. */
+export const DUP_REPORT_MS = 60_000
 /** How long a MAC's port must have been quiet before another port may take the MAC. */
 export const DEFAULT_MOVE_HOLD_MS = 1000
 /** Static entries per VLAN table, on top of the dynamic budget. */
@@ -92,6 +104,8 @@ export interface FdbOptions {
   loopWindow?: number
   /** Milliseconds a MAC's port must have been quiet before another port may take it (0 = at once). */
   moveHold?: number
+  /** Network name, for logs. */
+  name?: string
 }
 
 /** One learned MAC. Mutated in place; allocated only on first sighting. */
@@ -106,6 +120,12 @@ export class FdbEntry {
   /** When `port` last sent the MAC (ms), and when it last did from home before it moved away. */
   seenMs: number
   leftHomeMs = 0
+  /** Duplicate detection: the port taking turns with home, turns since `rivalSinceMs`, the last turn, the last report. */
+  rival: Port | null = null
+  turns = 0
+  rivalSinceMs = 0
+  rivalSeenMs = 0
+  dupReportedMs = -DUP_REPORT_MS
   constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean, nowMs = 0) {
     this.home = port
     this.claimant = port
@@ -123,6 +143,8 @@ export class FdbStats {
   /** Frames refused because their MAC lives on another port that is still sending it. */
   held = 0
   flaps = 0
+  /** MACs reported as claimed by two ports at once (duplicate_mac). */
+  duplicates = 0
 }
 
 /** A read-only view of one entry for admin tools (slow path). */
@@ -134,6 +156,7 @@ const STATIC = { ttl: 0 }
 export class Fdb {
   readonly ageingTime: number
   readonly maxEntries: number
+  readonly name: string
   /** Loop detection thresholds; changeable on configuration reload. */
   loopMoves: number
   loopWindow: number
@@ -158,6 +181,7 @@ export class Fdb {
     this.loopMoves = opts.loopMoves ?? DEFAULT_LOOP_MOVES
     this.loopWindow = opts.loopWindow ?? DEFAULT_LOOP_WINDOW_MS
     this.moveHold = opts.moveHold ?? DEFAULT_MOVE_HOLD_MS
+    this.name = opts.name ?? 'default'
     this.nowMs = nowMs
     this.nowS = Math.floor(nowMs / 1000)
   }
@@ -202,6 +226,36 @@ export class Fdb {
     if (table === undefined) return undefined
     const e = table.peek(mac, PEEK)
     return e === undefined ? undefined : e.port
+  }
+
+  /**
+   * What learn(vid, mac, port) would return now, changing nothing: the
+   * frame trace (trace.ts). Follows learn(), claim() and reclaim() step by
+   * step; the trace test checks the two agree on random traffic.
+   */
+  wouldLearn (vid: number, mac: number, port: Port): number {
+    const e = this.peek(vid, mac)
+    if (e !== undefined) {
+      if (e.port === port) return e.claimant === port || !this.wouldFlap(e) ? LEARN_OK : LEARN_FLAP
+      if (e.isStatic) return LEARN_PINNED
+      const flap = e.claimant !== port && this.wouldFlap(e)
+      if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) return flap ? LEARN_FLAP_HELD : LEARN_HELD
+      if (port.fdbEntries >= port.maxMacs) return LEARN_LIMIT
+      return flap ? LEARN_FLAP : LEARN_OK
+    }
+    return port.fdbEntries >= port.maxMacs ? LEARN_LIMIT : LEARN_OK
+  }
+
+  /** The live entry for `mac` in `vid`, without touching its age (slow path: trace, admin). */
+  peek (vid: number, mac: number): FdbEntry | undefined {
+    return this.tables[vid]?.peek(mac, PEEK)
+  }
+
+  /** The entry learning a new MAC on `learner` would evict now (the fdb is full), or undefined. */
+  evictionVictim (learner: Port): FdbEntry | undefined {
+    if (this.size < this.maxEntries) return undefined
+    const busiest = this.busiestPort(learner)
+    return busiest === undefined ? undefined : busiest.macs.values().next().value as FdbEntry
   }
 
   /** Pin `mac` in `vid` to `port`; replaces a dynamic entry. Slow path. */
@@ -287,7 +341,9 @@ export class Fdb {
   private reclaim (e: FdbEntry, port: Port): number {
     const from = e.claimant
     e.claimant = port
-    return this.flapping(e, from) ? LEARN_FLAP : LEARN_OK
+    if (this.flapping(e, from)) return LEARN_FLAP
+    this.turn(e, from, port)
+    return LEARN_OK
   }
 
   /** `port` sends a MAC that lives on another port: move it, or refuse while that port still sends it. */
@@ -295,6 +351,7 @@ export class Fdb {
     const from = e.claimant
     e.claimant = port
     const flap = from !== port && this.flapping(e, from)
+    if (from !== port && !flap) this.turn(e, from, port)
     if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) {
       this.stats.held++
       return flap ? LEARN_FLAP_HELD : LEARN_HELD
@@ -317,10 +374,36 @@ export class Fdb {
     if (this.nowMs - e.movesSince > this.loopWindow) { e.movesSince = this.nowMs; e.moves = 0 }
     if (++e.moves < this.loopMoves) return false
     e.moves = 0
+    // A loop, not two stations: the duplicate count starts again.
+    e.turns = 0
     this.stats.flaps++
     this.flapFrom = from
     this.flapHome = e.home
     return true
+  }
+
+  /** Whether one more change of claimant now would be a flap (flapping(), without counting it). */
+  private wouldFlap (e: FdbEntry): boolean {
+    const moves = this.nowMs - e.movesSince > this.loopWindow ? 0 : e.moves
+    return moves + 1 >= this.loopMoves
+  }
+
+  /**
+   * The claimant changed from `from` to `to` (not a flap): a turn if it is
+   * between the MAC's home and its rival. Reports a duplicate MAC (see the
+   * header) on the third turn that is more than a loop window after the first.
+   */
+  private turn (e: FdbEntry, from: Port, to: Port): void {
+    const rival = from === e.home ? to : to === e.home ? from : null
+    if (rival === null) { e.rival = null; e.turns = 0; return }
+    if (rival !== e.rival || e.turns === 0 || this.nowMs - e.rivalSeenMs > this.ageingTime * 1000) {
+      e.rival = rival; e.turns = 0; e.rivalSinceMs = this.nowMs
+    }
+    e.rivalSeenMs = this.nowMs
+    if (++e.turns < 3 || this.nowMs - e.rivalSinceMs <= this.loopWindow || this.nowMs - e.dupReportedMs < DUP_REPORT_MS) return
+    e.dupReportedMs = this.nowMs
+    this.stats.duplicates++
+    log.limited('warn', 'duplicate_mac', { network: this.name, vlan: e.vid, mac: formatMac(e.mac), ports: `${e.home.name},${rival.name}`, turns: e.turns })
   }
 
   private refresh (table: LRUCache<number, FdbEntry>, e: FdbEntry): void {
@@ -348,9 +431,14 @@ export class Fdb {
   }
 
   /** Ties go against the learning port: a port can only push out ports holding fewer entries than it does. */
-  private evictFromBusiestPort (learner: Port): void {
+  private busiestPort (learner: Port): Port | undefined {
     let busiest: Port | undefined = learner.fdbEntries > 0 ? learner : undefined
     for (const p of this.holders) if (busiest === undefined || p.fdbEntries > busiest.fdbEntries) busiest = p
+    return busiest
+  }
+
+  private evictFromBusiestPort (learner: Port): void {
+    const busiest = this.busiestPort(learner)
     if (busiest === undefined) return
     const oldest = busiest.macs.values().next().value as FdbEntry
     this.stats.evicted++

@@ -187,6 +187,8 @@ export abstract class Port {
   dropBadOffload = 0
   /** Known-unicast frames whose egress port was disabled, loop-blocked or spanning-tree discarding (canEgress). */
   dropEgressBlocked = 0
+  /** IEEE link-local group frames (01:80:c2:00:00:0X) the network does not forward. */
+  dropLinkLocal = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
   /** Lost to a link condition's loss (random or bursty), either direction. */

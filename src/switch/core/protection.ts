@@ -8,6 +8,7 @@
 import type { Switch } from './switch'
 import { BLOCK_LOOP, type Port } from './port'
 import { LEARN_LIMIT } from './fdb'
+import { R_BAD_SOURCE, R_PORT_SECURITY } from './drops'
 import { formatMac } from '../../common/ethernet'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -15,20 +16,27 @@ import { logger } from '../../common/log'
 const log = logger('switch')
 
 /** Port security or a pinned static MAC refused the source: count, and shut the port if so configured. */
-export function refuseSource (sw: Switch, ingress: Port, learned: number): void {
+export function refuseSource (sw: Switch, ingress: Port, learned: number, buf: Buffer, off: number, len: number, vid: number): void {
   if (learned !== LEARN_LIMIT) {
     ingress.dropBadSource++
     sw.stats.dropBadSource++
+    sw.logDrop(ingress, R_BAD_SOURCE, buf, off, len, vid)
     return
   }
   ingress.dropPortSecurity++
   sw.stats.dropPortSecurity++
+  sw.logDrop(ingress, R_PORT_SECURITY, buf, off, len, vid)
   if (ingress.securityViolations++ === 0 || ingress.shutdownOnViolation) {
     log.limited('warn', 'port_security_violation', {
       network: sw.name, port: ingress.name, max_macs: ingress.maxMacs, action: ingress.shutdownOnViolation ? 'shutdown' : 'drop'
     })
   }
   if (ingress.shutdownOnViolation) ingress.shutdown(CLOSE_POLICY, 'port security: too many MAC addresses')
+}
+
+/** Which of the two ports a flap blocks: never the MAC's home; the newer port when neither is. */
+export function loopVictim (ingress: Port, from: Port, home: Port): Port {
+  return from === home ? ingress : ingress === home ? from : from.id > ingress.id ? from : ingress
 }
 
 /**
@@ -45,7 +53,7 @@ export function refuseSource (sw: Switch, ingress: Port, learned: number): void 
  * (its ingress is now blocked).
  */
 export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, mac: number, vid: number): boolean {
-  const blocked = from === home ? ingress : ingress === home ? from : from.id > ingress.id ? from : ingress
+  const blocked = loopVictim(ingress, from, home)
   blocked.blocked |= BLOCK_LOOP
   blocked.loopUntil = sw.nowMs + sw.loopHoldDown * 1000
   blocked.loopBlocks++

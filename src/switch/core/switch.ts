@@ -5,8 +5,9 @@
  * drop what a blocked port sends; validate (runt, oversize, group or zero
  * source); classify the VLAN (tag or the port's pvid) and check membership;
  * learn the source (port security, loop detection); look up the destination;
- * then forward to exactly one egress port or flood, within the storm limits,
- * to every other member of the VLAN. A frame never leaves by its ingress port.
+ * drop IEEE link-local groups the network does not forward; then forward to
+ * exactly one egress port or flood, within the storm limits, to every other
+ * member of the VLAN. A frame never leaves by its ingress port.
  * Each egress gets the frame tagged or untagged as its mode says.
  *
  * Output is batched per ingress message: output() queues on the egress port,
@@ -19,21 +20,28 @@
  * back through releaseHeld() when the port's timer fires. A port without
  * one pays a null check per message and per output.
  *
- * Per-frame problems are counters, never exceptions; this file allocates
- * nothing per frame and imports no I/O.
+ * Per-frame problems are counters, never exceptions, and each dropped frame
+ * goes into the drop log (droplog.ts, a preallocated ring); this file
+ * allocates nothing per frame and imports no I/O. The steps that the frame
+ * trace (trace.ts) must take the same way are in classify.ts.
  */
 
 import { debuglog } from 'node:util'
 import { ETH_HLEN, ETH_SOURCE, isBroadcast, isGroup, macAt, formatMac } from '../../common/ethernet'
-import { ETH_P_8021Q, TPID_OFFSET, isTagTpid, OP_ASIS, OP_STRIP, OP_PUSH, OP_RETAG } from '../../common/vlan'
 import { DEFAULT_MAX_FRAME_SIZE, RECORD_HEADER, VNET_HDR_LEN, countRecords } from '../../common/protocol'
 import { checkOffload, needsSoftware, OFFLOAD_OK, OFFLOAD_OVERSIZE } from '../../common/gso'
 import { SoftwareOffload } from './offload'
 import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type FdbOptions } from './fdb'
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
-import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_LINK, DIR_IN, DIR_OUT, canEgress, type Port } from './port'
+import { BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_LINK, DIR_IN, DIR_OUT, canEgress, type Port } from './port'
 import { V_PASS, V_QUEUED, V_LOST, V_DOWN, type LinkCondition } from './condition'
 import { applyConfiguredCondition } from './link'
+import { classify, egressOp, linkLocalGroup, forwardsGroup, CLASS_DROP, CLASS_RUNT, CLASS_TAGGED, CLASS_TAG_VID, CLASS_VID } from './classify'
+import { DropLog } from './droplog'
+import {
+  R_RUNT, R_OVERSIZE, R_BAD_SOURCE, R_HAIRPIN, R_VLAN, R_PORT_SECURITY, R_STORM, R_LOOP, R_DISABLED, R_RATE, R_MALFORMED,
+  R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_LINK_LOCAL, R_CONDITION, R_CONDITION_QUEUE, R_LINK_DOWN
+} from './drops'
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
@@ -53,7 +61,14 @@ export interface SwitchOptions extends FdbOptions {
   loopHoldDown?: number
   /** This switchd's spanning-tree bridge id (stp.ts); random by default. */
   bridgeId?: string
+  /** Where dropped frames are recorded (shared by a switchd's networks); a small one of its own by default. */
+  dropLog?: DropLog
+  /** Bit X set: flood 01:80:c2:00:00:0X (classify.ts forwardsGroup); default DEFAULT_GROUP_FWD_MASK. */
+  groupFwdMask?: number
 }
+
+/** Link-local groups flooded by default: STP BPDUs only (while the network has no trunks), as a Linux bridge without STP. */
+export const DEFAULT_GROUP_FWD_MASK = 0x0001
 
 /** Network-wide counters (per-port ones live on Port). */
 export class SwitchStats {
@@ -78,6 +93,8 @@ export class SwitchStats {
   dropCondition = 0
   dropConditionQueue = 0
   dropLinkDown = 0
+  /** IEEE link-local group frames the network does not forward (groupFwdMask). */
+  dropLinkLocal = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
@@ -105,6 +122,10 @@ export class Switch {
   readonly fdb: Fdb
   maxFrameSize: number
   loopHoldDown: number
+  /** Which IEEE link-local groups 01:80:c2:00:00:0X are flooded (bit X); the others are dropped (link_local). */
+  groupFwdMask: number
+  /** The last dropped frames (droplog.ts). */
+  readonly dropLog: DropLog
   readonly stats = new SwitchStats()
   /** Dense, swap-removed on leave: flood walks it without allocating. */
   readonly ports: Port[] = []
@@ -137,6 +158,8 @@ export class Switch {
     this.fdb = new Fdb(opts, nowMs)
     this.maxFrameSize = opts.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE
     this.loopHoldDown = opts.loopHoldDown ?? DEFAULT_LOOP_HOLD_DOWN
+    this.groupFwdMask = opts.groupFwdMask ?? DEFAULT_GROUP_FWD_MASK
+    this.dropLog = opts.dropLog ?? new DropLog(64)
     this.nowMs = nowMs
     this.stp = new SpanningTree(this, opts.bridgeId ?? makeBridgeId())
   }
@@ -229,7 +252,7 @@ export class Switch {
       let sent = false
       for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
         // The port may have gone down or been blocked while the frame was on the wire.
-        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++ } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++ }
+        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, f.buf, f.off, f.len, f.vid) } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++; this.logDrop(port, R_EGRESS_BLOCKED, f.buf, f.off, f.len, f.vid) }
         c.recycle(f)
       }
       if (sent) port.flush()
@@ -239,21 +262,31 @@ export class Switch {
     return next
   }
 
-  /** Count what admit() said about a frame that did not pass; ask the port for a wake-up if one was held. */
-  private conditioned (port: Port, c: LinkCondition, dir: number, v: number): void {
+  /**
+   * Count what admit() said about a frame that did not pass, and log a drop
+   * under `port` (the ingress, or the egress whose link lost it); ask the port
+   * for a wake-up if the frame was held.
+   */
+  private conditioned (port: Port, c: LinkCondition, dir: number, v: number, buf: Buffer, off: number, len: number, vid: number): void {
     const s = this.stats
     if ((v & V_QUEUED) !== 0) {
       port.framesDelayed++
       const due = c.nextDue()
       if (due < c.wakeAt) { c.wakeAt = due; port.wakeCondition(dir, due) }
-    } else if (v === V_LOST) { port.dropCondition++; s.dropCondition++ } else if (v === V_DOWN) { port.dropLinkDown++; s.dropLinkDown++ } else { port.dropConditionQueue++; s.dropConditionQueue++ }
+    } else if (v === V_LOST) {
+      port.dropCondition++; s.dropCondition++; this.logDrop(port, R_CONDITION, buf, off, len, vid)
+    } else if (v === V_DOWN) {
+      port.dropLinkDown++; s.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, buf, off, len, vid)
+    } else {
+      port.dropConditionQueue++; s.dropConditionQueue++; this.logDrop(port, R_CONDITION_QUEUE, buf, off, len, vid)
+    }
   }
 
   /** Ingress through the port's condition: frames pass now, are held for later, or are lost on the link. */
   private receiveConditioned (ingress: Port, c: LinkCondition, buf: Buffer, off: number, len: number, hdrOff: number, now: number): void {
     const v = c.admit(buf, off, len, hdrOff, 0, 0, now)
     if (v === V_PASS) this.handleFrame(ingress, buf, off, len, hdrOff)
-    else this.conditioned(ingress, c, DIR_IN, v)
+    else this.conditioned(ingress, c, DIR_IN, v, buf, off, len, 0)
   }
 
   /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
@@ -289,6 +322,7 @@ export class Switch {
     if (countRecords(msg) < 0) {
       ingress.dropMalformed++
       this.stats.dropMalformed++
+      this.logDrop(ingress, R_MALFORMED, msg, 0, 0, 0)
       return false
     }
     let off = 0
@@ -327,58 +361,53 @@ export class Switch {
     ingress.rxFrames++
     ingress.rxBytes += len
     if (ingress.blocked !== 0) {
-      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++ } else if ((ingress.blocked & BLOCK_LINK) !== 0) { ingress.dropLinkDown++; s.dropLinkDown++ } else { ingress.dropLoop++; s.dropLoop++ }
+      if ((ingress.blocked & BLOCK_OPERATOR) !== 0) { ingress.dropDisabled++; s.dropDisabled++; this.logDrop(ingress, R_DISABLED, buf, off, len, 0) } else if ((ingress.blocked & BLOCK_LINK) !== 0) { ingress.dropLinkDown++; s.dropLinkDown++; this.logDrop(ingress, R_LINK_DOWN, buf, off, len, 0) } else { ingress.dropLoop++; s.dropLoop++; this.logDrop(ingress, R_LOOP, buf, off, len, 0) }
       return
     }
-    if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; return }
-    if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; return }
+    if (ingress.rateBps !== 0 && !admitBytes(ingress, len, this.nowMs)) { s.dropRate++; this.logDrop(ingress, R_RATE, buf, off, len, 0); return }
+    if (len < ETH_HLEN) { ingress.dropRunt++; s.dropRunt++; this.logDrop(ingress, R_RUNT, buf, off, len, 0); return }
     if (hdrOff < 0) {
-      if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; return }
+      if (len > this.maxFrameSize) { ingress.dropOversize++; s.dropOversize++; this.logDrop(ingress, R_OVERSIZE, buf, off, len, 0); return }
     } else {
       // A GSO frame may exceed maxFrameSize; its segments may not.
       const verdict = checkOffload(buf, hdrOff, off, len, this.maxFrameSize)
       if (verdict !== OFFLOAD_OK) {
-        if (verdict === OFFLOAD_OVERSIZE) { ingress.dropOversize++; s.dropOversize++ } else { ingress.dropBadOffload++; s.dropBadOffload++ }
+        if (verdict === OFFLOAD_OVERSIZE) { ingress.dropOversize++; s.dropOversize++; this.logDrop(ingress, R_OVERSIZE, buf, off, len, 0) } else { ingress.dropBadOffload++; s.dropBadOffload++; this.logDrop(ingress, R_BAD_OFFLOAD, buf, off, len, 0) }
         return
       }
     }
     const src = macAt(buf, off + ETH_SOURCE)
     // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
-    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; return }
+    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { ingress.dropBadSource++; s.dropBadSource++; this.logDrop(ingress, R_BAD_SOURCE, buf, off, len, 0); return }
     // A token that names the port's MACs: any other source is refused like a port-security violation.
-    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
+    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { ingress.dropPortSecurity++; s.dropPortSecurity++; this.logDrop(ingress, R_PORT_SECURITY, buf, off, len, 0); return }
 
-    // VLAN classification: the tag's VID, or the port's pvid for untagged and priority-tagged frames.
-    let tagged = false
-    let tagVid = 0
-    if (buf.readUInt16BE(off + TPID_OFFSET) === ETH_P_8021Q) {
-      if (len < ETH_HLEN + 4) { ingress.dropRunt++; s.dropRunt++; return }
-      // Double-tag VLAN hopping: [8100 VID 1 or 0][8100 VID 10] from an access port in VLAN 1 would
-      // leave a trunk whose native VLAN is 1 with its outer tag stripped, and the peer would take it
-      // as VLAN 10. We carry one tag; a tag right behind it is dropped wherever it enters (issue 12).
-      if (isTagTpid(buf.readUInt16BE(off + TPID_OFFSET + 4))) { ingress.dropVlan++; s.dropVlan++; return }
-      tagged = true
-      tagVid = buf.readUInt16BE(off + TPID_OFFSET + 2) & 0xfff
+    // VLAN classification (classify.ts): the tag's VID, or the port's pvid for untagged and priority-tagged frames.
+    const c = classify(ingress, buf, off, len)
+    if ((c & CLASS_DROP) !== 0) {
+      if (c === CLASS_RUNT) { ingress.dropRunt++; s.dropRunt++; this.logDrop(ingress, R_RUNT, buf, off, len, 0) } else { ingress.dropVlan++; s.dropVlan++; this.logDrop(ingress, R_VLAN, buf, off, len, c & CLASS_VID) }
+      return
     }
-    const vid = tagVid !== 0 ? tagVid : ingress.pvid
-    if (vid === 0 || vid === 0xfff || ingress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; return }
+    const vid = c & CLASS_VID
+    const tagged = (c & CLASS_TAGGED) !== 0
+    const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {
-      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned); return }
-      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) return
+      if (learned === LEARN_LIMIT || learned === LEARN_PINNED) { refuseSource(this, ingress, learned, buf, off, len, vid); return }
+      if ((learned & LEARN_FLAP) !== 0 && blockLoop(this, ingress, this.fdb.flapFrom as Port, this.fdb.flapHome as Port, src, vid)) { this.logDrop(ingress, R_LOOP, buf, off, len, vid); return }
       // The MAC lives on a port still sending it: a spoofer or a loop's copy. Cisco port-security counts it a violation.
-      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; return }
+      if ((learned & LEARN_HELD) !== 0) { ingress.dropPortSecurity++; s.dropPortSecurity++; this.logDrop(ingress, R_PORT_SECURITY, buf, off, len, vid); return }
     }
 
     let kind = KIND_UNKNOWN_UNICAST
     if (!isGroup(buf, off)) {
       const egress = this.fdb.lookup(vid, macAt(buf, off))
       if (egress !== undefined) {
-        if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; return }
+        if (egress === ingress) { ingress.dropHairpin++; s.dropHairpin++; this.logDrop(ingress, R_HAIRPIN, buf, off, len, vid); return }
         if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
         if (!canEgress(egress, vid)) {
-          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++ } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++ }
+          if (egress.member[vid] === 0) { ingress.dropVlan++; s.dropVlan++; this.logDrop(ingress, R_VLAN, buf, off, len, vid) } else { ingress.dropEgressBlocked++; s.dropEgressBlocked++; this.logDrop(ingress, R_EGRESS_BLOCKED, buf, off, len, vid) }
           return
         }
         this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
@@ -388,8 +417,13 @@ export class Switch {
       }
     } else {
       kind = isBroadcast(buf, off) ? KIND_BROADCAST : KIND_MULTICAST
+      // IEEE link-local groups (STP, LACP, 802.1X, LLDP...): dropped unless the network floods that one.
+      if (kind === KIND_MULTICAST && buf[off + 1] === 0x80) {
+        const x = linkLocalGroup(buf, off)
+        if (x >= 0 && !forwardsGroup(this.groupFwdMask, x, this.stp.ports.length)) { ingress.dropLinkLocal++; s.dropLinkLocal++; this.logDrop(ingress, R_LINK_LOCAL, buf, off, len, vid); return }
+      }
     }
-    if (!admitFlood(ingress, kind, this.nowMs)) { s.dropStorm++; return }
+    if (!admitFlood(ingress, kind, this.nowMs)) { s.dropStorm++; this.logDrop(ingress, R_STORM, buf, off, len, vid); return }
     if (kind === KIND_UNKNOWN_UNICAST) s.floodedUnknown++
     else if (kind === KIND_BROADCAST) s.floodedBroadcast++
     else s.floodedMulticast++
@@ -402,14 +436,23 @@ export class Switch {
   }
 
   /**
+   * Record a dropped frame in the drop log: its MACs if it has them (-1 if
+   * not), `vid` (0 if not classified yet) and the reason (drops.ts R_*).
+   * Stores into the preallocated ring only.
+   */
+  logDrop (ingress: Port, reason: number, buf: Buffer, off: number, len: number, vid: number): void {
+    const full = len >= ETH_HLEN
+    this.dropLog.add(this.nowMs, this.name, ingress.name, full ? macAt(buf, off + ETH_SOURCE) : -1, full ? macAt(buf, off) : -1, vid, reason)
+  }
+
+  /**
    * Queue the frame on `egress`, tagged or untagged as the port's mode says
    * for `vid`. Only an offload port is given the virtio-net header; any
    * other gets the frame as it is if the header asks nothing of it, else
    * its segments or the frame with its checksum finished (offload.ts).
    */
   private output (egress: Port, buf: Buffer, off: number, len: number, tagged: boolean, tagVid: number, vid: number, hdrOff: number): void {
-    const tagOut = egress.mode === MODE_TRUNK && vid !== egress.pvid
-    const op = tagOut === tagged ? (tagged && tagVid !== vid ? OP_RETAG : OP_ASIS) : tagOut ? OP_PUSH : OP_STRIP
+    const op = egressOp(egress, tagged, tagVid, vid)
     if (hdrOff < 0 || egress.offload || !needsSoftware(buf, hdrOff)) {
       if (egress.condOut === null) egress.output(buf, off, len, op, vid, egress.offload ? hdrOff : -1)
       else this.outputConditioned(egress, egress.condOut, buf, off, len, op, vid, egress.offload ? hdrOff : -1)
@@ -431,7 +474,7 @@ export class Switch {
   private outputConditioned (egress: Port, c: LinkCondition, buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
     const v = c.admit(buf, off, len, hdrOff, op, vid, this.preciseClock())
     if (v === V_PASS) egress.output(buf, off, len, op, vid, hdrOff)
-    else this.conditioned(egress, c, DIR_OUT, v)
+    else this.conditioned(egress, c, DIR_OUT, v, buf, off, len, vid)
   }
 
   /** Backwards: a capture that reaches its limit removes itself from taps while we walk it. */

@@ -18,7 +18,7 @@ import { readQemu, readTrunks, type QemuSpec, type TrunkSpec } from './endpoints
 import type { TokenGrant } from '../auth'
 import { DEFAULT_MAX_FRAME_SIZE } from '../../../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS } from '../../core/fdb'
-import { DEFAULT_LOOP_HOLD_DOWN } from '../../core/switch'
+import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../../core/switch'
 import { DEFAULT_POLICY, type PortPolicy } from '../../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from '../defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../../core/stp'
@@ -139,6 +139,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     loopMoves: DEFAULT_LOOP_MOVES,
     loopWindow: DEFAULT_LOOP_WINDOW_MS,
     loopHoldDown: DEFAULT_LOOP_HOLD_DOWN,
+    groupFwdMask: DEFAULT_GROUP_FWD_MASK,
     moveHold: DEFAULT_MOVE_HOLD_MS
   }
   const fileDefaults = readNetwork(r, top.network, 'network', builtIn)

@@ -10,6 +10,7 @@ import { parseMac, macAt } from '../../../common/ethernet'
 import { NAME_PATTERN, MAX_FRAME_SIZE_LIMIT } from '../../../common/protocol'
 import { MAX_STATIC_ENTRIES } from '../../core/fdb'
 import type { StaticEntry } from '../../core/statics'
+import { LINK_LOCAL_GROUPS } from '../../core/classify'
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
@@ -26,11 +27,13 @@ export interface NetworkSettings {
   loopHoldDown: number
   /** ms a MAC's port must have been quiet before another port may take the MAC (fdb.ts) */
   moveHold: number
+  /** Bit X: flood 01:80:c2:00:00:0X (`forwardGroups`; core/classify.ts forwardsGroup) */
+  groupFwdMask: number
   statics: readonly StaticEntry[]
 }
 
 export const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
-export const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
+export const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop', 'forwardGroups']
 
 export function readNetwork (r: Reader, v: unknown, key: string, base: Omit<NetworkSettings, 'name' | 'statics'>, extraKeys: string[] = []): Omit<NetworkSettings, 'name' | 'statics'> {
   const o = r.object(v ?? {}, key, [...NETWORK_KEYS, ...extraKeys])
@@ -42,8 +45,24 @@ export function readNetwork (r: Reader, v: unknown, key: string, base: Omit<Netw
     loopMoves: r.int(loop.moves, `${key}.loop.moves`, 2, 1_000_000, base.loopMoves),
     loopWindow: r.num(loop.window, `${key}.loop.window`, 0.01, 3600, base.loopWindow / 1000) * 1000,
     loopHoldDown: r.num(loop.holdDown, `${key}.loop.holdDown`, 0.1, 86_400, base.loopHoldDown),
-    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000
+    moveHold: r.num(loop.moveHold, `${key}.loop.moveHold`, 0, 3600, base.moveHold / 1000) * 1000,
+    groupFwdMask: readForwardGroups(r, o.forwardGroups, `${key}.forwardGroups`, base.groupFwdMask)
   }
+}
+
+/** `forwardGroups`: the IEEE link-local groups 01:80:c2:00:00:0X a network floods, by name or X (0-15); [] = none. */
+function readForwardGroups (r: Reader, v: unknown, key: string, def: number): number {
+  if (v === undefined) return def
+  const what = `a list of ${Object.keys(LINK_LOCAL_GROUPS).join(', ')}, "all" or numbers 0-15 (the X of 01:80:c2:00:00:0X)`
+  if (!Array.isArray(v) || v.length > 32) r.fail(key, what)
+  let mask = 0
+  for (const [i, g] of (v as unknown[]).entries()) {
+    if (g === 'all') { mask = 0xffff; continue }
+    const x = typeof g === 'string' ? LINK_LOCAL_GROUPS[g.toLowerCase()] : g
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x > 15) r.fail(`${key}[${i}]`, what)
+    mask |= 1 << x
+  }
+  return mask
 }
 
 export function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {

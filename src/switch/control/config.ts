@@ -23,6 +23,7 @@ import type { StaticEntry } from '../core/statics'
 import { DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from './defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../core/stp'
+import { readGateway, type GatewaySpec } from './gateway-config'
 import { logger } from '../../common/log'
 
 const log = logger('config')
@@ -100,6 +101,8 @@ export interface SwitchdConfig {
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
   bridgePriority: number
+  /** Gateways (DHCP, DNS, NAT, published ports) of listed networks: `networks.NAME.gateway` (docs/GATEWAY.md). */
+  gateways: readonly GatewaySpec[]
 }
 
 /** A trunk to another switchd: like an agent's uplink, for one of our networks. */
@@ -420,13 +423,16 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     fdbMax: overrides.fdbMax ?? fileDefaults.fdbMax
   })
   const networks = new Map<string, NetworkSettings>()
+  const gateways: GatewaySpec[] = []
   const listed = r.object(top.networks ?? {}, 'networks', Object.keys((top.networks ?? {}) as Obj))
   for (const [name, v] of Object.entries(listed)) {
     const key = `networks.${name}`
     if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')
-    const settings = readNetwork(r, v, key, networkDefaults, ['static'])
+    const settings = readNetwork(r, v, key, networkDefaults, ['static', 'gateway'])
     const statics = readStatics(r, (v as Obj | undefined)?.static, `${key}.static`)
     networks.set(name, Object.freeze({ name, ...settings, statics }))
+    const gateway = (v as Obj | undefined)?.gateway
+    if (gateway !== undefined) gateways.push(readGateway((k, e) => r.fail(k, e), gateway, `${key}.gateway`, name))
   }
   if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
   const defaultPolicy = readPolicy(r, top.port, 'port', DEFAULT_POLICY)
@@ -487,6 +493,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
+    gateways: Object.freeze(gateways),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),
@@ -518,6 +525,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
   const given: Array<{ name: string, network: string | undefined }> = []
   for (const g of config.tokens.values()) if (g.name !== undefined) given.push({ name: g.name, network: g.network })
   for (const q of config.qemu) given.push({ name: q.name, network: q.network })
+  for (const g of config.gateways) given.push({ name: g.name, network: g.network })
   for (const name of GENERATED_NAMES) given.push({ name, network: undefined })
   return config.profiles.filter((p) => !p.claimable && !given.some((n) =>
     p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
@@ -527,6 +535,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
 export function isReservedName (config: SwitchdConfig, name: string): boolean {
   for (const g of config.tokens.values()) if (g.name === name) return true
   for (const q of config.qemu) if (q.name === name) return true
+  for (const g of config.gateways) if (g.name === name) return true
   return false
 }
 

@@ -116,6 +116,26 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   scrapedCounter(reg, 'switchd_config_reloads_total', 'Configuration reloads, applied or rejected (config_rejected: nothing of it was applied)', ['result'], (emit) => {
     emit({ result: 'applied' }, server.reloads.applied); emit({ result: 'rejected' }, server.reloads.rejected)
   })
+  scrapedGauge(reg, 'switchd_gateway_up', '1 while the network\'s gateway (its QEMU child) is running and ready', ['network'], (emit) => {
+    for (const g of server.gateways) emit({ network: g.spec.network }, g.up ? 1 : 0)
+  })
+  scrapedCounter(reg, 'switchd_gateway_starts_total', 'Gateway children started (the first, and every restart)', ['network'], (emit) => {
+    for (const g of server.gateways) emit({ network: g.spec.network }, g.starts)
+  })
+  scrapedCounter(reg, 'switchd_gateway_leases_total', 'DHCP leases the gateway gave (DHCPACKs): dynamic (slirp\'s pool) or static', ['network', 'kind'], (emit) => {
+    for (const g of server.gateways) {
+      emit({ network: g.spec.network, kind: 'dynamic' }, g.port.leases - g.port.staticLeases)
+      emit({ network: g.spec.network, kind: 'static' }, g.port.staticLeases)
+    }
+  })
+  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped: dhcp (dhcp false), dns (dnsForward false), outside (nat "host"), switchd (to switchd\'s own ports)', ['network', 'reason'], (emit) => {
+    for (const g of server.gateways) {
+      emit({ network: g.spec.network, reason: 'dhcp' }, g.port.filteredDhcp)
+      emit({ network: g.spec.network, reason: 'dns' }, g.port.filteredDns)
+      emit({ network: g.spec.network, reason: 'outside' }, g.port.filteredOutside)
+      emit({ network: g.spec.network, reason: 'switchd' }, g.port.filteredSelf)
+    }
+  })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
   scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })
   return reg

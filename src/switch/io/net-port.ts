@@ -48,7 +48,7 @@ export abstract class NetPort extends Port {
     super(id, name)
   }
 
-  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
+  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway'
 
   /** Bytes the transport holds that the peer has not taken yet. */
   abstract bufferedBytes (): number

@@ -33,6 +33,7 @@ import type { NetPort } from './net-port'
 import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
+import { Gateway } from './gateway'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
@@ -106,6 +107,8 @@ export class SwitchServer {
   private upgraded = 0
   private readonly qemu: QemuListener[] = []
   readonly trunks: TrunkLink[] = []
+  /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
+  readonly gateways: Gateway[] = []
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -201,6 +204,7 @@ export class SwitchServer {
       await listener.listen()
       this.qemu.push(listener)
     }
+    await this.startGateways()
     for (const t of this.config.trunks) {
       const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)
       this.trunks.push(link)
@@ -220,6 +224,21 @@ export class SwitchServer {
 
   address (): AddressInfo { return this.http.address() as AddressInfo }
 
+  /** Start each configured gateway and wait until it serves; throws TSW_ERR_CONFIG naming the cause. */
+  private async startGateways (): Promise<void> {
+    // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
+    const self = [this.address().port, this.metricsAddress()?.port ?? 0]
+    for (const q of this.config.qemu) if (q.address.kind === 'tcp') self.push(q.address.port)
+    for (const g of this.config.gateways) {
+      const sw = this.networks.open(g.network)
+      if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)
+      const policy = this.networks.policyFor(sw, { name: g.name, nameTrusted: true }, undefined, undefined)
+      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      this.gateways.push(gateway)
+      await gateway.start(self.filter((p) => p !== 0))
+    }
+  }
+
   /** Where /metrics is served when --metrics-listen is set. */
   metricsAddress (): AddressInfo | undefined { return this.metricsHttp?.address() as AddressInfo | undefined }
 
@@ -227,7 +246,8 @@ export class SwitchServer {
   ports (): NetPort[] {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
-    return [...this.portTable.ports, ...qemu, ...trunks]
+    const gateways = this.gateways.map((g) => g.port).filter((p) => p.network.ports.includes(p))
+    return [...this.portTable.ports, ...qemu, ...trunks, ...gateways]
   }
 
   /**
@@ -284,6 +304,7 @@ export class SwitchServer {
     if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
+    if (JSON.stringify(config.gateways) !== JSON.stringify(now.gateways)) restart.push('networks.*.gateway')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
     restart.push(...this.networks.restartNeeded(config))
     if (restart.length > 0) {
@@ -337,6 +358,7 @@ export class SwitchServer {
     this.captures.stopAll()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
+    const gatewaysClosed = Promise.all(this.gateways.map(async (g) => { await g.close() }))
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()
@@ -350,6 +372,7 @@ export class SwitchServer {
     for (const ws of sockets) ws.terminate()
     this.http.closeAllConnections()
     await closed
+    await gatewaysClosed
     log.info('stopped', { ports: this.portTable.ports.size })
   }
 

@@ -10,6 +10,7 @@
 import type { Registry } from 'prom-client'
 import type { SwitchServer } from '../io/server'
 import type { Port } from '../core/port'
+import type { Gateway } from '../io/gateway'
 import { DROP_REASONS, portDrops, networkDrops } from '../core/drops'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../common/metrics'
 
@@ -116,24 +117,28 @@ export function switchdRegistry (server: SwitchServer, opts: MetricsOptions = {}
   scrapedCounter(reg, 'switchd_config_reloads_total', 'Configuration reloads, applied or rejected (config_rejected: nothing of it was applied)', ['result'], (emit) => {
     emit({ result: 'applied' }, server.reloads.applied); emit({ result: 'rejected' }, server.reloads.rejected)
   })
+  // Every network has the gateway series (0 without a gateway), so a dashboard can group by network from the start.
+  const gatewayOf = (name: string): Gateway | undefined => server.gateways.find((g) => g.spec.network === name)
   scrapedGauge(reg, 'switchd_gateway_up', '1 while the network\'s gateway (its QEMU child) is running and ready', ['network'], (emit) => {
-    for (const g of server.gateways) emit({ network: g.spec.network }, g.up ? 1 : 0)
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.up === true ? 1 : 0)
   })
   scrapedCounter(reg, 'switchd_gateway_starts_total', 'Gateway children started (the first, and every restart)', ['network'], (emit) => {
-    for (const g of server.gateways) emit({ network: g.spec.network }, g.starts)
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.starts ?? 0)
   })
   scrapedCounter(reg, 'switchd_gateway_leases_total', 'DHCP leases the gateway gave (DHCPACKs): dynamic (slirp\'s pool) or static', ['network', 'kind'], (emit) => {
-    for (const g of server.gateways) {
-      emit({ network: g.spec.network, kind: 'dynamic' }, g.port.leases - g.port.staticLeases)
-      emit({ network: g.spec.network, kind: 'static' }, g.port.staticLeases)
+    for (const sw of nets.all()) {
+      const p = gatewayOf(sw.name)?.port
+      emit({ network: sw.name, kind: 'dynamic' }, p === undefined ? 0 : p.leases - p.staticLeases)
+      emit({ network: sw.name, kind: 'static' }, p?.staticLeases ?? 0)
     }
   })
   scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped: dhcp (dhcp false), dns (dnsForward false), outside (nat "host"), switchd (to switchd\'s own ports)', ['network', 'reason'], (emit) => {
-    for (const g of server.gateways) {
-      emit({ network: g.spec.network, reason: 'dhcp' }, g.port.filteredDhcp)
-      emit({ network: g.spec.network, reason: 'dns' }, g.port.filteredDns)
-      emit({ network: g.spec.network, reason: 'outside' }, g.port.filteredOutside)
-      emit({ network: g.spec.network, reason: 'switchd' }, g.port.filteredSelf)
+    for (const sw of nets.all()) {
+      const p = gatewayOf(sw.name)?.port
+      emit({ network: sw.name, reason: 'dhcp' }, p?.filteredDhcp ?? 0)
+      emit({ network: sw.name, reason: 'dns' }, p?.filteredDns ?? 0)
+      emit({ network: sw.name, reason: 'outside' }, p?.filteredOutside ?? 0)
+      emit({ network: sw.name, reason: 'switchd' }, p?.filteredSelf ?? 0)
     }
   })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })

@@ -24,6 +24,8 @@ import { TestClient } from '../helpers/client'
 import { waitFor, sleep } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { requireTools } from '../helpers/proc'
+import { parsePcap } from '../helpers/pcap'
+import { switchctl } from '../helpers/ctl'
 
 const GW = parseIpv4('10.0.2.2') as number
 const STATION = 0x020000000011
@@ -151,6 +153,28 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.match(metrics, /switchd_gateway_up\{network="lab"\} 1/)
   })
 
+  it('shows in switchctl ports as kind gateway, and a capture on the port sees its DHCP', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const chunks: Buffer[] = []
+    const sink = { writableLength: 0, write: (b: Buffer) => { chunks.push(Buffer.from(b)); return true }, end: () => {} }
+    const stop = s.captures.start(s.networks.get('lab') as NonNullable<ReturnType<typeof s.networks.get>>, { port: 'gateway' }, { count: 1000, bytes: 1e6, duration: 10 }, sink)
+    await offer(vm, STATION)
+    stop()
+    const frames = parsePcap(Buffer.concat(chunks)).records.map((r) => r.frame)
+    assert.ok(dhcpReplies(frames, STATION).some((d) => d.type === DHCPOFFER), 'the offer, captured on the gateway port')
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'ports', '--network', 'lab'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    assert.match(ctl.stdout.toString(), /^gateway\s+lab\s+gateway\s+access 1\s+forwarding/m)
+  })
+
+  it('a reload that changes a gateway is refused whole (it changes only on restart)', async () => {
+    const { server: s } = await start({})
+    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false, dhcp: false } } } }, 'test')), false)
+    assert.ok(logs.some((l) => l.includes('"event":"config_rejected"') && l.includes('gateway')))
+    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false } } } }, 'test')), true, 'the same gateway: applied')
+  })
+
   it('two stations get two different leases; with nat false no default route is offered', async () => {
     const { url } = await start({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
     const a = await client(url)
@@ -206,6 +230,15 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.deepEqual(s.ports().map((p) => p.id).sort(), ids, 'same ports, the gateway\'s included')
     b.send([eth(MAC_A, MAC_B, 2)])
     await waitFor(() => a.frames.some((f) => f[14] === 2), 3000, 'unicast across the LAN after the restart')
+  })
+
+  it('an operator\'s disconnect of the gateway port restarts its child', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const res = await fetch(`http://127.0.0.1:${s.address().port}/api/v1/ports/gateway/disconnect`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    assert.equal(res.status, 200)
+    await waitFor(() => s.gateways[0]?.starts === 2 && s.gateways[0].up, 5000, 'a new child')
+    assert.equal((await offer(vm, STATION)).type, DHCPOFFER)
   })
 
   it('attack: a child that keeps dying is restarted with backoff (a storm is bounded)', async () => {

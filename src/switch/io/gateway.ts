@@ -194,7 +194,7 @@ export class Gateway {
       throw new TapswitchError(ERR_CONFIG, `${this.key}: QEMU ${(err as Error).message}`)
     }
     if (this.stopped) { child.kill('SIGTERM'); return }
-    this.attach(stream)
+    this.attach(stream, child)
     this.up = true
     if (!this.joined) { this.sw.addPort(this.port); this.joined = true }
     log.info('gateway_started', {
@@ -203,9 +203,11 @@ export class Gateway {
     })
   }
 
-  private attach (stream: net.Socket): void {
+  private attach (stream: net.Socket, child: ChildProcess): void {
     const port = this.port
     port.socket = stream
+    // QEMU lives on without its stream (an operator's disconnect, a framing error): a child that lost it is restarted.
+    stream.once('close', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     const deframer = new Deframer(PREFIX_U32, (batch) => {
       port.snoop(batch)
       if (!this.sw.receiveBatch(port, batch)) stream.destroy()
@@ -214,8 +216,7 @@ export class Gateway {
       if (!deframer.push(chunk)) {
         port.dropMalformed++
         log.warn('gateway_framing_error', { network: this.spec.network, reason: 'a frame length over the maximum' })
-        stream.destroy()
-        this.child?.kill('SIGKILL') // a child that breaks its framing is restarted, not trusted
+        stream.destroy() // and so the child, which broke its framing, is restarted
       }
     })
   }

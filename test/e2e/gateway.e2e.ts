@@ -18,8 +18,12 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { requireTools, assertRunsAsNobody } from '../helpers/proc'
+import { requireTools, assertRunsAsNobody, requireCheckoutReadableBy, asUser, spawnLogged, waitForLine, type Logged } from '../helpers/proc'
 import { waitFor } from '../helpers/net'
+import { TestClient } from '../helpers/client'
+import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, DHCPDISCOVER, DHCPOFFER, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
+
+const ROOT = path.join(__dirname, '..', '..')
 
 /** Lettered from u on (hostOffset 20): namespaces and TAPs no other e2e file's lab uses. */
 const OFFSET = 20
@@ -52,8 +56,8 @@ describe('e2e: gateway (DHCP, DNS, NAT, published ports) without privilege', fun
   }
 
   /** Connect from `h`'s namespace to `host:port` and read what the server says; "ERR <code>" if it fails. */
-  async function connectFrom (h: LabHost, host: string, port: number): Promise<string> {
-    const code = `const s=require('net').connect(${port},'${host}');let d='';s.setTimeout(4000,()=>{console.log('ERR TIMEOUT');process.exit(0)});` +
+  async function connectFrom (h: LabHost, host: string, port: number, timeoutMs = 4000): Promise<string> {
+    const code = `const s=require('net').connect(${port},'${host}');let d='';s.setTimeout(${timeoutMs},()=>{console.log('ERR TIMEOUT');process.exit(0)});` +
       's.on(\'data\',(b)=>{d+=b});s.on(\'end\',()=>{console.log(d.trim());process.exit(0)});s.on(\'error\',(e)=>{console.log(\'ERR \'+e.code);process.exit(0)})'
     return (await run('ip', ['netns', 'exec', h.ns, process.execPath, '-e', code], 10_000)).trim()
   }
@@ -153,7 +157,7 @@ exit 0
   })
 
   it('attack: switchd\'s own port is not reachable through the gateway (dropped and counted)', async () => {
-    assert.match(await connectFrom(u, '10.0.2.2', lab.port), /^ERR /)
+    assert.equal(await connectFrom(u, '10.0.2.2', lab.port, 1500), 'ERR TIMEOUT', 'no answer at all: the SYN never reached slirp')
     const metrics = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`)).text()
     assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="default",reason="switchd"\} [1-9]/)
   })
@@ -204,5 +208,67 @@ exit 0
       try { return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) } catch { return false }
     }
     await waitFor(() => !pids.some(alive), 3000, 'the QEMU children gone')
+  })
+})
+
+describe('e2e: switchd itself as nobody serves a gateway', function () {
+  this.timeout(60_000)
+  const lines: string[] = []
+  let dir: string | undefined
+  let switchd: Logged | undefined
+  let raw: TestClient | undefined
+
+  const pidOf = (event: string): number => {
+    const line = switchd?.lines.find((l) => l.includes(`"event":"${event}"`)) as string
+    return (JSON.parse(line.slice(line.indexOf('{'))) as { pid: number }).pid
+  }
+
+  before(async function () {
+    requireRoot(this)
+    requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }])
+    requireCheckoutReadableBy(this, ROOT)
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-gateway-nobody-'))
+    fs.chmodSync(dir, 0o755)
+    const config = path.join(dir, 'switchd.json')
+    fs.writeFileSync(config, JSON.stringify({ networks: { lab: { gateway: { nat: false } } } }), { mode: 0o644 })
+    const [cmd, args] = asUser(process.execPath, [path.join(ROOT, 'bin', 'switchd.js'), '--listen', '127.0.0.1:0', '--config', config])
+    switchd = spawnLogged('switchd', cmd, args, (l) => { lines.push(l) })
+    const listening = await waitForLine(switchd, 'switchd', (l) => l.includes('"event":"listening"'), 15_000)
+    const { port } = JSON.parse(listening.slice(listening.indexOf('{'))) as { port: number }
+    raw = await TestClient.raw(`ws://127.0.0.1:${port}/net/lab`)
+  })
+
+  after(async () => {
+    raw?.close()
+    switchd?.child.kill('SIGKILL')
+    if (dir !== undefined) fs.rmSync(dir, { recursive: true, force: true })
+  })
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(lines.slice(-30).join('\n') + '\n')
+  })
+
+  it('a raw-mode client gets an offer; switchd and its QEMU both run as nobody', async () => {
+    const mac = 0x020000000031
+    const offered = (): boolean => (raw as TestClient).frames.some((f) => {
+      const l3 = ipv4At(f, 0, f.length)
+      const b = l3 < 0 ? -1 : dhcpAt(f, l3, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+      return b >= 0 && dhcpClientMac(f, b) === mac && dhcpType(f, b, f.length) === DHCPOFFER
+    })
+    for (let xid = 1; !offered(); xid++) {
+      assert.ok(xid < 20, 'an offer within 20 tries')
+      raw?.send([buildDhcpRequest(mac, DHCPDISCOVER, xid)])
+      await waitFor(offered, 500).catch(() => {})
+    }
+    assertRunsAsNobody('switchd', switchd?.child.pid as number)
+    assertRunsAsNobody('gateway QEMU', pidOf('gateway_started'))
+  })
+
+  it('no orphan: SIGKILL to the unprivileged switchd takes its QEMU with it', async () => {
+    const pid = pidOf('gateway_started')
+    switchd?.child.kill('SIGKILL')
+    await waitFor(() => {
+      try { return /^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) } catch { return true }
+    }, 3000, 'the QEMU child gone')
   })
 })

@@ -88,6 +88,12 @@ describe('gateway', () => {
       refused({ user: 'root;' }, 'gateway.user')
     })
 
+    it('refuses one host port published by two networks\' gateways', () => {
+      const pub = { publish: [{ host: '127.0.0.1:2222', guest: '10.0.2.15:22' }] }
+      assert.throws(() => buildConfig({ networks: { a: { gateway: pub }, b: { gateway: pub } } }, 'test'),
+        (err: Error & { code?: string }) => err.code === ERR_CONFIG && err.message.includes('networks.b.gateway.publish[0].host'))
+    })
+
     it('attack: publishing beyond loopback takes allowRemote (anyone there would reach the station)', () => {
       for (const host of ['0.0.0.0:2222', '192.0.2.1:2222']) refused({ publish: [{ host, guest: '10.0.2.15:22' }] }, 'publish[0].host')
       assert.equal(gateway({ publish: [{ host: '0.0.0.0:2222', guest: '10.0.2.15:22', allowRemote: true }] }).publish[0]?.allowRemote, true)

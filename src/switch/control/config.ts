@@ -434,6 +434,15 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     const gateway = (v as Obj | undefined)?.gateway
     if (gateway !== undefined) gateways.push(readGateway((k, e) => r.fail(k, e), gateway, `${key}.gateway`, name))
   }
+  const published = new Map<string, string>()
+  for (const g of gateways) {
+    for (const [i, p] of g.publish.entries()) {
+      const id = `${p.proto} ${p.hostAddress}:${p.hostPort}`
+      const other = published.get(id)
+      if (other !== undefined) r.fail(`networks.${g.network}.gateway.publish[${i}].host`, `${id} is published by ${other} too`)
+      published.set(id, `networks.${g.network}.gateway.publish[${i}]`)
+    }
+  }
   if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
   const defaultPolicy = readPolicy(r, top.port, 'port', DEFAULT_POLICY)
   const profilesRaw: unknown = top.profiles ?? []

@@ -57,13 +57,28 @@ export function ipv4At (buf: Buffer, off: number, len: number): number {
   return l3
 }
 
-/** Offset of the UDP or TCP header after the IPv4 header at `l3`, or -1 if none there (a later fragment, too short, another protocol). */
+/**
+ * l4At's answer for a first fragment (or datagram) too short to hold 8 bytes
+ * of its UDP or TCP header. No stack sends one; a filter that let it through
+ * unread would be open to RFC 1858's tiny-fragment attack (the ports, or part
+ * of them, in a fragment it never looked at), so its callers drop it.
+ */
+export const L4_TOO_SHORT = -2
+
+/**
+ * Offset of the UDP or TCP header after the IPv4 header at `l3`; -1 if none
+ * is there to read (another protocol, a later fragment, a bad header length),
+ * L4_TOO_SHORT if fewer than 8 of its bytes are (within the frame and the IPv4 total length).
+ */
 export function l4At (buf: Buffer, l3: number, end: number): number {
   const p = buf[l3 + 9] as number
   if (p !== IPPROTO_UDP && p !== IPPROTO_TCP) return -1
   if ((buf.readUInt16BE(l3 + 6) & 0x1fff) !== 0) return -1
-  const l4 = l3 + ((buf[l3] as number) & 15) * 4
-  return end - l4 >= (p === IPPROTO_TCP ? 20 : 8) ? l4 : -1
+  const ihl = ((buf[l3] as number) & 15) * 4
+  if (ihl < 20) return -1
+  const l4 = l3 + ihl
+  const ipEnd = Math.min(end, l3 + buf.readUInt16BE(l3 + 2))
+  return ipEnd - l4 >= 8 ? l4 : L4_TOO_SHORT
 }
 
 /**

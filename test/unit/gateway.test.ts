@@ -146,6 +146,19 @@ describe('gateway', () => {
       assert.equal(written.length, 1, 'one batch to the child')
     })
 
+    it('attack: a first fragment too short to show its ports is dropped as malformed (no tiny-fragment way to switchd\'s port)', () => {
+      const p = port({}, [8080])
+      const tiny = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      tiny.writeUInt16BE(20 + 3, 16) // IPv4 total length: 3 bytes of TCP (part of the destination port)
+      tiny.writeUInt16BE(0x2000, 20) // more fragments
+      assert.equal(toSlirp(p, tiny), 0)
+      assert.equal(p.dropMalformed, 1)
+      const later = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      later.writeUInt16BE(1, 20) // offset 8: no ports in it, nothing to check
+      assert.equal(toSlirp(p, later), 1)
+      assert.equal(p.filteredSelf, 0)
+    })
+
     it('nat "host": IPv4 beyond the gateway and DNS addresses is dropped; the host and DNS pass', () => {
       const p = port({ nat: 'host' })
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('192.0.2.1'), 80)), 0)

@@ -17,6 +17,8 @@
  *    dropped (slirp cannot turn them off);
  *  - `nat: "host"`: IPv4 for anything but the gateway and DNS addresses is
  *    dropped, so the stations reach this host and nothing beyond it;
+ *  - a TCP or UDP first fragment too short to show its ports is dropped as
+ *    malformed (RFC 1858), so no filter here can be passed in pieces;
  *  - switchd itself: the gateway's address is the host's loopback, where
  *    switchd's API and WebSocket port listen (open on loopback without
  *    tokens). TCP to those ports through the gateway is dropped, so a station
@@ -33,7 +35,7 @@ import type { Switch } from '../core/switch'
 import type { GatewaySpec } from '../control/gateway-config'
 import { LEASE_SECONDS } from '../control/gateway-config'
 import {
-  ipv4At, l4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
+  ipv4At, l4At, L4_TOO_SHORT, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
   IPPROTO_TCP, IPPROTO_UDP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID
 } from '../../common/dhcp'
 import { formatMac } from '../../common/ethernet'
@@ -115,6 +117,7 @@ export class GatewayPort extends NetPort {
     const dst = buf.readUInt32BE(l3 + 16)
     if (this.hostOnly && dst !== this.gw && dst !== this.dns && dst !== 0xffffffff) { this.filteredOutside++; return false }
     const l4 = l4At(buf, l3, end)
+    if (l4 === L4_TOO_SHORT) { this.dropMalformed++; this.network.stats.dropMalformed++; return false }
     if (l4 < 0) return true
     const proto = buf[l3 + 9]
     const dport = buf.readUInt16BE(l4 + 2)

@@ -232,6 +232,22 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     await waitFor(() => a.frames.some((f) => f[14] === 2), 3000, 'unicast across the LAN after the restart')
   })
 
+  it('attack: a station sending from the gateway\'s MAC is dropped and does not take its traffic', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const attacker = await client(url)
+    await offer(vm, STATION)
+    attacker.send([eth(BROADCAST, '52550a000202', 0xab)])
+    // Barrier: an offer sent after the spoofed frame, from the gateway itself.
+    vm.send([buildDhcpRequest(STATION, DHCPDISCOVER, 99)])
+    await waitFor(() => dhcpReplies(vm.frames, STATION).length > 0, 3000, 'the offer (barrier)')
+    assert.ok(!vm.frames.some((f) => f[14] === 0xab && f.readUInt16BE(12) === 0x88b5), 'the spoofed frame was not delivered')
+    const spoofer = s.ports().find((p) => p.kind === 'raw' && p.rxFrames === 1)
+    assert.equal(spoofer?.dropBadSource, 1, 'dropped: a static MAC from another port')
+    const rows = (await (await fetch(`http://127.0.0.1:${s.address().port}/api/v1/fdb?network=lab&mac=52:55:0a:00:02:02`)).json()) as Array<{ port: string, static: boolean }>
+    assert.deepEqual(rows.map((r) => [r.port, r.static]), [['gateway', true]])
+  })
+
   it('an operator\'s disconnect of the gateway port restarts its child', async () => {
     const { server: s, url } = await start({})
     const vm = await client(url)

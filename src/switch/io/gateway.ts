@@ -33,7 +33,7 @@ import * as path from 'node:path'
 import type { Switch } from '../core/switch'
 import { MODE_ACCESS, type PortPolicy } from '../core/port'
 import type { GatewaySpec } from '../control/gateway-config'
-import { GatewayPort } from './gateway-port'
+import { GatewayPort, slirpMac } from './gateway-port'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
 import { formatIpv4 } from '../../common/dhcp'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -196,7 +196,13 @@ export class Gateway {
     if (this.stopped) { child.kill('SIGTERM'); return }
     this.attach(stream, child)
     this.up = true
-    if (!this.joined) { this.sw.addPort(this.port); this.joined = true }
+    if (!this.joined) {
+      this.sw.addPort(this.port)
+      // slirp's MAC is the gateway's, pinned as a static entry: a station that sends from it is
+      // dropped (as for any static MAC) and cannot take the stations' traffic to their router.
+      this.sw.addStatic({ vid: this.port.pvid, mac: slirpMac(this.spec.address), port: this.spec.name })
+      this.joined = true
+    }
     log.info('gateway_started', {
       network: this.spec.network, pid: child.pid, start: this.starts, address: formatIpv4(this.spec.address), dhcp: this.spec.dhcp,
       static_leases: this.spec.staticLeases.length, dns: this.spec.dnsForward, nat: this.spec.nat, published: this.spec.publish.length
@@ -235,7 +241,11 @@ export class Gateway {
     }
     this.port.detach()
     this.up = false
-    if (this.joined) { this.sw.removePort(this.port); this.joined = false }
+    if (this.joined) {
+      this.sw.removeStatic(this.port.pvid, slirpMac(this.spec.address))
+      this.sw.removePort(this.port)
+      this.joined = false
+    }
   }
 }
 

@@ -199,6 +199,12 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal((await offer(vm, STATION)).yiaddr, parseIpv4('10.0.2.15'))
   })
 
+  it('dnsForward: false: slirp\'s offer names no DNS server', async () => {
+    const { url } = await start({ nat: 'host', dnsForward: false })
+    const o = await offer(await client(url), STATION)
+    assert.deepEqual([o.type, o.router, o.dns], [DHCPOFFER, GW, 0])
+  })
+
   it('dhcp: false: DHCP to the gateway is dropped and counted; ARP still answered', async () => {
     const { url } = await start({ dhcp: false })
     const vm = await client(url)

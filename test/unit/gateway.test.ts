@@ -13,7 +13,7 @@ import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import {
   buildDhcpRequest, buildDhcpReply, ipv4At, dhcpAt, dhcpType, dhcpOption, dhcpYourAddress, dhcpAddressOption, parseIpv4, formatIpv4, ipChecksum,
-  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, IPPROTO_TCP, IPPROTO_UDP
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, IPPROTO_TCP, IPPROTO_UDP
 } from '../../src/common/dhcp'
 import { FakePort } from '../helpers/fake-port'
 import { waitFor } from '../helpers/net'
@@ -214,6 +214,21 @@ describe('gateway', () => {
       assert.equal(p.leases, 2)
       p.snoop(batch.subarray(0, batch.length - 3)) // a cut record is not read
       assert.equal(p.leases, 3)
+    })
+
+    it('dnsForward false: blanks the DNS option in slirp\'s offers (in place) and clears their UDP checksum', () => {
+      const p = port({ dnsForward: false })
+      const offer = buildDhcpReply({ type: DHCPOFFER, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: ip('10.0.2.2'), dns: ip('10.0.2.3'), leaseSeconds: 86400, flags: 0 })
+      offer.writeUInt16BE(0x1234, 14 + 20 + 6)
+      const batch = Buffer.concat([Buffer.alloc(4), offer])
+      batch.writeUInt32BE(offer.length, 0)
+      p.snoop(batch)
+      const f = batch.subarray(4)
+      const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+      assert.equal(dhcpAddressOption(f, b, f.length, OPT_DNS), 0, 'no DNS option')
+      assert.equal(dhcpAddressOption(f, b, f.length, OPT_ROUTER), ip('10.0.2.2'), 'the rest intact')
+      assert.equal(dhcpType(f, b, f.length), DHCPOFFER)
+      assert.equal(f.readUInt16BE(14 + 20 + 6), 0)
     })
 
     it('drops and counts frames while its child is away', () => {

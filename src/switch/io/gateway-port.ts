@@ -14,7 +14,8 @@
  *    here (buildDhcpReply), never by slirp, whose pool has no per-MAC
  *    address. slirp then learns the station by ARP like any other;
  *  - `dhcp: false`, `dnsForward: false`: DHCP and DNS to the gateway are
- *    dropped (slirp cannot turn them off);
+ *    dropped (slirp cannot turn them off), and slirp's DNS option is
+ *    blanked in its offers (snoop);
  *  - `nat: "host"`: IPv4 for anything but the gateway and DNS addresses is
  *    dropped, so the stations reach this host and nothing beyond it;
  *  - a TCP or UDP first fragment too short to show its ports is dropped as
@@ -36,7 +37,7 @@ import type { GatewaySpec } from '../control/gateway-config'
 import { LEASE_SECONDS } from '../control/gateway-config'
 import {
   ipv4At, l4At, L4_TOO_SHORT, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
-  IPPROTO_TCP, IPPROTO_UDP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID
+  IPPROTO_TCP, IPPROTO_UDP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
 } from '../../common/dhcp'
 import { formatMac } from '../../common/ethernet'
 import { RECORD_HEADER } from '../../common/protocol'
@@ -186,7 +187,13 @@ export class GatewayPort extends NetPort {
     for (const f of list) this.network.receiveFrame(this, f)
   }
 
-  /** Count and log the DHCPACKs in a batch from slirp (before it enters the switch). */
+  /**
+   * Count and log the DHCPACKs in a batch from slirp (before it enters the
+   * switch). With dnsForward false, slirp's offers still name its DNS
+   * address: that option is blanked (PAD bytes, in place) and the UDP
+   * checksum cleared (0: none, as IPv4 allows), so stations are not told of
+   * a server that will not answer.
+   */
   snoop (batch: Buffer): void {
     let off = 0
     const end = batch.length
@@ -198,7 +205,12 @@ export class GatewayPort extends NetPort {
       const l3 = ipv4At(batch, f, len)
       if (l3 < 0) continue
       const b = dhcpAt(batch, l3, off, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-      if (b < 0 || dhcpType(batch, b, off) !== DHCPACK) continue
+      if (b < 0) continue
+      if (!this.dnsForward) {
+        const dns = dhcpOption(batch, b, off, OPT_DNS)
+        if (dns >= 0) { batch.fill(0, dns - 2, dns + (batch[dns - 1] as number)); batch.writeUInt16BE(0, b - 2) }
+      }
+      if (dhcpType(batch, b, off) !== DHCPACK) continue
       this.leases++
       log.limited('info', 'lease', { network: this.network.name, mac: formatMac(dhcpClientMac(batch, b)), ip: formatIpv4(dhcpYourAddress(batch, b)), static: false })
     }

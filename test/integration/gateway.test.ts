@@ -18,7 +18,7 @@ import { ERR_CONFIG } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
 import {
   buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpYourAddress, dhcpAddressOption, dhcpClientMac, parseIpv4,
-  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, OPT_SERVER_ID
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, OPT_SERVER_ID, ipChecksum
 } from '../../src/common/dhcp'
 import { TestClient } from '../helpers/client'
 import { waitFor, sleep } from '../helpers/net'
@@ -65,6 +65,23 @@ function arpRequest (mac: number, target: number): Buffer {
   f.writeUIntBE(mac, 22, 6)
   f.writeUInt32BE(0, 28)
   f.writeUInt32BE(target, 38)
+  return f
+}
+
+/** A TCP SYN from the station 10.0.2.15 to `dst`:`dport`, checksums right (slirp checks them). */
+function syn (dst: number, dport: number): Buffer {
+  const f = Buffer.alloc(14 + 20 + 20)
+  f.writeUIntBE(0x52550a000202, 0, 6)
+  f.writeUIntBE(STATION, 6, 6)
+  f.writeUInt16BE(0x0800, 12)
+  f[14] = 0x45; f.writeUInt16BE(40, 16); f[22] = 64; f[23] = 6
+  f.writeUInt32BE(parseIpv4('10.0.2.15') as number, 26)
+  f.writeUInt32BE(dst, 30)
+  f.writeUInt16BE(ipChecksum(f, 14, 34), 24)
+  f.writeUInt16BE(40001, 34); f.writeUInt16BE(dport, 36); f.writeUInt32BE(1000, 38); f[46] = 0x50; f[47] = 0x02; f.writeUInt16BE(65535, 48)
+  const pseudo = Buffer.alloc(32)
+  f.copy(pseudo, 0, 26, 34); pseudo[9] = 6; pseudo.writeUInt16BE(20, 10); f.copy(pseudo, 12, 34, 54)
+  f.writeUInt16BE(ipChecksum(pseudo, 0, 32), 50)
   return f
 }
 
@@ -252,6 +269,29 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal(spoofer?.dropBadSource, 1, 'dropped: a static MAC from another port')
     const rows = (await (await fetch(`http://127.0.0.1:${s.address().port}/api/v1/fdb?network=lab&mac=52:55:0a:00:02:02`)).json()) as Array<{ port: string, static: boolean }>
     assert.deepEqual(rows.map((r) => [r.port, r.static]), [['gateway', true]])
+  })
+
+  it('attack: a station cannot reach switchd\'s own port through the gateway, by its address, 127.0.0.1 or 0.0.0.0', async () => {
+    const { server: s, url } = await start({ nat: true })
+    const vm = await client(url)
+    let reached = 0
+    s.http.on('connection', () => { reached++ })
+    const elsewhere = net.createServer((c) => { c.destroy() })
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+    let barrier = 0
+    elsewhere.on('connection', () => { barrier++ })
+    try {
+      const self = s.address().port
+      const before = reached
+      vm.send([syn(GW, self), syn(parseIpv4('127.0.0.1') as number, self), syn(0, self)])
+      // Barrier: the same path to another host port, sent after them, connects.
+      vm.send([syn(parseIpv4('127.0.0.1') as number, (elsewhere.address() as net.AddressInfo).port)])
+      await waitFor(() => barrier === 1, 5000, 'the connection to the other port (barrier)')
+      assert.equal(reached, before, 'no connection reached switchd')
+      assert.equal(gatewayPort().filteredSelf, 3)
+    } finally {
+      elsewhere.close()
+    }
   })
 
   it('an operator\'s disconnect of the gateway port restarts its child', async () => {

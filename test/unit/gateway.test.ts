@@ -142,6 +142,11 @@ describe('gateway', () => {
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)), 0)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 9100)), 0)
       assert.equal(p.filteredSelf, 2)
+      // slirp connects to these as a local process would: the same loopback, by another name.
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.0.0.1'), 8080)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.1.2.3'), 8080)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, 0, 8080)), 0)
+      assert.equal(p.filteredSelf, 5)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 5432)), 1)
       assert.equal(written.length, 1, 'one batch to the child')
     })

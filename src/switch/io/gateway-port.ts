@@ -20,10 +20,11 @@
  *    dropped, so the stations reach this host and nothing beyond it;
  *  - a TCP or UDP first fragment too short to show its ports is dropped as
  *    malformed (RFC 1858), so no filter here can be passed in pieces;
- *  - switchd itself: the gateway's address is the host's loopback, where
- *    switchd's API and WebSocket port listen (open on loopback without
- *    tokens). TCP to those ports through the gateway is dropped, so a station
- *    cannot administer the switch nor join another network that way.
+ *  - switchd itself: the gateway's address is the host's loopback (and so
+ *    are 127/8 and 0.0.0.0, to which slirp connects as any local process
+ *    would), where switchd's API and WebSocket port listen, open there
+ *    without tokens. TCP to those ports through the gateway is dropped, so a
+ *    station cannot administer the switch nor join another network that way.
  *
  * Each is counted (switchd_gateway_filtered_frames_total). Leases are seen
  * on ingress: DHCPACKs from slirp are counted and logged (`lease`) by a walk
@@ -127,7 +128,8 @@ export class GatewayPort extends NetPort {
       return this.statics === null || !this.answerStatic(buf, l3, end)
     }
     if (dport === 53 && dst === this.dns && !this.dnsForward) { this.filteredDns++; return false }
-    if (proto === IPPROTO_TCP && dst === this.gw) {
+    // slirp connects to this host's loopback for the gateway's address, and for 127/8 and 0.0.0.0 as any local process would.
+    if (proto === IPPROTO_TCP && (dst === this.gw || (dst >>> 24) === 127 || dst === 0)) {
       const self = this.selfPorts
       for (let i = 0; i < self.length; i++) if (self[i] === dport) { this.filteredSelf++; return false }
     }

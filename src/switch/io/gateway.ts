@@ -179,7 +179,7 @@ export class Gateway {
       if (wasUp) { this.up = false; this.port.detach() }
       if (Date.now() - startedAt >= STABLE_MS) this.backoff = FIRST_BACKOFF_MS
       const delay = this.stopped ? undefined : this.backoff
-      log.warn('gateway_exited', { network: this.spec.network, pid: child.pid, code, signal, stderr: lastWords(), restart_in_ms: delay })
+      log.write(this.stopped ? 'info' : 'warn', 'gateway_exited', { network: this.spec.network, pid: child.pid, code, signal, stderr: lastWords(), restart_in_ms: delay })
       if (delay === undefined || !this.joined) return
       this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS)
       this.restartTimer = setTimeout(() => {

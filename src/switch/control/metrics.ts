@@ -8,7 +8,7 @@
  */
 
 import type { Registry } from 'prom-client'
-import type { SwitchdView, PortHandle } from './view'
+import type { SwitchdView, PortHandle, GatewayFacts } from './view'
 import { DROP_REASONS, portDrops, networkDrops } from '../core/drops'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../common/metrics'
 
@@ -132,6 +132,30 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
   scrapedCounter(reg, 'switchd_config_reloads_total', 'Configuration reloads, applied or rejected (config_rejected: nothing of it was applied)', ['result'], (emit) => {
     const c = server.counters()
     emit({ result: 'applied' }, c.reloadsApplied); emit({ result: 'rejected' }, c.reloadsRejected)
+  })
+  // Every network has the gateway series (0 without a gateway), so a dashboard can group by network from the start.
+  const gatewayOf = (name: string): GatewayFacts | undefined => server.gateways().find((g) => g.network === name)
+  scrapedGauge(reg, 'switchd_gateway_up', '1 while the network\'s gateway (its QEMU child) is running and ready', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.up === true ? 1 : 0)
+  })
+  scrapedCounter(reg, 'switchd_gateway_starts_total', 'Gateway children started (the first, and every restart)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.starts ?? 0)
+  })
+  scrapedCounter(reg, 'switchd_gateway_leases_total', 'DHCP leases the gateway gave (DHCPACKs): dynamic (slirp\'s pool) or static', ['network', 'kind'], (emit) => {
+    for (const sw of nets.all()) {
+      const p = gatewayOf(sw.name)
+      emit({ network: sw.name, kind: 'dynamic' }, p === undefined ? 0 : p.leases - p.staticLeases)
+      emit({ network: sw.name, kind: 'static' }, p?.staticLeases ?? 0)
+    }
+  })
+  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped: dhcp (dhcp false), dns (dnsForward false), outside (nat "host"), switchd (to switchd\'s own ports)', ['network', 'reason'], (emit) => {
+    for (const sw of nets.all()) {
+      const p = gatewayOf(sw.name)
+      emit({ network: sw.name, reason: 'dhcp' }, p?.filteredDhcp ?? 0)
+      emit({ network: sw.name, reason: 'dns' }, p?.filteredDns ?? 0)
+      emit({ network: sw.name, reason: 'outside' }, p?.filteredOutside ?? 0)
+      emit({ network: sw.name, reason: 'switchd' }, p?.filteredSelf ?? 0)
+    }
   })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
   scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })

@@ -25,7 +25,7 @@ type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopU
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly network: Switch
-  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
+  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway'
   /** The peer's address (a socket path or host:port). */
   readonly remote: string
   /** A scheduled flap (`switchctl link down --flap`), if one runs. */
@@ -49,6 +49,22 @@ export interface DaemonCounters {
   trunkVlansRefused: number
 }
 
+/** A network's gateway (io/gateway.ts), as metrics read it. */
+export interface GatewayFacts {
+  readonly network: string
+  /** Its QEMU child runs and is ready. */
+  readonly up: boolean
+  readonly starts: number
+  /** DHCPACKs it gave, of them static (answered by switchd). */
+  readonly leases: number
+  readonly staticLeases: number
+  /** Frames to it dropped by its filters. */
+  readonly filteredDhcp: number
+  readonly filteredDns: number
+  readonly filteredOutside: number
+  readonly filteredSelf: number
+}
+
 export interface SwitchdView {
   /** The configuration in force (it changes on reload: read it on each request). */
   readonly config: SwitchdConfig
@@ -61,6 +77,8 @@ export interface SwitchdView {
   /** Every port that has joined a network (WebSocket, QEMU, trunk). */
   ports (): readonly PortHandle[]
   counters (): DaemonCounters
+  /** The gateways of the configured networks. */
+  gateways (): readonly GatewayFacts[]
   /** Count an admin API request refused before it was served (browser checks). */
   refusedApi (reason: 'bad_origin' | 'unauthorized'): void
   /** Operator actions (POST /api/v1/ports/<name>/…). */

@@ -35,6 +35,7 @@ import type { NetPort } from './net-port'
 import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
+import { Gateway } from './gateway'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
@@ -45,7 +46,7 @@ import { handleApi, tokenMatches } from '../control/api'
 import { CaptureHub } from '../control/capture'
 import { ConsoleHub, handleConsole, EVENTS_PATH, MAX_CLIENT_MESSAGE } from '../control/console'
 import { switchdRegistry } from '../control/metrics'
-import type { SwitchdView, DaemonCounters, PortHandle } from '../control/view'
+import type { SwitchdView, DaemonCounters, GatewayFacts, PortHandle } from '../control/view'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { requestUrl } from '../../common/cli'
@@ -114,6 +115,8 @@ export class SwitchServer implements SwitchdView {
   private upgraded = 0
   private readonly qemu: QemuListener[] = []
   readonly trunks: TrunkLink[] = []
+  /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
+  readonly gatewayChildren: Gateway[] = []
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -169,6 +172,16 @@ export class SwitchServer implements SwitchdView {
 
   /** Count an admin API request refused before it was served (browser checks). */
   refusedApi (reason: 'bad_origin' | 'unauthorized'): void { this.refused(reason) }
+
+  gateways (): GatewayFacts[] {
+    return this.gatewayChildren.map((g) => {
+      const p = g.port
+      return {
+        network: g.spec.network, up: g.up, starts: g.starts, leases: p.leases, staticLeases: p.staticLeases,
+        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf
+      }
+    })
+  }
 
   counters (): DaemonCounters {
     let trunkVlansRefused = 0
@@ -235,6 +248,7 @@ export class SwitchServer implements SwitchdView {
       await listener.listen()
       this.qemu.push(listener)
     }
+    await this.startGateways()
     for (const t of this.config.trunks) {
       const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)
       this.trunks.push(link)
@@ -255,6 +269,21 @@ export class SwitchServer implements SwitchdView {
 
   address (): AddressInfo { return this.http.address() as AddressInfo }
 
+  /** Start each configured gateway and wait until it serves; throws TSW_ERR_CONFIG naming the cause. */
+  private async startGateways (): Promise<void> {
+    // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
+    const self = [this.address().port, this.metricsAddress()?.port ?? 0]
+    for (const q of this.config.qemu) if (q.address.kind === 'tcp') self.push(q.address.port)
+    for (const g of this.config.gateways) {
+      const sw = this.networks.open(g.network)
+      if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)
+      const policy = this.networks.policyFor(sw, { name: g.name, nameTrusted: true }, undefined, undefined)
+      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      this.gatewayChildren.push(gateway)
+      await gateway.start(self.filter((p) => p !== 0))
+    }
+  }
+
   /** Where /metrics is served when --metrics-listen is set. */
   metricsAddress (): AddressInfo | undefined { return this.metricsHttp?.address() as AddressInfo | undefined }
 
@@ -262,7 +291,8 @@ export class SwitchServer implements SwitchdView {
   ports (): NetPort[] {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
-    return [...this.portTable.ports, ...qemu, ...trunks]
+    const gateways = this.gatewayChildren.map((g) => g.port).filter((p) => p.network.ports.includes(p))
+    return [...this.portTable.ports, ...qemu, ...trunks, ...gateways]
   }
 
   /**
@@ -319,6 +349,7 @@ export class SwitchServer implements SwitchdView {
     if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
+    if (JSON.stringify(config.gateways) !== JSON.stringify(now.gateways)) restart.push('networks.*.gateway')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
     restart.push(...this.networks.restartNeeded(config))
     if (restart.length > 0) {
@@ -373,6 +404,7 @@ export class SwitchServer implements SwitchdView {
     this.console.stop()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
+    const gatewaysClosed = Promise.all(this.gatewayChildren.map(async (g) => { await g.close() }))
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()
@@ -386,6 +418,7 @@ export class SwitchServer implements SwitchdView {
     for (const ws of sockets) ws.terminate()
     this.http.closeAllConnections()
     await closed
+    await gatewaysClosed
     log.info('stopped', { ports: this.portTable.ports.size })
   }
 

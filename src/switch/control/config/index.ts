@@ -22,6 +22,7 @@ import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../../core/switc
 import { DEFAULT_POLICY, type PortPolicy } from '../../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from '../defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../../core/stp'
+import { readGateway, type GatewaySpec } from './gateway'
 import { logger } from '../../../common/log'
 
 export { NETWORK_NAME, DEFAULT_NETWORK, networkSettings, type NetworkSettings } from './network'
@@ -72,6 +73,8 @@ export interface SwitchdConfig {
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
   bridgePriority: number
+  /** Gateways (DHCP, DNS, NAT, published ports) of listed networks: `networks.NAME.gateway` (docs/GATEWAY.md). */
+  gateways: readonly GatewaySpec[]
 }
 
 export interface Limits {
@@ -150,13 +153,25 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     fdbMax: overrides.fdbMax ?? fileDefaults.fdbMax
   })
   const networks = new Map<string, NetworkSettings>()
+  const gateways: GatewaySpec[] = []
   const listed = r.object(top.networks ?? {}, 'networks', Object.keys((top.networks ?? {}) as Obj))
   for (const [name, v] of Object.entries(listed)) {
     const key = `networks.${name}`
     if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')
-    const settings = readNetwork(r, v, key, networkDefaults, ['static'])
+    const settings = readNetwork(r, v, key, networkDefaults, ['static', 'gateway'])
     const statics = readStatics(r, (v as Obj | undefined)?.static, `${key}.static`)
     networks.set(name, Object.freeze({ name, ...settings, statics }))
+    const gateway = (v as Obj | undefined)?.gateway
+    if (gateway !== undefined) gateways.push(readGateway((k, e) => r.fail(k, e), gateway, `${key}.gateway`, name))
+  }
+  const published = new Map<string, string>()
+  for (const g of gateways) {
+    for (const [i, p] of g.publish.entries()) {
+      const id = `${p.proto} ${p.hostAddress}:${p.hostPort}`
+      const other = published.get(id)
+      if (other !== undefined) r.fail(`networks.${g.network}.gateway.publish[${i}].host`, `${id} is published by ${other} too`)
+      published.set(id, `networks.${g.network}.gateway.publish[${i}]`)
+    }
   }
   if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
   const defaultPolicy = readPolicy(r, top.port, 'port', DEFAULT_POLICY)
@@ -194,6 +209,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
+    gateways: Object.freeze(gateways),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

@@ -92,6 +92,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
   const given: Array<{ name: string, network: string | undefined }> = []
   for (const g of config.tokens.values()) if (g.name !== undefined) given.push({ name: g.name, network: g.network })
   for (const q of config.qemu) given.push({ name: q.name, network: q.network })
+  for (const g of config.gateways) given.push({ name: g.name, network: g.network })
   for (const name of GENERATED_NAMES) given.push({ name, network: undefined })
   return config.profiles.filter((p) => !p.claimable && !given.some((n) =>
     p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
@@ -101,6 +102,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
 export function isReservedName (config: SwitchdConfig, name: string): boolean {
   for (const g of config.tokens.values()) if (g.name === name) return true
   for (const q of config.qemu) if (q.name === name) return true
+  for (const g of config.gateways) if (g.name === name) return true
   return false
 }
 

@@ -1,0 +1,186 @@
+/**
+ * A network's gateway in the configuration (`networks.NAME.gateway`, see
+ * docs/GATEWAY.md): DHCP, DNS, NAT and published ports served by libslirp in
+ * a QEMU child of switchd (io/gateway.ts). Validated here, with the key in
+ * every message; the addresses become integers once, so the gateway port
+ * compares them on the frame path without parsing.
+ *
+ * Published ports are where the outside reaches into the lab: a host address
+ * beyond loopback opens a station's service to the host's whole network, so
+ * it takes `"allowRemote": true` on that entry, as QEMU listeners do.
+ */
+
+import { isLoopback } from '../../../common/address'
+import { parseMac, macAt } from '../../../common/ethernet'
+import { parseIpv4, formatIpv4 } from '../../../common/dhcp'
+
+/** Reports a bad key and never returns (config.ts's Reader.fail). */
+export type Fail = (key: string, expected: string) => never
+
+export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user']
+/** libslirp's pool: NB_BOOTP_CLIENTS addresses from dhcpStart. */
+export const SLIRP_POOL_SIZE = 16
+/** libslirp's lease time (LEASE_TIME, 24 h); static leases use the same. */
+export const LEASE_SECONDS = 24 * 3600
+export const MAX_STATIC_LEASES = 256
+export const MAX_PUBLISHED = 64
+/** The port name of every gateway in its network. */
+export const GATEWAY_PORT_NAME = 'gateway'
+
+export interface StaticLease { mac: number, ip: number }
+
+export interface PublishedPort {
+  proto: 'tcp' | 'udp'
+  hostAddress: string
+  hostPort: number
+  guest: number
+  guestPort: number
+  allowRemote: boolean
+}
+
+export interface GatewaySpec {
+  network: string
+  name: string
+  /** Subnet address, prefix length and mask. */
+  subnet: number
+  prefix: number
+  mask: number
+  /** The gateway's own address: router, DHCP server, and the host's loopback for the stations. */
+  address: number
+  dns: number
+  dhcp: boolean
+  dhcpStart: number
+  staticLeases: readonly StaticLease[]
+  /** Answer DNS at `dns` by forwarding to the host's resolver. */
+  dnsForward: boolean
+  /** 'on': stations reach the outside and the host's loopback; 'host': only the host; 'off': neither (QEMU restrict=on). */
+  nat: 'on' | 'host' | 'off'
+  publish: readonly PublishedPort[]
+  /** The QEMU binary (a name on PATH or a path). */
+  qemu: string
+  /** Who the child runs as when switchd is root. */
+  user: string
+}
+
+type Obj = Record<string, unknown>
+
+function object (fail: Fail, v: unknown, key: string, allowed: readonly string[]): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(key, 'expected an object')
+  for (const k of Object.keys(v)) if (!allowed.includes(k)) fail(`${key}.${k}`, `unknown key (expected one of ${allowed.join(', ')})`)
+  return v as Obj
+}
+
+function bool (fail: Fail, v: unknown, key: string, def: boolean): boolean {
+  if (v === undefined) return def
+  if (typeof v !== 'boolean') fail(key, 'expected true or false')
+  return v
+}
+
+function address (fail: Fail, v: unknown, key: string, def: number): number {
+  if (v === undefined) return def
+  const ip = typeof v === 'string' ? parseIpv4(v) : undefined
+  if (ip === undefined) fail(key, 'expected an IPv4 address like 10.0.2.2')
+  return ip
+}
+
+/** `IPv4:PORT` as [address, port]. */
+function endpoint (fail: Fail, v: unknown, key: string, example: string): [string, number] {
+  const m = typeof v === 'string' ? /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(v) : null
+  if (m === null || parseIpv4(m[1] as string) === undefined || Number(m[2]) < 1 || Number(m[2]) > 65535) fail(key, `expected IPv4:PORT like ${example}`)
+  return [m[1] as string, Number(m[2])]
+}
+
+/** Validate `networks.<network>.gateway`; `fail` throws TSW_ERR_CONFIG naming the key. */
+export function readGateway (fail: Fail, v: unknown, key: string, network: string): GatewaySpec {
+  const o = object(fail, v, key, GATEWAY_KEYS)
+  const sm = typeof o.subnet === 'string' ? /^([\d.]+)\/(\d{1,2})$/.exec(o.subnet) : o.subnet === undefined ? ['', '10.0.2.0', '24'] : null
+  const net = sm === null ? undefined : parseIpv4(sm[1] as string)
+  const prefix = Number(sm?.[2])
+  if (net === undefined || prefix < 8 || prefix > 27) fail(`${key}.subnet`, 'expected an IPv4 subnet from /8 to /27, like 10.0.2.0/24')
+  const mask = (0xffffffff << (32 - prefix)) >>> 0
+  if ((net & ~mask) !== 0) fail(`${key}.subnet`, `host bits are set: write its network address, ${formatIpv4((net & mask) >>> 0)}/${prefix}`)
+  const broadcast = (net | ~mask) >>> 0
+  const inside = (ip: number): boolean => ((ip & mask) >>> 0) === net && ip !== net && ip !== broadcast
+  const gw = address(fail, o.address, `${key}.address`, net + 2)
+  if (!inside(gw)) fail(`${key}.address`, 'must be a host address inside subnet')
+  const dns = address(fail, o.dns, `${key}.dns`, net + 3)
+  if (!inside(dns) || dns === gw) fail(`${key}.dns`, 'must be a host address inside subnet, other than address')
+  const dhcpStart = address(fail, o.dhcpStart, `${key}.dhcpStart`, net + 15)
+  if (!inside(dhcpStart) || !inside(dhcpStart + SLIRP_POOL_SIZE - 1)) fail(`${key}.dhcpStart`, `the pool is ${SLIRP_POOL_SIZE} addresses from dhcpStart, all inside subnet`)
+  const inPool = (ip: number): boolean => ip >= dhcpStart && ip < dhcpStart + SLIRP_POOL_SIZE
+  if (inPool(gw) || inPool(dns)) fail(`${key}.dhcpStart`, `the pool (${SLIRP_POOL_SIZE} addresses from dhcpStart) must not hold address or dns`)
+  const guestAddress = (ip: number, k: string): void => {
+    if (!inside(ip) || ip === gw || ip === dns) fail(k, 'must be a station address inside subnet (not address or dns)')
+  }
+
+  const leasesRaw = o.staticLeases ?? []
+  if (!Array.isArray(leasesRaw) || leasesRaw.length > MAX_STATIC_LEASES) fail(`${key}.staticLeases`, `expected a list of at most ${MAX_STATIC_LEASES} {mac, ip}`)
+  const macs = new Set<number>()
+  const ips = new Set<number>()
+  const staticLeases = (leasesRaw as unknown[]).map((e, i): StaticLease => {
+    const k = `${key}.staticLeases[${i}]`
+    const l = object(fail, e, k, ['mac', 'ip'])
+    const b = typeof l.mac === 'string' ? parseMac(l.mac) : undefined
+    if (b === undefined || ((b[0] as number) & 1) === 1) fail(`${k}.mac`, 'expected a station MAC like 02:00:00:00:00:01')
+    const mac = macAt(b, 0)
+    if (macs.has(mac)) fail(`${k}.mac`, 'this MAC has a static lease already')
+    macs.add(mac)
+    const ip = address(fail, l.ip, `${k}.ip`, 0)
+    guestAddress(ip, `${k}.ip`)
+    // libslirp hands out its pool on its own; a static address there could be given to another station too.
+    if (inPool(ip)) fail(`${k}.ip`, `inside the dynamic pool (dhcpStart and the ${SLIRP_POOL_SIZE - 1} after it): pick an address outside it`)
+    if (ips.has(ip)) fail(`${k}.ip`, 'this address has a static lease already')
+    ips.add(ip)
+    return Object.freeze({ mac, ip })
+  })
+
+  const natRaw = o.nat ?? true
+  if (natRaw !== true && natRaw !== false && natRaw !== 'host') fail(`${key}.nat`, 'expected true (the outside and this host), "host" (this host only) or false (neither)')
+  const nat = natRaw === true ? 'on' : natRaw === false ? 'off' : 'host'
+
+  const pubRaw = o.publish ?? []
+  if (!Array.isArray(pubRaw) || pubRaw.length > MAX_PUBLISHED) fail(`${key}.publish`, `expected a list of at most ${MAX_PUBLISHED} {proto, host, guest}`)
+  const seen = new Set<string>()
+  const publish = (pubRaw as unknown[]).map((e, i): PublishedPort => {
+    const k = `${key}.publish[${i}]`
+    const p = object(fail, e, k, ['proto', 'host', 'guest', 'allowRemote'])
+    const proto = p.proto ?? 'tcp'
+    if (proto !== 'tcp' && proto !== 'udp') fail(`${k}.proto`, 'expected "tcp" or "udp"')
+    const [hostAddress, hostPort] = endpoint(fail, p.host, `${k}.host`, '127.0.0.1:2222')
+    const [guestText, guestPort] = endpoint(fail, p.guest, `${k}.guest`, '10.0.2.15:22')
+    const guest = parseIpv4(guestText) as number
+    guestAddress(guest, `${k}.guest`)
+    const allowRemote = bool(fail, p.allowRemote, `${k}.allowRemote`, false)
+    // Whoever reaches the host address reaches the station's service, unauthenticated.
+    if (!isLoopback(hostAddress) && !allowRemote) {
+      fail(`${k}.host`, `${hostAddress} is beyond loopback: anyone who reaches this host there would reach ${guestText}:${guestPort}. ` +
+        'Publish on 127.0.0.1 (and tunnel to it), or set "allowRemote": true on this entry')
+    }
+    const id = `${proto}:${hostAddress}:${hostPort}`
+    if (seen.has(id)) fail(`${k}.host`, `${proto} ${hostAddress}:${hostPort} is published twice`)
+    seen.add(id)
+    return Object.freeze({ proto, hostAddress, hostPort, guest, guestPort, allowRemote })
+  })
+
+  const qemu = o.qemu ?? 'qemu-system-x86_64'
+  if (typeof qemu !== 'string' || !/^[^\s,]+$/.test(qemu)) fail(`${key}.qemu`, 'expected the QEMU binary: a name on PATH or a path (no spaces or commas)')
+  const user = o.user ?? 'nobody'
+  if (typeof user !== 'string' || !/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/.test(user)) fail(`${key}.user`, 'expected a user name or uid')
+  return Object.freeze({
+    network,
+    name: GATEWAY_PORT_NAME,
+    subnet: net,
+    prefix,
+    mask,
+    address: gw,
+    dns,
+    dhcp: bool(fail, o.dhcp, `${key}.dhcp`, true),
+    dhcpStart,
+    staticLeases: Object.freeze(staticLeases),
+    dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
+    nat,
+    publish: Object.freeze(publish),
+    qemu,
+    user
+  })
+}

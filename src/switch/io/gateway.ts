@@ -1,0 +1,270 @@
+/**
+ * A network's gateway: DHCP, DNS, NAT and published ports from libslirp,
+ * QEMU's user-mode network, in a QEMU child with no machine and no NIC
+ * (`-M none`): a `-netdev user` and a `-netdev stream` on one hub, the
+ * stream being a socketpair to switchd (fd 3). This is the set-up the issue
+ * measured (a lease in 0.1 s), with no socket file for anyone else to reach.
+ * It needs no root and no CAP_NET_ADMIN: slirp only opens ordinary sockets.
+ *
+ * The child:
+ *  - runs through `setpriv`: `--pdeathsig KILL` makes the kernel kill it
+ *    when switchd dies, however it dies (Node cannot call prctl itself), and
+ *    when switchd is root it runs as `user` (nobody) with no groups, no
+ *    capabilities and no_new_privs. QEMU's `-sandbox on` (seccomp) denies
+ *    it spawning, privilege changes and obsolete syscalls: it parses the
+ *    stations' packets, so it gets as little as it can live with;
+ *  - is ready when its QMP monitor (a second socketpair, fd 4) greets us:
+ *    QEMU sets up its netdevs (binding published ports) before its monitors;
+ *  - gets an environment of PATH only: switchd's own (its admin token, say)
+ *    is not the child's business;
+ *  - is restarted when it exits, after 0.25 s, doubling to 30 s while it
+ *    keeps dying young (up for less than 30 s), so a child that cannot start
+ *    costs a start every 30 s, not a loop. Meanwhile frames to the gateway are
+ *    dropped (counted as disconnected) and its port stays in the network.
+ *  - is stopped (SIGTERM, then SIGKILL after 2 s) by its PID when switchd
+ *    stops.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as dgram from 'node:dgram'
+import * as path from 'node:path'
+import type { Switch } from '../core/switch'
+import { MODE_ACCESS, type PortPolicy } from '../core/port'
+import type { GatewaySpec } from '../control/config/gateway'
+import { GatewayPort, slirpMac } from './gateway-port'
+import { Deframer, PREFIX_U32 } from '../../common/framing'
+import { formatIpv4 } from '../../common/dhcp'
+import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import { logger } from '../../common/log'
+
+const log = logger('gateway')
+
+const FIRST_BACKOFF_MS = 250
+const MAX_BACKOFF_MS = 30_000
+/** A child up this long was not dying young: the next restart is quick again. */
+const STABLE_MS = 30_000
+const READY_TIMEOUT_MS = 10_000
+const STOP_GRACE_MS = 2000
+/** Bytes of the child's stderr kept for messages (its last words). */
+const STDERR_KEPT = 4096
+
+/** QEMU's arguments for `spec`: no machine, slirp and a stream on fd 3 on one hub, QMP on fd 4. */
+export function qemuArgs (spec: GatewaySpec): string[] {
+  const net = `${formatIpv4(spec.subnet)}/${spec.prefix}`
+  const user = [`user,id=gw,ipv6=off,net=${net},host=${formatIpv4(spec.address)},dns=${formatIpv4(spec.dns)}`,
+    `dhcpstart=${formatIpv4(spec.dhcpStart)}`, `restrict=${spec.nat === 'off' ? 'on' : 'off'}`,
+    ...spec.publish.map((p) => `hostfwd=${p.proto}:${p.hostAddress}:${p.hostPort}-${formatIpv4(p.guest)}:${p.guestPort}`)]
+  return ['-M', 'none', '-nodefaults', '-no-user-config', '-display', 'none',
+    '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+    '-netdev', 'stream,id=sw,server=off,addr.type=fd,addr.str=3',
+    '-netdev', user.join(','),
+    '-netdev', 'hubport,id=p0,hubid=0,netdev=sw',
+    '-netdev', 'hubport,id=p1,hubid=0,netdev=gw',
+    '-chardev', 'socket,id=qmp,fd=4', '-mon', 'chardev=qmp,mode=control']
+}
+
+/** The executable `cmd` (a path, or a name on PATH), or undefined. */
+export function findExecutable (cmd: string): string | undefined {
+  const dirs = cmd.includes('/') ? [''] : (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(':')
+  for (const d of dirs) {
+    const file = d === '' ? cmd : path.join(d, cmd)
+    try { fs.accessSync(file, fs.constants.X_OK); if (fs.statSync(file).isFile()) return file } catch {}
+  }
+  return undefined
+}
+
+/** uid and primary gid of `user` (a name in /etc/passwd, or a uid: then its gid is the same number). */
+function lookupUser (user: string, key: string): [number, number] {
+  if (/^\d+$/.test(user)) return [Number(user), Number(user)]
+  let text = ''
+  try { text = fs.readFileSync('/etc/passwd', 'utf8') } catch {}
+  for (const line of text.split('\n')) {
+    const f = line.split(':')
+    if (f[0] === user && f.length >= 4) return [Number(f[2]), Number(f[3])]
+  }
+  throw new TapswitchError(ERR_CONFIG, `${key}.user: no user "${user}" in /etc/passwd: name an unprivileged user for the gateway's QEMU (default nobody)`)
+}
+
+export class Gateway {
+  readonly port: GatewayPort
+  child: ChildProcess | undefined
+  /** Children started, and those that exited (or never became ready). */
+  starts = 0
+  exits = 0
+  /** A child is running and ready. */
+  up = false
+  private joined = false
+  private stopped = false
+  private backoff = FIRST_BACKOFF_MS
+  private restartTimer: NodeJS.Timeout | undefined
+  private readonly key: string
+  private command: [string, string[]] | undefined
+
+  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number) {
+    this.key = `networks.${spec.network}.gateway`
+    this.port = new GatewayPort(id, spec, highWaterMark, sw)
+    this.port.applyPolicy(policy)
+  }
+
+  /**
+   * Check what can be checked (QEMU installed, published ports free, an
+   * access port), start the child and wait until it is ready. Throws
+   * TSW_ERR_CONFIG naming the cause and the fix; later deaths only restart.
+   */
+  async start (selfPorts: readonly number[]): Promise<void> {
+    const spec = this.spec
+    if (this.policy.mode !== MODE_ACCESS) throw new TapswitchError(ERR_CONFIG, `${this.key}: the port profile for "${spec.name}" makes it a trunk; a gateway is an access port (give it "mode": "access")`)
+    const qemu = findExecutable(spec.qemu)
+    if (qemu === undefined) {
+      throw new TapswitchError(ERR_CONFIG, `${this.key}: ${spec.qemu} not found: the gateway is QEMU's user-mode network (libslirp). ` +
+        'Install the Debian package qemu-system-x86 (apt-get install qemu-system-x86), or set "qemu" to the binary\'s path')
+    }
+    const setpriv = findExecutable('setpriv')
+    if (setpriv === undefined) throw new TapswitchError(ERR_CONFIG, `${this.key}: setpriv not found: install util-linux (it runs the gateway's QEMU unprivileged and kills it with switchd)`)
+    for (const [i, p] of spec.publish.entries()) await checkFree(p.proto, p.hostAddress, p.hostPort, `${this.key}.publish[${i}].host`)
+    const wrap = ['--pdeathsig', 'KILL', '--no-new-privs']
+    if (process.getuid?.() === 0) {
+      const [uid, gid] = lookupUser(spec.user, this.key)
+      wrap.push(`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--bounding-set=-all', '--inh-caps=-all')
+    }
+    this.command = [setpriv, [...wrap, '--', qemu, ...qemuArgs(spec)]]
+    // Only what switchd listens on itself: with nat off slirp reaches no host port anyway.
+    this.port.selfPorts = spec.nat === 'off' ? [] : [...new Set(selfPorts)]
+    if (spec.nat !== 'off') {
+      log.warn('gateway_reaches_host', {
+        network: spec.network,
+        address: formatIpv4(spec.address),
+        note: 'stations reach services on this host\'s loopback at this address (switchd\'s own ports excepted); "nat": false turns it off'
+      })
+    }
+    await this.spawnChild()
+  }
+
+  /** Start one child; resolves once it is ready, rejects (and the child is gone) if it is not. */
+  private async spawnChild (): Promise<void> {
+    const [cmd, args] = this.command as [string, string[]]
+    this.starts++
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'],
+      cwd: '/',
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }
+    })
+    this.child = child
+    let stderr = ''
+    const startedAt = Date.now()
+    child.stderr?.on('data', (d: Buffer) => { stderr = (stderr + d.toString('utf8')).slice(-STDERR_KEPT) })
+    const stream = child.stdio[3] as net.Socket
+    const qmp = child.stdio[4] as net.Socket
+    stream.on('error', () => {})
+    qmp.on('error', () => {})
+    const lastWords = (): string => stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.includes('with no nics')).slice(-3).join(' | ')
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => { fail(new Error(`not ready within ${READY_TIMEOUT_MS / 1000} s`)); child.kill('SIGKILL') }, READY_TIMEOUT_MS)
+      let greeted = ''
+      const onQmp = (d: Buffer): void => {
+        greeted = (greeted + d.toString('utf8')).slice(-4096)
+        if (greeted.includes('"QMP"')) { clearTimeout(timer); qmp.off('data', onQmp); qmp.resume(); resolve() }
+      }
+      const fail = (err: Error): void => { clearTimeout(timer); qmp.off('data', onQmp); reject(err) }
+      qmp.on('data', onQmp)
+      child.once('error', fail)
+      child.once('exit', (code, signal) => { fail(new Error(`exited (${String(code ?? signal)}) before it was ready: ${lastWords() || 'no message'}`)) })
+    })
+    child.once('exit', (code, signal) => {
+      this.exits++
+      if (this.child === child) this.child = undefined
+      const wasUp = this.up && this.port.socket === stream
+      if (wasUp) { this.up = false; this.port.detach() }
+      if (Date.now() - startedAt >= STABLE_MS) this.backoff = FIRST_BACKOFF_MS
+      const delay = this.stopped ? undefined : this.backoff
+      log.write(this.stopped ? 'info' : 'warn', 'gateway_exited', { network: this.spec.network, pid: child.pid, code, signal, stderr: lastWords(), restart_in_ms: delay })
+      if (delay === undefined || !this.joined) return
+      this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS)
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined
+        if (!this.stopped) this.spawnChild().catch(() => {}) // its exit schedules the next try
+      }, delay)
+    })
+    try {
+      await ready
+    } catch (err) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      throw new TapswitchError(ERR_CONFIG, `${this.key}: QEMU ${(err as Error).message}`)
+    }
+    if (this.stopped) { child.kill('SIGTERM'); return }
+    this.attach(stream, child)
+    this.up = true
+    if (!this.joined) {
+      this.sw.addPort(this.port)
+      // slirp's MAC is the gateway's, pinned as a static entry: a station that sends from it is
+      // dropped (as for any static MAC) and cannot take the stations' traffic to their router.
+      this.sw.addStatic({ vid: this.port.pvid, mac: slirpMac(this.spec.address), port: this.spec.name })
+      this.joined = true
+    }
+    log.info('gateway_started', {
+      network: this.spec.network, pid: child.pid, start: this.starts, address: formatIpv4(this.spec.address), dhcp: this.spec.dhcp,
+      static_leases: this.spec.staticLeases.length, dns: this.spec.dnsForward, nat: this.spec.nat, published: this.spec.publish.length
+    })
+  }
+
+  private attach (stream: net.Socket, child: ChildProcess): void {
+    const port = this.port
+    port.socket = stream
+    // QEMU lives on without its stream (an operator's disconnect, a framing error): a child that lost it is restarted.
+    stream.once('close', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    const deframer = new Deframer(PREFIX_U32, (batch) => {
+      port.snoop(batch)
+      if (!this.sw.receiveBatch(port, batch)) stream.destroy()
+    })
+    stream.on('data', (chunk: Buffer) => {
+      if (!deframer.push(chunk)) {
+        port.dropMalformed++
+        log.warn('gateway_framing_error', { network: this.spec.network, reason: 'a frame length over the maximum' })
+        stream.destroy() // and so the child, which broke its framing, is restarted
+      }
+    })
+  }
+
+  /** Stop for good: no restart, the child ended by its PID, the port out of its network. */
+  async close (): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.restartTimer)
+    const child = this.child
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+      child.kill('SIGTERM')
+      const t = setTimeout(() => { child.kill('SIGKILL') }, STOP_GRACE_MS)
+      await gone
+      clearTimeout(t)
+    }
+    this.port.detach()
+    this.up = false
+    if (this.joined) {
+      this.sw.removeStatic(this.port.pvid, slirpMac(this.spec.address))
+      this.sw.removePort(this.port)
+      this.joined = false
+    }
+  }
+}
+
+/** Throw TSW_ERR_CONFIG naming `key` if proto `host:port` cannot be bound now (in use, not ours to take). */
+async function checkFree (proto: 'tcp' | 'udp', host: string, port: number, key: string): Promise<void> {
+  const fail = (err: NodeJS.ErrnoException): TapswitchError => new TapswitchError(ERR_CONFIG,
+    `${key}: cannot publish ${proto} ${host}:${port}: ${err.code ?? err.message}` +
+    (err.code === 'EADDRINUSE' ? ' (something listens there already: pick another port, or stop it)' : err.code === 'EACCES' ? ' (ports below 1024 need privilege the gateway does not have: pick 1024 or above)' : ''))
+  if (proto === 'tcp') {
+    const s = net.createServer()
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', (err) => { reject(fail(err)) })
+      s.listen({ host, port, exclusive: true }, () => { s.close(() => { resolve() }) })
+    })
+    return
+  }
+  const s = dgram.createSocket('udp4')
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', (err) => { s.close(); reject(fail(err)) })
+    s.bind({ address: host, port, exclusive: true }, () => { s.close(() => { resolve() }) })
+  })
+}

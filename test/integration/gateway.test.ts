@@ -1,0 +1,334 @@
+/**
+ * Issue 16: a network's gateway (src/switch/io/gateway.ts), with a real
+ * QEMU 7.2 child (libslirp) and raw-mode WebSocket clients standing in for
+ * browser VMs. Nothing leaves loopback: the clients only speak DHCP and ARP
+ * to the gateway, and slirp runs with nat false (restrict=on) unless a test
+ * says otherwise.
+ */
+
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { GatewayPort } from '../../src/switch/io/gateway-port'
+import { ERR_CONFIG } from '../../src/common/errors'
+import { setLogSink } from '../../src/common/log'
+import {
+  buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpYourAddress, dhcpAddressOption, dhcpClientMac, parseIpv4,
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, OPT_SERVER_ID, ipChecksum
+} from '../../src/common/dhcp'
+import { TestClient } from '../helpers/client'
+import { waitFor, sleep } from '../helpers/net'
+import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { requireTools } from '../helpers/proc'
+import { parsePcap } from '../helpers/pcap'
+import { switchctl } from '../helpers/ctl'
+
+const GW = parseIpv4('10.0.2.2') as number
+const STATION = 0x020000000011
+const STATIC_MAC = 0x0200000000aa
+const STATIC_IP = parseIpv4('10.0.2.50') as number
+
+interface Dhcp { type: number, mac: number, yiaddr: number, router: number, dns: number, server: number, src: string }
+
+/** The DHCP replies among `frames` (slirp broadcasts them: every station hears every reply), for `mac` if given. */
+function dhcpReplies (frames: Buffer[], mac?: number): Dhcp[] {
+  const out: Dhcp[] = []
+  for (const f of frames) {
+    const l3 = ipv4At(f, 0, f.length)
+    if (l3 < 0) continue
+    const b = dhcpAt(f, l3, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+    if (b < 0) continue
+    out.push({
+      type: dhcpType(f, b, f.length),
+      mac: dhcpClientMac(f, b),
+      yiaddr: dhcpYourAddress(f, b),
+      router: dhcpAddressOption(f, b, f.length, OPT_ROUTER),
+      dns: dhcpAddressOption(f, b, f.length, OPT_DNS),
+      server: dhcpAddressOption(f, b, f.length, OPT_SERVER_ID),
+      src: f.subarray(6, 12).toString('hex')
+    })
+  }
+  return mac === undefined ? out : out.filter((d) => d.mac === mac)
+}
+
+/** An ARP who-has for `target` from `mac` (a barrier: slirp answers it after anything sent before). */
+function arpRequest (mac: number, target: number): Buffer {
+  const f = Buffer.alloc(60)
+  f.fill(0xff, 0, 6)
+  f.writeUIntBE(mac, 6, 6)
+  f.writeUInt16BE(0x0806, 12)
+  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
+  f.writeUIntBE(mac, 22, 6)
+  f.writeUInt32BE(0, 28)
+  f.writeUInt32BE(target, 38)
+  return f
+}
+
+/** A TCP SYN from the station 10.0.2.15 to `dst`:`dport`, checksums right (slirp checks them). */
+function syn (dst: number, dport: number): Buffer {
+  const f = Buffer.alloc(14 + 20 + 20)
+  f.writeUIntBE(0x52550a000202, 0, 6)
+  f.writeUIntBE(STATION, 6, 6)
+  f.writeUInt16BE(0x0800, 12)
+  f[14] = 0x45; f.writeUInt16BE(40, 16); f[22] = 64; f[23] = 6
+  f.writeUInt32BE(parseIpv4('10.0.2.15') as number, 26)
+  f.writeUInt32BE(dst, 30)
+  f.writeUInt16BE(ipChecksum(f, 14, 34), 24)
+  f.writeUInt16BE(40001, 34); f.writeUInt16BE(dport, 36); f.writeUInt32BE(1000, 38); f[46] = 0x50; f[47] = 0x02; f.writeUInt16BE(65535, 48)
+  const pseudo = Buffer.alloc(32)
+  f.copy(pseudo, 0, 26, 34); pseudo[9] = 6; pseudo.writeUInt16BE(20, 10); f.copy(pseudo, 12, 34, 54)
+  f.writeUInt16BE(ipChecksum(pseudo, 0, 32), 50)
+  return f
+}
+
+const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
+
+describe('gateway: DHCP from a QEMU user-mode network behind a port (integration)', function () {
+  this.timeout(20_000)
+  let server: SwitchServer | undefined
+  const clients: TestClient[] = []
+  const logs: string[] = []
+  let restore: (line: string) => void
+  let dir: string
+
+  before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
+
+  async function start (gateway: Record<string, unknown>): Promise<{ server: SwitchServer, url: string }> {
+    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { nat: false, ...gateway } } } }, 'test'), host: '127.0.0.1', port: 0 })
+    server = s
+    const { port } = await s.listen()
+    return { server: s, url: `ws://127.0.0.1:${port}/net/lab` }
+  }
+
+  async function client (url: string): Promise<TestClient> {
+    const c = await TestClient.raw(url)
+    clients.push(c)
+    return c
+  }
+
+  /** DISCOVER until an OFFER comes (the first frames also teach the fdb), within `ms`. */
+  async function offer (c: TestClient, mac: number, ms = 5000): Promise<Dhcp> {
+    const deadline = Date.now() + ms
+    for (let xid = 1; ; xid++) {
+      c.send([buildDhcpRequest(mac, DHCPDISCOVER, xid)])
+      try {
+        await waitFor(() => dhcpReplies(c.frames, mac).length > 0, 500, 'an offer')
+        return dhcpReplies(c.take(), mac)[0] as Dhcp
+      } catch (err) {
+        if (Date.now() > deadline) throw err
+      }
+    }
+  }
+
+  async function request (c: TestClient, mac: number, ip: number): Promise<Dhcp> {
+    c.send([buildDhcpRequest(mac, DHCPREQUEST, 77, ip, GW)])
+    await waitFor(() => dhcpReplies(c.frames, mac).length > 0, 3000, 'an answer to the request')
+    return dhcpReplies(c.take(), mac)[0] as Dhcp
+  }
+
+  const gatewayPort = (): GatewayPort => server?.gatewayChildren[0]?.port as GatewayPort
+
+  beforeEach(() => {
+    logs.length = 0
+    restore = setLogSink((l) => { logs.push(l) })
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-gateway-'))
+    fs.chmodSync(dir, 0o755) // a fake QEMU here runs as nobody when the tests run as root
+  })
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-30).join('\n') + '\n')
+    for (const c of clients.splice(0)) c.close()
+    await server?.close()
+    server = undefined
+    fs.rmSync(dir, { recursive: true, force: true })
+    setLogSink(restore)
+  })
+
+  it('a raw-mode (browser VM) client gets an offer, then a lease, from the gateway; it is counted and logged', async () => {
+    const { url } = await start({ nat: 'host' })
+    const vm = await client(url)
+    const o = await offer(vm, STATION)
+    assert.equal(o.type, DHCPOFFER)
+    assert.equal(o.yiaddr, parseIpv4('10.0.2.15'), 'the first address of the pool')
+    assert.equal(o.router, GW, 'a default route: the stations may go through the gateway')
+    assert.equal(o.dns, parseIpv4('10.0.2.3'))
+    assert.equal(o.src, '52550a000202', 'from slirp\'s MAC')
+    const ack = await request(vm, STATION, o.yiaddr)
+    assert.equal(ack.type, DHCPACK)
+    await waitFor(() => gatewayPort().leases === 1, 2000, 'the lease counted')
+    assert.ok(logs.some((l) => l.includes('"event":"lease"') && l.includes('"mac":"02:00:00:00:00:11"') && l.includes('"ip":"10.0.2.15"')), 'lease logged')
+    assert.ok(logs.some((l) => l.includes('"event":"gateway_started"')))
+    const p = server?.ports().find((x) => x.name === 'gateway')
+    assert.equal(p?.kind, 'gateway')
+    assert.ok((p?.rxFrames ?? 0) >= 2 && (p?.txFrames ?? 0) >= 2, 'frames counted each way')
+    const metrics = await server?.registry.metrics() ?? ''
+    assert.match(metrics, /switchd_gateway_leases_total\{network="lab",kind="dynamic"\} 1/)
+    assert.match(metrics, /switchd_gateway_up\{network="lab"\} 1/)
+  })
+
+  it('shows in switchctl ports as kind gateway, and a capture on the port sees its DHCP', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const chunks: Buffer[] = []
+    const sink = { writableLength: 0, write: (b: Buffer) => { chunks.push(Buffer.from(b)); return true }, end: () => {} }
+    const stop = s.captures.start(s.networks.get('lab') as NonNullable<ReturnType<typeof s.networks.get>>, { port: 'gateway' }, { count: 1000, bytes: 1e6, duration: 10 }, sink)
+    await offer(vm, STATION)
+    stop()
+    const frames = parsePcap(Buffer.concat(chunks)).records.map((r) => r.frame)
+    assert.ok(dhcpReplies(frames, STATION).some((d) => d.type === DHCPOFFER), 'the offer, captured on the gateway port')
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'ports', '--network', 'lab'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    assert.match(ctl.stdout.toString(), /^gateway\s+lab\s+gateway\s+access 1\s+forwarding/m)
+  })
+
+  it('a reload that changes a gateway is refused whole (it changes only on restart)', async () => {
+    const { server: s } = await start({})
+    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false, dhcp: false } } } }, 'test')), false)
+    assert.ok(logs.some((l) => l.includes('"event":"config_rejected"') && l.includes('gateway')))
+    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false } } } }, 'test')), true, 'the same gateway: applied')
+  })
+
+  it('two stations get two different leases; with nat false no default route is offered', async () => {
+    const { url } = await start({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
+    const a = await client(url)
+    const b = await client(url)
+    const oa = await offer(a, STATION)
+    const ob = await offer(b, STATION + 1)
+    assert.notEqual(oa.yiaddr, ob.yiaddr)
+    // slirp's restrict=on gives no router; static leases say the same.
+    assert.equal(oa.router, 0)
+    assert.equal((await offer(a, STATIC_MAC)).router, 0)
+  })
+
+  it('a static lease is answered with its address (and a NAK for another), from the gateway\'s MAC', async () => {
+    const { url } = await start({ nat: 'host', staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
+    const vm = await client(url)
+    const o = await offer(vm, STATIC_MAC)
+    assert.deepEqual([o.type, o.yiaddr, o.router, o.server, o.src], [DHCPOFFER, STATIC_IP, GW, GW, '52550a000202'])
+    assert.equal((await request(vm, STATIC_MAC, STATIC_IP)).type, DHCPACK)
+    assert.equal((await request(vm, STATIC_MAC, parseIpv4('10.0.2.15') as number)).type, DHCPNAK)
+    assert.equal(gatewayPort().staticLeases, 1)
+    // Everyone else still gets slirp's pool.
+    assert.equal((await offer(vm, STATION)).yiaddr, parseIpv4('10.0.2.15'))
+  })
+
+  it('dnsForward: false: slirp\'s offer names no DNS server', async () => {
+    const { url } = await start({ nat: 'host', dnsForward: false })
+    const o = await offer(await client(url), STATION)
+    assert.deepEqual([o.type, o.router, o.dns], [DHCPOFFER, GW, 0])
+  })
+
+  it('dhcp: false: DHCP to the gateway is dropped and counted; ARP still answered', async () => {
+    const { url } = await start({ dhcp: false })
+    const vm = await client(url)
+    vm.send([buildDhcpRequest(STATION, DHCPDISCOVER, 1), arpRequest(STATION, GW)])
+    await waitFor(() => vm.frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
+    assert.deepEqual(dhcpReplies(vm.take()), [], 'no offer before the barrier')
+    assert.equal(gatewayPort().filteredDhcp, 1)
+  })
+
+  it('restart: a killed child is restarted, leases are served again within 5 s, and other ports never notice', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const a = await client(url)
+    const b = await client(url)
+    await offer(vm, STATION)
+    const ids = s.ports().map((p) => p.id).sort()
+    const pid = s.gatewayChildren[0]?.child?.pid as number
+    const killedAt = Date.now()
+    process.kill(pid, 'SIGKILL')
+    await waitFor(() => logs.some((l) => l.includes('"event":"gateway_exited"')), 3000, 'the exit seen')
+    // The LAN goes on meanwhile.
+    a.send([eth(BROADCAST, MAC_A, 1)])
+    await waitFor(() => b.frames.some((f) => f[14] === 1), 3000, 'a frame across the LAN during the restart')
+    const again = await offer(vm, STATION, 5000)
+    assert.equal(again.type, DHCPOFFER)
+    assert.ok(Date.now() - killedAt < 5000, `leases again within 5 s (${Date.now() - killedAt} ms)`)
+    assert.notEqual(s.gatewayChildren[0]?.child?.pid, pid, 'a new child')
+    assert.equal(s.gatewayChildren[0]?.starts, 2)
+    assert.deepEqual(s.ports().map((p) => p.id).sort(), ids, 'same ports, the gateway\'s included')
+    b.send([eth(MAC_A, MAC_B, 2)])
+    await waitFor(() => a.frames.some((f) => f[14] === 2), 3000, 'unicast across the LAN after the restart')
+  })
+
+  it('attack: a station sending from the gateway\'s MAC is dropped and does not take its traffic', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const attacker = await client(url)
+    await offer(vm, STATION)
+    attacker.send([eth(BROADCAST, '52550a000202', 0xab)])
+    // Barrier: an offer sent after the spoofed frame, from the gateway itself.
+    vm.send([buildDhcpRequest(STATION, DHCPDISCOVER, 99)])
+    await waitFor(() => dhcpReplies(vm.frames, STATION).length > 0, 3000, 'the offer (barrier)')
+    assert.ok(!vm.frames.some((f) => f[14] === 0xab && f.readUInt16BE(12) === 0x88b5), 'the spoofed frame was not delivered')
+    const spoofer = s.ports().find((p) => p.kind === 'raw' && p.rxFrames === 1)
+    assert.equal(spoofer?.dropBadSource, 1, 'dropped: a static MAC from another port')
+    const rows = (await (await fetch(`http://127.0.0.1:${s.address().port}/api/v1/fdb?network=lab&mac=52:55:0a:00:02:02`)).json()) as Array<{ port: string, static: boolean }>
+    assert.deepEqual(rows.map((r) => [r.port, r.static]), [['gateway', true]])
+  })
+
+  it('attack: a station cannot reach switchd\'s own port through the gateway, by its address, 127.0.0.1 or 0.0.0.0', async () => {
+    const { server: s, url } = await start({ nat: true })
+    const vm = await client(url)
+    let reached = 0
+    s.http.on('connection', () => { reached++ })
+    const elsewhere = net.createServer((c) => { c.destroy() })
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+    let barrier = 0
+    elsewhere.on('connection', () => { barrier++ })
+    try {
+      const self = s.address().port
+      const before = reached
+      vm.send([syn(GW, self), syn(parseIpv4('127.0.0.1') as number, self), syn(0, self)])
+      // Barrier: the same path to another host port, sent after them, connects.
+      vm.send([syn(parseIpv4('127.0.0.1') as number, (elsewhere.address() as net.AddressInfo).port)])
+      await waitFor(() => barrier === 1, 5000, 'the connection to the other port (barrier)')
+      assert.equal(reached, before, 'no connection reached switchd')
+      assert.equal(gatewayPort().filteredSelf, 3)
+    } finally {
+      elsewhere.close()
+    }
+  })
+
+  it('an operator\'s disconnect of the gateway port restarts its child', async () => {
+    const { server: s, url } = await start({})
+    const vm = await client(url)
+    const res = await fetch(`http://127.0.0.1:${s.address().port}/api/v1/ports/gateway/disconnect`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    assert.equal(res.status, 200)
+    await waitFor(() => s.gatewayChildren[0]?.starts === 2 && s.gatewayChildren[0].up, 5000, 'a new child')
+    assert.equal((await offer(vm, STATION)).type, DHCPOFFER)
+  })
+
+  it('attack: a child that keeps dying is restarted with backoff (a storm is bounded)', async () => {
+    const fake = path.join(dir, 'fake-qemu')
+    // Greets on the QMP socket (ready), then dies at once: the worst case for a restart loop.
+    fs.writeFileSync(fake, '#!/bin/sh\necho \'{"QMP": {}}\' >&4\nsleep 0.05\nexit 3\n', { mode: 0o755 })
+    const { server: s } = await start({ qemu: fake })
+    await sleep(2500)
+    const starts = s.gatewayChildren[0]?.starts ?? 0
+    // 0, +0.25, +0.5, +1 s, then +2 s: at most 4 in 2.5 s (a loop would make hundreds).
+    assert.ok(starts >= 3 && starts <= 4, `starts in 2.5 s: ${starts}`)
+    assert.ok(logs.some((l) => l.includes('"event":"gateway_exited"') && l.includes('"restart_in_ms":1000')), 'the delay doubles')
+  })
+
+  it('attack: QEMU missing fails at start with TSW_ERR_CONFIG naming the package', async () => {
+    await assert.rejects(start({ qemu: path.join(dir, 'no-such-qemu') }), (err: Error & { code?: string }) =>
+      err.code === ERR_CONFIG && err.message.includes('qemu-system-x86') && err.message.includes('networks.lab.gateway'))
+  })
+
+  it('attack: publishing a port already in use fails at start with TSW_ERR_CONFIG naming the entry', async () => {
+    const busy = net.createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const port = (busy.address() as net.AddressInfo).port
+    try {
+      await assert.rejects(start({ publish: [{ host: `127.0.0.1:${port}`, guest: '10.0.2.15:22' }] }), (err: Error & { code?: string }) =>
+        err.code === ERR_CONFIG && err.message.includes('networks.lab.gateway.publish[0].host') && err.message.includes('EADDRINUSE'))
+    } finally {
+      busy.close()
+    }
+  })
+})

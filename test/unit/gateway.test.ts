@@ -1,0 +1,258 @@
+/**
+ * Issue 16: the gateway's configuration, QEMU's command line, and what the
+ * gateway port does to frames on their way to slirp (static leases,
+ * filters, lease snooping), with a fake socket in place of the QEMU child.
+ */
+
+import assert from 'node:assert/strict'
+import { buildConfig, isReservedName } from '../../src/switch/control/config'
+import { GATEWAY_PORT_NAME, type GatewaySpec } from '../../src/switch/control/config/gateway'
+import { qemuArgs } from '../../src/switch/io/gateway'
+import { GatewayPort, slirpMac } from '../../src/switch/io/gateway-port'
+import { Switch } from '../../src/switch/core/switch'
+import { ERR_CONFIG } from '../../src/common/errors'
+import {
+  buildDhcpRequest, buildDhcpReply, ipv4At, dhcpAt, dhcpType, dhcpOption, dhcpYourAddress, dhcpAddressOption, parseIpv4, formatIpv4, ipChecksum,
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, IPPROTO_TCP, IPPROTO_UDP
+} from '../../src/common/dhcp'
+import { FakePort } from '../helpers/fake-port'
+import { waitFor } from '../helpers/net'
+
+const ip = (t: string): number => parseIpv4(t) as number
+
+function gateway (g: Record<string, unknown> = {}): GatewaySpec {
+  const c = buildConfig({ networks: { lab: { gateway: g } } }, 'test')
+  return c.gateways[0] as GatewaySpec
+}
+
+function refused (g: unknown, key: string): void {
+  assert.throws(() => buildConfig({ networks: { lab: { gateway: g } } }, 'test'),
+    (err: Error & { code?: string }) => err.code === ERR_CONFIG && err.message.includes(key), `${JSON.stringify(g)} names ${key}`)
+}
+
+/** An IPv4 frame from a station to `dst`:`dport` (TCP SYN or UDP). */
+function ipFrame (proto: number, dst: number, dport: number, src = 0x020000000001): Buffer {
+  const f = Buffer.alloc(14 + 20 + 20)
+  f.writeUIntBE(slirpMac(ip('10.0.2.2')), 0, 6)
+  f.writeUIntBE(src, 6, 6)
+  f.writeUInt16BE(0x0800, 12)
+  f[14] = 0x45
+  f.writeUInt16BE(40, 16)
+  f[22] = 64
+  f[23] = proto
+  f.writeUInt32BE(ip('10.0.2.15'), 26)
+  f.writeUInt32BE(dst, 30)
+  f.writeUInt16BE(40000, 34)
+  f.writeUInt16BE(dport, 36)
+  if (proto === IPPROTO_TCP) f[47] = 0x02
+  return f
+}
+
+describe('gateway', () => {
+  describe('configuration', () => {
+    it('has the defaults of QEMU\'s user network', () => {
+      const g = gateway()
+      assert.deepEqual([formatIpv4(g.subnet), g.prefix, formatIpv4(g.address), formatIpv4(g.dns), formatIpv4(g.dhcpStart)], ['10.0.2.0', 24, '10.0.2.2', '10.0.2.3', '10.0.2.15'])
+      assert.deepEqual([g.dhcp, g.dnsForward, g.nat, g.publish.length, g.qemu, g.user, g.name], [true, true, 'on', 0, 'qemu-system-x86_64', 'nobody', GATEWAY_PORT_NAME])
+      assert.equal(gateway({ nat: 'host' }).nat, 'host')
+      assert.equal(gateway({ nat: false }).nat, 'off')
+    })
+
+    it('reserves the port name gateway: no client can name itself so', () => {
+      assert.ok(isReservedName(buildConfig({ networks: { lab: { gateway: {} } } }, 'test'), 'gateway'))
+      assert.ok(!isReservedName(buildConfig({}, 'test'), 'gateway'))
+    })
+
+    it('refuses bad values, naming the key', () => {
+      refused({ subnet: '10.0.2.1/24' }, 'gateway.subnet')
+      refused({ subnet: '10.0.0.0/30' }, 'gateway.subnet')
+      refused({ subnet: 'ten' }, 'gateway.subnet')
+      refused({ address: '10.0.3.2' }, 'gateway.address')
+      refused({ address: '10.0.2.0' }, 'gateway.address')
+      refused({ dns: '10.0.2.2' }, 'gateway.dns')
+      refused({ dhcpStart: '10.0.2.250' }, 'gateway.dhcpStart')
+      refused({ dhcpStart: '10.0.2.1' }, 'gateway.dhcpStart')
+      refused({ nat: 'yes' }, 'gateway.nat')
+      refused({ dhcp: 'on' }, 'gateway.dhcp')
+      refused({ bogus: 1 }, 'gateway.bogus')
+      refused({ staticLeases: [{ mac: '01:00:5e:00:00:01', ip: '10.0.2.50' }] }, 'staticLeases[0].mac')
+      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.20' }] }, 'staticLeases[0].ip')
+      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.2' }] }, 'staticLeases[0].ip')
+      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.50' }, { mac: '02:00:00:00:00:01', ip: '10.0.2.51' }] }, 'staticLeases[1].mac')
+      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.50' }, { mac: '02:00:00:00:00:02', ip: '10.0.2.50' }] }, 'staticLeases[1].ip')
+      refused({ publish: [{ proto: 'sctp', host: '127.0.0.1:2222', guest: '10.0.2.15:22' }] }, 'publish[0].proto')
+      refused({ publish: [{ host: '127.0.0.1', guest: '10.0.2.15:22' }] }, 'publish[0].host')
+      refused({ publish: [{ host: '127.0.0.1:2222', guest: '10.0.9.15:22' }] }, 'publish[0].guest')
+      refused({ publish: [{ host: '127.0.0.1:2222', guest: '10.0.2.15:22' }, { host: '127.0.0.1:2222', guest: '10.0.2.16:22' }] }, 'publish[1].host')
+      refused({ qemu: 'qemu,evil=1' }, 'gateway.qemu')
+      refused({ user: 'root;' }, 'gateway.user')
+    })
+
+    it('refuses one host port published by two networks\' gateways', () => {
+      const pub = { publish: [{ host: '127.0.0.1:2222', guest: '10.0.2.15:22' }] }
+      assert.throws(() => buildConfig({ networks: { a: { gateway: pub }, b: { gateway: pub } } }, 'test'),
+        (err: Error & { code?: string }) => err.code === ERR_CONFIG && err.message.includes('networks.b.gateway.publish[0].host'))
+    })
+
+    it('attack: publishing beyond loopback takes allowRemote (anyone there would reach the station)', () => {
+      for (const host of ['0.0.0.0:2222', '192.0.2.1:2222']) refused({ publish: [{ host, guest: '10.0.2.15:22' }] }, 'publish[0].host')
+      assert.equal(gateway({ publish: [{ host: '0.0.0.0:2222', guest: '10.0.2.15:22', allowRemote: true }] }).publish[0]?.allowRemote, true)
+    })
+  })
+
+  describe('QEMU command line', () => {
+    it('joins slirp and a stream on fd 3 by a hub, QMP on fd 4, restrict=on for nat false, one hostfwd per published port', () => {
+      const args = qemuArgs(gateway({ nat: false, publish: [{ host: '127.0.0.1:2222', guest: '10.0.2.15:22' }, { proto: 'udp', host: '127.0.0.1:5353', guest: '10.0.2.16:53' }] }))
+      const user = args[args.indexOf('-netdev', args.indexOf('stream,id=sw,server=off,addr.type=fd,addr.str=3')) + 1] as string
+      assert.ok(args.includes('-M') && args.includes('none'))
+      assert.match(user, /^user,id=gw,ipv6=off,net=10\.0\.2\.0\/24,host=10\.0\.2\.2,dns=10\.0\.2\.3,dhcpstart=10\.0\.2\.15,restrict=on,/)
+      assert.match(user, /hostfwd=tcp:127\.0\.0\.1:2222-10\.0\.2\.15:22,hostfwd=udp:127\.0\.0\.1:5353-10\.0\.2\.16:53$/)
+      assert.ok(args.includes('socket,id=qmp,fd=4'))
+      assert.ok(args.some((a) => a.startsWith('on,') && a.includes('spawn=deny')), 'seccomp sandbox')
+      assert.match(qemuArgs(gateway({ nat: 'host' })).join(' '), /restrict=off/)
+    })
+  })
+
+  describe('GatewayPort', () => {
+    let sw: Switch
+    let station: FakePort
+    let written: Buffer[]
+
+    function port (g: Record<string, unknown>, selfPorts: number[] = []): GatewayPort {
+      sw = new Switch({ name: 'lab' })
+      const p = new GatewayPort(1, gateway(g), 1 << 20, sw)
+      written = []
+      p.socket = { writableLength: 0, write: (b: Buffer) => { written.push(Buffer.from(b)); return true }, destroy: () => {} } as unknown as GatewayPort['socket']
+      p.selfPorts = selfPorts
+      station = new FakePort(2, 'vm')
+      sw.addPort(p)
+      sw.addPort(station)
+      return p
+    }
+
+    /** Frames the gateway port passed on to slirp. */
+    function toSlirp (p: GatewayPort, f: Buffer): number {
+      const before = p.txFrames
+      sw.receiveFrame(station, f)
+      return p.txFrames - before
+    }
+
+    it('attack: TCP to switchd\'s own ports through the gateway address is dropped and counted; other host ports pass', () => {
+      const p = port({}, [8080, 9100])
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 9100)), 0)
+      assert.equal(p.filteredSelf, 2)
+      // slirp connects to these as a local process would: the same loopback, by another name.
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.0.0.1'), 8080)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.1.2.3'), 8080)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, 0, 8080)), 0)
+      assert.equal(p.filteredSelf, 5)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 5432)), 1)
+      assert.equal(written.length, 1, 'one batch to the child')
+    })
+
+    it('attack: a first fragment too short to show its ports is dropped as malformed (no tiny-fragment way to switchd\'s port)', () => {
+      const p = port({}, [8080])
+      const tiny = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      tiny.writeUInt16BE(20 + 3, 16) // IPv4 total length: 3 bytes of TCP (part of the destination port)
+      tiny.writeUInt16BE(0x2000, 20) // more fragments
+      assert.equal(toSlirp(p, tiny), 0)
+      assert.equal(p.dropMalformed, 1)
+      const later = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      later.writeUInt16BE(1, 20) // offset 8: no ports in it, nothing to check
+      assert.equal(toSlirp(p, later), 1)
+      assert.equal(p.filteredSelf, 0)
+    })
+
+    it('nat "host": IPv4 beyond the gateway and DNS addresses is dropped; the host and DNS pass', () => {
+      const p = port({ nat: 'host' })
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('192.0.2.1'), 80)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.9'), 53)), 0)
+      assert.equal(p.filteredOutside, 2)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 80)), 1)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.3'), 53)), 1)
+    })
+
+    it('dnsForward false drops DNS to the DNS address; dhcp false drops DHCP', () => {
+      const p = port({ dnsForward: false, dhcp: false })
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.3'), 53)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.3'), 53)), 0)
+      assert.equal(toSlirp(p, buildDhcpRequest(0x020000000001, DHCPDISCOVER, 1)), 0)
+      assert.deepEqual([p.filteredDns, p.filteredDhcp], [2, 1])
+    })
+
+    it('answers a static MAC\'s DISCOVER and REQUEST itself (never slirp), NAKs another address, leaves other MACs to slirp', async () => {
+      const mac = 0x0200000000aa
+      const p = port({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
+      assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPDISCOVER, 7)), 0)
+      assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPREQUEST, 8, ip('10.0.2.50'), ip('10.0.2.2'))), 0)
+      assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPREQUEST, 9, ip('10.0.2.15'))), 0)
+      // A REQUEST for another server's offer is swallowed, unanswered.
+      assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPREQUEST, 10, ip('10.0.2.50'), ip('10.0.2.99'))), 0)
+      assert.equal(toSlirp(p, buildDhcpRequest(0x020000000001, DHCPDISCOVER, 11)), 1, 'another MAC: slirp')
+      await waitFor(() => station.sent.length === 3, 1000, 'three replies')
+      const replies = station.sent.map((f) => {
+        const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+        assert.ok(b > 0)
+        assert.equal(ipChecksum(f, 14, 34), 0, 'a valid IPv4 header checksum')
+        return [dhcpType(f, b, f.length), formatIpv4(dhcpYourAddress(f, b)), f.readUInt32BE(b + 4), f.subarray(6, 12).toString('hex')]
+      })
+      assert.deepEqual(replies, [[DHCPOFFER, '10.0.2.50', 7, '52550a000202'], [DHCPACK, '10.0.2.50', 8, '52550a000202'], [DHCPNAK, '0.0.0.0', 9, '52550a000202']])
+      assert.deepEqual([p.leases, p.staticLeases], [1, 1])
+    })
+
+    it('attack: a flood of DHCP requests from a static MAC holds at most 16 replies at once', async () => {
+      const p = port({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
+      for (let i = 0; i < 1000; i++) sw.receiveFrame(station, buildDhcpRequest(0x0200000000aa, DHCPDISCOVER, i))
+      await waitFor(() => station.sent.length === 16, 1000, 'the replies')
+      assert.equal(p.txFrames, 0)
+    })
+
+    it('counts DHCPACKs that slirp sends (snooping the batch), and nothing else', () => {
+      const p = port({})
+      const ack = buildDhcpReply({ type: DHCPACK, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: ip('10.0.2.2'), dns: ip('10.0.2.3'), leaseSeconds: 86400, flags: 0 })
+      const offer = buildDhcpReply({ type: DHCPOFFER, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: 0, dns: 0, leaseSeconds: 86400, flags: 0 })
+      assert.equal(dhcpAddressOption(offer, dhcpAt(offer, 14, offer.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT), offer.length, OPT_ROUTER), 0, 'router 0: no option')
+      const records = [ack, offer, ipFrame(IPPROTO_UDP, ip('10.0.2.15'), 68), ack]
+      const batch = Buffer.concat(records.flatMap((f) => { const h = Buffer.alloc(4); h.writeUInt32BE(f.length); return [h, f] }))
+      p.snoop(batch)
+      assert.equal(p.leases, 2)
+      p.snoop(batch.subarray(0, batch.length - 3)) // a cut record is not read
+      assert.equal(p.leases, 3)
+    })
+
+    it('dnsForward false: blanks the DNS option in slirp\'s offers (in place) and clears their UDP checksum', () => {
+      const p = port({ dnsForward: false })
+      const offer = buildDhcpReply({ type: DHCPOFFER, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: ip('10.0.2.2'), dns: ip('10.0.2.3'), leaseSeconds: 86400, flags: 0 })
+      offer.writeUInt16BE(0x1234, 14 + 20 + 6)
+      const batch = Buffer.concat([Buffer.alloc(4), offer])
+      batch.writeUInt32BE(offer.length, 0)
+      p.snoop(batch)
+      const f = batch.subarray(4)
+      const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+      assert.equal(dhcpAddressOption(f, b, f.length, OPT_DNS), 0, 'no DNS option')
+      assert.equal(dhcpAddressOption(f, b, f.length, OPT_ROUTER), ip('10.0.2.2'), 'the rest intact')
+      assert.equal(dhcpType(f, b, f.length), DHCPOFFER)
+      assert.equal(f.readUInt16BE(14 + 20 + 6), 0)
+    })
+
+    it('drops and counts frames while its child is away', () => {
+      const p = port({})
+      p.detach()
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 80)), 0)
+      assert.equal(p.dropDisconnected, 1)
+    })
+  })
+
+  describe('DHCP parsing', () => {
+    it('attack: option lengths that lie stop the walk at the frame\'s end', () => {
+      const f = buildDhcpRequest(0x020000000001, DHCPDISCOVER, 1)
+      const b = dhcpAt(f, 14, f.length, DHCP_CLIENT_PORT, DHCP_SERVER_PORT)
+      f[b + 240] = 12; f[b + 241] = 250 // hostname claiming 250 bytes, past the end
+      assert.equal(dhcpOption(f, b, f.length, 53), -1)
+      assert.equal(dhcpType(f, b, f.length), 0)
+      assert.equal(dhcpAt(f.subarray(0, 100), 14, 100, DHCP_CLIENT_PORT, DHCP_SERVER_PORT), -1, 'too short for BOOTP')
+      assert.equal(ipv4At(Buffer.alloc(20), 0, 20), -1)
+    })
+  })
+})

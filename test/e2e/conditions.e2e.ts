@@ -79,10 +79,14 @@ describe('e2e: link conditions and failure drills', function () {
         if (json !== '') {
           const bps = (JSON.parse(json) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second
           assert.ok(bps >= 8.5e6 && bps <= 11.5e6, `iperf3: ${(bps / 1e6).toFixed(2)} Mbit/s`)
-          // The rate backlog is 50 ms of the rate (62,500 B): a ping waits at most that behind the load, plus scheduling.
+          // The rate backlog is 50 ms of the rate (62,500 B): a ping waits at most that behind the load, plus
+          // scheduling. The median holds that closely; the worst of 15 gets room for a busy machine's hiccups
+          // (a CI run saw 93 ms) while still failing an unbounded queue, which TCP fills to seconds.
           const worst = loaded.sorted[loaded.sorted.length - 1] ?? Infinity
+          const median = p50(loaded.sorted)
           assert.ok(loaded.sorted.length >= 12, `${loaded.lost} of 15 pings lost under load`)
-          assert.ok(worst < 80, `ping under load: worst ${worst} ms`)
+          assert.ok(median < 70, `ping under load: p50 ${median} ms (backlog 50 ms)`)
+          assert.ok(worst < 150, `ping under load: worst ${worst} ms (backlog 50 ms)`)
         }
       }
       assert.notEqual(json, '', 'iperf3 ran')

@@ -169,7 +169,7 @@ function newRow (p: PortJson, time: number): PortState {
   const cond = el('span', { class: 'cond' })
   const heldText = el('span', { class: 'held muted' })
   cells[COL_CONDITION]?.append(cond, heldText)
-  const spark = svg('svg', { class: 'spark', width: 120, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
+  const spark = svg('svg', { class: 'spark', width: 100, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
   const line = svg('polyline', { points: '', 'vector-effect': 'non-scaling-stroke' })
   spark.append(line)
   cells[COL_CHART]?.append(spark)
@@ -309,7 +309,9 @@ function drawPorts (ports: PortJson[], time: number): void {
     const condText = conditionText(p.condition)
     if (s.cond.textContent !== condText) s.cond.textContent = condText
     const h = held(p.condition)
-    const heldText = p.condition === undefined ? '' : ` · held ${h.frames}${h.bytes > 0 ? ` (${si(h.bytes)}B)` : ''}`
+    // What the queues hold, where there are queues (a pulled cable alone has none).
+    const queues = p.condition?.in !== undefined || p.condition?.out !== undefined
+    const heldText = queues ? ` · held ${h.frames}${h.bytes > 0 ? ` (${si(h.bytes)}B)` : ''}` : ''
     if (s.held.textContent !== heldText) s.held.textContent = heldText
     text(6, `${p.fdbEntries} / ${p.maxMacs}`)
     text(7, si(rxF)); text(8, si(txF)); text(9, si(rxB)); text(10, si(txB))

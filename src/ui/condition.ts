@@ -15,11 +15,16 @@ export function rateText (bits: number): string {
   return `${bits}bit`
 }
 
+/** 20 -> "20ms", 1500 -> "1.5s": for reading; the editor keeps ms, which read back exactly. */
+export function msText (ms: number): string {
+  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`
+}
+
 /** One direction in a few words: "20ms ±5ms, 1% loss, 10mbit", "down", or "none" (a condition that impairs nothing). */
 export function directionText (c: ConditionJson): string {
   if (c.down) return 'down'
   const parts: string[] = []
-  if (c.delay !== undefined || c.jitter !== undefined) parts.push(`${c.delay ?? 0}ms${c.jitter !== undefined ? ` ±${c.jitter}ms` : ''}`)
+  if (c.delay !== undefined || c.jitter !== undefined) parts.push(`${msText(c.delay ?? 0)}${c.jitter !== undefined ? ` ±${msText(c.jitter)}` : ''}`)
   if (c.loss !== undefined) parts.push(`${c.loss}% loss`)
   if (c.burst !== undefined) parts.push(`burst loss ${c.burst.p}%/${c.burst.r}%`)
   if (c.duplicate !== undefined) parts.push(`${c.duplicate}% dup`)

@@ -483,11 +483,13 @@ function init (): void {
     ws = undefined
     sock?.close()
     capture?.abort()
+    closeEditor()
     showLogin('')
   })
   $('cond-editor').addEventListener('submit', (ev) => { ev.preventDefault(); void submitCondition(false, $('cond-set')) })
   $('cond-clear').addEventListener('click', () => { void submitCondition(true, $('cond-clear')) })
   $('cond-close').addEventListener('click', closeEditor)
+  $('cond-editor').addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeEditor() })
   $('fdb-search').addEventListener('input', drawFdb)
   $('fdb-flush').addEventListener('click', (ev) => { void act('/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement) })
   $('cap-network').addEventListener('change', fillCaptureChoices)

@@ -248,7 +248,7 @@ describe('web console in chromium (browser)', function () {
     const bob = clients[1] as TestClient
     bob.take()
     clients[0]?.send([eth(MAC_B, MAC_A), eth(MAC_B, MAC_A), eth(MAC_B, MAC_A)])
-    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^out: 30000ms · held 3 \(/ }).waitFor({ timeout: 5000 })
+    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^out: 30s · held 3 \(/ }).waitFor({ timeout: 5000 })
     assert.equal((await conditions())[0]?.out?.queuedFrames, 3)
     assert.equal(bob.frames.length, 0)
     // Cleared (both directions, the default): the condition is gone and what it held leaves at once.

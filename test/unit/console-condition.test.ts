@@ -1,6 +1,6 @@
 /** The web console's link-condition text and editor form (src/ui/condition.ts), against the API's own JSON. */
 import assert from 'node:assert/strict'
-import { conditionBody, conditionText, directionText, formFrom, held, linkIsDown, rateText } from '../../src/ui/condition'
+import { conditionBody, conditionText, directionText, formFrom, held, linkIsDown, msText, rateText } from '../../src/ui/condition'
 import { conditionJson, readCondition } from '../../src/switch/core/condition'
 import type { ConditionJson, PortConditionJson } from '../../src/common/api-types'
 
@@ -26,9 +26,18 @@ describe('console condition', () => {
     assert.equal(rateText(8001), '8001bit')
   })
 
+  it('writes times in ms, and whole seconds from a second up', () => {
+    assert.equal(msText(0), '0ms')
+    assert.equal(msText(20), '20ms')
+    assert.equal(msText(999.5), '999.5ms')
+    assert.equal(msText(1000), '1s')
+    assert.equal(msText(30000), '30s')
+  })
+
   it('describes a direction in a few words', () => {
     assert.equal(directionText(dir({ delay: '20ms', jitter: '5ms', loss: '1%', rate: '10mbit' })), '20ms ±5ms, 1% loss, 10mbit')
     assert.equal(directionText(dir({ jitter: 3 })), '0ms ±3ms')
+    assert.equal(directionText(dir({ delay: '1.5s', jitter: '500us' })), '1.5s ±0.5ms')
     assert.equal(directionText(dir({ burst: { p: 1, r: 30 }, duplicate: 2, corrupt: 0.1, reorder: 25, delay: 10 })), '10ms, burst loss 1%/30%, 2% dup, 0.1% corrupt, 25% reorder')
     assert.equal(directionText(dir({})), 'none')
     assert.equal(directionText(dir({ delay: 20 }, { down: true })), 'down')

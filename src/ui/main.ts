@@ -197,8 +197,9 @@ function drawActions (s: PortState, p: PortJson): void {
   if (key === s.actionsKey) return
   s.actionsKey = key
   const buttons: HTMLElement[] = wanted.map((a) => {
-    const b = el('button', { type: 'button', 'data-action': a }, LABELS[a] ?? a)
-    const [endpoint, body] = BODIES[a] ?? [a, {}]
+    // Own keys only: an action named like an Object.prototype member is a plain action, not a lookup hit.
+    const b = el('button', { type: 'button', 'data-action': a }, Object.hasOwn(LABELS, a) ? LABELS[a] as string : a)
+    const [endpoint, body] = Object.hasOwn(BODIES, a) ? BODIES[a] as [string, unknown] : [a, {}]
     b.addEventListener('click', a === 'condition'
       ? () => { toggleEditor(p.id) }
       : () => { void act(`/api/v1/ports/${encodeURIComponent(p.name)}/${endpoint}`, body, b) })

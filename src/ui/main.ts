@@ -11,6 +11,7 @@
 
 import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson } from '../common/api-types'
 import { PcapReader, describeFrame } from './decode'
+import { conditionBody, conditionText, formFrom, held, linkIsDown } from './condition'
 import { $, el, si, svg } from './dom'
 import { topology } from './topology'
 
@@ -36,9 +37,9 @@ function headers (json: boolean): Record<string, string> {
   return h
 }
 
-/** A state change through the admin API: JSON body (never a "simple" request), token as a header. */
-async function post (path: string, body: unknown = {}): Promise<unknown> {
-  const r = await fetch(path, { method: 'POST', headers: headers(true), body: JSON.stringify(body), credentials: 'omit', cache: 'no-store' })
+/** A state change through the admin API: JSON (never a "simple" request), token as a header. */
+async function post (path: string, body: unknown = {}, method = 'POST'): Promise<unknown> {
+  const r = await fetch(path, { method, headers: headers(true), body: method === 'DELETE' ? undefined : JSON.stringify(body), credentials: 'omit', cache: 'no-store' })
   const answer = await r.json().catch(() => ({})) as { error?: string }
   if (!r.ok) throw new Error(answer.error ?? `HTTP ${r.status}`)
   return answer
@@ -112,7 +113,11 @@ function onWelcome (log: LogEntryJson[], acts: string[]): void {
 
 // ---------- networks and ports ----------
 
-interface PortState { row: HTMLTableRowElement, cells: HTMLElement[], spark: SVGElement, line: SVGElement, history: number[], last: PortJson, lastTime: number, actionsKey: string }
+interface PortState {
+  row: HTMLTableRowElement, cells: HTMLElement[], spark: SVGElement, line: SVGElement, history: number[], last: PortJson, lastTime: number, actionsKey: string
+  /** The condition cell's two parts: what the condition is, and what it holds now. */
+  cond: HTMLElement, held: HTMLElement
+}
 const portRows = new Map<number, PortState>()
 let lastPorts: PortJson[] = []
 let lastNetworks: NetworkJson[] = []
@@ -159,29 +164,116 @@ function totalDrops (p: PortJson): number {
 function newRow (p: PortJson, time: number): PortState {
   const cells: HTMLElement[] = []
   const row = el('tr', { 'data-port': p.name }) as HTMLTableRowElement
-  const classes = ['', '', '', '', 'state', '', 'num rx-fps', 'num tx-fps', 'num rx-bps', 'num tx-bps', 'num drops', 'chart', 'actions']
+  const classes = ['', '', '', '', 'state', 'condition', '', 'num rx-fps', 'num tx-fps', 'num rx-bps', 'num tx-bps', 'num drops', 'chart', 'actions']
   for (const c of classes) { const td = el('td', c === '' ? {} : { class: c }); cells.push(td); row.append(td) }
-  const spark = svg('svg', { class: 'spark', width: 120, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
+  const cond = el('span', { class: 'cond' })
+  const heldText = el('span', { class: 'held muted' })
+  cells[COL_CONDITION]?.append(cond, heldText)
+  const spark = svg('svg', { class: 'spark', width: 100, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
   const line = svg('polyline', { points: '', 'vector-effect': 'non-scaling-stroke' })
   spark.append(line)
-  cells[11]?.append(spark)
+  cells[COL_CHART]?.append(spark)
   // A flat line from the start: the chart reads as "nothing yet", not as a dot.
-  return { row, cells, spark, line, history: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '' }
+  return { row, cells, spark, line, history: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '', cond, held: heldText }
 }
 
+const COL_CONDITION = 5
+const COL_CHART = 12
+const COL_ACTIONS = 13
+
+/**
+ * How each action of PORT_ACTIONS (console.ts) is asked of the API: link up/down
+ * are one endpoint with a state, 'condition' opens the editor; any other name
+ * (an action a newer switchd offers) is POST /api/v1/ports/<name>/<action>.
+ */
+const LABELS: Record<string, string> = { 'link-down': 'link down', 'link-up': 'link up', condition: 'condition…' }
+const BODIES: Record<string, [string, unknown]> = { 'link-down': ['link', { state: 'down' }], 'link-up': ['link', { state: 'up' }] }
+
 function drawActions (s: PortState, p: PortJson): void {
-  const wanted = actions.filter((a) => (a !== 'disable' || p.state !== 'disabled') && (a !== 'enable' || p.state === 'disabled'))
+  const down = linkIsDown(p.state, p.condition)
+  const wanted = actions.filter((a) => (a !== 'disable' || p.state !== 'disabled') && (a !== 'enable' || p.state === 'disabled') &&
+    (a !== 'link-down' || p.state !== 'down') && (a !== 'link-up' || down))
   const key = wanted.join()
   if (key === s.actionsKey) return
   s.actionsKey = key
   const buttons: HTMLElement[] = wanted.map((a) => {
-    const b = el('button', { type: 'button', 'data-action': a }, a)
-    b.addEventListener('click', () => { void act(`/api/v1/ports/${encodeURIComponent(p.name)}/${a}`, {}, b) })
+    // Own keys only: an action named like an Object.prototype member is a plain action, not a lookup hit.
+    const b = el('button', { type: 'button', 'data-action': a }, Object.hasOwn(LABELS, a) ? LABELS[a] as string : a)
+    const [endpoint, body] = Object.hasOwn(BODIES, a) ? BODIES[a] as [string, unknown] : [a, {}]
+    b.addEventListener('click', a === 'condition'
+      ? () => { toggleEditor(p.id) }
+      : () => { void act(`/api/v1/ports/${encodeURIComponent(p.name)}/${endpoint}`, body, b) })
     return b
   })
   const flush = el('button', { type: 'button', 'data-action': 'flush' }, 'flush fdb')
   flush.addEventListener('click', () => { void act('/api/v1/fdb/flush', { network: p.network, port: p.name }, flush) })
-  s.cells[12]?.replaceChildren(...buttons, flush)
+  s.cells[COL_ACTIONS]?.replaceChildren(...buttons, flush)
+}
+
+// ---------- the condition editor ----------
+
+/** The port whose condition is being edited, and the row that holds the editor under the port's row. */
+let editing: { id: number, name: string, row: HTMLTableRowElement } | undefined
+
+function toggleEditor (id: number): void {
+  if (editing?.id === id) { closeEditor(); return }
+  const s = portRows.get(id)
+  if (s === undefined) return
+  closeEditor()
+  const p = s.last
+  const form = $<HTMLFormElement>('cond-editor')
+  const f = formFrom(p.condition)
+  $<HTMLSelectElement>('cond-direction').value = f.direction
+  $<HTMLInputElement>('cond-delay').value = f.delay
+  $<HTMLInputElement>('cond-jitter').value = f.jitter
+  $<HTMLInputElement>('cond-loss').value = f.loss
+  $<HTMLInputElement>('cond-rate').value = f.rate
+  $('cond-port').textContent = p.name
+  $('cond-error').textContent = ''
+  const td = el('td', { colspan: String(COL_ACTIONS + 1) }, form)
+  const row = el('tr', { class: 'editor', 'data-editor': p.name }, td) as HTMLTableRowElement
+  s.row.after(row)
+  form.hidden = false
+  editing = { id, name: p.name, row }
+  $<HTMLInputElement>('cond-delay').focus()
+}
+
+function closeEditor (): void {
+  if (editing === undefined) return
+  const form = $<HTMLFormElement>('cond-editor')
+  form.hidden = true
+  // The form goes back where index.html has it, so the next row can take it.
+  $('ports').after(form)
+  editing.row.remove()
+  editing = undefined
+}
+
+/** Set (POST) or clear (DELETE) the edited port's condition; the API's refusal is shown in the editor, as text. */
+async function submitCondition (clear: boolean, button: HTMLElement): Promise<void> {
+  const e = editing
+  if (e === undefined) return
+  const direction = $<HTMLSelectElement>('cond-direction').value
+  const path = `/api/v1/ports/${encodeURIComponent(e.name)}/condition`
+  const error = $('cond-error')
+  error.textContent = ''
+  button.setAttribute('disabled', '')
+  try {
+    if (clear) await post(`${path}?direction=${encodeURIComponent(direction)}`, undefined, 'DELETE')
+    else {
+      await post(path, conditionBody({
+        direction,
+        delay: $<HTMLInputElement>('cond-delay').value,
+        jitter: $<HTMLInputElement>('cond-jitter').value,
+        loss: $<HTMLInputElement>('cond-loss').value,
+        rate: $<HTMLInputElement>('cond-rate').value
+      }))
+    }
+    if (editing === e) closeEditor()
+  } catch (err) {
+    error.textContent = (err as Error).message
+  } finally {
+    button.removeAttribute('disabled')
+  }
 }
 
 async function act (path: string, body: unknown, button: HTMLElement): Promise<void> {
@@ -214,10 +306,18 @@ function drawPorts (ports: PortJson[], time: number): void {
     text(0, p.name); text(1, p.network); text(2, p.kind); text(3, vlanMode(p))
     text(4, p.state + (p.blockedSeconds > 0 ? ` (${p.blockedSeconds} s)` : ''))
     if (c[4] !== undefined) c[4].className = `state state-${p.state}`
-    text(5, `${p.fdbEntries} / ${p.maxMacs}`)
-    text(6, si(rxF)); text(7, si(txF)); text(8, si(rxB)); text(9, si(txB))
-    text(10, si(totalDrops(p)))
-    c[10]?.setAttribute('title', Object.keys(p.drops).filter((k) => (p.drops[k] ?? 0) > 0).map((k) => `${k}: ${p.drops[k] ?? 0}`).join('\n'))
+    s.row.classList.toggle('link-down', p.state === 'down')
+    const condText = conditionText(p.condition)
+    if (s.cond.textContent !== condText) s.cond.textContent = condText
+    const h = held(p.condition)
+    // What the queues hold, where there are queues (a pulled cable alone has none).
+    const queues = p.condition?.in !== undefined || p.condition?.out !== undefined
+    const heldText = queues ? ` · held ${h.frames}${h.bytes > 0 ? ` (${si(h.bytes)}B)` : ''}` : ''
+    if (s.held.textContent !== heldText) s.held.textContent = heldText
+    text(6, `${p.fdbEntries} / ${p.maxMacs}`)
+    text(7, si(rxF)); text(8, si(txF)); text(9, si(rxB)); text(10, si(txB))
+    text(11, si(totalDrops(p)))
+    c[11]?.setAttribute('title', Object.keys(p.drops).filter((k) => (p.drops[k] ?? 0) > 0).map((k) => `${k}: ${p.drops[k] ?? 0}`).join('\n'))
     const max = Math.max(1, ...s.history)
     const off = HISTORY - s.history.length
     s.line.setAttribute('points', s.history.map((v, i) => `${off + i},${(23 - (v / max) * 22).toFixed(1)}`).join(' '))
@@ -226,7 +326,12 @@ function drawPorts (ports: PortJson[], time: number): void {
     s.last = p
     s.lastTime = time
   }
-  for (const [id, s] of portRows) if (!seen.has(id)) { s.row.remove(); portRows.delete(id) }
+  for (const [id, s] of portRows) {
+    if (seen.has(id)) continue
+    if (editing?.id === id) closeEditor()
+    s.row.remove()
+    portRows.delete(id)
+  }
   $('ports-empty').hidden = ports.length > 0
 }
 
@@ -379,8 +484,13 @@ function init (): void {
     ws = undefined
     sock?.close()
     capture?.abort()
+    closeEditor()
     showLogin('')
   })
+  $('cond-editor').addEventListener('submit', (ev) => { ev.preventDefault(); void submitCondition(false, $('cond-set')) })
+  $('cond-clear').addEventListener('click', () => { void submitCondition(true, $('cond-clear')) })
+  $('cond-close').addEventListener('click', closeEditor)
+  $('cond-editor').addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeEditor() })
   $('fdb-search').addEventListener('input', drawFdb)
   $('fdb-flush').addEventListener('click', (ev) => { void act('/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement) })
   $('cap-network').addEventListener('change', fillCaptureChoices)

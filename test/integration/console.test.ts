@@ -150,7 +150,7 @@ describe('web console: server side (integration)', function () {
       const welcome = c.of('welcome')[0]
       assert.ok(welcome !== undefined)
       assert.ok(welcome.log.some((e) => e.event === 'port_up'), 'the port_up of the port that joined before')
-      assert.deepEqual(welcome.actions, ['disable', 'enable', 'disconnect'])
+      assert.deepEqual(welcome.actions, ['disable', 'enable', 'disconnect', 'link-down', 'link-up', 'condition'])
       const tick = c.of('tick').at(-1)
       assert.equal(tick?.ports.length, 1)
       assert.equal(tick?.portsTotal, 1)

@@ -68,8 +68,12 @@ export const FDB_ROWS = 2000
 export const TICK_PORTS = 256
 /** Longest text of one log field the console gets. */
 const MAX_FIELD = 200
-/** Port actions the API has (POST /api/v1/ports/<name>/<action>): the page draws one button each. */
-export const PORT_ACTIONS = ['disable', 'enable', 'disconnect']
+/**
+ * Port actions the API has: the page draws one button each. disable, enable and disconnect are
+ * POST /api/v1/ports/<name>/<action>; link-down and link-up are POST …/link {state}; condition opens
+ * the page's editor for POST and DELETE …/condition (docs/CONDITIONS.md).
+ */
+export const PORT_ACTIONS = ['disable', 'enable', 'disconnect', 'link-down', 'link-up', 'condition']
 
 /** The compiled page: dist/ui, beside dist/switch (whether this file runs from src/ or dist/). */
 const UI_DIR = path.join(__dirname, '..', '..', '..', 'dist', 'ui')

@@ -354,6 +354,8 @@ describe('web console in chromium (browser)', function () {
     await page.click('#ports tr[data-port="carol"] button[data-action="link-down"]')
     await editCondition('carol', { delay: '5ms' }, 'set')
     await until(async () => (await conditions()).length === 1, 5000, 'the condition set')
+    // The page closes the editor once the API has answered: reopen it only after that, or the click lands on a closing editor.
+    await page.locator('#cond-editor').waitFor({ state: 'hidden', timeout: 5000 })
     await editCondition('carol', {}, 'clear')
     await page.click('#tabs button[data-tab="capture"]')
     await page.click('#cap-start')

@@ -9,7 +9,7 @@ export interface PortJson {
   id: number
   name: string
   network: string
-  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk'
+  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'tap'
   remote: string
   connectedAt: string
   mode: 'access' | 'trunk'

@@ -96,6 +96,8 @@ export interface SwitchdConfig {
   resumeGrace: number
   /** QEMU VMs connecting straight to switchd: one listening socket (and port) each. */
   qemu: readonly QemuSpec[]
+  /** TAPs on switchd's own host that switchd serves itself (no agent): one port each (docs/LOCAL-TAPS.md). */
+  taps: readonly TapSpec[]
   /** Trunks this switchd dials to other switchd (`--uplink`). */
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
@@ -165,6 +167,8 @@ export interface ConfigOverrides {
   tokensFile?: string
   /** `NAME=unix:PATH` or `NAME=tcp:HOST:PORT`, comma-separated. */
   qemuListen?: string
+  /** `--tap NAME,…`: TAPs switchd opens and serves itself, in the default network (replaces the file's `taps`). */
+  taps?: string
   /** Trunk URLs, comma-separated; each is one trunk (added to the file's `trunks`). */
   uplink?: string
   uplinkToken?: string
@@ -229,7 +233,7 @@ const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority']
 const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', 'rootGuard', ...PORT_KEYS]
 const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca', 'vlans']
 /** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
@@ -372,6 +376,40 @@ function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSp
   })
 }
 
+/** One TAP of `taps` (or `--tap`): switchd opens it and is its port, with no agent in between. */
+export interface TapSpec {
+  /** The interface name, and the port's name. */
+  name: string
+  network: string
+  /** IFF_VNET_HDR and TSO: 'auto' when the kernel can, 'on' or fail, 'off' never (as tap-agent's --offload). */
+  offload: 'auto' | 'on' | 'off'
+  /** Bring the link up once opened (default true; false leaves it to whoever moves it into a namespace). */
+  up: boolean
+}
+
+/**
+ * A Linux interface name (IFNAMSIZ: 15 bytes), that is also a port name: no
+ * '/', ':', '%' (the kernel's tap%d template) or white space, not '.' or '..'.
+ */
+export const TAP_NAME = /^(?!\.\.?$)[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/
+
+function readTaps (r: Reader, v: unknown, flag: string | undefined): TapSpec[] {
+  const list: unknown[] = flag !== undefined
+    ? flag.split(',').map((x) => x.trim()).filter((x) => x !== '').map((name) => ({ name }))
+    : v === undefined ? [] : Array.isArray(v) ? v : r.fail('taps', 'expected a list of {name, network?, offload?, up?}')
+  const names = new Set<string>()
+  return list.map((e, i) => {
+    const k = `taps[${i}]`
+    const o = r.object(e, k, ['name', 'network', 'offload', 'up'])
+    const name = r.str(o.name, `${k}.name`, TAP_NAME, undefined,
+      'an interface name of 1-15 letters, digits, ".", "_" or "-" (--tap NAME,…)') ?? r.fail(`${k}.name`, 'required')
+    if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
+    names.add(name)
+    const offload = r.str(o.offload, `${k}.offload`, /^(auto|on|off)$/, 'auto', '"auto", "on" or "off"') as TapSpec['offload']
+    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, offload, up: r.bool(o.up, `${k}.up`, true) }
+  })
+}
+
 function readTrunks (r: Reader, v: unknown, o: ConfigOverrides): TrunkSpec[] {
   const list: unknown[] = v === undefined ? [] : Array.isArray(v) ? [...v] : r.fail('trunks', 'expected a list of {url, network?, name?, token?, ca?, vlans?}')
   for (const url of (o.uplink ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')) {
@@ -485,6 +523,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
     qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
+    taps: Object.freeze(readTaps(r, top.taps, overrides.taps)),
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
@@ -518,6 +557,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
   const given: Array<{ name: string, network: string | undefined }> = []
   for (const g of config.tokens.values()) if (g.name !== undefined) given.push({ name: g.name, network: g.network })
   for (const q of config.qemu) given.push({ name: q.name, network: q.network })
+  for (const t of config.taps) given.push({ name: t.name, network: t.network })
   for (const name of GENERATED_NAMES) given.push({ name, network: undefined })
   return config.profiles.filter((p) => !p.claimable && !given.some((n) =>
     p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
@@ -527,6 +567,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
 export function isReservedName (config: SwitchdConfig, name: string): boolean {
   for (const g of config.tokens.values()) if (g.name === name) return true
   for (const q of config.qemu) if (q.name === name) return true
+  for (const t of config.taps) if (t.name === name) return true
   return false
 }
 

@@ -33,6 +33,7 @@ import type { NetPort } from './net-port'
 import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
+import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
@@ -52,6 +53,8 @@ const log = logger('server')
 export interface ServerOptions extends ConfigOverrides {
   /** The validated configuration; built from the overrides alone if absent. */
   config?: SwitchdConfig
+  /** The native TAP binding for `taps` (tests pass a fake); loaded when the first TAP opens if absent. */
+  tapBinding?: TapBinding
   host?: string
   port?: number
   /** Egress bytes a port may have buffered before frames to it are dropped (= portBuffer). */
@@ -105,6 +108,8 @@ export class SwitchServer {
   private connections = 0
   private upgraded = 0
   private readonly qemu: QemuListener[] = []
+  /** TAPs switchd serves itself (`taps`). */
+  private readonly taps: TapPort[] = []
   readonly trunks: TrunkLink[] = []
 
   constructor (private readonly opts: ServerOptions = {}) {
@@ -201,6 +206,18 @@ export class SwitchServer {
       await listener.listen()
       this.qemu.push(listener)
     }
+    for (const t of this.config.taps) {
+      const sw = this.networks.open(t.network)
+      if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `tap ${t.name}: ${sw}`)
+      // A TAP's name comes from the configuration: trusted.
+      const policy = this.networks.policyFor(sw, { name: t.name, nameTrusted: true }, undefined, undefined)
+      const binding = this.opts.tapBinding ?? loadTapBinding()
+      const port = TapPort.open(binding, t, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      this.taps.push(port)
+      sw.addPort(port)
+      port.start()
+      log.info('tap_up', { port: port.name, network: sw.name, offload: port.offload })
+    }
     for (const t of this.config.trunks) {
       const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)
       this.trunks.push(link)
@@ -227,7 +244,7 @@ export class SwitchServer {
   ports (): NetPort[] {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
-    return [...this.portTable.ports, ...qemu, ...trunks]
+    return [...this.portTable.ports, ...qemu, ...this.taps, ...trunks]
   }
 
   /**
@@ -283,6 +300,7 @@ export class SwitchServer {
     if (config.listen !== now.listen) restart.push('listen')
     if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
+    if (JSON.stringify(config.taps) !== JSON.stringify(now.taps)) restart.push('taps')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
     restart.push(...this.networks.restartNeeded(config))
@@ -337,6 +355,7 @@ export class SwitchServer {
     this.captures.stopAll()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
+    for (const t of this.taps) { t.close(); t.network.removePort(t) }
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()

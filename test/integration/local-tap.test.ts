@@ -132,6 +132,9 @@ describe('local TAPs served by switchd (integration, fake TAP)', function () {
     assert.throws(() => buildConfig({ taps: [{ name: 'a', persist: true }] }, 'test'), /taps\[0\]\.persist: unknown key/)
     assert.throws(() => buildConfig({ taps: 'tap0' }, 'test'), /taps: expected a list/)
     assert.throws(() => buildConfig({}, 'test', { taps: 'ok0,bad/1' }), /taps\[1\]\.name/)
+    for (const busyPoll of [-1, 100_001, 1.5, '10']) {
+      assert.throws(() => buildConfig({ busyPoll }, 'test'), (err: Error & { code?: string }) => err.code === ERR_CONFIG && err.message.includes('busyPoll'), String(busyPoll))
+    }
     assert.equal(FakeTap.instances.length, before, 'no TAP was opened')
   })
 

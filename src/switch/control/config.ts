@@ -29,6 +29,8 @@ const log = logger('config')
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
+/** Largest busyPoll, µs: longer than any idle gap worth bridging by spinning. */
+export const MAX_BUSY_POLL = 100_000
 
 export interface NetworkSettings {
   name: string
@@ -102,6 +104,11 @@ export interface SwitchdConfig {
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
   bridgePriority: number
+  /**
+   * µs the event loop keeps polling after traffic from a local TAP, instead of
+   * sleeping (native/busy_poll.h); 0 = off. Spins a core while traffic flows.
+   */
+  busyPoll: number
 }
 
 /** A trunk to another switchd: like an agent's uplink, for one of our networks. */
@@ -174,6 +181,7 @@ export interface ConfigOverrides {
   uplinkToken?: string
   uplinkCa?: string
   bridgePriority?: number
+  busyPoll?: number
 }
 
 type Obj = Record<string, unknown>
@@ -233,7 +241,7 @@ const NETWORK_KEYS = ['maxFrameSize', 'ageingTime', 'fdbMax', 'loop']
 const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm']
 const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll']
 const TOKEN_KEYS = ['id', 'token', 'sha256', 'network', 'name', 'macs', 'rate', 'trunk', 'rootGuard', ...PORT_KEYS]
 const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca', 'vlans']
 /** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
@@ -526,6 +534,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     taps: Object.freeze(readTaps(r, top.taps, overrides.taps)),
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
+    busyPoll: overrides.busyPoll ?? r.int(top.busyPoll, 'busyPoll', 0, MAX_BUSY_POLL, 0),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

@@ -212,11 +212,15 @@ export class SwitchServer {
       // A TAP's name comes from the configuration: trusted.
       const policy = this.networks.policyFor(sw, { name: t.name, nameTrusted: true }, undefined, undefined)
       const binding = this.opts.tapBinding ?? loadTapBinding()
+      binding.setBusyPoll?.(this.config.busyPoll)
       const port = TapPort.open(binding, t, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
       this.taps.push(port)
       sw.addPort(port)
       port.start()
       log.info('tap_up', { port: port.name, network: sw.name, offload: port.offload })
+    }
+    if (this.config.busyPoll > 0 && this.config.taps.length === 0) {
+      log.warn('busy_poll_unused', { busy_poll_us: this.config.busyPoll, fix: 'busy polling follows traffic from local TAPs (taps / --tap): there are none' })
     }
     for (const t of this.config.trunks) {
       const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)

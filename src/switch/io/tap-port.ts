@@ -35,6 +35,8 @@ export interface TapBinding {
   STAT_TX_DROPPED: number
   STAT_TX_ERRORS: number
   OFFLOAD_TSO: number
+  /** Bounded adaptive busy polling after each burst, µs (0 = off). */
+  setBusyPoll?: (usec: number) => void
 }
 
 /** One read burst: at most this many frames or bytes (as tap-agent: one callback copies about 64 KiB). */

@@ -121,6 +121,33 @@ describe('local TAPs served by switchd (integration, fake TAP)', function () {
     assert.equal(port?.txFrames, 1)
   })
 
+  it('attack: a port-security shutdown takes the TAP\'s port out of the network and stops reading it', async () => {
+    const s = new SwitchServer({
+      config: buildConfig({ taps: [{ name: 'ltap6' }], profiles: [{ match: 'ltap6', maxMacs: 1, violation: 'shutdown' }] }, 'test'),
+      host: '127.0.0.1', port: 0, tapBinding: binding
+    })
+    server = s
+    const { port } = await s.listen()
+    const lan = await TestClient.raw(`ws://127.0.0.1:${port}/`)
+    clients.push(lan)
+    const t = tapNamed('ltap6')
+    const hdr = Buffer.alloc(10)
+    t.inject([Buffer.concat([hdr, eth(BROADCAST, MAC_A, 1)])])
+    await waitFor(() => lan.frames.length === 1, 3000, 'the first MAC\'s frame')
+    t.inject([Buffer.concat([hdr, eth(BROADCAST, MAC_B, 2)])]) // a second MAC over maxMacs 1: shutdown
+    await waitFor(() => s.ports().every((p) => p.name !== 'ltap6'), 3000, 'the port leaves')
+    assert.throws(() => { t.inject([eth(BROADCAST, MAC_A, 3)]) }, /not started/, 'the TAP is no longer read')
+    lan.send([eth(BROADCAST, MAC_C, 4)])
+    lan.send([eth(MAC_A, MAC_C, 5)])
+    // Barrier: a second client hears the LAN's broadcast, the TAP gets nothing.
+    const other = await TestClient.raw(`ws://127.0.0.1:${port}/`)
+    clients.push(other)
+    lan.send([eth(BROADCAST, MAC_C, 6)])
+    await waitFor(() => other.frames.some((f) => f[14] === 6), 3000, 'the barrier')
+    assert.equal(t.written.length, 0, 'nothing is written to a shut-down TAP')
+    assert.ok(logs.some((l) => l.includes('"event":"port_shutdown"') && l.includes('ltap6')))
+  })
+
   it('attack: a TAP name that is not an interface name is refused with the key in the message, before anything opens', () => {
     const before = FakeTap.instances.length
     for (const name of ['', '.', '..', 'a/b', 'tap%d', 'has space', 'a:b', 'x'.repeat(16), '-lead', 'eth0\n', 7, null]) {

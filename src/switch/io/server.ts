@@ -248,7 +248,8 @@ export class SwitchServer {
   ports (): NetPort[] {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
-    return [...this.portTable.ports, ...qemu, ...this.taps, ...trunks]
+    const taps = this.taps.filter((p) => p.network.ports.includes(p))
+    return [...this.portTable.ports, ...qemu, ...taps, ...trunks]
   }
 
   /**

@@ -156,9 +156,11 @@ export class TapPort extends NetPort {
   }
 
   shutdown (code: number, reason: string): void {
-    // A TAP has no peer to tell: stop reading it (its frames would only be dropped), keep the port's place.
-    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    // A TAP has no peer to tell: stop reading it and leave the network, as a closed WebSocket port
+    // does, until switchd restarts. Left after the frame being handled (this runs inside it).
+    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason, note: 'the TAP stays open and idle until switchd restarts' })
     this.tap.stop()
+    setImmediate(() => { this.network.removePort(this) })
   }
 
   close (): void {

@@ -158,6 +158,7 @@ describe('local TAPs served by switchd (integration, fake TAP)', function () {
     assert.throws(() => buildConfig({ taps: [{ name: 'a', offload: 'yes' }] }, 'test'), /taps\[0\]\.offload/)
     assert.throws(() => buildConfig({ taps: [{ name: 'a', persist: true }] }, 'test'), /taps\[0\]\.persist: unknown key/)
     assert.throws(() => buildConfig({ taps: 'tap0' }, 'test'), /taps: expected a list/)
+    assert.throws(() => buildConfig({ taps: [{ name: 'vm1' }], qemu: [{ name: 'vm1', listen: 'unix:/tmp/x.sock' }] }, 'test'), /taps\[0\]\.name: "vm1" is also a qemu port's name/)
     assert.throws(() => buildConfig({}, 'test', { taps: 'ok0,bad/1' }), /taps\[1\]\.name/)
     for (const busyPoll of [-1, 100_001, 1.5, '10']) {
       assert.throws(() => buildConfig({ busyPoll }, 'test'), (err: Error & { code?: string }) => err.code === ERR_CONFIG && err.message.includes('busyPoll'), String(busyPoll))

@@ -545,6 +545,8 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     defaultPolicy,
     profiles: Object.freeze(profiles)
   })
+  // One name, one port: a TAP named like a QEMU listener would make static entries and profiles ambiguous.
+  config.taps.forEach((t, i) => { if (config.qemu.some((q) => q.name === t.name)) r.fail(`taps[${i}].name`, `"${t.name}" is also a qemu port's name`) })
   for (const p of unreachableProfiles(config)) {
     log.warn('profile_unreachable', {
       source,

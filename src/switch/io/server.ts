@@ -306,6 +306,7 @@ export class SwitchServer {
     if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
     if (JSON.stringify(config.taps) !== JSON.stringify(now.taps)) restart.push('taps')
+    if (config.busyPoll !== now.busyPoll) restart.push('busyPoll')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
     restart.push(...this.networks.restartNeeded(config))

@@ -210,3 +210,15 @@ export class UnixDgram {
   /** Stop polling, close the fd and unlink the socket file. Idempotent, safe from inside onMessages. */
   close (): void
 }
+
+/**
+ * Bounded adaptive busy polling (native/busy_poll.h): after each burst any
+ * reader (Tap, UnixDgram) hands over, or each busyPollKick(), Node's event
+ * loop keeps polling every fd with a zero timeout for `usec` µs instead of
+ * sleeping, so an answer arriving in that window costs no process wake-up.
+ * Nothing spins once no traffic came for `usec`. 0 = off (the default); at
+ * most 10 s (RangeError beyond). Main thread only.
+ */
+export function setBusyPoll (usec: number): void
+/** Traffic seen on a path the addon does not read (a WebSocket): keep polling for the budget from now. No-op while off. */
+export function busyPollKick (): void

@@ -1,5 +1,6 @@
 // See poll_reader.h for the design.
 #include "poll_reader.h"
+#include "busy_poll.h"
 
 #include <algorithm>
 
@@ -142,6 +143,7 @@ void PollReader::OnReadable(int status) {
   }
   slab_off_ = off;
   if (count > 0) {
+    busy_poll::Kick();  // an answer is likely within µs: poll for it instead of sleeping
     Napi::Object self = owner_->Value();  // also keeps the owner alive if the callback closes it
     Napi::Buffer<uint8_t> slab = slab_.Value();
     // Copy the callback: it may stop()/close() and Reset on_burst_.

@@ -27,6 +27,7 @@
 #include <napi.h>
 #include <uv.h>
 
+#include "busy_poll.h"
 #include "poll_reader.h"
 #include "sys_error.h"
 
@@ -468,6 +469,7 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Tap", Tap::Init(env));
   tapswitch::InitUnixDgram(env, exports);
+  tapswitch::busy_poll::Init(env, exports);
   const char* names[STAT_COUNT] = {"STAT_RX_FRAMES", "STAT_RX_BYTES", "STAT_TX_FRAMES",
                                    "STAT_TX_BYTES", "STAT_TX_DROPPED", "STAT_TX_ERRORS",
                                    "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};

@@ -13,6 +13,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab } from '../lab/lab'
 import { BridgeLab, type BenchHost } from './lab-bridge'
+import { LocalTapLab } from './local-taps'
 import { iperfTcp, iperfUdp, pingRtt, pingUnderLoad, cpuWindow, exec, onCleanup, runCleanups, sleep, linkCounters, diffCounters } from './measure'
 import { startSwitchd, forwardRate, memoryPerPort } from './synthetic'
 import { formatReport, type BenchResults, type NetResult, type NetResults } from './report'
@@ -22,8 +23,10 @@ const ROOT = path.join(__dirname, '..', '..')
 
 const HELP = `usage: tapswitch-bench [--quick] [--out FILE] [--skip-net] [--skip-synthetic] [-v]
 
-Measures tapswitch (switchd + two tap-agents between two network namespaces)
-against a Linux bridge between two namespaces, in the same run: iperf3 TCP
+Measures tapswitch between two network namespaces, both ways it runs: switchd
++ two tap-agents over WebSocket (TAPs on other hosts), and one switchd serving
+both TAPs itself (--tap, TAPs on its own host); against a Linux bridge between
+two namespaces, in the same run, interleaved: iperf3 TCP
 (1 and 4 streams), iperf3 UDP 64-byte datagrams, ping round trips idle and
 under load, and the CPU of switchd and each agent. Then switchd alone:
 forwarding rate between two WebSocket clients (64/1500/9000-byte frames, raw
@@ -108,12 +111,15 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
   }
   const lab = new Lab({ hosts: 2, mtu: 1500, onLog })
   const bridge = new BridgeLab(2)
+  const local = new LocalTapLab(onLog)
   // Clean-up waits for a start in progress, so nothing it creates is left behind.
   let labStarting: Promise<void> = Promise.resolve()
   let bridgeStarting: Promise<void> = Promise.resolve()
+  let localStarting: Promise<void> = Promise.resolve()
   const unregister = [
     onCleanup(async () => { await Promise.race([labStarting.catch(() => {}), sleep(20_000)]); await lab.stop() }),
-    onCleanup(async () => { await Promise.race([bridgeStarting.catch(() => {}), sleep(20_000)]); await bridge.stop() })
+    onCleanup(async () => { await Promise.race([bridgeStarting.catch(() => {}), sleep(20_000)]); await bridge.stop() }),
+    onCleanup(async () => { await Promise.race([localStarting.catch(() => {}), sleep(20_000)]); await local.stop() })
   ]
   try {
     progress('starting the linux bridge namespaces and the tapswitch lab (switchd + 2 tap-agents)')
@@ -121,11 +127,16 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
     await bridgeStarting
     labStarting = lab.start()
     await labStarting
+    progress('starting switchd --tap (one switchd serving both TAPs, no agents)')
+    localStarting = local.start()
+    await localStarting
     const [la, lb] = lab.hosts as unknown as [BenchHost, BenchHost]
     const [ba, bb] = bridge.hosts as [BenchHost, BenchHost]
-    // ARP and fdb warm, and proof that both paths work before anything is measured.
+    const [ta, tb] = local.hosts as [BenchHost, BenchHost]
+    // ARP and fdb warm, and proof that every path works before anything is measured.
     await pingRtt(ba, bb, 3, 0.1)
     await pingRtt(la, lb, 3, 0.1)
+    await pingRtt(ta, tb, 3, 0.1)
     const pids = (): Record<string, number | undefined> => ({
       switchd: lab.switchd?.pid,
       'agent-a': lab.hosts[0]?.agent?.pid,
@@ -134,9 +145,9 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
     // Where frames went: the sender's interface (tx, tx dropped = not taken off the TAP queue in
     // time), switchd's two ports, the receiver's interface.
     interface PortCounters { counters: { rxFrames: number, txFrames: number }, drops: Record<string, number> }
-    const snapshot = async (side: 'bridge' | 'tapswitch'): Promise<Record<string, number>> => {
-      const [a, b] = side === 'bridge' ? [ba, bb] : [la, lb]
-      const dev = side === 'bridge' ? ['eth0', 'eth0'] : [lab.hosts[0]?.tap as string, lab.hosts[1]?.tap as string]
+    const snapshot = async (side: 'bridge' | 'tapswitch' | 'local'): Promise<Record<string, number>> => {
+      const [a, b] = side === 'bridge' ? [ba, bb] : side === 'local' ? [ta, tb] : [la, lb]
+      const dev = side === 'bridge' ? ['eth0', 'eth0'] : side === 'local' ? [local.tap(0), local.tap(1)] : [lab.hosts[0]?.tap as string, lab.hosts[1]?.tap as string]
       const ca = await linkCounters(a.ns, dev[0] as string)
       const cb = await linkCounters(b.ns, dev[1] as string)
       const out: Record<string, number> = { aTxPackets: ca.txPackets, aTxDropped: ca.txDropped, bRxPackets: cb.rxPackets, bRxDropped: cb.rxDropped, bTxPackets: cb.txPackets }
@@ -163,10 +174,10 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
     for (const [key, label, fn, describe] of tests) {
       const res: NetResult<unknown> = { cpu: {} }
       ;(net as Record<string, NetResult<unknown>>)[key] = res
-      // Interleaved: the bridge, then tapswitch, for each test.
-      for (const [side, a, b] of [['bridge', ba, bb], ['tapswitch', la, lb]] as const) {
+      // Interleaved: the bridge, then tapswitch with agents, then switchd --tap, for each test.
+      for (const [side, a, b] of [['bridge', ba, bb], ['tapswitch', la, lb], ['local', ta, tb]] as const) {
         const before = await snapshot(side).catch(() => undefined)
-        const window = cpuWindow(side === 'tapswitch' ? pids() : {})
+        const window = cpuWindow(side === 'tapswitch' ? pids() : side === 'local' ? { switchd: local.switchd?.pid } : {})
         const cpu = res.cpu as Record<string, unknown>
         try {
           const r = await fn(a, b) as Record<string, unknown>
@@ -174,7 +185,7 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
           const after = await snapshot(side).catch(() => undefined)
           if (before !== undefined && after !== undefined) r.frames = diffCounters(before, after)
           res[side] = r
-          progress(`${label}, ${side === 'bridge' ? 'linux bridge' : 'tapswitch'}: ${describe(r as never)}`)
+          progress(`${label}, ${side === 'bridge' ? 'linux bridge' : side === 'local' ? 'switchd --tap' : 'tapswitch'}: ${describe(r as never)}`)
         } catch (err) {
           cpu[side] ??= window()
           res[side] = { error: errorText(err) }
@@ -184,7 +195,7 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
         await sleep(300) // let queues drain between runs
       }
     }
-    for (const [who, child] of [['switchd', lab.switchd], ...lab.hosts.map((h) => [`agent-${h.label}`, h.agent] as const)] as const) {
+    for (const [who, child] of [['switchd', lab.switchd], ['switchd --tap', local.switchd], ...lab.hosts.map((h) => [`agent-${h.label}`, h.agent] as const)] as const) {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null) results.errors.push(`${who} is not running at the end of the tests`)
     }
     try {
@@ -195,7 +206,7 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
   } finally {
     progress('removing the namespaces and stopping switchd and the agents')
     for (const u of unregister) u()
-    await Promise.all([lab.stop(), bridge.stop()])
+    await Promise.all([lab.stop(), bridge.stop(), local.stop()])
   }
   return net
 }

@@ -2,14 +2,16 @@
 
 import type { CpuReport, PingResult, TcpResult, UdpResult } from './measure'
 import type { ForwardResult, MemoryResult } from './synthetic'
-import { PING_WAKEUPS, type WakeupResult } from './wakeup'
+import { PING_WAKEUPS, PING_WAKEUPS_LOCAL, type WakeupResult } from './wakeup'
 
 export type Outcome<T> = T | { error: string }
 
 export interface NetResult<T> {
   tapswitch?: Outcome<T>
+  /** switchd serving both TAPs itself (--tap), no agents. */
+  local?: Outcome<T>
   bridge?: Outcome<T>
-  cpu?: { tapswitch?: CpuReport, bridge?: CpuReport }
+  cpu?: { tapswitch?: CpuReport, local?: CpuReport, bridge?: CpuReport }
 }
 
 export interface NetResults {
@@ -51,19 +53,22 @@ interface Metric<T> { label: string, value: (r: T) => number, ratio?: boolean }
 
 export function formatReport (r: BenchResults): string {
   const out: string[] = []
-  const w = [32, 15, 15, 8]
+  const w = [32, 12, 15, 14, 8, 8]
   const net = r.network
   if (net !== undefined) {
-    out.push(row(['metric', 'tapswitch', 'linux bridge', 'ratio'], w))
+    out.push(row(['metric', 'tapswitch', 'switchd --tap', 'linux bridge', 'ratio', 'ratio --tap'], w))
     const add = <T>(res: NetResult<T> | undefined, metrics: Array<Metric<T>>): void => {
       if (res === undefined) return
       const t = ok(res.tapswitch)
+      const l = ok(res.local)
       const b = ok(res.bridge)
       for (const m of metrics) {
         const tv = t === undefined ? undefined : m.value(t)
+        const lv = l === undefined ? undefined : m.value(l)
         const bv = b === undefined ? undefined : m.value(b)
-        const ratio = m.ratio !== false && tv !== undefined && bv !== undefined && bv !== 0 ? (tv / bv).toFixed(2) : '-'
-        out.push(row([m.label, t === undefined ? 'error' : fmt(tv), b === undefined ? 'error' : fmt(bv), ratio], w))
+        const ratio = (x: number | undefined): string => m.ratio !== false && x !== undefined && bv !== undefined && bv !== 0 ? (x / bv).toFixed(2) : '-'
+        const cell = (o: Outcome<T> | undefined, x: number | undefined): string => o === undefined ? '-' : x === undefined ? 'error' : fmt(x)
+        out.push(row([m.label, cell(res.tapswitch, tv), cell(res.local, lv), b === undefined ? 'error' : fmt(bv), ratio(tv), ratio(lv)], w))
       }
     }
     add(net.tcp1, [{ label: 'tcp 1 stream (Gbit/s)', value: (x) => x.gbps }])
@@ -82,16 +87,20 @@ export function formatReport (r: BenchResults): string {
       { label: 'ping under tcp load p99 (us)', value: (x) => x.p99Us },
       { label: 'tcp during that ping (Gbit/s)', value: (x) => x.loadGbps ?? NaN }
     ])
-    out.push('(ratio = tapswitch / linux bridge: above 1 is better for rates, worse for round trips)')
+    out.push('(tapswitch = switchd + 2 tap-agents over WebSocket; switchd --tap = one switchd serving both TAPs itself;')
+    out.push(' ratio = that / linux bridge: above 1 is better for rates, worse for round trips)')
     const wk = ok(r.wakeup)
     if (wk !== undefined) {
       const idle = ok(net.pingIdle?.tapswitch)
+      const idleLocal = ok(net.pingIdle?.local)
       out.push(`wake-ups: a 98-byte TCP echo between two Node processes takes p50 ${fmt(wk.asleepP50Us)} us with both asleep in between, ` +
         `${fmt(wk.awakeP50Us)} us back to back: ${fmt(wk.perWakeupUs)} us per wake-up. An idle ping through tapswitch wakes ${PING_WAKEUPS} processes` +
-        (idle !== undefined ? ` (~${fmt(PING_WAKEUPS * wk.perWakeupUs)} us of its ${fmt(idle.p50Us)} us)` : ''))
+        (idle !== undefined ? ` (~${fmt(PING_WAKEUPS * wk.perWakeupUs)} us of its ${fmt(idle.p50Us)} us)` : '') +
+        `; through switchd --tap, ${PING_WAKEUPS_LOCAL}` +
+        (idleLocal !== undefined ? ` (~${fmt(PING_WAKEUPS_LOCAL * wk.perWakeupUs)} us of its ${fmt(idleLocal.p50Us)} us)` : ''))
     }
     const udp = net.udp64
-    for (const side of ['tapswitch', 'bridge'] as const) {
+    for (const side of ['tapswitch', 'local', 'bridge'] as const) {
       const u = ok(udp?.[side])
       if (u !== undefined && u.receivedPps >= 0.9 * u.sentPps && (u.iperfCpuClient ?? 0) >= 80) {
         out.push(`note: udp ${side}: received ~ sent and the iperf3 client used ${fmt(u.iperfCpuClient)} % CPU: the generator, not the path, is the limit`)
@@ -119,6 +128,12 @@ export function formatReport (r: BenchResults): string {
       const m = c.tapswitch?.machine
       const machine = m === undefined ? '-' : `${fmt(c.tapswitch?.machineBusyPercent)} = ${fmt(m.userPercent)}/${fmt(m.systemPercent)}/${fmt(m.softirqPercent)}`
       out.push(row([label, fmt(p.switchd), fmt(p['agent-a']), fmt(p['agent-b']), iperf, machine, fmt(c.bridge?.machineBusyPercent)], cw))
+      if (c.local !== undefined) {
+        const lp = ok(net[key]?.local) as { iperfCpuClient?: number, iperfCpuServer?: number } | undefined
+        const lm = c.local.machine
+        out.push(row([`  switchd --tap`, fmt(c.local.percentOfCore.switchd), '-', '-', lp?.iperfCpuClient === undefined ? '-' : `${fmt(lp.iperfCpuClient)}/${fmt(lp.iperfCpuServer)}`,
+          lm === undefined ? '-' : `${fmt(c.local.machineBusyPercent)} = ${fmt(lm.userPercent)}/${fmt(lm.systemPercent)}/${fmt(lm.softirqPercent)}`, ''], cw))
+      }
     }
     out.push('(agent-a sends: a -> b. iperf3 c/s: client/server, % of one core. machine: % of all cores busy, split user/system/softirq;')
     out.push(' machine br: the same total during the bridge run. A process\'s % includes its own system time)')

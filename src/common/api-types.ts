@@ -9,7 +9,7 @@ export interface PortJson {
   id: number
   name: string
   network: string
-  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway'
+  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap'
   remote: string
   connectedAt: string
   mode: 'access' | 'trunk'

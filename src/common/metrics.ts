@@ -44,7 +44,10 @@ export function scrapedGauge<L extends string> (reg: Registry, name: string, hel
 /** A registry of our own (never the global one) with process metrics and `<prefix>_build_info`. */
 export function createRegistry (prefix: string, version: string): Registry {
   const reg = new Registry()
-  collectDefaultMetrics({ register: reg })
+  // The event-loop lag histogram samples with a libuv timer: prom-client's default 10 ms wakes an idle
+  // process 100 times a second (about half of an idle switchd's CPU). Once a second still shows lag
+  // under load, and lets an idle switchd or agent sleep (issue 14).
+  collectDefaultMetrics({ register: reg, eventLoopMonitoringPrecision: 1000 })
   // prom-client names these gauges *_total, which `promtool check metrics`
   // rejects (only counters end in _total); the rest of the defaults stay.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) reg.removeSingleMetric(name)

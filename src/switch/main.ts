@@ -3,7 +3,7 @@
  */
 
 import { SwitchServer } from './io/server'
-import { loadConfig, type ConfigOverrides, type SwitchdConfig } from './control/config'
+import { loadConfig, MAX_BUSY_POLL, type ConfigOverrides, type SwitchdConfig } from './control/config'
 import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '../common/cli'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './core/fdb'
@@ -31,6 +31,8 @@ export const SPECS = {
   'uplink-ca': { type: 'string', env: 'SWITCHD_UPLINK_CA', arg: 'FILE', help: 'PEM CA to trust for wss:// --uplink URLs instead of the system\'s' },
   'bridge-priority': { type: 'string', env: 'SWITCHD_BRIDGE_PRIORITY', arg: 'N', help: 'spanning-tree priority over trunks, 0-65535: the lowest becomes the root [default 32768]' },
   'qemu-listen': { type: 'string', env: 'SWITCHD_QEMU_LISTEN', arg: 'NAME=unix:PATH,…', help: 'accept a local QEMU VM as port NAME on this socket (-netdev stream,server=off,addr.type=unix,addr.path=PATH)' },
+  tap: { type: 'string', env: 'SWITCHD_TAP', arg: 'NAME,…', help: 'serve these TAPs itself, with no tap-agent: creates each (needs CAP_NET_ADMIN) as a port of the default network; the fastest path between TAPs on this host (docs/LOCAL-TAPS.md)' },
+  'busy-poll': { type: 'string', env: 'SWITCHD_BUSY_POLL', arg: 'USEC', help: 'after traffic from a --tap TAP, keep polling this many µs instead of sleeping: an answer in that window costs no wake-up; spins a core while traffic flows [default 0 = off]' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api and /metrics; needed with client tokens or beyond loopback (prefer the environment variable: flags show in ps)' },
   'no-api': { type: 'boolean', env: 'SWITCHD_NO_API', help: 'turn the admin API (/api, capture) off: it answers 404' },
@@ -79,10 +81,12 @@ export async function main (argv: string[]): Promise<void> {
       allowedHosts: o['allowed-hosts'],
       allowedOrigins: o['allowed-origins'],
       qemuListen: o['qemu-listen'],
+      taps: o.tap,
       uplink: o.uplink,
       uplinkToken: o['uplink-token'],
       uplinkCa: o['uplink-ca'],
-      bridgePriority: opt('bridge-priority', 0, 65535)
+      bridgePriority: opt('bridge-priority', 0, 65535),
+      busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL)
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

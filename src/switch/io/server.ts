@@ -36,6 +36,7 @@ import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Gateway } from './gateway'
+import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
@@ -57,6 +58,8 @@ const log = logger('server')
 export interface ServerOptions extends ConfigOverrides {
   /** The validated configuration; built from the overrides alone if absent. */
   config?: SwitchdConfig
+  /** The native TAP binding for `taps` (tests pass a fake); loaded when the first TAP opens if absent. */
+  tapBinding?: TapBinding
   host?: string
   port?: number
   /** Egress bytes a port may have buffered before frames to it are dropped (= portBuffer). */
@@ -114,6 +117,8 @@ export class SwitchServer implements SwitchdView {
   private connections = 0
   private upgraded = 0
   private readonly qemu: QemuListener[] = []
+  /** TAPs switchd serves itself (`taps`). */
+  private readonly taps: TapPort[] = []
   readonly trunks: TrunkLink[] = []
   /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
   readonly gatewayChildren: Gateway[] = []
@@ -248,6 +253,22 @@ export class SwitchServer implements SwitchdView {
       await listener.listen()
       this.qemu.push(listener)
     }
+    for (const t of this.config.taps) {
+      const sw = this.networks.open(t.network)
+      if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `tap ${t.name}: ${sw}`)
+      // A TAP's name comes from the configuration: trusted.
+      const policy = this.networks.policyFor(sw, { name: t.name, nameTrusted: true }, undefined, undefined)
+      const binding = this.opts.tapBinding ?? loadTapBinding()
+      binding.setBusyPoll?.(this.config.busyPoll)
+      const port = TapPort.open(binding, t, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      this.taps.push(port)
+      sw.addPort(port)
+      port.start()
+      log.info('tap_up', { port: port.name, network: sw.name, offload: port.offload })
+    }
+    if (this.config.busyPoll > 0 && this.config.taps.length === 0) {
+      log.warn('busy_poll_unused', { busy_poll_us: this.config.busyPoll, fix: 'busy polling follows traffic from local TAPs (taps / --tap): there are none' })
+    }
     await this.startGateways()
     for (const t of this.config.trunks) {
       const link = new TrunkLink(t, this.networks, () => this.portTable.allocateId(), this.config.portBuffer)
@@ -292,7 +313,8 @@ export class SwitchServer implements SwitchdView {
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
     const gateways = this.gatewayChildren.map((g) => g.port).filter((p) => p.network.ports.includes(p))
-    return [...this.portTable.ports, ...qemu, ...trunks, ...gateways]
+    const taps = this.taps.filter((p) => p.network.ports.includes(p))
+    return [...this.portTable.ports, ...qemu, ...taps, ...trunks, ...gateways]
   }
 
   /**
@@ -348,6 +370,8 @@ export class SwitchServer implements SwitchdView {
     if (config.listen !== now.listen) restart.push('listen')
     if (config.metricsListen !== now.metricsListen) restart.push('metricsListen')
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
+    if (JSON.stringify(config.taps) !== JSON.stringify(now.taps)) restart.push('taps')
+    if (config.busyPoll !== now.busyPoll) restart.push('busyPoll')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
     if (JSON.stringify(config.gateways) !== JSON.stringify(now.gateways)) restart.push('networks.*.gateway')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
@@ -404,6 +428,7 @@ export class SwitchServer implements SwitchdView {
     this.console.stop()
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
+    for (const t of this.taps) { t.close(); t.network.removePort(t) }
     const gatewaysClosed = Promise.all(this.gatewayChildren.map(async (g) => { await g.close() }))
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))

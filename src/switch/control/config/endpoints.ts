@@ -56,6 +56,43 @@ export interface QemuSpec {
   socketMode: number
 }
 
+/** Largest busyPoll, µs: longer than any idle gap worth bridging by spinning. */
+export const MAX_BUSY_POLL = 100_000
+
+/** One TAP of `taps` (or `--tap`): switchd opens it and is its port, with no agent in between. */
+export interface TapSpec {
+  /** The interface name, and the port's name. */
+  name: string
+  network: string
+  /** IFF_VNET_HDR and TSO: 'auto' when the kernel can, 'on' or fail, 'off' never (as tap-agent's --offload). */
+  offload: 'auto' | 'on' | 'off'
+  /** Bring the link up once opened (default true; false leaves it to whoever moves it into a namespace). */
+  up: boolean
+}
+
+/**
+ * A Linux interface name (IFNAMSIZ: 15 bytes), that is also a port name: no
+ * '/', ':', '%' (the kernel's tap%d template) or white space, not '.' or '..'.
+ */
+export const TAP_NAME = /^(?!\.\.?$)[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/
+
+export function readTaps (r: Reader, v: unknown, flag: string | undefined): TapSpec[] {
+  const list: unknown[] = flag !== undefined
+    ? splitList(flag).map((name) => ({ name }))
+    : v === undefined ? [] : Array.isArray(v) ? v : r.fail('taps', 'expected a list of {name, network?, offload?, up?}')
+  const names = new Set<string>()
+  return list.map((e, i) => {
+    const k = `taps[${i}]`
+    const o = r.object(e, k, ['name', 'network', 'offload', 'up'])
+    const name = r.str(o.name, `${k}.name`, TAP_NAME, undefined,
+      'an interface name of 1-15 letters, digits, ".", "_" or "-" (--tap NAME,…)') ?? r.fail(`${k}.name`, 'required')
+    if (names.has(name)) r.fail(`${k}.name`, `"${name}" twice`)
+    names.add(name)
+    const offload = r.str(o.offload, `${k}.offload`, /^(auto|on|off)$/, 'auto', '"auto", "on" or "off"') as TapSpec['offload']
+    return { name, network: r.str(o.network, `${k}.network`, NETWORK_NAME, DEFAULT_NETWORK, 'a network name') as string, offload, up: r.bool(o.up, `${k}.up`, true) }
+  })
+}
+
 export function readQemu (r: Reader, v: unknown, overrides: string | undefined): QemuSpec[] {
   const list: unknown[] = overrides !== undefined
     ? overrides.split(',').filter((x) => x !== '').map((x) => { const i = x.indexOf('='); return { name: x.slice(0, i), listen: x.slice(i + 1) } })

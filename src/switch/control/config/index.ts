@@ -14,7 +14,7 @@ import { Reader, readList, readJsonFile, type Obj } from './reader'
 import { readNetwork, readStatics, NETWORK_NAME, DEFAULT_NETWORK, type NetworkSettings } from './network'
 import { readPolicy, readProfiles, unreachableProfiles, type Profile } from './profiles'
 import { readTokenLists, TOKEN_PATTERN } from './tokens'
-import { readQemu, readTrunks, type QemuSpec, type TrunkSpec } from './endpoints'
+import { readQemu, readTaps, readTrunks, MAX_BUSY_POLL, type QemuSpec, type TapSpec, type TrunkSpec } from './endpoints'
 import type { TokenGrant } from '../auth'
 import { DEFAULT_MAX_FRAME_SIZE } from '../../../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS } from '../../core/fdb'
@@ -28,6 +28,7 @@ import { logger } from '../../../common/log'
 export { NETWORK_NAME, DEFAULT_NETWORK, networkSettings, type NetworkSettings } from './network'
 export { profileFor, claimableName, grantPolicy, trunkPolicy, unreachableProfiles, isReservedName, type Profile } from './profiles'
 export { TOKEN_PATTERN } from './tokens'
+export { MAX_BUSY_POLL, TAP_NAME, type TapSpec } from './endpoints'
 export type { QemuSpec, TrunkSpec, ListenAddress } from './endpoints'
 
 const log = logger('config')
@@ -69,10 +70,17 @@ export interface SwitchdConfig {
   resumeGrace: number
   /** QEMU VMs connecting straight to switchd: one listening socket (and port) each. */
   qemu: readonly QemuSpec[]
+  /** TAPs on switchd's own host that switchd serves itself (no agent): one port each (docs/LOCAL-TAPS.md). */
+  taps: readonly TapSpec[]
   /** Trunks this switchd dials to other switchd (`--uplink`). */
   trunks: readonly TrunkSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
   bridgePriority: number
+  /**
+   * µs the event loop keeps polling after traffic from a local TAP, instead of
+   * sleeping (native/busy_poll.h); 0 = off. Spins a core while traffic flows.
+   */
+  busyPoll: number
   /** Gateways (DHCP, DNS, NAT, published ports) of listed networks: `networks.NAME.gateway` (docs/GATEWAY.md). */
   gateways: readonly GatewaySpec[]
 }
@@ -121,15 +129,18 @@ export interface ConfigOverrides {
   tokensFile?: string
   /** `NAME=unix:PATH` or `NAME=tcp:HOST:PORT`, comma-separated. */
   qemuListen?: string
+  /** `--tap NAME,…`: TAPs switchd opens and serves itself, in the default network (replaces the file's `taps`). */
+  taps?: string
   /** Trunk URLs, comma-separated; each is one trunk (added to the file's `trunks`). */
   uplink?: string
   uplinkToken?: string
   uplinkCa?: string
   bridgePriority?: number
+  busyPoll?: number
 }
 
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'trunks', 'bridgePriority']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll']
 
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
 export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
@@ -207,9 +218,11 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),
     qemu: Object.freeze(readQemu(r, top.qemu, overrides.qemuListen)),
+    taps: Object.freeze(readTaps(r, top.taps, overrides.taps)),
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
     gateways: Object.freeze(gateways),
+    busyPoll: overrides.busyPoll ?? r.int(top.busyPoll, 'busyPoll', 0, MAX_BUSY_POLL, 0),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),
@@ -219,6 +232,11 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     networks,
     defaultPolicy,
     profiles: Object.freeze(profiles)
+  })
+  // One name, one port: a TAP named like a QEMU listener or a gateway would make static entries and profiles ambiguous.
+  config.taps.forEach((t, i) => {
+    if (config.qemu.some((q) => q.name === t.name)) r.fail(`taps[${i}].name`, `"${t.name}" is also a qemu port's name`)
+    if (config.gateways.some((g) => g.name === t.name && g.network === t.network)) r.fail(`taps[${i}].name`, `"${t.name}" is the name of network ${t.network}'s gateway port`)
   })
   for (const p of unreachableProfiles(config)) {
     log.warn('profile_unreachable', {

@@ -92,6 +92,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
   const given: Array<{ name: string, network: string | undefined }> = []
   for (const g of config.tokens.values()) if (g.name !== undefined) given.push({ name: g.name, network: g.network })
   for (const q of config.qemu) given.push({ name: q.name, network: q.network })
+  for (const t of config.taps) given.push({ name: t.name, network: t.network })
   for (const g of config.gateways) given.push({ name: g.name, network: g.network })
   for (const name of GENERATED_NAMES) given.push({ name, network: undefined })
   return config.profiles.filter((p) => !p.claimable && !given.some((n) =>
@@ -102,6 +103,7 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
 export function isReservedName (config: SwitchdConfig, name: string): boolean {
   for (const g of config.tokens.values()) if (g.name === name) return true
   for (const q of config.qemu) if (q.name === name) return true
+  for (const t of config.taps) if (t.name === name) return true
   for (const g of config.gateways) if (g.name === name) return true
   return false
 }

@@ -1,0 +1,169 @@
+/**
+ * TAPs on switchd's own host, served by switchd itself (`taps` / `--tap`):
+ * the TAP's fd is polled on switchd's own event loop through the native
+ * addon, so a frame between two local TAPs wakes ONE process, not three
+ * (agent, switchd, agent). On a machine where a process wake-up costs a few
+ * hundred µs that is most of a ping's round trip (issue 14; docs/LOCAL-TAPS.md).
+ * Open vSwitch's userspace datapath and VDE's vde_switch -t serve their local
+ * ports the same way.
+ *
+ * A burst read from the TAP (until EAGAIN, or 64 frames / 64 KiB) is one
+ * batch for the switch; what the switch queues for the port leaves in one
+ * native writeBatch per flush, from a slab that is rewound after it (the
+ * write is synchronous, nobody keeps a view). A write the kernel refuses
+ * (its queue full, or the link down) is counted and dropped, never queued:
+ * the TAP's own queue (txqueuelen) is the bound.
+ *
+ * The TAP may be moved into another network namespace after it was created
+ * (`ip link set NAME netns NS`): its fd stays valid, and switchd never
+ * touches it by name again.
+ */
+
+import type { Switch } from '../core/switch'
+import type { PortPolicy } from '../core/port'
+import type * as Native from '../../../native'
+import { NetPort, BatchSlab } from './net-port'
+import { TapswitchError, ERR_TAP } from '../../common/errors'
+import { logger } from '../../common/log'
+
+const log = logger('tap')
+
+/** What this needs of the native binding (native/index.d.ts); tests pass a fake. */
+export interface TapBinding {
+  Tap: new (name: string, vnetHdr?: boolean) => Native.Tap
+  STAT_COUNT: number
+  STAT_TX_DROPPED: number
+  STAT_TX_ERRORS: number
+  OFFLOAD_TSO: number
+  /** Bounded adaptive busy polling after each burst, µs (0 = off). */
+  setBusyPoll?: (usec: number) => void
+}
+
+/** One read burst: at most this many frames or bytes (as tap-agent: one callback copies about 64 KiB). */
+const MAX_BURST_FRAMES = 64
+const MAX_BURST_BYTES = 64 * 1024
+
+export interface TapPortSpec {
+  name: string
+  offload: 'auto' | 'on' | 'off'
+  up: boolean
+}
+
+/** Load the addon, or say how to get it. */
+export function loadTapBinding (): TapBinding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../../../native') as TapBinding
+  } catch (err) {
+    throw new TapswitchError('TSW_ERR_ADDON', `taps need the native addon, which did not load (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
+  }
+}
+
+/** The binding's system error as a TapswitchError naming the TAP, the errno and the fix: `open tap0: EPERM (needs CAP_NET_ADMIN)`. */
+function tapError (action: string, name: string, err: unknown): Error {
+  const e = err as Partial<Native.TapSystemError>
+  if (typeof e.code !== 'string' || typeof e.syscall !== 'string') return err as Error
+  const hint = e.hint !== undefined && e.hint !== '' ? e.hint
+    : e.code === 'EPERM' || e.code === 'EACCES' ? 'switchd needs CAP_NET_ADMIN to create a TAP, or the TAP must exist and belong to its user'
+      : e.code === 'EINVAL' && e.syscall === 'ioctl(TUNSETIFF)' ? 'an interface of that name exists and is not a TAP; choose another name'
+        : ''
+  return new TapswitchError(ERR_TAP, `tap ${name}: ${action}: ${e.code}${hint !== '' ? ` (${hint})` : ''}`, { cause: err })
+}
+
+export class TapPort extends NetPort {
+  readonly kind = 'tap'
+  private readonly batch = new BatchSlab()
+  private readonly statBuf: Float64Array
+  private txDroppedSeen = 0
+
+  private constructor (id: number, name: string, readonly tap: Native.Tap, private readonly binding: TapBinding, highWaterMark: number, network: Switch) {
+    super(id, name, `tap:${name}`, highWaterMark, network)
+    this.statBuf = new Float64Array(binding.STAT_COUNT)
+  }
+
+  /**
+   * Open (or create) the TAP and make it a port of `sw`; nothing is read
+   * until start(). Throws a TapswitchError (TSW_ERR_TAP) naming the cause.
+   */
+  static open (binding: TapBinding, spec: TapPortSpec, sw: Switch, policy: PortPolicy, id: number, highWaterMark: number): TapPort {
+    let tap: Native.Tap
+    try {
+      tap = new binding.Tap(spec.name, spec.offload !== 'off')
+    } catch (err) {
+      const e = err as { syscall?: string }
+      // A kernel without virtio-net headers still gives us a TAP: 'auto' goes without.
+      if (spec.offload !== 'auto' || e.syscall === 'open' || e.syscall === 'ioctl(TUNSETIFF)') throw tapError('open', spec.name, err)
+      try { tap = new binding.Tap(spec.name, false) } catch (err2) { throw tapError('open', spec.name, err2) }
+    }
+    const port = new TapPort(id, spec.name, tap, binding, highWaterMark, sw)
+    try {
+      if (tap.vnetHdr) {
+        try {
+          tap.setVnetRecords(true)
+          tap.setOffload(binding.OFFLOAD_TSO)
+          port.offload = true
+        } catch (err) {
+          tap.setVnetRecords(false)
+          if (spec.offload === 'on') throw tapError('turn on offloads', spec.name, err)
+        }
+      }
+      // The TAP carries what a port of this switch may: the largest frame less header and one tag (as tap-agent).
+      const mtu = Math.max(68, Math.min(65535, sw.maxFrameSize - 18))
+      try { tap.setMtu(mtu) } catch (err) { throw tapError(`set MTU ${mtu}`, spec.name, err) }
+      if (spec.up) try { tap.setUp(true) } catch (err) { throw tapError('bring up', spec.name, err) }
+    } catch (err) {
+      tap.close()
+      throw err
+    }
+    port.applyPolicy(policy)
+    return port
+  }
+
+  /** Join the switch and start reading: each burst is one batch, handled before the callback returns. */
+  start (): void {
+    const sw = this.network
+    this.tap.start((slab, start, end) => {
+      // Our own binding frames these records: a malformed one would be a bug, counted by the switch.
+      sw.receiveBatch(this, slab.subarray(start, end))
+    }, MAX_BURST_FRAMES, MAX_BURST_BYTES)
+  }
+
+  /** Nothing is ever buffered here: a write happens at flush or not at all. */
+  bufferedBytes (): number { return 0 }
+
+  output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
+    this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
+  }
+
+  flush (): void {
+    const b = this.batch.take()
+    if (b === undefined) return
+    const want = this.batch.taken
+    const wrote = this.tap.writeBatch(b, 0, b.length)
+    this.batch.rewind()
+    if (wrote < want) this.countRefused(want - wrote)
+  }
+
+  /** The kernel refused some frames: its queue was full (backpressure) or the link is down / gone (disconnected). */
+  private countRefused (n: number): void {
+    this.txFrames -= n
+    this.tap.stats(this.statBuf)
+    const full = this.statBuf[this.binding.STAT_TX_DROPPED] ?? 0
+    const queueFull = Math.min(n, full - this.txDroppedSeen)
+    this.txDroppedSeen = full
+    if (queueFull > 0) this.dropBackpressure += queueFull
+    if (n - queueFull > 0) this.dropDisconnected += n - queueFull
+  }
+
+  shutdown (code: number, reason: string): void {
+    // A TAP has no peer to tell: stop reading it and leave the network, as a closed WebSocket port
+    // does, until switchd restarts. Left after the frame being handled (this runs inside it).
+    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason, note: 'the TAP stays open and idle until switchd restarts' })
+    this.tap.stop()
+    setImmediate(() => { this.network.removePort(this) })
+  }
+
+  close (): void {
+    this.tap.close()
+  }
+}

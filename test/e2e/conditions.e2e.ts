@@ -54,6 +54,7 @@ describe('e2e: link conditions and failure drills', function () {
     const one = p50((await rtts(40, 0.02)).sorted) - base
     await condition({ direction: 'both', delay: '20ms' })
     const two = p50((await rtts(40, 0.02)).sorted) - base
+    process.stdout.write(`      base RTT p50 ${base} ms; one way +${one.toFixed(2)} ms, both ways +${two.toFixed(2)} ms\n`)
     assert.ok(one >= 18 && one <= 22, `one way: +${one.toFixed(2)} ms (base ${base} ms)`)
     assert.ok(two >= 36 && two <= 44, `both ways: +${two.toFixed(2)} ms (base ${base} ms)`)
   })
@@ -61,6 +62,7 @@ describe('e2e: link conditions and failure drills', function () {
   it('10 % loss: 1,000 pings lose 10 % ± 3 %', async () => {
     await condition({ direction: 'out', loss: '10%' })
     const { lost } = await rtts(1000, 0.002)
+    process.stdout.write(`      ${lost} of 1000 pings lost\n`)
     assert.ok(lost >= 70 && lost <= 130, `${lost} of 1000 lost`)
   })
 
@@ -84,6 +86,7 @@ describe('e2e: link conditions and failure drills', function () {
           // (a CI run saw 93 ms) while still failing an unbounded queue, which TCP fills to seconds.
           const worst = loaded.sorted[loaded.sorted.length - 1] ?? Infinity
           const median = p50(loaded.sorted)
+          process.stdout.write(`      iperf3 ${(bps / 1e6).toFixed(2)} Mbit/s; ping under load p50 ${median} ms, worst ${worst} ms, ${loaded.lost} of 15 lost\n`)
           assert.ok(loaded.sorted.length >= 12, `${loaded.lost} of 15 pings lost under load`)
           assert.ok(median < 70, `ping under load: p50 ${median} ms (backlog 50 ms)`)
           assert.ok(worst < 150, `ping under load: worst ${worst} ms (backlog 50 ms)`)
@@ -124,6 +127,7 @@ describe('e2e: link conditions and failure drills', function () {
       if (performance.now() - t0 > 1000) break
     }
     const took = performance.now() - t0
+    process.stdout.write(`      NO-CARRIER ${took.toFixed(1)} ms after link down\n`)
     assert.ok(took < 100, `NO-CARRIER after ${took.toFixed(1)} ms`)
     const { lost } = await rtts(3, 0.2)
     assert.equal(lost, 3)

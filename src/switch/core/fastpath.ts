@@ -21,6 +21,7 @@
 import { MODE_ACCESS, type Port } from './port'
 import type { Switch } from './switch'
 
+
 /** What the switch tells the io side that runs a network's fast path (io/fast-path.ts). */
 export interface FastPathHooks {
   /** handleFrame() just forwarded a known-unicast untagged frame from `ingress` to `egress`: install a flow if the rule allows. */
@@ -29,6 +30,18 @@ export interface FastPathHooks {
   flush: () => void
   /** The tick, before fdb expiry: fold native counters in, refresh the ages of MACs that hit, revalidate. */
   sync: () => void
+  /** For the API: syncs first. */
+  stats: () => FastPathStats
+}
+
+export interface FastPathStats {
+  /** Flows in force now. */
+  flows: number
+  /** Frames the native thread forwarded (also in the ports' and the network's counters). */
+  forwarded: number
+  /** Frames it handed to the slow path, and those it dropped because the slow path was that far behind. */
+  misses: number
+  missDropped: number
 }
 
 export function mayShortcut (sw: Switch, ingress: Port, egress: Port, vid: number, dst: number, src: number): boolean {

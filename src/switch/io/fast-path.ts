@@ -16,7 +16,7 @@
 import type * as Native from '../../../native'
 import type { Switch } from '../core/switch'
 import type { Port } from '../core/port'
-import { mayShortcut, type FastPathHooks } from '../core/fastpath'
+import { mayShortcut, type FastPathHooks, type FastPathStats } from '../core/fastpath'
 import { logger } from '../../common/log'
 
 const log = logger('fast-path')
@@ -96,7 +96,7 @@ export class FastPath implements FastPathHooks {
     const f = this.native.install(inSlot, dst, src, outSlot, this.sw.maxFrameSize)
     if (f < 0) return
     const old = this.flows[f]
-    if (old === undefined) { this.flowCount++; this.flows[f] = { ingress, egress, vid, dst, src } } else { old.ingress = ingress; old.egress = egress; old.vid = vid; old.dst = dst; old.src = src }
+    if (old === undefined) { this.flowCount++; this.flows[f] = { ingress, egress, vid, dst, src }; this.hitsSeen[f] = 0 } else { old.ingress = ingress; old.egress = egress; old.vid = vid; old.dst = dst; old.src = src }
   }
 
   flush (): void {
@@ -137,6 +137,13 @@ export class FastPath implements FastPathHooks {
 
   /** Flows in force (tests, API). */
   get size (): number { return this.flowCount }
+
+  stats (): FastPathStats {
+    this.sync()
+    const t = new Float64Array(4)
+    if (!this.closed) this.native.stats(t)
+    return { flows: this.flowCount, forwarded: this.forwarded, misses: t[1] as number, missDropped: t[2] as number }
+  }
 
   close (): void {
     if (this.closed) return

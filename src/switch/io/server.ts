@@ -324,6 +324,8 @@ export class SwitchServer implements SwitchdView {
 
   /** Connected and parked ports, and QEMU ports that have joined (slow path: tools, tests). */
   ports (): NetPort[] {
+    // What the native fast paths forwarded since the last tick shows at once in every view.
+    for (const fp of this.fastPaths.values()) fp.sync()
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
     const gateways = this.gatewayChildren.map((g) => g.port).filter((p) => p.network.ports.includes(p))
@@ -420,6 +422,7 @@ export class SwitchServer implements SwitchdView {
         return
       }
     }
+    for (const fp of this.fastPaths.values()) fp.sync()
     this.registry.metrics().then(
       (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
       (err: Error) => { res.writeHead(500).end(err.message) }

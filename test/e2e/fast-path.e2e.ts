@@ -129,6 +129,23 @@ describe('e2e: the native fast path between local TAPs', function () {
       assert.match(await pingUntilAnswered(NS_A, '192.0.2.2', 3), / 3 received/)
     })
 
+    it('attack: frames with a flow\'s MACs but a VLAN tag are never forwarded natively: the slow path drops them', async () => {
+      await pingUntilAnswered(NS_A, '192.0.2.2', 2)
+      assert.ok(((await network()).fastPath?.flows ?? 0) > 0, 'flows before')
+      const mac = async (ns: string, tap: string): Promise<string> =>
+        ((JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', tap])) as Array<{ address: string }>)[0]?.address ?? '').replace(/:/g, '')
+      const dst = await mac(NS_B, TAP_B)
+      const src = await mac(NS_A, TAP_A)
+      const before = (await port(TAP_A)).drops.vlan ?? 0
+      // Five frames from A to B's MAC with A's MAC (the flow's key), tagged VLAN 7: a raw socket in namespace A.
+      const py = `import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind(("${TAP_A}",0))\nf=bytes.fromhex("${dst}${src}81000007"+"0800"+"00"*46)\nfor _ in range(5): s.send(f)\n`
+      await run('ip', ['netns', 'exec', NS_A, '/usr/bin/python3', '-c', py])
+      // Barrier: a ping sent after them comes back, so the slow path has seen them.
+      await pingUntilAnswered(NS_A, '192.0.2.2', 1)
+      const after = (await port(TAP_A)).drops.vlan ?? 0
+      assert.equal(after - before, 5, 'all five reached the slow path and were dropped there (vlan)')
+    })
+
     it('a capture sees the frames: no flow while it runs', async () => {
       await pingUntilAnswered(NS_A, '192.0.2.2', 2)
       assert.ok(((await network()).fastPath?.flows ?? 0) > 0, 'flows before')

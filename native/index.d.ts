@@ -222,3 +222,36 @@ export class UnixDgram {
 export function setBusyPoll (usec: number): void
 /** Traffic seen on a path the addon does not read (a WebSocket): keep polling for the budget from now. No-op while off. */
 export function busyPollKick (): void
+
+/** Indexes into the array filled by `FastPath#portStats()`: frames the native thread forwarded. */
+export const PORT_STAT_COUNT: 5
+/** Indexes into `FastPath#stats()`: hits, misses, misses dropped (buffer full), flows installed. */
+export const FASTPATH_STAT_COUNT: 4
+
+/**
+ * The native fast path for switchd's own TAPs (native/fastpath.cc): one
+ * thread that poll()s the fds of its ports (blocking, no spinning), forwards
+ * frames that match an installed exact-match flow (ingress slot, dst MAC,
+ * src MAC) straight to the egress fd, and hands every other frame to
+ * `onMiss` on the main thread, in `[u32 BE length][record]` records of one
+ * port (the slab discipline of `Tap#start`). Only JS installs flows.
+ */
+export class FastPath {
+  /** `maxFlows` caps the table; `missBytes` caps the misses queued for JS (full = counted drop). */
+  constructor (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number)
+  /** Read `fd` (a non-blocking TAP fd; `vnet`: its records start with a virtio-net header); returns its slot. */
+  addPort (fd: number, vnet: boolean): number
+  /** Forget the slot and its flows; its fd is never read again once this returns. */
+  removePort (slot: number): void
+  /** Install (ingress, dst, src) -> egress for frames up to `maxFrame` bytes; returns the flow's index, or -1 (table full, or ports that cannot pair). */
+  install (inSlot: number, dst: number, src: number, outSlot: number, maxFrame: number): number
+  remove (flow: number): void
+  flush (): void
+  /** Cumulative hits of each flow index into `out`. */
+  flowHits (out: Float64Array): void
+  /** The slot's cumulative [rxFrames, rxBytes, txFrames, txBytes, txDropped]. */
+  portStats (slot: number, out: Float64Array): void
+  stats (out: Float64Array): void
+  /** Stop and join the thread. Idempotent. */
+  close (): void
+}

@@ -47,6 +47,7 @@
 #include <string>
 
 namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
+namespace tapswitch { void InitFastPath(Napi::Env env, Napi::Object exports); }  // native/fastpath.cc
 
 namespace {
 
@@ -470,6 +471,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Tap", Tap::Init(env));
   tapswitch::InitUnixDgram(env, exports);
   tapswitch::busy_poll::Init(env, exports);
+  tapswitch::InitFastPath(env, exports);
   const char* names[STAT_COUNT] = {"STAT_RX_FRAMES", "STAT_RX_BYTES", "STAT_TX_FRAMES",
                                    "STAT_TX_BYTES", "STAT_TX_DROPPED", "STAT_TX_ERRORS",
                                    "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};

@@ -38,6 +38,8 @@ export interface NetworkJson {
   fdb: Record<string, number>
   stp: { bridge: string, root: string, rootCost: number, rootPort: string | undefined, trunks: number, topologyChanges: number }
   counters: Record<string, number>
+  /** The native fast path of its local TAPs (docs/LOCAL-TAPS.md), when it has one. */
+  fastPath?: { flows: number, forwarded: number, misses: number, missDropped: number }
 }
 
 /** GET /api/v1/fdb: one entry. */

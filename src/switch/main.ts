@@ -35,6 +35,7 @@ export const SPECS = {
   'busy-poll': { type: 'string', env: 'SWITCHD_BUSY_POLL', arg: 'USEC', help: 'after traffic from a --tap TAP, keep polling this many µs instead of sleeping: an answer in that window costs no wake-up; spins a core while traffic flows [default 0 = off]' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api and /metrics; needed with client tokens or beyond loopback (prefer the environment variable: flags show in ps)' },
+  'no-fast-path': { type: 'boolean', env: 'SWITCHD_NO_FAST_PATH', help: 'read --tap TAPs on the event loop only: no native thread forwarding known unicast between them (docs/LOCAL-TAPS.md)' },
   'no-api': { type: 'boolean', env: 'SWITCHD_NO_API', help: 'turn the admin API (/api, capture) off: it answers 404' },
   'allowed-hosts': { type: 'string', env: 'SWITCHD_ALLOWED_HOSTS', arg: 'NAME,…', help: 'Host names requests may use besides IP addresses and localhost (DNS-rebinding guard); .example.org = it and subdomains, * = any' },
   'allowed-origins': { type: 'string', env: 'SWITCHD_ALLOWED_ORIGINS', arg: 'ORIGIN,…', help: 'web page origins (e.g. http://localhost:8000) whose browser VMs may connect; * = any [default: none]' },
@@ -86,7 +87,8 @@ export async function main (argv: string[]): Promise<void> {
       uplinkToken: o['uplink-token'],
       uplinkCa: o['uplink-ca'],
       bridgePriority: opt('bridge-priority', 0, 65535),
-      busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL)
+      busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL),
+      fastPath: o['no-fast-path'] ? false : undefined
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

@@ -133,13 +133,16 @@ function readFlap (v: unknown): { down: number, every: number } {
 }
 
 export function networkView (sw: Switch): NetworkJson {
+  // First: the fast path folds what it forwarded into the counters below.
+  const fastPath = sw.fastPath?.stats()
   return {
     name: sw.name,
     ports: sw.ports.length,
     maxFrameSize: sw.maxFrameSize,
     fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
     stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
-    counters: { ...sw.stats }
+    counters: { ...sw.stats },
+    ...(fastPath !== undefined ? { fastPath } : {})
   }
 }
 

@@ -86,6 +86,8 @@ class Capture implements FrameTap {
     this.sink.write(pcapHeader())
     this.timer = setTimeout(() => { this.stop('duration') }, this.limits.duration * 1000)
     this.sw.taps.push(this)
+    // The fast path's frames would bypass the capture: every flow goes, and none is installed while it runs.
+    this.sw.invalidate()
   }
 
   offer (ingress: Port, egress: Port | undefined, vid: number, buf: Buffer, off: number, len: number): void {

@@ -68,6 +68,11 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
     scrapedCounter(reg, `switchd_fdb_${what}_total`, `fdb: ${help}`, ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fdb.stats[what]) })
   }
   scrapedCounter(reg, 'switchd_forwarded_frames_total', 'Frames forwarded to one known port', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.stats.forwarded) })
+  // The native fast path of local TAPs (docs/LOCAL-TAPS.md): 0 for networks without one.
+  scrapedGauge(reg, 'switchd_fast_path_flows', 'Flows in the native fast path of local TAPs', ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fastPath?.stats().flows ?? 0) })
+  for (const [what, key, help] of [['forwarded_frames', 'forwarded', 'frames the native fast path forwarded (also in switchd_forwarded_frames_total)'], ['misses', 'misses', 'frames the native fast path handed to the switch'], ['miss_dropped', 'missDropped', 'misses dropped: the switch was that far behind']] as const) {
+    scrapedCounter(reg, `switchd_fast_path_${what}_total`, `Fast path: ${help}`, ['network'], (emit) => { for (const sw of nets.all()) emit({ network: sw.name }, sw.fastPath?.stats()[key] ?? 0) })
+  }
   scrapedCounter(reg, 'switchd_flooded_frames_total', 'Frames flooded, by destination kind', ['network', 'kind'], (emit) => {
     for (const sw of nets.all()) {
       emit({ network: sw.name, kind: 'broadcast' }, sw.stats.floodedBroadcast)

@@ -149,6 +149,7 @@ export class Networks {
         // Only a changed `condition` replaces the port's: one an operator set at run time survives other edits.
         const conditionChanged = JSON.stringify(next.condition) !== JSON.stringify(p.policy.condition)
         p.applyPolicy(next)
+        sw.invalidate()
         if (conditionChanged) applyConfiguredCondition(sw, p)
         if (vlansChanged) sw.fdb.deletePort(p)
       }

@@ -167,6 +167,12 @@ export class Fdb {
   flapHome: Port | undefined
   /** Dynamic entries in all VLANs. */
   size = 0
+  /**
+   * Called when an entry is created, moves to another port or goes (expiry,
+   * eviction, delete, flush, static change): the switch drops the flows of
+   * its fast path (Switch.invalidate). Never for a refresh.
+   */
+  onChange: (() => void) | null = null
   private nowMs: number
   private nowS: number
   private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
@@ -217,6 +223,7 @@ export class Fdb {
     // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
     table.set(mac, entry)
     this.stats.learned++
+    if (this.onChange !== null) this.onChange()
     return LEARN_OK
   }
 
@@ -246,6 +253,20 @@ export class Fdb {
     return port.fdbEntries >= port.maxMacs ? LEARN_LIMIT : LEARN_OK
   }
 
+  /**
+   * `port` sent `mac` in `vid` through the native fast path since the last
+   * tick: refresh its age as learn() would, if the entry is still `port`'s
+   * and claimed by it (a flow exists only then). Returns whether it did.
+   */
+  touch (vid: number, mac: number, port: Port): boolean {
+    const table = this.tables[vid]
+    const e = table === undefined ? undefined : table.peek(mac, PEEK)
+    if (e === undefined || table === undefined || e.isStatic || e.port !== port || e.claimant !== port) return false
+    e.seenMs = this.nowMs
+    if (e.updated !== this.nowS) this.refresh(table, e)
+    return true
+  }
+
   /** The live entry for `mac` in `vid`, without touching its age (slow path: trace, admin). */
   peek (vid: number, mac: number): FdbEntry | undefined {
     return this.tables[vid]?.peek(mac, PEEK)
@@ -263,6 +284,7 @@ export class Fdb {
     const table = this.tables[vid] ?? this.createTable(vid)
     table.delete(mac)
     table.set(mac, new FdbEntry(port, this.nowS, vid, mac, true), STATIC)
+    if (this.onChange !== null) this.onChange()
   }
 
   /** Remove every static entry. */
@@ -275,6 +297,7 @@ export class Fdb {
       for (const mac of macs) table.delete(mac)
       this.dropIfEmpty(vid)
     }
+    if (this.onChange !== null) this.onChange()
   }
 
   /** Remove entries idle longer than the ageing time; returns how many. */
@@ -341,6 +364,7 @@ export class Fdb {
   private reclaim (e: FdbEntry, port: Port): number {
     const from = e.claimant
     e.claimant = port
+    if (this.onChange !== null) this.onChange()
     if (this.flapping(e, from)) return LEARN_FLAP
     this.turn(e, from, port)
     return LEARN_OK
@@ -350,6 +374,8 @@ export class Fdb {
   private claim (table: LRUCache<number, FdbEntry>, e: FdbEntry, port: Port): number {
     const from = e.claimant
     e.claimant = port
+    // Another port sends a MAC that lives elsewhere: the home port's flows must go back through learn() (reclaim, loop check).
+    if (from !== port && this.onChange !== null) this.onChange()
     const flap = from !== port && this.flapping(e, from)
     if (from !== port && !flap) this.turn(e, from, port)
     if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) {
@@ -365,6 +391,7 @@ export class Fdb {
     this.refresh(table, e)
     e.seenMs = this.nowMs
     this.stats.moved++
+    if (this.onChange !== null) this.onChange()
     if (log.isEnabled('info')) log.limited('info', 'fdb_moved', { mac: formatMac(e.mac), vlan: e.vid, from: old.name, to: port.name })
     return flap ? LEARN_FLAP : LEARN_OK
   }
@@ -472,6 +499,7 @@ export class Fdb {
       // +1: lru-cache treats a start time of 0 as "no TTL".
       perf: { now: () => this.nowMs + 1 },
       dispose: (entry, _mac, reason) => {
+        if (this.onChange !== null) this.onChange()
         if (entry.isStatic) return
         this.release(entry)
         // 'set' replaces a stale entry that had not been purged yet: it expired too.

@@ -17,6 +17,7 @@ import type { Switch } from './switch'
 
 /** Take `port`'s link down or bring it up: both directions, or DIR_IN / DIR_OUT alone. */
 export function setLinkDown (sw: Switch, port: Port, dir: number | 'both', down: boolean): void {
+  sw.invalidate()
   if (dir === 'both') {
     const was = (port.blocked & BLOCK_LINK) !== 0
     if (down) { port.blocked |= BLOCK_LINK; sw.fdb.deletePort(port) } else port.blocked &= ~BLOCK_LINK
@@ -45,6 +46,7 @@ function setDirectionDown (sw: Switch, port: Port, dir: number, down: boolean): 
  * a one-way drill in force stays.
  */
 export function setCondition (sw: Switch, port: Port, dir: number, params: ConditionParams | null): void {
+  sw.invalidate()
   const old = dir === DIR_IN ? port.condIn : port.condOut
   const down = old !== null && old.down
   if (old !== null) sw.releaseHeld(port, dir, Infinity)

@@ -13,6 +13,7 @@ import { VLAN_COUNT } from '../../common/vlan'
 import type { FdbEntry } from './fdb'
 import type { StpPort } from './stp'
 import type { LinkCondition, ConditionParams } from './condition'
+import type { FastPathHooks } from './fastpath'
 
 export const MODE_ACCESS = 0
 export const MODE_TRUNK = 1
@@ -161,6 +162,11 @@ export abstract class Port {
    * A port without it is only ever given frames a wire could carry.
    */
   offload = false
+  /**
+   * The network's native fast path (core/fastpath.ts) if this port is one of
+   * its TAPs; null for every other port, which then pays this one null check.
+   */
+  fastPath: FastPathHooks | null = null
 
   rxFrames = 0
   rxBytes = 0

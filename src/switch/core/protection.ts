@@ -55,6 +55,7 @@ export function loopVictim (ingress: Port, from: Port, home: Port): Port {
 export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, mac: number, vid: number): boolean {
   const blocked = loopVictim(ingress, from, home)
   blocked.blocked |= BLOCK_LOOP
+  sw.invalidate()
   blocked.loopUntil = sw.nowMs + sw.loopHoldDown * 1000
   blocked.loopBlocks++
   sw.stats.loopsDetected++

@@ -45,6 +45,7 @@ import {
 import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
+import type { FastPathHooks } from './fastpath'
 import { logger } from '../../common/log'
 
 const trace = debuglog('tapswitch:switch')
@@ -152,6 +153,10 @@ export class Switch {
    * tests inject their own.
    */
   preciseClock: () => number = () => performance.now()
+  /** The native fast path of this network's TAPs (io/fast-path.ts), if any. */
+  fastPath: FastPathHooks | null = null
+  /** Bumped by invalidate(): tests see that an event reached the one hook. */
+  invalidations = 0
 
   constructor (opts: SwitchOptions = {}, nowMs = 0) {
     this.name = opts.name ?? 'default'
@@ -162,6 +167,18 @@ export class Switch {
     this.dropLog = opts.dropLog ?? new DropLog(64)
     this.nowMs = nowMs
     this.stp = new SpanningTree(this, opts.bridgeId ?? makeBridgeId())
+    this.fdb.onChange = () => { this.invalidate() }
+  }
+
+  /**
+   * Something a forwarding decision depends on changed (an fdb entry came,
+   * moved or went, a port joined, left or changed state, a policy, a
+   * condition, a capture): every cached decision (the native fast path's
+   * flows) goes now. The one hook; slow path only.
+   */
+  invalidate (): void {
+    this.invalidations++
+    if (this.fastPath !== null) this.fastPath.flush()
   }
 
   /** Add a port; `trunk` makes it a spanning-tree port that discards until the tree lets it forward. */
@@ -171,6 +188,7 @@ export class Switch {
     port.rateTokens = port.rateBps
     this.ports.push(port)
     this.stats.portsAdded++
+    this.invalidate()
     if (port.policy.condition !== undefined) applyConfiguredCondition(this, port)
     if (trunk) this.stp.addPort(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
@@ -183,6 +201,7 @@ export class Switch {
     const last = this.ports.pop() as Port
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
+    this.invalidate()
     this.stats.dropBackpressureRetired += port.dropBackpressure
     if (port.stp !== null) this.stp.removePort(port)
     if (port.condIn !== null) { port.condIn.discard(); port.condIn = null }
@@ -196,6 +215,7 @@ export class Switch {
   setStatics (entries: readonly StaticEntry[]): void {
     this.configStatics = entries
     this.statics = [...entries, ...this.extraStatics]
+    this.invalidate()
     bindStatics(this.fdb, this.ports, this.statics, this.detached)
   }
 
@@ -226,11 +246,13 @@ export class Switch {
   /** Operator disable: no frames in or out until enable(); its MACs are forgotten. */
   disablePort (port: Port): void {
     port.blocked |= BLOCK_OPERATOR
+    this.invalidate()
     this.fdb.deletePort(port)
   }
 
   enablePort (port: Port): void {
     port.blocked &= ~BLOCK_OPERATOR
+    this.invalidate()
   }
 
   /**
@@ -294,12 +316,15 @@ export class Switch {
     const second = Math.floor(nowMs / 1000) !== Math.floor(this.nowMs / 1000)
     this.nowMs = nowMs
     this.fdb.tick(nowMs)
+    // Before expiry: MACs that only the fast path carried are refreshed first.
+    if (this.fastPath !== null) this.fastPath.sync()
     // purgeStale walks every entry: once a second is what ageing in whole seconds needs.
     if (second) this.fdb.expire()
     this.stp.tick(nowMs)
     for (const p of this.ports) {
       if ((p.blocked & BLOCK_LOOP) !== 0 && nowMs >= p.loopUntil) {
         p.blocked &= ~BLOCK_LOOP
+        this.invalidate()
         log.info('loop_unblocked', { network: this.name, port: p.name })
       }
     }
@@ -413,6 +438,8 @@ export class Switch {
         this.output(egress, buf, off, len, tagged, tagVid, vid, hdrOff)
         s.forwarded++
         if (this.taps.length !== 0) this.offerTaps(ingress, egress, vid, buf, off, len)
+        // One null check for ports without a fast path.
+        if (ingress.fastPath !== null && egress.fastPath === ingress.fastPath && !tagged) ingress.fastPath.offer(ingress, egress, vid, macAt(buf, off), src)
         return
       }
     } else {

@@ -37,6 +37,7 @@ import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Gateway } from './gateway'
 import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
+import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
@@ -119,6 +120,8 @@ export class SwitchServer implements SwitchdView {
   private readonly qemu: QemuListener[] = []
   /** TAPs switchd serves itself (`taps`). */
   private readonly taps: TapPort[] = []
+  /** Each network's native fast path for its TAPs (io/fast-path.ts), made with its first TAP. */
+  private readonly fastPaths = new Map<Switch, FastPath>()
   readonly trunks: TrunkLink[] = []
   /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
   readonly gatewayChildren: Gateway[] = []
@@ -263,8 +266,8 @@ export class SwitchServer implements SwitchdView {
       const port = TapPort.open(binding, t, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
       this.taps.push(port)
       sw.addPort(port)
-      port.start()
-      log.info('tap_up', { port: port.name, network: sw.name, offload: port.offload })
+      port.start(this.fastPathOf(binding, sw))
+      log.info('tap_up', { port: port.name, network: sw.name, offload: port.offload, fast_path: port.fastPath !== null })
     }
     if (this.config.busyPoll > 0 && this.config.taps.length === 0) {
       log.warn('busy_poll_unused', { busy_poll_us: this.config.busyPoll, fix: 'busy polling follows traffic from local TAPs (taps / --tap): there are none' })
@@ -290,6 +293,17 @@ export class SwitchServer implements SwitchdView {
 
   address (): AddressInfo { return this.http.address() as AddressInfo }
 
+  /** The network's fast path, made on first use; undefined when it is off or the binding has none (a test's fake). */
+  private fastPathOf (binding: TapBinding, sw: Switch): FastPath | undefined {
+    if (!this.config.fastPath || binding.FastPath === undefined) return undefined
+    let fp = this.fastPaths.get(sw)
+    if (fp === undefined) {
+      fp = new FastPath(binding as FastPathBinding, sw)
+      this.fastPaths.set(sw, fp)
+    }
+    return fp
+  }
+
   /** Start each configured gateway and wait until it serves; throws TSW_ERR_CONFIG naming the cause. */
   private async startGateways (): Promise<void> {
     // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
@@ -310,6 +324,8 @@ export class SwitchServer implements SwitchdView {
 
   /** Connected and parked ports, and QEMU ports that have joined (slow path: tools, tests). */
   ports (): NetPort[] {
+    // What the native fast paths forwarded since the last tick shows at once in every view.
+    for (const fp of this.fastPaths.values()) fp.sync()
     const qemu = this.qemu.map((q) => q.port).filter((p) => p.network.ports.includes(p))
     const trunks = this.trunks.flatMap((t) => t.port === undefined ? [] : [t.port])
     const gateways = this.gatewayChildren.map((g) => g.port).filter((p) => p.network.ports.includes(p))
@@ -372,6 +388,7 @@ export class SwitchServer implements SwitchdView {
     if (JSON.stringify(config.qemu) !== JSON.stringify(now.qemu)) restart.push('qemu')
     if (JSON.stringify(config.taps) !== JSON.stringify(now.taps)) restart.push('taps')
     if (config.busyPoll !== now.busyPoll) restart.push('busyPoll')
+    if (config.fastPath !== now.fastPath) restart.push('fastPath')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
     if (JSON.stringify(config.gateways) !== JSON.stringify(now.gateways)) restart.push('networks.*.gateway')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
@@ -405,6 +422,7 @@ export class SwitchServer implements SwitchdView {
         return
       }
     }
+    for (const fp of this.fastPaths.values()) fp.sync()
     this.registry.metrics().then(
       (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
       (err: Error) => { res.writeHead(500).end(err.message) }
@@ -429,6 +447,8 @@ export class SwitchServer implements SwitchdView {
     this.metricsHttp?.close()
     for (const q of this.qemu) q.close()
     for (const t of this.taps) { t.close(); t.network.removePort(t) }
+    for (const fp of this.fastPaths.values()) fp.close()
+    this.fastPaths.clear()
     const gatewaysClosed = Promise.all(this.gatewayChildren.map(async (g) => { await g.close() }))
     const trunksClosed = Promise.all(this.trunks.map(async (t) => { await t.close() }))
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))

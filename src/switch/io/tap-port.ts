@@ -23,6 +23,7 @@ import type { Switch } from '../core/switch'
 import type { PortPolicy } from '../core/port'
 import type * as Native from '../../../native'
 import { NetPort, BatchSlab } from './net-port'
+import type { FastPath, FastPathBinding, FastPathPort } from './fast-path'
 import { TapswitchError, ERR_TAP } from '../../common/errors'
 import { logger } from '../../common/log'
 
@@ -35,6 +36,10 @@ export interface TapBinding {
   STAT_TX_DROPPED: number
   STAT_TX_ERRORS: number
   OFFLOAD_TSO: number
+  /** The native fast path (native/fastpath.cc); absent in a fake binding. */
+  FastPath?: FastPathBinding['FastPath']
+  PORT_STAT_COUNT?: number
+  FASTPATH_STAT_COUNT?: number
   /** Bounded adaptive busy polling after each burst, µs (0 = off). */
   setBusyPoll?: (usec: number) => void
 }
@@ -70,11 +75,14 @@ function tapError (action: string, name: string, err: unknown): Error {
   return new TapswitchError(ERR_TAP, `tap ${name}: ${action}: ${e.code}${hint !== '' ? ` (${hint})` : ''}`, { cause: err })
 }
 
-export class TapPort extends NetPort {
+export class TapPort extends NetPort implements FastPathPort {
   readonly kind = 'tap'
   private readonly batch = new BatchSlab()
   private readonly statBuf: Float64Array
   private txDroppedSeen = 0
+  /** The native fast path reading this TAP, and its slot there; undefined: read on the event loop. */
+  private fast: FastPath | undefined
+  private fastSlot = -1
 
   private constructor (id: number, name: string, readonly tap: Native.Tap, private readonly binding: TapBinding, highWaterMark: number, network: Switch) {
     super(id, name, `tap:${name}`, highWaterMark, network)
@@ -119,13 +127,33 @@ export class TapPort extends NetPort {
     return port
   }
 
-  /** Join the switch and start reading: each burst is one batch, handled before the callback returns. */
-  start (): void {
+  /**
+   * Join the switch and start reading: each burst is one batch, handled
+   * before the callback returns. With `fast`, the network's native thread
+   * reads the TAP and hands over only what its flows do not cover, in the
+   * same batches; it needs records exactly as read(2) gives them (no
+   * virtio-net header stripped: vnetHdr and vnetRecords agree).
+   */
+  start (fast?: FastPath): void {
     const sw = this.network
+    if (fast !== undefined && this.tap.vnetHdr === this.tap.vnetRecords) {
+      this.fast = fast
+      this.fastSlot = fast.add(this, this.tap.fd, this.tap.vnetRecords)
+      return
+    }
     this.tap.start((slab, start, end) => {
       // Our own binding frames these records: a malformed one would be a bug, counted by the switch.
       sw.receiveBatch(this, slab.subarray(start, end))
     }, MAX_BURST_FRAMES, MAX_BURST_BYTES)
+  }
+
+  receiveMisses (slab: Buffer, start: number, end: number): void {
+    this.network.receiveBatch(this, slab.subarray(start, end))
+  }
+
+  /** Stop reading: the fast path never touches the fd again once this returns. */
+  private stopReading (): void {
+    if (this.fast !== undefined) { this.fast.remove(this, this.fastSlot); this.fast = undefined } else this.tap.stop()
   }
 
   /** Nothing is ever buffered here: a write happens at flush or not at all. */
@@ -159,11 +187,12 @@ export class TapPort extends NetPort {
     // A TAP has no peer to tell: stop reading it and leave the network, as a closed WebSocket port
     // does, until switchd restarts. Left after the frame being handled (this runs inside it).
     log.warn('port_shutdown', { port: this.name, id: this.id, code, reason, note: 'the TAP stays open and idle until switchd restarts' })
-    this.tap.stop()
+    this.stopReading()
     setImmediate(() => { this.network.removePort(this) })
   }
 
   close (): void {
+    this.stopReading()
     this.tap.close()
   }
 }

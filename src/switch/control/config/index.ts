@@ -81,6 +81,12 @@ export interface SwitchdConfig {
    * sleeping (native/busy_poll.h); 0 = off. Spins a core while traffic flows.
    */
   busyPoll: number
+  /**
+   * Local TAPs of a network are read by a native thread that forwards known
+   * unicast between them by itself (native/fastpath.cc, docs/LOCAL-TAPS.md);
+   * false: they are read on the event loop as every other port.
+   */
+  fastPath: boolean
   /** Gateways (DHCP, DNS, NAT, published ports) of listed networks: `networks.NAME.gateway` (docs/GATEWAY.md). */
   gateways: readonly GatewaySpec[]
 }
@@ -137,10 +143,11 @@ export interface ConfigOverrides {
   uplinkCa?: string
   bridgePriority?: number
   busyPoll?: number
+  fastPath?: boolean
 }
 
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll', 'fastPath']
 
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
 export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
@@ -223,6 +230,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
     gateways: Object.freeze(gateways),
     busyPoll: overrides.busyPoll ?? r.int(top.busyPoll, 'busyPoll', 0, MAX_BUSY_POLL, 0),
+    fastPath: overrides.fastPath ?? r.bool(top.fastPath, 'fastPath', true),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,
     pingInterval: overrides.pingInterval ?? r.int(top.pingInterval, 'pingInterval', 1, 3600, 3),
     portBuffer: overrides.portBuffer ?? r.int(top.portBuffer, 'portBuffer', 16 * 1024, 1024 * 1024 * 1024, DEFAULT_HIGH_WATER_MARK),

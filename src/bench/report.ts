@@ -96,8 +96,8 @@ export function formatReport (r: BenchResults): string {
       out.push(`wake-ups: a 98-byte TCP echo between two Node processes takes p50 ${fmt(wk.asleepP50Us)} us with both asleep in between, ` +
         `${fmt(wk.awakeP50Us)} us back to back: ${fmt(wk.perWakeupUs)} us per wake-up. An idle ping through tapswitch wakes ${PING_WAKEUPS} processes` +
         (idle !== undefined ? ` (~${fmt(PING_WAKEUPS * wk.perWakeupUs)} us of its ${fmt(idle.p50Us)} us)` : '') +
-        `; through switchd --tap, ${PING_WAKEUPS_LOCAL}` +
-        (idleLocal !== undefined ? ` (~${fmt(PING_WAKEUPS_LOCAL * wk.perWakeupUs)} us of its ${fmt(idleLocal.p50Us)} us)` : ''))
+        `; through switchd --tap, none: its fast-path thread (a C++ thread in poll(2)) forwards known flows without waking Node` +
+        (idleLocal !== undefined ? ` (its ${fmt(idleLocal.p50Us)} us; with --no-fast-path, ${PING_WAKEUPS_LOCAL} Node wake-ups, ~${fmt(PING_WAKEUPS_LOCAL * wk.perWakeupUs)} us)` : ''))
     }
     const udp = net.udp64
     for (const side of ['tapswitch', 'local', 'bridge'] as const) {

@@ -11,12 +11,8 @@
  * (a DHCP exchange, never a frame of ordinary traffic).
  */
 
-import { ETH_HLEN } from './ethernet'
+import { ETH_HLEN, ETH_P_IP, IPPROTO_TCP, IPPROTO_UDP } from './ethernet'
 import { ETH_P_8021Q } from './vlan'
-
-export const ETH_P_IP = 0x0800
-export const IPPROTO_TCP = 6
-export const IPPROTO_UDP = 17
 /** RFC 2131 §4.1: servers listen on 67, clients on 68. */
 export const DHCP_SERVER_PORT = 67
 export const DHCP_CLIENT_PORT = 68

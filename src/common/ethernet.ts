@@ -11,6 +11,11 @@ export const ETH_HLEN = 14
 export const ETH_SOURCE = 6
 /** 802.1Q tag length; the default maximum frame size leaves room for one. */
 export const VLAN_HLEN = 4
+/** EtherTypes and IP protocol numbers the switch looks at (offload, the gateway's DHCP and filters). */
+export const ETH_P_IP = 0x0800
+export const ETH_P_IPV6 = 0x86dd
+export const IPPROTO_TCP = 6
+export const IPPROTO_UDP = 17
 
 /** 48-bit MAC at `off` as an integer (exact: < 2**53). */
 export function macAt (buf: Buffer, off: number): number {

@@ -26,7 +26,7 @@
  * csum_start is counted from the first byte of the Ethernet header.
  */
 
-import { ETH_HLEN } from './ethernet'
+import { ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP } from './ethernet'
 import { VNET_HDR_LEN, MAX_FRAME_SIZE_LIMIT } from './protocol'
 
 /** flags: the checksum at csum_start + csum_offset holds only the pseudo-header sum. */
@@ -67,9 +67,6 @@ export const OFFLOAD_OVERSIZE = 1
 export const OFFLOAD_MALFORMED = 2
 
 const ETH_P_8021Q = 0x8100
-const ETH_P_IP = 0x0800
-const ETH_P_IPV6 = 0x86dd
-const IPPROTO_TCP = 6
 const TCP_CSUM_OFFSET = 16
 const TCP_FIN = 0x01
 const TCP_PSH = 0x08

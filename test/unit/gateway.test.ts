@@ -13,8 +13,9 @@ import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import {
   buildDhcpRequest, buildDhcpReply, ipv4At, dhcpAt, dhcpType, dhcpOption, dhcpYourAddress, dhcpAddressOption, parseIpv4, formatIpv4, ipChecksum,
-  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, IPPROTO_TCP, IPPROTO_UDP
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS
 } from '../../src/common/dhcp'
+import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/common/ethernet'
 import { FakePort } from '../helpers/fake-port'
 import { waitFor } from '../helpers/net'
 

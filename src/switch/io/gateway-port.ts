@@ -38,9 +38,9 @@ import type { GatewaySpec } from '../control/config/gateway'
 import { LEASE_SECONDS } from '../control/config/gateway'
 import {
   ipv4At, l4At, L4_TOO_SHORT, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
-  IPPROTO_TCP, IPPROTO_UDP, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
+  DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
 } from '../../common/dhcp'
-import { formatMac } from '../../common/ethernet'
+import { formatMac, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
 import { RECORD_HEADER } from '../../common/protocol'
 import { logger } from '../../common/log'
 

@@ -181,34 +181,10 @@ export function buildDhcpReply (r: DhcpReply): Buffer {
     if (r.dns !== 0) opts.push(OPT_DNS, 4, ...bytes4(r.dns))
   }
   opts.push(OPT_END)
-  const bootpLen = BOOTP_FIXED + 4 + opts.length
-  const f = Buffer.alloc(ETH_HLEN + 20 + 8 + Math.max(bootpLen, 300 - 28))
-  f.writeUIntBE(r.clientMac, 0, 6)
-  f.writeUIntBE(r.serverMac, 6, 6)
-  f.writeUInt16BE(ETH_P_IP, 12)
-  const ip = ETH_HLEN
-  const ipLen = f.length - ETH_HLEN
-  f[ip] = 0x45
-  f.writeUInt16BE(ipLen, ip + 2)
-  f[ip + 8] = 64
-  f[ip + 9] = IPPROTO_UDP
-  f.writeUInt32BE(r.server, ip + 12)
-  f.writeUInt32BE(0xffffffff, ip + 16)
-  f.writeUInt16BE(ipChecksum(f, ip, ip + 20), ip + 10)
-  const udp = ip + 20
-  f.writeUInt16BE(DHCP_SERVER_PORT, udp)
-  f.writeUInt16BE(DHCP_CLIENT_PORT, udp + 2)
-  f.writeUInt16BE(ipLen - 20, udp + 4)
-  const b = udp + 8
-  f[b] = 2 // BOOTREPLY
-  f[b + 1] = 1 // Ethernet
-  f[b + 2] = 6
-  f.writeUInt32BE(r.xid, b + 4)
+  const f = bootpFrame(r.clientMac, r.serverMac, r.server, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, BOOTREPLY, r.xid, r.clientMac, opts)
+  const b = ETH_HLEN + 20 + 8
   f.writeUInt16BE(r.flags, b + 10)
   f.writeUInt32BE(r.yiaddr, b + 16)
-  f.writeUIntBE(r.clientMac, b + 28, 6)
-  f.writeUInt32BE(DHCP_MAGIC, b + BOOTP_FIXED)
-  Buffer.from(opts).copy(f, b + BOOTP_FIXED + 4)
   return f
 }
 
@@ -218,9 +194,22 @@ export function buildDhcpRequest (clientMac: number, type: number, xid: number, 
   if (requested !== 0) opts.push(OPT_REQUESTED_IP, 4, ...bytes4(requested))
   if (server !== 0) opts.push(OPT_SERVER_ID, 4, ...bytes4(server))
   opts.push(OPT_END)
-  const f = Buffer.alloc(ETH_HLEN + 20 + 8 + Math.max(BOOTP_FIXED + 4 + opts.length, 272))
-  f.fill(0xff, 0, 6)
-  f.writeUIntBE(clientMac, 6, 6)
+  return bootpFrame(0xffffffffffff, clientMac, 0, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, BOOTREQUEST, xid, clientMac, opts)
+}
+
+const BOOTREQUEST = 1
+const BOOTREPLY = 2
+
+/**
+ * An untagged frame of IPv4 to the limited broadcast address, UDP from `srcPort` to `dstPort`, and
+ * a BOOTP message (Ethernet hardware addresses) with `opts` after the magic cookie, padded to the
+ * 300 bytes of BOOTP's minimum. UDP checksum 0: none, which IPv4 allows. The fields the caller
+ * needs beyond these (flags, yiaddr) it writes after.
+ */
+function bootpFrame (dstMac: number, srcMac: number, srcIp: number, srcPort: number, dstPort: number, op: number, xid: number, chaddr: number, opts: number[]): Buffer {
+  const f = Buffer.alloc(ETH_HLEN + 20 + 8 + Math.max(BOOTP_FIXED + 4 + opts.length, 300 - 28))
+  f.writeUIntBE(dstMac, 0, 6)
+  f.writeUIntBE(srcMac, 6, 6)
   f.writeUInt16BE(ETH_P_IP, 12)
   const ip = ETH_HLEN
   const ipLen = f.length - ETH_HLEN
@@ -228,18 +217,19 @@ export function buildDhcpRequest (clientMac: number, type: number, xid: number, 
   f.writeUInt16BE(ipLen, ip + 2)
   f[ip + 8] = 64
   f[ip + 9] = IPPROTO_UDP
+  f.writeUInt32BE(srcIp, ip + 12)
   f.writeUInt32BE(0xffffffff, ip + 16)
   f.writeUInt16BE(ipChecksum(f, ip, ip + 20), ip + 10)
   const udp = ip + 20
-  f.writeUInt16BE(DHCP_CLIENT_PORT, udp)
-  f.writeUInt16BE(DHCP_SERVER_PORT, udp + 2)
+  f.writeUInt16BE(srcPort, udp)
+  f.writeUInt16BE(dstPort, udp + 2)
   f.writeUInt16BE(ipLen - 20, udp + 4)
   const b = udp + 8
-  f[b] = 1 // BOOTREQUEST
-  f[b + 1] = 1
+  f[b] = op
+  f[b + 1] = 1 // Ethernet
   f[b + 2] = 6
   f.writeUInt32BE(xid, b + 4)
-  f.writeUIntBE(clientMac, b + 28, 6)
+  f.writeUIntBE(chaddr, b + 28, 6)
   f.writeUInt32BE(DHCP_MAGIC, b + BOOTP_FIXED)
   Buffer.from(opts).copy(f, b + BOOTP_FIXED + 4)
   return f

@@ -12,33 +12,23 @@
  */
 
 import assert from 'node:assert/strict'
-import * as path from 'node:path'
-import { run, stopChild } from '../../src/lab/lab'
-import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, type Logged } from '../helpers/proc'
+import { run } from '../../src/lab/lab'
+import { pingUntilAnswered } from '../helpers/proc'
+import { localTaps } from '../helpers/local-taps'
 import type { NetworkJson, PortJson, FdbJson } from '../../src/common/api-types'
-
-const ROOT = path.resolve(__dirname, '../..')
-const SWITCHD = path.join(ROOT, 'bin/switchd.js')
-const ID = process.pid % 100000
-const NS_A = `tswfp-a${ID}`
-const NS_B = `tswfp-b${ID}`
-const TAP_A = `tswfpA${ID}`
-const TAP_B = `tswfpB${ID}`
 
 describe('e2e: the native fast path between local TAPs', function () {
   this.timeout(60_000)
-  let sw: Logged | undefined
-  let api = ''
-  const log: string[] = []
+  const lab = localTaps('fp')
+  const { nsA: NS_A, nsB: NS_B, tapA: TAP_A, tapB: TAP_B } = lab
 
   const get = async <T>(p: string): Promise<T> => {
-    const r = await fetch(`${api}${p}`, { signal: AbortSignal.timeout(5000) })
+    const r = await fetch(`${lab.api}${p}`, { signal: AbortSignal.timeout(5000) })
     assert.equal(r.status, 200, `GET ${p}`)
     return await r.json() as T
   }
   const post = async (p: string, body: unknown = {}): Promise<void> => {
-    const r = await fetch(`${api}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) })
+    const r = await fetch(`${lab.api}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) })
     assert.equal(r.status, 200, `POST ${p}: ${await r.text()}`)
   }
   const network = async (): Promise<NetworkJson> => (await get<NetworkJson[]>('/api/v1/networks'))[0] as NetworkJson
@@ -48,43 +38,9 @@ describe('e2e: the native fast path between local TAPs', function () {
     await assert.rejects(run('ip', ['netns', 'exec', ns, 'ping', '-4', '-c', String(n), '-i', '0.2', '-W', '1', '-n', '-q', target], 15_000), 'no answer came')
   }
 
-  async function startSwitchd (extra: string[]): Promise<void> {
-    sw = spawnLogged('switchd', process.execPath, [SWITCHD, '--listen', '127.0.0.1:0', '--ageing-time', '3', '--tap', `${TAP_A},${TAP_B}`, ...extra], (l) => { log.push(l) })
-    const line = await waitForLine(sw, 'switchd', (l) => l.includes('"event":"listening"'))
-    const port = /"port":(\d+)/.exec(line)?.[1]
-    assert.ok(port !== undefined, line)
-    api = `http://127.0.0.1:${port}`
-    for (const [tap, ns, ip] of [[TAP_A, NS_A, '192.0.2.1/24'], [TAP_B, NS_B, '192.0.2.2/24']] as const) {
-      await run('ip', ['link', 'set', tap, 'netns', ns])
-      await run('ip', ['-n', ns, 'addr', 'add', ip, 'dev', tap])
-      await run('ip', ['-n', ns, 'link', 'set', tap, 'up'])
-    }
-  }
-
-  async function stopSwitchd (): Promise<void> {
-    await stopChild(sw?.child)
-    sw = undefined
-    // The TAPs were switchd's (not persistent): they went with it.
-  }
-
-  before(async function () {
-    requireRoot(this)
-    for (const ns of [NS_A, NS_B]) await run('ip', ['netns', 'add', ns])
-  })
-
-  after(async () => {
-    await stopChild(sw?.child)
-    for (const ns of [NS_A, NS_B]) await run('ip', ['netns', 'del', ns]).catch(() => {})
-    for (const t of [TAP_A, TAP_B]) await run('ip', ['link', 'del', t]).catch(() => {})
-  })
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') process.stderr.write(log.slice(-40).join('\n') + '\n')
-  })
-
   describe('on (the default)', () => {
-    before(async () => { await startSwitchd([]) })
-    after(async () => { await stopSwitchd() })
+    before(async () => { await lab.start(['--ageing-time', '3']) })
+    after(async () => { await lab.stop() })
 
     it('pings are forwarded natively, counted in the API, and their MACs do not age out', async () => {
       await pingUntilAnswered(NS_A, '192.0.2.2', 1)
@@ -162,7 +118,7 @@ describe('e2e: the native fast path between local TAPs', function () {
     it('a capture sees the frames: no flow while it runs', async () => {
       await pingUntilAnswered(NS_A, '192.0.2.2', 2)
       assert.ok(((await network()).fastPath?.flows ?? 0) > 0, 'flows before')
-      const res = await fetch(`${api}/api/v1/capture?count=6&duration=20`, { signal: AbortSignal.timeout(25_000) })
+      const res = await fetch(`${lab.api}/api/v1/capture?count=6&duration=20`, { signal: AbortSignal.timeout(25_000) })
       assert.equal(res.status, 200)
       const body = res.arrayBuffer()
       // The capture is attached once the response started.
@@ -178,8 +134,8 @@ describe('e2e: the native fast path between local TAPs', function () {
   })
 
   describe('--no-fast-path', () => {
-    before(async () => { await startSwitchd(['--no-fast-path']) })
-    after(async () => { await stopSwitchd() })
+    before(async () => { await lab.start(['--ageing-time', '3', '--no-fast-path']) })
+    after(async () => { await lab.stop() })
 
     it('the TAPs are read on the event loop only: pings pass, the network has no fast path', async () => {
       assert.match(await pingUntilAnswered(NS_A, '192.0.2.2', 3), / 3 received/)

@@ -11,17 +11,13 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { run, stopChild } from '../../src/lab/lab'
-import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, asUser, requireCheckoutReadableBy, exitWithin, type Logged } from '../helpers/proc'
+import { run } from '../../src/lab/lab'
+import { spawnLogged, pingUntilAnswered, asUser, requireCheckoutReadableBy, exitWithin } from '../helpers/proc'
+import { localTaps } from '../helpers/local-taps'
 
 const ROOT = path.resolve(__dirname, '../..')
 const SWITCHD = path.join(ROOT, 'bin/switchd.js')
 const ID = process.pid % 100000
-const NS_A = `tswlt-a${ID}`
-const NS_B = `tswlt-b${ID}`
-const TAP_A = `tswltA${ID}`
-const TAP_B = `tswltB${ID}`
 
 /** utime + stime of `pid`, in seconds. */
 function cpuSeconds (pid: number): number {
@@ -32,40 +28,18 @@ function cpuSeconds (pid: number): number {
 
 describe('e2e: switchd serves local TAPs itself (--tap)', function () {
   this.timeout(60_000)
-  let sw: Logged | undefined
-  const log: string[] = []
-
-  before(async function () {
-    requireRoot(this)
-    for (const ns of [NS_A, NS_B]) await run('ip', ['netns', 'add', ns])
-  })
-
-  after(async () => {
-    await stopChild(sw?.child)
-    for (const ns of [NS_A, NS_B]) await run('ip', ['netns', 'del', ns]).catch(() => {})
-    for (const t of [TAP_A, TAP_B]) await run('ip', ['link', 'del', t]).catch(() => {})
-  })
-
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') process.stderr.write(log.slice(-40).join('\n') + '\n')
-  })
+  const lab = localTaps('lt')
+  const { nsA: NS_A, nsB: NS_B, log } = lab
 
   it('two namespaces ping each other through one switchd and no agent, and it idles without spinning', async () => {
-    sw = spawnLogged('switchd', process.execPath, [SWITCHD, '--listen', '127.0.0.1:0', '--tap', `${TAP_A},${TAP_B}`], (l) => { log.push(l) })
-    await waitForLine(sw, 'switchd', (l) => l.includes('"event":"listening"'))
-    for (const [tap, ns, ip] of [[TAP_A, NS_A, '192.0.2.1/24'], [TAP_B, NS_B, '192.0.2.2/24']] as const) {
-      // Moved after creation: switchd keeps its fd and never touches the link by name again.
-      await run('ip', ['link', 'set', tap, 'netns', ns])
-      await run('ip', ['-n', ns, 'addr', 'add', ip, 'dev', tap])
-      await run('ip', ['-n', ns, 'link', 'set', tap, 'up'])
-    }
+    await lab.start()
     const summary = await pingUntilAnswered(NS_A, '192.0.2.2', 5)
     assert.match(summary, / 5 received/)
     const back = await pingUntilAnswered(NS_B, '192.0.2.1', 3)
     assert.match(back, / 3 received/)
 
     // Nothing flows now: over one second switchd must be asleep in epoll, not polling.
-    const pid = sw.child.pid as number
+    const pid = lab.sw?.child.pid as number
     const before = cpuSeconds(pid)
     await new Promise((resolve) => setTimeout(resolve, 1000))
     const used = cpuSeconds(pid) - before

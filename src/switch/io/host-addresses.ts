@@ -79,6 +79,9 @@ export class HostAddresses {
 
   constructor (private readonly fibPath = FIB_TRIE, private readonly interfaces: () => ReturnType<typeof os.networkInterfaces> = os.networkInterfaces) {}
 
+  /** A read is under way. */
+  get reading (): boolean { return this.busy }
+
   /** Read now and wait for it (a gateway's start). */
   refreshSync (): void {
     let text: string | undefined

@@ -123,3 +123,20 @@ export function readUdp (f: Buffer): { src: number, dst: number, sport: number, 
 export function record (...frames: Buffer[]): Buffer {
   return Buffer.concat(frames.flatMap((f) => { const h = Buffer.alloc(4); h.writeUInt32BE(f.length); return [h, f] }))
 }
+
+/** `frame` (one whole IPv4 datagram, no options) cut in two fragments, the first carrying `firstLen` bytes after the IPv4 header (a multiple of 8). */
+export function fragments (frame: Buffer, firstLen: number): [Buffer, Buffer] {
+  const total = frame.readUInt16BE(16)
+  const data = frame.subarray(34, 14 + total)
+  const piece = (part: Buffer, offset: number, more: boolean): Buffer => {
+    const f = Buffer.alloc(Math.max(60, 34 + part.length))
+    frame.copy(f, 0, 0, 34)
+    f.writeUInt16BE(20 + part.length, 16)
+    f.writeUInt16BE((more ? 0x2000 : 0) | (offset / 8), 20)
+    f.writeUInt16BE(0, 24)
+    f.writeUInt16BE(fold(sum(f, 14, 34)), 24)
+    part.copy(f, 34)
+    return f
+  }
+  return [piece(data.subarray(0, firstLen), 0, true), piece(data.subarray(firstLen), firstLen, false)]
+}

@@ -37,20 +37,18 @@
  *    that the station may answer that peer and no other port of this host.
  *    Peers share one budget of flowsPerClient and count in no client's share.
  *
- * The table is open addressing with linear probing on typed arrays (the
- * keys do not fit one double: a TCP 4-tuple is 96 bits), sized at twice
- * what it may hold, with a seeded hash so that no client can aim collisions.
- * A frame of an existing flow costs a hash and a probe and allocates
- * nothing; a new flow looks its client's share up by the client's key once.
- * Expiry walks the table once a second from the switch's tick, never per
- * frame. Memory is fixed at construction by maxFlows. When the child
+ * The flows live in a FlowTable (core/flow-table.ts: typed arrays, integer
+ * keys, sized by maxFlows at construction). A frame of an existing flow
+ * costs a hash and a probe and allocates nothing; a new flow looks its
+ * client's share up by the client's key once. Expiry walks the table once a
+ * second from the switch's tick, never per frame. When the child
  * restarts, its sockets are gone and so is the table (clear()).
  */
 
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
 import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid } from './gateway-filter'
+import { FlowTable, EMPTY } from './flow-table'
 
-const K_EMPTY = 0
 const K_UDP = 1
 const K_TCP = 2
 const K_ICMP = 3
@@ -103,15 +101,9 @@ export class GatewayFlows {
   flows = 0
   /** Peers of published UDP ports being remembered. */
   peers = 0
-  private readonly cap: number
-  private readonly seed: number
-  private readonly kind: Uint8Array
+  private readonly t: FlowTable
+  /** Per flow: state bits, client share, requests (ICMP), last frame and start (ms), and TCP sequence marks. */
   private readonly st: Uint8Array
-  private readonly ka: Uint32Array
-  private readonly kb: Uint32Array
-  private readonly kc: Uint32Array
-  private readonly kd: Uint32Array
-  private readonly home: Uint32Array
   private readonly share: Int32Array
   private readonly count: Uint32Array
   private readonly seen: Float64Array
@@ -129,15 +121,12 @@ export class GatewayFlows {
   constructor (private readonly o: GatewayFlowsOptions) {
     this.maxFlows = o.maxFlows
     this.flowsPerClient = o.flowsPerClient
-    let cap = 16
-    while (cap < 2 * (o.maxFlows + o.flowsPerClient)) cap *= 2
-    this.cap = cap
-    this.seed = (o.seed ?? Math.floor(Math.random() * 0x100000000)) >>> 0
-    this.kind = new Uint8Array(cap); this.st = new Uint8Array(cap)
-    this.ka = new Uint32Array(cap); this.kb = new Uint32Array(cap); this.kc = new Uint32Array(cap); this.kd = new Uint32Array(cap)
-    this.home = new Uint32Array(cap); this.share = new Int32Array(cap); this.count = new Uint32Array(cap)
-    this.seen = new Float64Array(cap); this.born = new Float64Array(cap)
-    this.ackMax = new Uint32Array(cap); this.edge = new Uint32Array(cap); this.sndMax = new Uint32Array(cap); this.finSeq = new Uint32Array(cap)
+    const t = new FlowTable(2 * (o.maxFlows + o.flowsPerClient), (o.seed ?? Math.floor(Math.random() * 0x100000000)) >>> 0)
+    this.t = t
+    this.st = t.column((n) => new Uint8Array(n)); this.share = t.column((n) => new Int32Array(n)); this.count = t.column((n) => new Uint32Array(n))
+    this.seen = t.column((n) => new Float64Array(n)); this.born = t.column((n) => new Float64Array(n))
+    this.ackMax = t.column((n) => new Uint32Array(n)); this.edge = t.column((n) => new Uint32Array(n))
+    this.sndMax = t.column((n) => new Uint32Array(n)); this.finSeq = t.column((n) => new Uint32Array(n))
     const shares = o.maxFlows + 2
     this.shareKey = new Array<string | undefined>(shares).fill(undefined)
     this.shareCount = new Int32Array(shares)
@@ -153,32 +142,12 @@ export class GatewayFlows {
     return s === undefined ? 0 : this.shareCount[s] as number
   }
 
-  private hash (k: number, a: number, b: number, c: number, d: number): number {
-    let h = Math.imul(a ^ this.seed, 0xcc9e2d51)
-    h = Math.imul((h << 15) | (h >>> 17), 0x1b873593) ^ Math.imul(b + k * 0x10000, 0x85ebca6b)
-    h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae35)
-    h = Math.imul(h ^ (h >>> 16) ^ d, 0x85ebca6b)
-    return (h ^ (h >>> 15)) & (this.cap - 1)
-  }
+  private find (k: number, a: number, b: number, c: number, d: number): number { return this.t.find(k, a, b, c, d) }
 
-  /** Slot of the flow, or -1. */
-  private find (k: number, a: number, b: number, c: number, d: number): number {
-    const m = this.cap - 1
-    for (let i = this.hash(k, a, b, c, d); ; i = (i + 1) & m) {
-      const x = this.kind[i]
-      if (x === K_EMPTY) return -1
-      if (x === k && this.ka[i] === a && this.kb[i] === b && this.kc[i] === c && this.kd[i] === d) return i
-    }
-  }
-
-  /** A free slot for a new flow of `share`, or -1 if its share or the total is spent. */
+  /** A slot for a new flow of share `s` (room() said there is room). */
   private insert (k: number, a: number, b: number, c: number, d: number, s: number, nowMs: number): number {
-    const h = this.hash(k, a, b, c, d)
-    const m = this.cap - 1
-    let i = h
-    while (this.kind[i] !== K_EMPTY) i = (i + 1) & m
-    this.kind[i] = k; this.ka[i] = a; this.kb[i] = b; this.kc[i] = c; this.kd[i] = d
-    this.home[i] = h; this.share[i] = s; this.count[i] = 1; this.st[i] = 0
+    const i = this.t.insert(k, a, b, c, d)
+    this.share[i] = s; this.count[i] = 1; this.st[i] = 0
     this.seen[i] = nowMs; this.born[i] = nowMs
     this.shareCount[s] = (this.shareCount[s] as number) + 1
     if (k === K_PEER) this.peers++; else this.flows++
@@ -208,31 +177,13 @@ export class GatewayFlows {
     this.freeShares.push(s)
   }
 
-  /** Empty slot i, shifting the probe run after it back (no tombstones). */
+  /** Forget the flow in slot i. */
   private remove (i: number): void {
-    const k = this.kind[i]
+    const k = this.t.kind[i]
     const n = k === K_ICMP ? this.count[i] as number : 1
     this.release(this.share[i] as number, n)
     if (k === K_PEER) this.peers--; else this.flows -= n
-    const m = this.cap - 1
-    let hole = i
-    for (let j = (i + 1) & m; this.kind[j] !== K_EMPTY; j = (j + 1) & m) {
-      const h = this.home[j] as number
-      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
-      if (((j - h) & m) < ((j - hole) & m)) continue
-      this.move(j, hole)
-      hole = j
-    }
-    this.kind[hole] = K_EMPTY
-  }
-
-  private move (from: number, to: number): void {
-    this.kind[to] = this.kind[from] as number; this.st[to] = this.st[from] as number
-    this.ka[to] = this.ka[from] as number; this.kb[to] = this.kb[from] as number; this.kc[to] = this.kc[from] as number; this.kd[to] = this.kd[from] as number
-    this.home[to] = this.home[from] as number; this.share[to] = this.share[from] as number; this.count[to] = this.count[from] as number
-    this.seen[to] = this.seen[from] as number; this.born[to] = this.born[from] as number
-    this.ackMax[to] = this.ackMax[from] as number; this.edge[to] = this.edge[from] as number
-    this.sndMax[to] = this.sndMax[from] as number; this.finSeq[to] = this.finSeq[from] as number
+    this.t.remove(i)
   }
 
   /**
@@ -408,7 +359,7 @@ export class GatewayFlows {
 
   /** When the flow in slot i ends at the latest, ms (Infinity: while slirp keeps it open). */
   private deadline (i: number): number {
-    const k = this.kind[i]
+    const k = this.t.kind[i]
     const seen = this.seen[i] as number
     if (k === K_UDP) return seen + (((this.st[i] as number) & U_FAST) !== 0 ? UDP_DNS_IDLE_MS : UDP_IDLE_MS) + SLACK_MS
     if (k !== K_TCP) return seen + ICMP_IDLE_MS + SLACK_MS
@@ -421,15 +372,16 @@ export class GatewayFlows {
 
   /** Forget the flows slirp has let go by now (once a second, from the switch's tick). */
   expire (nowMs: number): void {
-    for (let i = 0; i < this.cap;) {
-      if (this.kind[i] !== K_EMPTY && nowMs >= this.deadline(i)) this.remove(i) // what moved into i is looked at next
+    const kind = this.t.kind
+    for (let i = 0; i < this.t.cap;) {
+      if (kind[i] !== EMPTY && nowMs >= this.deadline(i)) this.remove(i) // what moved into i is looked at next
       else i++
     }
   }
 
   /** The child is gone, and its sockets with it. */
   clear (): void {
-    this.kind.fill(K_EMPTY)
+    this.t.clear()
     this.flows = 0
     this.peers = 0
     this.shareOf.clear()

@@ -40,6 +40,19 @@ export interface NetworkJson {
   counters: Record<string, number>
   /** The native fast path of its local TAPs (docs/LOCAL-TAPS.md), when it has one. */
   fastPath?: { flows: number, forwarded: number, misses: number, missDropped: number }
+  /** Its gateway (docs/GATEWAY.md), when it has one. */
+  gateway?: GatewayJson
+}
+
+/** A network's gateway: its child, the host sockets (flows) it holds for the stations, what it refused by reason. */
+export interface GatewayJson {
+  up: boolean
+  flows: number
+  maxFlows: number
+  flowsPerClient: number
+  /** Clients holding flows now. */
+  clients: number
+  filtered: Record<string, number>
 }
 
 /** GET /api/v1/fdb: one entry. */

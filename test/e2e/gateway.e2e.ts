@@ -2,7 +2,8 @@
  * Issue 16, acceptance: a network's gateway (libslirp in switchd's QEMU
  * child, running as nobody) gives namespaces that run only busybox udhcpc an
  * address, a default route and a DNS server; NATs them to a service on the
- * host's loopback (and refuses it on a network whose gateway has nat false);
+ * host's loopback that its hostPorts lists (and refuses it on a network whose
+ * gateway has nat false);
  * publishes a namespace's server on 127.0.0.1; survives its child being
  * killed; dies with switchd.
  *
@@ -99,6 +100,8 @@ exit 0
         networks: {
           default: {
             gateway: {
+              // Since issue 21 a station reaches only the host ports listed here.
+              hostPorts: [`tcp:${hostPort}`],
               staticLeases: [{ mac: '02:00:5e:00:00:17', ip: '10.0.2.60' }], // host w (the lab's MACs: 02:00:5e:00:00:<index+1>)
               publish: [{ proto: 'tcp', host: `127.0.0.1:${publishPort}`, guest: `10.0.2.15:${SERVER_PORT_IN_NS}` }]
             }
@@ -150,10 +153,12 @@ exit 0
     assert.equal(await connectFrom(u, '10.0.2.2', hostPort), 'hello-from-host')
   })
 
-  it('restricted (nat false): the same service is refused, while DHCP still works', async () => {
+  it('restricted (nat false): the same service is not reached (dropped before slirp, counted host), while DHCP still works', async () => {
     await dhcp(x)
     assert.match(await addressOf(x), /inet 10\.0\.3\.15\/24/)
-    assert.equal(await connectFrom(x, '10.0.3.2', hostPort), 'ERR ECONNREFUSED', 'slirp answers with a reset')
+    assert.equal(await connectFrom(x, '10.0.3.2', hostPort, 1500), 'ERR TIMEOUT', 'no answer: the SYN never reached slirp')
+    const metrics = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`)).text()
+    assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="locked",reason="host"\} [1-9]/)
   })
 
   it('attack: switchd\'s own port is not reachable through the gateway (dropped and counted)', async () => {

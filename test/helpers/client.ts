@@ -26,8 +26,8 @@ export class TestClient {
   }
 
   /** Raw mode: no subprotocol, one frame per message. */
-  static async raw (url: string): Promise<TestClient> {
-    const c = new TestClient(new WebSocket(url, { perMessageDeflate: false }), false)
+  static async raw (url: string, opts: WebSocket.ClientOptions = {}): Promise<TestClient> {
+    const c = new TestClient(new WebSocket(url, { perMessageDeflate: false, ...opts }), false)
     await onceWithin(c.ws, 'open')
     return c
   }

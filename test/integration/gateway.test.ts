@@ -272,20 +272,20 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
   })
 
   it('attack: a station cannot reach switchd\'s own port through the gateway, by its address, 127.0.0.1 or 0.0.0.0', async () => {
-    const { server: s, url } = await start({ nat: true })
+    const elsewhere = net.createServer((c) => { c.destroy() })
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+    const { server: s, url } = await start({ nat: true, hostPorts: [`tcp:${(elsewhere.address() as net.AddressInfo).port}`] })
     const vm = await client(url)
     let reached = 0
     s.http.on('connection', () => { reached++ })
-    const elsewhere = net.createServer((c) => { c.destroy() })
-    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
     let barrier = 0
     elsewhere.on('connection', () => { barrier++ })
     try {
       const self = s.address().port
       const before = reached
       vm.send([syn(GW, self), syn(parseIpv4('127.0.0.1') as number, self), syn(0, self)])
-      // Barrier: the same path to another host port, sent after them, connects.
-      vm.send([syn(parseIpv4('127.0.0.1') as number, (elsewhere.address() as net.AddressInfo).port)])
+      // Barrier: the same path to a host port the configuration lists, sent after them, connects.
+      vm.send([syn(GW, (elsewhere.address() as net.AddressInfo).port)])
       await waitFor(() => barrier === 1, 5000, 'the connection to the other port (barrier)')
       assert.equal(reached, before, 'no connection reached switchd')
       assert.equal(gatewayPort().filteredSelf, 3)

@@ -138,8 +138,8 @@ describe('gateway', () => {
       return p.txFrames - before
     }
 
-    it('attack: TCP to switchd\'s own ports through the gateway address is dropped and counted; other host ports pass', () => {
-      const p = port({}, [8080, 9100])
+    it('attack: TCP to switchd\'s own ports through the gateway address is dropped and counted; other host ports pass only when listed', () => {
+      const p = port({ hostPorts: ['tcp:5432'] }, [8080, 9100])
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)), 0)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 9100)), 0)
       assert.equal(p.filteredSelf, 2)
@@ -147,29 +147,37 @@ describe('gateway', () => {
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.0.0.1'), 8080)), 0)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('127.1.2.3'), 8080)), 0)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, 0, 8080)), 0)
-      assert.equal(p.filteredSelf, 5)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, 0xffffffff, 8080)), 0)
+      assert.equal(p.filteredSelf, 6)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 5433)), 0, 'not listed')
+      assert.equal(p.filteredHost, 1)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 5432)), 1)
       assert.equal(written.length, 1, 'one batch to the child')
     })
 
-    it('attack: a first fragment too short to show its ports is dropped as malformed (no tiny-fragment way to switchd\'s port)', () => {
-      const p = port({}, [8080])
+    it('attack: fragments are dropped as fragment (slirp would hold them without bound), a segment too short to show its ports as malformed', () => {
+      const p = port({ hostPorts: ['tcp:8080'] })
+      const first = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      first.writeUInt16BE(0x2000, 20) // more fragments
+      assert.equal(toSlirp(p, first), 0)
+      const later = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
+      later.writeUInt16BE(1, 20) // offset 8: no ports in it
+      assert.equal(toSlirp(p, later), 0)
+      assert.equal(p.filteredFragment, 2)
       const tiny = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
       tiny.writeUInt16BE(20 + 3, 16) // IPv4 total length: 3 bytes of TCP (part of the destination port)
-      tiny.writeUInt16BE(0x2000, 20) // more fragments
       assert.equal(toSlirp(p, tiny), 0)
       assert.equal(p.dropMalformed, 1)
-      const later = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
-      later.writeUInt16BE(1, 20) // offset 8: no ports in it, nothing to check
-      assert.equal(toSlirp(p, later), 1)
-      assert.equal(p.filteredSelf, 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)), 1, 'whole, it passes')
     })
 
-    it('nat "host": IPv4 beyond the gateway and DNS addresses is dropped; the host and DNS pass', () => {
-      const p = port({ nat: 'host' })
+    it('nat "host": IPv4 beyond this host is dropped; the listed host ports and DNS pass', () => {
+      const p = port({ nat: 'host', hostPorts: ['tcp:80'] })
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('192.0.2.1'), 80)), 0)
-      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.9'), 53)), 0)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('198.51.100.9'), 53)), 0)
       assert.equal(p.filteredOutside, 2)
+      assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.9'), 53)), 0, 'on-link: never through slirp')
+      assert.equal(p.filteredNotRoutable, 1)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 80)), 1)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_UDP, ip('10.0.2.3'), 53)), 1)
     })

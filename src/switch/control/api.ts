@@ -29,13 +29,13 @@
 
 import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { SwitchdView, PortHandle } from './view'
+import type { SwitchdView, PortHandle, GatewayFacts } from './view'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState } from '../core/port'
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
 import { TapswitchError } from '../../common/errors'
 import { portDropDetail } from '../core/drops'
-import type { PortJson, NetworkJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson } from '../../common/api-types'
+import type { PortJson, NetworkJson, GatewayJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson } from '../../common/api-types'
 import { traceFrame } from '../core/trace'
 import { DROP_REASONS } from '../core/drops'
 import { parseFrameSpec } from '../../common/framespec'
@@ -132,7 +132,22 @@ function readFlap (v: unknown): { down: number, every: number } {
   return { down, every }
 }
 
-export function networkView (sw: Switch): NetworkJson {
+/** A gateway as GET /api/v1/networks shows it. */
+export function gatewayView (g: GatewayFacts): GatewayJson {
+  return {
+    up: g.up,
+    flows: g.flows,
+    maxFlows: g.maxFlows,
+    flowsPerClient: g.flowsPerClient,
+    clients: g.flowClients,
+    filtered: {
+      dhcp: g.filteredDhcp, dns: g.filteredDns, outside: g.filteredOutside, switchd: g.filteredSelf, host: g.filteredHost,
+      not_routable: g.filteredNotRoutable, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows
+    }
+  }
+}
+
+export function networkView (sw: Switch, gateway?: GatewayFacts): NetworkJson {
   // First: the fast path folds what it forwarded into the counters below.
   const fastPath = sw.fastPath?.stats()
   return {
@@ -142,7 +157,8 @@ export function networkView (sw: Switch): NetworkJson {
     fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
     stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
     counters: { ...sw.stats },
-    ...(fastPath !== undefined ? { fastPath } : {})
+    ...(fastPath !== undefined ? { fastPath } : {}),
+    ...(gateway !== undefined ? { gateway: gatewayView(gateway) } : {})
   }
 }
 
@@ -254,7 +270,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   const method = req.method ?? 'GET'
   const path = url.pathname
   if (method === 'GET' && path === '/api/v1/networks') {
-    send(res, 200, server.networks.all().map(networkView))
+    const gateways = server.gateways()
+    send(res, 200, server.networks.all().map((sw) => networkView(sw, gateways.find((g) => g.network === sw.name))))
     return
   }
   if (method === 'GET' && path === '/api/v1/ports') {

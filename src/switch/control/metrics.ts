@@ -153,14 +153,23 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
       emit({ network: sw.name, kind: 'static' }, p?.staticLeases ?? 0)
     }
   })
-  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped: dhcp (dhcp false), dns (dnsForward false), outside (nat "host"), switchd (to switchd\'s own ports)', ['network', 'reason'], (emit) => {
+  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped, by reason (docs/GATEWAY.md): dhcp, dns, outside, switchd, host, ' +
+    'not_routable, fragment, protocol, flows', ['network', 'reason'], (emit) => {
     for (const sw of nets.all()) {
       const p = gatewayOf(sw.name)
       emit({ network: sw.name, reason: 'dhcp' }, p?.filteredDhcp ?? 0)
       emit({ network: sw.name, reason: 'dns' }, p?.filteredDns ?? 0)
       emit({ network: sw.name, reason: 'outside' }, p?.filteredOutside ?? 0)
       emit({ network: sw.name, reason: 'switchd' }, p?.filteredSelf ?? 0)
+      emit({ network: sw.name, reason: 'host' }, p?.filteredHost ?? 0)
+      emit({ network: sw.name, reason: 'not_routable' }, p?.filteredNotRoutable ?? 0)
+      emit({ network: sw.name, reason: 'fragment' }, p?.filteredFragment ?? 0)
+      emit({ network: sw.name, reason: 'protocol' }, p?.filteredProtocol ?? 0)
+      emit({ network: sw.name, reason: 'flows' }, p?.filteredFlows ?? 0)
     }
+  })
+  scrapedGauge(reg, 'switchd_gateway_flows', 'Host sockets the gateway\'s child holds for the stations now (UDP, TCP, ICMP echo), as switchd models them', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.flows ?? 0)
   })
   scrapedCounter(reg, 'switchd_capture_frames_total', 'Frames written to live captures', [], (emit) => { emit({}, server.captures.stats.frames) })
   scrapedCounter(reg, 'switchd_capture_dropped_frames_total', 'Frames live captures lost because their reader was slow', [], (emit) => { emit({}, server.captures.stats.dropped) })

@@ -63,6 +63,16 @@ export interface GatewayFacts {
   readonly filteredDns: number
   readonly filteredOutside: number
   readonly filteredSelf: number
+  readonly filteredHost: number
+  readonly filteredNotRoutable: number
+  readonly filteredFragment: number
+  readonly filteredProtocol: number
+  readonly filteredFlows: number
+  /** Host sockets its child holds for the stations now (core/gateway-flows.ts), its limits, and the clients holding them. */
+  readonly flows: number
+  readonly maxFlows: number
+  readonly flowsPerClient: number
+  readonly flowClients: number
 }
 
 export interface SwitchdView {

@@ -167,6 +167,13 @@ export abstract class Port {
    * its TAPs; null for every other port, which then pays this one null check.
    */
   fastPath: FastPathHooks | null = null
+  /**
+   * Who its per-client shares count against (the gateway's flows, issue 21):
+   * for a WebSocket port its client's address (common/address.ts addressKey:
+   * an IPv4 address, an IPv6 /64), set when it joins, so that one address
+   * with 20 ports has one share; for every other port the port itself.
+   */
+  clientKey: string
 
   rxFrames = 0
   rxBytes = 0
@@ -210,6 +217,7 @@ export abstract class Port {
   securityViolations = 0
 
   constructor (readonly id: number, public name: string) {
+    this.clientKey = `port ${id}`
     this.member[1] = 1
   }
 

@@ -6,25 +6,21 @@
  * stays while the child restarts: the stations' fdb entry for the gateway's
  * MAC never moves, and the rest of the network notices nothing.
  *
- * libslirp serves DHCP, DNS and NAT and knows nothing of what QEMU 7.2 does
- * not let us tell it, so this port does the rest on egress, before a frame
- * reaches the child, and only for frames to the gateway (no other port pays):
+ * Every frame to the gateway passes here first (no other port pays):
  *
+ *  - what a station may reach through slirp is an allowlist
+ *    (core/gateway-filter.ts): DHCP, DNS, the host ports the operator lists,
+ *    replies on published ports, the outside with nat on; everything else,
+ *    fragments included, is dropped and counted by reason;
+ *  - each client gets a share of the host sockets slirp opens for them
+ *    (core/gateway-flows.ts, fed from both directions: output() here, and
+ *    track() over each batch from the child); over it, a new flow is dropped;
  *  - static leases: a DHCP request from a MAC with a static lease is answered
  *    here (buildDhcpReply), never by slirp, whose pool has no per-MAC
  *    address. slirp then learns the station by ARP like any other;
  *  - `dhcp: false`, `dnsForward: false`: DHCP and DNS to the gateway are
  *    dropped (slirp cannot turn them off), and slirp's DNS option is
- *    blanked in its offers (snoop);
- *  - `nat: "host"`: IPv4 for anything but the gateway and DNS addresses is
- *    dropped, so the stations reach this host and nothing beyond it;
- *  - a TCP or UDP first fragment too short to show its ports is dropped as
- *    malformed (RFC 1858), so no filter here can be passed in pieces;
- *  - switchd itself: the gateway's address is the host's loopback (and so
- *    are 127/8 and 0.0.0.0, to which slirp connects as any local process
- *    would), where switchd's API and WebSocket port listen, open there
- *    without tokens. TCP to those ports through the gateway is dropped, so a
- *    station cannot administer the switch nor join another network that way.
+ *    blanked in its offers (snoop).
  *
  * Each is counted (switchd_gateway_filtered_frames_total). Leases are seen
  * on ingress: DHCPACKs from slirp are counted and logged (`lease`) by a walk
@@ -37,10 +33,15 @@ import type { Switch } from '../core/switch'
 import type { GatewaySpec } from '../control/config/gateway'
 import { LEASE_SECONDS } from '../control/config/gateway'
 import {
-  ipv4At, l4At, L4_TOO_SHORT, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
+  ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
   DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
 } from '../../common/dhcp'
 import { formatMac, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
+import {
+  GatewayFilter, PortSet, Published, type AddressSet, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT
+} from '../core/gateway-filter'
+import { GatewayFlows } from '../core/gateway-flows'
+import { hostAddresses } from './host-addresses'
 import { RECORD_HEADER } from '../../common/protocol'
 import { logger } from '../../common/log'
 
@@ -61,36 +62,67 @@ export class GatewayPort extends NetPort {
   private readonly mac: number
   private readonly dhcp: boolean
   private readonly dnsForward: boolean
-  private readonly hostOnly: boolean
   private readonly statics: ReadonlyMap<number, number> | null
-  /** TCP ports of switchd's own listeners, refused through the gateway; empty when slirp reaches no host anyway. */
-  selfPorts: readonly number[] = []
+  /** What a station may reach (the allowlist), and the host sockets slirp holds for each client. */
+  readonly filter: GatewayFilter
+  readonly flows: GatewayFlows
+  private selfList: readonly number[] = []
   private readonly replies: Buffer[] = []
   /** DHCPACKs out of the gateway (slirp's and ours), and ours alone. */
   leases = 0
   staticLeases = 0
-  /** Frames to the gateway dropped, by reason. */
+  /** Frames to the gateway dropped, by reason (docs/GATEWAY.md "What a station reaches"). */
   filteredDhcp = 0
   filteredDns = 0
   filteredOutside = 0
   filteredSelf = 0
+  filteredHost = 0
+  filteredNotRoutable = 0
+  filteredFragment = 0
+  filteredProtocol = 0
+  filteredFlows = 0
 
-  constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch) {
+  /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
+  constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
     super(id, spec.name, 'qemu user-mode network', highWaterMark, sw)
     this.gw = spec.address
     this.dns = spec.dns
     this.mac = slirpMac(spec.address)
     this.dhcp = spec.dhcp
     this.dnsForward = spec.dnsForward
-    this.hostOnly = spec.nat === 'host'
     this.statics = spec.staticLeases.length === 0 ? null : new Map(spec.staticLeases.map((l) => [l.mac, l.ip]))
+    const hostPorts = new PortSet()
+    for (const h of spec.hostPorts) hostPorts.add(h.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, h.from, h.to)
+    const published = new Published()
+    for (const p of spec.publish) published.add(p.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, p.guest, p.guestPort)
+    const fdb = sw.fdb
+    this.flows = new GatewayFlows({
+      maxFlows: spec.maxFlows,
+      flowsPerClient: spec.flowsPerClient,
+      // The switch learned the frame's source just before forwarding it here: its port is the ingress.
+      clientOf: (vid, mac) => fdb.lookup(vid, mac)?.clientKey ?? 'unknown',
+      isPublishedUdp: (guest, port) => published.has(IPPROTO_UDP, guest, port)
+    })
+    this.filter = new GatewayFilter({
+      gw: spec.address, dns: spec.dns, subnet: spec.subnet, mask: spec.mask, mac: this.mac, nat: spec.nat, dnsForward: spec.dnsForward,
+      hostPorts, published, hostAddresses: hosts
+    }, this.flows)
+  }
+
+  /** TCP ports of switchd's own listeners: counted as `switchd` whatever address a station uses (never in hostPorts). */
+  get selfPorts (): readonly number[] { return this.selfList }
+  set selfPorts (ports: readonly number[]) {
+    this.selfList = ports
+    for (const p of ports) this.filter.selfPorts.add(IPPROTO_TCP, p, p)
   }
 
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     if (this.socket === undefined) { this.dropDisconnected++; return }
-    if (!this.admit(buf, off, len)) return
+    // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
+    if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    if (!this.admit(buf, off, len, vid)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
 
@@ -99,10 +131,11 @@ export class GatewayPort extends NetPort {
     if (b !== undefined) this.socket?.write(b)
   }
 
-  /** The child went away: what was queued for it is gone with it. */
+  /** The child went away: what was queued for it is gone with it, and so are its sockets. */
   detach (): void {
     this.socket = undefined
     this.batch.discard()
+    this.flows.clear()
   }
 
   shutdown (code: number, reason: string): void {
@@ -112,28 +145,50 @@ export class GatewayPort extends NetPort {
   }
 
   /** Whether a frame may go on to slirp; false if dropped (counted) or answered here. Reads integers only. */
-  private admit (buf: Buffer, off: number, len: number): boolean {
+  private admit (buf: Buffer, off: number, len: number, vid: number): boolean {
     const l3 = ipv4At(buf, off, len)
-    if (l3 < 0) return true
+    if (l3 < 0) return true // ARP (slirp answers for its addresses); IPv6 is off in slirp (ipv6=off)
     const end = off + len
-    const dst = buf.readUInt32BE(l3 + 16)
-    if (this.hostOnly && dst !== this.gw && dst !== this.dns && dst !== 0xffffffff) { this.filteredOutside++; return false }
-    const l4 = l4At(buf, l3, end)
-    if (l4 === L4_TOO_SHORT) { this.dropMalformed++; this.network.stats.dropMalformed++; return false }
-    if (l4 < 0) return true
-    const proto = buf[l3 + 9]
-    const dport = buf.readUInt16BE(l4 + 2)
-    if (proto === IPPROTO_UDP && dport === DHCP_SERVER_PORT) {
+    const now = this.network.nowMs
+    const v = this.filter.classify(buf, off, l3, end, now)
+    if (v >= R_MALFORMED) { this.refused(v); return false }
+    if (v === V_DHCP) {
       if (!this.dhcp) { this.filteredDhcp++; return false }
       return this.statics === null || !this.answerStatic(buf, l3, end)
     }
-    if (dport === 53 && dst === this.dns && !this.dnsForward) { this.filteredDns++; return false }
-    // slirp connects to this host's loopback for the gateway's address, and for 127/8 and 0.0.0.0 as any local process would.
-    if (proto === IPPROTO_TCP && (dst === this.gw || (dst >>> 24) === 127 || dst === 0)) {
-      const self = this.selfPorts
-      for (let i = 0; i < self.length; i++) if (self[i] === dport) { this.filteredSelf++; return false }
-    }
+    if (v === V_FLOW && !this.flows.egress(buf, off, l3, end, vid, now)) { this.filteredFlows++; return false }
     return true
+  }
+
+  private refused (reason: number): void {
+    switch (reason) {
+      case R_MALFORMED: this.dropMalformed++; this.network.stats.dropMalformed++; break
+      case R_DNS: this.filteredDns++; break
+      case R_OUTSIDE: this.filteredOutside++; break
+      case R_SWITCHD: this.filteredSelf++; break
+      case R_HOST: this.filteredHost++; break
+      case R_NOT_ROUTABLE: this.filteredNotRoutable++; break
+      case R_FRAGMENT: this.filteredFragment++; break
+      default: this.filteredProtocol++
+    }
+  }
+
+  /** Once a second, from the switch's tick: forget the flows slirp has let go. */
+  expire (nowMs: number): void { this.flows.expire(nowMs) }
+
+  /** Walk a batch from the child (before it enters the switch): what it tells of the flows. Reads integers only. */
+  track (batch: Buffer): void {
+    const now = this.network.nowMs
+    let off = 0
+    const end = batch.length
+    while (end - off >= RECORD_HEADER) {
+      const len = batch.readUInt32BE(off)
+      const f = off + RECORD_HEADER
+      off = f + len
+      if (off > end) return
+      const l3 = ipv4At(batch, f, len)
+      if (l3 >= 0) this.flows.ingress(batch, l3, off, now)
+    }
   }
 
   /**

@@ -32,8 +32,9 @@ import * as dgram from 'node:dgram'
 import * as path from 'node:path'
 import type { Switch } from '../core/switch'
 import { MODE_ACCESS, type PortPolicy } from '../core/port'
-import type { GatewaySpec } from '../control/config/gateway'
+import { formatHostPorts, type GatewaySpec } from '../control/config/gateway'
 import { GatewayPort, slirpMac } from './gateway-port'
+import { hostAddresses } from './host-addresses'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
 import { formatIpv4 } from '../../common/dhcp'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -101,6 +102,7 @@ export class Gateway {
   private restartTimer: NodeJS.Timeout | undefined
   private readonly key: string
   private command: [string, string[]] | undefined
+  private lastSecond = 0
 
   constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number) {
     this.key = `networks.${spec.network}.gateway`
@@ -130,13 +132,24 @@ export class Gateway {
       wrap.push(`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--bounding-set=-all', '--inh-caps=-all')
     }
     this.command = [setpriv, [...wrap, '--', qemu, ...qemuArgs(spec)]]
-    // Only what switchd listens on itself: with nat off slirp reaches no host port anyway.
-    this.port.selfPorts = spec.nat === 'off' ? [] : [...new Set(selfPorts)]
-    if (spec.nat !== 'off') {
+    // switchd's own ports may never be listed: a station would administer the switch, or join another network.
+    const self = [...new Set(selfPorts)]
+    for (const [i, h] of spec.hostPorts.entries()) {
+      const own = h.proto === 'tcp' ? self.find((p) => p >= h.from && p <= h.to) : undefined
+      if (own !== undefined) {
+        throw new TapswitchError(ERR_CONFIG, `${this.key}.hostPorts[${i}]: ${formatHostPorts(h)} includes ${own}, one of switchd's own ports ` +
+          '(its listener, --metrics-listen or a QEMU listener): the stations must never reach switchd. List other ports')
+      }
+    }
+    this.port.selfPorts = self
+    // This host's addresses before the first frame; then once a second from tick().
+    hostAddresses.refreshSync()
+    if (spec.hostPorts.length > 0) {
       log.warn('gateway_reaches_host', {
         network: spec.network,
         address: formatIpv4(spec.address),
-        note: 'stations reach services on this host\'s loopback at this address (switchd\'s own ports excepted); "nat": false turns it off'
+        ports: spec.hostPorts.map(formatHostPorts).join(','),
+        note: 'every station reaches these ports of this host\'s loopback at the gateway\'s address (hostPorts)'
       })
     }
     await this.spawnChild()
@@ -216,6 +229,7 @@ export class Gateway {
     stream.once('close', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     const deframer = new Deframer(PREFIX_U32, (batch) => {
       port.snoop(batch)
+      port.track(batch)
       if (!this.sw.receiveBatch(port, batch)) stream.destroy()
     })
     stream.on('data', (chunk: Buffer) => {
@@ -225,6 +239,15 @@ export class Gateway {
         stream.destroy() // and so the child, which broke its framing, is restarted
       }
     })
+  }
+
+  /** The switch's clock (every 100 ms): once a second, expire the gateway's flows and re-read this host's addresses. */
+  tick (nowMs: number): void {
+    const second = Math.floor(nowMs / 1000)
+    if (second === this.lastSecond) return
+    this.lastSecond = second
+    this.port.expire(nowMs)
+    hostAddresses.refresh(nowMs)
   }
 
   /** Stop for good: no restart, the child ended by its PID, the port out of its network. */

@@ -186,7 +186,10 @@ export class SwitchServer implements SwitchdView {
       const p = g.port
       return {
         network: g.spec.network, up: g.up, starts: g.starts, leases: p.leases, staticLeases: p.staticLeases,
-        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf
+        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
+        filteredHost: p.filteredHost, filteredNotRoutable: p.filteredNotRoutable, filteredFragment: p.filteredFragment,
+        filteredProtocol: p.filteredProtocol, filteredFlows: p.filteredFlows,
+        flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients
       }
     })
   }
@@ -282,7 +285,11 @@ export class SwitchServer implements SwitchdView {
     this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
-    this.clockTimer = setInterval(() => { this.networks.tick(nowMs()) }, 100)
+    this.clockTimer = setInterval(() => {
+      const now = nowMs()
+      this.networks.tick(now)
+      for (const g of this.gatewayChildren) g.tick(now)
+    }, 100)
     const addr = this.address()
     log.info('listening', {
       address: addr.address, port: addr.port, tls: this.config.tls !== undefined, tokens: this.config.tokens.size,

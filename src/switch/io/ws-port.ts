@@ -9,6 +9,7 @@ import { NetPort, BatchSlab } from './net-port'
 import { OP_ASIS, egressLength, writeEgress } from '../../common/vlan'
 import { truncateReason, linkMessage } from '../../common/protocol'
 import { logger } from '../../common/log'
+import { addressKey, splitHostPort } from '../../common/address'
 
 const log = logger('port')
 
@@ -18,6 +19,9 @@ const LINK_UP = JSON.stringify(linkMessage(true))
 const LINK_DOWN = JSON.stringify(linkMessage(false))
 
 export { DEFAULT_HIGH_WATER_MARK } from './net-port'
+
+/** The client key of a WebSocket port whose peer is `remote` (ADDRESS:PORT): its address's, shared by all its ports. */
+function clientOf (remote: string): string { return 'address ' + addressKey(splitHostPort(remote)[0]) }
 
 export abstract class WsPort extends NetPort {
   /** Cleared by the keepalive timer, set by any pong or message. */
@@ -38,6 +42,7 @@ export abstract class WsPort extends NetPort {
 
   constructor (id: number, name: string, public ws: WebSocket, remote: string, highWaterMark: number, network: Switch) {
     super(id, name, remote, highWaterMark, network)
+    this.clientKey = clientOf(remote)
   }
 
   abstract override readonly kind: 'raw' | 'tapswitch'
@@ -116,6 +121,7 @@ export class BatchPort extends WsPort {
   reattach (ws: WebSocket, remote: string): void {
     this.ws = ws
     this.remote = remote
+    this.clientKey = clientOf(remote)
     this.parked = false
     this.timedOut = false
     this.alive = true

@@ -17,13 +17,19 @@ import { parseIpv4, formatIpv4 } from '../../../common/dhcp'
 /** Reports a bad key and never returns (config.ts's Reader.fail). */
 export type Fail = (key: string, expected: string) => never
 
-export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user']
+export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user',
+  'hostPorts', 'flowsPerClient', 'maxFlows']
 /** libslirp's pool: NB_BOOTP_CLIENTS addresses from dhcpStart. */
 export const SLIRP_POOL_SIZE = 16
 /** libslirp's lease time (LEASE_TIME, 24 h); static leases use the same. */
 export const LEASE_SECONDS = 24 * 3600
 export const MAX_STATIC_LEASES = 256
 export const MAX_PUBLISHED = 64
+export const MAX_HOST_PORTS = 64
+/** Host sockets (flows) the gateway's child may hold for the stations, and each client's share of them (issue 21). */
+export const DEFAULT_MAX_FLOWS = 4096
+export const DEFAULT_FLOWS_PER_CLIENT = 256
+export const MAX_MAX_FLOWS = 65536
 /** The port name of every gateway in its network. */
 export const GATEWAY_PORT_NAME = 'gateway'
 
@@ -37,6 +43,9 @@ export interface PublishedPort {
   guestPort: number
   allowRemote: boolean
 }
+
+/** A `hostPorts` entry: ports of this host the stations may reach at the gateway's address. */
+export interface HostPorts { proto: 'tcp' | 'udp', from: number, to: number }
 
 export interface GatewaySpec {
   network: string
@@ -53,9 +62,14 @@ export interface GatewaySpec {
   staticLeases: readonly StaticLease[]
   /** Answer DNS at `dns` by forwarding to the host's resolver. */
   dnsForward: boolean
-  /** 'on': stations reach the outside and the host's loopback; 'host': only the host; 'off': neither (QEMU restrict=on). */
+  /** 'on': stations reach the outside and the listed host ports; 'host': only those ports; 'off': neither (QEMU restrict=on). */
   nat: 'on' | 'host' | 'off'
   publish: readonly PublishedPort[]
+  /** The ports of this host the stations may reach (at the gateway's address or 255.255.255.255); none by default. */
+  hostPorts: readonly HostPorts[]
+  /** Most host sockets (flows) the child may hold for stations, and for any one client (docs/GATEWAY.md). */
+  maxFlows: number
+  flowsPerClient: number
   /** The QEMU binary (a name on PATH or a path). */
   qemu: string
   /** Who the child runs as when switchd is root. */
@@ -162,6 +176,10 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     return Object.freeze({ proto, hostAddress, hostPort, guest, guestPort, allowRemote })
   })
 
+  const hostPorts = readHostPorts(fail, o.hostPorts, `${key}.hostPorts`, nat)
+  const maxFlows = integer(fail, o.maxFlows, `${key}.maxFlows`, DEFAULT_MAX_FLOWS, 16, MAX_MAX_FLOWS)
+  const flowsPerClient = integer(fail, o.flowsPerClient, `${key}.flowsPerClient`, Math.min(DEFAULT_FLOWS_PER_CLIENT, maxFlows), 1, maxFlows)
+
   const qemu = o.qemu ?? 'qemu-system-x86_64'
   if (typeof qemu !== 'string' || !/^[^\s,]+$/.test(qemu)) fail(`${key}.qemu`, 'expected the QEMU binary: a name on PATH or a path (no spaces or commas)')
   const user = o.user ?? 'nobody'
@@ -180,7 +198,37 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
     nat,
     publish: Object.freeze(publish),
+    hostPorts,
+    maxFlows,
+    flowsPerClient,
     qemu,
     user
   })
 }
+
+function integer (fail: Fail, v: unknown, key: string, def: number, min: number, max: number): number {
+  if (v === undefined) return def
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `expected a whole number from ${min} to ${max}`)
+  return v
+}
+
+/**
+ * `hostPorts`: ["tcp:8080", "udp:5353", "tcp:8000-8010"]. A station reaches
+ * nothing of this host unless listed here (issue 21). switchd's own ports
+ * are refused when the gateway starts (io/gateway.ts), once they are bound.
+ */
+function readHostPorts (fail: Fail, v: unknown, key: string, nat: GatewaySpec['nat']): readonly HostPorts[] {
+  if (v === undefined) return Object.freeze([])
+  if (!Array.isArray(v) || v.length > MAX_HOST_PORTS) fail(key, `expected a list of at most ${MAX_HOST_PORTS} ports like "tcp:8080", "udp:5353" or "tcp:8000-8010"`)
+  if (v.length > 0 && nat === 'off') fail(key, 'nat is false (QEMU restrict=on): the stations reach no port of this host; set "nat": "host" to let them reach these')
+  return Object.freeze((v as unknown[]).map((e, i): HostPorts => {
+    const m = typeof e === 'string' ? /^(tcp|udp):(\d{1,5})(?:-(\d{1,5}))?$/.exec(e) : null
+    const from = Number(m?.[2])
+    const to = m?.[3] === undefined ? from : Number(m[3])
+    if (m === null || from < 1 || to > 65535 || to < from) fail(`${key}[${i}]`, 'expected "tcp:PORT", "udp:PORT" or a range "tcp:FROM-TO", ports 1 to 65535')
+    return Object.freeze({ proto: m[1] as 'tcp' | 'udp', from, to })
+  }))
+}
+
+/** `tcp:8080` or `tcp:8000-8010`, as the configuration writes it. */
+export function formatHostPorts (h: HostPorts): string { return `${h.proto}:${h.from}${h.to === h.from ? '' : `-${h.to}`}` }

@@ -6,16 +6,19 @@
  * stays while the child restarts: the stations' fdb entry for the gateway's
  * MAC never moves, and the rest of the network notices nothing.
  *
- * libslirp serves DHCP, DNS and NAT and knows nothing of what QEMU 7.2 does
- * not let us tell it, so this port does the rest on egress, before a frame
+ * libslirp serves DNS and NAT and knows nothing of what QEMU 7.2 does not
+ * let us tell it, so this port does the rest on egress, before a frame
  * reaches the child, and only for frames to the gateway (no other port pays):
  *
- *  - static leases: a DHCP request from a MAC with a static lease is answered
- *    here (buildDhcpReply), never by slirp, whose pool has no per-MAC
- *    address. slirp then learns the station by ARP like any other;
+ *  - DHCP: every message to UDP port 67 goes to switchd's own DHCP server
+ *    (core/dhcp-server.ts), never to slirp, whose pool is keyed by a chaddr
+ *    anyone can forge and forgotten when the child restarts. Its replies
+ *    enter the switch from this port on the next turn, as slirp's frames
+ *    do; an ACK of a new binding waits until the lease file holds it
+ *    (io/lease-file.ts). slirp learns the stations by ARP. ARPs that reach
+ *    the gateway tell the lease table which addresses are in use (noteArp);
  *  - `dhcp: false`, `dnsForward: false`: DHCP and DNS to the gateway are
- *    dropped (slirp cannot turn them off), and slirp's DNS option is
- *    blanked in its offers (snoop);
+ *    dropped (slirp cannot turn them off);
  *  - `nat: "host"`: IPv4 for anything but the gateway and DNS addresses is
  *    dropped, so the stations reach this host and nothing beyond it;
  *  - a TCP or UDP first fragment too short to show its ports is dropped as
@@ -26,22 +29,17 @@
  *    without tokens. TCP to those ports through the gateway is dropped, so a
  *    station cannot administer the switch nor join another network that way.
  *
- * Each is counted (switchd_gateway_filtered_frames_total). Leases are seen
- * on ingress: DHCPACKs from slirp are counted and logged (`lease`) by a walk
- * over the batch that reads integers only.
+ * Each is counted (switchd_gateway_filtered_frames_total).
  */
 
 import type * as net from 'node:net'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
 import type { GatewaySpec } from '../control/config/gateway'
-import { LEASE_SECONDS } from '../control/config/gateway'
-import {
-  ipv4At, l4At, L4_TOO_SHORT, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
-  DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
-} from '../../common/dhcp'
-import { formatMac, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
-import { RECORD_HEADER } from '../../common/protocol'
+import { DhcpServer, type DhcpAnswer } from '../core/dhcp-server'
+import { ipv4At, l4At, L4_TOO_SHORT, formatIpv4, DHCP_SERVER_PORT } from '../../common/dhcp'
+import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
+import { ETH_P_8021Q } from '../../common/vlan'
 import { logger } from '../../common/log'
 
 const log = logger('gateway')
@@ -49,8 +47,17 @@ const log = logger('gateway')
 /** slirp's own MAC: 52:55 and then its IPv4 address (libslirp special_ethaddr). */
 export function slirpMac (address: number): number { return 0x5255 * 2 ** 32 + address }
 
-/** Static-lease replies waiting to enter the switch: they are made inside output(), and enter on the next turn. */
-const MAX_PENDING_REPLIES = 16
+/** DHCP replies waiting to enter the switch (made inside output(), they enter on the next turn), and ACKs waiting for the lease file. */
+const MAX_PENDING_REPLIES = 64
+const MAX_WAITING_ACKS = 256
+
+/** Where the DHCP server's ACKs wait for the lease file (io/lease-file.ts). */
+export interface LeaseStore {
+  /** The lease table's version on disk. */
+  readonly landed: number
+  /** Write the table if the file lacks a change. */
+  request: () => void
+}
 
 export class GatewayPort extends NetPort {
   readonly kind = 'gateway'
@@ -62,13 +69,14 @@ export class GatewayPort extends NetPort {
   private readonly dhcp: boolean
   private readonly dnsForward: boolean
   private readonly hostOnly: boolean
-  private readonly statics: ReadonlyMap<number, number> | null
+  /** The network's DHCP server: its leases are the guards' binding table. */
+  readonly server: DhcpServer
+  /** Where ACKs of new bindings wait to be on disk (gateway.ts sets it; none: they go at once). */
+  store: LeaseStore | null = null
   /** TCP ports of switchd's own listeners, refused through the gateway; empty when slirp reaches no host anyway. */
   selfPorts: readonly number[] = []
-  private readonly replies: Buffer[] = []
-  /** DHCPACKs out of the gateway (slirp's and ours), and ours alone. */
-  leases = 0
-  staticLeases = 0
+  private readonly replies: DhcpAnswer[] = []
+  private readonly waiting: DhcpAnswer[] = []
   /** Frames to the gateway dropped, by reason. */
   filteredDhcp = 0
   filteredDns = 0
@@ -83,13 +91,35 @@ export class GatewayPort extends NetPort {
     this.dhcp = spec.dhcp
     this.dnsForward = spec.dnsForward
     this.hostOnly = spec.nat === 'host'
-    this.statics = spec.staticLeases.length === 0 ? null : new Map(spec.staticLeases.map((l) => [l.mac, l.ip]))
+    this.server = new DhcpServer({
+      address: spec.address,
+      mac: this.mac,
+      mask: spec.mask,
+      // With restrict=on (nat false) there is no route through the gateway, and so no DNS.
+      router: spec.nat === 'off' ? 0 : spec.address,
+      dns: this.dnsForward && spec.nat !== 'off' ? this.dns : 0,
+      leaseSeconds: spec.leaseTime,
+      leasesPerPort: spec.leasesPerPort,
+      pool: {
+        subnet: spec.subnet,
+        mask: spec.mask,
+        start: spec.dhcpStart,
+        size: spec.poolSize,
+        reserved: [spec.address, spec.dns],
+        statics: new Map(spec.staticLeases.map((l) => [l.mac, l.ip]))
+      }
+    })
   }
+
+  /** DHCP replies counted by the server (metrics): ACKs of leases, and of them static ones. */
+  get leases (): number { return this.server.counters.acks }
+  get staticLeases (): number { return this.server.counters.staticAcks }
 
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     if (this.socket === undefined) { this.dropDisconnected++; return }
+    if (buf.readUInt16BE(off + 12) === ETH_P_ARP || (buf.readUInt16BE(off + 12) === ETH_P_8021Q && buf.readUInt16BE(off + 16) === ETH_P_ARP)) this.noteArp(buf, off, len)
     if (!this.admit(buf, off, len)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
@@ -123,9 +153,11 @@ export class GatewayPort extends NetPort {
     if (l4 < 0) return true
     const proto = buf[l3 + 9]
     const dport = buf.readUInt16BE(l4 + 2)
+    // DHCP is switchd's to answer, whatever the destination: none of it reaches slirp.
     if (proto === IPPROTO_UDP && dport === DHCP_SERVER_PORT) {
-      if (!this.dhcp) { this.filteredDhcp++; return false }
-      return this.statics === null || !this.answerStatic(buf, l3, end)
+      if (!this.dhcp) this.filteredDhcp++
+      else this.serveDhcp(buf, off, len)
+      return false
     }
     if (dport === 53 && dst === this.dns && !this.dnsForward) { this.filteredDns++; return false }
     // slirp connects to this host's loopback for the gateway's address, and for 127/8 and 0.0.0.0 as any local process would.
@@ -136,85 +168,52 @@ export class GatewayPort extends NetPort {
     return true
   }
 
-  /**
-   * A DHCP request from a MAC with a static lease: answer it (OFFER, ACK or
-   * NAK) and return true; false for anyone else (slirp answers). RFC 2131
-   * §4.3: a REQUEST naming another server, or any other message, is only
-   * swallowed.
-   */
-  private answerStatic (buf: Buffer, l3: number, end: number): boolean {
-    const b = dhcpAt(buf, l3, end, DHCP_CLIENT_PORT, DHCP_SERVER_PORT)
-    if (b < 0 || buf[b] !== 1) return false
-    const mac = dhcpClientMac(buf, b)
-    const ip = (this.statics as ReadonlyMap<number, number>).get(mac)
-    if (ip === undefined) return false
-    const type = dhcpType(buf, b, end)
-    let reply = 0
-    if (type === DHCPDISCOVER) reply = DHCPOFFER
-    else if (type === DHCPREQUEST) {
-      const server = dhcpAddressOption(buf, b, end, OPT_SERVER_ID)
-      if (server !== 0 && server !== this.gw) return true
-      const asked = dhcpAddressOption(buf, b, end, OPT_REQUESTED_IP) || dhcpClientAddress(buf, b)
-      reply = asked === 0 || asked === ip ? DHCPACK : DHCPNAK
+  /** A DHCP message from a station: the server decides; a reply is queued, or waits for the lease file. */
+  private serveDhcp (buf: Buffer, off: number, len: number): void {
+    // The ingress: the switch learned the source on it just before this frame reached us.
+    const port = this.network.fdb.lookup(this.pvid, macAt(buf, off + ETH_SOURCE))
+    const a = this.server.receive(buf, off, len, port, Date.now())
+    if (a === null) return
+    const store = this.store
+    if (a.version === 0 || store === null || a.version <= store.landed) { this.queueReply(a); return }
+    if (this.waiting.length >= MAX_WAITING_ACKS) { this.server.counters.rate++; return }
+    this.waiting.push(a)
+    store.request()
+  }
+
+  /** The lease file holds `version`: the ACKs that waited for it go. */
+  landed (version: number): void {
+    let kept = 0
+    for (const a of this.waiting) {
+      if (a.version <= version) this.queueReply(a)
+      else this.waiting[kept++] = a
     }
-    if (reply === 0 || this.replies.length >= MAX_PENDING_REPLIES) return true
-    const spec = this.spec
-    this.replies.push(buildDhcpReply({
-      type: reply,
-      serverMac: this.mac,
-      server: this.gw,
-      clientMac: mac,
-      xid: buf.readUInt32BE(b + 4),
-      yiaddr: reply === DHCPNAK ? 0 : ip,
-      mask: spec.mask,
-      // As slirp does: with restrict=on (nat false) no route through the gateway, and so no DNS.
-      router: spec.nat === 'off' ? 0 : this.gw,
-      dns: this.dnsForward && spec.nat !== 'off' ? this.dns : 0,
-      leaseSeconds: LEASE_SECONDS,
-      flags: buf.readUInt16BE(b + 10)
-    }))
+    this.waiting.length = kept
+  }
+
+  /** An ARP on its way to the gateway (after the switch accepted it): the lease table notes who uses which address. */
+  private noteArp (buf: Buffer, off: number, len: number): void {
+    const a = off + (buf.readUInt16BE(off + 12) === ETH_P_8021Q ? 18 : 14)
+    if (a + 28 > off + len) return
+    const sha = buf.readUIntBE(a + 8, 6)
+    const spa = buf.readUInt32BE(a + 14)
+    if (spa === 0 || sha !== macAt(buf, off + ETH_SOURCE)) return
+    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), Date.now())
+  }
+
+  private queueReply (a: DhcpAnswer): void {
+    if (this.replies.length >= MAX_PENDING_REPLIES) { this.server.counters.rate++; return }
+    this.replies.push(a)
     if (this.replies.length === 1) setImmediate(() => { this.sendReplies() })
-    if (reply === DHCPACK) {
-      this.leases++
-      this.staticLeases++
-      log.limited('info', 'lease', { network: this.network.name, mac: formatMac(mac), ip: formatIpv4(ip), static: true })
-    }
-    return true
   }
 
   /** Our replies enter the switch as frames from the gateway, as slirp's do. */
   private sendReplies (): void {
     const list = this.replies.splice(0)
     if (!this.network.ports.includes(this)) return
-    for (const f of list) this.network.receiveFrame(this, f)
-  }
-
-  /**
-   * Count and log the DHCPACKs in a batch from slirp (before it enters the
-   * switch). With dnsForward false, slirp's offers still name its DNS
-   * address: that option is blanked (PAD bytes, in place) and the UDP
-   * checksum cleared (0: none, as IPv4 allows), so stations are not told of
-   * a server that will not answer.
-   */
-  snoop (batch: Buffer): void {
-    let off = 0
-    const end = batch.length
-    while (end - off >= RECORD_HEADER) {
-      const len = batch.readUInt32BE(off)
-      const f = off + RECORD_HEADER
-      off = f + len
-      if (off > end) return
-      const l3 = ipv4At(batch, f, len)
-      if (l3 < 0) continue
-      const b = dhcpAt(batch, l3, off, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-      if (b < 0) continue
-      if (!this.dnsForward) {
-        const dns = dhcpOption(batch, b, off, OPT_DNS)
-        if (dns >= 0) { batch.fill(0, dns - 2, dns + (batch[dns - 1] as number)); batch.writeUInt16BE(0, b - 2) }
-      }
-      if (dhcpType(batch, b, off) !== DHCPACK) continue
-      this.leases++
-      log.limited('info', 'lease', { network: this.network.name, mac: formatMac(dhcpClientMac(batch, b)), ip: formatIpv4(dhcpYourAddress(batch, b)), static: false })
+    for (const a of list) {
+      if (a.ack !== 0) log.limited('info', 'lease', { network: this.network.name, mac: formatMac(a.mac), ip: formatIpv4(a.ack), static: a.isStatic })
+      this.network.receiveFrame(this, a.frame)
     }
   }
 }

@@ -248,6 +248,14 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.equal(send(C, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.15')
     })
 
+    it('attack: a RELEASE or DECLINE of a lease from another port than its own (a MAC spoofer) changes nothing', () => {
+      lease(A, p1)
+      send(A, DHCPRELEASE, p2, 0, GW, ip('10.0.2.15'))
+      send(A, DHCPDECLINE, p2, ip('10.0.2.15'), GW)
+      assert.equal(server.leases.lookup(A)?.state, LEASE_BOUND)
+      assert.equal(server.leases.lookup(A)?.port, p1)
+    })
+
     it('attack: a DECLINE of an address the MAC does not hold changes nothing', () => {
       lease(A)
       send(B, DHCPDECLINE, p2, ip('10.0.2.15'), GW)

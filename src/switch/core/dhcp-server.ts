@@ -24,7 +24,9 @@
  *    have no record of. RENEWING/REBINDING (ciaddr): ACK the MAC's own
  *    address, else NAK.
  *  - RELEASE frees, DECLINE frees and holds the address back (leases.ts),
- *    both only for the MAC's own lease; INFORM gets an ACK of options only.
+ *    both only for the MAC's own lease and from its port (as IOS DHCP
+ *    snooping drops them from another interface); INFORM gets an ACK of
+ *    options only.
  *
  * An ACK of a new or moved binding waits for the lease file (its `version`);
  * a renewal's goes at once. Replies go to the client's MAC (never flooded),
@@ -118,7 +120,9 @@ export class DhcpServer {
     const server = dhcpAddressOption(buf, b, end, OPT_SERVER_ID)
     if (type === DHCPINFORM) return this.reply(DHCPACK, buf, b, mac, 0, dhcpClientAddress(buf, b), 0, false)
     const lease = this.leases.lookup(mac)
-    if (server !== this.opts.address || lease === undefined || lease.state !== LEASE_BOUND) { if (type !== DHCPRELEASE && type !== DHCPDECLINE) c.notDhcp++; return null }
+    if (type !== DHCPRELEASE && type !== DHCPDECLINE) { c.notDhcp++; return null }
+    // Cisco IOS DHCP snooping: a RELEASE or DECLINE from another port than the lease's is dropped (a MAC spoofer's).
+    if (server !== this.opts.address || lease === undefined || lease.state !== LEASE_BOUND || (lease.port !== null && lease.port !== port)) return null
     if (type === DHCPRELEASE && dhcpClientAddress(buf, b) === lease.ip) this.leases.release(lease, now)
     if (type === DHCPDECLINE && dhcpAddressOption(buf, b, end, OPT_REQUESTED_IP) === lease.ip) this.leases.decline(lease, port, now)
     return null

@@ -198,7 +198,8 @@ export class GatewayPort extends NetPort {
     const sha = buf.readUIntBE(a + 8, 6)
     const spa = buf.readUInt32BE(a + 14)
     if (spa === 0 || sha !== macAt(buf, off + ETH_SOURCE)) return
-    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), Date.now())
+    // The switch's coarse clock as wall-clock time: no clock read per ARP.
+    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
   }
 
   private queueReply (a: DhcpAnswer): void {

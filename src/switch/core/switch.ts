@@ -4,10 +4,12 @@
  * handleFrame() is the whole per-frame policy, in Linux br_handle_frame order:
  * drop what a blocked port sends; validate (runt, oversize, group or zero
  * source); classify the VLAN (tag or the port's pvid) and check membership;
- * the network's guards (guard.ts: DHCP snooping, ARP inspection); learn the source (port security, loop detection); look up the destination;
- * drop IEEE link-local groups the network does not forward; then forward to
- * exactly one egress port or flood, within the storm limits, to every other
- * member of the VLAN. A frame never leaves by its ingress port.
+ * ask the network's guards (guard.ts: DHCP snooping, ARP inspection, IP
+ * source guard); learn the source (port security, loop detection); look up
+ * the destination; drop IEEE link-local groups the network does not
+ * forward; then forward to exactly one egress port or flood, within the
+ * storm limits, to every other member of the VLAN. A frame never leaves by
+ * its ingress port.
  * Each egress gets the frame tagged or untagged as its mode says.
  *
  * Output is batched per ingress message: output() queues on the egress port,

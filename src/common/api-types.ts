@@ -66,6 +66,21 @@ export interface FdbJson {
   static: boolean
 }
 
+/** GET /api/v1/leases: one lease of a network's gateway (docs/GATEWAY.md). */
+export interface LeaseJson {
+  network: string
+  mac: string
+  ip: string
+  /** dynamic: from the pool; static: from the configuration (staticLeases). */
+  kind: 'dynamic' | 'static'
+  /** offered (held for a REQUEST), bound, expired (free, remembered as the MAC's previous address); static leases are always bound. */
+  state: 'offered' | 'bound' | 'expired'
+  /** When it expires (or expired), ISO 8601; null for a static lease. */
+  expires: string | null
+  /** The port it is bound to (the one the MAC is on, for a static lease); null until the station is seen again after a restart. */
+  port: string | null
+}
+
 /** One direction of a port's link condition, in ms, percent and bits/s (src/switch/core/condition.ts conditionJson). */
 export interface ConditionJson {
   delay?: number
@@ -142,7 +157,7 @@ export interface TraceRequestJson {
 
 /** One step of a frame trace: what the switch checked, its verdict, and why. */
 export interface TraceStepJson {
-  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'egress'
+  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'guard' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'egress'
   verdict: 'pass' | 'drop' | 'forward' | 'flood' | 'note'
   detail: string
 }

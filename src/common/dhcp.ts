@@ -1,10 +1,9 @@
 /**
  * Just enough IPv4, UDP and DHCP (RFC 2131, options RFC 2132) for the
  * gateway port: find a frame's IPv4 header in place, recognise DHCP by its
- * ports, read one option, and build the few replies switchd makes itself
- * (static leases: libslirp has no per-MAC address, see docs/GATEWAY.md).
- * Everything else (leases from the pool, DNS, NAT) is libslirp's, in the
- * gateway's QEMU child: this is not a TCP/IP stack.
+ * ports, read one option, and build the replies of switchd's DHCP server
+ * (core/dhcp-server.ts, docs/GATEWAY.md). DNS and NAT are libslirp's, in
+ * the gateway's QEMU child: this is not a TCP/IP stack.
  *
  * IPv4 addresses are unsigned 32-bit integers, like MACs are 48-bit ones.
  * The readers allocate nothing; the builder allocates one Buffer per reply
@@ -36,6 +35,9 @@ export const OPT_REQUESTED_IP = 50
 export const OPT_LEASE_TIME = 51
 export const OPT_MESSAGE_TYPE = 53
 export const OPT_SERVER_ID = 54
+/** Renewal (T1) and rebinding (T2) times, RFC 2132 §9.11-9.12. */
+export const OPT_RENEWAL_TIME = 58
+export const OPT_REBINDING_TIME = 59
 export const OPT_END = 255
 const OPT_PAD = 0
 
@@ -162,9 +164,15 @@ export interface DhcpReply {
   router: number
   /** 0 = no DNS option. */
   dns: number
+  /** 0 = no lease time (a DHCPINFORM's ACK, RFC 2131 §4.3.5). */
   leaseSeconds: number
   /** The request's flags (the broadcast bit is echoed) and giaddr. */
   flags: number
+  /** RFC 2131 §4.1: the client's ciaddr, echoed; the reply goes to it (unicast) rather than to 255.255.255.255. */
+  ciaddr?: number
+  /** T1 and T2 (options 58, 59), seconds; absent = not sent. */
+  renewal?: number
+  rebinding?: number
 }
 
 /**
@@ -176,37 +184,47 @@ export interface DhcpReply {
 export function buildDhcpReply (r: DhcpReply): Buffer {
   const opts: number[] = [OPT_MESSAGE_TYPE, 1, r.type, OPT_SERVER_ID, 4, ...bytes4(r.server)]
   if (r.type !== DHCPNAK) {
-    opts.push(OPT_LEASE_TIME, 4, ...bytes4(r.leaseSeconds), OPT_SUBNET_MASK, 4, ...bytes4(r.mask))
+    if (r.leaseSeconds !== 0) opts.push(OPT_LEASE_TIME, 4, ...bytes4(r.leaseSeconds))
+    if (r.leaseSeconds !== 0 && r.renewal !== undefined) opts.push(OPT_RENEWAL_TIME, 4, ...bytes4(r.renewal))
+    if (r.leaseSeconds !== 0 && r.rebinding !== undefined) opts.push(OPT_REBINDING_TIME, 4, ...bytes4(r.rebinding))
+    opts.push(OPT_SUBNET_MASK, 4, ...bytes4(r.mask))
     if (r.router !== 0) opts.push(OPT_ROUTER, 4, ...bytes4(r.router))
     if (r.dns !== 0) opts.push(OPT_DNS, 4, ...bytes4(r.dns))
   }
   opts.push(OPT_END)
-  const f = bootpFrame(r.clientMac, r.serverMac, r.server, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, BOOTREPLY, r.xid, r.clientMac, opts)
+  const ciaddr = r.ciaddr ?? 0
+  const f = bootpFrame(r.clientMac, r.serverMac, r.server, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, BOOTREPLY, r.xid, r.clientMac, opts, ciaddr === 0 ? 0xffffffff : ciaddr)
   const b = ETH_HLEN + 20 + 8
   f.writeUInt16BE(r.flags, b + 10)
+  f.writeUInt32BE(ciaddr, b + 12)
   f.writeUInt32BE(r.yiaddr, b + 16)
   return f
 }
 
-/** A DHCP client message (DISCOVER, REQUEST…) as a broadcast frame: for tests and tools. */
-export function buildDhcpRequest (clientMac: number, type: number, xid: number, requested = 0, server = 0): Buffer {
+/**
+ * A DHCP client message (DISCOVER, REQUEST…) as a broadcast frame: for tests and tools. `ciaddr`
+ * (renewals, RELEASE, INFORM) also becomes the IPv4 source; `chaddr` defaults to the frame's source MAC.
+ */
+export function buildDhcpRequest (clientMac: number, type: number, xid: number, requested = 0, server = 0, ciaddr = 0, chaddr = clientMac): Buffer {
   const opts: number[] = [OPT_MESSAGE_TYPE, 1, type]
   if (requested !== 0) opts.push(OPT_REQUESTED_IP, 4, ...bytes4(requested))
   if (server !== 0) opts.push(OPT_SERVER_ID, 4, ...bytes4(server))
   opts.push(OPT_END)
-  return bootpFrame(0xffffffffffff, clientMac, 0, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, BOOTREQUEST, xid, clientMac, opts)
+  const f = bootpFrame(0xffffffffffff, clientMac, ciaddr, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, BOOTREQUEST, xid, chaddr, opts)
+  f.writeUInt32BE(ciaddr, ETH_HLEN + 20 + 8 + 12)
+  return f
 }
 
 const BOOTREQUEST = 1
 const BOOTREPLY = 2
 
 /**
- * An untagged frame of IPv4 to the limited broadcast address, UDP from `srcPort` to `dstPort`, and
+ * An untagged frame of IPv4 to `dstIp` (the limited broadcast address unless given), UDP from `srcPort` to `dstPort`, and
  * a BOOTP message (Ethernet hardware addresses) with `opts` after the magic cookie, padded to the
  * 300 bytes of BOOTP's minimum. UDP checksum 0: none, which IPv4 allows. The fields the caller
  * needs beyond these (flags, yiaddr) it writes after.
  */
-function bootpFrame (dstMac: number, srcMac: number, srcIp: number, srcPort: number, dstPort: number, op: number, xid: number, chaddr: number, opts: number[]): Buffer {
+function bootpFrame (dstMac: number, srcMac: number, srcIp: number, srcPort: number, dstPort: number, op: number, xid: number, chaddr: number, opts: number[], dstIp = 0xffffffff): Buffer {
   const f = Buffer.alloc(ETH_HLEN + 20 + 8 + Math.max(BOOTP_FIXED + 4 + opts.length, 300 - 28))
   f.writeUIntBE(dstMac, 0, 6)
   f.writeUIntBE(srcMac, 6, 6)
@@ -218,7 +236,7 @@ function bootpFrame (dstMac: number, srcMac: number, srcIp: number, srcPort: num
   f[ip + 8] = 64
   f[ip + 9] = IPPROTO_UDP
   f.writeUInt32BE(srcIp, ip + 12)
-  f.writeUInt32BE(0xffffffff, ip + 16)
+  f.writeUInt32BE(dstIp, ip + 16)
   f.writeUInt16BE(ipChecksum(f, ip, ip + 20), ip + 10)
   const udp = ip + 20
   f.writeUInt16BE(srcPort, udp)

@@ -14,6 +14,7 @@ export const VLAN_HLEN = 4
 /** EtherTypes and IP protocol numbers the switch looks at (offload, the gateway's DHCP and filters). */
 export const ETH_P_IP = 0x0800
 export const ETH_P_IPV6 = 0x86dd
+export const ETH_P_ARP = 0x0806
 export const IPPROTO_TCP = 6
 export const IPPROTO_UDP = 17
 

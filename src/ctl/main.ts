@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
-import type { PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson } from '../common/api-types'
+import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson } from '../common/api-types'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -43,6 +43,7 @@ Commands:
                                              arriving on PORT now (changes nothing); SPEC is
                                              dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N]
                                              (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes
+  leases [--network N]                       the gateways' DHCP leases: address, MAC, state, expiry, port
   drops [--network N] [--port P] [--reason R] [--follow] [--interval S]
                                              the last frames switchd dropped, and why;
                                              --follow keeps printing new ones (polls every S seconds, default 1)
@@ -185,6 +186,12 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       const rows = await getJson<FdbJson[]>(ctx,
         '/api/v1/fdb' + query({ network: s('network'), vlan: s('vlan'), port: s('port'), mac: s('mac') }))
       print(ctx, rows, () => table(['NETWORK', 'VLAN', 'MAC', 'PORT', 'AGE', 'TYPE'], rows.map((r) => [r.network, r.vlan, r.mac, r.port, r.age, r.static ? 'static' : 'learned'])))
+      return
+    }
+    case 'leases': {
+      const rows = await getJson<LeaseJson[]>(ctx, '/api/v1/leases' + query({ network: s('network') }))
+      print(ctx, rows, () => table(['NETWORK', 'IP', 'MAC', 'KIND', 'STATE', 'EXPIRES', 'PORT'],
+        rows.map((r) => [r.network, r.ip, r.mac, r.kind, r.state, r.expires ?? '-', r.port ?? '-'])))
       return
     }
     case 'flush': {

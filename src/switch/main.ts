@@ -2,6 +2,7 @@
  * switchd: the central switch. Flags, configuration, signals, start and stop.
  */
 
+import * as path from 'node:path'
 import { SwitchServer } from './io/server'
 import { loadConfig, MAX_BUSY_POLL, type ConfigOverrides, type SwitchdConfig } from './control/config'
 import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '../common/cli'
@@ -39,6 +40,7 @@ export const SPECS = {
   'no-api': { type: 'boolean', env: 'SWITCHD_NO_API', help: 'turn the admin API (/api, capture) off: it answers 404' },
   'allowed-hosts': { type: 'string', env: 'SWITCHD_ALLOWED_HOSTS', arg: 'NAME,…', help: 'Host names requests may use besides IP addresses and localhost (DNS-rebinding guard); .example.org = it and subdomains, * = any' },
   'allowed-origins': { type: 'string', env: 'SWITCHD_ALLOWED_ORIGINS', arg: 'ORIGIN,…', help: 'web page origins (e.g. http://localhost:8000) whose browser VMs may connect; * = any [default: none]' },
+  'state-dir': { type: 'string', env: 'SWITCHD_STATE_DIR', arg: 'DIR', help: 'switchd\'s state directory: the gateways\' DHCP leases [default $STATE_DIRECTORY, else /var/lib/tapswitch as root, else $XDG_STATE_HOME/tapswitch or ~/.local/state/tapswitch]' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
@@ -88,7 +90,8 @@ export async function main (argv: string[]): Promise<void> {
       uplinkCa: o['uplink-ca'],
       bridgePriority: opt('bridge-priority', 0, 65535),
       busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL),
-      fastPath: o['no-fast-path'] ? false : undefined
+      fastPath: o['no-fast-path'] ? false : undefined,
+      stateDir: o['state-dir'] === undefined ? undefined : path.resolve(o['state-dir'])
     }
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })

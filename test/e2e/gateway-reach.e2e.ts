@@ -47,6 +47,8 @@ const MAC_A = 0x020000000a01
 const MAC_B = 0x020000000a02
 const MAC_C = 0x020000000a03
 const MAC_D = 0x020000000a04
+/** A static lease for a station that sets its address by hand (the guards bind it). */
+const lease = (mac: number, ip: string): { mac: string, ip: string } => ({ mac: mac.toString(16).padStart(12, '0').replace(/(..)(?!$)/g, '$1:'), ip })
 
 /** In the namespace: Unix sockets forwarded to switchd (from a chosen client address), the host's services, a DNS server for slirp to ask. */
 const HOST_JS = `
@@ -235,8 +237,9 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
     switchd = await startSwitchd('switchd', {
       listen: `0.0.0.0:${API}`,
       networks: {
-        lab: { gateway: { publish: [{ proto: 'tcp', host: `127.0.0.1:${PUBLISHED}`, guest: `10.0.2.16:22` }] } },
-        hostonly: { gateway: { subnet: '10.0.3.0/24', nat: 'host' } }
+        // Static leases: the stations here set their addresses by hand, and the guards (on with a gateway) bind them so.
+        lab: { gateway: { publish: [{ proto: 'tcp', host: `127.0.0.1:${PUBLISHED}`, guest: `10.0.2.16:22` }], staticLeases: [lease(MAC_A, '10.0.2.15'), lease(MAC_B, '10.0.2.16')] } },
+        hostonly: { gateway: { subnet: '10.0.3.0/24', nat: 'host', staticLeases: [lease(MAC_C, '10.0.3.15')] } }
       }
     }, ['--allow-anonymous', '--admin-token', TOKEN])
   })
@@ -324,7 +327,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
   })
 
   it('hostPorts: a listed host port is reachable at the gateway\'s address; an unlisted one is not', async () => {
-    switchd2 = await startSwitchd('switchd2', { listen: `127.0.0.1:${API2}`, networks: { listed: { gateway: { hostPorts: [`tcp:${LISTED}`] } } } }, [])
+    switchd2 = await startSwitchd('switchd2', { listen: `127.0.0.1:${API2}`, networks: { listed: { gateway: { hostPorts: [`tcp:${LISTED}`], staticLeases: [lease(MAC_D, '10.0.2.15')] } } } }, [])
     const d = await station(sock('c'), 'listed', MAC_D, '10.0.2.15', '10.0.2.2', '10.0.2.3')
     const got = await probe(d, [['10.0.2.2', LISTED], ['10.0.2.2', UNLISTED], ['127.0.0.1', LISTED]])
     assert.deepEqual(got, ['synack', 'none', 'none'])

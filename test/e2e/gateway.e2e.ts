@@ -1,11 +1,12 @@
 /**
  * Issue 16, acceptance: a network's gateway (libslirp in switchd's QEMU
- * child, running as nobody) gives namespaces that run only busybox udhcpc an
- * address, a default route and a DNS server; NATs them to a service on the
- * host's loopback that its hostPorts lists (and refuses it on a network whose
- * gateway has nat false);
+ * child, running as nobody; DHCP from switchd itself since issue 21) gives
+ * namespaces that run only busybox udhcpc an address, a default route and a
+ * DNS server; NATs them to a service on the host's loopback that its
+ * hostPorts lists (and refuses it on a network whose gateway has nat false);
  * publishes a namespace's server on 127.0.0.1; survives its child being
- * killed; dies with switchd.
+ * killed; keeps its leases across a switchd restart (issue 21); dies with
+ * switchd.
  *
  * Root is used for the namespaces and the TAPs only. Nothing leaves loopback
  * or the test's namespaces: the only host services reached are the test's
@@ -19,7 +20,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { requireTools, assertRunsAsNobody, requireCheckoutReadableBy, asUser, spawnLogged, waitForLine, type Logged } from '../helpers/proc'
+import { requireTools, assertRunsAsNobody, requireCheckoutReadableBy, asUser, spawnLogged, waitForLine, NOBODY, type Logged } from '../helpers/proc'
 import { waitFor } from '../helpers/net'
 import { TestClient } from '../helpers/client'
 import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, DHCPDISCOVER, DHCPOFFER, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
@@ -94,6 +95,8 @@ exit 0
     publishPort = await freePort()
     lab = new Lab({
       hostOffset: OFFSET,
+      // The leases go to this test's directory, never to switchd's real state directory.
+      switchdArgs: ['--state-dir', path.join(dir, 'state')],
       hosts: [{ noAddress: true }, { noAddress: true }, { noAddress: true }, { noAddress: true, path: '/net/locked' }],
       onLog: (l) => { logs.push(l) },
       config: {
@@ -205,9 +208,35 @@ exit 0
     assert.ok(!logs.some((l) => l.includes('"event":"port_down"')), 'no port went down')
   })
 
+  it('attack: a station keeps its lease across a switchd restart (SIGKILL): the lease file holds it, no one else is given it', async () => {
+    const leases = JSON.parse(fs.readFileSync(path.join(dir, 'state', 'leases', 'default.json'), 'utf8')) as { leases: Array<{ mac: string, ip: string, state: string }> }
+    assert.ok(leases.leases.some((l) => l.mac === u.mac && l.ip === '10.0.2.15' && l.state === 'bound'), 'u\'s lease is on disk')
+    const connected = (): number => logs.filter((l) => l.includes('"event":"uplink_connected"')).length
+    const before = connected()
+    const old = lab.switchd
+    const gone = new Promise((resolve) => old?.once('exit', resolve))
+    old?.kill('SIGKILL')
+    await gone
+    await lab.startSwitchd()
+    await waitFor(() => connected() >= before + lab.hosts.length, 15_000, 'the agents back')
+    // v asks first: it must not be given u's address.
+    await run('ip', ['-n', v.ns, 'addr', 'flush', 'dev', v.tap])
+    await dhcp(v)
+    assert.doesNotMatch(await addressOf(v), /inet 10\.0\.2\.15\//)
+    await dhcp(u)
+    assert.match(await addressOf(u), /inet 10\.0\.2\.15\/24/, 'u keeps its address')
+    assert.match(await run('ip', ['-n', u.ns, 'route', 'show', 'default']), /default via 10\.0\.2\.2 /)
+    assert.equal(fs.readFileSync(path.join(dir, `${u.tap}.dns`), 'utf8').trim(), '10.0.2.3')
+    assert.equal(await connectFrom(u, '10.0.2.2', hostPort), 'hello-from-host', 'NAT works after the restart')
+    const rows = await lab.api<Array<{ network: string, ip: string, mac: string, state: string }>>('/api/v1/leases?network=default')
+    assert.ok(rows.some((r) => r.mac === u.mac && r.ip === '10.0.2.15' && r.state === 'bound'))
+  })
+
   it('no orphan: when switchd is killed, its gateway children die with it', async () => {
-    const pids = [gatewayPid(2), ...logs.filter((l) => l.includes('"event":"gateway_started"') && l.includes('"network":"locked"')).map((l) => (JSON.parse(l.slice(l.indexOf('{'))) as { pid: number }).pid)]
-    assert.equal(pids.length, 2)
+    // The running switchd's children: default's third (the first, its successor, the one after switchd's restart), locked's second.
+    const locked = logs.filter((l) => l.includes('"event":"gateway_started"') && l.includes('"network":"locked"')).map((l) => (JSON.parse(l.slice(l.indexOf('{'))) as { pid: number }).pid)
+    assert.equal(locked.length, 2)
+    const pids = [gatewayPid(3), locked[1] as number]
     lab.switchd?.kill('SIGKILL')
     const alive = (pid: number): boolean => {
       try { return !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')) } catch { return false }
@@ -235,7 +264,10 @@ describe('e2e: switchd itself as nobody serves a gateway', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-gateway-nobody-'))
     fs.chmodSync(dir, 0o755)
     const config = path.join(dir, 'switchd.json')
-    fs.writeFileSync(config, JSON.stringify({ networks: { lab: { gateway: { nat: false } } } }), { mode: 0o644 })
+    const stateDir = path.join(dir, 'state')
+    fs.mkdirSync(stateDir, { mode: 0o700 })
+    fs.chownSync(stateDir, NOBODY, NOBODY)
+    fs.writeFileSync(config, JSON.stringify({ stateDir, networks: { lab: { gateway: { nat: false } } } }), { mode: 0o644 })
     const [cmd, args] = asUser(process.execPath, [path.join(ROOT, 'bin', 'switchd.js'), '--listen', '127.0.0.1:0', '--config', config])
     switchd = spawnLogged('switchd', cmd, args, (l) => { lines.push(l) })
     const listening = await waitForLine(switchd, 'switchd', (l) => l.includes('"event":"listening"'), 15_000)

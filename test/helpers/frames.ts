@@ -34,3 +34,22 @@ export function tagged (dst: string, src: string, vid: number, tag = 0, pcp = 0)
 export function vidOf (f: Buffer): number {
   return f.readUInt16BE(12) === 0x8100 ? f.readUInt16BE(14) & 0xfff : -1
 }
+
+/** An ARP (op 1 request, 2 reply) from `src` (the frame's source) saying `sha` is at `spa`, asking for `tpa`. */
+export function arp (src: number, sha: number, spa: number, tpa: number, op = 1, dst = 0xffffffffffff): Buffer {
+  const f = Buffer.alloc(60)
+  f.writeUIntBE(dst, 0, 6); f.writeUIntBE(src, 6, 6); f.writeUInt16BE(0x0806, 12)
+  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(op, 20)
+  f.writeUIntBE(sha, 22, 6); f.writeUInt32BE(spa, 28); f.writeUInt32BE(tpa, 38)
+  return f
+}
+
+/** An IPv4 UDP datagram (checksum 0) from `src` at `srcIp`:`sport` to `dst` at `dstIp`:`dport`. */
+export function udp (dst: number, src: number, srcIp: number, dstIp: number, sport: number, dport: number, payload = 8): Buffer {
+  const f = Buffer.alloc(14 + 20 + 8 + payload)
+  f.writeUIntBE(dst, 0, 6); f.writeUIntBE(src, 6, 6); f.writeUInt16BE(0x0800, 12)
+  f[14] = 0x45; f.writeUInt16BE(20 + 8 + payload, 16); f[22] = 64; f[23] = 17
+  f.writeUInt32BE(srcIp, 26); f.writeUInt32BE(dstIp, 30)
+  f.writeUInt16BE(sport, 34); f.writeUInt16BE(dport, 36); f.writeUInt16BE(8 + payload, 38)
+  return f
+}

@@ -54,7 +54,9 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
 
   async function start (gateway: Record<string, unknown>, port = 0): Promise<{ server: SwitchServer, url: string }> {
-    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway } } }, 'test'), host: '127.0.0.1', port })
+    // Static leases: the stations here set their addresses by hand, and the guards (on with a gateway) bind them so.
+    const staticLeases = [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, { mac: '02:00:00:00:00:22', ip: '10.0.2.16' }]
+    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { staticLeases, ...gateway } } } }, 'test'), host: '127.0.0.1', port })
     server = s
     const a = await s.listen()
     return { server: s, url: `ws://127.0.0.1:${a.port}/net/lab` }

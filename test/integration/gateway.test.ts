@@ -14,10 +14,10 @@ import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import type { GatewayPort } from '../../src/switch/io/gateway-port'
-import { ERR_CONFIG } from '../../src/common/errors'
+import { ERR_CONFIG, ERR_STATE } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
 import {
-  buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpYourAddress, dhcpAddressOption, dhcpClientMac, parseIpv4,
+  buildDhcpRequest, buildDhcpReply, ipv4At, dhcpAt, dhcpType, dhcpYourAddress, dhcpAddressOption, dhcpClientMac, parseIpv4,
   DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS, OPT_SERVER_ID, ipChecksum
 } from '../../src/common/dhcp'
 import { TestClient } from '../helpers/client'
@@ -97,8 +97,9 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
 
   before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
 
-  async function start (gateway: Record<string, unknown>): Promise<{ server: SwitchServer, url: string }> {
-    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { nat: false, ...gateway } } } }, 'test'), host: '127.0.0.1', port: 0 })
+  /** switchd with network lab's gateway (nat false unless `gateway` says), its state in this test's directory. */
+  async function start (gateway: Record<string, unknown>, lab: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
+    const s = new SwitchServer({ config: buildConfig({ stateDir: path.join(dir, 'state'), networks: { lab: { ...lab, gateway: { nat: false, ...gateway } } } }, 'test'), host: '127.0.0.1', port: 0 })
     server = s
     const { port } = await s.listen()
     return { server: s, url: `ws://127.0.0.1:${port}/net/lab` }
@@ -156,18 +157,26 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal(o.yiaddr, parseIpv4('10.0.2.15'), 'the first address of the pool')
     assert.equal(o.router, GW, 'a default route: the stations may go through the gateway')
     assert.equal(o.dns, parseIpv4('10.0.2.3'))
-    assert.equal(o.src, '52550a000202', 'from slirp\'s MAC')
+    assert.equal(o.src, '52550a000202', 'from the gateway\'s MAC')
     const ack = await request(vm, STATION, o.yiaddr)
     assert.equal(ack.type, DHCPACK)
     await waitFor(() => gatewayPort().leases === 1, 2000, 'the lease counted')
     assert.ok(logs.some((l) => l.includes('"event":"lease"') && l.includes('"mac":"02:00:00:00:00:11"') && l.includes('"ip":"10.0.2.15"')), 'lease logged')
     assert.ok(logs.some((l) => l.includes('"event":"gateway_started"')))
+    // slirp learns the station by ARP, and answers it.
+    vm.send([arpRequest(STATION, GW)])
+    await waitFor(() => vm.frames.some(isArpReply), 5000, 'slirp\'s ARP reply')
     const p = server?.ports().find((x) => x.name === 'gateway')
     assert.equal(p?.kind, 'gateway')
-    assert.ok((p?.rxFrames ?? 0) >= 2 && (p?.txFrames ?? 0) >= 2, 'frames counted each way')
+    assert.ok((p?.rxFrames ?? 0) >= 3 && (p?.txFrames ?? 0) >= 1, 'frames counted each way')
+    assert.equal(p?.txFrames, 1, 'no DHCP went to slirp: only the ARP')
     const metrics = await server?.registry.metrics() ?? ''
     assert.match(metrics, /switchd_gateway_leases_total\{network="lab",kind="dynamic"\} 1/)
+    assert.match(metrics, /switchd_gateway_leases\{network="lab"\} 1/)
     assert.match(metrics, /switchd_gateway_up\{network="lab"\} 1/)
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${server?.address().port ?? 0}`, 'leases', '--network', 'lab'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    assert.match(ctl.stdout.toString(), /^lab\s+10\.0\.2\.15\s+02:00:00:00:00:11\s+dynamic\s+bound\s+\S+Z\s+\S+/m)
   })
 
   it('shows in switchctl ports as kind gateway, and a capture on the port sees its DHCP', async () => {
@@ -187,9 +196,12 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
 
   it('a reload that changes a gateway is refused whole (it changes only on restart)', async () => {
     const { server: s } = await start({})
-    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false, dhcp: false } } } }, 'test')), false)
+    const stateDir = path.join(dir, 'state')
+    assert.equal(s.reload(buildConfig({ stateDir, networks: { lab: { gateway: { nat: false, dhcp: false } } } }, 'test')), false)
     assert.ok(logs.some((l) => l.includes('"event":"config_rejected"') && l.includes('gateway')))
-    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false } } } }, 'test')), true, 'the same gateway: applied')
+    assert.equal(s.reload(buildConfig({ stateDir, networks: { lab: { gateway: { nat: false }, guards: false } } }, 'test')), false, 'guards change only on restart')
+    assert.equal(s.reload(buildConfig({ networks: { lab: { gateway: { nat: false } } } }, 'test')), false, 'the state directory changes only on restart')
+    assert.equal(s.reload(buildConfig({ stateDir, networks: { lab: { gateway: { nat: false } } } }, 'test')), true, 'the same gateway: applied')
   })
 
   it('two stations get two different leases; with nat false no default route is offered', async () => {
@@ -199,7 +211,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     const oa = await offer(a, STATION)
     const ob = await offer(b, STATION + 1)
     assert.notEqual(oa.yiaddr, ob.yiaddr)
-    // slirp's restrict=on gives no router; static leases say the same.
+    // With restrict=on (nat false) there is no route through the gateway: no router option, static or not.
     assert.equal(oa.router, 0)
     assert.equal((await offer(a, STATIC_MAC)).router, 0)
   })
@@ -212,11 +224,11 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal((await request(vm, STATIC_MAC, STATIC_IP)).type, DHCPACK)
     assert.equal((await request(vm, STATIC_MAC, parseIpv4('10.0.2.15') as number)).type, DHCPNAK)
     assert.equal(gatewayPort().staticLeases, 1)
-    // Everyone else still gets slirp's pool.
+    // Everyone else gets the pool.
     assert.equal((await offer(vm, STATION)).yiaddr, parseIpv4('10.0.2.15'))
   })
 
-  it('dnsForward: false: slirp\'s offer names no DNS server', async () => {
+  it('dnsForward: false: the offer names no DNS server', async () => {
     const { url } = await start({ nat: 'host', dnsForward: false })
     const o = await offer(await client(url), STATION)
     assert.deepEqual([o.type, o.router, o.dns], [DHCPOFFER, GW, 0])
@@ -301,6 +313,121 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal(res.status, 200)
     await waitFor(() => s.gatewayChildren[0]?.starts === 2 && s.gatewayChildren[0].up, 5000, 'a new child')
     assert.equal((await offer(vm, STATION)).type, DHCPOFFER)
+  })
+
+  it('attack: 16 DISCOVERs with made-up chaddrs from one station do not take the pool: another station still gets an address', async () => {
+    const { server: s, url } = await start({})
+    const attacker = await client(url)
+    const vm = await client(url)
+    const forged = Array.from({ length: 16 }, (_, i) => 0x02000000a000 + i)
+    // libslirp gave each DISCOVER's chaddr an address of its 16 (get_new_addr), never to be freed.
+    attacker.send(forged.map((chaddr, i) => buildDhcpRequest(STATION + 1, DHCPDISCOVER, 100 + i, 0, 0, 0, chaddr)))
+    // Barrier: the attacker's own DISCOVER, sent after them, is answered.
+    const own = await offer(attacker, STATION + 1)
+    assert.equal(own.type, DHCPOFFER)
+    assert.equal(dhcpReplies(attacker.frames).filter((d) => forged.includes(d.mac)).length, 0, 'no reply to a forged chaddr')
+    const o = await offer(vm, STATION)
+    assert.equal(o.type, DHCPOFFER, 'another station still gets an address')
+    assert.notEqual(o.yiaddr, own.yiaddr)
+    assert.equal(gatewayPort().server.counters.chaddr, 16)
+    assert.match(await s.registry.metrics(), /switchd_gateway_filtered_frames_total\{network="lab",reason="dhcp_chaddr"\} 16/)
+  })
+
+  it('attack: after the gateway child restarts (port disconnect gateway), a new station is never offered a running station\'s address', async () => {
+    const { server: s, url } = await start({})
+    const running = await client(url)
+    const held = await offer(running, STATION)
+    assert.equal((await request(running, STATION, held.yiaddr)).type, DHCPACK)
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'port', 'disconnect', 'gateway'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    await waitFor(() => s.gatewayChildren[0]?.starts === 2 && s.gatewayChildren[0].up, 5000, 'a new child')
+    const newcomer = await client(url)
+    const o = await offer(newcomer, STATION + 1)
+    assert.equal(o.type, DHCPOFFER)
+    assert.notEqual(o.yiaddr, held.yiaddr, 'not the running station\'s address')
+    // The running station renews its own.
+    running.send([buildDhcpRequest(STATION, DHCPREQUEST, 9, 0, 0, held.yiaddr)])
+    await waitFor(() => dhcpReplies(running.frames, STATION).some((d) => d.type === DHCPACK), 3000, 'its renewal')
+  })
+
+  it('attack: after switchd restarts (the same state directory), a new station is never offered a running station\'s address', async () => {
+    const first = await start({})
+    const running = await client(first.url)
+    const held = await offer(running, STATION)
+    assert.equal((await request(running, STATION, held.yiaddr)).type, DHCPACK, 'ACKed: the lease file holds it')
+    running.close()
+    await first.server.close()
+    const leaseFile = path.join(dir, 'state', 'leases', 'lab.json')
+    assert.deepEqual(JSON.parse(fs.readFileSync(leaseFile, 'utf8')).leases.map((l: { ip: string }) => parseIpv4(l.ip)), [held.yiaddr])
+    const again = await start({})
+    const newcomer = await client(again.url)
+    const o = await offer(newcomer, STATION + 1)
+    assert.notEqual(o.yiaddr, held.yiaddr, 'not the running station\'s address')
+    // The running station (INIT-REBOOT after its link came back) keeps its address.
+    const back = await client(again.url)
+    back.send([buildDhcpRequest(STATION, DHCPREQUEST, 10, held.yiaddr)])
+    await waitFor(() => dhcpReplies(back.frames, STATION).length > 0, 3000, 'an answer')
+    assert.deepEqual(dhcpReplies(back.frames, STATION).map((d) => [d.type, d.yiaddr]), [[DHCPACK, held.yiaddr]])
+    assert.ok(logs.some((l) => l.includes('"event":"leases_loaded"') && l.includes('"held":1')))
+  })
+
+  it('attack: a station\'s ARP claiming the gateway\'s address reaches no other station (dropped, counted, in switchctl drops)', async () => {
+    const { server: s, url } = await start({})
+    const attacker = await client(url)
+    const victim = await client(url)
+    const claim = arpRequest(STATION + 1, parseIpv4('10.0.2.15') as number)
+    claim.writeUInt16BE(2, 20) // a reply: "10.0.2.2 is at" the attacker
+    claim.writeUInt32BE(GW, 28)
+    attacker.send([claim, eth(BROADCAST, '020000000012', 0xbb)])
+    await waitFor(() => victim.frames.some((f) => f[14] === 0xbb && f.readUInt16BE(12) === 0x88b5), 3000, 'the barrier frame')
+    assert.ok(!victim.frames.some((f) => f.readUInt16BE(12) === 0x0806), 'the ARP never reached the victim')
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'drops', '--network', 'lab'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    assert.match(ctl.stdout.toString(), /02:00:00:00:00:12.*arp_inspection/)
+    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="arp_inspection"\} 1/)
+  })
+
+  it('attack: a rogue DHCP OFFER naming its sender as router reaches no other station (dropped, counted, in switchctl drops)', async () => {
+    const { server: s, url } = await start({})
+    const attacker = await client(url)
+    const victim = await client(url)
+    const rogueIp = parseIpv4('10.0.2.66') as number
+    const rogue = buildDhcpReply({ type: DHCPOFFER, serverMac: STATION + 1, server: rogueIp, clientMac: STATION, xid: 1, yiaddr: parseIpv4('10.0.2.67') as number, mask: 0xffffff00, router: rogueIp, dns: rogueIp, leaseSeconds: 3600, flags: 0x8000 })
+    rogue.fill(0xff, 0, 6)
+    attacker.send([rogue, eth(BROADCAST, '020000000012', 0xbb)])
+    await waitFor(() => victim.frames.some((f) => f[14] === 0xbb && f.readUInt16BE(12) === 0x88b5), 3000, 'the barrier frame')
+    assert.deepEqual(dhcpReplies(victim.frames), [], 'the rogue offer never reached the victim')
+    const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'drops', '--network', 'lab', '--reason', 'dhcp_snooping'])
+    assert.equal(ctl.code, 0, ctl.stderr)
+    assert.match(ctl.stdout.toString(), /02:00:00:00:00:12.*dhcp_snooping/)
+    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="dhcp_snooping"\} 1/)
+  })
+
+  it('guards: false lets both through, as an unmanaged switch would', async () => {
+    const { url } = await start({}, { guards: false })
+    const attacker = await client(url)
+    const victim = await client(url)
+    const claim = arpRequest(STATION + 1, parseIpv4('10.0.2.15') as number)
+    claim.writeUInt32BE(GW, 28)
+    attacker.send([claim])
+    await waitFor(() => victim.frames.some((f) => f.readUInt16BE(12) === 0x0806), 3000, 'the ARP')
+  })
+
+  it('attack: a lease file that is not whole stops switchd\'s start, naming the file and the fix; another switchd on it is refused', async () => {
+    const leases = path.join(dir, 'state', 'leases')
+    fs.mkdirSync(leases, { recursive: true })
+    fs.writeFileSync(path.join(leases, 'lab.json'), '{"version":1,"network":"lab","leases":[{"mac":"02:00:00:00:00:11","ip":"10.0.2.15"')
+    await assert.rejects(start({}), (err: Error & { code?: string }) => err.code === ERR_STATE && err.message.includes(path.join(leases, 'lab.json')))
+    assert.equal(server?.gatewayChildren[0]?.child, undefined, 'no child was started')
+    await server?.close()
+    fs.rmSync(path.join(leases, 'lab.json'))
+    const first = await start({})
+    try {
+      await assert.rejects(start({}), (err: Error & { code?: string }) => err.code === ERR_STATE && err.message.includes(`pid ${process.pid}`))
+    } finally {
+      await server?.close()
+      server = first.server
+    }
   })
 
   it('attack: a child that keeps dying is restarted with backoff (a storm is bounded)', async () => {

@@ -1,7 +1,8 @@
 /**
  * Issue 16: the gateway's configuration, QEMU's command line, and what the
- * gateway port does to frames on their way to slirp (static leases,
- * filters, lease snooping), with a fake socket in place of the QEMU child.
+ * gateway port does to frames on their way to slirp (switchd's DHCP server,
+ * filters), with a fake socket in place of the QEMU child. Issue 21: every
+ * DHCP message is switchd's (test/unit/dhcp-server.test.ts has its decisions).
  */
 
 import assert from 'node:assert/strict'
@@ -54,6 +55,11 @@ describe('gateway', () => {
     it('has the defaults of QEMU\'s user network', () => {
       const g = gateway()
       assert.deepEqual([formatIpv4(g.subnet), g.prefix, formatIpv4(g.address), formatIpv4(g.dns), formatIpv4(g.dhcpStart)], ['10.0.2.0', 24, '10.0.2.2', '10.0.2.3', '10.0.2.15'])
+      // Issue 21: the pool runs to the subnet's last host address (not slirp's 16); an hour's leases, four a port.
+      assert.deepEqual([g.poolSize, g.leaseTime, g.leasesPerPort], [240, 3600, 4])
+      assert.equal(gateway({ subnet: '10.8.0.0/16', dhcpStart: '10.8.0.10' }).poolSize, 4096, 'capped at MAX_POOL_SIZE')
+      assert.equal(gateway({ dhcpStart: '10.0.2.250' }).poolSize, 5, 'never the broadcast address')
+      assert.equal(gateway({ dhcpStart: '10.0.2.1', poolSize: 10 }).poolSize, 10, 'the gateway and DNS addresses inside it are reserved, not refused')
       assert.deepEqual([g.dhcp, g.dnsForward, g.nat, g.publish.length, g.qemu, g.user, g.name], [true, true, 'on', 0, 'qemu-system-x86_64', 'nobody', GATEWAY_PORT_NAME])
       assert.equal(gateway({ nat: 'host' }).nat, 'host')
       assert.equal(gateway({ nat: false }).nat, 'off')
@@ -71,13 +77,20 @@ describe('gateway', () => {
       refused({ address: '10.0.3.2' }, 'gateway.address')
       refused({ address: '10.0.2.0' }, 'gateway.address')
       refused({ dns: '10.0.2.2' }, 'gateway.dns')
-      refused({ dhcpStart: '10.0.2.250' }, 'gateway.dhcpStart')
-      refused({ dhcpStart: '10.0.2.1' }, 'gateway.dhcpStart')
+      refused({ dhcpStart: '10.0.3.20' }, 'gateway.dhcpStart')
+      refused({ dhcpStart: '10.0.2.255' }, 'gateway.dhcpStart')
+      refused({ dhcpStart: '10.0.2.250', poolSize: 6 }, 'gateway.poolSize')
+      refused({ poolSize: 0 }, 'gateway.poolSize')
+      refused({ poolSize: 4097 }, 'gateway.poolSize')
+      refused({ dhcpStart: '10.0.2.2', poolSize: 2 }, 'gateway.poolSize')
+      refused({ leaseTime: 59 }, 'gateway.leaseTime')
+      refused({ leaseTime: 3600.5 }, 'gateway.leaseTime')
+      refused({ leasesPerPort: 0 }, 'gateway.leasesPerPort')
       refused({ nat: 'yes' }, 'gateway.nat')
       refused({ dhcp: 'on' }, 'gateway.dhcp')
       refused({ bogus: 1 }, 'gateway.bogus')
       refused({ staticLeases: [{ mac: '01:00:5e:00:00:01', ip: '10.0.2.50' }] }, 'staticLeases[0].mac')
-      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.20' }] }, 'staticLeases[0].ip')
+      refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.3.20' }] }, 'staticLeases[0].ip')
       refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.2' }] }, 'staticLeases[0].ip')
       refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.50' }, { mac: '02:00:00:00:00:01', ip: '10.0.2.51' }] }, 'staticLeases[1].mac')
       refused({ staticLeases: [{ mac: '02:00:00:00:00:01', ip: '10.0.2.50' }, { mac: '02:00:00:00:00:02', ip: '10.0.2.50' }] }, 'staticLeases[1].ip')
@@ -118,6 +131,15 @@ describe('gateway', () => {
     let sw: Switch
     let station: FakePort
     let written: Buffer[]
+
+    /** The station's DHCP replies (the server's, entering from the gateway on the next turn). */
+    function replies (): Array<[number, string, number]> {
+      return station.sent.map((f) => {
+        const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+        assert.ok(b > 0)
+        return [dhcpType(f, b, f.length), formatIpv4(dhcpYourAddress(f, b)), f.readUInt32BE(b + 4)]
+      })
+    }
 
     function port (g: Record<string, unknown>, selfPorts: number[] = []): GatewayPort {
       sw = new Switch({ name: 'lab' })
@@ -190,7 +212,7 @@ describe('gateway', () => {
       assert.deepEqual([p.filteredDns, p.filteredDhcp], [2, 1])
     })
 
-    it('answers a static MAC\'s DISCOVER and REQUEST itself (never slirp), NAKs another address, leaves other MACs to slirp', async () => {
+    it('answers every DHCP message itself (none reaches slirp): a static MAC its address, any other MAC from the pool', async () => {
       const mac = 0x0200000000aa
       const p = port({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
       assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPDISCOVER, 7)), 0)
@@ -198,51 +220,55 @@ describe('gateway', () => {
       assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPREQUEST, 9, ip('10.0.2.15'))), 0)
       // A REQUEST for another server's offer is swallowed, unanswered.
       assert.equal(toSlirp(p, buildDhcpRequest(mac, DHCPREQUEST, 10, ip('10.0.2.50'), ip('10.0.2.99'))), 0)
-      assert.equal(toSlirp(p, buildDhcpRequest(0x020000000001, DHCPDISCOVER, 11)), 1, 'another MAC: slirp')
-      await waitFor(() => station.sent.length === 3, 1000, 'three replies')
-      const replies = station.sent.map((f) => {
-        const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-        assert.ok(b > 0)
-        assert.equal(ipChecksum(f, 14, 34), 0, 'a valid IPv4 header checksum')
-        return [dhcpType(f, b, f.length), formatIpv4(dhcpYourAddress(f, b)), f.readUInt32BE(b + 4), f.subarray(6, 12).toString('hex')]
-      })
-      assert.deepEqual(replies, [[DHCPOFFER, '10.0.2.50', 7, '52550a000202'], [DHCPACK, '10.0.2.50', 8, '52550a000202'], [DHCPNAK, '0.0.0.0', 9, '52550a000202']])
-      assert.deepEqual([p.leases, p.staticLeases], [1, 1])
+      assert.equal(toSlirp(p, buildDhcpRequest(0x020000000001, DHCPDISCOVER, 11)), 0, 'another MAC: switchd too')
+      await waitFor(() => station.sent.length === 4, 1000, 'four replies')
+      assert.equal(ipChecksum(station.sent[0] as Buffer, 14, 34), 0, 'a valid IPv4 header checksum')
+      assert.deepEqual(station.sent.map((f) => f.subarray(6, 12).toString('hex')), Array(4).fill('52550a000202'), 'from the gateway\'s MAC')
+      assert.deepEqual(replies(), [[DHCPOFFER, '10.0.2.50', 7], [DHCPACK, '10.0.2.50', 8], [DHCPNAK, '0.0.0.0', 9], [DHCPOFFER, '10.0.2.15', 11]])
+      assert.deepEqual([p.leases, p.staticLeases, p.txFrames], [1, 1, 0])
     })
 
-    it('attack: a flood of DHCP requests from a static MAC holds at most 16 replies at once', async () => {
-      const p = port({ staticLeases: [{ mac: '02:00:00:00:00:aa', ip: '10.0.2.50' }] })
-      for (let i = 0; i < 1000; i++) sw.receiveFrame(station, buildDhcpRequest(0x0200000000aa, DHCPDISCOVER, i))
-      await waitFor(() => station.sent.length === 16, 1000, 'the replies')
+    it('attack: a flood of DHCP messages from one port gets a bounded number of replies (the rest counted as dhcp_rate)', async () => {
+      const p = port({})
+      for (let i = 0; i < 1000; i++) sw.receiveFrame(station, buildDhcpRequest(0x020000000001, DHCPDISCOVER, i))
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.ok(station.sent.length >= 16 && station.sent.length <= 64, `replies: ${station.sent.length}`)
+      assert.equal(station.sent.length + p.server.counters.rate, 1000, 'every message answered or counted')
       assert.equal(p.txFrames, 0)
     })
 
-    it('counts DHCPACKs that slirp sends (snooping the batch), and nothing else', () => {
+    it('holds an ACK of a new lease until the lease store has it on disk; a renewal goes at once', async () => {
       const p = port({})
-      const ack = buildDhcpReply({ type: DHCPACK, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: ip('10.0.2.2'), dns: ip('10.0.2.3'), leaseSeconds: 86400, flags: 0 })
-      const offer = buildDhcpReply({ type: DHCPOFFER, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: 0, dns: 0, leaseSeconds: 86400, flags: 0 })
-      assert.equal(dhcpAddressOption(offer, dhcpAt(offer, 14, offer.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT), offer.length, OPT_ROUTER), 0, 'router 0: no option')
-      const records = [ack, offer, ipFrame(IPPROTO_UDP, ip('10.0.2.15'), 68), ack]
-      const batch = Buffer.concat(records.flatMap((f) => { const h = Buffer.alloc(4); h.writeUInt32BE(f.length); return [h, f] }))
-      p.snoop(batch)
-      assert.equal(p.leases, 2)
-      p.snoop(batch.subarray(0, batch.length - 3)) // a cut record is not read
-      assert.equal(p.leases, 3)
+      let requested = 0
+      const store = { landed: 0, request: () => { requested++ } }
+      p.store = store
+      const mac = 0x020000000001
+      sw.receiveFrame(station, buildDhcpRequest(mac, DHCPDISCOVER, 1))
+      sw.receiveFrame(station, buildDhcpRequest(mac, DHCPREQUEST, 2, ip('10.0.2.15'), ip('10.0.2.2')))
+      await waitFor(() => station.sent.length === 1, 1000, 'the offer')
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(replies(), [[DHCPOFFER, '10.0.2.15', 1]], 'no ACK before the file holds the lease')
+      assert.equal(requested, 1)
+      store.landed = p.server.leases.version
+      p.landed(store.landed)
+      await waitFor(() => station.sent.length === 2, 1000, 'the ACK')
+      assert.deepEqual(replies()[1], [DHCPACK, '10.0.2.15', 2])
+      sw.receiveFrame(station, buildDhcpRequest(mac, DHCPREQUEST, 3, 0, 0, ip('10.0.2.15')))
+      await waitFor(() => station.sent.length === 3, 1000, 'the renewal\'s ACK, without a write')
+      assert.equal(requested, 1)
     })
 
-    it('dnsForward false: blanks the DNS option in slirp\'s offers (in place) and clears their UDP checksum', () => {
-      const p = port({ dnsForward: false })
-      const offer = buildDhcpReply({ type: DHCPOFFER, serverMac: slirpMac(ip('10.0.2.2')), server: ip('10.0.2.2'), clientMac: 0x020000000001, xid: 1, yiaddr: ip('10.0.2.15'), mask: 0xffffff00, router: ip('10.0.2.2'), dns: ip('10.0.2.3'), leaseSeconds: 86400, flags: 0 })
-      offer.writeUInt16BE(0x1234, 14 + 20 + 6)
-      const batch = Buffer.concat([Buffer.alloc(4), offer])
-      batch.writeUInt32BE(offer.length, 0)
-      p.snoop(batch)
-      const f = batch.subarray(4)
-      const b = dhcpAt(f, 14, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-      assert.equal(dhcpAddressOption(f, b, f.length, OPT_DNS), 0, 'no DNS option')
-      assert.equal(dhcpAddressOption(f, b, f.length, OPT_ROUTER), ip('10.0.2.2'), 'the rest intact')
-      assert.equal(dhcpType(f, b, f.length), DHCPOFFER)
-      assert.equal(f.readUInt16BE(14 + 20 + 6), 0)
+    it('notes the addresses ARPs to the gateway show in use: such an address is not offered to another MAC', async () => {
+      const p = port({})
+      const arp = Buffer.alloc(42)
+      arp.fill(0xff, 0, 6); arp.writeUIntBE(0x020000000009, 6, 6); arp.writeUInt16BE(0x0806, 12)
+      arp.writeUInt16BE(1, 14); arp.writeUInt16BE(0x0800, 16); arp[18] = 6; arp[19] = 4; arp.writeUInt16BE(1, 20)
+      arp.writeUIntBE(0x020000000009, 22, 6); arp.writeUInt32BE(ip('10.0.2.15'), 28); arp.writeUInt32BE(ip('10.0.2.2'), 38)
+      sw.receiveFrame(station, arp)
+      sw.receiveFrame(station, buildDhcpRequest(0x020000000001, DHCPDISCOVER, 1))
+      await waitFor(() => station.sent.length === 1, 1000, 'the offer')
+      assert.deepEqual(replies(), [[DHCPOFFER, '10.0.2.16', 1]])
+      assert.equal(p.txFrames, 1, 'the ARP itself went on to slirp')
     })
 
     it('drops and counts frames while its child is away', () => {

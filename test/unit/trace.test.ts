@@ -8,7 +8,9 @@ import { setLinkDown, setCondition } from '../../src/switch/core/link'
 import { readCondition } from '../../src/switch/core/condition'
 import { setLogSink } from '../../src/common/log'
 import { FakePort } from '../helpers/fake-port'
-import { eth, tagged, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
+import { eth, tagged, arp, udp, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
+import { Guard } from '../../src/switch/core/guard'
+import { LeaseTable } from '../../src/switch/core/leases'
 import { Rng } from '../helpers/rawws'
 
 function access (vid: number): PortPolicy { return { ...DEFAULT_POLICY, mode: MODE_ACCESS, pvid: vid, vlans: [vid] } }
@@ -141,6 +143,17 @@ describe('frame trace', () => {
         ports.push(p)
       }
       if (rng.bool(0.3)) s.addStatic({ vid: rng.pick([1, 10]), mac: rng.pick(macs), port: rng.pick(ports).name })
+      // Issue 21: the guards, trusting one port, with one binding (macs[0] at 10.0.2.15 on the first port).
+      const guarded = rng.bool(0.5)
+      if (guarded) {
+        const g = new Guard({ dhcpSnooping: true, arpInspection: true, ipSourceGuard: rng.bool(), trusted: ['p1'], leases: true, subnet: 0x0a000200, mask: 0xffffff00, gateway: 0x0a000202, dns: 0x0a000203 })
+        const leases = new LeaseTable({ subnet: 0x0a000200, mask: 0xffffff00, start: 0x0a00020f, size: 16, reserved: [], statics: new Map() })
+        const l = leases.offer(macs[0] as number, 0x0a00020f, rng.pick(ports), Date.now() + 60_000)
+        leases.bind(l, l.port, Date.now() + 60_000)
+        g.bindings = leases
+        g.vid = rng.pick([0, 1])
+        s.guard = g
+      }
       for (let step = 0; step < 100; step++) {
         now += rng.pick([0, 0, 10, 300, 1200])
         s.tick(now)
@@ -150,6 +163,11 @@ describe('frame trace', () => {
         const hex = (m: number): string => m.toString(16).padStart(12, '0')
         const vlan = rng.int(0, 4)
         let f = vlan === 0 ? eth(hex(dst), hex(src)) : tagged(hex(dst), hex(src), [0, 1, 10, 20, 30][vlan] as number)
+        if (guarded && rng.bool(0.4)) {
+          const spa = rng.pick([0, 0x0a000202, 0x0a00020f, 0x0a000210, 0xc0a80001])
+          f = rng.bool(0.6) ? arp(src, rng.bool(0.8) ? src : rng.pick(macs), spa, 0x0a000202, rng.int(1, 2), dst) : udp(dst, src, spa, 0xffffffff, rng.pick([67, 68, 53]), rng.pick([67, 68, 53]))
+          if (vlan !== 0) f = Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0, 0, [0, 1, 10, 20, 30][vlan] as number]), f.subarray(12)])
+        }
         if (rng.bool(0.03)) f = f.subarray(0, rng.int(0, 17))
         if (rng.bool(0.03)) f = Buffer.concat([f, Buffer.alloc(1500)])
         const t = traceFrame(s, ingress, f)
@@ -178,7 +196,7 @@ describe('frame trace', () => {
     }
     assert.equal(checked, 30 * 100)
     // The generator reaches the decisions that matter (else the test proves little).
-    for (const k of ['forward', 'flood', 'drop:vlan', 'drop:hairpin', 'drop:port_security', 'drop:link_local', 'drop:storm', 'drop:runt', 'drop:disabled', 'drop:bad_source']) {
+    for (const k of ['forward', 'flood', 'drop:vlan', 'drop:hairpin', 'drop:port_security', 'drop:link_local', 'drop:storm', 'drop:runt', 'drop:disabled', 'drop:bad_source', 'drop:arp_inspection', 'drop:dhcp_snooping']) {
       assert.ok(seen.has(k), `never saw ${k} (seed ${seed}): ${[...seen].join(' ')}`)
     }
   })

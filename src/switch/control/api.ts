@@ -16,6 +16,7 @@
  *   GET    /api/v1/capture[?network=&port=&vlan=&count=&bytes=&duration=]   a pcap stream
  *   POST   /api/v1/trace   {network?, in, frame}   the forwarding decision for a frame, now (changes nothing)
  *   GET    /api/v1/drops[?since=&limit=&network=&port=&reason=]   the last dropped frames
+ *   GET    /api/v1/leases[?network=]             the gateways' DHCP leases, dynamic and static
  *
  * Without an admin token the API is served only where that is safe
  * (exposure.ts); with `api: false` it answers 404. Requests from browsers are
@@ -35,7 +36,9 @@ import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, 
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
 import { TapswitchError } from '../../common/errors'
 import { portDropDetail } from '../core/drops'
-import type { PortJson, NetworkJson, GatewayJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson } from '../../common/api-types'
+import type { PortJson, NetworkJson, GatewayJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson, LeaseJson } from '../../common/api-types'
+import { LEASE_OFFERED, LEASE_BOUND } from '../core/leases'
+import { formatIpv4 } from '../../common/dhcp'
 import { traceFrame } from '../core/trace'
 import { DROP_REASONS } from '../core/drops'
 import { parseFrameSpec } from '../../common/framespec'
@@ -448,5 +451,38 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     send(res, 200, body)
     return
   }
+  if (method === 'GET' && path === '/api/v1/leases') {
+    const net = q.get('network')
+    if (net !== null) network(server, net)
+    send(res, 200, leaseRows(server, net))
+    return
+  }
   throw new HttpError(404, `no endpoint ${method} ${path}`)
+}
+
+/** The leases of every gateway (of network `net` only, if given): the static ones first, then the pool's by address. */
+function leaseRows (server: SwitchdView, net: string | null): LeaseJson[] {
+  const rows: LeaseJson[] = []
+  for (const g of server.gateways()) {
+    const sw = server.networks.get(g.network)
+    if ((net !== null && g.network !== net) || sw === undefined || g.leaseTable === undefined) continue
+    const table = g.leaseTable
+    const portOf = new Map(table.pool.statics.size === 0 ? [] : sw.fdb.rows().map((r) => [r.mac, r.port.name]))
+    for (const [mac, ip] of table.pool.statics) {
+      const port = portOf.get(mac) ?? null
+      rows.push({ network: g.network, mac: formatMac(mac), ip: formatIpv4(ip), kind: 'static', state: 'bound', expires: null, port })
+    }
+    for (const l of table.rows().sort((a, b) => a.ip - b.ip)) {
+      rows.push({
+        network: g.network,
+        mac: formatMac(l.mac),
+        ip: formatIpv4(l.ip),
+        kind: 'dynamic',
+        state: l.state === LEASE_OFFERED ? 'offered' : l.state === LEASE_BOUND ? 'bound' : 'expired',
+        expires: new Date(l.expires).toISOString(),
+        port: l.port?.name ?? null
+      })
+    }
+  }
+  return rows
 }

@@ -146,18 +146,28 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
   scrapedCounter(reg, 'switchd_gateway_starts_total', 'Gateway children started (the first, and every restart)', ['network'], (emit) => {
     for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.starts ?? 0)
   })
-  scrapedCounter(reg, 'switchd_gateway_leases_total', 'DHCP leases the gateway gave (DHCPACKs): dynamic (slirp\'s pool) or static', ['network', 'kind'], (emit) => {
+  scrapedGauge(reg, 'switchd_gateway_leases', 'DHCP leases the gateway\'s pool has bound now (static leases not counted)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.leasesHeld ?? 0)
+  })
+  scrapedCounter(reg, 'switchd_gateway_lease_file_errors_total', 'Writes of the gateway\'s lease file that failed (retried each second; new leases wait for them)', ['network'], (emit) => {
+    for (const sw of nets.all()) emit({ network: sw.name }, gatewayOf(sw.name)?.leaseFileErrors ?? 0)
+  })
+  scrapedCounter(reg, 'switchd_gateway_leases_total', 'DHCP leases the gateway gave (DHCPACKs): dynamic (its pool) or static', ['network', 'kind'], (emit) => {
     for (const sw of nets.all()) {
       const p = gatewayOf(sw.name)
       emit({ network: sw.name, kind: 'dynamic' }, p === undefined ? 0 : p.leases - p.staticLeases)
       emit({ network: sw.name, kind: 'static' }, p?.staticLeases ?? 0)
     }
   })
-  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped, by reason (docs/GATEWAY.md): dhcp, dns, outside, switchd, host, ' +
-    'not_routable, fragment, protocol, flows', ['network', 'reason'], (emit) => {
+  scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped, by reason (docs/GATEWAY.md): dhcp, dhcp_chaddr, dhcp_limit, dhcp_rate, dhcp_pool, ' +
+    'dns, outside, switchd, host, not_routable, fragment, protocol, flows', ['network', 'reason'], (emit) => {
     for (const sw of nets.all()) {
       const p = gatewayOf(sw.name)
       emit({ network: sw.name, reason: 'dhcp' }, p?.filteredDhcp ?? 0)
+      emit({ network: sw.name, reason: 'dhcp_chaddr' }, p?.filteredChaddr ?? 0)
+      emit({ network: sw.name, reason: 'dhcp_limit' }, p?.filteredLimit ?? 0)
+      emit({ network: sw.name, reason: 'dhcp_rate' }, p?.filteredRate ?? 0)
+      emit({ network: sw.name, reason: 'dhcp_pool' }, p?.filteredPool ?? 0)
       emit({ network: sw.name, reason: 'dns' }, p?.filteredDns ?? 0)
       emit({ network: sw.name, reason: 'outside' }, p?.filteredOutside ?? 0)
       emit({ network: sw.name, reason: 'switchd' }, p?.filteredSelf ?? 0)

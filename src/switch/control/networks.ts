@@ -15,6 +15,7 @@ import { MODE_TRUNK, type Port, type PortPolicy } from '../core/port'
 import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
+import { Guard } from '../core/guard'
 import { applyConfiguredCondition } from '../core/link'
 import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
 import type { VlanRequest } from '../../common/protocol'
@@ -104,6 +105,7 @@ export class Networks {
       const where = next.networks.has(sw.name) ? `networks.${sw.name}` : 'network'
       if (s.ageingTime !== sw.fdb.ageingTime) keys.push(`${where}.ageingTime`)
       if (s.fdbMax !== sw.fdb.maxEntries) keys.push(`${where}.fdbMax`)
+      if (JSON.stringify(s.guards) !== JSON.stringify(sw.guard?.spec)) keys.push(`${where}.guards`)
     }
     return [...new Set(keys)]
   }
@@ -183,6 +185,8 @@ export class Networks {
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)
+    // The guards (core/guard.ts); a gateway gives them its leases as the binding table when it starts.
+    if (s.guards !== undefined) sw.guard = new Guard(s.guards)
     this.byName.set(s.name, sw)
     return sw
   }

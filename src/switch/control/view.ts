@@ -17,6 +17,7 @@ import type { SwitchdConfig } from './config'
 import type { Networks } from './networks'
 import type { CaptureHub } from './capture'
 import type { ConditionParams } from '../core/condition'
+import type { LeaseTable } from '../core/leases'
 
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
@@ -55,9 +56,19 @@ export interface GatewayFacts {
   /** Its QEMU child runs and is ready. */
   readonly up: boolean
   readonly starts: number
-  /** DHCPACKs it gave, of them static (answered by switchd). */
+  /** DHCPACKs it gave, of them of static leases. */
   readonly leases: number
   readonly staticLeases: number
+  /** Its DHCP server's lease table (undefined with dhcp false), and the leases bound now. */
+  readonly leaseTable: LeaseTable | undefined
+  readonly leasesHeld: number
+  /** Lease-file writes that failed (retried). */
+  readonly leaseFileErrors: number
+  /** DHCP messages its server dropped: chaddr not the source MAC, over the port's leases, over its message rate, no address free. */
+  readonly filteredChaddr: number
+  readonly filteredLimit: number
+  readonly filteredRate: number
+  readonly filteredPool: number
   /** Frames to it dropped by its filters. */
   readonly filteredDhcp: number
   readonly filteredDns: number

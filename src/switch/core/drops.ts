@@ -50,6 +50,10 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   { reason: 'link_down', port: ['dropLinkDown'], network: 'dropLinkDown' },
   // IEEE 802.1D link-local groups 01:80:c2:00:00:0X the network does not forward (Switch.groupFwdMask).
   { reason: 'link_local', port: ['dropLinkLocal'], network: 'dropLinkLocal' },
+  // The managed-switch guards (guard.ts): DHCP snooping, dynamic ARP inspection, IP source guard.
+  { reason: 'dhcp_snooping', port: ['dropDhcpSnooping'], network: 'dropDhcpSnooping' },
+  { reason: 'arp_inspection', port: ['dropArpInspection'], network: 'dropArpInspection' },
+  { reason: 'ip_source_guard', port: ['dropIpSourceGuard'], network: 'dropIpSourceGuard' },
   // Egress: a live port keeps its own count; the network keeps those of ports that left.
   { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' }
 ] as const)
@@ -82,6 +86,9 @@ export const R_LINK_LOCAL = reasonIndex('link_local')
 export const R_CONDITION = reasonIndex('condition')
 export const R_CONDITION_QUEUE = reasonIndex('condition_queue')
 export const R_LINK_DOWN = reasonIndex('link_down')
+export const R_DHCP_SNOOPING = reasonIndex('dhcp_snooping')
+export const R_ARP_INSPECTION = reasonIndex('arp_inspection')
+export const R_IP_SOURCE_GUARD = reasonIndex('ip_source_guard')
 
 /**
  * Port counters that are not frame drops of the switch's, and why they are

@@ -11,7 +11,9 @@
  * native code), have no link condition and no byte rate, the network has no
  * capture, `src` is learned on the ingress and claimed by it (learning would
  * change nothing), `dst` lives on the egress (dynamic or static), and a
- * token's MAC list allows `src`. Storm control only meters floods. Anything
+ * token's MAC list allows `src`, and the network's guards do not inspect the
+ * ingress (guard.ts: a flow matches MACs, not ARP or DHCP, so on a guarded
+ * network only trusted ports get flows). Storm control only meters floods. Anything
  * that changes one of these calls Switch.invalidate() (every flow goes at
  * once), and each tick revalidates the remaining flows with this function.
  *
@@ -53,6 +55,7 @@ export function mayShortcut (sw: Switch, ingress: Port, egress: Port, vid: numbe
   if (ingress.rateBps !== 0 || egress.rateBps !== 0) return false
   if (ingress.offload !== egress.offload) return false
   if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) return false
+  if (sw.guard !== null && sw.guard.inspects(ingress)) return false
   const s = sw.fdb.peek(vid, src)
   if (s === undefined || s.isStatic || s.port !== ingress || s.claimant !== ingress) return false
   const d = sw.fdb.peek(vid, dst)

@@ -202,6 +202,10 @@ export abstract class Port {
   dropEgressBlocked = 0
   /** IEEE link-local group frames (01:80:c2:00:00:0X) the network does not forward. */
   dropLinkLocal = 0
+  /** Refused by the network's guards (guard.ts): a DHCP server message, an ARP or an IPv4 source the port may not send. */
+  dropDhcpSnooping = 0
+  dropArpInspection = 0
+  dropIpSourceGuard = 0
   /** Egress drops: the peer did not read fast enough. */
   dropBackpressure = 0
   /** Lost to a link condition's loss (random or bursty), either direction. */

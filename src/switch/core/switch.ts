@@ -4,10 +4,12 @@
  * handleFrame() is the whole per-frame policy, in Linux br_handle_frame order:
  * drop what a blocked port sends; validate (runt, oversize, group or zero
  * source); classify the VLAN (tag or the port's pvid) and check membership;
- * learn the source (port security, loop detection); look up the destination;
- * drop IEEE link-local groups the network does not forward; then forward to
- * exactly one egress port or flood, within the storm limits, to every other
- * member of the VLAN. A frame never leaves by its ingress port.
+ * ask the network's guards (guard.ts: DHCP snooping, ARP inspection, IP
+ * source guard); learn the source (port security, loop detection); look up
+ * the destination; drop IEEE link-local groups the network does not
+ * forward; then forward to exactly one egress port or flood, within the
+ * storm limits, to every other member of the VLAN. A frame never leaves by
+ * its ingress port.
  * Each egress gets the frame tagged or untagged as its mode says.
  *
  * Output is batched per ingress message: output() queues on the egress port,
@@ -46,6 +48,7 @@ import { DetachedPort, bindStatics, type StaticEntry } from './statics'
 import { refuseSource, blockLoop } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
 import type { FastPathHooks } from './fastpath'
+import { GUARD_PASS, guardDrop, type Guard } from './guard'
 import { logger } from '../../common/log'
 
 const trace = debuglog('tapswitch:switch')
@@ -98,6 +101,10 @@ export class SwitchStats {
   dropLinkLocal = 0
   /** Offload records with a malformed virtio-net header or GSO headers (gso.ts). */
   dropBadOffload = 0
+  /** The guards (guard.ts): DHCP server messages, ARPs and IPv4 sources that untrusted ports may not send. */
+  dropDhcpSnooping = 0
+  dropArpInspection = 0
+  dropIpSourceGuard = 0
   /** Offload frames converted for ports without offload: GSO frames segmented, checksums finished. */
   offloadSegmented = 0
   offloadChecksummed = 0
@@ -155,6 +162,8 @@ export class Switch {
   preciseClock: () => number = () => performance.now()
   /** The native fast path of this network's TAPs (io/fast-path.ts), if any. */
   fastPath: FastPathHooks | null = null
+  /** DHCP snooping, ARP inspection, IP source guard (guard.ts); null: none, one null check per frame. */
+  guard: Guard | null = null
   /** Bumped by invalidate(): tests see that an event reached the one hook. */
   invalidations = 0
 
@@ -207,6 +216,7 @@ export class Switch {
     if (port.condIn !== null) { port.condIn.discard(); port.condIn = null }
     if (port.condOut !== null) { port.condOut.discard(); port.condOut = null }
     const n = this.fdb.deletePort(port)
+    if (this.guard !== null) this.guard.portLeft(port)
     if (this.statics.length > 0) bindStatics(this.fdb, this.ports, this.statics, this.detached)
     return n
   }
@@ -416,6 +426,11 @@ export class Switch {
     const vid = c & CLASS_VID
     const tagged = (c & CLASS_TAGGED) !== 0
     const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
+    // The guards see every frame of an untrusted port before it can teach the fdb anything.
+    if (this.guard !== null) {
+      const g = this.guard.admit(ingress, buf, off, len, vid)
+      if (g !== GUARD_PASS) { guardDrop(this, ingress, g, buf, off, len, vid); return }
+    }
 
     const learned = this.fdb.learn(vid, src, ingress)
     if (learned !== LEARN_OK) {

@@ -25,6 +25,7 @@ import { classify, egressOp, linkLocalGroup, forwardsGroup, CLASS_DROP, CLASS_RU
 import { LEARN_OK, LEARN_LIMIT, LEARN_PINNED, LEARN_FLAP, LEARN_HELD, type FdbEntry } from './fdb'
 import { floodTokens, rateTokens, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { loopVictim } from './protection'
+import { GUARD_PASS } from './guard'
 import {
   DROP_REASONS, R_RUNT, R_OVERSIZE, R_BAD_SOURCE, R_HAIRPIN, R_VLAN, R_PORT_SECURITY, R_STORM, R_LOOP, R_DISABLED, R_RATE,
   R_EGRESS_BLOCKED, R_LINK_LOCAL, R_LINK_DOWN
@@ -103,6 +104,14 @@ export function traceFrame (sw: Switch, ingress: Port, frame: Buffer): TraceJson
   const tagged = (c & CLASS_TAGGED) !== 0
   const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
   step('vlan', 'pass', `VLAN ${vid} (${tagged ? (tagVid !== 0 ? 'from its tag' : 'priority-tagged: the port\'s pvid') : 'untagged: the port\'s pvid'})`)
+
+  // The guards (guard.ts): the same question handleFrame asks, which changes nothing.
+  if (sw.guard !== null) {
+    const g = sw.guard.admit(ingress, frame, 0, len, vid)
+    const why = sw.guard.explain(ingress, frame, vid, g)
+    if (g !== GUARD_PASS) return drop('guard', g, why)
+    step('guard', 'pass', why)
+  }
 
   // Learning: what learn() would answer, without learning.
   const learned = sw.fdb.wouldLearn(vid, src, ingress)

@@ -15,28 +15,27 @@
  *  - each client gets a share of the host sockets slirp opens for them
  *    (core/gateway-flows.ts, fed from both directions: output() here, and
  *    track() over each batch from the child); over it, a new flow is dropped;
- *  - static leases: a DHCP request from a MAC with a static lease is answered
- *    here (buildDhcpReply), never by slirp, whose pool has no per-MAC
- *    address. slirp then learns the station by ARP like any other;
+ *  - DHCP: every message to UDP port 67 goes to switchd's own DHCP server
+ *    (core/dhcp-server.ts), never to slirp, whose pool is keyed by a chaddr
+ *    anyone can forge and forgotten when the child restarts. Its replies
+ *    enter the switch from this port on the next turn, as slirp's frames
+ *    do; an ACK of a new binding waits until the lease file holds it
+ *    (io/lease-file.ts). slirp learns the stations by ARP. ARPs that reach
+ *    the gateway tell the lease table which addresses are in use (noteArp);
  *  - `dhcp: false`, `dnsForward: false`: DHCP and DNS to the gateway are
- *    dropped (slirp cannot turn them off), and slirp's DNS option is
- *    blanked in its offers (snoop).
+ *    dropped (slirp cannot turn them off).
  *
- * Each is counted (switchd_gateway_filtered_frames_total). Leases are seen
- * on ingress: DHCPACKs from slirp are counted and logged (`lease`) by a walk
- * over the batch that reads integers only.
+ * Each is counted (switchd_gateway_filtered_frames_total).
  */
 
 import type * as net from 'node:net'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
 import type { GatewaySpec } from '../control/config/gateway'
-import { LEASE_SECONDS } from '../control/config/gateway'
-import {
-  ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, dhcpClientAddress, dhcpAddressOption, buildDhcpReply, formatIpv4,
-  DHCP_SERVER_PORT, DHCP_CLIENT_PORT, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, OPT_REQUESTED_IP, OPT_SERVER_ID, OPT_DNS, dhcpOption
-} from '../../common/dhcp'
-import { formatMac, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
+import { DhcpServer, type DhcpAnswer } from '../core/dhcp-server'
+import { ipv4At, formatIpv4 } from '../../common/dhcp'
+import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
+import { ETH_P_8021Q } from '../../common/vlan'
 import {
   GatewayFilter, PortSet, Published, type AddressSet, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT
 } from '../core/gateway-filter'
@@ -50,27 +49,34 @@ const log = logger('gateway')
 /** slirp's own MAC: 52:55 and then its IPv4 address (libslirp special_ethaddr). */
 export function slirpMac (address: number): number { return 0x5255 * 2 ** 32 + address }
 
-/** Static-lease replies waiting to enter the switch: they are made inside output(), and enter on the next turn. */
-const MAX_PENDING_REPLIES = 16
+/** DHCP replies waiting to enter the switch (made inside output(), they enter on the next turn), and ACKs waiting for the lease file. */
+const MAX_PENDING_REPLIES = 64
+const MAX_WAITING_ACKS = 256
+
+/** Where the DHCP server's ACKs wait for the lease file (io/lease-file.ts). */
+export interface LeaseStore {
+  /** The lease table's version on disk. */
+  readonly landed: number
+  /** Write the table if the file lacks a change. */
+  request: () => void
+}
 
 export class GatewayPort extends NetPort {
   readonly kind = 'gateway'
   socket: net.Socket | undefined
   private readonly batch = new BatchSlab()
-  private readonly gw: number
-  private readonly dns: number
   private readonly mac: number
   private readonly dhcp: boolean
-  private readonly dnsForward: boolean
-  private readonly statics: ReadonlyMap<number, number> | null
+  /** The network's DHCP server: its leases are the guards' binding table. */
+  readonly server: DhcpServer
+  /** Where ACKs of new bindings wait to be on disk (gateway.ts sets it; none: they go at once). */
+  store: LeaseStore | null = null
   /** What a station may reach (the allowlist), and the host sockets slirp holds for each client. */
   readonly filter: GatewayFilter
   readonly flows: GatewayFlows
   private selfList: readonly number[] = []
-  private readonly replies: Buffer[] = []
-  /** DHCPACKs out of the gateway (slirp's and ours), and ours alone. */
-  leases = 0
-  staticLeases = 0
+  private readonly replies: DhcpAnswer[] = []
+  private readonly waiting: DhcpAnswer[] = []
   /** Frames to the gateway dropped, by reason (docs/GATEWAY.md "What a station reaches"). */
   filteredDhcp = 0
   filteredDns = 0
@@ -85,12 +91,26 @@ export class GatewayPort extends NetPort {
   /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
   constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
     super(id, spec.name, 'qemu user-mode network', highWaterMark, sw)
-    this.gw = spec.address
-    this.dns = spec.dns
     this.mac = slirpMac(spec.address)
     this.dhcp = spec.dhcp
-    this.dnsForward = spec.dnsForward
-    this.statics = spec.staticLeases.length === 0 ? null : new Map(spec.staticLeases.map((l) => [l.mac, l.ip]))
+    this.server = new DhcpServer({
+      address: spec.address,
+      mac: this.mac,
+      mask: spec.mask,
+      // With restrict=on (nat false) there is no route through the gateway, and so no DNS.
+      router: spec.nat === 'off' ? 0 : spec.address,
+      dns: spec.dnsForward && spec.nat !== 'off' ? spec.dns : 0,
+      leaseSeconds: spec.leaseTime,
+      leasesPerPort: spec.leasesPerPort,
+      pool: {
+        subnet: spec.subnet,
+        mask: spec.mask,
+        start: spec.dhcpStart,
+        size: spec.poolSize,
+        reserved: [spec.address, spec.dns],
+        statics: new Map(spec.staticLeases.map((l) => [l.mac, l.ip]))
+      }
+    })
     const hostPorts = new PortSet()
     for (const h of spec.hostPorts) hostPorts.add(h.proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP, h.from, h.to)
     const published = new Published()
@@ -109,6 +129,10 @@ export class GatewayPort extends NetPort {
     }, this.flows)
   }
 
+  /** DHCP replies counted by the server (metrics): ACKs of leases, and of them static ones. */
+  get leases (): number { return this.server.counters.acks }
+  get staticLeases (): number { return this.server.counters.staticAcks }
+
   /** TCP ports of switchd's own listeners: counted as `switchd` whatever address a station uses (never in hostPorts). */
   get selfPorts (): readonly number[] { return this.selfList }
   set selfPorts (ports: readonly number[]) {
@@ -122,6 +146,8 @@ export class GatewayPort extends NetPort {
     if (this.socket === undefined) { this.dropDisconnected++; return }
     // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
     if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    const type = buf.readUInt16BE(off + 12)
+    if (type === ETH_P_ARP || (type === ETH_P_8021Q && buf.readUInt16BE(off + 16) === ETH_P_ARP)) this.noteArp(buf, off, len)
     if (!this.admit(buf, off, len, vid)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
@@ -152,9 +178,11 @@ export class GatewayPort extends NetPort {
     const now = this.network.nowMs
     const v = this.filter.classify(buf, off, l3, end, now)
     if (v >= R_MALFORMED) { this.refused(v); return false }
+    // DHCP is switchd's to answer: none of it reaches slirp.
     if (v === V_DHCP) {
-      if (!this.dhcp) { this.filteredDhcp++; return false }
-      return this.statics === null || !this.answerStatic(buf, l3, end)
+      if (!this.dhcp) this.filteredDhcp++
+      else this.serveDhcp(buf, off, len)
+      return false
     }
     if (v === V_FLOW && !this.flows.egress(buf, off, l3, end, vid, now)) { this.filteredFlows++; return false }
     return true
@@ -191,85 +219,53 @@ export class GatewayPort extends NetPort {
     }
   }
 
-  /**
-   * A DHCP request from a MAC with a static lease: answer it (OFFER, ACK or
-   * NAK) and return true; false for anyone else (slirp answers). RFC 2131
-   * §4.3: a REQUEST naming another server, or any other message, is only
-   * swallowed.
-   */
-  private answerStatic (buf: Buffer, l3: number, end: number): boolean {
-    const b = dhcpAt(buf, l3, end, DHCP_CLIENT_PORT, DHCP_SERVER_PORT)
-    if (b < 0 || buf[b] !== 1) return false
-    const mac = dhcpClientMac(buf, b)
-    const ip = (this.statics as ReadonlyMap<number, number>).get(mac)
-    if (ip === undefined) return false
-    const type = dhcpType(buf, b, end)
-    let reply = 0
-    if (type === DHCPDISCOVER) reply = DHCPOFFER
-    else if (type === DHCPREQUEST) {
-      const server = dhcpAddressOption(buf, b, end, OPT_SERVER_ID)
-      if (server !== 0 && server !== this.gw) return true
-      const asked = dhcpAddressOption(buf, b, end, OPT_REQUESTED_IP) || dhcpClientAddress(buf, b)
-      reply = asked === 0 || asked === ip ? DHCPACK : DHCPNAK
+  /** A DHCP message from a station: the server decides; a reply is queued, or waits for the lease file. */
+  private serveDhcp (buf: Buffer, off: number, len: number): void {
+    // The ingress: the switch learned the source on it just before this frame reached us.
+    const port = this.network.fdb.lookup(this.pvid, macAt(buf, off + ETH_SOURCE))
+    const a = this.server.receive(buf, off, len, port, Date.now())
+    if (a === null) return
+    const store = this.store
+    if (a.version === 0 || store === null || a.version <= store.landed) { this.queueReply(a); return }
+    if (this.waiting.length >= MAX_WAITING_ACKS) { this.server.counters.rate++; return }
+    this.waiting.push(a)
+    store.request()
+  }
+
+  /** The lease file holds `version`: the ACKs that waited for it go. */
+  landed (version: number): void {
+    let kept = 0
+    for (const a of this.waiting) {
+      if (a.version <= version) this.queueReply(a)
+      else this.waiting[kept++] = a
     }
-    if (reply === 0 || this.replies.length >= MAX_PENDING_REPLIES) return true
-    const spec = this.spec
-    this.replies.push(buildDhcpReply({
-      type: reply,
-      serverMac: this.mac,
-      server: this.gw,
-      clientMac: mac,
-      xid: buf.readUInt32BE(b + 4),
-      yiaddr: reply === DHCPNAK ? 0 : ip,
-      mask: spec.mask,
-      // As slirp does: with restrict=on (nat false) no route through the gateway, and so no DNS.
-      router: spec.nat === 'off' ? 0 : this.gw,
-      dns: this.dnsForward && spec.nat !== 'off' ? this.dns : 0,
-      leaseSeconds: LEASE_SECONDS,
-      flags: buf.readUInt16BE(b + 10)
-    }))
+    this.waiting.length = kept
+  }
+
+  /** An ARP on its way to the gateway (after the switch accepted it): the lease table notes who uses which address. */
+  private noteArp (buf: Buffer, off: number, len: number): void {
+    const a = off + (buf.readUInt16BE(off + 12) === ETH_P_8021Q ? 18 : 14)
+    if (a + 28 > off + len) return
+    const sha = buf.readUIntBE(a + 8, 6)
+    const spa = buf.readUInt32BE(a + 14)
+    if (spa === 0 || sha !== macAt(buf, off + ETH_SOURCE)) return
+    // The switch's coarse clock as wall-clock time: no clock read per ARP.
+    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
+  }
+
+  private queueReply (a: DhcpAnswer): void {
+    if (this.replies.length >= MAX_PENDING_REPLIES) { this.server.counters.rate++; return }
+    this.replies.push(a)
     if (this.replies.length === 1) setImmediate(() => { this.sendReplies() })
-    if (reply === DHCPACK) {
-      this.leases++
-      this.staticLeases++
-      log.limited('info', 'lease', { network: this.network.name, mac: formatMac(mac), ip: formatIpv4(ip), static: true })
-    }
-    return true
   }
 
   /** Our replies enter the switch as frames from the gateway, as slirp's do. */
   private sendReplies (): void {
     const list = this.replies.splice(0)
     if (!this.network.ports.includes(this)) return
-    for (const f of list) this.network.receiveFrame(this, f)
-  }
-
-  /**
-   * Count and log the DHCPACKs in a batch from slirp (before it enters the
-   * switch). With dnsForward false, slirp's offers still name its DNS
-   * address: that option is blanked (PAD bytes, in place) and the UDP
-   * checksum cleared (0: none, as IPv4 allows), so stations are not told of
-   * a server that will not answer.
-   */
-  snoop (batch: Buffer): void {
-    let off = 0
-    const end = batch.length
-    while (end - off >= RECORD_HEADER) {
-      const len = batch.readUInt32BE(off)
-      const f = off + RECORD_HEADER
-      off = f + len
-      if (off > end) return
-      const l3 = ipv4At(batch, f, len)
-      if (l3 < 0) continue
-      const b = dhcpAt(batch, l3, off, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
-      if (b < 0) continue
-      if (!this.dnsForward) {
-        const dns = dhcpOption(batch, b, off, OPT_DNS)
-        if (dns >= 0) { batch.fill(0, dns - 2, dns + (batch[dns - 1] as number)); batch.writeUInt16BE(0, b - 2) }
-      }
-      if (dhcpType(batch, b, off) !== DHCPACK) continue
-      this.leases++
-      log.limited('info', 'lease', { network: this.network.name, mac: formatMac(dhcpClientMac(batch, b)), ip: formatIpv4(dhcpYourAddress(batch, b)), static: false })
+    for (const a of list) {
+      if (a.ack !== 0) log.limited('info', 'lease', { network: this.network.name, mac: formatMac(a.mac), ip: formatIpv4(a.ack), static: a.isStatic })
+      this.network.receiveFrame(this, a.frame)
     }
   }
 }

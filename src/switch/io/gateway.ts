@@ -23,6 +23,12 @@
  *    dropped (counted as disconnected) and its port stays in the network.
  *  - is stopped (SIGTERM, then SIGKILL after 2 s) by its PID when switchd
  *    stops.
+ *
+ * The gateway's DHCP server is switchd's (core/dhcp-server.ts, wired by
+ * gateway-port.ts); its leases live in the lease file (lease-file.ts),
+ * read before the first child starts and written as they change, so
+ * neither a child's restart nor switchd's forgets them. They are the
+ * binding table of the network's guards (core/guard.ts).
  */
 
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -35,6 +41,7 @@ import { MODE_ACCESS, type PortPolicy } from '../core/port'
 import { formatHostPorts, type GatewaySpec } from '../control/config/gateway'
 import { GatewayPort, slirpMac } from './gateway-port'
 import { hostAddresses } from './host-addresses'
+import { LeaseFile } from './lease-file'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
 import { formatIpv4 } from '../../common/dhcp'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -50,6 +57,8 @@ const READY_TIMEOUT_MS = 10_000
 const STOP_GRACE_MS = 2000
 /** Bytes of the child's stderr kept for messages (its last words). */
 const STDERR_KEPT = 4096
+/** ms between expiry runs of the lease table (and lazy lease-file writes). */
+const LEASE_TICK_MS = 1000
 
 /** QEMU's arguments for `spec`: no machine, slirp and a stream on fd 3 on one hub, QMP on fd 4. */
 export function qemuArgs (spec: GatewaySpec): string[] {
@@ -103,11 +112,31 @@ export class Gateway {
   private readonly key: string
   private command: [string, string[]] | undefined
   private lastSecond = 0
+  /** The leases on disk; undefined until start() has read them. */
+  leaseFile: LeaseFile | undefined
+  private leaseTimer: NodeJS.Timeout | undefined
 
-  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number) {
+  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number, private readonly stateDir: string) {
     this.key = `networks.${spec.network}.gateway`
     this.port = new GatewayPort(id, spec, highWaterMark, sw)
     this.port.applyPolicy(policy)
+  }
+
+  /** Read the lease file (locking it), and keep it and the lease table up to date from now on. */
+  private openLeases (): void {
+    const server = this.port.server
+    const file = new LeaseFile(this.stateDir, this.spec.network, server.leases, (v) => { this.port.landed(v) })
+    const dropped = file.open(Date.now())
+    this.leaseFile = file
+    this.port.store = file
+    for (const why of dropped) log.warn('lease_dropped', { network: this.spec.network, lease: why, file: file.path })
+    log.info('leases_loaded', { network: this.spec.network, file: file.path, leases: server.leases.size, held: server.leases.held })
+    this.leaseTimer = setInterval(() => {
+      const now = Date.now()
+      server.tick(now)
+      file.tick(now)
+    }, LEASE_TICK_MS)
+    this.leaseTimer.unref()
   }
 
   /**
@@ -132,6 +161,14 @@ export class Gateway {
       wrap.push(`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--bounding-set=-all', '--inh-caps=-all')
     }
     this.command = [setpriv, [...wrap, '--', qemu, ...qemuArgs(spec)]]
+    if (spec.dhcp) this.openLeases()
+    // The guards look at the gateway's VLAN; its leases are their binding table, and trusted ports take no share of the pool.
+    const guard = this.sw.guard
+    if (guard !== null) {
+      guard.vid = this.port.pvid
+      if (spec.dhcp) guard.bindings = this.port.server.leases
+      this.port.server.exempt = (p) => p.stp !== null || guard.trusts(p)
+    }
     // switchd's own ports may never be listed: a station would administer the switch, or join another network.
     const self = [...new Set(selfPorts)]
     for (const [i, h] of spec.hostPorts.entries()) {
@@ -228,7 +265,6 @@ export class Gateway {
     // QEMU lives on without its stream (an operator's disconnect, a framing error): a child that lost it is restarted.
     stream.once('close', () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     const deframer = new Deframer(PREFIX_U32, (batch) => {
-      port.snoop(batch)
       port.track(batch)
       if (!this.sw.receiveBatch(port, batch)) stream.destroy()
     })
@@ -264,6 +300,8 @@ export class Gateway {
     }
     this.port.detach()
     this.up = false
+    clearInterval(this.leaseTimer)
+    await this.leaseFile?.close()
     if (this.joined) {
       this.sw.removeStatic(this.port.pvid, slirpMac(this.spec.address))
       this.sw.removePort(this.port)

@@ -184,9 +184,12 @@ export class SwitchServer implements SwitchdView {
   gateways (): GatewayFacts[] {
     return this.gatewayChildren.map((g) => {
       const p = g.port
+      const c = p.server.counters
       return {
         network: g.spec.network, up: g.up, starts: g.starts, leases: p.leases, staticLeases: p.staticLeases,
-        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
+        leaseTable: g.spec.dhcp ? p.server.leases : undefined, leasesHeld: p.server.leases.held, leaseFileErrors: g.leaseFile?.errors ?? 0,
+        filteredChaddr: c.chaddr, filteredLimit: c.limit, filteredRate: c.rate, filteredPool: c.pool,
+        filteredDhcp: p.filteredDhcp + c.notDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
         filteredHost: p.filteredHost, filteredNotRoutable: p.filteredNotRoutable, filteredFragment: p.filteredFragment,
         filteredProtocol: p.filteredProtocol, filteredFlows: p.filteredFlows,
         flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients
@@ -320,7 +323,7 @@ export class SwitchServer implements SwitchdView {
       const sw = this.networks.open(g.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)
       const policy = this.networks.policyFor(sw, { name: g.name, nameTrusted: true }, undefined, undefined)
-      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer, this.config.stateDir)
       this.gatewayChildren.push(gateway)
       await gateway.start(self.filter((p) => p !== 0))
     }
@@ -398,6 +401,7 @@ export class SwitchServer implements SwitchdView {
     if (config.fastPath !== now.fastPath) restart.push('fastPath')
     if (JSON.stringify(config.trunks) !== JSON.stringify(now.trunks)) restart.push('trunks')
     if (JSON.stringify(config.gateways) !== JSON.stringify(now.gateways)) restart.push('networks.*.gateway')
+    if (config.stateDir !== now.stateDir) restart.push('stateDir')
     if (config.bridgePriority !== now.bridgePriority) restart.push('bridgePriority')
     restart.push(...this.networks.restartNeeded(config))
     if (restart.length > 0) {

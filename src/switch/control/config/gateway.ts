@@ -17,12 +17,20 @@ import { parseIpv4, formatIpv4 } from '../../../common/dhcp'
 /** Reports a bad key and never returns (config.ts's Reader.fail). */
 export type Fail = (key: string, expected: string) => never
 
-export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user',
+export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'poolSize', 'leaseTime', 'leasesPerPort', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user',
   'hostPorts', 'flowsPerClient', 'maxFlows']
-/** libslirp's pool: NB_BOOTP_CLIENTS addresses from dhcpStart. */
-export const SLIRP_POOL_SIZE = 16
-/** libslirp's lease time (LEASE_TIME, 24 h); static leases use the same. */
-export const LEASE_SECONDS = 24 * 3600
+/**
+ * The largest dynamic pool: the default pool runs from dhcpStart to the end
+ * of the subnet, up to this many addresses (a /20's worth). The lease table,
+ * its file and an offer's search are bounded by it.
+ */
+export const MAX_POOL_SIZE = 4096
+/** Lease time (`leaseTime`), seconds: default, and bounds. */
+export const DEFAULT_LEASE_TIME = 3600
+export const MIN_LEASE_TIME = 60
+export const MAX_LEASE_TIME = 7 * 24 * 3600
+/** Addresses one port may hold at once (`leasesPerPort`): a port is one client. */
+export const DEFAULT_LEASES_PER_PORT = 4
 export const MAX_STATIC_LEASES = 256
 export const MAX_PUBLISHED = 64
 export const MAX_HOST_PORTS = 64
@@ -58,7 +66,13 @@ export interface GatewaySpec {
   address: number
   dns: number
   dhcp: boolean
+  /** The dynamic pool: `poolSize` addresses from dhcpStart (the gateway, DNS and static addresses in it are never offered). */
   dhcpStart: number
+  poolSize: number
+  /** Seconds a lease lasts (T1 half of it, T2 seven eighths). */
+  leaseTime: number
+  /** Addresses (offered, bound or declined) one port may hold at once. */
+  leasesPerPort: number
   staticLeases: readonly StaticLease[]
   /** Answer DNS at `dns` by forwarding to the host's resolver. */
   dnsForward: boolean
@@ -87,6 +101,12 @@ function object (fail: Fail, v: unknown, key: string, allowed: readonly string[]
 function bool (fail: Fail, v: unknown, key: string, def: boolean): boolean {
   if (v === undefined) return def
   if (typeof v !== 'boolean') fail(key, 'expected true or false')
+  return v
+}
+
+function int (fail: Fail, v: unknown, key: string, min: number, max: number, def: number): number {
+  if (v === undefined) return def
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(key, `expected an integer from ${min} to ${max}`)
   return v
 }
 
@@ -120,9 +140,12 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
   const dns = address(fail, o.dns, `${key}.dns`, net + 3)
   if (!inside(dns) || dns === gw) fail(`${key}.dns`, 'must be a host address inside subnet, other than address')
   const dhcpStart = address(fail, o.dhcpStart, `${key}.dhcpStart`, net + 15)
-  if (!inside(dhcpStart) || !inside(dhcpStart + SLIRP_POOL_SIZE - 1)) fail(`${key}.dhcpStart`, `the pool is ${SLIRP_POOL_SIZE} addresses from dhcpStart, all inside subnet`)
-  const inPool = (ip: number): boolean => ip >= dhcpStart && ip < dhcpStart + SLIRP_POOL_SIZE
-  if (inPool(gw) || inPool(dns)) fail(`${key}.dhcpStart`, `the pool (${SLIRP_POOL_SIZE} addresses from dhcpStart) must not hold address or dns`)
+  if (!inside(dhcpStart)) fail(`${key}.dhcpStart`, 'must be a host address inside subnet')
+  // Default: to the end of the subnet (never its broadcast address), at most MAX_POOL_SIZE.
+  const room = broadcast - dhcpStart
+  const poolSize = int(fail, o.poolSize, `${key}.poolSize`, 1, MAX_POOL_SIZE, Math.min(room, MAX_POOL_SIZE))
+  if (poolSize > room) fail(`${key}.poolSize`, `${poolSize} addresses from dhcpStart ${formatIpv4(dhcpStart)} would reach past the subnet's last host address (at most ${room})`)
+  const inPool = (ip: number): boolean => ip >= dhcpStart && ip < dhcpStart + poolSize
   const guestAddress = (ip: number, k: string): void => {
     if (!inside(ip) || ip === gw || ip === dns) fail(k, 'must be a station address inside subnet (not address or dns)')
   }
@@ -141,12 +164,14 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     macs.add(mac)
     const ip = address(fail, l.ip, `${k}.ip`, 0)
     guestAddress(ip, `${k}.ip`)
-    // libslirp hands out its pool on its own; a static address there could be given to another station too.
-    if (inPool(ip)) fail(`${k}.ip`, `inside the dynamic pool (dhcpStart and the ${SLIRP_POOL_SIZE - 1} after it): pick an address outside it`)
     if (ips.has(ip)) fail(`${k}.ip`, 'this address has a static lease already')
     ips.add(ip)
     return Object.freeze({ mac, ip })
   })
+
+  // The pool's own addresses, less those it never gives: it must have one to give.
+  const reservedInPool = [gw, dns, ...ips].filter(inPool).length
+  if (poolSize - reservedInPool < 1) fail(`${key}.poolSize`, 'the pool holds no address to give (the gateway, DNS and static addresses in it are never offered): make it larger')
 
   const natRaw = o.nat ?? true
   if (natRaw !== true && natRaw !== false && natRaw !== 'host') fail(`${key}.nat`, 'expected true (the outside and this host), "host" (this host only) or false (neither)')
@@ -194,6 +219,9 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     dns,
     dhcp: bool(fail, o.dhcp, `${key}.dhcp`, true),
     dhcpStart,
+    poolSize,
+    leaseTime: int(fail, o.leaseTime, `${key}.leaseTime`, MIN_LEASE_TIME, MAX_LEASE_TIME, DEFAULT_LEASE_TIME),
+    leasesPerPort: int(fail, o.leasesPerPort, `${key}.leasesPerPort`, 1, MAX_POOL_SIZE, DEFAULT_LEASES_PER_PORT),
     staticLeases: Object.freeze(staticLeases),
     dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
     nat,

@@ -10,8 +10,10 @@
  * type, its defaults and buildConfig / loadConfig, which put them together.
  */
 
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { Reader, readList, readJsonFile, type Obj } from './reader'
-import { readNetwork, readStatics, NETWORK_NAME, DEFAULT_NETWORK, type NetworkSettings } from './network'
+import { readNetwork, readStatics, readGuards, NETWORK_NAME, DEFAULT_NETWORK, type NetworkSettings } from './network'
 import { readPolicy, readProfiles, unreachableProfiles, type Profile } from './profiles'
 import { readTokenLists, TOKEN_PATTERN } from './tokens'
 import { readQemu, readTaps, readTrunks, MAX_BUSY_POLL, type QemuSpec, type TapSpec, type TrunkSpec } from './endpoints'
@@ -89,6 +91,8 @@ export interface SwitchdConfig {
   fastPath: boolean
   /** Gateways (DHCP, DNS, NAT, published ports) of listed networks: `networks.NAME.gateway` (docs/GATEWAY.md). */
   gateways: readonly GatewaySpec[]
+  /** switchd's state directory (absolute): the gateways' leases live in `<stateDir>/leases/<network>.json`. */
+  stateDir: string
 }
 
 export interface Limits {
@@ -144,10 +148,26 @@ export interface ConfigOverrides {
   bridgePriority?: number
   busyPoll?: number
   fastPath?: boolean
+  /** --state-dir, absolute. */
+  stateDir?: string
+}
+
+/**
+ * switchd's state directory when none is configured: systemd's
+ * $STATE_DIRECTORY (StateDirectory=), else /var/lib/tapswitch for root,
+ * else $XDG_STATE_HOME/tapswitch or ~/.local/state/tapswitch.
+ */
+export function defaultStateDir (env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? -1): string {
+  const systemd = env.STATE_DIRECTORY?.split(':')[0]
+  if (systemd !== undefined && path.isAbsolute(systemd)) return systemd
+  if (uid === 0) return '/var/lib/tapswitch'
+  const xdg = env.XDG_STATE_HOME
+  const base = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(env.HOME ?? os.homedir(), '.local', 'state')
+  return path.join(base, 'tapswitch')
 }
 
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll', 'fastPath']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll', 'fastPath', 'stateDir']
 
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
 export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
@@ -176,11 +196,13 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   for (const [name, v] of Object.entries(listed)) {
     const key = `networks.${name}`
     if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')
-    const settings = readNetwork(r, v, key, networkDefaults, ['static', 'gateway'])
+    const settings = readNetwork(r, v, key, networkDefaults, ['static', 'gateway', 'guards'])
     const statics = readStatics(r, (v as Obj | undefined)?.static, `${key}.static`)
-    networks.set(name, Object.freeze({ name, ...settings, statics }))
-    const gateway = (v as Obj | undefined)?.gateway
-    if (gateway !== undefined) gateways.push(readGateway((k, e) => r.fail(k, e), gateway, `${key}.gateway`, name))
+    const gatewayRaw = (v as Obj | undefined)?.gateway
+    const gateway = gatewayRaw === undefined ? undefined : readGateway((k, e) => r.fail(k, e), gatewayRaw, `${key}.gateway`, name)
+    if (gateway !== undefined) gateways.push(gateway)
+    const guards = readGuards(r, (v as Obj | undefined)?.guards, `${key}.guards`, gateway)
+    networks.set(name, Object.freeze({ name, ...settings, statics, ...(guards !== undefined ? { guards } : {}) }))
   }
   const published = new Map<string, string>()
   for (const g of gateways) {
@@ -229,6 +251,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     trunks: Object.freeze(readTrunks(r, top.trunks, overrides)),
     bridgePriority: overrides.bridgePriority ?? r.int(top.bridgePriority, 'bridgePriority', 0, 65535, DEFAULT_BRIDGE_PRIORITY),
     gateways: Object.freeze(gateways),
+    stateDir: overrides.stateDir ?? r.str(top.stateDir, 'stateDir', /^\//, undefined, 'an absolute path (switchd\'s state directory)') ?? defaultStateDir(),
     busyPoll: overrides.busyPoll ?? r.int(top.busyPoll, 'busyPoll', 0, MAX_BUSY_POLL, 0),
     fastPath: overrides.fastPath ?? r.bool(top.fastPath, 'fastPath', true),
     listen: overrides.listen ?? r.str(top.listen, 'listen', /^.+:\d+$/, '127.0.0.1:8080', 'HOST:PORT') as string,

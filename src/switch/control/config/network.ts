@@ -11,6 +11,8 @@ import { NAME_PATTERN, MAX_FRAME_SIZE_LIMIT } from '../../../common/protocol'
 import { MAX_STATIC_ENTRIES } from '../../core/fdb'
 import type { StaticEntry } from '../../core/statics'
 import { LINK_LOCAL_GROUPS } from '../../core/classify'
+import type { GuardSpec } from '../../core/guard'
+import { GATEWAY_PORT_NAME, type GatewaySpec } from './gateway'
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
@@ -30,6 +32,8 @@ export interface NetworkSettings {
   /** Bit X: flood 01:80:c2:00:00:0X (`forwardGroups`; core/classify.ts forwardsGroup) */
   groupFwdMask: number
   statics: readonly StaticEntry[]
+  /** DHCP snooping, ARP inspection, IP source guard (`guards`, core/guard.ts); absent: off. Listed networks only. */
+  guards?: GuardSpec
 }
 
 export const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']
@@ -63,6 +67,42 @@ function readForwardGroups (r: Reader, v: unknown, key: string, def: number): nu
     mask |= 1 << x
   }
   return mask
+}
+
+export const GUARD_KEYS = ['dhcpSnooping', 'arpInspection', 'ipSourceGuard', 'trusted']
+/** Most names in `guards.trusted`. */
+export const MAX_TRUSTED = 64
+
+/**
+ * `networks.NAME.guards`: true, false, or {dhcpSnooping, arpInspection,
+ * ipSourceGuard, trusted}. On by default where the network has a gateway
+ * (DHCP snooping and ARP inspection; IP source guard is opt-in), off
+ * elsewhere. Without a gateway there is no binding table: only DHCP snooping.
+ */
+export function readGuards (r: Reader, v: unknown, key: string, gateway: GatewaySpec | undefined): GuardSpec | undefined {
+  if (v === false || (v === undefined && gateway === undefined)) return undefined
+  const o = v === undefined || v === true ? {} : r.object(v, key, GUARD_KEYS)
+  const arpInspection = r.bool(o.arpInspection, `${key}.arpInspection`, gateway !== undefined)
+  const ipSourceGuard = r.bool(o.ipSourceGuard, `${key}.ipSourceGuard`, false)
+  if (gateway === undefined && (arpInspection || ipSourceGuard)) {
+    r.fail(`${key}.${arpInspection ? 'arpInspection' : 'ipSourceGuard'}`, 'needs a gateway on this network (its leases are the binding table); without one, guards give DHCP snooping only')
+  }
+  if (ipSourceGuard && gateway?.dhcp === false) r.fail(`${key}.ipSourceGuard`, 'needs the gateway to serve DHCP (its leases are the binding table): set gateway.dhcp true, or turn ipSourceGuard off')
+  const trustedRaw = o.trusted ?? []
+  if (!Array.isArray(trustedRaw) || trustedRaw.length > MAX_TRUSTED) r.fail(`${key}.trusted`, `expected a list of at most ${MAX_TRUSTED} port names`)
+  const trusted = (trustedRaw as unknown[]).map((n, i) => r.str(n, `${key}.trusted[${i}]`, NAME_PATTERN, undefined, 'a port name') as string)
+  if (gateway !== undefined) trusted.push(GATEWAY_PORT_NAME)
+  return Object.freeze({
+    dhcpSnooping: r.bool(o.dhcpSnooping, `${key}.dhcpSnooping`, true),
+    arpInspection,
+    ipSourceGuard,
+    trusted: Object.freeze([...new Set(trusted)]),
+    leases: gateway?.dhcp === true,
+    subnet: gateway?.subnet ?? 0,
+    mask: gateway?.mask ?? 0,
+    gateway: gateway?.address ?? 0,
+    dns: gateway?.dns ?? 0
+  })
 }
 
 export function readStatics (r: Reader, v: unknown, key: string): StaticEntry[] {

@@ -1,0 +1,366 @@
+/**
+ * The gateway's lease table: which MAC holds which address of the pool,
+ * until when, and behind which port. It is RFC 2131's record of bindings for
+ * the DHCP server (dhcp-server.ts) and the binding table the guards read
+ * (guard.ts), as Cisco IOS's DHCP snooping binding table is for dynamic ARP
+ * inspection and IP source guard.
+ *
+ * A MAC has at most one record, an address at most one:
+ *  - OFFERED: an OFFER holds the address for OFFER_HOLD_MS (dhcp-server.ts);
+ *  - BOUND: ACKed, until `expires` (epoch ms: the table is persisted and
+ *    read again after a restart, so its times are wall-clock times);
+ *  - EXPIRED: free, but remembered as the MAC's previous address, so a
+ *    station that comes back gets it again if nobody took it meanwhile.
+ *    Remembered addresses are offered to others only when no address is
+ *    left that nobody remembers (the one expired longest ago first).
+ * Expiry runs from a timer (expire(), each second), never in a lookup.
+ *
+ * An address is never offered while someone else may be using it: a
+ * record of another MAC (offered or bound), a static lease (those
+ * addresses are reserved even inside the pool), the gateway's and DNS
+ * addresses, an address a client DECLINEd (held DECLINE_HOLD_MS), and an
+ * address an ARP showed in use by another MAC in the last SEEN_HOLD_MS
+ * (noteArp: a station with a hand-set address, or one whose lease we lost).
+ *
+ * Per-port books (OVS's mac_learning_port): each port's offered and bound
+ * leases and declined addresses are counted, for the DHCP server's
+ * per-port limit; the port of a lease is not persisted, so a record read
+ * from the file, or whose port left, has none until the station's next
+ * DHCP message or ARP to the gateway (noteArp) binds it again.
+ *
+ * Changes that must be on disk before their ACK leaves (a new or moved
+ * binding) bump `version`; the rest (a renewal's new expiry, a release)
+ * set `lazy` and reach the file with the next write. Pool-indexed state is
+ * in typed arrays, so ARP snooping allocates nothing.
+ */
+
+import type { Port } from './port'
+import { parseMac, formatMac } from '../../common/ethernet'
+import { parseIpv4, formatIpv4 } from '../../common/dhcp'
+
+export const LEASE_OFFERED = 1
+export const LEASE_BOUND = 2
+export const LEASE_EXPIRED = 3
+
+/** ms an address a client declined (RFC 2131 §4.3.3: in use by someone we do not know) is not offered. */
+export const DECLINE_HOLD_MS = 600_000
+/** ms an address an ARP showed in use by a MAC without its lease stays out of offers, from the last such ARP. */
+export const SEEN_HOLD_MS = 600_000
+/** The lease file's format (io/lease-file.ts); another is refused, never read half. */
+export const LEASE_FILE_VERSION = 1
+
+export class Lease {
+  constructor (readonly mac: number, readonly ip: number, public state: number, public expires: number, public port: Port | null) {}
+}
+
+/** The dynamic pool and what in it is not the pool's to give. */
+export interface PoolSpec {
+  /** The subnet (network address) and its mask. */
+  subnet: number
+  mask: number
+  /** First address and how many. */
+  start: number
+  size: number
+  /** Never offered: the gateway's and the DNS address. */
+  reserved: readonly number[]
+  /** Static leases, MAC to address: their addresses are reserved. */
+  statics: ReadonlyMap<number, number>
+}
+
+/** A lease as the API shows it. */
+export interface LeaseRow { mac: number, ip: number, state: number, expires: number, port: Port | null }
+
+/** The lease file's JSON (io/lease-file.ts writes it atomically). */
+export interface LeaseFileJson {
+  version: number
+  network: string
+  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string }>
+}
+
+/** Thrown by LeaseTable.load for a file that is not a whole, valid lease file. */
+export class LeaseFileInvalid extends Error {}
+
+export class LeaseTable {
+  private readonly byMac = new Map<number, Lease>()
+  private readonly byIp = new Map<number, Lease>()
+  /** Static addresses to their MAC. */
+  private readonly staticIps = new Map<number, number>()
+  private readonly reserved: ReadonlySet<number>
+  private readonly broadcast: number
+  /** Per pool index: when a DECLINEd address may be offered again (0: not declined), and the port it counts for. */
+  private readonly declinedUntil: Float64Array
+  private readonly declinedBy: Array<Port | null>
+  /** Per pool index: a MAC an ARP showed using the address (0: none), and until when that counts. */
+  private readonly seenMac: Float64Array
+  private readonly seenUntil: Float64Array
+  private readonly perPort = new Map<Port, number>()
+  /** Bumped by each change that must be on disk before its ACK (a new or moved binding). */
+  version = 0
+  /** Changes the file may learn later (renewals, releases, declines, expiry). */
+  lazy = false
+  /** BOUND leases now. */
+  held = 0
+
+  constructor (readonly pool: PoolSpec) {
+    this.reserved = new Set(pool.reserved)
+    this.broadcast = (pool.subnet | ~pool.mask) >>> 0
+    for (const [mac, ip] of pool.statics) this.staticIps.set(ip, mac)
+    this.declinedUntil = new Float64Array(pool.size)
+    this.declinedBy = new Array<Port | null>(pool.size).fill(null)
+    this.seenMac = new Float64Array(pool.size)
+    this.seenUntil = new Float64Array(pool.size)
+  }
+
+  get size (): number { return this.byMac.size }
+
+  lookup (mac: number): Lease | undefined { return this.byMac.get(mac) }
+
+  /** The static address of `mac`, or 0. */
+  staticFor (mac: number): number { return this.pool.statics.get(mac) ?? 0 }
+
+  /** Whether `ip` is inside the subnet (network and broadcast addresses included). */
+  inSubnet (ip: number): boolean { return ((ip & this.pool.mask) >>> 0) === this.pool.subnet }
+
+  /** Whether `ip` is one the pool may give at all (not reserved, static, network or broadcast). */
+  inPool (ip: number): boolean {
+    const p = this.pool
+    return ip >= p.start && ip < p.start + p.size && ip !== p.subnet && ip !== this.broadcast && !this.reserved.has(ip) && !this.staticIps.has(ip)
+  }
+
+  /** Whether `ip` may be given to `mac` now: in the pool, held by nobody else, not declined, not seen in use by another MAC. */
+  available (ip: number, mac: number, now: number): boolean {
+    if (!this.inPool(ip)) return false
+    const l = this.byIp.get(ip)
+    if (l !== undefined && l.mac !== mac && l.state !== LEASE_EXPIRED) return false
+    const i = ip - this.pool.start
+    if ((this.declinedUntil[i] as number) > now) return false
+    const seen = this.seenMac[i] as number
+    return seen === 0 || seen === mac || (this.seenUntil[i] as number) <= now
+  }
+
+  /**
+   * The address to offer `mac`: its current or previous one, else the one it
+   * asks for (`requested`, 0 if none), else the lowest address nobody
+   * remembers, else the remembered one that expired longest ago; 0 if none.
+   */
+  pick (mac: number, requested: number, now: number): number {
+    const cur = this.byMac.get(mac)
+    if (cur !== undefined && this.available(cur.ip, mac, now)) return cur.ip
+    if (requested !== 0 && this.available(requested, mac, now)) return requested
+    let fallback = 0
+    let oldest = Infinity
+    const p = this.pool
+    for (let ip = p.start; ip < p.start + p.size; ip++) {
+      if (!this.available(ip, mac, now)) continue
+      const l = this.byIp.get(ip)
+      if (l === undefined || l.mac === mac) return ip
+      if (l.expires < oldest) { oldest = l.expires; fallback = ip }
+    }
+    return fallback
+  }
+
+  /**
+   * Hold `ip` for `mac` until `until` (an OFFER); a BOUND lease of that
+   * address stays bound. Its previous record, and another MAC's memory of the
+   * address, go. The caller checked available().
+   */
+  offer (mac: number, ip: number, port: Port | null, until: number): Lease {
+    const cur = this.byMac.get(mac)
+    if (cur !== undefined && cur.ip === ip && cur.state === LEASE_BOUND) { this.setPort(cur, port); return cur }
+    if (cur !== undefined) this.remove(cur)
+    const other = this.byIp.get(ip)
+    if (other !== undefined) this.remove(other)
+    const l = new Lease(mac, ip, LEASE_OFFERED, until, null)
+    this.byMac.set(mac, l)
+    this.byIp.set(ip, l)
+    this.charge(port, 1)
+    l.port = port
+    return l
+  }
+
+  /** ACK: `lease` is bound to its MAC until `expires`, behind `port`. Returns whether the file must hold it before the ACK goes. */
+  bind (lease: Lease, port: Port | null, expires: number): boolean {
+    const durable = lease.state !== LEASE_BOUND
+    if (lease.state === LEASE_EXPIRED) this.charge(lease.port, 1)
+    if (durable) this.held++
+    lease.state = LEASE_BOUND
+    lease.expires = expires
+    this.setPort(lease, port)
+    if (durable) this.version++
+    else this.lazy = true
+    return durable
+  }
+
+  /** A REQUEST chose another server: our offer to `mac` goes (a bound lease stays). */
+  withdrawOffer (mac: number): void {
+    const cur = this.byMac.get(mac)
+    if (cur !== undefined && cur.state === LEASE_OFFERED) this.remove(cur)
+  }
+
+  /** RELEASE: the address is free, remembered as the MAC's previous one. */
+  release (lease: Lease, now: number): void {
+    if (lease.state === LEASE_EXPIRED) return
+    this.unhold(lease)
+    lease.expires = now
+    this.lazy = true
+  }
+
+  /** DECLINE: the lease goes, and its address is not offered for DECLINE_HOLD_MS (counted for `port`). */
+  decline (lease: Lease, port: Port | null, now: number): void {
+    this.remove(lease)
+    const i = lease.ip - this.pool.start
+    this.charge(this.declinedBy[i] ?? null, (this.declinedUntil[i] as number) > 0 ? -1 : 0)
+    this.declinedUntil[i] = now + DECLINE_HOLD_MS
+    this.declinedBy[i] = port
+    this.charge(port, 1)
+    this.lazy = true
+  }
+
+  /**
+   * An ARP (seen at the gateway, so after the switch accepted it) says `mac`
+   * uses `ip`: a lease of that MAC and address with no port is bound to
+   * `port`; an address of the pool that `mac` holds no lease for is not
+   * offered to anyone else for SEEN_HOLD_MS. Allocates nothing.
+   */
+  noteArp (ip: number, mac: number, port: Port | undefined, now: number): void {
+    const l = this.byMac.get(mac)
+    if (l !== undefined && l.ip === ip && l.state === LEASE_BOUND) {
+      if (l.port === null && port !== undefined) this.setPort(l, port)
+      return
+    }
+    const i = ip - this.pool.start
+    if (i < 0 || i >= this.pool.size) return
+    this.seenMac[i] = mac
+    this.seenUntil[i] = now + SEEN_HOLD_MS
+  }
+
+  /** Offers and leases past their time, and declines past their hold; returns how many changed. */
+  expire (now: number): number {
+    let n = 0
+    for (const l of this.byMac.values()) {
+      if (l.expires > now || l.state === LEASE_EXPIRED) continue
+      if (l.state === LEASE_OFFERED) this.remove(l)
+      else { this.unhold(l); this.lazy = true }
+      n++
+    }
+    const d = this.declinedUntil
+    for (let i = 0; i < d.length; i++) {
+      if ((d[i] as number) === 0 || (d[i] as number) > now) continue
+      d[i] = 0
+      this.charge(this.declinedBy[i] ?? null, -1)
+      this.declinedBy[i] = null
+      n++
+    }
+    return n
+  }
+
+  /** Offered and bound leases and declined addresses counted for `port`. */
+  countFor (port: Port): number { return this.perPort.get(port) ?? 0 }
+
+  /** `port` left its network: its leases keep their addresses and lose their port until the station comes back. */
+  portLeft (port: Port): void {
+    if (!this.perPort.has(port)) return
+    for (const l of this.byMac.values()) if (l.port === port) l.port = null
+    for (let i = 0; i < this.declinedBy.length; i++) if (this.declinedBy[i] === port) this.declinedBy[i] = null
+    this.perPort.delete(port)
+  }
+
+  /** Whether `mac` may use `ip` from `port`: a static lease, or a bound lease there (or with no port yet). For the guards. */
+  bound (mac: number, ip: number, port: Port): boolean {
+    if (this.pool.statics.get(mac) === ip) return true
+    const l = this.byMac.get(mac)
+    return l !== undefined && l.state === LEASE_BOUND && l.ip === ip && (l.port === port || l.port === null)
+  }
+
+  /** Every record (slow path: the API). */
+  rows (): LeaseRow[] {
+    return [...this.byMac.values()].map((l) => ({ mac: l.mac, ip: l.ip, state: l.state, expires: l.expires, port: l.port }))
+  }
+
+  /** What the lease file holds: bound and remembered leases (offers are not worth a write). */
+  toJson (network: string): LeaseFileJson {
+    const leases: LeaseFileJson['leases'] = []
+    for (const l of this.byMac.values()) {
+      if (l.state === LEASE_OFFERED) continue
+      leases.push({ mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() })
+    }
+    return { version: LEASE_FILE_VERSION, network, leases }
+  }
+
+  /**
+   * Fill an empty table from a lease file's JSON, all or nothing: throws
+   * LeaseFileInvalid (naming the entry) for anything that is not a whole,
+   * valid file of `network`. Entries the configuration no longer allows (the
+   * address left the pool or became static, the MAC got a static lease) are
+   * left out and returned, for the caller to log: a configuration change is
+   * not corruption.
+   */
+  load (raw: unknown, network: string, now: number): string[] {
+    if (this.byMac.size !== 0) throw new Error('load() needs an empty table')
+    const o = raw as Partial<LeaseFileJson> | null
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new LeaseFileInvalid('not a JSON object')
+    if (o.version !== LEASE_FILE_VERSION) throw new LeaseFileInvalid(`version ${JSON.stringify(o.version)}: this switchd reads version ${LEASE_FILE_VERSION}`)
+    if (o.network !== network) throw new LeaseFileInvalid(`it is network ${JSON.stringify(o.network)}'s, not ${network}'s`)
+    if (!Array.isArray(o.leases) || o.leases.length > this.pool.size + this.pool.statics.size + 65536) throw new LeaseFileInvalid('"leases" is not a list of leases')
+    const parsed: Lease[] = []
+    const macs = new Set<number>()
+    const ips = new Set<number>()
+    for (const [i, e] of (o.leases as unknown[]).entries()) {
+      const r = e as Record<string, unknown> | null
+      const where = `leases[${i}]`
+      if (typeof r !== 'object' || r === null) throw new LeaseFileInvalid(`${where}: not an object`)
+      const macBytes = typeof r.mac === 'string' ? parseMac(r.mac) : undefined
+      if (macBytes === undefined || ((macBytes[0] as number) & 1) === 1) throw new LeaseFileInvalid(`${where}.mac: not a station MAC`)
+      const mac = macBytes.readUIntBE(0, 6)
+      const ip = typeof r.ip === 'string' ? parseIpv4(r.ip) : undefined
+      if (ip === undefined) throw new LeaseFileInvalid(`${where}.ip: not an IPv4 address`)
+      const expires = typeof r.expires === 'string' ? Date.parse(r.expires) : NaN
+      if (!Number.isFinite(expires)) throw new LeaseFileInvalid(`${where}.expires: not a time`)
+      if (r.state !== 'bound' && r.state !== 'expired') throw new LeaseFileInvalid(`${where}.state: expected "bound" or "expired"`)
+      if (macs.has(mac) || ips.has(ip)) throw new LeaseFileInvalid(`${where}: ${macs.has(mac) ? `MAC ${formatMac(mac)}` : `address ${formatIpv4(ip)}`} is leased twice`)
+      macs.add(mac)
+      ips.add(ip)
+      parsed.push(new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null))
+    }
+    const dropped: string[] = []
+    for (const l of parsed) {
+      if (!this.inPool(l.ip) || this.pool.statics.has(l.mac)) {
+        dropped.push(`${formatMac(l.mac)} ${formatIpv4(l.ip)}: ${this.pool.statics.has(l.mac) ? 'the MAC has a static lease now' : 'the address is no longer in the pool'}`)
+        continue
+      }
+      this.byMac.set(l.mac, l)
+      this.byIp.set(l.ip, l)
+      if (l.state === LEASE_BOUND) this.held++
+    }
+    return dropped
+  }
+
+  private counts (l: Lease): boolean { return l.state !== LEASE_EXPIRED }
+
+  private setPort (l: Lease, port: Port | null): void {
+    if (l.port === port) return
+    if (this.counts(l)) { this.charge(l.port, -1); this.charge(port, 1) }
+    l.port = port
+  }
+
+  /** BOUND or OFFERED to EXPIRED: no longer held, still remembered. */
+  private unhold (l: Lease): void {
+    if (l.state === LEASE_BOUND) this.held--
+    this.charge(l.port, -1)
+    l.state = LEASE_EXPIRED
+  }
+
+  private remove (l: Lease): void {
+    if (this.counts(l)) this.charge(l.port, -1)
+    if (l.state === LEASE_BOUND) this.held--
+    this.byMac.delete(l.mac)
+    if (this.byIp.get(l.ip) === l) this.byIp.delete(l.ip)
+  }
+
+  private charge (port: Port | null, d: number): void {
+    if (port === null || d === 0) return
+    const n = (this.perPort.get(port) ?? 0) + d
+    if (n <= 0) this.perPort.delete(port)
+    else this.perPort.set(port, n)
+  }
+}

@@ -12,7 +12,7 @@
  * 403 wrong network) and are logged without the token.
  */
 
-import { createHash } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type * as http from 'node:http'
 import type { PortPolicy } from '../core/port'
 import { requestUrl } from '../../common/cli'
@@ -41,6 +41,13 @@ export interface TokenGrant {
 
 export function sha256Hex (text: string): string {
   return createHash('sha256').update(text).digest('hex')
+}
+
+/** Constant-time token check (hashing first makes the lengths equal). */
+export function tokenMatches (given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest()
+  const b = createHash('sha256').update(expected).digest()
+  return timingSafeEqual(a, b)
 }
 
 /** The `Authorization: Bearer` token of a request, as sent; undefined if none. */
@@ -75,4 +82,23 @@ export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: http
     return { ok: false, status: 403, reason: 'forbidden_network', message: `this token is not for network "${network}"`, id: grant.id }
   }
   return { ok: true, grant }
+}
+
+/**
+ * A grant checked at the upgrade, checked again against the tokens in force
+ * when its port is made (a hello may come after a reload): the token must
+ * still be there (by digest), for this network; without one, tokens must
+ * still not be required. On success, the grant in force (its pin, policy,
+ * MACs, rate and trunk right as configured now).
+ */
+export function grantInForce (tokens: ReadonlyMap<string, TokenGrant>, grant: TokenGrant | undefined, network: string): AuthResult {
+  if (grant === undefined) {
+    return tokens.size === 0 ? { ok: true, grant: undefined } : { ok: false, status: 401, reason: 'unauthorized', message: 'a token is now required' }
+  }
+  const g = tokens.get(grant.digest)
+  if (g === undefined) return { ok: false, status: 401, reason: 'unauthorized', message: 'token revoked', id: grant.id }
+  if (g.network !== undefined && g.network !== network) {
+    return { ok: false, status: 403, reason: 'forbidden_network', message: `token now for network "${g.network}"`, id: g.id }
+  }
+  return { ok: true, grant: g }
 }

@@ -16,7 +16,7 @@ import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolic
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
 import { applyConfiguredCondition } from '../core/link'
-import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
+import { DropLog, DropSequence, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -35,8 +35,12 @@ export class Networks {
   private readonly byName = new Map<string, Switch>()
   /** This switchd's spanning-tree id, the same in every network and for the life of the process. */
   readonly bridgeId: string
-  /** The last frames dropped in any network (GET /api/v1/drops). */
-  readonly dropLog = new DropLog(DEFAULT_DROP_LOG_SIZE)
+  /**
+   * Numbers the drop records of every network: each network keeps its own
+   * last DEFAULT_DROP_LOG_SIZE drops (a client dropping frames at will pushes
+   * out only its own network's), and one cursor reads them all in order.
+   */
+  readonly dropSequence = new DropSequence()
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
     this.bridgeId = makeBridgeId(config.bridgePriority)
@@ -63,6 +67,13 @@ export class Networks {
     if (this.byName.has(name)) return undefined
     if (networkSettings(this.config, name) === undefined) return `no network "${name}"`
     if (this.byName.size >= this.config.maxNetworks) return `too many networks (maxNetworks ${this.config.maxNetworks})`
+    return undefined
+  }
+
+  /** Why a port may not join `sw` now (the configuration in force no longer has it, or it went with its last port), or undefined. */
+  removed (sw: Switch): string | undefined {
+    if (networkSettings(this.config, sw.name) === undefined) return 'network removed by configuration'
+    if (this.byName.get(sw.name) !== sw) return 'network closed meanwhile; reconnect'
     return undefined
   }
 
@@ -179,7 +190,7 @@ export class Networks {
       moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
       groupFwdMask: s.groupFwdMask,
-      dropLog: this.dropLog,
+      dropLog: new DropLog(DEFAULT_DROP_LOG_SIZE, this.dropSequence),
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

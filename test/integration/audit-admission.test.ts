@@ -218,6 +218,17 @@ describe('audit: fair admission (integration)', () => {
     })
   })
 
+  describe('found on the way: dynamic networks are shared per address too', () => {
+    it('attack: one address cannot create every dynamic network (maxNetworks) and keep others from theirs', async () => {
+      const { server, port } = await start({ maxNetworks: 32 })
+      track(await TestClient.raw(`ws://127.0.0.1:${port}/net/mine1`))
+      track(await TestClient.raw(`ws://127.0.0.1:${port}/net/mine2`))
+      assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/net/mine3`), 429)
+      assert.equal(server.rejectedBy.limit_networks, 1)
+      assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/net/mine1`), 101, 'joining one it holds is fine')
+    })
+  })
+
   describe('finding 13a: failed admin-token guesses are throttled per address', () => {
     it('attack: guesses beyond the budget get 429 with Retry-After for the API, /metrics and the console, whatever they guess', async () => {
       // A stopped clock: the budget never refills during the test, however slow the machine.

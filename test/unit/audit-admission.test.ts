@@ -222,6 +222,22 @@ describe('audit: fair admission (unit)', () => {
     })
   })
 
+  describe('dynamic networks per address (found on the way)', () => {
+    it('attack: one address cannot hold every dynamic network slot: a sixteenth of maxNetworks each', () => {
+      const nets = new Networks(buildConfig({ maxNetworks: 32 }, 'test'), () => 0)
+      assert.equal(nets.networkShare, 2)
+      const a = nets.open('a', '192.0.2.1'); const b = nets.open('b', '192.0.2.1')
+      assert.ok(typeof a !== 'string' && typeof b !== 'string')
+      assert.match(nets.addressRefusal('c', '192.0.2.1') ?? '', /holds 2 dynamic networks/)
+      assert.equal(typeof nets.open('c', '192.0.2.1'), 'string')
+      assert.equal(nets.addressRefusal('a', '192.0.2.1'), undefined, 'joining one that exists is no new slot')
+      assert.equal(nets.addressRefusal('default', '192.0.2.1'), undefined, 'configured networks are no one\'s')
+      assert.equal(typeof nets.open('c', '198.51.100.1'), 'object', 'another address')
+      nets.release(a)
+      assert.equal(typeof nets.open('d', '192.0.2.1'), 'object', 'a network that went frees its place')
+    })
+  })
+
   describe('finding 13d: one drop log per network', () => {
     it('attack: a flood of drops in one network leaves another network\'s drops in place; one sequence orders them all', () => {
       const seq = new DropSequence()

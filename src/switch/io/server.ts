@@ -79,7 +79,7 @@ export interface ServerOptions extends ConfigOverrides {
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
-  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake'] as const
+  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks'] as const
 
 const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
@@ -592,11 +592,13 @@ export class SwitchServer implements SwitchdView {
     }
     const why = this.networks.refusal(name)
     if (why !== undefined) { refuse(404, 'unknown_network', why); return }
+    const full = this.networks.addressRefusal(name, address)
+    if (full !== undefined) { refuse(429, 'limit_networks', full); return }
     // Open the network only once the upgrade has succeeded: ws answers a bad
     // key or version itself and never calls back, and a network opened before
     // that would stay, empty, until restart (each one counts to maxNetworks).
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const sw = this.networks.open(name)
+      const sw = this.networks.open(name, address)
       ws.once('close', this.pendingConnections.upgrade(address))
       if (typeof sw === 'string') { this.refused('unknown_network'); ws.close(CLOSE_POLICY, 'unknown network'); return }
       this.portTable.attach(ws, req, sw, auth.grant)

@@ -44,11 +44,10 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { SwitchdView } from './view'
-import type { ConsoleMessage, FdbJson, LogEntryJson, CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../../common/api-types'
+import type { ConsoleMessage, FdbJson, LogEntryJson } from '../../common/api-types'
 import { networkView, portView } from './api'
-import { tokenMatches } from './auth'
+import { tokenMatches, consoleToken, offeredProtocols, CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from './auth'
 import { apiRequestRefusal, RESPONSE_HEADERS } from './exposure'
-import { bearerToken } from './auth'
 import { checkAdminToken } from './throttle'
 import { AddressCounts } from './admission'
 import { formatMac } from '../../common/ethernet'
@@ -64,10 +63,6 @@ export const EVENTS_PATH = '/api/v1/events'
 export const MAX_CLIENTS = 16
 /** Of them, from one client address (addressKey): four addresses are needed to fill the room. */
 export const MAX_CLIENTS_PER_ADDRESS = 4
-/** The subprotocol of the event stream, the one the upgrade answers with. */
-export const CONSOLE_SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
-/** The admin token as a subprotocol offered beside it: `bearer.<base64url of the token>` (a subprotocol is an HTTP token: base64url is). */
-export const BEARER_PREFIX: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
 /** After we close a socket, how long its peer has to answer before it is cut (ws would wait 30 s). */
 const CLOSE_GRACE_MS = 1000
 /** Largest message a console may send (it is asked for none); the transport enforces it. */
@@ -194,29 +189,6 @@ export interface ConsoleRefusal {
 
 /** An upgrade that passed: the token it presented (checked), for the session. */
 export interface ConsoleGrant { token: string }
-
-/** The subprotocols a request offers (Sec-WebSocket-Protocol, comma-separated, possibly over several headers). */
-export function offeredProtocols (req: http.IncomingMessage): string[] {
-  const h = req.headers['sec-websocket-protocol']
-  return h === undefined ? [] : h.split(',').map((p) => p.trim()).filter((p) => p !== '')
-}
-
-/** Stands for a `bearer.` subprotocol that is not canonical base64url: a guess that cannot match (tokens hold no whitespace, TOKEN_PATTERN). */
-const MALFORMED = ' '
-
-/**
- * The admin token a console upgrade presents: `bearer.<base64url>` among its
- * subprotocols (what a browser can send), else `Authorization: Bearer`;
- * MALFORMED when the base64url is not canonical (a wrong token, counted as
- * one), undefined when there is none. Never from the URL.
- */
-export function consoleToken (req: http.IncomingMessage): string | undefined {
-  const offered = offeredProtocols(req).find((p) => p.startsWith(BEARER_PREFIX))
-  if (offered === undefined) return bearerToken(req)
-  const encoded = offered.slice(BEARER_PREFIX.length)
-  const token = Buffer.from(encoded, 'base64url').toString('utf8')
-  return token !== '' && Buffer.from(token, 'utf8').toString('base64url') === encoded ? token : MALFORMED
-}
 
 class Client {
   /** We closed it: nothing more is sent to it. */

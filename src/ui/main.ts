@@ -114,19 +114,32 @@ function forget (message: string): void {
   showLogin(message)
 }
 
-/** Why the stream's upgrade was refused, as the API answers the same token. */
-async function refused (): Promise<void> {
-  let status = 0
-  let wait = ''
+type Verdict = 'ok' | 'refused' | 'throttled' | 'other'
+
+/** What the API says of the token: the stream's upgrade makes the same check, but a browser does not say why an upgrade failed. */
+async function askApi (): Promise<{ verdict: Verdict, wait: string }> {
   try {
     const r = await fetch('/api/v1/networks', { headers: headers(false), credentials: 'omit', cache: 'no-store' })
-    status = r.status
-    wait = r.headers.get('retry-after') ?? ''
     await r.body?.cancel()
-  } catch { status = 0 }
-  if (status === 401) forget(token !== '' ? 'That token was refused.' : '')
-  else if (status === 429) showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
+    const verdict: Verdict = r.ok ? 'ok' : r.status === 401 ? 'refused' : r.status === 429 ? 'throttled' : 'other'
+    return { verdict, wait: r.headers.get('retry-after') ?? '' }
+  } catch { return { verdict: 'other', wait: '' } }
+}
+
+/** Why the stream's upgrade was refused, as the API answers the same token. */
+async function refused (): Promise<void> {
+  const { verdict, wait } = await askApi()
+  if (verdict === 'refused') forget(token !== '' ? 'That token was refused.' : '')
+  else if (verdict === 'throttled') showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
   else reconnect('cannot open the event stream')
+}
+
+/** A token typed in: checked once through the API (one guess, not two), then the stream. */
+async function logIn (): Promise<void> {
+  const { verdict, wait } = await askApi()
+  if (verdict === 'refused') forget('That token was refused.')
+  else if (verdict === 'throttled') showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
+  else connect()
 }
 
 let actions: string[] = []
@@ -523,7 +536,7 @@ function init (): void {
     sessionStorage.setItem(TOKEN_KEY, token)
     $('login-error').textContent = ''
     setStatus('connecting…', false)
-    connect()
+    void logIn()
   })
   $('logout').addEventListener('click', () => {
     token = ''

@@ -379,6 +379,8 @@ describe('web console in chromium (browser)', function () {
     await page.locator('#login-error', { hasText: 'refused' }).waitFor()
     assert.equal(await page.locator('#ports tbody tr').count(), 0)
     assert.equal(await page.locator('#main').isVisible(), false)
+    assert.equal(server.authThrottle.failures, 1, 'a wrong login spends one guess of the address\'s budget, not two')
+    assert.equal(server.console.size, 0, 'no socket was made for it')
   })
 
   it('attack: info lines a client causes at will do not push a warning off the page', async () => {

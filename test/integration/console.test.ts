@@ -329,7 +329,7 @@ describe('web console: server side (integration)', function () {
   })
 
   describe('switchctl events', () => {
-    it('prints the recent events, then follows, with the token sent in a message', async () => {
+    it('prints the recent events, then follows, with the token in the upgrade (Authorization)', async () => {
       await start()
       const port = await TestClient.raw(wsBase + '/'); opened.push(port)
       const r = await switchctl(['--url', base, '--token', TOKEN, '--json', 'events', '--count', '2'])

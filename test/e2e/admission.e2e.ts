@@ -34,7 +34,7 @@ const ADMIN = 'e2e-admission-admin-0123456789'
 const bearer = (t: string): string => 'bearer.' + Buffer.from(t).toString('base64url')
 
 describe('e2e: fair admission across client addresses', function () {
-  this.timeout(60_000)
+  this.timeout(120_000)
   const logs: string[] = []
   let dir: string
   let switchd: Logged | undefined
@@ -101,7 +101,7 @@ describe('e2e: fair admission across client addresses', function () {
   it('attack: one address holding 80 half-written requests keeps its share (4), and another address still joins, uses /api, the console and /healthz', async () => {
     const before = await metric('limit_pending_address')
     await send({ op: 'hold', from: ATTACKER, host: SWITCHD, port: PORT, n: 80 })
-    await until(async () => (await send({ op: 'held' })).open === 4, 10_000, 'the attacker down to its share')
+    await until(async () => (await send({ op: 'held' })).open === 4, 20_000, 'the attacker down to its share')
     const join = await send({ op: 'port', from: OPERATOR, url: WS + '/', hello: { name: 'operator-vm' } })
     assert.equal((join.welcome as { name?: string } | undefined)?.name, 'operator-vm')
     assert.equal((await fetchFrom(OPERATOR, '/api/v1/ports')).status, 200)
@@ -140,7 +140,7 @@ describe('e2e: fair admission across client addresses', function () {
     // While all three are connected the upgrade itself is refused (429); once they go silent (parked) it is let in,
     // as it may be a resume, and the new port is refused beside the parked ones.
     let fourth: NsAnswer = { ok: false }
-    await until(async () => (fourth = await send({ op: 'port', from: ATTACKER, url: WS + '/', hello: { name: 'fourth' } })).status !== 429, 10_000, 'the ports parked')
+    await until(async () => (fourth = await send({ op: 'port', from: ATTACKER, url: WS + '/', hello: { name: 'fourth' } })).status !== 429, 30_000, 'the ports parked')
     assert.deepEqual([fourth.closed, fourth.reason], [1008, 'at most 3 ports per client address, parked ones included'])
     const operator = await send({ op: 'port', from: OPERATOR, url: WS + '/', hello: { name: 'operator-vm2' } })
     assert.equal((operator.welcome as { name?: string }).name, 'operator-vm2')
@@ -150,7 +150,7 @@ describe('e2e: fair admission across client addresses', function () {
     const filler2 = await send({ op: 'port', from: OPERATOR, url: WS + '/', hello: { name: 'filler2' } })
     await send({ op: 'pause', id: filler2.id as number })
     let full: NsAnswer = { ok: false }
-    await until(async () => (full = await send({ op: 'port', from: OPERATOR, url: WS + '/', hello: { name: 'ghost0', resume: token } })).status !== 429, 10_000, 'filler2 parked')
+    await until(async () => (full = await send({ op: 'port', from: OPERATOR, url: WS + '/', hello: { name: 'ghost0', resume: token } })).status !== 429, 30_000, 'filler2 parked')
     assert.deepEqual([full.closed, full.reason], [1008, 'at most 3 ports per client address, parked ones included'], 'neither resumed nor a new port')
     await send({ op: 'close', id: filler1.id as number })
     // With room there, the resume of ghost0 from the operator's address moves it (3 of 3 there, 2 left here).

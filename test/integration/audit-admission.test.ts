@@ -99,7 +99,7 @@ describe('audit: fair admission (integration)', () => {
 
   describe('finding 7: connections not yet upgraded are shared per client address', () => {
     it('attack: one address holding half-written requests takes at most its share (maxPendingPerAddress), never the pool', async function () {
-      this.timeout(20_000)
+      this.timeout(30_000)
       // maxPending 64: the default share is a sixteenth, 4.
       const { server, port } = await start({ limits: { maxPending: 64 } })
       const metrics = await request(port, 'GET', '/metrics')
@@ -109,18 +109,19 @@ describe('audit: fair admission (integration)', () => {
       let closed = 0
       for (const s of held) if (s.closed) closed++; else s.once('close', () => { closed++ })
       // Barrier: every refused one has been closed, and switchd counts exactly the share as pending.
-      await waitFor(() => closed === 36, 5000, '36 of 40 closed')
+      await waitFor(() => closed === 36, 15_000, '36 of 40 closed')
       assert.equal(server.pendingConnections.from('127.0.0.1'), 4)
       assert.equal(server.pendingConnections.total, 4, 'the pool (64) is not taken')
       assert.equal(server.rejectedBy.limit_pending_address, 36)
       assert.equal(server.rejectedBy.limit_pending, 0)
     })
 
-    it('attack: a local process cannot multiply its share by binding other addresses of 127/8', async () => {
+    it('attack: a local process cannot multiply its share by binding other addresses of 127/8', async function () {
+      this.timeout(30_000)
       const { server, port } = await start({ limits: { maxPending: 64 } })
       const held: net.Socket[] = []
       for (let i = 2; i < 22; i++) held.push(await halfRequest(port, `127.0.0.${i}`))
-      await waitFor(() => held.filter((s) => s.closed).length === 16, 5000, '16 of 20 closed')
+      await waitFor(() => held.filter((s) => s.closed).length === 16, 15_000, '16 of 20 closed')
       assert.equal(server.pendingConnections.total, 4)
       assert.equal(server.rejectedBy.limit_pending_address, 16)
     })
@@ -196,13 +197,13 @@ describe('audit: fair admission (integration)', () => {
 
   describe('finding 10: parked ports count against their address', () => {
     it('attack: an address cannot pass maxPortsPerAddress by letting its ports go silent (parked)', async function () {
-      this.timeout(20_000)
+      this.timeout(40_000)
       const { server, port } = await start({ pingInterval: 1, resumeGrace: 60, limits: { maxPortsPerAddress: 3 } })
       const url = `ws://127.0.0.1:${port}/`
       const silent: TestClient[] = []
       for (let i = 0; i < 3; i++) silent.push(track(await TestClient.batched(url, { name: `ghost${i}` })))
       for (const c of silent) (c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
-      await waitFor(() => server.ports().filter((p) => (p as { parked?: boolean }).parked === true).length === 3, 8000, 'three parked')
+      await waitFor(() => server.ports().filter((p) => (p as { parked?: boolean }).parked === true).length === 3, 20_000, 'three parked')
       // A resume may come from here: the upgrade is let in, but a new port does not fit beside the parked ones.
       const fourth = track(await handshake(url))
       const refused = closeOf(fourth)

@@ -323,6 +323,16 @@ describe('audit: fair admission (integration)', () => {
         assert.equal(a.headers['x-content-type-options'], 'nosniff', `answer ${i} (${a.status})`)
         assert.equal(a.headers['cache-control'], 'no-store', `answer ${i} (${a.status})`)
       }
+      // A request Node itself cannot parse is answered by us too.
+      const s = net.connect(port, '127.0.0.1')
+      sockets.push(s)
+      let raw = ''
+      s.on('data', (d: Buffer) => { raw += d.toString('latin1') })
+      await onceWithin(s, 'connect')
+      s.write('NOT A REQUEST\r\n\r\n')
+      await onceWithin(s, 'close', 5000)
+      assert.match(raw, /^HTTP\/1\.1 400 /)
+      assert.match(raw, /\r\nx-content-type-options: nosniff\r\n/i)
     })
   })
 })

@@ -156,8 +156,8 @@ async function openPort (url: string, mode: 'raw' | 'batched', sockets: Set<WebS
 
 /** switchd's RSS with no ports, then with `ports` idle ones from this process. */
 export async function memoryPerPort (mode: 'raw' | 'batched', ports: number, onLog?: (line: string) => void): Promise<MemoryResult> {
-  // Every port comes from 127.0.0.1: lift the per-address limit (default 1000).
-  const sw = await startSwitchd([], { limits: { maxPortsPerAddress: Math.max(5000, ports + 100) } }, onLog)
+  // Every port comes from 127.0.0.1: lift the per-address limits (default 1000 ports, 64 connections not yet upgraded).
+  const sw = await startSwitchd([], { limits: { maxPortsPerAddress: Math.max(5000, ports + 100), maxPendingPerAddress: 512 } }, onLog)
   const sockets = new Set<WebSocket>()
   try {
     await sleep(1000)

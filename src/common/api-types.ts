@@ -126,11 +126,18 @@ export interface LogEntryJson {
   fields: Record<string, string | number | boolean | null>
 }
 
+/** The subprotocol of GET /api/v1/events; the upgrade answers with it alone. */
+export type CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
+/** The admin token, offered as a second subprotocol: this prefix and the token in base64url (no padding). */
+export type BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
+
 /**
  * GET /api/v1/events (a WebSocket): what switchd sends the web console.
- * The client's first message must be `{"type":"auth","token":"<admin token>"}`
- * (the token never goes in the URL); then `welcome` with the recent log, a
- * `tick` every second and `log` as events happen.
+ * The upgrade offers the subprotocols `tapswitch.console` and
+ * `bearer.<base64url of the admin token>` (or sends `Authorization: Bearer`;
+ * never the URL) and is refused with 401 without the token; then `welcome`
+ * with the recent log (in order), a `tick` every second and `log` as events
+ * happen.
  */
 export type ConsoleMessage =
   | { type: 'welcome', log: LogEntryJson[], actions: string[] }

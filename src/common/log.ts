@@ -8,7 +8,16 @@
  * Repeats of one event from one component are rate-limited like OVS's
  * VLOG_RATE_LIMIT: at most `burst` lines per `interval`, then one line saying
  * how many were suppressed.
+ *
+ * Lines a client causes at will, by connecting and leaving (port_up,
+ * port_down, connection_rejected, …), are limited per client address
+ * instead (`Logger.client`): each address has its own budget, so one address
+ * cannot flood the log nor, by using up a shared budget, hide what other
+ * addresses do. A budget for all clients together is the backstop against
+ * many addresses at once.
  */
+
+import { addressKey } from './address'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 export type Fields = Record<string, string | number | boolean | undefined | null>
@@ -28,6 +37,7 @@ export function setLogSink (fn: (line: string) => void): (line: string) => void 
   const prev = sink
   sink = fn
   epoch++
+  clientBudgets = new ClientBudgets()
   return prev
 }
 
@@ -47,6 +57,69 @@ export function isLevel (text: string): text is Level {
 
 interface Limit { windowStart: number, count: number, suppressed: number }
 
+/** Per-connection lines one client address may cause per CLIENT_WINDOW_MS. */
+export const CLIENT_BURST = 60
+/** Per-connection lines all client addresses together may cause per CLIENT_WINDOW_MS. */
+export const CLIENTS_BURST = 1200
+export const CLIENT_WINDOW_MS = 10_000
+/** Addresses whose budgets are remembered; beyond, the one whose window is oldest is forgotten. */
+export const MAX_CLIENT_BUDGETS = 4096
+
+/** Where a budget's suppressed lines are reported: one line per address and window. */
+type Report = (client: string, count: number) => void
+
+/**
+ * Budgets of lines per client address (a window of CLIENT_WINDOW_MS, as
+ * Logger.limited), in a bounded map: memory stays fixed however many
+ * addresses come. The map is in window order (an entry moves to the end
+ * when its window restarts), so the first entry is the one to forget.
+ */
+export class ClientBudgets {
+  private readonly budgets = new Map<string, Limit>()
+  private readonly all: Limit = { windowStart: 0, count: 0, suppressed: 0 }
+
+  constructor (private readonly burst = CLIENT_BURST, private readonly total = CLIENTS_BURST, private readonly windowMs = CLIENT_WINDOW_MS,
+    private readonly max = MAX_CLIENT_BUDGETS) {}
+
+  /** Whether one more line for `client` (an addressKey) may be written at `now` (ms). */
+  take (client: string, now: number, report: Report): boolean {
+    let l = this.budgets.get(client)
+    if (l !== undefined && now - l.windowStart >= this.windowMs) {
+      if (l.suppressed > 0) report(client, l.suppressed)
+      this.budgets.delete(client)
+      l = undefined
+    }
+    if (l === undefined) {
+      if (this.budgets.size >= this.max) this.forgetOldest(report)
+      l = { windowStart: now, count: 0, suppressed: 0 }
+      this.budgets.set(client, l)
+    }
+    if (l.count >= this.burst) { l.suppressed++; return false }
+    const all = this.all
+    if (now - all.windowStart >= this.windowMs) {
+      if (all.suppressed > 0) report('*', all.suppressed)
+      all.windowStart = now; all.count = 0; all.suppressed = 0
+    }
+    if (all.count >= this.total) { all.suppressed++; return false }
+    l.count++
+    all.count++
+    return true
+  }
+
+  /** Addresses remembered. */
+  get size (): number { return this.budgets.size }
+
+  private forgetOldest (report: Report): void {
+    for (const [client, l] of this.budgets) {
+      if (l.suppressed > 0) report(client, l.suppressed)
+      this.budgets.delete(client)
+      return
+    }
+  }
+}
+
+let clientBudgets = new ClientBudgets()
+
 export class Logger {
   private limits = new Map<string, Limit>()
   private epoch = epoch
@@ -59,6 +132,22 @@ export class Logger {
   info (event: string, fields?: Fields): void { this.write('info', event, fields) }
   warn (event: string, fields?: Fields): void { this.write('warn', event, fields) }
   error (event: string, fields?: Fields): void { this.write('error', event, fields) }
+
+  /**
+   * A line a client at `address` caused (its connection, its port, its
+   * refusal): written while that address's budget lasts (ClientBudgets), so
+   * a client that connects and leaves at any rate writes a bounded number of
+   * lines, and then one saying how many it suppressed.
+   */
+  client (level: Level, event: string, address: string | undefined, fields?: Fields): void {
+    if (LEVELS[level] < threshold && (observers.size === 0 || LEVELS[level] < LEVELS.info)) return
+    const key = addressKey(address ?? '?')
+    if (!clientBudgets.take(key, Date.now(), (client, count) => {
+      // One line per address and window (info: many addresses must not fill the console's ring of warnings); all of them together: warn.
+      this.write(client === '*' ? 'warn' : 'info', 'log_suppressed', { remote: client, count, window_seconds: CLIENT_WINDOW_MS / 1000 })
+    })) return
+    this.write(level, event, fields)
+  }
 
   /** Like `write`, but at most `burst` lines of this event per interval. */
   limited (level: Level, event: string, fields?: Fields): void {

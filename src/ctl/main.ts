@@ -9,7 +9,10 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
-import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson } from '../common/api-types'
+import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
+
+/** The event stream's subprotocol (the type holds it to switchd's). */
+const CONSOLE_SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
 
 const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
 
@@ -314,28 +317,38 @@ function logLine (e: LogEntryJson): string {
   return `${e.time} ${e.level.padEnd(5)} ${e.component} ${e.event}${fields === '' ? '' : ' ' + fields}\n`
 }
 
-/** Follow /api/v1/events: the token goes in the first message (never the URL), as the web console sends it. */
+/**
+ * Follow /api/v1/events: the token goes in the upgrade's Authorization header
+ * (never the URL); the page, which cannot set it, offers it as a subprotocol.
+ */
 async function events (ctx: Ctx, count: number): Promise<void> {
   const url = new URL('/api/v1/events', ctx.url)
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 })
+  const token = ctx.token === '' ? undefined : ctx.token
+  const headers: Record<string, string> = token !== undefined ? { authorization: `Bearer ${token}` } : {}
+  const ws = new WebSocket(url, [CONSOLE_SUBPROTOCOL], { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, headers })
   let shown = 0
-  let welcomed = false
   const show = (e: LogEntryJson): void => {
     if (shown >= count) return
     process.stdout.write(ctx.json ? JSON.stringify(e) + '\n' : logLine(e))
     if (++shown >= count) ws.close(1000)
   }
   await new Promise<void>((resolve, reject) => {
-    ws.on('unexpected-response', (_req, res) => { reject(new CtlError(`${res.statusCode ?? '?'} ${res.statusMessage ?? ''} from ${url.pathname}`)) })
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode ?? 0
+      const retry = res.headers['retry-after']
+      reject(new CtlError(status === 401
+        ? `${token === undefined ? 'admin token required' : 'wrong admin token'} (set --token or SWITCHCTL_TOKEN)`
+        : status === 429 && retry !== undefined ? `429 from ${url.pathname}: try again in ${String(retry)} s` : `${status} ${res.statusMessage ?? ''} from ${url.pathname}`))
+      res.resume()
+    })
     ws.on('error', (err: Error & { code?: string }) => { reject(new CtlError(`cannot reach ${ctx.url}: ${err.code ?? err.message} (is switchd running? set --url or SWITCHCTL_URL)`)) })
-    ws.on('open', () => { ws.send(JSON.stringify({ type: 'auth', token: ctx.token ?? '' })) })
     ws.on('message', (data: Buffer) => {
       const m = JSON.parse(data.toString()) as ConsoleMessage
-      if (m.type === 'welcome') { welcomed = true; for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)
+      if (m.type === 'welcome') { for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)
     })
     ws.on('close', (code, reason) => {
-      if (code === 1008 && !welcomed) reject(new CtlError(`${reason.toString() || 'refused'} (set --token or SWITCHCTL_TOKEN)`))
+      if (code === 1008) reject(new CtlError(`${reason.toString() || 'closed'} (set --token or SWITCHCTL_TOKEN)`))
       else if (code === 1000 || code === 1005 || shown >= count) resolve()
       else reject(new CtlError(`the event stream closed: ${code} ${reason.toString()}`))
     })

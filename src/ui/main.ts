@@ -9,16 +9,19 @@
  * into the page as text (textContent, SVG text nodes), never as markup.
  */
 
-import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson } from '../common/api-types'
+import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson, CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../common/api-types'
 import { PcapReader, describeFrame } from './decode'
 import { conditionBody, conditionText, formFrom, held, linkIsDown } from './condition'
 import { $, el, si, svg } from './dom'
 import { topology } from './topology'
 
 const TOKEN_KEY = 'tapswitch.adminToken'
+/** The event stream's subprotocol, and the token offered beside it (a browser cannot set Authorization on a WebSocket). */
+const SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
+const BEARER: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
 /** Samples kept per port for its chart: one a second. */
 const HISTORY = 60
-/** Lines kept in the event log and the capture list. */
+/** Lines kept in the event log (info lines, and as many warnings and errors) and the capture list. */
 const MAX_EVENTS = 500
 const MAX_CAPTURE_LINES = 1000
 /** What the page asks a capture for: bounded, so the page's memory is too. */
@@ -29,6 +32,13 @@ const FDB_SHOWN = 500
 // ---------- authority ----------
 
 let token = sessionStorage.getItem(TOKEN_KEY) ?? ''
+
+/** The token as a subprotocol: base64url of its UTF-8 bytes, no padding (a subprotocol must be an HTTP token). */
+function bearerProtocol (t: string): string {
+  let bin = ''
+  for (const b of new TextEncoder().encode(t)) bin += String.fromCharCode(b)
+  return BEARER + btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
 
 function headers (json: boolean): Record<string, string> {
   const h: Record<string, string> = {}
@@ -68,14 +78,14 @@ let retry = 1000
 
 function connect (): void {
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/events'
-  const sock = new WebSocket(url)
+  // The token is checked before the upgrade: a refused one never gets a socket.
+  const sock = new WebSocket(url, token === '' ? [SUBPROTOCOL] : [SUBPROTOCOL, bearerProtocol(token)])
   ws = sock
-  let welcomed = false
-  sock.onopen = () => { sock.send(JSON.stringify({ type: 'auth', token })) }
+  let opened = false
+  sock.onopen = () => { opened = true }
   sock.onmessage = (ev) => {
     const m = JSON.parse(String(ev.data)) as ConsoleMessage
     if (m.type === 'welcome') {
-      welcomed = true
       retry = 1000
       onWelcome(m.log, m.actions)
     } else if (m.type === 'tick') onTick(m)
@@ -84,18 +94,52 @@ function connect (): void {
   sock.onclose = (ev) => {
     if (ws !== sock) return
     ws = undefined
-    if (ev.code === 1008 && !welcomed) {
-      // Wrong or missing token: ask for one (an empty one is tried first, for a switchd that needs none).
-      const had = token !== ''
-      token = ''
-      sessionStorage.removeItem(TOKEN_KEY)
-      showLogin(had ? 'That token was refused.' : '')
-      return
-    }
-    setStatus(`disconnected (${ev.code}); retrying…`, false)
-    setTimeout(connect, retry)
-    retry = Math.min(retry * 2, 15000)
+    // A refused upgrade: the browser does not say why (401, 429 and 503 look alike), so ask the API, which shares the check.
+    if (!opened) { void refused(); return }
+    if (ev.code === 1008) { forget(ev.reason); return }
+    reconnect(`disconnected (${ev.code})`)
   }
+}
+
+function reconnect (why: string): void {
+  setStatus(`${why}; retrying…`, false)
+  setTimeout(connect, retry)
+  retry = Math.min(retry * 2, 15000)
+}
+
+/** Drop the token and ask for one (an empty one is tried first, for a switchd that needs none). */
+function forget (message: string): void {
+  token = ''
+  sessionStorage.removeItem(TOKEN_KEY)
+  showLogin(message)
+}
+
+type Verdict = 'ok' | 'refused' | 'throttled' | 'other'
+
+/** What the API says of the token: the stream's upgrade makes the same check, but a browser does not say why an upgrade failed. */
+async function askApi (): Promise<{ verdict: Verdict, wait: string }> {
+  try {
+    const r = await fetch('/api/v1/networks', { headers: headers(false), credentials: 'omit', cache: 'no-store' })
+    await r.body?.cancel()
+    const verdict: Verdict = r.ok ? 'ok' : r.status === 401 ? 'refused' : r.status === 429 ? 'throttled' : 'other'
+    return { verdict, wait: r.headers.get('retry-after') ?? '' }
+  } catch { return { verdict: 'other', wait: '' } }
+}
+
+/** Why the stream's upgrade was refused, as the API answers the same token. */
+async function refused (): Promise<void> {
+  const { verdict, wait } = await askApi()
+  if (verdict === 'refused') forget(token !== '' ? 'That token was refused.' : '')
+  else if (verdict === 'throttled') showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
+  else reconnect('cannot open the event stream')
+}
+
+/** A token typed in: checked once through the API (one guess, not two), then the stream. */
+async function logIn (): Promise<void> {
+  const { verdict, wait } = await askApi()
+  if (verdict === 'refused') forget('That token was refused.')
+  else if (verdict === 'throttled') showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
+  else connect()
 }
 
 let actions: string[] = []
@@ -107,7 +151,7 @@ function onWelcome (log: LogEntryJson[], acts: string[]): void {
   $('tabs').hidden = false
   $('logout').hidden = token === ''
   setStatus('live', true)
-  $('events').replaceChildren()
+  clearEvents()
   for (const e of log) addEvent(e)
 }
 
@@ -364,12 +408,29 @@ function drawTopology (): void {
 
 // ---------- events ----------
 
+/**
+ * The lines shown, oldest first: info lines and warnings (errors too) apart,
+ * MAX_EVENTS each, so the info lines a client causes at will (connecting and
+ * leaving) never push a security event off the page. Shown newest on top, in
+ * the order they came.
+ */
+const infoLines: HTMLElement[] = []
+const alertLines: HTMLElement[] = []
+
 function addEvent (e: LogEntryJson): void {
   const list = $('events')
   const fields = Object.keys(e.fields).map((k) => `${k}=${String(e.fields[k])}`).join(' ')
   const li = el('li', { class: e.level }, `${e.time.slice(11, 19)} ${e.level} ${e.component} ${e.event} ${fields}`)
   list.prepend(li)
-  while (list.childElementCount > MAX_EVENTS) list.lastElementChild?.remove()
+  const kept = e.level === 'info' ? infoLines : alertLines
+  kept.push(li)
+  if (kept.length > MAX_EVENTS) kept.shift()?.remove()
+}
+
+function clearEvents (): void {
+  $('events').replaceChildren()
+  infoLines.length = 0
+  alertLines.length = 0
 }
 
 // ---------- capture ----------
@@ -475,7 +536,7 @@ function init (): void {
     sessionStorage.setItem(TOKEN_KEY, token)
     $('login-error').textContent = ''
     setStatus('connecting…', false)
-    connect()
+    void logIn()
   })
   $('logout').addEventListener('click', () => {
     token = ''

@@ -21,7 +21,7 @@ import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
-import { setLogSink } from '../../src/common/log'
+import { setLogSink, logger } from '../../src/common/log'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const TOKEN = 'browser-admin-token-5f1c2b9a'
@@ -364,7 +364,8 @@ describe('web console in chromium (browser)', function () {
     assert.ok(urls.some((u) => u.includes('/api/v1/events')), 'the stream was opened')
     assert.ok(urls.some((u) => u.includes('/api/v1/capture')), 'a capture was started')
     assert.ok(urls.some((u) => u.includes('/api/v1/ports/carol/condition?direction=both')), 'a condition was cleared')
-    for (const u of [...urls, page.url()]) assert.ok(!u.includes(TOKEN), u)
+    const encoded = Buffer.from(TOKEN).toString('base64url')
+    for (const u of [...urls, page.url()]) assert.ok(!u.includes(TOKEN) && !u.includes(encoded), u)
     // Reloading keeps the tab logged in (sessionStorage), still without the token in a URL.
     await page.reload()
     await page.locator('#ports tr[data-port="carol"]').waitFor()
@@ -378,6 +379,24 @@ describe('web console in chromium (browser)', function () {
     await page.locator('#login-error', { hasText: 'refused' }).waitFor()
     assert.equal(await page.locator('#ports tbody tr').count(), 0)
     assert.equal(await page.locator('#main').isVisible(), false)
+    assert.equal(server.authThrottle.failures, 1, 'a wrong login spends one guess of the address\'s budget, not two')
+    assert.equal(server.console.size, 0, 'no socket was made for it')
+  })
+
+  it('attack: info lines a client causes at will do not push a warning off the page', async () => {
+    await login()
+    await page.click('#tabs button[data-tab="events"]')
+    const log = logger('test-flood')
+    log.warn('security_event', { n: 1 })
+    for (let i = 0; i < 1200; i++) log.info('noise', { i })
+    await page.locator('#events li', { hasText: 'i=1199' }).waitFor({ timeout: 10000 })
+    assert.equal(await page.locator('#events li', { hasText: 'security_event' }).count(), 1, 'the warning is still shown')
+    const lines = await page.locator('#events li').allTextContents()
+    assert.ok(lines.length <= 1000, `${lines.length} lines kept`)
+    // Newest on top, in the order they came: the warning is below every noise line that came after it.
+    const warning = lines.findIndex((l) => l.includes('security_event'))
+    const lastNoise = lines.reduce((last, l, i) => l.includes(' noise ') ? i : last, -1)
+    assert.ok(warning > lastNoise, 'the warning is below the noise that came after it')
   })
 
   it('attack: markup a client put in a logged field is shown as text', async () => {

@@ -7,7 +7,7 @@
  * out of that namespace is a veth to a second namespace of the test, the
  * "outside" (198.51.100.2). Stations are raw WebSocket clients that reach
  * switchd through Unix sockets a helper in the namespace forwards (one per
- * client address: 127.0.0.1 and 127.0.0.2 are two clients), and write their
+ * client address: 192.0.2.11 and .12, since all of loopback is one client), and write their
  * own frames: SYNs with right checksums, fragments, floods.
  *
  * On 14ad2cc every `attack:` test here fails: 255.255.255.255 and the host's
@@ -39,6 +39,8 @@ const TOKEN = 'gwr-admin-token-0123456789abcdef'
 const LISTED = 7100
 const UNLISTED = 7200
 const HOST_IF = '192.0.2.1'
+/** Where stations a and b connect from: two client addresses of switchd's namespace. */
+const CLIENTS = ['192.0.2.11', '192.0.2.12']
 const METADATA = '169.254.169.254'
 const OUTSIDE = '198.51.100.2'
 const PUBLISHED = 2222
@@ -60,7 +62,7 @@ const up = () => { if (--waiting === 0) say({ event: 'ready' }) }
 for (const p of cfg.proxies) {
   try { fs.unlinkSync(p.path) } catch {}
   net.createServer((c) => {
-    const u = net.connect({ port: p.port, host: '127.0.0.1', localAddress: p.from })
+    const u = net.connect({ port: p.port, host: p.to ?? '127.0.0.1', localAddress: p.from })
     c.pipe(u); u.pipe(c)
     c.on('error', () => u.destroy()); u.on('error', () => c.destroy())
     c.on('close', () => u.destroy()); u.on('close', () => c.destroy())
@@ -215,6 +217,8 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
     await run('ip', ['-n', NS, 'link', 'set', 'lo', 'up'])
     await run('ip', ['-n', NS, 'addr', 'add', `${HOST_IF}/32`, 'dev', 'lo'])
     await run('ip', ['-n', NS, 'addr', 'add', `${METADATA}/32`, 'dev', 'lo'])
+    // Two client addresses: every loopback address is one client (one share), so stations a and b come from these.
+    for (const a of CLIENTS) await run('ip', ['-n', NS, 'addr', 'add', `${a}/32`, 'dev', 'lo'])
     await run('ip', ['-n', OUT, 'link', 'set', 'lo', 'up'])
     await run('ip', ['-n', NS, 'link', 'add', 'gwr0', 'type', 'veth', 'peer', 'name', 'gwr1', 'netns', OUT])
     await run('ip', ['-n', NS, 'addr', 'add', '198.51.100.1/30', 'dev', 'gwr0'])
@@ -229,7 +233,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
     outside = spawnLogged('outside', 'ip', ['netns', 'exec', OUT, process.execPath, path.join(dir, 'outside.js')], (l) => { logs.push(l) })
     await waitForLine(outside, 'outside', (l) => l.includes('"ready"'))
     host = spawnLogged('host', 'ip', ['netns', 'exec', NS, process.execPath, path.join(dir, 'host.js'), JSON.stringify({
-      proxies: [{ path: sock('a'), port: API, from: '127.0.0.1' }, { path: sock('b'), port: API, from: '127.0.0.2' }, { path: sock('c'), port: API2, from: '127.0.0.1' }],
+      proxies: [{ path: sock('a'), port: API, to: HOST_IF, from: CLIENTS[0] }, { path: sock('b'), port: API, to: HOST_IF, from: CLIENTS[1] }, { path: sock('c'), port: API2, from: '127.0.0.1' }],
       tcp: [{ name: 'listed', host: '127.0.0.1', port: LISTED }, { name: 'unlisted', host: '127.0.0.1', port: UNLISTED }, { name: 'metadata', host: METADATA, port: 80 }]
     })], (l) => { logs.push(l) })
     await waitForLine(host, 'host', (l) => l.includes('"ready"'))
@@ -296,7 +300,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
 
   it('attack: one station sending one UDP datagram per source port (5000) gets only its share; another station\'s DNS, NAT and published port keep working; the child\'s descriptors stay bounded', async () => {
     const a = await station(sock('a'), 'lab', MAC_A, '10.0.2.15', '10.0.2.2', '10.0.2.3')
-    // Another client: another address (127.0.0.2), and so another share.
+    // Another client: another address (192.0.2.12), and so another share.
     const b = await station(sock('b'), 'lab', MAC_B, '10.0.2.16', '10.0.2.2', '10.0.2.3')
     const pid = childPid(switchd as Logged, 'lab')
     const fds = (): number => fs.readdirSync(`/proc/${pid}/fd`).length

@@ -104,7 +104,7 @@ interface PortRow { name: string, counters: { rxFrames: number, txFrames: number
 describe('e2e: scale (1,000 ports, a receiver that does not read)', function () {
   this.timeout(90_000)
   const logs: string[] = []
-  const lab = new Lab({ hosts: 2, config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000 } }, onLog: (l) => { logs.push(l) } })
+  const lab = new Lab({ hosts: 2, config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000, maxPendingPerAddress: 512 } }, onLog: (l) => { logs.push(l) } })
   let a: LabHost, b: LabHost
   let clients: LoadClient[] = []
 

@@ -224,12 +224,12 @@ describe('audit: the HTTP surface (integration)', () => {
       await onceWithin(s, 'close', 3500)
     })
 
-    it('attack: idle connections beyond limits.maxPending are closed at once, and counted', async () => {
-      const { server, port } = await start({ limits: { maxPending: 5 } })
+    it('attack: idle connections beyond an address\'s share of limits.maxPending are closed at once, and counted', async () => {
+      const { server, port } = await start({ limits: { maxPending: 8, maxPendingPerAddress: 5 } })
       for (let i = 0; i < 5; i++) await tcp(port)
       const extra = await tcp(port)
       await onceWithin(extra, 'close', 2000)
-      assert.equal(server.rejectedBy.limit_pending, 1)
+      assert.equal(server.rejectedBy.limit_pending_address, 1)
       for (const s of sockets) s.destroy()
       sockets.length = 0
       // Once they are gone, new connections are served again.

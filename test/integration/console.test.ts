@@ -11,12 +11,13 @@ import { execFileSync } from 'node:child_process'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
-import { MAX_CLIENTS, MAX_UNAUTHENTICATED, MAX_BUFFERED, TICK_PORTS, type ConsoleSocket } from '../../src/switch/control/console'
+import { MAX_CLIENTS_PER_ADDRESS, MAX_BUFFERED, TICK_PORTS, LOG_RING, type ConsoleSocket } from '../../src/switch/control/console'
+import { CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from '../../src/switch/control/auth'
 import type { ConsoleMessage } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
 import { eth, MAC_A, MAC_B } from '../helpers/frames'
-import { setLogSink } from '../../src/common/log'
+import { setLogSink, logger } from '../../src/common/log'
 import { switchctl } from '../helpers/ctl'
 
 const TOKEN = 'console-admin-token-0123456789'
@@ -37,8 +38,9 @@ class EventsClient {
     ws.on('close', (code) => { this.closeCode = code })
   }
 
-  static async open (url: string, origin?: string): Promise<EventsClient> {
-    const c = new EventsClient(new WebSocket(url, { perMessageDeflate: false, ...(origin !== undefined ? { origin } : {}) }))
+  /** Open the stream as the page does: the token offered as a subprotocol beside ours. */
+  static async open (url: string, token: string | undefined = TOKEN, origin?: string): Promise<EventsClient> {
+    const c = new EventsClient(new WebSocket(url, protocols(token), { perMessageDeflate: false, ...(origin !== undefined ? { origin } : {}) }))
     await onceWithin(c.ws, 'open')
     return c
   }
@@ -53,9 +55,14 @@ class EventsClient {
   }
 }
 
-/** The HTTP status an upgrade to `url` gets (101 if it opens). */
-async function upgradeStatus (url: string, headers: Record<string, string>): Promise<number> {
-  const ws = new WebSocket(url, { headers, perMessageDeflate: false })
+/** The subprotocols the page offers: ours, and the token (if any) as bearer.<base64url>. */
+function protocols (token: string | undefined): string[] {
+  return token === undefined ? [CONSOLE_SUBPROTOCOL] : [CONSOLE_SUBPROTOCOL, BEARER_PREFIX + Buffer.from(token).toString('base64url')]
+}
+
+/** The HTTP status an upgrade to `url` gets (101 if it opens), offering `offered` (the page's, with the admin token, by default). */
+async function upgradeStatus (url: string, headers: Record<string, string>, offered: string[] = protocols(TOKEN)): Promise<number> {
+  const ws = new WebSocket(url, offered, { headers, perMessageDeflate: false })
   ws.on('error', () => {})
   const r = await Promise.race([
     onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response').then(([, res]) => res.statusCode),
@@ -90,8 +97,8 @@ describe('web console: server side (integration)', function () {
     setLogSink(restore)
   })
 
-  async function events (origin?: string): Promise<EventsClient> {
-    const c = await EventsClient.open(wsBase + '/api/v1/events', origin)
+  async function events (token: string | undefined = TOKEN, origin?: string): Promise<EventsClient> {
+    const c = await EventsClient.open(wsBase + '/api/v1/events', token, origin)
     opened.push({ close: () => { c.ws.terminate() } })
     return c
   }
@@ -140,12 +147,12 @@ describe('web console: server side (integration)', function () {
   })
 
   describe('/api/v1/events', () => {
-    it('sends the log, then counters every second once the first message carries the token', async () => {
+    it('sends the log, then counters every second, to an upgrade that carries the token', async () => {
       await start()
       const port = await TestClient.raw(wsBase + '/')
       opened.push(port)
       const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
+      assert.equal(c.ws.protocol, CONSOLE_SUBPROTOCOL, 'answered with our subprotocol alone, never the token')
       await waitFor(() => c.of('tick').length >= 2, 4000, 'two ticks')
       const welcome = c.of('welcome')[0]
       assert.ok(welcome !== undefined)
@@ -158,10 +165,17 @@ describe('web console: server side (integration)', function () {
       assert.ok(c.of('tick').some((t) => t.fdb !== undefined), 'an fdb snapshot')
     })
 
+    it('takes the token as Authorization: Bearer too (clients that can set headers), and none where the API needs none', async () => {
+      await start()
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', { authorization: `Bearer ${TOKEN}` }, [CONSOLE_SUBPROTOCOL]), 101)
+      await server.close()
+      await start({})
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}, [CONSOLE_SUBPROTOCOL]), 101, 'loopback, no tokens: the API is open, so is the stream')
+    })
+
     it('streams log events as they happen, and counters that move with traffic', async () => {
       await start()
       const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
       await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
       const a = await TestClient.raw(wsBase + '/'); opened.push(a)
       const b = await TestClient.raw(wsBase + '/'); opened.push(b)
@@ -174,34 +188,46 @@ describe('web console: server side (integration)', function () {
     it('attack: a reload that changes the admin token ends the sessions of the old one', async () => {
       await start()
       const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
       await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
       assert.equal(server.reload(buildConfig({ adminToken: TOKEN + '-rotated' }, 'test')), true)
       assert.equal(await c.closed(3000), 1008)
     })
 
-    it('attack: without the token the stream is closed before it sends anything', async () => {
+    it('attack: an upgrade without the token, or with a wrong one, is refused with 401: no socket is ever made for it', async () => {
       await start()
-      const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: '' }))
-      assert.equal(await c.closed(), 1008)
-      const d = await events()
-      d.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
-      assert.equal(await d.closed(), 1008)
-      const e = await events()
-      e.ws.send('hello')
-      assert.equal(await e.closed(), 1008)
-      for (const x of [c, d, e]) assert.deepEqual(x.messages, [])
-      assert.equal(server.rejectedBy.unauthorized, 1, 'a wrong token counts; asking without one does not')
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}, protocols(undefined)), 401)
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}, protocols('guess-guess-guess-guess')), 401)
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}, [CONSOLE_SUBPROTOCOL, BEARER_PREFIX + '!!not-base64url']), 401)
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}, []), 400, 'no subprotocol: not a console')
+      assert.equal(server.console.size, 0)
+      assert.equal(server.rejectedBy.unauthorized, 2, 'a wrong token counts; asking without one does not')
+      assert.equal(server.rejectedBy.unsupported_subprotocol, 1)
     })
 
-    it('attack: a token in the URL is not accepted (only the first message counts)', async () => {
+    it('attack: a token in the URL is not accepted (only the upgrade\'s subprotocol or header counts)', async () => {
       await start()
-      const c = await EventsClient.open(`${wsBase}/api/v1/events?token=${TOKEN}`)
-      opened.push({ close: () => { c.ws.terminate() } })
-      c.ws.send(JSON.stringify({ type: 'auth' }))
-      assert.equal(await c.closed(), 1008)
-      assert.deepEqual(c.messages, [])
+      assert.equal(await upgradeStatus(`${wsBase}/api/v1/events?token=${TOKEN}`, {}, protocols(undefined)), 401)
+      assert.equal(server.console.size, 0)
+    })
+
+    it('attack: four silent sockets without the token cannot lock the admin out (20 of 20 logins get in)', async () => {
+      await start()
+      // On 14ad2cc each of these held one of 4 "logging in" slots for 5 s and the admin got 503.
+      const silent: WebSocket[] = []
+      for (let i = 0; i < 8; i++) {
+        const ws = new WebSocket(wsBase + '/api/v1/events', [CONSOLE_SUBPROTOCOL], { perMessageDeflate: false })
+        ws.on('error', () => {})
+        silent.push(ws)
+        opened.push({ close: () => { ws.terminate() } })
+        await Promise.race([onceWithin(ws, 'open').then(() => 'open'), onceWithin(ws, 'unexpected-response').then(() => 'refused')])
+      }
+      assert.equal(server.console.size, 0, 'none of them got a socket')
+      for (let i = 0; i < 20; i++) {
+        const c = await events()
+        await waitFor(() => c.of('welcome').length === 1, 3000, `login ${i}`)
+        c.ws.terminate()
+        await waitFor(() => server.console.size === 0, 3000, 'the slot freed')
+      }
     })
 
     it('attack: a cross-site page cannot open the stream; our own page can', async () => {
@@ -224,34 +250,48 @@ describe('web console: server side (integration)', function () {
       assert.equal(r.status, 403)
     })
 
-    it('attack: an auth message over 4 KiB closes the stream (1009)', async () => {
+    it('attack: a message over 4 KiB closes the stream (1009)', async () => {
       await start()
       const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: 'x'.repeat(8192) }))
+      c.ws.send('x'.repeat(8192))
       assert.equal(await c.closed(), 1009)
     })
 
-    it(`attack: at most ${MAX_UNAUTHENTICATED} consoles logging in and ${MAX_CLIENTS} in all (503 beyond)`, async () => {
+    it(`attack: at most ${MAX_CLIENTS_PER_ADDRESS} consoles from one address (429 beyond), and the slot is freed when one leaves`, async () => {
       await start()
-      const waiting: EventsClient[] = []
-      for (let i = 0; i < MAX_UNAUTHENTICATED; i++) waiting.push(await events())
-      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503, 'those without the token cannot fill the room')
-      const auth = async (c: EventsClient): Promise<void> => {
-        c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
-        await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
-      }
-      for (const c of waiting) await auth(c)
-      for (let i = MAX_UNAUTHENTICATED; i < MAX_CLIENTS; i++) await auth(await events())
-      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 503)
+      const held: EventsClient[] = []
+      for (let i = 0; i < MAX_CLIENTS_PER_ADDRESS; i++) held.push(await events())
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 429)
+      assert.equal(server.rejectedBy.limit_console, 1)
+      held[0]?.ws.terminate()
+      await waitFor(() => server.console.size === MAX_CLIENTS_PER_ADDRESS - 1, 3000, 'the slot freed')
+      assert.equal(await upgradeStatus(wsBase + '/api/v1/events', {}), 101)
     })
 
-    it('attack: a refused console that never answers the close is cut within a second', async () => {
+    it('attack: a console whose session ends and that never answers the close is cut within a second', async () => {
       await start()
       const c = await events()
+      await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
       // Stop reading: the close frame is never answered.
       ;(c.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
-      c.ws.send(JSON.stringify({ type: 'auth', token: 'guess' }))
-      await waitFor(() => server.console.size === 0, 3000, 'the slot freed')
+      server.reload(buildConfig({ adminToken: TOKEN + '-rotated' }, 'test'))
+      await waitFor(() => server.console.size === 0, 4000, 'the slot freed')
+    })
+
+    it('attack: info lines a client causes at will cannot push a warning out of the log a console is shown, and the log stays in order', async () => {
+      await start()
+      const flood = logger('test-flood')
+      flood.warn('security_event', { n: 1 })
+      for (let i = 0; i < LOG_RING * 3; i++) flood.info('noise', { i })
+      flood.error('another_event', { n: 2 })
+      const c = await events()
+      await waitFor(() => c.of('welcome').length === 1, 3000, 'welcome')
+      const log = c.of('welcome')[0]?.log ?? []
+      assert.ok(log.some((e) => e.event === 'security_event'), 'the warning survived the info lines')
+      assert.ok(log.some((e) => e.event === 'another_event'))
+      assert.equal(log.filter((e) => e.event === 'noise').length, LOG_RING, 'info lines keep their own ring')
+      const seqs = log.map((e) => e.seq)
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in the order they were logged')
     })
 
     it(`sends at most ${TICK_PORTS} ports a second, and how many there are`, async () => {
@@ -262,7 +302,6 @@ describe('web console: server side (integration)', function () {
       // As if 10,000 ports were connected (limits.maxPorts' default): the snapshot must not grow with them.
       server.ports = () => new Array(10_000).fill(real)
       const c = await events()
-      c.ws.send(JSON.stringify({ type: 'auth', token: TOKEN }))
       await waitFor(() => c.of('tick').length >= 1, 3000, 'a tick')
       const tick = c.of('tick')[0]
       assert.equal(tick?.ports.length, TICK_PORTS)
@@ -280,8 +319,7 @@ describe('web console: server side (integration)', function () {
         terminate (): void { this.emit('close') }
       }
       const fake = new FakeSocket()
-      server.console.attach(fake as unknown as ConsoleSocket, 'test')
-      fake.emit('message', Buffer.from(JSON.stringify({ type: 'auth', token: TOKEN })), false)
+      server.console.attach(fake as unknown as ConsoleSocket, 'test', { token: TOKEN })
       assert.equal(JSON.parse(sent[0] as string).type, 'welcome')
       fake.bufferedAmount = MAX_BUFFERED + 1
       await waitFor(() => fake.closeCode !== 0, 3000, 'the slow console closed')
@@ -291,7 +329,7 @@ describe('web console: server side (integration)', function () {
   })
 
   describe('switchctl events', () => {
-    it('prints the recent events, then follows, with the token sent in a message', async () => {
+    it('prints the recent events, then follows, with the token in the upgrade (Authorization)', async () => {
       await start()
       const port = await TestClient.raw(wsBase + '/'); opened.push(port)
       const r = await switchctl(['--url', base, '--token', TOKEN, '--json', 'events', '--count', '2'])

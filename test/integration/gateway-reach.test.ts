@@ -11,12 +11,15 @@ import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import type { GatewayPort } from '../../src/switch/io/gateway-port'
 import type { NetworkJson } from '../../src/common/api-types'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
+import { prefixed, FrameReader } from '../helpers/stream-peer'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { requireTools } from '../helpers/proc'
@@ -48,15 +51,17 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   this.timeout(30_000)
   let server: SwitchServer | undefined
   const clients: TestClient[] = []
+  const streams: net.Socket[] = []
+  let dir: string
   const logs: string[] = []
   let restore: (line: string) => void
 
   before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
 
-  async function start (gateway: Record<string, unknown>, port = 0): Promise<{ server: SwitchServer, url: string }> {
+  async function start (gateway: Record<string, unknown>, port = 0, extra: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
     // Static leases: the stations here set their addresses by hand, and the guards (on with a gateway) bind them so.
     const staticLeases = [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, { mac: '02:00:00:00:00:22', ip: '10.0.2.16' }]
-    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { staticLeases, ...gateway } } } }, 'test'), host: '127.0.0.1', port })
+    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port })
     server = s
     const a = await s.listen()
     return { server: s, url: `ws://127.0.0.1:${a.port}/net/lab` }
@@ -71,6 +76,19 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
     return c
   }
 
+  /** A station behind a QEMU listener (the stream framing QEMU speaks), its ARP answered. */
+  async function vmStation (socket: string, mac: number, ip: string): Promise<{ send: (frames: Buffer[]) => void, frames: Buffer[] }> {
+    const sock = net.connect(socket)
+    streams.push(sock)
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+    const reader = new FrameReader(sock, 4)
+    const send = (frames: Buffer[]): void => { sock.write(prefixed(frames, 4)) }
+    send([arp(mac, ip)])
+    await waitFor(() => reader.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply to the VM')
+    reader.take()
+    return { send, frames: reader.frames }
+  }
+
   /** Send `frames`, then an ARP: once it is answered, the gateway port has judged them all. */
   async function sendAndBarrier (c: TestClient, mac: number, ip: string, frames: Buffer[]): Promise<void> {
     c.send(frames)
@@ -81,6 +99,7 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   const gatewayPort = (): GatewayPort => server?.gatewayChildren[0]?.port as GatewayPort
 
   beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-reach-'))
     logs.length = 0
     restore = setLogSink((l) => { logs.push(l) })
   })
@@ -88,7 +107,9 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-30).join('\n') + '\n')
     for (const c of clients.splice(0)) c.close()
+    for (const c of streams.splice(0)) c.destroy()
     await server?.close()
+    fs.rmSync(dir, { recursive: true, force: true })
     server = undefined
     setLogSink(restore)
   })
@@ -134,11 +155,13 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
     const udpPort = sink.address().port
     const tcpPort = (service.address() as net.AddressInfo).port
     try {
-      const { server: s, url } = await start({ nat: 'host', hostPorts: [`udp:${udpPort}`, `tcp:${tcpPort}`], flowsPerClient: 16 })
+      // Every loopback address is one client: the other station is a QEMU listener's VM, a client of its own.
+      const vmSocket = path.join(dir, 'vm-b.sock')
+      const { server: s, url } = await start({ nat: 'host', hostPorts: [`udp:${udpPort}`, `tcp:${tcpPort}`], flowsPerClient: 16 }, 0,
+        { qemu: [{ name: 'vm-b', network: 'lab', listen: `unix:${vmSocket}` }] })
       const pid = s.gatewayChildren[0]?.child?.pid as number
       const a = await station(url, STATION_A, '10.0.2.15')
-      // Another client address (127.0.0.2), and so another share.
-      const b = await station(url, STATION_B, '10.0.2.16', '127.0.0.2')
+      const b = await vmStation(vmSocket, STATION_B, '10.0.2.16')
       const before = fds(pid)
       const flood: Buffer[] = []
       for (let i = 0; i < 600; i++) flood.push(ip4({ proto: UDP, dst: '10.0.2.2', sport: 20000 + i, dport: udpPort, smac: STATION_A, payload: Buffer.from('x') }))

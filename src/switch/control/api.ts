@@ -29,7 +29,6 @@
  */
 
 import type * as http from 'node:http'
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SwitchdView, PortHandle, GatewayFacts } from './view'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState } from '../core/port'
@@ -41,6 +40,7 @@ import { LEASE_OFFERED, LEASE_BOUND } from '../core/leases'
 import { formatIpv4 } from '../../common/dhcp'
 import { traceFrame } from '../core/trace'
 import { DROP_REASONS } from '../core/drops'
+import { DEFAULT_DROP_LOG_SIZE, type DropRecord } from '../core/droplog'
 import { parseFrameSpec } from '../../common/framespec'
 import { DEFAULT_LIMITS, type CaptureLimits } from './capture'
 import { MAX_STATIC_ENTRIES } from '../core/fdb'
@@ -49,6 +49,8 @@ import { formatMac, parseMac, macAt } from '../../common/ethernet'
 import { logger } from '../../common/log'
 import { requestUrl } from '../../common/cli'
 import { bearerToken } from './auth'
+import { checkAdminToken, type AdminVerdict } from './throttle'
+import { RESPONSE_HEADERS } from './exposure'
 
 const log = logger('api')
 const MAX_BODY = 64 * 1024
@@ -166,14 +168,25 @@ export function networkView (sw: Switch, gateway?: GatewayFacts): NetworkJson {
 }
 
 function send (res: http.ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2) + '\n')
+  res.writeHead(status, { ...RESPONSE_HEADERS, 'content-type': 'application/json' }).end(JSON.stringify(body, null, 2) + '\n')
 }
 
-/** Constant-time token check (hashing first makes the lengths equal). */
-export function tokenMatches (given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest()
-  const b = createHash('sha256').update(expected).digest()
-  return timingSafeEqual(a, b)
+/**
+ * Answer a request whose admin token did not pass (throttle.ts): 401 with
+ * the Bearer challenge, or 429 with Retry-After; counted and logged within
+ * the client's log budget.
+ */
+export function refuseAdmin (res: http.ServerResponse, server: SwitchdView, remote: string, path: string, verdict: Exclude<AdminVerdict, { ok: true }>): void {
+  if (verdict.status === 429) {
+    server.refusedApi('auth_throttled')
+    log.client('warn', 'admin_throttled', remote, { remote, path, retry_after: verdict.retryAfter })
+    res.setHeader('retry-after', String(verdict.retryAfter))
+  } else {
+    if (verdict.hadToken) server.refusedApi('unauthorized')
+    log.client('warn', 'admin_unauthorized', remote, { remote, path, had_token: verdict.hadToken })
+    res.setHeader('www-authenticate', 'Bearer realm="switchd"')
+  }
+  send(res, verdict.status, { error: verdict.message })
 }
 
 async function readJson (req: http.IncomingMessage): Promise<Record<string, unknown>> {
@@ -240,7 +253,7 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
   const refusal = apiRequestRefusal(req, server.config.allowedOrigins, server.config.allowedHosts)
   if (refusal !== undefined) {
     server.refusedApi('bad_origin')
-    log.limited('warn', 'admin_refused', { remote: req.socket.remoteAddress, path: url.pathname, reason: refusal })
+    log.client('warn', 'admin_refused', req.socket.remoteAddress, { remote: req.socket.remoteAddress, path: url.pathname, reason: refusal })
     send(res, 403, { error: refusal })
     return true
   }
@@ -250,14 +263,11 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
     send(res, 403, { error: 'the admin API needs an admin token here (--admin-token)' })
     return true
   }
-  if (token !== undefined) {
-    const given = bearerToken(req)
-    if (given === undefined || !tokenMatches(given, token)) {
-      log.limited('warn', 'admin_unauthorized', { remote: req.socket.remoteAddress, path: url.pathname, had_token: given !== undefined })
-      res.setHeader('www-authenticate', 'Bearer realm="switchd"')
-      send(res, 401, { error: given === undefined ? 'admin token required (Authorization: Bearer …)' : 'wrong admin token' })
-      return true
-    }
+  const remote = req.socket.remoteAddress ?? '?'
+  const verdict = checkAdminToken(server.authThrottle, remote, bearerToken(req), token)
+  if (!verdict.ok) {
+    refuseAdmin(res, server, remote, url.pathname, verdict)
+    return true
   }
   route(req, res, server, url).catch((err: Error) => {
     const status = err instanceof HttpError ? err.status : 500
@@ -399,7 +409,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
       res.setHeader('retry-after', '10')
       throw new HttpError(429, `${max} captures are running (limits.maxCaptures); try again when one ends`)
     }
-    res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap', 'cache-control': 'no-store' })
+    res.writeHead(200, { ...RESPONSE_HEADERS, 'content-type': 'application/vnd.tcpdump.pcap' })
     const stop = server.captures.start(sw, { port, vlan }, limits, res)
     res.on('close', stop)
     return
@@ -425,30 +435,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     return
   }
   if (method === 'GET' && path === '/api/v1/drops') {
-    const log = server.networks.dropLog
-    const since = optInt(q.get('since'), 'since', 0, Number.MAX_SAFE_INTEGER, 0)
-    const limit = optInt(q.get('limit'), 'limit', 1, log.size, log.size)
-    const net = q.get('network'); const port = q.get('port'); const reason = q.get('reason')
-    if (reason !== null && !DROP_REASONS.some((d) => d.reason === reason)) throw new HttpError(400, `reason: expected one of ${DROP_REASONS.map((d) => d.reason).join(', ')}`)
-    const { records, lost } = log.read(Math.floor(since), Math.floor(limit))
-    const drops: DropJson[] = []
-    for (const r of records) {
-      const why = (DROP_REASONS[r.reason] as { reason: string }).reason
-      if ((net !== null && r.network !== net) || (port !== null && r.port !== port) || (reason !== null && why !== reason)) continue
-      drops.push({
-        seq: r.seq,
-        // The switch clock is performance.now() (server.ts nowMs): its epoch is timeOrigin.
-        time: new Date(performance.timeOrigin + r.timeMs).toISOString(),
-        network: r.network,
-        port: r.port,
-        src: r.src < 0 ? null : formatMac(r.src),
-        dst: r.dst < 0 ? null : formatMac(r.dst),
-        vlan: r.vid === 0 ? null : r.vid,
-        reason: why
-      })
-    }
-    const body: DropsJson = { last: log.seq, lost, size: log.size, drops }
-    send(res, 200, body)
+    send(res, 200, readDrops(server, q))
     return
   }
   if (method === 'GET' && path === '/api/v1/leases') {
@@ -485,4 +472,47 @@ function leaseRows (server: SwitchdView, net: string | null): LeaseJson[] {
     }
   }
   return rows
+}
+
+/**
+ * GET /api/v1/drops: one network's drop log (`network=`), or every
+ * network's merged in sequence order; `lost` counts what came after `since`
+ * and is no longer held.
+ */
+function readDrops (server: SwitchdView, q: URLSearchParams): DropsJson {
+  const size = DEFAULT_DROP_LOG_SIZE
+  const since = Math.floor(optInt(q.get('since'), 'since', 0, Number.MAX_SAFE_INTEGER, 0))
+  const limit = Math.floor(optInt(q.get('limit'), 'limit', 1, size, size))
+  const net = q.get('network'); const port = q.get('port'); const reason = q.get('reason')
+  if (reason !== null && !DROP_REASONS.some((d) => d.reason === reason)) throw new HttpError(400, `reason: expected one of ${DROP_REASONS.map((d) => d.reason).join(', ')}`)
+  const last = server.networks.dropSequence.last
+  let records: DropRecord[]
+  let lost: number
+  if (net !== null) {
+    const r = server.networks.get(net)?.dropLog.read(since, limit) ?? { records: [], lost: 0 }
+    records = r.records
+    lost = r.lost
+  } else {
+    // Every record numbered after `since` is in some network's log, or was pushed out (or its network has gone).
+    records = server.networks.all().flatMap((sw) => sw.dropLog.read(since, sw.dropLog.size).records).sort((a, b) => a.seq - b.seq)
+    lost = Math.max(0, last - since - records.length)
+    records = records.slice(Math.max(0, records.length - limit))
+  }
+  const drops: DropJson[] = []
+  for (const r of records) {
+    const why = (DROP_REASONS[r.reason] as { reason: string }).reason
+    if ((port !== null && r.port !== port) || (reason !== null && why !== reason)) continue
+    drops.push({
+      seq: r.seq,
+      // The switch clock is performance.now() (server.ts nowMs): its epoch is timeOrigin.
+      time: new Date(performance.timeOrigin + r.timeMs).toISOString(),
+      network: r.network,
+      port: r.port,
+      src: r.src < 0 ? null : formatMac(r.src),
+      dst: r.dst < 0 ? null : formatMac(r.dst),
+      vlan: r.vid === 0 ? null : r.vid,
+      reason: why
+    })
+  }
+  return { last, lost, size, drops }
 }

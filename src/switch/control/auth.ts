@@ -10,12 +10,17 @@
  * side channel could reveal is a prefix of a hash, which says nothing about
  * the token. Refusals happen before the upgrade (401 unknown or missing,
  * 403 wrong network) and are logged without the token.
+ *
+ * The admin token of the web console's event stream is read here too: a
+ * browser cannot set Authorization on a WebSocket, so it offers the token as
+ * a subprotocol (console.ts says why).
  */
 
-import { createHash } from 'node:crypto'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import type * as http from 'node:http'
 import type { PortPolicy } from '../core/port'
 import { requestUrl } from '../../common/cli'
+import type { CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../../common/api-types'
 
 /** One configured token and what it grants. */
 export interface TokenGrant {
@@ -43,10 +48,45 @@ export function sha256Hex (text: string): string {
   return createHash('sha256').update(text).digest('hex')
 }
 
+/** Constant-time token check (hashing first makes the lengths equal). */
+export function tokenMatches (given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest()
+  const b = createHash('sha256').update(expected).digest()
+  return timingSafeEqual(a, b)
+}
+
 /** The `Authorization: Bearer` token of a request, as sent; undefined if none. */
 export function bearerToken (req: http.IncomingMessage): string | undefined {
   const auth = req.headers.authorization
   return auth !== undefined && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
+}
+
+/** The subprotocol of the web console's event stream, the one its upgrade answers with. */
+export const CONSOLE_SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
+/** The admin token as a subprotocol offered beside it: `bearer.<base64url of the token>` (a subprotocol is an HTTP token: base64url is). */
+export const BEARER_PREFIX: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
+
+/** The subprotocols a request offers (Sec-WebSocket-Protocol, comma-separated, possibly over several headers). */
+export function offeredProtocols (req: http.IncomingMessage): string[] {
+  const h = req.headers['sec-websocket-protocol']
+  return h === undefined ? [] : h.split(',').map((p) => p.trim()).filter((p) => p !== '')
+}
+
+/** Stands for a `bearer.` subprotocol that is not canonical base64url: a guess that cannot match (tokens hold no whitespace, TOKEN_PATTERN). */
+const MALFORMED = ' '
+
+/**
+ * The admin token a console upgrade presents: `bearer.<base64url>` among its
+ * subprotocols (what a browser can send), else `Authorization: Bearer`;
+ * MALFORMED when the base64url is not canonical (a wrong token, counted as
+ * one), undefined when there is none. Never from the URL.
+ */
+export function consoleToken (req: http.IncomingMessage): string | undefined {
+  const offered = offeredProtocols(req).find((p) => p.startsWith(BEARER_PREFIX))
+  if (offered === undefined) return bearerToken(req)
+  const encoded = offered.slice(BEARER_PREFIX.length)
+  const token = Buffer.from(encoded, 'base64url').toString('utf8')
+  return token !== '' && Buffer.from(token, 'utf8').toString('base64url') === encoded ? token : MALFORMED
 }
 
 /** The token a request carries: Bearer header first, then ?token=. */
@@ -75,4 +115,23 @@ export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: http
     return { ok: false, status: 403, reason: 'forbidden_network', message: `this token is not for network "${network}"`, id: grant.id }
   }
   return { ok: true, grant }
+}
+
+/**
+ * A grant checked at the upgrade, checked again against the tokens in force
+ * when its port is made (a hello may come after a reload): the token must
+ * still be there (by digest), for this network; without one, tokens must
+ * still not be required. On success, the grant in force (its pin, policy,
+ * MACs, rate and trunk right as configured now).
+ */
+export function grantInForce (tokens: ReadonlyMap<string, TokenGrant>, grant: TokenGrant | undefined, network: string): AuthResult {
+  if (grant === undefined) {
+    return tokens.size === 0 ? { ok: true, grant: undefined } : { ok: false, status: 401, reason: 'unauthorized', message: 'a token is now required' }
+  }
+  const g = tokens.get(grant.digest)
+  if (g === undefined) return { ok: false, status: 401, reason: 'unauthorized', message: 'token revoked', id: grant.id }
+  if (g.network !== undefined && g.network !== network) {
+    return { ok: false, status: 403, reason: 'forbidden_network', message: `token now for network "${g.network}"`, id: g.id }
+  }
+  return { ok: true, grant: g }
 }

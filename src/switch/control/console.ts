@@ -6,22 +6,36 @@
  * Authority is the admin API's, nothing more. The page is public (a login
  * form, no data); the data and every action need the admin token, which the
  * page keeps in sessionStorage and sends as `Authorization: Bearer` to the API
- * and as the first message on the events socket: never in a URL, which logs
+ * and, on the events socket, in the upgrade itself: never in a URL, which logs
  * and browser history would keep. We chose a header over a session cookie so
  * that the browser holds no ambient authority: a cross-site page cannot make
  * the browser send the token, so there is nothing for CSRF to ride on. The
  * API's Origin checks (exposure.ts) still apply, and accept our own origin.
+ *
+ * The events socket is authenticated BEFORE the upgrade, so no
+ * unauthenticated socket ever exists (nobody without the token can hold a
+ * slot, however many connections it opens). A browser cannot set
+ * Authorization on a WebSocket, but it chooses the subprotocols it offers:
+ * the page offers `tapswitch.console` and `bearer.<the token, base64url>`,
+ * and we answer with `tapswitch.console` alone, never echoing the token
+ * (Kubernetes carries its bearer tokens the same way,
+ * `base64url.bearer.authorization.k8s.io.<token>`). Other clients may send
+ * `Authorization: Bearer` instead. A wrong token is refused with 401 through
+ * the per-address throttle the API uses (throttle.ts).
  *
  * The pages carry a strict Content-Security-Policy (scripts and styles only
  * from this origin, no inline code, connections only back here, no framing):
  * log fields the page shows (a refused client's Host header, say) are text
  * that an attacker chose, and the page renders them as text.
  *
- * The event stream is bounded everywhere: at most MAX_CLIENTS sockets, AUTH_MS
- * to authenticate, a 4 KiB message limit (set by the transport), at most
+ * The event stream is bounded everywhere: at most MAX_CLIENTS sockets,
+ * MAX_CLIENTS_PER_ADDRESS of them from one client address, a 4 KiB message
+ * limit (set by the transport; the stream asks nothing of its clients), at most
  * MAX_BUFFERED bytes waiting per client (beyond it the client is closed with
  * 4004: a slow console never holds switchd's memory), a log ring of LOG_RING
- * entries, TICK_PORTS ports and FDB_ROWS fdb rows per snapshot. One snapshot is built per second
+ * entries (and a ring of as many warnings and errors, which info lines a
+ * client causes at will cannot push out), TICK_PORTS ports and FDB_ROWS fdb
+ * rows per snapshot. One snapshot is built per second
  * and only while someone watches; the frame path pays nothing for it.
  */
 
@@ -31,10 +45,13 @@ import * as path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { SwitchdView } from './view'
 import type { ConsoleMessage, FdbJson, LogEntryJson } from '../../common/api-types'
-import { networkView, portView, tokenMatches } from './api'
-import { apiRequestRefusal } from './exposure'
+import { networkView, portView } from './api'
+import { tokenMatches, consoleToken, offeredProtocols, CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from './auth'
+import { apiRequestRefusal, RESPONSE_HEADERS } from './exposure'
+import { checkAdminToken } from './throttle'
+import { AddressCounts } from './admission'
 import { formatMac } from '../../common/ethernet'
-import { CLOSE_POLICY, CLOSE_HELLO_TIMEOUT, CLOSE_NOT_READING } from '../../common/protocol'
+import { CLOSE_POLICY, CLOSE_NOT_READING } from '../../common/protocol'
 import { logger, observeLog, type Fields, type Level } from '../../common/log'
 import { requestUrl } from '../../common/cli'
 
@@ -42,18 +59,13 @@ const log = logger('console')
 
 /** The console's event stream (a WebSocket upgrade on the main listener). */
 export const EVENTS_PATH = '/api/v1/events'
-/** Sockets on the event stream at once, authenticated or not. */
+/** Sockets on the event stream at once (every one authenticated). */
 export const MAX_CLIENTS = 16
-/**
- * Of them, not yet authenticated: anyone who reaches switchd can hold these
- * (each for AUTH_MS at most), so they may not fill the room token holders need.
- */
-export const MAX_UNAUTHENTICATED = 4
+/** Of them, from one client address (addressKey): four addresses are needed to fill the room. */
+export const MAX_CLIENTS_PER_ADDRESS = 4
 /** After we close a socket, how long its peer has to answer before it is cut (ws would wait 30 s). */
 const CLOSE_GRACE_MS = 1000
-/** Time a new socket has to send its auth message. */
-export const AUTH_MS = 5000
-/** Largest message a console may send (its auth message); the transport enforces it. */
+/** Largest message a console may send (it is asked for none); the transport enforces it. */
 export const MAX_CLIENT_MESSAGE = 4096
 /** Bytes that may wait for one console before it is closed as too slow. */
 export const MAX_BUFFERED = 1024 * 1024
@@ -96,13 +108,12 @@ export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 const SECURITY_HEADERS: Record<string, string> = {
+  ...RESPONSE_HEADERS,
   'content-security-policy': CSP,
   'x-frame-options': 'DENY',
-  'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin',
-  'cache-control': 'no-store'
+  'cross-origin-resource-policy': 'same-origin'
 }
 
 interface Asset { body: Buffer, gzip: Buffer, type: string }
@@ -165,24 +176,51 @@ export interface ConsoleSocket {
   on (event: 'error', fn: (err: Error) => void): unknown
 }
 
-/** Why an upgrade to the event stream is refused, before it happens. */
-export interface ConsoleRefusal { status: number, reason: 'bad_origin' | 'unauthorized' | 'limit', message: string }
+/** Why an upgrade to the event stream is refused, before it happens; `reason` is what switchd_connections_rejected_total counts. */
+export interface ConsoleRefusal {
+  status: number
+  reason: 'bad_origin' | 'unauthorized' | 'auth_throttled' | 'unsupported_subprotocol' | 'limit_console' | 'api_off'
+  message: string
+  /** Seconds, for 429 (Retry-After). */
+  retryAfter?: number
+  /** Not counted in switchd_connections_rejected_total: asking without a token is a question (the page does), not an attack; nor is a console with the API off. */
+  uncounted?: true
+}
+
+/** An upgrade that passed: the token it presented (checked), for the session. */
+export interface ConsoleGrant { token: string }
 
 class Client {
-  authed = false
-  /** We closed it: nothing more is read from it or sent to it. */
+  /** We closed it: nothing more is sent to it. */
   ended = false
-  /** The token it authenticated with: a reload that changes the admin token must end its session. */
-  token = ''
-  timer: NodeJS.Timeout | undefined
-  constructor (readonly sock: ConsoleSocket, readonly remote: string) {}
+  constructor (readonly sock: ConsoleSocket, readonly remote: string, readonly addressKey: string, readonly token: string) {}
+}
+
+/** Keep `entry` in `ring`, at most LOG_RING of them. */
+function keep (ring: LogEntryJson[], entry: LogEntryJson): void {
+  ring.push(entry)
+  if (ring.length > LOG_RING) ring.shift()
+}
+
+/** Two rings as one list in the order the entries were logged. */
+function merged (a: readonly LogEntryJson[], b: readonly LogEntryJson[]): LogEntryJson[] {
+  return [...a, ...b].sort((x, y) => x.seq - y.seq)
 }
 
 /** The consoles watching one switchd, and the log they are shown. */
 export class ConsoleHub {
   private readonly clients = new Set<Client>()
+  private readonly perAddress = new AddressCounts()
+  /**
+   * The log kept for consoles that connect later: info lines, and warnings
+   * and errors in a ring of their own, so a client that causes info lines at
+   * will (connecting and leaving) cannot push a security event out. Likewise
+   * the entries waiting to be sent.
+   */
   private readonly ring: LogEntryJson[] = []
+  private readonly alerts: LogEntryJson[] = []
   private pending: LogEntryJson[] = []
+  private pendingAlerts: LogEntryJson[] = []
   private seq = 0
   private ticks = 0
   private tickTimer: NodeJS.Timeout | undefined
@@ -209,67 +247,58 @@ export class ConsoleHub {
     clearTimeout(this.flushTimer)
     this.tickTimer = undefined
     this.flushTimer = undefined
-    for (const c of [...this.clients]) { clearTimeout(c.timer); c.sock.terminate() }
+    for (const c of [...this.clients]) c.sock.terminate()
     this.clients.clear()
   }
 
   get size (): number { return this.clients.size }
 
-  /** Why an upgrade to EVENTS_PATH must be refused, or undefined. The Host was checked before. */
-  refusal (req: http.IncomingMessage): ConsoleRefusal | undefined {
+  /**
+   * Whether an upgrade to EVENTS_PATH may happen (the Host was checked
+   * before): the API on, an allowed Origin, our subprotocol, the admin token
+   * (through the throttle), and room, for this address and in all. Only an
+   * upgrade that passes becomes a socket, and every socket is a console.
+   */
+  admit (req: http.IncomingMessage): ConsoleRefusal | ConsoleGrant {
     const config = this.server.config
-    if (!config.api) return { status: 404, reason: 'limit', message: 'the admin API is off (api: false)' }
+    if (!config.api) return { status: 404, reason: 'api_off', message: 'the admin API is off (api: false)', uncounted: true }
     // A browser always sends Origin on a WebSocket: only our own page (or an allowed origin) may watch.
     const why = apiRequestRefusal(req, config.allowedOrigins, config.allowedHosts)
     if (why !== undefined) return { status: 403, reason: 'bad_origin', message: why }
     if (config.adminToken === undefined && !this.server.adminOpen) return { status: 403, reason: 'unauthorized', message: 'the admin API needs an admin token here (--admin-token)' }
-    if (this.clients.size >= MAX_CLIENTS) return { status: 503, reason: 'limit', message: `${MAX_CLIENTS} consoles are watching already` }
-    if (this.clients.size - this.watchers() >= MAX_UNAUTHENTICATED) return { status: 503, reason: 'limit', message: `${MAX_UNAUTHENTICATED} consoles are logging in already; try again` }
-    return undefined
+    if (!offeredProtocols(req).includes(CONSOLE_SUBPROTOCOL)) {
+      return { status: 400, reason: 'unsupported_subprotocol', message: `offer the subprotocol ${CONSOLE_SUBPROTOCOL}, with the admin token as ${BEARER_PREFIX}<base64url> (or Authorization: Bearer)` }
+    }
+    const address = req.socket.remoteAddress ?? '?'
+    const token = consoleToken(req)
+    const verdict = checkAdminToken(this.server.authThrottle, address, token, config.adminToken)
+    if (verdict.ok) return this.room(address, token ?? '')
+    if (verdict.status === 429) return { status: 429, reason: verdict.reason, message: verdict.message, retryAfter: verdict.retryAfter }
+    return { status: 401, reason: verdict.reason, message: verdict.message, ...(verdict.hadToken ? {} : { uncounted: true as const }) }
   }
 
-  /** A socket on EVENTS_PATH whose upgrade passed refusal(): it has AUTH_MS to authenticate. */
-  attach (sock: ConsoleSocket, remote: string): void {
-    const c = new Client(sock, remote)
+  /** Room for one more console from `address`, or why not. */
+  private room (address: string, token: string): ConsoleRefusal | ConsoleGrant {
+    if (this.perAddress.of(address) >= MAX_CLIENTS_PER_ADDRESS) {
+      return { status: 429, reason: 'limit_console', message: `${MAX_CLIENTS_PER_ADDRESS} consoles are watching from this address already`, retryAfter: 10 }
+    }
+    if (this.clients.size >= MAX_CLIENTS) return { status: 503, reason: 'limit_console', message: `${MAX_CLIENTS} consoles are watching already` }
+    return { token }
+  }
+
+  /** A socket on EVENTS_PATH whose upgrade passed admit(): it is sent the log and a snapshot at once. */
+  attach (sock: ConsoleSocket, remote: string, grant: ConsoleGrant): void {
+    const c = new Client(sock, remote, this.perAddress.add(remote), grant.token)
     this.clients.add(c)
     sock.on('error', () => {})
     sock.on('close', () => {
-      clearTimeout(c.timer)
-      this.clients.delete(c)
-      if (this.watchers() === 0) { clearInterval(this.tickTimer); this.tickTimer = undefined }
+      if (!this.clients.delete(c)) return
+      this.perAddress.remove(c.addressKey)
+      if (this.clients.size === 0) { clearInterval(this.tickTimer); this.tickTimer = undefined }
     })
-    c.timer = setTimeout(() => { this.end(c, CLOSE_HELLO_TIMEOUT, 'send {"type":"auth","token":…} first') }, AUTH_MS)
-    c.timer.unref()
-    sock.on('message', (data, isBinary) => { this.onMessage(c, data, isBinary) })
-  }
-
-  private onMessage (c: Client, data: Buffer, isBinary: boolean): void {
-    if (c.authed || c.ended) return // nothing else is asked of a console; ignore it
-    clearTimeout(c.timer)
-    let token: unknown
-    try {
-      const m = JSON.parse(isBinary ? '' : data.toString('utf8')) as { type?: unknown, token?: unknown }
-      if (m.type !== 'auth') throw new Error('not auth')
-      token = m.token
-    } catch {
-      this.end(c, CLOSE_POLICY, 'the first message must be {"type":"auth","token":…}')
-      return
-    }
-    const expected = this.server.config.adminToken
-    if (expected !== undefined && (typeof token !== 'string' || token === '')) {
-      // The page asks without a token first (a switchd without one lets it in): that is a question, not an attack.
-      this.end(c, CLOSE_POLICY, 'admin token required')
-      return
-    }
-    if (expected !== undefined && !tokenMatches(token as string, expected)) {
-      this.server.refusedApi('unauthorized')
-      log.limited('warn', 'admin_unauthorized', { remote: c.remote, path: EVENTS_PATH, had_token: true })
-      this.end(c, CLOSE_POLICY, 'wrong admin token')
-      return
-    }
-    c.authed = true
-    c.token = typeof token === 'string' ? token : ''
-    this.send(c, JSON.stringify({ type: 'welcome', log: this.ring, actions: PORT_ACTIONS } satisfies ConsoleMessage))
+    // Nothing is asked of a console: what it sends is ignored (the transport closes one that sends over 4 KiB).
+    sock.on('message', () => {})
+    this.send(c, JSON.stringify({ type: 'welcome', log: merged(this.ring, this.alerts), actions: PORT_ACTIONS } satisfies ConsoleMessage))
     this.send(c, this.snapshot(true))
     this.tickTimer ??= setInterval(() => { this.tick() }, 1000)
     this.tickTimer.unref()
@@ -285,10 +314,10 @@ export class ConsoleHub {
     this.checkedConfig = config
     const expected = config.adminToken
     for (const c of [...this.clients]) {
-      if (!c.authed) continue
+      if (c.ended) continue
       const ok = config.api && (expected === undefined ? this.server.adminOpen : tokenMatches(c.token, expected))
       if (!ok) {
-        log.info('console_closed', { remote: c.remote, reason: 'admin_token_changed' })
+        log.client('info', 'console_closed', c.remote, { remote: c.remote, reason: 'admin_token_changed' })
         this.end(c, CLOSE_POLICY, 'the admin token changed: log in again')
       }
     }
@@ -296,23 +325,18 @@ export class ConsoleHub {
 
   /** Close with a code, and cut the socket if its peer does not answer the close soon: its slot is freed either way. */
   private end (c: Client, code: number, reason: string): void {
-    c.authed = false
     c.ended = true
     c.sock.close(code, reason)
     setTimeout(() => { c.sock.terminate() }, CLOSE_GRACE_MS).unref()
   }
 
-  private watchers (): number {
-    let n = 0
-    for (const c of this.clients) if (c.authed) n++
-    return n
-  }
-
   /** Send, or close a console that is not reading. */
   private send (c: Client, text: string): void {
+    if (c.ended) return
     if (c.sock.bufferedAmount > MAX_BUFFERED) {
       this.slowClosed++
-      log.limited('warn', 'console_not_reading', { remote: c.remote, buffered: c.sock.bufferedAmount })
+      log.client('warn', 'console_not_reading', c.remote, { remote: c.remote, buffered: c.sock.bufferedAmount })
+      c.ended = true
       c.sock.close(CLOSE_NOT_READING, 'console not reading')
       c.sock.terminate()
       return
@@ -321,7 +345,7 @@ export class ConsoleHub {
   }
 
   private broadcast (text: string): void {
-    for (const c of [...this.clients]) if (c.authed) this.send(c, text)
+    for (const c of [...this.clients]) this.send(c, text)
   }
 
   private tick (): void {
@@ -358,7 +382,7 @@ export class ConsoleHub {
     return JSON.stringify(msg)
   }
 
-  /** A log event: kept in the ring, sent to the consoles within 250 ms (bursts become one message). */
+  /** A log event: kept in its ring, sent to the consoles within 250 ms (bursts become one message, in order). */
   private record (level: Level, component: string, event: string, fields: Fields | undefined): void {
     const flat: LogEntryJson['fields'] = {}
     if (fields !== undefined) {
@@ -369,16 +393,16 @@ export class ConsoleHub {
       }
     }
     const entry: LogEntryJson = { seq: ++this.seq, time: new Date().toISOString(), level: level as LogEntryJson['level'], component, event, fields: flat }
-    this.ring.push(entry)
-    if (this.ring.length > LOG_RING) this.ring.shift()
-    if (this.watchers() === 0) return
-    this.pending.push(entry)
-    if (this.pending.length > LOG_RING) this.pending.shift()
+    const alert = level === 'warn' || level === 'error'
+    keep(alert ? this.alerts : this.ring, entry)
+    if (this.clients.size === 0) return
+    keep(alert ? this.pendingAlerts : this.pending, entry)
     if (this.flushTimer !== undefined) return
     this.flushTimer = setTimeout(() => {
       this.flushTimer = undefined
-      const entries = this.pending
+      const entries = merged(this.pending, this.pendingAlerts)
       this.pending = []
+      this.pendingAlerts = []
       this.broadcast(JSON.stringify({ type: 'log', entries } satisfies ConsoleMessage))
     }, 250)
     this.flushTimer.unref()

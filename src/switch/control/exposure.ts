@@ -26,6 +26,17 @@ import type { SwitchdConfig } from './config'
 import { isLoopback, splitHostPort } from '../../common/address'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
+/**
+ * Headers on every response switchd writes (API answers and errors, /healthz,
+ * /readyz, /metrics, the 426 text, refused upgrades; /ui adds its CSP): no
+ * browser may sniff a text or JSON answer into a script or a page (an error
+ * can echo what a client sent), and nothing answered is cached.
+ */
+export const RESPONSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store'
+})
+
 /** Whether the admin surface is open to anyone who can connect to `host` (no admin token needed). */
 export function adminOpen (config: SwitchdConfig, host: string): boolean {
   return config.adminToken === undefined && isLoopback(host) && config.tokens.size === 0

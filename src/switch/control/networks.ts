@@ -6,7 +6,9 @@
  *
  * Networks listed in the configuration always exist; others are created on
  * first use when `dynamicNetworks` allows it (bounded by `maxNetworks`) and
- * dropped when their last port leaves. Applying a new configuration keeps
+ * dropped when their last port leaves. The address that opened a dynamic
+ * network holds it until it goes: one address may hold at most a sixteenth
+ * of maxNetworks (networkShare), so it cannot take every network slot. Applying a new configuration keeps
  * every port whose policy is still valid and closes the others (1008).
  */
 
@@ -17,7 +19,8 @@ import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
 import { Guard } from '../core/guard'
 import { applyConfiguredCondition } from '../core/link'
-import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
+import { DropLog, DropSequence, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
+import { AddressCounts } from './admission'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -36,8 +39,15 @@ export class Networks {
   private readonly byName = new Map<string, Switch>()
   /** This switchd's spanning-tree id, the same in every network and for the life of the process. */
   readonly bridgeId: string
-  /** The last frames dropped in any network (GET /api/v1/drops). */
-  readonly dropLog = new DropLog(DEFAULT_DROP_LOG_SIZE)
+  /**
+   * Numbers the drop records of every network: each network keeps its own
+   * last DEFAULT_DROP_LOG_SIZE drops (a client dropping frames at will pushes
+   * out only its own network's), and one cursor reads them all in order.
+   */
+  readonly dropSequence = new DropSequence()
+  /** Dynamic networks by the client address that opened each (control/admission.ts). */
+  private readonly openedBy = new Map<Switch, string>()
+  private readonly perAddress = new AddressCounts()
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
     this.bridgeId = makeBridgeId(config.bridgePriority)
@@ -48,15 +58,29 @@ export class Networks {
 
   all (): Switch[] { return [...this.byName.values()] }
 
-  /** The network for `name`, creating a dynamic one; a string says why not. */
-  open (name: string): Switch | string {
+  /** The network for `name`, creating a dynamic one (held by `address`, a client's, if given); a string says why not. */
+  open (name: string, address?: string): Switch | string {
     const existing = this.byName.get(name)
     if (existing !== undefined) return existing
     const settings = networkSettings(this.config, name)
     if (settings === undefined) return `no network "${name}"`
     if (this.byName.size >= this.config.maxNetworks) return `too many networks (maxNetworks ${this.config.maxNetworks})`
+    const why = address === undefined ? undefined : this.addressRefusal(name, address)
+    if (why !== undefined) return why
     log.info('network_created', { network: name })
-    return this.create(settings)
+    const sw = this.create(settings)
+    if (address !== undefined && !this.config.networks.has(name)) this.openedBy.set(sw, this.perAddress.add(address))
+    return sw
+  }
+
+  /** Dynamic networks one client address may hold at once: a sixteenth of maxNetworks, at least 1. */
+  get networkShare (): number { return Math.max(1, Math.floor(this.config.maxNetworks / 16)) }
+
+  /** Why a client at `address` may not open `name` now (its share of dynamic networks is full), or undefined. */
+  addressRefusal (name: string, address: string): string | undefined {
+    if (this.byName.has(name) || this.config.networks.has(name)) return undefined
+    const share = this.networkShare
+    return this.perAddress.of(address) >= share ? `this address holds ${share} dynamic networks already (a sixteenth of maxNetworks)` : undefined
   }
 
   /** Why `open(name)` would fail, without creating anything; undefined if it would succeed. */
@@ -67,10 +91,19 @@ export class Networks {
     return undefined
   }
 
+  /** Why a port may not join `sw` now (the configuration in force no longer has it, or it went with its last port), or undefined. */
+  removed (sw: Switch): string | undefined {
+    if (networkSettings(this.config, sw.name) === undefined) return 'network removed by configuration'
+    if (this.byName.get(sw.name) !== sw) return 'network closed meanwhile; reconnect'
+    return undefined
+  }
+
   /** Drop a dynamic network once it has no ports. */
   release (sw: Switch): void {
     if (sw.ports.length === 0 && !this.config.networks.has(sw.name) && this.byName.get(sw.name) === sw) {
       this.byName.delete(sw.name)
+      const key = this.openedBy.get(sw)
+      if (key !== undefined) { this.openedBy.delete(sw); this.perAddress.remove(key) }
       log.info('network_removed', { network: sw.name })
     }
   }
@@ -181,7 +214,7 @@ export class Networks {
       moveHold: s.moveHold,
       loopHoldDown: s.loopHoldDown,
       groupFwdMask: s.groupFwdMask,
-      dropLog: this.dropLog,
+      dropLog: new DropLog(DEFAULT_DROP_LOG_SIZE, this.dropSequence),
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

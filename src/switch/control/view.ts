@@ -16,6 +16,7 @@ import type { Switch } from '../core/switch'
 import type { SwitchdConfig } from './config'
 import type { Networks } from './networks'
 import type { CaptureHub } from './capture'
+import type { AuthThrottle } from './throttle'
 import type { ConditionParams } from '../core/condition'
 import type { LeaseTable } from '../core/leases'
 
@@ -100,8 +101,10 @@ export interface SwitchdView {
   counters (): DaemonCounters
   /** The gateways of the configured networks. */
   gateways (): readonly GatewayFacts[]
-  /** Count an admin API request refused before it was served (browser checks). */
-  refusedApi (reason: 'bad_origin' | 'unauthorized'): void
+  /** Wrong admin tokens per client address (throttle.ts): the API, /metrics and the console's upgrade share it. */
+  readonly authThrottle: AuthThrottle
+  /** Count an admin API request refused before it was served (browser checks, a wrong token, a throttled address). */
+  refusedApi (reason: 'bad_origin' | 'unauthorized' | 'auth_throttled'): void
   /** Operator actions (POST /api/v1/ports/<name>/…). */
   disablePort (port: PortHandle): void
   enablePort (port: PortHandle): void

@@ -16,8 +16,12 @@
  * than `size` drops happened between two polls, `lost` says how many the
  * reader missed.
  *
- * One DropLog serves every network of a switchd (the Networks pass theirs to
- * each Switch). Nothing here does I/O.
+ * Each network has a DropLog of its own (control/networks.ts), so a client
+ * that drops frames at will in its network pushes out only its own network's
+ * records, never another's. The networks of one switchd share one
+ * DropSequence: a record's seq is unique across them, and one cursor reads
+ * them all in order (GET /api/v1/drops without `network`). Nothing here does
+ * I/O.
  */
 
 /** Records kept by default: about 50 KiB. */
@@ -40,10 +44,17 @@ export interface DropRecord {
   reason: number
 }
 
+/** The sequence numbers of the drop logs of one switchd: each record takes the next. */
+export class DropSequence {
+  /** The last number given (0: none yet). */
+  last = 0
+}
+
 export class DropLog {
   readonly size: number
-  /** Sequence number of the last record written (0: none yet). */
-  seq = 0
+  /** Records written to this log, ever. */
+  private written = 0
+  private readonly seqs: Float64Array
   private readonly time: Float64Array
   private readonly src: Float64Array
   private readonly dst: Float64Array
@@ -52,9 +63,10 @@ export class DropLog {
   private readonly network: string[]
   private readonly port: string[]
 
-  constructor (size = DEFAULT_DROP_LOG_SIZE) {
+  constructor (size = DEFAULT_DROP_LOG_SIZE, readonly sequence = new DropSequence()) {
     if (!Number.isInteger(size) || size < 1 || size > MAX_DROP_LOG_SIZE) throw new RangeError(`drop log size ${size}: expected 1..${MAX_DROP_LOG_SIZE}`)
     this.size = size
+    this.seqs = new Float64Array(size)
     this.time = new Float64Array(size)
     this.src = new Float64Array(size)
     this.dst = new Float64Array(size)
@@ -67,8 +79,9 @@ export class DropLog {
 
   /** Record one drop (frame path: stores only). */
   add (timeMs: number, network: string, port: string, src: number, dst: number, vid: number, reason: number): void {
-    const i = this.seq % this.size
-    this.seq++
+    const i = this.written % this.size
+    this.written++
+    this.seqs[i] = ++this.sequence.last
     this.time[i] = timeMs
     this.network[i] = network
     this.port[i] = port
@@ -78,22 +91,36 @@ export class DropLog {
     this.reason[i] = reason
   }
 
-  /** Sequence number of the oldest record still held (seq + 1 when empty). */
-  get oldest (): number { return Math.max(1, this.seq - this.size + 1) }
+  /** Sequence number of the last record written to any log of this sequence (0: none yet). */
+  get seq (): number { return this.sequence.last }
+
+  /** Records this log holds. */
+  get held (): number { return Math.min(this.written, this.size) }
+
+  /** Sequence number of this log's oldest record still held (seq + 1 when empty). */
+  get oldest (): number { return this.held === 0 ? this.sequence.last + 1 : this.seqs[(this.written - this.held) % this.size] as number }
 
   /**
    * Records after `since` (a seq), oldest first, at most `limit` of them
-   * (the newest ones when there are more), and how many after `since` are
-   * no longer held. Slow path.
+   * (the newest ones when there are more), and how many of this log's records
+   * after `since` it no longer holds. With one log per sequence that is exact;
+   * with several it is at most that (the gap's numbers may be other logs').
+   * Slow path.
    */
   read (since = 0, limit = this.size): { records: DropRecord[], lost: number } {
-    const from = Math.max(since + 1, this.oldest, this.seq - limit + 1)
-    const lost = Math.max(0, this.oldest - (since + 1))
+    const held = this.held
+    const first = this.written - held
+    // Held records are in seq order: skip those at or before `since`, then all but the newest `limit`.
+    let from = first
+    while (from < this.written && (this.seqs[from % this.size] as number) <= since) from++
+    from = Math.max(from, this.written - limit)
+    const overwritten = first
+    const lost = overwritten === 0 || this.oldest - 1 <= since ? 0 : Math.min(overwritten, this.oldest - 1 - since)
     const records: DropRecord[] = []
-    for (let s = from; s <= this.seq; s++) {
-      const i = (s - 1) % this.size
+    for (let n = from; n < this.written; n++) {
+      const i = n % this.size
       records.push({
-        seq: s,
+        seq: this.seqs[i] as number,
         timeMs: this.time[i] as number,
         network: this.network[i] as string,
         port: this.port[i] as string,

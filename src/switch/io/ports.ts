@@ -14,6 +14,14 @@
  * agent process dies) is gone at once, with its MACs: a killed agent must not
  * leave a ghost port. If the agent reconnects before switchd noticed the drop,
  * its resume takes the port over and the old socket is cut.
+ *
+ * A port counts against its client address (limits.maxPortsPerAddress) for
+ * as long as it exists, parked included: from the upgrade (the handshake
+ * holds the place it will take) until it is removed. A resume from another
+ * address moves it there (the resuming connection was admitted under that
+ * address's share). The grant checked at the upgrade is checked again against
+ * the configuration in force when the port is made (a hello may come after a
+ * reload that revoked the token).
  */
 
 import type * as http from 'node:http'
@@ -24,8 +32,8 @@ import { WsPort, RawPort, BatchPort } from './ws-port'
 import { MODE_TRUNK, BLOCK_LINK, type PortPolicy } from '../core/port'
 import type { Networks } from '../control/networks'
 import { isReservedName, type SwitchdConfig } from '../control/config'
-import type { TokenGrant } from '../control/auth'
-import { addressKey } from '../../common/address'
+import { grantInForce, type TokenGrant } from '../control/auth'
+import { PortShares } from '../control/admission'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl, truncateReason
@@ -55,6 +63,14 @@ function setOffload (port: BatchPort, on: boolean): void {
   else if (!on && i >= 0) port.capabilities.splice(i, 1)
 }
 
+/** A handshake's count for its address (limits.maxPortsPerAddress), until it becomes a port or its socket closes. */
+interface Slot {
+  readonly key: string
+  /** The client's address, as the socket gave it. */
+  readonly address: string
+  ended: boolean
+}
+
 export class PortTable {
   /** Connected and parked ports. */
   readonly ports = new Set<WsPort>()
@@ -81,7 +97,10 @@ export class PortTable {
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
   private readonly parkTimers = new WeakMap<WsPort, NodeJS.Timeout>()
-  private readonly perAddress = new Map<string, number>()
+  /** Ports (parked ones too) and handshakes per client address (limits.maxPortsPerAddress). */
+  private readonly shares = new PortShares()
+  /** The address key each port counts under (moved by a resume). */
+  private readonly portKeys = new WeakMap<WsPort, string>()
   private lastKeepalive = 0
   closing = false
 
@@ -91,8 +110,15 @@ export class PortTable {
     private readonly refused: (reason: string) => void
   ) {}
 
-  /** Ports and handshakes from `address`, or its IPv6 /64 (for limits.maxPortsPerAddress). */
-  countFrom (address: string): number { return this.perAddress.get(addressKey(address)) ?? 0 }
+  /**
+   * Handshakes and connected ports from `address`'s key: what an upgrade is
+   * judged by (limits.maxPortsPerAddress). Parked ports are left out here (the
+   * upgrade may be their resume) but counted when a port is made (fits()).
+   */
+  countFrom (address: string): number { return this.shares.upgradeCount(address) }
+
+  /** Ports from `address`'s key, parked ones included. */
+  portsFrom (address: string): number { return this.shares.portsOf(address) }
 
   /** A port id no other port has (QEMU listeners take theirs from here too). */
   allocateId (): number { return this.nextPortId++ }
@@ -107,27 +133,64 @@ export class PortTable {
   attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
     const address = req.socket.remoteAddress ?? '?'
     const remote = `${address}:${req.socket.remotePort ?? 0}`
-    const key = addressKey(address)
-    this.perAddress.set(key, this.countFrom(address) + 1)
-    ws.once('close', () => {
-      const n = this.countFrom(address) - 1
-      if (n <= 0) this.perAddress.delete(key); else this.perAddress.set(key, n)
-    })
-    ws.on('error', (err) => { log.limited('info', 'port_error', { remote, error: err.message }) })
+    // The handshake counts for its address until it becomes a port (join, resume) or its socket closes.
+    const slot: Slot = { key: this.shares.handshake(address), address, ended: false }
+    ws.once('close', () => { this.endHandshake(slot) })
+    ws.on('error', (err) => { log.client('info', 'port_error', address, { remote, error: err.message }) })
     // The server has autoPong off: ws would queue a pong for every ping whether or not the peer reads.
     const highWaterMark = this.config().portBuffer
     ws.on('ping', (data: Buffer) => {
       if (ws.bufferedAmount > highWaterMark) { this.repliesDropped++; return }
       ws.pong(data)
     })
-    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
+    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, slot, remote, sw, grant); return }
+    const now = this.inForce(ws, slot, remote, sw, grant)
+    if (now === false || !this.fits(ws, slot, remote, sw)) return
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
     // A raw client cannot name itself: its name is the token's pin or one switchd makes up, trusted either way.
-    port.name = grant?.name ?? this.uniqueName(undefined, 'raw', port.id)
-    this.join(port, this.networks.policyFor(sw, port, undefined, grant) as PortPolicy, grant)
+    port.name = now?.name ?? this.uniqueName(undefined, 'raw', port.id)
+    this.join(port, slot, this.networks.policyFor(sw, port, undefined, now) as PortPolicy, now)
   }
 
-  private awaitHello (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined): void {
+  /**
+   * The grant of a handshake as the configuration in force has it when its
+   * port is about to be made (tokens and networks may have changed since the
+   * upgrade); false, with the socket closed (1008) and the refusal counted,
+   * if it no longer admits the port.
+   */
+  private inForce (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grant: TokenGrant | undefined): TokenGrant | undefined | false {
+    const gone = this.networks.removed(sw)
+    const auth = gone === undefined ? grantInForce(this.config().tokens, grant, sw.name) : { ok: false as const, reason: 'unknown_network', message: gone, id: grant?.id }
+    if (auth.ok) return auth.grant
+    this.refused(auth.reason)
+    log.client('warn', 'connection_rejected', slot.address, { remote, reason: auth.reason, network: sw.name, token: auth.id, why: auth.message })
+    ws.close(CLOSE_POLICY, truncateReason(auth.message))
+    this.networks.release(sw)
+    return false
+  }
+
+  /**
+   * Whether one more port from the handshake's address fits its share,
+   * parked ports included (an address cannot go past it by letting its ports
+   * go silent); if not, the socket is closed (1008) and the refusal counted.
+   */
+  private fits (ws: WebSocket, slot: Slot, remote: string, sw: Switch): boolean {
+    const max = this.config().limits.maxPortsPerAddress
+    if (this.shares.portsOf(slot.address) < max) return true
+    this.refused('limit_address')
+    log.client('warn', 'connection_rejected', slot.address, { remote, reason: 'limit_address', network: sw.name })
+    ws.close(CLOSE_POLICY, `at most ${max} ports per client address, parked ones included`)
+    this.networks.release(sw)
+    return false
+  }
+
+  private endHandshake (slot: Slot): void {
+    if (slot.ended) return
+    slot.ended = true
+    this.shares.handshakeEnded(slot.key)
+  }
+
+  private awaitHello (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grantAtUpgrade: TokenGrant | undefined): void {
     this.pending.add(ws)
     const timeout = this.config().limits.handshakeTimeout
     const timer = setTimeout(() => {
@@ -146,19 +209,22 @@ export class PortTable {
         hello = parseHello((data as Buffer).toString('utf8'))
       } catch (err) {
         this.refused('bad_hello')
-        log.limited('warn', 'bad_hello', { remote, error: (err as Error).message })
+        log.client('warn', 'bad_hello', slot.address, { remote, error: (err as Error).message })
         ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
         this.networks.release(sw)
         return
       }
+      // Checked at the upgrade; a reload since may have revoked the token or moved it: the configuration in force decides.
+      const grant = this.inForce(ws, slot, remote, sw, grantAtUpgrade)
+      if (grant === false) return
       // Offload (virtio-net headers on every record) is granted to whoever asks: the switch makes plain frames for the others.
       const offload = hello.capabilities?.includes(CAP_OFFLOAD) === true
-      if (hello.resume !== undefined && this.resume(ws, remote, sw, grant, hello.resume, offload)) return
+      if (hello.resume !== undefined && this.resume(ws, slot, remote, sw, grant, hello.resume, offload)) return
       // Another switchd dialling in as a trunk: with tokens, only one that allows it.
       const trunk = hello.capabilities?.includes(CAP_TRUNK) === true
       if (trunk && grant !== undefined && !grant.trunk) {
         this.refused('trunk_refused')
-        log.limited('warn', 'trunk_refused', { remote, network: sw.name, token: grant.id })
+        log.client('warn', 'trunk_refused', slot.address, { remote, network: sw.name, token: grant.id })
         ws.close(CLOSE_POLICY, 'this token may not connect a trunk (give it "trunk": true)')
         this.networks.release(sw)
         return
@@ -172,7 +238,7 @@ export class PortTable {
       const policy = this.networks.policyFor(sw, port, hello.vlan, grant, trunk)
       if (typeof policy === 'string') {
         this.refused('vlan_refused')
-        log.limited('warn', 'vlan_refused', { remote, port: port.name, network: sw.name, reason: policy })
+        log.client('warn', 'vlan_refused', slot.address, { remote, port: port.name, network: sw.name, reason: policy })
         ws.close(CLOSE_POLICY, truncateReason(policy))
         this.networks.release(sw)
         return
@@ -180,13 +246,14 @@ export class PortTable {
       // Without tokens, trunks are opt-in too: only a name whose profile says `trunk: true` (issue 12, finding 8).
       if (trunk && grant === undefined && policy.trunk !== true) {
         this.refused('trunk_refused')
-        log.limited('warn', 'trunk_refused', { remote, port: port.name, network: sw.name })
+        log.client('warn', 'trunk_refused', slot.address, { remote, port: port.name, network: sw.name })
         ws.close(CLOSE_POLICY, 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true')
         this.networks.release(sw)
         return
       }
+      if (!this.fits(ws, slot, remote, sw)) return
       this.requests.set(port, hello.vlan)
-      this.join(port, policy, grant, hello.mtu, trunk)
+      this.join(port, slot, policy, grant, hello.mtu, trunk)
       if (port.stp !== null) port.stp.rootGuard = grant !== undefined ? grant.rootGuard : policy.rootGuard === true
       this.welcome(port, false)
     }
@@ -195,23 +262,34 @@ export class PortTable {
     ws.on('close', onClose)
   }
 
-  /** Hand a parked port back to its agent; false if the token is unknown, expired or not this client's. */
-  private resume (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string, offload: boolean): boolean {
+  /**
+   * Hand a parked port back to its agent; false if the token is unknown,
+   * expired or not this client's. The port moves to the resuming
+   * connection's address (whose share admitted it) and leaves its old one.
+   */
+  private resume (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string, offload: boolean): boolean {
     const port = this.resumable.get(token)
-    if (port === undefined || !this.ports.has(port) || port.network !== sw || port.grantDigest !== grant?.digest) {
-      log.info('resume_refused', { remote, network: sw.name, reason: port === undefined ? 'unknown or expired token' : 'not this client\'s port' })
+    const why = port === undefined ? 'unknown or expired token'
+      : !this.ports.has(port) || port.network !== sw || port.grantDigest !== grant?.digest ? 'not this client\'s port'
+        : this.portKeys.get(port) !== slot.key && this.shares.portsOf(slot.address) >= this.config().limits.maxPortsPerAddress ? 'this address has its maximum of ports (limits.maxPortsPerAddress)'
+          : undefined
+    if (port === undefined || why !== undefined) {
+      log.client('info', 'resume_refused', slot.address, { remote, network: sw.name, reason: why })
       return false
     }
     this.resumable.delete(token)
     clearTimeout(this.parkTimers.get(port))
     const old = port.ws
+    // The port moves to the resuming connection's address (it fits there: checked above).
+    this.release(port)
+    this.take(port, slot)
     port.reattach(ws, remote)
     setOffload(port, offload)
     // Not parked yet: switchd had not noticed the drop. The old socket's close is ignored (port.ws moved on).
     if (old !== ws) old.terminate()
     this.resumed++
     this.wire(port)
-    log.info('port_resumed', { port: port.name, id: port.id, network: sw.name, remote, fdb_entries: port.fdbEntries, dropped_while_away: port.dropDisconnected })
+    log.client('info', 'port_resumed', slot.address, { port: port.name, id: port.id, network: sw.name, remote, fdb_entries: port.fdbEntries, dropped_while_away: port.dropDisconnected })
     this.welcome(port, true)
     return true
   }
@@ -245,8 +323,23 @@ export class PortTable {
     if ((port.blocked & BLOCK_LINK) !== 0) port.linkChanged(false)
   }
 
-  private join (port: WsPort, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number, trunk = false): void {
+  /** The handshake became `port`: it counts for the handshake's address from now on. */
+  private take (port: WsPort, slot: Slot): void {
+    this.endHandshake(slot)
+    this.portKeys.set(port, this.shares.portAdded(slot.key))
+  }
+
+  /** The port no longer counts for the address it counted under (it goes, or moves). */
+  private release (port: WsPort): void {
+    const key = this.portKeys.get(port)
+    if (key === undefined) return
+    this.portKeys.delete(port)
+    this.shares.portRemoved(key, port.parked)
+  }
+
+  private join (port: WsPort, slot: Slot, policy: PortPolicy, grant: TokenGrant | undefined, mtu?: number, trunk = false): void {
     const sw = port.network
+    this.take(port, slot)
     port.applyPolicy(policy)
     port.ownsName = this.networks.ownsName(sw, port)
     if (grant !== undefined) {
@@ -258,7 +351,7 @@ export class PortTable {
     this.accepted++
     this.ports.add(port)
     sw.addPort(port, trunk)
-    log.info('port_up', { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu, offload: port.offload })
+    log.client('info', 'port_up', slot.address, { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu, offload: port.offload })
     if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
       log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
     }
@@ -274,7 +367,7 @@ export class PortTable {
         port.alive = true
         if (!isBinary) { this.onControl(port, data as Buffer); return }
         if (!sw.receiveBatch(port, data as Buffer)) {
-          log.limited('warn', 'malformed_batch', { port: port.name, id: port.id })
+          log.client('warn', 'malformed_batch', port.address, { port: port.name, id: port.id, remote: port.remote })
           port.noResume = true
           ws.close(CLOSE_PROTOCOL_ERROR, 'malformed batch')
         }
@@ -325,7 +418,7 @@ export class PortTable {
     if (port.network.stp.receive(port, text)) return
     if (port.stp === null && parseControl(text)?.type === 'bpdu') {
       this.bpduGuardShutdowns++
-      log.limited('warn', 'bpdu_guard', { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
+      log.client('warn', 'bpdu_guard', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
       port.shutdown(CLOSE_BPDU_GUARD, 'BPDU guard: this port is not a trunk')
       return
     }
@@ -345,7 +438,9 @@ export class PortTable {
 
   private park (port: BatchPort, grace: number, code: number): void {
     port.parked = true
-    log.info('port_parked', { port: port.name, id: port.id, network: port.network.name, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })
+    const key = this.portKeys.get(port)
+    if (key !== undefined) this.shares.parkedAt(key)
+    log.client('info', 'port_parked', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })
     this.parkTimers.set(port, setTimeout(() => {
       if (port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
       this.remove(port, code, 'resume grace expired')
@@ -354,13 +449,14 @@ export class PortTable {
 
   private remove (port: WsPort, code: number, reason: string): void {
     if (!this.ports.delete(port)) return
+    this.release(port)
     if (port instanceof BatchPort && port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
     const sw = port.network
     const flushed = sw.removePort(port)
     port.stopConditionTimers()
     this.networks.release(sw)
-    log.info('port_down', {
-      port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed,
+    log.client('info', 'port_down', port.address, {
+      port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed, remote: port.remote,
       rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.dropBackpressure
     })
   }
@@ -398,14 +494,14 @@ export class PortTable {
         if (read && port.notReading <= rounds) port.notReading = 0
         if (port.notReading === rounds) {
           this.closedNotReading++
-          log.limited('warn', 'port_not_reading', { port: port.name, id: port.id, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
+          log.client('warn', 'port_not_reading', port.address, { port: port.name, id: port.id, remote: port.remote, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
           port.shutdown(CLOSE_NOT_READING, 'peer not reading')
         } else if (port.notReading > rounds) port.ws.terminate()
         port.notReading++
         continue
       }
       if (!port.alive && !late) {
-        log.info('port_dead', { port: port.name, id: port.id, silent_seconds: pingInterval })
+        log.client('info', 'port_dead', port.address, { port: port.name, id: port.id, remote: port.remote, silent_seconds: pingInterval })
         port.timedOut = true
         port.ws.terminate()
         continue

@@ -109,12 +109,14 @@ export class QemuListener {
 
   private attach (socket: net.Socket): void {
     const port = this.port
+    // Connecting and leaving costs a client nothing: its lines come out of its address's log budget.
+    const remote = socket.remoteAddress ?? 'unix'
     if (port.socket !== undefined) {
       // A managed switch's port-security "protect": the port keeps what it
       // has, the newcomer is dropped. Never replace: that hands the VM's
       // port, MACs and traffic to whoever connects.
       this.refused('qemu_busy')
-      log.limited('warn', 'qemu_refused', { port: port.name, reason: 'busy: a QEMU is connected; the next one is taken once it has closed', remote: socket.remoteAddress ?? 'unix' })
+      log.client('warn', 'qemu_refused', remote, { port: port.name, reason: 'busy: a QEMU is connected; the next one is taken once it has closed', remote })
       socket.on('error', () => {})
       socket.destroy()
       return
@@ -123,22 +125,22 @@ export class QemuListener {
     if (this.spec.address.kind === 'tcp') socket.setKeepAlive(true, KEEPALIVE_IDLE * 1000)
     port.socket = socket
     if (!this.joined) { this.sw.addPort(port); this.joined = true }
-    log.info('qemu_connected', { port: port.name, network: this.sw.name, fdb_entries: port.fdbEntries })
+    log.client('info', 'qemu_connected', remote, { port: port.name, network: this.sw.name, remote, fdb_entries: port.fdbEntries })
     const deframer = new Deframer(PREFIX_U32, (batch) => {
       if (!this.sw.receiveBatch(port, batch)) socket.destroy()
     })
     socket.on('data', (chunk: Buffer) => {
       if (!deframer.push(chunk)) {
         port.dropMalformed++
-        log.warn('qemu_framing_error', { port: port.name, reason: 'a frame length over the maximum' })
+        log.client('warn', 'qemu_framing_error', remote, { port: port.name, remote, reason: 'a frame length over the maximum' })
         socket.destroy()
       }
     })
-    socket.on('error', (err) => { log.limited('info', 'qemu_socket_error', { port: port.name, error: err.message }) })
+    socket.on('error', (err) => { log.client('info', 'qemu_socket_error', remote, { port: port.name, remote, error: err.message }) })
     socket.on('close', () => {
       if (port.socket !== socket) return
       port.socket = undefined
-      log.info('qemu_disconnected', { port: port.name, note: 'the port stays until QEMU comes back' })
+      log.client('info', 'qemu_disconnected', remote, { port: port.name, remote, note: 'the port stays until QEMU comes back' })
     })
   }
 

@@ -10,8 +10,9 @@
  *    another network;
  *  - the Host (DNS rebinding) and, from a browser, the Origin: 421 and 403;
  *  - the limits: 503 when the switch is full, 429 per client address (an IPv6
- *    client's /64); connections not yet upgraded are bounded by
- *    limits.maxPending and must send their request within handshakeTimeout;
+ *    client's /64, all of loopback as one); connections not yet upgraded are
+ *    shared per client address (limits.maxPendingPerAddress, control/admission.ts)
+ *    within limits.maxPending, and must send their request within handshakeTimeout;
  *  - the network is created only once the upgrade has succeeded, so refused
  *    handshakes cannot use up maxNetworks.
  *
@@ -41,10 +42,12 @@ import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
-import { authenticate, bearerToken } from '../control/auth'
+import { authenticate, bearerToken, CONSOLE_SUBPROTOCOL } from '../control/auth'
+import { PendingConnections } from '../control/admission'
+import { AuthThrottle, checkAdminToken } from '../control/throttle'
 import { isLoopback, splitHostPort } from '../../common/address'
-import { checkExposure, adminOpen, hostAllowed, originAllowed } from '../control/exposure'
-import { handleApi, tokenMatches } from '../control/api'
+import { checkExposure, adminOpen, hostAllowed, originAllowed, RESPONSE_HEADERS } from '../control/exposure'
+import { handleApi, refuseAdmin } from '../control/api'
 import { CaptureHub } from '../control/capture'
 import { ConsoleHub, handleConsole, EVENTS_PATH, MAX_CLIENT_MESSAGE } from '../control/console'
 import { switchdRegistry } from '../control/metrics'
@@ -69,11 +72,14 @@ export interface ServerOptions extends ConfigOverrides {
   helloTimeout?: number
   /** Seconds shutdown waits for peers to acknowledge the close. */
   closeTimeout?: number
+  /** The admin-token throttle (tests pass one with a stopped clock); a new one if absent. */
+  authThrottle?: AuthThrottle
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
-  'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused'] as const
+  'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
+  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks'] as const
 
 const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
@@ -105,8 +111,13 @@ export class SwitchServer implements SwitchdView {
   readonly captures = new CaptureHub()
   /** The web consoles watching (/ui, /api/v1/events). */
   readonly console: ConsoleHub
-  /** Upgrades to the console's event stream: a WebSocket server of its own, for small text messages only. */
-  private readonly consoleWss = new WebSocketServer({ noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: MAX_CLIENT_MESSAGE })
+  /** Upgrades to the console's event stream: a WebSocket server of its own, for small text messages only; it answers with our subprotocol alone (never the token offered beside it). */
+  private readonly consoleWss = new WebSocketServer({
+    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload: MAX_CLIENT_MESSAGE,
+    handleProtocols: (protocols) => protocols.has(CONSOLE_SUBPROTOCOL) ? CONSOLE_SUBPROTOCOL : false
+  })
+  /** Wrong admin tokens per client address: the API, /metrics and the console's upgrade share it. */
+  readonly authThrottle: AuthThrottle
   /** Configuration reloads (SIGHUP), applied and rejected whole. */
   readonly reloads = { applied: 0, rejected: 0 }
   readonly registry: Registry
@@ -114,9 +125,8 @@ export class SwitchServer implements SwitchdView {
   private listening = false
   /** The address `listen` bound (for exposure checks on reload). */
   listenHost = '127.0.0.1'
-  /** TCP connections open on the main listener, and those of them that became ports. */
-  private connections = 0
-  private upgraded = 0
+  /** Connections on the main listener not yet upgraded, per client address (limits.maxPending, maxPendingPerAddress). */
+  readonly pendingConnections = new PendingConnections()
   private readonly qemu: QemuListener[] = []
   /** TAPs switchd serves itself (`taps`). */
   private readonly taps: TapPort[] = []
@@ -133,6 +143,7 @@ export class SwitchServer implements SwitchdView {
     this.networks = new Networks(this.config, nowMs)
     this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) })
     this.closeTimeout = opts.closeTimeout ?? 2
+    this.authThrottle = opts.authThrottle ?? new AuthThrottle()
     this.console = new ConsoleHub(this)
     this.wss = new WebSocketServer({
       noServer: true,
@@ -144,6 +155,13 @@ export class SwitchServer implements SwitchdView {
       autoPong: false,
       handleProtocols: (protocols) => protocols.has(SUBPROTOCOL_V1) ? SUBPROTOCOL_V1 : false
     })
+    // A handshake ws itself finds malformed (bad key or version) is refused by us, with our headers, and counted.
+    for (const w of [this.wss, this.consoleWss]) {
+      w.on('wsClientError', (err: Error, socket: Duplex) => {
+        this.refused('bad_handshake')
+        reject(socket, err.message === 'Invalid HTTP method' ? 405 : 400, err.message)
+      })
+    }
     this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.onRequest(req, res) }
     // A request (or upgrade) must arrive whole within the handshake timeout: a
@@ -152,10 +170,12 @@ export class SwitchServer implements SwitchdView {
     const httpOpts = { headersTimeout: requestMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, requestMs) }
     this.http = this.config.tls === undefined ? http.createServer(httpOpts, handler) : https.createServer({ ...tlsOptions(this.config), ...httpOpts }, handler)
     this.http.on('connection', (socket: Duplex) => { this.onConnection(socket) })
+    // Node's own answer to a malformed or late request, with our headers.
+    this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => { clientError(err, socket) })
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
     if (this.config.tls !== undefined) {
       this.http.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
-        log.limited('warn', 'tls_handshake_failed', { remote: socket.remoteAddress, error: err.code ?? err.message })
+        log.client('warn', 'tls_handshake_failed', socket.remoteAddress, { remote: socket.remoteAddress, error: err.code ?? err.message })
       })
     }
   }
@@ -179,7 +199,7 @@ export class SwitchServer implements SwitchdView {
   private refused (reason: string): void { this.rejectedBy[reason] = (this.rejectedBy[reason] ?? 0) + 1 }
 
   /** Count an admin API request refused before it was served (browser checks). */
-  refusedApi (reason: 'bad_origin' | 'unauthorized'): void { this.refused(reason) }
+  refusedApi (reason: 'bad_origin' | 'unauthorized' | 'auth_throttled'): void { this.refused(reason) }
 
   gateways (): GatewayFacts[] {
     return this.gatewayChildren.map((g) => {
@@ -242,10 +262,12 @@ export class SwitchServer implements SwitchdView {
     if (this.config.metricsListen !== undefined) {
       const [mh, mp] = splitHostPort(this.config.metricsListen)
       this.metricsHttp = http.createServer((req, res) => {
+        for (const [k, v] of Object.entries(RESPONSE_HEADERS)) res.setHeader(k, v)
         if (this.badHost(req)) { res.writeHead(421).end(); return }
         if (req.url === '/metrics') { this.serveMetrics(req, res); return }
         res.writeHead(404).end()
       })
+      this.metricsHttp.on('clientError', (err: Error & { code?: string }, socket: Duplex) => { clientError(err, socket) })
       await new Promise<void>((resolve, reject) => {
         const m = this.metricsHttp as http.Server
         m.once('error', reject)
@@ -425,14 +447,9 @@ export class SwitchServer implements SwitchdView {
 
   /** /metrics: behind the admin token whenever one is set (Prometheus sends it as a bearer token). */
   private serveMetrics (req: http.IncomingMessage, res: http.ServerResponse): void {
-    const token = this.config.adminToken
-    if (token !== undefined) {
-      const given = bearerToken(req)
-      if (given === undefined || !tokenMatches(given, token)) {
-        res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="switchd"' }).end('admin token required (Authorization: Bearer …)\n')
-        return
-      }
-    }
+    const remote = req.socket.remoteAddress ?? '?'
+    const verdict = checkAdminToken(this.authThrottle, remote, bearerToken(req), this.config.adminToken)
+    if (!verdict.ok) { refuseAdmin(res, this, remote, '/metrics', verdict); return }
     for (const fp of this.fastPaths.values()) fp.sync()
     this.registry.metrics().then(
       (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }).end(text) },
@@ -478,27 +495,33 @@ export class SwitchServer implements SwitchdView {
     log.info('stopped', { ports: this.portTable.ports.size })
   }
 
-  /** Bound the connections that have not (yet) become ports: beyond limits.maxPending, close at once. */
+  /**
+   * Bound the connections that have not (yet) become a WebSocket, per client
+   * address (limits.maxPendingPerAddress) and in all (limits.maxPending):
+   * beyond, close at once, before reading a byte.
+   */
   private onConnection (socket: Duplex): void {
-    if (this.connections - this.upgraded >= this.config.limits.maxPending) {
-      this.refused('limit_pending')
-      log.limited('warn', 'connection_rejected', { remote: (socket as { remoteAddress?: string }).remoteAddress, reason: 'limit_pending' })
+    const address = (socket as { remoteAddress?: string }).remoteAddress ?? '?'
+    const why = this.pendingConnections.refusal(address, this.config.limits)
+    if (why !== undefined) {
+      this.refused(why)
+      log.client('warn', 'connection_rejected', address, { remote: address, reason: why })
       socket.destroy()
       return
     }
-    this.connections++
-    socket.once('close', () => { this.connections-- })
+    socket.once('close', this.pendingConnections.opened(address))
   }
 
   /** A DNS-rebinding page's requests carry its own name: refuse Hosts that do not name us. */
   private badHost (req: http.IncomingMessage): boolean {
     if (hostAllowed(req.headers.host, this.config.allowedHosts)) return false
     this.refused('bad_host')
-    log.limited('warn', 'connection_rejected', { remote: req.socket.remoteAddress, reason: 'bad_host', host: req.headers.host })
+    log.client('warn', 'connection_rejected', req.socket.remoteAddress, { remote: req.socket.remoteAddress, reason: 'bad_host', host: req.headers.host })
     return true
   }
 
   private onRequest (req: http.IncomingMessage, res: http.ServerResponse): void {
+    for (const [k, v] of Object.entries(RESPONSE_HEADERS)) res.setHeader(k, v)
     if (this.badHost(req)) {
       res.writeHead(421, { 'content-type': 'text/plain' }).end(BAD_HOST + '\n')
       return
@@ -520,30 +543,36 @@ export class SwitchServer implements SwitchdView {
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
   }
 
-  /** The web console's event stream: checked by the console hub (Origin, API on, room), authenticated by its first message. */
+  /**
+   * The web console's event stream: admitted by the console hub (API on,
+   * Origin, subprotocol, the admin token through the throttle, room) before
+   * the upgrade, so every socket it makes is an authenticated console.
+   */
   private onConsoleUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    const why = this.console.refusal(req)
-    if (why !== undefined) {
-      if (why.reason !== 'limit') this.refused(why.reason)
-      log.limited('warn', 'console_refused', { remote: req.socket.remoteAddress, reason: why.reason, origin: req.headers.origin })
-      reject(socket, why.status, why.message)
+    const address = req.socket.remoteAddress ?? '?'
+    const admitted = this.console.admit(req)
+    if ('status' in admitted) {
+      if (admitted.uncounted !== true) this.refused(admitted.reason)
+      log.client('warn', 'console_refused', address, { remote: address, reason: admitted.reason, origin: req.headers.origin })
+      const extra: Record<string, string> = admitted.retryAfter !== undefined ? { 'retry-after': String(admitted.retryAfter) } : {}
+      if (admitted.status === 401) extra['www-authenticate'] = 'Bearer realm="switchd"'
+      reject(socket, admitted.status, admitted.message, extra)
       return
     }
     this.consoleWss.handleUpgrade(req, socket, head, (ws) => {
       // Not a pending connection any more (limits.maxPending): count it as upgraded, like a port.
-      this.upgraded++
-      ws.once('close', () => { this.upgraded-- })
-      this.console.attach(ws, req.socket.remoteAddress ?? '?')
+      ws.once('close', this.pendingConnections.upgrade(address))
+      this.console.attach(ws, address, admitted)
     })
   }
 
   private onUpgrade (req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', (err) => { log.limited('debug', 'socket_error', { error: err.message }) })
     const address = req.socket.remoteAddress ?? '?'
+    socket.on('error', (err) => { log.client('debug', 'socket_error', address, { remote: address, error: err.message }) })
     const refuse = (status: number, reason: string, message: string, token?: string): void => {
       this.refused(reason)
       // The path may carry ?token=: log the path only.
-      log.limited('warn', 'connection_rejected', { remote: address, reason, path: (req.url ?? '').split('?')[0], token })
+      log.client('warn', 'connection_rejected', address, { remote: address, reason, path: (req.url ?? '').split('?')[0], token })
       reject(socket, status, message)
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }
@@ -574,14 +603,15 @@ export class SwitchServer implements SwitchdView {
     }
     const why = this.networks.refusal(name)
     if (why !== undefined) { refuse(404, 'unknown_network', why); return }
+    const full = this.networks.addressRefusal(name, address)
+    if (full !== undefined) { refuse(429, 'limit_networks', full); return }
     // Open the network only once the upgrade has succeeded: ws answers a bad
     // key or version itself and never calls back, and a network opened before
     // that would stay, empty, until restart (each one counts to maxNetworks).
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const sw = this.networks.open(name)
+      const sw = this.networks.open(name, address)
+      ws.once('close', this.pendingConnections.upgrade(address))
       if (typeof sw === 'string') { this.refused('unknown_network'); ws.close(CLOSE_POLICY, 'unknown network'); return }
-      this.upgraded++
-      ws.once('close', () => { this.upgraded-- })
       this.portTable.attach(ws, req, sw, auth.grant)
     })
   }
@@ -618,8 +648,25 @@ function nowMs (): number {
   return Math.floor(performance.now())
 }
 
-/** Answer an upgrade request with a plain HTTP error and hang up. */
-function reject (socket: Duplex, status: number, message: string): void {
+/**
+ * Answer an upgrade request (or a request Node could not parse) with a plain
+ * HTTP error, with RESPONSE_HEADERS and `extra`, and hang up: the socket is
+ * destroyed once the answer is written, so a refused client holds nothing
+ * (the server's sockets are half-open: ending ours alone would wait for the
+ * client's).
+ */
+function reject (socket: Duplex, status: number, message: string, extra: Record<string, string> = {}): void {
   const body = message + '\n'
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  const headers = { ...RESPONSE_HEADERS, ...extra, connection: 'close', 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) }
+  let head = `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n`
+  for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`
+  socket.once('finish', () => { socket.destroy() })
+  socket.end(head + '\r\n' + body)
+}
+
+/** Node's 'clientError' (a malformed request, headers too large or too late): answered as Node would, with our headers. */
+function clientError (err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+  reject(socket, status, status === 408 ? 'the request did not arrive within limits.handshakeTimeout' : 'malformed request')
 }

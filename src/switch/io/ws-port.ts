@@ -49,6 +49,9 @@ export abstract class WsPort extends NetPort {
 
   bufferedBytes (): number { return this.ws.bufferedAmount }
 
+  /** The client's address (`remote` without its port): what per-address limits and log budgets go by. */
+  get address (): string { return this.remote.slice(0, this.remote.lastIndexOf(':')) }
+
   shutdown (code: number, reason: string): void {
     log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
     this.noResume = true

@@ -25,6 +25,7 @@ import { DEFAULT_POLICY, type PortPolicy } from '../../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from '../defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../../core/stp'
 import { readGateway, type GatewaySpec } from './gateway'
+import { defaultPendingPerAddress } from '../admission'
 import { logger } from '../../../common/log'
 
 export { NETWORK_NAME, DEFAULT_NETWORK, networkSettings, type NetworkSettings } from './network'
@@ -104,6 +105,8 @@ export interface Limits {
   handshakeTimeout: number
   /** Connections not yet upgraded (nor closed) at once; beyond, new ones are closed at once. */
   maxPending: number
+  /** Of them, from one client address (addressKey); below maxPending, so one address never takes the pool. */
+  maxPendingPerAddress: number
   /** Live captures at once (each copies every frame of its network). */
   maxCaptures: number
   /** Seconds a port may read nothing while switchd holds more than portBuffer for it, before it is closed (4004). */
@@ -219,11 +222,14 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
   const tokensFile = overrides.tokensFile ?? r.str(top.tokensFile, 'tokensFile', /^.+$/, undefined, 'a path')
   const tokens = readTokenLists(r, top.tokens, tokensFile, defaultPolicy)
-  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxCaptures', 'notReadingTimeout'])
+  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxPendingPerAddress', 'maxCaptures', 'notReadingTimeout'])
   const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
   const tlsCert = overrides.tlsCert ?? r.str(tlsRaw?.cert, 'tls.cert', /^.+$/, undefined, 'a PEM file')
   const tlsKey = overrides.tlsKey ?? r.str(tlsRaw?.key, 'tls.key', /^.+$/, undefined, 'a PEM file')
   if ((tlsCert === undefined) !== (tlsKey === undefined)) r.fail('tls', 'needs both cert and key')
+  const maxPending = r.int(limits.maxPending, 'limits.maxPending', 1, 1_000_000, 1024)
+  // Below the pool (but at least 1): one address may never take all of it.
+  const maxPendingPerAddress = r.int(limits.maxPendingPerAddress, 'limits.maxPendingPerAddress', 1, Math.max(1, maxPending - 1), defaultPendingPerAddress(maxPending))
   const adminToken = overrides.adminToken ?? r.str(top.adminToken, 'adminToken', TOKEN_PATTERN, undefined, 'a token of at least 16 characters without spaces')
   if (overrides.adminToken !== undefined && !TOKEN_PATTERN.test(overrides.adminToken)) r.fail('admin token', 'at least 16 characters without spaces')
   const config: SwitchdConfig = Object.freeze({
@@ -240,7 +246,8 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
       maxPorts: r.int(limits.maxPorts, 'limits.maxPorts', 1, 1_000_000, 10_000),
       maxPortsPerAddress: r.int(limits.maxPortsPerAddress, 'limits.maxPortsPerAddress', 1, 1_000_000, 1000),
       handshakeTimeout: r.num(limits.handshakeTimeout, 'limits.handshakeTimeout', 0.1, 3600, 10),
-      maxPending: r.int(limits.maxPending, 'limits.maxPending', 1, 1_000_000, 1024),
+      maxPending,
+      maxPendingPerAddress,
       maxCaptures: r.int(limits.maxCaptures, 'limits.maxCaptures', 0, 1000, 4),
       notReadingTimeout: r.num(limits.notReadingTimeout, 'limits.notReadingTimeout', 1, 86_400, 30)
     }),

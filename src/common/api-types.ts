@@ -40,6 +40,8 @@ export interface NetworkJson {
   counters: Record<string, number>
   /** The native fast path of its local TAPs (docs/LOCAL-TAPS.md), when it has one. */
   fastPath?: { flows: number, forwarded: number, misses: number, missDropped: number }
+  /** Its gateway (docs/GATEWAY.md), when it has one: its child's confinement (`weak`: no Landlock, `sandboxWhy` says what is missing) and fd limit. */
+  gateway?: { up: boolean, starts: number, sandbox: 'landlock' | 'weak' | 'starting', sandboxWhy?: string, fdLimit: number }
 }
 
 /** GET /api/v1/fdb: one entry. */

@@ -29,7 +29,7 @@
 
 import type * as http from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { SwitchdView, PortHandle } from './view'
+import type { SwitchdView, PortHandle, GatewayFacts } from './view'
 import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState } from '../core/port'
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
@@ -132,9 +132,10 @@ function readFlap (v: unknown): { down: number, every: number } {
   return { down, every }
 }
 
-export function networkView (sw: Switch): NetworkJson {
+export function networkView (sw: Switch, gateway?: GatewayFacts): NetworkJson {
   // First: the fast path folds what it forwarded into the counters below.
   const fastPath = sw.fastPath?.stats()
+  const g: NetworkJson['gateway'] = gateway === undefined ? undefined : { up: gateway.up, starts: gateway.starts, sandbox: gateway.sandbox ?? 'starting', sandboxWhy: gateway.sandboxWhy, fdLimit: gateway.fdLimit }
   return {
     name: sw.name,
     ports: sw.ports.length,
@@ -142,7 +143,8 @@ export function networkView (sw: Switch): NetworkJson {
     fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
     stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
     counters: { ...sw.stats },
-    ...(fastPath !== undefined ? { fastPath } : {})
+    ...(fastPath !== undefined ? { fastPath } : {}),
+    ...(g !== undefined ? { gateway: g } : {})
   }
 }
 
@@ -254,7 +256,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   const method = req.method ?? 'GET'
   const path = url.pathname
   if (method === 'GET' && path === '/api/v1/networks') {
-    send(res, 200, server.networks.all().map(networkView))
+    const gateways = server.gateways()
+    send(res, 200, server.networks.all().map((n) => networkView(n, gateways.find((g) => g.network === n.name))))
     return
   }
   if (method === 'GET' && path === '/api/v1/ports') {

@@ -337,7 +337,7 @@ export class ConsoleHub {
     const msg: ConsoleMessage = {
       type: 'tick',
       time: Date.now(),
-      networks: s.networks.all().map(networkView),
+      networks: s.networks.all().map((n) => networkView(n)),
       ports: ports.slice(0, TICK_PORTS).map(portView),
       portsTotal: ports.length,
       captures: s.captures.size

@@ -63,6 +63,10 @@ export interface GatewayFacts {
   readonly filteredDns: number
   readonly filteredOutside: number
   readonly filteredSelf: number
+  /** How its child is confined (io/gateway-sandbox.ts): Landlock, or weak (why, naming the missing kernel feature); its fd limit. */
+  readonly sandbox: 'landlock' | 'weak' | undefined
+  readonly sandboxWhy: string | undefined
+  readonly fdLimit: number
 }
 
 export interface SwitchdView {

@@ -36,6 +36,7 @@ import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Gateway } from './gateway'
+import type { SandboxHost } from './gateway-sandbox'
 import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
 import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
@@ -69,6 +70,8 @@ export interface ServerOptions extends ConfigOverrides {
   helloTimeout?: number
   /** Seconds shutdown waits for peers to acknowledge the close. */
   closeTimeout?: number
+  /** What gateways assume of this host instead of asking the addon (tests: no Landlock, a low fd ceiling). */
+  gatewaySandbox?: SandboxHost
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
@@ -186,7 +189,8 @@ export class SwitchServer implements SwitchdView {
       const p = g.port
       return {
         network: g.spec.network, up: g.up, starts: g.starts, leases: p.leases, staticLeases: p.staticLeases,
-        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf
+        filteredDhcp: p.filteredDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
+        sandbox: g.sandbox === undefined ? undefined : g.sandbox.landlock ? 'landlock' : 'weak', sandboxWhy: g.sandbox?.weak, fdLimit: g.sandbox?.nofile ?? 0
       }
     })
   }
@@ -313,7 +317,7 @@ export class SwitchServer implements SwitchdView {
       const sw = this.networks.open(g.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)
       const policy = this.networks.policyFor(sw, { name: g.name, nameTrusted: true }, undefined, undefined)
-      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer)
+      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer, this.opts.gatewaySandbox)
       this.gatewayChildren.push(gateway)
       await gateway.start(self.filter((p) => p !== 0))
     }

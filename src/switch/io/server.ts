@@ -24,6 +24,7 @@ import type { ConditionParams } from '../core/condition'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as tls from 'node:tls'
+import type * as net from 'node:net'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -37,6 +38,7 @@ import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Gateway } from './gateway'
 import type { SandboxHost } from './gateway-sandbox'
+import { ChildPeerGuard, CHILD_REJECT_REASONS, type ChildRef } from './child-peers'
 import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
 import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
@@ -104,7 +106,7 @@ export class SwitchServer implements SwitchdView {
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   /** Connections refused, by reason. */
-  readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS].map((r) => [r, 0]))
+  readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS, ...CHILD_REJECT_REASONS].map((r) => [r, 0]))
   readonly captures = new CaptureHub()
   /** The web consoles watching (/ui, /api/v1/events). */
   readonly console: ConsoleHub
@@ -128,6 +130,8 @@ export class SwitchServer implements SwitchdView {
   readonly trunks: TrunkLink[] = []
   /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
   readonly gatewayChildren: Gateway[] = []
+  /** Every listener of ours refuses the gateway children's connections, whatever address they dialled. */
+  readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -244,6 +248,7 @@ export class SwitchServer implements SwitchdView {
         if (req.url === '/metrics') { this.serveMetrics(req, res); return }
         res.writeHead(404).end()
       })
+      this.metricsHttp.on('connection', (socket: net.Socket) => { this.childPeers.refuse(socket, 'metrics') })
       await new Promise<void>((resolve, reject) => {
         const m = this.metricsHttp as http.Server
         m.once('error', reject)
@@ -256,7 +261,7 @@ export class SwitchServer implements SwitchdView {
       // A QEMU listener's name comes from the configuration: trusted.
       const policy = this.networks.policyFor(sw, { name: q.name, nameTrusted: true }, undefined, undefined)
       const listener = new QemuListener({ name: q.name, address: q.address, socketMode: q.socketMode }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer,
-        (reason) => { this.refused(reason) })
+        (reason) => { this.refused(reason) }, (socket) => this.childPeers.refuse(socket, `qemu ${q.name}`))
       await listener.listen()
       this.qemu.push(listener)
     }
@@ -473,6 +478,7 @@ export class SwitchServer implements SwitchdView {
 
   /** Bound the connections that have not (yet) become ports: beyond limits.maxPending, close at once. */
   private onConnection (socket: Duplex): void {
+    if (this.childPeers.refuse(socket as net.Socket, 'listen')) return
     if (this.connections - this.upgraded >= this.config.limits.maxPending) {
       this.refused('limit_pending')
       log.limited('warn', 'connection_rejected', { remote: (socket as { remoteAddress?: string }).remoteAddress, reason: 'limit_pending' })

@@ -61,7 +61,7 @@ describe('gateway sandbox: what the gateway\'s child may read and hold (integrat
     return server
   }
 
-  it('attack: the child cannot read a world-readable configuration, /etc/passwd or switchd\'s environment; it can read /etc/hosts', async () => {
+  it('attack: the child cannot read a world-readable configuration, /etc/passwd or switchd\'s environment; it can read /etc/hosts and /etc/resolv.conf', async () => {
     const secret = path.join(dir, 'switchd.json')
     fs.writeFileSync(secret, '{"adminToken": "not-for-the-child"}\n', { mode: 0o644 })
     let report = ''
@@ -73,7 +73,7 @@ describe('gateway sandbox: what the gateway\'s child may read and hold (integrat
     fs.writeFileSync(probe, `#!/bin/bash
 echo '{"QMP": {}}' >&4
 r() { if cat "$1" >/dev/null 2>&1; then printf '%s=read;' "$2"; else printf '%s=denied;' "$2"; fi; }
-out="$(r ${secret} config)$(r /etc/passwd passwd)$(r /proc/${process.pid}/environ environ)$(r /etc/hosts hosts)"
+out="$(r ${secret} config)$(r /etc/passwd passwd)$(r /proc/${process.pid}/environ environ)$(r /etc/hosts hosts)$(r /etc/resolv.conf resolv)"
 exec 6<>/dev/tcp/127.0.0.1/${(barrier.address() as net.AddressInfo).port}
 printf '%s\\n' "$out" >&6
 exec sleep 1000
@@ -81,7 +81,7 @@ exec sleep 1000
     try {
       await start({ qemu: probe })
       await waitFor(() => report.includes('\n'), 10_000, 'the probe\'s report')
-      assert.equal(report.trim(), 'config=denied;passwd=denied;environ=denied;hosts=read;')
+      assert.equal(report.trim(), 'config=denied;passwd=denied;environ=denied;hosts=read;resolv=read;', 'slirp reads resolv.conf for DNS forwarding')
       assert.ok(!logs.some((l) => l.includes('gateway_sandbox_weak')))
     } finally {
       fs.rmSync(probeDir, { recursive: true, force: true })

@@ -67,7 +67,7 @@ describe('gateway sandbox', () => {
 
   it('sandboxPlan: without Landlock, no rules and a reason naming the kernel feature', () => {
     const paths = childPaths('/usr/bin/qemu', fakeRealpath({}, ['/usr/bin/qemu']))
-    for (const abi of [-38, -95, undefined]) {
+    for (const abi of [-38, -95, -1, undefined]) {
       const plan = sandboxPlan({ publish: [] }, paths, { ...HOST, landlockAbi: abi }, undefined)
       assert.equal(plan.landlock, false)
       assert.ok(!plan.args.includes('--landlock') && !plan.args.includes('--read'))
@@ -76,6 +76,7 @@ describe('gateway sandbox', () => {
     }
     assert.match(landlockMissing(-95) ?? '', /lsm=/)
     assert.match(landlockMissing(-38) ?? '', /5\.13/)
+    assert.match(landlockMissing(-1) ?? '', /seccomp/)
   })
 
   it('sandboxPlan: an fd limit above switchd\'s hard limit comes down to it, unless switchd may raise it', () => {

@@ -112,7 +112,8 @@ export function landlockMissing (abi: number | undefined): string | undefined {
   if (abi === undefined) return 'the native addon did not load (run npm install in the tapswitch directory), so switchd cannot ask the kernel for Landlock'
   if (abi >= 1) return undefined
   if (abi === -95) return 'Landlock is built into this kernel but not enabled: add landlock to the lsm= kernel parameter (e.g. lsm=landlock,lockdown,yama,integrity,apparmor)'
-  return 'this kernel has no Landlock (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK=y; Debian 12\'s 6.1 has it)'
+  if (abi === -1) return 'a seccomp filter (a container runtime\'s profile, say) denies Landlock\'s syscalls: allow landlock_create_ruleset, landlock_add_rule and landlock_restrict_self'
+  return 'this kernel has no Landlock (Linux 5.13 or later with CONFIG_SECURITY_LANDLOCK=y; Debian 12\'s 6.1 has it), or a seccomp filter hides it'
 }
 
 /**

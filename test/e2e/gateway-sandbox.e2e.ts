@@ -31,6 +31,15 @@ import { requireTools, requireCheckoutReadableBy, asUser, spawnLogged, waitForLi
 import { waitFor } from '../helpers/net'
 import { childFdLimit } from '../../src/switch/io/gateway-sandbox'
 import type { Attempt, StationArgs } from '../helpers/slirp-station'
+import * as net from 'node:net'
+
+async function freePort (): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((resolve) => s.close(() => { resolve() }))
+  return port
+}
 
 const ROOT = path.join(__dirname, '..', '..')
 const NS = 'tsw-gwself'
@@ -39,13 +48,21 @@ const ADMIN = 'e2e-admin-token-not-for-the-child'
 /** `ip netns exec` mounts this over /etc/resolv.conf for switchd and its child. */
 const NS_RESOLV = `/etc/netns/${NS}/resolv.conf`
 
-/** A stand-in for QEMU: ready, then one line saying which files it could read, then exit (switchd logs it). */
-function writeProbe (file: string, reads: Array<[string, string]>): void {
+/**
+ * A stand-in for QEMU: ready, then one line saying which files it could read
+ * (and, with `dial`, what switchd's listener at 127.0.0.1:dial answered it:
+ * its first bytes), then exit (switchd logs the line).
+ */
+function writeProbe (file: string, reads: Array<[string, string]>, dial?: number): void {
   const tries = reads.map(([name, p]) => `$(r "${p}" ${name})`).join('')
+  const call = dial === undefined ? '' : `exec 5<>/dev/tcp/127.0.0.1/${dial}
+printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&5 2>/dev/null
+answer="switchd=[$(timeout 3 cat <&5 2>/dev/null | head -c 12 | tr -d '\\r\\n')];"
+`
   fs.writeFileSync(file, `#!/bin/bash
 echo '{"QMP": {}}' >&4
 r() { if cat "$1" >/dev/null 2>&1; then printf '%s=read;' "$2"; else printf '%s=denied;' "$2"; fi; }
-echo "probe: ${tries}" >&2
+${call}echo "probe: ${tries}\${answer:-}" >&2
 exit 0
 `, { mode: 0o755 })
 }
@@ -145,6 +162,7 @@ describe('e2e: switchd as nobody keeps its secrets from its gateway child', func
   let dir: string | undefined
   let probeDir: string | undefined
   let switchd: Logged | undefined
+  let port = 0
   const lines: string[] = []
 
   const pidOf = (network: string): number => {
@@ -163,13 +181,14 @@ describe('e2e: switchd as nobody keeps its secrets from its gateway child', func
     const config = path.join(dir, 'switchd.json')
     const tokens = path.join(dir, 'tokens.json')
     const probe = path.join(probeDir, 'qemu-probe')
-    writeProbe(probe, [['config', config], ['tokens', tokens], ['environ', '/proc/$PPID/environ'], ['hosts', '/etc/hosts']])
+    port = await freePort()
+    writeProbe(probe, [['config', config], ['tokens', tokens], ['environ', '/proc/$PPID/environ'], ['hosts', '/etc/hosts']], port)
     // switchd's own files, 0600 and its own: the child runs as the same user.
     fs.writeFileSync(tokens, JSON.stringify([{ id: 'a', token: 'client-token-not-for-the-child' }]), { mode: 0o600 })
     fs.writeFileSync(config, JSON.stringify({ tokensFile: tokens, networks: { lab: { gateway: { nat: false } }, probe: { gateway: { nat: false, qemu: probe } } } }), { mode: 0o600 })
     fs.chownSync(tokens, NOBODY, NOBODY)
     fs.chownSync(config, NOBODY, NOBODY)
-    const [cmd, args] = asUser(process.execPath, [path.join(ROOT, 'bin', 'switchd.js'), '--listen', '127.0.0.1:0', '--config', config])
+    const [cmd, args] = asUser(process.execPath, [path.join(ROOT, 'bin', 'switchd.js'), '--listen', `127.0.0.1:${port}`, '--config', config])
     switchd = spawnLogged('switchd', cmd, args, (l) => { lines.push(l) }, { env: { PATH: process.env.PATH, SWITCHD_ADMIN_TOKEN: ADMIN } })
     await waitForLine(switchd, 'switchd', (l) => l.includes('"event":"listening"'), 20_000)
   })
@@ -183,10 +202,12 @@ describe('e2e: switchd as nobody keeps its secrets from its gateway child', func
     if (this.currentTest?.state === 'failed') process.stderr.write(lines.slice(-30).join('\n') + '\n')
   })
 
-  it('attack: the child cannot read switchd\'s configuration, its token file or /proc/<switchd>/environ', async () => {
+  it('attack: the child cannot read switchd\'s configuration, its token file or /proc/<switchd>/environ, nor talk to its listener', async () => {
     await waitFor(() => probeReport(lines, 'probe') !== undefined, 10_000, 'the probe\'s report')
     assert.equal(uidsOf(pidOf('lab')).real, NOBODY, 'the child runs as switchd\'s own user')
-    assert.equal(probeReport(lines, 'probe'), 'config=denied;tokens=denied;environ=denied;hosts=read;')
+    assert.equal(probeReport(lines, 'probe'), 'config=denied;tokens=denied;environ=denied;hosts=read;switchd=[];', 'reset unread by an unprivileged switchd too')
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text()
+    assert.match(metrics, /^switchd_connections_rejected_total\{reason="gateway_child"\} [1-9]/m)
   })
 
   it('switchd is non-dumpable: another process of its user cannot read its environment either', () => {

@@ -14,7 +14,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
-import { childFdLimit, type SandboxHost } from '../../src/switch/io/gateway-sandbox'
+import { childFdLimit, readSandboxHost, loadProcessBinding, type SandboxHost } from '../../src/switch/io/gateway-sandbox'
 import { setLogSink } from '../../src/common/log'
 import type { NetworkJson } from '../../src/common/api-types'
 import { waitFor } from '../helpers/net'
@@ -83,6 +83,37 @@ exec sleep 1000
       await waitFor(() => report.includes('\n'), 10_000, 'the probe\'s report')
       assert.equal(report.trim(), 'config=denied;passwd=denied;environ=denied;hosts=read;resolv=read;', 'slirp reads resolv.conf for DNS forwarding')
       assert.ok(!logs.some((l) => l.includes('gateway_sandbox_weak')))
+    } finally {
+      fs.rmSync(probeDir, { recursive: true, force: true })
+    }
+  })
+
+  it('a resolver file the child may read only as a file, replaced by a rename, restarts the child, which reads the new one', async () => {
+    const resolv = path.join(dir, 'resolv.conf')
+    fs.writeFileSync(resolv, 'nameserver 127.0.0.53\n', { mode: 0o644 })
+    let report = ''
+    barrier = net.createServer((c) => { c.on('data', (d) => { report += d.toString() }) })
+    await new Promise<void>((resolve) => barrier?.listen(0, '127.0.0.1', resolve))
+    const probeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-probe-'))
+    fs.chmodSync(probeDir, 0o755)
+    const probe = path.join(probeDir, 'qemu-probe')
+    fs.writeFileSync(probe, `#!/bin/bash
+echo '{"QMP": {}}' >&4
+exec 6<>/dev/tcp/127.0.0.1/${(barrier.address() as net.AddressInfo).port}
+printf '%s\\n' "$(cat ${resolv} 2>&1 | head -c 40)" >&6
+exec sleep 1000
+`, { mode: 0o755 })
+    try {
+      const s = await start({ qemu: probe }, { ...readSandboxHost(loadProcessBinding()), resolvConf: resolv })
+      await waitFor(() => report.split('\n').length > 1, 10_000, 'the first child\'s report')
+      assert.equal(report, 'nameserver 127.0.0.53\n')
+      // A DHCP client's way: a new file renamed over the old one (a new inode).
+      fs.writeFileSync(resolv + '.new', 'nameserver 127.0.0.54\n', { mode: 0o644 })
+      fs.renameSync(resolv + '.new', resolv)
+      await waitFor(() => report.split('\n').length > 2, 15_000, 'the second child\'s report')
+      assert.equal(report, 'nameserver 127.0.0.53\nnameserver 127.0.0.54\n', 'the new child reads the new file')
+      assert.equal(s.gatewayChildren[0]?.starts, 2)
+      assert.ok(logs.some((l) => l.includes('"event":"gateway_resolver_changed"')))
     } finally {
       fs.rmSync(probeDir, { recursive: true, force: true })
     }

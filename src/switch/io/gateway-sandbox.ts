@@ -48,6 +48,8 @@ export interface SandboxHost {
   canRaiseNofile: boolean
   /** switchd's PID: the launcher stops if its parent is not this one any more. */
   pid: number
+  /** Where libslirp reads its DNS server (tests point it elsewhere); /etc/resolv.conf. */
+  resolvConf?: string
 }
 
 /** Where the child may read (and execute, and write): the launcher's --read/--exec/--write. */
@@ -73,7 +75,7 @@ export const RESOLV_CONF = '/etc/resolv.conf'
  * directory is allowed, as its daemon replaces the file by rename; anywhere
  * else (/etc) only the file, watched.
  */
-export function childPaths (qemu: string, realpath: (p: string) => string = fs.realpathSync): ChildPaths {
+export function childPaths (qemu: string, realpath: (p: string) => string = fs.realpathSync, resolvConf = RESOLV_CONF): ChildPaths {
   const real = (p: string): string | undefined => { try { return realpath(p) } catch { return undefined } }
   const qemuReal = real(qemu) ?? qemu
   const exec = [qemuReal, ...SYSTEM_EXEC]
@@ -84,11 +86,11 @@ export function childPaths (qemu: string, realpath: (p: string) => string = fs.r
     read.push(path.join(prefix, 'share', 'qemu'))
   }
   let watch: string | undefined
-  const resolv = real(RESOLV_CONF)
+  const resolv = real(resolvConf)
   if (resolv !== undefined) {
     const dir = path.dirname(resolv)
     if (dir.startsWith('/run/')) read.push(dir)
-    else { read.push(resolv); watch = RESOLV_CONF }
+    else { read.push(resolv); watch = resolvConf }
   }
   return { exec, read, write: ['/dev/null'], watch }
 }

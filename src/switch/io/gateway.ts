@@ -54,6 +54,8 @@ const MAX_BACKOFF_MS = 30_000
 const STABLE_MS = 30_000
 const READY_TIMEOUT_MS = 10_000
 const STOP_GRACE_MS = 2000
+/** How often the resolver's file is looked at for a replacement (one stat). */
+const RESOLVER_POLL_MS = 2000
 /** Bytes of the child's stderr kept for messages (its last words). */
 const STDERR_KEPT = 4096
 
@@ -141,7 +143,7 @@ export class Gateway {
     const host = this.host ?? readSandboxHost(loadProcessBinding())
     const ids = host.root ? lookupUser(spec.user, this.key) : undefined
     this.childUid = ids?.[0] ?? process.getuid?.() ?? -1
-    const plan = sandboxPlan(spec, childPaths(qemu), host, ids)
+    const plan = sandboxPlan(spec, childPaths(qemu, undefined, host.resolvConf), host, ids)
     this.sandbox = plan
     this.command = [launcher, [...plan.args, qemu, ...qemuArgs(spec)]]
     this.reportSandbox(plan)
@@ -175,7 +177,7 @@ export class Gateway {
     if (plan.watch !== undefined && this.spec.dnsForward) {
       // The child may read this file, not its directory: a new file (a rename over it) is not the child's until it restarts.
       const watched = plan.watch
-      fs.watchFile(watched, { persistent: false, interval: 5000 }, (now, before) => {
+      fs.watchFile(watched, { persistent: false, interval: RESOLVER_POLL_MS }, (now, before) => {
         if (now.ino === before.ino && now.dev === before.dev) return
         log.info('gateway_resolver_changed', { network, file: watched, note: 'restarting the gateway child so that it may read the new file' })
         this.child?.kill('SIGTERM')

@@ -22,10 +22,12 @@ class FakeSocket {
 
 class FakeBinding implements PeerBinding {
   lookups = 0
+  lastLookup: unknown[] = []
   scans: Array<[number, number, number]> = []
   constructor (public peer: { inode: number, uid: number } | null | Error, public fds: Map<number, Map<number, number>> = new Map(), public scanError?: Error) {}
-  lookupPeerSocket (): { inode: number, uid: number } | null {
+  lookupPeerSocket (...args: unknown[]): { inode: number, uid: number } | null {
     this.lookups++
+    this.lastLookup = args
     if (this.peer instanceof Error) throw this.peer
     return this.peer
   }
@@ -113,6 +115,15 @@ describe('ChildPeerGuard', () => {
     const { g } = guard(new FakeBinding({ inode: 5, uid: 1000 }, new Map(), err), [{ pid: 400, uid: 1000 }])
     assert.equal(refuse(g, new FakeSocket('127.0.0.1')), true)
     assert.equal(g.refusedBy.unverified, 1)
+  })
+
+  it('asks about plain addresses: IPv4-mapped as IPv4, an IPv6 scope dropped', () => {
+    const b = new FakeBinding(null)
+    const { g } = guard(b, [{ pid: 400, uid: 1000 }])
+    refuse(g, new FakeSocket('::ffff:192.0.2.9', '::ffff:192.0.2.1', 40001, 8080))
+    assert.deepEqual(b.lastLookup, ['192.0.2.9', 40001, '192.0.2.1', 8080])
+    assert.equal(refuse(g, new FakeSocket('fe80::9%eth0', 'fe80::1%eth0')), false, 'another host on the link')
+    assert.deepEqual(b.lastLookup.slice(0, 3), ['fe80::9', 40000, 'fe80::1'])
   })
 
   it('a socket already gone (no peer address) is destroyed, not counted', () => {

@@ -76,8 +76,11 @@ export function classifyPeer (lookup: Lookup, owner: (inode: number, uid: number
 /** Refused kinds. */
 export function refused (kind: PeerKind): boolean { return kind === 'child' || kind === 'closed' || kind === 'unverified' }
 
-/** `::ffff:1.2.3.4` as `1.2.3.4`: a dual-stack listener's view of an IPv4 peer. */
-function plain (address: string): string { return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address }
+/** `::ffff:1.2.3.4` as `1.2.3.4` (a dual-stack listener's view of an IPv4 peer), `fe80::1%eth0` as `fe80::1`. */
+function plain (address: string): string {
+  const a = address.replace(/%.*$/, '')
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+}
 
 function isLoopback (address: string): boolean { return address === '::1' || address.startsWith('127.') }
 

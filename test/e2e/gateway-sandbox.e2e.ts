@@ -60,6 +60,7 @@ printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&5 2>/dev/null
 answer="switchd=[$(timeout 3 cat <&5 2>/dev/null | head -c 12 | tr -d '\\r\\n')];"
 `
   fs.writeFileSync(file, `#!/bin/bash
+trap '' PIPE
 echo '{"QMP": {}}' >&4
 r() { if cat "$1" >/dev/null 2>&1; then printf '%s=read;' "$2"; else printf '%s=denied;' "$2"; fi; }
 ${call}echo "probe: ${tries}\${answer:-}" >&2

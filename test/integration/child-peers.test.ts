@@ -82,8 +82,10 @@ describe('child peers: switchd\'s listeners refuse its gateway children (integra
     await new Promise<void>((resolve) => barrier?.listen(0, '127.0.0.1', resolve))
     const b = (barrier.address() as net.AddressInfo).port
     // Each attempt: connect (from the child itself, as slirp does: fd 5 is the child's), send a
-    // request, read whatever comes back within 5 s (its first 40 bytes).
-    const s = await start(`out=""
+    // request, read whatever comes back within 5 s (its first 40 bytes). A write after the reset
+    // fails (EPIPE) instead of killing the stand-in, as it does not kill QEMU.
+    const s = await start(`trap '' PIPE
+out=""
 for p in ${ports.main} ${ports.metrics} ${ports.qemu}; do
   exec 5<>/dev/tcp/127.0.0.1/$p
   printf 'GET /healthz HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n\\r\\n' >&5 2>/dev/null

@@ -22,6 +22,8 @@ import { waitFor } from '../helpers/net'
 import { requireTools, NOBODY } from '../helpers/proc'
 import { switchctl } from '../helpers/ctl'
 import { TestClient } from '../helpers/client'
+import { makePki, type TestPki } from '../helpers/tls'
+import * as https from 'node:https'
 
 async function freePort (): Promise<number> {
   const s = net.createServer()
@@ -63,14 +65,14 @@ describe('child peers: switchd\'s listeners refuse its gateway children (integra
   })
 
   /** A switchd with the three listeners and a gateway whose "QEMU" is `script` (bash, after the QMP greeting). */
-  async function start (script: string): Promise<SwitchServer> {
+  async function start (script: string, tls?: TestPki): Promise<SwitchServer> {
     const fake = path.join(dir, 'fake-qemu')
     fs.writeFileSync(fake, `#!/bin/bash\necho '{"QMP": {}}' >&4\n${script}\nexec sleep 1000\n`, { mode: 0o755 })
     const config = buildConfig({
       metricsListen: `127.0.0.1:${ports.metrics}`,
       qemu: [{ name: 'vm1', listen: `tcp:127.0.0.1:${ports.qemu}` }],
       networks: { lab: { gateway: { nat: false, qemu: fake } } }
-    }, 'test')
+    }, 'test', tls === undefined ? {} : { tlsCert: tls.cert, tlsKey: tls.key })
     server = new SwitchServer({ config, host: '127.0.0.1', port: ports.main })
     await server.listen()
     return server
@@ -107,6 +109,33 @@ printf '%s\\n' "$out" >&6`)
     assert.ok(logs.some((l) => l.includes('"listener":"metrics"')) && logs.some((l) => l.includes('"listener":"qemu vm1"')))
     const metrics = await s.registry.metrics()
     assert.match(metrics, /switchd_connections_rejected_total\{reason="gateway_child"\} 3/)
+  })
+
+  it('attack: with TLS on the main listener, the child is reset before the handshake; a local client is served', async function () {
+    requireTools(this, [{ cmd: 'openssl', pkg: 'openssl' }])
+    const pki = makePki()
+    try {
+      let report = ''
+      barrier = net.createServer((c) => { c.on('data', (d) => { report += d.toString() }) })
+      await new Promise<void>((resolve) => barrier?.listen(0, '127.0.0.1', resolve))
+      // The start of a ClientHello: a server that read it would answer (a ServerHello or an alert).
+      const s = await start(`trap '' PIPE
+exec 5<>/dev/tcp/127.0.0.1/${ports.main}
+printf '\\x16\\x03\\x01\\x00\\x05\\x01\\x00\\x00\\x01\\x00' >&5 2>/dev/null
+r=$(timeout 3 od -An -tx1 -N4 <&5 2>/dev/null | tr -d ' \\n')
+exec 6<>/dev/tcp/127.0.0.1/${(barrier.address() as net.AddressInfo).port}
+printf 'tls=[%s]\\n' "$r" >&6`, pki)
+      await waitFor(() => report.includes('\n'), 15_000, 'the stand-in\'s report (barrier)')
+      assert.equal(report.trim(), 'tls=[]', 'nothing came back')
+      assert.equal(s.rejectedBy.gateway_child, 1)
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        https.get({ host: '127.0.0.1', port: ports.main, path: '/healthz', ca: fs.readFileSync(pki.ca) }, (res) => { res.resume(); resolve(res.statusCode) }).on('error', reject)
+      })
+      assert.equal(status, 200, 'a local TLS client is served')
+      assert.equal(s.rejectedBy.gateway_child, 1)
+    } finally {
+      fs.rmSync(pki.dir, { recursive: true, force: true })
+    }
   })
 
   it('another local process, of the child\'s own uid, is served on all three; so are switchctl and a WebSocket client', async () => {

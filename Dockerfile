@@ -36,6 +36,8 @@ WORKDIR /opt/tapswitch
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules/ node_modules/
 COPY --from=build /src/build/Release/tap.node build/Release/
+# The launcher of a gateway's QEMU child (docs/GATEWAY.md "Running it"), built beside the addon.
+COPY --from=build /src/build/Release/tapswitch-sandbox build/Release/
 COPY --from=build /src/dist/ dist/
 COPY native/index.js native/
 COPY bin/ bin/

@@ -255,3 +255,35 @@ export class FastPath {
   /** Stop and join the thread. Idempotent. */
   close (): void
 }
+
+/** The other end of a local TCP connection, as the kernel knows it (native/peer.cc). */
+export interface PeerSocket {
+  /** Its socket inode (`socket:[inode]` in /proc/<pid>/fd); 0 once its process has closed it (an orphan or TIME_WAIT). */
+  inode: number
+  /** The uid that created it. */
+  uid: number
+}
+
+/**
+ * The socket at the other end of the TCP connection peer:peerPort ->
+ * local:localPort, found by one exact NETLINK_SOCK_DIAG lookup (no dump, no
+ * privilege); null when this network namespace has none: the peer is
+ * elsewhere, or its socket is gone. IPv4, IPv6 or IPv4-mapped IPv6 strings.
+ * Throws TapSystemError when the lookup cannot run (e.g. EAFNOSUPPORT where
+ * AF_NETLINK is forbidden, as systemd's RestrictAddressFamilies= can).
+ */
+export function lookupPeerSocket (peerAddress: string, peerPort: number, localAddress: string, localPort: number): PeerSocket | null
+/**
+ * The fd of process `pid` that holds socket `inode` (trying fd `hint` first;
+ * -1 for none), or -1 when it holds none or is gone. Throws TapSystemError
+ * when its fds cannot be read (another user's process without CAP_SYS_PTRACE).
+ */
+export function findSocketFd (pid: number, inode: number, hint: number): number
+
+/** prctl(PR_SET_DUMPABLE): off, a process of the same user can neither read /proc/<pid>/environ or /mem nor ptrace it; no core dumps. */
+export function setDumpable (on: boolean): void
+export function isDumpable (): boolean
+/** The kernel's Landlock ABI version (>= 1), or -errno: -38 ENOSYS (none), -95 EOPNOTSUPP (not enabled at boot). */
+export function landlockAbi (): number
+/** RLIMIT_NOFILE as [soft, hard] (1e15 for unlimited). */
+export function nofileLimit (): [number, number]

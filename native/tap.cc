@@ -48,6 +48,8 @@
 
 namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
 namespace tapswitch { void InitFastPath(Napi::Env env, Napi::Object exports); }  // native/fastpath.cc
+namespace tapswitch { void InitPeer(Napi::Env env, Napi::Object exports); }  // native/peer.cc
+namespace tapswitch { void InitProcess(Napi::Env env, Napi::Object exports); }  // native/process.cc
 
 namespace {
 
@@ -472,6 +474,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   tapswitch::InitUnixDgram(env, exports);
   tapswitch::busy_poll::Init(env, exports);
   tapswitch::InitFastPath(env, exports);
+  tapswitch::InitPeer(env, exports);
+  tapswitch::InitProcess(env, exports);
   const char* names[STAT_COUNT] = {"STAT_RX_FRAMES", "STAT_RX_BYTES", "STAT_TX_FRAMES",
                                    "STAT_TX_BYTES", "STAT_TX_DROPPED", "STAT_TX_ERRORS",
                                    "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};

@@ -47,6 +47,12 @@ export interface NetworkJson {
 /** A network's gateway: its child, the host sockets (flows) it holds for the stations, what it refused by reason. */
 export interface GatewayJson {
   up: boolean
+  starts: number
+  /** How its child is confined: `landlock`, or `weak` (no Landlock; `sandboxWhy` says what is missing); `starting` before its first start. */
+  sandbox: 'landlock' | 'weak' | 'starting'
+  sandboxWhy?: string
+  /** The child's RLIMIT_NOFILE. */
+  fdLimit: number
   flows: number
   maxFlows: number
   flowsPerClient: number

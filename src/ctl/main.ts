@@ -167,13 +167,16 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
   switch (cmd) {
     case 'networks': {
       const nets = await getJson<NetworkJson[]>(ctx, '/api/v1/networks')
-      print(ctx, nets, () => table(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS', 'NATIVE', 'GATEWAY FLOWS'],
+      print(ctx, nets, () => table(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS', 'NATIVE', 'GATEWAY', 'GATEWAY FLOWS'],
         nets.map((n) => [n.name, n.ports, n.fdb.entries ?? 0, n.fdb.maxEntries ?? 0, n.fdb.learned ?? 0, n.fdb.moved ?? 0, n.fdb.expired ?? 0, n.fdb.evicted ?? 0,
           n.counters.forwarded ?? 0, (n.counters.floodedBroadcast ?? 0) + (n.counters.floodedMulticast ?? 0) + (n.counters.floodedUnknown ?? 0), n.counters.loopsDetected ?? 0,
           // Of FORWARDED, what the native fast path of local TAPs forwarded itself (docs/LOCAL-TAPS.md); - without one.
           n.fastPath?.forwarded ?? '-',
+          // Its gateway: up or down, and how its child is confined (docs/GATEWAY.md "Security"); - without one.
+          n.gateway === undefined ? '-' : `${n.gateway.up ? 'up' : 'down'} ${n.gateway.sandbox}`,
           // Host sockets the gateway's child holds for the stations, of its maxFlows (docs/GATEWAY.md); - without a gateway.
-          n.gateway === undefined ? '-' : `${n.gateway.flows}/${n.gateway.maxFlows}`])))
+          n.gateway === undefined ? '-' : `${n.gateway.flows}/${n.gateway.maxFlows}`])) +
+        nets.filter((n) => n.gateway?.sandbox === 'weak').map((n) => `warning: the gateway of ${n.name} runs without Landlock: ${n.gateway?.sandboxWhy ?? ''}\n`).join(''))
       return
     }
     case 'ports': {

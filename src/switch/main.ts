@@ -4,6 +4,7 @@
 
 import * as path from 'node:path'
 import { SwitchServer } from './io/server'
+import { makeNondumpable } from './io/gateway-sandbox'
 import { loadConfig, MAX_BUSY_POLL, type ConfigOverrides, type SwitchdConfig } from './control/config'
 import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '../common/cli'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol'
@@ -99,6 +100,11 @@ export async function main (argv: string[]): Promise<void> {
     die('switchd', (err as Error).message, 2)
   }
   const listenText = server.config.listen
+  if (server.config.gateways.length > 0) {
+    // Before any child exists: a gateway child of our user must not read our environment (the admin token) nor ptrace us.
+    if (makeNondumpable()) log.info('nondumpable', { why: 'a gateway runs: no process of this user may read /proc/<pid>/environ or ptrace switchd; no core dumps' })
+    else log.warn('nondumpable_failed', { why: 'the native addon did not load (run npm install): a process of switchd\'s user can read its environment' })
+  }
   try {
     await server.listen()
   } catch (err) {

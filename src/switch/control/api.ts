@@ -141,12 +141,16 @@ function readFlap (v: unknown): { down: number, every: number } {
 export function gatewayView (g: GatewayFacts): GatewayJson {
   return {
     up: g.up,
+    starts: g.starts,
+    sandbox: g.sandbox ?? 'starting',
+    ...(g.sandboxWhy !== undefined ? { sandboxWhy: g.sandboxWhy } : {}),
+    fdLimit: g.fdLimit,
     flows: g.flows,
     maxFlows: g.maxFlows,
     flowsPerClient: g.flowsPerClient,
     clients: g.flowClients,
     filtered: {
-      dhcp: g.filteredDhcp, dns: g.filteredDns, outside: g.filteredOutside, switchd: g.filteredSelf, host: g.filteredHost,
+      dhcp: g.filteredDhcp, dhcp_chaddr: g.filteredChaddr, dhcp_limit: g.filteredLimit, dhcp_rate: g.filteredRate, dhcp_pool: g.filteredPool, dns: g.filteredDns, outside: g.filteredOutside, switchd: g.filteredSelf, host: g.filteredHost,
       not_routable: g.filteredNotRoutable, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows
     }
   }

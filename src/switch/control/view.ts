@@ -85,6 +85,10 @@ export interface GatewayFacts {
   readonly maxFlows: number
   readonly flowsPerClient: number
   readonly flowClients: number
+  /** How its child is confined (io/gateway-sandbox.ts): Landlock, or weak (why, naming the missing kernel feature); its fd limit. */
+  readonly sandbox: 'landlock' | 'weak' | undefined
+  readonly sandboxWhy: string | undefined
+  readonly fdLimit: number
 }
 
 export interface SwitchdView {

@@ -7,12 +7,18 @@
  * It needs no root and no CAP_NET_ADMIN: slirp only opens ordinary sockets.
  *
  * The child:
- *  - runs through `setpriv`: `--pdeathsig KILL` makes the kernel kill it
- *    when switchd dies, however it dies (Node cannot call prctl itself), and
- *    when switchd is root it runs as `user` (nobody) with no groups, no
- *    capabilities and no_new_privs. QEMU's `-sandbox on` (seccomp) denies
- *    it spawning, privilege changes and obsolete syscalls: it parses the
- *    stations' packets, so it gets as little as it can live with;
+ *  - runs through switchd's launcher (native/sandbox.cc; the arguments come
+ *    from gateway-sandbox.ts), which execs QEMU in the same process once it
+ *    has set: PR_SET_PDEATHSIG SIGKILL (the kernel kills the child when
+ *    switchd dies, however it dies), no_new_privs, RLIMIT_NOFILE (part of
+ *    the bound on what stations make slirp hold), when switchd is root
+ *    `user` (nobody) with no groups and no capabilities, and a Landlock
+ *    ruleset that lets it read only what QEMU needs: not switchd's
+ *    configuration, token files, TLS key or /proc/<switchd>. QEMU's
+ *    `-sandbox on` (seccomp) denies it spawning, privilege changes and
+ *    obsolete syscalls: it parses the stations' packets, so it gets as
+ *    little as it can live with. switchd's listeners refuse its connections
+ *    (child-peers.ts);
  *  - is ready when its QMP monitor (a second socketpair, fd 4) greets us:
  *    QEMU sets up its netdevs (binding published ports) before its monitors;
  *  - gets an environment of PATH only: switchd's own (its admin token, say)
@@ -43,6 +49,7 @@ import { GatewayPort, slirpMac } from './gateway-port'
 import { hostAddresses } from './host-addresses'
 import { LeaseFile } from './lease-file'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
+import { childPaths, sandboxPlan, launcherPath, readSandboxHost, loadProcessBinding, type SandboxHost, type SandboxPlan } from './gateway-sandbox'
 import { formatIpv4 } from '../../common/dhcp'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { logger } from '../../common/log'
@@ -55,6 +62,8 @@ const MAX_BACKOFF_MS = 30_000
 const STABLE_MS = 30_000
 const READY_TIMEOUT_MS = 10_000
 const STOP_GRACE_MS = 2000
+/** How often the resolver's file is looked at for a replacement (one stat). */
+const RESOLVER_POLL_MS = 2000
 /** Bytes of the child's stderr kept for messages (its last words). */
 const STDERR_KEPT = 4096
 /** ms between expiry runs of the lease table (and lazy lease-file writes). */
@@ -115,8 +124,15 @@ export class Gateway {
   /** The leases on disk; undefined until start() has read them. */
   leaseFile: LeaseFile | undefined
   private leaseTimer: NodeJS.Timeout | undefined
+  /** How the child is confined (set by start()). */
+  sandbox: SandboxPlan | undefined
+  /** The uid the child's sockets carry: `user`'s when switchd is root, else switchd's own. */
+  private childUid = -1
+  private unwatch: () => void = () => {}
 
-  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number, private readonly stateDir: string) {
+  /** `host` replaces what the addon says of this host (tests). */
+  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number,
+    private readonly stateDir: string, private readonly host?: SandboxHost) {
     this.key = `networks.${spec.network}.gateway`
     this.port = new GatewayPort(id, spec, highWaterMark, sw)
     this.port.applyPolicy(policy)
@@ -152,15 +168,16 @@ export class Gateway {
       throw new TapswitchError(ERR_CONFIG, `${this.key}: ${spec.qemu} not found: the gateway is QEMU's user-mode network (libslirp). ` +
         'Install the Debian package qemu-system-x86 (apt-get install qemu-system-x86), or set "qemu" to the binary\'s path')
     }
-    const setpriv = findExecutable('setpriv')
-    if (setpriv === undefined) throw new TapswitchError(ERR_CONFIG, `${this.key}: setpriv not found: install util-linux (it runs the gateway's QEMU unprivileged and kills it with switchd)`)
+    const launcher = launcherPath()
+    if (launcher === undefined) throw new TapswitchError(ERR_CONFIG, `${this.key}: build/Release/tapswitch-sandbox not found: run npm install in the tapswitch directory (it builds the launcher that confines the gateway's QEMU; needs make and g++)`)
     for (const [i, p] of spec.publish.entries()) await checkFree(p.proto, p.hostAddress, p.hostPort, `${this.key}.publish[${i}].host`)
-    const wrap = ['--pdeathsig', 'KILL', '--no-new-privs']
-    if (process.getuid?.() === 0) {
-      const [uid, gid] = lookupUser(spec.user, this.key)
-      wrap.push(`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--bounding-set=-all', '--inh-caps=-all')
-    }
-    this.command = [setpriv, [...wrap, '--', qemu, ...qemuArgs(spec)]]
+    const host = this.host ?? readSandboxHost(loadProcessBinding())
+    const ids = host.root ? lookupUser(spec.user, this.key) : undefined
+    this.childUid = ids?.[0] ?? process.getuid?.() ?? -1
+    const plan = sandboxPlan(spec, childPaths(qemu, undefined, host.resolvConf), host, ids, spec.maxFlows)
+    this.sandbox = plan
+    this.command = [launcher, [...plan.args, qemu, ...qemuArgs(spec)]]
+    this.reportSandbox(plan)
     if (spec.dhcp) this.openLeases()
     // The guards look at the gateway's VLAN; its leases are their binding table, and trusted ports take no share of the pool.
     const guard = this.sw.guard
@@ -190,6 +207,39 @@ export class Gateway {
       })
     }
     await this.spawnChild()
+  }
+
+  /** Say how the child is confined: loudly when Landlock is missing or the fd limit had to come down (once, not per restart). */
+  private reportSandbox (plan: SandboxPlan): void {
+    const network = this.spec.network
+    if (plan.weak !== undefined) {
+      log.warn('gateway_sandbox_weak', {
+        network, feature: 'Landlock', why: plan.weak,
+        effect: 'the gateway child can read every file its user can: switchd\'s configuration, token files and TLS key (and, without root, nothing but switchd\'s own non-dumpable flag guards its environment)'
+      })
+    }
+    if (plan.nofile < plan.nofileWanted) {
+      log.warn('gateway_fd_limit_lowered', {
+        network, wanted: plan.nofileWanted, limit: plan.nofile,
+        why: 'above switchd\'s own hard RLIMIT_NOFILE, which it may not raise: the gateway serves fewer flows at once (raise LimitNOFILE= or ulimit -Hn)'
+      })
+    }
+    if (plan.watch !== undefined && this.spec.dnsForward) {
+      // The child may read this file, not its directory: a new file (a rename over it) is not the child's until it restarts.
+      const watched = plan.watch
+      fs.watchFile(watched, { persistent: false, interval: RESOLVER_POLL_MS }, (now, before) => {
+        if (now.ino === before.ino && now.dev === before.dev) return
+        log.info('gateway_resolver_changed', { network, file: watched, note: 'restarting the gateway child so that it may read the new file' })
+        this.child?.kill('SIGTERM')
+      })
+      this.unwatch = () => { fs.unwatchFile(watched) }
+    }
+  }
+
+  /** The running child, for switchd's listeners to refuse (child-peers.ts). */
+  childRef (): { pid: number, uid: number } | undefined {
+    const pid = this.child?.pid
+    return pid === undefined ? undefined : { pid, uid: this.childUid }
   }
 
   /** Start one child; resolves once it is ready, rejects (and the child is gone) if it is not. */
@@ -289,6 +339,7 @@ export class Gateway {
   /** Stop for good: no restart, the child ended by its PID, the port out of its network. */
   async close (): Promise<void> {
     this.stopped = true
+    this.unwatch()
     clearTimeout(this.restartTimer)
     const child = this.child
     if (child !== undefined && child.exitCode === null && child.signalCode === null) {

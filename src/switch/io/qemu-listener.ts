@@ -78,8 +78,10 @@ export class QemuListener {
   private readonly server: net.Server
   private joined = false
 
+  /** `refuseSocket` sees a TCP connection first and returns true when it refused it (server.ts: a gateway child's). */
   constructor (readonly spec: QemuListenerSpec, private readonly sw: Switch, policy: PortPolicy, id: number, highWaterMark: number,
-    private readonly refused: (reason: typeof QEMU_REJECT_REASONS[number]) => void = () => {}) {
+    private readonly refused: (reason: typeof QEMU_REJECT_REASONS[number]) => void = () => {},
+    private readonly refuseSocket: (socket: net.Socket) => boolean = () => false) {
     const where = spec.address.kind === 'unix' ? `unix:${spec.address.path}` : `tcp:${spec.address.host}:${spec.address.port}`
     this.port = new StreamPort(id, spec.name, where, highWaterMark, sw)
     this.port.applyPolicy(policy)
@@ -108,6 +110,7 @@ export class QemuListener {
   }
 
   private attach (socket: net.Socket): void {
+    if (this.spec.address.kind === 'tcp' && this.refuseSocket(socket)) return
     const port = this.port
     // Connecting and leaving costs a client nothing: its lines come out of its address's log budget.
     const remote = socket.remoteAddress ?? 'unix'

@@ -25,6 +25,7 @@ import type { ConditionParams } from '../core/condition'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as tls from 'node:tls'
+import type * as net from 'node:net'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -37,6 +38,8 @@ import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
 import { TrunkLink } from './trunk'
 import { Gateway } from './gateway'
+import type { SandboxHost } from './gateway-sandbox'
+import { ChildPeerGuard, CHILD_REJECT_REASONS, type ChildRef } from './child-peers'
 import { TapPort, loadTapBinding, type TapBinding } from './tap-port'
 import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
@@ -74,6 +77,8 @@ export interface ServerOptions extends ConfigOverrides {
   closeTimeout?: number
   /** The admin-token throttle (tests pass one with a stopped clock); a new one if absent. */
   authThrottle?: AuthThrottle
+  /** What gateways assume of this host instead of asking the addon (tests: no Landlock, a low fd ceiling). */
+  gatewaySandbox?: SandboxHost
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
@@ -107,7 +112,7 @@ export class SwitchServer implements SwitchdView {
   private clockTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   /** Connections refused, by reason. */
-  readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS].map((r) => [r, 0]))
+  readonly rejectedBy: Record<string, number> = Object.fromEntries([...REJECT_REASONS, ...QEMU_REJECT_REASONS, ...CHILD_REJECT_REASONS].map((r) => [r, 0]))
   readonly captures = new CaptureHub()
   /** The web consoles watching (/ui, /api/v1/events). */
   readonly console: ConsoleHub
@@ -135,6 +140,8 @@ export class SwitchServer implements SwitchdView {
   readonly trunks: TrunkLink[] = []
   /** Network gateways (DHCP, DNS, NAT): a QEMU child each, behind a port named gateway. */
   readonly gatewayChildren: Gateway[] = []
+  /** Every listener of ours refuses the gateway children's connections, whatever address they dialled. */
+  readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -212,7 +219,8 @@ export class SwitchServer implements SwitchdView {
         filteredDhcp: p.filteredDhcp + c.notDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
         filteredHost: p.filteredHost, filteredNotRoutable: p.filteredNotRoutable, filteredFragment: p.filteredFragment,
         filteredProtocol: p.filteredProtocol, filteredFlows: p.filteredFlows,
-        flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients
+        flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients,
+        sandbox: g.sandbox === undefined ? undefined : g.sandbox.landlock ? 'landlock' : 'weak', sandboxWhy: g.sandbox?.weak, fdLimit: g.sandbox?.nofile ?? 0
       }
     })
   }
@@ -268,6 +276,7 @@ export class SwitchServer implements SwitchdView {
         res.writeHead(404).end()
       })
       this.metricsHttp.on('clientError', (err: Error & { code?: string }, socket: Duplex) => { clientError(err, socket) })
+      this.metricsHttp.on('connection', (socket: net.Socket) => { this.childPeers.refuse(socket, 'metrics') })
       await new Promise<void>((resolve, reject) => {
         const m = this.metricsHttp as http.Server
         m.once('error', reject)
@@ -280,7 +289,7 @@ export class SwitchServer implements SwitchdView {
       // A QEMU listener's name comes from the configuration: trusted.
       const policy = this.networks.policyFor(sw, { name: q.name, nameTrusted: true }, undefined, undefined)
       const listener = new QemuListener({ name: q.name, address: q.address, socketMode: q.socketMode }, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer,
-        (reason) => { this.refused(reason) })
+        (reason) => { this.refused(reason) }, (socket) => this.childPeers.refuse(socket, `qemu ${q.name}`))
       await listener.listen()
       this.qemu.push(listener)
     }
@@ -345,7 +354,7 @@ export class SwitchServer implements SwitchdView {
       const sw = this.networks.open(g.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)
       const policy = this.networks.policyFor(sw, { name: g.name, nameTrusted: true }, undefined, undefined)
-      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer, this.config.stateDir)
+      const gateway = new Gateway(g, sw, policy as PortPolicy, this.portTable.allocateId(), this.config.portBuffer, this.config.stateDir, this.opts.gatewaySandbox)
       this.gatewayChildren.push(gateway)
       await gateway.start(self.filter((p) => p !== 0))
     }
@@ -501,6 +510,7 @@ export class SwitchServer implements SwitchdView {
    * beyond, close at once, before reading a byte.
    */
   private onConnection (socket: Duplex): void {
+    if (this.childPeers.refuse(socket as net.Socket, 'listen')) return
     const address = (socket as { remoteAddress?: string }).remoteAddress ?? '?'
     const why = this.pendingConnections.refusal(address, this.config.limits)
     if (why !== undefined) {

@@ -1,0 +1,217 @@
+// tapswitch-sandbox: the launcher of a gateway's QEMU child (io/gateway.ts).
+//
+//   tapswitch-sandbox --parent PID --nofile N [--user UID:GID] [--landlock]
+//                     [--read PATH]... [--exec PATH]... [--write PATH]...
+//                     -- PROGRAM [ARG]...
+//
+// switchd spawns this instead of QEMU; it narrows what the process may do,
+// in this order, then execs PROGRAM in the same process (same PID, so
+// switchd's bookkeeping, its stop by PID and the peer checks of its
+// listeners all see QEMU itself):
+//
+//  1. with --user (switchd is root): drop every capability from the bounding,
+//     inheritable and ambient sets;
+//  2. RLIMIT_NOFILE soft = hard = N: what a station can make slirp hold (one
+//     fd per flow) is bounded here, by the kernel, whatever slirp does;
+//  3. with --user: no supplementary groups, then the gid and uid (real,
+//     effective, saved), checked;
+//  4. no_new_privs: nothing it execs can gain privilege (and Landlock needs it);
+//  5. PR_SET_PDEATHSIG SIGKILL, after the credential change (which would clear
+//     it), then getppid() == PID: if switchd died before this point the
+//     signal would never come, so we stop instead. No orphan, however switchd dies;
+//  6. with --landlock: a Landlock ruleset that handles every filesystem right
+//     of the kernel's ABI and allows only the paths given (--read: read files
+//     and list directories beneath; --exec: also execute; --write: also write
+//     and truncate, for /dev/null), and on ABI 6 and up scopes signals and
+//     abstract Unix sockets to the domain. Everything else (switchd's
+//     configuration, its token files and TLS key, /proc/<switchd>, /home,
+//     /etc at large) cannot be opened, whoever owns it. A path that does
+//     not exist is skipped (a host without /lib64); any other failure stops
+//     the start: switchd asked for Landlock because the kernel has it.
+//     Landlock also forbids ptrace of any process outside the domain.
+//
+// Errors go to stderr as "tapswitch-sandbox: <step>: <errno name> (<fix>)" and
+// exit 126 (127 when PROGRAM cannot be executed), as env(1) does; switchd
+// shows them as the child's last words.
+
+#include "landlock.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace ll = tapswitch::landlock;
+
+constexpr int kExitSetup = 126;
+constexpr int kExitExec = 127;
+
+struct PathRule {
+  std::string path;
+  uint64_t access;
+};
+
+struct Options {
+  pid_t parent = 0;
+  rlim_t nofile = 0;
+  bool drop_user = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  bool landlock = false;
+  std::vector<PathRule> rules;
+  char** argv = nullptr;  // PROGRAM and its arguments
+};
+
+const char* ErrName(int err) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  if (const char* name = strerrorname_np(err)) return name;
+#endif
+  return strerror(err);
+}
+
+[[noreturn]] void Fail(const char* step, int err, const char* fix) {
+  fprintf(stderr, "tapswitch-sandbox: %s: %s%s%s%s\n", step, ErrName(err), *fix != '\0' ? " (" : "", fix, *fix != '\0' ? ")" : "");
+  _exit(kExitSetup);
+}
+
+[[noreturn]] void Usage(const char* what) {
+  fprintf(stderr, "tapswitch-sandbox: %s\nusage: tapswitch-sandbox --parent PID --nofile N [--user UID:GID] [--landlock] "
+          "[--read PATH]... [--exec PATH]... [--write PATH]... -- PROGRAM [ARG]...\n", what);
+  _exit(kExitSetup);
+}
+
+bool ParseUnsigned(const char* s, unsigned long long max, unsigned long long* out) {
+  if (*s < '0' || *s > '9') return false;
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > max) return false;
+  *out = v;
+  return true;
+}
+
+Options Parse(int argc, char** argv) {
+  constexpr uint64_t kRead = ll::kReadFile | ll::kReadDir;
+  Options o;
+  int i = 1;
+  for (; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--") { i++; break; }
+    if (a == "--landlock") { o.landlock = true; continue; }
+    if (i + 1 >= argc) Usage(("missing value after " + a).c_str());
+    const char* v = argv[++i];
+    unsigned long long n = 0;
+    if (a == "--parent") {
+      if (!ParseUnsigned(v, 0x7fffffff, &n) || n == 0) Usage("--parent: expected a PID");
+      o.parent = static_cast<pid_t>(n);
+    } else if (a == "--nofile") {
+      if (!ParseUnsigned(v, 1U << 30, &n) || n < 16) Usage("--nofile: expected a number from 16");
+      o.nofile = static_cast<rlim_t>(n);
+    } else if (a == "--user") {
+      std::string s = v;
+      size_t colon = s.find(':');
+      unsigned long long u = 0, g = 0;
+      if (colon == std::string::npos || !ParseUnsigned(s.substr(0, colon).c_str(), 0xfffffffe, &u) ||
+          !ParseUnsigned(s.substr(colon + 1).c_str(), 0xfffffffe, &g)) Usage("--user: expected UID:GID");
+      o.drop_user = true;
+      o.uid = static_cast<uid_t>(u);
+      o.gid = static_cast<gid_t>(g);
+    } else if (a == "--read") {
+      o.rules.push_back({v, kRead});
+    } else if (a == "--exec") {
+      o.rules.push_back({v, kRead | ll::kExecute});
+    } else if (a == "--write") {
+      o.rules.push_back({v, kRead | ll::kWriteFile | ll::kTruncate});
+    } else {
+      Usage(("unknown option " + a).c_str());
+    }
+  }
+  if (i >= argc) Usage("no PROGRAM after --");
+  if (o.parent == 0 || o.nofile == 0) Usage("--parent and --nofile are required");
+  if (argv[i][0] != '/') Usage("PROGRAM must be an absolute path");
+  o.argv = argv + i;
+  return o;
+}
+
+// Step 1: no capability survives into QEMU, even were it to exec something with file capabilities.
+void DropCapabilities() {
+  for (int cap = 0; cap <= 63; cap++) {
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+      if (errno == EINVAL) break;  // past the kernel's last capability
+      Fail("prctl(PR_CAPBSET_DROP)", errno, "needs CAP_SETPCAP: --user is for a launcher started as root");
+    }
+  }
+  __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capget, &hdr, data) != 0) Fail("capget", errno, "");
+  data[0].inheritable = data[1].inheritable = 0;
+  if (syscall(SYS_capset, &hdr, data) != 0) Fail("capset", errno, "");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
+}
+
+void DropUser(uid_t uid, gid_t gid) {
+  if (setgroups(0, nullptr) != 0) Fail("setgroups", errno, "needs root: --user is for a launcher started as root");
+  if (setresgid(gid, gid, gid) != 0) Fail("setresgid", errno, "");
+  if (setresuid(uid, uid, uid) != 0) Fail("setresuid", errno, "");
+  uid_t r, e, s;
+  gid_t gr, ge, gs;
+  if (getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid ||
+      getresgid(&gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid) Fail("setresuid", EPERM, "the ids did not change");
+}
+
+// Step 6. Each path becomes one rule on the inode it names now (a symlink is followed).
+void ApplyLandlock(const std::vector<PathRule>& rules) {
+  int abi = ll::Abi();
+  if (abi < 1) Fail("landlock_create_ruleset", -abi, "switchd found Landlock, this process does not: restart switchd");
+  const uint64_t fs = ll::FsRights(abi);
+  ll::RulesetAttr attr = {fs, 0, ll::Scopes(abi)};
+  int ruleset = ll::CreateRuleset(&attr, sizeof attr);
+  if (ruleset < 0) Fail("landlock_create_ruleset", errno, "");
+  for (const PathRule& r : rules) {
+    int fd = open(r.path.c_str(), O_PATH | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT || errno == ENOTDIR) continue;
+      Fail(("open " + r.path).c_str(), errno, "");
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) Fail(("fstat " + r.path).c_str(), errno, "");
+    ll::PathBeneathAttr pb = {r.access & fs, fd};
+    if (!S_ISDIR(st.st_mode)) pb.allowed_access &= ll::kFileRights;
+    if (ll::AddPathRule(ruleset, &pb) != 0) Fail(("landlock_add_rule " + r.path).c_str(), errno, "");
+    close(fd);
+  }
+  if (ll::RestrictSelf(ruleset) != 0) Fail("landlock_restrict_self", errno, "");
+  close(ruleset);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = Parse(argc, argv);
+  if (o.drop_user) DropCapabilities();
+  rlimit lim = {o.nofile, o.nofile};
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) Fail("setrlimit(RLIMIT_NOFILE)", errno, "above the hard limit: switchd lowers the limit it asks for to its own");
+  if (o.drop_user) DropUser(o.uid, o.gid);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail("prctl(PR_SET_NO_NEW_PRIVS)", errno, "");
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail("prctl(PR_SET_PDEATHSIG)", errno, "");
+  if (getppid() != o.parent) {
+    fprintf(stderr, "tapswitch-sandbox: switchd (pid %d) is gone: not starting\n", static_cast<int>(o.parent));
+    _exit(kExitSetup);
+  }
+  if (o.landlock) ApplyLandlock(o.rules);
+  execv(o.argv[0], o.argv);
+  fprintf(stderr, "tapswitch-sandbox: exec %s: %s\n", o.argv[0], ErrName(errno));
+  return kExitExec;
+}

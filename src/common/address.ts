@@ -19,6 +19,13 @@ export function splitHostPort (text: string): [string, number] {
 export const LOOPBACK_KEY = 'loopback'
 
 /**
+ * The key a client at `address` is known by where clients of every kind are
+ * counted together (a port's Port.clientKey, the log's budgets): its
+ * address's key, prefixed so that it never equals another kind's (`port 7`).
+ */
+export function clientKeyOf (address: string): string { return 'address ' + addressKey(address) }
+
+/**
  * The key per-address limits count by: an IPv4 address as is (IPv4-mapped
  * IPv6 too), an IPv6 address by its /64. One host is usually given a whole
  * /64 (RFC 6177), so counting exact IPv6 addresses would let it take 2^64

@@ -17,7 +17,7 @@
  * many addresses at once.
  */
 
-import { addressKey } from './address'
+import { clientKeyOf } from './address'
 
 export type Level = 'debug' | 'info' | 'warn' | 'error'
 export type Fields = Record<string, string | number | boolean | undefined | null>
@@ -140,11 +140,20 @@ export class Logger {
    * lines, and then one saying how many it suppressed.
    */
   client (level: Level, event: string, address: string | undefined, fields?: Fields): void {
+    this.forClient(level, event, clientKeyOf(address ?? '?'), fields)
+  }
+
+  /**
+   * The same for a client known by its key (a port's Port.clientKey: what
+   * the switch core has of a WebSocket port's address), so that what its
+   * frames cause (a loop, a port-security violation) spends the same budget
+   * as what its connections do.
+   */
+  forClient (level: Level, event: string, key: string, fields?: Fields): void {
     if (LEVELS[level] < threshold && (observers.size === 0 || LEVELS[level] < LEVELS.info)) return
-    const key = addressKey(address ?? '?')
     if (!clientBudgets.take(key, Date.now(), (client, count) => {
       // One line per address and window (info: many addresses must not fill the console's ring of warnings); all of them together: warn.
-      this.write(client === '*' ? 'warn' : 'info', 'log_suppressed', { remote: client, count, window_seconds: CLIENT_WINDOW_MS / 1000 })
+      this.write(client === '*' ? 'warn' : 'info', 'log_suppressed', { remote: client.replace(/^address /, ''), count, window_seconds: CLIENT_WINDOW_MS / 1000 })
     })) return
     this.write(level, event, fields)
   }

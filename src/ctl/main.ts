@@ -25,15 +25,16 @@ Commands:
                                              forget learned MACs (all, or those matching)
   static add --mac M --port P [--vlan V] [--network N]
   static del --mac M [--vlan V] [--network N]
-  port disable|enable|disconnect NAME
-  condition set PORT [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders]
+  port disable|enable|disconnect NAME [--network N]
+                                             (--network: for a name two networks have, e.g. gateway)
+  condition set PORT [--network N] [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders]
                 [--loss 1% | --burst P%,R%] [--duplicate 1%] [--corrupt 0.1%] [--reorder 25%]
                 [--rate 10mbit] [--backlog BYTES] [--queue-frames N] [--queue-bytes BYTES] [--seed N]
                                              impair a port's link ("in": toward the switch, "out":
                                              toward the endpoint); see docs/CONDITIONS.md
   condition show [--network N]               conditions and drills in force
-  condition clear PORT [--direction in|out|both]
-  link down|up PORT [--direction in|out|both] [--flap 2s/8s]
+  condition clear PORT [--network N] [--direction in|out|both]
+  link down|up PORT [--network N] [--direction in|out|both] [--flap 2s/8s]
                                              failure drill: a pulled cable (a TAP sees NO-CARRIER);
                                              --flap: down 2 s every 8 s until "link up"
   capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]
@@ -224,7 +225,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
     case 'port': {
       const [verb, name] = rest
       if (verb === undefined || !['disable', 'enable', 'disconnect'].includes(verb) || name === undefined) throw new CtlError('port: expected disable|enable|disconnect NAME', 2)
-      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/${verb}`)).json()
+      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/${verb}` + query({ network: s('network') }))).json()
       print(ctx, r, () => `port ${name}: ${verb}d\n`.replace('disconnectd', 'disconnected'))
       return
     }
@@ -239,9 +240,10 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       }
       if ((verb !== 'set' && verb !== 'clear') || name === undefined) throw new CtlError('condition: expected set PORT …, show, or clear PORT', 2)
       const path = `/api/v1/ports/${encodeURIComponent(name)}/condition`
+      const network = s('network')
       let r: PortConditionJson
       if (verb === 'clear') {
-        r = await (await call(ctx, 'DELETE', path + query({ direction: s('direction') }))).json() as PortConditionJson
+        r = await (await call(ctx, 'DELETE', path + query({ network, direction: s('direction') }))).json() as PortConditionJson
       } else {
         const body: Record<string, unknown> = { direction: s('direction') }
         for (const [flag, key] of [['delay', 'delay'], ['jitter', 'jitter'], ['loss', 'loss'], ['duplicate', 'duplicate'], ['corrupt', 'corrupt'], ['reorder', 'reorder'],
@@ -257,7 +259,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
           const [p, r2] = burst.split(',')
           body.burst = r2 === undefined ? { p } : { p, r: r2 }
         }
-        r = await (await call(ctx, 'POST', path, body)).json() as PortConditionJson
+        r = await (await call(ctx, 'POST', path + query({ network }), body)).json() as PortConditionJson
       }
       print(ctx, r, () => `port ${name}: in ${describe(r.in)}; out ${describe(r.out)}\n`)
       return
@@ -265,7 +267,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
     case 'link': {
       const [verb, name] = rest
       if ((verb !== 'down' && verb !== 'up') || name === undefined) throw new CtlError('link: expected down|up PORT [--direction in|out] [--flap DOWN/EVERY]', 2)
-      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/link`, { state: verb, direction: s('direction'), flap: s('flap') })).json() as PortConditionJson & { state: string }
+      const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/link` + query({ network: s('network') }), { state: verb, direction: s('direction'), flap: s('flap') })).json() as PortConditionJson & { state: string }
       print(ctx, r, () => `port ${name}: link ${s('flap') !== undefined ? `flapping (down ${s('flap') ?? ''})` : verb}${s('direction') !== undefined ? ` (${s('direction') ?? ''})` : ''}, state ${r.state}\n`)
       return
     }

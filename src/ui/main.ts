@@ -233,6 +233,9 @@ const COL_ACTIONS = 13
 const LABELS: Record<string, string> = { 'link-down': 'link down', 'link-up': 'link up', condition: 'condition…' }
 const BODIES: Record<string, [string, unknown]> = { 'link-down': ['link', { state: 'down' }], 'link-up': ['link', { state: 'up' }] }
 
+/** A port's API path; its network goes with it in the query (names are unique in a network only: every gateway is `gateway`). */
+function portPath (p: { name: string }): string { return `/api/v1/ports/${encodeURIComponent(p.name)}` }
+
 function drawActions (s: PortState, p: PortJson): void {
   const down = linkIsDown(p.state, p.condition)
   const wanted = actions.filter((a) => (a !== 'disable' || p.state !== 'disabled') && (a !== 'enable' || p.state === 'disabled') &&
@@ -246,7 +249,7 @@ function drawActions (s: PortState, p: PortJson): void {
     const [endpoint, body] = Object.hasOwn(BODIES, a) ? BODIES[a] as [string, unknown] : [a, {}]
     b.addEventListener('click', a === 'condition'
       ? () => { toggleEditor(p.id) }
-      : () => { void act(`/api/v1/ports/${encodeURIComponent(p.name)}/${endpoint}`, body, b) })
+      : () => { void act(`${portPath(p)}/${endpoint}?network=${encodeURIComponent(p.network)}`, body, b) })
     return b
   })
   const flush = el('button', { type: 'button', 'data-action': 'flush' }, 'flush fdb')
@@ -257,7 +260,7 @@ function drawActions (s: PortState, p: PortJson): void {
 // ---------- the condition editor ----------
 
 /** The port whose condition is being edited, and the row that holds the editor under the port's row. */
-let editing: { id: number, name: string, row: HTMLTableRowElement } | undefined
+let editing: { id: number, name: string, network: string, row: HTMLTableRowElement } | undefined
 
 function toggleEditor (id: number): void {
   if (editing?.id === id) { closeEditor(); return }
@@ -278,7 +281,7 @@ function toggleEditor (id: number): void {
   const row = el('tr', { class: 'editor', 'data-editor': p.name }, td) as HTMLTableRowElement
   s.row.after(row)
   form.hidden = false
-  editing = { id, name: p.name, row }
+  editing = { id, name: p.name, network: p.network, row }
   $<HTMLInputElement>('cond-delay').focus()
 }
 
@@ -297,12 +300,12 @@ async function submitCondition (clear: boolean, button: HTMLElement): Promise<vo
   const e = editing
   if (e === undefined) return
   const direction = $<HTMLSelectElement>('cond-direction').value
-  const path = `/api/v1/ports/${encodeURIComponent(e.name)}/condition`
+  const path = `${portPath(e)}/condition?network=${encodeURIComponent(e.network)}`
   const error = $('cond-error')
   error.textContent = ''
   button.setAttribute('disabled', '')
   try {
-    if (clear) await post(`${path}?direction=${encodeURIComponent(direction)}`, undefined, 'DELETE')
+    if (clear) await post(`${path}&direction=${encodeURIComponent(direction)}`, undefined, 'DELETE')
     else {
       await post(path, conditionBody({
         direction,

@@ -293,7 +293,7 @@ describe('web console in chromium (browser)', function () {
     await login()
     // The API names keys, not values, in its errors; a proxy or a future message might not: the page must not care.
     const hostile = '<img src=x id=pwned2 onerror=alert(1)>'
-    await page.route('**/api/v1/ports/carol/condition', (route) => route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: hostile }) }))
+    await page.route('**/api/v1/ports/carol/condition?*', (route) => route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: hostile }) }))
     await editCondition('carol', { delay: '20ms' }, 'set')
     await page.locator('#cond-error', { hasText: hostile }).waitFor({ timeout: 5000 })
     assert.equal(await page.locator('#pwned2').count(), 0)
@@ -363,7 +363,7 @@ describe('web console in chromium (browser)', function () {
     await page.click('#cap-stop')
     assert.ok(urls.some((u) => u.includes('/api/v1/events')), 'the stream was opened')
     assert.ok(urls.some((u) => u.includes('/api/v1/capture')), 'a capture was started')
-    assert.ok(urls.some((u) => u.includes('/api/v1/ports/carol/condition?direction=both')), 'a condition was cleared')
+    assert.ok(urls.some((u) => u.includes('/api/v1/ports/carol/condition?network=default&direction=both')), 'a condition was cleared, in its port\'s network')
     const encoded = Buffer.from(TOKEN).toString('base64url')
     for (const u of [...urls, page.url()]) assert.ok(!u.includes(TOKEN) && !u.includes(encoded), u)
     // Reloading keeps the tab logged in (sessionStorage), still without the token in a URL.

@@ -8,7 +8,7 @@
  *   POST   /api/v1/fdb/flush   {network?, port?, mac?, vlan?}
  *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port}
  *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
- *   POST   /api/v1/ports/<name>/disable | enable | disconnect
+ *   POST   /api/v1/ports/<name>/disable | enable | disconnect   (?network=: a name two networks have must be given one)
  *   GET    /api/v1/conditions[?network=]         link conditions and drills in force (docs/CONDITIONS.md)
  *   POST   /api/v1/ports/<name>/condition {direction?: in|out|both, delay?, jitter?, loss?, rate?, …}
  *   DELETE /api/v1/ports/<name>/condition[?direction=in|out|both]
@@ -242,10 +242,19 @@ function network (server: SwitchdView, name: string | undefined): Switch {
   return sw
 }
 
-function findPort (server: SwitchdView, name: string): PortHandle {
-  const p = server.ports().find((x) => x.name === name)
-  if (p === undefined) throw new HttpError(404, `no port "${name}"`)
-  return p
+/**
+ * The port `name` names, in `network` when given. Names are unique in a
+ * network, not across networks (every gateway is `gateway`, two tokens may
+ * pin one name in two networks): a name two networks have must come with its
+ * network (409), never stand for whichever port was found first.
+ */
+function findPort (server: SwitchdView, name: string, network: string | null): PortHandle {
+  const found = server.ports().filter((x) => x.name === name && (network === null || x.network.name === network))
+  if (found.length === 0) throw new HttpError(404, network === null ? `no port "${name}"` : `no port "${name}" in network "${network}"`)
+  if (found.length > 1) {
+    throw new HttpError(409, `${found.length} ports are named "${name}" (networks ${found.map((p) => p.network.name).join(', ')}): name the network with ?network= (switchctl --network)`)
+  }
+  return found[0] as PortHandle
 }
 
 /** Serve /api/v1/*; returns false for any other path. */
@@ -351,7 +360,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   const cond = /^\/api\/v1\/ports\/([^/]+)\/(condition|link)$/.exec(path)
   if (cond !== null && (method === 'POST' || (method === 'DELETE' && cond[2] === 'condition'))) {
-    const p = findPort(server, decodeURIComponent(cond[1] as string))
+    const p = findPort(server, decodeURIComponent(cond[1] as string), q.get('network'))
     const sw = p.network
     const b = method === 'POST' ? await readJson(req) : Object.fromEntries(q)
     const dirs = directions(b.direction)
@@ -390,7 +399,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   const action = /^\/api\/v1\/ports\/([^/]+)\/(disable|enable|disconnect)$/.exec(path)
   if (method === 'POST' && action !== null) {
-    const p = findPort(server, decodeURIComponent(action[1] as string))
+    const p = findPort(server, decodeURIComponent(action[1] as string), q.get('network'))
     const verb = action[2] as string
     if (verb === 'disable') server.disablePort(p)
     else if (verb === 'enable') server.enablePort(p)

@@ -345,11 +345,12 @@ export class ConsoleHub {
   }
 
   private broadcast (text: string): void {
+    // Every broadcast, not only a tick's: a console whose token a reload revoked gets nothing more (the reload's own log line included).
+    if (this.server.config !== this.checkedConfig) this.recheck()
     for (const c of [...this.clients]) this.send(c, text)
   }
 
   private tick (): void {
-    if (this.server.config !== this.checkedConfig) this.recheck()
     this.ticks++
     this.broadcast(this.snapshot(this.ticks % 2 === 0))
   }

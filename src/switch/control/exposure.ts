@@ -119,12 +119,20 @@ export function sameOrigin (req: http.IncomingMessage, allowedHosts: readonly st
 
 /**
  * Why an admin API request from a browser must be refused, or undefined: an
- * Origin neither allowed nor our own (the console's), `Sec-Fetch-Site: cross-site`, or a state change (POST,
+ * Origin neither our own (the console's) nor named in allowedOrigins, `Sec-Fetch-Site: cross-site`, or a state change (POST,
  * DELETE) that is not `application/json`, the one kind of body a cross-site
  * page cannot send without a preflight.
+ *
+ * allowedOrigins "*" lets any page's browser VM join the LAN; it never lets
+ * any page reach the admin surface (where that needs no token, on loopback
+ * without client tokens, every site the operator visits could read the
+ * console's stream): only an origin named there does, as a proxy in front of
+ * the console needs.
  */
 export function apiRequestRefusal (req: http.IncomingMessage, allowedOrigins: readonly string[], allowedHosts: readonly string[] = []): string | undefined {
-  if (!originAllowed(req.headers.origin, allowedOrigins) && !sameOrigin(req, allowedHosts)) return `origin ${req.headers.origin ?? ''} is not allowed (allowedOrigins)`
+  if (!originAllowed(req.headers.origin, allowedOrigins.filter((a) => a !== '*')) && !sameOrigin(req, allowedHosts)) {
+    return `origin ${req.headers.origin ?? ''} is not allowed: the admin API and console answer switchd's own page, or an origin named in allowedOrigins ("*" does not count)`
+  }
   if (req.headers['sec-fetch-site'] === 'cross-site' && req.headers.origin === undefined) return 'cross-site requests are refused'
   const method = req.method ?? 'GET'
   if (method !== 'GET' && method !== 'HEAD') {

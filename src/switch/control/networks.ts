@@ -45,8 +45,8 @@ export class Networks {
    * out only its own network's), and one cursor reads them all in order.
    */
   readonly dropSequence = new DropSequence()
-  /** Dynamic networks by the client address that opened each (control/admission.ts). */
-  private readonly openedBy = new Map<Switch, string>()
+  /** Dynamic networks by the client address that opened each (control/admission.ts): its key, and the address for the log. */
+  private readonly openedBy = new Map<Switch, { key: string, address: string }>()
   private readonly perAddress = new AddressCounts()
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
@@ -67,9 +67,11 @@ export class Networks {
     if (this.byName.size >= this.config.maxNetworks) return `too many networks (maxNetworks ${this.config.maxNetworks})`
     const why = address === undefined ? undefined : this.addressRefusal(name, address)
     if (why !== undefined) return why
-    log.info('network_created', { network: name })
+    // A client opens and drops dynamic networks at will: within its log budget.
+    if (address === undefined) log.info('network_created', { network: name })
+    else log.client('info', 'network_created', address, { network: name })
     const sw = this.create(settings)
-    if (address !== undefined && !this.config.networks.has(name)) this.openedBy.set(sw, this.perAddress.add(address))
+    if (address !== undefined && !this.config.networks.has(name)) this.openedBy.set(sw, { key: this.perAddress.add(address), address })
     return sw
   }
 
@@ -102,9 +104,10 @@ export class Networks {
   release (sw: Switch): void {
     if (sw.ports.length === 0 && !this.config.networks.has(sw.name) && this.byName.get(sw.name) === sw) {
       this.byName.delete(sw.name)
-      const key = this.openedBy.get(sw)
-      if (key !== undefined) { this.openedBy.delete(sw); this.perAddress.remove(key) }
-      log.info('network_removed', { network: sw.name })
+      const by = this.openedBy.get(sw)
+      if (by !== undefined) { this.openedBy.delete(sw); this.perAddress.remove(by.key) }
+      if (by === undefined) log.info('network_removed', { network: sw.name })
+      else log.client('info', 'network_removed', by.address, { network: sw.name })
     }
   }
 

@@ -27,7 +27,8 @@ export function refuseSource (sw: Switch, ingress: Port, learned: number, buf: B
   sw.stats.dropPortSecurity++
   sw.logDrop(ingress, R_PORT_SECURITY, buf, off, len, vid)
   if (ingress.securityViolations++ === 0 || ingress.shutdownOnViolation) {
-    log.limited('warn', 'port_security_violation', {
+    // Within the budget of the client that caused it: one client's violations cannot hide another's.
+    log.forClient('warn', 'port_security_violation', ingress.clientKey, {
       network: sw.name, port: ingress.name, max_macs: ingress.maxMacs, action: ingress.shutdownOnViolation ? 'shutdown' : 'drop'
     })
   }
@@ -60,7 +61,8 @@ export function blockLoop (sw: Switch, ingress: Port, from: Port, home: Port, ma
   blocked.loopBlocks++
   sw.stats.loopsDetected++
   const flushed = sw.fdb.deletePort(blocked)
-  log.warn('loop_detected', {
+  // A client with two ports makes loops at will: within its log budget.
+  log.forClient('warn', 'loop_detected', ingress.clientKey, {
     network: sw.name, vlan: vid, mac: formatMac(mac), ports: `${from.name},${ingress.name}`,
     blocked: blocked.name, hold_down_seconds: sw.loopHoldDown, fdb_flushed: flushed
   })

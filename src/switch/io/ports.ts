@@ -28,7 +28,7 @@ import type * as http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
 import type { Switch } from '../core/switch'
-import { WsPort, RawPort, BatchPort } from './ws-port'
+import { WsPort, RawPort, BatchPort, closeSocket } from './ws-port'
 import { MODE_TRUNK, BLOCK_LINK, type PortPolicy } from '../core/port'
 import type { Networks } from '../control/networks'
 import { isReservedName, type SwitchdConfig } from '../control/config'
@@ -36,7 +36,7 @@ import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl, truncateReason
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl
 } from '../../common/protocol'
 import { logger } from '../../common/log'
 
@@ -164,7 +164,7 @@ export class PortTable {
     if (auth.ok) return auth.grant
     this.refused(auth.reason)
     log.client('warn', 'connection_rejected', slot.address, { remote, reason: auth.reason, network: sw.name, token: auth.id, why: auth.message })
-    ws.close(CLOSE_POLICY, truncateReason(auth.message))
+    closeSocket(ws, CLOSE_POLICY, auth.message)
     this.networks.release(sw)
     return false
   }
@@ -179,7 +179,7 @@ export class PortTable {
     if (this.shares.portsOf(slot.address) < max) return true
     this.refused('limit_address')
     log.client('warn', 'connection_rejected', slot.address, { remote, reason: 'limit_address', network: sw.name })
-    ws.close(CLOSE_POLICY, `at most ${max} ports per client address, parked ones included`)
+    closeSocket(ws, CLOSE_POLICY, `at most ${max} ports per client address, parked ones included`)
     this.networks.release(sw)
     return false
   }
@@ -195,22 +195,24 @@ export class PortTable {
     const timeout = this.config().limits.handshakeTimeout
     const timer = setTimeout(() => {
       this.refused('hello_timeout')
-      ws.close(CLOSE_HELLO_TIMEOUT, `no hello within ${timeout} s`)
+      closeSocket(ws, CLOSE_HELLO_TIMEOUT, `no hello within ${timeout} s`)
     }, timeout * 1000)
     const onMessage = (data: RawData, isBinary: boolean): void => {
+      // Closed by us (its hello came too late): what it says now makes no port.
+      if (ws.readyState !== ws.OPEN) return
       clearTimeout(timer)
       this.pending.delete(ws)
       ws.off('message', onMessage)
       ws.off('close', onClose)
       // From here on the handshake either makes a port or fails; on failure the network goes if it was made for us.
-      if (isBinary) { this.refused('data_before_hello'); ws.close(CLOSE_PROTOCOL_ERROR, 'data before hello'); this.networks.release(sw); return }
+      if (isBinary) { this.refused('data_before_hello'); closeSocket(ws, CLOSE_PROTOCOL_ERROR, 'data before hello'); this.networks.release(sw); return }
       let hello: Hello
       try {
         hello = parseHello((data as Buffer).toString('utf8'))
       } catch (err) {
         this.refused('bad_hello')
         log.client('warn', 'bad_hello', slot.address, { remote, error: (err as Error).message })
-        ws.close(CLOSE_BAD_HELLO, truncateReason((err as Error).message))
+        closeSocket(ws, CLOSE_BAD_HELLO, (err as Error).message)
         this.networks.release(sw)
         return
       }
@@ -225,7 +227,7 @@ export class PortTable {
       if (trunk && grant !== undefined && !grant.trunk) {
         this.refused('trunk_refused')
         log.client('warn', 'trunk_refused', slot.address, { remote, network: sw.name, token: grant.id })
-        ws.close(CLOSE_POLICY, 'this token may not connect a trunk (give it "trunk": true)')
+        closeSocket(ws, CLOSE_POLICY, 'this token may not connect a trunk (give it "trunk": true)')
         this.networks.release(sw)
         return
       }
@@ -239,7 +241,7 @@ export class PortTable {
       if (typeof policy === 'string') {
         this.refused('vlan_refused')
         log.client('warn', 'vlan_refused', slot.address, { remote, port: port.name, network: sw.name, reason: policy })
-        ws.close(CLOSE_POLICY, truncateReason(policy))
+        closeSocket(ws, CLOSE_POLICY, policy)
         this.networks.release(sw)
         return
       }
@@ -247,7 +249,7 @@ export class PortTable {
       if (trunk && grant === undefined && policy.trunk !== true) {
         this.refused('trunk_refused')
         log.client('warn', 'trunk_refused', slot.address, { remote, port: port.name, network: sw.name })
-        ws.close(CLOSE_POLICY, 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true')
+        closeSocket(ws, CLOSE_POLICY, 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true')
         this.networks.release(sw)
         return
       }
@@ -353,7 +355,7 @@ export class PortTable {
     sw.addPort(port, trunk)
     log.client('info', 'port_up', slot.address, { port: port.name, id: port.id, network: sw.name, kind: port.kind, vlan: JSON.stringify(describeVlan(policy)), remote: port.remote, token: grant?.id, mtu, offload: port.offload })
     if (mtu !== undefined && mtu + 18 > sw.maxFrameSize) {
-      log.warn('mtu_exceeds_max_frame_size', { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
+      log.client('warn', 'mtu_exceeds_max_frame_size', slot.address, { port: port.name, mtu, max_frame_size: sw.maxFrameSize })
     }
     this.wire(port)
   }
@@ -362,18 +364,21 @@ export class PortTable {
   private wire (port: WsPort): void {
     const ws = port.ws
     const sw = port.network
+    // Once the port is being closed (a revoked token, BPDU guard, an operator), what its peer still sends is not read.
     if (port instanceof BatchPort) {
       ws.on('message', (data: RawData, isBinary: boolean) => {
+        if (ws.readyState !== ws.OPEN) return
         port.alive = true
         if (!isBinary) { this.onControl(port, data as Buffer); return }
         if (!sw.receiveBatch(port, data as Buffer)) {
           log.client('warn', 'malformed_batch', port.address, { port: port.name, id: port.id, remote: port.remote })
           port.noResume = true
-          ws.close(CLOSE_PROTOCOL_ERROR, 'malformed batch')
+          closeSocket(ws, CLOSE_PROTOCOL_ERROR, 'malformed batch')
         }
       })
     } else {
       ws.on('message', (data: RawData, isBinary: boolean) => {
+        if (ws.readyState !== ws.OPEN) return
         port.alive = true
         if (!isBinary) { this.onRawText(port, data as Buffer); return }
         sw.receiveFrame(port, data as Buffer)

@@ -25,14 +25,13 @@ import type { ConditionParams } from '../core/condition'
 import * as http from 'node:http'
 import * as https from 'node:https'
 import * as tls from 'node:tls'
-import type * as net from 'node:net'
 import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer } from 'ws'
 import type { Registry } from 'prom-client'
 import type { Switch } from '../core/switch'
-import type { WsPort } from './ws-port'
+import { closeSocket, type WsPort } from './ws-port'
 import type { NetPort } from './net-port'
 import type { PortPolicy } from '../core/port'
 import { QemuListener, QEMU_REJECT_REASONS } from './qemu-listener'
@@ -45,8 +44,9 @@ import { FastPath, type FastPathBinding } from './fast-path'
 import { Networks, networkFromPath } from '../control/networks'
 import { PortTable } from './ports'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
-import { authenticate, bearerToken, CONSOLE_SUBPROTOCOL } from '../control/auth'
-import { PendingConnections } from '../control/admission'
+import { authenticate, bearerToken, CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from '../control/auth'
+import type { PendingConnections } from '../control/admission'
+import { ListenerGuard, requestTimeouts } from './listener-guard'
 import { AuthThrottle, checkAdminToken } from '../control/throttle'
 import { isLoopback, splitHostPort } from '../../common/address'
 import { checkExposure, adminOpen, hostAllowed, originAllowed, RESPONSE_HEADERS } from '../control/exposure'
@@ -85,6 +85,9 @@ export interface ServerOptions extends ConfigOverrides {
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
   'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks'] as const
+
+/** How often Node looks for requests past their timeout (so a lower timeout set by a reload holds within it). */
+const CHECK_INTERVAL_MS = 1000
 
 const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
@@ -130,8 +133,10 @@ export class SwitchServer implements SwitchdView {
   private listening = false
   /** The address `listen` bound (for exposure checks on reload). */
   listenHost = '127.0.0.1'
-  /** Connections on the main listener not yet upgraded, per client address (limits.maxPending, maxPendingPerAddress). */
-  readonly pendingConnections = new PendingConnections()
+  /** The main listener's admission before a request is read (listener-guard.ts). */
+  private readonly guard: ListenerGuard
+  /** The metrics listener's (--metrics-listen), with a pool of its own. */
+  private metricsGuard: ListenerGuard | undefined
   private readonly qemu: QemuListener[] = []
   /** TAPs switchd serves itself (`taps`). */
   private readonly taps: TapPort[] = []
@@ -173,10 +178,10 @@ export class SwitchServer implements SwitchdView {
     const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => { this.onRequest(req, res) }
     // A request (or upgrade) must arrive whole within the handshake timeout: a
     // slow-headers client holds a socket and a parser, not a port (Slowloris).
-    const requestMs = Math.max(1, config.limits.handshakeTimeout) * 1000
-    const httpOpts = { headersTimeout: requestMs, requestTimeout: requestMs, connectionsCheckingInterval: Math.min(1000, requestMs) }
+    // The guard sets the timeouts again on every reload.
+    const httpOpts = { ...requestTimeouts(config.limits.handshakeTimeout), connectionsCheckingInterval: CHECK_INTERVAL_MS }
     this.http = this.config.tls === undefined ? http.createServer(httpOpts, handler) : https.createServer({ ...tlsOptions(this.config), ...httpOpts }, handler)
-    this.http.on('connection', (socket: Duplex) => { this.onConnection(socket) })
+    this.guard = new ListenerGuard(this.http, 'listen', () => this.config.limits, this.childPeers, (r) => { this.refused(r) }, this.config.tls !== undefined)
     // Node's own answer to a malformed or late request, with our headers.
     this.http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => { clientError(err, socket) })
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
@@ -186,6 +191,12 @@ export class SwitchServer implements SwitchdView {
       })
     }
   }
+
+  /** Connections on the main listener not yet upgraded, per client address (limits.maxPending, maxPendingPerAddress). */
+  get pendingConnections (): PendingConnections { return this.guard.pending }
+
+  /** The same on the metrics listener (--metrics-listen), undefined without one. */
+  get metricsPending (): PendingConnections | undefined { return this.metricsGuard?.pending }
 
   /** The default network (the one `/` joins). */
   get switch (): Switch { return this.networks.get('default') as Switch }
@@ -269,14 +280,15 @@ export class SwitchServer implements SwitchdView {
     })
     if (this.config.metricsListen !== undefined) {
       const [mh, mp] = splitHostPort(this.config.metricsListen)
-      this.metricsHttp = http.createServer((req, res) => {
+      // The same admission as the main listener's, in a pool of its own: beyond loopback it is open to anyone who reaches it.
+      this.metricsHttp = http.createServer({ ...requestTimeouts(this.config.limits.handshakeTimeout), connectionsCheckingInterval: CHECK_INTERVAL_MS }, (req, res) => {
         for (const [k, v] of Object.entries(RESPONSE_HEADERS)) res.setHeader(k, v)
         if (this.badHost(req)) { res.writeHead(421).end(); return }
         if (req.url === '/metrics') { this.serveMetrics(req, res); return }
         res.writeHead(404).end()
       })
       this.metricsHttp.on('clientError', (err: Error & { code?: string }, socket: Duplex) => { clientError(err, socket) })
-      this.metricsHttp.on('connection', (socket: net.Socket) => { this.childPeers.refuse(socket, 'metrics') })
+      this.metricsGuard = new ListenerGuard(this.metricsHttp, 'metrics', () => this.config.limits, this.childPeers, (r) => { this.refused(r) }, false)
       await new Promise<void>((resolve, reject) => {
         const m = this.metricsHttp as http.Server
         m.once('error', reject)
@@ -399,6 +411,8 @@ export class SwitchServer implements SwitchdView {
     }
     const before = this.config
     this.config = config
+    this.guard.apply()
+    this.metricsGuard?.apply()
     // Ports are matched to tokens by the token itself (its digest), never by id or list position.
     const closing = new Set<NetPort>()
     for (const p of this.ports()) {
@@ -504,24 +518,6 @@ export class SwitchServer implements SwitchdView {
     log.info('stopped', { ports: this.portTable.ports.size })
   }
 
-  /**
-   * Bound the connections that have not (yet) become a WebSocket, per client
-   * address (limits.maxPendingPerAddress) and in all (limits.maxPending):
-   * beyond, close at once, before reading a byte.
-   */
-  private onConnection (socket: Duplex): void {
-    if (this.childPeers.refuse(socket as net.Socket, 'listen')) return
-    const address = (socket as { remoteAddress?: string }).remoteAddress ?? '?'
-    const why = this.pendingConnections.refusal(address, this.config.limits)
-    if (why !== undefined) {
-      this.refused(why)
-      log.client('warn', 'connection_rejected', address, { remote: address, reason: why })
-      socket.destroy()
-      return
-    }
-    socket.once('close', this.pendingConnections.opened(address))
-  }
-
   /** A DNS-rebinding page's requests carry its own name: refuse Hosts that do not name us. */
   private badHost (req: http.IncomingMessage): boolean {
     if (hostAllowed(req.headers.host, this.config.allowedHosts)) return false
@@ -596,7 +592,9 @@ export class SwitchServer implements SwitchdView {
     }
     const offered = req.headers['sec-websocket-protocol']
     if (offered !== undefined && !offered.split(',').map((p) => p.trim()).includes(SUBPROTOCOL_V1)) {
-      refuse(400, 'unsupported_subprotocol', `unsupported subprotocol "${offered}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
+      // Never echo a console's bearer.<token> offered here by mistake: the answer may be logged or shown on the way back.
+      const shown = offered.split(',').map((p) => p.trim()).filter((p) => !p.startsWith(BEARER_PREFIX)).join(', ')
+      refuse(400, 'unsupported_subprotocol', `unsupported subprotocol "${shown}": offer ${SUBPROTOCOL_V1}, or none for raw mode`)
       return
     }
     const target = requestUrl(req.url)
@@ -621,7 +619,7 @@ export class SwitchServer implements SwitchdView {
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const sw = this.networks.open(name, address)
       ws.once('close', this.pendingConnections.upgrade(address))
-      if (typeof sw === 'string') { this.refused('unknown_network'); ws.close(CLOSE_POLICY, 'unknown network'); return }
+      if (typeof sw === 'string') { this.refused('unknown_network'); closeSocket(ws, CLOSE_POLICY, 'unknown network'); return }
       this.portTable.attach(ws, req, sw, auth.grant)
     })
   }

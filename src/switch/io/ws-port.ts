@@ -9,7 +9,7 @@ import { NetPort, BatchSlab } from './net-port'
 import { OP_ASIS, egressLength, writeEgress } from '../../common/vlan'
 import { truncateReason, linkMessage } from '../../common/protocol'
 import { logger } from '../../common/log'
-import { addressKey, splitHostPort } from '../../common/address'
+import { clientKeyOf, splitHostPort } from '../../common/address'
 
 const log = logger('port')
 
@@ -20,8 +20,29 @@ const LINK_DOWN = JSON.stringify(linkMessage(false))
 
 export { DEFAULT_HIGH_WATER_MARK } from './net-port'
 
+/**
+ * How long the peer of a socket we close has to answer our close frame before
+ * the socket is cut. ws would wait 30 s, and meanwhile the peer holds its
+ * place (its address's share, a port of the switch) and what it sends would
+ * still be read: a revoked token's port, or a handshake past its timeout,
+ * would live on for as long as its client ignores the close.
+ */
+export const CLOSE_GRACE_MS = 1000
+
+/**
+ * Close `ws` on our initiative (a refusal, a policy, an operator): the
+ * reason cut to what a close frame carries, and the socket cut if its peer
+ * does not answer within CLOSE_GRACE_MS. From the close on, nothing it sends
+ * is read (ports.ts checks `readyState`).
+ */
+export function closeSocket (ws: WebSocket, code: number, reason: string): void {
+  // The reason may list VLANs or echo a client: ws throws past 123 bytes, and a throw here would kill switchd.
+  ws.close(code, truncateReason(reason))
+  setTimeout(() => { ws.terminate() }, CLOSE_GRACE_MS).unref()
+}
+
 /** The client key of a WebSocket port whose peer is `remote` (ADDRESS:PORT): its address's, shared by all its ports. */
-function clientOf (remote: string): string { return 'address ' + addressKey(splitHostPort(remote)[0]) }
+function clientOf (remote: string): string { return clientKeyOf(splitHostPort(remote)[0]) }
 
 export abstract class WsPort extends NetPort {
   /** Cleared by the keepalive timer, set by any pong or message. */
@@ -53,10 +74,10 @@ export abstract class WsPort extends NetPort {
   get address (): string { return this.remote.slice(0, this.remote.lastIndexOf(':')) }
 
   shutdown (code: number, reason: string): void {
-    log.warn('port_shutdown', { port: this.name, id: this.id, code, reason })
+    // Within its address's log budget: a client can have its ports shut at will (a BPDU, a bad batch).
+    log.client('warn', 'port_shutdown', this.address, { port: this.name, id: this.id, code, reason })
     this.noResume = true
-    // The reason may list VLANs or echo a client: ws throws past 123 bytes, and a throw here would kill switchd.
-    this.ws.close(code, truncateReason(reason))
+    closeSocket(this.ws, code, reason)
   }
 }
 

@@ -115,6 +115,19 @@ describe('GatewayFlows', () => {
       t.expire(2 * S + UDP_DNS_IDLE_MS + 2 * S)
       assert.equal(t.flows, 1)
     })
+
+    it('attack: a datagram to port 53 that slirp drops (bad checksum, TTL 0) leaves the hold at 240 s: slirp records the port only of one it accepts', () => {
+      for (const bad of [{ badChecksum: true }, { ttl: 0 }]) {
+        const t = table()
+        out(t, udpOut(40000, { dport: 9 }), 0) // slirp's socket: last port 9
+        out(t, ip4({ proto: UDP, src: '10.0.2.15', dst: '10.0.2.3', sport: 40000, dport: 53, smac: MAC_A, payload: Buffer.from('q'), ...bad }), 0)
+        back(t, udpBack(40000, 9), S)
+        t.expire(S + UDP_DNS_IDLE_MS + 3 * S)
+        assert.equal(t.flows, 1, JSON.stringify(bad))
+        t.expire(S + UDP_IDLE_MS + 2 * S)
+        assert.equal(t.flows, 0)
+      }
+    })
   })
 
   describe('TCP', () => {
@@ -176,13 +189,14 @@ describe('GatewayFlows', () => {
       assert.equal(t.flows, 0)
     })
 
-    it('attack: a station\'s RST that slirp drops (bad checksum, beyond the window, before the SYN-ACK) frees nothing', () => {
+    it('attack: a station\'s RST that slirp drops (bad checksum, TTL 0, beyond the window, before the SYN-ACK) frees nothing', () => {
       const t = table()
       connect(t)
       const bad = seg(RST, { seq: 1001 }); bad[14 + 20 + 17] = (bad[14 + 20 + 17] as number) ^ 0xff
       out(t, bad, S)
       out(t, seg(RST, { seq: 1001 + 8192 + 1 }), S) // one past the right edge (ack 1001 + window 8192)
       out(t, seg(RST, { seq: 1001 + 0x40000000 }), S)
+      out(t, ip4({ proto: TCP, src: '10.0.2.15', dst: '198.51.100.1', sport: 40000, dport: 443, flags: RST, seq: 1001, smac: MAC_A, ttl: 0 }), S) // ip_input drops TTL 0
       t.expire(HOUR)
       assert.equal(t.flows, 1)
       const early = table()

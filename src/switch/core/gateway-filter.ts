@@ -247,23 +247,53 @@ function fold (sum: number): number {
 }
 
 /**
- * Whether libslirp would accept this TCP segment as it is: IPv4 header
- * checksum and lengths right (ip_input.c), data offset within the segment
- * and the TCP checksum right (tcp_input.c). GatewayFlows asks before it
- * believes a station's RST or FIN: slirp drops a segment with a bad
- * checksum, and a close it never saw must not free the station's share.
+ * Whether libslirp's ip_input passes this IPv4 datagram on (ip_input.c):
+ * lengths within the frame, header checksum right, and a TTL that is not 0
+ * (slirp answers that with time-exceeded and drops it). What the flow
+ * model believes of a station's frame, it believes only of one that passes.
+ */
+function ipv4Accepted (buf: Buffer, l3: number, end: number, ihl: number, total: number): boolean {
+  if (ihl < 20 || total < ihl || l3 + total > end || buf[l3 + 8] === 0) return false
+  return fold(sum16(buf, l3, l3 + ihl, 0)) === 0xffff
+}
+
+/**
+ * Whether libslirp would accept this TCP segment as it is: ipv4Accepted,
+ * the data offset within the segment and the TCP checksum right
+ * (tcp_input.c). GatewayFlows asks before it believes a station's RST or
+ * FIN: slirp drops a segment with a bad checksum or TTL 0, and a close it
+ * never saw must not free the station's share.
  */
 export function tcpSegmentValid (buf: Buffer, l3: number, end: number): boolean {
   const ihl = ((buf[l3] as number) & 15) * 4
   const total = buf.readUInt16BE(l3 + 2)
-  if (ihl < 20 || total < ihl + 20 || l3 + total > end) return false
-  if (fold(sum16(buf, l3, l3 + ihl, 0)) !== 0xffff) return false
+  if (total < ihl + 20 || !ipv4Accepted(buf, l3, end, ihl, total)) return false
   const l4 = l3 + ihl
   const tcpLen = total - ihl
   const doff = ((buf[l4 + 12] as number) >> 4) * 4
   if (doff < 20 || doff > tcpLen) return false
   let sum = sum16(buf, l3 + 12, l3 + 20, 0) + IPPROTO_TCP + tcpLen
   sum = sum16(buf, l4, l4 + tcpLen, sum)
+  return fold(sum) === 0xffff
+}
+
+/**
+ * Whether libslirp's udp_input gets as far as recording this datagram's
+ * destination port on its socket (udp.c): ipv4Accepted, a UDP length of at
+ * least its header and within the datagram, and the checksum right or 0.
+ * GatewayFlows asks before it believes a station's datagram went to port 53
+ * (which shortens slirp's hold on the socket after a reply).
+ */
+export function udpDatagramValid (buf: Buffer, l3: number, end: number): boolean {
+  const ihl = ((buf[l3] as number) & 15) * 4
+  const total = buf.readUInt16BE(l3 + 2)
+  if (total < ihl + 8 || !ipv4Accepted(buf, l3, end, ihl, total)) return false
+  const l4 = l3 + ihl
+  const ulen = buf.readUInt16BE(l4 + 4)
+  if (ulen < 8 || ulen > total - ihl) return false
+  if (buf.readUInt16BE(l4 + 6) === 0) return true
+  let sum = sum16(buf, l3 + 12, l3 + 20, 0) + IPPROTO_UDP + ulen
+  sum = sum16(buf, l4, l4 + ulen, sum)
   return fold(sum) === 0xffff
 }
 

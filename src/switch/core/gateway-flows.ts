@@ -14,16 +14,18 @@
  *  - UDP: one socket per (station address, source port), whatever the
  *    destination (udp.c solookup on the local side only), kept until 240 s
  *    after its last datagram either way (SO_EXPIRE), 10 s after a reply when
- *    the station last sent to port 53 (SO_EXPIREFAST; socket.c sorecvfrom);
+ *    the station's last datagram that slirp accepted went to port 53
+ *    (SO_EXPIREFAST; socket.c sorecvfrom; one slirp drops, a bad checksum
+ *    or TTL 0, leaves the port it had);
  *  - TCP: one per 4-tuple, opened by a bare SYN. Until the gateway answers
  *    (SYN-ACK: slirp's own connect() succeeded) it is embryonic, dropped by
  *    slirp's KEEP_INIT timer 75 s after the SYN. Once open it lives until it
  *    closes, however long it idles (slirp sends no keepalives). Closed: an RST
  *    from the gateway that only a freed socket sends (RST|ACK, or any RST once
  *    slirp is past SYN_RECEIVED), a station's RST that slirp must accept
- *    (checksums right, its sequence number at or left of the right edge the
- *    gateway advertised), or both FINs, the station's acknowledged by the
- *    gateway and never overlapped by data; then it goes 30 s after its last
+ *    (checksums right, TTL not 0, its sequence number at or left of the
+ *    right edge the gateway advertised), or both FINs, the station's
+ *    acknowledged by the gateway and never overlapped by data; then it goes 30 s after its last
  *    frame (slirp's 2MSL is 10 s, its retransmissions at most 12 s apart).
  *    Once the gateway has sent its FIN and the station's is not proven, it
  *    goes 700 s after its last frame (slirp's FIN_WAIT_2 idle limit, 600 s,
@@ -46,7 +48,7 @@
  */
 
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
-import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid } from './gateway-filter'
+import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './gateway-filter'
 import { FlowTable, EMPTY } from './flow-table'
 
 const K_UDP = 1
@@ -204,7 +206,8 @@ export class GatewayFlows {
         i = this.insert(K_UDP, src, sport, 0, 0, s, nowMs)
       }
       this.seen[i] = nowMs
-      this.st[i] = buf.readUInt16BE(l4 + 2) === 53 ? U_DNS : 0
+      // slirp records the port only of a datagram it accepted: one it drops must not shorten its hold to DNS's 10 s.
+      this.st[i] = buf.readUInt16BE(l4 + 2) === 53 && udpDatagramValid(buf, l3, end) ? U_DNS : 0
       return true
     }
     if (proto === IPPROTO_ICMP) {

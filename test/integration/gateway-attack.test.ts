@@ -1,0 +1,170 @@
+/**
+ * Issue 21, attacked afresh: cases beyond the issue's list, each against a
+ * real switchd with a real QEMU 7.2 child (libslirp) and raw-mode WebSocket
+ * clients as stations. Nothing leaves loopback: slirp runs with nat "host"
+ * (the only host ports listed being the test's own on 127.0.0.1) or false.
+ *
+ * The flow model (core/gateway-flows.ts) may let a flow go only when slirp
+ * must have let its socket go: a frame slirp drops (TTL 0, a bad UDP
+ * checksum) must not make the model believe a close, or a short expiry.
+ */
+
+import assert from 'node:assert/strict'
+import * as dgram from 'node:dgram'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { SwitchServer } from '../../src/switch/io/server'
+import { buildConfig } from '../../src/switch/control/config'
+import type { GatewayPort } from '../../src/switch/io/gateway-port'
+import { setLogSink } from '../../src/common/log'
+import { TestClient } from '../helpers/client'
+import { waitFor } from '../helpers/net'
+import { requireTools } from '../helpers/proc'
+import { ip4, readTcp, readUdp, TCP, UDP, SYN, ACK, RST } from '../helpers/ipv4'
+
+const STATION_A = 0x020000000021
+const STATION_B = 0x020000000022
+
+/** An ARP who-has 10.0.2.2 from `mac` at `ip`: slirp learns the station from it, and its answer is a barrier. */
+function arp (mac: number, ip: string, target = '10.0.2.2', dmac = 0xffffffffffff): Buffer {
+  const f = Buffer.alloc(60)
+  f.writeUIntBE(dmac, 0, 6)
+  f.writeUIntBE(mac, 6, 6)
+  f.writeUInt16BE(0x0806, 12)
+  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
+  f.writeUIntBE(mac, 22, 6)
+  f.set(ip.split('.').map(Number), 28)
+  f.set(target.split('.').map(Number), 38)
+  return f
+}
+
+const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
+
+describe('gateway: attacked afresh (integration)', function () {
+  this.timeout(30_000)
+  let server: SwitchServer | undefined
+  const clients: TestClient[] = []
+  let dir: string
+  const logs: string[] = []
+  let restore: (line: string) => void
+
+  before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
+
+  async function start (gateway: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
+    const staticLeases = [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, { mac: '02:00:00:00:00:22', ip: '10.0.2.16' }]
+    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
+    server = s
+    const a = await s.listen()
+    return { server: s, url: `ws://127.0.0.1:${a.port}/net/lab` }
+  }
+
+  async function station (url: string, mac: number, ip: string, localAddress = '127.0.0.1'): Promise<TestClient> {
+    const c = await TestClient.raw(url, { localAddress })
+    clients.push(c)
+    c.send([arp(mac, ip)])
+    await waitFor(() => c.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply')
+    c.take()
+    return c
+  }
+
+  /** Send `frames`, then an ARP: once it is answered, the gateway port has judged them all. */
+  async function sendAndBarrier (c: TestClient, mac: number, ip: string, frames: Buffer[]): Promise<void> {
+    c.take()
+    c.send(frames)
+    c.send([arp(mac, ip)])
+    await waitFor(() => c.frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
+  }
+
+  const gatewayPort = (): GatewayPort => server?.gatewayChildren[0]?.port as GatewayPort
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-attack-'))
+    logs.length = 0
+    restore = setLogSink((l) => { logs.push(l) })
+  })
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-30).join('\n') + '\n')
+    for (const c of clients.splice(0)) c.close()
+    await server?.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+    server = undefined
+    setLogSink(restore)
+  })
+
+  it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {
+    // A host service that keeps every connection open: slirp holds one socket for each for as long.
+    const held: net.Socket[] = []
+    const service = net.createServer((c) => { c.on('error', () => {}); held.push(c) })
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve))
+    const port = (service.address() as net.AddressInfo).port
+    try {
+      const { url } = await start({ nat: 'host', hostPorts: [`tcp:${port}`], flowsPerClient: 16 })
+      const a = await station(url, STATION_A, '10.0.2.15')
+      const tcp = (sport: number, flags: number, seq: number, ack = 0, ttl = 64): Buffer =>
+        ip4({ proto: TCP, dst: '10.0.2.2', sport, dport: port, flags, seq, ack, ttl, smac: STATION_A })
+      for (let i = 0; i < 16; i++) {
+        const sport = 41000 + i
+        a.take()
+        a.send([tcp(sport, SYN, 1000)])
+        let synAck: ReturnType<typeof readTcp>
+        await waitFor(() => { synAck = a.frames.map(readTcp).find((t) => t?.dport === sport && t.flags === (SYN | ACK)); return synAck !== undefined }, 5000, 'a SYN-ACK')
+        const their = (synAck as NonNullable<typeof synAck>).seq
+        // Established; then a reset slirp's ip_input drops (TTL 0: it answers time-exceeded and keeps the connection).
+        a.send([tcp(sport, ACK, 1001, their + 1), tcp(sport, RST | ACK, 1001, their + 1, 0)])
+      }
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', [])
+      await waitFor(() => held.length === 16, 5000, 'the service\'s 16 connections')
+      // Past every close margin of the model: slirp still holds the 16 open connections, so must the model.
+      gatewayPort().expire(performance.now() + 10 * 60_000)
+      assert.equal(gatewayPort().flows.flows, 16, 'the model let go of connections slirp holds')
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', [tcp(42000, SYN, 1000)])
+      assert.equal(gatewayPort().filteredFlows, 1, 'a 17th connection is over the share')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.equal(held.length, 16, 'slirp opened no more than the share')
+    } finally {
+      for (const c of held) c.destroy()
+      service.close()
+    }
+  })
+
+  it('attack: a datagram to port 53 that libslirp drops (bad checksum) does not shorten the model\'s hold on that source port', async () => {
+    // A UDP service that answers when the test says: slirp's socket for each source port gets one reply, after both datagrams.
+    const svc = dgram.createSocket('udp4')
+    const peers = new Map<number, number>()
+    svc.on('message', (_m, r) => { peers.set(r.port, (peers.get(r.port) ?? 0) + 1) })
+    await new Promise<void>((resolve) => svc.bind(0, '127.0.0.1', resolve))
+    const port = svc.address().port
+    try {
+      const { url } = await start({ nat: 'host', hostPorts: [`udp:${port}`], flowsPerClient: 16 })
+      const a = await station(url, STATION_A, '10.0.2.15')
+      const frames: Buffer[] = []
+      for (let i = 0; i < 16; i++) {
+        const sport = 43000 + i
+        frames.push(ip4({ proto: UDP, dst: '10.0.2.2', sport, dport: port, smac: STATION_A, payload: Buffer.from('hi') }))
+        // slirp drops it before it records the destination port: its socket's last port stays the service's (240 s).
+        frames.push(ip4({ proto: UDP, dst: '10.0.2.3', sport, dport: 53, smac: STATION_A, payload: Buffer.from('dns?'), badChecksum: true }))
+      }
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', frames)
+      await waitFor(() => peers.size === 16, 5000, 'one host socket per source port')
+      const hostPorts = [...peers.keys()]
+      for (const p of hostPorts) svc.send('re', p, '127.0.0.1')
+      await waitFor(() => a.frames.filter((f) => readUdp(f)?.sport === port).length >= 16, 5000, 'the 16 replies')
+      // 13 s later slirp still holds the 16 sockets (240 s after the reply): so must the model.
+      gatewayPort().expire(performance.now() + 13_000)
+      assert.equal(gatewayPort().flows.flows, 16, 'the model let go of sockets slirp holds')
+      const more: Buffer[] = []
+      for (let i = 0; i < 16; i++) more.push(ip4({ proto: UDP, dst: '10.0.2.2', sport: 44000 + i, dport: port, smac: STATION_A, payload: Buffer.from('more') }))
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', more)
+      assert.equal(gatewayPort().filteredFlows, 16, 'new source ports are over the share')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      assert.equal(peers.size, 16, 'slirp opened no more sockets than the share')
+    } finally {
+      svc.close()
+    }
+  })
+
+  void STATION_B
+})

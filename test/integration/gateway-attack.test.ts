@@ -22,7 +22,7 @@ import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { requireTools } from '../helpers/proc'
-import { ip4, readTcp, readUdp, TCP, UDP, SYN, ACK, RST } from '../helpers/ipv4'
+import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST } from '../helpers/ipv4'
 
 const STATION_A = 0x020000000021
 const STATION_B = 0x020000000022
@@ -166,5 +166,33 @@ describe('gateway: attacked afresh (integration)', function () {
     }
   })
 
-  void STATION_B
+  it('attack: a station cannot make the gateway answer by broadcast (a source of 10.0.2.255, 255.255.255.255, 0.0.0.0) nor flush its ARP table with addresses outside the subnet', async () => {
+    const svc = net.createServer((c) => { c.on('error', () => {}); c.end() })
+    await new Promise<void>((resolve) => svc.listen(0, '127.0.0.1', resolve))
+    const port = (svc.address() as net.AddressInfo).port
+    try {
+      const { url } = await start({ nat: 'host', hostPorts: [`tcp:${port}`] })
+      const a = await station(url, STATION_A, '10.0.2.15')
+      const b = await station(url, STATION_B, '10.0.2.16')
+      const big = Buffer.alloc(1400, 0x55)
+      const forged: Buffer[] = []
+      for (const src of ['10.0.2.255', '255.255.255.255', '0.0.0.0', '10.0.2.0', '10.0.2.2', '192.0.2.9']) {
+        forged.push(ip4({ proto: ICMP, src, dst: '10.0.2.2', payload: big, smac: STATION_A }))
+        forged.push(ip4({ proto: TCP, src, dst: '10.0.2.2', sport: 45000, dport: port, flags: SYN, smac: STATION_A }))
+      }
+      // slirp's ARP table has 16 entries, taken round-robin: 16 made-up senders outside the subnet would push every station out.
+      for (let i = 1; i <= 16; i++) forged.push(arp(STATION_A, `192.0.2.${i}`, '10.0.2.2', 0x52550a000202))
+      b.take()
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', forged)
+      // B asks the host service: its SYN-ACK comes straight back, with no ARP for B first (slirp still knows B).
+      b.send([ip4({ proto: TCP, src: '10.0.2.16', dst: '10.0.2.2', sport: 45001, dport: port, flags: SYN, smac: STATION_B })])
+      const arpForB = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 1 && f.readUInt32BE(38) === 0x0a000210
+      await waitFor(() => b.frames.some((f) => readTcp(f)?.dport === 45001 || arpForB(f)), 5000, 'B\'s SYN-ACK (or slirp asking who B is)')
+      const seen = b.frames.filter((f) => f.readUIntBE(6, 6) === 0x52550a000202).map((f) => f.readUInt16BE(12) === 0x0806 ? `arp ${f.readUInt16BE(20)} for ${[...f.subarray(38, 42)].join('.')}` : `ip ${[...f.subarray(26, 30)].join('.')} > ${[...f.subarray(30, 34)].join('.')} proto ${f[23] as number}`)
+      assert.deepEqual(seen, ['ip 10.0.2.2 > 10.0.2.16 proto 6'], 'B got only its own answer from the gateway: no broadcast reply, no ARP from slirp')
+      assert.equal(gatewayPort().filteredSource, 12 + 16)
+    } finally {
+      svc.close()
+    }
+  })
 })

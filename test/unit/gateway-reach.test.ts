@@ -118,12 +118,17 @@ describe('gateway: what a station reaches, and its share', () => {
       return p.txFrames > before
     }
 
-    it('lets ARP through (slirp answers for its addresses)', () => {
+    it('lets ARP through (slirp answers for its addresses), no other EtherType', () => {
       const p = port({})
       const vm = station(2, 'address 192.0.2.10')
       const arp = Buffer.alloc(60)
       arp.fill(0xff, 0, 6); arp.writeUIntBE(0x020000000001, 6, 6); arp.writeUInt16BE(0x0806, 12)
+      arp.writeUInt16BE(1, 14); arp.writeUInt16BE(0x0800, 16); arp[18] = 6; arp[19] = 4; arp.writeUInt16BE(1, 20)
+      arp.writeUIntBE(0x020000000001, 22, 6); arp.writeUInt32BE(0x0a00020f, 28); arp.writeUInt32BE(0x0a000202, 38)
       assert.ok(passed(p, vm, arp))
+      const ipv6 = Buffer.from(arp); ipv6.writeUInt16BE(0x86dd, 12)
+      assert.ok(!passed(p, vm, ipv6), 'IPv6 (off in slirp): protocol')
+      assert.equal(p.filteredProtocol, 1)
     })
 
     it('attack: one client\'s UDP from thousands of source ports gets its share, counted as flows; another client keeps its own', () => {

@@ -10,8 +10,9 @@
  *
  *  - what a station may reach through slirp is an allowlist
  *    (core/gateway-filter.ts): DHCP, DNS, the host ports the operator lists,
- *    replies on published ports, the outside with nat on; everything else,
- *    fragments included, is dropped and counted by reason;
+ *    replies on published ports, the outside with nat on, from a station's
+ *    own address; everything else, fragments and EtherTypes other than IPv4
+ *    and ARP included, is dropped and counted by reason;
  *  - each client gets a share of the host sockets slirp opens for them
  *    (core/gateway-flows.ts, fed from both directions: output() here, and
  *    track() over each batch from the child); over it, a new flow is dropped;
@@ -37,7 +38,7 @@ import { ipv4At, formatIpv4 } from '../../common/dhcp'
 import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import {
-  GatewayFilter, PortSet, Published, type AddressSet, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT
+  GatewayFilter, PortSet, Published, type AddressSet, V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_SOURCE
 } from '../core/gateway-filter'
 import { GatewayFlows } from '../core/gateway-flows'
 import { hostAddresses } from './host-addresses'
@@ -87,6 +88,7 @@ export class GatewayPort extends NetPort {
   filteredFragment = 0
   filteredProtocol = 0
   filteredFlows = 0
+  filteredSource = 0
 
   /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
   constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
@@ -173,7 +175,13 @@ export class GatewayPort extends NetPort {
   /** Whether a frame may go on to slirp; false if dropped (counted) or answered here. Reads integers only. */
   private admit (buf: Buffer, off: number, len: number, vid: number): boolean {
     const l3 = ipv4At(buf, off, len)
-    if (l3 < 0) return true // ARP (slirp answers for its addresses); IPv6 is off in slirp (ipv6=off)
+    if (l3 < 0) {
+      // ARP from a station's address passes (slirp answers for its own); any other EtherType is slirp's to misread.
+      const o = this.filter.classifyOther(buf, off, len)
+      if (o === V_PASS) return true
+      this.refused(o)
+      return false
+    }
     const end = off + len
     const now = this.network.nowMs
     const v = this.filter.classify(buf, off, l3, end, now)
@@ -197,6 +205,7 @@ export class GatewayPort extends NetPort {
       case R_HOST: this.filteredHost++; break
       case R_NOT_ROUTABLE: this.filteredNotRoutable++; break
       case R_FRAGMENT: this.filteredFragment++; break
+      case R_SOURCE: this.filteredSource++; break
       default: this.filteredProtocol++
     }
   }

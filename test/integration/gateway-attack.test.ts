@@ -23,6 +23,9 @@ import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { requireTools } from '../helpers/proc'
 import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST } from '../helpers/ipv4'
+import { prefixed, FrameReader } from '../helpers/stream-peer'
+import { LEASE_OFFERED, LEASE_BOUND } from '../../src/switch/core/leases'
+import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, parseIpv4, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
 
 const STATION_A = 0x020000000021
 const STATION_B = 0x020000000022
@@ -42,6 +45,14 @@ function arp (mac: number, ip: string, target = '10.0.2.2', dmac = 0xfffffffffff
 
 const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
 
+/** The DHCP message type and yiaddr of a reply from the gateway to `mac`, or undefined. */
+function dhcpReply (f: Buffer, mac: number): { type: number, yiaddr: number } | undefined {
+  const l3 = ipv4At(f, 0, f.length)
+  const b = l3 < 0 ? -1 : dhcpAt(f, l3, f.length, DHCP_SERVER_PORT, DHCP_CLIENT_PORT)
+  if (b < 0 || dhcpClientMac(f, b) !== mac) return undefined
+  return { type: dhcpType(f, b, f.length), yiaddr: dhcpYourAddress(f, b) }
+}
+
 describe('gateway: attacked afresh (integration)', function () {
   this.timeout(30_000)
   let server: SwitchServer | undefined
@@ -54,7 +65,7 @@ describe('gateway: attacked afresh (integration)', function () {
 
   async function start (gateway: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
     const staticLeases = [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, { mac: '02:00:00:00:00:22', ip: '10.0.2.16' }]
-    const s = new SwitchServer({ config: buildConfig({ networks: { lab: { gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
+    const s = new SwitchServer({ config: buildConfig({ stateDir: path.join(dir, 'state'), networks: { lab: { gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
     server = s
     const a = await s.listen()
     return { server: s, url: `ws://127.0.0.1:${a.port}/net/lab` }
@@ -92,6 +103,79 @@ describe('gateway: attacked afresh (integration)', function () {
     fs.rmSync(dir, { recursive: true, force: true })
     server = undefined
     setLogSink(restore)
+  })
+
+  /**
+   * DISCOVER then REQUEST from `mac` on a port whose frames go by `send`
+   * and come back in `frames`. After each message a barrier (an ARP probe's
+   * answer from the child) says the server has decided; the lease table says
+   * what, and when it made a record, its reply is awaited (an ACK leaves once
+   * the lease file holds it). Returns the address ACKed, or 0.
+   */
+  async function lease (send: (f: Buffer[]) => void, frames: Buffer[], mac: number, xid: number): Promise<number> {
+    const probe = arp(mac, '0.0.0.0')
+    const step = async (msg: Buffer, type: number, state: number): Promise<number> => {
+      frames.length = 0
+      send([msg, probe])
+      await waitFor(() => frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
+      if (gatewayPort().server.leases.lookup(mac)?.state !== state) return 0
+      let r: ReturnType<typeof dhcpReply>
+      await waitFor(() => { r = frames.map((f) => dhcpReply(f, mac)).find((x) => x?.type === type); return r !== undefined }, 5000, 'the server\'s reply')
+      return (r as NonNullable<typeof r>).yiaddr
+    }
+    const offered = await step(buildDhcpRequest(mac, DHCPDISCOVER, xid), DHCPOFFER, LEASE_OFFERED)
+    if (offered === 0) return 0
+    return await step(buildDhcpRequest(mac, DHCPREQUEST, xid, offered, parseIpv4('10.0.2.2') as number), DHCPACK, LEASE_BOUND)
+  }
+
+  it('attack: one client address cannot take the pool through many ports (leasesPerPort each); another client still gets an address', async () => {
+    const vmSocket = path.join(dir, 'vm.sock')
+    const { url } = await start({ dhcpStart: '10.0.2.100', poolSize: 16, nat: false }, { qemu: [{ name: 'vm', network: 'lab', listen: `unix:${vmSocket}` }] })
+    let got = 0
+    // Five browser tabs of one address (loopback is one client), four made-up MACs each: leasesPerPort (4) lets each port ask.
+    for (let p = 0; p < 5; p++) {
+      const c = await TestClient.raw(url)
+      clients.push(c)
+      for (let k = 0; k < 4; k++) {
+        if (await lease((f) => { c.send(f) }, c.frames, 0x020000010000 + p * 16 + k, p * 16 + k + 1) !== 0) got++
+      }
+    }
+    assert.equal(got, 4, 'the address\'s leases (leasesPerClient: a quarter of the pool by default)')
+    // A VM behind a QEMU listener, a client of its own, still gets an address.
+    const sock = net.connect(vmSocket)
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+    try {
+      const reader = new FrameReader(sock, 4)
+      const ip = await lease((f) => { sock.write(prefixed(f, 4)) }, reader.frames, 0x020000020001, 99)
+      assert.notEqual(ip, 0, 'the VM got no address: the pool is gone')
+    } finally {
+      sock.destroy()
+    }
+  })
+
+  it('attack: a client that leaves and comes back does not get a fresh share: its leases still count for it', async () => {
+    const vmSocket = path.join(dir, 'vm.sock')
+    const { url } = await start({ dhcpStart: '10.0.2.100', poolSize: 16, nat: false }, { qemu: [{ name: 'vm', network: 'lab', listen: `unix:${vmSocket}` }] })
+    let got = 0
+    // One tab at a time: four leases, then close and open again (each a new port; the leases stay bound for leaseTime).
+    for (let round = 0; round < 5; round++) {
+      const c = await TestClient.raw(url)
+      clients.push(c)
+      for (let k = 0; k < 4; k++) {
+        if (await lease((f) => { c.send(f) }, c.frames, 0x020000030000 + round * 16 + k, round * 16 + k + 1) !== 0) got++
+      }
+      c.close()
+      await waitFor(() => server?.gatewayChildren[0]?.port.network.ports.length === 2, 5000, 'the tab\'s port gone')
+    }
+    assert.equal(got, 4, 'the address\'s leases, over all its ports, past and present')
+    const sock = net.connect(vmSocket)
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+    try {
+      const reader = new FrameReader(sock, 4)
+      assert.notEqual(await lease((f) => { sock.write(prefixed(f, 4)) }, reader.frames, 0x020000020001, 99), 0, 'the VM got no address: the pool is gone')
+    } finally {
+      sock.destroy()
+    }
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {
@@ -176,7 +260,7 @@ describe('gateway: attacked afresh (integration)', function () {
       const b = await station(url, STATION_B, '10.0.2.16')
       const big = Buffer.alloc(1400, 0x55)
       const forged: Buffer[] = []
-      for (const src of ['10.0.2.255', '255.255.255.255', '0.0.0.0', '10.0.2.0', '10.0.2.2', '192.0.2.9']) {
+      for (const src of ['10.0.2.255', '255.255.255.255', '0.0.0.0', '10.0.2.0', '192.0.2.9']) { // 10.0.2.2 itself: the guards' (unit test)
         forged.push(ip4({ proto: ICMP, src, dst: '10.0.2.2', payload: big, smac: STATION_A }))
         forged.push(ip4({ proto: TCP, src, dst: '10.0.2.2', sport: 45000, dport: port, flags: SYN, smac: STATION_A }))
       }
@@ -190,7 +274,7 @@ describe('gateway: attacked afresh (integration)', function () {
       await waitFor(() => b.frames.some((f) => readTcp(f)?.dport === 45001 || arpForB(f)), 5000, 'B\'s SYN-ACK (or slirp asking who B is)')
       const seen = b.frames.filter((f) => f.readUIntBE(6, 6) === 0x52550a000202).map((f) => f.readUInt16BE(12) === 0x0806 ? `arp ${f.readUInt16BE(20)} for ${[...f.subarray(38, 42)].join('.')}` : `ip ${[...f.subarray(26, 30)].join('.')} > ${[...f.subarray(30, 34)].join('.')} proto ${f[23] as number}`)
       assert.deepEqual(seen, ['ip 10.0.2.2 > 10.0.2.16 proto 6'], 'B got only its own answer from the gateway: no broadcast reply, no ARP from slirp')
-      assert.equal(gatewayPort().filteredSource, 12 + 16)
+      assert.equal(gatewayPort().filteredSource, 10 + 16)
     } finally {
       svc.close()
     }

@@ -57,6 +57,8 @@ describe('gateway', () => {
       assert.deepEqual([formatIpv4(g.subnet), g.prefix, formatIpv4(g.address), formatIpv4(g.dns), formatIpv4(g.dhcpStart)], ['10.0.2.0', 24, '10.0.2.2', '10.0.2.3', '10.0.2.15'])
       // Issue 21: the pool runs to the subnet's last host address (not slirp's 16); an hour's leases, four a port.
       assert.deepEqual([g.poolSize, g.leaseTime, g.leasesPerPort], [240, 3600, 4])
+      // One client (an address with many ports, a trunk) gets a quarter of the pool at most.
+      assert.deepEqual([g.leasesPerClient, gateway({ dhcpStart: '10.0.2.250' }).leasesPerClient, gateway({ leasesPerClient: 240 }).leasesPerClient], [60, 1, 240])
       assert.equal(gateway({ subnet: '10.8.0.0/16', dhcpStart: '10.8.0.10' }).poolSize, 4096, 'capped at MAX_POOL_SIZE')
       assert.equal(gateway({ dhcpStart: '10.0.2.250' }).poolSize, 5, 'never the broadcast address')
       assert.equal(gateway({ dhcpStart: '10.0.2.1', poolSize: 10 }).poolSize, 10, 'the gateway and DNS addresses inside it are reserved, not refused')
@@ -86,6 +88,8 @@ describe('gateway', () => {
       refused({ leaseTime: 59 }, 'gateway.leaseTime')
       refused({ leaseTime: 3600.5 }, 'gateway.leaseTime')
       refused({ leasesPerPort: 0 }, 'gateway.leasesPerPort')
+      refused({ leasesPerClient: 0 }, 'gateway.leasesPerClient')
+      refused({ leasesPerClient: 241 }, 'gateway.leasesPerClient')
       refused({ nat: 'yes' }, 'gateway.nat')
       refused({ dhcp: 'on' }, 'gateway.dhcp')
       refused({ bogus: 1 }, 'gateway.bogus')

@@ -104,6 +104,7 @@ export class GatewayPort extends NetPort {
       dns: spec.dnsForward && spec.nat !== 'off' ? spec.dns : 0,
       leaseSeconds: spec.leaseTime,
       leasesPerPort: spec.leasesPerPort,
+      leasesPerClient: spec.leasesPerClient,
       pool: {
         subnet: spec.subnet,
         mask: spec.mask,

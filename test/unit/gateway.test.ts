@@ -67,6 +67,18 @@ describe('gateway', () => {
       assert.equal(gateway({ nat: false }).nat, 'off')
     })
 
+    it('attack: refuses hostPorts that take in a port a gateway publishes on 127.0.0.1 or 0.0.0.0 (two sockets a flow, and a back door to that station)', () => {
+      const pub = (host: string): Record<string, unknown> => ({ proto: 'tcp', host, guest: '10.0.3.15:22', ...(host.startsWith('127.') ? {} : { allowRemote: true }) })
+      const config = (host: string, hostPorts: string[]): unknown => ({ networks: { lab: { gateway: { nat: 'host', hostPorts } }, other: { gateway: { subnet: '10.0.3.0/24', publish: [pub(host)] } } } })
+      for (const host of ['127.0.0.1:2222', '0.0.0.0:2222']) {
+        assert.throws(() => buildConfig(config(host, ['tcp:2000-3000']), 'test'), (err: Error & { code?: string }) =>
+          err.code === ERR_CONFIG && err.message.includes('networks.lab.gateway.hostPorts[0]') && err.message.includes('networks.other.gateway publishes'), host)
+      }
+      assert.doesNotThrow(() => buildConfig(config('127.0.0.1:2222', ['udp:2222', 'tcp:2223-3000']), 'test'), 'another protocol or port')
+      assert.doesNotThrow(() => buildConfig(config('127.0.0.2:2222', ['tcp:2222']), 'test'), 'an address slirp does not reach')
+      refused({ nat: 'host', hostPorts: ['tcp:2222'], publish: [{ proto: 'tcp', host: '127.0.0.1:2222', guest: '10.0.2.15:22' }] }, 'gateway.hostPorts[0]')
+    })
+
     it('reserves the port name gateway: no client can name itself so', () => {
       assert.ok(isReservedName(buildConfig({ networks: { lab: { gateway: {} } } }, 'test'), 'gateway'))
       assert.ok(!isReservedName(buildConfig({}, 'test'), 'gateway'))

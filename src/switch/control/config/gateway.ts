@@ -266,5 +266,26 @@ function readHostPorts (fail: Fail, v: unknown, key: string, nat: GatewaySpec['n
   }))
 }
 
+/**
+ * No gateway's `hostPorts` may take in a port a gateway publishes where slirp
+ * reaches this host (127.0.0.1, or every address): a station would reach
+ * that network's station through the back door, and each of its connections
+ * would cost a child two sockets (its own, and the one the published port
+ * accepts) where the station's share counts one (measured: 16 flows, 32
+ * descriptors).
+ */
+export function checkHostPortsPublished (fail: Fail, gateways: readonly GatewaySpec[]): void {
+  for (const g of gateways) {
+    for (const [i, h] of g.hostPorts.entries()) {
+      for (const o of gateways) {
+        const p = o.publish.find((x) => x.proto === h.proto && x.hostPort >= h.from && x.hostPort <= h.to && (x.hostAddress === '127.0.0.1' || x.hostAddress === '0.0.0.0'))
+        if (p === undefined) continue
+        fail(`networks.${g.network}.gateway.hostPorts[${i}]`, `${formatHostPorts(h)} includes ${p.proto} ${p.hostAddress}:${p.hostPort}, which networks.${o.network}.gateway publishes: ` +
+          'a station would reach that station\'s service through this host, and each connection would hold two of the gateway\'s sockets where its share counts one. List other ports')
+      }
+    }
+  }
+}
+
 /** `tcp:8080` or `tcp:8000-8010`, as the configuration writes it. */
 export function formatHostPorts (h: HostPorts): string { return `${h.proto}:${h.from}${h.to === h.from ? '' : `-${h.to}`}` }

@@ -22,7 +22,7 @@ import { setLogSink } from '../../src/common/log'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { requireTools } from '../helpers/proc'
-import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST } from '../helpers/ipv4'
+import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST, FIN } from '../helpers/ipv4'
 import { prefixed, FrameReader } from '../helpers/stream-peer'
 import { LEASE_OFFERED, LEASE_BOUND } from '../../src/switch/core/leases'
 import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, parseIpv4, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
@@ -210,6 +210,41 @@ describe('gateway: attacked afresh (integration)', function () {
       assert.equal(held.length, 16, 'slirp opened no more than the share')
     } finally {
       for (const c of held) c.destroy()
+      service.close()
+    }
+  })
+
+  it('attack: a station that never acknowledges the gateway\'s FIN, and pushes itself out of slirp\'s ARP table, does not get its share back while slirp retransmits', async () => {
+    // The host service closes when the station does: slirp then sends its FIN and waits in LAST_ACK for the station's ACK.
+    const service = net.createServer((c) => { c.on('error', () => {}); c.on('end', () => { c.end() }) })
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve))
+    const port = (service.address() as net.AddressInfo).port
+    try {
+      // 16 more stations with addresses by right: their ARPs (which the guards pass) push A out of slirp's 16-entry table.
+      const others = Array.from({ length: 16 }, (_, k) => ({ mac: `02:00:00:00:01:${(k + 16).toString(16)}`, ip: `10.0.2.${100 + k}` }))
+      const { server: s, url } = await start({ nat: 'host', hostPorts: [`tcp:${port}`], flowsPerClient: 16, staticLeases: [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, ...others] })
+      const pid = s.gatewayChildren[0]?.child?.pid as number
+      const a = await station(url, STATION_A, '10.0.2.15')
+      const tcp = (sport: number, flags: number, seq: number, ack = 0): Buffer => ip4({ proto: TCP, dst: '10.0.2.2', sport, dport: port, flags, seq, ack, smac: STATION_A })
+      const fds = (): number => fs.readdirSync(`/proc/${pid}/fd`).length
+      const before = fds()
+      for (let i = 0; i < 16; i++) {
+        const sport = 46000 + i
+        a.take()
+        a.send([tcp(sport, SYN, 1000)])
+        let t: ReturnType<typeof readTcp>
+        await waitFor(() => { t = a.frames.map(readTcp).find((x) => x?.dport === sport && x.flags === (SYN | ACK)); return t !== undefined }, 5000, 'a SYN-ACK')
+        const their = (t as NonNullable<typeof t>).seq + 1
+        a.send([tcp(sport, FIN | ACK, 1001, their)])
+        await waitFor(() => a.frames.some((f) => { const x = readTcp(f); return x?.dport === sport && (x.flags & FIN) !== 0 }), 5000, 'the gateway\'s FIN')
+      }
+      const evict = others.map((o) => arp(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
+      await sendAndBarrier(a, STATION_A, '0.0.0.0', evict) // a probe from 0.0.0.0 as the barrier: slirp learns nothing from it
+      assert.ok(fds() - before >= 16, `slirp holds the 16 connections in LAST_ACK (${fds() - before} descriptors)`)
+      // 31 s on, with no retransmission seen (slirp asks who A is, in vain), slirp still holds them: so must the model.
+      gatewayPort().expire(performance.now() + 31_000)
+      assert.equal(gatewayPort().flows.flows, 16, 'the model let go of connections slirp holds')
+    } finally {
       service.close()
     }
   })

@@ -216,6 +216,27 @@ describe('GatewayFlows', () => {
       assert.equal(t.flows, 0)
     })
 
+    it('attack: a station that never acknowledges the gateway\'s FIN (slirp in LAST_ACK retransmits it for ~10 minutes) keeps its share 700 s, not 30', () => {
+      const close = (last: Buffer | undefined): GatewayFlows => {
+        const t = table()
+        connect(t)
+        out(t, seg(FIN | ACK, { seq: 1001, ack: 5001 }), S)
+        back(t, segBack(ACK, { seq: 5001, ack: 1002 }), S)
+        back(t, segBack(FIN | ACK, { seq: 5001, ack: 1002 }), 2 * S)
+        if (last !== undefined) out(t, last, 2 * S)
+        t.expire(2 * S + CLOSE_MARGIN_MS)
+        return t
+      }
+      assert.equal(close(undefined).flows, 1, 'no ACK of the gateway\'s FIN')
+      assert.equal(close(seg(ACK, { seq: 1002, ack: 5001 })).flows, 1, 'an ACK short of the FIN')
+      assert.equal(close(ip4({ proto: TCP, src: '10.0.2.15', dst: '198.51.100.1', sport: 40000, dport: 443, flags: ACK, seq: 1002, ack: 5002, smac: MAC_A, ttl: 0 })).flows, 1, 'an ACK slirp drops (TTL 0)')
+      assert.equal(close(seg(ACK, { seq: 1002 + 8192 + 1, ack: 5002 })).flows, 1, 'an ACK beyond the window (slirp drops it)')
+      assert.equal(close(seg(ACK, { seq: 1002, ack: 5002 })).flows, 0, 'the ACK of the FIN: closed')
+      const t = close(undefined)
+      t.expire(2 * S + FIN_WAIT_MS)
+      assert.equal(t.flows, 0, 'gone once slirp must have given up')
+    })
+
     it('attack: a FIN slirp did not take (data over its place, a FIN elsewhere, a bad checksum) is not believed: 700 s after the gateway\'s FIN', () => {
       const cases: Array<(t: GatewayFlows) => void> = [
         (t) => { out(t, seg(FIN | ACK, { seq: 1001 })); out(t, seg(ACK | PSH, { seq: 1001, payload: Buffer.alloc(10) })) },

@@ -25,6 +25,7 @@ import { requireTools } from '../helpers/proc'
 import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST, FIN } from '../helpers/ipv4'
 import { prefixed, FrameReader } from '../helpers/stream-peer'
 import { LEASE_OFFERED, LEASE_BOUND } from '../../src/switch/core/leases'
+import { ARP_BURST, ARP_PER_SECOND } from '../../src/switch/core/gateway-arp'
 import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, parseIpv4, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
 
 const STATION_A = 0x020000000021
@@ -246,6 +247,54 @@ describe('gateway: attacked afresh (integration)', function () {
       assert.equal(gatewayPort().flows.flows, 16, 'the model let go of connections slirp holds')
     } finally {
       service.close()
+    }
+  })
+
+  it('attack: one client\'s ARPs to the gateway take only its share: they cannot keep pushing another station out of slirp\'s 16-entry ARP table', async () => {
+    const echo = dgram.createSocket('udp4')
+    echo.on('message', (m, r) => { echo.send(m, r.port, r.address) })
+    await new Promise<void>((resolve) => echo.bind(0, '127.0.0.1', resolve))
+    const port = echo.address().port
+    try {
+      const others = Array.from({ length: 16 }, (_, k) => ({ mac: `02:00:00:00:01:${(k + 16).toString(16)}`, ip: `10.0.2.${100 + k}` }))
+      const vmSocket = path.join(dir, 'vm.sock')
+      const { url } = await start({ nat: 'host', hostPorts: [`udp:${port}`], staticLeases: [{ mac: '02:00:00:00:00:22', ip: '10.0.2.16' }, ...others] },
+        { qemu: [{ name: 'vm', network: 'lab', listen: `unix:${vmSocket}` }] })
+      // The victim: a VM behind a QEMU listener (a client of its own) that answers slirp's ARP requests.
+      const sock = net.connect(vmSocket)
+      await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+      const reader = new FrameReader(sock, 4)
+      const vm = (frames: Buffer[]): void => { sock.write(prefixed(frames, 4)) }
+      vm([arp(STATION_B, '10.0.2.16')])
+      await waitFor(() => reader.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply to the VM')
+      reader.take()
+      const attacker = await TestClient.raw(url)
+      clients.push(attacker)
+      const evict = others.map((o) => arp(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
+      let asked = 0
+      const started = performance.now()
+      for (let i = 0; i < 100; i++) {
+        attacker.send(evict)
+        vm([ip4({ proto: UDP, src: '10.0.2.16', dst: '10.0.2.2', sport: 47000, dport: port, smac: STATION_B, payload: Buffer.from(`n${i}`) })])
+        let got = false
+        await waitFor(() => {
+          for (const f of reader.take()) {
+            if (f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 1 && f.readUInt32BE(38) === 0x0a000210) {
+              asked++
+              const r = arp(STATION_B, '10.0.2.16', '10.0.2.2', f.readUIntBE(6, 6)); r.writeUInt16BE(2, 20); r.writeUIntBE(f.readUIntBE(22, 6), 32, 6)
+              vm([r])
+            } else if (readUdp(f)?.payload.toString() === `n${i}`) got = true
+          }
+          return got
+        }, 5000, `the echo of datagram ${i}`)
+      }
+      const seconds = (performance.now() - started) / 1000
+      const passed = 100 * 16 - gatewayPort().filteredArpRate
+      assert.ok(passed <= ARP_BURST + ARP_PER_SECOND * (seconds + 1), `${passed} of the attacker's 1600 ARPs reached slirp in ${seconds.toFixed(1)} s`)
+      assert.ok(asked <= passed / 16 + 2, `slirp asked who the VM is ${asked} times (for ${passed} ARPs that reached it)`)
+      sock.destroy()
+    } finally {
+      echo.close()
     }
   })
 

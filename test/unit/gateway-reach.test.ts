@@ -16,6 +16,7 @@ import type { GatewaySpec } from '../../src/switch/control/config/gateway'
 import { GatewayPort } from '../../src/switch/io/gateway-port'
 import { parseFibTrie, HostAddresses, MAX_FIB_TRIE_BYTES } from '../../src/switch/io/host-addresses'
 import { AddressSet } from '../../src/switch/core/gateway-filter'
+import { ARP_BURST } from '../../src/switch/core/gateway-arp'
 import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { parseIpv4 } from '../../src/common/dhcp'
@@ -129,6 +130,27 @@ describe('gateway: what a station reaches, and its share', () => {
       const ipv6 = Buffer.from(arp); ipv6.writeUInt16BE(0x86dd, 12)
       assert.ok(!passed(p, vm, ipv6), 'IPv6 (off in slirp): protocol')
       assert.equal(p.filteredProtocol, 1)
+    })
+
+    it('attack: the ARPs slirp learns from (replies, requests for its addresses) take their client\'s share of ARP_BURST, then ARP_PER_SECOND; others are not counted', () => {
+      const p = port({})
+      const a = station(2, 'address 192.0.2.10')
+      const b = station(3, 'port 3')
+      const arp = (mac: number, spa: string, tpa: string, op = 1): Buffer => {
+        const f = Buffer.alloc(60)
+        f.writeUIntBE(GW_MAC, 0, 6); f.writeUIntBE(mac, 6, 6); f.writeUInt16BE(0x0806, 12)
+        f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(op, 20)
+        f.writeUIntBE(mac, 22, 6); f.writeUInt32BE(ip(spa), 28); f.writeUInt32BE(ip(tpa), 38)
+        return f
+      }
+      let through = 0
+      for (let i = 0; i < ARP_BURST + 20; i++) if (passed(p, a, arp(0x020000000001, '10.0.2.15', i % 2 === 0 ? '10.0.2.2' : '10.0.2.3', 1 + (i % 3 === 0 ? 1 : 0)))) through++
+      assert.deepEqual([through, p.filteredArpRate], [ARP_BURST, 20])
+      const broadcast = arp(0x020000000001, '10.0.2.15', '10.0.2.16'); broadcast.fill(0xff, 0, 6)
+      assert.ok(passed(p, a, broadcast), 'a request for another station: slirp learns nothing from it, nothing counted')
+      assert.ok(passed(p, b, arp(0x020000000002, '10.0.2.16', '10.0.2.2')), 'another client has its own share')
+      sw.tick(1000)
+      assert.equal(through + (passed(p, a, arp(0x020000000001, '10.0.2.15', '10.0.2.2')) ? 1 : 0), ARP_BURST + 1, 'refilled')
     })
 
     it('attack: one client\'s UDP from thousands of source ports gets its share, counted as flows; another client keeps its own', () => {

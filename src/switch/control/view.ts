@@ -81,6 +81,7 @@ export interface GatewayFacts {
   readonly filteredProtocol: number
   readonly filteredFlows: number
   readonly filteredSource: number
+  readonly filteredArpRate: number
   /** Host sockets its child holds for the stations now (core/gateway-flows.ts), its limits, and the clients holding them. */
   readonly flows: number
   readonly maxFlows: number

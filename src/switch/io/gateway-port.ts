@@ -13,6 +13,8 @@
  *    replies on published ports, the outside with nat on, from a station's
  *    own address; everything else, fragments and EtherTypes other than IPv4
  *    and ARP included, is dropped and counted by reason;
+ *  - each client gets a share of the ARPs slirp learns stations from
+ *    (core/gateway-arp.ts: its table has 16 entries, taken in turn);
  *  - each client gets a share of the host sockets slirp opens for them
  *    (core/gateway-flows.ts, fed from both directions: output() here, and
  *    track() over each batch from the child); over it, a new flow is dropped;
@@ -41,6 +43,7 @@ import {
   GatewayFilter, PortSet, Published, type AddressSet, V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_SOURCE
 } from '../core/gateway-filter'
 import { GatewayFlows } from '../core/gateway-flows'
+import { ArpBudget, slirpLearns } from '../core/gateway-arp'
 import { hostAddresses } from './host-addresses'
 import { RECORD_HEADER } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -89,6 +92,9 @@ export class GatewayPort extends NetPort {
   filteredProtocol = 0
   filteredFlows = 0
   filteredSource = 0
+  filteredArpRate = 0
+  /** ARPs slirp learns from, a bucket per client (core/gateway-arp.ts). */
+  private readonly arps = new ArpBudget()
 
   /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
   constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
@@ -149,9 +155,10 @@ export class GatewayPort extends NetPort {
     if (this.socket === undefined) { this.dropDisconnected++; return }
     // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
     if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    if (!this.admit(buf, off, len, vid)) return
+    // Only an ARP that reaches slirp (a station's address, within its client's share) tells the lease table anything.
     const type = buf.readUInt16BE(off + 12)
     if (type === ETH_P_ARP || (type === ETH_P_8021Q && buf.readUInt16BE(off + 16) === ETH_P_ARP)) this.noteArp(buf, off, len)
-    if (!this.admit(buf, off, len, vid)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
 
@@ -179,9 +186,8 @@ export class GatewayPort extends NetPort {
     if (l3 < 0) {
       // ARP from a station's address passes (slirp answers for its own); any other EtherType is slirp's to misread.
       const o = this.filter.classifyOther(buf, off, len)
-      if (o === V_PASS) return true
-      this.refused(o)
-      return false
+      if (o !== V_PASS) { this.refused(o); return false }
+      return this.arpWithinShare(buf, off, vid)
     }
     const end = off + len
     const now = this.network.nowMs
@@ -211,8 +217,22 @@ export class GatewayPort extends NetPort {
     }
   }
 
-  /** Once a second, from the switch's tick: forget the flows slirp has let go. */
-  expire (nowMs: number): void { this.flows.expire(nowMs) }
+  /** An ARP slirp would learn a station from takes one of its client's tokens (trusted ports: none); false if it has none left (counted). */
+  private arpWithinShare (buf: Buffer, off: number, vid: number): boolean {
+    const a = off + (buf.readUInt16BE(off + 12) === ETH_P_8021Q ? 18 : 14)
+    if (!slirpLearns(buf, a, this.spec.address, this.spec.dns)) return true
+    const port = this.network.fdb.lookup(vid, macAt(buf, off + ETH_SOURCE))
+    if (port !== undefined && this.server.exempt(port)) return true
+    if (this.arps.take(port?.clientKey ?? 'unknown', this.network.nowMs)) return true
+    this.filteredArpRate++
+    return false
+  }
+
+  /** Once a second, from the switch's tick: forget the flows slirp has let go, and the ARP buckets that are full again. */
+  expire (nowMs: number): void {
+    this.flows.expire(nowMs)
+    this.arps.prune(nowMs)
+  }
 
   /** Walk a batch from the child (before it enters the switch): what it tells of the flows. Reads integers only. */
   track (batch: Buffer): void {

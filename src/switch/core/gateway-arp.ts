@@ -18,8 +18,8 @@
  */
 
 /** ARPs slirp learns from that one client may send at once, and a second after that. */
-export const ARP_BURST = 32
-export const ARP_PER_SECOND = 8
+export const ARP_BURST = 64
+export const ARP_PER_SECOND = 16
 
 const ARPOP_REQUEST = 1
 const ARPOP_REPLY = 2

@@ -29,6 +29,16 @@
 //     not exist is skipped (a host without /lib64); any other failure stops
 //     the start: switchd asked for Landlock because the kernel has it.
 //     Landlock also forbids ptrace of any process outside the domain.
+//  7. a seccomp filter: signals only to itself (kill, tgkill, rt_sigqueueinfo
+//     and rt_tgsigqueueinfo whose target is its own PID; tkill and
+//     pidfd_send_signal not at all), no ptrace, no process_vm_readv/writev,
+//     and no other syscall ABI (x32, i386) to slip past those numbers.
+//     Landlock scopes signals only from ABI 6 (Linux 6.12): on Debian 12's
+//     6.1, a child that runs as switchd's own user (switchd not root, as in
+//     the shipped systemd unit and image) could otherwise SIGSTOP or SIGKILL
+//     switchd, or kill(-1) every process of that user, once a station took
+//     it over. QEMU signals only its own threads (tgkill with its own PID).
+//     QEMU's own -sandbox filter stacks on this one.
 //
 // Errors go to stderr as "tapswitch-sandbox: <step>: <errno name> (<fix>)" and
 // exit 126 (127 when PROGRAM cannot be executed), as env(1) does; switchd
@@ -37,6 +47,10 @@
 #include "landlock.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -196,6 +210,54 @@ void ApplyLandlock(const std::vector<PathRule>& rules) {
   close(ruleset);
 }
 
+// Step 7. The architecture this launcher (and so QEMU, which it execs) was built for.
+#if defined(__x86_64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#endif
+
+void ApplySeccomp() {
+#if defined(__x86_64__) || defined(__aarch64__)
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  std::vector<sock_filter> f;
+  auto stmt = [&f](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
+  auto jump = [&f](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { f.push_back(BPF_JUMP(code, k, jt, jf)); };
+  constexpr uint32_t kAllow = SECCOMP_RET_ALLOW;
+  constexpr uint32_t kPerm = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+  constexpr uint32_t kNosys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
+  jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0);
+  stmt(BPF_RET | BPF_K, kNosys);  // another ABI (i386 through int 0x80)
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
+#if defined(__x86_64__)
+  jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);  // x32: the same calls under other numbers
+  stmt(BPF_RET | BPF_K, kNosys);
+#endif
+  // Layout from here: the own-PID calls (each jumps to the check), the denied calls (each to EPERM),
+  // ALLOW, then the check: load args[0], its own PID -> ALLOW, else EPERM.
+  const uint32_t own[] = {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo};
+  const uint32_t denied[] = {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev,
+#ifdef __NR_pidfd_send_signal
+                             __NR_pidfd_send_signal,
+#endif
+  };
+  constexpr size_t kOwn = sizeof own / sizeof own[0];
+  constexpr size_t kDenied = sizeof denied / sizeof denied[0];
+  // Offsets (relative to the instruction after each jump): the check starts kOwn + kDenied + 1 after the first.
+  for (size_t i = 0; i < kOwn; i++) jump(BPF_JMP | BPF_JEQ | BPF_K, own[i], static_cast<uint8_t>(kOwn - i + kDenied), 0);
+  for (size_t j = 0; j < kDenied; j++) jump(BPF_JMP | BPF_JEQ | BPF_K, denied[j], static_cast<uint8_t>(kDenied - j + 3), 0);
+  stmt(BPF_RET | BPF_K, kAllow);
+  // args[0] as the kernel reads a pid_t: its low 32 bits (little-endian on both architectures).
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args));
+  jump(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
+  stmt(BPF_RET | BPF_K, kAllow);
+  stmt(BPF_RET | BPF_K, kPerm);
+  sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,6 +273,7 @@ int main(int argc, char** argv) {
     _exit(kExitSetup);
   }
   if (o.landlock) ApplyLandlock(o.rules);
+  ApplySeccomp();
   execv(o.argv[0], o.argv);
   fprintf(stderr, "tapswitch-sandbox: exec %s: %s\n", o.argv[0], ErrName(errno));
   return kExitExec;

@@ -11,6 +11,7 @@
 
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
@@ -26,6 +27,7 @@ import { ip4, readTcp, readUdp, TCP, UDP, ICMP, SYN, ACK, RST, FIN } from '../he
 import { prefixed, FrameReader } from '../helpers/stream-peer'
 import { LEASE_OFFERED, LEASE_BOUND } from '../../src/switch/core/leases'
 import { ARP_BURST, ARP_PER_SECOND } from '../../src/switch/core/gateway-arp'
+import { launcherPath } from '../../src/switch/io/gateway-sandbox'
 import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddress, parseIpv4, DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
 
 const STATION_A = 0x020000000021
@@ -177,6 +179,16 @@ describe('gateway: attacked afresh (integration)', function () {
     } finally {
       sock.destroy()
     }
+  })
+
+  it('attack: the gateway\'s child signals only itself: not switchd, nor any other process (the launcher\'s seccomp filter; Landlock scopes signals only from Linux 6.12)', () => {
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // Without --user the child keeps the test's uid (root): only the filter stands between it and kill(2).
+    // A child that runs as switchd's own user (switchd not root, as under the shipped unit) could otherwise stop switchd.
+    const probe = 'for t in $PPID 1 -1 0; do kill -0 -- $t 2>/dev/null && printf "%s " "$t=yes" || printf "%s " "$t=no"; done; kill -0 $$ && echo self=yes'
+    const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/bin/bash', '-c', probe], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.stdout.trim(), `${process.pid}=no 1=no -1=no 0=no self=yes`, r.stderr)
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {

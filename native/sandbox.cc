@@ -32,7 +32,9 @@
 //  7. a seccomp filter: signals only to itself (kill, tgkill, rt_sigqueueinfo
 //     and rt_tgsigqueueinfo whose target is its own PID; tkill and
 //     pidfd_send_signal not at all), no ptrace, no process_vm_readv/writev,
-//     and no other syscall ABI (x32, i386) to slip past those numbers.
+//     no new Unix socket (path or abstract: switchd's QEMU listeners, the
+//     host's D-Bus), and no other syscall ABI (x32, i386) to slip past those
+//     numbers.
 //     Landlock scopes signals only from ABI 6 (Linux 6.12): on Debian 12's
 //     6.1, a child that runs as switchd's own user (switchd not root, as in
 //     the shipped systemd unit and image) could otherwise SIGSTOP or SIGKILL
@@ -59,6 +61,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -234,25 +237,29 @@ void ApplySeccomp() {
   jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);  // x32: the same calls under other numbers
   stmt(BPF_RET | BPF_K, kNosys);
 #endif
-  // Layout from here: the own-PID calls (each jumps to the check), the denied calls (each to EPERM),
-  // ALLOW, then the check: load args[0], its own PID -> ALLOW, else EPERM.
-  const uint32_t own[] = {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo};
-  const uint32_t denied[] = {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev,
-#ifdef __NR_pidfd_send_signal
-                             __NR_pidfd_send_signal,
-#endif
+  // Then one block per call: `JEQ nr` skips the block unless it is that call; each block ends in a return.
+  auto argIs = [&](uint32_t nr, uint32_t value, uint32_t yes, uint32_t no) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 4);
+    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args));  // args[0]'s low 32 bits (little-endian here)
+    jump(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 1);
+    stmt(BPF_RET | BPF_K, yes);
+    stmt(BPF_RET | BPF_K, no);
   };
-  constexpr size_t kOwn = sizeof own / sizeof own[0];
-  constexpr size_t kDenied = sizeof denied / sizeof denied[0];
-  // Offsets (relative to the instruction after each jump): the check starts kOwn + kDenied + 1 after the first.
-  for (size_t i = 0; i < kOwn; i++) jump(BPF_JMP | BPF_JEQ | BPF_K, own[i], static_cast<uint8_t>(kOwn - i + kDenied), 0);
-  for (size_t j = 0; j < kDenied; j++) jump(BPF_JMP | BPF_JEQ | BPF_K, denied[j], static_cast<uint8_t>(kDenied - j + 3), 0);
+  auto deny = [&](uint32_t nr) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
+    stmt(BPF_RET | BPF_K, kPerm);
+  };
+  // Signals: to its own PID only (tgkill and rt_tgsigqueueinfo name the thread group first).
+  for (uint32_t nr : {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo}) argIs(nr, self, kAllow, kPerm);
+  for (uint32_t nr : {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev}) deny(nr);
+#ifdef __NR_pidfd_send_signal
+  deny(__NR_pidfd_send_signal);
+#endif
+  // No new Unix socket: QEMU has its two socketpairs already, slirp needs none, and one would reach
+  // switchd's QEMU listeners and any abstract socket of the host (Landlock scopes those only from 6.12).
+  argIs(__NR_socket, AF_UNIX, kPerm, kAllow);
+  argIs(__NR_socketpair, AF_UNIX, kPerm, kAllow);
   stmt(BPF_RET | BPF_K, kAllow);
-  // args[0] as the kernel reads a pid_t: its low 32 bits (little-endian on both architectures).
-  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args));
-  jump(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
-  stmt(BPF_RET | BPF_K, kAllow);
-  stmt(BPF_RET | BPF_K, kPerm);
   sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
 #endif

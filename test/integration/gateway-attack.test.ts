@@ -181,14 +181,27 @@ describe('gateway: attacked afresh (integration)', function () {
     }
   })
 
-  it('attack: the gateway\'s child signals only itself: not switchd, nor any other process (the launcher\'s seccomp filter; Landlock scopes signals only from Linux 6.12)', () => {
+  it('attack: the gateway\'s child signals only itself and opens no Unix socket (the launcher\'s seccomp filter; Landlock scopes signals and abstract sockets only from Linux 6.12)', function () {
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }])
     const launcher = launcherPath()
     assert.ok(launcher !== undefined, 'npm install builds the launcher')
     // Without --user the child keeps the test's uid (root): only the filter stands between it and kill(2).
-    // A child that runs as switchd's own user (switchd not root, as under the shipped unit) could otherwise stop switchd.
-    const probe = 'for t in $PPID 1 -1 0; do kill -0 -- $t 2>/dev/null && printf "%s " "$t=yes" || printf "%s " "$t=no"; done; kill -0 $$ && echo self=yes'
-    const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/bin/bash', '-c', probe], { encoding: 'utf8', timeout: 10_000 })
-    assert.equal(r.stdout.trim(), `${process.pid}=no 1=no -1=no 0=no self=yes`, r.stderr)
+    // A child that runs as switchd's own user (switchd not root, as under the shipped unit) could otherwise stop switchd,
+    // or reach switchd's QEMU listeners and the host's abstract sockets.
+    const probe = `
+import os, socket
+out = []
+for t in (os.getppid(), 1, -1, 0):
+    try: os.kill(t, 0); out.append(f"{t}=yes")
+    except OSError: out.append(f"{t}=no")
+for name, make in (("unix", lambda: socket.socket(socket.AF_UNIX)), ("pair", socket.socketpair), ("tcp", lambda: socket.socket(socket.AF_INET))):
+    try: make(); out.append(f"{name}=yes")
+    except OSError: out.append(f"{name}=no")
+os.kill(os.getpid(), 0)
+print(" ".join(out), "self=yes")
+`
+    const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/usr/bin/python3', '-c', probe], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.stdout.trim(), `${process.pid}=no 1=no -1=no 0=no unix=no pair=no tcp=yes self=yes`, r.stderr)
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {

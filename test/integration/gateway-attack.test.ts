@@ -323,6 +323,32 @@ print(" ".join(out), "self=yes")
     }
   })
 
+  it('attack: a station cannot speak to slirp from another station\'s address: its forged RST does not cut that station\'s connection', async () => {
+    const closed: string[] = []
+    const service = net.createServer((c) => { c.on('error', () => {}); c.on('close', () => { closed.push('closed') }); c.write('hello\n') })
+    await new Promise<void>((resolve) => service.listen(0, '127.0.0.1', resolve))
+    const port = (service.address() as net.AddressInfo).port
+    try {
+      const { url } = await start({ nat: 'host', hostPorts: [`tcp:${port}`] })
+      const a = await station(url, STATION_A, '10.0.2.15')
+      const b = await station(url, STATION_B, '10.0.2.16', '127.0.0.1')
+      // B connects; the connection is open both ways.
+      b.send([ip4({ proto: TCP, src: '10.0.2.16', dst: '10.0.2.2', sport: 48000, dport: port, flags: SYN, seq: 1000, smac: STATION_B })])
+      let synAck: ReturnType<typeof readTcp>
+      await waitFor(() => { synAck = b.frames.map(readTcp).find((t) => t?.dport === 48000 && t.flags === (SYN | ACK)); return synAck !== undefined }, 5000, 'B\'s SYN-ACK')
+      b.send([ip4({ proto: TCP, src: '10.0.2.16', dst: '10.0.2.2', sport: 48000, dport: port, flags: ACK, seq: 1001, ack: (synAck as NonNullable<typeof synAck>).seq + 1, smac: STATION_B })])
+      await waitFor(() => b.frames.some((f) => { const t = readTcp(f); return t?.dport === 48000 && t.len > 0 }), 5000, 'the service\'s greeting to B')
+      // A forges B's source: two resets cover every sequence number slirp would take (BSD takes any at or left of its window's edge).
+      await sendAndBarrier(a, STATION_A, '10.0.2.15', [0, 0x80000000].map((seq) =>
+        ip4({ proto: TCP, src: '10.0.2.16', dst: '10.0.2.2', sport: 48000, dport: port, flags: RST, seq, smac: STATION_A })))
+      await new Promise((resolve) => setTimeout(resolve, 300))
+      assert.deepEqual(closed, [], 'B\'s connection was cut by A\'s forged reset')
+      assert.equal(gatewayPort().filteredSource, 2)
+    } finally {
+      service.close()
+    }
+  })
+
   it('attack: a datagram to port 53 that libslirp drops (bad checksum) does not shorten the model\'s hold on that source port', async () => {
     // A UDP service that answers when the test says: slirp's socket for each source port gets one reply, after both datagrams.
     const svc = dgram.createSocket('udp4')

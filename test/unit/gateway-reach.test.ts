@@ -17,6 +17,7 @@ import { GatewayPort } from '../../src/switch/io/gateway-port'
 import { parseFibTrie, HostAddresses, MAX_FIB_TRIE_BYTES } from '../../src/switch/io/host-addresses'
 import { AddressSet } from '../../src/switch/core/gateway-filter'
 import { ARP_BURST } from '../../src/switch/core/gateway-arp'
+import { Guard } from '../../src/switch/core/guard'
 import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { parseIpv4 } from '../../src/common/dhcp'
@@ -151,6 +152,26 @@ describe('gateway: what a station reaches, and its share', () => {
       assert.ok(passed(p, b, arp(0x020000000002, '10.0.2.16', '10.0.2.2')), 'another client has its own share')
       sw.tick(1000)
       assert.equal(through + (passed(p, a, arp(0x020000000001, '10.0.2.15', '10.0.2.2')) ? 1 : 0), ARP_BURST + 1, 'refilled')
+    })
+
+    it('attack: where the guards inspect ARP, a station speaks to slirp only from its own lease (a forged source is counted as source); trusted ports and dhcp false are not asked', () => {
+      const p = port({ staticLeases: [{ mac: '02:00:00:00:00:02', ip: '10.0.2.16' }] })
+      const a = station(2, 'address 192.0.2.10')
+      const b = station(3, 'port 3')
+      const t = station(4, 'port 4'); t.ownsName = true
+      const guard = new Guard({ dhcpSnooping: true, arpInspection: true, ipSourceGuard: false, trusted: ['gateway', 'vm4'], leases: true, subnet: ip('10.0.2.0'), mask: 0xffffff00, gateway: ip('10.0.2.2'), dns: ip('10.0.2.3') })
+      guard.bindings = p.server.leases
+      sw.guard = guard
+      const l = p.server.leases.offer(0x020000000001, ip('10.0.2.15'), a, 1e15)
+      p.server.leases.bind(l, a, 2e15)
+      const udp = (src: string, smac: number): Buffer => ip4({ proto: UDP, src, dst: '198.51.100.1', sport: 5000, dport: 9, smac })
+      assert.ok(passed(p, a, udp('10.0.2.15', 0x020000000001)), 'its lease')
+      assert.ok(passed(p, b, udp('10.0.2.16', 0x020000000002)), 'a static lease')
+      assert.ok(!passed(p, a, udp('10.0.2.16', 0x020000000001)), 'another station\'s address')
+      assert.ok(!passed(p, b, udp('10.0.2.15', 0x020000000002)), 'another station\'s lease')
+      assert.ok(!passed(p, a, udp('10.0.2.77', 0x020000000001)), 'an address nobody holds')
+      assert.equal(p.filteredSource, 3)
+      assert.ok(passed(p, t, udp('10.0.2.99', 0x020000000004)), 'a trusted port (an operator\'s router)')
     })
 
     it('attack: one client\'s UDP from thousands of source ports gets its share, counted as flows; another client keeps its own', () => {

@@ -11,7 +11,7 @@
  *  - what a station may reach through slirp is an allowlist
  *    (core/gateway-filter.ts): DHCP, DNS, the host ports the operator lists,
  *    replies on published ports, the outside with nat on, from a station's
- *    own address; everything else, fragments and EtherTypes other than IPv4
+ *    own address (its lease, where the guards inspect ARP); everything else, fragments and EtherTypes other than IPv4
  *    and ARP included, is dropped and counted by reason;
  *  - each client gets a share of the ARPs slirp learns stations from
  *    (core/gateway-arp.ts: its table has 16 entries, taken in turn);
@@ -199,8 +199,28 @@ export class GatewayPort extends NetPort {
       else this.serveDhcp(buf, off, len)
       return false
     }
+    if (!this.ownSource(buf, off, l3, vid)) { this.filteredSource++; return false }
     if (v === V_FLOW && !this.flows.egress(buf, off, l3, end, vid, now)) { this.filteredFlows++; return false }
     return true
+  }
+
+  /**
+   * Whether the frame's IPv4 source is its sender's own: where the guards
+   * inspect ARP against the gateway's leases, a station speaks to slirp only
+   * from an address bound to its MAC and port (a lease, or a static one), as
+   * IP source guard would, for the gateway alone. slirp could not answer any
+   * other (ARP inspection keeps it from learning it), so such a frame is a
+   * forgery: two resets from another station's address and port cut its
+   * connection (BSD's tcp_input takes any reset left of its window's edge).
+   * Trusted ports are not asked. Two lookups per frame to the gateway.
+   */
+  private ownSource (buf: Buffer, off: number, l3: number, vid: number): boolean {
+    const g = this.network.guard
+    if (g === null || g.bindings === null || !g.spec.arpInspection || !g.spec.leases) return true
+    const mac = macAt(buf, off + ETH_SOURCE)
+    const port = this.network.fdb.lookup(vid, mac)
+    if (port === undefined) return false
+    return g.trusts(port) || g.bindings.bound(mac, buf.readUInt32BE(l3 + 12), port)
   }
 
   private refused (reason: number): void {

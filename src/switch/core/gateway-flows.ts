@@ -23,20 +23,16 @@
  *    closes, however long it idles (slirp sends no keepalives). Closed: an RST
  *    from the gateway that only a freed socket sends (RST|ACK, or any RST once
  *    slirp is past SYN_RECEIVED), a station's RST that slirp must accept
- *    (checksums right, TTL not 0, its sequence number at or left of the
- *    right edge the gateway advertised), or both FINs, the station's
- *    acknowledged by the gateway and never overlapped by data, the
- *    gateway's acknowledged by the station (in a segment slirp must take);
- *    then it goes 30 s after its last frame (slirp's 2MSL is 10 s). Once
- *    the gateway has sent its FIN and the close is not proven both ways, it
- *    goes 700 s after its last frame: slirp's FIN_WAIT_2 idle limit (600 s,
- *    plus one 75 s probe interval), and as long as slirp retransmits an
- *    unacknowledged FIN (it halves its MSS and carries on, about 10 minutes
- *    in all: tcp_timer.c). A station that never acknowledges the gateway's
- *    FIN, and keeps slirp's retransmissions from reaching it (its ARP entry
- *    pushed out of slirp's table), must not get its share back sooner. A station can make slirp hold a socket
- *    the model has let go only by a close slirp did not see: so every close
- *    the model believes is one slirp must have accepted;
+ *    (checksums right, TTL not 0, at or left of the right edge the gateway
+ *    advertised), or both FINs, each acknowledged (the station's by the
+ *    gateway and never overlapped by data, the gateway's by the station in a
+ *    segment slirp must take); then 30 s after its last frame (slirp's 2MSL
+ *    is 10 s). The gateway's FIN without such a close: 700 s after the last
+ *    frame (slirp's FIN_WAIT_2 idle limit, 600 s and a 75 s probe; and slirp
+ *    retransmits an unacknowledged FIN about 10 minutes, halving its MSS:
+ *    tcp_timer.c), however well a station hides those retransmissions (its
+ *    ARP entry pushed out of slirp's table). Every close the model believes
+ *    is one slirp must have accepted;
  *  - ICMP echo: one socket per request (ip_icmp.c icmp_send; duplicates
  *    each take one), until its reply or an ICMP error about it, or 240 s;
  *  - published UDP ports (hostfwd): slirp's socket is its own and lasting;

@@ -397,17 +397,13 @@ export class LeaseTable {
     this.declinedHolder[i] = null
   }
 
-  private chargePort (port: Port | null, d: number): void {
-    if (port === null || d === 0) return
-    const n = (this.perPort.get(port) ?? 0) + d
-    if (n <= 0) this.perPort.delete(port)
-    else this.perPort.set(port, n)
-  }
+  private chargePort (port: Port | null, d: number): void { if (port !== null) bump(this.perPort, port, d) }
+  private chargeClient (key: string | null, d: number): void { if (key !== null) bump(this.perClient, key, d) }
+}
 
-  private chargeClient (key: string | null, d: number): void {
-    if (key === null || d === 0) return
-    const n = (this.perClient.get(key) ?? 0) + d
-    if (n <= 0) this.perClient.delete(key)
-    else this.perClient.set(key, n)
-  }
+/** Add `d` to a count, forgetting it at 0. */
+function bump<K> (counts: Map<K, number>, key: K, d: number): void {
+  const n = (counts.get(key) ?? 0) + d
+  if (n <= 0) counts.delete(key)
+  else counts.set(key, n)
 }

@@ -29,6 +29,18 @@
 //     not exist is skipped (a host without /lib64); any other failure stops
 //     the start: switchd asked for Landlock because the kernel has it.
 //     Landlock also forbids ptrace of any process outside the domain.
+//  7. a seccomp filter: signals only to itself (kill, tgkill, rt_sigqueueinfo
+//     and rt_tgsigqueueinfo whose target is its own PID; tkill and
+//     pidfd_send_signal not at all), no ptrace, no process_vm_readv/writev,
+//     no new Unix socket (path or abstract: switchd's QEMU listeners, the
+//     host's D-Bus), and no other syscall ABI (x32, i386) to slip past those
+//     numbers.
+//     Landlock scopes signals only from ABI 6 (Linux 6.12): on Debian 12's
+//     6.1, a child that runs as switchd's own user (switchd not root, as in
+//     the shipped systemd unit and image) could otherwise SIGSTOP or SIGKILL
+//     switchd, or kill(-1) every process of that user, once a station took
+//     it over. QEMU signals only its own threads (tgkill with its own PID).
+//     QEMU's own -sandbox filter stacks on this one.
 //
 // Errors go to stderr as "tapswitch-sandbox: <step>: <errno name> (<fix>)" and
 // exit 126 (127 when PROGRAM cannot be executed), as env(1) does; switchd
@@ -37,6 +49,10 @@
 #include "landlock.h"
 
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <grp.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -45,6 +61,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,6 +213,58 @@ void ApplyLandlock(const std::vector<PathRule>& rules) {
   close(ruleset);
 }
 
+// Step 7. The architecture this launcher (and so QEMU, which it execs) was built for.
+#if defined(__x86_64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
+#endif
+
+void ApplySeccomp() {
+#if defined(__x86_64__) || defined(__aarch64__)
+  const uint32_t self = static_cast<uint32_t>(getpid());
+  std::vector<sock_filter> f;
+  auto stmt = [&f](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
+  auto jump = [&f](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { f.push_back(BPF_JUMP(code, k, jt, jf)); };
+  constexpr uint32_t kAllow = SECCOMP_RET_ALLOW;
+  constexpr uint32_t kPerm = SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA);
+  constexpr uint32_t kNosys = SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA);
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
+  jump(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0);
+  stmt(BPF_RET | BPF_K, kNosys);  // another ABI (i386 through int 0x80)
+  stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr));
+#if defined(__x86_64__)
+  jump(BPF_JMP | BPF_JGE | BPF_K, 0x40000000U, 0, 1);  // x32: the same calls under other numbers
+  stmt(BPF_RET | BPF_K, kNosys);
+#endif
+  // Then one block per call: `JEQ nr` skips the block unless it is that call; each block ends in a return.
+  auto argIs = [&](uint32_t nr, uint32_t value, uint32_t yes, uint32_t no) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 4);
+    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args));  // args[0]'s low 32 bits (little-endian here)
+    jump(BPF_JMP | BPF_JEQ | BPF_K, value, 0, 1);
+    stmt(BPF_RET | BPF_K, yes);
+    stmt(BPF_RET | BPF_K, no);
+  };
+  auto deny = [&](uint32_t nr) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
+    stmt(BPF_RET | BPF_K, kPerm);
+  };
+  // Signals: to its own PID only (tgkill and rt_tgsigqueueinfo name the thread group first).
+  for (uint32_t nr : {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo}) argIs(nr, self, kAllow, kPerm);
+  for (uint32_t nr : {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev}) deny(nr);
+#ifdef __NR_pidfd_send_signal
+  deny(__NR_pidfd_send_signal);
+#endif
+  // No new Unix socket: QEMU has its two socketpairs already, slirp needs none, and one would reach
+  // switchd's QEMU listeners and any abstract socket of the host (Landlock scopes those only from 6.12).
+  argIs(__NR_socket, AF_UNIX, kPerm, kAllow);
+  argIs(__NR_socketpair, AF_UNIX, kPerm, kAllow);
+  stmt(BPF_RET | BPF_K, kAllow);
+  sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
+#endif
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,6 +280,7 @@ int main(int argc, char** argv) {
     _exit(kExitSetup);
   }
   if (o.landlock) ApplyLandlock(o.rules);
+  ApplySeccomp();
   execv(o.argv[0], o.argv);
   fprintf(stderr, "tapswitch-sandbox: exec %s: %s\n", o.argv[0], ErrName(errno));
   return kExitExec;

@@ -43,6 +43,10 @@ export interface Ip4 {
   /** The IPv4 total length, when it must lie. */
   totalLength?: number
   ipId?: number
+  /** IPv4 time to live (default 64); 0 is one libslirp drops (ip_input.c), answering time-exceeded. */
+  ttl?: number
+  /** A UDP or TCP checksum that is wrong by one (libslirp drops the datagram). */
+  badChecksum?: boolean
 }
 
 const addr = (a: string | number): number => typeof a === 'number' ? a >>> 0 : parseIpv4(a) as number
@@ -73,7 +77,7 @@ export function ip4 (o: Ip4): Buffer {
   f.writeUInt16BE(o.totalLength ?? ipLen, 16)
   f.writeUInt16BE(o.ipId ?? 1, 18)
   f.writeUInt16BE(o.frag ?? 0, 20)
-  f[22] = 64
+  f[22] = o.ttl ?? 64
   f[23] = o.proto
   f.writeUInt32BE(addr(o.src ?? '10.0.2.15'), 26)
   f.writeUInt32BE(addr(o.dst), 30)
@@ -94,7 +98,8 @@ export function ip4 (o: Ip4): Buffer {
     let s = sum(f, 26, 34) + o.proto + (end - l4)
     s = sum(f, l4, end, s)
     const c = fold(s)
-    f.writeUInt16BE(o.proto === UDP && c === 0 ? 0xffff : c, l4 + (o.proto === TCP ? 16 : 6))
+    const cks = o.proto === UDP && c === 0 ? 0xffff : c
+    f.writeUInt16BE(o.badChecksum === true ? cks ^ 1 : cks, l4 + (o.proto === TCP ? 16 : 6))
   } else if (o.proto === ICMP) {
     f.writeUInt16BE(fold(sum(f, l4, end)), l4 + 2)
   }

@@ -286,7 +286,8 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
   it('attack: a station cannot reach switchd\'s own port through the gateway, by its address, 127.0.0.1 or 0.0.0.0', async () => {
     const elsewhere = net.createServer((c) => { c.destroy() })
     await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
-    const { server: s, url } = await start({ nat: true, hostPorts: [`tcp:${(elsewhere.address() as net.AddressInfo).port}`] })
+    // The station holds 10.0.2.15 by right (a static lease): slirp hears only a station's own address.
+    const { server: s, url } = await start({ nat: true, hostPorts: [`tcp:${(elsewhere.address() as net.AddressInfo).port}`], staticLeases: [{ mac: '02:00:00:00:00:11', ip: '10.0.2.15' }] })
     const vm = await client(url)
     let reached = 0
     s.http.on('connection', () => { reached++ })

@@ -32,6 +32,7 @@ function options (o: Partial<DhcpServerOptions> & { poolSize?: number } = {}): D
     dns: ip('10.0.2.3'),
     leaseSeconds: 3600,
     leasesPerPort: 4,
+    leasesPerClient: 60,
     pool: { subnet: ip('10.0.2.0'), mask: 0xffffff00, start: ip('10.0.2.15'), size: o.poolSize ?? 240, reserved: [GW, ip('10.0.2.3')], statics: new Map([[STATIC_MAC, ip('10.0.2.20')]]) },
     ...o
   }
@@ -139,9 +140,39 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.equal(server.counters.limit, 1)
       assert.equal(send(0x020000000101, DHCPDISCOVER, p1)?.type, DHCPOFFER, 'a MAC it holds already is answered')
       assert.equal(send(B, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.19')
-      // Trunks (another switch's stations) are not one client.
+      // Trunks (another switch's stations) are not one port's worth: they are held to their client's share only.
       p1.stp = {} as FakePort['stp']
       assert.equal(send(0x020000000104, DHCPDISCOVER, p1)?.type, DHCPOFFER)
+    })
+
+    it('attack: one client (many ports of one address, or a trunk) holds at most leasesPerClient addresses; another client still gets one', () => {
+      server = new DhcpServer(options({ poolSize: 16, leasesPerClient: 6 }))
+      const tabs = [1, 2, 3, 4].map((i) => { const p = new FakePort(10 + i, `raw-${i}`); p.clientKey = 'address 192.0.2.7'; return p })
+      let offered = 0
+      for (const [i, p] of tabs.entries()) {
+        for (let k = 0; k < 4; k++) if (send(0x020000000200 + i * 16 + k, DHCPDISCOVER, p)?.type === DHCPOFFER) offered++
+      }
+      assert.deepEqual([offered, server.counters.limit], [6, 10])
+      assert.equal(send(B, DHCPDISCOVER, p2)?.type, DHCPOFFER, 'another client')
+      // A trunk is exempt from leasesPerPort, not from its client's share.
+      const trunk = new FakePort(20, 'trunk-b')
+      trunk.stp = {} as FakePort['stp']
+      let viaTrunk = 0
+      for (let k = 0; k < 10; k++) if (send(0x020000000300 + k, DHCPDISCOVER, trunk)?.type === DHCPOFFER) viaTrunk++
+      assert.equal(viaTrunk, 6)
+      // A port that leaves does not give its client's share back: its leases are still held.
+      server.leases.portLeft(tabs[0] as FakePort)
+      assert.equal(server.leases.countForClient('address 192.0.2.7'), 6)
+      const tab5 = new FakePort(15, 'raw-5'); tab5.clientKey = 'address 192.0.2.7'
+      assert.equal(send(0x020000000400, DHCPDISCOVER, tab5), null, 'a new tab of the same address')
+      // ... and the station of a port that left, back on a new port of its client, gets its address again.
+      assert.equal(send(0x020000000200, DHCPDISCOVER, tab5)?.yiaddr, '10.0.2.15')
+      assert.equal(send(0x020000000200, DHCPREQUEST, tab5, ip('10.0.2.15'), GW)?.type, DHCPACK)
+      assert.equal(server.leases.countForClient('address 192.0.2.7'), 6)
+      // Its expiry, release or decline gives the share back.
+      now += OFFER_HOLD_MS + 1
+      server.tick(now)
+      assert.equal(server.leases.countForClient('address 192.0.2.7'), 1, 'the offers lapsed; the bound lease stays')
     })
 
     it('offers nothing when the pool is exhausted (counted), and again once an address expires', () => {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import {
   GatewayFilter, AddressSet, PortSet, Published, tcpSegmentValid, type Nat,
-  V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_PROTOCOL
+  V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_PROTOCOL, R_SOURCE
 } from '../../src/switch/core/gateway-filter'
 import { GatewayFlows } from '../../src/switch/core/gateway-flows'
 import { parseIpv4 } from '../../src/common/dhcp'
@@ -40,6 +40,49 @@ const udp = (dst: string, dport: number, extra: Partial<Parameters<typeof ip4>[0
 const ping = (dst: string, type = 8): Buffer => ip4({ proto: ICMP, dst, type })
 
 describe('GatewayFilter', () => {
+  describe('sources (a station\'s own address only)', () => {
+    it('attack: refuses a source slirp would answer by broadcast or ARP for in vain: the subnet\'s network and broadcast addresses, 0.0.0.0, 255.255.255.255, its own two, another subnet', () => {
+      const { filter } = setup({ hostPorts: [[TCP, 8000, 8000]] })
+      for (const src of ['10.0.2.255', '255.255.255.255', '0.0.0.0', '10.0.2.0', '10.0.2.2', '10.0.2.3', '192.0.2.9', '224.0.0.1']) {
+        assert.equal(verdict(filter, ip4({ proto: ICMP, src, dst: '10.0.2.2' })), R_SOURCE, `${src} ping`)
+        assert.equal(verdict(filter, tcp('10.0.2.2', 8000, { src })), R_SOURCE, `${src} tcp`)
+        assert.equal(verdict(filter, udp('198.51.100.1', 9, { src })), R_SOURCE, `${src} udp`)
+      }
+      assert.equal(verdict(filter, tcp('10.0.2.2', 8000, { src: '10.0.2.254' })), V_FLOW, 'the last host address is a station\'s')
+      assert.equal(verdict(filter, udp('255.255.255.255', 67, { src: '0.0.0.0', sport: 68 })), V_DHCP, 'DHCP from 0.0.0.0: switchd answers, slirp never sees it')
+      assert.equal(verdict(filter, tcp('10.0.2.2', 5432, { src: '10.0.2.255' })), R_HOST, 'a refused destination keeps its reason')
+    })
+
+    it('attack: passes an ARP only if it is Ethernet/IPv4 from 0.0.0.0 or a station\'s address (slirp\'s 16-entry table is not the stations\' to flush); no other EtherType', () => {
+      const { filter } = setup()
+      const arp = (spa: string, tagged = false): Buffer => {
+        const t = tagged ? 4 : 0
+        const f = Buffer.alloc(60)
+        f.writeUIntBE(GW_MAC, 0, 6); f.writeUIntBE(0x020000000001, 6, 6)
+        if (tagged) { f.writeUInt16BE(0x8100, 12); f.writeUInt16BE(1, 14) }
+        f.writeUInt16BE(0x0806, 12 + t)
+        f.writeUInt16BE(1, 14 + t); f.writeUInt16BE(0x0800, 16 + t); f[18 + t] = 6; f[19 + t] = 4; f.writeUInt16BE(2, 20 + t)
+        f.writeUIntBE(0x020000000001, 22 + t, 6); f.writeUInt32BE(ip(spa), 28 + t); f.writeUInt32BE(ip('10.0.2.2'), 38 + t)
+        return f
+      }
+      const other = (f: Buffer): number => filter.classifyOther(f, 0, f.length)
+      assert.equal(other(arp('10.0.2.15')), V_PASS)
+      assert.equal(other(arp('10.0.2.15', true)), V_PASS)
+      assert.equal(other(arp('0.0.0.0')), V_PASS, 'an RFC 5227 probe')
+      for (const spa of ['192.0.2.9', '10.0.2.255', '10.0.2.0', '10.0.2.2', '10.0.2.3']) assert.equal(other(arp(spa)), R_SOURCE, spa)
+      const short = arp('10.0.2.15').subarray(0, 41)
+      assert.equal(other(short), R_MALFORMED)
+      const wrongShape = arp('10.0.2.15'); wrongShape[18] = 8
+      assert.equal(other(wrongShape), R_MALFORMED)
+      for (const type of [0x86dd, 0x88f8, 0x8035, 0x88cc]) {
+        const f = arp('10.0.2.15'); f.writeUInt16BE(type, 12)
+        assert.equal(other(f), R_PROTOCOL, type.toString(16))
+      }
+      const v6 = Buffer.alloc(30); v6.writeUInt16BE(0x0800, 12); v6[14] = 0x60
+      assert.equal(other(v6), R_MALFORMED, 'IPv4 EtherType, not version 4')
+    })
+  })
+
   describe('DHCP and DNS', () => {
     it('hands UDP to port 67 of the gateway or 255.255.255.255 to the DHCP handling, whatever nat is', () => {
       for (const nat of ['on', 'host', 'off'] as const) {

@@ -115,6 +115,19 @@ describe('GatewayFlows', () => {
       t.expire(2 * S + UDP_DNS_IDLE_MS + 2 * S)
       assert.equal(t.flows, 1)
     })
+
+    it('attack: a datagram to port 53 that slirp drops (bad checksum, TTL 0) leaves the hold at 240 s: slirp records the port only of one it accepts', () => {
+      for (const bad of [{ badChecksum: true }, { ttl: 0 }]) {
+        const t = table()
+        out(t, udpOut(40000, { dport: 9 }), 0) // slirp's socket: last port 9
+        out(t, ip4({ proto: UDP, src: '10.0.2.15', dst: '10.0.2.3', sport: 40000, dport: 53, smac: MAC_A, payload: Buffer.from('q'), ...bad }), 0)
+        back(t, udpBack(40000, 9), S)
+        t.expire(S + UDP_DNS_IDLE_MS + 3 * S)
+        assert.equal(t.flows, 1, JSON.stringify(bad))
+        t.expire(S + UDP_IDLE_MS + 2 * S)
+        assert.equal(t.flows, 0)
+      }
+    })
   })
 
   describe('TCP', () => {
@@ -176,13 +189,14 @@ describe('GatewayFlows', () => {
       assert.equal(t.flows, 0)
     })
 
-    it('attack: a station\'s RST that slirp drops (bad checksum, beyond the window, before the SYN-ACK) frees nothing', () => {
+    it('attack: a station\'s RST that slirp drops (bad checksum, TTL 0, beyond the window, before the SYN-ACK) frees nothing', () => {
       const t = table()
       connect(t)
       const bad = seg(RST, { seq: 1001 }); bad[14 + 20 + 17] = (bad[14 + 20 + 17] as number) ^ 0xff
       out(t, bad, S)
       out(t, seg(RST, { seq: 1001 + 8192 + 1 }), S) // one past the right edge (ack 1001 + window 8192)
       out(t, seg(RST, { seq: 1001 + 0x40000000 }), S)
+      out(t, ip4({ proto: TCP, src: '10.0.2.15', dst: '198.51.100.1', sport: 40000, dport: 443, flags: RST, seq: 1001, smac: MAC_A, ttl: 0 }), S) // ip_input drops TTL 0
       t.expire(HOUR)
       assert.equal(t.flows, 1)
       const early = table()
@@ -200,6 +214,27 @@ describe('GatewayFlows', () => {
       out(t, seg(ACK, { seq: 1002, ack: 5002 }), 2 * S)
       t.expire(2 * S + CLOSE_MARGIN_MS)
       assert.equal(t.flows, 0)
+    })
+
+    it('attack: a station that never acknowledges the gateway\'s FIN (slirp in LAST_ACK retransmits it for ~10 minutes) keeps its share 700 s, not 30', () => {
+      const close = (last: Buffer | undefined): GatewayFlows => {
+        const t = table()
+        connect(t)
+        out(t, seg(FIN | ACK, { seq: 1001, ack: 5001 }), S)
+        back(t, segBack(ACK, { seq: 5001, ack: 1002 }), S)
+        back(t, segBack(FIN | ACK, { seq: 5001, ack: 1002 }), 2 * S)
+        if (last !== undefined) out(t, last, 2 * S)
+        t.expire(2 * S + CLOSE_MARGIN_MS)
+        return t
+      }
+      assert.equal(close(undefined).flows, 1, 'no ACK of the gateway\'s FIN')
+      assert.equal(close(seg(ACK, { seq: 1002, ack: 5001 })).flows, 1, 'an ACK short of the FIN')
+      assert.equal(close(ip4({ proto: TCP, src: '10.0.2.15', dst: '198.51.100.1', sport: 40000, dport: 443, flags: ACK, seq: 1002, ack: 5002, smac: MAC_A, ttl: 0 })).flows, 1, 'an ACK slirp drops (TTL 0)')
+      assert.equal(close(seg(ACK, { seq: 1002 + 8192 + 1, ack: 5002 })).flows, 1, 'an ACK beyond the window (slirp drops it)')
+      assert.equal(close(seg(ACK, { seq: 1002, ack: 5002 })).flows, 0, 'the ACK of the FIN: closed')
+      const t = close(undefined)
+      t.expire(2 * S + FIN_WAIT_MS)
+      assert.equal(t.flows, 0, 'gone once slirp must have given up')
     })
 
     it('attack: a FIN slirp did not take (data over its place, a FIN elsewhere, a bad checksum) is not believed: 700 s after the gateway\'s FIN', () => {

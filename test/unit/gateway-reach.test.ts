@@ -16,6 +16,8 @@ import type { GatewaySpec } from '../../src/switch/control/config/gateway'
 import { GatewayPort } from '../../src/switch/io/gateway-port'
 import { parseFibTrie, HostAddresses, MAX_FIB_TRIE_BYTES } from '../../src/switch/io/host-addresses'
 import { AddressSet } from '../../src/switch/core/gateway-filter'
+import { ARP_BURST } from '../../src/switch/core/gateway-arp'
+import { Guard } from '../../src/switch/core/guard'
 import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import { parseIpv4 } from '../../src/common/dhcp'
@@ -118,12 +120,58 @@ describe('gateway: what a station reaches, and its share', () => {
       return p.txFrames > before
     }
 
-    it('lets ARP through (slirp answers for its addresses)', () => {
+    it('lets ARP through (slirp answers for its addresses), no other EtherType', () => {
       const p = port({})
       const vm = station(2, 'address 192.0.2.10')
       const arp = Buffer.alloc(60)
       arp.fill(0xff, 0, 6); arp.writeUIntBE(0x020000000001, 6, 6); arp.writeUInt16BE(0x0806, 12)
+      arp.writeUInt16BE(1, 14); arp.writeUInt16BE(0x0800, 16); arp[18] = 6; arp[19] = 4; arp.writeUInt16BE(1, 20)
+      arp.writeUIntBE(0x020000000001, 22, 6); arp.writeUInt32BE(0x0a00020f, 28); arp.writeUInt32BE(0x0a000202, 38)
       assert.ok(passed(p, vm, arp))
+      const ipv6 = Buffer.from(arp); ipv6.writeUInt16BE(0x86dd, 12)
+      assert.ok(!passed(p, vm, ipv6), 'IPv6 (off in slirp): protocol')
+      assert.equal(p.filteredProtocol, 1)
+    })
+
+    it('attack: the ARPs slirp learns from (replies, requests for its addresses) take their client\'s share of ARP_BURST, then ARP_PER_SECOND; others are not counted', () => {
+      const p = port({})
+      const a = station(2, 'address 192.0.2.10')
+      const b = station(3, 'port 3')
+      const arp = (mac: number, spa: string, tpa: string, op = 1): Buffer => {
+        const f = Buffer.alloc(60)
+        f.writeUIntBE(GW_MAC, 0, 6); f.writeUIntBE(mac, 6, 6); f.writeUInt16BE(0x0806, 12)
+        f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(op, 20)
+        f.writeUIntBE(mac, 22, 6); f.writeUInt32BE(ip(spa), 28); f.writeUInt32BE(ip(tpa), 38)
+        return f
+      }
+      let through = 0
+      for (let i = 0; i < ARP_BURST + 20; i++) if (passed(p, a, arp(0x020000000001, '10.0.2.15', i % 2 === 0 ? '10.0.2.2' : '10.0.2.3', 1 + (i % 3 === 0 ? 1 : 0)))) through++
+      assert.deepEqual([through, p.filteredArpRate], [ARP_BURST, 20])
+      const broadcast = arp(0x020000000001, '10.0.2.15', '10.0.2.16'); broadcast.fill(0xff, 0, 6)
+      assert.ok(passed(p, a, broadcast), 'a request for another station: slirp learns nothing from it, nothing counted')
+      assert.ok(passed(p, b, arp(0x020000000002, '10.0.2.16', '10.0.2.2')), 'another client has its own share')
+      sw.tick(1000)
+      assert.equal(through + (passed(p, a, arp(0x020000000001, '10.0.2.15', '10.0.2.2')) ? 1 : 0), ARP_BURST + 1, 'refilled')
+    })
+
+    it('attack: where the guards inspect ARP, a station speaks to slirp only from its own lease (a forged source is counted as source); trusted ports and dhcp false are not asked', () => {
+      const p = port({ staticLeases: [{ mac: '02:00:00:00:00:02', ip: '10.0.2.16' }] })
+      const a = station(2, 'address 192.0.2.10')
+      const b = station(3, 'port 3')
+      const t = station(4, 'port 4'); t.ownsName = true
+      const guard = new Guard({ dhcpSnooping: true, arpInspection: true, ipSourceGuard: false, trusted: ['gateway', 'vm4'], leases: true, subnet: ip('10.0.2.0'), mask: 0xffffff00, gateway: ip('10.0.2.2'), dns: ip('10.0.2.3') })
+      guard.bindings = p.server.leases
+      sw.guard = guard
+      const l = p.server.leases.offer(0x020000000001, ip('10.0.2.15'), a, 1e15)
+      p.server.leases.bind(l, a, 2e15)
+      const udp = (src: string, smac: number): Buffer => ip4({ proto: UDP, src, dst: '198.51.100.1', sport: 5000, dport: 9, smac })
+      assert.ok(passed(p, a, udp('10.0.2.15', 0x020000000001)), 'its lease')
+      assert.ok(passed(p, b, udp('10.0.2.16', 0x020000000002)), 'a static lease')
+      assert.ok(!passed(p, a, udp('10.0.2.16', 0x020000000001)), 'another station\'s address')
+      assert.ok(!passed(p, b, udp('10.0.2.15', 0x020000000002)), 'another station\'s lease')
+      assert.ok(!passed(p, a, udp('10.0.2.77', 0x020000000001)), 'an address nobody holds')
+      assert.equal(p.filteredSource, 3)
+      assert.ok(passed(p, t, udp('10.0.2.99', 0x020000000004)), 'a trusted port (an operator\'s router)')
     })
 
     it('attack: one client\'s UDP from thousands of source ports gets its share, counted as flows; another client keeps its own', () => {

@@ -57,12 +57,26 @@ describe('gateway', () => {
       assert.deepEqual([formatIpv4(g.subnet), g.prefix, formatIpv4(g.address), formatIpv4(g.dns), formatIpv4(g.dhcpStart)], ['10.0.2.0', 24, '10.0.2.2', '10.0.2.3', '10.0.2.15'])
       // Issue 21: the pool runs to the subnet's last host address (not slirp's 16); an hour's leases, four a port.
       assert.deepEqual([g.poolSize, g.leaseTime, g.leasesPerPort], [240, 3600, 4])
+      // One client (an address with many ports, a trunk) gets a quarter of the pool at most.
+      assert.deepEqual([g.leasesPerClient, gateway({ dhcpStart: '10.0.2.250' }).leasesPerClient, gateway({ leasesPerClient: 240 }).leasesPerClient], [60, 1, 240])
       assert.equal(gateway({ subnet: '10.8.0.0/16', dhcpStart: '10.8.0.10' }).poolSize, 4096, 'capped at MAX_POOL_SIZE')
       assert.equal(gateway({ dhcpStart: '10.0.2.250' }).poolSize, 5, 'never the broadcast address')
       assert.equal(gateway({ dhcpStart: '10.0.2.1', poolSize: 10 }).poolSize, 10, 'the gateway and DNS addresses inside it are reserved, not refused')
       assert.deepEqual([g.dhcp, g.dnsForward, g.nat, g.publish.length, g.qemu, g.user, g.name], [true, true, 'on', 0, 'qemu-system-x86_64', 'nobody', GATEWAY_PORT_NAME])
       assert.equal(gateway({ nat: 'host' }).nat, 'host')
       assert.equal(gateway({ nat: false }).nat, 'off')
+    })
+
+    it('attack: refuses hostPorts that take in a port a gateway publishes on 127.0.0.1 or 0.0.0.0 (two sockets a flow, and a back door to that station)', () => {
+      const pub = (host: string): Record<string, unknown> => ({ proto: 'tcp', host, guest: '10.0.3.15:22', ...(host.startsWith('127.') ? {} : { allowRemote: true }) })
+      const config = (host: string, hostPorts: string[]): unknown => ({ networks: { lab: { gateway: { nat: 'host', hostPorts } }, other: { gateway: { subnet: '10.0.3.0/24', publish: [pub(host)] } } } })
+      for (const host of ['127.0.0.1:2222', '0.0.0.0:2222']) {
+        assert.throws(() => buildConfig(config(host, ['tcp:2000-3000']), 'test'), (err: Error & { code?: string }) =>
+          err.code === ERR_CONFIG && err.message.includes('networks.lab.gateway.hostPorts[0]') && err.message.includes('networks.other.gateway publishes'), host)
+      }
+      assert.doesNotThrow(() => buildConfig(config('127.0.0.1:2222', ['udp:2222', 'tcp:2223-3000']), 'test'), 'another protocol or port')
+      assert.doesNotThrow(() => buildConfig(config('127.0.0.2:2222', ['tcp:2222']), 'test'), 'an address slirp does not reach')
+      refused({ nat: 'host', hostPorts: ['tcp:2222'], publish: [{ proto: 'tcp', host: '127.0.0.1:2222', guest: '10.0.2.15:22' }] }, 'gateway.hostPorts[0]')
     })
 
     it('reserves the port name gateway: no client can name itself so', () => {
@@ -86,6 +100,8 @@ describe('gateway', () => {
       refused({ leaseTime: 59 }, 'gateway.leaseTime')
       refused({ leaseTime: 3600.5 }, 'gateway.leaseTime')
       refused({ leasesPerPort: 0 }, 'gateway.leasesPerPort')
+      refused({ leasesPerClient: 0 }, 'gateway.leasesPerClient')
+      refused({ leasesPerClient: 241 }, 'gateway.leasesPerClient')
       refused({ nat: 'yes' }, 'gateway.nat')
       refused({ dhcp: 'on' }, 'gateway.dhcp')
       refused({ bogus: 1 }, 'gateway.bogus')

@@ -159,6 +159,27 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       assert.deepEqual(reach(a, arp(A, A, GW, ip('10.0.2.77'))), [])
     })
 
+    it('attack: IPv4 from the gateway\'s or DNS address (an ICMP redirect "from the gateway") from a station reaches nobody, counted as ip_source_guard', () => {
+      bindA()
+      reach(b, udp(BCAST, B, ip('10.0.2.16'), 0xffffffff, 9, 9)) // the switch learns B
+      const redirect = (src: number, smac = A): Buffer => {
+        // ICMP type 5 code 1: "send to 10.0.2.15 for this host", quoting an echo reply of B's (Linux takes it without a socket).
+        const f = Buffer.alloc(14 + 20 + 8 + 28)
+        f.writeUIntBE(B, 0, 6); f.writeUIntBE(smac, 6, 6); f.writeUInt16BE(0x0800, 12)
+        f[14] = 0x45; f.writeUInt16BE(56, 16); f[22] = 64; f[23] = 1; f.writeUInt32BE(src, 26); f.writeUInt32BE(ip('10.0.2.16'), 30)
+        f[34] = 5; f[35] = 1; f.writeUInt32BE(ip('10.0.2.15'), 38)
+        return f
+      }
+      assert.deepEqual(reach(a, redirect(GW)), [])
+      assert.deepEqual(reach(a, redirect(DNS)), [])
+      assert.deepEqual([a.dropIpSourceGuard, sw.stats.dropIpSourceGuard, a.dropArpInspection], [2, 2, 0])
+      assert.deepEqual(reach(gw, redirect(GW, GW_MAC)), ['b'], 'the gateway itself may')
+      assert.deepEqual(reach(a, redirect(ip('10.0.2.15'))), ['b'], 'its own address (IP source guard off)')
+      setup({ arpInspection: false })
+      reach(b, udp(BCAST, B, ip('10.0.2.16'), 0xffffffff, 9, 9))
+      assert.deepEqual(reach(a, redirect(GW)), ['b'], 'with ARP inspection off, not inspected')
+    })
+
     it('inspects the gateway\'s VLAN only', () => {
       const t = new FakePort(5, 't')
       t.applyPolicy({ ...DEFAULT_POLICY, mode: MODE_TRUNK, pvid: 1, vlans: [1, 10] })
@@ -197,6 +218,9 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
     let t = traceFrame(sw, a, arp(A, A, GW, ip('10.0.2.16'), 2))
     assert.equal(t.dropReason, 'arp_inspection')
     assert.match(t.steps.at(-1)?.detail ?? '', /the gateway's address/)
+    t = traceFrame(sw, a, udp(BCAST, A, GW, 0xffffffff, 9, 9))
+    assert.equal(t.dropReason, 'ip_source_guard')
+    assert.match(t.steps.at(-1)?.detail ?? '', /the gateway's own address/)
     t = traceFrame(sw, a, buildDhcpReply({ type: DHCPOFFER, serverMac: A, server: ip('10.0.2.15'), clientMac: B, xid: 1, yiaddr: ip('10.0.2.99'), mask: 0xffffff00, router: 0, dns: 0, leaseSeconds: 60, flags: 0 }))
     assert.equal(t.dropReason, 'dhcp_snooping')
     t = traceFrame(sw, a, arp(A, A, ip('10.0.2.15'), GW))

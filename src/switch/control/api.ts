@@ -151,7 +151,8 @@ export function gatewayView (g: GatewayFacts): GatewayJson {
     clients: g.flowClients,
     filtered: {
       dhcp: g.filteredDhcp, dhcp_chaddr: g.filteredChaddr, dhcp_limit: g.filteredLimit, dhcp_rate: g.filteredRate, dhcp_pool: g.filteredPool, dns: g.filteredDns, outside: g.filteredOutside, switchd: g.filteredSelf, host: g.filteredHost,
-      not_routable: g.filteredNotRoutable, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows
+      not_routable: g.filteredNotRoutable, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows,
+      source: g.filteredSource, arp_rate: g.filteredArpRate
     }
   }
 }

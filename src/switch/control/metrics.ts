@@ -160,7 +160,7 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
     }
   })
   scrapedCounter(reg, 'switchd_gateway_filtered_frames_total', 'Frames to the gateway dropped, by reason (docs/GATEWAY.md): dhcp, dhcp_chaddr, dhcp_limit, dhcp_rate, dhcp_pool, ' +
-    'dns, outside, switchd, host, not_routable, fragment, protocol, flows', ['network', 'reason'], (emit) => {
+    'dns, outside, switchd, host, not_routable, fragment, protocol, flows, source, arp_rate', ['network', 'reason'], (emit) => {
     for (const sw of nets.all()) {
       const p = gatewayOf(sw.name)
       emit({ network: sw.name, reason: 'dhcp' }, p?.filteredDhcp ?? 0)
@@ -176,6 +176,8 @@ export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {})
       emit({ network: sw.name, reason: 'fragment' }, p?.filteredFragment ?? 0)
       emit({ network: sw.name, reason: 'protocol' }, p?.filteredProtocol ?? 0)
       emit({ network: sw.name, reason: 'flows' }, p?.filteredFlows ?? 0)
+      emit({ network: sw.name, reason: 'source' }, p?.filteredSource ?? 0)
+      emit({ network: sw.name, reason: 'arp_rate' }, p?.filteredArpRate ?? 0)
     }
   })
   scrapedGauge(reg, 'switchd_gateway_flows', 'Host sockets the gateway\'s child holds for the stations now (UDP, TCP, ICMP echo), as switchd models them', ['network'], (emit) => {

@@ -80,6 +80,8 @@ export interface GatewayFacts {
   readonly filteredFragment: number
   readonly filteredProtocol: number
   readonly filteredFlows: number
+  readonly filteredSource: number
+  readonly filteredArpRate: number
   /** Host sockets its child holds for the stations now (core/gateway-flows.ts), its limits, and the clients holding them. */
   readonly flows: number
   readonly maxFlows: number

@@ -9,10 +9,14 @@
  *
  * Who asks is the frame's source MAC and the port the switch learned it on,
  * never what the message says: a chaddr other than the source MAC is
- * dropped (dhcp_chaddr). Each port gets a share, as a port is one client:
- * at most `leasesPerPort` addresses offered, bound or declined at once
- * (dhcp_limit; trunks and trusted ports are exempt), and a token bucket of
- * DHCP messages (dhcp_rate), so a flood costs bounded CPU and disk.
+ * dropped (dhcp_chaddr). Each port gets a share: at most `leasesPerPort`
+ * addresses offered, bound or declined at once (trunks, which carry another
+ * switch's stations, are exempt), and a token bucket of DHCP messages
+ * (dhcp_rate), so a flood costs bounded CPU and disk. Each client
+ * (Port.clientKey: a WebSocket address or IPv6 /64; any other port, a trunk
+ * too, is its own) gets one more, `leasesPerClient` of the pool: one
+ * address may open a thousand ports. Over either: dhcp_limit. Ports the
+ * guards trust are held to neither.
  *
  *  - DISCOVER: OFFER the MAC's static address, else its current or previous
  *    one, else the one it asks for, else the lowest free (LeaseTable.pick);
@@ -34,7 +38,7 @@
  */
 
 import type { Port } from './port'
-import { LeaseTable, LEASE_BOUND, LEASE_EXPIRED, type PoolSpec } from './leases'
+import { LeaseTable, LEASE_BOUND, LEASE_EXPIRED, type Lease, type PoolSpec } from './leases'
 import {
   ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpClientAddress, dhcpAddressOption, buildDhcpReply,
   DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DHCPDISCOVER, DHCPOFFER, DHCPREQUEST, DHCPDECLINE, DHCPACK, DHCPNAK, DHCPRELEASE, DHCPINFORM,
@@ -58,6 +62,7 @@ export interface DhcpServerOptions {
   dns: number
   leaseSeconds: number
   leasesPerPort: number
+  leasesPerClient: number
   pool: PoolSpec
 }
 
@@ -92,8 +97,8 @@ interface Bucket { tokens: number, at: number }
 export class DhcpServer {
   readonly leases: LeaseTable
   readonly counters = new DhcpCounters()
-  /** Ports not held to leasesPerPort: trunks (another switch's stations) by default; the wiring adds trusted ones. */
-  exempt: (port: Port) => boolean = (p) => p.stp !== null
+  /** Ports held to no share (the wiring sets it: the ports the guards trust). */
+  exempt: (port: Port) => boolean = () => false
   private readonly buckets = new WeakMap<Port, Bucket>()
 
   constructor (readonly opts: DhcpServerOptions) {
@@ -135,7 +140,7 @@ export class DhcpServer {
     const fixed = this.leases.staticFor(mac)
     if (fixed !== 0) return this.reply(DHCPOFFER, buf, b, mac, fixed, 0, 0, true)
     const cur = this.leases.lookup(mac)
-    if (!this.mayHold(port, cur === undefined || cur.state === LEASE_EXPIRED || cur.port !== port)) { this.counters.limit++; return null }
+    if (!this.mayHold(port, cur)) { this.counters.limit++; return null }
     const ip = this.leases.pick(mac, dhcpAddressOption(buf, b, end, OPT_REQUESTED_IP), now)
     if (ip === 0) { this.counters.pool++; return null }
     this.leases.offer(mac, ip, port, now + OFFER_HOLD_MS)
@@ -161,16 +166,23 @@ export class DhcpServer {
       if (!selecting && requested !== 0 && cur === undefined && this.leases.inSubnet(want)) return null
       if (!selecting || !this.leases.available(want, mac, now)) return this.reply(DHCPNAK, buf, b, mac, 0, 0, 0, false)
     }
-    const moves = cur === undefined || cur.ip !== want || cur.state === LEASE_EXPIRED || cur.port !== port
-    if (!this.mayHold(port, moves)) { this.counters.limit++; return null }
+    if (!this.mayHold(port, cur)) { this.counters.limit++; return null }
     const lease = own && cur !== undefined ? cur : this.leases.offer(mac, want, port, now + OFFER_HOLD_MS)
     const durable = this.leases.bind(lease, port, now + this.opts.leaseSeconds * 1000)
     return this.reply(DHCPACK, buf, b, mac, want, ciaddr, durable ? this.leases.version : 0, false)
   }
 
-  /** Whether `port` may take one more address (`more`: the request would add one to what it holds). */
-  private mayHold (port: Port, more: boolean): boolean {
-    return !more || this.exempt(port) || this.leases.countFor(port) < this.opts.leasesPerPort
+  /**
+   * Whether `port` may hold the address of a MAC whose record is `cur`: the
+   * record (offered or bound) counts already where it is, so taking it, or
+   * trading it for another address, adds nothing there; anything else adds
+   * one to the port (trunks are not held to that) and to its client.
+   */
+  private mayHold (port: Port, cur: Lease | undefined): boolean {
+    if (this.exempt(port)) return true
+    const held = cur !== undefined && cur.state !== LEASE_EXPIRED
+    if (port.stp === null && !(held && cur.port === port) && this.leases.countFor(port) >= this.opts.leasesPerPort) return false
+    return (held && cur.holder === port.clientKey) || this.leases.countForClient(port.clientKey) < this.opts.leasesPerClient
   }
 
   /** The port's DHCP token bucket: false when it is empty. */

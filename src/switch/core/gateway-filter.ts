@@ -35,6 +35,17 @@
  *    bare SYN passes wherever it goes (slirp opens a socket only for a bare
  *    SYN: tcp_input.c), and its UDP passes to a peer that sent to it through
  *    the gateway (GatewayFlows keeps those), not to any port of this host;
+ *  - the source must be a station's (`source`): an address of the subnet
+ *    other than its network, broadcast, gateway and DNS addresses (DHCP's
+ *    0.0.0.0 goes to switchd's server, never to slirp). slirp answers a
+ *    broadcast or 0.0.0.0 source by Ethernet broadcast (arp_table_search),
+ *    so one station's echo request would reach every station as a reply;
+ *    and it ARPs for any other. An ARP to slirp passes only if it is an
+ *    Ethernet/IPv4 one whose sender is 0.0.0.0 or such an address: slirp's
+ *    ARP table has 16 entries taken round-robin (arp_table.c), and 16
+ *    made-up senders from beyond the subnet would push every station out.
+ *    Other EtherTypes (IPv6, which is off; NC-SI, which slirp answers) are
+ *    `protocol`;
  *  - IPv4 fragments (`fragment`): slirp would hold them without bound
  *    (ip_input.c ip_reass), and no filter on ports survives overlapping
  *    fragments; stations send datagrams under their MTU and TCP never
@@ -46,7 +57,8 @@
  * in place and allocates nothing.
  */
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
+import { IPPROTO_TCP, IPPROTO_UDP, ETH_P_ARP, ETH_P_IP } from '../../common/ethernet'
+import { ETH_P_8021Q } from '../../common/vlan'
 import type { GatewayFlows } from './gateway-flows'
 
 export const IPPROTO_ICMP = 1
@@ -70,6 +82,7 @@ export const R_HOST = 7
 export const R_NOT_ROUTABLE = 8
 export const R_FRAGMENT = 9
 export const R_PROTOCOL = 10
+export const R_SOURCE = 11
 
 export type Nat = 'on' | 'host' | 'off'
 
@@ -166,6 +179,7 @@ export class GatewayFilter {
   private readonly subnet: number
   private readonly mask: number
   private readonly mac: number
+  private readonly broadcast: number
   private readonly natOn: boolean
   private readonly natOff: boolean
   private readonly dnsOpen: boolean
@@ -175,6 +189,7 @@ export class GatewayFilter {
 
   constructor (o: GatewayFilterOptions, private readonly flows: GatewayFlows) {
     this.gw = o.gw; this.dns = o.dns; this.subnet = o.subnet; this.mask = o.mask; this.mac = o.mac
+    this.broadcast = (o.subnet | ~o.mask) >>> 0
     this.natOn = o.nat === 'on'
     this.natOff = o.nat === 'off'
     // With restrict=on slirp forwards no DNS either (udp.c drops it before any socket).
@@ -199,15 +214,38 @@ export class GatewayFilter {
     const dmac = buf.readUIntBE(off, 6)
     if (dmac !== this.mac && dmac !== 0xffffffffffff) return R_NOT_ROUTABLE
     const dst = buf.readUInt32BE(l3 + 16)
+    const src = buf.readUInt32BE(l3 + 12)
     if (dport >= 0) {
-      const src = buf.readUInt32BE(l3 + 12)
       const sport = buf.readUInt16BE(l4)
       if (this.published.has(proto, src, sport)) {
         if (proto === IPPROTO_TCP && ((buf[l4 + 13] as number) & TCP_OPEN_MASK) !== TCP_SYN) return V_FLOW
         if (proto === IPPROTO_UDP && this.flows.touchPeer(src, sport, dst, dport, nowMs)) return V_PASS
       }
     }
-    return this.destination(proto, dst, dport)
+    const v = this.destination(proto, dst, dport)
+    // DHCP (from 0.0.0.0) is switchd's to answer; anything for slirp must come from a station's address.
+    return v === V_DHCP || v >= R_MALFORMED || this.isStation(src) ? v : R_SOURCE
+  }
+
+  /**
+   * The verdict for a frame to the gateway that is not IPv4 (ipv4At found
+   * none at `off`): V_PASS for an Ethernet/IPv4 ARP from 0.0.0.0 or a
+   * station's address, else R_MALFORMED, R_SOURCE or R_PROTOCOL.
+   */
+  classifyOther (buf: Buffer, off: number, len: number): number {
+    let a = off + 14
+    let type = buf.readUInt16BE(off + 12)
+    if (type === ETH_P_8021Q && len >= 18) { type = buf.readUInt16BE(off + 16); a += 4 }
+    if (type === ETH_P_IP) return R_MALFORMED // ipv4At refused it: too short, or not version 4
+    if (type !== ETH_P_ARP) return R_PROTOCOL
+    if (a + 28 > off + len || buf.readUInt16BE(a) !== 1 || buf.readUInt16BE(a + 2) !== ETH_P_IP || buf[a + 4] !== 6 || buf[a + 5] !== 4) return R_MALFORMED
+    const spa = buf.readUInt32BE(a + 14)
+    return spa === 0 || this.isStation(spa) ? V_PASS : R_SOURCE
+  }
+
+  /** Whether `ip` may be a station's: inside the subnet, and not its network, broadcast, gateway or DNS address. */
+  isStation (ip: number): boolean {
+    return ((ip & this.mask) >>> 0) === this.subnet && ip !== this.subnet && ip !== this.broadcast && ip !== this.gw && ip !== this.dns
   }
 
   /** The class of `dst` (and `dport`, -1 for ICMP echo). */
@@ -247,23 +285,53 @@ function fold (sum: number): number {
 }
 
 /**
- * Whether libslirp would accept this TCP segment as it is: IPv4 header
- * checksum and lengths right (ip_input.c), data offset within the segment
- * and the TCP checksum right (tcp_input.c). GatewayFlows asks before it
- * believes a station's RST or FIN: slirp drops a segment with a bad
- * checksum, and a close it never saw must not free the station's share.
+ * Whether libslirp's ip_input passes this IPv4 datagram on (ip_input.c):
+ * lengths within the frame, header checksum right, and a TTL that is not 0
+ * (slirp answers that with time-exceeded and drops it). What the flow
+ * model believes of a station's frame, it believes only of one that passes.
+ */
+function ipv4Accepted (buf: Buffer, l3: number, end: number, ihl: number, total: number): boolean {
+  if (ihl < 20 || total < ihl || l3 + total > end || buf[l3 + 8] === 0) return false
+  return fold(sum16(buf, l3, l3 + ihl, 0)) === 0xffff
+}
+
+/**
+ * Whether libslirp would accept this TCP segment as it is: ipv4Accepted,
+ * the data offset within the segment and the TCP checksum right
+ * (tcp_input.c). GatewayFlows asks before it believes a station's RST or
+ * FIN: slirp drops a segment with a bad checksum or TTL 0, and a close it
+ * never saw must not free the station's share.
  */
 export function tcpSegmentValid (buf: Buffer, l3: number, end: number): boolean {
   const ihl = ((buf[l3] as number) & 15) * 4
   const total = buf.readUInt16BE(l3 + 2)
-  if (ihl < 20 || total < ihl + 20 || l3 + total > end) return false
-  if (fold(sum16(buf, l3, l3 + ihl, 0)) !== 0xffff) return false
+  if (total < ihl + 20 || !ipv4Accepted(buf, l3, end, ihl, total)) return false
   const l4 = l3 + ihl
   const tcpLen = total - ihl
   const doff = ((buf[l4 + 12] as number) >> 4) * 4
   if (doff < 20 || doff > tcpLen) return false
   let sum = sum16(buf, l3 + 12, l3 + 20, 0) + IPPROTO_TCP + tcpLen
   sum = sum16(buf, l4, l4 + tcpLen, sum)
+  return fold(sum) === 0xffff
+}
+
+/**
+ * Whether libslirp's udp_input gets as far as recording this datagram's
+ * destination port on its socket (udp.c): ipv4Accepted, a UDP length of at
+ * least its header and within the datagram, and the checksum right or 0.
+ * GatewayFlows asks before it believes a station's datagram went to port 53
+ * (which shortens slirp's hold on the socket after a reply).
+ */
+export function udpDatagramValid (buf: Buffer, l3: number, end: number): boolean {
+  const ihl = ((buf[l3] as number) & 15) * 4
+  const total = buf.readUInt16BE(l3 + 2)
+  if (total < ihl + 8 || !ipv4Accepted(buf, l3, end, ihl, total)) return false
+  const l4 = l3 + ihl
+  const ulen = buf.readUInt16BE(l4 + 4)
+  if (ulen < 8 || ulen > total - ihl) return false
+  if (buf.readUInt16BE(l4 + 6) === 0) return true
+  let sum = sum16(buf, l3 + 12, l3 + 20, 0) + IPPROTO_UDP + ulen
+  sum = sum16(buf, l4, l4 + ulen, sum)
   return fold(sum) === 0xffff
 }
 

@@ -14,22 +14,25 @@
  *  - UDP: one socket per (station address, source port), whatever the
  *    destination (udp.c solookup on the local side only), kept until 240 s
  *    after its last datagram either way (SO_EXPIRE), 10 s after a reply when
- *    the station last sent to port 53 (SO_EXPIREFAST; socket.c sorecvfrom);
+ *    the station's last datagram that slirp accepted went to port 53
+ *    (SO_EXPIREFAST; socket.c sorecvfrom; one slirp drops, a bad checksum
+ *    or TTL 0, leaves the port it had);
  *  - TCP: one per 4-tuple, opened by a bare SYN. Until the gateway answers
  *    (SYN-ACK: slirp's own connect() succeeded) it is embryonic, dropped by
  *    slirp's KEEP_INIT timer 75 s after the SYN. Once open it lives until it
  *    closes, however long it idles (slirp sends no keepalives). Closed: an RST
  *    from the gateway that only a freed socket sends (RST|ACK, or any RST once
  *    slirp is past SYN_RECEIVED), a station's RST that slirp must accept
- *    (checksums right, its sequence number at or left of the right edge the
- *    gateway advertised), or both FINs, the station's acknowledged by the
- *    gateway and never overlapped by data; then it goes 30 s after its last
- *    frame (slirp's 2MSL is 10 s, its retransmissions at most 12 s apart).
- *    Once the gateway has sent its FIN and the station's is not proven, it
- *    goes 700 s after its last frame (slirp's FIN_WAIT_2 idle limit, 600 s,
- *    plus one 75 s probe interval). A station can make slirp hold a socket
- *    the model has let go only by a close slirp did not see: so every close
- *    the model believes is one slirp must have accepted;
+ *    (checksums right, TTL not 0, at or left of the right edge the gateway
+ *    advertised), or both FINs, each acknowledged (the station's by the
+ *    gateway and never overlapped by data, the gateway's by the station in a
+ *    segment slirp must take); then 30 s after its last frame (slirp's 2MSL
+ *    is 10 s). The gateway's FIN without such a close: 700 s after the last
+ *    frame (slirp's FIN_WAIT_2 idle limit, 600 s and a 75 s probe; and slirp
+ *    retransmits an unacknowledged FIN about 10 minutes, halving its MSS:
+ *    tcp_timer.c), however well a station hides those retransmissions (its
+ *    ARP entry pushed out of slirp's table). Every close the model believes
+ *    is one slirp must have accepted;
  *  - ICMP echo: one socket per request (ip_icmp.c icmp_send; duplicates
  *    each take one), until its reply or an ICMP error about it, or 240 s;
  *  - published UDP ports (hostfwd): slirp's socket is its own and lasting;
@@ -46,7 +49,7 @@
  */
 
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
-import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid } from './gateway-filter'
+import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './gateway-filter'
 import { FlowTable, EMPTY } from './flow-table'
 
 const K_UDP = 1
@@ -64,6 +67,7 @@ const T_FIN_BAD = 16 // ... that is not believed (data over it, or another FIN e
 const T_FIN_OUT_ACKED = 32 // the gateway acknowledged that FIN
 const T_FIN_IN = 64 // the gateway sent its FIN
 const T_CLOSED = 128 // an RST slirp acted on
+const T_FIN_IN_ACKED = 256 // the station acknowledged the gateway's FIN, in a segment slirp must take
 /** UDP: the station last sent to port 53 (a reply then shortens slirp's expiry), and the last event was such a reply. */
 const U_DNS = 1
 const U_FAST = 2
@@ -103,7 +107,7 @@ export class GatewayFlows {
   peers = 0
   private readonly t: FlowTable
   /** Per flow: state bits, client share, requests (ICMP), last frame and start (ms), and TCP sequence marks. */
-  private readonly st: Uint8Array
+  private readonly st: Uint16Array
   private readonly share: Int32Array
   private readonly count: Uint32Array
   private readonly seen: Float64Array
@@ -112,6 +116,8 @@ export class GatewayFlows {
   private readonly edge: Uint32Array
   private readonly sndMax: Uint32Array
   private readonly finSeq: Uint32Array
+  /** The sequence number just past the gateway's FIN: what the station's ACK of it says. */
+  private readonly finIn: Uint32Array
   /** Client shares: key -> index; index 0 is the peers' budget. */
   private readonly shareOf = new Map<string, number>()
   private readonly shareKey: Array<string | undefined>
@@ -123,10 +129,10 @@ export class GatewayFlows {
     this.flowsPerClient = o.flowsPerClient
     const t = new FlowTable(2 * (o.maxFlows + o.flowsPerClient), (o.seed ?? Math.floor(Math.random() * 0x100000000)) >>> 0)
     this.t = t
-    this.st = t.column((n) => new Uint8Array(n)); this.share = t.column((n) => new Int32Array(n)); this.count = t.column((n) => new Uint32Array(n))
+    this.st = t.column((n) => new Uint16Array(n)); this.share = t.column((n) => new Int32Array(n)); this.count = t.column((n) => new Uint32Array(n))
     this.seen = t.column((n) => new Float64Array(n)); this.born = t.column((n) => new Float64Array(n))
     this.ackMax = t.column((n) => new Uint32Array(n)); this.edge = t.column((n) => new Uint32Array(n))
-    this.sndMax = t.column((n) => new Uint32Array(n)); this.finSeq = t.column((n) => new Uint32Array(n))
+    this.sndMax = t.column((n) => new Uint32Array(n)); this.finSeq = t.column((n) => new Uint32Array(n)); this.finIn = t.column((n) => new Uint32Array(n))
     const shares = o.maxFlows + 2
     this.shareKey = new Array<string | undefined>(shares).fill(undefined)
     this.shareCount = new Int32Array(shares)
@@ -204,7 +210,8 @@ export class GatewayFlows {
         i = this.insert(K_UDP, src, sport, 0, 0, s, nowMs)
       }
       this.seen[i] = nowMs
-      this.st[i] = buf.readUInt16BE(l4 + 2) === 53 ? U_DNS : 0
+      // slirp records the port only of a datagram it accepted: one it drops must not shorten its hold to DNS's 10 s.
+      this.st[i] = buf.readUInt16BE(l4 + 2) === 53 && udpDatagramValid(buf, l3, end) ? U_DNS : 0
       return true
     }
     if (proto === IPPROTO_ICMP) {
@@ -258,6 +265,9 @@ export class GatewayFlows {
       if (d <= 0 && d > -SEQ_SANE && tcpSegmentValid(buf, l3, end)) this.st[i] = st | T_CLOSED
       return
     }
+    // slirp in LAST_ACK (or FIN_WAIT_1) holds the socket until this ACK, however long it retransmits its FIN.
+    if ((st & (T_FIN_IN | T_FIN_IN_ACKED)) === T_FIN_IN && (flags & TCP_ACK) !== 0 && buf.readUInt32BE(l4 + 8) === this.finIn[i] &&
+      seqDiff(seq, this.edge[i] as number) <= 0 && tcpSegmentValid(buf, l3, end)) st |= T_FIN_IN_ACKED
     const ipEnd = Math.min(end, l3 + buf.readUInt16BE(l3 + 2))
     const len = Math.max(0, ipEnd - l4 - ((buf[l4 + 12] as number) >> 4) * 4)
     const dataEnd = (seq + len) >>> 0
@@ -318,7 +328,10 @@ export class GatewayFlows {
       st |= T_EDGE
       if ((st & (T_FIN_OUT | T_FIN_BAD)) === T_FIN_OUT && seqDiff(ack, this.finSeq[i] as number) > 0) st |= T_FIN_OUT_ACKED
     }
-    if ((flags & TCP_FIN) !== 0) st |= T_FIN_IN
+    if ((flags & TCP_FIN) !== 0) {
+      st |= T_FIN_IN
+      this.finIn[i] = (buf.readUInt32BE(l4 + 4) + Math.max(0, ipEnd - l4 - ((buf[l4 + 12] as number) >> 4) * 4) + 1) >>> 0
+    }
     this.st[i] = st
   }
 
@@ -364,7 +377,8 @@ export class GatewayFlows {
     if (k === K_UDP) return seen + (((this.st[i] as number) & U_FAST) !== 0 ? UDP_DNS_IDLE_MS : UDP_IDLE_MS) + SLACK_MS
     if (k !== K_TCP) return seen + ICMP_IDLE_MS + SLACK_MS
     const st = this.st[i] as number
-    if ((st & T_CLOSED) !== 0 || (st & (T_FIN_IN | T_FIN_OUT_ACKED)) === (T_FIN_IN | T_FIN_OUT_ACKED)) return seen + CLOSE_MARGIN_MS
+    const BOTH = T_FIN_IN | T_FIN_IN_ACKED | T_FIN_OUT_ACKED
+    if ((st & T_CLOSED) !== 0 || (st & BOTH) === BOTH) return seen + CLOSE_MARGIN_MS
     if ((st & T_FIN_IN) !== 0) return seen + FIN_WAIT_MS
     if ((st & (T_SYNACK | T_EST)) === 0) return (this.born[i] as number) + EMBRYONIC_MS + SLACK_MS
     return Infinity

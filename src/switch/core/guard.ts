@@ -12,9 +12,12 @@
  *    and that port in the binding table (the gateway's leases, leases.ts,
  *    and its static leases; with `dhcp: false` there are none, and only
  *    the next check is made). Nobody but the gateway's port claims the
- *    gateway's or the DNS address. Sender 0.0.0.0 (RFC 5227 probes) passes;
- *    addresses outside the subnet are not inspected (hand-set addresses of
- *    other subnets keep working).
+ *    gateway's or the DNS address, by ARP or as the source of IPv4 (counted
+ *    as ip_source_guard): a station that sends an ICMP redirect "from the
+ *    gateway" makes a Linux station route a destination through it for 300 s
+ *    (accept_redirects is on for hosts), no ARP needed. Sender 0.0.0.0
+ *    (RFC 5227 probes) passes; addresses outside the subnet are not inspected
+ *    (hand-set addresses of other subnets keep working).
  *  - IP source guard (optional): an IPv4 frame from an untrusted port whose
  *    source is inside the subnet must come from a binding (0.0.0.0: DHCP
  *    clients, passes).
@@ -100,10 +103,10 @@ export class Guard {
       if (l4 === L4_TOO_SHORT) return R_DHCP_SNOOPING
       if (l4 >= 0 && (buf.readUInt16BE(l4) === DHCP_SERVER_PORT || buf.readUInt16BE(l4 + 2) === DHCP_CLIENT_PORT)) return R_DHCP_SNOOPING
     }
-    if (s.ipSourceGuard) {
-      const src = buf.readUInt32BE(l3 + 12)
-      if (src !== 0 && this.inSubnet(src) && !this.binds(macAt(buf, off + ETH_SOURCE), src, ingress)) return R_IP_SOURCE_GUARD
-    }
+    const src = buf.readUInt32BE(l3 + 12)
+    // The gateway's own addresses are nobody else's, ARP or not: an ICMP redirect "from the gateway" draws traffic.
+    if (s.arpInspection && (src === s.gateway || src === s.dns) && s.mask !== 0) return R_IP_SOURCE_GUARD
+    if (s.ipSourceGuard && src !== 0 && this.inSubnet(src) && !this.binds(macAt(buf, off + ETH_SOURCE), src, ingress)) return R_IP_SOURCE_GUARD
     return GUARD_PASS
   }
 
@@ -119,6 +122,9 @@ export class Guard {
     if (verdict === GUARD_PASS) return `untrusted port ${ingress.name}: nothing in this frame the guards refuse`
     if (verdict === R_DHCP_SNOOPING) return `a DHCP server message (UDP from port 67 or to port 68) from untrusted port ${ingress.name}: only trusted ports may send them (DHCP snooping)`
     const l3 = buf.readUInt16BE(12) === ETH_P_8021Q ? 18 : ETH_HLEN
+    if (verdict === R_IP_SOURCE_GUARD && (buf.readUInt32BE(l3 + 12) === this.spec.gateway || buf.readUInt32BE(l3 + 12) === this.spec.dns)) {
+      return `IPv4 from ${formatIpv4(buf.readUInt32BE(l3 + 12))}, the gateway's own address, from untrusted port ${ingress.name}: only the gateway sends from it (dynamic ARP inspection)`
+    }
     if (verdict === R_IP_SOURCE_GUARD) return `source ${formatIpv4(buf.readUInt32BE(l3 + 12))} from ${formatMac(macAt(buf, ETH_SOURCE))} on ${ingress.name} matches no binding (IP source guard)`
     if (buf.length - l3 < 28) return 'a truncated ARP (dynamic ARP inspection)'
     const sha = buf.readUIntBE(l3 + 8, 6)

@@ -28,6 +28,13 @@
  * from the file, or whose port left, has none until the station's next
  * DHCP message or ARP to the gateway (noteArp) binds it again.
  *
+ * Per-client books: the same are counted for the client (Port.clientKey: a
+ * WebSocket address or IPv6 /64; any other port is its own) of the port
+ * that took them, its `holder`, for the server's per-client limit. A lease
+ * keeps its holder when its port leaves: a client that closes its ports
+ * and opens new ones still holds what it took (issue 21 attacked afresh:
+ * reconnecting gave a fresh share each time, and one client took the pool).
+ *
  * Changes that must be on disk before their ACK leaves (a new or moved
  * binding) bump `version`; the rest (a renewal's new expiry, a release)
  * set `lazy` and reach the file with the next write. Pool-indexed state is
@@ -50,6 +57,8 @@ export const SEEN_HOLD_MS = 600_000
 export const LEASE_FILE_VERSION = 1
 
 export class Lease {
+  /** The client key this lease counts for (none: read from the file, not bound again yet). */
+  holder: string | null = null
   constructor (readonly mac: number, readonly ip: number, public state: number, public expires: number, public port: Port | null) {}
 }
 
@@ -90,10 +99,12 @@ export class LeaseTable {
   /** Per pool index: when a DECLINEd address may be offered again (0: not declined), and the port it counts for. */
   private readonly declinedUntil: Float64Array
   private readonly declinedBy: Array<Port | null>
+  private readonly declinedHolder: Array<string | null>
   /** Per pool index: a MAC an ARP showed using the address (0: none), and until when that counts. */
   private readonly seenMac: Float64Array
   private readonly seenUntil: Float64Array
   private readonly perPort = new Map<Port, number>()
+  private readonly perClient = new Map<string, number>()
   /** Bumped by each change that must be on disk before its ACK (a new or moved binding). */
   version = 0
   /** Changes the file may learn later (renewals, releases, declines, expiry). */
@@ -107,6 +118,7 @@ export class LeaseTable {
     for (const [mac, ip] of pool.statics) this.staticIps.set(ip, mac)
     this.declinedUntil = new Float64Array(pool.size)
     this.declinedBy = new Array<Port | null>(pool.size).fill(null)
+    this.declinedHolder = new Array<string | null>(pool.size).fill(null)
     this.seenMac = new Float64Array(pool.size)
     this.seenUntil = new Float64Array(pool.size)
   }
@@ -170,18 +182,24 @@ export class LeaseTable {
     if (cur !== undefined) this.remove(cur)
     const other = this.byIp.get(ip)
     if (other !== undefined) this.remove(other)
-    const l = new Lease(mac, ip, LEASE_OFFERED, until, null)
+    const l = new Lease(mac, ip, LEASE_OFFERED, until, port)
+    l.holder = port === null ? null : port.clientKey
     this.byMac.set(mac, l)
     this.byIp.set(ip, l)
-    this.charge(port, 1)
-    l.port = port
+    this.hold(l, 1)
     return l
   }
 
   /** ACK: `lease` is bound to its MAC until `expires`, behind `port`. Returns whether the file must hold it before the ACK goes. */
   bind (lease: Lease, port: Port | null, expires: number): boolean {
     const durable = lease.state !== LEASE_BOUND
-    if (lease.state === LEASE_EXPIRED) this.charge(lease.port, 1)
+    if (lease.state === LEASE_EXPIRED) {
+      // Remembered, it counted for nobody: it counts again, for whoever takes it now.
+      lease.port = port
+      lease.holder = port === null ? null : port.clientKey
+      lease.state = LEASE_BOUND
+      this.hold(lease, 1)
+    }
     if (durable) this.held++
     lease.state = LEASE_BOUND
     lease.expires = expires
@@ -209,10 +227,12 @@ export class LeaseTable {
   decline (lease: Lease, port: Port | null, now: number): void {
     this.remove(lease)
     const i = lease.ip - this.pool.start
-    this.charge(this.declinedBy[i] ?? null, (this.declinedUntil[i] as number) > 0 ? -1 : 0)
+    if ((this.declinedUntil[i] as number) > 0) this.undecline(i)
     this.declinedUntil[i] = now + DECLINE_HOLD_MS
     this.declinedBy[i] = port
-    this.charge(port, 1)
+    this.declinedHolder[i] = port === null ? null : port.clientKey
+    this.chargePort(port, 1)
+    this.chargeClient(this.declinedHolder[i] ?? null, 1)
     this.lazy = true
   }
 
@@ -246,9 +266,8 @@ export class LeaseTable {
     const d = this.declinedUntil
     for (let i = 0; i < d.length; i++) {
       if ((d[i] as number) === 0 || (d[i] as number) > now) continue
+      this.undecline(i)
       d[i] = 0
-      this.charge(this.declinedBy[i] ?? null, -1)
-      this.declinedBy[i] = null
       n++
     }
     return n
@@ -257,7 +276,10 @@ export class LeaseTable {
   /** Offered and bound leases and declined addresses counted for `port`. */
   countFor (port: Port): number { return this.perPort.get(port) ?? 0 }
 
-  /** `port` left its network: its leases keep their addresses and lose their port until the station comes back. */
+  /** The same for the client `key` (Port.clientKey), over its ports, present and past. */
+  countForClient (key: string): number { return this.perClient.get(key) ?? 0 }
+
+  /** `port` left its network: its leases keep their addresses (and their holder) and lose their port until the station comes back. */
   portLeft (port: Port): void {
     if (!this.perPort.has(port)) return
     for (const l of this.byMac.values()) if (l.port === port) l.port = null
@@ -337,30 +359,51 @@ export class LeaseTable {
 
   private counts (l: Lease): boolean { return l.state !== LEASE_EXPIRED }
 
+  /** `l` is behind `port` now: the port's count moves with it, and so does its holder when the port is another client's. */
   private setPort (l: Lease, port: Port | null): void {
-    if (l.port === port) return
-    if (this.counts(l)) { this.charge(l.port, -1); this.charge(port, 1) }
+    const holder = port === null ? l.holder : port.clientKey
+    if (l.port === port && l.holder === holder) return
+    if (this.counts(l)) this.hold(l, -1)
     l.port = port
+    l.holder = holder
+    if (this.counts(l)) this.hold(l, 1)
   }
 
   /** BOUND or OFFERED to EXPIRED: no longer held, still remembered. */
   private unhold (l: Lease): void {
     if (l.state === LEASE_BOUND) this.held--
-    this.charge(l.port, -1)
+    this.hold(l, -1)
     l.state = LEASE_EXPIRED
   }
 
   private remove (l: Lease): void {
-    if (this.counts(l)) this.charge(l.port, -1)
+    if (this.counts(l)) this.hold(l, -1)
     if (l.state === LEASE_BOUND) this.held--
     this.byMac.delete(l.mac)
     if (this.byIp.get(l.ip) === l) this.byIp.delete(l.ip)
   }
 
-  private charge (port: Port | null, d: number): void {
-    if (port === null || d === 0) return
-    const n = (this.perPort.get(port) ?? 0) + d
-    if (n <= 0) this.perPort.delete(port)
-    else this.perPort.set(port, n)
+  /** Count `l` (d = 1) or stop counting it (-1) for its port and its holder. */
+  private hold (l: Lease, d: number): void {
+    this.chargePort(l.port, d)
+    this.chargeClient(l.holder, d)
   }
+
+  /** A declined address's hold ends: its port and holder count it no more. */
+  private undecline (i: number): void {
+    this.chargePort(this.declinedBy[i] ?? null, -1)
+    this.chargeClient(this.declinedHolder[i] ?? null, -1)
+    this.declinedBy[i] = null
+    this.declinedHolder[i] = null
+  }
+
+  private chargePort (port: Port | null, d: number): void { if (port !== null) bump(this.perPort, port, d) }
+  private chargeClient (key: string | null, d: number): void { if (key !== null) bump(this.perClient, key, d) }
+}
+
+/** Add `d` to a count, forgetting it at 0. */
+function bump<K> (counts: Map<K, number>, key: K, d: number): void {
+  const n = (counts.get(key) ?? 0) + d
+  if (n <= 0) counts.delete(key)
+  else counts.set(key, n)
 }

@@ -10,8 +10,11 @@
  *
  *  - what a station may reach through slirp is an allowlist
  *    (core/gateway-filter.ts): DHCP, DNS, the host ports the operator lists,
- *    replies on published ports, the outside with nat on; everything else,
- *    fragments included, is dropped and counted by reason;
+ *    replies on published ports, the outside with nat on, from a station's
+ *    own address (its lease, where the guards inspect ARP); everything else, fragments and EtherTypes other than IPv4
+ *    and ARP included, is dropped and counted by reason;
+ *  - each client gets a share of the ARPs slirp learns stations from
+ *    (core/gateway-arp.ts: its table has 16 entries, taken in turn);
  *  - each client gets a share of the host sockets slirp opens for them
  *    (core/gateway-flows.ts, fed from both directions: output() here, and
  *    track() over each batch from the child); over it, a new flow is dropped;
@@ -37,9 +40,10 @@ import { ipv4At, formatIpv4 } from '../../common/dhcp'
 import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import {
-  GatewayFilter, PortSet, Published, type AddressSet, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT
+  GatewayFilter, PortSet, Published, type AddressSet, V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_SOURCE
 } from '../core/gateway-filter'
 import { GatewayFlows } from '../core/gateway-flows'
+import { ArpBudget, slirpLearns } from '../core/gateway-arp'
 import { hostAddresses } from './host-addresses'
 import { RECORD_HEADER } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -87,6 +91,10 @@ export class GatewayPort extends NetPort {
   filteredFragment = 0
   filteredProtocol = 0
   filteredFlows = 0
+  filteredSource = 0
+  filteredArpRate = 0
+  /** ARPs slirp learns from, a bucket per client (core/gateway-arp.ts). */
+  private readonly arps = new ArpBudget()
 
   /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
   constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
@@ -102,6 +110,7 @@ export class GatewayPort extends NetPort {
       dns: spec.dnsForward && spec.nat !== 'off' ? spec.dns : 0,
       leaseSeconds: spec.leaseTime,
       leasesPerPort: spec.leasesPerPort,
+      leasesPerClient: spec.leasesPerClient,
       pool: {
         subnet: spec.subnet,
         mask: spec.mask,
@@ -146,9 +155,10 @@ export class GatewayPort extends NetPort {
     if (this.socket === undefined) { this.dropDisconnected++; return }
     // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
     if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
+    if (!this.admit(buf, off, len, vid)) return
+    // Only an ARP that reaches slirp (a station's address, within its client's share) tells the lease table anything.
     const type = buf.readUInt16BE(off + 12)
     if (type === ETH_P_ARP || (type === ETH_P_8021Q && buf.readUInt16BE(off + 16) === ETH_P_ARP)) this.noteArp(buf, off, len)
-    if (!this.admit(buf, off, len, vid)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
 
@@ -173,7 +183,12 @@ export class GatewayPort extends NetPort {
   /** Whether a frame may go on to slirp; false if dropped (counted) or answered here. Reads integers only. */
   private admit (buf: Buffer, off: number, len: number, vid: number): boolean {
     const l3 = ipv4At(buf, off, len)
-    if (l3 < 0) return true // ARP (slirp answers for its addresses); IPv6 is off in slirp (ipv6=off)
+    if (l3 < 0) {
+      // ARP from a station's address passes (slirp answers for its own); any other EtherType is slirp's to misread.
+      const o = this.filter.classifyOther(buf, off, len)
+      if (o !== V_PASS) { this.refused(o); return false }
+      return this.arpWithinShare(buf, off, vid)
+    }
     const end = off + len
     const now = this.network.nowMs
     const v = this.filter.classify(buf, off, l3, end, now)
@@ -184,8 +199,28 @@ export class GatewayPort extends NetPort {
       else this.serveDhcp(buf, off, len)
       return false
     }
+    if (!this.ownSource(buf, off, l3, vid)) { this.filteredSource++; return false }
     if (v === V_FLOW && !this.flows.egress(buf, off, l3, end, vid, now)) { this.filteredFlows++; return false }
     return true
+  }
+
+  /**
+   * Whether the frame's IPv4 source is its sender's own: where the guards
+   * inspect ARP against the gateway's leases, a station speaks to slirp only
+   * from an address bound to its MAC and port (a lease, or a static one), as
+   * IP source guard would, for the gateway alone. slirp could not answer any
+   * other (ARP inspection keeps it from learning it), so such a frame is a
+   * forgery: two resets from another station's address and port cut its
+   * connection (BSD's tcp_input takes any reset left of its window's edge).
+   * Trusted ports are not asked. Two lookups per frame to the gateway.
+   */
+  private ownSource (buf: Buffer, off: number, l3: number, vid: number): boolean {
+    const g = this.network.guard
+    if (g === null || g.bindings === null || !g.spec.arpInspection || !g.spec.leases) return true
+    const mac = macAt(buf, off + ETH_SOURCE)
+    const port = this.network.fdb.lookup(vid, mac)
+    if (port === undefined) return false
+    return g.trusts(port) || g.bindings.bound(mac, buf.readUInt32BE(l3 + 12), port)
   }
 
   private refused (reason: number): void {
@@ -197,12 +232,27 @@ export class GatewayPort extends NetPort {
       case R_HOST: this.filteredHost++; break
       case R_NOT_ROUTABLE: this.filteredNotRoutable++; break
       case R_FRAGMENT: this.filteredFragment++; break
+      case R_SOURCE: this.filteredSource++; break
       default: this.filteredProtocol++
     }
   }
 
-  /** Once a second, from the switch's tick: forget the flows slirp has let go. */
-  expire (nowMs: number): void { this.flows.expire(nowMs) }
+  /** An ARP slirp would learn a station from takes one of its client's tokens (trusted ports: none); false if it has none left (counted). */
+  private arpWithinShare (buf: Buffer, off: number, vid: number): boolean {
+    const a = off + (buf.readUInt16BE(off + 12) === ETH_P_8021Q ? 18 : 14)
+    if (!slirpLearns(buf, a, this.spec.address, this.spec.dns)) return true
+    const port = this.network.fdb.lookup(vid, macAt(buf, off + ETH_SOURCE))
+    if (port !== undefined && this.server.exempt(port)) return true
+    if (this.arps.take(port?.clientKey ?? 'unknown', this.network.nowMs)) return true
+    this.filteredArpRate++
+    return false
+  }
+
+  /** Once a second, from the switch's tick: forget the flows slirp has let go, and the ARP buckets that are full again. */
+  expire (nowMs: number): void {
+    this.flows.expire(nowMs)
+    this.arps.prune(nowMs)
+  }
 
   /** Walk a batch from the child (before it enters the switch): what it tells of the flows. Reads integers only. */
   track (batch: Buffer): void {

@@ -179,12 +179,12 @@ export class Gateway {
     this.command = [launcher, [...plan.args, qemu, ...qemuArgs(spec)]]
     this.reportSandbox(plan)
     if (spec.dhcp) this.openLeases()
-    // The guards look at the gateway's VLAN; its leases are their binding table, and trusted ports take no share of the pool.
+    // The guards look at the gateway's VLAN; its leases are their binding table, and trusted ports are held to no share of the pool.
     const guard = this.sw.guard
     if (guard !== null) {
       guard.vid = this.port.pvid
       if (spec.dhcp) guard.bindings = this.port.server.leases
-      this.port.server.exempt = (p) => p.stp !== null || guard.trusts(p)
+      this.port.server.exempt = (p) => guard.trusts(p)
     }
     // switchd's own ports may never be listed: a station would administer the switch, or join another network.
     const self = [...new Set(selfPorts)]

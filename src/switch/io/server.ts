@@ -229,7 +229,7 @@ export class SwitchServer implements SwitchdView {
         filteredChaddr: c.chaddr, filteredLimit: c.limit, filteredRate: c.rate, filteredPool: c.pool,
         filteredDhcp: p.filteredDhcp + c.notDhcp, filteredDns: p.filteredDns, filteredOutside: p.filteredOutside, filteredSelf: p.filteredSelf,
         filteredHost: p.filteredHost, filteredNotRoutable: p.filteredNotRoutable, filteredFragment: p.filteredFragment,
-        filteredProtocol: p.filteredProtocol, filteredFlows: p.filteredFlows,
+        filteredProtocol: p.filteredProtocol, filteredFlows: p.filteredFlows, filteredSource: p.filteredSource, filteredArpRate: p.filteredArpRate,
         flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients,
         sandbox: g.sandbox === undefined ? undefined : g.sandbox.landlock ? 'landlock' : 'weak', sandboxWhy: g.sandbox?.weak, fdLimit: g.sandbox?.nofile ?? 0
       }

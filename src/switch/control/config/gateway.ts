@@ -17,7 +17,7 @@ import { parseIpv4, formatIpv4 } from '../../../common/dhcp'
 /** Reports a bad key and never returns (config.ts's Reader.fail). */
 export type Fail = (key: string, expected: string) => never
 
-export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'poolSize', 'leaseTime', 'leasesPerPort', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user',
+export const GATEWAY_KEYS = ['subnet', 'address', 'dns', 'dhcp', 'dhcpStart', 'poolSize', 'leaseTime', 'leasesPerPort', 'leasesPerClient', 'staticLeases', 'dnsForward', 'nat', 'publish', 'qemu', 'user',
   'hostPorts', 'flowsPerClient', 'maxFlows']
 /**
  * The largest dynamic pool: the default pool runs from dhcpStart to the end
@@ -29,8 +29,14 @@ export const MAX_POOL_SIZE = 4096
 export const DEFAULT_LEASE_TIME = 3600
 export const MIN_LEASE_TIME = 60
 export const MAX_LEASE_TIME = 7 * 24 * 3600
-/** Addresses one port may hold at once (`leasesPerPort`): a port is one client. */
+/** Addresses one port may hold at once (`leasesPerPort`). */
 export const DEFAULT_LEASES_PER_PORT = 4
+/**
+ * Addresses one client may hold at once (`leasesPerClient`), by default this
+ * part of the pool: a client (a WebSocket address or IPv6 /64, as for flows)
+ * may open a thousand ports, and leasesPerPort alone let one take the pool.
+ */
+export const DEFAULT_CLIENT_POOL_SHARE = 4
 export const MAX_STATIC_LEASES = 256
 export const MAX_PUBLISHED = 64
 export const MAX_HOST_PORTS = 64
@@ -71,8 +77,9 @@ export interface GatewaySpec {
   poolSize: number
   /** Seconds a lease lasts (T1 half of it, T2 seven eighths). */
   leaseTime: number
-  /** Addresses (offered, bound or declined) one port may hold at once. */
+  /** Addresses (offered, bound or declined) one port, and one client (Port.clientKey), may hold at once. */
   leasesPerPort: number
+  leasesPerClient: number
   staticLeases: readonly StaticLease[]
   /** Answer DNS at `dns` by forwarding to the host's resolver. */
   dnsForward: boolean
@@ -222,6 +229,7 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     poolSize,
     leaseTime: int(fail, o.leaseTime, `${key}.leaseTime`, MIN_LEASE_TIME, MAX_LEASE_TIME, DEFAULT_LEASE_TIME),
     leasesPerPort: int(fail, o.leasesPerPort, `${key}.leasesPerPort`, 1, MAX_POOL_SIZE, DEFAULT_LEASES_PER_PORT),
+    leasesPerClient: int(fail, o.leasesPerClient, `${key}.leasesPerClient`, 1, poolSize, Math.max(1, Math.floor(poolSize / DEFAULT_CLIENT_POOL_SHARE))),
     staticLeases: Object.freeze(staticLeases),
     dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
     nat,
@@ -256,6 +264,27 @@ function readHostPorts (fail: Fail, v: unknown, key: string, nat: GatewaySpec['n
     if (m === null || from < 1 || to > 65535 || to < from) fail(`${key}[${i}]`, 'expected "tcp:PORT", "udp:PORT" or a range "tcp:FROM-TO", ports 1 to 65535')
     return Object.freeze({ proto: m[1] as 'tcp' | 'udp', from, to })
   }))
+}
+
+/**
+ * No gateway's `hostPorts` may take in a port a gateway publishes where slirp
+ * reaches this host (127.0.0.1, or every address): a station would reach
+ * that network's station through the back door, and each of its connections
+ * would cost a child two sockets (its own, and the one the published port
+ * accepts) where the station's share counts one (measured: 16 flows, 32
+ * descriptors).
+ */
+export function checkHostPortsPublished (fail: Fail, gateways: readonly GatewaySpec[]): void {
+  for (const g of gateways) {
+    for (const [i, h] of g.hostPorts.entries()) {
+      for (const o of gateways) {
+        const p = o.publish.find((x) => x.proto === h.proto && x.hostPort >= h.from && x.hostPort <= h.to && (x.hostAddress === '127.0.0.1' || x.hostAddress === '0.0.0.0'))
+        if (p === undefined) continue
+        fail(`networks.${g.network}.gateway.hostPorts[${i}]`, `${formatHostPorts(h)} includes ${p.proto} ${p.hostAddress}:${p.hostPort}, which networks.${o.network}.gateway publishes: ` +
+          'a station would reach that station\'s service through this host, and each connection would hold two of the gateway\'s sockets where its share counts one. List other ports')
+      }
+    }
+  }
 }
 
 /** `tcp:8080` or `tcp:8000-8010`, as the configuration writes it. */

@@ -24,7 +24,7 @@ import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../../core/switc
 import { DEFAULT_POLICY, type PortPolicy } from '../../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from '../defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../../core/stp'
-import { readGateway, type GatewaySpec } from './gateway'
+import { readGateway, checkHostPortsPublished, type GatewaySpec } from './gateway'
 import { defaultPendingPerAddress } from '../admission'
 import { logger } from '../../../common/log'
 
@@ -216,6 +216,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
       published.set(id, `networks.${g.network}.gateway.publish[${i}]`)
     }
   }
+  checkHostPortsPublished((k, e) => r.fail(k, e), gateways)
   if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
   const defaultPolicy = readPolicy(r, top.port, 'port', DEFAULT_POLICY)
   const profiles = readProfiles(r, top.profiles, defaultPolicy)

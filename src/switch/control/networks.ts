@@ -17,6 +17,7 @@ import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
 import { applyConfiguredCondition } from '../core/link'
 import { DropLog, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
+import { HeldBudget } from '../core/held-queue'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -37,8 +38,11 @@ export class Networks {
   readonly bridgeId: string
   /** The last frames dropped in any network (GET /api/v1/drops). */
   readonly dropLog = new DropLog(DEFAULT_DROP_LOG_SIZE)
+  /** What link-condition queues may hold, per client address and in all, across every network (limits.conditionBytes*). */
+  readonly heldBudget: HeldBudget
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
+    this.heldBudget = new HeldBudget(config.limits.conditionBytes, config.limits.conditionBytesPerAddress)
     this.bridgeId = makeBridgeId(config.bridgePriority)
     for (const settings of config.networks.values()) this.create(settings)
   }
@@ -122,6 +126,9 @@ export class Networks {
   reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined, grantOf: (p: Port) => TokenGrant | undefined = () => undefined,
     closing: ReadonlySet<Port> = new Set()): void {
     this.config = config
+    // Lower limits refuse growth from now on; what queues hold already leaves as it is due.
+    this.heldBudget.total = config.limits.conditionBytes
+    this.heldBudget.perClient = config.limits.conditionBytesPerAddress
     let closed = 0
     for (const sw of this.all()) {
       const settings = networkSettings(config, sw.name)
@@ -180,6 +187,7 @@ export class Networks {
       loopHoldDown: s.loopHoldDown,
       groupFwdMask: s.groupFwdMask,
       dropLog: this.dropLog,
+      heldBudget: this.heldBudget,
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

@@ -144,6 +144,12 @@ export abstract class Port {
   condOut: LinkCondition | null = null
   /** Frames a link condition held back (delayed, rate-limited, duplicated or corrupted copies), both directions. */
   framesDelayed = 0
+  /**
+   * The client whose share of condition memory its queues use (Switch.heldBudget):
+   * its address key (common/address.ts) for a port a client opened, '' for a
+   * port switchd or its operator made (a TAP, a QEMU listener, the gateway).
+   */
+  clientKey = ''
   /** A trunk to another switch: its spanning-tree state (stp.ts); null for every other port. */
   stp: StpPort | null = null
   /**
@@ -233,7 +239,8 @@ export abstract class Port {
   /**
    * Queue one frame, buf[off, off + len), for this port, transformed by the
    * egress `op` (common/vlan.ts) with `vid`. Must not keep `buf` beyond what
-   * the transport needs, must never throw, and drops (counting
+   * the transport needs, nor any view of it while the switch is `releasing`
+   * (a condition's queue reuses those bytes), must never throw, and drops (counting
    * dropBackpressure) rather than queue without bound. `hdrOff` is where the
    * frame's virtio-net header is in `buf`, or -1: only a port with `offload`
    * is ever given one, and it sends a zero header for -1.

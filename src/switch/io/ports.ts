@@ -120,14 +120,16 @@ export class PortTable {
       if (ws.bufferedAmount > highWaterMark) { this.repliesDropped++; return }
       ws.pong(data)
     })
-    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, sw, grant); return }
+    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, remote, key, sw, grant); return }
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
+    // Its link conditions hold memory from its address's share (limits.conditionBytesPerAddress).
+    port.clientKey = key
     // A raw client cannot name itself: its name is the token's pin or one switchd makes up, trusted either way.
     port.name = grant?.name ?? this.uniqueName(undefined, 'raw', port.id)
     this.join(port, this.networks.policyFor(sw, port, undefined, grant) as PortPolicy, grant)
   }
 
-  private awaitHello (ws: WebSocket, remote: string, sw: Switch, grant: TokenGrant | undefined): void {
+  private awaitHello (ws: WebSocket, remote: string, client: string, sw: Switch, grant: TokenGrant | undefined): void {
     this.pending.add(ws)
     const timeout = this.config().limits.handshakeTimeout
     const timer = setTimeout(() => {
@@ -164,6 +166,7 @@ export class PortTable {
         return
       }
       const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
+      port.clientKey = client
       port.name = grant?.name ?? this.uniqueName(hello.name, trunk ? 'trunk' : 'agent', port.id)
       // The name in a hello is a claim; a token's pin, or a name switchd made up, is trusted.
       port.nameTrusted = grant?.name !== undefined || hello.name === undefined

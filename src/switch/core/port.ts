@@ -209,6 +209,8 @@ export abstract class Port {
   dropConditionQueue = 0
   /** The link was down (a failure drill), in the direction that was down. */
   dropLinkDown = 0
+  /** Egress: its peer was away (a parked port, no QEMU or gateway child connected, a trunk's link down, a TAP whose link is down). */
+  dropDisconnected = 0
   /** Control messages (BPDUs) not sent: the peer was not reading. */
   dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */

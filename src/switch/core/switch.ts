@@ -106,6 +106,8 @@ export class SwitchStats {
   offloadChecksummed = 0
   /** Control messages (BPDUs) not sent because the trunk peer was not reading; ports keep their own dropControl. */
   controlDropped = 0
+  /** Frames for a port whose peer was away (Port.dropDisconnected): parked, QEMU or the gateway child not connected. */
+  dropDisconnected = 0
   /** Backpressure drops of ports that have left (live ports keep their own). */
   dropBackpressureRetired = 0
   loopsDetected = 0

@@ -89,7 +89,7 @@ export class GatewayPort extends NetPort {
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
-    if (this.socket === undefined) { this.dropDisconnected++; return }
+    if (this.socket === undefined) { this.dropAway(buf, off, len, vid); return }
     if (!this.admit(buf, off, len)) return
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }

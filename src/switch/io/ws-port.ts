@@ -86,7 +86,7 @@ export class BatchPort extends WsPort {
   private readonly batch = new BatchSlab()
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
-    if (this.parked) { this.dropDisconnected++; return }
+    if (this.parked) { this.dropAway(buf, off, len, vid); return }
     this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 

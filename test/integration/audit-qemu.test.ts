@@ -151,8 +151,11 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
     restore = setLogSink(() => {})
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-audit-qemu-agent-'))
   })
+  /** Connections the tests made: cut after the listeners stopped, so what the listeners log about them is logged before the test ends. */
+  const peers: net.Socket[] = []
   afterEach(async () => {
     for (const h of handles.splice(0)) await h.stop()
+    for (const s of peers.splice(0)) s.destroy()
     fs.rmSync(dir, { recursive: true, force: true })
     setLogSink(restore)
   })
@@ -223,9 +226,8 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
     const sockPath = path.join(dir, 'vm1.sock')
     const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts, 'vm1', { maxVms: 3 })
     handles.push(h)
-    const socks: net.Socket[] = []
-    const connect = async (): Promise<net.Socket> => { const s = net.connect(sockPath); s.on('error', () => {}); socks.push(s); await onceWithin(s, 'connect', 30_000); return s }
-    try {
+    const connect = async (): Promise<net.Socket> => { const s = net.connect(sockPath); s.on('error', () => {}); peers.push(s); await onceWithin(s, 'connect', 30_000); return s }
+    {
       await connect() // the VM
       await waitFor(() => (h.agents()[0]?.tap as { attached?: boolean } | undefined)?.attached === true, 30_000, 'the VM attached')
       const silent = await connect() // takes a place though it says nothing
@@ -248,8 +250,9 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
       // Full again: the next is refused.
       await connect()
       await waitFor(() => h.refused() === refused + 1, 30_000, 'refused when full again')
-    } finally {
-      for (const s of socks) s.destroy()
+      // The VMs leave: their ports go, the first one's stays for its return.
+      for (const s of peers.splice(0)) s.destroy()
+      await waitFor(() => h.agents().length === 1 && (h.agents()[0]?.tap as { attached?: boolean }).attached === false, 30_000, 'every VM gone')
     }
   })
 

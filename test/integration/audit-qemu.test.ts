@@ -23,7 +23,6 @@ import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { prefixed, FrameReader } from '../helpers/stream-peer'
 
 describe('audit: QEMU listeners (integration, fake QEMU)', function () {
-  this.timeout(10_000)
   let server: SwitchServer | undefined
   let raw: TestClient | undefined
   let dir: string
@@ -142,7 +141,6 @@ describe('audit: QEMU listeners (integration, fake QEMU)', function () {
 })
 
 describe('audit: tap-agent --qemu-listen (integration)', function () {
-  this.timeout(10_000)
   let dir: string
   const handles: ModeHandle[] = []
   let restore: (line: string) => void
@@ -222,7 +220,6 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
   })
 
   it('--qemu-max-vms 3: two VMs beside the first, silent connections counted; the fourth is refused', async function () {
-    this.timeout(60_000)
     const sockPath = path.join(dir, 'vm1.sock')
     const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts, 'vm1', { maxVms: 3 })
     handles.push(h)

@@ -24,7 +24,6 @@ function loopUtilizationOver (ms: number): Promise<number> {
 }
 
 describe('busy polling (native addon)', function () {
-  this.timeout(10_000)
   afterEach(() => { binding.setBusyPoll(0) })
 
   it('spins for the budget after a kick, then sleeps: the loop never waits in epoll until the budget ends', async () => {

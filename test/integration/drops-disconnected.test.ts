@@ -26,8 +26,6 @@ import { prefixed } from '../helpers/stream-peer'
 const TOKEN = 'test-admin-token-0123456789'
 
 describe('drop reason "disconnected" (integration)', function () {
-  // A guard against a hang only: the waits below are for counts and log lines.
-  this.timeout(60_000)
   let server: SwitchServer
   let http: string
   let dir: string

@@ -31,7 +31,6 @@ function burst (src: string, first: number, sizes = [60, 61, 1514]): Buffer[] {
 }
 
 describe('QEMU and VDE endpoints (integration, fake peers)', function () {
-  this.timeout(20_000)
   let server: SwitchServer
   let port: number
   let url: string

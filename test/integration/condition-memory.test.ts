@@ -94,7 +94,8 @@ describe('link condition memory (integration)', function () {
   })
 
   it('a raw port gets every frame a condition released intact, while ws still holds earlier ones and the ring is reused', async () => {
-    await start({ portBuffer: 64 * MIB, adminToken: TOKEN })
+    // Pings an hour apart: b reads nothing for a while, and keepalive must not close it meanwhile.
+    await start({ portBuffer: 64 * MIB, adminToken: TOKEN, pingInterval: 3600 })
     const a = await TestClient.batched(url, { name: 'a' })
     const b = await TestClient.raw(url)
     closers.push(() => { a.close(); b.close() })
@@ -113,7 +114,7 @@ describe('link condition memory (integration)', function () {
     assert.ok(portB.bufferedBytes() > 0, 'ws holds frames for b')
     assert.equal(portB.dropBackpressure, 0)
     ;(b.ws as unknown as { _socket: Socket })._socket.resume()
-    await waitFor(() => b.frames.length === portB.txFrames, 30_000, 'b read all')
+    await waitFor(() => b.frames.length === portB.txFrames, 120_000, 'b read all')
     assert.equal(portB.dropConditionQueue, 0, 'the queue had room for every frame')
     assert.equal(b.frames.length, FRAMES)
     const bad = b.frames.filter((f) => !intact(f))

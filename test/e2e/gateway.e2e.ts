@@ -182,17 +182,18 @@ exit 0
     nsServer.kill('SIGKILL')
   })
 
-  it('restart: the killed child is restarted, leases again within 5 s, and the namespaces never notice', async () => {
+  it('restart: the killed child is restarted after the shortest backoff, leases again, and the namespaces never notice', async () => {
     const before = await lab.api<PortView[]>('/api/v1/ports')
     const pid = gatewayPid(1)
     const killedAt = Date.now()
     process.kill(pid, 'SIGKILL')
     await waitFor(() => logs.filter((l) => l.includes('"event":"gateway_started"') && l.includes('"network":"default"')).length === 2, 5000, 'the gateway restarted')
+    // Restarted at once (the first backoff), not after a wait a machine's speed could hide.
+    assert.ok(logs.some((l) => l.includes('"event":"gateway_exited"') && l.includes('"restart_in_ms":250')), 'restarted after 250 ms')
     await run('ip', ['-n', v.ns, 'addr', 'flush', 'dev', v.tap])
     await dhcp(v)
-    const took = Date.now() - killedAt
+    process.stdout.write(`      a lease again ${Date.now() - killedAt} ms after the kill\n`)
     assert.match(await addressOf(v), /inet 10\.0\.2\.1[5-9]\/24/)
-    assert.ok(took < 5000, `a lease again ${took} ms after the kill`)
     // Station to station traffic never went through the gateway's child.
     assert.match(await run('ip', ['netns', 'exec', u.ns, 'ping', '-c', '2', '-i', '0.2', '-W', '2', '-n', '-q', '10.0.2.60']), / 2 received/)
     const after = await lab.api<PortView[]>('/api/v1/ports')

@@ -17,6 +17,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
+import { tcpListening } from '../helpers/proc'
 import { sleep, waitFor } from '../helpers/net'
 import { TestClient } from '../helpers/client'
 import { parsePcap } from '../helpers/pcap'
@@ -42,7 +43,7 @@ async function stopChild (child: ChildProcess | undefined): Promise<void> {
 async function iperf (from: LabHost, to: LabHost, seconds: number, port: number, extra: string[] = []): Promise<number> {
   const server = spawn('ip', ['netns', 'exec', to.ns, 'iperf3', '-s', '-1', '-B', to.ipv4, '-p', String(port)], { stdio: 'ignore' })
   try {
-    await sleep(300)
+    await tcpListening(to.ns, port)
     const out = JSON.parse(await run('ip', ['netns', 'exec', from.ns, 'iperf3', '-c', to.ipv4, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...extra], (seconds + 20) * 1000)) as {
       end: { sum_received: { bytes: number } }
     }

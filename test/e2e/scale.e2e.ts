@@ -165,7 +165,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     for (;;) {
       const fdb = await lab.api<unknown[]>('/api/v1/fdb')
       if (fdb.length >= ACTIVE + 2) break
-      assert.ok(Date.now() - learnedAt < 10_000, `only ${fdb.length} MACs learned 10 s after the talkers introduced themselves`)
+      // A guard against a hang: the talkers' first frames are learned as switchd reads them, however slowly.
+      assert.ok(Date.now() - learnedAt < 60_000, `only ${fdb.length} MACs learned 60 s after the talkers introduced themselves`)
       await sleep(100)
     }
     active.forEach((c) => { c.sent = 0 })
@@ -176,7 +177,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     })
 
     // Meanwhile the namespaces ping each other: 50 pings, 0.1 s apart.
-    const ping = output('ip', ['netns', 'exec', a.ns, 'ping', '-4', '-c', '50', '-i', '0.1', '-W', '1', '-n', '-q', b.ipv4], 20_000)
+    // A ping is lost if it never comes back (-W 5), not if a loaded machine takes a while.
+    const ping = output('ip', ['netns', 'exec', a.ns, 'ping', '-4', '-c', '50', '-i', '0.1', '-W', '5', '-n', '-q', b.ipv4], 60_000)
     let rssPeak = rssIdle
     const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, vmRss(pid())) }, 250)
     let pingOut: string
@@ -221,7 +223,7 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     for (;;) {
       const n = (await lab.api<PortRow[]>('/api/v1/ports')).length
       if (n === 2) break
-      assert.ok(Date.now() - t0 < 10_000, `${n} ports still listed 10 s after the clients closed`)
+      assert.ok(Date.now() - t0 < 60_000, `${n} ports still listed 60 s after the clients closed`)
       await sleep(100)
     }
     assert.match(await lab.ping(a, b, 2), / 2 received/)

@@ -104,7 +104,9 @@ interface PortRow { name: string, counters: { rxFrames: number, txFrames: number
 describe('e2e: scale (1,000 ports, a receiver that does not read)', function () {
   this.timeout(90_000)
   const logs: string[] = []
-  const lab = new Lab({ hosts: 2, config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000 } }, onLog: (l) => { logs.push(l) } })
+  // Pings 30 s apart (the Lab's are 1 s): the 1,000 clients are this process, and on a loaded machine it may not
+  // answer switchd's keepalive within two rounds; what is measured here is memory and forwarding, not keepalive.
+  const lab = new Lab({ hosts: 2, switchdArgs: ['--ping-interval', '30'], config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000 } }, onLog: (l) => { logs.push(l) } })
   let a: LabHost, b: LabHost
   let clients: LoadClient[] = []
 
@@ -202,8 +204,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     await waitFor(() => active.reduce((n, c) => n + c.fromPeer, 0) >= sent, 5000, 'talker frames in flight').catch(() => {})
     const received = active.reduce((n, c) => n + c.fromPeer, 0)
     assert.equal(received, sent, `talkers: ${received} of ${sent} frames arrived`)
-    const dropped = clients.filter((c) => c.closeCode !== undefined).length
-    assert.equal(dropped, 0, `${dropped} of the 1,000 connections were closed`)
+    const dropped = clients.filter((c) => c.closeCode !== undefined)
+    assert.equal(dropped.length, 0, `${dropped.length} of the 1,000 connections were closed (codes ${[...new Set(dropped.map((c) => c.closeCode))].join(', ')})`)
     const after = await lab.api<PortRow[]>('/api/v1/ports')
     assert.equal(after.length, CONNECTIONS + 2)
     const bp = after.reduce((n, p) => n + p.drops.backpressure, 0)

@@ -132,7 +132,10 @@ describe('e2e: offload between agents, and the fallback for ports without it', f
     const a0 = await linkStats(a)
     const b0 = await linkStats(b)
     const bytes = await iperf(a, b, 2, 5301)
-    assert.ok(bytes > 10_000_000, `iperf3 carried ${bytes} bytes`)
+    // TCP flowed (how much in 2 s is the machine's business: 6 MB with eight busy loops beside it, hundreds
+    // idle); what offload changes is the size of the frames, checked below.
+    process.stdout.write(`      iperf3 carried ${(bytes / 1e6).toFixed(1)} MB in 2 s\n`)
+    assert.ok(bytes > 1_000_000, `iperf3 carried ${bytes} bytes`)
     const a1 = await linkStats(a)
     const b1 = await linkStats(b)
     // A TAP counts a GSO frame as one packet: bytes per packet far above 1514 means TSO frames crossed whole.

@@ -116,10 +116,12 @@ describe('e2e: link conditions and failure drills', function () {
           // may starve iperf3 a little, never by half.
           assert.ok(bps <= 10.5e6, `iperf3: ${(bps / 1e6).toFixed(2)} Mbit/s over a 10 Mbit/s limit`)
           assert.ok(bps >= 5e6, `iperf3: ${(bps / 1e6).toFixed(2)} Mbit/s`)
-          // The queue holds at most its backlog (50 ms of the rate, 62,500 B) and the frame on the wire, plus one
-          // frame's worth of ring end: what TCP sends beyond it is dropped, not queued for seconds as TCP would fill it.
+          // A frame is admitted only while what waits for the link fits the backlog (50 ms of the rate, 62,500 B):
+          // the queue holds that, the frame on the wire, and the frames whose time has come while the release timer
+          // is late (on a loaded machine, tens of ms: 1,250 B a ms here). An unbounded queue would hold what TCP's
+          // window grows to, megabytes; this one stays within a few backlogs.
           assert.ok(samples > 0 && backlog === 62_500)
-          assert.ok(most <= backlog + 2 * 1526, `the condition held ${most} bytes (backlog ${backlog})`)
+          assert.ok(most <= 4 * backlog, `the condition held ${most} bytes (backlog ${backlog})`)
           // So pings under the load come back, waiting at most the backlog behind it (a loaded machine adds its
           // scheduling; an unbounded queue would add seconds).
           assert.ok(loaded.sorted.length >= 10, `${loaded.lost} of 15 pings lost under load`)

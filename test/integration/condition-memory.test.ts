@@ -5,6 +5,10 @@
  * reach a raw port intact although the queue reuses their bytes.
  */
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as net from 'node:net'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import type { Socket } from 'node:net'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
@@ -14,6 +18,7 @@ import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
 import { frame, BROADCAST, MAC_A } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { clientKeyOf } from '../../src/common/address'
 
 const MIB = 1024 * 1024
 const TOKEN = 'test-admin-token-0123456789'
@@ -32,7 +37,7 @@ function intact (f: Buffer): boolean {
   return true
 }
 
-/** A raw-mode client bound to `local` (127.0.0.0/8 gives each test client an address of its own). */
+/** A raw-mode client bound to `local`. */
 async function rawFrom (url: string, local: string): Promise<WebSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: false, localAddress: local })
   ws.on('error', () => {})
@@ -60,13 +65,24 @@ describe('link condition memory (integration)', function () {
     setLogSink(restore)
   })
 
-  it('attack: ten ports of one address on a delayed network hold at most its conditionBytesPerAddress; another address still holds frames', async () => {
-    await start({ port: { condition: { direction: 'out', delay: '60s' } }, limits: { conditionBytesPerAddress: 2 * MIB, conditionBytes: 64 * MIB } })
+  it('attack: ten ports of one address on a delayed network hold at most its conditionBytesPerAddress; another client still holds frames', async () => {
+    // Every loopback address is one client: the other client is a QEMU listener's VM, a client of its own.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-cond-'))
+    const vmSocket = path.join(dir, 'vm.sock')
+    closers.push(() => { fs.rmSync(dir, { recursive: true, force: true }) })
+    await start({
+      port: { condition: { direction: 'out', delay: '60s' } },
+      limits: { conditionBytesPerAddress: 2 * MIB, conditionBytes: 64 * MIB },
+      qemu: [{ name: 'vm', listen: `unix:${vmSocket}` }]
+    })
     const sender = await TestClient.batched(url, { name: 'sender' })
     closers.push(() => { sender.close() })
     for (let i = 0; i < 9; i++) { const ws = await rawFrom(url, '127.0.0.1'); closers.push(() => { ws.terminate() }) }
-    const victim = await rawFrom(url, '127.0.0.2')
-    closers.push(() => { victim.terminate() })
+    const vm = net.connect(vmSocket)
+    vm.on('error', () => {})
+    vm.on('data', () => {})
+    closers.push(() => { vm.destroy() })
+    await onceWithin(vm, 'connect')
     await waitFor(() => server.ports().length === 11, 10_000, 'eleven ports')
     const receivers = server.ports().filter((p) => p.name !== 'sender')
     const FRAMES = 2000
@@ -77,20 +93,23 @@ describe('link condition memory (integration)', function () {
     }
     await waitFor(() => receivers.every((p) => p.framesDelayed + p.dropConditionQueue === FRAMES), 60_000, 'every frame offered to every receiver')
     const budget = server.networks.heldBudget
-    const attacker = receivers.filter((p) => (p as WsPort).remote.startsWith('127.0.0.1:'))
+    const attacker = receivers.filter((p) => p.kind === 'raw')
+    const key = clientKeyOf('127.0.0.1')
     const held = attacker.reduce((n, p) => n + (p.condOut?.memoryBytes ?? 0), 0)
     assert.equal(attacker.length, 9)
-    assert.ok(budget.of('127.0.0.1') <= 2 * MIB, `127.0.0.1 holds ${budget.of('127.0.0.1')} bytes`)
-    assert.equal(held, budget.of('127.0.0.1'), 'the charge is what its queues hold')
+    assert.ok(attacker.every((p) => p.clientKey === key), 'one client: loopback')
+    assert.ok(budget.of(key) <= 2 * MIB, `127.0.0.1 holds ${budget.of(key)} bytes`)
+    assert.equal(held, budget.of(key), 'the charge is what its queues hold')
     assert.ok(attacker.reduce((n, p) => n + p.dropConditionQueue, 0) > 0, 'what did not fit was dropped and counted (condition_queue)')
-    const v = receivers.find((p) => (p as WsPort).remote.startsWith('127.0.0.2:'))
+    const v = receivers.find((p) => p.name === 'vm')
     assert.ok(v?.condOut !== null && v?.condOut !== undefined)
     assert.ok(v.condOut.queuedFrames > 1000, `the other address's port holds ${v.condOut.queuedFrames} frames`)
     assert.ok(budget.used <= 64 * MIB)
-    // Ports that leave give it all back.
+    // Ports that leave give it all back (the QEMU listener's port stays, waiting for its VM, and keeps its own).
     for (const c of closers.splice(0)) c()
-    await waitFor(() => server.ports().length === 0, 10_000, 'the ports to go')
-    assert.equal(budget.used, 0)
+    await waitFor(() => server.ports().length === 1, 10_000, 'the WebSocket ports to go')
+    assert.equal(budget.of(key), 0)
+    assert.equal(budget.used, v.condOut.memoryBytes)
   })
 
   it('a raw port gets every frame a condition released intact, while ws still holds earlier ones and the ring is reused', async () => {

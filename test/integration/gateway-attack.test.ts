@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
@@ -202,6 +202,58 @@ print(" ".join(out), "self=yes")
 `
     const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/usr/bin/python3', '-c', probe], { encoding: 'utf8', timeout: 10_000 })
     assert.equal(r.stdout.trim(), `${process.pid}=no 1=no -1=no 0=no unix=no pair=no tcp=yes self=yes`, r.stderr)
+  })
+
+  it('attack: the gateway\'s child cannot signal another process through a file\'s owner (F_SETOWN, FIOSETOWN), nor make a Unix socket through io_uring, take another\'s fd (pidfd_getfd) or open vsock and netlink sockets', async function () {
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }])
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // Before: the kernel sent the file's SIGIO, made SIGTERM by F_SETSIG, to the victim (killed); io_uring's
+    // IORING_OP_SOCKET made an AF_UNIX socket that connected to a listener of the host; pidfd_getfd took an fd.
+    // Syscall numbers: the same on x86_64 and aarch64 (the unified table from Linux 5.1).
+    const probe = `
+import ctypes, fcntl, os, signal, socket, struct, sys, time
+victim = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+def t(name, f):
+    try: f(); out.append(name + "=yes")
+    except OSError: out.append(name + "=no")
+def sc(nr, *args):
+    r = libc.syscall(nr, *args)
+    if r < 0: raise OSError(ctypes.get_errno(), "syscall")
+    return r
+pidfd = sc(434, victim, 0)
+t("pidfd_getfd", lambda: sc(438, pidfd, 0, 0))
+r, w = os.pipe()
+t("setown", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, victim))
+fcntl.fcntl(r, 10, signal.SIGTERM)  # F_SETSIG
+fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
+os.write(w, b"x")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t("fiosetown", lambda: fcntl.ioctl(s, 0x8901, struct.pack("i", victim)))
+t("siocspgrp", lambda: fcntl.ioctl(s, 0x8902, struct.pack("i", victim)))
+fcntl.fcntl(s, 10, signal.SIGTERM)
+fcntl.fcntl(s, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
+s.bind(("127.0.0.1", 0)); s.sendto(b"x", s.getsockname())
+t("io_uring", lambda: sc(425, 4, ctypes.create_string_buffer(120)))
+t("vsock", lambda: socket.socket(40, socket.SOCK_STREAM))
+t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+t("inet6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+t("own", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid()))
+time.sleep(0.2)
+print(" ".join(out))
+`
+    const victim = spawn('sleep', ['60'], { stdio: 'ignore' })
+    try {
+      const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/usr/bin/python3', '-c', probe, String(victim.pid)], { encoding: 'utf8', timeout: 10_000 })
+      assert.equal(r.stdout.trim(), 'pidfd_getfd=no setown=no fiosetown=no siocspgrp=no io_uring=no vsock=no netlink=no inet6=yes own=yes', r.stderr)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(victim.exitCode, null, 'the victim is alive')
+      assert.equal(victim.signalCode, null, 'the victim got no signal')
+    } finally {
+      victim.kill('SIGKILL')
+    }
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {

@@ -334,6 +334,25 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.equal(send(B, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.15')
     })
 
+    it('attack: the addresses a client\'s ARPs mark in use count against its share: one client cannot mark the pool', () => {
+      server = new DhcpServer(options({ poolSize: 8, leasesPerClient: 2 }))
+      p1.clientKey = 'address 192.0.2.1'
+      p2.clientKey = 'address 192.0.2.2'
+      for (let i = 0; i < 8; i++) server.noteArp(ip('10.0.2.15') + i, 0x0200000000e0 + i, p1, now)
+      assert.equal(server.leases.countForClient(p1.clientKey), 2, 'two marks: its share')
+      // Another client still leases: only the two marked addresses are out of offers.
+      assert.equal(send(B, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.17')
+      // The marks it has are refreshed, not added to, and the client may lease nothing more (its share is used).
+      server.noteArp(ip('10.0.2.15'), 0x0200000000e0, p1, now + 1000)
+      assert.equal(server.leases.countForClient(p1.clientKey), 2)
+      assert.equal(send(A, DHCPDISCOVER, p1), null)
+      // They end SEEN_HOLD_MS after the last ARP, and the share comes back.
+      now += SEEN_HOLD_MS + 1001
+      server.tick(now)
+      assert.equal(server.leases.countForClient(p1.clientKey), 0)
+      assert.equal(send(A, DHCPDISCOVER, p1)?.yiaddr, '10.0.2.15')
+    })
+
     it('binds a lease that has no port (read from the file, or its port left) to the port its ARP comes from', () => {
       lease(A, p1)
       server.leases.portLeft(p1)

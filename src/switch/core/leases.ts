@@ -100,9 +100,10 @@ export class LeaseTable {
   private readonly declinedUntil: Float64Array
   private readonly declinedBy: Array<Port | null>
   private readonly declinedHolder: Array<string | null>
-  /** Per pool index: a MAC an ARP showed using the address (0: none), and until when that counts. */
+  /** Per pool index: a MAC an ARP showed using the address (0: none), until when that counts, and the client it counts for. */
   private readonly seenMac: Float64Array
   private readonly seenUntil: Float64Array
+  private readonly seenHolder: Array<string | null>
   private readonly perPort = new Map<Port, number>()
   private readonly perClient = new Map<string, number>()
   /** Bumped by each change that must be on disk before its ACK (a new or moved binding). */
@@ -121,6 +122,7 @@ export class LeaseTable {
     this.declinedHolder = new Array<string | null>(pool.size).fill(null)
     this.seenMac = new Float64Array(pool.size)
     this.seenUntil = new Float64Array(pool.size)
+    this.seenHolder = new Array<string | null>(pool.size).fill(null)
   }
 
   get size (): number { return this.byMac.size }
@@ -182,6 +184,8 @@ export class LeaseTable {
     if (cur !== undefined) this.remove(cur)
     const other = this.byIp.get(ip)
     if (other !== undefined) this.remove(other)
+    // The MAC's own mark on the address is now its record: it would count twice.
+    if (this.seenMac[ip - this.pool.start] === mac) this.unsee(ip - this.pool.start)
     const l = new Lease(mac, ip, LEASE_OFFERED, until, port)
     l.holder = port === null ? null : port.clientKey
     this.byMac.set(mac, l)
@@ -240,17 +244,28 @@ export class LeaseTable {
    * An ARP (seen at the gateway, so after the switch accepted it) says `mac`
    * uses `ip`: a lease of that MAC and address with no port is bound to
    * `port`; an address of the pool that `mac` holds no lease for is not
-   * offered to anyone else for SEEN_HOLD_MS. Allocates nothing.
+   * offered to anyone else for SEEN_HOLD_MS. That mark counts for the
+   * client of `port` as a lease does, and a new one is made only if `may`
+   * (the server: within that client's share): else one client's ARPs for
+   * every address of the pool, where the guards are off, took it from all
+   * (issue 21 attacked afresh). Allocates nothing.
    */
-  noteArp (ip: number, mac: number, port: Port | undefined, now: number): void {
+  noteArp (ip: number, mac: number, port: Port | undefined, now: number, may = true): void {
     const l = this.byMac.get(mac)
     if (l !== undefined && l.ip === ip && l.state === LEASE_BOUND) {
       if (l.port === null && port !== undefined) this.setPort(l, port)
       return
     }
     const i = ip - this.pool.start
-    if (i < 0 || i >= this.pool.size) return
-    this.seenMac[i] = mac
+    if (i < 0 || i >= this.pool.size || port === undefined) return
+    const holder = port.clientKey
+    if (this.seenMac[i] !== mac || this.seenHolder[i] !== holder || (this.seenUntil[i] as number) <= now) {
+      if (!may) return
+      this.unsee(i)
+      this.seenMac[i] = mac
+      this.seenHolder[i] = holder
+      this.chargeClient(holder, 1)
+    }
     this.seenUntil[i] = now + SEEN_HOLD_MS
   }
 
@@ -265,6 +280,8 @@ export class LeaseTable {
     }
     const d = this.declinedUntil
     for (let i = 0; i < d.length; i++) {
+      // Marks are not in the file: they change nothing it holds.
+      if ((this.seenMac[i] as number) !== 0 && (this.seenUntil[i] as number) <= now) this.unsee(i)
       if ((d[i] as number) === 0 || (d[i] as number) > now) continue
       this.undecline(i)
       d[i] = 0
@@ -276,7 +293,7 @@ export class LeaseTable {
   /** Offered and bound leases and declined addresses counted for `port`. */
   countFor (port: Port): number { return this.perPort.get(port) ?? 0 }
 
-  /** The same for the client `key` (Port.clientKey), over its ports, present and past. */
+  /** The same for the client `key` (Port.clientKey), over its ports, present and past, and the addresses its ARPs marked in use. */
   countForClient (key: string): number { return this.perClient.get(key) ?? 0 }
 
   /** `port` left its network: its leases keep their addresses (and their holder) and lose their port until the station comes back. */
@@ -395,6 +412,15 @@ export class LeaseTable {
     this.chargeClient(this.declinedHolder[i] ?? null, -1)
     this.declinedBy[i] = null
     this.declinedHolder[i] = null
+  }
+
+  /** An ARP's mark on a pool address ends: its client counts it no more. */
+  private unsee (i: number): void {
+    if ((this.seenMac[i] as number) === 0) return
+    this.chargeClient(this.seenHolder[i] ?? null, -1)
+    this.seenMac[i] = 0
+    this.seenUntil[i] = 0
+    this.seenHolder[i] = null
   }
 
   private chargePort (port: Port | null, d: number): void { if (port !== null) bump(this.perPort, port, d) }

@@ -301,7 +301,7 @@ export class GatewayPort extends NetPort {
     const spa = buf.readUInt32BE(a + 14)
     if (spa === 0 || sha !== macAt(buf, off + ETH_SOURCE)) return
     // The switch's coarse clock as wall-clock time: no clock read per ARP.
-    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
+    this.server.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
   }
 
   private queueReply (a: DhcpAnswer): void {

@@ -157,6 +157,27 @@ describe('gateway: attacked afresh (integration)', function () {
     }
   })
 
+  it('attack: a client\'s leases still count for it after switchd restarts: the restart gives it no fresh share', async () => {
+    // Any gateway change needs a restart. Before: the lease file kept the leases but not whom they counted for,
+    // so after each restart a client took another quarter of the pool while its old leases held theirs.
+    const take = async (url: string, base: number): Promise<number> => {
+      const c = await TestClient.raw(url)
+      clients.push(c)
+      let got = 0
+      for (let k = 0; k < 4; k++) if (await lease((f) => { c.send(f) }, c.frames, base + k, (base & 0xffff) + k + 1) !== 0) got++
+      c.close()
+      return got
+    }
+    const gw = { dhcpStart: '10.0.2.100', poolSize: 16, nat: false }
+    const first = await start(gw)
+    assert.equal(await take(first.url, 0x020000050000), 4, 'its share: a quarter of the pool')
+    await server?.close()
+    for (const c of clients.splice(0)) c.close()
+    const again = await start(gw)
+    assert.equal(await take(again.url, 0x020000050100), 0, 'a fresh share after the restart')
+    assert.equal(gatewayPort().server.leases.countForClient(clientKeyOf('127.0.0.1')), 4, 'its leases, read back, count for it')
+  })
+
   it('attack: where the guards are off, one client\'s ARPs for every address of the pool do not take it from the others (its marks count against its share)', async () => {
     // An ARP shows an address in use, which is then not offered to anyone for 10 minutes (a hand-set station's).
     // Before: those marks counted for nobody: one client's ARPs, one per address (gratuitous ones slirp does not even

@@ -365,6 +365,25 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.ok(server.leases.bound(STATIC_MAC, ip('10.0.2.20'), p1), 'a static lease binds its MAC and address on any port')
     })
 
+    it('attack: the lease file keeps whom a bound lease counts for (an address), so a restart gives no fresh share', () => {
+      p1.clientKey = 'address 192.0.2.1'
+      p2.clientKey = 'port 7'
+      lease(A, p1)
+      lease(B, p2)
+      const json = JSON.parse(JSON.stringify(server.leases.toJson('lab')))
+      assert.deepEqual(json.leases.map((l: { holder?: string }) => l.holder), ['address 192.0.2.1', undefined], 'a port\'s key is another port\'s after a restart')
+      const t = new LeaseTable(options().pool)
+      t.load(json, 'lab', now)
+      assert.equal(t.countForClient('address 192.0.2.1'), 1)
+      assert.equal(t.lookup(A)?.holder, 'address 192.0.2.1')
+      t.expire(now + 3600 * 1000 + 1)
+      assert.equal(t.countForClient('address 192.0.2.1'), 0, 'given back when it expires')
+      for (const holder of [7, 'port 7', 'address ' + 'x'.repeat(100)]) {
+        const bad = { ...json, leases: [{ ...json.leases[0], holder }] }
+        assert.throws(() => new LeaseTable(options().pool).load(bad, 'lab', now), LeaseFileInvalid, String(holder))
+      }
+    })
+
     it('persists bound and remembered leases (not offers) and reads them back, bound again by time', () => {
       lease(A, p1)
       lease(B, p2)

@@ -33,7 +33,8 @@
  * that took them, its `holder`, for the server's per-client limit. A lease
  * keeps its holder when its port leaves: a client that closes its ports
  * and opens new ones still holds what it took (issue 21 attacked afresh:
- * reconnecting gave a fresh share each time, and one client took the pool).
+ * reconnecting gave a fresh share each time, and one client took the pool);
+ * and across a restart, through the file, when the holder is an address.
  *
  * Changes that must be on disk before their ACK leaves (a new or moved
  * binding) bump `version`; the rest (a renewal's new expiry, a release)
@@ -55,6 +56,8 @@ export const DECLINE_HOLD_MS = 600_000
 export const SEEN_HOLD_MS = 600_000
 /** The lease file's format (io/lease-file.ts); another is refused, never read half. */
 export const LEASE_FILE_VERSION = 1
+/** The client keys a lease file keeps (common/address.ts clientKeyOf): an address's; a port's (`port 7`) names another port after a restart. */
+const ADDRESS_HOLDER = 'address '
 
 export class Lease {
   /** The client key this lease counts for (none: read from the file, not bound again yet). */
@@ -83,7 +86,8 @@ export interface LeaseRow { mac: number, ip: number, state: number, expires: num
 export interface LeaseFileJson {
   version: number
   network: string
-  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string }>
+  /** `holder`: the client a bound lease counts for, if it is an address's (a port's key is not the same port's after a restart). */
+  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string, holder?: string }>
 }
 
 /** Thrown by LeaseTable.load for a file that is not a whole, valid lease file. */
@@ -321,7 +325,9 @@ export class LeaseTable {
     const leases: LeaseFileJson['leases'] = []
     for (const l of this.byMac.values()) {
       if (l.state === LEASE_OFFERED) continue
-      leases.push({ mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() })
+      const e: LeaseFileJson['leases'][number] = { mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() }
+      if (l.state === LEASE_BOUND && l.holder !== null && l.holder.startsWith(ADDRESS_HOLDER)) e.holder = l.holder
+      leases.push(e)
     }
     return { version: LEASE_FILE_VERSION, network, leases }
   }
@@ -356,10 +362,13 @@ export class LeaseTable {
       const expires = typeof r.expires === 'string' ? Date.parse(r.expires) : NaN
       if (!Number.isFinite(expires)) throw new LeaseFileInvalid(`${where}.expires: not a time`)
       if (r.state !== 'bound' && r.state !== 'expired') throw new LeaseFileInvalid(`${where}.state: expected "bound" or "expired"`)
+      if (r.holder !== undefined && (typeof r.holder !== 'string' || !r.holder.startsWith(ADDRESS_HOLDER) || r.holder.length > 80)) throw new LeaseFileInvalid(`${where}.holder: not a client address`)
       if (macs.has(mac) || ips.has(ip)) throw new LeaseFileInvalid(`${where}: ${macs.has(mac) ? `MAC ${formatMac(mac)}` : `address ${formatIpv4(ip)}`} is leased twice`)
       macs.add(mac)
       ips.add(ip)
-      parsed.push(new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null))
+      const l = new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null)
+      if (l.state === LEASE_BOUND && typeof r.holder === 'string') l.holder = r.holder
+      parsed.push(l)
     }
     const dropped: string[] = []
     for (const l of parsed) {
@@ -369,7 +378,8 @@ export class LeaseTable {
       }
       this.byMac.set(l.mac, l)
       this.byIp.set(l.ip, l)
-      if (l.state === LEASE_BOUND) this.held++
+      // Its client's share holds it across the restart, as it did across its port leaving.
+      if (l.state === LEASE_BOUND) { this.held++; this.hold(l, 1) }
     }
     return dropped
   }

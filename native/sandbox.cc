@@ -19,6 +19,7 @@
 //  5. PR_SET_PDEATHSIG SIGKILL, after the credential change (which would clear
 //     it), then getppid() == PID: if switchd died before this point the
 //     signal would never come, so we stop instead. No orphan, however switchd dies;
+//     then a session of its own (setsid): no controlling terminal to type into;
 //  6. with --landlock: a Landlock ruleset that handles every filesystem right
 //     of the kernel's ABI and allows only the paths given (--read: read files
 //     and list directories beneath; --exec: also execute; --write: also write
@@ -33,7 +34,7 @@
 //     and rt_tgsigqueueinfo whose target is its own PID; tkill and
 //     pidfd_send_signal not at all; a file's owner, who gets its SIGIO or
 //     F_SETSIG signal, only itself: fcntl F_SETOWN to its PID, no F_SETOWN_EX,
-//     FIOSETOWN or SIOCSPGRP), no ptrace, no process_vm_readv/writev, no
+//     FIOSETOWN or SIOCSPGRP), no TIOCSTI or TIOCLINUX, no ptrace, no process_vm_readv/writev, no
 //     pidfd_getfd, sockets of IPv4 and IPv6 only (no Unix socket, path or
 //     abstract: switchd's QEMU listeners, the host's D-Bus; no vsock, no
 //     netlink), no io_uring (whose requests pass no filter: it would make the
@@ -279,10 +280,14 @@ void ApplySeccomp() {
   jump(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
   stmt(BPF_RET | BPF_K, kAllow);
   stmt(BPF_RET | BPF_K, kPerm);
-  jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 5);
+  // With them, TIOCSTI (type into a terminal, as its user) and TIOCLINUX: the session the launcher
+  // left has none, and this holds even for a terminal fd the child was given.
+  jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 7);
   loadArg(1);
-  jump(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 2, 0);
-  jump(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 1, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 4, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 3, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 2, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0);
   stmt(BPF_RET | BPF_K, kAllow);
   stmt(BPF_RET | BPF_K, kPerm);
   // io_uring does in the kernel what its requests say, past this filter: IORING_OP_SOCKET makes the Unix
@@ -322,6 +327,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "tapswitch-sandbox: switchd (pid %d) is gone: not starting\n", static_cast<int>(o.parent));
     _exit(kExitSetup);
   }
+  // A session of its own, so no controlling terminal: switchd started from a shell shares its terminal
+  // with the child, which could open /dev/tty (without Landlock) and type into it (TIOCSTI) as its user.
+  if (setsid() < 0) Fail("setsid", errno, "switchd spawns the launcher as a process-group leader: it must not");
   if (o.landlock) ApplyLandlock(o.rules);
   ApplySeccomp();
   execv(o.argv[0], o.argv);

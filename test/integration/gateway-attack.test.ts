@@ -302,6 +302,28 @@ print(" ".join(out))
     }
   })
 
+  it('attack: the gateway\'s child cannot type into the terminal switchd was started from (no controlling terminal; TIOCSTI refused)', function () {
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'util-linux' }])
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // script(1) runs the launcher on a terminal of its own, as a shell would run switchd. Before: the child (any
+    // user: /dev/tty is 0666, and it was its controlling terminal) opened /dev/tty without Landlock and typed into it.
+    const probe = `
+import fcntl, os, termios
+out = []
+try: os.open("/dev/tty", os.O_RDWR); out.append("devtty=yes")
+except OSError: out.append("devtty=no")
+try: fcntl.ioctl(0, termios.TIOCSTI, b" "); out.append("tiocsti=yes")
+except OSError: out.append("tiocsti=no")
+print("PROBE", " ".join(out))
+`
+    const file = path.join(dir, 'tty-probe.py')
+    fs.writeFileSync(file, probe)
+    const inner = `${launcher} --parent $$ --nofile 64 -- /usr/bin/python3 ${file}; true`
+    const r = spawnSync('script', ['-qec', `bash -c '${inner}'`, '/dev/null'], { encoding: 'utf8', timeout: 10_000 })
+    assert.match(r.stdout, /PROBE devtty=no tiocsti=no/, r.stdout + r.stderr)
+  })
+
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {
     // A host service that keeps every connection open: slirp holds one socket for each for as long.
     const held: net.Socket[] = []

@@ -16,6 +16,7 @@
  * thousands of the child's descriptors.
  */
 
+import { whoHas, isArpReply } from '../helpers/frames'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as http from 'node:http'
@@ -106,19 +107,6 @@ function dnsQuery (id: number): Buffer {
   return q
 }
 
-/** ARP who-has `gw` from `mac` at `ip`: slirp learns the station from it. */
-function arp (mac: number, ip: string, gw: string): Buffer {
-  const f = Buffer.alloc(60)
-  f.fill(0xff, 0, 6)
-  f.writeUIntBE(mac, 6, 6)
-  f.writeUInt16BE(0x0806, 12)
-  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
-  f.writeUIntBE(mac, 22, 6)
-  f.set(ip.split('.').map(Number), 28)
-  f.set(gw.split('.').map(Number), 38)
-  return f
-}
-const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
 
 interface Station { c: TestClient, mac: number, ip: string, gw: string, dns: string }
 
@@ -158,7 +146,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
   async function station (socket: string, network: string, mac: number, ip: string, gw: string, dns: string): Promise<Station> {
     const c = await TestClient.raw(`ws+unix://${socket}:/net/${network}`, { headers: { host: 'localhost' } })
     clients.push(c)
-    c.send([arp(mac, ip, gw)])
+    c.send([whoHas(mac, ip, gw)])
     await waitFor(() => c.frames.some(isArpReply), 10_000, 'the gateway\'s ARP reply')
     return { c, mac, ip, gw, dns }
   }
@@ -309,7 +297,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
       const frames: Buffer[] = []
       for (let i = 0; i < 250; i++) frames.push(ip4({ proto: UDP, src: a.ip, dst: OUTSIDE, sport: 40000 + chunk * 250 + i, dport: 7009, smac: a.mac, payload: Buffer.from('x') }))
       a.c.send(frames)
-      a.c.send([arp(a.mac, a.ip, a.gw)]) // paced by the gateway's answers: no backpressure drop hides the count
+      a.c.send([whoHas(a.mac, a.ip, a.gw)]) // paced by the gateway's answers: no backpressure drop hides the count
       const replies = chunk + 2
       await waitFor(() => a.c.frames.filter(isArpReply).length >= replies, 15_000, `the ARP reply after chunk ${chunk}`)
     }

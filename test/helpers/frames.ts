@@ -44,6 +44,17 @@ export function arp (src: number, sha: number, spa: number, tpa: number, op = 1,
   return f
 }
 
+/** Dotted IPv4 text to its number. */
+const ipNumber = (t: string): number => t.split('.').reduce((n, o) => n * 256 + Number(o), 0)
+
+/** An ARP who-has `target` from a station `mac` at `ip` (its own frame source): the gateway's answer is a barrier. */
+export function whoHas (mac: number, ip: string, target = '10.0.2.2', dst = 0xffffffffffff): Buffer {
+  return arp(mac, mac, ipNumber(ip), ipNumber(target), 1, dst)
+}
+
+/** Whether `f` is an ARP reply. */
+export const isArpReply = (f: Buffer): boolean => f.length >= 22 && f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
+
 /** An IPv4 UDP datagram (checksum 0) from `src` at `srcIp`:`sport` to `dst` at `dstIp`:`dport`. */
 export function udp (dst: number, src: number, srcIp: number, dstIp: number, sport: number, dport: number, payload = 8): Buffer {
   const f = Buffer.alloc(14 + 20 + 8 + payload)

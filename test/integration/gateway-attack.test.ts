@@ -9,6 +9,7 @@
  * checksum) must not make the model believe a close, or a short expiry.
  */
 
+import { whoHas, isArpReply } from '../helpers/frames'
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import { spawn, spawnSync } from 'node:child_process'
@@ -34,20 +35,7 @@ import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, dhcpYourAddr
 const STATION_A = 0x020000000021
 const STATION_B = 0x020000000022
 
-/** An ARP who-has 10.0.2.2 from `mac` at `ip`: slirp learns the station from it, and its answer is a barrier. */
-function arp (mac: number, ip: string, target = '10.0.2.2', dmac = 0xffffffffffff): Buffer {
-  const f = Buffer.alloc(60)
-  f.writeUIntBE(dmac, 0, 6)
-  f.writeUIntBE(mac, 6, 6)
-  f.writeUInt16BE(0x0806, 12)
-  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
-  f.writeUIntBE(mac, 22, 6)
-  f.set(ip.split('.').map(Number), 28)
-  f.set(target.split('.').map(Number), 38)
-  return f
-}
 
-const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
 
 /** The DHCP message type and yiaddr of a reply from the gateway to `mac`, or undefined. */
 function dhcpReply (f: Buffer, mac: number): { type: number, yiaddr: number } | undefined {
@@ -78,7 +66,7 @@ describe('gateway: attacked afresh (integration)', function () {
   async function station (url: string, mac: number, ip: string, localAddress = '127.0.0.1'): Promise<TestClient> {
     const c = await TestClient.raw(url, { localAddress })
     clients.push(c)
-    c.send([arp(mac, ip)])
+    c.send([whoHas(mac, ip)])
     await waitFor(() => c.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply')
     c.take()
     return c
@@ -88,7 +76,7 @@ describe('gateway: attacked afresh (integration)', function () {
   async function sendAndBarrier (c: TestClient, mac: number, ip: string, frames: Buffer[]): Promise<void> {
     c.take()
     c.send(frames)
-    c.send([arp(mac, ip)])
+    c.send([whoHas(mac, ip)])
     await waitFor(() => c.frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
   }
 
@@ -117,7 +105,7 @@ describe('gateway: attacked afresh (integration)', function () {
    * the lease file holds it). Returns the address ACKed, or 0.
    */
   async function lease (send: (f: Buffer[]) => void, frames: Buffer[], mac: number, xid: number): Promise<number> {
-    const probe = arp(mac, '0.0.0.0')
+    const probe = whoHas(mac, '0.0.0.0')
     const step = async (msg: Buffer, type: number, state: number): Promise<number> => {
       frames.length = 0
       send([msg, probe])
@@ -188,7 +176,7 @@ describe('gateway: attacked afresh (integration)', function () {
     clients.push(c)
     const attacker = 0x020000040001
     const claims: Buffer[] = []
-    for (let i = 0; i < 16; i++) claims.push(arp(attacker, `10.0.2.${100 + i}`, `10.0.2.${100 + i}`)) // gratuitous: sender = target
+    for (let i = 0; i < 16; i++) claims.push(whoHas(attacker, `10.0.2.${100 + i}`, `10.0.2.${100 + i}`)) // gratuitous: sender = target
     await sendAndBarrier(c, attacker, '10.0.2.115', claims)
     const sock = net.connect(vmSocket)
     await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
@@ -384,7 +372,7 @@ print("PROBE", " ".join(out))
         a.send([tcp(sport, FIN | ACK, 1001, their)])
         await waitFor(() => a.frames.some((f) => { const x = readTcp(f); return x?.dport === sport && (x.flags & FIN) !== 0 }), 5000, 'the gateway\'s FIN')
       }
-      const evict = others.map((o) => arp(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
+      const evict = others.map((o) => whoHas(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
       await sendAndBarrier(a, STATION_A, '0.0.0.0', evict) // a probe from 0.0.0.0 as the barrier: slirp learns nothing from it
       assert.ok(fds() - before >= 16, `slirp holds the 16 connections in LAST_ACK (${fds() - before} descriptors)`)
       // 31 s on, with no retransmission seen (slirp asks who A is, in vain), slirp still holds them: so must the model.
@@ -410,12 +398,12 @@ print("PROBE", " ".join(out))
       await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
       const reader = new FrameReader(sock, 4)
       const vm = (frames: Buffer[]): void => { sock.write(prefixed(frames, 4)) }
-      vm([arp(STATION_B, '10.0.2.16')])
+      vm([whoHas(STATION_B, '10.0.2.16')])
       await waitFor(() => reader.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply to the VM')
       reader.take()
       const attacker = await TestClient.raw(url)
       clients.push(attacker)
-      const evict = others.map((o) => arp(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
+      const evict = others.map((o) => whoHas(parseInt(o.mac.replace(/:/g, ''), 16), o.ip, '10.0.2.2', 0x52550a000202))
       let asked = 0
       const started = performance.now()
       for (let i = 0; i < 100; i++) {
@@ -426,7 +414,7 @@ print("PROBE", " ".join(out))
           for (const f of reader.take()) {
             if (f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 1 && f.readUInt32BE(38) === 0x0a000210) {
               asked++
-              const r = arp(STATION_B, '10.0.2.16', '10.0.2.2', f.readUIntBE(6, 6)); r.writeUInt16BE(2, 20); r.writeUIntBE(f.readUIntBE(22, 6), 32, 6)
+              const r = whoHas(STATION_B, '10.0.2.16', '10.0.2.2', f.readUIntBE(6, 6)); r.writeUInt16BE(2, 20); r.writeUIntBE(f.readUIntBE(22, 6), 32, 6)
               vm([r])
             } else if (readUdp(f)?.payload.toString() === `n${i}`) got = true
           }
@@ -520,7 +508,7 @@ print("PROBE", " ".join(out))
         forged.push(ip4({ proto: TCP, src, dst: '10.0.2.2', sport: 45000, dport: port, flags: SYN, smac: STATION_A }))
       }
       // slirp's ARP table has 16 entries, taken round-robin: 16 made-up senders outside the subnet would push every station out.
-      for (let i = 1; i <= 16; i++) forged.push(arp(STATION_A, `192.0.2.${i}`, '10.0.2.2', 0x52550a000202))
+      for (let i = 1; i <= 16; i++) forged.push(whoHas(STATION_A, `192.0.2.${i}`, '10.0.2.2', 0x52550a000202))
       b.take()
       await sendAndBarrier(a, STATION_A, '10.0.2.15', forged)
       // B asks the host service: its SYN-ACK comes straight back, with no ARP for B first (slirp still knows B).

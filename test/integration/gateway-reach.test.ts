@@ -7,6 +7,7 @@
  * test's own on 127.0.0.1.
  */
 
+import { whoHas, isArpReply } from '../helpers/frames'
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import * as fs from 'node:fs'
@@ -29,20 +30,7 @@ import { ip4, readTcp, TCP, UDP, SYN, ACK } from '../helpers/ipv4'
 const STATION_A = 0x020000000021
 const STATION_B = 0x020000000022
 
-/** An ARP who-has 10.0.2.2 from `mac` at `ip`: slirp learns the station from it, and its answer is a barrier. */
-function arp (mac: number, ip: string): Buffer {
-  const f = Buffer.alloc(60)
-  f.fill(0xff, 0, 6)
-  f.writeUIntBE(mac, 6, 6)
-  f.writeUInt16BE(0x0806, 12)
-  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
-  f.writeUIntBE(mac, 22, 6)
-  f.set(ip.split('.').map(Number), 28)
-  f.set([10, 0, 2, 2], 38)
-  return f
-}
 
-const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
 
 /** Descriptors a process holds now. */
 const fds = (pid: number): number => fs.readdirSync(`/proc/${pid}/fd`).length
@@ -70,7 +58,7 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   async function station (url: string, mac: number, ip: string, localAddress = '127.0.0.1'): Promise<TestClient> {
     const c = await TestClient.raw(url, { localAddress })
     clients.push(c)
-    c.send([arp(mac, ip)])
+    c.send([whoHas(mac, ip)])
     await waitFor(() => c.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply')
     c.take()
     return c
@@ -83,7 +71,7 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
     await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
     const reader = new FrameReader(sock, 4)
     const send = (frames: Buffer[]): void => { sock.write(prefixed(frames, 4)) }
-    send([arp(mac, ip)])
+    send([whoHas(mac, ip)])
     await waitFor(() => reader.frames.some(isArpReply), 5000, 'the gateway\'s ARP reply to the VM')
     reader.take()
     return { send, frames: reader.frames }
@@ -92,7 +80,7 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
   /** Send `frames`, then an ARP: once it is answered, the gateway port has judged them all. */
   async function sendAndBarrier (c: TestClient, mac: number, ip: string, frames: Buffer[]): Promise<void> {
     c.send(frames)
-    c.send([arp(mac, ip)])
+    c.send([whoHas(mac, ip)])
     await waitFor(() => c.frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
   }
 

@@ -22,7 +22,7 @@ import {
 } from '../../src/common/dhcp'
 import { TestClient } from '../helpers/client'
 import { waitFor, poll, MIN_WAIT_MS } from '../helpers/net'
-import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { eth, arp, isArpReply, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { requireTools } from '../helpers/proc'
 import { parsePcap } from '../helpers/pcap'
 import { switchctl } from '../helpers/ctl'
@@ -55,18 +55,6 @@ function dhcpReplies (frames: Buffer[], mac?: number): Dhcp[] {
   return mac === undefined ? out : out.filter((d) => d.mac === mac)
 }
 
-/** An ARP who-has for `target` from `mac` (a barrier: slirp answers it after anything sent before). */
-function arpRequest (mac: number, target: number): Buffer {
-  const f = Buffer.alloc(60)
-  f.fill(0xff, 0, 6)
-  f.writeUIntBE(mac, 6, 6)
-  f.writeUInt16BE(0x0806, 12)
-  f.writeUInt16BE(1, 14); f.writeUInt16BE(0x0800, 16); f[18] = 6; f[19] = 4; f.writeUInt16BE(1, 20)
-  f.writeUIntBE(mac, 22, 6)
-  f.writeUInt32BE(0, 28)
-  f.writeUInt32BE(target, 38)
-  return f
-}
 
 /** A TCP SYN from the station 10.0.2.15 to `dst`:`dport`, checksums right (slirp checks them). */
 function syn (dst: number, dport: number): Buffer {
@@ -85,7 +73,6 @@ function syn (dst: number, dport: number): Buffer {
   return f
 }
 
-const isArpReply = (f: Buffer): boolean => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2
 
 describe('gateway: DHCP from a QEMU user-mode network behind a port (integration)', function () {
   let server: SwitchServer | undefined
@@ -159,7 +146,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.ok(logs.some((l) => l.includes('"event":"lease"') && l.includes('"mac":"02:00:00:00:00:11"') && l.includes('"ip":"10.0.2.15"')), 'lease logged')
     assert.ok(logs.some((l) => l.includes('"event":"gateway_started"')))
     // slirp learns the station by ARP, and answers it.
-    vm.send([arpRequest(STATION, GW)])
+    vm.send([arp(STATION, STATION, 0, GW)])
     await waitFor(() => vm.frames.some(isArpReply), 5000, 'slirp\'s ARP reply')
     const p = server?.ports().find((x) => x.name === 'gateway')
     assert.equal(p?.kind, 'gateway')
@@ -232,7 +219,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
   it('dhcp: false: DHCP to the gateway is dropped and counted; ARP still answered', async () => {
     const { url } = await start({ dhcp: false })
     const vm = await client(url)
-    vm.send([buildDhcpRequest(STATION, DHCPDISCOVER, 1), arpRequest(STATION, GW)])
+    vm.send([buildDhcpRequest(STATION, DHCPDISCOVER, 1), arp(STATION, STATION, 0, GW)])
     await waitFor(() => vm.frames.some(isArpReply), 5000, 'the ARP reply (barrier)')
     assert.deepEqual(dhcpReplies(vm.take()), [], 'no offer before the barrier')
     assert.equal(gatewayPort().filteredDhcp, 1)
@@ -371,7 +358,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     const { server: s, url } = await start({})
     const attacker = await client(url)
     const victim = await client(url)
-    const claim = arpRequest(STATION + 1, parseIpv4('10.0.2.15') as number)
+    const claim = arp(STATION + 1, STATION + 1, 0, parseIpv4('10.0.2.15') as number)
     claim.writeUInt16BE(2, 20) // a reply: "10.0.2.2 is at" the attacker
     claim.writeUInt32BE(GW, 28)
     attacker.send([claim, eth(BROADCAST, '020000000012', 0xbb)])
@@ -403,7 +390,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     const { url } = await start({}, { guards: false })
     const attacker = await client(url)
     const victim = await client(url)
-    const claim = arpRequest(STATION + 1, parseIpv4('10.0.2.15') as number)
+    const claim = arp(STATION + 1, STATION + 1, 0, parseIpv4('10.0.2.15') as number)
     claim.writeUInt32BE(GW, 28)
     attacker.send([claim])
     await waitFor(() => victim.frames.some((f) => f.readUInt16BE(12) === 0x0806), 3000, 'the ARP')

@@ -144,7 +144,9 @@ describe('link condition memory (integration)', function () {
   it('attack: ports of one address that each held its whole allowance and went idle keep nothing of it (the budget gave it back)', async () => {
     // Each port in turn fills the address's allowance (8 MiB), drains, and goes idle for its queue to be given back.
     // Before: each idle port kept its last ring through the view of the last frame released, 4 MiB a port the budget counted as free.
-    await start({ port: { condition: { direction: 'out', delay: 500, queueBytes: '4mb' } }, limits: { conditionBytesPerAddress: 8 * MIB }, pingInterval: 3600 })
+    // A delay long enough that the burst is all held before the first frame is due, however slow the machine: sent
+    // without a pause, it reaches switchd in well under a second; a 500 ms delay was not enough with eight busy loops.
+    await start({ port: { condition: { direction: 'out', delay: 4000, queueBytes: '4mb' } }, limits: { conditionBytesPerAddress: 8 * MIB }, pingInterval: 3600 })
     const sender = await TestClient.batched(url, { name: 'sender' })
     closers.push(() => { sender.close() })
     // The receivers learn their MACs by a frame to the sender's: nothing reaches an idle port after its round.
@@ -163,10 +165,8 @@ describe('link condition memory (integration)', function () {
       ws.send(frame(`${MAC_A} ${mac} 88b5`, 60))
       await waitFor(() => port.rxFrames === 1, 10_000, 'its MAC learned')
       const FRAMES = 3200 // 4.5 MB of 1400-byte frames: past its queue's 4 MiB
-      for (let m = 0; m < FRAMES / 40; m++) {
-        sender.send(Array.from({ length: 40 }, (_, i) => { const f = numbered(m * 40 + i, 1400); f.write(mac, 0, 'hex'); return f }))
-        await new Promise((resolve) => setImmediate(resolve))
-      }
+      const burst = Array.from({ length: FRAMES }, (_, i) => { const f = numbered(i, 1400); f.write(mac, 0, 'hex'); return f })
+      for (let m = 0; m < FRAMES / 40; m++) sender.send(burst.slice(m * 40, m * 40 + 40))
       await waitFor(() => port.framesDelayed + port.dropConditionQueue === FRAMES, 60_000, 'every frame offered')
       assert.ok((port.condOut?.memoryBytes ?? 0) >= 4 * MIB, `port ${r} held ${port.condOut?.memoryBytes ?? 0} bytes`)
       await waitFor(() => port.condOut?.queuedFrames === 0 && port.condOut.memoryBytes === 0, 60_000, 'the queue released and given back')

@@ -15,7 +15,7 @@ import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, MAX_QEMU_VMS, ty
 import { parseSocketAddress, parseDgramSpec, type UnixDgramBinding } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
-import { setLogLevel, isLevel, logger } from '../common/log'
+import { configureLog, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 const log = logger('tap-agent')
@@ -49,6 +49,7 @@ export const SPECS = {
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
+  'log-format': { type: 'string', env: 'TAP_AGENT_LOG_FORMAT', default: 'auto', arg: 'auto|text|json', help: 'log lines as text for a person or JSON for a program; auto = text when stderr is a terminal (coloured unless NO_COLOR is set), JSON otherwise' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
 
@@ -100,9 +101,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
-    const level = o['log-level'] as string
-    if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)
-    setLogLevel(level)
+    configureLog(o['log-level'] as string, o['log-format'] as string)
     if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')
     const urls = o.url.split(',').map((u) => u.trim()).filter((u) => u !== '').map((u) => {
       let url: URL

@@ -34,9 +34,13 @@ export interface Refusal {
 }
 
 /** Where the uplink's token and CA come from, for the hints: flags and variables (tap-agent) or switchd's trunk settings. */
-export interface UplinkSources { token: string, ca: string }
-export const AGENT_SOURCES: UplinkSources = { token: '--token or TAP_AGENT_TOKEN', ca: '--ca FILE' }
-export const TRUNK_SOURCES: UplinkSources = { token: 'the trunk\'s token (--uplink-token, or "token" in its trunks entry)', ca: '--uplink-ca FILE (or "ca" in its trunks entry)' }
+export interface UplinkSources { url: string, token: string, ca: string }
+export const AGENT_SOURCES: UplinkSources = { url: '--url', token: '--token or TAP_AGENT_TOKEN', ca: '--ca FILE' }
+export const TRUNK_SOURCES: UplinkSources = {
+  url: 'the trunk\'s URL (--uplink, or "url" in its trunks entry)',
+  token: 'the trunk\'s token (--uplink-token, or "token" in its trunks entry)',
+  ca: '--uplink-ca FILE (or "ca" in its trunks entry)'
+}
 
 /** The HTTP status of a refused upgrade (ws: "Unexpected server response: 401"), or undefined. */
 export function upgradeStatus (err: Error): number | undefined {
@@ -46,6 +50,10 @@ export function upgradeStatus (err: Error): number | undefined {
 
 function hostOf (url: string): string {
   try { return new URL(url).host } catch { return url }
+}
+
+function hostnameOf (url: string): string {
+  try { return new URL(url).hostname } catch { return url }
 }
 
 const TLS_UNTRUSTED = /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/
@@ -61,23 +69,23 @@ export function uplinkHint (err: Error & { code?: string }, url: string, sources
   const status = upgradeStatus(err)
   if (TLS_UNTRUSTED.test(code)) return `the switch's certificate is not trusted: pass its CA with ${sources.ca}`
   if (code === 'CERT_HAS_EXPIRED') return 'the switch\'s certificate has expired: renew it (switchd reloads it on SIGHUP)'
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the switch\'s certificate does not name this host: use the name it was issued for in the URL'
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the switch's certificate does not name this host: use the name it was issued for in ${sources.url}`
   if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /wrong version number|packet length too long/.test(err.message)) {
     return `${host} does not speak TLS: use ws:// rather than wss:// (or give switchd --tls-cert and --tls-key)`
   }
   if (status === 401) return `switchd refuses the token: check ${sources.token} (a token in switchd's tokens file)`
-  if (status === 403) return 'this token is not for the network in the URL: connect to /net/NAME of the token\'s network, or use a token for this one'
+  if (status === 403) return `this token is not for the network in ${sources.url}: connect to /net/NAME of the token's network, or use a token for this one`
   if (status === 404) return 'switchd has no such network or path: use / (the default network) or /net/NAME of a configured network'
   if (status === 400) return 'switchd refused the handshake: run the same tapswitch version on both ends'
   if (status === 421) return `switchd does not accept the host name ${host}: use its IP address, or add the name to switchd's --allowed-hosts`
   if (status === 429) return 'switchd has as many ports from this address as it allows (limits.maxPortsPerAddress): retrying'
   if (status === 503) return 'switchd is at its port limit or shutting down: retrying'
-  if (status !== undefined) return `not a tapswitch switchd at ${host}? (HTTP ${status}): check the host and port in the URL`
-  if (code === 'ECONNREFUSED') return `nothing listens at ${host}: start switchd there, or fix the host and port in the URL (switchd's --listen)`
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve ${new URL(url).hostname}: check the host name in the URL, or use an IP address`
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `no route to ${host}: check the address in the URL and this host's network`
-  if (code === 'ETIMEDOUT' || /handshake has timed out/.test(err.message)) return `no answer from ${host} in time: check the host and port in the URL, and any firewall between`
-  if ((code === 'ECONNRESET' || /socket hang up/.test(err.message)) && url.startsWith('ws:')) return 'the connection was cut: if switchd serves TLS, use wss:// in the URL'
+  if (status !== undefined) return `not a tapswitch switchd at ${host}? (HTTP ${status}): check the host and port in ${sources.url}`
+  if (code === 'ECONNREFUSED') return `nothing listens at ${host}: start switchd there, or fix the host and port in ${sources.url} (switchd's --listen)`
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve ${hostnameOf(url)}: check the host name in ${sources.url}, or use an IP address`
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `no route to ${host}: check the address in ${sources.url} and this host's network`
+  if (code === 'ETIMEDOUT' || /handshake has timed out/.test(err.message)) return `no answer from ${host} in time: check the host and port in ${sources.url}, and any firewall between`
+  if ((code === 'ECONNRESET' || /socket hang up/.test(err.message)) && url.startsWith('ws:')) return `the connection was cut: if switchd serves TLS, use wss:// in ${sources.url}`
   return 'the network or switchd failed: retrying with backoff'
 }
 
@@ -134,4 +142,17 @@ export function reconnectDelay (attempt: number, refusals: number, min: number, 
   }
   const ceiling = Math.min(max, min * 2 ** attempt)
   return min + random * Math.max(0, ceiling - min)
+}
+
+/**
+ * switchd's side of a failed TLS handshake (tls_handshake_failed): what the
+ * client most likely got wrong, for the operator to pass on.
+ */
+export function tlsClientHint (err: Error & { code?: string }): string {
+  const text = `${err.code ?? ''} ${err.message}`
+  if (/HTTP_REQUEST|http request/i.test(text)) return 'the client spoke plain ws:// or http:// to this TLS port: it should use wss:// or https://'
+  if (/UNKNOWN_CA|unknown ca|CERTIFICATE_UNKNOWN|certificate unknown|BAD_CERTIFICATE/i.test(text)) return 'the client does not trust this certificate: give it the CA (tap-agent --ca, a trunk\'s "ca")'
+  if (/WRONG_VERSION|UNSUPPORTED_PROTOCOL|NO_SHARED_CIPHER|no shared cipher|VERSION_TOO_LOW/i.test(text)) return 'no TLS version or cipher in common: update the client'
+  if (/ECONNRESET|socket hang up/.test(text)) return 'the client left during the handshake (often: it does not trust this certificate)'
+  return 'a client could not complete TLS with this certificate'
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {
   uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, upgradeStatus,
-  REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX, TRUNK_SOURCES
+  REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX, TRUNK_SOURCES, tlsClientHint
 } from '../../src/common/uplink-advice'
 import { CLOSE_POLICY, CLOSE_BAD_HELLO, CLOSE_BPDU_GUARD, CLOSE_NOT_READING, CLOSE_GOING_AWAY, CLOSE_HELLO_TIMEOUT } from '../../src/common/protocol'
 
@@ -29,14 +29,15 @@ describe('uplink advice', () => {
       [err('ERR_TLS_CERT_ALTNAME_INVALID'), /does not name this host/],
       [err('EPROTO', 'write EPROTO 40:error:0A00010B:SSL routines:ssl3_get_record:wrong version number'), /does not speak TLS: use ws:\/\//],
       [http(401), /switchd refuses the token: check --token or TAP_AGENT_TOKEN/],
-      [http(403), /not for the network in the URL/],
+      [http(403), /not for the network in --url/],
       [http(404), /no such network or path: use \/ .* or \/net\/NAME/],
       [http(421), /add the name to switchd's --allowed-hosts/],
       [http(429), /maxPortsPerAddress/],
       [http(503), /port limit or shutting down/],
       [http(502), /not a tapswitch switchd at switch\.example:8080\? \(HTTP 502\)/],
       [err('ECONNRESET'), /use wss:\/\//],
-      [err('EPIPE'), /retrying with backoff/]
+      [err('EPIPE'), /retrying with backoff/],
+      [err('ENOTFOUND'), /check the host name in --url/]
     ]
     for (const [e, want] of cases) {
       const hint = uplinkHint(e, URL_)
@@ -96,5 +97,12 @@ describe('uplink advice', () => {
     assert.equal(reconnectDelay(50, n + 50, 0.25, 3600, 1), 3600, 'a longer --reconnect-max still holds')
     assert.equal(reconnectDelay(3, n, 0.05, 0.2, 1, 0.5, 1), 0.5, 'bounds given (tests)')
     for (let r = n; r < n + 20; r++) assert.ok(reconnectDelay(r, r, 0.25, 5, 0) >= REFUSED_MIN / 2)
+  })
+
+  it('tells switchd\'s operator what a client got wrong in a failed TLS handshake', () => {
+    assert.match(tlsClientHint(err('ERR_SSL_HTTP_REQUEST', 'http request')), /plain ws:\/\/ or http:\/\/ to this TLS port/)
+    assert.match(tlsClientHint(err('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'alert unknown ca')), /does not trust this certificate: give it the CA/)
+    assert.match(tlsClientHint(err('ECONNRESET')), /left during the handshake/)
+    assert.notEqual(tlsClientHint(err(undefined, 'something else')), '')
   })
 })

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
+import { formatText, chooseLogColor } from '../common/log-format'
 import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
 
 /** The event stream's subprotocol (the type holds it to switchd's). */
@@ -315,10 +316,15 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
   }
 }
 
-/** One log entry as a line: time, level, component, event, then its fields. */
+/**
+ * One log entry as switchd writes it on a terminal (common/log-format.ts):
+ * its fields can hold what clients sent (an Origin, a close reason), escaped
+ * there so that they cannot drive this terminal.
+ */
 function logLine (e: LogEntryJson): string {
-  const fields = Object.entries(e.fields).map(([k, v]) => `${k}=${String(v)}`).join(' ')
-  return `${e.time} ${e.level.padEnd(5)} ${e.component} ${e.event}${fields === '' ? '' : ' ' + fields}\n`
+  const t = new Date(e.time)
+  const tty = process.stdout.isTTY === true
+  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, e.level, e.component, e.event, e.fields, chooseLogColor('text', tty, process.env)) + '\n'
 }
 
 /**

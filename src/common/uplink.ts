@@ -248,9 +248,11 @@ export class Uplink extends EventEmitter {
       ws.terminate()
     }, timeout + 1000)
     ws.on('error', (err: Error & { code?: string }) => {
-      this.refusal = refusalOfError(err, url, this.opts.sources)
-      // A failure to connect is worth a person's look (warn), and always says what to do.
-      log.limited('warn', 'uplink_error', { url, error: err.code ?? err.message, hint: uplinkHint(err, url, this.opts.sources) })
+      // A failure to connect is worth a person's look (warn), and always says what to do; one while up is the network's (uplink_lost follows).
+      const up = this.state === 'up'
+      this.refusal = up ? undefined : refusalOfError(err, url, this.opts.sources)
+      const hint = up ? 'the connection broke while up: the network or switchd; reconnecting' : uplinkHint(err, url, this.opts.sources)
+      log.limited('warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
     })
     ws.on('open', () => {
       const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [...(this.opts.capabilities ?? [])] }

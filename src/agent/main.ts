@@ -15,7 +15,7 @@ import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, MAX_QEMU_VMS, ty
 import { parseSocketAddress, parseDgramSpec, type UnixDgramBinding } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
-import { setLogLevel, isLevel, logger } from '../common/log'
+import { configureLog, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 const log = logger('tap-agent')
@@ -42,13 +42,14 @@ export const SPECS = {
   'qemu-max-vms': { type: 'string', env: 'TAP_AGENT_QEMU_MAX_VMS', default: '1', arg: 'N', help: `with --qemu-listen: VMs connected at once (1 to ${MAX_QEMU_VMS}), each a port of its own (NAME, NAME-2, …); more are refused` },
   'qemu-allow-remote': { type: 'boolean', env: 'TAP_AGENT_QEMU_ALLOW_REMOTE', help: 'let --qemu-listen tcp: listen beyond loopback: anyone who reaches it can be the VM (QEMU streams have no authentication)' },
   'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
-  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
+  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P', help: 'no TAP: QEMU -netdev dgram over UDP, or over Unix datagram sockets with local=unix:PATH,remote=unix:PATH (remote = QEMU\'s local address), one frame per datagram' },
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
   offload: { type: 'string', env: 'TAP_AGENT_OFFLOAD', default: 'auto', arg: 'auto|on|off', help: 'TAP offloads (TSO, checksums) as 64 KiB frames: auto = when the TAP and the switch both can (off with --attach); on = fail if the TAP cannot' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
   'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
+  'log-format': { type: 'string', env: 'TAP_AGENT_LOG_FORMAT', default: 'auto', arg: 'auto|text|json', help: 'log lines as text for a person or JSON for a program; auto = text when stderr is a terminal (coloured unless NO_COLOR is set), JSON otherwise' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
 
@@ -100,9 +101,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
-    const level = o['log-level'] as string
-    if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)
-    setLogLevel(level)
+    configureLog(o['log-level'] as string, o['log-format'] as string)
     if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')
     const urls = o.url.split(',').map((u) => u.trim()).filter((u) => u !== '').map((u) => {
       let url: URL

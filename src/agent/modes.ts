@@ -167,7 +167,10 @@ export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions
     socket.once('error', (err) => {
       if (dialing === socket) dialing = undefined
       if (ep.attached || stopped) return
-      log.limited('info', 'qemu_connect_failed', { address: describe(address), error: (err as NodeJS.ErrnoException).code ?? err.message, retry_seconds: delay })
+      log.limited('warn', 'qemu_connect_failed', {
+        address: describe(address), error: (err as NodeJS.ErrnoException).code ?? err.message, retry_seconds: delay,
+        hint: 'start QEMU with -netdev stream,server=on at this address (or use --qemu-listen and let QEMU connect); retrying'
+      })
       timer = setTimeout(dial, delay * 1000)
       delay = Math.min(5, delay * 2)
     })

@@ -52,17 +52,139 @@ export function parseCli<S extends Specs> (specs: S, argv: string[], env: NodeJS
   return out as Values<S>
 }
 
-/** --help text: usage line, then one line per flag with its env variable and default. */
-export function helpText (usage: string, about: string, specs: Specs): string {
-  const rows = Object.entries(specs).map(([name, s]) => {
+/** Narrowest and widest --help: below 60 the columns stop making sense; above 120 lines get hard to read. */
+export const HELP_MIN_WIDTH = 60
+export const HELP_MAX_WIDTH = 120
+
+/**
+ * Columns --help may use: the terminal's width on a terminal, else $COLUMNS
+ * if set (as shells and `man` do), else 80; kept within HELP_MIN_WIDTH and
+ * HELP_MAX_WIDTH.
+ */
+export function helpWidth (out: { isTTY?: boolean, columns?: number } = process.stdout, env: NodeJS.ProcessEnv = process.env): number {
+  const fromEnv = Number(env.COLUMNS)
+  const cols = out.isTTY === true && (out.columns ?? 0) > 0 ? out.columns as number : Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 80
+  return Math.max(HELP_MIN_WIDTH, Math.min(HELP_MAX_WIDTH, cols))
+}
+
+/** Characters as a terminal counts columns (… and µ are one each, not three bytes). */
+export function displayWidth (text: string): number { return [...text].length }
+
+/** Joins words that wrapWords keeps on one line (`env NAME`); written as a space. */
+export const GLUE = '\u00a0'
+
+/**
+ * Words of `text` in lines of at most `width` columns, broken at spaces only:
+ * a word longer than the width (a flag, a URL) gets a line of its own, whole.
+ * Words joined by GLUE stay together.
+ */
+export function wrapWords (text: string, width: number): string[] {
+  const lines: string[] = []
+  let line = ''
+  for (const word of text.split(/[ \t\n]+/).filter((w) => w !== '')) {
+    if (line === '') line = word
+    else if (displayWidth(line) + 1 + displayWidth(word) <= width) line += ' ' + word
+    else { lines.push(line); line = word }
+  }
+  if (line !== '') lines.push(line)
+  return lines.length === 0 ? [''] : lines.map((l) => l.replaceAll(GLUE, ' '))
+}
+
+/**
+ * Two columns (a flag or a command, and what it does) within `width`:
+ * descriptions wrap aligned under the description column; a left entry wider
+ * than that column has its description start on the next line. A left entry
+ * wider than the whole width wraps at its spaces (between a command's flags,
+ * never inside one), its further lines indented by two.
+ */
+export function twoColumns (rows: Array<[string, string]>, width: number, indent = 2, maxLeft = 28): string {
+  const leftWidth = Math.min(maxLeft, Math.max(0, ...rows.map(([l]) => displayWidth(l)).filter((n) => n <= maxLeft)))
+  const col = indent + leftWidth + 2
+  const out: string[] = []
+  for (const [left, right] of rows) {
+    const leftLines = displayWidth(left) <= width - indent ? [left] : wrapLeft(left, width - indent)
+    const desc = right === '' ? [] : wrapWords(right, Math.max(20, width - col))
+    const last = leftLines[leftLines.length - 1] as string
+    for (const l of leftLines.slice(0, -1)) out.push(' '.repeat(indent) + l)
+    if (desc.length > 0 && displayWidth(last) <= leftWidth && leftLines.length === 1) {
+      out.push(' '.repeat(indent) + last + ' '.repeat(col - indent - displayWidth(last)) + (desc[0] as string))
+      desc.shift()
+    } else {
+      out.push(' '.repeat(indent) + last)
+    }
+    // A word too long for the column (a QEMU option string) moves left rather than past the width.
+    for (const d of desc) out.push(' '.repeat(Math.max(indent, Math.min(col, width - displayWidth(d)))) + d)
+  }
+  return out.join('\n') + '\n'
+}
+
+/**
+ * A command synopsis wider than `width`, broken between its words outside
+ * brackets (`[--loss 1% | --burst P%,R%]` stays whole, a flag stays with its
+ * value), continued two columns further in.
+ */
+function wrapLeft (text: string, width: number): string[] {
+  const words: string[] = []
+  let depth = 0
+  let word = ''
+  for (const ch of text) {
+    if (ch === '[') depth++
+    if (ch === ']') depth = Math.max(0, depth - 1)
+    if (ch === ' ' && depth === 0) { words.push(word); word = ''; continue }
+    word += ch
+  }
+  words.push(word)
+  // A value (PORT, SPEC) goes with the flag before it.
+  const groups: string[] = []
+  for (const w of words.filter((x) => x !== '')) {
+    const prev = groups[groups.length - 1]
+    if (prev !== undefined && /^-/.test(prev) && !prev.includes(' ') && !/^[[-]/.test(w)) groups[groups.length - 1] = `${prev} ${w}`
+    else groups.push(w)
+  }
+  const lines: string[] = []
+  let line = ''
+  for (const g of groups) {
+    const room = lines.length === 0 ? width : width - 2
+    if (line === '') line = g
+    else if (displayWidth(line) + 1 + displayWidth(g) <= room) line += ' ' + g
+    else { lines.push(line); line = g }
+  }
+  if (line !== '') lines.push(line)
+  return lines.map((l, i) => i === 0 ? l : '  ' + l)
+}
+
+/**
+ * Free text for --help within `width`: a paragraph of lines that start at the
+ * margin is filled again; an indented line (a table, an example) is kept as
+ * it is if it fits, else wrapped under its own indentation.
+ */
+export function reflow (text: string, width: number): string {
+  const out: string[] = []
+  let para: string[] = []
+  const flush = (): void => { if (para.length > 0) out.push(...wrapWords(para.join(' '), width)); para = [] }
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') { flush(); out.push(''); continue }
+    const lead = /^\s*/.exec(line)?.[0] ?? ''
+    if (lead === '') { para.push(line); continue }
+    flush()
+    if (displayWidth(line) <= width) { out.push(line); continue }
+    out.push(...wrapWords(line, width - lead.length).map((l) => lead + l))
+  }
+  flush()
+  return out.join('\n')
+}
+
+/** --help text within `width` columns: usage line, then one entry per flag with its env variable and default. */
+export function helpText (usage: string, about: string, specs: Specs, width = helpWidth()): string {
+  const rows = Object.entries(specs).map(([name, s]): [string, string] => {
     const flag = `${s.short !== undefined ? `-${s.short}, ` : '    '}--${name}${s.arg !== undefined ? ' ' + s.arg : ''}`
     const extra: string[] = []
-    if (s.env !== undefined) extra.push(`env ${s.env}`)
-    if (s.default !== undefined && s.default !== false) extra.push(`default ${String(s.default)}`)
+    if (s.env !== undefined) extra.push(`env${GLUE}${s.env}`)
+    // An empty default (e.g. --tap's: the kernel picks) is not worth a word: its help says what it means.
+    if (s.default !== undefined && s.default !== false && s.default !== '') extra.push(`default${GLUE}${String(s.default)}`)
     return [flag, s.help + (extra.length > 0 ? ` [${extra.join(', ')}]` : '')]
   })
-  const width = Math.max(...rows.map(([f]) => (f as string).length)) + 2
-  return `Usage: ${usage}\n\n${about}\n\nOptions:\n` + rows.map(([f, h]) => `  ${(f as string).padEnd(width)}${h as string}`).join('\n') + '\n'
+  return `${reflow(`Usage: ${usage}`, width)}\n\n${reflow(about, width)}\n\nOptions:\n${twoColumns(rows, width)}`
 }
 
 /** An integer flag within [min, max]; throws TSW_ERR_CONFIG naming the flag. */

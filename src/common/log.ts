@@ -1,7 +1,9 @@
 /**
- * Structured logs: one JSON line per event on stderr, stable snake_case event
+ * Structured logs: one line per event on stderr, stable snake_case event
  * names and flat fields, e.g.
  *   {"time":"…","level":"info","component":"switch","event":"port_up","port":3}
+ * or, for a person at a terminal (--log-format, log-format.ts),
+ *   2026-12-06 08:51:27.123 INFO  switch: port_up port=3
  * Nothing here is called per frame; per-frame tracing goes through guarded
  * `util.debuglog('tapswitch:…')` in the modules that need it.
  *
@@ -18,9 +20,12 @@
  */
 
 import { clientKeyOf } from './address'
+import { TapswitchError, ERR_CONFIG } from './errors'
+import {
+  formatJson, formatText, chooseLogFormat, chooseLogColor, isLogFormatChoice, type Level, type Fields, type LogFormat
+} from './log-format'
 
-export type Level = 'debug' | 'info' | 'warn' | 'error'
-export type Fields = Record<string, string | number | boolean | undefined | null>
+export type { Level, Fields, LogFormat } from './log-format'
 
 const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
@@ -31,6 +36,29 @@ let epoch = 0
 
 /** Only events at `level` or above are written. */
 export function setLogLevel (level: Level): void { threshold = LEVELS[level] }
+
+let format: LogFormat = 'json'
+let color = false
+
+/** Write lines as JSON or as text (with ANSI colours if `colour`); the budgets and the observers do not care which. */
+export function setLogFormat (f: LogFormat, colour = false): void {
+  format = f
+  color = f === 'text' && colour
+}
+
+/**
+ * --log-level and --log-format as a program's flags give them: the format
+ * `auto` looks at whether `stream` (where the lines go) is a terminal.
+ * Throws TSW_ERR_CONFIG naming the flag and what it takes.
+ */
+export function configureLog (level: string, formatChoice: string, stream: { isTTY?: boolean } = process.stderr, env: NodeJS.ProcessEnv = process.env): void {
+  if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)
+  if (!isLogFormatChoice(formatChoice)) throw new TapswitchError(ERR_CONFIG, `--log-format ${formatChoice}: expected auto, text or json`)
+  const tty = stream.isTTY === true
+  const f = chooseLogFormat(formatChoice, tty)
+  setLogLevel(level)
+  setLogFormat(f, chooseLogColor(f, tty, env))
+}
 
 /** Replace where lines go (tests capture them); returns the previous sink. */
 export function setLogSink (fn: (line: string) => void): (line: string) => void {
@@ -177,7 +205,8 @@ export class Logger {
   write (level: Level, event: string, fields?: Fields): void {
     if (observers.size > 0 && LEVELS[level] >= LEVELS.info) for (const fn of observers) fn(level, this.component, event, fields)
     if (LEVELS[level] < threshold) return
-    sink(JSON.stringify({ time: new Date().toISOString(), level, component: this.component, event, ...fields }))
+    const now = new Date()
+    sink(format === 'text' ? formatText(now, level, this.component, event, fields, color) : formatJson(now, level, this.component, event, fields))
   }
 }
 

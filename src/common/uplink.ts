@@ -11,6 +11,10 @@
  * is on, and costs 30-40x), maxPayload at the protocol's largest message
  * (the default is 100 MiB).
  *
+ * A switch that refuses us (a wrong token, a policy: uplink-advice.ts) is
+ * retried on that backoff a few times, then said once at error, with the
+ * fix, and retried every 30 s to 5 min until a welcome.
+ *
  * The switch pings every welcome.pingInterval seconds; an uplink that hears
  * nothing (no ping, no message) for two intervals plus one second is presumed
  * dead and replaced.
@@ -30,6 +34,10 @@ import {
   CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
 } from './protocol'
 import { logger } from './log'
+import {
+  uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX,
+  type Refusal, type UplinkSources
+} from './uplink-advice'
 import { isLoopback } from './address'
 
 const log = logger('uplink')
@@ -72,7 +80,14 @@ export interface UplinkOptions {
   capabilities?: string[]
   /** Ask for the old port back after a drop (default true; a trunk starts afresh). */
   resume?: boolean
+  /** Where the token and CA come from, for the hints (default tap-agent's flags). */
+  sources?: UplinkSources
+  /** The slow retries after refusals, seconds (default REFUSED_MIN, REFUSED_MAX; tests shorten them). */
+  refusedMin?: number
+  refusedMax?: number
 }
+
+export { uplinkHint } from './uplink-advice'
 
 /** A zero mask: ws on both ends then skips the per-message copy and XOR. */
 const ZERO_MASK = (mask: Buffer): Buffer => mask.fill(0)
@@ -135,6 +150,9 @@ export class Uplink extends EventEmitter {
   private resumeToken: string | undefined
   private resumeUrl: string | undefined
   private urlIndex = 0
+  /** What the error of the attempt under way said, if it was a refusal. */
+  private refusal: Refusal | undefined
+  private refused = 0
   /** When the outstanding RTT ping left (performance.now() ms), or -1. */
   private pingSentAt = -1
   private readonly highWaterMark: number
@@ -145,6 +163,9 @@ export class Uplink extends EventEmitter {
   }
 
   get isUp (): boolean { return this.state === 'up' }
+
+  /** Attempts refused (uplink-advice.ts) since the last welcome. */
+  get refusedInARow (): number { return this.refused }
 
   start (): void {
     if (this.state === 'closed') return
@@ -219,10 +240,19 @@ export class Uplink extends EventEmitter {
       ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {})
     })
     this.ws = ws
-    const welcomeTimer = setTimeout(() => { ws.terminate() }, timeout + 1000)
+    this.refusal = undefined
+    const welcomeTimer = setTimeout(() => {
+      if (ws.readyState === ws.OPEN) {
+        log.limited('warn', 'uplink_no_welcome', { url, seconds: timeout / 1000 + 1, hint: 'the WebSocket opened but no welcome came: is this a tapswitch switchd of the same version? retrying' })
+      }
+      ws.terminate()
+    }, timeout + 1000)
     ws.on('error', (err: Error & { code?: string }) => {
-      const hint = uplinkHint(err, url)
-      log.limited(hint === '' ? 'info' : 'warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
+      // A failure to connect is worth a person's look (warn), and always says what to do; one while up is the network's (uplink_lost follows).
+      const up = this.state === 'up'
+      this.refusal = up ? undefined : refusalOfError(err, url, this.opts.sources)
+      const hint = up ? 'the connection broke while up: the network or switchd; reconnecting' : uplinkHint(err, url, this.opts.sources)
+      log.limited('warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
     })
     ws.on('open', () => {
       const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [...(this.opts.capabilities ?? [])] }
@@ -273,6 +303,7 @@ export class Uplink extends EventEmitter {
       clearTimeout(welcomeTimer)
       this.state = 'up'
       this.attempt = 0
+      this.refused = 0
       this.stats.connects++
       if (this.welcome.resumed === true) this.stats.resumes++
       this.resumeToken = this.welcome.resume
@@ -297,8 +328,10 @@ export class Uplink extends EventEmitter {
       this.state = 'down'
       if (wasUp) {
         this.stats.disconnects++
-        log.warn('uplink_lost', { url, code, reason: reason.toString() })
+        log.warn('uplink_lost', { url, code, reason: reason.toString(), hint: closeHint(code) })
         this.emit('down', code, reason.toString())
+      } else {
+        this.noteRefusal(url, code, reason.toString())
       }
       // The switch went away on purpose (draining) or never answered: try the next one, if any.
       if (!wasUp || code === 1001) this.urlIndex++
@@ -324,28 +357,33 @@ export class Uplink extends EventEmitter {
     }, (pingInterval + 1) * 1000)
   }
 
+  /**
+   * An attempt that ended before the welcome: a close from switchd is said
+   * with its reason (an error said itself already), and a refusal counted;
+   * the REFUSALS_BEFORE_SLOW-th in a row is said once more, at error.
+   */
+  private noteRefusal (url: string, code: number, reason: string): void {
+    // 1005/1006: no close frame, so no word from switchd (the error, if any, was logged).
+    const fromSwitch = code !== 1005 && code !== 1006
+    if (fromSwitch && this.refusal === undefined) log.limited('warn', 'uplink_closed', { url, code, reason, hint: closeHint(code) })
+    const refusal = this.refusal ?? (fromSwitch ? refusalOfClose(code, reason) : undefined)
+    this.refusal = undefined
+    if (refusal === undefined) return
+    if (++this.refused !== REFUSALS_BEFORE_SLOW) return
+    const min = this.opts.refusedMin ?? REFUSED_MIN
+    const max = Math.max(this.opts.reconnectMax ?? 5, this.opts.refusedMax ?? REFUSED_MAX)
+    log.error('uplink_refused', {
+      url, attempts: this.refused, kind: refusal.kind, hint: refusal.message,
+      retry: `every ${min} to ${max} s until it is fixed (restart to retry at once)`
+    })
+  }
+
   private scheduleReconnect (): void {
     const min = this.opts.reconnectMin ?? 0.25
     const max = this.opts.reconnectMax ?? 5
-    const ceiling = Math.min(max, min * 2 ** this.attempt)
+    const delay = reconnectDelay(this.attempt, this.refused, min, max, Math.random(), this.opts.refusedMin, this.opts.refusedMax)
     this.attempt++
-    // Full jitter, but never below the minimum.
-    const delay = min + Math.random() * Math.max(0, ceiling - min)
-    log.limited('info', 'uplink_retry', { url: this.url, attempt: this.attempt, delay_seconds: Math.round(delay * 1000) / 1000 })
+    log.limited('info', 'uplink_retry', { url: this.url, attempt: this.attempt, delay_seconds: Math.round(delay * 1000) / 1000, refused_in_a_row: this.refused })
     this.retryTimer = setTimeout(() => { if (this.state !== 'closed') this.connect() }, delay * 1000)
   }
-}
-
-/** What to do about an uplink error, in words; '' when it is just the network. */
-export function uplinkHint (err: Error & { code?: string }, url: string): string {
-  const code = err.code ?? ''
-  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) return 'the switch\'s certificate is not trusted: pass its CA with --ca FILE'
-  if (code === 'CERT_HAS_EXPIRED') return 'the switch\'s certificate has expired: renew it (switchd reloads it on SIGHUP)'
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the switch\'s certificate does not name this host: use the name it was issued for in --url'
-  if (/Unexpected server response: 401/.test(err.message)) return 'switchd wants a valid token: --token or TAP_AGENT_TOKEN'
-  if (/Unexpected server response: 403/.test(err.message)) return 'this token is not for the network in --url'
-  if (/Unexpected server response: 40[04]/.test(err.message)) return 'check the path in --url: / or /net/NAME'
-  if (/Unexpected server response: (429|503)/.test(err.message)) return 'switchd is at its port limit'
-  if ((code === 'ECONNRESET' || /socket hang up/.test(err.message)) && url.startsWith('ws:')) return 'if switchd serves TLS, use wss:// in --url'
-  return ''
 }

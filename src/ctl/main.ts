@@ -9,55 +9,55 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
+import { twoColumns, helpWidth, GLUE } from '../common/cli'
+import { formatText, chooseLogColor } from '../common/log-format'
 import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
 
 /** The event stream's subprotocol (the type holds it to switchd's). */
 const CONSOLE_SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
 
-const USAGE = `Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]
+/** Each command's synopsis and what it does: --help wraps them to the terminal (common/cli.ts twoColumns). */
+const COMMANDS: Array<[string, string]> = [
+  ['networks', 'networks and their counters'],
+  ['ports [--network N]', 'ports: VLAN mode, state, traffic, drops'],
+  ['fdb [--network N] [--vlan V] [--port P] [--mac M]', 'the forwarding database'],
+  ['flush [--network N] [--port P] [--mac M] [--vlan V]', 'forget learned MACs (all, or those matching)'],
+  ['static add --mac M --port P [--vlan V] [--network N]', 'a static fdb entry'],
+  ['static del --mac M [--vlan V] [--network N]', 'remove a static fdb entry'],
+  ['port disable|enable|disconnect NAME [--network N]', '(--network: for a name two networks have, e.g. gateway)'],
+  ['condition set PORT [--network N] [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders] ' +
+    '[--loss 1% | --burst P%,R%] [--duplicate 1%] [--corrupt 0.1%] [--reorder 25%] ' +
+    '[--rate 10mbit] [--backlog BYTES] [--queue-frames N] [--queue-bytes BYTES] [--seed N]',
+  'impair a port\'s link ("in": toward the switch, "out": toward the endpoint); see docs/CONDITIONS.md'],
+  ['condition show [--network N]', 'conditions and drills in force'],
+  ['condition clear PORT [--network N] [--direction in|out|both]', 'remove a port\'s conditions'],
+  ['link down|up PORT [--network N] [--direction in|out|both] [--flap 2s/8s]',
+    'failure drill: a pulled cable (a TAP sees NO-CARRIER); --flap: down 2 s every 8 s until "link up"'],
+  ['capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]',
+    `stream a pcap; -w - or a pipe writes to stdout, e.g. switchctl capture --port web1 | tcpdump${GLUE}-nr${GLUE}-`],
+  ['events [--count N]', 'switchd\'s log as it happens (the web console\'s stream): the recent events, then new ones until N or Ctrl-C'],
+  ['trace --in PORT --frame SPEC [--network N]',
+    'each step of the forwarding decision for a frame arriving on PORT now (changes nothing); SPEC is ' +
+    'dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N] (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes'],
+  ['leases [--network N]', 'the gateways\' DHCP leases: address, MAC, state, expiry, port'],
+  ['drops [--network N] [--port P] [--reason R] [--follow] [--interval S]',
+    'the last frames switchd dropped, and why; --follow keeps printing new ones (polls every S seconds, default 1)']
+]
 
-Commands:
-  networks                                   networks and their counters
-  ports [--network N]                        ports: VLAN mode, state, traffic, drops
-  fdb [--network N] [--vlan V] [--port P] [--mac M]
-                                             the forwarding database
-  flush [--network N] [--port P] [--mac M] [--vlan V]
-                                             forget learned MACs (all, or those matching)
-  static add --mac M --port P [--vlan V] [--network N]
-  static del --mac M [--vlan V] [--network N]
-  port disable|enable|disconnect NAME [--network N]
-                                             (--network: for a name two networks have, e.g. gateway)
-  condition set PORT [--network N] [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders]
-                [--loss 1% | --burst P%,R%] [--duplicate 1%] [--corrupt 0.1%] [--reorder 25%]
-                [--rate 10mbit] [--backlog BYTES] [--queue-frames N] [--queue-bytes BYTES] [--seed N]
-                                             impair a port's link ("in": toward the switch, "out":
-                                             toward the endpoint); see docs/CONDITIONS.md
-  condition show [--network N]               conditions and drills in force
-  condition clear PORT [--network N] [--direction in|out|both]
-  link down|up PORT [--network N] [--direction in|out|both] [--flap 2s/8s]
-                                             failure drill: a pulled cable (a TAP sees NO-CARRIER);
-                                             --flap: down 2 s every 8 s until "link up"
-  capture [--network N] [--port P] [--vlan V] [--count N] [--bytes N] [--duration S] [-w FILE]
-                                             stream a pcap; -w - or a pipe writes to stdout,
-                                             e.g. switchctl capture --port web1 | tcpdump -nr -
-  events [--count N]                         switchd's log as it happens (the web console's stream):
-                                             the recent events, then new ones until N or Ctrl-C
-  trace --in PORT --frame SPEC [--network N]
-                                             each step of the forwarding decision for a frame
-                                             arriving on PORT now (changes nothing); SPEC is
-                                             dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N]
-                                             (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes
-  leases [--network N]                       the gateways' DHCP leases: address, MAC, state, expiry, port
-  drops [--network N] [--port P] [--reason R] [--follow] [--interval S]
-                                             the last frames switchd dropped, and why;
-                                             --follow keeps printing new ones (polls every S seconds, default 1)
+const FLAGS: Array<[string, string]> = [
+  ['--url URL', `switchd's HTTP address [env${GLUE}SWITCHCTL_URL, default${GLUE}http://127.0.0.1:8080]`],
+  ['--token TOKEN', `the admin token [env${GLUE}SWITCHCTL_TOKEN]`],
+  ['--json', 'print the API\'s JSON instead of a table'],
+  ['-h, --help', 'show this help']
+]
 
-Options:
-  --url URL        switchd's HTTP address [env SWITCHCTL_URL, default http://127.0.0.1:8080]
-  --token TOKEN    the admin token [env SWITCHCTL_TOKEN]
-  --json           print the API's JSON instead of a table
-  -h, --help       show this help
-`
+/** switchctl's --help within `width` columns. */
+export function usage (width = helpWidth()): string {
+  return 'Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]\n\nCommands:\n' +
+    twoColumns(COMMANDS, width, 2, 30) + '\nOptions:\n' + twoColumns(FLAGS, width, 2, 30)
+}
+
+const USAGE = usage()
 
 /** Every flag switchctl takes (docs/CONFIGURATION.md lists them; test/unit/docs.test.ts checks it). */
 export const OPTIONS = {
@@ -316,10 +316,15 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
   }
 }
 
-/** One log entry as a line: time, level, component, event, then its fields. */
+/**
+ * One log entry as switchd writes it on a terminal (common/log-format.ts):
+ * its fields can hold what clients sent (an Origin, a close reason), escaped
+ * there so that they cannot drive this terminal.
+ */
 function logLine (e: LogEntryJson): string {
-  const fields = Object.entries(e.fields).map(([k, v]) => `${k}=${String(v)}`).join(' ')
-  return `${e.time} ${e.level.padEnd(5)} ${e.component} ${e.event}${fields === '' ? '' : ' ' + fields}\n`
+  const t = new Date(e.time)
+  const tty = process.stdout.isTTY === true
+  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, e.level, e.component, e.event, e.fields, chooseLogColor('text', tty, process.env)) + '\n'
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 
 import { Lab, type LabHost } from './lab'
+import { textFromJsonLine, chooseLogColor } from '../common/log-format'
 import { parseCli, helpText, intOption, die, type Specs } from '../common/cli'
 
 const SPECS = {
@@ -26,6 +27,14 @@ function summary (out: string): string {
   return `${sent?.[2] ?? '?'}/${sent?.[1] ?? '?'} replies${rtt !== null ? `, rtt avg ${rtt[1] ?? '?'} ms` : ''}`
 }
 
+/** switchd's and the agents' lines (JSON: the lab reads them) as text for a person at a terminal, JSON for a pipe. */
+function childLog (line: string): string {
+  const tty = process.stdout.isTTY === true
+  if (!tty) return line
+  const i = line.indexOf(': ')
+  return i < 0 ? textFromJsonLine(line) : `${line.slice(0, i)}: ${textFromJsonLine(line.slice(i + 2), chooseLogColor('text', tty, process.env))}`
+}
+
 export async function main (argv: string[]): Promise<void> {
   const command = argv[0]
   let hosts = 3
@@ -44,7 +53,7 @@ export async function main (argv: string[]): Promise<void> {
   }
   if (process.getuid?.() !== 0) die('tapswitch-lab', 'needs root for network namespaces and TAP devices; run it with sudo')
 
-  const lab = new Lab({ hosts, onLog: verbose ? (l) => { process.stdout.write(`  | ${l}\n`) } : undefined })
+  const lab = new Lab({ hosts, onLog: verbose ? (l) => { process.stdout.write(`  | ${childLog(l)}\n`) } : undefined })
   let stopping = false
   const cleanup = async (): Promise<void> => {
     if (stopping) return

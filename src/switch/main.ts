@@ -10,7 +10,7 @@ import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './core/fdb'
 import { DEFAULT_HIGH_WATER_MARK } from './control/defaults'
-import { setLogLevel, isLevel, logger } from '../common/log'
+import { configureLog, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 const log = logger('switchd')
@@ -43,6 +43,7 @@ export const SPECS = {
   'allowed-origins': { type: 'string', env: 'SWITCHD_ALLOWED_ORIGINS', arg: 'ORIGIN,…', help: 'web page origins (e.g. http://localhost:8000) whose browser VMs may connect; * = any [default: none]' },
   'state-dir': { type: 'string', env: 'SWITCHD_STATE_DIR', arg: 'DIR', help: 'switchd\'s state directory: the gateways\' DHCP leases [default $STATE_DIRECTORY, else /var/lib/tapswitch as root, else $XDG_STATE_HOME/tapswitch or ~/.local/state/tapswitch]' },
   'log-level': { type: 'string', env: 'SWITCHD_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
+  'log-format': { type: 'string', env: 'SWITCHD_LOG_FORMAT', default: 'auto', arg: 'auto|text|json', help: 'log lines as text for a person or JSON for a program; auto = text when stderr is a terminal (coloured unless NO_COLOR is set), JSON otherwise' },
   help: { type: 'boolean', short: 'h', help: 'show this help' }
 } satisfies Specs
 
@@ -59,9 +60,7 @@ export async function main (argv: string[]): Promise<void> {
   try {
     const o = parseCli(SPECS, argv, process.env)
     if (o.help) { process.stdout.write(helpText('switchd [options]', ABOUT, SPECS)); return }
-    const logLevel = o['log-level'] as string
-    if (!isLevel(logLevel)) throw new TapswitchError(ERR_CONFIG, `--log-level ${logLevel}: expected debug, info, warn or error`)
-    setLogLevel(logLevel)
+    configureLog(o['log-level'] as string, o['log-format'] as string)
     if (o.listen !== undefined) hostPortOption('listen', o.listen)
     if (o['metrics-listen'] !== undefined) hostPortOption('metrics-listen', o['metrics-listen'])
     const opt = (name: keyof typeof SPECS, min: number, max: number): number | undefined => {

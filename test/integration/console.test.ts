@@ -337,7 +337,7 @@ describe('web console: server side (integration)', function () {
       const got = r.stdout.toString().trim().split('\n').map((l) => JSON.parse(l) as { event: string })
       assert.deepEqual(got.map((e) => e.event), ['listening', 'port_up'])
       const text = await switchctl(['--url', base, '--token', TOKEN, 'events', '--count', '2'])
-      assert.match(text.stdout.toString(), /info  ports port_up .*port=raw-1/)
+      assert.match(text.stdout.toString(), /INFO {2}ports: port_up .*port=raw-1/)
     })
 
     it('says what to do without the token', async () => {

@@ -142,7 +142,7 @@ describe('trust and survival (integration)', () => {
     it('plain ws:// to a TLS port fails on both sides with a clear log line', async () => {
       const { port } = await start({ tls: { cert: pki.cert, key: pki.key } })
       agent([`ws://127.0.0.1:${port}/`])
-      await waitFor(() => logs.some((l) => l.includes('"tls_handshake_failed"')), 5000, 'switchd logs the failed handshake')
+      await waitFor(() => logs.some((l) => l.includes('"tls_handshake_failed"') && l.includes('it should use wss://')), 5000, 'switchd logs the failed handshake, with the fix')
       await waitFor(() => logs.some((l) => l.includes('use wss:// in --url')), 5000, 'the agent says to use wss://')
     })
 

@@ -59,6 +59,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { requestUrl } from '../../common/cli'
 import { logger } from '../../common/log'
+import { tlsClientHint } from '../../common/uplink-advice'
 
 const log = logger('server')
 
@@ -187,7 +188,7 @@ export class SwitchServer implements SwitchdView {
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { this.onUpgrade(req, socket, head) })
     if (this.config.tls !== undefined) {
       this.http.on('tlsClientError', (err: Error & { code?: string }, socket: { remoteAddress?: string }) => {
-        log.client('warn', 'tls_handshake_failed', socket.remoteAddress, { remote: socket.remoteAddress, error: err.code ?? err.message })
+        log.client('warn', 'tls_handshake_failed', socket.remoteAddress, { remote: socket.remoteAddress, error: err.code ?? err.message, hint: tlsClientHint(err) })
       })
     }
   }
@@ -578,7 +579,8 @@ export class SwitchServer implements SwitchdView {
     const refuse = (status: number, reason: string, message: string, token?: string): void => {
       this.refused(reason)
       // The path may carry ?token=: log the path only.
-      log.client('warn', 'connection_rejected', address, { remote: address, reason, path: (req.url ?? '').split('?')[0], token })
+      // `why` is the answer the client got, the fix in words (cut: it may quote an Origin header).
+      log.client('warn', 'connection_rejected', address, { remote: address, reason, path: (req.url ?? '').split('?')[0], token, why: message.slice(0, 200) })
       reject(socket, status, message)
     }
     if (this.closing !== undefined) { refuse(503, 'shutting_down', 'switchd is shutting down'); return }

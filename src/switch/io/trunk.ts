@@ -22,6 +22,7 @@ import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from '../cor
 import type { Switch } from '../core/switch'
 import type { Networks } from '../control/networks'
 import type { TrunkSpec } from '../control/config'
+import { TRUNK_SOURCES } from '../../common/uplink-advice'
 import { Uplink } from '../../common/uplink'
 import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -107,6 +108,8 @@ export class TrunkLink {
       resume: false,
       // A trunk carries a whole switch's stations: redial sooner than an agent would.
       reconnectMax: 2,
+      // Its hints name switchd's trunk settings, not tap-agent's flags.
+      sources: TRUNK_SOURCES,
       ...(ca !== undefined ? { tls: { ca } } : {})
     })
     this.uplink.on('up', (welcome: Welcome) => { this.onUp(welcome) })

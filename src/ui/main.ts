@@ -70,11 +70,10 @@ function watch (sock: WebSocket): void {
   clearTimeout(watchdog)
   watchdog = setTimeout(() => {
     if (ws !== sock) return
-    // Silent but open: the numbers are stale now, not when TCP gives up.
-    markStale(`no update for ${STALE_AFTER_MS / 1000} s`)
+    // Silent but open: the numbers are stale now, not when TCP gives up (reconnect marks them).
     ws = undefined
     sock.close()
-    reconnect('no update')
+    reconnect(`no update for ${STALE_AFTER_MS / 1000} s`)
   }, STALE_AFTER_MS)
 }
 
@@ -179,6 +178,7 @@ let fdbTotal = 0
 
 function onTick (m: Extract<ConsoleMessage, { type: 'tick' }>): void {
   markLive()
+  if (!$('status').classList.contains('live')) setStatus('live', true)
   lastPorts = m.ports
   lastNetworks = m.networks
   lastTime = m.time

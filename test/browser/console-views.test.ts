@@ -139,6 +139,29 @@ describe('web console views in chromium (browser)', function () {
     assert.equal(await opacity(), 1)
   })
 
+  it('marks the page stale when the stream stays open but brings no update, and reconnects', async () => {
+    await start()
+    await connect('alice')
+    // The stream through a relay the test can silence (a switchd that hangs, a network that loses packets without closing).
+    let relays = 0
+    let silenced = 0
+    await page.routeWebSocket('**/api/v1/events', (ws) => {
+      const id = ++relays
+      const upstream = ws.connectToServer()
+      upstream.onMessage((m) => { if (id !== silenced) ws.send(m) })
+    })
+    await login(page, base, TOKEN, 'alice')
+    // (The page first tries without a token, as for a switchd that needs none: the last stream is the live one.)
+    silenced = relays
+    const banner = page.locator('#stale')
+    await banner.waitFor({ state: 'visible', timeout: 15_000 })
+    assert.match(await banner.textContent() ?? '', /no update for 5 s/)
+    // The page gave that stream up and opened another, which brings updates: the marks go.
+    await banner.waitFor({ state: 'hidden', timeout: 30_000 })
+    assert.ok(relays > silenced, 'a new stream')
+    await page.locator('#status', { hasText: /^live$/ }).waitFor({ timeout: MIN_WAIT_MS })
+  })
+
   it('shows the drop log by port and reason, each reason explained, with the port\'s own count, and follows it', async () => {
     await start()
     await connect('alice', 'bob')

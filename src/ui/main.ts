@@ -99,8 +99,15 @@ function connect (): void {
     // A refused upgrade: the browser does not say why (401, 429 and 503 look alike), so ask the API, which shares the check.
     if (!opened) { void refused(); return }
     if (ev.code === 1008) { forget(ev.reason); return }
-    reconnect(`disconnected (${ev.code})`)
+    reconnect(closeWhy(ev.code))
   }
+}
+
+/** A closed stream's code in words (the code too, for a search). */
+function closeWhy (code: number): string {
+  if (code === 1001) return 'switchd is shutting down or restarting (1001)'
+  if (code === 1006) return 'the connection to switchd was lost (1006)'
+  return `the stream was closed (${code})`
 }
 
 function reconnect (why: string): void {

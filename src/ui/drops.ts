@@ -45,8 +45,9 @@ export function drawDrops (body: HTMLElement, note: HTMLElement, groups: DropGro
     el('td', { class: 'num', title: 'the port\'s own count for this reason since it connected (— once it has left)' }, portCount(ports, g)),
     el('td', { class: 'seen', title: g.last.time }, `${clock(g.lastMs)} (${duration((now - g.lastMs) / 1000)} ago)`),
     el('td', { class: 'frame' }, frameText(g.last)))))
-  const lost = groups.lost > 0 ? ` ${si(groups.lost)} drops came and went between two reads (the log keeps the last ${groups.size} per network).` : ''
+  const kept = groups.size > 0 ? ` (the log keeps the last ${groups.size} per network)` : ''
+  const lost = groups.lost > 0 ? ` ${si(groups.lost)} drops came and went between two reads${kept}.` : ''
   note.textContent = groups.rows().length === 0
-    ? `The drop log is empty: no frame was dropped (it keeps the last ${groups.size} per network).` + lost
+    ? `The drop log is empty: no frame was dropped${kept}.` + lost
     : `${si(groups.total)} drops read from the log, in ${rows.length} rows.${lost}`
 }

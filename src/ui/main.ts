@@ -9,28 +9,23 @@
  * into the page as text (textContent, SVG text nodes), never as markup.
  */
 
-import type { ConsoleMessage, DropsJson, FdbJson, LeaseJson, LogEntryJson, NetworkJson, PortJson, CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../common/api-types'
-import { PcapReader, describeFrame } from './decode'
+import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson, CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../common/api-types'
 import { conditionBody, conditionText, formFrom, held, linkIsDown } from './condition'
 import { $, el } from './dom'
 import { si, count, bytes, bitRate } from './format'
 import { topology } from './topology'
-import { auth, headers, post, getJson, setToken } from './api'
+import { auth, headers, post, setToken } from './api'
 import { HISTORY, axis, drawChart, newChart, niceCeiling, type Chart } from './chart'
-import { drawDrops, POLL_MS as DROPS_POLL_MS } from './drops'
-import { DropGroups } from './drop-groups'
-import { drawLeases, POLL_MS as LEASES_POLL_MS } from './leases'
+import { live, showPolled, redrawPolled } from './polled'
 import { confirmAction, initConfirm } from './confirm'
+import { fillCaptureChoices, startCapture, stopCapture, downloadCapture } from './capture'
 import { markStale, markLive, STALE_AFTER_MS } from './stale'
 
 /** The event stream's subprotocol, and the token offered beside it (a browser cannot set Authorization on a WebSocket). */
 const SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
 const BEARER: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
-/** Lines kept in the event log (info lines, and as many warnings and errors) and the capture list. */
+/** Lines kept in the event log (info lines, and as many warnings and errors). */
 const MAX_EVENTS = 500
-const MAX_CAPTURE_LINES = 1000
-/** What the page asks a capture for: bounded, so the page's memory is too. */
-const CAPTURE_QUERY = 'count=10000&bytes=20000000&duration=600'
 /** FDB rows drawn at once (after the search). */
 const FDB_SHOWN = 500
 
@@ -178,8 +173,6 @@ interface PortState {
 const portRows = new Map<number, PortState>()
 let lastPorts: PortJson[] = []
 let lastNetworks: NetworkJson[] = []
-/** switchd's clock at the last tick (ms since the epoch): "ago" in the drops and leases is against it. */
-let lastTime = Date.now()
 let fdbRows: FdbJson[] = []
 let fdbTotal = 0
 
@@ -188,16 +181,16 @@ function onTick (m: Extract<ConsoleMessage, { type: 'tick' }>): void {
   if (!$('status').classList.contains('live')) setStatus('live', true)
   lastPorts = m.ports
   lastNetworks = m.networks
-  lastTime = m.time
+  live.ports = m.ports
+  live.time = m.time
   drawNetworks(m.networks)
   drawPorts(m.ports, m.time)
   drawPortsNote(m.ports.length, m.portsTotal)
   if (m.fdb !== undefined) { fdbRows = m.fdb.rows; fdbTotal = m.fdb.total; drawFdb() }
   drawTopology()
-  fillCaptureChoices()
+  fillCaptureChoices(lastNetworks, lastPorts)
   // The port's counts and "ago" move with the ticks; the rows themselves with each read.
-  if (!$('tab-drops').hidden) redrawDrops()
-  if (!$('tab-leases').hidden) redrawLeases()
+  redrawPolled()
 }
 
 function drawNetworks (nets: NetworkJson[]): void {
@@ -489,150 +482,13 @@ function clearEvents (): void {
   alertLines.length = 0
 }
 
-// ---------- capture ----------
-
-let capture: AbortController | undefined
-let captured: Uint8Array[] = []
-
-function fillCaptureChoices (): void {
-  const nets = $<HTMLSelectElement>('cap-network')
-  const names = lastNetworks.map((n) => n.name)
-  if ([...nets.options].map((o) => o.value).join() !== names.join()) {
-    const was = nets.value
-    nets.replaceChildren(...names.map((n) => el('option', { value: n }, n)))
-    if (names.includes(was)) nets.value = was
-  }
-  const ports = $<HTMLSelectElement>('cap-port')
-  const pnames = ['', ...lastPorts.filter((p) => p.network === nets.value).map((p) => p.name)]
-  if ([...ports.options].map((o) => o.value).join() !== pnames.join()) {
-    const was = ports.value
-    ports.replaceChildren(...pnames.map((n) => el('option', { value: n }, n === '' ? 'any' : n)))
-    if (pnames.includes(was)) ports.value = was
-  }
-}
-
-async function startCapture (): Promise<void> {
-  if (capture !== undefined) return
-  const q = new URLSearchParams({ network: $<HTMLSelectElement>('cap-network').value })
-  const port = $<HTMLSelectElement>('cap-port').value
-  const vlan = $<HTMLInputElement>('cap-vlan').value
-  if (port !== '') q.set('port', port)
-  if (vlan !== '') q.set('vlan', vlan)
-  const ctl = new AbortController()
-  capture = ctl
-  captured = []
-  $('cap-frames').replaceChildren()
-  $<HTMLButtonElement>('cap-start').disabled = true
-  $<HTMLButtonElement>('cap-stop').disabled = false
-  $<HTMLButtonElement>('cap-download').disabled = true
-  const status = $('cap-status')
-  status.textContent = 'starting…'
-  let frames = 0
-  let size = 0
-  try {
-    // A GET with a header: the token stays out of the URL (the query names only what to capture).
-    const r = await fetch(`/api/v1/capture?${q.toString()}&${CAPTURE_QUERY}`, { headers: headers(false), signal: ctl.signal, credentials: 'omit', cache: 'no-store' })
-    if (!r.ok || r.body === null) {
-      const answer = await r.json().catch(() => ({})) as { error?: string }
-      throw new Error(answer.error ?? `HTTP ${r.status}`)
-    }
-    status.textContent = 'capturing'
-    const reader = new PcapReader()
-    const stream = r.body.getReader()
-    const list = $('cap-frames')
-    for (;;) {
-      const { done, value } = await stream.read()
-      if (done) break
-      captured.push(value)
-      size += value.length
-      $<HTMLButtonElement>('cap-download').disabled = false
-      for (const rec of reader.push(value)) {
-        frames++
-        const t = new Date(rec.timeMs).toISOString().slice(11, 23)
-        list.append(el('li', {}, `${t} ${describeFrame(rec.frame)}`))
-        if (list.childElementCount > MAX_CAPTURE_LINES) list.firstElementChild?.remove()
-      }
-      if (reader.error !== undefined) throw new Error(reader.error)
-      status.textContent = `capturing: ${frames} frames, ${bytes(size)}`
-    }
-    status.textContent = `ended: ${frames} frames, ${bytes(size)}`
-  } catch (err) {
-    status.textContent = ctl.signal.aborted ? `stopped: ${frames} frames, ${bytes(size)}` : `capture failed: ${(err as Error).message}`
-  } finally {
-    capture = undefined
-    $<HTMLButtonElement>('cap-start').disabled = false
-    $<HTMLButtonElement>('cap-stop').disabled = true
-  }
-}
-
-function downloadCapture (): void {
-  const blob = new Blob(captured as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
-  const a = el('a', { href: URL.createObjectURL(blob), download: `tapswitch-${new Date().toISOString().replace(/[:.]/g, '-')}.pcap` }) as HTMLAnchorElement
-  document.body.append(a)
-  a.click()
-  a.remove()
-  setTimeout(() => { URL.revokeObjectURL(a.href) }, 10000)
-}
-
-// ---------- drops and leases (read from the API while their tab is open) ----------
-
-const pollers = new Map<string, ReturnType<typeof setInterval>>()
-
-/** Read `read` now and every `ms` while `on`; stop when the tab closes. */
-function poll (name: string, on: boolean, ms: number, read: () => Promise<void>): void {
-  const t = pollers.get(name)
-  if (!on) { if (t !== undefined) { clearInterval(t); pollers.delete(name) } return }
-  if (t !== undefined) return
-  void read()
-  pollers.set(name, setInterval(() => { void read() }, ms))
-}
-
-const dropGroups = new DropGroups()
-let dropsReading = false
-
-async function readDrops (): Promise<void> {
-  if (dropsReading) return
-  dropsReading = true
-  const error = $('drops-error')
-  try {
-    // What came after the last record seen: the first read gets what the logs hold.
-    dropGroups.add(await getJson(`/api/v1/drops?since=${dropGroups.since}`) as DropsJson)
-    error.textContent = ''
-  } catch (err) {
-    error.textContent = `cannot read the drop log: ${(err as Error).message}`
-  } finally { dropsReading = false }
-  redrawDrops()
-}
-
-function redrawDrops (): void {
-  drawDrops($('drops').querySelector('tbody') as HTMLElement, $('drops-note'), dropGroups, lastPorts, lastTime, $<HTMLInputElement>('drops-search').value)
-}
-
-let leases: LeaseJson[] = []
-
-async function readLeases (): Promise<void> {
-  const error = $('leases-error')
-  try {
-    leases = await getJson('/api/v1/leases') as LeaseJson[]
-    error.textContent = ''
-  } catch (err) {
-    error.textContent = `cannot read the leases: ${(err as Error).message}`
-  }
-  redrawLeases()
-}
-
-function redrawLeases (): void {
-  drawLeases($('leases').querySelector('tbody') as HTMLElement, $('leases-note'), leases, lastTime, $<HTMLInputElement>('leases-search').value)
-}
-
 // ---------- wiring ----------
 
 function showTab (name: string): void {
   for (const b of document.querySelectorAll<HTMLElement>('#tabs button')) b.classList.toggle('on', b.dataset.tab === name)
   for (const s of document.querySelectorAll<HTMLElement>('section.tab')) s.hidden = s.id !== `tab-${name}`
   if (name === 'topology') drawTopology()
-  poll('drops', name === 'drops', DROPS_POLL_MS, readDrops)
-  poll('leases', name === 'leases', LEASES_POLL_MS, readLeases)
+  showPolled(name)
 }
 
 function init (): void {
@@ -649,11 +505,11 @@ function init (): void {
   $('logout').addEventListener('click', () => {
     setToken('')
     markLive()
-    for (const name of [...pollers.keys()]) poll(name, false, 0, async () => {})
+    showPolled('')
     const sock = ws
     ws = undefined
     sock?.close()
-    capture?.abort()
+    stopCapture()
     closeEditor()
     showLogin('')
   })
@@ -668,12 +524,12 @@ function init (): void {
       `Every learned entry (of ${fdbTotal} in all) is forgotten; static entries stay. Frames to those stations are flooded until they are learned again.`,
       'Flush all', '/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement)
   })
-  $('drops-search').addEventListener('input', redrawDrops)
-  $('leases-search').addEventListener('input', redrawLeases)
+  $('drops-search').addEventListener('input', redrawPolled)
+  $('leases-search').addEventListener('input', redrawPolled)
   initConfirm()
-  $('cap-network').addEventListener('change', fillCaptureChoices)
+  $('cap-network').addEventListener('change', () => { fillCaptureChoices(lastNetworks, lastPorts) })
   $('cap-start').addEventListener('click', () => { void startCapture() })
-  $('cap-stop').addEventListener('click', () => { capture?.abort() })
+  $('cap-stop').addEventListener('click', stopCapture)
   $('cap-download').addEventListener('click', downloadCapture)
   connect()
 }

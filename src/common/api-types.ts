@@ -22,7 +22,20 @@ export interface PortJson {
   maxMacs: number
   offload: boolean
   /** Trunks to other switches only. */
-  stp?: { role: string, forwarding: boolean, neighbour: string | undefined, bpdusIn: number, bpdusOut: number, badBpdus: number }
+  stp?: {
+    role: string
+    forwarding: boolean
+    /** The far switch's bridge id, from its BPDUs (undefined until one is current). */
+    neighbour: string | undefined
+    /** The far switch's name as this switch knows it: the host of the URL it dialled (a trunk it dialled), or the name the far switch asked for (one it accepted). */
+    peer: string
+    /** The root and the cost to it the far switch advertises (the web console draws the links it implies between other switches). */
+    neighbourRoot: string | undefined
+    neighbourCost: number | undefined
+    bpdusIn: number
+    bpdusOut: number
+    badBpdus: number
+  }
   counters: { rxFrames: number, rxBytes: number, txFrames: number, txBytes: number, loopBlocks: number, securityViolations: number }
   /** Link conditions and failure drills (docs/CONDITIONS.md); absent when the port has none. */
   condition?: PortConditionJson

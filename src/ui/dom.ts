@@ -19,12 +19,3 @@ export function svg (tag: string, attrs: Record<string, string | number> = {}): 
   for (const k of Object.keys(attrs)) e.setAttribute(k, String(attrs[k]))
   return e
 }
-
-/** 1234567 -> "1.23 M" */
-export function si (n: number): string {
-  if (n < 1000) return n < 10 && n % 1 !== 0 ? n.toFixed(1) : String(Math.round(n))
-  const units = ['k', 'M', 'G', 'T']
-  let i = -1
-  while (n >= 1000 && i < units.length - 1) { n /= 1000; i++ }
-  return `${n.toFixed(n < 10 ? 2 : n < 100 ? 1 : 0)} ${units[i] as string}`
-}

@@ -10,49 +10,32 @@
  */
 
 import type { ConsoleMessage, FdbJson, LogEntryJson, NetworkJson, PortJson, CONSOLE_SUBPROTOCOL_NAME, BEARER_SUBPROTOCOL_PREFIX } from '../common/api-types'
-import { PcapReader, describeFrame } from './decode'
 import { conditionBody, conditionText, formFrom, held, linkIsDown } from './condition'
-import { $, el, si, svg } from './dom'
+import { $, el } from './dom'
+import { si, count, bytes, bitRate } from './format'
 import { topology } from './topology'
+import { auth, headers, post, setToken } from './api'
+import { HISTORY, axis, drawChart, newChart, niceCeiling, type Chart } from './chart'
+import { live, showPolled, redrawPolled } from './polled'
+import { confirmAction, initConfirm } from './confirm'
+import { fillCaptureChoices, startCapture, stopCapture, downloadCapture } from './capture'
+import { markStale, markLive, STALE_AFTER_MS } from './stale'
 
-const TOKEN_KEY = 'tapswitch.adminToken'
 /** The event stream's subprotocol, and the token offered beside it (a browser cannot set Authorization on a WebSocket). */
 const SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
 const BEARER: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
-/** Samples kept per port for its chart: one a second. */
-const HISTORY = 60
-/** Lines kept in the event log (info lines, and as many warnings and errors) and the capture list. */
+/** Lines kept in the event log (info lines, and as many warnings and errors). */
 const MAX_EVENTS = 500
-const MAX_CAPTURE_LINES = 1000
-/** What the page asks a capture for: bounded, so the page's memory is too. */
-const CAPTURE_QUERY = 'count=10000&bytes=20000000&duration=600'
 /** FDB rows drawn at once (after the search). */
 const FDB_SHOWN = 500
 
 // ---------- authority ----------
-
-let token = sessionStorage.getItem(TOKEN_KEY) ?? ''
 
 /** The token as a subprotocol: base64url of its UTF-8 bytes, no padding (a subprotocol must be an HTTP token). */
 function bearerProtocol (t: string): string {
   let bin = ''
   for (const b of new TextEncoder().encode(t)) bin += String.fromCharCode(b)
   return BEARER + btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-}
-
-function headers (json: boolean): Record<string, string> {
-  const h: Record<string, string> = {}
-  if (token !== '') h.authorization = 'Bearer ' + token
-  if (json) h['content-type'] = 'application/json'
-  return h
-}
-
-/** A state change through the admin API: JSON (never a "simple" request), token as a header. */
-async function post (path: string, body: unknown = {}, method = 'POST'): Promise<unknown> {
-  const r = await fetch(path, { method, headers: headers(true), body: method === 'DELETE' ? undefined : JSON.stringify(body), credentials: 'omit', cache: 'no-store' })
-  const answer = await r.json().catch(() => ({})) as { error?: string }
-  if (!r.ok) throw new Error(answer.error ?? `HTTP ${r.status}`)
-  return answer
 }
 
 function showLogin (message: string): void {
@@ -75,33 +58,56 @@ function setStatus (text: string, live: boolean): void {
 
 let ws: WebSocket | undefined
 let retry = 1000
+/** Closes a stream that brings no tick for STALE_AFTER_MS (restarted by each tick). */
+let watchdog: ReturnType<typeof setTimeout> | undefined
+
+function watch (sock: WebSocket): void {
+  clearTimeout(watchdog)
+  watchdog = setTimeout(() => {
+    if (ws !== sock) return
+    // Silent but open: the numbers are stale now, not when TCP gives up (reconnect marks them).
+    ws = undefined
+    sock.close()
+    reconnect(`no update for ${STALE_AFTER_MS / 1000} s`)
+  }, STALE_AFTER_MS)
+}
 
 function connect (): void {
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/events'
   // The token is checked before the upgrade: a refused one never gets a socket.
-  const sock = new WebSocket(url, token === '' ? [SUBPROTOCOL] : [SUBPROTOCOL, bearerProtocol(token)])
+  const sock = new WebSocket(url, auth.token === '' ? [SUBPROTOCOL] : [SUBPROTOCOL, bearerProtocol(auth.token)])
   ws = sock
   let opened = false
-  sock.onopen = () => { opened = true }
+  sock.onopen = () => { opened = true; watch(sock) }
   sock.onmessage = (ev) => {
     const m = JSON.parse(String(ev.data)) as ConsoleMessage
     if (m.type === 'welcome') {
       retry = 1000
       onWelcome(m.log, m.actions)
-    } else if (m.type === 'tick') onTick(m)
+    } else if (m.type === 'tick') { watch(sock); onTick(m) }
     else if (m.type === 'log') for (const e of m.entries) addEvent(e)
   }
   sock.onclose = (ev) => {
     if (ws !== sock) return
     ws = undefined
+    clearTimeout(watchdog)
     // A refused upgrade: the browser does not say why (401, 429 and 503 look alike), so ask the API, which shares the check.
     if (!opened) { void refused(); return }
     if (ev.code === 1008) { forget(ev.reason); return }
-    reconnect(`disconnected (${ev.code})`)
+    reconnect(closeWhy(ev.code))
   }
 }
 
+/** A closed stream's code in words (the code too, for a search). */
+function closeWhy (code: number): string {
+  if (code === 1001) return 'switchd is shutting down or restarting (1001)'
+  if (code === 1006) return 'the connection to switchd was lost (1006)'
+  return `the stream was closed (${code})`
+}
+
 function reconnect (why: string): void {
+  // Whatever the page shows is from before now: say so until a tick comes.
+  if (!$('main').hidden) markStale(why)
   setStatus(`${why}; retrying…`, false)
   setTimeout(connect, retry)
   retry = Math.min(retry * 2, 15000)
@@ -109,8 +115,8 @@ function reconnect (why: string): void {
 
 /** Drop the token and ask for one (an empty one is tried first, for a switchd that needs none). */
 function forget (message: string): void {
-  token = ''
-  sessionStorage.removeItem(TOKEN_KEY)
+  setToken('')
+  markLive()
   showLogin(message)
 }
 
@@ -129,7 +135,7 @@ async function askApi (): Promise<{ verdict: Verdict, wait: string }> {
 /** Why the stream's upgrade was refused, as the API answers the same token. */
 async function refused (): Promise<void> {
   const { verdict, wait } = await askApi()
-  if (verdict === 'refused') forget(token !== '' ? 'That token was refused.' : '')
+  if (verdict === 'refused') forget(auth.token !== '' ? 'That token was refused.' : '')
   else if (verdict === 'throttled') showLogin(`Too many wrong tokens from this address: try again in ${wait} s.`)
   else reconnect('cannot open the event stream')
 }
@@ -149,7 +155,7 @@ function onWelcome (log: LogEntryJson[], acts: string[]): void {
   $('login').hidden = true
   $('main').hidden = false
   $('tabs').hidden = false
-  $('logout').hidden = token === ''
+  $('logout').hidden = auth.token === ''
   setStatus('live', true)
   clearEvents()
   for (const e of log) addEvent(e)
@@ -158,9 +164,11 @@ function onWelcome (log: LogEntryJson[], acts: string[]): void {
 // ---------- networks and ports ----------
 
 interface PortState {
-  row: HTMLTableRowElement, cells: HTMLElement[], spark: SVGElement, line: SVGElement, history: number[], last: PortJson, lastTime: number, actionsKey: string
+  row: HTMLTableRowElement, cells: HTMLElement[], chart: Chart, rxHistory: number[], txHistory: number[], last: PortJson, lastTime: number, actionsKey: string
   /** The condition cell's two parts: what the condition is, and what it holds now. */
   cond: HTMLElement, held: HTMLElement
+  /** The rate cells' two lines each: frames/s and bit/s. */
+  rxF: HTMLElement, rxB: HTMLElement, txF: HTMLElement, txB: HTMLElement
 }
 const portRows = new Map<number, PortState>()
 let lastPorts: PortJson[] = []
@@ -169,14 +177,20 @@ let fdbRows: FdbJson[] = []
 let fdbTotal = 0
 
 function onTick (m: Extract<ConsoleMessage, { type: 'tick' }>): void {
+  markLive()
+  if (!$('status').classList.contains('live')) setStatus('live', true)
   lastPorts = m.ports
   lastNetworks = m.networks
+  live.ports = m.ports
+  live.time = m.time
   drawNetworks(m.networks)
   drawPorts(m.ports, m.time)
   drawPortsNote(m.ports.length, m.portsTotal)
   if (m.fdb !== undefined) { fdbRows = m.fdb.rows; fdbTotal = m.fdb.total; drawFdb() }
   drawTopology()
-  fillCaptureChoices()
+  fillCaptureChoices(lastNetworks, lastPorts)
+  // The port's counts and "ago" move with the ticks; the rows themselves with each read.
+  redrawPolled()
 }
 
 function drawNetworks (nets: NetworkJson[]): void {
@@ -187,9 +201,9 @@ function drawNetworks (nets: NetworkJson[]): void {
     add('ports', String(n.ports))
     add('fdb entries', `${n.fdb.entries ?? 0} / ${n.fdb.maxEntries ?? 0}`)
     const sum = (prefix: string): number => Object.keys(n.counters).filter((k) => k.startsWith(prefix)).reduce((a, k) => a + (n.counters[k] ?? 0), 0)
-    add('forwarded', si(n.counters.forwarded ?? 0))
-    add('flooded', si(sum('flooded')))
-    add('dropped', si(sum('drop')))
+    add('forwarded', count(n.counters.forwarded ?? 0, 'frames'))
+    add('flooded', count(sum('flooded'), 'frames'))
+    add('dropped', count(sum('drop'), 'frames'))
     add('spanning-tree root', n.stp.root === n.stp.bridge ? 'this switch' : n.stp.root)
     return el('div', { class: 'card', 'data-network': n.name }, el('h3', {}, `network ${n.name}`), dl)
   }))
@@ -208,22 +222,27 @@ function totalDrops (p: PortJson): number {
 function newRow (p: PortJson, time: number): PortState {
   const cells: HTMLElement[] = []
   const row = el('tr', { 'data-port': p.name }) as HTMLTableRowElement
-  const classes = ['', '', '', '', 'state', 'condition', '', 'num rx-fps', 'num tx-fps', 'num rx-bps', 'num tx-bps', 'num drops', 'chart', 'actions']
+  const classes = ['', '', '', '', 'state', 'condition', '', 'num rx', 'num tx', 'num drops', 'chart', 'actions']
   for (const c of classes) { const td = el('td', c === '' ? {} : { class: c }); cells.push(td); row.append(td) }
   const cond = el('span', { class: 'cond' })
   const heldText = el('span', { class: 'held muted' })
   cells[COL_CONDITION]?.append(cond, heldText)
-  const spark = svg('svg', { class: 'spark', width: 100, height: 24, viewBox: `0 0 ${HISTORY} 24`, preserveAspectRatio: 'none', role: 'img' })
-  const line = svg('polyline', { points: '', 'vector-effect': 'non-scaling-stroke' })
-  spark.append(line)
-  cells[COL_CHART]?.append(spark)
+  const line = (cls: string): HTMLElement => el('span', { class: cls })
+  const rxF = line('rx-fps'); const rxB = line('rx-bps'); const txF = line('tx-fps'); const txB = line('tx-bps')
+  cells[COL_RX]?.append(rxF, el('br'), rxB)
+  cells[COL_TX]?.append(txF, el('br'), txB)
+  const chart = newChart()
+  cells[COL_CHART]?.append(chart.root)
   // A flat line from the start: the chart reads as "nothing yet", not as a dot.
-  return { row, cells, spark, line, history: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '', cond, held: heldText }
+  return { row, cells, chart, rxHistory: new Array<number>(HISTORY).fill(0), txHistory: new Array<number>(HISTORY).fill(0), last: p, lastTime: time, actionsKey: '', cond, held: heldText, rxF, rxB, txF, txB }
 }
 
 const COL_CONDITION = 5
-const COL_CHART = 12
-const COL_ACTIONS = 13
+const COL_RX = 7
+const COL_TX = 8
+const COL_DROPS = 9
+const COL_CHART = 10
+const COL_ACTIONS = 11
 
 /**
  * How each action of PORT_ACTIONS (console.ts) is asked of the API: link up/down
@@ -247,13 +266,24 @@ function drawActions (s: PortState, p: PortJson): void {
     // Own keys only: an action named like an Object.prototype member is a plain action, not a lookup hit.
     const b = el('button', { type: 'button', 'data-action': a }, Object.hasOwn(LABELS, a) ? LABELS[a] as string : a)
     const [endpoint, body] = Object.hasOwn(BODIES, a) ? BODIES[a] as [string, unknown] : [a, {}]
+    const path = `${portPath(p)}/${endpoint}?network=${encodeURIComponent(p.network)}`
     b.addEventListener('click', a === 'condition'
       ? () => { toggleEditor(p.id) }
-      : () => { void act(`${portPath(p)}/${endpoint}?network=${encodeURIComponent(p.network)}`, body, b) })
+      : a === 'disconnect'
+        ? () => {
+            void confirmed(`Disconnect port ${p.name} (network ${p.network})?`,
+              `switchd closes its connection and forgets its MACs; frames to them are flooded until they are learned again. ${p.kind === 'tapswitch' || p.kind === 'trunk' ? 'Its agent (or trunk) will dial again by itself.' : 'It comes back only if its client connects again.'}`,
+              'Disconnect', path, body, b)
+          }
+        : () => { void act(path, body, b) })
     return b
   })
   const flush = el('button', { type: 'button', 'data-action': 'flush' }, 'flush fdb')
-  flush.addEventListener('click', () => { void act('/api/v1/fdb/flush', { network: p.network, port: p.name }, flush) })
+  flush.addEventListener('click', () => {
+    void confirmed(`Flush the fdb entries of port ${p.name} (network ${p.network})?`,
+      `Its ${p.fdbEntries} learned MAC${p.fdbEntries === 1 ? '' : 's'} are forgotten (static entries stay); frames to them are flooded until they are learned again.`,
+      'Flush', '/api/v1/fdb/flush', { network: p.network, port: p.name }, flush)
+  })
   s.cells[COL_ACTIONS]?.replaceChildren(...buttons, flush)
 }
 
@@ -323,6 +353,11 @@ async function submitCondition (clear: boolean, button: HTMLElement): Promise<vo
   }
 }
 
+/** An action that cannot be taken back: only once the operator confirms it. */
+async function confirmed (title: string, detail: string, label: string, path: string, body: unknown, button: HTMLElement): Promise<void> {
+  if (await confirmAction(title, detail, label)) await act(path, body, button)
+}
+
 async function act (path: string, body: unknown, button: HTMLElement): Promise<void> {
   button.setAttribute('disabled', '')
   try {
@@ -334,9 +369,13 @@ async function act (path: string, body: unknown, button: HTMLElement): Promise<v
   }
 }
 
+/** The column header's time axis, drawn once. */
+let chartAxis: SVGElement | undefined
+
 function drawPorts (ports: PortJson[], time: number): void {
   const body = $('ports').querySelector('tbody') as HTMLElement
   const seen = new Set<number>()
+  let peak = 0
   for (const p of ports) {
     seen.add(p.id)
     let s = portRows.get(p.id)
@@ -347,28 +386,29 @@ function drawPorts (ports: PortJson[], time: number): void {
     const txF = rate(p.counters.txFrames, s.last.counters.txFrames)
     const rxB = rate(p.counters.rxBytes, s.last.counters.rxBytes)
     const txB = rate(p.counters.txBytes, s.last.counters.txBytes)
-    if (dt > 0) { s.history.push(rxF + txF); if (s.history.length > HISTORY) s.history.shift() }
+    if (dt > 0) {
+      s.rxHistory.push(rxF); s.txHistory.push(txF)
+      if (s.rxHistory.length > HISTORY) s.rxHistory.shift()
+      if (s.txHistory.length > HISTORY) s.txHistory.shift()
+    }
+    for (const v of s.rxHistory) peak = Math.max(peak, v)
+    for (const v of s.txHistory) peak = Math.max(peak, v)
     const c = s.cells
-    const text = (i: number, v: string): void => { const cell = c[i]; if (cell !== undefined && cell.textContent !== v) cell.textContent = v }
-    text(0, p.name); text(1, p.network); text(2, p.kind); text(3, vlanMode(p))
-    text(4, p.state + (p.blockedSeconds > 0 ? ` (${p.blockedSeconds} s)` : ''))
+    const set = (e: HTMLElement | undefined, v: string): void => { if (e !== undefined && e.textContent !== v) e.textContent = v }
+    set(c[0], p.name); set(c[1], p.network); set(c[2], p.kind); set(c[3], vlanMode(p))
+    set(c[4], p.state + (p.blockedSeconds > 0 ? ` (${p.blockedSeconds} s)` : ''))
     if (c[4] !== undefined) c[4].className = `state state-${p.state}`
     s.row.classList.toggle('link-down', p.state === 'down')
-    const condText = conditionText(p.condition)
-    if (s.cond.textContent !== condText) s.cond.textContent = condText
+    set(s.cond, conditionText(p.condition))
     const h = held(p.condition)
     // What the queues hold, where there are queues (a pulled cable alone has none).
     const queues = p.condition?.in !== undefined || p.condition?.out !== undefined
-    const heldText = queues ? ` · held ${h.frames}${h.bytes > 0 ? ` (${si(h.bytes)}B)` : ''}` : ''
-    if (s.held.textContent !== heldText) s.held.textContent = heldText
-    text(6, `${p.fdbEntries} / ${p.maxMacs}`)
-    text(7, si(rxF)); text(8, si(txF)); text(9, si(rxB)); text(10, si(txB))
-    text(11, si(totalDrops(p)))
-    c[11]?.setAttribute('title', Object.keys(p.drops).filter((k) => (p.drops[k] ?? 0) > 0).map((k) => `${k}: ${p.drops[k] ?? 0}`).join('\n'))
-    const max = Math.max(1, ...s.history)
-    const off = HISTORY - s.history.length
-    s.line.setAttribute('points', s.history.map((v, i) => `${off + i},${(23 - (v / max) * 22).toFixed(1)}`).join(' '))
-    s.spark.setAttribute('aria-label', `peak ${si(max)} frames/s`)
+    set(s.held, queues ? ` · held ${h.frames}${h.bytes > 0 ? ` (${bytes(h.bytes)})` : ''}` : '')
+    set(c[6], `${p.fdbEntries} / ${p.maxMacs}`)
+    set(s.rxF, count(rxF, 'frames/s')); set(s.rxB, bitRate(rxB))
+    set(s.txF, count(txF, 'frames/s')); set(s.txB, bitRate(txB))
+    set(c[COL_DROPS], count(totalDrops(p), 'frames'))
+    c[COL_DROPS]?.setAttribute('title', Object.keys(p.drops).filter((k) => (p.drops[k] ?? 0) > 0).map((k) => `${k}: ${p.drops[k] ?? 0}`).join('\n'))
     drawActions(s, p)
     s.last = p
     s.lastTime = time
@@ -379,6 +419,12 @@ function drawPorts (ports: PortJson[], time: number): void {
     s.row.remove()
     portRows.delete(id)
   }
+  // One scale for every row, so rows compare: the busiest port's peak of the last minute, rounded up.
+  const scale = niceCeiling(peak)
+  for (const s of portRows.values()) drawChart(s.chart, s.rxHistory, s.txHistory, scale)
+  if (chartAxis === undefined) { chartAxis = axis(); $('chart-axis').append(chartAxis) }
+  const text = `frames/s, 0 to ${si(scale)} (one scale, all rows)`
+  if ($('chart-scale').textContent !== text) $('chart-scale').textContent = text
   $('ports-empty').hidden = ports.length > 0
 }
 
@@ -436,97 +482,13 @@ function clearEvents (): void {
   alertLines.length = 0
 }
 
-// ---------- capture ----------
-
-let capture: AbortController | undefined
-let captured: Uint8Array[] = []
-
-function fillCaptureChoices (): void {
-  const nets = $<HTMLSelectElement>('cap-network')
-  const names = lastNetworks.map((n) => n.name)
-  if ([...nets.options].map((o) => o.value).join() !== names.join()) {
-    const was = nets.value
-    nets.replaceChildren(...names.map((n) => el('option', { value: n }, n)))
-    if (names.includes(was)) nets.value = was
-  }
-  const ports = $<HTMLSelectElement>('cap-port')
-  const pnames = ['', ...lastPorts.filter((p) => p.network === nets.value).map((p) => p.name)]
-  if ([...ports.options].map((o) => o.value).join() !== pnames.join()) {
-    const was = ports.value
-    ports.replaceChildren(...pnames.map((n) => el('option', { value: n }, n === '' ? 'any' : n)))
-    if (pnames.includes(was)) ports.value = was
-  }
-}
-
-async function startCapture (): Promise<void> {
-  if (capture !== undefined) return
-  const q = new URLSearchParams({ network: $<HTMLSelectElement>('cap-network').value })
-  const port = $<HTMLSelectElement>('cap-port').value
-  const vlan = $<HTMLInputElement>('cap-vlan').value
-  if (port !== '') q.set('port', port)
-  if (vlan !== '') q.set('vlan', vlan)
-  const ctl = new AbortController()
-  capture = ctl
-  captured = []
-  $('cap-frames').replaceChildren()
-  $<HTMLButtonElement>('cap-start').disabled = true
-  $<HTMLButtonElement>('cap-stop').disabled = false
-  $<HTMLButtonElement>('cap-download').disabled = true
-  const status = $('cap-status')
-  status.textContent = 'starting…'
-  let frames = 0
-  let bytes = 0
-  try {
-    // A GET with a header: the token stays out of the URL (the query names only what to capture).
-    const r = await fetch(`/api/v1/capture?${q.toString()}&${CAPTURE_QUERY}`, { headers: headers(false), signal: ctl.signal, credentials: 'omit', cache: 'no-store' })
-    if (!r.ok || r.body === null) {
-      const answer = await r.json().catch(() => ({})) as { error?: string }
-      throw new Error(answer.error ?? `HTTP ${r.status}`)
-    }
-    status.textContent = 'capturing'
-    const reader = new PcapReader()
-    const stream = r.body.getReader()
-    const list = $('cap-frames')
-    for (;;) {
-      const { done, value } = await stream.read()
-      if (done) break
-      captured.push(value)
-      bytes += value.length
-      $<HTMLButtonElement>('cap-download').disabled = false
-      for (const rec of reader.push(value)) {
-        frames++
-        const t = new Date(rec.timeMs).toISOString().slice(11, 23)
-        list.append(el('li', {}, `${t} ${describeFrame(rec.frame)}`))
-        if (list.childElementCount > MAX_CAPTURE_LINES) list.firstElementChild?.remove()
-      }
-      if (reader.error !== undefined) throw new Error(reader.error)
-      status.textContent = `capturing: ${frames} frames, ${si(bytes)} bytes`
-    }
-    status.textContent = `ended: ${frames} frames, ${si(bytes)} bytes`
-  } catch (err) {
-    status.textContent = ctl.signal.aborted ? `stopped: ${frames} frames, ${si(bytes)} bytes` : `capture failed: ${(err as Error).message}`
-  } finally {
-    capture = undefined
-    $<HTMLButtonElement>('cap-start').disabled = false
-    $<HTMLButtonElement>('cap-stop').disabled = true
-  }
-}
-
-function downloadCapture (): void {
-  const blob = new Blob(captured as BlobPart[], { type: 'application/vnd.tcpdump.pcap' })
-  const a = el('a', { href: URL.createObjectURL(blob), download: `tapswitch-${new Date().toISOString().replace(/[:.]/g, '-')}.pcap` }) as HTMLAnchorElement
-  document.body.append(a)
-  a.click()
-  a.remove()
-  setTimeout(() => { URL.revokeObjectURL(a.href) }, 10000)
-}
-
 // ---------- wiring ----------
 
 function showTab (name: string): void {
   for (const b of document.querySelectorAll<HTMLElement>('#tabs button')) b.classList.toggle('on', b.dataset.tab === name)
   for (const s of document.querySelectorAll<HTMLElement>('section.tab')) s.hidden = s.id !== `tab-${name}`
   if (name === 'topology') drawTopology()
+  showPolled(name)
 }
 
 function init (): void {
@@ -534,20 +496,20 @@ function init (): void {
   $('login').addEventListener('submit', (ev) => {
     ev.preventDefault()
     const input = $<HTMLInputElement>('token')
-    token = input.value.trim()
+    setToken(input.value.trim())
     input.value = ''
-    sessionStorage.setItem(TOKEN_KEY, token)
     $('login-error').textContent = ''
     setStatus('connecting…', false)
     void logIn()
   })
   $('logout').addEventListener('click', () => {
-    token = ''
-    sessionStorage.removeItem(TOKEN_KEY)
+    setToken('')
+    markLive()
+    showPolled('')
     const sock = ws
     ws = undefined
     sock?.close()
-    capture?.abort()
+    stopCapture()
     closeEditor()
     showLogin('')
   })
@@ -556,10 +518,18 @@ function init (): void {
   $('cond-close').addEventListener('click', closeEditor)
   $('cond-editor').addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeEditor() })
   $('fdb-search').addEventListener('input', drawFdb)
-  $('fdb-flush').addEventListener('click', (ev) => { void act('/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement) })
-  $('cap-network').addEventListener('change', fillCaptureChoices)
+  $('fdb-flush').addEventListener('click', (ev) => {
+    const names = lastNetworks.map((n) => n.name).join(', ')
+    void confirmed(`Flush the whole fdb (every network: ${names})?`,
+      `Every learned entry (of ${fdbTotal} in all) is forgotten; static entries stay. Frames to those stations are flooded until they are learned again.`,
+      'Flush all', '/api/v1/fdb/flush', {}, ev.currentTarget as HTMLElement)
+  })
+  $('drops-search').addEventListener('input', redrawPolled)
+  $('leases-search').addEventListener('input', redrawPolled)
+  initConfirm()
+  $('cap-network').addEventListener('change', () => { fillCaptureChoices(lastNetworks, lastPorts) })
   $('cap-start').addEventListener('click', () => { void startCapture() })
-  $('cap-stop').addEventListener('click', () => { capture?.abort() })
+  $('cap-stop').addEventListener('click', stopCapture)
   $('cap-download').addEventListener('click', downloadCapture)
   connect()
 }

@@ -1,20 +1,57 @@
-/** The console's topology picture (inline SVG): one network as this switch, its trunks and its ports. */
+/**
+ * The console's topology picture (inline SVG): one network as this switch, its
+ * neighbours and its ports.
+ *
+ * A neighbour is one far switch (its bridge id, from its BPDUs), whatever the
+ * number of trunks to it, labelled by the name this switch knows it by (the
+ * host it dialled, or the name the far switch asked for), with its full bridge
+ * id on hover. Links between two OTHER switches are drawn where the BPDUs
+ * prove them: a neighbour that advertises cost 1 to a root other than us has
+ * a link to that root (thin grey line); one further away gets a dotted line
+ * to the root, marked with its hops. Nothing is guessed beyond that.
+ */
 
 import type { NetworkJson, PortJson } from '../common/api-types'
 import { svg } from './dom'
 
-/** The end of a bridge id (priority and MAC in hex): enough to tell neighbours apart. */
-function short (bridge: string): string { return bridge.length > 14 ? '…' + bridge.slice(-11) : bridge }
+/** The end of a bridge id (priority and random part in hex): enough to tell switches apart on the picture. */
+function short (bridge: string): string { return bridge.length > 14 ? '…' + bridge.slice(-8) : bridge }
 
-/**
- * One network: this switch in the middle, trunks to their neighbours on the upper arc, access ports on the
- * lower one (so labels never cross), the spanning-tree root marked ★.
- */
+function clip (t: string, n: number): string { return t.length > n ? t.slice(0, n - 1) + '…' : t }
+
+type Stp = NonNullable<PortJson['stp']>
+interface Neighbour { key: string, bridge: string | undefined, peer: string, ports: PortJson[], root: string | undefined, cost: number | undefined, x: number, y: number }
+
+/** The trunks grouped by the switch at their far end (one without a BPDU yet is a switch of its own). */
+function neighbours (trunks: PortJson[]): Neighbour[] {
+  const byKey = new Map<string, Neighbour>()
+  for (const p of trunks) {
+    const st = p.stp as Stp
+    const key = st.neighbour ?? `port:${p.id}`
+    let n = byKey.get(key)
+    if (n === undefined) {
+      n = { key, bridge: st.neighbour, peer: st.peer ?? p.name, ports: [], root: st.neighbourRoot, cost: st.neighbourCost, x: 0, y: 0 }
+      byKey.set(key, n)
+    }
+    n.ports.push(p)
+  }
+  return [...byKey.values()]
+}
+
+/** One network: this switch in the middle, its neighbours on the upper arc, access ports on the lower one (so labels never cross). */
 export function topology (n: NetworkJson, ports: PortJson[]): SVGElement {
-  const W = 560; const H = 420; const cx = W / 2; const cy = H / 2 - 10
+  const W = 560; const H = 460; const cx = W / 2; const cy = H / 2 + 10
   const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `network ${n.name}` })
-  const text = (x: number, y: number, t: string, anchor = 'middle'): void => {
-    const e = svg('text', { x: x.toFixed(1), y: y.toFixed(1), 'text-anchor': anchor }); e.textContent = t; root.append(e)
+  const text = (x: number, y: number, t: string, anchor = 'middle', cls = ''): SVGElement => {
+    const e = svg('text', { x: x.toFixed(1), y: y.toFixed(1), 'text-anchor': anchor, ...(cls !== '' ? { class: cls } : {}) }); e.textContent = t; root.append(e); return e
+  }
+  /** A hover text (SVG <title>) on `e`; a label goes into a group with it, so its own text stays its text. */
+  const hover = (e: SVGElement, t: string): void => {
+    const h = svg('title'); h.textContent = t
+    if (e.tagName !== 'text') { e.append(h); return }
+    const g = svg('g')
+    e.replaceWith(g)
+    g.append(h, e)
   }
   text(10, 18, `network ${n.name}`, 'start')
   const trunks = ports.filter((p) => p.stp !== undefined)
@@ -33,18 +70,63 @@ export function topology (n: NetworkJson, ports: PortJson[]): SVGElement {
     text(x, y + 20 + (i % 2) * 13, p.name + (p.state === 'forwarding' ? '' : ` (${p.state})`))
   })
   if (access.length > shown.length) text(W - 10, H - 10, `+${access.length - shown.length} more ports`, 'end')
-  trunks.forEach((p, i) => {
-    const [x, y] = arc(i, trunks.length, (-5 * Math.PI) / 6, -Math.PI / 6, 130)
-    const stp = p.stp as NonNullable<PortJson['stp']>
-    root.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: stp.forwarding ? '' : 'down' }))
-    root.append(svg('circle', { cx: x, cy: y, r: 16, class: 'peer' }))
-    const isRoot = stp.neighbour !== undefined && stp.neighbour === n.stp.root
-    text(x, y - 36, `${isRoot ? '★ ' : ''}${short(stp.neighbour ?? '?')}`)
-    text(x, y - 22, `${p.name.length > 28 ? p.name.slice(0, 27) + '…' : p.name}`)
-    const left = x < cx
-    text((cx + x) / 2 + (left ? -8 : 8), (cy + y) / 2 + 4, `${stp.role}${stp.forwarding ? '' : ' (discarding)'}`, left ? 'end' : 'start')
-  })
+
+  const near = neighbours(trunks)
+  near.forEach((nb, i) => { [nb.x, nb.y] = arc(i, near.length, (-5 * Math.PI) / 6, -Math.PI / 6, 140) })
+  const byBridge = new Map(near.filter((nb) => nb.bridge !== undefined).map((nb) => [nb.bridge as string, nb]))
+  const me = n.stp.bridge
+  // The root, when it is neither this switch nor a neighbour: drawn at the top, known by its id only.
+  const farRoot = n.stp.root !== me && !byBridge.has(n.stp.root) ? { x: cx, y: 34 } : undefined
+  const at = (bridge: string): { x: number, y: number } | undefined => byBridge.get(bridge) ?? (bridge === n.stp.root ? farRoot : undefined)
+
+  // Links between other switches, under everything else.
+  for (const nb of near) {
+    if (nb.root === undefined || nb.cost === undefined || nb.root === me || nb.root === nb.bridge) continue
+    const to = at(nb.root)
+    if (to === undefined) continue
+    // Bowed away from this switch, so the curve passes outside the neighbours' labels.
+    const mx = (nb.x + to.x) / 2; const my = (nb.y + to.y) / 2
+    const d = Math.hypot(mx - cx, my - cy) || 1
+    const bow = 40
+    const qx = mx + ((mx - cx) / d) * bow; const qy = my + ((my - cy) / d) * bow
+    const path = svg('path', { d: `M${nb.x.toFixed(1)},${nb.y.toFixed(1)} Q${qx.toFixed(1)},${qy.toFixed(1)} ${to.x.toFixed(1)},${to.y.toFixed(1)}`, class: nb.cost === 1 ? 'learned' : 'learned hops' })
+    hover(path, nb.cost === 1
+      ? `${nb.peer} has a link to the root ${nb.root} (its BPDUs: cost 1)`
+      : `${nb.peer} is ${nb.cost} hops from the root ${nb.root} (its BPDUs); the switches between are not known here`)
+    root.append(path)
+    if (nb.cost > 1) text((nb.x + to.x) / 2 + ((mx - cx) / d) * (bow / 2), (nb.y + to.y) / 2 + ((my - cy) / d) * (bow / 2), `${nb.cost} hops`, 'middle', 'hops')
+  }
+
+  for (const nb of near) {
+    const count = nb.ports.length
+    nb.ports.forEach((p, j) => {
+      const stp = p.stp as Stp
+      // Parallel trunks to one switch: side by side.
+      const off = (j - (count - 1) / 2) * 8
+      const d = Math.hypot(nb.x - cx, nb.y - cy) || 1
+      const ox = (-(nb.y - cy) / d) * off; const oy = ((nb.x - cx) / d) * off
+      const line = svg('line', { x1: cx + ox, y1: cy + oy, x2: nb.x + ox, y2: nb.y + oy, class: stp.forwarding ? 'trunk' : 'trunk down' })
+      hover(line, `trunk ${p.name}: ${stp.role}, ${stp.forwarding ? 'forwarding' : 'discarding'}`)
+      root.append(line)
+      const left = nb.x < cx
+      const t = text((cx + nb.x) / 2 + ox + (left ? -8 : 8), (cy + nb.y) / 2 + oy + 4, `${stp.role}${stp.forwarding ? '' : ' (discarding)'}`, left ? 'end' : 'start')
+      hover(t, `trunk ${p.name}`)
+    })
+    const circle = svg('circle', { cx: nb.x, cy: nb.y, r: 16, class: 'peer', 'data-bridge': nb.bridge ?? '' })
+    hover(circle, `bridge id ${nb.bridge ?? '(no BPDU yet)'}\ntrunks: ${nb.ports.map((p) => p.name).join(', ')}`)
+    root.append(circle)
+    const isRoot = nb.bridge !== undefined && nb.bridge === n.stp.root
+    const label = text(nb.x, nb.y - 24, `${isRoot ? '★ ' : ''}${clip(nb.peer, 30)}`, 'middle', 'name')
+    hover(label, `${nb.peer}\nbridge id ${nb.bridge ?? '(no BPDU yet)'}`)
+  }
+
+  if (farRoot !== undefined) {
+    const c = svg('circle', { cx: farRoot.x, cy: farRoot.y, r: 12, class: 'peer far', 'data-bridge': n.stp.root })
+    hover(c, `the spanning-tree root, bridge id ${n.stp.root}: not a neighbour (cost ${n.stp.rootCost} from here)`)
+    root.append(c)
+    hover(text(farRoot.x + 18, farRoot.y + 4, `★ root ${short(n.stp.root)}`, 'start', 'name'), `bridge id ${n.stp.root}`)
+  }
   root.append(svg('circle', { cx, cy, r: 26, class: 'sw' }))
-  text(cx + 34, cy + 4, `${n.stp.root === n.stp.bridge ? '★ ' : ''}this switch ${short(n.stp.bridge)}`, 'start')
+  hover(text(cx + 34, cy + 4, `${n.stp.root === me ? '★ ' : ''}this switch ${short(me)}`, 'start', 'name'), `this switch, bridge id ${me}`)
   return root
 }

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
-import type { PortConditionJson, PortJson } from '../../src/common/api-types'
+import type { NetworkJson, PortConditionJson, PortJson } from '../../src/common/api-types'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
 import { waitFor, MIN_WAIT_MS } from '../helpers/net'
@@ -60,9 +60,9 @@ async function until (check: () => Promise<boolean>, ms: number, what: string): 
   }
 }
 
-/** "1.23 k" -> 1230 (the page's si()). */
+/** "1.23 k frames/s" -> 1230 (the page's count()). */
 function fromSi (text: string | null): number {
-  const m = /^([\d.]+)\s*([kMG]?)$/.exec((text ?? '').trim())
+  const m = /^([\d.]+)\s*([kMG]?) frames\/s$/.exec((text ?? '').trim())
   if (m === null) return NaN
   return Number(m[1]) * ({ '': 1, k: 1e3, M: 1e6, G: 1e9 }[m[2] as string] ?? 1)
 }
@@ -159,21 +159,20 @@ describe('web console in chromium (browser)', function () {
 
   it('shows live rates while traffic flows, and a chart of them', async () => {
     await login()
-    const rx = page.locator('#ports tr[data-port="alice"] td.rx-fps')
-    assert.equal(await rx.textContent(), '0')
+    const rx = page.locator('#ports tr[data-port="alice"] .rx-fps')
+    assert.equal(await rx.textContent(), '0 frames/s')
     const timer = setInterval(() => { clients[0]?.send(Array.from({ length: 20 }, () => eth(MAC_B, MAC_A))) }, 20)
     try {
       await until(async () => fromSi(await rx.textContent()) >= 100, 10000, 'a rate of 100 frames/s or more')
-      const line = page.locator('#ports tr[data-port="alice"] svg.spark polyline')
-      // Points are "x,y" with y = 23 for no traffic: the line must rise off the baseline.
+      const line = page.locator('#ports tr[data-port="alice"] svg.spark polyline.rx')
+      // Points are "x,y" with y = 30 for no traffic and 5 at the scale: the busiest line reaches at least 0.4 of it.
       const peak = async (): Promise<number> => Math.min(...((await line.getAttribute('points')) ?? '').split(' ').map((p) => Number(p.split(',')[1])))
-      await until(async () => await peak() < 10, 10000, 'the chart rising with the rate')
-      await page.screenshot({ path: path.join(SHOTS, 'console-rates.png') })
+      await until(async () => await peak() < 21, 10000, 'the chart rising with the rate')
     } finally {
       clearInterval(timer)
     }
     // The rate falls back once the traffic stops.
-    await until(async () => await rx.textContent() === '0', 10000, 'the rate back at 0')
+    await until(async () => await rx.textContent() === '0 frames/s', 10000, 'the rate back at 0')
   })
 
   it('captures: shows an ICMP frame decoded, and downloads the pcap', async () => {
@@ -319,7 +318,7 @@ describe('web console in chromium (browser)', function () {
     await page.screenshot({ path: path.join(SHOTS, 'console-events.png') })
   })
 
-  it('draws trunks to other switches, the discarding one dashed, and the spanning-tree root', async function () {
+  it('draws trunks to other switches by name (bridge id on hover), the discarding one dashed, the root, and the link between the two others', async function () {
     // A triangle (as in test/integration/trunk.test.ts): B, A dials B, C dials both; one trunk end must discard.
     const profiles = [{ match: 'trunk-*', trunk: true, claimable: true }]
     const others: SwitchServer[] = []
@@ -330,8 +329,8 @@ describe('web console in chromium (browser)', function () {
         return { server: sw, url: `ws://127.0.0.1:${(await sw.listen()).port}` }
       }
       const b = await start({})
-      const a = await start({ trunks: [{ url: b.url + '/net/lab' }] })
-      const c = await start({ trunks: [{ url: a.url + '/net/lab' }, { url: b.url + '/net/lab' }] })
+      const a = await start({ trunks: [{ url: b.url + '/net/lab', name: 'trunk-a' }] })
+      const c = await start({ trunks: [{ url: a.url + '/net/lab', name: 'trunk-c' }, { url: b.url + '/net/lab', name: 'trunk-c' }] })
       const ends = (): NetPort[] => others.flatMap((x) => x.ports().filter((p) => p.stp !== null))
       await waitFor(() => ends().length === 6 && ends().filter((p) => p.stp?.forwarding === true).length === 5, 15000, 'the spanning tree')
       const blocked = others.find((x) => x.ports().some((p) => p.stp !== null && !p.stp.forwarding)) as SwitchServer
@@ -344,6 +343,21 @@ describe('web console in chromium (browser)', function () {
       await lab.locator('circle.peer').nth(1).waitFor({ timeout: MIN_WAIT_MS })
       await lab.locator('line.down').waitFor({ state: 'attached', timeout: MIN_WAIT_MS })
       assert.match(await lab.textContent() ?? '', /★/)
+      // Each neighbour by the name this switch knows it by (the host it dialled, or the name the other asked for), its full bridge id on hover.
+      const trunks = (await (await fetch(url.replace('ws:', 'http:') + '/api/v1/ports?network=lab')).json() as PortJson[]).filter((p) => p.stp !== undefined)
+      assert.equal(trunks.length, 2)
+      const names = await lab.locator('text.name').allTextContents()
+      for (const t of trunks) {
+        const stp = t.stp as NonNullable<PortJson['stp']>
+        assert.ok(names.some((n) => n.replace(/^★ /, '') === stp.peer), `${stp.peer} labels its switch (${names.join(' | ')})`)
+        assert.match(stp.peer, t.kind === 'trunk' ? /^127\.0\.0\.1:\d+$/ : /^trunk-[ac]$/)
+        assert.match(await lab.locator(`circle.peer[data-bridge="${stp.neighbour ?? ''}"] title`).textContent() ?? '', new RegExp(`bridge id ${stp.neighbour ?? '-'}`))
+      }
+      // This switch discards (it is not the root): one neighbour is the root, the other advertises cost 1 to it, so the two are linked.
+      const learned = lab.locator('path.learned')
+      await learned.first().waitFor({ state: 'attached', timeout: MIN_WAIT_MS })
+      const root = (await (await fetch(url.replace('ws:', 'http:') + '/api/v1/networks')).json() as NetworkJson[]).find((n) => n.name === 'lab')?.stp.root ?? '?'
+      assert.match(await learned.first().locator('title').textContent() ?? '', new RegExp(`has a link to the root ${root}`))
       await page.screenshot({ path: path.join(SHOTS, 'console-topology.png') })
     } finally {
       for (const x of others.reverse()) await x.close()
@@ -353,6 +367,7 @@ describe('web console in chromium (browser)', function () {
   it('attack: the token never appears in a URL the page requests', async () => {
     await login()
     await page.click('#ports tr[data-port="carol"] button[data-action="flush"]')
+    await page.click('#confirm-ok')
     await page.click('#ports tr[data-port="carol"] button[data-action="link-down"]')
     await editCondition('carol', { delay: '5ms' }, 'set')
     await until(async () => (await conditions()).length === 1, 5000, 'the condition set')

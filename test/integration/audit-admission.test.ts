@@ -311,6 +311,7 @@ describe('audit: fair admission (integration)', () => {
         await request(port, 'GET', '/readyz'),
         await request(port, 'GET', '/metrics', { authorization: `Bearer ${ADMIN}` }),
         await request(port, 'GET', '/metrics'),
+        await request(port, 'GET', '/net/lab'),
         await request(port, 'GET', '/'),
         await request(port, 'GET', '/healthz', { host: 'evil.example' }),
         // Upgrades refused by us, and one ws itself finds malformed (a bad key).
@@ -318,7 +319,7 @@ describe('audit: fair admission (integration)', () => {
         await request(port, 'GET', '/', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'bad', 'sec-websocket-version': '13' }),
         await request(port, 'GET', '/api/v1/events', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': CONSOLE_SUBPROTOCOL })
       ]
-      assert.deepEqual(answers.map((a) => a.status), [200, 401, 404, 200, 200, 200, 401, 426, 421, 403, 400, 401])
+      assert.deepEqual(answers.map((a) => a.status), [200, 401, 404, 200, 200, 200, 401, 426, 302, 421, 403, 400, 401])
       for (const [i, a] of answers.entries()) {
         assert.equal(a.headers['x-content-type-options'], 'nosniff', `answer ${i} (${a.status})`)
         assert.equal(a.headers['cache-control'], 'no-store', `answer ${i} (${a.status})`)

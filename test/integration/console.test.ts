@@ -140,6 +140,35 @@ describe('web console: server side (integration)', function () {
       assert.ok(total > 0 && total < 200 * 1024, `${total} bytes`)
     })
 
+    it('sends a person who types /, /console or /UI to /ui (302); a network\'s WebSocket path still answers 426', async () => {
+      await start()
+      for (const p of ['/', '/console', '/console/', '/UI', '/Ui/', '/CONSOLE', '/?token=secret']) {
+        for (const method of ['GET', 'HEAD']) {
+          const r = await fetch(base + p, { method, redirect: 'manual' })
+          assert.equal(r.status, 302, `${method} ${p}`)
+          // Only the canonical path: a query (a token meant for the WebSocket path) never follows into the Location.
+          assert.equal(r.headers.get('location'), '/ui', `${method} ${p}`)
+          assert.equal(r.headers.get('x-content-type-options'), 'nosniff', p)
+          await r.arrayBuffer()
+        }
+      }
+      // Followed, the redirect ends on the page.
+      const page = await fetch(base + '/console')
+      assert.equal(page.status, 200)
+      assert.match(await page.text(), /<title>tapswitch console<\/title>/)
+      for (const p of ['/net/lab', '/net/default', '/uix', '/consoles']) {
+        const r = await fetch(base + p, { redirect: 'manual' })
+        assert.equal(r.status, 426, p)
+        assert.match(await r.text(), /connect with a WebSocket client/, p)
+      }
+      // A POST to / is not a person following a link: 426 as before.
+      assert.equal((await fetch(base + '/', { method: 'POST', body: '{}', redirect: 'manual' })).status, 426)
+      // And / stays the default network's WebSocket path: an upgrade there still becomes a port.
+      const c = await TestClient.batched(wsBase + '/', { name: 'after-redirects' })
+      opened.push(c)
+      await waitFor(() => server.ports().some((p) => p.name === 'after-redirects'), 5000, 'the port on /')
+    })
+
     it('answers 404 when the admin API is off', async () => {
       await start({ api: false })
       assert.equal((await fetch(base + '/ui')).status, 404)

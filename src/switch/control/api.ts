@@ -76,7 +76,7 @@ export function portView (p: PortHandle): PortJson {
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
     offload: p.offload,
-    ...(p.stp !== null ? { stp: { role: p.stp.role, forwarding: p.stp.forwarding, neighbour: p.stp.info?.bridge, bpdusIn: p.stp.bpdusIn, bpdusOut: p.stp.bpdusOut, badBpdus: p.stp.badBpdus } } : {}),
+    ...(p.stp !== null ? { stp: stpView(p, p.stp) } : {}),
     counters: {
       rxFrames: p.rxFrames,
       rxBytes: p.rxBytes,
@@ -87,6 +87,22 @@ export function portView (p: PortHandle): PortJson {
     },
     ...(hasCondition(p) ? { condition: conditionView(p) } : {}),
     drops: portDropDetail(p)
+  }
+}
+
+/** A trunk's spanning-tree state, and what it knows of the switch at its far end. */
+function stpView (p: PortHandle, st: NonNullable<PortHandle['stp']>): NonNullable<PortJson['stp']> {
+  return {
+    role: st.role,
+    forwarding: st.forwarding,
+    neighbour: st.info?.bridge,
+    // A trunk we dialled is named `<our name>@<its host>`; one we accepted, by the name the far switch asked for.
+    peer: p.kind === 'trunk' ? p.remote : p.name,
+    neighbourRoot: st.info?.root,
+    neighbourCost: st.info?.cost,
+    bpdusIn: st.bpdusIn,
+    bpdusOut: st.bpdusOut,
+    badBpdus: st.badBpdus
   }
 }
 

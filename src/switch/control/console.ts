@@ -135,6 +135,24 @@ function asset (file: string, type: string): Asset | null {
   return a
 }
 
+/**
+ * Where a plain GET that is not the console's own path belongs: `/` (a person
+ * who typed the address), `/console` and the case variants of `/ui` go to
+ * `/ui`. Only a path that is never a WebSocket port's answers: `/` is the
+ * default network's, but an upgrade never reaches here (server.ts onUpgrade),
+ * and `/net/<name>` keeps its 426. The query is left behind (a `?token=` meant
+ * for the WebSocket path must not follow into a Location).
+ */
+export function consoleRedirect (req: http.IncomingMessage): string | undefined {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return undefined
+  const pathname = requestUrl(req.url)?.pathname
+  if (pathname === undefined) return undefined
+  if (pathname === '/') return '/ui'
+  const lower = pathname.toLowerCase().replace(/\/+$/, '')
+  if ((lower === '/ui' && pathname !== '/ui' && pathname !== '/ui/') || lower === '/console') return '/ui'
+  return undefined
+}
+
 /** Serve /ui and its files; returns false for any other path. */
 export function handleConsole (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchdView): boolean {
   const url = requestUrl(req.url)

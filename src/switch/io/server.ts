@@ -52,7 +52,7 @@ import { isLoopback, splitHostPort } from '../../common/address'
 import { checkExposure, adminOpen, hostAllowed, originAllowed, RESPONSE_HEADERS } from '../control/exposure'
 import { handleApi, refuseAdmin } from '../control/api'
 import { CaptureHub } from '../control/capture'
-import { ConsoleHub, handleConsole, EVENTS_PATH, MAX_CLIENT_MESSAGE } from '../control/console'
+import { ConsoleHub, handleConsole, consoleRedirect, EVENTS_PATH, MAX_CLIENT_MESSAGE } from '../control/console'
 import { switchdRegistry } from '../control/metrics'
 import type { SwitchdView, DaemonCounters, GatewayFacts, PortHandle } from '../control/view'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
@@ -546,6 +546,8 @@ export class SwitchServer implements SwitchdView {
     if (req.url === '/metrics' && this.metricsHttp === undefined && (this.config.adminToken !== undefined || this.adminOpen)) { this.serveMetrics(req, res); return }
     if (handleApi(req, res, this)) return
     if (handleConsole(req, res, this)) return
+    const to = consoleRedirect(req)
+    if (to !== undefined) { res.writeHead(302, { location: to, 'content-type': 'text/plain' }).end(`the web console is at ${to}\n`); return }
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
       .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
   }

@@ -1,0 +1,70 @@
+/**
+ * The web console in Debian's chromium, for the browser tier: launched by
+ * playwright-core (which never downloads a browser) with no sandbox (root in
+ * CI) and nothing that talks to the internet; every CSP refusal and page
+ * error is collected, and a test that passes must end with none.
+ */
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { execFileSync } from 'node:child_process'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { MIN_WAIT_MS } from './net'
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const ROOT = path.join(__dirname, '..', '..')
+/** Screenshots: a temporary directory, or docs/img (which README and docs/CONSOLE.md show) with UPDATE_SCREENSHOTS=1. */
+export const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'img') : fs.mkdtempSync(path.join(os.tmpdir(), 'tapswitch-console-shots-'))
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
+
+/** Skip without chromium on a developer's machine, fail under CI=true; build the page if a developer runs one file alone. */
+export function requireChromium (ctx: Mocha.Context): void {
+  if (!fs.existsSync(CHROMIUM)) {
+    if (process.env.CI === 'true') throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`)
+    ctx.skip()
+  }
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'ui', 'console.js'))) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-ui.js')])
+}
+
+export interface ConsolePage {
+  page: Page
+  context: BrowserContext
+  /** What the page's CSP refused, and uncaught errors in the page. */
+  violations: string[]
+  close: () => Promise<void>
+}
+
+export async function openBrowser (): Promise<ConsolePage> {
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tapswitch-chromium-'))
+  const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 720 } })
+  const page = context.pages()[0] ?? await context.newPage()
+  const violations: string[] = []
+  page.on('console', (m) => { if (/Content Security Policy|Refused to/.test(m.text())) violations.push(m.text()) })
+  page.on('pageerror', (err) => { violations.push(`page error: ${err.message}`) })
+  return {
+    page,
+    context,
+    violations,
+    close: async () => { await context.close(); fs.rmSync(profile, { recursive: true, force: true }) }
+  }
+}
+
+/** Log in with the admin token and wait for a port's row. */
+export async function login (page: Page, base: string, token: string, port: string): Promise<void> {
+  await page.goto(base + '/ui')
+  await page.locator('#login').waitFor({ state: 'visible' })
+  await page.fill('#token', token)
+  await page.click('#login button[type=submit]')
+  await page.locator(`#ports tr[data-port="${port}"]`).waitFor()
+}
+
+/** Poll an async check every 100 ms until it holds; fail after `ms` (at least MIN_WAIT_MS: a guard against a hang). */
+export async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  ms = Math.max(ms, MIN_WAIT_MS)
+  const deadline = Date.now() + ms
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

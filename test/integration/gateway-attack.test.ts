@@ -303,7 +303,7 @@ print(" ".join(out))
   })
 
   it('attack: the gateway\'s child cannot type into the terminal switchd was started from (no controlling terminal; TIOCSTI refused)', function () {
-    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'util-linux' }])
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'bsdutils' }])
     const launcher = launcherPath()
     assert.ok(launcher !== undefined, 'npm install builds the launcher')
     // script(1) runs the launcher on a terminal of its own, as a shell would run switchd. Before: the child (any

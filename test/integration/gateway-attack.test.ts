@@ -324,6 +324,23 @@ print("PROBE", " ".join(out))
     assert.match(r.stdout, /PROBE devtty=no tiocsti=no/, r.stdout + r.stderr)
   })
 
+  it('attack: the gateway\'s child gets no capability from a switchd that holds one without being root (CAP_NET_ADMIN for --tap)', function () {
+    requireTools(this, [{ cmd: 'setpriv', pkg: 'util-linux' }])
+    if (process.getuid?.() !== 0) {
+      if (process.env.CI === 'true') throw new Error('this test needs root to give a user an ambient capability, and CI must run it')
+      this.skip()
+    }
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // switchd as an unprivileged user with ambient CAP_NET_ADMIN (deploy/systemd/switchd-tap.conf) runs the launcher
+    // without --user. Before: the capability survived into QEMU (ambient survives execve), where a station that took
+    // the child over could reconfigure the host's interfaces through an AF_INET socket's ioctls.
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin',
+      launcher, '--parent', String(process.pid), '--nofile', '64', '--', '/bin/grep', '^Cap\\(Inh\\|Prm\\|Eff\\|Amb\\)', '/proc/self/status'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')), ['CapInh: 0000000000000000', 'CapPrm: 0000000000000000', 'CapEff: 0000000000000000', 'CapAmb: 0000000000000000'])
+  })
+
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {
     // A host service that keeps every connection open: slirp holds one socket for each for as long.
     const held: net.Socket[] = []

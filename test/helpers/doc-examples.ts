@@ -15,6 +15,7 @@
  * time runs out the kernel stops every process it started (the sandbox's PID 1 is the one we started;
  * nothing is stopped by name). `switchd`, `tap-agent`, `switchctl` and `tapswitch-lab` are on PATH, as
  * `npm install -g .` puts them, and `sudo` runs its command as root (we are root already).
+ * `tier=deploy` leaves an example to a test of its own (it writes /etc: test/deploy/starter.test.ts).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
@@ -43,7 +44,9 @@ export const OPTIONS: Record<string, RegExp> = {
   retry: /^$/,
   check: /^(exact|columns)$/,
   cols: /^[A-Z][A-Z ]*(,[A-Z][A-Z ]*)*$/,
-  status: /^fail$/
+  status: /^fail$/,
+  /** Run by a test of that tier, not by test/e2e/docs-examples.e2e.ts (deploy: test/deploy/starter.test.ts). */
+  tier: /^deploy$/
 }
 
 const MARKER = /^\s*<!--\s*example:\s*([\w-]+)(.*?)\s*-->\s*$/
@@ -52,9 +55,12 @@ const MARKER = /^\s*<!--\s*example:\s*([\w-]+)(.*?)\s*-->\s*$/
 export function examplesIn (md: string, file: string): Example[] {
   const lines = md.split('\n')
   const out: Example[] = []
+  let inFence = false
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i] as string
-    if (!l.includes('<!-- example')) continue
+    // A marker shown inside a block (docs/CONTRIBUTING.md) is text, not a marker.
+    if (/^\s*```/.test(l)) { inFence = !inFence; continue }
+    if (inFence || !l.includes('<!-- example')) continue
     const m = MARKER.exec(l)
     if (m === null) throw new Error(`${file}:${i + 1}: malformed example marker (expected <!-- example: NAME [key=value ...] -->)`)
     const opts = new Map<string, string>()

@@ -11,8 +11,9 @@
  *
  * Each example (or session: the blocks with the same `session` in one file, in order) runs as root in a
  * sandbox of its own: new network, mount and PID namespaces (`unshare`), so its traffic stays on its own
- * `lo` and in the namespaces it makes, `ip netns` names live on a private /run, and when it ends or its
- * time runs out the kernel stops every process it started (the sandbox's PID 1 is the one we started;
+ * `lo` and in the namespaces it makes, `ip netns` names live on a private /run, /etc and /var/lib are
+ * overlays (a write to /etc other than /etc/netns/NAME fails the example: pasted, it would change the
+ * host), and when it ends or its time runs out the kernel stops every process it started (the sandbox's PID 1 is the one we started;
  * nothing is stopped by name). `switchd`, `tap-agent`, `switchctl` and `tapswitch-lab` are on PATH, as
  * `npm install -g .` puts them, and `sudo` runs its command as root (we are root already).
  * `tier=deploy` leaves an example to a test of its own (it writes /etc: test/deploy/starter.test.ts).
@@ -45,6 +46,8 @@ export const OPTIONS: Record<string, RegExp> = {
   check: /^(exact|columns)$/,
   cols: /^[A-Z][A-Z ]*(,[A-Z][A-Z ]*)*$/,
   status: /^fail$/,
+  /** Not run: the block is written to this file in the example's working folder (a configuration the next block uses). */
+  file: /^[\w.-]+$/,
   /** Run by a test of that tier, not by test/e2e/docs-examples.e2e.ts (deploy: test/deploy/starter.test.ts). */
   tier: /^deploy$/
 }
@@ -201,10 +204,14 @@ export async function runGroup (examples: Example[]): Promise<RunResult> {
   fs.writeFileSync(path.join(bin, 'sudo'), '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec env "$@"\n', { mode: 0o755 })
   fs.writeFileSync(path.join(out, 'check.js'), CHECKER)
 
+  for (const d of ['etc-up', 'etc-work', 'var-up', 'var-work']) fs.mkdirSync(path.join(out, d))
   const lines: string[] = [
-    // A private /run: `ip netns add` names live there and go with the sandbox. The leases of a root switchd too.
+    // A private /run: `ip netns add` names live there and go with the sandbox.
     'mount -t tmpfs tmpfs /run',
-    '[ -d /var/lib/tapswitch ] && mount -t tmpfs tmpfs /var/lib/tapswitch',
+    // /etc and /var/lib through overlays: what the example writes there lands in our folder, not on the host.
+    // Writes to /etc are then looked at: only /etc/netns/NAME (a namespace's own resolv.conf) is the example's.
+    `mount -t overlay overlay -o lowerdir=/etc,upperdir=${q(path.join(out, 'etc-up'))},workdir=${q(path.join(out, 'etc-work'))} /etc || exit 3`,
+    `mount -t overlay overlay -o lowerdir=/var/lib,upperdir=${q(path.join(out, 'var-up'))},workdir=${q(path.join(out, 'var-work'))} /var/lib || exit 3`,
     'ip link set lo up',
     'deadline=$((SECONDS + ' + String(timeoutS) + '))',
     'step () {  # id retry: run a step in this shell (its jobs and exports stay), check it, retry while allowed',
@@ -221,6 +228,11 @@ export async function runGroup (examples: Example[]): Promise<RunResult> {
   for (const e of examples) {
     const cwd = e.opts.get('cwd') === 'repo' ? ROOT : work
     lines.push(`cd ${q(cwd)}`)
+    const file = e.opts.get('file')
+    if (file !== undefined) {
+      fs.writeFileSync(path.join(cwd === ROOT ? work : cwd, file), e.body + '\n')
+      continue
+    }
     if (e.opts.has('background')) {
       const id = `s${n++}`
       fs.writeFileSync(path.join(out, `${id}.sh`), e.body + '\n')
@@ -272,6 +284,8 @@ export async function runGroup (examples: Example[]): Promise<RunResult> {
       return { failure: `${e.file}:${e.line} example "${e.name}": ${JSON.stringify(s.command)}: ${verdict}${expected}\n--- it printed:\n${tail(readOr(path.join(out, `${id}.out`)))}`, log }
     }
     if (code !== 0) return { failure: `${first.file}:${first.line} example "${first.name}": the sandbox exited with ${String(code)}${timedOut ? ' (timed out)' : ''}\n${tail(log)}`, log }
+    const wrote = fs.readdirSync(path.join(out, 'etc-up'), { recursive: true }).map(String).filter((f) => f !== 'netns' && !f.startsWith('netns/'))
+    if (wrote.length > 0) return { failure: `${first.file}:${first.line} example "${first.name}" wrote ${wrote.map((f) => `/etc/${f}`).join(', ')}: pasted, it changes the host's (the sandbox kept it off the host)`, log }
     return { log }
   } finally {
     if (process.env.KEEP_DOCS_EXAMPLES === undefined) fs.rmSync(out, { recursive: true, force: true })

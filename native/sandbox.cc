@@ -14,7 +14,8 @@
 //  2. RLIMIT_NOFILE soft = hard = N: what a station can make slirp hold (one
 //     fd per flow) is bounded here, by the kernel, whatever slirp does;
 //  3. with --user: no supplementary groups, then the gid and uid (real,
-//     effective, saved), checked;
+//     effective, saved), checked; then, with or without --user, no
+//     capability left (ambient, permitted, effective, inheritable);
 //  4. no_new_privs: nothing it execs can gain privilege (and Landlock needs it);
 //  5. PR_SET_PDEATHSIG SIGKILL, after the credential change (which would clear
 //     it), then getppid() == PID: if switchd died before this point the
@@ -184,6 +185,17 @@ void DropCapabilities() {
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
 }
 
+// Step 3b, always: no capability reaches QEMU from a switchd that is not root either. A switchd
+// given CAP_NET_ADMIN for --tap (deploy/systemd/switchd-tap.conf: ambient and bounding) would
+// otherwise pass it on, ambient capabilities surviving execve: a station that took the child over
+// could reconfigure the host's interfaces through an AF_INET socket's ioctls. Dropping needs no privilege.
+void ClearCapabilities() {
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
+  __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &hdr, data) != 0) Fail("capset", errno, "");
+}
+
 void DropUser(uid_t uid, gid_t gid) {
   if (setgroups(0, nullptr) != 0) Fail("setgroups", errno, "needs root: --user is for a launcher started as root");
   if (setresgid(gid, gid, gid) != 0) Fail("setresgid", errno, "");
@@ -321,6 +333,7 @@ int main(int argc, char** argv) {
   rlimit lim = {o.nofile, o.nofile};
   if (setrlimit(RLIMIT_NOFILE, &lim) != 0) Fail("setrlimit(RLIMIT_NOFILE)", errno, "above the hard limit: switchd lowers the limit it asks for to its own");
   if (o.drop_user) DropUser(o.uid, o.gid);
+  ClearCapabilities();
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail("prctl(PR_SET_NO_NEW_PRIVS)", errno, "");
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail("prctl(PR_SET_PDEATHSIG)", errno, "");
   if (getppid() != o.parent) {

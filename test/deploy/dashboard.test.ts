@@ -274,6 +274,37 @@ describe('observability deployment files (deploy)', () => {
       }
     })
 
+    it('puts each panel under the row its subject belongs to, on screen and in the file', () => {
+      // Grafana groups a panel under the row above it on screen (by y), and an expanded row's panels follow it
+      // in the file; a panel placed after the wrong row shows and collapses with that row.
+      const d = loadDashboard()
+      const top = d.panels
+      const rowAbove = (p: Panel): Panel | undefined => top.filter((r) => r.type === 'row' && r.gridPos.y <= p.gridPos.y).sort((a, b) => b.gridPos.y - a.gridPos.y)[0]
+      let inFile: Panel | undefined
+      for (const p of top) {
+        if (p.type === 'row') { inFile = p; continue }
+        assert.equal(rowAbove(p)?.title, inFile?.title, `panel "${p.title}" follows row "${inFile?.title ?? ''}" in the file but sits under "${rowAbove(p)?.title ?? ''}"`)
+      }
+      // Subjects, first match wins: a panel whose title names one sits under the row that names it.
+      const SUBJECTS: Array<[RegExp, RegExp]> = [
+        [/fast path/i, /fast path/i], [/gateway|DHCP|lease/i, /^Gateways/], [/trunk|spanning|topology/i, /^Trunks/],
+        [/link condition/i, /^Link conditions/], [/uplink|TAP |agent/i, /^tap-agent$/], [/^Drops/, /^Drops$/],
+        [/^fdb|MACs learned/, /^Forwarding database/], [/^CPU$|memory|event loop/i, /^Processes$/]
+      ]
+      let checked = 0
+      // The Overview row's stats sum up every subject.
+      for (const row of top.filter((r) => r.type === 'row' && r.title !== 'Overview')) {
+        const members = row.collapsed === true ? row.panels ?? [] : top.filter((p) => p.type !== 'row' && rowAbove(p) === row)
+        for (const p of members) {
+          const subject = SUBJECTS.find(([title]) => title.test(p.title))
+          if (subject === undefined) continue
+          checked++
+          assert.match(row.title, subject[1], `panel "${p.title}" sits in row "${row.title}"`)
+        }
+      }
+      assert.ok(checked >= 20, `only ${checked} panels matched a subject: the table no longer fits the titles`)
+    })
+
     it('has PromQL that parses (promtool check rules)', async function () {
       requirePromtool(this)
       const queries = dashboardQueries(loadDashboard())
@@ -424,11 +455,14 @@ describe('observability deployment files (deploy)', () => {
       assert.match(yml, /--metrics-listen/, 'explains --metrics-listen')
     })
 
-    it('passes promtool check config', async function () {
+    it('passes promtool check config as shipped, as its comment says to run it (the credentials file beside it included)', async function () {
       requirePromtool(this)
-      // --syntax-only: the switchd job reads the admin token from a file that exists only where Prometheus runs.
-      const r = await promtool(['check', 'config', '--syntax-only', PROMETHEUS_YML])
+      // Not --syntax-only: promtool also checks that the token file exists. The file's path is relative to the
+      // configuration, so the check passes from any directory, and in /etc/prometheus once both are copied there.
+      assert.match(readFileSync(PROMETHEUS_YML, 'utf8'), /^#\s+promtool check config deploy\/prometheus\/prometheus\.yml$/m)
+      const r = await promtool(['check', 'config', PROMETHEUS_YML])
       assert.equal(r.code, 0, explain('promtool check config', r))
+      assert.equal(readFileSync(path.join(path.dirname(PROMETHEUS_YML), 'switchd-admin.token'), 'utf8'), '', 'the token file is shipped empty: no token is in the repository')
     })
   })
 })

@@ -55,6 +55,24 @@ describe('deploy: systemd units', function () {
     })
   }
 
+  it('switchd.service with the --tap drop-in (switchd-tap.conf) passes systemd-analyze verify, and opens /dev/net/tun with CAP_NET_ADMIN alone', async () => {
+    // systemd-analyze verify reads a unit file, not its drop-ins: verify the unit with the drop-in's lines appended,
+    // which is what systemd makes of the two (a later [Service] section adds to the first).
+    const dropIn = fs.readFileSync(path.join(UNITS, 'switchd-tap.conf'), 'utf8')
+    const file = install('switchd.service', 'switchd.service')
+    fs.appendFileSync(file, '\n' + dropIn)
+    const r = await execFileP('systemd-analyze', ['verify', file]).then(
+      (x) => ({ code: 0, out: x.stdout + x.stderr }),
+      (e: { code?: number, stdout?: string, stderr?: string }) => ({ code: e.code ?? 1, out: (e.stdout ?? '') + (e.stderr ?? '') })
+    )
+    assert.deepEqual(r.out.split('\n').filter((l) => l.includes('switchd.service')), [], r.out)
+    assert.equal(r.code, 0, r.out)
+    // What --tap needs, and nothing more: the device (PrivateDevices=yes hides it), and one capability.
+    const lines = dropIn.split('\n').filter((l) => !l.startsWith('#') && l.trim() !== '')
+    assert.deepEqual(lines, ['[Service]', 'PrivateDevices=no', 'DevicePolicy=closed', 'DeviceAllow=/dev/net/tun rw', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN'])
+    assert.match(fs.readFileSync(path.join(ROOT, 'docs', 'LOCAL-TAPS.md'), 'utf8'), /deploy\/systemd\/switchd-tap\.conf \/etc\/systemd\/system\/switchd\.service\.d\/tap\.conf/)
+  })
+
   it('runs the agent with only CAP_NET_ADMIN and switchd with none', () => {
     const agent = fs.readFileSync(path.join(UNITS, 'tap-agent@.service'), 'utf8')
     assert.match(agent, /^AmbientCapabilities=CAP_NET_ADMIN$/m)

@@ -291,7 +291,7 @@ print(" ".join(out))
   })
 
   it('attack: the gateway\'s child cannot type into the terminal switchd was started from (no controlling terminal; TIOCSTI refused)', function () {
-    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'util-linux' }])
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'bsdutils' }])
     const launcher = launcherPath()
     assert.ok(launcher !== undefined, 'npm install builds the launcher')
     // script(1) runs the launcher on a terminal of its own, as a shell would run switchd. Before: the child (any
@@ -310,6 +310,23 @@ print("PROBE", " ".join(out))
     const inner = `${launcher} --parent $$ --nofile 64 -- /usr/bin/python3 ${file}; true`
     const r = spawnSync('script', ['-qec', `bash -c '${inner}'`, '/dev/null'], { encoding: 'utf8', timeout: 10_000 })
     assert.match(r.stdout, /PROBE devtty=no tiocsti=no/, r.stdout + r.stderr)
+  })
+
+  it('attack: the gateway\'s child gets no capability from a switchd that holds one without being root (CAP_NET_ADMIN for --tap)', function () {
+    requireTools(this, [{ cmd: 'setpriv', pkg: 'util-linux' }])
+    if (process.getuid?.() !== 0) {
+      if (process.env.CI === 'true') throw new Error('this test needs root to give a user an ambient capability, and CI must run it')
+      this.skip()
+    }
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // switchd as an unprivileged user with ambient CAP_NET_ADMIN (deploy/systemd/switchd-tap.conf) runs the launcher
+    // without --user. Before: the capability survived into QEMU (ambient survives execve), where a station that took
+    // the child over could reconfigure the host's interfaces through an AF_INET socket's ioctls.
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin',
+      launcher, '--parent', String(process.pid), '--nofile', '64', '--', '/bin/grep', '^Cap\\(Inh\\|Prm\\|Eff\\|Amb\\)', '/proc/self/status'], { encoding: 'utf8', timeout: 10_000 })
+    assert.equal(r.status, 0, r.stderr)
+    assert.deepEqual(r.stdout.trim().split('\n').map((l) => l.replace(/\s+/g, ' ')), ['CapInh: 0000000000000000', 'CapPrm: 0000000000000000', 'CapEff: 0000000000000000', 'CapAmb: 0000000000000000'])
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {

@@ -18,6 +18,7 @@ import type { Agent } from '../../src/agent/agent'
 import { SPECS as SWITCHD_SPECS } from '../../src/switch/main'
 import { SPECS as AGENT_SPECS } from '../../src/agent/main'
 import { OPTIONS as CTL_OPTIONS } from '../../src/ctl/main'
+import { docFiles, exampleGroups, examplesIn, stepsOf } from '../helpers/doc-examples'
 
 const ROOT = path.join(__dirname, '..', '..')
 const read = (file: string): string => fs.readFileSync(path.join(ROOT, file), 'utf8')
@@ -144,5 +145,54 @@ describe('docs: links', () => {
       }
     }
     assert.deepEqual(broken, [])
+  })
+})
+
+describe('docs: command examples', () => {
+  it('every example marker is well formed and followed by a block that parses (test/e2e/docs-examples.e2e.ts runs them)', () => {
+    const groups = exampleGroups()
+    for (const g of groups) for (const e of g.examples) if (!e.opts.has('background') && !e.opts.has('file')) assert.ok(stepsOf(e).length > 0, `${e.file}:${e.line} example "${e.name}" has no command`)
+    for (const want of ['README.md: demo', 'docs/TRUNKS.md: trunk-triangle', 'docs/DEPLOYMENT.md: deploy-quickstart']) {
+      assert.ok(groups.some((g) => g.title === want), `no example ${want}`)
+    }
+    // A malformed marker fails here, not silently never runs.
+    assert.throws(() => examplesIn('<!-- example: x timout=5 -->\n```sh\ntrue\n```\n', 't.md'), /unknown example option "timout"/)
+    assert.throws(() => examplesIn('<!-- example: x -->\ntext\n', 't.md'), /not followed by a fenced block/)
+    assert.deepEqual(examplesIn('```\n<!-- example: shown -->\n```\n', 't.md'), [], 'a marker shown inside a block is text')
+  })
+
+  it('docs/OPERATIONS.md has a row for every switchctl command', () => {
+    const commands = [...read('src/ctl/main.ts').matchAll(/^\s*case '([a-z]+)': \{/gm)].map((m) => m[1] as string)
+    assert.ok(commands.length >= 10, `only ${commands.length} commands found in src/ctl/main.ts: fix this test`)
+    const rows = tableAfter(read('docs/OPERATIONS.md'), 'switchctl').map((r) => r[0] ?? '')
+    const missing = commands.filter((c) => !rows.some((r) => new RegExp(`^\`switchctl ${c}\\b`).test(r)))
+    assert.deepEqual(missing, [], 'switchctl commands without a row in docs/OPERATIONS.md')
+  })
+
+  it('a switchctl table in the docs has the columns switchctl prints', () => {
+    // The headers each switchctl command prints: the first table([...]) literal after its case in src/ctl/main.ts.
+    const src = read('src/ctl/main.ts')
+    const headers = new Map<string, string[]>()
+    for (const m of src.matchAll(/case '([a-z]+)': \{[\s\S]*?\btable\(\[([^\]]*)\]/g)) {
+      if (!headers.has(m[1] as string)) headers.set(m[1] as string, [...(m[2] as string).matchAll(/'([^']*)'/g)].map((x) => x[1] as string))
+    }
+    assert.ok(headers.has('ports') && headers.has('fdb') && headers.has('networks'), 'src/ctl/main.ts no longer has table([...]) after its cases: fix this test')
+    const wrong: string[] = []
+    let seen = 0
+    for (const file of docFiles()) {
+      const lines = read(file).split('\n')
+      lines.forEach((l, i) => {
+        const m = /^\s*\$ switchctl((?:\s+--(?:url|token)\s+\S+|\s+--json)*)\s+([a-z]+)\b/.exec(l)
+        const next = (lines[i + 1] ?? '').trim()
+        if (m === null || !/^[A-Z]+(?:\s{1,2}[A-Z]+)*$/.test(next.split(/\s{2,}/).join('  ').replace(/\s{2,}/g, '  ')) || !/^[A-Z]/.test(next)) return
+        const want = headers.get(m[2] as string)
+        if (want === undefined) return
+        seen++
+        const got = next.split(/\s{2,}/)
+        if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${file}:${i + 2}: switchctl ${m[2] as string} prints ${want.join(' | ')}; the docs show ${got.join(' | ')}`)
+      })
+    }
+    assert.ok(seen >= 5, `only ${seen} switchctl tables found in the docs`)
+    assert.deepEqual(wrong, [])
   })
 })

@@ -19,6 +19,7 @@
  * link down), and what must arrive arrives.
  */
 
+import * as fs from 'node:fs'
 import type { SwitchServer } from '../../../src/switch/io/server'
 import type { GatewayPort } from '../../../src/switch/io/gateway-port'
 import type { Switch } from '../../../src/switch/core/switch'
@@ -41,6 +42,9 @@ export const GUARD_MS = 30_000
 /** What the process may grow by beyond what the link conditions hold: the stations, their buffers, the model, the garbage not yet collected. */
 const MEMORY_SLACK = 256 * 1024 * 1024
 
+/** Descriptors of the child beyond its flows: sockets slirp is still closing, a reply on its way. */
+const CHILD_FD_SLACK = 16
+
 /** A SYN a station sent: whether anything may answer it. */
 interface SynSent { dst: number, dport: number, may: boolean, step: number, station: number }
 
@@ -62,6 +66,8 @@ export interface Setting {
   foreign: readonly number[]
   /** Destinations beyond the machine (documentation ranges): nat on sends them to slirp, which finds no route. */
   outside: readonly number[]
+  /** Ports of host services on 127.0.0.1 the floods aim at too (the listed one and the unlisted one). */
+  services: readonly number[]
   maxStations: number
 }
 
@@ -102,6 +108,16 @@ export class Fuzz {
 
   get sw (): Switch { return this.gateway.network }
   get gateway (): GatewayPort { return this.server.gatewayChildren[0]?.port as GatewayPort }
+
+  /** Stop switchd and start it again on the same state directory (run.ts sets it). */
+  restart: () => Promise<void> = async () => {}
+
+  /** After a restart: the new switchd, its own ports. Stations, leases held and the model stay. */
+  rebase (server: SwitchServer, selfPorts: readonly number[]): void {
+    this.server = server
+    this.net.selfPorts.splice(0, this.net.selfPorts.length, ...selfPorts)
+    this.childRejected0 = server.rejectedBy.gateway_child ?? 0
+  }
 
   count (what: string, n = 1): void { this.tally[what] = (this.tally[what] ?? 0) + n }
 
@@ -246,6 +262,7 @@ export class Fuzz {
       const held = s.port === undefined ? 0 : g.flows.flowsOf(s.port.clientKey)
       if (held > g.flows.flowsPerClient) this.fail(`the client of station ${s.id} holds ${held} flows, over its share ${g.flows.flowsPerClient}`)
     }
+    this.checkChild()
     let macs = 0
     for (const p of this.sw.ports) macs += p.maxMacs
     const rows = this.sw.fdb.rows().length
@@ -258,6 +275,25 @@ export class Fuzz {
     const growth = used - this.memory0
     if (growth > this.memoryPeak) this.memoryPeak = growth
     if (growth > MEMORY_SLACK + 2 * queues) this.fail(`the process grew ${Math.round(growth / 1048576)} MiB, with link conditions that may hold ${Math.round(queues / 1048576)} MiB`)
+  }
+
+  /** The child's pid and the descriptors it held with no flows (right after it started). */
+  private child = { pid: 0, base: 0 }
+
+  /**
+   * The gateway's child holds a host socket per flow: its descriptors stay
+   * within what it held at start plus the flows the model counts (each
+   * client's share, checked above), whatever the stations send.
+   */
+  private checkChild (): void {
+    const g = this.server.gatewayChildren[0]
+    const pid = g?.child?.pid
+    if (pid === undefined || g?.up !== true) return
+    let fds: number
+    try { fds = fs.readdirSync(`/proc/${pid}/fd`).length } catch { return } // not ours to read (another user), or gone
+    if (pid !== this.child.pid) { this.child = { pid, base: fds - this.gateway.flows.flows }; return }
+    const bound = this.child.base + this.gateway.flows.flows + this.gateway.flows.peers + CHILD_FD_SLACK
+    if (fds > bound) this.fail(`the gateway's child holds ${fds} descriptors: more than the ${this.child.base} it started with and the ${this.gateway.flows.flows} flows it may hold`)
   }
 
   private received (r: Station, f: Buffer): void {

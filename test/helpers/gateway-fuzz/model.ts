@@ -30,7 +30,7 @@ export interface FuzzNet {
   /** TCP host ports listed (nat on only). */
   hostPorts: ReadonlySet<number>
   /** switchd's own TCP ports (its listener, --metrics-listen, a QEMU TCP listener). */
-  selfPorts: readonly number[]
+  selfPorts: number[]
   /** This host's own IPv4 addresses (outside 127/8). */
   hostAddresses: readonly number[]
 }

@@ -93,37 +93,60 @@ export async function runGatewayFuzz (o: RunOptions): Promise<Report> {
     qemu: [{ name: 'vm1', network: 'lab', listen: `unix:${vmUnix}` }, { name: 'vm2', network: 'lab', listen: 'tcp:127.0.0.1:0' }],
     networks: { lab: { gateway } }
   }, '(gateway fuzz)')
-  const server = new SwitchServer({ config, host: o.listen, port: 0 })
   const thrown: Error[] = []
   const onThrow = (err: Error): void => { thrown.push(err) }
   process.on('uncaughtException', onThrow)
   process.on('unhandledRejection', onThrow)
   let fz: Fuzz | undefined
+  let server: SwitchServer | undefined
   let failure: string | undefined
-  try {
-    const addr = await server.listen()
+  /** Start switchd (again: same configuration and state directory); its ports and the QEMU TCP listener's. */
+  const start = async (): Promise<{ server: SwitchServer, self: number[], wsUrl: string, vm2: number }> => {
+    logs.length = 0
+    const s = new SwitchServer({ config, host: o.listen, port: 0 })
+    server = s
+    const addr = await s.listen()
     const vm2 = qemuTcpPort(logs)
+    return {
+      server: s,
+      self: [addr.port, s.metricsAddress()?.port ?? 0, vm2].filter((p) => p !== 0),
+      wsUrl: `ws://${o.listen === '0.0.0.0' ? '127.0.0.1' : o.listen}:${addr.port}/net/lab`,
+      vm2
+    }
+  }
+  try {
+    const first = await start()
     const hostAddresses = Object.values(os.networkInterfaces()).flat().flatMap((i) => i?.family === 'IPv4' ? [ipv4(i.address)] : []).filter((a) => (a >>> 24) !== 127)
     const fuzzNet: FuzzNet = {
       subnet: ipv4(SUBNET), mask: 0xffffff00, gw: ipv4('10.0.2.2'), dns: ipv4('10.0.2.3'), poolStart: ipv4('10.0.2.100'), poolSize: 32,
       statics: new Map([[STATIC_IN_POOL.mac, ipv4(STATIC_IN_POOL.ip)], [STATIC_OUTSIDE_POOL.mac, ipv4(STATIC_OUTSIDE_POOL.ip)]]),
       nat: o.nat, hostPorts: new Set(o.services === undefined ? [] : [o.services.listed]),
-      selfPorts: [addr.port, server.metricsAddress()?.port ?? 0, vm2].filter((p) => p !== 0),
+      selfPorts: first.self,
       hostAddresses
     }
     const setting: Setting = {
-      endpoints: { wsUrl: `ws://${o.listen === '0.0.0.0' ? '127.0.0.1' : o.listen}:${addr.port}/net/lab`, vmUnix: { name: 'vm1', path: vmUnix }, vmTcp: { name: 'vm2', port: vm2 } },
+      endpoints: { wsUrl: first.wsUrl, vmUnix: { name: 'vm1', path: vmUnix }, vmTcp: { name: 'vm2', port: first.vm2 } },
       clientAddresses: o.clientAddresses,
       staticMacs: [STATIC_IN_POOL.mac, STATIC_OUTSIDE_POOL.mac],
       foreign: [ipv4('198.51.100.77'), ipv4('203.0.113.9')],
       outside: [ipv4('198.51.100.1'), ipv4('203.0.113.80'), ipv4('198.51.100.200')],
+      services: o.services === undefined ? [] : [o.services.listed, o.services.unlisted],
       maxStations: 10
     }
-    fz = new Fuzz(o.seed, server, fuzzNet, setting, () => {
+    fz = new Fuzz(o.seed, first.server, fuzzNet, setting, () => {
       if (unlisted !== undefined && unlisted.seen.connections > 0) return `the unlisted host service was reached (${unlisted.seen.connections} connections, ${unlisted.seen.bytes} bytes)`
       return undefined
     })
     instrument(fz)
+    const f = fz
+    f.restart = async () => {
+      await f.server.close()
+      const again = await start()
+      f.rebase(again.server, again.self)
+      setting.endpoints.wsUrl = again.wsUrl
+      setting.endpoints.vmTcp.port = again.vm2
+      instrument(f)
+    }
     await loop(fz, o, started)
     // The listed host service is reachable (nat on): a fresh client's SYN is answered, and the service sees it.
     if (listed !== undefined) await steps.reachListed(fz, listed.seen)
@@ -132,7 +155,7 @@ export async function runGatewayFuzz (o: RunOptions): Promise<Report> {
     failure += `\n  last log lines:\n    ${logs.slice(-25).join('\n    ')}`
   } finally {
     for (const s of fz?.stations ?? []) s.close()
-    await server.close().catch(() => {})
+    await server?.close().catch(() => {})
     listed?.server.close()
     unlisted?.server.close()
     process.off('uncaughtException', onThrow)
@@ -217,7 +240,8 @@ async function loop (fz: Fuzz, o: RunOptions, started: number): Promise<void> {
     else if (r < 0.86) await steps.condition(fz, portNames(fz))
     else if (r < 0.92) await steps.drill(fz, portNames(fz))
     else if (r < 0.935) await steps.restartChild(fz)
-    else if (r < 0.97) await steps.burst(fz, actor)
+    else if (r < 0.955) await steps.restartSwitchd(fz, leftMacs)
+    else if (r < 0.98) await steps.burst(fz, actor)
     else await steps.gatewayBarrier(fz, actor)
     fz.check()
     fz.checkBounds()

@@ -33,10 +33,11 @@ const stationMac = (id: number, n: number): number => 0x02f000000000 + id * 256 
 
 // ---- joining and leaving ---------------------------------------------------
 
-export async function join (fz: Fuzz, set: Setting, leftMacs: number[]): Promise<Station | undefined> {
+/** A station joins; with `back`, as the one of these MACs (that left) that holds a lease, coming back to it. */
+export async function join (fz: Fuzz, set: Setting, leftMacs: number[], back?: number): Promise<Station | undefined> {
   const live = fz.live()
   const kinds: StationKind[] = ['raw', 'raw', 'agent']
-  if (!live.some((s) => s.kind === 'vm-unix') && !fz.everyone.has(-1)) kinds.push('vm-unix')
+  if (!live.some((s) => s.kind === 'vm-unix')) kinds.push('vm-unix')
   if (!live.some((s) => s.kind === 'vm-tcp')) kinds.push('vm-tcp')
   const kind = fz.rng.pick(kinds)
   const id = fz.everyone.size + 1
@@ -44,15 +45,20 @@ export async function join (fz: Fuzz, set: Setting, leftMacs: number[]): Promise
   const usedStatic = new Set(live.flatMap((s) => s.macs))
   const statics = set.staticMacs.filter((m) => !usedStatic.has(m))
   let mac = stationMac(id, 0)
+  let returning = false
   const r = fz.rng.float()
-  if (r < 0.15 && statics.length > 0) mac = fz.rng.pick(statics)
-  else if (r < 0.35 && leftMacs.length > 0 && (kind === 'raw' || kind === 'agent')) mac = leftMacs.splice(fz.rng.int(0, leftMacs.length - 1), 1)[0] as number
+  if (back !== undefined) { mac = back; returning = true; leftMacs.splice(leftMacs.indexOf(back), 1) } else if (r < 0.15 && statics.length > 0) mac = fz.rng.pick(statics)
+  else if (r < 0.4 && leftMacs.length > 0) { mac = leftMacs.splice(fz.rng.int(0, leftMacs.length - 1), 1)[0] as number; returning = true }
   const local = fz.rng.pick(set.clientAddresses)
   const s = await Station.join(id, kind, mac, local, set.endpoints, () => fz.server.ports())
   if (s.port !== undefined) fz.arrivalBase.set(s, fz.arrivals.get(s.port) ?? 0)
   fz.stations.push(s)
   fz.everyone.set(s.id, s)
   fz.count(`join ${kind}`)
+  // A station coming back (a VM reconnecting, after switchd restarted) renews what it holds: its own address, ACKed.
+  const held = fz.model.holds(mac, Date.now(), 2000)
+  if (returning) fz.count(held !== undefined ? 'join returning to its lease' : 'join returning')
+  if (returning && held !== undefined) await renew(fz, s, mac, held, fz.rng.bool(0.5))
   return s
 }
 
@@ -103,6 +109,16 @@ async function ask (fz: Fuzz, s: Station, mac: number, frame: Buffer, xid: numbe
   return reply
 }
 
+/** A renewal (ciaddr) or an INIT-REBOOT (requested address, no server id) of what `mac` holds: ACKed, never NAKed (LeaseModel). */
+async function renew (fz: Fuzz, s: Station, mac: number, held: number, renewing: boolean): Promise<void> {
+  const xid = fz.nextXid++
+  fz.model.request(mac, held, Date.now())
+  fz.model.requestedIp.set(xid, held)
+  const frame = dhcpClient({ src: mac, chaddr: mac, type: DHCPREQUEST, xid, ciaddr: renewing ? held : 0, requested: renewing ? 0 : held })
+  await ask(fz, s, mac, frame, xid, renewing ? 'a renewal' : 'an INIT-REBOOT')
+  fz.count(renewing ? 'dhcp renew' : 'dhcp init-reboot')
+}
+
 export async function dhcpOwn (fz: Fuzz, s: Station): Promise<void> {
   const rng = fz.rng
   // Its own MAC, or a made-up one (a port may ask for several: leasesPerPort holds it).
@@ -114,16 +130,7 @@ export async function dhcpOwn (fz: Fuzz, s: Station): Promise<void> {
   const xid = fz.nextXid++
   fz.model.askers.add(mac)
   const op = rng.float()
-  if (held !== undefined && op < 0.25) {
-    // Renew (ciaddr) or INIT-REBOOT (requested, no server id): its own address must be ACKed.
-    const renew = rng.bool(0.5)
-    fz.model.request(mac, held, now)
-    fz.model.requestedIp.set(xid, held)
-    const frame = dhcpClient({ src: mac, chaddr: mac, type: DHCPREQUEST, xid, ciaddr: renew ? held : 0, requested: renew ? 0 : held })
-    await ask(fz, s, mac, frame, xid, renew ? 'a renewal' : 'an INIT-REBOOT')
-    fz.count(renew ? 'dhcp renew' : 'dhcp init-reboot')
-    return
-  }
+  if (held !== undefined && op < 0.25) { await renew(fz, s, mac, held, rng.bool(0.5)); return }
   if (held !== undefined && op < 0.35) {
     // Give it back: RELEASE, or (rarely: it keeps the address out of offers for 10 minutes) DECLINE.
     const decline = rng.bool(0.2)
@@ -175,7 +182,7 @@ export async function forgedChaddr (fz: Fuzz, s: Station): Promise<void> {
   const reaches = fz.floodsReachGateway()
   s.send(frames)
   await fz.settle(s)
-  fz.refused(before, fz.counts(s), { 'dhcp_chaddr|dhcp_rate': reaches ? frames.length : 0 }, `forged chaddrs from station ${s.id}`)
+  fz.refused(before, fz.counts(s), { 'dhcp_chaddr|dhcp_rate|dhcp_other': reaches ? frames.length : 0 }, `forged chaddrs from station ${s.id}`)
   fz.count('dhcp forged chaddr', frames.length)
 }
 
@@ -318,10 +325,19 @@ export async function flood (fz: Fuzz, s: Station): Promise<void> {
   }
   const frames: Buffer[] = []
   const expected: Record<string, number> = {}
+  // Now and then, with a lease and nat on: one datagram from each of many source ports to the outside (a socket of
+  // the child's each), which only the client's share of flows bounds.
+  if (own !== undefined && n.nat === 'on' && rng.bool(0.25)) {
+    for (let i = rng.int(50, 200); i > 0; i--) {
+      const f = ip4({ proto: UDP, src, dst: rng.pick(set.outside), sport: fz.nextSport++, dport: 9, smac, dmac: fz.gwMac, payload: Buffer.alloc(16) })
+      writeMark(f, UDP_PAYLOAD, mark(fz, s, MAGIC_OK))
+      frames.push(f)
+    }
+  }
   for (let i = rng.int(4, 60); i > 0; i--) {
     const dst = dsts()
     const tcp = rng.bool(0.65)
-    const dport = tcp && rng.bool(0.5) ? rng.pick(n.selfPorts) : rng.pick([...n.hostPorts, 22, 53, 80, 443, rng.int(1, 65535)].filter((p) => p !== 67))
+    const dport = tcp && rng.bool(0.5) ? rng.pick(n.selfPorts) : rng.pick([...set.services, ...set.services, 22, 53, 80, 443, rng.int(1, 65535)].filter((p) => p !== 67))
     const sport = fz.nextSport++
     if (fz.nextSport > 65000) fz.nextSport = 20000
     const reason = destinationReason(n, tcp ? 'tcp' : 'udp', dst, dport)
@@ -341,9 +357,11 @@ export async function flood (fz: Fuzz, s: Station): Promise<void> {
   const before = fz.counts(s)
   s.send(frames)
   await fz.settle(s)
-  fz.refused(before, fz.counts(s), expected, `a flood of ${frames.length} flows from station ${s.id}`)
+  const after = fz.counts(s)
   fz.count('flood frames', frames.length)
+  // slirp has acted on all of it (a SYN-ACK it sent would have arrived) before the counters are judged.
   await gatewayBarrier(fz, s)
+  fz.refused(before, after, expected, `a flood of ${frames.length} flows from station ${s.id}`)
 }
 
 /**
@@ -432,6 +450,26 @@ export async function restartChild (fz: Fuzz): Promise<void> {
 export async function childBack (fz: Fuzz): Promise<void> {
   const g = fz.server.gatewayChildren[0]
   await fz.until(() => g?.up === true, 'the gateway\'s child starting again', 90_000)
+}
+
+/**
+ * switchd restarts (as any gateway change needs): every station's port goes,
+ * the leases stay in the lease file, and the stations come back later with
+ * their MACs, still holding what they were given. Nobody may be given their
+ * addresses meanwhile, and their renewals are ACKed.
+ */
+export async function restartSwitchd (fz: Fuzz, leftMacs: number[]): Promise<void> {
+  for (const s of fz.live()) {
+    s.close()
+    await fz.until(() => s.closed, `station ${s.id} closing`)
+    leftMacs.push(...s.macs.filter((m) => !leftMacs.includes(m)))
+  }
+  await fz.restart()
+  fz.stations.length = 0
+  fz.count('switchd restart')
+  // Two of them come back at once, and renew: the new switchd read their leases from the file.
+  const holders = leftMacs.filter((m) => fz.model.holds(m, Date.now(), 5000) !== undefined)
+  for (let i = 0; i < 2 && holders.length > 0; i++) await join(fz, fz.setting, leftMacs, holders.splice(fz.rng.int(0, holders.length - 1), 1)[0])
 }
 
 /** Many frames into the link conditions at once (broadcast, a test EtherType): what they hold stays within their bounds. */

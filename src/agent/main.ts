@@ -11,7 +11,7 @@ import { Uplink, type UplinkTls } from '../common/uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
 import { agentRegistry, serveMetrics } from './metrics'
-import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, type ModeHandle } from './modes'
+import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, MAX_QEMU_VMS, type ModeHandle } from './modes'
 import { parseSocketAddress, parseDgramSpec, type UnixDgramBinding } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
@@ -39,6 +39,7 @@ export const SPECS = {
   address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
   down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
   'qemu-listen': { type: 'string', env: 'TAP_AGENT_QEMU_LISTEN', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: listen for QEMU (-netdev stream,server=off,addr.type=unix,addr.path=PATH); no privilege needed' },
+  'qemu-max-vms': { type: 'string', env: 'TAP_AGENT_QEMU_MAX_VMS', default: '1', arg: 'N', help: `with --qemu-listen: VMs connected at once (1 to ${MAX_QEMU_VMS}), each a port of its own (NAME, NAME-2, …); more are refused` },
   'qemu-allow-remote': { type: 'boolean', env: 'TAP_AGENT_QEMU_ALLOW_REMOTE', help: 'let --qemu-listen tcp: listen beyond loopback: anyone who reaches it can be the VM (QEMU streams have no authentication)' },
   'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
   'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P|local=unix:PATH,remote=unix:PATH', help: 'no TAP: QEMU -netdev dgram over UDP or Unix datagram sockets (remote = QEMU\'s local address), one frame per datagram' },
@@ -140,6 +141,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
     const modes = (['qemu-listen', 'qemu-connect', 'qemu-dgram', 'vde-stdio'] as const).filter((m) => o[m] !== undefined && o[m] !== false)
     if (modes.length > 1) throw new TapswitchError(ERR_CONFIG, `--${modes.join(' and --')} exclude each other: one endpoint per agent`)
+    if (o['qemu-max-vms'] !== '1' && o['qemu-listen'] === undefined) throw new TapswitchError(ERR_CONFIG, '--qemu-max-vms: only with --qemu-listen')
     if (modes.length === 1) {
       const tapOnly: string[] = [
         ...(['tap', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
@@ -149,7 +151,11 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
       if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
       const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, mask, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
       const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
-      if (o['qemu-listen'] !== undefined) { const a = parseSocketAddress('qemu-listen', o['qemu-listen']); endpointMode = async () => await listenForQemu(a, base, name, { allowRemote: o['qemu-allow-remote'] }) }
+      if (o['qemu-listen'] !== undefined) {
+        const a = parseSocketAddress('qemu-listen', o['qemu-listen'])
+        const maxVms = intOption('qemu-max-vms', o['qemu-max-vms'], 1, MAX_QEMU_VMS)
+        endpointMode = async () => await listenForQemu(a, base, name, { allowRemote: o['qemu-allow-remote'], maxVms })
+      }
       if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
       if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name, loadBinding) }
       if (o['vde-stdio']) endpointMode = async () => vdeStdio(base, o.name ?? sanitize(`${os.hostname()}:vde`), () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })
@@ -221,7 +227,7 @@ async function runEndpointMode (start: () => Promise<ModeHandle>, metricsAt: { h
   const main = handle.agents()[0]
   if (metricsAt !== undefined && main !== undefined) {
     try {
-      const { address } = await serveMetrics(agentRegistry(main), metricsAt.host, metricsAt.port)
+      const { address } = await serveMetrics(agentRegistry(main, handle), metricsAt.host, metricsAt.port)
       log.info('metrics_listening', { address: address.address, port: address.port })
     } catch (err) {
       die('tap-agent', `metrics listen ${metricsAt.host}:${metricsAt.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)

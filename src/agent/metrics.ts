@@ -10,7 +10,8 @@ import type { Registry } from 'prom-client'
 import type { Agent } from './agent'
 import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../common/metrics'
 
-export function agentRegistry (agent: Agent): Registry {
+/** `endpoint`: the TAP-less mode's handle (modes.ts), whose listener counts the QEMU connections it refused. */
+export function agentRegistry (agent: Agent, endpoint?: { refused: () => number }): Registry {
   const reg = createRegistry('tap_agent', packageVersion())
   const tap = (): ReturnType<Agent['tap']['stats']> => agent.tap.stats()
   const labels = (): { tap: string } => ({ tap: agent.tap.name })
@@ -45,6 +46,7 @@ export function agentRegistry (agent: Agent): Registry {
     emit({ kind: 'malformed_batch' }, agent.uplink.stats.rxMalformed)
     emit({ kind: 'pong_dropped' }, agent.uplink.stats.pongsDropped)
   })
+  scrapedCounter(reg, 'tap_agent_qemu_refused_total', 'Connections to --qemu-listen refused: --qemu-max-vms VMs were connected already', [], (emit) => { emit({}, endpoint?.refused() ?? 0) })
   scrapedGauge(reg, 'tap_agent_uplink_rtt_seconds', 'Round-trip time of the last WebSocket ping to switchd', [], (emit) => {
     if (agent.uplink.stats.rttSeconds >= 0) emit({}, agent.uplink.stats.rttSeconds)
   })

@@ -3,8 +3,10 @@
  *
  *  - listen: a Unix or TCP socket QEMU connects to (`-netdev stream,server=off`).
  *    The first connection uses the main port; a QEMU that disconnects and comes
- *    back (a restart) gets it again. Connections beside it each get a port of
- *    their own, `<name>-2`, `<name>-3`, … for as long as they last.
+ *    back (a restart) gets it again. One VM per listener, as switchd's own
+ *    QEMU listener: a connection beside it is refused (closed, counted, logged)
+ *    unless --qemu-max-vms allows more, each then a port of its own,
+ *    `<name>-2`, `<name>-3`, … for as long as it lasts.
  *  - connect: we connect to a QEMU that listens (`server=on`), again after it restarts.
  *  - dgram: QEMU `-netdev dgram` over UDP, or over Unix datagram sockets (native addon).
  *  - VDE stdio: a VDE stream cable on stdin/stdout (`dpipe vde_plug … = tap-agent --vde-stdio`).
@@ -26,8 +28,13 @@ const log = logger('tap-agent')
 export interface ModeHandle {
   /** The agents running now (the main one first). */
   agents (): Agent[]
+  /** Connections refused (listen mode: beyond --qemu-max-vms); 0 for the other modes. */
+  refused (): number
   stop (): Promise<void>
 }
+
+/** --qemu-max-vms at most: each VM is a port and an uplink with the agent's token, so a small number. */
+export const MAX_QEMU_VMS = 16
 
 function describe (a: SocketAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`
@@ -36,6 +43,8 @@ function describe (a: SocketAddress): string {
 export interface ListenOptions {
   /** A tcp: listener beyond loopback was asked for on purpose (--qemu-allow-remote). */
   allowRemote?: boolean
+  /** VMs connected at once (--qemu-max-vms, 1 to MAX_QEMU_VMS): the first is port `name`, the others `name-2`, …; default 1. */
+  maxVms?: number
 }
 
 /**
@@ -43,17 +52,25 @@ export interface ListenOptions {
  * authentication, and whoever connects joins the switch with this agent's
  * token (issue 12, finding 16): so a Unix socket is created 0600 (this
  * user's only, like /dev/net/tun), and a tcp: address beyond loopback is a
- * TSW_ERR_CONFIG unless `allowRemote`.
+ * TSW_ERR_CONFIG unless `allowRemote`. And every connection held costs a
+ * port and an uplink with that token: any local user can reach a tcp:
+ * listener on 127.0.0.1, so at most `maxVms` (default 1) are held at once,
+ * silent ones included, and the rest refused (issue 21, finding 12).
  */
 export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkOptions, name: string, opts: ListenOptions = {}): Promise<ModeHandle> {
   if (address.kind === 'tcp' && !isLoopback(address.host) && opts.allowRemote !== true) {
     throw new TapswitchError(ERR_CONFIG, `--qemu-listen tcp:${address.host}:${address.port} is beyond loopback, and QEMU's stream has no authentication: ` +
       'anyone who reaches it would join the switch as this agent. Listen on 127.0.0.1 or a unix: socket, or pass --qemu-allow-remote')
   }
+  const maxVms = opts.maxVms ?? 1
+  if (!Number.isInteger(maxVms) || maxVms < 1 || maxVms > MAX_QEMU_VMS) throw new TapswitchError(ERR_CONFIG, `--qemu-max-vms ${maxVms}: expected 1 to ${MAX_QEMU_VMS}`)
   const main = new StreamEndpoint(name, PREFIX_U32)
   const mainAgent = new Agent(main, new Uplink({ ...uplinkOpts, name }), 0)
   mainAgent.start()
   const extra = new Set<Agent>()
+  /** Connections beside the main VM's, from accept to close, whether they have a port yet or not. */
+  const beside = new Set<net.Socket>()
+  let refused = 0
   let next = 2
   const server = net.createServer((socket) => {
     socket.setNoDelay(true)
@@ -61,7 +78,17 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
       main.attach(socket, socket, () => {})
       return
     }
-    // A second connection beside a running VM: give it a port of its own once it sends a frame
+    if (1 + beside.size >= maxVms) {
+      // As switchd's own listener (qemu_busy): the VM keeps its port, the newcomer is refused.
+      refused++
+      log.limited('warn', 'qemu_refused', { address: describe(address), reason: `${maxVms} VM${maxVms === 1 ? ' is' : 's are'} connected (--qemu-max-vms ${maxVms})`, refused_total: refused })
+      socket.on('error', () => {})
+      socket.destroy()
+      return
+    }
+    beside.add(socket)
+    socket.once('close', () => { beside.delete(socket) })
+    // A VM beside the running one: a port of its own once it sends a frame
     // (something that connects and leaves without a word, like another agent probing the path, gets none).
     socket.once('data', (first: Buffer) => {
       const n = next++
@@ -97,8 +124,10 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
   log.info('qemu_listening', { address: describe(address), name })
   return {
     agents: () => [mainAgent, ...extra],
+    refused: () => refused,
     stop: async () => {
       server.close()
+      for (const s of beside) s.destroy()
       await Promise.all([mainAgent, ...extra].map(async (a) => { await a.stop() }))
       if (address.kind === 'unix') fs.rmSync(address.path, { force: true })
     }
@@ -136,6 +165,7 @@ export function connectToQemu (address: SocketAddress, uplinkOpts: UplinkOptions
   dial()
   return {
     agents: () => [agent],
+    refused: () => 0,
     stop: async () => { stopped = true; clearTimeout(timer); dialing?.destroy(); await agent.stop() }
   }
 }
@@ -163,7 +193,7 @@ export async function qemuDatagrams (spec: DgramSpec, uplinkOpts: UplinkOptions,
   agent.start()
   if (spec.kind === 'unix') log.info('qemu_dgram', { local: `unix:${spec.local}`, remote: `unix:${spec.remote}`, name })
   else log.info('qemu_dgram', { local: `${spec.local.host}:${spec.local.port}`, remote: `${spec.remote.host}:${spec.remote.port}`, name })
-  return { agents: () => [agent], stop: async () => { await agent.stop() } }
+  return { agents: () => [agent], refused: () => 0, stop: async () => { await agent.stop() } }
 }
 
 /** A VDE stream cable on stdin/stdout; `onEnd` when the cable is unplugged (stdin ends). */
@@ -172,5 +202,5 @@ export function vdeStdio (uplinkOpts: UplinkOptions, name: string, onEnd: () => 
   const agent = new Agent(ep, new Uplink({ ...uplinkOpts, name }), 0)
   agent.start()
   ep.attach(process.stdin, process.stdout, onEnd)
-  return { agents: () => [agent], stop: async () => { await agent.stop() } }
+  return { agents: () => [agent], refused: () => 0, stop: async () => { await agent.stop() } }
 }

@@ -15,8 +15,17 @@ export const VLAN_HLEN = 4
 export const ETH_P_IP = 0x0800
 export const ETH_P_IPV6 = 0x86dd
 export const ETH_P_ARP = 0x0806
+export const IPPROTO_ICMP = 1
 export const IPPROTO_TCP = 6
 export const IPPROTO_UDP = 17
+/** TCP header flags (RFC 9293), and the ICMP echo request type. */
+export const TCP_FIN = 0x01
+export const TCP_SYN = 0x02
+export const TCP_RST = 0x04
+export const TCP_PSH = 0x08
+export const TCP_ACK = 0x10
+export const TCP_CWR = 0x80
+export const ICMP_ECHO = 8
 
 /** 48-bit MAC at `off` as an integer (exact: < 2**53). */
 export function macAt (buf: Buffer, off: number): number {

@@ -26,7 +26,8 @@
  * csum_start is counted from the first byte of the Ethernet header.
  */
 
-import { ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP } from './ethernet'
+import { ETH_HLEN, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP, TCP_FIN, TCP_PSH, TCP_CWR } from './ethernet'
+import { ETH_P_8021Q } from './vlan'
 import { VNET_HDR_LEN, MAX_FRAME_SIZE_LIMIT } from './protocol'
 
 /** flags: the checksum at csum_start + csum_offset holds only the pseudo-header sum. */
@@ -66,11 +67,7 @@ export const OFFLOAD_OVERSIZE = 1
 /** A header that no kernel would accept, or a GSO frame whose headers do not parse. */
 export const OFFLOAD_MALFORMED = 2
 
-const ETH_P_8021Q = 0x8100
 const TCP_CSUM_OFFSET = 16
-const TCP_FIN = 0x01
-const TCP_PSH = 0x08
-const TCP_CWR = 0x80
 
 /** Does a frame with this header need the fallback before a plain port may have it? */
 export function needsSoftware (buf: Buffer, hdrOff: number): boolean {

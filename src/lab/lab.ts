@@ -184,11 +184,14 @@ export class Lab {
     await run('ip', [...ip, 'link', 'set', h.tap, 'up'])
   }
 
-  /** `ping` from one host to another (IPv4, or IPv6 with family 6); resolves with ping's output, rejects if it fails. */
+  /**
+   * `ping` from one host to another (IPv4, or IPv6 with family 6); resolves with ping's output, rejects if it
+   * fails. A reply is waited for 5 s: a ping is lost if it never comes back, not if a loaded machine is slow.
+   */
   async ping (from: LabHost, to: LabHost, count = 3, family: 4 | 6 = 4, intervalS = 0.2): Promise<string> {
     const target = family === 4 ? to.ipv4 : to.ipv6
-    return await run('ip', ['netns', 'exec', from.ns, 'ping', `-${family}`, '-c', String(count), '-i', String(intervalS), '-W', '1', '-n', '-q', target],
-      (count * intervalS + 5) * 1000)
+    return await run('ip', ['netns', 'exec', from.ns, 'ping', `-${family}`, '-c', String(count), '-i', String(intervalS), '-W', '5', '-n', '-q', target],
+      (count * intervalS + 10) * 1000)
   }
 
   /** Frames the host's TAP handed to its namespace (what the switch sent it), from the kernel's counters. */

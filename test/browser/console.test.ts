@@ -19,7 +19,7 @@ import { buildConfig } from '../../src/switch/control/config'
 import type { PortConditionJson, PortJson } from '../../src/common/api-types'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
-import { waitFor } from '../helpers/net'
+import { waitFor, MIN_WAIT_MS } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink, logger } from '../../src/common/log'
 
@@ -50,8 +50,9 @@ function checksum (b: Buffer): number {
   return ~s & 0xffff
 }
 
-/** Poll an async check every 100 ms until it holds; fail after `ms`. */
+/** Poll an async check every 100 ms until it holds; fail after `ms` (at least MIN_WAIT_MS: a guard against a hang). */
 async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  ms = Math.max(ms, MIN_WAIT_MS)
   const deadline = Date.now() + ms
   while (!await check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
@@ -67,7 +68,8 @@ function fromSi (text: string | null): number {
 }
 
 describe('web console in chromium (browser)', function () {
-  this.timeout(60000)
+  // A guard against a hang: chromium is slow to start and to render on a loaded machine.
+  this.timeout(180_000)
   let server: SwitchServer
   let base: string
   let clients: TestClient[]
@@ -180,10 +182,10 @@ describe('web console in chromium (browser)', function () {
     clients[1]?.send([eth(MAC_A, MAC_B)])
     await page.click('#tabs button[data-tab="capture"]')
     await page.click('#cap-start')
-    await page.locator('#cap-status', { hasText: /^capturing/ }).waitFor({ timeout: 10000 })
+    await page.locator('#cap-status', { hasText: /^capturing/ }).waitFor({ timeout: MIN_WAIT_MS })
     clients[0]?.send([icmpEcho(1)])
     const line = page.locator('#cap-frames li', { hasText: 'ICMP echo request' })
-    await line.waitFor({ timeout: 10000 })
+    await line.waitFor({ timeout: MIN_WAIT_MS })
     assert.match(await line.textContent() ?? '', /02:00:00:00:00:01 > 02:00:00:00:00:02, IPv4 10\.9\.0\.1 > 10\.9\.0\.2: ICMP echo request id 4660 seq 1, length 74/)
     await page.screenshot({ path: path.join(SHOTS, 'console-capture.png') })
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#cap-download')])
@@ -193,17 +195,17 @@ describe('web console in chromium (browser)', function () {
     assert.equal(pcap.readUInt32LE(0), 0xa1b2c3d4)
     assert.ok(pcap.includes(icmpEcho(1)), 'the frame is in the pcap')
     await page.click('#cap-stop')
-    await page.locator('#cap-status', { hasText: /^stopped/ }).waitFor({ timeout: 10000 })
+    await page.locator('#cap-status', { hasText: /^stopped/ }).waitFor({ timeout: MIN_WAIT_MS })
     await waitFor(() => server.captures.size === 0, 5000, 'the capture ended on the switch')
   })
 
   it('disables and enables a port from the page', async () => {
     await login()
     await page.click('#ports tr[data-port="bob"] button[data-action="disable"]')
-    await page.locator('#ports tr[data-port="bob"] td.state', { hasText: 'disabled' }).waitFor({ timeout: 10000 })
+    await page.locator('#ports tr[data-port="bob"] td.state', { hasText: 'disabled' }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await portState('bob'), 'disabled')
     await page.click('#ports tr[data-port="bob"] button[data-action="enable"]')
-    await page.locator('#ports tr[data-port="bob"] td.state', { hasText: 'forwarding' }).waitFor({ timeout: 10000 })
+    await page.locator('#ports tr[data-port="bob"] td.state', { hasText: 'forwarding' }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await portState('bob'), 'forwarding')
   })
 
@@ -237,7 +239,7 @@ describe('web console in chromium (browser)', function () {
     assert.equal(c?.in, undefined)
     assert.deepEqual({ delay: c?.out?.delay, jitter: c?.out?.jitter, loss: c?.out?.loss, rate: c?.out?.rate }, { delay: 20, jitter: 5, loss: 1, rate: 10e6 })
     // ... and in the row, with what it holds; the editor closed on success.
-    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: 'out: 20ms ±5ms, 1% loss, 10mbit · held 0' }).waitFor({ timeout: 5000 })
+    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: 'out: 20ms ±5ms, 1% loss, 10mbit · held 0' }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await page.locator('#cond-editor').isVisible(), false)
     // Opened again, the editor shows what the port has; edit it to hold frames long enough to see them held.
     await page.click('#ports tr[data-port="bob"] button[data-action="condition"]')
@@ -248,13 +250,13 @@ describe('web console in chromium (browser)', function () {
     const bob = clients[1] as TestClient
     bob.take()
     clients[0]?.send([eth(MAC_B, MAC_A), eth(MAC_B, MAC_A), eth(MAC_B, MAC_A)])
-    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^out: 30s · held 3 \(/ }).waitFor({ timeout: 5000 })
+    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^out: 30s · held 3 \(/ }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal((await conditions())[0]?.out?.queuedFrames, 3)
     assert.equal(bob.frames.length, 0)
     // Cleared (both directions, the default): the condition is gone and what it held leaves at once.
     await editCondition('bob', { direction: 'both' }, 'clear')
     await until(async () => (await conditions()).length === 0, 5000, 'no condition left')
-    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^$/ }).waitFor({ timeout: 5000 })
+    await page.locator('#ports tr[data-port="bob"] td.condition', { hasText: /^$/ }).waitFor({ timeout: MIN_WAIT_MS })
     await waitFor(() => bob.frames.length === 3, 5000, 'the held frames delivered')
   })
 
@@ -263,13 +265,13 @@ describe('web console in chromium (browser)', function () {
     const row = page.locator('#ports tr[data-port="bob"]')
     assert.equal(await row.locator('button[data-action="link-up"]').count(), 0)
     await row.locator('button[data-action="link-down"]').click()
-    await row.locator('td.state', { hasText: /^down$/ }).waitFor({ timeout: 10000 })
+    await row.locator('td.state', { hasText: /^down$/ }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await portState('bob'), 'down')
     assert.match(await row.getAttribute('class') ?? '', /\blink-down\b/)
     assert.equal(await row.locator('button[data-action="link-down"]').count(), 0)
     await page.screenshot({ path: path.join(SHOTS, 'console-link-down.png') })
     await row.locator('button[data-action="link-up"]').click()
-    await row.locator('td.state', { hasText: /^forwarding$/ }).waitFor({ timeout: 10000 })
+    await row.locator('td.state', { hasText: /^forwarding$/ }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await portState('bob'), 'forwarding')
     await row.locator('button[data-action="link-down"]').waitFor()
     assert.equal(await row.locator('button[data-action="link-up"]').count(), 0)
@@ -283,7 +285,7 @@ describe('web console in chromium (browser)', function () {
     assert.equal(r.status, 400)
     const message = ((await r.json()) as { error: string }).error
     assert.match(message, /^condition\.delay: expected a time/)
-    await page.locator('#cond-error', { hasText: message }).waitFor({ timeout: 5000 })
+    await page.locator('#cond-error', { hasText: message }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await page.locator('#cond-editor').isVisible(), true, 'the editor stays open to fix the value')
     assert.deepEqual(await conditions(), [])
     await page.screenshot({ path: path.join(SHOTS, 'console-condition-error.png') })
@@ -295,7 +297,7 @@ describe('web console in chromium (browser)', function () {
     const hostile = '<img src=x id=pwned2 onerror=alert(1)>'
     await page.route('**/api/v1/ports/carol/condition?*', (route) => route.fulfill({ status: 400, contentType: 'application/json', body: JSON.stringify({ error: hostile }) }))
     await editCondition('carol', { delay: '20ms' }, 'set')
-    await page.locator('#cond-error', { hasText: hostile }).waitFor({ timeout: 5000 })
+    await page.locator('#cond-error', { hasText: hostile }).waitFor({ timeout: MIN_WAIT_MS })
     assert.equal(await page.locator('#pwned2').count(), 0)
   })
 
@@ -304,7 +306,7 @@ describe('web console in chromium (browser)', function () {
     clients[0]?.send([eth(MAC_B, MAC_A)])
     clients[2]?.send([eth(MAC_B, MAC_C)])
     await page.click('#tabs button[data-tab="fdb"]')
-    await page.locator('#fdb tbody tr').nth(1).waitFor({ timeout: 10000 })
+    await page.locator('#fdb tbody tr').nth(1).waitFor({ timeout: MIN_WAIT_MS })
     await page.fill('#fdb-search', 'carol')
     await until(async () => await page.locator('#fdb tbody tr').count() === 1, 5000, 'one row found')
     assert.equal(await page.locator('#fdb tbody tr td').nth(2).textContent(), '02:00:00:00:00:03')
@@ -339,8 +341,8 @@ describe('web console in chromium (browser)', function () {
       await page.goto(url.replace('ws:', 'http:') + '/ui')
       await page.click('#tabs button[data-tab="topology"]')
       const lab = page.locator('#topology svg[aria-label="network lab"]')
-      await lab.locator('circle.peer').nth(1).waitFor({ timeout: 10000 })
-      await lab.locator('line.down').waitFor({ state: 'attached', timeout: 10000 })
+      await lab.locator('circle.peer').nth(1).waitFor({ timeout: MIN_WAIT_MS })
+      await lab.locator('line.down').waitFor({ state: 'attached', timeout: MIN_WAIT_MS })
       assert.match(await lab.textContent() ?? '', /★/)
       await page.screenshot({ path: path.join(SHOTS, 'console-topology.png') })
     } finally {
@@ -355,11 +357,11 @@ describe('web console in chromium (browser)', function () {
     await editCondition('carol', { delay: '5ms' }, 'set')
     await until(async () => (await conditions()).length === 1, 5000, 'the condition set')
     // The page closes the editor once the API has answered: reopen it only after that, or the click lands on a closing editor.
-    await page.locator('#cond-editor').waitFor({ state: 'hidden', timeout: 5000 })
+    await page.locator('#cond-editor').waitFor({ state: 'hidden', timeout: MIN_WAIT_MS })
     await editCondition('carol', {}, 'clear')
     await page.click('#tabs button[data-tab="capture"]')
     await page.click('#cap-start')
-    await page.locator('#cap-status', { hasText: /^capturing/ }).waitFor({ timeout: 10000 })
+    await page.locator('#cap-status', { hasText: /^capturing/ }).waitFor({ timeout: MIN_WAIT_MS })
     await page.click('#cap-stop')
     assert.ok(urls.some((u) => u.includes('/api/v1/events')), 'the stream was opened')
     assert.ok(urls.some((u) => u.includes('/api/v1/capture')), 'a capture was started')
@@ -407,7 +409,7 @@ describe('web console in chromium (browser)', function () {
       http.get(base + '/healthz', { headers: { host: hostile } }, (res) => { res.resume(); res.on('end', resolve) }).on('error', () => { resolve() })
     })
     await page.click('#tabs button[data-tab="events"]')
-    await page.locator('#events li', { hasText: 'bad_host' }).first().waitFor({ timeout: 10000 })
+    await page.locator('#events li', { hasText: 'bad_host' }).first().waitFor({ timeout: MIN_WAIT_MS })
     assert.match(await page.locator('#events').textContent() ?? '', /<img src=x id=pwned/)
     assert.equal(await page.locator('#pwned').count(), 0)
   })

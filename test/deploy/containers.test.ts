@@ -158,7 +158,6 @@ function run (argv: string[], opts: { cwd: string, env: NodeJS.ProcessEnv, uid?:
 }
 
 describe('containers: Dockerfile', function () {
-  this.timeout(10_000)
   const text = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
   const stages = stagesOf(text)
   const final = stages[stages.length - 1] as Stage
@@ -214,7 +213,6 @@ describe('containers: Dockerfile', function () {
   })
 
   describe('the final stage, rebuilt from this checkout', function () {
-    this.timeout(90_000)
     let tmp: string
     let fsRoot: string
     let workdir: string
@@ -359,7 +357,6 @@ describe('containers: Dockerfile', function () {
 // ------------------------------------------------------------------- compose
 
 describe('containers: compose', function () {
-  this.timeout(20_000)
   const file = path.join(COMPOSE_DIR, 'compose.yaml')
   const compose = readYaml(file)
   const services = compose.services as Record<string, Obj>
@@ -537,7 +534,6 @@ function matches (selector: Record<string, string>, labels: Record<string, strin
 }
 
 describe('containers: Kubernetes manifests', function () {
-  this.timeout(20_000)
   const kustomization = readYaml(path.join(K8S_DIR, 'kustomization.yaml'))
   const files = fs.readdirSync(K8S_DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
   const docs: Obj[] = files.flatMap((f) => YAML.parseAllDocuments(fs.readFileSync(path.join(K8S_DIR, f), 'utf8')).map((d) => {

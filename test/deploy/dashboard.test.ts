@@ -303,7 +303,6 @@ describe('observability deployment files (deploy)', () => {
     let restore: ((line: string) => void) | undefined
 
     beforeEach(async function () {
-      this.timeout(10_000)
       restore = setLogSink(() => {})
       // pingInterval 1: the agent's first RTT sample (its gauge appears only then) comes within ~2 s.
       server = new SwitchServer({ config: buildConfig({ pingInterval: 1 }, 'test'), host: '127.0.0.1', port: 0 })
@@ -362,7 +361,6 @@ describe('observability deployment files (deploy)', () => {
     }
 
     it('serves every metric the dashboard queries, with the labels it matches and groups on', async function () {
-      this.timeout(10_000)
       const out = await scrape()
       assert.match(out.switchd.text, /^switchd_port_receive_bytes_total\{network="default",port="agent-a"\} 60$/m, 'per-port series exist')
       assert.match(out.agent.text, /^tap_agent_uplink_rtt_seconds \d/m)
@@ -389,7 +387,6 @@ describe('observability deployment files (deploy)', () => {
     })
 
     it('puts every switchd_* and tap_agent_* metric on the dashboard', async function () {
-      this.timeout(10_000)
       const out = await scrape()
       const used = new Set(dashboardQueries(loadDashboard()).flatMap((q) => [...metricNames(q.expr)]))
       const ours = [...out.switchd.text.matchAll(/^# TYPE ((?:switchd|tap_agent)_\w+) /gm), ...out.agent.text.matchAll(/^# TYPE ((?:switchd|tap_agent)_\w+) /gm)].map((m) => m[1] as string)
@@ -398,7 +395,6 @@ describe('observability deployment files (deploy)', () => {
     })
 
     it('serves exposition text promtool accepts (promtool check metrics)', async function () {
-      this.timeout(20_000)
       requirePromtool(this)
       const out = await scrape()
       for (const [what, e] of [['switchd', out.switchd], ['tap-agent', out.agent]] as const) {

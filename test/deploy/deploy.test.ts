@@ -20,7 +20,6 @@ async function have (cmd: string): Promise<boolean> {
 }
 
 describe('deploy: systemd units', function () {
-  this.timeout(30_000)
   let dir: string
 
   before(async function () {

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
+import { tcpListening } from '../helpers/proc'
 import { sleep } from '../helpers/net'
 
 describe('e2e: three namespaces through switchd', function () {
@@ -31,7 +32,7 @@ describe('e2e: three namespaces through switchd', function () {
   it('tcp: an iperf3 stream passes between two namespaces', async function () {
     const server = spawn('ip', ['netns', 'exec', b.ns, 'iperf3', '-s', '-1', '-B', b.ipv4], { stdio: 'ignore' })
     try {
-      await sleep(300)
+      await tcpListening(b.ns, 5201)
       const out = JSON.parse(await run('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.ipv4, '-t', '2', '-J', '--connect-timeout', '3000'], 20_000)) as {
         end: { sum_received: { bytes: number, bits_per_second: number } }
       }

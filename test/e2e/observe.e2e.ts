@@ -10,7 +10,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { sleep } from '../helpers/net'
+import { waitFor, MIN_WAIT_MS } from '../helpers/net'
 
 const ROOT = path.join(__dirname, '..', '..')
 
@@ -44,12 +44,13 @@ describe('e2e: observability', function () {
     await lab.ping(a, b, 1)
     const file = path.join(dir, 'ping.pcap')
     const ctl = spawn(process.execPath, [path.join(ROOT, 'bin', 'switchctl.js'), '--url', `http://127.0.0.1:${lab.port}`,
-      'capture', '--port', 'host-b', '--count', '20', '--duration', '10', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] })
+      'capture', '--port', 'host-b', '--count', '20', '--duration', '120', '-w', file], { stdio: ['ignore', 'ignore', 'pipe'] })
     let stderr = ''
     ctl.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
     const exited = new Promise<number | null>((resolve) => ctl.on('exit', resolve))
     try {
-      await sleep(500)
+      // Once switchd has the capture (switchctl takes seconds to start on a loaded machine), the pings.
+      await waitFor(() => logs.some((l) => l.includes('"capture_started"')), MIN_WAIT_MS, 'the capture to start')
       await lab.ping(a, b, 3, 4, 0.1)
       await lab.ping(b, a, 3, 4, 0.1)
     } finally {

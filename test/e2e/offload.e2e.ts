@@ -17,6 +17,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
+import { tcpListening } from '../helpers/proc'
 import { sleep, waitFor } from '../helpers/net'
 import { TestClient } from '../helpers/client'
 import { parsePcap } from '../helpers/pcap'
@@ -42,7 +43,7 @@ async function stopChild (child: ChildProcess | undefined): Promise<void> {
 async function iperf (from: LabHost, to: LabHost, seconds: number, port: number, extra: string[] = []): Promise<number> {
   const server = spawn('ip', ['netns', 'exec', to.ns, 'iperf3', '-s', '-1', '-B', to.ipv4, '-p', String(port)], { stdio: 'ignore' })
   try {
-    await sleep(300)
+    await tcpListening(to.ns, port)
     const out = JSON.parse(await run('ip', ['netns', 'exec', from.ns, 'iperf3', '-c', to.ipv4, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000', ...extra], (seconds + 20) * 1000)) as {
       end: { sum_received: { bytes: number } }
     }
@@ -131,7 +132,10 @@ describe('e2e: offload between agents, and the fallback for ports without it', f
     const a0 = await linkStats(a)
     const b0 = await linkStats(b)
     const bytes = await iperf(a, b, 2, 5301)
-    assert.ok(bytes > 10_000_000, `iperf3 carried ${bytes} bytes`)
+    // TCP flowed (how much in 2 s is the machine's business: 6 MB with eight busy loops beside it, hundreds
+    // idle); what offload changes is the size of the frames, checked below.
+    process.stdout.write(`      iperf3 carried ${(bytes / 1e6).toFixed(1)} MB in 2 s\n`)
+    assert.ok(bytes > 1_000_000, `iperf3 carried ${bytes} bytes`)
     const a1 = await linkStats(a)
     const b1 = await linkStats(b)
     // A TAP counts a GSO frame as one packet: bytes per packet far above 1514 means TSO frames crossed whole.

@@ -104,7 +104,9 @@ interface PortRow { name: string, counters: { rxFrames: number, txFrames: number
 describe('e2e: scale (1,000 ports, a receiver that does not read)', function () {
   this.timeout(90_000)
   const logs: string[] = []
-  const lab = new Lab({ hosts: 2, config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000, maxPendingPerAddress: 512 } }, onLog: (l) => { logs.push(l) } })
+  // Pings 30 s apart (the Lab's are 1 s): the 1,000 clients are this process, and on a loaded machine it may not
+  // answer switchd's keepalive within two rounds; what is measured here is memory and forwarding, not keepalive.
+  const lab = new Lab({ hosts: 2, switchdArgs: ['--ping-interval', '30'], config: { limits: { maxPortsPerAddress: 5000, maxPorts: 5000, maxPendingPerAddress: 512 } }, onLog: (l) => { logs.push(l) } })
   let a: LabHost, b: LabHost
   let clients: LoadClient[] = []
 
@@ -165,7 +167,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     for (;;) {
       const fdb = await lab.api<unknown[]>('/api/v1/fdb')
       if (fdb.length >= ACTIVE + 2) break
-      assert.ok(Date.now() - learnedAt < 10_000, `only ${fdb.length} MACs learned 10 s after the talkers introduced themselves`)
+      // A guard against a hang: the talkers' first frames are learned as switchd reads them, however slowly.
+      assert.ok(Date.now() - learnedAt < 60_000, `only ${fdb.length} MACs learned 60 s after the talkers introduced themselves`)
       await sleep(100)
     }
     active.forEach((c) => { c.sent = 0 })
@@ -176,7 +179,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     })
 
     // Meanwhile the namespaces ping each other: 50 pings, 0.1 s apart.
-    const ping = output('ip', ['netns', 'exec', a.ns, 'ping', '-4', '-c', '50', '-i', '0.1', '-W', '1', '-n', '-q', b.ipv4], 20_000)
+    // A ping is lost if it never comes back (-W 5), not if a loaded machine takes a while.
+    const ping = output('ip', ['netns', 'exec', a.ns, 'ping', '-4', '-c', '50', '-i', '0.1', '-W', '5', '-n', '-q', b.ipv4], 60_000)
     let rssPeak = rssIdle
     const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, vmRss(pid())) }, 250)
     let pingOut: string
@@ -200,8 +204,8 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     await waitFor(() => active.reduce((n, c) => n + c.fromPeer, 0) >= sent, 5000, 'talker frames in flight').catch(() => {})
     const received = active.reduce((n, c) => n + c.fromPeer, 0)
     assert.equal(received, sent, `talkers: ${received} of ${sent} frames arrived`)
-    const dropped = clients.filter((c) => c.closeCode !== undefined).length
-    assert.equal(dropped, 0, `${dropped} of the 1,000 connections were closed`)
+    const dropped = clients.filter((c) => c.closeCode !== undefined)
+    assert.equal(dropped.length, 0, `${dropped.length} of the 1,000 connections were closed (codes ${[...new Set(dropped.map((c) => c.closeCode))].join(', ')})`)
     const after = await lab.api<PortRow[]>('/api/v1/ports')
     assert.equal(after.length, CONNECTIONS + 2)
     const bp = after.reduce((n, p) => n + p.drops.backpressure, 0)
@@ -221,7 +225,7 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
     for (;;) {
       const n = (await lab.api<PortRow[]>('/api/v1/ports')).length
       if (n === 2) break
-      assert.ok(Date.now() - t0 < 10_000, `${n} ports still listed 10 s after the clients closed`)
+      assert.ok(Date.now() - t0 < 60_000, `${n} ports still listed 60 s after the clients closed`)
       await sleep(100)
     }
     assert.match(await lab.ping(a, b, 2), / 2 received/)

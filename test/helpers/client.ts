@@ -4,6 +4,9 @@ import WebSocket from 'ws'
 import { onceWithin, waitFor } from './net'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, decodeBatch, encodeBatch, parseWelcome, type Welcome } from '../../src/common/protocol'
 
+/** How long the client waits for its upgrade, welcome or close: a guard against a hang, not a speed a loaded machine must reach. */
+const GUARD_MS = 30_000
+
 export class TestClient {
   readonly frames: Buffer[] = []
   readonly texts: string[] = []
@@ -28,16 +31,16 @@ export class TestClient {
   /** Raw mode: no subprotocol, one frame per message. */
   static async raw (url: string, opts: WebSocket.ClientOptions = {}): Promise<TestClient> {
     const c = new TestClient(new WebSocket(url, { perMessageDeflate: false, ...opts }), false)
-    await onceWithin(c.ws, 'open')
+    await onceWithin(c.ws, 'open', GUARD_MS)
     return c
   }
 
   /** tapswitch mode: connects, says hello, waits for the welcome. */
   static async batched (url: string, hello: Record<string, unknown> = {}): Promise<TestClient> {
     const c = new TestClient(new WebSocket(url, [SUBPROTOCOL_V1], { perMessageDeflate: false, maxPayload: MAX_MESSAGE_SIZE }), true)
-    await onceWithin(c.ws, 'open')
+    await onceWithin(c.ws, 'open', GUARD_MS)
     c.ws.send(JSON.stringify({ type: 'hello', version: 1, ...hello }))
-    await waitFor(() => c.welcome !== undefined, 3000, 'welcome')
+    await waitFor(() => c.welcome !== undefined, GUARD_MS, 'welcome')
     return c
   }
 
@@ -46,7 +49,7 @@ export class TestClient {
     else for (const f of frames) this.ws.send(f)
   }
 
-  async closed (ms = 3000): Promise<number> {
+  async closed (ms = GUARD_MS): Promise<number> {
     await waitFor(() => this.closeCode !== undefined, ms, 'close')
     return this.closeCode as number
   }

@@ -6,7 +6,8 @@ const ROOT = path.join(__dirname, '..', '..')
 
 export interface CtlResult { code: number, stdout: Buffer, stderr: string }
 
-export function switchctl (args: string[], env: Record<string, string> = {}, timeoutMs = 10_000): Promise<CtlResult> {
+/** `timeoutMs` guards against a hang only: node and tsx take seconds to start on a loaded machine. */
+export function switchctl (args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CtlResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', "require('./src/ctl/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c })", '--', ...args], {
       cwd: ROOT,

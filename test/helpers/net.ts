@@ -1,9 +1,20 @@
 import { once, type EventEmitter } from 'node:events'
 
-/** `once(emitter, event)` that rejects after `ms` (tests never hang). */
-export async function onceWithin<T extends unknown[] = unknown[]> (emitter: EventEmitter, event: string, ms = 3000): Promise<T> {
+/**
+ * Every wait in the tests guards against a hang; none is a speed the machine
+ * must reach (`npm test` passes with eight busy loops beside it). So a wait
+ * given less than this waits this long before it gives up: a test that
+ * passes never waits longer for it, and one on a loaded machine is not failed
+ * for being slow. A retry loop that means a short wait (a DHCP client
+ * retransmitting) uses poll().
+ */
+export const MIN_WAIT_MS = 30_000
+
+/** `once(emitter, event)` that rejects after `ms` (at least MIN_WAIT_MS: tests never hang). */
+export async function onceWithin<T extends unknown[] = unknown[]> (emitter: EventEmitter, event: string, ms = MIN_WAIT_MS): Promise<T> {
+  const guard = Math.max(ms, MIN_WAIT_MS)
   const ac = new AbortController()
-  const t = setTimeout(() => { ac.abort(new Error(`no '${event}' within ${ms} ms`)) }, ms)
+  const t = setTimeout(() => { ac.abort(new Error(`no '${event}' within ${guard} ms`)) }, guard)
   try {
     return await once(emitter, event, { signal: ac.signal }) as T
   } finally {
@@ -11,13 +22,24 @@ export async function onceWithin<T extends unknown[] = unknown[]> (emitter: Even
   }
 }
 
-/** Poll `check` every 20 ms until it returns true; reject after `ms`. */
-export async function waitFor (check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms
+/** Poll `check` every 20 ms until it returns true; reject after `ms` (at least MIN_WAIT_MS). */
+export async function waitFor (check: () => boolean, ms = MIN_WAIT_MS, what = 'condition'): Promise<void> {
+  const guard = Math.max(ms, MIN_WAIT_MS)
+  const deadline = Date.now() + guard
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${guard} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
+}
+
+/** Poll `check` every 20 ms for at most `ms`, exactly: whether it came true (for retry loops, which wait again). */
+export async function poll (check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return true
 }
 
 export function sleep (ms: number): Promise<void> {

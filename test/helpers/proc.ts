@@ -134,3 +134,18 @@ export async function exitWithin (child: ChildProcess, ms: number): Promise<bool
     child.once('exit', onExit)
   })
 }
+
+/**
+ * Resolves once something in namespace `ns` listens on TCP `port` (`ss`): the
+ * barrier between starting a server (iperf3 -s) and its client, where a sleep
+ * would be too short on a loaded machine. `ms` guards against a hang.
+ */
+export async function tcpListening (ns: string, port: number, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const out = await run('ip', ['netns', 'exec', ns, 'ss', '-Hltn', `sport = :${port}`]).catch(() => '')
+    if (out.trim() !== '') return
+    if (Date.now() > deadline) throw new Error(`nothing listens on TCP port ${port} in ${ns} within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}

@@ -150,7 +150,7 @@ export class RawWs {
       '', ''
     ].join('\r\n')
     socket.write(request)
-    await c.until(() => c.status !== 0 || c.ended, o.timeoutMs ?? 3000)
+    await c.until(() => c.status !== 0 || c.ended, o.timeoutMs ?? 30_000)
     return c
   }
 
@@ -168,7 +168,7 @@ export class RawWs {
   }
 
   /** Wait for the server's close frame or the end of the connection. */
-  async closed (ms = 3000): Promise<number | undefined> {
+  async closed (ms = 30_000): Promise<number | undefined> {
     await this.until(() => this.closeCode !== undefined || this.ended, ms)
     return this.closeCode
   }

@@ -96,7 +96,6 @@ describe('observability and admin (integration)', () => {
     })
 
     it('exposes the agent\'s metrics, including uplink state and RTT', async function () {
-      this.timeout(8000)
       await server.close()
       server = new SwitchServer({ host: '127.0.0.1', port: 0, pingInterval: 1 })
       const port = (await server.listen()).port
@@ -194,7 +193,6 @@ describe('observability and admin (integration)', () => {
     const env = (): Record<string, string> => ({ SWITCHCTL_URL: http, SWITCHCTL_TOKEN: TOKEN })
 
     it('prints ports, fdb and networks as tables, and --json', async function () {
-      this.timeout(20000)
       const a = await named('web1'); const b = await named('db1')
       a.send([eth(BROADCAST, MAC_A)])
       await waitFor(() => b.frames.length === 1)
@@ -209,7 +207,6 @@ describe('observability and admin (integration)', () => {
     })
 
     it('flushes, manages statics and ports', async function () {
-      this.timeout(20000)
       const a = await named('web1')
       await named('db1')
       a.send([eth(BROADCAST, MAC_A)])
@@ -224,7 +221,6 @@ describe('observability and admin (integration)', () => {
     })
 
     it('writes a capture to a file or stdout', async function () {
-      this.timeout(20000)
       const a = await named('web1'); await named('db1')
       const run = switchctl(['capture', '--port', 'db1', '--count', '1', '-w', '-'], env())
       await waitFor(() => server.captures.size === 1, 5000, 'capture started')
@@ -235,7 +231,6 @@ describe('observability and admin (integration)', () => {
     })
 
     it('says what is wrong: missing token, wrong URL, bad usage', async function () {
-      this.timeout(20000)
       const noToken = await switchctl(['ports'], { SWITCHCTL_URL: http })
       assert.equal(noToken.code, 1)
       assert.match(noToken.stderr, /401 admin token required .*SWITCHCTL_TOKEN/)

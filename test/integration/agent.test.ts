@@ -72,7 +72,6 @@ describe('tap-agent (integration, fake TAP)', () => {
   })
 
   it('keeps the TAP up and counts frames while the switch is away, then reconnects', async function () {
-    this.timeout(15000)
     const port = await startServer()
     const { agent: a, tap } = startAgent(port)
     await waitFor(() => a.uplink.isUp, 3000, 'uplink up')

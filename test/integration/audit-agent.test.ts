@@ -21,7 +21,6 @@ import { eth, BROADCAST, MAC_A } from '../helpers/frames'
 import { FrameReader } from '../helpers/stream-peer'
 
 describe('audit: tap-agent against a hostile switchd (integration)', function () {
-  this.timeout(20_000)
   let wss: WebSocketServer
   let url: string
   let dir: string

@@ -19,7 +19,6 @@ import { tcpFrame, pattern } from '../helpers/tcp'
 import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 
 describe('audit: frame path (integration)', function () {
-  this.timeout(20_000)
   let server: SwitchServer | undefined
   let url = ''
   const clients: TestClient[] = []

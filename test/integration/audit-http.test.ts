@@ -150,7 +150,6 @@ describe('audit: the HTTP surface (integration)', () => {
 
   describe('finding 13: refused handshakes do not leak networks', () => {
     it('attack: 300 bad upgrade requests to /net/x<i> do not use up maxNetworks', async function () {
-      this.timeout(20_000)
       const { server, port } = await start()
       const before = server.networks.all().length
       for (let batch = 0; batch < 300; batch += 50) {
@@ -193,7 +192,6 @@ describe('audit: the HTTP surface (integration)', () => {
     })
 
     it('attack: run-time static entries stop at MAX_STATIC_ENTRIES (409)', async function () {
-      this.timeout(30_000)
       const { server, port } = await start()
       const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 8 })
       const post = (i: number): Promise<number> => new Promise((resolve, reject) => {

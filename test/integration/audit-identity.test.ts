@@ -69,7 +69,6 @@ describe('audit: identity and reload (integration)', () => {
 
   describe('token revocation and rotation', () => {
     it('attack: a revoked token\'s port that is parked (link silent) stays in its network until its resume grace ends', async function () {
-      this.timeout(15_000)
       const { server, base } = await start({ pingInterval: 1, resumeGrace: 60, tokens: [{ token: T_A }, { token: T_W }] })
       const a = await TestClient.batched(`${base}/?token=${T_A}`, { name: 'roamer' })
       clients.push(a)
@@ -199,7 +198,6 @@ describe('audit: identity and reload (integration)', () => {
   describe('TLS reload', () => {
     let pki: TestPki
     before(function () {
-      this.timeout(20_000)
       pki = makePki()
     })
     after(() => { fs.rmSync(pki.dir, { recursive: true, force: true }) })
@@ -239,7 +237,6 @@ describe('audit: identity and reload (integration)', () => {
     })
 
     it('attack: switchd --tokens FILE ignores SIGHUP, so a revoked token stays connected', async function () {
-      this.timeout(15_000)
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-tokens-'))
       const file = path.join(dir, 'tokens.json')
       fs.writeFileSync(file, JSON.stringify([{ id: 'a', token: T_A }, { id: 'b', token: T_B }]))

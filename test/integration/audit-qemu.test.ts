@@ -23,7 +23,6 @@ import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { prefixed, FrameReader } from '../helpers/stream-peer'
 
 describe('audit: QEMU listeners (integration, fake QEMU)', function () {
-  this.timeout(10_000)
   let server: SwitchServer | undefined
   let raw: TestClient | undefined
   let dir: string
@@ -142,7 +141,6 @@ describe('audit: QEMU listeners (integration, fake QEMU)', function () {
 })
 
 describe('audit: tap-agent --qemu-listen (integration)', function () {
-  this.timeout(10_000)
   let dir: string
   const handles: ModeHandle[] = []
   let restore: (line: string) => void
@@ -151,8 +149,11 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
     restore = setLogSink(() => {})
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-audit-qemu-agent-'))
   })
+  /** Connections the tests made: cut after the listeners stopped, so what the listeners log about them is logged before the test ends. */
+  const peers: net.Socket[] = []
   afterEach(async () => {
     for (const h of handles.splice(0)) await h.stop()
+    for (const s of peers.splice(0)) s.destroy()
     fs.rmSync(dir, { recursive: true, force: true })
     setLogSink(restore)
   })
@@ -166,6 +167,96 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
     }
     const h = await listenForQemu({ kind: 'tcp', host: '127.0.0.1', port: 0 }, opts, 'vm1')
     handles.push(h)
+  })
+
+  /** A free loopback TCP port (listen on 0, close): a tcp: listener is what any local user can reach. */
+  async function freePort (): Promise<number> {
+    const s = net.createServer()
+    await new Promise<void>((resolve) => { s.listen(0, '127.0.0.1', resolve) })
+    const { port } = s.address() as net.AddressInfo
+    await new Promise<void>((resolve) => { s.close(() => { resolve() }) })
+    return port
+  }
+
+  /** `n` connections to 127.0.0.1:`port`, each sending a frame from `src`; resolves once each is connected. */
+  async function connectMany (port: number, n: number, src: string): Promise<net.Socket[]> {
+    return await Promise.all(Array.from({ length: n }, async (_, i) => {
+      const sock = net.connect(port, '127.0.0.1')
+      sock.on('error', () => {})
+      await onceWithin(sock, 'connect', 30_000)
+      sock.write(prefixed([eth(BROADCAST, src, i & 0xff)], 4))
+      return sock
+    }))
+  }
+
+  it('attack: 200 local connections to a tcp: --qemu-listen beside the VM are refused and make no port; the VM keeps its port', async function () {
+    this.timeout(120_000) // a guard against a hang: everything below waits for counts
+    const server = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
+    const url = `ws://127.0.0.1:${(await server.listen()).port}/`
+    const socks: net.Socket[] = []
+    try {
+      const lan = await TestClient.raw(url)
+      const port = await freePort()
+      const h = await listenForQemu({ kind: 'tcp', host: '127.0.0.1', port }, { url, reconnectMin: 0.05, reconnectMax: 0.2 }, 'vm1')
+      handles.push(h)
+      await waitFor(() => h.agents()[0]?.uplink.isUp === true, 30_000, 'vm1\'s uplink')
+      const [vm] = await connectMany(port, 1, MAC_A)
+      socks.push(vm as net.Socket)
+      await waitFor(() => lan.frames.length === 1, 30_000, 'the VM\'s frame on the LAN')
+      socks.push(...await connectMany(port, 200, MAC_C))
+      await waitFor(() => h.refused() === 200, 30_000, '200 refused')
+      await waitFor(() => socks.slice(1).every((s) => s.destroyed || s.readableEnded), 30_000, 'the refused connections closed')
+      assert.equal(h.agents().length, 1, 'no agent beside the VM\'s')
+      // Barrier: the VM's next frame arrives after anything the refused connections could have sent.
+      ;(vm as net.Socket).write(prefixed([eth(BROADCAST, MAC_A, 99)], 4))
+      await waitFor(() => lan.frames.some((f) => f[14] === 99), 30_000, 'the VM\'s barrier frame')
+      assert.deepEqual(server.ports().map((p) => p.name).filter((n) => n.startsWith('vm1')), ['vm1'])
+      assert.equal(lan.frames.filter((f) => f.subarray(6, 12).equals(Buffer.from('020000000003', 'hex'))).length, 0, 'nothing from the refused connections reached the LAN')
+      lan.close()
+    } finally {
+      for (const s of socks) s.destroy()
+      await server.close()
+    }
+  })
+
+  it('--qemu-max-vms 3: two VMs beside the first, silent connections counted; the fourth is refused', async function () {
+    const sockPath = path.join(dir, 'vm1.sock')
+    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts, 'vm1', { maxVms: 3 })
+    handles.push(h)
+    const connect = async (): Promise<net.Socket> => { const s = net.connect(sockPath); s.on('error', () => {}); peers.push(s); await onceWithin(s, 'connect', 30_000); return s }
+    {
+      await connect() // the VM
+      await waitFor(() => (h.agents()[0]?.tap as { attached?: boolean } | undefined)?.attached === true, 30_000, 'the VM attached')
+      const silent = await connect() // takes a place though it says nothing
+      const second = await connect()
+      second.write(prefixed([eth(BROADCAST, MAC_B, 1)], 4))
+      await waitFor(() => h.agents().length === 2, 30_000, 'vm1-2')
+      await connect()
+      await waitFor(() => h.refused() === 1, 30_000, 'the fourth refused')
+      silent.destroy()
+      // Its place is free again once the listener has seen it close: a connection then gets vm1-3
+      // (one made before that is refused, and we try again: the listener's order of events is its own).
+      let refused = h.refused()
+      for (let tries = 0; h.agents().length < 3 && tries < 50; tries++) {
+        const next = await connect()
+        next.write(prefixed([eth(BROADCAST, MAC_C, 2)], 4))
+        await waitFor(() => h.agents().length === 3 || h.refused() > refused, 30_000, 'vm1-3 or a refusal')
+        refused = h.refused()
+      }
+      assert.deepEqual(h.agents().map((a) => a.uplink.opts.name), ['vm1', 'vm1-2', 'vm1-3'])
+      // Full again: the next is refused.
+      await connect()
+      await waitFor(() => h.refused() === refused + 1, 30_000, 'refused when full again')
+      // The VMs leave: their ports go, the first one's stays for its return.
+      for (const s of peers.splice(0)) s.destroy()
+      await waitFor(() => h.agents().length === 1 && (h.agents()[0]?.tap as { attached?: boolean }).attached === false, 30_000, 'every VM gone')
+    }
+  })
+
+  it('attack: --qemu-max-vms beyond its cap or not a whole number is refused with TSW_ERR_CONFIG', async () => {
+    for (const maxVms of [0, 17, 1.5, NaN]) {
+      await assert.rejects(listenForQemu({ kind: 'unix', path: path.join(dir, 'x.sock') }, opts, 'vm1', { maxVms }), (err: Error & { code?: string }) => err.code === ERR_CONFIG, String(maxVms))
+    }
   })
 
   it('attack: other local users cannot connect to its Unix socket (0600 whatever the umask)', async () => {

@@ -20,7 +20,6 @@ const LAB = '/net/lab'
 const ROOT_CLAIM = JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, bridge: '0000000000000002', port: 1, tc: [] })
 
 describe('audit: trunks and the spanning tree', function () {
-  this.timeout(30_000)
   const servers: SwitchServer[] = []
   const clients: TestClient[] = []
   const closers: Array<() => void> = []
@@ -82,7 +81,10 @@ describe('audit: trunks and the spanning tree', function () {
     ]
     const claim = setInterval(() => { for (const e of evil) e.ws.send(ROOT_CLAIM) }, 200)
     closers.push(() => { clearInterval(claim) })
-    await sleep(FORWARD_DELAY_MS + 1000)
+    // The claims have been heard (both claiming ports root-inconsistent); then a forward delay more, in which
+    // a root claim that got through would have moved a port to forwarding.
+    await waitFor(() => [a, b].every((s) => trunkPorts(s.server).some((p) => p.name.startsWith('evil') && p.stp?.rootInconsistent === true)), 10_000, 'the claims heard')
+    await sleep(FORWARD_DELAY_MS)
     for (const s of [a.server, b.server]) {
       const ends = trunkPorts(s)
       const ab = ends.filter((p) => !p.name.startsWith('evil'))

@@ -31,7 +31,6 @@ function burst (src: string, first: number, sizes = [60, 61, 1514]): Buffer[] {
 }
 
 describe('QEMU and VDE endpoints (integration, fake peers)', function () {
-  this.timeout(20_000)
   let server: SwitchServer
   let port: number
   let url: string
@@ -47,8 +46,8 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
   const portNamed = (name: string): ReturnType<SwitchServer['ports']>[number] | undefined => server.ports().find((p) => p.name === name)
   const streamEp = (h: ModeHandle): StreamEndpoint => h.agents()[0]?.tap as StreamEndpoint
   /** A tap-agent listening for QEMU on `sockPath` as port vm1, once vm1 is on the switch. */
-  const listenVm1 = async (sockPath: string): Promise<ModeHandle> => {
-    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1')
+  const listenVm1 = async (sockPath: string, maxVms = 1): Promise<ModeHandle> => {
+    const h = await listenForQemu({ kind: 'unix', path: sockPath }, opts(), 'vm1', { maxVms })
     handles.push(h)
     await waitFor(() => portNamed('vm1') !== undefined && h.agents()[0]?.uplink.isUp === true, 3000, 'port vm1')
     return h
@@ -118,9 +117,9 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     assert.equal(portNamed('vm1')?.rxFrames, 3, 'the switch counted them on vm1')
   })
 
-  it('listen: a QEMU that disconnects and comes back gets the same port; a second one gets <name>-2', async () => {
+  it('listen: a QEMU that disconnects and comes back gets the same port; with --qemu-max-vms 3 a second one gets <name>-2', async () => {
     const sockPath = path.join(dir, 'vm.sock')
-    const h = await listenVm1(sockPath)
+    const h = await listenVm1(sockPath, 3)
     const id = portNamed('vm1')?.id
     const ep = streamEp(h)
 

@@ -31,7 +31,6 @@ function failingBinding (code: string, errno: number, syscall: string): TapBindi
 }
 
 describe('local TAPs served by switchd (integration, fake TAP)', function () {
-  this.timeout(10_000)
   let server: SwitchServer | undefined
   const clients: TestClient[] = []
   const logs: string[] = []

@@ -23,9 +23,10 @@
  *    networks and fdb entries never exceed what the clients and limits allow;
  *  - switchd never throws out of its event handlers.
  *
- * Reproducible: MODEL_SEED=123 replays a run; MODEL_MS sets its length
- * (default 20 s, so the whole file stays well under a minute in CI). The seed
- * is printed when the run fails.
+ * Reproducible: MODEL_SEED=123 replays a run; MODEL_STEPS sets its length
+ * (default 400 steps: about 10 s on an idle machine, 20 s with eight busy
+ * loops beside it). The run is bounded by steps, not by time; MODEL_MS is a
+ * guard against a hang only. The seed is printed when the run fails.
  */
 
 import assert from 'node:assert/strict'
@@ -39,8 +40,11 @@ import { onceWithin, waitFor } from '../helpers/net'
 import { Rng } from '../helpers/rawws'
 
 const SEED = process.env.MODEL_SEED !== undefined ? Number(process.env.MODEL_SEED) >>> 0 : (Date.now() ^ (process.pid << 12)) >>> 0
-const DURATION_MS = Number(process.env.MODEL_MS ?? 20_000)
-const MAX_STEPS = Number(process.env.MODEL_STEPS ?? 2000)
+/** The run gives up after this: a hang, not a slow machine. */
+const HANG_GUARD_MS = Number(process.env.MODEL_MS ?? 300_000)
+const MAX_STEPS = Number(process.env.MODEL_STEPS ?? 400)
+/** How long a step waits for what must happen (a welcome, a barrier, a close): a guard against a hang only. */
+const WAIT_GUARD_MS = 30_000
 const MAX_CLIENTS = 10
 const ADMIN = 'model-admin-token-0123456789'
 const HEAP_GROWTH_LIMIT = 150 * 1024 * 1024
@@ -134,7 +138,7 @@ interface Client {
 }
 
 describe('model-based fuzz: invariants after every step (integration)', function () {
-  this.timeout(DURATION_MS + 40_000)
+  this.timeout(HANG_GUARD_MS + 60_000)
   let server: SwitchServer
   let url: string
   let restoreLog: (line: string) => void
@@ -226,19 +230,19 @@ describe('model-based fuzz: invariants after every step (integration)', function
         for (const r of decodeBatch(data)) c.inbox.push(Buffer.from(offload ? r.subarray(VNET_HDR_LEN) : r))
       })
       const outcome = await Promise.race([
-        onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response', 3000).then(([, res]) => res.statusCode),
-        onceWithin(ws, 'open', 3000).then(() => 101)
+        onceWithin<[unknown, { statusCode: number }]>(ws, 'unexpected-response', WAIT_GUARD_MS).then(([, res]) => res.statusCode),
+        onceWithin(ws, 'open', WAIT_GUARD_MS).then(() => 101)
       ])
       if (outcome !== 101) { ws.terminate(); return outcome }
       if (batched) {
         const hello: Record<string, unknown> = { type: 'hello', version: 1, name: `m${c.id}` }
         if (offload) hello.capabilities = ['offload']
         ws.send(JSON.stringify(hello))
-        await waitFor(() => c.welcome !== undefined || c.closeCode !== undefined, 3000, `welcome of client ${c.id}`)
+        await waitFor(() => c.welcome !== undefined || c.closeCode !== undefined, WAIT_GUARD_MS, `welcome of client ${c.id}`)
         if (c.welcome === undefined) fail(`client ${c.id} (${g.key}) closed ${String(c.closeCode)} instead of a welcome`)
       }
       const local = (ws as unknown as { _socket: { localPort: number } })._socket.localPort
-      await waitFor(() => serverPorts().some((p) => p.remote.endsWith(`:${local}`)), 3000, `port of client ${c.id}`)
+      await waitFor(() => serverPorts().some((p) => p.remote.endsWith(`:${local}`)), WAIT_GUARD_MS, `port of client ${c.id}`)
       c.port = serverPorts().find((p) => p.remote.endsWith(`:${local}`))
       return c
     }
@@ -270,10 +274,11 @@ describe('model-based fuzz: invariants after every step (integration)', function
         send(s, [modelFrame(0xffffffffffff, s.mac, -1, MAGIC_BARRIER, s.id, s.grant.pvid, step)])
         const senderDrops0 = portDrops(s)
         const got = (r: Client): boolean => r.inbox.some((f) => payloadOf(r, f)?.magic === MAGIC_BARRIER && payloadOf(r, f)?.step === step && payloadOf(r, f)?.sender === s.id)
-        try {
-          await waitFor(() => expect.every((r) => got(r) || r.closeCode !== undefined || blocked(r) || blocked(s)), 3000, 'barrier')
-        } catch {
-          // The switch refused the barrier itself (the sender's MAC is held by another port, port security): no flood owed.
+        const arrived = (): boolean => expect.every((r) => got(r) || r.closeCode !== undefined || blocked(r) || blocked(s))
+        // Until it has reached everyone, or the switch refused the barrier itself (the sender's MAC is held by
+        // another port, port security: no flood owed), which its drop counter says: no waiting out a timeout.
+        await waitFor(() => arrived() || portDrops(s) > senderDrops0, WAIT_GUARD_MS, 'barrier').catch(() => {})
+        if (!arrived()) {
           if (portDrops(s) > senderDrops0) { count('barrier refused at ingress'); for (const r of clients) check(r); return }
           fail(`the barrier flood from client ${s.id} (${s.grant.key}) did not reach ${expect.filter((r) => !got(r)).map((r) => `${r.id} (${r.grant.key})`).join(', ')}`)
         }
@@ -369,7 +374,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
       }
     }
 
-    while (Date.now() - started < DURATION_MS && step < MAX_STEPS) {
+    while (step < MAX_STEPS && Date.now() - started < HANG_GUARD_MS) {
       step++
       if (thrown.length > 0) fail(`switchd threw: ${thrown[0]?.stack ?? ''}`)
       // Ports the switch closed on its own (revocations, BPDU guard) leave the model.
@@ -404,9 +409,9 @@ describe('model-based fuzz: invariants after every step (integration)', function
         }
       } else if (r < 0.17 && actor !== undefined) {
         actor.ws.terminate()
-        await waitFor(() => actor.closeCode !== undefined, 3000, 'close')
+        await waitFor(() => actor.closeCode !== undefined, WAIT_GUARD_MS, 'close')
         const port = actor.port
-        await waitFor(() => port === undefined || !serverPorts().includes(port), 3000, `port of client ${actor.id} to go`)
+        await waitFor(() => port === undefined || !serverPorts().includes(port), WAIT_GUARD_MS, `port of client ${actor.id} to go`)
         count('leave')
       } else if (r < 0.5 && actor !== undefined) {
         // Valid frames: unicast to a known MAC (maybe in another VLAN), broadcast, unknown unicast; trunks tag some.
@@ -426,7 +431,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
         send(actor, [h.frame], [h.hdr ?? Buffer.alloc(VNET_HDR_LEN)])
         count(`hostile ${h.kind}`)
         await barrier(actor)
-        await waitFor(() => totalDrops() > drops0 || actor.closeCode !== undefined, 3000, `a drop counted for a ${h.kind} frame`)
+        await waitFor(() => totalDrops() > drops0 || actor.closeCode !== undefined, WAIT_GUARD_MS, `a drop counted for a ${h.kind} frame`)
           .catch(() => fail(`a ${h.kind} frame from client ${actor.id} (${actor.grant.key}) was not counted as a drop`))
       } else if (r < 0.76 && actor !== undefined) {
         // Spoofing: another client's MAC as source. Allowed on an unsecured port, but never across VLANs or networks.
@@ -443,10 +448,10 @@ describe('model-based fuzz: invariants after every step (integration)', function
         actor.ws.send(JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, bridge: '0000000000000001', port: 1, tc: [['0000000000000001', step]] }))
         actor.expectClose = true
         count('bpdu')
-        await waitFor(() => actor.closeCode !== undefined, 3000, 'BPDU guard').catch(() => fail(`a BPDU from agent ${actor.id} did not shut its port`))
+        await waitFor(() => actor.closeCode !== undefined, WAIT_GUARD_MS, 'BPDU guard').catch(() => fail(`a BPDU from agent ${actor.id} did not shut its port`))
         if (actor.closeCode !== 4005) fail(`BPDU guard closed client ${actor.id} with ${String(actor.closeCode)}, not 4005`)
         const port = actor.port
-        await waitFor(() => port === undefined || !serverPorts().includes(port), 3000, `port of client ${actor.id} to go`)
+        await waitFor(() => port === undefined || !serverPorts().includes(port), WAIT_GUARD_MS, `port of client ${actor.id} to go`)
       } else if (r < 0.88 && actor?.port !== undefined) {
         // Admin API: disable / enable, a flush, or a static entry for a fresh MAC pointing at a random port.
         const a = rng.float()
@@ -483,7 +488,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
         if (revoked.has(g.key)) {
           const holders = clients.filter((c) => c.grant === g)
           for (const c of holders) c.expectClose = true
-          await waitFor(() => holders.every((c) => c.closeCode !== undefined), 3000, 'revoked ports to close')
+          await waitFor(() => holders.every((c) => c.closeCode !== undefined), WAIT_GUARD_MS, 'revoked ports to close')
             .catch(() => fail(`revoking ${g.key} left ${holders.filter((c) => c.closeCode === undefined).length} of its ports open`))
         }
         // Nobody else was closed by the reload.
@@ -503,6 +508,7 @@ describe('model-based fuzz: invariants after every step (integration)', function
     process.stdout.write(`      model fuzz seed ${SEED}: ${step} steps in ${Date.now() - started} ms; ` +
       `${Object.entries(tally).map(([k, v]) => `${k} ${v}`).join(', ')}\n`)
     // The run must have exercised what it claims to check.
-    assert.ok((tally.delivered ?? 0) > 0 && (tally.join ?? 0) > 0 && step > 20, 'the run did too little to check anything')
+    assert.equal(step, MAX_STEPS, `only ${step} of ${MAX_STEPS} steps in ${HANG_GUARD_MS / 1000} s: switchd or a step hung`)
+    assert.ok((tally.delivered ?? 0) > 0 && (tally.join ?? 0) > 0, 'the run did too little to check anything')
   })
 })

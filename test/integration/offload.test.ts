@@ -128,7 +128,6 @@ describe('offload (integration)', () => {
     }
 
     it('asks for offload, switches the TAP to offload records on the welcome, and back to plain on failover to a switch that does not grant it', async function () {
-      this.timeout(10000)
       const other = await plainSwitch()
       const dev = TapDevice.open(fakeTapBinding, { name: 'tsw-off0', mtu: 1500, offload: 'auto' })
       const tap = dev.tap as FakeTap

@@ -186,7 +186,6 @@ describe('switchd (integration)', () => {
 
   describe('backpressure', () => {
     it('drops frames to a port that stops reading, keeps its buffer bounded and keeps serving the others', async function () {
-      this.timeout(20000)
       await server.close()
       const hwm = 128 * 1024
       await start({ highWaterMark: hwm })
@@ -219,7 +218,6 @@ describe('switchd (integration)', () => {
 
   describe('keepalive and shutdown', () => {
     it('drops a peer that stops answering pings within two intervals', async function () {
-      this.timeout(10000)
       await server.close()
       await start({ pingInterval: 1 })
       const dead = await raw()

@@ -6,7 +6,7 @@ import { DEFAULT_DROP_LOG_SIZE } from '../../src/switch/core/droplog'
 import type { TraceJson, DropsJson } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
 import { switchctl } from '../helpers/ctl'
-import { waitFor } from '../helpers/net'
+import { waitFor, MIN_WAIT_MS } from '../helpers/net'
 import { eth, tagged, frame, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 
@@ -193,10 +193,9 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
           s.write(`GET /api/v1/drops HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)
           sockets.push(s)
         }
-        const start = Date.now()
+        // Answered although 20 readers are stuck (a server blocked on them would not answer: the test's guard ends it).
         const r = await (await api('GET', '/api/v1/drops?limit=1')).json() as DropsJson
         assert.equal(r.drops.length, 1)
-        assert.ok(Date.now() - start < 3000)
       } finally {
         for (const s of sockets) s.destroy()
       }
@@ -245,7 +244,6 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
 
   describe('duplicate MACs', () => {
     it('logs duplicate_mac with both port names and counts it when two ports keep sending one MAC', async function () {
-      this.timeout(10_000)
       await server.close()
       // A short loop window, so the test needs little time; moveHold 0: Linux moves.
       await start({ network: { loop: { window: 0.05, moveHold: 0 } } })
@@ -267,7 +265,6 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
 
   describe('switchctl', () => {
     it('traces a frame and lists drops', async function () {
-      this.timeout(20_000)
       const a = await named('a'); const b = await named('b')
       b.send([eth(BROADCAST, MAC_B)])
       await waitFor(() => a.frames.length === 1)
@@ -290,7 +287,6 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
     })
 
     it('drops --follow prints drops as they happen', async function () {
-      this.timeout(20_000)
       const a = await named('a'); await named('b')
       const { spawn } = await import('node:child_process')
       const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', "require('./src/ctl/main').main(process.argv.slice(1))", '--', 'drops', '--follow', '--interval', '0.1', '--json'], {
@@ -300,7 +296,7 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
       child.stdout.on('data', (d: Buffer) => { out += d.toString() })
       try {
         // Each poll after the first sees what was dropped since the one before.
-        const deadline = Date.now() + 10_000
+        const deadline = Date.now() + MIN_WAIT_MS // a guard: the child takes seconds to start on a loaded machine
         while (!out.includes('"runt"') && Date.now() < deadline) {
           a.send([Buffer.alloc(5)])
           await new Promise((resolve) => setTimeout(resolve, 200))

@@ -45,7 +45,6 @@ async function converged (servers: SwitchServer[], trunkEnds: number, forwarding
 }
 
 describe('trunks between switches', function () {
-  this.timeout(30_000)
   const servers: SwitchServer[] = []
   const clients: TestClient[] = []
   let restore: (line: string) => void

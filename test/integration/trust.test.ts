@@ -118,7 +118,6 @@ describe('trust and survival (integration)', () => {
   describe('TLS', () => {
     let pki: TestPki
     before(function () {
-      this.timeout(20_000)
       pki = makePki()
     })
     after(() => { fs.rmSync(pki.dir, { recursive: true, force: true }) })
@@ -186,7 +185,6 @@ describe('trust and survival (integration)', () => {
     }
 
     it('parks a port whose link went silent and gives it back, fdb entries and all, to its resume token', async function () {
-      this.timeout(15_000)
       const { server, port } = await start({ pingInterval: 1 })
       const url = `ws://127.0.0.1:${port}/`
       const first = await hello(url, { name: 'roamer' })
@@ -225,7 +223,6 @@ describe('trust and survival (integration)', () => {
 
   describe('graceful drain', () => {
     it('an agent moves to the next switch URL when its switch drains (1001)', async function () {
-      this.timeout(10_000)
       const one = await start({})
       const two = await start({})
       const a = agent([`ws://127.0.0.1:${one.port}/`, `ws://127.0.0.1:${two.port}/`])

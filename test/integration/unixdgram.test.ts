@@ -128,7 +128,6 @@ function batchOf (frames: Buffer[]): Buffer {
 }
 
 describe('Unix datagram endpoint (integration, python3 as QEMU)', function () {
-  this.timeout(20_000)
   let server: SwitchServer
   let url: string
   let dir: string

@@ -21,6 +21,7 @@ import { Guard } from '../core/guard'
 import { applyConfiguredCondition } from '../core/link'
 import { DropLog, DropSequence, DEFAULT_DROP_LOG_SIZE } from '../core/droplog'
 import { AddressCounts } from './admission'
+import { HeldBudget } from '../core/held-queue'
 import type { VlanRequest } from '../../common/protocol'
 import { CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -48,8 +49,11 @@ export class Networks {
   /** Dynamic networks by the client address that opened each (control/admission.ts): its key, and the address for the log. */
   private readonly openedBy = new Map<Switch, { key: string, address: string }>()
   private readonly perAddress = new AddressCounts()
+  /** What link-condition queues may hold, per client address and in all, across every network (limits.conditionBytes*). */
+  readonly heldBudget: HeldBudget
 
   constructor (private config: SwitchdConfig, private readonly now: () => number) {
+    this.heldBudget = new HeldBudget(config.limits.conditionBytes, config.limits.conditionBytesPerAddress)
     this.bridgeId = makeBridgeId(config.bridgePriority)
     for (const settings of config.networks.values()) this.create(settings)
   }
@@ -160,6 +164,9 @@ export class Networks {
   reload (config: SwitchdConfig, requests: (p: Port) => VlanRequest | undefined, grantOf: (p: Port) => TokenGrant | undefined = () => undefined,
     closing: ReadonlySet<Port> = new Set()): void {
     this.config = config
+    // Lower limits refuse growth from now on; what queues hold already leaves as it is due.
+    this.heldBudget.total = config.limits.conditionBytes
+    this.heldBudget.perClient = config.limits.conditionBytesPerAddress
     let closed = 0
     for (const sw of this.all()) {
       const settings = networkSettings(config, sw.name)
@@ -218,6 +225,7 @@ export class Networks {
       loopHoldDown: s.loopHoldDown,
       groupFwdMask: s.groupFwdMask,
       dropLog: new DropLog(DEFAULT_DROP_LOG_SIZE, this.dropSequence),
+      heldBudget: this.heldBudget,
       bridgeId: this.bridgeId
     }, this.now())
     sw.setStatics(s.statics)

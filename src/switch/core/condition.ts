@@ -20,19 +20,23 @@
  * varies). `reorder` percent of frames skip the delay and so overtake the
  * queue, as netem's `reorder`.
  *
- * Memory: every queued frame is a copy (the ingress buffer is reused once
- * handleFrame returns), made with allocUnsafeSlow so a held frame pins only
- * its own bytes. The queue holds at most `queueFrames` frames and
- * `queueBytes` bytes; the rate limit's backlog (frames waiting for the link
- * to be free) at most `backlogBytes`. Beyond either the frame is dropped and
- * counted (drops.ts `condition_queue`). Queue entries are recycled through a
- * free list: after warm-up a conditioned port allocates only the copy.
+ * Memory: a held frame is copied (the ingress buffer is reused once
+ * handleFrame returns) into the condition's HeldQueue (held-queue.ts): one
+ * byte ring and a few typed-array columns, grown up to `queueBytes` and
+ * `queueFrames`, charged to a per-client and switchd-wide HeldBudget and
+ * given back when idle. The rate limit's backlog (frames waiting for the link
+ * to be free) is at most `backlogBytes`. Beyond any of these the frame is
+ * dropped and counted (drops.ts `condition_queue`). After warm-up a
+ * conditioned port allocates nothing per frame.
  *
  * A port without a condition pays one null check (Port.condIn / condOut).
  */
 
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { DIR_IN, type Port } from './port'
+import { HeldQueue, HeldFrame, HeldBudget } from './held-queue'
+
+export { HeldFrame, HeldBudget }
 
 /** Most delay or jitter, ms: a minute is past any WAN a lab wants to imitate. */
 export const MAX_DELAY_MS = 60_000
@@ -84,22 +88,6 @@ export const V_REORDERED = 32
 /** This direction of the link is down. */
 export const V_DOWN = 64
 
-/** One held frame: its bytes (a copy), where the frame is in them, and how it leaves. */
-export class HeldFrame {
-  buf: Buffer = EMPTY
-  off = 0
-  len = 0
-  /** Offset of its virtio-net header in buf, or -1. */
-  hdrOff = -1
-  /** Egress VLAN operation and VID (egress direction only). */
-  op = 0
-  vid = 0
-  due = 0
-  seq = 0
-}
-
-const EMPTY = Buffer.alloc(0)
-
 /** mulberry32: a small, fast, seedable PRNG; [0, 1). Good enough for link impairment, not for secrets. */
 export class Prng {
   private s: number
@@ -134,12 +122,8 @@ export class LinkCondition {
   private busyUntil = 0
   /** Due time of the last frame queued in order (no-reorder jitter keeps dues monotonic). */
   private lastDue = 0
-  private seq = 0
-  /** Min-heap of held frames on (due, seq). */
-  private readonly heap: HeldFrame[] = []
-  private readonly free: HeldFrame[] = []
-  queuedFrames = 0
-  queuedBytes = 0
+  /** The frames held, and the memory they take (held-queue.ts). */
+  private readonly queue: HeldQueue
   /** When the io timer is set to fire (ms), Infinity if none: admit() asks for an earlier one only when needed. */
   wakeAt = Infinity
   /** Counters (read at scrape time). */
@@ -148,10 +132,23 @@ export class LinkCondition {
   corrupted = 0
   reordered = 0
 
-  constructor (params: ConditionParams, seed = params.seed) {
+  /**
+   * `budget` is what the queue's memory is charged to, under `client` (the
+   * port's address key; '' for ports of switchd and its operator); null: no
+   * budget beyond the condition's own queueBytes and queueFrames.
+   */
+  constructor (params: ConditionParams, seed = params.seed, budget: HeldBudget | null = null, client = '') {
     this.params = params
     this.rng = new Prng(seed !== 0 ? seed : (Math.random() * 4294967296) >>> 0)
+    this.queue = new HeldQueue(params.queueFrames, params.queueBytes, budget, client)
   }
+
+  /** Frames held now. */
+  get queuedFrames (): number { return this.queue.frames }
+  /** Queue bytes in use now (frames, their virtio-net headers, and the holes of frames that overtook). */
+  get queuedBytes (): number { return this.queue.bytes }
+  /** Memory the queue holds (its ring and records), charged to the budget. */
+  get memoryBytes (): number { return this.queue.memory }
 
   /** Whether frames pass untouched and at once (only loss, or nothing at all): no copy needed. */
   private get holds (): boolean {
@@ -195,7 +192,8 @@ export class LinkCondition {
     const c = this.params
     const hdr = hdrOff < 0 ? 0 : off - hdrOff
     const size = len + hdr
-    if (this.queuedFrames >= c.queueFrames || this.queuedBytes + size > c.queueBytes) return V_QUEUE_FULL
+    // Room first, so a refused frame changes nothing (the link's clock, the random sequence).
+    if (!this.queue.reserve(size)) return V_QUEUE_FULL
     let depart = nowMs
     if (c.rate > 0) {
       const start = this.busyUntil > nowMs ? this.busyUntil : nowMs
@@ -217,95 +215,35 @@ export class LinkCondition {
         this.lastDue = due
       }
     }
-    const f = this.free.pop() ?? new HeldFrame()
-    const copy = Buffer.allocUnsafeSlow(size)
-    if (hdr > 0) buf.copy(copy, 0, hdrOff, hdrOff + hdr)
-    buf.copy(copy, hdr, off, off + len)
+    const at = this.queue.put(buf, off, len, hdrOff, op, vid, due)
     if (corrupt && len > 14) {
       // One bit past the Ethernet header, as a bad cable would flip: the frame still has a valid source and length.
-      const at = hdr + 14 + Math.floor(this.rng.next() * (len - 14))
-      copy[at] = (copy[at] as number) ^ (1 << Math.floor(this.rng.next() * 8))
+      const ring = this.queue.buffer
+      const bit = at + hdr + 14 + Math.floor(this.rng.next() * (len - 14))
+      ring[bit] = (ring[bit] as number) ^ (1 << Math.floor(this.rng.next() * 8))
     }
-    f.buf = copy
-    f.off = hdr
-    f.len = len
-    f.hdrOff = hdr > 0 ? 0 : -1
-    f.op = op
-    f.vid = vid
-    f.due = due
-    f.seq = this.seq++
-    this.push(f)
-    this.queuedFrames++
-    this.queuedBytes += size
     this.delayed++
     return v
   }
 
   /** Due time of the next frame to leave; Infinity if none is held. */
-  nextDue (): number {
-    const h = this.heap[0]
-    return h === undefined ? Infinity : h.due
-  }
+  nextDue (): number { return this.queue.nextDue() }
 
-  /** The next frame due by `nowMs`, or undefined; hand it back with recycle() once sent. */
-  take (nowMs: number): HeldFrame | undefined {
-    const h = this.heap[0]
-    if (h === undefined || h.due > nowMs) return undefined
-    this.pop()
-    this.queuedFrames--
-    this.queuedBytes -= h.buf.length
-    return h
-  }
+  /**
+   * The next frame due by `nowMs`, or undefined. One view, reused: its bytes
+   * are in the queue's ring and stay valid until the next admit().
+   */
+  take (nowMs: number): HeldFrame | undefined { return this.queue.take(nowMs) }
 
-  recycle (f: HeldFrame): void {
-    f.buf = EMPTY
-    if (this.free.length < 1024) this.free.push(f)
-  }
+  /** Give the queue's memory back if it held nothing since the last call (once a second). */
+  trim (): void { this.queue.trim() }
 
-  /** Forget every held frame (the condition was cleared, or the port left). */
+  /** Forget every held frame and give the memory back (the condition was replaced or cleared, or the port left). */
   discard (): void {
-    this.heap.length = 0
-    this.queuedFrames = 0
-    this.queuedBytes = 0
+    this.queue.free()
     this.busyUntil = 0
     this.lastDue = 0
   }
-
-  private push (f: HeldFrame): void {
-    const h = this.heap
-    let i = h.length
-    h.push(f)
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      const p = h[parent] as HeldFrame
-      if (!before(f, p)) break
-      h[i] = p
-      i = parent
-    }
-    h[i] = f
-  }
-
-  private pop (): void {
-    const h = this.heap
-    const last = h.pop() as HeldFrame
-    const n = h.length
-    if (n === 0) return
-    let i = 0
-    for (;;) {
-      const l = 2 * i + 1
-      if (l >= n) break
-      const r = l + 1
-      const child = r < n && before(h[r] as HeldFrame, h[l] as HeldFrame) ? r : l
-      if (!before(h[child] as HeldFrame, last)) break
-      h[i] = h[child] as HeldFrame
-      i = child
-    }
-    h[i] = last
-  }
-}
-
-function before (a: HeldFrame, b: HeldFrame): boolean {
-  return a.due < b.due || (a.due === b.due && a.seq < b.seq)
 }
 
 /** What a condition would do to a frame now, for `switchctl trace` (no random number is drawn). */

@@ -55,7 +55,9 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   { reason: 'arp_inspection', port: ['dropArpInspection'], network: 'dropArpInspection' },
   { reason: 'ip_source_guard', port: ['dropIpSourceGuard'], network: 'dropIpSourceGuard' },
   // Egress: a live port keeps its own count; the network keeps those of ports that left.
-  { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' }
+  { reason: 'backpressure', port: ['dropBackpressure'], network: 'dropBackpressureRetired' },
+  // Egress to a port whose peer is away: parked, no QEMU or gateway child connected, a trunk or TAP link down.
+  { reason: 'disconnected', port: ['dropDisconnected'], network: 'dropDisconnected' }
 ] as const)
 
 /** Index of `reason` in DROP_REASONS; throws at load for a name not in it (a typo cannot ship). */
@@ -89,14 +91,14 @@ export const R_LINK_DOWN = reasonIndex('link_down')
 export const R_DHCP_SNOOPING = reasonIndex('dhcp_snooping')
 export const R_ARP_INSPECTION = reasonIndex('arp_inspection')
 export const R_IP_SOURCE_GUARD = reasonIndex('ip_source_guard')
+export const R_DISCONNECTED = reasonIndex('disconnected')
 
 /**
  * Port counters that are not frame drops of the switch's, and why they are
  * left out: the table's test checks that every other `drop*` field is in it.
  */
 export const NOT_FRAME_DROPS: Readonly<Record<string, string>> = Object.freeze({
-  dropControl: 'control messages (BPDUs), counted in switchd_replies_dropped_total',
-  dropDisconnected: 'frames for a peer that is away (parked, QEMU not connected), logged on resume'
+  dropControl: 'control messages (BPDUs), counted in switchd_replies_dropped_total'
 })
 
 /** A port's drops by reason (metrics). */

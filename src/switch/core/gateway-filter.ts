@@ -57,17 +57,12 @@
  * in place and allocates nothing.
  */
 
-import { IPPROTO_TCP, IPPROTO_UDP, ETH_P_ARP, ETH_P_IP } from '../../common/ethernet'
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ETH_P_ARP, ETH_P_IP, ICMP_ECHO, TCP_SYN, TCP_RST, TCP_ACK } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import type { GatewayFlows } from './gateway-flows'
 
-export const IPPROTO_ICMP = 1
-const ICMP_ECHO = 8
-const TCP_SYN = 0x02
-const TCP_RST = 0x04
-const TCP_ACK = 0x10
 /** The flags libslirp looks at to open a socket: a segment with SYN alone among them does (tcp_input.c). */
-const TCP_OPEN_MASK = 0x37
+export const TCP_OPEN_MASK = 0x37
 
 /** Verdicts: pass as is, to the DHCP handling, or through the flow table. */
 export const V_PASS = 0
@@ -335,4 +330,3 @@ export function udpDatagramValid (buf: Buffer, l3: number, end: number): boolean
   return fold(sum) === 0xffff
 }
 
-export { TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK }

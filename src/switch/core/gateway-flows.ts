@@ -48,8 +48,8 @@
  * restarts, its sockets are gone and so is the table (clear()).
  */
 
-import { IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
-import { IPPROTO_ICMP, TCP_SYN, TCP_RST, TCP_ACK, TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './gateway-filter'
+import { TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './gateway-filter'
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK } from '../../common/ethernet'
 import { FlowTable, EMPTY } from './flow-table'
 
 const K_UDP = 1
@@ -57,7 +57,6 @@ const K_TCP = 2
 const K_ICMP = 3
 const K_PEER = 4
 
-const TCP_FIN = 0x01
 /** TCP states, as bits. */
 const T_SYNACK = 1 // the gateway answered the SYN: slirp's connect() succeeded
 const T_EST = 2 // the gateway sent a segment without SYN or RST: slirp is past SYN_RECEIVED

@@ -33,7 +33,7 @@ function setDirectionDown (sw: Switch, port: Port, dir: number, down: boolean): 
   let c = dir === DIR_IN ? port.condIn : port.condOut
   if (c === null) {
     if (!down) return
-    c = new LinkCondition(NO_IMPAIRMENT)
+    c = new LinkCondition(NO_IMPAIRMENT, 0, sw.heldBudget, port.clientKey)
     if (dir === DIR_IN) port.condIn = c; else port.condOut = c
   }
   c.down = down
@@ -49,9 +49,10 @@ export function setCondition (sw: Switch, port: Port, dir: number, params: Condi
   sw.invalidate()
   const old = dir === DIR_IN ? port.condIn : port.condOut
   const down = old !== null && old.down
-  if (old !== null) sw.releaseHeld(port, dir, Infinity)
+  if (old !== null) { sw.releaseHeld(port, dir, Infinity); old.discard() }
   if (params === null && !down) { removeCondition(sw, port, dir); return }
-  const c = new LinkCondition(params ?? NO_IMPAIRMENT)
+  const p = params ?? NO_IMPAIRMENT
+  const c = new LinkCondition(p, p.seed, sw.heldBudget, port.clientKey)
   c.down = down
   if (dir === DIR_IN) port.condIn = c; else port.condOut = c
 }
@@ -67,5 +68,6 @@ function removeCondition (sw: Switch, port: Port, dir: number): void {
   const c = dir === DIR_IN ? port.condIn : port.condOut
   if (c === null) return
   sw.releaseHeld(port, dir, Infinity)
+  c.discard()
   if (dir === DIR_IN) port.condIn = null; else port.condOut = null
 }

@@ -168,10 +168,12 @@ export abstract class Port {
    */
   fastPath: FastPathHooks | null = null
   /**
-   * Who its per-client shares count against (the gateway's flows, issue 21):
-   * for a WebSocket port its client's address (common/address.ts addressKey:
-   * an IPv4 address, an IPv6 /64), set when it joins, so that one address
-   * with 20 ports has one share; for every other port the port itself.
+   * Who its per-client shares count against (the gateway's flows, condition
+   * memory, the log's budgets; issue 21): for a WebSocket port its client's
+   * address (common/address.ts clientKeyOf: an IPv4 address, an IPv6 /64,
+   * all of loopback as one), so that one address with 20 ports has one
+   * share; for every other port (a TAP, a QEMU listener, the gateway, a trunk
+   * switchd dials) the port itself.
    */
   clientKey: string
 
@@ -214,6 +216,8 @@ export abstract class Port {
   dropConditionQueue = 0
   /** The link was down (a failure drill), in the direction that was down. */
   dropLinkDown = 0
+  /** Egress: its peer was away (a parked port, no QEMU or gateway child connected, a trunk's link down, a TAP whose link is down). */
+  dropDisconnected = 0
   /** Control messages (BPDUs) not sent: the peer was not reading. */
   dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */
@@ -245,7 +249,8 @@ export abstract class Port {
   /**
    * Queue one frame, buf[off, off + len), for this port, transformed by the
    * egress `op` (common/vlan.ts) with `vid`. Must not keep `buf` beyond what
-   * the transport needs, must never throw, and drops (counting
+   * the transport needs, nor any view of it while the switch is `releasing`
+   * (a condition's queue reuses those bytes), must never throw, and drops (counting
    * dropBackpressure) rather than queue without bound. `hdrOff` is where the
    * frame's virtio-net header is in `buf`, or -1: only a port with `offload`
    * is ever given one, and it sends a zero header for -1.

@@ -37,6 +37,7 @@ import { Fdb, LEARN_OK, LEARN_FLAP, LEARN_HELD, LEARN_LIMIT, LEARN_PINNED, type 
 import { admitFlood, admitBytes, KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from './storm'
 import { BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_LINK, DIR_IN, DIR_OUT, canEgress, type Port } from './port'
 import { V_PASS, V_QUEUED, V_LOST, V_DOWN, type LinkCondition } from './condition'
+import { HeldBudget, DEFAULT_HELD_TOTAL, DEFAULT_HELD_PER_CLIENT } from './held-queue'
 import { applyConfiguredCondition } from './link'
 import { classify, egressOp, linkLocalGroup, forwardsGroup, CLASS_DROP, CLASS_RUNT, CLASS_TAGGED, CLASS_TAG_VID, CLASS_VID } from './classify'
 import { DropLog } from './droplog'
@@ -69,6 +70,8 @@ export interface SwitchOptions extends FdbOptions {
   dropLog?: DropLog
   /** Bit X set: flood 01:80:c2:00:00:0X (classify.ts forwardsGroup); default DEFAULT_GROUP_FWD_MASK. */
   groupFwdMask?: number
+  /** What link-condition queues may hold (shared by a switchd's networks); one of its own with the defaults otherwise. */
+  heldBudget?: HeldBudget
 }
 
 /** Link-local groups flooded by default: STP BPDUs only (while the network has no trunks), as a Linux bridge without STP. */
@@ -110,6 +113,8 @@ export class SwitchStats {
   offloadChecksummed = 0
   /** Control messages (BPDUs) not sent because the trunk peer was not reading; ports keep their own dropControl. */
   controlDropped = 0
+  /** Frames for a port whose peer was away (Port.dropDisconnected): parked, QEMU or the gateway child not connected. */
+  dropDisconnected = 0
   /** Backpressure drops of ports that have left (live ports keep their own). */
   dropBackpressureRetired = 0
   loopsDetected = 0
@@ -134,6 +139,14 @@ export class Switch {
   groupFwdMask: number
   /** The last dropped frames (droplog.ts). */
   readonly dropLog: DropLog
+  /** Memory link-condition queues may take, per client and in all (held-queue.ts). */
+  readonly heldBudget: HeldBudget
+  /**
+   * True while releaseHeld() hands out frames from a condition's queue, whose
+   * bytes are rewritten once the call returns: a transport that keeps views of
+   * what output() gives it (a raw WebSocket port) copies these instead.
+   */
+  releasing = false
   readonly stats = new SwitchStats()
   /** Dense, swap-removed on leave: flood walks it without allocating. */
   readonly ports: Port[] = []
@@ -174,6 +187,7 @@ export class Switch {
     this.loopHoldDown = opts.loopHoldDown ?? DEFAULT_LOOP_HOLD_DOWN
     this.groupFwdMask = opts.groupFwdMask ?? DEFAULT_GROUP_FWD_MASK
     this.dropLog = opts.dropLog ?? new DropLog(64)
+    this.heldBudget = opts.heldBudget ?? new HeldBudget(DEFAULT_HELD_TOTAL, DEFAULT_HELD_PER_CLIENT)
     this.nowMs = nowMs
     this.stp = new SpanningTree(this, opts.bridgeId ?? makeBridgeId())
     this.fdb.onChange = () => { this.invalidate() }
@@ -274,20 +288,21 @@ export class Switch {
   releaseHeld (port: Port, dir: number, nowMs: number): number {
     const c = dir === DIR_IN ? port.condIn : port.condOut
     if (c === null) return Infinity
-    if (dir === DIR_IN) {
-      for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
-        this.handleFrame(port, f.buf, f.off, f.len, f.hdrOff)
-        c.recycle(f)
+    this.releasing = true
+    try {
+      if (dir === DIR_IN) {
+        for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) this.handleFrame(port, f.buf, f.off, f.len, f.hdrOff)
+        this.flushDirty()
+      } else {
+        let sent = false
+        for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
+          // The port may have gone down or been blocked while the frame was on the wire.
+          if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, f.buf, f.off, f.len, f.vid) } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++; this.logDrop(port, R_EGRESS_BLOCKED, f.buf, f.off, f.len, f.vid) }
+        }
+        if (sent) port.flush()
       }
-      this.flushDirty()
-    } else {
-      let sent = false
-      for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
-        // The port may have gone down or been blocked while the frame was on the wire.
-        if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, f.buf, f.off, f.len, f.vid) } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++; this.logDrop(port, R_EGRESS_BLOCKED, f.buf, f.off, f.len, f.vid) }
-        c.recycle(f)
-      }
-      if (sent) port.flush()
+    } finally {
+      this.releasing = false
     }
     const next = c.nextDue()
     c.wakeAt = next
@@ -321,7 +336,7 @@ export class Switch {
     else this.conditioned(ingress, c, DIR_IN, v, buf, off, len, 0)
   }
 
-  /** Advance the clock (ms); once a second expire idle fdb entries; end hold-downs that are over. */
+  /** Advance the clock (ms); once a second expire idle fdb entries and trim idle condition queues; end hold-downs that are over. */
   tick (nowMs: number): void {
     const second = Math.floor(nowMs / 1000) !== Math.floor(this.nowMs / 1000)
     this.nowMs = nowMs
@@ -332,6 +347,8 @@ export class Switch {
     if (second) this.fdb.expire()
     this.stp.tick(nowMs)
     for (const p of this.ports) {
+      // Queues idle for a second give their memory back.
+      if (second) { if (p.condIn !== null) p.condIn.trim(); if (p.condOut !== null) p.condOut.trim() }
       if ((p.blocked & BLOCK_LOOP) !== 0 && nowMs >= p.loopUntil) {
         p.blocked &= ~BLOCK_LOOP
         this.invalidate()

@@ -152,7 +152,7 @@ export class GatewayPort extends NetPort {
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
-    if (this.socket === undefined) { this.dropDisconnected++; return }
+    if (this.socket === undefined) { this.dropAway(buf, off, len, vid); return }
     // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
     if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
     if (!this.admit(buf, off, len, vid)) return

@@ -19,6 +19,7 @@
 
 import { Port, DIR_IN } from '../core/port'
 import { setLinkDown } from '../core/link'
+import { R_DISCONNECTED } from '../core/drops'
 import type { Switch } from '../core/switch'
 import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
 import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
@@ -38,8 +39,6 @@ const TIMER_SLACK_MS = 1
 export abstract class NetPort extends Port {
   /** Between backpressure_start and backpressure_end. */
   congested = false
-  /** Frames that arrived for it while its peer was away (parked, or QEMU not connected). */
-  dropDisconnected = 0
   /** The token it authenticated with (its id, for logs and the API), if any. */
   grantId: string | undefined
   /** That token's SHA-256: what reload and resume match on (ids are only labels). */
@@ -124,6 +123,17 @@ export abstract class NetPort extends Port {
     if (batch.full(len, op, this.offload)) this.flush()
     this.txBytes += batch.append(buf, off, len, op, vid, this.offload, hdrOff)
     this.txFrames++
+  }
+
+  /**
+   * The frame buf[off, off + len) (egress VID `vid`) arrived while the peer is
+   * away: counted (`disconnected`, on the port and its network) and recorded
+   * in the drop log. Stores only, as every drop on the frame path.
+   */
+  protected dropAway (buf: Buffer, off: number, len: number, vid: number): void {
+    this.dropDisconnected++
+    this.network.stats.dropDisconnected++
+    this.network.logDrop(this, R_DISCONNECTED, buf, off, len, vid)
   }
 
   /** Count a drop; log only the transition into congestion. */

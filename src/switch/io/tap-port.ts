@@ -180,7 +180,8 @@ export class TapPort extends NetPort implements FastPathPort {
     const queueFull = Math.min(n, full - this.txDroppedSeen)
     this.txDroppedSeen = full
     if (queueFull > 0) this.dropBackpressure += queueFull
-    if (n - queueFull > 0) this.dropDisconnected += n - queueFull
+    // Which frames of the batch the kernel refused is not known here, so these are counted, not in the drop log.
+    if (n - queueFull > 0) { this.dropDisconnected += n - queueFull; this.network.stats.dropDisconnected += n - queueFull }
   }
 
   shutdown (code: number, reason: string): void {

@@ -42,7 +42,7 @@ export class TrunkPort extends NetPort {
   bufferedBytes (): number { return this.uplink.bufferedAmount }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
-    if (!this.uplink.isUp) { this.dropDisconnected++; return }
+    if (!this.uplink.isUp) { this.dropAway(buf, off, len, vid); return }
     this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 

@@ -89,11 +89,11 @@ export class RawPort extends WsPort {
     if (this.ws.bufferedAmount > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
     let frame: Buffer
-    if (op === OP_ASIS) {
+    if (op === OP_ASIS && !this.network.releasing) {
       // ws needs a Buffer per message; a view (not a copy) when the frame is part of a batch.
       frame = off === 0 && len === buf.length ? buf : buf.subarray(off, off + len)
     } else {
-      // A tag to add or remove: the one case where a raw port costs a copy.
+      // A tag to add or remove, or a frame from a condition's queue (reused once this returns, while ws may still hold it): a copy.
       frame = Buffer.allocUnsafe(egressLength(len, op))
       writeEgress(frame, 0, buf, off, len, op, vid)
     }
@@ -115,7 +115,7 @@ export class BatchPort extends WsPort {
   private readonly batch = new BatchSlab()
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
-    if (this.parked) { this.dropDisconnected++; return }
+    if (this.parked) { this.dropAway(buf, off, len, vid); return }
     this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 

@@ -24,6 +24,7 @@ import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../../core/switc
 import { DEFAULT_POLICY, type PortPolicy } from '../../core/port'
 import { DEFAULT_HIGH_WATER_MARK } from '../defaults'
 import { DEFAULT_BRIDGE_PRIORITY } from '../../core/stp'
+import { DEFAULT_HELD_TOTAL, DEFAULT_HELD_PER_CLIENT, MAX_HELD_BYTES } from '../../core/held-queue'
 import { readGateway, checkHostPortsPublished, type GatewaySpec } from './gateway'
 import { defaultPendingPerAddress } from '../admission'
 import { logger } from '../../../common/log'
@@ -111,6 +112,10 @@ export interface Limits {
   maxCaptures: number
   /** Seconds a port may read nothing while switchd holds more than portBuffer for it, before it is closed (4004). */
   notReadingTimeout: number
+  /** Bytes all link-condition queues may hold together (core/held-queue.ts). */
+  conditionBytes: number
+  /** Bytes the link-condition queues of one client address's ports may hold together. */
+  conditionBytesPerAddress: number
 }
 
 export interface TlsFiles {
@@ -223,7 +228,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
   const metrics = r.object(top.metrics ?? {}, 'metrics', ['perPort', 'maxPortSeries'])
   const tokensFile = overrides.tokensFile ?? r.str(top.tokensFile, 'tokensFile', /^.+$/, undefined, 'a path')
   const tokens = readTokenLists(r, top.tokens, tokensFile, defaultPolicy)
-  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxPendingPerAddress', 'maxCaptures', 'notReadingTimeout'])
+  const limits = r.object(top.limits ?? {}, 'limits', ['maxPorts', 'maxPortsPerAddress', 'handshakeTimeout', 'maxPending', 'maxPendingPerAddress', 'maxCaptures', 'notReadingTimeout', 'conditionBytes', 'conditionBytesPerAddress'])
   const tlsRaw = top.tls === undefined ? undefined : r.object(top.tls, 'tls', ['cert', 'key', 'clientCa'])
   const tlsCert = overrides.tlsCert ?? r.str(tlsRaw?.cert, 'tls.cert', /^.+$/, undefined, 'a PEM file')
   const tlsKey = overrides.tlsKey ?? r.str(tlsRaw?.key, 'tls.key', /^.+$/, undefined, 'a PEM file')
@@ -250,7 +255,9 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
       maxPending,
       maxPendingPerAddress,
       maxCaptures: r.int(limits.maxCaptures, 'limits.maxCaptures', 0, 1000, 4),
-      notReadingTimeout: r.num(limits.notReadingTimeout, 'limits.notReadingTimeout', 1, 86_400, 30)
+      notReadingTimeout: r.num(limits.notReadingTimeout, 'limits.notReadingTimeout', 1, 86_400, 30),
+      conditionBytes: r.int(limits.conditionBytes, 'limits.conditionBytes', 0, MAX_HELD_BYTES, DEFAULT_HELD_TOTAL),
+      conditionBytesPerAddress: r.int(limits.conditionBytesPerAddress, 'limits.conditionBytesPerAddress', 0, MAX_HELD_BYTES, DEFAULT_HELD_PER_CLIENT)
     }),
     tls: tlsCert === undefined ? undefined : Object.freeze({ cert: tlsCert, key: tlsKey as string, clientCa: r.str(tlsRaw?.clientCa, 'tls.clientCa', /^.+$/, undefined, 'a PEM file') }),
     resumeGrace: r.num(top.resumeGrace, 'resumeGrace', 0, 3600, 30),

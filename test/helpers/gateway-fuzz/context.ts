@@ -26,9 +26,10 @@ import type { Switch } from '../../../src/switch/core/switch'
 import type { Port } from '../../../src/switch/core/port'
 import type { NetPort } from '../../../src/switch/io/net-port'
 import { BLOCK_LINK } from '../../../src/switch/core/port'
+import { RECORD_BYTES } from '../../../src/switch/core/held-queue'
 import { readTcp } from '../ipv4'
 import { Rng } from '../rawws'
-import { poll } from './wait'
+import { poll } from '../net'
 import { LeaseModel, type FuzzNet } from './model'
 import { readArp, readDhcpReply, isDhcpServerPort, readMark, slirpMac, ipText, macText, MAGIC_DROP, MAGIC_OK, UDP_PAYLOAD } from './frames'
 import type { Station, Endpoints } from './stations'
@@ -156,19 +157,38 @@ export class Fuzz {
     await this.until(() => this.held().frames === 0, 'the link conditions releasing what they hold')
   }
 
-  /** Frames and bytes every link condition of the network holds now; fails if one holds more than its bounds. */
+  /**
+   * Frames and bytes every link condition of the network holds now. Fails
+   * if one holds more than its queueFrames and queueBytes, or its memory
+   * (ring and records) more than those allow; if what the budget says is
+   * charged is not what the queues hold; or if the queues of one client
+   * address, or of all switchd, hold more than limits.conditionBytesPerAddress
+   * or limits.conditionBytes.
+   */
   held (): { frames: number, bytes: number } {
     let frames = 0
     let bytes = 0
+    let memory = 0
+    const byClient = new Map<string, number>()
     for (const p of this.sw.ports) {
       for (const c of [p.condIn, p.condOut]) {
         if (c === null) continue
-        if (c.queuedBytes > c.params.queueBytes || c.queuedFrames > c.params.queueFrames) {
-          this.fail(`port ${p.name} holds ${c.queuedFrames} frames, ${c.queuedBytes} bytes: over its condition's queueFrames ${c.params.queueFrames}, queueBytes ${c.params.queueBytes}`)
+        const q = c.params
+        if (c.queuedBytes > q.queueBytes || c.queuedFrames > q.queueFrames) {
+          this.fail(`port ${p.name} holds ${c.queuedFrames} frames, ${c.queuedBytes} bytes: over its condition's queueFrames ${q.queueFrames}, queueBytes ${q.queueBytes}`)
         }
+        if (c.memoryBytes > q.queueBytes + 2 * RECORD_BYTES * q.queueFrames) this.fail(`port ${p.name}'s condition takes ${c.memoryBytes} bytes of memory for queueBytes ${q.queueBytes}, queueFrames ${q.queueFrames}`)
         frames += c.queuedFrames
         bytes += c.queuedBytes
+        memory += c.memoryBytes
+        byClient.set(p.clientKey, (byClient.get(p.clientKey) ?? 0) + c.memoryBytes)
       }
+    }
+    const b = this.server.networks.heldBudget
+    if (b.used !== memory) this.fail(`the link conditions' budget counts ${b.used} bytes, and their queues hold ${memory}`)
+    if (b.used > b.total) this.fail(`the link conditions hold ${b.used} bytes, over limits.conditionBytes ${b.total}`)
+    for (const [client, n] of byClient) {
+      if (client !== '' && n > b.perClient) this.fail(`the link conditions of ${client}'s ports hold ${n} bytes, over limits.conditionBytesPerAddress ${b.perClient}`)
     }
     return { frames, bytes }
   }
@@ -251,7 +271,8 @@ export class Fuzz {
    * the lease table holds at most a record per address of the pool and the
    * static leases, the flow table at most maxFlows and each client its
    * share, the fdb what its ports may learn; and the process grows by no
-   * more than MEMORY_SLACK beyond what the link conditions may hold.
+   * more than MEMORY_SLACK beyond what the link conditions may hold
+   * (limits.conditionBytes).
    */
   checkBounds (): void {
     const g = this.gateway
@@ -267,14 +288,13 @@ export class Fuzz {
     for (const p of this.sw.ports) macs += p.maxMacs
     const rows = this.sw.fdb.rows().length
     if (rows > macs + 64) this.fail(`the fdb holds ${rows} entries for ports that may learn ${macs}`)
-    let queues = 0
-    for (const p of this.sw.ports) for (const c of [p.condIn, p.condOut]) if (c !== null) queues += c.params.queueBytes
+    const queues = this.server.networks.heldBudget.total
     const m = process.memoryUsage()
     const used = m.heapUsed + m.external
     if (this.memory0 === 0) this.memory0 = used
     const growth = used - this.memory0
     if (growth > this.memoryPeak) this.memoryPeak = growth
-    if (growth > MEMORY_SLACK + 2 * queues) this.fail(`the process grew ${Math.round(growth / 1048576)} MiB, with link conditions that may hold ${Math.round(queues / 1048576)} MiB`)
+    if (growth > MEMORY_SLACK + queues) this.fail(`the process grew ${Math.round(growth / 1048576)} MiB, with link conditions that may hold ${Math.round(queues / 1048576)} MiB`)
   }
 
   /** The child's pid and the descriptors it held with no flows (right after it started). */

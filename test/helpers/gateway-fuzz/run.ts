@@ -62,6 +62,7 @@ const STATIC_IN_POOL = { mac: 0x02f0000000f1, ip: '10.0.2.105' }
 const STATIC_OUTSIDE_POOL = { mac: 0x02f0000000f2, ip: '10.0.2.50' }
 
 const ipv4 = (t: string): number => parseIpv4(t) as number
+const CONDITION_BYTES = 4 * 1024 * 1024
 
 /** A host service on 127.0.0.1: counts connections and bytes, answers nothing. */
 async function service (port: number): Promise<{ server: net.Server, seen: { connections: number, bytes: number } }> {
@@ -90,6 +91,8 @@ export async function runGatewayFuzz (o: RunOptions): Promise<Report> {
     allowAnonymous: true,
     stateDir: o.stateDir,
     resumeGrace: 0,
+    // Small enough that bursts into link conditions meet them: what one client address's ports, and all of switchd, may hold.
+    limits: { conditionBytes: CONDITION_BYTES, conditionBytesPerAddress: CONDITION_BYTES / 4 },
     qemu: [{ name: 'vm1', network: 'lab', listen: `unix:${vmUnix}` }, { name: 'vm2', network: 'lab', listen: 'tcp:127.0.0.1:0' }],
     networks: { lab: { gateway } }
   }, '(gateway fuzz)')

@@ -11,9 +11,10 @@ import { DHCPDISCOVER, DHCPREQUEST, DHCPDECLINE, DHCPRELEASE, DHCPINFORM, DHCPOF
 import { ip4, TCP, UDP, ICMP, SYN } from '../ipv4'
 import { Fuzz, MAGIC_DROP, MAGIC_OK, type Setting } from './context'
 import { Station, type StationKind } from './stations'
+import type { NetPort } from '../../../src/switch/io/net-port'
 import { destinationReason } from './model'
 import { arp, dhcpClient, rogueDhcp, writeMark, UDP_PAYLOAD, type Mark, type DhcpSeen } from './frames'
-import { poll } from './wait'
+import { poll } from '../net'
 
 const BROADCAST = 0xffffffffffff
 
@@ -379,10 +380,12 @@ export async function gatewayBarrier (fz: Fuzz, s: Station, spa = 0): Promise<vo
     await fz.settle(s)
     if (await poll(() => { fz.check(); return (fz.gatewayReplies.get(s.id) ?? 0) > replies || s.closed || !fz.pathUp(s) }, 500)) return
   }
-  const g = fz.gateway
-  fz.fail(`the gateway did not answer 60 ARP probes of station ${s.id}: it is gone, or one station took it from the others ` +
-    `(gateway port: ${JSON.stringify({ tx: g.txFrames, rx: g.rxFrames, arpRate: g.filteredArpRate, source: g.filteredSource, disconnected: g.dropDisconnected, up: fz.server.gatewayChildren[0]?.up })}, ` +
-    `station port drops ${fz.portDrops(s.port)}, counts ${JSON.stringify(fz.counts(s))})`)
+  const state = (p: NetPort | undefined): string => p === undefined
+    ? 'none'
+    : JSON.stringify({ name: p.name, rx: p.rxFrames, tx: p.txFrames, blocked: p.blocked, in: p.condIn?.params, out: p.condOut?.params, drops: Object.fromEntries(Object.entries(p).filter(([k, v]) => k.startsWith('drop') && v !== 0)) })
+  fz.fail(`the gateway did not answer 60 ARP probes of station ${s.id} (${s.kind}): it is gone, or one station took it from the others; ` +
+    `the gateway's port ${state(fz.gateway)}, child up ${String(fz.server.gatewayChildren[0]?.up)}, socket ${String(fz.gateway.socket !== undefined)}; the station's port ${state(s.port)}; ` +
+    `held memory ${JSON.stringify({ used: fz.server.networks.heldBudget.used, total: fz.server.networks.heldBudget.total, client: fz.server.networks.heldBudget.of(s.port?.clientKey ?? ''), queues: fz.sw.ports.flatMap((p) => [p.condIn, p.condOut].map((c, i) => c === null ? '' : `${p.name}/${i === 0 ? 'in' : 'out'}: ${c.memoryBytes} B, ${c.queuedFrames} frames`).filter((x) => x !== '')) })}`)
 }
 
 // ---- the operator: link conditions and drills, the child restarted ----------

@@ -19,6 +19,7 @@
 //  5. PR_SET_PDEATHSIG SIGKILL, after the credential change (which would clear
 //     it), then getppid() == PID: if switchd died before this point the
 //     signal would never come, so we stop instead. No orphan, however switchd dies;
+//     then a session of its own (setsid): no controlling terminal to type into;
 //  6. with --landlock: a Landlock ruleset that handles every filesystem right
 //     of the kernel's ABI and allows only the paths given (--read: read files
 //     and list directories beneath; --exec: also execute; --write: also write
@@ -31,10 +32,14 @@
 //     Landlock also forbids ptrace of any process outside the domain.
 //  7. a seccomp filter: signals only to itself (kill, tgkill, rt_sigqueueinfo
 //     and rt_tgsigqueueinfo whose target is its own PID; tkill and
-//     pidfd_send_signal not at all), no ptrace, no process_vm_readv/writev,
-//     no new Unix socket (path or abstract: switchd's QEMU listeners, the
-//     host's D-Bus), and no other syscall ABI (x32, i386) to slip past those
-//     numbers.
+//     pidfd_send_signal not at all; a file's owner, who gets its SIGIO or
+//     F_SETSIG signal, only itself: fcntl F_SETOWN to its PID, no F_SETOWN_EX,
+//     FIOSETOWN or SIOCSPGRP), no TIOCSTI or TIOCLINUX, no ptrace, no process_vm_readv/writev, no
+//     pidfd_getfd, sockets of IPv4 and IPv6 only (no Unix socket, path or
+//     abstract: switchd's QEMU listeners, the host's D-Bus; no vsock, no
+//     netlink), no io_uring (whose requests pass no filter: it would make the
+//     Unix socket socket(2) may not), and no other syscall ABI (x32, i386) to
+//     slip past those numbers.
 //     Landlock scopes signals only from ABI 6 (Linux 6.12): on Debian 12's
 //     6.1, a child that runs as switchd's own user (switchd not root, as in
 //     the shipped systemd unit and image) could otherwise SIGSTOP or SIGKILL
@@ -61,6 +66,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -249,16 +255,58 @@ void ApplySeccomp() {
     jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
     stmt(BPF_RET | BPF_K, kPerm);
   };
+  // args[i]'s low 32 bits (little-endian here): what every check below compares.
+  auto loadArg = [&](uint32_t i) { stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 8 * i); };
   // Signals: to its own PID only (tgkill and rt_tgsigqueueinfo name the thread group first).
   for (uint32_t nr : {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo}) argIs(nr, self, kAllow, kPerm);
   for (uint32_t nr : {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev}) deny(nr);
 #ifdef __NR_pidfd_send_signal
   deny(__NR_pidfd_send_signal);
 #endif
-  // No new Unix socket: QEMU has its two socketpairs already, slirp needs none, and one would reach
-  // switchd's QEMU listeners and any abstract socket of the host (Landlock scopes those only from 6.12).
-  argIs(__NR_socket, AF_UNIX, kPerm, kAllow);
-  argIs(__NR_socketpair, AF_UNIX, kPerm, kAllow);
+#ifdef __NR_pidfd_getfd
+  deny(__NR_pidfd_getfd);  // another process's fds: the same ptrace check as process_vm_readv
+#endif
+  // A signal the kernel sends for a file: SIGIO/SIGURG (or any signal, F_SETSIG) to the file's owner
+  // when it becomes ready. The owner is set by fcntl F_SETOWN (a pid, or -pgid), F_SETOWN_EX (through
+  // a pointer) and the socket ioctls FIOSETOWN and SIOCSPGRP (through a pointer): its own PID only, or
+  // not at all. Landlock scopes these from 6.12, as kill(2).
+  jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_fcntl, 0, 9);
+  loadArg(1);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN_EX, 0, 1);
+  stmt(BPF_RET | BPF_K, kPerm);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, F_SETOWN, 1, 0);
+  stmt(BPF_RET | BPF_K, kAllow);
+  loadArg(2);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1);
+  stmt(BPF_RET | BPF_K, kAllow);
+  stmt(BPF_RET | BPF_K, kPerm);
+  // With them, TIOCSTI (type into a terminal, as its user) and TIOCLINUX: the session the launcher
+  // left has none, and this holds even for a terminal fd the child was given.
+  jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 7);
+  loadArg(1);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, FIOSETOWN, 4, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SIOCSPGRP, 3, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 2, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 1, 0);
+  stmt(BPF_RET | BPF_K, kAllow);
+  stmt(BPF_RET | BPF_K, kPerm);
+  // io_uring does in the kernel what its requests say, past this filter: IORING_OP_SOCKET makes the Unix
+  // socket socket(2) may not (seen: connected to a listener of the host). As if the kernel had none
+  // (ENOSYS): QEMU then watches its fds with ppoll, as it does on such a kernel.
+  for (uint32_t nr : {__NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register}) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1);
+    stmt(BPF_RET | BPF_K, kNosys);
+  }
+  // Sockets: IPv4 and IPv6 only, what slirp opens (an allowlist: no Unix socket to reach switchd's QEMU
+  // listeners or the host's abstract sockets, no vsock to a hypervisor, no netlink). QEMU has its two
+  // socketpairs already and makes no other.
+  jump(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 0, 5);
+  loadArg(0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 2, 0);
+  jump(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 1, 0);
+  stmt(BPF_RET | BPF_K, kPerm);
+  stmt(BPF_RET | BPF_K, kAllow);
+  deny(__NR_socketpair);
   stmt(BPF_RET | BPF_K, kAllow);
   sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
   if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
@@ -279,6 +327,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "tapswitch-sandbox: switchd (pid %d) is gone: not starting\n", static_cast<int>(o.parent));
     _exit(kExitSetup);
   }
+  // A session of its own, so no controlling terminal: switchd started from a shell shares its terminal
+  // with the child, which could open /dev/tty (without Landlock) and type into it (TIOCSTI) as its user.
+  if (setsid() < 0) Fail("setsid", errno, "switchd spawns the launcher as a process-group leader: it must not");
   if (o.landlock) ApplyLandlock(o.rules);
   ApplySeccomp();
   execv(o.argv[0], o.argv);

@@ -35,6 +35,8 @@ export interface ModeHandle {
 
 /** --qemu-max-vms at most: each VM is a port and an uplink with the agent's token, so a small number. */
 export const MAX_QEMU_VMS = 16
+/** Seconds of TCP silence before keepalive probes look for a VM that vanished (as switchd's own QEMU listener). */
+const KEEPALIVE_IDLE = 15
 
 function describe (a: SocketAddress): string {
   return a.kind === 'unix' ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`
@@ -73,7 +75,11 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
   let refused = 0
   let next = 2
   const server = net.createServer((socket) => {
+    // From accept on: a reset before the endpoint has its own listener is an 'error' event, which unheard ends the process.
+    socket.on('error', () => {})
     socket.setNoDelay(true)
+    // A VM whose host vanished (--qemu-allow-remote) sends no FIN: keepalive finds it, and frees its place for its restart.
+    if (address.kind === 'tcp') socket.setKeepAlive(true, KEEPALIVE_IDLE * 1000)
     if (!main.attached) {
       main.attach(socket, socket, () => {})
       return
@@ -82,7 +88,6 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
       // As switchd's own listener (qemu_busy): the VM keeps its port, the newcomer is refused.
       refused++
       log.limited('warn', 'qemu_refused', { address: describe(address), reason: `${maxVms} VM${maxVms === 1 ? ' is' : 's are'} connected (--qemu-max-vms ${maxVms})`, refused_total: refused })
-      socket.on('error', () => {})
       socket.destroy()
       return
     }
@@ -110,7 +115,12 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    const done = (): void => { server.off('error', reject); resolve() }
+    const done = (): void => {
+      server.off('error', reject)
+      // After listen, an error is accept's (EMFILE: too many connections at once): logged, never the end of the agent.
+      server.on('error', (err: NodeJS.ErrnoException) => { log.limited('warn', 'qemu_accept_failed', { address: describe(address), error: err.code ?? err.message }) })
+      resolve()
+    }
     if (address.kind === 'unix') {
       // bind(2) applies the umask: narrow it for this synchronous call, so the
       // socket is never connectable by other users, not even before the chmod.

@@ -253,6 +253,36 @@ describe('audit: tap-agent --qemu-listen (integration)', function () {
     }
   })
 
+  it('attack: connections beside the VM that are reset before they say anything, or after, crash nothing; the VM keeps its port and a later one gets <name>-2', async function () {
+    // Any local user reaches a tcp: listener. Before: a reset (RST) on a connection beside the VM, before its first
+    // byte, was an 'error' event with no listener: tap-agent died, and every VM behind it lost its network.
+    const port = await freePort()
+    const h = await listenForQemu({ kind: 'tcp', host: '127.0.0.1', port }, opts, 'vm1', { maxVms: 2 })
+    handles.push(h)
+    const connect = async (): Promise<net.Socket> => { const s = net.connect(port, '127.0.0.1'); s.on('error', () => {}); peers.push(s); await onceWithin(s, 'connect', 30_000); return s }
+    const vm = await connect()
+    await waitFor(() => (h.agents()[0]?.tap as { attached?: boolean } | undefined)?.attached === true, 30_000, 'the VM attached')
+    /** A VM beside the first: a connection that sends a frame, again if the listener had not yet seen the last one close. */
+    const besideVm = async (tag: number): Promise<net.Socket> => {
+      for (let tries = 0; tries < 50; tries++) {
+        const refused = h.refused()
+        const s = await connect()
+        s.write(prefixed([eth(BROADCAST, MAC_B, tag)], 4))
+        await waitFor(() => h.agents().length === 2 || h.refused() > refused, 30_000, 'vm1-N or a refusal')
+        if (h.agents().length === 2) return s
+      }
+      throw new Error('no place beside the VM')
+    }
+    for (let i = 0; i < 20; i++) {
+      const s = i % 2 === 0 ? await connect() : await besideVm(i)
+      s.resetAndDestroy()
+      await waitFor(() => h.agents().length === 1, 30_000, 'the reset connection gone')
+    }
+    await besideVm(99)
+    assert.equal((h.agents()[0]?.tap as { attached?: boolean }).attached, true, 'the VM kept its port')
+    assert.ok(!vm.destroyed)
+  })
+
   it('attack: --qemu-max-vms beyond its cap or not a whole number is refused with TSW_ERR_CONFIG', async () => {
     for (const maxVms of [0, 17, 1.5, NaN]) {
       await assert.rejects(listenForQemu({ kind: 'unix', path: path.join(dir, 'x.sock') }, opts, 'vm1', { maxVms }), (err: Error & { code?: string }) => err.code === ERR_CONFIG, String(maxVms))

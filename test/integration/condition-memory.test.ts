@@ -5,22 +5,28 @@
  * reach a raw port intact although the queue reuses their bytes.
  */
 import assert from 'node:assert/strict'
-import * as fs from 'node:fs'
 import * as net from 'node:net'
+import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import type { Socket } from 'node:net'
+import * as v8 from 'node:v8'
+import * as vm from 'node:vm'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import type { WsPort } from '../../src/switch/io/ws-port'
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
-import { frame, BROADCAST, MAC_A } from '../helpers/frames'
+import { frame, eth, BROADCAST, MAC_A } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { clientKeyOf } from '../../src/common/address'
 
 const MIB = 1024 * 1024
+
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
+/** ArrayBuffer bytes in use in this process (switchd's rings among them) after a full collection. */
+function arrayBytes (): number { gc(); gc(); return process.memoryUsage().arrayBuffers }
 const TOKEN = 'test-admin-token-0123456789'
 
 /** A broadcast from MAC_A whose every payload byte says its number: a frame overwritten by another shows. */
@@ -37,7 +43,7 @@ function intact (f: Buffer): boolean {
   return true
 }
 
-/** A raw-mode client bound to `local`. */
+/** A raw-mode client bound to `local` (127.0.0.0/8 gives each test client an address of its own). */
 async function rawFrom (url: string, local: string): Promise<WebSocket> {
   const ws = new WebSocket(url, { perMessageDeflate: false, localAddress: local })
   ws.on('error', () => {})
@@ -66,23 +72,18 @@ describe('link condition memory (integration)', function () {
   })
 
   it('attack: ten ports of one address on a delayed network hold at most its conditionBytesPerAddress; another client still holds frames', async () => {
-    // Every loopback address is one client: the other client is a QEMU listener's VM, a client of its own.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-cond-'))
-    const vmSocket = path.join(dir, 'vm.sock')
+    // Every loopback address is one client (common/address.ts): the other client is a QEMU listener's port, a client of its own.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-cond-mem-'))
     closers.push(() => { fs.rmSync(dir, { recursive: true, force: true }) })
-    await start({
-      port: { condition: { direction: 'out', delay: '60s' } },
-      limits: { conditionBytesPerAddress: 2 * MIB, conditionBytes: 64 * MIB },
-      qemu: [{ name: 'vm', listen: `unix:${vmSocket}` }]
-    })
+    const sockPath = path.join(dir, 'vm1.sock')
+    await start({ port: { condition: { direction: 'out', delay: '60s' } }, qemu: [{ name: 'vm1', listen: `unix:${sockPath}` }], limits: { conditionBytesPerAddress: 2 * MIB, conditionBytes: 64 * MIB } })
     const sender = await TestClient.batched(url, { name: 'sender' })
     closers.push(() => { sender.close() })
     for (let i = 0; i < 9; i++) { const ws = await rawFrom(url, '127.0.0.1'); closers.push(() => { ws.terminate() }) }
-    const vm = net.connect(vmSocket)
+    const vm = net.connect(sockPath)
     vm.on('error', () => {})
-    vm.on('data', () => {})
+    vm.on('data', () => {}) // reads what it is sent, as QEMU does
     closers.push(() => { vm.destroy() })
-    await onceWithin(vm, 'connect')
     await waitFor(() => server.ports().length === 11, 10_000, 'eleven ports')
     const receivers = server.ports().filter((p) => p.name !== 'sender')
     const FRAMES = 2000
@@ -93,22 +94,20 @@ describe('link condition memory (integration)', function () {
     }
     await waitFor(() => receivers.every((p) => p.framesDelayed + p.dropConditionQueue === FRAMES), 60_000, 'every frame offered to every receiver')
     const budget = server.networks.heldBudget
-    const attacker = receivers.filter((p) => p.kind === 'raw')
     const key = clientKeyOf('127.0.0.1')
+    const attacker = receivers.filter((p) => p.clientKey === key)
     const held = attacker.reduce((n, p) => n + (p.condOut?.memoryBytes ?? 0), 0)
     assert.equal(attacker.length, 9)
-    assert.ok(attacker.every((p) => p.clientKey === key), 'one client: loopback')
-    assert.ok(budget.of(key) <= 2 * MIB, `127.0.0.1 holds ${budget.of(key)} bytes`)
+    assert.ok(budget.of(key) <= 2 * MIB, `the loopback client holds ${budget.of(key)} bytes`)
     assert.equal(held, budget.of(key), 'the charge is what its queues hold')
     assert.ok(attacker.reduce((n, p) => n + p.dropConditionQueue, 0) > 0, 'what did not fit was dropped and counted (condition_queue)')
-    const v = receivers.find((p) => p.name === 'vm')
+    const v = receivers.find((p) => p.name === 'vm1')
     assert.ok(v?.condOut !== null && v?.condOut !== undefined)
-    assert.ok(v.condOut.queuedFrames > 1000, `the other address's port holds ${v.condOut.queuedFrames} frames`)
+    assert.ok(v.condOut.queuedFrames > 1000, `the other client's port holds ${v.condOut.queuedFrames} frames`)
     assert.ok(budget.used <= 64 * MIB)
-    // Ports that leave give it all back (the QEMU listener's port stays, waiting for its VM, and keeps its own).
+    // Ports that leave give it all back (the QEMU listener's port stays, for its VM's return).
     for (const c of closers.splice(0)) c()
-    await waitFor(() => server.ports().length === 1, 10_000, 'the WebSocket ports to go')
-    assert.equal(budget.of(key), 0)
+    await waitFor(() => server.ports().length === 1, 10_000, 'the ports to go')
     assert.equal(budget.used, v.condOut.memoryBytes)
   })
 
@@ -123,7 +122,7 @@ describe('link condition memory (integration)', function () {
     const r = await fetch(url.replace('ws:', 'http:') + 'api/v1/ports/' + portB.name + '/condition', { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ direction: 'out', delay: 1, queueBytes: '256kb' }) })
     assert.equal(r.status, 200)
     // b reads nothing: what the server sends it waits in ws (views of what it was given) once the kernel's buffers are full.
-    ;(b.ws as unknown as { _socket: Socket })._socket.pause()
+    ;(b.ws as unknown as { _socket: net.Socket })._socket.pause()
     const FRAMES = 12_000
     for (let m = 0; m < FRAMES / 40; m++) {
       a.send(Array.from({ length: 40 }, (_, i) => numbered(m * 40 + i, 1200)))
@@ -132,7 +131,7 @@ describe('link condition memory (integration)', function () {
     await waitFor(() => portB.framesDelayed + portB.dropConditionQueue === FRAMES && portB.condOut?.queuedFrames === 0, 30_000, 'all released')
     assert.ok(portB.bufferedBytes() > 0, 'ws holds frames for b')
     assert.equal(portB.dropBackpressure, 0)
-    ;(b.ws as unknown as { _socket: Socket })._socket.resume()
+    ;(b.ws as unknown as { _socket: net.Socket })._socket.resume()
     await waitFor(() => b.frames.length === portB.txFrames, 120_000, 'b read all')
     assert.equal(portB.dropConditionQueue, 0, 'the queue had room for every frame')
     assert.equal(b.frames.length, FRAMES)
@@ -140,5 +139,42 @@ describe('link condition memory (integration)', function () {
     assert.equal(bad.length, 0, `${bad.length} frames overwritten, e.g. #${bad[0]?.readUInt32BE(14) ?? -1}`)
     const seqs = b.frames.map((f) => f.readUInt32BE(14))
     assert.ok(seqs.every((s, i) => i === 0 || s > (seqs[i - 1] as number)), 'in order, none twice')
+  })
+
+  it('attack: ports of one address that each held its whole allowance and went idle keep nothing of it (the budget gave it back)', async () => {
+    // Each port in turn fills the address's allowance (8 MiB), drains, and goes idle for its queue to be given back.
+    // Before: each idle port kept its last ring through the view of the last frame released, 4 MiB a port the budget counted as free.
+    await start({ port: { condition: { direction: 'out', delay: 500, queueBytes: '4mb' } }, limits: { conditionBytesPerAddress: 8 * MIB }, pingInterval: 3600 })
+    const sender = await TestClient.batched(url, { name: 'sender' })
+    closers.push(() => { sender.close() })
+    // The receivers learn their MACs by a frame to the sender's: nothing reaches an idle port after its round.
+    sender.send([eth(BROADCAST, MAC_A)])
+    await waitFor(() => server.ports()[0]?.rxFrames === 1, 10_000, 'the sender\'s MAC learned')
+    const before = arrayBytes()
+    const ROUNDS = 6
+    const receivers: WebSocket[] = []
+    for (let r = 0; r < ROUNDS; r++) {
+      const ws = await rawFrom(url, '127.0.0.1')
+      receivers.push(ws)
+      closers.push(() => { ws.terminate() })
+      await waitFor(() => server.ports().length === r + 2, 10_000, 'the port')
+      const port = server.ports().find((p) => p.name !== 'sender' && p.framesDelayed === 0 && p.rxFrames === 0) as WsPort
+      const mac = (0x020000001000 + r).toString(16).padStart(12, '0')
+      ws.send(frame(`${MAC_A} ${mac} 88b5`, 60))
+      await waitFor(() => port.rxFrames === 1, 10_000, 'its MAC learned')
+      const FRAMES = 3200 // 4.5 MB of 1400-byte frames: past its queue's 4 MiB
+      for (let m = 0; m < FRAMES / 40; m++) {
+        sender.send(Array.from({ length: 40 }, (_, i) => { const f = numbered(m * 40 + i, 1400); f.write(mac, 0, 'hex'); return f }))
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+      await waitFor(() => port.framesDelayed + port.dropConditionQueue === FRAMES, 60_000, 'every frame offered')
+      assert.ok((port.condOut?.memoryBytes ?? 0) >= 4 * MIB, `port ${r} held ${port.condOut?.memoryBytes ?? 0} bytes`)
+      await waitFor(() => port.condOut?.queuedFrames === 0 && port.condOut.memoryBytes === 0, 60_000, 'the queue released and given back')
+    }
+    const budget = server.networks.heldBudget
+    assert.equal(budget.of(clientKeyOf('127.0.0.1')), 0)
+    const kept = arrayBytes() - before
+    assert.ok(kept < 8 * MIB, `${ROUNDS} idle ports keep ${kept} bytes of array buffers the budget says are free`)
+    assert.equal(receivers.length, ROUNDS)
   })
 })

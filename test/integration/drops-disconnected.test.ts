@@ -15,13 +15,14 @@ import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
-import { SUBPROTOCOL_V1 } from '../../src/common/protocol'
+import { SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
 import type { DropsJson, PortJson } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
 import { switchctl } from '../helpers/ctl'
 import { waitFor, onceWithin } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { prefixed } from '../helpers/stream-peer'
+import type { NetPort } from '../../src/switch/io/net-port'
 
 const TOKEN = 'test-admin-token-0123456789'
 
@@ -103,5 +104,41 @@ describe('drop reason "disconnected" (integration)', function () {
     await waitFor(() => !server.ports().some((p) => p.name === 'roamer'), 20_000, 'the grace to end')
     assert.equal(server.switch.stats.dropDisconnected, 2)
     assert.match(await get<string>('/metrics'), /^switchd_frames_dropped_total\{network="default",reason="disconnected"\} 2$/m)
+  })
+
+  it('attack: frames for a port switchd is closing (its peer has not answered the close) are counted as disconnected, never as sent', async () => {
+    const sockPath = path.join(dir, 'vm1.sock')
+    const url = await start({ pingInterval: 3600, qemu: [{ name: 'vm1', listen: `unix:${sockPath}` }] })
+    const sender = await TestClient.batched(url, { name: 'sender' })
+    closers.push(() => { sender.close() })
+    const s = (): NetPort => server.ports().find((q) => q.name === 'sender') as NetPort
+    // A QEMU whose socket switchd destroyed (a framing error does): until its close event, a write would be lost unseen.
+    const vm = net.connect(sockPath)
+    vm.on('error', () => {})
+    closers.push(() => { vm.destroy() })
+    await onceWithin(vm, 'connect')
+    await waitFor(() => server.ports().length === 2, 10_000, 'the QEMU port')
+    const vm1 = server.ports().find((q) => q.name === 'vm1') as NetPort & { socket?: net.Socket }
+    vm1.socket?.destroy()
+    s().network.receiveBatch(s(), encodeBatch(Array.from({ length: 5 }, (_, i) => eth(BROADCAST, MAC_A, i))))
+    assert.equal(vm1.txFrames, 0, 'qemu: frames counted as sent to a destroyed socket')
+    assert.equal(vm1.dropDisconnected, 5, 'qemu')
+    for (const kind of ['raw', 'batched'] as const) {
+      const peer = kind === 'raw' ? await TestClient.raw(url) : await TestClient.batched(url, { name: 'peer' })
+      closers.push(() => { peer.close() })
+      await waitFor(() => server.ports().length === 3, 10_000, `the ${kind} port`)
+      const p = server.ports().find((q) => q.name !== 'sender' && q.name !== 'vm1') as NetPort
+      // Its peer reads nothing more, so it never answers the close: ws holds the port in CLOSING for a second.
+      ;(peer.ws as unknown as { _socket: { pause: () => void } })._socket.pause()
+      server.disconnectPort(p, 'test')
+      const tx = p.txFrames
+      // In the same turn of the loop as the close: the port is still in the switch, whatever the machine's speed.
+      s().network.receiveBatch(s(), encodeBatch(Array.from({ length: 5 }, (_, i) => eth(BROADCAST, MAC_A, i))))
+      assert.equal(p.txFrames, tx, `${kind}: frames counted as sent to a closed socket`)
+      assert.equal(p.dropDisconnected, 5, kind)
+      await waitFor(() => server.ports().length === 2, 20_000, `the ${kind} port gone`)
+    }
+    // And the QEMU port's own 5 + 5 + 5 while it stayed without its VM.
+    assert.equal(server.switch.stats.dropDisconnected, 25)
   })
 })

@@ -11,7 +11,7 @@
 
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as os from 'node:os'
@@ -20,6 +20,7 @@ import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import type { GatewayPort } from '../../src/switch/io/gateway-port'
 import { setLogSink } from '../../src/common/log'
+import { clientKeyOf } from '../../src/common/address'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { requireTools } from '../helpers/proc'
@@ -66,9 +67,9 @@ describe('gateway: attacked afresh (integration)', function () {
 
   before(function () { requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, { cmd: 'setpriv', pkg: 'util-linux' }]) })
 
-  async function start (gateway: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
+  async function start (gateway: Record<string, unknown>, extra: Record<string, unknown> = {}, network: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
     const staticLeases = [{ mac: '02:00:00:00:00:21', ip: '10.0.2.15' }, { mac: '02:00:00:00:00:22', ip: '10.0.2.16' }]
-    const s = new SwitchServer({ config: buildConfig({ stateDir: path.join(dir, 'state'), networks: { lab: { gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
+    const s = new SwitchServer({ config: buildConfig({ stateDir: path.join(dir, 'state'), networks: { lab: { ...network, gateway: { staticLeases, ...gateway } } }, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
     server = s
     const a = await s.listen()
     return { server: s, url: `ws://127.0.0.1:${a.port}/net/lab` }
@@ -156,6 +157,51 @@ describe('gateway: attacked afresh (integration)', function () {
     }
   })
 
+  it('attack: a client\'s leases still count for it after switchd restarts: the restart gives it no fresh share', async () => {
+    // Any gateway change needs a restart. Before: the lease file kept the leases but not whom they counted for,
+    // so after each restart a client took another quarter of the pool while its old leases held theirs.
+    const take = async (url: string, base: number): Promise<number> => {
+      const c = await TestClient.raw(url)
+      clients.push(c)
+      let got = 0
+      for (let k = 0; k < 4; k++) if (await lease((f) => { c.send(f) }, c.frames, base + k, (base & 0xffff) + k + 1) !== 0) got++
+      c.close()
+      return got
+    }
+    const gw = { dhcpStart: '10.0.2.100', poolSize: 16, nat: false }
+    const first = await start(gw)
+    assert.equal(await take(first.url, 0x020000050000), 4, 'its share: a quarter of the pool')
+    await server?.close()
+    for (const c of clients.splice(0)) c.close()
+    const again = await start(gw)
+    assert.equal(await take(again.url, 0x020000050100), 0, 'a fresh share after the restart')
+    assert.equal(gatewayPort().server.leases.countForClient(clientKeyOf('127.0.0.1')), 4, 'its leases, read back, count for it')
+  })
+
+  it('attack: where the guards are off, one client\'s ARPs for every address of the pool do not take it from the others (its marks count against its share)', async () => {
+    // An ARP shows an address in use, which is then not offered to anyone for 10 minutes (a hand-set station's).
+    // Before: those marks counted for nobody: one client's ARPs, one per address (gratuitous ones slirp does not even
+    // learn from, so outside its ARP share), left no address to offer: the VM got none, whatever leasesPerClient said.
+    const vmSocket = path.join(dir, 'vm.sock')
+    const { url } = await start({ dhcpStart: '10.0.2.100', poolSize: 16, nat: false }, { qemu: [{ name: 'vm', network: 'lab', listen: `unix:${vmSocket}` }] }, { guards: false })
+    const c = await TestClient.raw(url)
+    clients.push(c)
+    const attacker = 0x020000040001
+    const claims: Buffer[] = []
+    for (let i = 0; i < 16; i++) claims.push(arp(attacker, `10.0.2.${100 + i}`, `10.0.2.${100 + i}`)) // gratuitous: sender = target
+    await sendAndBarrier(c, attacker, '10.0.2.115', claims)
+    const sock = net.connect(vmSocket)
+    await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject) })
+    try {
+      const reader = new FrameReader(sock, 4)
+      const ip = await lease((f) => { sock.write(prefixed(f, 4)) }, reader.frames, 0x020000020001, 99)
+      assert.notEqual(ip, 0, 'the VM got no address: one client\'s ARPs took the pool')
+    } finally {
+      sock.destroy()
+    }
+    assert.equal(gatewayPort().server.leases.countForClient(clientKeyOf('127.0.0.1')), 4, 'its marks: its share (a quarter of the pool)')
+  })
+
   it('attack: a client that leaves and comes back does not get a fresh share: its leases still count for it', async () => {
     const vmSocket = path.join(dir, 'vm.sock')
     const { url } = await start({ dhcpStart: '10.0.2.100', poolSize: 16, nat: false }, { qemu: [{ name: 'vm', network: 'lab', listen: `unix:${vmSocket}` }] })
@@ -202,6 +248,80 @@ print(" ".join(out), "self=yes")
 `
     const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/usr/bin/python3', '-c', probe], { encoding: 'utf8', timeout: 10_000 })
     assert.equal(r.stdout.trim(), `${process.pid}=no 1=no -1=no 0=no unix=no pair=no tcp=yes self=yes`, r.stderr)
+  })
+
+  it('attack: the gateway\'s child cannot signal another process through a file\'s owner (F_SETOWN, FIOSETOWN), nor make a Unix socket through io_uring, take another\'s fd (pidfd_getfd) or open vsock and netlink sockets', async function () {
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }])
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // Before: the kernel sent the file's SIGIO, made SIGTERM by F_SETSIG, to the victim (killed); io_uring's
+    // IORING_OP_SOCKET made an AF_UNIX socket that connected to a listener of the host; pidfd_getfd took an fd.
+    // Syscall numbers: the same on x86_64 and aarch64 (the unified table from Linux 5.1).
+    const probe = `
+import ctypes, fcntl, os, signal, socket, struct, sys, time
+victim = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+def t(name, f):
+    try: f(); out.append(name + "=yes")
+    except OSError: out.append(name + "=no")
+def sc(nr, *args):
+    r = libc.syscall(nr, *args)
+    if r < 0: raise OSError(ctypes.get_errno(), "syscall")
+    return r
+pidfd = sc(434, victim, 0)
+t("pidfd_getfd", lambda: sc(438, pidfd, 0, 0))
+r, w = os.pipe()
+t("setown", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, victim))
+fcntl.fcntl(r, 10, signal.SIGTERM)  # F_SETSIG
+fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
+os.write(w, b"x")
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t("fiosetown", lambda: fcntl.ioctl(s, 0x8901, struct.pack("i", victim)))
+t("siocspgrp", lambda: fcntl.ioctl(s, 0x8902, struct.pack("i", victim)))
+fcntl.fcntl(s, 10, signal.SIGTERM)
+fcntl.fcntl(s, fcntl.F_SETFL, os.O_ASYNC | os.O_NONBLOCK)
+s.bind(("127.0.0.1", 0)); s.sendto(b"x", s.getsockname())
+t("io_uring", lambda: sc(425, 4, ctypes.create_string_buffer(120)))
+t("vsock", lambda: socket.socket(40, socket.SOCK_STREAM))
+t("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+t("inet6", lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
+t("own", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, os.getpid()))
+time.sleep(0.2)
+print(" ".join(out))
+`
+    const victim = spawn('sleep', ['60'], { stdio: 'ignore' })
+    try {
+      const r = spawnSync(launcher, ['--parent', String(process.pid), '--nofile', '64', '--', '/usr/bin/python3', '-c', probe, String(victim.pid)], { encoding: 'utf8', timeout: 10_000 })
+      assert.equal(r.stdout.trim(), 'pidfd_getfd=no setown=no fiosetown=no siocspgrp=no io_uring=no vsock=no netlink=no inet6=yes own=yes', r.stderr)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(victim.exitCode, null, 'the victim is alive')
+      assert.equal(victim.signalCode, null, 'the victim got no signal')
+    } finally {
+      victim.kill('SIGKILL')
+    }
+  })
+
+  it('attack: the gateway\'s child cannot type into the terminal switchd was started from (no controlling terminal; TIOCSTI refused)', function () {
+    requireTools(this, [{ cmd: 'python3', pkg: 'python3' }, { cmd: 'script', pkg: 'util-linux' }])
+    const launcher = launcherPath()
+    assert.ok(launcher !== undefined, 'npm install builds the launcher')
+    // script(1) runs the launcher on a terminal of its own, as a shell would run switchd. Before: the child (any
+    // user: /dev/tty is 0666, and it was its controlling terminal) opened /dev/tty without Landlock and typed into it.
+    const probe = `
+import fcntl, os, termios
+out = []
+try: os.open("/dev/tty", os.O_RDWR); out.append("devtty=yes")
+except OSError: out.append("devtty=no")
+try: fcntl.ioctl(0, termios.TIOCSTI, b" "); out.append("tiocsti=yes")
+except OSError: out.append("tiocsti=no")
+print("PROBE", " ".join(out))
+`
+    const file = path.join(dir, 'tty-probe.py')
+    fs.writeFileSync(file, probe)
+    const inner = `${launcher} --parent $$ --nofile 64 -- /usr/bin/python3 ${file}; true`
+    const r = spawnSync('script', ['-qec', `bash -c '${inner}'`, '/dev/null'], { encoding: 'utf8', timeout: 10_000 })
+    assert.match(r.stdout, /PROBE devtty=no tiocsti=no/, r.stdout + r.stderr)
   })
 
   it('attack: an RST that libslirp drops (TTL 0) frees none of the station\'s share: its open connections stay counted', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/core/switch'
-import { DIR_IN, DIR_OUT, portState } from '../../src/switch/core/port'
+import { DIR_IN, DIR_OUT, DEFAULT_POLICY, portState } from '../../src/switch/core/port'
 import { readCondition } from '../../src/switch/core/condition'
 import { setCondition, setLinkDown } from '../../src/switch/core/link'
 import { encodeBatch } from '../../src/common/protocol'
@@ -109,6 +109,26 @@ describe('Switch with link conditions', () => {
     sw.releaseHeld(b, DIR_OUT, 2000)
     assert.equal(b.sent.length, 0)
     assert.equal(b.dropLinkDown, 1)
+  })
+
+  it('attack: a frame held for a port that has since left its VLAN is not delivered (counted as vlan)', () => {
+    // An operator moves b from VLAN 10 to VLAN 20 (a reload that keeps it connected): what was on its way
+    // to it from VLAN 10, up to a whole delay (60 s at most), must not reach it afterwards.
+    const v10 = { ...DEFAULT_POLICY, pvid: 10, vlans: [10] }
+    a.applyPolicy(v10); b.applyPolicy(v10)
+    setCondition(sw, b, DIR_OUT, readCondition({ delay: 60_000 }, 'c'))
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A, 1))
+    b.applyPolicy({ ...DEFAULT_POLICY, pvid: 20, vlans: [20] })
+    sw.invalidate()
+    sw.releaseHeld(b, DIR_OUT, 1000 + 60_000)
+    assert.equal(b.sent.length, 0, 'a VLAN 10 frame reached a port of VLAN 20')
+    assert.equal(b.dropVlan, 1)
+    assert.equal(sw.stats.dropVlan, 1)
+    // A frame of its VLAN still goes.
+    a.applyPolicy({ ...DEFAULT_POLICY, pvid: 20, vlans: [20] })
+    sw.receiveFrame(a, eth(BROADCAST, MAC_A, 2))
+    sw.releaseHeld(b, DIR_OUT, 1000 + 120_000)
+    assert.deepEqual(b.take(), [eth(BROADCAST, MAC_A, 2)])
   })
 
   it('an offload port\'s held frames keep their virtio-net header, both ways', () => {

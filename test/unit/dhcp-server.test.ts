@@ -334,6 +334,25 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.equal(send(B, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.15')
     })
 
+    it('attack: the addresses a client\'s ARPs mark in use count against its share: one client cannot mark the pool', () => {
+      server = new DhcpServer(options({ poolSize: 8, leasesPerClient: 2 }))
+      p1.clientKey = 'address 192.0.2.1'
+      p2.clientKey = 'address 192.0.2.2'
+      for (let i = 0; i < 8; i++) server.noteArp(ip('10.0.2.15') + i, 0x0200000000e0 + i, p1, now)
+      assert.equal(server.leases.countForClient(p1.clientKey), 2, 'two marks: its share')
+      // Another client still leases: only the two marked addresses are out of offers.
+      assert.equal(send(B, DHCPDISCOVER, p2)?.yiaddr, '10.0.2.17')
+      // The marks it has are refreshed, not added to, and the client may lease nothing more (its share is used).
+      server.noteArp(ip('10.0.2.15'), 0x0200000000e0, p1, now + 1000)
+      assert.equal(server.leases.countForClient(p1.clientKey), 2)
+      assert.equal(send(A, DHCPDISCOVER, p1), null)
+      // They end SEEN_HOLD_MS after the last ARP, and the share comes back.
+      now += SEEN_HOLD_MS + 1001
+      server.tick(now)
+      assert.equal(server.leases.countForClient(p1.clientKey), 0)
+      assert.equal(send(A, DHCPDISCOVER, p1)?.yiaddr, '10.0.2.15')
+    })
+
     it('binds a lease that has no port (read from the file, or its port left) to the port its ARP comes from', () => {
       lease(A, p1)
       server.leases.portLeft(p1)
@@ -344,6 +363,25 @@ describe('DHCP server (switchd answers every DHCP message)', () => {
       assert.equal(server.leases.lookup(A)?.port, p2)
       assert.ok(!server.leases.bound(A, ip('10.0.2.15'), p1))
       assert.ok(server.leases.bound(STATIC_MAC, ip('10.0.2.20'), p1), 'a static lease binds its MAC and address on any port')
+    })
+
+    it('attack: the lease file keeps whom a bound lease counts for (an address), so a restart gives no fresh share', () => {
+      p1.clientKey = 'address 192.0.2.1'
+      p2.clientKey = 'port 7'
+      lease(A, p1)
+      lease(B, p2)
+      const json = JSON.parse(JSON.stringify(server.leases.toJson('lab')))
+      assert.deepEqual(json.leases.map((l: { holder?: string }) => l.holder), ['address 192.0.2.1', undefined], 'a port\'s key is another port\'s after a restart')
+      const t = new LeaseTable(options().pool)
+      t.load(json, 'lab', now)
+      assert.equal(t.countForClient('address 192.0.2.1'), 1)
+      assert.equal(t.lookup(A)?.holder, 'address 192.0.2.1')
+      t.expire(now + 3600 * 1000 + 1)
+      assert.equal(t.countForClient('address 192.0.2.1'), 0, 'given back when it expires')
+      for (const holder of [7, 'port 7', 'address ' + 'x'.repeat(100)]) {
+        const bad = { ...json, leases: [{ ...json.leases[0], holder }] }
+        assert.throws(() => new LeaseTable(options().pool).load(bad, 'lab', now), LeaseFileInvalid, String(holder))
+      }
     })
 
     it('persists bound and remembered leases (not offers) and reads them back, bound again by time', () => {

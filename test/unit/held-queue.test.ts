@@ -155,6 +155,37 @@ describe('HeldQueue: the memory link conditions hold', () => {
     assert.equal(budget.used, a.memoryBytes + b.memoryBytes)
   })
 
+  it('attack: a queue that gave its memory back keeps none of it (the ring of the last frame it released, or the ring it grew out of)', () => {
+    // Twelve idle queues that each held 8 MiB once: their charge is back, and so must the memory be.
+    // Before: the view of each queue's last released frame kept its 8 MiB ring, ~100 MB the budget said was free.
+    const budget = new HeldBudget(1 << 30, 1 << 30)
+    const frame = frameOf(1, 1500)
+    const before = inUse()
+    const idle: LinkCondition[] = []
+    for (let p = 0; p < 12; p++) {
+      const c = new LinkCondition(readCondition({ delay: 10, seed: 1 }, 'condition'), 1, budget, '192.0.2.7')
+      for (let i = 0; i < 5500; i++) c.admit(frame, 0, 1500, -1, 0, 0, 0)
+      assert.ok(c.memoryBytes >= 8 * 1024 * 1024, `held ${c.memoryBytes}`)
+      while (c.take(1e9) !== undefined) {}
+      c.trim(); c.trim()
+      assert.equal(c.memoryBytes, 0)
+      idle.push(c)
+    }
+    const kept = inUse() - before
+    assert.equal(budget.used, 0)
+    assert.ok(kept < 8 * 1024 * 1024, `${idle.length} idle queues keep ${kept} bytes the budget counts as given back`)
+    // A queue that grows while a released frame's view is out: the old ring goes with the growth.
+    const g = new LinkCondition(readCondition({ delay: '60s', seed: 2 }, 'condition'), 2, budget, '192.0.2.8')
+    const start = inUse()
+    for (let i = 0; i < 600; i++) g.admit(frame, 0, 1500, -1, 0, 0, i)
+    assert.ok(g.take(1e9) !== undefined)
+    for (let i = 600; i < 5500; i++) g.admit(frame, 0, 1500, -1, 0, 0, i)
+    const real = inUse() - start
+    assert.ok(real <= g.memoryBytes + 1024 * 1024, `the queue holds ${real} bytes, charged ${g.memoryBytes}`)
+    for (const c of [...idle, g]) c.discard()
+    assert.equal(budget.used, 0)
+  })
+
   it('attack: one client\'s ports share one allowance; another client and the total are untouched by it', () => {
     const budget = new HeldBudget(4 * 1024 * 1024, 1024 * 1024)
     const params = readCondition({ delay: '60s', queueBytes: '8mb', seed: 5 }, 'condition')

@@ -133,6 +133,16 @@ export class DhcpServer {
     return null
   }
 
+  /**
+   * An ARP to the gateway from `mac` at `ip`, learned on `port`: the lease
+   * table's note (a lease bound to its port again, or the address marked in
+   * use); a new mark only within the client's share, as a lease.
+   */
+  noteArp (ip: number, mac: number, port: Port | undefined, now: number): void {
+    const may = port !== undefined && (this.exempt(port) || this.leases.countForClient(port.clientKey) < this.opts.leasesPerClient)
+    this.leases.noteArp(ip, mac, port, now, may)
+  }
+
   /** Expire offers, leases and declines (each second). */
   tick (now: number): void { this.leases.expire(now) }
 

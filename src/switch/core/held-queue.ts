@@ -246,6 +246,8 @@ export class HeldQueue {
     this.op = new Uint8Array(0)
     this.gone = new Uint8Array(0)
     this.heap = new Float64Array(0)
+    // The view of the last frame taken must not keep the ring alive once its charge is given back.
+    this.view.buf = EMPTY
     if (this.budget !== null) this.budget.give(this.client, this.memory)
     this.memory = 0
   }
@@ -314,6 +316,8 @@ export class HeldQueue {
     const cap = this.ring.length
     const used = this.bytes
     const ring = Buffer.allocUnsafeSlow(next)
+    // Nor the old ring, whose charge the new one takes over (a view is valid only until the next put()).
+    this.view.buf = EMPTY
     if (used > 0) {
       const head = this.head
       if (!this.wrapped) this.ring.copy(ring, 0, head, this.tail)

@@ -33,7 +33,8 @@
  * that took them, its `holder`, for the server's per-client limit. A lease
  * keeps its holder when its port leaves: a client that closes its ports
  * and opens new ones still holds what it took (issue 21 attacked afresh:
- * reconnecting gave a fresh share each time, and one client took the pool).
+ * reconnecting gave a fresh share each time, and one client took the pool);
+ * and across a restart, through the file, when the holder is an address.
  *
  * Changes that must be on disk before their ACK leaves (a new or moved
  * binding) bump `version`; the rest (a renewal's new expiry, a release)
@@ -55,6 +56,8 @@ export const DECLINE_HOLD_MS = 600_000
 export const SEEN_HOLD_MS = 600_000
 /** The lease file's format (io/lease-file.ts); another is refused, never read half. */
 export const LEASE_FILE_VERSION = 1
+/** The client keys a lease file keeps (common/address.ts clientKeyOf): an address's; a port's (`port 7`) names another port after a restart. */
+const ADDRESS_HOLDER = 'address '
 
 export class Lease {
   /** The client key this lease counts for (none: read from the file, not bound again yet). */
@@ -83,7 +86,8 @@ export interface LeaseRow { mac: number, ip: number, state: number, expires: num
 export interface LeaseFileJson {
   version: number
   network: string
-  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string }>
+  /** `holder`: the client a bound lease counts for, if it is an address's (a port's key is not the same port's after a restart). */
+  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string, holder?: string }>
 }
 
 /** Thrown by LeaseTable.load for a file that is not a whole, valid lease file. */
@@ -100,9 +104,10 @@ export class LeaseTable {
   private readonly declinedUntil: Float64Array
   private readonly declinedBy: Array<Port | null>
   private readonly declinedHolder: Array<string | null>
-  /** Per pool index: a MAC an ARP showed using the address (0: none), and until when that counts. */
+  /** Per pool index: a MAC an ARP showed using the address (0: none), until when that counts, and the client it counts for. */
   private readonly seenMac: Float64Array
   private readonly seenUntil: Float64Array
+  private readonly seenHolder: Array<string | null>
   private readonly perPort = new Map<Port, number>()
   private readonly perClient = new Map<string, number>()
   /** Bumped by each change that must be on disk before its ACK (a new or moved binding). */
@@ -121,6 +126,7 @@ export class LeaseTable {
     this.declinedHolder = new Array<string | null>(pool.size).fill(null)
     this.seenMac = new Float64Array(pool.size)
     this.seenUntil = new Float64Array(pool.size)
+    this.seenHolder = new Array<string | null>(pool.size).fill(null)
   }
 
   get size (): number { return this.byMac.size }
@@ -182,6 +188,8 @@ export class LeaseTable {
     if (cur !== undefined) this.remove(cur)
     const other = this.byIp.get(ip)
     if (other !== undefined) this.remove(other)
+    // The MAC's own mark on the address is now its record: it would count twice.
+    if (this.seenMac[ip - this.pool.start] === mac) this.unsee(ip - this.pool.start)
     const l = new Lease(mac, ip, LEASE_OFFERED, until, port)
     l.holder = port === null ? null : port.clientKey
     this.byMac.set(mac, l)
@@ -240,17 +248,28 @@ export class LeaseTable {
    * An ARP (seen at the gateway, so after the switch accepted it) says `mac`
    * uses `ip`: a lease of that MAC and address with no port is bound to
    * `port`; an address of the pool that `mac` holds no lease for is not
-   * offered to anyone else for SEEN_HOLD_MS. Allocates nothing.
+   * offered to anyone else for SEEN_HOLD_MS. That mark counts for the
+   * client of `port` as a lease does, and a new one is made only if `may`
+   * (the server: within that client's share): else one client's ARPs for
+   * every address of the pool, where the guards are off, took it from all
+   * (issue 21 attacked afresh). Allocates nothing.
    */
-  noteArp (ip: number, mac: number, port: Port | undefined, now: number): void {
+  noteArp (ip: number, mac: number, port: Port | undefined, now: number, may = true): void {
     const l = this.byMac.get(mac)
     if (l !== undefined && l.ip === ip && l.state === LEASE_BOUND) {
       if (l.port === null && port !== undefined) this.setPort(l, port)
       return
     }
     const i = ip - this.pool.start
-    if (i < 0 || i >= this.pool.size) return
-    this.seenMac[i] = mac
+    if (i < 0 || i >= this.pool.size || port === undefined) return
+    const holder = port.clientKey
+    if (this.seenMac[i] !== mac || this.seenHolder[i] !== holder || (this.seenUntil[i] as number) <= now) {
+      if (!may) return
+      this.unsee(i)
+      this.seenMac[i] = mac
+      this.seenHolder[i] = holder
+      this.chargeClient(holder, 1)
+    }
     this.seenUntil[i] = now + SEEN_HOLD_MS
   }
 
@@ -265,6 +284,8 @@ export class LeaseTable {
     }
     const d = this.declinedUntil
     for (let i = 0; i < d.length; i++) {
+      // Marks are not in the file: they change nothing it holds.
+      if ((this.seenMac[i] as number) !== 0 && (this.seenUntil[i] as number) <= now) this.unsee(i)
       if ((d[i] as number) === 0 || (d[i] as number) > now) continue
       this.undecline(i)
       d[i] = 0
@@ -276,7 +297,7 @@ export class LeaseTable {
   /** Offered and bound leases and declined addresses counted for `port`. */
   countFor (port: Port): number { return this.perPort.get(port) ?? 0 }
 
-  /** The same for the client `key` (Port.clientKey), over its ports, present and past. */
+  /** The same for the client `key` (Port.clientKey), over its ports, present and past, and the addresses its ARPs marked in use. */
   countForClient (key: string): number { return this.perClient.get(key) ?? 0 }
 
   /** `port` left its network: its leases keep their addresses (and their holder) and lose their port until the station comes back. */
@@ -304,7 +325,9 @@ export class LeaseTable {
     const leases: LeaseFileJson['leases'] = []
     for (const l of this.byMac.values()) {
       if (l.state === LEASE_OFFERED) continue
-      leases.push({ mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() })
+      const e: LeaseFileJson['leases'][number] = { mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() }
+      if (l.state === LEASE_BOUND && l.holder !== null && l.holder.startsWith(ADDRESS_HOLDER)) e.holder = l.holder
+      leases.push(e)
     }
     return { version: LEASE_FILE_VERSION, network, leases }
   }
@@ -339,10 +362,13 @@ export class LeaseTable {
       const expires = typeof r.expires === 'string' ? Date.parse(r.expires) : NaN
       if (!Number.isFinite(expires)) throw new LeaseFileInvalid(`${where}.expires: not a time`)
       if (r.state !== 'bound' && r.state !== 'expired') throw new LeaseFileInvalid(`${where}.state: expected "bound" or "expired"`)
+      if (r.holder !== undefined && (typeof r.holder !== 'string' || !r.holder.startsWith(ADDRESS_HOLDER) || r.holder.length > 80)) throw new LeaseFileInvalid(`${where}.holder: not a client address`)
       if (macs.has(mac) || ips.has(ip)) throw new LeaseFileInvalid(`${where}: ${macs.has(mac) ? `MAC ${formatMac(mac)}` : `address ${formatIpv4(ip)}`} is leased twice`)
       macs.add(mac)
       ips.add(ip)
-      parsed.push(new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null))
+      const l = new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null)
+      if (l.state === LEASE_BOUND && typeof r.holder === 'string') l.holder = r.holder
+      parsed.push(l)
     }
     const dropped: string[] = []
     for (const l of parsed) {
@@ -352,7 +378,8 @@ export class LeaseTable {
       }
       this.byMac.set(l.mac, l)
       this.byIp.set(l.ip, l)
-      if (l.state === LEASE_BOUND) this.held++
+      // Its client's share holds it across the restart, as it did across its port leaving.
+      if (l.state === LEASE_BOUND) { this.held++; this.hold(l, 1) }
     }
     return dropped
   }
@@ -395,6 +422,15 @@ export class LeaseTable {
     this.chargeClient(this.declinedHolder[i] ?? null, -1)
     this.declinedBy[i] = null
     this.declinedHolder[i] = null
+  }
+
+  /** An ARP's mark on a pool address ends: its client counts it no more. */
+  private unsee (i: number): void {
+    if ((this.seenMac[i] as number) === 0) return
+    this.chargeClient(this.seenHolder[i] ?? null, -1)
+    this.seenMac[i] = 0
+    this.seenUntil[i] = 0
+    this.seenHolder[i] = null
   }
 
   private chargePort (port: Port | null, d: number): void { if (port !== null) bump(this.perPort, port, d) }

@@ -296,8 +296,8 @@ export class Switch {
       } else {
         let sent = false
         for (let f = c.take(nowMs); f !== undefined; f = c.take(nowMs)) {
-          // The port may have gone down or been blocked while the frame was on the wire.
-          if (port.blocked === 0) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; this.stats.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, f.buf, f.off, f.len, f.vid) } else { port.dropEgressBlocked++; this.stats.dropEgressBlocked++; this.logDrop(port, R_EGRESS_BLOCKED, f.buf, f.off, f.len, f.vid) }
+          // The port may have gone down, been blocked or left the frame's VLAN (a reload) while the frame was on the wire.
+          if (canEgress(port, f.vid)) { port.output(f.buf, f.off, f.len, f.op, f.vid, port.offload ? f.hdrOff : -1); sent = true } else this.heldNotDelivered(port, f.buf, f.off, f.len, f.vid)
         }
         if (sent) port.flush()
       }
@@ -307,6 +307,12 @@ export class Switch {
     const next = c.nextDue()
     c.wakeAt = next
     return next
+  }
+
+  /** A frame held for `port` that it may no longer be given: counted under the reason it may not. */
+  private heldNotDelivered (port: Port, buf: Buffer, off: number, len: number, vid: number): void {
+    const s = this.stats
+    if ((port.blocked & BLOCK_LINK) !== 0) { port.dropLinkDown++; s.dropLinkDown++; this.logDrop(port, R_LINK_DOWN, buf, off, len, vid) } else if (port.blocked !== 0) { port.dropEgressBlocked++; s.dropEgressBlocked++; this.logDrop(port, R_EGRESS_BLOCKED, buf, off, len, vid) } else { port.dropVlan++; s.dropVlan++; this.logDrop(port, R_VLAN, buf, off, len, vid) }
   }
 
   /**

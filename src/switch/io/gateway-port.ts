@@ -152,7 +152,8 @@ export class GatewayPort extends NetPort {
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
-    if (this.socket === undefined) { this.dropAway(buf, off, len, vid); return }
+    // The stream closed or the child is gone (it restarts): what was written now would be lost unseen.
+    if (this.socket === undefined || this.socket.destroyed) { this.dropAway(buf, off, len, vid); return }
     // Dropped before the flow table sees it: a close that never reaches slirp must not free a share.
     if (this.bufferedBytes() + this.batch.queued > this.highWaterMark) { this.dropForBackpressure(); return }
     if (!this.admit(buf, off, len, vid)) return
@@ -300,7 +301,7 @@ export class GatewayPort extends NetPort {
     const spa = buf.readUInt32BE(a + 14)
     if (spa === 0 || sha !== macAt(buf, off + ETH_SOURCE)) return
     // The switch's coarse clock as wall-clock time: no clock read per ARP.
-    this.server.leases.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
+    this.server.noteArp(spa, sha, this.network.fdb.lookup(this.pvid, sha), performance.timeOrigin + this.network.nowMs)
   }
 
   private queueReply (a: DhcpAnswer): void {

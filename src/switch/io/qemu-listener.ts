@@ -45,7 +45,8 @@ export class StreamPort extends NetPort {
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
-    if (this.socket === undefined) { this.dropAway(buf, off, len, vid); return }
+    // Destroyed (a framing error, switchd closing) until its close event: a write would be lost unseen.
+    if (this.socket === undefined || this.socket.destroyed) { this.dropAway(buf, off, len, vid); return }
     this.enqueue(this.batch, buf, off, len, op, vid, -1)
   }
 

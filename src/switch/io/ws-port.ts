@@ -17,6 +17,8 @@ const log = logger('port')
 const SEND_OPTS = { binary: true, compress: false, fin: true } as const
 const LINK_UP = JSON.stringify(linkMessage(true))
 const LINK_DOWN = JSON.stringify(linkMessage(false))
+/** ws's readyState OPEN: from our close (or the peer's) on, what ws is given is lost, and so counted as `disconnected`. */
+const WS_OPEN = 1
 
 export { DEFAULT_HIGH_WATER_MARK } from './net-port'
 
@@ -86,6 +88,8 @@ export class RawPort extends WsPort {
   readonly kind = 'raw'
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
+    // Closing (a policy, an operator, keepalive) until its close event takes the port away: ws would drop it and count it sent.
+    if (this.ws.readyState !== WS_OPEN) { this.dropAway(buf, off, len, vid); return }
     if (this.ws.bufferedAmount > this.highWaterMark) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
     let frame: Buffer
@@ -115,7 +119,7 @@ export class BatchPort extends WsPort {
   private readonly batch = new BatchSlab()
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number): void {
-    if (this.parked) { this.dropAway(buf, off, len, vid); return }
+    if (this.parked || this.ws.readyState !== WS_OPEN) { this.dropAway(buf, off, len, vid); return }
     this.enqueue(this.batch, buf, off, len, op, vid, hdrOff)
   }
 

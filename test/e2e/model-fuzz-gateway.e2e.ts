@@ -74,7 +74,7 @@ describe('e2e: the gateway model fuzz with NAT on, switchd in a namespace of its
   it('no station reaches switchd, nor a host service the gateway does not list, through a random run of stations, floods, links and drills', async () => {
     const opts: RunOptions = {
       seed: SEED, steps: STEPS, hangGuardMs: HANG_GUARD_MS, nat: 'on', listen: '0.0.0.0', stateDir: path.join(dir, 'state'),
-      clientAddresses: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], services: { listed: LISTED, unlisted: UNLISTED }
+      clientAddresses: ['127.0.0.1', '127.0.0.2', '127.0.0.3'], services: { listed: LISTED, unlisted: UNLISTED, client: HOST_IF }
     }
     const out: string[] = []
     driver = spawnLogged('fuzz', 'ip', ['netns', 'exec', NS, process.execPath, '-r', 'tsx/cjs', path.join(ROOT, 'test', 'helpers', 'gateway-fuzz', 'run.ts'), JSON.stringify(opts)],

@@ -2,7 +2,7 @@
  * The model-based fuzz of the gateway (test/helpers/gateway-fuzz): a real
  * switchd on 127.0.0.1 whose network "lab" has a gateway (a real QEMU child,
  * nat off, so nothing can leave the machine), stations of four kinds (raw
- * WebSocket and agent from three loopback client addresses, VMs behind a
+ * WebSocket and agent from three loopback addresses, one client to switchd; VMs behind a
  * Unix and a TCP QEMU listener) driven by a seeded random sequence of steps:
  * DHCP in their own and in made-up names, forged chaddrs, another station's
  * RELEASE, spoofed ARP, rogue DHCP servers and redirects, floods of flows at

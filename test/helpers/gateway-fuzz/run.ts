@@ -33,10 +33,14 @@ export interface RunOptions {
   /** Where switchd listens (its main and metrics listeners): 127.0.0.1, or 0.0.0.0 in the e2e namespace. */
   listen: string
   stateDir: string
-  /** Loopback addresses stations join from (each a client with its own shares). */
+  /** Addresses stations join from (every loopback address is one client to switchd, with one set of shares). */
   clientAddresses: string[]
-  /** With nat on: a host service the gateway lists (hostPorts) and one it does not, both started here on 127.0.0.1. */
-  services?: { listed: number, unlisted: number }
+  /**
+   * With nat on: a host service the gateway lists (hostPorts) and one it does not, both started here on 127.0.0.1;
+   * and the address the fresh client that reaches the listed one at the end joins from, a client none of
+   * clientAddresses is (so a share of flows of its own: the stations' may be full of flows for minutes).
+   */
+  services?: { listed: number, unlisted: number, client: string }
 }
 
 export interface Report {
@@ -152,7 +156,7 @@ export async function runGatewayFuzz (o: RunOptions): Promise<Report> {
     }
     await loop(fz, o, started)
     // The listed host service is reachable (nat on): a fresh client's SYN is answered, and the service sees it.
-    if (listed !== undefined) await steps.reachListed(fz, listed.seen)
+    if (listed !== undefined) await steps.reachListed(fz, listed.seen, o.services?.client ?? '')
   } catch (err) {
     failure = err instanceof FuzzFailure ? err.message : `gateway model fuzz (seed ${o.seed}) step ${fz?.step ?? 0}: ${(err as Error).stack ?? String(err)}\n  tally: ${fz?.tallyText() ?? ''}`
     failure += `\n  last log lines:\n    ${logs.slice(-25).join('\n    ')}`

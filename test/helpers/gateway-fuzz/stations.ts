@@ -1,8 +1,9 @@
 /**
  * The gateway fuzz's stations, one interface over four kinds of client: a
  * raw WebSocket (a browser VM's way) and a tapswitch agent (batched), each
- * from a loopback address of its own choosing (every address is a client of
- * its own, with its own shares), and a VM behind a QEMU listener, Unix or
+ * from a client address of its own choosing (every loopback address is one
+ * client to switchd, `loopback`; another address its own), and a VM behind
+ * a QEMU listener (its port a client of its own), Unix or
  * TCP (4-byte length + frame). Each keeps what it receives in `inbox` and
  * counts the frames it sent, so the run can wait until switchd has read
  * them all (an arrival count it keeps per port).

@@ -326,14 +326,15 @@ export async function flood (fz: Fuzz, s: Station): Promise<void> {
   }
   const frames: Buffer[] = []
   const expected: Record<string, number> = {}
-  // Now and then, with a lease and nat on: one datagram from each of many source ports to the outside (a socket of
-  // the child's each), which only the client's share of flows bounds.
+  // Now and then, with a lease and nat on: one datagram from each of 80 to 200 source ports to the outside (a socket of
+  // the child's each), which only the client's share of flows (flowsPerClient, 64 here) bounds.
   if (own !== undefined && n.nat === 'on' && rng.bool(0.25)) {
-    for (let i = rng.int(50, 200); i > 0; i--) {
+    for (let i = rng.int(80, 200); i > 0; i--) {
       const f = ip4({ proto: UDP, src, dst: rng.pick(set.outside), sport: fz.nextSport++, dport: 9, smac, dmac: fz.gwMac, payload: Buffer.alloc(16) })
       writeMark(f, UDP_PAYLOAD, mark(fz, s, MAGIC_OK))
       frames.push(f)
     }
+    fz.count('share flood')
   }
   for (let i = rng.int(4, 60); i > 0; i--) {
     const dst = dsts()
@@ -475,16 +476,34 @@ export async function restartSwitchd (fz: Fuzz, leftMacs: number[]): Promise<voi
   for (let i = 0; i < 2 && holders.length > 0; i++) await join(fz, fz.setting, leftMacs, holders.splice(fz.rng.int(0, holders.length - 1), 1)[0])
 }
 
-/** Many frames into the link conditions at once (broadcast, a test EtherType): what they hold stays within their bounds. */
+/**
+ * Many frames into the link conditions at once (broadcast, a test EtherType): what they hold stays within their bounds.
+ * Mostly the whole burst is held at once, its port's ingress delayed a minute until switchd has read it: up to
+ * 2.2 MB for one client, over its conditionBytesPerAddress (1 MiB here) on any machine, however fast it releases.
+ */
 export async function burst (fz: Fuzz, s: Station): Promise<void> {
+  const rng = fz.rng
+  const hold = s.port !== undefined && s.port.condIn === null && rng.bool(0.75)
   const frames: Buffer[] = []
-  const size = fz.rng.pick([60, 200, 1514])
-  for (let i = fz.rng.int(100, 1500); i > 0; i--) {
+  const size = hold ? 1514 : rng.pick([60, 200, 1514])
+  for (let i = rng.int(hold ? 1000 : 100, 1500); i > 0; i--) {
     const f = Buffer.alloc(size)
     f.writeUIntBE(BROADCAST, 0, 6); f.writeUIntBE(s.mac, 6, 6); f.writeUInt16BE(0x88b5, 12)
     frames.push(f)
   }
+  const path = `/api/v1/ports/${encodeURIComponent(s.port?.name ?? '')}/condition?network=${encodeURIComponent(fz.sw.name)}`
+  if (hold) {
+    const status = await fz.api('POST', path, { direction: 'in', delay: '60s' })
+    if (status !== 200) fz.fail(`holding the ingress of station ${s.id} answered ${status}`)
+  }
   s.send(frames)
+  if (hold) {
+    // held() judges the queue's memory at every poll while switchd reads the burst.
+    await fz.until(() => s.closed || fz.arrived(s) >= s.sent, `switchd reading the ${s.sent} frames of station ${s.id}`)
+    const status = await fz.api('DELETE', `${path}&direction=in`)
+    if (status !== 200 && !s.closed) fz.fail(`clearing the ingress of station ${s.id} answered ${status}`)
+    fz.count('burst held', frames.length)
+  }
   await fz.settle(s)
   fz.count('burst frames', frames.length)
 }
@@ -492,11 +511,12 @@ export async function burst (fz: Fuzz, s: Station): Promise<void> {
 
 /**
  * The end of a run with nat on: the host port the gateway lists is reached.
- * Every link is made whole, and a fresh client (an address of its own, so a
- * share of flows of its own) with a static lease sends SYNs to it until one
+ * Every link is made whole, and a fresh client (from `client`, an address
+ * no station joined from: a share of flows of its own, where the stations'
+ * may be full for minutes) with a static lease sends SYNs to it until one
  * is answered and the service sees the connection.
  */
-export async function reachListed (fz: Fuzz, seen: { connections: number }): Promise<void> {
+export async function reachListed (fz: Fuzz, seen: { connections: number }, client: string): Promise<void> {
   for (const s of fz.live()) await leave(fz, s, [])
   await childBack(fz)
   const q = `?network=${encodeURIComponent(fz.sw.name)}`
@@ -507,7 +527,7 @@ export async function reachListed (fz: Fuzz, seen: { connections: number }): Pro
   const n = fz.net
   const [mac, ip] = [...n.statics.entries()].find(([, a]) => a < n.poolStart || a >= n.poolStart + n.poolSize) ?? [...n.statics.entries()][0] as [number, number]
   const port = [...fz.net.hostPorts][0] as number
-  const s = await Station.join(fz.everyone.size + 1, 'raw', mac, '127.0.0.99', fz.setting.endpoints, () => fz.server.ports())
+  const s = await Station.join(fz.everyone.size + 1, 'raw', mac, client, fz.setting.endpoints, () => fz.server.ports())
   fz.everyone.set(s.id, s)
   fz.stations.push(s)
   if (s.port !== undefined) fz.arrivalBase.set(s, fz.arrivals.get(s.port) ?? 0)

@@ -133,6 +133,17 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
     assert.match(ctl.stdout.toString(), /^lab\s.*\s0\/4096\s*$/m)
   })
 
+  it('attack: a QEMU TCP listener on port 0 is one of switchd\'s own ports: a station\'s SYN to the port the system chose is counted switchd, at every address', async () => {
+    // Found by the gateway model fuzz: the filter was given the configured port (0), not the one bound.
+    const { url } = await start({ nat: false }, 0, { qemu: [{ name: 'vm-tcp', network: 'lab', listen: 'tcp:127.0.0.1:0' }] })
+    const line = logs.find((l) => l.includes('"qemu_listening"') && l.includes('"vm-tcp"')) as string
+    const port = Number((/"address":"tcp:127\.0\.0\.1:(\d+)"/.exec(line) ?? [])[1])
+    assert.ok(port > 0, `qemu_listening names the port bound: ${line}`)
+    const vm = await station(url, STATION_A, '10.0.2.15')
+    await sendAndBarrier(vm, STATION_A, '10.0.2.15', ['10.0.2.2', '255.255.255.255', '0.0.0.0', '127.0.0.1'].map((dst) => ip4({ proto: TCP, dst, dport: port, smac: STATION_A })))
+    assert.deepEqual([gatewayPort().filteredSelf, gatewayPort().filteredHost, gatewayPort().filteredNotRoutable], [4, 0, 0])
+  })
+
   it('attack: one station\'s UDP from 600 source ports takes only its share; another station still reaches the listed host ports; the child\'s descriptors stay bounded', async () => {
     const sink = dgram.createSocket('udp4')
     let received = 0

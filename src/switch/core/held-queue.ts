@@ -220,9 +220,16 @@ export class HeldQueue {
     this.wrapped = false
   }
 
-  /** Give the memory back if nothing was held since the last call (Switch.tick, once a second). */
+  /**
+   * Give the memory back if nothing was held since the last call
+   * (Switch.tick, once a second); else a ring four times larger than what
+   * it holds (a burst's) shrinks to twice that: a trickle that never lets
+   * the queue go idle must not keep a burst's memory, which its client's
+   * other queues (and all switchd's) would be refused meanwhile.
+   */
   trim (): void {
     if (this.frames === 0 && !this.busy && this.memory > 0) this.free()
+    else if (this.ring.length > FIRST_RING && this.bytes * 4 <= this.ring.length) this.shrinkRing()
     this.busy = false
   }
 
@@ -289,6 +296,25 @@ export class HeldQueue {
       if (this.budget !== null && next < used + size) this.budget.refused++
       return false
     }
+    this.moveRing(next)
+    return true
+  }
+
+  /** A ring of twice what it holds (at least FIRST_RING), the rest given back. */
+  private shrinkRing (): void {
+    let next = FIRST_RING
+    while (next < 2 * this.bytes) next *= 2
+    const freed = this.ring.length - next
+    if (freed <= 0) return
+    this.moveRing(next)
+    this.memory -= freed
+    if (this.budget !== null) this.budget.give(this.client, freed)
+  }
+
+  /** Move the records into a new ring of `next` bytes, in one stretch from 0 (a view take() gave keeps the old one). */
+  private moveRing (next: number): void {
+    const cap = this.ring.length
+    const used = this.bytes
     const ring = Buffer.allocUnsafeSlow(next)
     // Nor the old ring, whose charge the new one takes over (a view is valid only until the next put()).
     this.view.buf = EMPTY
@@ -306,7 +332,6 @@ export class HeldQueue {
     this.head = 0
     this.tail = used
     this.wrapped = false
-    return true
   }
 
   /** Twice the slots (records move to their slot under the new mask), if the bound and the budget allow. */

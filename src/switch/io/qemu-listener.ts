@@ -107,7 +107,13 @@ export class QemuListener {
       }
     })
     if (a.kind === 'unix') fs.chmodSync(a.path, this.spec.socketMode ?? 0o600) // exact, whatever the umask was
-    log.info('qemu_listening', { port: this.spec.name, network: this.sw.name, address: this.port.remote })
+    log.info('qemu_listening', { port: this.spec.name, network: this.sw.name, address: a.kind === 'tcp' ? `tcp:${a.host}:${this.tcpPort}` : this.port.remote })
+  }
+
+  /** The TCP port it listens on (the one the system chose, for `tcp:HOST:0`); 0 for a Unix socket. */
+  get tcpPort (): number {
+    const bound = this.server.address()
+    return this.spec.address.kind === 'tcp' && bound !== null && typeof bound === 'object' ? bound.port : 0
   }
 
   private attach (socket: net.Socket): void {

@@ -361,8 +361,8 @@ export class SwitchServer implements SwitchdView {
   /** Start each configured gateway and wait until it serves; throws TSW_ERR_CONFIG naming the cause. */
   private async startGateways (): Promise<void> {
     // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
-    const self = [this.address().port, this.metricsAddress()?.port ?? 0]
-    for (const q of this.config.qemu) if (q.address.kind === 'tcp') self.push(q.address.port)
+    // The ports bound, not those configured: `tcp:127.0.0.1:0` is the port the system chose.
+    const self = [this.address().port, this.metricsAddress()?.port ?? 0, ...this.qemu.map((q) => q.tcpPort)]
     for (const g of this.config.gateways) {
       const sw = this.networks.open(g.network)
       if (typeof sw === 'string') throw new TapswitchError(ERR_CONFIG, `networks.${g.network}.gateway: ${sw}`)

@@ -66,6 +66,8 @@ export interface LabOptions {
   mtu?: number
   /** Receives every log line of switchd and the agents, prefixed by who said it. */
   onLog?: (line: string) => void
+  /** Told of every process the lab starts, as it starts (tapswitch-lab records them in its state file). */
+  onSpawn?: (who: string, child: ChildProcess, script: string) => void
 }
 
 /** Run a command; reject with its stderr on failure; never runs longer than `timeoutMs`. */
@@ -213,6 +215,7 @@ export class Lab {
   private spawnNode (who: string, script: string, args: string[]): ChildProcess {
     const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     emitLines(child, who, this.opts.onLog)
+    this.opts.onSpawn?.(who, child, script)
     return child
   }
 }

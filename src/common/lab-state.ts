@@ -45,12 +45,14 @@ export interface LabState {
   namespaces: string[]
 }
 
-/** The start time of `pid` (clock ticks after boot), or undefined if there is no such process. */
+/** The start time of `pid` (clock ticks after boot), or undefined if there is no such process (or it has exited). */
 export function processStart (pid: number): number | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name (field 2) is in parentheses and may hold spaces or ')': count from the last one.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    // A zombie (Z) or dead (X) process has exited: only its parent's wait is missing.
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined
     const start = Number(fields[19])
     return Number.isFinite(start) ? start : undefined
   } catch {

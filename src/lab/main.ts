@@ -36,6 +36,13 @@ function summary (out: string): string {
   return `${sent?.[2] ?? '?'}/${sent?.[1] ?? '?'} replies${rtt !== null ? `, rtt avg ${rtt[1] ?? '?'} ms` : ''}`
 }
 
+/** How the user ran us: `node bin/tapswitch-lab.js` from the checkout, else `tapswitch-lab`. */
+function invocation (): string {
+  const script = process.argv[1] ?? ''
+  const rel = path.relative(process.cwd(), script)
+  return script !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? `node ${rel}` : 'tapswitch-lab'
+}
+
 /** Output after the terminal is gone (SIGHUP) fails with EIO or EPIPE: the clean-up must not die of it. */
 function ignoreClosedOutput (): void {
   for (const s of [process.stdout, process.stderr]) s.on('error', () => {})
@@ -131,7 +138,7 @@ export async function main (argv: string[]): Promise<void> {
         `  export SWITCHCTL_URL=${state.url}\n` +
         `try:\n  switchctl ports\n  sudo ip netns exec ${a.ns} ping ${b.ipv4}\n  sudo ip netns exec ${a.ns} ping -6 ${b.ipv6}\n` +
         `and watch it in the web console: ${state.url}ui\nCtrl-C (or closing this terminal) stops it and removes everything; ` +
-        'if it is ever killed, `sudo tapswitch-lab clean` removes what it left.\n')
+        `if it is ever killed, \`sudo ${invocation()} clean\` removes what it left.\n`)
       await new Promise(() => {})
     }
     for (const from of lab.hosts) {

@@ -72,6 +72,11 @@ export const TUN_F_TSO_ECN: 8
 /** All four: what tap-agent turns on when the switch grants "offload". */
 export const OFFLOAD_TSO: 15
 
+export interface TapOpenOptions {
+  netns?: string
+  attach?: boolean
+}
+
 export class Tap {
   /**
    * Create the TAP `name` (or attach to an existing persistent one the caller
@@ -79,13 +84,19 @@ export class Tap {
    * IFF_VNET_HDR: header size 10, little-endian, no offloads yet, and records
    * still plain (the binding strips and adds headers) until setVnetRecords.
    * Throws TapSystemError.
+   *
+   * `options.netns`: a network namespace file (`/run/netns/NAME`): the TAP is
+   * made (or attached) in that namespace, and every call by name (MTU, up,
+   * MAC, address) acts there, on a socket opened in it; the fd itself works
+   * wherever the device is. `options.attach`: only an existing persistent TAP
+   * will do; a name with none fails with ENODEV and no TAP is left made.
    */
-  constructor (name: string, vnetHdr?: boolean)
+  constructor (name: string, vnetHdr?: boolean, options?: TapOpenOptions)
   /** The real interface name the kernel assigned. */
   readonly name: string
   /** The file descriptor, or -1 once closed. */
   readonly fd: number
-  /** Interface index (if_nametoindex) at open time. */
+  /** Interface index at open time, in the TAP's namespace. */
   readonly ifindex: number
   /** Opened with IFF_VNET_HDR. */
   readonly vnetHdr: boolean

@@ -37,6 +37,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -114,28 +115,106 @@ bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* what,
   return true;
 }
 
-// Returns the attached fd and the kernel's name for it, or -1 with a pending exception.
-int OpenTap(Napi::Env env, const std::string& want, bool vnet, std::string* name) {
+// Opens /dev/net/tun and an AF_INET socket for the interface ioctls, both
+// inside the network namespace `netns` (a file such as /run/netns/NAME): a
+// TAP is created in the namespace of the tun file's socket, which is the
+// opener's, and SIOCSIF* by name act in the namespace of the socket they are
+// made on. This thread enters the namespace for the two calls only (setns
+// moves the calling thread alone; Node's other threads never see it) and
+// comes back before returning; not coming back is not survivable, so abort.
+// Returns false with a pending exception.
+bool OpenInNetns(Napi::Env env, const std::string& netns, int* tun, int* ctl) {
+  int target = open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int err = errno;
+    return ThrowSys(env, err, "open", netns, netns.c_str(),
+                    err == ENOENT ? "no such network namespace: create it with ip netns add" : nullptr), false;
+  }
+  int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) {
+    int err = errno;
+    ::close(target);
+    return ThrowSys(env, err, "open", "/proc/thread-self/ns/net", "/proc/thread-self/ns/net"), false;
+  }
+  if (setns(target, CLONE_NEWNET) < 0) {
+    int err = errno;
+    ::close(target);
+    ::close(self);
+    return ThrowSys(env, err, "setns", netns, netns.c_str(),
+                    err == EINVAL ? "not a network namespace" : err == EPERM ? "needs CAP_SYS_ADMIN (root)" : nullptr), false;
+  }
+  *tun = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  int tunErr = errno;
+  *ctl = *tun < 0 ? -1 : socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int ctlErr = errno;
+  if (setns(self, CLONE_NEWNET) < 0) abort();
+  ::close(target);
+  ::close(self);
+  if (*tun < 0) return ThrowSys(env, tunErr, "open", kTunPath, kTunPath), false;
+  if (*ctl < 0) {
+    ::close(*tun);
+    *tun = -1;
+    return ThrowSys(env, ctlErr, "socket", netns), false;
+  }
+  return true;
+}
+
+// Returns the attached fd and the kernel's name for it, or -1 with a pending
+// exception. With `netns`, the TAP is made (or found) in that namespace and
+// *ctl is a socket there for the ioctls by name; else *ctl stays -1.
+// With `attach`, only an existing persistent TAP will do: TUNSETIFF cannot
+// say "attach only", so one it made anew (not persistent) is closed at once,
+// which deletes it, and the error is ENODEV.
+int OpenTap(Napi::Env env, const std::string& want, bool vnet, const std::string& netns,
+            bool attach, std::string* name, int* ctl) {
   std::string shown = want.empty() ? "tap%d" : want;
+  *ctl = -1;
   // Checked here because the kernel would silently truncate (or we would
   // overflow ifr_name); reported as the EINVAL TUNSETIFF would give.
   if (want.size() >= IFNAMSIZ || want.find('\0') != std::string::npos)
     return ThrowSys(env, EINVAL, "ioctl(TUNSETIFF)", shown, nullptr,
                     "interface names are at most 15 bytes, without NUL"), -1;
-  int fd = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;  // read before building std::string arguments
-    return ThrowSys(env, err, "open", kTunPath, kTunPath), -1;
+  int fd = -1;
+  if (!netns.empty()) {
+    if (!OpenInNetns(env, netns, &fd, ctl)) return -1;
+  } else {
+    fd = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;  // read before building std::string arguments
+      return ThrowSys(env, err, "open", kTunPath, kTunPath), -1;
+    }
   }
+  auto fail = [&](int err, const char* syscall, const std::string& subject, const char* hint = nullptr) {
+    ::close(fd);
+    if (*ctl >= 0) ::close(*ctl);
+    *ctl = -1;
+    ThrowSys(env, err, syscall, subject, nullptr, hint);
+    return -1;
+  };
   struct ifreq ifr = {};
+  if (attach) {
+    // The usual typo fails here, before TUNSETIFF could make a TAP of it even for a moment.
+    memcpy(ifr.ifr_name, want.data(), want.size());
+    bool exists = *ctl >= 0 ? ioctl(*ctl, SIOCGIFINDEX, &ifr) == 0 : if_nametoindex(want.c_str()) != 0;
+    if (!exists) return fail(ENODEV, "ioctl(TUNSETIFF)", shown, "no persistent TAP of that name to attach to");
+    ifr = {};
+  }
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
   memcpy(ifr.ifr_name, want.data(), want.size());
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
-    ::close(fd);
-    return ThrowSys(env, err, "ioctl(TUNSETIFF)", shown), -1;
+    return fail(err, "ioctl(TUNSETIFF)", shown);
   }
   name->assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+  if (attach) {
+    struct ifreq got = {};
+    if (ioctl(fd, TUNGETIFF, &got) < 0) {
+      int err = errno;
+      return fail(err, "ioctl(TUNGETIFF)", *name);
+    }
+    if ((got.ifr_flags & IFF_PERSIST) == 0)
+      return fail(ENODEV, "ioctl(TUNSETIFF)", *name, "no persistent TAP of that name to attach to");
+  }
   if (vnet) {
     // A persistent TAP keeps its header size, byte order and offloads from its
     // last user: start from ours (10 bytes, little-endian, nothing offloaded).
@@ -149,8 +228,7 @@ int OpenTap(Napi::Env env, const std::string& want, bool vnet, std::string* name
     if (failed == nullptr && ioctl(fd, TUNSETOFFLOAD, 0ul) < 0) failed = "ioctl(TUNSETOFFLOAD)";
     if (failed != nullptr) {
       int err = errno;
-      ::close(fd);
-      return ThrowSys(env, err, failed, *name), -1;
+      return fail(err, failed, *name);
     }
   }
   return fd;
@@ -195,9 +273,34 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
       return;
     }
     vnet_hdr_ = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-    fd_ = OpenTap(env, info[0].As<Napi::String>().Utf8Value(), vnet_hdr_, &name_);
+    std::string netns;
+    bool attach = false;
+    if (!info[2].IsUndefined()) {
+      if (!info[2].IsObject()) {
+        ThrowType(env, "options must be an object");
+        return;
+      }
+      Napi::Object o = info[2].As<Napi::Object>();
+      Napi::Value ns = o.Get("netns"), at = o.Get("attach");
+      if (!ns.IsUndefined() && (!ns.IsString() || ns.As<Napi::String>().Utf8Value().empty())) {
+        ThrowType(env, "options.netns must be a non-empty path");
+        return;
+      }
+      if (!at.IsUndefined() && !at.IsBoolean()) {
+        ThrowType(env, "options.attach must be a boolean");
+        return;
+      }
+      if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
+      attach = at.IsBoolean() && at.As<Napi::Boolean>().Value();
+    }
+    fd_ = OpenTap(env, info[0].As<Napi::String>().Utf8Value(), vnet_hdr_, netns, attach, &name_, &ctl_);
     if (fd_ < 0) return;  // exception pending; ObjectWrap deletes us
-    ifindex_ = if_nametoindex(name_.c_str());
+    if (ctl_ < 0) {
+      ifindex_ = if_nametoindex(name_.c_str());
+    } else {
+      struct ifreq ifr = Ifr();
+      ifindex_ = ioctl(ctl_, SIOCGIFINDEX, &ifr) == 0 ? static_cast<unsigned>(ifr.ifr_ifindex) : 0;
+    }
   }
 
   // Runs when JS dropped the object without close() (a polling Tap holds a
@@ -328,9 +431,15 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
     return Napi::Number::New(env, written);
   }
 
-  // Slow-path ioctl on a throwaway AF_INET socket; throws on failure.
+  // Slow-path ioctl by name: on the socket made in the TAP's namespace when it
+  // was opened in one (the name means that namespace's interface), else on a
+  // throwaway AF_INET socket of ours; throws on failure.
   bool IfIoctl(Napi::Env env, unsigned long req, const char* syscall, struct ifreq* ifr) {
     if (fd_ < 0) return ThrowSys(env, EBADF, syscall, name_, nullptr, "the Tap is closed"), false;
+    if (ctl_ >= 0) {
+      if (ioctl(ctl_, req, ifr) < 0) return ThrowSys(env, errno, syscall, name_), false;
+      return true;
+    }
     int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int r = s < 0 ? -1 : ioctl(s, req, ifr);
     int err = errno;
@@ -457,9 +566,14 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
       ::close(fd_);  // a non-persistent TAP vanishes with its last fd
       fd_ = -1;
     }
+    if (ctl_ >= 0) {
+      ::close(ctl_);
+      ctl_ = -1;
+    }
   }
 
   int fd_ = -1;
+  int ctl_ = -1;               // a socket in the TAP's namespace (options.netns), for the ioctls by name
   bool vnet_hdr_ = false;      // opened with IFF_VNET_HDR: every read/write on the fd has a header
   bool vnet_records_ = false;  // records keep that header (offload negotiated with the switch)
   unsigned offload_ = 0;       // the last TUNSETOFFLOAD flags that took

@@ -6,7 +6,8 @@
 import * as os from 'node:os'
 import * as fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { TapDevice, type TapBinding, type OffloadMode } from './tap'
+import { TapDevice, TapError, type TapBinding, type OffloadMode } from './tap'
+import { netnsPath, persistentTaps, noSuchTap } from './netns'
 import { Uplink, type UplinkTls } from '../common/uplink'
 import { Agent } from './agent'
 import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
@@ -30,6 +31,7 @@ export const SPECS = {
   user: { type: 'string', env: 'TAP_AGENT_USER', arg: 'USER', help: 'after opening the TAP, drop root and run as this user (the TAP keeps working)' },
   attach: { type: 'boolean', env: 'TAP_AGENT_ATTACH', help: 'attach to an existing persistent TAP and leave its configuration alone (no privilege needed if it belongs to this user)' },
   tap: { type: 'string', env: 'TAP_AGENT_TAP', default: '', arg: 'NAME', help: 'TAP to create or attach; empty lets the kernel pick tapN' },
+  netns: { type: 'string', env: 'TAP_AGENT_NETNS', arg: 'NAME', help: 'create (or --attach) the TAP inside this network namespace (ip netns add NAME) and configure it there; tap-agent itself stays where it runs' },
   name: { type: 'string', env: 'TAP_AGENT_NAME', arg: 'NAME', help: 'port name shown on the switch [default: hostname:tap]' },
   mtu: { type: 'string', env: 'TAP_AGENT_MTU', arg: 'BYTES', help: 'TAP MTU [default: follow the switch, max frame size - 18]' },
   vlan: { type: 'string', env: 'TAP_AGENT_VLAN', arg: 'VID', help: 'ask for an access port in this VLAN (the switch\'s profile must allow it)' },
@@ -97,6 +99,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   let dropTo: string | undefined
   let carrier = false
   let attach = false
+  let netnsName: string | undefined
   let endpointMode: (() => Promise<ModeHandle>) | undefined
   try {
     const o = parseCli(SPECS, argv, process.env)
@@ -136,14 +139,16 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
     const offload: OffloadMode = o.attach && offloadText === 'auto' ? 'off' : offloadText
     if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
     if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
-    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address), offload }
+    netnsName = o.netns
+    const netns = o.netns === undefined ? undefined : netnsPath(o.netns)
+    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address), offload, netns, attach: o.attach }
     metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
     const modes = (['qemu-listen', 'qemu-connect', 'qemu-dgram', 'vde-stdio'] as const).filter((m) => o[m] !== undefined && o[m] !== false)
     if (modes.length > 1) throw new TapswitchError(ERR_CONFIG, `--${modes.join(' and --')} exclude each other: one endpoint per agent`)
     if (o['qemu-max-vms'] !== '1' && o['qemu-listen'] === undefined) throw new TapswitchError(ERR_CONFIG, '--qemu-max-vms: only with --qemu-listen')
     if (modes.length === 1) {
       const tapOnly: string[] = [
-        ...(['tap', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
+        ...(['tap', 'netns', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
         ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f]),
         ...(offloadText !== 'auto' ? ['offload'] : [])
       ]
@@ -178,11 +183,12 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   try {
     tap = TapDevice.open(binding ?? loadBinding(), tapOpts)
   } catch (err) {
+    if (attach && err instanceof TapError && err.cause.code === 'ENODEV') die('tap-agent', noSuchTap(tapOpts.name, netnsName, persistentTaps(netnsName)))
     die('tap-agent', (err as Error).message)
   }
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
-  log.info('tap_opened', { tap: tap.name, mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
+  log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), carrier)
   if (metricsAt !== undefined) {
     try {

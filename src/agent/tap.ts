@@ -13,7 +13,7 @@ export type NativeTap = Native.Tap
 export type OnFrames = Native.OnFrames
 /** What TapDevice needs of a binding: the native module satisfies it, and so does test/helpers/fake-tap. */
 export interface TapBinding {
-  Tap: new (name: string, vnetHdr?: boolean) => NativeTap
+  Tap: new (name: string, vnetHdr?: boolean, options?: Native.TapOpenOptions) => NativeTap
   STAT_COUNT: number
   /** The TUNSETOFFLOAD flags for TCP segmentation and checksum offload. */
   OFFLOAD_TSO: number
@@ -37,6 +37,14 @@ export interface TapOptions {
   up?: boolean
   /** Open the TAP able to carry offloads (IFF_VNET_HDR, TUNSETOFFLOAD); default 'off'. */
   offload?: OffloadMode
+  /**
+   * A network namespace file (/run/netns/NAME): the TAP is made (or found) and
+   * configured there, and so is every later change by name (the MTU the
+   * switch asks for); the agent itself stays where it is.
+   */
+  netns?: string
+  /** Only an existing persistent TAP will do (--attach): a name with none fails, and no TAP is made. */
+  attach?: boolean
 }
 
 export type TapStats = EndpointStats
@@ -88,13 +96,14 @@ export class TapDevice implements Endpoint {
   static open (binding: TapBinding, opts: TapOptions): TapDevice {
     const mode = opts.offload ?? 'off'
     const shown = opts.name === '' ? 'tap' : opts.name
+    const where = opts.netns === undefined && opts.attach !== true ? undefined : { netns: opts.netns, attach: opts.attach }
     let tap: NativeTap
     try {
-      tap = attempt('open', shown, () => new binding.Tap(opts.name, mode !== 'off'))
+      tap = attempt('open', shown, () => new binding.Tap(opts.name, mode !== 'off', where))
     } catch (err) {
       // A kernel that cannot set up virtio-net headers still has a TAP for us: 'auto' goes without.
-      if (mode !== 'auto' || !(err instanceof TapError) || err.syscall === 'open' || err.syscall === 'ioctl(TUNSETIFF)') throw err
-      tap = attempt('open', shown, () => new binding.Tap(opts.name, false))
+      if (mode !== 'auto' || !(err instanceof TapError) || ['open', 'setns', 'socket', 'ioctl(TUNSETIFF)', 'ioctl(TUNGETIFF)'].includes(err.syscall)) throw err
+      tap = attempt('open', shown, () => new binding.Tap(opts.name, false, where))
     }
     const dev = new TapDevice(tap, binding)
     try {
@@ -145,7 +154,10 @@ export class TapDevice implements Endpoint {
     attempt('set carrier of', this.tap.name, () => { this.tap.setCarrier(on) })
   }
 
-  /** Set the MTU; throws a TapError (e.g. ENODEV once the TAP was moved to another namespace). */
+  /**
+   * Set the MTU; throws a TapError (ENODEV once the TAP was moved to another
+   * namespace by hand: open it there with `netns` instead).
+   */
   setMtu (mtu: number): void {
     attempt('set MTU of', this.tap.name, () => { this.tap.setMtu(mtu) })
   }

@@ -11,6 +11,7 @@ import WebSocket from 'ws'
 import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
 import { formatText, chooseLogColor } from '../common/log-format'
+import { findTarget } from './target'
 import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
 
 /** The event stream's subprotocol (the type holds it to switchd's). */
@@ -45,7 +46,7 @@ const COMMANDS: Array<[string, string]> = [
 ]
 
 const FLAGS: Array<[string, string]> = [
-  ['--url URL', `switchd's HTTP address [env${GLUE}SWITCHCTL_URL, default${GLUE}http://127.0.0.1:8080]`],
+  ['--url URL', `switchd's HTTP address [env${GLUE}SWITCHCTL_URL, else the lab that tapswitch-lab up runs, else http://127.0.0.1:8080]`],
   ['--token TOKEN', `the admin token [env${GLUE}SWITCHCTL_TOKEN]`],
   ['--json', 'print the API\'s JSON instead of a table'],
   ['-h, --help', 'show this help']
@@ -153,12 +154,17 @@ export async function main (argv: string[]): Promise<number> {
   const o = parsed.values
   const [cmd, ...rest] = parsed.positionals
   if (o.help === true || cmd === undefined) { process.stdout.write(USAGE); return cmd === undefined && o.help !== true ? 2 : 0 }
-  const ctx: Ctx = { url: o.url ?? process.env.SWITCHCTL_URL ?? 'http://127.0.0.1:8080', token: o.token ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
+  let target
+  try { target = findTarget(o.url) } catch (err) { process.stderr.write(`switchctl: ${(err as Error).message}\n`); return 2 }
+  const ctx: Ctx = { url: target.url, token: o.token ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
   try {
     await run(ctx, cmd, rest, o)
     return 0
   } catch (err) {
-    process.stderr.write(`switchctl: ${(err as Error).message}\n`)
+    const message = (err as Error).message
+    process.stderr.write(`switchctl: ${message}\n`)
+    // Where the address it could not use came from (the lab's state file, the default, ...).
+    if (message.includes(ctx.url) && target.source !== '--url') process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
     return err instanceof CtlError ? err.exitCode : 1
   }
 }

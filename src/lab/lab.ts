@@ -5,8 +5,8 @@
  * clean-up exist once.
  *
  * The agents and switchd run in the root namespace and talk over loopback;
- * each agent's TAP is then moved into its host's namespace (the agent keeps
- * working through its fd) and addressed there. Addresses are the
+ * each agent makes its TAP inside its host's namespace (tap-agent --netns)
+ * and the lab addresses it there. Addresses are the
  * documentation ranges 192.0.2.0/24 and 2001:db8::/32, and exist only inside
  * the namespaces: nothing gets a route in the root namespace.
  *
@@ -66,6 +66,8 @@ export interface LabOptions {
   mtu?: number
   /** Receives every log line of switchd and the agents, prefixed by who said it. */
   onLog?: (line: string) => void
+  /** Told of every process the lab starts, as it starts (tapswitch-lab records them in its state file). */
+  onSpawn?: (who: string, child: ChildProcess, script: string) => void
 }
 
 /** Run a command; reject with its stderr on failure; never runs longer than `timeoutMs`. */
@@ -168,13 +170,12 @@ export class Lab {
 
   private async startHost (h: LabHost): Promise<void> {
     const url = `ws://127.0.0.1:${this.port}${h.path}`
-    const args = ['--url', url, '--tap', h.tap, '--mac', h.mac, '--name', `host-${h.label}`,
+    // The agent makes the TAP inside the host's namespace (--netns) and keeps it configured there.
+    const args = ['--url', url, '--tap', h.tap, '--netns', h.ns, '--mac', h.mac, '--name', `host-${h.label}`,
       '--mtu', String(this.opts.mtu ?? 1500), '--reconnect-max', '1', ...(this.opts.agentArgs ?? []), ...h.agentArgs]
     const agent = this.spawnNode(`agent-${h.label}`, path.join(ROOT, 'bin', 'tap-agent.js'), args)
     h.agent = agent
     await waitForLine(agent, `agent-${h.label}`, (l) => l.includes('"event":"uplink_connected"'), 10_000)
-    // The agent keeps the TAP through its fd while the device moves to the host's namespace.
-    await run('ip', ['link', 'set', h.tap, 'netns', h.ns])
     const ip = ['-n', h.ns]
     await run('ip', [...ip, 'link', 'set', 'lo', 'up'])
     if (!h.noAddress) {
@@ -213,6 +214,7 @@ export class Lab {
   private spawnNode (who: string, script: string, args: string[]): ChildProcess {
     const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     emitLines(child, who, this.opts.onLog)
+    this.opts.onSpawn?.(who, child, script)
     return child
   }
 }

@@ -11,7 +11,8 @@ export function switchctl (args: string[], env: Record<string, string> = {}, tim
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', "require('./src/ctl/main').main(process.argv.slice(1)).then((c) => { process.exitCode = c })", '--', ...args], {
       cwd: ROOT,
-      env: { ...process.env, SWITCHCTL_URL: '', SWITCHCTL_TOKEN: '', ...env },
+      // No lab's state file unless a test gives it one: a lab running on the machine must not answer the tests.
+      env: { ...process.env, SWITCHCTL_URL: '', SWITCHCTL_TOKEN: '', TAPSWITCH_LAB_STATE_DIR: path.join(ROOT, 'test', 'no-such-lab-state'), ...env },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     const out: Buffer[] = []

@@ -135,9 +135,13 @@ export function stepsOf (e: Example): Step[] {
   }
   const steps: Step[] = []
   let pending = ''
+  let heredoc = '' // the word that ends a here-document the command opened (bash -n accepts it unended)
   for (const l of lines) {
     pending = pending === '' ? l : `${pending}\n${l}`
+    if (heredoc !== '') { if (l === heredoc) heredoc = ''; else continue }
     if (pending.trim() === '' || pending.trim().startsWith('#')) { pending = ''; continue }
+    const opened = /<<-?\s*(['"]?)(\w+)\1\s*$/.exec(l)
+    if (opened !== null && !l.trimStart().startsWith('#')) { heredoc = opened[2] as string; continue }
     if (spawnSync('bash', ['-n', '-c', pending]).status === 0 && !pending.endsWith('\\')) { steps.push({ command: pending }); pending = '' }
   }
   if (pending.trim() !== '') throw new Error(`${e.file}:${e.line}: script "${e.name}" ends inside a command: ${pending}`)

@@ -15,7 +15,13 @@ import assert from 'node:assert/strict'
 import { performance } from 'node:perf_hooks'
 import * as binding from '../../native'
 
-/** The event loop's utilization over the next `ms`: ~1 spinning, ~0 asleep. */
+/**
+ * The event loop's utilization over the next `ms`: ~1 spinning, ~0 asleep.
+ * Asleep is judged as under a half, not near 0: on a loaded machine the
+ * callbacks the runner still has (a previous test's sockets closing, GC) take
+ * longer in wall time, and 10 % was seen with eight busy loops beside npm test.
+ */
+const ASLEEP = 0.5
 function loopUtilizationOver (ms: number): Promise<number> {
   const before = performance.eventLoopUtilization()
   return new Promise((resolve) => setTimeout(() => {
@@ -35,18 +41,18 @@ describe('busy polling (native addon)', function () {
     binding.busyPollKick()
     await new Promise((resolve) => setTimeout(resolve, 600)) // the budget ends
     const idle = await loopUtilizationOver(500)
-    assert.ok(idle < 0.1, `the loop was busy ${(idle * 100).toFixed(0)} % after the budget`)
+    assert.ok(idle < ASLEEP, `the loop was busy ${(idle * 100).toFixed(0)} % after the budget`)
   })
 
   it('is off by default and when set to 0: a kick costs nothing', async () => {
     binding.busyPollKick()
     const off = await loopUtilizationOver(300)
-    assert.ok(off < 0.1, `busy ${(off * 100).toFixed(0)} % while off`)
+    assert.ok(off < ASLEEP, `busy ${(off * 100).toFixed(0)} % while off`)
     binding.setBusyPoll(400_000)
     binding.busyPollKick()
     binding.setBusyPoll(0) // stops at once, mid-budget
     const stopped = await loopUtilizationOver(300)
-    assert.ok(stopped < 0.1, `busy ${(stopped * 100).toFixed(0)} % after setBusyPoll(0)`)
+    assert.ok(stopped < ASLEEP, `busy ${(stopped * 100).toFixed(0)} % after setBusyPoll(0)`)
   })
 
   it('attack: refuses budgets out of range or not numbers', () => {

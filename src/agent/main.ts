@@ -98,7 +98,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   let attach = false
   let endpointMode: (() => Promise<ModeHandle>) | undefined
   try {
-    const o = parseCli(SPECS, argv, process.env)
+    const o = parseCli(SPECS, argv, process.env, 'tap-agent')
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
     const level = o['log-level'] as string
     if (!isLevel(level)) throw new TapswitchError(ERR_CONFIG, `--log-level ${level}: expected debug, info, warn or error`)

@@ -57,7 +57,7 @@ export async function main (argv: string[]): Promise<void> {
   let configPath: string | undefined
   let overrides: ConfigOverrides
   try {
-    const o = parseCli(SPECS, argv, process.env)
+    const o = parseCli(SPECS, argv, process.env, 'switchd')
     if (o.help) { process.stdout.write(helpText('switchd [options]', ABOUT, SPECS)); return }
     const logLevel = o['log-level'] as string
     if (!isLevel(logLevel)) throw new TapswitchError(ERR_CONFIG, `--log-level ${logLevel}: expected debug, info, warn or error`)

@@ -36,7 +36,8 @@ export class NameError extends TapswitchError {
  */
 export function notFound (kind: NonNullable<ApiErrorJson['kind']>, name: string, what: string, known: Iterable<string>, label: string, none: string): NameError {
   const names = [...new Set(known)]
-  const near = nearest(name, names)
+  // Numbers one edit apart are not near misses (VLAN 7 is not a mistyped 1).
+  const near = kind === 'vlan' ? undefined : nearest(name, names)
   const list = names.length === 0 ? none : `${label}: ${listNames(names)}`
   const message = `${what} (${near !== undefined ? `did you mean ${near}? ` : ''}${list})`
   return new NameError(404, ERR_NOT_FOUND, message, { kind, name, known: sortNames(names).slice(0, MAX_KNOWN), ...(near !== undefined ? { suggestion: near } : {}) })

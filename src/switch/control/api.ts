@@ -6,7 +6,7 @@
  *   GET    /api/v1/ports[?network=]              ports: VLAN mode, state, counters, drops
  *   GET    /api/v1/fdb[?network=&vlan=&port=&mac=]
  *   POST   /api/v1/fdb/flush   {network?, port?, mac?, vlan?}
- *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port}
+ *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port, detached?}   (detached: the port has not connected yet)
  *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
  *   POST   /api/v1/ports/<name>/disable | enable | disconnect   (?network=: a name two networks have must be given one)
  *   GET    /api/v1/conditions[?network=]         link conditions and drills in force (docs/CONDITIONS.md)
@@ -24,6 +24,10 @@
  * (exposure.ts). At most limits.maxCaptures captures run at once (429), and a
  * network holds at most MAX_STATIC_ENTRIES static entries, configured and
  * added here together (409).
+ *
+ * A network, port, VLAN, static entry or gateway a request names that does
+ * not exist answers 404 TSW_ERR_NOT_FOUND with what exists (names.ts),
+ * before anything is done.
  *
  * Slow path only: views are built on request from the plain counter fields.
  */
@@ -51,8 +55,7 @@ import { requestUrl } from '../../common/cli'
 import { bearerToken } from './auth'
 import { checkAdminToken, type AdminVerdict } from './throttle'
 import { RESPONSE_HEADERS } from './exposure'
-import { NameError, lookupNetwork, lookupPort, networksFor, checkPortFilter, checkVlanFilter, notFound } from './names'
-import { ERR_CONFLICT, ERR_NOT_FOUND } from '../../common/errors'
+import { NameError, lookupNetwork, lookupPort, networksFor, checkPortFilter, checkVlanFilter, notFound, staticTarget, staticNotFound } from './names'
 
 const log = logger('api')
 const MAX_BODY = 64 * 1024
@@ -529,35 +532,4 @@ function readDrops (server: SwitchdView, q: URLSearchParams): DropsJson {
     })
   }
   return { last, lost, size, drops }
-}
-
-/**
- * Whether a static entry for port `name` of `sw` starts detached. A port that
- * holds the name only by claim (a hello's --name, no claimable profile) can
- * never own it, so the entry would stay detached while it is connected: 409
- * with the fix. A name no port has is 404 (a typo), unless the request says
- * `detached: true`: a static entry may wait for its port (docs/VLANS.md).
- */
-function staticTarget (server: SwitchdView, sw: Switch, name: string, detached: boolean): boolean {
-  const holder = server.ports().find((p) => p.network === sw && p.name === name)
-  if (holder !== undefined) {
-    if (holder.ownsName) return false
-    throw new NameError(409, ERR_CONFLICT, `port "${name}" claimed its name (a hello's --name), and a static entry binds only to a name a token or the configuration gives, ` +
-      'or one a "claimable": true profile covers: pin the name with a token, or make its profile claimable (docs/CONFIGURATION.md)', { kind: 'port', name })
-  }
-  if (detached) return true
-  const err = notFound('port', name, `no port "${name}" in network ${sw.name}`, server.ports().filter((p) => p.network === sw).map((p) => p.name), 'ports', `network ${sw.name} has no port`)
-  err.message = err.message.replace(/\)$/, '; if it has not connected yet: "detached": true, switchctl static add --detached)')
-  throw err
-}
-
-/** 404 for a static entry that is not there: its MAC's static entries in other VLANs, or the network's static MACs. */
-function staticNotFound (sw: Switch, vid: number, mac: number): NameError {
-  const statics = sw.fdb.rows().filter((r) => r.isStatic)
-  const vlans = statics.filter((r) => r.mac === mac).map((r) => String(r.vid))
-  if (vlans.length > 0) {
-    return new NameError(404, ERR_NOT_FOUND, `no static entry for ${formatMac(mac)} in VLAN ${vid} of network ${sw.name} (it has one in VLAN ${vlans.join(', ')})`,
-      { kind: 'static', name: formatMac(mac), known: vlans })
-  }
-  return notFound('static', formatMac(mac), `no static entry for ${formatMac(mac)} in network ${sw.name}`, statics.map((r) => formatMac(r.mac)), 'static entries', 'it has none')
 }

@@ -17,6 +17,7 @@ import type { PortHandle, SwitchdView } from './view'
 import { TapswitchError, ERR_NOT_FOUND, ERR_CONFLICT } from '../../common/errors'
 import { nearest, listNames, sortNames } from '../../common/suggest'
 import type { ApiErrorJson } from '../../common/api-types'
+import { formatMac } from '../../common/ethernet'
 
 /** Most names a 404's body lists (its message lists fewer): a switchd may have thousands of ports. */
 const MAX_KNOWN = 100
@@ -109,4 +110,35 @@ export function checkVlanFilter (server: SwitchdView, vid: number | undefined, n
 /** The networks a filter covers: the one named (404 if none), or all. */
 export function networksFor (server: SwitchdView, name: string | null | undefined): Switch[] {
   return name === null || name === undefined ? server.networks.all() : [lookupNetwork(server, name)]
+}
+
+/**
+ * Whether a static entry for port `name` of `sw` starts detached. A port that
+ * holds the name only by claim (a hello's --name, no claimable profile) can
+ * never own it, so the entry would stay detached while it is connected: 409
+ * with the fix. A name no port has is 404 (a typo), unless the request says
+ * `detached: true`: a static entry may wait for its port (docs/VLANS.md).
+ */
+export function staticTarget (server: SwitchdView, sw: Switch, name: string, detached: boolean): boolean {
+  const holder = server.ports().find((p) => p.network === sw && p.name === name)
+  if (holder !== undefined) {
+    if (holder.ownsName) return false
+    throw new NameError(409, ERR_CONFLICT, `port "${name}" claimed its name (a hello's --name), and a static entry binds only to a name a token or the configuration gives, ` +
+      'or one a "claimable": true profile covers: pin the name with a token, or make its profile claimable (docs/CONFIGURATION.md)', { kind: 'port', name })
+  }
+  if (detached) return true
+  const err = notFound('port', name, `no port "${name}" in network ${sw.name}`, server.ports().filter((p) => p.network === sw).map((p) => p.name), 'ports', `network ${sw.name} has no port`)
+  err.message = err.message.replace(/\)$/, '; if it has not connected yet: "detached": true, switchctl static add --detached)')
+  throw err
+}
+
+/** 404 for a static entry that is not there: its MAC's static entries in other VLANs, or the network's static MACs. */
+export function staticNotFound (sw: Switch, vid: number, mac: number): NameError {
+  const statics = sw.fdb.rows().filter((r) => r.isStatic)
+  const vlans = statics.filter((r) => r.mac === mac).map((r) => String(r.vid))
+  if (vlans.length > 0) {
+    return new NameError(404, ERR_NOT_FOUND, `no static entry for ${formatMac(mac)} in VLAN ${vid} of network ${sw.name} (it has one in VLAN ${vlans.join(', ')})`,
+      { kind: 'static', name: formatMac(mac), known: vlans })
+  }
+  return notFound('static', formatMac(mac), `no static entry for ${formatMac(mac)} in network ${sw.name}`, statics.map((r) => formatMac(r.mac)), 'static entries', 'it has none')
 }

@@ -41,7 +41,8 @@ export function nearest (name: string, candidates: Iterable<string>): string | u
   let bestDistance = Infinity
   let tie = false
   for (const c of new Set(candidates)) {
-    if (c === name) continue
+    // Lengths further apart than `max` are further apart than `max` edits: skip the table.
+    if (c === name || Math.abs(c.length - name.length) > max) continue
     const d = editDistance(name, c)
     if (d < bestDistance) { best = c; bestDistance = d; tie = false } else if (d === bestDistance) tie = true
   }

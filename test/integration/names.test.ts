@@ -7,6 +7,9 @@
  */
 
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
@@ -75,8 +78,9 @@ describe('names that do not exist (integration)', function () {
 
   it('capture: a port, VLAN or network that does not exist fails before any pcap header', async () => {
     // --duration 600: before, each waited its whole duration (the helper's guard fails the test first).
+    const file = path.join(os.tmpdir(), `tsw-names-${process.pid}.pcap`)
     const [port, vlan, net, other] = await Promise.all([
-      ctl('capture', '--port', 'wbe1', '--duration', '600', '-w', '-'),
+      ctl('capture', '--port', 'wbe1', '--duration', '600', '-w', file),
       ctl('capture', '--vlan', '7', '--duration', '600', '-w', '-'),
       ctl('capture', '--network', 'lab2', '--duration', '600', '-w', '-'),
       ctl('capture', '--network', 'lab1', '--port', 'web1', '--duration', '600', '-w', '-')])
@@ -85,6 +89,7 @@ describe('names that do not exist (integration)', function () {
     refused(net, /no network "lab2"/)
     refused(other, /^switchctl: no port "web1" in network lab1 \(ports: lab-a\)$/m)
     assert.equal(server.captures.size, 0)
+    assert.equal(fs.existsSync(file), false, '-w FILE is not even created')
   })
 
   it('capture without --network captures the port\'s own network', async () => {

@@ -85,7 +85,7 @@ describe('names that do not exist (integration)', function () {
       ctl('capture', '--network', 'lab2', '--duration', '600', '-w', '-'),
       ctl('capture', '--network', 'lab1', '--port', 'web1', '--duration', '600', '-w', '-')])
     refused(port, /^switchctl: no port "wbe1" \(did you mean web1\? ports: db1, guest, lab-a, web1\)$/m)
-    refused(vlan, /^switchctl: no port in network default carries VLAN 7 \(VLANs in use: 1\)$/m)
+    refused(vlan, /^switchctl: no VLAN 7 in network default \(VLANs configured or in use: 1\)$/m)
     refused(net, /no network "lab2"/)
     refused(other, /^switchctl: no port "web1" in network lab1 \(ports: lab-a\)$/m)
     assert.equal(server.captures.size, 0)
@@ -104,9 +104,9 @@ describe('names that do not exist (integration)', function () {
   it('fdb and flush: a port or VLAN filter that does not exist; nothing is flushed', async () => {
     const [fdbPort, fdbVlan, flushPort, flushVlan] = await Promise.all([ctl('fdb', '--port', 'wbe1'), ctl('fdb', '--vlan', '7'), ctl('flush', '--port', 'wbe1'), ctl('flush', '--vlan', '7')])
     refused(fdbPort, /no port "wbe1" \(did you mean web1\?/)
-    refused(fdbVlan, /no port carries VLAN 7 \(VLANs in use: 1\)/)
+    refused(fdbVlan, /^switchctl: no VLAN 7 \(VLANs configured or in use: 1\)$/m)
     refused(flushPort, /no port "wbe1" \(did you mean web1\?/)
-    refused(flushVlan, /no port carries VLAN 7/)
+    refused(flushVlan, /no VLAN 7 \(/)
     assert.equal(server.switch.fdb.size, 1, 'web1\'s entry is still there')
     const ok = await ctl('fdb', '--port', 'web1', '--vlan', '1')
     assert.match(ok.stdout.toString(), /02:00:00:00:00:01\s+web1/)

@@ -89,22 +89,31 @@ export function checkPortFilter (server: SwitchdView, name: string | null | unde
   throw portNotFound(name, nets.length === 1 ? nets[0] : undefined, [...known])
 }
 
-/** The VLANs of `nets`: those a port is a member of, and those an fdb entry (a static one included) is in. */
+/**
+ * The VLANs of `nets`: those the configuration grants there (the default
+ * port policy, profiles, tokens), those a port is a member of, and those an
+ * fdb entry (a static one included) is in. A VLAN nobody is in now may still
+ * be asked about (`fdb --vlan 1`: nothing learned there); one nothing grants is a typo.
+ */
 function vlansOf (server: SwitchdView, nets: readonly Switch[]): Set<number> {
-  const vids = new Set<number>()
+  const config = server.config
+  const names = new Set(nets.map((sw) => sw.name))
+  const here = (network: string | undefined): boolean => network === undefined || names.has(network)
+  const vids = new Set<number>(config.defaultPolicy.vlans)
+  for (const pr of config.profiles) if (here(pr.network)) for (const v of pr.policy.vlans) vids.add(v)
+  for (const t of config.tokens.values()) if (here(t.network) && t.policy !== undefined) for (const v of t.policy.vlans) vids.add(v)
   for (const p of server.ports()) if (nets.includes(p.network)) for (const v of p.policy.vlans) vids.add(v)
   for (const sw of nets) for (const r of sw.fdb.rows()) vids.add(r.vid)
   return vids
 }
 
-/** Check a VLAN filter: some port of `nets` carries `vid`, or some fdb entry is in it; else 404 naming those in use. */
+/** Check a VLAN filter: `vid` is one of `nets`' VLANs (vlansOf); else 404 naming them. */
 export function checkVlanFilter (server: SwitchdView, vid: number | undefined, nets: readonly Switch[]): void {
   if (vid === undefined) return
   const vids = vlansOf(server, nets)
   if (vids.has(vid)) return
   const where = nets.length === 1 ? ` in network ${(nets[0] as Switch).name}` : ''
-  throw notFound('vlan', String(vid), `no port${where} carries VLAN ${vid}`, [...vids].map(String), 'VLANs in use',
-    nets.length === 1 ? `network ${(nets[0] as Switch).name} has no port` : 'no port is connected')
+  throw notFound('vlan', String(vid), `no VLAN ${vid}${where}`, [...vids].map(String), 'VLANs configured or in use', 'none is')
 }
 
 /** The networks a filter covers: the one named (404 if none), or all. */

@@ -102,7 +102,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   let netnsName: string | undefined
   let endpointMode: (() => Promise<ModeHandle>) | undefined
   try {
-    const o = parseCli(SPECS, argv, process.env)
+    const o = parseCli(SPECS, argv, process.env, 'tap-agent')
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
     configureLog(o['log-level'] as string, o['log-format'] as string)
     if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')

@@ -230,3 +230,17 @@ export interface DropsJson {
   size: number
   drops: DropJson[]
 }
+
+/**
+ * An admin API error: `error` is one line for a person; `code` (common/errors.ts)
+ * is for programs. A name that does not exist (TSW_ERR_NOT_FOUND, 404) adds
+ * its kind, the name asked for, the names there are, and the near miss.
+ */
+export interface ApiErrorJson {
+  error: string
+  code?: string
+  kind?: 'network' | 'port' | 'vlan' | 'static' | 'gateway'
+  name?: string
+  known?: string[]
+  suggestion?: string
+}

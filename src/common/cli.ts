@@ -5,7 +5,8 @@
  */
 
 import { parseArgs } from 'node:util'
-import { TapswitchError, ERR_CONFIG } from './errors'
+import { TapswitchError, ERR_CONFIG, ERR_USAGE } from './errors'
+import { nearest } from './suggest'
 
 export interface OptionSpec {
   type: 'string' | 'boolean'
@@ -21,18 +22,69 @@ export interface OptionSpec {
 export type Specs = Record<string, OptionSpec>
 export type Values<S extends Specs> = { [K in keyof S]: S[K]['type'] extends 'boolean' ? boolean : string | undefined }
 
-/** Parse argv/env against `specs`; throws TSW_ERR_CONFIG naming the bad flag. */
-export function parseCli<S extends Specs> (specs: S, argv: string[], env: NodeJS.ProcessEnv): Values<S> {
-  const options: Record<string, { type: 'string' | 'boolean', short?: string }> = {}
-  for (const [name, spec] of Object.entries(specs)) {
-    options[name] = spec.short === undefined ? { type: spec.type } : { type: spec.type, short: spec.short }
+/** A flag as parseFlags takes it (node:util parseArgs's option shape). */
+export interface FlagSpec { type: 'string' | 'boolean', short?: string }
+
+/** Who parses: `prog` (switchd), and for a program with commands the command line's start (`switchctl ports`). */
+export interface FlagsContext {
+  prog: string
+  command?: string
+  allowPositionals?: boolean
+}
+
+/**
+ * Parse `argv` against `flags`, or throw TSW_ERR_USAGE with one line that
+ * names the bad argument and the fix: `unknown option --netwrk for
+ * \`switchctl ports\` (did you mean --network?); see switchctl ports --help`.
+ * Every program's command line goes through here (parseCli for switchd,
+ * tap-agent and tapswitch-lab; switchctl per command), so they all read the
+ * same. node:util's own messages are not shown: they speak of positional
+ * arguments and `--` to someone who mistyped a flag.
+ */
+export function parseFlags (flags: Record<string, FlagSpec>, argv: string[], how: FlagsContext): { values: Record<string, string | boolean | undefined>, positionals: string[] } {
+  const see = `see ${how.command ?? how.prog} --help`
+  const fail = (what: string): never => { throw new TapswitchError(ERR_USAGE, `${what}; ${see}`) }
+  // Non-strict first, for the tokens: every mistake is then named here, in the order given.
+  const { tokens } = parseArgs({ args: argv, options: flags, strict: false, allowPositionals: true, tokens: true })
+  for (const t of tokens) {
+    if (t.kind === 'positional') {
+      if (how.allowPositionals !== true) fail(`unexpected argument "${t.value}" (${how.prog} takes options only)`)
+      continue
+    }
+    if (t.kind !== 'option') continue
+    const spec = flags[t.name]
+    if (spec === undefined) fail(unknownOption(argv[t.index] ?? t.rawName, t.rawName, Object.keys(flags), how.command))
+    else if (spec.type === 'string' && t.value === undefined) fail(`option ${t.rawName} needs a value`)
+    // What strict parsing calls ambiguous: `--network --json` is a forgotten value, not a network named --json.
+    else if (spec.type === 'string' && t.inlineValue === false && /^-[^\d]/.test(t.value ?? '')) fail(`option ${t.rawName} needs a value (it is followed by ${t.value ?? ''}; write ${t.rawName}=${t.value ?? ''} if that is the value)`)
+    else if (spec.type === 'boolean' && t.value !== undefined) fail(`option ${t.rawName} takes no value (${argv[t.index] ?? ''})`)
   }
   let parsed
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
+    parsed = parseArgs({ args: argv, options: flags, strict: true, allowPositionals: how.allowPositionals === true })
   } catch (err) {
-    throw new TapswitchError(ERR_CONFIG, (err as Error).message + ' (see --help)')
+    // Checked above: whatever node:util still refuses, one line of it.
+    return fail(((err as Error).message.split('\n')[0] ?? '').replace(/\.$/, ''))
   }
+  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals }
+}
+
+/** "unknown option --netwrk (did you mean --network?)"; `-network` (one dash) is taken for the long option it spells. */
+function unknownOption (raw: string, rawName: string, known: string[], command: string | undefined): string {
+  const oneDash = /^-([^-=][^=]+)/.exec(raw)
+  const typed = oneDash !== null ? raw.split('=')[0] as string : rawName
+  const name = typed.replace(/^-+/, '')
+  const near = known.includes(name) ? name : name.length > 1 ? nearest(name, known.filter((k) => k.length > 1)) : undefined
+  return `unknown option ${typed}${command !== undefined ? ` for \`${command}\`` : ''}${near !== undefined ? ` (did you mean --${near}?)` : ''}`
+}
+
+/** Parse argv/env against `specs`; throws TSW_ERR_USAGE naming a bad flag (`prog` for "see PROG --help"), TSW_ERR_CONFIG a bad environment value. */
+export function parseCli<S extends Specs> (specs: S, argv: string[], env: NodeJS.ProcessEnv, prog = 'this program'): Values<S> {
+  const options: Record<string, FlagSpec> = {}
+  for (const [name, spec] of Object.entries(specs)) {
+    options[name] = spec.short === undefined ? { type: spec.type } : { type: spec.type, short: spec.short }
+  }
+  const parsed = parseFlags(options, argv, { prog })
   const out: Record<string, string | boolean | undefined> = {}
   for (const [name, spec] of Object.entries(specs)) {
     let v: string | boolean | undefined = parsed.values[name]

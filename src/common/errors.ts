@@ -11,6 +11,15 @@ export const ERR_TAP = 'TSW_ERR_TAP'
 export const ERR_FRAME_SPEC = 'TSW_ERR_FRAME_SPEC'
 /** switchd's state (a gateway's lease file) cannot be used: unreadable, corrupt, or another switchd's. */
 export const ERR_STATE = 'TSW_ERR_STATE'
+/** A command line that does not parse: an unknown option, a missing value (exit 2). */
+export const ERR_USAGE = 'TSW_ERR_USAGE'
+/**
+ * The admin API was asked about a name that does not exist (a network, a port,
+ * a VLAN, a static entry, a gateway): 404 with `{error, code, kind, name, known, suggestion?}`.
+ */
+export const ERR_NOT_FOUND = 'TSW_ERR_NOT_FOUND'
+/** The admin API refuses an action on a name that exists but cannot take it (409). */
+export const ERR_CONFLICT = 'TSW_ERR_CONFLICT'
 
 export class TapswitchError extends Error {
   readonly code: string

@@ -4,14 +4,15 @@
  */
 
 import * as fs from 'node:fs'
-import { parseArgs } from 'node:util'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
 import { formatText, chooseLogColor } from '../common/log-format'
-import { findTarget } from './target'
+import { findTarget, TargetError, type Target } from './target'
+import { CtlError, call, getJson, checkUrl, reachError, notSwitchd, type Ctx } from './http'
+import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
 import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
 
 /** The event stream's subprotocol (the type holds it to switchd's). */
@@ -23,7 +24,7 @@ const COMMANDS: Array<[string, string]> = [
   ['ports [--network N]', 'ports: VLAN mode, state, traffic, drops'],
   ['fdb [--network N] [--vlan V] [--port P] [--mac M]', 'the forwarding database'],
   ['flush [--network N] [--port P] [--mac M] [--vlan V]', 'forget learned MACs (all, or those matching)'],
-  ['static add --mac M --port P [--vlan V] [--network N]', 'a static fdb entry'],
+  ['static add --mac M --port P [--vlan V] [--network N] [--detached]', 'a static fdb entry (--detached: P has not connected yet; the entry waits for it)'],
   ['static del --mac M [--vlan V] [--network N]', 'remove a static fdb entry'],
   ['port disable|enable|disconnect NAME [--network N]', '(--network: for a name two networks have, e.g. gateway)'],
   ['condition set PORT [--network N] [--direction in|out|both] [--delay 20ms] [--jitter 5ms] [--jitter-reorders] ' +
@@ -60,50 +61,7 @@ export function usage (width = helpWidth()): string {
 
 const USAGE = usage()
 
-/** Every flag switchctl takes (docs/CONFIGURATION.md lists them; test/unit/docs.test.ts checks it). */
-export const OPTIONS = {
-  url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-  network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' },
-  count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' },
-  direction: { type: 'string' }, delay: { type: 'string' }, jitter: { type: 'string' }, 'jitter-reorders': { type: 'boolean' },
-  loss: { type: 'string' }, burst: { type: 'string' }, duplicate: { type: 'string' }, corrupt: { type: 'string' }, reorder: { type: 'string' },
-  rate: { type: 'string' }, backlog: { type: 'string' }, 'queue-frames': { type: 'string' }, 'queue-bytes': { type: 'string' }, seed: { type: 'string' },
-  flap: { type: 'string' },
-  in: { type: 'string' }, frame: { type: 'string' }, reason: { type: 'string' }, follow: { type: 'boolean', short: 'f' }, interval: { type: 'string' }
-} as const
-
-class CtlError extends Error {
-  constructor (message: string, readonly exitCode = 1) { super(message) }
-}
-
-interface Ctx { url: string, token: string | undefined, json: boolean }
-
-async function call (ctx: Ctx, method: string, path: string, body?: unknown): Promise<Response> {
-  const headers: Record<string, string> = {}
-  if (ctx.token !== undefined) headers.authorization = `Bearer ${ctx.token}`
-  // switchd refuses a POST or DELETE that is not JSON (a web page cannot send one without a preflight).
-  if (body !== undefined || method !== 'GET') headers['content-type'] = 'application/json'
-  let res: Response
-  try {
-    res = await fetch(new URL(path, ctx.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string, message?: string } }).cause
-    throw new CtlError(`cannot reach ${ctx.url}: ${cause?.code ?? cause?.message ?? (err as Error).message} (is switchd running? set --url or SWITCHCTL_URL)`)
-  }
-  if (res.status === 401) {
-    const e = await res.json().catch(() => ({})) as { error?: string }
-    throw new CtlError(`401 ${e.error ?? 'unauthorized'} (set --token or SWITCHCTL_TOKEN)`)
-  }
-  if (!res.ok) {
-    const e = await res.json().catch(() => ({})) as { error?: string }
-    throw new CtlError(`${res.status} ${e.error ?? res.statusText}`)
-  }
-  return res
-}
-
-async function getJson<T> (ctx: Ctx, path: string): Promise<T> {
-  return await (await call(ctx, 'GET', path)).json() as T
-}
+export { OPTIONS } from './commands'
 
 function query (params: Record<string, string | undefined>): string {
   const q = new URLSearchParams()
@@ -140,32 +98,24 @@ function summary (c: PortConditionJson): string {
 }
 
 export async function main (argv: string[]): Promise<number> {
-  let parsed
+  let target: Target | undefined
+  let ctx: Ctx | undefined
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: OPTIONS
-    })
-  } catch (err) {
-    process.stderr.write(`switchctl: ${(err as Error).message}\n\n${USAGE}`)
-    return 2
-  }
-  const o = parsed.values
-  const [cmd, ...rest] = parsed.positionals
-  if (o.help === true || cmd === undefined) { process.stdout.write(USAGE); return cmd === undefined && o.help !== true ? 2 : 0 }
-  let target
-  try { target = findTarget(o.url) } catch (err) { process.stderr.write(`switchctl: ${(err as Error).message}\n`); return 2 }
-  const ctx: Ctx = { url: target.url, token: o.token ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
-  try {
+    const { cmd, rest, o } = parseCommandLine(argv)
+    if (o.help === true) { process.stdout.write((cmd !== undefined ? commandHelp(USAGE, cmd) : undefined) ?? USAGE); return 0 }
+    if (cmd === undefined) { process.stdout.write(USAGE); return 2 }
+    if (COMMAND_FLAGS[cmd] === undefined) throw unknownCommand(cmd)
+    target = findTarget(o.url as string | undefined)
+    ctx = { url: target.url, token: (o.token as string | undefined) ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
+    ctx.url = checkUrl(ctx.url, target.source === '--url' || target.source === 'SWITCHCTL_URL' ? target.source : `the URL of ${target.source}`)
     await run(ctx, cmd, rest, o)
     return 0
   } catch (err) {
     const message = (err as Error).message
     process.stderr.write(`switchctl: ${message}\n`)
     // Where the address it could not use came from (the lab's state file, the default, ...).
-    if (message.includes(ctx.url) && target.source !== '--url') process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
-    return err instanceof CtlError ? err.exitCode : 1
+    if (ctx !== undefined && target !== undefined && message.includes(ctx.url) && target.source !== '--url') process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
+    return err instanceof CtlError ? err.exitCode : err instanceof TargetError ? 2 : 1
   }
 }
 
@@ -218,8 +168,10 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       if (s('mac') === undefined) throw new CtlError('static: --mac is required', 2)
       if (verb === 'add') {
         if (s('port') === undefined) throw new CtlError('static add: --port is required', 2)
-        const r = await (await call(ctx, 'POST', '/api/v1/fdb/static', { network: s('network'), vlan: s('vlan'), mac: s('mac'), port: s('port') })).json() as Record<string, unknown>
-        print(ctx, r, () => `static ${String(r.mac)} vlan ${String(r.vlan)} -> ${String(r.port)} (network ${String(r.network)})\n`)
+        const body = { network: s('network'), vlan: s('vlan'), mac: s('mac'), port: s('port'), ...(o.detached === true ? { detached: true } : {}) }
+        const r = await (await call(ctx, 'POST', '/api/v1/fdb/static', body)).json() as Record<string, unknown>
+        print(ctx, r, () => `static ${String(r.mac)} vlan ${String(r.vlan)} -> ${String(r.port)} (network ${String(r.network)})` +
+          (r.detached === true ? `: detached until a port named ${String(r.port)} connects (one whose name a token or the configuration gives, or a claimable profile covers)\n` : '\n'))
       } else if (verb === 'del') {
         const r = await (await call(ctx, 'DELETE', '/api/v1/fdb/static' + query({ network: s('network'), vlan: s('vlan'), mac: s('mac') }))).json()
         print(ctx, r, () => `removed static ${s('mac') ?? ''}\n`)
@@ -318,7 +270,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       }
     }
     default:
-      throw new CtlError(`unknown command "${cmd}" (see --help)`, 2)
+      throw unknownCommand(cmd)
   }
 }
 
@@ -353,12 +305,13 @@ async function events (ctx: Ctx, count: number): Promise<void> {
     ws.on('unexpected-response', (_req, res) => {
       const status = res.statusCode ?? 0
       const retry = res.headers['retry-after']
-      reject(new CtlError(status === 401
+      const foreign = notSwitchd(ctx.url, `GET ${url.pathname}`, status, { get: (h) => { const v = res.headers[h]; return v === undefined ? null : String(v) } })
+      reject(foreign ?? new CtlError(status === 401
         ? `${token === undefined ? 'admin token required' : 'wrong admin token'} (set --token or SWITCHCTL_TOKEN)`
         : status === 429 && retry !== undefined ? `429 from ${url.pathname}: try again in ${String(retry)} s` : `${status} ${res.statusMessage ?? ''} from ${url.pathname}`))
       res.resume()
     })
-    ws.on('error', (err: Error & { code?: string }) => { reject(new CtlError(`cannot reach ${ctx.url}: ${err.code ?? err.message} (is switchd running? set --url or SWITCHCTL_URL)`)) })
+    ws.on('error', (err: Error & { code?: string }) => { reject(reachError(ctx.url, err)) })
     ws.on('message', (data: Buffer) => {
       const m = JSON.parse(data.toString()) as ConsoleMessage
       if (m.type === 'welcome') { for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)

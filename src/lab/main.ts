@@ -72,7 +72,7 @@ export async function main (argv: string[]): Promise<void> {
   let hosts = 3
   let verbose = false
   try {
-    const o = parseCli(SPECS, argv.slice(1), process.env)
+    const o = parseCli(SPECS, argv.slice(1), process.env, 'tapswitch-lab')
     if (o.help || command === undefined || command === '--help' || command === '-h') {
       process.stdout.write(helpText('tapswitch-lab demo|up|clean [options]', ABOUT, SPECS))
       return

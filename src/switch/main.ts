@@ -58,7 +58,7 @@ export async function main (argv: string[]): Promise<void> {
   let configPath: string | undefined
   let overrides: ConfigOverrides
   try {
-    const o = parseCli(SPECS, argv, process.env)
+    const o = parseCli(SPECS, argv, process.env, 'switchd')
     if (o.help) { process.stdout.write(helpText('switchd [options]', ABOUT, SPECS)); return }
     configureLog(o['log-level'] as string, o['log-format'] as string)
     if (o.listen !== undefined) hostPortOption('listen', o.listen)

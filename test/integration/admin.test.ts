@@ -238,7 +238,7 @@ describe('observability and admin (integration)', () => {
       assert.match(wrong.stderr, /401 wrong admin token/)
       const closed = await freePort()
       const down = await switchctl(['ports', '--url', `http://127.0.0.1:${closed}`])
-      assert.match(down.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${closed}: ECONNREFUSED`))
+      assert.match(down.stderr, new RegExp(`nothing listens at 127\\.0\\.0\\.1:${closed}: is switchd running\\?`))
       const usage = await switchctl(['frobnicate'], env())
       assert.equal(usage.code, 2)
     })

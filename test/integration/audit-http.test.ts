@@ -200,7 +200,7 @@ describe('audit: the HTTP surface (integration)', () => {
           res.resume(); res.on('end', () => { resolve(res.statusCode ?? 0) })
         })
         req.on('error', reject)
-        req.end(JSON.stringify({ mac, port: 'nowhere' }))
+        req.end(JSON.stringify({ mac, port: 'nowhere', detached: true }))
       })
       try {
         for (let i = 0; i < MAX_STATIC_ENTRIES; i += 64) {

@@ -15,8 +15,8 @@ describe('cli', () => {
     assert.equal(parseCli(SPECS, [], {}).verbose, false)
   })
 
-  it('rejects unknown flags and bad values with TSW_ERR_CONFIG', () => {
-    assert.throws(() => parseCli(SPECS, ['--nope'], {}), { code: 'TSW_ERR_CONFIG' })
+  it('rejects unknown flags with TSW_ERR_USAGE and bad values with TSW_ERR_CONFIG', () => {
+    assert.throws(() => parseCli(SPECS, ['--nope'], {}), { code: 'TSW_ERR_USAGE' })
     assert.throws(() => parseCli(SPECS, [], { T_VERBOSE: 'maybe' }), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => intOption('mtu', '12.5', 68, 65535), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => intOption('mtu', '', 68, 65535), { code: 'TSW_ERR_CONFIG' })

@@ -6,7 +6,7 @@
  *   GET    /api/v1/ports[?network=]              ports: VLAN mode, state, counters, drops
  *   GET    /api/v1/fdb[?network=&vlan=&port=&mac=]
  *   POST   /api/v1/fdb/flush   {network?, port?, mac?, vlan?}
- *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port}
+ *   POST   /api/v1/fdb/static  {network?, vlan?, mac, port, detached?}   (detached: the port has not connected yet)
  *   DELETE /api/v1/fdb/static?network=&vlan=&mac=
  *   POST   /api/v1/ports/<name>/disable | enable | disconnect   (?network=: a name two networks have must be given one)
  *   GET    /api/v1/conditions[?network=]         link conditions and drills in force (docs/CONDITIONS.md)
@@ -24,6 +24,10 @@
  * (exposure.ts). At most limits.maxCaptures captures run at once (429), and a
  * network holds at most MAX_STATIC_ENTRIES static entries, configured and
  * added here together (409).
+ *
+ * A network, port, VLAN, static entry or gateway a request names that does
+ * not exist answers 404 TSW_ERR_NOT_FOUND with what exists (names.ts),
+ * before anything is done.
  *
  * Slow path only: views are built on request from the plain counter fields.
  */
@@ -51,6 +55,7 @@ import { requestUrl } from '../../common/cli'
 import { bearerToken } from './auth'
 import { checkAdminToken, type AdminVerdict } from './throttle'
 import { RESPONSE_HEADERS } from './exposure'
+import { NameError, lookupNetwork, lookupPort, networksFor, checkPortFilter, checkVlanFilter, notFound, staticTarget, staticNotFound } from './names'
 
 const log = logger('api')
 const MAX_BODY = 64 * 1024
@@ -253,25 +258,9 @@ function optInt (v: string | null, key: string, min: number, max: number, def: n
   return n
 }
 
-function network (server: SwitchdView, name: string | undefined): Switch {
-  const sw = server.networks.get(name ?? 'default')
-  if (sw === undefined) throw new HttpError(404, `no network "${name ?? 'default'}"`)
-  return sw
-}
-
-/**
- * The port `name` names, in `network` when given. Names are unique in a
- * network, not across networks (every gateway is `gateway`, two tokens may
- * pin one name in two networks): a name two networks have must come with its
- * network (409), never stand for whichever port was found first.
- */
-function findPort (server: SwitchdView, name: string, network: string | null): PortHandle {
-  const found = server.ports().filter((x) => x.name === name && (network === null || x.network.name === network))
-  if (found.length === 0) throw new HttpError(404, network === null ? `no port "${name}"` : `no port "${name}" in network "${network}"`)
-  if (found.length > 1) {
-    throw new HttpError(409, `${found.length} ports are named "${name}" (networks ${found.map((p) => p.network.name).join(', ')}): name the network with ?network= (switchctl --network)`)
-  }
-  return found[0] as PortHandle
+/** The names of the ports the fdb entries of `nets` point at (a static entry's port may be away: "(detached)"). */
+function fdbPortNames (nets: readonly Switch[]): string[] {
+  return nets.flatMap((sw) => sw.fdb.rows().map((r) => r.port.name))
 }
 
 /** Serve /api/v1/*; returns false for any other path. */
@@ -300,9 +289,9 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
     return true
   }
   route(req, res, server, url).catch((err: Error) => {
-    const status = err instanceof HttpError ? err.status : 500
+    const status = err instanceof HttpError || err instanceof NameError ? err.status : 500
     if (status === 500) log.error('api_error', { path: url.pathname, error: err.message })
-    if (!res.headersSent) send(res, status, { error: err.message })
+    if (!res.headersSent) send(res, status, err instanceof NameError ? err.body() : { error: err.message })
     else res.destroy()
   })
   return true
@@ -318,15 +307,16 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     return
   }
   if (method === 'GET' && path === '/api/v1/ports') {
-    const net = q.get('network')
-    send(res, 200, server.ports().filter((p) => net === null || p.network.name === net).map(portView))
+    const nets = networksFor(server, q.get('network'))
+    send(res, 200, server.ports().filter((p) => nets.includes(p.network)).map(portView))
     return
   }
   if (method === 'GET' && path === '/api/v1/fdb') {
-    const net = q.get('network'); const port = q.get('port'); const vlan = optVlan(q.get('vlan')); const mac = optMac(q.get('mac'))
+    const nets = networksFor(server, q.get('network')); const port = q.get('port'); const vlan = optVlan(q.get('vlan')); const mac = optMac(q.get('mac'))
+    checkPortFilter(server, port, nets, fdbPortNames(nets))
+    checkVlanFilter(server, vlan, nets)
     const rows: FdbJson[] = []
-    for (const sw of server.networks.all()) {
-      if (net !== null && sw.name !== net) continue
+    for (const sw of nets) {
       for (const r of sw.fdb.rows()) {
         if (port !== null && r.port.name !== port) continue
         if (vlan !== undefined && r.vid !== vlan) continue
@@ -339,8 +329,10 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   if (method === 'POST' && path === '/api/v1/fdb/flush') {
     const b = await readJson(req)
-    const nets = b.network === undefined ? server.networks.all() : [network(server, optString(b.network, 'network'))]
+    const nets = networksFor(server, optString(b.network, 'network'))
     const portName = optString(b.port, 'port'); const mac = optMac(b.mac); const vlan = optVlan(b.vlan)
+    checkPortFilter(server, portName, nets, fdbPortNames(nets))
+    checkVlanFilter(server, vlan, nets)
     let flushed = 0
     for (const sw of nets) flushed += sw.fdb.flushWhere((r) => (portName === undefined || r.port.name === portName) && (mac === undefined || r.mac === mac) && (vlan === undefined || r.vid === vlan))
     log.info('fdb_flushed', { network: optString(b.network, 'network') ?? '*', port: portName, mac: mac === undefined ? undefined : formatMac(mac), vlan, flushed })
@@ -349,7 +341,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   if (path === '/api/v1/fdb/static' && (method === 'POST' || method === 'DELETE')) {
     const b = method === 'POST' ? await readJson(req) : Object.fromEntries(q)
-    const sw = network(server, optString(b.network, 'network'))
+    const sw = lookupNetwork(server, optString(b.network, 'network'))
     const mac = optMac(b.mac)
     if (mac === undefined) throw new HttpError(400, 'mac: required')
     if (Math.floor(mac / 2 ** 40) % 2 === 1) throw new HttpError(400, 'mac: a group address cannot be a station')
@@ -357,27 +349,28 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     if (method === 'POST') {
       const port = optString(b.port, 'port')
       if (port === undefined) throw new HttpError(400, 'port: required')
+      const detached = staticTarget(server, sw, port, b.detached === true)
       if (sw.staticCount >= MAX_STATIC_ENTRIES && !sw.hasStatic(vid, mac)) {
         throw new HttpError(409, `network ${sw.name} has its maximum of ${MAX_STATIC_ENTRIES} static entries; remove one first`)
       }
       sw.addStatic({ vid, mac, port })
-      log.info('fdb_static_added', { network: sw.name, vlan: vid, mac: formatMac(mac), port })
-      send(res, 201, { network: sw.name, vlan: vid, mac: formatMac(mac), port })
+      log.info('fdb_static_added', { network: sw.name, vlan: vid, mac: formatMac(mac), port, detached })
+      send(res, 201, { network: sw.name, vlan: vid, mac: formatMac(mac), port, detached })
     } else {
-      if (!sw.removeStatic(vid, mac)) throw new HttpError(404, `no static entry for ${formatMac(mac)} in VLAN ${vid}`)
+      if (!sw.removeStatic(vid, mac)) throw staticNotFound(sw, vid, mac)
       log.info('fdb_static_removed', { network: sw.name, vlan: vid, mac: formatMac(mac) })
       send(res, 200, { removed: 1 })
     }
     return
   }
   if (method === 'GET' && path === '/api/v1/conditions') {
-    const net = q.get('network')
-    send(res, 200, server.ports().filter((p) => (net === null || p.network.name === net) && hasCondition(p)).map(conditionView))
+    const nets = networksFor(server, q.get('network'))
+    send(res, 200, server.ports().filter((p) => nets.includes(p.network) && hasCondition(p)).map(conditionView))
     return
   }
   const cond = /^\/api\/v1\/ports\/([^/]+)\/(condition|link)$/.exec(path)
   if (cond !== null && (method === 'POST' || (method === 'DELETE' && cond[2] === 'condition'))) {
-    const p = findPort(server, decodeURIComponent(cond[1] as string), q.get('network'))
+    const p = lookupPort(server, decodeURIComponent(cond[1] as string), q.get('network'))
     const sw = p.network
     const b = method === 'POST' ? await readJson(req) : Object.fromEntries(q)
     const dirs = directions(b.direction)
@@ -416,7 +409,7 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   const action = /^\/api\/v1\/ports\/([^/]+)\/(disable|enable|disconnect)$/.exec(path)
   if (method === 'POST' && action !== null) {
-    const p = findPort(server, decodeURIComponent(action[1] as string), q.get('network'))
+    const p = lookupPort(server, decodeURIComponent(action[1] as string), q.get('network'))
     const verb = action[2] as string
     if (verb === 'disable') server.disablePort(p)
     else if (verb === 'enable') server.enablePort(p)
@@ -426,9 +419,13 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     return
   }
   if (method === 'GET' && path === '/api/v1/capture') {
-    const sw = network(server, q.get('network') ?? undefined)
     const port = q.get('port') ?? undefined
+    // Without a network, the port's own (else "default"): a port of another network is not "no frames".
+    const sw = q.get('network') === null && port !== undefined ? lookupPort(server, port, null).network : lookupNetwork(server, q.get('network'))
     const vlan = optVlan(q.get('vlan'))
+    // Before the pcap header: a name that does not exist fails now, not after a silent --duration.
+    checkPortFilter(server, port, [sw])
+    checkVlanFilter(server, vlan, [sw])
     const limits: CaptureLimits = {
       count: optInt(q.get('count'), 'count', 1, 10_000_000, DEFAULT_LIMITS.count),
       bytes: optInt(q.get('bytes'), 'bytes', 1, 10_000_000_000, DEFAULT_LIMITS.bytes),
@@ -448,9 +445,8 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
     const b = await readJson(req)
     const portName = optString(b.in, 'in')
     if (portName === undefined) throw new HttpError(400, 'in: required (the ingress port)')
-    const netName = optString(b.network, 'network')
-    // Without a network, the port's own (port names are unique per network; the first match otherwise).
-    const sw = netName !== undefined ? network(server, netName) : server.ports().find((p) => p.name === portName)?.network ?? network(server, undefined)
+    // Without a network, the port's own (a name two networks have needs one: 409).
+    const sw = lookupPort(server, portName, optString(b.network, 'network')).network
     const ingress = sw.ports.find((p) => p.name === portName)
     if (ingress === undefined) throw new HttpError(404, `no port "${portName}" in network ${sw.name}`)
     const spec = optString(b.frame, 'frame')
@@ -470,7 +466,11 @@ async function route (req: http.IncomingMessage, res: http.ServerResponse, serve
   }
   if (method === 'GET' && path === '/api/v1/leases') {
     const net = q.get('network')
-    if (net !== null) network(server, net)
+    if (net !== null) {
+      lookupNetwork(server, net)
+      const withGateway = server.gateways().map((g) => g.network)
+      if (!withGateway.includes(net)) throw notFound('gateway', net, `network ${net} has no gateway`, withGateway, 'networks with one', 'no network has one: docs/GATEWAY.md')
+    }
     send(res, 200, leaseRows(server, net))
     return
   }
@@ -514,6 +514,9 @@ function readDrops (server: SwitchdView, q: URLSearchParams): DropsJson {
   const since = Math.floor(optInt(q.get('since'), 'since', 0, Number.MAX_SAFE_INTEGER, 0))
   const limit = Math.floor(optInt(q.get('limit'), 'limit', 1, size, size))
   const net = q.get('network'); const port = q.get('port'); const reason = q.get('reason')
+  // The drop log outlives ports: a port it names is a port to ask about.
+  const nets = networksFor(server, net)
+  checkPortFilter(server, port, nets, nets.flatMap((sw) => sw.dropLog.read(0, sw.dropLog.size).records.map((r) => r.port)))
   if (reason !== null && !DROP_REASONS.some((d) => d.reason === reason)) throw new HttpError(400, `reason: expected one of ${DROP_REASONS.map((d) => d.reason).join(', ')}`)
   const last = server.networks.dropSequence.last
   let records: DropRecord[]

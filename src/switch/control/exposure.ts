@@ -31,10 +31,13 @@ import { TapswitchError, ERR_CONFIG } from '../../common/errors'
  * /readyz, /metrics, the 426 text, refused upgrades; /ui adds its CSP): no
  * browser may sniff a text or JSON answer into a script or a page (an error
  * can echo what a client sent), and nothing answered is cached.
+ * `x-tapswitch` tells switchctl it reached switchd and not some other web
+ * server at a mistyped --url (ctl/http.ts); it names no version.
  */
 export const RESPONSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'x-content-type-options': 'nosniff',
-  'cache-control': 'no-store'
+  'cache-control': 'no-store',
+  'x-tapswitch': 'switchd'
 })
 
 /** Whether the admin surface is open to anyone who can connect to `host` (no admin token needed). */

@@ -97,6 +97,13 @@ function summary (c: PortConditionJson): string {
   return parts.length === 0 ? '-' : parts.join('; ')
 }
 
+/** Whether an error message is about `url` (it names the URL or its host and port). */
+function names (message: string, url: string): boolean {
+  let host = url
+  try { const u = new URL(url); host = u.port !== '' ? u.host : `${u.hostname}:${u.protocol === 'https:' ? 443 : 80}` } catch {}
+  return message.includes(url) || message.includes(host)
+}
+
 export async function main (argv: string[]): Promise<number> {
   let target: Target | undefined
   let ctx: Ctx | undefined
@@ -114,7 +121,7 @@ export async function main (argv: string[]): Promise<number> {
     const message = (err as Error).message
     process.stderr.write(`switchctl: ${message}\n`)
     // Where the address it could not use came from (the lab's state file, the default, ...).
-    if (ctx !== undefined && target !== undefined && message.includes(ctx.url) && target.source !== '--url') process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
+    if (ctx !== undefined && target !== undefined && target.source !== '--url' && names(message, ctx.url)) process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
     return err instanceof CtlError ? err.exitCode : err instanceof TargetError ? 2 : 1
   }
 }

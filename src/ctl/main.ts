@@ -121,7 +121,7 @@ export async function main (argv: string[]): Promise<number> {
     const message = (err as Error).message
     process.stderr.write(`switchctl: ${message}\n`)
     // Where the address it could not use came from (the lab's state file, the default, ...).
-    if (ctx !== undefined && target !== undefined && target.source !== '--url' && names(message, ctx.url)) process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
+    if (ctx !== undefined && target !== undefined && target.source !== '--url' && !message.includes(target.source) && names(message, ctx.url)) process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
     return err instanceof CtlError ? err.exitCode : err instanceof TargetError ? 2 : 1
   }
 }

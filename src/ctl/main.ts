@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
-import { formatText, chooseLogColor } from '../common/log-format'
+import { formatText, chooseLogColor, escapeUnsafe } from '../common/log-format'
 import { findTarget, TargetError, type Target } from './target'
 import { CtlError, call, getJson, checkUrl, reachError, notSwitchd, type Ctx } from './http'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
@@ -118,7 +118,8 @@ export async function main (argv: string[]): Promise<number> {
     await run(ctx, cmd, rest, o)
     return 0
   } catch (err) {
-    const message = (err as Error).message
+    // A message may quote what the server sent (its error, a Location, a close reason): never terminal controls.
+    const message = escapeUnsafe((err as Error).message)
     process.stderr.write(`switchctl: ${message}\n`)
     // Where the address it could not use came from (the lab's state file, the default, ...).
     if (ctx !== undefined && target !== undefined && target.source !== '--url' && !message.includes(target.source) && names(message, ctx.url)) process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)

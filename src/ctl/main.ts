@@ -290,7 +290,13 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
 function logLine (e: LogEntryJson): string {
   const t = new Date(e.time)
   const tty = process.stdout.isTTY === true
-  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, e.level, e.component, e.event, e.fields, chooseLogColor('text', tty, process.env)) + '\n'
+  // Checked, not trusted: a server that is not switchd could send any shape.
+  const level = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === e.level) ?? 'info'
+  const fields: Record<string, string | number | boolean | null> = {}
+  for (const [k, v] of Object.entries(typeof e.fields === 'object' && e.fields !== null ? e.fields as Record<string, unknown> : {})) {
+    fields[k] = v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : JSON.stringify(v)
+  }
+  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, level, String(e.component), String(e.event), fields, chooseLogColor('text', tty, process.env)) + '\n'
 }
 
 /**
@@ -321,8 +327,14 @@ async function events (ctx: Ctx, count: number): Promise<void> {
     })
     ws.on('error', (err: Error & { code?: string }) => { reject(reachError(ctx.url, err)) })
     ws.on('message', (data: Buffer) => {
-      const m = JSON.parse(data.toString()) as ConsoleMessage
-      if (m.type === 'welcome') { for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)
+      // switchd sends JSON; anything else (a server that is not switchd) ends the stream with one line, not a stack trace.
+      let m: ConsoleMessage
+      try { m = JSON.parse(data.toString()) as ConsoleMessage } catch {
+        ws.terminate()
+        reject(new CtlError(`${url.host} sent a message on ${url.pathname} that is not JSON: is it switchd? check --url or SWITCHCTL_URL`))
+        return
+      }
+      if (m.type === 'welcome' && Array.isArray(m.log)) { for (const e of m.log) show(e) } else if (m.type === 'log' && Array.isArray(m.entries)) for (const e of m.entries) show(e)
     })
     ws.on('close', (code, reason) => {
       if (code === 1008) reject(new CtlError(`${reason.toString() || 'closed'} (set --token or SWITCHCTL_TOKEN)`))

@@ -11,6 +11,7 @@ import * as http from 'node:http'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawn } from 'node:child_process'
+import { WebSocketServer } from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
@@ -149,6 +150,14 @@ describe('switchctl errors name the cause and the fix (integration)', function (
           res.writeHead(404).end()
         }
       })
+      // Its event stream: a welcome of the wrong shape, with controls in a field, then what is not JSON.
+      const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'tapswitch.console' })
+      hostile.on('upgrade', (req, socket, head) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.send(JSON.stringify({ type: 'welcome', log: [{ seq: 1, time: 'never', level: 'bogus', component: { a: 1 }, event: 'e', fields: { x: ['\u001b[2J'], y: null } }] }))
+          ws.send('not json \u001b[2J')
+        })
+      })
       await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve))
       hostilePort = (hostile.address() as net.AddressInfo).port
     })
@@ -170,6 +179,14 @@ describe('switchctl errors name the cause and the fix (integration)', function (
       const r = await ctl(['fdb', '--url', `http://127.0.0.1:${hostilePort}`])
       oneLine(r, /^switchctl: boom \\u001b\]0;owned\\u0007\\u001b\[2J\\u000d\\u000aswitchctl: all is well$/m, 1)
       assert.doesNotMatch(r.stderr, /[\u0000-\u0009\u000b-\u001f]/)
+    })
+
+    it('attack: an event stream that is not switchd\'s: its entries printed escaped, then one line, no stack trace', async () => {
+      const r = await ctl(['events', '--count', '5', '--url', `http://127.0.0.1:${hostilePort}`])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stdout.toString(), /INFO {2}\[object Object\]: e x=".*u001b\[2J.*" y=null\n$/)
+      oneLine(r, new RegExp(`^switchctl: 127\\.0\\.0\\.1:${hostilePort} sent a message on /api/v1/events that is not JSON: is it switchd\\? check --url or SWITCHCTL_URL$`, 'm'), 1)
+      assert.doesNotMatch(r.stdout.toString() + r.stderr, /\u001b/)
     })
 
     it('attack: an error body without end: switchctl reads a bounded part and exits', async () => {

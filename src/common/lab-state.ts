@@ -80,12 +80,24 @@ export function labStateFile (dir: string, pid: number): string {
   return path.join(dir, `${pid}.json`)
 }
 
-/** Write atomically (a temporary file, then rename), 0644, creating the directory 0755. */
+/**
+ * Write atomically (a temporary file, then rename), 0644, creating the
+ * directory 0755. The lab runs as root: the directory must be its own and
+ * writable by nobody else (else another user could put a symlink where the
+ * temporary file goes, and have root write through it), and the temporary
+ * file is created new (O_EXCL: never through a link left there).
+ */
 export function writeLabState (dir: string, state: LabState): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 })
+  const st = fs.lstatSync(dir)
+  const uid = process.getuid?.() ?? 0
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} is not a directory of this user's that only it can write (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}): remove it, or set TAPSWITCH_LAB_STATE_DIR to one`)
+  }
   const file = labStateFile(dir, state.lab.pid)
   const tmp = `${file}.tmp`
-  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o644 })
+  fs.rmSync(tmp, { force: true })
+  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o644, flag: 'wx' })
   fs.renameSync(tmp, file)
   return file
 }

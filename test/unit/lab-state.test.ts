@@ -103,6 +103,21 @@ describe('lab state file and switchctl\'s target', () => {
     }
   })
 
+  it('attack: the lab writes its state only into a directory nobody else can write, never through a link', () => {
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious\n')
+    const labs = path.join(dir, 'labs')
+    fs.mkdirSync(labs, { mode: 0o755 })
+    // A link left where the temporary file goes: replaced, not written through.
+    fs.symlinkSync(victim, path.join(labs, `${process.pid}.json.tmp`))
+    const file = writeLabState(labs, state())
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n')
+    assert.equal(fs.lstatSync(file).isFile(), true)
+    // A directory others may write: refused, with what to do.
+    fs.chmodSync(labs, 0o777)
+    assert.throws(() => writeLabState(labs, state()), /is not a directory of this user's that only it can write \(owner uid \d+, mode 777\): remove it, or set TAPSWITCH_LAB_STATE_DIR/)
+  })
+
   it('processStart reads this process\'s start time, and none for a PID that does not exist', () => {
     const start = processStart(process.pid)
     assert.ok(start !== undefined && start > 0)

@@ -37,6 +37,7 @@ cc                 gcc              the native read-length e2e test builds an LD
 systemd-analyze    systemd          deploy tests verify the systemd units
 /usr/bin/chromium  chromium         the web console'"'"'s browser tests (playwright-core drives it)
 curl               curl             docs examples (the gateway recipe)
+mkfifo             coreutils        the lab state test plants a FIFO where switchctl looks
 '
 
 check_only=0
@@ -80,8 +81,15 @@ if [ "${#need[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need[@]}"
+  # Only promtool is needed, but the package also starts a Prometheus server on every address (:9090,
+  # no authentication): stop and disable the service this install enabled; the host had none before.
   case " ${need[*]} " in
-    *" prometheus "*) echo "install-deps: the prometheus package (for promtool) may have started a Prometheus service: systemctl disable --now prometheus, if you do not want it" ;;
+    *" prometheus "*)
+      if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus.service 2>/dev/null; then
+        systemctl disable --now prometheus.service >/dev/null 2>&1 || systemctl disable prometheus.service >/dev/null 2>&1 || true
+        echo "install-deps: stopped and disabled the prometheus service its package started (tapswitch's tests need its promtool only)"
+      fi
+      ;;
   esac
 else
   echo "install-deps: every package is installed"

@@ -9,7 +9,7 @@
  * so the file holds no secret: it is 0644 in a 0755 directory, and switchctl
  * run as any user can read it. A reader trusts only files owned by root or
  * by itself, and only a loopback http:// URL in them (switchctl sends its
- * token to that URL).
+ * token to that URL); never through a symlink, and never more than 1 MiB.
  */
 
 import * as fs from 'node:fs'
@@ -80,12 +80,24 @@ export function labStateFile (dir: string, pid: number): string {
   return path.join(dir, `${pid}.json`)
 }
 
-/** Write atomically (a temporary file, then rename), 0644, creating the directory 0755. */
+/**
+ * Write atomically (a temporary file, then rename), 0644, creating the
+ * directory 0755. The lab runs as root: the directory must be its own and
+ * writable by nobody else (else another user could put a symlink where the
+ * temporary file goes, and have root write through it), and the temporary
+ * file is created new (O_EXCL: never through a link left there).
+ */
 export function writeLabState (dir: string, state: LabState): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 })
+  const st = fs.lstatSync(dir)
+  const uid = process.getuid?.() ?? 0
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new Error(`${dir} is not a directory of this user's that only it can write (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}): remove it, or set TAPSWITCH_LAB_STATE_DIR to one`)
+  }
   const file = labStateFile(dir, state.lab.pid)
   const tmp = `${file}.tmp`
-  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o644 })
+  fs.rmSync(tmp, { force: true })
+  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o644, flag: 'wx' })
   fs.renameSync(tmp, file)
   return file
 }
@@ -104,14 +116,45 @@ export function readLabStates (dir: string, uid = process.getuid?.() ?? 0): Foun
   for (const name of names.filter((n) => /^\d+\.json$/.test(n)).sort()) {
     const file = path.join(dir, name)
     try {
-      const st = fs.statSync(file)
-      if (!st.isFile() || (st.uid !== 0 && st.uid !== uid) || st.size > 1 << 20) continue
-      const state = JSON.parse(fs.readFileSync(file, 'utf8')) as LabState
+      const text = readTrusted(file, uid)
+      if (text === undefined) continue
+      const state = JSON.parse(text) as LabState
       if (!isLabState(state)) continue
       found.push({ file, state, running: stillRunning(state.lab) })
     } catch { /* unreadable or not JSON: not a lab's */ }
   }
   return found
+}
+
+/** Largest state file read: a lab's is under 2 KB. */
+const MAX_STATE_FILE = 1 << 20
+
+/**
+ * The text of `file` if it is a regular file owned by root or `uid`, at most
+ * MAX_STATE_FILE bytes; else undefined. The lab writes plain files, so a
+ * symlink is not its (O_NOFOLLOW: a link to /proc/kmsg, root's and "empty",
+ * would block `clean` forever); a FIFO does not block the open (O_NONBLOCK);
+ * and the checks are of the file opened (fstat), not of a name that may be
+ * swapped between a stat and the read.
+ */
+function readTrusted (file: string, uid: number): string | undefined {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK)
+  try {
+    const st = fs.fstatSync(fd)
+    if (!st.isFile() || (st.uid !== 0 && st.uid !== uid) || st.size > MAX_STATE_FILE) return undefined
+    // Read at most one byte past the limit, whatever the size said (a file may grow, or report 0 and hold more).
+    const buf = Buffer.alloc(MAX_STATE_FILE + 1)
+    let n = 0
+    for (;;) {
+      const r = fs.readSync(fd, buf, n, buf.length - n, null)
+      if (r === 0) break
+      n += r
+      if (n > MAX_STATE_FILE) return undefined
+    }
+    return buf.subarray(0, n).toString('utf8')
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 function isLabState (s: unknown): s is LabState {

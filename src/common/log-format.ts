@@ -41,7 +41,8 @@ export function chooseLogColor (format: LogFormat, isTTY: boolean, env: NodeJS.P
 // eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g
 
-function escapeUnsafe (text: string): string {
+/** `text` with every unsafe character written as \uXXXX: for any line printed to a terminal that holds text someone else chose. */
+export function escapeUnsafe (text: string): string {
   return text.replace(UNSAFE, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'))
 }
 

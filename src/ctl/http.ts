@@ -98,6 +98,45 @@ export function notSwitchd (base: string, request: string, status: number, heade
   return new CtlError(`${hostPort(new URL(base))} is not switchd (it answered ${request} with ${status} ${type}): check --url or SWITCHCTL_URL`)
 }
 
+/** Longest Location quoted in a message: the server chose it. */
+const MAX_LOCATION = 200
+
+/** A CtlError for a 3xx: switchctl follows no redirect, and says where it pointed and what to check. */
+export function redirected (base: string, request: string, status: number, location: string | null): CtlError {
+  const to = location === null ? 'nowhere' : location.length > MAX_LOCATION ? `${location.slice(0, MAX_LOCATION)}…` : location
+  return new CtlError(`${hostPort(new URL(base))} answered ${request} with a redirect (${status} to ${to}); switchd's API never redirects and switchctl follows none: check --url or SWITCHCTL_URL`)
+}
+
+/** Most bytes of an error's body read: switchd's are a line or two, and a server that is not switchd may send without end. */
+export const MAX_ERROR_BODY = 64 * 1024
+
+/** An error answer's JSON ({} if it is not JSON, or longer than MAX_ERROR_BODY). */
+async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
+  if (res.body === null) return {}
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > MAX_ERROR_BODY) return {}
+      chunks.push(value)
+    }
+  } catch {
+    return {}
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+  try {
+    const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
+    return typeof e === 'object' && e !== null ? e as Partial<ApiErrorJson> : {}
+  } catch {
+    return {}
+  }
+}
+
 export async function call (ctx: Ctx, method: string, path: string, body?: unknown): Promise<Response> {
   const headers: Record<string, string> = {}
   if (ctx.token !== undefined && ctx.token !== '') headers.authorization = `Bearer ${ctx.token}`
@@ -105,18 +144,24 @@ export async function call (ctx: Ctx, method: string, path: string, body?: unkno
   if (body !== undefined || method !== 'GET') headers['content-type'] = 'application/json'
   let res: Response
   try {
-    res = await fetch(new URL(path, ctx.url), { method, headers, body: body === undefined ? undefined : JSON.stringify(body) })
+    // redirect: 'manual': switchd's API never redirects, and a redirect followed would send the request
+    // (its body, and to the same origin its token) where the server chose, not where --url says.
+    res = await fetch(new URL(path, ctx.url), { method, headers, redirect: 'manual', body: body === undefined ? undefined : JSON.stringify(body) })
   } catch (err) {
     throw reachError(ctx.url, err)
+  }
+  if (res.status >= 300 && res.status < 400) {
+    await res.body?.cancel()
+    throw redirected(ctx.url, `${method} ${path.split('?')[0] ?? ''}`, res.status, res.headers.get('location'))
   }
   const foreign = notSwitchd(ctx.url, `${method} ${path.split('?')[0] ?? ''}`, res.status, res.headers)
   if (foreign !== undefined) { await res.body?.cancel(); throw foreign }
   if (res.status === 401) {
-    const e = await res.json().catch(() => ({})) as ApiErrorJson
+    const e = await errorBody(res)
     throw new CtlError(`401 ${e.error ?? 'unauthorized'} (set --token or SWITCHCTL_TOKEN)`)
   }
   if (!res.ok) {
-    const e = await res.json().catch(() => ({})) as ApiErrorJson
+    const e = await errorBody(res)
     // A coded error is a sentence of its own (a name that does not exist, with what does); else the status says what kind.
     throw new CtlError(e.code !== undefined && e.error !== undefined ? e.error : `${res.status} ${e.error ?? res.statusText}`)
   }

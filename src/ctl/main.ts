@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import WebSocket from 'ws'
 import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
-import { formatText, chooseLogColor } from '../common/log-format'
+import { formatText, chooseLogColor, escapeUnsafe } from '../common/log-format'
 import { findTarget, TargetError, type Target } from './target'
 import { CtlError, call, getJson, checkUrl, reachError, notSwitchd, type Ctx } from './http'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
@@ -118,7 +118,8 @@ export async function main (argv: string[]): Promise<number> {
     await run(ctx, cmd, rest, o)
     return 0
   } catch (err) {
-    const message = (err as Error).message
+    // A message may quote what the server sent (its error, a Location, a close reason): never terminal controls.
+    const message = escapeUnsafe((err as Error).message)
     process.stderr.write(`switchctl: ${message}\n`)
     // Where the address it could not use came from (the lab's state file, the default, ...).
     if (ctx !== undefined && target !== undefined && target.source !== '--url' && !message.includes(target.source) && names(message, ctx.url)) process.stderr.write(`switchctl: ${ctx.url} is from ${target.source}\n`)
@@ -289,7 +290,13 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
 function logLine (e: LogEntryJson): string {
   const t = new Date(e.time)
   const tty = process.stdout.isTTY === true
-  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, e.level, e.component, e.event, e.fields, chooseLogColor('text', tty, process.env)) + '\n'
+  // Checked, not trusted: a server that is not switchd could send any shape.
+  const level = (['debug', 'info', 'warn', 'error'] as const).find((l) => l === e.level) ?? 'info'
+  const fields: Record<string, string | number | boolean | null> = {}
+  for (const [k, v] of Object.entries(typeof e.fields === 'object' && e.fields !== null ? e.fields as Record<string, unknown> : {})) {
+    fields[k] = v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : JSON.stringify(v)
+  }
+  return formatText(Number.isNaN(t.getTime()) ? new Date() : t, level, String(e.component), String(e.event), fields, chooseLogColor('text', tty, process.env)) + '\n'
 }
 
 /**
@@ -320,8 +327,14 @@ async function events (ctx: Ctx, count: number): Promise<void> {
     })
     ws.on('error', (err: Error & { code?: string }) => { reject(reachError(ctx.url, err)) })
     ws.on('message', (data: Buffer) => {
-      const m = JSON.parse(data.toString()) as ConsoleMessage
-      if (m.type === 'welcome') { for (const e of m.log) show(e) } else if (m.type === 'log') for (const e of m.entries) show(e)
+      // switchd sends JSON; anything else (a server that is not switchd) ends the stream with one line, not a stack trace.
+      let m: ConsoleMessage
+      try { m = JSON.parse(data.toString()) as ConsoleMessage } catch {
+        ws.terminate()
+        reject(new CtlError(`${url.host} sent a message on ${url.pathname} that is not JSON: is it switchd? check --url or SWITCHCTL_URL`))
+        return
+      }
+      if (m.type === 'welcome' && Array.isArray(m.log)) { for (const e of m.log) show(e) } else if (m.type === 'log' && Array.isArray(m.entries)) for (const e of m.entries) show(e)
     })
     ws.on('close', (code, reason) => {
       if (code === 1008) reject(new CtlError(`${reason.toString() || 'closed'} (set --token or SWITCHCTL_TOKEN)`))

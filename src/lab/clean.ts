@@ -4,11 +4,13 @@
  * from their state files (common/lab-state.ts). Processes are stopped by
  * the PIDs recorded, and only while they are still the processes recorded
  * (start time and program): a PID reused since is left alone. Namespaces
- * are the ones recorded. A lab that still runs is left to stop itself.
+ * are the ones recorded, but never one a running lab lists, nor one named
+ * for the lab's PID while another process has that PID (its own lab may
+ * have made it). A lab that still runs is left to stop itself.
  */
 
 import * as fs from 'node:fs'
-import { readLabStates, stillRunning, type LabProcess, type FoundLabState } from '../common/lab-state'
+import { readLabStates, stillRunning, processStart, type LabProcess, type FoundLabState } from '../common/lab-state'
 import { run } from './lab'
 
 export interface CleanResult {
@@ -40,7 +42,11 @@ export async function stopRecorded (p: LabProcess, graceMs = 3000): Promise<bool
 /** Clean every dead lab whose state file is in `dir`. */
 export async function cleanLabs (dir: string): Promise<CleanResult> {
   const result: CleanResult = { done: [], running: [], failed: [] }
-  for (const found of readLabStates(dir, 0)) {
+  const labs = readLabStates(dir, 0)
+  // A namespace a running lab lists is its own, whatever a dead lab's file says.
+  const inUse = new Map<string, number>()
+  for (const f of labs) if (f.running) for (const ns of f.state.namespaces) inUse.set(ns, f.state.lab.pid)
+  for (const found of labs) {
     if (found.running) { result.running.push(found); continue }
     const { state, file } = found
     // The agents first: each takes its TAP with it; then switchd.
@@ -51,8 +57,16 @@ export async function cleanLabs (dir: string): Promise<CleanResult> {
       if (await stopRecorded(p)) result.done.push(`stopped ${p.role} (pid ${p.pid})`)
       else result.failed.push(`${p.role} (pid ${p.pid}) did not stop`)
     }
+    // The lab's PID is another process's now: tsw-<that PID>-x may be that process's lab (the tag is the PID).
+    const reused = processStart(state.lab.pid) !== undefined
     for (const ns of state.namespaces) {
       if (!fs.existsSync(`/run/netns/${ns}`)) continue
+      const owner = inUse.get(ns)
+      if (owner !== undefined) { result.done.push(`left namespace ${ns}: the running lab of pid ${owner} has it`); continue }
+      if (reused && ns.startsWith(`tsw-${state.lab.pid}-`)) {
+        result.failed.push(`namespace ${ns} left: pid ${state.lab.pid} is another process now, which may have made it; if it is the dead lab's, sudo ip netns del ${ns}`)
+        continue
+      }
       try {
         await run('ip', ['netns', 'del', ns])
         result.done.push(`removed namespace ${ns}`)

@@ -96,7 +96,14 @@ export class Lab {
   switchd: ChildProcess | undefined
   /** The port switchd listens on (kept across restarts). */
   port = 0
-  private readonly tag = String(process.pid % 100000)
+  /**
+   * The whole PID (tsw4194303a is 11 of a TAP name's 15): names no other live
+   * process's lab has. A PID cut short (pid % 100000) was shared by PIDs
+   * 100000 apart, which pid_max 4194304 (systemd's default) has at once.
+   */
+  private readonly tag = String(process.pid)
+  /** The namespaces this lab made (`ip netns add` succeeded): the only ones stop deletes. */
+  private readonly made = new Set<string>()
 
   private configFile: string | undefined
 
@@ -141,7 +148,7 @@ export class Lab {
   async start (): Promise<void> {
     try {
       await this.startSwitchd()
-      for (const h of this.hosts) await run('ip', ['netns', 'add', h.ns])
+      for (const h of this.hosts) { await run('ip', ['netns', 'add', h.ns]); this.made.add(h.ns) }
       for (const h of this.hosts) await this.startHost(h)
     } catch (err) {
       await this.stop()
@@ -205,7 +212,9 @@ export class Lab {
   async stop (): Promise<void> {
     await Promise.all(this.hosts.map(async (h) => { await stopChild(h.agent); h.agent = undefined }))
     await this.stopSwitchd()
+    // Only what this lab made: a name that existed already ("File exists" failed start) is another's.
     for (const h of this.hosts) {
+      if (!this.made.delete(h.ns)) continue
       await run('ip', ['netns', 'del', h.ns]).catch(() => {})
     }
     if (this.configFile !== undefined) fs.rmSync(path.dirname(this.configFile), { recursive: true, force: true })

@@ -17,7 +17,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { run } from '../../src/lab/lab'
+import { run, Lab } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { onceWithin, waitFor } from '../helpers/net'
 import { processStart, readLabStates, type LabState } from '../../src/common/lab-state'
@@ -120,16 +120,56 @@ describe('e2e: tapswitch-lab up, SIGHUP, and clean', function () {
     const u = await up()
     const fake: LabState = { ...u.state, lab: { ...u.state.lab, pid: 999_999, start: 1 }, processes: [{ role: 'agent-a', pid: other.pid as number, start: start + 1, script: 'sleep' }], namespaces: [] }
     fs.writeFileSync(path.join(dir, '999999.json'), JSON.stringify(fake))
+    // attack: a dead lab's file that lists the running lab's namespaces (two PIDs 100000 apart once shared a tag).
+    fs.writeFileSync(path.join(dir, '999998.json'), JSON.stringify({ ...fake, lab: { ...fake.lab, pid: 999_998 }, processes: [], namespaces: u.state.namespaces }))
     const r = spawnSync(process.execPath, [LAB, 'clean'], { env: env(), encoding: 'utf8', timeout: 60_000 })
     assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`left namespace ${u.state.namespaces[0] ?? ''}: the running lab of pid ${u.child.pid as number} has it`))
     assert.ok(alive(other.pid as number, start), 'the other process is left alone')
     assert.doesNotMatch(r.stdout, /stopped/)
     assert.match(r.stdout, new RegExp(`left alone: the lab of pid ${u.child.pid as number} is running`))
     for (const ns of u.state.namespaces) assert.ok(nsExists(ns), 'the running lab keeps its namespaces')
     assert.equal(fs.existsSync(path.join(dir, '999999.json')), false, 'the dead lab\'s file is removed')
+    assert.equal(fs.existsSync(path.join(dir, '999998.json')), false)
     other.kill('SIGKILL')
     process.kill(-(u.child.pid as number), 'SIGINT')
     assert.equal((await onceWithin<[number | null]>(u.child, 'exit', 60_000))[0], 130)
     for (const ns of u.state.namespaces) assert.equal(nsExists(ns), false)
+  })
+
+  it('attack: a lab whose namespace name exists already fails to start and deletes nothing it did not make', async () => {
+    // Another's namespace with this lab's name (another lab's, or a PID 100000 apart when the tag was pid % 100000).
+    const ns = `tsw-${process.pid}-a`
+    await run('ip', ['netns', 'add', ns])
+    try {
+      const lab = new Lab({ hosts: 1 })
+      await assert.rejects(lab.start(), /File exists|exists/)
+      assert.ok(nsExists(ns), 'the namespace the lab did not make is still there')
+    } finally {
+      await run('ip', ['netns', 'del', ns]).catch(() => {})
+    }
+  })
+
+  it('attack: clean leaves a namespace named for a dead lab\'s PID while another process has that PID', async () => {
+    // The dead lab's PID is reused by a process whose own lab (tag: its PID) made tsw-<PID>-a.
+    const other = spawn('sleep', ['300'], { stdio: 'ignore' })
+    started.push(other)
+    const pid = other.pid as number
+    const ns = `tsw-${pid}-a`
+    await run('ip', ['netns', 'add', ns])
+    try {
+      const dead: LabState = { version: 1, command: 'up', lab: { role: 'tapswitch-lab', pid, start: 1, script: 'tapswitch-lab.js' }, url: '', startedAt: new Date().toISOString(), processes: [], namespaces: [ns] }
+      const file = path.join(dir, `${pid}.json`)
+      fs.writeFileSync(file, JSON.stringify(dead))
+      const r = spawnSync(process.execPath, [LAB, 'clean'], { env: env(), encoding: 'utf8', timeout: 60_000 })
+      assert.equal(r.status, 1, r.stdout + r.stderr)
+      assert.match(r.stderr, new RegExp(`namespace ${ns} left: pid ${pid} is another process now, which may have made it; if it is the dead lab's, sudo ip netns del ${ns}`))
+      assert.ok(nsExists(ns), 'left alone')
+      assert.ok(fs.existsSync(file), 'the file stays while something is left')
+      fs.rmSync(file)
+    } finally {
+      other.kill('SIGKILL')
+      await run('ip', ['netns', 'del', ns]).catch(() => {})
+    }
   })
 })

@@ -11,6 +11,7 @@ import * as http from 'node:http'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawn } from 'node:child_process'
+import { WebSocketServer } from 'ws'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
@@ -114,6 +115,84 @@ describe('switchctl errors name the cause and the fix (integration)', function (
     oneLine(ports, new RegExp(`^switchctl: 127\\.0\\.0\\.1:${webPort} is not switchd \\(it answered GET /api/v1/ports with 404 text/html\\): check --url or SWITCHCTL_URL$`, 'm'), 1)
     oneLine(events, new RegExp(`^switchctl: 127\\.0\\.0\\.1:${webPort} is not switchd \\(it answered GET /api/v1/events with 404 text/html\\)`, 'm'), 1)
     assert.doesNotMatch(ports.stderr, /File not found/)
+  })
+
+  describe('attack: a server switchctl is pointed at that is hostile', () => {
+    let hostile: http.Server
+    let hostilePort: number
+    let elsewhere: http.Server
+    let elsewherePort: number
+    const reached: string[] = []
+    before(async () => {
+      elsewhere = http.createServer((req, res) => {
+        reached.push(`${req.method ?? ''} ${req.url ?? ''} ${req.headers.authorization ?? 'no token'}`)
+        res.writeHead(200, { 'content-type': 'application/json', 'x-tapswitch': '1' }).end('[]')
+      })
+      await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve))
+      elsewherePort = (elsewhere.address() as net.AddressInfo).port
+      hostile = http.createServer((req, res) => {
+        const p = req.url ?? ''
+        if (p.startsWith('/api/v1/ports')) {
+          // Elsewhere: another origin (no token follows), then the same origin's other path (the token would follow).
+          res.writeHead(307, { location: p.includes('network=same') ? '/api/v1/networks' : `http://127.0.0.1:${elsewherePort}/api/v1/ports` }).end()
+        } else if (p.startsWith('/api/v1/fdb')) {
+          res.writeHead(500, { 'content-type': 'application/json', 'x-tapswitch': '1' })
+            .end(JSON.stringify({ error: 'boom \u001b]0;owned\u0007\u001b[2J\r\nswitchctl: all is well', code: 'X' }))
+        } else if (p.startsWith('/api/v1/leases')) {
+          // An error body without end: written until switchctl hangs up.
+          res.writeHead(500, { 'content-type': 'application/json', 'x-tapswitch': '1' })
+          res.write('{"error":"')
+          const chunk = 'x'.repeat(64 * 1024)
+          const more = (): void => { while (!res.destroyed && res.write(chunk)) { /* until the socket is full */ } if (!res.destroyed) res.once('drain', more) }
+          res.on('close', () => { res.removeAllListeners('drain') })
+          more()
+        } else {
+          res.writeHead(404).end()
+        }
+      })
+      // Its event stream: a welcome of the wrong shape, with controls in a field, then what is not JSON.
+      const wss = new WebSocketServer({ noServer: true, handleProtocols: () => 'tapswitch.console' })
+      hostile.on('upgrade', (req, socket, head) => {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.send(JSON.stringify({ type: 'welcome', log: [{ seq: 1, time: 'never', level: 'bogus', component: { a: 1 }, event: 'e', fields: { x: ['\u001b[2J'], y: null } }] }))
+          ws.send('not json \u001b[2J')
+        })
+      })
+      await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve))
+      hostilePort = (hostile.address() as net.AddressInfo).port
+    })
+    after(async () => {
+      hostile.closeAllConnections()
+      await new Promise<void>((resolve) => hostile.close(() => { resolve() }))
+      await new Promise<void>((resolve) => elsewhere.close(() => { resolve() }))
+    })
+
+    it('attack: a redirect is not followed, to another host or to another path of the same one', async () => {
+      const url = `http://127.0.0.1:${hostilePort}`
+      const [other, same] = await Promise.all([ctl(['ports', '--url', url]), ctl(['ports', '--network', 'same', '--url', url])])
+      oneLine(other, new RegExp(`^switchctl: 127\\.0\\.0\\.1:${hostilePort} answered GET /api/v1/ports with a redirect \\(307 to http://127\\.0\\.0\\.1:${elsewherePort}/api/v1/ports\\); .*follows none: check --url or SWITCHCTL_URL$`, 'm'), 1)
+      oneLine(same, /with a redirect \(307 to \/api\/v1\/networks\)/, 1)
+      assert.deepEqual(reached, [], 'nothing went where the redirect pointed')
+    })
+
+    it('attack: terminal controls in a server\'s error are printed escaped, on one line', async () => {
+      const r = await ctl(['fdb', '--url', `http://127.0.0.1:${hostilePort}`])
+      oneLine(r, /^switchctl: boom \\u001b\]0;owned\\u0007\\u001b\[2J\\u000d\\u000aswitchctl: all is well$/m, 1)
+      assert.doesNotMatch(r.stderr, /[\u0000-\u0009\u000b-\u001f]/)
+    })
+
+    it('attack: an event stream that is not switchd\'s: its entries printed escaped, then one line, no stack trace', async () => {
+      const r = await ctl(['events', '--count', '5', '--url', `http://127.0.0.1:${hostilePort}`])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stdout.toString(), /INFO {2}\[object Object\]: e x=".*u001b\[2J.*" y=null\n$/)
+      oneLine(r, new RegExp(`^switchctl: 127\\.0\\.0\\.1:${hostilePort} sent a message on /api/v1/events that is not JSON: is it switchd\\? check --url or SWITCHCTL_URL$`, 'm'), 1)
+      assert.doesNotMatch(r.stdout.toString() + r.stderr, /\u001b/)
+    })
+
+    it('attack: an error body without end: switchctl reads a bounded part and exits', async () => {
+      const r = await ctl(['leases', '--url', `http://127.0.0.1:${hostilePort}`])
+      oneLine(r, /^switchctl: 500 Internal Server Error$/m, 1)
+    })
   })
 
   it('an unknown option: one line with the near miss and the command\'s help, not the usage (exit 2)', async () => {

@@ -110,6 +110,30 @@ describe('install-deps.sh: the one list of system packages', () => {
     }
   })
 
+  it('attack: installing prometheus for promtool leaves no Prometheus server listening on every address', function () {
+    // The script makes /dev/net/tun if it is missing: run it only where that is a no-op.
+    if (!fs.existsSync('/dev/net/tun')) this.skip()
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-deps-'))
+    try {
+      const calls = path.join(bin, 'calls')
+      const at = spawnSync('sh', ['-c', 'command -v bash'], { encoding: 'utf8' }).stdout.trim()
+      fs.symlinkSync(at, path.join(bin, 'bash'))
+      // Root, an apt-get that installs nothing, a systemctl for which the package enabled its service: each records its call.
+      const fake = (name: string, body: string): void => { fs.writeFileSync(path.join(bin, name), `#!${at}\necho "${name} $*" >> ${calls}\n${body}\n`, { mode: 0o755 }) }
+      fake('id', 'echo 0')
+      fake('apt-get', 'exit 0')
+      fake('systemctl', 'exit 0')
+      const r = spawnSync(path.join(bin, 'bash'), [SCRIPT], { encoding: 'utf8', env: { PATH: bin }, timeout: 10_000 })
+      assert.equal(r.status, 0, r.stdout + r.stderr)
+      const log = fs.readFileSync(calls, 'utf8')
+      assert.match(log, /^apt-get install .*\bprometheus\b/m)
+      assert.match(log, /^systemctl disable --now prometheus\.service$/m)
+      assert.match(r.stdout, /stopped and disabled the prometheus service its package started/)
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true })
+    }
+  })
+
   it('is what .ci/run and the README call', () => {
     assert.match(fs.readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8'), /^scripts\/install-deps\.sh$/m)
     assert.doesNotMatch(fs.readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8'), /apt-get install/)

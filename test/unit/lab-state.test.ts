@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { execFileSync } from 'node:child_process'
 import { describeProcess, readLabStates, stillRunning, writeLabState, processStart, isLoopbackHttp, type LabState } from '../../src/common/lab-state'
 import { findTarget, DEFAULT_URL, TargetError } from '../../src/ctl/target'
 import { closest, existing, netnsPath, noSuchTap } from '../../src/agent/netns'
@@ -80,6 +81,41 @@ describe('lab state file and switchctl\'s target', () => {
     }
     fs.writeFileSync(path.join(dir, '7.json'), JSON.stringify(state()))
     assert.equal(readLabStates(dir).length, 1)
+  })
+
+  it('attack: a planted symlink, FIFO, huge or malformed file chooses nothing and blocks nothing', () => {
+    // A valid state file elsewhere (the tests' own, owned by me), linked in: the lab writes plain files, never links.
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-labstate-other-'))
+    try {
+      const real = writeLabState(elsewhere, state())
+      fs.symlinkSync(real, path.join(dir, '11.json'))
+      assert.equal(readLabStates(dir).length, 0, 'a symlink is not followed')
+      assert.equal(findTarget(undefined, env()).url, DEFAULT_URL)
+      // None of these may block or be read: a FIFO nobody writes, 2 MiB of JSON, not JSON.
+      execFileSync('mkfifo', [path.join(dir, '12.json')])
+      fs.writeFileSync(path.join(dir, '13.json'), JSON.stringify({ ...state(), pad: 'x'.repeat(2 << 20) }))
+      fs.writeFileSync(path.join(dir, '14.json'), '{"version": 1, "url": ')
+      assert.equal(readLabStates(dir).length, 0)
+      fs.copyFileSync(real, path.join(dir, '15.json'))
+      assert.deepEqual(readLabStates(dir).map((f) => path.basename(f.file)), ['15.json'], 'a plain file beside them is read')
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true, force: true })
+    }
+  })
+
+  it('attack: the lab writes its state only into a directory nobody else can write, never through a link', () => {
+    const victim = path.join(dir, 'victim')
+    fs.writeFileSync(victim, 'precious\n')
+    const labs = path.join(dir, 'labs')
+    fs.mkdirSync(labs, { mode: 0o755 })
+    // A link left where the temporary file goes: replaced, not written through.
+    fs.symlinkSync(victim, path.join(labs, `${process.pid}.json.tmp`))
+    const file = writeLabState(labs, state())
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious\n')
+    assert.equal(fs.lstatSync(file).isFile(), true)
+    // A directory others may write: refused, with what to do.
+    fs.chmodSync(labs, 0o777)
+    assert.throws(() => writeLabState(labs, state()), /is not a directory of this user's that only it can write \(owner uid \d+, mode 777\): remove it, or set TAPSWITCH_LAB_STATE_DIR/)
   })
 
   it('processStart reads this process\'s start time, and none for a PID that does not exist', () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { parseFlags, parseCli, type Specs } from '../../src/common/cli'
-import { editDistance, nearest, listNames } from '../../src/common/suggest'
+import { editDistance, nearest, listNames, NEAREST_BUDGET } from '../../src/common/suggest'
+import { notFound } from '../../src/switch/control/names'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS, OPTIONS } from '../../src/ctl/commands'
 import { checkUrl, reachError, notSwitchd } from '../../src/ctl/http'
 
@@ -36,6 +37,20 @@ describe('did you mean (common/suggest.ts)', () => {
     assert.equal(editDistance('a'.repeat(100_000), 'b'.repeat(100_000)), 64)
     const many = Array.from({ length: 30 }, (_, i) => `web${i}`)
     assert.equal(listNames(many), 'web0, web1, web2, web3, web4, web5, web6, web7, web8, web9, web10, web11, … (18 more)')
+  })
+
+  it('attack: a 404 on a switchd with 10,000 long port names fills a bounded table (NEAREST_BUDGET cells), then lists without a guess', () => {
+    // 10,000 names of 60 characters, none near, then the near miss: reaching it means 10,000 tables of 64 x 60 cells
+    // (seconds of switchd's event loop, where frames are forwarded too, with the old sort by localeCompare).
+    const far = Array.from({ length: 10_000 }, (_, i) => `${String(i).padStart(5, '0')}-${'q'.repeat(54)}`)
+    const name = `port-a-${'x'.repeat(53)}`
+    const near = `port-b-${'x'.repeat(53)}`
+    assert.equal(nearest(name, [near, ...far.slice(0, 10)]), near, 'a short list: the near miss')
+    assert.ok(64 * 60 * 10_000 > NEAREST_BUDGET)
+    assert.equal(nearest(name, [...far, near]), undefined, 'beyond the budget: no guess')
+    const err = notFound('port', name, `no port "${name}"`, [...far, near], 'ports', 'none')
+    assert.equal(err.body().known?.length, 100, 'the body lists at most 100')
+    assert.match(err.message, /^no port "port-a-x+" \(ports: 00000-q+, .*, … \(9989 more\)\)$/)
   })
 })
 

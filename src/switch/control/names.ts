@@ -36,12 +36,13 @@ export class NameError extends TapswitchError {
  * default"), then the near miss and what exists under `label` ("ports"), or `none` if nothing does.
  */
 export function notFound (kind: NonNullable<ApiErrorJson['kind']>, name: string, what: string, known: Iterable<string>, label: string, none: string): NameError {
-  const names = [...new Set(known)]
+  // Sorted once: thousands of names cost a sort each (suggest.ts keeps the rest bounded).
+  const names = sortNames(known)
   // Numbers one edit apart are not near misses (VLAN 7 is not a mistyped 1).
   const near = kind === 'vlan' ? undefined : nearest(name, names)
-  const list = names.length === 0 ? none : `${label}: ${listNames(names)}`
+  const list = names.length === 0 ? none : `${label}: ${listNames(names, undefined, true)}`
   const message = `${what} (${near !== undefined ? `did you mean ${near}? ` : ''}${list})`
-  return new NameError(404, ERR_NOT_FOUND, message, { kind, name, known: sortNames(names).slice(0, MAX_KNOWN), ...(near !== undefined ? { suggestion: near } : {}) })
+  return new NameError(404, ERR_NOT_FOUND, message, { kind, name, known: names.slice(0, MAX_KNOWN), ...(near !== undefined ? { suggestion: near } : {}) })
 }
 
 /** The network `name` names (default: "default"), or 404 naming the networks there are. */

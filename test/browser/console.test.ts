@@ -19,7 +19,7 @@ import { buildConfig } from '../../src/switch/control/config'
 import type { NetworkJson, PortConditionJson, PortJson } from '../../src/common/api-types'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
-import { waitFor, MIN_WAIT_MS } from '../helpers/net'
+import { waitFor, MIN_WAIT_MS, until } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink, logger } from '../../src/common/log'
 
@@ -50,15 +50,6 @@ function checksum (b: Buffer): number {
   return ~s & 0xffff
 }
 
-/** Poll an async check every 100 ms until it holds; fail after `ms` (at least MIN_WAIT_MS: a guard against a hang). */
-async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  ms = Math.max(ms, MIN_WAIT_MS)
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}
 
 /** "1.23 k frames/s" -> 1230 (the page's count()). */
 function fromSi (text: string | null): number {

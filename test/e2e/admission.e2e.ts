@@ -10,6 +10,7 @@
  * Each `attack:` test fails on 14ad2cc, where one pool served every address.
  */
 
+import { until } from '../helpers/net'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
@@ -47,13 +48,6 @@ describe('e2e: fair admission across client addresses', function () {
   }
 
   /** Poll an async check until it holds (every 50 ms, at most `ms`). */
-  async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-    const deadline = Date.now() + ms
-    while (!await check()) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
 
   async function metric (reason: string): Promise<number> {
     const res = await fetchFrom(OPERATOR, '/metrics')

@@ -24,7 +24,7 @@ import { once } from 'node:events'
 import { Lab, emitLines, run, stopChild, waitForLine, type LabHost, type LabOptions } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { inject } from '../helpers/inject'
-import { sleep, MIN_WAIT_MS } from '../helpers/net'
+import { sleep, MIN_WAIT_MS, until } from '../helpers/net'
 
 interface PortView { name: string, counters: { rxFrames: number }, drops: { hairpin: number } }
 interface FdbRow { vlan: number, mac: string, port: string }
@@ -89,15 +89,6 @@ async function send (h: LabHost, dst: string, src = h.mac): Promise<void> {
   assert.equal(r.sent, 1)
 }
 
-/** Poll `check` every 100 ms until it resolves true; reject after `ms` (at least MIN_WAIT_MS: a guard against a hang). */
-async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  ms = Math.max(ms, MIN_WAIT_MS)
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(100)
-  }
-}
 
 async function port (lab: Lab, h: LabHost): Promise<PortView> {
   const p = (await lab.api<PortView[]>('/api/v1/ports')).find((x) => x.name === `host-${h.label}`)

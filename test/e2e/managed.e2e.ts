@@ -14,7 +14,7 @@ import type { ChildProcess } from 'node:child_process'
 import { Lab, run, stopChild, type LabHost, type LabOptions } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { inject, startVlanSplitter } from '../helpers/inject'
-import { sleep } from '../helpers/net'
+import { sleep, until } from '../helpers/net'
 
 interface PortView {
   name: string
@@ -72,16 +72,22 @@ async function pingAddr (ns: string, addr: string, count = 3, intervalS = 0.2): 
   return Number(/(\d+) received/.exec(out)?.[1] ?? 0)
 }
 
-/** Poll `check` every 100 ms until it resolves true; reject after `ms`. */
-async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await sleep(100)
-  }
-}
 
 const hostsOf = (lab: Lab): LabHost[] => lab.hosts
+
+/** A port once its received-frames counter has not moved for a second (what was sent has all arrived or been lost). */
+async function settled (lab: Lab, name: string): Promise<PortView> {
+  let last = -1
+  let p = await port(lab, name)
+  await until(async () => {
+    await sleep(1000)
+    p = await port(lab, name)
+    const same = p.counters.rxFrames === last
+    last = p.counters.rxFrames
+    return same
+  }, 60_000, `${name}'s counters to settle`)
+  return p
+}
 
 describe('e2e managed: VLANs isolate access ports', function () {
   this.timeout(60_000)
@@ -213,14 +219,16 @@ describe('e2e managed: port security against 10,000 random source MACs', functio
     const sent = await inject({ ns: a.ns, iface: a.tap, count: N, src: 'random', burst: 64, pauseMs: 1, seconds: 20 })
     assert.equal(sent.sent, N)
     assert.match(await pinging, / 20 received/, 'b and c kept talking during the spray')
-    // Every random source beyond the MACs a still had room for is refused.
-    const expected = N - (MAX - before.fdbEntries)
-    await until(async () => (await port(lab, 'host-a')).drops.portSecurity - before.drops.portSecurity >= expected * 0.95, 5000, 'the spray to reach switchd')
-    await sleep(200)
-    const after = await port(lab, 'host-a')
+    // Every random source that reached switchd beyond the MACs a still had room for is refused. What reached it is
+    // counted once the port's counter has settled: on a loaded machine the TAP's queue may drop some of the spray.
+    const after = await settled(lab, 'host-a')
+    const arrived = after.counters.rxFrames - before.counters.rxFrames
+    const expected = arrived - (MAX - before.fdbEntries)
+    assert.ok(arrived >= 2 * MAX, `only ${arrived} of the spray's ${N} frames reached switchd`)
     const refused = after.drops.portSecurity - before.drops.portSecurity
     assert.equal(after.fdbEntries, MAX, 'a holds exactly maxMacs entries')
-    assert.ok(refused <= expected && refused >= expected * 0.95, `drops.portSecurity grew by ${refused}, expected ~${expected}`)
+    // a's own ARP or neighbour traffic during the spray (its learned MAC) is received and not refused.
+    assert.ok(refused <= expected && refused >= expected - 20, `drops.portSecurity grew by ${refused} of ${arrived} frames received, expected ~${expected}`)
     assert.equal(after.counters.securityViolations - before.counters.securityViolations, refused, 'each refused frame is a violation')
     assert.equal((await fdb(lab, 'port=host-a')).length, MAX)
     assert.ok((await network(lab)).fdb.limited >= refused, 'the network counts the refusals')
@@ -247,10 +255,8 @@ describe('e2e managed: storm control limits a broadcast flood', function () {
     const sent = await inject({ ns: d.ns, iface: d.tap, count: N, src: d.mac, burst: 64, pauseMs: 1, seconds: 20 })
     assert.equal(sent.sent, N)
     assert.match(await pinging, / 20 received/, 'a and b kept talking during the storm')
-    await until(async () => (await port(lab, 'host-d')).counters.rxFrames - before.counters.rxFrames >= N * 0.9, 5000, 'the flood to reach switchd')
-    await sleep(200)
+    const after = await settled(lab, 'host-d')
     const seconds = (Date.now() - t0) / 1000
-    const after = await port(lab, 'host-d')
     const received = after.counters.rxFrames - before.counters.rxFrames
     const dropped = after.drops.stormBroadcast - before.drops.stormBroadcast
     // A full bucket (one second's worth) plus the refill while it lasted, plus some slack for d's own chatter.

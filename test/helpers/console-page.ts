@@ -9,7 +9,8 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
-import { MIN_WAIT_MS } from './net'
+import { until } from './net'
+export { until }
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const ROOT = path.join(__dirname, '..', '..')
@@ -59,12 +60,3 @@ export async function login (page: Page, base: string, token: string, port: stri
   await page.locator(`#ports tr[data-port="${port}"]`).waitFor()
 }
 
-/** Poll an async check every 100 ms until it holds; fail after `ms` (at least MIN_WAIT_MS: a guard against a hang). */
-export async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  ms = Math.max(ms, MIN_WAIT_MS)
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-}

@@ -32,6 +32,16 @@ export async function waitFor (check: () => boolean, ms = MIN_WAIT_MS, what = 'c
   }
 }
 
+/** Like waitFor, for an asynchronous check (an API call, a command): polled every 100 ms; `ms` is a guard against a hang, at least MIN_WAIT_MS. */
+export async function until (check: () => Promise<boolean>, ms = MIN_WAIT_MS, what = 'condition'): Promise<void> {
+  const guard = Math.max(ms, MIN_WAIT_MS)
+  const deadline = Date.now() + guard
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${guard} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
 /** Poll `check` every 20 ms for at most `ms`, exactly: whether it came true (for retry loops, which wait again). */
 export async function poll (check: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms

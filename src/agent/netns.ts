@@ -5,6 +5,7 @@
  * never by making something of the typo.
  */
 
+import { nearest, listNames } from '../common/suggest'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
@@ -64,32 +65,6 @@ export function noSuchTap (name: string, netnsName: string | undefined, taps: st
 /** " (did you mean x? existing: a, b)", " (existing: a, b)" or " (there are no <what>)". */
 export function existing (name: string, names: string[], what: string): string {
   if (names.length === 0) return ` (there are no ${what})`
-  const near = closest(name, names)
-  const shown = names.length > 12 ? [...names.slice(0, 12), '…'] : names
-  return ` (${near === undefined ? '' : `did you mean ${near}? `}${what}: ${shown.join(', ')})`
-}
-
-/** The name nearest to `name` if it is near enough to be a typo (edit distance at most 2, or a third of the name). */
-export function closest (name: string, names: string[]): string | undefined {
-  let best: string | undefined
-  let bestD = Math.max(2, Math.floor(name.length / 3)) + 1
-  for (const n of names) {
-    const d = distance(name.toLowerCase(), n.toLowerCase())
-    if (d < bestD) { best = n; bestD = d }
-  }
-  return best
-}
-
-/** Levenshtein distance; names are short (interface names are at most 15 bytes). */
-function distance (a: string, b: string): number {
-  if (a.length > 255 || b.length > 255) return Math.max(a.length, b.length)
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i]
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
-    }
-    prev = cur
-  }
-  return prev[b.length] as number
+  const near = nearest(name, names)
+  return ` (${near === undefined ? '' : `did you mean ${near}? `}${what}: ${listNames(names)})`
 }

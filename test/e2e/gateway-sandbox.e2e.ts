@@ -28,18 +28,10 @@ import { execFileSync } from 'node:child_process'
 import { run } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { requireTools, requireCheckoutReadableBy, asUser, spawnLogged, waitForLine, uidsOf, NOBODY, type Logged } from '../helpers/proc'
-import { waitFor } from '../helpers/net'
+import { waitFor, freePort } from '../helpers/net'
 import { childFdLimit } from '../../src/switch/io/gateway-sandbox'
 import type { Attempt, StationArgs } from '../helpers/slirp-station'
-import * as net from 'node:net'
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
 
 const ROOT = path.join(__dirname, '..', '..')
 const NS = 'tsw-gwself'

@@ -21,7 +21,7 @@ import * as path from 'node:path'
 import { Lab, run, type LabHost } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { requireTools, assertRunsAsNobody, requireCheckoutReadableBy, asUser, spawnLogged, waitForLine, NOBODY, type Logged } from '../helpers/proc'
-import { waitFor, poll } from '../helpers/net'
+import { waitFor, poll, freePort } from '../helpers/net'
 import { TestClient } from '../helpers/client'
 import { buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpClientMac, DHCPDISCOVER, DHCPOFFER, DHCP_SERVER_PORT, DHCP_CLIENT_PORT } from '../../src/common/dhcp'
 
@@ -33,13 +33,6 @@ const SERVER_PORT_IN_NS = 8022
 
 interface PortView { id: number, name: string, kind: string }
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
 
 describe('e2e: gateway (DHCP, DNS, NAT, published ports) without privilege', function () {
   this.timeout(60_000)

@@ -1,3 +1,4 @@
+import * as net from 'node:net'
 import { once, type EventEmitter } from 'node:events'
 
 /**
@@ -54,4 +55,13 @@ export async function poll (check: () => boolean, ms: number): Promise<boolean> 
 
 export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** A loopback TCP port nothing listens on now: bound, noted, closed (for a listener a test starts next, or a refused connection). */
+export async function freePort (): Promise<number> {
+  const srv = net.createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as net.AddressInfo
+  await new Promise<void>((resolve) => srv.close(() => { resolve() }))
+  return port
 }

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import * as net from 'node:net'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/agent/tap'
@@ -10,20 +9,12 @@ import { TestClient } from '../helpers/client'
 import { fakeTapBinding, type FakeTap } from '../helpers/fake-tap'
 import { switchctl } from '../helpers/ctl'
 import { parsePcap } from '../helpers/pcap'
-import { waitFor } from '../helpers/net'
+import { waitFor, freePort } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 
 const TOKEN = 'test-admin-token-0123456789'
 
-/** A port nothing listens on: bind, note it, close. */
-async function freePort (): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as net.AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => { resolve() }))
-  return port
-}
 
 describe('observability and admin (integration)', () => {
   let server: SwitchServer

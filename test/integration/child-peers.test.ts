@@ -18,20 +18,13 @@ import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
-import { waitFor } from '../helpers/net'
+import { waitFor, freePort } from '../helpers/net'
 import { requireTools, NOBODY } from '../helpers/proc'
 import { switchctl } from '../helpers/ctl'
 import { TestClient } from '../helpers/client'
 import { makePki, type TestPki } from '../helpers/tls'
 import * as https from 'node:https'
 
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => s.close(() => { resolve() }))
-  return port
-}
 
 describe('child peers: switchd\'s listeners refuse its gateway children (integration)', function () {
   this.timeout(30_000)

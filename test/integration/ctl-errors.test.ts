@@ -5,6 +5,7 @@
  * switchd and tap-agent (common/cli.ts parseFlags).
  */
 
+import { freePort } from '../helpers/net'
 import assert from 'node:assert/strict'
 import * as net from 'node:net'
 import * as http from 'node:http'
@@ -21,14 +22,6 @@ import { makePki, type TestPki } from '../helpers/tls'
 const TOKEN = 'test-admin-token-0123456789'
 const ROOT = path.join(__dirname, '..', '..')
 
-/** A port nothing listens on: bind, note it, close. */
-async function freePort (): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as net.AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => { resolve() }))
-  return port
-}
 
 /** Run a program's main from source with `args`: its exit code and stderr (guarded against a hang). */
 async function program (file: string, args: string[]): Promise<{ code: number, stderr: string }> {

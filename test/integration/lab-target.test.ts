@@ -5,9 +5,9 @@
  * address it used fails, switchctl says where the address came from.
  */
 
+import { freePort } from '../helpers/net'
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import * as net from 'node:net'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/io/server'
@@ -16,14 +16,6 @@ import { setLogSink } from '../../src/common/log'
 import { describeProcess, writeLabState, type LabState } from '../../src/common/lab-state'
 import { switchctl } from '../helpers/ctl'
 
-/** A loopback port nothing listens on: bind, note it, close. */
-async function freePort (): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as net.AddressInfo
-  await new Promise<void>((resolve) => srv.close(() => { resolve() }))
-  return port
-}
 
 describe('switchctl finds the lab (integration)', () => {
   let server: SwitchServer

@@ -11,7 +11,8 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import { describeProcess, readLabStates, stillRunning, writeLabState, processStart, isLoopbackHttp, type LabState } from '../../src/common/lab-state'
 import { findTarget, DEFAULT_URL, TargetError } from '../../src/ctl/target'
-import { closest, existing, netnsPath, noSuchTap } from '../../src/agent/netns'
+import { existing, netnsPath, noSuchTap } from '../../src/agent/netns'
+import { nearest } from '../../src/common/suggest'
 
 /** This test process, as the lab would record itself. */
 function me (): LabState['lab'] {
@@ -126,9 +127,9 @@ describe('lab state file and switchctl\'s target', () => {
 })
 
 describe('tap-agent names that must exist', () => {
-  it('closest: a typo\'s nearest name, none when nothing is near', () => {
-    assert.equal(closest('lab2', ['lab1', 'other']), 'lab1')
-    assert.equal(closest('tap0', ['eth0-long', 'br0']), undefined)
+  it('nearest (as --netns and --attach use it): a typo\'s nearest name, none when nothing is near', () => {
+    assert.equal(nearest('lab2', ['lab1', 'other']), 'lab1')
+    assert.equal(nearest('tap0', ['eth0-long', 'br0']), undefined)
     assert.equal(existing('x', [], 'persistent TAPs'), ' (there are no persistent TAPs)')
     assert.equal(existing('tap1', ['tap0', 'vm1'], 'persistent TAPs'), ' (did you mean tap0? persistent TAPs: tap0, vm1)')
   })

@@ -1,4 +1,5 @@
 import * as net from 'node:net'
+import * as http from 'node:http'
 import { once, type EventEmitter } from 'node:events'
 
 /**
@@ -64,4 +65,21 @@ export async function freePort (): Promise<number> {
   const { port } = srv.address() as net.AddressInfo
   await new Promise<void>((resolve) => srv.close(() => { resolve() }))
   return port
+}
+
+export interface HttpAnswer { status: number, headers: http.IncomingHttpHeaders, body: string }
+
+/** One HTTP request to 127.0.0.1:`port` with exactly these headers (no agent, so no connection reuse); a guard of 5 s against a hang. */
+export function httpRequest (port: number, method: string, path: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 5000 }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }) })
+    })
+    req.on('timeout', () => { req.destroy(new Error(`${method} ${path}: no answer within 5 s`)) })
+    req.on('error', reject)
+    req.end(body)
+  })
 }

@@ -18,7 +18,7 @@ import { CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from '../../src/switch/control/aut
 import { CLIENT_BURST, CLIENT_WINDOW_MS, setLogSink } from '../../src/common/log'
 import { TestClient, upgradeStatus } from '../helpers/client'
 import { RawWs, encodeFrame, OP_BINARY, OP_TEXT } from '../helpers/rawws'
-import { onceWithin, waitFor } from '../helpers/net'
+import { onceWithin, waitFor, httpRequest, type HttpAnswer } from '../helpers/net'
 import { makePki, type TestPki } from '../helpers/tls'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 
@@ -28,23 +28,6 @@ const T_W = 'watch-attack-0123456789abcdef'
 const T_X = 'evil-attack-0123456789abcdef'
 const BPDU = JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, bridge: '0000000000000002', port: 1, tc: [] })
 const bearer = (t: string): string => BEARER_PREFIX + Buffer.from(t).toString('base64url')
-
-interface Answer { status: number, headers: http.IncomingHttpHeaders, body: string }
-
-/** One HTTP request to 127.0.0.1 with exactly these headers. */
-function request (port: number, method: string, path: string, headers: http.OutgoingHttpHeaders = {}): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 5000 }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => { text += d })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }) })
-    })
-    req.on('timeout', () => { req.destroy(new Error(`${method} ${path}: no answer within 5 s`)) })
-    req.on('error', reject)
-    req.end()
-  })
-}
 
 describe('attack: admission and the console, a second look (integration)', () => {
   let servers: SwitchServer[]
@@ -203,8 +186,8 @@ describe('attack: admission and the console, a second look (integration)', () =>
       const { port } = await start({ allowedOrigins: ['*', 'https://console.example.org'] })
       const evil = { origin: 'https://evil.example' }
       assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/api/v1/events`, evil, [CONSOLE_SUBPROTOCOL]), 403)
-      assert.equal((await request(port, 'GET', '/api/v1/ports', evil)).status, 403)
-      assert.equal((await request(port, 'GET', '/api/v1/capture', evil)).status, 403, 'nor start a capture it cannot read')
+      assert.equal((await httpRequest(port, 'GET', '/api/v1/ports', evil)).status, 403)
+      assert.equal((await httpRequest(port, 'GET', '/api/v1/capture', evil)).status, 403, 'nor start a capture it cannot read')
       assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/`, evil), 101, 'its VM still joins')
       // An origin named there (a proxy in front of the console) is still let in, and switchd's own page always.
       assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/api/v1/events`, { origin: 'https://console.example.org' }, [CONSOLE_SUBPROTOCOL]), 101)
@@ -233,7 +216,7 @@ describe('attack: admission and the console, a second look (integration)', () =>
       const { server, port } = await start({ adminToken: ADMIN, networks: { a: {}, b: {} }, tokens: [{ token: T_W, network: 'a', name: 'vm' }, { token: T_X, network: 'b', name: 'vm' }] })
       track(await TestClient.raw(`ws://127.0.0.1:${port}/net/a?token=${T_W}`))
       track(await TestClient.raw(`ws://127.0.0.1:${port}/net/b?token=${T_X}`))
-      const post = async (path: string): Promise<Answer> => await new Promise((resolve, reject) => {
+      const post = async (path: string): Promise<HttpAnswer> => await new Promise((resolve, reject) => {
         const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, agent: false, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' } }, (res) => {
           let text = ''
           res.setEncoding('utf8')
@@ -257,7 +240,7 @@ describe('attack: admission and the console, a second look (integration)', () =>
     it('attack: the console\'s bearer.<token> offered on a port\'s path by mistake is not echoed in the refusal', async () => {
       const { port } = await start({ adminToken: ADMIN })
       const encoded = bearer(ADMIN)
-      const a = await request(port, 'GET', '/', {
+      const a = await httpRequest(port, 'GET', '/', {
         connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13',
         'sec-websocket-protocol': `${CONSOLE_SUBPROTOCOL}, ${encoded}`
       })

@@ -20,29 +20,12 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch } from '../../src/common/
 import type { DropsJson } from '../../src/common/api-types'
 import type { WebSocket as WsSocket } from 'ws'
 import { TestClient, upgradeStatus } from '../helpers/client'
-import { onceWithin, waitFor } from '../helpers/net'
+import { onceWithin, waitFor, httpRequest, type HttpAnswer } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 
 const ADMIN = 'admission-admin-token-0123456789'
 const T_A = 'alpha-admission-0123456789abcdef'
 const T_W = 'watch-admission-0123456789abcdef'
-
-interface Answer { status: number, headers: http.IncomingHttpHeaders, body: string }
-
-/** One HTTP request to 127.0.0.1 with exactly these headers. */
-function request (port: number, method: string, path: string, headers: http.OutgoingHttpHeaders = {}, body?: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 5000 }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (d: string) => { text += d })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }) })
-    })
-    req.on('timeout', () => { req.destroy(new Error(`${method} ${path}: no answer within 5 s`)) })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 /** A WebSocket in tapswitch mode that has not said hello yet. */
 async function handshake (url: string): Promise<WebSocket> {
@@ -102,7 +85,7 @@ describe('audit: fair admission (integration)', () => {
       this.timeout(30_000)
       // maxPending 64: the default share is a sixteenth, 4.
       const { server, port } = await start({ limits: { maxPending: 64 } })
-      const metrics = await request(port, 'GET', '/metrics')
+      const metrics = await httpRequest(port, 'GET', '/metrics')
       assert.match(metrics.body, /^switchd_connections_rejected_total\{reason="limit_pending_address"\} 0$/m, 'the reason is there at 0 from the start')
       const held: net.Socket[] = []
       for (let i = 0; i < 40; i++) held.push(await halfRequest(port))
@@ -236,14 +219,14 @@ describe('audit: fair admission (integration)', () => {
       const throttle = new AuthThrottle(() => 0)
       const { server, port } = await start({ adminToken: ADMIN }, { authThrottle: throttle })
       const bearer = (t: string): http.OutgoingHttpHeaders => ({ authorization: `Bearer ${t}` })
-      for (let i = 0; i < 3; i++) assert.equal((await request(port, 'GET', '/api/v1/networks', bearer(ADMIN))).status, 200, 'the right token is never counted')
-      assert.equal((await request(port, 'GET', '/api/v1/networks')).status, 401, 'no token: not a guess')
-      for (let i = 0; i < FAILURE_BURST; i++) assert.equal((await request(port, 'GET', '/api/v1/networks', bearer(`guess-${i}-0123456789abcdef`))).status, 401)
-      const over = await request(port, 'GET', '/api/v1/networks', bearer('guess-x-0123456789abcdef'))
+      for (let i = 0; i < 3; i++) assert.equal((await httpRequest(port, 'GET', '/api/v1/networks', bearer(ADMIN))).status, 200, 'the right token is never counted')
+      assert.equal((await httpRequest(port, 'GET', '/api/v1/networks')).status, 401, 'no token: not a guess')
+      for (let i = 0; i < FAILURE_BURST; i++) assert.equal((await httpRequest(port, 'GET', '/api/v1/networks', bearer(`guess-${i}-0123456789abcdef`))).status, 401)
+      const over = await httpRequest(port, 'GET', '/api/v1/networks', bearer('guess-x-0123456789abcdef'))
       assert.equal(over.status, 429)
       assert.ok(Number(over.headers['retry-after']) > 0, 'Retry-After')
-      assert.equal((await request(port, 'GET', '/api/v1/networks', bearer(ADMIN))).status, 429, 'a throttled guesser learns nothing, even from the right token')
-      assert.equal((await request(port, 'GET', '/metrics', bearer('guess-y-0123456789abcdef'))).status, 429)
+      assert.equal((await httpRequest(port, 'GET', '/api/v1/networks', bearer(ADMIN))).status, 429, 'a throttled guesser learns nothing, even from the right token')
+      assert.equal((await httpRequest(port, 'GET', '/metrics', bearer('guess-y-0123456789abcdef'))).status, 429)
       assert.equal(await upgradeStatus(`ws://127.0.0.1:${port}/api/v1/events`, {}, [CONSOLE_SUBPROTOCOL, BEARER_PREFIX + Buffer.from(ADMIN).toString('base64url')]), 429)
       assert.equal(server.rejectedBy.unauthorized, FAILURE_BURST)
       assert.equal(server.rejectedBy.auth_throttled, 4)
@@ -285,17 +268,17 @@ describe('audit: fair admission (integration)', () => {
       // Barrier: a frame sent after the runts reached the sink, so every runt was handled.
       noisy.send([eth(BROADCAST, MAC_A, 7)])
       await waitFor(() => sink.frames.length === 1, 10_000, 'barrier')
-      const mine = JSON.parse((await request(port, 'GET', '/api/v1/drops?network=victim')).body) as DropsJson
+      const mine = JSON.parse((await httpRequest(port, 'GET', '/api/v1/drops?network=victim')).body) as DropsJson
       assert.deepEqual(mine.drops.map((d) => [d.seq, d.network, d.reason]), [[1, 'victim', 'runt']])
       assert.equal(mine.lost, 0)
       // Every network's, in order: the newest `size` of them, and what the noisy network pushed out of its own log.
-      const merged = JSON.parse((await request(port, 'GET', '/api/v1/drops')).body) as DropsJson
+      const merged = JSON.parse((await httpRequest(port, 'GET', '/api/v1/drops')).body) as DropsJson
       assert.equal(merged.last, 3001)
       assert.equal(merged.drops.length, merged.size)
       assert.equal(merged.lost, 3000 - merged.size)
       const seqs = merged.drops.map((d) => d.seq)
       assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b))
-      const since = JSON.parse((await request(port, 'GET', `/api/v1/drops?since=${merged.last}`)).body) as DropsJson
+      const since = JSON.parse((await httpRequest(port, 'GET', `/api/v1/drops?since=${merged.last}`)).body) as DropsJson
       assert.deepEqual(since.drops, [])
     })
   })
@@ -304,20 +287,20 @@ describe('audit: fair admission (integration)', () => {
     it('attack: API answers and errors, /healthz, /readyz, /metrics, the 426 text and refused upgrades cannot be sniffed', async () => {
       const { port } = await start({ adminToken: ADMIN })
       const answers = [
-        await request(port, 'GET', '/api/v1/networks', { authorization: `Bearer ${ADMIN}` }),
-        await request(port, 'GET', '/api/v1/networks'),
-        await request(port, 'GET', '/api/v1/nope', { authorization: `Bearer ${ADMIN}` }),
-        await request(port, 'GET', '/healthz'),
-        await request(port, 'GET', '/readyz'),
-        await request(port, 'GET', '/metrics', { authorization: `Bearer ${ADMIN}` }),
-        await request(port, 'GET', '/metrics'),
-        await request(port, 'GET', '/net/lab'),
-        await request(port, 'GET', '/'),
-        await request(port, 'GET', '/healthz', { host: 'evil.example' }),
+        await httpRequest(port, 'GET', '/api/v1/networks', { authorization: `Bearer ${ADMIN}` }),
+        await httpRequest(port, 'GET', '/api/v1/networks'),
+        await httpRequest(port, 'GET', '/api/v1/nope', { authorization: `Bearer ${ADMIN}` }),
+        await httpRequest(port, 'GET', '/healthz'),
+        await httpRequest(port, 'GET', '/readyz'),
+        await httpRequest(port, 'GET', '/metrics', { authorization: `Bearer ${ADMIN}` }),
+        await httpRequest(port, 'GET', '/metrics'),
+        await httpRequest(port, 'GET', '/net/lab'),
+        await httpRequest(port, 'GET', '/'),
+        await httpRequest(port, 'GET', '/healthz', { host: 'evil.example' }),
         // Upgrades refused by us, and one ws itself finds malformed (a bad key).
-        await request(port, 'GET', '/', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', origin: 'http://evil.example' }),
-        await request(port, 'GET', '/', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'bad', 'sec-websocket-version': '13' }),
-        await request(port, 'GET', '/api/v1/events', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': CONSOLE_SUBPROTOCOL })
+        await httpRequest(port, 'GET', '/', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', origin: 'http://evil.example' }),
+        await httpRequest(port, 'GET', '/', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'bad', 'sec-websocket-version': '13' }),
+        await httpRequest(port, 'GET', '/api/v1/events', { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13', 'sec-websocket-protocol': CONSOLE_SUBPROTOCOL })
       ]
       assert.deepEqual(answers.map((a) => a.status), [200, 401, 404, 200, 200, 200, 401, 426, 302, 421, 403, 400, 401])
       for (const [i, a] of answers.entries()) {

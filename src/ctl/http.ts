@@ -43,7 +43,7 @@ export function checkUrl (raw: string, source: string): string {
 }
 
 /** "host:port" of `url`, the port spelled out. */
-function hostPort (url: URL): string {
+export function hostPort (url: URL): string {
   return `${url.hostname.includes(':') && !url.hostname.startsWith('[') ? `[${url.hostname}]` : url.hostname}:${url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80'}`
 }
 

@@ -11,7 +11,7 @@ import { table } from './table'
 import { twoColumns, helpWidth, GLUE } from '../common/cli'
 import { formatText, chooseLogColor, escapeUnsafe } from '../common/log-format'
 import { findTarget, TargetError, type Target } from './target'
-import { CtlError, call, getJson, checkUrl, reachError, notSwitchd, type Ctx } from './http'
+import { CtlError, call, getJson, checkUrl, reachError, notSwitchd, hostPort, type Ctx } from './http'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
 import type { LeaseJson, PortJson, NetworkJson, FdbJson, PortConditionJson, ConditionJson, ConsoleMessage, LogEntryJson, TraceJson, DropsJson, DropJson, CONSOLE_SUBPROTOCOL_NAME } from '../common/api-types'
 
@@ -100,7 +100,7 @@ function summary (c: PortConditionJson): string {
 /** Whether an error message is about `url` (it names the URL or its host and port). */
 function names (message: string, url: string): boolean {
   let host = url
-  try { const u = new URL(url); host = u.port !== '' ? u.host : `${u.hostname}:${u.protocol === 'https:' ? 443 : 80}` } catch {}
+  try { host = hostPort(new URL(url)) } catch {}
   return message.includes(url) || message.includes(host)
 }
 

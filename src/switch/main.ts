@@ -3,13 +3,13 @@
  */
 
 import * as path from 'node:path'
-import { SwitchServer } from './io/server'
-import { makeNondumpable } from './io/gateway-sandbox'
+import { SwitchServer } from './daemon/switchd'
+import { protectEnvironment } from './daemon/environment'
 import { loadConfig, MAX_BUSY_POLL, type ConfigOverrides, type SwitchdConfig } from './control/config'
-import { parseCli, helpText, intOption, hostPortOption, die, type Specs } from '../common/cli'
+import { parseCli, helpText, type Values, intOption, hostPortOption, die, type Specs } from '../common/cli'
 import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol'
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './core/fdb'
-import { DEFAULT_HIGH_WATER_MARK } from './control/defaults'
+import { DEFAULT_HIGH_WATER_MARK } from '../common/defaults'
 import { configureLog, logger } from '../common/log'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
@@ -53,6 +53,42 @@ like an Ethernet switch. tap-agent connects with the tapswitch.v1 subprotocol;
 browser VMs (v86, jor1k, JSLinux) connect with no subprotocol (raw mode).
 The URL path picks the network: / is "default", /net/NAME is NAME.`
 
+/** The configuration the flags give (undefined where a flag is absent: the file decides). */
+function overridesOf (o: Values<typeof SPECS>): ConfigOverrides {
+  if (o.listen !== undefined) hostPortOption('listen', o.listen)
+  if (o['metrics-listen'] !== undefined) hostPortOption('metrics-listen', o['metrics-listen'])
+  const opt = (name: keyof typeof SPECS, min: number, max: number): number | undefined => {
+    const v = o[name] as string | undefined
+    return v === undefined ? undefined : intOption(name, v, min, max)
+  }
+  return {
+    listen: o.listen,
+    maxFrameSize: opt('max-frame-size', 64, MAX_FRAME_SIZE_LIMIT),
+    ageingTime: opt('ageing-time', 1, 1_000_000),
+    fdbMax: opt('fdb-max', 1, 10_000_000),
+    portBuffer: opt('port-buffer', 16 * 1024, 1024 * 1024 * 1024),
+    pingInterval: opt('ping-interval', 1, 3600),
+    metricsListen: o['metrics-listen'],
+    adminToken: o['admin-token'],
+    tokensFile: o.tokens,
+    tlsCert: o['tls-cert'],
+    tlsKey: o['tls-key'],
+    allowAnonymous: o['allow-anonymous'] ? true : undefined,
+    api: o['no-api'] ? false : undefined,
+    allowedHosts: o['allowed-hosts'],
+    allowedOrigins: o['allowed-origins'],
+    qemuListen: o['qemu-listen'],
+    taps: o.tap,
+    uplink: o.uplink,
+    uplinkToken: o['uplink-token'],
+    uplinkCa: o['uplink-ca'],
+    bridgePriority: opt('bridge-priority', 0, 65535),
+    busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL),
+    fastPath: o['no-fast-path'] ? false : undefined,
+    stateDir: o['state-dir'] === undefined ? undefined : path.resolve(o['state-dir'])
+  }
+}
+
 export async function main (argv: string[]): Promise<void> {
   let server: SwitchServer
   let configPath: string | undefined
@@ -61,59 +97,13 @@ export async function main (argv: string[]): Promise<void> {
     const o = parseCli(SPECS, argv, process.env, 'switchd')
     if (o.help) { process.stdout.write(helpText('switchd [options]', ABOUT, SPECS)); return }
     configureLog(o['log-level'] as string, o['log-format'] as string)
-    if (o.listen !== undefined) hostPortOption('listen', o.listen)
-    if (o['metrics-listen'] !== undefined) hostPortOption('metrics-listen', o['metrics-listen'])
-    const opt = (name: keyof typeof SPECS, min: number, max: number): number | undefined => {
-      const v = o[name] as string | undefined
-      return v === undefined ? undefined : intOption(name, v, min, max)
-    }
-    overrides = {
-      listen: o.listen,
-      maxFrameSize: opt('max-frame-size', 64, MAX_FRAME_SIZE_LIMIT),
-      ageingTime: opt('ageing-time', 1, 1_000_000),
-      fdbMax: opt('fdb-max', 1, 10_000_000),
-      portBuffer: opt('port-buffer', 16 * 1024, 1024 * 1024 * 1024),
-      pingInterval: opt('ping-interval', 1, 3600),
-      metricsListen: o['metrics-listen'],
-      adminToken: o['admin-token'],
-      tokensFile: o.tokens,
-      tlsCert: o['tls-cert'],
-      tlsKey: o['tls-key'],
-      allowAnonymous: o['allow-anonymous'] ? true : undefined,
-      api: o['no-api'] ? false : undefined,
-      allowedHosts: o['allowed-hosts'],
-      allowedOrigins: o['allowed-origins'],
-      qemuListen: o['qemu-listen'],
-      taps: o.tap,
-      uplink: o.uplink,
-      uplinkToken: o['uplink-token'],
-      uplinkCa: o['uplink-ca'],
-      bridgePriority: opt('bridge-priority', 0, 65535),
-      busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL),
-      fastPath: o['no-fast-path'] ? false : undefined,
-      stateDir: o['state-dir'] === undefined ? undefined : path.resolve(o['state-dir'])
-    }
+    overrides = overridesOf(o)
     configPath = o.config
     server = new SwitchServer({ config: loadConfig(configPath, overrides) })
   } catch (err) {
     die('switchd', (err as Error).message, 2)
   }
-  const listenText = server.config.listen
-  if (server.config.gateways.length > 0) {
-    // Before any child exists: a gateway child of our user must not read our environment (the admin token) nor ptrace us.
-    if (makeNondumpable()) log.info('nondumpable', { why: 'a gateway runs: no process of this user may read /proc/<pid>/environ or ptrace switchd; no core dumps' })
-    else log.warn('nondumpable_failed', { why: 'the native addon did not load (run npm install): a process of switchd\'s user can read its environment' })
-  }
-  try {
-    await server.listen()
-  } catch (err) {
-    if (err instanceof TapswitchError) die('switchd', err.message, 2)
-    const e = err as NodeJS.ErrnoException
-    const hint = e.code === 'EADDRINUSE'
-      ? 'another process has this port; choose another with --listen'
-      : e.code === 'EACCES' ? 'ports below 1024 need CAP_NET_BIND_SERVICE; use a higher port' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : ''
-    die('switchd', `listen ${listenText}: ${e.code ?? e.message}${hint !== '' ? ` (${hint})` : ''}`)
-  }
+  await listen(server)
   // Reload whatever the configuration came from: the --config file, and files given by flags alone
   // (--tokens, --tls-cert/--tls-key): a token must be revocable without a restart.
   process.on('SIGHUP', () => {
@@ -137,4 +127,20 @@ export async function main (argv: string[]): Promise<void> {
   }
   process.on('SIGINT', () => { stop('SIGINT') })
   process.on('SIGTERM', () => { stop('SIGTERM') })
+}
+
+/** Start serving, or exit naming why (a configuration error: 2; the address: 1, with the fix). */
+async function listen (server: SwitchServer): Promise<void> {
+  const listenText = server.config.listen
+  protectEnvironment(server.config)
+  try {
+    await server.listen()
+  } catch (err) {
+    if (err instanceof TapswitchError) die('switchd', err.message, 2)
+    const e = err as NodeJS.ErrnoException
+    const hint = e.code === 'EADDRINUSE'
+      ? 'another process has this port; choose another with --listen'
+      : e.code === 'EACCES' ? 'ports below 1024 need CAP_NET_BIND_SERVICE; use a higher port' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : ''
+    die('switchd', `listen ${listenText}: ${e.code ?? e.message}${hint !== '' ? ` (${hint})` : ''}`)
+  }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { TapDevice } from '../../src/agent/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'

@@ -6,7 +6,7 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { Switch } from '../../src/switch/core/switch'
 import type { NetPort } from '../../src/switch/io/net-port'

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { WsPort } from '../../src/switch/io/ws-port'
 import { TestClient } from '../helpers/client'

@@ -3,7 +3,7 @@
  * with a real switchd and real WebSocket ports (docs/CONDITIONS.md).
  */
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/agent/tap'
 import { Uplink } from '../../src/common/uplink'

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import * as net from 'node:net'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
 import { switchctl } from '../helpers/ctl'

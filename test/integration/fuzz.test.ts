@@ -28,7 +28,7 @@
 import assert from 'node:assert/strict'
 import * as net from 'node:net'
 import WebSocket from 'ws'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { WsPort } from '../../src/switch/io/ws-port'
 import { setLogSink } from '../../src/common/log'

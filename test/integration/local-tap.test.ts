@@ -6,7 +6,7 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { TapBinding } from '../../src/switch/io/tap-port'
 import { ERR_CONFIG, ERR_TAP } from '../../src/common/errors'

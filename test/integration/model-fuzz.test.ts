@@ -31,7 +31,7 @@
 
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { setLogSink } from '../../src/common/log'

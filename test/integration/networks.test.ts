@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/agent/tap'
 import { Uplink } from '../../src/common/uplink'

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { TapDevice } from '../../src/agent/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'

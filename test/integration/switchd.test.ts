@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import WebSocket from 'ws'
-import { SwitchServer, type ServerOptions } from '../../src/switch/io/server'
+import { SwitchServer, type ServerOptions } from '../../src/switch/daemon/switchd'
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'

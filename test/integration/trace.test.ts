@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import * as net from 'node:net'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { DEFAULT_DROP_LOG_SIZE } from '../../src/switch/core/droplog'
 import type { TraceJson, DropsJson } from '../../src/common/api-types'

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'

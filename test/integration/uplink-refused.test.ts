@@ -6,7 +6,7 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/io/server'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/agent/tap'
 import { Uplink, type UplinkOptions } from '../../src/common/uplink'

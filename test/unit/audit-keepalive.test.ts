@@ -5,7 +5,7 @@
  */
 
 import assert from 'node:assert/strict'
-import { PortTable } from '../../src/switch/io/ports'
+import { PortTable } from '../../src/switch/daemon/port-table'
 import type { Networks } from '../../src/switch/control/networks'
 import type { WsPort } from '../../src/switch/io/ws-port'
 import { buildConfig } from '../../src/switch/control/config'

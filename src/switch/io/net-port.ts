@@ -28,7 +28,7 @@ import { logger } from '../../common/log'
 
 const log = logger('port')
 
-export { DEFAULT_HIGH_WATER_MARK } from '../control/defaults'
+export { DEFAULT_HIGH_WATER_MARK } from '../../common/defaults'
 
 /** Slab for batched egress: several messages' worth, never rewritten while the transport may hold a view. */
 const SLAB_SIZE = 1024 * 1024

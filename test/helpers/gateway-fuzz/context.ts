@@ -20,7 +20,7 @@
  */
 
 import * as fs from 'node:fs'
-import type { SwitchServer } from '../../../src/switch/io/server'
+import type { SwitchServer } from '../../../src/switch/daemon/switchd'
 import type { GatewayPort } from '../../../src/switch/io/gateway-port'
 import type { Switch } from '../../../src/switch/core/switch'
 import type { Port } from '../../../src/switch/core/port'

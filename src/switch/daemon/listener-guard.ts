@@ -22,7 +22,7 @@
 import type * as http from 'node:http'
 import type * as net from 'node:net'
 import { PendingConnections, type PendingLimits } from '../control/admission'
-import type { ChildPeerGuard } from './child-peers'
+import type { ChildPeerGuard } from '../io/child-peers'
 import { logger } from '../../common/log'
 
 const log = logger('server')

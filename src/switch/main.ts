@@ -11,7 +11,7 @@ import { DEFAULT_MAX_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT } from '../common/protocol
 import { DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES } from './core/fdb'
 import { DEFAULT_HIGH_WATER_MARK } from '../common/defaults'
 import { configureLog, logger } from '../common/log'
-import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { TapswitchError } from '../common/errors'
 
 const log = logger('switchd')
 

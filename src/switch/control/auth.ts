@@ -55,8 +55,14 @@ export function tokenMatches (given: string, expected: string): boolean {
   return timingSafeEqual(a, b)
 }
 
+/** What token checks read of a request: its headers and target (an http.IncomingMessage is one; tests pass literals). */
+export interface RequestHead {
+  readonly url?: string
+  readonly headers: http.IncomingHttpHeaders
+}
+
 /** The `Authorization: Bearer` token of a request, as sent; undefined if none. */
-export function bearerToken (req: http.IncomingMessage): string | undefined {
+export function bearerToken (req: RequestHead): string | undefined {
   const auth = req.headers.authorization
   return auth !== undefined && auth.startsWith('Bearer ') ? auth.slice(7) : undefined
 }
@@ -67,7 +73,7 @@ export const CONSOLE_SUBPROTOCOL: CONSOLE_SUBPROTOCOL_NAME = 'tapswitch.console'
 export const BEARER_PREFIX: BEARER_SUBPROTOCOL_PREFIX = 'bearer.'
 
 /** The subprotocols a request offers (Sec-WebSocket-Protocol, comma-separated, possibly over several headers). */
-export function offeredProtocols (req: http.IncomingMessage): string[] {
+export function offeredProtocols (req: RequestHead): string[] {
   const h = req.headers['sec-websocket-protocol']
   return h === undefined ? [] : h.split(',').map((p) => p.trim()).filter((p) => p !== '')
 }
@@ -81,7 +87,7 @@ const MALFORMED = ' '
  * MALFORMED when the base64url is not canonical (a wrong token, counted as
  * one), undefined when there is none. Never from the URL.
  */
-export function consoleToken (req: http.IncomingMessage): string | undefined {
+export function consoleToken (req: RequestHead): string | undefined {
   const offered = offeredProtocols(req).find((p) => p.startsWith(BEARER_PREFIX))
   if (offered === undefined) return bearerToken(req)
   const encoded = offered.slice(BEARER_PREFIX.length)
@@ -90,7 +96,7 @@ export function consoleToken (req: http.IncomingMessage): string | undefined {
 }
 
 /** The token a request carries: Bearer header first, then ?token=. */
-export function presentedToken (req: http.IncomingMessage): string | undefined {
+export function presentedToken (req: RequestHead): string | undefined {
   const bearer = bearerToken(req)
   if (bearer !== undefined) return bearer.trim()
   const q = requestUrl(req.url)?.searchParams.get('token') ?? null
@@ -105,7 +111,7 @@ export type AuthResult =
  * Check a request for `network` against `tokens` (digest -> grant). No tokens
  * configured means no authentication (grant undefined).
  */
-export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: http.IncomingMessage, network: string): AuthResult {
+export function authenticate (tokens: ReadonlyMap<string, TokenGrant>, req: RequestHead, network: string): AuthResult {
   if (tokens.size === 0) return { ok: true, grant: undefined }
   const token = presentedToken(req)
   if (token === undefined) return { ok: false, status: 401, reason: 'unauthorized', message: 'a token is required: Authorization: Bearer <token>, or ?token=<token>' }

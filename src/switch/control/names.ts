@@ -62,9 +62,9 @@ export function lookupNetwork (server: SwitchdView, name: string | undefined | n
  */
 export function lookupPort (server: SwitchdView, name: string, network: string | null | undefined): PortHandle {
   const sw = network === null || network === undefined ? undefined : lookupNetwork(server, network)
-  const inScope = server.ports().filter((p) => sw === undefined || p.network === sw)
-  const found = inScope.filter((p) => p.name === name)
-  if (found.length === 0) throw portNotFound(name, sw, inScope.map((p) => p.name))
+  const inScope = (): PortHandle[] => server.ports().filter((p) => sw === undefined || p.network === sw)
+  const found = server.portsNamed?.(name, sw) ?? inScope().filter((p) => p.name === name)
+  if (found.length === 0) throw portNotFound(name, sw, inScope().map((p) => p.name))
   if (found.length > 1) {
     throw new NameError(409, ERR_CONFLICT, `${found.length} ports are named "${name}" (networks ${found.map((p) => p.network.name).join(', ')}): name the network with ?network= (switchctl --network)`,
       { kind: 'port', name })

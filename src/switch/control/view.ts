@@ -105,6 +105,8 @@ export interface SwitchdView {
   readonly adminOpen: boolean
   /** Every port that has joined a network (WebSocket, QEMU, trunk). */
   ports (): readonly PortHandle[]
+  /** The ports named `name`, in `network` if given (the daemon's registry is keyed so); absent in a fake, which ports() then serves. */
+  portsNamed? (name: string, network?: Switch): readonly PortHandle[]
   counters (): DaemonCounters
   /** The gateways of the configured networks. */
   gateways (): readonly GatewayFacts[]

@@ -1,7 +1,8 @@
 /**
- * The life of a port, from WebSocket to Switch and back: the hello/welcome
- * handshake, joining its network, the message handlers, keepalive, and what
- * happens when the link drops.
+ * The daemon's side of a WebSocket port's life: admission of its handshake
+ * (the grant in force, the per-address share, the VLANs and trunk right),
+ * its name, its place in the registry, parking and resume. The transport's
+ * side (message handlers, replies, BPDU guard, keepalive) is io/ws-session.ts.
  *
  * A tapswitch-mode port whose link drops is parked for `resumeGrace`
  * seconds: it stays in its Switch, so its fdb entries stay valid and nothing
@@ -29,39 +30,20 @@ import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
 import type { Switch } from '../core/switch'
 import { WsPort, RawPort, BatchPort, closeSocket } from '../io/ws-port'
-import { MODE_TRUNK, BLOCK_LINK, type PortPolicy } from '../core/port'
+import type { PortPolicy } from '../core/port'
 import type { Networks } from '../control/networks'
 import { isReservedName, type SwitchdConfig } from '../control/config'
 import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
+import { PortRegistry, type OwnedPorts } from './registry'
+import { answerPings, wireSession, keepaliveRound, describeVlan, setOffload, welcomeOf, sendWelcome, type SessionCounters } from '../io/ws-session'
 import {
-  SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type Welcome, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, parseControl
+  SUBPROTOCOL_V1, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type VlanRequest,
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
 } from '../../common/protocol'
 import { logger } from '../../common/log'
 
 const log = logger('ports')
-
-/** The VLAN mode a policy gives, as the welcome states it. */
-export function describeVlan (p: PortPolicy): VlanRequest {
-  if (p.mode === MODE_TRUNK) {
-    const tagged = p.vlans.filter((v) => v !== p.pvid)
-    return p.pvid !== 0 ? { mode: 'trunk', vlans: tagged, native: p.pvid } : { mode: 'trunk', vlans: tagged }
-  }
-  return { mode: 'access', vlan: p.pvid }
-}
-
-/**
- * Grant or withdraw offload as the latest hello asks (a resumed port follows
- * its new hello): the port's records carry virtio-net headers from its
- * welcome on, and the welcome lists the capability.
- */
-function setOffload (port: BatchPort, on: boolean): void {
-  port.offload = on
-  const i = port.capabilities.indexOf(CAP_OFFLOAD)
-  if (on && i < 0) port.capabilities.push(CAP_OFFLOAD)
-  else if (!on && i >= 0) port.capabilities.splice(i, 1)
-}
 
 /** A handshake's count for its address (limits.maxPortsPerAddress), until it becomes a port or its socket closes. */
 interface Slot {
@@ -71,27 +53,19 @@ interface Slot {
   ended: boolean
 }
 
-export class PortTable {
-  /** Connected and parked ports. */
-  readonly ports = new Set<WsPort>()
+export class PortTable implements SessionCounters {
+  /** Connected and parked ports: the sessions' share of the daemon's one registry. */
+  readonly ports: OwnedPorts<WsPort>
   /** tapswitch-mode sockets that have not said hello yet. */
   readonly pending = new Set<WebSocket>()
   accepted = 0
   resumed = 0
-  /** Text messages received in raw mode (ignored), and jor1k pings answered. */
+  // What the sessions count (io/ws-session.ts SessionCounters says what each is).
   textIgnored = 0
   pongsSent = 0
-  /**
-   * Replies (jor1k pongs, WebSocket pongs) not sent because the port's peer
-   * had not read what it was already given: a reply is owed only to a peer
-   * that reads, or a client that sends and never reads grows our memory.
-   */
   repliesDropped = 0
-  /** Ports closed with 4004: their peer read nothing for limits.notReadingTimeout. */
   closedNotReading = 0
-  /** Control messages on tapswitch-mode ports that were not understood (ignored, as v1 says). */
   controlIgnored = 0
-  /** BPDU guard: ports closed (4005) for sending a BPDU without being a trunk. */
   bpduGuardShutdowns = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
@@ -107,8 +81,11 @@ export class PortTable {
   constructor (
     private readonly networks: Networks,
     private readonly config: () => SwitchdConfig,
-    private readonly refused: (reason: string) => void
-  ) {}
+    private readonly refused: (reason: string) => void,
+    registry = new PortRegistry()
+  ) {
+    this.ports = registry.owned<WsPort>('session')
+  }
 
   /**
    * Handshakes and connected ports from `address`'s key: what an upgrade is
@@ -137,12 +114,7 @@ export class PortTable {
     const slot: Slot = { key: this.shares.handshake(address), address, ended: false }
     ws.once('close', () => { this.endHandshake(slot) })
     ws.on('error', (err) => { log.client('info', 'port_error', address, { remote, error: err.message }) })
-    // The server has autoPong off: ws would queue a pong for every ping whether or not the peer reads.
-    const highWaterMark = this.config().portBuffer
-    ws.on('ping', (data: Buffer) => {
-      if (ws.bufferedAmount > highWaterMark) { this.repliesDropped++; return }
-      ws.pong(data)
-    })
+    answerPings(ws, this.config().portBuffer, this)
     if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, slot, remote, sw, grant); return }
     const now = this.inForce(ws, slot, remote, sw, grant)
     if (now === false || !this.fits(ws, slot, remote, sw)) return
@@ -297,20 +269,8 @@ export class PortTable {
   }
 
   private welcome (port: BatchPort, resumed: boolean): void {
-    const sw = port.network
     const grace = this.config().resumeGrace
-    const welcome: Welcome = {
-      type: 'welcome',
-      version: PROTOCOL_VERSION,
-      port: port.id,
-      name: port.name,
-      maxFrameSize: sw.maxFrameSize,
-      maxMessageSize: MAX_MESSAGE_SIZE,
-      pingInterval: this.config().pingInterval,
-      capabilities: port.capabilities,
-      network: sw.name,
-      vlan: describeVlan(port.policy)
-    }
+    const welcome = welcomeOf(port, this.config().pingInterval)
     // A trunk is not resumed: the switch that dialled starts its side afresh, so ours does too.
     if (grace > 0 && port.stp === null) {
       const token = randomBytes(24).toString('base64url')
@@ -320,9 +280,7 @@ export class PortTable {
       welcome.resumeGrace = grace
     }
     if (resumed) welcome.resumed = true
-    port.ws.send(JSON.stringify(welcome))
-    // A link a drill holds down stays down across a resume: the new TAP (or the reconnected one) hears so.
-    if ((port.blocked & BLOCK_LINK) !== 0) port.linkChanged(false)
+    sendWelcome(port, welcome)
   }
 
   /** The handshake became `port`: it counts for the handshake's address from now on. */
@@ -360,74 +318,16 @@ export class PortTable {
     this.wire(port)
   }
 
-  /** Install the message, pong and close handlers on the port's current socket. */
+  /** Install the session's handlers on the port's current socket; when it closes, park the port or remove it. */
   private wire (port: WsPort): void {
-    const ws = port.ws
-    const sw = port.network
-    // Once the port is being closed (a revoked token, BPDU guard, an operator), what its peer still sends is not read.
-    if (port instanceof BatchPort) {
-      ws.on('message', (data: RawData, isBinary: boolean) => {
-        if (ws.readyState !== ws.OPEN) return
-        port.alive = true
-        if (!isBinary) { this.onControl(port, data as Buffer); return }
-        if (!sw.receiveBatch(port, data as Buffer)) {
-          log.client('warn', 'malformed_batch', port.address, { port: port.name, id: port.id, remote: port.remote })
-          port.noResume = true
-          closeSocket(ws, CLOSE_PROTOCOL_ERROR, 'malformed batch')
-        }
-      })
-    } else {
-      ws.on('message', (data: RawData, isBinary: boolean) => {
-        if (ws.readyState !== ws.OPEN) return
-        port.alive = true
-        if (!isBinary) { this.onRawText(port, data as Buffer); return }
-        sw.receiveFrame(port, data as Buffer)
-      })
-    }
-    ws.on('pong', () => { port.alive = true })
-    ws.on('close', (code: number, reason: Buffer) => {
-      if (port.ws !== ws) return // an old socket of a port that has since resumed
+    wireSession(port, this, (code, reason) => {
       const grace = this.config().resumeGrace
       if (port instanceof BatchPort && grace > 0 && port.timedOut && !port.noResume && !this.closing && code !== CLOSE_NORMAL) {
         this.park(port, grace, code)
         return
       }
-      this.remove(port, code, reason.toString())
+      this.remove(port, code, reason)
     })
-  }
-
-  /**
-   * Text from a raw client. jor1k keeps its relay alive with `ping:X` and
-   * expects `pong:X`: we answer that client only, so a client that never
-   * sends text (v86) never gets any. Anything else is counted and ignored.
-   */
-  private onRawText (port: WsPort, data: Buffer): void {
-    if (data.length <= 256 && data.toString('latin1', 0, 5) === 'ping:') {
-      if (port.bufferedBytes() > port.highWaterMark) { this.repliesDropped++; return }
-      this.pongsSent++
-      port.ws.send('pong:' + data.toString('utf8', 5))
-      return
-    }
-    this.textIgnored++
-  }
-
-  /**
-   * A control message after the welcome: BPDUs on trunks; anything else is
-   * counted and ignored. BPDU GUARD: a BPDU on a port that is not a trunk is
-   * a switch (or someone posing as one) where a station should be; that port
-   * is shut (4005), as a managed switch err-disables an edge port that hears
-   * one. Always on: such a port could never take part in the tree anyway.
-   */
-  private onControl (port: BatchPort, data: Buffer): void {
-    const text = data.toString('utf8')
-    if (port.network.stp.receive(port, text)) return
-    if (port.stp === null && parseControl(text)?.type === 'bpdu') {
-      this.bpduGuardShutdowns++
-      log.client('warn', 'bpdu_guard', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
-      port.shutdown(CLOSE_BPDU_GUARD, 'BPDU guard: this port is not a trunk')
-      return
-    }
-    this.controlIgnored++
   }
 
   /**
@@ -466,54 +366,9 @@ export class PortTable {
     })
   }
 
-  /**
-   * One keepalive round: terminate ports silent since the last round, ping
-   * the rest. A round that runs late means switchd's own event loop is behind
-   * (a flood at many ports): pongs may be waiting unread in socket buffers, so
-   * that round judges no one, it only pings.
-   *
-   * Talking is not listening: a port whose peer keeps sending but reads
-   * nothing (what we buffer for it stays above its high-water mark, without
-   * shrinking and with nothing more sent, for limits.notReadingTimeout) is
-   * closed with 4004 whatever it sends, and cut at the next round if it does
-   * not read the close either. Its egress was already being dropped; this frees
-   * the socket, as a switch err-disables a port stuck in flow control. A
-   * peer that reads, however slowly, is only congested and stays.
-   */
+  /** One keepalive round over the sessions (io/ws-session.ts keepaliveRound). */
   keepalive (pingInterval: number, now = performance.now()): void {
-    const since = now - this.lastKeepalive
-    const late = this.lastKeepalive !== 0 && since > pingInterval * 1500
-    this.lastKeepalive = now
-    if (late) log.limited('warn', 'keepalive_late', { behind_ms: Math.round(since - pingInterval * 1000) })
-    // A slow reader is congested, not dead: only a peer that read nothing for notReadingTimeout is closed.
-    const rounds = Math.max(1, Math.ceil(this.config().limits.notReadingTimeout / pingInterval))
-    for (const port of this.ports) {
-      if (port.parked) continue
-      const buffered = port.bufferedBytes()
-      const read = buffered < port.lastBuffered || port.txBytes !== port.lastTxBytes
-      port.lastBuffered = buffered
-      port.lastTxBytes = port.txBytes
-      if (buffered <= port.highWaterMark) port.notReading = 0
-      else {
-        // Judged on its reading, not its silence; and not pinged: the pong would queue behind the rest.
-        if (read && port.notReading <= rounds) port.notReading = 0
-        if (port.notReading === rounds) {
-          this.closedNotReading++
-          log.client('warn', 'port_not_reading', port.address, { port: port.name, id: port.id, remote: port.remote, buffered_bytes: port.bufferedBytes(), high_water_mark: port.highWaterMark })
-          port.shutdown(CLOSE_NOT_READING, 'peer not reading')
-        } else if (port.notReading > rounds) port.ws.terminate()
-        port.notReading++
-        continue
-      }
-      if (!port.alive && !late) {
-        log.client('info', 'port_dead', port.address, { port: port.name, id: port.id, remote: port.remote, silent_seconds: pingInterval })
-        port.timedOut = true
-        port.ws.terminate()
-        continue
-      }
-      port.alive = false
-      port.ws.ping()
-    }
+    this.lastKeepalive = keepaliveRound(this.ports, this, pingInterval, this.config().limits.notReadingTimeout, this.lastKeepalive, now)
   }
 
   /** Shutdown: every socket to close, and parked ports dropped now (no one will resume them). */

@@ -33,8 +33,8 @@ import { logger } from '../../common/log'
 
 const log = logger('qemu')
 
-import type { ListenAddress } from '../control/config'
-export type { ListenAddress }
+/** Where a QEMU listener listens: a Unix socket file, or a TCP address (control/config/endpoints.ts reads it). */
+export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
 
 /** A port whose peer is a QEMU stream socket. */
 export class StreamPort extends NetPort {

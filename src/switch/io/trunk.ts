@@ -20,8 +20,6 @@ import { readFileSync } from 'node:fs'
 import { NetPort, BatchSlab } from './net-port'
 import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from '../core/port'
 import type { Switch } from '../core/switch'
-import type { Networks } from '../control/networks'
-import type { TrunkSpec } from '../control/config'
 import { TRUNK_SOURCES } from '../../common/uplink-advice'
 import { Uplink } from '../../common/uplink'
 import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
@@ -84,6 +82,33 @@ export function mirrorPolicy (vlan: VlanRequest | undefined, fdbMax: number, all
   return Object.freeze({ ...base, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
 }
 
+/** A trunk to dial (control/config/endpoints.ts TrunkSpec is one). */
+export interface TrunkOptions {
+  /** ws:// or wss:// URL of the other switch's network. */
+  url: string
+  /** Our network it joins. */
+  network: string
+  /** Port name to ask the other switch for; default `trunk-<hostname>`. */
+  name: string | undefined
+  token: string | undefined
+  /** PEM file of the CA to trust for wss:// instead of the system's. */
+  ca: string | undefined
+  /** VLANs we carry on it whatever the other switch grants; undefined = what our own profile for its name allows. */
+  vlans: readonly number[] | undefined
+}
+
+/** What a trunk asks of the daemon: its network, our VLANs for it, and to be told when its port comes and goes. */
+export interface TrunkHost {
+  /** The network `name`, opened if it may be; or why not. */
+  open (name: string): Switch | string
+  /** The VLANs our own profile for a trunk port named `name` allows in `sw` (none if it refuses the name). */
+  allowedVlans (sw: Switch, name: string): readonly number[]
+  /** `sw` may go if nothing holds it any more. */
+  release (sw: Switch): void
+  /** The trunk's port joined its network (up), or left it (undefined). */
+  portChanged (link: TrunkLink, port: TrunkPort | undefined): void
+}
+
 export class TrunkLink {
   port: TrunkPort | undefined
   readonly uplink: Uplink
@@ -91,7 +116,7 @@ export class TrunkLink {
   /** Welcomes refused because the other switch granted no VLAN we allow (trunk_vlans_refused). */
   vlansRefused = 0
 
-  constructor (readonly spec: TrunkSpec, private readonly networks: Networks, private readonly allocateId: () => number, private readonly portBuffer: number) {
+  constructor (readonly spec: TrunkOptions, private readonly host: TrunkHost, private readonly allocateId: () => number, private readonly portBuffer: number) {
     let ca: Buffer | undefined
     if (spec.ca !== undefined) {
       try { ca = readFileSync(spec.ca) } catch (err) {
@@ -136,7 +161,7 @@ export class TrunkLink {
   }
 
   private onUp (welcome: Welcome): void {
-    const sw = this.networks.open(this.spec.network)
+    const sw = this.host.open(this.spec.network)
     if (typeof sw === 'string') {
       log.error('trunk_refused_locally', { url: this.spec.url, network: this.spec.network, reason: sw })
       this.uplink.drop(CLOSE_GOING_AWAY, 'no such network here')
@@ -145,14 +170,13 @@ export class TrunkLink {
     const remote = new URL(this.spec.url).host
     const name = `${this.name}@${remote}`
     // A trunk we dial is named by us: trusted.
-    const local = this.networks.policyFor(sw, { name, nameTrusted: true }, undefined, undefined, true)
-    const allow = this.spec.vlans ?? (typeof local === 'string' ? [] : local.vlans)
+    const allow = this.spec.vlans ?? this.host.allowedVlans(sw, name)
     const policy = mirrorPolicy(welcome.vlan, sw.fdb.maxEntries, allow)
     if (typeof policy === 'string') {
       this.vlansRefused++
       log.limited('error', 'trunk_vlans_refused', { url: this.spec.url, network: sw.name, reason: policy, granted: JSON.stringify(welcome.vlan), allowed: allow.join(',') })
       this.uplink.drop(CLOSE_POLICY, 'no VLAN in common')
-      this.networks.release(sw)
+      this.host.release(sw)
       return
     }
     const port = new TrunkPort(this.allocateId(), name, remote, this.portBuffer, sw, this.uplink)
@@ -162,6 +186,7 @@ export class TrunkLink {
     const stp = welcome.capabilities.includes(CAP_TRUNK)
     sw.addPort(port, stp)
     this.port = port
+    this.host.portChanged(this, port)
     if (welcome.maxFrameSize !== sw.maxFrameSize) {
       log.warn('trunk_frame_size_differs', { port: port.name, ours: sw.maxFrameSize, theirs: welcome.maxFrameSize })
     }
@@ -173,7 +198,8 @@ export class TrunkLink {
     if (p === undefined) return
     this.port = undefined
     const flushed = p.network.removePort(p)
-    this.networks.release(p.network)
+    this.host.portChanged(this, undefined)
+    this.host.release(p.network)
     log.info('port_down', { port: p.name, id: p.id, network: p.network.name, kind: 'trunk', fdb_flushed: flushed, rx_frames: p.rxFrames, tx_frames: p.txFrames })
   }
 }

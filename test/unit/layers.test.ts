@@ -127,6 +127,13 @@ describe('layers: the folder layout is the architecture', () => {
     assert.deepEqual(wrong, [])
   })
 
+  it('the daemon floor and the transports are small files (at most 400 lines each)', () => {
+    const long = ALL.filter((m) => ['switch/daemon', 'switch/io'].includes(layerOf(m)))
+      .map((m) => [m, fs.readFileSync(path.join(SRC, m + '.ts'), 'utf8').split('\n').length - 1] as const)
+      .filter(([, n]) => n > 400).map(([m, n]) => `${m}: ${n} lines`)
+    assert.deepEqual(long, [])
+  })
+
   it('has no import cycle', () => {
     const state = new Map<string, 1 | 2>()
     const stack: string[] = []

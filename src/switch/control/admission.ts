@@ -7,13 +7,13 @@
  *
  *  - connections not yet upgraded (limits.maxPendingPerAddress of the
  *    switchd-wide limits.maxPending, which stays as a backstop);
- *  - ports, parked ones included (limits.maxPortsPerAddress; ports.ts);
+ *  - ports, parked ones included (limits.maxPortsPerAddress; daemon/port-table.ts);
  *  - web consoles (console.ts MAX_CLIENTS_PER_ADDRESS);
  *  - failed admin-token guesses (throttle.ts).
  *
  * A share is a count, not a queue: what is over it is refused at once and
  * counted, never held. The decisions here are pure (literal numbers in unit
- * tests); io/server.ts calls them and does the refusing.
+ * tests); daemon/admit.ts, port-table.ts and listener-guard.ts call them and does the refusing.
  */
 
 import { addressKey } from '../../common/address'
@@ -117,7 +117,7 @@ export class PendingConnections {
  * An upgrade is judged by the handshakes and connected ports of its address
  * (a parked port may be what it comes to resume); a new port by every port
  * of its address, parked ones included; a resume from another address moves
- * its port there, so it must fit there too. Pure book-keeping: io/ports.ts
+ * its port there, so it must fit there too. Pure book-keeping: daemon/port-table.ts
  * tells it what happens.
  */
 export class PortShares {

@@ -79,7 +79,7 @@ export class QemuListener {
   private readonly server: net.Server
   private joined = false
 
-  /** `refuseSocket` sees a TCP connection first and returns true when it refused it (server.ts: a gateway child's). */
+  /** `refuseSocket` sees a TCP connection first and returns true when it refused it (daemon/endpoints.ts: a gateway child's). */
   constructor (readonly spec: QemuListenerSpec, private readonly sw: Switch, policy: PortPolicy, id: number, highWaterMark: number,
     private readonly refused: (reason: typeof QEMU_REJECT_REASONS[number]) => void = () => {},
     private readonly refuseSocket: (socket: net.Socket) => boolean = () => false) {

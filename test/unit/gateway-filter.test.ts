@@ -6,9 +6,10 @@
 
 import assert from 'node:assert/strict'
 import {
-  GatewayFilter, AddressSet, PortSet, Published, tcpSegmentValid, type Nat,
+  GatewayFilter, AddressSet, PortSet, Published, type Nat,
   V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_PROTOCOL, R_SOURCE
 } from '../../src/switch/core/gateway-filter'
+import { tcpSegmentValid } from '../../src/switch/core/l4-valid'
 import { GatewayFlows } from '../../src/switch/core/gateway-flows'
 import { parseIpv4 } from '../../src/common/dhcp'
 import { ip4, TCP, UDP, ICMP, SYN, ACK, RST, GW_MAC } from '../helpers/ipv4'

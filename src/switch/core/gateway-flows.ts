@@ -41,16 +41,18 @@
  *    Peers share one budget of flowsPerClient and count in no client's share.
  *
  * The flows live in a FlowTable (core/flow-table.ts: typed arrays, integer
- * keys, sized by maxFlows at construction). A frame of an existing flow
- * costs a hash and a probe and allocates nothing; a new flow looks its
- * client's share up by the client's key once. Expiry walks the table once a
+ * keys, sized by maxFlows at construction), the clients' shares in
+ * FlowShares (core/flow-shares.ts). A frame of an existing flow costs a hash
+ * and a probe and allocates nothing; a new flow looks its client's share up
+ * by the client's key once. Expiry walks the table once a
  * second from the switch's tick, never per frame. When the child
  * restarts, its sockets are gone and so is the table (clear()).
  */
 
-import { TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './gateway-filter'
+import { TCP_OPEN_MASK, tcpSegmentValid, udpDatagramValid } from './l4-valid'
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK } from '../../common/ethernet'
 import { FlowTable, EMPTY } from './flow-table'
+import { FlowShares } from './flow-shares'
 
 const K_UDP = 1
 const K_TCP = 2
@@ -117,11 +119,8 @@ export class GatewayFlows {
   private readonly finSeq: Uint32Array
   /** The sequence number just past the gateway's FIN: what the station's ACK of it says. */
   private readonly finIn: Uint32Array
-  /** Client shares: key -> index; index 0 is the peers' budget. */
-  private readonly shareOf = new Map<string, number>()
-  private readonly shareKey: Array<string | undefined>
-  private readonly shareCount: Int32Array
-  private readonly freeShares: number[] = []
+  /** Client shares; share 0 is the peers' budget. */
+  private readonly shares: FlowShares
 
   constructor (private readonly o: GatewayFlowsOptions) {
     this.maxFlows = o.maxFlows
@@ -132,20 +131,14 @@ export class GatewayFlows {
     this.seen = t.column((n) => new Float64Array(n)); this.born = t.column((n) => new Float64Array(n))
     this.ackMax = t.column((n) => new Uint32Array(n)); this.edge = t.column((n) => new Uint32Array(n))
     this.sndMax = t.column((n) => new Uint32Array(n)); this.finSeq = t.column((n) => new Uint32Array(n)); this.finIn = t.column((n) => new Uint32Array(n))
-    const shares = o.maxFlows + 2
-    this.shareKey = new Array<string | undefined>(shares).fill(undefined)
-    this.shareCount = new Int32Array(shares)
-    for (let i = shares - 1; i >= 1; i--) this.freeShares.push(i)
+    this.shares = new FlowShares(o.maxFlows + 2, o.flowsPerClient)
   }
 
   /** Clients holding flows now. */
-  get clients (): number { return this.shareOf.size }
+  get clients (): number { return this.shares.clients }
 
   /** Flows the client `key` holds. */
-  flowsOf (key: string): number {
-    const s = this.shareOf.get(key)
-    return s === undefined ? 0 : this.shareCount[s] as number
-  }
+  flowsOf (key: string): number { return this.shares.flowsOf(key) }
 
   private find (k: number, a: number, b: number, c: number, d: number): number { return this.t.find(k, a, b, c, d) }
 
@@ -154,7 +147,7 @@ export class GatewayFlows {
     const i = this.t.insert(k, a, b, c, d)
     this.share[i] = s; this.count[i] = 1; this.st[i] = 0
     this.seen[i] = nowMs; this.born[i] = nowMs
-    this.shareCount[s] = (this.shareCount[s] as number) + 1
+    this.shares.add(s, 1)
     if (k === K_PEER) this.peers++; else this.flows++
     return i
   }
@@ -162,31 +155,14 @@ export class GatewayFlows {
   /** The share index of the client of this frame, made on first use; -1 if that client (or the total) has no room. */
   private room (vid: number, mac: number): number {
     if (this.flows >= this.maxFlows) return -1
-    const key = this.o.clientOf(vid, mac)
-    let s = this.shareOf.get(key)
-    if (s === undefined) {
-      s = this.freeShares.pop()
-      if (s === undefined) return -1
-      this.shareOf.set(key, s)
-      this.shareKey[s] = key
-    }
-    return (this.shareCount[s] as number) < this.flowsPerClient ? s : -1
-  }
-
-  private release (s: number, n: number): void {
-    const left = (this.shareCount[s] as number) - n
-    this.shareCount[s] = left
-    if (left > 0 || s === 0) return
-    this.shareOf.delete(this.shareKey[s] as string)
-    this.shareKey[s] = undefined
-    this.freeShares.push(s)
+    return this.shares.room(this.o.clientOf(vid, mac))
   }
 
   /** Forget the flow in slot i. */
   private remove (i: number): void {
     const k = this.t.kind[i]
     const n = k === K_ICMP ? this.count[i] as number : 1
-    this.release(this.share[i] as number, n)
+    this.shares.release(this.share[i] as number, n)
     if (k === K_PEER) this.peers--; else this.flows -= n
     this.t.remove(i)
   }
@@ -225,8 +201,8 @@ export class GatewayFlows {
       }
       // A duplicate request is one more socket (slirp looks none up for echo).
       const s = this.share[i] as number
-      if (this.flows >= this.maxFlows || (this.shareCount[s] as number) >= this.flowsPerClient) return false
-      this.count[i] = (this.count[i] as number) + 1; this.shareCount[s] = (this.shareCount[s] as number) + 1; this.flows++
+      if (this.flows >= this.maxFlows || !this.shares.hasRoom(s)) return false
+      this.count[i] = (this.count[i] as number) + 1; this.shares.add(s, 1); this.flows++
       this.seen[i] = nowMs
       return true
     }
@@ -349,13 +325,13 @@ export class GatewayFlows {
     if (i < 0) return
     if (this.count[i] === 1) { this.remove(i); return }
     this.count[i] = (this.count[i] as number) - 1; this.flows--
-    this.release(this.share[i] as number, 1)
+    this.shares.release(this.share[i] as number, 1)
   }
 
   private notePeer (guest: number, port: number, peer: number, peerPort: number, nowMs: number): void {
     let i = this.find(K_PEER, guest, port, peer, peerPort)
     if (i < 0) {
-      if ((this.shareCount[0] as number) >= this.flowsPerClient) return
+      if (!this.shares.hasRoom(0)) return
       i = this.insert(K_PEER, guest, port, peer, peerPort, 0, nowMs)
     }
     this.seen[i] = nowMs
@@ -397,10 +373,6 @@ export class GatewayFlows {
     this.t.clear()
     this.flows = 0
     this.peers = 0
-    this.shareOf.clear()
-    this.shareKey.fill(undefined)
-    this.shareCount.fill(0)
-    this.freeShares.length = 0
-    for (let i = this.shareCount.length - 1; i >= 1; i--) this.freeShares.push(i)
+    this.shares.clear()
   }
 }

@@ -22,9 +22,9 @@
  * address an ARP showed in use by another MAC in the last SEEN_HOLD_MS
  * (noteArp: a station with a hand-set address, or one whose lease we lost).
  *
- * Per-port books (OVS's mac_learning_port): each port's offered and bound
- * leases and declined addresses are counted, for the DHCP server's
- * per-port limit; the port of a lease is not persisted, so a record read
+ * Per-port books (OVS's mac_learning_port; lease-books.ts): each port's
+ * offered and bound leases and declined addresses are counted, for the DHCP
+ * server's per-port limit; the port of a lease is not persisted, so a record read
  * from the file, or whose port left, has none until the station's next
  * DHCP message or ARP to the gateway (noteArp) binds it again.
  *
@@ -38,33 +38,25 @@
  *
  * Changes that must be on disk before their ACK leaves (a new or moved
  * binding) bump `version`; the rest (a renewal's new expiry, a release)
- * set `lazy` and reach the file with the next write. Pool-indexed state is
- * in typed arrays, so ARP snooping allocates nothing.
+ * set `lazy` and reach the file with the next write (its serial form:
+ * lease-json.ts). Pool-indexed state is in typed arrays, so ARP snooping
+ * allocates nothing.
  */
 
 import type { Port } from './port'
-import { parseMac, formatMac } from '../../common/ethernet'
-import { parseIpv4, formatIpv4 } from '../../common/dhcp'
+import { Lease, LEASE_OFFERED, LEASE_BOUND, LEASE_EXPIRED } from './lease'
+import { LeaseBooks } from './lease-books'
+import { leaseFileJson, parseLeaseFile, type LeaseFileJson } from './lease-json'
+import { formatMac } from '../../common/ethernet'
+import { formatIpv4 } from '../../common/dhcp'
 
-export const LEASE_OFFERED = 1
-export const LEASE_BOUND = 2
-export const LEASE_EXPIRED = 3
+export { Lease, LEASE_OFFERED, LEASE_BOUND, LEASE_EXPIRED } from './lease'
+export { LeaseFileInvalid, LEASE_FILE_VERSION, type LeaseFileJson } from './lease-json'
 
 /** ms an address a client declined (RFC 2131 §4.3.3: in use by someone we do not know) is not offered. */
 export const DECLINE_HOLD_MS = 600_000
 /** ms an address an ARP showed in use by a MAC without its lease stays out of offers, from the last such ARP. */
 export const SEEN_HOLD_MS = 600_000
-/** The lease file's format (io/lease-file.ts); another is refused, never read half. */
-export const LEASE_FILE_VERSION = 1
-/** The client keys a lease file keeps (common/address.ts clientKeyOf): an address's; a port's (`port 7`) names another port after a restart. */
-const ADDRESS_HOLDER = 'address '
-
-export class Lease {
-  /** The client key this lease counts for (none: read from the file, not bound again yet). */
-  holder: string | null = null
-  constructor (readonly mac: number, readonly ip: number, public state: number, public expires: number, public port: Port | null) {}
-}
-
 /** The dynamic pool and what in it is not the pool's to give. */
 export interface PoolSpec {
   /** The subnet (network address) and its mask. */
@@ -82,17 +74,6 @@ export interface PoolSpec {
 /** A lease as the API shows it. */
 export interface LeaseRow { mac: number, ip: number, state: number, expires: number, port: Port | null }
 
-/** The lease file's JSON (io/lease-file.ts writes it atomically). */
-export interface LeaseFileJson {
-  version: number
-  network: string
-  /** `holder`: the client a bound lease counts for, if it is an address's (a port's key is not the same port's after a restart). */
-  leases: Array<{ mac: string, ip: string, state: 'bound' | 'expired', expires: string, holder?: string }>
-}
-
-/** Thrown by LeaseTable.load for a file that is not a whole, valid lease file. */
-export class LeaseFileInvalid extends Error {}
-
 export class LeaseTable {
   private readonly byMac = new Map<number, Lease>()
   private readonly byIp = new Map<number, Lease>()
@@ -108,8 +89,7 @@ export class LeaseTable {
   private readonly seenMac: Float64Array
   private readonly seenUntil: Float64Array
   private readonly seenHolder: Array<string | null>
-  private readonly perPort = new Map<Port, number>()
-  private readonly perClient = new Map<string, number>()
+  private readonly books = new LeaseBooks()
   /** Bumped by each change that must be on disk before its ACK (a new or moved binding). */
   version = 0
   /** Changes the file may learn later (renewals, releases, declines, expiry). */
@@ -239,8 +219,7 @@ export class LeaseTable {
     this.declinedUntil[i] = now + DECLINE_HOLD_MS
     this.declinedBy[i] = port
     this.declinedHolder[i] = port === null ? null : port.clientKey
-    this.chargePort(port, 1)
-    this.chargeClient(this.declinedHolder[i] ?? null, 1)
+    this.books.charge(port, this.declinedHolder[i] ?? null, 1)
     this.lazy = true
   }
 
@@ -268,7 +247,7 @@ export class LeaseTable {
       this.unsee(i)
       this.seenMac[i] = mac
       this.seenHolder[i] = holder
-      this.chargeClient(holder, 1)
+      this.books.chargeClient(holder, 1)
     }
     this.seenUntil[i] = now + SEEN_HOLD_MS
   }
@@ -295,17 +274,17 @@ export class LeaseTable {
   }
 
   /** Offered and bound leases and declined addresses counted for `port`. */
-  countFor (port: Port): number { return this.perPort.get(port) ?? 0 }
+  countFor (port: Port): number { return this.books.countFor(port) }
 
   /** The same for the client `key` (Port.clientKey), over its ports, present and past, and the addresses its ARPs marked in use. */
-  countForClient (key: string): number { return this.perClient.get(key) ?? 0 }
+  countForClient (key: string): number { return this.books.countForClient(key) }
 
   /** `port` left its network: its leases keep their addresses (and their holder) and lose their port until the station comes back. */
   portLeft (port: Port): void {
-    if (!this.perPort.has(port)) return
+    if (!this.books.hasPort(port)) return
     for (const l of this.byMac.values()) if (l.port === port) l.port = null
     for (let i = 0; i < this.declinedBy.length; i++) if (this.declinedBy[i] === port) this.declinedBy[i] = null
-    this.perPort.delete(port)
+    this.books.forgetPort(port)
   }
 
   /** Whether `mac` may use `ip` from `port`: a static lease, or a bound lease there (or with no port yet). For the guards. */
@@ -321,16 +300,7 @@ export class LeaseTable {
   }
 
   /** What the lease file holds: bound and remembered leases (offers are not worth a write). */
-  toJson (network: string): LeaseFileJson {
-    const leases: LeaseFileJson['leases'] = []
-    for (const l of this.byMac.values()) {
-      if (l.state === LEASE_OFFERED) continue
-      const e: LeaseFileJson['leases'][number] = { mac: formatMac(l.mac), ip: formatIpv4(l.ip), state: l.state === LEASE_BOUND ? 'bound' : 'expired', expires: new Date(l.expires).toISOString() }
-      if (l.state === LEASE_BOUND && l.holder !== null && l.holder.startsWith(ADDRESS_HOLDER)) e.holder = l.holder
-      leases.push(e)
-    }
-    return { version: LEASE_FILE_VERSION, network, leases }
-  }
+  toJson (network: string): LeaseFileJson { return leaseFileJson(this.byMac.values(), network) }
 
   /**
    * Fill an empty table from a lease file's JSON, all or nothing: throws
@@ -342,34 +312,7 @@ export class LeaseTable {
    */
   load (raw: unknown, network: string, now: number): string[] {
     if (this.byMac.size !== 0) throw new Error('load() needs an empty table')
-    const o = raw as Partial<LeaseFileJson> | null
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new LeaseFileInvalid('not a JSON object')
-    if (o.version !== LEASE_FILE_VERSION) throw new LeaseFileInvalid(`version ${JSON.stringify(o.version)}: this switchd reads version ${LEASE_FILE_VERSION}`)
-    if (o.network !== network) throw new LeaseFileInvalid(`it is network ${JSON.stringify(o.network)}'s, not ${network}'s`)
-    if (!Array.isArray(o.leases) || o.leases.length > this.pool.size + this.pool.statics.size + 65536) throw new LeaseFileInvalid('"leases" is not a list of leases')
-    const parsed: Lease[] = []
-    const macs = new Set<number>()
-    const ips = new Set<number>()
-    for (const [i, e] of (o.leases as unknown[]).entries()) {
-      const r = e as Record<string, unknown> | null
-      const where = `leases[${i}]`
-      if (typeof r !== 'object' || r === null) throw new LeaseFileInvalid(`${where}: not an object`)
-      const macBytes = typeof r.mac === 'string' ? parseMac(r.mac) : undefined
-      if (macBytes === undefined || ((macBytes[0] as number) & 1) === 1) throw new LeaseFileInvalid(`${where}.mac: not a station MAC`)
-      const mac = macBytes.readUIntBE(0, 6)
-      const ip = typeof r.ip === 'string' ? parseIpv4(r.ip) : undefined
-      if (ip === undefined) throw new LeaseFileInvalid(`${where}.ip: not an IPv4 address`)
-      const expires = typeof r.expires === 'string' ? Date.parse(r.expires) : NaN
-      if (!Number.isFinite(expires)) throw new LeaseFileInvalid(`${where}.expires: not a time`)
-      if (r.state !== 'bound' && r.state !== 'expired') throw new LeaseFileInvalid(`${where}.state: expected "bound" or "expired"`)
-      if (r.holder !== undefined && (typeof r.holder !== 'string' || !r.holder.startsWith(ADDRESS_HOLDER) || r.holder.length > 80)) throw new LeaseFileInvalid(`${where}.holder: not a client address`)
-      if (macs.has(mac) || ips.has(ip)) throw new LeaseFileInvalid(`${where}: ${macs.has(mac) ? `MAC ${formatMac(mac)}` : `address ${formatIpv4(ip)}`} is leased twice`)
-      macs.add(mac)
-      ips.add(ip)
-      const l = new Lease(mac, ip, r.state === 'bound' && expires > now ? LEASE_BOUND : LEASE_EXPIRED, expires, null)
-      if (l.state === LEASE_BOUND && typeof r.holder === 'string') l.holder = r.holder
-      parsed.push(l)
-    }
+    const parsed = parseLeaseFile(raw, network, now, this.pool.size + this.pool.statics.size + 65536)
     const dropped: string[] = []
     for (const l of parsed) {
       if (!this.inPool(l.ip) || this.pool.statics.has(l.mac)) {
@@ -412,14 +355,12 @@ export class LeaseTable {
 
   /** Count `l` (d = 1) or stop counting it (-1) for its port and its holder. */
   private hold (l: Lease, d: number): void {
-    this.chargePort(l.port, d)
-    this.chargeClient(l.holder, d)
+    this.books.charge(l.port, l.holder, d)
   }
 
   /** A declined address's hold ends: its port and holder count it no more. */
   private undecline (i: number): void {
-    this.chargePort(this.declinedBy[i] ?? null, -1)
-    this.chargeClient(this.declinedHolder[i] ?? null, -1)
+    this.books.charge(this.declinedBy[i] ?? null, this.declinedHolder[i] ?? null, -1)
     this.declinedBy[i] = null
     this.declinedHolder[i] = null
   }
@@ -427,19 +368,9 @@ export class LeaseTable {
   /** An ARP's mark on a pool address ends: its client counts it no more. */
   private unsee (i: number): void {
     if ((this.seenMac[i] as number) === 0) return
-    this.chargeClient(this.seenHolder[i] ?? null, -1)
+    this.books.chargeClient(this.seenHolder[i] ?? null, -1)
     this.seenMac[i] = 0
     this.seenUntil[i] = 0
     this.seenHolder[i] = null
   }
-
-  private chargePort (port: Port | null, d: number): void { if (port !== null) bump(this.perPort, port, d) }
-  private chargeClient (key: string | null, d: number): void { if (key !== null) bump(this.perClient, key, d) }
-}
-
-/** Add `d` to a count, forgetting it at 0. */
-function bump<K> (counts: Map<K, number>, key: K, d: number): void {
-  const n = (counts.get(key) ?? 0) + d
-  if (n <= 0) counts.delete(key)
-  else counts.set(key, n)
 }

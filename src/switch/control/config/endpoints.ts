@@ -1,39 +1,36 @@
 /**
  * What switchd connects to besides WebSocket ports: QEMU VMs that dial in
- * (`qemu`, --qemu-listen: one listening socket each) and trunks it dials to
- * other switchd (`trunks`, --uplink).
+ * (`qemu`, --qemu-listen: one listening socket each), TAPs on its own host
+ * it serves itself (`taps`, --tap, with `busyPoll` and `fastPath`) and
+ * trunks it dials to other switchd (`trunks`, --uplink).
  */
 
-import type { Reader } from './reader'
+import type { Reader, Obj } from './reader'
 import { splitList } from './reader'
-import type { ConfigOverrides } from './index'
-import { NETWORK_NAME, DEFAULT_NETWORK } from './network'
+import { NETWORK_NAME, DEFAULT_NETWORK, type ConfigOverrides, type SwitchdConfig, type TrunkSpec, type ListenAddress, type QemuSpec, type TapSpec } from './types'
+import type { GatewaySpec } from './gateway'
 import { isLoopback } from '../../../common/address'
 import { NAME_PATTERN } from '../../../common/protocol'
 
-/** A trunk to another switchd: like an agent's uplink, for one of our networks. */
-export interface TrunkSpec {
-  /** ws:// or wss:// URL of the other switch's network (`/net/NAME`, or `/` for default). */
-  url: string
-  /** Our network it joins; by default the one the URL path names. */
-  network: string
-  /** Port name to ask the other switch for; default `trunk-<hostname>`. */
-  name: string | undefined
-  token: string | undefined
-  /** PEM file of the CA to trust for wss:// instead of the system's. */
-  ca: string | undefined
-  /**
-   * VLANs we carry on it, whatever the other switch grants (we take the
-   * intersection); undefined = what our own profile for the trunk's port
-   * name allows. The other switch must not choose our VLANs for us.
-   */
-  vlans: readonly number[] | undefined
-}
-
 const TRUNK_KEYS = ['url', 'network', 'name', 'token', 'ca', 'vlans']
 
-/** Where a QEMU listener listens: a unix socket file, or TCP. */
-export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
+/** The parts of the configuration this file reads. */
+export type Endpoints = Pick<SwitchdConfig, 'qemu' | 'taps' | 'trunks' | 'busyPoll' | 'fastPath'>
+
+/** `qemu`, `taps`, `trunks`, `busyPoll` and `fastPath`, under their flags; `gateways` for the one-name-one-port rule. */
+export function readEndpoints (r: Reader, top: Obj, overrides: ConfigOverrides, gateways: readonly GatewaySpec[]): Endpoints {
+  const qemu = Object.freeze(readQemu(r, top.qemu, overrides.qemuListen))
+  const taps = Object.freeze(readTaps(r, top.taps, overrides.taps))
+  const trunks = Object.freeze(readTrunks(r, top.trunks, overrides))
+  const busyPoll = overrides.busyPoll ?? r.int(top.busyPoll, 'busyPoll', 0, MAX_BUSY_POLL, 0)
+  const fastPath = overrides.fastPath ?? r.bool(top.fastPath, 'fastPath', true)
+  // One name, one port: a TAP named like a QEMU listener or a gateway would make static entries and profiles ambiguous.
+  taps.forEach((t, i) => {
+    if (qemu.some((q) => q.name === t.name)) r.fail(`taps[${i}].name`, `"${t.name}" is also a qemu port's name`)
+    if (gateways.some((g) => g.name === t.name && g.network === t.network)) r.fail(`taps[${i}].name`, `"${t.name}" is the name of network ${t.network}'s gateway port`)
+  })
+  return { qemu, taps, trunks, busyPoll, fastPath }
+}
 
 /** `unix:/path`, a bare absolute path, or `tcp:HOST:PORT`. */
 function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
@@ -45,30 +42,8 @@ function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
   return { kind: 'tcp', host: (m[1] ?? m[2]) as string, port: Number(m[3]) }
 }
 
-/** One QEMU listener of `qemu` (or `--qemu-listen`). */
-export interface QemuSpec {
-  name: string
-  network: string
-  address: ListenAddress
-  /** A tcp: address beyond loopback was asked for on purpose (`"allowRemote": true`). */
-  allowRemote: boolean
-  /** Mode of a unix: socket file: 0o600 (default, switchd's user only) or 0o660 (and its group). */
-  socketMode: number
-}
-
 /** Largest busyPoll, µs: longer than any idle gap worth bridging by spinning. */
 export const MAX_BUSY_POLL = 100_000
-
-/** One TAP of `taps` (or `--tap`): switchd opens it and is its port, with no agent in between. */
-export interface TapSpec {
-  /** The interface name, and the port's name. */
-  name: string
-  network: string
-  /** IFF_VNET_HDR and TSO: 'auto' when the kernel can, 'on' or fail, 'off' never (as tap-agent's --offload). */
-  offload: 'auto' | 'on' | 'off'
-  /** Bring the link up once opened (default true; false leaves it to whoever moves it into a namespace). */
-  up: boolean
-}
 
 /**
  * A Linux interface name (IFNAMSIZ: 15 bytes), that is also a port name: no

@@ -131,9 +131,74 @@ function endpoint (fail: Fail, v: unknown, key: string, example: string): [strin
   return [m[1] as string, Number(m[2])]
 }
 
+/**
+ * The subnet and the addresses in it: the gateway's, DNS's and the dynamic
+ * pool's. `inside` is a host address of the subnet (not its network or
+ * broadcast address).
+ */
+interface Addressing {
+  subnet: number
+  prefix: number
+  mask: number
+  address: number
+  dns: number
+  dhcpStart: number
+  poolSize: number
+  inside: (ip: number) => boolean
+}
+
 /** Validate `networks.<network>.gateway`; `fail` throws TSW_ERR_CONFIG naming the key. */
 export function readGateway (fail: Fail, v: unknown, key: string, network: string): GatewaySpec {
   const o = object(fail, v, key, GATEWAY_KEYS)
+  const a = readAddressing(fail, o, key)
+  const guestAddress = (ip: number, k: string): void => {
+    if (!a.inside(ip) || ip === a.address || ip === a.dns) fail(k, 'must be a station address inside subnet (not address or dns)')
+  }
+  const staticLeases = readStaticLeases(fail, o.staticLeases, `${key}.staticLeases`, guestAddress)
+  // The pool's own addresses, less those it never gives: it must have one to give.
+  const inPool = (ip: number): boolean => ip >= a.dhcpStart && ip < a.dhcpStart + a.poolSize
+  const reservedInPool = [a.address, a.dns, ...staticLeases.map((l) => l.ip)].filter(inPool).length
+  if (a.poolSize - reservedInPool < 1) fail(`${key}.poolSize`, 'the pool holds no address to give (the gateway, DNS and static addresses in it are never offered): make it larger')
+
+  const natRaw = o.nat ?? true
+  if (natRaw !== true && natRaw !== false && natRaw !== 'host') fail(`${key}.nat`, 'expected true (the outside and this host), "host" (this host only) or false (neither)')
+  const nat = natRaw === true ? 'on' : natRaw === false ? 'off' : 'host'
+  const publish = readPublish(fail, o.publish, `${key}.publish`, guestAddress)
+  const hostPorts = readHostPorts(fail, o.hostPorts, `${key}.hostPorts`, nat)
+  const maxFlows = integer(fail, o.maxFlows, `${key}.maxFlows`, DEFAULT_MAX_FLOWS, 16, MAX_MAX_FLOWS)
+  const flowsPerClient = integer(fail, o.flowsPerClient, `${key}.flowsPerClient`, Math.min(DEFAULT_FLOWS_PER_CLIENT, maxFlows), 1, maxFlows)
+  const qemu = o.qemu ?? 'qemu-system-x86_64'
+  if (typeof qemu !== 'string' || !/^[^\s,]+$/.test(qemu)) fail(`${key}.qemu`, 'expected the QEMU binary: a name on PATH or a path (no spaces or commas)')
+  const user = o.user ?? 'nobody'
+  if (typeof user !== 'string' || !/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/.test(user)) fail(`${key}.user`, 'expected a user name or uid')
+  return Object.freeze({
+    network,
+    name: GATEWAY_PORT_NAME,
+    subnet: a.subnet,
+    prefix: a.prefix,
+    mask: a.mask,
+    address: a.address,
+    dns: a.dns,
+    dhcp: bool(fail, o.dhcp, `${key}.dhcp`, true),
+    dhcpStart: a.dhcpStart,
+    poolSize: a.poolSize,
+    leaseTime: int(fail, o.leaseTime, `${key}.leaseTime`, MIN_LEASE_TIME, MAX_LEASE_TIME, DEFAULT_LEASE_TIME),
+    leasesPerPort: int(fail, o.leasesPerPort, `${key}.leasesPerPort`, 1, MAX_POOL_SIZE, DEFAULT_LEASES_PER_PORT),
+    leasesPerClient: int(fail, o.leasesPerClient, `${key}.leasesPerClient`, 1, a.poolSize, Math.max(1, Math.floor(a.poolSize / DEFAULT_CLIENT_POOL_SHARE))),
+    staticLeases,
+    dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
+    nat,
+    publish,
+    hostPorts,
+    maxFlows,
+    flowsPerClient,
+    qemu,
+    user
+  })
+}
+
+/** `subnet`, `address`, `dns`, `dhcpStart` and `poolSize`: each inside the subnet, the pool within it. */
+function readAddressing (fail: Fail, o: Obj, key: string): Addressing {
   const sm = typeof o.subnet === 'string' ? /^([\d.]+)\/(\d{1,2})$/.exec(o.subnet) : o.subnet === undefined ? ['', '10.0.2.0', '24'] : null
   const net = sm === null ? undefined : parseIpv4(sm[1] as string)
   const prefix = Number(sm?.[2])
@@ -152,17 +217,17 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
   const room = broadcast - dhcpStart
   const poolSize = int(fail, o.poolSize, `${key}.poolSize`, 1, MAX_POOL_SIZE, Math.min(room, MAX_POOL_SIZE))
   if (poolSize > room) fail(`${key}.poolSize`, `${poolSize} addresses from dhcpStart ${formatIpv4(dhcpStart)} would reach past the subnet's last host address (at most ${room})`)
-  const inPool = (ip: number): boolean => ip >= dhcpStart && ip < dhcpStart + poolSize
-  const guestAddress = (ip: number, k: string): void => {
-    if (!inside(ip) || ip === gw || ip === dns) fail(k, 'must be a station address inside subnet (not address or dns)')
-  }
+  return { subnet: net, prefix, mask, address: gw, dns, dhcpStart, poolSize, inside }
+}
 
-  const leasesRaw = o.staticLeases ?? []
-  if (!Array.isArray(leasesRaw) || leasesRaw.length > MAX_STATIC_LEASES) fail(`${key}.staticLeases`, `expected a list of at most ${MAX_STATIC_LEASES} {mac, ip}`)
+/** `staticLeases`: [{mac, ip}], each MAC and each address at most once. */
+function readStaticLeases (fail: Fail, v: unknown, key: string, guestAddress: (ip: number, k: string) => void): readonly StaticLease[] {
+  const leasesRaw = v ?? []
+  if (!Array.isArray(leasesRaw) || leasesRaw.length > MAX_STATIC_LEASES) fail(key, `expected a list of at most ${MAX_STATIC_LEASES} {mac, ip}`)
   const macs = new Set<number>()
   const ips = new Set<number>()
-  const staticLeases = (leasesRaw as unknown[]).map((e, i): StaticLease => {
-    const k = `${key}.staticLeases[${i}]`
+  return Object.freeze((leasesRaw as unknown[]).map((e, i): StaticLease => {
+    const k = `${key}[${i}]`
     const l = object(fail, e, k, ['mac', 'ip'])
     const b = typeof l.mac === 'string' ? parseMac(l.mac) : undefined
     if (b === undefined || ((b[0] as number) & 1) === 1) fail(`${k}.mac`, 'expected a station MAC like 02:00:00:00:00:01')
@@ -174,21 +239,16 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     if (ips.has(ip)) fail(`${k}.ip`, 'this address has a static lease already')
     ips.add(ip)
     return Object.freeze({ mac, ip })
-  })
+  }))
+}
 
-  // The pool's own addresses, less those it never gives: it must have one to give.
-  const reservedInPool = [gw, dns, ...ips].filter(inPool).length
-  if (poolSize - reservedInPool < 1) fail(`${key}.poolSize`, 'the pool holds no address to give (the gateway, DNS and static addresses in it are never offered): make it larger')
-
-  const natRaw = o.nat ?? true
-  if (natRaw !== true && natRaw !== false && natRaw !== 'host') fail(`${key}.nat`, 'expected true (the outside and this host), "host" (this host only) or false (neither)')
-  const nat = natRaw === true ? 'on' : natRaw === false ? 'off' : 'host'
-
-  const pubRaw = o.publish ?? []
-  if (!Array.isArray(pubRaw) || pubRaw.length > MAX_PUBLISHED) fail(`${key}.publish`, `expected a list of at most ${MAX_PUBLISHED} {proto, host, guest}`)
+/** `publish`: [{proto, host, guest, allowRemote}], each host address and port once; beyond loopback only with allowRemote. */
+function readPublish (fail: Fail, v: unknown, key: string, guestAddress: (ip: number, k: string) => void): readonly PublishedPort[] {
+  const pubRaw = v ?? []
+  if (!Array.isArray(pubRaw) || pubRaw.length > MAX_PUBLISHED) fail(key, `expected a list of at most ${MAX_PUBLISHED} {proto, host, guest}`)
   const seen = new Set<string>()
-  const publish = (pubRaw as unknown[]).map((e, i): PublishedPort => {
-    const k = `${key}.publish[${i}]`
+  return Object.freeze((pubRaw as unknown[]).map((e, i): PublishedPort => {
+    const k = `${key}[${i}]`
     const p = object(fail, e, k, ['proto', 'host', 'guest', 'allowRemote'])
     const proto = p.proto ?? 'tcp'
     if (proto !== 'tcp' && proto !== 'udp') fail(`${k}.proto`, 'expected "tcp" or "udp"')
@@ -206,40 +266,7 @@ export function readGateway (fail: Fail, v: unknown, key: string, network: strin
     if (seen.has(id)) fail(`${k}.host`, `${proto} ${hostAddress}:${hostPort} is published twice`)
     seen.add(id)
     return Object.freeze({ proto, hostAddress, hostPort, guest, guestPort, allowRemote })
-  })
-
-  const hostPorts = readHostPorts(fail, o.hostPorts, `${key}.hostPorts`, nat)
-  const maxFlows = integer(fail, o.maxFlows, `${key}.maxFlows`, DEFAULT_MAX_FLOWS, 16, MAX_MAX_FLOWS)
-  const flowsPerClient = integer(fail, o.flowsPerClient, `${key}.flowsPerClient`, Math.min(DEFAULT_FLOWS_PER_CLIENT, maxFlows), 1, maxFlows)
-
-  const qemu = o.qemu ?? 'qemu-system-x86_64'
-  if (typeof qemu !== 'string' || !/^[^\s,]+$/.test(qemu)) fail(`${key}.qemu`, 'expected the QEMU binary: a name on PATH or a path (no spaces or commas)')
-  const user = o.user ?? 'nobody'
-  if (typeof user !== 'string' || !/^([a-z_][a-z0-9_-]{0,31}|\d{1,10})$/.test(user)) fail(`${key}.user`, 'expected a user name or uid')
-  return Object.freeze({
-    network,
-    name: GATEWAY_PORT_NAME,
-    subnet: net,
-    prefix,
-    mask,
-    address: gw,
-    dns,
-    dhcp: bool(fail, o.dhcp, `${key}.dhcp`, true),
-    dhcpStart,
-    poolSize,
-    leaseTime: int(fail, o.leaseTime, `${key}.leaseTime`, MIN_LEASE_TIME, MAX_LEASE_TIME, DEFAULT_LEASE_TIME),
-    leasesPerPort: int(fail, o.leasesPerPort, `${key}.leasesPerPort`, 1, MAX_POOL_SIZE, DEFAULT_LEASES_PER_PORT),
-    leasesPerClient: int(fail, o.leasesPerClient, `${key}.leasesPerClient`, 1, poolSize, Math.max(1, Math.floor(poolSize / DEFAULT_CLIENT_POOL_SHARE))),
-    staticLeases: Object.freeze(staticLeases),
-    dnsForward: bool(fail, o.dnsForward, `${key}.dnsForward`, true),
-    nat,
-    publish: Object.freeze(publish),
-    hostPorts,
-    maxFlows,
-    flowsPerClient,
-    qemu,
-    user
-  })
+  }))
 }
 
 function integer (fail: Fail, v: unknown, key: string, def: number, min: number, max: number): number {

@@ -1,39 +1,81 @@
 /**
  * Networks: their names, their settings (the file's `network` defaults,
- * `networks.<name>` overrides, static fdb entries) and the settings of a
- * network that is not listed (a dynamic one).
+ * `networks.<name>` overrides, static fdb entries, guards, gateways) and the
+ * settings of a network that is not listed (a dynamic one).
  */
 
-import type { Reader } from './reader'
-import type { SwitchdConfig } from './index'
+import type { Reader, Obj } from './reader'
+import { NETWORK_NAME, DEFAULT_NETWORK, type SwitchdConfig, type NetworkSettings, type ConfigOverrides } from './types'
 import { parseMac, macAt } from '../../../common/ethernet'
-import { NAME_PATTERN, MAX_FRAME_SIZE_LIMIT } from '../../../common/protocol'
-import { MAX_STATIC_ENTRIES } from '../../core/fdb'
+import { NAME_PATTERN, MAX_FRAME_SIZE_LIMIT, DEFAULT_MAX_FRAME_SIZE } from '../../../common/protocol'
+import { MAX_STATIC_ENTRIES, DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS } from '../../core/fdb'
+import { DEFAULT_LOOP_HOLD_DOWN, DEFAULT_GROUP_FWD_MASK } from '../../core/switch'
 import type { StaticEntry } from '../../core/statics'
 import { LINK_LOCAL_GROUPS } from '../../core/classify'
 import type { GuardSpec } from '../../core/guard'
-import { GATEWAY_PORT_NAME, type GatewaySpec } from './gateway'
+import { GATEWAY_PORT_NAME, readGateway, checkHostPortsPublished, type GatewaySpec } from './gateway'
 
-export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-export const DEFAULT_NETWORK = 'default'
+/** The networks part of a configuration. */
+export interface Networks {
+  networkDefaults: SwitchdConfig['networkDefaults']
+  networks: Map<string, NetworkSettings>
+  gateways: GatewaySpec[]
+}
 
-export interface NetworkSettings {
-  name: string
-  maxFrameSize: number
-  ageingTime: number
-  fdbMax: number
-  loopMoves: number
-  /** ms */
-  loopWindow: number
-  /** s */
-  loopHoldDown: number
-  /** ms a MAC's port must have been quiet before another port may take the MAC (fdb.ts) */
-  moveHold: number
-  /** Bit X: flood 01:80:c2:00:00:0X (`forwardGroups`; core/classify.ts forwardsGroup) */
-  groupFwdMask: number
-  statics: readonly StaticEntry[]
-  /** DHCP snooping, ARP inspection, IP source guard (`guards`, core/guard.ts); absent: off. Listed networks only. */
-  guards?: GuardSpec
+/**
+ * `network` (the defaults, under the flags that override them) and
+ * `networks` (each listed network with its statics, gateway and guards), and
+ * the default network if the file does not list it.
+ */
+export function readNetworks (r: Reader, top: Obj, overrides: ConfigOverrides): Networks {
+  const builtIn = {
+    maxFrameSize: DEFAULT_MAX_FRAME_SIZE,
+    ageingTime: DEFAULT_AGEING_TIME,
+    fdbMax: DEFAULT_MAX_ENTRIES,
+    loopMoves: DEFAULT_LOOP_MOVES,
+    loopWindow: DEFAULT_LOOP_WINDOW_MS,
+    loopHoldDown: DEFAULT_LOOP_HOLD_DOWN,
+    groupFwdMask: DEFAULT_GROUP_FWD_MASK,
+    moveHold: DEFAULT_MOVE_HOLD_MS
+  }
+  const fileDefaults = readNetwork(r, top.network, 'network', builtIn)
+  const networkDefaults = Object.freeze({
+    ...fileDefaults,
+    maxFrameSize: overrides.maxFrameSize ?? fileDefaults.maxFrameSize,
+    ageingTime: overrides.ageingTime ?? fileDefaults.ageingTime,
+    fdbMax: overrides.fdbMax ?? fileDefaults.fdbMax
+  })
+  const networks = new Map<string, NetworkSettings>()
+  const gateways: GatewaySpec[] = []
+  const listed = r.object(top.networks ?? {}, 'networks', Object.keys((top.networks ?? {}) as Obj))
+  for (const [name, v] of Object.entries(listed)) {
+    const key = `networks.${name}`
+    if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')
+    const settings = readNetwork(r, v, key, networkDefaults, ['static', 'gateway', 'guards'])
+    const statics = readStatics(r, (v as Obj | undefined)?.static, `${key}.static`)
+    const gatewayRaw = (v as Obj | undefined)?.gateway
+    const gateway = gatewayRaw === undefined ? undefined : readGateway((k, e) => r.fail(k, e), gatewayRaw, `${key}.gateway`, name)
+    if (gateway !== undefined) gateways.push(gateway)
+    const guards = readGuards(r, (v as Obj | undefined)?.guards, `${key}.guards`, gateway)
+    networks.set(name, Object.freeze({ name, ...settings, statics, ...(guards !== undefined ? { guards } : {}) }))
+  }
+  checkPublishedOnce(r, gateways)
+  checkHostPortsPublished((k, e) => r.fail(k, e), gateways)
+  if (!networks.has(DEFAULT_NETWORK)) networks.set(DEFAULT_NETWORK, Object.freeze({ name: DEFAULT_NETWORK, ...networkDefaults, statics: [] }))
+  return { networkDefaults, networks, gateways }
+}
+
+/** One host address and port, one published port: two gateways cannot both listen there. */
+function checkPublishedOnce (r: Reader, gateways: readonly GatewaySpec[]): void {
+  const published = new Map<string, string>()
+  for (const g of gateways) {
+    for (const [i, p] of g.publish.entries()) {
+      const id = `${p.proto} ${p.hostAddress}:${p.hostPort}`
+      const other = published.get(id)
+      if (other !== undefined) r.fail(`networks.${g.network}.gateway.publish[${i}].host`, `${id} is published by ${other} too`)
+      published.set(id, `networks.${g.network}.gateway.publish[${i}]`)
+    }
+  }
 }
 
 export const LOOP_KEYS = ['moves', 'window', 'holdDown', 'moveHold']

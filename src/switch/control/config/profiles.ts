@@ -7,28 +7,12 @@
  */
 
 import type { Reader } from './reader'
-import type { SwitchdConfig } from './index'
-import { NETWORK_NAME } from './network'
+import { NETWORK_NAME, PORT_KEYS, type SwitchdConfig, type Profile } from './types'
 import type { VlanRequest } from '../../../common/protocol'
 import { MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../core/port'
 import { readCondition, CONDITION_KEYS, type ConditionParams } from '../../core/condition'
 import { TapswitchError, ERR_CONFIG } from '../../../common/errors'
 
-export interface Profile {
-  /** The glob as written, for messages. */
-  match: string
-  pattern: RegExp
-  network: string | undefined
-  policy: PortPolicy
-  /**
-   * Whether a port that merely names itself (a hello name: a claim) gets it.
-   * Otherwise only names switchd or the configuration gives (token pins,
-   * QEMU names, names switchd makes up) do: see docs/CONFIGURATION.md "Trusted names and claims".
-   */
-  claimable: boolean
-}
-
-export const PORT_KEYS = ['mode', 'vlan', 'vlans', 'native', 'maxMacs', 'violation', 'storm', 'condition']
 export const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 /** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
 export const PROFILE_KEYS = ['match', 'network', 'claimable', 'trunk', 'rootGuard']

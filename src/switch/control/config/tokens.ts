@@ -11,8 +11,8 @@
 
 import * as path from 'node:path'
 import { Reader, readJsonFile, type Obj } from './reader'
-import { NETWORK_NAME } from './network'
-import { PORT_KEYS, readPolicy } from './profiles'
+import { NETWORK_NAME, PORT_KEYS } from './types'
+import { readPolicy } from './profiles'
 import { sha256Hex, type TokenGrant } from '../auth'
 import { parseMac, macAt } from '../../../common/ethernet'
 import { NAME_PATTERN } from '../../../common/protocol'

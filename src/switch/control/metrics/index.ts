@@ -8,9 +8,9 @@
  */
 
 import type { Registry } from 'prom-client'
-import type { SwitchdView, PortHandle, GatewayFacts } from './view'
-import { DROP_REASONS, portDrops, networkDrops } from '../core/drops'
-import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../common/metrics'
+import type { SwitchdView, PortHandle, GatewayFacts } from '../view'
+import { DROP_REASONS, portDrops, networkDrops } from '../../core/drops'
+import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '../../../common/metrics'
 
 export interface MetricsOptions {
   /** Per-port series (default true). */

@@ -1,5 +1,5 @@
 /**
- * The admin API's JSON, as switchd sends it (src/switch/control/api.ts) and switchctl
+ * The admin API's JSON, as switchd sends it (src/switch/control/api/) and switchctl
  * reads it (src/ctl/): one definition, so the two cannot drift apart.
  * Types only: nothing here runs.
  */

@@ -1,5 +1,5 @@
 /**
- * switchctl: the admin CLI over switchd's HTTP API (src/switch/control/api.ts).
+ * switchctl: the admin CLI over switchd's HTTP API (src/switch/control/api/).
  * Readable tables by default, the API's JSON with --json.
  */
 

@@ -23,10 +23,8 @@
  * `Authorization: Bearer` instead. A wrong token is refused with 401 through
  * the per-address throttle the API uses (throttle.ts).
  *
- * The pages carry a strict Content-Security-Policy (scripts and styles only
- * from this origin, no inline code, connections only back here, no framing):
- * log fields the page shows (a refused client's Host header, say) are text
- * that an attacker chose, and the page renders them as text.
+ * The page and its files (/ui, with a strict Content-Security-Policy) are
+ * served by console-page.ts.
  *
  * The event stream is bounded everywhere: at most MAX_CLIENTS sockets,
  * MAX_CLIENTS_PER_ADDRESS of them from one client address, a 4 KiB message
@@ -40,20 +38,18 @@
  */
 
 import type * as http from 'node:http'
-import * as fs from 'node:fs'
-import * as path from 'node:path'
-import { gzipSync } from 'node:zlib'
 import type { SwitchdView } from './view'
 import type { ConsoleMessage, FdbJson, LogEntryJson } from '../../common/api-types'
 import { networkView, portView } from './api'
 import { tokenMatches, consoleToken, offeredProtocols, CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from './auth'
-import { apiRequestRefusal, RESPONSE_HEADERS } from './exposure'
+import { apiRequestRefusal } from './exposure'
 import { checkAdminToken } from './throttle'
 import { AddressCounts } from './admission'
 import { formatMac } from '../../common/ethernet'
 import { CLOSE_POLICY, CLOSE_NOT_READING } from '../../common/protocol'
 import { logger, observeLog, type Fields, type Level } from '../../common/log'
-import { requestUrl } from '../../common/cli'
+
+export { handleConsole, consoleRedirect, CSP } from './console-page'
 
 const log = logger('console')
 
@@ -86,102 +82,6 @@ const MAX_FIELD = 200
  * the page's editor for POST and DELETE …/condition (docs/CONDITIONS.md).
  */
 export const PORT_ACTIONS = ['disable', 'enable', 'disconnect', 'link-down', 'link-up', 'condition']
-
-/** The compiled page: dist/ui, beside dist/switch (whether this file runs from src/ or dist/). */
-const UI_DIR = path.join(__dirname, '..', '..', '..', 'dist', 'ui')
-const FILES: Record<string, { file: string, type: string }> = {
-  '/ui': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/ui/console.js': { file: 'console.js', type: 'text/javascript; charset=utf-8' },
-  '/ui/console.css': { file: 'console.css', type: 'text/css; charset=utf-8' },
-  '/ui/icon.svg': { file: 'icon.svg', type: 'image/svg+xml' }
-}
-
-/**
- * Scripts and styles from here only (no inline code, no eval), connections
- * back here only ('self' covers ws: and wss: to this host), images from here
- * (the pcap download is a blob: link, which no fetch directive governs), no
- * <base>, no form submission, no framing (frame-ancestors, and X-Frame-Options
- * for older browsers).
- */
-export const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
-  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-const SECURITY_HEADERS: Record<string, string> = {
-  ...RESPONSE_HEADERS,
-  'content-security-policy': CSP,
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cross-origin-opener-policy': 'same-origin',
-  'cross-origin-resource-policy': 'same-origin'
-}
-
-interface Asset { body: Buffer, gzip: Buffer, type: string }
-const assets = new Map<string, Asset | null>()
-
-/** A file of the page, read and compressed once; null if the page was not built. */
-function asset (file: string, type: string): Asset | null {
-  let a = assets.get(file)
-  if (a === undefined) {
-    try {
-      const body = fs.readFileSync(path.join(UI_DIR, file))
-      a = { body, gzip: gzipSync(body, { level: 9 }), type }
-    } catch {
-      a = null
-    }
-    // A missing build is not cached: `npm run build` while switchd runs fixes it.
-    if (a !== null) assets.set(file, a)
-  }
-  return a
-}
-
-/**
- * Where a plain GET that is not the console's own path belongs: `/` (a person
- * who typed the address), `/console` and the case variants of `/ui` go to
- * `/ui`. Only a path that is never a WebSocket port's answers: `/` is the
- * default network's, but an upgrade never reaches here (server.ts onUpgrade),
- * and `/net/<name>` keeps its 426. The query is left behind (a `?token=` meant
- * for the WebSocket path must not follow into a Location).
- */
-export function consoleRedirect (req: http.IncomingMessage): string | undefined {
-  if (req.method !== 'GET' && req.method !== 'HEAD') return undefined
-  const pathname = requestUrl(req.url)?.pathname
-  if (pathname === undefined) return undefined
-  if (pathname === '/') return '/ui'
-  const lower = pathname.toLowerCase().replace(/\/+$/, '')
-  if ((lower === '/ui' && pathname !== '/ui' && pathname !== '/ui/') || lower === '/console') return '/ui'
-  return undefined
-}
-
-/** Serve /ui and its files; returns false for any other path. */
-export function handleConsole (req: http.IncomingMessage, res: http.ServerResponse, server: SwitchdView): boolean {
-  const url = requestUrl(req.url)
-  if (url === undefined || (url.pathname !== '/ui' && !url.pathname.startsWith('/ui/'))) return false
-  const headers = { ...SECURITY_HEADERS }
-  if (!server.config.api) {
-    res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('the web console needs the admin API, which is off (api: false)\n')
-    return true
-  }
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.writeHead(405, { ...headers, allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('GET only\n')
-    return true
-  }
-  const entry = FILES[url.pathname]
-  if (entry === undefined) {
-    res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('no such file\n')
-    return true
-  }
-  const a = asset(entry.file, entry.type)
-  if (a === null) {
-    res.writeHead(503, { ...headers, 'content-type': 'text/plain' }).end('the web console is not built: run `npm run build` (it bundles src/ui into dist/ui)\n')
-    return true
-  }
-  const gzip = /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')
-  const body = gzip ? a.gzip : a.body
-  res.writeHead(200, { ...headers, 'content-type': a.type, 'content-length': body.length, vary: 'accept-encoding', ...(gzip ? { 'content-encoding': 'gzip' } : {}) })
-  res.end(req.method === 'HEAD' ? undefined : body)
-  return true
-}
 
 /** What the hub needs of a WebSocket (ws's WebSocket has it). */
 export interface ConsoleSocket {

@@ -22,7 +22,7 @@ import { formatMac } from '../../common/ethernet'
 /** Most names a 404's body lists (its message lists fewer): a switchd may have thousands of ports. */
 const MAX_KNOWN = 100
 
-/** A refusal of a name: 404 (it does not exist) or 409 (it exists but cannot take this); api.ts answers its body. */
+/** A refusal of a name: 404 (it does not exist) or 409 (it exists but cannot take this); api/index.ts answers its body. */
 export class NameError extends TapswitchError {
   constructor (readonly status: 404 | 409, code: string, message: string, readonly details: Omit<ApiErrorJson, 'error' | 'code'> = {}) {
     super(code, message)

@@ -1,0 +1,52 @@
+/**
+ * switchd's Prometheus metrics (docs/METRICS.md lists them all; test/unit/docs.test.ts checks the list),
+ * one table per subject: ports.ts, drops.ts, networks.ts, fastpath.ts, stp.ts, daemon.ts, gateway.ts
+ * (define.ts says what a row is). Values are read from Port, Switch, Fdb and daemon counters at scrape
+ * time; nothing on the frame path calls prom-client. The process's own series and switchd_build_info
+ * come from common/metrics.ts createRegistry.
+ *
+ * Per-port series carry {network, port}: bounded by the ports connected, and
+ * switched off entirely with perPortMetrics=false (or beyond maxPortSeries
+ * ports) for very large installations; the per-network series always exist.
+ */
+
+import type { Registry } from 'prom-client'
+import type { SwitchdView, PortHandle } from '../view'
+import { createRegistry, packageVersion } from '../../../common/metrics'
+import { register, type MetricDef, type Scrape } from './define'
+import { portMetrics } from './ports'
+import { dropMetrics } from './drops'
+import { networkMetrics } from './networks'
+import { fastPathMetrics } from './fastpath'
+import { stpMetrics } from './stp'
+import { daemonMetrics } from './daemon'
+import { gatewayMetrics } from './gateway'
+
+export interface MetricsOptions {
+  /** Per-port series (default true). */
+  perPort?: boolean
+  /** No per-port series at all once more ports than this are connected (default 1000). */
+  maxPortSeries?: number
+}
+
+/** Every subject's table, in the order /metrics shows them. */
+const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, networkMetrics, fastPathMetrics, stpMetrics, daemonMetrics, gatewayMetrics]
+
+export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {}): Registry {
+  const reg = createRegistry('switchd', packageVersion())
+  const perPort = opts.perPort ?? true
+  const maxPorts = opts.maxPortSeries ?? 1000
+  const scrape: Scrape = {
+    server,
+    networks: () => server.networks.all(),
+    eachPort: (fn: (p: PortHandle, network: string) => void): void => {
+      if (!perPort) return
+      const ports = server.ports()
+      if (ports.length > maxPorts) return
+      for (const p of ports) fn(p, p.network.name)
+    },
+    gatewayOf: (name) => server.gateways().find((g) => g.network === name)
+  }
+  for (const table of TABLES) register(reg, scrape, table)
+  return reg
+}

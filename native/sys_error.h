@@ -1,6 +1,6 @@
 // What every class of the addon shares: errno names, SystemError-shaped
-// exceptions, the big-endian length of a batch record, and the counters'
-// layout (native/index.d.ts STAT_*). Each class keeps its own hints.
+// exceptions, and the counters' layout (native/index.d.ts STAT_*). Each
+// class keeps its own hints. Batch records and slabs are records.h's.
 #pragma once
 
 #include <napi.h>
@@ -40,10 +40,6 @@ inline void ThrowSystemError(Napi::Env env, int err, const std::string& syscall,
   if (path) e.Set("path", Napi::String::New(env, path));
   e.Set("hint", Napi::String::New(env, hint));
   e.ThrowAsJavaScriptException();
-}
-
-inline uint32_t ReadBE32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
 }
 
 }  // namespace tapswitch

@@ -29,6 +29,7 @@
 
 #include "busy_poll.h"
 #include "poll_reader.h"
+#include "records.h"
 #include "sys_error.h"
 
 #include <arpa/inet.h>
@@ -54,20 +55,19 @@ namespace tapswitch { void InitProcess(Napi::Env env, Napi::Object exports); }  
 
 namespace {
 
+using namespace tapswitch;
+
 constexpr const char* kTunPath = "/dev/net/tun";
-// Largest IFF_TAP frame: 64 KiB (MTU ceiling) + Ethernet/VLAN header headroom.
-constexpr size_t kMaxRead = 65536 + 64;
+// Largest IFF_TAP frame (records.h's kMaxFrame), virtio-net header not included.
+constexpr size_t kMaxRead = kMaxFrame;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
-// struct virtio_net_hdr (legacy layout): TUNSETVNETHDRSZ's default, which we set
-// explicitly because a persistent TAP keeps whatever its last user chose.
-constexpr size_t kVnetHdrLen = 10;
+// The header's size (records.h's kVnetHdrLen) is TUNSETVNETHDRSZ's default, which
+// we set explicitly because a persistent TAP keeps whatever its last user chose.
 constexpr uint8_t kVnetNeedsCsum = 1;
 // TCP segmentation and checksums only: UFO/USO are never offered, so the
 // switch never meets a UDP GSO frame it would have to segment.
 constexpr unsigned kOffloadAllowed = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 const uint8_t kZeroVnetHdr[kVnetHdrLen] = {};
-
-using namespace tapswitch;
 
 const char* HintFor(int err, const std::string& syscall) {
   // open() fails with EACCES on the device node's mode (0600 root on most
@@ -410,24 +410,11 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
 
   Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer()) return ThrowType(env, "buf must be a Buffer"), env.Undefined();
-    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    double start, end;
-    if (!ArgUint(info, 1, "start", static_cast<double>(buf.Length()), &start)) return env.Undefined();
-    if (!ArgUint(info, 2, "end", static_cast<double>(buf.Length()), &end)) return env.Undefined();
-    if (start > end) return ThrowRange(env, "start > end"), env.Undefined();
-    const uint8_t* p = buf.Data();
-    size_t off = static_cast<size_t>(start), stop = static_cast<size_t>(end);
-    uint32_t written = 0;
-    while (off < stop) {
-      if (stop - off < 4 || ReadBE32(p + off) > stop - off - 4) {
-        stats_[TX_MALFORMED]++;
-        break;
-      }
-      uint32_t len = ReadBE32(p + off);
-      if (WriteFrame(p + off + 4, len) >= 0) written++;
-      off += 4 + size_t(len);
-    }
+    const uint8_t* p;
+    size_t start, end;
+    if (!BatchArgs(info, &p, &start, &end)) return env.Undefined();
+    const uint32_t written =
+        ForEachRecord(p, start, end, stats_, [this](const uint8_t* frame, size_t len) { return WriteFrame(frame, len) >= 0; });
     return Napi::Number::New(env, written);
   }
 

@@ -17,6 +17,7 @@
 #include <napi.h>
 
 #include "poll_reader.h"
+#include "records.h"
 #include "sys_error.h"
 
 #include <errno.h>
@@ -34,10 +35,11 @@ namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }
 
 namespace {
 
-constexpr size_t kMaxDgram = 65536 + 64;  // as tap.cc's kMaxRead
+using namespace tapswitch;  // the Tap's STAT_* layout, records, ThrowSystemError, PollReader
+
+constexpr size_t kMaxDgram = kMaxFrame;  // as a TAP's largest read
 constexpr uint32_t kBurstFrames = 64;
 constexpr uint32_t kBurstBytes = 64 * 1024;
-using namespace tapswitch;  // the Tap's STAT_* layout, ReadBE32, ThrowSystemError, PollReader
 
 const char* HintFor(int err) {
   switch (err) {
@@ -161,31 +163,25 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
 
   Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber())
-      return ThrowType(env, "sendBatch(buf: Buffer, start: number, end: number)"), env.Undefined();
-    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    double start = info[1].As<Napi::Number>().DoubleValue(), end = info[2].As<Napi::Number>().DoubleValue();
-    if (!(start >= 0 && start <= end && end <= double(buf.Length())))
-      return Napi::RangeError::New(env, "start/end out of range").ThrowAsJavaScriptException(), env.Undefined();
-    const uint8_t* p = buf.Data();
-    size_t off = size_t(start), stop = size_t(end);
-    uint32_t sent = 0;
-    while (off < stop) {
-      if (stop - off < 4 || ReadBE32(p + off) > stop - off - 4) { stats_[TX_MALFORMED]++; break; }
-      uint32_t len = ReadBE32(p + off);
-      ssize_t n = -1;
-      int err = fd_ < 0 ? EBADF : peer_path_.empty() ? EDESTADDRREQ : 0;
-      if (err == 0) {
-        do n = sendto(fd_, p + off + 4, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer_), peer_len_);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) err = errno;
-      }
-      if (n >= 0) { sent++; stats_[TX_FRAMES]++; stats_[TX_BYTES] += len; }
-      else if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ECONNREFUSED || err == ENOENT || err == EDESTADDRREQ) stats_[TX_DROPPED]++;
-      else stats_[TX_ERRORS]++;
-      off += 4 + size_t(len);
+    const uint8_t* p;
+    size_t start, end;
+    if (!BatchArgs(info, &p, &start, &end)) return env.Undefined();
+    return Napi::Number::New(env, ForEachRecord(p, start, end, stats_, [this](const uint8_t* frame, size_t len) { return SendFrame(frame, len); }));
+  }
+
+  // One sendto(2) to the peer; drops and errors are counted, never thrown.
+  bool SendFrame(const uint8_t* frame, size_t len) {
+    ssize_t n = -1;
+    int err = fd_ < 0 ? EBADF : peer_path_.empty() ? EDESTADDRREQ : 0;
+    if (err == 0) {
+      do n = sendto(fd_, frame, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer_), peer_len_);
+      while (n < 0 && errno == EINTR);
+      if (n < 0) err = errno;
     }
-    return Napi::Number::New(env, sent);
+    if (n >= 0) { stats_[TX_FRAMES]++; stats_[TX_BYTES] += len; return true; }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ECONNREFUSED || err == ENOENT || err == EDESTADDRREQ) stats_[TX_DROPPED]++;
+    else stats_[TX_ERRORS]++;
+    return false;
   }
 
   void Stats(const Napi::CallbackInfo& info) { CopyStats(info, stats_); }

@@ -41,13 +41,14 @@
 // - Nothing is allocated per frame: one burst buffer, a miss buffer reserved
 //   at its cap, a flow table reserved at its cap (fastpath.h).
 
-#include <errno.h>
 #include <napi.h>
+#include <uv.h>
+
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include <uv.h>
 
 #include <algorithm>
 #include <atomic>

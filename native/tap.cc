@@ -48,10 +48,13 @@
 #include <algorithm>
 #include <string>
 
-namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
-namespace tapswitch { void InitFastPath(Napi::Env env, Napi::Object exports); }  // native/fastpath.cc
-namespace tapswitch { void InitPeer(Napi::Env env, Napi::Object exports); }  // native/peer.cc
-namespace tapswitch { void InitProcess(Napi::Env env, Napi::Object exports); }  // native/process.cc
+// The other classes and functions of the addon, each in its own file.
+namespace tapswitch {
+void InitUnixDgram(Napi::Env env, Napi::Object exports);  // native/unixdgram.cc
+void InitFastPath(Napi::Env env, Napi::Object exports);   // native/fastpath.cc
+void InitPeer(Napi::Env env, Napi::Object exports);       // native/peer.cc
+void InitProcess(Napi::Env env, Napi::Object exports);    // native/process.cc
+}  // namespace tapswitch
 
 namespace {
 

@@ -167,7 +167,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     }
     double mf = info[1].As<Napi::Number>().DoubleValue(), mb = info[2].As<Napi::Number>().DoubleValue();
     if (!(mf >= 1 && mf <= 1 << 20) || !(mb >= 2 * (kMaxRecord + 8) && mb <= (64 << 20))) {
-      Napi::RangeError::New(env, "maxFlows must be 1..1048576 and missBytes 2*64 KiB..64 MiB").ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "maxFlows must be 1..1048576 and missBytes 2*64 KiB..64 MiB")
+          .ThrowAsJavaScriptException();
       return;
     }
     flows_ = std::make_unique<FlowTable>(static_cast<size_t>(mf));
@@ -224,7 +225,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       }
     }
     if (slot < 0)
-      return Napi::RangeError::New(env, "too many ports on one fast path").ThrowAsJavaScriptException(), env.Undefined();
+      return Napi::RangeError::New(env, "too many ports on one fast path").ThrowAsJavaScriptException(),
+             env.Undefined();
     Wake();
     return Napi::Number::New(env, slot);
   }
@@ -250,8 +252,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   // install(inSlot, dst, src, outSlot, maxFrame) -> flow index, or -1 when the table is full
   Napi::Value Install(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() ||
-        !info[3].IsNumber() || !info[4].IsNumber())
+    if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber() ||
+        !info[4].IsNumber())
       return Napi::TypeError::New(env, "install(inSlot, dst, src, outSlot, maxFrame)").ThrowAsJavaScriptException(),
              env.Undefined();
     const size_t max_frame = static_cast<size_t>(std::max(0.0, info[4].As<Napi::Number>().DoubleValue()));
@@ -260,7 +262,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       return Napi::Number::New(env, -1);
     Key k{MacArg(info[1]), (MacArg(info[2]) << 16) | static_cast<uint64_t>(in)};
     std::lock_guard<std::mutex> g(mu_);
-    if (ports_[in].fd < 0 || ports_[out].fd < 0 || ports_[in].vnet != ports_[out].vnet) return Napi::Number::New(env, -1);
+    if (ports_[in].fd < 0 || ports_[out].fd < 0 || ports_[in].vnet != ports_[out].vnet)
+      return Napi::Number::New(env, -1);
     return Napi::Number::New(env, flows_->Install(k, out, max_frame));
   }
 

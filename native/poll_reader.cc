@@ -116,7 +116,10 @@ void PollReader::OnReadable(int status) {
     // A length we did not check would be trusted as a record and move `off`
     // past the slab (issue 12, finding 16). Each source checks what it asked
     // for; this is the bound no source may cross. Count it, end the burst.
-    if (n < 0 || static_cast<size_t>(n) > max_record_) { stats_[RX_ERRORS]++; break; }
+    if (n < 0 || static_cast<size_t>(n) > max_record_) {
+      stats_[RX_ERRORS]++;
+      break;
+    }
     WriteBE32(base + used, static_cast<uint32_t>(n));
     used += kRecordHeader + n;
     count++;
@@ -127,16 +130,17 @@ void PollReader::OnReadable(int status) {
   slab_.Commit(used);
   const size_t off = slab_.offset();
   if (count > 0) {
-    busy_poll::Kick();  // an answer is likely within µs: poll for it instead of sleeping
+    busy_poll::Kick();                    // an answer is likely within µs: poll for it instead of sleeping
     Napi::Object self = owner_->Value();  // also keeps the owner alive if the callback closes it
     Napi::Buffer<uint8_t> slab = slab_.Value();
     // Copy the callback: it may stop()/close() and Reset on_burst_.
     Napi::Function fn = on_burst_.Value();
     // MakeCallback (not Call) so process.nextTick and microtasks run when it
     // returns, exactly as after any other libuv-driven callback.
-    fn.MakeCallback(self, {slab, Napi::Number::New(env, static_cast<double>(start)),
-                           Napi::Number::New(env, static_cast<double>(off)),
-                           Napi::Number::New(env, count)}, *async_);
+    fn.MakeCallback(self,
+                    {slab, Napi::Number::New(env, static_cast<double>(start)),
+                     Napi::Number::New(env, static_cast<double>(off)), Napi::Number::New(env, count)},
+                    *async_);
     if (env.IsExceptionPending()) {
       // We are not under any JS frame that could catch it: route it to
       // process 'uncaughtException' rather than swallow it.

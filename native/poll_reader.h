@@ -62,8 +62,8 @@ class PollReader {
   // or -errno with *syscall set, for the owner to throw with its own hints;
   // or kPending when a JS exception is already pending.
   static constexpr int kPending = 1;
-  int Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t max_reads, uint32_t max_bytes,
-            size_t max_record, const char** syscall);
+  int Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t max_reads, uint32_t max_bytes, size_t max_record,
+            const char** syscall);
   // Stop polling (idempotent); the handle stays for the next Start.
   void Stop();
   // Stop, close the handle and drop the slab. Idempotent, safe from inside the callback.

@@ -75,9 +75,10 @@ inline bool BatchArgs(const Napi::CallbackInfo& info, const uint8_t** data, size
   }
   auto buf = info[0].As<Napi::Buffer<uint8_t>>();
   const double s = info[1].As<Napi::Number>().DoubleValue(), e = info[2].As<Napi::Number>().DoubleValue();
-  if (!(s >= 0 && s <= e && e <= static_cast<double>(buf.Length())) || s != static_cast<double>(static_cast<size_t>(s)) ||
-      e != static_cast<double>(static_cast<size_t>(e))) {
-    Napi::RangeError::New(env, "start and end must be integers with 0 <= start <= end <= buf.length").ThrowAsJavaScriptException();
+  if (!(s >= 0 && s <= e && e <= static_cast<double>(buf.Length())) ||
+      s != static_cast<double>(static_cast<size_t>(s)) || e != static_cast<double>(static_cast<size_t>(e))) {
+    Napi::RangeError::New(env, "start and end must be integers with 0 <= start <= end <= buf.length")
+        .ThrowAsJavaScriptException();
     return false;
   }
   *data = buf.Data();

@@ -13,8 +13,7 @@
 
 namespace tapswitch {
 
-enum Stat { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_DROPPED, TX_ERRORS,
-            TX_MALFORMED, RX_ERRORS, STAT_COUNT };
+enum Stat { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_DROPPED, TX_ERRORS, TX_MALFORMED, RX_ERRORS, STAT_COUNT };
 
 inline std::string ErrnoName(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
@@ -27,9 +26,8 @@ inline std::string ErrnoName(int err) {
 
 // Throws a SystemError-shaped Error: `${syscall} ${subject}: ${code} (${hint})`,
 // with code, errno, syscall, path (if any) and hint properties.
-inline void ThrowSystemError(Napi::Env env, int err, const std::string& syscall,
-                             const std::string& subject, const char* path,
-                             const char* hint) {
+inline void ThrowSystemError(Napi::Env env, int err, const std::string& syscall, const std::string& subject,
+                             const char* path, const char* hint) {
   std::string code = ErrnoName(err);
   std::string msg = syscall + " " + subject + ": " + code;
   if (*hint) msg += std::string(" (") + hint + ")";

@@ -1,13 +1,20 @@
-// The fast path's tables (fastpath.cc): the exact-match flow table and the
-// queue of misses for JS. Plain data: no N-API, no system call, no lock of
-// their own (FastPath's mutex guards both), nothing allocated after
-// construction.
+// The fast path's datapath (fastpath.cc is its face to JS; the design is
+// there): the port slots, the exact-match flow table, the queue of misses for
+// JS, and the thread that reads bursts, writes the hits and queues the rest.
+// Plain C++: no N-API. The tables have no lock of their own: Datapath's mutex
+// guards them, and is never held across a system call. Nothing is allocated
+// after construction.
 #pragma once
 
 #include <string.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -141,6 +148,94 @@ class MissQueue {
  private:
   size_t cap_;
   std::vector<uint8_t> pending_, draining_;
+};
+
+// Per-port counters, cumulative (PORT_STAT_* in native/index.d.ts).
+enum { P_RX_FRAMES, P_RX_BYTES, P_TX_FRAMES, P_TX_BYTES, P_TX_DROPPED, P_COUNT };
+// Table-wide counters (FastPath#stats()).
+enum { F_HITS, F_MISSES, F_MISS_DROPPED, F_FLOWS, F_COUNT };
+
+constexpr size_t kMaxPorts = 1024;
+
+// Every method but the thread's own is for the main thread; all are safe
+// while the thread runs.
+class Datapath {
+ public:
+  Datapath(size_t max_flows, size_t miss_bytes);
+  ~Datapath() { Stop(); }
+  Datapath(const Datapath&) = delete;
+  Datapath& operator=(const Datapath&) = delete;
+
+  // Start the thread; `notify(arg)` is called from it, without the lock,
+  // after a burst queued misses (it must be safe from any thread, as
+  // uv_async_send is). Returns 0, or an errno (eventfd).
+  int Start(void (*notify)(void*), void* arg);
+  // Stop and join the thread. Idempotent.
+  void Stop();
+
+  // The slot now reading `fd` (non-blocking; `vnet`: records start with a virtio-net header), or -1: all taken.
+  int AddPort(int fd, bool vnet);
+  // Forget the slot, its flows and its queued misses; once this returns the
+  // thread never reads or writes its fd again (it waits for a burst in flight).
+  void RemovePort(int slot);
+  // (in, dst, src) -> out for frames up to max_frame bytes: the flow's index, or -1 (full, or ports that cannot pair).
+  int Install(int in, uint64_t dst, uint64_t src, int out, size_t max_frame);
+  void Remove(int flow);
+  void Flush();
+  // Cumulative hits of flows [0, n) into out (n is capped at the table's size).
+  void FlowHits(double* out, size_t n);
+  // The slot's P_COUNT counters into out.
+  void PortStats(int slot, double* out);
+  // The F_COUNT counters into out.
+  void Stats(double* out);
+  // The misses queued so far ([u32 BE slot][u32 BE length][record]...), the
+  // main thread's alone until the next call; clear it when done.
+  std::vector<uint8_t>& TakeMisses();
+
+ private:
+  struct PortSlot {
+    int fd = -1;  // -1 = free
+    bool vnet = false;
+    double stats[P_COUNT] = {};
+  };
+  // One frame of a burst: where it lies in the burst buffer, and (a hit) where it goes.
+  struct BurstFrame {
+    size_t off = 0, len = 0;
+    int out = -1;  // egress slot; -1 = not forwarded here
+    int fd = -1;   // that slot's fd when decided
+    bool sent = false;
+  };
+  // One burst: at most this many reads, and it stops reading once it holds
+  // this many bytes (a burst of 64 KiB GSO frames decides and writes a few at a time).
+  static constexpr uint32_t kBurst = 64;
+  static constexpr size_t kBurstBytes = 256 << 10;
+
+  void Wake();
+  void Run();
+  bool Burst(int slot, int fd);
+  uint32_t ReadBurst(int fd);
+  bool Decide(int slot, int fd, size_t hdr, uint32_t n);
+  void WriteHits(uint32_t n);
+  void Publish(uint32_t n, size_t hdr);
+
+  std::mutex mu_;
+  std::condition_variable idle_;  // bursts_done_ moved
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  int efd_ = -1;
+  // Set before the thread starts, never changed while it runs.
+  void (*notify_)(void*) = nullptr;
+  void* notify_arg_ = nullptr;
+  // Under mu_:
+  FlowTable flows_;
+  MissQueue misses_;
+  std::vector<PortSlot> ports_;
+  uint64_t ports_gen_ = 0;
+  uint64_t bursts_begun_ = 0, bursts_done_ = 0;
+  double stats_[F_COUNT] = {};
+  // The thread's own: the frames of the burst in flight.
+  std::vector<uint8_t> burst_;
+  BurstFrame frames_[kBurst];
 };
 
 }  // namespace fastpath

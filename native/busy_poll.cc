@@ -50,7 +50,10 @@ Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   budget_ns = static_cast<uint64_t>(usec * 1000);
-  if (budget_ns == 0 && active) { uv_idle_stop(idle); active = false; }
+  if (budget_ns == 0 && active) {
+    uv_idle_stop(idle);
+    active = false;
+  }
   return env.Undefined();
 }
 
@@ -59,15 +62,21 @@ Napi::Value SetBusyPoll(const Napi::CallbackInfo& info) {
 void Kick() {
   if (budget_ns == 0) return;
   deadline_ns = uv_hrtime() + budget_ns;
-  if (!active) { uv_idle_start(idle, OnIdle); active = true; }
+  if (!active) {
+    uv_idle_start(idle, OnIdle);
+    active = true;
+  }
 }
 
 void Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setBusyPoll", Napi::Function::New(env, SetBusyPoll, "setBusyPoll"));
-  exports.Set("busyPollKick", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
-    Kick();
-    return info.Env().Undefined();
-  }, "busyPollKick"));
+  exports.Set("busyPollKick", Napi::Function::New(
+                                  env,
+                                  [](const Napi::CallbackInfo& info) -> Napi::Value {
+                                    Kick();
+                                    return info.Env().Undefined();
+                                  },
+                                  "busyPollKick"));
 }
 
 }  // namespace busy_poll

@@ -252,7 +252,10 @@ export class FastPath {
   constructor (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number)
   /** Read `fd` (a non-blocking TAP fd; `vnet`: its records start with a virtio-net header); returns its slot. */
   addPort (fd: number, vnet: boolean): number
-  /** Forget the slot and its flows; its fd is never read again once this returns. */
+  /**
+   * Forget the slot and its flows; its fd is never read or written again once
+   * this returns (it waits for a burst in flight, a few non-blocking calls).
+   */
   removePort (slot: number): void
   /** Install (ingress, dst, src) -> egress for frames up to `maxFrame` bytes; returns the flow's index, or -1 (table full, or ports that cannot pair). */
   install (inSlot: number, dst: number, src: number, outSlot: number, maxFrame: number): number

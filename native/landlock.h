@@ -80,7 +80,8 @@ inline uint64_t FsRights(int abi) {
 /** The scopes of `abi` (6 and up): no signal to, and no abstract Unix socket of, a process outside the domain. */
 inline uint64_t Scopes(int abi) { return abi >= 6 ? (kScopeAbstractUnixSocket | kScopeSignal) : 0; }
 
-/** The kernel's Landlock ABI version (>= 1), or -errno: ENOSYS (a kernel without it), EOPNOTSUPP (built, not enabled at boot). */
+/** The kernel's Landlock ABI version (>= 1), or -errno: ENOSYS (a kernel without it), EOPNOTSUPP (built, not enabled at
+ * boot). */
 inline int Abi() {
   long v = syscall(__NR_landlock_create_ruleset, nullptr, 0, kCreateRulesetVersion);
   return v >= 0 ? static_cast<int>(v) : -errno;

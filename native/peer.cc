@@ -39,7 +39,9 @@
 
 #include <string>
 
-namespace tapswitch { void InitPeer(Napi::Env env, Napi::Object exports); }
+namespace tapswitch {
+void InitPeer(Napi::Env env, Napi::Object exports);
+}
 
 namespace {
 
@@ -47,10 +49,11 @@ using namespace tapswitch;
 
 const char* NetlinkHint(int err) {
   switch (err) {
-    case EAFNOSUPPORT: case EPERM: case EACCES:
-      return "AF_NETLINK is forbidden here (systemd: add AF_NETLINK to RestrictAddressFamilies=)";
-    case EPROTONOSUPPORT: case ENOENT:
-      return "the kernel has no inet_diag (CONFIG_INET_DIAG, module tcp_diag)";
+    case EAFNOSUPPORT:
+    case EPERM:
+    case EACCES: return "AF_NETLINK is forbidden here (systemd: add AF_NETLINK to RestrictAddressFamilies=)";
+    case EPROTONOSUPPORT:
+    case ENOENT: return "the kernel has no inet_diag (CONFIG_INET_DIAG, module tcp_diag)";
     default: return "";
   }
 }
@@ -63,7 +66,10 @@ struct Address {
 // IPv4, IPv6, or IPv4-mapped IPv6 (Node's remoteAddress on a dual-stack listener), which is looked up as IPv4.
 bool ParseAddress(const std::string& text, Address* a) {
   in6_addr v6;
-  if (inet_pton(AF_INET, text.c_str(), &a->words[0]) == 1) { a->family = AF_INET; return true; }
+  if (inet_pton(AF_INET, text.c_str(), &a->words[0]) == 1) {
+    a->family = AF_INET;
+    return true;
+  }
   if (inet_pton(AF_INET6, text.c_str(), &v6) != 1) return false;
   if (IN6_IS_ADDR_V4MAPPED(&v6)) {
     a->family = AF_INET;
@@ -84,15 +90,18 @@ Napi::Value Throw(Napi::Env env, int err, const char* syscall) {
 Napi::Value LookupPeerSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 4 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString() || !info[3].IsNumber()) {
-    Napi::TypeError::New(env, "lookupPeerSocket(peerAddress, peerPort, localAddress, localPort)").ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, "lookupPeerSocket(peerAddress, peerPort, localAddress, localPort)")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Address peer, local;
   uint32_t peer_port = info[1].As<Napi::Number>().Uint32Value();
   uint32_t local_port = info[3].As<Napi::Number>().Uint32Value();
-  if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), &peer) || !ParseAddress(info[2].As<Napi::String>().Utf8Value(), &local) ||
-      peer.family != local.family || peer_port > 65535 || local_port > 65535) {
-    Napi::TypeError::New(env, "lookupPeerSocket: two IP addresses of one family and two ports").ThrowAsJavaScriptException();
+  if (!ParseAddress(info[0].As<Napi::String>().Utf8Value(), &peer) ||
+      !ParseAddress(info[2].As<Napi::String>().Utf8Value(), &local) || peer.family != local.family ||
+      peer_port > 65535 || local_port > 65535) {
+    Napi::TypeError::New(env, "lookupPeerSocket: two IP addresses of one family and two ports")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
 
@@ -142,7 +151,8 @@ Napi::Value LookupPeerSocket(const Napi::CallbackInfo& info) {
     const inet_diag_msg* m = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
     // Only a socket connected to exactly our address and port is the peer (not a listener of its address).
     if (m->idiag_state == TCP_LISTEN || m->id.idiag_dport != msg.req.id.idiag_dport ||
-        memcmp(m->id.idiag_dst, local.words, peer.family == AF_INET ? 4 : 16) != 0) return env.Null();
+        memcmp(m->id.idiag_dst, local.words, peer.family == AF_INET ? 4 : 16) != 0)
+      return env.Null();
     Napi::Object out = Napi::Object::New(env);
     out.Set("inode", Napi::Number::New(env, m->idiag_inode));
     out.Set("uid", Napi::Number::New(env, m->idiag_uid));
@@ -197,7 +207,10 @@ Napi::Value FindSocketFd(const Napi::CallbackInfo& info) {
   if (dir != nullptr) {
     while (dirent* e = readdir(dir)) {
       if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-      if (LinkIs(dirfd, e->d_name, want, want_len)) { found = atoi(e->d_name); break; }
+      if (LinkIs(dirfd, e->d_name, want, want_len)) {
+        found = atoi(e->d_name);
+        break;
+      }
     }
     closedir(dir);  // closes dirfd
   } else {

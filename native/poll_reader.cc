@@ -6,16 +6,6 @@
 
 namespace tapswitch {
 
-namespace {
-
-constexpr size_t kMinSlab = 1 << 20;
-
-void WriteBE32(uint8_t* p, uint32_t v) {
-  p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
-}  // namespace
-
 int PollReader::Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t max_reads, uint32_t max_bytes,
                       size_t max_record, const char** syscall) {
   if (poll_ == nullptr) {
@@ -45,7 +35,9 @@ int PollReader::Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t m
   max_reads_ = max_reads;
   max_bytes_ = max_bytes;
   max_record_ = max_record;
-  if (slab_.IsEmpty() || slab_len_ - slab_off_ < SlabReserve()) NewSlab(env);
+  // The tail must fit one more maximal read after a whole burst, so a burst is
+  // only ever cut short by its own bounds, not by the slab.
+  slab_.Reserve(env, SlabReserve());
   int r = uv_poll_start(&poll_->handle, UV_READABLE, OnPoll);
   if (r < 0) {
     CloseHandle();  // the next Start makes a fresh one
@@ -97,17 +89,6 @@ void PollReader::OnEnvTeardown(napi_async_cleanup_hook_handle, void* arg) {
   box->reader->CloseHandle();
 }
 
-// The tail must fit one more maximal read after a whole burst, so a burst is
-// only ever cut short by its own bounds, not by the slab.
-void PollReader::NewSlab(Napi::Env env) {
-  size_t len = std::max(kMinSlab, 2 * SlabReserve());
-  Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, len);
-  slab_ = Napi::Persistent(buf);  // drops our ref to the old slab; views keep it alive
-  slab_data_ = buf.Data();
-  slab_len_ = len;
-  slab_off_ = 0;
-}
-
 void PollReader::OnPoll(uv_poll_t* handle, int status, int /*events*/) {
   static_cast<PollBox*>(handle->data)->reader->OnReadable(status);
 }
@@ -123,36 +104,43 @@ void PollReader::OnReadable(int status) {
     Stop();
     return;
   }
-  const size_t start = slab_off_;
-  size_t off = start;
+  uint8_t* const base = slab_.tail();
+  const size_t room = slab_.room();
+  size_t used = 0;
   uint32_t count = 0, reads = 0;  // dropped reads count toward the bound too
-  while (reads < max_reads_ && off - start < max_bytes_ && slab_len_ - off >= 4 + max_record_) {
-    ssize_t n = source_->ReadRecord(slab_data_ + off + 4);
+  while (reads < max_reads_ && used < max_bytes_ && room - used >= kRecordHeader + max_record_) {
+    ssize_t n = source_->ReadRecord(base + used + kRecordHeader);
     if (n == kEnd) break;
     reads++;
     if (n == kSkip) continue;
     // A length we did not check would be trusted as a record and move `off`
     // past the slab (issue 12, finding 16). Each source checks what it asked
     // for; this is the bound no source may cross. Count it, end the burst.
-    if (n < 0 || static_cast<size_t>(n) > max_record_) { stats_[RX_ERRORS]++; break; }
-    WriteBE32(slab_data_ + off, static_cast<uint32_t>(n));
-    off += 4 + n;
+    if (n < 0 || static_cast<size_t>(n) > max_record_) {
+      stats_[RX_ERRORS]++;
+      break;
+    }
+    WriteBE32(base + used, static_cast<uint32_t>(n));
+    used += kRecordHeader + n;
     count++;
     stats_[RX_FRAMES]++;
     stats_[RX_BYTES] += static_cast<double>(n) - static_cast<double>(record_header_);
   }
-  slab_off_ = off;
+  const size_t start = slab_.offset();
+  slab_.Commit(used);
+  const size_t off = slab_.offset();
   if (count > 0) {
-    busy_poll::Kick();  // an answer is likely within µs: poll for it instead of sleeping
+    busy_poll::Kick();                    // an answer is likely within µs: poll for it instead of sleeping
     Napi::Object self = owner_->Value();  // also keeps the owner alive if the callback closes it
     Napi::Buffer<uint8_t> slab = slab_.Value();
     // Copy the callback: it may stop()/close() and Reset on_burst_.
     Napi::Function fn = on_burst_.Value();
     // MakeCallback (not Call) so process.nextTick and microtasks run when it
     // returns, exactly as after any other libuv-driven callback.
-    fn.MakeCallback(self, {slab, Napi::Number::New(env, static_cast<double>(start)),
-                           Napi::Number::New(env, static_cast<double>(off)),
-                           Napi::Number::New(env, count)}, *async_);
+    fn.MakeCallback(self,
+                    {slab, Napi::Number::New(env, static_cast<double>(start)),
+                     Napi::Number::New(env, static_cast<double>(off)), Napi::Number::New(env, count)},
+                    *async_);
     if (env.IsExceptionPending()) {
       // We are not under any JS frame that could catch it: route it to
       // process 'uncaughtException' rather than swallow it.
@@ -161,7 +149,7 @@ void PollReader::OnReadable(int status) {
     }
   }
   // The callback may have closed us (slab dropped), or restarted us with other bounds.
-  if (!slab_.IsEmpty() && slab_len_ - slab_off_ < SlabReserve()) NewSlab(env);
+  if (!slab_.empty()) slab_.Reserve(env, SlabReserve());
 }
 
 void CopyStats(const Napi::CallbackInfo& info, const double* stats) {

@@ -6,11 +6,9 @@
 //   so it also works inside a worker), never from fs.read: that parks a
 //   threadpool thread per fd and closing the fd does not wake it
 //   (nodejs/node#24048). A non-blocking fd plus uv_poll costs no thread.
-// - Frames land in a "slab", a Buffer owned by JS. We only append; once the
-//   tail cannot hold one more whole burst we allocate a fresh slab and drop
-//   our reference. Not a ring: JS may still hold views of old bursts (queued
-//   in a ws send), which a ring would overwrite. A retired slab lives exactly
-//   as long as its last view.
+// - Frames land in a Slab (records.h), a Buffer owned by JS that we only
+//   append to, as [u32 BE length][record] records; once the tail cannot hold
+//   one more whole burst we take a fresh slab.
 // - Lifetime: while polling, the owner's JS object holds a strong
 //   self-reference, as the poll handle points at it. The uv_poll_t lives in a
 //   small heap box that only its uv_close callback frees, so close() is safe
@@ -30,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "records.h"
 #include "sys_error.h"
 
 namespace tapswitch {
@@ -63,8 +62,8 @@ class PollReader {
   // or -errno with *syscall set, for the owner to throw with its own hints;
   // or kPending when a JS exception is already pending.
   static constexpr int kPending = 1;
-  int Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t max_reads, uint32_t max_bytes,
-            size_t max_record, const char** syscall);
+  int Start(Napi::Env env, int fd, Napi::Function on_burst, uint32_t max_reads, uint32_t max_bytes, size_t max_record,
+            const char** syscall);
   // Stop polling (idempotent); the handle stays for the next Start.
   void Stop();
   // Stop, close the handle and drop the slab. Idempotent, safe from inside the callback.
@@ -85,8 +84,7 @@ class PollReader {
     napi_async_cleanup_hook_handle hook;
   };
 
-  size_t SlabReserve() const { return 4 + max_record_ + max_bytes_; }
-  void NewSlab(Napi::Env env);
+  size_t SlabReserve() const { return kRecordHeader + max_record_ + max_bytes_; }
   void OnReadable(int status);
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnPollClosed(uv_handle_t* handle);
@@ -102,9 +100,7 @@ class PollReader {
   size_t max_record_ = 0, record_header_ = 0;
   Napi::FunctionReference on_burst_;
   std::unique_ptr<Napi::AsyncContext> async_;
-  Napi::Reference<Napi::Buffer<uint8_t>> slab_;
-  uint8_t* slab_data_ = nullptr;
-  size_t slab_len_ = 0, slab_off_ = 0;  // bytes below slab_off_ belong to JS
+  Slab slab_;
 };
 
 // The body of both classes' stats(out): copy the counters into a Float64Array.

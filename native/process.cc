@@ -19,7 +19,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-namespace tapswitch { void InitProcess(Napi::Env env, Napi::Object exports); }
+namespace tapswitch {
+void InitProcess(Napi::Env env, Napi::Object exports);
+}
 
 namespace {
 
@@ -41,9 +43,7 @@ Napi::Value IsDumpable(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 1);
 }
 
-Napi::Value LandlockAbi(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), landlock::Abi());
-}
+Napi::Value LandlockAbi(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), landlock::Abi()); }
 
 Napi::Value NofileLimit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

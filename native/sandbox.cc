@@ -106,13 +106,16 @@ const char* ErrName(int err) {
 }
 
 [[noreturn]] void Fail(const char* step, int err, const char* fix) {
-  fprintf(stderr, "tapswitch-sandbox: %s: %s%s%s%s\n", step, ErrName(err), *fix != '\0' ? " (" : "", fix, *fix != '\0' ? ")" : "");
+  fprintf(stderr, "tapswitch-sandbox: %s: %s%s%s%s\n", step, ErrName(err), *fix != '\0' ? " (" : "", fix,
+          *fix != '\0' ? ")" : "");
   _exit(kExitSetup);
 }
 
 [[noreturn]] void Usage(const char* what) {
-  fprintf(stderr, "tapswitch-sandbox: %s\nusage: tapswitch-sandbox --parent PID --nofile N [--user UID:GID] [--landlock] "
-          "[--read PATH]... [--exec PATH]... [--write PATH]... -- PROGRAM [ARG]...\n", what);
+  fprintf(stderr,
+          "tapswitch-sandbox: %s\nusage: tapswitch-sandbox --parent PID --nofile N [--user UID:GID] [--landlock] "
+          "[--read PATH]... [--exec PATH]... [--write PATH]... -- PROGRAM [ARG]...\n",
+          what);
   _exit(kExitSetup);
 }
 
@@ -132,8 +135,14 @@ Options Parse(int argc, char** argv) {
   int i = 1;
   for (; i < argc; i++) {
     std::string a = argv[i];
-    if (a == "--") { i++; break; }
-    if (a == "--landlock") { o.landlock = true; continue; }
+    if (a == "--") {
+      i++;
+      break;
+    }
+    if (a == "--landlock") {
+      o.landlock = true;
+      continue;
+    }
     if (i + 1 >= argc) Usage(("missing value after " + a).c_str());
     const char* v = argv[++i];
     unsigned long long n = 0;
@@ -148,7 +157,8 @@ Options Parse(int argc, char** argv) {
       size_t colon = s.find(':');
       unsigned long long u = 0, g = 0;
       if (colon == std::string::npos || !ParseUnsigned(s.substr(0, colon).c_str(), 0xfffffffe, &u) ||
-          !ParseUnsigned(s.substr(colon + 1).c_str(), 0xfffffffe, &g)) Usage("--user: expected UID:GID");
+          !ParseUnsigned(s.substr(colon + 1).c_str(), 0xfffffffe, &g))
+        Usage("--user: expected UID:GID");
       o.drop_user = true;
       o.uid = static_cast<uid_t>(u);
       o.gid = static_cast<gid_t>(g);
@@ -182,7 +192,8 @@ void DropCapabilities() {
   if (syscall(SYS_capget, &hdr, data) != 0) Fail("capget", errno, "");
   data[0].inheritable = data[1].inheritable = 0;
   if (syscall(SYS_capset, &hdr, data) != 0) Fail("capset", errno, "");
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
 }
 
 // Step 3b, always: no capability reaches QEMU from a switchd that is not root either. A switchd
@@ -190,7 +201,8 @@ void DropCapabilities() {
 // otherwise pass it on, ambient capabilities surviving execve: a station that took the child over
 // could reconfigure the host's interfaces through an AF_INET socket's ioctls. Dropping needs no privilege.
 void ClearCapabilities() {
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    Fail("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno, "");
   __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capset, &hdr, data) != 0) Fail("capset", errno, "");
@@ -202,8 +214,9 @@ void DropUser(uid_t uid, gid_t gid) {
   if (setresuid(uid, uid, uid) != 0) Fail("setresuid", errno, "");
   uid_t r, e, s;
   gid_t gr, ge, gs;
-  if (getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid ||
-      getresgid(&gr, &ge, &gs) != 0 || gr != gid || ge != gid || gs != gid) Fail("setresuid", EPERM, "the ids did not change");
+  if (getresuid(&r, &e, &s) != 0 || r != uid || e != uid || s != uid || getresgid(&gr, &ge, &gs) != 0 || gr != gid ||
+      ge != gid || gs != gid)
+    Fail("setresuid", EPERM, "the ids did not change");
 }
 
 // Step 6. Each path becomes one rule on the inode it names now (a symlink is followed).
@@ -270,7 +283,8 @@ void ApplySeccomp() {
   // args[i]'s low 32 bits (little-endian here): what every check below compares.
   auto loadArg = [&](uint32_t i) { stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args) + 8 * i); };
   // Signals: to its own PID only (tgkill and rt_tgsigqueueinfo name the thread group first).
-  for (uint32_t nr : {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo}) argIs(nr, self, kAllow, kPerm);
+  for (uint32_t nr : {__NR_kill, __NR_tgkill, __NR_rt_sigqueueinfo, __NR_rt_tgsigqueueinfo})
+    argIs(nr, self, kAllow, kPerm);
   for (uint32_t nr : {__NR_tkill, __NR_ptrace, __NR_process_vm_readv, __NR_process_vm_writev}) deny(nr);
 #ifdef __NR_pidfd_send_signal
   deny(__NR_pidfd_send_signal);
@@ -321,7 +335,8 @@ void ApplySeccomp() {
   deny(__NR_socketpair);
   stmt(BPF_RET | BPF_K, kAllow);
   sock_fprog prog = {static_cast<unsigned short>(f.size()), f.data()};
-  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+    Fail("prctl(PR_SET_SECCOMP)", errno, "a kernel without seccomp filters (CONFIG_SECCOMP_FILTER)");
 #endif
 }
 
@@ -331,7 +346,8 @@ int main(int argc, char** argv) {
   Options o = Parse(argc, argv);
   if (o.drop_user) DropCapabilities();
   rlimit lim = {o.nofile, o.nofile};
-  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) Fail("setrlimit(RLIMIT_NOFILE)", errno, "above the hard limit: switchd lowers the limit it asks for to its own");
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    Fail("setrlimit(RLIMIT_NOFILE)", errno, "above the hard limit: switchd lowers the limit it asks for to its own");
   if (o.drop_user) DropUser(o.uid, o.gid);
   ClearCapabilities();
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail("prctl(PR_SET_NO_NEW_PRIVS)", errno, "");

@@ -29,6 +29,7 @@
 
 #include "busy_poll.h"
 #include "poll_reader.h"
+#include "records.h"
 #include "sys_error.h"
 
 #include <arpa/inet.h>
@@ -47,38 +48,37 @@
 #include <algorithm>
 #include <string>
 
-namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }  // native/unixdgram.cc
-namespace tapswitch { void InitFastPath(Napi::Env env, Napi::Object exports); }  // native/fastpath.cc
-namespace tapswitch { void InitPeer(Napi::Env env, Napi::Object exports); }  // native/peer.cc
-namespace tapswitch { void InitProcess(Napi::Env env, Napi::Object exports); }  // native/process.cc
+// The other classes and functions of the addon, each in its own file.
+namespace tapswitch {
+void InitUnixDgram(Napi::Env env, Napi::Object exports);  // native/unixdgram.cc
+void InitFastPath(Napi::Env env, Napi::Object exports);   // native/fastpath.cc
+void InitPeer(Napi::Env env, Napi::Object exports);       // native/peer.cc
+void InitProcess(Napi::Env env, Napi::Object exports);    // native/process.cc
+}  // namespace tapswitch
 
 namespace {
 
+using namespace tapswitch;
+
 constexpr const char* kTunPath = "/dev/net/tun";
-// Largest IFF_TAP frame: 64 KiB (MTU ceiling) + Ethernet/VLAN header headroom.
-constexpr size_t kMaxRead = 65536 + 64;
+// Largest IFF_TAP frame (records.h's kMaxFrame), virtio-net header not included.
+constexpr size_t kMaxRead = kMaxFrame;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
-// struct virtio_net_hdr (legacy layout): TUNSETVNETHDRSZ's default, which we set
-// explicitly because a persistent TAP keeps whatever its last user chose.
-constexpr size_t kVnetHdrLen = 10;
+// The header's size (records.h's kVnetHdrLen) is TUNSETVNETHDRSZ's default, which
+// we set explicitly because a persistent TAP keeps whatever its last user chose.
 constexpr uint8_t kVnetNeedsCsum = 1;
 // TCP segmentation and checksums only: UFO/USO are never offered, so the
 // switch never meets a UDP GSO frame it would have to segment.
 constexpr unsigned kOffloadAllowed = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
 const uint8_t kZeroVnetHdr[kVnetHdrLen] = {};
 
-using namespace tapswitch;
-
 const char* HintFor(int err, const std::string& syscall) {
   // open() fails with EACCES on the device node's mode (0600 root on most
   // systems); TUNSETIFF fails with EPERM without CAP_NET_ADMIN.
-  if (syscall == "open" && err == EACCES)
-    return "needs root or CAP_NET_ADMIN, or read/write access to /dev/net/tun";
+  if (syscall == "open" && err == EACCES) return "needs root or CAP_NET_ADMIN, or read/write access to /dev/net/tun";
   if (err == EPERM || err == EACCES) return "needs CAP_NET_ADMIN";
-  if (syscall == "open" && (err == ENOENT || err == ENODEV))
-    return "load the tun module: modprobe tun";
-  if (syscall == "ioctl(TUNSETIFF)" && err == EBUSY)
-    return "the interface exists and is in use by another process";
+  if (syscall == "open" && (err == ENOENT || err == ENODEV)) return "load the tun module: modprobe tun";
+  if (syscall == "ioctl(TUNSETIFF)" && err == EBUSY) return "the interface exists and is in use by another process";
   if (syscall == "ioctl(TUNSETIFF)" && err == EINVAL)
     return "invalid name, or the name belongs to an interface that is not a TAP";
   if (syscall == "ioctl(TUNSETOFFLOAD)" && err == EINVAL)
@@ -89,23 +89,17 @@ const char* HintFor(int err, const std::string& syscall) {
 }
 
 // Throws a SystemError-shaped Error (sys_error.h) with this class's hints.
-void ThrowSys(Napi::Env env, int err, const std::string& syscall,
-              const std::string& subject, const char* path = nullptr,
-              const char* hint = nullptr) {
+void ThrowSys(Napi::Env env, int err, const std::string& syscall, const std::string& subject,
+              const char* path = nullptr, const char* hint = nullptr) {
   ThrowSystemError(env, err, syscall, subject, path, hint != nullptr ? hint : HintFor(err, syscall));
 }
 
 // Bad arguments are programmer errors: TypeError/RangeError, never a crash.
-void ThrowType(Napi::Env env, const std::string& msg) {
-  Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
-}
-void ThrowRange(Napi::Env env, const std::string& msg) {
-  Napi::RangeError::New(env, msg).ThrowAsJavaScriptException();
-}
+void ThrowType(Napi::Env env, const std::string& msg) { Napi::TypeError::New(env, msg).ThrowAsJavaScriptException(); }
+void ThrowRange(Napi::Env env, const std::string& msg) { Napi::RangeError::New(env, msg).ThrowAsJavaScriptException(); }
 
 // Reads a non-negative integer argument <= max; throws TypeError/RangeError.
-bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* what,
-             double max, double* out) {
+bool ArgUint(const Napi::CallbackInfo& info, size_t i, const char* what, double max, double* out) {
   Napi::Env env = info.Env();
   if (!info[i].IsNumber()) return ThrowType(env, std::string(what) + " must be a number"), false;
   double v = info[i].As<Napi::Number>().DoubleValue();
@@ -128,7 +122,8 @@ bool OpenInNetns(Napi::Env env, const std::string& netns, int* tun, int* ctl) {
   if (target < 0) {
     int err = errno;
     return ThrowSys(env, err, "open", netns, netns.c_str(),
-                    err == ENOENT ? "no such network namespace: create it with ip netns add" : nullptr), false;
+                    err == ENOENT ? "no such network namespace: create it with ip netns add" : nullptr),
+           false;
   }
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (self < 0) {
@@ -141,7 +136,10 @@ bool OpenInNetns(Napi::Env env, const std::string& netns, int* tun, int* ctl) {
     ::close(target);
     ::close(self);
     return ThrowSys(env, err, "setns", netns, netns.c_str(),
-                    err == EINVAL ? "not a network namespace" : err == EPERM ? "needs CAP_SYS_ADMIN (root)" : nullptr), false;
+                    err == EINVAL  ? "not a network namespace"
+                    : err == EPERM ? "needs CAP_SYS_ADMIN (root)"
+                                   : nullptr),
+           false;
   }
   *tun = open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC);
   int tunErr = errno;
@@ -165,15 +163,16 @@ bool OpenInNetns(Napi::Env env, const std::string& netns, int* tun, int* ctl) {
 // With `attach`, only an existing persistent TAP will do: TUNSETIFF cannot
 // say "attach only", so one it made anew (not persistent) is closed at once,
 // which deletes it, and the error is ENODEV.
-int OpenTap(Napi::Env env, const std::string& want, bool vnet, const std::string& netns,
-            bool attach, std::string* name, int* ctl) {
+int OpenTap(Napi::Env env, const std::string& want, bool vnet, const std::string& netns, bool attach, std::string* name,
+            int* ctl) {
   std::string shown = want.empty() ? "tap%d" : want;
   *ctl = -1;
   // Checked here because the kernel would silently truncate (or we would
   // overflow ifr_name); reported as the EINVAL TUNSETIFF would give.
   if (want.size() >= IFNAMSIZ || want.find('\0') != std::string::npos)
     return ThrowSys(env, EINVAL, "ioctl(TUNSETIFF)", shown, nullptr,
-                    "interface names are at most 15 bytes, without NUL"), -1;
+                    "interface names are at most 15 bytes, without NUL"),
+           -1;
   int fd = -1;
   if (!netns.empty()) {
     if (!OpenInNetns(env, netns, &fd, ctl)) return -1;
@@ -237,28 +236,20 @@ int OpenTap(Napi::Env env, const std::string& want, bool vnet, const std::string
 class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "Tap", {
-      InstanceAccessor<&Tap::GetName>("name"),
-      InstanceAccessor<&Tap::GetFd>("fd"),
-      InstanceAccessor<&Tap::GetIfindex>("ifindex"),
-      InstanceAccessor<&Tap::GetVnetHdr>("vnetHdr"),
-      InstanceAccessor<&Tap::GetOffload>("offload"),
-      InstanceAccessor<&Tap::GetVnetRecords>("vnetRecords"),
-      InstanceMethod<&Tap::Start>("start"),
-      InstanceMethod<&Tap::Stop>("stop"),
-      InstanceMethod<&Tap::Write>("write"),
-      InstanceMethod<&Tap::WriteBatch>("writeBatch"),
-      InstanceMethod<&Tap::SetMtu>("setMtu"),
-      InstanceMethod<&Tap::SetUp>("setUp"),
-      InstanceMethod<&Tap::SetCarrier>("setCarrier"),
-      InstanceMethod<&Tap::SetMac>("setMac"),
-      InstanceMethod<&Tap::GetMac>("getMac"),
-      InstanceMethod<&Tap::SetIPv4>("setIPv4"),
-      InstanceMethod<&Tap::SetOffload>("setOffload"),
-      InstanceMethod<&Tap::SetVnetRecords>("setVnetRecords"),
-      InstanceMethod<&Tap::Stats>("stats"),
-      InstanceMethod<&Tap::Close>("close"),
-    });
+    return DefineClass(
+        env, "Tap",
+        {
+            InstanceAccessor<&Tap::GetName>("name"),        InstanceAccessor<&Tap::GetFd>("fd"),
+            InstanceAccessor<&Tap::GetIfindex>("ifindex"),  InstanceAccessor<&Tap::GetVnetHdr>("vnetHdr"),
+            InstanceAccessor<&Tap::GetOffload>("offload"),  InstanceAccessor<&Tap::GetVnetRecords>("vnetRecords"),
+            InstanceMethod<&Tap::Start>("start"),           InstanceMethod<&Tap::Stop>("stop"),
+            InstanceMethod<&Tap::Write>("write"),           InstanceMethod<&Tap::WriteBatch>("writeBatch"),
+            InstanceMethod<&Tap::SetMtu>("setMtu"),         InstanceMethod<&Tap::SetUp>("setUp"),
+            InstanceMethod<&Tap::SetCarrier>("setCarrier"), InstanceMethod<&Tap::SetMac>("setMac"),
+            InstanceMethod<&Tap::GetMac>("getMac"),         InstanceMethod<&Tap::SetIPv4>("setIPv4"),
+            InstanceMethod<&Tap::SetOffload>("setOffload"), InstanceMethod<&Tap::SetVnetRecords>("setVnetRecords"),
+            InstanceMethod<&Tap::Stats>("stats"),           InstanceMethod<&Tap::Close>("close"),
+        });
   }
 
   explicit Tap(const Napi::CallbackInfo& info)
@@ -364,11 +355,20 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
       // would be trusted as a record and move the slab offset past its end
       // (issue 12, finding 16). A nonsense length is a broken fd or a broken
       // interposer: count it and end the burst, never spin on it.
-      if (static_cast<size_t>(n) > asked) { stats_[RX_ERRORS]++; return PollReader::kEnd; }
-      if (vnet_hdr_ && static_cast<size_t>(n) < kVnetHdrLen + 1) { stats_[RX_ERRORS]++; continue; }
+      if (static_cast<size_t>(n) > asked) {
+        stats_[RX_ERRORS]++;
+        return PollReader::kEnd;
+      }
+      if (vnet_hdr_ && static_cast<size_t>(n) < kVnetHdrLen + 1) {
+        stats_[RX_ERRORS]++;
+        continue;
+      }
       if (strip) {
         // Queued while offloads were on: a plain record must not carry it.
-        if (scratch[1] != 0 || (scratch[0] & kVnetNeedsCsum) != 0) { stats_[RX_ERRORS]++; continue; }
+        if (scratch[1] != 0 || (scratch[0] & kVnetNeedsCsum) != 0) {
+          stats_[RX_ERRORS]++;
+          continue;
+        }
         n -= kVnetHdrLen;
       }
       return n;
@@ -386,9 +386,11 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
       errno = EBADF;
     } else if (add) {
       struct iovec iov[2] = {{const_cast<uint8_t*>(kZeroVnetHdr), kVnetHdrLen}, {const_cast<uint8_t*>(p), len}};
-      do n = ::writev(fd_, iov, 2); while (n < 0 && errno == EINTR);
+      do n = ::writev(fd_, iov, 2);
+      while (n < 0 && errno == EINTR);
     } else {
-      do n = ::write(fd_, p, len); while (n < 0 && errno == EINTR);
+      do n = ::write(fd_, p, len);
+      while (n < 0 && errno == EINTR);
     }
     if (n >= 0) {
       if (vnet_hdr_) n = n > static_cast<ssize_t>(kVnetHdrLen) ? n - kVnetHdrLen : 0;
@@ -410,24 +412,11 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
 
   Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer()) return ThrowType(env, "buf must be a Buffer"), env.Undefined();
-    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    double start, end;
-    if (!ArgUint(info, 1, "start", static_cast<double>(buf.Length()), &start)) return env.Undefined();
-    if (!ArgUint(info, 2, "end", static_cast<double>(buf.Length()), &end)) return env.Undefined();
-    if (start > end) return ThrowRange(env, "start > end"), env.Undefined();
-    const uint8_t* p = buf.Data();
-    size_t off = static_cast<size_t>(start), stop = static_cast<size_t>(end);
-    uint32_t written = 0;
-    while (off < stop) {
-      if (stop - off < 4 || ReadBE32(p + off) > stop - off - 4) {
-        stats_[TX_MALFORMED]++;
-        break;
-      }
-      uint32_t len = ReadBE32(p + off);
-      if (WriteFrame(p + off + 4, len) >= 0) written++;
-      off += 4 + size_t(len);
-    }
+    const uint8_t* p;
+    size_t start, end;
+    if (!BatchArgs(info, &p, &start, &end)) return env.Undefined();
+    const uint32_t written = ForEachRecord(
+        p, start, end, stats_, [this](const uint8_t* frame, size_t len) { return WriteFrame(frame, len) >= 0; });
     return Napi::Number::New(env, written);
   }
 
@@ -468,8 +457,10 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
     if (!info[0].IsBoolean()) return ThrowType(env, "up must be a boolean");
     struct ifreq ifr = Ifr();
     if (!IfIoctl(env, SIOCGIFFLAGS, "ioctl(SIOCGIFFLAGS)", &ifr)) return;
-    if (info[0].As<Napi::Boolean>().Value()) ifr.ifr_flags |= IFF_UP;
-    else ifr.ifr_flags &= ~IFF_UP;
+    if (info[0].As<Napi::Boolean>().Value())
+      ifr.ifr_flags |= IFF_UP;
+    else
+      ifr.ifr_flags &= ~IFF_UP;
     IfIoctl(env, SIOCSIFFLAGS, "ioctl(SIOCSIFFLAGS)", &ifr);
   }
 
@@ -508,8 +499,7 @@ class Tap : public Napi::ObjectWrap<Tap>, PollReader::Source {
     Napi::Env env = info.Env();
     double prefix;
     struct in_addr addr;
-    if (!info[0].IsString() ||
-        inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &addr) != 1)
+    if (!info[0].IsString() || inet_pton(AF_INET, info[0].As<Napi::String>().Utf8Value().c_str(), &addr) != 1)
       return ThrowType(env, "address must be a dotted-quad string");
     if (!ArgUint(info, 1, "prefixLength", 32, &prefix)) return;
     struct ifreq ifr = Ifr();
@@ -590,9 +580,8 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   tapswitch::InitFastPath(env, exports);
   tapswitch::InitPeer(env, exports);
   tapswitch::InitProcess(env, exports);
-  const char* names[STAT_COUNT] = {"STAT_RX_FRAMES", "STAT_RX_BYTES", "STAT_TX_FRAMES",
-                                   "STAT_TX_BYTES", "STAT_TX_DROPPED", "STAT_TX_ERRORS",
-                                   "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};
+  const char* names[STAT_COUNT] = {"STAT_RX_FRAMES",  "STAT_RX_BYTES",  "STAT_TX_FRAMES",    "STAT_TX_BYTES",
+                                   "STAT_TX_DROPPED", "STAT_TX_ERRORS", "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};
   for (int i = 0; i < STAT_COUNT; i++) exports.Set(names[i], Napi::Number::New(env, i));
   exports.Set("STAT_COUNT", Napi::Number::New(env, STAT_COUNT));
   exports.Set("MAX_READ", Napi::Number::New(env, static_cast<double>(kMaxRead)));

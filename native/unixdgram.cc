@@ -17,6 +17,7 @@
 #include <napi.h>
 
 #include "poll_reader.h"
+#include "records.h"
 #include "sys_error.h"
 
 #include <errno.h>
@@ -30,19 +31,23 @@
 #include <algorithm>
 #include <string>
 
-namespace tapswitch { void InitUnixDgram(Napi::Env env, Napi::Object exports); }
+namespace tapswitch {
+void InitUnixDgram(Napi::Env env, Napi::Object exports);
+}
 
 namespace {
 
-constexpr size_t kMaxDgram = 65536 + 64;  // as tap.cc's kMaxRead
+using namespace tapswitch;  // the Tap's STAT_* layout, records, ThrowSystemError, PollReader
+
+constexpr size_t kMaxDgram = kMaxFrame;  // as a TAP's largest read
 constexpr uint32_t kBurstFrames = 64;
 constexpr uint32_t kBurstBytes = 64 * 1024;
-using namespace tapswitch;  // the Tap's STAT_* layout, ReadBE32, ThrowSystemError, PollReader
 
 const char* HintFor(int err) {
   switch (err) {
     case EADDRINUSE: return "another process is bound to this path, or it exists and is not a socket";
-    case EACCES: case EPERM: return "no write permission on the socket or its directory";
+    case EACCES:
+    case EPERM: return "no write permission on the socket or its directory";
     case ENOENT: return "the directory does not exist";
     case ENAMETOOLONG: return "a Unix socket path is at most 107 bytes";
     default: return "";
@@ -65,31 +70,41 @@ bool MakeAddr(const std::string& path, sockaddr_un* a, socklen_t* len) {
   return true;
 }
 
-
 class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
  public:
   static Napi::Function Init(Napi::Env env) {
-    return DefineClass(env, "UnixDgram", {
-      InstanceAccessor<&UnixDgram::GetPath>("path"),
-      InstanceAccessor<&UnixDgram::GetFd>("fd"),
-      InstanceMethod<&UnixDgram::Start>("start"),
-      InstanceMethod<&UnixDgram::Connect>("connect"),
-      InstanceMethod<&UnixDgram::SendBatch>("sendBatch"),
-      InstanceMethod<&UnixDgram::Stats>("stats"),
-      InstanceMethod<&UnixDgram::Close>("close"),
-    });
+    return DefineClass(env, "UnixDgram",
+                       {
+                           InstanceAccessor<&UnixDgram::GetPath>("path"),
+                           InstanceAccessor<&UnixDgram::GetFd>("fd"),
+                           InstanceMethod<&UnixDgram::Start>("start"),
+                           InstanceMethod<&UnixDgram::Connect>("connect"),
+                           InstanceMethod<&UnixDgram::SendBatch>("sendBatch"),
+                           InstanceMethod<&UnixDgram::Stats>("stats"),
+                           InstanceMethod<&UnixDgram::Close>("close"),
+                       });
   }
 
   explicit UnixDgram(const Napi::CallbackInfo& info)
       : Napi::ObjectWrap<UnixDgram>(info), reader_(this, this, stats_, "tapswitch:UnixDgram") {
     Napi::Env env = info.Env();
-    if (!info[0].IsString()) { ThrowType(env, "localPath must be a string"); return; }  // ObjectWrap deletes us
+    if (!info[0].IsString()) {
+      ThrowType(env, "localPath must be a string");
+      return;
+    }  // ObjectWrap deletes us
     path_ = info[0].As<Napi::String>().Utf8Value();
     sockaddr_un addr;
     socklen_t len;
-    if (!MakeAddr(path_, &addr, &len)) { ThrowSys(env, ENAMETOOLONG, "bind", path_, "a Unix socket path is 1 to 107 bytes, without NUL"); return; }
+    if (!MakeAddr(path_, &addr, &len)) {
+      ThrowSys(env, ENAMETOOLONG, "bind", path_, "a Unix socket path is 1 to 107 bytes, without NUL");
+      return;
+    }
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) { int err = errno; ThrowSys(env, err, "socket", path_); return; }
+    if (fd < 0) {
+      int err = errno;
+      ThrowSys(env, err, "socket", path_);
+      return;
+    }
     struct stat st;
     if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
       // A socket file: stale (left by a run that died) unless someone is bound to it.
@@ -104,7 +119,10 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
       ThrowSys(env, err, "bind", path_);
       return;
     }
-    if (lstat(path_.c_str(), &st) == 0) { dev_ = st.st_dev; ino_ = st.st_ino; }
+    if (lstat(path_.c_str(), &st) == 0) {
+      dev_ = st.st_dev;
+      ino_ = st.st_ino;
+    }
     fd_ = fd;
   }
 
@@ -147,7 +165,10 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
       return PollReader::kEnd;
     }
     // Strangers and oversized datagrams count toward the burst bound too.
-    if (static_cast<size_t>(n) > kMaxDgram || !FromPeer(from, flen)) { stats_[RX_ERRORS]++; return PollReader::kSkip; }
+    if (static_cast<size_t>(n) > kMaxDgram || !FromPeer(from, flen)) {
+      stats_[RX_ERRORS]++;
+      return PollReader::kSkip;
+    }
     return n;
   }
 
@@ -155,37 +176,41 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) return ThrowType(env, "remotePath must be a string");
     std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (!MakeAddr(path, &peer_, &peer_len_)) return ThrowSys(env, ENAMETOOLONG, "connect", path, "a Unix socket path is 1 to 107 bytes, without NUL");
+    if (!MakeAddr(path, &peer_, &peer_len_))
+      return ThrowSys(env, ENAMETOOLONG, "connect", path, "a Unix socket path is 1 to 107 bytes, without NUL");
     peer_path_ = path;
   }
 
   Napi::Value SendBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber())
-      return ThrowType(env, "sendBatch(buf: Buffer, start: number, end: number)"), env.Undefined();
-    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    double start = info[1].As<Napi::Number>().DoubleValue(), end = info[2].As<Napi::Number>().DoubleValue();
-    if (!(start >= 0 && start <= end && end <= double(buf.Length())))
-      return Napi::RangeError::New(env, "start/end out of range").ThrowAsJavaScriptException(), env.Undefined();
-    const uint8_t* p = buf.Data();
-    size_t off = size_t(start), stop = size_t(end);
-    uint32_t sent = 0;
-    while (off < stop) {
-      if (stop - off < 4 || ReadBE32(p + off) > stop - off - 4) { stats_[TX_MALFORMED]++; break; }
-      uint32_t len = ReadBE32(p + off);
-      ssize_t n = -1;
-      int err = fd_ < 0 ? EBADF : peer_path_.empty() ? EDESTADDRREQ : 0;
-      if (err == 0) {
-        do n = sendto(fd_, p + off + 4, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer_), peer_len_);
-        while (n < 0 && errno == EINTR);
-        if (n < 0) err = errno;
-      }
-      if (n >= 0) { sent++; stats_[TX_FRAMES]++; stats_[TX_BYTES] += len; }
-      else if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ECONNREFUSED || err == ENOENT || err == EDESTADDRREQ) stats_[TX_DROPPED]++;
-      else stats_[TX_ERRORS]++;
-      off += 4 + size_t(len);
+    const uint8_t* p;
+    size_t start, end;
+    if (!BatchArgs(info, &p, &start, &end)) return env.Undefined();
+    return Napi::Number::New(env, ForEachRecord(p, start, end, stats_, [this](const uint8_t* frame, size_t len) {
+                               return SendFrame(frame, len);
+                             }));
+  }
+
+  // One sendto(2) to the peer; drops and errors are counted, never thrown.
+  bool SendFrame(const uint8_t* frame, size_t len) {
+    ssize_t n = -1;
+    int err = fd_ < 0 ? EBADF : peer_path_.empty() ? EDESTADDRREQ : 0;
+    if (err == 0) {
+      do n = sendto(fd_, frame, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer_), peer_len_);
+      while (n < 0 && errno == EINTR);
+      if (n < 0) err = errno;
     }
-    return Napi::Number::New(env, sent);
+    if (n >= 0) {
+      stats_[TX_FRAMES]++;
+      stats_[TX_BYTES] += len;
+      return true;
+    }
+    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS || err == ECONNREFUSED || err == ENOENT ||
+        err == EDESTADDRREQ)
+      stats_[TX_DROPPED]++;
+    else
+      stats_[TX_ERRORS]++;
+    return false;
   }
 
   void Stats(const Napi::CallbackInfo& info) { CopyStats(info, stats_); }
@@ -202,7 +227,8 @@ class UnixDgram : public Napi::ObjectWrap<UnixDgram>, PollReader::Source {
     fd_ = -1;
     // Unlink our socket file, not one a newer socket bound at the same path since.
     struct stat st;
-    if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ && st.st_ino == ino_) unlink(path_.c_str());
+    if (lstat(path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == dev_ && st.st_ino == ino_)
+      unlink(path_.c_str());
   }
 
   int fd_ = -1;

@@ -38,6 +38,7 @@ systemd-analyze    systemd          deploy tests verify the systemd units
 /usr/bin/chromium  chromium         the web console'"'"'s browser tests (playwright-core drives it)
 curl               curl             docs examples (the gateway recipe)
 mkfifo             coreutils        the lab state test plants a FIFO where switchctl looks
+clang-format       clang-format     npm test checks native/'"'"'s C++ is formatted (test/unit/format.test.ts); npm run format
 '
 
 check_only=0

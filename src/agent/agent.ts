@@ -22,6 +22,7 @@ import type { Endpoint } from './endpoint'
 import type { Uplink } from '../common/uplink'
 import { CAP_OFFLOAD, parseControl, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
+import { tapMtu } from '../common/tap'
 
 const log = logger('agent')
 
@@ -33,11 +34,6 @@ export class AgentStats {
   downFrames = 0
   droppedDisconnected = 0
   droppedBackpressure = 0
-}
-
-/** The TAP MTU that fills a maximum frame: header (14) and one VLAN tag (4) come on top. */
-export function mtuFor (maxFrameSize: number): number {
-  return Math.max(68, Math.min(65535, maxFrameSize - 18))
 }
 
 export class Agent {
@@ -124,7 +120,7 @@ export class Agent {
         if (mtu + 18 > welcome.maxFrameSize) log.warn('mtu_exceeds_max_frame_size', { tap: tap.name, mtu, max_frame_size: welcome.maxFrameSize })
         return
       }
-      const want = mtuFor(welcome.maxFrameSize)
+      const want = tapMtu(welcome.maxFrameSize)
       if (want === this.followedMtu || tap.setMtu === undefined) return
       try {
         tap.setMtu(want)

@@ -1,12 +1,13 @@
 /**
  * tap-agent: one TAP on this host, one uplink to switchd. Flags, signals,
- * start and stop; the work is in tap.ts, uplink.ts and agent.ts.
+ * start and stop; the work is in common/tap.ts, common/uplink.ts and agent.ts.
  */
 
 import * as os from 'node:os'
 import * as fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { TapDevice, TapError, type TapBinding, type OffloadMode } from './tap'
+import { TapDevice, TapError, type TapBinding, type OffloadMode } from '../common/tap'
+import { loadNative } from '../common/native'
 import { netnsPath, persistentTaps, noSuchTap } from './netns'
 import { Uplink, type UplinkTls } from '../common/uplink'
 import { Agent } from './agent'
@@ -83,12 +84,7 @@ function parseVlanFlags (vlan: string | undefined, trunk: string | undefined, na
 }
 
 function loadBinding (): TapBinding & UnixDgramBinding {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('../../native') as TapBinding & UnixDgramBinding
-  } catch (err) {
-    throw new TapswitchError('TSW_ERR_ADDON', `cannot load the native addon (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
-  }
+  return loadNative('TAPs and Unix datagram sockets')
 }
 
 export async function main (argv: string[], binding?: TapBinding): Promise<Agent | undefined> {

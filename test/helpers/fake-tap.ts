@@ -8,7 +8,7 @@
  */
 
 import { EventEmitter } from 'node:events'
-import type { NativeTap, OnFrames, TapBinding } from '../../src/agent/tap'
+import type { NativeTap, OnFrames, TapBinding } from '../../src/common/tap'
 import { decodeBatch, encodeBatch } from '../../src/common/protocol'
 
 export class FakeTap implements NativeTap {
@@ -88,4 +88,4 @@ export class FakeTap implements NativeTap {
   close (): void { this.fd = -1; this.onFrames = undefined }
 }
 
-export const fakeTapBinding: TapBinding = { Tap: FakeTap, STAT_COUNT: 8, OFFLOAD_TSO: 15 }
+export const fakeTapBinding: TapBinding = { Tap: FakeTap, OFFLOAD_TSO: 15 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
-import { TapDevice } from '../../src/agent/tap'
+import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { agentRegistry } from '../../src/agent/metrics'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { TapDevice } from '../../src/agent/tap'
+import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { FakeTap, fakeTapBinding } from '../helpers/fake-tap'

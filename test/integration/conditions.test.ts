@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
-import { TapDevice } from '../../src/agent/tap'
+import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { TestClient } from '../helpers/client'

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { TapDevice } from '../../src/agent/tap'
+import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { agentRegistry } from '../../src/agent/metrics'

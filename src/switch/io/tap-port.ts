@@ -21,21 +21,17 @@
 
 import type { Switch } from '../core/switch'
 import type { PortPolicy } from '../core/port'
-import type * as Native from '../../../native'
 import { NetPort, BatchSlab } from './net-port'
 import type { FastPath, FastPathBinding, FastPathPort } from './fast-path'
+import { TapDevice, TapError, tapMtu, type TapBinding as DeviceBinding, type OffloadMode } from '../../common/tap'
+import { loadNative } from '../../common/native'
 import { TapswitchError, ERR_TAP } from '../../common/errors'
 import { logger } from '../../common/log'
 
 const log = logger('tap')
 
-/** What this needs of the native binding (native/index.d.ts); tests pass a fake. */
-export interface TapBinding {
-  Tap: new (name: string, vnetHdr?: boolean) => Native.Tap
-  STAT_COUNT: number
-  STAT_TX_DROPPED: number
-  STAT_TX_ERRORS: number
-  OFFLOAD_TSO: number
+/** What switchd needs of the native binding for its TAPs (native/index.d.ts); tests pass a fake. */
+export interface TapBinding extends DeviceBinding {
   /** The native fast path (native/fastpath.cc); absent in a fake binding. */
   FastPath?: FastPathBinding['FastPath']
   PORT_STAT_COUNT?: number
@@ -44,84 +40,68 @@ export interface TapBinding {
   setBusyPoll?: (usec: number) => void
 }
 
-/** One read burst: at most this many frames or bytes (as tap-agent: one callback copies about 64 KiB). */
-const MAX_BURST_FRAMES = 64
-const MAX_BURST_BYTES = 64 * 1024
-
 export interface TapPortSpec {
   name: string
-  offload: 'auto' | 'on' | 'off'
+  offload: OffloadMode
   up: boolean
 }
 
-/** Load the addon, or say how to get it. */
+/** The addon (common/native.ts loads it once), or a TSW_ERR_ADDON error saying how to build it. */
 export function loadTapBinding (): TapBinding {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('../../../native') as TapBinding
-  } catch (err) {
-    throw new TapswitchError('TSW_ERR_ADDON', `taps need the native addon, which did not load (${(err as Error).message.split('\n')[0] ?? ''}); run \`npm install\` in the tapswitch directory (needs python3, make and g++)`)
-  }
+  return loadNative('taps')
 }
 
-/** The binding's system error as a TapswitchError naming the TAP, the errno and the fix: `open tap0: EPERM (needs CAP_NET_ADMIN)`. */
-function tapError (action: string, name: string, err: unknown): Error {
-  const e = err as Partial<Native.TapSystemError>
-  if (typeof e.code !== 'string' || typeof e.syscall !== 'string') return err as Error
-  const hint = e.hint !== undefined && e.hint !== '' ? e.hint
+/**
+ * The wrapper's TapError as switchd words it, the configuration key first:
+ * `tap tap0: open: EPERM (needs CAP_NET_ADMIN)`; with a hint of switchd's own
+ * where the binding gave none.
+ */
+function tapError (err: unknown, name: string, mtu: number): Error {
+  if (!(err instanceof TapError)) return err as Error
+  const e = err.cause
+  const hint = e.hint !== '' ? e.hint
     : e.code === 'EPERM' || e.code === 'EACCES' ? 'switchd needs CAP_NET_ADMIN to create a TAP, or the TAP must exist and belong to its user'
       : e.code === 'EINVAL' && e.syscall === 'ioctl(TUNSETIFF)' ? 'an interface of that name exists and is not a TAP; choose another name'
         : ''
-  return new TapswitchError(ERR_TAP, `tap ${name}: ${action}: ${e.code}${hint !== '' ? ` (${hint})` : ''}`, { cause: err })
+  const step = err.step === 'set MTU' ? `set MTU ${mtu}` : err.step
+  return new TapswitchError(ERR_TAP, `tap ${name}: ${step}: ${e.code}${hint !== '' ? ` (${hint})` : ''}`, { cause: e })
 }
 
 export class TapPort extends NetPort implements FastPathPort {
   readonly kind = 'tap'
   private readonly batch = new BatchSlab()
-  private readonly statBuf: Float64Array
   private txDroppedSeen = 0
   /** The native fast path reading this TAP, and its slot there; undefined: read on the event loop. */
   private fast: FastPath | undefined
   private fastSlot = -1
 
-  private constructor (id: number, name: string, readonly tap: Native.Tap, private readonly binding: TapBinding, highWaterMark: number, network: Switch) {
+  private constructor (id: number, name: string, readonly tap: TapDevice, highWaterMark: number, network: Switch) {
     super(id, name, `tap:${name}`, highWaterMark, network)
-    this.statBuf = new Float64Array(binding.STAT_COUNT)
   }
 
   /**
-   * Open (or create) the TAP and make it a port of `sw`; nothing is read
-   * until start(). Throws a TapswitchError (TSW_ERR_TAP) naming the cause.
+   * Open (or create) the TAP and make it a port of `sw`, with offloads on
+   * when the TAP can (offload 'auto' or 'on') and the MTU that fills the
+   * network's largest frame; nothing is read until start(). Throws a
+   * TapswitchError (TSW_ERR_TAP) naming the cause.
    */
   static open (binding: TapBinding, spec: TapPortSpec, sw: Switch, policy: PortPolicy, id: number, highWaterMark: number): TapPort {
-    let tap: Native.Tap
+    const mtu = tapMtu(sw.maxFrameSize)
+    let dev: TapDevice
     try {
-      tap = new binding.Tap(spec.name, spec.offload !== 'off')
+      dev = TapDevice.open(binding, { name: spec.name, offload: spec.offload, mtu, up: spec.up })
     } catch (err) {
-      const e = err as { syscall?: string }
-      // A kernel without virtio-net headers still gives us a TAP: 'auto' goes without.
-      if (spec.offload !== 'auto' || e.syscall === 'open' || e.syscall === 'ioctl(TUNSETIFF)') throw tapError('open', spec.name, err)
-      try { tap = new binding.Tap(spec.name, false) } catch (err2) { throw tapError('open', spec.name, err2) }
+      throw tapError(err, spec.name, mtu)
     }
-    const port = new TapPort(id, spec.name, tap, binding, highWaterMark, sw)
-    try {
-      if (tap.vnetHdr) {
-        try {
-          tap.setVnetRecords(true)
-          tap.setOffload(binding.OFFLOAD_TSO)
-          port.offload = true
-        } catch (err) {
-          tap.setVnetRecords(false)
-          if (spec.offload === 'on') throw tapError('turn on offloads', spec.name, err)
-        }
+    const port = new TapPort(id, spec.name, dev, highWaterMark, sw)
+    if (dev.offloadCapable) {
+      try {
+        dev.setOffload(true)
+        port.offload = true
+      } catch (err) {
+        try { dev.setOffload(false) } catch { /* its records are plain again either way */ }
+        if (spec.offload === 'on') { dev.close(); throw tapError(err, spec.name, mtu) }
       }
-      // The TAP carries what a port of this switch may: the largest frame less header and one tag (as tap-agent).
-      const mtu = Math.max(68, Math.min(65535, sw.maxFrameSize - 18))
-      try { tap.setMtu(mtu) } catch (err) { throw tapError(`set MTU ${mtu}`, spec.name, err) }
-      if (spec.up) try { tap.setUp(true) } catch (err) { throw tapError('bring up', spec.name, err) }
-    } catch (err) {
-      tap.close()
-      throw err
     }
     port.applyPolicy(policy)
     return port
@@ -141,10 +121,10 @@ export class TapPort extends NetPort implements FastPathPort {
       this.fastSlot = fast.add(this, this.tap.fd, this.tap.vnetRecords)
       return
     }
-    this.tap.start((slab, start, end) => {
+    this.tap.start((batch) => {
       // Our own binding frames these records: a malformed one would be a bug, counted by the switch.
-      sw.receiveBatch(this, slab.subarray(start, end))
-    }, MAX_BURST_FRAMES, MAX_BURST_BYTES)
+      sw.receiveBatch(this, batch)
+    })
   }
 
   receiveMisses (slab: Buffer, start: number, end: number): void {
@@ -167,7 +147,7 @@ export class TapPort extends NetPort implements FastPathPort {
     const b = this.batch.take()
     if (b === undefined) return
     const want = this.batch.taken
-    const wrote = this.tap.writeBatch(b, 0, b.length)
+    const wrote = this.tap.write(b)
     this.batch.rewind()
     if (wrote < want) this.countRefused(want - wrote)
   }
@@ -175,8 +155,7 @@ export class TapPort extends NetPort implements FastPathPort {
   /** The kernel refused some frames: its queue was full (backpressure) or the link is down / gone (disconnected). */
   private countRefused (n: number): void {
     this.txFrames -= n
-    this.tap.stats(this.statBuf)
-    const full = this.statBuf[this.binding.STAT_TX_DROPPED] ?? 0
+    const full = this.tap.txDropped()
     const queueFull = Math.min(n, full - this.txDroppedSeen)
     this.txDroppedSeen = full
     if (queueFull > 0) this.dropBackpressure += queueFull

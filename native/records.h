@@ -1,0 +1,126 @@
+// The batch records every class of the addon speaks with JS, both ways, and
+// the slab they are handed over in: one definition for tap.cc, unixdgram.cc,
+// poll_reader.cc and fastpath.cc.
+//
+// - A record is [u32 big-endian length][payload] (docs/PROTOCOL.md's batch):
+//   the payload is a frame, or a virtio-net header and a frame on a TAP whose
+//   records carry it. A batch is records back to back; JS forwards one
+//   without looking inside.
+// - Writing a batch walks its records (ForEachRecord): one whose length runs
+//   past the batch's end is never trusted; it stops the walk and is counted
+//   (TX_MALFORMED). Nothing is allocated per record.
+// - Reading hands a burst over in a Slab: a Buffer owned by JS that we only
+//   append to. Once its tail cannot hold what the next burst needs we take a
+//   fresh one and drop our reference. Not a ring: JS may still hold views of
+//   old bursts (queued in a ws send), which a ring would overwrite; a retired
+//   slab lives exactly as long as its last view (udx-native's habit).
+#pragma once
+
+#include <napi.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+#include "sys_error.h"
+
+namespace tapswitch {
+
+// Bytes of a record's length.
+constexpr size_t kRecordHeader = 4;
+// Largest frame one read can return (IFF_TAP: the 64 KiB MTU ceiling and
+// Ethernet/VLAN header headroom); a Unix datagram's cap too.
+constexpr size_t kMaxFrame = 65536 + 64;
+// struct virtio_net_hdr (legacy layout) ahead of each frame on a TAP opened
+// with IFF_VNET_HDR.
+constexpr size_t kVnetHdrLen = 10;
+
+inline uint32_t ReadBE32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
+
+inline void WriteBE32(uint8_t* p, uint32_t v) {
+  p[0] = v >> 24;
+  p[1] = v >> 16;
+  p[2] = v >> 8;
+  p[3] = v;
+}
+
+// Walks the records of p[off, end) and calls write(payload, len) for each;
+// returns how many it took (write returned true). A record running past
+// `end` stops the walk and counts TX_MALFORMED in `stats`.
+template <typename Write>
+uint32_t ForEachRecord(const uint8_t* p, size_t off, size_t end, double* stats, Write write) {
+  uint32_t took = 0;
+  while (off < end) {
+    if (end - off < kRecordHeader || ReadBE32(p + off) > end - off - kRecordHeader) {
+      stats[TX_MALFORMED]++;
+      break;
+    }
+    const uint32_t len = ReadBE32(p + off);
+    if (write(p + off + kRecordHeader, static_cast<size_t>(len))) took++;
+    off += kRecordHeader + size_t(len);
+  }
+  return took;
+}
+
+// The (buf, start, end) arguments of a batch write: a Buffer and integer
+// offsets with 0 <= start <= end <= buf.length. False with a TypeError or
+// RangeError pending.
+inline bool BatchArgs(const Napi::CallbackInfo& info, const uint8_t** data, size_t* start, size_t* end) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "expected (buf: Buffer, start: number, end: number)").ThrowAsJavaScriptException();
+    return false;
+  }
+  auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+  const double s = info[1].As<Napi::Number>().DoubleValue(), e = info[2].As<Napi::Number>().DoubleValue();
+  if (!(s >= 0 && s <= e && e <= static_cast<double>(buf.Length())) ||
+      s != static_cast<double>(static_cast<size_t>(s)) || e != static_cast<double>(static_cast<size_t>(e))) {
+    Napi::RangeError::New(env, "start and end must be integers with 0 <= start <= end <= buf.length")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *data = buf.Data();
+  *start = static_cast<size_t>(s);
+  *end = static_cast<size_t>(e);
+  return true;
+}
+
+// A JS-owned append-only slab (see the header comment). Main thread only.
+class Slab {
+ public:
+  // Make the tail hold `need` more bytes: else a fresh slab of at least
+  // twice that (1 MiB at least), so a slab serves more than one burst.
+  void Reserve(Napi::Env env, size_t need) {
+    if (!ref_.IsEmpty() && len_ - off_ >= need) return;
+    const size_t len = std::max(kMinSlab, 2 * need);
+    Napi::Buffer<uint8_t> buf = Napi::Buffer<uint8_t>::New(env, len);
+    ref_ = Napi::Persistent(buf);  // drops our ref to the old slab; views keep it alive
+    data_ = buf.Data();
+    len_ = len;
+    off_ = 0;
+  }
+  // Where the next record goes, and how much room is left there.
+  uint8_t* tail() const { return data_ + off_; }
+  size_t room() const { return len_ - off_; }
+  // Bytes below offset() belong to JS.
+  size_t offset() const { return off_; }
+  // Hand `n` more bytes (written at tail()) over to JS.
+  void Commit(size_t n) { off_ += n; }
+  Napi::Buffer<uint8_t> Value() const { return ref_.Value(); }
+  bool empty() const { return ref_.IsEmpty(); }
+  void Reset() {
+    ref_.Reset();
+    data_ = nullptr;
+    len_ = off_ = 0;
+  }
+
+ private:
+  static constexpr size_t kMinSlab = 1 << 20;
+  Napi::Reference<Napi::Buffer<uint8_t>> ref_;
+  uint8_t* data_ = nullptr;
+  size_t len_ = 0, off_ = 0;
+};
+
+}  // namespace tapswitch

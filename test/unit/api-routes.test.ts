@@ -103,6 +103,14 @@ describe('admin API route table', () => {
     assert.equal(err.suggestion, 'web 1')
   })
 
+  it('attack: a port name in the path that is not valid percent-encoding is a 400 naming the cause, not a 500 and an api_error log line', async () => {
+    for (const bad of ['%E0', '%', 'web%2', '%C0%AF']) {
+      const a = await ask('POST', `/api/v1/ports/${bad}/disable`, { ports: [] })
+      assert.equal(a.status, 400, bad)
+      assert.match((a.body as ApiErrorJson).error, /port in the path is not valid percent-encoding/)
+    }
+  })
+
   it('a body over 64 KiB is refused with 413 before it is parsed', async () => {
     const a = await ask('POST', '/api/v1/fdb/flush', { body: JSON.stringify({ port: 'x'.repeat(70_000) }) })
     assert.equal(a.status, 413)

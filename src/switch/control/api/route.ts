@@ -10,6 +10,7 @@
 
 import type * as http from 'node:http'
 import type { SwitchdView } from '../view'
+import { HttpError } from './http'
 
 /** One request, as a handler gets it. */
 export interface ApiRequest {
@@ -52,7 +53,7 @@ export class RouteTable {
 
   /**
    * The route for `method` and `path`, with its params; undefined if none.
-   * A param that is not valid percent-encoding throws URIError.
+   * A param that is not valid percent-encoding is the client's mistake: 400, never a 500.
    */
   find (method: string, path: string): { route: Route, params: Record<string, string> } | undefined {
     for (const c of this.compiled) {
@@ -60,9 +61,17 @@ export class RouteTable {
       const m = c.re.exec(path)
       if (m === null) continue
       const params: Record<string, string> = {}
-      c.names.forEach((name, i) => { params[name] = decodeURIComponent(m[i + 1] as string) })
+      c.names.forEach((name, i) => { params[name] = decodeParam(name, m[i + 1] as string) })
       return { route: c.route, params }
     }
     return undefined
+  }
+}
+
+function decodeParam (name: string, raw: string): string {
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    throw new HttpError(400, `the ${name} in the path is not valid percent-encoding (${raw.slice(0, 64)}): encode the name as UTF-8, e.g. with encodeURIComponent`)
   }
 }

@@ -33,6 +33,19 @@ export function loadNative (what: string): NativeAddon {
   }
 }
 
+/**
+ * The addon if it loads, else undefined: for the parts of switchd that work
+ * without it, less well (the child-peer check, the gateway's sandbox), and
+ * say so in their own words.
+ */
+export function tryLoadNative (): NativeAddon | undefined {
+  try {
+    return loadNative('')
+  } catch {
+    return undefined
+  }
+}
+
 /** Indexes into a Tap's or UnixDgram's stats() (native/index.d.ts STAT_*). */
 export const STAT_RX_FRAMES = 0
 export const STAT_RX_BYTES = 1

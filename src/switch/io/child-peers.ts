@@ -39,6 +39,7 @@
 import type * as net from 'node:net'
 import * as os from 'node:os'
 import { logger } from '../../common/log'
+import { tryLoadNative } from '../../common/native'
 
 const log = logger('child-peers')
 
@@ -93,11 +94,8 @@ export function nearbyAddress (peer: string, local: string, everywhere: boolean)
 }
 
 function loadBinding (): PeerBinding | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const b = require('../../../native') as Partial<PeerBinding>
-    return typeof b.lookupPeerSocket === 'function' && typeof b.findSocketFd === 'function' ? b as PeerBinding : undefined
-  } catch { return undefined }
+  const b = tryLoadNative() as Partial<PeerBinding> | undefined
+  return b !== undefined && typeof b.lookupPeerSocket === 'function' && typeof b.findSocketFd === 'function' ? b as PeerBinding : undefined
 }
 
 export class ChildPeerGuard {

@@ -25,7 +25,8 @@
 
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import type { GatewayOptions as GatewayOptions } from './gateway-options'
+import type { GatewayOptions } from './gateway-options'
+import { tryLoadNative } from '../../common/native'
 
 /** Flows the child may hold when the spec says nothing: slirp needs one host socket per TCP or UDP flow. */
 export const DEFAULT_MAX_FLOWS = 4096
@@ -166,12 +167,9 @@ export function readSandboxHost (binding: { landlockAbi?: () => number, nofileLi
 
 /** The addon's process functions (native/process.cc), or undefined when it did not load. */
 export function loadProcessBinding (): { landlockAbi: () => number, nofileLimit: () => number[], setDumpable: (on: boolean) => void } | undefined {
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const b = require('../../../native') as { landlockAbi?: () => number, nofileLimit?: () => number[], setDumpable?: (on: boolean) => void }
-    if (b.landlockAbi === undefined || b.nofileLimit === undefined || b.setDumpable === undefined) return undefined
-    return { landlockAbi: b.landlockAbi, nofileLimit: b.nofileLimit, setDumpable: b.setDumpable }
-  } catch { return undefined }
+  const b = tryLoadNative() as { landlockAbi?: () => number, nofileLimit?: () => number[], setDumpable?: (on: boolean) => void } | undefined
+  if (b?.landlockAbi === undefined || b.nofileLimit === undefined || b.setDumpable === undefined) return undefined
+  return { landlockAbi: b.landlockAbi, nofileLimit: b.nofileLimit, setDumpable: b.setDumpable }
 }
 
 /**

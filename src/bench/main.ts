@@ -106,7 +106,7 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
   const onLog = (line: string): void => {
     const who = line.slice(0, line.indexOf(':'))
     const ev = /"event":"([a-z_]+)"/.exec(line)?.[1]
-    if (ev !== undefined) { labEvents[who] ??= {}; (labEvents[who] as Record<string, number>)[ev] = (labEvents[who]?.[ev] ?? 0) + 1 }
+    if (ev !== undefined) { labEvents[who] ??= {}; labEvents[who][ev] = (labEvents[who]?.[ev] ?? 0) + 1 }
     if (o.verbose) process.stderr.write(`  ${line}\n`)
   }
   const lab = new Lab({ hosts: 2, mtu: 1500, onLog })
@@ -271,7 +271,7 @@ export async function main (argv: string[]): Promise<void> {
     if (finishing) return
     progress(`${why}: cleaning up`)
     finishing = true
-    runCleanups().finally(() => { process.exit(code) })
+    void runCleanups().finally(() => { process.exit(code) })
   }
   process.on('SIGINT', () => { abort('interrupted', 130) })
   process.on('SIGTERM', () => { abort('terminated', 143) })

@@ -131,7 +131,7 @@ async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
   }
   try {
     const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
-    return typeof e === 'object' && e !== null ? e as Partial<ApiErrorJson> : {}
+    return typeof e === 'object' && e !== null ? e : {}
   } catch {
     return {}
   }

@@ -243,7 +243,7 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Record<string, str
       const res = await call(ctx, 'GET', '/api/v1/capture' + query({ network: s('network'), port: s('port'), vlan: s('vlan'), count: s('count'), bytes: s('bytes'), duration: s('duration') }))
       if (res.body === null) throw new CtlError('capture: empty response')
       const dest = out === undefined || out === '-' ? process.stdout : fs.createWriteStream(out)
-      await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), dest)
+      await pipeline(Readable.fromWeb(res.body), dest)
       return
     }
     case 'events': {

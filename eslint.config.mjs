@@ -11,7 +11,7 @@ const bugRules = {
   // A promise nobody awaits or catches: its rejection is an unhandled rejection, which ends the process.
   '@typescript-eslint/no-floating-promises': 'error',
   // A promise where a boolean or a void callback is expected (`if (p)`, `emitter.on('x', async …)`).
-  '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false, attributes: false } }],
+  '@typescript-eslint/no-misused-promises': 'error',
   // `await` on something that is not a promise: usually a missing call or a sync API taken for an async one.
   '@typescript-eslint/await-thenable': 'error',
   // A value that is never read: a forgotten use or dead code. `_name` says "unused on purpose".

@@ -69,14 +69,14 @@ export default defineConfig(
     languageOptions: {
       parser: tseslint.parser,
       // Each file is typed by its own tsconfig (src/ui has a browser one), as the editor types it.
-      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
-      globals: globals.node
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname }
     },
     plugins: { '@typescript-eslint': tseslint.plugin },
     linterOptions: { reportUnusedDisableDirectives: 'error' },
     rules: bugRules
   },
-  // The web console runs in the browser: browser globals, not Node's.
+  // Node's globals everywhere but the web console, which runs in the browser (globals merge: hence the ignores).
+  { files: ['src/**/*.ts', 'test/**/*.ts'], ignores: ['src/ui/**'], languageOptions: { globals: globals.node } },
   { files: ['src/ui/**/*.ts'], languageOptions: { globals: globals.browser } },
   { files: ['src/**/*.ts'], rules: sizeRules },
   // Tests match terminal escapes and control characters on purpose.

@@ -4,177 +4,58 @@
  */
 
 import * as os from 'node:os'
-import * as fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
-import { TapDevice, TapError, type TapBinding, type OffloadMode } from '../common/tap'
+import { TapDevice, TapError, type TapBinding } from '../common/tap'
 import { loadNative } from '../common/native'
-import { netnsPath, persistentTaps, noSuchTap } from './netns'
-import { Uplink, type UplinkTls } from '../common/uplink'
+import { persistentTaps, noSuchTap } from './netns'
+import { Uplink } from '../common/uplink'
 import { Agent } from './agent'
-import { parseCli, helpText, intOption, numberOption, hostPortOption, die, type Specs } from '../common/cli'
+import { parseCli, helpText, die } from '../common/cli'
 import { agentRegistry, serveMetrics } from './metrics'
-import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, MAX_QEMU_VMS, type ModeHandle } from './modes'
-import { parseSocketAddress, parseDgramSpec, type UnixDgramBinding } from './qemu'
-import { parseMac } from '../common/ethernet'
-import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
+import { listenForQemu, connectToQemu, qemuDatagrams, vdeStdio, type ModeHandle } from './modes'
+import type { UnixDgramBinding } from './qemu'
+import { SPECS, ABOUT, agentPlan, sanitize, type AgentPlan, type EndpointPlan } from './options'
+import type { UplinkOptions } from '../common/uplink'
 import { configureLog, logger } from '../common/log'
-import { TapswitchError, ERR_CONFIG } from '../common/errors'
+import { TapswitchError } from '../common/errors'
 
 const log = logger('tap-agent')
 
-export const SPECS = {
-  url: { type: 'string', env: 'TAP_AGENT_URL', arg: 'URL[,URL…]', help: 'switchd to connect to, ws://host:port/ or wss://… (required); several, comma-separated, are tried in turn' },
-  token: { type: 'string', env: 'TAP_AGENT_TOKEN', arg: 'TOKEN', help: 'token switchd asks for (prefer the environment variable: flags show in ps)' },
-  ca: { type: 'string', env: 'TAP_AGENT_CA', arg: 'FILE', help: 'PEM CA bundle to trust for wss:// instead of the system CAs' },
-  cert: { type: 'string', env: 'TAP_AGENT_CERT', arg: 'FILE', help: 'PEM client certificate, for a switch that asks for one' },
-  key: { type: 'string', env: 'TAP_AGENT_KEY', arg: 'FILE', help: 'PEM key of --cert' },
-  carrier: { type: 'boolean', env: 'TAP_AGENT_CARRIER', help: 'the TAP\'s carrier follows the uplink: guests see link down while it is down (Linux >= 5.0)' },
-  user: { type: 'string', env: 'TAP_AGENT_USER', arg: 'USER', help: 'after opening the TAP, drop root and run as this user (the TAP keeps working)' },
-  attach: { type: 'boolean', env: 'TAP_AGENT_ATTACH', help: 'attach to an existing persistent TAP and leave its configuration alone (no privilege needed if it belongs to this user)' },
-  tap: { type: 'string', env: 'TAP_AGENT_TAP', default: '', arg: 'NAME', help: 'TAP to create or attach; empty lets the kernel pick tapN' },
-  netns: { type: 'string', env: 'TAP_AGENT_NETNS', arg: 'NAME', help: 'create (or --attach) the TAP inside this network namespace (ip netns add NAME) and configure it there; tap-agent itself stays where it runs' },
-  name: { type: 'string', env: 'TAP_AGENT_NAME', arg: 'NAME', help: 'port name shown on the switch [default: hostname:tap]' },
-  mtu: { type: 'string', env: 'TAP_AGENT_MTU', arg: 'BYTES', help: 'TAP MTU [default: follow the switch, max frame size - 18]' },
-  vlan: { type: 'string', env: 'TAP_AGENT_VLAN', arg: 'VID', help: 'ask for an access port in this VLAN (the switch\'s profile must allow it)' },
-  trunk: { type: 'string', env: 'TAP_AGENT_TRUNK', arg: 'VID,VID…', help: 'ask for a trunk carrying these VLANs tagged (the TAP then sees 802.1Q tags)' },
-  native: { type: 'string', env: 'TAP_AGENT_NATIVE', arg: 'VID', help: 'with --trunk: the VLAN carried untagged' },
-  mac: { type: 'string', env: 'TAP_AGENT_MAC', arg: 'MAC', help: 'TAP MAC address, e.g. 02:00:00:00:00:01 [default: the kernel\'s random one]' },
-  address: { type: 'string', env: 'TAP_AGENT_ADDRESS', arg: 'IPv4/PREFIX', help: 'IPv4 address to give the TAP, e.g. 192.168.77.1/24' },
-  down: { type: 'boolean', env: 'TAP_AGENT_DOWN', help: 'leave the TAP link down (for configuring it yourself)' },
-  'qemu-listen': { type: 'string', env: 'TAP_AGENT_QEMU_LISTEN', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: listen for QEMU (-netdev stream,server=off,addr.type=unix,addr.path=PATH); no privilege needed' },
-  'qemu-max-vms': { type: 'string', env: 'TAP_AGENT_QEMU_MAX_VMS', default: '1', arg: 'N', help: `with --qemu-listen: VMs connected at once (1 to ${MAX_QEMU_VMS}), each a port of its own (NAME, NAME-2, …); more are refused` },
-  'qemu-allow-remote': { type: 'boolean', env: 'TAP_AGENT_QEMU_ALLOW_REMOTE', help: 'let --qemu-listen tcp: listen beyond loopback: anyone who reaches it can be the VM (QEMU streams have no authentication)' },
-  'qemu-connect': { type: 'string', env: 'TAP_AGENT_QEMU_CONNECT', arg: 'unix:PATH|tcp:HOST:PORT', help: 'no TAP: connect to a QEMU listening with -netdev stream,server=on (reconnects when it restarts)' },
-  'qemu-dgram': { type: 'string', env: 'TAP_AGENT_QEMU_DGRAM', arg: 'local=H:P,remote=H:P', help: 'no TAP: QEMU -netdev dgram over UDP, or over Unix datagram sockets with local=unix:PATH,remote=unix:PATH (remote = QEMU\'s local address), one frame per datagram' },
-  'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
-  mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
-  offload: { type: 'string', env: 'TAP_AGENT_OFFLOAD', default: 'auto', arg: 'auto|on|off', help: 'TAP offloads (TSO, checksums) as 64 KiB frames: auto = when the TAP and the switch both can (off with --attach); on = fail if the TAP cannot' },
-  'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
-  'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
-  'log-level': { type: 'string', env: 'TAP_AGENT_LOG_LEVEL', default: 'info', arg: 'LEVEL', help: 'debug, info, warn or error' },
-  'log-format': { type: 'string', env: 'TAP_AGENT_LOG_FORMAT', default: 'auto', arg: 'auto|text|json', help: 'log lines as text for a person or JSON for a program; auto = text when stderr is a terminal (coloured unless NO_COLOR is set), JSON otherwise' },
-  help: { type: 'boolean', short: 'h', help: 'show this help' }
-} satisfies Specs
-
-const ABOUT = `tap-agent opens a Linux TAP device and carries its Ethernet frames over a
-WebSocket to switchd, and frames from switchd back into the TAP. It needs
-CAP_NET_ADMIN to create the TAP. If switchd goes away it reconnects with
-backoff; the TAP stays up meanwhile.`
-
-function parseAddress (text: string): { address: string, prefixLength: number } {
-  const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(text)
-  if (m === null || (m[1] as string).split('.').some((o) => Number(o) > 255) || Number(m[2]) > 32) {
-    throw new TapswitchError(ERR_CONFIG, `--address ${text}: expected IPv4/PREFIX, e.g. 192.168.77.1/24`)
-  }
-  return { address: m[1] as string, prefixLength: Number(m[2]) }
-}
-
-function parseVid (flag: string, text: string): number {
-  return intOption(flag, text, 1, 4094)
-}
-
-/** --vlan N, or --trunk A,B[,…] [--native N]: the VLAN mode to ask the switch for. */
-function parseVlanFlags (vlan: string | undefined, trunk: string | undefined, native: string | undefined): VlanRequest | undefined {
-  if (vlan !== undefined && trunk !== undefined) throw new TapswitchError(ERR_CONFIG, '--vlan and --trunk exclude each other: an access port or a trunk')
-  if (native !== undefined && trunk === undefined) throw new TapswitchError(ERR_CONFIG, '--native goes with --trunk')
-  if (vlan !== undefined) return { mode: 'access', vlan: parseVid('vlan', vlan) }
-  if (trunk === undefined) return undefined
-  const vlans = trunk.split(',').map((v) => parseVid('trunk', v.trim()))
-  return native === undefined ? { mode: 'trunk', vlans } : { mode: 'trunk', vlans, native: parseVid('native', native) }
-}
+export { SPECS } from './options'
 
 function loadBinding (): TapBinding & UnixDgramBinding {
   return loadNative('TAPs and Unix datagram sockets')
 }
 
 export async function main (argv: string[], binding?: TapBinding): Promise<Agent | undefined> {
-  let tapOpts
-  let uplink: Uplink
-  let metricsAt: { host: string, port: number } | undefined
-  let tls: UplinkTls = {}
-  let dropTo: string | undefined
-  let carrier = false
-  let attach = false
-  let netnsName: string | undefined
-  let endpointMode: (() => Promise<ModeHandle>) | undefined
+  let plan: AgentPlan
   try {
     const o = parseCli(SPECS, argv, process.env, 'tap-agent')
     if (o.help) { process.stdout.write(helpText('tap-agent --url ws://switch:8080/ [options]', ABOUT, SPECS)); return undefined }
     configureLog(o['log-level'] as string, o['log-format'] as string)
-    if (o.url === undefined) throw new TapswitchError(ERR_CONFIG, '--url is required (or TAP_AGENT_URL), e.g. --url ws://127.0.0.1:8080/')
-    const urls = o.url.split(',').map((u) => u.trim()).filter((u) => u !== '').map((u) => {
-      let url: URL
-      try { url = new URL(u) } catch { throw new TapswitchError(ERR_CONFIG, `--url ${u}: not a URL`) }
-      if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TapswitchError(ERR_CONFIG, `--url ${u}: expected ws:// or wss://`)
-      return url.href
-    })
-    if (urls.length === 0) throw new TapswitchError(ERR_CONFIG, '--url is empty')
-    if ((o.cert === undefined) !== (o.key === undefined)) throw new TapswitchError(ERR_CONFIG, '--cert and --key go together')
-    const readPem = (flag: string, file: string | undefined): Buffer | undefined => {
-      if (file === undefined) return undefined
-      try { return fs.readFileSync(file) } catch (err) { throw new TapswitchError(ERR_CONFIG, `--${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`) }
-    }
-    tls = { ca: readPem('ca', o.ca), cert: readPem('cert', o.cert), key: readPem('key', o.key) }
-    if (o.user !== undefined && !/^[a-z_][a-z0-9_-]*\$?$/i.test(o.user)) throw new TapswitchError(ERR_CONFIG, `--user ${o.user}: not a user name`)
-    dropTo = o.user
-    carrier = o.carrier
-    attach = o.attach
-    const mac = o.mac === undefined ? undefined : parseMac(o.mac)
-    if (o.mac !== undefined && mac === undefined) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac}: expected six hex bytes, e.g. 02:00:00:00:00:01`)
-    if (mac !== undefined && ((mac[0] as number) & 1) === 1) throw new TapswitchError(ERR_CONFIG, `--mac ${o.mac ?? ''}: a multicast address cannot be a source; clear the lowest bit of the first byte`)
-    const tapName = o.tap ?? ''
-    if (tapName.length > 15) throw new TapswitchError(ERR_CONFIG, `--tap ${tapName}: interface names have at most 15 characters`)
-    const mtu = o.mtu === undefined ? undefined : intOption('mtu', o.mtu, 68, 65535)
-    const vlan = parseVlanFlags(o.vlan, o.trunk, o.native)
-    const maskText = o.mask as string
-    if (maskText !== 'auto' && maskText !== 'always' && maskText !== 'never') throw new TapswitchError(ERR_CONFIG, `--mask ${maskText}: expected auto, always or never`)
-    const mask: 'auto' | 'always' | 'never' = maskText
-    const offloadText = o.offload as string
-    if (offloadText !== 'auto' && offloadText !== 'on' && offloadText !== 'off') throw new TapswitchError(ERR_CONFIG, `--offload ${offloadText}: expected auto, on or off`)
-    // --attach leaves a persistent TAP's settings alone, offloads included, unless asked.
-    const offload: OffloadMode = o.attach && offloadText === 'auto' ? 'off' : offloadText
-    if (o.name !== undefined && !NAME_PATTERN.test(o.name)) throw new TapswitchError(ERR_CONFIG, `--name ${o.name}: letters, digits and . _ : @ - only, at most 64`)
-    if (o.attach && tapName === '') throw new TapswitchError(ERR_CONFIG, '--attach needs --tap NAME (the persistent TAP to attach to)')
-    netnsName = o.netns
-    const netns = o.netns === undefined ? undefined : netnsPath(o.netns)
-    tapOpts = { name: tapName, mtu, mac, up: !o.down && !o.attach, ipv4: o.address === undefined ? undefined : parseAddress(o.address), offload, netns, attach: o.attach }
-    metricsAt = o['metrics-listen'] === undefined ? undefined : hostPortOption('metrics-listen', o['metrics-listen'])
-    const modes = (['qemu-listen', 'qemu-connect', 'qemu-dgram', 'vde-stdio'] as const).filter((m) => o[m] !== undefined && o[m] !== false)
-    if (modes.length > 1) throw new TapswitchError(ERR_CONFIG, `--${modes.join(' and --')} exclude each other: one endpoint per agent`)
-    if (o['qemu-max-vms'] !== '1' && o['qemu-listen'] === undefined) throw new TapswitchError(ERR_CONFIG, '--qemu-max-vms: only with --qemu-listen')
-    if (modes.length === 1) {
-      const tapOnly: string[] = [
-        ...(['tap', 'netns', 'mac', 'address', 'mtu', 'user'] as const).filter((f) => o[f] !== undefined && o[f] !== ''),
-        ...(['down', 'carrier', 'attach'] as const).filter((f) => o[f]),
-        ...(offloadText !== 'auto' ? ['offload'] : [])
-      ]
-      if (tapOnly.length > 0) throw new TapswitchError(ERR_CONFIG, `--${tapOnly.join(', --')}: only for a TAP, not with --${modes[0] as string}`)
-      const base = { url: urls[0] as string, urls, token: o.token, tls, vlan, mask, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
-      const name = o.name ?? sanitize(`${os.hostname()}:qemu`)
-      if (o['qemu-listen'] !== undefined) {
-        const a = parseSocketAddress('qemu-listen', o['qemu-listen'])
-        const maxVms = intOption('qemu-max-vms', o['qemu-max-vms'], 1, MAX_QEMU_VMS)
-        endpointMode = async () => await listenForQemu(a, base, name, { allowRemote: o['qemu-allow-remote'], maxVms })
-      }
-      if (o['qemu-connect'] !== undefined) { const a = parseSocketAddress('qemu-connect', o['qemu-connect']); endpointMode = async () => connectToQemu(a, base, name) }
-      if (o['qemu-dgram'] !== undefined) { const spec = parseDgramSpec(o['qemu-dgram']); endpointMode = async () => await qemuDatagrams(spec, base, name, loadBinding) }
-      if (o['vde-stdio']) endpointMode = async () => vdeStdio(base, o.name ?? sanitize(`${os.hostname()}:vde`), () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })
-    }
-    uplink = new Uplink({
-      url: urls[0] as string,
-      urls,
-      token: o.token,
-      tls,
-      mask,
-      name: o.name,
-      mtu,
-      vlan,
-      reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600)
-    })
+    plan = agentPlan(o)
   } catch (err) {
     die('tap-agent', (err as Error).message, 2)
   }
-  if (endpointMode !== undefined) return await runEndpointMode(endpointMode, metricsAt)
+  const endpoint = plan.endpoint
+  if (endpoint !== undefined) return await runEndpointMode(async () => await startEndpoint(endpoint, plan.uplink), plan.metricsAt)
+  return await runTap(plan, binding)
+}
+
+/** The endpoint a TAP-less plan names, started (modes.ts). */
+async function startEndpoint (e: EndpointPlan & { name: string }, base: UplinkOptions): Promise<ModeHandle> {
+  switch (e.mode) {
+    case 'qemu-listen': return await listenForQemu(e.address, base, e.name, { allowRemote: e.allowRemote, maxVms: e.maxVms })
+    case 'qemu-connect': return connectToQemu(e.address, base, e.name)
+    case 'qemu-dgram': return await qemuDatagrams(e.spec, base, e.name, loadBinding)
+    case 'vde-stdio': return vdeStdio(base, e.name, () => { log.info('vde_cable_unplugged', {}); process.kill(process.pid, 'SIGTERM') })
+  }
+}
+
+/** Open the TAP, serve metrics, drop root, and carry frames until SIGINT/SIGTERM. */
+async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promise<Agent> {
+  const { tap: tapOpts, attach, netnsName, metricsAt, dropTo } = plan
+  const uplink = new Uplink(plan.uplink)
   let tap: TapDevice
   try {
     tap = TapDevice.open(binding ?? loadBinding(), tapOpts)
@@ -185,7 +66,7 @@ export async function main (argv: string[], binding?: TapBinding): Promise<Agent
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
-  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), carrier)
+  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier)
   if (metricsAt !== undefined) {
     try {
       const { address } = await serveMetrics(agentRegistry(agent), metricsAt.host, metricsAt.port)
@@ -262,10 +143,4 @@ function dropPrivileges (user: string): void {
   process.setgroups([])
   process.setgid(gid)
   process.setuid(user)
-}
-
-/** Hostnames may hold characters a port name may not. */
-function sanitize (name: string): string {
-  const s = name.replace(/[^A-Za-z0-9._:@-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 64)
-  return s === '' ? 'agent' : s
 }

@@ -105,6 +105,25 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
       socket.emit('data', first)
     })
   })
+  await bind(server, address)
+  log.info('qemu_listening', { address: describe(address), name })
+  return {
+    agents: () => [mainAgent, ...extra],
+    refused: () => refused,
+    stop: async () => {
+      server.close()
+      for (const s of beside) s.destroy()
+      await Promise.all([mainAgent, ...extra].map(async (a) => { await a.stop() }))
+      if (address.kind === 'unix') fs.rmSync(address.path, { force: true })
+    }
+  }
+}
+
+/**
+ * Bind `server` to `address`: a stale socket file of a run that died is
+ * removed first, and a Unix socket is this user's only (0600) from bind on.
+ */
+async function bind (server: net.Server, address: SocketAddress): Promise<void> {
   if (address.kind === 'unix' && fs.existsSync(address.path) && fs.statSync(address.path).isSocket()) {
     // A socket file left by an earlier run that died: nothing can be listening on it if connect fails.
     const alive = await new Promise<boolean>((resolve) => {
@@ -131,17 +150,6 @@ export async function listenForQemu (address: SocketAddress, uplinkOpts: UplinkO
     }
   })
   if (address.kind === 'unix') fs.chmodSync(address.path, 0o600)
-  log.info('qemu_listening', { address: describe(address), name })
-  return {
-    agents: () => [mainAgent, ...extra],
-    refused: () => refused,
-    stop: async () => {
-      server.close()
-      for (const s of beside) s.destroy()
-      await Promise.all([mainAgent, ...extra].map(async (a) => { await a.stop() }))
-      if (address.kind === 'unix') fs.rmSync(address.path, { force: true })
-    }
-  }
 }
 
 /** Connect to a QEMU that listens; reconnect (0.5 s doubling to 5 s) whenever it goes away. */

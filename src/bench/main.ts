@@ -106,7 +106,7 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
   const onLog = (line: string): void => {
     const who = line.slice(0, line.indexOf(':'))
     const ev = /"event":"([a-z_]+)"/.exec(line)?.[1]
-    if (ev !== undefined) { labEvents[who] ??= {}; (labEvents[who] as Record<string, number>)[ev] = (labEvents[who]?.[ev] ?? 0) + 1 }
+    if (ev !== undefined) { labEvents[who] ??= {}; labEvents[who][ev] = (labEvents[who]?.[ev] ?? 0) + 1 }
     if (o.verbose) process.stderr.write(`  ${line}\n`)
   }
   const lab = new Lab({ hosts: 2, mtu: 1500, onLog })
@@ -130,71 +130,14 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
     progress('starting switchd --tap (one switchd serving both TAPs, no agents)')
     localStarting = local.start()
     await localStarting
-    const [la, lb] = lab.hosts as unknown as [BenchHost, BenchHost]
-    const [ba, bb] = bridge.hosts as [BenchHost, BenchHost]
-    const [ta, tb] = local.hosts as [BenchHost, BenchHost]
+    const paths: Paths = {
+      lab,
+      local,
+      hosts: { bridge: bridge.hosts as [BenchHost, BenchHost], tapswitch: lab.hosts as unknown as [BenchHost, BenchHost], local: local.hosts as [BenchHost, BenchHost] }
+    }
     // ARP and fdb warm, and proof that every path works before anything is measured.
-    await pingRtt(ba, bb, 3, 0.1)
-    await pingRtt(la, lb, 3, 0.1)
-    await pingRtt(ta, tb, 3, 0.1)
-    const pids = (): Record<string, number | undefined> => ({
-      switchd: lab.switchd?.pid,
-      'agent-a': lab.hosts[0]?.agent?.pid,
-      'agent-b': lab.hosts[1]?.agent?.pid
-    })
-    // Where frames went: the sender's interface (tx, tx dropped = not taken off the TAP queue in
-    // time), switchd's two ports, the receiver's interface.
-    interface PortCounters { counters: { rxFrames: number, txFrames: number }, drops: Record<string, number> }
-    const snapshot = async (side: 'bridge' | 'tapswitch' | 'local'): Promise<Record<string, number>> => {
-      const [a, b] = side === 'bridge' ? [ba, bb] : side === 'local' ? [ta, tb] : [la, lb]
-      const dev = side === 'bridge' ? ['eth0', 'eth0'] : side === 'local' ? [local.tap(0), local.tap(1)] : [lab.hosts[0]?.tap as string, lab.hosts[1]?.tap as string]
-      const ca = await linkCounters(a.ns, dev[0] as string)
-      const cb = await linkCounters(b.ns, dev[1] as string)
-      const out: Record<string, number> = { aTxPackets: ca.txPackets, aTxDropped: ca.txDropped, bRxPackets: cb.rxPackets, bRxDropped: cb.rxDropped, bTxPackets: cb.txPackets }
-      if (side === 'tapswitch') {
-        const ports = await lab.api<Array<PortCounters & { name: string }>>('/api/v1/ports')
-        const pa = ports.find((p) => p.name === 'host-a')
-        const pb = ports.find((p) => p.name === 'host-b')
-        out.switchdRxFromA = pa?.counters.rxFrames ?? NaN
-        out.switchdTxToB = pb?.counters.txFrames ?? NaN
-        out.switchdDrops = ports.reduce((n, p) => n + Object.values(p.drops).reduce((x, y) => x + y, 0), 0)
-      }
-      return out
-    }
-    const tests: Array<[keyof NetResults, string, (a: BenchHost, b: BenchHost) => Promise<unknown>, (r: never) => string]> = [
-      ['tcp1', 'tcp 1 stream', async (a, b) => await iperfTcp(a, b, d.iperfSeconds, 1), (r: { gbps: number }) => `${r.gbps} Gbit/s`],
-      ['tcp4', 'tcp 4 streams', async (a, b) => await iperfTcp(a, b, d.iperfSeconds, 4), (r: { gbps: number }) => `${r.gbps} Gbit/s`],
-      ['udp64', 'udp 64 B', async (a, b) => await iperfUdp(a, b, d.iperfSeconds, 64),
-        (r: { receivedPps: number, sentPps: number, lossPercent: number }) => `${r.receivedPps} frames/s received of ${r.sentPps} sent, loss ${r.lossPercent} %`],
-      ['pingIdle', 'ping idle', async (a, b) => await pingRtt(a, b, d.pingCount, d.pingInterval),
-        (r: { p50Us: number, p99Us: number }) => `p50 ${r.p50Us} us, p99 ${r.p99Us} us`],
-      ['pingLoaded', 'ping under tcp load', async (a, b) => await pingUnderLoad(a, b, d.pingCount, d.pingInterval),
-        (r: { p50Us: number, p99Us: number, loadGbps?: number }) => `p50 ${r.p50Us} us, p99 ${r.p99Us} us (tcp ${String(r.loadGbps)} Gbit/s)`]
-    ]
-    for (const [key, label, fn, describe] of tests) {
-      const res: NetResult<unknown> = { cpu: {} }
-      ;(net as Record<string, NetResult<unknown>>)[key] = res
-      // Interleaved: the bridge, then tapswitch with agents, then switchd --tap, for each test.
-      for (const [side, a, b] of [['bridge', ba, bb], ['tapswitch', la, lb], ['local', ta, tb]] as const) {
-        const before = await snapshot(side).catch(() => undefined)
-        const window = cpuWindow(side === 'tapswitch' ? pids() : side === 'local' ? { switchd: local.switchd?.pid } : {})
-        const cpu = res.cpu as Record<string, unknown>
-        try {
-          const r = await fn(a, b) as Record<string, unknown>
-          cpu[side] = window()
-          const after = await snapshot(side).catch(() => undefined)
-          if (before !== undefined && after !== undefined) r.frames = diffCounters(before, after)
-          res[side] = r
-          progress(`${label}, ${side === 'bridge' ? 'linux bridge' : side === 'local' ? 'switchd --tap' : 'tapswitch'}: ${describe(r as never)}`)
-        } catch (err) {
-          cpu[side] ??= window()
-          res[side] = { error: errorText(err) }
-          results.errors.push(`${label}, ${side}: ${errorText(err)}`)
-          progress(`${label}, ${side}: FAILED ${errorText(err)}`)
-        }
-        await sleep(300) // let queues drain between runs
-      }
-    }
+    for (const side of SIDES) await pingRtt(...paths.hosts[side], 3, 0.1)
+    for (const test of netTests(d)) (net as Record<string, NetResult<unknown>>)[test.key] = await runNetTest(paths, test, results)
     for (const [who, child] of [['switchd', lab.switchd], ['switchd --tap', local.switchd], ...lab.hosts.map((h) => [`agent-${h.label}`, h.agent] as const)] as const) {
       if (child === undefined || child.exitCode !== null || child.signalCode !== null) results.errors.push(`${who} is not running at the end of the tests`)
     }
@@ -209,6 +152,100 @@ async function networkPart (d: Durations, o: Options, results: BenchResults): Pr
     await Promise.all([lab.stop(), bridge.stop(), local.stop()])
   }
   return net
+}
+
+/** The three paths, in the order each test runs them: the bridge, tapswitch with agents, switchd --tap. */
+const SIDES = ['bridge', 'tapswitch', 'local'] as const
+type Side = typeof SIDES[number]
+const SIDE_NAMES: Record<Side, string> = { bridge: 'linux bridge', tapswitch: 'tapswitch', local: 'switchd --tap' }
+
+/** The paths under test, started: the two hosts of each. */
+interface Paths { lab: Lab, local: LocalTapLab, hosts: Record<Side, [BenchHost, BenchHost]> }
+
+interface NetTest {
+  key: keyof NetResults
+  label: string
+  run: (a: BenchHost, b: BenchHost) => Promise<unknown>
+  describe: (r: never) => string
+}
+
+function netTests (d: Durations): NetTest[] {
+  return [
+    { key: 'tcp1', label: 'tcp 1 stream', run: async (a, b) => await iperfTcp(a, b, d.iperfSeconds, 1), describe: (r: { gbps: number }) => `${r.gbps} Gbit/s` },
+    { key: 'tcp4', label: 'tcp 4 streams', run: async (a, b) => await iperfTcp(a, b, d.iperfSeconds, 4), describe: (r: { gbps: number }) => `${r.gbps} Gbit/s` },
+    {
+      key: 'udp64',
+      label: 'udp 64 B',
+      run: async (a, b) => await iperfUdp(a, b, d.iperfSeconds, 64),
+      describe: (r: { receivedPps: number, sentPps: number, lossPercent: number }) => `${r.receivedPps} frames/s received of ${r.sentPps} sent, loss ${r.lossPercent} %`
+    },
+    {
+      key: 'pingIdle',
+      label: 'ping idle',
+      run: async (a, b) => await pingRtt(a, b, d.pingCount, d.pingInterval),
+      describe: (r: { p50Us: number, p99Us: number }) => `p50 ${r.p50Us} us, p99 ${r.p99Us} us`
+    },
+    {
+      key: 'pingLoaded',
+      label: 'ping under tcp load',
+      run: async (a, b) => await pingUnderLoad(a, b, d.pingCount, d.pingInterval),
+      describe: (r: { p50Us: number, p99Us: number, loadGbps?: number }) => `p50 ${r.p50Us} us, p99 ${r.p99Us} us (tcp ${String(r.loadGbps)} Gbit/s)`
+    }
+  ]
+}
+
+/** One test on each path, interleaved, with the CPU of our processes and where the frames went. */
+async function runNetTest (paths: Paths, test: NetTest, results: BenchResults): Promise<NetResult<unknown>> {
+  const res: NetResult<unknown> = { cpu: {} }
+  const cpu = res.cpu as Record<string, unknown>
+  const { lab, local } = paths
+  for (const side of SIDES) {
+    const [a, b] = paths.hosts[side]
+    const before = await frameCounters(paths, side).catch(() => undefined)
+    const pids = side === 'tapswitch'
+      ? { switchd: lab.switchd?.pid, 'agent-a': lab.hosts[0]?.agent?.pid, 'agent-b': lab.hosts[1]?.agent?.pid }
+      : side === 'local' ? { switchd: local.switchd?.pid } : {}
+    const window = cpuWindow(pids)
+    try {
+      const r = await test.run(a, b) as Record<string, unknown>
+      cpu[side] = window()
+      const after = await frameCounters(paths, side).catch(() => undefined)
+      if (before !== undefined && after !== undefined) r.frames = diffCounters(before, after)
+      res[side] = r
+      progress(`${test.label}, ${SIDE_NAMES[side]}: ${test.describe(r as never)}`)
+    } catch (err) {
+      cpu[side] ??= window()
+      res[side] = { error: errorText(err) }
+      results.errors.push(`${test.label}, ${side}: ${errorText(err)}`)
+      progress(`${test.label}, ${side}: FAILED ${errorText(err)}`)
+    }
+    await sleep(300) // let queues drain between runs
+  }
+  return res
+}
+
+interface PortCounters { name: string, counters: { rxFrames: number, txFrames: number }, drops: Record<string, number> }
+
+/**
+ * Where frames went: the sender's interface (tx, tx dropped = not taken off
+ * the TAP queue in time), switchd's two ports, the receiver's interface.
+ */
+async function frameCounters (paths: Paths, side: Side): Promise<Record<string, number>> {
+  const [a, b] = paths.hosts[side]
+  const { lab, local } = paths
+  const dev = side === 'bridge' ? ['eth0', 'eth0'] : side === 'local' ? [local.tap(0), local.tap(1)] : [lab.hosts[0]?.tap as string, lab.hosts[1]?.tap as string]
+  const ca = await linkCounters(a.ns, dev[0] as string)
+  const cb = await linkCounters(b.ns, dev[1] as string)
+  const out: Record<string, number> = { aTxPackets: ca.txPackets, aTxDropped: ca.txDropped, bRxPackets: cb.rxPackets, bRxDropped: cb.rxDropped, bTxPackets: cb.txPackets }
+  if (side === 'tapswitch') {
+    const ports = await lab.api<PortCounters[]>('/api/v1/ports')
+    const pa = ports.find((p) => p.name === 'host-a')
+    const pb = ports.find((p) => p.name === 'host-b')
+    out.switchdRxFromA = pa?.counters.rxFrames ?? NaN
+    out.switchdTxToB = pb?.counters.txFrames ?? NaN
+    out.switchdDrops = ports.reduce((n, p) => n + Object.values(p.drops).reduce((x, y) => x + y, 0), 0)
+  }
+  return out
 }
 
 async function syntheticPart (d: Durations, o: Options, results: BenchResults): Promise<void> {
@@ -271,7 +308,7 @@ export async function main (argv: string[]): Promise<void> {
     if (finishing) return
     progress(`${why}: cleaning up`)
     finishing = true
-    runCleanups().finally(() => { process.exit(code) })
+    void runCleanups().finally(() => { process.exit(code) })
   }
   process.on('SIGINT', () => { abort('interrupted', 130) })
   process.on('SIGTERM', () => { abort('terminated', 143) })

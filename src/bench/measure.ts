@@ -136,7 +136,7 @@ export function cpuWindow (pids: Record<string, number | undefined>): () => CpuR
     const percentOfCore: Record<string, number> = {}
     for (const [k, pid] of Object.entries(pids)) {
       seconds[k] = round(cpuSeconds(pid) - (before[k] as number), 2)
-      percentOfCore[k] = round(100 * (seconds[k] as number) / wall, 1)
+      percentOfCore[k] = round(100 * seconds[k] / wall, 1)
     }
     const total = Math.max(1, m1.total - m0.total)
     const pct = (k: 'user' | 'system' | 'softirq' | 'busy'): number => round(100 * (m1[k] - m0[k]) / total, 1)

@@ -66,7 +66,7 @@ export function parseFlags (flags: Record<string, FlagSpec>, argv: string[], how
     // Checked above: whatever node:util still refuses, one line of it.
     return fail(((err as Error).message.split('\n')[0] ?? '').replace(/\.$/, ''))
   }
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals }
+  return { values: parsed.values, positionals: parsed.positionals }
 }
 
 /** "unknown option --netwrk (did you mean --network?)"; `-network` (one dash) is taken for the long option it spells. */

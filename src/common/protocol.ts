@@ -169,7 +169,7 @@ export function parseVlanRequest (v: unknown, key: string): VlanRequest {
     if (!Array.isArray(o.vlans) || o.vlans.length === 0 || o.vlans.length > 4094 || !o.vlans.every((x) => isInt(x, 1, 4094))) {
       throw protocolError(`${key}.vlans must be a non-empty list of VLAN ids 1..4094`)
     }
-    const req: VlanRequest = { mode: 'trunk', vlans: [...new Set(o.vlans as number[])] }
+    const req: VlanRequest = { mode: 'trunk', vlans: [...new Set(o.vlans)] }
     if (o.native !== undefined && o.native !== 0) {
       if (!isInt(o.native, 1, 4094)) throw protocolError(`${key}.native must be a VLAN id 1..4094`)
       req.native = o.native

@@ -38,7 +38,7 @@ import {
   uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX,
   type Refusal, type UplinkSources
 } from './uplink-advice'
-import { isLoopback } from './address'
+import { zeroMaskFor, ZERO_MASK } from './ws-mask'
 
 const log = logger('uplink')
 
@@ -88,24 +88,7 @@ export interface UplinkOptions {
 }
 
 export { uplinkHint } from './uplink-advice'
-
-/** A zero mask: ws on both ends then skips the per-message copy and XOR. */
-const ZERO_MASK = (mask: Buffer): Buffer => mask.fill(0)
-
-/**
- * Whether this uplink may use a zero mask. RFC 6455 makes clients mask with
- * a random key so that a hostile sender cannot put chosen bytes on the wire
- * for a transparent proxy to misread (cache poisoning); guests choose the
- * bytes of our frames, so on a plain ws:// path through other machines we
- * keep it. Where no intermediary can read the stream, over wss:// or to a
- * loopback address, masking only costs CPU (a third of a sending agent's
- * time at 2 Gbit/s, measured), so 'auto' zeroes it there.
- */
-export function zeroMaskFor (url: string, mode: 'auto' | 'always' | 'never'): boolean {
-  if (mode !== 'auto') return mode === 'never'
-  const u = new URL(url)
-  return u.protocol === 'wss:' || isLoopback(u.hostname)
-}
+export { zeroMaskFor } from './ws-mask'
 
 export type UplinkState = 'connecting' | 'up' | 'down' | 'closed'
 
@@ -225,20 +208,7 @@ export class Uplink extends EventEmitter {
     this.state = 'connecting'
     const url = this.url
     const timeout = (this.opts.handshakeTimeout ?? 5) * 1000
-    const headers: Record<string, string> = {}
-    if (this.opts.token !== undefined) headers.authorization = `Bearer ${this.opts.token}`
-    const tls = this.opts.tls ?? {}
-    const ws = new WebSocket(url, [SUBPROTOCOL_V1], {
-      perMessageDeflate: false,
-      maxPayload: MAX_MESSAGE_SIZE,
-      // Pongs are answered below, within the high-water mark.
-      autoPong: false,
-      handshakeTimeout: timeout,
-      headers,
-      ...(zeroMaskFor(url, this.opts.mask ?? 'auto') ? { generateMask: ZERO_MASK } : {}),
-      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
-      ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {})
-    })
+    const ws = this.dial(url, timeout)
     this.ws = ws
     this.refusal = undefined
     const welcomeTimer = setTimeout(() => {
@@ -254,16 +224,7 @@ export class Uplink extends EventEmitter {
       const hint = up ? 'the connection broke while up: the network or switchd; reconnecting' : uplinkHint(err, url, this.opts.sources)
       log.limited('warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
     })
-    ws.on('open', () => {
-      const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [...(this.opts.capabilities ?? [])] }
-      if (this.opts.name !== undefined) hello.name = this.opts.name
-      if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
-      if (this.opts.mac !== undefined) hello.mac = this.opts.mac
-      if (this.opts.vlan !== undefined) hello.vlan = this.opts.vlan
-      // A resume token is only good at the switch that issued it.
-      if (this.resumeToken !== undefined && this.resumeUrl === url && this.opts.resume !== false) hello.resume = this.resumeToken
-      ws.send(JSON.stringify(hello))
-    })
+    ws.on('open', () => { ws.send(JSON.stringify(this.hello(url))) })
     ws.on('ping', (data: Buffer) => {
       this.heard = true
       if (ws.bufferedAmount > this.highWaterMark) { this.stats.pongsDropped++; return }
@@ -279,64 +240,105 @@ export class Uplink extends EventEmitter {
     })
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       this.heard = true
-      if (isBinary) {
-        if (this.state !== 'up') { ws.close(CLOSE_PROTOCOL_ERROR, 'data before welcome'); return }
-        const msg = data as Buffer
-        if (countRecords(msg) < 0) {
-          this.stats.rxMalformed++
-          log.limited('warn', 'uplink_malformed_batch', { url, bytes: msg.length, reason: 'a record runs past the end of the message' })
-          return
-        }
-        this.stats.rxMessages++
-        this.stats.rxBytes += msg.length
-        this.onBatch(msg)
-        return
-      }
+      if (isBinary) { this.receiveBatch(ws, url, data as Buffer); return }
       if (this.state === 'up') { this.onControl((data as Buffer).toString('utf8')); return }
-      try {
-        this.welcome = parseWelcome((data as Buffer).toString('utf8'))
-      } catch (err) {
-        log.warn('bad_welcome', { url, error: (err as Error).message })
-        ws.close(CLOSE_PROTOCOL_ERROR, 'bad welcome')
-        return
-      }
-      clearTimeout(welcomeTimer)
-      this.state = 'up'
-      this.attempt = 0
-      this.refused = 0
-      this.stats.connects++
-      if (this.welcome.resumed === true) this.stats.resumes++
-      this.resumeToken = this.welcome.resume
-      this.resumeUrl = url
-      this.startWatchdog(ws, this.welcome.pingInterval)
-      log.info(this.welcome.resumed === true ? 'uplink_resumed' : 'uplink_connected', {
-        url, port: this.welcome.port, name: this.welcome.name, network: this.welcome.network,
-        vlan: JSON.stringify(this.welcome.vlan), max_frame_size: this.welcome.maxFrameSize,
-        offload: this.welcome.capabilities.includes(CAP_OFFLOAD)
-      })
-      this.emit('up', this.welcome)
+      this.receiveWelcome(ws, url, (data as Buffer).toString('utf8'), welcomeTimer)
     })
     ws.on('close', (code: number, reason: Buffer) => {
       clearTimeout(welcomeTimer)
-      clearInterval(this.watchdog)
-      // No uplink, no round trip: the gauge disappears rather than show a stale value.
-      this.stats.rttSeconds = -1
-      this.pingSentAt = -1
-      if (this.ws === ws) this.ws = undefined
-      const wasUp = this.state === 'up'
-      if (this.state === 'closed') return
-      this.state = 'down'
-      if (wasUp) {
-        this.stats.disconnects++
-        log.warn('uplink_lost', { url, code, reason: reason.toString(), hint: closeHint(code) })
-        this.emit('down', code, reason.toString())
-      } else {
-        this.noteRefusal(url, code, reason.toString())
-      }
-      // The switch went away on purpose (draining) or never answered: try the next one, if any.
-      if (!wasUp || code === 1001) this.urlIndex++
-      this.scheduleReconnect()
+      this.closed(ws, url, code, reason.toString())
     })
+  }
+
+  /** The WebSocket to `url`: the token in the upgrade's header, the mask and the TLS files as asked. */
+  private dial (url: string, timeout: number): WebSocket {
+    const headers: Record<string, string> = {}
+    if (this.opts.token !== undefined) headers.authorization = `Bearer ${this.opts.token}`
+    const tls = this.opts.tls ?? {}
+    return new WebSocket(url, [SUBPROTOCOL_V1], {
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_SIZE,
+      // Pongs are answered below, within the high-water mark.
+      autoPong: false,
+      handshakeTimeout: timeout,
+      headers,
+      ...(zeroMaskFor(url, this.opts.mask ?? 'auto') ? { generateMask: ZERO_MASK } : {}),
+      ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+      ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key } : {})
+    })
+  }
+
+  private hello (url: string): Hello {
+    const hello: Hello = { type: 'hello', version: PROTOCOL_VERSION, capabilities: [...(this.opts.capabilities ?? [])] }
+    if (this.opts.name !== undefined) hello.name = this.opts.name
+    if (this.opts.mtu !== undefined) hello.mtu = this.opts.mtu
+    if (this.opts.mac !== undefined) hello.mac = this.opts.mac
+    if (this.opts.vlan !== undefined) hello.vlan = this.opts.vlan
+    // A resume token is only good at the switch that issued it.
+    if (this.resumeToken !== undefined && this.resumeUrl === url && this.opts.resume !== false) hello.resume = this.resumeToken
+    return hello
+  }
+
+  /** A batch message from the switch: counted and handed on, or counted as malformed (a record runs past the end). */
+  private receiveBatch (ws: WebSocket, url: string, msg: Buffer): void {
+    if (this.state !== 'up') { ws.close(CLOSE_PROTOCOL_ERROR, 'data before welcome'); return }
+    if (countRecords(msg) < 0) {
+      this.stats.rxMalformed++
+      log.limited('warn', 'uplink_malformed_batch', { url, bytes: msg.length, reason: 'a record runs past the end of the message' })
+      return
+    }
+    this.stats.rxMessages++
+    this.stats.rxBytes += msg.length
+    this.onBatch(msg)
+  }
+
+  /** The first text message: the welcome, which makes the uplink up; anything else closes it. */
+  private receiveWelcome (ws: WebSocket, url: string, text: string, welcomeTimer: NodeJS.Timeout): void {
+    let welcome: Welcome
+    try {
+      welcome = this.welcome = parseWelcome(text)
+    } catch (err) {
+      log.warn('bad_welcome', { url, error: (err as Error).message })
+      ws.close(CLOSE_PROTOCOL_ERROR, 'bad welcome')
+      return
+    }
+    clearTimeout(welcomeTimer)
+    this.state = 'up'
+    this.attempt = 0
+    this.refused = 0
+    this.stats.connects++
+    if (welcome.resumed === true) this.stats.resumes++
+    this.resumeToken = welcome.resume
+    this.resumeUrl = url
+    this.startWatchdog(ws, welcome.pingInterval)
+    log.info(welcome.resumed === true ? 'uplink_resumed' : 'uplink_connected', {
+      url, port: welcome.port, name: welcome.name, network: welcome.network,
+      vlan: JSON.stringify(welcome.vlan), max_frame_size: welcome.maxFrameSize,
+      offload: welcome.capabilities.includes(CAP_OFFLOAD)
+    })
+    this.emit('up', welcome)
+  }
+
+  /** The connection ended: down (and why, once), then the next attempt, at the next switch if this one refused or drains. */
+  private closed (ws: WebSocket, url: string, code: number, reason: string): void {
+    clearInterval(this.watchdog)
+    // No uplink, no round trip: the gauge disappears rather than show a stale value.
+    this.stats.rttSeconds = -1
+    this.pingSentAt = -1
+    if (this.ws === ws) this.ws = undefined
+    const wasUp = this.state === 'up'
+    if (this.state === 'closed') return
+    this.state = 'down'
+    if (wasUp) {
+      this.stats.disconnects++
+      log.warn('uplink_lost', { url, code, reason, hint: closeHint(code) })
+      this.emit('down', code, reason)
+    } else {
+      this.noteRefusal(url, code, reason)
+    }
+    // The switch went away on purpose (draining) or never answered: try the next one, if any.
+    if (!wasUp || code === 1001) this.urlIndex++
+    this.scheduleReconnect()
   }
 
   private startWatchdog (ws: WebSocket, pingInterval: number): void {

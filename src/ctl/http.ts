@@ -131,7 +131,7 @@ async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
   }
   try {
     const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
-    return typeof e === 'object' && e !== null ? e as Partial<ApiErrorJson> : {}
+    return typeof e === 'object' && e !== null ? e : {}
   } catch {
     return {}
   }
@@ -170,4 +170,20 @@ export async function call (ctx: Ctx, method: string, path: string, body?: unkno
 
 export async function getJson<T> (ctx: Ctx, path: string): Promise<T> {
   return await (await call(ctx, 'GET', path)).json() as T
+}
+
+/** The command's options as parseCommandLine gives them. */
+export type Opts = Record<string, string | boolean | undefined>
+
+/** A string option (parseFlags has checked its type). */
+export function opt (o: Opts, key: string): string | undefined {
+  return o[key] as string | undefined
+}
+
+/** `?a=1&b=2` from the parameters that are set; '' when none is. */
+export function query (params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(params)) if (v !== undefined) q.set(k, v)
+  const s = q.toString()
+  return s === '' ? '' : `?${s}`
 }

@@ -7,3 +7,8 @@ export function table (headers: string[], rows: Array<Array<string | number>>): 
   const line = (r: string[]): string => r.map((c, i) => numeric[i] === true ? c.padStart(widths[i] as number) : c.padEnd(widths[i] as number)).join('  ').trimEnd()
   return [line(headers), ...cells.map(line)].join('\n') + '\n'
 }
+
+/** The API's JSON with --json, else what `render` makes of it. */
+export function print (ctx: { json: boolean }, data: unknown, render: () => string): void {
+  process.stdout.write(ctx.json ? JSON.stringify(data, null, 2) + '\n' : render())
+}

@@ -67,27 +67,83 @@ async function clean (): Promise<void> {
   process.exitCode = r.failed.length === 0 ? 0 : 1
 }
 
-export async function main (argv: string[]): Promise<void> {
+type Command = 'demo' | 'up' | 'clean'
+
+/** The command and its options; undefined after printing the help. Exits 2 on a bad command line. */
+function parseCommand (argv: string[]): { command: Command, hosts: number, verbose: boolean } | undefined {
   const command = argv[0]
-  let hosts = 3
-  let verbose = false
   try {
     const o = parseCli(SPECS, argv.slice(1), process.env, 'tapswitch-lab')
     if (o.help || command === undefined || command === '--help' || command === '-h') {
       process.stdout.write(helpText('tapswitch-lab demo|up|clean [options]', ABOUT, SPECS))
-      return
+      return undefined
     }
     if (command !== 'demo' && command !== 'up' && command !== 'clean') throw new Error(`unknown command "${command}": expected demo, up or clean`)
-    hosts = intOption('hosts', o.hosts, 2, 8)
-    verbose = o.verbose
+    return { command, hosts: intOption('hosts', o.hosts, 2, 8), verbose: o.verbose }
   } catch (err) {
     die('tapswitch-lab', (err as Error).message, 2)
   }
+}
+
+export async function main (argv: string[]): Promise<void> {
+  const args = parseCommand(argv)
+  if (args === undefined) return
+  const { command, hosts } = args
   if (process.getuid?.() !== 0) die('tapswitch-lab', 'needs root for network namespaces and TAP devices; run it with sudo')
   ignoreClosedOutput()
   if (command === 'clean') { await clean(); return }
 
-  // What this lab starts and makes, on disk from the start: `clean` can undo a lab killed at any point.
+  const rec = recordedLab(command, hosts, args.verbose)
+  const { lab, state } = rec
+  let stopping = false
+  const cleanup = async (): Promise<void> => {
+    if (stopping) return
+    stopping = true
+    await lab.stop()
+    const file = rec.file()
+    if (file !== undefined) fs.rmSync(file, { force: true })
+    process.stdout.write('cleaned up: agents and switchd stopped, namespaces and TAPs removed\n')
+  }
+  // SIGHUP: the terminal closed. The agents in its process group may be gone already; switchd, the namespaces and the file are not.
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.on(signal, () => { void cleanup().then(() => process.exit(code)) })
+  }
+
+  let failed = 0
+  try {
+    process.stdout.write(`starting switchd and ${hosts} hosts...\n`)
+    await lab.start()
+    state.url = lab.url.replace('ws:', 'http:')
+    rec.save()
+    process.stdout.write(`switchd listening on ${lab.url}\n`)
+    for (const h of lab.hosts) {
+      process.stdout.write(`  host-${h.label}  netns ${h.ns.padEnd(12)} tap ${h.tap.padEnd(11)} ${h.mac}  ${h.ipv4.padEnd(11)} ${h.ipv6}\n`)
+    }
+    if (command === 'up') {
+      const [a, b] = lab.hosts as [LabHost, LabHost]
+      process.stdout.write(`\nthe lab is up; switchctl finds it by itself (${rec.file() ?? labStateFile(labStateDir(), process.pid)}), or in another shell:\n` +
+        `  export SWITCHCTL_URL=${state.url}\n` +
+        `try:\n  switchctl ports\n  sudo ip netns exec ${a.ns} ping ${b.ipv4}\n  sudo ip netns exec ${a.ns} ping -6 ${b.ipv6}\n` +
+        `and watch it in the web console: ${state.url}ui\nCtrl-C (or closing this terminal) stops it and removes everything; ` +
+        `if it is ever killed, \`sudo ${invocation()} clean\` removes what it left.\n`)
+      await new Promise(() => {})
+    }
+    failed = await pingEveryPair(lab)
+  } catch (err) {
+    process.stderr.write(`tapswitch-lab: ${(err as Error).message}\n`)
+    failed++
+  } finally {
+    await cleanup()
+  }
+  process.stdout.write(failed === 0 ? 'all pings passed\n' : `${failed} ping(s) failed\n`)
+  process.exitCode = failed === 0 ? 0 : 1
+}
+
+/**
+ * A Lab whose processes and namespaces are on disk from the start (its state
+ * file): `clean` can undo a lab killed at any point, and switchctl finds it.
+ */
+function recordedLab (command: 'demo' | 'up', hosts: number, verbose: boolean): { lab: Lab, state: LabState, save: () => void, file: () => string | undefined } {
   const dir = labStateDir()
   const processes: LabProcess[] = []
   const lab = new Lab({
@@ -117,60 +173,26 @@ export async function main (argv: string[]): Promise<void> {
     }
   }
   save()
+  return { lab, state, save, file: () => stateFile }
+}
 
-  let stopping = false
-  const cleanup = async (): Promise<void> => {
-    if (stopping) return
-    stopping = true
-    await lab.stop()
-    if (stateFile !== undefined) fs.rmSync(stateFile, { force: true })
-    process.stdout.write('cleaned up: agents and switchd stopped, namespaces and TAPs removed\n')
-  }
-  // SIGHUP: the terminal closed. The agents in its process group may be gone already; switchd, the namespaces and the file are not.
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-    process.on(signal, () => { void cleanup().then(() => process.exit(code)) })
-  }
-
+/** The demo: every host pings every other, over IPv4 and IPv6; the number that failed. */
+async function pingEveryPair (lab: Lab): Promise<number> {
   let failed = 0
-  try {
-    process.stdout.write(`starting switchd and ${hosts} hosts...\n`)
-    await lab.start()
-    state.url = lab.url.replace('ws:', 'http:')
-    save()
-    process.stdout.write(`switchd listening on ${lab.url}\n`)
-    for (const h of lab.hosts) {
-      process.stdout.write(`  host-${h.label}  netns ${h.ns.padEnd(12)} tap ${h.tap.padEnd(11)} ${h.mac}  ${h.ipv4.padEnd(11)} ${h.ipv6}\n`)
-    }
-    if (command === 'up') {
-      const [a, b] = lab.hosts as [LabHost, LabHost]
-      process.stdout.write(`\nthe lab is up; switchctl finds it by itself (${stateFile ?? labStateFile(dir, process.pid)}), or in another shell:\n` +
-        `  export SWITCHCTL_URL=${state.url}\n` +
-        `try:\n  switchctl ports\n  sudo ip netns exec ${a.ns} ping ${b.ipv4}\n  sudo ip netns exec ${a.ns} ping -6 ${b.ipv6}\n` +
-        `and watch it in the web console: ${state.url}ui\nCtrl-C (or closing this terminal) stops it and removes everything; ` +
-        `if it is ever killed, \`sudo ${invocation()} clean\` removes what it left.\n`)
-      await new Promise(() => {})
-    }
-    for (const from of lab.hosts) {
-      for (const to of lab.hosts) {
-        if (from === to) continue
-        for (const family of [4, 6] as const) {
-          const target = family === 4 ? to.ipv4 : to.ipv6
-          try {
-            const out = await lab.ping(from, to, 3, family)
-            process.stdout.write(`ping host-${from.label} -> host-${to.label} ${target.padEnd(16)} ok   ${summary(out)}\n`)
-          } catch (err) {
-            failed++
-            process.stdout.write(`ping host-${from.label} -> host-${to.label} ${target.padEnd(16)} FAIL ${(err as Error).message.split('\n').slice(-2).join(' ')}\n`)
-          }
+  for (const from of lab.hosts) {
+    for (const to of lab.hosts) {
+      if (from === to) continue
+      for (const family of [4, 6] as const) {
+        const target = family === 4 ? to.ipv4 : to.ipv6
+        try {
+          const out = await lab.ping(from, to, 3, family)
+          process.stdout.write(`ping host-${from.label} -> host-${to.label} ${target.padEnd(16)} ok   ${summary(out)}\n`)
+        } catch (err) {
+          failed++
+          process.stdout.write(`ping host-${from.label} -> host-${to.label} ${target.padEnd(16)} FAIL ${(err as Error).message.split('\n').slice(-2).join(' ')}\n`)
         }
       }
     }
-  } catch (err) {
-    process.stderr.write(`tapswitch-lab: ${(err as Error).message}\n`)
-    failed++
-  } finally {
-    await cleanup()
   }
-  process.stdout.write(failed === 0 ? 'all pings passed\n' : `${failed} ping(s) failed\n`)
-  process.exitCode = failed === 0 ? 0 : 1
+  return failed
 }

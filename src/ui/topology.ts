@@ -38,95 +38,118 @@ function neighbours (trunks: PortJson[]): Neighbour[] {
   return [...byKey.values()]
 }
 
-/** One network: this switch in the middle, its neighbours on the upper arc, access ports on the lower one (so labels never cross). */
-export function topology (n: NetworkJson, ports: PortJson[]): SVGElement {
-  const W = 560; const H = 460; const cx = W / 2; const cy = H / 2 + 10
-  const root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `network ${n.name}` })
-  const text = (x: number, y: number, t: string, anchor = 'middle', cls = ''): SVGElement => {
-    const e = svg('text', { x: x.toFixed(1), y: y.toFixed(1), 'text-anchor': anchor, ...(cls !== '' ? { class: cls } : {}) }); e.textContent = t; root.append(e); return e
+const W = 560
+const H = 460
+/** This switch, in the middle. */
+const cx = W / 2
+const cy = H / 2 + 10
+/** Access ports drawn at most; the rest are a count. */
+const MAX_ACCESS = 16
+
+/** The i-th of `count` points on an arc around this switch from angle `from` to `to`, radius r. */
+function arc (i: number, count: number, from: number, to: number, r: number): [number, number] {
+  const a = count === 1 ? (from + to) / 2 : from + ((to - from) * i) / (count - 1)
+  return [cx + r * Math.cos(a), cy + r * Math.sin(a)]
+}
+
+/** The SVG being drawn, in order: what is appended later is drawn on top. */
+class Picture {
+  readonly root: SVGElement
+  constructor (label: string) {
+    this.root = svg('svg', { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': label })
   }
+
+  add<T extends SVGElement> (e: T): T { this.root.append(e); return e }
+
+  text (x: number, y: number, t: string, anchor = 'middle', cls = ''): SVGElement {
+    const e = svg('text', { x: x.toFixed(1), y: y.toFixed(1), 'text-anchor': anchor, ...(cls !== '' ? { class: cls } : {}) }); e.textContent = t; this.root.append(e); return e
+  }
+
   /** A hover text (SVG <title>) on `e`; a label goes into a group with it, so its own text stays its text. */
-  const hover = (e: SVGElement, t: string): void => {
+  hover (e: SVGElement, t: string): void {
     const h = svg('title'); h.textContent = t
     if (e.tagName !== 'text') { e.append(h); return }
     const g = svg('g')
     e.replaceWith(g)
     g.append(h, e)
   }
-  text(10, 18, `network ${n.name}`, 'start')
-  const trunks = ports.filter((p) => p.stp !== undefined)
-  const access = ports.filter((p) => p.stp === undefined)
-  const MAX_ACCESS = 16
-  const shown = access.slice(0, MAX_ACCESS)
-  /** The i-th of `count` points on an arc from angle `from` to `to`, radius r. */
-  const arc = (i: number, count: number, from: number, to: number, r: number): [number, number] => {
-    const a = count === 1 ? (from + to) / 2 : from + ((to - from) * i) / (count - 1)
-    return [cx + r * Math.cos(a), cy + r * Math.sin(a)]
-  }
-  shown.forEach((p, i) => {
-    const [x, y] = arc(i, shown.length, (5 * Math.PI) / 6, Math.PI / 6, 150)
-    root.append(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: 'access' }))
-    root.append(svg('rect', { x: x - 6, y: y - 6, width: 12, height: 12, class: 'access' }))
-    text(x, y + 20 + (i % 2) * 13, p.name + (p.state === 'forwarding' ? '' : ` (${p.state})`))
-  })
-  if (access.length > shown.length) text(W - 10, H - 10, `+${access.length - shown.length} more ports`, 'end')
+}
 
-  const near = neighbours(trunks)
+/** One network: this switch in the middle, its neighbours on the upper arc, access ports on the lower one (so labels never cross). */
+export function topology (n: NetworkJson, ports: PortJson[]): SVGElement {
+  const pic = new Picture(`network ${n.name}`)
+  pic.text(10, 18, `network ${n.name}`, 'start')
+  drawAccess(pic, ports.filter((p) => p.stp === undefined))
+  const near = neighbours(ports.filter((p) => p.stp !== undefined))
   near.forEach((nb, i) => { [nb.x, nb.y] = arc(i, near.length, (-5 * Math.PI) / 6, -Math.PI / 6, 140) })
   const byBridge = new Map(near.filter((nb) => nb.bridge !== undefined).map((nb) => [nb.bridge as string, nb]))
   const me = n.stp.bridge
   // The root, when it is neither this switch nor a neighbour: drawn at the top, known by its id only.
   const farRoot = n.stp.root !== me && !byBridge.has(n.stp.root) ? { x: cx, y: 34 } : undefined
   const at = (bridge: string): { x: number, y: number } | undefined => byBridge.get(bridge) ?? (bridge === n.stp.root ? farRoot : undefined)
-
   // Links between other switches, under everything else.
-  for (const nb of near) {
-    if (nb.root === undefined || nb.cost === undefined || nb.root === me || nb.root === nb.bridge) continue
-    const to = at(nb.root)
-    if (to === undefined) continue
-    // Bowed away from this switch, so the curve passes outside the neighbours' labels.
-    const mx = (nb.x + to.x) / 2; const my = (nb.y + to.y) / 2
-    const d = Math.hypot(mx - cx, my - cy) || 1
-    const bow = 40
-    const qx = mx + ((mx - cx) / d) * bow; const qy = my + ((my - cy) / d) * bow
-    const path = svg('path', { d: `M${nb.x.toFixed(1)},${nb.y.toFixed(1)} Q${qx.toFixed(1)},${qy.toFixed(1)} ${to.x.toFixed(1)},${to.y.toFixed(1)}`, class: nb.cost === 1 ? 'learned' : 'learned hops' })
-    hover(path, nb.cost === 1
-      ? `${nb.peer} has a link to the root ${nb.root} (its BPDUs: cost 1)`
-      : `${nb.peer} is ${nb.cost} hops from the root ${nb.root} (its BPDUs); the switches between are not known here`)
-    root.append(path)
-    if (nb.cost > 1) text((nb.x + to.x) / 2 + ((mx - cx) / d) * (bow / 2), (nb.y + to.y) / 2 + ((my - cy) / d) * (bow / 2), `${nb.cost} hops`, 'middle', 'hops')
-  }
-
-  for (const nb of near) {
-    const count = nb.ports.length
-    nb.ports.forEach((p, j) => {
-      const stp = p.stp as Stp
-      // Parallel trunks to one switch: side by side.
-      const off = (j - (count - 1) / 2) * 8
-      const d = Math.hypot(nb.x - cx, nb.y - cy) || 1
-      const ox = (-(nb.y - cy) / d) * off; const oy = ((nb.x - cx) / d) * off
-      const line = svg('line', { x1: cx + ox, y1: cy + oy, x2: nb.x + ox, y2: nb.y + oy, class: stp.forwarding ? 'trunk' : 'trunk down' })
-      hover(line, `trunk ${p.name}: ${stp.role}, ${stp.forwarding ? 'forwarding' : 'discarding'}`)
-      root.append(line)
-      const left = nb.x < cx
-      const t = text((cx + nb.x) / 2 + ox + (left ? -8 : 8), (cy + nb.y) / 2 + oy + 4, `${stp.role}${stp.forwarding ? '' : ' (discarding)'}`, left ? 'end' : 'start')
-      hover(t, `trunk ${p.name}`)
-    })
-    const circle = svg('circle', { cx: nb.x, cy: nb.y, r: 16, class: 'peer', 'data-bridge': nb.bridge ?? '' })
-    hover(circle, `bridge id ${nb.bridge ?? '(no BPDU yet)'}\ntrunks: ${nb.ports.map((p) => p.name).join(', ')}`)
-    root.append(circle)
-    const isRoot = nb.bridge !== undefined && nb.bridge === n.stp.root
-    const label = text(nb.x, nb.y - 24, `${isRoot ? '★ ' : ''}${clip(nb.peer, 30)}`, 'middle', 'name')
-    hover(label, `${nb.peer}\nbridge id ${nb.bridge ?? '(no BPDU yet)'}`)
-  }
-
+  for (const nb of near) drawFarLink(pic, nb, me, at)
+  for (const nb of near) drawNeighbour(pic, nb, n.stp.root)
   if (farRoot !== undefined) {
-    const c = svg('circle', { cx: farRoot.x, cy: farRoot.y, r: 12, class: 'peer far', 'data-bridge': n.stp.root })
-    hover(c, `the spanning-tree root, bridge id ${n.stp.root}: not a neighbour (cost ${n.stp.rootCost} from here)`)
-    root.append(c)
-    hover(text(farRoot.x + 18, farRoot.y + 4, `★ root ${short(n.stp.root)}`, 'start', 'name'), `bridge id ${n.stp.root}`)
+    const c = pic.add(svg('circle', { cx: farRoot.x, cy: farRoot.y, r: 12, class: 'peer far', 'data-bridge': n.stp.root }))
+    pic.hover(c, `the spanning-tree root, bridge id ${n.stp.root}: not a neighbour (cost ${n.stp.rootCost} from here)`)
+    pic.hover(pic.text(farRoot.x + 18, farRoot.y + 4, `★ root ${short(n.stp.root)}`, 'start', 'name'), `bridge id ${n.stp.root}`)
   }
-  root.append(svg('circle', { cx, cy, r: 26, class: 'sw' }))
-  hover(text(cx + 34, cy + 4, `${n.stp.root === me ? '★ ' : ''}this switch ${short(me)}`, 'start', 'name'), `this switch, bridge id ${me}`)
-  return root
+  pic.add(svg('circle', { cx, cy, r: 26, class: 'sw' }))
+  pic.hover(pic.text(cx + 34, cy + 4, `${n.stp.root === me ? '★ ' : ''}this switch ${short(me)}`, 'start', 'name'), `this switch, bridge id ${me}`)
+  return pic.root
+}
+
+/** The access ports on the lower arc (MAX_ACCESS of them, and how many more). */
+function drawAccess (pic: Picture, access: PortJson[]): void {
+  const shown = access.slice(0, MAX_ACCESS)
+  shown.forEach((p, i) => {
+    const [x, y] = arc(i, shown.length, (5 * Math.PI) / 6, Math.PI / 6, 150)
+    pic.add(svg('line', { x1: cx, y1: cy, x2: x, y2: y, class: 'access' }))
+    pic.add(svg('rect', { x: x - 6, y: y - 6, width: 12, height: 12, class: 'access' }))
+    pic.text(x, y + 20 + (i % 2) * 13, p.name + (p.state === 'forwarding' ? '' : ` (${p.state})`))
+  })
+  if (access.length > shown.length) pic.text(W - 10, H - 10, `+${access.length - shown.length} more ports`, 'end')
+}
+
+/** What a neighbour's BPDUs prove of its way to a root that is not this switch: a link (cost 1), or a number of hops. */
+function drawFarLink (pic: Picture, nb: Neighbour, me: string, at: (bridge: string) => { x: number, y: number } | undefined): void {
+  if (nb.root === undefined || nb.cost === undefined || nb.root === me || nb.root === nb.bridge) return
+  const to = at(nb.root)
+  if (to === undefined) return
+  // Bowed away from this switch, so the curve passes outside the neighbours' labels.
+  const mx = (nb.x + to.x) / 2; const my = (nb.y + to.y) / 2
+  const d = Math.hypot(mx - cx, my - cy) || 1
+  const bow = 40
+  const qx = mx + ((mx - cx) / d) * bow; const qy = my + ((my - cy) / d) * bow
+  const path = svg('path', { d: `M${nb.x.toFixed(1)},${nb.y.toFixed(1)} Q${qx.toFixed(1)},${qy.toFixed(1)} ${to.x.toFixed(1)},${to.y.toFixed(1)}`, class: nb.cost === 1 ? 'learned' : 'learned hops' })
+  pic.hover(path, nb.cost === 1
+    ? `${nb.peer} has a link to the root ${nb.root} (its BPDUs: cost 1)`
+    : `${nb.peer} is ${nb.cost} hops from the root ${nb.root} (its BPDUs); the switches between are not known here`)
+  pic.add(path)
+  if (nb.cost > 1) pic.text((nb.x + to.x) / 2 + ((mx - cx) / d) * (bow / 2), (nb.y + to.y) / 2 + ((my - cy) / d) * (bow / 2), `${nb.cost} hops`, 'middle', 'hops')
+}
+
+/** A neighbour switch: its trunks to this one (side by side), its circle and its name. */
+function drawNeighbour (pic: Picture, nb: Neighbour, stpRoot: string): void {
+  const count = nb.ports.length
+  nb.ports.forEach((p, j) => {
+    const stp = p.stp as Stp
+    // Parallel trunks to one switch: side by side.
+    const off = (j - (count - 1) / 2) * 8
+    const d = Math.hypot(nb.x - cx, nb.y - cy) || 1
+    const ox = (-(nb.y - cy) / d) * off; const oy = ((nb.x - cx) / d) * off
+    const line = svg('line', { x1: cx + ox, y1: cy + oy, x2: nb.x + ox, y2: nb.y + oy, class: stp.forwarding ? 'trunk' : 'trunk down' })
+    pic.hover(line, `trunk ${p.name}: ${stp.role}, ${stp.forwarding ? 'forwarding' : 'discarding'}`)
+    pic.add(line)
+    const left = nb.x < cx
+    const t = pic.text((cx + nb.x) / 2 + ox + (left ? -8 : 8), (cy + nb.y) / 2 + oy + 4, `${stp.role}${stp.forwarding ? '' : ' (discarding)'}`, left ? 'end' : 'start')
+    pic.hover(t, `trunk ${p.name}`)
+  })
+  const circle = svg('circle', { cx: nb.x, cy: nb.y, r: 16, class: 'peer', 'data-bridge': nb.bridge ?? '' })
+  pic.hover(circle, `bridge id ${nb.bridge ?? '(no BPDU yet)'}\ntrunks: ${nb.ports.map((p) => p.name).join(', ')}`)
+  pic.add(circle)
+  const isRoot = nb.bridge !== undefined && nb.bridge === stpRoot
+  const label = pic.text(nb.x, nb.y - 24, `${isRoot ? '★ ' : ''}${clip(nb.peer, 30)}`, 'middle', 'name')
+  pic.hover(label, `${nb.peer}\nbridge id ${nb.bridge ?? '(no BPDU yet)'}`)
 }

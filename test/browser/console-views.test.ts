@@ -232,7 +232,7 @@ describe('web console views in chromium (browser)', function () {
     station.send([buildDhcpRequest(mac, DHCPDISCOVER, 0x2201)])
     await until(async () => (await leases()).some((l) => l.mac === '02:00:00:00:00:21' && l.state === 'offered'), 15000, 'an offer')
     const offered = (await leases()).find((l) => l.mac === '02:00:00:00:00:21') as LeaseJson
-    station.send([buildDhcpRequest(mac, DHCPREQUEST, 0x2201, parseIpv4(offered.ip) as number, parseIpv4('10.0.2.2') as number)])
+    station.send([buildDhcpRequest(mac, DHCPREQUEST, 0x2201, parseIpv4(offered.ip), parseIpv4('10.0.2.2'))])
     await until(async () => (await leases()).some((l) => l.mac === '02:00:00:00:00:21' && l.state === 'bound'), 15000, 'the lease bound')
     await login(page, base, TOKEN, 'vm1')
     await page.click('#tabs button[data-tab="leases"]')

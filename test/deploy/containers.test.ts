@@ -117,7 +117,7 @@ function execForm (i: Instruction): string[] {
   const text = (i.getArgumentsContent() ?? '').replace(/^CMD\s+/, '').replace(/\\\n/g, '')
   const argv = JSON.parse(text) as unknown
   assert.ok(Array.isArray(argv) && argv.every((a) => typeof a === 'string'), `${i.getKeyword()} is not in exec form`)
-  return argv as string[]
+  return argv
 }
 
 /** .dockerignore, Docker's way: a pattern matches a path or any of its parents; the last match wins. */
@@ -485,14 +485,14 @@ describe('containers: compose', function () {
 
 type ModelCtor = new (data: Obj) => { validate: () => void, toJSON: () => Obj }
 const MODELS: Record<string, ModelCtor> = {
-  'v1/Namespace': Namespace as unknown as ModelCtor,
-  'v1/ConfigMap': ConfigMap as unknown as ModelCtor,
-  'v1/Secret': Secret as unknown as ModelCtor,
-  'v1/Service': Service as unknown as ModelCtor,
-  'apps/v1/Deployment': Deployment as unknown as ModelCtor,
-  'apps/v1/DaemonSet': DaemonSet as unknown as ModelCtor,
-  'networking.k8s.io/v1/Ingress': Ingress as unknown as ModelCtor,
-  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy as unknown as ModelCtor,
+  'v1/Namespace': Namespace,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'apps/v1/Deployment': Deployment,
+  'apps/v1/DaemonSet': DaemonSet,
+  'networking.k8s.io/v1/Ingress': Ingress,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor as unknown as ModelCtor,
   'monitoring.coreos.com/v1/PodMonitor': PodMonitor as unknown as ModelCtor
 }
@@ -540,7 +540,6 @@ describe('containers: Kubernetes manifests', function () {
     assert.deepEqual(d.errors, [], f)
     return { ...(d.toJS() as Obj), _file: f }
   }))
-  const applied = docs.filter((d) => d._file !== 'secrets.example.yaml')
   const one = (kind: string, name: string): Obj => {
     const d = docs.find((x) => x.kind === kind && x.metadata.name === name)
     assert.ok(d !== undefined, `${kind} ${name} is missing`)

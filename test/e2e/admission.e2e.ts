@@ -111,7 +111,7 @@ describe('e2e: fair admission across client addresses', function () {
 
   it('attack: sockets without the token get no console, and consoles are shared per address: the operator always gets in', async () => {
     for (let i = 0; i < 8; i++) assert.equal((await send({ op: 'upgrade', from: ATTACKER, url: WS + '/api/v1/events', protocols: ['tapswitch.console'] })).status, 401)
-    const mine = []
+    const mine: number[] = []
     for (let i = 0; i < 4; i++) {
       const c = await send({ op: 'upgrade', from: ATTACKER, url: WS + '/api/v1/events', protocols: ['tapswitch.console', bearer(ADMIN)] })
       assert.equal(c.status, 101)

@@ -24,7 +24,7 @@ import { once } from 'node:events'
 import { Lab, emitLines, run, stopChild, waitForLine, type LabHost, type LabOptions } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
 import { inject } from '../helpers/inject'
-import { sleep, MIN_WAIT_MS, until } from '../helpers/net'
+import { MIN_WAIT_MS, until } from '../helpers/net'
 
 interface PortView { name: string, counters: { rxFrames: number }, drops: { hairpin: number } }
 interface FdbRow { vlan: number, mac: string, port: string }

@@ -39,7 +39,7 @@ describe('e2e: link conditions and failure drills', function () {
 
   async function post (p: string, body: unknown): Promise<unknown> {
     const res = await fetch(`http://127.0.0.1:${lab.port}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(5000) })
-    const json = await res.json() as unknown
+    const json = await res.json()
     if (!res.ok) throw new Error(`POST ${p}: ${res.status} ${JSON.stringify(json)}`)
     return json
   }

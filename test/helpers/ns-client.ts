@@ -81,7 +81,7 @@ async function halfRequest (from: string, host: string, port: number): Promise<v
 }
 
 function httpRequest (from: string, url: string, method: string, headers: Record<string, string>): Promise<NsAnswer> {
-  return within(new Promise((resolve, reject) => {
+  return within(new Promise((resolve) => {
     const req = http.request(url, { method, headers, localAddress: from, agent: false }, (res) => {
       let body = ''
       res.setEncoding('utf8')

@@ -98,7 +98,7 @@ export function encodeFrame (opcode: number, payload: Buffer, o: FrameOptions = 
   }
   header[0] = (fin ? 0x80 : 0) | (((o.rsv ?? 0) & 7) << 4) | (opcode & 0x0f)
   if (!mask) return Buffer.concat([header, payload])
-  header[1] = (header[1] as number) | 0x80
+  header[1] = header[1] | 0x80
   const key = randomBytes(4)
   const body = Buffer.allocUnsafe(payload.length)
   for (let i = 0; i < payload.length; i++) body[i] = (payload[i] as number) ^ (key[i & 3] as number)

@@ -26,7 +26,7 @@ export function prefixed (frames: Buffer[], width: 2 | 4): Buffer {
 export async function writeSplit (out: Writable, buf: Buffer, cuts: number[], gapMs = 15): Promise<void> {
   const points = [0, ...cuts.filter((c) => c > 0 && c < buf.length).sort((x, y) => x - y), buf.length]
   for (let i = 0; i + 1 < points.length; i++) {
-    const piece = buf.subarray(points[i] as number, points[i + 1] as number)
+    const piece = buf.subarray(points[i], points[i + 1])
     await new Promise<void>((resolve, reject) => { out.write(piece, (err) => { if (err) reject(err); else resolve() }) })
     await sleep(gapMs)
   }

@@ -38,7 +38,6 @@ describe('observability and admin (integration)', () => {
     setLogSink(restore)
   })
 
-  async function raw (): Promise<TestClient> { const c = await TestClient.raw(ws + '/'); clients.push(c); return c }
   async function named (name: string): Promise<TestClient> { const c = await TestClient.batched(ws + '/', { name }); clients.push(c); return c }
   const auth = { authorization: `Bearer ${TOKEN}` }
   async function api (method: string, path: string, body?: unknown): Promise<Response> {

@@ -20,7 +20,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch } from '../../src/common/
 import type { DropsJson } from '../../src/common/api-types'
 import type { WebSocket as WsSocket } from 'ws'
 import { TestClient, upgradeStatus } from '../helpers/client'
-import { onceWithin, waitFor, httpRequest, type HttpAnswer } from '../helpers/net'
+import { onceWithin, waitFor, httpRequest } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 
 const ADMIN = 'admission-admin-token-0123456789'

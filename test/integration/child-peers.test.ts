@@ -144,7 +144,7 @@ printf 'tls=[%s]\\n' "$r" >&6`, pki)
       `(async()=>{const a=await get(${ports.main});const m=await get(${ports.metrics});const q=net.connect(${ports.qemu},'127.0.0.1');q.on('error',()=>{});await new Promise((r)=>setTimeout(r,300));console.log(JSON.stringify([a,m,q.destroyed?'closed':'open']));q.destroy()})()`
     const [cmd, args] = root ? ['setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', process.execPath, '-e', code]] : [process.execPath, ['-e', code]]
     const out = await new Promise<string>((resolve, reject) => {
-      const p = spawn(cmd, args as string[], { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' })
+      const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'], cwd: '/' })
       let text = ''
       p.stdout.on('data', (d: Buffer) => { text += d.toString() })
       p.on('error', reject)

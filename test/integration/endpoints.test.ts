@@ -283,8 +283,8 @@ describe('QEMU and VDE endpoints (integration, fake peers)', function () {
     let stderr = ''
     child.stderr?.setEncoding('utf8')
     child.stderr?.on('data', (d: string) => { stderr += d })
-    const reader = new FrameReader(child.stdout as NonNullable<typeof child.stdout>, 2)
-    const stdin = child.stdin as NonNullable<typeof child.stdin>
+    const reader = new FrameReader(child.stdout, 2)
+    const stdin = child.stdin
     await waitFor(() => portNamed('vde1') !== undefined, 10_000, 'port vde1 (child started)')
     await waitFor(() => stderr.includes('"endpoint_attached"'), 3000, 'endpoint attached to stdio')
 

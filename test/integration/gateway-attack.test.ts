@@ -117,7 +117,7 @@ describe('gateway: attacked afresh (integration)', function () {
     }
     const offered = await step(buildDhcpRequest(mac, DHCPDISCOVER, xid), DHCPOFFER, LEASE_OFFERED)
     if (offered === 0) return 0
-    return await step(buildDhcpRequest(mac, DHCPREQUEST, xid, offered, parseIpv4('10.0.2.2') as number), DHCPACK, LEASE_BOUND)
+    return await step(buildDhcpRequest(mac, DHCPREQUEST, xid, offered, parseIpv4('10.0.2.2')), DHCPACK, LEASE_BOUND)
   }
 
   it('attack: one client address cannot take the pool through many ports (leasesPerPort each); another client still gets an address', async () => {

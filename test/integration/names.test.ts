@@ -118,8 +118,8 @@ describe('names that do not exist (integration)', function () {
       ctl('condition', 'set', 'wbe1', '--delay', '5ms'), ctl('condition', 'clear', 'wbe1'), ctl('link', 'down', 'wbe1'),
       ctl('trace', '--in', 'wbe1', '--frame', FRAME), ctl('port', 'disable', 'web1', '--network', 'lab2')])
     for (const r of rs.slice(0, 7)) refused(r, /^switchctl: no port "(wbe1|web1)"( in network lab1)? \((did you mean web1\? )?ports: /)
-    refused(rs[2] as CtlResult, /no port "web1" in network lab1 \(ports: lab-a\)/)
-    refused(rs[7] as CtlResult, /no network "lab2"/)
+    refused(rs[2], /no port "web1" in network lab1 \(ports: lab-a\)/)
+    refused(rs[7], /no network "lab2"/)
     assert.ok(server.ports().every((p) => p.condIn === null && p.blocked === 0), 'nothing was changed')
   })
 

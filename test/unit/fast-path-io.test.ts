@@ -47,7 +47,7 @@ class FakeNative implements Native.FastPath {
 }
 
 const binding: FastPathBinding = {
-  FastPath: FakeNative as unknown as FastPathBinding['FastPath'],
+  FastPath: FakeNative,
   PORT_STAT_COUNT: 5,
   FASTPATH_STAT_COUNT: 4
 }

@@ -12,7 +12,7 @@ const PUBLISH = [{ proto: 'tcp' as const, hostAddress: '127.0.0.1', hostPort: 22
 /** A realpath over a table of links; a path absent from it and from `exists` does not exist. */
 function fakeRealpath (links: Record<string, string>, exists: string[]): (p: string) => string {
   return (p) => {
-    if (links[p] !== undefined) return links[p] as string
+    if (links[p] !== undefined) return links[p]
     if (exists.includes(p)) return p
     throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' })
   }

@@ -13,8 +13,8 @@ import { GatewayPort, slirpMac } from '../../src/switch/io/gateway-port'
 import { Switch } from '../../src/switch/core/switch'
 import { ERR_CONFIG } from '../../src/common/errors'
 import {
-  buildDhcpRequest, buildDhcpReply, ipv4At, dhcpAt, dhcpType, dhcpOption, dhcpYourAddress, dhcpAddressOption, parseIpv4, formatIpv4, ipChecksum,
-  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, OPT_ROUTER, OPT_DNS
+  buildDhcpRequest, ipv4At, dhcpAt, dhcpType, dhcpOption, dhcpYourAddress, parseIpv4, formatIpv4, ipChecksum,
+  DHCPDISCOVER, DHCPREQUEST, DHCPOFFER, DHCPACK, DHCPNAK, DHCP_SERVER_PORT, DHCP_CLIENT_PORT
 } from '../../src/common/dhcp'
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/common/ethernet'
 import { FakePort } from '../helpers/fake-port'

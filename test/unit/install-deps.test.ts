@@ -50,7 +50,7 @@ function toolsNeeded (): Need[] {
     const text = fs.readFileSync(file, 'utf8')
     const where = path.relative(ROOT, file)
     // requireTools(this, [{ cmd: 'qemu-system-x86_64', pkg: 'qemu-system-x86' }, ...])
-    for (const m of text.matchAll(/\{\s*cmd:\s*'([^']+)',\s*pkg:\s*'([^']+)'\s*\}/g)) out.push({ tool: m[1] as string, pkg: m[2] as string, where })
+    for (const m of text.matchAll(/\{\s*cmd:\s*'([^']+)',\s*pkg:\s*'([^']+)'\s*\}/g)) out.push({ tool: m[1] as string, pkg: m[2], where })
     // sh -c 'command -v tcpdump', spawnSync('cc', ['--version']), spawnSync('promtool', ['--version'])
     for (const m of text.matchAll(/command -v \$?\{?([a-z0-9_.-]+)/g)) if (m[1] !== 'cmd') out.push({ tool: m[1] as string, where })
     for (const m of text.matchAll(/spawnSync\('([a-z0-9_.-]+)', \['--version'\]/g)) out.push({ tool: m[1] as string, where })

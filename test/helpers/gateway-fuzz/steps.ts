@@ -248,7 +248,7 @@ export async function spoofArp (fz: Fuzz, s: Station): Promise<void> {
       drop = false
     }
     const tpa = rng.bool(0.5) ? n.gw : (n.poolStart + rng.int(0, n.poolSize - 1)) >>> 0
-    frames.push(arp({ op: op as 1 | 2, src: own, dst, sha, spa, tpa, tha: op === 2 ? dst : 0, mark: mark(fz, s, drop ? MAGIC_DROP : MAGIC_OK) }))
+    frames.push(arp({ op, src: own, dst, sha, spa, tpa, tha: op === 2 ? dst : 0, mark: mark(fz, s, drop ? MAGIC_DROP : MAGIC_OK) }))
     if (drop) refused++
     else if (dst === fz.gwMac || (dst === BROADCAST && fz.floodsReachGateway())) toGateway++
   }
@@ -525,7 +525,7 @@ export async function reachListed (fz: Fuzz, seen: { connections: number }, clie
     await fz.api('POST', `/api/v1/ports/${name}/link${q}`, { state: 'up' })
   }
   const n = fz.net
-  const [mac, ip] = [...n.statics.entries()].find(([, a]) => a < n.poolStart || a >= n.poolStart + n.poolSize) ?? [...n.statics.entries()][0] as [number, number]
+  const [mac, ip] = [...n.statics.entries()].find(([, a]) => a < n.poolStart || a >= n.poolStart + n.poolSize) ?? [...n.statics.entries()][0]!
   const port = [...fz.net.hostPorts][0] as number
   const s = await Station.join(fz.everyone.size + 1, 'raw', mac, client, fz.setting.endpoints, () => fz.server.ports())
   fz.everyone.set(s.id, s)

@@ -17,7 +17,6 @@ import type { UnixDgramBinding } from './qemu'
 import { SPECS, ABOUT, agentPlan, sanitize, type AgentPlan, type EndpointPlan } from './options'
 import type { UplinkOptions } from '../common/uplink'
 import { configureLog, logger } from '../common/log'
-import { TapswitchError } from '../common/errors'
 
 const log = logger('tap-agent')
 

@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict'
 import * as http from 'node:http'
 import * as net from 'node:net'
-import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { MAX_STATIC_ENTRIES } from '../../src/switch/core/fdb'

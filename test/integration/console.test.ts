@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process'
 import WebSocket from 'ws'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
-import { MAX_CLIENTS_PER_ADDRESS, MAX_BUFFERED, TICK_PORTS, LOG_RING, type ConsoleSocket } from '../../src/switch/control/console'
+import { MAX_CLIENTS_PER_ADDRESS, MAX_BUFFERED, TICK_PORTS, LOG_RING } from '../../src/switch/control/console'
 import { CONSOLE_SUBPROTOCOL, BEARER_PREFIX } from '../../src/switch/control/auth'
 import type { ConsoleMessage } from '../../src/common/api-types'
 import { TestClient } from '../helpers/client'
@@ -348,7 +348,7 @@ describe('web console: server side (integration)', function () {
         terminate (): void { this.emit('close') }
       }
       const fake = new FakeSocket()
-      server.console.attach(fake as unknown as ConsoleSocket, 'test', { token: TOKEN })
+      server.console.attach(fake, 'test', { token: TOKEN })
       assert.equal(JSON.parse(sent[0] as string).type, 'welcome')
       fake.bufferedAmount = MAX_BUFFERED + 1
       await waitFor(() => fake.closeCode !== 0, 3000, 'the slow console closed')

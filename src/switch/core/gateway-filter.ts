@@ -57,7 +57,7 @@
  * in place and allocates nothing.
  */
 
-import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ETH_P_ARP, ETH_P_IP, ICMP_ECHO, TCP_SYN, TCP_RST, TCP_ACK } from '../../common/ethernet'
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ETH_P_ARP, ETH_P_IP, ICMP_ECHO, TCP_SYN } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import type { GatewayFlows } from './gateway-flows'
 import { TCP_OPEN_MASK } from './l4-valid'

@@ -92,10 +92,15 @@ export class LeaseFile {
 
   /** Write what is left and let the lock go (switchd stops). */
   async close (): Promise<void> {
-    while (this.writing !== undefined) await this.writing
+    await this.settled()
     if (this.locked && (this.table.lazy || this.table.version > this.landed)) this.write()
-    while (this.writing !== undefined) await this.writing
+    await this.settled()
     this.unlock()
+  }
+
+  /** Until no write is in flight (a write that lands may start the next one). */
+  private async settled (): Promise<void> {
+    while (this.writing !== undefined) await this.writing
   }
 
   private write (): void {

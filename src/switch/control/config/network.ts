@@ -47,7 +47,7 @@ export function readNetworks (r: Reader, top: Obj, overrides: ConfigOverrides): 
   })
   const networks = new Map<string, NetworkSettings>()
   const gateways: GatewaySpec[] = []
-  const listed = r.object(top.networks ?? {}, 'networks', Object.keys((top.networks ?? {}) as Obj))
+  const listed = r.object(top.networks ?? {}, 'networks', Object.keys(top.networks ?? {}))
   for (const [name, v] of Object.entries(listed)) {
     const key = `networks.${name}`
     if (!NETWORK_NAME.test(name)) r.fail(key, 'network names are 1-64 letters, digits, . _ -')

@@ -34,7 +34,7 @@
 import type * as net from 'node:net'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
-import type { GatewayOptions as GatewayOptions } from './gateway-options'
+import type { GatewaySpec } from '../core/gateway-spec'
 import { DhcpServer, type DhcpAnswer } from '../core/dhcp-server'
 import { ipv4At, formatIpv4 } from '../../common/dhcp'
 import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
@@ -97,7 +97,7 @@ export class GatewayPort extends NetPort {
   private readonly arps = new ArpBudget()
 
   /** `hosts`: this host's own addresses (io/host-addresses.ts; a test gives its own). */
-  constructor (id: number, readonly spec: GatewayOptions, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
+  constructor (id: number, readonly spec: GatewaySpec, highWaterMark: number, sw: Switch, hosts: AddressSet = hostAddresses.set) {
     super(id, spec.name, 'qemu user-mode network', highWaterMark, sw)
     this.mac = slirpMac(spec.address)
     this.dhcp = spec.dhcp

@@ -25,7 +25,7 @@
 
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import type { GatewayOptions } from './gateway-options'
+import type { GatewaySpec } from '../core/gateway-spec'
 import { tryLoadNative } from '../../common/native'
 
 /** Flows the child may hold when the spec says nothing: slirp needs one host socket per TCP or UDP flow. */
@@ -34,7 +34,7 @@ export const DEFAULT_MAX_FLOWS = 4096
 export const FD_RESERVE = 64
 
 /** The child's RLIMIT_NOFILE: its flows, one listener per published port, and the reserve. */
-export function childFdLimit (spec: Pick<GatewayOptions, 'publish'>, maxFlows = DEFAULT_MAX_FLOWS): number {
+export function childFdLimit (spec: Pick<GatewaySpec, 'publish'>, maxFlows = DEFAULT_MAX_FLOWS): number {
   return maxFlows + spec.publish.length + FD_RESERVE
 }
 
@@ -124,7 +124,7 @@ export function landlockMissing (abi: number | undefined): string | undefined {
  * root), the fd limit (lowered to switchd's hard limit when it may not
  * raise it), and the Landlock paths when the kernel has Landlock.
  */
-export function sandboxPlan (spec: Pick<GatewayOptions, 'publish'>, paths: ChildPaths, host: SandboxHost, ids: [number, number] | undefined, maxFlows = DEFAULT_MAX_FLOWS): SandboxPlan {
+export function sandboxPlan (spec: Pick<GatewaySpec, 'publish'>, paths: ChildPaths, host: SandboxHost, ids: [number, number] | undefined, maxFlows = DEFAULT_MAX_FLOWS): SandboxPlan {
   const nofileWanted = childFdLimit(spec, maxFlows)
   const nofile = host.canRaiseNofile ? nofileWanted : Math.min(nofileWanted, host.nofileHard)
   const args = ['--parent', String(host.pid), '--nofile', String(nofile)]

@@ -44,7 +44,7 @@ import * as dgram from 'node:dgram'
 import * as path from 'node:path'
 import type { Switch } from '../core/switch'
 import { MODE_ACCESS, type PortPolicy } from '../core/port'
-import { formatHostPorts, type GatewayOptions } from './gateway-options'
+import { formatHostPorts, type GatewaySpec } from '../core/gateway-spec'
 import { GatewayPort, slirpMac } from './gateway-port'
 import { hostAddresses } from './host-addresses'
 import { LeaseFile } from './lease-file'
@@ -70,7 +70,7 @@ const STDERR_KEPT = 4096
 const LEASE_TICK_MS = 1000
 
 /** QEMU's arguments for `spec`: no machine, slirp and a stream on fd 3 on one hub, QMP on fd 4. */
-export function qemuArgs (spec: GatewayOptions): string[] {
+export function qemuArgs (spec: GatewaySpec): string[] {
   const net = `${formatIpv4(spec.subnet)}/${spec.prefix}`
   const user = [`user,id=gw,ipv6=off,net=${net},host=${formatIpv4(spec.address)},dns=${formatIpv4(spec.dns)}`,
     `dhcpstart=${formatIpv4(spec.dhcpStart)}`, `restrict=${spec.nat === 'off' ? 'on' : 'off'}`,
@@ -131,7 +131,7 @@ export class Gateway {
   private unwatch: () => void = () => {}
 
   /** `host` replaces what the addon says of this host (tests). */
-  constructor (readonly spec: GatewayOptions, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number,
+  constructor (readonly spec: GatewaySpec, private readonly sw: Switch, private readonly policy: PortPolicy, id: number, highWaterMark: number,
     private readonly stateDir: string, private readonly host?: SandboxHost) {
     this.key = `networks.${spec.network}.gateway`
     this.port = new GatewayPort(id, spec, highWaterMark, sw)

@@ -28,13 +28,11 @@ import { isMainThread } from 'node:worker_threads'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
 import type { PortPolicy } from '../core/port'
+import type { ListenAddress } from '../core/endpoint-spec'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
 import { logger } from '../../common/log'
 
 const log = logger('qemu')
-
-/** Where a QEMU listener listens: a Unix socket file, or a TCP address (control/config/endpoints.ts reads it). */
-export type ListenAddress = { kind: 'unix', path: string } | { kind: 'tcp', host: string, port: number }
 
 /** A port whose peer is a QEMU stream socket. */
 export class StreamPort extends NetPort {

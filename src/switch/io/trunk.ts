@@ -25,6 +25,7 @@ import { Uplink } from '../../common/uplink'
 import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { logger } from '../../common/log'
+import type { TrunkSpec } from '../core/endpoint-spec'
 
 const log = logger('trunk')
 
@@ -82,20 +83,6 @@ export function mirrorPolicy (vlan: VlanRequest | undefined, fdbMax: number, all
   return Object.freeze({ ...base, mode: MODE_TRUNK, pvid: native, vlans: Object.freeze(vlans.sort((a, b) => a - b)) })
 }
 
-/** A trunk to dial (control/config/endpoints.ts TrunkSpec is one). */
-export interface TrunkOptions {
-  /** ws:// or wss:// URL of the other switch's network. */
-  url: string
-  /** Our network it joins. */
-  network: string
-  /** Port name to ask the other switch for; default `trunk-<hostname>`. */
-  name: string | undefined
-  token: string | undefined
-  /** PEM file of the CA to trust for wss:// instead of the system's. */
-  ca: string | undefined
-  /** VLANs we carry on it whatever the other switch grants; undefined = what our own profile for its name allows. */
-  vlans: readonly number[] | undefined
-}
 
 /** What a trunk asks of the daemon: its network, our VLANs for it, and to be told when its port comes and goes. */
 export interface TrunkHost {
@@ -116,7 +103,7 @@ export class TrunkLink {
   /** Welcomes refused because the other switch granted no VLAN we allow (trunk_vlans_refused). */
   vlansRefused = 0
 
-  constructor (readonly spec: TrunkOptions, private readonly host: TrunkHost, private readonly allocateId: () => number, private readonly portBuffer: number) {
+  constructor (readonly spec: TrunkSpec, private readonly host: TrunkHost, private readonly allocateId: () => number, private readonly portBuffer: number) {
     let ca: Buffer | undefined
     if (spec.ca !== undefined) {
       try { ca = readFileSync(spec.ca) } catch (err) {

@@ -1,9 +1,8 @@
 /**
- * What a gateway (io/gateway.ts, io/gateway-port.ts, io/gateway-sandbox.ts)
- * needs to know of its network's `gateway` entry. The transport declares it;
- * the configuration (control/config/gateway.ts, GatewaySpec) is one value of
- * this shape, and the daemon passes it in: a transport knows sockets,
- * children and frames, not configuration files.
+ * A network's gateway as the configuration gives it (control/config/gateway.ts
+ * reads it) and as its transports take it (io/gateway.ts, io/gateway-port.ts,
+ * io/gateway-sandbox.ts): one shape, here where both may import it. Types
+ * and one formatter only.
  */
 
 export interface StaticLease { mac: number, ip: number }
@@ -14,12 +13,13 @@ export interface PublishedPort {
   hostPort: number
   guest: number
   guestPort: number
+  allowRemote: boolean
 }
 
-/** Ports of this host the stations may reach at the gateway's address. */
+/** A `hostPorts` entry: ports of this host the stations may reach at the gateway's address. */
 export interface HostPorts { proto: 'tcp' | 'udp', from: number, to: number }
 
-export interface GatewayOptions {
+export interface GatewaySpec {
   network: string
   name: string
   /** Subnet address, prefix length and mask. */
@@ -30,22 +30,23 @@ export interface GatewayOptions {
   address: number
   dns: number
   dhcp: boolean
-  /** The dynamic pool: `poolSize` addresses from dhcpStart. */
+  /** The dynamic pool: `poolSize` addresses from dhcpStart (the gateway, DNS and static addresses in it are never offered). */
   dhcpStart: number
   poolSize: number
-  /** Seconds a lease lasts. */
+  /** Seconds a lease lasts (T1 half of it, T2 seven eighths). */
   leaseTime: number
-  /** Addresses one port, and one client, may hold at once. */
+  /** Addresses (offered, bound or declined) one port, and one client (Port.clientKey), may hold at once. */
   leasesPerPort: number
   leasesPerClient: number
   staticLeases: readonly StaticLease[]
   /** Answer DNS at `dns` by forwarding to the host's resolver. */
   dnsForward: boolean
-  /** 'on': the outside and the listed host ports; 'host': only those ports; 'off': neither (QEMU restrict=on). */
+  /** 'on': stations reach the outside and the listed host ports; 'host': only those ports; 'off': neither (QEMU restrict=on). */
   nat: 'on' | 'host' | 'off'
   publish: readonly PublishedPort[]
+  /** The ports of this host the stations may reach (at the gateway's address or 255.255.255.255); none by default. */
   hostPorts: readonly HostPorts[]
-  /** Most host sockets (flows) the child may hold for stations, and for any one client. */
+  /** Most host sockets (flows) the child may hold for stations, and for any one client (docs/GATEWAY.md). */
   maxFlows: number
   flowsPerClient: number
   /** The QEMU binary (a name on PATH or a path). */
@@ -54,5 +55,5 @@ export interface GatewayOptions {
   user: string
 }
 
-/** `tcp:8080` or `tcp:8000-8010`, as the configuration writes it (the gateway's messages name ranges so). */
+/** `tcp:8080` or `tcp:8000-8010`, as the configuration writes it. */
 export function formatHostPorts (h: HostPorts): string { return `${h.proto}:${h.from}${h.to === h.from ? '' : `-${h.to}`}` }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/core/switch'
-import { traceFrame } from '../../src/switch/core/trace'
+import { traceFrame } from '../../src/switch/control/trace'
 import { DROP_REASONS } from '../../src/switch/core/drops'
 import { BLOCK_LOOP, BLOCK_OPERATOR, DIR_IN, DIR_OUT, DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../src/switch/core/port'
 import { parseFrameSpec } from '../../src/common/framespec'
@@ -12,6 +12,7 @@ import { eth, tagged, arp, udp, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '..
 import { Guard } from '../../src/switch/core/guard'
 import { LeaseTable } from '../../src/switch/core/leases'
 import { Rng } from '../helpers/rawws'
+import { R_LINK_DOWN } from '../../src/switch/core/reasons'
 
 function access (vid: number): PortPolicy { return { ...DEFAULT_POLICY, mode: MODE_ACCESS, pvid: vid, vlans: [vid] } }
 function trunk (vlans: number[], native: number): PortPolicy { return { ...DEFAULT_POLICY, mode: MODE_TRUNK, pvid: native, vlans } }
@@ -61,9 +62,9 @@ describe('frame trace', () => {
     setLinkDown(sw, a, DIR_IN, true)
     let t = traceFrame(sw, a, eth(MAC_B, MAC_A))
     assert.equal(t.dropReason, 'link_down')
-    const before = a.dropLinkDown
+    const before = a.drops[R_LINK_DOWN]
     sw.receiveFrame(a, eth(MAC_B, MAC_A))
-    assert.equal(a.dropLinkDown, before + 1, 'handleFrame drops it for the same reason')
+    assert.equal(a.drops[R_LINK_DOWN], before + 1, 'handleFrame drops it for the same reason')
     setLinkDown(sw, a, DIR_IN, false)
     setCondition(sw, a, DIR_IN, readCondition({ delay: '20ms' }, 'condition'))
     setCondition(sw, b, DIR_OUT, readCondition({ loss: '10%' }, 'condition'))

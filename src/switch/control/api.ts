@@ -38,11 +38,11 @@ import type { Switch } from '../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, DIR_IN, DIR_OUT, portState } from '../core/port'
 import { readCondition, conditionJson, type LinkCondition } from '../core/condition'
 import { TapswitchError } from '../../common/errors'
-import { portDropDetail } from '../core/drops'
+import { portDropDetail, networkCounters } from '../core/drops'
 import type { PortJson, NetworkJson, GatewayJson, FdbJson, ConditionJson, PortConditionJson, TraceJson, DropsJson, DropJson, LeaseJson } from '../../common/api-types'
 import { LEASE_OFFERED, LEASE_BOUND } from '../core/leases'
 import { formatIpv4 } from '../../common/dhcp'
-import { traceFrame } from '../core/trace'
+import { traceFrame } from './trace'
 import { DROP_REASONS } from '../core/drops'
 import { DEFAULT_DROP_LOG_SIZE, type DropRecord } from '../core/droplog'
 import { parseFrameSpec } from '../../common/framespec'
@@ -187,7 +187,7 @@ export function networkView (sw: Switch, gateway?: GatewayFacts): NetworkJson {
     maxFrameSize: sw.maxFrameSize,
     fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
     stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
-    counters: { ...sw.stats },
+    counters: networkCounters(sw.stats),
     ...(fastPath !== undefined ? { fastPath } : {}),
     ...(gateway !== undefined ? { gateway: gatewayView(gateway) } : {})
   }

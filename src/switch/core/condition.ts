@@ -33,10 +33,13 @@
  */
 
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
-import { DIR_IN, type Port } from './port'
 import { HeldQueue, HeldFrame, HeldBudget } from './held-queue'
 
 export { HeldFrame, HeldBudget }
+
+/** Directions of a link condition: toward the switch (ingress, before the decision), toward the endpoint (egress). */
+export const DIR_IN = 0
+export const DIR_OUT = 1
 
 /** Most delay or jitter, ms: a minute is past any WAN a lab wants to imitate. */
 export const MAX_DELAY_MS = 60_000
@@ -261,7 +264,7 @@ export interface ConditionVerdict {
  * A link down both ways is the port's BLOCK_LINK (portState 'down'), not this.
  * Pure: nothing changes, no random number is drawn.
  */
-export function conditionVerdict (port: Pick<Port, 'condIn' | 'condOut'>, dir: number): ConditionVerdict {
+export function conditionVerdict (port: { readonly condIn: LinkCondition | null, readonly condOut: LinkCondition | null }, dir: number): ConditionVerdict {
   const cond = dir === DIR_IN ? port.condIn : port.condOut
   if (cond === null) return { action: 'none' }
   if (cond.down) return { action: 'down' }

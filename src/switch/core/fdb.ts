@@ -23,8 +23,10 @@
  * Capacity is one budget for the whole network (`maxEntries`, Open vSwitch's
  * 8,192). When it is full, learning evicts the oldest entry of the port that
  * holds the most (OVS mac-learning fairness), so a port spraying random
- * source MACs pushes out its own entries, not everyone else's. Each port keeps
- * its entries in refresh order (Port.macs) so that eviction is O(ports).
+ * source MACs pushes out its own entries, not everyone else's. The table keeps
+ * each port's entries in refresh order (its per-port book, as Open vSwitch's
+ * mac_learning_port; Port only carries the count) so that eviction is
+ * O(ports).
  *
  * Port security: a port may hold at most `port.maxMacs` entries; a new MAC
  * beyond that is refused (LEARN_LIMIT) and the caller drops the frame.
@@ -56,6 +58,12 @@
  * a loop takes turns faster than loopMoves per loopWindow and is reported
  * as a loop instead (a flap starts the count again). Detection never drops a
  * frame: what happens to them is the moves and holds above.
+ *
+ * Dry runs (the frame trace, the fast path's revalidation): learn() with
+ * `commit` false answers exactly what it would do now and changes nothing
+ * (no entry, no age, no move, no counter, no log); `dryVictim` is then the
+ * entry learning would have evicted, if any. One function, so the trace
+ * cannot disagree with learning.
  *
  * Static entries (from configuration) never age, are never evicted, do not
  * count against a port's limit, and a static MAC is not learned elsewhere.
@@ -152,6 +160,7 @@ export interface FdbRow { vid: number, mac: number, port: Port, age: number, isS
 
 const PEEK = { allowStale: false }
 const STATIC = { ttl: 0 }
+const NO_ENTRIES: ReadonlySet<FdbEntry> = new Set()
 
 export class Fdb {
   readonly ageingTime: number
@@ -167,6 +176,8 @@ export class Fdb {
   flapHome: Port | undefined
   /** Dynamic entries in all VLANs. */
   size = 0
+  /** After a dry learn() of a new MAC into a full table: the entry it would evict (else undefined). */
+  dryVictim: FdbEntry | undefined
   /**
    * Called when an entry is created, moves to another port or goes (expiry,
    * eviction, delete, flush, static change): the switch drops the flows of
@@ -178,8 +189,11 @@ export class Fdb {
   private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
   /** Tables that exist (each holds at least one entry, but for a moment inside learn()). */
   private tableCount = 0
-  /** Ports holding at least one dynamic entry: the candidates for fair eviction. */
-  private readonly holders = new Set<Port>()
+  /**
+   * The per-port books: each port holding at least one dynamic entry, with
+   * its entries in refresh order (oldest first). The candidates for fair eviction.
+   */
+  private readonly books = new Map<Port, Set<FdbEntry>>()
 
   constructor (opts: FdbOptions = {}, nowMs = 0) {
     this.ageingTime = opts.ageingTime ?? DEFAULT_AGEING_TIME
@@ -198,20 +212,29 @@ export class Fdb {
     this.nowS = Math.floor(nowMs / 1000)
   }
 
-  /** Record that `mac` was seen as a source on `port` in VLAN `vid`; see LEARN_*. */
-  learn (vid: number, mac: number, port: Port): number {
+  /**
+   * Record that `mac` was seen as a source on `port` in VLAN `vid`; see
+   * LEARN_*. With `commit` false, only answer what it would do (see the header).
+   */
+  learn (vid: number, mac: number, port: Port, commit = true): number {
     let table = this.tables[vid]
     const e = table === undefined ? undefined : table.peek(mac, PEEK)
     if (e !== undefined && table !== undefined) {
       if (e.port === port) {
-        e.seenMs = this.nowMs
-        if (e.updated !== this.nowS && !e.isStatic) this.refresh(table, e)
-        return e.claimant === port ? LEARN_OK : this.reclaim(e, port)
+        if (commit) {
+          e.seenMs = this.nowMs
+          if (e.updated !== this.nowS && !e.isStatic) this.refresh(table, e)
+        }
+        return e.claimant === port ? LEARN_OK : this.reclaim(e, port, commit)
       }
       if (e.isStatic) return LEARN_PINNED
-      return this.claim(table, e, port)
+      return this.claim(table, e, port, commit)
     }
-    if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
+    if (port.fdbEntries >= port.maxMacs) { if (commit) this.stats.limited++; return LEARN_LIMIT }
+    if (!commit) {
+      this.dryVictim = this.size >= this.maxEntries ? this.oldestOfBusiest(port) : undefined
+      return LEARN_OK
+    }
     if (this.size >= this.maxEntries) {
       this.evictFromBusiestPort(port)
       // Eviction may have emptied, and dropped, this very table.
@@ -236,24 +259,6 @@ export class Fdb {
   }
 
   /**
-   * What learn(vid, mac, port) would return now, changing nothing: the
-   * frame trace (trace.ts). Follows learn(), claim() and reclaim() step by
-   * step; the trace test checks the two agree on random traffic.
-   */
-  wouldLearn (vid: number, mac: number, port: Port): number {
-    const e = this.peek(vid, mac)
-    if (e !== undefined) {
-      if (e.port === port) return e.claimant === port || !this.wouldFlap(e) ? LEARN_OK : LEARN_FLAP
-      if (e.isStatic) return LEARN_PINNED
-      const flap = e.claimant !== port && this.wouldFlap(e)
-      if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) return flap ? LEARN_FLAP_HELD : LEARN_HELD
-      if (port.fdbEntries >= port.maxMacs) return LEARN_LIMIT
-      return flap ? LEARN_FLAP : LEARN_OK
-    }
-    return port.fdbEntries >= port.maxMacs ? LEARN_LIMIT : LEARN_OK
-  }
-
-  /**
    * `port` sent `mac` in `vid` through the native fast path since the last
    * tick: refresh its age as learn() would, if the entry is still `port`'s
    * and claimed by it (a flow exists only then). Returns whether it did.
@@ -270,13 +275,6 @@ export class Fdb {
   /** The live entry for `mac` in `vid`, without touching its age (slow path: trace, admin). */
   peek (vid: number, mac: number): FdbEntry | undefined {
     return this.tables[vid]?.peek(mac, PEEK)
-  }
-
-  /** The entry learning a new MAC on `learner` would evict now (the fdb is full), or undefined. */
-  evictionVictim (learner: Port): FdbEntry | undefined {
-    if (this.size < this.maxEntries) return undefined
-    const busiest = this.busiestPort(learner)
-    return busiest === undefined ? undefined : busiest.macs.values().next().value as FdbEntry
   }
 
   /** Pin `mac` in `vid` to `port`; replaces a dynamic entry. Slow path. */
@@ -314,9 +312,11 @@ export class Fdb {
 
   /** Forget every dynamic MAC learned on `port` (Linux br_fdb_delete_by_port); returns how many. */
   deletePort (port: Port): number {
-    const n = port.macs.size
-    // Copy: deleting disposes the entry, which removes it from port.macs.
-    for (const e of [...port.macs]) {
+    const book = this.books.get(port)
+    if (book === undefined) return 0
+    const n = book.size
+    // Copy: deleting disposes the entry, which removes it from the book.
+    for (const e of [...book]) {
       this.tables[e.vid]?.delete(e.mac)
       this.dropIfEmpty(e.vid)
     }
@@ -350,6 +350,9 @@ export class Fdb {
     return n
   }
 
+  /** `port`'s book: its dynamic entries, oldest refresh first (tests, admin). */
+  bookOf (port: Port): ReadonlySet<FdbEntry> { return this.books.get(port) ?? NO_ENTRIES }
+
   /** Live entries (slow path: admin, tests). */
   rows (): FdbRow[] {
     const out: FdbRow[] = []
@@ -361,28 +364,35 @@ export class Fdb {
   }
 
   /** The MAC's own port sends it again after another port claimed it. */
-  private reclaim (e: FdbEntry, port: Port): number {
+  private reclaim (e: FdbEntry, port: Port, commit: boolean): number {
     const from = e.claimant
+    if (this.flapping(e, from, commit)) {
+      if (commit) { e.claimant = port; if (this.onChange !== null) this.onChange() }
+      return LEARN_FLAP
+    }
+    if (!commit) return LEARN_OK
     e.claimant = port
     if (this.onChange !== null) this.onChange()
-    if (this.flapping(e, from)) return LEARN_FLAP
     this.turn(e, from, port)
     return LEARN_OK
   }
 
   /** `port` sends a MAC that lives on another port: move it, or refuse while that port still sends it. */
-  private claim (table: LRUCache<number, FdbEntry>, e: FdbEntry, port: Port): number {
+  private claim (table: LRUCache<number, FdbEntry>, e: FdbEntry, port: Port, commit: boolean): number {
     const from = e.claimant
-    e.claimant = port
-    // Another port sends a MAC that lives elsewhere: the home port's flows must go back through learn() (reclaim, loop check).
-    if (from !== port && this.onChange !== null) this.onChange()
-    const flap = from !== port && this.flapping(e, from)
-    if (from !== port && !flap) this.turn(e, from, port)
+    const flap = from !== port && this.flapping(e, from, commit)
+    if (commit && from !== port) {
+      e.claimant = port
+      // Another port sends a MAC that lives elsewhere: the home port's flows must go back through learn() (reclaim, loop check).
+      if (this.onChange !== null) this.onChange()
+      if (!flap) this.turn(e, from, port)
+    }
     if (port !== e.home && this.nowMs - e.seenMs < this.moveHold) {
-      this.stats.held++
+      if (commit) this.stats.held++
       return flap ? LEARN_FLAP_HELD : LEARN_HELD
     }
-    if (port.fdbEntries >= port.maxMacs) { this.stats.limited++; return LEARN_LIMIT }
+    if (port.fdbEntries >= port.maxMacs) { if (commit) this.stats.limited++; return LEARN_LIMIT }
+    if (!commit) return flap ? LEARN_FLAP : LEARN_OK
     const old = e.port
     if (old === e.home) e.leftHomeMs = e.seenMs
     this.release(e)
@@ -396,23 +406,23 @@ export class Fdb {
     return flap ? LEARN_FLAP : LEARN_OK
   }
 
-  /** Another change of claimant: true (and flapFrom, flapHome set) once there were loopMoves within loopWindow. */
-  private flapping (e: FdbEntry, from: Port): boolean {
-    if (this.nowMs - e.movesSince > this.loopWindow) { e.movesSince = this.nowMs; e.moves = 0 }
-    if (++e.moves < this.loopMoves) return false
+  /**
+   * Another change of claimant: true (and flapFrom, flapHome set) once there
+   * were loopMoves within loopWindow. With `commit` false it only answers.
+   */
+  private flapping (e: FdbEntry, from: Port, commit: boolean): boolean {
+    const fresh = this.nowMs - e.movesSince > this.loopWindow
+    const moves = (fresh ? 0 : e.moves) + 1
+    if (commit && fresh) e.movesSince = this.nowMs
+    if (moves < this.loopMoves) { if (commit) e.moves = moves; return false }
+    this.flapFrom = from
+    this.flapHome = e.home
+    if (!commit) return true
     e.moves = 0
     // A loop, not two stations: the duplicate count starts again.
     e.turns = 0
     this.stats.flaps++
-    this.flapFrom = from
-    this.flapHome = e.home
     return true
-  }
-
-  /** Whether one more change of claimant now would be a flap (flapping(), without counting it). */
-  private wouldFlap (e: FdbEntry): boolean {
-    const moves = this.nowMs - e.movesSince > this.loopWindow ? 0 : e.moves
-    return moves + 1 >= this.loopMoves
   }
 
   /**
@@ -438,38 +448,45 @@ export class Fdb {
     if (e.port !== e.home && this.nowMs - e.leftHomeMs >= this.ageingTime * 1000) e.home = e.port
     e.updated = this.nowS
     table.set(e.mac, e)
-    // Keep the port's list in refresh order for fair eviction.
-    e.port.macs.delete(e)
-    e.port.macs.add(e)
+    // Keep the port's book in refresh order for fair eviction.
+    const book = this.books.get(e.port) as Set<FdbEntry>
+    book.delete(e)
+    book.add(e)
   }
 
   private hold (e: FdbEntry): void {
     const p = e.port
-    if (p.fdbEntries++ === 0) this.holders.add(p)
-    p.macs.add(e)
+    let book = this.books.get(p)
+    if (book === undefined) { book = new Set(); this.books.set(p, book) }
+    book.add(e)
+    p.fdbEntries++
     this.size++
   }
 
   private release (e: FdbEntry): void {
     const p = e.port
-    p.macs.delete(e)
-    if (--p.fdbEntries === 0) this.holders.delete(p)
+    const book = this.books.get(p) as Set<FdbEntry>
+    book.delete(e)
+    if (--p.fdbEntries === 0) this.books.delete(p)
     this.size--
   }
 
-  /** Ties go against the learning port: a port can only push out ports holding fewer entries than it does. */
-  private busiestPort (learner: Port): Port | undefined {
+  /**
+   * The oldest entry of the port holding the most: what learning a new MAC
+   * on `learner` evicts when full. Ties go against the learning port: a port
+   * can only push out ports holding fewer entries than it does.
+   */
+  private oldestOfBusiest (learner: Port): FdbEntry | undefined {
     let busiest: Port | undefined = learner.fdbEntries > 0 ? learner : undefined
-    for (const p of this.holders) if (busiest === undefined || p.fdbEntries > busiest.fdbEntries) busiest = p
-    return busiest
+    for (const p of this.books.keys()) if (busiest === undefined || p.fdbEntries > busiest.fdbEntries) busiest = p
+    return busiest === undefined ? undefined : (this.books.get(busiest) as Set<FdbEntry>).values().next().value
   }
 
   private evictFromBusiestPort (learner: Port): void {
-    const busiest = this.busiestPort(learner)
-    if (busiest === undefined) return
-    const oldest = busiest.macs.values().next().value as FdbEntry
+    const oldest = this.oldestOfBusiest(learner)
+    if (oldest === undefined) return
     this.stats.evicted++
-    if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: busiest.name, entries: this.size, max_entries: this.maxEntries })
+    if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: oldest.port.name, entries: this.size, max_entries: this.maxEntries })
     this.tables[oldest.vid]?.delete(oldest.mac)
     this.dropIfEmpty(oldest.vid)
   }

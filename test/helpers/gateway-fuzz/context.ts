@@ -33,6 +33,7 @@ import { poll } from '../net'
 import { LeaseModel, type FuzzNet } from './model'
 import { readArp, readDhcpReply, isDhcpServerPort, readMark, slirpMac, ipText, macText, MAGIC_DROP, MAGIC_OK, UDP_PAYLOAD } from './frames'
 import type { Station, Endpoints } from './stations'
+import { R_ARP_INSPECTION, R_DHCP_SNOOPING, R_IP_SOURCE_GUARD } from '../../../src/switch/core/reasons'
 
 const SYN = 0x02
 const ACK = 0x10
@@ -221,7 +222,7 @@ export class Fuzz {
       switchd: g.filteredSelf, host: g.filteredHost, not_routable: g.filteredNotRoutable, outside: g.filteredOutside, dns: g.filteredDns,
       source: g.filteredSource, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows, arp_rate: g.filteredArpRate,
       dhcp_chaddr: c.chaddr, dhcp_rate: c.rate, dhcp_limit: c.limit, dhcp_pool: c.pool, dhcp_other: c.notDhcp + g.filteredDhcp,
-      arp_inspection: s.port?.dropArpInspection ?? 0, dhcp_snooping: s.port?.dropDhcpSnooping ?? 0, ip_source_guard: s.port?.dropIpSourceGuard ?? 0,
+      arp_inspection: s.port?.drops[R_ARP_INSPECTION] ?? 0, dhcp_snooping: s.port?.drops[R_DHCP_SNOOPING] ?? 0, ip_source_guard: s.port?.drops[R_IP_SOURCE_GUARD] ?? 0,
       path: 0
     }
     for (const p of [s.port, g]) {

@@ -49,15 +49,7 @@
  * `flapHome` the MAC's home, which the caller never blocks). A single move (a
  * migrated VM) is normal.
  *
- * Duplicate MACs (issue 15): two stations with one MAC (cloned VMs) take
- * turns as its claimant, each still sending. A claimant change between the
- * MAC's home and one other port (a rival) is a turn; three turns spread over
- * more than the loop window, with the rival heard from within the ageing
- * time, is a duplicate: logged (`duplicate_mac`, both port names) and counted
- * once per DUP_REPORT_MS per MAC. A single move (a migrated VM) is one turn;
- * a loop takes turns faster than loopMoves per loopWindow and is reported
- * as a loop instead (a flap starts the count again). Detection never drops a
- * frame: what happens to them is the moves and holds above.
+ * Duplicate MACs (issue 15): see fdb-entry.ts FdbEntry.turn().
  *
  * Dry runs (the frame trace, the fast path's revalidation): learn() with
  * `commit` false answers exactly what it would do now and changes nothing
@@ -71,96 +63,22 @@
 
 import { LRUCache } from 'lru-cache'
 import type { Port } from './port'
+import {
+  DEFAULT_AGEING_TIME, DEFAULT_MAX_ENTRIES, DEFAULT_LOOP_MOVES, DEFAULT_LOOP_WINDOW_MS, DEFAULT_MOVE_HOLD_MS, MAX_STATIC_ENTRIES,
+  LEARN_OK, LEARN_LIMIT, LEARN_FLAP, LEARN_PINNED, LEARN_HELD, LEARN_FLAP_HELD, FdbEntry, FdbStats, newTable, type FdbOptions, type FdbRow
+} from './fdb-entry'
+import { PortBooks } from './fdb-books'
 import { VLAN_COUNT } from '../../common/vlan'
 import { formatMac } from '../../common/ethernet'
 import { logger } from '../../common/log'
 
 const log = logger('fdb')
 
-export const DEFAULT_AGEING_TIME = 300
-export const DEFAULT_MAX_ENTRIES = 8192
-export const DEFAULT_LOOP_MOVES = 5
-export const DEFAULT_LOOP_WINDOW_MS = 1000
-/** A MAC reported as duplicate is reported again at most this often. */
-export const DUP_REPORT_MS = 60_000
-/** How long a MAC's port must have been quiet before another port may take the MAC. */
-export const DEFAULT_MOVE_HOLD_MS = 1000
-/** Static entries per VLAN table, on top of the dynamic budget. */
-export const MAX_STATIC_ENTRIES = 1024
+export * from './fdb-entry'
 
-/** learn() results. */
-export const LEARN_OK = 0
-/** The port is at its MAC limit: drop the frame (port security). */
-export const LEARN_LIMIT = 1
-/** The MAC is flapping between ports: a loop. `flapFrom` is the port it left. */
-export const LEARN_FLAP = 2
-/** The MAC is static on another port: drop the frame. */
-export const LEARN_PINNED = 3
-/** The MAC lives on another port that is still sending it: drop the frame (it is not moved). */
-export const LEARN_HELD = 4
-/** Both: the frame is refused and the MAC is flapping. Test bits with LEARN_FLAP / LEARN_HELD. */
-export const LEARN_FLAP_HELD = LEARN_FLAP | LEARN_HELD
-
-export interface FdbOptions {
-  /** Seconds an entry may stay idle before it expires (>= 1). */
-  ageingTime?: number
-  /** Most dynamic entries in the network (>= 1). */
-  maxEntries?: number
-  /** Moves within loopWindow that mean a loop (>= 2). */
-  loopMoves?: number
-  /** Milliseconds. */
-  loopWindow?: number
-  /** Milliseconds a MAC's port must have been quiet before another port may take it (0 = at once). */
-  moveHold?: number
-  /** Network name, for logs. */
-  name?: string
-}
-
-/** One learned MAC. Mutated in place; allocated only on first sighting. */
-export class FdbEntry {
-  /** Changes of claimant within the loop window, and when that window began (ms). */
-  moves = 0
-  movesSince = 0
-  /** Where the MAC lives: its station's own port. It reclaims the MAC at once and loop protection spares it. */
-  home: Port
-  /** The last port that sent this MAC as a source (it may have been refused). */
-  claimant: Port
-  /** When `port` last sent the MAC (ms), and when it last did from home before it moved away. */
-  seenMs: number
-  leftHomeMs = 0
-  /** Duplicate detection: the port taking turns with home, turns since `rivalSinceMs`, the last turn, the last report. */
-  rival: Port | null = null
-  turns = 0
-  rivalSinceMs = 0
-  rivalSeenMs = 0
-  dupReportedMs = -DUP_REPORT_MS
-  constructor (public port: Port, public updated: number, readonly vid: number, readonly mac: number, readonly isStatic: boolean, nowMs = 0) {
-    this.home = port
-    this.claimant = port
-    this.seenMs = nowMs
-  }
-}
-
-export class FdbStats {
-  learned = 0
-  moved = 0
-  expired = 0
-  evicted = 0
-  /** Frames refused because their port was at its limit. */
-  limited = 0
-  /** Frames refused because their MAC lives on another port that is still sending it. */
-  held = 0
-  flaps = 0
-  /** MACs reported as claimed by two ports at once (duplicate_mac). */
-  duplicates = 0
-}
-
-/** A read-only view of one entry for admin tools (slow path). */
-export interface FdbRow { vid: number, mac: number, port: Port, age: number, isStatic: boolean }
 
 const PEEK = { allowStale: false }
 const STATIC = { ttl: 0 }
-const NO_ENTRIES: ReadonlySet<FdbEntry> = new Set()
 
 export class Fdb {
   readonly ageingTime: number
@@ -174,8 +92,6 @@ export class Fdb {
   /** Set when learn() returns LEARN_FLAP: the port the MAC moved away from, and the port it was first learned on. */
   flapFrom: Port | undefined
   flapHome: Port | undefined
-  /** Dynamic entries in all VLANs. */
-  size = 0
   /** After a dry learn() of a new MAC into a full table: the entry it would evict (else undefined). */
   dryVictim: FdbEntry | undefined
   /**
@@ -189,11 +105,10 @@ export class Fdb {
   private readonly tables: Array<LRUCache<number, FdbEntry> | undefined> = new Array(VLAN_COUNT).fill(undefined)
   /** Tables that exist (each holds at least one entry, but for a moment inside learn()). */
   private tableCount = 0
-  /**
-   * The per-port books: each port holding at least one dynamic entry, with
-   * its entries in refresh order (oldest first). The candidates for fair eviction.
-   */
-  private readonly books = new Map<Port, Set<FdbEntry>>()
+  /** The per-port books (fdb-books.ts): each port's dynamic entries, and how many there are in all. */
+  private readonly books = new PortBooks()
+  /** The table's clock for lru-cache (+1: it treats a start time of 0 as "no TTL"). */
+  private readonly perf = { now: (): number => this.nowMs + 1 }
 
   constructor (opts: FdbOptions = {}, nowMs = 0) {
     this.ageingTime = opts.ageingTime ?? DEFAULT_AGEING_TIME
@@ -232,17 +147,17 @@ export class Fdb {
     }
     if (port.fdbEntries >= port.maxMacs) { if (commit) this.stats.limited++; return LEARN_LIMIT }
     if (!commit) {
-      this.dryVictim = this.size >= this.maxEntries ? this.oldestOfBusiest(port) : undefined
+      this.dryVictim = this.books.entries >= this.maxEntries ? this.books.oldestOfBusiest(port) : undefined
       return LEARN_OK
     }
-    if (this.size >= this.maxEntries) {
+    if (this.books.entries >= this.maxEntries) {
       this.evictFromBusiestPort(port)
       // Eviction may have emptied, and dropped, this very table.
       table = this.tables[vid]
     }
     if (table === undefined) table = this.createTable(vid)
     const entry = new FdbEntry(port, this.nowS, vid, mac, false, this.nowMs)
-    this.hold(entry)
+    this.books.hold(entry)
     // A stale entry still in the table is replaced: lru-cache disposes it as 'set'.
     table.set(mac, entry)
     this.stats.learned++
@@ -312,8 +227,8 @@ export class Fdb {
 
   /** Forget every dynamic MAC learned on `port` (Linux br_fdb_delete_by_port); returns how many. */
   deletePort (port: Port): number {
-    const book = this.books.get(port)
-    if (book === undefined) return 0
+    const book = this.books.of(port)
+    if (book.size === 0) return 0
     const n = book.size
     // Copy: deleting disposes the entry, which removes it from the book.
     for (const e of [...book]) {
@@ -351,7 +266,10 @@ export class Fdb {
   }
 
   /** `port`'s book: its dynamic entries, oldest refresh first (tests, admin). */
-  bookOf (port: Port): ReadonlySet<FdbEntry> { return this.books.get(port) ?? NO_ENTRIES }
+  bookOf (port: Port): ReadonlySet<FdbEntry> { return this.books.of(port) }
+
+  /** Dynamic entries in all VLANs. */
+  get size (): number { return this.books.entries }
 
   /** Live entries (slow path: admin, tests). */
   rows (): FdbRow[] {
@@ -395,9 +313,9 @@ export class Fdb {
     if (!commit) return flap ? LEARN_FLAP : LEARN_OK
     const old = e.port
     if (old === e.home) e.leftHomeMs = e.seenMs
-    this.release(e)
+    this.books.release(e)
     e.port = port
-    this.hold(e)
+    this.books.hold(e)
     this.refresh(table, e)
     e.seenMs = this.nowMs
     this.stats.moved++
@@ -425,20 +343,10 @@ export class Fdb {
     return true
   }
 
-  /**
-   * The claimant changed from `from` to `to` (not a flap): a turn if it is
-   * between the MAC's home and its rival. Reports a duplicate MAC (see the
-   * header) on the third turn that is more than a loop window after the first.
-   */
+  /** The claimant changed from `from` to `to` (not a flap): count a turn, and report a duplicate MAC (fdb-entry.ts). */
   private turn (e: FdbEntry, from: Port, to: Port): void {
-    const rival = from === e.home ? to : to === e.home ? from : null
-    if (rival === null) { e.rival = null; e.turns = 0; return }
-    if (rival !== e.rival || e.turns === 0 || this.nowMs - e.rivalSeenMs > this.ageingTime * 1000) {
-      e.rival = rival; e.turns = 0; e.rivalSinceMs = this.nowMs
-    }
-    e.rivalSeenMs = this.nowMs
-    if (++e.turns < 3 || this.nowMs - e.rivalSinceMs <= this.loopWindow || this.nowMs - e.dupReportedMs < DUP_REPORT_MS) return
-    e.dupReportedMs = this.nowMs
+    const rival = e.turn(from, to, this.nowMs, this.loopWindow, this.ageingTime * 1000)
+    if (rival === null) return
     this.stats.duplicates++
     log.limited('warn', 'duplicate_mac', { network: this.name, vlan: e.vid, mac: formatMac(e.mac), ports: `${e.home.name},${rival.name}`, turns: e.turns })
   }
@@ -448,45 +356,14 @@ export class Fdb {
     if (e.port !== e.home && this.nowMs - e.leftHomeMs >= this.ageingTime * 1000) e.home = e.port
     e.updated = this.nowS
     table.set(e.mac, e)
-    // Keep the port's book in refresh order for fair eviction.
-    const book = this.books.get(e.port) as Set<FdbEntry>
-    book.delete(e)
-    book.add(e)
-  }
-
-  private hold (e: FdbEntry): void {
-    const p = e.port
-    let book = this.books.get(p)
-    if (book === undefined) { book = new Set(); this.books.set(p, book) }
-    book.add(e)
-    p.fdbEntries++
-    this.size++
-  }
-
-  private release (e: FdbEntry): void {
-    const p = e.port
-    const book = this.books.get(p) as Set<FdbEntry>
-    book.delete(e)
-    if (--p.fdbEntries === 0) this.books.delete(p)
-    this.size--
-  }
-
-  /**
-   * The oldest entry of the port holding the most: what learning a new MAC
-   * on `learner` evicts when full. Ties go against the learning port: a port
-   * can only push out ports holding fewer entries than it does.
-   */
-  private oldestOfBusiest (learner: Port): FdbEntry | undefined {
-    let busiest: Port | undefined = learner.fdbEntries > 0 ? learner : undefined
-    for (const p of this.books.keys()) if (busiest === undefined || p.fdbEntries > busiest.fdbEntries) busiest = p
-    return busiest === undefined ? undefined : (this.books.get(busiest) as Set<FdbEntry>).values().next().value
+    this.books.refreshed(e)
   }
 
   private evictFromBusiestPort (learner: Port): void {
-    const oldest = this.oldestOfBusiest(learner)
+    const oldest = this.books.oldestOfBusiest(learner)
     if (oldest === undefined) return
     this.stats.evicted++
-    if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: oldest.port.name, entries: this.size, max_entries: this.maxEntries })
+    if (log.isEnabled('info')) log.limited('info', 'fdb_full', { evicted_port: oldest.port.name, entries: this.books.entries, max_entries: this.maxEntries })
     this.tables[oldest.vid]?.delete(oldest.mac)
     this.dropIfEmpty(oldest.vid)
   }
@@ -503,26 +380,13 @@ export class Fdb {
   }
 
   private createTable (vid: number): LRUCache<number, FdbEntry> {
-    const table = new LRUCache<number, FdbEntry>({
-      // Our budget evicts first; lru-cache's own bound is only a backstop. maxSize, not max: max
-      // preallocates typed arrays for that many entries (~430 KiB here) in every table.
-      maxSize: this.maxEntries + MAX_STATIC_ENTRIES,
-      sizeCalculation: () => 1,
-      ttl: this.ageingTime * 1000,
-      ttlAutopurge: false,
-      ttlResolution: 0,
-      updateAgeOnGet: false,
-      allowStale: false,
-      // +1: lru-cache treats a start time of 0 as "no TTL".
-      perf: { now: () => this.nowMs + 1 },
-      dispose: (entry, _mac, reason) => {
-        if (this.onChange !== null) this.onChange()
-        if (entry.isStatic) return
-        this.release(entry)
-        // 'set' replaces a stale entry that had not been purged yet: it expired too.
-        if (reason === 'expire' || reason === 'set') this.stats.expired++
-        else if (reason === 'evict') this.stats.evicted++
-      }
+    const table = newTable(this.maxEntries + MAX_STATIC_ENTRIES, this.ageingTime * 1000, this.perf, (entry, reason) => {
+      if (this.onChange !== null) this.onChange()
+      if (entry.isStatic) return
+      this.books.release(entry)
+      // 'set' replaces a stale entry that had not been purged yet: it expired too.
+      if (reason === 'expire' || reason === 'set') this.stats.expired++
+      else if (reason === 'evict') this.stats.evicted++
     })
     this.tables[vid] = table
     this.tableCount++

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict'
 import { DROP_REASONS, NOT_FRAME_DROPS, portDrops, portDropDetail, networkDrops, reasonIndex } from '../../src/switch/core/drops'
-import { SwitchStats } from '../../src/switch/core/switch'
+import { Switch, SwitchStats } from '../../src/switch/core/switch'
 import { FakePort } from '../helpers/fake-port'
-import { R_BACKPRESSURE, R_PORT_SECURITY } from '../../src/switch/core/reasons'
+import { BLOCK_OPERATOR } from '../../src/switch/core/port'
+import { S_DROP } from '../../src/switch/core/observe'
+import { eth, BROADCAST, MAC_A } from '../helpers/frames'
+import { R_BACKPRESSURE, R_PORT_SECURITY, R_DISABLED } from '../../src/switch/core/reasons'
 import { KIND_BROADCAST, KIND_UNKNOWN_UNICAST } from '../../src/switch/core/storm'
 
 /** Numeric fields named drop* of an object. */
@@ -40,5 +43,23 @@ describe('drop reasons (one table)', () => {
     const stats = new SwitchStats()
     stats.drops[R_BACKPRESSURE] = 7
     assert.equal(networkDrops(stats, [p]).backpressure, 12, 'ports that left plus ports still there')
+  })
+
+  it('Switch.drop(): one call counts the frame on the port and the network, logs it and tells the observer; a dry run only tells', () => {
+    const sw = new Switch({}, 1000)
+    const p = new FakePort(1, 'p')
+    sw.addPort(p)
+    const told: number[][] = []
+    const frame = eth(BROADCAST, MAC_A)
+    sw.drop(p, R_PORT_SECURITY, frame, 0, frame.length, 1)
+    assert.equal(p.drops[R_PORT_SECURITY], 1)
+    assert.equal(sw.stats.drops[R_PORT_SECURITY], 1)
+    assert.deepEqual(sw.dropLog.read().records.map((r) => [r.port, r.reason, r.vid, r.src]), [['p', R_PORT_SECURITY, 1, parseInt(MAC_A, 16)]])
+    // A dry run of the decision drops through the same call: the observer hears it, nothing is counted or logged.
+    p.blocked = BLOCK_OPERATOR
+    sw.handleFrame(p, frame, 0, frame.length, -1, { step: (code, a) => { if (code === S_DROP) told.push([a]) } }, false)
+    assert.deepEqual(told, [[R_DISABLED]])
+    assert.equal(p.drops[R_DISABLED], 0)
+    assert.equal(sw.dropLog.seq, 1)
   })
 })

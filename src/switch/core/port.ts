@@ -172,13 +172,13 @@ export abstract class Port {
   rateTokens = 0
   rateRefilledAt = 0
 
-  /** Why it forwards nothing (BLOCK_* bits); 0 = forwarding. The one state every path checks. */
+  /** Why it forwards nothing (BLOCK_* bits); 0 = forwarding. The one state every path checks; written only by Switch.setBlocked. */
   blocked = 0
   /** When loop protection's hold-down ends (switch ms clock), while BLOCK_LOOP is set. */
   loopUntil = 0
   /**
-   * Link conditions toward the switch and toward the endpoint (condition.ts);
-   * null = none, and then the frame path pays exactly this one null check.
+   * Link conditions toward the switch and toward the endpoint (condition.ts),
+   * written by link.ts only; null = none. The edge below applies them.
    */
   condIn: LinkCondition | null = null
   condOut: LinkCondition | null = null

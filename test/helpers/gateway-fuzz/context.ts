@@ -33,7 +33,7 @@ import { poll } from '../net'
 import { LeaseModel, type FuzzNet } from './model'
 import { readArp, readDhcpReply, isDhcpServerPort, readMark, slirpMac, ipText, macText, MAGIC_DROP, MAGIC_OK, UDP_PAYLOAD } from './frames'
 import type { Station, Endpoints } from './stations'
-import { R_ARP_INSPECTION, R_DHCP_SNOOPING, R_IP_SOURCE_GUARD } from '../../../src/switch/core/reasons'
+import { R_ARP_INSPECTION, R_BACKPRESSURE, R_CONDITION, R_CONDITION_QUEUE, R_DHCP_SNOOPING, R_DISABLED, R_DISCONNECTED, R_EGRESS_BLOCKED, R_IP_SOURCE_GUARD, R_LINK_DOWN, R_LOOP, R_PORT_SECURITY, R_RATE, R_STORM } from '../../../src/switch/core/reasons'
 
 const SYN = 0x02
 const ACK = 0x10
@@ -54,8 +54,8 @@ interface SynSent { dst: number, dport: number, may: boolean, step: number, stat
 export interface Counts { [name: string]: number }
 
 /** Port drop counters that say a frame was lost on its way (not refused by what a step tests). */
-const PATH_DROPS = ['dropCondition', 'dropConditionQueue', 'dropLinkDown', 'dropBackpressure', 'dropDisconnected', 'dropEgressBlocked',
-  'dropDisabled', 'dropLoop', 'dropRate', 'dropStormBroadcast', 'dropStormMulticast', 'dropStormUnknownUnicast', 'dropPortSecurity'] as const
+const PATH_DROPS = [R_CONDITION, R_CONDITION_QUEUE, R_LINK_DOWN, R_BACKPRESSURE, R_DISCONNECTED, R_EGRESS_BLOCKED,
+  R_DISABLED, R_LOOP, R_RATE, R_STORM, R_PORT_SECURITY] as const
 
 /** What the run gives the steps besides the Fuzz: where to join, from which addresses, the static leases' MACs. */
 export interface Setting {
@@ -227,8 +227,7 @@ export class Fuzz {
     }
     for (const p of [s.port, g]) {
       if (p === undefined) continue
-      const r = p as unknown as Record<string, number>
-      for (const f of PATH_DROPS) out.path = (out.path as number) + (r[f] ?? 0)
+      for (const r of PATH_DROPS) out.path = (out.path as number) + p.drops[r]
     }
     return out
   }
@@ -371,7 +370,7 @@ export class Fuzz {
   portDrops (p: NetPort | undefined): number {
     if (p === undefined) return 0
     let n = 0
-    for (const [k, v] of Object.entries(p)) if (k.startsWith('drop') && typeof v === 'number') n += v
+    n += p.drops.reduce((a, b) => a + b, 0) + p.dropControl
     return n
   }
 }

@@ -65,6 +65,12 @@ export { SwitchStats, DEFAULT_GROUP_FWD_MASK, DEFAULT_LOOP_HOLD_DOWN, type Switc
 
 const trace = debuglog('tapswitch:switch')
 
+/** An offload frame's drop reason (its virtio-net header at buf[hdrOff]), or -1 if it may go on. */
+function offloadReason (buf: Buffer, hdrOff: number, off: number, len: number, maxFrameSize: number): number {
+  const verdict = checkOffload(buf, hdrOff, off, len, maxFrameSize)
+  return verdict === OFFLOAD_OK ? -1 : verdict === OFFLOAD_OVERSIZE ? R_OVERSIZE : R_BAD_OFFLOAD
+}
+
 /** The drop reason of a frame from a blocked port, the strongest block first. */
 function blockedReason (blocked: number): number {
   return (blocked & BLOCK_OPERATOR) !== 0 ? R_DISABLED : (blocked & BLOCK_LINK) !== 0 ? R_LINK_DOWN : R_LOOP
@@ -176,22 +182,21 @@ export class Decision implements Network {
     if (commit) { ingress.rxFrames++; ingress.rxBytes += len }
     if (obs !== null) obs.step(S_INGRESS, 0, 0, ingress)
     if (ingress.blocked !== 0) { this.drop(ingress, blockedReason(ingress.blocked), buf, off, len, 0); return }
-    if (ingress.rateBps !== 0) {
-      const tokens = spendBytes(ingress, len, this.nowMs, commit)
-      if (obs !== null) obs.step(S_RATE, tokens, 0, ingress)
-      if (tokens < len) { this.drop(ingress, R_RATE, buf, off, len, 0); return }
-    }
+    if (ingress.rateBps !== 0 && !this.admitRate(ingress, buf, off, len)) return
+    // Validation: length (a GSO frame may exceed maxFrameSize, its segments may not), then the source.
     if (obs !== null) obs.step(S_VALIDATE, 0, 0, ingress)
-    const src = this.validate(ingress, buf, off, len, hdrOff)
-    if (src < 0) { this.drop(ingress, -src - 1, buf, off, len, 0); return }
+    const bad = len < ETH_HLEN ? R_RUNT : hdrOff < 0 ? (len > this.maxFrameSize ? R_OVERSIZE : -1) : offloadReason(buf, hdrOff, off, len, this.maxFrameSize)
+    if (bad >= 0) { this.drop(ingress, bad, buf, off, len, 0); return }
+    const src = macAt(buf, off + ETH_SOURCE)
+    // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
+    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) { this.drop(ingress, R_BAD_SOURCE, buf, off, len, 0); return }
+    // A token that names the port's MACs: any other source is refused like a port-security violation.
+    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) { this.drop(ingress, R_PORT_SECURITY, buf, off, len, 0); return }
 
     // VLAN classification (classify.ts): the tag's VID, or the port's pvid for untagged and priority-tagged frames.
     const c = classify(ingress, buf, off, len)
     if (obs !== null) obs.step(S_VLAN, c, 0, ingress)
-    if ((c & CLASS_DROP) !== 0) {
-      if (c === CLASS_RUNT) this.drop(ingress, R_RUNT, buf, off, len, 0); else this.drop(ingress, R_VLAN, buf, off, len, c & CLASS_VID)
-      return
-    }
+    if ((c & CLASS_DROP) !== 0) { this.drop(ingress, c === CLASS_RUNT ? R_RUNT : R_VLAN, buf, off, len, c === CLASS_RUNT ? 0 : c & CLASS_VID); return }
     const vid = c & CLASS_VID
     // The guards see every frame of an untrusted port before it can teach the fdb anything.
     if (this.guard !== null) {
@@ -199,15 +204,26 @@ export class Decision implements Network {
       if (obs !== null) obs.step(S_GUARD, g, vid, ingress)
       if (g !== GUARD_PASS) { this.drop(ingress, g, buf, off, len, vid); return }
     }
-    const avoid = this.learnSource(ingress, buf, off, len, vid, src)
-    if (avoid === undefined) return
+    const learned = this.fdb.learn(vid, src, ingress, commit)
+    let avoid: Port | null = null
+    if (learned !== LEARN_OK) {
+      const a = this.refused(ingress, buf, off, len, vid, src, learned)
+      if (a === undefined) return
+      avoid = a
+    } else if (obs !== null) obs.step(S_LEARN, learned, 0, undefined)
 
     let kind = KIND_UNKNOWN_UNICAST
     if (!isGroup(buf, off)) {
       let egress = this.fdb.lookup(vid, macAt(buf, off))
       if (!commit) egress = this.dryEgress(ingress, egress, vid, macAt(buf, off), src, avoid)
       if (obs !== null) obs.step(S_LOOKUP, 0, vid, egress)
-      if (egress !== undefined) { this.forward(ingress, egress, buf, off, len, c, hdrOff, avoid); return }
+      if (egress !== undefined) {
+        if (egress === ingress) { this.drop(ingress, R_HAIRPIN, buf, off, len, vid); return }
+        if (!canEgress(egress, vid) || egress === avoid) { this.drop(ingress, egress.member[vid] === 0 ? R_VLAN : R_EGRESS_BLOCKED, buf, off, len, vid); return }
+        if (obs !== null) obs.step(S_EGRESS, 0, vid, egress)
+        if (commit) this.forward(ingress, egress, buf, off, len, c, hdrOff)
+        return
+      }
     } else {
       kind = isBroadcast(buf, off) ? KIND_BROADCAST : KIND_MULTICAST
       if (obs !== null) obs.step(S_GROUP, kind, vid, undefined)
@@ -220,39 +236,36 @@ export class Decision implements Network {
         }
       }
     }
-    this.flood(ingress, buf, off, len, c, hdrOff, kind, avoid)
+    const tokens = spendFlood(ingress, kind, this.nowMs, commit)
+    if (tokens >= 0 && this.overStorm(ingress, buf, off, len, vid, kind, tokens)) return
+    if (commit) this.flood(ingress, buf, off, len, c, hdrOff, kind); else this.observeFlood(ingress, vid, avoid)
   }
 
-  /** The frame's source MAC if it may be forwarded at all, else -1 - its drop reason. */
-  private validate (ingress: Port, buf: Buffer, off: number, len: number, hdrOff: number): number {
-    if (len < ETH_HLEN) return -1 - R_RUNT
-    if (hdrOff < 0) {
-      if (len > this.maxFrameSize) return -1 - R_OVERSIZE
-    } else {
-      // A GSO frame may exceed maxFrameSize; its segments may not.
-      const verdict = checkOffload(buf, hdrOff, off, len, this.maxFrameSize)
-      if (verdict !== OFFLOAD_OK) return verdict === OFFLOAD_OVERSIZE ? -1 - R_OVERSIZE : -1 - R_BAD_OFFLOAD
-    }
-    const src = macAt(buf, off + ETH_SOURCE)
-    // is_valid_ether_addr(h_source): a group or all-zero source is never learned or forwarded.
-    if (src === 0 || isGroup(buf, off + ETH_SOURCE)) return -1 - R_BAD_SOURCE
-    // A token that names the port's MACs: any other source is refused like a port-security violation.
-    if (ingress.allowedMacs !== null && !ingress.allowedMacs.has(src)) return -1 - R_PORT_SECURITY
-    return src
+  /** Storm control for a limited kind: true if the frame is over it (dropped). */
+  private overStorm (ingress: Port, buf: Buffer, off: number, len: number, vid: number, kind: number, tokens: number): boolean {
+    if (this.obs !== null) this.obs.step(S_STORM, kind, tokens, ingress)
+    if (tokens >= 1) return false
+    this.drop(ingress, R_STORM, buf, off, len, vid)
+    return true
+  }
+
+  /** The port's byte rate (a port with one): false if the frame is over it (dropped). */
+  private admitRate (ingress: Port, buf: Buffer, off: number, len: number): boolean {
+    const tokens = spendBytes(ingress, len, this.nowMs, this.commit)
+    if (this.obs !== null) this.obs.step(S_RATE, tokens, 0, ingress)
+    if (tokens >= len) return true
+    this.drop(ingress, R_RATE, buf, off, len, 0)
+    return false
   }
 
   /**
-   * Learn the source (port security, static MACs, loop detection). Returns
-   * undefined if the frame was dropped; else the port loop protection would
-   * block in a dry run (the decision goes on as if it were blocked), or null.
+   * Learning answered other than LEARN_OK (port security, a static MAC,
+   * loop detection). Returns undefined if the frame was dropped; else the
+   * port loop protection would block in a dry run (the decision goes on as
+   * if it were blocked), or null.
    */
-  private learnSource (ingress: Port, buf: Buffer, off: number, len: number, vid: number, src: number): Port | null | undefined {
+  private refused (ingress: Port, buf: Buffer, off: number, len: number, vid: number, src: number, learned: number): Port | null | undefined {
     const commit = this.commit
-    const learned = this.fdb.learn(vid, src, ingress, commit)
-    if (learned === LEARN_OK) {
-      if (this.obs !== null) this.obs.step(S_LEARN, learned, 0, undefined)
-      return null
-    }
     if (learned === LEARN_LIMIT || learned === LEARN_PINNED) {
       if (this.obs !== null) this.obs.step(S_LEARN, learned, 0, undefined)
       this.drop(ingress, learned === LEARN_LIMIT ? R_PORT_SECURITY : R_BAD_SOURCE, buf, off, len, vid)
@@ -282,13 +295,9 @@ export class Decision implements Network {
     return egress
   }
 
-  /** Known unicast: out of `egress` if it may take the frame. */
-  private forward (ingress: Port, egress: Port, buf: Buffer, off: number, len: number, c: number, hdrOff: number, avoid: Port | null): void {
+  /** Known unicast, committed: out of `egress`, counted, offered to captures and the fast path. */
+  private forward (ingress: Port, egress: Port, buf: Buffer, off: number, len: number, c: number, hdrOff: number): void {
     const vid = c & CLASS_VID
-    if (egress === ingress) { this.drop(ingress, R_HAIRPIN, buf, off, len, vid); return }
-    if (!canEgress(egress, vid) || egress === avoid) { this.drop(ingress, egress.member[vid] === 0 ? R_VLAN : R_EGRESS_BLOCKED, buf, off, len, vid); return }
-    if (this.obs !== null) this.obs.step(S_EGRESS, 0, vid, egress)
-    if (!this.commit) return
     if (trace.enabled) trace('forward %s vlan=%d port=%s', formatMac(macAt(buf, off)), vid, egress.name)
     const tagged = (c & CLASS_TAGGED) !== 0
     this.output(egress, buf, off, len, tagged, (c & CLASS_TAG_VID) !== 0 ? vid : 0, vid, hdrOff)
@@ -298,27 +307,26 @@ export class Decision implements Network {
     if (ingress.fastPath !== null && egress.fastPath === ingress.fastPath && !tagged) ingress.fastPath.offer(ingress, egress, vid, macAt(buf, off), macAt(buf, off + ETH_SOURCE))
   }
 
-  /** Flood to every other port that may take the frame, within the ingress port's storm limit. */
-  private flood (ingress: Port, buf: Buffer, off: number, len: number, c: number, hdrOff: number, kind: number, avoid: Port | null): void {
+  /** Flood, committed: to every other port that may take the frame. */
+  private flood (ingress: Port, buf: Buffer, off: number, len: number, c: number, hdrOff: number, kind: number): void {
     const vid = c & CLASS_VID
-    const commit = this.commit
-    const tokens = spendFlood(ingress, kind, this.nowMs, commit)
-    if (tokens >= 0) {
-      if (this.obs !== null) this.obs.step(S_STORM, kind, tokens, ingress)
-      if (tokens < 1) { this.drop(ingress, R_STORM, buf, off, len, vid); return }
-    }
     const s = this.stats
-    if (commit) { if (kind === KIND_UNKNOWN_UNICAST) s.floodedUnknown++; else if (kind === KIND_BROADCAST) s.floodedBroadcast++; else s.floodedMulticast++ }
+    if (kind === KIND_UNKNOWN_UNICAST) s.floodedUnknown++; else if (kind === KIND_BROADCAST) s.floodedBroadcast++; else s.floodedMulticast++
     const tagged = (c & CLASS_TAGGED) !== 0
     const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
     const ports = this.ports
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p === ingress || !canEgress(p, vid) || p === avoid) continue
-      if (commit) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
-      else if (this.obs !== null) this.obs.step(S_EGRESS, 0, vid, p)
+      if (p !== ingress && canEgress(p, vid)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
-    if (commit && this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
+    if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
+  }
+
+  /** A dry run's flood: the observer hears each egress (`avoid`: the port loop protection would block). */
+  private observeFlood (ingress: Port, vid: number, avoid: Port | null): void {
+    const obs = this.obs
+    if (obs === null) return
+    for (const p of this.ports) if (p !== ingress && canEgress(p, vid) && p !== avoid) obs.step(S_EGRESS, 0, vid, p)
   }
 
   /**

@@ -2,6 +2,27 @@
  * The fdb's entries, counters, options and learn() answers (fdb.ts is the
  * table). A leaf beside it, so that what reads an entry imports no table.
  *
+ * Port security: a port may hold at most `port.maxMacs` entries; a new MAC
+ * beyond that is refused (LEARN_LIMIT) and the caller drops the frame.
+ *
+ * MAC moves and spoofing (issue 12, finding 11): a MAC seen on a second port
+ * while its own port is still sending it is not moved. The frame is refused
+ * (LEARN_HELD) and the MAC's unicast stays where it is, as Cisco
+ * port-security treats an address secured on one port and seen on another:
+ * a violation on the port where it was seen. The MAC moves once its port has
+ * sent nothing from it for `moveHold` ms (a migrated VM goes quiet on its old
+ * port), and at once back to its `home`: the port it was learned on, which
+ * changes only when the MAC has lived elsewhere for the ageing time. So a
+ * port spoofing a station's MAC neither takes its unicast while the station
+ * keeps sending nor can get the station's own port blocked. moveHold 0 is
+ * Linux's behaviour (move at once, home still protected).
+ *
+ * Loop detection: a MAC claimed by different ports, alternately, `loopMoves`
+ * times within `loopWindow` ms is flapping, the signature of a forwarding
+ * loop or of spoofing (LEARN_FLAP; `flapFrom` is the previous claimant and
+ * `flapHome` the MAC's home, which the caller never blocks). A single move (a
+ * migrated VM) is normal.
+ *
  * Duplicate MACs (issue 15): two stations with one MAC (cloned VMs) take
  * turns as its claimant, each still sending. A claimant change between the
  * MAC's home and one other port (a rival) is a turn; three turns spread over

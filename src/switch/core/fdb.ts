@@ -28,28 +28,8 @@
  * mac_learning_port; Port only carries the count) so that eviction is
  * O(ports).
  *
- * Port security: a port may hold at most `port.maxMacs` entries; a new MAC
- * beyond that is refused (LEARN_LIMIT) and the caller drops the frame.
- *
- * MAC moves and spoofing (issue 12, finding 11): a MAC seen on a second port
- * while its own port is still sending it is not moved. The frame is refused
- * (LEARN_HELD) and the MAC's unicast stays where it is, as Cisco
- * port-security treats an address secured on one port and seen on another:
- * a violation on the port where it was seen. The MAC moves once its port has
- * sent nothing from it for `moveHold` ms (a migrated VM goes quiet on its old
- * port), and at once back to its `home`: the port it was learned on, which
- * changes only when the MAC has lived elsewhere for the ageing time. So a
- * port spoofing a station's MAC neither takes its unicast while the station
- * keeps sending nor can get the station's own port blocked. moveHold 0 is
- * Linux's behaviour (move at once, home still protected).
- *
- * Loop detection: a MAC claimed by different ports, alternately, `loopMoves`
- * times within `loopWindow` ms is flapping, the signature of a forwarding
- * loop or of spoofing (LEARN_FLAP; `flapFrom` is the previous claimant and
- * `flapHome` the MAC's home, which the caller never blocks). A single move (a
- * migrated VM) is normal.
- *
- * Duplicate MACs (issue 15): see fdb-entry.ts FdbEntry.turn().
+ * Port security, MAC moves and spoofing, loop detection and duplicate MACs:
+ * what learn() answers (LEARN_*), in fdb-entry.ts.
  *
  * Dry runs (the frame trace, the fast path's revalidation): learn() with
  * `commit` false answers exactly what it would do now and changes nothing
@@ -132,8 +112,20 @@ export class Fdb {
    * LEARN_*. With `commit` false, only answer what it would do (see the header).
    */
   learn (vid: number, mac: number, port: Port, commit = true): number {
-    let table = this.tables[vid]
+    const table = this.tables[vid]
     const e = table === undefined ? undefined : table.peek(mac, PEEK)
+    // The frame path's common case, small enough for the decision to inline: a MAC its own port sends again.
+    if (e !== undefined && e.port === port && e.claimant === port && commit) {
+      e.seenMs = this.nowMs
+      if (e.updated !== this.nowS && !e.isStatic) this.refresh(table as LRUCache<number, FdbEntry>, e)
+      return LEARN_OK
+    }
+    return this.learnOther(table, e, vid, mac, port, commit)
+  }
+
+  /** learn() for a new MAC, a moving or reclaimed one, or a dry run. */
+  private learnOther (table: LRUCache<number, FdbEntry> | undefined, e: FdbEntry | undefined, vid: number, mac: number, port: Port, commit: boolean): number {
+    if (!commit) this.dryVictim = undefined
     if (e !== undefined && table !== undefined) {
       if (e.port === port) {
         if (commit) {

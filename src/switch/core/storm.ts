@@ -35,7 +35,11 @@ function refill (port: Port, nowMs: number): void {
  */
 export function spendFlood (port: Port, kind: number, nowMs: number, commit: boolean): number {
   const rate = kind === KIND_BROADCAST ? port.bcRate : kind === KIND_MULTICAST ? port.mcRate : port.uuRate
-  if (rate === 0) return -1
+  // Small on purpose: the decision inlines it, and an unlimited kind costs one compare.
+  return rate === 0 ? -1 : spendToken(port, kind, rate, nowMs, commit)
+}
+
+function spendToken (port: Port, kind: number, rate: number, nowMs: number, commit: boolean): number {
   if (!commit) return refilled(rate, kind === KIND_BROADCAST ? port.bcTokens : kind === KIND_MULTICAST ? port.mcTokens : port.uuTokens, nowMs - port.stormRefilledAt)
   refill(port, nowMs)
   const tokens = kind === KIND_BROADCAST ? port.bcTokens : kind === KIND_MULTICAST ? port.mcTokens : port.uuTokens

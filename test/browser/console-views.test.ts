@@ -19,6 +19,7 @@ import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { requireTools } from '../helpers/proc'
 import { setLogSink } from '../../src/common/log'
 import { requireChromium, openBrowser, login, until, SHOTS, type ConsolePage } from '../helpers/console-page'
+import { R_BAD_SOURCE, R_RUNT } from '../../src/switch/core/reasons'
 
 const TOKEN = 'browser-admin-token-22e0c4d1'
 
@@ -170,7 +171,7 @@ describe('web console views in chromium (browser)', function () {
     // Three runts from alice, two frames from a broadcast source from bob, then one good frame each as a barrier.
     alice.send([Buffer.alloc(10), Buffer.alloc(12), Buffer.alloc(13)])
     bob.send([eth(MAC_A, 'ffffffffffff'), eth(MAC_A, 'ffffffffffff')])
-    await waitFor(() => server.ports().some((p) => p.name === 'bob' && p.dropBadSource === 2) && server.ports().some((p) => p.name === 'alice' && p.dropRunt === 3), 5000, 'the drops counted')
+    await waitFor(() => server.ports().some((p) => p.name === 'bob' && p.drops[R_BAD_SOURCE] === 2) && server.ports().some((p) => p.name === 'alice' && p.drops[R_RUNT] === 3), 5000, 'the drops counted')
     await page.click('#tabs button[data-tab="drops"]')
     const runt = page.locator('#drops tr[data-reason="runt"]')
     await runt.waitFor({ timeout: MIN_WAIT_MS })

@@ -12,6 +12,7 @@ import { parsePcap } from '../helpers/pcap'
 import { waitFor, freePort } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { R_DISABLED } from '../../src/switch/core/reasons'
 
 const TOKEN = 'test-admin-token-0123456789'
 
@@ -151,7 +152,7 @@ describe('observability and admin (integration)', () => {
       a.send([eth(BROADCAST, MAC_A, 1)])
       b.send([eth(BROADCAST, MAC_B, 2)])
       const port = (name: string): ReturnType<SwitchServer['ports']>[number] | undefined => server.ports().find((p) => p.name === name)
-      await waitFor(() => port('a')?.rxFrames === 1 && port('b')?.dropDisabled === 1, 3000, 'both frames at the switch')
+      await waitFor(() => port('a')?.rxFrames === 1 && port('b')?.drops[R_DISABLED] === 1, 3000, 'both frames at the switch')
       const ports = await (await api('GET', '/api/v1/ports')).json() as Array<{ name: string, state: string, drops: { disabled: number } }>
       assert.equal(ports.find((p) => p.name === 'b')?.state, 'disabled')
       assert.equal(ports.find((p) => p.name === 'b')?.drops.disabled, 1)

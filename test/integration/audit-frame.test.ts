@@ -17,6 +17,7 @@ import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { MAX_GSO_SEGMENTS } from '../../src/common/gso'
 import { tcpFrame, pattern } from '../helpers/tcp'
 import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
+import { R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_PORT_SECURITY, R_VLAN } from '../../src/switch/core/reasons'
 
 describe('audit: frame path (integration)', function () {
   let server: SwitchServer | undefined
@@ -66,7 +67,7 @@ describe('audit: frame path (integration)', function () {
       a.send([eth(MAC_B, MAC_A, 0xbb)]) // the barrier: same path, after the port is back
       await waitFor(() => victim.frames.length > 0, 3000, 'the barrier')
       assert.deepEqual(victim.frames.map((f) => f[14]), [0xbb], 'nothing reached the port while it was disabled')
-      assert.equal(portNamed('a').dropEgressBlocked, 1)
+      assert.equal(portNamed('a').drops[R_EGRESS_BLOCKED], 1)
     })
 
     it('attack: a static fdb entry delivers nothing to a loop-blocked port', async () => {
@@ -116,7 +117,7 @@ describe('audit: frame path (integration)', function () {
       const [f] = router.frames as [Buffer]
       assert.equal(vidOf(f), -1)
       assert.equal(f[14], 0xbb, 'only the barrier arrived')
-      assert.equal(portNamed('a').dropVlan, 3)
+      assert.equal(portNamed('a').drops[R_VLAN], 3)
     })
   })
 
@@ -135,8 +136,8 @@ describe('audit: frame path (integration)', function () {
       sender.send([tcpFrame({ payload, mss, seq: 7 }).record])
       await waitFor(() => plain.frames.length >= MAX_GSO_SEGMENTS, 5000, 'the barrier segments')
       assert.equal(plain.frames.length, MAX_GSO_SEGMENTS, 'only the barrier\'s segments arrived')
-      assert.equal(portNamed('sender').dropBadOffload, 6)
-      assert.equal(sw.stats.dropBadOffload, 6)
+      assert.equal(portNamed('sender').drops[R_BAD_OFFLOAD], 6)
+      assert.equal(sw.stats.drops[R_BAD_OFFLOAD], 6)
       assert.equal(sw.stats.offloadSegmented, 1)
     })
   })
@@ -177,7 +178,7 @@ describe('audit: frame path (integration)', function () {
       assert.equal(portNamed('victim').blocked, 0)
       assert.equal(portNamed('victim').loopBlocks, 0)
       assert.ok(!logs.some((l) => l.includes('"loop_detected"') && l.includes('"blocked":"victim"')))
-      assert.ok(portNamed('s1').dropPortSecurity + portNamed('s2').dropPortSecurity > 0, 'the spoofed frames were refused and counted')
+      assert.ok(portNamed('s1').drops[R_PORT_SECURITY] + portNamed('s2').drops[R_PORT_SECURITY] > 0, 'the spoofed frames were refused and counted')
     })
   })
 })

@@ -19,6 +19,7 @@ import { waitFor } from '../helpers/net'
 import { makePki, type TestPki } from '../helpers/tls'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { R_PORT_SECURITY } from '../../src/switch/core/reasons'
 
 const T_A = 'alpha-token-0123456789abcdef'
 const T_B = 'bravo-token-0123456789abcdef'
@@ -120,7 +121,7 @@ describe('audit: identity and reload (integration)', () => {
       a.send([eth(BROADCAST, MAC_A, 1)]) // no longer its MAC
       const before = await upToBarrier(a, w, MAC_C, 2) // its MAC now
       assert.deepEqual(before, [], 'a frame from a MAC the token no longer names is dropped')
-      assert.equal(server.ports().find((p) => p.grantDigest === sha256Hex(T_A))?.dropPortSecurity, 1)
+      assert.equal(server.ports().find((p) => p.grantDigest === sha256Hex(T_A))?.drops[R_PORT_SECURITY], 1)
     })
 
     it('attack: a reload that moves a token to another network leaves its port in the old one', async () => {

@@ -20,6 +20,7 @@ import { onceWithin, waitFor } from '../helpers/net'
 import { frame, eth, BROADCAST, MAC_A } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { clientKeyOf } from '../../src/common/address'
+import { R_BACKPRESSURE, R_CONDITION_QUEUE } from '../../src/switch/core/reasons'
 
 const MIB = 1024 * 1024
 
@@ -92,7 +93,7 @@ describe('link condition memory (integration)', function () {
       // Let the server read as we go, so our own ws does not hold the whole flood.
       await new Promise((resolve) => setImmediate(resolve))
     }
-    await waitFor(() => receivers.every((p) => p.framesDelayed + p.dropConditionQueue === FRAMES), 60_000, 'every frame offered to every receiver')
+    await waitFor(() => receivers.every((p) => p.framesDelayed + p.drops[R_CONDITION_QUEUE] === FRAMES), 60_000, 'every frame offered to every receiver')
     const budget = server.networks.heldBudget
     const key = clientKeyOf('127.0.0.1')
     const attacker = receivers.filter((p) => p.clientKey === key)
@@ -100,7 +101,7 @@ describe('link condition memory (integration)', function () {
     assert.equal(attacker.length, 9)
     assert.ok(budget.of(key) <= 2 * MIB, `the loopback client holds ${budget.of(key)} bytes`)
     assert.equal(held, budget.of(key), 'the charge is what its queues hold')
-    assert.ok(attacker.reduce((n, p) => n + p.dropConditionQueue, 0) > 0, 'what did not fit was dropped and counted (condition_queue)')
+    assert.ok(attacker.reduce((n, p) => n + p.drops[R_CONDITION_QUEUE], 0) > 0, 'what did not fit was dropped and counted (condition_queue)')
     const v = receivers.find((p) => p.name === 'vm1')
     assert.ok(v?.condOut !== null && v?.condOut !== undefined)
     assert.ok(v.condOut.queuedFrames > 1000, `the other client's port holds ${v.condOut.queuedFrames} frames`)
@@ -126,14 +127,14 @@ describe('link condition memory (integration)', function () {
     const FRAMES = 12_000
     for (let m = 0; m < FRAMES / 40; m++) {
       a.send(Array.from({ length: 40 }, (_, i) => numbered(m * 40 + i, 1200)))
-      if (m % 4 === 3) await waitFor(() => portB.framesDelayed + portB.dropConditionQueue === (m + 1) * 40 && portB.condOut?.queuedFrames === 0, 30_000, 'released')
+      if (m % 4 === 3) await waitFor(() => portB.framesDelayed + portB.drops[R_CONDITION_QUEUE] === (m + 1) * 40 && portB.condOut?.queuedFrames === 0, 30_000, 'released')
     }
-    await waitFor(() => portB.framesDelayed + portB.dropConditionQueue === FRAMES && portB.condOut?.queuedFrames === 0, 30_000, 'all released')
+    await waitFor(() => portB.framesDelayed + portB.drops[R_CONDITION_QUEUE] === FRAMES && portB.condOut?.queuedFrames === 0, 30_000, 'all released')
     assert.ok(portB.bufferedBytes() > 0, 'ws holds frames for b')
-    assert.equal(portB.dropBackpressure, 0)
+    assert.equal(portB.drops[R_BACKPRESSURE], 0)
     ;(b.ws as unknown as { _socket: net.Socket })._socket.resume()
     await waitFor(() => b.frames.length === portB.txFrames, 120_000, 'b read all')
-    assert.equal(portB.dropConditionQueue, 0, 'the queue had room for every frame')
+    assert.equal(portB.drops[R_CONDITION_QUEUE], 0, 'the queue had room for every frame')
     assert.equal(b.frames.length, FRAMES)
     const bad = b.frames.filter((f) => !intact(f))
     assert.equal(bad.length, 0, `${bad.length} frames overwritten, e.g. #${bad[0]?.readUInt32BE(14) ?? -1}`)
@@ -167,7 +168,7 @@ describe('link condition memory (integration)', function () {
       const FRAMES = 3200 // 4.5 MB of 1400-byte frames: past its queue's 4 MiB
       const burst = Array.from({ length: FRAMES }, (_, i) => { const f = numbered(i, 1400); f.write(mac, 0, 'hex'); return f })
       for (let m = 0; m < FRAMES / 40; m++) sender.send(burst.slice(m * 40, m * 40 + 40))
-      await waitFor(() => port.framesDelayed + port.dropConditionQueue === FRAMES, 60_000, 'every frame offered')
+      await waitFor(() => port.framesDelayed + port.drops[R_CONDITION_QUEUE] === FRAMES, 60_000, 'every frame offered')
       assert.ok((port.condOut?.memoryBytes ?? 0) >= 4 * MIB, `port ${r} held ${port.condOut?.memoryBytes ?? 0} bytes`)
       await waitFor(() => port.condOut?.queuedFrames === 0 && port.condOut.memoryBytes === 0, 60_000, 'the queue released and given back')
     }

@@ -15,6 +15,7 @@ import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import type { PortConditionJson, PortJson } from '../../src/common/api-types'
+import { R_CONDITION, R_CONDITION_QUEUE, R_LINK_DOWN } from '../../src/switch/core/reasons'
 
 const TOKEN = 'test-admin-token-0123456789'
 
@@ -85,7 +86,7 @@ describe('link conditions and drills (integration)', function () {
     const a = await named('a'); const b = await named('b')
     assert.equal((await api('POST', '/api/v1/ports/a/condition', { direction: 'in', loss: '100%' })).status, 200)
     a.send([eth(BROADCAST, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
-    await waitFor(() => server.ports().find((p) => p.name === 'a')?.dropCondition === 2, HANG_GUARD_MS)
+    await waitFor(() => server.ports().find((p) => p.name === 'a')?.drops[R_CONDITION] === 2, HANG_GUARD_MS)
     assert.equal((await api('DELETE', '/api/v1/ports/a/condition?direction=in')).status, 200)
     a.send([eth(BROADCAST, MAC_A, 3)])
     await waitFor(() => b.frames.length === 1, HANG_GUARD_MS)
@@ -109,7 +110,7 @@ describe('link conditions and drills (integration)', function () {
       await waitFor(() => !tap.carrier, HANG_GUARD_MS, 'carrier off')
       a.send([eth(BROADCAST, MAC_A, 1)])
       tap.inject([eth(BROADCAST, MAC_B, 2)])
-      await waitFor(() => server.ports().find((p) => p.name === 'm')?.dropLinkDown === 1, HANG_GUARD_MS)
+      await waitFor(() => server.ports().find((p) => p.name === 'm')?.drops[R_LINK_DOWN] === 1, HANG_GUARD_MS)
       assert.equal((await ctl('link', 'up', 'm')).code, 0)
       await waitFor(() => tap.carrier, HANG_GUARD_MS, 'carrier on')
       a.send([eth(BROADCAST, MAC_A, 3)])
@@ -126,7 +127,7 @@ describe('link conditions and drills (integration)', function () {
     a.send([eth(BROADCAST, MAC_A, 1)])
     b.send([eth(BROADCAST, MAC_B, 2)])
     await waitFor(() => a.frames.length === 1, HANG_GUARD_MS)
-    await waitFor(() => server.ports().find((p) => p.name === 'b')?.dropLinkDown === 1, HANG_GUARD_MS)
+    await waitFor(() => server.ports().find((p) => p.name === 'b')?.drops[R_LINK_DOWN] === 1, HANG_GUARD_MS)
     assert.match((await ctl('condition', 'show')).out, /^b\s+default\s+-\s+down/m)
     const flap = await ctl('link', 'down', 'b', '--flap', '0.2s/0.5s')
     assert.equal(flap.code, 0, flap.err)
@@ -188,7 +189,7 @@ describe('link conditions and drills (integration)', function () {
     const burst = Array.from({ length: 100 }, (_, i) => eth(BROADCAST, MAC_A, i, 1000))
     for (let i = 0; i < 100; i++) a.send(burst)
     const p = server.ports().find((x) => x.name === 'b')
-    await waitFor(() => p !== undefined && p.framesDelayed + p.dropConditionQueue === 10_000, HANG_GUARD_MS, 'all offered')
+    await waitFor(() => p !== undefined && p.framesDelayed + p.drops[R_CONDITION_QUEUE] === 10_000, HANG_GUARD_MS, 'all offered')
     assert.ok(p?.condOut !== null && p?.condOut !== undefined)
     assert.ok(p.condOut.queuedBytes <= 65536, `${p.condOut.queuedBytes} bytes held`)
     assert.ok(p.condOut.queuedFrames <= 200)

@@ -23,6 +23,7 @@ import { waitFor, onceWithin } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { prefixed } from '../helpers/stream-peer'
 import type { NetPort } from '../../src/switch/io/net-port'
+import { R_DISCONNECTED } from '../../src/switch/core/reasons'
 
 const TOKEN = 'test-admin-token-0123456789'
 
@@ -72,7 +73,7 @@ describe('drop reason "disconnected" (integration)', function () {
     await waitFor(() => logs.some((l) => l.includes('"qemu_disconnected"')), 10_000, 'the VM gone')
     lan.send([eth(BROADCAST, MAC_A, 1), eth(BROADCAST, MAC_A, 2), eth(MAC_B, MAC_A, 3)])
     const vm1 = server.ports().find((p) => p.name === 'vm1')
-    await waitFor(() => vm1?.dropDisconnected === 3, 10_000, 'three drops')
+    await waitFor(() => vm1?.drops[R_DISCONNECTED] === 3, 10_000, 'three drops')
 
     const metrics = await get<string>('/metrics')
     assert.match(metrics, /^switchd_frames_dropped_total\{network="default",reason="disconnected"\} 3$/m)
@@ -100,9 +101,9 @@ describe('drop reason "disconnected" (integration)', function () {
     await waitFor(() => logs.some((l) => l.includes('"port_parked"')), 20_000, 'parked')
     const roamer = server.ports().find((p) => p.name === 'roamer')
     lan.send([eth(BROADCAST, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
-    await waitFor(() => roamer?.dropDisconnected === 2, 10_000, 'two drops while parked')
+    await waitFor(() => roamer?.drops[R_DISCONNECTED] === 2, 10_000, 'two drops while parked')
     await waitFor(() => !server.ports().some((p) => p.name === 'roamer'), 20_000, 'the grace to end')
-    assert.equal(server.switch.stats.dropDisconnected, 2)
+    assert.equal(server.switch.stats.drops[R_DISCONNECTED], 2)
     assert.match(await get<string>('/metrics'), /^switchd_frames_dropped_total\{network="default",reason="disconnected"\} 2$/m)
   })
 
@@ -122,7 +123,7 @@ describe('drop reason "disconnected" (integration)', function () {
     vm1.socket?.destroy()
     s().network.receiveBatch(s(), encodeBatch(Array.from({ length: 5 }, (_, i) => eth(BROADCAST, MAC_A, i))))
     assert.equal(vm1.txFrames, 0, 'qemu: frames counted as sent to a destroyed socket')
-    assert.equal(vm1.dropDisconnected, 5, 'qemu')
+    assert.equal(vm1.drops[R_DISCONNECTED], 5, 'qemu')
     for (const kind of ['raw', 'batched'] as const) {
       const peer = kind === 'raw' ? await TestClient.raw(url) : await TestClient.batched(url, { name: 'peer' })
       closers.push(() => { peer.close() })
@@ -135,10 +136,10 @@ describe('drop reason "disconnected" (integration)', function () {
       // In the same turn of the loop as the close: the port is still in the switch, whatever the machine's speed.
       s().network.receiveBatch(s(), encodeBatch(Array.from({ length: 5 }, (_, i) => eth(BROADCAST, MAC_A, i))))
       assert.equal(p.txFrames, tx, `${kind}: frames counted as sent to a closed socket`)
-      assert.equal(p.dropDisconnected, 5, kind)
+      assert.equal(p.drops[R_DISCONNECTED], 5, kind)
       await waitFor(() => server.ports().length === 2, 20_000, `the ${kind} port gone`)
     }
     // And the QEMU port's own 5 + 5 + 5 while it stayed without its VM.
-    assert.equal(server.switch.stats.dropDisconnected, 25)
+    assert.equal(server.switch.stats.drops[R_DISCONNECTED], 25)
   })
 })

@@ -36,6 +36,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch, parseWelcome, type Welco
 import { TestClient } from '../helpers/client'
 import { onceWithin, waitFor, sleep } from '../helpers/net'
 import { Rng, mixSeed, RawWs, encodeFrame, OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING } from '../helpers/rawws'
+import { R_BACKPRESSURE, R_BAD_SOURCE, R_LOOP, R_MALFORMED, R_OVERSIZE, R_PORT_SECURITY, R_RUNT, R_VLAN } from '../../src/switch/core/reasons'
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0
 const ONLY = process.env.FUZZ_ONLY
@@ -776,7 +777,7 @@ describe('fuzz: malformed input never hurts the switch or its good ports (integr
     const b = await TestClient.batched(url, { name: 'good-b' })
     const portB = server.ports().find((p) => p.name === 'good-b') as WsPort
     assert.ok(portB)
-    const stats0 = { ...server.switch.stats }
+    const stats0 = { ...server.switch.stats, drops: server.switch.stats.drops.slice() as typeof server.switch.stats.drops }
     const rejected0 = { ...server.rejectedBy }
     const textIgnored0 = server.textIgnored
 
@@ -841,9 +842,9 @@ describe('fuzz: malformed input never hurts the switch or its good ports (integr
     assert.equal(b.closeCode, undefined, 'good client b is still connected')
     assertInOrder(gotAtB, sentAB, 'a -> b (raw to batched)')
     assertInOrder(gotAtA, sentBA, 'b -> a (batched to raw)')
-    assert.equal(portA.dropBackpressure, 0, 'no backpressure drop towards a')
-    assert.equal(portB.dropBackpressure, 0, 'no backpressure drop towards b')
-    assert.equal(portA.dropLoop + portB.dropLoop + portA.dropPortSecurity + portB.dropPortSecurity, 0, 'the good ports were never blocked')
+    assert.equal(portA.drops[R_BACKPRESSURE], 0, 'no backpressure drop towards a')
+    assert.equal(portB.drops[R_BACKPRESSURE], 0, 'no backpressure drop towards b')
+    assert.equal(portA.drops[R_LOOP] + portB.drops[R_LOOP] + portA.drops[R_PORT_SECURITY] + portB.drops[R_PORT_SECURITY], 0, 'the good ports were never blocked')
 
     // The switch is back to exactly the two good ports.
     await waitFor(() => server.ports().length === 2 && server.portTable.pending.size === 0, CASE_GUARD_MS, 'the fuzz ports to go').catch(() => {})
@@ -860,12 +861,12 @@ describe('fuzz: malformed input never hurts the switch or its good ports (integr
     assert.equal(rejected('hello_timeout'), tally.helloTimeout, 'hello_timeout counted once per silent connection')
     assert.equal(rejected('data_before_hello'), tally.dataBeforeHello, 'data_before_hello counted')
     assert.equal(rejected('vlan_refused'), tally.vlanRefused, 'vlan_refused counted')
-    assert.ok(server.switch.stats.dropMalformed - stats0.dropMalformed >= tally.malformed, 'malformed batches counted')
+    assert.ok(server.switch.stats.drops[R_MALFORMED] - stats0.drops[R_MALFORMED] >= tally.malformed, 'malformed batches counted')
     assert.ok(server.textIgnored - textIgnored0 >= tally.rawTextsSeen, `raw-mode texts counted (${server.textIgnored - textIgnored0} >= ${tally.rawTextsSeen})`)
     const s = server.switch.stats
-    process.stdout.write(`      switch drops: runt ${s.dropRunt - stats0.dropRunt}, oversize ${s.dropOversize - stats0.dropOversize}, ` +
-      `bad source ${s.dropBadSource - stats0.dropBadSource}, vlan ${s.dropVlan - stats0.dropVlan}, malformed ${s.dropMalformed - stats0.dropMalformed}, ` +
-      `port security ${s.dropPortSecurity - stats0.dropPortSecurity}; refused: ${Object.entries(server.rejectedBy).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ')}\n`)
+    process.stdout.write(`      switch drops: runt ${s.drops[R_RUNT] - stats0.drops[R_RUNT]}, oversize ${s.drops[R_OVERSIZE] - stats0.drops[R_OVERSIZE]}, ` +
+      `bad source ${s.drops[R_BAD_SOURCE] - stats0.drops[R_BAD_SOURCE]}, vlan ${s.drops[R_VLAN] - stats0.drops[R_VLAN]}, malformed ${s.drops[R_MALFORMED] - stats0.drops[R_MALFORMED]}, ` +
+      `port security ${s.drops[R_PORT_SECURITY] - stats0.drops[R_PORT_SECURITY]}; refused: ${Object.entries(server.rejectedBy).filter(([, n]) => n > 0).map(([r, n]) => `${r} ${n}`).join(', ')}\n`)
 
     a.close()
     b.close()

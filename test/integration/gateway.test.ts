@@ -26,6 +26,7 @@ import { eth, arp, isArpReply, BROADCAST, MAC_A, MAC_B } from '../helpers/frames
 import { requireTools } from '../helpers/proc'
 import { parsePcap } from '../helpers/pcap'
 import { switchctl } from '../helpers/ctl'
+import { R_BAD_SOURCE } from '../../src/switch/core/reasons'
 
 const GW = parseIpv4('10.0.2.2') as number
 const STATION = 0x020000000011
@@ -260,7 +261,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     await waitFor(() => dhcpReplies(vm.frames, STATION).length > 0, 3000, 'the offer (barrier)')
     assert.ok(!vm.frames.some((f) => f[14] === 0xab && f.readUInt16BE(12) === 0x88b5), 'the spoofed frame was not delivered')
     const spoofer = s.ports().find((p) => p.kind === 'raw' && p.rxFrames === 1)
-    assert.equal(spoofer?.dropBadSource, 1, 'dropped: a static MAC from another port')
+    assert.equal(spoofer?.drops[R_BAD_SOURCE], 1, 'dropped: a static MAC from another port')
     const rows = (await (await fetch(`http://127.0.0.1:${s.address().port}/api/v1/fdb?network=lab&mac=52:55:0a:00:02:02`)).json()) as Array<{ port: string, static: boolean }>
     assert.deepEqual(rows.map((r) => [r.port, r.static]), [['gateway', true]])
   })

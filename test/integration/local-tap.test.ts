@@ -16,6 +16,7 @@ import { TestClient } from '../helpers/client'
 import { FakeTap } from '../helpers/fake-tap'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
+import { R_BACKPRESSURE } from '../../src/switch/core/reasons'
 
 const binding: TapBinding = { Tap: FakeTap, OFFLOAD_TSO: 15 }
 
@@ -112,7 +113,7 @@ describe('local TAPs served by switchd (integration, fake TAP)', function () {
     clients.push(lan)
     lan.send([eth(BROADCAST, MAC_A, 1), eth(BROADCAST, MAC_A, 2)])
     const port = s.ports().find((p) => p.name === 'ltap3')
-    await waitFor(() => (port?.dropBackpressure ?? 0) === 2, 3000, 'two drops counted')
+    await waitFor(() => (port?.drops[R_BACKPRESSURE] ?? 0) === 2, 3000, 'two drops counted')
     assert.equal(port?.txFrames, 0)
     refuse = false
     lan.send([eth(BROADCAST, MAC_A, 3)])

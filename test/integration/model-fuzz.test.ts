@@ -38,6 +38,7 @@ import { setLogSink } from '../../src/common/log'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, decodeBatch, parseWelcome, type Welcome } from '../../src/common/protocol'
 import { onceWithin, waitFor } from '../helpers/net'
 import { Rng } from '../helpers/rawws'
+import { R_BACKPRESSURE } from '../../src/switch/core/reasons'
 
 const SEED = process.env.MODEL_SEED !== undefined ? Number(process.env.MODEL_SEED) >>> 0 : (Date.now() ^ (process.pid << 12)) >>> 0
 /** The run gives up after this: a hang, not a slow machine. */
@@ -184,13 +185,13 @@ describe('model-based fuzz: invariants after every step (integration)', function
     const totalDrops = (): number => {
       let n = 0
       for (const sw of server.networks.all()) {
-        for (const [k, v] of Object.entries(sw.stats)) if (k.startsWith('drop') && k !== 'dropBackpressureRetired' && typeof v === 'number') n += v
+        for (let r = 0; r < sw.stats.drops.length; r++) if (r !== R_BACKPRESSURE) n += sw.stats.drops[r] as number
       }
       return n
     }
     const portDrops = (c: Client): number => {
       let n = 0
-      if (c.port !== undefined) for (const [k, v] of Object.entries(c.port)) if (k.startsWith('drop') && typeof v === 'number') n += v
+      if (c.port !== undefined) n += c.port.drops.reduce((a, b) => a + b, 0) + c.port.dropControl
       return n
     }
     const blocked = (c: Client): boolean => c.port !== undefined && c.port.blocked !== 0

@@ -19,6 +19,7 @@ import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_C } from '../helpers/frames'
 import { tcpFrame, parseSegment, pattern } from '../helpers/tcp'
+import { R_BAD_OFFLOAD } from '../../src/switch/core/reasons'
 
 const MSS = 1448
 
@@ -96,7 +97,7 @@ describe('offload (integration)', () => {
     sender.send([bad, Buffer.concat([Buffer.alloc(10), eth(BROADCAST, MAC_C, 1)])])
     await waitFor(() => browser.frames.length === 1, 3000, 'the good frame')
     assert.equal(browser.take()[0]?.[14], 1)
-    assert.equal(server?.switch.stats.dropBadOffload, 1)
+    assert.equal(server?.switch.stats.drops[R_BAD_OFFLOAD], 1)
     assert.equal(sender.closeCode, undefined)
   })
 

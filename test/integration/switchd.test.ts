@@ -6,6 +6,7 @@ import { onceWithin, waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { MAX_MESSAGE_SIZE, SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
+import { R_BACKPRESSURE, R_MALFORMED, R_OVERSIZE } from '../../src/switch/core/reasons'
 
 describe('switchd (integration)', () => {
   let server: SwitchServer
@@ -84,7 +85,7 @@ describe('switchd (integration)', () => {
       await waitFor(() => b.frames.length === 1)
       assert.equal(b.frames[0]?.length, 1518)
       const pa = server.ports().find((p) => p.kind === 'raw' && p.rxFrames === 2)
-      assert.equal(pa?.dropOversize, 1)
+      assert.equal(pa?.drops[R_OVERSIZE], 1)
     })
   })
 
@@ -133,7 +134,7 @@ describe('switchd (integration)', () => {
       assert.equal(await bad.closed(), 1002)
       a.send([eth(BROADCAST, MAC_A)])
       await waitFor(() => r.frames.length === 1)
-      assert.equal(server.switch.stats.dropMalformed, 1)
+      assert.equal(server.switch.stats.drops[R_MALFORMED], 1)
       assert.equal(server.ports().length, 2)
     })
 
@@ -209,7 +210,7 @@ describe('switchd (integration)', () => {
           maxBuffered = Math.max(maxBuffered, slowPort.bufferedBytes())
         }
       }
-      assert.ok(slowPort.dropBackpressure > 0, 'drops are counted')
+      assert.ok(slowPort.drops[R_BACKPRESSURE] > 0, 'drops are counted')
       assert.ok(maxBuffered <= hwm + MAX_MESSAGE_SIZE, `buffer stayed bounded (${maxBuffered} bytes)`)
       assert.ok(logs.some((l) => l.includes('"backpressure_start"')), 'the start of congestion is logged')
       assert.ok(logs.filter((l) => l.includes('"backpressure_start"')).length < 20, 'logged on edges, not per drop')

@@ -15,6 +15,7 @@ import { makePki, type TestPki } from '../helpers/tls'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE } from '../../src/common/protocol'
+import { R_PORT_SECURITY, R_RATE } from '../../src/switch/core/reasons'
 
 const T_LAB = 'lab-token-0123456789abcdef'
 const T_WEB = 'web-token-0123456789abcdef'
@@ -102,9 +103,9 @@ describe('trust and survival (integration)', () => {
       for (let i = 0; i < 40; i++) web.send(eth(BROADCAST, MAC_A, i)) // 40 x 60 B over a 1000 B/s rate
       const p = server.ports().find((x) => x.grantId === 'web')
       // All 42 frames read, and every one the rate admitted arrived at peer: the counts below are final.
-      await waitFor(() => p?.rxFrames === 42 && peer.frames.length === 41 - p.dropRate, 3000, 'the 40 frames read and delivered')
-      assert.equal(p?.dropPortSecurity, 1)
-      assert.ok((p?.dropRate ?? 0) > 20, `over the rate: ${p?.dropRate}`)
+      await waitFor(() => p?.rxFrames === 42 && peer.frames.length === 41 - p.drops[R_RATE], 3000, 'the 40 frames read and delivered')
+      assert.equal(p?.drops[R_PORT_SECURITY], 1)
+      assert.ok((p?.drops[R_RATE] ?? 0) > 20, `over the rate: ${p?.drops[R_RATE]}`)
       assert.ok(peer.frames.length < 20)
       web.terminate()
     })

@@ -12,6 +12,7 @@ import { setLogSink } from '../../src/common/log'
 import { encodeBatch } from '../../src/common/protocol'
 import { MAX_GSO_SEGMENTS, MIN_GSO_SIZE } from '../../src/common/gso'
 import { tcpFrame, pattern } from '../helpers/tcp'
+import { R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_PORT_SECURITY, R_VLAN } from '../../src/switch/core/reasons'
 
 const T0 = 1_000_000
 
@@ -47,8 +48,8 @@ describe('audit: frame path', () => {
       sw.disablePort(victim)
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       assert.equal(victim.sent.length, 0)
-      assert.equal(a.dropEgressBlocked, 1)
-      assert.equal(sw.stats.dropEgressBlocked, 1)
+      assert.equal(a.drops[R_EGRESS_BLOCKED], 1)
+      assert.equal(sw.stats.drops[R_EGRESS_BLOCKED], 1)
     })
 
     it('attack: a static fdb entry does not deliver to a loop-blocked port', () => {
@@ -57,7 +58,7 @@ describe('audit: frame path', () => {
       victim.blocked = BLOCK_LOOP; victim.loopUntil = T0 + 30_000
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       assert.equal(victim.sent.length, 0)
-      assert.equal(a.dropEgressBlocked, 1)
+      assert.equal(a.drops[R_EGRESS_BLOCKED], 1)
     })
 
     it('attack: a static fdb entry does not deliver to a spanning-tree discarding trunk', () => {
@@ -68,7 +69,7 @@ describe('audit: frame path', () => {
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       sw.receiveFrame(a, eth(BROADCAST, MAC_A))
       assert.equal(t.sent.length, 0)
-      assert.equal(a.dropEgressBlocked, 1)
+      assert.equal(a.drops[R_EGRESS_BLOCKED], 1)
     })
   })
 
@@ -84,8 +85,8 @@ describe('audit: frame path', () => {
           assert.equal(vidOf(out[0] as Buffer), -1, 'the barrier, untagged in the native VLAN')
           assert.equal((out[0] as Buffer)[14], 0xbb)
           assert.equal(b10.sent.length, 0)
-          assert.equal(a.dropVlan, 1)
-          assert.equal(sw.stats.dropVlan, 1)
+          assert.equal(a.drops[R_VLAN], 1)
+          assert.equal(sw.stats.drops[R_VLAN], 1)
         })
       }
     }
@@ -96,7 +97,7 @@ describe('audit: frame path', () => {
       sw.receiveFrame(t, frame(`${BROADCAST} ${MAC_B} 8100 0001 0800`, 64))
       assert.equal(t.take().length, 1)
       assert.equal(a.take().length, 1)
-      assert.equal(a.dropVlan + t.dropVlan, 0)
+      assert.equal(a.drops[R_VLAN] + t.drops[R_VLAN], 0)
     })
   })
 
@@ -108,7 +109,7 @@ describe('audit: frame path', () => {
       const records = [1, 1, MIN_GSO_SIZE - 1].map((mss) => tcpFrame({ payload, mss }).record)
       sw.receiveBatch(a, encodeBatch(records))
       assert.equal(plain.sent.length, 0)
-      assert.equal(a.dropBadOffload, 3)
+      assert.equal(a.drops[R_BAD_OFFLOAD], 3)
       assert.equal(sw.stats.offloadSegmented, 0)
     })
 
@@ -118,7 +119,7 @@ describe('audit: frame path', () => {
       const payload = pattern(65_000)
       sw.receiveBatch(a, encodeBatch([tcpFrame({ payload, mss: MIN_GSO_SIZE }).record]))
       assert.equal(plain.sent.length, 0)
-      assert.equal(a.dropBadOffload, 1)
+      assert.equal(a.drops[R_BAD_OFFLOAD], 1)
       // The smallest gso_size a full record may have is still segmented, into at most MAX_GSO_SEGMENTS.
       const mss = Math.ceil(payload.length / MAX_GSO_SEGMENTS)
       sw.receiveBatch(a, encodeBatch([tcpFrame({ payload, mss }).record]))
@@ -176,7 +177,7 @@ describe('audit: frame path', () => {
       assert.equal(victim.take().filter(fromB).length, sent + 1, 'every unicast for the station reached it')
       assert.equal(s1.take().filter(fromB).length + s2.take().filter(fromB).length, 2, 'the spoofers got only the first broadcast')
       assert.ok(s1.blocked !== 0 && s2.blocked !== 0, 'both spoofers were blocked')
-      assert.ok(s1.dropPortSecurity + s2.dropPortSecurity > 0)
+      assert.ok(s1.drops[R_PORT_SECURITY] + s2.drops[R_PORT_SECURITY] > 0)
     })
 
     it('attack: spoofing ports sending a station\'s MAC faster than it does never get the station\'s port blocked', () => {

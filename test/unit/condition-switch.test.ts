@@ -7,6 +7,7 @@ import { encodeBatch } from '../../src/common/protocol'
 import { FakePort } from '../helpers/fake-port'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { R_CONDITION, R_LINK_DOWN, R_VLAN } from '../../src/switch/core/reasons'
 
 /** A FakePort that records the wake-ups the switch asks for (the io timer's job). */
 class WakingPort extends FakePort {
@@ -60,8 +61,8 @@ describe('Switch with link conditions', () => {
     setCondition(sw, b, DIR_OUT, readCondition({ loss: 100 }, 'c'))
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     assert.equal(b.sent.length, 0)
-    assert.equal(b.dropCondition, 1)
-    assert.equal(sw.stats.dropCondition, 1)
+    assert.equal(b.drops[R_CONDITION], 1)
+    assert.equal(sw.stats.drops[R_CONDITION], 1)
   })
 
   it('clearing a condition sends what it held at once, in order', () => {
@@ -83,7 +84,7 @@ describe('Switch with link conditions', () => {
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
     sw.receiveFrame(b, eth(BROADCAST, MAC_B))
     assert.equal(b.sent.length, 0); assert.equal(a.sent.length, 0)
-    assert.equal(b.dropLinkDown, 1, 'its own ingress')
+    assert.equal(b.drops[R_LINK_DOWN], 1, 'its own ingress')
     setLinkDown(sw, b, 'both', false)
     assert.deepEqual(b.links, [false, true])
     sw.receiveFrame(a, eth(BROADCAST, MAC_A))
@@ -96,7 +97,7 @@ describe('Switch with link conditions', () => {
     sw.receiveFrame(b, eth(BROADCAST, MAC_B))
     assert.equal(b.sent.length, 0)
     assert.equal(a.sent.length, 1, 'b still sends')
-    assert.equal(b.dropLinkDown, 1)
+    assert.equal(b.drops[R_LINK_DOWN], 1)
     assert.deepEqual(b.links, [], 'the carrier follows only a link down both ways')
     setLinkDown(sw, b, DIR_OUT, false)
     assert.equal(b.condOut, null)
@@ -108,7 +109,7 @@ describe('Switch with link conditions', () => {
     setLinkDown(sw, b, 'both', true)
     sw.releaseHeld(b, DIR_OUT, 2000)
     assert.equal(b.sent.length, 0)
-    assert.equal(b.dropLinkDown, 1)
+    assert.equal(b.drops[R_LINK_DOWN], 1)
   })
 
   it('attack: a frame held for a port that has since left its VLAN is not delivered (counted as vlan)', () => {
@@ -122,8 +123,8 @@ describe('Switch with link conditions', () => {
     sw.invalidate()
     sw.releaseHeld(b, DIR_OUT, 1000 + 60_000)
     assert.equal(b.sent.length, 0, 'a VLAN 10 frame reached a port of VLAN 20')
-    assert.equal(b.dropVlan, 1)
-    assert.equal(sw.stats.dropVlan, 1)
+    assert.equal(b.drops[R_VLAN], 1)
+    assert.equal(sw.stats.drops[R_VLAN], 1)
     // A frame of its VLAN still goes.
     a.applyPolicy({ ...DEFAULT_POLICY, pvid: 20, vlans: [20] })
     sw.receiveFrame(a, eth(BROADCAST, MAC_A, 2))

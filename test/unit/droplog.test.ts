@@ -85,8 +85,8 @@ describe('IEEE link-local groups', () => {
       const lacp = eth('0180c2000002', MAC_A)
       sw.receiveFrame(a, lacp)
       assert.equal(b.sent.length, 0)
-      assert.equal(a.dropLinkLocal, 1)
-      assert.equal(sw.stats.dropLinkLocal, 1)
+      assert.equal(a.drops[R_LINK_LOCAL], 1)
+      assert.equal(sw.stats.drops[R_LINK_LOCAL], 1)
       sw.groupFwdMask |= 1 << 2
       sw.receiveFrame(a, lacp)
       assert.equal(b.take().length, 1)

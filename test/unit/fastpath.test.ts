@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { Switch, type FrameTap } from '../../src/switch/core/switch'
-import { mayShortcut, type FastPathHooks, type FastPathStats } from '../../src/switch/core/fastpath'
+import { revalidate, type FastPathHooks, type FastPathStats } from '../../src/switch/core/fastpath'
 import { setLinkDown, setCondition } from '../../src/switch/core/link'
 import { DIR_IN, DIR_OUT, MODE_TRUNK, DEFAULT_POLICY, type Port } from '../../src/switch/core/port'
 import { FakePort } from '../helpers/fake-port'
@@ -20,7 +20,7 @@ class RecordingFastPath implements FastPathHooks {
   constructor (private readonly sw: Switch) {}
   offer (ingress: Port, egress: Port, vid: number, dst: number, src: number): void {
     this.offers++
-    if (mayShortcut(this.sw, ingress, egress, vid, dst, src)) this.flows.add(`${ingress.name}>${egress.name}`)
+    if (revalidate(this.sw, ingress, egress, vid, dst, src)) this.flows.add(`${ingress.name}>${egress.name}`)
   }
 
   flush (): void { this.flushes++; this.flows.clear() }
@@ -71,7 +71,7 @@ describe('fast path rule (core/fastpath.ts) and invalidation', () => {
   })
 
   it('tagged frames, trunk ports, conditions, rates, blocked ports, captures and offload mismatch: no flow', () => {
-    const ok = (): boolean => mayShortcut(sw, a, b, 1, B, A)
+    const ok = (): boolean => revalidate(sw, a, b, 1, B, A)
     assert.equal(ok(), true)
     const offers = fp.offers
     sw.receiveFrame(a, tagged(MAC_B, MAC_A, 0))
@@ -84,9 +84,9 @@ describe('fast path rule (core/fastpath.ts) and invalidation', () => {
     setCondition(sw, b, DIR_OUT, { ...NO_IMPAIRMENT, delayMs: 5 }); assert.equal(ok(), false); setCondition(sw, b, DIR_OUT, null)
     const tap: FrameTap = { offer () {} }
     sw.taps.push(tap); assert.equal(ok(), false); sw.taps.pop()
-    assert.equal(mayShortcut(sw, a, a, 1, A, A), false, 'never a hairpin')
-    assert.equal(mayShortcut(sw, a, b, 1, parseInt(MAC_C, 16), A), false, 'dst unknown')
-    assert.equal(mayShortcut(sw, b, a, 1, B, A), false, 'src not learned on the ingress')
+    assert.equal(revalidate(sw, a, a, 1, A, A), false, 'never a hairpin')
+    assert.equal(revalidate(sw, a, b, 1, parseInt(MAC_C, 16), A), false, 'dst unknown')
+    assert.equal(revalidate(sw, b, a, 1, B, A), false, 'src not learned on the ingress')
     assert.equal(ok(), true)
   })
 
@@ -95,7 +95,7 @@ describe('fast path rule (core/fastpath.ts) and invalidation', () => {
     // c claims a's MAC: held (a still sends it), but the claimant changed: a's frames must go through learn() again.
     sw.receiveFrame(c, eth(MAC_B, MAC_A))
     assert.equal(fp.flows.size, 0)
-    assert.equal(mayShortcut(sw, a, b, 1, B, A), false, 'until a sends it again')
+    assert.equal(revalidate(sw, a, b, 1, B, A), false, 'until a sends it again')
   })
 
   const events: Array<[string, () => void]> = [

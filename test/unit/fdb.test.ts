@@ -64,7 +64,7 @@ describe('Fdb', () => {
       assert.equal(fdb.size, 0)
       assert.equal(fdb.stats.expired, 1)
       assert.equal(p1.fdbEntries, 0)
-      assert.equal(p1.macs.size, 0)
+      assert.equal(fdb.bookOf(p1).size, 0)
     })
 
     it('keeps a MAC that keeps sending', () => {

@@ -19,6 +19,7 @@ import {
 import { IPPROTO_TCP, IPPROTO_UDP } from '../../src/common/ethernet'
 import { FakePort } from '../helpers/fake-port'
 import { waitFor } from '../helpers/net'
+import { R_DISCONNECTED, R_MALFORMED } from '../../src/switch/core/reasons'
 
 const ip = (t: string): number => parseIpv4(t) as number
 
@@ -205,7 +206,7 @@ describe('gateway', () => {
       const tiny = ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)
       tiny.writeUInt16BE(20 + 3, 16) // IPv4 total length: 3 bytes of TCP (part of the destination port)
       assert.equal(toSlirp(p, tiny), 0)
-      assert.equal(p.dropMalformed, 1)
+      assert.equal(p.drops[R_MALFORMED], 1)
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 8080)), 1, 'whole, it passes')
     })
 
@@ -291,7 +292,7 @@ describe('gateway', () => {
       const p = port({})
       p.detach()
       assert.equal(toSlirp(p, ipFrame(IPPROTO_TCP, ip('10.0.2.2'), 80)), 0)
-      assert.equal(p.dropDisconnected, 1)
+      assert.equal(p.drops[R_DISCONNECTED], 1)
     })
   })
 

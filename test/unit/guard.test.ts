@@ -9,8 +9,8 @@ import assert from 'node:assert/strict'
 import { Switch } from '../../src/switch/core/switch'
 import { Guard, type GuardSpec } from '../../src/switch/core/guard'
 import { LeaseTable } from '../../src/switch/core/leases'
-import { traceFrame } from '../../src/switch/core/trace'
-import { mayShortcut } from '../../src/switch/core/fastpath'
+import { traceFrame } from '../../src/switch/control/trace'
+import { revalidate } from '../../src/switch/core/fastpath'
 import { networkDrops } from '../../src/switch/core/drops'
 import { DEFAULT_POLICY, MODE_TRUNK } from '../../src/switch/core/port'
 import { buildConfig } from '../../src/switch/control/config'
@@ -19,6 +19,7 @@ import { ERR_CONFIG } from '../../src/common/errors'
 import { setLogSink } from '../../src/common/log'
 import { FakePort } from '../helpers/fake-port'
 import { arp, udp, eth } from '../helpers/frames'
+import { R_ARP_INSPECTION, R_DHCP_SNOOPING, R_IP_SOURCE_GUARD } from '../../src/switch/core/reasons'
 
 const ip = (t: string): number => parseIpv4(t) as number
 const GW = ip('10.0.2.2')
@@ -70,19 +71,19 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
     it('attack: a rogue OFFER from a station (naming itself router) reaches nobody; dropped and counted as dhcp_snooping', () => {
       const rogue = offer(ip('10.0.2.15'), A)
       assert.deepEqual(reach(a, rogue), [])
-      assert.deepEqual([a.dropDhcpSnooping, sw.stats.dropDhcpSnooping, networkDrops(sw.stats, sw.ports).dhcp_snooping], [1, 1, 1])
+      assert.deepEqual([a.drops[R_DHCP_SNOOPING], sw.stats.drops[R_DHCP_SNOOPING], networkDrops(sw.stats, sw.ports).dhcp_snooping], [1, 1, 1])
       const logged = sw.dropLog.read(0).records.at(-1)
       assert.equal(logged?.port, 'a')
       // Unicast to the victim's MAC, and from a learned station: the same.
       sw.receiveFrame(b, eth('ffffffffffff', '020000000002'))
       rogue.writeUIntBE(B, 0, 6)
       assert.deepEqual(reach(a, rogue), [])
-      assert.equal(a.dropDhcpSnooping, 2)
+      assert.equal(a.drops[R_DHCP_SNOOPING], 2)
     })
 
     it('lets the gateway\'s port (trusted) send DHCP replies', () => {
       assert.deepEqual(reach(gw, offer(GW, GW_MAC)), ['a', 'b', 'c'])
-      assert.equal(sw.stats.dropDhcpSnooping, 0)
+      assert.equal(sw.stats.drops[R_DHCP_SNOOPING], 0)
     })
 
     it('drops any UDP from port 67 or to port 68 from an untrusted port, and a first fragment too short to show its ports', () => {
@@ -91,7 +92,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       const tiny = udp(BCAST, A, 0, 0xffffffff, 67, 68)
       tiny.writeUInt16BE(20 + 3, 16); tiny.writeUInt16BE(0x2000, 20)
       assert.deepEqual(reach(a, tiny), [])
-      assert.equal(a.dropDhcpSnooping, 3)
+      assert.equal(a.drops[R_DHCP_SNOOPING], 3)
     })
 
     it('lets client messages (68 to 67) and other UDP through', () => {
@@ -111,7 +112,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
     it('attack: an ARP claiming the gateway\'s address (or the DNS address) from a station\'s own MAC reaches nobody', () => {
       assert.deepEqual(reach(a, arp(A, A, GW, ip('10.0.2.16'), 2)), [])
       assert.deepEqual(reach(a, arp(A, A, DNS, ip('10.0.2.16'))), [])
-      assert.deepEqual([a.dropArpInspection, sw.stats.dropArpInspection], [2, 2])
+      assert.deepEqual([a.drops[R_ARP_INSPECTION], sw.stats.drops[R_ARP_INSPECTION]], [2, 2])
       assert.deepEqual(reach(gw, arp(GW_MAC, GW_MAC, GW, ip('10.0.2.15'), 2)), ['a', 'b', 'c'], 'the gateway itself may')
     })
 
@@ -121,7 +122,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       assert.deepEqual(reach(a, arp(A, A, ip('10.0.2.16'), GW)), [], 'not its address')
       assert.deepEqual(reach(b, arp(B, B, ip('10.0.2.15'), GW)), [], 'another MAC claiming it')
       assert.deepEqual(reach(c, arp(A, A, ip('10.0.2.15'), GW)), [], 'its MAC and address from another port')
-      assert.equal(sw.stats.dropArpInspection, 3)
+      assert.equal(sw.stats.drops[R_ARP_INSPECTION], 3)
     })
 
     it('refuses an ARP whose sender MAC is not the frame\'s source, and one too short or not Ethernet/IPv4', () => {
@@ -132,7 +133,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       const other = arp(A, A, ip('10.0.2.15'), GW)
       other.writeUInt16BE(6, 14)
       assert.deepEqual(reach(a, other), [])
-      assert.equal(sw.stats.dropArpInspection, 3)
+      assert.equal(sw.stats.drops[R_ARP_INSPECTION], 3)
     })
 
     it('passes probes (sender 0.0.0.0) and senders outside the gateway\'s subnet; static leases bind on any port', () => {
@@ -172,7 +173,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       }
       assert.deepEqual(reach(a, redirect(GW)), [])
       assert.deepEqual(reach(a, redirect(DNS)), [])
-      assert.deepEqual([a.dropIpSourceGuard, sw.stats.dropIpSourceGuard, a.dropArpInspection], [2, 2, 0])
+      assert.deepEqual([a.drops[R_IP_SOURCE_GUARD], sw.stats.drops[R_IP_SOURCE_GUARD], a.drops[R_ARP_INSPECTION]], [2, 2, 0])
       assert.deepEqual(reach(gw, redirect(GW, GW_MAC)), ['b'], 'the gateway itself may')
       assert.deepEqual(reach(a, redirect(ip('10.0.2.15'))), ['b'], 'its own address (IP source guard off)')
       setup({ arpInspection: false })
@@ -188,10 +189,10 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       const f = arp(A, A, GW, ip('10.0.2.16'))
       const tagged = Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 10]), f.subarray(12)])
       sw.receiveFrame(t, tagged)
-      assert.equal(t.dropArpInspection, 0, 'VLAN 10: not inspected')
+      assert.equal(t.drops[R_ARP_INSPECTION], 0, 'VLAN 10: not inspected')
       tagged[15] = 1
       sw.receiveFrame(t, tagged)
-      assert.equal(t.dropArpInspection, 1, 'VLAN 1, tagged: inspected')
+      assert.equal(t.drops[R_ARP_INSPECTION], 1, 'VLAN 1, tagged: inspected')
     })
   })
 
@@ -206,7 +207,7 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
       assert.deepEqual(reach(a, udp(BCAST, A, ip('10.0.2.77'), 0xffffffff, 9, 9)), [])
       assert.deepEqual(reach(b, udp(BCAST, B, ip('10.0.2.15'), 0xffffffff, 9, 9)), [], 'another\'s address')
       assert.deepEqual(reach(a, udp(BCAST, A, GW, 0xffffffff, 9, 9)), [], 'the gateway\'s')
-      assert.equal(a.dropIpSourceGuard + b.dropIpSourceGuard, 3)
+      assert.equal(a.drops[R_IP_SOURCE_GUARD] + b.drops[R_IP_SOURCE_GUARD], 3)
       assert.deepEqual(reach(a, udp(BCAST, A, ip('10.0.2.15'), 0xffffffff, 9, 9)), ['gateway', 'b', 'c'])
       assert.deepEqual(reach(a, buildDhcpRequest(A, DHCPDISCOVER, 1)), ['gateway', 'b', 'c'], 'a DHCP client from 0.0.0.0')
       assert.deepEqual(reach(a, udp(BCAST, A, ip('172.16.0.1'), 0xffffffff, 9, 9)), ['gateway', 'b', 'c'])
@@ -226,16 +227,16 @@ describe('guards (DHCP snooping, dynamic ARP inspection, IP source guard)', () =
     t = traceFrame(sw, a, arp(A, A, ip('10.0.2.15'), GW))
     assert.equal(t.action, 'flood')
     assert.ok(t.steps.some((s) => s.step === 'guard' && s.verdict === 'pass'))
-    assert.equal(sw.stats.dropArpInspection, 0, 'the trace changes nothing')
+    assert.equal(sw.stats.drops[R_ARP_INSPECTION], 0, 'the trace changes nothing')
   })
 
   it('the native fast path gets no flow from a port the guards inspect; trusted ports keep theirs', () => {
     sw.receiveFrame(a, eth('ffffffffffff', '020000000001'))
     sw.receiveFrame(gw, eth('ffffffffffff', GW_MAC.toString(16)))
-    assert.equal(mayShortcut(sw, a, gw, 1, GW_MAC, A), false)
-    assert.equal(mayShortcut(sw, gw, a, 1, A, GW_MAC), true)
+    assert.equal(revalidate(sw, a, gw, 1, GW_MAC, A), false)
+    assert.equal(revalidate(sw, gw, a, 1, A, GW_MAC), true)
     sw.guard = null
-    assert.equal(mayShortcut(sw, a, gw, 1, GW_MAC, A), true, 'without guards, as before')
+    assert.equal(revalidate(sw, a, gw, 1, GW_MAC, A), true, 'without guards, as before')
   })
 
   describe('configuration (networks.NAME.guards)', () => {

@@ -6,6 +6,8 @@ import { BLOCK_STP, DEFAULT_POLICY, MODE_ACCESS, MODE_TRUNK, portState, type Por
 import { FakePort } from '../helpers/fake-port'
 import { eth, tagged, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { R_BACKPRESSURE, R_BAD_SOURCE, R_EGRESS_BLOCKED, R_LOOP, R_PORT_SECURITY, R_STORM, R_VLAN } from '../../src/switch/core/reasons'
+import { KIND_BROADCAST, KIND_MULTICAST, KIND_UNKNOWN_UNICAST } from '../../src/switch/core/storm'
 
 const T0 = 1_000_000
 
@@ -106,9 +108,9 @@ describe('Switch (managed)', () => {
       sw.receiveFrame(t, eth(BROADCAST, MAC_A)) // untagged, no native VLAN
       sw.receiveFrame(a10, tagged(BROADCAST, MAC_B, 20))
       assert.equal(b30.sent.length + a10.sent.length, 0)
-      assert.equal(t.dropVlan, 2)
-      assert.equal(a10.dropVlan, 1)
-      assert.equal(sw.stats.dropVlan, 3)
+      assert.equal(t.drops[R_VLAN], 2)
+      assert.equal(a10.drops[R_VLAN], 1)
+      assert.equal(sw.stats.drops[R_VLAN], 3)
     })
   })
 
@@ -120,8 +122,8 @@ describe('Switch (managed)', () => {
       sw.receiveFrame(p, eth(BROADCAST, '0a0000000003'))
       sw.receiveFrame(p, eth(BROADCAST, '0a0000000001'))
       assert.equal(q.take().length, 3)
-      assert.equal(p.dropPortSecurity, 1)
-      assert.equal(sw.stats.dropPortSecurity, 1)
+      assert.equal(p.drops[R_PORT_SECURITY], 1)
+      assert.equal(sw.stats.drops[R_PORT_SECURITY], 1)
       assert.equal(p.closed, undefined)
       assert.ok(logs.some((l) => l.includes('"port_security_violation"')))
     })
@@ -141,10 +143,10 @@ describe('Switch (managed)', () => {
       for (let i = 0; i < 20; i++) sw.receiveFrame(p, eth('01005e000001', MAC_A, i))
       for (let i = 0; i < 20; i++) sw.receiveFrame(p, eth(MAC_C, MAC_A, i))
       assert.equal(q.take().length, 5 + 3 + 2)
-      assert.equal(p.dropStormBroadcast, 15)
-      assert.equal(p.dropStormMulticast, 17)
-      assert.equal(p.dropStormUnknownUnicast, 18)
-      assert.equal(sw.stats.dropStorm, 50)
+      assert.equal(p.stormDrops[KIND_BROADCAST], 15)
+      assert.equal(p.stormDrops[KIND_MULTICAST], 17)
+      assert.equal(p.stormDrops[KIND_UNKNOWN_UNICAST], 18)
+      assert.equal(sw.stats.drops[R_STORM], 50)
     })
 
     it('refills with time and never limits known unicast', () => {
@@ -189,7 +191,7 @@ describe('Switch (managed)', () => {
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       sw.receiveFrame(a, eth(BROADCAST, MAC_A))
       assert.equal(b.sent.length, 0)
-      assert.equal(a.dropEgressBlocked, 1, 'the known unicast counted as blocked at egress')
+      assert.equal(a.drops[R_EGRESS_BLOCKED], 1, 'the known unicast counted as blocked at egress')
     })
   })
 
@@ -209,7 +211,7 @@ describe('Switch (managed)', () => {
       assert.equal(lines.length, 1)
       assert.match(lines[0] as string, /"mac":"02:00:00:00:00:01"/)
       assert.match(lines[0] as string, /"blocked":"loop2"/)
-      assert.ok(l2.dropLoop > 0)
+      assert.ok(l2.drops[R_LOOP] > 0)
       // the rest keeps working; nothing goes to or comes from the blocked port
       l2.take(); other.take()
       sw.receiveFrame(other, eth(BROADCAST, MAC_C))
@@ -246,16 +248,16 @@ describe('Switch (managed)', () => {
       const a = port('a'); const c = port('c')
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       assert.equal(c.sent.length, 0, 'not flooded: the static entry says where B is')
-      assert.equal(sw.detached.dropBackpressure, 1)
+      assert.equal(sw.detached.drops[R_BACKPRESSURE], 1)
       const router = port('router')
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
       assert.equal(router.take().length, 1)
       assert.equal(c.sent.length, 0)
       sw.receiveFrame(c, eth(BROADCAST, MAC_B)) // B may not appear elsewhere
-      assert.equal(c.dropBadSource, 1)
+      assert.equal(c.drops[R_BAD_SOURCE], 1)
       sw.removePort(router)
       sw.receiveFrame(a, eth(MAC_B, MAC_A))
-      assert.equal(sw.detached.dropBackpressure, 2)
+      assert.equal(sw.detached.drops[R_BACKPRESSURE], 2)
     })
   })
 })

@@ -7,6 +7,7 @@ import { setLogSink } from '../../src/common/log'
 import { FakePort } from '../helpers/fake-port'
 import { eth, MAC_A, MAC_B, MAC_D, BROADCAST } from '../helpers/frames'
 import { tcpFrame, parseSegment, pattern, MAC_DST } from '../helpers/tcp'
+import { R_BAD_OFFLOAD, R_OVERSIZE, R_RUNT } from '../../src/switch/core/reasons'
 
 const MSS = 1448
 
@@ -119,17 +120,17 @@ describe('Switch with offload ports', () => {
     const bad = gso().record
     bad.writeUInt16LE(0, 4) // gso_size 0
     assert.equal(sw.receiveBatch(a, encodeBatch([bad, Buffer.alloc(6), Buffer.alloc(12)])), true)
-    assert.equal(a.dropBadOffload, 1)
-    assert.equal(sw.stats.dropBadOffload, 1)
-    assert.equal(a.dropRunt, 2, 'a record shorter than its header, and a 2-byte frame after one')
+    assert.equal(a.drops[R_BAD_OFFLOAD], 1)
+    assert.equal(sw.stats.drops[R_BAD_OFFLOAD], 1)
+    assert.equal(a.drops[R_RUNT], 2, 'a record shorter than its header, and a 2-byte frame after one')
     assert.equal(b.sent.length + c.sent.length + d.sent.length, 0)
   })
 
   it('drops as oversize a GSO frame whose segments would exceed maxFrameSize, and plain frames over it', () => {
     sw.receiveBatch(a, encodeBatch([tcpFrame({ payload: pattern(5000), mss: 1600 }).record, Buffer.concat([Buffer.alloc(10), eth(BROADCAST, MAC_A, 0, 1519)])]))
-    assert.equal(a.dropOversize, 2)
+    assert.equal(a.drops[R_OVERSIZE], 2)
     sw.receiveBatch(a, encodeBatch([tcpFrame({ payload: pattern(60000), mss: MSS }).record]))
-    assert.equal(a.dropOversize, 2, 'a 60 KB GSO frame with 1448-byte segments is fine')
+    assert.equal(a.drops[R_OVERSIZE], 2, 'a 60 KB GSO frame with 1448-byte segments is fine')
     assert.equal(c.take().length, Math.ceil(60000 / MSS))
   })
 

@@ -4,6 +4,7 @@ import { encodeBatch } from '../../src/common/protocol'
 import { FakePort } from '../helpers/fake-port'
 import { eth, frame, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { R_BAD_SOURCE, R_HAIRPIN, R_MALFORMED, R_OVERSIZE, R_RUNT } from '../../src/switch/core/reasons'
 
 describe('Switch', () => {
   let sw: Switch
@@ -64,16 +65,16 @@ describe('Switch', () => {
     assert.equal(a.sent.length, 0)
     assert.equal(b.sent.length, 0)
     assert.equal(c.sent.length, 0)
-    assert.equal(a.dropHairpin, 1)
-    assert.equal(sw.stats.dropHairpin, 1)
+    assert.equal(a.drops[R_HAIRPIN], 1)
+    assert.equal(sw.stats.drops[R_HAIRPIN], 1)
   })
 
   it('drops and counts runts shorter than 14 bytes', () => {
     sw.receiveFrame(a, frame('ffffffffffff 020000'))
     sw.receiveFrame(a, Buffer.alloc(0))
     assert.equal(b.sent.length + c.sent.length, 0)
-    assert.equal(a.dropRunt, 2)
-    assert.equal(sw.stats.dropRunt, 2)
+    assert.equal(a.drops[R_RUNT], 2)
+    assert.equal(sw.stats.drops[R_RUNT], 2)
   })
 
   it('forwards a 14-byte header-only frame (no minimum payload on the wire)', () => {
@@ -86,7 +87,7 @@ describe('Switch', () => {
     sw.receiveFrame(a, eth(BROADCAST, 'ffffffffffff'))
     sw.receiveFrame(a, eth(BROADCAST, '000000000000'))
     assert.equal(b.sent.length, 0)
-    assert.equal(a.dropBadSource, 3)
+    assert.equal(a.drops[R_BAD_SOURCE], 3)
     assert.equal(sw.fdb.size, 0)
   })
 
@@ -97,8 +98,8 @@ describe('Switch', () => {
     big.receiveFrame(p, eth(BROADCAST, MAC_A, 0, 1518))
     big.receiveFrame(p, eth(BROADCAST, MAC_A, 0, 1519))
     assert.equal(q.sent.length, 1)
-    assert.equal(p.dropOversize, 1)
-    assert.equal(big.stats.dropOversize, 1)
+    assert.equal(p.drops[R_OVERSIZE], 1)
+    assert.equal(big.stats.drops[R_OVERSIZE], 1)
   })
 
   it('handles every frame of a batch and flushes each egress port once', () => {
@@ -112,7 +113,7 @@ describe('Switch', () => {
     assert.deepEqual(c.take().map((f) => f[14]), [2, 4])
     assert.equal(b.flushes, 1)
     assert.equal(c.flushes, 1)
-    assert.equal(a.dropRunt, 1)
+    assert.equal(a.drops[R_RUNT], 1)
     assert.equal(a.rxFrames, 5)
   })
 
@@ -122,8 +123,8 @@ describe('Switch', () => {
     assert.equal(sw.receiveBatch(a, truncated), false)
     assert.equal(sw.receiveBatch(a, Buffer.from([0, 0])), false)
     assert.equal(b.sent.length, 0)
-    assert.equal(a.dropMalformed, 2)
-    assert.equal(sw.stats.dropMalformed, 2)
+    assert.equal(a.drops[R_MALFORMED], 2)
+    assert.equal(sw.stats.drops[R_MALFORMED], 2)
   })
 
   it('forgets a port\'s MACs when it leaves, so traffic to them floods again', () => {

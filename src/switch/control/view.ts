@@ -11,7 +11,6 @@
  */
 
 import type { Port } from '../core/port'
-import type { PortDropField } from '../core/drops'
 import type { Switch } from '../core/switch'
 import type { SwitchdConfig } from './config'
 import type { Networks } from './networks'
@@ -22,7 +21,7 @@ import type { LeaseTable } from '../core/leases'
 
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
-  'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | PortDropField |
+  'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | 'drops' | 'stormDrops' |
   'ownsName'
 
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */

@@ -8,8 +8,9 @@
  * The logic is pure: a seeded PRNG (so unit tests and `seed` in a condition
  * make a run repeatable), the Gilbert-Elliott two-state loss model (netem's
  * `loss gemodel p r 1-h 1-k`), and one bounded queue ordered by "when does
- * this frame leave". The timer that releases due frames lives in io/
- * (io/conditions.ts); the switch calls admit() with its clock.
+ * this frame leave". It acts at the port's edge (edge.ts), outside the
+ * forwarding decision, which calls admit() with the precise clock; the
+ * timer that releases due frames lives in io/ (io/net-port.ts).
  *
  * Order of operations for one frame (netem's): loss first (a lost frame
  * never occupies the queue), then duplication, corruption, then the rate
@@ -29,14 +30,18 @@
  * dropped and counted (drops.ts `condition_queue`). After warm-up a
  * conditioned port allocates nothing per frame.
  *
- * A port without a condition pays one null check (Port.condIn / condOut).
+ * A port without a condition has no edge (Port.edge null): the switch pays
+ * one null check per message and per output.
  */
 
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
-import { DIR_IN, type Port } from './port'
 import { HeldQueue, HeldFrame, HeldBudget } from './held-queue'
 
 export { HeldFrame, HeldBudget }
+
+/** Directions of a link condition: toward the switch (ingress, before the decision), toward the endpoint (egress). */
+export const DIR_IN = 0
+export const DIR_OUT = 1
 
 /** Most delay or jitter, ms: a minute is past any WAN a lab wants to imitate. */
 export const MAX_DELAY_MS = 60_000
@@ -261,7 +266,7 @@ export interface ConditionVerdict {
  * A link down both ways is the port's BLOCK_LINK (portState 'down'), not this.
  * Pure: nothing changes, no random number is drawn.
  */
-export function conditionVerdict (port: Pick<Port, 'condIn' | 'condOut'>, dir: number): ConditionVerdict {
+export function conditionVerdict (port: { readonly condIn: LinkCondition | null, readonly condOut: LinkCondition | null }, dir: number): ConditionVerdict {
   const cond = dir === DIR_IN ? port.condIn : port.condOut
   if (cond === null) return { action: 'none' }
   if (cond.down) return { action: 'down' }

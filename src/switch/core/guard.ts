@@ -28,14 +28,13 @@
  * frames in the gateway's VLAN only (`vid`; 0: every VLAN).
  *
  * The switch asks admit() once per frame, after VLAN classification and
- * before learning (switch.ts, one null check; trace.ts takes the same
+ * before learning (switch.ts, one null check; the trace observes that
  * step). It reads integers in place and allocates nothing. The native fast
  * path never carries a frame from a port the guard inspects (fastpath.ts).
  */
 
-import type { Switch } from './switch'
 import type { Port } from './port'
-import { R_DHCP_SNOOPING, R_ARP_INSPECTION, R_IP_SOURCE_GUARD } from './drops'
+import { R_DHCP_SNOOPING, R_ARP_INSPECTION, R_IP_SOURCE_GUARD } from './reasons'
 import { ETH_HLEN, ETH_SOURCE, ETH_P_ARP, ETH_P_IP, IPPROTO_UDP, macAt, formatMac } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import { l4At, L4_TOO_SHORT, DHCP_SERVER_PORT, DHCP_CLIENT_PORT, formatIpv4 } from '../../common/dhcp'
@@ -152,11 +151,4 @@ export class Guard {
   private binds (mac: number, ip: number, port: Port): boolean {
     return this.bindings !== null && this.bindings.bound(mac, ip, port)
   }
-}
-
-/** Count and log a frame the guard refused (`reason`, a drops.ts index). */
-export function guardDrop (sw: Switch, ingress: Port, reason: number, buf: Buffer, off: number, len: number, vid: number): void {
-  const s = sw.stats
-  if (reason === R_DHCP_SNOOPING) { ingress.dropDhcpSnooping++; s.dropDhcpSnooping++ } else if (reason === R_ARP_INSPECTION) { ingress.dropArpInspection++; s.dropArpInspection++ } else { ingress.dropIpSourceGuard++; s.dropIpSourceGuard++ }
-  sw.logDrop(ingress, reason, buf, off, len, vid)
 }

@@ -11,6 +11,7 @@
  */
 
 import { toPlainFrames } from '../../common/gso'
+import { R_BAD_OFFLOAD } from './reasons'
 
 /** The counters this module keeps (SwitchStats has them). */
 export interface OffloadStats {
@@ -18,8 +19,8 @@ export interface OffloadStats {
   offloadSegmented: number
   /** Frames whose partial checksum was finished for ports without offload. */
   offloadChecksummed: number
-  /** Offload frames dropped: the header or the headers it describes were malformed. */
-  dropBadOffload: number
+  /** Dropped frames by reason (reasons.ts): bad_offload when the header or the headers it describes were malformed. */
+  readonly drops: Float64Array
 }
 
 const NONE: readonly Buffer[] = []
@@ -36,7 +37,7 @@ export class SoftwareOffload {
   plainFrames (buf: Buffer, hdrOff: number, off: number, len: number): readonly Buffer[] {
     if (buf === this.buf && hdrOff === this.hdrOff) return this.frames
     const frames = toPlainFrames(buf, hdrOff, off, len)
-    if (frames.length === 0) this.stats.dropBadOffload++
+    if (frames.length === 0) this.stats.drops[R_BAD_OFFLOAD] = (this.stats.drops[R_BAD_OFFLOAD] as number) + 1
     else if (buf[hdrOff + 1] !== 0) this.stats.offloadSegmented++
     else this.stats.offloadChecksummed++
     this.buf = buf

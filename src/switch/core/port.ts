@@ -10,10 +10,11 @@
  */
 
 import { VLAN_COUNT } from '../../common/vlan'
-import type { FdbEntry } from './fdb'
-import type { StpPort } from './stp'
+import type { StpPort } from './stp-port'
 import type { LinkCondition, ConditionParams } from './condition'
-import type { FastPathHooks } from './fastpath'
+import { dropCounts } from './reasons'
+
+export { DIR_IN, DIR_OUT } from './condition'
 
 export const MODE_ACCESS = 0
 export const MODE_TRUNK = 1
@@ -77,10 +78,6 @@ export const BLOCK_LOOP = 4
  */
 export const BLOCK_LINK = 8
 
-/** Directions of a link condition: toward the switch (ingress, before the decision), toward the endpoint (egress). */
-export const DIR_IN = 0
-export const DIR_OUT = 1
-
 /** The port's state as an operator reads it, the strongest reason first. */
 export type PortState = 'disabled' | 'down' | 'discarding' | 'blocked' | 'forwarding'
 
@@ -99,12 +96,55 @@ export function canEgress (p: Port, vid: number): boolean {
   return p.member[vid] === 1 && p.blocked === 0
 }
 
+/**
+ * What the switch tells the io side that runs a network's native fast path
+ * (io/fast-path.ts; the rule is fastpath.ts). Declared here, with the port
+ * that carries it, so that neither imports the other.
+ */
+export interface FastPathHooks {
+  /** handleFrame() just forwarded a known-unicast untagged frame from `ingress` to `egress`: install a flow if the rule allows. */
+  offer: (ingress: Port, egress: Port, vid: number, dst: number, src: number) => void
+  /** Something that may change a decision happened: drop every flow now. */
+  flush: () => void
+  /** The tick, before fdb expiry: fold native counters in, refresh the ages of MACs that hit, revalidate. */
+  sync: () => void
+  /** For the API: syncs first. */
+  stats: () => FastPathStats
+}
+
+export interface FastPathStats {
+  /** Flows in force now. */
+  flows: number
+  /** Frames the native thread forwarded (also in the ports' and the network's counters). */
+  forwarded: number
+  /** Frames it handed to the slow path, and those it dropped because the slow path was that far behind. */
+  misses: number
+  missDropped: number
+}
+
+/**
+ * The port's edge (edge.ts): what stands between its transport and the
+ * switch, as a qdisc stands on a Linux device outside br_forward. Link
+ * conditions (delay, loss, a one-way drill) live there; the decision never
+ * sees them. Null for a port without one: one null check per message and
+ * per output.
+ */
+export interface PortEdge {
+  /** A message of `[u32 len][frame]` records from the port (framing already checked), toward the switch. */
+  receiveBatch: (msg: Buffer) => void
+  /** One frame from the port (raw mode), toward the switch. */
+  receiveFrame: (frame: Buffer) => void
+  /** One frame for the port: out now, held for later, or lost on the link. */
+  output: (buf: Buffer, off: number, len: number, op: number, vid: number, hdrOff: number) => void
+  /** Send what is due by `nowMs` in `dir`; returns when the next held frame is due (Infinity: none). */
+  release: (dir: number, nowMs: number) => number
+}
+
 export abstract class Port {
   /** Set by the switch while the port has output waiting for flush(). */
   dirty = false
-  /** Dynamic fdb entries that point at this port, and those entries in refresh order (oldest first). */
+  /** Dynamic fdb entries that point at this port (written by the fdb, which keeps the entries themselves). */
   fdbEntries = 0
-  readonly macs = new Set<FdbEntry>()
   /** When the port joined, ms since the epoch (slow path only). */
   readonly connectedAt = Date.now()
 
@@ -132,16 +172,18 @@ export abstract class Port {
   rateTokens = 0
   rateRefilledAt = 0
 
-  /** Why it forwards nothing (BLOCK_* bits); 0 = forwarding. The one state every path checks. */
+  /** Why it forwards nothing (BLOCK_* bits); 0 = forwarding. The one state every path checks; written only by Switch.setBlocked. */
   blocked = 0
   /** When loop protection's hold-down ends (switch ms clock), while BLOCK_LOOP is set. */
   loopUntil = 0
   /**
-   * Link conditions toward the switch and toward the endpoint (condition.ts);
-   * null = none, and then the frame path pays exactly this one null check.
+   * Link conditions toward the switch and toward the endpoint (condition.ts),
+   * written by link.ts only; null = none. The edge below applies them.
    */
   condIn: LinkCondition | null = null
   condOut: LinkCondition | null = null
+  /** The port's edge (edge.ts), while it has a link condition in either direction; null: none. */
+  edge: PortEdge | null = null
   /** Frames a link condition held back (delayed, rate-limited, duplicated or corrupted copies), both directions. */
   framesDelayed = 0
   /** A trunk to another switch: its spanning-tree state (stp.ts); null for every other port. */
@@ -181,48 +223,24 @@ export abstract class Port {
   rxBytes = 0
   txFrames = 0
   txBytes = 0
-  /** Ingress drops, by reason. */
-  dropRunt = 0
-  dropOversize = 0
-  dropBadSource = 0
-  dropHairpin = 0
-  dropVlan = 0
-  dropPortSecurity = 0
-  dropStormBroadcast = 0
-  dropStormMulticast = 0
-  dropStormUnknownUnicast = 0
-  /** Frames dropped while the port was blocked by loop protection, or disabled by an operator. */
-  dropLoop = 0
-  dropDisabled = 0
-  /** Over the port's byte rate. */
-  dropRate = 0
-  /** Binary messages whose batch framing was broken (the port is then closed). */
-  dropMalformed = 0
-  /** Offload records with a header no kernel would take, or GSO headers that do not parse (gso.ts). */
-  dropBadOffload = 0
-  /** Known-unicast frames whose egress port was disabled, loop-blocked or spanning-tree discarding (canEgress). */
-  dropEgressBlocked = 0
-  /** IEEE link-local group frames (01:80:c2:00:00:0X) the network does not forward. */
-  dropLinkLocal = 0
-  /** Refused by the network's guards (guard.ts): a DHCP server message, an ARP or an IPv4 source the port may not send. */
-  dropDhcpSnooping = 0
-  dropArpInspection = 0
-  dropIpSourceGuard = 0
-  /** Egress drops: the peer did not read fast enough. */
-  dropBackpressure = 0
-  /** Lost to a link condition's loss (random or bursty), either direction. */
-  dropCondition = 0
-  /** A link condition's queue or rate backlog was full. */
-  dropConditionQueue = 0
-  /** The link was down (a failure drill), in the direction that was down. */
-  dropLinkDown = 0
-  /** Egress: its peer was away (a parked port, no QEMU or gateway child connected, a trunk's link down, a TAP whose link is down). */
-  dropDisconnected = 0
+  /**
+   * Dropped frames by reason (reasons.ts R_*), ingress and egress, bumped by
+   * Switch.drop() (transports bump backpressure and disconnected here
+   * themselves). Read at scrape time (drops.ts).
+   */
+  readonly drops = dropCounts()
+  /** The storm drops (drops[R_STORM]) by kind (storm.ts KIND_*): the admin API shows them apart. */
+  readonly stormDrops = new Float64Array(3)
   /** Control messages (BPDUs) not sent: the peer was not reading. */
   dropControl = 0
   /** Times loop protection blocked this port; port-security violations. */
   loopBlocks = 0
   securityViolations = 0
+
+  /** Count `n` frames dropped for `reason` on this port only (the network's count is Switch.drop's or countDrops'). */
+  addDrops (reason: number, n: number): void {
+    this.drops[reason] = (this.drops[reason] as number) + n
+  }
 
   constructor (readonly id: number, public name: string) {
     this.clientKey = `port ${id}`
@@ -251,7 +269,7 @@ export abstract class Port {
    * egress `op` (common/vlan.ts) with `vid`. Must not keep `buf` beyond what
    * the transport needs, nor any view of it while the switch is `releasing`
    * (a condition's queue reuses those bytes), must never throw, and drops (counting
-   * dropBackpressure) rather than queue without bound. `hdrOff` is where the
+   * drops[R_BACKPRESSURE]) rather than queue without bound. `hdrOff` is where the
    * frame's virtio-net header is in `buf`, or -1: only a port with `offload`
    * is ever given one, and it sends a zero header for -1.
    */

@@ -27,59 +27,43 @@ function refill (port: Port, nowMs: number): void {
 }
 
 /**
- * Storm control as admitFlood() would decide it now, without taking a token
- * or counting (the frame trace): the tokens the bucket of `kind` would hold,
- * or -1 if that kind is not limited. admitFlood admits when this is >= 1.
+ * Storm control for one more flood of `kind` from `port` now: the tokens its
+ * bucket holds (>= 1: admitted), or -1 if that kind is not limited. With
+ * `commit`, the bucket is refilled, an admitted frame takes its token and a
+ * refused one is counted by kind (Port.stormDrops; the caller drops it); a
+ * dry run (the trace, revalidation) only answers.
  */
-export function floodTokens (port: Port, kind: number, nowMs: number): number {
-  const dt = nowMs - port.stormRefilledAt
-  if (kind === KIND_BROADCAST) return port.bcRate === 0 ? -1 : refilled(port.bcRate, port.bcTokens, dt)
-  if (kind === KIND_MULTICAST) return port.mcRate === 0 ? -1 : refilled(port.mcRate, port.mcTokens, dt)
-  return port.uuRate === 0 ? -1 : refilled(port.uuRate, port.uuTokens, dt)
+export function spendFlood (port: Port, kind: number, nowMs: number, commit: boolean): number {
+  const rate = kind === KIND_BROADCAST ? port.bcRate : kind === KIND_MULTICAST ? port.mcRate : port.uuRate
+  // Small on purpose: the decision inlines it, and an unlimited kind costs one compare.
+  return rate === 0 ? -1 : spendToken(port, kind, rate, nowMs, commit)
 }
 
-/** The ingress byte rate as admitBytes() would see it now, without spending (trace): bytes in the bucket, or -1 if unlimited. */
-export function rateTokens (port: Port, nowMs: number): number {
-  return port.rateBps === 0 ? -1 : refilled(port.rateBps, port.rateTokens, nowMs - port.rateRefilledAt)
-}
-
-/**
- * May `port` flood one more frame of `kind` now? Takes a token if so;
- * otherwise counts the drop on the port and returns false.
- */
-export function admitFlood (port: Port, kind: number, nowMs: number): boolean {
-  if (kind === KIND_BROADCAST) {
-    if (port.bcRate === 0) return true
-    refill(port, nowMs)
-    if (port.bcTokens >= 1) { port.bcTokens--; return true }
-    port.dropStormBroadcast++
-    return false
-  }
-  if (kind === KIND_MULTICAST) {
-    if (port.mcRate === 0) return true
-    refill(port, nowMs)
-    if (port.mcTokens >= 1) { port.mcTokens--; return true }
-    port.dropStormMulticast++
-    return false
-  }
-  if (port.uuRate === 0) return true
+function spendToken (port: Port, kind: number, rate: number, nowMs: number, commit: boolean): number {
+  if (!commit) return refilled(rate, kind === KIND_BROADCAST ? port.bcTokens : kind === KIND_MULTICAST ? port.mcTokens : port.uuTokens, nowMs - port.stormRefilledAt)
   refill(port, nowMs)
-  if (port.uuTokens >= 1) { port.uuTokens--; return true }
-  port.dropStormUnknownUnicast++
-  return false
+  const tokens = kind === KIND_BROADCAST ? port.bcTokens : kind === KIND_MULTICAST ? port.mcTokens : port.uuTokens
+  if (tokens < 1) { port.stormDrops[kind] = (port.stormDrops[kind] as number) + 1; return tokens }
+  if (kind === KIND_BROADCAST) port.bcTokens--
+  else if (kind === KIND_MULTICAST) port.mcTokens--
+  else port.uuTokens--
+  return tokens
 }
 
 /**
  * Per-port ingress byte rate (a token's `rate`): one second's worth of bytes
- * in the bucket. False (counted) if `len` more bytes would exceed it.
+ * in the bucket. Returns the bytes it holds now (>= len: admitted; -1: no
+ * limit); with `commit` it is refilled and an admitted frame spends `len`.
  */
-export function admitBytes (port: Port, len: number, nowMs: number): boolean {
+export function spendBytes (port: Port, len: number, nowMs: number, commit: boolean): number {
+  if (port.rateBps === 0) return -1
   const dt = nowMs - port.rateRefilledAt
+  if (!commit) return refilled(port.rateBps, port.rateTokens, dt)
   if (dt > 0) {
     port.rateRefilledAt = nowMs
     port.rateTokens = refilled(port.rateBps, port.rateTokens, dt)
   }
-  if (port.rateTokens >= len) { port.rateTokens -= len; return true }
-  port.dropRate++
-  return false
+  const tokens = port.rateTokens
+  if (tokens >= len) port.rateTokens -= len
+  return tokens
 }

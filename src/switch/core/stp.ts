@@ -50,7 +50,8 @@
 
 import { randomBytes } from 'node:crypto'
 import { BLOCK_STP, type Port } from './port'
-import type { Switch } from './switch'
+import { StpPort, BPDU_BURST, type StpRole, type Vector } from './stp-port'
+import type { Network } from './network'
 import { parseControl } from '../../common/protocol'
 import { logger } from '../../common/log'
 
@@ -70,18 +71,9 @@ export const TC_ADVERTISE_MAX = 8
 export const TC_FLUSH_MS = HELLO_MS
 /** BPDUs accepted from one port per second, and the burst: a neighbour sends one a hello plus one per change it sees. */
 export const BPDU_RATE = 10
-export const BPDU_BURST = 20
 export const DEFAULT_BRIDGE_PRIORITY = 32768
 
-export type StpRole = 'root' | 'designated' | 'alternate'
-
-/** A priority vector: lower is better, compared field by field. */
-export interface Vector {
-  root: string
-  cost: number
-  bridge: string
-  port: number
-}
+export { StpPort, BPDU_BURST, type StpRole, type Vector }
 
 export interface Bpdu extends Vector {
   type: 'bpdu'
@@ -118,35 +110,6 @@ export function parseBpdu (o: Record<string, unknown>): Bpdu | undefined {
   return { type: 'bpdu', root, cost, bridge, port, tc: changes }
 }
 
-/** One trunk's spanning-tree state (Port.stp). */
-export class StpPort {
-  role: StpRole = 'designated'
-  forwarding = false
-  /** When the port last became root or designated (it forwards FORWARD_DELAY_MS later). */
-  since: number
-  /** The best vector the far side sent, and when; undefined when none is current. */
-  info: Vector | undefined
-  infoAt = 0
-  /** Our own BPDUs come back on it: a trunk from this switchd to itself, never to forward. */
-  looped = false
-  /** Root guard: it may not be the root port; a better root heard on it makes it discard. */
-  rootGuard = false
-  /** Root guard has it discarding: its peer claims a better root than ours. */
-  rootInconsistent = false
-  /** Times root guard blocked it. */
-  rootGuardBlocks = 0
-  bpdusIn = 0
-  bpdusOut = 0
-  badBpdus = 0
-  /** BPDUs over the port's rate (BPDU_RATE), ignored. */
-  bpdusDropped = 0
-  /** Token bucket for BPDU_RATE, refilled from the switch clock. */
-  bpduTokens = BPDU_BURST
-  bpduRefilledAt: number
-
-  constructor (now: number) { this.since = now; this.bpduRefilledAt = now }
-}
-
 export class SpanningTree {
   rootId: string
   rootCost = 0
@@ -172,7 +135,7 @@ export class SpanningTree {
   private flushWhy = ''
   private flushOrigin = ''
 
-  constructor (private readonly sw: Switch, readonly bridgeId: string) {
+  constructor (private readonly sw: Network, readonly bridgeId: string) {
     this.rootId = bridgeId
   }
 
@@ -185,7 +148,7 @@ export class SpanningTree {
    */
   addPort (port: Port): void {
     port.stp = new StpPort(this.sw.nowMs)
-    setBlocked(port, true)
+    this.sw.setBlocked(port, BLOCK_STP, true)
     this.trunks.push(port)
     this.recompute()
     this.helloDue = true
@@ -239,7 +202,7 @@ export class SpanningTree {
       const st = p.stp as StpPort
       if (!st.forwarding && st.role !== 'alternate' && now - st.since >= FORWARD_DELAY_MS) {
         st.forwarding = true
-        setBlocked(p, false)
+        this.sw.setBlocked(p, BLOCK_STP, false)
         log.info('stp_forwarding', { network: this.sw.name, port: p.name, role: st.role })
         this.topologyChange(`${p.name} forwarding`)
         changed = true
@@ -301,7 +264,7 @@ export class SpanningTree {
       if (role === 'alternate') {
         if (st.forwarding) this.topologyChange(`${p.name} blocked`)
         st.forwarding = false
-        setBlocked(p, true)
+        this.sw.setBlocked(p, BLOCK_STP, true)
         this.sw.fdb.deletePort(p)
       } else if (was === 'alternate' || !st.forwarding) {
         st.since = this.sw.nowMs
@@ -386,10 +349,4 @@ function admitBpdu (st: StpPort, now: number): boolean {
   if (st.bpduTokens < 1) return false
   st.bpduTokens--
   return true
-}
-
-/** Discarding ports are blocked like loop-blocked ones, but until the tree says otherwise. */
-function setBlocked (p: Port, blocked: boolean): void {
-  if (blocked) p.blocked |= BLOCK_STP
-  else p.blocked &= ~BLOCK_STP
 }

@@ -29,6 +29,7 @@ import type * as http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
 import type { Switch } from '../core/switch'
+import { R_DISCONNECTED, R_BACKPRESSURE } from '../core/reasons'
 import { WsPort, RawPort, BatchPort, closeSocket } from '../io/ws-port'
 import type { PortPolicy } from '../core/port'
 import type { Networks } from '../control/networks'
@@ -263,7 +264,7 @@ export class PortTable implements SessionCounters {
     if (old !== ws) old.terminate()
     this.resumed++
     this.wire(port)
-    log.client('info', 'port_resumed', slot.address, { port: port.name, id: port.id, network: sw.name, remote, fdb_entries: port.fdbEntries, dropped_while_away: port.dropDisconnected })
+    log.client('info', 'port_resumed', slot.address, { port: port.name, id: port.id, network: sw.name, remote, fdb_entries: port.fdbEntries, dropped_while_away: port.drops[R_DISCONNECTED] })
     this.welcome(port, true)
     return true
   }
@@ -362,7 +363,7 @@ export class PortTable implements SessionCounters {
     this.networks.release(sw)
     log.client('info', 'port_down', port.address, {
       port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed, remote: port.remote,
-      rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.dropBackpressure
+      rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.drops[R_BACKPRESSURE]
     })
   }
 

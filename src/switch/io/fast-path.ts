@@ -8,7 +8,8 @@
  *
  * Flows are installed only from Switch.handleFrame's known-unicast decision
  * (offer), flushed by Switch.invalidate() on any event that may change a
- * decision, and revalidated each tick (sync), which also folds the native
+ * decision, and revalidated each tick (sync: the same decision run dry on
+ * each flow's key, core/fastpath.ts revalidate), which also folds the native
  * counters into the ports' own and refreshes the fdb age of each MAC whose
  * frames only the fast path carried (ageing goes on working).
  */
@@ -16,7 +17,8 @@
 import type * as Native from '../../../native'
 import type { Switch } from '../core/switch'
 import type { Port } from '../core/port'
-import { mayShortcut, type FastPathHooks, type FastPathStats } from '../core/fastpath'
+import { mayShortcut, revalidate, type FastPathHooks, type FastPathStats } from '../core/fastpath'
+import { R_BACKPRESSURE } from '../core/reasons'
 import { logger } from '../../common/log'
 
 const log = logger('fast-path')
@@ -89,7 +91,7 @@ export class FastPath implements FastPathHooks {
   }
 
   offer (ingress: Port, egress: Port, vid: number, dst: number, src: number): void {
-    if (this.closed || !mayShortcut(this.sw, ingress, egress, vid, dst, src)) return
+    if (this.closed || !mayShortcut(this.sw, ingress, egress, vid, src)) return
     const inSlot = this.slotOf(ingress)
     const outSlot = this.slotOf(egress)
     if (inSlot < 0 || outSlot < 0) return
@@ -127,7 +129,7 @@ export class FastPath implements FastPathHooks {
         this.hitsSeen[i] = this.hits[i] as number
         this.sw.fdb.touch(f.vid, f.src, f.ingress)
       }
-      if (!mayShortcut(this.sw, f.ingress, f.egress, f.vid, f.dst, f.src)) {
+      if (!revalidate(this.sw, f.ingress, f.egress, f.vid, f.dst, f.src)) {
         this.native.remove(i)
         this.flows[i] = undefined
         this.flowCount--
@@ -175,7 +177,7 @@ export class FastPath implements FastPathHooks {
     p.txFrames += (st[P_TX_FRAMES] as number) - (seen[P_TX_FRAMES] as number)
     p.txBytes += (st[P_TX_BYTES] as number) - (seen[P_TX_BYTES] as number)
     // The egress TAP's queue was full or its link down: as the slow path counts a refused write.
-    if (txDropped !== 0) p.dropBackpressure += txDropped
+    if (txDropped !== 0) p.addDrops(R_BACKPRESSURE, txDropped)
     seen.set(st)
   }
 }

@@ -34,6 +34,7 @@
 import type * as net from 'node:net'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
+import { R_MALFORMED as DROP_MALFORMED } from '../core/reasons'
 import type { GatewaySpec } from '../core/gateway-spec'
 import { DhcpServer, type DhcpAnswer } from '../core/dhcp-server'
 import { ipv4At, formatIpv4 } from '../../common/dhcp'
@@ -226,7 +227,7 @@ export class GatewayPort extends NetPort {
 
   private refused (reason: number): void {
     switch (reason) {
-      case R_MALFORMED: this.dropMalformed++; this.network.stats.dropMalformed++; break
+      case R_MALFORMED: this.network.countDrops(this, DROP_MALFORMED, 1); break
       case R_DNS: this.filteredDns++; break
       case R_OUTSIDE: this.filteredOutside++; break
       case R_SWITCHD: this.filteredSelf++; break

@@ -43,6 +43,7 @@ import * as net from 'node:net'
 import * as dgram from 'node:dgram'
 import * as path from 'node:path'
 import type { Switch } from '../core/switch'
+import { R_MALFORMED as DROP_MALFORMED } from '../core/reasons'
 import { MODE_ACCESS, type PortPolicy } from '../core/port'
 import { formatHostPorts, type GatewaySpec } from '../core/gateway-spec'
 import { GatewayPort, slirpMac } from './gateway-port'
@@ -320,7 +321,7 @@ export class Gateway {
     })
     stream.on('data', (chunk: Buffer) => {
       if (!deframer.push(chunk)) {
-        port.dropMalformed++
+        port.addDrops(DROP_MALFORMED, 1)
         log.warn('gateway_framing_error', { network: this.spec.network, reason: 'a frame length over the maximum' })
         stream.destroy() // and so the child, which broke its framing, is restarted
       }

@@ -19,7 +19,7 @@
 
 import { Port, DIR_IN } from '../core/port'
 import { setLinkDown } from '../core/link'
-import { R_DISCONNECTED } from '../core/drops'
+import { R_DISCONNECTED, R_BACKPRESSURE } from '../core/reasons'
 import type { Switch } from '../core/switch'
 import { MAX_MESSAGE_SIZE, RECORD_HEADER, VNET_HDR_LEN } from '../../common/protocol'
 import { egressLength, writeEgress, OP_PUSH, OP_STRIP } from '../../common/vlan'
@@ -131,14 +131,12 @@ export abstract class NetPort extends Port {
    * in the drop log. Stores only, as every drop on the frame path.
    */
   protected dropAway (buf: Buffer, off: number, len: number, vid: number): void {
-    this.dropDisconnected++
-    this.network.stats.dropDisconnected++
-    this.network.logDrop(this, R_DISCONNECTED, buf, off, len, vid)
+    this.network.drop(this, R_DISCONNECTED, buf, off, len, vid)
   }
 
   /** Count a drop; log only the transition into congestion. */
   protected dropForBackpressure (): void {
-    this.dropBackpressure++
+    this.addDrops(R_BACKPRESSURE, 1)
     if (!this.congested) {
       this.congested = true
       log.limited('warn', 'backpressure_start', { port: this.name, id: this.id, buffered_bytes: this.bufferedBytes() })
@@ -149,7 +147,7 @@ export abstract class NetPort extends Port {
   protected checkDrained (): void {
     if (this.bufferedBytes() < this.highWaterMark / 2) {
       this.congested = false
-      log.limited('info', 'backpressure_end', { port: this.name, id: this.id, dropped_total: this.dropBackpressure })
+      log.limited('info', 'backpressure_end', { port: this.name, id: this.id, dropped_total: this.drops[R_BACKPRESSURE] })
     }
   }
 }

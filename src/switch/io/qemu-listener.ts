@@ -27,6 +27,7 @@ import * as fs from 'node:fs'
 import { isMainThread } from 'node:worker_threads'
 import { NetPort, BatchSlab } from './net-port'
 import type { Switch } from '../core/switch'
+import { R_MALFORMED as DROP_MALFORMED } from '../core/reasons'
 import type { PortPolicy } from '../core/port'
 import type { ListenAddress } from '../core/endpoint-spec'
 import { Deframer, PREFIX_U32 } from '../../common/framing'
@@ -139,7 +140,7 @@ export class QemuListener {
     })
     socket.on('data', (chunk: Buffer) => {
       if (!deframer.push(chunk)) {
-        port.dropMalformed++
+        port.addDrops(DROP_MALFORMED, 1)
         log.client('warn', 'qemu_framing_error', remote, { port: port.name, remote, reason: 'a frame length over the maximum' })
         socket.destroy()
       }

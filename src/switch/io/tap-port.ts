@@ -20,6 +20,7 @@
  */
 
 import type { Switch } from '../core/switch'
+import { R_DISCONNECTED, R_BACKPRESSURE } from '../core/reasons'
 import type { PortPolicy } from '../core/port'
 import { NetPort, BatchSlab } from './net-port'
 import type { FastPath, FastPathBinding, FastPathPort } from './fast-path'
@@ -158,9 +159,9 @@ export class TapPort extends NetPort implements FastPathPort {
     const full = this.tap.txDropped()
     const queueFull = Math.min(n, full - this.txDroppedSeen)
     this.txDroppedSeen = full
-    if (queueFull > 0) this.dropBackpressure += queueFull
+    if (queueFull > 0) this.addDrops(R_BACKPRESSURE, queueFull)
     // Which frames of the batch the kernel refused is not known here, so these are counted, not in the drop log.
-    if (n - queueFull > 0) { this.dropDisconnected += n - queueFull; this.network.stats.dropDisconnected += n - queueFull }
+    if (n - queueFull > 0) this.network.countDrops(this, R_DISCONNECTED, n - queueFull)
   }
 
   shutdown (code: number, reason: string): void {

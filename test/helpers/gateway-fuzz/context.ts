@@ -33,6 +33,7 @@ import { poll } from '../net'
 import { LeaseModel, type FuzzNet } from './model'
 import { readArp, readDhcpReply, isDhcpServerPort, readMark, slirpMac, ipText, macText, MAGIC_DROP, MAGIC_OK, UDP_PAYLOAD } from './frames'
 import type { Station, Endpoints } from './stations'
+import { R_ARP_INSPECTION, R_BACKPRESSURE, R_CONDITION, R_CONDITION_QUEUE, R_DHCP_SNOOPING, R_DISABLED, R_DISCONNECTED, R_EGRESS_BLOCKED, R_IP_SOURCE_GUARD, R_LINK_DOWN, R_LOOP, R_PORT_SECURITY, R_RATE, R_STORM } from '../../../src/switch/core/reasons'
 
 const SYN = 0x02
 const ACK = 0x10
@@ -53,8 +54,8 @@ interface SynSent { dst: number, dport: number, may: boolean, step: number, stat
 export interface Counts { [name: string]: number }
 
 /** Port drop counters that say a frame was lost on its way (not refused by what a step tests). */
-const PATH_DROPS = ['dropCondition', 'dropConditionQueue', 'dropLinkDown', 'dropBackpressure', 'dropDisconnected', 'dropEgressBlocked',
-  'dropDisabled', 'dropLoop', 'dropRate', 'dropStormBroadcast', 'dropStormMulticast', 'dropStormUnknownUnicast', 'dropPortSecurity'] as const
+const PATH_DROPS = [R_CONDITION, R_CONDITION_QUEUE, R_LINK_DOWN, R_BACKPRESSURE, R_DISCONNECTED, R_EGRESS_BLOCKED,
+  R_DISABLED, R_LOOP, R_RATE, R_STORM, R_PORT_SECURITY] as const
 
 /** What the run gives the steps besides the Fuzz: where to join, from which addresses, the static leases' MACs. */
 export interface Setting {
@@ -221,13 +222,12 @@ export class Fuzz {
       switchd: g.filteredSelf, host: g.filteredHost, not_routable: g.filteredNotRoutable, outside: g.filteredOutside, dns: g.filteredDns,
       source: g.filteredSource, fragment: g.filteredFragment, protocol: g.filteredProtocol, flows: g.filteredFlows, arp_rate: g.filteredArpRate,
       dhcp_chaddr: c.chaddr, dhcp_rate: c.rate, dhcp_limit: c.limit, dhcp_pool: c.pool, dhcp_other: c.notDhcp + g.filteredDhcp,
-      arp_inspection: s.port?.dropArpInspection ?? 0, dhcp_snooping: s.port?.dropDhcpSnooping ?? 0, ip_source_guard: s.port?.dropIpSourceGuard ?? 0,
+      arp_inspection: s.port?.drops[R_ARP_INSPECTION] ?? 0, dhcp_snooping: s.port?.drops[R_DHCP_SNOOPING] ?? 0, ip_source_guard: s.port?.drops[R_IP_SOURCE_GUARD] ?? 0,
       path: 0
     }
     for (const p of [s.port, g]) {
       if (p === undefined) continue
-      const r = p as unknown as Record<string, number>
-      for (const f of PATH_DROPS) out.path = (out.path as number) + (r[f] ?? 0)
+      for (const r of PATH_DROPS) out.path = (out.path as number) + p.drops[r]
     }
     return out
   }
@@ -370,7 +370,7 @@ export class Fuzz {
   portDrops (p: NetPort | undefined): number {
     if (p === undefined) return 0
     let n = 0
-    for (const [k, v] of Object.entries(p)) if (k.startsWith('drop') && typeof v === 'number') n += v
+    n += p.drops.reduce((a, b) => a + b, 0) + p.dropControl
     return n
   }
 }

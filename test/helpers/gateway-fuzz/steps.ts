@@ -15,6 +15,7 @@ import type { NetPort } from '../../../src/switch/io/net-port'
 import { destinationReason } from './model'
 import { arp, dhcpClient, rogueDhcp, writeMark, UDP_PAYLOAD, type Mark, type DhcpSeen } from './frames'
 import { poll } from '../net'
+import { portDrops } from '../../../src/switch/core/drops'
 
 const BROADCAST = 0xffffffffffff
 
@@ -383,7 +384,7 @@ export async function gatewayBarrier (fz: Fuzz, s: Station, spa = 0): Promise<vo
   }
   const state = (p: NetPort | undefined): string => p === undefined
     ? 'none'
-    : JSON.stringify({ name: p.name, rx: p.rxFrames, tx: p.txFrames, blocked: p.blocked, in: p.condIn?.params, out: p.condOut?.params, drops: Object.fromEntries(Object.entries(p).filter(([k, v]) => k.startsWith('drop') && v !== 0)) })
+    : JSON.stringify({ name: p.name, rx: p.rxFrames, tx: p.txFrames, blocked: p.blocked, in: p.condIn?.params, out: p.condOut?.params, drops: Object.fromEntries(Object.entries(portDrops(p)).filter(([, v]) => v !== 0)) })
   fz.fail(`the gateway did not answer 60 ARP probes of station ${s.id} (${s.kind}): it is gone, or one station took it from the others; ` +
     `the gateway's port ${state(fz.gateway)}, child up ${String(fz.server.gatewayChildren[0]?.up)}, socket ${String(fz.gateway.socket !== undefined)}; the station's port ${state(s.port)}; ` +
     `held memory ${JSON.stringify({ used: fz.server.networks.heldBudget.used, total: fz.server.networks.heldBudget.total, client: fz.server.networks.heldBudget.of(s.port?.clientKey ?? ''), queues: fz.sw.ports.flatMap((p) => [p.condIn, p.condOut].map((c, i) => c === null ? '' : `${p.name}/${i === 0 ? 'in' : 'out'}: ${c.memoryBytes} B, ${c.queuedFrames} frames`).filter((x) => x !== '')) })}`)

@@ -5,7 +5,7 @@
 
 import type { ApiRequest } from './route'
 import type { TraceJson } from '../../../common/api-types'
-import { traceFrame } from '../../core/trace'
+import { traceFrame } from '../trace'
 import { parseFrameSpec } from '../../../common/framespec'
 import { TapswitchError } from '../../../common/errors'
 import { HttpError, send, readJson, optString } from './http'

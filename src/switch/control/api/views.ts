@@ -9,7 +9,7 @@ import type { PortHandle, GatewayFacts } from '../view'
 import type { Switch } from '../../core/switch'
 import { MODE_TRUNK, BLOCK_LOOP, BLOCK_OPERATOR, BLOCK_STP, BLOCK_LINK, portState } from '../../core/port'
 import { conditionJson, type LinkCondition } from '../../core/condition'
-import { portDropDetail } from '../../core/drops'
+import { portDropDetail, networkCounters } from '../../core/drops'
 import type { PortJson, NetworkJson, GatewayJson, ConditionJson, PortConditionJson } from '../../../common/api-types'
 
 /** A port as GET /api/v1/ports shows it. */
@@ -111,7 +111,7 @@ export function networkView (sw: Switch, gateway?: GatewayFacts): NetworkJson {
     maxFrameSize: sw.maxFrameSize,
     fdb: { entries: sw.fdb.size, maxEntries: sw.fdb.maxEntries, ageingTime: sw.fdb.ageingTime, ...sw.fdb.stats },
     stp: { bridge: sw.stp.bridgeId, root: sw.stp.rootId, rootCost: sw.stp.rootCost, rootPort: sw.stp.rootPort?.name, trunks: sw.stp.ports.length, topologyChanges: sw.stp.topologyChanges },
-    counters: { ...sw.stats },
+    counters: networkCounters(sw.stats),
     ...(fastPath !== undefined ? { fastPath } : {}),
     ...(gateway !== undefined ? { gateway: gatewayView(gateway) } : {})
   }

@@ -55,7 +55,7 @@ export function portDropDetail (p: Readonly<PortDropCounters>): Record<string, n
 export function networkDrops (stats: Pick<SwitchStats, 'drops'>, ports: readonly PortDropCounters[]): Record<string, number> {
   const out: Record<string, number> = {}
   for (let i = 0; i < DROP_REASONS.length; i++) out[(DROP_REASONS[i] as { reason: string }).reason] = stats.drops[i] as number
-  for (const p of ports) out.backpressure = (out.backpressure ?? 0) + (p.drops[R_BACKPRESSURE] as number)
+  for (const p of ports) out.backpressure = (out.backpressure ?? 0) + (p.drops[R_BACKPRESSURE])
   return out
 }
 

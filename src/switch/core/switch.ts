@@ -49,7 +49,7 @@ export class Switch extends Decision {
     if (last !== port) this.ports[i] = last
     this.stats.portsRemoved++
     this.invalidate()
-    this.stats.drops[R_BACKPRESSURE] = (this.stats.drops[R_BACKPRESSURE] as number) + (port.drops[R_BACKPRESSURE] as number)
+    this.stats.drops[R_BACKPRESSURE] = (this.stats.drops[R_BACKPRESSURE]) + (port.drops[R_BACKPRESSURE])
     if (port.stp !== null) this.stp.removePort(port)
     dropConditions(port)
     const n = this.fdb.deletePort(port)

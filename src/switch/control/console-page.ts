@@ -71,7 +71,7 @@ function asset (file: string, type: string): Asset | null {
  * Where a plain GET that is not the console's own path belongs: `/` (a person
  * who typed the address), `/console` and the case variants of `/ui` go to
  * `/ui`. Only a path that is never a WebSocket port's answers: `/` is the
- * default network's, but an upgrade never reaches here (server.ts onUpgrade),
+ * default network's, but an upgrade never reaches here (daemon/routes.ts),
  * and `/net/<name>` keeps its 426. The query is left behind (a `?token=` meant
  * for the WebSocket path must not follow into a Location).
  */

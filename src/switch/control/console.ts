@@ -225,7 +225,7 @@ export class ConsoleHub {
   /**
    * After a reload: a console whose token is no longer the admin token (rotated,
    * or the API turned off or no longer open) loses its session, as a port loses
-   * its revoked token (server.ts regrant).
+   * its revoked token (daemon/reload.ts regrant).
    */
   private recheck (): void {
     const config = this.server.config

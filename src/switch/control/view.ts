@@ -1,6 +1,6 @@
 /**
  * The daemon as the control plane sees it: read-only, and without the
- * transports. api.ts and metrics.ts are given a SwitchdView (daemon/switchd.ts's
+ * transports. api/ and metrics/ are given a SwitchdView (daemon/switchd.ts's
  * SwitchServer implements it), never the server itself, so the control plane
  * imports nothing from io/ (test/unit/layers.test.ts checks it) and cannot
  * reach a socket, a WebSocket or a listener except through the three port

@@ -35,7 +35,7 @@ export const CLOSE_GRACE_MS = 1000
  * Close `ws` on our initiative (a refusal, a policy, an operator): the
  * reason cut to what a close frame carries, and the socket cut if its peer
  * does not answer within CLOSE_GRACE_MS. From the close on, nothing it sends
- * is read (ports.ts checks `readyState`).
+ * is read (daemon/port-table.ts checks `readyState`).
  */
 export function closeSocket (ws: WebSocket, code: number, reason: string): void {
   // The reason may list VLANs or echo a client: ws throws past 123 bytes, and a throw here would kill switchd.
@@ -55,7 +55,7 @@ export abstract class WsPort extends NetPort {
   noResume = false
   /** Keepalive found it silent: the link, not the agent, went away (only such ports are parked). */
   timedOut = false
-  /** A hello name is a claim: ports.ts sets this once it knows the name is trusted or claimable. */
+  /** A hello name is a claim: daemon/port-table.ts sets this once it knows the name is trusted or claimable. */
   override ownsName = false
   /** Keepalive rounds its peer has read nothing (buffered above the high-water mark); closed (4004) after limits.notReadingTimeout. */
   notReading = 0

@@ -49,7 +49,7 @@ function readDrops (server: SwitchdView, q: URLSearchParams): DropsJson {
     if ((port !== null && r.port !== port) || (reason !== null && why !== reason)) continue
     drops.push({
       seq: r.seq,
-      // The switch clock is performance.now() (server.ts nowMs): its epoch is timeOrigin.
+      // The switch clock is performance.now() (daemon/switchd.ts nowMs): its epoch is timeOrigin.
       time: new Date(performance.timeOrigin + r.timeMs).toISOString(),
       network: r.network,
       port: r.port,

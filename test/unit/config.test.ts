@@ -102,6 +102,21 @@ describe('config', () => {
     assert.equal(buildConfig({}, 'x').bridgePriority, 32768)
   })
 
+  it('attack: no token, QEMU listener or trunk may take the name of its network\'s gateway port (the guards trust that name)', () => {
+    const gw = { networks: { lab: { gateway: { subnet: '10.0.2.0/24' } }, other: {} } }
+    const T = '0123456789abcdef-token'
+    // The guards (DHCP snooping, ARP inspection) trust the port named like the gateway: a station behind such a token could offer leases and claim the gateway's address.
+    assert.throws(() => buildConfig({ ...gw, tokens: [{ id: 'vm', token: T, network: 'lab', name: 'gateway' }] }, 'f.json'),
+      /f\.json: tokens\[vm\]\.name: "gateway" is the name of network lab's gateway port/)
+    // A token for no network in particular may join the gateway's network.
+    assert.throws(() => buildConfig({ ...gw, tokens: [{ id: 'any', token: T, name: 'gateway' }] }, 'f.json'), /tokens\[any\]\.name: "gateway" is the name of network lab's gateway port/)
+    assert.throws(() => buildConfig({ ...gw, qemu: [{ name: 'gateway', listen: 'unix:/tmp/q.sock', network: 'lab' }] }, 'f.json'), /qemu\[0\]\.name: "gateway"/)
+    assert.throws(() => buildConfig({ ...gw, trunks: [{ url: 'ws://b:8080/net/lab', name: 'gateway' }] }, 'f.json'), /trunks\[0\]\.name: "gateway"/)
+    // The name stays free where no gateway has it.
+    assert.equal(buildConfig({ ...gw, tokens: [{ id: 'vm', token: T, network: 'other', name: 'gateway' }] }, 'f.json').tokens.size, 1)
+    assert.equal(buildConfig({ ...gw, qemu: [{ name: 'gateway', listen: 'unix:/tmp/q.sock', network: 'other' }] }, 'f.json').qemu.length, 1)
+  })
+
   describe('grantPolicy()', () => {
     const c = buildConfig(LAB, 'lab.json')
     const trunk = profileFor(c, 'router', 'default', true)

@@ -32,6 +32,22 @@ export function readEndpoints (r: Reader, top: Obj, overrides: ConfigOverrides, 
   return { qemu, taps, trunks, busyPoll, fastPath }
 }
 
+/**
+ * One name, one port, for the gateway's too: the guards (DHCP snooping, ARP
+ * inspection) trust the port named like the network's gateway, so a token
+ * (for that network, or for none in particular), a QEMU listener or a trunk
+ * we dial that took the name would let its station offer leases and claim
+ * the gateway's address. Checked once the whole configuration is read.
+ */
+export function checkGatewayNames (r: Reader, config: Pick<SwitchdConfig, 'tokens' | 'gateways'> & Endpoints): void {
+  const owner = (name: string | undefined, network: string | undefined): GatewaySpec | undefined =>
+    config.gateways.find((g) => g.name === name && (network === undefined || g.network === network))
+  const refuse = (key: string, g: GatewaySpec): never => r.fail(key, `"${g.name}" is the name of network ${g.network}'s gateway port: choose another name`)
+  for (const t of config.tokens.values()) { const g = owner(t.name, t.network); if (g !== undefined) refuse(`tokens[${t.id}].name`, g) }
+  config.qemu.forEach((q, i) => { const g = owner(q.name, q.network); if (g !== undefined) refuse(`qemu[${i}].name`, g) })
+  config.trunks.forEach((t, i) => { const g = owner(t.name, t.network); if (g !== undefined) refuse(`trunks[${i}].name`, g) })
+}
+
 /** `unix:/path`, a bare absolute path, or `tcp:HOST:PORT`. */
 function readListenAddress (r: Reader, v: unknown, key: string): ListenAddress {
   if (typeof v !== 'string') r.fail(key, 'expected unix:/path/to.sock or tcp:HOST:PORT')

@@ -18,7 +18,7 @@ import { readNetworks } from './network'
 import { readPolicy, readProfiles, unreachableProfiles } from './profiles'
 import { readAccess } from './access'
 import { readService, readLimits } from './service'
-import { readEndpoints } from './endpoints'
+import { readEndpoints, checkGatewayNames } from './endpoints'
 import type { SwitchdConfig, ConfigOverrides } from './types'
 import { DEFAULT_POLICY } from '../../core/port'
 import { logger } from '../../../common/log'
@@ -54,6 +54,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     defaultPolicy,
     profiles: Object.freeze(profiles)
   })
+  checkGatewayNames(r, config)
   for (const p of unreachableProfiles(config)) {
     log.warn('profile_unreachable', {
       source,

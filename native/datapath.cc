@@ -127,8 +127,12 @@ void Datapath::Remove(int flow) {
 }
 
 void Datapath::Flush() {
-  std::lock_guard<std::mutex> g(mu_);
+  std::unique_lock<std::mutex> g(mu_);
   flows_.Clear();
+  // A burst begun before this may still write what it decided under the old flows:
+  // wait for it, so that a disable or a capture takes effect once flush() returns.
+  const uint64_t upto = bursts_begun_;
+  idle_.wait(g, [&] { return bursts_done_ >= upto; });
 }
 
 void Datapath::FlowHits(double* out, size_t n) {

@@ -181,6 +181,7 @@ class Datapath {
   // (in, dst, src) -> out for frames up to max_frame bytes: the flow's index, or -1 (full, or ports that cannot pair).
   int Install(int in, uint64_t dst, uint64_t src, int out, size_t max_frame);
   void Remove(int flow);
+  // Forget every flow; once this returns no frame decided under them is written (it waits for a burst in flight).
   void Flush();
   // Cumulative hits of flows [0, n) into out (n is capped at the table's size).
   void FlowHits(double* out, size_t n);

@@ -24,12 +24,12 @@
 //   call. A burst takes it three times: to check its port and mark the burst
 //   begun; after reading, to decide every frame and queue the misses; after
 //   writing the hits, to publish the counters and mark the burst done. So JS
-//   (install, flush, stats) never waits for a read or a write.
-// - A flow flushed while a burst is in flight may still carry the frames that
-//   burst decided under it: they were decided before the flush, as Open
-//   vSwitch's datapath still executes the actions of a packet that matched a
-//   flow the revalidator deletes meanwhile. Nothing decided after the flush
-//   uses the flow.
+//   (install, stats) never waits for a read or a write.
+// - flush() waits for the burst in flight, if any, as removePort does: JS
+//   flushes on every event that changes a decision (a disable, a link drill, a
+//   capture starting, a VLAN change), and that must take effect at once, so no
+//   frame decided under the old flows may be written once flush() returns.
+//   The wait is one burst's write at most (the old lock held that long too).
 // - A removed port's fd is never touched once removePort returns (JS closes
 //   it right after, and the number may be reused at once): removePort marks
 //   the slot free, so no later burst reads it or decides to write to it, then

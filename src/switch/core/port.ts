@@ -108,7 +108,7 @@ export interface FastPathHooks {
   flush: () => void
   /** The tick, before fdb expiry: fold native counters in, refresh the ages of MACs that hit, revalidate. */
   sync: () => void
-  /** For the API: syncs first. */
+  /** For the API and scrapes: the native counters folded in first (revalidation is the tick's). */
   stats: () => FastPathStats
 }
 

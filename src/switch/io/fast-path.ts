@@ -116,10 +116,7 @@ export class FastPath implements FastPathHooks {
 
   sync (): void {
     if (this.closed) return
-    for (let s = 0; s < this.ports.length; s++) {
-      const p = this.ports[s]
-      if (p !== undefined) this.fold(s, p)
-    }
+    this.foldAll()
     if (this.flowCount === 0) return
     this.native.flowHits(this.hits)
     for (let i = 0; i < this.flows.length; i++) {
@@ -140,8 +137,13 @@ export class FastPath implements FastPathHooks {
   /** Flows in force (tests, API). */
   get size (): number { return this.flowCount }
 
+  /**
+   * For the API and each scrape: the counters folded in, without the
+   * revalidation (a dry decision per flow), which is the tick's: a scrape
+   * asks for this once per metric family.
+   */
   stats (): FastPathStats {
-    this.sync()
+    if (!this.closed) this.foldAll()
     const t = new Float64Array(4)
     if (!this.closed) this.native.stats(t)
     return { flows: this.flowCount, forwarded: this.forwarded, misses: t[1] as number, missDropped: t[2] as number }
@@ -155,6 +157,14 @@ export class FastPath implements FastPathHooks {
     if (this.sw.fastPath === this) this.sw.fastPath = null
     for (const p of this.ports) if (p !== undefined) p.fastPath = null
     log.debug('fast_path_closed', { network: this.sw.name, forwarded: this.forwarded })
+  }
+
+  /** Every port's native counters into its own. */
+  private foldAll (): void {
+    for (let s = 0; s < this.ports.length; s++) {
+      const p = this.ports[s]
+      if (p !== undefined) this.fold(s, p)
+    }
   }
 
   private slotOf (port: Port): number {

@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "records.h"
+#include "batch.h"
 
 namespace tapswitch {
 namespace fastpath {

@@ -65,8 +65,9 @@ class Reader {
   uint8_t* ReadPtr(size_t* room);
   // `n` bytes were read at ReadPtr().
   void Commit(size_t n);
-  // Copy bytes in (a prefill, the tests, the fuzzer): false once they do not
-  // fit (the connection must then fail with kCloseTooBig).
+  // Copy bytes in (a prefill, the tests, the fuzzer), as if read: false,
+  // and nothing copied, when they do not fit in ReadPtr()'s room (drain
+  // Next() first; up to kReadRoom always fits then).
   bool Feed(const uint8_t* p, size_t n);
 
   // The next complete message, if the bytes so far hold one.

@@ -86,6 +86,14 @@ describe('install-deps.sh: the one list of system packages', () => {
     for (const t of ['python3', 'make', 'g++']) assert.ok(listed.has(t), t)
   })
 
+  it('has the fuzz run\'s tools (scripts/fuzz.sh: clang++ and the libFuzzer runtime clang only recommends)', () => {
+    assert.equal(listed.get('clang++'), 'clang')
+    const rt = [...listed].find(([tool]) => /\/libclang_rt\.fuzzer-x86_64\.a$/.test(tool))
+    assert.ok(rt !== undefined, 'install-deps.sh does not install libFuzzer\'s runtime')
+    assert.equal(rt[1], 'libclang-rt-14-dev')
+    assert.match(fs.readFileSync(path.join(ROOT, 'scripts', 'fuzz.sh'), 'utf8'), /libclang-rt-14-dev/)
+  })
+
   it('--check names each missing tool and its package, and installs nothing', () => {
     // A PATH with only bash, dirname and the script's own helpers: everything else is missing.
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-deps-'))

@@ -1,129 +1,20 @@
 // The deterministic test of the native WebSocket reader and sender
 // (native/ws_frame.cc, native/ws_output.cc): every case RFC 6455 names a
 // failure for, the splits TCP may make, and the bytes the writer produces
-// against ws's own (test/unit/ws-native.test.ts builds this with ASan and
-// UBSan, passes it the frames ws's Sender wrote, and runs it).
+// against ws's own (test/unit/ws-native.test.ts builds this and
+// ws_output_test.cc with ASan and UBSan, passes it the frames ws's Sender
+// wrote, and runs it). This file: main and the reader's cases.
 //
 //   ws_frame_test <expected-frames-file>
 //
 // Prints "ok - <case>" or "not ok - <case>: <why>" per case (the mocha test
 // asserts each by name) and exits 1 if any failed.
-#include <errno.h>
-#include <fcntl.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
-#include <string>
-#include <vector>
 
-#include "../native/ws_frame.h"
-#include "../native/ws_output.h"
+#include "ws_test.h"
 
-using namespace tapswitch::ws;
-using Bytes = std::vector<uint8_t>;
-
-namespace {
-
-int g_failed_cases = 0;
-bool g_case_ok = true;
-std::string g_why;
-
-#define CHECK(c)                                                                        \
-  do {                                                                                  \
-    if (!(c)) {                                                                         \
-      if (g_case_ok) g_why = std::string("line ") + std::to_string(__LINE__) + ": " #c; \
-      g_case_ok = false;                                                                \
-    }                                                                                   \
-  } while (0)
-
-template <typename F>
-void Case(const char* name, F body) {
-  g_case_ok = true;
-  g_why.clear();
-  body();
-  if (g_case_ok) {
-    printf("ok - %s\n", name);
-  } else {
-    printf("not ok - %s: %s\n", name, g_why.c_str());
-    g_failed_cases++;
-  }
-}
-
-const uint8_t kMask[4] = {0x37, 0xfa, 0x21, 0x3d};
-const uint8_t kZeroMask[4] = {0, 0, 0, 0};
-
-Bytes Str(const std::string& s) { return Bytes(s.begin(), s.end()); }
-Bytes Fill(size_t n) {
-  Bytes b(n);
-  for (size_t i = 0; i < n; i++) b[i] = static_cast<uint8_t>(i * 131 + 7);
-  return b;
-}
-Bytes Cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const Bytes& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-// One frame as a peer writes it (WriteHeader and ApplyMask are checked against ws's bytes below).
-Bytes Frame(uint8_t op, const Bytes& payload, const uint8_t* mask, bool fin = true) {
-  uint8_t h[kMaxHeader];
-  const size_t n = WriteHeader(h, op, fin, payload.size(), mask);
-  Bytes out(h, h + n);
-  Bytes p = payload;
-  if (mask != nullptr) ApplyMask(p.data(), p.size(), mask);
-  out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
-struct Got {
-  std::vector<std::pair<uint8_t, Bytes>> msgs;
-  uint16_t code = 0;
-  bool operator==(const Got& o) const { return msgs == o.msgs && code == o.code; }
-};
-
-// Drain every whole message into `g`; false once failed.
-bool Drain(Reader* r, Got* g) {
-  for (;;) {
-    Message m;
-    const Reader::Result res = r->Next(&m);
-    if (res == Reader::kNeedMore) return true;
-    if (res == Reader::kError) {
-      g->code = r->close_code();
-      return false;
-    }
-    g->msgs.emplace_back(m.opcode, Bytes(m.data, m.data + m.len));
-  }
-}
-
-Got ReadAll(Role role, size_t max, const Bytes& stream) {
-  Reader r(role, max);
-  Got g;
-  CHECK(r.Feed(stream.data(), stream.size()));
-  Drain(&r, &g);
-  return g;
-}
-
-// The code a stream fails with when fed whole (0: none).
-uint16_t FailsWith(Role role, size_t max, const Bytes& stream) { return ReadAll(role, max, stream).code; }
-
-Got OneByteAtATime(Reader* r, const Bytes& stream) {
-  Got g;
-  for (uint8_t b : stream) {
-    size_t room = 0;
-    uint8_t* at = r->ReadPtr(&room);
-    if (at == nullptr || room == 0) break;
-    *at = b;
-    r->Commit(1);
-    if (!Drain(r, &g)) break;
-  }
-  return g;
-}
+namespace wstest {
 
 Bytes Hex(const std::string& h) {
   Bytes out;
@@ -132,41 +23,6 @@ Bytes Hex(const std::string& h) {
     out.push_back(static_cast<uint8_t>(std::stoi(h.substr(i, 2), nullptr, 16)));
   return out;
 }
-
-// A non-blocking socketpair with a small send buffer: the far end reads what was sent.
-struct Pair {
-  int fd[2] = {-1, -1};
-  Pair() {
-    socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
-    int small = 4096;
-    setsockopt(fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    setsockopt(fd[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    for (int f : fd) fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK);
-  }
-  ~Pair() {
-    for (int f : fd)
-      if (f >= 0) close(f);
-  }
-  // Everything readable at the far end now.
-  Bytes Take() {
-    Bytes out;
-    uint8_t buf[65536];
-    for (;;) {
-      const ssize_t n = read(fd[1], buf, sizeof buf);
-      if (n <= 0) break;
-      out.insert(out.end(), buf, buf + n);
-    }
-    return out;
-  }
-};
-
-// ws's frames (line: frame <name> <opcode> <fin> <mask hex|-> <payload hex|-> <frame hex>) and close
-// payloads (line: close <name> <code> <reason hex|-> <payload hex>), from test/unit/ws-native.test.ts.
-struct Expected {
-  std::string kind, name;
-  int opcode = 0, fin = 1, code = 0;
-  Bytes mask, payload, reason, bytes;
-};
 
 std::vector<Expected> LoadExpected(const char* path) {
   std::vector<Expected> out;
@@ -194,29 +50,7 @@ std::vector<Expected> LoadExpected(const char* path) {
   return out;
 }
 
-void ReaderCases();
-void FailureCases();
-void OutputCases(const std::vector<Expected>& ws);
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: ws_frame_test <expected-frames-file>\n");
-    return 2;
-  }
-  const std::vector<Expected> ws = LoadExpected(argv[1]);
-  Case("the expected frames from ws were read", [&] { CHECK(ws.size() >= 8); });
-  ReaderCases();
-  FailureCases();
-  OutputCases(ws);
-  printf("%d failed\n", g_failed_cases);
-  return g_failed_cases == 0 ? 0 : 1;
-}
-
-namespace {
-
-void ReaderCases() {
+void ReaderSplitCases() {
   // Several messages of every kind and length class, masked as a client's (to a server) and not (to a client).
   auto stream = [](const uint8_t* m) {
     return Cat({Frame(kText, Str("hello"), m), Frame(kBinary, Fill(300), m), Frame(kPing, Str("p"), m),
@@ -288,6 +122,9 @@ void ReaderCases() {
       }
     }
   });
+}
+
+void ReaderBoundCases() {
   Case("a zero mask is a mask: the payload is taken as it is", [&] {
     const Got g = ReadAll(Role::kServer, 1000, Frame(kText, Str("as is"), kZeroMask));
     CHECK(g.code == 0 && g.msgs.size() == 1 && g.msgs[0].second == Str("as is"));
@@ -360,7 +197,7 @@ void ReaderCases() {
   });
 }
 
-void FailureCases() {
+void RoleAndBitCases() {
   Case("unmasked frame to a server role fails 1002",
        [&] { CHECK(FailsWith(Role::kServer, 100, Frame(kText, Str("x"), nullptr)) == kCloseProtocolError); });
   Case("masked frame to a client role fails 1002",
@@ -398,6 +235,9 @@ void FailureCases() {
       CHECK(FailsWith(Role::kServer, 100, Cat({Frame(kText, Str("a"), kMask, false), Frame(op, Str("b"), kMask)})) ==
             kCloseProtocolError);
   });
+}
+
+void LengthAndSequenceCases() {
   Case("a 16-bit length over max_message fails 1009 before its payload arrives", [&] {
     Bytes f = Frame(kBinary, Fill(200), kMask);
     f.resize(8);  // the header alone
@@ -443,138 +283,23 @@ void FailureCases() {
   });
 }
 
-void OutputCases(const std::vector<Expected>& ws) {
-  Case("WriteHeader and ApplyMask write the bytes ws's Sender.frame writes", [&] {
-    int n = 0;
-    for (const Expected& e : ws) {
-      if (e.kind != "frame") continue;
-      n++;
-      uint8_t h[kMaxHeader];
-      const uint8_t* mask = e.mask.empty() ? nullptr : e.mask.data();
-      const size_t hl = WriteHeader(h, static_cast<uint8_t>(e.opcode), e.fin != 0, e.payload.size(), mask);
-      Bytes got(h, h + hl);
-      Bytes p = e.payload;
-      // Masked in two pieces, the second at its offset into the payload: as a sender masks parts.
-      if (mask != nullptr) {
-        const size_t cut = p.size() / 3;
-        ApplyMask(p.data(), cut, mask);
-        ApplyMask(p.data() + cut, p.size() - cut, mask, cut);
-      }
-      got.insert(got.end(), p.begin(), p.end());
-      if (got != e.bytes) g_why = "frame " + e.name + " differs from ws's";
-      CHECK(got == e.bytes);
-    }
-    CHECK(n >= 6);
-  });
-  Case("ClosePayload writes ws's close payload, the reason cut to 123 bytes on a character boundary", [&] {
-    int n = 0;
-    for (const Expected& e : ws) {
-      if (e.kind != "close") continue;
-      n++;
-      uint8_t out[kMaxControl];
-      const std::string reason(e.reason.begin(), e.reason.end());
-      const size_t len = ClosePayload(out, static_cast<uint16_t>(e.code), reason.c_str());
-      if (Bytes(out, out + len) != e.bytes) g_why = "close " + e.name + " differs from ws's";
-      CHECK(len <= kMaxControl && Bytes(out, out + len) == e.bytes);
-    }
-    CHECK(n >= 3);
-  });
-  Case("Output sends whole messages, as ws frames them, from parts", [&] {
-    Pair p;
-    Output out(1 << 20);
-    int n = 0;
-    for (const Expected& e : ws) {
-      if (e.kind != "frame" || e.fin == 0) continue;
-      const uint8_t* mask = e.mask.empty() ? nullptr : e.mask.data();
-      Bytes payload = e.payload;
-      if (mask != nullptr) ApplyMask(payload.data(), payload.size(), mask);  // the caller masks (ws_output.h)
-      const size_t half = payload.size() / 2;
-      struct iovec parts[2] = {{payload.data(), half}, {payload.data() + half, payload.size() - half}};
-      const Output::Result r = out.Send(p.fd[0], static_cast<uint8_t>(e.opcode), mask, parts, 2, payload.size());
-      CHECK(r == Output::kSent || r == Output::kQueued);
-      Bytes got;
-      for (int spins = 0; spins < 100000; spins++) {
-        const Bytes more = p.Take();
-        got.insert(got.end(), more.begin(), more.end());
-        if (out.queued() == 0 && got.size() >= e.bytes.size()) break;
-        out.Flush(p.fd[0]);
-      }
-      if (got != e.bytes) g_why = "sent " + e.name + " differs from ws's frame";
-      CHECK(got == e.bytes);
-      n++;
-    }
-    CHECK(n >= 4);
-  });
-  Case("Output queues a partial write and flushes it, then later messages, in order", [&] {
-    Pair p;
-    Output out(1 << 20);
-    const Bytes big = Fill(300000), small = Str("after");
-    struct iovec a = {const_cast<uint8_t*>(big.data()), big.size()};
-    struct iovec b = {const_cast<uint8_t*>(small.data()), small.size()};
-    CHECK(out.Send(p.fd[0], kBinary, nullptr, &a, 1, big.size()) == Output::kQueued);
-    CHECK(out.queued() > 0);
-    // Queued behind: written after the first, never interleaved.
-    CHECK(out.Send(p.fd[0], kText, nullptr, &b, 1, small.size()) == Output::kQueued);
-    Bytes got;
-    for (int spins = 0; spins < 1000000 && (out.queued() > 0 || got.size() < big.size() + 10 + small.size() + 2);
-         spins++) {
-      const Bytes more = p.Take();
-      got.insert(got.end(), more.begin(), more.end());
-      const Output::Result r = out.Flush(p.fd[0]);
-      CHECK(r == Output::kSent || r == Output::kQueued);
-    }
-    CHECK(got == Cat({Frame(kBinary, big, nullptr), Frame(kText, small, nullptr)}));
-    CHECK(out.Flush(p.fd[0]) == Output::kSent && out.queued() == 0);
-    CHECK(out.footprint() <= out.cap());
-  });
-  Case("Output refuses a message over its cap with nothing written", [&] {
-    Pair p;
-    Output out(20000);
-    const Bytes over = Fill(20000);
-    struct iovec o = {const_cast<uint8_t*>(over.data()), over.size()};
-    // Over the cap on an empty queue: nothing on the wire.
-    CHECK(out.Send(p.fd[0], kBinary, nullptr, &o, 1, over.size()) == Output::kRefused);
-    CHECK(out.queued() == 0 && p.Take().empty());
-    // Fill the socket and part of the queue, then one that would not fit behind it.
-    const Bytes fill = Fill(15000);
-    struct iovec f = {const_cast<uint8_t*>(fill.data()), fill.size()};
-    Output::Result r = Output::kSent;
-    Bytes wire;
-    int sent = 0;
-    while (r == Output::kSent && sent < 1000) {
-      r = out.Send(p.fd[0], kBinary, nullptr, &f, 1, fill.size());
-      sent++;
-    }
-    CHECK(r == Output::kQueued);
-    const size_t q = out.queued();
-    const Bytes rest = Fill(20000 - q);  // with its header, over the cap by a few bytes
-    struct iovec x = {const_cast<uint8_t*>(rest.data()), rest.size()};
-    CHECK(out.Send(p.fd[0], kBinary, nullptr, &x, 1, rest.size()) == Output::kRefused);
-    CHECK(out.queued() == q);
-    // What arrives is the whole messages sent, and not a byte of the refused one.
-    for (int spins = 0; spins < 1000000 && out.queued() > 0; spins++) {
-      const Bytes more = p.Take();
-      wire.insert(wire.end(), more.begin(), more.end());
-      out.Flush(p.fd[0]);
-    }
-    const Bytes more = p.Take();
-    wire.insert(wire.end(), more.begin(), more.end());
-    Bytes want;
-    for (int i = 0; i < sent; i++) want = Cat({want, Frame(kBinary, fill, nullptr)});
-    CHECK(wire == want);
-  });
-  // SIGPIPE is left at its default: without MSG_NOSIGNAL this case would kill the test.
-  Case("Output on a socket the peer closed is kBroken (EPIPE), never SIGPIPE, and stays broken", [&] {
-    Pair p;
-    close(p.fd[1]);
-    p.fd[1] = -1;
-    Output out(1000);
-    const Bytes m = Str("x");
-    struct iovec v = {const_cast<uint8_t*>(m.data()), m.size()};
-    CHECK(out.Send(p.fd[0], kText, nullptr, &v, 1, m.size()) == Output::kBroken);
-    CHECK(out.error() == EPIPE);
-    CHECK(out.Flush(p.fd[0]) == Output::kBroken);
-  });
-}
+}  // namespace wstest
 
-}  // namespace
+int main(int argc, char** argv) {
+  using namespace wstest;
+  if (argc != 2) {
+    fprintf(stderr, "usage: ws_frame_test <expected-frames-file>\n");
+    return 2;
+  }
+  const std::vector<Expected> ws = LoadExpected(argv[1]);
+  Case("the expected frames from ws were read", [&] { CHECK(ws.size() >= 8); });
+  ReaderSplitCases();
+  ReaderBoundCases();
+  RoleAndBitCases();
+  LengthAndSequenceCases();
+  WriterCases(ws);
+  OutputOrderCases(ws);
+  OutputCapCases();
+  printf("%d failed\n", g_failed_cases);
+  return g_failed_cases == 0 ? 0 : 1;
+}

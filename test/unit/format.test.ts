@@ -51,6 +51,6 @@ describe('format: native/ and fuzz/ are clang-formatted', () => {
     const r = clangFormat(['--dry-run', '--Werror', ...files])
     if (r.status === 0) return
     const bad = [...new Set([...r.stderr.matchAll(/^((?:native|fuzz)\/[^:\s]+):\d+:\d+: (?:error|warning):/gm)].map((m) => m[1] as string))]
-    assert.fail(`not formatted: ${bad.length > 0 ? bad.join(', ') : r.stderr.trim()}; run \`${FIX}\` (clang-format -i native/*.cc native/*.h fuzz/*.cc) and commit the result`)
+    assert.fail(`not formatted: ${bad.length > 0 ? bad.join(', ') : r.stderr.trim()}; run \`${FIX}\` (clang-format -i native/*.cc native/*.h fuzz/*.cc fuzz/*.h) and commit the result`)
   })
 })

@@ -1,6 +1,6 @@
 /**
  * The native WebSocket reader and sender (native/ws_frame.cc, ws_output.cc),
- * deterministically: fuzz/ws_frame_test.cc built with the system compiler,
+ * deterministically: fuzz/ws_frame_test.cc and ws_output_test.cc built with the system compiler,
  * AddressSanitizer and UBSan, and run. Its cases are asserted here by name,
  * so a case that stops running fails as surely as one that fails. The frames
  * and close payloads the writer must match byte for byte are written here by
@@ -133,7 +133,7 @@ describe('native WebSocket reader and sender (fuzz/ws_frame_test.cc under ASan a
     try {
       const bin = path.join(dir, 'ws_frame_test')
       const build = spawnSync('g++', ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g', '-fsanitize=address,undefined',
-        '-fno-sanitize-recover=all', 'fuzz/ws_frame_test.cc', 'native/ws_frame.cc', 'native/ws_output.cc', '-o', bin],
+        '-fno-sanitize-recover=all', 'fuzz/ws_frame_test.cc', 'fuzz/ws_output_test.cc', 'native/ws_frame.cc', 'native/ws_output.cc', '-o', bin],
       { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
       assert.equal(build.status, 0, `fuzz/ws_frame_test.cc did not build:\n${build.stderr}`)
       const expected = path.join(dir, 'expected.txt')

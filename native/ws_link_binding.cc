@@ -40,6 +40,7 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
                            InstanceMethod<&WsLink::Start>("start"),
                            InstanceMethod<&WsLink::Send>("send"),
                            InstanceMethod<&WsLink::Terminate>("terminate"),
+                           InstanceMethod<&WsLink::Close>("close"),
                            InstanceMethod<&WsLink::Stats>("stats"),
                            InstanceAccessor<&WsLink::GetBuffered>("bufferedAmount"),
                        });
@@ -125,7 +126,8 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
     if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value());
   }
 
-  // send(opcode, data) -> 0 sent, 1 queued, 2 refused (the queue is full, or our close is out), 3 broken
+  // send(opcode, data): JS's own message -> 0 sent, 1 queued, 2 refused (the queue is full, or our close is out), 3
+  // broken
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsNumber() || !info[1].IsBuffer())
@@ -143,6 +145,27 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
 
   void Terminate(const Napi::CallbackInfo&) {
     if (link_) link_->Terminate();
+  }
+
+  // close(): stop the thread (no closing handshake) and join it, now. No event is delivered after this;
+  // the counters stay readable.
+  void Close(const Napi::CallbackInfo&) {
+    if (link_) {
+      link_->Terminate();
+      link_->Join();
+    }
+    ended_ = true;
+    Finish();
+  }
+
+  // Once: the thread is joined; let go of the async handle and of our self-reference.
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    napi_remove_env_cleanup_hook(Env(), OnEnvCleanup, this);
+    CloseAsync();
+    on_event_.Reset();
+    Unref();
   }
 
   // stats(link: Float64Array(LINK_STAT_COUNT), tap: Float64Array(STAT_COUNT))
@@ -200,16 +223,12 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
       if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
     }
     d.clear();
-    if (end) {
-      napi_remove_env_cleanup_hook(env, OnEnvCleanup, this);
-      CloseAsync();
-      on_event_.Reset();
-      Unref();
-    }
+    if (end) Finish();
   }
 
   std::unique_ptr<Link> link_;
-  bool ended_ = false;
+  bool ended_ = false;     // the thread ended (joined): sends are refused as broken
+  bool finished_ = false;  // Finish() ran
   uv_async_t* async_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
   Napi::FunctionReference on_event_;

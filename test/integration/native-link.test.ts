@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { Uplink, type UplinkOptions } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
@@ -9,6 +10,10 @@ import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { buildConfig } from '../../src/switch/control/config'
+import { makePki, type TestPki } from '../helpers/tls'
+import { agentPlan, SPECS } from '../../src/agent/options'
+import { parseCli } from '../../src/common/cli'
 
 const links = linkBindingOf(loadNative('tests'))
 
@@ -118,5 +123,29 @@ describe('tap-agent native link (integration, a TAP-like socket pair)', () => {
     tap.inject([eth(BROADCAST, MAC_A)])
     await waitFor(() => client.frames.length >= 1, undefined, 'frame after the resume')
     assert.equal(logs.filter((l) => l.includes('"uplink_resumed"') && l.includes('"path":"native"')).length, 1)
+  })
+  it('--no-fast-path (or TAP_AGENT_NO_FAST_PATH) keeps the JS path', () => {
+    const base = ['--url', 'ws://127.0.0.1:1/']
+    assert.equal(agentPlan(parseCli(SPECS, base, {}, 'tap-agent')).fastPath, true)
+    assert.equal(agentPlan(parseCli(SPECS, [...base, '--no-fast-path'], {}, 'tap-agent')).fastPath, false)
+    assert.equal(agentPlan(parseCli(SPECS, base, { TAP_AGENT_NO_FAST_PATH: '1' }, 'tap-agent')).fastPath, false)
+  })
+
+  describe('over wss://', () => {
+    let pki: TestPki
+    before(function () { this.timeout(30_000); pki = makePki() })
+    after(() => { fs.rmSync(pki.dir, { recursive: true, force: true }) })
+
+    it('falls back to the JS path (TLS), says why, and carries frames', async () => {
+      const port = await startServer({ config: buildConfig({ tls: { cert: pki.cert, key: pki.key } }, 'test') })
+      const { agent, tap } = startAgent(port, 'native-tls', true, { url: `wss://127.0.0.1:${port}/`, tls: { ca: fs.readFileSync(pki.ca) } })
+      await waitFor(() => agent.uplink.isUp, undefined, 'up')
+      const line = connected('native-tls')
+      assert.equal(line?.path, 'js')
+      assert.equal(line?.fallback, 'TLS')
+      assert.equal(tap.reading, true, 'the agent reads its TAP itself')
+      tap.inject([eth(BROADCAST, MAC_A)])
+      await waitFor(() => agent.stats.upFrames >= 1, undefined, 'the frame sent over the JS path')
+    })
   })
 })

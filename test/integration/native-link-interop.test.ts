@@ -19,7 +19,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch } from '../../src/common/
 import { PairTap } from '../helpers/pair-tap'
 import { waitFor, onceWithin, sleep } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
-import { encodeFrame, OP_BINARY } from '../helpers/rawws'
+import { encodeFrame, OP_BINARY, OP_PING } from '../helpers/rawws'
 import { setLogSink } from '../../src/common/log'
 
 const links = linkBindingOf(loadNative('tests'))
@@ -176,6 +176,39 @@ for (const native of [true, false]) {
       agent?.fold()
       assert.ok((agent?.stats.droppedBackpressure ?? 0) > 0, 'bursts were refused and counted')
       assert.ok((agent?.uplink.bufferedAmount ?? 0) <= 64 * 1024 + MAX_MESSAGE_SIZE + 14, 'the queue stays bounded')
+    })
+
+    it('attack: a message claiming more than the largest allowed closes with 1009 before its payload is waited for', async () => {
+      await start()
+      await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+      sw.raw(sw.last).write(encodeFrame(OP_BINARY, Buffer.alloc(16), { mask: false, declaredLength: 1n << 40n }))
+      await waitFor(() => sw.closes.length >= 1, undefined, 'the close')
+      assert.equal(sw.closes[0], 1009)
+    })
+
+    it('attack: a masked frame from the switch closes with 1002', async () => {
+      await start()
+      await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+      sw.raw(sw.last).write(encodeFrame(OP_BINARY, encodeBatch([eth(MAC_A, MAC_B)]), { mask: true }))
+      await waitFor(() => sw.closes.length >= 1, undefined, 'the close')
+      assert.equal(sw.closes[0], 1002)
+      assert.equal(tap.received.length, 0)
+    })
+
+    it('attack: a switch that pings and never reads gets pongs only within the high-water mark; the rest are counted', async () => {
+      await start({ highWaterMark: 16 * 1024 })
+      await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+      const s = sw.raw(sw.last)
+      s.pause()
+      const ping = encodeFrame(OP_PING, Buffer.alloc(125, 0x70), { mask: false })
+      const chunk = Buffer.concat(Array.from({ length: 1000 }, () => ping))
+      // Bounded by a count: enough pongs to fill the kernel's buffers, then our queue's mark.
+      for (let i = 0; i < 200 && (agent?.uplink.stats.pongsDropped ?? 0) === 0; i++) {
+        s.write(chunk)
+        await sleep(5)
+      }
+      await waitFor(() => (agent?.uplink.stats.pongsDropped ?? 0) > 0, undefined, 'pongs dropped')
+      assert.ok((agent?.uplink.bufferedAmount ?? 0) <= 16 * 1024 + MAX_MESSAGE_SIZE + 14, 'the queue stays bounded')
     })
 
     it('presumes a switch that stays silent dead (the watchdog) and closes with 4003', async function () {

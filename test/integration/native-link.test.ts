@@ -14,6 +14,7 @@ import { buildConfig } from '../../src/switch/control/config'
 import { makePki, type TestPki } from '../helpers/tls'
 import { agentPlan, SPECS } from '../../src/agent/options'
 import { parseCli } from '../../src/common/cli'
+import { agentRegistry } from '../../src/agent/metrics'
 
 const links = linkBindingOf(loadNative('tests'))
 
@@ -87,6 +88,12 @@ describe('tap-agent native link (integration, a TAP-like socket pair)', () => {
     assert.equal(agent.uplink.stats.rxMessages >= 1, true)
     assert.equal(agent.endpointStats().txFrames, 2)
     assert.equal(agent.endpointStats().rxFrames, 1)
+    // /metrics reads the same, folded in at scrape time.
+    const text = await agentRegistry(agent).metrics()
+    assert.match(text, /tap_agent_tap_receive_frames_total\{tap="native-a"\} 1\n/)
+    assert.match(text, /tap_agent_tap_transmit_frames_total\{tap="native-a"\} 2\n/)
+    assert.match(text, /tap_agent_uplink_received_bytes_total \d+/)
+    assert.doesNotMatch(text, /tap_agent_uplink_received_bytes_total 0\n/)
   })
 
   it('native and JS agents reach each other, unicast and broadcast', async () => {

@@ -81,6 +81,9 @@ struct Options {
   size_t high_water = 1 << 20;  // bytes queued before a burst is refused
 };
 
+// The records of p[0, n) tile it exactly (protocol.ts countRecords): a batch to trust.
+bool Tiles(const uint8_t* p, size_t n);
+
 class Link {
  public:
   explicit Link(const Options& o);

@@ -9,7 +9,8 @@
 
 import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
-import type * as net from 'node:net'
+import * as net from 'node:net'
+import { createHash } from 'node:crypto'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Uplink, type UplinkOptions } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
@@ -19,7 +20,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch } from '../../src/common/
 import { PairTap } from '../helpers/pair-tap'
 import { waitFor, onceWithin, sleep } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
-import { encodeFrame, OP_BINARY, OP_PING } from '../helpers/rawws'
+import { encodeFrame, OP_BINARY, OP_PING, OP_TEXT } from '../helpers/rawws'
 import { setLogSink } from '../../src/common/log'
 
 const links = linkBindingOf(loadNative('tests'))
@@ -209,6 +210,39 @@ for (const native of [true, false]) {
       }
       await waitFor(() => (agent?.uplink.stats.pongsDropped ?? 0) > 0, undefined, 'pongs dropped')
       assert.ok((agent?.uplink.bufferedAmount ?? 0) <= 16 * 1024 + MAX_MESSAGE_SIZE + 14, 'the queue stays bounded')
+    })
+
+    it('parses what came in the same read as the upgrade\'s answer (a ping and the welcome: the prefill) first', async () => {
+      // A raw switch: the 101, a ping and the welcome in ONE write, so they arrive before ws's 'open'.
+      const server = net.createServer((c) => {
+        c.on('error', () => {})
+        let head = ''
+        c.on('data', (d: Buffer) => {
+          if (head.includes('\r\n\r\n')) { rawGot.push(d); return }
+          head += d.toString('latin1')
+          const key = /sec-websocket-key: *(\S+)/i.exec(head)?.[1]
+          if (key === undefined || !head.includes('\r\n\r\n')) return
+          const accept = createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64')
+          c.write(Buffer.concat([
+            Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL_V1}\r\n\r\n`),
+            encodeFrame(OP_PING, Buffer.from('early'), { mask: false }),
+            encodeFrame(OP_TEXT, Buffer.from(welcome()), { mask: false })
+          ]))
+        })
+      })
+      const rawGot: Buffer[] = []
+      await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+      try {
+        await start({ url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/` })
+        await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+        // The hello and the pong (opcode 0xa) come back masked: find the pong's header among what we got.
+        await waitFor(() => Buffer.concat(rawGot).includes(0x8a), undefined, 'the pong')
+        assert.equal(path(), native ? 'native' : 'js')
+      } finally {
+        await agent?.stop()
+        agent = undefined
+        server.close()
+      }
     })
 
     it('presumes a switch that stays silent dead (the watchdog) and closes with 4003', async function () {

@@ -112,6 +112,18 @@ for (const native of [true, false]) {
       assert.deepEqual(sw.received[0], encodeBatch([eth(MAC_B, MAC_A)]))
     })
 
+    it('hands control messages after the welcome up at once (a link drill), between batches', async () => {
+      await start()
+      await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+      sw.last.send(encodeBatch([eth(MAC_A, MAC_B)]))
+      sw.last.send(JSON.stringify({ type: 'link', up: false }))
+      sw.last.send(encodeBatch([eth(MAC_A, MAC_B, 0, 200)]))
+      await waitFor(() => agent?.linkDown === true, undefined, 'link down')
+      await tap.waitReceived(2)
+      sw.last.send(JSON.stringify({ type: 'link', up: true }))
+      await waitFor(() => agent?.linkDown === false, undefined, 'link up')
+    })
+
     it('closes with 1002 "data before welcome" when a batch comes first', async () => {
       await start()
       sw.onHello = (ws) => { ws.send(encodeBatch([eth(MAC_A, MAC_B)])) }

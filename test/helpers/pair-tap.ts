@@ -55,6 +55,19 @@ export class PairTap implements Endpoint {
     for (const f of frames) fs.writeSync(this.peer, f)
   }
 
+  /** inject(), waiting while the pair's queue is full (EAGAIN): the agent reads it meanwhile. */
+  async feed (frames: Buffer[], ms = 30_000): Promise<void> {
+    const deadline = Date.now() + ms
+    for (const f of frames) {
+      for (;;) {
+        try { fs.writeSync(this.peer, f); break } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() > deadline) throw err
+          await new Promise((resolve) => setTimeout(resolve, 1))
+        }
+      }
+    }
+  }
+
   async waitReceived (n: number, what = 'frames on the TAP'): Promise<void> {
     await waitFor(() => this.received.length >= n, undefined, what)
   }

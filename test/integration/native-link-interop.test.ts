@@ -16,7 +16,9 @@ import { Uplink, type UplinkOptions } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
 import { linkBindingOf } from '../../src/agent/native-link'
 import { loadNative } from '../../src/common/native'
-import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch } from '../../src/common/protocol'
+import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, encodeBatch, decodeBatch, countRecords } from '../../src/common/protocol'
+
+const countOf = (b: Buffer): number => Math.max(0, countRecords(b))
 import { PairTap } from '../helpers/pair-tap'
 import { waitFor, onceWithin, sleep } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
@@ -110,6 +112,18 @@ for (const native of [true, false]) {
       tap.inject([eth(MAC_B, MAC_A)])
       await waitFor(() => sw.received.length >= 1, undefined, 'a batch at the switch')
       assert.deepEqual(sw.received[0], encodeBatch([eth(MAC_B, MAC_A)]))
+    })
+
+    it('masks with random keys when asked (--mask always): the switch reads every batch as it was sent', async () => {
+      await start({ mask: 'always' })
+      await waitFor(() => agent?.uplink.isUp === true, undefined, 'up')
+      await waitFor(() => !native || !tap.reading, undefined, 'the link reads the TAP')
+      const frames = Array.from({ length: 300 }, (_, i) => eth(BROADCAST, MAC_A, 0, 60 + (i * 37) % 1400))
+      await tap.feed(frames)
+      await waitFor(() => sw.received.reduce((n, b) => n + countOf(b), 0) >= frames.length, undefined, 'every frame at the switch')
+      const got: Buffer[] = []
+      for (const b of sw.received) got.push(...decodeBatch(b))
+      assert.deepEqual(got, frames)
     })
 
     it('hands control messages after the welcome up at once (a link drill), between batches', async () => {

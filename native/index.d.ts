@@ -301,3 +301,53 @@ export function isDumpable (): boolean
 export function landlockAbi (): number
 /** RLIMIT_NOFILE as [soft, hard] (1e15 for unlimited). */
 export function nofileLimit (): [number, number]
+
+/** Indexes into the first array `WsLink#stats()` fills: the link's own counters. */
+export const LINK_STAT_COUNT: 8
+
+/**
+ * tap-agent's native data path (native/ws_link.{h,cc}): one thread that
+ * carries an uplink's frames between a TAP fd and the WebSocket's socket once
+ * JS opened the connection (ws_link.h's header is the design). TAP bursts
+ * leave as masked binary messages of `[u32 BE length][record]` records;
+ * binary messages from the switch become TAP writes. Text, ping and pong
+ * frames and the end come up to `onEvent`; JS sends its own messages with
+ * `send`, so writes never interleave.
+ *
+ * The gate: the TAP is not read until `start()`, and after a text message
+ * (the welcome) the socket is not parsed until `start()` or a close.
+ */
+export class WsLink {
+  /**
+   * `sockFd`: the connection's fd (dup'd: the link owns its copy); `tapFd`:
+   * the TAP's (non-blocking; JS keeps it open until the link ended);
+   * `vnetHdr`: the TAP has IFF_VNET_HDR; `zeroMask`: mask with zeros;
+   * `highWater`: bytes queued before a burst is dropped (counted);
+   * `prefill`: bytes read off the socket but not parsed yet.
+   * `onEvent(kind, code, data)`: kind 1 text, 9 ping, 10 pong (code 0), 255
+   * the end (code: the peer's close code, 1005 without one, the reader's on
+   * a parse failure, 1006 without a close frame; data: the reason). Nothing
+   * comes after the end, and the thread is joined before it is delivered.
+   */
+  constructor (sockFd: number, tapFd: number, vnetHdr: boolean, zeroMask: boolean, highWater: number, prefill: Buffer | null,
+    onEvent: (kind: number, code: number, data: Buffer) => void)
+  /** The welcome is followed: records carry virtio-net headers or not; the TAP is read from now on. */
+  start (vnetRecords: boolean): void
+  /** One message of JS's (opcode 1 text, 2 binary, 8 close, 9 ping, 10 pong): 0 sent, 1 queued, 2 refused, 3 broken. */
+  send (opcode: number, data: Buffer): number
+  /** Stop without a closing handshake; the end event follows. */
+  terminate (): void
+  /** Stop and join the thread now; no event is delivered after this. Counters stay readable. Idempotent. */
+  close (): void
+  /**
+   * Cumulative counters: `link` (LINK_STAT_COUNT): upFrames, upBursts,
+   * upBytes, droppedBackpressure, downFrames, rxMessages, rxBytes,
+   * rxMalformed; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
+   */
+  stats (link: Float64Array, tap: Float64Array): void
+  /** Bytes queued for the socket (ws's bufferedAmount). */
+  readonly bufferedAmount: number
+}
+
+/** An AF_UNIX SOCK_SEQPACKET pair, non-blocking: a TAP-like fd (one record a read) for tests. Throws TapSystemError. */
+export function socketPair (): [number, number]

@@ -54,6 +54,7 @@ void InitUnixDgram(Napi::Env env, Napi::Object exports);  // native/unixdgram.cc
 void InitFastPath(Napi::Env env, Napi::Object exports);   // native/fastpath.cc
 void InitPeer(Napi::Env env, Napi::Object exports);       // native/peer.cc
 void InitProcess(Napi::Env env, Napi::Object exports);    // native/process.cc
+void InitWsLink(Napi::Env env, Napi::Object exports);     // native/ws_link_binding.cc
 }  // namespace tapswitch
 
 namespace {
@@ -580,6 +581,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   tapswitch::InitFastPath(env, exports);
   tapswitch::InitPeer(env, exports);
   tapswitch::InitProcess(env, exports);
+  tapswitch::InitWsLink(env, exports);
   const char* names[STAT_COUNT] = {"STAT_RX_FRAMES",  "STAT_RX_BYTES",  "STAT_TX_FRAMES",    "STAT_TX_BYTES",
                                    "STAT_TX_DROPPED", "STAT_TX_ERRORS", "STAT_TX_MALFORMED", "STAT_RX_ERRORS"};
   for (int i = 0; i < STAT_COUNT; i++) exports.Set(names[i], Napi::Number::New(env, i));

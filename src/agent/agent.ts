@@ -16,10 +16,22 @@
  * switchd) switches the TAP's records and offloads to what that switch
  * granted, synchronously, before the first frame of that connection flows
  * either way.
+ *
+ * With the addon's native links (`links`, a TAP, not --no-fast-path), each
+ * ws:// connection is carried by a thread once ws opened it (native-link.ts):
+ * the uplink keeps its logic on the socket it gets back, and at the welcome,
+ * once offload is followed, the agent stops its own TAP reader and starts the
+ * link; when the link ends the reader starts again, so frames while
+ * disconnected are counted as before. The link's counters are folded into
+ * these at scrape time (fold).
  */
 
-import type { Endpoint } from './endpoint'
+import type { Endpoint, EndpointStats } from './endpoint'
 import type { Uplink } from '../common/uplink'
+import type { UplinkTakeover } from '../common/uplink-native'
+import type { NativeSocket } from '../common/native-socket'
+import { NativeLink, LinkCounters, type LinkBinding } from './native-link'
+import { STAT_COUNT, statsFrom } from '../common/native'
 import { CAP_OFFLOAD, parseControl, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
 import { tapMtu } from '../common/tap'
@@ -44,13 +56,64 @@ export class Agent {
   offload = false
   /** The switch took our link down (a failure drill, `{"type":"link","up":false}`): the carrier is off until it says up. */
   linkDown = false
+  /** The native link carrying the current connection, if any. */
+  private link: NativeLink | undefined
+  private readonly linkCounters = new LinkCounters(STAT_COUNT)
+  private linksUsed = false
+  /** Our own TAP reader was stopped for a link (restarted when it ends). */
+  private tapStopped = false
+  private onTap: (batch: Buffer, count: number) => void = () => {}
 
   /**
    * `fixedMtu`: the user chose the MTU (--mtu), or 0 to leave it alone (--attach);
    * otherwise the TAP follows the switch's maximum frame size. `carrier`: the
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
-  constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false) {}
+  constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding) {}
+
+  /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
+  fold (): void {
+    if (this.link !== undefined) this.linkCounters.fold(this.link, { agent: this.stats, uplink: this.uplink.stats })
+  }
+
+  /** The TAP's counters: its own reader's and writer's, and what the native links counted. */
+  endpointStats (): EndpointStats {
+    const s = this.tap.stats()
+    if (!this.linksUsed) return s
+    this.fold()
+    const l = statsFrom(this.linkCounters.tap)
+    for (const k of Object.keys(s) as Array<keyof EndpointStats>) s[k] += l[k]
+    return s
+  }
+
+  /** The uplink's hook at ws's 'open': a link carries this connection from now on. */
+  private openLink (t: UplinkTakeover, links: LinkBinding, fd: number, vnetHdr: boolean): NativeSocket {
+    this.link?.end()
+    const link = new NativeLink(links, t.takeover, { fd, vnetHdr }, t.zeroMask, t.highWaterMark, (l) => { this.linkEnded(l) })
+    this.link = link
+    this.linksUsed = true
+    this.linkCounters.reset()
+    return link.sock
+  }
+
+  private linkEnded (link: NativeLink): void {
+    if (this.link !== link) return
+    this.fold()
+    this.link = undefined
+    if (this.tapStopped) {
+      this.tapStopped = false
+      this.tap.start(this.onTap)
+    }
+  }
+
+  /** At the welcome, with offload followed: the link reads the TAP from now on, not us. */
+  private startLink (): void {
+    const link = this.link
+    if (link === undefined || link.isEnded || this.tap.stop === undefined) return
+    if (!this.tapStopped) this.tap.stop()
+    this.tapStopped = true
+    link.start(this.tap.vnetRecords === true)
+  }
 
   private setCarrier (on: boolean): void {
     if (this.tap.setCarrier === undefined) return
@@ -86,7 +149,7 @@ export class Agent {
       const caps = uplink.opts.capabilities ?? []
       if (!caps.includes(CAP_OFFLOAD)) uplink.opts.capabilities = [...caps, CAP_OFFLOAD]
     }
-    tap.start((batch, count) => {
+    this.onTap = (batch, count) => {
       if (uplink.send(batch)) {
         stats.upFrames += count
         stats.upBursts++
@@ -95,7 +158,12 @@ export class Agent {
       } else {
         stats.droppedDisconnected += count
       }
-    })
+    }
+    tap.start(this.onTap)
+    const links = this.links
+    const fd = tap.fd
+    const vnetHdr = tap.vnetHdr
+    if (links !== undefined && fd !== undefined && fd >= 0 && vnetHdr !== undefined) uplink.takeover = (t) => this.openLink(t, links, fd, vnetHdr)
     uplink.onBatch = (msg) => { stats.downFrames += tap.write(msg) }
     // A failure drill at the switch: the TAP's carrier follows, whatever --carrier says, so the host sees a pulled cable.
     uplink.onControl = (text) => {
@@ -111,6 +179,7 @@ export class Agent {
     }
     uplink.on('up', (welcome) => {
       this.followOffload(welcome)
+      this.startLink()
       // A new welcome starts with the link up; a switch still holding it down says so right after.
       if (this.carrier || this.linkDown) this.setCarrier(true)
       this.linkDown = false

@@ -26,4 +26,9 @@ export interface Endpoint {
   readonly offloadCapable?: boolean
   /** TAP only: records with virtio-net headers and offloads on, or plain frames only. */
   setOffload? (on: boolean): void
+  /** TAP only, for a native link (native-link.ts): the fd, IFF_VNET_HDR, whether records carry the header, and stopping our own reader. */
+  readonly fd?: number
+  readonly vnetHdr?: boolean
+  readonly vnetRecords?: boolean
+  stop? (): void
 }

@@ -17,6 +17,7 @@ import type { UnixDgramBinding } from './qemu'
 import { SPECS, ABOUT, agentPlan, sanitize, type AgentPlan, type EndpointPlan } from './options'
 import type { UplinkOptions } from '../common/uplink'
 import { configureLog, logger } from '../common/log'
+import { linkBindingOf } from './native-link'
 
 const log = logger('tap-agent')
 
@@ -65,7 +66,9 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   if (uplink.opts.name === undefined) uplink.opts.name = sanitize(`${os.hostname()}:${tap.name}`)
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
-  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier)
+  // A native thread carries each ws:// connection where the addon can (a test's fake TAP binding cannot).
+  const links = plan.fastPath ? linkBindingOf(binding ?? loadBinding()) : undefined
+  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier, links)
   if (metricsAt !== undefined) {
     try {
       const { address } = await serveMetrics(agentRegistry(agent), metricsAt.host, metricsAt.port)
@@ -89,7 +92,8 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   const stop = (signal: string): void => {
     if (stopping) process.exit(1)
     stopping = true
-    log.info('shutdown', { signal, ...agent.stats, ...tap.stats() })
+    agent.fold()
+    log.info('shutdown', { signal, ...agent.stats, ...agent.endpointStats() })
     agent.stop().then(() => { process.exit(0) }, () => { process.exit(1) })
   }
   process.on('SIGINT', () => { stop('SIGINT') })

@@ -13,7 +13,8 @@ import { scrapedCounter, scrapedGauge, createRegistry, packageVersion } from '..
 /** `endpoint`: the TAP-less mode's handle (modes.ts), whose listener counts the QEMU connections it refused. */
 export function agentRegistry (agent: Agent, endpoint?: { refused: () => number }): Registry {
   const reg = createRegistry('tap_agent', packageVersion())
-  const tap = (): ReturnType<Agent['tap']['stats']> => agent.tap.stats()
+  // The TAP's counters and the native link's, folded in (agent.ts fold) before any of the agent's or the uplink's is read.
+  const tap = (): ReturnType<Agent['tap']['stats']> => agent.endpointStats()
   const labels = (): { tap: string } => ({ tap: agent.tap.name })
   scrapedCounter(reg, 'tap_agent_tap_receive_frames_total', 'Frames read from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxFrames) })
   scrapedCounter(reg, 'tap_agent_tap_receive_bytes_total', 'Bytes of frames read from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxBytes) })
@@ -27,6 +28,7 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
   })
   scrapedCounter(reg, 'tap_agent_tap_read_errors_total', 'Failed reads from the TAP', ['tap'], (emit) => { emit(labels(), tap().rxErrors) })
   scrapedCounter(reg, 'tap_agent_frames_dropped_total', 'Frames read from the TAP but not sent: uplink disconnected, or the switch not reading fast enough', ['tap', 'reason'], (emit) => {
+    agent.fold()
     emit({ ...labels(), reason: 'disconnected' }, agent.stats.droppedDisconnected)
     emit({ ...labels(), reason: 'backpressure' }, agent.stats.droppedBackpressure)
   })
@@ -40,9 +42,10 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
   })
   scrapedCounter(reg, 'tap_agent_uplink_connects_total', 'Successful connections (hello answered by a welcome)', [], (emit) => { emit({}, agent.uplink.stats.connects) })
   scrapedCounter(reg, 'tap_agent_uplink_disconnects_total', 'Connections lost after the welcome', [], (emit) => { emit({}, agent.uplink.stats.disconnects) })
-  scrapedCounter(reg, 'tap_agent_uplink_sent_bytes_total', 'Bytes of batch messages sent to the switch', [], (emit) => { emit({}, agent.uplink.stats.txBytes) })
-  scrapedCounter(reg, 'tap_agent_uplink_received_bytes_total', 'Bytes of batch messages received from the switch', [], (emit) => { emit({}, agent.uplink.stats.rxBytes) })
+  scrapedCounter(reg, 'tap_agent_uplink_sent_bytes_total', 'Bytes of batch messages sent to the switch', [], (emit) => { agent.fold(); emit({}, agent.uplink.stats.txBytes) })
+  scrapedCounter(reg, 'tap_agent_uplink_received_bytes_total', 'Bytes of batch messages received from the switch', [], (emit) => { agent.fold(); emit({}, agent.uplink.stats.rxBytes) })
   scrapedCounter(reg, 'tap_agent_uplink_refused_total', 'What the switch sent that was refused: malformed batch messages (dropped), pings unanswered while the send queue was full', ['kind'], (emit) => {
+    agent.fold()
     emit({ kind: 'malformed_batch' }, agent.uplink.stats.rxMalformed)
     emit({ kind: 'pong_dropped' }, agent.uplink.stats.pongsDropped)
   })

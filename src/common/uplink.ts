@@ -31,61 +31,22 @@ import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, countRecords, type Hello, type Welcome,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD, type VlanRequest
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD
 } from './protocol'
 import { logger } from './log'
 import {
   uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX,
-  type Refusal, type UplinkSources
+  type Refusal
 } from './uplink-advice'
 import { zeroMaskFor, ZERO_MASK } from './ws-mask'
+import type { UplinkOptions } from './uplink-options'
+import { takeOverUplink, type UplinkSocket, type UplinkTakeoverHook, type UplinkPath } from './uplink-native'
 
 const log = logger('uplink')
 
 const SEND_OPTS = { binary: true, compress: false, fin: true } as const
 
-/** TLS material for wss:// (PEM contents). */
-export interface UplinkTls {
-  /** CAs to trust instead of the system's. */
-  ca?: Buffer
-  /** Client certificate and key, for switches that ask for one. */
-  cert?: Buffer
-  key?: Buffer
-}
-
-export interface UplinkOptions {
-  /** switchd URL; with `urls`, the first of them. */
-  url: string
-  /** Several switches: on each reconnect the next one is tried (graceful drain, failover). */
-  urls?: string[]
-  /** Bearer token for switchd. */
-  token?: string
-  tls?: UplinkTls
-  /** Port name to ask for. */
-  name?: string
-  mtu?: number
-  mac?: string
-  /** The VLAN mode to ask for; the switch grants it only within the port's profile. */
-  vlan?: VlanRequest
-  /** Backoff bounds, seconds. */
-  reconnectMin?: number
-  reconnectMax?: number
-  /** Seconds for the WebSocket upgrade plus the welcome. */
-  handshakeTimeout?: number
-  /** Bytes ws may have queued before send() refuses (the caller counts the drop). */
-  highWaterMark?: number
-  /** WebSocket client masking: 'auto' (default), 'always' random, 'never' (zero mask). See maskFor(). */
-  mask?: 'auto' | 'always' | 'never'
-  /** Capabilities to offer in the hello (switchd dialling a trunk offers "trunk"). */
-  capabilities?: string[]
-  /** Ask for the old port back after a drop (default true; a trunk starts afresh). */
-  resume?: boolean
-  /** Where the token and CA come from, for the hints (default tap-agent's flags). */
-  sources?: UplinkSources
-  /** The slow retries after refusals, seconds (default REFUSED_MIN, REFUSED_MAX; tests shorten them). */
-  refusedMin?: number
-  refusedMax?: number
-}
+export type { UplinkTls, UplinkOptions } from './uplink-options'
 
 export { uplinkHint } from './uplink-advice'
 export { zeroMaskFor } from './ws-mask'
@@ -124,7 +85,11 @@ export class Uplink extends EventEmitter {
   onBatch: (msg: Buffer) => void = () => {}
   /** Called with each control (text) message after the welcome: BPDUs on a trunk. */
   onControl: (text: string) => void = () => {}
-  private ws: WebSocket | undefined
+  /** A native data path for each connection (uplink-native.ts): tap-agent sets it for a TAP. */
+  takeover: UplinkTakeoverHook | undefined
+  /** Which path carries the current connection. */
+  path: UplinkPath = { sock: undefined, path: 'js' }
+  private ws: UplinkSocket | undefined
   private attempt = 0
   private retryTimer: NodeJS.Timeout | undefined
   private watchdog: NodeJS.Timeout | undefined
@@ -209,13 +174,15 @@ export class Uplink extends EventEmitter {
     const url = this.url
     const timeout = (this.opts.handshakeTimeout ?? 5) * 1000
     const ws = this.dial(url, timeout)
-    this.ws = ws
+    let sock: UplinkSocket = ws as unknown as UplinkSocket
+    this.ws = sock
     this.refusal = undefined
+    this.path = { sock: undefined, path: 'js' }
     const welcomeTimer = setTimeout(() => {
-      if (ws.readyState === ws.OPEN) {
+      if (sock.readyState === sock.OPEN) {
         log.limited('warn', 'uplink_no_welcome', { url, seconds: timeout / 1000 + 1, hint: 'the WebSocket opened but no welcome came: is this a tapswitch switchd of the same version? retrying' })
       }
-      ws.terminate()
+      sock.terminate()
     }, timeout + 1000)
     ws.on('error', (err: Error & { code?: string }) => {
       // A failure to connect is worth a person's look (warn), and always says what to do; one while up is the network's (uplink_lost follows).
@@ -224,7 +191,27 @@ export class Uplink extends EventEmitter {
       const hint = up ? 'the connection broke while up: the network or switchd; reconnecting' : uplinkHint(err, url, this.opts.sources)
       log.limited('warn', 'uplink_error', { url, error: err.code ?? err.message, hint })
     })
-    ws.on('open', () => { ws.send(JSON.stringify(this.hello(url))) })
+    ws.on('open', () => {
+      // Before the hello: from here a native thread may carry the connection (uplink-native.ts).
+      try {
+        this.path = takeOverUplink(ws, this.takeover, zeroMaskFor(url, this.opts.mask ?? 'auto'), this.highWaterMark)
+      } catch (err) {
+        log.limited('warn', 'uplink_native_failed', { url, error: (err as Error).message, hint: 'the native link did not start; reconnecting (tap-agent --no-fast-path keeps the JS path)' })
+        clearTimeout(welcomeTimer)
+        this.closed(sock, url, 1006, '')
+        return
+      }
+      if (this.path.sock !== undefined) {
+        sock = this.ws = this.path.sock
+        this.wire(sock, url, welcomeTimer)
+      }
+      sock.send(JSON.stringify(this.hello(url)))
+    })
+    this.wire(sock, url, welcomeTimer)
+  }
+
+  /** The uplink's handlers on a connection's socket: ws's, then the native one's after a takeover. */
+  private wire (ws: UplinkSocket, url: string, welcomeTimer: NodeJS.Timeout): void {
     ws.on('ping', (data: Buffer) => {
       this.heard = true
       if (ws.bufferedAmount > this.highWaterMark) { this.stats.pongsDropped++; return }
@@ -280,7 +267,7 @@ export class Uplink extends EventEmitter {
   }
 
   /** A batch message from the switch: counted and handed on, or counted as malformed (a record runs past the end). */
-  private receiveBatch (ws: WebSocket, url: string, msg: Buffer): void {
+  private receiveBatch (ws: UplinkSocket, url: string, msg: Buffer): void {
     if (this.state !== 'up') { ws.close(CLOSE_PROTOCOL_ERROR, 'data before welcome'); return }
     if (countRecords(msg) < 0) {
       this.stats.rxMalformed++
@@ -293,7 +280,7 @@ export class Uplink extends EventEmitter {
   }
 
   /** The first text message: the welcome, which makes the uplink up; anything else closes it. */
-  private receiveWelcome (ws: WebSocket, url: string, text: string, welcomeTimer: NodeJS.Timeout): void {
+  private receiveWelcome (ws: UplinkSocket, url: string, text: string, welcomeTimer: NodeJS.Timeout): void {
     let welcome: Welcome
     try {
       welcome = this.welcome = parseWelcome(text)
@@ -314,13 +301,14 @@ export class Uplink extends EventEmitter {
     log.info(welcome.resumed === true ? 'uplink_resumed' : 'uplink_connected', {
       url, port: welcome.port, name: welcome.name, network: welcome.network,
       vlan: JSON.stringify(welcome.vlan), max_frame_size: welcome.maxFrameSize,
-      offload: welcome.capabilities.includes(CAP_OFFLOAD)
+      offload: welcome.capabilities.includes(CAP_OFFLOAD),
+      path: this.path.path, ...(this.path.fallback !== undefined ? { fallback: this.path.fallback } : {})
     })
     this.emit('up', welcome)
   }
 
   /** The connection ended: down (and why, once), then the next attempt, at the next switch if this one refused or drains. */
-  private closed (ws: WebSocket, url: string, code: number, reason: string): void {
+  private closed (ws: UplinkSocket, url: string, code: number, reason: string): void {
     clearInterval(this.watchdog)
     // No uplink, no round trip: the gauge disappears rather than show a stale value.
     this.stats.rttSeconds = -1
@@ -341,7 +329,7 @@ export class Uplink extends EventEmitter {
     this.scheduleReconnect()
   }
 
-  private startWatchdog (ws: WebSocket, pingInterval: number): void {
+  private startWatchdog (ws: UplinkSocket, pingInterval: number): void {
     this.heard = true
     clearInterval(this.watchdog)
     // Checked every interval; two silent checks in a row (2 intervals + slack) mean a dead switch.

@@ -1,0 +1,171 @@
+// tap-agent's native data path (issue 24): one thread per uplink connection
+// that owns the TAP's frames and the WebSocket's socket once JS has opened
+// the connection. ws_link_binding.cc is its face to JS; this is plain C++.
+//
+// Why: every hop of the agent path woke Node's event loop (~190 µs a hop on
+// these machines). A thread blocked in poll(2) on an eventfd, the TAP fd and
+// the socket fd wakes into a few hundred bytes of C++ instead, as the local
+// fast path (fastpath.cc) does for switchd's own TAPs.
+//
+// - TAP -> socket: a burst of TAP reads lands in one send buffer as
+//   [u32 BE len][record]... (tap.cc's ReadRecord rules: the virtio-net header
+//   kept when records carry it, stripped with readv and offloaded frames
+//   dropped and counted when the TAP has IFF_VNET_HDR but records are plain),
+//   up to MAX_MESSAGE_SIZE or kBurst reads; masked in place (RFC 6455 5.3: a
+//   client masks) and sent as ONE binary message through ws::Output. Over the
+//   high-water mark the burst is dropped and counted (backpressure), as
+//   Uplink.send refusing was.
+// - socket -> TAP: the ws::Reader parses in place; a binary message is a
+//   batch whose records must tile it (else dropped and counted, as
+//   Uplink.receiveBatch did), each record one TAP write (tap.cc's WriteFrame
+//   rules: a zero virtio-net header prepended with writev when the TAP wants
+//   one and records have none).
+// - Text, ping, pong and close go up to JS through a bounded event queue
+//   (the thread stops parsing while it is over half full, so a peer that
+//   floods control frames meets TCP backpressure, not our memory). JS sends
+//   its own messages through the link (SendControl), so writes never
+//   interleave: one mutex (tx_mu_) serialises every Output call, held across
+//   one non-blocking sendmsg at most.
+// - The gate: until Start(vnet_records) the TAP is not read, and after a text
+//   message is handed up the socket is not parsed until Start() or a close:
+//   the welcome is the first text message, and JS must set the TAP's record
+//   format (offload) before the first frame of the connection flows either
+//   way. A binary message before Start() fails the connection with 1002
+//   "data before welcome", as Uplink did.
+// - The end: EOF or a socket error (1006), a parse failure (the reader's close
+//   frame is sent first; its code), the closing handshake done (the peer's
+//   code), or Terminate(). The thread then shuts the socket down, posts the
+//   end event and returns; it touches neither fd after that. The TAP fd is
+//   JS's: it must outlive the thread (JS closes the TAP only after the end).
+// - Counters are relaxed atomics with one writer (the thread), read by JS at
+//   scrape time: no lock on the frame path. Nothing is allocated per frame.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "records.h"
+#include "ws_frame.h"
+#include "ws_output.h"
+
+namespace tapswitch {
+namespace wslink {
+
+// The link's own counters (LINK_STAT_* in native/index.d.ts).
+enum LinkStat {
+  L_UP_FRAMES,             // frames read from the TAP and sent
+  L_UP_BURSTS,             // binary messages sent
+  L_UP_BYTES,              // bytes of those messages (records)
+  L_DROPPED_BACKPRESSURE,  // frames read from the TAP and dropped: the socket's queue over the high-water mark
+  L_DOWN_FRAMES,           // frames from the switch written to the TAP
+  L_RX_MESSAGES,           // binary messages received (well-formed)
+  L_RX_BYTES,              // their bytes
+  L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
+  L_COUNT
+};
+
+// Events for JS, in the order they happened.
+enum EventKind : uint8_t { E_TEXT = 1, E_PING = 9, E_PONG = 10, E_CLOSE = 8, E_END = 0xff };
+
+struct Options {
+  int sock_fd = -1;        // owned: closed by the destructor
+  int tap_fd = -1;         // JS's: must stay open until the thread ended
+  bool vnet_hdr = false;   // the TAP was opened with IFF_VNET_HDR
+  bool zero_mask = false;  // mask with zeros (zeroMaskFor said so) instead of random keys
+  size_t max_message = 256 << 10;
+  size_t high_water = 1 << 20;  // bytes queued before a burst is refused
+};
+
+// The records of p[0, n) tile it exactly (protocol.ts countRecords): a batch to trust.
+bool Tiles(const uint8_t* p, size_t n);
+
+class Link {
+ public:
+  explicit Link(const Options& o);
+  ~Link();
+  Link(const Link&) = delete;
+  Link& operator=(const Link&) = delete;
+
+  // Bytes the JS socket had read past the handshake: parsed first. False if they do not fit.
+  bool Prefill(const uint8_t* p, size_t n) { return rx_.Feed(p, n); }
+  // Start the thread; `notify(arg)` (safe from any thread, as uv_async_send)
+  // says events wait. Returns 0 or an errno.
+  int Run(void (*notify)(void*), void* arg);
+  // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
+  void Start(bool vnet_records);
+  // JS's own message (text, ping, pong, close: masked here). Returns
+  // ws::Output's result; a close frame also stops data both ways out.
+  int SendControl(uint8_t opcode, const uint8_t* p, size_t n);
+  // Stop the thread without a closing handshake (ws's terminate()).
+  void Terminate();
+  // Join the thread (after E_END, or after Terminate()). Idempotent.
+  void Join();
+  // Take the events queued so far ([u8 kind][u16 BE code][u32 BE len][payload]...),
+  // the caller's alone until the next call; clear it when done.
+  std::vector<uint8_t>& TakeEvents();
+  size_t Queued();
+  // Counters: L_COUNT link ones, STAT_COUNT TAP ones (tap.cc's layout).
+  void Stats(double* link, double* tap) const;
+
+ private:
+  static constexpr uint32_t kBurst = 128;
+  static constexpr size_t kEventHeader = 7;
+
+  void Loop();
+  void Wake();
+  bool Burst();
+  ssize_t ReadRecord(uint8_t* dst, bool vnet_records);
+  void WriteBatch(const uint8_t* p, size_t n, bool vnet_records);
+  bool HandleMessage(const ws::Message& m);
+  bool ParseSome();
+  bool ReadSocket();
+  void PushEvent(uint8_t kind, uint16_t code, const uint8_t* p, size_t n);
+  ws::Output::Result SendLocked(uint8_t opcode, uint8_t* payload, size_t n, bool data);
+  void CloseWith(uint16_t code, const char* reason);
+  void End(uint16_t code, const uint8_t* reason, size_t n);
+  void NextMask(uint8_t mask[4], std::vector<uint8_t>& pool, size_t& at);
+  void Count(std::atomic<uint64_t>* c, int i, uint64_t n) {
+    c[i].store(c[i].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+
+  Options o_;
+  int efd_ = -1;
+  std::thread thread_;
+  void (*notify_)(void*) = nullptr;
+  void* notify_arg_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> started_{false};
+  std::atomic<bool> vnet_records_{false};
+  std::atomic<bool> gated_{false};  // a text message went up before Start(): parse no more until then
+  std::atomic<bool> ended_{false};
+
+  // The thread's own.
+  ws::Reader rx_;
+  std::vector<uint8_t> burst_;      // [u32 len][record]... of one TAP burst
+  std::vector<uint8_t> mask_pool_;  // random mask keys, drawn from getrandom(2) in blocks
+  size_t mask_at_ = 0;
+  bool tap_gone_ = false;  // the TAP reported an error or hang-up: no longer polled
+
+  // Under tx_mu_: every send, and whether our close frame went out.
+  std::mutex tx_mu_;
+  ws::Output tx_;
+  bool close_sent_ = false;
+  std::vector<uint8_t> js_buf_, js_pool_;  // JS's messages, masked; JS's mask keys
+  size_t js_mask_at_ = 0;
+
+  // Under ev_mu_: events for JS.
+  std::mutex ev_mu_;
+  std::vector<uint8_t> events_, draining_;
+  size_t ev_cap_;
+
+  std::atomic<uint64_t> link_[L_COUNT];
+  std::atomic<uint64_t> tap_[STAT_COUNT];
+};
+
+}  // namespace wslink
+}  // namespace tapswitch

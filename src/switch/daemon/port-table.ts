@@ -37,6 +37,7 @@ import { isReservedName, type SwitchdConfig } from '../control/config'
 import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
 import { PortRegistry, type OwnedPorts } from './registry'
+import type { NativePorts } from './native-ports'
 import { answerPings, wireSession, keepaliveRound, describeVlan, setOffload, welcomeOf, sendWelcome, type SessionCounters } from '../io/ws-session'
 import {
   SUBPROTOCOL_V1, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type VlanRequest,
@@ -83,7 +84,9 @@ export class PortTable implements SessionCounters {
     private readonly networks: Networks,
     private readonly config: () => SwitchdConfig,
     private readonly refused: (reason: string) => void,
-    registry = new PortRegistry()
+    registry = new PortRegistry(),
+    /** Hands welcomed ports to the networks' native fast paths (none: every port stays on ws). */
+    private readonly native?: NativePorts
   ) {
     this.ports = registry.owned<WsPort>('session')
   }
@@ -282,6 +285,12 @@ export class PortTable implements SessionCounters {
     }
     if (resumed) welcome.resumed = true
     sendWelcome(port, welcome)
+    // From here on the frames may take the native path; the session's logic goes on over the socket that replaces ws.
+    this.native?.carry(port, (socket) => {
+      port.ws = socket as unknown as WebSocket // the subset of ws's API the session uses (common/native-socket.ts)
+      answerPings(port.ws, this.config().portBuffer, this)
+      this.wire(port)
+    })
   }
 
   /** The handshake became `port`: it counts for the handshake's address from now on. */
@@ -346,6 +355,7 @@ export class PortTable implements SessionCounters {
     port.parked = true
     const key = this.portKeys.get(port)
     if (key !== undefined) this.shares.parkedAt(key)
+    this.native?.release(port.network)
     log.client('info', 'port_parked', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })
     this.parkTimers.set(port, setTimeout(() => {
       if (port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)
@@ -360,6 +370,7 @@ export class PortTable implements SessionCounters {
     const sw = port.network
     const flushed = sw.removePort(port)
     port.stopConditionTimers()
+    this.native?.release(sw)
     this.networks.release(sw)
     log.client('info', 'port_down', port.address, {
       port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed, remote: port.remote,

@@ -228,10 +228,19 @@ void Datapath::Stats(double* out) {
 }
 
 std::vector<uint8_t>& Datapath::TakeMisses(std::vector<WsClosed>** closed) {
-  std::lock_guard<std::mutex> g(mu_);
-  misses_.Take();
-  closed_draining_.swap(closed_);  // both reserved at kMaxPorts: one entry per slot at most
-  *closed = &closed_draining_;
+  bool unstall = false;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    misses_.Take();
+    closed_draining_.swap(closed_);  // both reserved at kMaxPorts: one entry per slot at most
+    *closed = &closed_draining_;
+    if (any_stalled_) {
+      for (auto& p : ports_) p.stalled = false;
+      any_stalled_ = false;
+      unstall = true;
+    }
+  }
+  if (unstall) Wake();  // the stalled slots are polled again
   return misses_.draining();
 }
 
@@ -262,7 +271,8 @@ void Datapath::Run() {
   std::vector<pollfd> fds;
   std::vector<int> slots;
   std::vector<ws::Conn*> conns;
-  std::vector<char> kicks;
+  std::vector<char> kicks, stalls;
+  std::vector<int> real;  // each entry's fd (a stalled one is left out of fds by a negative number)
   fds.reserve(kMaxPorts + 1);
   slots.reserve(kMaxPorts + 1);
   conns.reserve(kMaxPorts + 1);
@@ -275,23 +285,32 @@ void Datapath::Run() {
       if (seen_gen != ports_gen_) {
         seen_gen = ports_gen_;
         BuildPollSet(&fds, &slots);
+        real.resize(fds.size());
+        for (size_t i = 0; i < fds.size(); i++) real[i] = fds[i].fd;
       }
       conns.assign(fds.size(), nullptr);
       kicks.assign(fds.size(), 0);
+      stalls.assign(fds.size(), 0);
       for (size_t i = 1; i < fds.size(); i++) {
         const PortSlot& p = ports_[slots[i]];
-        if (p.fd != fds[i].fd || !p.ws) continue;
+        if (p.fd != real[i] || !p.ws) continue;
         conns[i] = p.ws.get();
         kicks[i] = p.kick;
-        kicked |= p.kick;
+        stalls[i] = p.stalled;
+        kicked |= p.kick && !p.stalled;
         any_ws = true;
       }
       // Reading the queues below is a burst of its own: removePort waits for it before freeing a connection.
       if (any_ws) bursts_begun_++;
     }
     if (any_ws) {
-      for (size_t i = 1; i < fds.size(); i++)
-        if (conns[i] != nullptr) fds[i].events = POLLIN | (conns[i]->Queued() > 0 ? POLLOUT : 0);
+      // A stalled slot is left out of the set (a negative fd), or its unread bytes would wake us at once, again and
+      // again.
+      for (size_t i = 1; i < fds.size(); i++) {
+        if (conns[i] == nullptr) continue;
+        fds[i].fd = stalls[i] ? -1 : real[i];
+        fds[i].events = POLLIN | (conns[i]->Queued() > 0 ? POLLOUT : 0);
+      }
       {
         std::lock_guard<std::mutex> g(mu_);
         bursts_done_++;
@@ -315,8 +334,8 @@ void Datapath::Run() {
     for (size_t i = 1; i < fds.size(); i++) {
       const short ev = fds[i].revents;
       if (conns[i] != nullptr) {
-        if ((ev & POLLOUT) != 0) WsFlush(slots[i], fds[i].fd);
-        if ((ev & ~POLLOUT) != 0 || kicks[i]) notify |= WsBurst(slots[i], fds[i].fd);
+        if ((ev & POLLOUT) != 0) WsFlush(slots[i], real[i]);
+        if ((ev & ~POLLOUT) != 0 || (kicks[i] && !stalls[i])) notify |= WsBurst(slots[i], real[i]);
         continue;
       }
       if (ev == 0) continue;

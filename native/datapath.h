@@ -148,6 +148,8 @@ class MissQueue {
     pending_.resize(w);
   }
 
+  size_t room() const { return cap_ - pending_.size(); }
+
   // Take everything queued so far (both buffers are reserved at the cap: no
   // allocation); the caller reads draining() without the lock, then clears it.
   void Take() { draining_.swap(pending_); }
@@ -243,6 +245,7 @@ class Datapath {
     bool closing = false;  // a close frame went out, or its batch was malformed: its data is no longer forwarded
     bool dead = false;     // the thread stopped polling it; JS heard (or will hear) why
     bool kick = false;     // bytes wait in its reader (a prefill): parse them without waiting for a read
+    bool stalled = false;  // not read until JS drains the misses: its peer waits (TCP backpressure), nothing is dropped
   };
   // One hit of a burst: the record ([u32 BE length][frame]) and where it goes,
   // chained per egress in the order read.
@@ -313,6 +316,7 @@ class Datapath {
   std::vector<Egress> egress_;  // by slot
   std::vector<int> touched_;    // egress slots of the burst in flight, in first-hit order
   bool owed_ = false;           // an end was queued outside a burst's own answer: notify JS
+  bool any_stalled_ = false;    // under mu_: some WebSocket slot waits for the misses to drain
 };
 
 }  // namespace fastpath

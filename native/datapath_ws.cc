@@ -27,6 +27,13 @@ bool Datapath::WsBurst(int slot, int fd) {
     std::lock_guard<std::mutex> g(mu_);
     PortSlot& p = ports_[slot];
     if (p.fd != fd || p.dead || !p.ws) return false;  // removed (and maybe reused) since poll()
+    // Unlike a TAP, a WebSocket peer can wait: while the queue for JS could not take what one more
+    // read may complete (every record a miss), the slot is not read, and TCP holds its peer back.
+    if (misses_.room() < 2 * (max_message_ + ws::kReadRoom)) {
+      p.stalled = true;
+      any_stalled_ = true;
+      return false;
+    }
     c = p.ws.get();
     hdr = p.vnet ? kVnetHdrLen : 0;
     p.kick = false;

@@ -112,10 +112,10 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     double mf = info[1].As<Napi::Number>().DoubleValue(), mb = info[2].As<Napi::Number>().DoubleValue();
     double mm = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 256 << 10;
     if (!(mf >= 1 && mf <= 1 << 20) || !(mb >= 2 * (kMaxRecord + 8) && mb <= (64 << 20)) ||
-        !(mm >= kRecordHeader + kMaxRecord && mm <= (16 << 20) && mm * 2 <= mb)) {
+        !(mm >= kRecordHeader + kMaxRecord && mm <= (16 << 20) && 4 * (mm + ws::kReadRoom) <= mb)) {
       Napi::RangeError::New(env,
                             "maxFlows must be 1..1048576, missBytes 2*64 KiB..64 MiB, and maxMessage 64 KiB..16 MiB "
-                            "and at most half of missBytes")
+                            "with missBytes at least 4 * (maxMessage + 64 KiB)")
           .ThrowAsJavaScriptException();
       return;
     }
@@ -355,6 +355,9 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       Event(c.slot, c.local ? kEventClosedLocal : kEventClosed, reinterpret_cast<const uint8_t*>(c.reason),
             c.reason_len, c.code);
     ended->clear();
+    // A slab made for one large drain (a WebSocket port's burst of misses, up to missBytes) lives only as long as
+    // JS's views of it (a condition's queue, a ws send), not until the next large drain.
+    if (slab_.oversized()) slab_.Reset();
   }
 
   // onEvent(slot, kind, slab, start, end, code): the payload (a text message, a ping's data, a close reason) in the

@@ -19,6 +19,7 @@ import type { Switch } from '../core/switch'
 import type { BatchPort } from '../io/ws-port'
 import { FastPath, type FastPathBinding } from '../io/fast-path'
 import { loadTapBinding, type TapBinding } from '../io/tap-port'
+import { answerPings, type SessionCounters } from '../io/ws-session'
 import { takeoverRefusal, takeOver } from '../../common/ws-takeover'
 import type { NativeSocket } from '../../common/native-socket'
 import { logger } from '../../common/log'
@@ -49,14 +50,15 @@ export class NativePorts {
 
   /**
    * Hand `port`'s connection to its network's thread once it may be (see the
-   * header); `rewire(socket)` then installs the session on the socket that
-   * replaces its `ws`. Tries again later while its connection is settling.
+   * header): its `ws` becomes the NativeSocket over its slot, which answers
+   * pings as the session does, and `rewire()` installs the session's handlers
+   * on it. Tries again later while its connection is settling.
    */
-  carry (port: BatchPort, rewire: (socket: NativeSocket) => void, tries = SETTLE_TRIES): void {
+  carry (port: BatchPort, counters: SessionCounters, rewire: () => void, tries = SETTLE_TRIES): void {
     const ws = port.ws
     const why = this.refusal(port)
     if (why === 'busy' && tries > 0) {
-      setImmediate(() => { if (port.ws === ws && !port.parked) this.carry(port, rewire, tries - 1) })
+      setImmediate(() => { if (port.ws === ws && !port.parked) this.carry(port, counters, rewire, tries - 1) })
       return
     }
     if (why !== undefined) { this.fallback(port, why); return }
@@ -74,7 +76,9 @@ export class NativePorts {
       return
     }
     this.carried++
-    rewire(socket)
+    port.ws = socket as unknown as WebSocket // the subset of ws's API the session uses (common/native-socket.ts)
+    answerPings(port.ws, port.highWaterMark, counters)
+    rewire()
     log.client('debug', 'port_native', port.address, { port: port.name, id: port.id, network: port.network.name })
   }
 
@@ -90,7 +94,7 @@ export class NativePorts {
     if (!this.enabled()) return 'off'
     const b = this.loaded()
     if (b?.FastPath === undefined) return 'no_addon'
-    const why = takeoverRefusal(port.ws as WebSocket)
+    const why = takeoverRefusal(port.ws)
     if (why === 'TLS') return 'tls'
     if (why === 'writes pending' || why === 'bytes half-parsed') return 'busy'
     if (why !== undefined) return 'refused'

@@ -85,8 +85,7 @@ export class PortTable implements SessionCounters {
     private readonly config: () => SwitchdConfig,
     private readonly refused: (reason: string) => void,
     registry = new PortRegistry(),
-    /** Hands welcomed ports to the networks' native fast paths (none: every port stays on ws). */
-    private readonly native?: NativePorts
+    private readonly native?: NativePorts // welcomed ports to the networks' native fast paths (none: all stay on ws)
   ) {
     this.ports = registry.owned<WsPort>('session')
   }
@@ -285,12 +284,8 @@ export class PortTable implements SessionCounters {
     }
     if (resumed) welcome.resumed = true
     sendWelcome(port, welcome)
-    // From here on the frames may take the native path; the session's logic goes on over the socket that replaces ws.
-    this.native?.carry(port, (socket) => {
-      port.ws = socket as unknown as WebSocket // the subset of ws's API the session uses (common/native-socket.ts)
-      answerPings(port.ws, this.config().portBuffer, this)
-      this.wire(port)
-    })
+    // From here on the frames may take the native path (native-ports.ts); the session goes on over the socket that replaces ws.
+    this.native?.carry(port, this, () => { this.wire(port) })
   }
 
   /** The handshake became `port`: it counts for the handshake's address from now on. */
@@ -355,7 +350,6 @@ export class PortTable implements SessionCounters {
     port.parked = true
     const key = this.portKeys.get(port)
     if (key !== undefined) this.shares.parkedAt(key)
-    this.native?.release(port.network)
     log.client('info', 'port_parked', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote, code, resume_grace_seconds: grace, fdb_entries: port.fdbEntries })
     this.parkTimers.set(port, setTimeout(() => {
       if (port.resumeToken !== undefined) this.resumable.delete(port.resumeToken)

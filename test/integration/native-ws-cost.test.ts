@@ -82,10 +82,29 @@ describe('switchd: natively carried WebSocket ports at rest (issue 24)', functio
         assert.ok(footprint <= most, `round ${r}: ${footprint} bytes, round 0: ${most}`)
         for (const c of clients) c.close()
         await waitFor(() => server.ports().length === 0, 20_000, 'ports gone')
-        // The network went with its last port, and its fast path (its thread, its buffers) with it.
-        assert.equal(server.switch.fastPath, null)
+        // Every port's buffers went with it; the network stays, and so does its (idle) fast path.
+        assert.equal(fp.portCount, 0)
         assert.equal(fp.wsFootprint(), 0)
+        assert.equal(server.switch.fastPath, fp)
       }
+    } finally {
+      await server.close()
+      setLogSink(restore)
+    }
+  })
+
+  it('a dynamic network\'s fast path (its thread) goes with the network, when its last carried port leaves', async () => {
+    const restore = setLogSink(() => {})
+    const server = new SwitchServer({ config: buildConfig({ dynamicNetworks: true }, 'test'), host: '127.0.0.1', port: 0 })
+    const base = `ws://127.0.0.1:${(await server.listen()).port}`
+    try {
+      const a = await TestClient.batched(`${base}/net/dyn`, { name: 'a' })
+      await waitFor(() => server.ports().length === 1 && server.ports()[0]?.fastPath != null, 10_000, 'carried')
+      const sw = server.ports()[0]?.network
+      assert.ok(sw !== undefined && sw.fastPath !== null)
+      a.close()
+      await waitFor(() => server.ports().length === 0, 10_000, 'port gone')
+      assert.equal(sw.fastPath, null, 'the fast path closed with the network')
     } finally {
       await server.close()
       setLogSink(restore)

@@ -10,7 +10,7 @@
  * the next turns of the loop, a few times.
  *
  * A network's fast path is made with its first carried port (or TAP:
- * endpoints.ts) and closed with its last one, so a dynamic network leaves no
+ * endpoints.ts) and closed with the network, so a dynamic network leaves no
  * thread behind.
  */
 
@@ -82,10 +82,14 @@ export class NativePorts {
     log.client('debug', 'port_native', port.address, { port: port.name, id: port.id, network: port.network.name })
   }
 
-  /** Close a network's fast path once it carries nothing (its WebSocket ports all gone, and no TAP). */
-  release (sw: Switch): void {
+  /**
+   * Close the fast path of a network that went away (a dynamic one, with its
+   * last port). A network that stays keeps its thread (asleep in poll) and
+   * so its counters, which metrics read as monotonic.
+   */
+  release (sw: Switch, gone: boolean): void {
     const fp = this.fastPaths.get(sw)
-    if (fp === undefined || fp.portCount !== 0) return
+    if (fp === undefined || !gone || fp.portCount !== 0) return
     fp.close()
     this.fastPaths.delete(sw)
   }

@@ -364,8 +364,8 @@ export class PortTable implements SessionCounters {
     const sw = port.network
     const flushed = sw.removePort(port)
     port.stopConditionTimers()
-    this.native?.release(sw)
     this.networks.release(sw)
+    this.native?.release(sw, this.networks.removed(sw) !== undefined)
     log.client('info', 'port_down', port.address, {
       port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed, remote: port.remote,
       rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.drops[R_BACKPRESSURE]

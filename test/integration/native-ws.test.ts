@@ -59,10 +59,13 @@ describe('switchd: WebSocket ports carried by the native fast path (issue 24)', 
     const before = fp.stats().forwarded
     const N = 64
     const frames = Array.from({ length: N }, (_, i) => eth(MAC_B, MAC_A, 100 + i))
+    let messages = 0
+    b.ws.on('message', (_d: Buffer, binary: boolean) => { if (binary) messages++ })
     a.send(frames)
     b.send([eth(MAC_A, MAC_B, 99)])
     await waitFor(() => b.frames.length === N && a.frames.length === 1, 10_000, 'burst')
     assert.deepEqual(b.take(), frames)
+    assert.equal(messages, 1, 'a batch of 64 forwarded natively leaves as one message')
     assert.equal(c.frames.length, 0)
     server.syncFastPaths()
     assert.ok(fp.stats().forwarded - before >= N, `forwarded natively: ${fp.stats().forwarded - before}`)

@@ -280,6 +280,14 @@ class Datapath {
   uint32_t ReadBurst(int fd);
   bool Decide(int slot, int fd, size_t hdr, uint32_t n);
   bool DecideRecord(int slot, PortSlot& in, const uint8_t* rec, size_t len, size_t hdr);
+  // How a WebSocket port ends in a burst (code 0: it does not): its close code, whether we close it (a failure), why.
+  struct WsEnd {
+    uint16_t code = 0;
+    bool local = false;
+    const uint8_t* reason = nullptr;
+    size_t reason_len = 0;
+  };
+  bool ParseWs(int slot, PortSlot& in, size_t hdr, const uint8_t* lo, const uint8_t* hi, WsEnd* end);
   int DecideWsMessage(int slot, PortSlot& in, const ws::Message& m, size_t hdr, bool in_place);
   bool Event(int slot, uint8_t kind, const uint8_t* p, size_t n);
   void EndWs(int slot, uint16_t code, bool local, const uint8_t* reason, size_t reason_len);

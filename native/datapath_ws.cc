@@ -53,77 +53,78 @@ bool Datapath::WsBurst(int slot, int fd) {
     if (r > 0) rx.Commit(static_cast<size_t>(r));
     if (r < 0) r = -errno;
   }
+  WsEnd end;
   bool owed = false;
-  // How the port ends, if it does in this burst: 0 = it does not.
-  uint16_t end_code = 0;
-  bool local = false;
-  const uint8_t* reason = nullptr;
-  size_t reason_len = 0;
   {
     std::lock_guard<std::mutex> g(mu_);
     PortSlot& in = ports_[slot];
-    ws::Message m;
-    while (in.fd == fd && end_code == 0) {
-      const ws::Reader::Result res = rx.Next(&m);
-      if (res == ws::Reader::kNeedMore) break;
-      if (res == ws::Reader::kError) {
-        end_code = rx.close_code();
-        local = true;
-        reason = reinterpret_cast<const uint8_t*>(rx.reason());
-        reason_len = strlen(rx.reason());
-        break;
-      }
-      switch (m.opcode) {
-        case ws::kBinary: {
-          if (in.closing) break;  // the port is being closed: what its peer still sends is not read
-          const int st = DecideWsMessage(slot, in, m, hdr, m.data >= lo && m.data + m.len <= hi);
-          owed |= st != 0;
-          if ((st & 2) != 0) {
-            // A malformed batch JS could not be told of (its queue full): closed here, as JS would.
-            end_code = ws::kCloseProtocolError;
-            local = true;
-            reason = reinterpret_cast<const uint8_t*>("malformed batch");
-            reason_len = strlen("malformed batch");
-          }
-          break;
-        }
-        case ws::kText:
-          if (!in.closing) owed |= Event(slot, E_TEXT, m.data, m.len);
-          break;
-        case ws::kPing: owed |= Event(slot, E_PING, m.data, m.len); break;
-        case ws::kPong: owed |= Event(slot, E_PONG, m.data, m.len); break;
-        case ws::kClose:
-          // The peer's close: JS answers it (NativeSocket), then ends the port.
-          end_code = m.len >= 2 ? static_cast<uint16_t>((m.data[0] << 8) | m.data[1]) : 1005;
-          reason = m.len > 2 ? m.data + 2 : nullptr;
-          reason_len = m.len > 2 ? m.len - 2 : 0;
-          break;
-        default: break;
-      }
-    }
-    if (end_code == 0 && (r == 0 || (r < 0 && r != -EAGAIN && r != -EWOULDBLOCK))) end_code = 1006;
-    if (in.fd != fd) end_code = 0;  // removed meanwhile: JS is done with it
+    if (in.fd == fd) owed = ParseWs(slot, in, hdr, lo, hi, &end);
+    if (end.code == 0 && (r == 0 || (r < 0 && r != -EAGAIN && r != -EWOULDBLOCK))) end.code = 1006;
+    if (in.fd != fd) end.code = 0;  // removed meanwhile: JS is done with it
   }
   WriteHits();
-  if (end_code != 0 && local) {
+  if (end.code != 0 && end.local) {
     // The close frame a failure owes (7.1.7), one non-blocking try.
     uint8_t payload[ws::kMaxControl];
     char why[ws::kMaxControl - 1] = {};
-    memcpy(why, reason, std::min(reason_len, sizeof why - 1));
-    const size_t n = ws::ClosePayload(payload, end_code, why);
+    memcpy(why, end.reason, std::min(end.reason_len, sizeof why - 1));
+    const size_t n = ws::ClosePayload(payload, end.code, why);
     struct iovec part = {payload, n};
     c->Send(ws::kClose, nullptr, &part, 1, n);
   }
   {
     std::lock_guard<std::mutex> g(mu_);
     Publish(hdr);
-    if (end_code != 0 && ports_[slot].fd == fd && !ports_[slot].dead) {
-      EndWs(slot, end_code, local, reason, reason_len);
+    if (end.code != 0 && ports_[slot].fd == fd && !ports_[slot].dead) {
+      EndWs(slot, end.code, end.local, end.reason, end.reason_len);
       owed = true;
     }
     bursts_done_++;
   }
   idle_.notify_all();  // a removePort may wait for this burst
+  return owed;
+}
+
+// Under mu_: every whole message the reader holds. Binary messages are
+// decided record by record (in place when [lo, hi) holds them), text, pings
+// and pongs queued for JS; a close frame or a failure fills `end` and stops.
+// True if JS is owed a call.
+bool Datapath::ParseWs(int slot, PortSlot& in, size_t hdr, const uint8_t* lo, const uint8_t* hi, WsEnd* end) {
+  ws::Reader& rx = in.ws->rx();
+  bool owed = false;
+  ws::Message m;
+  while (end->code == 0) {
+    const ws::Reader::Result res = rx.Next(&m);
+    if (res == ws::Reader::kNeedMore) break;
+    if (res == ws::Reader::kError) {
+      *end = WsEnd{rx.close_code(), true, reinterpret_cast<const uint8_t*>(rx.reason()), strlen(rx.reason())};
+      break;
+    }
+    switch (m.opcode) {
+      case ws::kBinary: {
+        if (in.closing) break;  // the port is being closed: what its peer still sends is not read
+        const int st = DecideWsMessage(slot, in, m, hdr, m.data >= lo && m.data + m.len <= hi);
+        owed |= st != 0;
+        // A malformed batch JS could not be told of (its queue full): closed here, as JS would.
+        static const char kMalformed[] = "malformed batch";
+        if ((st & 2) != 0)
+          *end =
+              WsEnd{ws::kCloseProtocolError, true, reinterpret_cast<const uint8_t*>(kMalformed), sizeof kMalformed - 1};
+        break;
+      }
+      case ws::kText:
+        if (!in.closing) owed |= Event(slot, E_TEXT, m.data, m.len);
+        break;
+      case ws::kPing: owed |= Event(slot, E_PING, m.data, m.len); break;
+      case ws::kPong: owed |= Event(slot, E_PONG, m.data, m.len); break;
+      case ws::kClose:
+        // The peer's close: JS answers it (NativeSocket), then ends the port. The reason stays put until the next read.
+        *end = WsEnd{m.len >= 2 ? static_cast<uint16_t>((m.data[0] << 8) | m.data[1]) : uint16_t(1005), false,
+                     m.len > 2 ? m.data + 2 : nullptr, m.len > 2 ? m.len - 2 : 0};
+        break;
+      default: break;
+    }
+  }
   return owed;
 }
 

@@ -25,9 +25,15 @@ uint16_t Le16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
 // Parts of one message ws::Output takes (a header and 63 more).
 constexpr int kMaxParts = 63;
-// What a WebSocket port's queue may hold past its high-water mark: the
-// messages sent while it was under the mark (a batch each way at most).
-constexpr size_t kTxSlackMessages = 4;
+// What a WebSocket port's queue may hold past its high-water mark: what was
+// sent while it was just under the mark. The event loop checks the mark
+// before each frame it queues and sends at most one message past it; the
+// thread checks before each burst and sends a burst's records (up to 256 KiB
+// + 64 KiB read) in at most two; the two may race once. Plus room for control
+// frames. Past it a message is refused (a counted drop). The queue is
+// reserved at this cap the first time the socket pushes back, so no more.
+constexpr size_t kTxSlackMessages = 3;
+constexpr size_t kTxSlackControl = 4096;
 
 }  // namespace
 
@@ -112,7 +118,8 @@ int Datapath::AddPort(int fd, bool vnet) {
 
 int Datapath::AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm) {
   // Made here, on the main thread: the one allocation of a port (its buffers grow on first use).
-  auto conn = std::make_unique<ws::Conn>(fd, ws::Role::kServer, max_message_, hwm + kTxSlackMessages * max_message_);
+  auto conn = std::make_unique<ws::Conn>(fd, ws::Role::kServer, max_message_,
+                                         hwm + kTxSlackMessages * max_message_ + kTxSlackControl);
   if (prefill_len > 0 && !conn->rx().Feed(prefill, prefill_len)) return -2;  // conn closes fd
   int slot = -1;
   {

@@ -197,7 +197,19 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     if (slot < 0)
       return Napi::RangeError::New(env, "too many ports on one fast path").ThrowAsJavaScriptException(),
              env.Undefined();
+    KeepAlive(slot, true);
     return Napi::Number::New(env, slot);
+  }
+
+  // A carried WebSocket connection keeps the process alive, as its socket did: the async handle is
+  // ref'd while any exists. Otherwise the loop could end with one still open, and its close would be
+  // delivered while Node tears the environment down, where no call into JS may be made.
+  void KeepAlive(int slot, bool on) {
+    if (slot < 0 || static_cast<size_t>(slot) >= ws_slot_.size() || ws_slot_[slot] == on || async_ == nullptr) return;
+    ws_slot_[slot] = on;
+    ws_ports_ += on ? 1 : -1;
+    if (on && ws_ports_ == 1) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    if (!on && ws_ports_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
   }
 
   // sendWs(slot, opcode, buf, start, end) -> 0 sent, 1 queued, 2 refused (over the queue's cap), 3 broken
@@ -237,7 +249,10 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
 
   // removePort(slot): its flows go too; the thread never touches its fd again once this returns.
   void RemovePort(const Napi::CallbackInfo& info) {
-    if (datapath_ && info[0].IsNumber()) datapath_->RemovePort(info[0].As<Napi::Number>().Int32Value());
+    if (!datapath_ || !info[0].IsNumber()) return;
+    const int slot = info[0].As<Napi::Number>().Int32Value();
+    datapath_->RemovePort(slot);
+    KeepAlive(slot, false);
   }
 
   // install(inSlot, dst, src, outSlot, maxFrame) -> flow index, or -1 when the table is full
@@ -389,6 +404,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   static constexpr uint32_t kEventClosed = 5, kEventClosedLocal = 6;
 
   bool closed_ = false;
+  std::vector<bool> ws_slot_ = std::vector<bool>(kMaxPorts);  // the main thread's: which slots are WebSocket ports
+  int ws_ports_ = 0;
   std::unique_ptr<Datapath> datapath_;
   uv_async_t* async_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;

@@ -15,6 +15,8 @@ import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { spawnLogged, waitForLine, type Logged } from '../helpers/proc'
 import { eth, BROADCAST } from '../helpers/frames'
+import { RawWs, encodeFrame, OP_TEXT, OP_CLOSE } from '../helpers/rawws'
+import { SUBPROTOCOL_V1 } from '../../src/common/protocol'
 import { setLogSink } from '../../src/common/log'
 import type { FastPath } from '../../src/switch/io/fast-path'
 
@@ -108,6 +110,36 @@ describe('switchd: natively carried WebSocket ports at rest (issue 24)', functio
     } finally {
       await server.close()
       setLogSink(restore)
+    }
+  })
+
+  it('bug: switchd stopping waits for a carried port\'s close handshake (the loop must not end under it: a close delivered during teardown aborted the process)', async () => {
+    const p: Logged = spawnLogged('switchd', process.execPath, [SWITCHD, '--listen', '127.0.0.1:0'], () => {})
+    try {
+      const line = await waitForLine(p, 'switchd', (l) => l.includes('"listening"'), 30_000)
+      const port = (JSON.parse(line.slice(line.indexOf('{'))) as { port: number }).port
+      const r = await RawWs.connect(port, { protocol: SUBPROTOCOL_V1 })
+      r.write(encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name: 'slow-closer' }))))
+      await r.until(() => r.messages.length > 0, 10_000)
+      let path = ''
+      for (let i = 0; i < 100 && path !== 'native'; i++) {
+        path = ((await (await fetch(`http://127.0.0.1:${port}/api/v1/ports`)).json()) as Array<{ path: string }>)[0]?.path ?? ''
+        if (path !== 'native') await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+      assert.equal(path, 'native')
+      p.child.kill('SIGTERM')
+      // switchd sends 1001; its peer answers only after a while, as a busy agent may.
+      assert.equal(await r.closed(10_000), 1001)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const code = Buffer.alloc(2); code.writeUInt16BE(1001)
+      r.write(encodeFrame(OP_CLOSE, code))
+      await new Promise<void>((resolve) => { if (p.child.exitCode !== null || p.child.signalCode !== null) resolve(); else p.child.once('exit', () => { resolve() }) })
+      assert.equal(p.child.signalCode, null, p.lines.slice(-20).join('\n'))
+      assert.equal(p.child.exitCode, 0)
+      assert.ok(p.lines.some((l) => l.includes('"stopped"')), 'switchd finished its shutdown')
+      r.destroy()
+    } finally {
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
     }
   })
 })

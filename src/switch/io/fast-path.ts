@@ -51,6 +51,8 @@ export interface FastPathPort extends Port {
   receiveMisses: (slab: Buffer, start: number, end: number) => void
   /** The thread forwarded frames from it since the last fold (a WebSocket port's peer is alive). */
   heard?: () => void
+  /** The thread dropped `n` frames to it, its peer not reading: counted, and logged as the slow path's drops are. */
+  dropForBackpressure?: (n: number) => void
 }
 
 interface Flow { ingress: Port, egress: Port, vid: number, dst: number, src: number }
@@ -264,7 +266,10 @@ export class FastPath implements FastPathHooks {
     p.txFrames += (st[P_TX_FRAMES] as number) - (seen[P_TX_FRAMES] as number)
     p.txBytes += (st[P_TX_BYTES] as number) - (seen[P_TX_BYTES] as number)
     // The egress TAP's queue was full or its link down: as the slow path counts a refused write.
-    if (txDropped !== 0) p.addDrops(R_BACKPRESSURE, txDropped)
+    if (txDropped !== 0) {
+      if (p.dropForBackpressure !== undefined) p.dropForBackpressure(txDropped)
+      else p.addDrops(R_BACKPRESSURE, txDropped)
+    }
     seen.set(st)
   }
 }

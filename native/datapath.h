@@ -20,7 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "records.h"
+#include "batch.h"
 #include "ws_conn.h"
 
 namespace tapswitch {

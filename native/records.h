@@ -1,14 +1,8 @@
-// The batch records every class of the addon speaks with JS, both ways, and
-// the slab they are handed over in: one definition for tap.cc, unixdgram.cc,
-// poll_reader.cc and fastpath.cc.
+// The N-API half of the batch records (the records, their walk and the
+// counters' layout are batch.h's, plain C++): a batch write's arguments and
+// the slab a burst is handed over in; one definition for tap.cc,
+// unixdgram.cc, poll_reader.cc and fastpath.cc.
 //
-// - A record is [u32 big-endian length][payload] (docs/PROTOCOL.md's batch):
-//   the payload is a frame, or a virtio-net header and a frame on a TAP whose
-//   records carry it. A batch is records back to back; JS forwards one
-//   without looking inside.
-// - Writing a batch walks its records (ForEachRecord): one whose length runs
-//   past the batch's end is never trusted; it stops the walk and is counted
-//   (TX_MALFORMED). Nothing is allocated per record.
 // - Reading hands a burst over in a Slab: a Buffer owned by JS that we only
 //   append to. Once its tail cannot hold what the next burst needs we take a
 //   fresh one and drop our reference. Not a ring: JS may still hold views of
@@ -22,47 +16,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "batch.h"
 #include "sys_error.h"
 
 namespace tapswitch {
-
-// Bytes of a record's length.
-constexpr size_t kRecordHeader = 4;
-// Largest frame one read can return (IFF_TAP: the 64 KiB MTU ceiling and
-// Ethernet/VLAN header headroom); a Unix datagram's cap too.
-constexpr size_t kMaxFrame = 65536 + 64;
-// struct virtio_net_hdr (legacy layout) ahead of each frame on a TAP opened
-// with IFF_VNET_HDR.
-constexpr size_t kVnetHdrLen = 10;
-
-inline uint32_t ReadBE32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
-}
-
-inline void WriteBE32(uint8_t* p, uint32_t v) {
-  p[0] = v >> 24;
-  p[1] = v >> 16;
-  p[2] = v >> 8;
-  p[3] = v;
-}
-
-// Walks the records of p[off, end) and calls write(payload, len) for each;
-// returns how many it took (write returned true). A record running past
-// `end` stops the walk and counts TX_MALFORMED in `stats`.
-template <typename Write>
-uint32_t ForEachRecord(const uint8_t* p, size_t off, size_t end, double* stats, Write write) {
-  uint32_t took = 0;
-  while (off < end) {
-    if (end - off < kRecordHeader || ReadBE32(p + off) > end - off - kRecordHeader) {
-      stats[TX_MALFORMED]++;
-      break;
-    }
-    const uint32_t len = ReadBE32(p + off);
-    if (write(p + off + kRecordHeader, static_cast<size_t>(len))) took++;
-    off += kRecordHeader + size_t(len);
-  }
-  return took;
-}
 
 // The (buf, start, end) arguments of a batch write: a Buffer and integer
 // offsets with 0 <= start <= end <= buf.length. False with a TypeError or

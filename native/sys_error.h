@@ -1,6 +1,6 @@
-// What every class of the addon shares: errno names, SystemError-shaped
-// exceptions, and the counters' layout (native/index.d.ts STAT_*). Each
-// class keeps its own hints. Batch records and slabs are records.h's.
+// What every class of the addon shares: errno names and SystemError-shaped
+// exceptions. Each class keeps its own hints. The counters' layout and the
+// batch records are batch.h's, slabs records.h's.
 #pragma once
 
 #include <napi.h>
@@ -12,8 +12,6 @@
 #include <string>
 
 namespace tapswitch {
-
-enum Stat { RX_FRAMES, RX_BYTES, TX_FRAMES, TX_BYTES, TX_DROPPED, TX_ERRORS, TX_MALFORMED, RX_ERRORS, STAT_COUNT };
 
 inline std::string ErrnoName(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))

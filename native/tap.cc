@@ -61,10 +61,10 @@ namespace {
 using namespace tapswitch;
 
 constexpr const char* kTunPath = "/dev/net/tun";
-// Largest IFF_TAP frame (records.h's kMaxFrame), virtio-net header not included.
+// Largest IFF_TAP frame (batch.h's kMaxFrame), virtio-net header not included.
 constexpr size_t kMaxRead = kMaxFrame;
 constexpr uint32_t kMaxBurstBytesLimit = 64u << 20;
-// The header's size (records.h's kVnetHdrLen) is TUNSETVNETHDRSZ's default, which
+// The header's size (batch.h's kVnetHdrLen) is TUNSETVNETHDRSZ's default, which
 // we set explicitly because a persistent TAP keeps whatever its last user chose.
 constexpr uint8_t kVnetNeedsCsum = 1;
 // TCP segmentation and checksums only: UFO/USO are never offered, so the

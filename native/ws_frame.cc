@@ -20,6 +20,14 @@ uint64_t Be(const uint8_t* p, int n) {
 
 bool IsControl(uint8_t op) { return (op & 0x8) != 0; }
 
+// Capacity for `need` bytes, doubling (amortised: a message trickled in one
+// byte per read is not copied once per byte) but never past `cap`: a
+// vector's own growth doubles past it, up to twice the bound ws_frame.h
+// promises per connection.
+void Grow(std::vector<uint8_t>* v, size_t need, size_t cap) {
+  if (v->capacity() < need) v->reserve(std::min(cap, std::max(need, 2 * v->capacity())));
+}
+
 }  // namespace
 
 Reader::Reader(Role role, size_t max_message) : role_(role), max_message_(max_message) {}
@@ -40,7 +48,10 @@ uint8_t* Reader::ReadPtr(size_t* room) {
   // each read never holds more than that. One that does not gets less room, never more memory.
   const size_t cap = kMaxHeader + max_message_ + kReadRoom;
   const size_t want = std::min(end_ + kReadRoom, cap);
-  if (buf_.size() < want) buf_.resize(want);
+  if (buf_.size() < want) {
+    Grow(&buf_, want, cap);
+    buf_.resize(want);
+  }
   *room = buf_.size() - end_;
   return buf_.data() + end_;
 }
@@ -119,6 +130,7 @@ Reader::Result Reader::Next(Message* m) {
       frag_opcode_ = op;
       frag_.clear();
     }
+    Grow(&frag_, frag_.size() + n, max_message_);
     frag_.insert(frag_.end(), payload, payload + n);
     if (!fin) continue;
     m->opcode = frag_opcode_;

@@ -23,6 +23,9 @@ Output::Result Output::Send(int fd, uint8_t opcode, const uint8_t* mask, const s
                             size_t total) {
   if (error_ != 0) return kBroken;
   if (n < 0 || n > kMaxParts - 1) return kRefused;
+  size_t sum = 0;
+  for (int i = 0; i < n; i++) sum += parts[i].iov_len;
+  if (sum != total) return kRefused;  // a caller's mistake: never a header that lies about its payload
   uint8_t hdr[kMaxHeader];
   const size_t hlen = WriteHeader(hdr, opcode, true, total, mask);
   const size_t whole = hlen + total;
@@ -55,9 +58,14 @@ Output::Result Output::Send(int fd, uint8_t opcode, const uint8_t* mask, const s
 }
 
 void Output::Queue(const struct iovec* iov, int n, size_t skip) {
-  // What was written goes from the front first, so the queue never holds more than cap_ bytes;
-  // its buffer is reserved at cap_ the first time a socket pushes back (not per message).
-  if (head_ > 0) {
+  size_t add = 0;
+  for (int i = 0; i < n; i++) add += iov[i].iov_len;
+  add -= skip;
+  // The buffer is reserved at cap_ the first time a socket pushes back (not per message). What
+  // was written leaves the front only when the rest would not fit behind it, or when it is at
+  // least as long as what remains: each byte is moved a bounded number of times, not once per
+  // wake-up of a slow reader (a flush that writes a little, then a send).
+  if (head_ > 0 && (q_.size() + add > cap_ || head_ >= queued())) {
     q_.erase(q_.begin(), q_.begin() + static_cast<std::ptrdiff_t>(head_));
     head_ = 0;
   }

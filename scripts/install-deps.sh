@@ -11,7 +11,8 @@
 set -euo pipefail
 
 # One line per tool: the command (or an absolute path, where a test runs that
-# path), the Debian package that has it, and who needs it.
+# path, or a library's .a, which must exist), the Debian package that has it,
+# and who needs it.
 TOOLS='
 ip                 iproute2         the demo and e2e tests: namespaces, links, addresses
 ss                 iproute2         e2e tests wait for a listener in a namespace
@@ -39,6 +40,8 @@ systemd-analyze    systemd          deploy tests verify the systemd units
 curl               curl             docs examples (the gateway recipe)
 mkfifo             coreutils        the lab state test plants a FIFO where switchctl looks
 clang-format       clang-format     npm test checks native/'"'"'s C++ is formatted (test/unit/format.test.ts); npm run format
+clang++            clang            npm test'"'"'s bounded fuzz run of the native WebSocket reader (scripts/fuzz.sh, fuzz/)
+/usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a libclang-rt-14-dev  clang++ -fsanitize=fuzzer,address,undefined: libFuzzer and the sanitizers (clang only recommends it)
 '
 
 check_only=0
@@ -49,7 +52,7 @@ case "${1:-}" in
   *) echo "install-deps: unknown option \"$1\" (expected --check or --help)" >&2; exit 2 ;;
 esac
 
-have () { case "$1" in /*) [ -x "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac }
+have () { case "$1" in /*.a) [ -f "$1" ] ;; /*) [ -x "$1" ] ;; *) command -v "$1" >/dev/null 2>&1 ;; esac }
 
 need=()
 missing=()

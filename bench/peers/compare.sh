@@ -12,7 +12,7 @@
 set -u
 PB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export TSW_DIR=${TSW_DIR:-$(cd "$PB_DIR/../.." && pwd)}
-PKGS="iperf3 iputils-ping jq iproute2 ethtool procps openvswitch-switch tinc openvpn vde2"
+PKGS="iperf3 iputils-ping jq iproute2 ethtool procps openvswitch-switch tinc openvpn vde2 socat"
 install=0 rounds=2 systems=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -30,7 +30,7 @@ if [ $install = 1 ]; then
   apt-get install -y --no-install-recommends $PKGS || exit 2
 fi
 missing=()
-for t in iperf3 ping jq ethtool ovs-vswitchd tincd openvpn vde_switch; do
+for t in iperf3 ping jq ethtool ovs-vswitchd tincd openvpn vde_switch socat; do
   command -v "$t" >/dev/null || PATH=$PATH:/usr/sbin command -v "$t" >/dev/null || missing+=("$t")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -53,7 +53,7 @@ function toolsNeeded (): Need[] {
     for (const m of text.matchAll(/\{\s*cmd:\s*'([^']+)',\s*pkg:\s*'([^']+)'\s*\}/g)) out.push({ tool: m[1] as string, pkg: m[2], where })
     // sh -c 'command -v tcpdump', spawnSync('cc', ['--version']), spawnSync('promtool', ['--version'])
     for (const m of text.matchAll(/command -v \$?\{?([a-z0-9_.-]+)/g)) if (m[1] !== 'cmd') out.push({ tool: m[1] as string, where })
-    for (const m of text.matchAll(/spawnSync\('([a-z0-9_.-]+)', \['--version'\]/g)) out.push({ tool: m[1] as string, where })
+    for (const m of text.matchAll(/spawnSync\('([a-z0-9_.+-]+)', \['--version'\]/g)) out.push({ tool: m[1] as string, where })
     // run('ip', …), execFileSync('cc', …), spawn('tcpdump', …): a tool the code runs by name
     for (const m of text.matchAll(/\b(?:run|spawn|spawnSync|execFile|execFileSync|execFileP)\('([a-z][a-z0-9_.-]*)'/g)) out.push({ tool: m[1] as string, where })
     // ip netns exec NS ping …: the tool runs inside a namespace
@@ -70,7 +70,7 @@ describe('install-deps.sh: the one list of system packages', () => {
   it('installs every tool a test or a program asks for, from the package the test names', () => {
     const needs = toolsNeeded()
     // The collector must find the tools it is meant to find, or this test checks nothing.
-    for (const t of ['qemu-system-x86_64', 'busybox', 'vde_switch', '/usr/bin/chromium', 'promtool', 'tcpdump', 'iperf3', 'setpriv', 'script', 'python3', 'openssl', 'cc', 'ip', 'ping']) {
+    for (const t of ['qemu-system-x86_64', 'busybox', 'vde_switch', '/usr/bin/chromium', 'promtool', 'tcpdump', 'iperf3', 'setpriv', 'script', 'python3', 'openssl', 'cc', 'ip', 'ping', 'clang++', 'g++']) {
       assert.ok(needs.some((n) => n.tool === t), `the collector no longer finds ${t}: fix toolsNeeded()`)
     }
     const problems: string[] = []
@@ -84,6 +84,14 @@ describe('install-deps.sh: the one list of system packages', () => {
 
   it('has the build\'s tools (node-gyp: python3, make, g++)', () => {
     for (const t of ['python3', 'make', 'g++']) assert.ok(listed.has(t), t)
+  })
+
+  it('has the fuzz run\'s tools (scripts/fuzz.sh: clang++ and the libFuzzer runtime clang only recommends)', () => {
+    assert.equal(listed.get('clang++'), 'clang')
+    const rt = [...listed].find(([tool]) => /\/libclang_rt\.fuzzer-x86_64\.a$/.test(tool))
+    assert.ok(rt !== undefined, 'install-deps.sh does not install libFuzzer\'s runtime')
+    assert.equal(rt[1], 'libclang-rt-14-dev')
+    assert.match(fs.readFileSync(path.join(ROOT, 'scripts', 'fuzz.sh'), 'utf8'), /libclang-rt-14-dev/)
   })
 
   it('--check names each missing tool and its package, and installs nothing', () => {

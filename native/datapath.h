@@ -1,11 +1,13 @@
 // The fast path's datapath (fastpath.cc is its face to JS; the design is
-// there): the port slots, the exact-match flow table, the queue of misses for
-// JS, and the thread that reads bursts, writes the hits and queues the rest.
-// Plain C++: no N-API. The tables have no lock of their own: Datapath's mutex
-// guards them, and is never held across a system call. Nothing is allocated
-// after construction.
+// there): the port slots (a TAP, or a WebSocket port: ws_conn.h), the
+// exact-match flow table, the queue of misses and events for JS, and the
+// thread that reads bursts, writes the hits and queues the rest. Plain C++:
+// no N-API. The tables have no lock of their own: Datapath's mutex guards
+// them, and is never held across a system call. Nothing is allocated after
+// construction but a WebSocket port's connection (at AddWsPort).
 #pragma once
 
+#include <poll.h>
 #include <string.h>
 
 #include <atomic>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "batch.h"
+#include "ws_conn.h"
 
 namespace tapswitch {
 namespace fastpath {
@@ -107,8 +110,13 @@ class FlowTable {
   std::unordered_map<Key, int, KeyHash> index_;
 };
 
-// Misses waiting for JS, as [u32 BE slot][u32 BE length][record] entries in
-// one buffer reserved at its cap (beyond it: refused, for a counted drop).
+// What a WebSocket port's peer sent that JS must see (a miss is kind 0).
+enum EventKind : uint8_t { E_MISS = 0, E_TEXT = 1, E_PING = 2, E_PONG = 3, E_MALFORMED = 4 };
+
+// Misses and events waiting for JS, as [u32 BE kind << 24 | slot][u32 BE
+// length][record or payload] entries in one buffer reserved at its cap
+// (beyond it: refused, for a counted drop). One queue keeps a port's misses
+// and its text messages in the order they came.
 class MissQueue {
  public:
   explicit MissQueue(size_t cap) : cap_(cap) {
@@ -116,11 +124,11 @@ class MissQueue {
     draining_.reserve(cap);
   }
 
-  bool Push(int slot, const uint8_t* rec, size_t len) {
+  bool Push(int slot, const uint8_t* rec, size_t len, uint8_t kind = E_MISS) {
     if (pending_.size() + 8 + len > cap_) return false;
     const size_t at = pending_.size();
     pending_.resize(at + 8 + len);  // within the reserved capacity: no allocation
-    WriteBE32(&pending_[at], static_cast<uint32_t>(slot));
+    WriteBE32(&pending_[at], static_cast<uint32_t>(slot) | (uint32_t(kind) << 24));
     WriteBE32(&pending_[at + 4], static_cast<uint32_t>(len));
     memcpy(&pending_[at + 8], rec, len);
     return true;
@@ -131,7 +139,7 @@ class MissQueue {
     size_t w = 0;
     for (size_t r = 0; r < pending_.size();) {
       const size_t n = 8 + ReadBE32(&pending_[r + 4]);
-      if (ReadBE32(&pending_[r]) != static_cast<uint32_t>(slot)) {
+      if ((ReadBE32(&pending_[r]) & 0xffffff) != static_cast<uint32_t>(slot)) {
         if (w != r) memmove(&pending_[w], &pending_[r], n);
         w += n;
       }
@@ -139,6 +147,8 @@ class MissQueue {
     }
     pending_.resize(w);
   }
+
+  size_t room() const { return cap_ - pending_.size(); }
 
   // Take everything queued so far (both buffers are reserved at the cap: no
   // allocation); the caller reads draining() without the lock, then clears it.
@@ -155,29 +165,58 @@ enum { P_RX_FRAMES, P_RX_BYTES, P_TX_FRAMES, P_TX_BYTES, P_TX_DROPPED, P_COUNT }
 // Table-wide counters (FastPath#stats()).
 enum { F_HITS, F_MISSES, F_MISS_DROPPED, F_FLOWS, F_COUNT };
 
+// A WebSocket port's end, as JS hears it once: the close code (1006: no close
+// frame), whether we sent the close frame ourselves (a failure we detected),
+// and the reason (the peer's, or ours).
+struct WsClosed {
+  int slot = -1;
+  uint16_t code = 0;
+  bool local = false;
+  uint8_t reason_len = 0;
+  char reason[ws::kMaxControl] = {};
+};
+
 constexpr size_t kMaxPorts = 1024;
 
 // Every method but the thread's own is for the main thread; all are safe
 // while the thread runs.
 class Datapath {
  public:
-  Datapath(size_t max_flows, size_t miss_bytes);
+  // `max_message`: the largest WebSocket message either way (a batch the
+  // thread sends a WebSocket port is cut to fit it).
+  Datapath(size_t max_flows, size_t miss_bytes, size_t max_message);
   ~Datapath() { Stop(); }
   Datapath(const Datapath&) = delete;
   Datapath& operator=(const Datapath&) = delete;
 
   // Start the thread; `notify(arg)` is called from it, without the lock,
-  // after a burst queued misses (it must be safe from any thread, as
-  // uv_async_send is). Returns 0, or an errno (eventfd).
+  // after a burst queued misses or events (it must be safe from any thread,
+  // as uv_async_send is). Returns 0, or an errno (eventfd).
   int Start(void (*notify)(void*), void* arg);
   // Stop and join the thread. Idempotent.
   void Stop();
 
   // The slot now reading `fd` (non-blocking; `vnet`: records start with a virtio-net header), or -1: all taken.
   int AddPort(int fd, bool vnet);
+  // The slot now carrying the WebSocket connection on `fd` (server role; the
+  // datapath owns `fd` from now on, closed when the slot is removed), with
+  // `prefill` bytes already read off it; `hwm`: the bytes queued for it past
+  // which a batch is dropped (counted). -1: all taken; -2: the prefill does
+  // not fit the reader (`fd` is then closed too).
+  int AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm);
   // Forget the slot, its flows and its queued misses; once this returns the
-  // thread never reads or writes its fd again (it waits for a burst in flight).
+  // thread never reads or writes its fd again (it waits for a burst in
+  // flight). A WebSocket slot's queued bytes get one non-blocking try, then
+  // its connection is shut down and closed.
   void RemovePort(int slot);
+  // One whole message to a WebSocket slot (main thread): ws::Output::Result
+  // (kBroken too for a slot that is not one). A close frame stops forwarding
+  // the slot's data either way: the port is closing.
+  int SendWs(int slot, uint8_t opcode, const uint8_t* p, size_t n);
+  // Bytes queued for a WebSocket slot (its bufferedAmount).
+  size_t WsBuffered(int slot);
+  // Bytes the WebSocket slots' connections hold in memory now (tests: no growth per port).
+  size_t WsFootprint();
   // (in, dst, src) -> out for frames up to max_frame bytes: the flow's index, or -1 (full, or ports that cannot pair).
   int Install(int in, uint64_t dst, uint64_t src, int out, size_t max_frame);
   void Remove(int flow);
@@ -189,36 +228,75 @@ class Datapath {
   void PortStats(int slot, double* out);
   // The F_COUNT counters into out.
   void Stats(double* out);
-  // The misses queued so far ([u32 BE slot][u32 BE length][record]...), the
-  // main thread's alone until the next call; clear it when done.
-  std::vector<uint8_t>& TakeMisses();
+  // The misses and events queued so far ([u32 BE kind << 24 | slot][u32 BE
+  // length][record]...), and the WebSocket ports that ended, the main
+  // thread's alone until the next call; clear both when done.
+  std::vector<uint8_t>& TakeMisses(std::vector<WsClosed>** closed);
 
  private:
   struct PortSlot {
     int fd = -1;  // -1 = free
     bool vnet = false;
     double stats[P_COUNT] = {};
+    // A WebSocket port (null: a TAP). Made and destroyed by the main thread
+    // only, so it may read the pointer without the lock.
+    std::unique_ptr<ws::Conn> ws;
+    size_t hwm = 0;
+    bool closing = false;  // a close frame went out, or its batch was malformed: its data is no longer forwarded
+    bool dead = false;     // the thread stopped polling it; JS heard (or will hear) why
+    bool kick = false;     // bytes wait in its reader (a prefill): parse them without waiting for a read
+    bool stalled = false;  // not read until JS drains the misses: its peer waits (TCP backpressure), nothing is dropped
   };
-  // One frame of a burst: where it lies in the burst buffer, and (a hit) where it goes.
-  struct BurstFrame {
-    size_t off = 0, len = 0;
-    int out = -1;  // egress slot; -1 = not forwarded here
-    int fd = -1;   // that slot's fd when decided
+  // One hit of a burst: the record ([u32 BE length][frame]) and where it goes,
+  // chained per egress in the order read.
+  struct Hit {
+    const uint8_t* rec = nullptr;
+    size_t len = 0;  // the frame's length (the record's payload)
+    int out = -1;
+    int next = -1;
     bool sent = false;
+  };
+  // An egress of the burst in flight: its fd and connection when decided, its chain of hits.
+  struct Egress {
+    int fd = -1;
+    ws::Conn* conn = nullptr;
+    size_t hwm = 0;
+    int head = -1, tail = -1;
+    bool broken = false;
   };
   // One burst: at most this many reads, and it stops reading once it holds
   // this many bytes (a burst of 64 KiB GSO frames decides and writes a few at a time).
   static constexpr uint32_t kBurst = 64;
   static constexpr size_t kBurstBytes = 256 << 10;
+  // Hits one burst holds (a WebSocket read of 64 KiB has at most ~3,600 records).
+  static constexpr int kMaxHits = 8192;
 
   void Wake();
   void Run();
+  void BuildPollSet(std::vector<struct pollfd>* fds, std::vector<int>* slots);
   bool Burst(int slot, int fd);
+  bool WsBurst(int slot, int fd);
+  void WsFlush(int slot, int fd);
   uint32_t ReadBurst(int fd);
   bool Decide(int slot, int fd, size_t hdr, uint32_t n);
-  void WriteHits(uint32_t n);
-  void Publish(uint32_t n, size_t hdr);
+  bool DecideRecord(int slot, PortSlot& in, const uint8_t* rec, size_t len, size_t hdr);
+  // How a WebSocket port ends in a burst (code 0: it does not): its close code, whether we close it (a failure), why.
+  struct WsEnd {
+    uint16_t code = 0;
+    bool local = false;
+    const uint8_t* reason = nullptr;
+    size_t reason_len = 0;
+  };
+  bool ParseWs(int slot, PortSlot& in, size_t hdr, const uint8_t* lo, const uint8_t* hi, WsEnd* end);
+  int DecideWsMessage(int slot, PortSlot& in, const ws::Message& m, size_t hdr, bool in_place);
+  bool Event(int slot, uint8_t kind, const uint8_t* p, size_t n);
+  void EndWs(int slot, uint16_t code, bool local, const uint8_t* reason, size_t reason_len);
+  void BeginHits();
+  void WriteHits();
+  void SendBatch(Egress& e, int from);
+  void Publish(size_t hdr);
 
+  const size_t max_message_;
   std::mutex mu_;
   std::condition_variable idle_;  // bursts_done_ moved
   std::thread thread_;
@@ -231,12 +309,22 @@ class Datapath {
   FlowTable flows_;
   MissQueue misses_;
   std::vector<PortSlot> ports_;
+  std::vector<WsClosed> closed_, closed_draining_;
   uint64_t ports_gen_ = 0;
   uint64_t bursts_begun_ = 0, bursts_done_ = 0;
   double stats_[F_COUNT] = {};
-  // The thread's own: the frames of the burst in flight.
+  // The thread's own: the frames and hits of the burst in flight.
   std::vector<uint8_t> burst_;
+  struct BurstFrame {
+    size_t off = 0, len = 0;  // the record at burst_[off]: [u32 BE len][frame of len bytes]
+  };
   BurstFrame frames_[kBurst];
+  std::vector<Hit> hits_;
+  int nhits_ = 0;
+  std::vector<Egress> egress_;  // by slot
+  std::vector<int> touched_;    // egress slots of the burst in flight, in first-hit order
+  bool owed_ = false;           // an end was queued outside a burst's own answer: notify JS
+  bool any_stalled_ = false;    // under mu_: some WebSocket slot waits for the misses to drain
 };
 
 }  // namespace fastpath

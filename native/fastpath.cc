@@ -47,7 +47,10 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -56,6 +59,7 @@
 
 #include "datapath.h"
 #include "records.h"
+#include "sys_error.h"
 
 namespace tapswitch {
 
@@ -79,6 +83,10 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     return DefineClass(env, "FastPath",
                        {
                            InstanceMethod<&FastPath::AddPort>("addPort"),
+                           InstanceMethod<&FastPath::AddWsPort>("addWsPort"),
+                           InstanceMethod<&FastPath::SendWs>("sendWs"),
+                           InstanceMethod<&FastPath::WsBuffered>("wsBuffered"),
+                           InstanceMethod<&FastPath::WsFootprint>("wsFootprint"),
                            InstanceMethod<&FastPath::RemovePort>("removePort"),
                            InstanceMethod<&FastPath::Install>("install"),
                            InstanceMethod<&FastPath::Remove>("remove"),
@@ -90,16 +98,24 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
                        });
   }
 
-  // new FastPath(onMiss(slot, slab, start, end), maxFlows, missBytes)
+  // new FastPath(onMiss(slot, slab, start, end), maxFlows, missBytes[, onEvent(slot, kind, slab, start, end, code),
+  // maxMessage])
   explicit FastPath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FastPath>(info) {
     Napi::Env env = info.Env();
-    if (!info[0].IsFunction() || !info[1].IsNumber() || !info[2].IsNumber()) {
-      Napi::TypeError::New(env, "FastPath(onMiss, maxFlows, missBytes)").ThrowAsJavaScriptException();
+    if (!info[0].IsFunction() || !info[1].IsNumber() || !info[2].IsNumber() ||
+        (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsFunction()) ||
+        (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNumber())) {
+      Napi::TypeError::New(env, "FastPath(onMiss, maxFlows, missBytes[, onEvent, maxMessage])")
+          .ThrowAsJavaScriptException();
       return;
     }
     double mf = info[1].As<Napi::Number>().DoubleValue(), mb = info[2].As<Napi::Number>().DoubleValue();
-    if (!(mf >= 1 && mf <= 1 << 20) || !(mb >= 2 * (kMaxRecord + 8) && mb <= (64 << 20))) {
-      Napi::RangeError::New(env, "maxFlows must be 1..1048576 and missBytes 2*64 KiB..64 MiB")
+    double mm = info.Length() > 4 && info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : 256 << 10;
+    if (!(mf >= 1 && mf <= 1 << 20) || !(mb >= 2 * (kMaxRecord + 8) && mb <= (64 << 20)) ||
+        !(mm >= kRecordHeader + kMaxRecord && mm <= (16 << 20) && 4 * (mm + ws::kReadRoom) <= mb)) {
+      Napi::RangeError::New(env,
+                            "maxFlows must be 1..1048576, missBytes 2*64 KiB..64 MiB, and maxMessage 64 KiB..16 MiB "
+                            "with missBytes at least 4 * (maxMessage + 64 KiB)")
           .ThrowAsJavaScriptException();
       return;
     }
@@ -108,8 +124,9 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       Napi::Error::New(env, "napi_get_uv_event_loop failed").ThrowAsJavaScriptException();
       return;
     }
-    datapath_ = std::make_unique<Datapath>(static_cast<size_t>(mf), static_cast<size_t>(mb));
+    datapath_ = std::make_unique<Datapath>(static_cast<size_t>(mf), static_cast<size_t>(mb), static_cast<size_t>(mm));
     on_miss_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (info.Length() > 3 && info[3].IsFunction()) on_event_ = Napi::Persistent(info[3].As<Napi::Function>());
     // Made before the thread starts and closed only after it was joined: the thread uses it without a lock.
     async_ = new uv_async_t{};
     async_->data = this;
@@ -143,9 +160,99 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     return Napi::Number::New(env, slot);
   }
 
+  // addWsPort(fd, vnet, prefill: Buffer | null, highWaterMark) -> slot. The fd is dup'ed: the
+  // datapath owns the dup (closed by removePort), the caller keeps its own.
+  Napi::Value AddWsPort(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber() || !info[1].IsBoolean() || !(info[2].IsNull() || info[2].IsBuffer()) || !info[3].IsNumber())
+      return Napi::TypeError::New(env, "addWsPort(fd, vnet, prefill: Buffer | null, highWaterMark)")
+                 .ThrowAsJavaScriptException(),
+             env.Undefined();
+    if (closed_) return Napi::Error::New(env, "the FastPath is closed").ThrowAsJavaScriptException(), env.Undefined();
+    const double hwm = info[3].As<Napi::Number>().DoubleValue();
+    if (!(hwm >= 0 && hwm <= (1ull << 40)))
+      return Napi::RangeError::New(env, "highWaterMark must be 0..2^40").ThrowAsJavaScriptException(), env.Undefined();
+    const uint8_t* pre = nullptr;
+    size_t pre_len = 0;
+    if (info[2].IsBuffer()) {
+      pre = info[2].As<Napi::Buffer<uint8_t>>().Data();
+      pre_len = info[2].As<Napi::Buffer<uint8_t>>().Length();
+    }
+    const int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+      return ThrowSystemError(env, errno, "fcntl(F_DUPFD_CLOEXEC)", "the WebSocket port's socket", nullptr, ""),
+             env.Undefined();
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+      const int err = errno;
+      ::close(fd);
+      return ThrowSystemError(env, err, "fcntl(F_SETFL)", "the WebSocket port's socket", nullptr, ""), env.Undefined();
+    }
+    const int slot =
+        datapath_->AddWsPort(fd, info[1].As<Napi::Boolean>().Value(), pre, pre_len, static_cast<size_t>(hwm));
+    if (slot == -2)
+      return Napi::RangeError::New(env, "the prefill is larger than the reader takes at once")
+                 .ThrowAsJavaScriptException(),
+             env.Undefined();
+    if (slot < 0)
+      return Napi::RangeError::New(env, "too many ports on one fast path").ThrowAsJavaScriptException(),
+             env.Undefined();
+    KeepAlive(slot, true);
+    return Napi::Number::New(env, slot);
+  }
+
+  // A carried WebSocket connection keeps the process alive, as its socket did: the async handle is
+  // ref'd while any exists. Otherwise the loop could end with one still open, and its close would be
+  // delivered while Node tears the environment down, where no call into JS may be made.
+  void KeepAlive(int slot, bool on) {
+    if (slot < 0 || static_cast<size_t>(slot) >= ws_slot_.size() || ws_slot_[slot] == on || async_ == nullptr) return;
+    ws_slot_[slot] = on;
+    ws_ports_ += on ? 1 : -1;
+    if (on && ws_ports_ == 1) uv_ref(reinterpret_cast<uv_handle_t*>(async_));
+    if (!on && ws_ports_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(async_));
+  }
+
+  // sendWs(slot, opcode, buf, start, end) -> 0 sent, 1 queued, 2 refused (over the queue's cap), 3 broken
+  Napi::Value SendWs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsBuffer() || !info[3].IsNumber() || !info[4].IsNumber())
+      return Napi::TypeError::New(env, "sendWs(slot, opcode, buf, start, end)").ThrowAsJavaScriptException(),
+             env.Undefined();
+    auto buf = info[2].As<Napi::Buffer<uint8_t>>();
+    const double s = info[3].As<Napi::Number>().DoubleValue(), e = info[4].As<Napi::Number>().DoubleValue();
+    const int op = info[1].As<Napi::Number>().Int32Value();
+    if (!(s >= 0 && s <= e && e <= static_cast<double>(buf.Length())) ||
+        (op != ws::kText && op != ws::kBinary && op != ws::kClose && op != ws::kPing && op != ws::kPong) ||
+        ((op & 8) != 0 && e - s > ws::kMaxControl))
+      return Napi::RangeError::New(env,
+                                   "sendWs: a data or control opcode (control payloads up to 125 bytes) and 0 <= start "
+                                   "<= end <= buf.length")
+                 .ThrowAsJavaScriptException(),
+             env.Undefined();
+    if (closed_) return Napi::Number::New(env, ws::Output::kBroken);
+    const size_t start = static_cast<size_t>(s);
+    return Napi::Number::New(env, datapath_->SendWs(info[0].As<Napi::Number>().Int32Value(), static_cast<uint8_t>(op),
+                                                    buf.Data() + start, static_cast<size_t>(e) - start));
+  }
+
+  // wsBuffered(slot) -> bytes queued for it (its bufferedAmount)
+  Napi::Value WsBuffered(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || !info[0].IsNumber()) return Napi::Number::New(env, 0);
+    return Napi::Number::New(env, static_cast<double>(datapath_->WsBuffered(info[0].As<Napi::Number>().Int32Value())));
+  }
+
+  // wsFootprint() -> bytes the WebSocket ports' buffers hold now
+  Napi::Value WsFootprint(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), closed_ ? 0 : static_cast<double>(datapath_->WsFootprint()));
+  }
+
   // removePort(slot): its flows go too; the thread never touches its fd again once this returns.
   void RemovePort(const Napi::CallbackInfo& info) {
-    if (datapath_ && info[0].IsNumber()) datapath_->RemovePort(info[0].As<Napi::Number>().Int32Value());
+    if (!datapath_ || !info[0].IsNumber()) return;
+    const int slot = info[0].As<Napi::Number>().Int32Value();
+    datapath_->RemovePort(slot);
+    KeepAlive(slot, false);
   }
 
   // install(inSlot, dst, src, outSlot, maxFrame) -> flow index, or -1 when the table is full
@@ -189,6 +296,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     napi_remove_env_cleanup_hook(info.Env(), OnEnvCleanup, this);
     CloseAsync();
     on_miss_.Reset();
+    on_event_.Reset();
     slab_.Reset();
     Unref();
   }
@@ -218,9 +326,11 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   }
 
   void Drain() {
-    std::vector<uint8_t>& d = datapath_->TakeMisses();  // ours alone until the next call
-    if (d.empty() || on_miss_.IsEmpty()) {
+    std::vector<WsClosed>* ended = nullptr;
+    std::vector<uint8_t>& d = datapath_->TakeMisses(&ended);  // ours alone until the next call
+    if (on_miss_.IsEmpty()) {
       d.clear();
+      ended->clear();
       return;
     }
     Napi::Env env = Env();
@@ -228,9 +338,15 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     size_t i = 0;
     const size_t end = d.size();
     while (i < end && !on_miss_.IsEmpty()) {
-      const uint32_t slot = ReadBE32(&d[i]);
+      const uint32_t tag = ReadBE32(&d[i]);
+      if ((tag >> 24) != E_MISS) {
+        const size_t n = ReadBE32(&d[i + 4]);
+        Event(tag & 0xffffff, tag >> 24, &d[i + 8], n, 0);
+        i += 8 + n;
+        continue;
+      }
       size_t j = i, bytes = 0;
-      while (j < end && ReadBE32(&d[j]) == slot) {
+      while (j < end && ReadBE32(&d[j]) == tag) {
         const size_t n = ReadBE32(&d[j + 4]);
         bytes += kRecordHeader + n;
         j += 8 + n;
@@ -244,25 +360,56 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
         slab_.Commit(kRecordHeader + n);
         k += 8 + n;
       }
-      Napi::Function fn = on_miss_.Value();
-      fn.MakeCallback(Value(),
-                      {Napi::Number::New(env, slot), slab_.Value(), Napi::Number::New(env, static_cast<double>(start)),
-                       Napi::Number::New(env, static_cast<double>(slab_.offset()))},
-                      *async_ctx_);
-      if (env.IsExceptionPending()) {
-        Napi::Error e = env.GetAndClearPendingException();
-        napi_fatal_exception(env, e.Value());
-      }
+      Call(on_miss_, {Napi::Number::New(env, tag), slab_.Value(), Napi::Number::New(env, static_cast<double>(start)),
+                      Napi::Number::New(env, static_cast<double>(slab_.offset()))});
       i = j;
     }
     d.clear();
+    // Ends after the events before them: a port's last text messages come first.
+    for (const WsClosed& c : *ended)
+      Event(c.slot, c.local ? kEventClosedLocal : kEventClosed, reinterpret_cast<const uint8_t*>(c.reason),
+            c.reason_len, c.code);
+    ended->clear();
+    // A slab made for one large drain (a WebSocket port's burst of misses, up to missBytes) lives only as long as
+    // JS's views of it (a condition's queue, a ws send), not until the next large drain.
+    if (slab_.oversized()) slab_.Reset();
   }
 
+  // onEvent(slot, kind, slab, start, end, code): the payload (a text message, a ping's data, a close reason) in the
+  // slab.
+  void Event(uint32_t slot, uint32_t kind, const uint8_t* p, size_t n, uint16_t code) {
+    if (on_event_.IsEmpty()) return;
+    Napi::Env env = Env();
+    slab_.Reserve(env, n);
+    const size_t start = slab_.offset();
+    if (n > 0) memcpy(slab_.tail(), p, n);
+    slab_.Commit(n);
+    Call(on_event_, {Napi::Number::New(env, slot), Napi::Number::New(env, kind), slab_.Value(),
+                     Napi::Number::New(env, static_cast<double>(start)),
+                     Napi::Number::New(env, static_cast<double>(slab_.offset())), Napi::Number::New(env, code)});
+  }
+
+  void Call(Napi::FunctionReference& fn, const std::initializer_list<napi_value>& args) {
+    if (fn.IsEmpty()) return;
+    Napi::Env env = Env();
+    fn.Value().MakeCallback(Value(), args, *async_ctx_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  // Event kinds past datapath.h's EventKind: a WebSocket port ended (the peer's close frame, EOF), or we closed it (a
+  // failure).
+  static constexpr uint32_t kEventClosed = 5, kEventClosedLocal = 6;
+
   bool closed_ = false;
+  std::vector<bool> ws_slot_ = std::vector<bool>(kMaxPorts);  // the main thread's: which slots are WebSocket ports
+  int ws_ports_ = 0;
   std::unique_ptr<Datapath> datapath_;
   uv_async_t* async_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
-  Napi::FunctionReference on_miss_;
+  Napi::FunctionReference on_miss_, on_event_;
   Slab slab_;  // the main thread's: misses handed to JS
 };
 
@@ -272,6 +419,12 @@ void InitFastPath(Napi::Env env, Napi::Object exports) {
   exports.Set("FastPath", FastPath::Init(env));
   exports.Set("PORT_STAT_COUNT", Napi::Number::New(env, P_COUNT));
   exports.Set("FASTPATH_STAT_COUNT", Napi::Number::New(env, F_COUNT));
+  exports.Set("FASTPATH_EVENT_TEXT", Napi::Number::New(env, E_TEXT));
+  exports.Set("FASTPATH_EVENT_PING", Napi::Number::New(env, E_PING));
+  exports.Set("FASTPATH_EVENT_PONG", Napi::Number::New(env, E_PONG));
+  exports.Set("FASTPATH_EVENT_MALFORMED", Napi::Number::New(env, E_MALFORMED));
+  exports.Set("FASTPATH_EVENT_CLOSED", Napi::Number::New(env, 5));
+  exports.Set("FASTPATH_EVENT_CLOSED_LOCAL", Napi::Number::New(env, 6));
 }
 
 }  // namespace tapswitch

@@ -238,6 +238,13 @@ export function busyPollKick (): void
 export const PORT_STAT_COUNT: 5
 /** Indexes into `FastPath#stats()`: hits, misses, misses dropped (buffer full), flows installed. */
 export const FASTPATH_STAT_COUNT: 4
+/** `FastPath` onEvent kinds: a text message, a ping, a pong, a malformed batch's rest, the peer's close (or EOF: 1006), our close for a failure. */
+export const FASTPATH_EVENT_TEXT: 1
+export const FASTPATH_EVENT_PING: 2
+export const FASTPATH_EVENT_PONG: 3
+export const FASTPATH_EVENT_MALFORMED: 4
+export const FASTPATH_EVENT_CLOSED: 5
+export const FASTPATH_EVENT_CLOSED_LOCAL: 6
 
 /**
  * The native fast path for switchd's own TAPs (native/fastpath.cc): one
@@ -248,10 +255,30 @@ export const FASTPATH_STAT_COUNT: 4
  * port (the slab discipline of `Tap#start`). Only JS installs flows.
  */
 export class FastPath {
-  /** `maxFlows` caps the table; `missBytes` caps the misses queued for JS (full = counted drop). */
-  constructor (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number)
+  /**
+   * `maxFlows` caps the table; `missBytes` caps the misses and events queued
+   * for JS (full = counted drop); `onEvent` hears what a WebSocket port's
+   * peer sent that JS must see (FASTPATH_EVENT_*: the payload in
+   * slab[start, end), `code` a close's); `maxMessage`: the largest
+   * WebSocket message either way (default 256 KiB).
+   */
+  constructor (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number,
+    onEvent?: (slot: number, kind: number, slab: Buffer, start: number, end: number, code: number) => void, maxMessage?: number)
   /** Read `fd` (a non-blocking TAP fd; `vnet`: its records start with a virtio-net header); returns its slot. */
   addPort (fd: number, vnet: boolean): number
+  /**
+   * Carry the WebSocket connection on `fd` (switchd's side: the peer masks;
+   * the fd is dup'ed, the dup the thread's until removePort): `prefill`, bytes
+   * already read off it, is parsed first; past `highWaterMark` bytes queued
+   * for it a batch the thread would send it is dropped (counted). Returns its slot.
+   */
+  addWsPort (fd: number, vnet: boolean, prefill: Buffer | null, highWaterMark: number): number
+  /** One whole message to a WebSocket slot: 0 sent, 1 queued, 2 refused (its queue full), 3 broken. A close frame stops forwarding its data. */
+  sendWs (slot: number, opcode: number, buf: Buffer, start: number, end: number): number
+  /** Bytes queued for a WebSocket slot (ws's bufferedAmount). */
+  wsBuffered (slot: number): number
+  /** Bytes the WebSocket slots' buffers hold now (tests: no growth per port). */
+  wsFootprint (): number
   /**
    * Forget the slot and its flows; its fd is never read or written again once
    * this returns (it waits for a burst in flight, a few non-blocking calls).

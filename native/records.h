@@ -67,6 +67,9 @@ class Slab {
   void Commit(size_t n) { off_ += n; }
   Napi::Buffer<uint8_t> Value() const { return ref_.Value(); }
   bool empty() const { return ref_.IsEmpty(); }
+  // Bytes of the slab in use (0: none), and whether it is larger than the usual one (a burst's).
+  size_t capacity() const { return len_; }
+  bool oversized() const { return len_ > kMinSlab; }
   void Reset() {
     ref_.Reset();
     data_ = nullptr;

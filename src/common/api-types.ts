@@ -21,6 +21,8 @@ export interface PortJson {
   fdbEntries: number
   maxMacs: number
   offload: boolean
+  /** What carries its frames: the network's native fast path (docs/NATIVE-PATH.md) or switchd's event loop. */
+  path: 'native' | 'js'
   /** Trunks to other switches only. */
   stp?: {
     role: string

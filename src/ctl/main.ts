@@ -110,11 +110,11 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Opts): Promise<voi
     }
     case 'ports': {
       const ports = await getJson<PortJson[]>(ctx, '/api/v1/ports' + query({ network: s('network') }))
-      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'CONDITION', 'DELAYED', 'QUEUED', 'REMOTE', 'SINCE'],
+      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'CONDITION', 'DELAYED', 'QUEUED', 'REMOTE', 'SINCE', 'PATH'],
         ports.map((p) => [p.name, p.network, p.kind, p.mode === 'trunk' ? `trunk ${p.vlans.join(',')}` : `access ${p.pvid}`, p.state, p.fdbEntries,
           p.counters.rxFrames, p.counters.txFrames, Object.values(p.drops).reduce((a, b) => a + b, 0),
           p.condition === undefined ? '-' : summary(p.condition), p.condition?.framesDelayed ?? 0,
-          (p.condition?.in?.queuedFrames ?? 0) + (p.condition?.out?.queuedFrames ?? 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z')])))
+          (p.condition?.in?.queuedFrames ?? 0) + (p.condition?.out?.queuedFrames ?? 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z'), p.path])))
       return
     }
     case 'fdb': {

@@ -37,7 +37,7 @@ export const SPECS = {
   'busy-poll': { type: 'string', env: 'SWITCHD_BUSY_POLL', arg: 'USEC', help: 'after traffic from a --tap TAP, keep polling this many µs instead of sleeping: an answer in that window costs no wake-up; spins a core while traffic flows [default 0 = off]' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api and /metrics; needed with client tokens or beyond loopback (prefer the environment variable: flags show in ps)' },
-  'no-fast-path': { type: 'boolean', env: 'SWITCHD_NO_FAST_PATH', help: 'read --tap TAPs on the event loop only: no native thread forwarding known unicast between them (docs/LOCAL-TAPS.md)' },
+  'no-fast-path': { type: 'boolean', env: 'SWITCHD_NO_FAST_PATH', help: 'no native thread forwarding known unicast: --tap TAPs and tapswitch.v1 WebSocket ports stay on the event loop (docs/LOCAL-TAPS.md, docs/NATIVE-PATH.md)' },
   'no-api': { type: 'boolean', env: 'SWITCHD_NO_API', help: 'turn the admin API (/api, capture) off: it answers 404' },
   'allowed-hosts': { type: 'string', env: 'SWITCHD_ALLOWED_HOSTS', arg: 'NAME,…', help: 'Host names requests may use besides IP addresses and localhost (DNS-rebinding guard); .example.org = it and subdomains, * = any' },
   'allowed-origins': { type: 'string', env: 'SWITCHD_ALLOWED_ORIGINS', arg: 'ORIGIN,…', help: 'web page origins (e.g. http://localhost:8000) whose browser VMs may connect; * = any [default: none]' },

@@ -125,6 +125,8 @@ export class RawWs {
   closeCode: number | undefined
   /** The TCP connection is gone. */
   ended = false
+  /** Every other frame the server sent: opcode and payload (tests that speak the protocol by hand). */
+  readonly messages: Array<{ opcode: number, data: Buffer }> = []
   private buf: Buffer = Buffer.alloc(0)
   private upgraded = false
   private waiters: Array<() => void> = []
@@ -203,7 +205,7 @@ export class RawWs {
       if (this.buf.length < off + len) break
       if ((b0 & 0x0f) === OP_CLOSE && this.closeCode === undefined) {
         this.closeCode = len >= 2 ? this.buf.readUInt16BE(off) : 1005
-      }
+      } else if ((b0 & 0x0f) !== OP_CLOSE) this.messages.push({ opcode: b0 & 0x0f, data: Buffer.from(this.buf.subarray(off, off + len)) })
       this.buf = this.buf.subarray(off + len)
     }
     this.wake()

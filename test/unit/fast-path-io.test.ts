@@ -18,6 +18,10 @@ class FakeNative implements Native.FastPath {
   closed = false
   constructor (readonly onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, readonly maxFlows: number) { FakeNative.last = this }
   addPort (fd: number): number { this.slots.push({ fd, stats: [0, 0, 0, 0, 0] }); return this.slots.length - 1 }
+  addWsPort (fd: number): number { return this.addPort(fd) }
+  sendWs (): number { return 0 }
+  wsBuffered (): number { return 0 }
+  wsFootprint (): number { return 0 }
   removePort (slot: number): void { this.slots[slot] = undefined; this.flush() }
   install (inSlot: number, dst: number, src: number, outSlot: number): number {
     const i = this.flows.findIndex((f) => f?.inSlot === inSlot && f.dst === dst && f.src === src)

@@ -22,7 +22,7 @@ import type { LeaseTable } from '../core/leases'
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
   'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | 'drops' | 'stormDrops' |
-  'ownsName'
+  'ownsName' | 'fastPath'
 
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {

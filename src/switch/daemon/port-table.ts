@@ -37,6 +37,7 @@ import { isReservedName, type SwitchdConfig } from '../control/config'
 import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
 import { PortRegistry, type OwnedPorts } from './registry'
+import type { NativePorts } from './native-ports'
 import { answerPings, wireSession, keepaliveRound, describeVlan, setOffload, welcomeOf, sendWelcome, type SessionCounters } from '../io/ws-session'
 import {
   SUBPROTOCOL_V1, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type VlanRequest,
@@ -83,7 +84,8 @@ export class PortTable implements SessionCounters {
     private readonly networks: Networks,
     private readonly config: () => SwitchdConfig,
     private readonly refused: (reason: string) => void,
-    registry = new PortRegistry()
+    registry = new PortRegistry(),
+    private readonly native?: NativePorts // welcomed ports to the networks' native fast paths (none: all stay on ws)
   ) {
     this.ports = registry.owned<WsPort>('session')
   }
@@ -282,6 +284,8 @@ export class PortTable implements SessionCounters {
     }
     if (resumed) welcome.resumed = true
     sendWelcome(port, welcome)
+    // From here on the frames may take the native path (native-ports.ts); the session goes on over the socket that replaces ws.
+    this.native?.carry(port, this, () => { this.wire(port) })
   }
 
   /** The handshake became `port`: it counts for the handshake's address from now on. */
@@ -361,6 +365,7 @@ export class PortTable implements SessionCounters {
     const flushed = sw.removePort(port)
     port.stopConditionTimers()
     this.networks.release(sw)
+    this.native?.release(sw, this.networks.removed(sw) !== undefined)
     log.client('info', 'port_down', port.address, {
       port: port.name, id: port.id, network: sw.name, code, reason, fdb_flushed: flushed, remote: port.remote,
       rx_frames: port.rxFrames, tx_frames: port.txFrames, dropped_backpressure: port.drops[R_BACKPRESSURE]

@@ -29,6 +29,7 @@ import type { SandboxHost } from '../io/gateway-sandbox'
 import { ChildPeerGuard, CHILD_REJECT_REASONS, type ChildRef } from '../io/child-peers'
 import type { TapBinding } from '../io/tap-port'
 import type { FastPath } from '../io/fast-path'
+import { NativePorts } from './native-ports'
 import { Networks } from '../control/networks'
 import { buildConfig, type SwitchdConfig, type ConfigOverrides } from '../control/config'
 import { CONSOLE_SUBPROTOCOL, type TokenGrant } from '../control/auth'
@@ -124,6 +125,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
   private readonly endpoints: Endpoint[] = []
   /** Each network's native fast path for its TAPs (io/fast-path.ts), made with its first TAP. */
   private readonly fastPaths = new Map<Switch, FastPath>()
+  /** Which WebSocket ports those fast paths carry (native-ports.ts). */
+  readonly nativePorts: NativePorts
   /** Every listener of ours refuses the gateway children's connections, whatever address they dialled. */
   readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
   /** What admission (admit.ts) reads of switchd, read when a request comes. */
@@ -134,7 +137,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
     if (opts.helloTimeout !== undefined) config = { ...config, limits: { ...config.limits, handshakeTimeout: opts.helloTimeout } }
     this.config = config
     this.networks = new Networks(this.config, nowMs)
-    this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) }, this.portRegistry)
+    this.nativePorts = new NativePorts(() => this.config.fastPath, this.fastPaths, this.opts.tapBinding)
+    this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) }, this.portRegistry, this.nativePorts)
     this.closeTimeout = opts.closeTimeout ?? 2
     this.authThrottle = opts.authThrottle ?? new AuthThrottle()
     this.console = new ConsoleHub(this)
@@ -353,8 +357,6 @@ export class SwitchServer implements SwitchdView, RouteContext {
       const done = e.close()
       if (done !== undefined) (e.kind === 'trunk' ? trunks : later).push(done)
     }
-    for (const fp of this.fastPaths.values()) fp.close()
-    this.fastPaths.clear()
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     const sockets = this.portTable.sockets()
     const gone = sockets.map((ws) => new Promise<void>((resolve) => {
@@ -365,6 +367,9 @@ export class SwitchServer implements SwitchdView, RouteContext {
     const timer = new Promise<void>((resolve) => setTimeout(resolve, this.closeTimeout * 1000).unref())
     await Promise.race([Promise.all([...gone, ...trunks]), timer])
     for (const ws of sockets) ws.terminate()
+    // After the ports' close handshakes: the threads carry some of those connections.
+    for (const fp of this.fastPaths.values()) fp.close()
+    this.fastPaths.clear()
     this.http.closeAllConnections()
     await closed
     await Promise.all(later)

@@ -12,6 +12,13 @@
  * each flow's key, core/fastpath.ts revalidate), which also folds the native
  * counters into the ports' own and refreshes the fdb age of each MAC whose
  * frames only the fast path carried (ageing goes on working).
+ *
+ * WebSocket ports (issue 24; docs/NATIVE-PATH.md): once a tapswitch.v1 port
+ * is welcomed, its connection may be handed to the same thread (addWs), which
+ * parses its frames, forwards the records its flows cover, and hands the rest
+ * back here: misses as the port's own batches, text, pings, pongs and the
+ * close as events on the port's `ws`, now a NativeSocket over the slot, so
+ * the session's logic (ws-session.ts) is unchanged.
  */
 
 import type * as Native from '../../../native'
@@ -20,6 +27,8 @@ import type { Port } from '../core/port'
 import { mayShortcut, revalidate, type FastPathHooks, type FastPathStats } from '../core/fastpath'
 import { R_BACKPRESSURE } from '../core/reasons'
 import { logger } from '../../common/log'
+import { NativeSocket, type NativeBackend } from '../../common/native-socket'
+import { MAX_MESSAGE_SIZE, SUBPROTOCOL_V1 } from '../../common/protocol'
 
 const log = logger('fast-path')
 
@@ -30,7 +39,8 @@ export const MISS_BYTES = 4 << 20
 
 /** What this needs of the addon (tests pass a fake). */
 export interface FastPathBinding {
-  FastPath: new (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number) => Native.FastPath
+  FastPath: new (onMiss: (slot: number, slab: Buffer, start: number, end: number) => void, maxFlows: number, missBytes: number,
+    onEvent?: (slot: number, kind: number, slab: Buffer, start: number, end: number, code: number) => void, maxMessage?: number) => Native.FastPath
   PORT_STAT_COUNT: number
   FASTPATH_STAT_COUNT: number
 }
@@ -39,9 +49,23 @@ export interface FastPathBinding {
 export interface FastPathPort extends Port {
   /** The misses of this port: one burst of records, as its own reader gives them. */
   receiveMisses: (slab: Buffer, start: number, end: number) => void
+  /** The thread forwarded frames from it since the last fold (a WebSocket port's peer is alive). */
+  heard?: () => void
+  /** The thread dropped `n` frames to it, its peer not reading: counted, and logged as the slow path's drops are. */
+  dropForBackpressure?: (n: number) => void
 }
 
 interface Flow { ingress: Port, egress: Port, vid: number, dst: number, src: number }
+
+/** What a WebSocket port's peer sent that JS must see (native/index.d.ts FASTPATH_EVENT_*). */
+const EV_TEXT = 1
+const EV_PING = 2
+const EV_PONG = 3
+const EV_MALFORMED = 4
+const EV_CLOSED = 5
+const EV_CLOSED_LOCAL = 6
+/** A WebSocket port's connection as the thread took it (common/ws-takeover.ts). */
+export interface WsHandover { fd: number, prefill: Buffer | null, socket: { destroy: () => void } }
 
 const P_RX_FRAMES = 0
 const P_RX_BYTES = 1
@@ -53,6 +77,8 @@ export class FastPath implements FastPathHooks {
   private readonly native: Native.FastPath
   /** By slot, and each port's native counters as last folded in. */
   private readonly ports: Array<FastPathPort | undefined> = []
+  /** By slot: a WebSocket port's socket as its session sees it. */
+  private readonly sockets: Array<NativeSocket | undefined> = []
   private readonly seen: Float64Array[] = []
   /** By native flow index: the decision each flow copies. */
   private readonly flows: Array<Flow | undefined> = []
@@ -65,7 +91,8 @@ export class FastPath implements FastPathHooks {
   private closed = false
 
   constructor (binding: FastPathBinding, private readonly sw: Switch) {
-    this.native = new binding.FastPath((slot, slab, start, end) => { this.ports[slot]?.receiveMisses(slab, start, end) }, MAX_FLOWS, MISS_BYTES)
+    this.native = new binding.FastPath((slot, slab, start, end) => { this.ports[slot]?.receiveMisses(slab, start, end) }, MAX_FLOWS, MISS_BYTES,
+      (slot, kind, slab, start, end, code) => { this.event(slot, kind, slab.subarray(start, end), code) }, MAX_MESSAGE_SIZE)
     this.stat = new Float64Array(Math.max(5, binding.PORT_STAT_COUNT))
     sw.fastPath = this
   }
@@ -88,6 +115,55 @@ export class FastPath implements FastPathHooks {
     this.ports[slot] = undefined
     port.fastPath = null
     this.flush()
+  }
+
+  /**
+   * Carry a WebSocket port's connection in the native thread from now on:
+   * returns the socket its session uses instead (send, ping, close... go
+   * through the slot). `vnet`: its records carry virtio-net headers.
+   * Throws (the addon's error) when the thread cannot take it.
+   */
+  addWs (port: FastPathPort, h: WsHandover, vnet: boolean, highWaterMark: number): NativeSocket {
+    if (this.closed) throw new Error('the fast path is closed')
+    const slot = this.native.addWsPort(h.fd, vnet, h.prefill, highWaterMark)
+    const native = this.native
+    let ended = false
+    const backend: NativeBackend = {
+      send: (opcode, data) => native.sendWs(slot, opcode, data, 0, data.length),
+      buffered: () => ended ? 0 : native.wsBuffered(slot),
+      end: () => {
+        if (ended) return
+        ended = true
+        this.remove(port, slot)
+        this.sockets[slot] = undefined
+        h.socket.destroy()
+      }
+    }
+    const socket = new NativeSocket(backend, SUBPROTOCOL_V1)
+    this.ports[slot] = port
+    this.sockets[slot] = socket
+    this.seen[slot] = new Float64Array(this.stat.length)
+    port.fastPath = this
+    this.flush()
+    return socket
+  }
+
+  /** Ports (TAPs and WebSocket ports) the thread carries now. */
+  get portCount (): number { return this.ports.reduce((n, p) => p !== undefined ? n + 1 : n, 0) }
+
+  /** Bytes the WebSocket ports' buffers hold (tests: no growth per port). */
+  wsFootprint (): number { return this.closed ? 0 : this.native.wsFootprint() }
+
+  /** What a WebSocket port's peer sent, to its socket (a malformed rest as a batch: the session closes it with 1002). */
+  private event (slot: number, kind: number, data: Buffer, code: number): void {
+    const ws = this.sockets[slot]
+    if (ws === undefined) return
+    if (kind === EV_TEXT) ws.receiveText(data)
+    else if (kind === EV_PING) ws.receivePing(data)
+    else if (kind === EV_PONG) ws.receivePong(data)
+    else if (kind === EV_MALFORMED) ws.receiveBinary(data)
+    else if (kind === EV_CLOSED && code === 1006) ws.receiveEnd()
+    else if (kind === EV_CLOSED || kind === EV_CLOSED_LOCAL) ws.receiveClose(code, data, kind === EV_CLOSED_LOCAL)
   }
 
   offer (ingress: Port, egress: Port, vid: number, dst: number, src: number): void {
@@ -153,6 +229,8 @@ export class FastPath implements FastPathHooks {
     if (this.closed) return
     this.sync()
     this.closed = true
+    // WebSocket ports end first (their sockets close, their sessions hear it), then the thread.
+    for (const ws of this.sockets) ws?.terminate()
     this.native.close()
     if (this.sw.fastPath === this) this.sw.fastPath = null
     for (const p of this.ports) if (p !== undefined) p.fastPath = null
@@ -172,13 +250,14 @@ export class FastPath implements FastPathHooks {
   }
 
   /** Add what the native thread counted for the slot since the last fold to the port's counters. */
-  private fold (slot: number, p: Port): void {
+  private fold (slot: number, p: FastPathPort): void {
     const st = this.stat
     const seen = this.seen[slot] as Float64Array
     this.native.portStats(slot, st)
     const rx = (st[P_RX_FRAMES] as number) - (seen[P_RX_FRAMES] as number)
     const txDropped = (st[P_TX_DROPPED] as number) - (seen[P_TX_DROPPED] as number)
     if (rx !== 0) {
+      p.heard?.()
       p.rxFrames += rx
       p.rxBytes += (st[P_RX_BYTES] as number) - (seen[P_RX_BYTES] as number)
       this.sw.stats.forwarded += rx
@@ -187,7 +266,10 @@ export class FastPath implements FastPathHooks {
     p.txFrames += (st[P_TX_FRAMES] as number) - (seen[P_TX_FRAMES] as number)
     p.txBytes += (st[P_TX_BYTES] as number) - (seen[P_TX_BYTES] as number)
     // The egress TAP's queue was full or its link down: as the slow path counts a refused write.
-    if (txDropped !== 0) p.addDrops(R_BACKPRESSURE, txDropped)
+    if (txDropped !== 0) {
+      if (p.dropForBackpressure !== undefined) p.dropForBackpressure(txDropped)
+      else p.addDrops(R_BACKPRESSURE, txDropped)
+    }
     seen.set(st)
   }
 }

@@ -134,9 +134,9 @@ export abstract class NetPort extends Port {
     this.network.drop(this, R_DISCONNECTED, buf, off, len, vid)
   }
 
-  /** Count a drop; log only the transition into congestion. */
-  protected dropForBackpressure (): void {
-    this.addDrops(R_BACKPRESSURE, 1)
+  /** Count `n` drops (1: the frame in hand; more: what the native fast path dropped); log only the transition into congestion. */
+  dropForBackpressure (n = 1): void {
+    this.addDrops(R_BACKPRESSURE, n)
     if (!this.congested) {
       this.congested = true
       log.limited('warn', 'backpressure_start', { port: this.name, id: this.id, buffered_bytes: this.bufferedBytes() })

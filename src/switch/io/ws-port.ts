@@ -6,6 +6,7 @@
 import type { WebSocket } from 'ws'
 import type { Switch } from '../core/switch'
 import { NetPort, BatchSlab } from './net-port'
+import type { FastPathPort } from './fast-path'
 import { OP_ASIS, egressLength, writeEgress } from '../../common/vlan'
 import { truncateReason, linkMessage } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -109,8 +110,13 @@ export class RawPort extends WsPort {
   flush (): void {}
 }
 
-/** tapswitch mode: frames queued by output() leave as one batch message per flush(). */
-export class BatchPort extends WsPort {
+/**
+ * tapswitch mode: frames queued by output() leave as one batch message per
+ * flush(). Its connection may be carried by the network's native fast path
+ * (io/fast-path.ts addWs): `ws` is then a NativeSocket, and what the thread
+ * does not forward comes back through receiveMisses.
+ */
+export class BatchPort extends WsPort implements FastPathPort {
   readonly kind = 'tapswitch'
   /** The token its agent can resume it with (the latest welcome's). */
   resumeToken: string | undefined
@@ -144,6 +150,16 @@ export class BatchPort extends WsPort {
     if (this.parked || this.stp !== null) return
     this.ws.send(up ? LINK_UP : LINK_DOWN)
   }
+
+  /** Records the native thread did not forward: a batch as if ws had read it (ws-session.ts's message handler). */
+  receiveMisses (slab: Buffer, start: number, end: number): void {
+    if (this.ws.readyState !== WS_OPEN) return
+    this.alive = true
+    // The thread framed these records itself: a malformed batch goes up as an event, never here.
+    this.network.receiveBatch(this, slab.subarray(start, end))
+  }
+
+  heard (): void { this.alive = true }
 
   /** Its agent is back (resume): carry on over `ws`. */
   reattach (ws: WebSocket, remote: string): void {

@@ -30,6 +30,7 @@ export function portView (p: PortHandle): PortJson {
     fdbEntries: p.fdbEntries,
     maxMacs: p.maxMacs,
     offload: p.offload,
+    path: p.fastPath !== null ? 'native' : 'js',
     ...(p.stp !== null ? { stp: stpView(p, p.stp) } : {}),
     counters: {
       rxFrames: p.rxFrames,

@@ -168,6 +168,17 @@ void ReaderBoundCases() {
     CHECK(ReadAll(Role::kServer, 10, Frame(kClose, Bytes(), kMask)).msgs.size() == 1);
     CHECK(ReadAll(Role::kServer, 10, Frame(kClose, Bytes{0x0f, 0xa0, 'x'}, kMask)).msgs.size() == 1);  // 4000
   });
+  Case("attack: the registered close codes ws takes (1012-1014) are a message; 1004-1006 and 1015 fail", [&] {
+    // Before the fix, 1012 (service restart, as proxies send it) failed the connection with 1002.
+    for (uint16_t c : {1000, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999}) {
+      const Bytes f = Frame(kClose, Bytes{static_cast<uint8_t>(c >> 8), static_cast<uint8_t>(c)}, kMask);
+      CHECK(ReadAll(Role::kServer, 10, f).msgs.size() == 1);
+    }
+    for (uint16_t c : {999, 1004, 1005, 1006, 1015, 1016, 2999, 5000}) {
+      const Bytes f = Frame(kClose, Bytes{static_cast<uint8_t>(c >> 8), static_cast<uint8_t>(c)}, kMask);
+      CHECK(FailsWith(Role::kServer, 10, f) == kCloseProtocolError);
+    }
+  });
   Case("attack: a frame read one byte at a time keeps the footprint within 2 * max_message + kReadRoom", [&] {
     // Before the fix, a vector's own growth doubled buf_ past its cap: 128 KiB for max_message 0.
     for (size_t max : {size_t(0), size_t(125), size_t(4096), size_t(70000)}) {

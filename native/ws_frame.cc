@@ -194,7 +194,9 @@ size_t ClosePayload(uint8_t* out, uint16_t code, const char* reason) {
 }
 
 bool ValidCloseCode(uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+  // 1012-1014 are registered since RFC 6455 (IANA: service restart, try again later, bad gateway; proxies
+  // send them) and ws takes them: refusing them would fail a connection ws keeps, and hide the peer's code.
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 }  // namespace ws

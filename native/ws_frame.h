@@ -109,7 +109,7 @@ void ApplyMask(uint8_t* p, size_t n, const uint8_t mask[4], size_t offset = 0);
 // `out` (room for kMaxControl); returns its length.
 size_t ClosePayload(uint8_t* out, uint16_t code, const char* reason);
 
-// A close code a peer may send (7.4): 1000-1003, 1007-1011, 3000-4999.
+// A close code a peer may send (7.4 and IANA's registry, as ws): 1000-1003, 1007-1014, 3000-4999.
 bool ValidCloseCode(uint16_t code);
 
 }  // namespace ws

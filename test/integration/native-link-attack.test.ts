@@ -67,4 +67,24 @@ describe('tap-agent native link: attacks from the switch (integration)', () => {
     assert.ok(grown <= 8, `${grown} more sockets open after ${ROUNDS} links ended`)
     assert.ok((agent.uplink.stats.connects) >= ROUNDS, 'every welcome counted')
   })
+
+  it('attack: a text right after a bad welcome does not shut the gate again: the closing handshake completes (not at the welcome timeout)', async () => {
+    const closes: number[] = []
+    let logged = false
+    setLogSink((l) => { if (l.includes('"uplink_closed"')) logged = true })
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {})
+      ws.on('close', (code) => { closes.push(code) })
+      // A bad welcome and a second text at once: the agent closes 1002 on the first; ws echoes its close.
+      ws.once('message', () => { ws.send('{"type":"nonsense"}'); ws.send('{"type":"more"}') })
+    })
+    // The welcome timer (handshakeTimeout + 1 s) far beyond the wait below: only the handshake can end it.
+    const uplink = new Uplink({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, name: 'gate', handshakeTimeout: 300, reconnectMin: 60, reconnectMax: 60 })
+    agent = new Agent(new PairTap(), uplink, 0, false, links)
+    agent.start()
+    await waitFor(() => closes.length >= 1, undefined, 'the switch saw the close')
+    assert.equal(closes[0], 1002)
+    await waitFor(() => logged, undefined, 'the agent saw the switch\'s close reply (uplink_closed)')
+    assert.equal(uplink.path.path, 'native')
+  })
 })

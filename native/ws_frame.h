@@ -20,7 +20,8 @@
 // - Role: a server's peer must mask every frame, a client's peer must not
 //   (5.1). A zero mask is a mask: unmasking it is skipped.
 // - Text payloads are NOT checked for UTF-8 here: they go up to JS, which
-//   checks them (buffer.isUtf8) before parsing, as ws would.
+//   checks them (buffer.isUtf8) before parsing, as ws would. A close frame's
+//   reason (123 bytes at most) is: one that is not UTF-8 fails with 1007.
 #pragma once
 
 #include <cstddef>

@@ -87,4 +87,23 @@ describe('tap-agent native link: attacks from the switch (integration)', () => {
     await waitFor(() => logged, undefined, 'the agent saw the switch\'s close reply (uplink_closed)')
     assert.equal(uplink.path.path, 'native')
   })
+
+  it('attack: a close whose reason is not UTF-8 is answered 1007, as ws answers it, not taken as the switch\'s word', async () => {
+    const closes: number[] = []
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {})
+      ws.on('close', (code) => { closes.push(code) })
+      ws.once('message', () => {
+        ws.send(WELCOME)
+        // A close frame written by hand: code 4000, a reason of 0xff 0xfe (never UTF-8).
+        setImmediate(() => { (ws as unknown as { _socket: { write: (b: Buffer) => void } })._socket.write(Buffer.from([0x88, 0x04, 0x0f, 0xa0, 0xff, 0xfe])) })
+      })
+    })
+    const uplink = new Uplink({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, name: 'utf8', reconnectMin: 60, reconnectMax: 60 })
+    agent = new Agent(new PairTap(), uplink, 0, false, links)
+    agent.start()
+    await waitFor(() => closes.length >= 1, undefined, 'the agent\'s close')
+    assert.equal(closes[0], 1007)
+    assert.equal(uplink.path.path, 'native')
+  })
 })

@@ -168,6 +168,31 @@ void ReaderBoundCases() {
     CHECK(ReadAll(Role::kServer, 10, Frame(kClose, Bytes(), kMask)).msgs.size() == 1);
     CHECK(ReadAll(Role::kServer, 10, Frame(kClose, Bytes{0x0f, 0xa0, 'x'}, kMask)).msgs.size() == 1);  // 4000
   });
+  Case("attack: the registered close codes ws takes (1012-1014) are a message; 1004-1006 and 1015 fail", [&] {
+    // Before the fix, 1012 (service restart, as proxies send it) failed the connection with 1002.
+    for (uint16_t c : {1000, 1003, 1007, 1011, 1012, 1013, 1014, 3000, 4999}) {
+      const Bytes f = Frame(kClose, Bytes{static_cast<uint8_t>(c >> 8), static_cast<uint8_t>(c)}, kMask);
+      CHECK(ReadAll(Role::kServer, 10, f).msgs.size() == 1);
+    }
+    for (uint16_t c : {999, 1004, 1005, 1006, 1015, 1016, 2999, 5000}) {
+      const Bytes f = Frame(kClose, Bytes{static_cast<uint8_t>(c >> 8), static_cast<uint8_t>(c)}, kMask);
+      CHECK(FailsWith(Role::kServer, 10, f) == kCloseProtocolError);
+    }
+  });
+  Case("attack: a close reason that is not UTF-8 fails with 1007, as ws does; a valid one is a message", [&] {
+    // Before the fix, any bytes were taken as the reason and handed up (ws fails the connection, 7.1.6).
+    auto close = [&](Bytes reason) {
+      Bytes p{0x03, 0xe8};
+      p.insert(p.end(), reason.begin(), reason.end());
+      return Frame(kClose, p, kMask);
+    };
+    for (const Bytes& bad : {Bytes{0xff}, Bytes{'a', 0xc3}, Bytes{0xc0, 0xaf}, Bytes{0xed, 0xa0, 0x80},
+                             Bytes{0xf4, 0x90, 0x80, 0x80}, Bytes{0xe0, 0x80, 0xaf}, Bytes{0x80}})
+      CHECK(FailsWith(Role::kServer, 10, close(bad)) == kCloseInvalidData);
+    for (const Bytes& good : {Str("bye"), Bytes{0xc3, 0xa9}, Bytes{0xe2, 0x82, 0xac}, Bytes{0xf0, 0x9f, 0x98, 0x80},
+                              Bytes{0xf4, 0x8f, 0xbf, 0xbf}, Bytes{0xed, 0x9f, 0xbf}})
+      CHECK(ReadAll(Role::kServer, 10, close(good)).msgs.size() == 1);
+  });
   Case("attack: a frame read one byte at a time keeps the footprint within 2 * max_message + kReadRoom", [&] {
     // Before the fix, a vector's own growth doubled buf_ past its cap: 128 KiB for max_message 0.
     for (size_t max : {size_t(0), size_t(125), size_t(4096), size_t(70000)}) {
@@ -215,7 +240,7 @@ void RoleAndBitCases() {
   });
   Case("a control frame over 125 bytes fails 1002", [&] {
     for (uint8_t op : {kPing, kPong, kClose}) {
-      Bytes p = Fill(126);
+      Bytes p(126, 'r');  // a UTF-8 reason: a close's must be
       p[0] = 0x03, p[1] = 0xe8;
       CHECK(FailsWith(Role::kServer, 1 << 16, Frame(op, p, kMask)) == kCloseProtocolError);
       p.pop_back();  // 125 bytes: the largest control payload, taken

@@ -20,6 +20,38 @@ uint64_t Be(const uint8_t* p, int n) {
 
 bool IsControl(uint8_t op) { return (op & 0x8) != 0; }
 
+// Well-formed UTF-8 (Unicode 3.9, table 3-7): no overlong form, no surrogate, nothing past U+10FFFF.
+// Only a close frame's reason (at most 123 bytes) is checked here; texts are checked in JS.
+bool IsUtf8(const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n;) {
+    const uint8_t c = p[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xbf;  // the second byte's range
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    } else {
+      return false;
+    }
+    if (n - i < len || p[i + 1] < lo || p[i + 1] > hi) return false;
+    for (size_t k = 2; k < len; k++)
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+    i += len;
+  }
+  return true;
+}
+
 // Capacity for `need` bytes, doubling (amortised: a message trickled in one
 // byte per read is not copied once per byte) but never past `cap`: a
 // vector's own growth doubles past it, up to twice the bound ws_frame.h
@@ -124,6 +156,8 @@ Reader::Result Reader::Next(Message* m) {
       if (n == 1) return Fail(kCloseProtocolError, "a close frame with a 1-byte payload");
       if (n >= 2 && !ValidCloseCode(static_cast<uint16_t>(Be(payload, 2))))
         return Fail(kCloseProtocolError, "an invalid close code");
+      // 7.1.6 (and ws): a close reason is UTF-8.
+      if (n > 2 && !IsUtf8(payload + 2, n - 2)) return Fail(kCloseInvalidData, "a close reason that is not UTF-8");
     }
     if (IsControl(op) || (fin && op != kContinuation)) {
       m->opcode = op;
@@ -200,7 +234,9 @@ size_t ClosePayload(uint8_t* out, uint16_t code, const char* reason) {
 }
 
 bool ValidCloseCode(uint16_t code) {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) || (code >= 3000 && code <= 4999);
+  // 1012-1014 are registered since RFC 6455 (IANA: service restart, try again later, bad gateway; proxies
+  // send them) and ws takes them: refusing them would fail a connection ws keeps, and hide the peer's code.
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
 }
 
 }  // namespace ws

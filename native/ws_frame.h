@@ -20,7 +20,8 @@
 // - Role: a server's peer must mask every frame, a client's peer must not
 //   (5.1). A zero mask is a mask: unmasking it is skipped.
 // - Text payloads are NOT checked for UTF-8 here: they go up to JS, which
-//   checks them (buffer.isUtf8) before parsing, as ws would.
+//   checks them (buffer.isUtf8) before parsing, as ws would. A close frame's
+//   reason (123 bytes at most) is: one that is not UTF-8 fails with 1007.
 #pragma once
 
 #include <cstddef>
@@ -113,7 +114,7 @@ void ApplyMask(uint8_t* p, size_t n, const uint8_t mask[4], size_t offset = 0);
 // `out` (room for kMaxControl); returns its length.
 size_t ClosePayload(uint8_t* out, uint16_t code, const char* reason);
 
-// A close code a peer may send (7.4): 1000-1003, 1007-1011, 3000-4999.
+// A close code a peer may send (7.4 and IANA's registry, as ws): 1000-1003, 1007-1014, 3000-4999.
 bool ValidCloseCode(uint16_t code);
 
 }  // namespace ws

@@ -219,7 +219,12 @@ bool Link::HandleMessage(const ws::Message& m) {
       return true;
     case ws::kText:
       // The welcome: JS follows it (offload, the TAP's record format) before anything else is parsed.
-      if (!started_.load()) gated_.store(true);
+      // Not once our close is out (JS refused the welcome): the peer's close reply must still be parsed,
+      // whatever texts come before it, or the closing handshake waits for the welcome timer.
+      if (!started_.load()) {
+        std::lock_guard<std::mutex> g(tx_mu_);
+        if (!close_sent_) gated_.store(true);
+      }
       PushEvent(E_TEXT, 0, m.data, m.len);
       return true;
     case ws::kPing:

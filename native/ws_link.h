@@ -49,7 +49,7 @@
 #include <thread>
 #include <vector>
 
-#include "records.h"
+#include "batch.h"
 #include "ws_frame.h"
 #include "ws_output.h"
 

@@ -156,6 +156,18 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
     }
     ended_ = true;
     Finish();
+    Release();
+  }
+
+  // Once joined: the socket's fd and the buffers (a few hundred KiB) go now, not when V8 collects this
+  // object (a switch that drops us over and over would otherwise pile up fds and memory until a GC).
+  // The counters are kept. Deferred while Drain() walks the link's event buffer.
+  void Release() {
+    if (!link_ || draining_) return;
+    link_->Terminate();
+    link_->Join();
+    link_->Stats(final_link_, final_tap_);
+    link_.reset();
   }
 
   // Once: the thread is joined; let go of the async handle and of our self-reference.
@@ -170,8 +182,12 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
 
   // stats(link: Float64Array(LINK_STAT_COUNT), tap: Float64Array(STAT_COUNT))
   void Stats(const Napi::CallbackInfo& info) {
-    if (!link_ || !IsFloat64Array(info[0], wslink::L_COUNT) || !IsFloat64Array(info[1], STAT_COUNT)) return;
-    link_->Stats(info[0].As<Napi::Float64Array>().Data(), info[1].As<Napi::Float64Array>().Data());
+    if (!IsFloat64Array(info[0], wslink::L_COUNT) || !IsFloat64Array(info[1], STAT_COUNT)) return;
+    double* link = info[0].As<Napi::Float64Array>().Data();
+    double* tap = info[1].As<Napi::Float64Array>().Data();
+    if (link_) return link_->Stats(link, tap);
+    memcpy(link, final_link_, sizeof final_link_);
+    memcpy(tap, final_tap_, sizeof final_tap_);
   }
 
   Napi::Value GetBuffered(const Napi::CallbackInfo& info) {
@@ -206,6 +222,7 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     bool end = false;
+    draining_ = true;
     for (size_t i = 0; i + 7 <= d.size();) {
       const uint8_t kind = d[i];
       const uint16_t code = static_cast<uint16_t>((d[i + 1] << 8) | d[i + 2]);
@@ -223,12 +240,18 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
       if (env.IsExceptionPending()) napi_fatal_exception(env, env.GetAndClearPendingException().Value());
     }
     d.clear();
+    draining_ = false;
     if (end) Finish();
+    if (ended_) Release();
   }
 
   std::unique_ptr<Link> link_;
   bool ended_ = false;     // the thread ended (joined): sends are refused as broken
   bool finished_ = false;  // Finish() ran
+  bool draining_ = false;  // Drain() walks the link's events: the link must stay
+  // The counters of a released link (Release()).
+  double final_link_[wslink::L_COUNT] = {};
+  double final_tap_[STAT_COUNT] = {};
   uv_async_t* async_ = nullptr;
   std::unique_ptr<Napi::AsyncContext> async_ctx_;
   Napi::FunctionReference on_event_;

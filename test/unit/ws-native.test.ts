@@ -87,6 +87,8 @@ function expectedFrames (): string {
 
 /** Every case of fuzz/ws_frame_test.cc, by the name it prints. */
 const CASES = [
+  'attack: a close reason that is not UTF-8 fails with 1007, as ws does; a valid one is a message',
+  'attack: the registered close codes ws takes (1012-1014) are a message; 1004-1006 and 1015 fail',
   'the expected frames from ws were read',
   'frames split at every byte boundary of a stream of several messages (server role, masked)',
   'frames split at every byte boundary of a stream of several messages (client role, unmasked)',

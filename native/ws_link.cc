@@ -167,7 +167,9 @@ ws::Output::Result Link::SendLocked(uint8_t opcode, uint8_t* payload, size_t n, 
   if (!o_.zero_mask) ws::ApplyMask(payload, n, mask);
   struct iovec iov = {payload, n};
   ws::Output::Result r = tx_.Send(o_.sock_fd, opcode, mask, &iov, n > 0 ? 1 : 0, n);
-  if (opcode == ws::kClose && r != ws::Output::kBroken) close_sent_ = true;
+  // Only a close that went out (or is queued to) counts: one refused over the cap must not stop
+  // the thread's own close (an echo, 1002) from trying again.
+  if (opcode == ws::kClose && (r == ws::Output::kSent || r == ws::Output::kQueued)) close_sent_ = true;
   return r;
 }
 
@@ -190,6 +192,12 @@ void Link::End(uint16_t code, const uint8_t* reason, size_t n) {
     if (r != ws::Output::kQueued) break;
     pollfd fds[2] = {{o_.sock_fd, POLLOUT, 0}, {efd_, POLLIN, 0}};
     if (::poll(fds, 2, 100) < 0 && errno != EINTR) break;
+    // A wake-up for JS is not a writable socket: take it, so the next poll waits its 100 ms.
+    if ((fds[1].revents & POLLIN) != 0) {
+      uint64_t v;
+      ssize_t k = ::read(efd_, &v, sizeof v);
+      (void)k;
+    }
     waited += 100;
   }
   ::shutdown(o_.sock_fd, SHUT_RDWR);

@@ -37,6 +37,9 @@ export interface Takeover {
   socket: net.Socket
 }
 
+/** Bytes read ahead the native reader takes as a prefill (ws_frame.h kReadRoom). */
+export const MAX_PREFILL = 64 * 1024
+
 /** ws's listeners on its socket (lib/websocket.js), by function name. */
 const WS_SOCKET_LISTENERS = ['socketOnClose', 'socketOnData', 'socketOnEnd', 'socketOnError']
 
@@ -58,6 +61,9 @@ export function takeoverRefusal (ws: WebSocket): string | undefined {
   if (r === undefined || r._state !== 0 || r._bufferedBytes !== 0 || (r._fragments?.length ?? 0) !== 0) return 'bytes half-parsed'
   if ((w._sender?._bufferedBytes ?? 0) !== 0 || socket.writableLength !== 0 || (socket._handle?.writeQueueSize ?? 0) !== 0) return 'writes pending'
   if (!socket.readable || socket.destroyed) return 'closing'
+  // The native reader takes at most this much before it parses (native/ws_frame.h kReadRoom): a peer
+  // that sent more ahead of its turn keeps the JS path rather than failing the connection.
+  if (socket.readableLength > MAX_PREFILL) return 'too much read ahead'
   for (const ev of ['close', 'data', 'end', 'error']) {
     if (!socket.listeners(ev).some((f) => WS_SOCKET_LISTENERS.includes(f.name))) return 'unknown ws version'
   }

@@ -116,4 +116,23 @@ describe('ws-takeover (integration)', () => {
     assert.equal(takeoverRefusal(peer), 'bytes half-parsed')
     assert.equal(takeOver(peer), undefined)
   })
+
+  it('attack: a peer that sent more than the native reader takes ahead of its turn keeps the JS path', () => {
+    // The shape takeoverRefusal reads of a ws WebSocket, at a safe point but with 70 KiB read ahead.
+    const listener = function socketOnData (): void {}
+    const names = ['socketOnClose', 'socketOnData', 'socketOnEnd', 'socketOnError']
+    const socket = {
+      encrypted: false,
+      _handle: { fd: 99, readStop: () => 0, writeQueueSize: 0 },
+      writableLength: 0,
+      readable: true,
+      destroyed: false,
+      readableLength: 70 * 1024,
+      listeners: (ev: string) => [Object.defineProperty(() => {}, 'name', { value: names.find((n) => n.toLowerCase().endsWith(ev)) ?? listener.name })]
+    }
+    const fake = { readyState: 1, OPEN: 1, _socket: socket, _receiver: { _state: 0, _bufferedBytes: 0, _fragments: [] }, _sender: { _bufferedBytes: 0 } }
+    assert.equal(takeoverRefusal(fake as unknown as WebSocket), 'too much read ahead')
+    socket.readableLength = 100
+    assert.equal(takeoverRefusal(fake as unknown as WebSocket), undefined)
+  })
 })

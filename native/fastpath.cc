@@ -15,8 +15,9 @@
 // - A frame the table cannot answer (no flow, a VLAN tag, a group dst, a runt,
 //   over the network's largest frame, a virtio-net header the slow path would
 //   not pass as it is: gso.ts checkOffload, in full) is a miss: copied into a
-//   bounded buffer (full = counted drop) and handed to JS with uv_async_send; JS gives it to the switch exactly as if
-//   the TAP's own reader had read it (same [u32 BE len][record] batches).
+//   bounded buffer (full = counted drop) and handed to JS with uv_async_send;
+//   JS gives it to the switch exactly as if the TAP's own reader had read it
+//   (same [u32 BE len][record] batches).
 // - Both ends of a flow have the same record format (JS only pairs ports whose
 //   virtio-net mode matches), so a hit is written as it was read.
 // - The lock (mu_) guards the shared state only: the port slots, the flow

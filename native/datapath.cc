@@ -285,6 +285,16 @@ std::vector<uint8_t>& Datapath::TakeMisses(std::vector<WsClosed>** closed) {
   return misses_.draining();
 }
 
+void Datapath::Drained() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!any_held_) return;
+    for (auto& p : ports_) p.held = false;
+    any_held_ = false;
+  }
+  Wake();  // the held slots are polled again
+}
+
 void Datapath::Wake() {
   uint64_t one = 1;
   if (efd_ >= 0) {
@@ -337,8 +347,8 @@ void Datapath::Run() {
         if (p.fd != real[i] || !p.ws) continue;
         conns[i] = p.ws.get();
         kicks[i] = p.kick;
-        stalls[i] = p.stalled;
-        kicked |= p.kick && !p.stalled;
+        stalls[i] = p.stalled || p.held;
+        kicked |= p.kick && !stalls[i];
         any_ws = true;
       }
       // Reading the queues below is a burst of its own: removePort waits for it before freeing a connection.

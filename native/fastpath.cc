@@ -332,6 +332,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     if (on_miss_.IsEmpty()) {
       d.clear();
       ended->clear();
+      datapath_->Drained();
       return;
     }
     Napi::Env env = Env();
@@ -374,6 +375,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     // A slab made for one large drain (a WebSocket port's burst of misses, up to missBytes) lives only as long as
     // JS's views of it (a condition's queue, a ws send), not until the next large drain.
     if (slab_.oversized()) slab_.Reset();
+    // Every event was handled (a text that closed its port did so by now): held slots are read again.
+    datapath_->Drained();
   }
 
   // onEvent(slot, kind, slab, start, end, code): the payload (a text message, a ping's data, a close reason) in the

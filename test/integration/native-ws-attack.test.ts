@@ -14,6 +14,9 @@ import { setLogSink } from '../../src/common/log'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { R_BAD_OFFLOAD } from '../../src/switch/core/reasons'
 import type { BatchPort } from '../../src/switch/io/ws-port'
+import { RawWs, encodeFrame, OP_TEXT, OP_BINARY } from '../helpers/rawws'
+import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
+import { SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
 
 const A = Buffer.from('020000000a01', 'hex')
 const B = Buffer.from('020000000b02', 'hex')
@@ -100,5 +103,158 @@ describe('switchd: attacks on natively carried WebSocket ports (issue 24)', func
     assert.ok((b.take()[0] as Buffer).equals(good))
     server.syncFastPaths()
     assert.equal(fp.stats().forwarded - before, 1, 'forwarded natively')
+  })
+})
+
+describe('switchd: a hand-made client racing the takeover (issue 24)', function () {
+  this.timeout(60_000)
+  let server: SwitchServer
+  let tcpPort: number
+  let peers: TestClient[]
+  let raws: RawWs[]
+  let restore: (line: string) => void
+
+  beforeEach(async () => {
+    restore = setLogSink(() => {})
+    peers = []
+    raws = []
+    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
+    tcpPort = (await server.listen()).port
+  })
+  afterEach(async () => {
+    for (const c of peers) c.close()
+    for (const r of raws) r.destroy()
+    await server.close()
+    setLogSink(restore)
+  })
+
+  function portNamed (name: string): BatchPort | undefined { return server.ports().find((p) => p.name === name) as BatchPort | undefined }
+  function numbered (i: number): Buffer { const f = eth(MAC_B, MAC_A, i & 0xff); f[15] = i >> 8; return f }
+  const hello = (name: string): Buffer => encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name })))
+
+  async function peerB (): Promise<TestClient> {
+    const b = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'b' })
+    peers.push(b)
+    b.send([eth(BROADCAST, MAC_B, 1)])
+    await waitFor(() => server.ports().some((p) => p.name === 'b' && p.fdbEntries === 1), 10_000, 'b learned')
+    return b
+  }
+
+  async function pipelined (spread: boolean): Promise<void> {
+    const b = await peerB()
+    const r = await RawWs.connect(tcpPort, { protocol: SUBPROTOCOL_V1 })
+    raws.push(r)
+    assert.equal(r.status, 101)
+    const N = 400
+    const frames = Array.from({ length: N }, (_, i) => numbered(i))
+    const wire = frames.map((f) => encodeFrame(OP_BINARY, encodeBatch([f])))
+    if (!spread) r.write(Buffer.concat([hello('hand'), ...wire]))
+    else {
+      // Across the welcome and the takeover: a few messages per turn of our loop.
+      r.write(hello('hand'))
+      for (let i = 0; i < N; i += 4) {
+        r.write(Buffer.concat(wire.slice(i, i + 4)))
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    // The barrier: once b has it, every earlier frame has been decided.
+    const barrier = numbered(N)
+    await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
+    await waitFor(() => portNamed('hand')?.fastPath != null, 10_000, 'carried natively')
+    r.write(encodeFrame(OP_BINARY, encodeBatch([barrier])))
+    await waitFor(() => b.frames.some((f) => f.equals(barrier)), 10_000, 'the barrier')
+    const got = b.take()
+    assert.equal(r.closeCode, undefined, 'the port stays open')
+    // Frames sent before the welcome may be refused (the port did not exist), but none twice, none out of order, none mangled.
+    const idx = got.map((f) => frames.findIndex((x) => x.equals(f)))
+    assert.equal(idx.at(-1), -1, 'the barrier last')
+    const seen = idx.slice(0, -1)
+    assert.ok(seen.every((i) => i >= 0), 'nothing but the frames sent')
+    for (let i = 1; i < seen.length; i++) assert.ok((seen[i] as number) > (seen[i - 1] as number), `in order, once each: ${seen[i - 1]} then ${seen[i]}`)
+    const hand = portNamed('hand') as BatchPort
+    assert.equal(seen.length + (hand.drops.reduce((a, n) => a + n, 0)), N, `every frame forwarded or counted (got ${seen.length})`)
+  }
+
+  it('attack: binary frames pipelined right behind the hello, in one write: each forwarded once, in order, or counted', async () => {
+    await pipelined(false)
+  })
+
+  it('attack: binary frames pipelined behind the hello across the welcome and the takeover: each forwarded once, in order, or counted', async () => {
+    await pipelined(true)
+  })
+})
+
+describe('switchd: text that closes a natively carried port stops its frames at once (issue 24)', function () {
+  this.timeout(60_000)
+  let server: SwitchServer
+  let tcpPort: number
+  let peers: TestClient[]
+  let raws: RawWs[]
+  let restore: (line: string) => void
+
+  beforeEach(async () => {
+    restore = setLogSink(() => {})
+    peers = []
+    raws = []
+    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
+    tcpPort = (await server.listen()).port
+  })
+  afterEach(async () => {
+    for (const c of peers) c.close()
+    for (const r of raws) r.destroy()
+    await server.close()
+    setLogSink(restore)
+  })
+
+  function portNamed (name: string): BatchPort | undefined { return server.ports().find((p) => p.name === name) as BatchPort | undefined }
+
+  /** A hand-made port 'hand' (MAC_A) carried natively, with a native flow to b (MAC_B). */
+  async function flow (): Promise<{ r: RawWs, b: TestClient }> {
+    const r = await RawWs.connect(tcpPort, { protocol: SUBPROTOCOL_V1 })
+    raws.push(r)
+    r.write(encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name: 'hand' }))))
+    await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
+    const b = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'b' })
+    peers.push(b)
+    await waitFor(() => portNamed('hand')?.fastPath != null && portNamed('b')?.fastPath != null, 10_000, 'carried natively')
+    b.send([eth(BROADCAST, MAC_B, 1)])
+    await r.until(() => r.messages.some((m) => m.opcode === OP_BINARY), 10_000)
+    r.write(encodeFrame(OP_BINARY, encodeBatch([eth(MAC_B, MAC_A, 2)])))
+    await waitFor(() => b.frames.length === 1, 10_000, 'the slow path forwarded hand -> b')
+    b.take()
+    assert.equal((portNamed('hand')?.fastPath as NonNullable<BatchPort['fastPath']>).size, 1, 'a flow hand -> b')
+    return { r, b }
+  }
+
+  /** `text`, then batches to b until the port closes: none may reach b (the JS path reads nothing after the text closed it). */
+  async function closesAtOnce (text: Buffer, code: number, oneWrite: boolean): Promise<void> {
+    const { r, b } = await flow()
+    const batch = encodeFrame(OP_BINARY, encodeBatch([eth(MAC_B, MAC_A, 9)]))
+    if (oneWrite) r.write(Buffer.concat([text, batch, batch, batch]))
+    else {
+      r.write(text)
+      for (let i = 0; i < 200 && r.closeCode === undefined; i++) {
+        r.write(batch)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    assert.equal(await r.closed(10_000), code)
+    // The barrier: a broadcast from a third port, after the close.
+    const c = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'c' })
+    peers.push(c)
+    c.send([eth(BROADCAST, MAC_C, 3)])
+    await waitFor(() => b.frames.length >= 1, 10_000, 'the barrier')
+    assert.deepEqual(b.take().map((f) => f[14]), [3], 'nothing hand sent after its text reached b')
+  }
+
+  const BPDU = Buffer.from(JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, bridge: '0000000000000002', port: 1, tc: [] }))
+  it('attack: a BPDU and a batch in one write: BPDU guard closes the port (4005) and the batch is not forwarded natively', async () => {
+    await closesAtOnce(encodeFrame(OP_TEXT, BPDU), 4005, true)
+  })
+  it('attack: a BPDU, then batches as fast as the client can: none is forwarded natively after it', async () => {
+    await closesAtOnce(encodeFrame(OP_TEXT, BPDU), 4005, false)
+  })
+  it('attack: text that is not UTF-8 and a batch in one write: closed with 1007, the batch not forwarded natively', async () => {
+    await closesAtOnce(encodeFrame(OP_TEXT, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])), 1007, true)
   })
 })

@@ -6,6 +6,10 @@
  */
 
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import type * as net from 'node:net'
+import * as path from 'node:path'
+import { spawnLogged, waitForLine, type Logged } from '../helpers/proc'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
@@ -14,10 +18,12 @@ import { setLogSink } from '../../src/common/log'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { R_BAD_OFFLOAD } from '../../src/switch/core/reasons'
 import type { BatchPort } from '../../src/switch/io/ws-port'
+import type { FastPath } from '../../src/switch/io/fast-path'
 import { RawWs, encodeFrame, OP_TEXT, OP_BINARY } from '../helpers/rawws'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
 
+const SWITCHD = path.resolve(__dirname, '../../bin/switchd.js')
 const A = Buffer.from('020000000a01', 'hex')
 const B = Buffer.from('020000000b02', 'hex')
 const BCAST = Buffer.alloc(6, 0xff)
@@ -59,21 +65,21 @@ describe('switchd: attacks on natively carried WebSocket ports (issue 24)', func
     a.send([tcpFrame({ dst: B, src: A, payload: Buffer.alloc(10), seq: 1 }).record])
     await waitFor(() => b.frames.length === 1, 10_000, 'the slow path forwarded a -> b')
     b.take()
-    assert.equal((port('a').fastPath as NonNullable<BatchPort['fastPath']>).size, 1, 'a flow a -> b')
+    assert.equal((port('a').fastPath as FastPath).size, 1, 'a flow a -> b')
     return { a, b }
   }
 
   /** Send `bad` (records the slow path drops as bad_offload), then a good barrier record; b must get only the barrier. */
   async function refused (bad: Buffer[]): Promise<void> {
     const { a, b } = await flowAB()
-    const before = port('a').drops[R_BAD_OFFLOAD] as number
+    const before = port('a').drops[R_BAD_OFFLOAD]
     const barrier = tcpFrame({ dst: B, src: A, payload: Buffer.alloc(10), seq: 99 }).record
     a.send([...bad, barrier])
     await waitFor(() => b.frames.length >= 1, 10_000, 'the barrier')
     const got = b.take()
     assert.equal(got.length, 1, `only the barrier reaches b (got ${got.length} records)`)
     assert.ok((got[0] as Buffer).equals(barrier), 'the barrier intact')
-    assert.equal((port('a').drops[R_BAD_OFFLOAD] as number) - before, bad.length, 'each bad record counted as bad_offload')
+    assert.equal((port('a').drops[R_BAD_OFFLOAD]) - before, bad.length, 'each bad record counted as bad_offload')
   }
 
   it('attack: a NEEDS_CSUM record whose csum_start lies in the Ethernet header or past the frame is not forwarded natively', async () => {
@@ -93,7 +99,7 @@ describe('switchd: attacks on natively carried WebSocket ports (issue 24)', func
     const many = tcpFrame({ dst: B, src: A, payload: Buffer.alloc(60000), seq: 7, mss: 100 }).record // 600 segments > 256
     await refused([tiny, offset, notTcp, many])
     // A good GSO record still takes the native path (the check is not simply "never").
-    const fp = port('a').fastPath as NonNullable<BatchPort['fastPath']>
+    const fp = port('a').fastPath as FastPath
     server.syncFastPaths()
     const before = fp.stats().forwarded
     const good = tcpFrame({ dst: B, src: A, payload: Buffer.alloc(20000), seq: 8, mss: 1448 }).record
@@ -222,7 +228,7 @@ describe('switchd: text that closes a natively carried port stops its frames at 
     r.write(encodeFrame(OP_BINARY, encodeBatch([eth(MAC_B, MAC_A, 2)])))
     await waitFor(() => b.frames.length === 1, 10_000, 'the slow path forwarded hand -> b')
     b.take()
-    assert.equal((portNamed('hand')?.fastPath as NonNullable<BatchPort['fastPath']>).size, 1, 'a flow hand -> b')
+    assert.equal((portNamed('hand')?.fastPath as FastPath).size, 1, 'a flow hand -> b')
     return { r, b }
   }
 
@@ -256,5 +262,76 @@ describe('switchd: text that closes a natively carried port stops its frames at 
   })
   it('attack: text that is not UTF-8 and a batch in one write: closed with 1007, the batch not forwarded natively', async () => {
     await closesAtOnce(encodeFrame(OP_TEXT, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])), 1007, true)
+  })
+})
+
+/** Poll an async `check` until it holds (bounded by `ms`). */
+async function until (check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/** Open fds, threads and RSS (KiB) of `pid`. */
+function footprint (pid: number): { fds: number, threads: number, rssKiB: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
+  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1])
+  return { fds: fs.readdirSync(`/proc/${pid}/fd`).length, threads: field('Threads'), rssKiB: field('VmRSS') }
+}
+
+describe('switchd: 1000 natively carried ports come and go (issue 24)', function () {
+  this.timeout(300_000)
+
+  it('attack: 1000 connect/hello/disconnect cycles (clean closes, resets, mid-frame cuts) leave no fd, thread or growing memory behind', async () => {
+    const p: Logged = spawnLogged('switchd', process.execPath, [SWITCHD, '--listen', '127.0.0.1:0'], () => {})
+    try {
+      const line = await waitForLine(p, 'switchd', (l) => l.includes('"listening"'), 30_000)
+      const tcpPort = (JSON.parse(line.slice(line.indexOf('{'))) as { port: number }).port
+      const url = `ws://127.0.0.1:${tcpPort}/`
+      const pid = p.child.pid as number
+      const GROUP = 20
+      const ROUNDS = 50
+      let base: ReturnType<typeof footprint> | undefined
+      let carried = 0
+      for (let r = 0; r < ROUNDS; r++) {
+        const clients = await Promise.all(Array.from({ length: GROUP }, async (_, i) => await TestClient.batched(url, { name: `c${r}-${i}` })))
+        if (r % 10 === 0) {
+          // Every port of the round is carried natively before it goes.
+          await until(async () => {
+            const ports = await (await fetch(`http://127.0.0.1:${tcpPort}/api/v1/ports`)).json() as Array<{ path: string }>
+            return ports.length === GROUP && ports.every((q) => q.path === 'native')
+          }, 10_000, 'carried natively')
+          carried += GROUP
+        }
+        for (const [i, c] of clients.entries()) {
+          c.send([eth(BROADCAST, (0x020000200000 + i).toString(16), 1)])
+          const how = (r + i) % 3
+          if (how === 0) c.ws.close(1000)
+          else if (how === 1) c.close()
+          else {
+            // Half a frame, then the connection cut: the reader holds a partial frame when it goes.
+            const s = (c.ws as unknown as { _socket: net.Socket })._socket
+            s.write(Buffer.from([0x82, 0xfe, 0x01, 0x00, 1, 2, 3, 4, 9, 9]))
+            s.destroy()
+          }
+        }
+        await until(async () => {
+          const ports = await (await fetch(`http://127.0.0.1:${tcpPort}/api/v1/ports`)).json() as unknown[]
+          return ports.length === 0
+        }, 30_000, `round ${r}: every port gone`)
+        if (r === 4) base = footprint(pid)
+      }
+      assert.equal(carried, GROUP * 5)
+      // The sockets' fds and the ports' buffers go with them; the network's one thread stays.
+      const b = base as ReturnType<typeof footprint>
+      await waitFor(() => footprint(pid).fds <= b.fds, 10_000, `fds back to ${b.fds} (now ${footprint(pid).fds})`)
+      const end = footprint(pid)
+      assert.equal(end.threads, b.threads, 'threads')
+      assert.ok(end.rssKiB - b.rssKiB < 48 * 1024, `RSS after 100 cycles ${b.rssKiB} KiB, after 1000 ${end.rssKiB} KiB`)
+    } finally {
+      p.child.kill('SIGTERM')
+    }
   })
 })

@@ -103,7 +103,7 @@ Flow* FlowTable::Match(int slot, const uint8_t* rec, size_t len, size_t hdr) {
 }
 
 Datapath::Datapath(size_t max_flows, size_t miss_bytes, size_t max_message)
-    : max_message_(max_message), flows_(max_flows), misses_(miss_bytes) {
+    : max_message_(max_message), flows_(max_flows), misses_(miss_bytes, kMaxPorts) {
   ports_.resize(kMaxPorts);
   burst_.resize(kBurstBytes + kRecordHeader + kMaxRecord);
   hits_.resize(kMaxHits);

@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <string.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -119,13 +120,14 @@ enum EventKind : uint8_t { E_MISS = 0, E_TEXT = 1, E_PING = 2, E_PONG = 3, E_MAL
 // and its text messages in the order they came.
 class MissQueue {
  public:
-  explicit MissQueue(size_t cap) : cap_(cap) {
+  MissQueue(size_t cap, size_t slots) : cap_(cap), per_slot_(slots, 0) {
     pending_.reserve(cap);
     draining_.reserve(cap);
   }
 
   bool Push(int slot, const uint8_t* rec, size_t len, uint8_t kind = E_MISS) {
     if (pending_.size() + 8 + len > cap_) return false;
+    if (slot >= 0 && static_cast<size_t>(slot) < per_slot_.size()) per_slot_[slot] += 8 + len;
     const size_t at = pending_.size();
     pending_.resize(at + 8 + len);  // within the reserved capacity: no allocation
     WriteBE32(&pending_[at], static_cast<uint32_t>(slot) | (uint32_t(kind) << 24));
@@ -146,17 +148,25 @@ class MissQueue {
       r += n;
     }
     pending_.resize(w);
+    if (slot >= 0 && static_cast<size_t>(slot) < per_slot_.size()) per_slot_[slot] = 0;
   }
 
   size_t room() const { return cap_ - pending_.size(); }
+  size_t cap() const { return cap_; }
+  // Bytes of the slot's entries waiting for JS: its share of the queue in use.
+  size_t queued(int slot) const { return per_slot_[static_cast<size_t>(slot)]; }
 
   // Take everything queued so far (both buffers are reserved at the cap: no
   // allocation); the caller reads draining() without the lock, then clears it.
-  void Take() { draining_.swap(pending_); }
+  void Take() {
+    draining_.swap(pending_);
+    std::fill(per_slot_.begin(), per_slot_.end(), 0);
+  }
   std::vector<uint8_t>& draining() { return draining_; }
 
  private:
   size_t cap_;
+  std::vector<size_t> per_slot_;
   std::vector<uint8_t> pending_, draining_;
 };
 

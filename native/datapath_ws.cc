@@ -5,6 +5,8 @@
 // side are datapath.cc's.
 
 #include <errno.h>
+
+#include <algorithm>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -29,7 +31,11 @@ bool Datapath::WsBurst(int slot, int fd) {
     if (p.fd != fd || p.dead || !p.ws || p.held) return false;  // removed (and maybe reused) since poll(); held
     // Unlike a TAP, a WebSocket peer can wait: while the queue for JS could not take what one more
     // read may complete (every record a miss), the slot is not read, and TCP holds its peer back.
-    if (misses_.room() < 2 * (max_message_ + ws::kReadRoom)) {
+    // And a per-port share of it (a quarter, at least one read's worth): one port flooding misses
+    // waits for JS by itself, while the others go on being read.
+    const size_t need = 2 * (max_message_ + ws::kReadRoom);
+    const size_t share = std::max(need, misses_.cap() / 4);
+    if (misses_.room() < need || misses_.queued(slot) + need > share) {
       p.stalled = true;
       any_stalled_ = true;
       return false;

@@ -47,7 +47,7 @@ uint8_t* Reader::ReadPtr(size_t* room) {
   // longer than max_message before waiting for its payload, so a caller that drains Next() before
   // each read never holds more than that. One that does not gets less room, never more memory.
   const size_t cap = kMaxHeader + max_message_ + kReadRoom;
-  const size_t want = std::min(end_ + kReadRoom, cap);
+  const size_t want = std::min(end_ + read_room_, cap);
   if (buf_.size() < want) {
     Grow(&buf_, want, cap);
     buf_.resize(want);
@@ -56,9 +56,15 @@ uint8_t* Reader::ReadPtr(size_t* room) {
   return buf_.data() + end_;
 }
 
-void Reader::Commit(size_t n) { end_ = std::min(end_ + n, buf_.size()); }
+void Reader::Commit(size_t n) {
+  end_ = std::min(end_ + n, buf_.size());
+  // A read that filled all the room offered: the peer has more, so offer twice as much next time.
+  if (end_ == buf_.size() && read_room_ < kReadRoom) read_room_ = std::min(kReadRoom, 2 * read_room_);
+}
 
 bool Reader::Feed(const uint8_t* p, size_t n) {
+  // Up to kReadRoom fits at once, whatever the room has grown to so far.
+  read_room_ = std::max(read_room_, std::min(n, kReadRoom));
   size_t room;
   uint8_t* at = ReadPtr(&room);
   if (at == nullptr || room < n) return false;

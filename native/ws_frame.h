@@ -43,8 +43,11 @@ constexpr uint16_t kCloseTooBig = 1009;
 constexpr size_t kMaxHeader = 14;
 // Largest control payload (5.5).
 constexpr size_t kMaxControl = 125;
-// Room kept free after a partial frame for the next read(2).
+// Room kept free after a partial frame for the next read(2), at most; a
+// connection starts with kMinReadRoom and doubles it each time a read fills
+// all of it, so an idle port holds a few KiB and a busy one reads 64 KiB.
 constexpr size_t kReadRoom = 64 << 10;
+constexpr size_t kMinReadRoom = 4 << 10;
 
 // A whole message: text or binary (fragments gathered), or one control
 // frame. `data` is valid until the next call on the reader.
@@ -89,6 +92,7 @@ class Reader {
   size_t max_message_;
   std::vector<uint8_t> buf_;
   size_t start_ = 0, end_ = 0;  // unparsed bytes: buf_[start_, end_)
+  size_t read_room_ = kMinReadRoom;
   // A fragmented data message being gathered: its opcode (0 = none) and payload so far.
   uint8_t frag_opcode_ = 0;
   std::vector<uint8_t> frag_;

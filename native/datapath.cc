@@ -20,8 +20,54 @@ namespace {
 
 constexpr uint8_t kVnetNeedsCsum = 1, kVnetDataValid = 2;
 constexpr uint8_t kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
+// The slow path's bounds (src/common/gso.ts): TCP_MIN_MSS, the most segments
+// one GSO frame may be cut into, the largest GSO frame, TCP's checksum field.
+constexpr size_t kMinGsoSize = 88, kMaxGsoSegments = 256, kMaxGsoFrame = 65535 + 14 + 4, kTcpCsumOffset = 16;
+constexpr size_t kEthHlen = 14;
 
 uint16_t Le16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
+uint16_t Be16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
+
+// Where an untagged GSO frame's TCP header ends (its payload begins), or 0 if
+// its headers do not say TCP over the IP version `gso` names, or disagree with
+// csum_start `l4`: gso.ts tcpHeadersEnd.
+size_t TcpHeadersEnd(const uint8_t* f, size_t len, uint8_t gso, size_t l4) {
+  const size_t l3 = kEthHlen;
+  const uint16_t type = Be16(f + 12);
+  if (gso == kGsoTcp4) {
+    if (type != 0x0800 || l3 + 20 > len) return 0;
+    const uint8_t vihl = f[l3];
+    if ((vihl >> 4) != 4 || (vihl & 15) < 5 || l3 + (vihl & 15) * 4u != l4) return 0;
+    if (f[l3 + 9] != 6 || (Be16(f + l3 + 6) & 0x3fff) != 0) return 0;  // TCP, never a fragment
+  } else {
+    if (type != 0x86dd || l3 + 40 > l4 || (f[l3] >> 4) != 6) return 0;
+    if (l4 == l3 + 40 && f[l3 + 6] != 6) return 0;
+  }
+  if (l4 + 20 > len) return 0;
+  const size_t end = l4 + (f[l4 + 12] >> 4) * 4u;
+  return end < l4 + 20 || end > len ? 0 : end;
+}
+
+// Whether an untagged frame `f` of `flen` bytes behind the virtio-net header
+// `h` is one the slow path would forward as it is (gso.ts checkOffload says
+// OFFLOAD_OK for `max_frame`). A WebSocket ingress's header is its peer's,
+// not a kernel's: nothing in it is trusted; anything else is a miss, and the
+// slow path drops and counts it.
+bool VnetOk(const uint8_t* h, const uint8_t* f, size_t flen, size_t max_frame) {
+  const uint8_t flags = h[0], gso = h[1];
+  if ((flags & ~(kVnetNeedsCsum | kVnetDataValid)) != 0) return false;
+  if (Le16(h + 2) > flen) return false;  // hdr_len beyond the frame: the receiving kernel refuses it
+  const size_t csum_start = Le16(h + 6), csum_offset = Le16(h + 8);
+  if ((flags & kVnetNeedsCsum) != 0 && (csum_start < kEthHlen || csum_start + csum_offset + 2 > flen)) return false;
+  if (gso == 0) return flen <= max_frame;
+  const uint8_t t = gso & ~kGsoEcn;
+  if (t != kGsoTcp4 && t != kGsoTcp6) return false;
+  const size_t mss = Le16(h + 4);
+  if ((flags & kVnetNeedsCsum) == 0 || csum_offset != kTcpCsumOffset || mss < kMinGsoSize) return false;
+  if (flen > kMaxGsoFrame) return false;
+  const size_t headers = TcpHeadersEnd(f, flen, t, csum_start);
+  return headers != 0 && headers + mss <= max_frame && flen - headers <= mss * kMaxGsoSegments;
+}
 
 // Parts of one message ws::Output takes (a header and 63 more).
 constexpr int kMaxParts = 63;
@@ -48,20 +94,8 @@ Flow* FlowTable::Match(int slot, const uint8_t* rec, size_t len, size_t hdr) {
   if (it == index_.end()) return nullptr;
   Flow& fl = flows_[it->second];
   if (hdr != 0) {
-    const uint8_t flags = rec[0], gso = rec[1];
-    if ((flags & ~(kVnetNeedsCsum | kVnetDataValid)) != 0) return nullptr;
-    if (Le16(rec + 2) > flen) return nullptr;  // hdr_len beyond the frame: the receiving kernel refuses it
-    if (gso == 0) {
-      if (flen > fl.max_frame) return nullptr;
-    } else {
-      // A TCP super-frame whose segments fit the network (the slow path's checkOffload, simplified:
-      // hdr_len from the kernel that built it); the egress kernel validates the header again on write.
-      const uint8_t t = gso & ~kGsoEcn;
-      const size_t hdr_len = Le16(rec + 2), mss = Le16(rec + 4);
-      if ((t != kGsoTcp4 && t != kGsoTcp6) || (flags & kVnetNeedsCsum) == 0 || mss < 8 || hdr_len == 0 ||
-          hdr_len + mss > fl.max_frame || flen > 65535 + 14 + 4)
-        return nullptr;
-    }
+    // The slow path's checkOffload in full: a WebSocket peer writes the header, not a kernel.
+    if (!VnetOk(rec, f, flen, fl.max_frame)) return nullptr;
   } else if (flen > fl.max_frame) {
     return nullptr;
   }
@@ -251,6 +285,16 @@ std::vector<uint8_t>& Datapath::TakeMisses(std::vector<WsClosed>** closed) {
   return misses_.draining();
 }
 
+void Datapath::Drained() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!any_held_) return;
+    for (auto& p : ports_) p.held = false;
+    any_held_ = false;
+  }
+  Wake();  // the held slots are polled again
+}
+
 void Datapath::Wake() {
   uint64_t one = 1;
   if (efd_ >= 0) {
@@ -303,8 +347,8 @@ void Datapath::Run() {
         if (p.fd != real[i] || !p.ws) continue;
         conns[i] = p.ws.get();
         kicks[i] = p.kick;
-        stalls[i] = p.stalled;
-        kicked |= p.kick && !p.stalled;
+        stalls[i] = p.stalled || p.held;
+        kicked |= p.kick && !stalls[i];
         any_ws = true;
       }
       // Reading the queues below is a burst of its own: removePort waits for it before freeing a connection.

@@ -242,6 +242,8 @@ class Datapath {
   // length][record]...), and the WebSocket ports that ended, the main
   // thread's alone until the next call; clear both when done.
   std::vector<uint8_t>& TakeMisses(std::vector<WsClosed>** closed);
+  // JS has handled everything TakeMisses gave it (text included): held slots are read again.
+  void Drained();
 
  private:
   struct PortSlot {
@@ -256,6 +258,10 @@ class Datapath {
     bool dead = false;     // the thread stopped polling it; JS heard (or will hear) why
     bool kick = false;     // bytes wait in its reader (a prefill): parse them without waiting for a read
     bool stalled = false;  // not read until JS drains the misses: its peer waits (TCP backpressure), nothing is dropped
+    // A text message of it went to JS, which may close the port for it (BPDU guard, invalid UTF-8): from
+    // then on its batches are misses, and it is not read until JS has handled that drain (Drained()), so
+    // nothing it sent after the text is forwarded natively where the JS path would not read it.
+    bool held = false;
   };
   // One hit of a burst: the record ([u32 BE length][frame]) and where it goes,
   // chained per egress in the order read.
@@ -335,6 +341,7 @@ class Datapath {
   std::vector<int> touched_;    // egress slots of the burst in flight, in first-hit order
   bool owed_ = false;           // an end was queued outside a burst's own answer: notify JS
   bool any_stalled_ = false;    // under mu_: some WebSocket slot waits for the misses to drain
+  bool any_held_ = false;       // under mu_: some WebSocket slot waits for JS to handle its text
 };
 
 }  // namespace fastpath

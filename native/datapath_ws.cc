@@ -28,7 +28,7 @@ bool Datapath::WsBurst(int slot, int fd) {
   {
     std::lock_guard<std::mutex> g(mu_);
     PortSlot& p = ports_[slot];
-    if (p.fd != fd || p.dead || !p.ws) return false;  // removed (and maybe reused) since poll()
+    if (p.fd != fd || p.dead || !p.ws || p.held) return false;  // removed (and maybe reused) since poll(); held
     // Unlike a TAP, a WebSocket peer can wait: while the queue for JS could not take what one more
     // read may complete (every record a miss), the slot is not read, and TCP holds its peer back.
     // And a per-port share of it (a quarter, at least one read's worth): one port flooding misses
@@ -109,7 +109,8 @@ bool Datapath::ParseWs(int slot, PortSlot& in, size_t hdr, const uint8_t* lo, co
     switch (m.opcode) {
       case ws::kBinary: {
         if (in.closing) break;  // the port is being closed: what its peer still sends is not read
-        const int st = DecideWsMessage(slot, in, m, hdr, m.data >= lo && m.data + m.len <= hi);
+        // After a text message of this burst, JS decides: the text may close the port before these are read.
+        const int st = DecideWsMessage(slot, in, m, hdr, !in.held && m.data >= lo && m.data + m.len <= hi);
         owed |= st != 0;
         // A malformed batch JS could not be told of (its queue full): closed here, as JS would.
         static const char kMalformed[] = "malformed batch";
@@ -119,7 +120,12 @@ bool Datapath::ParseWs(int slot, PortSlot& in, size_t hdr, const uint8_t* lo, co
         break;
       }
       case ws::kText:
-        if (!in.closing) owed |= Event(slot, E_TEXT, m.data, m.len);
+        if (in.closing) break;
+        Event(slot, E_TEXT, m.data, m.len);
+        // Held until JS has handled it (even if the queue refused it: the drain releases the slot).
+        in.held = true;
+        any_held_ = true;
+        owed = true;
         break;
       case ws::kPing: owed |= Event(slot, E_PING, m.data, m.len); break;
       case ws::kPong: owed |= Event(slot, E_PONG, m.data, m.len); break;

@@ -13,10 +13,11 @@
 //   else to do). JS flushes them on any event that could change a decision and
 //   revalidates them every tick; a hit only bumps counters.
 // - A frame the table cannot answer (no flow, a VLAN tag, a group dst, a runt,
-//   over the network's largest frame, a virtio-net header we do not pass as
-//   it is) is a miss: copied into a bounded buffer (full = counted drop) and
-//   handed to JS with uv_async_send; JS gives it to the switch exactly as if
-//   the TAP's own reader had read it (same [u32 BE len][record] batches).
+//   over the network's largest frame, a virtio-net header the slow path would
+//   not pass as it is: gso.ts checkOffload, in full) is a miss: copied into a
+//   bounded buffer (full = counted drop) and handed to JS with uv_async_send;
+//   JS gives it to the switch exactly as if the TAP's own reader had read it
+//   (same [u32 BE len][record] batches).
 // - Both ends of a flow have the same record format (JS only pairs ports whose
 //   virtio-net mode matches), so a hit is written as it was read.
 // - The lock (mu_) guards the shared state only: the port slots, the flow
@@ -331,6 +332,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     if (on_miss_.IsEmpty()) {
       d.clear();
       ended->clear();
+      datapath_->Drained();
       return;
     }
     Napi::Env env = Env();
@@ -373,6 +375,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     // A slab made for one large drain (a WebSocket port's burst of misses, up to missBytes) lives only as long as
     // JS's views of it (a condition's queue, a ws send), not until the next large drain.
     if (slab_.oversized()) slab_.Reset();
+    // Every event was handled (a text that closed its port did so by now): held slots are read again.
+    datapath_->Drained();
   }
 
   // onEvent(slot, kind, slab, start, end, code): the payload (a text message, a ping's data, a close reason) in the

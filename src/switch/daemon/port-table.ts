@@ -240,14 +240,14 @@ export class PortTable implements SessionCounters {
   }
 
   /**
-   * Hand a parked port back to its agent; false if the token is unknown,
-   * expired or not this client's. The port moves to the resuming
-   * connection's address (whose share admitted it) and leaves its old one.
+   * Hand a parked port back to its agent; false if the token is unknown, expired, not this
+   * client's, or its port is being closed on purpose (a new mode, BPDU guard: a resume would
+   * outlive that close, old policy and all). The port moves to the resuming connection's address.
    */
   private resume (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grant: TokenGrant | undefined, token: string, offload: boolean): boolean {
     const port = this.resumable.get(token)
     const why = port === undefined ? 'unknown or expired token'
-      : !this.ports.has(port) || port.network !== sw || port.grantDigest !== grant?.digest ? 'not this client\'s port'
+      : !this.ports.has(port) || port.network !== sw || port.grantDigest !== grant?.digest ? 'not this client\'s port' : port.noResume ? 'being closed on purpose; reconnect'
         : this.portKeys.get(port) !== slot.key && this.shares.portsOf(slot.address) >= this.config().limits.maxPortsPerAddress ? 'this address has its maximum of ports (limits.maxPortsPerAddress)'
           : undefined
     if (port === undefined || why !== undefined) {

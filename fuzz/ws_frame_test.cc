@@ -220,6 +220,37 @@ void ReaderBoundCases() {
     CHECK(g.msgs.size() == 1 && g.msgs[0].second.size() == max);
     CHECK(r.footprint() <= 2 * max + kReadRoom + kMaxHeader);
   });
+  Case("attack: a read is offered at most kReadRoom, and a port gone quiet after a big message gives it back", [&] {
+    // Before the fix, one ~256 KiB message left ~320 KiB per port for good, and every later read was offered all of it.
+    const size_t max = 256 << 10;
+    Reader r(Role::kServer, max);
+    size_t room = 0;
+    CHECK(r.ReadPtr(&room) != nullptr && room == kMinReadRoom);  // an idle port starts small
+    const Bytes big = Frame(kBinary, Fill(max - 8), kMask);
+    Got g;
+    for (size_t off = 0; off < big.size();) {  // read as a socket gives it: the room offered each time, filled
+      uint8_t* at = r.ReadPtr(&room);
+      CHECK(at != nullptr && room > 0 && room <= kReadRoom);
+      const size_t c = std::min(room, big.size() - off);
+      memcpy(at, big.data() + off, c);
+      r.Commit(c);
+      off += c;
+      CHECK(Drain(&r, &g));
+    }
+    CHECK(g.msgs.size() == 1 && g.msgs[0].second.size() == max - 8);
+    CHECK(r.footprint() > 2 * kReadRoom);
+    // Quiet: a few small messages, each read bringing little; the room falls back and the memory goes.
+    for (int i = 0; i < 8; i++) {
+      const Bytes ping = Frame(kPing, Fill(4), kMask);
+      uint8_t* at = r.ReadPtr(&room);
+      CHECK(at != nullptr && room <= kReadRoom);
+      memcpy(at, ping.data(), ping.size());
+      r.Commit(ping.size());
+      CHECK(Drain(&r, &g));
+    }
+    CHECK(r.ReadPtr(&room) != nullptr && room == kMinReadRoom);
+    CHECK(r.footprint() <= 2 * kReadRoom);
+  });
 }
 
 void RoleAndBitCases() {

@@ -150,7 +150,7 @@ int Datapath::AddPort(int fd, bool vnet) {
   return slot;
 }
 
-int Datapath::AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm) {
+int Datapath::AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm, size_t client) {
   // Made here, on the main thread: the one allocation of a port (its buffers grow on first use).
   auto conn = std::make_unique<ws::Conn>(fd, ws::Role::kServer, max_message_,
                                          hwm + kTxSlackMessages * max_message_ + kTxSlackControl);
@@ -167,6 +167,7 @@ int Datapath::AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefil
       ports_[slot].ws = std::move(conn);
       ports_[slot].hwm = hwm;
       ports_[slot].kick = prefill_len > 0;
+      misses_.SetAccount(slot, client);
       ports_gen_++;
     }
   }

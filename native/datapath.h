@@ -120,14 +120,22 @@ enum EventKind : uint8_t { E_MISS = 0, E_TEXT = 1, E_PING = 2, E_PONG = 3, E_MAL
 // and its text messages in the order they came.
 class MissQueue {
  public:
-  MissQueue(size_t cap, size_t slots) : cap_(cap), per_slot_(slots, 0) {
+  // `slots` ports, each charged to an account: by default its own; SetAccount
+  // puts WebSocket ports of one client in one (a per-client share).
+  MissQueue(size_t cap, size_t slots) : cap_(cap), account_of_(slots), per_account_(2 * slots, 0) {
+    for (size_t i = 0; i < slots; i++) account_of_[i] = slots + i;
     pending_.reserve(cap);
     draining_.reserve(cap);
   }
 
+  // The slot's entries are charged to `account` (< slots: a client's index; the default is the slot's own).
+  void SetAccount(int slot, size_t account) {
+    account_of_[static_cast<size_t>(slot)] = account < account_of_.size() ? account : account_of_.size() + slot;
+  }
+
   bool Push(int slot, const uint8_t* rec, size_t len, uint8_t kind = E_MISS) {
     if (pending_.size() + 8 + len > cap_) return false;
-    if (slot >= 0 && static_cast<size_t>(slot) < per_slot_.size()) per_slot_[slot] += 8 + len;
+    if (slot >= 0 && static_cast<size_t>(slot) < account_of_.size()) per_account_[account_of_[slot]] += 8 + len;
     const size_t at = pending_.size();
     pending_.resize(at + 8 + len);  // within the reserved capacity: no allocation
     WriteBE32(&pending_[at], static_cast<uint32_t>(slot) | (uint32_t(kind) << 24));
@@ -138,35 +146,41 @@ class MissQueue {
 
   // Forget a slot's entries: the slot may be reused before they are drained.
   void DropSlot(int slot) {
-    size_t w = 0;
+    size_t w = 0, dropped = 0;
     for (size_t r = 0; r < pending_.size();) {
       const size_t n = 8 + ReadBE32(&pending_[r + 4]);
       if ((ReadBE32(&pending_[r]) & 0xffffff) != static_cast<uint32_t>(slot)) {
         if (w != r) memmove(&pending_[w], &pending_[r], n);
         w += n;
+      } else {
+        dropped += n;
       }
       r += n;
     }
     pending_.resize(w);
-    if (slot >= 0 && static_cast<size_t>(slot) < per_slot_.size()) per_slot_[slot] = 0;
+    if (slot < 0 || static_cast<size_t>(slot) >= account_of_.size()) return;
+    size_t& a = per_account_[account_of_[slot]];
+    a -= std::min(a, dropped);
+    SetAccount(slot, account_of_.size());  // back to its own
   }
 
   size_t room() const { return cap_ - pending_.size(); }
   size_t cap() const { return cap_; }
-  // Bytes of the slot's entries waiting for JS: its share of the queue in use.
-  size_t queued(int slot) const { return per_slot_[static_cast<size_t>(slot)]; }
+  // Bytes waiting for JS charged to the slot's account (its client's, for a
+  // WebSocket port): the share of the queue that client uses.
+  size_t queued(int slot) const { return per_account_[account_of_[static_cast<size_t>(slot)]]; }
 
   // Take everything queued so far (both buffers are reserved at the cap: no
   // allocation); the caller reads draining() without the lock, then clears it.
   void Take() {
     draining_.swap(pending_);
-    std::fill(per_slot_.begin(), per_slot_.end(), 0);
+    std::fill(per_account_.begin(), per_account_.end(), 0);
   }
   std::vector<uint8_t>& draining() { return draining_; }
 
  private:
   size_t cap_;
-  std::vector<size_t> per_slot_;
+  std::vector<size_t> account_of_, per_account_;
   std::vector<uint8_t> pending_, draining_;
 };
 
@@ -213,7 +227,9 @@ class Datapath {
   // `prefill` bytes already read off it; `hwm`: the bytes queued for it past
   // which a batch is dropped (counted). -1: all taken; -2: the prefill does
   // not fit the reader (`fd` is then closed too).
-  int AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm);
+  // `client`: the index of the port's client (ports of one client share one
+  // share of the miss queue), or kMaxPorts and above for a share of its own.
+  int AddWsPort(int fd, bool vnet, const uint8_t* prefill, size_t prefill_len, size_t hwm, size_t client);
   // Forget the slot, its flows and its queued misses; once this returns the
   // thread never reads or writes its fd again (it waits for a burst in
   // flight). A WebSocket slot's queued bytes get one non-blocking try, then

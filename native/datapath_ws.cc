@@ -31,8 +31,9 @@ bool Datapath::WsBurst(int slot, int fd) {
     if (p.fd != fd || p.dead || !p.ws || p.held) return false;  // removed (and maybe reused) since poll(); held
     // Unlike a TAP, a WebSocket peer can wait: while the queue for JS could not take what one more
     // read may complete (every record a miss), the slot is not read, and TCP holds its peer back.
-    // And a per-port share of it (a quarter, at least one read's worth): one port flooding misses
-    // waits for JS by itself, while the others go on being read.
+    // And a per-client share of it (a quarter, at least one read's worth, for all the ports of one
+    // client together): one client flooding misses waits for JS by itself, whatever number of ports
+    // it has, while the others go on being read.
     const size_t need = 2 * (max_message_ + ws::kReadRoom);
     const size_t share = std::max(need, misses_.cap() / 4);
     if (misses_.room() < need || misses_.queued(slot) + need > share) {

@@ -161,7 +161,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     return Napi::Number::New(env, slot);
   }
 
-  // addWsPort(fd, vnet, prefill: Buffer | null, highWaterMark) -> slot. The fd is dup'ed: the
+  // addWsPort(fd, vnet, prefill: Buffer | null, highWaterMark, client?) -> slot. The fd is dup'ed: the
   // datapath owns the dup (closed by removePort), the caller keeps its own.
   Napi::Value AddWsPort(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -179,6 +179,9 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       pre = info[2].As<Napi::Buffer<uint8_t>>().Data();
       pre_len = info[2].As<Napi::Buffer<uint8_t>>().Length();
     }
+    // The client's index (its ports share one share of the miss queue), or none: a share of its own.
+    const double cl = info[4].IsNumber() ? info[4].As<Napi::Number>().DoubleValue() : -1;
+    const size_t client = cl >= 0 && cl < static_cast<double>(kMaxPorts) ? static_cast<size_t>(cl) : kMaxPorts;
     const int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
     if (fd < 0)
       return ThrowSystemError(env, errno, "fcntl(F_DUPFD_CLOEXEC)", "the WebSocket port's socket", nullptr, ""),
@@ -190,7 +193,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       return ThrowSystemError(env, err, "fcntl(F_SETFL)", "the WebSocket port's socket", nullptr, ""), env.Undefined();
     }
     const int slot =
-        datapath_->AddWsPort(fd, info[1].As<Napi::Boolean>().Value(), pre, pre_len, static_cast<size_t>(hwm));
+        datapath_->AddWsPort(fd, info[1].As<Napi::Boolean>().Value(), pre, pre_len, static_cast<size_t>(hwm), client);
     if (slot == -2)
       return Napi::RangeError::New(env, "the prefill is larger than the reader takes at once")
                  .ThrowAsJavaScriptException(),

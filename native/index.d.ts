@@ -272,7 +272,7 @@ export class FastPath {
    * already read off it, is parsed first; past `highWaterMark` bytes queued
    * for it a batch the thread would send it is dropped (counted). Returns its slot.
    */
-  addWsPort (fd: number, vnet: boolean, prefill: Buffer | null, highWaterMark: number): number
+  addWsPort (fd: number, vnet: boolean, prefill: Buffer | null, highWaterMark: number, client?: number): number
   /** One whole message to a WebSocket slot: 0 sent, 1 queued, 2 refused (its queue full), 3 broken. A close frame stops forwarding its data. */
   sendWs (slot: number, opcode: number, buf: Buffer, start: number, end: number): number
   /** Bytes queued for a WebSocket slot (ws's bufferedAmount). */

@@ -75,23 +75,37 @@ uint8_t* Reader::ReadPtr(size_t* room) {
     end_ -= start_;
     start_ = 0;
   }
-  // Room for kReadRoom more, grown here up to one frame plus kReadRoom: Next() refuses a frame
-  // longer than max_message before waiting for its payload, so a caller that drains Next() before
-  // each read never holds more than that. One that does not gets less room, never more memory.
+  // A port gone quiet after a big message (its read room back at the minimum, nothing buffered)
+  // gives that memory back, once: a busy port keeps its buffers, an idle one holds a few KiB.
+  if (end_ == 0 && read_room_ == kMinReadRoom) {
+    if (buf_.capacity() > 2 * kReadRoom) std::vector<uint8_t>().swap(buf_);
+    if (frag_opcode_ == 0 && frag_.capacity() > kReadRoom) std::vector<uint8_t>().swap(frag_);
+  }
+  // Room for read_room_ more (at most kReadRoom), grown here up to one frame plus kReadRoom:
+  // Next() refuses a frame longer than max_message before waiting for its payload, so a caller
+  // that drains Next() before each read never holds more than that. One that does not gets less
+  // room, never more memory. A buffer grown for a big message still offers only read_room_ a
+  // read: one port's read stays bounded, fair to the others.
   const size_t cap = kMaxHeader + max_message_ + kReadRoom;
   const size_t want = std::min(end_ + read_room_, cap);
   if (buf_.size() < want) {
     Grow(&buf_, want, cap);
     buf_.resize(want);
   }
-  *room = buf_.size() - end_;
+  read_to_ = want;
+  *room = want - end_;
   return buf_.data() + end_;
 }
 
 void Reader::Commit(size_t n) {
-  end_ = std::min(end_ + n, buf_.size());
-  // A read that filled all the room offered: the peer has more, so offer twice as much next time.
-  if (end_ == buf_.size() && read_room_ < kReadRoom) read_room_ = std::min(kReadRoom, 2 * read_room_);
+  end_ = std::min(end_ + n, read_to_);
+  // A read that filled all the room offered: the peer has more, so offer twice as much next time;
+  // one that brought a quarter of it or less: the peer slowed down, so half as much.
+  if (end_ == read_to_) {
+    if (read_room_ < kReadRoom) read_room_ = std::min(kReadRoom, 2 * read_room_);
+  } else if (n <= read_room_ / 4 && read_room_ > kMinReadRoom) {
+    read_room_ /= 2;
+  }
 }
 
 bool Reader::Feed(const uint8_t* p, size_t n) {

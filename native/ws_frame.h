@@ -94,6 +94,7 @@ class Reader {
   std::vector<uint8_t> buf_;
   size_t start_ = 0, end_ = 0;  // unparsed bytes: buf_[start_, end_)
   size_t read_room_ = kMinReadRoom;
+  size_t read_to_ = 0;  // where the room ReadPtr() offered ends
   // A fragmented data message being gathered: its opcode (0 = none) and payload so far.
   uint8_t frag_opcode_ = 0;
   std::vector<uint8_t> frag_;

@@ -101,6 +101,7 @@ const CASES = [
   'a close frame: empty or a valid code and reason is a message',
   'attack: a frame read one byte at a time keeps the footprint within 2 * max_message + kReadRoom',
   'attack: many small fragments keep the footprint within 2 * max_message + kReadRoom',
+  'attack: a read is offered at most kReadRoom, and a port gone quiet after a big message gives it back',
   'unmasked frame to a server role fails 1002',
   'masked frame to a client role fails 1002',
   'RSV bits without an extension fail 1002',

@@ -28,6 +28,7 @@ import { mayShortcut, revalidate, type FastPathHooks, type FastPathStats } from 
 import { R_BACKPRESSURE } from '../core/reasons'
 import { logger } from '../../common/log'
 import { NativeSocket, type NativeBackend } from '../../common/native-socket'
+import { ClientIndex } from './client-index'
 import { MAX_MESSAGE_SIZE, SUBPROTOCOL_V1 } from '../../common/protocol'
 
 const log = logger('fast-path')
@@ -79,6 +80,8 @@ export class FastPath implements FastPathHooks {
   private readonly ports: Array<FastPathPort | undefined> = []
   /** By slot: a WebSocket port's socket as its session sees it. */
   private readonly sockets: Array<NativeSocket | undefined> = []
+  /** The clients of the WebSocket ports carried: one share of the miss queue each. */
+  private readonly clients = new ClientIndex()
   private readonly seen: Float64Array[] = []
   /** By native flow index: the decision each flow copies. */
   private readonly flows: Array<Flow | undefined> = []
@@ -125,7 +128,14 @@ export class FastPath implements FastPathHooks {
    */
   addWs (port: FastPathPort, h: WsHandover, vnet: boolean, highWaterMark: number): NativeSocket {
     if (this.closed) throw new Error('the fast path is closed')
-    const slot = this.native.addWsPort(h.fd, vnet, h.prefill, highWaterMark)
+    const client = this.clients.take(port.clientKey)
+    let slot: number
+    try {
+      slot = this.native.addWsPort(h.fd, vnet, h.prefill, highWaterMark, client)
+    } catch (err) {
+      this.clients.give(port.clientKey)
+      throw err
+    }
     const native = this.native
     let ended = false
     const backend: NativeBackend = {
@@ -135,6 +145,7 @@ export class FastPath implements FastPathHooks {
         if (ended) return
         ended = true
         this.remove(port, slot)
+        this.clients.give(port.clientKey)
         this.sockets[slot] = undefined
         h.socket.destroy()
       }

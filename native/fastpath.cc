@@ -73,11 +73,6 @@ uint64_t MacArg(const Napi::Value& v) {
   return d >= 0 && d < 281474976710656.0 ? static_cast<uint64_t>(d) : 0;
 }
 
-bool IsFloat64Array(const Napi::Value& v, size_t min) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
-         v.As<Napi::Float64Array>().ElementLength() >= min;
-}
-
 class FastPath : public Napi::ObjectWrap<FastPath> {
  public:
   static Napi::Function Init(Napi::Env env) {

@@ -44,6 +44,12 @@ inline bool BatchArgs(const Napi::CallbackInfo& info, const uint8_t** data, size
   return true;
 }
 
+// A Float64Array of at least `min` elements: where a stats() call writes its counters.
+inline bool IsFloat64Array(const Napi::Value& v, size_t min) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
+         v.As<Napi::Float64Array>().ElementLength() >= min;
+}
+
 // A JS-owned append-only slab (see the header comment). Main thread only.
 class Slab {
  public:

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "sys_error.h"
+#include "records.h"
 #include "ws_link.h"
 
 namespace tapswitch {
@@ -26,11 +27,6 @@ void InitWsLink(Napi::Env env, Napi::Object exports);
 namespace {
 
 using wslink::Link;
-
-bool IsFloat64Array(const Napi::Value& v, size_t min) {
-  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float64_array &&
-         v.As<Napi::Float64Array>().ElementLength() >= min;
-}
 
 class WsLink : public Napi::ObjectWrap<WsLink> {
  public:

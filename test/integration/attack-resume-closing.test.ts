@@ -9,11 +9,10 @@
 
 import assert from 'node:assert/strict'
 import type * as net from 'node:net'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { useSwitchd } from '../helpers/switchd-fixture'
 import { buildConfig } from '../../src/switch/control/config'
 import { MODE_TRUNK } from '../../src/switch/core/port'
-import { setLogSink } from '../../src/common/log'
-import { TestClient } from '../helpers/client'
+import type { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 
 const CONFIG = {
@@ -24,24 +23,8 @@ const BPDU = JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, b
 
 describe('switchd: no resume of a port being closed on purpose (issue 24 attack review)', function () {
   this.timeout(30_000)
-  let server: SwitchServer
-  let url: string
-  let clients: TestClient[]
-  let restore: (line: string) => void
-
-  beforeEach(async () => {
-    restore = setLogSink(() => {})
-    clients = []
-    server = new SwitchServer({ config: buildConfig(CONFIG, 'test'), host: '127.0.0.1', port: 0 })
-    url = `ws://127.0.0.1:${(await server.listen()).port}/`
-  })
-  afterEach(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-    setLogSink(restore)
-  })
-
-  async function batched (hello: Record<string, unknown>): Promise<TestClient> { const c = await TestClient.batched(url, hello); clients.push(c); return c }
+  const sd = useSwitchd({ start: { config: buildConfig(CONFIG, 'test') } })
+  const batched = async (hello: Record<string, unknown>): Promise<TestClient> => await sd.batched(hello)
   /** The client stops reading: it never answers switchd's close frame (the close waits out its grace). */
   function deaf (c: TestClient): void { (c.ws as unknown as { _socket: net.Socket })._socket.pause() }
 
@@ -50,10 +33,10 @@ describe('switchd: no resume of a port being closed on purpose (issue 24 attack 
     const token = first.welcome?.resume as string
     assert.ok(token !== undefined)
     deaf(first)
-    server.reload(buildConfig({ ...CONFIG, profiles: [{ match: 'flex', mode: 'access', vlan: 10, claimable: true }] }, 'test'))
+    sd.switchd.reload(buildConfig({ ...CONFIG, profiles: [{ match: 'flex', mode: 'access', vlan: 10, claimable: true }] }, 'test'))
     const again = await batched({ name: 'flex', resume: token })
     assert.notEqual(again.welcome?.resumed, true, 'not resumed')
-    await waitFor(() => server.ports().filter((p) => p.name === 'flex').every((p) => p.mode !== MODE_TRUNK), 10_000, 'no trunk named flex')
+    await waitFor(() => sd.switchd.ports().filter((p) => p.name === 'flex').every((p) => p.mode !== MODE_TRUNK), 10_000, 'no trunk named flex')
   })
 
   it('attack: a port BPDU guard closed cannot be resumed during its close', async () => {
@@ -61,7 +44,7 @@ describe('switchd: no resume of a port being closed on purpose (issue 24 attack 
     const token = first.welcome?.resume as string
     deaf(first)
     first.ws.send(BPDU)
-    await waitFor(() => server.portTable.bpduGuardShutdowns === 1, 10_000, 'BPDU guard')
+    await waitFor(() => sd.switchd.portTable.bpduGuardShutdowns === 1, 10_000, 'BPDU guard')
     const again = await batched({ name: 'station', resume: token })
     assert.notEqual(again.welcome?.resumed, true, 'not resumed')
   })

@@ -10,18 +10,17 @@ import * as fs from 'node:fs'
 import type * as net from 'node:net'
 import * as path from 'node:path'
 import { spawnLogged, waitForLine, type Logged } from '../helpers/proc'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { TestClient } from '../helpers/client'
 import { waitFor } from '../helpers/net'
 import { tcpFrame } from '../helpers/tcp'
-import { setLogSink } from '../../src/common/log'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { R_BAD_OFFLOAD } from '../../src/switch/core/reasons'
 import type { BatchPort } from '../../src/switch/io/ws-port'
 import type { FastPath } from '../../src/switch/io/fast-path'
-import { RawWs, encodeFrame, OP_TEXT, OP_BINARY } from '../helpers/rawws'
+import { type RawWs, encodeFrame, OP_TEXT, OP_BINARY } from '../helpers/rawws'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
-import { SUBPROTOCOL_V1, encodeBatch } from '../../src/common/protocol'
+import { encodeBatch } from '../../src/common/protocol'
+import { useSwitchd, helloFrame } from '../helpers/switchd-fixture'
 
 const SWITCHD = path.resolve(__dirname, '../../bin/switchd.js')
 const A = Buffer.from('020000000a01', 'hex')
@@ -30,28 +29,12 @@ const BCAST = Buffer.alloc(6, 0xff)
 
 describe('switchd: attacks on natively carried WebSocket ports (issue 24)', function () {
   this.timeout(30_000)
-  let server: SwitchServer
-  let url: string
-  let clients: TestClient[]
-  let restore: (line: string) => void
+  const sd = useSwitchd()
 
-  beforeEach(async () => {
-    restore = setLogSink(() => {})
-    clients = []
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    url = `ws://127.0.0.1:${(await server.listen()).port}/`
-  })
-  afterEach(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-    setLogSink(restore)
-  })
-
-  function port (name: string): BatchPort { return server.ports().find((p) => p.name === name) as BatchPort }
+  function port (name: string): BatchPort { return sd.port(name) as BatchPort }
   async function offload (name: string): Promise<TestClient> {
-    const c = await TestClient.batched(url, { name, capabilities: [CAP_OFFLOAD] })
-    clients.push(c)
-    await waitFor(() => port(name)?.fastPath != null, 10_000, `${name} carried natively`)
+    const c = await sd.batched({ name, capabilities: [CAP_OFFLOAD] })
+    await waitFor(() => sd.native(name), 10_000, `${name} carried natively`)
     return c
   }
 
@@ -100,64 +83,40 @@ describe('switchd: attacks on natively carried WebSocket ports (issue 24)', func
     await refused([tiny, offset, notTcp, many])
     // A good GSO record still takes the native path (the check is not simply "never").
     const fp = port('a').fastPath as FastPath
-    server.syncFastPaths()
+    sd.switchd.syncFastPaths()
     const before = fp.stats().forwarded
     const good = tcpFrame({ dst: B, src: A, payload: Buffer.alloc(20000), seq: 8, mss: 1448 }).record
-    const b = clients[1] as TestClient
-    clients[0]?.send([good])
+    const b = sd.clients[1] as TestClient
+    sd.clients[0]?.send([good])
     await waitFor(() => b.frames.length === 1, 10_000, 'the good GSO record')
     assert.ok((b.take()[0] as Buffer).equals(good))
-    server.syncFastPaths()
+    sd.switchd.syncFastPaths()
     assert.equal(fp.stats().forwarded - before, 1, 'forwarded natively')
   })
 })
 
 describe('switchd: a hand-made client racing the takeover (issue 24)', function () {
   this.timeout(60_000)
-  let server: SwitchServer
-  let tcpPort: number
-  let peers: TestClient[]
-  let raws: RawWs[]
-  let restore: (line: string) => void
-
-  beforeEach(async () => {
-    restore = setLogSink(() => {})
-    peers = []
-    raws = []
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    tcpPort = (await server.listen()).port
-  })
-  afterEach(async () => {
-    for (const c of peers) c.close()
-    for (const r of raws) r.destroy()
-    await server.close()
-    setLogSink(restore)
-  })
-
-  function portNamed (name: string): BatchPort | undefined { return server.ports().find((p) => p.name === name) as BatchPort | undefined }
+  const sd = useSwitchd()
   function numbered (i: number): Buffer { const f = eth(MAC_B, MAC_A, i & 0xff); f[15] = i >> 8; return f }
-  const hello = (name: string): Buffer => encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name })))
 
   async function peerB (): Promise<TestClient> {
-    const b = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'b' })
-    peers.push(b)
+    const b = await sd.batched({ name: 'b' })
     b.send([eth(BROADCAST, MAC_B, 1)])
-    await waitFor(() => server.ports().some((p) => p.name === 'b' && p.fdbEntries === 1), 10_000, 'b learned')
+    await waitFor(() => sd.port('b')?.fdbEntries === 1, 10_000, 'b learned')
     return b
   }
 
   async function pipelined (spread: boolean): Promise<void> {
     const b = await peerB()
-    const r = await RawWs.connect(tcpPort, { protocol: SUBPROTOCOL_V1 })
-    raws.push(r)
-    assert.equal(r.status, 101)
+    const r = await sd.rawWs()
     const N = 400
     const frames = Array.from({ length: N }, (_, i) => numbered(i))
     const wire = frames.map((f) => encodeFrame(OP_BINARY, encodeBatch([f])))
-    if (!spread) r.write(Buffer.concat([hello('hand'), ...wire]))
+    if (!spread) r.write(Buffer.concat([helloFrame('hand'), ...wire]))
     else {
       // Across the welcome and the takeover: a few messages per turn of our loop.
-      r.write(hello('hand'))
+      r.write(helloFrame('hand'))
       for (let i = 0; i < N; i += 4) {
         r.write(Buffer.concat(wire.slice(i, i + 4)))
         await new Promise((resolve) => setImmediate(resolve))
@@ -166,7 +125,7 @@ describe('switchd: a hand-made client racing the takeover (issue 24)', function 
     // The barrier: once b has it, every earlier frame has been decided.
     const barrier = numbered(N)
     await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
-    await waitFor(() => portNamed('hand')?.fastPath != null, 10_000, 'carried natively')
+    await waitFor(() => sd.native('hand'), 10_000, 'carried natively')
     r.write(encodeFrame(OP_BINARY, encodeBatch([barrier])))
     await waitFor(() => b.frames.some((f) => f.equals(barrier)), 10_000, 'the barrier')
     const got = b.take()
@@ -177,7 +136,7 @@ describe('switchd: a hand-made client racing the takeover (issue 24)', function 
     const seen = idx.slice(0, -1)
     assert.ok(seen.every((i) => i >= 0), 'nothing but the frames sent')
     for (let i = 1; i < seen.length; i++) assert.ok((seen[i] as number) > (seen[i - 1] as number), `in order, once each: ${seen[i - 1]} then ${seen[i]}`)
-    const hand = portNamed('hand') as BatchPort
+    const hand = sd.port('hand') as BatchPort
     assert.equal(seen.length + (hand.drops.reduce((a, n) => a + n, 0)), N, `every frame forwarded or counted (got ${seen.length})`)
   }
 
@@ -192,43 +151,19 @@ describe('switchd: a hand-made client racing the takeover (issue 24)', function 
 
 describe('switchd: text that closes a natively carried port stops its frames at once (issue 24)', function () {
   this.timeout(60_000)
-  let server: SwitchServer
-  let tcpPort: number
-  let peers: TestClient[]
-  let raws: RawWs[]
-  let restore: (line: string) => void
-
-  beforeEach(async () => {
-    restore = setLogSink(() => {})
-    peers = []
-    raws = []
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    tcpPort = (await server.listen()).port
-  })
-  afterEach(async () => {
-    for (const c of peers) c.close()
-    for (const r of raws) r.destroy()
-    await server.close()
-    setLogSink(restore)
-  })
-
-  function portNamed (name: string): BatchPort | undefined { return server.ports().find((p) => p.name === name) as BatchPort | undefined }
+  const sd = useSwitchd()
 
   /** A hand-made port 'hand' (MAC_A) carried natively, with a native flow to b (MAC_B). */
   async function flow (): Promise<{ r: RawWs, b: TestClient }> {
-    const r = await RawWs.connect(tcpPort, { protocol: SUBPROTOCOL_V1 })
-    raws.push(r)
-    r.write(encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name: 'hand' }))))
-    await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
-    const b = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'b' })
-    peers.push(b)
-    await waitFor(() => portNamed('hand')?.fastPath != null && portNamed('b')?.fastPath != null, 10_000, 'carried natively')
+    const r = await sd.handMade('hand', { native: false })
+    const b = await sd.batched({ name: 'b' })
+    await waitFor(() => sd.native('hand') && sd.native('b'), 10_000, 'carried natively')
     b.send([eth(BROADCAST, MAC_B, 1)])
     await r.until(() => r.messages.some((m) => m.opcode === OP_BINARY), 10_000)
     r.write(encodeFrame(OP_BINARY, encodeBatch([eth(MAC_B, MAC_A, 2)])))
     await waitFor(() => b.frames.length === 1, 10_000, 'the slow path forwarded hand -> b')
     b.take()
-    assert.equal((portNamed('hand')?.fastPath as FastPath).size, 1, 'a flow hand -> b')
+    assert.equal((sd.port('hand')?.fastPath as FastPath).size, 1, 'a flow hand -> b')
     return { r, b }
   }
 
@@ -246,8 +181,7 @@ describe('switchd: text that closes a natively carried port stops its frames at 
     }
     assert.equal(await r.closed(10_000), code)
     // The barrier: a broadcast from a third port, after the close.
-    const c = await TestClient.batched(`ws://127.0.0.1:${tcpPort}/`, { name: 'c' })
-    peers.push(c)
+    const c = await sd.batched({ name: 'c' })
     c.send([eth(BROADCAST, MAC_C, 3)])
     await waitFor(() => b.frames.length >= 1, 10_000, 'the barrier')
     assert.deepEqual(b.take().map((f) => f[14]), [3], 'nothing hand sent after its text reached b')

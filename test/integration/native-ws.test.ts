@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import WebSocket from 'ws'
-import { SwitchServer, type ServerOptions } from '../../src/switch/daemon/switchd'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { useSwitchd } from '../helpers/switchd-fixture'
 import { TestClient } from '../helpers/client'
 import { eth, frame, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
@@ -15,32 +16,10 @@ import { makePki } from '../helpers/tls'
 import { onceWithin, waitFor } from '../helpers/net'
 
 describe('switchd: WebSocket ports carried by the native fast path (issue 24)', () => {
-  let server: SwitchServer
-  let url: string
-  let clients: TestClient[]
-  let restore: (line: string) => void
-  const logs: string[] = []
-
-  async function start (opts: ServerOptions = {}): Promise<void> {
-    server = new SwitchServer({ host: '127.0.0.1', port: 0, ...opts })
-    const addr = await server.listen()
-    url = `ws://127.0.0.1:${addr.port}/`
-  }
-  async function batched (hello?: Record<string, unknown>): Promise<TestClient> { const c = await TestClient.batched(url, hello); clients.push(c); return c }
-  function port (name: string): BatchPort { return server.ports().find((p) => p.name === name) as BatchPort }
-  function native (name: string): boolean { return port(name)?.fastPath !== null && port(name)?.fastPath !== undefined }
-
-  beforeEach(async () => {
-    logs.length = 0
-    restore = setLogSink((l) => { logs.push(l) })
-    clients = []
-    await start()
-  })
-  afterEach(async () => {
-    for (const c of clients) c.close()
-    await server.close()
-    setLogSink(restore)
-  })
+  const sd = useSwitchd()
+  const batched = async (hello?: Record<string, unknown>): Promise<TestClient> => await sd.batched(hello)
+  const port = (name: string): BatchPort => sd.port(name) as BatchPort
+  const native = (name: string): boolean => sd.native(name)
 
   it('3 ports: known unicast is forwarded natively (the port counters and the hit counter move), floods reach all', async () => {
     const [a, b, c] = [await batched({ name: 'a' }), await batched({ name: 'b' }), await batched({ name: 'c' })]
@@ -67,52 +46,22 @@ describe('switchd: WebSocket ports carried by the native fast path (issue 24)', 
     assert.deepEqual(b.take(), frames)
     assert.equal(messages, 1, 'a batch of 64 forwarded natively leaves as one message')
     assert.equal(c.frames.length, 0)
-    server.syncFastPaths()
+    sd.switchd.syncFastPaths()
     assert.ok(fp.stats().forwarded - before >= N, `forwarded natively: ${fp.stats().forwarded - before}`)
     assert.ok(port('b').txFrames >= N + 2)
   })
 })
 
 describe('switchd: the native WebSocket reader against a hand-made client (issue 24)', () => {
-  let server: SwitchServer
-  let port: number
-  let peers: TestClient[]
-  let raws: RawWs[]
-  let restore: (line: string) => void
-
-  beforeEach(async () => {
-    restore = setLogSink(() => {})
-    peers = []
-    raws = []
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    port = (await server.listen()).port
-  })
-  afterEach(async () => {
-    for (const c of peers) c.close()
-    for (const r of raws) r.destroy()
-    await server.close()
-    setLogSink(restore)
-  })
-
-  function portNamed (name: string): BatchPort | undefined { return server.ports().find((p) => p.name === name) as BatchPort | undefined }
-
-  /** A client below ws: hello, welcome, and once its port is carried natively, the test's own bytes. */
-  async function handMade (name: string): Promise<RawWs> {
-    const r = await RawWs.connect(port, { protocol: SUBPROTOCOL_V1 })
-    raws.push(r)
-    assert.equal(r.status, 101)
-    r.write(encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name }))))
-    await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
-    await waitFor(() => portNamed(name)?.fastPath != null, 10_000, 'carried natively')
-    return r
-  }
+  const sd = useSwitchd()
+  const portNamed = (name: string): BatchPort | undefined => sd.port(name)
+  const handMade = async (name: string): Promise<RawWs> => await sd.handMade(name)
 
   /** A peer that learned MAC_B, and the hand-made port that learned MAC_A (so a frame to MAC_B is known unicast). */
   async function pair (): Promise<{ r: RawWs, b: TestClient }> {
     const r = await handMade('hand')
-    const b = await TestClient.batched(`ws://127.0.0.1:${port}/`, { name: 'b' })
-    peers.push(b)
-    await waitFor(() => portNamed('b')?.fastPath != null, 10_000, 'b native')
+    const b = await sd.batched({ name: 'b' })
+    await waitFor(() => sd.native('b'), 10_000, 'b native')
     b.send([eth(BROADCAST, MAC_B, 1)])
     await r.until(() => r.messages.some((m) => m.opcode === OP_BINARY), 10_000)
     return { r, b }
@@ -132,14 +81,14 @@ describe('switchd: the native WebSocket reader against a hand-made client (issue
 
   it('fragmented text with pings between the fragments: each ping answered, the text read whole', async () => {
     const { r } = await pair()
-    const before = server.portTable.controlIgnored
+    const before = sd.switchd.portTable.controlIgnored
     const text = Buffer.from(JSON.stringify({ type: 'something-new', pad: 'x'.repeat(300) }))
     r.write(encodeFrame(OP_TEXT, text.subarray(0, 100), { fin: false }))
     r.write(encodeFrame(OP_PING, Buffer.from('p1')))
     r.write(encodeFrame(OP_CONT, text.subarray(100, 200), { fin: false }))
     r.write(encodeFrame(OP_PING, Buffer.from('p2')))
     r.write(encodeFrame(OP_CONT, text.subarray(200), { fin: true }))
-    await waitFor(() => server.portTable.controlIgnored === before + 1, 10_000, 'text read')
+    await waitFor(() => sd.switchd.portTable.controlIgnored === before + 1, 10_000, 'text read')
     await r.until(() => r.messages.filter((m) => m.opcode === OP_PONG).length === 2, 10_000)
     assert.deepEqual(r.messages.filter((m) => m.opcode === OP_PONG).map((m) => m.data.toString()), ['p1', 'p2'])
     assert.equal(r.closeCode, undefined)

@@ -1,0 +1,111 @@
+/**
+ * One in-process switchd on 127.0.0.1:0 for each test of a `describe`, and
+ * the clients the test opened, closed after it whatever happened: the set-up
+ * most integration tests share (it was written out in each of them).
+ *
+ *   const sw = useSwitchd()                       // started before each test
+ *   const sw = useSwitchd({ start: false })       // the test calls sw.start(options)
+ *   const a = await sw.batched({ name: 'a' })     // closed after the test
+ *   const r = await sw.handMade('hand')           // a client below ws, hello and welcome done
+ */
+
+import assert from 'node:assert/strict'
+import { SwitchServer, type ServerOptions } from '../../src/switch/daemon/switchd'
+import { setLogSink } from '../../src/common/log'
+import { SUBPROTOCOL_V1 } from '../../src/common/protocol'
+import type { BatchPort } from '../../src/switch/io/ws-port'
+import { TestClient } from './client'
+import { RawWs, encodeFrame, OP_TEXT } from './rawws'
+import { waitFor } from './net'
+
+export interface FixtureOptions {
+  /** Options for the switchd started before each test; false: the test starts it (`start()`). */
+  start?: ServerOptions | false
+}
+
+export class SwitchdFixture {
+  server: SwitchServer | undefined
+  tcpPort = 0
+  /** Closed after each test. */
+  readonly clients: TestClient[] = []
+  readonly raws: RawWs[] = []
+  /** switchd's log lines of this test (nothing reaches the console). */
+  readonly logs: string[] = []
+
+  get switchd (): SwitchServer {
+    assert.ok(this.server !== undefined, 'switchd not started: call start() first')
+    return this.server
+  }
+
+  get url (): string { return `ws://127.0.0.1:${this.tcpPort}/` }
+
+  async start (opts: ServerOptions = {}): Promise<SwitchServer> {
+    this.server = new SwitchServer({ host: '127.0.0.1', port: 0, ...opts })
+    this.tcpPort = (await this.server.listen()).port
+    return this.server
+  }
+
+  async batched (hello?: Record<string, unknown>): Promise<TestClient> {
+    const c = await TestClient.batched(this.url, hello)
+    this.clients.push(c)
+    return c
+  }
+
+  async raw (): Promise<TestClient> {
+    const c = await TestClient.raw(this.url)
+    this.clients.push(c)
+    return c
+  }
+
+  port (name: string): BatchPort | undefined {
+    return this.switchd.ports().find((p) => p.name === name) as BatchPort | undefined
+  }
+
+  /** Whether port `name` is carried by the native fast path. */
+  native (name: string): boolean { return this.port(name)?.fastPath != null }
+
+  /** A client below ws: upgraded, hello sent, welcome read; with `native`, also carried natively. */
+  async handMade (name: string, { native = true }: { native?: boolean } = {}): Promise<RawWs> {
+    const r = await this.rawWs()
+    r.write(helloFrame(name))
+    await r.until(() => r.messages.some((m) => m.opcode === OP_TEXT && m.data.toString().includes('"welcome"')), 10_000)
+    if (native) await waitFor(() => this.native(name), 10_000, `${name} carried natively`)
+    return r
+  }
+
+  /** A client below ws, upgraded with the tapswitch.v1 subprotocol and nothing sent yet. */
+  async rawWs (): Promise<RawWs> {
+    const r = await RawWs.connect(this.tcpPort, { protocol: SUBPROTOCOL_V1 })
+    this.raws.push(r)
+    assert.equal(r.status, 101)
+    return r
+  }
+
+  async stop (): Promise<void> {
+    for (const c of this.clients.splice(0)) c.close()
+    for (const r of this.raws.splice(0)) r.destroy()
+    await this.server?.close()
+    this.server = undefined
+  }
+}
+
+/** A tapswitch.v1 hello as one WebSocket text frame, masked as a client sends it. */
+export function helloFrame (name: string): Buffer {
+  return encodeFrame(OP_TEXT, Buffer.from(JSON.stringify({ type: 'hello', version: 1, name })))
+}
+
+/** Registers beforeEach/afterEach in the calling `describe`: a fresh switchd for each test. */
+export function useSwitchd (o: FixtureOptions = {}): SwitchdFixture {
+  const f = new SwitchdFixture()
+  let restore: ((line: string) => void) | undefined
+  beforeEach(async () => {
+    f.logs.length = 0
+    restore = setLogSink((l) => { f.logs.push(l) })
+    if (o.start !== false) await f.start(o.start ?? {})
+  })
+  afterEach(async () => {
+    await f.stop()
+    if (restore !== undefined) setLogSink(restore)
+  })
+  return f
+}

@@ -15,7 +15,7 @@ const ROOT = path.join(__dirname, '..', '..')
 const SOURCES = ['fuzz/ws_link_race.cc', 'native/ws_link.cc', 'native/ws_link_tap.cc', 'native/ws_frame.cc', 'native/ws_output.cc']
 
 describe('native link under sanitizers (fuzz/ws_link_race.cc)', function () {
-  this.timeout(300_000) // two builds on a loaded machine; the run is bounded by its rounds
+  this.timeout(540_000) // each test: its build (at most 240 s) and its run (at most 240 s) on a loaded machine
   for (const san of ['thread', 'address,undefined']) {
     it(`the link's thread and JS's calls race clean, every round ends with the end event (-fsanitize=${san})`, () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-wslink-'))

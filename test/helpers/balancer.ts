@@ -68,7 +68,8 @@ export class Balancer {
   port = 0
   child: ChildProcess | undefined
 
-  constructor (private readonly prefix: string, private readonly upstreams: readonly number[], private readonly onLog?: (line: string) => void) {}
+  constructor (private readonly prefix: string, private readonly upstreams: readonly number[], private readonly onLog?: (line: string) => void,
+    private readonly connections = 8192) {}
 
   /** Write the configuration, start nginx, resolve once it accepts connections. */
   async start (): Promise<void> {
@@ -78,9 +79,10 @@ export class Balancer {
     const conf = `daemon off;
 master_process on;
 worker_processes 1;
+worker_rlimit_nofile ${2 * this.connections + 64};
 pid ${path.join(this.prefix, 'nginx.pid')};
 error_log stderr warn;
-events { worker_connections 8192; }
+events { worker_connections ${this.connections}; }
 http {
     access_log off;
     ${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map(tmp).join('\n    ')}

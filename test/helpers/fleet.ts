@@ -52,6 +52,10 @@ export interface FleetOptions {
   config?: unknown
   /** Extra switchd flags for every replica. */
   switchdArgs?: string[]
+  /** switchd's keepalive ping period (default 1 s: a dead peer is noticed fast). */
+  pingInterval?: number
+  /** nginx's worker_connections (each port through it takes two). */
+  balancerConnections?: number
   /** Receives every log line, prefixed by who said it. */
   onLog?: (line: string) => void
 }
@@ -88,7 +92,7 @@ export class Fleet {
       fs.writeFileSync(path.join(this.dir, 'fleet.token'), this.token + '\n', { mode: 0o600 })
       if (this.opts.config !== undefined) fs.writeFileSync(path.join(this.dir, 'switchd.json'), JSON.stringify(this.opts.config, null, 2))
       await Promise.all(this.replicas.map(async (r) => { await this.startReplica(r) }))
-      this.balancer = new Balancer(path.join(this.dir, 'nginx'), this.replicas.map((r) => r.port), this.opts.onLog)
+      this.balancer = new Balancer(path.join(this.dir, 'nginx'), this.replicas.map((r) => r.port), this.opts.onLog, this.opts.balancerConnections)
       await this.balancer.start()
     } catch (err) {
       await this.stop()
@@ -98,7 +102,7 @@ export class Fleet {
 
   /** Start (or restart) one replica on its own port; resolves once /readyz says ready. */
   async startReplica (r: Replica): Promise<void> {
-    const args = ['--listen', `127.0.0.1:${r.port}`, '--ping-interval', '1', '--replica', r.name,
+    const args = ['--listen', `127.0.0.1:${r.port}`, '--ping-interval', String(this.opts.pingInterval ?? 1), '--replica', r.name,
       '--fleet', this.replicas.map((x) => x.url).join(','), '--fleet-token-file', path.join(this.dir, 'fleet.token'),
       ...(this.opts.config !== undefined ? ['--config', path.join(this.dir, 'switchd.json')] : []), ...(this.opts.switchdArgs ?? [])]
     r.child = this.spawnNode(r.name, path.join(ROOT, 'bin', 'switchd.js'), args)

@@ -20,7 +20,7 @@ import * as path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { emitLines, run, stopChild, waitForLine } from '../../src/lab/lab'
 import { freePort, until, MIN_WAIT_MS } from './net'
-import { Balancer } from './balancer'
+import { Balancer } from './fleet-nginx'
 
 const ROOT = path.join(__dirname, '..', '..')
 

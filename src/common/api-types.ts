@@ -246,3 +246,16 @@ export interface ApiErrorJson {
   known?: string[]
   suggestion?: string
 }
+
+/** POST /api/v1/drain's body: `{}` or `{"drain": true}` drains this replica, `{"drain": false}` takes it back. */
+export interface DrainRequestJson {
+  drain?: boolean
+}
+
+/** POST /api/v1/drain's answer, once the ports it closed are gone (or cut after the close timeout). */
+export interface DrainJson {
+  /** Whether this replica drains now: not ready, upgrades refused with 503, no port kept. */
+  draining: boolean
+  /** WebSocket ports (and handshakes) this request closed with 4006: 0 when already drained, or undrained. */
+  closed: number
+}

@@ -90,6 +90,14 @@ export const CLOSE_DEAD_PEER = 4003
 export const CLOSE_NOT_READING = 4004
 /** BPDU guard: a spanning-tree BPDU arrived on a port that is not a trunk. */
 export const CLOSE_BPDU_GUARD = 4005
+/**
+ * This replica is draining (switchctl drain, SIGTERM): reconnect now, without
+ * backoff. Through a balancer the next connection lands on another replica (a
+ * draining one answers upgrades 503); a client with several URLs takes the next.
+ */
+export const CLOSE_DRAINING = 4006
+/** The reason sent with CLOSE_DRAINING. */
+export const DRAINING_REASON = 'this replica is draining: reconnect now'
 
 /** A port's VLAN mode, as asked for in a hello and granted in a welcome. */
 export type VlanRequest =

@@ -42,7 +42,9 @@ export const COMMAND_FLAGS: Readonly<Record<string, readonly Flag[]>> = {
   events: ['count'],
   trace: ['in', 'frame', 'network'],
   leases: ['network'],
-  drops: ['network', 'port', 'reason', 'follow', 'interval']
+  drops: ['network', 'port', 'reason', 'follow', 'interval'],
+  drain: [],
+  undrain: []
 }
 
 /** The command `argv` names: its first positional (parsed loosely, since an unknown flag is reported later). */

@@ -9,7 +9,7 @@ import { escapeUnsafe } from '../common/log-format'
 import { findTarget, TargetError, type Target } from './target'
 import { CtlError, getJson, checkUrl, hostPort, opt, query, type Ctx, type Opts } from './http'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
-import { flush, staticEntry, port } from './changes'
+import { flush, staticEntry, port, drain } from './changes'
 import { condition, link, summary } from './conditions'
 import { capture, events } from './streams'
 import { trace, drops } from './trace'
@@ -40,7 +40,10 @@ const COMMANDS: Array<[string, string]> = [
     'dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N] (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes'],
   ['leases [--network N]', 'the gateways\' DHCP leases: address, MAC, state, expiry, port'],
   ['drops [--network N] [--port P] [--reason R] [--follow] [--interval S]',
-    'the last frames switchd dropped, and why; --follow keeps printing new ones (polls every S seconds, default 1)']
+    'the last frames switchd dropped, and why; --follow keeps printing new ones (polls every S seconds, default 1)'],
+  ['drain', 'hand this replica\'s ports to the others: not ready, new ports refused (503), every port closed with 4006 ' +
+    '(agents reconnect at once through the balancer); returns once they are closed. SIGTERM does the same before switchd exits'],
+  ['undrain', 'serve ports again after a drain']
 ]
 
 const FLAGS: Array<[string, string]> = [
@@ -139,6 +142,8 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Opts): Promise<voi
     case 'events': { await events(ctx, o); return }
     case 'trace': { await trace(ctx, o); return }
     case 'drops': { await drops(ctx, o); return }
+    case 'drain': { await drain(ctx, true); return }
+    case 'undrain': { await drain(ctx, false); return }
     default:
       throw unknownCommand(cmd)
   }

@@ -123,7 +123,9 @@ export async function main (argv: string[]): Promise<void> {
     if (stopping) { log.warn('forced_exit', { signal }); process.exit(1) }
     stopping = true
     log.info('shutdown', { signal })
-    server.close().then(() => { process.exit(0) }, (err: Error) => { log.error('shutdown_failed', { error: err.message }); process.exit(1) })
+    // SIGTERM (systemd, Kubernetes, a rollout) drains first: its ports reconnect at once (4006) to the other replicas.
+    const drained = signal === 'SIGTERM' ? server.drain(true) : Promise.resolve()
+    drained.then(async () => { await server.close() }).then(() => { process.exit(0) }, (err: Error) => { log.error('shutdown_failed', { error: err.message }); process.exit(1) })
   }
   process.on('SIGINT', () => { stop('SIGINT') })
   process.on('SIGTERM', () => { stop('SIGTERM') })

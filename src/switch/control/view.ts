@@ -18,6 +18,7 @@ import type { CaptureHub } from './capture'
 import type { AuthThrottle } from './throttle'
 import type { ConditionParams } from '../core/condition'
 import type { LeaseTable } from '../core/leases'
+import type { DrainJson } from '../../common/api-types'
 
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
@@ -124,4 +125,8 @@ export interface SwitchdView {
   /** A flap needs the transport's timers: down `down` s every `every` s, until stopFlap(). */
   startFlap (port: PortHandle, down: number, every: number): void
   stopFlap (port: PortHandle): void
+  /** Draining (daemon/drain.ts): not ready, port upgrades refused with 503. */
+  readonly draining: boolean
+  /** Drain this replica (every WebSocket port closed with 4006; resolves once they are), or with false serve again. Idempotent. */
+  drain (on: boolean): Promise<DrainJson>
 }

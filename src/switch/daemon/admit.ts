@@ -11,6 +11,7 @@
  *  - switchd is not shutting down (503);
  *  - the Host names us (DNS rebinding: 421);
  *  - (the console's event stream goes to the console hub's own admission);
+ *  - this replica is not draining (503: a balancer tries the next upstream);
  *  - from a browser, an allowed Origin (403): a page the operator visits
  *    must not join the LAN from inside their browser;
  *  - the subprotocol: none (raw mode) or tapswitch.v1 (400);
@@ -48,6 +49,8 @@ export interface AdmissionState {
   readonly config: Pick<SwitchdConfig, 'allowedHosts' | 'allowedOrigins' | 'tokens' | 'limits' | 'adminToken'>
   /** Shutting down: no new port, not ready. */
   readonly closing: boolean
+  /** Draining (drain.ts): no new port, not ready; the console and the API still answer. */
+  readonly draining: boolean
   /** Listening with a loaded configuration (/readyz). */
   readonly listening: boolean
   /** Whether /metrics is served on this listener (no --metrics-listen), and the admin surface is open without a token. */
@@ -74,7 +77,8 @@ export interface Refusal {
 
 export type UpgradeDecision = Refusal | { refuse: false, to: 'console' } | { refuse: false, to: 'port', network: string, grant: TokenGrant | undefined }
 
-export type RequestRoute = Refusal | { refuse: false, to: 'healthz' | 'metrics' | 'api' | 'console' | 'other' | 'not_found' } | { refuse: false, to: 'readyz', ready: boolean }
+export type RequestRoute = Refusal | { refuse: false, to: 'healthz' | 'metrics' | 'api' | 'console' | 'other' | 'not_found' } |
+  { refuse: false, to: 'readyz', ready: boolean, draining: boolean }
 
 export const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
@@ -92,8 +96,8 @@ export function routeRequest (req: RequestFacts, state: AdmissionState): Request
   const host = hostRefusal(req, state)
   if (host !== undefined) return host
   if (req.url === '/healthz') return { refuse: false, to: 'healthz' }
-  // Ready: listening with a loaded configuration, and not shutting down.
-  if (req.url === '/readyz') return { refuse: false, to: 'readyz', ready: state.listening && !state.closing }
+  // Ready: listening with a loaded configuration, not shutting down and not draining (a balancer's health check takes it out).
+  if (req.url === '/readyz') return { refuse: false, to: 'readyz', ready: state.listening && !state.closing && !state.draining, draining: state.draining }
   if (req.url === '/metrics' && state.metricsHere && (state.config.adminToken !== undefined || state.adminOpen)) return { refuse: false, to: 'metrics' }
   const target = requestUrl(req.url)
   // The API answers a target it cannot parse (400) and everything under /api/.
@@ -114,6 +118,8 @@ export function admitUpgrade (req: RequestFacts, state: AdmissionState): Upgrade
   const host = hostRefusal(req, state)
   if (host !== undefined) return host
   if (requestUrl(req.url)?.pathname === EVENTS_PATH) return { refuse: false, to: 'console' }
+  // Before any other check: whoever asks, the answer is "another replica" (nginx's proxy_next_upstream http_503 takes it there).
+  if (state.draining) return refusal(503, 'draining', 'this replica is draining: connect through the balancer, which sends you to another replica')
   // Browsers always send Origin, other clients (tap-agent, ws) never do.
   if (!originAllowed(req.headers.origin, state.config.allowedOrigins)) {
     return refusal(403, 'bad_origin', `origin ${req.headers.origin ?? ''} is not allowed: add it to allowedOrigins (--allowed-origins)`)

@@ -41,7 +41,7 @@ import type { NativePorts } from './native-ports'
 import { answerPings, wireSession, keepaliveRound, describeVlan, setOffload, welcomeOf, sendWelcome, type SessionCounters } from '../io/ws-session'
 import {
   SUBPROTOCOL_V1, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_DRAINING, DRAINING_REASON
 } from '../../common/protocol'
 import { logger } from '../../common/log'
 
@@ -78,6 +78,7 @@ export class PortTable implements SessionCounters {
   /** The address key each port counts under (moved by a resume). */
   private readonly portKeys = new WeakMap<WsPort, string>()
   private lastKeepalive = 0
+  /** Shutting down or draining: no port parks, and no new one is made. */
   closing = false
 
   constructor (
@@ -113,6 +114,8 @@ export class PortTable implements SessionCounters {
   attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
     const address = req.socket.remoteAddress ?? '?'
     const remote = `${address}:${req.socket.remotePort ?? 0}`
+    // Admitted just before a drain or shutdown began (the upgrade was under way): no port here, go to another replica.
+    if (this.closing) { closeSocket(ws, CLOSE_DRAINING, DRAINING_REASON); this.networks.release(sw); return }
     // The handshake counts for its address until it becomes a port (join, resume) or its socket closes.
     const slot: Slot = { key: this.shares.handshake(address), address, ended: false }
     ws.once('close', () => { this.endHandshake(slot) })
@@ -145,9 +148,8 @@ export class PortTable implements SessionCounters {
   }
 
   /**
-   * Whether one more port from the handshake's address fits its share,
-   * parked ports included (an address cannot go past it by letting its ports
-   * go silent); if not, the socket is closed (1008) and the refusal counted.
+   * Whether one more port from the handshake's address fits its share, parked ports included (an address cannot go
+   * past it by letting its ports go silent); if not, the socket is closed (1008) and the refusal counted.
    */
   private fits (ws: WebSocket, slot: Slot, remote: string, sw: Switch): boolean {
     const max = this.config().limits.maxPortsPerAddress
@@ -377,20 +379,16 @@ export class PortTable implements SessionCounters {
     this.lastKeepalive = keepaliveRound(this.ports, this, pingInterval, this.config().limits.notReadingTimeout, this.lastKeepalive, now)
   }
 
-  /** Shutdown: every socket to close, and parked ports dropped now (no one will resume them). */
-  sockets (): WebSocket[] {
+  /** Shutdown or drain (drain.ts): every socket to close, and parked ports dropped now (no one will resume them here). */
+  sockets (why = 'switchd shutting down'): WebSocket[] {
     this.closing = true
     for (const p of [...this.ports]) {
-      if (p.parked) { clearTimeout(this.parkTimers.get(p)); this.remove(p, 1001, 'switchd shutting down') }
+      if (p.parked) { clearTimeout(this.parkTimers.get(p)); this.remove(p, 1001, why) }
     }
     return [...this.pending, ...[...this.ports].map((p) => p.ws)]
   }
 
-  /**
-   * The name asked for if no connected port has it and the configuration does
-   * not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get
-   * `fallback-id`.
-   */
+  /** The name asked for if no connected port has it and the configuration does not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get `fallback-id`. */
   private uniqueName (asked: string | undefined, fallback: string, id: number): string {
     if (asked === undefined) return `${fallback}-${id}`
     if (isReservedName(this.config(), asked)) return `${asked}-${id}`

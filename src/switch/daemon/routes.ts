@@ -67,7 +67,7 @@ export function serveRequest (ctx: RouteContext, req: http.IncomingMessage, res:
   }
   switch (route.to) {
     case 'healthz': res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n'); return
-    case 'readyz': res.writeHead(route.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(route.ready ? 'ready\n' : 'not ready\n'); return
+    case 'readyz': res.writeHead(route.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(route.ready ? 'ready\n' : route.draining ? 'draining\n' : 'not ready\n'); return
     case 'metrics': serveMetrics(ctx, req, res); return
   }
   if (handleApi(req, res, ctx)) return

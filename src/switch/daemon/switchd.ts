@@ -48,10 +48,12 @@ import { mainListener, metricsListener, bind, reject } from './http'
 import { serveRequest, serveMetricsListener, serveUpgrade, type RouteContext } from './routes'
 import type { AdmissionState } from './admit'
 import { openEndpoints, type Endpoint } from './endpoints'
+import { Drain, closeSockets } from './drain'
 import { checkReload, regrant } from './reload'
 import { gatewayFacts } from './facts'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import type { DrainJson } from '../../common/api-types'
 import { logger } from '../../common/log'
 
 const log = logger('server')
@@ -78,7 +80,7 @@ export interface ServerOptions extends ConfigOverrides {
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
-  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks'] as const
+  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks', 'draining'] as const
 
 /** A WebSocket server that answers with `protocol` alone (never a token offered beside it); no compression, no tracking. */
 function wsServer (protocol: string, maxPayload: number, autoPong: boolean): WebSocketServer {
@@ -131,6 +133,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
   /** What admission (admit.ts) reads of switchd, read when a request comes. */
   readonly admission: AdmissionState
+  /** Handing this replica's ports to the others (drain.ts). */
+  private readonly drainer: Drain
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -140,6 +144,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
     this.nativePorts = new NativePorts(() => this.config.fastPath, this.fastPaths, this.opts.tapBinding)
     this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) }, this.portRegistry, this.nativePorts)
     this.closeTimeout = opts.closeTimeout ?? 2
+    this.drainer = new Drain(this.portTable, this.closeTimeout)
     this.authThrottle = opts.authThrottle ?? new AuthThrottle()
     this.console = new ConsoleHub(this)
     this.admission = admissionOf(this)
@@ -330,14 +335,15 @@ export class SwitchServer implements SwitchdView, RouteContext {
     return checkReload(this.config, config, this.networks, this.listenHost)
   }
 
-  /**
-   * Stop accepting, close every port with 1001 "going away", wait up to
-   * `closeTimeout` for the peers, then cut whatever is left. Idempotent.
-   */
+  /** Stop accepting, close every port with 1001 "going away", wait up to `closeTimeout` for the peers, then cut whatever is left. Idempotent. */
   close (): Promise<void> {
     this.closing ??= this.doClose()
     return this.closing
   }
+
+  /** Drain (drain.ts: not ready, upgrades 503, every port closed with 4006), resolving once its ports are closed; or serve again. */
+  async drain (on = true): Promise<DrainJson> { return on ? await this.drainer.start() : this.drainer.stop() }
+  get draining (): boolean { return this.drainer.draining }
 
   get isClosing (): boolean { return this.closing !== undefined }
   get isListening (): boolean { return this.listening }
@@ -358,15 +364,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
       if (done !== undefined) (e.kind === 'trunk' ? trunks : later).push(done)
     }
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
-    const sockets = this.portTable.sockets()
-    const gone = sockets.map((ws) => new Promise<void>((resolve) => {
-      if (ws.readyState === ws.CLOSED) { resolve(); return }
-      ws.once('close', () => { resolve() })
-      ws.close(CLOSE_GOING_AWAY, 'switchd shutting down')
-    }))
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, this.closeTimeout * 1000).unref())
-    await Promise.race([Promise.all([...gone, ...trunks]), timer])
-    for (const ws of sockets) ws.terminate()
+    // After a drain (SIGTERM) only stragglers are left here: ports made while it ran.
+    await closeSockets(this.portTable.sockets(), CLOSE_GOING_AWAY, 'switchd shutting down', this.closeTimeout, trunks)
     // After the ports' close handshakes: the threads carry some of those connections.
     for (const fp of this.fastPaths.values()) fp.close()
     this.fastPaths.clear()
@@ -382,6 +381,7 @@ function admissionOf (d: SwitchServer): AdmissionState {
   return {
     get config () { return d.config },
     get closing () { return d.isClosing },
+    get draining () { return d.draining },
     get listening () { return d.isListening },
     get metricsHere () { return d.metricsHere },
     get adminOpen () { return d.adminOpen },

@@ -74,8 +74,7 @@ export interface ServerOptions extends ConfigOverrides {
   authThrottle?: AuthThrottle
   /** What gateways assume of this host instead of asking the addon (tests: no Landlock, a low fd ceiling). */
   gatewaySandbox?: SandboxHost
-  /** This replica's name (switchd --replica, SWITCHD_REPLICA); the host's name if absent. */
-  replica?: string
+  /** This replica's name (switchd --replica, SWITCHD_REPLICA); the host's name if absent. */ replica?: string
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
@@ -134,8 +133,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
   /** What admission (admit.ts) reads of switchd, read when a request comes. */
   readonly admission: AdmissionState
-  /** This replica's name: the `replica` label of every metric, and GET /api/v1/status. */
-  readonly replica: string
+  /** This replica's name: the `replica` label of every metric, and GET /api/v1/status. */ readonly replica: string
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -399,6 +397,4 @@ function admissionOf (d: SwitchServer): AdmissionState {
 }
 
 /** Milliseconds on a monotonic clock: the switch's time. */
-function nowMs (): number {
-  return Math.floor(performance.now())
-}
+function nowMs (): number { return Math.floor(performance.now()) }

@@ -45,6 +45,12 @@ export interface PortJson {
   drops: Record<string, number>
 }
 
+/** GET /api/v1/status: who answers. */
+export interface StatusJson {
+  /** The replica's name (switchd --replica; its host's name by default). */
+  replica: string
+}
+
 /** GET /api/v1/networks: one network. */
 export interface NetworkJson {
   name: string

@@ -393,7 +393,7 @@ describe('observability deployment files (deploy)', () => {
 
     it('serves every metric the dashboard queries, with the labels it matches and groups on', async function () {
       const out = await scrape()
-      assert.match(out.switchd.text, /^switchd_port_receive_bytes_total\{network="default",port="agent-a"\} 60$/m, 'per-port series exist')
+      assert.match(out.switchd.text, /^switchd_port_receive_bytes_total\{network="default",port="agent-a",replica="[^"]*"\} 60$/m, 'per-port series exist')
       assert.match(out.agent.text, /^tap_agent_uplink_rtt_seconds \d/m)
       const missing: string[] = []
       for (const q of dashboardQueries(loadDashboard())) {

@@ -95,6 +95,8 @@ export interface GatewayFacts {
 }
 
 export interface SwitchdView {
+  /** This replica's name (switchd --replica; the host's name by default). */
+  readonly replica: string
   /** The configuration in force (it changes on reload: read it on each request). */
   readonly config: SwitchdConfig
   readonly networks: Networks

@@ -13,6 +13,7 @@
 import { setCondition, setLinkDown } from '../core/link'
 import type { ConditionParams } from '../core/condition'
 import type * as http from 'node:http'
+import * as os from 'node:os'
 import * as https from 'node:https'
 import type * as tls from 'node:tls'
 import type { AddressInfo } from 'node:net'
@@ -75,6 +76,7 @@ export interface ServerOptions extends ConfigOverrides {
   authThrottle?: AuthThrottle
   /** What gateways assume of this host instead of asking the addon (tests: no Landlock, a low fd ceiling). */
   gatewaySandbox?: SandboxHost
+  /** This replica's name (switchd --replica, SWITCHD_REPLICA); the host's name if absent. */ replica?: string
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
@@ -135,6 +137,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly admission: AdmissionState
   /** Handing this replica's ports to the others (drain.ts). */
   private readonly drainer: Drain
+  /** This replica's name: the `replica` label of every metric, and GET /api/v1/status. */ readonly replica: string
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -155,7 +158,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
         reject(socket, err.message === 'Invalid HTTP method' ? 405 : 400, err.message)
       })
     }
-    this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
+    this.replica = opts.replica ?? os.hostname()
+    this.registry = switchdRegistry(this, { replica: this.replica, perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     this.http = mainListener(this.config, (req, res) => { serveRequest(this, req, res) })
     this.guard = new ListenerGuard(this.http, 'listen', () => this.config.limits, this.childPeers, (r) => { this.refused(r) }, this.config.tls !== undefined)
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { serveUpgrade(this, req, socket, head) })
@@ -393,6 +397,4 @@ function admissionOf (d: SwitchServer): AdmissionState {
 }
 
 /** Milliseconds on a monotonic clock: the switch's time. */
-function nowMs (): number {
-  return Math.floor(performance.now())
-}
+function nowMs (): number { return Math.floor(performance.now()) }

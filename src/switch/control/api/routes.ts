@@ -21,6 +21,7 @@ import { postTrace } from './trace'
 import { getDrops } from './drops'
 import { getLeases } from './leases'
 import { postDrain } from './drain'
+import { getStatus } from './status'
 
 export const ROUTES: readonly Route[] = [
   /** Networks and their counters. */
@@ -55,5 +56,7 @@ export const ROUTES: readonly Route[] = [
   /** ?network=: the gateways' DHCP leases, dynamic and static. */
   { method: 'GET', path: '/api/v1/leases', handler: getLeases },
   /** {drain?: boolean}: hand this replica's ports to the others (4006), or serve again; answers once they are closed. */
-  { method: 'POST', path: '/api/v1/drain', handler: postDrain }
+  { method: 'POST', path: '/api/v1/drain', handler: postDrain },
+  /** Who answers: this replica's name (switchctl's REPLICA column). */
+  { method: 'GET', path: '/api/v1/status', handler: getStatus }
 ]

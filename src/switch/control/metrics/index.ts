@@ -27,6 +27,8 @@ export interface MetricsOptions {
   perPort?: boolean
   /** No per-port series at all once more ports than this are connected (default 1000). */
   maxPortSeries?: number
+  /** This replica's name (switchd --replica): the label `replica` on every series, so one Prometheus tells a fleet's replicas apart. */
+  replica?: string
 }
 
 /** Every subject's table, in the order /metrics shows them. */
@@ -34,6 +36,8 @@ const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, n
 
 export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {}): Registry {
   const reg = createRegistry('switchd', packageVersion())
+  // A default label, not a label of each table: prom-client adds it to every series at exposition, the process's own included.
+  if (opts.replica !== undefined) reg.setDefaultLabels({ replica: opts.replica })
   const perPort = opts.perPort ?? true
   const maxPorts = opts.maxPortSeries ?? 1000
   const scrape: Scrape = {

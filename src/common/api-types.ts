@@ -9,7 +9,7 @@ export interface PortJson {
   id: number
   name: string
   network: string
-  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap'
+  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
   remote: string
   connectedAt: string
   mode: 'access' | 'trunk'
@@ -191,7 +191,7 @@ export interface TraceRequestJson {
 
 /** One step of a frame trace: what the switch checked, its verdict, and why. */
 export interface TraceStepJson {
-  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'guard' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'egress'
+  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'guard' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'split_horizon' | 'egress'
   verdict: 'pass' | 'drop' | 'forward' | 'flood' | 'note'
   detail: string
 }

@@ -44,6 +44,14 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/
 export const CAP_TRUNK = 'trunk'
 
 /**
+ * Capability of a switchd replica dialling another replica of its fleet as a
+ * mesh link (docs/FLEET.md): admitted only with the fleet credential, it
+ * carries VLAN 1 untagged and the fleet's VLANs tagged, runs no spanning
+ * tree, and split horizon keeps a frame from one mesh link off every other.
+ */
+export const CAP_MESH = 'mesh'
+
+/**
  * Capability "offload": when the hello lists it and the welcome grants it,
  * every record on that WebSocket, both ways, is
  * `[u32 length][struct virtio_net_hdr, VNET_HDR_LEN bytes][frame]`, the

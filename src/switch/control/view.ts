@@ -23,12 +23,12 @@ import type { DrainJson } from '../../common/api-types'
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
   'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | 'drops' | 'stormDrops' |
-  'ownsName' | 'fastPath'
+  'ownsName' | 'fastPath' | 'mesh'
 
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly network: Switch
-  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap'
+  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
   /** The peer's address (a socket path or host:port). */
   readonly remote: string
   /** A scheduled flap (`switchctl link down --flap`), if one runs. */

@@ -16,6 +16,9 @@
  */
 
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { stopChild } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
@@ -43,7 +46,7 @@ async function interrupt (child: ChildProcess): Promise<void> {
 describe('e2e: a fleet of 3 replicas behind nginx (issue 25)', function () {
   this.timeout(300_000)
   const logs: string[] = []
-  const fleet = new Fleet({ replicas: 3, onLog: (l) => { logs.push(l); if (logs.length > 4000) logs.splice(0, 1000) } })
+  const fleet = new Fleet({ replicas: 3, onLog: (l) => { logs.push(l); if (logs.length > 40_000) logs.splice(0, 10_000) } })
   /** The networks of the acceptance, each [a, b]. */
   const nets = new Map<string, [FleetAgent, FleetAgent]>()
 
@@ -92,7 +95,11 @@ describe('e2e: a fleet of 3 replicas behind nginx (issue 25)', function () {
     assert.equal(nets.size, NETWORKS, 'six networks placed')
   })
   afterEach(function () {
-    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-150).join('\n') + '\n')
+    if (this.currentTest?.state !== 'failed') return
+    // The whole log in a file (every replica, nginx, every agent), the last lines here.
+    const file = path.join(os.tmpdir(), `tsw-fleet-${process.pid}.log`)
+    fs.writeFileSync(file, logs.join('\n') + '\n')
+    process.stderr.write(logs.slice(-60).join('\n') + `\n(the whole log: ${file})\n`)
   })
   after(async function () {
     this.timeout(60_000)

@@ -27,6 +27,7 @@ export interface ReplicaUrl { url: string, from: string }
 /** `--url A,B,C` (or SWITCHCTL_URL=A,B,C) as replicas; one URL gives one. Each is checked as --url is. */
 export function splitUrls (raw: string, source: string): ReplicaUrl[] {
   const parts = raw.split(',').map((s) => s.trim())
+  if (parts.length > MAX_REPLICAS) throw tooMany(`${source} gives`, parts.length)
   if (parts.length > 1 && parts.some((p) => p === '')) throw new CtlError(`${source} ${raw}: an empty URL in the list: write --url http://r1:8080,http://r2:8080`, 2)
   return unique(parts.map((p, i) => ({ url: checkUrl(p, source), from: parts.length > 1 ? `${source} (URL ${i + 1})` : source })), source)
 }
@@ -124,7 +125,8 @@ export function merge<T> (answers: readonly Answer[], columns: Columns<T>): Merg
       continue
     }
     out.rows.push(...cells)
-    for (const r of rows) out.json.push({ replica: a.replica, ...(r as Record<string, unknown>) })
+    // REPLICA first, and a row's own "replica" field cannot stand in for it.
+    for (const r of rows) out.json.push(Object.assign({ replica: a.replica }, r, { replica: a.replica }))
     if (notes !== '') out.notes += notes.split('\n').filter((l) => l !== '').map((l) => `${a.replica}: ${l}\n`).join('')
   }
   return out

@@ -42,7 +42,7 @@ export class Balancer {
     const tmp = (what: string): string => `${what}_temp_path ${path.join(this.prefix, 'tmp', what)};`
     const conf = `daemon off;
 master_process on;
-worker_processes 1;
+worker_processes auto;
 worker_rlimit_nofile ${2 * this.connections + 64};
 pid ${path.join(this.prefix, 'nginx.pid')};
 error_log stderr warn;

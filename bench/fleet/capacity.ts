@@ -2,7 +2,7 @@
  * How many networks and ports a 3-replica fleet behind nginx holds on this
  * machine (`npm run bench:fleet`, root not needed for this part): networks
  * of two raw WebSocket ports each (what a browser VM opens) are added through
- * nginx in doubling steps, up to a bound (--max-networks, default 4000). After
+ * nginx in doubling steps, up to a bound (--max-networks, default 8000). After
  * each step every network must still carry a frame: port a of each sends one
  * broadcast, and port b of each must get it. The ramp stops at the bound, at
  * the first port the fleet refuses, or at the first step where a network
@@ -77,7 +77,7 @@ async function perReplica (fleet: Fleet): Promise<Record<string, number>> {
 }
 
 async function main (): Promise<void> {
-  const max = arg('--max-networks', 4000)
+  const max = arg('--max-networks', 8000)
   const first = Math.min(arg('--first', 250), max)
   const fleet = new Fleet({
     replicas: 3,

@@ -8,14 +8,14 @@
 #  2. Capacity: 3 replicas behind nginx, networks of two raw WebSocket ports added in doubling steps
 #     up to --max-networks (bench/fleet/capacity.ts), every network delivering a frame after each step.
 #
-#   sudo npm run bench:fleet                       # 2 rounds, up to 4000 networks
-#   sudo npm run bench:fleet -- -r 3 --max-networks 8000
+#   sudo npm run bench:fleet                       # 2 rounds, up to 8000 networks (16000 ports)
+#   sudo npm run bench:fleet -- -r 3 --max-networks 9000
 #   sudo npm run bench:fleet -- --hop-only | --capacity-only
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export TSW_DIR=${TSW_DIR:-$root}
-rounds=2 max=4000 hop=1 cap=1
+rounds=2 max=8000 hop=1 cap=1
 while [ $# -gt 0 ]; do
   case $1 in
     -r) rounds=$2; shift ;;

@@ -246,3 +246,22 @@ export interface ApiErrorJson {
   known?: string[]
   suggestion?: string
 }
+
+/** GET /fleet/v1/state, with the fleet credential: what a replica holds, for its peers (docs/FLEET.md). */
+export interface FleetStateJson {
+  replica: string
+  /** Shutting down (or draining): its peers dial it no new mesh link. */
+  draining: boolean
+  /** Networks with at least one local port that is not a mesh link (nor a gateway). */
+  networks: string[]
+}
+
+/** GET /api/v1/status: this switchd as a replica of its fleet. */
+export interface StatusJson {
+  /** Its name (--replica, default the host's name). */
+  replica: string
+  /** Whether it runs with --fleet, and its fleet's peers answering now and mesh links up. */
+  fleet: boolean
+  peers: number
+  meshLinks: number
+}

@@ -45,12 +45,6 @@ export interface PortJson {
   drops: Record<string, number>
 }
 
-/** GET /api/v1/status: who answers. */
-export interface StatusJson {
-  /** The replica's name (switchd --replica; its host's name by default). */
-  replica: string
-}
-
 /** GET /api/v1/networks: one network. */
 export interface NetworkJson {
   name: string
@@ -264,4 +258,23 @@ export interface DrainJson {
   draining: boolean
   /** WebSocket ports (and handshakes) this request closed with 4006: 0 when already drained, or undrained. */
   closed: number
+}
+
+/** GET /fleet/v1/state, with the fleet credential: what a replica holds, for its peers (docs/FLEET.md). */
+export interface FleetStateJson {
+  replica: string
+  /** Shutting down (or draining): its peers dial it no new mesh link. */
+  draining: boolean
+  /** Networks with at least one local port that is not a mesh link (nor a gateway). */
+  networks: string[]
+}
+
+/** GET /api/v1/status: this switchd as a replica of its fleet. */
+export interface StatusJson {
+  /** Its name (--replica, default the host's name). */
+  replica: string
+  /** Whether it runs with --fleet, and its fleet's peers answering now and mesh links up. */
+  fleet: boolean
+  peers: number
+  meshLinks: number
 }

@@ -50,6 +50,9 @@ export interface DaemonCounters {
   repliesDropped: number
   /** Trunks we dialled and dropped: the other switch granted none of our VLANs. */
   trunkVlansRefused: number
+  /** BPDUs from mesh links, dropped (no spanning tree over the mesh); fleet peers answering now. */
+  meshBpdusDropped: number
+  fleetPeers: number
 }
 
 /** A network's gateway (io/gateway.ts), as metrics read it. */

@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import type * as tls from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket } from 'ws'
+import type { WebSocket } from 'ws'
 import type { Registry } from 'prom-client'
 import type { Switch } from '../core/switch'
 import type { WsPort } from '../io/ws-port'
@@ -45,7 +45,9 @@ import type { SwitchdView, DaemonCounters, GatewayFacts, PortHandle } from '../c
 import { PortTable } from './port-table'
 import { PortRegistry } from './registry'
 import { ListenerGuard } from './listener-guard'
-import { mainListener, metricsListener, bind, reject } from './http'
+import { mainListener, metricsListener, bind, reject, wsServer } from './http'
+import { startFleet, fleetState } from './fleet-host'
+import type { Fleet } from '../io/fleet'
 import { serveRequest, serveMetricsListener, serveUpgrade, type RouteContext } from './routes'
 import type { AdmissionState } from './admit'
 import { openEndpoints, type Endpoint } from './endpoints'
@@ -82,15 +84,7 @@ export interface ServerOptions extends ConfigOverrides {
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
-  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks', 'draining'] as const
-
-/** A WebSocket server that answers with `protocol` alone (never a token offered beside it); no compression, no tracking. */
-function wsServer (protocol: string, maxPayload: number, autoPong: boolean): WebSocketServer {
-  return new WebSocketServer({
-    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload, autoPong,
-    handleProtocols: (protocols) => protocols.has(protocol) ? protocol : false
-  })
-}
+  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks', 'draining', 'mesh_refused', 'fleet_unauthorized'] as const
 
 export class SwitchServer implements SwitchdView, RouteContext {
   readonly networks: Networks
@@ -138,6 +132,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
   /** Handing this replica's ports to the others (drain.ts). */
   private readonly drainer: Drain
   /** This replica's name: the `replica` label of every metric, and GET /api/v1/status. */ readonly replica: string
+  /** The fleet's membership loop and mesh links (--fleet; fleet-host.ts), once listening. */
+  fleet: Fleet | undefined
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -214,7 +210,9 @@ export class SwitchServer implements SwitchdView, RouteContext {
       closedNotReading: pt.closedNotReading,
       bpduGuardShutdowns: pt.bpduGuardShutdowns,
       repliesDropped: pt.repliesDropped,
-      trunkVlansRefused
+      trunkVlansRefused,
+      meshBpdusDropped: pt.meshBpdusDropped + [...this.fleet?.links.values() ?? []].reduce((n, l) => n + l.bpdusDropped, 0),
+      fleetPeers: this.fleet?.peers ?? 0
     }
   }
 
@@ -234,9 +232,11 @@ export class SwitchServer implements SwitchdView, RouteContext {
 
   openNetwork (name: string, address: string): Switch | string { return this.networks.open(name, address) }
 
-  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
-    this.portTable.attach(ws, req, sw, grant)
+  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined, fleet?: boolean): void {
+    this.portTable.attach(ws, req, sw, grant, fleet)
   }
+
+  fleetState (): ReturnType<typeof fleetState> { return fleetState(this) }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
@@ -264,6 +264,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
       selfPorts: () => [this.address().port, this.metricsAddress()?.port ?? 0, ...this.qemuListeners.map((q) => q.tcpPort)]
     }, this.endpoints)
     this.listening = true
+    this.fleet = await startFleet(this, this.config.tls !== undefined)
     this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
@@ -367,6 +368,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
       const done = e.close()
       if (done !== undefined) (e.kind === 'trunk' ? trunks : later).push(done)
     }
+    if (this.fleet !== undefined) trunks.push(this.fleet.close())
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
     // After a drain (SIGTERM) only stragglers are left here: ports made while it ran.
     await closeSockets(this.portTable.sockets(), CLOSE_GOING_AWAY, 'switchd shutting down', this.closeTimeout, trunks)

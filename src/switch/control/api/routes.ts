@@ -57,6 +57,6 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/api/v1/leases', handler: getLeases },
   /** {drain?: boolean}: hand this replica's ports to the others (4006), or serve again; answers once they are closed. */
   { method: 'POST', path: '/api/v1/drain', handler: postDrain },
-  /** Who answers: this replica's name (switchctl's REPLICA column). */
+  /** This switchd as a replica: its name (--replica), its fleet's peers and mesh links. */
   { method: 'GET', path: '/api/v1/status', handler: getStatus }
 ]

@@ -1,7 +1,7 @@
 /**
- * GET /api/v1/status: who answers. A fleet of replicas sits behind one
- * balancer, and switchctl --url A,B,C (src/ctl/fleet.ts) labels each row with
- * the replica that holds it: the name comes from here.
+ * GET /api/v1/status: this switchd as a replica of its fleet (issue 25):
+ * its name (--replica), whether it runs with --fleet, the peers answering
+ * now and its mesh links up (docs/FLEET.md).
  */
 
 import type { ApiRequest } from './route'
@@ -9,6 +9,11 @@ import type { StatusJson } from '../../../common/api-types'
 import { send } from './http'
 
 export function getStatus ({ res, server }: ApiRequest): void {
-  const body: StatusJson = { replica: server.replica }
+  const body: StatusJson = {
+    replica: server.config.replica,
+    fleet: server.config.fleet !== undefined,
+    peers: server.counters().fleetPeers,
+    meshLinks: server.ports().filter((p) => p.mesh).length
+  }
   send(res, 200, body)
 }

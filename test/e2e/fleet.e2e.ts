@@ -152,11 +152,13 @@ describe('e2e: a fleet of 3 replicas behind nginx (issue 25)', function () {
     const split = [await fleet.addAgent('split', r1), await fleet.addAgent('split', r2), await fleet.addAgent('split', r3), await fleet.addAgent('split', r1)]
     const [a, b, c, d] = split as [FleetAgent, FleetAgent, FleetAgent, FleetAgent]
     try {
-      // One mesh link per pair of replicas that carry the network: both ends are mesh ports.
+      // One mesh link per pair of replicas that carry the network: both ends are mesh ports, mesh-<peer>
+      // (a replica that has a port of that name in another network already adds -N, as for any port name).
+      let mesh = ''
       await until(async () => {
-        const mesh = (await fleet.ports()).filter((p) => p.network === 'split' && p.kind === 'mesh').map((p) => `${p.replica}:${p.name}`).sort()
-        return mesh.join(' ') === 'r1:mesh-r2 r1:mesh-r3 r2:mesh-r1 r2:mesh-r3 r3:mesh-r1 r3:mesh-r2'
-      }, MIN_WAIT_MS, 'a mesh link between every two replicas carrying "split"')
+        mesh = (await fleet.ports()).filter((p) => p.network === 'split' && p.kind === 'mesh').map((p) => `${p.replica}:${p.name.replace(/-\d+$/, '')}`).sort().join(' ')
+        return mesh === 'r1:mesh-r2 r1:mesh-r3 r2:mesh-r1 r2:mesh-r3 r3:mesh-r1 r3:mesh-r2'
+      }, MIN_WAIT_MS, `a mesh link between every two replicas carrying "split" (${mesh})`)
       await pingUntilAnswered(a.ns, b.ipv4)
       await pingUntilAnswered(a.ns, c.ipv4)
       await pingUntilAnswered(b.ns, c.ipv4)

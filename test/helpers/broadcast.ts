@@ -19,7 +19,7 @@ export interface Seen { frames: number, duplicates: number, missing: number }
 const RECEIVER = `
 import json, socket, sys, time
 iface, count, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88b5))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # ETH_P_ALL: frames going out too (the barrier)
 s.bind((iface, 0))
 s.settimeout(0.2)
 print('ready', flush=True)
@@ -31,12 +31,13 @@ while time.monotonic() < end and (barrier is None or time.monotonic() < barrier 
         data, addr = s.recvfrom(2048)
     except socket.timeout:
         continue
-    if addr[2] == socket.PACKET_OUTGOING or data[12:14] != b'\\x88\\xb5' or not data[14:].startswith(tag):
+    if data[12:14] != b'\\x88\\xb5' or not data[14:].startswith(tag):
         continue
     body = data[14 + len(tag):].split(b'\\0')[0].decode()
     if body == 'end':
+        # In the sender's own namespace the barrier is its own frame going out.
         barrier = barrier or time.monotonic()
-    elif body.isdigit() and int(body) < count:
+    elif addr[2] != socket.PACKET_OUTGOING and body.isdigit() and int(body) < count:
         seen[int(body)] += 1
 print(json.dumps({'frames': sum(seen), 'duplicates': sum(n - 1 for n in seen if n > 1), 'missing': sum(1 for n in seen if n == 0)}), flush=True)
 `

@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, meshKey, parsePeerState, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS,
+  MeshPlan, meshKey, parsePeerState, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -99,7 +99,7 @@ export class Fleet {
   get peers (): number {
     let n = 0
     const now = performance.now()
-    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= 5000) n++
+    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= PEER_STALE_MS) n++
     return n
   }
 

@@ -7,7 +7,9 @@
  */
 
 import assert from 'node:assert/strict'
-import WebSocket from 'ws'
+import * as http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import WebSocket, { WebSocketServer } from 'ws'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TestClient, upgradeStatus } from '../helpers/client'
@@ -129,5 +131,77 @@ describe('fleet: hostile mesh peers', function () {
     mesh.ws.send(encodeBatch([tagged(BROADCAST, MAC_B, 20), eth(BROADCAST, MAC_A)]))
     await waitFor(() => h.frames.length === 1, 30_000, 'the untagged frame')
     assert.equal(port?.drops[R_VLAN], 1, 'VLAN 20 was refused')
+  })
+})
+
+/**
+ * The dialling side against a hostile peer: a fake replica that answers
+ * /fleet/v1/state, takes our mesh link, grants every VLAN and sends BPDUs
+ * claiming root. We carry the fleet's VLANs only and drop its BPDUs.
+ */
+describe('fleet: a hostile peer we dial', function () {
+  this.timeout(60_000)
+  let server: SwitchServer | undefined
+  let fake: http.Server | undefined
+  const clients: TestClient[] = []
+  let restore: (line: string) => void
+
+  beforeEach(() => { restore = setLogSink(() => {}) })
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close()
+    await server?.close()
+    fake?.closeAllConnections()
+    await new Promise<void>((resolve) => { if (fake === undefined) resolve(); else fake.close(() => { resolve() }) })
+    setLogSink(restore)
+  })
+
+  it('attack: carries only the fleet\'s VLANs whatever the peer grants, and drops its BPDUs claiming root', async () => {
+    const wss = new WebSocketServer({ noServer: true, handleProtocols: () => SUBPROTOCOL_V1 })
+    const fromUs: Buffer[] = []
+    let heard: Record<string, unknown> | undefined
+    let auth: string | undefined
+    fake = http.createServer((req, res) => {
+      const ok = req.headers.authorization === `Bearer ${TOKEN}`
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' }).end(ok ? JSON.stringify({ replica: 'zz', draining: false, networks: ['lab'] }) : '')
+    })
+    fake.on('upgrade', (req, socket, head) => {
+      auth = req.headers.authorization
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        ws.on('message', (data: Buffer, isBinary: boolean) => {
+          if (isBinary) { fromUs.push(...decodeBatch(data).map((f) => Buffer.from(f))); return }
+          heard = JSON.parse(data.toString()) as Record<string, unknown>
+          ws.send(JSON.stringify({ type: 'welcome', version: 1, port: 1, name: 'mesh-a', maxFrameSize: 1518, maxMessageSize: MAX_MESSAGE_SIZE, pingInterval: 3, capabilities: [], network: 'lab', vlan: { mode: 'trunk', vlans: [10, 20, 30], native: 1 } }))
+          for (let i = 0; i < 3; i++) ws.send(JSON.stringify({ type: 'bpdu', root: '0000000000000001', cost: 0, bridge: '0000000000000001', port: 1, tc: [] }))
+          // Frames of a VLAN the fleet does not carry, then one it does (the barrier).
+          ws.send(encodeBatch([tagged(BROADCAST, MAC_B, 20), tagged(BROADCAST, MAC_B, 10)]))
+        })
+      })
+    })
+    await new Promise<void>((resolve) => (fake as http.Server).listen(0, '127.0.0.1', resolve))
+    const fakePort = (fake.address() as AddressInfo).port
+    const profiles = [{ match: 'h', mode: 'trunk', vlans: [10, 20], claimable: true }]
+    const config = buildConfig({ pingInterval: 1, profiles }, 'test', { replica: 'a', fleet: `http://127.0.0.1:${fakePort}`, fleetToken: TOKEN, fleetVlans: '10' })
+    server = new SwitchServer({ config, host: '127.0.0.1', port: 0 })
+    const url = `ws://127.0.0.1:${(await server.listen()).port}/net/lab`
+    const h = await TestClient.batched(url, { name: 'h', vlan: { mode: 'trunk', vlans: [10, 20] } })
+    clients.push(h)
+    await waitFor(() => h.frames.length >= 1, 30_000, 'the VLAN 10 frame from the peer')
+    assert.equal(auth, `Bearer ${TOKEN}`, 'dialled with the fleet credential')
+    assert.deepEqual(heard?.capabilities, ['mesh', 'offload'])
+    assert.equal(heard?.name, 'mesh-a')
+    const port = server.ports().find((p) => p.mesh)
+    assert.equal(port?.kind, 'mesh')
+    assert.equal(port?.name, 'mesh-zz')
+    assert.deepEqual(port?.policy.vlans, [1, 10], 'the peer granted 10, 20 and 30; the fleet gives 10')
+    assert.equal(port?.drops[R_VLAN], 1, 'its VLAN 20 frame was refused')
+    assert.equal(h.frames.length, 1)
+    const sw = server.networks.get('lab')
+    assert.equal(sw?.stp.rootId, sw?.stp.bridgeId, 'the peer became root')
+    assert.equal(server.counters().meshBpdusDropped, 3)
+    // And what we send it: VLAN 20 from our station stays home.
+    h.send([tagged(BROADCAST, MAC_A, 20), tagged(BROADCAST, MAC_A, 10)])
+    await waitFor(() => fromUs.length >= 1, 30_000, 'our VLAN 10 frame at the peer')
+    assert.equal(fromUs.length, 1)
+    wss.close()
   })
 })

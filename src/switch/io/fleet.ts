@@ -38,6 +38,17 @@ export interface FleetHost extends MeshHost {
   readonly portBuffer: number
 }
 
+/** Every address of a name (getaddrinfo's, as a Kubernetes headless Service's records); tests set their own (setFleetLookup). */
+type Lookup = (name: string) => Promise<string[]>
+let lookup: Lookup = async (name) => (await dns.lookup(name, { all: true })).map((a) => a.address)
+
+/** Replace how dns:// peer names are resolved (tests: a name for two loopback addresses); returns the one it replaces. */
+export function setFleetLookup (fn: Lookup): Lookup {
+  const was = lookup
+  lookup = fn
+  return was
+}
+
 /** A peer's base URL for an address DNS gave: IPv6 in brackets. */
 export function baseOf (scheme: 'http' | 'https', address: string, port: number): string {
   return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`
@@ -127,8 +138,7 @@ export class Fleet {
       if (p.kind === 'url') { out.push(p.url); continue }
       const key = `${p.name}:${p.port}`
       try {
-        const addrs = await dns.lookup(p.name, { all: true })
-        this.resolved.set(key, addrs.map((a) => baseOf(scheme, a.address, p.port)))
+        this.resolved.set(key, (await lookup(p.name)).map((a) => baseOf(scheme, a, p.port)))
       } catch (err) {
         log.limited('warn', 'fleet_dns_failed', { name: p.name, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message })
       }

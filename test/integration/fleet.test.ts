@@ -17,6 +17,7 @@ import { waitFor, freePort, httpRequest } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { GRACE_MS, PEER_STALE_MS } from '../../src/switch/core/fleet-plan'
+import { setFleetLookup, baseOf } from '../../src/switch/io/fleet'
 
 export const FLEET_TOKEN = 'fleet-credential-0123456789abcdef-0123456789'
 
@@ -149,6 +150,30 @@ describe('fleet: the mesh between replicas', function () {
     hb.close()
     await waitFor(() => meshPorts(r2, 'lab').length === 0 && meshPorts(r1, 'lab').length === 0, GRACE_MS + 30_000, 'the link closed on both sides')
     assert.equal(r1.server.fleet?.links.size, 0)
+  })
+
+  it('finds its peers by DNS (dns://NAME:PORT: every address is a replica), and follows the name as it changes', async () => {
+    const port = await freePort()
+    let addresses = ['127.0.0.1']
+    const was = setFleetLookup(async (name) => { if (name !== 'switchd-headless.test') throw new Error('ENOTFOUND'); return addresses })
+    try {
+      for (const [name, host] of [['r1', '127.0.0.1'], ['r2', '127.0.0.2']] as const) {
+        const config = buildConfig({ pingInterval: 1 }, 'test', { replica: name, fleet: `dns://switchd-headless.test:${port}`, fleetToken: FLEET_TOKEN })
+        const server = new SwitchServer({ config, host, port })
+        await server.listen()
+        replicas.push({ server, url: `ws://${host}:${port}`, port, name })
+      }
+      const [r1, r2] = replicas as [Replica, Replica]
+      await station(r1, 'lab', 'ha')
+      await station(r2, 'lab', 'hb')
+      // The name gives r1 only: no peer, no link (r1 finds itself by name).
+      await waitFor(() => (r1.server.fleet?.peers ?? -1) === 0 && meshPorts(r1).length === 0, 10_000, 'r1 alone')
+      // The Service's records now list r2 too: within a resolve interval and a poll, the link.
+      addresses = ['127.0.0.1', '127.0.0.2']
+      await waitFor(() => meshPorts(r1, 'lab').length === 1 && meshPorts(r2, 'lab').length === 1, 30_000, 'the mesh link found by DNS')
+      assert.equal(r1.server.fleet?.peers, 1)
+    } finally { setFleetLookup(was) }
+    assert.equal(baseOf('http', '::1', 8080), 'http://[::1]:8080')
   })
 
   it('/fleet/v1/state: 401 without the credential (and no network named), the state with it, 404 without --fleet', async () => {

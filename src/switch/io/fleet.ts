@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, meshKey, parsePeerState, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS,
+  MeshPlan, meshKey, parsePeerState, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -36,6 +36,17 @@ export interface FleetHost extends MeshHost {
   localNetworks (): ReadonlySet<string>
   allocateId (): number
   readonly portBuffer: number
+}
+
+/** Every address of a name (getaddrinfo's, as a Kubernetes headless Service's records); tests set their own (setFleetLookup). */
+type Lookup = (name: string) => Promise<string[]>
+let lookup: Lookup = async (name) => (await dns.lookup(name, { all: true })).map((a) => a.address)
+
+/** Replace how dns:// peer names are resolved (tests: a name for two loopback addresses); returns the one it replaces. */
+export function setFleetLookup (fn: Lookup): Lookup {
+  const was = lookup
+  lookup = fn
+  return was
 }
 
 /** A peer's base URL for an address DNS gave: IPv6 in brackets. */
@@ -99,7 +110,7 @@ export class Fleet {
   get peers (): number {
     let n = 0
     const now = performance.now()
-    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= 5000) n++
+    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= PEER_STALE_MS) n++
     return n
   }
 
@@ -127,8 +138,7 @@ export class Fleet {
       if (p.kind === 'url') { out.push(p.url); continue }
       const key = `${p.name}:${p.port}`
       try {
-        const addrs = await dns.lookup(p.name, { all: true })
-        this.resolved.set(key, addrs.map((a) => baseOf(scheme, a.address, p.port)))
+        this.resolved.set(key, (await lookup(p.name)).map((a) => baseOf(scheme, a, p.port)))
       } catch (err) {
         log.limited('warn', 'fleet_dns_failed', { name: p.name, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message })
       }

@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs'
 import { TrunkPort, mirrorPolicy } from './trunk'
 import type { Switch } from '../core/switch'
 import { Uplink } from '../../common/uplink'
-import { CAP_MESH, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, CLOSE_NORMAL, type Welcome } from '../../common/protocol'
+import { CAP_MESH, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, CLOSE_NORMAL, parseControl, type Welcome } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { logger } from '../../common/log'
 
@@ -88,8 +88,8 @@ export class MeshLink {
         this.uplink.drop(CLOSE_PROTOCOL_ERROR, 'malformed batch')
       }
     }
-    // No spanning tree over the mesh: a peer's BPDU (a claim to be root, or any) is dropped and counted.
-    this.uplink.onControl = () => { this.bpdusDropped++ }
+    // No spanning tree over the mesh: a peer's BPDU (a claim to be root, or any) is dropped and counted; other control messages are ignored.
+    this.uplink.onControl = (text) => { if (parseControl(text)?.type === 'bpdu') this.bpdusDropped++ }
   }
 
   start (): void { this.uplink.start() }

@@ -670,7 +670,7 @@ describe('containers: Kubernetes manifests', function () {
     assert.ok(Number(pod.terminationGracePeriodSeconds) >= wait + 2 + 2 + 10, 'the grace period covers preStop and the drain')
     const fleet = one('Service', 'switchd-fleet')
     assert.equal(fleet.spec.clusterIP, 'None', 'headless: one A record per pod (--fleet dns://…)')
-    assert.equal(fleet.spec.publishNotReadyAddresses, true, 'a draining replica stays a peer until its ports moved')
+    assert.equal(fleet.spec.publishNotReadyAddresses, true, 'a starting or draining replica is still a peer')
     assert.ok(matches(fleet.spec.selector as Record<string, string>, deployment.spec.template.metadata.labels as Record<string, string>))
     assert.ok((fleet.spec.ports as Obj[]).every((p) => portNamed(c, p.targetPort as string) !== undefined))
     const sm = one('ServiceMonitor', 'switchd')

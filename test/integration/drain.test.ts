@@ -11,13 +11,14 @@
 
 import assert from 'node:assert/strict'
 import * as path from 'node:path'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
+import type { AddressInfo } from 'node:net'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
-import { CLOSE_DRAINING, DRAINING_REASON, SUBPROTOCOL_V1 } from '../../src/common/protocol'
+import { CLOSE_DRAINING, DRAINING_REASON, SUBPROTOCOL_V1, MAX_MESSAGE_SIZE } from '../../src/common/protocol'
 import type { DrainJson } from '../../src/common/api-types'
 import { setLogSink } from '../../src/common/log'
 import { fakeTapBinding } from '../helpers/fake-tap'
@@ -137,6 +138,31 @@ describe('drain (integration)', () => {
       assert.ok(p.lines.some((l) => l.includes('"drained"') && l.includes('"closed":2')), p.lines.join('\n'))
     } finally {
       if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL')
+    }
+  })
+
+  it('attack: a switch that welcomes and closes with 4006 in a loop gets one reconnect at once, then the usual backoff (no tight loop)', async () => {
+    // Not a switchd: a server that says welcome and drains at once, every time.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => SUBPROTOCOL_V1 })
+    let dials = 0
+    wss.on('connection', (ws) => {
+      dials++
+      ws.once('message', () => {
+        ws.send(JSON.stringify({ type: 'welcome', version: 1, port: dials, name: 'x', maxFrameSize: 1518, maxMessageSize: MAX_MESSAGE_SIZE, pingInterval: 3 }))
+        ws.close(CLOSE_DRAINING, DRAINING_REASON)
+      })
+    })
+    await onceWithin(wss, 'listening')
+    const up = new Uplink({ url: `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, reconnectMin: 0.05, reconnectMax: 0.2 })
+    try {
+      up.start()
+      await waitFor(() => dials >= 4, 30_000, 'four dials')
+      const retries = logs.filter((l) => l.event === 'uplink_retry').slice(0, 3)
+      assert.deepEqual(retries[0] !== undefined ? [retries[0].delay_seconds, retries[0].reason] : [], [0, 'draining'])
+      for (const r of retries.slice(1)) assert.ok((r.delay_seconds as number) >= 0.05 && r.reason === undefined, JSON.stringify(r))
+    } finally {
+      await up.close()
+      wss.close()
     }
   })
 

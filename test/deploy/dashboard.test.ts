@@ -450,9 +450,50 @@ describe('observability deployment files (deploy)', () => {
       assert.match(block('switchd'), /metrics_path:\s*\/metrics/)
       assert.match(block('switchd'), /authorization:\s*\n\s*credentials_file:/, 'sends the admin token /metrics requires')
       assert.match(block('switchd'), /[\w.-]+:8080\b/)
+      assert.ok([...block('switchd').replace(/^\s*#.*$/gm, '').matchAll(/^\s*-\s*[\w.-]+:8080\s*$/gm)].length >= 3, 'a fleet: several switchd replicas as targets')
+      assert.match(yml, /label replica/, 'says the replica label tells the replicas apart')
       assert.match(block('tap-agent'), /metrics_path:\s*\/metrics/)
       assert.ok([...block('tap-agent').matchAll(/[\w.-]+:9101\b/g)].length >= 2, 'two agent targets')
       assert.match(yml, /--metrics-listen/, 'explains --metrics-listen')
+    })
+
+    it('offers a Kubernetes variant of the switchd targets (DNS of a headless Service, the Kubernetes API), each a valid configuration once uncommented', async function () {
+      const yml = readFileSync(PROMETHEUS_YML, 'utf8')
+      const variants = ['dns_sd_configs', 'kubernetes_sd_configs'].map((name) => {
+        const m = new RegExp(`^ *# BEGIN ${name}\\n([\\s\\S]*?)^ *# END ${name}$`, 'm').exec(yml)
+        assert.ok(m !== null, `a commented ${name} block between # BEGIN ${name} and # END ${name}`)
+        const body = (m[1] as string).replace(/^( *)# ?/gm, '$1')
+        assert.match(body, new RegExp(`^ {4}${name}:`, 'm'), `${name} at the job's indentation`)
+        return { name, body }
+      })
+      assert.match(variants[0]?.body ?? '', /names:\s*\n\s*-\s*[\w-]+\.tapswitch\.svc\.cluster\.local/)
+      assert.match(variants[0]?.body ?? '', /port: 9100/, 'the metrics port of deploy/k8s/switchd.yaml')
+      assert.match(readFileSync(path.join(ROOT, 'deploy', 'k8s', 'switchd.yaml'), 'utf8'), /name: metrics\s*\n\s*containerPort: 9100/)
+      requirePromtool(this)
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'tapswitch-prom-'))
+      try {
+        writeFileSync(path.join(dir, 'switchd-admin.token'), '')
+        for (const v of variants) {
+          // The variant replaces the switchd job's static_configs.
+          const text = yml.replace(/^( {4}static_configs:\n {6}- targets:\n(?: {10}- switch-\d\.example:8080\n)+)/m, v.body)
+          assert.notEqual(text, yml, 'the switchd static_configs found')
+          const file = path.join(dir, `${v.name}.yml`)
+          writeFileSync(file, text)
+          const r = await promtool(['check', 'config', file])
+          // Debian builds Prometheus without Kubernetes service discovery: its promtool knows no kubernetes_sd_configs
+          // at all, and says exactly that; anything else wrong in the variant still fails here.
+          if (v.name === 'kubernetes_sd_configs' && r.code !== 0 && /field kubernetes_sd_configs not found in type config\.ScrapeConfig/.test(r.stdout + r.stderr)) {
+            const again = text.replace(/^ {4}kubernetes_sd_configs:\n(?: {6}.*\n)+/m, '    static_configs:\n      - targets: [switch-1.example:8080]\n')
+            writeFileSync(file, again)
+            const rest = await promtool(['check', 'config', file])
+            assert.equal(rest.code, 0, explain('promtool check config (kubernetes_sd_configs\' relabel_configs)', rest) + '\n' + again)
+            continue
+          }
+          assert.equal(r.code, 0, explain(`promtool check config (${v.name})`, r) + '\n' + text)
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
     })
 
     it('passes promtool check config as shipped, as its comment says to run it (the credentials file beside it included)', async function () {

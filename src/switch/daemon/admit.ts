@@ -92,7 +92,7 @@ export function routeRequest (req: RequestFacts, state: AdmissionState): Request
   const host = hostRefusal(req, state)
   if (host !== undefined) return host
   if (req.url === '/healthz') return { refuse: false, to: 'healthz' }
-  // Ready: listening with a loaded configuration, and not shutting down.
+  // Ready: listening with a loaded configuration, and not shutting down. Hook for drain (issue 25): `&& !state.draining` joins here.
   if (req.url === '/readyz') return { refuse: false, to: 'readyz', ready: state.listening && !state.closing }
   if (req.url === '/metrics' && state.metricsHere && (state.config.adminToken !== undefined || state.adminOpen)) return { refuse: false, to: 'metrics' }
   const target = requestUrl(req.url)

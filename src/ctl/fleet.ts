@@ -104,12 +104,18 @@ export interface Merged {
   notes: string
   /** One line per replica that did not answer, or answered what switchctl cannot read. */
   errors: string[]
+  /** Two URLs that reached the same replica (a balancer's address beside the replicas'): its rows are there twice. */
+  warnings: string[]
 }
 
 /** Every replica's rows under one header with REPLICA first, in the order the replicas were given. */
 export function merge<T> (answers: readonly Answer[], columns: Columns<T>): Merged {
-  const out: Merged = { headers: ['REPLICA', ...columns.headers], rows: [], json: [], notes: '', errors: [] }
+  const out: Merged = { headers: ['REPLICA', ...columns.headers], rows: [], json: [], notes: '', errors: [], warnings: [] }
+  const urlOf = new Map<string, string>()
   for (const a of answers) {
+    const twin = urlOf.get(a.replica)
+    if (twin !== undefined) out.warnings.push(`${twin} and ${a.url} both answer as replica ${a.replica}: its rows are listed twice (list each replica's own address, not the balancer's)`)
+    urlOf.set(a.replica, a.url)
     const who = a.replica === hostPort(new URL(a.url)) ? a.url : `${a.replica} (${a.url})`
     if ('error' in a) { out.errors.push(`${who}: ${a.error}`); continue }
     if (!Array.isArray(a.rows)) { out.errors.push(`${who}: answered ${kind(a.rows)} where a list was expected: is it switchd?`); continue }

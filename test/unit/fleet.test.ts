@@ -138,6 +138,12 @@ describe('switchctl fleet: merging answers', () => {
     assert.deepEqual(m.errors, [])
   })
 
+  it('attack: text a replica chose reaches the terminal without its controls', () => {
+    const m = merge([{ url: 'http://a:1', replica: 'r1', rows: [{ name: '\u001b]0;owned\u0007x', n: -1 }] }], COLS)
+    assert.deepEqual(m.rows, [['r1', '\\u001b]0;owned\\u0007x', -1]])
+    assert.equal(m.notes, 'r1: warning: \\u001b]0;owned\\u0007x is negative\n')
+  })
+
   it('lets a row not overwrite its replica in --json', () => {
     const m = merge([{ url: 'http://a:1', replica: 'r1', rows: [{ replica: 'forged', name: 'x', n: 1 }] }], COLS)
     assert.equal(m.json[0]?.replica, 'r1')

@@ -94,5 +94,5 @@ export function commandHelp (usage: string, cmd: string): string | undefined {
   }
   if (mine.length === 0) return undefined
   const options = usage.slice(usage.indexOf('\nOptions:') + 1)
-  return `Usage: switchctl [--url URL] [--token TOKEN] [--json] ${cmd} [options]\n\n${mine.join('\n')}\n\n${options}`
+  return `Usage: switchctl [--url URL[,URL…]] [--token TOKEN] [--json] ${cmd} [options]\n\n${mine.join('\n')}\n\n${options}`
 }

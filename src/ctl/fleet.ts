@@ -12,6 +12,7 @@
  */
 
 import { CtlError, checkUrl, hostPort } from './http'
+import { escapeUnsafe } from '../common/log-format'
 
 /** Most replicas asked at once: a fleet file of 10,000 URLs is a mistake, not a fleet, and each costs a socket. */
 export const MAX_REPLICAS = 256
@@ -104,12 +105,18 @@ export interface Merged {
   notes: string
   /** One line per replica that did not answer, or answered what switchctl cannot read. */
   errors: string[]
+  /** Two URLs that reached the same replica (a balancer's address beside the replicas'): its rows are there twice. */
+  warnings: string[]
 }
 
 /** Every replica's rows under one header with REPLICA first, in the order the replicas were given. */
 export function merge<T> (answers: readonly Answer[], columns: Columns<T>): Merged {
-  const out: Merged = { headers: ['REPLICA', ...columns.headers], rows: [], json: [], notes: '', errors: [] }
+  const out: Merged = { headers: ['REPLICA', ...columns.headers], rows: [], json: [], notes: '', errors: [], warnings: [] }
+  const urlOf = new Map<string, string>()
   for (const a of answers) {
+    const twin = urlOf.get(a.replica)
+    if (twin !== undefined) out.warnings.push(`${twin} and ${a.url} both answer as replica ${a.replica}: its rows are listed twice (list each replica's own address, not the balancer's)`)
+    urlOf.set(a.replica, a.url)
     const who = a.replica === hostPort(new URL(a.url)) ? a.url : `${a.replica} (${a.url})`
     if ('error' in a) { out.errors.push(`${who}: ${a.error}`); continue }
     if (!Array.isArray(a.rows)) { out.errors.push(`${who}: answered ${kind(a.rows)} where a list was expected: is it switchd?`); continue }
@@ -118,7 +125,8 @@ export function merge<T> (answers: readonly Answer[], columns: Columns<T>): Merg
     let notes: string
     try {
       // All or nothing per replica: half of a replica's rows would look like all of them.
-      cells = rows.map((r) => { if (!isObject(r)) throw new Error(`a row that is ${kind(r)}`); return [a.replica, ...columns.row(r as T)] })
+      // A cell is text the replica chose: printed to a terminal, never as controls.
+      cells = rows.map((r) => { if (!isObject(r)) throw new Error(`a row that is ${kind(r)}`); return [a.replica, ...columns.row(r as T).map((c) => typeof c === 'string' ? escapeUnsafe(c) : c)] })
       notes = columns.notes?.(rows as T[]) ?? ''
     } catch (err) {
       out.errors.push(`${who}: answered rows switchctl cannot read (${(err as Error).message}): is it switchd, and of this version?`)
@@ -127,7 +135,7 @@ export function merge<T> (answers: readonly Answer[], columns: Columns<T>): Merg
     out.rows.push(...cells)
     // REPLICA first, and a row's own "replica" field cannot stand in for it.
     for (const r of rows) out.json.push(Object.assign({ replica: a.replica }, r, { replica: a.replica }))
-    if (notes !== '') out.notes += notes.split('\n').filter((l) => l !== '').map((l) => `${a.replica}: ${l}\n`).join('')
+    if (notes !== '') out.notes += notes.split('\n').filter((l) => l !== '').map((l) => `${a.replica}: ${escapeUnsafe(l)}\n`).join('')
   }
   return out
 }

@@ -124,7 +124,7 @@ async function list<T> (ctx: Ctx, fleet: ReplicaUrl[] | undefined, path: string,
   const m = merge(await askAll(fleet, ctx.token, path), cols)
   const failed = m.errors.length
   if (failed < fleet.length) print(ctx, m.json, () => table(m.headers, m.rows) + m.notes)
-  for (const e of m.errors) process.stderr.write(`switchctl: ${escapeUnsafe(e)}\n`)
+  for (const e of [...m.warnings, ...m.errors]) process.stderr.write(`switchctl: ${escapeUnsafe(e)}\n`)
   if (failed > 0) throw new CtlError(`${failed} of ${fleet.length} replicas did not answer (above)${failed < fleet.length ? '; the rows printed are the others\'' : ''}`)
 }
 

@@ -65,7 +65,7 @@ describe('fleet configuration', () => {
 })
 
 function state (config = fleetConfig({ replica: 'r1' })): AdmissionState {
-  return { config, closing: false, listening: true, metricsHere: true, adminOpen: true, ports: 0, portsFrom: () => 0, networkRefusal: () => undefined, addressRefusal: () => undefined }
+  return { config, closing: false, draining: false, listening: true, metricsHere: true, adminOpen: true, ports: 0, portsFrom: () => 0, networkRefusal: () => undefined, addressRefusal: () => undefined }
 }
 
 function req (url: string, headers: Record<string, string> = {}, method = 'GET'): RequestFacts {

@@ -128,6 +128,22 @@ describe('switchctl fleet: merging answers', () => {
     assert.match(m.errors[4] as string, /^r6 .*cannot read \(.*toUpperCase/)
   })
 
+  it('warns when two URLs reach the same replica (its rows would be listed twice)', () => {
+    const m = merge([
+      { url: 'http://lb:80', replica: 'r1', rows: [{ name: 'x', n: 1 }] },
+      { url: 'http://r1:8080', replica: 'r1', rows: [{ name: 'x', n: 1 }] }
+    ], COLS)
+    assert.equal(m.rows.length, 2)
+    assert.deepEqual(m.warnings, ['http://lb:80 and http://r1:8080 both answer as replica r1: its rows are listed twice (list each replica\'s own address, not the balancer\'s)'])
+    assert.deepEqual(m.errors, [])
+  })
+
+  it('attack: text a replica chose reaches the terminal without its controls', () => {
+    const m = merge([{ url: 'http://a:1', replica: 'r1', rows: [{ name: '\u001b]0;owned\u0007x', n: -1 }] }], COLS)
+    assert.deepEqual(m.rows, [['r1', '\\u001b]0;owned\\u0007x', -1]])
+    assert.equal(m.notes, 'r1: warning: \\u001b]0;owned\\u0007x is negative\n')
+  })
+
   it('lets a row not overwrite its replica in --json', () => {
     const m = merge([{ url: 'http://a:1', replica: 'r1', rows: [{ replica: 'forged', name: 'x', n: 1 }] }], COLS)
     assert.equal(m.json[0]?.replica, 'r1')

@@ -130,7 +130,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly admission: AdmissionState
   /** Handing this replica's ports to the others (drain.ts). */
   private readonly drainer: Drain
-  /** This replica's name (--replica, else the host's): the `replica` label of every metric, GET /api/v1/status. */ get replica (): string { return this.config.replica }
+  /** This replica's name (--replica, else the host's): the `replica` label of every metric, GET /api/v1/status. */ get replica (): string { return this.opts.replica ?? this.config.replica }
   /** The fleet's membership loop and mesh links (--fleet; fleet-host.ts), once listening. */
   fleet: Fleet | undefined
 
@@ -153,7 +153,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
         reject(socket, err.message === 'Invalid HTTP method' ? 405 : 400, err.message)
       })
     }
-    this.registry = switchdRegistry(this, { replica: this.config.replica, perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
+    this.registry = switchdRegistry(this, { replica: this.replica, perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     this.http = mainListener(this.config, (req, res) => { serveRequest(this, req, res) })
     this.guard = new ListenerGuard(this.http, 'listen', () => this.config.limits, this.childPeers, (r) => { this.refused(r) }, this.config.tls !== undefined)
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { serveUpgrade(this, req, socket, head) })

@@ -10,7 +10,7 @@ import { send } from './http'
 
 export function getStatus ({ res, server }: ApiRequest): void {
   const body: StatusJson = {
-    replica: server.config.replica,
+    replica: server.replica,
     fleet: server.config.fleet !== undefined,
     peers: server.counters().fleetPeers,
     meshLinks: server.ports().filter((p) => p.mesh).length

@@ -65,7 +65,7 @@ const sizeRules = {
 export default defineConfig(
   { ignores: ['dist/**', 'node_modules/**', 'build/**', '**/*.js', '**/*.mjs', '**/*.cjs', '**/*.d.ts'] },
   {
-    files: ['src/**/*.ts', 'test/**/*.ts'],
+    files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'],
     languageOptions: {
       parser: tseslint.parser,
       // Each file is typed by its own tsconfig (src/ui has a browser one), as the editor types it.
@@ -76,7 +76,7 @@ export default defineConfig(
     rules: bugRules
   },
   // Node's globals everywhere but the web console, which runs in the browser (globals merge: hence the ignores).
-  { files: ['src/**/*.ts', 'test/**/*.ts'], ignores: ['src/ui/**'], languageOptions: { globals: globals.node } },
+  { files: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts'], ignores: ['src/ui/**'], languageOptions: { globals: globals.node } },
   { files: ['src/ui/**/*.ts'], languageOptions: { globals: globals.browser } },
   { files: ['src/**/*.ts'], rules: sizeRules },
   // Tests match terminal escapes and control characters on purpose.

@@ -21,6 +21,7 @@ sysctl             procps           e2e tests set a namespace'"'"'s sysctls
 iperf3             iperf3           e2e throughput and offload tests
 tcpdump            tcpdump          e2e: switchctl capture read back by tcpdump
 promtool           prometheus       deploy tests: the scrape configuration and /metrics checked by promtool
+nginx              nginx            the balancer: deploy/nginx/tapswitch.conf checked by nginx -t, and run in front of several switchd by the drain tests
 qemu-system-x86_64 qemu-system-x86  the QEMU endpoint tests and the gateway (libslirp in a QEMU child)
 busybox            busybox          udhcpc in the gateway tests
 vde_switch         vde2             the VDE cable e2e test
@@ -92,6 +93,16 @@ if [ "${#need[@]}" -gt 0 ]; then
       if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet prometheus.service 2>/dev/null; then
         systemctl disable --now prometheus.service >/dev/null 2>&1 || systemctl disable prometheus.service >/dev/null 2>&1 || true
         echo "install-deps: stopped and disabled the prometheus service its package started (tapswitch's tests need its promtool only)"
+      fi
+      ;;
+  esac
+  # The same for nginx: the tests run their own nginx (their own prefix and port, on loopback); the service the
+  # package starts would serve the default site on port 80 of every address.
+  case " ${need[*]} " in
+    *" nginx "*)
+      if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet nginx.service 2>/dev/null; then
+        systemctl disable --now nginx.service >/dev/null 2>&1 || systemctl disable nginx.service >/dev/null 2>&1 || true
+        echo "install-deps: stopped and disabled the nginx service its package started (tapswitch's tests run their own nginx)"
       fi
       ;;
   esac

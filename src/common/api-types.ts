@@ -9,7 +9,7 @@ export interface PortJson {
   id: number
   name: string
   network: string
-  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap'
+  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
   remote: string
   connectedAt: string
   mode: 'access' | 'trunk'
@@ -185,7 +185,7 @@ export interface TraceRequestJson {
 
 /** One step of a frame trace: what the switch checked, its verdict, and why. */
 export interface TraceStepJson {
-  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'guard' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'egress'
+  step: 'ingress' | 'condition' | 'rate' | 'validate' | 'vlan' | 'guard' | 'learn' | 'lookup' | 'link_local' | 'storm' | 'split_horizon' | 'egress'
   verdict: 'pass' | 'drop' | 'forward' | 'flood' | 'note'
   detail: string
 }
@@ -245,4 +245,36 @@ export interface ApiErrorJson {
   name?: string
   known?: string[]
   suggestion?: string
+}
+
+/** POST /api/v1/drain's body: `{}` or `{"drain": true}` drains this replica, `{"drain": false}` takes it back. */
+export interface DrainRequestJson {
+  drain?: boolean
+}
+
+/** POST /api/v1/drain's answer, once the ports it closed are gone (or cut after the close timeout). */
+export interface DrainJson {
+  /** Whether this replica drains now: not ready, upgrades refused with 503, no port kept. */
+  draining: boolean
+  /** WebSocket ports (and handshakes) this request closed with 4006: 0 when already drained, or undrained. */
+  closed: number
+}
+
+/** GET /fleet/v1/state, with the fleet credential: what a replica holds, for its peers (docs/FLEET.md). */
+export interface FleetStateJson {
+  replica: string
+  /** Shutting down (or draining): its peers dial it no new mesh link. */
+  draining: boolean
+  /** Networks with at least one local port that is not a mesh link (nor a gateway). */
+  networks: string[]
+}
+
+/** GET /api/v1/status: this switchd as a replica of its fleet. */
+export interface StatusJson {
+  /** Its name (--replica, default the host's name). */
+  replica: string
+  /** Whether it runs with --fleet, and its fleet's peers answering now and mesh links up. */
+  fleet: boolean
+  peers: number
+  meshLinks: number
 }

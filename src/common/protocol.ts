@@ -44,6 +44,14 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$/
 export const CAP_TRUNK = 'trunk'
 
 /**
+ * Capability of a switchd replica dialling another replica of its fleet as a
+ * mesh link (docs/FLEET.md): admitted only with the fleet credential, it
+ * carries VLAN 1 untagged and the fleet's VLANs tagged, runs no spanning
+ * tree, and split horizon keeps a frame from one mesh link off every other.
+ */
+export const CAP_MESH = 'mesh'
+
+/**
  * Capability "offload": when the hello lists it and the welcome grants it,
  * every record on that WebSocket, both ways, is
  * `[u32 length][struct virtio_net_hdr, VNET_HDR_LEN bytes][frame]`, the
@@ -90,6 +98,14 @@ export const CLOSE_DEAD_PEER = 4003
 export const CLOSE_NOT_READING = 4004
 /** BPDU guard: a spanning-tree BPDU arrived on a port that is not a trunk. */
 export const CLOSE_BPDU_GUARD = 4005
+/**
+ * This replica is draining (switchctl drain, SIGTERM): reconnect now, without
+ * backoff. Through a balancer the next connection lands on another replica (a
+ * draining one answers upgrades 503); a client with several URLs takes the next.
+ */
+export const CLOSE_DRAINING = 4006
+/** The reason sent with CLOSE_DRAINING. */
+export const DRAINING_REASON = 'this replica is draining: reconnect now'
 
 /** A port's VLAN mode, as asked for in a hello and granted in a welcome. */
 export type VlanRequest =

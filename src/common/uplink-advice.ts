@@ -16,7 +16,7 @@
 
 import {
   CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO,
-  CLOSE_DEAD_PEER, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, CLOSE_TOO_BIG
+  CLOSE_DEAD_PEER, CLOSE_NOT_READING, CLOSE_BPDU_GUARD, CLOSE_TOO_BIG, CLOSE_DRAINING
 } from './protocol'
 
 /** Refusals in a row after which the uplink says so at error and slows down. */
@@ -79,7 +79,7 @@ export function uplinkHint (err: Error & { code?: string }, url: string, sources
   if (status === 400) return 'switchd refused the handshake: run the same tapswitch version on both ends'
   if (status === 421) return `switchd does not accept the host name ${host}: use its IP address, or add the name to switchd's --allowed-hosts`
   if (status === 429) return 'switchd has as many ports from this address as it allows (limits.maxPortsPerAddress): retrying'
-  if (status === 503) return 'switchd is at its port limit or shutting down: retrying'
+  if (status === 503) return 'switchd is at its port limit, shutting down or draining: retrying'
   if (status !== undefined) return `not a tapswitch switchd at ${host}? (HTTP ${status}): check the host and port in ${sources.url}`
   if (code === 'ECONNREFUSED') return `nothing listens at ${host}: start switchd there, or fix the host and port in ${sources.url} (switchd's --listen)`
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve ${hostnameOf(url)}: check the host name in ${sources.url}, or use an IP address`
@@ -120,6 +120,7 @@ export function closeHint (code: number): string {
     case CLOSE_BAD_HELLO: return 'switchd cannot read our hello: run the same tapswitch version on both ends'
     case CLOSE_DEAD_PEER: return 'no keepalive in time: the link or one of the hosts stalled; reconnecting'
     case CLOSE_NOT_READING: return 'this agent did not read what switchd sent for a whole keepalive round: is the host overloaded? reconnecting'
+    case CLOSE_DRAINING: return 'this replica is draining (switchctl drain, SIGTERM): reconnecting at once, through the balancer or to the next URL'
     case CLOSE_BPDU_GUARD: return 'a bridge behind this port sent spanning-tree BPDUs: connect it as a trunk (a token with "trunk": true), or turn STP off on it'
     case 1006: return 'the connection broke without a close: the network or switchd; reconnecting'
     default: return 'reconnecting'
@@ -142,6 +143,20 @@ export function reconnectDelay (attempt: number, refusals: number, min: number, 
   }
   const ceiling = Math.min(max, min * 2 ** attempt)
   return min + random * Math.max(0, ceiling - min)
+}
+
+/** Least seconds between two reconnects at once after drains (4006). */
+export const DRAIN_AGAIN_MIN = 10
+
+/**
+ * Whether the next attempt goes at once, with no backoff: the switch closed
+ * an uplink that was up with 4006 (it drains; another replica takes us), and
+ * the last such reconnect was at least DRAIN_AGAIN_MIN seconds ago. A switch
+ * that welcomes and drains in a loop gets the usual backoff from the second
+ * time on, so it cannot make us reconnect in a tight loop.
+ */
+export function reconnectAtOnce (code: number, wasUp: boolean, secondsSinceLastAtOnce: number): boolean {
+  return code === CLOSE_DRAINING && wasUp && secondsSinceLastAtOnce >= DRAIN_AGAIN_MIN
 }
 
 /**

@@ -5,7 +5,9 @@
  * Each connection says hello, waits for the welcome, and only then carries
  * frames (state 'up'). When it drops, the next attempt waits an exponential
  * backoff with full jitter (min..max, doubling, reset by a welcome), so a
- * restarted switchd is not hit by every agent at the same instant.
+ * restarted switchd is not hit by every agent at the same instant. A close
+ * with 4006 (the replica drains) is the exception: the next attempt goes at
+ * once (uplink-advice.ts reconnectAtOnce), to the next URL if there are several.
  *
  * Options follow what we measured: perMessageDeflate off (the client default
  * is on, and costs 30-40x), maxPayload at the protocol's largest message
@@ -31,11 +33,11 @@ import { EventEmitter } from 'node:events'
 import WebSocket from 'ws'
 import {
   SUBPROTOCOL_V1, PROTOCOL_VERSION, MAX_MESSAGE_SIZE, parseWelcome, countRecords, type Hello, type Welcome,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CAP_OFFLOAD
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_DEAD_PEER, CLOSE_DRAINING, CAP_OFFLOAD
 } from './protocol'
 import { logger } from './log'
 import {
-  uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX,
+  uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, reconnectAtOnce, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX,
   type Refusal
 } from './uplink-advice'
 import { zeroMaskFor, ZERO_MASK } from './ws-mask'
@@ -101,6 +103,8 @@ export class Uplink extends EventEmitter {
   /** What the error of the attempt under way said, if it was a refusal. */
   private refusal: Refusal | undefined
   private refused = 0
+  /** When the last reconnect at once after a drain (4006) went (performance.now() ms). */
+  private atOnceAt = -Infinity
   /** When the outstanding RTT ping left (performance.now() ms), or -1. */
   private pingSentAt = -1
   private readonly highWaterMark: number
@@ -324,8 +328,16 @@ export class Uplink extends EventEmitter {
     } else {
       this.noteRefusal(url, code, reason)
     }
-    // The switch went away on purpose (draining) or never answered: try the next one, if any.
-    if (!wasUp || code === 1001) this.urlIndex++
+    // The switch went away on purpose (shutting down, draining) or never answered: try the next one, if any.
+    if (!wasUp || code === 1001 || code === CLOSE_DRAINING) this.urlIndex++
+    // A draining replica: reconnect now (through the balancer, another replica takes us), at most once per DRAIN_AGAIN_MIN s.
+    const now = performance.now()
+    if (reconnectAtOnce(code, wasUp, (now - this.atOnceAt) / 1000)) {
+      this.atOnceAt = now
+      log.info('uplink_retry', { url: this.url, attempt: 0, delay_seconds: 0, reason: 'draining' })
+      this.retryTimer = setTimeout(() => { if (this.state !== 'closed') this.connect() }, 0)
+      return
+    }
     this.scheduleReconnect()
   }
 

@@ -1,10 +1,11 @@
 /**
- * switchctl's commands that change the fdb or a port: `flush`, `static
- * add|del`, `port disable|enable|disconnect`.
+ * switchctl's commands that change the fdb, a port or the replica: `flush`,
+ * `static add|del`, `port disable|enable|disconnect`, `drain`, `undrain`.
  */
 
 import { print } from './table'
 import { CtlError, call, opt, query, type Ctx, type Opts } from './http'
+import type { DrainJson } from '../common/api-types'
 
 /** `switchctl flush [--network N] [--port P] [--mac M] [--vlan V]`: forget learned MACs. */
 export async function flush (ctx: Ctx, o: Opts): Promise<void> {
@@ -38,4 +39,12 @@ export async function port (ctx: Ctx, rest: string[], o: Opts): Promise<void> {
   if (verb === undefined || !['disable', 'enable', 'disconnect'].includes(verb) || name === undefined) throw new CtlError('port: expected disable|enable|disconnect NAME', 2)
   const r = await (await call(ctx, 'POST', `/api/v1/ports/${encodeURIComponent(name)}/${verb}` + query({ network: opt(o, 'network') }))).json()
   print(ctx, r, () => `port ${name}: ${verb}d\n`.replace('disconnectd', 'disconnected'))
+}
+
+/** `switchctl drain` / `undrain`: this replica's ports to the others (answers once they are closed), or serve again. */
+export async function drain (ctx: Ctx, on: boolean): Promise<void> {
+  const r = await (await call(ctx, 'POST', '/api/v1/drain', { drain: on })).json() as DrainJson
+  print(ctx, r, () => r.draining
+    ? `draining: ${r.closed} port${r.closed === 1 ? '' : 's'} closed with 4006 (their agents reconnect through the balancer); /readyz answers 503 until switchctl undrain\n`
+    : 'serving: /readyz ready, ports admitted\n')
 }

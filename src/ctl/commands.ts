@@ -13,7 +13,7 @@ import { CtlError } from './http'
 
 /** Every flag switchctl takes (docs/CONFIGURATION.md lists them; test/unit/docs.test.ts checks it). */
 export const OPTIONS = {
-  url: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  url: { type: 'string' }, 'fleet-file': { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
   network: { type: 'string' }, vlan: { type: 'string' }, port: { type: 'string' }, mac: { type: 'string' }, detached: { type: 'boolean' },
   count: { type: 'string' }, bytes: { type: 'string' }, duration: { type: 'string' }, w: { type: 'string', short: 'w' },
   direction: { type: 'string' }, delay: { type: 'string' }, jitter: { type: 'string' }, 'jitter-reorders': { type: 'boolean' },
@@ -26,7 +26,7 @@ export const OPTIONS = {
 type Flag = keyof typeof OPTIONS
 
 /** Flags every command takes. */
-const GLOBAL: readonly Flag[] = ['url', 'token', 'json', 'help']
+const GLOBAL: readonly Flag[] = ['url', 'fleet-file', 'token', 'json', 'help']
 
 /** The flags of each command, besides GLOBAL. */
 export const COMMAND_FLAGS: Readonly<Record<string, readonly Flag[]>> = {
@@ -42,7 +42,9 @@ export const COMMAND_FLAGS: Readonly<Record<string, readonly Flag[]>> = {
   events: ['count'],
   trace: ['in', 'frame', 'network'],
   leases: ['network'],
-  drops: ['network', 'port', 'reason', 'follow', 'interval']
+  drops: ['network', 'port', 'reason', 'follow', 'interval'],
+  drain: [],
+  undrain: []
 }
 
 /** The command `argv` names: its first positional (parsed loosely, since an unknown flag is reported later). */
@@ -92,5 +94,5 @@ export function commandHelp (usage: string, cmd: string): string | undefined {
   }
   if (mine.length === 0) return undefined
   const options = usage.slice(usage.indexOf('\nOptions:') + 1)
-  return `Usage: switchctl [--url URL] [--token TOKEN] [--json] ${cmd} [options]\n\n${mine.join('\n')}\n\n${options}`
+  return `Usage: switchctl [--url URL[,URL…]] [--token TOKEN] [--json] ${cmd} [options]\n\n${mine.join('\n')}\n\n${options}`
 }

@@ -18,7 +18,13 @@ export class CtlError extends Error {
   constructor (message: string, readonly exitCode = 1) { super(message) }
 }
 
-export interface Ctx { url: string, token: string | undefined, json: boolean }
+export interface Ctx {
+  url: string
+  token: string | undefined
+  json: boolean
+  /** Ends the request, its body included (a fleet's replicas each have a bounded time: fleet-ask.ts). */
+  signal?: AbortSignal
+}
 
 /**
  * switchd's API address from `raw` (given by `source`: "--url" or
@@ -146,7 +152,7 @@ export async function call (ctx: Ctx, method: string, path: string, body?: unkno
   try {
     // redirect: 'manual': switchd's API never redirects, and a redirect followed would send the request
     // (its body, and to the same origin its token) where the server chose, not where --url says.
-    res = await fetch(new URL(path, ctx.url), { method, headers, redirect: 'manual', body: body === undefined ? undefined : JSON.stringify(body) })
+    res = await fetch(new URL(path, ctx.url), { method, headers, redirect: 'manual', signal: ctx.signal, body: body === undefined ? undefined : JSON.stringify(body) })
   } catch (err) {
     throw reachError(ctx.url, err)
   }

@@ -9,7 +9,9 @@ import { escapeUnsafe } from '../common/log-format'
 import { findTarget, TargetError, type Target } from './target'
 import { CtlError, getJson, checkUrl, hostPort, opt, query, type Ctx, type Opts } from './http'
 import { parseCommandLine, commandHelp, unknownCommand, COMMAND_FLAGS } from './commands'
-import { flush, staticEntry, port } from './changes'
+import { flush, staticEntry, port, drain } from './changes'
+import { FLEET_COMMANDS, columns, merge, notAFleetCommand, splitUrls, type Columns, type ReplicaUrl } from './fleet'
+import { askAll, readFleetFile } from './fleet-ask'
 import { condition, link, summary } from './conditions'
 import { capture, events } from './streams'
 import { trace, drops } from './trace'
@@ -40,11 +42,16 @@ const COMMANDS: Array<[string, string]> = [
     'dst=MAC,src=MAC[,vlan=V][,pcp=P][,type=arp|ipv4|0x88b5][,len=N] (dst may be broadcast, stp, lacp, 8021x, lldp) or hex bytes'],
   ['leases [--network N]', 'the gateways\' DHCP leases: address, MAC, state, expiry, port'],
   ['drops [--network N] [--port P] [--reason R] [--follow] [--interval S]',
-    'the last frames switchd dropped, and why; --follow keeps printing new ones (polls every S seconds, default 1)']
+    'the last frames switchd dropped, and why; --follow keeps printing new ones (polls every S seconds, default 1)'],
+  ['drain', 'hand this replica\'s ports to the others: not ready, new ports refused (503), every port closed with 4006 ' +
+    '(agents reconnect at once through the balancer); returns once they are closed. SIGTERM does the same before switchd exits'],
+  ['undrain', 'serve ports again after a drain']
 ]
 
 const FLAGS: Array<[string, string]> = [
-  ['--url URL', `switchd's HTTP address [env${GLUE}SWITCHCTL_URL, else the lab that tapswitch-lab up runs, else http://127.0.0.1:8080]`],
+  ['--url URL[,URL…]', `switchd's HTTP address [env${GLUE}SWITCHCTL_URL, else the lab that tapswitch-lab up runs, else http://127.0.0.1:8080]; ` +
+    'several (a fleet\'s replicas): networks, ports and fdb merge their rows with a REPLICA column'],
+  ['--fleet-file FILE', 'the replicas\' URLs from FILE, one a line (# comments), instead of --url'],
   ['--token TOKEN', `the admin token [env${GLUE}SWITCHCTL_TOKEN]`],
   ['--json', 'print the API\'s JSON instead of a table'],
   ['-h, --help', 'show this help']
@@ -52,7 +59,7 @@ const FLAGS: Array<[string, string]> = [
 
 /** switchctl's --help within `width` columns. */
 export function usage (width = helpWidth()): string {
-  return 'Usage: switchctl [--url URL] [--token TOKEN] [--json] COMMAND [options]\n\nCommands:\n' +
+  return 'Usage: switchctl [--url URL[,URL…]] [--token TOKEN] [--json] COMMAND [options]\n\nCommands:\n' +
     twoColumns(COMMANDS, width, 2, 30) + '\nOptions:\n' + twoColumns(FLAGS, width, 2, 30)
 }
 
@@ -77,8 +84,10 @@ export async function main (argv: string[]): Promise<number> {
     if (COMMAND_FLAGS[cmd] === undefined) throw unknownCommand(cmd)
     target = findTarget(o.url as string | undefined)
     ctx = { url: target.url, token: (o.token as string | undefined) ?? process.env.SWITCHCTL_TOKEN, json: o.json === true }
-    ctx.url = checkUrl(ctx.url, target.source === '--url' || target.source === 'SWITCHCTL_URL' ? target.source : `the URL of ${target.source}`)
-    await run(ctx, cmd, rest, o)
+    const fleet = fleetOf(o, target)
+    if (fleet !== undefined && !FLEET_COMMANDS.has(cmd)) throw notAFleetCommand(cmd, fleet.length)
+    ctx.url = fleet?.[0]?.url ?? checkUrl(ctx.url, target.source === '--url' || target.source === 'SWITCHCTL_URL' ? target.source : `the URL of ${target.source}`)
+    await run(ctx, fleet, cmd, rest, o)
     return 0
   } catch (err) {
     // A message may quote what the server sent (its error, a Location, a close reason): never terminal controls.
@@ -90,37 +99,63 @@ export async function main (argv: string[]): Promise<number> {
   }
 }
 
+/** The replicas to ask when several are given (--url A,B, SWITCHCTL_URL=A,B, --fleet-file FILE); undefined for one switchd. */
+function fleetOf (o: Opts, target: Target): ReplicaUrl[] | undefined {
+  const file = opt(o, 'fleet-file')
+  if (file !== undefined) {
+    if (o.url !== undefined) throw new CtlError('--url and --fleet-file both name the switchd to ask: give one of them', 2)
+    return readFleetFile(file)
+  }
+  if ((target.source !== '--url' && target.source !== 'SWITCHCTL_URL') || !target.url.includes(',')) return undefined
+  return splitUrls(target.url, target.source)
+}
+
+/**
+ * A list: one switchd's rows as a table (or its JSON); a fleet's merged with
+ * a REPLICA column, then a line for each replica that did not answer, and a
+ * CtlError (exit 1) if any did not: the others' rows are printed all the same.
+ */
+async function list<T> (ctx: Ctx, fleet: ReplicaUrl[] | undefined, path: string, cols: Columns<T>): Promise<void> {
+  if (fleet === undefined) {
+    const rows = await getJson<T[]>(ctx, path)
+    print(ctx, rows, () => table(cols.headers, rows.map(cols.row)) + (cols.notes?.(rows) ?? ''))
+    return
+  }
+  const m = merge(await askAll(fleet, ctx.token, path), cols)
+  const failed = m.errors.length
+  if (failed < fleet.length) print(ctx, m.json, () => table(m.headers, m.rows) + m.notes)
+  for (const e of [...m.warnings, ...m.errors]) process.stderr.write(`switchctl: ${escapeUnsafe(e)}\n`)
+  if (failed > 0) throw new CtlError(`${failed} of ${fleet.length} replicas did not answer (above)${failed < fleet.length ? '; the rows printed are the others\'' : ''}`)
+}
+
 /** One command: the lists are here (a GET and a table each), the rest in their files. */
-async function run (ctx: Ctx, cmd: string, rest: string[], o: Opts): Promise<void> {
+async function run (ctx: Ctx, fleet: ReplicaUrl[] | undefined, cmd: string, rest: string[], o: Opts): Promise<void> {
   const s = (k: string): string | undefined => opt(o, k)
   switch (cmd) {
     case 'networks': {
-      const nets = await getJson<NetworkJson[]>(ctx, '/api/v1/networks')
-      print(ctx, nets, () => table(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS', 'NATIVE', 'GATEWAY', 'GATEWAY FLOWS'],
-        nets.map((n) => [n.name, n.ports, n.fdb.entries ?? 0, n.fdb.maxEntries ?? 0, n.fdb.learned ?? 0, n.fdb.moved ?? 0, n.fdb.expired ?? 0, n.fdb.evicted ?? 0,
+      await list(ctx, fleet, '/api/v1/networks', columns<NetworkJson>(['NETWORK', 'PORTS', 'FDB', 'MAX', 'LEARNED', 'MOVED', 'EXPIRED', 'EVICTED', 'FORWARDED', 'FLOODED', 'LOOPS', 'NATIVE', 'GATEWAY', 'GATEWAY FLOWS'],
+        (n) => [n.name, n.ports, n.fdb.entries ?? 0, n.fdb.maxEntries ?? 0, n.fdb.learned ?? 0, n.fdb.moved ?? 0, n.fdb.expired ?? 0, n.fdb.evicted ?? 0,
           n.counters.forwarded ?? 0, (n.counters.floodedBroadcast ?? 0) + (n.counters.floodedMulticast ?? 0) + (n.counters.floodedUnknown ?? 0), n.counters.loopsDetected ?? 0,
           // Of FORWARDED, what the native fast path of local TAPs forwarded itself (docs/LOCAL-TAPS.md); - without one.
           n.fastPath?.forwarded ?? '-',
           // Its gateway: up or down, and how its child is confined (docs/GATEWAY.md "Security"); - without one.
           n.gateway === undefined ? '-' : `${n.gateway.up ? 'up' : 'down'} ${n.gateway.sandbox}`,
           // Host sockets the gateway's child holds for the stations, of its maxFlows (docs/GATEWAY.md); - without a gateway.
-          n.gateway === undefined ? '-' : `${n.gateway.flows}/${n.gateway.maxFlows}`])) +
-        nets.filter((n) => n.gateway?.sandbox === 'weak').map((n) => `warning: the gateway of ${n.name} runs without Landlock: ${n.gateway?.sandboxWhy ?? ''}\n`).join(''))
+          n.gateway === undefined ? '-' : `${n.gateway.flows}/${n.gateway.maxFlows}`],
+        (nets) => nets.filter((n) => n.gateway?.sandbox === 'weak').map((n) => `warning: the gateway of ${n.name} runs without Landlock: ${n.gateway?.sandboxWhy ?? ''}\n`).join('')))
       return
     }
     case 'ports': {
-      const ports = await getJson<PortJson[]>(ctx, '/api/v1/ports' + query({ network: s('network') }))
-      print(ctx, ports, () => table(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'CONDITION', 'DELAYED', 'QUEUED', 'REMOTE', 'SINCE', 'PATH'],
-        ports.map((p) => [p.name, p.network, p.kind, p.mode === 'trunk' ? `trunk ${p.vlans.join(',')}` : `access ${p.pvid}`, p.state, p.fdbEntries,
+      await list(ctx, fleet, '/api/v1/ports' + query({ network: s('network') }), columns<PortJson>(['PORT', 'NETWORK', 'KIND', 'VLAN', 'STATE', 'MACS', 'RX', 'TX', 'DROPS', 'CONDITION', 'DELAYED', 'QUEUED', 'REMOTE', 'SINCE', 'PATH'],
+        (p) => [p.name, p.network, p.kind, p.mode === 'trunk' ? `trunk ${p.vlans.join(',')}` : `access ${p.pvid}`, p.state, p.fdbEntries,
           p.counters.rxFrames, p.counters.txFrames, Object.values(p.drops).reduce((a, b) => a + b, 0),
           p.condition === undefined ? '-' : summary(p.condition), p.condition?.framesDelayed ?? 0,
-          (p.condition?.in?.queuedFrames ?? 0) + (p.condition?.out?.queuedFrames ?? 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z'), p.path])))
+          (p.condition?.in?.queuedFrames ?? 0) + (p.condition?.out?.queuedFrames ?? 0), p.remote, p.connectedAt.replace(/\.\d+Z$/, 'Z'), p.path]))
       return
     }
     case 'fdb': {
-      const rows = await getJson<FdbJson[]>(ctx,
-        '/api/v1/fdb' + query({ network: s('network'), vlan: s('vlan'), port: s('port'), mac: s('mac') }))
-      print(ctx, rows, () => table(['NETWORK', 'VLAN', 'MAC', 'PORT', 'AGE', 'TYPE'], rows.map((r) => [r.network, r.vlan, r.mac, r.port, r.age, r.static ? 'static' : 'learned'])))
+      await list(ctx, fleet, '/api/v1/fdb' + query({ network: s('network'), vlan: s('vlan'), port: s('port'), mac: s('mac') }),
+        columns<FdbJson>(['NETWORK', 'VLAN', 'MAC', 'PORT', 'AGE', 'TYPE'], (r) => [r.network, r.vlan, r.mac, r.port, r.age, r.static ? 'static' : 'learned']))
       return
     }
     case 'leases': {
@@ -139,6 +174,8 @@ async function run (ctx: Ctx, cmd: string, rest: string[], o: Opts): Promise<voi
     case 'events': { await events(ctx, o); return }
     case 'trace': { await trace(ctx, o); return }
     case 'drops': { await drops(ctx, o); return }
+    case 'drain': { await drain(ctx, true); return }
+    case 'undrain': { await drain(ctx, false); return }
     default:
       throw unknownCommand(cmd)
   }

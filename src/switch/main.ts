@@ -35,6 +35,10 @@ export const SPECS = {
   'qemu-listen': { type: 'string', env: 'SWITCHD_QEMU_LISTEN', arg: 'NAME=unix:PATH,…', help: 'accept a local QEMU VM as port NAME on this socket (-netdev stream,server=off,addr.type=unix,addr.path=PATH)' },
   tap: { type: 'string', env: 'SWITCHD_TAP', arg: 'NAME,…', help: 'serve these TAPs itself, with no tap-agent: creates each (needs CAP_NET_ADMIN) as a port of the default network; the fastest path between TAPs on this host (docs/LOCAL-TAPS.md)' },
   'busy-poll': { type: 'string', env: 'SWITCHD_BUSY_POLL', arg: 'USEC', help: 'after traffic from a --tap TAP, keep polling this many µs instead of sleeping: an answer in that window costs no wake-up; spins a core while traffic flows [default 0 = off]' },
+  replica: { type: 'string', env: 'SWITCHD_REPLICA', arg: 'NAME', help: 'this replica\'s name in its fleet, a DNS label (e.g. switchd-0) [default: the host\'s name]' },
+  fleet: { type: 'string', env: 'SWITCHD_FLEET', arg: 'URL,…|dns://NAME:PORT', help: 'the other replicas (http[s]://HOST:PORT, or every address of a DNS name): a network with ports on two replicas is joined by a mesh link (docs/FLEET.md)' },
+  'fleet-token-file': { type: 'string', env: 'SWITCHD_FLEET_TOKEN_FILE', arg: 'FILE', help: 'the fleet credential, at least 32 characters, the same on every replica (or the secret itself in SWITCHD_FLEET_TOKEN)' },
+  'fleet-vlans': { type: 'string', env: 'SWITCHD_FLEET_VLANS', arg: 'VID,…', help: 'VLANs mesh links carry tagged, besides VLAN 1 untagged [default: none]' },
   'metrics-listen': { type: 'string', env: 'SWITCHD_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve /metrics on this address instead of --listen' },
   'admin-token': { type: 'string', env: 'SWITCHD_ADMIN_TOKEN', arg: 'TOKEN', help: 'require this bearer token on /api and /metrics; needed with client tokens or beyond loopback (prefer the environment variable: flags show in ps)' },
   'no-fast-path': { type: 'boolean', env: 'SWITCHD_NO_FAST_PATH', help: 'no native thread forwarding known unicast: --tap TAPs and tapswitch.v1 WebSocket ports stay on the event loop (docs/LOCAL-TAPS.md, docs/NATIVE-PATH.md)' },
@@ -85,7 +89,13 @@ function overridesOf (o: Values<typeof SPECS>): ConfigOverrides {
     bridgePriority: opt('bridge-priority', 0, 65535),
     busyPoll: opt('busy-poll', 0, MAX_BUSY_POLL),
     fastPath: o['no-fast-path'] ? false : undefined,
-    stateDir: o['state-dir'] === undefined ? undefined : path.resolve(o['state-dir'])
+    stateDir: o['state-dir'] === undefined ? undefined : path.resolve(o['state-dir']),
+    replica: o.replica,
+    fleet: o.fleet,
+    fleetTokenFile: o['fleet-token-file'],
+    // The secret itself, from the environment only (a flag would show in ps).
+    fleetToken: process.env.SWITCHD_FLEET_TOKEN,
+    fleetVlans: o['fleet-vlans']
   }
 }
 
@@ -123,7 +133,9 @@ export async function main (argv: string[]): Promise<void> {
     if (stopping) { log.warn('forced_exit', { signal }); process.exit(1) }
     stopping = true
     log.info('shutdown', { signal })
-    server.close().then(() => { process.exit(0) }, (err: Error) => { log.error('shutdown_failed', { error: err.message }); process.exit(1) })
+    // SIGTERM (systemd, Kubernetes, a rollout) drains first: its ports reconnect at once (4006) to the other replicas.
+    const drained = signal === 'SIGTERM' ? server.drain(true) : Promise.resolve()
+    drained.then(async () => { await server.close() }).then(() => { process.exit(0) }, (err: Error) => { log.error('shutdown_failed', { error: err.message }); process.exit(1) })
   }
   process.on('SIGINT', () => { stop('SIGINT') })
   process.on('SIGTERM', () => { stop('SIGTERM') })

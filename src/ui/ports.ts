@@ -87,7 +87,7 @@ function drawActions (s: PortState, p: PortJson): void {
       : a === 'disconnect'
         ? () => {
             void confirmed(`Disconnect port ${p.name} (network ${p.network})?`,
-              `switchd closes its connection and forgets its MACs; frames to them are flooded until they are learned again. ${p.kind === 'tapswitch' || p.kind === 'trunk' ? 'Its agent (or trunk) will dial again by itself.' : 'It comes back only if its client connects again.'}`,
+              `switchd closes its connection and forgets its MACs; frames to them are flooded until they are learned again. ${p.kind === 'tapswitch' || p.kind === 'trunk' || p.kind === 'mesh' ? 'Its agent (or trunk, or mesh link) will dial again by itself.' : 'It comes back only if its client connects again.'}`,
               'Disconnect', path, body, b)
           }
         : () => { void act(path, body, b) })

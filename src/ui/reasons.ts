@@ -25,7 +25,8 @@ export const REASONS: Readonly<Record<string, string>> = Object.freeze({
   arp_inspection: 'an ARP that does not match its DHCP binding (ARP inspection)',
   ip_source_guard: 'an IPv4 source that does not match its DHCP binding (IP source guard)',
   backpressure: 'the port\'s peer was not reading fast enough',
-  disconnected: 'sent to a port whose peer is away (parked agent, no VM, gateway restarting, link down)'
+  disconnected: 'sent to a port whose peer is away (parked agent, no VM, gateway restarting, link down)',
+  split_horizon: 'known unicast from one mesh link to a MAC behind another (split horizon: the fleet is one hop)'
 })
 
 /** The line for `reason`; a reason a newer switchd has is shown as it is. */

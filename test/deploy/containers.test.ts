@@ -660,6 +660,26 @@ describe('containers: Kubernetes manifests', function () {
     for (const inside of ['/api/v1/ports', '/metrics', '/healthz', '/net/lab/extra']) assert.equal(route(inside), undefined, `${inside} is exposed`)
   })
 
+  it('drains a terminating replica: readiness on /readyz, a preStop wait inside a grace period that covers the drain; a headless Service lists every replica for the fleet', () => {
+    const pod = deployment.spec.template.spec as Obj
+    const c = containerOf(deployment)
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz', 'a draining replica (503) leaves the endpoints')
+    const wait = Number((c.lifecycle.preStop.exec.command as string[]).join(' ').match(/^sleep (\d+)$/)?.[1])
+    assert.ok(wait > 0, 'preStop waits for the Ingress to learn the pod is going')
+    // The drain: 2 s for the ports' close handshakes (closeTimeout), then the shutdown's own 2 s, and slack.
+    assert.ok(Number(pod.terminationGracePeriodSeconds) >= wait + 2 + 2 + 10, 'the grace period covers preStop and the drain')
+    const fleet = one('Service', 'switchd-fleet')
+    assert.equal(fleet.spec.clusterIP, 'None', 'headless: one A record per pod (--fleet dns://…)')
+    assert.equal(fleet.spec.publishNotReadyAddresses, true, 'a starting or draining replica is still a peer')
+    assert.ok(matches(fleet.spec.selector as Record<string, string>, deployment.spec.template.metadata.labels as Record<string, string>))
+    assert.ok((fleet.spec.ports as Obj[]).every((p) => portNamed(c, p.targetPort as string) !== undefined))
+    const sm = one('ServiceMonitor', 'switchd')
+    assert.equal(matches(sm.spec.selector.matchLabels as Record<string, string>, fleet.metadata.labels as Record<string, string>), false, 'scraped once, through the switchd Service')
+    const policy = one('NetworkPolicy', 'switchd')
+    assert.ok((policy.spec.ingress as Obj[]).some((r) => (r.from as Obj[]).some((f) => f.podSelector !== undefined && matches(f.podSelector.matchLabels as Record<string, string>, deployment.spec.template.metadata.labels as Record<string, string>)) &&
+      (r.ports as Obj[]).some((p) => p.port === portNamed(c, 'ws')?.containerPort)), 'replicas reach each other (the mesh)')
+  })
+
   it('runs switchd non-root and restricted, and the agent on the host network with only NET_ADMIN and the TUN device', () => {
     const dockerUser = /^USER\s+(\d+)/m.exec(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))?.[1]
     const pod = deployment.spec.template.spec as Obj

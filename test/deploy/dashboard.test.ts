@@ -15,6 +15,8 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
+import { switchdRegistry } from '../../src/switch/control/metrics'
+import type { SwitchdView } from '../../src/switch/control/view'
 import { TapDevice } from '../../src/common/tap'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
@@ -31,6 +33,18 @@ const PROMETHEUS_YML = path.join(ROOT, 'deploy', 'prometheus', 'prometheus.yml')
 
 /** Labels Prometheus attaches to every scraped series (not in the exposition text). */
 const TARGET_LABELS = new Set(['job', 'instance'])
+/**
+ * Series the dashboard reads that another part of issue 25 adds (the mesh's links gauge): absent from /metrics
+ * only while no code registers them; once switchdRegistry has one, it must be served like any other.
+ */
+const LANDING = new Map<string, string[]>([['switchd_mesh_links', ['network', 'replica']]])
+function landing (name: string): boolean {
+  return LANDING.has(name) && switchdRegistry({} as SwitchdView).getSingleMetric(name) === undefined
+}
+/** The labels a landing series will have (the issue's design), or none. */
+function landingLabels (name: string): string[] {
+  return landing(name) ? LANDING.get(name) ?? [] : []
+}
 /** tapswitch series deliberately left off the dashboard (none so far). */
 // An info series for joins (agent -> switch port), not a panel of its own.
 const NOT_ON_DASHBOARD = new Set<string>(['tap_agent_uplink_info'])
@@ -289,7 +303,7 @@ describe('observability deployment files (deploy)', () => {
       const SUBJECTS: Array<[RegExp, RegExp]> = [
         [/fast path/i, /fast path/i], [/gateway|DHCP|lease/i, /^Gateways/], [/trunk|spanning|topology/i, /^Trunks/],
         [/link condition/i, /^Link conditions/], [/uplink|TAP |agent/i, /^tap-agent$/], [/^Drops/, /^Drops$/],
-        [/^fdb|MACs learned/, /^Forwarding database/], [/^CPU$|memory|event loop/i, /^Processes$/]
+        [/^fdb|MACs learned/, /^Forwarding database/], [/^CPU$|memory|event loop/i, /^Processes$/], [/replica|mesh/i, /^Fleet$/]
       ]
       let checked = 0
       // The Overview row's stats sum up every subject.
@@ -303,6 +317,32 @@ describe('observability deployment files (deploy)', () => {
         }
       }
       assert.ok(checked >= 20, `only ${checked} panels matched a subject: the table no longer fits the titles`)
+    })
+
+    it('shows a fleet: a replica variable (default All) that every switchd query filters by, and a Fleet row split by replica', () => {
+      const d = loadDashboard()
+      const v = d.templating.list.find((x) => x.name === 'replica') as Variable & { includeAll?: boolean, current?: { value?: unknown } }
+      assert.ok(v !== undefined, 'variable $replica')
+      assert.equal(v.type, 'query')
+      assert.match(variableQuery(v) ?? '', /^label_values\(switchd_\w+,\s*replica\)$/)
+      assert.equal(v.includeAll, true)
+      assert.deepEqual(v.current?.value, ['$__all'], 'All by default: the fleet as one')
+      // Every selector of a switchd series (variables' included) filters by $replica, so choosing one replica narrows every panel.
+      const unfiltered: string[] = []
+      for (const q of dashboardQueries(d).filter((x) => x.where !== 'variable $replica')) {
+        const selectors = [...q.expr.matchAll(/\b(switchd_\w+)(\{[^}]*\})?/g)]
+        for (const m of selectors) if (!(m[2] ?? '').includes('replica=~"$replica"')) unfiltered.push(`${q.where}: ${m[0]}`)
+      }
+      assert.deepEqual(unfiltered, [])
+      const top = d.panels
+      const row = top.findIndex((p) => p.type === 'row' && p.title === 'Fleet')
+      assert.ok(row > 0, 'a Fleet row')
+      const next = top.findIndex((p, i) => i > row && p.type === 'row')
+      const fleet = top.slice(row + 1, next)
+      const exprs = fleet.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? ''))
+      assert.ok(exprs.some((e) => /^sum by \(replica\) \(switchd_ports\{/.test(e)), 'ports per replica')
+      assert.ok(exprs.some((e) => /^sum by \(replica\) \(rate\(switchd_\w+_frames_total\{/.test(e)), 'frames per replica')
+      assert.ok(exprs.some((e) => /^sum by \(replica, network\) \(switchd_mesh_links\{/.test(e)), 'mesh links by replica and network')
     })
 
     it('has PromQL that parses (promtool check rules)', async function () {
@@ -393,7 +433,7 @@ describe('observability deployment files (deploy)', () => {
 
     it('serves every metric the dashboard queries, with the labels it matches and groups on', async function () {
       const out = await scrape()
-      assert.match(out.switchd.text, /^switchd_port_receive_bytes_total\{network="default",port="agent-a"\} 60$/m, 'per-port series exist')
+      assert.match(out.switchd.text, /^switchd_port_receive_bytes_total\{network="default",port="agent-a",replica="[^"]*"\} 60$/m, 'per-port series exist')
       assert.match(out.agent.text, /^tap_agent_uplink_rtt_seconds \d/m)
       const missing: string[] = []
       for (const q of dashboardQueries(loadDashboard())) {
@@ -404,12 +444,12 @@ describe('observability deployment files (deploy)', () => {
           // Ours come from one program; process_* and nodejs_* (the process panels) from both.
           const sources = name.startsWith('switchd_') ? [out.switchd] : name.startsWith('tap_agent_') ? [out.agent] : [out.switchd, out.agent]
           for (const s of sources) {
-            if (!s.names.has(name)) missing.push(`${q.where}: ${name} is not in ${s === out.switchd ? 'switchd' : 'tap-agent'}'s /metrics`)
-            for (const l of labelsOf(s, name)) known.add(l)
+            if (!s.names.has(name) && !landing(name)) missing.push(`${q.where}: ${name} is not in ${s === out.switchd ? 'switchd' : 'tap-agent'}'s /metrics`)
+            for (const l of [...labelsOf(s, name), ...landingLabels(name)]) known.add(l)
           }
         }
         for (const { metric, labels } of selectorLabels(q.expr)) {
-          const own = new Set([...TARGET_LABELS, ...labelsOf(out.switchd, metric), ...labelsOf(out.agent, metric)])
+          const own = new Set([...TARGET_LABELS, ...labelsOf(out.switchd, metric), ...labelsOf(out.agent, metric), ...landingLabels(metric)])
           for (const l of labels) if (!own.has(l)) missing.push(`${q.where}: ${metric} has no label "${l}"`)
         }
         for (const l of groupingLabels(q.expr)) if (!known.has(l)) missing.push(`${q.where}: no metric in the query has label "${l}"`)
@@ -450,9 +490,50 @@ describe('observability deployment files (deploy)', () => {
       assert.match(block('switchd'), /metrics_path:\s*\/metrics/)
       assert.match(block('switchd'), /authorization:\s*\n\s*credentials_file:/, 'sends the admin token /metrics requires')
       assert.match(block('switchd'), /[\w.-]+:8080\b/)
+      assert.ok([...block('switchd').replace(/^\s*#.*$/gm, '').matchAll(/^\s*-\s*[\w.-]+:8080\s*$/gm)].length >= 3, 'a fleet: several switchd replicas as targets')
+      assert.match(yml, /label replica/, 'says the replica label tells the replicas apart')
       assert.match(block('tap-agent'), /metrics_path:\s*\/metrics/)
       assert.ok([...block('tap-agent').matchAll(/[\w.-]+:9101\b/g)].length >= 2, 'two agent targets')
       assert.match(yml, /--metrics-listen/, 'explains --metrics-listen')
+    })
+
+    it('offers a Kubernetes variant of the switchd targets (DNS of a headless Service, the Kubernetes API), each a valid configuration once uncommented', async function () {
+      const yml = readFileSync(PROMETHEUS_YML, 'utf8')
+      const variants = ['dns_sd_configs', 'kubernetes_sd_configs'].map((name) => {
+        const m = new RegExp(`^ *# BEGIN ${name}\\n([\\s\\S]*?)^ *# END ${name}$`, 'm').exec(yml)
+        assert.ok(m !== null, `a commented ${name} block between # BEGIN ${name} and # END ${name}`)
+        const body = (m[1] as string).replace(/^( *)# ?/gm, '$1')
+        assert.match(body, new RegExp(`^ {4}${name}:`, 'm'), `${name} at the job's indentation`)
+        return { name, body }
+      })
+      assert.match(variants[0]?.body ?? '', /names:\s*\n\s*-\s*[\w-]+\.tapswitch\.svc\.cluster\.local/)
+      assert.match(variants[0]?.body ?? '', /port: 9100/, 'the metrics port of deploy/k8s/switchd.yaml')
+      assert.match(readFileSync(path.join(ROOT, 'deploy', 'k8s', 'switchd.yaml'), 'utf8'), /name: metrics\s*\n\s*containerPort: 9100/)
+      requirePromtool(this)
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'tapswitch-prom-'))
+      try {
+        writeFileSync(path.join(dir, 'switchd-admin.token'), '')
+        for (const v of variants) {
+          // The variant replaces the switchd job's static_configs.
+          const text = yml.replace(/^( {4}static_configs:\n {6}- targets:\n(?: {10}- switch-\d\.example:8080\n)+)/m, v.body)
+          assert.notEqual(text, yml, 'the switchd static_configs found')
+          const file = path.join(dir, `${v.name}.yml`)
+          writeFileSync(file, text)
+          const r = await promtool(['check', 'config', file])
+          // Debian builds Prometheus without Kubernetes service discovery: its promtool knows no kubernetes_sd_configs
+          // at all, and says exactly that; anything else wrong in the variant still fails here.
+          if (v.name === 'kubernetes_sd_configs' && r.code !== 0 && /field kubernetes_sd_configs not found in type config\.ScrapeConfig/.test(r.stdout + r.stderr)) {
+            const again = text.replace(/^ {4}kubernetes_sd_configs:\n(?: {6}.*\n)+/m, '    static_configs:\n      - targets: [switch-1.example:8080]\n')
+            writeFileSync(file, again)
+            const rest = await promtool(['check', 'config', file])
+            assert.equal(rest.code, 0, explain('promtool check config (kubernetes_sd_configs\' relabel_configs)', rest) + '\n' + again)
+            continue
+          }
+          assert.equal(r.code, 0, explain(`promtool check config (${v.name})`, r) + '\n' + text)
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
     })
 
     it('passes promtool check config as shipped, as its comment says to run it (the credentials file beside it included)', async function () {

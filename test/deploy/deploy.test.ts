@@ -41,7 +41,7 @@ describe('deploy: systemd units', function () {
     return file
   }
 
-  for (const [unit, as] of [['switchd.service', 'switchd.service'], ['tap-agent@.service', 'tap-agent@lab0.service']] as const) {
+  for (const [unit, as] of [['switchd.service', 'switchd.service'], ['switchd@.service', 'switchd@r1.service'], ['tap-agent@.service', 'tap-agent@lab0.service']] as const) {
     it(`${unit} passes systemd-analyze verify`, async () => {
       const file = install(unit, as)
       const r = await execFileP('systemd-analyze', ['verify', file]).then(

@@ -52,7 +52,7 @@ describe('e2e: fair admission across client addresses', function () {
   async function metric (reason: string): Promise<number> {
     const res = await fetchFrom(OPERATOR, '/metrics')
     assert.equal(res.status, 200)
-    return Number(new RegExp(`^switchd_connections_rejected_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(String(res.body))?.[1] ?? NaN)
+    return Number(new RegExp(`^switchd_connections_rejected_total\\{reason="${reason}",replica="[^"]*"\\} (\\d+)$`, 'm').exec(String(res.body))?.[1] ?? NaN)
   }
 
   async function fetchFrom (from: string, p: string, headers: Record<string, string> = { authorization: `Bearer ${ADMIN}` }): Promise<NsAnswer> {

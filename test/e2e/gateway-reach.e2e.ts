@@ -190,7 +190,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
   }
 
   const filtered = (text: string, network: string, reason: string): number => {
-    const m = new RegExp(`switchd_gateway_filtered_frames_total\\{network="${network}",reason="${reason}"\\} (\\d+)`).exec(text)
+    const m = new RegExp(`switchd_gateway_filtered_frames_total\\{network="${network}",reason="${reason}",replica="[^"]*"\\} (\\d+)`).exec(text)
     return m === null ? 0 : Number(m[1])
   }
 
@@ -305,7 +305,7 @@ describe('e2e: what a station reaches through the gateway, with NAT on (switchd 
     assert.ok(held <= 256 + 4, `the child holds ${held} more descriptors: at most the client's share (256)`)
     const m = await metrics()
     assert.ok(filtered(m, 'lab', 'flows') >= 5000 - 256, 'the rest refused, counted flows')
-    assert.match(m, /switchd_gateway_flows\{network="lab"\} 2\d\d\n/)
+    assert.match(m, /switchd_gateway_flows\{network="lab",replica="[^"]*"\} 2\d\d\n/)
     // The other station: DNS answered, a connection to the outside, and its published port reached from the host.
     await barrier(b)
     assert.deepEqual(await probe(b, [[OUTSIDE, 7000]]), ['synack'])

@@ -138,7 +138,7 @@ describe('e2e: a station cannot reach switchd through the gateway, whatever addr
     assert.equal(barrier.data.trim(), 'hello-from-the-namespace', 'a listed host port at the gateway\'s address works (NAT on): ' + out)
     for (const a of attempts) assert.doesNotMatch(a.data, /HTTP\//, `nothing of switchd at ${a.target}: ${JSON.stringify(a)}`)
     const after = await metrics()
-    const refusedHere = counter(after, /^switchd_connections_rejected_total\{reason="gateway_child"\} (\d+)$/m) - counter(before, /^switchd_connections_rejected_total\{reason="gateway_child"\} (\d+)$/m)
+    const refusedHere = counter(after, /^switchd_connections_rejected_total\{reason="gateway_child",replica="[^"]*"\} (\d+)$/m) - counter(before, /^switchd_connections_rejected_total\{reason="gateway_child",replica="[^"]*"\} (\d+)$/m)
     // A SYN answered came through slirp to switchd's listener, which reset it unread (and counted it);
     // one not answered never left the gateway port (a filter in front of slirp dropped and counted it).
     const answered = attempts.filter((a) => a.synAck)
@@ -209,7 +209,7 @@ describe('e2e: switchd as nobody keeps its secrets from its gateway child', func
     assert.equal(uidsOf(pidOf('lab')).real, NOBODY, 'the child runs as switchd\'s own user')
     assert.equal(probeReport(lines, 'probe'), 'config=denied;tokens=denied;environ=denied;hosts=read;switchd=[];', 'reset unread by an unprivileged switchd too')
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } })).text()
-    assert.match(metrics, /^switchd_connections_rejected_total\{reason="gateway_child"\} [1-9]/m)
+    assert.match(metrics, /^switchd_connections_rejected_total\{reason="gateway_child",replica="[^"]*"\} [1-9]/m)
   })
 
   it('switchd is non-dumpable: another process of its user cannot read its environment either', () => {

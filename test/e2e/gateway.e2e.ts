@@ -154,13 +154,13 @@ exit 0
     assert.match(await addressOf(x), /inet 10\.0\.3\.15\/24/)
     assert.equal(await connectFrom(x, '10.0.3.2', hostPort, 1500), 'ERR TIMEOUT', 'no answer: the SYN never reached slirp')
     const metrics = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`)).text()
-    assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="locked",reason="host"\} [1-9]/)
+    assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="locked",reason="host",replica="[^"]*"\} [1-9]/)
   })
 
   it('attack: switchd\'s own port is not reachable through the gateway (dropped and counted)', async () => {
     assert.equal(await connectFrom(u, '10.0.2.2', lab.port, 1500), 'ERR TIMEOUT', 'no answer at all: the SYN never reached slirp')
     const metrics = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`)).text()
-    assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="default",reason="switchd"\} [1-9]/)
+    assert.match(metrics, /switchd_gateway_filtered_frames_total\{network="default",reason="switchd",replica="[^"]*"\} [1-9]/)
   })
 
   it('a published port: a client on the host\'s loopback reaches a server in the namespace', async () => {

@@ -73,6 +73,6 @@ describe('e2e: observability', function () {
     const rx = /^tap_agent_tap_receive_frames_total\{tap="[^"]+"\} (\d+)$/m.exec(text)
     assert.ok(rx !== null && Number(rx[1]) >= 2, 'the agent counted the frames it read from its TAP')
     const sw = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`, { signal: AbortSignal.timeout(5000) })).text()
-    assert.match(sw, /^switchd_port_receive_frames_total\{network="default",port="host-a"\} [1-9]\d*$/m)
+    assert.match(sw, /^switchd_port_receive_frames_total\{network="default",port="host-a",replica="[^"]*"\} [1-9]\d*$/m)
   })
 })

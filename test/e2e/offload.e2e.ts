@@ -191,7 +191,7 @@ describe('e2e: offload between agents, and the fallback for ports without it', f
         assert.ok(s.ipChecksumOk && s.tcpChecksumOk, 'a frame with a bad checksum reached the raw client')
       }
       const metrics = await (await fetch(`http://127.0.0.1:${lab.port}/metrics`)).text()
-      const segmented = Number(/^switchd_offload_fallback_frames_total\{network="default",kind="segmented"\} (\d+)$/m.exec(metrics)?.[1])
+      const segmented = Number(/^switchd_offload_fallback_frames_total\{network="default",kind="segmented",replica="[^"]*"\} (\d+)$/m.exec(metrics)?.[1])
       assert.ok(segmented > 0, 'switchd counted its segmentations')
     } finally {
       browser.close()

@@ -117,7 +117,7 @@ describe('e2e: scale (1,000 ports, a receiver that does not read)', function () 
   }
   const metricsRss = async (): Promise<number> => {
     const res = await fetch(`http://127.0.0.1:${lab.port}/metrics`, { signal: AbortSignal.timeout(5000) })
-    const m = /^process_resident_memory_bytes (\S+)$/m.exec(await res.text())
+    const m = /^process_resident_memory_bytes\{replica="[^"]*"\} (\S+)$/m.exec(await res.text())
     assert.ok(m !== null, 'process_resident_memory_bytes in /metrics')
     return Number(m[1])
   }

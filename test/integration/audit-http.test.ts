@@ -86,7 +86,7 @@ describe('audit: the HTTP surface (integration)', () => {
       assert.equal((await request(port, 'GET', '/metrics')).status, 401)
       const ok = await request(port, 'GET', '/metrics', { authorization: `Bearer ${ADMIN}` })
       assert.equal(ok.status, 200)
-      assert.match(ok.body, /^switchd_connections_rejected_total\{reason="bad_origin"\} 0$/m)
+      assert.match(ok.body, /^switchd_connections_rejected_total\{reason="bad_origin",replica="[^"]*"\} 0$/m)
     })
 
     it('attack: --metrics-listen beyond loopback without an admin token refuses to start', async () => {

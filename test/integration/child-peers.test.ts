@@ -101,7 +101,7 @@ printf '%s\\n' "$out" >&6`)
     assert.equal(logs.filter((l) => l.includes('"event":"connection_rejected"') && l.includes('"reason":"gateway_child"')).length, 3)
     assert.ok(logs.some((l) => l.includes('"listener":"metrics"')) && logs.some((l) => l.includes('"listener":"qemu vm1"')))
     const metrics = await s.registry.metrics()
-    assert.match(metrics, /switchd_connections_rejected_total\{reason="gateway_child"\} 3/)
+    assert.match(metrics, /switchd_connections_rejected_total\{reason="gateway_child",replica="[^"]*"\} 3/)
   })
 
   it('attack: with TLS on the main listener, the child is reset before the handshake; a local client is served', async function () {
@@ -133,7 +133,7 @@ printf 'tls=[%s]\\n' "$r" >&6`, pki)
 
   it('another local process, of the child\'s own uid, is served on all three; so are switchctl and a WebSocket client', async () => {
     const s = await start('')
-    assert.match(await s.registry.metrics(), /switchd_connections_rejected_total\{reason="gateway_child"\} 0/, 'the series exists at 0')
+    assert.match(await s.registry.metrics(), /switchd_connections_rejected_total\{reason="gateway_child",replica="[^"]*"\} 0/, 'the series exists at 0')
     await waitFor(() => s.gatewayChildren[0]?.up === true, 5000, 'the gateway up')
     const child = s.gatewayChildren[0]?.childRef()
     assert.ok(child !== undefined)

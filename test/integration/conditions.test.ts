@@ -74,8 +74,8 @@ describe('link conditions and drills (integration)', function () {
     assert.equal(ports.find((p) => p.name === 'b')?.condition?.framesDelayed, 1)
     assert.match((await ctl('ports')).out, /out 150ms/)
     const metrics = await (await fetch(http + '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } })).text()
-    assert.match(metrics, /^switchd_port_condition_delayed_frames_total\{network="default",port="b"\} 1$/m)
-    assert.match(metrics, /^switchd_port_condition_queue_frames\{network="default",port="b",direction="out"\} 0$/m)
+    assert.match(metrics, /^switchd_port_condition_delayed_frames_total\{network="default",port="b",replica="[^"]*"\} 1$/m)
+    assert.match(metrics, /^switchd_port_condition_queue_frames\{network="default",port="b",direction="out",replica="[^"]*"\} 0$/m)
     assert.equal((await ctl('condition', 'clear', 'b')).code, 0)
     assert.deepEqual(JSON.parse((await ctl('--json', 'condition', 'show')).out), [])
     a.send([eth(BROADCAST, MAC_A)])
@@ -92,7 +92,7 @@ describe('link conditions and drills (integration)', function () {
     await waitFor(() => b.frames.length === 1, HANG_GUARD_MS)
     assert.equal(b.frames[0]?.[14], 3, 'only the barrier: the lost ones never arrived')
     const text = await (await fetch(http + '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } })).text()
-    assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="condition"\} 2$/m)
+    assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="condition",replica="[^"]*"\} 2$/m)
   })
 
   it('link down: the agent\'s TAP loses carrier, frames stop both ways; up: carrier back and frames pass', async () => {

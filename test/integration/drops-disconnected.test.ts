@@ -76,8 +76,8 @@ describe('drop reason "disconnected" (integration)', function () {
     await waitFor(() => vm1?.drops[R_DISCONNECTED] === 3, 10_000, 'three drops')
 
     const metrics = await get<string>('/metrics')
-    assert.match(metrics, /^switchd_frames_dropped_total\{network="default",reason="disconnected"\} 3$/m)
-    assert.match(metrics, /^switchd_port_drops_total\{network="default",port="vm1",reason="disconnected"\} 3$/m)
+    assert.match(metrics, /^switchd_frames_dropped_total\{network="default",reason="disconnected",replica="[^"]*"\} 3$/m)
+    assert.match(metrics, /^switchd_port_drops_total\{network="default",port="vm1",reason="disconnected",replica="[^"]*"\} 3$/m)
     const ports = await get<PortJson[]>('/api/v1/ports')
     assert.equal(ports.find((p) => p.name === 'vm1')?.drops.disconnected, 3)
     const drops = await get<DropsJson>('/api/v1/drops?reason=disconnected')
@@ -104,7 +104,7 @@ describe('drop reason "disconnected" (integration)', function () {
     await waitFor(() => roamer?.drops[R_DISCONNECTED] === 2, 10_000, 'two drops while parked')
     await waitFor(() => !server.ports().some((p) => p.name === 'roamer'), 20_000, 'the grace to end')
     assert.equal(server.switch.stats.drops[R_DISCONNECTED], 2)
-    assert.match(await get<string>('/metrics'), /^switchd_frames_dropped_total\{network="default",reason="disconnected"\} 2$/m)
+    assert.match(await get<string>('/metrics'), /^switchd_frames_dropped_total\{network="default",reason="disconnected",replica="[^"]*"\} 2$/m)
   })
 
   it('attack: frames for a port switchd is closing (its peer has not answered the close) are counted as disconnected, never as sent', async () => {

@@ -121,9 +121,9 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
       [2, 4, 1, 1, 2, 1, 1, 0])
     const metrics = await s.registry.metrics()
     for (const [reason, n] of [['host', 2], ['not_routable', 4], ['outside', 1], ['dns', 1], ['switchd', 2], ['fragment', 1], ['protocol', 1], ['flows', 0], ['dhcp', 0]] as const) {
-      assert.match(metrics, new RegExp(`switchd_gateway_filtered_frames_total\\{network="lab",reason="${reason}"\\} ${n}\\n`), reason)
+      assert.match(metrics, new RegExp(`switchd_gateway_filtered_frames_total\\{network="lab",reason="${reason}",replica="[^"]*"\\} ${n}\\n`), reason)
     }
-    assert.match(metrics, /switchd_gateway_flows\{network="lab"\} 0\n/)
+    assert.match(metrics, /switchd_gateway_flows\{network="lab",replica="[^"]*"\} 0\n/)
     const nets = (await (await fetch(`http://127.0.0.1:${s.address().port}/api/v1/networks`)).json()) as NetworkJson[]
     const gw = nets.find((n) => n.name === 'lab')?.gateway
     assert.deepEqual([gw?.up, gw?.flows, gw?.maxFlows, gw?.flowsPerClient, gw?.filtered.not_routable], [true, 0, 4096, 256, 4])

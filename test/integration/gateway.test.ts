@@ -154,9 +154,9 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.ok((p?.rxFrames ?? 0) >= 3 && (p?.txFrames ?? 0) >= 1, 'frames counted each way')
     assert.equal(p?.txFrames, 1, 'no DHCP went to slirp: only the ARP')
     const metrics = await server?.registry.metrics() ?? ''
-    assert.match(metrics, /switchd_gateway_leases_total\{network="lab",kind="dynamic"\} 1/)
-    assert.match(metrics, /switchd_gateway_leases\{network="lab"\} 1/)
-    assert.match(metrics, /switchd_gateway_up\{network="lab"\} 1/)
+    assert.match(metrics, /switchd_gateway_leases_total\{network="lab",kind="dynamic",replica="[^"]*"\} 1/)
+    assert.match(metrics, /switchd_gateway_leases\{network="lab",replica="[^"]*"\} 1/)
+    assert.match(metrics, /switchd_gateway_up\{network="lab",replica="[^"]*"\} 1/)
     const ctl = await switchctl(['--url', `http://127.0.0.1:${server?.address().port ?? 0}`, 'leases', '--network', 'lab'])
     assert.equal(ctl.code, 0, ctl.stderr)
     assert.match(ctl.stdout.toString(), /^lab\s+10\.0\.2\.15\s+02:00:00:00:00:11\s+dynamic\s+bound\s+\S+Z\s+\S+/m)
@@ -314,7 +314,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     assert.equal(o.type, DHCPOFFER, 'another station still gets an address')
     assert.notEqual(o.yiaddr, own.yiaddr)
     assert.equal(gatewayPort().server.counters.chaddr, 16)
-    assert.match(await s.registry.metrics(), /switchd_gateway_filtered_frames_total\{network="lab",reason="dhcp_chaddr"\} 16/)
+    assert.match(await s.registry.metrics(), /switchd_gateway_filtered_frames_total\{network="lab",reason="dhcp_chaddr",replica="[^"]*"\} 16/)
   })
 
   it('attack: after the gateway child restarts (port disconnect gateway), a new station is never offered a running station\'s address', async () => {
@@ -368,7 +368,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'drops', '--network', 'lab'])
     assert.equal(ctl.code, 0, ctl.stderr)
     assert.match(ctl.stdout.toString(), /02:00:00:00:00:12.*arp_inspection/)
-    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="arp_inspection"\} 1/)
+    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="arp_inspection",replica="[^"]*"\} 1/)
   })
 
   it('attack: a rogue DHCP OFFER naming its sender as router reaches no other station (dropped, counted, in switchctl drops)', async () => {
@@ -384,7 +384,7 @@ describe('gateway: DHCP from a QEMU user-mode network behind a port (integration
     const ctl = await switchctl(['--url', `http://127.0.0.1:${s.address().port}`, 'drops', '--network', 'lab', '--reason', 'dhcp_snooping'])
     assert.equal(ctl.code, 0, ctl.stderr)
     assert.match(ctl.stdout.toString(), /02:00:00:00:00:12.*dhcp_snooping/)
-    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="dhcp_snooping"\} 1/)
+    assert.match(await s.registry.metrics(), /switchd_frames_dropped_total\{network="lab",reason="dhcp_snooping",replica="[^"]*"\} 1/)
   })
 
   it('guards: false lets both through, as an unmanaged switch would', async () => {

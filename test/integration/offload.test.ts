@@ -84,8 +84,8 @@ describe('offload (integration)', () => {
     assert.deepEqual(sender.take(), [Buffer.concat([Buffer.alloc(10), hello])])
 
     const text = await (await fetch(url.replace('ws:', 'http:') + 'metrics')).text()
-    assert.match(text, /^switchd_offload_fallback_frames_total\{network="default",kind="segmented"\} 1$/m)
-    assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="bad_offload"\} 0$/m)
+    assert.match(text, /^switchd_offload_fallback_frames_total\{network="default",kind="segmented",replica="[^"]*"\} 1$/m)
+    assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="bad_offload",replica="[^"]*"\} 0$/m)
   })
 
   it('drops a malformed offload record (counted) and keeps the port', async () => {

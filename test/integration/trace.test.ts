@@ -213,7 +213,7 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
       await waitFor(() => b.frames.some((f) => f[14] === 9))
       assert.deepEqual(b.frames.map((f) => f.subarray(0, 6).toString('hex')), ['0180c2000000', 'ffffffffffff'])
       const text = await (await fetch(http + '/metrics', { headers: auth })).text()
-      assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="link_local"\} 2$/m)
+      assert.match(text, /^switchd_frames_dropped_total\{network="default",reason="link_local",replica="[^"]*"\} 2$/m)
     })
 
     it('floods the groups a network lists, and only in that network', async () => {
@@ -258,7 +258,7 @@ describe('frame trace, drop log and lab protocols (integration)', () => {
       assert.equal(line.ports, 'a,b')
       assert.equal(line.mac, '02:00:00:00:00:01')
       const text = await (await fetch(http + '/metrics', { headers: auth })).text()
-      assert.match(text, /^switchd_duplicate_macs_total\{network="default"\} 1$/m, 'once per MAC a minute')
+      assert.match(text, /^switchd_duplicate_macs_total\{network="default",replica="[^"]*"\} 1$/m, 'once per MAC a minute')
       assert.ok(!logs.some((l) => l.includes('"loop_detected"')), 'not a loop')
     })
   })

@@ -15,6 +15,7 @@ function state (over: Partial<AdmissionState> = {}, config: Record<string, unkno
   return {
     config: buildConfig(config, 'test'),
     closing: false,
+    draining: false,
     listening: true,
     metricsHere: true,
     adminOpen: true,
@@ -44,6 +45,18 @@ describe('admission: a pure decision per request', () => {
 
   it('refuses every upgrade while shutting down, before anything else is looked at', () => {
     assert.deepEqual(refusal(admitUpgrade(upgrade('/nowhere', { host: 'evil.example' }), state({ closing: true }))), [503, 'shutting_down'])
+  })
+
+  it('a draining replica refuses every port\'s upgrade with 503 (a balancer tries the next upstream), whatever the request; the console still comes in', () => {
+    const draining = state({ draining: true }, { tokens: [{ id: 'alice', network: 'lab', sha256: sha256Hex(ALICE) }], adminToken: 'a'.repeat(32) })
+    for (const r of [upgrade('/net/lab', { authorization: `Bearer ${ALICE}` }), upgrade('/net/lab'), upgrade('/', { origin: 'http://evil.example' }),
+      upgrade('/net/lab', { 'sec-websocket-protocol': 'tapswitch.v1', authorization: `Bearer ${ALICE}` })]) {
+      const d = admitUpgrade(r, draining)
+      assert.deepEqual(refusal(d), [503, 'draining'], r.url)
+      assert.ok(d.refuse && /draining: connect through the balancer/.test(d.message))
+    }
+    assert.deepEqual(admitUpgrade(upgrade(EVENTS_PATH), draining), { refuse: false, to: 'console' })
+    assert.deepEqual(refusal(admitUpgrade(upgrade('/net/lab'), state({ draining: true, closing: true }))), [503, 'shutting_down'])
   })
 
   it('refuses a Host that does not name us (DNS rebinding), with the fix in the answer', () => {
@@ -99,8 +112,9 @@ describe('admission: a pure decision per request', () => {
   it('routes plain requests: health, readiness, metrics, the API, the console, the rest', () => {
     const req = (url: string): RequestFacts => ({ method: 'GET', url, headers: { host: 'localhost' }, remote: '127.0.0.1' })
     assert.deepEqual(routeRequest(req('/healthz'), state()), { refuse: false, to: 'healthz' })
-    assert.deepEqual(routeRequest(req('/readyz'), state()), { refuse: false, to: 'readyz', ready: true })
-    assert.deepEqual(routeRequest(req('/readyz'), state({ closing: true })), { refuse: false, to: 'readyz', ready: false })
+    assert.deepEqual(routeRequest(req('/readyz'), state()), { refuse: false, to: 'readyz', ready: true, draining: false })
+    assert.deepEqual(routeRequest(req('/readyz'), state({ closing: true })), { refuse: false, to: 'readyz', ready: false, draining: false })
+    assert.deepEqual(routeRequest(req('/readyz'), state({ draining: true })), { refuse: false, to: 'readyz', ready: false, draining: true })
     assert.deepEqual(routeRequest(req('/metrics'), state()), { refuse: false, to: 'metrics' })
     assert.deepEqual(routeRequest(req('/metrics'), state({ metricsHere: false })), { refuse: false, to: 'other' }, '--metrics-listen moves it')
     assert.deepEqual(routeRequest(req('/metrics'), state({ adminOpen: false })), { refuse: false, to: 'other' }, 'not open, and no admin token to ask for')

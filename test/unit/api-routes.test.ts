@@ -111,6 +111,23 @@ describe('admin API route table', () => {
     }
   })
 
+  it('POST /api/v1/drain drains (the default) or serves again, answering what the daemon did; a bad body is a 400 that changes nothing', async () => {
+    const calls: boolean[] = []
+    const server = { draining: false, drain: async (on: boolean) => { calls.push(on); return { draining: on, closed: on ? 3 : 0 } } }
+    const a = await ask('POST', '/api/v1/drain', { server })
+    assert.equal(a.status, 200)
+    assert.deepEqual(a.body, { draining: true, closed: 3 })
+    assert.deepEqual((await ask('POST', '/api/v1/drain', { body: '{"drain": true}', server })).body, { draining: true, closed: 3 })
+    assert.deepEqual((await ask('POST', '/api/v1/drain', { body: '{"drain": false}', server })).body, { draining: false, closed: 0 })
+    assert.deepEqual(calls, [true, true, false])
+    for (const body of ['{"drain": "yes"}', '{"drain": 1}', '{"drian": true}', '[true]']) {
+      const b = await ask('POST', '/api/v1/drain', { body, server })
+      assert.equal(b.status, 400, body)
+    }
+    assert.deepEqual(calls, [true, true, false], 'a refused body drains nothing')
+    assert.equal((await ask('GET', '/api/v1/drain', { server })).status, 404)
+  })
+
   it('a body over 64 KiB is refused with 413 before it is parsed', async () => {
     const a = await ask('POST', '/api/v1/fdb/flush', { body: JSON.stringify({ port: 'x'.repeat(70_000) }) })
     assert.equal(a.status, 413)

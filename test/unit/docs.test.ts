@@ -170,10 +170,10 @@ describe('docs: command examples', () => {
   })
 
   it('a switchctl table in the docs has the columns switchctl prints', () => {
-    // The headers each switchctl command prints: the first table([...]) literal after its case in src/ctl/main.ts.
+    // The headers each switchctl command prints: the first table([...]) or columns<T>([...]) literal after its case in src/ctl/main.ts.
     const src = read('src/ctl/main.ts')
     const headers = new Map<string, string[]>()
-    for (const m of src.matchAll(/case '([a-z]+)': \{[\s\S]*?\btable\(\[([^\]]*)\]/g)) {
+    for (const m of src.matchAll(/case '([a-z]+)': \{[\s\S]*?\b(?:table|columns<\w+>)\(\[([^\]]*)\]/g)) {
       if (!headers.has(m[1] as string)) headers.set(m[1] as string, [...(m[2] as string).matchAll(/'([^']*)'/g)].map((x) => x[1] as string))
     }
     assert.ok(headers.has('ports') && headers.has('fdb') && headers.has('networks'), 'src/ctl/main.ts no longer has table([...]) after its cases: fix this test')
@@ -185,8 +185,10 @@ describe('docs: command examples', () => {
         const m = /^\s*\$ switchctl((?:\s+--(?:url|token)\s+\S+|\s+--json)*)\s+([a-z]+)\b/.exec(l)
         const next = (lines[i + 1] ?? '').trim()
         if (m === null || !/^[A-Z]+(?:\s{1,2}[A-Z]+)*$/.test(next.split(/\s{2,}/).join('  ').replace(/\s{2,}/g, '  ')) || !/^[A-Z]/.test(next)) return
-        const want = headers.get(m[2] as string)
-        if (want === undefined) return
+        const own = headers.get(m[2] as string)
+        if (own === undefined) return
+        // Several URLs (a fleet): the same columns after a REPLICA column.
+        const want = /--url\s+\S*,/.test(m[1] as string) ? ['REPLICA', ...own] : own
         seen++
         const got = next.split(/\s{2,}/)
         if (JSON.stringify(got) !== JSON.stringify(want)) wrong.push(`${file}:${i + 2}: switchctl ${m[2] as string} prints ${want.join(' | ')}; the docs show ${got.join(' | ')}`)

@@ -139,6 +139,8 @@ describe('frame trace', () => {
         if (rng.bool(0.3)) { p.uuRate = 1; p.uuTokens = 1 }
         if (rng.bool(0.1)) { p.rateBps = 200; p.rateTokens = 200 }
         if (rng.bool(0.1)) p.allowedMacs = new Set([rng.pick(macs)])
+        // Mesh links to other replicas (split horizon, issue 25).
+        if (rng.bool(0.3)) p.mesh = true
         s.addPort(p, rng.bool(0.1))
         if (rng.bool(0.1)) p.blocked |= rng.pick([BLOCK_OPERATOR, BLOCK_LOOP])
         ports.push(p)

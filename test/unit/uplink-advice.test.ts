@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {
-  uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, upgradeStatus,
-  REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX, TRUNK_SOURCES, tlsClientHint
+  uplinkHint, refusalOfError, refusalOfClose, closeHint, reconnectDelay, reconnectAtOnce, upgradeStatus,
+  DRAIN_AGAIN_MIN, REFUSALS_BEFORE_SLOW, REFUSED_MIN, REFUSED_MAX, TRUNK_SOURCES, tlsClientHint
 } from '../../src/common/uplink-advice'
-import { CLOSE_POLICY, CLOSE_BAD_HELLO, CLOSE_BPDU_GUARD, CLOSE_NOT_READING, CLOSE_GOING_AWAY, CLOSE_HELLO_TIMEOUT } from '../../src/common/protocol'
+import { CLOSE_POLICY, CLOSE_BAD_HELLO, CLOSE_BPDU_GUARD, CLOSE_NOT_READING, CLOSE_GOING_AWAY, CLOSE_HELLO_TIMEOUT, CLOSE_DRAINING } from '../../src/common/protocol'
 
 const URL_ = 'ws://switch.example:8080/net/lab'
 
@@ -33,7 +33,7 @@ describe('uplink advice', () => {
       [http(404), /no such network or path: use \/ .* or \/net\/NAME/],
       [http(421), /add the name to switchd's --allowed-hosts/],
       [http(429), /maxPortsPerAddress/],
-      [http(503), /port limit or shutting down/],
+      [http(503), /port limit, shutting down or draining/],
       [http(502), /not a tapswitch switchd at switch\.example:8080\? \(HTTP 502\)/],
       [err('ECONNRESET'), /use wss:\/\//],
       [err('EPIPE'), /retrying with backoff/],
@@ -76,7 +76,21 @@ describe('uplink advice', () => {
     assert.match(closeHint(CLOSE_BPDU_GUARD), /connect it as a trunk/)
     assert.match(closeHint(CLOSE_NOT_READING), /did not read/)
     assert.match(closeHint(CLOSE_GOING_AWAY), /next URL/)
+    assert.match(closeHint(CLOSE_DRAINING), /draining.*at once/)
     assert.notEqual(closeHint(4999), '')
+  })
+
+  it('reconnects at once when an uplink that was up is closed with 4006 (draining), and for nothing else', () => {
+    assert.equal(CLOSE_DRAINING, 4006)
+    assert.equal(reconnectAtOnce(CLOSE_DRAINING, true, Infinity), true)
+    for (const c of [1000, 1001, 1006, CLOSE_POLICY, CLOSE_NOT_READING]) assert.equal(reconnectAtOnce(c, true, Infinity), false, String(c))
+    assert.equal(reconnectAtOnce(CLOSE_DRAINING, false, Infinity), false, 'a 4006 before the welcome is a refusal like any other')
+    assert.equal(reconnectAtOnce(CLOSE_DRAINING, true, DRAIN_AGAIN_MIN), true)
+  })
+
+  it('attack: a switch that welcomes and drains (4006) in a loop gets the usual backoff from the second time on, not a tight reconnect loop', () => {
+    assert.equal(reconnectAtOnce(CLOSE_DRAINING, true, 0), false)
+    assert.equal(reconnectAtOnce(CLOSE_DRAINING, true, DRAIN_AGAIN_MIN - 0.001), false)
   })
 
   it('backs off as usual: full jitter over min..min·2^attempt, at most max', () => {

@@ -88,7 +88,7 @@ describe('switchctl command lines (ctl/commands.ts)', () => {
 
   it('prints one command\'s help, and suggests a command', () => {
     const usageText = 'Usage: x\n\nCommands:\n  port disable NAME     act\n  ports [--network N]   list\n                        more of it\n  fdb                   table\n\nOptions:\n  --url URL   where\n'
-    assert.equal(commandHelp(usageText, 'ports'), 'Usage: switchctl [--url URL] [--token TOKEN] [--json] ports [options]\n\n  ports [--network N]   list\n                        more of it\n\nOptions:\n  --url URL   where\n')
+    assert.equal(commandHelp(usageText, 'ports'), 'Usage: switchctl [--url URL[,URL…]] [--token TOKEN] [--json] ports [options]\n\n  ports [--network N]   list\n                        more of it\n\nOptions:\n  --url URL   where\n')
     assert.match(commandHelp(usageText, 'port') ?? '', /port disable NAME/)
     assert.doesNotMatch(commandHelp(usageText, 'port') ?? '', /list/)
     assert.equal(unknownCommand('fbd').message, 'unknown command "fbd" (did you mean fdb?); see switchctl --help')

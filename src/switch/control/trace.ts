@@ -26,7 +26,7 @@ import { egressOp, CLASS_RUNT, CLASS_DOUBLE_TAG, CLASS_TAGGED, CLASS_TAG_VID, CL
 import { LEARN_LIMIT, LEARN_PINNED, LEARN_FLAP, LEARN_HELD } from '../core/fdb'
 import { DROP_REASONS, R_LINK_DOWN } from '../core/reasons'
 import {
-  S_INGRESS, S_RATE, S_VALIDATE, S_VLAN, S_GUARD, S_LEARN, S_LOOKUP, S_GROUP, S_LINK_LOCAL, S_STORM, S_EGRESS, S_DROP, type DecisionObserver
+  S_INGRESS, S_RATE, S_VALIDATE, S_VLAN, S_GUARD, S_LEARN, S_LOOKUP, S_GROUP, S_LINK_LOCAL, S_STORM, S_EGRESS, S_DROP, S_SPLIT_HORIZON, type DecisionObserver
 } from '../core/observe'
 import type { Switch } from '../core/switch'
 
@@ -158,6 +158,10 @@ class Renderer {
       case S_STORM:
         if (dropped >= 0) return this.drop('storm', dropped, `storm control: port ${p.name} is over its ${KIND_NAMES[e.a] as string} limit`)
         this.step('storm', 'pass', `storm control: ${Math.floor(e.b)} ${KIND_NAMES[e.a] as string} frames left in this second`)
+        return true
+      case S_SPLIT_HORIZON:
+        if (dropped >= 0) return this.drop('split_horizon', dropped, `split horizon: from mesh port ${p.name}, never out of another mesh port (${e.port?.name ?? '?'})`)
+        this.step('split_horizon', 'note', `split horizon: from mesh port ${p.name}, the flood reaches local ports only`)
         return true
       default: return true
     }

@@ -18,16 +18,17 @@ import type { CaptureHub } from './capture'
 import type { AuthThrottle } from './throttle'
 import type { ConditionParams } from '../core/condition'
 import type { LeaseTable } from '../core/leases'
+import type { DrainJson } from '../../common/api-types'
 
 /** What the API and metrics read of a core Port: its identity, policy, state and counters; none of its methods. */
 type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopUntil' | 'fdbEntries' | 'maxMacs' | 'offload' | 'stp' |
   'connectedAt' | 'condIn' | 'condOut' | 'framesDelayed' | 'rxFrames' | 'rxBytes' | 'txFrames' | 'txBytes' | 'loopBlocks' | 'securityViolations' | 'drops' | 'stormDrops' |
-  'ownsName' | 'fastPath'
+  'ownsName' | 'fastPath' | 'mesh'
 
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly network: Switch
-  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap'
+  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
   /** The peer's address (a socket path or host:port). */
   readonly remote: string
   /** A scheduled flap (`switchctl link down --flap`), if one runs. */
@@ -49,6 +50,9 @@ export interface DaemonCounters {
   repliesDropped: number
   /** Trunks we dialled and dropped: the other switch granted none of our VLANs. */
   trunkVlansRefused: number
+  /** BPDUs from mesh links, dropped (no spanning tree over the mesh); fleet peers answering now. */
+  meshBpdusDropped: number
+  fleetPeers: number
 }
 
 /** A network's gateway (io/gateway.ts), as metrics read it. */
@@ -94,6 +98,8 @@ export interface GatewayFacts {
 }
 
 export interface SwitchdView {
+  /** This replica's name (switchd --replica; the host's name by default). */
+  readonly replica: string
   /** The configuration in force (it changes on reload: read it on each request). */
   readonly config: SwitchdConfig
   readonly networks: Networks
@@ -124,4 +130,8 @@ export interface SwitchdView {
   /** A flap needs the transport's timers: down `down` s every `every` s, until stopFlap(). */
   startFlap (port: PortHandle, down: number, every: number): void
   stopFlap (port: PortHandle): void
+  /** Draining (daemon/drain.ts): not ready, port upgrades refused with 503. */
+  readonly draining: boolean
+  /** Drain this replica (every WebSocket port closed with 4006; resolves once they are), or with false serve again. Idempotent. */
+  drain (on: boolean): Promise<DrainJson>
 }

@@ -51,14 +51,14 @@ import { classify, egressOp, linkLocalGroup, forwardsGroup, CLASS_DROP, CLASS_RU
 import { DropLog } from './droplog'
 import {
   R_RUNT, R_OVERSIZE, R_BAD_SOURCE, R_HAIRPIN, R_VLAN, R_PORT_SECURITY, R_STORM, R_LOOP, R_DISABLED, R_RATE,
-  R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_LINK_LOCAL, R_LINK_DOWN
+  R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_LINK_LOCAL, R_LINK_DOWN, R_SPLIT_HORIZON
 } from './reasons'
 import { SwitchStats } from './stats'
 import { DEFAULT_GROUP_FWD_MASK, DEFAULT_LOOP_HOLD_DOWN, type SwitchOptions, type FrameTap } from './options'
 import { portViolation, blockLoop, loopVictim } from './protection'
 import { SpanningTree, makeBridgeId } from './stp'
 import { GUARD_PASS, type Guard } from './guard'
-import { S_INGRESS, S_RATE, S_VALIDATE, S_VLAN, S_GUARD, S_LEARN, S_LOOKUP, S_GROUP, S_LINK_LOCAL, S_STORM, S_EGRESS, S_DROP, type DecisionObserver } from './observe'
+import { S_INGRESS, S_RATE, S_VALIDATE, S_VLAN, S_GUARD, S_LEARN, S_LOOKUP, S_GROUP, S_LINK_LOCAL, S_STORM, S_EGRESS, S_DROP, S_SPLIT_HORIZON, type DecisionObserver } from './observe'
 import type { Network } from './network'
 
 export { SwitchStats, DEFAULT_GROUP_FWD_MASK, DEFAULT_LOOP_HOLD_DOWN, type SwitchOptions, type FrameTap }
@@ -220,6 +220,8 @@ export class Decision implements Network {
       if (egress !== undefined) {
         if (egress === ingress) { this.drop(ingress, R_HAIRPIN, buf, off, len, vid); return }
         if (!canEgress(egress, vid) || egress === avoid) { this.drop(ingress, egress.member[vid] === 0 ? R_VLAN : R_EGRESS_BLOCKED, buf, off, len, vid); return }
+        // Split horizon: from one replica's mesh link, never out of another's (a full mesh needs no second hop).
+        if (ingress.mesh && egress.mesh) { if (obs !== null) obs.step(S_SPLIT_HORIZON, 1, vid, egress); this.drop(ingress, R_SPLIT_HORIZON, buf, off, len, vid); return }
         if (obs !== null) obs.step(S_EGRESS, 0, vid, egress)
         if (commit) this.forward(ingress, egress, buf, off, len, c, hdrOff)
         return
@@ -238,6 +240,7 @@ export class Decision implements Network {
     }
     const tokens = spendFlood(ingress, kind, this.nowMs, commit)
     if (tokens >= 0 && this.overStorm(ingress, buf, off, len, vid, kind, tokens)) return
+    if (obs !== null && ingress.mesh) obs.step(S_SPLIT_HORIZON, 0, vid, ingress)
     if (commit) this.flood(ingress, buf, off, len, c, hdrOff, kind); else this.observeFlood(ingress, vid, avoid)
   }
 
@@ -315,9 +318,11 @@ export class Decision implements Network {
     const tagged = (c & CLASS_TAGGED) !== 0
     const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
     const ports = this.ports
+    // Split horizon: a flood from the mesh reaches local ports only.
+    const horizon = ingress.mesh
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress && canEgress(p, vid)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
+      if (p !== ingress && canEgress(p, vid) && !(horizon && p.mesh)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
     if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }
@@ -326,7 +331,7 @@ export class Decision implements Network {
   private observeFlood (ingress: Port, vid: number, avoid: Port | null): void {
     const obs = this.obs
     if (obs === null) return
-    for (const p of this.ports) if (p !== ingress && canEgress(p, vid) && p !== avoid) obs.step(S_EGRESS, 0, vid, p)
+    for (const p of this.ports) if (p !== ingress && canEgress(p, vid) && p !== avoid && !(ingress.mesh && p.mesh)) obs.step(S_EGRESS, 0, vid, p)
   }
 
   /**

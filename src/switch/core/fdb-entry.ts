@@ -131,6 +131,8 @@ export class FdbStats {
   flaps = 0
   /** MACs reported as claimed by two ports at once (duplicate_mac). */
   duplicates = 0
+  /** MACs sent by a local port and by a mesh port (another replica) in turn: a station on two replicas, or a spoofer. */
+  meshConflicts = 0
 }
 
 /** A read-only view of one entry for admin tools (slow path). */

@@ -276,6 +276,7 @@ export class Fdb {
   /** The MAC's own port sends it again after another port claimed it. */
   private reclaim (e: FdbEntry, port: Port, commit: boolean): number {
     const from = e.claimant
+    if (commit && from.mesh !== port.mesh) this.stats.meshConflicts++
     if (this.flapping(e, from, commit)) {
       if (commit) { e.claimant = port; if (this.onChange !== null) this.onChange() }
       return LEARN_FLAP
@@ -292,6 +293,7 @@ export class Fdb {
     const from = e.claimant
     const flap = from !== port && this.flapping(e, from, commit)
     if (commit && from !== port) {
+      if (from.mesh !== port.mesh) this.stats.meshConflicts++
       e.claimant = port
       // Another port sends a MAC that lives elsewhere: the home port's flows must go back through learn() (reclaim, loop check).
       if (this.onChange !== null) this.onChange()

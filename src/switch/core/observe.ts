@@ -38,6 +38,13 @@ export const S_STORM = 9
 export const S_EGRESS = 10
 /** Dropped: a = the reason (reasons.ts), b = the VID; port = the port counted. */
 export const S_DROP = 11
+/**
+ * Split horizon: the frame came in on a mesh port (a link to another replica
+ * of the fleet), so it leaves by no other mesh port. a = 0: a flood, which
+ * reaches local ports only; a = 1: known unicast to another mesh port (port),
+ * dropped.
+ */
+export const S_SPLIT_HORIZON = 12
 
 export interface DecisionObserver {
   step: (code: number, a: number, b: number, port: Port | undefined) => void

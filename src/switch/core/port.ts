@@ -196,6 +196,12 @@ export abstract class Port {
    * start without it (ws-port.ts) and get it when their name is trusted.
    */
   ownsName = true
+  /**
+   * A mesh link to another replica of the fleet (docs/FLEET.md): split
+   * horizon (decision.ts) never sends a frame from one mesh port out of
+   * another, and it runs no spanning tree.
+   */
+  mesh = false
   /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */
   policyFromPeer = false
   /**

@@ -45,7 +45,9 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   // Egress: a live port keeps its own count; the network keeps those of ports that left.
   { reason: 'backpressure', detail: ['backpressure'] },
   // Egress to a port whose peer is away: parked, no QEMU or gateway child connected, a trunk or TAP link down.
-  { reason: 'disconnected', detail: ['disconnected'] }
+  { reason: 'disconnected', detail: ['disconnected'] },
+  // Split horizon: known unicast from one mesh link to another (a fleet's replicas are a full mesh: one hop).
+  { reason: 'split_horizon', detail: ['splitHorizon'] }
 ] as const)
 
 /** Slots in a per-reason counter array. */
@@ -84,9 +86,10 @@ export const R_ARP_INSPECTION = 18
 export const R_IP_SOURCE_GUARD = 19
 export const R_BACKPRESSURE = 20
 export const R_DISCONNECTED = 21
+export const R_SPLIT_HORIZON = 22
 
 /** A drop reason's index. */
-export type ReasonIndex = typeof R_RUNT | typeof R_OVERSIZE | typeof R_BAD_SOURCE | typeof R_HAIRPIN | typeof R_VLAN | typeof R_PORT_SECURITY | typeof R_STORM | typeof R_LOOP | typeof R_DISABLED | typeof R_RATE | typeof R_MALFORMED | typeof R_BAD_OFFLOAD | typeof R_EGRESS_BLOCKED | typeof R_LINK_LOCAL | typeof R_CONDITION | typeof R_CONDITION_QUEUE | typeof R_LINK_DOWN | typeof R_DHCP_SNOOPING | typeof R_ARP_INSPECTION | typeof R_IP_SOURCE_GUARD | typeof R_BACKPRESSURE | typeof R_DISCONNECTED
+export type ReasonIndex = typeof R_RUNT | typeof R_OVERSIZE | typeof R_BAD_SOURCE | typeof R_HAIRPIN | typeof R_VLAN | typeof R_PORT_SECURITY | typeof R_STORM | typeof R_LOOP | typeof R_DISABLED | typeof R_RATE | typeof R_MALFORMED | typeof R_BAD_OFFLOAD | typeof R_EGRESS_BLOCKED | typeof R_LINK_LOCAL | typeof R_CONDITION | typeof R_CONDITION_QUEUE | typeof R_LINK_DOWN | typeof R_DHCP_SNOOPING | typeof R_ARP_INSPECTION | typeof R_IP_SOURCE_GUARD | typeof R_BACKPRESSURE | typeof R_DISCONNECTED | typeof R_SPLIT_HORIZON
 
 /** A per-reason counter array (Port.drops, SwitchStats.drops): indexed by an R_* constant it reads as a number. */
 export type DropCounts = Float64Array & { [R in ReasonIndex]: number }
@@ -95,6 +98,6 @@ export type DropCounts = Float64Array & { [R in ReasonIndex]: number }
 export function dropCounts (): DropCounts { return new Float64Array(DROP_COUNT) as DropCounts }
 
 // The constants are the table's order: a row moved without its constant fails at load.
-for (const [r, name] of [[R_RUNT, 'runt'], [R_OVERSIZE, 'oversize'], [R_BAD_SOURCE, 'bad_source'], [R_HAIRPIN, 'hairpin'], [R_VLAN, 'vlan'], [R_PORT_SECURITY, 'port_security'], [R_STORM, 'storm'], [R_LOOP, 'loop'], [R_DISABLED, 'disabled'], [R_RATE, 'rate'], [R_MALFORMED, 'malformed'], [R_BAD_OFFLOAD, 'bad_offload'], [R_EGRESS_BLOCKED, 'egress_blocked'], [R_LINK_LOCAL, 'link_local'], [R_CONDITION, 'condition'], [R_CONDITION_QUEUE, 'condition_queue'], [R_LINK_DOWN, 'link_down'], [R_DHCP_SNOOPING, 'dhcp_snooping'], [R_ARP_INSPECTION, 'arp_inspection'], [R_IP_SOURCE_GUARD, 'ip_source_guard'], [R_BACKPRESSURE, 'backpressure'], [R_DISCONNECTED, 'disconnected']] as const) {
+for (const [r, name] of [[R_RUNT, 'runt'], [R_OVERSIZE, 'oversize'], [R_BAD_SOURCE, 'bad_source'], [R_HAIRPIN, 'hairpin'], [R_VLAN, 'vlan'], [R_PORT_SECURITY, 'port_security'], [R_STORM, 'storm'], [R_LOOP, 'loop'], [R_DISABLED, 'disabled'], [R_RATE, 'rate'], [R_MALFORMED, 'malformed'], [R_BAD_OFFLOAD, 'bad_offload'], [R_EGRESS_BLOCKED, 'egress_blocked'], [R_LINK_LOCAL, 'link_local'], [R_CONDITION, 'condition'], [R_CONDITION_QUEUE, 'condition_queue'], [R_LINK_DOWN, 'link_down'], [R_DHCP_SNOOPING, 'dhcp_snooping'], [R_ARP_INSPECTION, 'arp_inspection'], [R_IP_SOURCE_GUARD, 'ip_source_guard'], [R_BACKPRESSURE, 'backpressure'], [R_DISCONNECTED, 'disconnected'], [R_SPLIT_HORIZON, 'split_horizon']] as const) {
   if (reasonIndex(name) !== r) throw new Error(`drop reason ${name} is not at index ${r}`)
 }

@@ -11,10 +11,14 @@
  *  - switchd is not shutting down (503);
  *  - the Host names us (DNS rebinding: 421);
  *  - (the console's event stream goes to the console hub's own admission);
+ *  - this replica is not draining (503: a balancer tries the next upstream);
  *  - from a browser, an allowed Origin (403): a page the operator visits
  *    must not join the LAN from inside their browser;
  *  - the subprotocol: none (raw mode) or tapswitch.v1 (400);
  *  - the path names a network: `/` or `/net/<name>` (404);
+ *  - the fleet credential (another replica's mesh link, docs/FLEET.md):
+ *    admitted without a client token, over tapswitch.v1 only; its hello
+ *    must then ask for `mesh` (port-table.ts);
  *  - the token, when tokens are configured (401 missing or unknown, 403 for
  *    another network);
  *  - room: 503 when the switch is full, 429 for the client address's share
@@ -27,7 +31,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { SwitchdConfig } from '../control/config'
 import type { TokenGrant } from '../control/auth'
-import { authenticate, BEARER_PREFIX } from '../control/auth'
+import { authenticate, bearerToken, tokenMatches, BEARER_PREFIX } from '../control/auth'
 import { networkFromPath } from '../control/networks'
 import { hostAllowed, originAllowed } from '../control/exposure'
 import { EVENTS_PATH } from '../control/console'
@@ -45,9 +49,11 @@ export interface RequestFacts {
 
 /** What admission reads of switchd. */
 export interface AdmissionState {
-  readonly config: Pick<SwitchdConfig, 'allowedHosts' | 'allowedOrigins' | 'tokens' | 'limits' | 'adminToken'>
+  readonly config: Pick<SwitchdConfig, 'allowedHosts' | 'allowedOrigins' | 'tokens' | 'limits' | 'adminToken' | 'fleet'>
   /** Shutting down: no new port, not ready. */
   readonly closing: boolean
+  /** Draining (drain.ts): no new port, not ready; the console and the API still answer. */
+  readonly draining: boolean
   /** Listening with a loaded configuration (/readyz). */
   readonly listening: boolean
   /** Whether /metrics is served on this listener (no --metrics-listen), and the admin surface is open without a token. */
@@ -72,9 +78,14 @@ export interface Refusal {
   readonly token?: string
 }
 
-export type UpgradeDecision = Refusal | { refuse: false, to: 'console' } | { refuse: false, to: 'port', network: string, grant: TokenGrant | undefined }
+/** A port's upgrade; `fleet`: it presented the fleet credential (a mesh link from another replica). */
+export type UpgradeDecision = Refusal | { refuse: false, to: 'console' } | { refuse: false, to: 'port', network: string, grant: TokenGrant | undefined, fleet?: true }
 
-export type RequestRoute = Refusal | { refuse: false, to: 'healthz' | 'metrics' | 'api' | 'console' | 'other' | 'not_found' } | { refuse: false, to: 'readyz', ready: boolean }
+export type RequestRoute = Refusal | { refuse: false, to: 'healthz' | 'metrics' | 'api' | 'console' | 'other' | 'not_found' } |
+  { refuse: false, to: 'readyz', ready: boolean, draining: boolean } | { refuse: false, to: 'fleet', status: 200 | 401 | 404 | 405 }
+
+/** Another replica asks what this one holds (docs/FLEET.md). */
+export const FLEET_STATE_PATH = '/fleet/v1/state'
 
 export const BAD_HOST = 'unknown Host: use an IP address, localhost, or a name in allowedHosts (--allowed-hosts)'
 
@@ -92,14 +103,23 @@ export function routeRequest (req: RequestFacts, state: AdmissionState): Request
   const host = hostRefusal(req, state)
   if (host !== undefined) return host
   if (req.url === '/healthz') return { refuse: false, to: 'healthz' }
-  // Ready: listening with a loaded configuration, and not shutting down.
-  if (req.url === '/readyz') return { refuse: false, to: 'readyz', ready: state.listening && !state.closing }
+  // Ready: listening with a loaded configuration, not shutting down and not draining (a balancer's health check takes it out).
+  if (req.url === '/readyz') return { refuse: false, to: 'readyz', ready: state.listening && !state.closing && !state.draining, draining: state.draining }
   if (req.url === '/metrics' && state.metricsHere && (state.config.adminToken !== undefined || state.adminOpen)) return { refuse: false, to: 'metrics' }
   const target = requestUrl(req.url)
+  if (target?.pathname === FLEET_STATE_PATH) return { refuse: false, to: 'fleet', status: fleetStatus(req, state) }
   // The API answers a target it cannot parse (400) and everything under /api/.
   if (target === undefined || target.pathname.startsWith('/api/')) return { refuse: false, to: 'api' }
   if (target.pathname === '/ui' || target.pathname.startsWith('/ui/')) return { refuse: false, to: 'console' }
   return { refuse: false, to: 'other' }
+}
+
+/** /fleet/v1/state: 404 without --fleet (nothing to ask), 401 without the fleet credential, 405 but to GET. */
+function fleetStatus (req: RequestFacts, state: AdmissionState): 200 | 401 | 404 | 405 {
+  const fleet = state.config.fleet
+  if (fleet === undefined) return 404
+  if (req.method !== 'GET' && req.method !== 'HEAD') return 405
+  return tokenMatches(bearerToken(req) ?? '', fleet.token) ? 200 : 401
 }
 
 /** The metrics listener's requests (--metrics-listen): /metrics, or 404. */
@@ -114,6 +134,8 @@ export function admitUpgrade (req: RequestFacts, state: AdmissionState): Upgrade
   const host = hostRefusal(req, state)
   if (host !== undefined) return host
   if (requestUrl(req.url)?.pathname === EVENTS_PATH) return { refuse: false, to: 'console' }
+  // Before any other check: whoever asks, the answer is "another replica" (nginx's proxy_next_upstream http_503 takes it there).
+  if (state.draining) return refusal(503, 'draining', 'this replica is draining: connect through the balancer, which sends you to another replica')
   // Browsers always send Origin, other clients (tap-agent, ws) never do.
   if (!originAllowed(req.headers.origin, state.config.allowedOrigins)) {
     return refusal(403, 'bad_origin', `origin ${req.headers.origin ?? ''} is not allowed: add it to allowedOrigins (--allowed-origins)`)
@@ -128,7 +150,10 @@ export function admitUpgrade (req: RequestFacts, state: AdmissionState): Upgrade
   if (target === undefined) return refusal(400, 'bad_path', 'not a valid request target')
   const name = networkFromPath(target.pathname)
   if (name === undefined) return refusal(404, 'bad_path', 'connect to / (the default network) or /net/<name>')
-  const auth = authenticate(state.config.tokens, req, name)
+  const fleet = state.config.fleet !== undefined && tokenMatches(bearerToken(req) ?? '', state.config.fleet.token)
+  // The fleet credential opens mesh links, which speak tapswitch.v1: never a raw port.
+  if (fleet && offered === undefined) return refusal(400, 'mesh_refused', `the fleet credential opens only mesh links: offer ${SUBPROTOCOL_V1} and the "mesh" capability`)
+  const auth = fleet ? { ok: true as const, grant: undefined } : authenticate(state.config.tokens, req, name)
   if (!auth.ok) return refusal(auth.status, auth.reason, auth.message, auth.id)
   const limits = state.config.limits
   if (state.ports >= limits.maxPorts) return refusal(503, 'limit_ports', `switchd has its maximum of ${limits.maxPorts} ports`)
@@ -137,5 +162,5 @@ export function admitUpgrade (req: RequestFacts, state: AdmissionState): Upgrade
   if (why !== undefined) return refusal(404, 'unknown_network', why)
   const full = state.addressRefusal(name, req.remote)
   if (full !== undefined) return refusal(429, 'limit_networks', full)
-  return { refuse: false, to: 'port', network: name, grant: auth.grant }
+  return fleet ? { refuse: false, to: 'port', network: name, grant: undefined, fleet } : { refuse: false, to: 'port', network: name, grant: auth.grant }
 }

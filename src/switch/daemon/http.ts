@@ -13,6 +13,7 @@ import * as http from 'node:http'
 import * as https from 'node:https'
 import { readFileSync } from 'node:fs'
 import type { Duplex } from 'node:stream'
+import { WebSocketServer } from 'ws'
 import type { SwitchdConfig } from '../control/config'
 import { RESPONSE_HEADERS } from '../control/exposure'
 import { requestTimeouts } from './listener-guard'
@@ -98,4 +99,12 @@ export function clientError (err: Error & { code?: string }, socket: Duplex): vo
   if (err.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
   const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
   reject(socket, status, status === 408 ? 'the request did not arrive within limits.handshakeTimeout' : 'malformed request')
+}
+
+/** A WebSocket server that answers with `protocol` alone (never a token offered beside it); no compression, no tracking. */
+export function wsServer (protocol: string, maxPayload: number, autoPong: boolean): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload, autoPong,
+    handleProtocols: (protocols) => protocols.has(protocol) ? protocol : false
+  })
 }

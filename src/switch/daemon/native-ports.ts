@@ -27,7 +27,7 @@ import { logger } from '../../common/log'
 const log = logger('ports')
 
 /** Why a port stays on the JS path (the API's `path`, switchctl ports; counted in `fallbacks`). */
-export const FALLBACK_REASONS = ['off', 'no_addon', 'tls', 'busy', 'full', 'refused'] as const
+export const FALLBACK_REASONS = ['off', 'no_addon', 'tls', 'busy', 'full', 'refused', 'mesh'] as const
 export type FallbackReason = typeof FALLBACK_REASONS[number]
 
 /** Turns of the loop a port waits for its connection to settle (writes or bytes in flight) before it stays on JS. */
@@ -95,6 +95,8 @@ export class NativePorts {
   }
 
   private refusal (port: BatchPort): FallbackReason | undefined {
+    // A mesh link stays on JS: split horizon and its counters are the decision's, which the thread does not run for misses it forwards.
+    if (port.mesh) return 'mesh'
     if (!this.enabled()) return 'off'
     const b = this.loaded()
     if (b?.FastPath === undefined) return 'no_addon'

@@ -38,10 +38,11 @@ import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
 import { PortRegistry, type OwnedPorts } from './registry'
 import type { NativePorts } from './native-ports'
+import { meshVerdict, meshPolicy, meshPort, MESH_PREFIX } from './mesh-admit'
 import { answerPings, wireSession, keepaliveRound, describeVlan, setOffload, welcomeOf, sendWelcome, type SessionCounters } from '../io/ws-session'
 import {
   SUBPROTOCOL_V1, CAP_TRUNK, CAP_OFFLOAD, parseHello, type Hello, type VlanRequest,
-  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY
+  CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_HELLO_TIMEOUT, CLOSE_BAD_HELLO, CLOSE_POLICY, CLOSE_DRAINING, DRAINING_REASON
 } from '../../common/protocol'
 import { logger } from '../../common/log'
 
@@ -69,6 +70,7 @@ export class PortTable implements SessionCounters {
   closedNotReading = 0
   controlIgnored = 0
   bpduGuardShutdowns = 0
+  meshBpdusDropped = 0
   private nextPortId = 1
   private readonly requests = new WeakMap<WsPort, VlanRequest | undefined>()
   private readonly resumable = new Map<string, BatchPort>()
@@ -78,6 +80,7 @@ export class PortTable implements SessionCounters {
   /** The address key each port counts under (moved by a resume). */
   private readonly portKeys = new WeakMap<WsPort, string>()
   private lastKeepalive = 0
+  /** Shutting down or draining: no port parks, and no new one is made. */
   closing = false
 
   constructor (
@@ -109,16 +112,18 @@ export class PortTable implements SessionCounters {
   /** What the port asked for in its hello (a reload grants it again). */
   requestOf (p: WsPort): VlanRequest | undefined { return this.requests.get(p) }
 
-  /** A WebSocket was upgraded on `sw`'s path with `grant` (undefined without authentication). */
-  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
+  /** A WebSocket was upgraded on `sw`'s path with `grant` (undefined without authentication), or with the fleet credential. */
+  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined, fleet = false): void {
     const address = req.socket.remoteAddress ?? '?'
     const remote = `${address}:${req.socket.remotePort ?? 0}`
+    // Admitted just before a drain or shutdown began (the upgrade was under way): no port here, go to another replica.
+    if (this.closing) { closeSocket(ws, CLOSE_DRAINING, DRAINING_REASON); this.networks.release(sw); return }
     // The handshake counts for its address until it becomes a port (join, resume) or its socket closes.
     const slot: Slot = { key: this.shares.handshake(address), address, ended: false }
     ws.once('close', () => { this.endHandshake(slot) })
     ws.on('error', (err) => { log.client('info', 'port_error', address, { remote, error: err.message }) })
     answerPings(ws, this.config().portBuffer, this)
-    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, slot, remote, sw, grant); return }
+    if (ws.protocol === SUBPROTOCOL_V1) { this.awaitHello(ws, slot, remote, sw, grant, fleet); return }
     const now = this.inForce(ws, slot, remote, sw, grant)
     if (now === false || !this.fits(ws, slot, remote, sw)) return
     const port = new RawPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
@@ -128,34 +133,25 @@ export class PortTable implements SessionCounters {
   }
 
   /**
-   * The grant of a handshake as the configuration in force has it when its
-   * port is about to be made (tokens and networks may have changed since the
-   * upgrade); false, with the socket closed (1008) and the refusal counted,
-   * if it no longer admits the port.
+   * The grant of a handshake as the configuration in force has it when its port is about to be made (tokens
+   * and networks may have changed since the upgrade); false, refused (1008, counted) if it no longer admits it.
    */
   private inForce (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grant: TokenGrant | undefined): TokenGrant | undefined | false {
     const gone = this.networks.removed(sw)
     const auth = gone === undefined ? grantInForce(this.config().tokens, grant, sw.name) : { ok: false as const, reason: 'unknown_network', message: gone, id: grant?.id }
     if (auth.ok) return auth.grant
-    this.refused(auth.reason)
-    log.client('warn', 'connection_rejected', slot.address, { remote, reason: auth.reason, network: sw.name, token: auth.id, why: auth.message })
-    closeSocket(ws, CLOSE_POLICY, auth.message)
-    this.networks.release(sw)
+    this.refuseHello(ws, slot, remote, sw, auth.reason, auth.message, { token: auth.id }, 'connection_rejected')
     return false
   }
 
   /**
-   * Whether one more port from the handshake's address fits its share,
-   * parked ports included (an address cannot go past it by letting its ports
-   * go silent); if not, the socket is closed (1008) and the refusal counted.
+   * Whether one more port from the handshake's address fits its share, parked ports included (an address cannot go
+   * past it by letting its ports go silent); if not, the socket is closed (1008) and the refusal counted.
    */
   private fits (ws: WebSocket, slot: Slot, remote: string, sw: Switch): boolean {
     const max = this.config().limits.maxPortsPerAddress
     if (this.shares.portsOf(slot.address) < max) return true
-    this.refused('limit_address')
-    log.client('warn', 'connection_rejected', slot.address, { remote, reason: 'limit_address', network: sw.name })
-    closeSocket(ws, CLOSE_POLICY, `at most ${max} ports per client address, parked ones included`)
-    this.networks.release(sw)
+    this.refuseHello(ws, slot, remote, sw, 'limit_address', `at most ${max} ports per client address, parked ones included`, {}, 'connection_rejected')
     return false
   }
 
@@ -165,7 +161,7 @@ export class PortTable implements SessionCounters {
     this.shares.handshakeEnded(slot.key)
   }
 
-  private awaitHello (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grantAtUpgrade: TokenGrant | undefined): void {
+  private awaitHello (ws: WebSocket, slot: Slot, remote: string, sw: Switch, grantAtUpgrade: TokenGrant | undefined, fleet: boolean): void {
     this.pending.add(ws)
     const timeout = this.config().limits.handshakeTimeout
     const timer = setTimeout(() => {
@@ -192,20 +188,18 @@ export class PortTable implements SessionCounters {
         return
       }
       // Checked at the upgrade; a reload since may have revoked the token or moved it: the configuration in force decides.
-      const grant = this.inForce(ws, slot, remote, sw, grantAtUpgrade)
+      const grant = fleet ? undefined : this.inForce(ws, slot, remote, sw, grantAtUpgrade)
       if (grant === false) return
       // Offload (virtio-net headers on every record) is granted to whoever asks: the switch makes plain frames for the others.
       const offload = hello.capabilities?.includes(CAP_OFFLOAD) === true
+      // Another replica's mesh link: only with the fleet credential, which opens nothing else (mesh-admit.ts).
+      const mesh = meshVerdict(hello, fleet)
+      if ('refuse' in mesh) { this.refuseHello(ws, slot, remote, sw, 'mesh_refused', mesh.refuse, {}); return }
+      if (mesh.mesh) { this.joinMesh(ws, slot, remote, sw, mesh.peer, offload, hello.mtu); return }
       if (hello.resume !== undefined && this.resume(ws, slot, remote, sw, grant, hello.resume, offload)) return
       // Another switchd dialling in as a trunk: with tokens, only one that allows it.
       const trunk = hello.capabilities?.includes(CAP_TRUNK) === true
-      if (trunk && grant !== undefined && !grant.trunk) {
-        this.refused('trunk_refused')
-        log.client('warn', 'trunk_refused', slot.address, { remote, network: sw.name, token: grant.id })
-        closeSocket(ws, CLOSE_POLICY, 'this token may not connect a trunk (give it "trunk": true)')
-        this.networks.release(sw)
-        return
-      }
+      if (trunk && grant !== undefined && !grant.trunk) { this.refuseHello(ws, slot, remote, sw, 'trunk_refused', 'this token may not connect a trunk (give it "trunk": true)', { token: grant.id }); return }
       const port = new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw)
       port.name = grant?.name ?? this.uniqueName(hello.name, trunk ? 'trunk' : 'agent', port.id)
       // The name in a hello is a claim; a token's pin, or a name switchd made up, is trusted.
@@ -213,19 +207,10 @@ export class PortTable implements SessionCounters {
       if (trunk) port.capabilities.push(CAP_TRUNK)
       setOffload(port, offload)
       const policy = this.networks.policyFor(sw, port, hello.vlan, grant, trunk)
-      if (typeof policy === 'string') {
-        this.refused('vlan_refused')
-        log.client('warn', 'vlan_refused', slot.address, { remote, port: port.name, network: sw.name, reason: policy })
-        closeSocket(ws, CLOSE_POLICY, policy)
-        this.networks.release(sw)
-        return
-      }
+      if (typeof policy === 'string') { this.refuseHello(ws, slot, remote, sw, 'vlan_refused', policy, { port: port.name }); return }
       // Without tokens, trunks are opt-in too: only a name whose profile says `trunk: true` (issue 12, finding 8).
       if (trunk && grant === undefined && policy.trunk !== true) {
-        this.refused('trunk_refused')
-        log.client('warn', 'trunk_refused', slot.address, { remote, port: port.name, network: sw.name })
-        closeSocket(ws, CLOSE_POLICY, 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true')
-        this.networks.release(sw)
+        this.refuseHello(ws, slot, remote, sw, 'trunk_refused', 'trunks are opt-in: a token with "trunk": true, or a claimable profile with "trunk": true', { port: port.name })
         return
       }
       if (!this.fits(ws, slot, remote, sw)) return
@@ -237,6 +222,23 @@ export class PortTable implements SessionCounters {
     const onClose = (): void => { clearTimeout(timer); this.pending.delete(ws); this.networks.release(sw) }
     ws.on('message', onMessage)
     ws.on('close', onClose)
+  }
+
+  /** Refuse a handshake: counted under `reason`, logged (`event`), closed with 1008 and `why`; the network goes if it was made for it. */
+  private refuseHello (ws: WebSocket, slot: Slot, remote: string, sw: Switch, reason: string, why: string, fields: Record<string, string | undefined>, event = reason): void {
+    this.refused(reason)
+    log.client('warn', event, slot.address, { remote, reason, network: sw.name, ...fields, why })
+    closeSocket(ws, CLOSE_POLICY, why)
+    this.networks.release(sw)
+  }
+
+  /** Another replica's mesh link (mesh-admit.ts): the fleet's VLANs whatever it asked, no spanning tree. */
+  private joinMesh (ws: WebSocket, slot: Slot, remote: string, sw: Switch, peer: string, offload: boolean, mtu: number | undefined): void {
+    if (!this.fits(ws, slot, remote, sw)) return
+    const port = meshPort(new BatchPort(this.nextPortId++, '', ws, remote, this.config().portBuffer, sw), offload)
+    port.name = this.uniqueName(MESH_PREFIX + peer, 'mesh', port.id)
+    this.join(port, slot, meshPolicy(this.config().fleet?.vlans ?? [], sw.fdb.maxEntries), undefined, mtu)
+    this.welcome(port, false)
   }
 
   /**
@@ -275,7 +277,7 @@ export class PortTable implements SessionCounters {
     const grace = this.config().resumeGrace
     const welcome = welcomeOf(port, this.config().pingInterval)
     // A trunk is not resumed: the switch that dialled starts its side afresh, so ours does too.
-    if (grace > 0 && port.stp === null) {
+    if (grace > 0 && port.stp === null && !port.mesh) {
       const token = randomBytes(24).toString('base64url')
       this.resumable.set(token, port)
       port.resumeToken = token
@@ -377,20 +379,16 @@ export class PortTable implements SessionCounters {
     this.lastKeepalive = keepaliveRound(this.ports, this, pingInterval, this.config().limits.notReadingTimeout, this.lastKeepalive, now)
   }
 
-  /** Shutdown: every socket to close, and parked ports dropped now (no one will resume them). */
-  sockets (): WebSocket[] {
+  /** Shutdown or drain (drain.ts): every socket to close, and parked ports dropped now (no one will resume them here). */
+  sockets (why = 'switchd shutting down'): WebSocket[] {
     this.closing = true
     for (const p of [...this.ports]) {
-      if (p.parked) { clearTimeout(this.parkTimers.get(p)); this.remove(p, 1001, 'switchd shutting down') }
+      if (p.parked) { clearTimeout(this.parkTimers.get(p)); this.remove(p, 1001, why) }
     }
     return [...this.pending, ...[...this.ports].map((p) => p.ws)]
   }
 
-  /**
-   * The name asked for if no connected port has it and the configuration does
-   * not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get
-   * `fallback-id`.
-   */
+  /** The name asked for if no connected port has it and the configuration does not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get `fallback-id`. */
   private uniqueName (asked: string | undefined, fallback: string, id: number): string {
     if (asked === undefined) return `${fallback}-${id}`
     if (isReservedName(this.config(), asked)) return `${asked}-${id}`

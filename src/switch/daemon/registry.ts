@@ -2,7 +2,7 @@
  * The daemon's one list of ports, keyed by network and name: every port
  * switchd made, whoever made it (a WebSocket session, or one of the
  * configured endpoints: a QEMU listener, a TAP, a trunk we dialled, a
- * gateway). The view (control/view.ts ports()), the API's name lookups,
+ * gateway; or a mesh link we dialled to another replica). The view (control/view.ts ports()), the API's name lookups,
  * reload and shutdown all read it; nothing else keeps a list of ports.
  *
  * Names are unique in a network, not across networks (every gateway is
@@ -20,7 +20,7 @@ import type { Switch } from '../core/switch'
 import type { NetPort } from '../io/net-port'
 
 /** Who made a port; the listing order (sessions first, then each endpoint kind). */
-export const OWNERS = ['session', 'qemu', 'tap', 'trunk', 'gateway'] as const
+export const OWNERS = ['session', 'qemu', 'tap', 'trunk', 'mesh', 'gateway'] as const
 export type Owner = typeof OWNERS[number]
 
 /** Owners whose ports are listed only while they are members of their network (see above). */

@@ -25,7 +25,9 @@ const RESTART_KEYS: readonly Key[] = [
   ['metricsListen', (c) => c.metricsListen],
   ...ENDPOINT_KINDS.flatMap((k) => k.keys),
   ['stateDir', (c) => c.stateDir],
-  ['bridgePriority', (c) => c.bridgePriority]
+  ['bridgePriority', (c) => c.bridgePriority],
+  ['replica', (c) => c.replica],
+  ['fleet', (c) => c.fleet]
 ]
 
 /** The keys whose value differs between `now` and `next` and that only a restart may change. */

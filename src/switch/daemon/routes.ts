@@ -24,6 +24,7 @@ import { reject, setResponseHeaders } from './http'
 import { closeSocket } from '../io/ws-port'
 import { SUBPROTOCOL_V1, CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
+import type { FleetStateJson } from '../../common/api-types'
 
 const log = logger('server')
 
@@ -42,8 +43,10 @@ export interface RouteContext extends SwitchdView {
   syncFastPaths (): void
   /** Open network `name` for `address` now that its upgrade succeeded, or say why not. */
   openNetwork (name: string, address: string): Switch | string
-  /** Make the upgraded socket a port (port-table.ts). */
-  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void
+  /** Make the upgraded socket a port (port-table.ts); `fleet`: it presented the fleet credential. */
+  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined, fleet?: boolean): void
+  /** What /fleet/v1/state answers (fleet-host.ts). */
+  fleetState (): FleetStateJson
 }
 
 function facts (req: http.IncomingMessage): RequestFacts {
@@ -67,8 +70,9 @@ export function serveRequest (ctx: RouteContext, req: http.IncomingMessage, res:
   }
   switch (route.to) {
     case 'healthz': res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n'); return
-    case 'readyz': res.writeHead(route.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(route.ready ? 'ready\n' : 'not ready\n'); return
+    case 'readyz': res.writeHead(route.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(route.ready ? 'ready\n' : route.draining ? 'draining\n' : 'not ready\n'); return
     case 'metrics': serveMetrics(ctx, req, res); return
+    case 'fleet': serveFleet(ctx, req, res, route.status); return
   }
   if (handleApi(req, res, ctx)) return
   if (handleConsole(req, res, ctx)) return
@@ -76,6 +80,22 @@ export function serveRequest (ctx: RouteContext, req: http.IncomingMessage, res:
   if (to !== undefined) { res.writeHead(302, { location: to, 'content-type': 'text/plain' }).end(`the web console is at ${to}\n`); return }
   res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' })
     .end('tapswitch: connect with a WebSocket client (raw frames, or subprotocol ' + SUBPROTOCOL_V1 + '); see docs/PROTOCOL.md\n')
+}
+
+/** /fleet/v1/state (docs/FLEET.md): no body is read, the answer is small; without the fleet credential, nothing but the status. */
+function serveFleet (ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse, status: 200 | 401 | 404 | 405): void {
+  if (status === 401) {
+    ctx.refused('fleet_unauthorized')
+    log.client('warn', 'fleet_unauthorized', req.socket.remoteAddress, { remote: req.socket.remoteAddress })
+  }
+  if (status !== 200) {
+    const why = status === 401 ? 'the fleet credential is required\n' : status === 404 ? 'this replica runs without --fleet\n' : 'GET only\n'
+    const extra: Record<string, string> = status === 401 ? { 'www-authenticate': 'Bearer realm="fleet"' } : status === 405 ? { allow: 'GET' } : {}
+    res.writeHead(status, { 'content-type': 'text/plain', ...extra }).end(why)
+    return
+  }
+  const body = JSON.stringify(ctx.fleetState())
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(req.method === 'HEAD' ? undefined : body)
 }
 
 /** A request on the metrics listener (--metrics-listen). */
@@ -113,7 +133,7 @@ export function serveUpgrade (ctx: RouteContext, req: http.IncomingMessage, sock
     const sw = ctx.openNetwork(decision.network, address)
     ws.once('close', ctx.pendingConnections.upgrade(address))
     if (typeof sw === 'string') { ctx.refused('unknown_network'); closeSocket(ws, CLOSE_POLICY, 'unknown network'); return }
-    ctx.attach(ws, req, sw, decision.grant)
+    ctx.attach(ws, req, sw, decision.grant, decision.fleet)
   })
 }
 

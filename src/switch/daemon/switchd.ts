@@ -17,7 +17,7 @@ import * as https from 'node:https'
 import type * as tls from 'node:tls'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { WebSocketServer, type WebSocket } from 'ws'
+import type { WebSocket } from 'ws'
 import type { Registry } from 'prom-client'
 import type { Switch } from '../core/switch'
 import type { WsPort } from '../io/ws-port'
@@ -44,14 +44,18 @@ import type { SwitchdView, DaemonCounters, GatewayFacts, PortHandle } from '../c
 import { PortTable } from './port-table'
 import { PortRegistry } from './registry'
 import { ListenerGuard } from './listener-guard'
-import { mainListener, metricsListener, bind, reject } from './http'
+import { mainListener, metricsListener, bind, reject, wsServer } from './http'
+import { startFleet, fleetState } from './fleet-host'
+import type { Fleet } from '../io/fleet'
 import { serveRequest, serveMetricsListener, serveUpgrade, type RouteContext } from './routes'
 import type { AdmissionState } from './admit'
 import { openEndpoints, type Endpoint } from './endpoints'
+import { Drain, closeSockets } from './drain'
 import { checkReload, regrant } from './reload'
 import { gatewayFacts } from './facts'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import type { DrainJson } from '../../common/api-types'
 import { logger } from '../../common/log'
 
 const log = logger('server')
@@ -73,20 +77,13 @@ export interface ServerOptions extends ConfigOverrides {
   authThrottle?: AuthThrottle
   /** What gateways assume of this host instead of asking the addon (tests: no Landlock, a low fd ceiling). */
   gatewaySandbox?: SandboxHost
+  /** This replica's name (switchd --replica, SWITCHD_REPLICA); the host's name if absent. */ replica?: string
 }
 
 /** Every reason a connection can be refused: present from the start so its metric exists at 0. */
 const REJECT_REASONS = ['unsupported_subprotocol', 'bad_path', 'unknown_network', 'shutting_down', 'unauthorized', 'forbidden_network',
   'bad_host', 'bad_origin', 'limit_pending', 'limit_ports', 'limit_address', 'bad_hello', 'hello_timeout', 'data_before_hello', 'vlan_refused', 'trunk_refused',
-  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks'] as const
-
-/** A WebSocket server that answers with `protocol` alone (never a token offered beside it); no compression, no tracking. */
-function wsServer (protocol: string, maxPayload: number, autoPong: boolean): WebSocketServer {
-  return new WebSocketServer({
-    noServer: true, clientTracking: false, perMessageDeflate: false, maxPayload, autoPong,
-    handleProtocols: (protocols) => protocols.has(protocol) ? protocol : false
-  })
-}
+  'limit_pending_address', 'auth_throttled', 'limit_console', 'bad_handshake', 'limit_networks', 'draining', 'mesh_refused', 'fleet_unauthorized'] as const
 
 export class SwitchServer implements SwitchdView, RouteContext {
   readonly networks: Networks
@@ -131,6 +128,11 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly childPeers = new ChildPeerGuard(() => this.gatewayChildren.map((g) => g.childRef()).filter((c): c is ChildRef => c !== undefined), (r) => { this.refused(r) })
   /** What admission (admit.ts) reads of switchd, read when a request comes. */
   readonly admission: AdmissionState
+  /** Handing this replica's ports to the others (drain.ts). */
+  private readonly drainer: Drain
+  /** This replica's name (--replica, else the host's): the `replica` label of every metric, GET /api/v1/status. */ get replica (): string { return this.opts.replica ?? this.config.replica }
+  /** The fleet's membership loop and mesh links (--fleet; fleet-host.ts), once listening. */
+  fleet: Fleet | undefined
 
   constructor (private readonly opts: ServerOptions = {}) {
     let config = opts.config ?? buildConfig({}, '(defaults)', { ...opts, portBuffer: opts.highWaterMark ?? opts.portBuffer })
@@ -140,6 +142,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
     this.nativePorts = new NativePorts(() => this.config.fastPath, this.fastPaths, this.opts.tapBinding)
     this.portTable = new PortTable(this.networks, () => this.config, (reason) => { this.refused(reason) }, this.portRegistry, this.nativePorts)
     this.closeTimeout = opts.closeTimeout ?? 2
+    this.drainer = new Drain(this.portTable, this.closeTimeout)
     this.authThrottle = opts.authThrottle ?? new AuthThrottle()
     this.console = new ConsoleHub(this)
     this.admission = admissionOf(this)
@@ -150,7 +153,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
         reject(socket, err.message === 'Invalid HTTP method' ? 405 : 400, err.message)
       })
     }
-    this.registry = switchdRegistry(this, { perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
+    this.registry = switchdRegistry(this, { replica: this.replica, perPort: this.config.perPortMetrics, maxPortSeries: this.config.maxPortSeries })
     this.http = mainListener(this.config, (req, res) => { serveRequest(this, req, res) })
     this.guard = new ListenerGuard(this.http, 'listen', () => this.config.limits, this.childPeers, (r) => { this.refused(r) }, this.config.tls !== undefined)
     this.http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => { serveUpgrade(this, req, socket, head) })
@@ -205,7 +208,9 @@ export class SwitchServer implements SwitchdView, RouteContext {
       closedNotReading: pt.closedNotReading,
       bpduGuardShutdowns: pt.bpduGuardShutdowns,
       repliesDropped: pt.repliesDropped,
-      trunkVlansRefused
+      trunkVlansRefused,
+      meshBpdusDropped: pt.meshBpdusDropped + [...this.fleet?.links.values() ?? []].reduce((n, l) => n + l.bpdusDropped, 0),
+      fleetPeers: this.fleet?.peers ?? 0
     }
   }
 
@@ -225,9 +230,11 @@ export class SwitchServer implements SwitchdView, RouteContext {
 
   openNetwork (name: string, address: string): Switch | string { return this.networks.open(name, address) }
 
-  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined): void {
-    this.portTable.attach(ws, req, sw, grant)
+  attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined, fleet?: boolean): void {
+    this.portTable.attach(ws, req, sw, grant, fleet)
   }
+
+  fleetState (): ReturnType<typeof fleetState> { return fleetState(this) }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
   async listen (): Promise<AddressInfo> {
@@ -255,6 +262,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
       selfPorts: () => [this.address().port, this.metricsAddress()?.port ?? 0, ...this.qemuListeners.map((q) => q.tcpPort)]
     }, this.endpoints)
     this.listening = true
+    this.fleet = await startFleet(this, this.config.tls !== undefined)
     this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
     // 100 ms: storm-control buckets refill smoothly; fdb expiry runs once a second on the same tick.
@@ -330,14 +338,15 @@ export class SwitchServer implements SwitchdView, RouteContext {
     return checkReload(this.config, config, this.networks, this.listenHost)
   }
 
-  /**
-   * Stop accepting, close every port with 1001 "going away", wait up to
-   * `closeTimeout` for the peers, then cut whatever is left. Idempotent.
-   */
+  /** Stop accepting, close every port with 1001 "going away", wait up to `closeTimeout` for the peers, then cut whatever is left. Idempotent. */
   close (): Promise<void> {
     this.closing ??= this.doClose()
     return this.closing
   }
+
+  /** Drain (drain.ts: not ready, upgrades 503, every port closed with 4006), resolving once its ports are closed; or serve again. */
+  async drain (on = true): Promise<DrainJson> { return on ? await this.drainer.start() : this.drainer.stop() }
+  get draining (): boolean { return this.drainer.draining }
 
   get isClosing (): boolean { return this.closing !== undefined }
   get isListening (): boolean { return this.listening }
@@ -357,16 +366,10 @@ export class SwitchServer implements SwitchdView, RouteContext {
       const done = e.close()
       if (done !== undefined) (e.kind === 'trunk' ? trunks : later).push(done)
     }
+    if (this.fleet !== undefined) trunks.push(this.fleet.close())
     const closed = new Promise<void>((resolve) => this.http.close(() => { resolve() }))
-    const sockets = this.portTable.sockets()
-    const gone = sockets.map((ws) => new Promise<void>((resolve) => {
-      if (ws.readyState === ws.CLOSED) { resolve(); return }
-      ws.once('close', () => { resolve() })
-      ws.close(CLOSE_GOING_AWAY, 'switchd shutting down')
-    }))
-    const timer = new Promise<void>((resolve) => setTimeout(resolve, this.closeTimeout * 1000).unref())
-    await Promise.race([Promise.all([...gone, ...trunks]), timer])
-    for (const ws of sockets) ws.terminate()
+    // After a drain (SIGTERM) only stragglers are left here: ports made while it ran.
+    await closeSockets(this.portTable.sockets(), CLOSE_GOING_AWAY, 'switchd shutting down', this.closeTimeout, trunks)
     // After the ports' close handshakes: the threads carry some of those connections.
     for (const fp of this.fastPaths.values()) fp.close()
     this.fastPaths.clear()
@@ -382,6 +385,7 @@ function admissionOf (d: SwitchServer): AdmissionState {
   return {
     get config () { return d.config },
     get closing () { return d.isClosing },
+    get draining () { return d.draining },
     get listening () { return d.isListening },
     get metricsHere () { return d.metricsHere },
     get adminOpen () { return d.adminOpen },
@@ -393,6 +397,4 @@ function admissionOf (d: SwitchServer): AdmissionState {
 }
 
 /** Milliseconds on a monotonic clock: the switch's time. */
-function nowMs (): number {
-  return Math.floor(performance.now())
-}
+function nowMs (): number { return Math.floor(performance.now()) }

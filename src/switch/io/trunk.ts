@@ -31,7 +31,8 @@ const log = logger('trunk')
 
 /** Our end of a trunk we dialled. */
 export class TrunkPort extends NetPort {
-  readonly kind = 'trunk'
+  /** 'mesh': the dialling end of a mesh link to another replica (io/mesh-link.ts), set before the port joins. */
+  kind: 'trunk' | 'mesh' = 'trunk'
   private readonly batch = new BatchSlab()
 
   constructor (id: number, name: string, remote: string, highWaterMark: number, network: Switch, private readonly uplink: Uplink) {

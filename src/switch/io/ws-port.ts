@@ -69,7 +69,7 @@ export abstract class WsPort extends NetPort {
     this.clientKey = clientOf(remote)
   }
 
-  abstract override readonly kind: 'raw' | 'tapswitch'
+  abstract override readonly kind: 'raw' | 'tapswitch' | 'mesh'
 
   bufferedBytes (): number { return this.ws.bufferedAmount }
 
@@ -117,7 +117,8 @@ export class RawPort extends WsPort {
  * does not forward comes back through receiveMisses.
  */
 export class BatchPort extends WsPort implements FastPathPort {
-  readonly kind = 'tapswitch'
+  /** 'mesh': the answering end of a mesh link from another replica (daemon/mesh-admit.ts), which sets it before the port joins. */
+  kind: 'tapswitch' | 'mesh' = 'tapswitch'
   /** The token its agent can resume it with (the latest welcome's). */
   resumeToken: string | undefined
   /** Capabilities granted in its welcome. */

@@ -33,6 +33,8 @@ export interface SessionCounters {
   controlIgnored: number
   /** BPDU guard: ports closed (4005) for sending a BPDU without being a trunk. */
   bpduGuardShutdowns: number
+  /** BPDUs from mesh links, dropped: no spanning tree runs over the mesh, so a peer replica can never claim root. */
+  meshBpdusDropped: number
 }
 
 /** The welcome a port's hello earns (the daemon adds a resume token). */
@@ -147,7 +149,10 @@ function onRawText (port: WsPort, data: Buffer, counters: SessionCounters): void
 function onControl (port: BatchPort, data: Buffer, counters: SessionCounters): void {
   const text = data.toString('utf8')
   if (port.network.stp.receive(port, text)) return
-  if (port.stp === null && parseControl(text)?.type === 'bpdu') {
+  const bpdu = port.stp === null && parseControl(text)?.type === 'bpdu'
+  // A mesh link is another replica of our own fleet, not a station posing as a switch: its BPDUs are dropped, not guarded.
+  if (bpdu && port.mesh) { counters.meshBpdusDropped++; return }
+  if (bpdu) {
     counters.bpduGuardShutdowns++
     log.client('warn', 'bpdu_guard', port.address, { port: port.name, id: port.id, network: port.network.name, remote: port.remote })
     port.shutdown(CLOSE_BPDU_GUARD, 'BPDU guard: this port is not a trunk')

@@ -20,6 +20,8 @@ import { getCapture } from './capture'
 import { postTrace } from './trace'
 import { getDrops } from './drops'
 import { getLeases } from './leases'
+import { postDrain } from './drain'
+import { getStatus } from './status'
 
 export const ROUTES: readonly Route[] = [
   /** Networks and their counters. */
@@ -52,5 +54,9 @@ export const ROUTES: readonly Route[] = [
   /** ?since=&limit=&network=&port=&reason=: the last dropped frames. */
   { method: 'GET', path: '/api/v1/drops', handler: getDrops },
   /** ?network=: the gateways' DHCP leases, dynamic and static. */
-  { method: 'GET', path: '/api/v1/leases', handler: getLeases }
+  { method: 'GET', path: '/api/v1/leases', handler: getLeases },
+  /** {drain?: boolean}: hand this replica's ports to the others (4006), or serve again; answers once they are closed. */
+  { method: 'POST', path: '/api/v1/drain', handler: postDrain },
+  /** This switchd as a replica: its name (--replica), its fleet's peers and mesh links. */
+  { method: 'GET', path: '/api/v1/status', handler: getStatus }
 ]

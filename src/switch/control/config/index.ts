@@ -19,6 +19,7 @@ import { readPolicy, readProfiles, unreachableProfiles } from './profiles'
 import { readAccess } from './access'
 import { readService, readLimits } from './service'
 import { readEndpoints, checkGatewayNames } from './endpoints'
+import { readFleet, readReplica } from './fleet'
 import type { SwitchdConfig, ConfigOverrides } from './types'
 import { DEFAULT_POLICY } from '../../core/port'
 import { logger } from '../../../common/log'
@@ -52,7 +53,9 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     networkDefaults,
     networks,
     defaultPolicy,
-    profiles: Object.freeze(profiles)
+    profiles: Object.freeze(profiles),
+    replica: readReplica(overrides.replica),
+    fleet: readFleet(overrides)
   })
   checkGatewayNames(r, config)
   for (const p of unreachableProfiles(config)) {

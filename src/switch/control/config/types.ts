@@ -11,6 +11,7 @@ import type { StaticEntry } from '../../core/statics'
 import type { GuardSpec } from '../../core/guard'
 import type { TokenGrant } from '../auth'
 import type { GatewaySpec } from './gateway'
+import type { FleetSpec } from '../../core/fleet-plan'
 
 export const NETWORK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 export const DEFAULT_NETWORK = 'default'
@@ -134,6 +135,10 @@ export interface SwitchdConfig {
   gateways: readonly GatewaySpec[]
   /** switchd's state directory (absolute): the gateways' leases live in `<stateDir>/leases/<network>.json`. */
   stateDir: string
+  /** This replica's name (`--replica`, default the host's name): what its fleet knows it by (docs/FLEET.md). */
+  replica: string
+  /** Its fleet: peers, credential, mesh VLANs (`--fleet`); undefined: a lone switchd. */
+  fleet: FleetSpec | undefined
 }
 
 export interface Limits {
@@ -197,4 +202,10 @@ export interface ConfigOverrides {
   fastPath?: boolean
   /** --state-dir, absolute. */
   stateDir?: string
+  /** --replica, --fleet, --fleet-token-file, SWITCHD_FLEET_TOKEN, --fleet-vlans (control/config/fleet.ts). */
+  replica?: string
+  fleet?: string
+  fleetTokenFile?: string
+  fleetToken?: string
+  fleetVlans?: string
 }

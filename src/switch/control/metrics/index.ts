@@ -1,6 +1,6 @@
 /**
  * switchd's Prometheus metrics (docs/METRICS.md lists them all; test/unit/docs.test.ts checks the list),
- * one table per subject: ports.ts, drops.ts, networks.ts, fastpath.ts, stp.ts, daemon.ts, gateway.ts
+ * one table per subject: ports.ts, drops.ts, networks.ts, fastpath.ts, stp.ts, mesh.ts, daemon.ts, gateway.ts
  * (define.ts says what a row is). Values are read from Port, Switch, Fdb and daemon counters at scrape
  * time; nothing on the frame path calls prom-client. The process's own series and switchd_build_info
  * come from common/metrics.ts createRegistry.
@@ -21,19 +21,24 @@ import { fastPathMetrics } from './fastpath'
 import { stpMetrics } from './stp'
 import { daemonMetrics } from './daemon'
 import { gatewayMetrics } from './gateway'
+import { meshMetrics } from './mesh'
 
 export interface MetricsOptions {
   /** Per-port series (default true). */
   perPort?: boolean
   /** No per-port series at all once more ports than this are connected (default 1000). */
   maxPortSeries?: number
+  /** This replica's name (switchd --replica): the label `replica` on every series, so one Prometheus tells a fleet's replicas apart. */
+  replica?: string
 }
 
 /** Every subject's table, in the order /metrics shows them. */
-const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, networkMetrics, fastPathMetrics, stpMetrics, daemonMetrics, gatewayMetrics]
+const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, networkMetrics, fastPathMetrics, stpMetrics, meshMetrics, daemonMetrics, gatewayMetrics]
 
 export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {}): Registry {
   const reg = createRegistry('switchd', packageVersion())
+  // A default label, not a label of each table: prom-client adds it to every series at exposition, the process's own included.
+  if (opts.replica !== undefined) reg.setDefaultLabels({ replica: opts.replica })
   const perPort = opts.perPort ?? true
   const maxPorts = opts.maxPortSeries ?? 1000
   const scrape: Scrape = {

@@ -1,0 +1,146 @@
+/**
+ * The fleet's mesh, as a policy (issue 25, docs/FLEET.md): given our replica
+ * name, the networks we have local ports in and what each peer last said
+ * (GET /fleet/v1/state), which mesh links this replica dials and which it
+ * closes. No I/O and no clock of its own (the time is passed in), so the
+ * whole policy is unit-tested with literals (test/unit/fleet-plan.test.ts);
+ * io/fleet.ts polls, resolves and dials around it.
+ *
+ * The rules:
+ *  - a link joins one network between two replicas that both have a local
+ *    port (not a mesh port) in it: the networks a peer reports, intersected
+ *    with ours;
+ *  - exactly one side dials: the replica whose name sorts lower, so two
+ *    replicas never open two links for one network;
+ *  - a peer that answers with our own name is ourselves (the same list is
+ *    given to every replica) and is skipped; a draining peer is not dialled;
+ *  - a link no longer needed closes after GRACE_MS, so a port that
+ *    reconnects (an agent's resume, a rollout) does not tear the mesh down
+ *    and up again;
+ *  - a peer that stops answering is forgotten after PEER_STALE_MS: its links
+ *    are then unneeded (the socket's own death usually closes them first,
+ *    and the link redials only while it is still needed).
+ */
+
+/** A replica's name: a DNS label, as a Kubernetes pod's or a systemd instance's. */
+export const REPLICA_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+/** Poll each peer this often (ms), each poll bounded by POLL_TIMEOUT_MS. */
+export const POLL_INTERVAL_MS = 1000
+export const POLL_TIMEOUT_MS = 2000
+/** Resolve a dns:// peer name again this often (ms): a headless Service's records follow its pods. */
+export const RESOLVE_INTERVAL_MS = 5000
+/** A link unneeded for this long (ms) is closed. */
+export const GRACE_MS = 10_000
+/** A peer whose last answer is older than this (ms) is forgotten. */
+export const PEER_STALE_MS = 5000
+/** The fleet credential's least length: a shared secret no one guesses (e.g. `openssl rand -hex 32`). */
+export const MIN_FLEET_TOKEN = 32
+
+/** Where the fleet's peers are: base URLs, or a DNS name every address of which is a peer. */
+export type FleetPeerSpec = { readonly kind: 'url', readonly url: string } | { readonly kind: 'dns', readonly name: string, readonly port: number }
+
+/** `--fleet`, `--fleet-token-file`, `--fleet-vlans`: read by control/config/fleet.ts, used by io/fleet.ts and the daemon. */
+export interface FleetSpec {
+  readonly peers: readonly FleetPeerSpec[]
+  /** The fleet credential: the bearer token of /fleet/v1/state and of mesh links, compared in constant time. */
+  readonly token: string
+  /** VLANs a mesh link carries tagged, besides VLAN 1 untagged. */
+  readonly vlans: readonly number[]
+  /** PEM CA to verify https:// peers with (--uplink-ca), else the system's. */
+  readonly ca: string | undefined
+}
+
+/** What a peer said of itself (GET /fleet/v1/state). */
+export interface PeerState {
+  readonly replica: string
+  readonly draining: boolean
+  readonly networks: readonly string[]
+}
+
+/** A peer as the poller knows it: its base URL and its last answer, with when it came. */
+export interface PeerView {
+  readonly base: string
+  readonly state: PeerState
+  readonly atMs: number
+}
+
+/** One mesh link: to which replica, for which network, at which base URL. */
+export interface MeshWant {
+  readonly peer: string
+  readonly network: string
+  readonly base: string
+}
+
+export interface PlanStep {
+  /** Links to open now (we are the lower name, both sides have local ports, none is held). */
+  readonly dial: MeshWant[]
+  /** Keys (meshKey) of held links to close now: unneeded for GRACE_MS. */
+  readonly close: string[]
+}
+
+/** A link's key: the peer's replica name and the network (neither holds a newline). */
+export function meshKey (peer: string, network: string): string { return `${peer}\n${network}` }
+
+/** Parse a /fleet/v1/state answer; undefined if it is not one (a peer's bytes are untrusted input). */
+export function parsePeerState (text: string): PeerState | undefined {
+  let v: unknown
+  try { v = JSON.parse(text) } catch { return undefined }
+  if (typeof v !== 'object' || v === null) return undefined
+  const o = v as Record<string, unknown>
+  if (typeof o.replica !== 'string' || !REPLICA_NAME.test(o.replica) || !Array.isArray(o.networks)) return undefined
+  const networks = o.networks.filter((n): n is string => typeof n === 'string' && n.length > 0 && n.length <= 64 && !n.includes('\n'))
+  return { replica: o.replica, draining: o.draining === true, networks }
+}
+
+/**
+ * The peers by replica name: ourselves skipped, stale answers dropped, and
+ * one base per replica (the lowest URL, so every round picks the same one).
+ */
+export function peersByName (self: string, views: Iterable<PeerView>, nowMs: number): Map<string, PeerView> {
+  const out = new Map<string, PeerView>()
+  for (const v of views) {
+    if (v.state.replica === self || nowMs - v.atMs > PEER_STALE_MS) continue
+    const had = out.get(v.state.replica)
+    if (had === undefined || v.base < had.base) out.set(v.state.replica, v)
+  }
+  return out
+}
+
+/** The links this replica should hold as the dialler: with each live peer named above us, every network both have. */
+export function wantedLinks (self: string, local: ReadonlySet<string>, peers: ReadonlyMap<string, PeerView>): Map<string, MeshWant> {
+  const out = new Map<string, MeshWant>()
+  for (const [peer, v] of peers) {
+    if (!(self < peer)) continue
+    for (const network of v.state.networks) {
+      if (local.has(network)) out.set(meshKey(peer, network), { peer, network, base: v.base })
+    }
+  }
+  return out
+}
+
+/** The dialler's plan across rounds: it remembers since when each held link has been unneeded. */
+export class MeshPlan {
+  private readonly unneededSince = new Map<string, number>()
+
+  /**
+   * One round: `held` are the keys of the links we dialled (up or
+   * redialling). Returns what to dial and what to close now.
+   */
+  step (self: string, local: ReadonlySet<string>, views: Iterable<PeerView>, held: ReadonlySet<string>, nowMs: number): PlanStep {
+    const peers = peersByName(self, views, nowMs)
+    const wanted = wantedLinks(self, local, peers)
+    const dial: MeshWant[] = []
+    for (const [key, want] of wanted) {
+      if (!held.has(key) && peers.get(want.peer)?.state.draining !== true) dial.push(want)
+    }
+    const close: string[] = []
+    for (const key of held) {
+      if (wanted.has(key)) { this.unneededSince.delete(key); continue }
+      const since = this.unneededSince.get(key)
+      if (since === undefined) this.unneededSince.set(key, nowMs)
+      else if (nowMs - since >= GRACE_MS) { close.push(key); this.unneededSince.delete(key) }
+    }
+    for (const key of this.unneededSince.keys()) if (!held.has(key)) this.unneededSince.delete(key)
+    return { dial, close }
+  }
+}

@@ -30,6 +30,7 @@ import { DockerfileParser, type Copy, type Instruction } from 'dockerfile-ast'
 import { validate as lintDockerfile } from 'dockerfile-utils'
 import WebSocket from 'ws'
 import * as YAML from 'yaml'
+import { buildConfig } from '../../src/switch/control/config'
 import { Namespace } from 'kubernetes-models/v1/Namespace'
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap'
 import { Secret } from 'kubernetes-models/v1/Secret'
@@ -673,6 +674,19 @@ describe('containers: Kubernetes manifests', function () {
     assert.equal(fleet.spec.publishNotReadyAddresses, true, 'a starting or draining replica is still a peer')
     assert.ok(matches(fleet.spec.selector as Record<string, string>, deployment.spec.template.metadata.labels as Record<string, string>))
     assert.ok((fleet.spec.ports as Obj[]).every((p) => portNamed(c, p.targetPort as string) !== undefined))
+    // The pods are one fleet: the peer list is the headless Service, the credential a Secret in the config volume.
+    const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name as string, e.value as string | undefined]))
+    const fleetPort = (fleet.spec.ports as Obj[])[0]?.port as number
+    assert.equal(env.SWITCHD_FLEET, `dns://switchd-fleet.${fleet.metadata.namespace as string}.svc.cluster.local:${fleetPort}`)
+    const tokenFile = env.SWITCHD_FLEET_TOKEN_FILE as string
+    assert.equal(path.dirname(tokenFile), (c.volumeMounts as Obj[]).find((m) => m.name === 'config')?.mountPath, 'the fleet token in the config volume')
+    const sources = (pod.volumes as Obj[]).find((v) => v.name === 'config')?.projected.sources as Obj[]
+    assert.ok(sources.some((x) => x.secret?.name === 'switchd-fleet'), 'the config volume projects the Secret switchd-fleet')
+    const secret = one('Secret', 'switchd-fleet')
+    const placeholder = (secret.stringData as Record<string, string>)[path.basename(tokenFile)]
+    assert.ok(placeholder !== undefined, `secrets.example.yaml: switchd-fleet has ${path.basename(tokenFile)}`)
+    // attack: the example is public, so its placeholder must not work as a credential: switchd refuses it.
+    assert.throws(() => buildConfig({}, 'test', { replica: 'r1', fleet: 'http://127.0.0.1:1', fleetToken: placeholder }), /fewer than 32/)
     const sm = one('ServiceMonitor', 'switchd')
     assert.equal(matches(sm.spec.selector.matchLabels as Record<string, string>, fleet.metadata.labels as Record<string, string>), false, 'scraped once, through the switchd Service')
     const policy = one('NetworkPolicy', 'switchd')

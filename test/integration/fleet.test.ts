@@ -190,6 +190,13 @@ describe('fleet: the mesh between replicas', function () {
     const ok = await httpRequest(r1.port, 'GET', '/fleet/v1/state', { authorization: 'Bearer ' + FLEET_TOKEN })
     assert.equal(ok.status, 200)
     assert.deepEqual(JSON.parse(ok.body), { replica: 'r1', draining: false, networks: ['secretlab'] })
+    // A drain says so (a peer then dials no new mesh link to this replica), and an undrain takes it back.
+    await r1.server.drain()
+    const drained = await httpRequest(r1.port, 'GET', '/fleet/v1/state', { authorization: 'Bearer ' + FLEET_TOKEN })
+    assert.equal((JSON.parse(drained.body) as { draining: boolean }).draining, true, 'a drained replica says it drains')
+    await r1.server.drain(false)
+    const back = await httpRequest(r1.port, 'GET', '/fleet/v1/state', { authorization: 'Bearer ' + FLEET_TOKEN })
+    assert.equal((JSON.parse(back.body) as { draining: boolean }).draining, false)
     const lone = new SwitchServer({ config: buildConfig({}, 'test', { replica: 'lone' }), host: '127.0.0.1', port: 0 })
     const addr = await lone.listen()
     try {

@@ -25,6 +25,8 @@ export interface FleetDaemon {
   readonly networks: Networks
   readonly portRegistry: PortRegistry
   readonly isClosing: boolean
+  /** A drain (drain.ts) is under way: peers dial no new mesh link to us. */
+  readonly draining: boolean
   readonly portTable: { allocateId: () => number }
 }
 
@@ -42,7 +44,7 @@ export function localNetworks (registry: PortRegistry): Set<string> {
 
 /** This replica's answer on /fleet/v1/state. */
 export function fleetState (d: FleetDaemon): FleetStateJson {
-  return { replica: d.config.replica, draining: d.isClosing, networks: [...localNetworks(d.portRegistry)].sort() }
+  return { replica: d.config.replica, draining: d.isClosing || d.draining, networks: [...localNetworks(d.portRegistry)].sort() }
 }
 
 /** The host the membership loop and its mesh links are given. */

@@ -18,6 +18,8 @@ import { eth, tagged, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
 import { SUBPROTOCOL_V1, CLOSE_POLICY, MAX_MESSAGE_SIZE, decodeBatch, encodeBatch, parseWelcome, type Welcome } from '../../src/common/protocol'
 import { R_VLAN } from '../../src/switch/core/reasons'
+import { Fleet, setFleetLookup, type FleetHost } from '../../src/switch/io/fleet'
+import { MAX_PEERS } from '../../src/switch/core/fleet-plan'
 
 const TOKEN = 'fleet-credential-0123456789abcdef-0123456789'
 
@@ -203,5 +205,41 @@ describe('fleet: a hostile peer we dial', function () {
     await waitFor(() => fromUs.length >= 1, 30_000, 'our VLAN 10 frame at the peer')
     assert.equal(fromUs.length, 1)
     wss.close()
+  })
+})
+
+describe('fleet: hostile answers about the peers', function () {
+  this.timeout(60_000)
+  let restore: (line: string) => void
+  const logs: string[] = []
+  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
+  afterEach(() => { setLogSink(restore) })
+
+  /** The daemon's side as a Fleet sees it: no local network, nothing to open. */
+  const host: FleetHost = {
+    localNetworks: () => new Set<string>(),
+    allocateId: () => 1,
+    portBuffer: 1 << 20,
+    open: () => 'no networks here',
+    release: () => {},
+    portChanged: () => {}
+  }
+
+  it('attack: a dns:// name resolving to 10,000 addresses is asked at MAX_PEERS of them, not 10,000 sockets a second', async () => {
+    const addresses: string[] = []
+    for (let i = 0; i < 10_000; i++) addresses.push(`127.${(i >> 16) & 255}.${(i >> 8) & 255}.${(i & 255) + 1}`)
+    const was = setFleetLookup(async () => addresses)
+    // Port 1: nothing listens, every poll is refused at once.
+    const fleet = new Fleet('a', { peers: [{ kind: 'dns', name: 'huge.test', port: 1 }], token: TOKEN, vlans: [], ca: undefined }, false, host)
+    try {
+      await fleet.start()
+      assert.equal(fleet.targets, MAX_PEERS)
+      await waitFor(() => fleet.pollsFailed >= MAX_PEERS, 30_000, 'the first round of polls')
+      assert.ok(logs.some((l) => l.includes('fleet_too_many_peers')), 'the cut is logged')
+    } finally {
+      await fleet.close()
+      setFleetLookup(was)
+    }
+    assert.throws(() => buildConfig({}, 'test', { fleet: Array.from({ length: MAX_PEERS + 1 }, (_, i) => `http://127.0.0.1:${i + 1000}`).join(','), fleetToken: TOKEN }), /at most 64 replicas/)
   })
 })

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import {
-  MeshPlan, meshKey, parsePeerState, peersByName, wantedLinks, GRACE_MS, PEER_STALE_MS, type PeerView
+  MeshPlan, meshKey, parsePeerState, peersByName, peerBases, wantedLinks, GRACE_MS, PEER_STALE_MS, MAX_PEERS, type PeerView
 } from '../../src/switch/core/fleet-plan'
 
 function view (base: string, replica: string, networks: string[], atMs = 0, draining = false): PeerView {
@@ -72,5 +72,14 @@ describe('fleet plan', () => {
     assert.equal(parsePeerState('{"replica":"r2"}'), undefined)
     assert.equal(parsePeerState('not json'), undefined)
     assert.equal(parsePeerState('null'), undefined)
+  })
+
+  it('attack: asks each peer address once, and at most MAX_PEERS of them, the same ones on every replica', () => {
+    const many = Array.from({ length: 10_000 }, (_, i) => `http://10.0.${i >> 8}.${i & 255}:8080`)
+    const got = peerBases([...many].reverse().concat(many))
+    assert.equal(got.bases.length, MAX_PEERS)
+    assert.equal(got.left, 10_000 - MAX_PEERS)
+    assert.deepEqual(got.bases, peerBases(many).bases)
+    assert.deepEqual(peerBases([R3, R2, R3]), { bases: [R2, R3], left: 0 })
   })
 })

@@ -33,6 +33,13 @@ export const RESOLVE_INTERVAL_MS = 5000
 export const GRACE_MS = 10_000
 /** A peer whose last answer is older than this (ms) is forgotten. */
 export const PEER_STALE_MS = 5000
+/**
+ * The most peer addresses asked: every one is a request a second and, when
+ * shared networks exist, a mesh link each. A DNS answer (a `dns://` name's
+ * records) is not ours to trust with a number of sockets: beyond this, the
+ * lowest addresses are kept and the rest left out, logged.
+ */
+export const MAX_PEERS = 64
 /** The fleet credential's least length: a shared secret no one guesses (e.g. `openssl rand -hex 32`). */
 export const MIN_FLEET_TOKEN = 32
 
@@ -80,6 +87,12 @@ export interface PlanStep {
 
 /** A link's key: the peer's replica name and the network (neither holds a newline). */
 export function meshKey (peer: string, network: string): string { return `${peer}\n${network}` }
+
+/** The peers' base URLs to ask: each once, at most MAX_PEERS of them (the lowest, so every replica keeps the same ones); `left` says how many were left out. */
+export function peerBases (bases: Iterable<string>): { bases: string[], left: number } {
+  const all = [...new Set(bases)].sort()
+  return { bases: all.slice(0, MAX_PEERS), left: Math.max(0, all.length - MAX_PEERS) }
+}
 
 /** Parse a /fleet/v1/state answer; undefined if it is not one (a peer's bytes are untrusted input). */
 export function parsePeerState (text: string): PeerState | undefined {

@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, meshKey, parsePeerState, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
+  MeshPlan, meshKey, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -106,6 +106,9 @@ export class Fleet {
     this.ca = spec.ca === undefined ? undefined : readFileSync(spec.ca)
   }
 
+  /** The peer addresses asked each round (at most MAX_PEERS). */
+  get targets (): number { return this.bases.length }
+
   /** Peers answering now (ourselves left out). */
   get peers (): number {
     let n = 0
@@ -144,7 +147,9 @@ export class Fleet {
       }
       out.push(...(this.resolved.get(key) ?? []))
     }
-    this.bases = [...new Set(out)]
+    const { bases, left } = peerBases(out)
+    if (left > 0) log.limited('error', 'fleet_too_many_peers', { given: bases.length + left, asked: MAX_PEERS, fix: `a fleet has at most ${MAX_PEERS} replicas: check what the --fleet names resolve to` })
+    this.bases = bases
     for (const b of this.views.keys()) if (!this.bases.includes(b)) this.views.delete(b)
   }
 

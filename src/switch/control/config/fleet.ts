@@ -7,7 +7,7 @@
 
 import * as os from 'node:os'
 import { readFileSync } from 'node:fs'
-import { REPLICA_NAME, MIN_FLEET_TOKEN, type FleetSpec, type FleetPeerSpec } from '../../core/fleet-plan'
+import { REPLICA_NAME, MIN_FLEET_TOKEN, MAX_PEERS, type FleetSpec, type FleetPeerSpec } from '../../core/fleet-plan'
 import { TapswitchError, ERR_CONFIG } from '../../../common/errors'
 import type { ConfigOverrides } from './types'
 
@@ -77,5 +77,6 @@ export function readFleet (o: ConfigOverrides): FleetSpec | undefined {
     return undefined
   }
   const peers = o.fleet.split(',').map((s) => s.trim()).filter((s) => s !== '').map(readPeer)
+  if (peers.length > MAX_PEERS) fail(`--fleet lists ${peers.length} peers: a fleet has at most ${MAX_PEERS} replicas (a dns:// name stands for all of its addresses)`)
   return Object.freeze({ peers: Object.freeze(peers), token: readToken(o.fleetTokenFile, o.fleetToken), vlans: Object.freeze(readVlans(o.fleetVlans)), ca: o.uplinkCa })
 }

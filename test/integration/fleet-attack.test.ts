@@ -101,6 +101,17 @@ describe('fleet: hostile mesh peers', function () {
     assert.equal(server.rejectedBy.mesh_refused, 3)
   })
 
+  it('attack: a station naming itself mesh-<replica> does not take the mesh link\'s name (which guards.trusted may list)', async () => {
+    const h = await TestClient.batched(url, { name: 'mesh-r1' })
+    clients.push(h)
+    const mesh = await peer(TOKEN)
+    assert.ok(mesh.welcome !== undefined, 'admitted with the credential')
+    const station = server.ports().find((p) => !p.mesh)
+    assert.equal(server.ports().find((p) => p.mesh)?.name, 'mesh-r1', 'the mesh link has its name')
+    assert.notEqual(station?.name, 'mesh-r1')
+    assert.match(station?.name ?? '', /^mesh-r1-\d+$/)
+  })
+
   it('attack: a mesh peer sending BPDUs that claim root: dropped, counted, no root change, no spanning tree on the port', async () => {
     const h = await TestClient.batched(url, { name: 'h' })
     clients.push(h)

@@ -391,7 +391,8 @@ export class PortTable implements SessionCounters {
   /** The name asked for if no connected port has it and the configuration does not reserve it (token pins, QEMU names), else `name-id`; unnamed ports get `fallback-id`. */
   private uniqueName (asked: string | undefined, fallback: string, id: number): string {
     if (asked === undefined) return `${fallback}-${id}`
-    if (isReservedName(this.config(), asked)) return `${asked}-${id}`
+    // mesh-<replica> is a mesh link's (guards.trusted may name it): a station asking for it gets name-id.
+    if (isReservedName(this.config(), asked) || (fallback !== 'mesh' && asked.startsWith(MESH_PREFIX))) return `${asked}-${id}`
     for (const p of this.ports) if (p.name === asked) return `${asked}-${id}`
     return asked
   }

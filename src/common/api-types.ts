@@ -267,6 +267,8 @@ export interface FleetStateJson {
   draining: boolean
   /** Networks with at least one local port that is not a mesh link (nor a gateway). */
   networks: string[]
+  /** A random id of this switchd process: a peer answering with our name and another id is another replica. */
+  instance: string
 }
 
 /** GET /api/v1/status: this switchd as a replica of its fleet. */

@@ -231,6 +231,7 @@ describe('fleet: hostile answers about the peers', function () {
     localNetworks: () => new Set<string>(),
     allocateId: () => 1,
     portBuffer: 1 << 20,
+    instance: '0123456789abcdef',
     open: () => 'no networks here',
     release: () => {},
     portChanged: () => {}

@@ -176,6 +176,17 @@ describe('fleet: the mesh between replicas', function () {
     assert.equal(baseOf('http', '::1', 8080), 'http://[::1]:8080')
   })
 
+  it('attack: two replicas answering to one name (a host name cut at its first dot, a copied --replica) are not taken for ourselves in silence', async () => {
+    replicas = await startFleet(['sw', 'sw'])
+    const [a, b] = replicas as [Replica, Replica]
+    await station(a, 'lab', 'ha')
+    await station(b, 'lab', 'hb')
+    await waitFor(() => a.server.fleet?.clashes.length === 1 && b.server.fleet?.clashes.length === 1, 30_000, 'the clash seen on both')
+    assert.deepEqual(a.server.fleet?.clashes, ['sw'])
+    assert.ok(logs.some((l) => l.includes('"event":"fleet_name_clash"') && l.includes('"level":"error"')), 'said at error, with the fix')
+    assert.equal(meshPorts(a).length + meshPorts(b).length, 0, 'no link: neither knows which one dials')
+  })
+
   it('/fleet/v1/state: 401 without the credential (and no network named), the state with it, 404 without --fleet', async () => {
     replicas = await startFleet(['r1'])
     const [r1] = replicas as [Replica]
@@ -189,7 +200,10 @@ describe('fleet: the mesh between replicas', function () {
     assert.ok((r1.server.rejectedBy.fleet_unauthorized ?? 0) >= 2)
     const ok = await httpRequest(r1.port, 'GET', '/fleet/v1/state', { authorization: 'Bearer ' + FLEET_TOKEN })
     assert.equal(ok.status, 200)
-    assert.deepEqual(JSON.parse(ok.body), { replica: 'r1', draining: false, networks: ['secretlab'] })
+    const state = JSON.parse(ok.body) as Record<string, unknown>
+    assert.match(String(state.instance), /^[0-9a-f]{16}$/, 'the process\'s random id')
+    delete state.instance
+    assert.deepEqual(state, { replica: 'r1', draining: false, networks: ['secretlab'] })
     // A drain says so (a peer then dials no new mesh link to this replica), and an undrain takes it back.
     await r1.server.drain()
     const drained = await httpRequest(r1.port, 'GET', '/fleet/v1/state', { authorization: 'Bearer ' + FLEET_TOKEN })

@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import {
-  MeshPlan, meshKey, parsePeerState, peersByName, peerBases, wantedLinks, GRACE_MS, PEER_STALE_MS, MAX_PEERS, type PeerView
+  MeshPlan, meshKey, nameClashes, parsePeerState, peersByName, peerBases, wantedLinks, GRACE_MS, PEER_STALE_MS, MAX_PEERS, type PeerView
 } from '../../src/switch/core/fleet-plan'
 
 function view (base: string, replica: string, networks: string[], atMs = 0, draining = false): PeerView {
@@ -81,5 +81,16 @@ describe('fleet plan', () => {
     assert.equal(got.left, 10_000 - MAX_PEERS)
     assert.deepEqual(got.bases, peerBases(many).bases)
     assert.deepEqual(peerBases([R3, R2, R3]), { bases: [R2, R3], left: 0 })
+  })
+
+  it('attack: tells a peer answering to our name, or two to one name, from ourselves (by the process\'s random id)', () => {
+    const v = (base: string, replica: string, instance: string | undefined, atMs = 0): PeerView => ({ base, state: { replica, draining: false, networks: ['lab'], ...(instance === undefined ? {} : { instance }) }, atMs })
+    assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'a', 'aa'), v(R3, 'b', 'bb')], 0), [], 'ourselves, and a peer')
+    assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'a', 'cc')], 0), ['a'], 'another process with our name')
+    assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'b', 'bb'), v(R3, 'b', 'cc')], 0), ['b'], 'two processes with one name')
+    assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'a', 'cc', 0)], PEER_STALE_MS + 1), [], 'a stale answer is forgotten')
+    assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'a', undefined)], 0), [], 'an older replica without an id')
+    assert.equal(parsePeerState('{"replica":"r2","networks":[],"instance":"0123abcd"}')?.instance, '0123abcd')
+    assert.equal(parsePeerState('{"replica":"r2","networks":[],"instance":"not hex!"}')?.instance, undefined)
   })
 })

@@ -62,6 +62,8 @@ export interface PeerState {
   readonly replica: string
   readonly draining: boolean
   readonly networks: readonly string[]
+  /** A random id of the switchd process: two answers with one name and two ids are two replicas (nameClashes). */
+  readonly instance?: string
 }
 
 /** A peer as the poller knows it: its base URL and its last answer, with when it came. */
@@ -102,7 +104,28 @@ export function parsePeerState (text: string): PeerState | undefined {
   const o = v as Record<string, unknown>
   if (typeof o.replica !== 'string' || !REPLICA_NAME.test(o.replica) || !Array.isArray(o.networks)) return undefined
   const networks = o.networks.filter((n): n is string => typeof n === 'string' && n.length > 0 && n.length <= 64 && !n.includes('\n'))
-  return { replica: o.replica, draining: o.draining === true, networks }
+  const instance = typeof o.instance === 'string' && /^[0-9a-f]{1,64}$/.test(o.instance) ? o.instance : undefined
+  return instance === undefined ? { replica: o.replica, draining: o.draining === true, networks } : { replica: o.replica, draining: o.draining === true, networks, instance }
+}
+
+/**
+ * Replica names that two switchd processes answer to: our own name from
+ * another process, or one name from two. Each would be skipped (ours) or
+ * reached at one address only (peersByName), silently splitting the
+ * networks both hold: a host name cut at its first dot (sw.lab1, sw.lab2),
+ * a --replica copied, or a peer claiming another's name.
+ */
+export function nameClashes (self: string, instance: string, views: Iterable<PeerView>, nowMs: number): string[] {
+  const seen = new Map<string, string>([[self, instance]])
+  const out = new Set<string>()
+  for (const v of views) {
+    const id = v.state.instance
+    if (id === undefined || nowMs - v.atMs > PEER_STALE_MS) continue
+    const had = seen.get(v.state.replica)
+    if (had === undefined) seen.set(v.state.replica, id)
+    else if (had !== id) out.add(v.state.replica)
+  }
+  return [...out].sort()
 }
 
 /**

@@ -6,6 +6,7 @@
  * registry. switchd.ts starts it after listening and stops it on close.
  */
 
+import { randomBytes } from 'node:crypto'
 import type { Switch } from '../core/switch'
 import type { NetPort } from '../io/net-port'
 import type { TrunkPort } from '../io/trunk'
@@ -42,9 +43,18 @@ export function localNetworks (registry: PortRegistry): Set<string> {
   return out
 }
 
+const instances = new WeakMap<FleetDaemon, string>()
+
+/** This switchd process's random id (one per daemon: tests run several in one process), so a peer with our name is told from ourselves. */
+function instanceOf (d: FleetDaemon): string {
+  let id = instances.get(d)
+  if (id === undefined) { id = randomBytes(8).toString('hex'); instances.set(d, id) }
+  return id
+}
+
 /** This replica's answer on /fleet/v1/state. */
 export function fleetState (d: FleetDaemon): FleetStateJson {
-  return { replica: d.config.replica, draining: d.isClosing || d.draining, networks: [...localNetworks(d.portRegistry)].sort() }
+  return { replica: d.config.replica, draining: d.isClosing || d.draining, networks: [...localNetworks(d.portRegistry)].sort(), instance: instanceOf(d) }
 }
 
 /** The host the membership loop and its mesh links are given. */
@@ -53,6 +63,7 @@ function fleetHost (d: FleetDaemon): FleetHost {
   return {
     localNetworks: () => localNetworks(d.portRegistry),
     allocateId: () => d.portTable.allocateId(),
+    instance: instanceOf(d),
     get portBuffer () { return d.config.portBuffer },
     open: (name: string): Switch | string => d.networks.open(name),
     release: (sw: Switch) => { d.networks.release(sw) },

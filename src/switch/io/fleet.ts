@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, meshKey, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
+  MeshPlan, meshKey, nameClashes, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -36,6 +36,8 @@ export interface FleetHost extends MeshHost {
   localNetworks (): ReadonlySet<string>
   allocateId (): number
   readonly portBuffer: number
+  /** This switchd process's random id, as /fleet/v1/state gives it. */
+  readonly instance: string
 }
 
 /** Every address of a name (getaddrinfo's, as a Kubernetes headless Service's records); tests set their own (setFleetLookup). */
@@ -99,6 +101,8 @@ export class Fleet {
   private pollTimer: NodeJS.Timeout | undefined
   private resolveTimer: NodeJS.Timeout | undefined
   private stopped = false
+  /** Replica names two processes answer to (nameClashes), at the last round. */
+  clashes: string[] = []
   /** Polls that got no state (unreachable, refused, malformed). */
   pollsFailed = 0
 
@@ -158,6 +162,10 @@ export class Fleet {
     if (this.stopped) return
     for (const base of this.bases) if (!this.inFlight.has(base)) void this.poll(base)
     const now = performance.now()
+    this.clashes = nameClashes(this.self, this.host.instance, this.views.values(), now)
+    for (const name of this.clashes) {
+      log.limited('error', 'fleet_name_clash', { replica: name, self: name === this.self, fix: 'two switchd processes answer to this replica name: give each its own --replica (a host name is cut at its first dot)' })
+    }
     const step = this.plan.step(this.self, this.host.localNetworks(), this.views.values(), new Set(this.links.keys()), now)
     for (const want of step.dial) this.dial(want)
     for (const key of step.close) {

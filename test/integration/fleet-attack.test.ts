@@ -232,6 +232,7 @@ describe('fleet: hostile answers about the peers', function () {
     allocateId: () => 1,
     portBuffer: 1 << 20,
     instance: '0123456789abcdef',
+    answeredLinks: () => new Set<string>(),
     open: () => 'no networks here',
     release: () => {},
     portChanged: () => {}

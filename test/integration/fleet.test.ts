@@ -16,7 +16,7 @@ import { TestClient } from '../helpers/client'
 import { waitFor, freePort, httpRequest } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
-import { GRACE_MS, PEER_STALE_MS } from '../../src/switch/core/fleet-plan'
+import { GRACE_MS, PEER_STALE_MS, AWAIT_MS, meshKey } from '../../src/switch/core/fleet-plan'
 import { setFleetLookup, baseOf } from '../../src/switch/io/fleet'
 
 export const FLEET_TOKEN = 'fleet-credential-0123456789abcdef-0123456789'
@@ -185,6 +185,24 @@ describe('fleet: the mesh between replicas', function () {
     assert.deepEqual(a.server.fleet?.clashes, ['sw'])
     assert.ok(logs.some((l) => l.includes('"event":"fleet_name_clash"') && l.includes('"level":"error"')), 'said at error, with the fix')
     assert.equal(meshPorts(a).length + meshPorts(b).length, 0, 'no link: neither knows which one dials')
+  })
+
+  it('attack: a peer that should dial us and cannot (its --fleet or DNS answer leaves us out, a one-way firewall) is said, not a silent split', async () => {
+    const [pa, pb] = [await freePort(), await freePort()]
+    // a sorts lower and so dials; its list leaves b out. b asks a and waits for a's link.
+    for (const [name, port, fleet] of [['a', pa, `http://127.0.0.1:${pa}`], ['b', pb, `http://127.0.0.1:${pa},http://127.0.0.1:${pb}`]] as const) {
+      const server = new SwitchServer({ config: buildConfig({ pingInterval: 1 }, 'test', { replica: name, fleet, fleetToken: FLEET_TOKEN }), host: '127.0.0.1', port })
+      await server.listen()
+      replicas.push({ server, url: `ws://127.0.0.1:${port}`, port, name })
+    }
+    const [a, b] = replicas as [Replica, Replica]
+    await station(a, 'lab', 'ha')
+    await station(b, 'lab', 'hb')
+    await waitFor(() => b.server.fleet?.awaited.length === 1, AWAIT_MS + 30_000, 'the missing link said')
+    assert.deepEqual(b.server.fleet?.awaited, [meshKey('a', 'lab')])
+    assert.ok(logs.some((l) => l.includes('"event":"mesh_link_awaited"') && l.includes('"network":"lab"')), 'logged with the fix')
+    assert.equal(meshPorts(a).length + meshPorts(b).length, 0)
+    assert.deepEqual(a.server.fleet?.awaited, [], 'a knows of no peer')
   })
 
   it('/fleet/v1/state: 401 without the credential (and no network named), the state with it, 404 without --fleet', async () => {

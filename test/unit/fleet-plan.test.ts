@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict'
 import {
-  MeshPlan, meshKey, nameClashes, parsePeerState, peersByName, peerBases, wantedLinks, GRACE_MS, PEER_STALE_MS, MAX_PEERS, type PeerView
+  MeshPlan, AwaitWatch, AWAIT_MS, meshKey, nameClashes, parsePeerState, peersByName, peerBases, wantedLinks, GRACE_MS, PEER_STALE_MS, MAX_PEERS, type PeerView
 } from '../../src/switch/core/fleet-plan'
 
 function view (base: string, replica: string, networks: string[], atMs = 0, draining = false): PeerView {
@@ -92,5 +92,19 @@ describe('fleet plan', () => {
     assert.deepEqual(nameClashes('a', 'aa', [v(R2, 'a', undefined)], 0), [], 'an older replica without an id')
     assert.equal(parsePeerState('{"replica":"r2","networks":[],"instance":"0123abcd"}')?.instance, '0123abcd')
     assert.equal(parsePeerState('{"replica":"r2","networks":[],"instance":"not hex!"}')?.instance, undefined)
+  })
+
+  it('attack: says a link a lower-named peer should have dialled to us once it has been missing AWAIT_MS, and nothing while it is up', () => {
+    const watch = new AwaitWatch()
+    const peers = [view(R2, 'a', ['lab', 'other'], 0), view(R3, 'c', ['lab'], 0)]
+    assert.deepEqual(watch.step('b', new Set(['lab']), peers, new Set(), 0), [], 'not yet')
+    const at = (ms: number): PeerView[] => peers.map((p) => ({ ...p, atMs: ms }))
+    assert.deepEqual(watch.step('b', new Set(['lab']), at(AWAIT_MS), new Set(), AWAIT_MS), [meshKey('a', 'lab')], 'a dials b, not c (b dials c)')
+    assert.deepEqual(watch.step('b', new Set(['lab']), at(AWAIT_MS + 1), new Set([meshKey('a', 'lab')]), AWAIT_MS + 1), [], 'the link came')
+    assert.deepEqual(watch.step('b', new Set(['lab']), at(AWAIT_MS + 2), new Set(), AWAIT_MS + 2), [], 'gone again: a new wait')
+    assert.deepEqual(watch.step('b', new Set(), at(2 * AWAIT_MS + 2), new Set(), 2 * AWAIT_MS + 2), [], 'no local port: nothing awaited')
+    const draining = new AwaitWatch()
+    draining.step('b', new Set(['lab']), [view(R2, 'a', ['lab'], 0, true)], new Set(), 0)
+    assert.deepEqual(draining.step('b', new Set(['lab']), [view(R2, 'a', ['lab'], AWAIT_MS, true)], new Set(), AWAIT_MS), [], 'a draining peer dials nothing')
   })
 })

@@ -31,6 +31,8 @@ export const POLL_TIMEOUT_MS = 2000
 export const RESOLVE_INTERVAL_MS = 5000
 /** A link unneeded for this long (ms) is closed. */
 export const GRACE_MS = 10_000
+/** A link a peer should have dialled to us and has not, for this long (ms), is said (the dialler retries within 2 s). */
+export const AWAIT_MS = 15_000
 /** A peer whose last answer is older than this (ms) is forgotten. */
 export const PEER_STALE_MS = 5000
 /**
@@ -152,6 +154,41 @@ export function wantedLinks (self: string, local: ReadonlySet<string>, peers: Re
     }
   }
   return out
+}
+
+/** The links this replica should be dialled: with each live peer named below us, every network both have. */
+export function awaitedLinks (self: string, local: ReadonlySet<string>, peers: ReadonlyMap<string, PeerView>): string[] {
+  const out: string[] = []
+  for (const [peer, v] of peers) {
+    if (!(peer < self) || v.state.draining) continue
+    for (const network of v.state.networks) if (local.has(network)) out.push(meshKey(peer, network))
+  }
+  return out
+}
+
+/**
+ * The answering side's watch: links a peer should have dialled (its name
+ * sorts lower, both have local ports) and that have been missing for
+ * AWAIT_MS. The dialler decides alone, from what it sees: a peer that cannot
+ * reach or ask us (a one-way firewall, a --fleet list or a DNS answer that
+ * leaves us out) would otherwise split the network in silence.
+ */
+export class AwaitWatch {
+  private readonly missingSince = new Map<string, number>()
+
+  /** One round: `present` are the keys of the links peers dialled to us. Returns the keys missing for AWAIT_MS. */
+  step (self: string, local: ReadonlySet<string>, views: Iterable<PeerView>, present: ReadonlySet<string>, nowMs: number): string[] {
+    const awaited = new Set(awaitedLinks(self, local, peersByName(self, views, nowMs)))
+    const late: string[] = []
+    for (const key of awaited) {
+      if (present.has(key)) { this.missingSince.delete(key); continue }
+      const since = this.missingSince.get(key)
+      if (since === undefined) this.missingSince.set(key, nowMs)
+      else if (nowMs - since >= AWAIT_MS) late.push(key)
+    }
+    for (const key of this.missingSince.keys()) if (!awaited.has(key)) this.missingSince.delete(key)
+    return late.sort()
+  }
 }
 
 /** The dialler's plan across rounds: it remembers since when each held link has been unneeded. */

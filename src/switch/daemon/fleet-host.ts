@@ -11,6 +11,8 @@ import type { Switch } from '../core/switch'
 import type { NetPort } from '../io/net-port'
 import type { TrunkPort } from '../io/trunk'
 import { Fleet, type FleetHost } from '../io/fleet'
+import { meshKey } from '../core/fleet-plan'
+import { MESH_PREFIX } from './mesh-admit'
 import type { MeshLink } from '../io/mesh-link'
 import type { Networks } from '../control/networks'
 import type { SwitchdConfig } from '../control/config'
@@ -52,6 +54,23 @@ function instanceOf (d: FleetDaemon): string {
   return id
 }
 
+/**
+ * The mesh links peers dialled to us, by meshKey(peer, network): mesh ports
+ * the port table answered (named mesh-<peer>, or mesh-<peer>-<id> beside an
+ * older one), not those our own links hold.
+ */
+export function answeredLinks (registry: PortRegistry, dialled: { has: (p: NetPort) => boolean }): Set<string> {
+  const out = new Set<string>()
+  for (const p of registry.list()) {
+    if (!p.mesh || dialled.has(p) || !p.name.startsWith(MESH_PREFIX)) continue
+    const peer = p.name.slice(MESH_PREFIX.length)
+    out.add(meshKey(peer, p.network.name))
+    const cut = /^(.+)-\d+$/.exec(peer)
+    if (cut !== null) out.add(meshKey(cut[1] as string, p.network.name))
+  }
+  return out
+}
+
 /** This replica's answer on /fleet/v1/state. */
 export function fleetState (d: FleetDaemon): FleetStateJson {
   return { replica: d.config.replica, draining: d.isClosing || d.draining, networks: [...localNetworks(d.portRegistry)].sort(), instance: instanceOf(d) }
@@ -63,6 +82,7 @@ function fleetHost (d: FleetDaemon): FleetHost {
   return {
     localNetworks: () => localNetworks(d.portRegistry),
     allocateId: () => d.portTable.allocateId(),
+    answeredLinks: () => answeredLinks(d.portRegistry, d.portRegistry.owned<NetPort>('mesh')),
     instance: instanceOf(d),
     get portBuffer () { return d.config.portBuffer },
     open: (name: string): Switch | string => d.networks.open(name),

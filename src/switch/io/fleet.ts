@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, meshKey, nameClashes, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
+  MeshPlan, AwaitWatch, meshKey, nameClashes, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -36,6 +36,8 @@ export interface FleetHost extends MeshHost {
   localNetworks (): ReadonlySet<string>
   allocateId (): number
   readonly portBuffer: number
+  /** Mesh links peers dialled to us, by meshKey(peer, network). */
+  answeredLinks (): ReadonlySet<string>
   /** This switchd process's random id, as /fleet/v1/state gives it. */
   readonly instance: string
 }
@@ -97,6 +99,9 @@ export class Fleet {
   /** Each dns:// peer's addresses at its last successful lookup. */
   private readonly resolved = new Map<string, string[]>()
   private readonly plan = new MeshPlan()
+  private readonly watch = new AwaitWatch()
+  /** Links peers should have dialled to us and have not for AWAIT_MS (meshKey), at the last round. */
+  awaited: string[] = []
   private readonly ca: Buffer | undefined
   private pollTimer: NodeJS.Timeout | undefined
   private resolveTimer: NodeJS.Timeout | undefined
@@ -166,7 +171,13 @@ export class Fleet {
     for (const name of this.clashes) {
       log.limited('error', 'fleet_name_clash', { replica: name, self: name === this.self, fix: 'two switchd processes answer to this replica name: give each its own --replica (a host name is cut at its first dot)' })
     }
-    const step = this.plan.step(this.self, this.host.localNetworks(), this.views.values(), new Set(this.links.keys()), now)
+    const local = this.host.localNetworks()
+    this.awaited = this.watch.step(this.self, local, this.views.values(), this.host.answeredLinks(), now)
+    for (const key of this.awaited) {
+      const [peer, network] = key.split('\n')
+      log.limited('warn', 'mesh_link_awaited', { peer, network, fix: `replica ${peer ?? ''} should dial this one for network ${network ?? ''} and has not: check that its --fleet lists this replica (or its dns:// name resolves to it) and that it can reach this replica's address` })
+    }
+    const step = this.plan.step(this.self, local, this.views.values(), new Set(this.links.keys()), now)
     for (const want of step.dial) this.dial(want)
     for (const key of step.close) {
       const link = this.links.get(key)

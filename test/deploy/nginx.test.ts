@@ -87,6 +87,9 @@ describe('deploy: nginx, the balancer (deploy/nginx/tapswitch.conf)', function (
     const conn = /proxy_set_header Connection \$(\w+);/.exec(b)?.[1]
     assert.ok(conn !== undefined && new RegExp(`map \\$http_upgrade \\$${conn}\\s*\\{[^}]*default upgrade;`).test(code), 'Connection: upgrade for an upgrade')
     assert.match(b, /proxy_set_header Host \$host;/)
+    // switchd --trusted-proxy takes the header's last entry: nginx must set it to what it saw, not append the client's.
+    assert.match(b, /proxy_set_header X-Forwarded-For \$remote_addr;/)
+    assert.doesNotMatch(code, /\$proxy_add_x_forwarded_for/)
     assert.deepEqual(/proxy_next_upstream ([^;]*);/.exec(b)?.[1]?.split(/\s+/).sort(), ['error', 'http_502', 'http_503', 'timeout'])
     for (const t of ['proxy_read_timeout', 'proxy_send_timeout']) assert.match(b, new RegExp(`${t} (1h|[1-9]\\d*h|[1-9]\\d{3,}s?);`), t)
     const other = locations.filter((l) => l !== proxied[0])

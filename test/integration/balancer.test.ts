@@ -42,7 +42,7 @@ describe('balancer: nginx in front of three switchd (integration)', function () 
     requireTools(this, [{ cmd: 'nginx', pkg: 'nginx' }])
     restore = setLogSink((l) => { logs.push(JSON.parse(l) as Line) })
     for (let i = 0; i < REPLICAS; i++) {
-      const s = new SwitchServer({ config: buildConfig({ dynamicNetworks: true, api: true, profiles: PROFILES }, 'test'), host: '127.0.0.1', port: 0 })
+      const s = new SwitchServer({ config: buildConfig({ dynamicNetworks: true, api: true, profiles: PROFILES, trustedProxies: ['127.0.0.1'] }, 'test'), host: '127.0.0.1', port: 0 })
       servers.push(s)
       await s.listen()
     }
@@ -93,6 +93,19 @@ describe('balancer: nginx in front of three switchd (integration)', function () 
     }
     for (const c of clients.splice(0)) c.close()
     await waitFor(() => holders('n0').length === 1 && servers[owner.get('n0') as number]?.ports().filter((q) => q.network.name === 'n0').length === 3, 30_000, 'raw clients gone')
+  })
+
+  it('attack: through nginx each client is seen with its own address (switchd trusts nginx\'s 127.0.0.1), and a client\'s own X-Forwarded-For is replaced', async () => {
+    // Distinct loopback sources: nginx's $remote_addr is each client's; nginx itself reaches the replicas from 127.0.0.1.
+    const one = await TestClient.raw(url('/net/who'), { localAddress: '127.0.0.2' })
+    const two = await TestClient.raw(url('/net/who'), { localAddress: '127.0.0.3', headers: { 'x-forwarded-for': '192.0.2.9' } })
+    clients.push(one, two)
+    await waitFor(() => servers.reduce((n, s) => n + s.ports().filter((p) => p.network.name === 'who').length, 0) === 2, 10_000, 'both ports of who')
+    const remotes = servers.flatMap((s) => s.ports().filter((p) => p.network.name === 'who').map((p) => p.remote.replace(/:\d+$/, ''))).sort()
+    // Before --trusted-proxy (or without nginx setting the header) both were nginx's 127.0.0.1; a rule taking the first entry would believe 192.0.2.9.
+    assert.deepEqual(remotes, ['127.0.0.2', '127.0.0.3'])
+    for (const c of clients.splice(clients.indexOf(one), 2)) c.close()
+    await waitFor(() => servers.every((s) => !s.ports().some((p) => p.network.name === 'who')), 10_000, 'who gone before the drain below')
   })
 
   it('drain one replica: its ports (and the trunk) come back through nginx at once, each network whole on another replica, and no agent gives up', async () => {

@@ -45,6 +45,7 @@ import { tokenMatches, consoleToken, offeredProtocols, CONSOLE_SUBPROTOCOL, BEAR
 import { apiRequestRefusal } from './exposure'
 import { checkAdminToken } from './throttle'
 import { AddressCounts } from './admission'
+import { clientAddressOf } from './client-address'
 import { formatMac } from '../../common/ethernet'
 import { CLOSE_POLICY, CLOSE_NOT_READING } from '../../common/protocol'
 import { logger, observeLog, type Fields, type Level } from '../../common/log'
@@ -187,7 +188,7 @@ export class ConsoleHub {
     if (!offeredProtocols(req).includes(CONSOLE_SUBPROTOCOL)) {
       return { status: 400, reason: 'unsupported_subprotocol', message: `offer the subprotocol ${CONSOLE_SUBPROTOCOL}, with the admin token as ${BEARER_PREFIX}<base64url> (or Authorization: Bearer)` }
     }
-    const address = req.socket.remoteAddress ?? '?'
+    const address = clientAddressOf(req, config)
     const token = consoleToken(req)
     const verdict = checkAdminToken(this.server.authThrottle, address, token, config.adminToken)
     if (verdict.ok) return this.room(address, token ?? '')

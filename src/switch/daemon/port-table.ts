@@ -36,6 +36,7 @@ import type { Networks } from '../control/networks'
 import { isReservedName, type SwitchdConfig } from '../control/config'
 import { grantInForce, type TokenGrant } from '../control/auth'
 import { PortShares } from '../control/admission'
+import { clientAddressOf } from '../control/client-address'
 import { PortRegistry, type OwnedPorts } from './registry'
 import type { NativePorts } from './native-ports'
 import { meshVerdict, meshPolicy, meshPort, MESH_PREFIX } from './mesh-admit'
@@ -114,7 +115,7 @@ export class PortTable implements SessionCounters {
 
   /** A WebSocket was upgraded on `sw`'s path with `grant` (undefined without authentication), or with the fleet credential. */
   attach (ws: WebSocket, req: http.IncomingMessage, sw: Switch, grant: TokenGrant | undefined, fleet = false): void {
-    const address = req.socket.remoteAddress ?? '?'
+    const address = clientAddressOf(req, this.config()) // a trusted proxy's X-Forwarded-For, else the peer: every share below
     const remote = `${address}:${req.socket.remotePort ?? 0}`
     // Admitted just before a drain or shutdown began (the upgrade was under way): no port here, go to another replica.
     if (this.closing) { closeSocket(ws, CLOSE_DRAINING, DRAINING_REASON); this.networks.release(sw); return }

@@ -21,6 +21,7 @@ import { handleApi, refuseAdmin } from '../control/api'
 import { handleConsole, consoleRedirect, type ConsoleHub } from '../control/console'
 import { admitUpgrade, routeRequest, routeMetricsRequest, type AdmissionState, type RequestFacts, type Refusal } from './admit'
 import { reject, setResponseHeaders } from './http'
+import { clientAddressOf } from '../control/client-address'
 import { closeSocket } from '../io/ws-port'
 import { SUBPROTOCOL_V1, CLOSE_POLICY } from '../../common/protocol'
 import { logger } from '../../common/log'
@@ -49,20 +50,24 @@ export interface RouteContext extends SwitchdView {
   fleetState (): FleetStateJson
 }
 
-function facts (req: http.IncomingMessage): RequestFacts {
-  return { method: req.method, url: req.url, headers: req.headers, remote: req.socket.remoteAddress ?? '?' }
+/** The client's address (the TCP peer's, or a trusted proxy's X-Forwarded-For: control/client-address.ts). */
+function client (ctx: RouteContext, req: http.IncomingMessage): string { return clientAddressOf(req, ctx.config) }
+
+function facts (ctx: RouteContext, req: http.IncomingMessage): RequestFacts {
+  return { method: req.method, url: req.url, headers: req.headers, remote: client(ctx, req) }
 }
 
 /** Count and log a Host refusal (DNS rebinding). */
 function refusedHost (ctx: RouteContext, req: http.IncomingMessage): void {
   ctx.refused('bad_host')
-  log.client('warn', 'connection_rejected', req.socket.remoteAddress, { remote: req.socket.remoteAddress, reason: 'bad_host', host: req.headers.host })
+  const address = client(ctx, req)
+  log.client('warn', 'connection_rejected', address, { remote: address, reason: 'bad_host', host: req.headers.host })
 }
 
 /** A plain request on the main listener. */
 export function serveRequest (ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse): void {
   setResponseHeaders(res)
-  const route = routeRequest(facts(req), ctx.admission)
+  const route = routeRequest(facts(ctx, req), ctx.admission)
   if (route.refuse) {
     refusedHost(ctx, req)
     res.writeHead(route.status, { 'content-type': 'text/plain' }).end(route.message + '\n')
@@ -86,7 +91,8 @@ export function serveRequest (ctx: RouteContext, req: http.IncomingMessage, res:
 function serveFleet (ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse, status: 200 | 401 | 404 | 405): void {
   if (status === 401) {
     ctx.refused('fleet_unauthorized')
-    log.client('warn', 'fleet_unauthorized', req.socket.remoteAddress, { remote: req.socket.remoteAddress })
+    const address = client(ctx, req)
+    log.client('warn', 'fleet_unauthorized', address, { remote: address })
   }
   if (status !== 200) {
     const why = status === 401 ? 'the fleet credential is required\n' : status === 404 ? 'this replica runs without --fleet\n' : 'GET only\n'
@@ -101,7 +107,7 @@ function serveFleet (ctx: RouteContext, req: http.IncomingMessage, res: http.Ser
 /** A request on the metrics listener (--metrics-listen). */
 export function serveMetricsListener (ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse): void {
   setResponseHeaders(res)
-  const route = routeMetricsRequest(facts(req), ctx.admission)
+  const route = routeMetricsRequest(facts(ctx, req), ctx.admission)
   if (route.refuse) { refusedHost(ctx, req); res.writeHead(421).end(); return }
   if (route.to === 'metrics') { serveMetrics(ctx, req, res); return }
   res.writeHead(404).end()
@@ -109,7 +115,7 @@ export function serveMetricsListener (ctx: RouteContext, req: http.IncomingMessa
 
 /** /metrics: behind the admin token whenever one is set (Prometheus sends it as a bearer token). */
 function serveMetrics (ctx: RouteContext, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const remote = req.socket.remoteAddress ?? '?'
+  const remote = client(ctx, req)
   const verdict = checkAdminToken(ctx.authThrottle, remote, bearerToken(req), ctx.config.adminToken)
   if (!verdict.ok) { refuseAdmin(res, ctx, remote, '/metrics', verdict); return }
   ctx.syncFastPaths()
@@ -121,9 +127,11 @@ function serveMetrics (ctx: RouteContext, req: http.IncomingMessage, res: http.S
 
 /** An upgrade on the main listener: a port, the console's event stream, or a refusal. */
 export function serveUpgrade (ctx: RouteContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-  const address = req.socket.remoteAddress ?? '?'
+  const address = client(ctx, req)
+  // The pending-connection count is the TCP socket's (listener-guard.ts counted it by the peer's address before any header).
+  const peer = req.socket.remoteAddress ?? '?'
   socket.on('error', (err) => { log.client('debug', 'socket_error', address, { remote: address, error: err.message }) })
-  const decision = admitUpgrade(facts(req), ctx.admission)
+  const decision = admitUpgrade(facts(ctx, req), ctx.admission)
   if (decision.refuse) { refuseUpgrade(ctx, req, socket, decision); return }
   if (decision.to === 'console') { serveConsoleUpgrade(ctx, req, socket, head); return }
   // Open the network only once the upgrade has succeeded: ws answers a bad
@@ -131,7 +139,7 @@ export function serveUpgrade (ctx: RouteContext, req: http.IncomingMessage, sock
   // that would stay, empty, until restart (each one counts to maxNetworks).
   ctx.portsWss.handleUpgrade(req, socket, head, (ws) => {
     const sw = ctx.openNetwork(decision.network, address)
-    ws.once('close', ctx.pendingConnections.upgrade(address))
+    ws.once('close', ctx.pendingConnections.upgrade(peer))
     if (typeof sw === 'string') { ctx.refused('unknown_network'); closeSocket(ws, CLOSE_POLICY, 'unknown network'); return }
     ctx.attach(ws, req, sw, decision.grant, decision.fleet)
   })
@@ -139,7 +147,7 @@ export function serveUpgrade (ctx: RouteContext, req: http.IncomingMessage, sock
 
 function refuseUpgrade (ctx: RouteContext, req: http.IncomingMessage, socket: Duplex, r: Refusal): void {
   if (r.reason === 'bad_host') { refusedHost(ctx, req); reject(socket, r.status, r.message); return }
-  const address = req.socket.remoteAddress ?? '?'
+  const address = client(ctx, req)
   ctx.refused(r.reason)
   // The path may carry ?token=: log the path only.
   // `why` is the answer the client got, the fix in words (cut: it may quote an Origin header).
@@ -153,7 +161,7 @@ function refuseUpgrade (ctx: RouteContext, req: http.IncomingMessage, socket: Du
  * the upgrade, so every socket it makes is an authenticated console.
  */
 function serveConsoleUpgrade (ctx: RouteContext, req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-  const address = req.socket.remoteAddress ?? '?'
+  const address = client(ctx, req)
   const admitted = ctx.console.admit(req)
   if ('status' in admitted) {
     if (admitted.uncounted !== true) ctx.refused(admitted.reason)
@@ -165,7 +173,7 @@ function serveConsoleUpgrade (ctx: RouteContext, req: http.IncomingMessage, sock
   }
   ctx.consoleWss.handleUpgrade(req, socket, head, (ws) => {
     // Not a pending connection any more (limits.maxPending): count it as upgraded, like a port.
-    ws.once('close', ctx.pendingConnections.upgrade(address))
+    ws.once('close', ctx.pendingConnections.upgrade(req.socket.remoteAddress ?? '?'))
     ctx.console.attach(ws, address, admitted)
   })
 }

@@ -10,6 +10,7 @@
 import type { ApiRequest } from './route'
 import { HttpError, readJson, send } from './http'
 import type { DrainJson } from '../../../common/api-types'
+import { clientAddressOf } from '../client-address'
 import { logger } from '../../../common/log'
 
 const log = logger('api')
@@ -19,7 +20,7 @@ export async function postDrain ({ req, res, server }: ApiRequest): Promise<void
   for (const k of Object.keys(body)) if (k !== 'drain') throw new HttpError(400, `unknown field "${k}": the body is {"drain": true} or {"drain": false}`)
   const on = body.drain ?? true
   if (typeof on !== 'boolean') throw new HttpError(400, 'drain: expected true (drain this replica) or false (serve again)')
-  log.info(on ? 'drain_requested' : 'undrain_requested', { remote: req.socket.remoteAddress, was_draining: server.draining })
+  log.info(on ? 'drain_requested' : 'undrain_requested', { remote: clientAddressOf(req, server.config), was_draining: server.draining })
   const answer: DrainJson = await server.drain(on)
   send(res, 200, answer)
 }

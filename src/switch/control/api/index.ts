@@ -26,6 +26,7 @@ import { apiRequestRefusal } from '../exposure'
 import { bearerToken } from '../auth'
 import { checkAdminToken, type AdminVerdict } from '../throttle'
 import { NameError } from '../names'
+import { clientAddressOf } from '../client-address'
 import { HttpError, send } from './http'
 import { RouteTable } from './route'
 import { ROUTES } from './routes'
@@ -62,7 +63,8 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
   const refusal = apiRequestRefusal(req, server.config.allowedOrigins, server.config.allowedHosts)
   if (refusal !== undefined) {
     server.refusedApi('bad_origin')
-    log.client('warn', 'admin_refused', req.socket.remoteAddress, { remote: req.socket.remoteAddress, path: url.pathname, reason: refusal })
+    const address = clientAddressOf(req, server.config)
+    log.client('warn', 'admin_refused', address, { remote: address, path: url.pathname, reason: refusal })
     send(res, 403, { error: refusal })
     return true
   }
@@ -72,7 +74,7 @@ export function handleApi (req: http.IncomingMessage, res: http.ServerResponse, 
     send(res, 403, { error: 'the admin API needs an admin token here (--admin-token)' })
     return true
   }
-  const remote = req.socket.remoteAddress ?? '?'
+  const remote = clientAddressOf(req, server.config)
   const verdict = checkAdminToken(server.authThrottle, remote, bearerToken(req), token)
   if (!verdict.ok) {
     refuseAdmin(res, server, remote, url.pathname, verdict)

@@ -98,6 +98,8 @@ export interface SwitchdConfig {
   allowedHosts: readonly string[]
   /** Origins (`scheme://host[:port]`, or "*") from which browsers may open ports and call the API; requests without Origin are not browsers. */
   allowedOrigins: readonly string[]
+  /** Ranges (CIDR) of proxies whose X-Forwarded-For names the client (control/client-address.ts); empty = none, the TCP peer is the client. */
+  trustedProxies: readonly string[]
   /** Serve /metrics on its own address instead of `listen`. */
   metricsListen: string | undefined
   /** Per-port metric series, and the port count beyond which they are left out. */
@@ -186,6 +188,8 @@ export interface ConfigOverrides {
   allowedHosts?: string
   /** Comma-separated (--allowed-origins). */
   allowedOrigins?: string
+  /** Comma-separated (--trusted-proxy). */
+  trustedProxies?: string
   tlsCert?: string
   tlsKey?: string
   tokensFile?: string

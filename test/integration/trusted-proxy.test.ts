@@ -7,6 +7,7 @@
  * goes to them: they are only strings in a header).
  */
 import assert from 'node:assert/strict'
+import * as http from 'node:http'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
@@ -90,6 +91,19 @@ describe('trusted proxy: X-Forwarded-For names the client (integration)', () => 
     assert.equal(server.portTable.portsFrom('127.0.0.1'), 1)
     const warned = logs.filter((l) => l.includes('forwarded_for_ignored'))
     assert.ok(warned.some((l) => l.includes('malformed') && l.includes('proxy_set_header X-Forwarded-For $remote_addr')), warned.join('\n'))
-    assert.ok(warned.some((l) => l.includes('absent')), warned.join('\n'))
+    assert.ok(!warned.some((l) => l.includes('absent')), 'no header is a direct request, not a proxy\'s mistake: not at warn')
+  })
+
+  it('attack: a peer in the ranges that sends no header (a fleet peer\'s poll, a probe) writes a warn per request and buries its address\'s real lines', async () => {
+    const { url } = await start({ trustedProxies: ['127.0.0.1'], limits: { maxPortsPerAddress: 1 } })
+    clients.push(await TestClient.raw(url))
+    const base = url.replace(/^ws/, 'http')
+    // A fleet peer polls /fleet/v1/state every second, Prometheus scrapes, a probe asks /readyz: 80 of them.
+    for (let i = 0; i < 80; i++) {
+      await new Promise<void>((resolve, reject) => { http.get(base + 'readyz', (res) => { res.resume(); res.on('end', resolve) }).on('error', reject) })
+    }
+    assert.equal(logs.filter((l) => l.includes('forwarded_for_ignored')).length, 0)
+    assert.equal(await upgradeStatus(url), 429)
+    assert.ok(logs.some((l) => l.includes('connection_rejected') && l.includes('limit_address')), 'the refusal is still logged (the address\'s budget was not spent)')
   })
 })

@@ -54,6 +54,17 @@ describe('client address (X-Forwarded-For from trusted proxies only)', () => {
     }
   })
 
+  it('attack: an IPv6 range over ::ffff:0:0/96 (::/0, ::/64) trusts every IPv4 peer\'s header', () => {
+    // Node's BlockList matches an IPv4 address against an IPv6 subnet through the mapped space.
+    for (const range of ['::/0', '::/64', '::ffff:0:0/96']) {
+      const r = parseTrustedProxies([range])
+      assert.deepEqual(decideClient('192.0.2.66', xff('198.51.100.7'), r), { address: '192.0.2.66', proxied: false }, range)
+      assert.deepEqual(decideClient('::ffff:192.0.2.66', xff('198.51.100.7'), r), { address: '192.0.2.66', proxied: false }, range)
+    }
+    assert.equal(decideClient('2001:db8::1', xff('198.51.100.7'), parseTrustedProxies(['::/0'])).proxied, true, 'IPv6 peers are still in it')
+    assert.equal(decideClient('192.0.2.66', xff('198.51.100.7'), parseTrustedProxies(['::/0', '192.0.2.0/24'])).proxied, true, 'IPv4 ranges still hold IPv4')
+  })
+
   it('is configured by trustedProxies (--trusted-proxy wins), empty by default, with errors naming the entry', () => {
     assert.deepEqual(buildConfig({}, 't').trustedProxies, [])
     assert.deepEqual(buildConfig({ trustedProxies: ['10.0.0.0/8'] }, 't').trustedProxies, ['10.0.0.0/8'])

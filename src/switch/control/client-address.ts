@@ -42,12 +42,20 @@ export function normalizeAddress (address: string): string {
 export const TRUSTED_PROXY_PATTERN = /^[0-9A-Fa-f.:]+(\/\d{1,3})?$/
 
 /**
- * The ranges of `list` (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`) as one
- * BlockList; throws naming the entry that is not a range. An IPv4 range also
- * holds its IPv4-mapped IPv6 addresses (addresses are normalized first).
+ * Trusted ranges, one BlockList per family: Node's BlockList matches an IPv4
+ * address against an IPv6 subnet through ::ffff:0:0/96, so in one list `::/0`
+ * (or any IPv6 range over ::ffff:0:0/96) would trust every IPv4 peer.
  */
-export function parseTrustedProxies (list: readonly string[]): BlockList {
-  const ranges = new BlockList()
+export interface TrustedRanges { readonly v4: BlockList, readonly v6: BlockList }
+
+/**
+ * The ranges of `list` (`10.0.0.0/8`, `fd00::/8`, `127.0.0.1`); throws naming
+ * the entry that is not a range. An IPv4 range also holds its IPv4-mapped
+ * IPv6 addresses (addresses are normalized first); an IPv6 range holds no
+ * IPv4 address.
+ */
+export function parseTrustedProxies (list: readonly string[]): TrustedRanges {
+  const ranges = { v4: new BlockList(), v6: new BlockList() }
   for (const entry of list) {
     const [address = '', bits] = entry.split('/')
     const family = isIP(address)
@@ -58,15 +66,16 @@ export function parseTrustedProxies (list: readonly string[]): BlockList {
     }
     // An IPv4-mapped range (::ffff:10.0.0.0/104) is held as its IPv4 range: addresses are normalized before the check.
     const v4 = normalizeAddress(address)
-    if (family === 6 && isIP(v4) === 4) ranges.addSubnet(v4, Math.max(0, prefix - 96), 'ipv4')
-    else ranges.addSubnet(v4, prefix, family === 4 ? 'ipv4' : 'ipv6')
+    if (family === 6 && isIP(v4) === 4) ranges.v4.addSubnet(v4, Math.max(0, prefix - 96), 'ipv4')
+    else if (family === 4) ranges.v4.addSubnet(v4, prefix, 'ipv4')
+    else ranges.v6.addSubnet(v4, prefix, 'ipv6')
   }
   return ranges
 }
 
-function inRanges (address: string, ranges: BlockList): boolean {
+function inRanges (address: string, ranges: TrustedRanges): boolean {
   const family = isIP(address)
-  return family !== 0 && ranges.check(address, family === 4 ? 'ipv4' : 'ipv6')
+  return family === 4 ? ranges.v4.check(address, 'ipv4') : family === 6 && ranges.v6.check(address, 'ipv6')
 }
 
 /**
@@ -76,7 +85,7 @@ function inRanges (address: string, ranges: BlockList): boolean {
  * proxy's header that is absent, too long, or whose last entry is not one IP
  * literal: the proxy's address, with `bad` saying why.
  */
-export function decideClient (socketAddress: string | undefined, headers: IncomingHttpHeaders, trusted: BlockList | undefined): ClientAddress {
+export function decideClient (socketAddress: string | undefined, headers: IncomingHttpHeaders, trusted: TrustedRanges | undefined): ClientAddress {
   const peer = normalizeAddress(socketAddress ?? '?')
   if (trusted === undefined || !inRanges(peer, trusted)) return { address: peer, proxied: false }
   // Node joins repeated X-Forwarded-For headers with ", ": the last is still the last.
@@ -91,15 +100,16 @@ export function decideClient (socketAddress: string | undefined, headers: Incomi
 }
 
 const decided = new WeakMap<IncomingMessage, ClientAddress>()
-const parsed = new WeakMap<readonly string[], BlockList>()
+const parsed = new WeakMap<readonly string[], TrustedRanges>()
 
 /** What the daemon knows of the trusted proxies (the configuration in force: a reload changes it). */
 export interface TrustedProxies { readonly trustedProxies?: readonly string[] }
 
 /**
  * The client of `req`, decided once per request (the first caller decides;
- * later ones see the same answer). A trusted proxy's bad header is logged at
- * warn, naming the fix, under the proxy's budget.
+ * later ones see the same answer). A trusted proxy's unusable header is
+ * logged at warn, naming the fix, under the proxy's budget (a missing one at
+ * debug: that is every direct request from inside the ranges).
  */
 export function clientOf (req: IncomingMessage, config: TrustedProxies): ClientAddress {
   const known = decided.get(req)
@@ -110,7 +120,9 @@ export function clientOf (req: IncomingMessage, config: TrustedProxies): ClientA
   const client = decideClient(req.socket.remoteAddress, req.headers, ranges)
   decided.set(req, client)
   if (client.bad !== undefined) {
-    log.client('warn', 'forwarded_for_ignored', client.address, {
+    // No header at all is a peer in the ranges talking to switchd directly (a fleet peer's poll every second, a
+    // probe, switchctl, Prometheus): at warn, each would spend the address's log budget and bury its real lines.
+    log.client(client.bad === 'absent' ? 'debug' : 'warn', 'forwarded_for_ignored', client.address, {
       remote: client.address,
       reason: client.bad,
       fix: 'this peer is a trusted proxy (--trusted-proxy) but sent no usable X-Forwarded-For: its own address is used. Have it set one address (nginx: proxy_set_header X-Forwarded-For $remote_addr;)'

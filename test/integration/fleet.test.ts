@@ -16,10 +16,17 @@ import type { TestClient } from '../helpers/client'
 import { useSwitches } from '../helpers/switchd-fixture'
 import { waitFor, freePort, httpRequest } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
-import { GRACE_MS, PEER_STALE_MS, AWAIT_MS, meshKey } from '../../src/switch/core/fleet-plan'
-import { setFleetLookup, baseOf } from '../../src/switch/io/fleet'
+import { meshKey, type FleetTiming } from '../../src/switch/core/fleet-plan'
+import { setFleetLookup, setFleetTiming, baseOf } from '../../src/switch/io/fleet'
 
 export const FLEET_TOKEN = 'fleet-credential-0123456789abcdef-0123456789'
+
+/**
+ * The fleet's periods for these tests, shortened together (in service: 1 s polls, 5 s staleness, 10 s grace,
+ * 15 s await, 5 s resolve; the rules are the same and test/unit/fleet-plan.test.ts checks them at those values).
+ * A healthy peer is still polled a dozen times before it could go stale, and stale for the grace before a link goes.
+ */
+export const TEST_FLEET_TIMING: FleetTiming = Object.freeze({ pollMs: 250, pollTimeoutMs: 2000, resolveMs: 1000, graceMs: 2000, awaitMs: 3000, staleMs: 3000 })
 
 export interface Replica { server: SwitchServer, url: string, port: number, name: string }
 
@@ -52,6 +59,10 @@ describe('fleet: the mesh between replicas', function () {
   this.timeout(90_000)
   const net = useSwitches({ logTail: 80 })
   const logs = net.logs
+  let timing: FleetTiming
+  before(() => { timing = setFleetTiming(TEST_FLEET_TIMING) })
+  after(() => { setFleetTiming(timing) })
+  const { staleMs, graceMs, awaitMs } = TEST_FLEET_TIMING
 
   /** startFleet's replicas, closed after the test. */
   async function startReplicas (names: string[]): Promise<Replica[]> {
@@ -130,8 +141,8 @@ describe('fleet: the mesh between replicas', function () {
     await waitFor(() => meshPorts(r1, 'lab').length === 1, 30_000, 'the mesh link')
     await r2.server.close()
     await waitFor(() => meshPorts(r1).length === 0, 30_000, 'r1\'s end of the link gone with r2')
-    // r2 no longer answers: forgotten after PEER_STALE_MS, its link closed GRACE_MS later.
-    await waitFor(() => r1.server.fleet?.links.size === 0, PEER_STALE_MS + GRACE_MS + 20_000, 'the link closed for good')
+    // r2 no longer answers: forgotten after staleMs, its link closed graceMs later.
+    await waitFor(() => r1.server.fleet?.links.size === 0, staleMs + graceMs + 20_000, 'the link closed for good')
   })
 
   it('closes a link once one side has no local port left in the network (after the grace)', async () => {
@@ -141,7 +152,7 @@ describe('fleet: the mesh between replicas', function () {
     const hb = await station(r2, 'lab', 'hb')
     await waitFor(() => meshPorts(r1, 'lab').length === 1 && meshPorts(r2, 'lab').length === 1, 30_000, 'the mesh link')
     hb.close()
-    await waitFor(() => meshPorts(r2, 'lab').length === 0 && meshPorts(r1, 'lab').length === 0, GRACE_MS + 30_000, 'the link closed on both sides')
+    await waitFor(() => meshPorts(r2, 'lab').length === 0 && meshPorts(r1, 'lab').length === 0, graceMs + 30_000, 'the link closed on both sides')
     assert.equal(r1.server.fleet?.links.size, 0)
   })
 
@@ -193,7 +204,7 @@ describe('fleet: the mesh between replicas', function () {
     const [a, b] = replicas as [Replica, Replica]
     await station(a, 'lab', 'ha')
     await station(b, 'lab', 'hb')
-    await waitFor(() => b.server.fleet?.awaited.length === 1, AWAIT_MS + 30_000, 'the missing link said')
+    await waitFor(() => b.server.fleet?.awaited.length === 1, awaitMs + 30_000, 'the missing link said')
     assert.deepEqual(b.server.fleet?.awaited, [meshKey('a', 'lab')])
     assert.ok(logs.some((l) => l.includes('"event":"mesh_link_awaited"') && l.includes('"network":"lab"')), 'logged with the fix')
     assert.equal(meshPorts(a).length + meshPorts(b).length, 0)

@@ -18,7 +18,7 @@ import { waitFor, MIN_WAIT_MS } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { requireTools } from '../helpers/proc'
 import { setLogSink } from '../../src/common/log'
-import { requireChromium, openBrowser, login, until, SHOTS, type ConsolePage } from '../helpers/console-page'
+import { requireChromium, openBrowser, closeBrowser, login, until, SHOTS, type ConsolePage } from '../helpers/console-page'
 import { R_BAD_SOURCE, R_RUNT } from '../../src/switch/core/reasons'
 
 const TOKEN = 'browser-admin-token-22e0c4d1'
@@ -39,6 +39,7 @@ describe('web console views in chromium (browser)', function () {
   let dir: string
 
   before(function () { requireChromium(this) })
+  after(closeBrowser)
 
   async function start (config: Record<string, unknown> = {}, at = 0): Promise<void> {
     server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN, stateDir: path.join(dir, 'state'), profiles: [{ match: '*', claimable: true }], ...config }, 'test'), host: '127.0.0.1', port: at })

@@ -152,9 +152,12 @@ describe('web console views in chromium (browser)', function () {
       const upstream = ws.connectToServer()
       upstream.onMessage((m) => { if (id !== silenced) ws.send(m) })
     })
+    // The page's clock runs as the real one, and is moved on at once by the 5 s of silence the page waits for.
+    await page.clock.install()
     await login(page, base, TOKEN, 'alice')
     // (The page first tries without a token, as for a switchd that needs none: the last stream is the live one.)
     silenced = relays
+    await page.clock.fastForward(5000)
     const banner = page.locator('#stale')
     await banner.waitFor({ state: 'visible', timeout: 15_000 })
     assert.match(await banner.textContent() ?? '', /no update for 5 s/)

@@ -42,18 +42,32 @@ for t in "${targets[@]}"; do
 done
 node "$root/fuzz/make-corpus.mjs" "$out/seed" > /dev/null
 
-failed=0
+# The targets run side by side, each for the whole time on a core of its own (the run takes `secs`, not
+# `secs` per target); their reports follow in order once both are done.
+pids=()
+# A run cut short (a test's timeout, ^C) stops its fuzzers too, by the PIDs it started.
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+trap 'exit 143' TERM INT
 for t in "${targets[@]}"; do
   name="${t%% *}"
   max_len="${t##* }"
   mkdir -p "$out/corpus/$name"
   log="$out/$name.log"
   echo "fuzz: $name for ${secs} s (log: $log)"
-  set +e
   "$out/bin/${name}_fuzz" -max_total_time="$secs" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$out/crash/$name-" "$out/corpus/$name" "$out/seed/$name" > "$log" 2>&1
+    -print_final_stats=1 -artifact_prefix="$out/crash/$name-" "$out/corpus/$name" "$out/seed/$name" > "$log" 2>&1 &
+  pids+=("$!")
+done
+failed=0
+for i in "${!targets[@]}"; do
+  t="${targets[$i]}"
+  name="${t%% *}"
+  log="$out/$name.log"
+  set +e
+  wait "${pids[$i]}"
   rc=$?
   set -e
+  echo "fuzz: $name done"
   grep -E '^(#[0-9]+\s+DONE|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" | sed 's/^/  /' || true
   if [ "$rc" -ne 0 ]; then
     failed=1
@@ -63,5 +77,6 @@ for t in "${targets[@]}"; do
     [ -n "$repro" ] && echo "fuzz: replay it with: $out/bin/${name}_fuzz $repro" >&2
   fi
 done
+pids=()
 if [ "$failed" -ne 0 ]; then exit 1; fi
 echo "fuzz: no findings"

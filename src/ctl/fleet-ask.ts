@@ -8,7 +8,7 @@
  */
 
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
-import { CtlError, call, type Ctx } from './http'
+import { CtlError, call, readBounded, type Ctx } from './http'
 import { MAX_FLEET_FILE, parseFleetFile, replicaName, type Answer, type ReplicaUrl } from './fleet'
 import type { StatusJson } from '../common/api-types'
 
@@ -59,32 +59,11 @@ async function askOne (url: string, token: string | undefined, path: string, lim
 async function readJson (ctx: Ctx, path: string, max: number): Promise<unknown> {
   const res = await call(ctx, 'GET', path)
   const request = `GET ${path.split('?')[0] ?? ''}`
-  const text = await readBounded(res, max, request)
+  const body = await readBounded(res, max)
+  if (body === undefined) throw new CtlError(`answered ${request} with more than ${max} bytes; switchctl reads no more: is it switchd? (narrow a big list with --network)`)
   try {
-    return JSON.parse(text) as unknown
+    return JSON.parse(body.toString('utf8')) as unknown
   } catch (err) {
     throw new CtlError(`answered ${request} with JSON that does not parse (${(err as Error).message.slice(0, 100)}): is it switchd?`)
   }
-}
-
-async function readBounded (res: Response, max: number, request: string): Promise<string> {
-  const tooBig = (): CtlError => new CtlError(`answered ${request} with more than ${max} bytes; switchctl reads no more: is it switchd? (narrow a big list with --network)`)
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (declared > max) { await res.body?.cancel().catch(() => {}); throw tooBig() }
-  if (res.body === null) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let size = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > max) throw tooBig()
-      chunks.push(value)
-    }
-  } finally {
-    await reader.cancel().catch(() => {})
-  }
-  return Buffer.concat(chunks).toString('utf8')
 }

@@ -116,9 +116,16 @@ export function redirected (base: string, request: string, status: number, locat
 /** Most bytes of an error's body read: switchd's are a line or two, and a server that is not switchd may send without end. */
 export const MAX_ERROR_BODY = 64 * 1024
 
-/** An error answer's JSON ({} if it is not JSON, or longer than MAX_ERROR_BODY). */
-async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
-  if (res.body === null) return {}
+/**
+ * `res`'s body, or undefined if it is longer than `max` bytes (one that says
+ * so in content-length is not read at all; one that sends without end is cut
+ * off there): a server that is not switchd costs switchctl `max` bytes at
+ * the most. A failed read (a reset, the request's signal) throws.
+ */
+export async function readBounded (res: Response, max: number): Promise<Buffer | undefined> {
+  const declared = Number(res.headers.get('content-length') ?? NaN)
+  if (declared > max) { await res.body?.cancel().catch(() => {}); return undefined }
+  if (res.body === null) return Buffer.alloc(0)
   const reader = res.body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
@@ -127,16 +134,26 @@ async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
       const { done, value } = await reader.read()
       if (done) break
       size += value.byteLength
-      if (size > MAX_ERROR_BODY) return {}
+      if (size > max) return undefined
       chunks.push(value)
     }
-  } catch {
-    return {}
   } finally {
     await reader.cancel().catch(() => {})
   }
+  return Buffer.concat(chunks)
+}
+
+/** An error answer's JSON ({} if it is not JSON, is longer than MAX_ERROR_BODY, or cannot be read). */
+async function errorBody (res: Response): Promise<Partial<ApiErrorJson>> {
+  let body: Buffer | undefined
   try {
-    const e = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
+    body = await readBounded(res, MAX_ERROR_BODY)
+  } catch {
+    return {}
+  }
+  if (body === undefined) return {}
+  try {
+    const e = JSON.parse(body.toString('utf8')) as unknown
     return typeof e === 'object' && e !== null ? e : {}
   } catch {
     return {}

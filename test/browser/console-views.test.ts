@@ -18,7 +18,7 @@ import { waitFor, MIN_WAIT_MS } from '../helpers/net'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { requireTools } from '../helpers/proc'
 import { setLogSink } from '../../src/common/log'
-import { requireChromium, openBrowser, login, until, SHOTS, type ConsolePage } from '../helpers/console-page'
+import { requireChromium, openBrowser, closeBrowser, login, until, SHOTS, type ConsolePage } from '../helpers/console-page'
 import { R_BAD_SOURCE, R_RUNT } from '../../src/switch/core/reasons'
 
 const TOKEN = 'browser-admin-token-22e0c4d1'
@@ -39,6 +39,7 @@ describe('web console views in chromium (browser)', function () {
   let dir: string
 
   before(function () { requireChromium(this) })
+  after(closeBrowser)
 
   async function start (config: Record<string, unknown> = {}, at = 0): Promise<void> {
     server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN, stateDir: path.join(dir, 'state'), profiles: [{ match: '*', claimable: true }], ...config }, 'test'), host: '127.0.0.1', port: at })
@@ -151,9 +152,12 @@ describe('web console views in chromium (browser)', function () {
       const upstream = ws.connectToServer()
       upstream.onMessage((m) => { if (id !== silenced) ws.send(m) })
     })
+    // The page's clock runs as the real one, and is moved on at once by the 5 s of silence the page waits for.
+    await page.clock.install()
     await login(page, base, TOKEN, 'alice')
     // (The page first tries without a token, as for a switchd that needs none: the last stream is the live one.)
     silenced = relays
+    await page.clock.fastForward(5000)
     const banner = page.locator('#stale')
     await banner.waitFor({ state: 'visible', timeout: 15_000 })
     assert.match(await banner.textContent() ?? '', /no update for 5 s/)

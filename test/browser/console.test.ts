@@ -12,24 +12,18 @@ import * as fs from 'node:fs'
 import * as http from 'node:http'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync } from 'node:child_process'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { NetworkJson, PortConditionJson, PortJson } from '../../src/common/api-types'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { TestClient } from '../helpers/client'
 import { waitFor, MIN_WAIT_MS, until } from '../helpers/net'
+import { requireChromium, openBrowser, closeBrowser, SHOTS, type ConsolePage } from '../helpers/console-page'
 import { eth, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { setLogSink, logger } from '../../src/common/log'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const TOKEN = 'browser-admin-token-5f1c2b9a'
-const ROOT = path.join(__dirname, '..', '..')
-const SHOTS = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'img') : fs.mkdtempSync(path.join(os.tmpdir(), 'tapswitch-console-shots-'))
-/** The flags the brief of issue 17 asks for: no sandbox (root in CI), and nothing that talks to the internet. */
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
 
 /** An ICMP echo request from 10.9.0.1 to 10.9.0.2, MAC_A to MAC_B. */
 function icmpEcho (seq: number): Buffer {
@@ -64,9 +58,10 @@ describe('web console in chromium (browser)', function () {
   let server: SwitchServer
   let base: string
   let clients: TestClient[]
-  let context: BrowserContext
+  let browser: ConsolePage
   let page: Page
-  let profile: string
+  /** Where a test saves a download. */
+  let downloads: string
   let restore: (line: string) => void
   /** Every URL the page asked for (HTTP and WebSocket). */
   let urls: string[]
@@ -77,13 +72,8 @@ describe('web console in chromium (browser)', function () {
   /** Pending sizes of responses (known once each has finished). */
   let sizes: Array<Promise<void>>
 
-  before(function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      if (process.env.CI === 'true') throw new Error(`no chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`)
-      this.skip()
-    }
-    if (!fs.existsSync(path.join(ROOT, 'dist', 'ui', 'console.js'))) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build-ui.js')])
-  })
+  before(function () { requireChromium(this) })
+  after(closeBrowser)
 
   beforeEach(async () => {
     restore = setLogSink(() => {})
@@ -92,9 +82,9 @@ describe('web console in chromium (browser)', function () {
     base = `http://127.0.0.1:${port}`
     clients = []
     for (const name of ['alice', 'bob', 'carol']) clients.push(await TestClient.batched(`ws://127.0.0.1:${port}/`, { name }))
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tapswitch-chromium-'))
-    context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1280, height: 720 }, acceptDownloads: true })
-    page = context.pages()[0] ?? await context.newPage()
+    downloads = fs.mkdtempSync(path.join(os.tmpdir(), 'tapswitch-downloads-'))
+    browser = await openBrowser()
+    page = browser.page
     urls = []
     received = 0
     cspViolations = []
@@ -111,8 +101,8 @@ describe('web console in chromium (browser)', function () {
 
   afterEach(async function () {
     const violations = cspViolations
-    await context?.close()
-    fs.rmSync(profile, { recursive: true, force: true })
+    await browser?.close()
+    fs.rmSync(downloads, { recursive: true, force: true })
     for (const c of clients) c.close()
     await server.close()
     setLogSink(restore)
@@ -179,7 +169,7 @@ describe('web console in chromium (browser)', function () {
     assert.match(await line.textContent() ?? '', /02:00:00:00:00:01 > 02:00:00:00:00:02, IPv4 10\.9\.0\.1 > 10\.9\.0\.2: ICMP echo request id 4660 seq 1, length 74/)
     await page.screenshot({ path: path.join(SHOTS, 'console-capture.png') })
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#cap-download')])
-    const file = path.join(profile, 'capture.pcap')
+    const file = path.join(downloads, 'capture.pcap')
     await download.saveAs(file)
     const pcap = fs.readFileSync(file)
     assert.equal(pcap.readUInt32LE(0), 0xa1b2c3d4)

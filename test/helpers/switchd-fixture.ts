@@ -7,10 +7,18 @@
  *   const sw = useSwitchd({ start: false })       // the test calls sw.start(options)
  *   const a = await sw.batched({ name: 'a' })     // closed after the test
  *   const r = await sw.handMade('hand')           // a client below ws, hello and welcome done
+ *
+ * Several switchd in one test (trunks, a fleet's replicas), useSwitches():
+ *
+ *   const net = useSwitches()
+ *   const { server, url } = await net.start({ trunks: [...] })   // buildConfig's config, pingInterval 1
+ *   net.add(server)                                              // one the test made: closed after it too
+ *   const c = await net.station(url + '/net/lab', { name: 'a' })
  */
 
 import assert from 'node:assert/strict'
 import { SwitchServer, type ServerOptions } from '../../src/switch/daemon/switchd'
+import { buildConfig } from '../../src/switch/control/config'
 import { setLogSink } from '../../src/common/log'
 import { SUBPROTOCOL_V1 } from '../../src/common/protocol'
 import type { BatchPort } from '../../src/switch/io/ws-port'
@@ -108,4 +116,52 @@ export function useSwitchd (o: FixtureOptions = {}): SwitchdFixture {
     if (restore !== undefined) setLogSink(restore)
   })
   return f
+}
+
+/** Several switchd, the stations the test opened and switchd's log lines: closed (cleared) after each test. */
+export class Switches {
+  readonly servers: SwitchServer[] = []
+  readonly clients: TestClient[] = []
+  /** switchd's log lines of this test (nothing reaches the console; the last are printed if it fails). */
+  readonly logs: string[] = []
+
+  /** A switchd on 127.0.0.1:0 with `config` (buildConfig's, pingInterval 1 unless it says), and its ws:// base URL. */
+  async start (config: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
+    const server = this.add(new SwitchServer({ config: buildConfig({ pingInterval: 1, ...config }, 'test'), host: '127.0.0.1', port: 0 }))
+    return { server, url: `ws://127.0.0.1:${(await server.listen()).port}` }
+  }
+
+  /** `server`, closed after the test (SwitchServer.close is idempotent: the test may close it first). */
+  add (server: SwitchServer): SwitchServer {
+    this.servers.push(server)
+    return server
+  }
+
+  async station (url: string, hello: Record<string, unknown> = {}): Promise<TestClient> {
+    const c = await TestClient.batched(url, hello)
+    this.clients.push(c)
+    return c
+  }
+
+  async stop (): Promise<void> {
+    for (const c of this.clients.splice(0)) c.close()
+    // The last added first: one that dials another stops before it, so nothing redials a stopped switch.
+    await Promise.all(this.servers.splice(0).reverse().map(async (s) => { await s.close() }))
+  }
+}
+
+/** Registers beforeEach/afterEach in the calling `describe`; a failed test prints switchd's last `logTail` lines. */
+export function useSwitches ({ logTail = 60 }: { logTail?: number } = {}): Switches {
+  const net = new Switches()
+  let restore: ((line: string) => void) | undefined
+  beforeEach(() => {
+    net.logs.length = 0
+    restore = setLogSink((l) => { net.logs.push(l) })
+  })
+  afterEach(async function () {
+    await net.stop()
+    if (restore !== undefined) setLogSink(restore)
+    if (this.currentTest?.state === 'failed') process.stderr.write(net.logs.slice(-logTail).join('\n') + '\n')
+  })
+  return net
 }

@@ -6,12 +6,11 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { buildConfig } from '../../src/switch/control/config'
+import type { SwitchServer } from '../../src/switch/daemon/switchd'
 import type { Switch } from '../../src/switch/core/switch'
 import type { NetPort } from '../../src/switch/io/net-port'
-import { setLogSink } from '../../src/common/log'
-import { TestClient } from '../helpers/client'
+import type { TestClient } from '../helpers/client'
+import { useSwitches } from '../helpers/switchd-fixture'
 import { waitFor } from '../helpers/net'
 import { CAP_OFFLOAD } from '../../src/common/protocol'
 import { MAX_GSO_SEGMENTS } from '../../src/common/gso'
@@ -20,31 +19,19 @@ import { eth, frame, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/fr
 import { R_BAD_OFFLOAD, R_EGRESS_BLOCKED, R_PORT_SECURITY, R_VLAN } from '../../src/switch/core/reasons'
 
 describe('audit: frame path (integration)', function () {
+  const net = useSwitches({ logTail: 40 })
   let server: SwitchServer | undefined
   let url = ''
-  const clients: TestClient[] = []
-  let restore: (line: string) => void
-  const logs: string[] = []
-
-  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
-  afterEach(async function () {
-    for (const c of clients.splice(0)) c.close()
-    await server?.close()
-    server = undefined
-    setLogSink(restore)
-    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-40).join('\n') + '\n')
-  })
 
   async function start (config: Record<string, unknown> = {}): Promise<Switch> {
-    server = new SwitchServer({ config: buildConfig({ pingInterval: 1, ...config }, 'test'), host: '127.0.0.1', port: 0 })
-    url = `ws://127.0.0.1:${(await server.listen()).port}/`
+    const s = await net.start(config)
+    server = s.server
+    url = `${s.url}/`
     return server.networks.get('default') as Switch
   }
 
   async function station (name: string, hello: Record<string, unknown> = {}): Promise<TestClient> {
-    const c = await TestClient.batched(url, { name, ...hello })
-    clients.push(c)
-    return c
+    return await net.station(url, { name, ...hello })
   }
 
   function portNamed (name: string): NetPort {
@@ -177,7 +164,7 @@ describe('audit: frame path (integration)', function () {
       assert.equal(s1.frames.filter(fromB).length + s2.frames.filter(fromB).length, 0, 'none reached a spoofer')
       assert.equal(portNamed('victim').blocked, 0)
       assert.equal(portNamed('victim').loopBlocks, 0)
-      assert.ok(!logs.some((l) => l.includes('"loop_detected"') && l.includes('"blocked":"victim"')))
+      assert.ok(!net.logs.some((l) => l.includes('"loop_detected"') && l.includes('"blocked":"victim"')))
       assert.ok(portNamed('s1').drops[R_PORT_SECURITY] + portNamed('s2').drops[R_PORT_SECURITY] > 0, 'the spoofed frames were refused and counted')
     })
   })

@@ -12,14 +12,21 @@ import assert from 'node:assert/strict'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import type { NetPort } from '../../src/switch/io/net-port'
-import { TestClient } from '../helpers/client'
+import type { TestClient } from '../helpers/client'
+import { useSwitches } from '../helpers/switchd-fixture'
 import { waitFor, freePort, httpRequest } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
-import { setLogSink } from '../../src/common/log'
-import { GRACE_MS, PEER_STALE_MS, AWAIT_MS, meshKey } from '../../src/switch/core/fleet-plan'
-import { setFleetLookup, baseOf } from '../../src/switch/io/fleet'
+import { meshKey, type FleetTiming } from '../../src/switch/core/fleet-plan'
+import { setFleetLookup, setFleetTiming, baseOf } from '../../src/switch/io/fleet'
 
 export const FLEET_TOKEN = 'fleet-credential-0123456789abcdef-0123456789'
+
+/**
+ * The fleet's periods for these tests, shortened together (in service: 1 s polls, 5 s staleness, 10 s grace,
+ * 15 s await, 5 s resolve; the rules are the same and test/unit/fleet-plan.test.ts checks them at those values).
+ * A healthy peer is still polled a dozen times before it could go stale, and stale for the grace before a link goes.
+ */
+export const TEST_FLEET_TIMING: FleetTiming = Object.freeze({ pollMs: 250, pollTimeoutMs: 2000, resolveMs: 1000, graceMs: 2000, awaitMs: 3000, staleMs: 3000 })
 
 export interface Replica { server: SwitchServer, url: string, port: number, name: string }
 
@@ -50,28 +57,26 @@ function count (c: TestClient, dst: string, src: string): number {
 
 describe('fleet: the mesh between replicas', function () {
   this.timeout(90_000)
-  let replicas: Replica[] = []
-  const clients: TestClient[] = []
-  let restore: (line: string) => void
-  const logs: string[] = []
+  const net = useSwitches({ logTail: 80 })
+  const logs = net.logs
+  let timing: FleetTiming
+  before(() => { timing = setFleetTiming(TEST_FLEET_TIMING) })
+  after(() => { setFleetTiming(timing) })
+  const { staleMs, graceMs, awaitMs } = TEST_FLEET_TIMING
 
-  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
-  afterEach(async function () {
-    for (const c of clients.splice(0)) c.close()
-    await Promise.all(replicas.map(async (r) => { await r.server.close() }))
-    replicas = []
-    setLogSink(restore)
-    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-80).join('\n') + '\n')
-  })
+  /** startFleet's replicas, closed after the test. */
+  async function startReplicas (names: string[]): Promise<Replica[]> {
+    const replicas = await startFleet(names)
+    for (const r of replicas) net.add(r.server)
+    return replicas
+  }
 
   async function station (r: Replica, network: string, name: string): Promise<TestClient> {
-    const c = await TestClient.batched(`${r.url}/net/${network}`, { name })
-    clients.push(c)
-    return c
+    return await net.station(`${r.url}/net/${network}`, { name })
   }
 
   it('joins a network both replicas have ports in: a broadcast reaches each port once, unicast is learned across, other networks stay apart', async () => {
-    replicas = await startFleet(['r1', 'r2'])
+    const replicas = await startReplicas(['r1', 'r2'])
     const [r1, r2] = replicas as [Replica, Replica]
     const ha = await station(r1, 'lab', 'ha')
     const ha2 = await station(r1, 'lab', 'ha2')
@@ -107,7 +112,7 @@ describe('fleet: the mesh between replicas', function () {
   })
 
   it('attack: a flood arriving on the mesh is not re-flooded to another mesh port (three replicas, full mesh)', async () => {
-    replicas = await startFleet(['r1', 'r2', 'r3'])
+    const replicas = await startReplicas(['r1', 'r2', 'r3'])
     const [r1, r2, r3] = replicas as [Replica, Replica, Replica]
     const h1 = await station(r1, 'lab', 'h1')
     const h2 = await station(r2, 'lab', 'h2')
@@ -129,37 +134,37 @@ describe('fleet: the mesh between replicas', function () {
   })
 
   it('a replica that goes takes its links with it; the link is not redialled once it is no longer needed', async () => {
-    replicas = await startFleet(['r1', 'r2'])
+    const replicas = await startReplicas(['r1', 'r2'])
     const [r1, r2] = replicas as [Replica, Replica]
     await station(r1, 'lab', 'ha')
     await station(r2, 'lab', 'hb')
     await waitFor(() => meshPorts(r1, 'lab').length === 1, 30_000, 'the mesh link')
     await r2.server.close()
-    replicas = [r1]
     await waitFor(() => meshPorts(r1).length === 0, 30_000, 'r1\'s end of the link gone with r2')
-    // r2 no longer answers: forgotten after PEER_STALE_MS, its link closed GRACE_MS later.
-    await waitFor(() => r1.server.fleet?.links.size === 0, PEER_STALE_MS + GRACE_MS + 20_000, 'the link closed for good')
+    // r2 no longer answers: forgotten after staleMs, its link closed graceMs later.
+    await waitFor(() => r1.server.fleet?.links.size === 0, staleMs + graceMs + 20_000, 'the link closed for good')
   })
 
   it('closes a link once one side has no local port left in the network (after the grace)', async () => {
-    replicas = await startFleet(['r1', 'r2'])
+    const replicas = await startReplicas(['r1', 'r2'])
     const [r1, r2] = replicas as [Replica, Replica]
     await station(r1, 'lab', 'ha')
     const hb = await station(r2, 'lab', 'hb')
     await waitFor(() => meshPorts(r1, 'lab').length === 1 && meshPorts(r2, 'lab').length === 1, 30_000, 'the mesh link')
     hb.close()
-    await waitFor(() => meshPorts(r2, 'lab').length === 0 && meshPorts(r1, 'lab').length === 0, GRACE_MS + 30_000, 'the link closed on both sides')
+    await waitFor(() => meshPorts(r2, 'lab').length === 0 && meshPorts(r1, 'lab').length === 0, graceMs + 30_000, 'the link closed on both sides')
     assert.equal(r1.server.fleet?.links.size, 0)
   })
 
   it('finds its peers by DNS (dns://NAME:PORT: every address is a replica), and follows the name as it changes', async () => {
     const port = await freePort()
+    const replicas: Replica[] = []
     let addresses = ['127.0.0.1']
     const was = setFleetLookup(async (name) => { if (name !== 'switchd-headless.test') throw new Error('ENOTFOUND'); return addresses })
     try {
       for (const [name, host] of [['r1', '127.0.0.1'], ['r2', '127.0.0.2']] as const) {
         const config = buildConfig({ pingInterval: 1 }, 'test', { replica: name, fleet: `dns://switchd-headless.test:${port}`, fleetToken: FLEET_TOKEN })
-        const server = new SwitchServer({ config, host, port })
+        const server = net.add(new SwitchServer({ config, host, port }))
         await server.listen()
         replicas.push({ server, url: `ws://${host}:${port}`, port, name })
       }
@@ -177,7 +182,7 @@ describe('fleet: the mesh between replicas', function () {
   })
 
   it('attack: two replicas answering to one name (a host name cut at its first dot, a copied --replica) are not taken for ourselves in silence', async () => {
-    replicas = await startFleet(['sw', 'sw'])
+    const replicas = await startReplicas(['sw', 'sw'])
     const [a, b] = replicas as [Replica, Replica]
     await station(a, 'lab', 'ha')
     await station(b, 'lab', 'hb')
@@ -189,16 +194,17 @@ describe('fleet: the mesh between replicas', function () {
 
   it('attack: a peer that should dial us and cannot (its --fleet or DNS answer leaves us out, a one-way firewall) is said, not a silent split', async () => {
     const [pa, pb] = [await freePort(), await freePort()]
+    const replicas: Replica[] = []
     // a sorts lower and so dials; its list leaves b out. b asks a and waits for a's link.
     for (const [name, port, fleet] of [['a', pa, `http://127.0.0.1:${pa}`], ['b', pb, `http://127.0.0.1:${pa},http://127.0.0.1:${pb}`]] as const) {
-      const server = new SwitchServer({ config: buildConfig({ pingInterval: 1 }, 'test', { replica: name, fleet, fleetToken: FLEET_TOKEN }), host: '127.0.0.1', port })
+      const server = net.add(new SwitchServer({ config: buildConfig({ pingInterval: 1 }, 'test', { replica: name, fleet, fleetToken: FLEET_TOKEN }), host: '127.0.0.1', port }))
       await server.listen()
       replicas.push({ server, url: `ws://127.0.0.1:${port}`, port, name })
     }
     const [a, b] = replicas as [Replica, Replica]
     await station(a, 'lab', 'ha')
     await station(b, 'lab', 'hb')
-    await waitFor(() => b.server.fleet?.awaited.length === 1, AWAIT_MS + 30_000, 'the missing link said')
+    await waitFor(() => b.server.fleet?.awaited.length === 1, awaitMs + 30_000, 'the missing link said')
     assert.deepEqual(b.server.fleet?.awaited, [meshKey('a', 'lab')])
     assert.ok(logs.some((l) => l.includes('"event":"mesh_link_awaited"') && l.includes('"network":"lab"')), 'logged with the fix')
     assert.equal(meshPorts(a).length + meshPorts(b).length, 0)
@@ -206,7 +212,7 @@ describe('fleet: the mesh between replicas', function () {
   })
 
   it('/fleet/v1/state: 401 without the credential (and no network named), the state with it, 404 without --fleet', async () => {
-    replicas = await startFleet(['r1'])
+    const replicas = await startReplicas(['r1'])
     const [r1] = replicas as [Replica]
     await station(r1, 'secretlab', 'h')
     const none = await httpRequest(r1.port, 'GET', '/fleet/v1/state')

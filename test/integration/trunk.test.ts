@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { buildConfig } from '../../src/switch/control/config'
 import type { NetPort } from '../../src/switch/io/net-port'
-import { TestClient } from '../helpers/client'
+import type { TestClient } from '../helpers/client'
+import { useSwitches } from '../helpers/switchd-fixture'
 import { waitFor, sleep } from '../helpers/net'
 import { eth, tagged, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
-import { setLogSink } from '../../src/common/log'
 import { FORWARD_DELAY_MS } from '../../src/switch/core/stp'
 import { makePki } from '../helpers/tls'
 import { tcpFrame, parseSegment, pattern } from '../helpers/tcp'
@@ -23,12 +22,6 @@ import { CAP_OFFLOAD } from '../../src/common/protocol'
 const LAB = '/net/lab'
 /** Trunks are opt-in (issue 12): the switches here take one from any `trunk-*` name. */
 const TRUNK_PROFILES = [{ match: 'trunk-*', trunk: true, claimable: true }]
-
-async function startSwitch (config: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
-  const server = new SwitchServer({ config: buildConfig({ pingInterval: 1, profiles: TRUNK_PROFILES, ...config }, 'test'), host: '127.0.0.1', port: 0 })
-  const addr = await server.listen()
-  return { server, url: `ws://127.0.0.1:${addr.port}` }
-}
 
 function trunkPorts (s: SwitchServer): NetPort[] {
   return s.ports().filter((p) => p.stp !== null)
@@ -45,30 +38,12 @@ async function converged (servers: SwitchServer[], trunkEnds: number, forwarding
 }
 
 describe('trunks between switches', function () {
-  const servers: SwitchServer[] = []
-  const clients: TestClient[] = []
-  let restore: (line: string) => void
-  const logs: string[] = []
-
-  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
-  afterEach(async function () {
-    for (const c of clients.splice(0)) c.close()
-    // Stop the dialling side first so nothing redials a stopped switch.
-    await Promise.all(servers.splice(0).reverse().map(async (s) => { await s.close() }))
-    setLogSink(restore)
-    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-60).join('\n') + '\n')
-  })
+  const net = useSwitches()
+  const servers = net.servers
+  const station = net.station.bind(net)
 
   async function sw (config: Record<string, unknown> = {}): Promise<{ server: SwitchServer, url: string }> {
-    const s = await startSwitch(config)
-    servers.push(s.server)
-    return s
-  }
-
-  async function station (url: string, hello: Record<string, unknown> = {}): Promise<TestClient> {
-    const c = await TestClient.batched(url, hello)
-    clients.push(c)
-    return c
+    return await net.start({ profiles: TRUNK_PROFILES, ...config })
   }
 
   it('joins two switches: frames cross, both learn, the trunk is a spanning-tree port on each side', async () => {
@@ -165,8 +140,7 @@ describe('trunks between switches', function () {
   it('runs over wss:// with the CA given for the trunk', async () => {
     const pki = makePki()
     try {
-      const b = await startSwitch({ tls: { cert: pki.cert, key: pki.key } })
-      servers.push(b.server)
+      const b = await sw({ tls: { cert: pki.cert, key: pki.key } })
       const wss = b.url.replace('ws://', 'wss://')
       const a = await sw({ trunks: [{ url: wss + LAB, ca: pki.ca }] })
       await converged([a.server, b.server], 2, 2)

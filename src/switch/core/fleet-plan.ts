@@ -35,6 +35,19 @@ export const GRACE_MS = 10_000
 export const AWAIT_MS = 15_000
 /** A peer whose last answer is older than this (ms) is forgotten. */
 export const PEER_STALE_MS = 5000
+
+/** The fleet's periods (ms), together: FLEET_TIMING in service; a test shortens them all (io/fleet.ts setFleetTiming), not one. */
+export interface FleetTiming {
+  readonly pollMs: number
+  readonly pollTimeoutMs: number
+  readonly resolveMs: number
+  readonly graceMs: number
+  readonly awaitMs: number
+  readonly staleMs: number
+}
+export const FLEET_TIMING: FleetTiming = Object.freeze({
+  pollMs: POLL_INTERVAL_MS, pollTimeoutMs: POLL_TIMEOUT_MS, resolveMs: RESOLVE_INTERVAL_MS, graceMs: GRACE_MS, awaitMs: AWAIT_MS, staleMs: PEER_STALE_MS
+})
 /**
  * The most peer addresses asked: every one is a request a second and, when
  * shared networks exist, a mesh link each. A DNS answer (a `dns://` name's
@@ -117,12 +130,12 @@ export function parsePeerState (text: string): PeerState | undefined {
  * networks both hold: a host name cut at its first dot (sw.lab1, sw.lab2),
  * a --replica copied, or a peer claiming another's name.
  */
-export function nameClashes (self: string, instance: string, views: Iterable<PeerView>, nowMs: number): string[] {
+export function nameClashes (self: string, instance: string, views: Iterable<PeerView>, nowMs: number, staleMs = PEER_STALE_MS): string[] {
   const seen = new Map<string, string>([[self, instance]])
   const out = new Set<string>()
   for (const v of views) {
     const id = v.state.instance
-    if (id === undefined || nowMs - v.atMs > PEER_STALE_MS) continue
+    if (id === undefined || nowMs - v.atMs > staleMs) continue
     const had = seen.get(v.state.replica)
     if (had === undefined) seen.set(v.state.replica, id)
     else if (had !== id) out.add(v.state.replica)
@@ -134,10 +147,10 @@ export function nameClashes (self: string, instance: string, views: Iterable<Pee
  * The peers by replica name: ourselves skipped, stale answers dropped, and
  * one base per replica (the lowest URL, so every round picks the same one).
  */
-export function peersByName (self: string, views: Iterable<PeerView>, nowMs: number): Map<string, PeerView> {
+export function peersByName (self: string, views: Iterable<PeerView>, nowMs: number, staleMs = PEER_STALE_MS): Map<string, PeerView> {
   const out = new Map<string, PeerView>()
   for (const v of views) {
-    if (v.state.replica === self || nowMs - v.atMs > PEER_STALE_MS) continue
+    if (v.state.replica === self || nowMs - v.atMs > staleMs) continue
     const had = out.get(v.state.replica)
     if (had === undefined || v.base < had.base) out.set(v.state.replica, v)
   }
@@ -176,15 +189,17 @@ export function awaitedLinks (self: string, local: ReadonlySet<string>, peers: R
 export class AwaitWatch {
   private readonly missingSince = new Map<string, number>()
 
+  constructor (private readonly timing: FleetTiming = FLEET_TIMING) {}
+
   /** One round: `present` are the keys of the links peers dialled to us. Returns the keys missing for AWAIT_MS. */
   step (self: string, local: ReadonlySet<string>, views: Iterable<PeerView>, present: ReadonlySet<string>, nowMs: number): string[] {
-    const awaited = new Set(awaitedLinks(self, local, peersByName(self, views, nowMs)))
+    const awaited = new Set(awaitedLinks(self, local, peersByName(self, views, nowMs, this.timing.staleMs)))
     const late: string[] = []
     for (const key of awaited) {
       if (present.has(key)) { this.missingSince.delete(key); continue }
       const since = this.missingSince.get(key)
       if (since === undefined) this.missingSince.set(key, nowMs)
-      else if (nowMs - since >= AWAIT_MS) late.push(key)
+      else if (nowMs - since >= this.timing.awaitMs) late.push(key)
     }
     for (const key of this.missingSince.keys()) if (!awaited.has(key)) this.missingSince.delete(key)
     return late.sort()
@@ -195,12 +210,14 @@ export class AwaitWatch {
 export class MeshPlan {
   private readonly unneededSince = new Map<string, number>()
 
+  constructor (private readonly timing: FleetTiming = FLEET_TIMING) {}
+
   /**
    * One round: `held` are the keys of the links we dialled (up or
    * redialling). Returns what to dial and what to close now.
    */
   step (self: string, local: ReadonlySet<string>, views: Iterable<PeerView>, held: ReadonlySet<string>, nowMs: number): PlanStep {
-    const peers = peersByName(self, views, nowMs)
+    const peers = peersByName(self, views, nowMs, this.timing.staleMs)
     const wanted = wantedLinks(self, local, peers)
     const dial: MeshWant[] = []
     for (const [key, want] of wanted) {
@@ -211,7 +228,7 @@ export class MeshPlan {
       if (wanted.has(key)) { this.unneededSince.delete(key); continue }
       const since = this.unneededSince.get(key)
       if (since === undefined) this.unneededSince.set(key, nowMs)
-      else if (nowMs - since >= GRACE_MS) { close.push(key); this.unneededSince.delete(key) }
+      else if (nowMs - since >= this.timing.graceMs) { close.push(key); this.unneededSince.delete(key) }
     }
     for (const key of this.unneededSince.keys()) if (!held.has(key)) this.unneededSince.delete(key)
     return { dial, close }

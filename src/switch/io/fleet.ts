@@ -18,7 +18,7 @@ import * as https from 'node:https'
 import { promises as dns } from 'node:dns'
 import { readFileSync } from 'node:fs'
 import {
-  MeshPlan, AwaitWatch, meshKey, nameClashes, parsePeerState, peerBases, MAX_PEERS, POLL_INTERVAL_MS, POLL_TIMEOUT_MS, RESOLVE_INTERVAL_MS, PEER_STALE_MS,
+  MeshPlan, AwaitWatch, meshKey, nameClashes, parsePeerState, peerBases, MAX_PEERS, FLEET_TIMING, POLL_TIMEOUT_MS, type FleetTiming,
   type FleetSpec, type PeerState, type PeerView, type MeshWant
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
@@ -53,13 +53,26 @@ export function setFleetLookup (fn: Lookup): Lookup {
   return was
 }
 
+let timing: FleetTiming = FLEET_TIMING
+
+/**
+ * Replace the fleet's periods for the Fleets made from now on (tests: polls,
+ * grace, await and staleness in seconds, not tens of them; the same rules);
+ * returns the ones it replaces.
+ */
+export function setFleetTiming (t: FleetTiming): FleetTiming {
+  const was = timing
+  timing = t
+  return was
+}
+
 /** A peer's base URL for an address DNS gave: IPv6 in brackets. */
 export function baseOf (scheme: 'http' | 'https', address: string, port: number): string {
   return `${scheme}://${address.includes(':') ? `[${address}]` : address}:${port}`
 }
 
-/** GET /fleet/v1/state of `base`: its state, or why not (a word for the log). Bounded by POLL_TIMEOUT_MS and MAX_STATE_BYTES. */
-export function fetchState (base: string, token: string, ca: Buffer | undefined): Promise<PeerState | string> {
+/** GET /fleet/v1/state of `base`: its state, or why not (a word for the log). Bounded by `timeoutMs` and MAX_STATE_BYTES. */
+export function fetchState (base: string, token: string, ca: Buffer | undefined, timeoutMs = POLL_TIMEOUT_MS): Promise<PeerState | string> {
   return new Promise((resolve) => {
     const get = base.startsWith('https:') ? https.get : http.get
     let done = false
@@ -77,7 +90,7 @@ export function fetchState (base: string, token: string, ca: Buffer | undefined)
       res.on('error', (err) => { finish(err.message) })
     })
     // The whole request, not only an idle socket: a peer dripping bytes is cut too.
-    const timer = setTimeout(() => { req.destroy(); finish('timeout') }, POLL_TIMEOUT_MS)
+    const timer = setTimeout(() => { req.destroy(); finish('timeout') }, timeoutMs)
     req.on('error', (err) => { finish((err as NodeJS.ErrnoException).code ?? err.message) })
   })
 }
@@ -98,8 +111,9 @@ export class Fleet {
   private bases: string[] = []
   /** Each dns:// peer's addresses at its last successful lookup. */
   private readonly resolved = new Map<string, string[]>()
-  private readonly plan = new MeshPlan()
-  private readonly watch = new AwaitWatch()
+  private readonly timing = timing
+  private readonly plan = new MeshPlan(this.timing)
+  private readonly watch = new AwaitWatch(this.timing)
   /** Links peers should have dialled to us and have not for AWAIT_MS (meshKey), at the last round. */
   awaited: string[] = []
   private readonly ca: Buffer | undefined
@@ -122,14 +136,14 @@ export class Fleet {
   get peers (): number {
     let n = 0
     const now = performance.now()
-    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= PEER_STALE_MS) n++
+    for (const v of this.views.values()) if (v.state.replica !== this.self && now - v.atMs <= this.timing.staleMs) n++
     return n
   }
 
   async start (): Promise<void> {
     await this.resolve()
-    this.pollTimer = setInterval(() => { this.round() }, POLL_INTERVAL_MS)
-    if (this.spec.peers.some((p) => p.kind === 'dns')) this.resolveTimer = setInterval(() => { void this.resolve() }, RESOLVE_INTERVAL_MS)
+    this.pollTimer = setInterval(() => { this.round() }, this.timing.pollMs)
+    if (this.spec.peers.some((p) => p.kind === 'dns')) this.resolveTimer = setInterval(() => { void this.resolve() }, this.timing.resolveMs)
     this.round()
   }
 
@@ -167,7 +181,7 @@ export class Fleet {
     if (this.stopped) return
     for (const base of this.bases) if (!this.inFlight.has(base)) void this.poll(base)
     const now = performance.now()
-    this.clashes = nameClashes(this.self, this.host.instance, this.views.values(), now)
+    this.clashes = nameClashes(this.self, this.host.instance, this.views.values(), now, this.timing.staleMs)
     for (const name of this.clashes) {
       log.limited('error', 'fleet_name_clash', { replica: name, self: name === this.self, fix: 'two switchd processes answer to this replica name: give each its own --replica (a host name is cut at its first dot)' })
     }
@@ -192,7 +206,7 @@ export class Fleet {
   private async poll (base: string): Promise<void> {
     this.inFlight.add(base)
     try {
-      const got = await fetchState(base, this.spec.token, this.ca)
+      const got = await fetchState(base, this.spec.token, this.ca, this.timing.pollTimeoutMs)
       if (this.stopped) return
       if (typeof got === 'string') {
         this.pollsFailed++

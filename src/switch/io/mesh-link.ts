@@ -13,12 +13,11 @@
  * redials until io/fleet.ts closes it (no longer needed).
  */
 
-import { readFileSync } from 'node:fs'
 import { TrunkPort, mirrorPolicy } from './trunk'
 import type { Switch } from '../core/switch'
-import { Uplink } from '../../common/uplink'
-import { CAP_MESH, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, CLOSE_NORMAL, parseControl, type Welcome } from '../../common/protocol'
-import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import type { Uplink } from '../../common/uplink'
+import { switchUplink, portLeft } from './switch-uplink'
+import { CAP_MESH, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_POLICY, CLOSE_NORMAL, parseControl, type Welcome } from '../../common/protocol'
 import { logger } from '../../common/log'
 
 const log = logger('mesh')
@@ -62,32 +61,9 @@ export class MeshLink {
   vlansRefused = 0
 
   constructor (readonly spec: MeshLinkSpec, private readonly host: MeshHost, private readonly allocateId: () => number, private readonly portBuffer: number) {
-    let ca: Buffer | undefined
-    if (spec.ca !== undefined) {
-      try { ca = readFileSync(spec.ca) } catch (err) {
-        throw new TapswitchError(ERR_CONFIG, `mesh ${spec.base}: --uplink-ca ${spec.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-      }
-    }
-    this.uplink = new Uplink({
-      url: meshUrl(spec.base, spec.network),
-      name: `mesh-${spec.self}`,
-      token: spec.token,
-      capabilities: [CAP_MESH, CAP_OFFLOAD],
-      resume: false,
-      reconnectMax: 2,
-      sources: MESH_SOURCES,
-      ...(ca !== undefined ? { tls: { ca } } : {})
-    })
-    this.uplink.on('up', (welcome: Welcome) => { this.onUp(welcome) })
-    this.uplink.on('down', () => { this.onDown() })
-    this.uplink.onBatch = (msg) => {
-      const p = this.port
-      if (p === undefined) return
-      if (!p.network.receiveBatch(p, msg)) {
-        log.limited('warn', 'malformed_batch', { port: p.name, peer: spec.peer })
-        this.uplink.drop(CLOSE_PROTOCOL_ERROR, 'malformed batch')
-      }
-    }
+    this.uplink = switchUplink(
+      { url: meshUrl(spec.base, spec.network), name: `mesh-${spec.self}`, token: spec.token, capability: CAP_MESH, sources: MESH_SOURCES, ca: spec.ca, caSetting: `mesh ${spec.base}: --uplink-ca`, log, logFields: { peer: spec.peer } },
+      { port: () => this.port, up: (welcome) => { this.onUp(welcome) }, down: () => { this.onDown() } })
     // No spanning tree over the mesh: a peer's BPDU (a claim to be root, or any) is dropped and counted; other control messages are ignored.
     this.uplink.onControl = (text) => { if (parseControl(text)?.type === 'bpdu') this.bpdusDropped++ }
   }
@@ -131,9 +107,6 @@ export class MeshLink {
     const p = this.port
     if (p === undefined) return
     this.port = undefined
-    const flushed = p.network.removePort(p)
-    this.host.portChanged(this, undefined)
-    this.host.release(p.network)
-    log.info('port_down', { port: p.name, id: p.id, network: p.network.name, kind: 'mesh', fdb_flushed: flushed, rx_frames: p.rxFrames, tx_frames: p.txFrames })
+    portLeft(p, this, this.host, 'mesh', log)
   }
 }

@@ -16,14 +16,13 @@
  */
 
 import * as os from 'node:os'
-import { readFileSync } from 'node:fs'
 import { NetPort, BatchSlab } from './net-port'
 import { MODE_ACCESS, MODE_TRUNK, DEFAULT_POLICY, type PortPolicy } from '../core/port'
 import type { Switch } from '../core/switch'
 import { TRUNK_SOURCES } from '../../common/uplink-advice'
-import { Uplink } from '../../common/uplink'
-import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_PROTOCOL_ERROR, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
-import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import type { Uplink } from '../../common/uplink'
+import { switchUplink, portLeft } from './switch-uplink'
+import { CAP_TRUNK, CAP_OFFLOAD, CLOSE_GOING_AWAY, CLOSE_POLICY, truncateReason, type VlanRequest, type Welcome } from '../../common/protocol'
 import { logger } from '../../common/log'
 import type { TrunkSpec } from '../core/endpoint-spec'
 
@@ -105,36 +104,10 @@ export class TrunkLink {
   vlansRefused = 0
 
   constructor (readonly spec: TrunkSpec, private readonly host: TrunkHost, private readonly allocateId: () => number, private readonly portBuffer: number) {
-    let ca: Buffer | undefined
-    if (spec.ca !== undefined) {
-      try { ca = readFileSync(spec.ca) } catch (err) {
-        throw new TapswitchError(ERR_CONFIG, `trunk ${spec.url}: ca ${spec.ca}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-      }
-    }
     this.name = spec.name ?? `trunk-${os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 50)}`
-    this.uplink = new Uplink({
-      url: spec.url,
-      name: this.name,
-      token: spec.token,
-      // Offload too: 64 KiB TCP frames cross the trunk whole, as between agents.
-      capabilities: [CAP_TRUNK, CAP_OFFLOAD],
-      resume: false,
-      // A trunk carries a whole switch's stations: redial sooner than an agent would.
-      reconnectMax: 2,
-      // Its hints name switchd's trunk settings, not tap-agent's flags.
-      sources: TRUNK_SOURCES,
-      ...(ca !== undefined ? { tls: { ca } } : {})
-    })
-    this.uplink.on('up', (welcome: Welcome) => { this.onUp(welcome) })
-    this.uplink.on('down', () => { this.onDown() })
-    this.uplink.onBatch = (msg) => {
-      const p = this.port
-      if (p === undefined) return
-      if (!p.network.receiveBatch(p, msg)) {
-        log.limited('warn', 'malformed_batch', { port: p.name, url: spec.url })
-        this.uplink.drop(CLOSE_PROTOCOL_ERROR, 'malformed batch')
-      }
-    }
+    this.uplink = switchUplink(
+      { url: spec.url, name: this.name, token: spec.token, capability: CAP_TRUNK, sources: TRUNK_SOURCES, ca: spec.ca, caSetting: `trunk ${spec.url}: ca`, log, logFields: { url: spec.url } },
+      { port: () => this.port, up: (welcome) => { this.onUp(welcome) }, down: () => { this.onDown() } })
     this.uplink.onControl = (text) => {
       const p = this.port
       if (p !== undefined) p.network.stp.receive(p, text)
@@ -185,9 +158,6 @@ export class TrunkLink {
     const p = this.port
     if (p === undefined) return
     this.port = undefined
-    const flushed = p.network.removePort(p)
-    this.host.portChanged(this, undefined)
-    this.host.release(p.network)
-    log.info('port_down', { port: p.name, id: p.id, network: p.network.name, kind: 'trunk', fdb_flushed: flushed, rx_frames: p.rxFrames, tx_frames: p.txFrames })
+    portLeft(p, this, this.host, 'trunk', log)
   }
 }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { R_UNDERLAY_MTU, R_SPLIT_HORIZON } from '../../src/switch/core/reasons'
 import { SOURCE_PORT_MIN } from '../../src/switch/core/encap'
 import { useVxlan } from '../helpers/vtep'
+import { switchctl } from '../helpers/ctl'
 import { waitFor } from '../helpers/net'
 import { eth, tagged, udp, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 
@@ -174,5 +175,21 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(r.raw.readUInt16BE(2), 0x6558, 'protocol type Transparent Ethernet Bridging')
     assert.equal(r.raw[0], 0, 'version 0, no options')
     assert.equal(r.frame[14], 2)
+  })
+
+  it('switchctl ports shows kind vxlan with the VTEP as the remote, and switchctl fdb names the VTEP\'s port', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'learned')
+    const env = { SWITCHCTL_URL: `http://127.0.0.1:${f.switchd.address().port}` }
+    const ports = await switchctl(['ports'], env)
+    assert.equal(ports.code, 0, ports.stderr)
+    const row = ports.stdout.toString().split('\n').find((l) => l.startsWith('vxlan42-127.0.0.2 '))
+    assert.match(row ?? '', /^vxlan42-127\.0\.0\.2\s+default\s+vxlan\s+access 1\s+forwarding\s+1\s/)
+    assert.ok(row?.includes(` ${a.remote} `), `the remote column is the VTEP: ${row ?? ''}`)
+    const fdb = await switchctl(['fdb', '--port', 'vxlan42-127.0.0.2'], env)
+    assert.match(fdb.stdout.toString(), /^default\s+1\s+02:00:00:00:00:02\s+vxlan42-127\.0\.0\.2\s+\d+\s+learned$/m)
   })
 })

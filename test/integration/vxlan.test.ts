@@ -242,4 +242,13 @@ describe('VXLAN ports (integration)', function () {
     f.listeners()[0]?.sent(new Error('EHOSTUNREACH'))
     assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener, reason: 'send_error' }), 1)
   })
+
+  it('refuses to start when its address is taken, naming the address and the fix', async () => {
+    const holder = await vtep('127.0.0.1')
+    await assert.rejects(start([{ listen: `127.0.0.1:${holder.port}`, vnis: [{ vni: 42, remotes: ['127.0.0.2'] }] }]), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'TSW_ERR_CONFIG')
+      assert.match(err.message, new RegExp(`vxlan listener 127\\.0\\.0\\.1:${holder.port}: EADDRINUSE: .*choose another port`))
+      return true
+    })
+  })
 })

@@ -1,0 +1,375 @@
+/**
+ * Issue 26's acceptance: VXLAN ports joined to what the Linux kernel and Open
+ * vSwitch speak, all inside namespaces the test made (test/helpers/vxlan-fabric.ts):
+ * switchd and the tap-agents that dial it run in a namespace of their own
+ * whose bridge `ul` is the underlay (198.51.100.0/24, TEST-NET-2, never routed
+ * in the root namespace); the kernel VTEPs, Open vSwitch and the hosts are
+ * namespaces with veths into it.
+ *
+ *  - a Linux bridge with a kernel vxlan device (VNI 42) and a host behind it,
+ *    and a host behind tap-agent: ping IPv4 and IPv6 both ways, ARP and
+ *    neighbour discovery, iperf3 TCP both ways without a retransmit storm, the
+ *    MTU (underlay - 50) on both sides and `underlay_mtu` counted when a host's
+ *    MTU is wrong; a VTEP switchd does not list is dropped and counted;
+ *  - two kernel VTEPs and a tap-agent host on one VNI: every broadcast reaches
+ *    each station once, in a full mesh (split horizon) and through a hub
+ *    (`"relay": true`); the fdb names the VTEP behind each MAC;
+ *  - VNI-to-VLAN: a trunk on switchd sees each VNI's hosts tagged with its VLAN;
+ *  - Open vSwitch's userspace datapath with a `type=vxlan` and a `type=geneve`
+ *    port pings through switchd.
+ *
+ * Every wait is bounded; everything is stopped by PID and deleted in after(),
+ * also when a test fails.
+ */
+
+import assert from 'node:assert/strict'
+import { run, stopChild } from '../../src/lab/lab'
+import { requireRoot } from '../helpers/root'
+import { requireTools, spawnLogged, waitForLine, tcpListening, type Logged } from '../helpers/proc'
+import { sleep, until, MIN_WAIT_MS } from '../helpers/net'
+import { BroadcastCount } from '../helpers/broadcast'
+import { VxlanFabric, UNDERLAY, SWITCHD_UNDERLAY, OVERLAY_MTU, UNDERLAY_MTU, type Station, type KernelVtep, type AgentHost } from '../helpers/vxlan-fabric'
+import { OvsNetdev } from '../helpers/ovs'
+
+const LISTEN = `${SWITCHD_UNDERLAY}:4789`
+const K1 = `${UNDERLAY}.2`
+const K2 = `${UNDERLAY}.3`
+const OVS = `${UNDERLAY}.4`
+const ROGUE = `${UNDERLAY}.9`
+
+const TOOLS = [{ cmd: 'iperf3', pkg: 'iperf3' }, { cmd: 'curl', pkg: 'curl' }, { cmd: 'python3', pkg: 'python3' }, { cmd: 'bridge', pkg: 'iproute2' }, { cmd: 'tcpdump', pkg: 'tcpdump' }]
+
+/** A fabric for one describe(): made in before(), its log shown when a test fails, removed in after(). */
+function useFabric (prefix: string, build: (f: VxlanFabric) => Promise<void>): VxlanFabric {
+  const logs: string[] = []
+  const f = new VxlanFabric(prefix, (l) => { logs.push(l); if (logs.length > 20_000) logs.splice(0, 5000) })
+  before(async function () {
+    requireRoot(this)
+    requireTools(this, TOOLS)
+    this.timeout(180_000)
+    try {
+      await build(f)
+    } catch (err) {
+      process.stderr.write(logs.slice(-60).join('\n') + '\n')
+      throw err
+    }
+  })
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(logs.slice(-60).join('\n') + '\n')
+  })
+  after(async function () {
+    this.timeout(60_000)
+    await f.stop()
+  })
+  return f
+}
+
+/**
+ * Ping `to` from `from` until one answer comes back (ARP or neighbour
+ * discovery and learning on the way, bounded by MIN_WAIT_MS), then `count`
+ * pings that must all come back, none twice; resolves with the summary.
+ */
+async function pings (f: VxlanFabric, from: Station, to: string, family: 4 | 6, opts: { count?: number, size?: number } = {}): Promise<string> {
+  const args = ['ping', `-${family}`, '-n', '-q', '-W', '5', ...(opts.size === undefined ? [] : ['-M', 'do', '-s', String(opts.size)])]
+  const deadline = Date.now() + MIN_WAIT_MS
+  for (;;) {
+    try {
+      await f.exec(from.ns, [...args, '-c', '1', to], 15_000)
+      break
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${from.name}: no answer from ${to} within ${MIN_WAIT_MS} ms: ${(err as Error).message}`)
+      await sleep(200)
+    }
+  }
+  const count = opts.count ?? 3
+  const out = await f.exec(from.ns, [...args, '-c', String(count), '-i', '0.2', to], (count * 0.2 + 20) * 1000)
+  assert.match(out, new RegExp(`${count} packets transmitted, ${count} received`), `${from.name} -> ${to}: ${out}`)
+  assert.doesNotMatch(out, /duplicates/, `${from.name} -> ${to}: no frame arrives twice`)
+  return out
+}
+
+/** The link-layer address `ns` resolved `ip` to (ARP or neighbour discovery), '' if none. */
+async function neighbour (f: VxlanFabric, st: Station, ip: string): Promise<string> {
+  const rows = JSON.parse(await f.ip(st.ns, '-j', 'neigh', 'show', ip, 'dev', st.tap)) as Array<{ lladdr?: string }>
+  return rows[0]?.lladdr ?? ''
+}
+
+interface IperfEnd { start: { tcp_mss_default?: number }, end: { sum_sent: { bytes: number, retransmits?: number }, sum_received: { bytes: number } } }
+
+/**
+ * iperf3 TCP, one stream, a fixed 16 MiB (a count, not a time) from `client`
+ * to `server` (or back with `reverse`): its sender's bytes, segments and
+ * retransmits.
+ */
+async function iperf (f: VxlanFabric, server: Station, client: Station, reverse: boolean): Promise<{ bytes: number, segments: number, retransmits: number }> {
+  const port = 5201
+  let srv: Logged | undefined
+  try {
+    srv = spawnLogged('iperf3-s', 'ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', server.ipv4, '-p', String(port)], (l) => { f.onLog(`iperf3 -s: ${l}`) })
+    await tcpListening(server.ns, port)
+    const out = await f.exec(client.ns, ['iperf3', '-c', server.ipv4, '-p', String(port), '-n', '16M', '-J', '--connect-timeout', '10000', ...(reverse ? ['-R'] : [])], 180_000)
+    const r = JSON.parse(out) as IperfEnd
+    const mss = r.start.tcp_mss_default ?? OVERLAY_MTU - 52
+    return { bytes: r.end.sum_received.bytes, segments: Math.ceil(r.end.sum_sent.bytes / mss), retransmits: r.end.sum_sent.retransmits ?? 0 }
+  } finally {
+    await stopChild(srv?.child)
+  }
+}
+
+/** A TCP transfer with retransmits beyond this share of its segments is a storm (a lost datagram now and then is not). */
+const RETRANSMIT_SHARE_MAX = 0.05
+
+describe('e2e: a Linux bridge with a kernel vxlan device (VNI 42) and a tap-agent host on switchd', function () {
+  this.timeout(120_000)
+  let k1: KernelVtep
+  let t: AgentHost
+  const port = `vxlan42-${K1}`
+  const f = useFabric('tvxa', async (f) => {
+    await f.start({ vxlan: [{ listen: LISTEN, mtu: UNDERLAY_MTU, vnis: [{ vni: 42, network: 'default', remotes: [K1] }] }] })
+    k1 = await f.addVtep({ name: 'k1', addr: K1, vni: 42, flood: [SWITCHD_UNDERLAY], host: { mac: '02:00:5e:42:00:02', ipv4: '192.0.2.2', ipv6: '2001:db8:42::2' } })
+    t = await f.addAgent({ name: 'host-t', address: { mac: '02:00:5e:42:00:10', ipv4: '192.0.2.10', ipv6: '2001:db8:42::10' } })
+  })
+
+  it('the VTEP is a port of kind vxlan named after the VNI and the VTEP, its remote the VTEP', async () => {
+    const p = await f.portView(port)
+    assert.equal(p.kind, 'vxlan')
+    assert.equal(p.network, 'default')
+    assert.equal(p.remote, `${K1}:4789`)
+  })
+
+  it('ping IPv4 and IPv6 both ways, after ARP and neighbour discovery resolved each other', async () => {
+    for (const st of [k1.host, t]) await f.ip(st.ns, 'neigh', 'flush', 'dev', st.tap)
+    await pings(f, t, k1.host.ipv4, 4)
+    await pings(f, k1.host, t.ipv4, 4)
+    await pings(f, t, k1.host.ipv6, 6)
+    await pings(f, k1.host, t.ipv6, 6)
+    assert.equal(await neighbour(f, t, k1.host.ipv4), k1.host.mac, 'ARP on the tap-agent host')
+    assert.equal(await neighbour(f, k1.host, t.ipv4), t.mac, 'ARP behind the kernel VTEP')
+    assert.equal(await neighbour(f, t, k1.host.ipv6), k1.host.mac, 'neighbour discovery on the tap-agent host')
+    assert.equal(await neighbour(f, k1.host, t.ipv6), t.mac, 'neighbour discovery behind the kernel VTEP')
+    assert.equal(await f.fdbPort(k1.host.mac), port, 'the fdb names the VTEP\'s port')
+    assert.equal(await f.fdbPort(t.mac), 'host-t')
+  })
+
+  it('iperf3 TCP both ways, with no retransmit storm', async () => {
+    for (const reverse of [false, true]) {
+      const r = await iperf(f, k1.host, t, reverse)
+      process.stdout.write(`      TCP ${reverse ? 'kernel VTEP host -> tap-agent host' : 'tap-agent host -> kernel VTEP host'}: ${r.bytes} bytes, ${r.retransmits} retransmits of ~${r.segments} segments\n`)
+      assert.ok(r.bytes >= 16 * 1024 * 1024, `the whole 16 MiB arrived (${r.bytes})`)
+      assert.ok(r.retransmits <= RETRANSMIT_SHARE_MAX * r.segments, `${r.retransmits} retransmits of ~${r.segments} segments (at most ${RETRANSMIT_SHARE_MAX * 100} %)`)
+    }
+  })
+
+  it(`the MTU is the underlay's less 50 on both sides (${OVERLAY_MTU}), and a DF ping of that size passes both ways`, async () => {
+    assert.equal(await f.mtuOf(k1.ns, k1.dev), OVERLAY_MTU, 'the kernel sizes its vxlan device')
+    assert.equal(await f.mtuOf(k1.host.ns, k1.host.tap), OVERLAY_MTU)
+    assert.equal(await f.mtuOf(t.ns, t.tap), OVERLAY_MTU, 'tap-agent --mtu')
+    const v4 = OVERLAY_MTU - 28
+    const v6 = OVERLAY_MTU - 48
+    await pings(f, t, k1.host.ipv4, 4, { size: v4 })
+    await pings(f, k1.host, t.ipv4, 4, { size: v4 })
+    await pings(f, t, k1.host.ipv6, 6, { size: v6 })
+    await pings(f, k1.host, t.ipv6, 6, { size: v6 })
+    await assert.rejects(f.exec(t.ns, ['ping', '-4', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(v4 + 1), k1.host.ipv4]), /message too long|mtu/i, 'one byte more is refused at the host')
+  })
+
+  it('a host whose MTU is wrong (the underlay\'s): its too-big frames are counted underlay_mtu on the VTEP\'s port, not cut', async () => {
+    const drops = async (): Promise<number> => await f.metric('switchd_port_drops_total', { port, reason: 'underlay_mtu' })
+    const before = await drops()
+    await f.ip(t.ns, 'link', 'set', t.tap, 'mtu', String(UNDERLAY_MTU))
+    try {
+      const out = await f.exec(t.ns, ['ping', '-4', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '-M', 'do', '-s', String(UNDERLAY_MTU - 28), k1.host.ipv4]).catch((err: Error) => err.message)
+      assert.match(out, /3 packets transmitted, 0 received/, 'a 1514-byte frame does not fit in a 1500-byte underlay packet')
+      await until(async () => await drops() >= before + 3, MIN_WAIT_MS, 'underlay_mtu counted')
+    } finally {
+      await f.ip(t.ns, 'link', 'set', t.tap, 'mtu', String(OVERLAY_MTU))
+    }
+    await pings(f, t, k1.host.ipv4, 4, { size: OVERLAY_MTU - 28 })
+  })
+
+  it('attack: a VTEP switchd does not list reaches nobody, and is dropped and counted unlisted_source', async () => {
+    const rogue = await f.addVtep({ name: 'k9', addr: ROGUE, vni: 42, flood: [SWITCHD_UNDERLAY], host: { mac: '02:00:5e:42:00:09', ipv4: '192.0.2.9' } })
+    const dropped = async (): Promise<number> => await f.metric('switchd_vxlan_dropped_total', { reason: 'unlisted_source' })
+    const before = await dropped()
+    const out = await f.exec(rogue.host.ns, ['ping', '-4', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', t.ipv4]).catch((err: Error) => err.message)
+    assert.match(out, /3 packets transmitted, 0 received/)
+    await until(async () => await dropped() > before, MIN_WAIT_MS, 'unlisted_source counted')
+    const fdb = await f.api<Array<{ mac: string }>>('/api/v1/fdb')
+    assert.ok(!fdb.some((e) => e.mac === rogue.host.mac), 'its MAC was never learned')
+    assert.ok(!(await f.ports()).some((p) => p.name.endsWith(ROGUE)), 'no port for it')
+    assert.equal(await neighbour(f, t, rogue.host.ipv4), '', 'its ARP requests never reached the tap-agent host')
+  })
+})
+
+/** Two kernel VTEPs (VNI 42) and a tap-agent host; `hub`: the VTEPs list only switchd, which relays. */
+function twoVteps (hub: boolean): void {
+  let k1: KernelVtep
+  let k2: KernelVtep
+  let t: AgentHost
+  const f = useFabric(hub ? 'tvxh' : 'tvxm', async (f) => {
+    await f.start({ vxlan: [{ listen: LISTEN, vnis: [{ vni: 42, network: 'default', remotes: [K1, K2], ...(hub ? { relay: true } : {}) }] }] })
+    k1 = await f.addVtep({ name: 'k1', addr: K1, vni: 42, flood: hub ? [SWITCHD_UNDERLAY] : [SWITCHD_UNDERLAY, K2], host: { mac: '02:00:5e:42:00:02', ipv4: '192.0.2.2' } })
+    k2 = await f.addVtep({ name: 'k2', addr: K2, vni: 42, flood: hub ? [SWITCHD_UNDERLAY] : [SWITCHD_UNDERLAY, K1], host: { mac: '02:00:5e:42:00:03', ipv4: '192.0.2.3' } })
+    t = await f.addAgent({ name: 'host-t', address: { mac: '02:00:5e:42:00:10', ipv4: '192.0.2.10' } })
+  })
+
+  it('every host pings every other, no frame twice, and the fdb names the VTEP behind each MAC', async () => {
+    await pings(f, t, k1.host.ipv4, 4)
+    await pings(f, t, k2.host.ipv4, 4)
+    await pings(f, k1.host, k2.host.ipv4, 4)
+    await pings(f, k2.host, t.ipv4, 4)
+    assert.equal(await f.fdbPort(k1.host.mac), `vxlan42-${K1}`)
+    assert.equal(await f.fdbPort(k2.host.mac), `vxlan42-${K2}`)
+    assert.equal(await f.fdbPort(t.mac), 'host-t')
+  })
+
+  it('a broadcast from each station reaches every other exactly once, never its sender', async () => {
+    const all = [t, k1.host, k2.host]
+    for (const from of all) {
+      const counts = await BroadcastCount.run(from, all, 50)
+      for (const st of all) {
+        const want = st === from ? { frames: 0, duplicates: 0, missing: 50 } : { frames: 50, duplicates: 0, missing: 0 }
+        assert.deepEqual(counts.get(st.name), want, `${from.name}'s broadcasts at ${st.name}`)
+      }
+    }
+  })
+}
+
+describe('e2e: two kernel VTEPs in a full mesh with switchd (VNI 42, split horizon)', function () {
+  this.timeout(120_000)
+  twoVteps(false)
+})
+
+describe('e2e: two kernel VTEPs that list only switchd, which relays ("relay": true)', function () {
+  this.timeout(120_000)
+  twoVteps(true)
+})
+
+describe('e2e: VNI to VLAN: a trunk on switchd sees each VNI\'s hosts tagged with its VLAN', function () {
+  this.timeout(120_000)
+  let k1: KernelVtep
+  let k2: KernelVtep
+  let r: AgentHost
+  const f = useFabric('tvxv', async (f) => {
+    await f.start({
+      profiles: [{ match: 'router', mode: 'trunk', vlans: [10, 20], claimable: true }],
+      vxlan: [{ listen: LISTEN, vnis: [{ vni: 42, network: 'default', vlan: 10, remotes: [K1] }, { vni: 43, network: 'default', vlan: 20, remotes: [K2] }] }]
+    })
+    k1 = await f.addVtep({ name: 'k1', addr: K1, vni: 42, flood: [SWITCHD_UNDERLAY], host: { mac: '02:00:5e:42:00:02', ipv4: '192.0.2.2' } })
+    k2 = await f.addVtep({ name: 'k2', addr: K2, vni: 43, flood: [SWITCHD_UNDERLAY], host: { mac: '02:00:5e:43:00:02', ipv4: '203.0.113.2' } })
+    r = await f.addAgent({ name: 'router', address: { mac: '02:00:5e:42:00:20' }, args: ['--trunk', '10,20'] })
+    for (const [vid, ip] of [[10, '192.0.2.20'], [20, '203.0.113.20']] as const) {
+      await f.ip(r.ns, 'link', 'add', 'link', r.tap, 'name', `v${vid}`, 'type', 'vlan', 'id', String(vid))
+      await f.ip(r.ns, 'link', 'set', `v${vid}`, 'mtu', String(OVERLAY_MTU))
+      await f.ip(r.ns, 'addr', 'add', `${ip}/24`, 'dev', `v${vid}`)
+      await f.ip(r.ns, 'link', 'set', `v${vid}`, 'up')
+    }
+  })
+
+  it('each VNI\'s ports are access ports of its VLAN', async () => {
+    const a = await f.portView(`vxlan42-${K1}`)
+    const b = await f.portView(`vxlan43-${K2}`)
+    assert.deepEqual([a.pvid, a.vlans], [10, [10]])
+    assert.deepEqual([b.pvid, b.vlans], [20, [20]])
+  })
+
+  it('the trunk\'s VLAN subinterfaces reach each VNI\'s host, and the frames arrive tagged with the VNI\'s VLAN', async () => {
+    const v10: Station = { ...r, name: 'router.10', tap: 'v10', ipv4: '192.0.2.20' }
+    const v20: Station = { ...r, name: 'router.20', tap: 'v20', ipv4: '203.0.113.20' }
+    await pings(f, v10, k1.host.ipv4, 4)
+    await pings(f, v20, k2.host.ipv4, 4)
+    await pings(f, k1.host, v10.ipv4, 4)
+    await pings(f, k2.host, v20.ipv4, 4)
+    // On the trunk's TAP itself: the VNI 42 host's frames carry tag 10, the VNI 43 host's tag 20.
+    for (const [vid, host] of [[10, k1.host], [20, k2.host]] as const) {
+      const cap = spawnLogged(`tcpdump-${vid}`, 'ip', ['netns', 'exec', r.ns, 'timeout', '60', 'tcpdump', '-l', '-n', '-e', '-c', '1', '-i', r.tap, `ether src ${host.mac} and vlan ${vid}`], (l) => { f.onLog(`tcpdump: ${l}`) })
+      try {
+        await waitForLine(cap, 'tcpdump', (l) => l.includes('listening on'), MIN_WAIT_MS)
+        const pinger = f.exec(host.ns, ['ping', '-4', '-n', '-q', '-c', '20', '-i', '0.5', '-W', '1', vid === 10 ? v10.ipv4 : v20.ipv4], 60_000).catch(() => '')
+        const line = await waitForLine(cap, 'tcpdump', (l) => l.includes(host.mac), MIN_WAIT_MS)
+        assert.match(line, new RegExp(`vlan ${vid}`), `tagged ${vid}: ${line}`)
+        await stopChild(cap.child)
+        await pinger
+      } finally {
+        await stopChild(cap.child)
+      }
+    }
+  })
+
+  it('the VLANs stay apart: a VNI 42 host\'s broadcasts reach the trunk\'s VLAN 10 and never the VNI 43 host', async () => {
+    const v10: Station = { ...r, name: 'router.10', tap: 'v10' }
+    const counts = await BroadcastCount.run(k1.host, [v10, k2.host], 20)
+    assert.deepEqual(counts.get('router.10'), { frames: 20, duplicates: 0, missing: 0 })
+    assert.deepEqual(counts.get(k2.host.name), { frames: 0, duplicates: 0, missing: 20 })
+  })
+})
+
+describe('e2e: Open vSwitch (userspace datapath) with a VXLAN and a GENEVE tunnel port through switchd', function () {
+  this.timeout(120_000)
+  let ovs: OvsNetdev | undefined
+  let t1: AgentHost
+  let t2: AgentHost
+  let o1: Station
+  let o2: Station
+  before(function () {
+    requireTools(this, [{ cmd: 'ovs-vswitchd', pkg: 'openvswitch-switch' }, { cmd: 'ethtool', pkg: 'ethtool' }])
+  })
+  // Before the fabric's own after(): OVS stops while its namespace is still there.
+  after(async () => { await ovs?.stop() })
+  const f = useFabric('tvxo', async (f) => {
+    await f.start({
+      vxlan: [{ listen: LISTEN, vnis: [{ vni: 42, network: 'default', remotes: [OVS] }] },
+        { listen: `${SWITCHD_UNDERLAY}:6081`, encap: 'geneve', vnis: [{ vni: 43, network: 'gen', remotes: [OVS] }] }]
+    })
+    // switchd's datagrams leave with their UDP checksum whole: OVS reads the veth with AF_PACKET and
+    // does not finish a checksum the kernel left to a NIC (datapath_drop_tunnel_pop_error otherwise).
+    await f.exec(f.sw, ['ethtool', '-K', 'ul', 'tx', 'off'])
+    const ns = `tvxo-${f.tag}-ovs`
+    await f.netns(ns)
+    await f.underlayLink(ns, 'ovs')
+    ovs = new OvsNetdev(ns, f.onLog)
+    await ovs.start()
+    // The underlay address is on a bridge OVS owns (its tunnels route and resolve through it).
+    await ovs.vsctl('add-br', 'br-ul', '--', 'set', 'bridge', 'br-ul', 'datapath_type=netdev')
+    await ovs.vsctl('add-port', 'br-ul', 'ul0')
+    await f.ip(ns, 'addr', 'add', `${OVS}/24`, 'dev', 'br-ul')
+    await f.ip(ns, 'link', 'set', 'br-ul', 'up')
+    const mac = (JSON.parse(await f.ip(f.sw, '-j', 'link', 'show', 'ul')) as Array<{ address: string }>)[0]?.address ?? ''
+    await ovs.appctl('tnl/arp/set', 'br-ul', SWITCHD_UNDERLAY, mac)
+    const hosts: Station[] = []
+    for (const [br, type, key, ip] of [['br-vx', 'vxlan', 42, '192.0.2.4'], ['br-gv', 'geneve', 43, '192.0.2.5']] as const) {
+      await ovs.vsctl('add-br', br, '--', 'set', 'bridge', br, 'datapath_type=netdev')
+      await ovs.vsctl('add-port', br, `${type}0`, '--', 'set', 'interface', `${type}0`, `type=${type}`, `options:remote_ip=${SWITCHD_UNDERLAY}`, `options:key=${key}`)
+      const hostNs = `${ns}-${type}`
+      await f.netns(hostNs)
+      await run('ip', ['link', 'add', 'name', `p-${type}`, 'netns', ns, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', hostNs])
+      await f.ip(ns, 'link', 'set', `p-${type}`, 'up')
+      await ovs.vsctl('add-port', br, `p-${type}`)
+      // The same for the host's own frames, which OVS reads from its veth.
+      await f.exec(hostNs, ['ethtool', '-K', 'eth0', 'tx', 'off'])
+      hosts.push(await f.address(hostNs, `ovs-${type}`, 'eth0', { mac: `02:00:5e:${key}:00:04`, ipv4: ip }, OVERLAY_MTU))
+    }
+    ;[o1, o2] = hosts as [Station, Station]
+    t1 = await f.addAgent({ name: 'host-t1', address: { mac: '02:00:5e:42:00:10', ipv4: '192.0.2.10' } })
+    t2 = await f.addAgent({ name: 'host-t2', path: '/net/gen', address: { mac: '02:00:5e:43:00:10', ipv4: '192.0.2.11' } })
+  })
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(`ovs-vswitchd.log:\n${ovs?.log().split('\n').slice(-30).join('\n') ?? ''}\n`)
+  })
+
+  it('a host behind OVS\'s type=vxlan port (key 42) and a tap-agent host ping each other both ways', async () => {
+    await pings(f, t1, o1.ipv4, 4)
+    await pings(f, o1, t1.ipv4, 4)
+    await pings(f, t1, o1.ipv4, 4, { size: OVERLAY_MTU - 28 })
+    assert.equal(await f.fdbPort(o1.mac), `vxlan42-${OVS}`)
+    assert.equal((await f.portView(`vxlan42-${OVS}`)).kind, 'vxlan')
+  })
+
+  it('a host behind OVS\'s type=geneve port (key 43) and a tap-agent host ping each other both ways', async () => {
+    await pings(f, t2, o2.ipv4, 4)
+    await pings(f, o2, t2.ipv4, 4)
+    await pings(f, t2, o2.ipv4, 4, { size: OVERLAY_MTU - 28 })
+    assert.equal(await f.fdbPort(o2.mac), `geneve43-${OVS}`)
+    assert.equal((await f.portView(`geneve43-${OVS}`)).kind, 'geneve')
+  })
+})

@@ -35,6 +35,7 @@ const LISTEN = `${SWITCHD_UNDERLAY}:4789`
 const K1 = `${UNDERLAY}.2`
 const K2 = `${UNDERLAY}.3`
 const OVS = `${UNDERLAY}.4`
+const CLAB = `${UNDERLAY}.5`
 const ROGUE = `${UNDERLAY}.9`
 
 const TOOLS = [{ cmd: 'iperf3', pkg: 'iperf3' }, { cmd: 'curl', pkg: 'curl' }, { cmd: 'python3', pkg: 'python3' }, { cmd: 'bridge', pkg: 'iproute2' }, { cmd: 'tcpdump', pkg: 'tcpdump' }]
@@ -125,7 +126,7 @@ describe('e2e: a Linux bridge with a kernel vxlan device (VNI 42) and a tap-agen
   let t: AgentHost
   const port = `vxlan42-${K1}`
   const f = useFabric('tvxa', async (f) => {
-    await f.start({ vxlan: [{ listen: LISTEN, mtu: UNDERLAY_MTU, vnis: [{ vni: 42, network: 'default', remotes: [K1] }] }] })
+    await f.start({ vxlan: [{ listen: LISTEN, mtu: UNDERLAY_MTU, vnis: [{ vni: 42, network: 'default', remotes: [K1] }, { vni: 44, network: 'default', remotes: [CLAB] }] }] })
     k1 = await f.addVtep({ name: 'k1', addr: K1, vni: 42, flood: [SWITCHD_UNDERLAY], host: { mac: '02:00:5e:42:00:02', ipv4: '192.0.2.2', ipv6: '2001:db8:42::2' } })
     t = await f.addAgent({ name: 'host-t', address: { mac: '02:00:5e:42:00:10', ipv4: '192.0.2.10', ipv6: '2001:db8:42::10' } })
   })
@@ -185,6 +186,24 @@ describe('e2e: a Linux bridge with a kernel vxlan device (VNI 42) and a tap-agen
       await f.ip(t.ns, 'link', 'set', t.tap, 'mtu', String(OVERLAY_MTU))
     }
     await pings(f, t, k1.host.ipv4, 4, { size: OVERLAY_MTU - 28 })
+  })
+
+  it('a containerlab-style vxlan link (one remote, learning on, made on the host and moved into the node) joins the same LAN on its own VNI', async () => {
+    // What containerlab's `type: vxlan` link does (docs/VXLAN.md's recipe): the device is made in the host's
+    // namespace, its underlay stays there, and it is moved into the node's namespace as the node's interface.
+    const hostNs = `${f.prefix}-${f.tag}-clab`
+    const nodeNs = `${hostNs}n`
+    await f.netns(hostNs)
+    await f.netns(nodeNs)
+    await f.underlayLink(hostNs, 'clab', CLAB)
+    await f.ip(hostNs, 'link', 'add', 'name', 'vx44', 'type', 'vxlan', 'id', '44', 'remote', SWITCHD_UNDERLAY, 'dstport', '4789', 'dev', 'ul0')
+    await f.ip(hostNs, 'link', 'set', 'vx44', 'netns', nodeNs)
+    await f.ip(nodeNs, 'link', 'set', 'vx44', 'name', 'eth1')
+    const node = await f.address(nodeNs, 'clab-r1', 'eth1', { mac: '02:00:5e:44:00:05', ipv4: '192.0.2.44' }, OVERLAY_MTU)
+    await pings(f, t, node.ipv4, 4)
+    await pings(f, node, t.ipv4, 4)
+    await pings(f, node, k1.host.ipv4, 4)
+    assert.equal(await f.fdbPort(node.mac), `vxlan44-${CLAB}`)
   })
 
   it('attack: a VTEP switchd does not list reaches nobody, and is dropped and counted unlisted_source', async () => {

@@ -9,7 +9,7 @@ export interface PortJson {
   id: number
   name: string
   network: string
-  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
+  kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh' | 'vxlan' | 'geneve'
   remote: string
   connectedAt: string
   mode: 'access' | 'trunk'

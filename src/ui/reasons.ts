@@ -26,7 +26,8 @@ export const REASONS: Readonly<Record<string, string>> = Object.freeze({
   ip_source_guard: 'an IPv4 source that does not match its DHCP binding (IP source guard)',
   backpressure: 'the port\'s peer was not reading fast enough',
   disconnected: 'sent to a port whose peer is away (parked agent, no VM, gateway restarting, link down)',
-  split_horizon: 'known unicast from one mesh link to a MAC behind another (split horizon: the fleet is one hop)'
+  split_horizon: 'known unicast from one port of a split-horizon group to another: mesh links (the fleet is one hop) or one VNI\'s VTEPs (set "relay" to relay between them)',
+  underlay_mtu: 'too long for one VXLAN/GENEVE datagram on the underlay\'s MTU (lower the hosts\' MTU, or raise the listener\'s "mtu" if the underlay carries it)'
 })
 
 /** The line for `reason`; a reason a newer switchd has is shown as it is. */

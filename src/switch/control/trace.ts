@@ -160,8 +160,8 @@ class Renderer {
         this.step('storm', 'pass', `storm control: ${Math.floor(e.b)} ${KIND_NAMES[e.a] as string} frames left in this second`)
         return true
       case S_SPLIT_HORIZON:
-        if (dropped >= 0) return this.drop('split_horizon', dropped, `split horizon: from mesh port ${p.name}, never out of another mesh port (${e.port?.name ?? '?'})`)
-        this.step('split_horizon', 'note', `split horizon: from mesh port ${p.name}, the flood reaches local ports only`)
+        if (dropped >= 0) return this.drop('split_horizon', dropped, `split horizon: from ${horizonWords(p)} ${p.name}, never out of another (${e.port?.name ?? '?'})`)
+        this.step('split_horizon', 'note', `split horizon: from ${horizonWords(p)} ${p.name}, the flood reaches no other port of its group`)
         return true
       default: return true
     }
@@ -297,4 +297,9 @@ function egressJson (p: Port, c: number, vid: number): TraceJson['egress'][numbe
   const tagged = (c & CLASS_TAGGED) !== 0
   const op = egressOp(p, tagged, (c & CLASS_TAG_VID) !== 0 ? vid : 0, vid)
   return { port: p.name, vlan: vid, tagging: op === OP_PUSH || op === OP_RETAG || (op === OP_ASIS && tagged) ? 'tagged' : 'untagged' }
+}
+
+/** What a port's horizon group is, in the trace's words. */
+function horizonWords (p: { mesh: boolean }): string {
+  return p.mesh ? 'mesh port' : 'VTEP port'
 }

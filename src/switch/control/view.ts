@@ -28,7 +28,7 @@ type PortFacts = 'id' | 'name' | 'mode' | 'pvid' | 'policy' | 'blocked' | 'loopU
 /** A port as the API and metrics read it: facts of the core's Port plus what only its transport knows. */
 export interface PortHandle extends Readonly<Pick<Port, PortFacts>> {
   readonly network: Switch
-  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
+  readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh' | 'vxlan' | 'geneve'
   /** The peer's address (a socket path or host:port). */
   readonly remote: string
   /** A scheduled flap (`switchctl link down --flap`), if one runs. */

@@ -220,8 +220,8 @@ export class Decision implements Network {
       if (egress !== undefined) {
         if (egress === ingress) { this.drop(ingress, R_HAIRPIN, buf, off, len, vid); return }
         if (!canEgress(egress, vid) || egress === avoid) { this.drop(ingress, egress.member[vid] === 0 ? R_VLAN : R_EGRESS_BLOCKED, buf, off, len, vid); return }
-        // Split horizon: from one replica's mesh link, never out of another's (a full mesh needs no second hop).
-        if (ingress.mesh && egress.mesh) { if (obs !== null) obs.step(S_SPLIT_HORIZON, 1, vid, egress); this.drop(ingress, R_SPLIT_HORIZON, buf, off, len, vid); return }
+        // Split horizon: never from one port of a horizon group out of another (a full mesh of replicas or VTEPs needs no second hop).
+        if (ingress.horizon !== 0 && egress.horizon === ingress.horizon) { if (obs !== null) obs.step(S_SPLIT_HORIZON, 1, vid, egress); this.drop(ingress, R_SPLIT_HORIZON, buf, off, len, vid); return }
         if (obs !== null) obs.step(S_EGRESS, 0, vid, egress)
         if (commit) this.forward(ingress, egress, buf, off, len, c, hdrOff)
         return
@@ -240,7 +240,7 @@ export class Decision implements Network {
     }
     const tokens = spendFlood(ingress, kind, this.nowMs, commit)
     if (tokens >= 0 && this.overStorm(ingress, buf, off, len, vid, kind, tokens)) return
-    if (obs !== null && ingress.mesh) obs.step(S_SPLIT_HORIZON, 0, vid, ingress)
+    if (obs !== null && ingress.horizon !== 0) obs.step(S_SPLIT_HORIZON, 0, vid, ingress)
     if (commit) this.flood(ingress, buf, off, len, c, hdrOff, kind); else this.observeFlood(ingress, vid, avoid)
   }
 
@@ -318,11 +318,11 @@ export class Decision implements Network {
     const tagged = (c & CLASS_TAGGED) !== 0
     const tagVid = (c & CLASS_TAG_VID) !== 0 ? vid : 0
     const ports = this.ports
-    // Split horizon: a flood from the mesh reaches local ports only.
-    const horizon = ingress.mesh
+    // Split horizon: a flood from a horizon group (the mesh, a VNI's VTEPs) reaches no other port of it.
+    const horizon = ingress.horizon
     for (let i = 0; i < ports.length; i++) {
       const p = ports[i] as Port
-      if (p !== ingress && canEgress(p, vid) && !(horizon && p.mesh)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
+      if (p !== ingress && canEgress(p, vid) && (horizon === 0 || p.horizon !== horizon)) this.output(p, buf, off, len, tagged, tagVid, vid, hdrOff)
     }
     if (this.taps.length !== 0) this.offerTaps(ingress, undefined, vid, buf, off, len)
   }
@@ -331,7 +331,8 @@ export class Decision implements Network {
   private observeFlood (ingress: Port, vid: number, avoid: Port | null): void {
     const obs = this.obs
     if (obs === null) return
-    for (const p of this.ports) if (p !== ingress && canEgress(p, vid) && p !== avoid && !(ingress.mesh && p.mesh)) obs.step(S_EGRESS, 0, vid, p)
+    const horizon = ingress.horizon
+    for (const p of this.ports) if (p !== ingress && canEgress(p, vid) && p !== avoid && (horizon === 0 || p.horizon !== horizon)) obs.step(S_EGRESS, 0, vid, p)
   }
 
   /**

@@ -49,6 +49,11 @@ export interface PortPolicy {
 
 export const DEFAULT_MAX_MACS = 256
 
+/** Port.horizon of a fleet's mesh links: one replica never relays between two others (a full mesh is one hop). */
+export const HORIZON_MESH = 1
+/** The first horizon other groups (a VNI's VXLAN ports) are given. */
+export const HORIZON_FIRST_FREE = 2
+
 /** Access port in VLAN 1, 256 MACs, no storm limit: a plain unmanaged switch port. */
 export const DEFAULT_POLICY: PortPolicy = Object.freeze({
   mode: MODE_ACCESS,
@@ -197,11 +202,12 @@ export abstract class Port {
    */
   ownsName = true
   /**
-   * A mesh link to another replica of the fleet (docs/FLEET.md): split
-   * horizon (decision.ts) never sends a frame from one mesh port out of
-   * another, and it runs no spanning tree.
+   * Its split-horizon group (decision.ts): a frame that came in on a port
+   * with a horizon never leaves by another port of the same horizon. 0 =
+   * none; HORIZON_MESH for a fleet's mesh links; a VNI's VXLAN ports share
+   * one of their own (io/vxlan.ts), unless it relays between its VTEPs.
    */
-  mesh = false
+  horizon = 0
   /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */
   policyFromPeer = false
   /**
@@ -242,6 +248,14 @@ export abstract class Port {
   /** Times loop protection blocked this port; port-security violations. */
   loopBlocks = 0
   securityViolations = 0
+
+  /**
+   * A mesh link to another replica of the fleet (docs/FLEET.md): its horizon
+   * is HORIZON_MESH, so split horizon (decision.ts) never sends a frame from
+   * one mesh port out of another; and it runs no spanning tree.
+   */
+  get mesh (): boolean { return this.horizon === HORIZON_MESH }
+  set mesh (on: boolean) { if (on) this.horizon = HORIZON_MESH; else if (this.horizon === HORIZON_MESH) this.horizon = 0 }
 
   /** Count `n` frames dropped for `reason` on this port only (the network's count is Switch.drop's or countDrops'). */
   addDrops (reason: number, n: number): void {

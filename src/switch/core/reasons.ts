@@ -47,7 +47,9 @@ export const DROP_REASONS: readonly DropReason[] = Object.freeze([
   // Egress to a port whose peer is away: parked, no QEMU or gateway child connected, a trunk or TAP link down.
   { reason: 'disconnected', detail: ['disconnected'] },
   // Split horizon: known unicast from one mesh link to another (a fleet's replicas are a full mesh: one hop).
-  { reason: 'split_horizon', detail: ['splitHorizon'] }
+  { reason: 'split_horizon', detail: ['splitHorizon'] },
+  // Egress to a VXLAN or GENEVE port: the frame and its headers would not fit one datagram on the underlay's MTU (io/vxlan.ts).
+  { reason: 'underlay_mtu', detail: ['underlayMtu'] }
 ] as const)
 
 /** Slots in a per-reason counter array. */
@@ -87,9 +89,10 @@ export const R_IP_SOURCE_GUARD = 19
 export const R_BACKPRESSURE = 20
 export const R_DISCONNECTED = 21
 export const R_SPLIT_HORIZON = 22
+export const R_UNDERLAY_MTU = 23
 
 /** A drop reason's index. */
-export type ReasonIndex = typeof R_RUNT | typeof R_OVERSIZE | typeof R_BAD_SOURCE | typeof R_HAIRPIN | typeof R_VLAN | typeof R_PORT_SECURITY | typeof R_STORM | typeof R_LOOP | typeof R_DISABLED | typeof R_RATE | typeof R_MALFORMED | typeof R_BAD_OFFLOAD | typeof R_EGRESS_BLOCKED | typeof R_LINK_LOCAL | typeof R_CONDITION | typeof R_CONDITION_QUEUE | typeof R_LINK_DOWN | typeof R_DHCP_SNOOPING | typeof R_ARP_INSPECTION | typeof R_IP_SOURCE_GUARD | typeof R_BACKPRESSURE | typeof R_DISCONNECTED | typeof R_SPLIT_HORIZON
+export type ReasonIndex = typeof R_RUNT | typeof R_OVERSIZE | typeof R_BAD_SOURCE | typeof R_HAIRPIN | typeof R_VLAN | typeof R_PORT_SECURITY | typeof R_STORM | typeof R_LOOP | typeof R_DISABLED | typeof R_RATE | typeof R_MALFORMED | typeof R_BAD_OFFLOAD | typeof R_EGRESS_BLOCKED | typeof R_LINK_LOCAL | typeof R_CONDITION | typeof R_CONDITION_QUEUE | typeof R_LINK_DOWN | typeof R_DHCP_SNOOPING | typeof R_ARP_INSPECTION | typeof R_IP_SOURCE_GUARD | typeof R_BACKPRESSURE | typeof R_DISCONNECTED | typeof R_SPLIT_HORIZON | typeof R_UNDERLAY_MTU
 
 /** A per-reason counter array (Port.drops, SwitchStats.drops): indexed by an R_* constant it reads as a number. */
 export type DropCounts = Float64Array & { [R in ReasonIndex]: number }
@@ -98,6 +101,6 @@ export type DropCounts = Float64Array & { [R in ReasonIndex]: number }
 export function dropCounts (): DropCounts { return new Float64Array(DROP_COUNT) as DropCounts }
 
 // The constants are the table's order: a row moved without its constant fails at load.
-for (const [r, name] of [[R_RUNT, 'runt'], [R_OVERSIZE, 'oversize'], [R_BAD_SOURCE, 'bad_source'], [R_HAIRPIN, 'hairpin'], [R_VLAN, 'vlan'], [R_PORT_SECURITY, 'port_security'], [R_STORM, 'storm'], [R_LOOP, 'loop'], [R_DISABLED, 'disabled'], [R_RATE, 'rate'], [R_MALFORMED, 'malformed'], [R_BAD_OFFLOAD, 'bad_offload'], [R_EGRESS_BLOCKED, 'egress_blocked'], [R_LINK_LOCAL, 'link_local'], [R_CONDITION, 'condition'], [R_CONDITION_QUEUE, 'condition_queue'], [R_LINK_DOWN, 'link_down'], [R_DHCP_SNOOPING, 'dhcp_snooping'], [R_ARP_INSPECTION, 'arp_inspection'], [R_IP_SOURCE_GUARD, 'ip_source_guard'], [R_BACKPRESSURE, 'backpressure'], [R_DISCONNECTED, 'disconnected'], [R_SPLIT_HORIZON, 'split_horizon']] as const) {
+for (const [r, name] of [[R_RUNT, 'runt'], [R_OVERSIZE, 'oversize'], [R_BAD_SOURCE, 'bad_source'], [R_HAIRPIN, 'hairpin'], [R_VLAN, 'vlan'], [R_PORT_SECURITY, 'port_security'], [R_STORM, 'storm'], [R_LOOP, 'loop'], [R_DISABLED, 'disabled'], [R_RATE, 'rate'], [R_MALFORMED, 'malformed'], [R_BAD_OFFLOAD, 'bad_offload'], [R_EGRESS_BLOCKED, 'egress_blocked'], [R_LINK_LOCAL, 'link_local'], [R_CONDITION, 'condition'], [R_CONDITION_QUEUE, 'condition_queue'], [R_LINK_DOWN, 'link_down'], [R_DHCP_SNOOPING, 'dhcp_snooping'], [R_ARP_INSPECTION, 'arp_inspection'], [R_IP_SOURCE_GUARD, 'ip_source_guard'], [R_BACKPRESSURE, 'backpressure'], [R_DISCONNECTED, 'disconnected'], [R_SPLIT_HORIZON, 'split_horizon'], [R_UNDERLAY_MTU, 'underlay_mtu']] as const) {
   if (reasonIndex(name) !== r) throw new Error(`drop reason ${name} is not at index ${r}`)
 }

@@ -113,6 +113,17 @@ export class Switch extends Decision {
   }
 
   /**
+   * One frame at buf[off, off + len) of a larger message (a VXLAN or GENEVE
+   * datagram, after its headers): decided where it lies. Only a port with an
+   * edge (link conditions) gets a view of it, which the edge may hold.
+   */
+  receiveFrameAt (ingress: Port, buf: Buffer, off: number, len: number): void {
+    if (ingress.edge !== null) { ingress.edge.receiveFrame(buf.subarray(off, off + len)); return }
+    this.decide(ingress, buf, off, len, -1)
+    this.flushDirty()
+  }
+
+  /**
    * tapswitch-mode ingress: a batch of `[u32 len][frame]` records, or of
    * `[u32 len][virtio-net header][frame]` on an offload port. The
    * framing is checked before any frame is acted on; false means it was

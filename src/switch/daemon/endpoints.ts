@@ -1,7 +1,8 @@
 /**
  * The configured endpoints, one table of kinds: QEMU listeners (`qemu`),
  * TAPs switchd serves itself (`taps`), trunks we dial (`trunks`), network
- * gateways (`networks.*.gateway`). switchd starts them in one loop over the
+ * gateways (`networks.*.gateway`), VXLAN and GENEVE listeners (`vxlan`: a
+ * port per VNI and remote VTEP). switchd starts them in one loop over the
  * table, stops them in one loop, and a reload that changes any key a kind
  * reads is refused whole (reload.ts): they change only on restart.
  *
@@ -22,6 +23,8 @@ import { TapPort, loadTapBinding, type TapBinding } from '../io/tap-port'
 import { FastPath, type FastPathBinding } from '../io/fast-path'
 import { TrunkLink, type TrunkHost } from '../io/trunk'
 import { Gateway } from '../io/gateway'
+import { VxlanListener, type VxlanPortSpec } from '../io/vxlan'
+import { HORIZON_FIRST_FREE, MODE_ACCESS } from '../core/port'
 import type { SandboxHost } from '../io/gateway-sandbox'
 import type { PortRegistry, Owner } from './registry'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -38,7 +41,7 @@ interface Running {
 }
 
 /** One running endpoint, by kind. */
-export type Endpoint = Running & ({ kind: 'qemu', listener: QemuListener } | { kind: 'tap', port: TapPort } | { kind: 'trunk', link: TrunkLink } | { kind: 'gateway', gateway: Gateway })
+export type Endpoint = Running & ({ kind: 'qemu', listener: QemuListener } | { kind: 'tap', port: TapPort } | { kind: 'trunk', link: TrunkLink } | { kind: 'gateway', gateway: Gateway } | { kind: 'vxlan', listener: VxlanListener })
 
 /** What a kind needs of the daemon to open its endpoints. */
 export interface EndpointContext {
@@ -167,8 +170,34 @@ const gateways: EndpointKind = {
   }
 }
 
+const vxlan: EndpointKind = {
+  kind: 'vxlan',
+  keys: [['vxlan', (c) => c.vxlan]],
+  async open (ctx, into) {
+    // Each VNI's VTEPs are one split-horizon group (as one Linux vxlan device is one bridge port), unless it relays.
+    let horizon = HORIZON_FIRST_FREE
+    for (const [i, s] of ctx.config.vxlan.entries()) {
+      const ports: VxlanPortSpec[] = []
+      for (const v of s.vnis) {
+        const group = v.relay ? 0 : horizon++
+        for (const r of v.remotes) {
+          const name = `${v.name}-${r.address}`
+          const [sw, profile] = placeOf(ctx, v.network, name, `vxlan[${i}] VNI ${v.vni}`)
+          // An access port of the VNI's VLAN; the rest (maxMacs, storm, condition) from the profile its name selects.
+          const policy: PortPolicy = Object.freeze({ ...profile, mode: MODE_ACCESS, pvid: v.vlan, vlans: Object.freeze([v.vlan]) })
+          ports.push({ vni: v.vni, address: r.address, port: r.port, name, sw, policy, id: ctx.allocateId(), horizon: group })
+        }
+      }
+      const listener = new VxlanListener(s, ports, ctx.config.portBuffer)
+      into.push({ kind: 'vxlan', listener, close: () => { listener.close(); for (const p of listener.ports) ctx.registry.delete(p) } })
+      await listener.listen()
+      for (const p of listener.ports) ctx.registry.add(p, 'vxlan')
+    }
+  }
+}
+
 /** In the order they start (a gateway refuses switchd's QEMU ports, so QEMU listens first) and a reload names them. */
-export const ENDPOINT_KINDS: readonly EndpointKind[] = [qemu, taps, trunks, gateways]
+export const ENDPOINT_KINDS: readonly EndpointKind[] = [qemu, taps, trunks, gateways, vxlan]
 
 /** Open every configured endpoint, kind by kind; then let them run (trunks dial once everything else is up). */
 export async function openEndpoints (ctx: EndpointContext, into: Endpoint[]): Promise<void> {

@@ -20,7 +20,7 @@ import type { Switch } from '../core/switch'
 import type { NetPort } from '../io/net-port'
 
 /** Who made a port; the listing order (sessions first, then each endpoint kind). */
-export const OWNERS = ['session', 'qemu', 'tap', 'trunk', 'mesh', 'gateway'] as const
+export const OWNERS = ['session', 'qemu', 'tap', 'trunk', 'mesh', 'gateway', 'vxlan'] as const
 export type Owner = typeof OWNERS[number]
 
 /** Owners whose ports are listed only while they are members of their network (see above). */

@@ -106,7 +106,7 @@ export abstract class NetPort extends Port {
     if (this.condTimers !== undefined) for (let d = DIR_IN; d < this.condTimers.length; d++) clearTimeout(this.condTimers[d])
   }
 
-  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh'
+  abstract readonly kind: 'raw' | 'tapswitch' | 'qemu' | 'trunk' | 'gateway' | 'tap' | 'mesh' | 'vxlan' | 'geneve'
 
   /** Bytes the transport holds that the peer has not taken yet. */
   abstract bufferedBytes (): number

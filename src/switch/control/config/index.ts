@@ -10,7 +10,8 @@
  * profiles, what a hello may be granted), tokens.ts (client tokens and the
  * token rule), access.ts (TLS, admin token, allowed hosts and origins),
  * service.ts (listeners, limits, metrics, state directory), endpoints.ts
- * (QEMU listeners, local TAPs, trunks). This file puts them together.
+ * (QEMU listeners, local TAPs, trunks), vxlan.ts (VXLAN and GENEVE
+ * listeners). This file puts them together.
  */
 
 import { Reader, readJsonFile } from './reader'
@@ -20,6 +21,7 @@ import { readAccess } from './access'
 import { readService, readLimits } from './service'
 import { readEndpoints, checkGatewayNames } from './endpoints'
 import { readFleet, readReplica } from './fleet'
+import { readVxlan, checkVxlanNames } from './vxlan'
 import type { SwitchdConfig, ConfigOverrides } from './types'
 import { DEFAULT_POLICY } from '../../core/port'
 import { logger } from '../../../common/log'
@@ -30,12 +32,13 @@ export { networkSettings } from './network'
 export { profileFor, claimableName, grantPolicy, trunkPolicy, unreachableProfiles, isReservedName } from './profiles'
 export { TOKEN_PATTERN } from './tokens'
 export { MAX_BUSY_POLL, TAP_NAME } from './endpoints'
+export { isVxlanName } from './vxlan'
 export { defaultStateDir } from './service'
 
 const log = logger('config')
 
 const TOP_KEYS = ['listen', 'pingInterval', 'portBuffer', 'dynamicNetworks', 'maxNetworks', 'network', 'networks', 'port', 'profiles',
-  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'trustedProxies', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll', 'fastPath', 'stateDir']
+  'adminToken', 'api', 'allowedHosts', 'allowedOrigins', 'trustedProxies', 'metricsListen', 'metrics', 'tokens', 'tokensFile', 'allowAnonymous', 'limits', 'tls', 'resumeGrace', 'qemu', 'taps', 'trunks', 'bridgePriority', 'busyPoll', 'fastPath', 'stateDir', 'vxlan']
 
 /** Validate `raw` (parsed JSON, or {} for no file) and apply `overrides`; throws TSW_ERR_CONFIG naming the key. */
 export function buildConfig (raw: unknown, source: string, overrides: ConfigOverrides = {}): SwitchdConfig {
@@ -49,6 +52,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     ...readService(r, top, overrides),
     limits: readLimits(r, top.limits),
     ...readEndpoints(r, top, overrides, gateways),
+    vxlan: Object.freeze(readVxlan(r, top.vxlan, overrides)),
     gateways: Object.freeze(gateways),
     networkDefaults,
     networks,
@@ -58,6 +62,7 @@ export function buildConfig (raw: unknown, source: string, overrides: ConfigOver
     fleet: readFleet(overrides)
   })
   checkGatewayNames(r, config)
+  checkVxlanNames(r, config)
   for (const p of unreachableProfiles(config)) {
     log.warn('profile_unreachable', {
       source,

@@ -12,6 +12,7 @@ import type { VlanRequest } from '../../../common/protocol'
 import { MODE_ACCESS, MODE_TRUNK, type PortPolicy } from '../../core/port'
 import { readCondition, CONDITION_KEYS, type ConditionParams } from '../../core/condition'
 import { TapswitchError, ERR_CONFIG } from '../../../common/errors'
+import { isVxlanName } from './vxlan'
 
 export const STORM_KEYS = ['broadcast', 'multicast', 'unknownUnicast']
 /** Keys of a profile beyond the port policy's: claims (finding 2) and trunk participation (finding 8) are opt-in per profile. */
@@ -83,8 +84,12 @@ export function unreachableProfiles (config: SwitchdConfig): Profile[] {
     p.pattern.test(n.name) && (p.network === undefined || n.network === undefined || p.network === n.network)))
 }
 
-/** Whether the configuration gives `name` to a port (a token pin, a QEMU name): a hello may not claim it. */
+/**
+ * Whether the configuration gives `name` to a port (a token pin, a QEMU name,
+ * a VTEP's `<prefix>-…`): a hello may not claim it (the port table names such a claim `name-id`).
+ */
 export function isReservedName (config: SwitchdConfig, name: string): boolean {
+  if (isVxlanName(config, name)) return true
   for (const g of config.tokens.values()) if (g.name === name) return true
   for (const q of config.qemu) if (q.name === name) return true
   for (const t of config.taps) if (t.name === name) return true

@@ -52,8 +52,8 @@ export interface Profile {
   claimable: boolean
 }
 
-export type { TrunkSpec, ListenAddress } from '../../core/endpoint-spec'
-import type { TrunkSpec, ListenAddress } from '../../core/endpoint-spec'
+export type { TrunkSpec, ListenAddress, VxlanSpec, VniSpec, VtepSpec } from '../../core/endpoint-spec'
+import type { TrunkSpec, ListenAddress, VxlanSpec } from '../../core/endpoint-spec'
 
 /** One QEMU listener of `qemu` (or `--qemu-listen`). */
 export interface QemuSpec {
@@ -120,6 +120,8 @@ export interface SwitchdConfig {
   taps: readonly TapSpec[]
   /** Trunks this switchd dials to other switchd (`--uplink`). */
   trunks: readonly TrunkSpec[]
+  /** VXLAN and GENEVE listeners (`vxlan`, --vxlan-listen, --vxlan): one port per (VNI, remote VTEP) (docs/VXLAN.md). */
+  vxlan: readonly VxlanSpec[]
   /** Spanning-tree priority of this switchd: the lowest priority (then id) is the root. */
   bridgePriority: number
   /**
@@ -202,6 +204,9 @@ export interface ConfigOverrides {
   uplinkToken?: string
   uplinkCa?: string
   bridgePriority?: number
+  /** --vxlan-listen HOST[:PORT] and --vxlan VNI[=NETWORK[/VLAN]]@REMOTE[+REMOTE…][,…]: one listener, replacing the file's `vxlan`. */
+  vxlanListen?: string
+  vxlan?: string
   busyPoll?: number
   fastPath?: boolean
   /** --state-dir, absolute. */

@@ -1,0 +1,221 @@
+/**
+ * VXLAN and GENEVE ports (issue 26) against a real switchd on 127.0.0.1:0:
+ * its listener on 127.0.0.1 at a port the system chose, fake VTEPs on
+ * 127.0.0.2 and 127.0.0.3 (the allowlist matches addresses, so each needs its
+ * own), and tapswitch WebSocket clients as the local hosts. Every wait is a
+ * count or a barrier frame, bounded by a guard time, never a speed.
+ */
+
+import assert from 'node:assert/strict'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { buildConfig } from '../../src/switch/control/config'
+import { setLogSink } from '../../src/common/log'
+import { R_UNDERLAY_MTU, R_SPLIT_HORIZON } from '../../src/switch/core/reasons'
+import { SOURCE_PORT_MIN } from '../../src/switch/core/encap'
+import type { NetPort } from '../../src/switch/io/net-port'
+import { VxlanPort } from '../../src/switch/io/vxlan'
+import { TestClient } from '../helpers/client'
+import { FakeVtep } from '../helpers/vtep'
+import { waitFor } from '../helpers/net'
+import { eth, tagged, udp, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
+
+const mac = (hex: string): number => parseInt(hex, 16)
+
+describe('VXLAN ports (integration)', function () {
+  let server: SwitchServer | undefined
+  const vteps: FakeVtep[] = []
+  const clients: TestClient[] = []
+  const logs: string[] = []
+  let restore: ((line: string) => void) | undefined
+
+  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close()
+    for (const v of vteps.splice(0)) v.close()
+    await server?.close()
+    server = undefined
+    if (restore !== undefined) setLogSink(restore)
+  })
+
+  async function vtep (address: string, encap: 'vxlan' | 'geneve' = 'vxlan'): Promise<FakeVtep> {
+    const v = await FakeVtep.open(address, encap)
+    vteps.push(v)
+    return v
+  }
+
+  /** switchd with `vxlan` listeners (listen 127.0.0.1:0 unless given) and `extra` configuration; returns each listener's UDP port. */
+  async function start (vxlan: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<number[]> {
+    const list = vxlan.map((l) => ({ listen: '127.0.0.1:0', ...l }))
+    server = new SwitchServer({ config: buildConfig({ vxlan: list, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
+    await server.listen()
+    // Each listener's UDP port, through its ports (the registry's owner `vxlan`).
+    const listeners = [...new Set(server.ports().filter((p): p is VxlanPort => p instanceof VxlanPort).map((p) => p.listener))]
+    return listeners.map((l) => l.boundPort)
+  }
+
+  async function host (name: string): Promise<TestClient> {
+    assert.ok(server !== undefined)
+    const c = await TestClient.batched(`ws://127.0.0.1:${server.address().port}/`, { name })
+    clients.push(c)
+    return c
+  }
+
+  const portNamed = (name: string): NetPort => {
+    const p = server?.ports().find((x) => x.name === name)
+    assert.ok(p !== undefined, `port ${name}`)
+    return p
+  }
+
+  it('makes one port per (VNI, VTEP), kind vxlan, the VTEP as its remote, and logs the port it listens on', async () => {
+    const a = await vtep('127.0.0.2')
+    const b = await vtep('127.0.0.3')
+    const [udpPort] = await start([{ vnis: [{ vni: 42, remotes: [a.remote, b.remote] }] }])
+    const pa = portNamed('vxlan42-127.0.0.2')
+    assert.equal(pa.kind, 'vxlan')
+    assert.equal(pa.remote, a.remote)
+    assert.equal(portNamed('vxlan42-127.0.0.3').remote, b.remote)
+    assert.ok(logs.some((l) => l.includes('vxlan_listening') && l.includes(`127.0.0.1:${udpPort as number}`)), 'the bound port is logged')
+    assert.equal(pa.fastPath, null, 'never on the native fast path')
+  })
+
+  it('learns a MAC behind a VTEP on that VTEP\'s port and forwards to it alone', async () => {
+    const a = await vtep('127.0.0.2')
+    const b = await vtep('127.0.0.3')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote, b.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'the broadcast from VTEP A at the host')
+    const fdb = server?.networks.get('default')?.fdb.peek(1, mac(MAC_B))
+    assert.equal(fdb?.port, portNamed('vxlan42-127.0.0.2'), 'learned on VTEP A\'s port')
+    h.send([eth(MAC_B, MAC_A, 2)])
+    await waitFor(() => a.received.length === 1, 30_000, 'the unicast at VTEP A')
+    const got = a.take()[0]
+    assert.equal(got?.vni, 42)
+    assert.equal(got?.frame.readUInt16BE(6), 0x0200)
+    assert.equal(got?.frame[14], 2)
+    // Barrier: a broadcast reaches B after anything the unicast could have sent it.
+    h.send([eth(BROADCAST, MAC_A, 3)])
+    await waitFor(() => b.received.length >= 1, 30_000, 'the barrier at VTEP B')
+    assert.deepEqual(b.take().map((r) => r.frame[14]), [3], 'VTEP B got the barrier only')
+  })
+
+  it('replicates a broadcast from a local host to each VTEP exactly once', async () => {
+    const a = await vtep('127.0.0.2')
+    const b = await vtep('127.0.0.3')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote, b.remote] }] }]) as [number]
+    const h = await host('h1')
+    h.send([eth(BROADCAST, MAC_A, 1)])
+    await waitFor(() => a.received.length >= 1 && b.received.length >= 1, 30_000, 'the broadcast at both VTEPs')
+    // Barrier: a frame back from each VTEP reaches the host after anything else switchd sent them for the first.
+    a.send(to, 42, eth(MAC_A, MAC_B, 2))
+    b.send(to, 42, eth(MAC_A, MAC_C, 3))
+    await waitFor(() => h.frames.length >= 2, 30_000, 'the answers at the host')
+    assert.deepEqual(a.take().map((r) => [r.vni, r.frame[14]]), [[42, 1]])
+    assert.deepEqual(b.take().map((r) => [r.vni, r.frame[14]]), [[42, 1]])
+  })
+
+  it('keeps one VNI\'s VTEPs a split-horizon group: a broadcast from A reaches the host, not B', async () => {
+    const a = await vtep('127.0.0.2')
+    const b = await vtep('127.0.0.3')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote, b.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'the broadcast at the host')
+    // Known unicast from A to a MAC behind B: split horizon.
+    b.send(to, 42, eth(MAC_A, MAC_C, 2))
+    await waitFor(() => h.frames.length === 2, 30_000, 'B\'s frame at the host')
+    a.send(to, 42, eth(MAC_C, MAC_B, 3))
+    // Barrier: from the host to B, after A's frames were decided.
+    await waitFor(() => portNamed('vxlan42-127.0.0.2').drops[R_SPLIT_HORIZON] === 1, 30_000, 'the unicast dropped as split_horizon')
+    h.send([eth(MAC_C, MAC_A, 9)])
+    await waitFor(() => b.received.length >= 1, 30_000, 'the barrier at B')
+    assert.deepEqual(b.take().map((r) => r.frame[14]), [9], 'B got neither A\'s broadcast nor its unicast')
+  })
+
+  it('relays between VTEPs when the VNI says "relay": true', async () => {
+    const a = await vtep('127.0.0.2')
+    const b = await vtep('127.0.0.3')
+    const [to] = await start([{ vnis: [{ vni: 42, relay: true, remotes: [a.remote, b.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1 && b.received.length === 1, 30_000, 'the broadcast at the host and at B')
+    assert.equal(b.take()[0]?.frame[14], 1)
+    assert.equal(a.received.length, 0, 'never back to its VTEP')
+  })
+
+  it('maps a VNI to a VLAN: a trunk host sees VTEP frames tagged with it, and its tagged frames leave untagged', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ vnis: [{ vni: 43, vlan: 20, remotes: [a.remote] }] }],
+      { profiles: [{ match: 'trunky', claimable: true, mode: 'trunk', vlans: [1, 20] }] }) as [number]
+    const t = await host('trunky')
+    const access = await host('h1')
+    a.send(to, 43, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => t.frames.length === 1, 30_000, 'the broadcast at the trunk')
+    assert.equal(vidOf(t.frames[0] as Buffer), 20)
+    t.send([tagged(MAC_B, MAC_A, 20, 2)])
+    await waitFor(() => a.received.length === 1, 30_000, 'the trunk\'s frame at the VTEP')
+    const f = a.take()[0]?.frame as Buffer
+    assert.equal(f.readUInt16BE(12), 0x88b5, 'untagged inside the VXLAN')
+    assert.equal(f[14], 2)
+    // Barrier for the access host in VLAN 1: the VNI's frame never reached it.
+    t.send([tagged(BROADCAST, MAC_A, 1, 7)])
+    await waitFor(() => access.frames.length >= 1, 30_000, 'the barrier at the VLAN 1 host')
+    assert.deepEqual(access.take().map((x) => x[14]), [7])
+  })
+
+  it('sends each inner flow from one source port, and different flows from different ones', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'learned')
+    const flows = 32
+    const frames: Buffer[] = []
+    for (let i = 0; i < flows; i++) frames.push(udp(mac(MAC_B), mac(MAC_A), 0x0a000001, 0x0a000002, 10000 + i, 53))
+    h.send(frames)
+    h.send(frames)
+    await waitFor(() => a.received.length === 2 * flows, 30_000, 'every flow twice')
+    const got = a.take()
+    const portOf = new Map<number, number>()
+    for (const r of got) {
+      const sport = (r.frame.readUInt16BE(34))
+      const seen = portOf.get(sport)
+      if (seen !== undefined) assert.equal(r.sourcePort, seen, `flow ${sport} left from one source port`)
+      portOf.set(sport, r.sourcePort)
+      assert.ok(r.sourcePort >= SOURCE_PORT_MIN, `source port ${r.sourcePort} in 49152-65535`)
+    }
+    assert.ok(new Set(portOf.values()).size > 1, 'flows spread over several source ports')
+  })
+
+  it('drops and counts a frame too long for the underlay MTU, and sends one that just fits', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ mtu: 1280, vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'learned')
+    const fits = 1280 - 20 - 8 - 8
+    h.send([eth(MAC_B, MAC_A, 1, fits + 1), eth(MAC_B, MAC_A, 2, fits)])
+    await waitFor(() => a.received.length === 1, 30_000, 'the frame that fits')
+    assert.equal(a.take()[0]?.frame.length, fits)
+    assert.equal(a.received.length, 0)
+    assert.equal(portNamed('vxlan42-127.0.0.2').drops[R_UNDERLAY_MTU], 1)
+    assert.equal(server?.networks.get('default')?.stats.drops[R_UNDERLAY_MTU], 1)
+  })
+
+  it('speaks GENEVE both ways (kind geneve, port 6081 by default for remotes)', async () => {
+    const a = await vtep('127.0.0.2', 'geneve')
+    const [to] = await start([{ encap: 'geneve', vnis: [{ vni: 7, remotes: [a.remote] }] }]) as [number]
+    const p = portNamed('geneve7-127.0.0.2')
+    assert.equal(p.kind, 'geneve')
+    const h = await host('h1')
+    a.send(to, 7, eth(BROADCAST, MAC_D, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'the GENEVE frame at the host')
+    h.send([eth(MAC_D, MAC_A, 2)])
+    await waitFor(() => a.received.length === 1, 30_000, 'the answer at the GENEVE VTEP')
+    const r = a.take()[0] as { raw: Buffer, vni: number, frame: Buffer }
+    assert.equal(r.vni, 7)
+    assert.equal(r.raw.readUInt16BE(2), 0x6558, 'protocol type Transparent Ethernet Bridging')
+    assert.equal(r.raw[0], 0, 'version 0, no options')
+    assert.equal(r.frame[14], 2)
+  })
+})

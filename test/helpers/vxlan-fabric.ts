@@ -9,7 +9,8 @@
  *    root namespace.
  *  - a kernel VTEP: a namespace with the underlay veth (`ul0`), a kernel
  *    `vxlan` device (`nolearning`, its flood list set by `bridge fdb append
- *    00:00:00:00:00:00 dst …`, exactly as docs/VXLAN.md's recipe), a Linux
+ *    00:00:00:00:00:00 dst …`, transmit checksum offload off as on any veth
+ *    underlay: exactly docs/VXLAN.md's recipe), a Linux
  *    bridge `br0`, and a host namespace behind the bridge (`eth0`);
  *  - an agent host: a namespace whose TAP a tap-agent (running in `sw`, so it
  *    reaches switchd on `sw`'s loopback) made with `--netns`.
@@ -19,6 +20,7 @@
  * safe after any failure and more than once.
  */
 
+import { execFile } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -87,7 +89,7 @@ export interface AgentSpec {
   args?: string[]
 }
 
-export interface PortRow { name: string, network: string, kind: string, remote?: string, pvid?: number, vlans?: number[], drops: Record<string, number>, counters: { rxFrames: number, txFrames: number } }
+export interface PortRow { name: string, network: string, kind: string, remote?: string, mode?: string, pvid?: number, vlans?: number[], drops: Record<string, number>, counters: { rxFrames: number, txFrames: number } }
 export interface FdbRow { network: string, vlan: number, mac: string, port: string }
 
 export class VxlanFabric {
@@ -157,6 +159,9 @@ export class VxlanFabric {
     await this.underlayLink(ns, spec.name, spec.addr)
     await this.ip(ns, 'link', 'add', 'name', dev, 'type', 'vxlan', 'id', String(spec.vni), 'local', spec.addr, 'dstport', '4789', 'nolearning', 'dev', 'ul0')
     if (spec.mtu !== undefined) await this.ip(ns, 'link', 'set', dev, 'mtu', String(spec.mtu))
+    // The underlay is a veth, which never fills in a checksum the kernel leaves to the NIC: without this the
+    // inner TCP/UDP checksums reach switchd unfinished and its hosts drop them (docs/VXLAN.md's recipe).
+    await this.exec(ns, ['ethtool', '-K', dev, 'tx', 'off'])
     await this.ip(ns, 'link', 'add', 'name', 'br0', 'type', 'bridge', 'forward_delay', '0')
     await this.ip(ns, 'link', 'set', dev, 'master', 'br0', 'up')
     await this.ip(ns, 'link', 'set', 'br0', 'up')
@@ -231,6 +236,15 @@ export class VxlanFabric {
 
   /** Run a command inside `ns`. */
   async exec (ns: string, cmd: string[], ms = 20_000): Promise<string> { return await run('ip', ['netns', 'exec', ns, ...cmd], ms) }
+
+  /** Run a command inside `ns` that may fail (a ping that must not be answered): its exit code and output, never a rejection. */
+  async tryExec (ns: string, cmd: string[], ms = 20_000): Promise<{ code: number, out: string }> {
+    return await new Promise((resolve) => {
+      execFile('ip', ['netns', 'exec', ns, ...cmd], { timeout: ms, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, out: `${stdout}${stderr}` })
+      })
+    })
+  }
 
   async mtuOf (ns: string, dev: string): Promise<number> {
     return Number((JSON.parse(await this.ip(ns, '-j', 'link', 'show', dev)) as Array<{ mtu: number }>)[0]?.mtu)

@@ -376,7 +376,9 @@ describe('observability deployment files (deploy)', () => {
     beforeEach(async function () {
       restore = setLogSink(() => {})
       // pingInterval 1: the agent's first RTT sample (its gauge appears only then) comes within ~2 s.
-      server = new SwitchServer({ config: buildConfig({ pingInterval: 1 }, 'test'), host: '127.0.0.1', port: 0 })
+      // A VXLAN listener (loopback, one VTEP on 127.0.0.2 that nothing answers), so its series exist.
+      const vxlan = [{ listen: '127.0.0.1:0', sourcePorts: 0, vnis: [{ vni: 42, remotes: ['127.0.0.2:9'] }] }]
+      server = new SwitchServer({ config: buildConfig({ pingInterval: 1, vxlan }, 'test'), host: '127.0.0.1', port: 0 })
       const port = (await server.listen()).port
       switchdUrl = `http://127.0.0.1:${port}/metrics`
       const dev = TapDevice.open(fakeTapBinding, { name: 'tsw-dash0', mtu: 1500 })

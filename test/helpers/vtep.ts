@@ -1,11 +1,19 @@
 /**
- * A fake VTEP for integration tests: a UDP socket on an address of 127/8
+ * Fake VTEPs for integration tests: a UDP socket on an address of 127/8
  * (each VTEP its own, as the allowlist matches addresses) that sends VXLAN or
- * GENEVE datagrams to switchd's listener and keeps what it receives.
+ * GENEVE datagrams to switchd's listener and keeps what it receives; and a
+ * fixture of a switchd with listeners, its VTEPs and WebSocket hosts.
  */
 
+import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import { ENCAP_GENEVE, ENCAP_VXLAN, writeHeader, vniAt, parseHeader } from '../../src/switch/core/encap'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { buildConfig } from '../../src/switch/control/config'
+import { VxlanPort, type VxlanListener } from '../../src/switch/io/vxlan'
+import type { NetPort } from '../../src/switch/io/net-port'
+import { setLogSink } from '../../src/common/log'
+import { TestClient } from './client'
 
 export interface Received {
   /** The VNI of the header, the inner frame, and the UDP source port it came from. */
@@ -61,4 +69,85 @@ export class FakeVtep {
   take (): Received[] { return this.received.splice(0) }
 
   close (): void { try { this.socket.close() } catch { /* closed */ } }
+}
+
+/**
+ * A switchd with `vxlan` listeners for each test of a `describe`, its fake
+ * VTEPs and WebSocket hosts, all closed after the test.
+ */
+export class VxlanFixture {
+  server: SwitchServer | undefined
+  readonly vteps: FakeVtep[] = []
+  readonly clients: TestClient[] = []
+  readonly logs: string[] = []
+
+  get switchd (): SwitchServer {
+    assert.ok(this.server !== undefined, 'switchd not started')
+    return this.server
+  }
+
+  async vtep (address: string, encap: 'vxlan' | 'geneve' = 'vxlan'): Promise<FakeVtep> {
+    const v = await FakeVtep.open(address, encap)
+    this.vteps.push(v)
+    return v
+  }
+
+  /** switchd with `vxlan` listeners (each on 127.0.0.1:0 unless it says) and `extra` configuration; returns each listener's UDP port. */
+  async start (vxlan: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<number[]> {
+    const list = vxlan.map((l) => ({ listen: '127.0.0.1:0', ...l }))
+    this.server = new SwitchServer({ config: buildConfig({ vxlan: list, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
+    await this.server.listen()
+    return this.listeners().map((l) => l.boundPort)
+  }
+
+  /** The listeners, through their ports (the registry's owner `vxlan`), in configuration order. */
+  listeners (): VxlanListener[] {
+    return [...new Set(this.switchd.ports().filter((p): p is VxlanPort => p instanceof VxlanPort).map((p) => p.listener))]
+  }
+
+  /** A tapswitch WebSocket host named `name`. */
+  async host (name: string, path = '/'): Promise<TestClient> {
+    const c = await TestClient.batched(`ws://127.0.0.1:${this.switchd.address().port}${path}`, { name })
+    this.clients.push(c)
+    return c
+  }
+
+  port (name: string): NetPort {
+    const p = this.switchd.ports().find((x) => x.name === name)
+    assert.ok(p !== undefined, `port ${name}`)
+    return p
+  }
+
+  /** The value of the series `name` of switchd's /metrics that has these labels (among others), or undefined. */
+  async metric (name: string, labels: Record<string, string>): Promise<number | undefined> {
+    const res = await fetch(`http://127.0.0.1:${this.switchd.address().port}/metrics`, { signal: AbortSignal.timeout(30_000) })
+    const text = await res.text()
+    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
+    for (const line of text.split('\n')) {
+      const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line)
+      if (m === null || m[1] !== name) continue
+      const have = (m[2] as string).split(',')
+      if (pairs.every((p) => have.includes(p))) return Number(m[3])
+    }
+    return undefined
+  }
+
+  async stop (): Promise<void> {
+    for (const c of this.clients.splice(0)) c.close()
+    for (const v of this.vteps.splice(0)) v.close()
+    await this.server?.close()
+    this.server = undefined
+  }
+}
+
+/** Registers beforeEach/afterEach in the calling `describe`; the test calls start(). */
+export function useVxlan (): VxlanFixture {
+  const f = new VxlanFixture()
+  let restore: ((line: string) => void) | undefined
+  beforeEach(() => { f.logs.length = 0; restore = setLogSink((l) => { f.logs.push(l) }) })
+  afterEach(async () => {
+    await f.stop()
+    if (restore !== undefined) setLogSink(restore)
+  })
+  return f
 }

@@ -7,64 +7,21 @@
  */
 
 import assert from 'node:assert/strict'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { buildConfig } from '../../src/switch/control/config'
-import { setLogSink } from '../../src/common/log'
 import { R_UNDERLAY_MTU, R_SPLIT_HORIZON } from '../../src/switch/core/reasons'
 import { SOURCE_PORT_MIN } from '../../src/switch/core/encap'
-import type { NetPort } from '../../src/switch/io/net-port'
-import { VxlanPort } from '../../src/switch/io/vxlan'
-import { TestClient } from '../helpers/client'
-import { FakeVtep } from '../helpers/vtep'
+import { useVxlan } from '../helpers/vtep'
 import { waitFor } from '../helpers/net'
 import { eth, tagged, udp, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 
 const mac = (hex: string): number => parseInt(hex, 16)
 
 describe('VXLAN ports (integration)', function () {
-  let server: SwitchServer | undefined
-  const vteps: FakeVtep[] = []
-  const clients: TestClient[] = []
-  const logs: string[] = []
-  let restore: ((line: string) => void) | undefined
-
-  beforeEach(() => { logs.length = 0; restore = setLogSink((l) => { logs.push(l) }) })
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close()
-    for (const v of vteps.splice(0)) v.close()
-    await server?.close()
-    server = undefined
-    if (restore !== undefined) setLogSink(restore)
-  })
-
-  async function vtep (address: string, encap: 'vxlan' | 'geneve' = 'vxlan'): Promise<FakeVtep> {
-    const v = await FakeVtep.open(address, encap)
-    vteps.push(v)
-    return v
-  }
-
-  /** switchd with `vxlan` listeners (listen 127.0.0.1:0 unless given) and `extra` configuration; returns each listener's UDP port. */
-  async function start (vxlan: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<number[]> {
-    const list = vxlan.map((l) => ({ listen: '127.0.0.1:0', ...l }))
-    server = new SwitchServer({ config: buildConfig({ vxlan: list, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
-    await server.listen()
-    // Each listener's UDP port, through its ports (the registry's owner `vxlan`).
-    const listeners = [...new Set(server.ports().filter((p): p is VxlanPort => p instanceof VxlanPort).map((p) => p.listener))]
-    return listeners.map((l) => l.boundPort)
-  }
-
-  async function host (name: string): Promise<TestClient> {
-    assert.ok(server !== undefined)
-    const c = await TestClient.batched(`ws://127.0.0.1:${server.address().port}/`, { name })
-    clients.push(c)
-    return c
-  }
-
-  const portNamed = (name: string): NetPort => {
-    const p = server?.ports().find((x) => x.name === name)
-    assert.ok(p !== undefined, `port ${name}`)
-    return p
-  }
+  const f = useVxlan()
+  const vtep = f.vtep.bind(f)
+  const start = f.start.bind(f)
+  const host = f.host.bind(f)
+  const portNamed = f.port.bind(f)
+  const logs = f.logs
 
   it('makes one port per (VNI, VTEP), kind vxlan, the VTEP as its remote, and logs the port it listens on', async () => {
     const a = await vtep('127.0.0.2')
@@ -85,7 +42,7 @@ describe('VXLAN ports (integration)', function () {
     const h = await host('h1')
     a.send(to, 42, eth(BROADCAST, MAC_B, 1))
     await waitFor(() => h.frames.length === 1, 30_000, 'the broadcast from VTEP A at the host')
-    const fdb = server?.networks.get('default')?.fdb.peek(1, mac(MAC_B))
+    const fdb = f.switchd.networks.get('default')?.fdb.peek(1, mac(MAC_B))
     assert.equal(fdb?.port, portNamed('vxlan42-127.0.0.2'), 'learned on VTEP A\'s port')
     h.send([eth(MAC_B, MAC_A, 2)])
     await waitFor(() => a.received.length === 1, 30_000, 'the unicast at VTEP A')
@@ -199,7 +156,7 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(a.take()[0]?.frame.length, fits)
     assert.equal(a.received.length, 0)
     assert.equal(portNamed('vxlan42-127.0.0.2').drops[R_UNDERLAY_MTU], 1)
-    assert.equal(server?.networks.get('default')?.stats.drops[R_UNDERLAY_MTU], 1)
+    assert.equal(f.switchd.networks.get('default')?.stats.drops[R_UNDERLAY_MTU], 1)
   })
 
   it('speaks GENEVE both ways (kind geneve, port 6081 by default for remotes)', async () => {

@@ -153,7 +153,8 @@ describe('encap (VXLAN and GENEVE headers)', () => {
       const flows = 4096
       for (let i = 0; i < flows; i++) {
         const f = v4tcp(1024 + i, 443)
-        used[socketIndex(flowHash(f, 0, f.length, 0x1234), n)]++
+        const k = socketIndex(flowHash(f, 0, f.length, 0x1234), n)
+        used[k] = (used[k] as number) + 1
       }
       // Each socket near its share (256): a hash that spread badly would leave some far off.
       for (const u of used) assert.ok(u > 256 / 2 && u < 256 * 2, `a socket got ${u} of ${flows} flows`)

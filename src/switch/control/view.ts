@@ -115,6 +115,8 @@ export interface SwitchdView {
   counters (): DaemonCounters
   /** The gateways of the configured networks. */
   gateways (): readonly GatewayFacts[]
+  /** The VXLAN and GENEVE listeners (docs/VXLAN.md); absent: none. */
+  vxlan?: () => readonly VxlanFacts[]
   /** Wrong admin tokens per client address (throttle.ts): the API, /metrics and the console's upgrade share it. */
   readonly authThrottle: AuthThrottle
   /** Count an admin API request refused before it was served (browser checks, a wrong token, a throttled address). */
@@ -134,4 +136,19 @@ export interface SwitchdView {
   readonly draining: boolean
   /** Drain this replica (every WebSocket port closed with 4006; resolves once they are), or with false serve again. Idempotent. */
   drain (on: boolean): Promise<DrainJson>
+}
+
+/** A VXLAN or GENEVE listener's counters (io/vxlan.ts), read at scrape time. */
+export interface VxlanFacts {
+  /** Its address as bound: the `listener` label. */
+  listener: string
+  encap: 'vxlan' | 'geneve'
+  /** Its (VNI, VTEP) ports. */
+  ports: number
+  packetsIn: number
+  packetsOut: number
+  bytesIn: number
+  bytesOut: number
+  /** Datagrams dropped, by reason (unlisted_source, unknown_vni, bad_header, truncated, send_error). */
+  dropped: Readonly<Record<string, number>>
 }

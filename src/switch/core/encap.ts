@@ -40,6 +40,15 @@ export const ETH_P_TEB = 0x6558
 const GENEVE_O = 0x80
 const GENEVE_C = 0x40
 
+/**
+ * Why a listener drops a datagram (switchd_vxlan_dropped_total{reason}), in
+ * its counters' order: from an address no VNI lists, for a VNI not configured
+ * for that VTEP, a bad header, shorter than its header and an Ethernet
+ * header, a send that failed.
+ */
+export const VXLAN_DROP_REASONS = ['unlisted_source', 'unknown_vni', 'bad_header', 'truncated', 'send_error'] as const
+export type VxlanDropReason = typeof VXLAN_DROP_REASONS[number]
+
 /** parseHeader() answers: the inner frame's offset (>= 8), or one of these. */
 export const PARSE_TRUNCATED = -1
 export const PARSE_BAD_HEADER = -2

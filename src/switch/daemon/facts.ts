@@ -1,10 +1,12 @@
 /**
  * What the view (control/view.ts) reads of the daemon's endpoints that is not
- * a port's: a gateway's leases, filters, flows and sandbox.
+ * a port's: a gateway's leases, filters, flows and sandbox; a VXLAN
+ * listener's datagrams and drops.
  */
 
 import type { Gateway } from '../io/gateway'
-import type { GatewayFacts } from '../control/view'
+import type { Endpoint } from './endpoints'
+import type { GatewayFacts, VxlanFacts } from '../control/view'
 
 export function gatewayFacts (g: Gateway): GatewayFacts {
   const p = g.port
@@ -19,4 +21,15 @@ export function gatewayFacts (g: Gateway): GatewayFacts {
     flows: p.flows.flows, maxFlows: p.flows.maxFlows, flowsPerClient: p.flows.flowsPerClient, flowClients: p.flows.clients,
     sandbox: g.sandbox === undefined ? undefined : g.sandbox.landlock ? 'landlock' : 'weak', sandboxWhy: g.sandbox?.weak, fdLimit: g.sandbox?.nofile ?? 0
   }
+}
+
+/** Each VXLAN or GENEVE listener's counters, in configuration order. */
+export function vxlanFacts (endpoints: readonly Endpoint[]): VxlanFacts[] {
+  const out: VxlanFacts[] = []
+  for (const e of endpoints) {
+    if (e.kind !== 'vxlan') continue
+    const l = e.listener
+    out.push({ listener: l.label, encap: l.spec.encap, ports: l.ports.length, packetsIn: l.packetsIn, packetsOut: l.packetsOut, bytesIn: l.bytesIn, bytesOut: l.bytesOut, dropped: l.dropCounts() })
+  }
+  return out
 }

@@ -40,7 +40,7 @@ import { checkExposure, adminOpen } from '../control/exposure'
 import { CaptureHub } from '../control/capture'
 import { ConsoleHub, MAX_CLIENT_MESSAGE } from '../control/console'
 import { switchdRegistry } from '../control/metrics'
-import type { SwitchdView, DaemonCounters, GatewayFacts, PortHandle } from '../control/view'
+import type { SwitchdView, DaemonCounters, GatewayFacts, VxlanFacts, PortHandle } from '../control/view'
 import { PortTable } from './port-table'
 import { PortRegistry } from './registry'
 import { ListenerGuard } from './listener-guard'
@@ -52,7 +52,7 @@ import type { AdmissionState } from './admit'
 import { openEndpoints, type Endpoint } from './endpoints'
 import { Drain, closeSockets } from './drain'
 import { checkReload, regrant } from './reload'
-import { gatewayFacts } from './facts'
+import { gatewayFacts, vxlanFacts } from './facts'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import type { DrainJson } from '../../common/api-types'
@@ -112,8 +112,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
   readonly registry: Registry
   private metricsHttp: http.Server | undefined
   private listening = false
-  /** The address `listen` bound (for exposure checks on reload). */
-  listenHost = '127.0.0.1'
+  /** The address `listen` bound (for exposure checks on reload). */ listenHost = '127.0.0.1'
   /** The main listener's admission before a request is read (listener-guard.ts). */
   private readonly guard: ListenerGuard
   /** The metrics listener's (--metrics-listen), with a pool of its own. */
@@ -195,6 +194,7 @@ export class SwitchServer implements SwitchdView, RouteContext {
   refusedApi (reason: 'bad_origin' | 'unauthorized' | 'auth_throttled'): void { this.refused(reason) }
 
   gateways (): GatewayFacts[] { return this.gatewayChildren.map(gatewayFacts) }
+  vxlan (): VxlanFacts[] { return vxlanFacts(this.endpoints) }
 
   counters (): DaemonCounters {
     let trunkVlansRefused = 0

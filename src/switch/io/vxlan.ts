@@ -33,7 +33,7 @@ import type { PortPolicy } from '../core/port'
 import { R_UNDERLAY_MTU } from '../core/reasons'
 import {
   parseHeader, vniAt, writeHeader, flowHash, socketIndex, maxInnerFrame, ENCAP_VXLAN, ENCAP_GENEVE, ENCAP_HLEN,
-  PARSE_TRUNCATED, SOURCE_PORT_MIN, SOURCE_PORT_MAX
+  PARSE_TRUNCATED, SOURCE_PORT_MIN, SOURCE_PORT_MAX, VXLAN_DROP_REASONS, type VxlanDropReason
 } from '../core/encap'
 import type { VxlanSpec } from '../core/endpoint-spec'
 import { egressLength, writeEgress } from '../../common/vlan'
@@ -41,10 +41,7 @@ import { logger } from '../../common/log'
 
 const log = logger('vxlan')
 
-/** Why the listener dropped a datagram (switchd_vxlan_dropped_total{reason}), in its counters' order. */
-export const VXLAN_DROP_REASONS = ['unlisted_source', 'unknown_vni', 'bad_header', 'truncated', 'send_error'] as const
-export type VxlanDropReason = typeof VXLAN_DROP_REASONS[number]
-const DROP_UNLISTED = 0
+/** Indexes of VXLAN_DROP_REASONS (core/encap.ts). */const DROP_UNLISTED = 0
 const DROP_UNKNOWN_VNI = 1
 const DROP_BAD_HEADER = 2
 const DROP_TRUNCATED = 3

@@ -1,6 +1,6 @@
 /**
  * switchd's Prometheus metrics (docs/METRICS.md lists them all; test/unit/docs.test.ts checks the list),
- * one table per subject: ports.ts, drops.ts, networks.ts, fastpath.ts, stp.ts, mesh.ts, daemon.ts, gateway.ts
+ * one table per subject: ports.ts, drops.ts, networks.ts, fastpath.ts, stp.ts, mesh.ts, daemon.ts, gateway.ts, vxlan.ts
  * (define.ts says what a row is). Values are read from Port, Switch, Fdb and daemon counters at scrape
  * time; nothing on the frame path calls prom-client. The process's own series and switchd_build_info
  * come from common/metrics.ts createRegistry.
@@ -22,6 +22,7 @@ import { stpMetrics } from './stp'
 import { daemonMetrics } from './daemon'
 import { gatewayMetrics } from './gateway'
 import { meshMetrics } from './mesh'
+import { vxlanMetrics } from './vxlan'
 
 export interface MetricsOptions {
   /** Per-port series (default true). */
@@ -33,7 +34,7 @@ export interface MetricsOptions {
 }
 
 /** Every subject's table, in the order /metrics shows them. */
-const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, networkMetrics, fastPathMetrics, stpMetrics, meshMetrics, daemonMetrics, gatewayMetrics]
+const TABLES: ReadonlyArray<readonly MetricDef[]> = [portMetrics, dropMetrics, networkMetrics, fastPathMetrics, stpMetrics, meshMetrics, daemonMetrics, gatewayMetrics, vxlanMetrics]
 
 export function switchdRegistry (server: SwitchdView, opts: MetricsOptions = {}): Registry {
   const reg = createRegistry('switchd', packageVersion())

@@ -38,7 +38,7 @@ const OVS = `${UNDERLAY}.4`
 const CLAB = `${UNDERLAY}.5`
 const ROGUE = `${UNDERLAY}.9`
 
-const TOOLS = [{ cmd: 'iperf3', pkg: 'iperf3' }, { cmd: 'curl', pkg: 'curl' }, { cmd: 'python3', pkg: 'python3' }, { cmd: 'bridge', pkg: 'iproute2' }, { cmd: 'tcpdump', pkg: 'tcpdump' }]
+const TOOLS = [{ cmd: 'iperf3', pkg: 'iperf3' }, { cmd: 'curl', pkg: 'curl' }, { cmd: 'python3', pkg: 'python3' }, { cmd: 'bridge', pkg: 'iproute2' }, { cmd: 'tcpdump', pkg: 'tcpdump' }, { cmd: 'ethtool', pkg: 'ethtool' }]
 
 /** A fabric for one describe(): made in before(), its log shown when a test fails, removed in after(). */
 function useFabric (prefix: string, build: (f: VxlanFabric) => Promise<void>): VxlanFabric {
@@ -350,7 +350,7 @@ describe('e2e: Open vSwitch (userspace datapath) with a VXLAN and a GENEVE tunne
   let o1: Station
   let o2: Station
   before(function () {
-    requireTools(this, [{ cmd: 'ovs-vswitchd', pkg: 'openvswitch-switch' }, { cmd: 'ethtool', pkg: 'ethtool' }])
+    requireTools(this, [{ cmd: 'ovs-vswitchd', pkg: 'openvswitch-switch' }, { cmd: 'ovsdb-server', pkg: 'openvswitch-common' }, { cmd: 'ovs-vsctl', pkg: 'openvswitch-switch' }])
   })
   // Before the fabric's own after(): OVS stops while its namespace is still there.
   after(async () => { await ovs?.stop() })

@@ -25,9 +25,10 @@
 import assert from 'node:assert/strict'
 import { run, stopChild } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { requireTools, spawnLogged, waitForLine, tcpListening, type Logged } from '../helpers/proc'
-import { sleep, until, MIN_WAIT_MS } from '../helpers/net'
+import { requireTools, spawnLogged, waitForLine, type Logged } from '../helpers/proc'
+import { until, MIN_WAIT_MS } from '../helpers/net'
 import { BroadcastCount } from '../helpers/broadcast'
+import { pings, neighbour, iperf } from '../helpers/vxlan-checks'
 import { VxlanFabric, UNDERLAY, SWITCHD_UNDERLAY, OVERLAY_MTU, UNDERLAY_MTU, type Station, type KernelVtep, type AgentHost } from '../helpers/vxlan-fabric'
 import { OvsNetdev } from '../helpers/ovs'
 
@@ -63,59 +64,6 @@ function useFabric (prefix: string, build: (f: VxlanFabric) => Promise<void>): V
     await f.stop()
   })
   return f
-}
-
-/**
- * Ping `to` from `from` until one answer comes back (ARP or neighbour
- * discovery and learning on the way, bounded by MIN_WAIT_MS), then `count`
- * pings that must all come back, none twice; resolves with the summary.
- */
-async function pings (f: VxlanFabric, from: Station, to: string, family: 4 | 6, opts: { count?: number, size?: number } = {}): Promise<string> {
-  const args = ['ping', `-${family}`, '-n', '-q', '-W', '5', ...(opts.size === undefined ? [] : ['-M', 'do', '-s', String(opts.size)])]
-  const deadline = Date.now() + MIN_WAIT_MS
-  for (;;) {
-    try {
-      await f.exec(from.ns, [...args, '-c', '1', to], 15_000)
-      break
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${from.name}: no answer from ${to} within ${MIN_WAIT_MS} ms: ${(err as Error).message}`)
-      await sleep(200)
-    }
-  }
-  const count = opts.count ?? 3
-  const out = await f.exec(from.ns, [...args, '-c', String(count), '-i', '0.2', to], (count * 0.2 + 20) * 1000)
-  assert.match(out, new RegExp(`${count} packets transmitted, ${count} received`), `${from.name} -> ${to}: ${out}`)
-  assert.doesNotMatch(out, /duplicates/, `${from.name} -> ${to}: no frame arrives twice`)
-  return out
-}
-
-/** The link-layer address `ns` resolved `ip` to (ARP or neighbour discovery), '' if none. */
-async function neighbour (f: VxlanFabric, st: Station, ip: string): Promise<string> {
-  const rows = JSON.parse(await f.ip(st.ns, '-j', 'neigh', 'show', ip, 'dev', st.tap)) as Array<{ lladdr?: string }>
-  return rows[0]?.lladdr ?? ''
-}
-
-interface IperfEnd { start: { tcp_mss_default?: number }, end: { sum_sent: { bytes: number, retransmits?: number } } }
-
-/**
- * iperf3 TCP, one stream, a fixed 16 MiB (a count, not a time) from `client`
- * to `server` (or back with `reverse`): its sender's bytes, segments and
- * retransmits.
- */
-async function iperf (f: VxlanFabric, server: Station, client: Station, reverse: boolean): Promise<{ bytes: number, segments: number, retransmits: number }> {
-  const port = 5201
-  let srv: Logged | undefined
-  try {
-    srv = spawnLogged('iperf3-s', 'ip', ['netns', 'exec', server.ns, 'iperf3', '-s', '-1', '-B', server.ipv4, '-p', String(port)], (l) => { f.onLog(`iperf3 -s: ${l}`) })
-    await tcpListening(server.ns, port)
-    const out = await f.exec(client.ns, ['iperf3', '-c', server.ipv4, '-p', String(port), '-n', '16M', '-J', '--connect-timeout', '10000', ...(reverse ? ['-R'] : [])], 180_000)
-    const r = JSON.parse(out) as IperfEnd & { error?: string }
-    if (r.error !== undefined) throw new Error(`iperf3: ${r.error}`)
-    const mss = r.start.tcp_mss_default ?? OVERLAY_MTU - 52
-    return { bytes: r.end.sum_sent.bytes, segments: Math.ceil(r.end.sum_sent.bytes / mss), retransmits: r.end.sum_sent.retransmits ?? 0 }
-  } finally {
-    await stopChild(srv?.child)
-  }
 }
 
 /** A TCP transfer with retransmits beyond this share of its segments is a storm (a lost datagram now and then is not). */

@@ -87,7 +87,7 @@ function drawActions (s: PortState, p: PortJson): void {
       : a === 'disconnect'
         ? () => {
             void confirmed(`Disconnect port ${p.name} (network ${p.network})?`,
-              `switchd closes its connection and forgets its MACs; frames to them are flooded until they are learned again. ${p.kind === 'tapswitch' || p.kind === 'trunk' || p.kind === 'mesh' ? 'Its agent (or trunk, or mesh link) will dial again by itself.' : 'It comes back only if its client connects again.'}`,
+              `switchd closes its connection and forgets its MACs; frames to them are flooded until they are learned again. ${disconnectNote(p.kind)}`,
               'Disconnect', path, body, b)
           }
         : () => { void act(path, body, b) })
@@ -149,7 +149,8 @@ function drawPort (s: PortState, p: PortJson, time: number): number {
   for (const v of s.txHistory) peak = Math.max(peak, v)
   const c = s.cells
   const set = (e: HTMLElement | undefined, v: string): void => { if (e !== undefined && e.textContent !== v) e.textContent = v }
-  set(c[0], p.name); set(c[1], p.network); set(c[2], p.kind); set(c[3], vlanMode(p))
+  // A VTEP's port shows the VTEP (it has no session: the remote is what tells two apart); any other kind as it is.
+  set(c[0], p.name); set(c[1], p.network); set(c[2], p.kind === 'vxlan' || p.kind === 'geneve' ? `${p.kind} ${p.remote}` : p.kind); set(c[3], vlanMode(p))
   set(c[4], p.state + (p.blockedSeconds > 0 ? ` (${p.blockedSeconds} s)` : ''))
   if (c[4] !== undefined) c[4].className = `state state-${p.state}`
   s.row.classList.toggle('link-down', p.state === 'down')
@@ -171,4 +172,11 @@ function drawPort (s: PortState, p: PortJson, time: number): number {
 
 export function drawPortsNote (shown: number, total: number): void {
   $('ports-more').textContent = total > shown ? `Showing the first ${shown} of ${total} ports (switchctl ports lists them all).` : ''
+}
+
+/** What becomes of a port after a disconnect, by its kind (a kind a newer switchd has reads as the last line). */
+function disconnectNote (kind: string): string {
+  if (kind === 'tapswitch' || kind === 'trunk' || kind === 'mesh') return 'Its agent (or trunk, or mesh link) will dial again by itself.'
+  if (kind === 'vxlan' || kind === 'geneve') return 'A VTEP has no connection to close: its port is disabled until you enable it.'
+  return 'It comes back only if its client connects again.'
 }

@@ -87,7 +87,9 @@ describe('web console in chromium (browser)', function () {
 
   beforeEach(async () => {
     restore = setLogSink(() => {})
-    server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN, profiles: [{ match: '*', claimable: true }] }, 'test'), host: '127.0.0.1', port: 0 })
+    // And a VXLAN port (issue 26): its VTEP on 127.0.0.2, which nothing answers.
+    const vxlan = [{ listen: '127.0.0.1:0', sourcePorts: 0, vnis: [{ vni: 42, remotes: ['127.0.0.2:9'] }] }]
+    server = new SwitchServer({ config: buildConfig({ adminToken: TOKEN, profiles: [{ match: '*', claimable: true }], vxlan }, 'test'), host: '127.0.0.1', port: 0 })
     const port = (await server.listen()).port
     base = `http://127.0.0.1:${port}`
     clients = []
@@ -146,6 +148,19 @@ describe('web console in chromium (browser)', function () {
     if (process.env.CONSOLE_SIZES === '1') console.log(`      first view: ${received} bytes`)
     assert.ok(received < 200 * 1024, `first view: ${received} bytes`)
     await page.screenshot({ path: path.join(SHOTS, 'console-ports.png') })
+  })
+
+  it('shows a VXLAN port with its kind and VTEP, and disconnecting it disables it', async () => {
+    await login()
+    const row = page.locator('#ports tr[data-port="vxlan42-127.0.0.2"]')
+    await row.waitFor()
+    assert.equal(await row.locator('td').nth(2).textContent(), 'vxlan 127.0.0.2:9')
+    assert.equal(await row.locator('td').nth(3).textContent(), 'access 1')
+    await row.locator('button[data-action="disconnect"]').click()
+    await page.locator('#confirm-detail', { hasText: 'A VTEP has no connection to close' }).waitFor({ timeout: MIN_WAIT_MS })
+    await page.click('#confirm-ok')
+    await row.locator('td.state', { hasText: 'disabled' }).waitFor({ timeout: MIN_WAIT_MS })
+    assert.equal(await portState('vxlan42-127.0.0.2'), 'disabled')
   })
 
   it('shows live rates while traffic flows, and a chart of them', async () => {

@@ -30,7 +30,7 @@ export class FakeVtep {
   port = 0
 
   private constructor (readonly address: string, readonly encap: number) {
-    this.socket = dgram.createSocket('udp4')
+    this.socket = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4')
     this.socket.on('error', () => {})
     this.socket.on('message', (msg, rinfo) => {
       const off = parseHeader(this.encap, msg, msg.length)
@@ -50,9 +50,9 @@ export class FakeVtep {
   }
 
   /** How the configuration lists it. */
-  get remote (): string { return `${this.address}:${this.port}` }
+  get remote (): string { return this.address.includes(':') ? `[${this.address}]:${this.port}` : `${this.address}:${this.port}` }
 
-  /** `frame` in VNI `vni` to switchd's listener at 127.0.0.1:`to`. */
+  /** `frame` in VNI `vni` to switchd's listener at 127.0.0.1:`to` (::1 for an IPv6 VTEP). */
   send (to: number, vni: number, frame: Buffer): void {
     const d = Buffer.alloc(8 + frame.length)
     writeHeader(this.encap, d, 0, vni)
@@ -62,7 +62,7 @@ export class FakeVtep {
 
   /** Any bytes as one datagram. */
   sendRaw (to: number, datagram: Buffer): void {
-    this.socket.send(datagram, to, '127.0.0.1')
+    this.socket.send(datagram, to, this.address.includes(':') ? '::1' : '127.0.0.1')
   }
 
   /** The inner frames received so far, taken. */

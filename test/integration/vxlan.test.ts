@@ -10,6 +10,8 @@ import assert from 'node:assert/strict'
 import { R_UNDERLAY_MTU, R_SPLIT_HORIZON } from '../../src/switch/core/reasons'
 import { SOURCE_PORT_MIN } from '../../src/switch/core/encap'
 import { useVxlan } from '../helpers/vtep'
+import { switchctl } from '../helpers/ctl'
+import { buildConfig } from '../../src/switch/control/config'
 import { waitFor } from '../helpers/net'
 import { eth, tagged, udp, vidOf, BROADCAST, MAC_A, MAC_B, MAC_C, MAC_D } from '../helpers/frames'
 
@@ -174,5 +176,52 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(r.raw.readUInt16BE(2), 0x6558, 'protocol type Transparent Ethernet Bridging')
     assert.equal(r.raw[0], 0, 'version 0, no options')
     assert.equal(r.frame[14], 2)
+  })
+
+  it('switchctl ports shows kind vxlan with the VTEP as the remote, and switchctl fdb names the VTEP\'s port', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'learned')
+    const env = { SWITCHCTL_URL: `http://127.0.0.1:${f.switchd.address().port}` }
+    const ports = await switchctl(['ports'], env)
+    assert.equal(ports.code, 0, ports.stderr)
+    const row = ports.stdout.toString().split('\n').find((l) => l.startsWith('vxlan42-127.0.0.2 '))
+    assert.match(row ?? '', /^vxlan42-127\.0\.0\.2\s+default\s+vxlan\s+access 1\s+forwarding\s+1\s/)
+    assert.ok(row?.includes(` ${a.remote} `), `the remote column is the VTEP: ${row ?? ''}`)
+    const fdb = await switchctl(['fdb', '--port', 'vxlan42-127.0.0.2'], env)
+    assert.match(fdb.stdout.toString(), /^default\s+1\s+02:00:00:00:00:02\s+vxlan42-127\.0\.0\.2\s+\d+\s+learned$/m)
+  })
+
+  it('listens on IPv6: a VTEP at ::1 is port vxlan42-::1, both ways', async () => {
+    const a = await vtep('::1')
+    const [to] = await start([{ listen: '[::1]:0', vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const p = portNamed('vxlan42-::1')
+    assert.equal(p.remote, a.remote)
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'the frame over IPv6 at the host')
+    h.send([eth(MAC_B, MAC_A, 2)])
+    await waitFor(() => a.received.length === 1, 30_000, 'the answer at the IPv6 VTEP')
+    assert.equal(a.take()[0]?.frame[14], 2)
+  })
+
+  it('sends from the listening socket with "sourcePorts": 0', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ sourcePorts: 0, vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    h.send([eth(BROADCAST, MAC_A, 1), udp(0xffffffffffff, mac(MAC_A), 1, 2, 3, 4)])
+    await waitFor(() => a.received.length === 2, 30_000, 'both frames at the VTEP')
+    assert.deepEqual(a.take().map((r) => r.sourcePort), [to, to])
+  })
+
+  it('refuses a reload that changes vxlan (restart only), and keeps its ports', async () => {
+    const a = await vtep('127.0.0.2')
+    await start([{ vnis: [{ vni: 42, remotes: [a.remote] }] }])
+    const changed = buildConfig({ vxlan: [{ listen: '127.0.0.1:0', vnis: [{ vni: 43, remotes: [a.remote] }] }] }, 'test')
+    assert.equal(f.switchd.reload(changed), false)
+    assert.ok(logs.some((l) => l.includes('config_rejected') && l.includes('vxlan')), 'the refusal names the key')
+    assert.equal(portNamed('vxlan42-127.0.0.2').kind, 'vxlan')
   })
 })

@@ -28,7 +28,9 @@ out=${PB_OUT:-/tmp/pb-bench/vxlan-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 status=0
 # Shorter iperf3 runs than bench:peers: two systems, and the figure asked for is a ratio between them.
-PB_TCP_SECS=${PB_TCP_SECS:-6} PB_UDP_SECS=${PB_UDP_SECS:-6} \
+# Daemons live up to 15 min (the harness's 5 min default ends a round that waited long for a quiet machine:
+# switchd was stopped under its own measurement).
+PB_TCP_SECS=${PB_TCP_SECS:-6} PB_UDP_SECS=${PB_UDP_SECS:-6} PB_DAEMON_MAX=${PB_DAEMON_MAX:-900} PER_RUN_MAX=${PER_RUN_MAX:-900} \
   "$root/bench/peers/run-all.sh" -o "$out" -r "$rounds" "$here/systems/vxlan-bridge.sh" "$here/systems/vxlan-tapswitch.sh" || status=$?
 if [ -f "$out/results.tsv" ]; then
   echo

@@ -19,7 +19,7 @@ END {
   p1=med(P,k); p2=med(P,t); u1=med(U,k); u2=med(U,t); t1=med(T,k); t2=med(T,t)
   print "| path | rounds | ping p50 µs | 64 B UDP received/s | TCP 1 stream Gbit/s | TCP retransmits |"
   print "|---|---|---|---|---|---|"
-  printf "| kernel vxlan + bridge (vxlan-bridge) | %d | %.0f | %.0f | %.2f | %s |\n", n[k], p1, u1, t1, med(R,k)
-  printf "| switchd VXLAN port + tap-agent (vxlan-tapswitch) | %d | %.0f | %.0f | %.2f | %s |\n", n[t], p2, u2, t2, med(R,t)
+  printf "| kernel vxlan + bridge (vxlan-bridge) | %d | %.0f | %.0f | %.2f | %.0f |\n", n[k], p1, u1, t1, med(R,k)
+  printf "| switchd VXLAN port + tap-agent (vxlan-tapswitch) | %d | %.0f | %.0f | %.2f | %.0f |\n", n[t], p2, u2, t2, med(R,t)
   printf "| tapswitch / kernel | | %.2fx | %.2fx | %.2fx | |\n", (p1>0? p2/p1 : 0), (u1>0? u2/u1 : 0), (t1>0? t2/t1 : 0)
 }' "$f"

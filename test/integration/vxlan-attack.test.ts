@@ -20,6 +20,7 @@ import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { R_OVERSIZE, R_PORT_SECURITY } from '../../src/switch/core/reasons'
 import { VXLAN_DROP_REASONS } from '../../src/switch/core/encap'
+import { CLIENT_BURST } from '../../src/common/log'
 
 /** Datagrams sent before waiting for the listener to have them all: well within a 208 KiB receive buffer. */
 const CHUNK = 50
@@ -68,6 +69,24 @@ describe('VXLAN ports under attack (integration)', function () {
     assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener: `127.0.0.1:${to}`, reason: 'unlisted_source' }), 3)
     assert.equal(await f.metric('switchd_vxlan_packets_total', { listener: `127.0.0.1:${to}`, direction: 'in' }), 4)
     assert.ok(f.logs.some((l) => l.includes('vxlan_dropped') && l.includes('127.0.0.4') && l.includes('unlisted_source')))
+  })
+
+  it('attack: 1,000 datagrams from an unlisted address write a bounded number of log lines', async () => {
+    const { to, a } = await lab()
+    const stranger = dgram.createSocket('udp4')
+    extra.push(stranger)
+    await new Promise<void>((resolve) => { stranger.bind(0, '127.0.0.5', resolve) })
+    const d = Buffer.alloc(8 + 60)
+    d[0] = 0x08; d.writeUIntBE(42, 4, 3)
+    const total = 1000
+    for (let i = 0; i < total; i += CHUNK) {
+      for (let j = 0; j < CHUNK; j++) stranger.send(d, to, '127.0.0.1')
+      await received(i + CHUNK)
+    }
+    assert.equal(dropped().unlisted_source, total, 'every one counted')
+    const lines = f.logs.filter((l) => l.includes('vxlan_dropped')).length
+    assert.ok(lines > 0 && lines <= CLIENT_BURST, `${lines} log lines for ${total} datagrams`)
+    await alive(to, a)
   })
 
   it('attack: a VNI not configured (or configured only for another VTEP) is dropped and counted unknown_vni', async () => {

@@ -224,4 +224,31 @@ describe('VXLAN ports (integration)', function () {
     assert.ok(logs.some((l) => l.includes('config_rejected') && l.includes('vxlan')), 'the refusal names the key')
     assert.equal(portNamed('vxlan42-127.0.0.2').kind, 'vxlan')
   })
+
+  it('counts datagrams and bytes in and out per listener in /metrics, and a failed send as send_error', async () => {
+    const a = await vtep('127.0.0.2')
+    const [to] = await start([{ vnis: [{ vni: 42, remotes: [a.remote] }] }]) as [number]
+    const h = await host('h1')
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => h.frames.length === 1, 30_000, 'in')
+    h.send([eth(MAC_B, MAC_A, 2)])
+    await waitFor(() => a.received.length === 1, 30_000, 'out')
+    const listener = `127.0.0.1:${to}`
+    assert.equal(await f.metric('switchd_vxlan_packets_total', { listener, direction: 'in' }), 1)
+    assert.equal(await f.metric('switchd_vxlan_packets_total', { listener, direction: 'out' }), 1)
+    assert.equal(await f.metric('switchd_vxlan_bytes_total', { listener, direction: 'out' }), 68)
+    assert.equal(await f.metric('switchd_vxlan_ports', { listener, encap: 'vxlan' }), 1)
+    // What dgram reports of a send the kernel refused (no route, a full buffer): counted, never thrown.
+    f.listeners()[0]?.sent(new Error('EHOSTUNREACH'))
+    assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener, reason: 'send_error' }), 1)
+  })
+
+  it('refuses to start when its address is taken, naming the address and the fix', async () => {
+    const holder = await vtep('127.0.0.1')
+    await assert.rejects(start([{ listen: `127.0.0.1:${holder.port}`, vnis: [{ vni: 42, remotes: ['127.0.0.2'] }] }]), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'TSW_ERR_CONFIG')
+      assert.match(err.message, new RegExp(`vxlan listener 127\\.0\\.0\\.1:${holder.port}: EADDRINUSE: .*choose another port`))
+      return true
+    })
+  })
 })

@@ -140,7 +140,9 @@ describe('frame trace', () => {
         if (rng.bool(0.1)) { p.rateBps = 200; p.rateTokens = 200 }
         if (rng.bool(0.1)) p.allowedMacs = new Set([rng.pick(macs)])
         // Mesh links to other replicas (split horizon, issue 25).
-        if (rng.bool(0.3)) p.mesh = true
+        // Or one of two VNIs' VTEP groups (issue 26: Port.horizon).
+        const group = rng.pick([0, 0, 0, 0, 1, 1, 1, 2, 3])
+        if (group === 1) p.mesh = true; else p.horizon = group
         s.addPort(p, rng.bool(0.1))
         if (rng.bool(0.1)) p.blocked |= rng.pick([BLOCK_OPERATOR, BLOCK_LOOP])
         ports.push(p)

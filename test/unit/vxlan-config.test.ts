@@ -72,6 +72,11 @@ describe('vxlan configuration', () => {
       refused(listener([{ vni: 42, remotes: ['10.0.0.2:0'] }]), /remotes\[0\]: 10\.0\.0\.2:0: the port must be 1-65535/)
     })
 
+    it('a remote that is not a unicast address (unspecified, broadcast, multicast)', () => {
+      for (const bad of ['0.0.0.0', '255.255.255.255', '239.1.1.1', '224.0.0.1']) refused(listener([{ vni: 42, remotes: [bad] }]), /remotes\[0\]: .* is not a unicast address/)
+      for (const bad of ['::', 'ff02::1', 'FF05::2']) refused(listener([{ vni: 42, remotes: [bad] }], { listen: '::1' }), /remotes\[0\]: .* is not a unicast address/)
+    })
+
     it('a remote twice, in any spelling', () => {
       refused(listener([{ vni: 42, remotes: ['10.0.0.2', '10.0.0.2:4790'] }]), /remotes\[1\]: 10\.0\.0\.2 twice in VNI 42/)
       refused(listener([{ vni: 42, remotes: ['fd00::2'] }, { vni: 43, remotes: ['fd00::2', '[fd00:0:0::2]:1'] }], { listen: '[::]:4789' }), /vnis\[1\]\.remotes\[1\]: fd00::2 twice/)

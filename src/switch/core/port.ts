@@ -205,7 +205,7 @@ export abstract class Port {
    * Its split-horizon group (decision.ts): a frame that came in on a port
    * with a horizon never leaves by another port of the same horizon. 0 =
    * none; HORIZON_MESH for a fleet's mesh links; a VNI's VXLAN ports share
-   * one of their own (io/vxlan.ts), unless it relays between its VTEPs.
+   * one of their own (daemon/endpoints.ts), unless it relays between its VTEPs.
    */
   horizon = 0
   /** Its VLANs are what another switch granted (a trunk we dialled), not our profiles': reload leaves them. */

@@ -38,6 +38,7 @@ import {
 import type { VxlanSpec } from '../core/endpoint-spec'
 import { egressLength, writeEgress } from '../../common/vlan'
 import { logger } from '../../common/log'
+import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
 const log = logger('vxlan')
 
@@ -176,7 +177,16 @@ export class VxlanListener {
 
   /** Bind the listening socket and the sending ones, then join the ports to their networks. */
   async listen (): Promise<void> {
-    await bind(this.socket, this.spec.port, this.spec.host)
+    try {
+      await bind(this.socket, this.spec.port, this.spec.host)
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException
+      const where = net.isIPv6(this.spec.host) ? `[${this.spec.host}]:${this.spec.port}` : `${this.spec.host}:${this.spec.port}`
+      const fix = e.code === 'EADDRINUSE'
+        ? 'another socket holds it (a kernel vxlan device on this host listens on 0.0.0.0:4789 by default): choose another port in "listen" or --vxlan-listen'
+        : e.code === 'EADDRNOTAVAIL' ? 'no interface of this host has that address: listen on one it has' : 'check "listen" or --vxlan-listen'
+      throw new TapswitchError(ERR_CONFIG, `${this.spec.encap} listener ${where}: ${e.code ?? e.message}: ${fix}`, { cause: err })
+    }
     for (let i = 0; i < this.spec.sourcePorts; i++) this.senders.push(await this.bindSender())
     if (this.senders.length === 0) this.senders.push(this.socket)
     for (const p of this.ports) p.network.addPort(p)

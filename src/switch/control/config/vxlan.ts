@@ -127,6 +127,7 @@ function readVni (r: Reader, x: unknown, k: string, encap: string, family: numbe
     const hp = typeof t === 'string' ? splitAddress(t) : undefined
     if (hp === undefined) r.fail(key, `${JSON.stringify(t)}: expected an IP address with an optional port (10.0.0.2, 10.0.0.2:4789, [fd00::2]:4789); no host names: the remotes are the allowlist of who may send`)
     const [address, port] = hp
+    if (!isUnicast(address)) r.fail(key, `${address} is not a unicast address: a VTEP is one host (switchd floods by a copy to each, not by a multicast group)`)
     if ((net.isIPv6(address) ? 6 : 4) !== family) r.fail(key, `${address} is IPv${family === 6 ? 4 : 6}, the listener IPv${family}: listen on an address of the remotes' family (one listener per family)`)
     if (seen.has(address)) r.fail(key, `${address} twice in VNI ${vni}: a VTEP is one port (its datagrams are matched by address alone)`)
     seen.add(address)
@@ -156,6 +157,13 @@ function checkAcross (r: Reader, specs: readonly VxlanSpec[]): void {
     })
   })
   if (ports > MAX_VXLAN_PORTS) r.fail('vxlan', `${ports} (VNI, VTEP) ports: at most ${MAX_VXLAN_PORTS} in all`)
+}
+
+/** Not unspecified, broadcast or multicast (the address a datagram can come from, and one host to send to). */
+function isUnicast (address: string): boolean {
+  if (net.isIPv6(address)) return address !== '::' && !/^ff/i.test(address)
+  const first = Number(address.split('.')[0])
+  return address !== '0.0.0.0' && address !== '255.255.255.255' && !(first >= 224 && first <= 239)
 }
 
 function hostPort (host: string, port: number): string {

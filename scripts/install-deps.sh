@@ -19,7 +19,15 @@ ss                 iproute2         e2e tests wait for a listener in a namespace
 ping               iputils-ping     the demo and e2e tests
 sysctl             procps           e2e tests set a namespace'"'"'s sysctls
 iperf3             iperf3           e2e throughput and offload tests
-tcpdump            tcpdump          e2e: switchctl capture read back by tcpdump
+tcpdump            tcpdump          e2e: switchctl capture read back by tcpdump; the VXLAN e2e reads VLAN tags with it
+bridge             iproute2         the VXLAN e2e: a kernel vxlan device'"'"'s flood list (bridge fdb append)
+ethtool            ethtool          the VXLAN e2e and bench: transmit checksum offload off on veth underlays
+timeout            coreutils        e2e tests bound a capture run inside a namespace
+ovsdb-tool         openvswitch-common  the VXLAN e2e: Open vSwitch'"'"'s userspace datapath in a namespace
+ovsdb-server       openvswitch-common  the VXLAN e2e: Open vSwitch'"'"'s userspace datapath in a namespace
+ovs-appctl         openvswitch-common  the VXLAN e2e: Open vSwitch'"'"'s userspace datapath in a namespace
+ovs-vsctl          openvswitch-switch  the VXLAN e2e: Open vSwitch'"'"'s userspace datapath in a namespace
+ovs-vswitchd       openvswitch-switch  the VXLAN e2e: Open vSwitch'"'"'s userspace datapath in a namespace
 promtool           prometheus       deploy tests: the scrape configuration and /metrics checked by promtool
 nginx              nginx            the balancer: deploy/nginx/tapswitch.conf checked by nginx -t, and run in front of several switchd by the drain tests
 qemu-system-x86_64 qemu-system-x86  the QEMU endpoint tests and the gateway (libslirp in a QEMU child)

@@ -54,6 +54,12 @@ const SLAB_SIZE = 1024 * 1024
 const MAX_DATAGRAM = 65535
 /** Tries at a free source port in 49152-65535 per sending socket. */
 const BIND_TRIES = 32
+/**
+ * SO_RCVBUF of every socket (the kernel caps it at net.core.rmem_max, 4 MiB on Debian): a kernel VTEP sends
+ * a TCP burst as one TSO superframe cut into ~45 datagrams at once, which overflowed the default 208 KiB
+ * while the event loop was busy (UdpRcvbufErrors; 18 % of a TCP stream's segments retransmitted).
+ */
+const RECV_BUFFER = 4 * 1024 * 1024
 /** Log lines a listener may attempt per second for dropped datagrams (each within its address's budget too). */
 const LOG_ATTEMPTS_PER_SECOND = 100
 
@@ -208,7 +214,7 @@ export class VxlanListener {
 
   private newSocket (): dgram.Socket {
     // An IPv6 listener takes IPv6 only: an IPv4 sender would come as ::ffff:a.b.c.d, a family its remotes are not.
-    const s = dgram.createSocket(net.isIPv6(this.spec.host) ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' })
+    const s = dgram.createSocket(net.isIPv6(this.spec.host) ? { type: 'udp6', ipv6Only: true, recvBufferSize: RECV_BUFFER } : { type: 'udp4', recvBufferSize: RECV_BUFFER })
     // A send that fails (no route, ICMP unreachable reported) is counted by `sent`; nothing else may throw.
     s.on('error', (err) => { log.limited('warn', 'vxlan_socket_error', { listen: this.label, error: err.message }) })
     return s

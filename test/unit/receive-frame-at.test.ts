@@ -34,6 +34,14 @@ describe('Switch#receiveFrameAt()', () => {
     assert.equal(a.rxBytes, 60)
   })
 
+  it('with flush false, queues for the egress port and leaves the one flush to the caller (several datagrams, one batch)', () => {
+    for (let i = 0; i < 3; i++) sw.receiveFrameAt(a, Buffer.concat([Buffer.alloc(8), eth(BROADCAST, MAC_A, i)]), 8, 60, false)
+    assert.equal(b.flushes, 0, 'nothing sent yet')
+    sw.flushDirty()
+    assert.equal(b.flushes, 1, 'one flush for the three')
+    assert.deepEqual(b.take().map((f) => f[14]), [0, 1, 2])
+  })
+
   it('counts a frame shorter than an Ethernet header as a runt', () => {
     const msg = Buffer.alloc(8 + 13)
     sw.receiveFrameAt(a, msg, 8, 13)

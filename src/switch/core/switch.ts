@@ -116,11 +116,14 @@ export class Switch extends Decision {
    * One frame at buf[off, off + len) of a larger message (a VXLAN or GENEVE
    * datagram, after its headers): decided where it lies. Only a port with an
    * edge (link conditions) gets a view of it, which the edge may hold.
+   * `flush` false: the caller calls flushDirty() once for several frames (a
+   * transport that reads many datagrams in one turn of the loop, so that
+   * what they queue for a port leaves as one message, not one each).
    */
-  receiveFrameAt (ingress: Port, buf: Buffer, off: number, len: number): void {
+  receiveFrameAt (ingress: Port, buf: Buffer, off: number, len: number, flush = true): void {
     if (ingress.edge !== null) { ingress.edge.receiveFrame(buf.subarray(off, off + len)); return }
     this.decide(ingress, buf, off, len, -1)
-    this.flushDirty()
+    if (flush) this.flushDirty()
   }
 
   /**

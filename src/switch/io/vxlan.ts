@@ -144,6 +144,20 @@ export class VxlanListener {
   closed = false
   private logAttempts = LOG_ATTEMPTS_PER_SECOND
   private logTimer: NodeJS.Timeout | undefined
+  /** The networks its ports are in, and whether a flush of them is due (flushAll). */
+  private readonly networks: Switch[] = []
+  private flushPending = false
+  /**
+   * libuv reads up to 32 datagrams a turn and dgram emits each: the frames
+   * they queue for a port (a WebSocket, a TAP) leave as one batch after the
+   * turn's reads, not one message each. setImmediate runs right after the
+   * loop's poll phase, so a lone frame waits for nothing.
+   */
+  private readonly flushAll = (): void => {
+    this.flushPending = false
+    for (const sw of this.networks) sw.flushDirty()
+  }
+
   /** One completion for every send (no closure per datagram): counts a failed one. */
   readonly sent = (err: Error | null): void => { if (err !== null) this.count(DROP_SEND_ERROR) }
 
@@ -158,6 +172,7 @@ export class VxlanListener {
       port.applyPolicy(p.policy)
       port.horizon = p.horizon
       this.ports.push(port)
+      if (!this.networks.includes(p.sw)) this.networks.push(p.sw)
       let byVni = this.sources.get(p.address)
       if (byVni === undefined) { byVni = new Map(); this.sources.set(p.address, byVni) }
       byVni.set(p.vni, port)
@@ -230,7 +245,8 @@ export class VxlanListener {
     if (off < 0) { this.refuse(off === PARSE_TRUNCATED ? DROP_TRUNCATED : DROP_BAD_HEADER, from); return }
     const port = byVni.get(vniAt(msg))
     if (port === undefined) { this.refuse(DROP_UNKNOWN_VNI, from); return }
-    port.network.receiveFrameAt(port, msg, off, msg.length - off)
+    port.network.receiveFrameAt(port, msg, off, msg.length - off, false)
+    if (!this.flushPending) { this.flushPending = true; setImmediate(this.flushAll) }
   }
 
   private count (reason: number): void { this.drops[reason] = (this.drops[reason] as number) + 1 }

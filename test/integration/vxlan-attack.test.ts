@@ -18,7 +18,7 @@ import * as dgram from 'node:dgram'
 import { useVxlan, type FakeVtep } from '../helpers/vtep'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
-import { R_OVERSIZE, R_PORT_SECURITY } from '../../src/switch/core/reasons'
+import { R_OVERSIZE, R_PORT_SECURITY, R_BACKPRESSURE } from '../../src/switch/core/reasons'
 import { VXLAN_DROP_REASONS } from '../../src/switch/core/encap'
 import { CLIENT_BURST } from '../../src/common/log'
 
@@ -177,5 +177,33 @@ describe('VXLAN ports under attack (integration)', function () {
       c.close()
     }
     await alive(to, a)
+  })
+
+  it('attack: one WebSocket message of 4,000 broadcasts to 256 VTEPs holds at most the listener\'s in-flight share; the rest is counted backpressure, and the VTEPs get frames again after', async function () {
+    this.timeout(120_000)
+    // dgram defers each send a tick and the kernel's queue shows none of them meanwhile: the old check saw 0 queued
+    // bytes and handed all 1,024,000 datagrams over (~600 MB) before any of them left.
+    const a = await f.vtep('127.0.0.2')
+    const others = Array.from({ length: 255 }, (_, i) => `127.1.0.${i + 1}:9`) // nobody listens: the datagrams are lost on loopback
+    await f.start([{ sourcePorts: 0, vnis: [{ vni: 42, remotes: [a.remote, ...others] }] }])
+    const h = await f.host('h1')
+    const l = listener()
+    const frames = Array.from({ length: 4000 }, (_, i) => eth(BROADCAST, MAC_A, i & 0xff))
+    const total = frames.length * l.ports.length
+    const backpressure = (): number => l.ports.reduce((n, p) => n + p.drops[R_BACKPRESSURE], 0)
+    let peak = 0
+    const sample = setInterval(() => { peak = Math.max(peak, l.ports.reduce((n, p) => n + p.inFlight, 0)) }, 1)
+    try {
+      h.send(frames)
+      await waitFor(() => l.packetsOut + backpressure() === total, 60_000, 'every copy sent or dropped')
+      assert.ok(l.packetsOut <= 2 * 16384, `${l.packetsOut} datagrams handed over`)
+      await waitFor(() => l.ports.every((p) => p.inFlight === 0), 30_000, 'every send completed')
+    } finally { clearInterval(sample) }
+    assert.ok(peak <= 16384, `${peak} datagrams in flight at once`)
+    assert.ok(backpressure() >= total - 2 * 16384, 'the rest counted as backpressure on the VTEPs\' ports')
+    // Drained: the next broadcast reaches the VTEP.
+    a.take()
+    h.send([eth(BROADCAST, MAC_A, 0x7e)])
+    await waitFor(() => a.received.some((r) => r.frame[14] === 0x7e), 30_000, 'a broadcast at VTEP A after the burst')
   })
 })

@@ -239,7 +239,7 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(await f.metric('switchd_vxlan_bytes_total', { listener, direction: 'out' }), 68)
     assert.equal(await f.metric('switchd_vxlan_ports', { listener, encap: 'vxlan' }), 1)
     // What dgram reports of a send the kernel refused (no route, a full buffer): counted, never thrown.
-    f.listeners()[0]?.sent(new Error('EHOSTUNREACH'))
+    f.listeners()[0]?.sendFailed()
     assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener, reason: 'send_error' }), 1)
   })
 

@@ -20,8 +20,9 @@
  * as one datagram, from the socket the inner flow's hash picks (so the
  * source port follows the flow: the underlay can spread flows and keep each
  * in order). A frame whose datagram would exceed the underlay MTU is dropped
- * (`underlay_mtu`); over the port buffer, counted as backpressure, as on every
- * NetPort; a send that fails is counted (`send_error`).
+ * (`underlay_mtu`); one beyond the port's share of what the listener may have
+ * in flight (MAX_IN_FLIGHT), counted as backpressure, as on every NetPort; a
+ * send that fails is counted (`send_error`).
  */
 
 import * as dgram from 'node:dgram'
@@ -42,7 +43,8 @@ import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
 const log = logger('vxlan')
 
-/** Indexes of VXLAN_DROP_REASONS (core/encap.ts). */const DROP_UNLISTED = 0
+/** Indexes of VXLAN_DROP_REASONS (core/encap.ts). */
+const DROP_UNLISTED = 0
 const DROP_UNKNOWN_VNI = 1
 const DROP_BAD_HEADER = 2
 const DROP_TRUNCATED = 3
@@ -56,6 +58,18 @@ const MAX_DATAGRAM = 65535
 const BIND_TRIES = 32
 /** Log lines a listener may attempt per second for dropped datagrams (each within its address's budget too). */
 const LOG_ATTEMPTS_PER_SECOND = 100
+/**
+ * Datagrams and bytes a listener may have handed to dgram and not seen
+ * sent, shared out equally among its ports (each at least one datagram's
+ * worth). dgram defers every send by a tick (its address lookup) and the
+ * kernel's queue shows none of them meanwhile: without this bound one
+ * WebSocket message of 4,000 broadcasts to 256 VTEPs held a million sends
+ * (~600 MB) before any backpressure could show.
+ */
+const MAX_IN_FLIGHT = 16384
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
+/** The least share of in-flight datagrams a port gets, however many ports share the listener. */
+const MIN_IN_FLIGHT = 16
 
 /** One (VNI, VTEP) port of a listener. */
 export interface VxlanPortSpec {
@@ -73,6 +87,16 @@ export interface VxlanPortSpec {
 /** A remote VTEP of one VNI, as a port. */
 export class VxlanPort extends NetPort {
   readonly kind: 'vxlan' | 'geneve'
+  /** Datagrams handed to dgram and not yet completed, and their bytes (within the listener's share for each port). */
+  inFlight = 0
+  inFlightBytes = 0
+  /** One completion for every send of this port (made once, not per datagram). */
+  readonly sent = (err: Error | null, bytes?: number): void => {
+    this.inFlight--
+    // A failed send reports no length: the count is exact, and the bytes start again from zero once none is left.
+    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    if (err !== null) this.listener.sendFailed()
+  }
 
   constructor (readonly listener: VxlanListener, readonly vni: number, readonly vtepAddress: string, readonly vtepPort: number,
     id: number, name: string, highWaterMark: number, sw: Switch) {
@@ -81,7 +105,8 @@ export class VxlanPort extends NetPort {
     this.clientKey = `vtep ${vtepAddress}`
   }
 
-  bufferedBytes (): number { return this.listener.queued() }
+  /** What this port handed to its sockets and they have not sent yet (the kernel's and libuv's queues among it). */
+  bufferedBytes (): number { return this.inFlightBytes }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     const l = this.listener
@@ -89,14 +114,17 @@ export class VxlanPort extends NetPort {
     const outLen = egressLength(len, op)
     if (outLen > l.maxInner) { this.network.drop(this, R_UNDERLAY_MTU, buf, off, len, vid); return }
     // The hash skips VLAN tags: the frame as it came hashes as it will leave.
-    const socket = l.senderFor(flowHash(buf, off, len, l.seed))
-    if (socket.getSendQueueSize() > this.highWaterMark) { this.dropForBackpressure(); return }
+    const size = ENCAP_HLEN + outLen
+    if (this.inFlight >= l.shareDatagrams || this.inFlightBytes + size > l.shareBytes) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
-    const at = l.reserve(ENCAP_HLEN + outLen)
+    const socket = l.senderFor(flowHash(buf, off, len, l.seed))
+    const at = l.reserve(size)
     const slab = l.slab
     writeHeader(l.encap, slab, at, this.vni)
     writeEgress(slab, at + ENCAP_HLEN, buf, off, len, op, vid)
-    socket.send(slab, at, ENCAP_HLEN + outLen, this.vtepPort, this.vtepAddress, l.sent)
+    this.inFlight++
+    this.inFlightBytes += size
+    socket.send(slab, at, size, this.vtepPort, this.vtepAddress, this.sent)
     l.packetsOut++
     l.bytesOut += ENCAP_HLEN + outLen
     this.txFrames++
@@ -138,13 +166,17 @@ export class VxlanListener {
   closed = false
   private logAttempts = LOG_ATTEMPTS_PER_SECOND
   private logTimer: NodeJS.Timeout | undefined
-  /** One completion for every send (no closure per datagram): counts a failed one. */
-  readonly sent = (err: Error | null): void => { if (err !== null) this.count(DROP_SEND_ERROR) }
+  /** Each port's share of the datagrams and bytes in flight (MAX_IN_FLIGHT), its bytes within the port buffer too. */
+  readonly shareDatagrams: number
+  readonly shareBytes: number
 
   constructor (readonly spec: VxlanSpec, ports: readonly VxlanPortSpec[], highWaterMark: number) {
     this.encap = spec.encap === 'geneve' ? ENCAP_GENEVE : ENCAP_VXLAN
     const v6 = net.isIPv6(spec.host)
     this.maxInner = Math.min(maxInnerFrame(spec.mtu, v6), MAX_DATAGRAM - ENCAP_HLEN)
+    const n = Math.max(1, ports.length)
+    this.shareDatagrams = Math.max(MIN_IN_FLIGHT, Math.floor(MAX_IN_FLIGHT / n))
+    this.shareBytes = Math.max(ENCAP_HLEN + this.maxInner, Math.min(highWaterMark, Math.floor(MAX_IN_FLIGHT_BYTES / n)))
     this.socket = this.newSocket()
     this.socket.on('message', (msg, rinfo) => { this.receive(msg, rinfo.address) })
     for (const p of ports) {
@@ -229,6 +261,9 @@ export class VxlanListener {
 
   private count (reason: number): void { this.drops[reason] = (this.drops[reason] as number) + 1 }
 
+  /** A send failed (a port's completion): counted `send_error`. */
+  sendFailed (): void { this.count(DROP_SEND_ERROR) }
+
   private refuse (reason: number, from: string): void {
     this.count(reason)
     if (this.logAttempts <= 0) return
@@ -248,14 +283,6 @@ export class VxlanListener {
   senderFor (hash: number): dgram.Socket {
     const s = this.senders
     return s.length === 1 ? s[0] as dgram.Socket : s[socketIndex(hash, s.length)] as dgram.Socket
-  }
-
-  /** Bytes the kernel has not sent yet, over every sending socket (slow path: the API, backpressure's end). */
-  queued (): number {
-    if (this.closed) return 0
-    let n = 0
-    for (const s of this.senders) { try { n += s.getSendQueueSize() } catch { /* not bound yet */ } }
-    return n
   }
 
   /** The counters by reason, for metrics. */

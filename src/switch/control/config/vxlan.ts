@@ -94,6 +94,8 @@ function readListen (r: Reader, v: unknown, key: string, defPort: number): [stri
   if (typeof v !== 'string') r.fail(key, `expected ${what}`)
   const hp = splitAddress(v)
   if (hp === undefined) r.fail(key, `"${v}": expected ${what}`)
+  const odd = unusable(hp[0])
+  if (odd !== undefined) r.fail(key, `${hp[0]} ${odd}`)
   return [hp[0], hp[1] ?? defPort]
 }
 
@@ -128,6 +130,8 @@ function readVni (r: Reader, x: unknown, k: string, encap: string, family: numbe
     if (hp === undefined) r.fail(key, `${JSON.stringify(t)}: expected an IP address with an optional port (10.0.0.2, 10.0.0.2:4789, [fd00::2]:4789); no host names: the remotes are the allowlist of who may send`)
     const [address, port] = hp
     if (!isUnicast(address)) r.fail(key, `${address} is not a unicast address: a VTEP is one host (switchd floods by a copy to each, not by a multicast group)`)
+    const odd = unusable(address)
+    if (odd !== undefined) r.fail(key, `${address} ${odd}`)
     if ((net.isIPv6(address) ? 6 : 4) !== family) r.fail(key, `${address} is IPv${family === 6 ? 4 : 6}, the listener IPv${family}: listen on an address of the remotes' family (one listener per family)`)
     if (seen.has(address)) r.fail(key, `${address} twice in VNI ${vni}: a VTEP is one port (its datagrams are matched by address alone)`)
     seen.add(address)
@@ -150,6 +154,10 @@ function checkAcross (r: Reader, specs: readonly VxlanSpec[]): void {
     listens.add(where)
     s.vnis.forEach((v, j) => {
       ports += v.remotes.length
+      v.remotes.forEach((rem, m) => {
+        const self = specs.findIndex((o) => isListener(o, rem))
+        if (self >= 0) r.fail(`vxlan[${i}].vnis[${j}].remotes[${m}]`, `${hostPort(rem.address, rem.port)} is vxlan[${self}], switchd's own listener: switchd would flood to itself and learn its own stations there (a loop with "relay"). List the other VTEPs`)
+      })
       const key = `${v.network}\u0000${v.name}`
       const other = prefixes.get(key)
       if (other !== undefined) r.fail(`vxlan[${i}].vnis[${j}].name`, `"${v.name}" is also the name of ${other} in network ${v.network}: port names must be unique, give one a "name"`)
@@ -164,6 +172,31 @@ function isUnicast (address: string): boolean {
   if (net.isIPv6(address)) return address !== '::' && !/^ff/i.test(address)
   const first = Number(address.split('.')[0])
   return address !== '0.0.0.0' && address !== '255.255.255.255' && !(first >= 224 && first <= 239)
+}
+
+/**
+ * Why an address of the right syntax can never be matched or reached, or
+ * undefined. A datagram's source is compared as text: an IPv4-mapped address
+ * never arrives on an IPv6-only socket (IPv4 senders are another family),
+ * and a link-local one arrives with its zone (`fe80::1%eth0`) that the
+ * canonical text has lost; no datagram comes from 0/8 or 240/4.
+ */
+function unusable (address: string): string | undefined {
+  if (net.isIPv6(address)) {
+    if (/^::ffff:/i.test(address)) return 'is an IPv4-mapped address: give the IPv4 address, with a listener on an IPv4 address'
+    if (/^fe[89ab]/i.test(address)) return 'is link-local: its zone (%interface) cannot be kept; use a global or unique-local (fd00::/8) address'
+    return undefined
+  }
+  const first = Number(address.split('.')[0])
+  if (first === 0 && address !== '0.0.0.0') return 'is in 0.0.0.0/8 ("this network"): no datagram comes from it'
+  if (first >= 240 && address !== '255.255.255.255') return 'is in 240.0.0.0/4 (reserved): no datagram comes from it'
+  return undefined
+}
+
+/** Whether a listener at host:port receives what is sent to `remote` (its own address; loopback when it listens on all). */
+function isListener (s: VxlanSpec, remote: VtepSpec): boolean {
+  if (s.port === 0 || remote.port !== s.port) return false
+  return remote.address === s.host || ((s.host === '0.0.0.0' || s.host === '::') && isLoopback(remote.address))
 }
 
 function hostPort (host: string, port: number): string {

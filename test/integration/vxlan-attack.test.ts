@@ -16,6 +16,8 @@
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import { useVxlan, type FakeVtep } from '../helpers/vtep'
+import { buildConfig } from '../../src/switch/control/config'
+import { MODE_ACCESS, portState } from '../../src/switch/core/port'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
 import { R_OVERSIZE, R_PORT_SECURITY, R_BACKPRESSURE } from '../../src/switch/core/reasons'
@@ -205,5 +207,32 @@ describe('VXLAN ports under attack (integration)', function () {
     a.take()
     h.send([eth(BROADCAST, MAC_A, 0x7e)])
     await waitFor(() => a.received.some((r) => r.frame[14] === 0x7e), 30_000, 'a broadcast at VTEP A after the burst')
+  })
+
+  it('attack: a reload keeps each VTEP port in its VNI\'s VLAN: VNI 43\'s frames never reach VLAN 1 after it, and a trunk profile does not shut the port', async () => {
+    // The reload resolved a VTEP port's policy from its profile alone (access VLAN 1 by default), without the
+    // VNI's VLAN: after any SIGHUP VNI 43 (VLAN 20) was bridged into VLAN 1, and a profile saying trunk disabled it.
+    const a = await f.vtep('127.0.0.2')
+    const b = await f.vtep('127.0.0.3')
+    const vxlan = [{ listen: '127.0.0.1:0', vnis: [{ vni: 43, vlan: 20, remotes: [a.remote] }, { vni: 44, vlan: 30, remotes: [b.remote] }] }]
+    const profiles = [{ match: 'vxlan44-*', mode: 'trunk', vlans: [1, 30] }]
+    const [to] = await f.start(vxlan, { profiles }) as [number]
+    const h1 = await f.host('h1')
+    const config = buildConfig({ vxlan, profiles, pingInterval: 29 }, 'test')
+    assert.equal(f.switchd.reload(config), true)
+    for (const [name, vlan] of [['vxlan43-127.0.0.2', 20], ['vxlan44-127.0.0.3', 30]] as const) {
+      const p = f.port(name)
+      assert.deepEqual([p.mode, p.pvid, [...p.policy.vlans]], [MODE_ACCESS, vlan, [vlan]], name)
+    }
+    a.send(to, 43, eth(BROADCAST, MAC_B, 1))
+    b.send(to, 44, eth(BROADCAST, MAC_C, 2))
+    await received(2)
+    // Barrier in VLAN 1: the host's own broadcast reaches no VTEP, and nothing of VNI 43 or 44 reached the host.
+    const h2 = await f.host('h2')
+    h1.send([eth(BROADCAST, MAC_A, 7)])
+    await waitFor(() => h2.frames.length >= 1, 30_000, 'the barrier at h2')
+    assert.deepEqual(h1.take().map((x) => x[14]), [])
+    assert.deepEqual([a.received.length, b.received.length], [0, 0])
+    assert.deepEqual(['vxlan43-127.0.0.2', 'vxlan44-127.0.0.3'].map((n) => portState(f.port(n))), ['forwarding', 'forwarding'])
   })
 })

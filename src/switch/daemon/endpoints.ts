@@ -24,7 +24,7 @@ import { FastPath, type FastPathBinding } from '../io/fast-path'
 import { TrunkLink, type TrunkHost } from '../io/trunk'
 import { Gateway } from '../io/gateway'
 import { VxlanListener, type VxlanPortSpec } from '../io/vxlan'
-import { HORIZON_FIRST_FREE, MODE_ACCESS } from '../core/port'
+import { HORIZON_FIRST_FREE } from '../core/port'
 import type { SandboxHost } from '../io/gateway-sandbox'
 import type { PortRegistry, Owner } from './registry'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
@@ -187,9 +187,8 @@ const vxlan: EndpointKind = {
         const group = v.relay ? 0 : horizon++
         for (const r of v.remotes) {
           const name = `${v.name}-${r.address}`
-          const [sw, profile] = placeOf(ctx, v.network, name, `vxlan[${i}] VNI ${v.vni}`)
-          // An access port of the VNI's VLAN; the rest (maxMacs, storm, condition) from the profile its name selects.
-          const policy: PortPolicy = Object.freeze({ ...profile, mode: MODE_ACCESS, pvid: v.vlan, vlans: Object.freeze([v.vlan]) })
+          // An access port of the VNI's VLAN; the rest (maxMacs, storm, condition) from the profile its name selects (config vtepPolicy).
+          const [sw, policy] = placeOf(ctx, v.network, name, `vxlan[${i}] VNI ${v.vni}`)
           ports.push({ vni: v.vni, address: r.address, port: r.port, name, sw, policy, id: ctx.allocateId(), horizon: group })
         }
       }

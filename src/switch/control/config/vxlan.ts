@@ -20,6 +20,7 @@ import { NAME_PATTERN } from '../../../common/protocol'
 import { VID_MAX, VID_MIN } from '../../../common/vlan'
 import { isLoopback } from '../../../common/address'
 import { VXLAN_PORT, GENEVE_PORT, VNI_MAX } from '../../core/encap'
+import { MODE_ACCESS, type PortPolicy } from '../../core/port'
 import { logger } from '../../../common/log'
 
 const log = logger('config')
@@ -208,6 +209,24 @@ export function vxlanPrefixes (config: Pick<SwitchdConfig, 'vxlan'>, network?: s
   const out: string[] = []
   for (const s of config.vxlan) for (const v of s.vnis) if (network === undefined || v.network === network) out.push(`${v.name}-`)
   return out
+}
+
+/**
+ * A VTEP port's policy: an access port of its VNI's VLAN, the rest
+ * (maxMacs, storm, condition) from `profile`, the one its name selects; or
+ * undefined when `name` is no VTEP port of `network`. At start and on every
+ * reload alike (control/networks.ts policyFor): the profile alone would put
+ * the port in the profile's VLAN, bridging the VNI into it.
+ */
+export function vtepPolicy (config: Pick<SwitchdConfig, 'vxlan'>, network: string, name: string, profile: PortPolicy): PortPolicy | undefined {
+  for (const s of config.vxlan) {
+    for (const v of s.vnis) {
+      if (v.network !== network || !name.startsWith(`${v.name}-`)) continue
+      const address = name.slice(v.name.length + 1)
+      if (v.remotes.some((r) => r.address === address)) return Object.freeze({ ...profile, mode: MODE_ACCESS, pvid: v.vlan, vlans: Object.freeze([v.vlan]) })
+    }
+  }
+  return undefined
 }
 
 /** Whether `name` starts with a reserved VXLAN prefix: a hello may not claim it (a VTEP's port is named by the configuration). */

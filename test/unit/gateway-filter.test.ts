@@ -286,5 +286,19 @@ describe('GatewayFilter', () => {
       assert.equal(verdict(filter, udp('10.0.2.2', 4790)), V_FLOW, 'the rest of the range stays open')
       assert.equal(verdict(filter, tcp('10.0.2.2', 4789)), R_HOST, 'TCP 4789 is not switchd\'s')
     })
+
+    it('attack: not even as the answer on a published UDP port: a peer at a VTEP\'s address (spoofed) or at switchd\'s listener gets none', () => {
+      const { filter, flows } = setup({ nat: 'on', publish: [[UDP, '10.0.2.15', 5000]] })
+      filter.vteps.set([ip('203.0.113.5')])
+      filter.selfPorts.add(UDP, 4789, 4789)
+      // Datagrams to the published port "from" the VTEP's VXLAN port, and from switchd's listener (presented as the gateway's address).
+      for (const [src, sport] of [['203.0.113.5', 4789], ['10.0.2.2', 4789], ['198.51.100.9', 4789]] as const) {
+        const inbound = ip4({ proto: UDP, src, dst: '10.0.2.15', sport, dport: 5000, smac: GW_MAC, dmac: 0x020000000001 })
+        flows.ingress(inbound, 14, inbound.length, 0)
+      }
+      assert.equal(verdict(filter, udp('203.0.113.5', 4789, { sport: 5000 })), R_SWITCHD)
+      assert.equal(verdict(filter, udp('10.0.2.2', 4789, { sport: 5000 })), R_SWITCHD)
+      assert.equal(verdict(filter, udp('198.51.100.9', 4789, { sport: 5000 })), V_PASS, 'another peer\'s answer still passes')
+    })
   })
 })

@@ -29,8 +29,10 @@
  *    addresses (stations talk on-link; slirp would dial the host's LAN), and
  *    IPv4 to a MAC other than the gateway's or broadcast (flooded frames for
  *    another station, which slirp would act on all the same);
- *  - UDP to one of switchd's VTEPs (`switchd`): through NAT it would leave
- *    from this host's address, which the VTEP trusts as switchd's;
+ *  - UDP to one of switchd's VTEPs, or to its VXLAN listeners at any address
+ *    slirp maps to this host (`switchd`), even as an answer on a published
+ *    port: through NAT it would leave from this host's address, which the
+ *    VTEP trusts as switchd's;
  *  - the outside (everything else): with `nat: true` only, else `outside`;
  *  - replies on published ports (hostfwd): slirp presents those connections
  *    as coming from their host peer (the gateway's address for a loopback
@@ -225,6 +227,8 @@ export class GatewayFilter {
     const dst = buf.readUInt32BE(l3 + 16)
     const src = buf.readUInt32BE(l3 + 12)
     if (dport >= 0) {
+      // Not even as an answer on a published port: a spoofed peer at a VTEP's address would have it sent from this host.
+      if (proto === IPPROTO_UDP && this.isUnderlay(dst, dport)) return R_SWITCHD
       const sport = buf.readUInt16BE(l4)
       if (this.published.has(proto, src, sport)) {
         if (proto === IPPROTO_TCP && ((buf[l4 + 13] as number) & TCP_OPEN_MASK) !== TCP_SYN) return V_FLOW
@@ -273,9 +277,16 @@ export class GatewayFilter {
     const top = dst >>> 24
     if (top === 0 || top === 127) return this.isSelf(proto, dport) ? R_SWITCHD : R_NOT_ROUTABLE
     if (top >= 224 || (dst >>> 16) === 0xa9fe || ((dst & this.mask) >>> 0) === this.subnet) return R_NOT_ROUTABLE
-    if (proto === IPPROTO_UDP && this.vteps.has(dst)) return R_SWITCHD
     if (this.hostAddresses.has(dst)) return this.isSelf(proto, dport) ? R_SWITCHD : R_HOST
     return this.natOn ? V_FLOW : R_OUTSIDE
+  }
+
+  /** UDP to `dst`:`dport` would reach a VTEP, or one of switchd's VXLAN listeners at an address slirp maps to this host. */
+  private isUnderlay (dst: number, dport: number): boolean {
+    if (this.vteps.has(dst)) return true
+    if (!this.selfPorts.has(IPPROTO_UDP, dport)) return false
+    const top = dst >>> 24
+    return dst === this.gw || dst === 0xffffffff || top === 0 || top === 127 || this.hostAddresses.has(dst)
   }
 
   /** PortSet.has answers false for ICMP (dport -1): only TCP and UDP ports are switchd's. */

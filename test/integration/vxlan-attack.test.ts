@@ -187,7 +187,7 @@ describe('VXLAN ports under attack (integration)', function () {
     // bytes and handed all 1,024,000 datagrams over (~600 MB) before any of them left.
     const a = await f.vtep('127.0.0.2')
     const others = Array.from({ length: 255 }, (_, i) => `127.1.0.${i + 1}:9`) // nobody listens: the datagrams are lost on loopback
-    await f.start([{ sourcePorts: 0, vnis: [{ vni: 42, remotes: [a.remote, ...others] }] }])
+    const [to] = await f.start([{ sourcePorts: 0, vnis: [{ vni: 42, remotes: [a.remote, ...others] }] }]) as [number]
     const h = await f.host('h1')
     const l = listener()
     const frames = Array.from({ length: 4000 }, (_, i) => eth(BROADCAST, MAC_A, i & 0xff))
@@ -207,6 +207,13 @@ describe('VXLAN ports under attack (integration)', function () {
     a.take()
     h.send([eth(BROADCAST, MAC_A, 0x7e)])
     await waitFor(() => a.received.some((r) => r.frame[14] === 0x7e), 30_000, 'a broadcast at VTEP A after the burst')
+    // A burst to one VTEP (a WebSocket message of 170 full frames) is within its own share: none dropped.
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => f.switchd.networks.get('default')?.fdb.peek(1, parseInt(MAC_B, 16))?.port === l.ports[0], 30_000, 'B learned behind A')
+    const [out, dropped] = [l.packetsOut, backpressure()]
+    h.send(Array.from({ length: 170 }, (_, i) => eth(MAC_B, MAC_A, i, 1400)))
+    await waitFor(() => l.packetsOut + backpressure() === out + dropped + 170, 30_000, 'the burst sent or dropped')
+    assert.equal(backpressure(), dropped, 'none of the burst dropped')
   })
 
   it('attack: a reload keeps each VTEP port in its VNI\'s VLAN: VNI 43\'s frames never reach VLAN 1 after it, and a trunk profile does not shut the port', async () => {

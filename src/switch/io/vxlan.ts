@@ -20,9 +20,9 @@
  * as one datagram, from the socket the inner flow's hash picks (so the
  * source port follows the flow: the underlay can spread flows and keep each
  * in order). A frame whose datagram would exceed the underlay MTU is dropped
- * (`underlay_mtu`); one beyond the port's share of what the listener may have
- * in flight (MAX_IN_FLIGHT), counted as backpressure, as on every NetPort; a
- * send that fails is counted (`send_error`).
+ * (`underlay_mtu`); one beyond what the port or the listener may have in
+ * flight (PORT_IN_FLIGHT, MAX_IN_FLIGHT), counted as backpressure, as on every
+ * NetPort; a send that fails is counted (`send_error`).
  */
 
 import * as dgram from 'node:dgram'
@@ -60,16 +60,20 @@ const BIND_TRIES = 32
 const LOG_ATTEMPTS_PER_SECOND = 100
 /**
  * Datagrams and bytes a listener may have handed to dgram and not seen
- * sent, shared out equally among its ports (each at least one datagram's
- * worth). dgram defers every send by a tick (its address lookup) and the
+ * sent. dgram defers every send by a tick (its address lookup) and the
  * kernel's queue shows none of them meanwhile: without this bound one
  * WebSocket message of 4,000 broadcasts to 256 VTEPs held a million sends
  * (~600 MB) before any backpressure could show.
  */
 const MAX_IN_FLIGHT = 16384
 const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
-/** The least share of in-flight datagrams a port gets, however many ports share the listener. */
-const MIN_IN_FLIGHT = 16
+/**
+ * What one port may hold of it (and no more bytes than the port buffer): a
+ * burst to one VTEP (a WebSocket message holds at most ~170 full frames)
+ * fits, and no port takes the whole listener. A flood takes a copy for each
+ * port in turn, so under the listener's bound they lose alike.
+ */
+const PORT_IN_FLIGHT = 1024
 
 /** One (VNI, VTEP) port of a listener. */
 export interface VxlanPortSpec {
@@ -95,7 +99,7 @@ export class VxlanPort extends NetPort {
     this.inFlight--
     // A failed send reports no length: the count is exact, and the bytes start again from zero once none is left.
     this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
-    if (err !== null) this.listener.sendFailed()
+    this.listener.completed(err, bytes)
   }
 
   constructor (readonly listener: VxlanListener, readonly vni: number, readonly vtepAddress: string, readonly vtepPort: number,
@@ -115,7 +119,7 @@ export class VxlanPort extends NetPort {
     if (outLen > l.maxInner) { this.network.drop(this, R_UNDERLAY_MTU, buf, off, len, vid); return }
     // The hash skips VLAN tags: the frame as it came hashes as it will leave.
     const size = ENCAP_HLEN + outLen
-    if (this.inFlight >= l.shareDatagrams || this.inFlightBytes + size > l.shareBytes) { this.dropForBackpressure(); return }
+    if (this.inFlight >= PORT_IN_FLIGHT || this.inFlightBytes + size > this.highWaterMark || !l.mayHold(size)) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
     const socket = l.senderFor(flowHash(buf, off, len, l.seed))
     const at = l.reserve(size)
@@ -124,6 +128,8 @@ export class VxlanPort extends NetPort {
     writeEgress(slab, at + ENCAP_HLEN, buf, off, len, op, vid)
     this.inFlight++
     this.inFlightBytes += size
+    l.inFlight++
+    l.inFlightBytes += size
     socket.send(slab, at, size, this.vtepPort, this.vtepAddress, this.sent)
     l.packetsOut++
     l.bytesOut += ENCAP_HLEN + outLen
@@ -166,17 +172,14 @@ export class VxlanListener {
   closed = false
   private logAttempts = LOG_ATTEMPTS_PER_SECOND
   private logTimer: NodeJS.Timeout | undefined
-  /** Each port's share of the datagrams and bytes in flight (MAX_IN_FLIGHT), its bytes within the port buffer too. */
-  readonly shareDatagrams: number
-  readonly shareBytes: number
+  /** Datagrams its ports handed to dgram and not yet completed, and their bytes (at most MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES). */
+  inFlight = 0
+  inFlightBytes = 0
 
   constructor (readonly spec: VxlanSpec, ports: readonly VxlanPortSpec[], highWaterMark: number) {
     this.encap = spec.encap === 'geneve' ? ENCAP_GENEVE : ENCAP_VXLAN
     const v6 = net.isIPv6(spec.host)
     this.maxInner = Math.min(maxInnerFrame(spec.mtu, v6), MAX_DATAGRAM - ENCAP_HLEN)
-    const n = Math.max(1, ports.length)
-    this.shareDatagrams = Math.max(MIN_IN_FLIGHT, Math.floor(MAX_IN_FLIGHT / n))
-    this.shareBytes = Math.max(ENCAP_HLEN + this.maxInner, Math.min(highWaterMark, Math.floor(MAX_IN_FLIGHT_BYTES / n)))
     this.socket = this.newSocket()
     this.socket.on('message', (msg, rinfo) => { this.receive(msg, rinfo.address) })
     for (const p of ports) {
@@ -261,8 +264,15 @@ export class VxlanListener {
 
   private count (reason: number): void { this.drops[reason] = (this.drops[reason] as number) + 1 }
 
-  /** A send failed (a port's completion): counted `send_error`. */
-  sendFailed (): void { this.count(DROP_SEND_ERROR) }
+  /** Whether one more datagram of `size` bytes may be handed over. */
+  mayHold (size: number): boolean { return this.inFlight < MAX_IN_FLIGHT && this.inFlightBytes + size <= MAX_IN_FLIGHT_BYTES }
+
+  /** A port's send completed; a failed one is counted `send_error`. */
+  completed (err: Error | null, bytes: number | undefined): void {
+    this.inFlight--
+    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    if (err !== null) this.count(DROP_SEND_ERROR)
+  }
 
   private refuse (reason: number, from: string): void {
     this.count(reason)

@@ -182,6 +182,26 @@ describe('gateway: a station reaches only what is listed, and takes only its sha
     }
   })
 
+  it('attack: a station cannot reach switchd\'s VXLAN side through the gateway: its listener\'s UDP port (never in hostPorts) nor a VTEP (counted switchd)', async () => {
+    // Through the gateway a station's datagram comes from this host: to the listener from 127.0.0.1 (a local VTEP's
+    // address), to a VTEP from the address the VTEP trusts as switchd's. Either way it would inject frames into a VNI.
+    const probe = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => probe.bind(0, '127.0.0.1', resolve))
+    const port = probe.address().port
+    await new Promise<void>((resolve) => probe.close(resolve))
+    // The VTEPs live in networks of their own, where nothing floods: no datagram of this test goes beyond loopback.
+    const vxlan = [{ listen: `127.0.0.1:${port}`, sourcePorts: 0, vnis: [{ vni: 42, network: 'other', remotes: ['127.0.0.1:9'] }, { vni: 43, network: 'far', remotes: ['198.51.100.7'] }] }]
+    await assert.rejects(start({ nat: 'host', hostPorts: [`udp:${port - 1}-${port + 1}`] }, 0, { vxlan }), (err: Error & { code?: string }) =>
+      err.code === ERR_CONFIG && err.message.includes('networks.lab.gateway.hostPorts[0]') && err.message.includes(`includes ${port}`))
+    await server?.close()
+    const { url } = await start({ nat: 'host', hostPorts: [`udp:${port + 1}`] }, 0, { vxlan })
+    const vm = await station(url, STATION_A, '10.0.2.15')
+    const udp = (dst: string, dport: number): Buffer => ip4({ proto: UDP, dst, dport, smac: STATION_A, payload: Buffer.alloc(30) })
+    await sendAndBarrier(vm, STATION_A, '10.0.2.15', [udp('10.0.2.2', port), udp('255.255.255.255', port), udp('127.0.0.1', port), udp('198.51.100.7', 4789), udp('198.51.100.7', 53)])
+    const p = gatewayPort()
+    assert.deepEqual([p.filteredSelf, p.filteredHost, p.filteredNotRoutable, p.filteredOutside], [5, 0, 0, 0])
+  })
+
   it('attack: a hostPorts entry that takes in one of switchd\'s own ports fails at start, naming the key', async () => {
     const probe = net.createServer()
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))

@@ -16,9 +16,11 @@
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import { useVxlan, type FakeVtep } from '../helpers/vtep'
+import { buildConfig } from '../../src/switch/control/config'
+import { MODE_ACCESS, portState } from '../../src/switch/core/port'
 import { waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B, MAC_C } from '../helpers/frames'
-import { R_OVERSIZE, R_PORT_SECURITY } from '../../src/switch/core/reasons'
+import { R_OVERSIZE, R_PORT_SECURITY, R_BACKPRESSURE } from '../../src/switch/core/reasons'
 import { VXLAN_DROP_REASONS } from '../../src/switch/core/encap'
 import { CLIENT_BURST } from '../../src/common/log'
 
@@ -177,5 +179,67 @@ describe('VXLAN ports under attack (integration)', function () {
       c.close()
     }
     await alive(to, a)
+  })
+
+  it('attack: one WebSocket message of 4,000 broadcasts to 256 VTEPs holds at most the listener\'s in-flight share; the rest is counted backpressure, and the VTEPs get frames again after', async function () {
+    this.timeout(120_000)
+    // dgram defers each send a tick and the kernel's queue shows none of them meanwhile: the old check saw 0 queued
+    // bytes and handed all 1,024,000 datagrams over (~600 MB) before any of them left.
+    const a = await f.vtep('127.0.0.2')
+    const others = Array.from({ length: 255 }, (_, i) => `127.1.0.${i + 1}:9`) // nobody listens: the datagrams are lost on loopback
+    const [to] = await f.start([{ sourcePorts: 0, vnis: [{ vni: 42, remotes: [a.remote, ...others] }] }]) as [number]
+    const h = await f.host('h1')
+    const l = listener()
+    const frames = Array.from({ length: 4000 }, (_, i) => eth(BROADCAST, MAC_A, i & 0xff))
+    const total = frames.length * l.ports.length
+    const backpressure = (): number => l.ports.reduce((n, p) => n + p.drops[R_BACKPRESSURE], 0)
+    let peak = 0
+    const sample = setInterval(() => { peak = Math.max(peak, l.ports.reduce((n, p) => n + p.inFlight, 0)) }, 1)
+    try {
+      h.send(frames)
+      await waitFor(() => l.packetsOut + backpressure() === total, 60_000, 'every copy sent or dropped')
+      assert.ok(l.packetsOut <= 2 * 16384, `${l.packetsOut} datagrams handed over`)
+      await waitFor(() => l.ports.every((p) => p.inFlight === 0), 30_000, 'every send completed')
+    } finally { clearInterval(sample) }
+    assert.ok(peak <= 16384, `${peak} datagrams in flight at once`)
+    assert.ok(backpressure() >= total - 2 * 16384, 'the rest counted as backpressure on the VTEPs\' ports')
+    // Drained: the next broadcast reaches the VTEP.
+    a.take()
+    h.send([eth(BROADCAST, MAC_A, 0x7e)])
+    await waitFor(() => a.received.some((r) => r.frame[14] === 0x7e), 30_000, 'a broadcast at VTEP A after the burst')
+    // A burst to one VTEP (a WebSocket message of 170 full frames) is within its own share: none dropped.
+    a.send(to, 42, eth(BROADCAST, MAC_B, 1))
+    await waitFor(() => f.switchd.networks.get('default')?.fdb.peek(1, parseInt(MAC_B, 16))?.port === l.ports[0], 30_000, 'B learned behind A')
+    const [out, dropped] = [l.packetsOut, backpressure()]
+    h.send(Array.from({ length: 170 }, (_, i) => eth(MAC_B, MAC_A, i, 1400)))
+    await waitFor(() => l.packetsOut + backpressure() === out + dropped + 170, 30_000, 'the burst sent or dropped')
+    assert.equal(backpressure(), dropped, 'none of the burst dropped')
+  })
+
+  it('attack: a reload keeps each VTEP port in its VNI\'s VLAN: VNI 43\'s frames never reach VLAN 1 after it, and a trunk profile does not shut the port', async () => {
+    // The reload resolved a VTEP port's policy from its profile alone (access VLAN 1 by default), without the
+    // VNI's VLAN: after any SIGHUP VNI 43 (VLAN 20) was bridged into VLAN 1, and a profile saying trunk disabled it.
+    const a = await f.vtep('127.0.0.2')
+    const b = await f.vtep('127.0.0.3')
+    const vxlan = [{ listen: '127.0.0.1:0', vnis: [{ vni: 43, vlan: 20, remotes: [a.remote] }, { vni: 44, vlan: 30, remotes: [b.remote] }] }]
+    const profiles = [{ match: 'vxlan44-*', mode: 'trunk', vlans: [1, 30] }]
+    const [to] = await f.start(vxlan, { profiles }) as [number]
+    const h1 = await f.host('h1')
+    const config = buildConfig({ vxlan, profiles, pingInterval: 29 }, 'test')
+    assert.equal(f.switchd.reload(config), true)
+    for (const [name, vlan] of [['vxlan43-127.0.0.2', 20], ['vxlan44-127.0.0.3', 30]] as const) {
+      const p = f.port(name)
+      assert.deepEqual([p.mode, p.pvid, [...p.policy.vlans]], [MODE_ACCESS, vlan, [vlan]], name)
+    }
+    a.send(to, 43, eth(BROADCAST, MAC_B, 1))
+    b.send(to, 44, eth(BROADCAST, MAC_C, 2))
+    await received(2)
+    // Barrier in VLAN 1: the host's own broadcast reaches no VTEP, and nothing of VNI 43 or 44 reached the host.
+    const h2 = await f.host('h2')
+    h1.send([eth(BROADCAST, MAC_A, 7)])
+    await waitFor(() => h2.frames.length >= 1, 30_000, 'the barrier at h2')
+    assert.deepEqual(h1.take().map((x) => x[14]), [])
+    assert.deepEqual([a.received.length, b.received.length], [0, 0])
+    assert.deepEqual(['vxlan43-127.0.0.2', 'vxlan44-127.0.0.3'].map((n) => portState(f.port(n))), ['forwarding', 'forwarding'])
   })
 })

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import { R_UNDERLAY_MTU, R_SPLIT_HORIZON } from '../../src/switch/core/reasons'
 import { SOURCE_PORT_MIN } from '../../src/switch/core/encap'
 import { useVxlan } from '../helpers/vtep'
+import type { VxlanListener } from '../../src/switch/io/vxlan'
 import { switchctl } from '../helpers/ctl'
 import { buildConfig } from '../../src/switch/control/config'
 import { waitFor } from '../helpers/net'
@@ -239,7 +240,9 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(await f.metric('switchd_vxlan_bytes_total', { listener, direction: 'out' }), 68)
     assert.equal(await f.metric('switchd_vxlan_ports', { listener, encap: 'vxlan' }), 1)
     // What dgram reports of a send the kernel refused (no route, a full buffer): counted, never thrown.
-    f.listeners()[0]?.sent(new Error('EHOSTUNREACH'))
+    const l = f.listeners()[0] as VxlanListener
+    l.inFlight++
+    l.completed(new Error('EHOSTUNREACH'), undefined)
     assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener, reason: 'send_error' }), 1)
   })
 

@@ -268,4 +268,37 @@ describe('GatewayFilter', () => {
       assert.ok(s.has(ip('192.0.2.8')) && !s.has(ip('192.0.2.9')) && !s.has(ip('10.9.0.0')))
     })
   })
+
+  describe('switchd\'s VXLAN side (issue 26)', () => {
+    it('attack: a station\'s UDP to one of switchd\'s VTEPs is switchd on any port, with NAT on (it would leave from this host\'s address, which the VTEP trusts)', () => {
+      const { filter } = setup({ nat: 'on' })
+      filter.vteps.set([ip('203.0.113.5')])
+      for (const dport of [4789, 6081, 8472, 53, 1]) assert.equal(verdict(filter, udp('203.0.113.5', dport)), R_SWITCHD, `udp ${dport}`)
+      assert.equal(verdict(filter, tcp('203.0.113.5', 22)), V_FLOW, 'TCP to the VTEP host is the outside as before')
+      assert.equal(verdict(filter, ping('203.0.113.5')), V_FLOW, 'so is a ping')
+      assert.equal(verdict(filter, udp('203.0.113.6', 4789)), V_FLOW, 'an address that is not a VTEP is the outside')
+    })
+
+    it('attack: a station\'s UDP to a VXLAN listener\'s port is switchd at every address slirp maps to this host, and a hostPorts range does not open it', () => {
+      const { filter } = setup({ nat: 'host', hostPorts: [[UDP, 4000, 5000]] })
+      filter.selfPorts.add(UDP, 4789, 4789)
+      for (const dst of ['10.0.2.2', '255.255.255.255', '127.0.0.1', '0.0.0.0', '192.0.2.1']) assert.equal(verdict(filter, udp(dst, 4789)), R_SWITCHD, dst)
+      assert.equal(verdict(filter, udp('10.0.2.2', 4790)), V_FLOW, 'the rest of the range stays open')
+      assert.equal(verdict(filter, tcp('10.0.2.2', 4789)), R_HOST, 'TCP 4789 is not switchd\'s')
+    })
+
+    it('attack: not even as the answer on a published UDP port: a peer at a VTEP\'s address (spoofed) or at switchd\'s listener gets none', () => {
+      const { filter, flows } = setup({ nat: 'on', publish: [[UDP, '10.0.2.15', 5000]] })
+      filter.vteps.set([ip('203.0.113.5')])
+      filter.selfPorts.add(UDP, 4789, 4789)
+      // Datagrams to the published port "from" the VTEP's VXLAN port, and from switchd's listener (presented as the gateway's address).
+      for (const [src, sport] of [['203.0.113.5', 4789], ['10.0.2.2', 4789], ['198.51.100.9', 4789]] as const) {
+        const inbound = ip4({ proto: UDP, src, dst: '10.0.2.15', sport, dport: 5000, smac: GW_MAC, dmac: 0x020000000001 })
+        flows.ingress(inbound, 14, inbound.length, 0)
+      }
+      assert.equal(verdict(filter, udp('203.0.113.5', 4789, { sport: 5000 })), R_SWITCHD)
+      assert.equal(verdict(filter, udp('10.0.2.2', 4789, { sport: 5000 })), R_SWITCHD)
+      assert.equal(verdict(filter, udp('198.51.100.9', 4789, { sport: 5000 })), V_PASS, 'another peer\'s answer still passes')
+    })
+  })
 })

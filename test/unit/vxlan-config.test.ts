@@ -77,6 +77,31 @@ describe('vxlan configuration', () => {
       for (const bad of ['::', 'ff02::1', 'FF05::2']) refused(listener([{ vni: 42, remotes: [bad] }], { listen: '::1' }), /remotes\[0\]: .* is not a unicast address/)
     })
 
+    it('attack: an address no datagram can come from as written: IPv4-mapped, link-local (its zone lost), 0/8, 240/4; for a remote or the listen address', () => {
+      // Each was taken: the port then dropped every datagram of its VTEP as unlisted_source, and every send failed.
+      for (const [bad, why] of [['::ffff:10.0.0.2', /IPv4-mapped/], ['fe80::1%lo', /link-local/], ['[fe80::2%eth0]:4789', /link-local/], ['FE80::3', /link-local/]] as const) {
+        refused(listener([{ vni: 42, remotes: [bad] }], { listen: '[::1]:4789' }), new RegExp(`remotes\\[0\\]: .* ${why.source}`))
+      }
+      for (const [bad, why] of [['0.1.2.3', /0\.0\.0\.0\/8/], ['240.0.0.1', /240\.0\.0\.0\/4/], ['254.1.1.1', /240\.0\.0\.0\/4/]] as const) {
+        refused(listener([{ vni: 42, remotes: [bad] }]), new RegExp(`remotes\\[0\\]: ${bad.replace(/\./g, '\\.')} .*${why.source}`))
+      }
+      refused(listener([{ vni: 42, remotes: ['::1'] }], { listen: '[::ffff:127.0.0.1]:4789' }), /vxlan\[0\]\.listen: ::ffff:127\.0\.0\.1 is an IPv4-mapped address/)
+      refused(listener([{ vni: 42, remotes: ['fd00::2'] }], { listen: '[fe80::1%lo]:4789' }), /vxlan\[0\]\.listen: fe80::1 is link-local/)
+      // Still taken: unique-local, global, the ordinary private and documentation ranges.
+      buildConfig(listener([{ vni: 42, remotes: ['fd00::2', '2001:db8::1'] }], { listen: '[::1]:4789' }), 'f.json')
+      buildConfig(listener([{ vni: 42, remotes: ['10.0.0.2', '192.0.2.1', '223.255.255.254'] }]), 'f.json')
+    })
+
+    it('attack: a remote that is switchd\'s own listener (it would flood to itself, and relay to itself without end)', () => {
+      refused(listener([{ vni: 42, remotes: ['10.0.0.2', '127.0.0.1:4789'] }]), /vxlan\[0\]\.vnis\[0\]\.remotes\[1\]: 127\.0\.0\.1:4789 is vxlan\[0\], switchd's own listener/)
+      refused(listener([{ vni: 42, remotes: ['127.0.0.9:4789'] }], { listen: '0.0.0.0:4789' }), /remotes\[0\]: 127\.0\.0\.9:4789 is vxlan\[0\]/)
+      refused({ vxlan: [{ listen: '127.0.0.1:4789', vnis: [{ vni: 1, remotes: ['127.0.0.1:4790'] }] }, { listen: '127.0.0.1:4790', vnis: [{ vni: 1, remotes: ['127.0.0.2'] }] }] },
+        /vxlan\[0\]\.vnis\[0\]\.remotes\[0\]: 127\.0\.0\.1:4790 is vxlan\[1\]/)
+      // Another port of this host, or another loopback address: another VTEP.
+      buildConfig(listener([{ vni: 42, remotes: ['127.0.0.1:4790', '127.0.0.2:4789'] }]), 'f.json')
+      buildConfig(listener([{ vni: 42, remotes: ['127.0.0.2:4789'] }], { listen: '127.0.0.1:0' }), 'f.json')
+    })
+
     it('a remote twice, in any spelling', () => {
       refused(listener([{ vni: 42, remotes: ['10.0.0.2', '10.0.0.2:4790'] }]), /remotes\[1\]: 10\.0\.0\.2 twice in VNI 42/)
       refused(listener([{ vni: 42, remotes: ['fd00::2'] }, { vni: 43, remotes: ['fd00::2', '[fd00:0:0::2]:1'] }], { listen: '[::]:4789' }), /vnis\[1\]\.remotes\[1\]: fd00::2 twice/)

@@ -14,7 +14,7 @@
 
 import { Switch } from '../core/switch'
 import { MODE_TRUNK, type Port, type PortPolicy } from '../core/port'
-import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, type SwitchdConfig, type NetworkSettings } from './config'
+import { DEFAULT_NETWORK, networkSettings, profileFor, claimableName, grantPolicy, trunkPolicy, vtepPolicy, type SwitchdConfig, type NetworkSettings } from './config'
 import type { TokenGrant } from './auth'
 import { makeBridgeId } from '../core/stp'
 import { Guard } from '../core/guard'
@@ -125,6 +125,9 @@ export class Networks {
    */
   policyFor (sw: Switch, port: NamedPort, request: VlanRequest | undefined, grant: TokenGrant | undefined, trunk = false): PortPolicy | string {
     const allowed = grant?.policy ?? profileFor(this.config, port.name, sw.name, port.nameTrusted)
+    // A VTEP's port (its name is the configuration's): its VNI's VLAN, whatever the profile says.
+    const vtep = port.nameTrusted && grant === undefined && !trunk ? vtepPolicy(this.config, sw.name, port.name, allowed) : undefined
+    if (vtep !== undefined) return vtep
     return trunk ? trunkPolicy(allowed, sw.fdb.maxEntries) : grantPolicy(allowed, request)
   }
 

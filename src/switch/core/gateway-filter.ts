@@ -20,7 +20,8 @@
  *    ICMP echo (slirp answers it itself); anything else `dns`;
  *  - this host, as slirp maps it (the gateway's address, 255.255.255.255):
  *    TCP and UDP to the operator's `hostPorts` only, ICMP echo to the
- *    gateway's address; switchd's own TCP ports `switchd`, the rest `host`.
+ *    gateway's address; switchd's own TCP and UDP ports (VXLAN listeners)
+ *    `switchd`, the rest `host`.
  *    This host's own interface addresses (AddressSet, refreshed by io/) are
  *    `host` whatever the port, as slirp would connect to them as given;
  *  - never (`not_routable`): 0/8 and 127/8 (`switchd` for switchd's ports),
@@ -28,6 +29,10 @@
  *    addresses (stations talk on-link; slirp would dial the host's LAN), and
  *    IPv4 to a MAC other than the gateway's or broadcast (flooded frames for
  *    another station, which slirp would act on all the same);
+ *  - UDP to one of switchd's VTEPs, or to its VXLAN listeners at any address
+ *    slirp maps to this host (`switchd`), even as an answer on a published
+ *    port: through NAT it would leave from this host's address, which the
+ *    VTEP trusts as switchd's;
  *  - the outside (everything else): with `nat: true` only, else `outside`;
  *  - replies on published ports (hostfwd): slirp presents those connections
  *    as coming from their host peer (the gateway's address for a loopback
@@ -78,6 +83,12 @@ export const R_PROTOCOL = 10
 export const R_SOURCE = 11
 
 export type Nat = 'on' | 'host' | 'off'
+
+/** switchd's VXLAN/GENEVE side, as a gateway's stations must not reach it: its listeners' UDP ports (as bound) and its IPv4 VTEPs. */
+export interface Underlay {
+  udpPorts: readonly number[]
+  vteps: readonly number[]
+}
 
 /** A set of IPv4 addresses and prefixes, read per frame without allocating: sorted /32s (binary search) and a few prefixes. */
 export class AddressSet {
@@ -165,8 +176,15 @@ export interface GatewayFilterOptions {
 }
 
 export class GatewayFilter {
-  /** switchd's own TCP ports (its listener, --metrics-listen, QEMU listeners): counted as `switchd`, never listed. */
+  /** switchd's own ports (TCP: its listener, --metrics-listen, QEMU listeners; UDP: its VXLAN/GENEVE listeners): counted as `switchd`, never listed. */
   readonly selfPorts = new PortSet()
+  /**
+   * switchd's VTEPs (IPv4 `vxlan` remotes): UDP to them is `switchd` on any
+   * port. Through NAT a station's datagram would leave from this host's
+   * address, the one a VTEP trusts as switchd (and a Linux VTEP takes from
+   * anyone): the station would inject frames into any VNI of the fabric.
+   */
+  readonly vteps = new AddressSet()
   private readonly gw: number
   private readonly dns: number
   private readonly subnet: number
@@ -209,6 +227,8 @@ export class GatewayFilter {
     const dst = buf.readUInt32BE(l3 + 16)
     const src = buf.readUInt32BE(l3 + 12)
     if (dport >= 0) {
+      // Not even as an answer on a published port: a spoofed peer at a VTEP's address would have it sent from this host.
+      if (proto === IPPROTO_UDP && this.isUnderlay(dst, dport)) return R_SWITCHD
       const sport = buf.readUInt16BE(l4)
       if (this.published.has(proto, src, sport)) {
         if (proto === IPPROTO_TCP && ((buf[l4 + 13] as number) & TCP_OPEN_MASK) !== TCP_SYN) return V_FLOW
@@ -251,7 +271,7 @@ export class GatewayFilter {
     if (dst === this.gw || dst === 0xffffffff) {
       if (proto === IPPROTO_UDP && dport === 67) return V_DHCP
       if (dport < 0) return dst === this.gw ? V_PASS : R_HOST
-      if (proto === IPPROTO_TCP && this.selfPorts.has(proto, dport)) return R_SWITCHD
+      if (this.selfPorts.has(proto, dport)) return R_SWITCHD
       return !this.natOff && this.hostPorts.has(proto, dport) ? V_FLOW : R_HOST
     }
     const top = dst >>> 24
@@ -261,5 +281,14 @@ export class GatewayFilter {
     return this.natOn ? V_FLOW : R_OUTSIDE
   }
 
-  private isSelf (proto: number, dport: number): boolean { return proto === IPPROTO_TCP && this.selfPorts.has(proto, dport) }
+  /** UDP to `dst`:`dport` would reach a VTEP, or one of switchd's VXLAN listeners at an address slirp maps to this host. */
+  private isUnderlay (dst: number, dport: number): boolean {
+    if (this.vteps.has(dst)) return true
+    if (!this.selfPorts.has(IPPROTO_UDP, dport)) return false
+    const top = dst >>> 24
+    return dst === this.gw || dst === 0xffffffff || top === 0 || top === 127 || this.hostAddresses.has(dst)
+  }
+
+  /** PortSet.has answers false for ICMP (dport -1): only TCP and UDP ports are switchd's. */
+  private isSelf (proto: number, dport: number): boolean { return this.selfPorts.has(proto, dport) }
 }

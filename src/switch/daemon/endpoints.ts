@@ -24,11 +24,12 @@ import { FastPath, type FastPathBinding } from '../io/fast-path'
 import { TrunkLink, type TrunkHost } from '../io/trunk'
 import { Gateway } from '../io/gateway'
 import { VxlanListener, type VxlanPortSpec } from '../io/vxlan'
-import { HORIZON_FIRST_FREE, MODE_ACCESS } from '../core/port'
+import { HORIZON_FIRST_FREE } from '../core/port'
 import type { SandboxHost } from '../io/gateway-sandbox'
 import type { PortRegistry, Owner } from './registry'
 import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 import { logger } from '../../common/log'
+import { parseIpv4 } from '../../common/dhcp'
 
 const log = logger('server')
 
@@ -160,12 +161,16 @@ const gateways: EndpointKind = {
   async open (ctx, into) {
     // The ports bound, not those configured: `tcp:127.0.0.1:0` is the port the system chose.
     const self = ctx.selfPorts().filter((p) => p !== 0)
+    // Through NAT a station's UDP to a VTEP would leave from this host's address, the one the VTEP trusts as switchd's.
+    // The VXLAN listeners opened before (ENDPOINT_KINDS' order): their ports as bound.
+    const udpPorts = into.flatMap((e) => e.kind === 'vxlan' ? [e.listener.boundPort] : [])
+    const underlay = { udpPorts, vteps: vtepAddresses(ctx.config) }
     for (const g of ctx.config.gateways) {
       const [sw, policy] = placeOf(ctx, g.network, g.name, `networks.${g.network}.gateway`)
       const gateway = new Gateway(g, sw, policy, ctx.allocateId(), ctx.config.portBuffer, ctx.config.stateDir, ctx.gatewaySandbox)
       ctx.registry.add(gateway.port, 'gateway')
       into.push({ kind: 'gateway', gateway, tick: (now) => { gateway.tick(now) }, close: async () => { await gateway.close() } })
-      await gateway.start(self)
+      await gateway.start(self, underlay)
     }
   }
 }
@@ -182,9 +187,8 @@ const vxlan: EndpointKind = {
         const group = v.relay ? 0 : horizon++
         for (const r of v.remotes) {
           const name = `${v.name}-${r.address}`
-          const [sw, profile] = placeOf(ctx, v.network, name, `vxlan[${i}] VNI ${v.vni}`)
-          // An access port of the VNI's VLAN; the rest (maxMacs, storm, condition) from the profile its name selects.
-          const policy: PortPolicy = Object.freeze({ ...profile, mode: MODE_ACCESS, pvid: v.vlan, vlans: Object.freeze([v.vlan]) })
+          // An access port of the VNI's VLAN; the rest (maxMacs, storm, condition) from the profile its name selects (config vtepPolicy).
+          const [sw, policy] = placeOf(ctx, v.network, name, `vxlan[${i}] VNI ${v.vni}`)
           ports.push({ vni: v.vni, address: r.address, port: r.port, name, sw, policy, id: ctx.allocateId(), horizon: group })
         }
       }
@@ -196,8 +200,18 @@ const vxlan: EndpointKind = {
   }
 }
 
-/** In the order they start (a gateway refuses switchd's QEMU ports, so QEMU listens first) and a reload names them. */
-export const ENDPOINT_KINDS: readonly EndpointKind[] = [qemu, taps, trunks, gateways, vxlan]
+/** Every IPv4 VTEP of the configuration, as numbers (a gateway speaks IPv4 only). */
+function vtepAddresses (config: SwitchdConfig): number[] {
+  const out: number[] = []
+  for (const s of config.vxlan) for (const v of s.vnis) for (const r of v.remotes) { const a = parseIpv4(r.address); if (a !== undefined) out.push(a) }
+  return out
+}
+
+/**
+ * In the order they start (a gateway refuses switchd's QEMU TCP ports and
+ * VXLAN UDP ports, so those listen first) and a reload names them.
+ */
+export const ENDPOINT_KINDS: readonly EndpointKind[] = [qemu, taps, trunks, vxlan, gateways]
 
 /** Open every configured endpoint, kind by kind; then let them run (trunks dial once everything else is up). */
 export async function openEndpoints (ctx: EndpointContext, into: Endpoint[]): Promise<void> {

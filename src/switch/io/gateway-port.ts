@@ -41,7 +41,7 @@ import { ipv4At, formatIpv4 } from '../../common/dhcp'
 import { formatMac, macAt, ETH_SOURCE, ETH_P_ARP, IPPROTO_TCP, IPPROTO_UDP } from '../../common/ethernet'
 import { ETH_P_8021Q } from '../../common/vlan'
 import {
-  GatewayFilter, PortSet, Published, type AddressSet, V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_SOURCE
+  GatewayFilter, PortSet, Published, type AddressSet, type Underlay, V_PASS, V_DHCP, V_FLOW, R_MALFORMED, R_DNS, R_OUTSIDE, R_SWITCHD, R_HOST, R_NOT_ROUTABLE, R_FRAGMENT, R_SOURCE
 } from '../core/gateway-filter'
 import { GatewayFlows } from '../core/gateway-flows'
 import { ArpBudget, slirpLearns } from '../core/gateway-arp'
@@ -148,6 +148,12 @@ export class GatewayPort extends NetPort {
   set selfPorts (ports: readonly number[]) {
     this.selfList = ports
     for (const p of ports) this.filter.selfPorts.add(IPPROTO_TCP, p, p)
+  }
+
+  /** switchd's VXLAN/GENEVE side (gateway.ts Underlay): its listeners' UDP ports and its IPv4 VTEPs, both `switchd` to a station. */
+  set underlay (u: Underlay) {
+    for (const p of u.udpPorts) this.filter.selfPorts.add(IPPROTO_UDP, p, p)
+    this.filter.vteps.set(u.vteps)
   }
 
   bufferedBytes (): number { return this.socket === undefined ? 0 : this.socket.writableLength }

@@ -46,6 +46,7 @@ import type { Switch } from '../core/switch'
 import { R_MALFORMED as DROP_MALFORMED } from '../core/reasons'
 import { MODE_ACCESS, type PortPolicy } from '../core/port'
 import { formatHostPorts, type GatewaySpec } from '../core/gateway-spec'
+import type { Underlay } from '../core/gateway-filter'
 import { GatewayPort, slirpMac } from './gateway-port'
 import { hostAddresses } from './host-addresses'
 import { LeaseFile } from './lease-file'
@@ -161,7 +162,7 @@ export class Gateway {
    * access port), start the child and wait until it is ready. Throws
    * TSW_ERR_CONFIG naming the cause and the fix; later deaths only restart.
    */
-  async start (selfPorts: readonly number[]): Promise<void> {
+  async start (selfPorts: readonly number[], underlay: Underlay = { udpPorts: [], vteps: [] }): Promise<void> {
     const spec = this.spec
     if (this.policy.mode !== MODE_ACCESS) throw new TapswitchError(ERR_CONFIG, `${this.key}: the port profile for "${spec.name}" makes it a trunk; a gateway is an access port (give it "mode": "access")`)
     const qemu = findExecutable(spec.qemu)
@@ -189,14 +190,16 @@ export class Gateway {
     }
     // switchd's own ports may never be listed: a station would administer the switch, or join another network.
     const self = [...new Set(selfPorts)]
+    const selfUdp = underlay.udpPorts.filter((p) => p !== 0)
     for (const [i, h] of spec.hostPorts.entries()) {
-      const own = h.proto === 'tcp' ? self.find((p) => p >= h.from && p <= h.to) : undefined
+      const own = (h.proto === 'tcp' ? self : selfUdp).find((p) => p >= h.from && p <= h.to)
       if (own !== undefined) {
         throw new TapswitchError(ERR_CONFIG, `${this.key}.hostPorts[${i}]: ${formatHostPorts(h)} includes ${own}, one of switchd's own ports ` +
-          '(its listener, --metrics-listen or a QEMU listener): the stations must never reach switchd. List other ports')
+          '(its listener, --metrics-listen, a QEMU listener or a VXLAN/GENEVE listener): the stations must never reach switchd. List other ports')
       }
     }
     this.port.selfPorts = self
+    this.port.underlay = { udpPorts: selfUdp, vteps: underlay.vteps }
     // This host's addresses before the first frame; then once a second from tick().
     hostAddresses.refreshSync()
     if (spec.hostPorts.length > 0) {

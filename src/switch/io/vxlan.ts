@@ -20,7 +20,8 @@
  * as one datagram, from the socket the inner flow's hash picks (so the
  * source port follows the flow: the underlay can spread flows and keep each
  * in order). A frame whose datagram would exceed the underlay MTU is dropped
- * (`underlay_mtu`); over the port buffer, counted as backpressure, as on every
+ * (`underlay_mtu`); one beyond what the port or the listener may have in
+ * flight (PORT_IN_FLIGHT, MAX_IN_FLIGHT), counted as backpressure, as on every
  * NetPort; a send that fails is counted (`send_error`).
  */
 
@@ -42,7 +43,8 @@ import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
 const log = logger('vxlan')
 
-/** Indexes of VXLAN_DROP_REASONS (core/encap.ts). */const DROP_UNLISTED = 0
+/** Indexes of VXLAN_DROP_REASONS (core/encap.ts). */
+const DROP_UNLISTED = 0
 const DROP_UNKNOWN_VNI = 1
 const DROP_BAD_HEADER = 2
 const DROP_TRUNCATED = 3
@@ -62,6 +64,22 @@ const BIND_TRIES = 32
 const RECV_BUFFER = 4 * 1024 * 1024
 /** Log lines a listener may attempt per second for dropped datagrams (each within its address's budget too). */
 const LOG_ATTEMPTS_PER_SECOND = 100
+/**
+ * Datagrams and bytes a listener may have handed to dgram and not seen
+ * sent. dgram defers every send by a tick (its address lookup) and the
+ * kernel's queue shows none of them meanwhile: without this bound one
+ * WebSocket message of 4,000 broadcasts to 256 VTEPs held a million sends
+ * (~600 MB) before any backpressure could show.
+ */
+const MAX_IN_FLIGHT = 16384
+const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
+/**
+ * What one port may hold of it (and no more bytes than the port buffer): a
+ * burst to one VTEP (a WebSocket message holds at most ~170 full frames)
+ * fits, and no port takes the whole listener. A flood takes a copy for each
+ * port in turn, so under the listener's bound they lose alike.
+ */
+const PORT_IN_FLIGHT = 1024
 
 /** One (VNI, VTEP) port of a listener. */
 export interface VxlanPortSpec {
@@ -79,6 +97,16 @@ export interface VxlanPortSpec {
 /** A remote VTEP of one VNI, as a port. */
 export class VxlanPort extends NetPort {
   readonly kind: 'vxlan' | 'geneve'
+  /** Datagrams handed to dgram and not yet completed, and their bytes (within the listener's share for each port). */
+  inFlight = 0
+  inFlightBytes = 0
+  /** One completion for every send of this port (made once, not per datagram). */
+  readonly sent = (err: Error | null, bytes?: number): void => {
+    this.inFlight--
+    // A failed send reports no length: the count is exact, and the bytes start again from zero once none is left.
+    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    this.listener.completed(err, bytes)
+  }
 
   constructor (readonly listener: VxlanListener, readonly vni: number, readonly vtepAddress: string, readonly vtepPort: number,
     id: number, name: string, highWaterMark: number, sw: Switch) {
@@ -87,7 +115,8 @@ export class VxlanPort extends NetPort {
     this.clientKey = `vtep ${vtepAddress}`
   }
 
-  bufferedBytes (): number { return this.listener.queued() }
+  /** What this port handed to its sockets and they have not sent yet (the kernel's and libuv's queues among it). */
+  bufferedBytes (): number { return this.inFlightBytes }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     const l = this.listener
@@ -95,14 +124,19 @@ export class VxlanPort extends NetPort {
     const outLen = egressLength(len, op)
     if (outLen > l.maxInner) { this.network.drop(this, R_UNDERLAY_MTU, buf, off, len, vid); return }
     // The hash skips VLAN tags: the frame as it came hashes as it will leave.
-    const socket = l.senderFor(flowHash(buf, off, len, l.seed))
-    if (socket.getSendQueueSize() > this.highWaterMark) { this.dropForBackpressure(); return }
+    const size = ENCAP_HLEN + outLen
+    if (this.inFlight >= PORT_IN_FLIGHT || this.inFlightBytes + size > this.highWaterMark || !l.mayHold(size)) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
-    const at = l.reserve(ENCAP_HLEN + outLen)
+    const socket = l.senderFor(flowHash(buf, off, len, l.seed))
+    const at = l.reserve(size)
     const slab = l.slab
     writeHeader(l.encap, slab, at, this.vni)
     writeEgress(slab, at + ENCAP_HLEN, buf, off, len, op, vid)
-    socket.send(slab, at, ENCAP_HLEN + outLen, this.vtepPort, this.vtepAddress, l.sent)
+    this.inFlight++
+    this.inFlightBytes += size
+    l.inFlight++
+    l.inFlightBytes += size
+    socket.send(slab, at, size, this.vtepPort, this.vtepAddress, this.sent)
     l.packetsOut++
     l.bytesOut += ENCAP_HLEN + outLen
     this.txFrames++
@@ -157,9 +191,9 @@ export class VxlanListener {
     this.flushPending = false
     for (const sw of this.networks) sw.flushDirty()
   }
-
-  /** One completion for every send (no closure per datagram): counts a failed one. */
-  readonly sent = (err: Error | null): void => { if (err !== null) this.count(DROP_SEND_ERROR) }
+  /** Datagrams its ports handed to dgram and not yet completed, and their bytes (at most MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES). */
+  inFlight = 0
+  inFlightBytes = 0
 
   constructor (readonly spec: VxlanSpec, ports: readonly VxlanPortSpec[], highWaterMark: number) {
     this.encap = spec.encap === 'geneve' ? ENCAP_GENEVE : ENCAP_VXLAN
@@ -251,6 +285,16 @@ export class VxlanListener {
 
   private count (reason: number): void { this.drops[reason] = (this.drops[reason] as number) + 1 }
 
+  /** Whether one more datagram of `size` bytes may be handed over. */
+  mayHold (size: number): boolean { return this.inFlight < MAX_IN_FLIGHT && this.inFlightBytes + size <= MAX_IN_FLIGHT_BYTES }
+
+  /** A port's send completed; a failed one is counted `send_error`. */
+  completed (err: Error | null, bytes: number | undefined): void {
+    this.inFlight--
+    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    if (err !== null) this.count(DROP_SEND_ERROR)
+  }
+
   private refuse (reason: number, from: string): void {
     this.count(reason)
     if (this.logAttempts <= 0) return
@@ -270,14 +314,6 @@ export class VxlanListener {
   senderFor (hash: number): dgram.Socket {
     const s = this.senders
     return s.length === 1 ? s[0] as dgram.Socket : s[socketIndex(hash, s.length)] as dgram.Socket
-  }
-
-  /** Bytes the kernel has not sent yet, over every sending socket (slow path: the API, backpressure's end). */
-  queued (): number {
-    if (this.closed) return 0
-    let n = 0
-    for (const s of this.senders) { try { n += s.getSendQueueSize() } catch { /* not bound yet */ } }
-    return n
   }
 
   /** The counters by reason, for metrics. */

@@ -32,7 +32,7 @@ export { networkSettings } from './network'
 export { profileFor, claimableName, grantPolicy, trunkPolicy, unreachableProfiles, isReservedName } from './profiles'
 export { TOKEN_PATTERN } from './tokens'
 export { MAX_BUSY_POLL, TAP_NAME } from './endpoints'
-export { isVxlanName } from './vxlan'
+export { isVxlanName, vtepPolicy } from './vxlan'
 export { defaultStateDir } from './service'
 
 const log = logger('config')

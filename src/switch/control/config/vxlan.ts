@@ -20,6 +20,7 @@ import { NAME_PATTERN } from '../../../common/protocol'
 import { VID_MAX, VID_MIN } from '../../../common/vlan'
 import { isLoopback } from '../../../common/address'
 import { VXLAN_PORT, GENEVE_PORT, VNI_MAX } from '../../core/encap'
+import { MODE_ACCESS, type PortPolicy } from '../../core/port'
 import { logger } from '../../../common/log'
 
 const log = logger('config')
@@ -94,6 +95,8 @@ function readListen (r: Reader, v: unknown, key: string, defPort: number): [stri
   if (typeof v !== 'string') r.fail(key, `expected ${what}`)
   const hp = splitAddress(v)
   if (hp === undefined) r.fail(key, `"${v}": expected ${what}`)
+  const odd = unusable(hp[0])
+  if (odd !== undefined) r.fail(key, `${hp[0]} ${odd}`)
   return [hp[0], hp[1] ?? defPort]
 }
 
@@ -128,6 +131,8 @@ function readVni (r: Reader, x: unknown, k: string, encap: string, family: numbe
     if (hp === undefined) r.fail(key, `${JSON.stringify(t)}: expected an IP address with an optional port (10.0.0.2, 10.0.0.2:4789, [fd00::2]:4789); no host names: the remotes are the allowlist of who may send`)
     const [address, port] = hp
     if (!isUnicast(address)) r.fail(key, `${address} is not a unicast address: a VTEP is one host (switchd floods by a copy to each, not by a multicast group)`)
+    const odd = unusable(address)
+    if (odd !== undefined) r.fail(key, `${address} ${odd}`)
     if ((net.isIPv6(address) ? 6 : 4) !== family) r.fail(key, `${address} is IPv${family === 6 ? 4 : 6}, the listener IPv${family}: listen on an address of the remotes' family (one listener per family)`)
     if (seen.has(address)) r.fail(key, `${address} twice in VNI ${vni}: a VTEP is one port (its datagrams are matched by address alone)`)
     seen.add(address)
@@ -150,6 +155,10 @@ function checkAcross (r: Reader, specs: readonly VxlanSpec[]): void {
     listens.add(where)
     s.vnis.forEach((v, j) => {
       ports += v.remotes.length
+      v.remotes.forEach((rem, m) => {
+        const self = specs.findIndex((o) => isListener(o, rem))
+        if (self >= 0) r.fail(`vxlan[${i}].vnis[${j}].remotes[${m}]`, `${hostPort(rem.address, rem.port)} is vxlan[${self}], switchd's own listener: switchd would flood to itself and learn its own stations there (a loop with "relay"). List the other VTEPs`)
+      })
       const key = `${v.network}\u0000${v.name}`
       const other = prefixes.get(key)
       if (other !== undefined) r.fail(`vxlan[${i}].vnis[${j}].name`, `"${v.name}" is also the name of ${other} in network ${v.network}: port names must be unique, give one a "name"`)
@@ -166,6 +175,31 @@ function isUnicast (address: string): boolean {
   return address !== '0.0.0.0' && address !== '255.255.255.255' && !(first >= 224 && first <= 239)
 }
 
+/**
+ * Why an address of the right syntax can never be matched or reached, or
+ * undefined. A datagram's source is compared as text: an IPv4-mapped address
+ * never arrives on an IPv6-only socket (IPv4 senders are another family),
+ * and a link-local one arrives with its zone (`fe80::1%eth0`) that the
+ * canonical text has lost; no datagram comes from 0/8 or 240/4.
+ */
+function unusable (address: string): string | undefined {
+  if (net.isIPv6(address)) {
+    if (/^::ffff:/i.test(address)) return 'is an IPv4-mapped address: give the IPv4 address, with a listener on an IPv4 address'
+    if (/^fe[89ab]/i.test(address)) return 'is link-local: its zone (%interface) cannot be kept; use a global or unique-local (fd00::/8) address'
+    return undefined
+  }
+  const first = Number(address.split('.')[0])
+  if (first === 0 && address !== '0.0.0.0') return 'is in 0.0.0.0/8 ("this network"): no datagram comes from it'
+  if (first >= 240 && address !== '255.255.255.255') return 'is in 240.0.0.0/4 (reserved): no datagram comes from it'
+  return undefined
+}
+
+/** Whether a listener at host:port receives what is sent to `remote` (its own address; loopback when it listens on all). */
+function isListener (s: VxlanSpec, remote: VtepSpec): boolean {
+  if (s.port === 0 || remote.port !== s.port) return false
+  return remote.address === s.host || ((s.host === '0.0.0.0' || s.host === '::') && isLoopback(remote.address))
+}
+
 function hostPort (host: string, port: number): string {
   return net.isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
 }
@@ -175,6 +209,24 @@ export function vxlanPrefixes (config: Pick<SwitchdConfig, 'vxlan'>, network?: s
   const out: string[] = []
   for (const s of config.vxlan) for (const v of s.vnis) if (network === undefined || v.network === network) out.push(`${v.name}-`)
   return out
+}
+
+/**
+ * A VTEP port's policy: an access port of its VNI's VLAN, the rest
+ * (maxMacs, storm, condition) from `profile`, the one its name selects; or
+ * undefined when `name` is no VTEP port of `network`. At start and on every
+ * reload alike (control/networks.ts policyFor): the profile alone would put
+ * the port in the profile's VLAN, bridging the VNI into it.
+ */
+export function vtepPolicy (config: Pick<SwitchdConfig, 'vxlan'>, network: string, name: string, profile: PortPolicy): PortPolicy | undefined {
+  for (const s of config.vxlan) {
+    for (const v of s.vnis) {
+      if (v.network !== network || !name.startsWith(`${v.name}-`)) continue
+      const address = name.slice(v.name.length + 1)
+      if (v.remotes.some((r) => r.address === address)) return Object.freeze({ ...profile, mode: MODE_ACCESS, pvid: v.vlan, vlans: Object.freeze([v.vlan]) })
+    }
+  }
+  return undefined
 }
 
 /** Whether `name` starts with a reserved VXLAN prefix: a hello may not claim it (a VTEP's port is named by the configuration). */

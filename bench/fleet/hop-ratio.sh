@@ -4,15 +4,9 @@
 set -u
 f=${1:?usage: hop-ratio.sh RESULTS.tsv}
 [ -s "$f" ] || { echo "empty results: $f" >&2; exit 1; }
-awk -F'\t' '
+awk -F'\t' "$(cat "$(dirname "${BASH_SOURCE[0]}")/../peers/median.awk")"'
 NR==1 { for (i=1;i<=NF;i++) col[$i]=i; next }
 $col["status"]=="ok" { s=$col["system"]; n[s]++; P[s,n[s]]=$col["ping_p50_us"]; U[s,n[s]]=$col["udp_rx_pps"]; T[s,n[s]]=$col["tcp1_gbps"] }
-function med(A,s,   i,m,a,x,p,q) {
-  m=0; for (i=1;i<=n[s];i++) { x=A[s,i]; if (x!="" && x!="NA") a[++m]=x+0 }
-  if (m==0) return ""
-  for (p=2;p<=m;p++) { x=a[p]; for (q=p-1;q>=1 && a[q]>x;q--) a[q+1]=a[q]; a[q+1]=x }
-  return (m%2)? a[(m+1)/2] : (a[m/2]+a[m/2+1])/2
-}
 END {
   if (n["fleet-one"]==0 || n["fleet-mesh"]==0) { print "fleet-one or fleet-mesh did not finish a round: no ratio"; exit 1 }
   p1=med(P,"fleet-one"); p2=med(P,"fleet-mesh"); u1=med(U,"fleet-one"); u2=med(U,"fleet-mesh"); t1=med(T,"fleet-one"); t2=med(T,"fleet-mesh")

@@ -10,18 +10,12 @@
 set -u
 f=${1:?usage: ratios.sh RESULTS.tsv}
 [ -s "$f" ] || { echo "empty results: $f" >&2; exit 1; }
-awk -F'\t' '
+awk -F'\t' "$(cat "$(dirname "${BASH_SOURCE[0]}")/median.awk")"'
 NR==1 { for (i=1;i<=NF;i++) col[$i]=i; next }
 $col["status"]=="ok" {
   s=$col["system"]; n[s]++
   P[s,n[s]]=$col["ping_p50_us"]; U[s,n[s]]=$col["udp_rx_pps"]; T[s,n[s]]=$col["tcp1_gbps"]
   if (!(s in seen)) { seen[s]=1; order[++ns]=s }
-}
-function med(A,s,   i,m,a,x,p,q) {
-  m=0; for (i=1;i<=n[s];i++) { x=A[s,i]; if (x!="" && x!="NA") a[++m]=x+0 }
-  if (m==0) return ""
-  for (p=2;p<=m;p++) { x=a[p]; for (q=p-1;q>=1 && a[q]>x;q--) a[q+1]=a[q]; a[q+1]=x }
-  return (m%2)? a[(m+1)/2] : (a[m/2]+a[m/2+1])/2
 }
 function kernel(s) { return s=="bridge-veth" || s=="veth-direct" }
 function ours(s) { return s ~ /^tapswitch/ }

@@ -14,6 +14,7 @@ import { VxlanPort, type VxlanListener } from '../../src/switch/io/vxlan'
 import type { NetPort } from '../../src/switch/io/net-port'
 import { setLogSink } from '../../src/common/log'
 import { TestClient } from './client'
+import { metricValues } from './metrics-text'
 
 export interface Received {
   /** The VNI of the header, the inner frame, and the UDP source port it came from. */
@@ -121,15 +122,7 @@ export class VxlanFixture {
   /** The value of the series `name` of switchd's /metrics that has these labels (among others), or undefined. */
   async metric (name: string, labels: Record<string, string>): Promise<number | undefined> {
     const res = await fetch(`http://127.0.0.1:${this.switchd.address().port}/metrics`, { signal: AbortSignal.timeout(30_000) })
-    const text = await res.text()
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
-    for (const line of text.split('\n')) {
-      const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line)
-      if (m === null || m[1] !== name) continue
-      const have = (m[2] as string).split(',')
-      if (pairs.every((p) => have.includes(p))) return Number(m[3])
-    }
-    return undefined
+    return metricValues(await res.text(), name, labels)[0]
   }
 
   async stop (): Promise<void> {

@@ -53,8 +53,9 @@ export class SwitchdFixture {
     return this.server
   }
 
-  async batched (hello?: Record<string, unknown>): Promise<TestClient> {
-    const c = await TestClient.batched(this.url, hello)
+  /** A tapswitch client on network `path` (default "/"), closed after the test. */
+  async batched (hello?: Record<string, unknown>, path = '/'): Promise<TestClient> {
+    const c = await TestClient.batched(`ws://127.0.0.1:${this.tcpPort}${path}`, hello)
     this.clients.push(c)
     return c
   }
@@ -104,12 +105,22 @@ export function helloFrame (name: string): Buffer {
 
 /** Registers beforeEach/afterEach in the calling `describe`: a fresh switchd for each test. */
 export function useSwitchd (o: FixtureOptions = {}): SwitchdFixture {
-  const f = new SwitchdFixture()
+  const start = o.start
+  return useFixture(new SwitchdFixture(), start === false ? undefined : async (f) => { await f.start(start ?? {}) })
+}
+
+/**
+ * Registers beforeEach/afterEach in the calling `describe` for a fixture
+ * built on SwitchdFixture (useSwitchd's, vtep.ts's useVxlan): before each
+ * test switchd's log lines go to `f.logs` (cleared) and `before` runs; after
+ * it, `f.stop()` and the log sink restored.
+ */
+export function useFixture<F extends { readonly logs: string[], stop: () => Promise<void> }> (f: F, before?: (f: F) => Promise<void>): F {
   let restore: ((line: string) => void) | undefined
   beforeEach(async () => {
     f.logs.length = 0
     restore = setLogSink((l) => { f.logs.push(l) })
-    if (o.start !== false) await f.start(o.start ?? {})
+    if (before !== undefined) await before(f)
   })
   afterEach(async () => {
     await f.stop()

@@ -8,12 +8,13 @@
 import assert from 'node:assert/strict'
 import * as dgram from 'node:dgram'
 import { ENCAP_GENEVE, ENCAP_VXLAN, writeHeader, vniAt, parseHeader } from '../../src/switch/core/encap'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
+import type { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { VxlanPort, type VxlanListener } from '../../src/switch/io/vxlan'
 import type { NetPort } from '../../src/switch/io/net-port'
-import { setLogSink } from '../../src/common/log'
-import { TestClient } from './client'
+import type { TestClient } from './client'
+import { SwitchdFixture, useFixture } from './switchd-fixture'
+import { metricValues } from './metrics-text'
 
 export interface Received {
   /** The VNI of the header, the inner frame, and the UDP source port it came from. */
@@ -73,18 +74,18 @@ export class FakeVtep {
 
 /**
  * A switchd with `vxlan` listeners for each test of a `describe`, its fake
- * VTEPs and WebSocket hosts, all closed after the test.
+ * VTEPs and WebSocket hosts, all closed after the test. switchd, the hosts
+ * and the log lines are a SwitchdFixture's (`sd`: its life cycle, written
+ * once); this adds the listeners' configuration and the VTEPs.
  */
 export class VxlanFixture {
-  server: SwitchServer | undefined
+  readonly sd = new SwitchdFixture()
   readonly vteps: FakeVtep[] = []
-  readonly clients: TestClient[] = []
-  readonly logs: string[] = []
 
-  get switchd (): SwitchServer {
-    assert.ok(this.server !== undefined, 'switchd not started')
-    return this.server
-  }
+  get switchd (): SwitchServer { return this.sd.switchd }
+
+  /** switchd's log lines of this test. */
+  get logs (): string[] { return this.sd.logs }
 
   async vtep (address: string, encap: 'vxlan' | 'geneve' = 'vxlan'): Promise<FakeVtep> {
     const v = await FakeVtep.open(address, encap)
@@ -95,8 +96,7 @@ export class VxlanFixture {
   /** switchd with `vxlan` listeners (each on 127.0.0.1:0 unless it says) and `extra` configuration; returns each listener's UDP port. */
   async start (vxlan: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Promise<number[]> {
     const list = vxlan.map((l) => ({ listen: '127.0.0.1:0', ...l }))
-    this.server = new SwitchServer({ config: buildConfig({ vxlan: list, ...extra }, 'test'), host: '127.0.0.1', port: 0 })
-    await this.server.listen()
+    await this.sd.start({ config: buildConfig({ vxlan: list, ...extra }, 'test') })
     return this.listeners().map((l) => l.boundPort)
   }
 
@@ -107,9 +107,7 @@ export class VxlanFixture {
 
   /** A tapswitch WebSocket host named `name`. */
   async host (name: string, path = '/'): Promise<TestClient> {
-    const c = await TestClient.batched(`ws://127.0.0.1:${this.switchd.address().port}${path}`, { name })
-    this.clients.push(c)
-    return c
+    return await this.sd.batched({ name }, path)
   }
 
   port (name: string): NetPort {
@@ -121,33 +119,16 @@ export class VxlanFixture {
   /** The value of the series `name` of switchd's /metrics that has these labels (among others), or undefined. */
   async metric (name: string, labels: Record<string, string>): Promise<number | undefined> {
     const res = await fetch(`http://127.0.0.1:${this.switchd.address().port}/metrics`, { signal: AbortSignal.timeout(30_000) })
-    const text = await res.text()
-    const pairs = Object.entries(labels).map(([k, v]) => `${k}="${v}"`)
-    for (const line of text.split('\n')) {
-      const m = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line)
-      if (m === null || m[1] !== name) continue
-      const have = (m[2] as string).split(',')
-      if (pairs.every((p) => have.includes(p))) return Number(m[3])
-    }
-    return undefined
+    return metricValues(await res.text(), name, labels)[0]
   }
 
   async stop (): Promise<void> {
-    for (const c of this.clients.splice(0)) c.close()
     for (const v of this.vteps.splice(0)) v.close()
-    await this.server?.close()
-    this.server = undefined
+    await this.sd.stop()
   }
 }
 
 /** Registers beforeEach/afterEach in the calling `describe`; the test calls start(). */
 export function useVxlan (): VxlanFixture {
-  const f = new VxlanFixture()
-  let restore: ((line: string) => void) | undefined
-  beforeEach(() => { f.logs.length = 0; restore = setLogSink((l) => { f.logs.push(l) }) })
-  afterEach(async () => {
-    await f.stop()
-    if (restore !== undefined) setLogSink(restore)
-  })
-  return f
+  return useFixture(new VxlanFixture())
 }

@@ -27,6 +27,7 @@ import * as path from 'node:path'
 import { run, stopChild } from '../../src/lab/lab'
 import { spawnLogged, waitForLine, type Logged } from './proc'
 import { until, MIN_WAIT_MS } from './net'
+import { metricSum } from './metrics-text'
 
 const ROOT = path.join(__dirname, '..', '..')
 
@@ -221,14 +222,7 @@ export class VxlanFabric {
 
   /** A switchd metric's value (the sum over series whose labels include every `labels` pair). */
   async metric (name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await this.curl('/metrics')
-    let sum = 0
-    for (const line of text.split('\n')) {
-      if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue
-      if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1))
-    }
-    return sum
+    return metricSum(await this.curl('/metrics'), name, labels)
   }
 
   /** `ip -n ns …` */

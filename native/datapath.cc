@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -320,6 +321,8 @@ void Datapath::BuildPollSet(std::vector<struct pollfd>* fds, std::vector<int>* s
 // The thread: poll the eventfd and every port's fd (a WebSocket port's for
 // POLLOUT too while its queue holds bytes); read bursts; hits out, misses to JS.
 void Datapath::Run() {
+  // Named so an operator sees it apart from the event loop (top -H, ps -L, /proc/PID/task/*/comm).
+  pthread_setname_np(pthread_self(), kThreadName);
   std::vector<pollfd> fds;
   std::vector<int> slots;
   std::vector<ws::Conn*> conns;

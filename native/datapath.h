@@ -299,6 +299,8 @@ class Datapath {
   // One burst: at most this many reads, and it stops reading once it holds
   // this many bytes (a burst of 64 KiB GSO frames decides and writes a few at a time).
   static constexpr uint32_t kBurst = 64;
+  // The thread's name (15 characters at most, the kernel's limit).
+  static constexpr const char* kThreadName = "tsw-datapath";
   static constexpr size_t kBurstBytes = 256 << 10;
   // Hits one burst holds (a WebSocket read of 64 KiB has at most ~3,600 records).
   static constexpr int kMaxHits = 8192;

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -285,6 +286,8 @@ bool Link::ReadSocket() {
 }
 
 void Link::Loop() {
+  // Named so an operator sees it apart from the event loop (top -H, ps -L, /proc/PID/task/*/comm).
+  pthread_setname_np(pthread_self(), kThreadName);
   pollfd fds[3];
   while (!ended_.load()) {
     if (stop_.load()) return End(1006, nullptr, 0);

@@ -114,6 +114,8 @@ class Link {
 
  private:
   static constexpr uint32_t kBurst = 128;
+  // The thread's name (15 characters at most, the kernel's limit).
+  static constexpr const char* kThreadName = "tsw-link";
   static constexpr size_t kEventHeader = 7;
 
   void Loop();

@@ -96,6 +96,22 @@ describe('tap-agent native link (integration, a TAP-like socket pair)', () => {
     assert.doesNotMatch(text, /tap_agent_uplink_received_bytes_total 0\n/)
   })
 
+  it('names its threads: one tsw-link per native link, gone once the agent stops; switchd\'s is tsw-datapath', async () => {
+    // /proc/self/task/*/comm: what top -H and ps -L show an operator.
+    const named = (name: string): number => fs.readdirSync('/proc/self/task').filter((t) => {
+      try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name } catch { return false }
+    }).length
+    const before = named('tsw-link')
+    const port = await startServer()
+    const { agent } = startAgent(port, 'native-named')
+    await waitFor(() => agent.uplink.isUp && connected('native-named')?.path === 'native', undefined, 'native link up')
+    await waitFor(() => named('tsw-link') === before + 1, undefined, 'the link thread named tsw-link')
+    await waitFor(() => named('tsw-datapath') >= 1, undefined, 'switchd\'s fast-path thread named tsw-datapath')
+    await agent.stop()
+    agents.splice(agents.indexOf(agent), 1)
+    await waitFor(() => named('tsw-link') === before, undefined, 'the link thread joined once the agent stopped')
+  })
+
   it('native and JS agents reach each other, unicast and broadcast', async () => {
     const port = await startServer()
     const a = startAgent(port, 'agent-native', true)

@@ -153,7 +153,7 @@ export class Uplink extends EventEmitter {
     this.ws?.close(code, reason)
   }
 
-  /** Close for good (no reconnect). */
+  /** Close for good (no reconnect): whatever the switch sends after this, a welcome included, is ignored. */
   close (code = CLOSE_NORMAL, reason = 'agent stopping'): Promise<void> {
     this.state = 'closed'
     clearTimeout(this.retryTimer)
@@ -230,6 +230,8 @@ export class Uplink extends EventEmitter {
       }
     })
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
+      // Closed for good: what the switch sent before our close frame reached it (a welcome above all) must not bring us back up.
+      if (this.state === 'closed') return
       this.heard = true
       if (isBinary) { this.receiveBatch(ws, url, data as Buffer); return }
       if (this.state === 'up') { this.onControl((data as Buffer).toString('utf8')); return }

@@ -3,9 +3,15 @@
  * fix, and slows down; a welcome resets it. Asserted on the attempts counted
  * by switchd, the log lines and the delays the uplink computed, never on how
  * long anything took.
+ *
+ * The log sink is the process's, and a port switchd gets from the OS may be
+ * one an earlier test's switchd had: each agent's URL carries a mark of its
+ * own (switchd reads only ?token= of the query), and the lines and attempts
+ * counted are those with it, so nothing else in the process can add to them.
  */
 
 import assert from 'node:assert/strict'
+import type { IncomingMessage } from 'node:http'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { buildConfig } from '../../src/switch/control/config'
 import { TapDevice } from '../../src/common/tap'
@@ -27,8 +33,12 @@ describe('uplink refused (integration)', () => {
   let port: number
   let agents: Agent[]
   let restore: (line: string) => void
+  /** The URL of this test's agent (one agent a test), and the upgrades switchd got: to it, and in all. */
+  let url: string
+  let upgrades: { ours: number, all: number }
   const logs: Line[] = []
-  const events = (event: string): Line[] => logs.filter((l) => l.event === event)
+  const ours = (): Line[] => logs.filter((l) => l.url === url)
+  const events = (event: string): Line[] => ours().filter((l) => l.event === event)
 
   beforeEach(() => {
     logs.length = 0
@@ -44,10 +54,16 @@ describe('uplink refused (integration)', () => {
   async function start (raw: unknown): Promise<void> {
     server = new SwitchServer({ config: buildConfig(raw, 'test'), host: '127.0.0.1', port: 0 })
     port = (await server.listen()).port
+    upgrades = { ours: 0, all: 0 }
+    url = `ws://127.0.0.1:${port}/?test=uplink-refused-${Math.random().toString(36).slice(2)}`
+    server.http.on('upgrade', (req: IncomingMessage) => {
+      upgrades.all++
+      if (`ws://127.0.0.1:${port}${req.url ?? ''}` === url) upgrades.ours++
+    })
   }
   function agent (opts: Partial<UplinkOptions>): Agent {
     const dev = TapDevice.open(fakeTapBinding, { name: `tsw-r${agents.length}` })
-    const a = new Agent(dev, new Uplink({ url: `ws://127.0.0.1:${port}/`, reconnectMin: 0.05, reconnectMax: 0.2, ...opts }), 1500)
+    const a = new Agent(dev, new Uplink({ url, reconnectMin: 0.05, reconnectMax: 0.2, ...opts }), 1500)
     agents.push(a)
     a.start()
     return a
@@ -57,7 +73,8 @@ describe('uplink refused (integration)', () => {
     await start(CONFIG)
     agent({ token: 'wrong-token-0123456789abcdef' })
     await waitFor(() => events('uplink_retry').some((l) => l.refused_in_a_row === REFUSALS_BEFORE_SLOW), 20_000, 'the slow retry')
-    assert.equal(server.rejectedBy.unauthorized, REFUSALS_BEFORE_SLOW, 'switchd saw 3 attempts')
+    assert.equal(upgrades.ours, REFUSALS_BEFORE_SLOW, 'switchd saw 3 attempts')
+    assert.equal(server.rejectedBy.unauthorized, upgrades.all, 'and refused each as unauthorized')
     const errors = events('uplink_refused')
     assert.equal(errors.length, 1)
     assert.equal(errors[0]?.level, 'error')
@@ -77,7 +94,7 @@ describe('uplink refused (integration)', () => {
   it('says it once per streak, and a welcome resets the count', async () => {
     await start(CONFIG)
     const a = agent({ token: 'wrong-token-0123456789abcdef', refusedMin: 0.05, refusedMax: 0.1 })
-    await waitFor(() => (server.rejectedBy.unauthorized ?? 0) >= 2 * REFUSALS_BEFORE_SLOW, 20_000, 'more refusals')
+    await waitFor(() => upgrades.ours >= 2 * REFUSALS_BEFORE_SLOW, 20_000, 'more attempts')
     assert.equal(events('uplink_refused').length, 1, 'once, however many refusals follow')
     assert.ok(a.uplink.refusedInARow >= 2 * REFUSALS_BEFORE_SLOW - 1)
     a.uplink.opts.token = TOKEN
@@ -88,8 +105,8 @@ describe('uplink refused (integration)', () => {
     a.uplink.drop(1000, 'test')
     await waitFor(() => events('uplink_refused').length === 2, 20_000, 'the second streak')
     // After the welcome, the first retry was on the usual backoff again.
-    const upAt = logs.findIndex((l) => l.event === 'uplink_connected')
-    const first = logs.slice(upAt).find((l) => l.event === 'uplink_retry') as Line
+    const upAt = ours().findIndex((l) => l.event === 'uplink_connected')
+    const first = ours().slice(upAt).find((l) => l.event === 'uplink_retry') as Line
     assert.equal(first.refused_in_a_row, 0)
     assert.ok((first.delay_seconds as number) <= 0.2, JSON.stringify(first))
   })

@@ -68,6 +68,34 @@ export interface AdmissionState {
   addressRefusal (name: string, address: string): string | undefined
 }
 
+/** What switchd (switchd.ts's SwitchServer) offers admissionOf: a view by shape, so this file imports no daemon. */
+export interface AdmissionSource {
+  readonly config: AdmissionState['config']
+  readonly isClosing: boolean
+  readonly draining: boolean
+  readonly isListening: boolean
+  readonly metricsHere: boolean
+  readonly adminOpen: boolean
+  readonly portTable: { readonly size: number, countFrom: (address: string) => number }
+  readonly networks: { refusal: (name: string) => string | undefined, addressRefusal: (name: string, address: string) => string | undefined }
+}
+
+/** What admission reads of `d`, read when a request comes (the configuration changes on reload). */
+export function admissionOf (d: AdmissionSource): AdmissionState {
+  return {
+    get config () { return d.config },
+    get closing () { return d.isClosing },
+    get draining () { return d.draining },
+    get listening () { return d.isListening },
+    get metricsHere () { return d.metricsHere },
+    get adminOpen () { return d.adminOpen },
+    get ports () { return d.portTable.size },
+    portsFrom: (address) => d.portTable.countFrom(address),
+    networkRefusal: (name) => d.networks.refusal(name),
+    addressRefusal: (name, address) => d.networks.addressRefusal(name, address)
+  }
+}
+
 /** A refusal: the HTTP status, the reason counted (connections_rejected_total) and logged, the client's answer. */
 export interface Refusal {
   readonly refuse: true

@@ -48,7 +48,7 @@ import { mainListener, metricsListener, bind, reject, wsServer } from './http'
 import { startFleet, fleetState } from './fleet-host'
 import type { Fleet } from '../io/fleet'
 import { serveRequest, serveMetricsListener, serveUpgrade, type RouteContext } from './routes'
-import type { AdmissionState } from './admit'
+import { admissionOf, type AdmissionState } from './admit'
 import { openEndpoints, type Endpoint } from './endpoints'
 import { Drain, closeSockets } from './drain'
 import { checkReload, regrant } from './reload'
@@ -117,6 +117,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
   private readonly guard: ListenerGuard
   /** The metrics listener's (--metrics-listen), with a pool of its own. */
   private metricsGuard: ListenerGuard | undefined
+  /** listen()'s work: close() waits for it (a trunk or fleet started after close() began would never stop). */
+  private starting: Promise<AddressInfo> | undefined
   /** The configured endpoints (endpoints.ts), in the order they opened. */
   private readonly endpoints: Endpoint[] = []
   /** Each network's native fast path for its TAPs (io/fast-path.ts), made with its first TAP. */
@@ -237,7 +239,10 @@ export class SwitchServer implements SwitchdView, RouteContext {
   fleetState (): ReturnType<typeof fleetState> { return fleetState(this) }
 
   /** Listen; resolves with the bound address (port 0 picks a free one). */
-  async listen (): Promise<AddressInfo> {
+  /** Bind, open the configured endpoints, start the fleet. A close() meanwhile waits for it, then closes all of it. */
+  listen (): Promise<AddressInfo> { return (this.starting ??= this.start()) }
+
+  private async start (): Promise<AddressInfo> {
     const [cfgHost, cfgPort] = splitHostPort(this.config.listen)
     const host = this.opts.host ?? cfgHost
     if (!isLoopback(host) && this.config.tokens.size === 0 && !this.config.allowAnonymous) {
@@ -353,6 +358,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
   get metricsHere (): boolean { return this.metricsHttp === undefined }
 
   private async doClose (): Promise<void> {
+    // A start under way finishes first (its failure is listen()'s to report), so that all it opened is closed below.
+    await this.starting?.catch(() => {})
     this.listening = false
     clearInterval(this.keepaliveTimer)
     clearInterval(this.clockTimer)
@@ -377,22 +384,6 @@ export class SwitchServer implements SwitchdView, RouteContext {
     await closed
     await Promise.all(later)
     log.info('stopped', { ports: this.portTable.ports.size })
-  }
-}
-
-/** What admit.ts reads of `d`, read when a request comes (the configuration changes on reload). */
-function admissionOf (d: SwitchServer): AdmissionState {
-  return {
-    get config () { return d.config },
-    get closing () { return d.isClosing },
-    get draining () { return d.draining },
-    get listening () { return d.isListening },
-    get metricsHere () { return d.metricsHere },
-    get adminOpen () { return d.adminOpen },
-    get ports () { return d.portTable.size },
-    portsFrom: (address) => d.portTable.countFrom(address),
-    networkRefusal: (name) => d.networks.refusal(name),
-    addressRefusal: (name, address) => d.networks.addressRefusal(name, address)
   }
 }
 

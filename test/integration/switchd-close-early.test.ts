@@ -1,0 +1,63 @@
+/**
+ * A switchd closed while it still starts (SIGTERM during start-up, a test's
+ * teardown) closes everything that start opens: close() waits for listen()
+ * and then closes it all. Before, close() closed the endpoints opened so far
+ * (none) and a trunk opened after it dialled for ever. Asserted on the trunk's
+ * uplink state and the connections its peer saw, never on time.
+ */
+
+import assert from 'node:assert/strict'
+import { WebSocketServer, type WebSocket } from 'ws'
+import type { AddressInfo } from 'node:net'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { buildConfig } from '../../src/switch/control/config'
+import { SUBPROTOCOL_V1 } from '../../src/common/protocol'
+import { setLogSink } from '../../src/common/log'
+import { waitFor } from '../helpers/net'
+
+describe('switchd closed while it starts (integration)', () => {
+  let peer: WebSocketServer
+  let peerUrl: string
+  const sockets: WebSocket[] = []
+  let restore: (line: string) => void
+
+  beforeEach(async () => {
+    sockets.length = 0
+    restore = setLogSink(() => {})
+    // The trunk's far end: takes the upgrade, never welcomes.
+    peer = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => SUBPROTOCOL_V1 })
+    peer.on('connection', (ws) => { sockets.push(ws) })
+    await new Promise<void>((resolve) => peer.once('listening', () => { resolve() }))
+    peerUrl = `ws://127.0.0.1:${(peer.address() as AddressInfo).port}/`
+  })
+  afterEach(async () => {
+    setLogSink(restore)
+    for (const ws of sockets) ws.terminate()
+    await new Promise<void>((resolve) => peer.close(() => { resolve() }))
+  })
+
+  it('close() during listen(): the trunk that start opened is closed for good, and its connection with it', async () => {
+    const server = new SwitchServer({ config: buildConfig({ trunks: [{ url: peerUrl, name: 'trunk-early' }] }, 'test'), host: '127.0.0.1', port: 0 })
+    const listening = server.listen()
+    const closed = server.close()  // before listen() resolved: nothing was open yet
+    await listening
+    await closed
+    assert.equal(server.trunks.length, 1, 'the trunk was opened by the start close() waited for')
+    assert.equal(server.trunks[0]?.uplink.state, 'closed')
+    assert.equal(server.isListening, false)
+    // Whatever it dialled before close() reached it is closed from its side.
+    await waitFor(() => sockets.every((ws) => ws.readyState === ws.CLOSED), 10_000, 'the trunk\'s connections closed')
+  })
+
+  it('a start that fails still lets close() finish', async () => {
+    const first = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
+    const { port } = await first.listen()
+    // The same port: bind fails (EADDRINUSE), and close() neither hangs nor throws.
+    const second = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port })
+    const listening = second.listen()
+    const closed = second.close()
+    await assert.rejects(listening, /EADDRINUSE/)
+    await closed
+    await first.close()
+  })
+})

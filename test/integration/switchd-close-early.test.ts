@@ -49,6 +49,24 @@ describe('switchd closed while it starts (integration)', () => {
     await waitFor(() => sockets.every((ws) => ws.readyState === ws.CLOSED), 10_000, 'the trunk\'s connections closed')
   })
 
+  it('attack: listen() after close() opens nothing (a close() first left a trunk dialling and the timers running for ever)', async () => {
+    const server = new SwitchServer({ config: buildConfig({ trunks: [{ url: peerUrl, name: 'trunk-late' }] }, 'test'), host: '127.0.0.1', port: 0 })
+    await server.close()
+    await assert.rejects(server.listen(), { code: 'TSW_ERR_CLOSED' })
+    assert.equal(server.isListening, false)
+    assert.equal(server.trunks.length, 0, 'no trunk opened after close()')
+    // Far above the trunk's first dial (at once on start): a dial would have reached the peer.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.equal(sockets.length, 0, 'nothing dialled the peer')
+  })
+
+  it('attack: a second listen() after close() says closed rather than the first start\'s stale address', async () => {
+    const server = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
+    await server.listen()
+    await server.close()
+    await assert.rejects(server.listen(), { code: 'TSW_ERR_CLOSED' })
+  })
+
   it('a start that fails still lets close() finish', async () => {
     const first = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
     const { port } = await first.listen()

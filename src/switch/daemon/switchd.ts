@@ -272,7 +272,6 @@ export class SwitchServer implements SwitchdView, RouteContext {
       // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
       selfPorts: () => [this.address().port, this.metricsAddress()?.port ?? 0, ...this.qemuListeners.map((q) => q.tcpPort)]
     }, this.endpoints)
-    this.listening = true
     this.fleet = await startFleet(this, this.config.tls !== undefined)
     this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
@@ -282,6 +281,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
       this.networks.tick(now)
       for (const e of this.endpoints) e.tick?.(now)
     }, 100)
+    // Ready (/readyz) once all of it started: a start that failed is never taken for a serving switchd.
+    this.listening = true
     const addr = this.address()
     log.info('listening', {
       address: addr.address, port: addr.port, tls: this.config.tls !== undefined, tokens: this.config.tokens.size,

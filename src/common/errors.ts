@@ -11,6 +11,8 @@ export const ERR_TAP = 'TSW_ERR_TAP'
 export const ERR_FRAME_SPEC = 'TSW_ERR_FRAME_SPEC'
 /** switchd's state (a gateway's lease file) cannot be used: unreadable, corrupt, or another switchd's. */
 export const ERR_STATE = 'TSW_ERR_STATE'
+/** A SwitchServer asked to listen() once close() was called: it listens once. */
+export const ERR_CLOSED = 'TSW_ERR_CLOSED'
 /** A command line that does not parse: an unknown option, a missing value (exit 2). */
 export const ERR_USAGE = 'TSW_ERR_USAGE'
 /**

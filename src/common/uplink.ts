@@ -189,6 +189,8 @@ export class Uplink extends EventEmitter {
       sock.terminate()
     }, timeout + 1000)
     ws.on('error', (err: Error & { code?: string }) => {
+      // Closed for good: the error is close()'s own abort of a dial (or what followed it), and nothing is retried.
+      if (this.state === 'closed') return
       // A failure to connect is worth a person's look (warn), and always says what to do; one while up is the network's (uplink_lost follows).
       const up = this.state === 'up'
       this.refusal = up ? undefined : refusalOfError(err, url, this.opts.sources)

@@ -119,10 +119,9 @@ export async function main (argv: string[]): Promise<void> {
   } catch (err) {
     die('switchd', (err as Error).message, 2)
   }
-  await listen(server)
   // Reload whatever the configuration came from: the --config file, and files given by flags alone
   // (--tokens, --tls-cert/--tls-key): a token must be revocable without a restart.
-  process.on('SIGHUP', () => {
+  const reload = (): void => {
     let next: SwitchdConfig
     try {
       next = loadConfig(configPath, overrides)
@@ -133,7 +132,19 @@ export async function main (argv: string[]): Promise<void> {
       return
     }
     server.reload(next)
+  }
+  // Before the start: SIGHUP's default action ends the process, and a start can take seconds (a gateway's QEMU).
+  // One that comes meanwhile is applied once switchd listens (a reload must not race the endpoints opening).
+  let started = false
+  let reloadPending = false
+  process.on('SIGHUP', () => {
+    if (started) { reload(); return }
+    reloadPending = true
+    log.info('reload_deferred', { why: 'switchd is starting: the configuration is re-read once it listens' })
   })
+  await listen(server)
+  started = true
+  if (reloadPending) reload()
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) { log.warn('forced_exit', { signal }); process.exit(1) }

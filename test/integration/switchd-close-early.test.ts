@@ -49,6 +49,40 @@ describe('switchd closed while it starts (integration)', () => {
     await waitFor(() => sockets.every((ws) => ws.readyState === ws.CLOSED), 10_000, 'the trunk\'s connections closed')
   })
 
+  it('attack: listen() after close() opens nothing (a close() first left a trunk dialling and the timers running for ever)', async () => {
+    const server = new SwitchServer({ config: buildConfig({ trunks: [{ url: peerUrl, name: 'trunk-late' }] }, 'test'), host: '127.0.0.1', port: 0 })
+    await server.close()
+    await assert.rejects(server.listen(), { code: 'TSW_ERR_CLOSED' })
+    assert.equal(server.isListening, false)
+    assert.equal(server.trunks.length, 0, 'no trunk opened after close()')
+    // Far above the trunk's first dial (at once on start): a dial would have reached the peer.
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    assert.equal(sockets.length, 0, 'nothing dialled the peer')
+  })
+
+  it('attack: a second listen() after close() says closed rather than the first start\'s stale address', async () => {
+    const server = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
+    await server.listen()
+    await server.close()
+    await assert.rejects(server.listen(), { code: 'TSW_ERR_CLOSED' })
+  })
+
+  it('attack: a fleet CA that cannot be read fails the start as a configuration error naming --uplink-ca, and /readyz never says ready', async () => {
+    const ca = '/nonexistent/tapswitch-fleet-ca.pem'
+    const config = buildConfig({}, 'test', { replica: 'a', fleet: 'http://127.0.0.1:1', fleetToken: 'fleet-credential-0123456789abcdef-0123456789', uplinkCa: ca })
+    const server = new SwitchServer({ config, host: '127.0.0.1', port: 0 })
+    try {
+      // main() says a TSW_ERR_CONFIG's message as it is; any other error is said as the listen address's ("listen 127.0.0.1:0: ENOENT").
+      await assert.rejects(server.listen(), (err: Error & { code?: string }) => err.code === 'TSW_ERR_CONFIG' && err.message.includes('--uplink-ca') && err.message.includes(ca))
+      assert.equal(server.isListening, false)
+      const res = await fetch(`http://127.0.0.1:${server.address().port}/readyz`, { signal: AbortSignal.timeout(10_000) })
+      await res.arrayBuffer()
+      assert.equal(res.status, 503, 'not ready after a failed start')
+    } finally {
+      await server.close()
+    }
+  })
+
   it('a start that fails still lets close() finish', async () => {
     const first = new SwitchServer({ config: buildConfig({}, 'test'), host: '127.0.0.1', port: 0 })
     const { port } = await first.listen()

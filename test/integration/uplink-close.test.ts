@@ -94,6 +94,15 @@ describe('uplink close (integration)', () => {
     assert.equal(dials, 0, 'the aborted dial and no other reached the server')
   })
 
+  it('attack: close() while the dial is under way says nothing false: no uplink_error "retrying with backoff" for the dial close() aborted', async () => {
+    const u = uplink()
+    u.start()
+    await u.close()
+    // The aborted dial's error comes on the next tick: let it come.
+    await sleep(NO_DIAL_MS)
+    assert.deepEqual(ours('uplink_error'), [], 'a stopped uplink retries nothing, and aborting its own dial is no failure')
+  })
+
   it('close() while a retry waits: closed, and the retry never dials', async () => {
     const u = uplink()
     // Refuse the attempt before the welcome: the uplink schedules a retry, and close() comes right after (a microtask, before any timer).

@@ -54,7 +54,7 @@ import { Drain, closeSockets } from './drain'
 import { checkReload, regrant } from './reload'
 import { gatewayFacts, vxlanFacts } from './facts'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CLOSE_GOING_AWAY, CLOSE_POLICY } from '../../common/protocol'
-import { TapswitchError, ERR_CONFIG } from '../../common/errors'
+import { TapswitchError, ERR_CONFIG, ERR_CLOSED } from '../../common/errors'
 import type { DrainJson } from '../../common/api-types'
 import { logger } from '../../common/log'
 
@@ -238,9 +238,15 @@ export class SwitchServer implements SwitchdView, RouteContext {
 
   fleetState (): ReturnType<typeof fleetState> { return fleetState(this) }
 
-  /** Listen; resolves with the bound address (port 0 picks a free one). */
-  /** Bind, open the configured endpoints, start the fleet. A close() meanwhile waits for it, then closes all of it. */
-  listen (): Promise<AddressInfo> { return (this.starting ??= this.start()) }
+  /**
+   * Bind, open the configured endpoints, start the fleet; resolves with the bound address (port 0 picks a free one).
+   * A close() meanwhile waits for it, then closes all of it. Once close() was called it rejects (TSW_ERR_CLOSED):
+   * a start then would be closed by nothing (a trunk dialling, the timers running, for ever).
+   */
+  listen (): Promise<AddressInfo> {
+    if (this.closing !== undefined) return Promise.reject(new TapswitchError(ERR_CLOSED, 'switchd is closed: a SwitchServer listens once'))
+    return (this.starting ??= this.start())
+  }
 
   private async start (): Promise<AddressInfo> {
     const [cfgHost, cfgPort] = splitHostPort(this.config.listen)
@@ -266,7 +272,6 @@ export class SwitchServer implements SwitchdView, RouteContext {
       // switchd's own TCP ports: the gateway's address is the host's loopback, and stations must not reach us through it.
       selfPorts: () => [this.address().port, this.metricsAddress()?.port ?? 0, ...this.qemuListeners.map((q) => q.tcpPort)]
     }, this.endpoints)
-    this.listening = true
     this.fleet = await startFleet(this, this.config.tls !== undefined)
     this.console.start()
     this.keepaliveTimer = setInterval(() => { this.portTable.keepalive(this.config.pingInterval) }, this.config.pingInterval * 1000)
@@ -276,6 +281,8 @@ export class SwitchServer implements SwitchdView, RouteContext {
       this.networks.tick(now)
       for (const e of this.endpoints) e.tick?.(now)
     }, 100)
+    // Ready (/readyz) once all of it started: a start that failed is never taken for a serving switchd.
+    this.listening = true
     const addr = this.address()
     log.info('listening', {
       address: addr.address, port: addr.port, tls: this.config.tls !== undefined, tokens: this.config.tokens.size,

@@ -23,6 +23,7 @@ import {
 } from '../core/fleet-plan'
 import { MeshLink, type MeshHost } from './mesh-link'
 import { logger } from '../../common/log'
+import { TapswitchError, ERR_CONFIG } from '../../common/errors'
 
 const log = logger('fleet')
 
@@ -126,7 +127,10 @@ export class Fleet {
   pollsFailed = 0
 
   constructor (readonly self: string, readonly spec: FleetSpec, private readonly tls: boolean, private readonly host: FleetHost) {
-    this.ca = spec.ca === undefined ? undefined : readFileSync(spec.ca)
+    // A configuration error naming the flag (main() would otherwise say it as the listen address's: "listen …: ENOENT").
+    try { this.ca = spec.ca === undefined ? undefined : readFileSync(spec.ca) } catch (err) {
+      throw new TapswitchError(ERR_CONFIG, `--uplink-ca ${spec.ca ?? ''}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
   }
 
   /** The peer addresses asked each round (at most MAX_PEERS). */

@@ -35,7 +35,7 @@ case "$1" in
         : > "/etc/netns/$ns/resolv.conf"
         for s in $dns; do echo "nameserver $s" >> "/etc/netns/$ns/resolv.conf"; done
       else
-        echo "udhcpc-netns.sh: DNS $dns (not written: mkdir /etc/netns/$ns to have it in /etc/netns/$ns/resolv.conf)"
+        echo "udhcpc-netns.sh: DNS $dns (not written: mkdir -p /etc/netns/$ns to have it in /etc/netns/$ns/resolv.conf)"
       fi
     fi
     echo "udhcpc-netns.sh: $interface $ip/${mask:-24} router ${router:-none} in namespace $ns"

@@ -194,12 +194,12 @@ describe('VXLAN ports under attack (integration)', function () {
     const total = frames.length * l.ports.length
     const backpressure = (): number => l.ports.reduce((n, p) => n + p.drops[R_BACKPRESSURE], 0)
     let peak = 0
-    const sample = setInterval(() => { peak = Math.max(peak, l.ports.reduce((n, p) => n + p.inFlight, 0)) }, 1)
+    const sample = setInterval(() => { peak = Math.max(peak, l.ports.reduce((n, p) => n + p.inFlight.count, 0)) }, 1)
     try {
       h.send(frames)
       await waitFor(() => l.packetsOut + backpressure() === total, 60_000, 'every copy sent or dropped')
       assert.ok(l.packetsOut <= 2 * 16384, `${l.packetsOut} datagrams handed over`)
-      await waitFor(() => l.ports.every((p) => p.inFlight === 0), 30_000, 'every send completed')
+      await waitFor(() => l.ports.every((p) => p.inFlight.count === 0), 30_000, 'every send completed')
     } finally { clearInterval(sample) }
     assert.ok(peak <= 16384, `${peak} datagrams in flight at once`)
     assert.ok(backpressure() >= total - 2 * 16384, 'the rest counted as backpressure on the VTEPs\' ports')

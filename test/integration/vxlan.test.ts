@@ -241,7 +241,7 @@ describe('VXLAN ports (integration)', function () {
     assert.equal(await f.metric('switchd_vxlan_ports', { listener, encap: 'vxlan' }), 1)
     // What dgram reports of a send the kernel refused (no route, a full buffer): counted, never thrown.
     const l = f.listeners()[0] as VxlanListener
-    l.inFlight++
+    l.inFlight.add(0)
     l.completed(new Error('EHOSTUNREACH'), undefined)
     assert.equal(await f.metric('switchd_vxlan_dropped_total', { listener, reason: 'send_error' }), 1)
   })

@@ -81,6 +81,23 @@ const MAX_IN_FLIGHT_BYTES = 32 * 1024 * 1024
  */
 const PORT_IN_FLIGHT = 1024
 
+/** Sends handed to dgram and not yet completed, and their bytes: a port's, and its listener's over all its ports. */
+class InFlight {
+  count = 0
+  bytes = 0
+
+  add (size: number): void {
+    this.count++
+    this.bytes += size
+  }
+
+  /** One completed. A failed send reports no length: the count is exact, and the bytes start again from zero once none is left. */
+  done (bytes: number | undefined): void {
+    this.count--
+    this.bytes = this.count === 0 ? 0 : Math.max(0, this.bytes - (bytes ?? 0))
+  }
+}
+
 /** One (VNI, VTEP) port of a listener. */
 export interface VxlanPortSpec {
   vni: number
@@ -97,14 +114,11 @@ export interface VxlanPortSpec {
 /** A remote VTEP of one VNI, as a port. */
 export class VxlanPort extends NetPort {
   readonly kind: 'vxlan' | 'geneve'
-  /** Datagrams handed to dgram and not yet completed, and their bytes (within the listener's share for each port). */
-  inFlight = 0
-  inFlightBytes = 0
+  /** Its datagrams handed to dgram and not yet completed (within the listener's share for each port). */
+  readonly inFlight = new InFlight()
   /** One completion for every send of this port (made once, not per datagram). */
   readonly sent = (err: Error | null, bytes?: number): void => {
-    this.inFlight--
-    // A failed send reports no length: the count is exact, and the bytes start again from zero once none is left.
-    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    this.inFlight.done(bytes)
     this.listener.completed(err, bytes)
   }
 
@@ -116,7 +130,7 @@ export class VxlanPort extends NetPort {
   }
 
   /** What this port handed to its sockets and they have not sent yet (the kernel's and libuv's queues among it). */
-  bufferedBytes (): number { return this.inFlightBytes }
+  bufferedBytes (): number { return this.inFlight.bytes }
 
   output (buf: Buffer, off: number, len: number, op: number, vid: number): void {
     const l = this.listener
@@ -125,17 +139,15 @@ export class VxlanPort extends NetPort {
     if (outLen > l.maxInner) { this.network.drop(this, R_UNDERLAY_MTU, buf, off, len, vid); return }
     // The hash skips VLAN tags: the frame as it came hashes as it will leave.
     const size = ENCAP_HLEN + outLen
-    if (this.inFlight >= PORT_IN_FLIGHT || this.inFlightBytes + size > this.highWaterMark || !l.mayHold(size)) { this.dropForBackpressure(); return }
+    if (this.inFlight.count >= PORT_IN_FLIGHT || this.inFlight.bytes + size > this.highWaterMark || !l.mayHold(size)) { this.dropForBackpressure(); return }
     if (this.congested) this.checkDrained()
     const socket = l.senderFor(flowHash(buf, off, len, l.seed))
     const at = l.reserve(size)
     const slab = l.slab
     writeHeader(l.encap, slab, at, this.vni)
     writeEgress(slab, at + ENCAP_HLEN, buf, off, len, op, vid)
-    this.inFlight++
-    this.inFlightBytes += size
-    l.inFlight++
-    l.inFlightBytes += size
+    this.inFlight.add(size)
+    l.inFlight.add(size)
     socket.send(slab, at, size, this.vtepPort, this.vtepAddress, this.sent)
     l.packetsOut++
     l.bytesOut += ENCAP_HLEN + outLen
@@ -191,9 +203,8 @@ export class VxlanListener {
     this.flushPending = false
     for (const sw of this.networks) sw.flushDirty()
   }
-  /** Datagrams its ports handed to dgram and not yet completed, and their bytes (at most MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES). */
-  inFlight = 0
-  inFlightBytes = 0
+  /** Datagrams its ports handed to dgram and not yet completed (at most MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES). */
+  readonly inFlight = new InFlight()
 
   constructor (readonly spec: VxlanSpec, ports: readonly VxlanPortSpec[], highWaterMark: number) {
     this.encap = spec.encap === 'geneve' ? ENCAP_GENEVE : ENCAP_VXLAN
@@ -286,12 +297,11 @@ export class VxlanListener {
   private count (reason: number): void { this.drops[reason] = (this.drops[reason] as number) + 1 }
 
   /** Whether one more datagram of `size` bytes may be handed over. */
-  mayHold (size: number): boolean { return this.inFlight < MAX_IN_FLIGHT && this.inFlightBytes + size <= MAX_IN_FLIGHT_BYTES }
+  mayHold (size: number): boolean { return this.inFlight.count < MAX_IN_FLIGHT && this.inFlight.bytes + size <= MAX_IN_FLIGHT_BYTES }
 
   /** A port's send completed; a failed one is counted `send_error`. */
   completed (err: Error | null, bytes: number | undefined): void {
-    this.inFlight--
-    this.inFlightBytes = this.inFlight === 0 ? 0 : Math.max(0, this.inFlightBytes - (bytes ?? 0))
+    this.inFlight.done(bytes)
     if (err !== null) this.count(DROP_SEND_ERROR)
   }
 

@@ -176,7 +176,7 @@ export interface GatewayFilterOptions {
 }
 
 export class GatewayFilter {
-  /** switchd's own ports (TCP: its listener, --metrics-listen, QEMU listeners; UDP: its VXLAN/GENEVE listeners): counted as `switchd`, never listed. */
+  /** switchd's own ports (TCP: its listener, --metrics-listen, QEMU listeners; UDP: its VXLAN/GENEVE listeners): counted as `switchd`, never listed (has() is false for ICMP's dport -1). */
   readonly selfPorts = new PortSet()
   /**
    * switchd's VTEPs (IPv4 `vxlan` remotes): UDP to them is `switchd` on any
@@ -275,9 +275,9 @@ export class GatewayFilter {
       return !this.natOff && this.hostPorts.has(proto, dport) ? V_FLOW : R_HOST
     }
     const top = dst >>> 24
-    if (top === 0 || top === 127) return this.isSelf(proto, dport) ? R_SWITCHD : R_NOT_ROUTABLE
+    if (top === 0 || top === 127) return this.selfPorts.has(proto, dport) ? R_SWITCHD : R_NOT_ROUTABLE
     if (top >= 224 || (dst >>> 16) === 0xa9fe || ((dst & this.mask) >>> 0) === this.subnet) return R_NOT_ROUTABLE
-    if (this.hostAddresses.has(dst)) return this.isSelf(proto, dport) ? R_SWITCHD : R_HOST
+    if (this.hostAddresses.has(dst)) return this.selfPorts.has(proto, dport) ? R_SWITCHD : R_HOST
     return this.natOn ? V_FLOW : R_OUTSIDE
   }
 
@@ -288,7 +288,4 @@ export class GatewayFilter {
     const top = dst >>> 24
     return dst === this.gw || dst === 0xffffffff || top === 0 || top === 127 || this.hostAddresses.has(dst)
   }
-
-  /** PortSet.has answers false for ICMP (dport -1): only TCP and UDP ports are switchd's. */
-  private isSelf (proto: number, dport: number): boolean { return this.selfPorts.has(proto, dport) }
 }

@@ -111,20 +111,22 @@ export function useSwitchd (o: FixtureOptions = {}): SwitchdFixture {
 
 /**
  * Registers beforeEach/afterEach in the calling `describe` for a fixture
- * built on SwitchdFixture (useSwitchd's, vtep.ts's useVxlan): before each
- * test switchd's log lines go to `f.logs` (cleared) and `before` runs; after
- * it, `f.stop()` and the log sink restored.
+ * built on SwitchdFixture (useSwitchd's, vtep.ts's useVxlan, useSwitches):
+ * before each test switchd's log lines go to `f.logs` (cleared) and `before`
+ * runs; after it, `f.stop()`, the log sink restored, and for a failed test
+ * the last `logTail` lines printed (0: none).
  */
-export function useFixture<F extends { readonly logs: string[], stop: () => Promise<void> }> (f: F, before?: (f: F) => Promise<void>): F {
+export function useFixture<F extends { readonly logs: string[], stop: () => Promise<void> }> (f: F, before?: (f: F) => Promise<void>, logTail = 0): F {
   let restore: ((line: string) => void) | undefined
   beforeEach(async () => {
     f.logs.length = 0
     restore = setLogSink((l) => { f.logs.push(l) })
     if (before !== undefined) await before(f)
   })
-  afterEach(async () => {
+  afterEach(async function () {
     await f.stop()
     if (restore !== undefined) setLogSink(restore)
+    if (logTail > 0 && this.currentTest?.state === 'failed') process.stderr.write(f.logs.slice(-logTail).join('\n') + '\n')
   })
   return f
 }
@@ -163,16 +165,5 @@ export class Switches {
 
 /** Registers beforeEach/afterEach in the calling `describe`; a failed test prints switchd's last `logTail` lines. */
 export function useSwitches ({ logTail = 60 }: { logTail?: number } = {}): Switches {
-  const net = new Switches()
-  let restore: ((line: string) => void) | undefined
-  beforeEach(() => {
-    net.logs.length = 0
-    restore = setLogSink((l) => { net.logs.push(l) })
-  })
-  afterEach(async function () {
-    await net.stop()
-    if (restore !== undefined) setLogSink(restore)
-    if (this.currentTest?.state === 'failed') process.stderr.write(net.logs.slice(-logTail).join('\n') + '\n')
-  })
-  return net
+  return useFixture(new Switches(), undefined, logTail)
 }

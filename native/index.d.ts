@@ -330,7 +330,7 @@ export function landlockAbi (): number
 export function nofileLimit (): [number, number]
 
 /** Indexes into the first array `WsLink#stats()` fills: the link's own counters. */
-export const LINK_STAT_COUNT: 8
+export const LINK_STAT_COUNT: 9
 
 /**
  * tap-agent's native data path (native/ws_link.{h,cc}): one thread that
@@ -358,8 +358,12 @@ export class WsLink {
    */
   constructor (sockFd: number, tapFd: number, vnetHdr: boolean, zeroMask: boolean, highWater: number, prefill: Buffer | null,
     onEvent: (kind: number, code: number, data: Buffer) => void)
-  /** The welcome is followed: records carry virtio-net headers or not; the TAP is read from now on. */
-  start (vnetRecords: boolean): void
+  /**
+   * The welcome is followed: records carry virtio-net headers or not; the TAP is read from now on.
+   * `followBusy`: while at most this many frames pass in 10 ms, the thread runs on the CPU its
+   * connection's frames arrive on (native/cpu_follow.h); 0 leaves its affinity alone.
+   */
+  start (vnetRecords: boolean, followBusy: number): void
   /** One message of JS's (opcode 1 text, 2 binary, 8 close, 9 ping, 10 pong): 0 sent, 1 queued, 2 refused, 3 broken. */
   send (opcode: number, data: Buffer): number
   /** Stop without a closing handshake; the end event follows. */
@@ -369,7 +373,7 @@ export class WsLink {
   /**
    * Cumulative counters: `link` (LINK_STAT_COUNT): upFrames, upBursts,
    * upBytes, droppedBackpressure, downFrames, rxMessages, rxBytes,
-   * rxMalformed; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
+   * rxMalformed, cpuMoves; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
    */
   stats (link: Float64Array, tap: Float64Array): void
   /** Bytes queued for the socket (ws's bufferedAmount). */

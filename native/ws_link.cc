@@ -52,8 +52,9 @@ int Link::Run(void (*notify)(void*), void* arg) {
   return 0;
 }
 
-void Link::Start(bool vnet_records) {
+void Link::Start(bool vnet_records, uint32_t follow_busy) {
   vnet_records_.store(vnet_records);
+  follow_busy_.store(follow_busy);
   started_.store(true);
   gated_.store(false);
   Wake();
@@ -282,6 +283,10 @@ bool Link::ReadSocket() {
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
   if (r <= 0) return End(1006, nullptr, 0), false;  // EOF or an error without a close frame
   rx_.Commit(static_cast<size_t>(r));
+  if (follow_init_) {
+    follow_.Arrived(o_.sock_fd);
+    link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed);
+  }
   return ParseSome();
 }
 
@@ -307,6 +312,11 @@ void Link::Loop() {
     const bool reading = !gated_.load() && room;
     const short sev = static_cast<short>((reading ? POLLIN : 0) | (queued ? POLLOUT : 0));
     const bool tap = started_.load() && !closing && !tap_gone_;
+    if (tap && !follow_init_) {
+      // On this thread: the mask it started with is its own.
+      follow_.Init(follow_busy_.load());
+      follow_init_ = true;
+    }
     int n = 0;
     fds[n++] = {efd_, POLLIN, 0};
     const int si = sev != 0 ? n : -1;

@@ -50,6 +50,7 @@
 #include <vector>
 
 #include "batch.h"
+#include "cpu_follow.h"
 #include "ws_frame.h"
 #include "ws_output.h"
 
@@ -66,6 +67,7 @@ enum LinkStat {
   L_RX_MESSAGES,           // binary messages received (well-formed)
   L_RX_BYTES,              // their bytes
   L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
+  L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_COUNT
 };
 
@@ -97,7 +99,8 @@ class Link {
   // says events wait. Returns 0 or an errno.
   int Run(void (*notify)(void*), void* arg);
   // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
-  void Start(bool vnet_records);
+  // `follow_busy`: cpu_follow.h's busy_frames (0: the thread keeps its affinity).
+  void Start(bool vnet_records, uint32_t follow_busy);
   // JS's own message (text, ping, pong, close: masked here). Returns
   // ws::Output's result; a close frame also stops data both ways out.
   int SendControl(uint8_t opcode, const uint8_t* p, size_t n);
@@ -131,6 +134,12 @@ class Link {
   void CloseWith(uint16_t code, const char* reason);
   void End(uint16_t code, const uint8_t* reason, size_t n);
   void NextMask(uint8_t mask[4], std::vector<uint8_t>& pool, size_t& at);
+  // Frames carried this turn: cpu_follow.h may widen the thread's affinity.
+  void Carried(uint64_t frames) {
+    if (!follow_init_) return;
+    follow_.Carried(static_cast<uint32_t>(frames));
+    link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed);
+  }
   void Count(std::atomic<uint64_t>* c, int i, uint64_t n) {
     c[i].store(c[i].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
@@ -142,6 +151,9 @@ class Link {
   void* notify_arg_ = nullptr;
   std::atomic<bool> stop_{false};
   std::atomic<bool> started_{false};
+  std::atomic<uint32_t> follow_busy_{0};  // set by Start, read by the thread when it sees started_
+  bool follow_init_ = false;              // the thread's own from here
+  CpuFollow follow_;
   std::atomic<bool> vnet_records_{false};
   std::atomic<bool> gated_{false};  // a text message went up before Start(): parse no more until then
   std::atomic<bool> ended_{false};

@@ -86,6 +86,7 @@ bool Link::Burst() {
   }
   Count(link_, L_UP_FRAMES, frames);
   Count(link_, L_UP_BURSTS, 1);
+  Carried(frames);
   Count(link_, L_UP_BYTES, used);
   return true;
 }
@@ -120,6 +121,7 @@ void Link::WriteBatch(const uint8_t* p, size_t n, bool vnet_records) {
   Count(tap_, TX_DROPPED, dropped);
   Count(tap_, TX_ERRORS, errors);
   Count(link_, L_DOWN_FRAMES, written);
+  Carried(written);
 }
 
 }  // namespace wslink

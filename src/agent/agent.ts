@@ -46,6 +46,8 @@ export class AgentStats {
   downFrames = 0
   droppedDisconnected = 0
   droppedBackpressure = 0
+  /** Changes of the native link thread's CPU affinity (native/cpu_follow.h). */
+  cpuMoves = 0
 }
 
 export class Agent {
@@ -69,7 +71,8 @@ export class Agent {
    * otherwise the TAP follows the switch's maximum frame size. `carrier`: the
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
-  constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding) {}
+  constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding,
+    readonly cpuFollow = true) {}
 
   /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
   fold (): void {
@@ -112,7 +115,7 @@ export class Agent {
     if (link === undefined || link.isEnded || this.tap.stop === undefined) return
     if (!this.tapStopped) this.tap.stop()
     this.tapStopped = true
-    link.start(this.tap.vnetRecords === true)
+    link.start(this.tap.vnetRecords === true, this.cpuFollow)
   }
 
   private setCarrier (on: boolean): void {

@@ -32,6 +32,10 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     emit({ ...labels(), reason: 'disconnected' }, agent.stats.droppedDisconnected)
     emit({ ...labels(), reason: 'backpressure' }, agent.stats.droppedBackpressure)
   })
+  scrapedCounter(reg, 'tap_agent_link_cpu_moves_total', 'Changes of the native link thread\'s CPU affinity: to the CPU the uplink\'s frames arrive on while the link is quiet, back to its whole mask when busy (--no-cpu-follow: none)', ['tap'], (emit) => {
+    agent.fold()
+    emit(labels(), agent.stats.cpuMoves)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
   scrapedGauge(reg, 'tap_agent_offload', '1 while the uplink carries TAP offloads (TSO and partial checksums as large frames, as the switch granted)', ['tap'], (emit) => {
     emit(labels(), agent.uplink.isUp && agent.offload ? 1 : 0)

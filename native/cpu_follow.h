@@ -1,0 +1,115 @@
+// tap-agent's link thread runs where its connection's frames arrive while the
+// link is quiet, and anywhere it may once it is busy (issue 24).
+//
+// Why: an idle ping through the agent path is handed from thread to thread
+// five times (agent, switchd, agent, switchd, agent). The scheduler wakes each
+// thread on the CPU it last ran on when that CPU is idle, and on a virtual
+// machine whose idle vCPUs halt, waking a halted vCPU is the dearest step of a
+// hop: the waker stalls ~25 µs sending the IPI and the woken thread runs 50-80
+// µs later (docs/BENCHMARKS.md has the trace). A thread that ran on the CPU
+// its peer's frames are processed on is woken there, behind the peer, for a
+// few µs instead. The kernel records that CPU per socket (SO_INCOMING_CPU: for
+// loopback the sender's, for a NIC the one its receive interrupt runs on).
+//
+// So while the link is quiet (at most `busy_frames` frames a tick of kTickNs),
+// after each read from the socket the thread narrows its affinity to that CPU,
+// only ever within the mask it started with (a cpuset or taskset is obeyed;
+// one set from outside while it runs stops the following for good).
+// A busier tick gives it the whole mask back at once, and it follows again
+// only after a tick of at most a quarter of that: under load the scheduler
+// spreads the work as it did before. Per read while quiet: one getsockopt(2);
+// a sched_setaffinity(2) only when the CPU changes, at most once a tick.
+#pragma once
+
+#include <sched.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+namespace tapswitch {
+namespace wslink {
+
+class CpuFollow {
+ public:
+  static constexpr uint64_t kTickNs = 10 * 1000 * 1000;
+
+  // On the link's thread, before any frame: `busy_frames` 0 turns it off.
+  void Init(uint32_t busy_frames) {
+    busy_frames_ = busy_frames;
+    CPU_ZERO(&whole_);
+    if (busy_frames == 0 || sched_getaffinity(0, sizeof whole_, &whole_) != 0 || CPU_COUNT(&whole_) < 2)
+      busy_frames_ = 0;  // off, or nothing to choose from
+  }
+
+  // A read from the socket returned bytes: follow the CPU they came in on (while quiet), at most
+  // once a tick, so a peer whose frames arrive on a different CPU each time costs one move a tick.
+  void Arrived(int sock_fd) {
+    if (busy_frames_ == 0 || busy_) return;
+    int cpu = -1;
+    socklen_t len = sizeof cpu;
+    if (getsockopt(sock_fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0) return;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == on_ || !CPU_ISSET(cpu, &whole_)) return;
+    const uint64_t now = Now();
+    if (moved_ != 0 && now - moved_ < kTickNs) return;
+    if (!Untouched()) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) == 0) {
+      on_ = cpu;
+      moved_ = now;
+      moves_++;
+    }
+  }
+
+  // Frames carried this turn, either way: a tick busier than busy_frames gives the whole mask back.
+  void Carried(uint32_t frames) {
+    if (busy_frames_ == 0 || frames == 0) return;
+    const uint64_t now = Now();
+    if (now - tick_ >= kTickNs) {
+      // A tick ended (or a gap longer than one: the link was quiet in between).
+      if (now - tick_ >= 2 * kTickNs || in_tick_ <= busy_frames_ / 4) busy_ = false;
+      tick_ = now;
+      in_tick_ = 0;
+    }
+    in_tick_ += frames;
+    if (!busy_ && in_tick_ > busy_frames_) {
+      busy_ = true;
+      if (on_ >= 0 && Untouched() && sched_setaffinity(0, sizeof whole_, &whole_) == 0) {
+        on_ = -1;
+        moves_++;
+      }
+    }
+  }
+
+  // Affinity changes so far (narrowed or widened).
+  uint64_t moves() const { return moves_; }
+
+ private:
+  // The affinity is still what this class left it: else someone else set it (taskset -p, a cpuset
+  // change), and theirs wins: the thread stops following for good.
+  bool Untouched() {
+    cpu_set_t cur, want;
+    CPU_ZERO(&want);
+    if (on_ >= 0) CPU_SET(on_, &want);
+    else want = whole_;
+    if (sched_getaffinity(0, sizeof cur, &cur) == 0 && CPU_EQUAL(&cur, &want)) return true;
+    busy_frames_ = 0;
+    return false;
+  }
+  static uint64_t Now() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  }
+
+  uint32_t busy_frames_ = 0;
+  cpu_set_t whole_;  // the mask the thread started with
+  int on_ = -1;      // the CPU it is narrowed to, or -1 (the whole mask)
+  bool busy_ = false;
+  uint64_t tick_ = 0, in_tick_ = 0, moves_ = 0;
+  uint64_t moved_ = 0;  // when it last narrowed
+};
+
+}  // namespace wslink
+}  // namespace tapswitch

@@ -1,0 +1,197 @@
+import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { SwitchServer } from '../../src/switch/daemon/switchd'
+import { Uplink } from '../../src/common/uplink'
+import { Agent } from '../../src/agent/agent'
+import { CPU_FOLLOW_BUSY_FRAMES, linkBindingOf } from '../../src/agent/native-link'
+import { loadNative } from '../../src/common/native'
+import { agentPlan, SPECS } from '../../src/agent/options'
+import { parseCli } from '../../src/common/cli'
+import { agentRegistry } from '../../src/agent/metrics'
+import { PairTap } from '../helpers/pair-tap'
+import { TestClient } from '../helpers/client'
+import { sleep, waitFor } from '../helpers/net'
+import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
+import { setLogSink } from '../../src/common/log'
+
+const links = linkBindingOf(loadNative('tests'))
+
+/** "0-1,3" (a Cpus_allowed_list) as a sorted list of CPUs. */
+function cpuList (text: string): number[] {
+  const out: number[] = []
+  for (const part of text.trim().split(',')) {
+    const [lo, hi] = part.split('-').map(Number) as [number, number | undefined]
+    for (let c = lo; c <= (hi ?? lo); c++) out.push(c)
+  }
+  return out
+}
+
+/** This process's threads named `comm`, by TID. */
+function threads (comm: string): string[] {
+  return fs.readdirSync('/proc/self/task').filter((t) => {
+    try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm } catch { return false }
+  })
+}
+
+function cpusOf (tid: string): number[] {
+  const m = /^Cpus_allowed_list:\s*(\S+)$/m.exec(fs.readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))
+  assert.ok(m, `no Cpus_allowed_list for thread ${tid}`)
+  return cpuList(m[1] as string)
+}
+
+/** Set the main thread's affinity (threads it starts inherit it); taskset is util-linux's. */
+function pinMainThread (cpus: number[]): void {
+  execFileSync('taskset', ['-p', '-c', cpus.join(','), String(process.pid)], { stdio: 'ignore' })
+}
+
+describe('tap-agent native link: its thread follows the CPU its frames arrive on (integration)', () => {
+  let server: SwitchServer | undefined
+  let agent: Agent | undefined
+  let client: TestClient | undefined
+  let restoreMask: number[] | undefined
+  let restoreLog: (line: string) => void
+
+  beforeEach(() => { restoreLog = setLogSink(() => {}) })
+  afterEach(async () => {
+    client?.close()
+    client = undefined
+    await agent?.stop()
+    agent = undefined
+    await server?.close()
+    server = undefined
+    if (restoreMask !== undefined) pinMainThread(restoreMask)
+    restoreMask = undefined
+    setLogSink(restoreLog)
+  })
+
+  /** A switchd, a native agent on a PairTap (cpuFollow as asked) and a client; resolves with the link thread's TID. */
+  async function start (cpuFollow: boolean): Promise<{ tap: PairTap, tid: string }> {
+    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
+    const { port } = await server.listen()
+    const before = new Set(threads('tsw-link'))
+    const tap = new PairTap('follow0')
+    agent = new Agent(tap, new Uplink({ url: `ws://127.0.0.1:${port}/`, name: 'follow-a', mtu: 1500, reconnectMin: 0.05, reconnectMax: 0.2 }), 0, false, links, cpuFollow)
+    agent.start()
+    const a = agent
+    await waitFor(() => a.uplink.isUp && !tap.reading, undefined, 'the native link up and reading the TAP')
+    let tid: string | undefined
+    await waitFor(() => (tid = threads('tsw-link').find((t) => !before.has(t))) !== undefined, undefined, 'the link thread')
+    client = await TestClient.batched(`ws://127.0.0.1:${port}/`, { name: 'follow-client' })
+    // The switch learns the agent's MAC, so the client's unicasts to it reach the link from the socket.
+    tap.inject([eth(BROADCAST, MAC_A)])
+    const c = client
+    await waitFor(() => c.frames.length >= 1, undefined, 'the agent\'s broadcast at the client')
+    return { tap, tid: tid as string }
+  }
+
+  /** One frame from the switch to the agent's TAP, delivered. */
+  async function down (tap: PairTap): Promise<void> {
+    const n = tap.received.length
+    client?.send([eth(MAC_A, MAC_B)])
+    await tap.waitReceived(n + 1)
+  }
+
+  function moves (): number {
+    agent?.fold()
+    return agent?.stats.cpuMoves ?? -1
+  }
+
+  it('while quiet it runs on one CPU of the mask it started with; a busy tick gives the whole mask back; quiet again, it follows again', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) {
+      // One CPU to run on: nothing to follow. The thread keeps its mask and counts no move.
+      for (let i = 0; i < 5; i++) await down(tap)
+      assert.deepEqual(cpusOf(tid), whole)
+      assert.equal(moves(), 0)
+      return
+    }
+    // Frames from the switch (a read from the socket each): the thread narrows to the CPU they came in on.
+    for (let i = 0; i < 50 && cpusOf(tid).length !== 1; i++) await down(tap)
+    const narrowed = cpusOf(tid)
+    assert.equal(narrowed.length, 1, `narrowed to one CPU: ${narrowed.join(',')}`)
+    assert.ok(whole.includes(narrowed[0] as number), 'within the mask it started with')
+    assert.ok(moves() >= 1)
+    // Busy: more than CPU_FOLLOW_BUSY_FRAMES frames within a tick (10 ms) from the TAP: the whole mask at once.
+    const burst = Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A))
+    for (let i = 0; i < 20 && cpusOf(tid).length !== whole.length; i++) {
+      const seen = client?.frames.length ?? 0
+      tap.inject(burst)
+      await waitFor(() => (client?.frames.length ?? 0) >= seen + burst.length, undefined, 'the burst at the client')
+    }
+    assert.deepEqual(cpusOf(tid), whole, 'the whole mask back while busy')
+    const afterBusy = moves()
+    assert.ok(afterBusy >= 2)
+    // Quiet again (a gap of more than two ticks): the next frames from the switch narrow it again.
+    await sleep(50)
+    for (let i = 0; i < 50 && cpusOf(tid).length !== 1; i++) await down(tap)
+    assert.equal(cpusOf(tid).length, 1, 'narrowed again once quiet')
+    assert.ok(moves() > afterBusy)
+    // The metric says the same.
+    const text = await agentRegistry(agent as Agent).metrics()
+    assert.match(text, new RegExp(`tap_agent_link_cpu_moves_total\\{tap="follow0"\\} ${moves()}\\n`))
+  })
+
+  it('--no-cpu-follow: the thread keeps its mask whatever it carries, and counts no move', async () => {
+    const { tap, tid } = await start(false)
+    const whole = cpusOf(tid)
+    for (let i = 0; i < 10; i++) await down(tap)
+    tap.inject(Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A)))
+    for (let i = 0; i < 10; i++) await down(tap)
+    assert.deepEqual(cpusOf(tid), whole)
+    assert.equal(moves(), 0)
+    const base = ['--url', 'ws://127.0.0.1:1/']
+    assert.equal(agentPlan(parseCli(SPECS, base, {}, 'tap-agent')).cpuFollow, true)
+    assert.equal(agentPlan(parseCli(SPECS, [...base, '--no-cpu-follow'], {}, 'tap-agent')).cpuFollow, false)
+    assert.equal(agentPlan(parseCli(SPECS, base, { TAP_AGENT_NO_CPU_FOLLOW: '1' }, 'tap-agent')).cpuFollow, false)
+  })
+
+  it('attack: a link started inside a one-CPU mask (a cpuset, taskset) never leaves it, whatever CPU its frames arrive on', async () => {
+    const mine = cpusOf(String(process.pid))
+    const only = mine[mine.length - 1] as number
+    restoreMask = mine
+    pinMainThread([only])  // the link thread, started below, inherits it
+    const { tap, tid } = await start(true)
+    restoreMask = undefined
+    pinMainThread(mine)    // the switch's threads and the frames' softirqs may run anywhere again
+    assert.deepEqual(cpusOf(tid), [only])
+    for (let i = 0; i < 20; i++) await down(tap)
+    tap.inject(Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A)))
+    await sleep(50)
+    for (let i = 0; i < 20; i++) await down(tap)
+    assert.deepEqual(cpusOf(tid), [only])
+    assert.equal(moves(), 0)
+  })
+
+  it('an affinity set from outside while it runs (taskset -p on the thread) wins: the thread stops following', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) return assert.equal(moves(), 0)
+    for (let i = 0; i < 50 && cpusOf(tid).length !== 1; i++) await down(tap)
+    assert.equal(cpusOf(tid).length, 1)
+    const operators = whole.slice(0, 2)
+    execFileSync('taskset', ['-p', '-c', operators.join(','), tid], { stdio: 'ignore' })
+    const before = moves()
+    // Busy, then quiet: either would have moved it.
+    tap.inject(Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A)))
+    await sleep(50)
+    for (let i = 0; i < 20; i++) await down(tap)
+    assert.deepEqual(cpusOf(tid), operators)
+    assert.equal(moves(), before)
+  })
+
+  it('attack: the binding refuses a followBusy that is not a whole number of frames', () => {
+    assert.ok(links !== undefined)
+    const tap = new PairTap('follow-bad')
+    const [sock] = loadNative('tests').socketPair()
+    const link = new links.WsLink(sock, tap.fd, false, true, 1 << 20, null, () => {})
+    try {
+      for (const bad of [-1, 1.5, Number.NaN, 2e6]) assert.throws(() => { link.start(false, bad) }, RangeError, String(bad))
+      assert.throws(() => { (link.start as (v: boolean) => void)(false) }, TypeError)
+    } finally {
+      link.close()
+      tap.close()
+    }
+  })
+})

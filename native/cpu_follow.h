@@ -15,16 +15,22 @@
 // after each read from the socket the thread narrows its affinity to that CPU,
 // only ever within the mask it started with (a cpuset or taskset is obeyed;
 // one set from outside while it runs stops the following for good).
-// A busier tick gives it the whole mask back at once, and it follows again
-// only after a tick of at most a quarter of that: under load the scheduler
-// spreads the work as it did before. Per read while quiet: one getsockopt(2);
+// A busier tick gives it the whole mask back at once, and so does a CPU it
+// shares with others: if it waited to run for more than a tenth of the time
+// (its run_delay in /proc/thread-self/schedstat), as N quiet links following
+// one switch onto one CPU would. It follows again only after a tick of at most
+// a quarter of busy_frames and no such wait: under load the scheduler spreads
+// the work as it did before. Per read while quiet: one getsockopt(2);
 // a sched_setaffinity(2) only when the CPU changes, at most once a tick.
 #pragma once
 
+#include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 namespace tapswitch {
 namespace wslink {
@@ -33,12 +39,23 @@ class CpuFollow {
  public:
   static constexpr uint64_t kTickNs = 10 * 1000 * 1000;
 
+  CpuFollow() { CPU_ZERO(&whole_); }
+  ~CpuFollow() {
+    if (stat_fd_ >= 0) close(stat_fd_);
+  }
+  CpuFollow(const CpuFollow&) = delete;
+  CpuFollow& operator=(const CpuFollow&) = delete;
+
   // On the link's thread, before any frame: `busy_frames` 0 turns it off.
   void Init(uint32_t busy_frames) {
     busy_frames_ = busy_frames;
-    CPU_ZERO(&whole_);
-    if (busy_frames == 0 || sched_getaffinity(0, sizeof whole_, &whole_) != 0 || CPU_COUNT(&whole_) < 2)
+    if (busy_frames == 0 || sched_getaffinity(0, sizeof whole_, &whole_) != 0 || CPU_COUNT(&whole_) < 2) {
       busy_frames_ = 0;  // off, or nothing to choose from
+      return;
+    }
+    // This thread's own: opened here, on it. Without it (no schedstats) contention is not seen.
+    stat_fd_ = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    delay_seen_ = RunDelay();
   }
 
   // A read from the socket returned bytes: follow the CPU they came in on (while quiet), at most
@@ -66,14 +83,19 @@ class CpuFollow {
   void Carried(uint32_t frames) {
     if (busy_frames_ == 0 || frames == 0) return;
     const uint64_t now = Now();
+    bool contended = false;
     if (now - tick_ >= kTickNs) {
-      // A tick ended (or a gap longer than one: the link was quiet in between).
-      if (now - tick_ >= 2 * kTickNs || in_tick_ <= busy_frames_ / 4) busy_ = false;
+      // A tick ended (or a gap longer than one: the link was quiet in between). Did the thread wait
+      // to run for more than a tenth of the time since the last look?
+      const uint64_t delay = RunDelay();
+      contended = tick_ != 0 && delay - delay_seen_ > (now - tick_) / 10;
+      delay_seen_ = delay;
+      if (!contended && (now - tick_ >= 2 * kTickNs || in_tick_ <= busy_frames_ / 4)) busy_ = false;
       tick_ = now;
       in_tick_ = 0;
     }
     in_tick_ += frames;
-    if (!busy_ && in_tick_ > busy_frames_) {
+    if (!busy_ && (in_tick_ > busy_frames_ || contended)) {
       busy_ = true;
       if (on_ >= 0 && Untouched() && sched_setaffinity(0, sizeof whole_, &whole_) == 0) {
         on_ = -1;
@@ -97,6 +119,17 @@ class CpuFollow {
     busy_frames_ = 0;
     return false;
   }
+  // Nanoseconds this thread waited on a run queue so far (0 if unknown: never contended).
+  uint64_t RunDelay() const {
+    if (stat_fd_ < 0) return 0;
+    char b[96];
+    const ssize_t n = pread(stat_fd_, b, sizeof b - 1, 0);
+    if (n <= 0) return 0;
+    b[n] = 0;
+    char* end = nullptr;
+    strtoull(b, &end, 10);  // time on the CPU
+    return strtoull(end, nullptr, 10);
+  }
   static uint64_t Now() {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -109,6 +142,8 @@ class CpuFollow {
   bool busy_ = false;
   uint64_t tick_ = 0, in_tick_ = 0, moves_ = 0;
   uint64_t moved_ = 0;  // when it last narrowed
+  int stat_fd_ = -1;    // /proc/thread-self/schedstat
+  uint64_t delay_seen_ = 0;
 };
 
 }  // namespace wslink

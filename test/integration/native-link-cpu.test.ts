@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
@@ -179,6 +179,26 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     for (let i = 0; i < 20; i++) await down(tap)
     assert.deepEqual(cpusOf(tid), operators)
     assert.equal(moves(), before)
+  })
+
+  it('a CPU it shares with busy threads (it waits there to run) gives it the whole mask back', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) return assert.equal(moves(), 0)
+    for (let i = 0; i < 50 && cpusOf(tid).length !== 1; i++) await down(tap)
+    const [cpu] = cpusOf(tid) as [number]
+    // Two threads that never sleep, on that CPU only (started and stopped by their PIDs).
+    const spinners = [0, 1].map(() => spawn('taskset', ['-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    try {
+      // Quiet traffic, a tick apart: each frame now waits behind the spinners to be written.
+      for (let i = 0; i < 100 && cpusOf(tid).length !== whole.length; i++) {
+        await down(tap)
+        await sleep(12)
+      }
+      assert.deepEqual(cpusOf(tid), whole, 'the whole mask back once it waited to run')
+    } finally {
+      for (const p of spinners) p.kill('SIGKILL')
+    }
   })
 
   it('attack: the binding refuses a followBusy that is not a whole number of frames', () => {

@@ -113,8 +113,10 @@ class CpuFollow {
   bool Untouched() {
     cpu_set_t cur, want;
     CPU_ZERO(&want);
-    if (on_ >= 0) CPU_SET(on_, &want);
-    else want = whole_;
+    if (on_ >= 0)
+      CPU_SET(on_, &want);
+    else
+      want = whole_;
     if (sched_getaffinity(0, sizeof cur, &cur) == 0 && CPU_EQUAL(&cur, &want)) return true;
     busy_frames_ = 0;
     return false;

@@ -121,7 +121,8 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
       return Napi::TypeError::New(info.Env(), "start(vnetRecords, followBusy)").ThrowAsJavaScriptException();
     const double busy = info[1].As<Napi::Number>().DoubleValue();
     if (!(busy >= 0 && busy <= 1e6) || busy != static_cast<double>(static_cast<uint32_t>(busy)))
-      return Napi::RangeError::New(info.Env(), "start(vnetRecords, followBusy): followBusy is a whole number of frames, 0 to 1000000")
+      return Napi::RangeError::New(
+                 info.Env(), "start(vnetRecords, followBusy): followBusy is a whole number of frames, 0 to 1000000")
           .ThrowAsJavaScriptException();
     if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy));
   }

@@ -201,6 +201,27 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     }
   })
 
+  // The thread cannot tell an operator's `taskset -p -c C TID` from its own narrowing to C (the kernel keeps
+  // no record of who set a mask): with following on, the next busy tick widens it again. The operator's
+  // remedy is --no-cpu-follow (docs/LOCAL-TAPS.md); this holds it to that.
+  it('attack: with --no-cpu-follow an operator\'s pin of the link thread to one CPU holds through busy and quiet traffic', async () => {
+    const { tap, tid } = await start(false)
+    const whole = cpusOf(tid)
+    const c = whole[whole.length - 1] as number
+    execFileSync('taskset', ['-p', '-c', String(c), tid], { stdio: 'ignore' })
+    const burst = Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A))
+    for (let r = 0; r < 3; r++) {
+      const seen = client?.frames.length ?? 0
+      tap.inject(burst)
+      await waitFor(() => (client?.frames.length ?? 0) >= seen + burst.length, undefined, 'the burst at the client')
+      assert.deepEqual(cpusOf(tid), [c], 'the operator\'s pin kept while busy')
+    }
+    await sleep(50)
+    for (let i = 0; i < 20; i++) await down(tap)
+    assert.deepEqual(cpusOf(tid), [c], 'the operator\'s pin kept while quiet')
+    assert.equal(moves(), 0)
+  })
+
   it('attack: the binding refuses a followBusy that is not a whole number of frames', () => {
     assert.ok(links !== undefined)
     const tap = new PairTap('follow-bad')

@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
         ev.clear();
         l->Stats(a, b);
         l->Queued();
-        if (i == 5) l->Start(false);
+        if (i == 5) l->Start(false, 64);  // following on: its affinity calls race too
         std::this_thread::yield();
       }
     });

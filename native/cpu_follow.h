@@ -88,7 +88,7 @@ class CpuFollow {
       // A tick ended (or a gap longer than one: the link was quiet in between). Did the thread wait
       // to run for more than a tenth of the time since the last look?
       const uint64_t delay = RunDelay();
-      contended = tick_ != 0 && delay - delay_seen_ > (now - tick_) / 10;
+      contended = tick_ != 0 && delay >= delay_seen_ && delay - delay_seen_ > (now - tick_) / 10;
       delay_seen_ = delay;
       if (!contended && (now - tick_ >= 2 * kTickNs || in_tick_ <= busy_frames_ / 4)) busy_ = false;
       tick_ = now;
@@ -109,7 +109,7 @@ class CpuFollow {
 
  private:
   // The affinity is still what this class left it: else someone else set it (taskset -p, a cpuset
-  // change), and theirs wins: the thread stops following for good.
+  // change), and theirs wins: this thread (this connection's) stops following.
   bool Untouched() {
     cpu_set_t cur, want;
     CPU_ZERO(&want);

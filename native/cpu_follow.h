@@ -9,12 +9,12 @@
 // µs later (docs/BENCHMARKS.md has the trace). A thread that ran on the CPU
 // its peer's frames are processed on is woken there, behind the peer, for a
 // few µs instead. The kernel records that CPU per socket (SO_INCOMING_CPU: for
-// loopback the sender's, for a NIC the one its receive interrupt runs on).
+// loopback the sender's, for a NIC the one that processed its receive).
 //
 // So while the link is quiet (at most `busy_frames` frames a tick of kTickNs),
 // after each read from the socket the thread narrows its affinity to that CPU,
 // only ever within the mask it started with (a cpuset or taskset is obeyed;
-// one set from outside while it runs stops the following for good).
+// one set from outside while it runs stops this connection's thread following).
 // A busier tick gives it the whole mask back at once, and so does a CPU it
 // shares with others: if it waited to run for more than a tenth of the time
 // (its run_delay in /proc/thread-self/schedstat), as N quiet links following

@@ -283,10 +283,7 @@ bool Link::ReadSocket() {
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
   if (r <= 0) return End(1006, nullptr, 0), false;  // EOF or an error without a close frame
   rx_.Commit(static_cast<size_t>(r));
-  if (follow_init_) {
-    follow_.Arrived(o_.sock_fd);
-    link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed);
-  }
+  Arrived();
   return ParseSome();
 }
 

@@ -134,12 +134,19 @@ class Link {
   void CloseWith(uint16_t code, const char* reason);
   void End(uint16_t code, const uint8_t* reason, size_t n);
   void NextMask(uint8_t mask[4], std::vector<uint8_t>& pool, size_t& at);
+  // Bytes read from the socket: cpu_follow.h may narrow the thread's affinity.
+  void Arrived() {
+    if (!follow_init_) return;
+    follow_.Arrived(o_.sock_fd);
+    PublishMoves();
+  }
   // Frames carried this turn: cpu_follow.h may widen the thread's affinity.
   void Carried(uint64_t frames) {
     if (!follow_init_) return;
     follow_.Carried(static_cast<uint32_t>(frames));
-    link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed);
+    PublishMoves();
   }
+  void PublishMoves() { link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed); }
   void Count(std::atomic<uint64_t>* c, int i, uint64_t n) {
     c[i].store(c[i].load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }

@@ -149,3 +149,10 @@ export async function tcpListening (ns: string, port: number, ms = 30_000): Prom
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
+
+/** This process's threads whose name (`/proc/self/task/TID/comm`, what top -H shows) is `comm`, by TID. */
+export function threadsNamed (comm: string): string[] {
+  return fs.readdirSync('/proc/self/task').filter((t) => {
+    try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm } catch { return false }
+  })
+}

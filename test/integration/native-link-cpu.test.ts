@@ -14,6 +14,7 @@ import { TestClient } from '../helpers/client'
 import { sleep, waitFor } from '../helpers/net'
 import { eth, BROADCAST, MAC_A, MAC_B } from '../helpers/frames'
 import { setLogSink } from '../../src/common/log'
+import { threadsNamed } from '../helpers/proc'
 
 const links = linkBindingOf(loadNative('tests'))
 
@@ -25,13 +26,6 @@ function cpuList (text: string): number[] {
     for (let c = lo; c <= (hi ?? lo); c++) out.push(c)
   }
   return out
-}
-
-/** This process's threads named `comm`, by TID. */
-function threads (comm: string): string[] {
-  return fs.readdirSync('/proc/self/task').filter((t) => {
-    try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm } catch { return false }
-  })
 }
 
 function cpusOf (tid: string): number[] {
@@ -69,14 +63,14 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
   async function start (cpuFollow: boolean): Promise<{ tap: PairTap, tid: string }> {
     server = new SwitchServer({ host: '127.0.0.1', port: 0 })
     const { port } = await server.listen()
-    const before = new Set(threads('tsw-link'))
+    const before = new Set(threadsNamed('tsw-link'))
     const tap = new PairTap('follow0')
     agent = new Agent(tap, new Uplink({ url: `ws://127.0.0.1:${port}/`, name: 'follow-a', mtu: 1500, reconnectMin: 0.05, reconnectMax: 0.2 }), 0, false, links, cpuFollow)
     agent.start()
     const a = agent
     await waitFor(() => a.uplink.isUp && !tap.reading, undefined, 'the native link up and reading the TAP')
     let tid: string | undefined
-    await waitFor(() => (tid = threads('tsw-link').find((t) => !before.has(t))) !== undefined, undefined, 'the link thread')
+    await waitFor(() => (tid = threadsNamed('tsw-link').find((t) => !before.has(t))) !== undefined, undefined, 'the link thread')
     client = await TestClient.batched(`ws://127.0.0.1:${port}/`, { name: 'follow-client' })
     // The switch learns the agent's MAC, so the client's unicasts to it reach the link from the socket.
     tap.inject([eth(BROADCAST, MAC_A)])

@@ -15,6 +15,7 @@ import { makePki, type TestPki } from '../helpers/tls'
 import { agentPlan, SPECS } from '../../src/agent/options'
 import { parseCli } from '../../src/common/cli'
 import { agentRegistry } from '../../src/agent/metrics'
+import { threadsNamed } from '../helpers/proc'
 
 const links = linkBindingOf(loadNative('tests'))
 
@@ -98,9 +99,7 @@ describe('tap-agent native link (integration, a TAP-like socket pair)', () => {
 
   it('names its threads: one tsw-link per native link, gone once the agent stops; switchd\'s is tsw-datapath', async () => {
     // /proc/self/task/*/comm: what top -H and ps -L show an operator.
-    const named = (name: string): number => fs.readdirSync('/proc/self/task').filter((t) => {
-      try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === name } catch { return false }
-    }).length
+    const named = (name: string): number => threadsNamed(name).length
     const before = named('tsw-link')
     const port = await startServer()
     const { agent } = startAgent(port, 'native-named')

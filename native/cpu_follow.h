@@ -39,20 +39,25 @@ class CpuFollow {
  public:
   static constexpr uint64_t kTickNs = 10 * 1000 * 1000;
 
-  CpuFollow() { CPU_ZERO(&whole_); }
+  CpuFollow() {
+    CPU_ZERO(&whole_);
+    CPU_ZERO(&mine_);
+  }
   ~CpuFollow() {
     if (stat_fd_ >= 0) close(stat_fd_);
   }
   CpuFollow(const CpuFollow&) = delete;
   CpuFollow& operator=(const CpuFollow&) = delete;
 
-  // On the link's thread, before any frame: `busy_frames` 0 turns it off.
-  void Init(uint32_t busy_frames) {
+  // On the link's thread, before any frame: `busy_frames` 0 turns it off. `sock_fd`: the uplink's.
+  void Init(uint32_t busy_frames, int sock_fd) {
     busy_frames_ = busy_frames;
+    sock_fd_ = sock_fd;
     if (busy_frames == 0 || sched_getaffinity(0, sizeof whole_, &whole_) != 0 || CPU_COUNT(&whole_) < 2) {
       busy_frames_ = 0;  // off, or nothing to choose from
       return;
     }
+    mine_ = whole_;
     // This thread's own: opened here, on it. Without it (no schedstats) contention is not seen.
     stat_fd_ = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     delay_seen_ = RunDelay();
@@ -60,27 +65,21 @@ class CpuFollow {
 
   // A read from the socket returned bytes: follow the CPU they came in on (while quiet), at most
   // once a tick, so a peer whose frames arrive on a different CPU each time costs one move a tick.
-  void Arrived(int sock_fd) {
+  void Arrived() {
     if (busy_frames_ == 0 || busy_) return;
-    int cpu = -1;
-    socklen_t len = sizeof cpu;
-    if (getsockopt(sock_fd, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0) return;
-    if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == on_ || !CPU_ISSET(cpu, &whole_)) return;
+    const int cpu = IncomingCpu();
+    if (cpu < 0 || (CPU_COUNT(&mine_) == 1 && CPU_ISSET(cpu, &mine_))) return;
     const uint64_t now = Now();
     if (moved_ != 0 && now - moved_ < kTickNs) return;
-    if (!Untouched()) return;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
-    if (sched_setaffinity(0, sizeof one, &one) == 0) {
-      on_ = cpu;
-      moved_ = now;
-      moves_++;
-    }
+    if (Set(one)) moved_ = now;
   }
 
-  // Frames carried this turn, either way: a tick busier than busy_frames gives the whole mask back.
-  void Carried(uint32_t frames) {
+  // Frames carried this turn, `down` (socket to TAP) or up. A tick busier than busy_frames gives the
+  // whole mask back at once; each busy tick after it places the thread by where the work went.
+  void Carried(uint32_t frames, bool down) {
     if (busy_frames_ == 0 || frames == 0) return;
     const uint64_t now = Now();
     bool contended = false;
@@ -88,19 +87,20 @@ class CpuFollow {
       // A tick ended (or a gap longer than one: the link was quiet in between). Did the thread wait
       // to run for more than a tenth of the time since the last look?
       const uint64_t delay = RunDelay();
+      const bool gap = now - tick_ >= 2 * kTickNs;
       contended = tick_ != 0 && delay >= delay_seen_ && delay - delay_seen_ > (now - tick_) / 10;
       delay_seen_ = delay;
-      if (!contended && (now - tick_ >= 2 * kTickNs || in_tick_ <= busy_frames_ / 4)) busy_ = false;
+      if (!contended && (gap || in_tick_ <= busy_frames_ / 4)) busy_ = false;
+      if (busy_ && !gap && in_tick_ > busy_frames_) Place(down_tick_, in_tick_ - down_tick_);
       tick_ = now;
       in_tick_ = 0;
+      down_tick_ = 0;
     }
     in_tick_ += frames;
+    if (down) down_tick_ += frames;
     if (!busy_ && (in_tick_ > busy_frames_ || contended)) {
       busy_ = true;
-      if (on_ >= 0 && Untouched() && sched_setaffinity(0, sizeof whole_, &whole_) == 0) {
-        on_ = -1;
-        moves_++;
-      }
+      Set(whole_);
     }
   }
 
@@ -108,16 +108,42 @@ class CpuFollow {
   uint64_t moves() const { return moves_; }
 
  private:
+  // A whole busy tick: the thread and the switch's thread that feeds it or takes its frames
+  // (SO_INCOMING_CPU again: the CPU the uplink's last packet, data or ACK, came in on).
+  // Frames mostly down: anywhere but that CPU, so the switch's sends and our TAP writes (which run
+  // the receiving guest's stack and wake it) go on in parallel. Mostly up: that CPU, so the two
+  // agents of a one-host flow never share a CPU while a third is idle. Both ways: the whole mask.
+  void Place(uint64_t down, uint64_t up) {
+    const int cpu = IncomingCpu();
+    cpu_set_t want = whole_;
+    if (cpu >= 0 && down > 2 * up) {
+      CPU_CLR(cpu, &want);
+    } else if (cpu >= 0 && up > 2 * down) {
+      CPU_ZERO(&want);
+      CPU_SET(cpu, &want);
+    }
+    Set(want);
+  }
+  // The CPU that processed the uplink's last packet, if it is one this thread may run on; else -1.
+  int IncomingCpu() const {
+    int cpu = -1;
+    socklen_t len = sizeof cpu;
+    if (getsockopt(sock_fd_, SOL_SOCKET, SO_INCOMING_CPU, &cpu, &len) != 0) return -1;
+    return cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &whole_) ? cpu : -1;
+  }
+  // The thread's affinity to `want` (a subset of whole_), if it changes and nobody else set it.
+  bool Set(const cpu_set_t& want) {
+    if (CPU_EQUAL(&want, &mine_) || !Untouched()) return false;
+    if (sched_setaffinity(0, sizeof want, &want) != 0) return false;
+    mine_ = want;
+    moves_++;
+    return true;
+  }
   // The affinity is still what this class left it: else someone else set it (taskset -p, a cpuset
   // change), and theirs wins: this thread (this connection's) stops following.
   bool Untouched() {
-    cpu_set_t cur, want;
-    CPU_ZERO(&want);
-    if (on_ >= 0)
-      CPU_SET(on_, &want);
-    else
-      want = whole_;
-    if (sched_getaffinity(0, sizeof cur, &cur) == 0 && CPU_EQUAL(&cur, &want)) return true;
+    cpu_set_t cur;
+    if (sched_getaffinity(0, sizeof cur, &cur) == 0 && CPU_EQUAL(&cur, &mine_)) return true;
     busy_frames_ = 0;
     return false;
   }
@@ -139,11 +165,12 @@ class CpuFollow {
   }
 
   uint32_t busy_frames_ = 0;
+  int sock_fd_ = -1;
   cpu_set_t whole_;  // the mask the thread started with
-  int on_ = -1;      // the CPU it is narrowed to, or -1 (the whole mask)
+  cpu_set_t mine_;   // the mask this class last set (whole_ at first)
   bool busy_ = false;
-  uint64_t tick_ = 0, in_tick_ = 0, moves_ = 0;
-  uint64_t moved_ = 0;  // when it last narrowed
+  uint64_t tick_ = 0, in_tick_ = 0, down_tick_ = 0, moves_ = 0;
+  uint64_t moved_ = 0;  // when it last narrowed while quiet
   int stat_fd_ = -1;    // /proc/thread-self/schedstat
   uint64_t delay_seen_ = 0;
 };

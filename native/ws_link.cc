@@ -311,7 +311,7 @@ void Link::Loop() {
     const bool tap = started_.load() && !closing && !tap_gone_;
     if (tap && !follow_init_) {
       // On this thread: the mask it started with is its own.
-      follow_.Init(follow_busy_.load());
+      follow_.Init(follow_busy_.load(), o_.sock_fd);
       follow_init_ = true;
     }
     int n = 0;

@@ -137,13 +137,13 @@ class Link {
   // Bytes read from the socket: cpu_follow.h may narrow the thread's affinity.
   void Arrived() {
     if (!follow_init_) return;
-    follow_.Arrived(o_.sock_fd);
+    follow_.Arrived();
     PublishMoves();
   }
   // Frames carried this turn: cpu_follow.h may widen the thread's affinity.
-  void Carried(uint64_t frames) {
+  void Carried(uint64_t frames, bool down) {
     if (!follow_init_) return;
-    follow_.Carried(static_cast<uint32_t>(frames));
+    follow_.Carried(static_cast<uint32_t>(frames), down);
     PublishMoves();
   }
   void PublishMoves() { link_[L_CPU_MOVES].store(follow_.moves(), std::memory_order_relaxed); }

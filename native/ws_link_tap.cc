@@ -86,7 +86,7 @@ bool Link::Burst() {
   }
   Count(link_, L_UP_FRAMES, frames);
   Count(link_, L_UP_BURSTS, 1);
-  Carried(frames);
+  Carried(frames, false);
   Count(link_, L_UP_BYTES, used);
   return true;
 }
@@ -121,7 +121,7 @@ void Link::WriteBatch(const uint8_t* p, size_t n, bool vnet_records) {
   Count(tap_, TX_DROPPED, dropped);
   Count(tap_, TX_ERRORS, errors);
   Count(link_, L_DOWN_FRAMES, written);
-  Carried(written + dropped + errors);  // the work is the writes, whether the TAP took them or not
+  Carried(written + dropped + errors, true);  // the work is the writes, whether the TAP took them or not
 }
 
 }  // namespace wslink

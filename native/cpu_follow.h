@@ -1,5 +1,5 @@
 // tap-agent's link thread runs where its connection's frames arrive while the
-// link is quiet, and anywhere it may once it is busy (issue 24).
+// link is quiet, and by the way its frames go once it is busy (issue 24).
 //
 // Why: an idle ping through the agent path is handed from thread to thread
 // five times (agent, switchd, agent, switchd, agent). The scheduler wakes each
@@ -19,9 +19,17 @@
 // shares with others: if it waited to run for more than a tenth of the time
 // (its run_delay in /proc/thread-self/schedstat), as N quiet links following
 // one switch onto one CPU would. It follows again only after a tick of at most
-// a quarter of busy_frames and no such wait: under load the scheduler spreads
-// the work as it did before. Per read while quiet: one getsockopt(2);
-// a sched_setaffinity(2) only when the CPU changes, at most once a tick.
+// a quarter of busy_frames and no such wait. Per read while quiet: one
+// getsockopt(2); a sched_setaffinity(2) only when the CPU changes, at most once
+// a tick.
+//
+// While a flood goes on, each busy tick's end places the thread by where its
+// frames went, against the uplink's incoming CPU (the switch's thread): mostly
+// down, anywhere but there; mostly up, there; both ways, the whole mask (Place).
+// Why: two agents on one host, one flooding up and one writing down, that share
+// a CPU leave the receiving guest too little of the machine: on 2 vCPUs most of
+// a 64-byte UDP flood was dropped at its socket (docs/BENCHMARKS.md). Placed on
+// the switch's CPU and crowded there, it takes the whole mask for kHoldTicks.
 #pragma once
 
 #include <fcntl.h>
@@ -38,6 +46,8 @@ namespace wslink {
 class CpuFollow {
  public:
   static constexpr uint64_t kTickNs = 10 * 1000 * 1000;
+  static constexpr uint64_t kHoldTicks = 50;
+  static constexpr uint32_t kCrowdedTicks = 3;
 
   CpuFollow() {
     CPU_ZERO(&whole_);
@@ -60,7 +70,7 @@ class CpuFollow {
     mine_ = whole_;
     // This thread's own: opened here, on it. Without it (no schedstats) contention is not seen.
     stat_fd_ = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    delay_seen_ = RunDelay();
+    Sched(&ran_seen_, &delay_seen_);
   }
 
   // A read from the socket returned bytes: follow the CPU they came in on (while quiet), at most
@@ -86,12 +96,29 @@ class CpuFollow {
     if (now - tick_ >= kTickNs) {
       // A tick ended (or a gap longer than one: the link was quiet in between). Did the thread wait
       // to run for more than a tenth of the time since the last look?
-      const uint64_t delay = RunDelay();
+      uint64_t ran = 0, delay = 0;
+      Sched(&ran, &delay);
       const bool gap = now - tick_ >= 2 * kTickNs;
-      contended = tick_ != 0 && delay >= delay_seen_ && delay - delay_seen_ > (now - tick_) / 10;
+      const uint64_t waited = tick_ != 0 && delay >= delay_seen_ ? delay - delay_seen_ : 0;
+      const uint64_t worked = tick_ != 0 && ran >= ran_seen_ ? ran - ran_seen_ : 0;
+      contended = waited > (now - tick_) / 10;
       delay_seen_ = delay;
+      ran_seen_ = ran;
       if (!contended && (gap || in_tick_ <= busy_frames_ / 4)) busy_ = false;
-      if (busy_ && !gap && in_tick_ > busy_frames_) Place(down_tick_, in_tick_ - down_tick_);
+      if (busy_ && !gap && in_tick_ > busy_frames_) {
+        // Placed on the switch's CPU and waiting to run half as long again as it ran, kCrowdedTicks
+        // ticks in a row: crowded there (other agents' busy uplinks placed with the same switch, say:
+        // two of them beside the switch's thread wait about twice what they run). The whole mask
+        // for kHoldTicks, then try again.
+        crowded_ = up_placed_ && 2 * waited > 3 * worked ? crowded_ + 1 : 0;
+        if (crowded_ >= kCrowdedTicks) {
+          crowded_ = 0;
+          Set(whole_);
+          hold_until_ = now + kHoldTicks * kTickNs;
+        } else if (now >= hold_until_) {
+          Place(down_tick_, in_tick_ - down_tick_);
+        }
+      }
       tick_ = now;
       in_tick_ = 0;
       down_tick_ = 0;
@@ -116,13 +143,15 @@ class CpuFollow {
   void Place(uint64_t down, uint64_t up) {
     const int cpu = IncomingCpu();
     cpu_set_t want = whole_;
+    bool on_switch = false;
     if (cpu >= 0 && down > 2 * up) {
       CPU_CLR(cpu, &want);
     } else if (cpu >= 0 && up > 2 * down) {
       CPU_ZERO(&want);
       CPU_SET(cpu, &want);
+      on_switch = true;
     }
-    Set(want);
+    if (CPU_EQUAL(&want, &mine_) || Set(want)) up_placed_ = on_switch;
   }
   // The CPU that processed the uplink's last packet, if it is one this thread may run on; else -1.
   int IncomingCpu() const {
@@ -136,6 +165,7 @@ class CpuFollow {
     if (CPU_EQUAL(&want, &mine_) || !Untouched()) return false;
     if (sched_setaffinity(0, sizeof want, &want) != 0) return false;
     mine_ = want;
+    up_placed_ = false;  // Place says again if it is
     moves_++;
     return true;
   }
@@ -147,16 +177,17 @@ class CpuFollow {
     busy_frames_ = 0;
     return false;
   }
-  // Nanoseconds this thread waited on a run queue so far (0 if unknown: never contended).
-  uint64_t RunDelay() const {
-    if (stat_fd_ < 0) return 0;
+  // Nanoseconds this thread ran and waited on a run queue so far (both 0 if unknown: never contended).
+  void Sched(uint64_t* ran, uint64_t* waited) const {
+    *ran = *waited = 0;
+    if (stat_fd_ < 0) return;
     char b[96];
     const ssize_t n = pread(stat_fd_, b, sizeof b - 1, 0);
-    if (n <= 0) return 0;
+    if (n <= 0) return;
     b[n] = 0;
     char* end = nullptr;
-    strtoull(b, &end, 10);  // time on the CPU
-    return strtoull(end, nullptr, 10);
+    *ran = strtoull(b, &end, 10);
+    *waited = strtoull(end, nullptr, 10);
   }
   static uint64_t Now() {
     timespec ts;
@@ -170,9 +201,12 @@ class CpuFollow {
   cpu_set_t mine_;   // the mask this class last set (whole_ at first)
   bool busy_ = false;
   uint64_t tick_ = 0, in_tick_ = 0, down_tick_ = 0, moves_ = 0;
-  uint64_t moved_ = 0;  // when it last narrowed while quiet
+  uint64_t moved_ = 0;      // when it last narrowed while quiet
+  uint64_t hold_until_ = 0;  // crowded where it was placed: the whole mask until then
+  bool up_placed_ = false;   // mine_ is the switch's CPU, placed there as a busy uplink
+  uint32_t crowded_ = 0;     // busy ticks in a row it waited there more than half of
   int stat_fd_ = -1;    // /proc/thread-self/schedstat
-  uint64_t delay_seen_ = 0;
+  uint64_t delay_seen_ = 0, ran_seen_ = 0;
 };
 
 }  // namespace wslink

@@ -34,6 +34,20 @@ function cpusOf (tid: string): number[] {
   return cpuList(m[1] as string)
 }
 
+/**
+ * Pin every thread of this process but `except` (the switch's, the client's: on loopback their sends and
+ * ACKs are processed on their CPU) to `cpus`; returns what puts each back.
+ */
+function pinAllBut (except: string, cpus: number[]): () => void {
+  const was = fs.readdirSync('/proc/self/task').filter((t) => t !== except).map((t) => ({ t, cpus: cpusOf(t) }))
+  for (const { t } of was) execFileSync('taskset', ['-p', '-c', cpus.join(','), t], { stdio: 'ignore' })
+  return () => {
+    for (const w of was) {
+      try { execFileSync('taskset', ['-p', '-c', w.cpus.join(','), w.t], { stdio: 'ignore' }) } catch { /* the thread ended */ }
+    }
+  }
+}
+
 /** Set the main thread's affinity (threads it starts inherit it); taskset is util-linux's. */
 function pinMainThread (cpus: number[]): void {
   execFileSync('taskset', ['-p', '-c', cpus.join(','), String(process.pid)], { stdio: 'ignore' })
@@ -44,6 +58,7 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
   let agent: Agent | undefined
   let client: TestClient | undefined
   let restoreMask: number[] | undefined
+  let unpin: (() => void) | undefined
   let restoreLog: (line: string) => void
 
   beforeEach(() => { restoreLog = setLogSink(() => {}) })
@@ -54,6 +69,8 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     agent = undefined
     await server?.close()
     server = undefined
+    unpin?.()
+    unpin = undefined
     if (restoreMask !== undefined) pinMainThread(restoreMask)
     restoreMask = undefined
     setLogSink(restoreLog)
@@ -108,8 +125,10 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     assert.ok(whole.includes(narrowed[0] as number), 'within the mask it started with')
     assert.ok(moves() >= 1)
     // Busy: more than CPU_FOLLOW_BUSY_FRAMES frames within a tick (10 ms) from the TAP: the whole mask at once.
+    // (A flood that goes on is placed at each tick's end: the next test. So each try starts after a quiet gap.)
     const burst = Array.from({ length: CPU_FOLLOW_BUSY_FRAMES * 2 }, () => eth(BROADCAST, MAC_A))
     for (let i = 0; i < 20 && cpusOf(tid).length !== whole.length; i++) {
+      await sleep(30)
       const seen = client?.frames.length ?? 0
       tap.inject(burst)
       await waitFor(() => (client?.frames.length ?? 0) >= seen + burst.length, undefined, 'the burst at the client')
@@ -125,6 +144,78 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     // The metric says the same.
     const text = await agentRegistry(agent as Agent).metrics()
     assert.match(text, new RegExp(`tap_agent_link_cpu_moves_total\\{tap="follow0"\\} ${moves()}\\n`))
+  })
+
+  it('a flood that goes on places it at each tick: up, on the CPU the switch takes its frames on; down, anywhere but there', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) return assert.equal(moves(), 0)
+    // The switch's side (its threads, the client's) on one CPU: its ACKs and its sends come in there.
+    const sw = whole[0] as number
+    unpin = pinAllBut(tid, [sw])
+    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
+    // Up: frames from the TAP, burst after burst (each a barrier at the client), until a tick's end places it.
+    const up = Array.from({ length: 1024 }, () => eth(BROADCAST, MAC_A))
+    for (let i = 0; i < 100 && !same(cpusOf(tid), [sw]); i++) {
+      const seen = client?.frames.length ?? 0
+      await tap.feed(up)
+      await waitFor(() => (client?.frames.length ?? 0) >= seen + up.length, undefined, 'the burst at the client')
+    }
+    assert.deepEqual(cpusOf(tid), [sw], 'a busy uplink runs where the switch takes its frames')
+    // Down: frames from the switch to the TAP, until it runs anywhere but the switch's CPU (bursts the
+    // test's end of the TAP pair holds whole, so each is a barrier).
+    const others = whole.filter((c) => c !== sw)
+    const downBurst = Array.from({ length: 128 }, () => eth(MAC_A, MAC_B))
+    for (let i = 0; i < 400 && !same(cpusOf(tid), others); i++) {
+      const n = tap.received.length
+      client?.send(downBurst)
+      await tap.waitReceived(n + downBurst.length)
+    }
+    assert.deepEqual(cpusOf(tid), others, 'a busy downlink runs off the CPU the switch sends from')
+  })
+
+  it('attack: busy uplinks crowded onto the switch\'s CPU (threads that never sleep there) take the whole mask back', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) return assert.equal(moves(), 0)
+    const sw = whole[0] as number
+    unpin = pinAllBut(tid, [sw])
+    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
+    const up = Array.from({ length: 1024 }, () => eth(BROADCAST, MAC_A))
+    const flood = async (): Promise<void> => {
+      const seen = client?.frames.length ?? 0
+      await tap.feed(up)
+      await waitFor(() => (client?.frames.length ?? 0) >= seen + up.length, undefined, 'the burst at the client')
+    }
+    for (let i = 0; i < 100 && !same(cpusOf(tid), [sw]); i++) await flood()
+    assert.deepEqual(cpusOf(tid), [sw], 'placed with the switch first')
+    // Two threads that never sleep, on that CPU only (started and stopped by their PIDs): the link waits
+    // there about twice what it runs, as beside two other agents' busy uplinks.
+    const spinners = [0, 1].map(() => spawn('taskset', ['-c', String(sw), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    try {
+      // One long flood (the pair's queue full most of the time, so the link never goes quiet), its
+      // mask sampled meanwhile: held on the crowded CPU it would be there nearly always.
+      let held = 0
+      let samples = 0
+      let done = false
+      const sampler = (async () => {
+        while (!done) {
+          samples++
+          if (same(cpusOf(tid), [sw])) held++
+          await sleep(2)
+        }
+      })()
+      const seen = client?.frames.length ?? 0
+      const long = Array.from({ length: 60_000 }, () => eth(BROADCAST, MAC_A))
+      await tap.feed(long)
+      await waitFor(() => (client?.frames.length ?? 0) >= seen + long.length, undefined, 'the flood at the client')
+      done = true
+      await sampler
+      assert.ok(samples >= 10, `sampled ${samples} times`)
+      assert.ok(held < samples * 0.9, `held on the crowded CPU in ${held} of ${samples} samples`)
+    } finally {
+      for (const p of spinners) p.kill('SIGKILL')
+    }
   })
 
   it('--no-cpu-follow: the thread keeps its mask whatever it carries, and counts no move', async () => {

@@ -201,11 +201,11 @@ class CpuFollow {
   cpu_set_t mine_;   // the mask this class last set (whole_ at first)
   bool busy_ = false;
   uint64_t tick_ = 0, in_tick_ = 0, down_tick_ = 0, moves_ = 0;
-  uint64_t moved_ = 0;      // when it last narrowed while quiet
+  uint64_t moved_ = 0;       // when it last narrowed while quiet
   uint64_t hold_until_ = 0;  // crowded where it was placed: the whole mask until then
   bool up_placed_ = false;   // mine_ is the switch's CPU, placed there as a busy uplink
   uint32_t crowded_ = 0;     // busy ticks in a row it waited there more than half of
-  int stat_fd_ = -1;    // /proc/thread-self/schedstat
+  int stat_fd_ = -1;         // /proc/thread-self/schedstat
   uint64_t delay_seen_ = 0, ran_seen_ = 0;
 };
 

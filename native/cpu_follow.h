@@ -28,8 +28,8 @@
 // down, anywhere but there; mostly up, there; both ways, the whole mask (Place).
 // Why: two agents on one host, one flooding up and one writing down, that share
 // a CPU leave the receiving guest too little of the machine: on 2 vCPUs most of
-// a 64-byte UDP flood was dropped at its socket (docs/BENCHMARKS.md). Placed on
-// the switch's CPU and crowded there, it takes the whole mask for kHoldTicks.
+// a 64-byte UDP flood was dropped at its socket (docs/BENCHMARKS.md). Crowded
+// where it was placed (either way), it takes the whole mask for kHoldTicks.
 #pragma once
 
 #include <fcntl.h>
@@ -105,17 +105,19 @@ class CpuFollow {
       delay_seen_ = delay;
       ran_seen_ = ran;
       if (!contended && (gap || in_tick_ <= busy_frames_ / 4)) busy_ = false;
-      if (busy_ && !gap && in_tick_ > busy_frames_) {
-        // Placed on the switch's CPU and waiting to run half as long again as it ran, kCrowdedTicks
-        // ticks in a row: crowded there (other agents' busy uplinks placed with the same switch, say:
-        // two of them beside the switch's thread wait about twice what they run). The whole mask
-        // for kHoldTicks, then try again.
-        crowded_ = up_placed_ && 2 * waited > 3 * worked ? crowded_ + 1 : 0;
+      if (busy_) {
+        // Placed on fewer CPUs than its mask (busy and narrowed: only Place narrows then) and waiting
+        // to run half as long again as it ran, kCrowdedTicks ticks in a row: crowded there (other
+        // agents' busy uplinks placed with the same switch; on 2 CPUs "all but the switch's" is one
+        // CPU, maybe a busy one). The whole mask for kHoldTicks, then try again. Looked at on every
+        // busy tick, also one it carried little in or came late to: a starved thread does both.
+        const bool placed = !CPU_EQUAL(&mine_, &whole_);
+        crowded_ = placed && 2 * waited > 3 * worked ? crowded_ + 1 : 0;
         if (crowded_ >= kCrowdedTicks) {
           crowded_ = 0;
           Set(whole_);
           hold_until_ = now + kHoldTicks * kTickNs;
-        } else if (now >= hold_until_) {
+        } else if (!gap && in_tick_ > busy_frames_ && now >= hold_until_) {
           Place(down_tick_, in_tick_ - down_tick_);
         }
       }
@@ -143,15 +145,13 @@ class CpuFollow {
   void Place(uint64_t down, uint64_t up) {
     const int cpu = IncomingCpu();
     cpu_set_t want = whole_;
-    bool on_switch = false;
     if (cpu >= 0 && down > 2 * up) {
       CPU_CLR(cpu, &want);
     } else if (cpu >= 0 && up > 2 * down) {
       CPU_ZERO(&want);
       CPU_SET(cpu, &want);
-      on_switch = true;
     }
-    if (CPU_EQUAL(&want, &mine_) || Set(want)) up_placed_ = on_switch;
+    Set(want);
   }
   // The CPU that processed the uplink's last packet, if it is one this thread may run on; else -1.
   int IncomingCpu() const {
@@ -165,7 +165,6 @@ class CpuFollow {
     if (CPU_EQUAL(&want, &mine_) || !Untouched()) return false;
     if (sched_setaffinity(0, sizeof want, &want) != 0) return false;
     mine_ = want;
-    up_placed_ = false;  // Place says again if it is
     moves_++;
     return true;
   }
@@ -203,8 +202,7 @@ class CpuFollow {
   uint64_t tick_ = 0, in_tick_ = 0, down_tick_ = 0, moves_ = 0;
   uint64_t moved_ = 0;       // when it last narrowed while quiet
   uint64_t hold_until_ = 0;  // crowded where it was placed: the whole mask until then
-  bool up_placed_ = false;   // mine_ is the switch's CPU, placed there as a busy uplink
-  uint32_t crowded_ = 0;     // busy ticks in a row it waited there more than half of
+  uint32_t crowded_ = 0;     // busy ticks in a row it waited where placed 1.5x what it ran
   int stat_fd_ = -1;         // /proc/thread-self/schedstat
   uint64_t delay_seen_ = 0, ran_seen_ = 0;
 };

@@ -218,6 +218,48 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     }
   })
 
+  // On 2 CPUs "anywhere but the switch's" is one CPU: a busy downlink placed there beside threads that
+  // never sleep waited to run twice what it ran, placed again each tick, for as long as the flood went on.
+  it('attack: a busy downlink placed off the switch\'s CPU, crowded where it was placed, takes the whole mask back', async () => {
+    const { tap, tid } = await start(true)
+    const whole = cpusOf(tid)
+    if (whole.length < 2) return assert.equal(moves(), 0)
+    const sw = whole[0] as number
+    unpin = pinAllBut(tid, [sw])
+    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
+    const others = whole.filter((c) => c !== sw)
+    const downBurst = Array.from({ length: 128 }, () => eth(MAC_A, MAC_B))
+    const flood = async (): Promise<void> => {
+      const n = tap.received.length
+      client?.send(downBurst)
+      await tap.waitReceived(n + downBurst.length)
+    }
+    for (let i = 0; i < 400 && !same(cpusOf(tid), others); i++) await flood()
+    assert.deepEqual(cpusOf(tid), others, 'placed off the switch\'s CPU first')
+    // Two threads that never sleep on each CPU it was placed on (started and stopped by their PIDs).
+    const spinners = others.flatMap((c) => [0, 1].map(() => spawn('taskset', ['-c', String(c), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' })))
+    try {
+      let held = 0
+      let samples = 0
+      const until = Date.now() + 3000
+      while (Date.now() < until) {
+        // Several bursts at once: a flood the link keeps busy (more than a tick's worth of frames) while it waits.
+        // (More than the test's end of the pair holds: some are dropped, so it waits until none come.)
+        for (let b = 0; b < 8; b++) client?.send(downBurst)
+        for (let n = -1; n !== tap.received.length;) {
+          n = tap.received.length
+          await sleep(5)
+        }
+        samples++
+        if (same(cpusOf(tid), others)) held++
+      }
+      assert.ok(samples >= 10, `sampled ${samples} times`)
+      assert.ok(held < samples * 0.9, `held on the crowded CPUs in ${held} of ${samples} samples`)
+    } finally {
+      for (const p of spinners) p.kill('SIGKILL')
+    }
+  })
+
   it('--no-cpu-follow: the thread keeps its mask whatever it carries, and counts no move', async () => {
     const { tap, tid } = await start(false)
     const whole = cpusOf(tid)

@@ -314,12 +314,16 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     if (whole.length < 2) return assert.equal(moves(), 0)
     for (let i = 0; i < 50 && cpusOf(tid).length !== 1; i++) await down(tap)
     const [cpu] = cpusOf(tid) as [number]
-    // Two threads that never sleep, on that CPU only (started and stopped by their PIDs).
-    const spinners = [0, 1].map(() => spawn('taskset', ['-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    // The switch's side stays there too, so its frames keep coming in on that CPU: only the wait can move it.
+    unpin = pinAllBut(tid, [cpu])
+    // Two threads that never sleep, on that CPU only (started and stopped by their PIDs), each weighing
+    // nine times what the link does (nice -10): at equal weight the scheduler lets a thread that mostly
+    // sleeps cut in ahead of them as it wakes, so it hardly waits (kernel 6.18), and that is no harm.
+    const spinners = [0, 1].map(() => spawn('nice', ['-n', '-10', 'taskset', '-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
     try {
       // Quiet traffic, a tick apart: each frame now waits behind the spinners to be written, so the
-      // thread takes its whole mask back (and may follow again, to a CPU where it does not wait: the
-      // switch's own thread moves off the spinners too). It must not stay held on theirs.
+      // thread takes its whole mask back (after each frame: it narrows as it reads one, then widens as
+      // it counts the wait). It must not stay held on theirs.
       const held = (): boolean => { const now = cpusOf(tid); return now.length === 1 && now[0] === cpu }
       const before = moves()
       for (let i = 0; i < 100 && held(); i++) {

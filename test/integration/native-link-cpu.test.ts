@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
@@ -46,6 +46,16 @@ function pinAllBut (except: string, cpus: number[]): () => void {
       try { execFileSync('taskset', ['-p', '-c', w.cpus.join(','), w.t], { stdio: 'ignore' }) } catch { /* the thread ended */ }
     }
   }
+}
+
+/** The same CPUs, in the same order (cpusOf sorts). */
+function sameCpus (a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((c, i) => c === b[i])
+}
+
+/** `n` threads that never sleep on `cpu` only (`nice` their niceness), stopped by their PIDs: kill each with SIGKILL. */
+function spinners (cpu: number, n = 2, nice = 0): ChildProcess[] {
+  return Array.from({ length: n }, () => spawn('nice', ['-n', String(nice), 'taskset', '-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
 }
 
 /** Set the main thread's affinity (threads it starts inherit it); taskset is util-linux's. */
@@ -153,10 +163,9 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     // The switch's side (its threads, the client's) on one CPU: its ACKs and its sends come in there.
     const sw = whole[0] as number
     unpin = pinAllBut(tid, [sw])
-    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
     // Up: frames from the TAP, burst after burst (each a barrier at the client), until a tick's end places it.
     const up = Array.from({ length: 1024 }, () => eth(BROADCAST, MAC_A))
-    for (let i = 0; i < 100 && !same(cpusOf(tid), [sw]); i++) {
+    for (let i = 0; i < 100 && !sameCpus(cpusOf(tid), [sw]); i++) {
       const seen = client?.frames.length ?? 0
       await tap.feed(up)
       await waitFor(() => (client?.frames.length ?? 0) >= seen + up.length, undefined, 'the burst at the client')
@@ -166,7 +175,7 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     // test's end of the TAP pair holds whole, so each is a barrier).
     const others = whole.filter((c) => c !== sw)
     const downBurst = Array.from({ length: 128 }, () => eth(MAC_A, MAC_B))
-    for (let i = 0; i < 400 && !same(cpusOf(tid), others); i++) {
+    for (let i = 0; i < 400 && !sameCpus(cpusOf(tid), others); i++) {
       const n = tap.received.length
       client?.send(downBurst)
       await tap.waitReceived(n + downBurst.length)
@@ -180,18 +189,17 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     if (whole.length < 2) return assert.equal(moves(), 0)
     const sw = whole[0] as number
     unpin = pinAllBut(tid, [sw])
-    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
     const up = Array.from({ length: 1024 }, () => eth(BROADCAST, MAC_A))
     const flood = async (): Promise<void> => {
       const seen = client?.frames.length ?? 0
       await tap.feed(up)
       await waitFor(() => (client?.frames.length ?? 0) >= seen + up.length, undefined, 'the burst at the client')
     }
-    for (let i = 0; i < 100 && !same(cpusOf(tid), [sw]); i++) await flood()
+    for (let i = 0; i < 100 && !sameCpus(cpusOf(tid), [sw]); i++) await flood()
     assert.deepEqual(cpusOf(tid), [sw], 'placed with the switch first')
     // Two threads that never sleep, on that CPU only (started and stopped by their PIDs): the link waits
     // there about twice what it runs, as beside two other agents' busy uplinks.
-    const spinners = [0, 1].map(() => spawn('taskset', ['-c', String(sw), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    const spin = spinners(sw)
     try {
       // One long flood (the pair's queue full most of the time, so the link never goes quiet), its
       // mask sampled meanwhile: held on the crowded CPU it would be there nearly always.
@@ -201,7 +209,7 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
       const sampler = (async () => {
         while (!done) {
           samples++
-          if (same(cpusOf(tid), [sw])) held++
+          if (sameCpus(cpusOf(tid), [sw])) held++
           await sleep(2)
         }
       })()
@@ -214,7 +222,7 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
       assert.ok(samples >= 10, `sampled ${samples} times`)
       assert.ok(held < samples * 0.9, `held on the crowded CPU in ${held} of ${samples} samples`)
     } finally {
-      for (const p of spinners) p.kill('SIGKILL')
+      for (const p of spin) p.kill('SIGKILL')
     }
   })
 
@@ -226,7 +234,6 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     if (whole.length < 2) return assert.equal(moves(), 0)
     const sw = whole[0] as number
     unpin = pinAllBut(tid, [sw])
-    const same = (a: number[], b: number[]): boolean => a.length === b.length && a.every((c, i) => c === b[i])
     const others = whole.filter((c) => c !== sw)
     const downBurst = Array.from({ length: 128 }, () => eth(MAC_A, MAC_B))
     const flood = async (): Promise<void> => {
@@ -234,10 +241,10 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
       client?.send(downBurst)
       await tap.waitReceived(n + downBurst.length)
     }
-    for (let i = 0; i < 400 && !same(cpusOf(tid), others); i++) await flood()
+    for (let i = 0; i < 400 && !sameCpus(cpusOf(tid), others); i++) await flood()
     assert.deepEqual(cpusOf(tid), others, 'placed off the switch\'s CPU first')
     // Two threads that never sleep on each CPU it was placed on (started and stopped by their PIDs).
-    const spinners = others.flatMap((c) => [0, 1].map(() => spawn('taskset', ['-c', String(c), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' })))
+    const spin = others.flatMap((c) => spinners(c))
     try {
       let held = 0
       let samples = 0
@@ -251,12 +258,12 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
           await sleep(5)
         }
         samples++
-        if (same(cpusOf(tid), others)) held++
+        if (sameCpus(cpusOf(tid), others)) held++
       }
       assert.ok(samples >= 10, `sampled ${samples} times`)
       assert.ok(held < samples * 0.9, `held on the crowded CPUs in ${held} of ${samples} samples`)
     } finally {
-      for (const p of spinners) p.kill('SIGKILL')
+      for (const p of spin) p.kill('SIGKILL')
     }
   })
 
@@ -317,9 +324,9 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
     // The switch's side stays there too, so its frames keep coming in on that CPU: only the wait can move it.
     unpin = pinAllBut(tid, [cpu])
     // Two threads that never sleep, on that CPU only (started and stopped by their PIDs), each weighing
-    // nine times what the link does (nice -10): at equal weight the scheduler lets a thread that mostly
+    // some 87 times what the link does (nice -20): at equal weight the scheduler lets a thread that mostly
     // sleeps cut in ahead of them as it wakes, so it hardly waits (kernel 6.18), and that is no harm.
-    const spinners = [0, 1].map(() => spawn('nice', ['-n', '-10', 'taskset', '-c', String(cpu), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    const spin = spinners(cpu, 2, -20)
     try {
       // Quiet traffic, a tick apart: each frame now waits behind the spinners to be written, so the
       // thread takes its whole mask back (after each frame: it narrows as it reads one, then widens as
@@ -333,7 +340,7 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
       assert.ok(!held(), 'not held on the CPU it has to wait for')
       assert.ok(moves() > before)
     } finally {
-      for (const p of spinners) p.kill('SIGKILL')
+      for (const p of spin) p.kill('SIGKILL')
     }
   })
 

@@ -32,7 +32,7 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     emit({ ...labels(), reason: 'disconnected' }, agent.stats.droppedDisconnected)
     emit({ ...labels(), reason: 'backpressure' }, agent.stats.droppedBackpressure)
   })
-  scrapedCounter(reg, 'tap_agent_link_cpu_moves_total', 'Changes of the native link thread\'s CPU affinity: to the CPU the uplink\'s frames arrive on while the link is quiet, back to its whole mask when busy (--no-cpu-follow: none)', ['tap'], (emit) => {
+  scrapedCounter(reg, 'tap_agent_link_cpu_moves_total', 'Changes of the native link thread\'s CPU affinity: to the CPU the uplink\'s frames arrive on while the link is quiet, back to its whole mask when busy, placed by a flood\'s direction (--no-cpu-follow: none)', ['tap'], (emit) => {
     agent.fold()
     emit(labels(), agent.stats.cpuMoves)
   })

@@ -44,7 +44,7 @@ export const SPECS = {
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
   'no-fast-path': { type: 'boolean', env: 'TAP_AGENT_NO_FAST_PATH', help: 'carry frames on the event loop (ws) only: no native thread between the TAP and a ws:// uplink (docs/LOCAL-TAPS.md)' },
-  'no-cpu-follow': { type: 'boolean', env: 'TAP_AGENT_NO_CPU_FOLLOW', help: 'leave the native thread\'s CPU affinity alone: by default, while its link is quiet, it runs on the CPU the uplink\'s frames arrive on (docs/LOCAL-TAPS.md)' },
+  'no-cpu-follow': { type: 'boolean', env: 'TAP_AGENT_NO_CPU_FOLLOW', help: 'leave the native thread\'s CPU affinity alone: by default it runs on the CPU the uplink\'s frames arrive on while its link is quiet, and off it (mostly down) or on it (mostly up) during a flood (docs/LOCAL-TAPS.md)' },
   offload: { type: 'string', env: 'TAP_AGENT_OFFLOAD', default: 'auto', arg: 'auto|on|off', help: 'TAP offloads (TSO, checksums) as 64 KiB frames: auto = when the TAP and the switch both can (off with --attach); on = fail if the TAP cannot' },
   'metrics-listen': { type: 'string', env: 'TAP_AGENT_METRICS_LISTEN', arg: 'HOST:PORT', help: 'serve Prometheus /metrics (and /healthz) here' },
   'reconnect-max': { type: 'string', env: 'TAP_AGENT_RECONNECT_MAX', default: '5', arg: 'SECONDS', help: 'longest wait between reconnect attempts' },
@@ -80,7 +80,7 @@ export interface AgentPlan {
   attach: boolean
   /** A native thread may carry a TAP's ws:// uplink (not --no-fast-path). */
   fastPath: boolean
-  /** That thread runs where the uplink's frames arrive while its link is quiet (not --no-cpu-follow). */
+  /** That thread runs where the uplink's frames arrive while its link is quiet, and is placed by a flood's direction (not --no-cpu-follow). */
   cpuFollow: boolean
   netnsName: string | undefined
 }

@@ -40,7 +40,7 @@ setpriv            util-linux       tests run parts as an unprivileged user
 script             bsdutils         a gateway test gives the child a terminal
 unshare            util-linux       the docs-examples test runs each example in namespaces of its own
 taskset            util-linux       the CPU-follow tests of the native link read and set the affinity of threads
-nice               coreutils        the CPU-follow tests weigh their spinning threads above the link thread
+nice               coreutils        the CPU-follow tests start their spinning threads through it (a niceness given)
 python3            python3          the native addon'"'"'s build (node-gyp); test helpers
 /usr/bin/python3   python3          tests that run the system python in a namespace
 make               make             the native addon'"'"'s build (node-gyp)

@@ -55,8 +55,13 @@ int Link::Run(void (*notify)(void*), void* arg) {
 void Link::Start(bool vnet_records, uint32_t follow_busy) {
   vnet_records_.store(vnet_records);
   follow_busy_.store(follow_busy);
-  started_.store(true);
-  gated_.store(false);
+  {
+    // Under tx_mu_, as the thread's gating of a text is: a Start() between its check and its gate
+    // would otherwise leave the gate shut for good (the race harness found it).
+    std::lock_guard<std::mutex> g(tx_mu_);
+    started_.store(true);
+    gated_.store(false);
+  }
   Wake();
 }
 
@@ -231,9 +236,9 @@ bool Link::HandleMessage(const ws::Message& m) {
       // The welcome: JS follows it (offload, the TAP's record format) before anything else is parsed.
       // Not once our close is out (JS refused the welcome): the peer's close reply must still be parsed,
       // whatever texts come before it, or the closing handshake waits for the welcome timer.
-      if (!started_.load()) {
+      {
         std::lock_guard<std::mutex> g(tx_mu_);
-        if (!close_sent_) gated_.store(true);
+        if (!started_.load() && !close_sent_) gated_.store(true);
       }
       PushEvent(E_TEXT, 0, m.data, m.len);
       return true;

@@ -330,14 +330,15 @@ export function landlockAbi (): number
 export function nofileLimit (): [number, number]
 
 /** Indexes into the first array `WsLink#stats()` fills: the link's own counters. */
-export const LINK_STAT_COUNT: 9
+export const LINK_STAT_COUNT: 10
 
 /**
  * tap-agent's native data path (native/ws_link.{h,cc}): one thread that
  * carries an uplink's frames between a TAP fd and the WebSocket's socket once
  * JS opened the connection (ws_link.h's header is the design). TAP bursts
  * leave as masked binary messages of `[u32 BE length][record]` records;
- * binary messages from the switch become TAP writes. Text, ping and pong
+ * binary messages from the switch become TAP writes (a run of UDP datagrams
+ * of one flow as one, native/udp_run.h). Text, ping and pong
  * frames and the end come up to `onEvent`; JS sends its own messages with
  * `send`, so writes never interleave.
  *
@@ -362,8 +363,10 @@ export class WsLink {
    * The welcome is followed: records carry virtio-net headers or not; the TAP is read from now on.
    * `followBusy`: while at most this many frames pass in 10 ms, the thread runs on the CPU its
    * connection's frames arrive on (native/cpu_follow.h); 0 leaves its affinity alone.
+   * `udpRuns` (default true): a run of UDP datagrams of one flow goes to the TAP as one write the
+   * kernel segments back (native/udp_run.h); false writes every frame alone.
    */
-  start (vnetRecords: boolean, followBusy: number): void
+  start (vnetRecords: boolean, followBusy: number, udpRuns?: boolean): void
   /** One message of JS's (opcode 1 text, 2 binary, 8 close, 9 ping, 10 pong): 0 sent, 1 queued, 2 refused, 3 broken. */
   send (opcode: number, data: Buffer): number
   /** Stop without a closing handshake; the end event follows. */
@@ -373,7 +376,7 @@ export class WsLink {
   /**
    * Cumulative counters: `link` (LINK_STAT_COUNT): upFrames, upBursts,
    * upBytes, droppedBackpressure, downFrames, rxMessages, rxBytes,
-   * rxMalformed, cpuMoves; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
+   * rxMalformed, cpuMoves, udpRunFrames; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
    */
   stats (link: Float64Array, tap: Float64Array): void
   /** Bytes queued for the socket (ws's bufferedAmount). */

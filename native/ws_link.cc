@@ -52,8 +52,9 @@ int Link::Run(void (*notify)(void*), void* arg) {
   return 0;
 }
 
-void Link::Start(bool vnet_records, uint32_t follow_busy) {
+void Link::Start(bool vnet_records, uint32_t follow_busy, bool udp_runs) {
   vnet_records_.store(vnet_records);
+  udp_runs_.store(udp_runs);
   follow_busy_.store(follow_busy);
   {
     // Under tx_mu_, as the thread's gating of a text is: a Start() between its check and its gate

@@ -68,6 +68,7 @@ enum LinkStat {
   L_RX_BYTES,              // their bytes
   L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
+  L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
   L_COUNT
 };
 
@@ -100,7 +101,8 @@ class Link {
   int Run(void (*notify)(void*), void* arg);
   // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
   // `follow_busy`: cpu_follow.h's busy_frames (0: the thread keeps its affinity).
-  void Start(bool vnet_records, uint32_t follow_busy);
+  // `udp_runs`: a run of UDP datagrams of one flow goes to the TAP as one write (udp_run.h).
+  void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = true);
   // JS's own message (text, ping, pong, close: masked here). Returns
   // ws::Output's result; a close frame also stops data both ways out.
   int SendControl(uint8_t opcode, const uint8_t* p, size_t n);
@@ -126,6 +128,8 @@ class Link {
   bool Burst();
   ssize_t ReadRecord(uint8_t* dst, bool vnet_records);
   void WriteBatch(const uint8_t* p, size_t n, bool vnet_records);
+  bool WriteRun(const uint8_t* p, size_t off, size_t k, size_t head, uint64_t* written, uint64_t* bytes,
+                uint64_t* dropped, uint64_t* errors);
   bool HandleMessage(const ws::Message& m);
   bool ParseSome();
   bool ReadSocket();
@@ -162,7 +166,8 @@ class Link {
   bool follow_init_ = false;              // the thread's own from here
   CpuFollow follow_;
   std::atomic<bool> vnet_records_{false};
-  std::atomic<bool> gated_{false};  // a text message went up before Start(): parse no more until then
+  std::atomic<bool> udp_runs_{true};  // set by Start: the operator did not turn runs off
+  std::atomic<bool> gated_{false};    // a text message went up before Start(): parse no more until then
   std::atomic<bool> ended_{false};
 
   // The thread's own.
@@ -171,6 +176,7 @@ class Link {
   std::vector<uint8_t> mask_pool_;  // random mask keys, drawn from getrandom(2) in blocks
   size_t mask_at_ = 0;
   bool tap_gone_ = false;  // the TAP reported an error or hang-up: no longer polled
+  bool runs_ = true;       // UDP runs go as one write (udp_run.h); off once the kernel refused one
 
   // Under tx_mu_: every send, and whether our close frame went out.
   std::mutex tx_mu_;

@@ -117,14 +117,15 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
 
  private:
   void Start(const Napi::CallbackInfo& info) {
-    if (!info[0].IsBoolean() || !info[1].IsNumber())
-      return Napi::TypeError::New(info.Env(), "start(vnetRecords, followBusy)").ThrowAsJavaScriptException();
+    if (!info[0].IsBoolean() || !info[1].IsNumber() || !(info[2].IsUndefined() || info[2].IsBoolean()))
+      return Napi::TypeError::New(info.Env(), "start(vnetRecords, followBusy, udpRuns?)").ThrowAsJavaScriptException();
     const double busy = info[1].As<Napi::Number>().DoubleValue();
     if (!(busy >= 0 && busy <= 1e6) || busy != static_cast<double>(static_cast<uint32_t>(busy)))
       return Napi::RangeError::New(
                  info.Env(), "start(vnetRecords, followBusy): followBusy is a whole number of frames, 0 to 1000000")
           .ThrowAsJavaScriptException();
-    if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy));
+    const bool runs = info[2].IsUndefined() || info[2].As<Napi::Boolean>().Value();
+    if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy), runs);
   }
 
   // send(opcode, data): JS's own message -> 0 sent, 1 queued, 2 refused (the queue is full, or our close is out), 3

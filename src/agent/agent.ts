@@ -48,6 +48,8 @@ export class AgentStats {
   droppedBackpressure = 0
   /** Changes of the native link thread's CPU affinity (native/cpu_follow.h). */
   cpuMoves = 0
+  /** Of downFrames: written to the TAP as part of a UDP run, one write for many (native/udp_run.h). */
+  udpRunFrames = 0
 }
 
 export class Agent {
@@ -72,7 +74,7 @@ export class Agent {
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
   constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding,
-    readonly cpuFollow = true) {}
+    readonly cpuFollow = true, readonly udpRuns = true) {}
 
   /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
   fold (): void {
@@ -115,7 +117,7 @@ export class Agent {
     if (link === undefined || link.isEnded || this.tap.stop === undefined) return
     if (!this.tapStopped) this.tap.stop()
     this.tapStopped = true
-    link.start(this.tap.vnetRecords === true, this.cpuFollow)
+    link.start(this.tap.vnetRecords === true, this.cpuFollow, this.udpRuns)
   }
 
   private setCarrier (on: boolean): void {

@@ -36,6 +36,10 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     agent.fold()
     emit(labels(), agent.stats.cpuMoves)
   })
+  scrapedCounter(reg, 'tap_agent_link_udp_run_frames_total', 'Frames from the switch the native link wrote to the TAP as part of a UDP run: up to 64 datagrams of one flow in one write, which the kernel segments back (USO, Linux 6.2+; offload records only)', ['tap'], (emit) => {
+    agent.fold()
+    emit(labels(), agent.stats.udpRunFrames)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
   scrapedGauge(reg, 'tap_agent_offload', '1 while the uplink carries TAP offloads (TSO and partial checksums as large frames, as the switch granted)', ['tap'], (emit) => {
     emit(labels(), agent.uplink.isUp && agent.offload ? 1 : 0)

@@ -34,7 +34,8 @@ export const LINK_RX_MESSAGES = 5
 export const LINK_RX_BYTES = 6
 export const LINK_RX_MALFORMED = 7
 export const LINK_CPU_MOVES = 8
-export const LINK_STAT_COUNT = 9
+export const LINK_DOWN_RUN_FRAMES = 9
+export const LINK_STAT_COUNT = 10
 
 /**
  * The link's thread runs on the CPU its connection's frames arrive on while at
@@ -80,8 +81,11 @@ export class NativeLink implements NativeBackend {
   /**
    * The welcome was followed: records carry virtio-net headers or not, and the link reads the TAP from now on.
    * `cpuFollow`: the thread runs where its frames arrive while the link is quiet (native/cpu_follow.h).
+   * `udpRuns`: a run of UDP datagrams of one flow goes to the TAP as one write (native/udp_run.h).
    */
-  start (vnetRecords: boolean, cpuFollow: boolean): void { this.link.start(vnetRecords, cpuFollow ? CPU_FOLLOW_BUSY_FRAMES : 0) }
+  start (vnetRecords: boolean, cpuFollow: boolean, udpRuns = true): void {
+    this.link.start(vnetRecords, cpuFollow ? CPU_FOLLOW_BUSY_FRAMES : 0, udpRuns)
+  }
 
   /** The link's counters (LINK_*) and the TAP's (STAT_*), cumulative. */
   stats (link: Float64Array, tap: Float64Array): void { this.link.stats(link, tap) }
@@ -114,7 +118,7 @@ export class NativeLink implements NativeBackend {
 
 /** The agent's and the uplink's counters a link's are folded into (agent.ts AgentStats, uplink.ts UplinkStats). */
 interface FoldInto {
-  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number }
+  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number, udpRunFrames: number }
   uplink: { txMessages: number, txBytes: number, rxMessages: number, rxBytes: number, rxMalformed: number }
 }
 
@@ -152,6 +156,7 @@ export class LinkCounters {
     a.downFrames += d(LINK_DOWN_FRAMES)
     a.droppedBackpressure += d(LINK_DROPPED_BACKPRESSURE)
     a.cpuMoves += d(LINK_CPU_MOVES)
+    a.udpRunFrames += d(LINK_DOWN_RUN_FRAMES)
     u.txMessages += d(LINK_UP_BURSTS)
     u.txBytes += d(LINK_UP_BYTES)
     u.rxMessages += d(LINK_RX_MESSAGES)

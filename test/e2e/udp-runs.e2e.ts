@@ -1,0 +1,298 @@
+/**
+ * Issue 24: tap-agent's native link writes a run of UDP datagrams of one flow
+ * as ONE TAP write that the kernel segments back (native/udp_run.h, USO). The
+ * switch is played by this test (ws): it welcomes a real tap-agent with
+ * offload and sends it batches of records built here by hand, as a switch
+ * would forward them from stations. A UDP socket in the TAP's namespace must
+ * receive every datagram byte for byte and in order, the runs counted in
+ * tap_agent_link_udp_run_frames_total; frames that must not join a run
+ * (a wrong header checksum, a gap in the IPv4 identification, another length,
+ * a fragment, a lying UDP length, a full checksum) are written alone and meet
+ * the kernel exactly as before. Addresses are TEST-NET-1 and 2001:db8::/32,
+ * only inside the test's namespace; everything is removed after.
+ */
+
+import assert from 'node:assert/strict'
+import * as path from 'node:path'
+import { spawn, type ChildProcess } from 'node:child_process'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer, type WebSocket } from 'ws'
+import { run, stopChild } from '../../src/lab/lab'
+import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CAP_OFFLOAD } from '../../src/common/protocol'
+import { requireRoot } from '../helpers/root'
+import { spawnLogged, waitForLine, type Logged } from '../helpers/proc'
+import { onceWithin, waitFor } from '../helpers/net'
+
+const ROOT = path.join(__dirname, '..', '..')
+const AGENT = path.join(ROOT, 'bin', 'tap-agent.js')
+const PORT = 7000
+const SRC_MAC = Buffer.from('020000000abc', 'hex')
+
+/** RFC 1071's sum of 16-bit words, not folded. */
+function sum16 (b: Buffer, from = 0, to = b.length): number {
+  let s = 0
+  for (let i = from; i + 1 < to; i += 2) s += b.readUInt16BE(i)
+  if ((to - from) % 2 === 1) s += (b[to - 1] as number) << 8
+  return s
+}
+function fold (s: number): number { while (s > 0xffff) s = (s & 0xffff) + (s >>> 16); return s }
+
+interface Dgram {
+  v6?: boolean
+  sport: number
+  payload: Buffer
+  id?: number
+  /** The frame's virtio-net header says NEEDS_CSUM (the receiver completes it); else a full checksum. */
+  partial?: boolean
+  /** Spoil the IPv4 header checksum (by one). */
+  badIpCsum?: boolean
+  /** IPv4 flags and fragment offset (DF by default). */
+  frag?: number
+  /** UDP length field plus this (a lie). */
+  udpLenLie?: number
+  /** The virtio-net header's hdr_len: past the frame's end, tun refuses the frame alone (EINVAL). */
+  hdrLen?: number
+  /** To the host beyond the TAP's namespace (routed on): its checksum is completed and checked there. */
+  beyond?: boolean
+}
+
+/** One record of the offload format: a virtio-net header and the frame. */
+function datagram (dstMac: Buffer, d: Dgram): Buffer {
+  const v6 = d.v6 === true
+  const l3 = v6 ? 40 : 20
+  const udpLen = 8 + d.payload.length
+  const f = Buffer.alloc(14 + l3 + udpLen)
+  dstMac.copy(f, 0)
+  SRC_MAC.copy(f, 6)
+  f.writeUInt16BE(v6 ? 0x86dd : 0x0800, 12)
+  const ip = 14
+  let pseudo: number
+  if (v6) {
+    f.writeUInt32BE(0x60000000, ip)
+    f.writeUInt16BE(udpLen, ip + 4)
+    f[ip + 6] = 17
+    f[ip + 7] = 64
+    Buffer.from('20010db8000000000000000000000001', 'hex').copy(f, ip + 8)
+    Buffer.from(d.beyond === true ? '20010db8000100000000000000000002' : '20010db8000000000000000000000002', 'hex').copy(f, ip + 24)
+    pseudo = sum16(f, ip + 8, ip + 40) + 17 + udpLen
+  } else {
+    f[ip] = 0x45
+    f.writeUInt16BE(l3 + udpLen, ip + 2)
+    f.writeUInt16BE(d.id ?? 0, ip + 4)
+    f.writeUInt16BE(d.frag ?? 0x4000, ip + 6)
+    f[ip + 8] = 64
+    f[ip + 9] = 17
+    Buffer.from(d.beyond === true ? [192, 0, 2, 1, 198, 51, 100, 2] : [192, 0, 2, 1, 192, 0, 2, 2]).copy(f, ip + 12)
+    f.writeUInt16BE((~fold(sum16(f, ip, ip + 20)) & 0xffff) + (d.badIpCsum === true ? 1 : 0), ip + 10)
+    pseudo = sum16(f, ip + 12, ip + 20) + 17 + udpLen
+  }
+  const u = ip + l3
+  f.writeUInt16BE(d.sport, u)
+  f.writeUInt16BE(PORT, u + 2)
+  f.writeUInt16BE(udpLen + (d.udpLenLie ?? 0), u + 4)
+  d.payload.copy(f, u + 8)
+  const vnet = Buffer.alloc(10)
+  if (d.partial !== false) {
+    // As a sender's stack hands a TAP a partial checksum: the pseudo-header's sum, not complemented.
+    f.writeUInt16BE(fold(pseudo), u + 6)
+    vnet[0] = 1
+    vnet.writeUInt16LE(d.hdrLen ?? 0, 2)
+    vnet.writeUInt16LE(u, 6)
+    vnet.writeUInt16LE(6, 8)
+  } else {
+    const c = ~fold(pseudo + sum16(f, u, f.length)) & 0xffff
+    f.writeUInt16BE(c === 0 ? 0xffff : c, u + 6)
+  }
+  return Buffer.concat([vnet, f])
+}
+
+/** A batch: [u32 BE length][record]... */
+function batch (records: Buffer[]): Buffer {
+  return Buffer.concat(records.flatMap((r) => { const h = Buffer.alloc(4); h.writeUInt32BE(r.length); return [h, r] }))
+}
+
+/** `n` datagrams of one flow: payloads `tag-i` padded to `size`, IPv4 identifications from `id`. */
+function flow (tag: string, n: number, size: number, o: Partial<Dgram> & { sport: number }): Dgram[] {
+  return Array.from({ length: n }, (_, i) => ({ ...o, id: ((o.id ?? 1000) + i) & 0xffff, payload: Buffer.from(`${tag}-${i}`.padEnd(size, '.')) }))
+}
+
+describe('e2e: UDP runs through the native link (real TAP, offload, a switch played by the test)', function () {
+  this.timeout(120_000)
+  const ns = `tswur${process.pid % 100000}`
+  const ns2 = `tswurb${process.pid % 100000}`
+  const log: string[] = []
+  let wss: WebSocketServer
+  let agent: Logged | undefined
+  const receivers: ChildProcess[] = []
+  let sock: WebSocket | undefined
+  let metricsPort = 0
+  let tapMac = Buffer.alloc(6)
+  let rx = ''
+
+  before(async function () {
+    requireRoot(this)
+    await run('ip', ['netns', 'add', ns])
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up'])
+    wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false, maxPayload: MAX_MESSAGE_SIZE, handleProtocols: () => SUBPROTOCOL_V1 })
+    await onceWithin(wss, 'listening')
+    wss.on('connection', (ws) => {
+      ws.on('error', () => {})
+      ws.once('message', () => {
+        ws.send(JSON.stringify({ type: 'welcome', version: 1, port: 1, name: 'played', maxFrameSize: 1518, maxMessageSize: MAX_MESSAGE_SIZE, pingInterval: 30, capabilities: [CAP_OFFLOAD] }))
+        sock = ws
+      })
+    })
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`
+    agent = spawnLogged('agent', process.execPath, [AGENT, '--url', url, '--tap', 'tsw0', '--netns', ns, '--address', '192.0.2.2/24',
+      '--name', 'runs', '--offload', 'on', '--metrics-listen', '127.0.0.1:0'], (l) => { log.push(l) })
+    const up = await waitForLine(agent, 'agent', (l) => l.includes('"event":"uplink_connected"'), 30_000)
+    assert.match(up, /"path":"native"/)
+    assert.match(up, /"offload":true/)
+    metricsPort = Number(/"port":(\d+)/.exec(await waitForLine(agent, 'agent', (l) => l.includes('"event":"metrics_listening"')))?.[1])
+    await run('ip', ['-n', ns, 'addr', 'add', '2001:db8::2/64', 'dev', 'tsw0', 'nodad'])
+    const link = JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'tsw0'])) as Array<{ address: string }>
+    tapMac = Buffer.from((link[0]?.address ?? '').replace(/:/g, ''), 'hex')
+    // The host beyond: a router's other side (TEST-NET-2, 2001:db8:1::/64). The TAP's namespace routes
+    // to it with transmit checksum offload off, so the kernel completes each segment's UDP checksum
+    // there in software, and the host beyond drops any that is wrong (UdpInCsumErrors).
+    await run('ip', ['netns', 'add', ns2])
+    await run('ip', ['link', 'add', 'tswur0', 'netns', ns, 'type', 'veth', 'peer', 'name', 'tswur1', 'netns', ns2])
+    for (const [n, dev, v4, v6] of [[ns, 'tswur0', '198.51.100.1/24', '2001:db8:1::1/64'], [ns2, 'tswur1', '198.51.100.2/24', '2001:db8:1::2/64']] as const) {
+      await run('ip', ['-n', n, 'addr', 'add', v4, 'dev', dev])
+      await run('ip', ['-n', n, 'addr', 'add', v6, 'dev', dev, 'nodad'])
+      await run('ip', ['-n', n, 'link', 'set', dev, 'up'])
+    }
+    await run('ip', ['-n', ns2, 'route', 'add', 'default', 'via', '198.51.100.1'])
+    await run('ip', ['-n', ns2, '-6', 'route', 'add', 'default', 'via', '2001:db8:1::1'])
+    await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1'])
+    await run('ip', ['netns', 'exec', ns, 'ethtool', '-K', 'tswur0', 'tx', 'off'])
+    // The receivers: both families on PORT, each datagram as "[beyond ]family sport hex"; "BARRIER" ends a delivery.
+    for (const [n, v4, v6, tag] of [[ns, '192.0.2.2', '2001:db8::2', ''], [ns2, '198.51.100.2', '2001:db8:1::2', 'beyond ']] as const) {
+      const r = spawn('ip', ['netns', 'exec', n, process.execPath, '-e', `
+        const dgram = require('dgram')
+        for (const [type, addr] of [['udp4', '${v4}'], ['udp6', '${v6}']]) {
+          const s = dgram.createSocket({ type, recvBufferSize: 8 << 20 })
+          s.on('message', (m, r) => {
+            if (m.toString() === 'BARRIER') { console.log('${tag}' + type + ' barrier'); return }
+            console.log('${tag}' + type + ' ' + r.port + ' ' + m.toString('hex'))
+          })
+          s.bind(${PORT}, addr, () => { console.log('${tag}' + type + ' listening') })
+        }`], { stdio: ['ignore', 'pipe', 'inherit'] })
+      r.stdout?.setEncoding('utf8').on('data', (d: string) => { rx += d })
+      receivers.push(r)
+    }
+    await waitFor(() => (rx.match(/listening/g) ?? []).length === 4, 10_000, 'the receivers')
+    await waitFor(() => sock !== undefined, 10_000, 'the welcome')
+  })
+
+  after(async () => {
+    for (const r of receivers) r.kill('SIGKILL')
+    await stopChild(agent?.child)
+    for (const c of wss?.clients ?? []) c.terminate()
+    await new Promise<void>((resolve) => { if (wss === undefined) resolve(); else wss.close(() => { resolve() }) })
+    for (const n of [ns, ns2]) await run('ip', ['netns', 'del', n]).catch(() => {})
+  })
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') process.stderr.write(log.slice(-30).join('\n') + '\n' + rx.slice(-3000) + '\n')
+  })
+
+  async function runFrames (): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const m = /tap_agent_link_udp_run_frames_total\{tap="tsw0"\} (\d+)/.exec(text)
+    assert.ok(m !== null, `no tap_agent_link_udp_run_frames_total in:\n${text.slice(0, 2000)}`)
+    return Number(m[1])
+  }
+
+  async function writeErrors (): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+    const m = /tap_agent_tap_write_errors_total\{tap="tsw0",kind="error"\} (\d+)/.exec(text)
+    assert.ok(m !== null, `no tap_agent_tap_write_errors_total{kind="error"} in:\n${text.slice(0, 2000)}`)
+    return Number(m[1])
+  }
+
+  /** Send the datagrams in one batch (then a barrier per receiver and family), and what the receivers got. */
+  async function deliver (ds: Dgram[]): Promise<string[]> {
+    rx = rx.split('\n').filter((l) => l.endsWith('listening')).join('\n') + '\n'
+    const barriers = [false, true].flatMap((beyond) => [false, true].map((v6) => datagram(tapMac, { v6, beyond, sport: 9, payload: Buffer.from('BARRIER'), partial: false })))
+    sock?.send(batch([...ds.map((d) => datagram(tapMac, d)), ...barriers]))
+    await waitFor(() => (rx.match(/barrier/g) ?? []).length === 4, 20_000, 'every barrier')
+    return byReceiver(rx.split('\n').filter((l) => l !== '' && !l.endsWith('listening') && !l.endsWith('barrier')))
+  }
+
+  /** Lines grouped by receiver and family, each group in its order (the four sockets' lines interleave as they are read). */
+  const GROUPS = ['udp4', 'udp6', 'beyond udp4', 'beyond udp6']
+  const byReceiver = (lines: string[]): string[] => GROUPS.flatMap((g) => lines.filter((l) => l.startsWith(`${g} `)))
+  const expect = (ds: Dgram[]): string[] => byReceiver(ds.map((d) => `${d.beyond === true ? 'beyond ' : ''}${d.v6 === true ? 'udp6' : 'udp4'} ${d.sport} ${d.payload.toString('hex')}`))
+
+  it('a run of IPv4 and one of IPv6 datagrams arrive byte for byte, in order, each written as one', async () => {
+    const before = await runFrames()
+    const ds = [...flow('v4', 40, 64, { sport: 4000 }), ...flow('v6', 30, 100, { v6: true, sport: 4001 })]
+    assert.deepEqual(await deliver(ds), expect(ds))
+    assert.equal(await runFrames() - before, 70)
+  })
+
+  it('runs routed on get the same UDP checksums as the frames alone: the host beyond checks them and takes every datagram', async () => {
+    const before = await runFrames()
+    const errors = async (): Promise<number> => {
+      const text = await run('ip', ['netns', 'exec', ns2, 'nstat', '-az', 'UdpInCsumErrors', 'Udp6InCsumErrors'])
+      const counts = [...text.matchAll(/Udp6?InCsumErrors\s+(\d+)/g)].map((m) => Number(m[1]))
+      assert.equal(counts.length, 2, text)
+      return counts[0] as number + (counts[1] as number)
+    }
+    const ds = [...flow('r4', 33, 200, { sport: 4011, beyond: true }), ...flow('r6', 17, 61, { v6: true, sport: 4012, beyond: true })]
+    const got = await deliver(ds)
+    assert.equal(await errors(), 0, 'a datagram with a wrong UDP checksum reached the host beyond')
+    assert.deepEqual(got, expect(ds))
+    assert.equal(await runFrames() - before, 50)
+  })
+
+  it('a run longer than 64 frames is cut into runs; a short last one is written alone', async () => {
+    const before = await runFrames()
+    const ds = flow('long', 129, 32, { sport: 4002 })
+    assert.deepEqual(await deliver(ds), expect(ds))
+    assert.equal(await runFrames() - before, 128)
+  })
+
+  it('two flows interleaved frame by frame, and frames of other lengths, make no run and all arrive', async () => {
+    const before = await runFrames()
+    const a = flow('a', 10, 64, { sport: 4003 })
+    const b = flow('b', 10, 64, { sport: 4004, id: 5000 })
+    const ds = a.flatMap((d, i) => [d, b[i] as Dgram])
+    const sizes = [10, 11, 12, 13].map((n, i) => ({ sport: 4005, id: 7000 + i, payload: Buffer.alloc(n, 0x41 + i) }))
+    assert.deepEqual(await deliver([...ds, ...sizes]), expect([...ds, ...sizes]))
+    assert.equal(await runFrames() - before, 0)
+  })
+
+  it('attack: a frame with a wrong IPv4 header checksum inside a run is dropped by the kernel alone; the rest arrive', async () => {
+    const before = await runFrames()
+    const ds = flow('csum', 20, 64, { sport: 4006 })
+    ;(ds[10] as Dgram).badIpCsum = true
+    const got = await deliver(ds)
+    assert.deepEqual(got, expect(ds.filter((_, i) => i !== 10)))
+    assert.equal(await runFrames() - before, 19)
+  })
+
+  it('attack: a gap in the IPv4 identification splits the run (the kernel numbers segments by one); every frame arrives', async () => {
+    const before = await runFrames()
+    const ds = flow('gap', 20, 64, { sport: 4007 })
+    ;(ds[7] as Dgram).id = 60000
+    assert.deepEqual(await deliver(ds), expect(ds))
+    // 0-6 one run, 7 alone (its successor's identification does not follow it), 8-19 one run.
+    assert.equal(await runFrames() - before, 19)
+  })
+
+  it('attack: fragments, a lying UDP length, an hdr_len past the frame and full checksums never join a run, and meet the kernel as before', async () => {
+    const before = await runFrames()
+    const errorsBefore = await writeErrors()
+    const frags = flow('mf', 6, 64, { sport: 4008, frag: 0x2000 }) // MF: the first fragment of datagrams never completed
+    const lies = flow('lie', 6, 64, { sport: 4009, udpLenLie: 8 }) // UDP says 8 bytes more than the frame holds
+    const past = flow('hdr', 6, 64, { sport: 4013, hdrLen: 2000 }) // tun refuses each alone
+    const full = flow('full', 6, 64, { sport: 4010, partial: false })
+    const got = await deliver([...frags, ...lies, ...past, ...full])
+    // The kernel holds the fragments for reassembly and drops the lying datagrams, as it does alone.
+    assert.deepEqual(got, expect(full))
+    assert.equal(await runFrames() - before, 0)
+    assert.equal(await writeErrors() - errorsBefore, past.length, 'each frame with hdr_len past its end refused alone')
+  })
+})

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of the native WebSocket reader and of the batch
-# walk (fuzz/*.cc, clang with AddressSanitizer and UBSan), writes their seed
-# corpus from ws's own frames (fuzz/make-corpus.mjs) and runs each for a
-# bounded time. Exits non-zero on any crash, failed check, leak or undefined
-# behaviour, printing the reproducer and the command that replays it.
+# Builds the libFuzzer targets (fuzz/*.cc, clang with AddressSanitizer and
+# UBSan) of the native WebSocket reader and of the batch walk, with the UDP
+# runs in it that tap-agent's link writes as one TAP write (native/udp_run.h:
+# each run, cut by a model of the kernel's segmentation, must give back its
+# frames byte for byte), writes their seed corpus from ws's own frames and
+# from UDP runs (fuzz/make-corpus.mjs) and runs each for a bounded time.
+# Exits non-zero on any crash, failed check, leak or undefined behaviour,
+# printing the reproducer and the command that replays it.
 #
 #   scripts/fuzz.sh [seconds]      # each target runs this long (default 45); npm run fuzz -- 600
 #

@@ -1,12 +1,15 @@
 /**
  * The bounded fuzz run in `npm test`: scripts/fuzz.sh builds the libFuzzer
- * targets of the native WebSocket reader and of the batch walk (fuzz/*.cc,
- * clang with ASan and UBSan), writes their seed corpus from ws's own frames
- * and runs each for FUZZ_SECONDS (35 by default: under two minutes in all).
- * Any crash, failed check, leak or undefined behaviour fails here with the
- * reproducer's path (its directory is kept then). Never skipped: without
- * clang or its libFuzzer runtime it fails, naming the script that installs
- * them. `npm run fuzz -- 600` runs longer (docs/SECURITY.md).
+ * targets (fuzz/*.cc, clang with ASan and UBSan) of the native WebSocket
+ * reader and of the batch walk, with the UDP runs in it that tap-agent's link
+ * writes as one TAP write (native/udp_run.h: each run, cut by a model of the
+ * kernel's segmentation, must give back its frames byte for byte), writes
+ * their seed corpus from ws's own frames and from UDP runs, and runs each
+ * for FUZZ_SECONDS (35 by default: under two minutes in all). Any crash,
+ * failed check, leak or undefined behaviour fails here with the reproducer's
+ * path (its directory is kept then). Never skipped: without clang or its
+ * libFuzzer runtime it fails, naming the script that installs them.
+ * `npm run fuzz -- 600` runs longer (docs/SECURITY.md).
  */
 import { strict as assert } from 'node:assert'
 import { spawnSync } from 'node:child_process'

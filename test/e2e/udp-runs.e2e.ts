@@ -8,7 +8,9 @@
  * tap_agent_link_udp_run_frames_total; frames that must not join a run
  * (a wrong header checksum, a gap in the IPv4 identification, another length,
  * a fragment, a lying UDP length, a full checksum) are written alone and meet
- * the kernel exactly as before. Addresses are TEST-NET-1 and 2001:db8::/32,
+ * the kernel exactly as before. The "what changes" cases show what LOCAL-TAPS.md
+ * says sees a run as one frame (a length rule, an ICMP error, a bridge's MTU
+ * check). Addresses are TEST-NET-1 and 2001:db8::/32,
  * only inside the test's namespace; everything is removed after.
  */
 
@@ -294,5 +296,119 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
     assert.deepEqual(got, expect(full))
     assert.equal(await runFrames() - before, 0)
     assert.equal(await writeErrors() - errorsBefore, past.length, 'each frame with hdr_len past its end refused alone')
+  })
+
+  it('attack: an IPv4 identification that wraps stays one run; a run stops before 65,535 bytes of IP length', async () => {
+    let before = await runFrames()
+    const wrap = flow('wrap', 40, 64, { sport: 4014, id: 0xfff0, frag: 0 }) // the kernel's 16-bit count wraps too
+    assert.deepEqual(await deliver(wrap), expect(wrap))
+    assert.equal(await runFrames() - before, 40)
+    before = await runFrames()
+    // 4 x 16,000 + 28 and 4 x 16,376 + 8 fit 65,535; a fifth does not: 4 in a run, the fifth alone, each family.
+    const v4 = flow('big', 5, 16_000, { sport: 4015 })
+    const v6 = flow('big6', 5, 16_376, { sport: 4016, v6: true })
+    assert.deepEqual(await deliver([...v4, ...v6]), expect([...v4, ...v6]))
+    assert.equal(await runFrames() - before, 8)
+  })
+
+  /** `ds` as records to `dst` (IPv4 address and MAC): the IPv4 header checksum and the partial UDP checksum follow it. */
+  function to (dst: number[], mac: Buffer, ds: Dgram[], port = PORT): Buffer[] {
+    return ds.map((d) => {
+      const b = datagram(mac, d)
+      const ip = 10 + 14
+      const u = ip + 20
+      Buffer.from(dst).copy(b, ip + 16)
+      b.writeUInt16BE(0, ip + 10)
+      b.writeUInt16BE(~fold(sum16(b, ip, ip + 20)) & 0xffff, ip + 10)
+      b.writeUInt16BE(port, u + 2)
+      b.writeUInt16BE(fold(sum16(b, ip + 12, ip + 20) + 17 + b.readUInt16BE(u + 4)), u + 6)
+      return b
+    })
+  }
+  /** `n` datagrams of one flow; `alone`: identifications two apart, so none joins a run. */
+  const pair = (tag: string, n: number, size: number, sport: number, alone: boolean): Dgram[] =>
+    flow(tag, n, size, { sport }).map((d, i) => ({ ...d, id: alone ? 100 + 2 * i : 100 + i }))
+  const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+  it('what changes (LOCAL-TAPS.md): a length rule in the namespace judges the run, not each datagram', async function () {
+    try { await run('ip', ['netns', 'exec', ns, 'nft', '--version']) } catch { this.skip() }
+    await run('ip', ['netns', 'exec', ns, 'nft', 'add table inet tswur; add chain inet tswur in { type filter hook input priority 0; }; ' +
+      'add rule inet tswur in udp sport 4500 ip length < 200 drop; add rule inet tswur in udp sport 4501 ip length > 1000 drop'])
+    try {
+      for (const alone of [true, false]) {
+        const small = pair('s', 20, 64, 4500, alone) // 92-byte datagrams: under 200
+        const other = pair('o', 20, 64, 4501, alone)
+        const got = await deliver([...small, ...other])
+        // Alone: "< 200" drops each small one, "> 1000" none. A run is 1,308 bytes: the other way round.
+        assert.deepEqual(got, expect(alone ? other : small), alone ? 'alone' : 'in runs')
+      }
+    } finally {
+      await run('ip', ['netns', 'exec', ns, 'nft', 'delete table inet tswur'])
+    }
+  })
+
+  it('what changes (LOCAL-TAPS.md): a closed port\'s ICMP error is one for the run, quoting the run\'s lengths', async () => {
+    const up: Buffer[] = []
+    const onUp = (m: Buffer): void => { up.push(m) }
+    sock?.on('message', onUp)
+    await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=0'])
+    await run('ip', ['-n', ns, 'neigh', 'replace', '192.0.2.1', 'lladdr', SRC_MAC.toString('hex').replace(/(..)(?!$)/g, '$1:'), 'dev', 'tsw0'])
+    /** The port unreachables that went up, as "quoted IP length/UDP length". */
+    const unreachables = (): string[] => up.flatMap((m) => {
+      const out: string[] = []
+      for (let o = 0; o + 4 <= m.length; o += 4 + m.readUInt32BE(o)) {
+        const f = m.subarray(o + 4 + 10, o + 4 + m.readUInt32BE(o))
+        if (f.readUInt16BE(12) === 0x0800 && f[23] === 1 && f[34] === 3 && f[35] === 3) out.push(`${f.readUInt16BE(42 + 2)}/${f.readUInt16BE(62 + 4)}`)
+      }
+      return out
+    })
+    try {
+      for (const alone of [true, false]) {
+        up.length = 0
+        sock?.send(batch(to([192, 0, 2, 2], tapMac, pair('icmp', 10, 64, 4502, alone), 7999)))
+        await waitFor(() => unreachables().length >= (alone ? 10 : 1), 5_000, 'the port unreachables')
+        await pause(300)
+        assert.deepEqual(unreachables(), alone ? Array(10).fill('92/72') : ['668/648'], alone ? 'alone' : 'in a run')
+      }
+    } finally {
+      sock?.off('message', onUp)
+      await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=1000'])
+    }
+  })
+
+  it('what changes (LOCAL-TAPS.md): a bridge forwards a run past a port whose MTU each datagram exceeds', async () => {
+    const ns3 = `tswurc${process.pid % 100000}`
+    await run('ip', ['netns', 'add', ns3])
+    let rx3 = ''
+    let r: ChildProcess | undefined
+    try {
+      await run('ip', ['-n', ns, 'link', 'add', 'tswbr', 'type', 'bridge'])
+      await run('ip', ['link', 'add', 'tswurp0', 'netns', ns, 'type', 'veth', 'peer', 'name', 'tswurp1', 'netns', ns3])
+      await run('ip', ['-n', ns, 'link', 'set', 'tswurp0', 'mtu', '1400', 'master', 'tswbr', 'up'])
+      await run('ip', ['-n', ns, 'link', 'set', 'tsw0', 'master', 'tswbr'])
+      await run('ip', ['-n', ns, 'link', 'set', 'tswbr', 'up'])
+      await run('ip', ['-n', ns3, 'addr', 'add', '192.0.2.3/24', 'dev', 'tswurp1'])
+      await run('ip', ['-n', ns3, 'link', 'set', 'tswurp1', 'up'])
+      const mac = Buffer.from((JSON.parse(await run('ip', ['-n', ns3, '-j', 'link', 'show', 'tswurp1'])) as Array<{ address: string }>)[0]?.address.replace(/:/g, '') ?? '', 'hex')
+      r = spawn('ip', ['netns', 'exec', ns3, process.execPath, '-e', `
+        const s = require('dgram').createSocket('udp4')
+        s.on('message', (m) => { console.log('got ' + m.length) })
+        s.bind(${PORT}, '192.0.2.3', () => { console.log('listening') })`], { stdio: ['ignore', 'pipe', 'inherit'] })
+      r.stdout?.setEncoding('utf8').on('data', (d: string) => { rx3 += d })
+      await waitFor(() => rx3.includes('listening'), 10_000, 'the receiver beyond the bridge')
+      await pause(1_000) // the bridge's ports forwarding
+      for (const alone of [true, false]) {
+        rx3 = ''
+        // 1,448 bytes of IP: within the TAP's MTU (1,500), over the outgoing port's (1,400).
+        sock?.send(batch(to([192, 0, 2, 3], mac, pair('br', 4, 1420, 4503, alone))))
+        await pause(500)
+        assert.equal((rx3.match(/got 1420/g) ?? []).length, alone ? 0 : 4, alone ? 'alone' : 'in a run')
+      }
+    } finally {
+      r?.kill('SIGKILL')
+      await run('ip', ['-n', ns, 'link', 'set', 'tsw0', 'nomaster']).catch(() => {})
+      await run('ip', ['-n', ns, 'link', 'del', 'tswbr']).catch(() => {})
+      await run('ip', ['netns', 'del', ns3]).catch(() => {})
+    }
   })
 })

@@ -9,8 +9,8 @@
  * (a wrong header checksum, a gap in the IPv4 identification, another length,
  * a fragment, a lying UDP length, a full checksum) are written alone and meet
  * the kernel exactly as before. The "what changes" cases show what LOCAL-TAPS.md
- * says sees a run as one frame (a length rule, an ICMP error, a bridge's MTU
- * check). Addresses are TEST-NET-1 and 2001:db8::/32,
+ * says sees a run as one frame (a length rule, an ICMP error, a SO_REUSEPORT
+ * program, a bridge's MTU check). Addresses are TEST-NET-1 and 2001:db8::/32,
  * only inside the test's namespace; everything is removed after.
  */
 
@@ -373,6 +373,47 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
     } finally {
       sock?.off('message', onUp)
       await run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.icmp_ratelimit=1000'])
+    }
+  })
+
+  it('what changes (LOCAL-TAPS.md): a SO_REUSEPORT program that picks a socket by the payload sees the run\'s first datagram', async function () {
+    try { await run('python3', ['--version']) } catch { this.skip() }
+    // Two sockets on one port; a classic BPF program picks socket (first payload byte & 1), as a QUIC
+    // server's picks a worker by connection ID. Python: the filter is a struct of pointers.
+    const script = `
+import socket, ctypes, select
+class F(ctypes.Structure): _fields_ = [('code', ctypes.c_ushort), ('jt', ctypes.c_ubyte), ('jf', ctypes.c_ubyte), ('k', ctypes.c_uint)]
+class P(ctypes.Structure): _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.POINTER(F))]
+prog = (F * 3)(F(0x30, 0, 0, 0), F(0x54, 0, 0, 1), F(0x16, 0, 0, 0))  # A = payload[0]; A &= 1; return A
+fprog = P(3, prog)
+socks = []
+for i in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    s.bind(('192.0.2.2', 7004))
+    socks.append(s)
+socks[0].setsockopt(socket.SOL_SOCKET, 51, ctypes.string_at(ctypes.addressof(fprog), ctypes.sizeof(fprog)))  # SO_ATTACH_REUSEPORT_CBPF
+print('listening', flush=True)
+while True:
+    for s in select.select(socks, [], [])[0]:
+        print('%d%s' % (socks.index(s), s.recv(65536)[:1].decode()), flush=True)
+`
+    let out = ''
+    const r = spawn('ip', ['netns', 'exec', ns, 'python3', '-u', '-c', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+    r.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d })
+    try {
+      await waitFor(() => out.includes('listening'), 10_000, 'the reuseport group')
+      for (const alone of [true, false]) {
+        out = ''
+        const ds = pair('rp', 8, 64, 4504, alone).map((d, i) => ({ ...d, payload: Buffer.from((i % 2 === 0 ? 'a' : 'b').padEnd(64, '.')) }))
+        sock?.send(batch(to([192, 0, 2, 2], tapMac, ds, 7004)))
+        await waitFor(() => (out.match(/^\d[ab]$/gm) ?? []).length === 8, 5_000, 'the 8 datagrams')
+        // "a" (0x61, odd) goes to socket 1 and "b" to socket 0, alone; a run goes where its first, "a", goes.
+        const got = (out.match(/^\d[ab]$/gm) ?? []).sort()
+        assert.deepEqual(got, alone ? [...Array(4).fill('0b'), ...Array(4).fill('1a')] : [...Array(4).fill('1a'), ...Array(4).fill('1b')], alone ? 'alone' : 'in a run')
+      }
+    } finally {
+      r.kill('SIGKILL')
     }
   })
 

@@ -131,6 +131,22 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
   let tapMac = Buffer.alloc(6)
   let rx = ''
 
+  /** tap-agent on tsw0 in `ns` (192.0.2.2/24, 2001:db8::2/64), welcomed by the switch played here, with `extra` flags. */
+  async function startAgent (extra: string[]): Promise<void> {
+    sock = undefined
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`
+    agent = spawnLogged('agent', process.execPath, [AGENT, '--url', url, '--tap', 'tsw0', '--netns', ns, '--address', '192.0.2.2/24',
+      '--name', 'runs', '--offload', 'on', '--metrics-listen', '127.0.0.1:0', ...extra], (l) => { log.push(l) })
+    const up = await waitForLine(agent, 'agent', (l) => l.includes('"event":"uplink_connected"'), 30_000)
+    assert.match(up, /"path":"native"/)
+    assert.match(up, /"offload":true/)
+    metricsPort = Number(/"port":(\d+)/.exec(await waitForLine(agent, 'agent', (l) => l.includes('"event":"metrics_listening"')))?.[1])
+    await run('ip', ['-n', ns, 'addr', 'add', '2001:db8::2/64', 'dev', 'tsw0', 'nodad'])
+    const link = JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'tsw0'])) as Array<{ address: string }>
+    tapMac = Buffer.from((link[0]?.address ?? '').replace(/:/g, ''), 'hex')
+    await waitFor(() => sock !== undefined, 10_000, 'the welcome')
+  }
+
   before(async function () {
     requireRoot(this)
     await run('ip', ['netns', 'add', ns])
@@ -144,16 +160,7 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
         sock = ws
       })
     })
-    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`
-    agent = spawnLogged('agent', process.execPath, [AGENT, '--url', url, '--tap', 'tsw0', '--netns', ns, '--address', '192.0.2.2/24',
-      '--name', 'runs', '--offload', 'on', '--metrics-listen', '127.0.0.1:0'], (l) => { log.push(l) })
-    const up = await waitForLine(agent, 'agent', (l) => l.includes('"event":"uplink_connected"'), 30_000)
-    assert.match(up, /"path":"native"/)
-    assert.match(up, /"offload":true/)
-    metricsPort = Number(/"port":(\d+)/.exec(await waitForLine(agent, 'agent', (l) => l.includes('"event":"metrics_listening"')))?.[1])
-    await run('ip', ['-n', ns, 'addr', 'add', '2001:db8::2/64', 'dev', 'tsw0', 'nodad'])
-    const link = JSON.parse(await run('ip', ['-n', ns, '-j', 'link', 'show', 'tsw0'])) as Array<{ address: string }>
-    tapMac = Buffer.from((link[0]?.address ?? '').replace(/:/g, ''), 'hex')
+    await startAgent([])
     // The host beyond: a router's other side (TEST-NET-2, 2001:db8:1::/64). The TAP's namespace routes
     // to it with transmit checksum offload off, so the kernel completes each segment's UDP checksum
     // there in software, and the host beyond drops any that is wrong (UdpInCsumErrors).
@@ -184,7 +191,6 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
       receivers.push(r)
     }
     await waitFor(() => (rx.match(/listening/g) ?? []).length === 4, 10_000, 'the receivers')
-    await waitFor(() => sock !== undefined, 10_000, 'the welcome')
   })
 
   after(async () => {
@@ -450,6 +456,24 @@ while True:
       await run('ip', ['-n', ns, 'link', 'set', 'tsw0', 'nomaster']).catch(() => {})
       await run('ip', ['-n', ns, 'link', 'del', 'tswbr']).catch(() => {})
       await run('ip', ['netns', 'del', ns3]).catch(() => {})
+    }
+  })
+
+  // Last: it replaces the agent.
+  it('--no-udp-runs writes each frame alone: the length rule judges each datagram again, no run is counted', async function () {
+    try { await run('ip', ['netns', 'exec', ns, 'nft', '--version']) } catch { this.skip() }
+    await stopChild(agent?.child)
+    await startAgent(['--no-udp-runs'])
+    await run('ip', ['netns', 'exec', ns, 'nft', 'add table inet tswur; add chain inet tswur in { type filter hook input priority 0; }; ' +
+      'add rule inet tswur in udp sport 4500 ip length < 200 drop'])
+    try {
+      const before = await runFrames()
+      const small = pair('s', 20, 64, 4500, false) // would be one run: each 92 bytes, under 200
+      const other = pair('o', 20, 64, 4501, false)
+      assert.deepEqual(await deliver([...small, ...other]), expect(other))
+      assert.equal(await runFrames() - before, 0)
+    } finally {
+      await run('ip', ['netns', 'exec', ns, 'nft', 'delete table inet tswur'])
     }
   })
 })

@@ -160,6 +160,11 @@ void CheckRun(const uint8_t* p, size_t off, size_t n, size_t k, size_t head) {
   FUZZ_CHECK(head == tapswitch::udprun::kEth + tapswitch::udprun::kIp4 + 8 ||
              head == tapswitch::udprun::kEth + tapswitch::udprun::kIp6 + 8);
   FUZZ_CHECK(len > kVnetHdrLen + head);
+  // To one host: a unicast MAC and no IP multicast group (ipmr_prepare_xmit measures a run whole).
+  const uint8_t* f0 = first + kVnetHdrLen;
+  FUZZ_CHECK((f0[0] & 1) == 0);
+  FUZZ_CHECK(head == tapswitch::udprun::kEth + tapswitch::udprun::kIp4 + 8 ? (f0[14 + 16] & 0xf0) != 0xe0
+                                                                           : f0[14 + 24] != 0xff);
   const size_t payload = len - kVnetHdrLen - head, l3_len = head - 14 - 8;
   // The run's IP length fits its 16 bits (IPv4's total length counts its header, IPv6's does not).
   FUZZ_CHECK((l3_len == 20 ? 20 : 0) + 8 + k * payload <= 0xffff);

@@ -15,8 +15,10 @@
 // must count up by one a frame (the kernel numbers the segments so) and its
 // header checksum, which must be what the kernel writes for each segment (it
 // drops a frame with a wrong one, and would drop the run). IPv4 without options and not a fragment, or
-// IPv6 with UDP as its first next header; no VLAN tag. Anything else, or a
-// run of one, is written alone, as before.
+// IPv6 with UDP as its first next header; no VLAN tag; to one host (a unicast MAC, not an IP
+// multicast group: IPv4's multicast routing drops a run longer than the next link's MTU with DF,
+// where it forwards each datagram alone, ipmr_prepare_xmit). Anything else, or a run of one, is
+// written alone, as before.
 //
 // Policy only: no I/O. ws_link_tap.cc writes the run.
 #pragma once
@@ -74,12 +76,15 @@ inline size_t HeadOf(const uint8_t* rec, size_t len) {
   if (v[0] != kNeedsCsum || v[1] != kGsoNone || Le16(v + 8) != kUdpCsumOffset) return 0;
   // tun refuses a frame whose hdr_len runs past it (EINVAL); in a run the head's would replace it.
   if (Le16(v + 2) > flen) return 0;
+  // A group MAC (broadcast, multicast): a multicast router measures the whole run against the MTU.
+  if ((f[0] & 1) != 0) return 0;
   const uint16_t type = Be16(f + 12);
   size_t head;
   if (type == 0x0800) {
     const uint8_t* ip = f + kEth;
     // Version 4 without options, not a fragment (MF and offset zero), UDP, its length the frame's.
     if (ip[0] != 0x45 || (Be16(ip + 6) & 0x3fff) != 0 || ip[9] != 17) return 0;
+    if ((ip[16] & 0xf0) == 0xe0) return 0;  // to a multicast group (224.0.0.0/4), whatever the MAC
     // Its checksum exactly as the kernel would write it for the segment: right, and not the other zero.
     if (Be16(ip + 2) != flen - kEth || Be16(ip + 10) != Ip4Checksum(ip)) return 0;
     head = kEth + kIp4;
@@ -87,6 +92,7 @@ inline size_t HeadOf(const uint8_t* rec, size_t len) {
     if (flen < kEth + kIp6 + kUdp + 1) return 0;
     const uint8_t* ip = f + kEth;
     if ((ip[0] >> 4) != 6 || ip[6] != 17 || Be16(ip + 4) != flen - kEth - kIp6) return 0;
+    if (ip[24] == 0xff) return 0;  // to a multicast group (ff00::/8), whatever the MAC
     head = kEth + kIp6;
   } else {
     return 0;

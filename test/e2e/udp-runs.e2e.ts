@@ -336,6 +336,30 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
     flow(tag, n, size, { sport }).map((d, i) => ({ ...d, id: alone ? 100 + 2 * i : 100 + i }))
   const pause = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
+  it('attack: frames to a group (broadcast or multicast MAC, an IPv4 multicast group) never join a run, and all arrive', async () => {
+    // Runs to a group would be measured whole by IPv4 multicast routing (ipmr_prepare_xmit drops a
+    // DF packet over the next link's MTU, where each datagram alone fits), so they go alone.
+    let out = ''
+    const r = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', `
+      const s = require('dgram').createSocket({ type: 'udp4', reuseAddr: true })
+      s.on('message', (m) => { console.log('got ' + m.toString().replace(/\\.+$/, '')) })
+      s.bind(7002, () => { s.setBroadcast(true); s.addMembership('239.1.2.3', '192.0.2.2'); console.log('listening') })`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    r.stdout?.setEncoding('utf8').on('data', (d: string) => { out += d })
+    try {
+      await waitFor(() => out.includes('listening'), 10_000, 'the group receiver')
+      for (const [mac, ip, tag] of [['ffffffffffff', [255, 255, 255, 255], 'bcast'], ['01005e010203', [239, 1, 2, 3], 'mcast'], ['', [239, 1, 2, 3], 'mcastip']] as const) {
+        out = ''
+        const before = await runFrames()
+        sock?.send(batch(to([...ip], mac === '' ? tapMac : Buffer.from(mac, 'hex'), flow(tag, 8, 64, { sport: 4505 }), 7002)))
+        await waitFor(() => (out.match(/^got /gm) ?? []).length === 8, 5_000, `the ${tag} datagrams`)
+        assert.deepEqual(out.match(/^got .*$/gm), Array.from({ length: 8 }, (_, i) => `got ${tag}-${i}`), tag)
+        assert.equal(await runFrames() - before, 0, `${tag}: no run`)
+      }
+    } finally {
+      r.kill('SIGKILL')
+    }
+  })
+
   it('what changes (LOCAL-TAPS.md): a length rule in the namespace judges the run, not each datagram', async function () {
     try { await run('ip', ['netns', 'exec', ns, 'nft', '--version']) } catch { this.skip() }
     await run('ip', ['netns', 'exec', ns, 'nft', 'add table inet tswur; add chain inet tswur in { type filter hook input priority 0; }; ' +

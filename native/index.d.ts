@@ -363,7 +363,7 @@ export class WsLink {
    * The welcome is followed: records carry virtio-net headers or not; the TAP is read from now on.
    * `followBusy`: while at most this many frames pass in 10 ms, the thread runs on the CPU its
    * connection's frames arrive on (native/cpu_follow.h); 0 leaves its affinity alone.
-   * `udpRuns` (default true): a run of UDP datagrams of one flow goes to the TAP as one write the
+   * `udpRuns` (default false): a run of UDP datagrams of one flow goes to the TAP as one write the
    * kernel segments back (native/udp_run.h); false writes every frame alone.
    */
   start (vnetRecords: boolean, followBusy: number, udpRuns?: boolean): void

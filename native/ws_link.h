@@ -102,7 +102,7 @@ class Link {
   // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
   // `follow_busy`: cpu_follow.h's busy_frames (0: the thread keeps its affinity).
   // `udp_runs`: a run of UDP datagrams of one flow goes to the TAP as one write (udp_run.h).
-  void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = true);
+  void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = false);
   // JS's own message (text, ping, pong, close: masked here). Returns
   // ws::Output's result; a close frame also stops data both ways out.
   int SendControl(uint8_t opcode, const uint8_t* p, size_t n);
@@ -166,8 +166,8 @@ class Link {
   bool follow_init_ = false;              // the thread's own from here
   CpuFollow follow_;
   std::atomic<bool> vnet_records_{false};
-  std::atomic<bool> udp_runs_{true};  // set by Start: the operator did not turn runs off
-  std::atomic<bool> gated_{false};    // a text message went up before Start(): parse no more until then
+  std::atomic<bool> udp_runs_{false};  // set by Start: the operator turned runs on (--udp-runs)
+  std::atomic<bool> gated_{false};     // a text message went up before Start(): parse no more until then
   std::atomic<bool> ended_{false};
 
   // The thread's own.

@@ -124,7 +124,7 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
       return Napi::RangeError::New(
                  info.Env(), "start(vnetRecords, followBusy): followBusy is a whole number of frames, 0 to 1000000")
           .ThrowAsJavaScriptException();
-    const bool runs = info[2].IsUndefined() || info[2].As<Napi::Boolean>().Value();
+    const bool runs = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
     if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy), runs);
   }
 

@@ -41,6 +41,8 @@ script             bsdutils         a gateway test gives the child a terminal
 unshare            util-linux       the docs-examples test runs each example in namespaces of its own
 taskset            util-linux       the CPU-follow tests of the native link read and set the affinity of threads
 nice               coreutils        the CPU-follow tests start their spinning threads through it (a niceness given)
+nstat              iproute2         the UDP-runs e2e: the UDP checksum errors of the host beyond a router
+nft                nftables         the UDP-runs e2e: a length rule in the TAP'"'"'s namespace judges a run as one packet
 python3            python3          the native addon'"'"'s build (node-gyp); test helpers
 /usr/bin/python3   python3          tests that run the system python in a namespace
 make               make             the native addon'"'"'s build (node-gyp)

@@ -74,7 +74,7 @@ export class Agent {
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
   constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding,
-    readonly cpuFollow = true, readonly udpRuns = true) {}
+    readonly cpuFollow = true, readonly udpRuns = false) {}
 
   /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
   fold (): void {

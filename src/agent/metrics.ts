@@ -36,7 +36,7 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     agent.fold()
     emit(labels(), agent.stats.cpuMoves)
   })
-  scrapedCounter(reg, 'tap_agent_link_udp_run_frames_total', 'Frames from the switch the native link wrote to the TAP as part of a UDP run: up to 64 datagrams of one flow in one write, which the kernel segments back (USO, Linux 6.2+; offload records only)', ['tap'], (emit) => {
+  scrapedCounter(reg, 'tap_agent_link_udp_run_frames_total', 'Frames from the switch the native link wrote to the TAP as part of a UDP run: up to 64 datagrams of one flow in one write, which the kernel segments back (--udp-runs, USO, Linux 6.2+; offload records only)', ['tap'], (emit) => {
     agent.fold()
     emit(labels(), agent.stats.udpRunFrames)
   })

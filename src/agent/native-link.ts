@@ -83,7 +83,7 @@ export class NativeLink implements NativeBackend {
    * `cpuFollow`: the thread runs where its frames arrive while the link is quiet (native/cpu_follow.h).
    * `udpRuns`: a run of UDP datagrams of one flow goes to the TAP as one write (native/udp_run.h).
    */
-  start (vnetRecords: boolean, cpuFollow: boolean, udpRuns = true): void {
+  start (vnetRecords: boolean, cpuFollow: boolean, udpRuns = false): void {
     this.link.start(vnetRecords, cpuFollow ? CPU_FOLLOW_BUSY_FRAMES : 0, udpRuns)
   }
 

@@ -131,6 +131,11 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
   let tapMac = Buffer.alloc(6)
   let rx = ''
 
+  /** Fail (never skip) without a tool the test needs, naming the package scripts/install-deps.sh installs. */
+  async function needs (cmd: string, pkg: string): Promise<void> {
+    try { await run(cmd, ['--version']) } catch { assert.fail(`${cmd} is missing: sudo scripts/install-deps.sh installs it (Debian package ${pkg})`) }
+  }
+
   /** tap-agent on tsw0 in `ns` (192.0.2.2/24, 2001:db8::2/64), welcomed by the switch played here, with `extra` flags. */
   async function startAgent (extra: string[]): Promise<void> {
     sock = undefined
@@ -160,7 +165,7 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
         sock = ws
       })
     })
-    await startAgent([])
+    await startAgent(['--udp-runs'])
     // The host beyond: a router's other side (TEST-NET-2, 2001:db8:1::/64). The TAP's namespace routes
     // to it with transmit checksum offload off, so the kernel completes each segment's UDP checksum
     // there in software, and the host beyond drops any that is wrong (UdpInCsumErrors).
@@ -361,7 +366,7 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
   })
 
   it('what changes (LOCAL-TAPS.md): a length rule in the namespace judges the run, not each datagram', async function () {
-    try { await run('ip', ['netns', 'exec', ns, 'nft', '--version']) } catch { this.skip() }
+    await needs('nft', 'nftables')
     await run('ip', ['netns', 'exec', ns, 'nft', 'add table inet tswur; add chain inet tswur in { type filter hook input priority 0; }; ' +
       'add rule inet tswur in udp sport 4500 ip length < 200 drop; add rule inet tswur in udp sport 4501 ip length > 1000 drop'])
     try {
@@ -407,7 +412,7 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
   })
 
   it('what changes (LOCAL-TAPS.md): a SO_REUSEPORT program that picks a socket by the payload sees the run\'s first datagram', async function () {
-    try { await run('python3', ['--version']) } catch { this.skip() }
+    await needs('python3', 'python3')
     // Two sockets on one port; a classic BPF program picks socket (first payload byte & 1), as a QUIC
     // server's picks a worker by connection ID. Python: the filter is a struct of pointers.
     const script = `
@@ -484,10 +489,10 @@ while True:
   })
 
   // Last: it replaces the agent.
-  it('--no-udp-runs writes each frame alone: the length rule judges each datagram again, no run is counted', async function () {
-    try { await run('ip', ['netns', 'exec', ns, 'nft', '--version']) } catch { this.skip() }
+  it('without --udp-runs (the default) each frame is written alone: the length rule judges each datagram again, no run is counted', async function () {
+    await needs('nft', 'nftables')
     await stopChild(agent?.child)
-    await startAgent(['--no-udp-runs'])
+    await startAgent([])
     await run('ip', ['netns', 'exec', ns, 'nft', 'add table inet tswur; add chain inet tswur in { type filter hook input priority 0; }; ' +
       'add rule inet tswur in udp sport 4500 ip length < 200 drop'])
     try {

@@ -330,7 +330,7 @@ export function landlockAbi (): number
 export function nofileLimit (): [number, number]
 
 /** Indexes into the first array `WsLink#stats()` fills: the link's own counters. */
-export const LINK_STAT_COUNT: 10
+export const LINK_STAT_COUNT: 11
 
 /**
  * tap-agent's native data path (native/ws_link.{h,cc}): one thread that
@@ -365,8 +365,10 @@ export class WsLink {
    * connection's frames arrive on (native/cpu_follow.h); 0 leaves its affinity alone.
    * `udpRuns` (default false): a run of UDP datagrams of one flow goes to the TAP as one write the
    * kernel segments back (native/udp_run.h); false writes every frame alone.
+   * `coalesceUsecs` (0 to 1000, default 0): after a burst of at least 32 frames from the
+   * TAP, the TAP is read again only this many µs later (the socket is served meanwhile).
    */
-  start (vnetRecords: boolean, followBusy: number, udpRuns?: boolean): void
+  start (vnetRecords: boolean, followBusy: number, udpRuns?: boolean, coalesceUsecs?: number): void
   /** One message of JS's (opcode 1 text, 2 binary, 8 close, 9 ping, 10 pong): 0 sent, 1 queued, 2 refused, 3 broken. */
   send (opcode: number, data: Buffer): number
   /** Stop without a closing handshake; the end event follows. */
@@ -376,7 +378,7 @@ export class WsLink {
   /**
    * Cumulative counters: `link` (LINK_STAT_COUNT): upFrames, upBursts,
    * upBytes, droppedBackpressure, downFrames, rxMessages, rxBytes,
-   * rxMalformed, cpuMoves, udpRunFrames; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
+   * rxMalformed, cpuMoves, udpRunFrames, coalesceWaits; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
    */
   stats (link: Float64Array, tap: Float64Array): void
   /** Bytes queued for the socket (ws's bufferedAmount). */

@@ -52,9 +52,10 @@ int Link::Run(void (*notify)(void*), void* arg) {
   return 0;
 }
 
-void Link::Start(bool vnet_records, uint32_t follow_busy, bool udp_runs) {
+void Link::Start(bool vnet_records, uint32_t follow_busy, bool udp_runs, uint32_t coalesce_us) {
   vnet_records_.store(vnet_records);
   udp_runs_.store(udp_runs);
+  coalesce_us_.store(coalesce_us);
   follow_busy_.store(follow_busy);
   {
     // Under tx_mu_, as the thread's gating of a text is: a Start() between its check and its gate
@@ -314,7 +315,13 @@ void Link::Loop() {
     }
     const bool reading = !gated_.load() && room;
     const short sev = static_cast<short>((reading ? POLLIN : 0) | (queued ? POLLOUT : 0));
-    const bool tap = started_.load() && !closing && !tap_gone_;
+    // Coalescing: a flood's TAP is left to fill until tap_resume_ns_ (the socket is served meanwhile).
+    int64_t wait_ns = -1;
+    if (tap_resume_ns_ != 0) {
+      wait_ns = tap_resume_ns_ - MonotonicNs();
+      if (wait_ns <= 0) tap_resume_ns_ = 0, wait_ns = -1;
+    }
+    const bool tap = started_.load() && !closing && !tap_gone_ && wait_ns < 0;
     if (tap && !follow_init_) {
       // On this thread: the mask it started with is its own.
       follow_.Init(follow_busy_.load(), o_.sock_fd);
@@ -326,7 +333,8 @@ void Link::Loop() {
     if (si >= 0) fds[n++] = {o_.sock_fd, sev, 0};
     const int ti = tap ? n : -1;
     if (ti >= 0) fds[n++] = {o_.tap_fd, POLLIN, 0};
-    if (::poll(fds, n, -1) < 0) {
+    struct timespec ts = {0, wait_ns};
+    if (::ppoll(fds, n, wait_ns < 0 ? nullptr : &ts, nullptr) < 0) {
       if (errno == EINTR) continue;
       return End(1006, nullptr, 0);
     }

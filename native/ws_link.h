@@ -43,6 +43,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <atomic>
 #include <mutex>
@@ -69,6 +70,7 @@ enum LinkStat {
   L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
+  L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) left the TAP to fill for coalesce_us
   L_COUNT
 };
 
@@ -83,6 +85,13 @@ struct Options {
   size_t max_message = 256 << 10;
   size_t high_water = 1 << 20;  // bytes queued before a burst is refused
 };
+
+// CLOCK_MONOTONIC in ns (the coalescing deadline's clock).
+inline int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 // The records of p[0, n) tile it exactly (protocol.ts countRecords): a batch to trust.
 bool Tiles(const uint8_t* p, size_t n);
@@ -102,7 +111,9 @@ class Link {
   // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
   // `follow_busy`: cpu_follow.h's busy_frames (0: the thread keeps its affinity).
   // `udp_runs`: a run of UDP datagrams of one flow goes to the TAP as one write (udp_run.h).
-  void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = false);
+  // `coalesce_us`: after a burst of at least kCoalesceFrames frames from the TAP, the TAP
+  // is read again only this many µs later (0: at once), as a NIC's interrupt coalescing (rx-usecs).
+  void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = false, uint32_t coalesce_us = 0);
   // JS's own message (text, ping, pong, close: masked here). Returns
   // ws::Output's result; a close frame also stops data both ways out.
   int SendControl(uint8_t opcode, const uint8_t* p, size_t n);
@@ -119,6 +130,8 @@ class Link {
 
  private:
   static constexpr uint32_t kBurst = 128;
+  // A burst this long is a flood's: the next one waits coalesce_us to fill.
+  static constexpr uint32_t kCoalesceFrames = 32;
   // The thread's name (15 characters at most, the kernel's limit).
   static constexpr const char* kThreadName = "tsw-link";
   static constexpr size_t kEventHeader = 7;
@@ -166,8 +179,9 @@ class Link {
   bool follow_init_ = false;              // the thread's own from here
   CpuFollow follow_;
   std::atomic<bool> vnet_records_{false};
-  std::atomic<bool> udp_runs_{false};  // set by Start: the operator turned runs on (--udp-runs)
-  std::atomic<bool> gated_{false};     // a text message went up before Start(): parse no more until then
+  std::atomic<bool> udp_runs_{false};     // set by Start: the operator turned runs on (--udp-runs)
+  std::atomic<uint32_t> coalesce_us_{0};  // set by Start: the TAP's coalescing delay (--coalesce-usecs)
+  std::atomic<bool> gated_{false};        // a text message went up before Start(): parse no more until then
   std::atomic<bool> ended_{false};
 
   // The thread's own.
@@ -175,8 +189,9 @@ class Link {
   std::vector<uint8_t> burst_;      // [u32 len][record]... of one TAP burst
   std::vector<uint8_t> mask_pool_;  // random mask keys, drawn from getrandom(2) in blocks
   size_t mask_at_ = 0;
-  bool tap_gone_ = false;  // the TAP reported an error or hang-up: no longer polled
-  bool runs_ = true;       // UDP runs go as one write (udp_run.h); off once the kernel refused one
+  bool tap_gone_ = false;      // the TAP reported an error or hang-up: no longer polled
+  bool runs_ = true;           // UDP runs go as one write (udp_run.h); off once the kernel refused one
+  int64_t tap_resume_ns_ = 0;  // CLOCK_MONOTONIC: the TAP is not read before this (coalescing); 0: no wait
 
   // Under tx_mu_: every send, and whether our close frame went out.
   std::mutex tx_mu_;

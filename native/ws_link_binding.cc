@@ -28,6 +28,9 @@ namespace {
 
 using wslink::Link;
 
+// The longest coalescing delay start() takes: a millisecond holds a flood's frames well within a TAP's queue.
+constexpr double kMaxCoalesceUsecs = 1000;
+
 class WsLink : public Napi::ObjectWrap<WsLink> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -117,15 +120,24 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
 
  private:
   void Start(const Napi::CallbackInfo& info) {
-    if (!info[0].IsBoolean() || !info[1].IsNumber() || !(info[2].IsUndefined() || info[2].IsBoolean()))
-      return Napi::TypeError::New(info.Env(), "start(vnetRecords, followBusy, udpRuns?)").ThrowAsJavaScriptException();
+    if (!info[0].IsBoolean() || !info[1].IsNumber() || !(info[2].IsUndefined() || info[2].IsBoolean()) ||
+        !(info[3].IsUndefined() || info[3].IsNumber()))
+      return Napi::TypeError::New(info.Env(), "start(vnetRecords, followBusy, udpRuns?, coalesceUsecs?)")
+          .ThrowAsJavaScriptException();
+    const double co = info[3].IsNumber() ? info[3].As<Napi::Number>().DoubleValue() : 0;
+    if (!(co >= 0 && co <= kMaxCoalesceUsecs) || co != static_cast<double>(static_cast<uint32_t>(co)))
+      return Napi::RangeError::New(info.Env(),
+                                   "start(vnetRecords, followBusy, udpRuns, coalesceUsecs): coalesceUsecs is a whole "
+                                   "number of µs, 0 to 1000")
+          .ThrowAsJavaScriptException();
     const double busy = info[1].As<Napi::Number>().DoubleValue();
     if (!(busy >= 0 && busy <= 1e6) || busy != static_cast<double>(static_cast<uint32_t>(busy)))
       return Napi::RangeError::New(
                  info.Env(), "start(vnetRecords, followBusy): followBusy is a whole number of frames, 0 to 1000000")
           .ThrowAsJavaScriptException();
     const bool runs = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
-    if (link_ && !ended_) link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy), runs);
+    if (link_ && !ended_)
+      link_->Start(info[0].As<Napi::Boolean>().Value(), static_cast<uint32_t>(busy), runs, static_cast<uint32_t>(co));
   }
 
   // send(opcode, data): JS's own message -> 0 sent, 1 queued, 2 refused (the queue is full, or our close is out), 3

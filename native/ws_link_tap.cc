@@ -83,12 +83,19 @@ bool Link::Burst() {
   if (r == ws::Output::kBroken) return End(1006, nullptr, 0), false;
   if (r == ws::Output::kRefused) {
     Count(link_, L_DROPPED_BACKPRESSURE, frames);
-    return true;
+  } else {
+    Count(link_, L_UP_FRAMES, frames);
+    Count(link_, L_UP_BURSTS, 1);
+    Carried(frames, false);
+    Count(link_, L_UP_BYTES, used);
   }
-  Count(link_, L_UP_FRAMES, frames);
-  Count(link_, L_UP_BURSTS, 1);
-  Carried(frames, false);
-  Count(link_, L_UP_BYTES, used);
+  // A flood's burst: let the next one gather for coalesce_us from now (the send done) rather than
+  // wake for every few frames: each wake-up costs the sender, this thread, the switch and the far agent.
+  const uint32_t us = coalesce_us_.load(std::memory_order_relaxed);
+  if (frames >= kCoalesceFrames && us > 0) {
+    tap_resume_ns_ = MonotonicNs() + static_cast<int64_t>(us) * 1000;
+    Count(link_, L_COALESCE_WAITS, 1);
+  }
   return true;
 }
 

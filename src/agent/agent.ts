@@ -50,6 +50,8 @@ export class AgentStats {
   cpuMoves = 0
   /** Of downFrames: written to the TAP as part of a UDP run, one write for many (native/udp_run.h). */
   udpRunFrames = 0
+  /** Times the native link left a flood's TAP to fill before reading it again (--coalesce-usecs). */
+  coalesceWaits = 0
 }
 
 export class Agent {
@@ -74,7 +76,7 @@ export class Agent {
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
   constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding,
-    readonly cpuFollow = true, readonly udpRuns = false) {}
+    readonly cpuFollow = true, readonly udpRuns = false, readonly coalesceUsecs = 0) {}
 
   /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
   fold (): void {
@@ -117,7 +119,7 @@ export class Agent {
     if (link === undefined || link.isEnded || this.tap.stop === undefined) return
     if (!this.tapStopped) this.tap.stop()
     this.tapStopped = true
-    link.start(this.tap.vnetRecords === true, this.cpuFollow, this.udpRuns)
+    link.start(this.tap.vnetRecords === true, this.cpuFollow, this.udpRuns, this.coalesceUsecs)
   }
 
   private setCarrier (on: boolean): void {

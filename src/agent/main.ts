@@ -68,7 +68,7 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   // A native thread carries each ws:// connection where the addon can (a test's fake TAP binding cannot).
   const links = plan.fastPath ? linkBindingOf(binding ?? loadBinding()) : undefined
-  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier, links, plan.cpuFollow, plan.udpRuns)
+  const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier, links, plan.cpuFollow, plan.udpRuns, plan.coalesceUsecs)
   if (metricsAt !== undefined) {
     try {
       const { address } = await serveMetrics(agentRegistry(agent), metricsAt.host, metricsAt.port)

@@ -40,6 +40,10 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     agent.fold()
     emit(labels(), agent.stats.udpRunFrames)
   })
+  scrapedCounter(reg, 'tap_agent_link_coalesce_waits_total', 'Times the native link read a flood\'s burst from the TAP and left it to fill for --coalesce-usecs before reading it again', ['tap'], (emit) => {
+    agent.fold()
+    emit(labels(), agent.stats.coalesceWaits)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
   scrapedGauge(reg, 'tap_agent_offload', '1 while the uplink carries TAP offloads (TSO and partial checksums as large frames, as the switch granted)', ['tap'], (emit) => {
     emit(labels(), agent.uplink.isUp && agent.offload ? 1 : 0)

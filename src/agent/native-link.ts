@@ -35,7 +35,8 @@ export const LINK_RX_BYTES = 6
 export const LINK_RX_MALFORMED = 7
 export const LINK_CPU_MOVES = 8
 export const LINK_DOWN_RUN_FRAMES = 9
-export const LINK_STAT_COUNT = 10
+export const LINK_COALESCE_WAITS = 10
+export const LINK_STAT_COUNT = 11
 
 /**
  * The link's thread runs on the CPU its connection's frames arrive on while at
@@ -82,9 +83,10 @@ export class NativeLink implements NativeBackend {
    * The welcome was followed: records carry virtio-net headers or not, and the link reads the TAP from now on.
    * `cpuFollow`: the thread runs where its frames arrive while the link is quiet (native/cpu_follow.h).
    * `udpRuns`: a run of UDP datagrams of one flow goes to the TAP as one write (native/udp_run.h).
+   * `coalesceUsecs`: a flood's TAP is read again only this many µs later (0: at once).
    */
-  start (vnetRecords: boolean, cpuFollow: boolean, udpRuns = false): void {
-    this.link.start(vnetRecords, cpuFollow ? CPU_FOLLOW_BUSY_FRAMES : 0, udpRuns)
+  start (vnetRecords: boolean, cpuFollow: boolean, udpRuns = false, coalesceUsecs = 0): void {
+    this.link.start(vnetRecords, cpuFollow ? CPU_FOLLOW_BUSY_FRAMES : 0, udpRuns, coalesceUsecs)
   }
 
   /** The link's counters (LINK_*) and the TAP's (STAT_*), cumulative. */
@@ -118,7 +120,7 @@ export class NativeLink implements NativeBackend {
 
 /** The agent's and the uplink's counters a link's are folded into (agent.ts AgentStats, uplink.ts UplinkStats). */
 interface FoldInto {
-  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number, udpRunFrames: number }
+  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number, udpRunFrames: number, coalesceWaits: number }
   uplink: { txMessages: number, txBytes: number, rxMessages: number, rxBytes: number, rxMalformed: number }
 }
 
@@ -157,6 +159,7 @@ export class LinkCounters {
     a.droppedBackpressure += d(LINK_DROPPED_BACKPRESSURE)
     a.cpuMoves += d(LINK_CPU_MOVES)
     a.udpRunFrames += d(LINK_DOWN_RUN_FRAMES)
+    a.coalesceWaits += d(LINK_COALESCE_WAITS)
     u.txMessages += d(LINK_UP_BURSTS)
     u.txBytes += d(LINK_UP_BYTES)
     u.rxMessages += d(LINK_RX_MESSAGES)

@@ -6,11 +6,12 @@
  */
 
 import assert from 'node:assert/strict'
+import * as fs from 'node:fs'
 import { SwitchServer } from '../../src/switch/daemon/switchd'
 import { Uplink } from '../../src/common/uplink'
 import { Agent } from '../../src/agent/agent'
-import { linkBindingOf } from '../../src/agent/native-link'
-import { loadNative } from '../../src/common/native'
+import { linkBindingOf, LINK_COALESCE_WAITS, LINK_STAT_COUNT, LINK_UP_BURSTS, LINK_UP_FRAMES } from '../../src/agent/native-link'
+import { loadNative, STAT_COUNT } from '../../src/common/native'
 import { agentRegistry } from '../../src/agent/metrics'
 import { agentPlan, SPECS } from '../../src/agent/options'
 import { parseCli } from '../../src/common/cli'
@@ -130,6 +131,37 @@ describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration
     } finally {
       link.close()
       tap.close()
+    }
+  })
+  // The queue a wait leaves is read at once, burst after burst, as NAPI polls a ring until it is empty:
+  // a burst that stopped at its bound (128 reads) left frames queued, and waiting then held the queue's
+  // tail a whole wait per 128 frames (a TAP's 500: four waits, not the one LOCAL-TAPS.md bounds a frame
+  // by) and read at most 128 frames a wait, the rest of a faster flood dropped at the TAP. Queued
+  // before start() (the TAP is not read until then), 200 frames are two bursts every time (the
+  // pair's queue holds about 250 such frames; test/e2e/native-coalesce.e2e.ts queues 400 on a TAP).
+  it('attack: a backlog deeper than a burst is read at once: only the burst that empties the TAP waits', async () => {
+    assert.ok(links !== undefined)
+    const N = 200
+    const tap = new PairTap('coal-deep')
+    const [sock, peer] = loadNative('tests').socketPair()
+    const link = new links.WsLink(sock, tap.fd, false, true, 1 << 20, null, () => {})
+    const stats = (): Float64Array => {
+      const l = new Float64Array(LINK_STAT_COUNT)
+      link.stats(l, new Float64Array(STAT_COUNT))
+      return l
+    }
+    try {
+      tap.inject(Array.from({ length: N }, (_, i) => { const f = eth(BROADCAST, MAC_A, 0, 64); f.writeUInt32BE(i, 20); return f }))
+      link.start(false, 0, false, 1000)
+      await waitFor(() => (stats()[LINK_UP_FRAMES] as number) >= N, undefined, `${N} frames sent up`)
+      assert.equal(stats()[LINK_UP_BURSTS], 2, '128 + 72')
+      // Before: a wait after each burst (the tail's 72 frames read only after one).
+      assert.equal(stats()[LINK_COALESCE_WAITS], 1, 'only the burst that emptied the queue waits')
+    } finally {
+      link.close()
+      tap.close()
+      fs.closeSync(sock)
+      fs.closeSync(peer)
     }
   })
 })

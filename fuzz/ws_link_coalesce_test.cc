@@ -37,7 +37,8 @@ int main() {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the thread is in its ppoll by now
   std::vector<uint8_t>& ev = l->TakeEvents();
   for (size_t at = 0; at + 7 <= ev.size(); at += 7 + ReadBE32(&ev[at + 3]))
-    if (ev[at] == wslink::E_END) return printf("not ok - the link ended (%d) during a 2 s wait\n", (ev[at + 1] << 8) | ev[at + 2]), 1;
+    if (ev[at] == wslink::E_END)
+      return printf("not ok - the link ended (%d) during a 2 s wait\n", (ev[at + 1] << 8) | ev[at + 2]), 1;
   l->Terminate();
   l->Join();
   delete l;

@@ -70,7 +70,7 @@ enum LinkStat {
   L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
-  L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) emptied the TAP and left it to fill for coalesce_us
+  L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) emptied the TAP, left to fill coalesce_us
   L_COUNT
 };
 

@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
         ev.clear();
         l->Stats(a, b);
         l->Queued();
-        if (i == 5) l->Start(false, 64);  // following on: its affinity calls race too
+        // Following on (its affinity calls race too); every other round coalescing too (its waits race with all this).
+        if (i == 5) l->Start(false, 64, false, round % 2 == 0 ? 1000 : 0);
         std::this_thread::yield();
       }
     });
@@ -81,7 +82,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 300; i++) {
         WriteAll(s[1], Frame(ws::kBinary, batch));
         WriteAll(s[1], Frame(ws::kPing, {1}));
-        send(t[1], fr, sizeof fr, MSG_DONTWAIT);
+        // Now and then a flood's burst (32 frames or more): with coalescing on, the TAP waits after it.
+        for (int k = 0; k < (i % 50 == 0 ? 40 : 1); k++) send(t[1], fr, sizeof fr, MSG_DONTWAIT);
         uint8_t sink[65536];
         while (read(s[1], sink, sizeof sink) > 0) {}
         while (recv(t[1], sink, sizeof sink, MSG_DONTWAIT) > 0) {}

@@ -365,7 +365,7 @@ export class WsLink {
    * connection's frames arrive on (native/cpu_follow.h); 0 leaves its affinity alone.
    * `udpRuns` (default false): a run of UDP datagrams of one flow goes to the TAP as one write the
    * kernel segments back (native/udp_run.h); false writes every frame alone.
-   * `coalesceUsecs` (0 to 1000, default 0): after a burst of at least 32 frames that emptied the
+   * `coalesceUsecs` (0 to 200, default 0): after a burst of at least 32 frames from the
    * TAP, the TAP is read again only this many µs later (the socket is served meanwhile).
    */
   start (vnetRecords: boolean, followBusy: number, udpRuns?: boolean, coalesceUsecs?: number): void

@@ -333,7 +333,7 @@ void Link::Loop() {
     if (si >= 0) fds[n++] = {o_.sock_fd, sev, 0};
     const int ti = tap ? n : -1;
     if (ti >= 0) fds[n++] = {o_.tap_fd, POLLIN, 0};
-    // Split as ppoll(2) wants it (tv_nsec below 1e9): a caller of Start() may pass more than the binding's 1000 µs.
+    // Split as ppoll(2) wants it (tv_nsec below 1e9): a caller of Start() may pass more than the binding's 200 µs.
     struct timespec ts = {static_cast<time_t>(wait_ns / 1000000000), static_cast<long>(wait_ns % 1000000000)};
     if (::ppoll(fds, n, wait_ns < 0 ? nullptr : &ts, nullptr) < 0) {
       if (errno == EINTR) continue;

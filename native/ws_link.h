@@ -70,7 +70,7 @@ enum LinkStat {
   L_RX_MALFORMED,          // binary messages dropped: a record ran past the end
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
-  L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) emptied the TAP, left to fill coalesce_us
+  L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) left the TAP to fill for coalesce_us
   L_COUNT
 };
 
@@ -111,7 +111,7 @@ class Link {
   // The welcome is in: records carry the virtio-net header or not; the TAP is read from now on.
   // `follow_busy`: cpu_follow.h's busy_frames (0: the thread keeps its affinity).
   // `udp_runs`: a run of UDP datagrams of one flow goes to the TAP as one write (udp_run.h).
-  // `coalesce_us`: after a burst of at least kCoalesceFrames frames that emptied the TAP's queue, the TAP
+  // `coalesce_us`: after a burst of at least kCoalesceFrames frames from the TAP, the TAP
   // is read again only this many µs later (0: at once), as a NIC's interrupt coalescing (rx-usecs).
   void Start(bool vnet_records, uint32_t follow_busy, bool udp_runs = false, uint32_t coalesce_us = 0);
   // JS's own message (text, ping, pong, close: masked here). Returns
@@ -130,7 +130,7 @@ class Link {
 
  private:
   static constexpr uint32_t kBurst = 128;
-  // A burst this long that emptied the TAP's queue is a flood's: the next one waits coalesce_us to fill.
+  // A burst this long is a flood's: the next one waits coalesce_us to fill.
   static constexpr uint32_t kCoalesceFrames = 32;
   // The thread's name (15 characters at most, the kernel's limit).
   static constexpr const char* kThreadName = "tsw-link";

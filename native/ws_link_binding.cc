@@ -28,8 +28,9 @@ namespace {
 
 using wslink::Link;
 
-// The longest coalescing delay start() takes: a millisecond holds a flood's frames well within a TAP's queue.
-constexpr double kMaxCoalesceUsecs = 1000;
+// The longest coalescing delay start() takes: a backlog is read 128 frames a wait, and 128 frames
+// per 200 µs (and up to 50 µs of timer slack) is still more than the thread reads from a TAP.
+constexpr double kMaxCoalesceUsecs = 200;
 
 class WsLink : public Napi::ObjectWrap<WsLink> {
  public:
@@ -128,7 +129,7 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
     if (!(co >= 0 && co <= kMaxCoalesceUsecs) || co != static_cast<double>(static_cast<uint32_t>(co)))
       return Napi::RangeError::New(info.Env(),
                                    "start(vnetRecords, followBusy, udpRuns, coalesceUsecs): coalesceUsecs is a whole "
-                                   "number of µs, 0 to 1000")
+                                   "number of µs, 0 to 200")
           .ThrowAsJavaScriptException();
     const double busy = info[1].As<Napi::Number>().DoubleValue();
     if (!(busy >= 0 && busy <= 1e6) || busy != static_cast<double>(static_cast<uint32_t>(busy)))

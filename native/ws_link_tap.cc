@@ -70,14 +70,10 @@ bool Link::Burst() {
   uint8_t* buf = burst_.data();
   size_t used = 0;
   uint32_t frames = 0;
-  bool emptied = false;  // a read found the TAP's queue empty (or failed): not stopped at the burst's bound
   for (uint32_t reads = 0; reads < kBurst && used + kMaxRead <= burst_.size(); reads++) {
     const ssize_t n = ReadRecord(buf + used + kRecordHeader, vr);
     if (n == -2) continue;
-    if (n < 0) {
-      emptied = true;
-      break;
-    }
+    if (n < 0) break;
     WriteBE32(buf + used, static_cast<uint32_t>(n));
     used += kRecordHeader + static_cast<size_t>(n);
     frames++;
@@ -95,12 +91,12 @@ bool Link::Burst() {
   }
   // A flood's burst: let the next one gather for coalesce_us from now (the send done) rather than
   // wake for every few frames: each wake-up costs the sender, this thread, the switch and the far agent.
-  // Only once the queue is empty, as NAPI polls a ring until it is: a burst that stopped at its bound
-  // left frames queued, and a wait after each such burst held a queue's tail a wait per 128 frames
-  // (a 500-frame queue: four, not the one LOCAL-TAPS.md bounds a frame by) and read at most 128
-  // frames a wait, dropping the rest of a faster flood at the TAP.
+  // Also after a burst that stopped at its bound with frames still queued: under a flood the path
+  // cannot carry, reading ahead at once only takes the CPU the switch, the far agent and the receiver
+  // need (the frames then die at the receiving socket, not at this TAP). A backlog is read 128
+  // frames a wait; kMaxCoalesceUs keeps that above what this thread can read from a TAP.
   const uint32_t us = coalesce_us_.load(std::memory_order_relaxed);
-  if (emptied && frames >= kCoalesceFrames && us > 0) {
+  if (frames >= kCoalesceFrames && us > 0) {
     tap_resume_ns_ = MonotonicNs() + static_cast<int64_t>(us) * 1000;
     Count(link_, L_COALESCE_WAITS, 1);
   }

@@ -81,7 +81,7 @@ describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration
   })
 
   it('a lone frame never waits: 64 frames one at a time count no wait', async () => {
-    const tap = await start(1000)
+    const tap = await start(200)
     for (let i = 0; i < 64; i++) {
       const seen = client?.frames.length ?? 0
       tap.inject([eth(BROADCAST, MAC_A)])
@@ -96,8 +96,8 @@ describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration
     assert.equal(waits(), 0)
   })
 
-  it('attack: while a flood\'s TAP waits (1 ms each burst), the switch\'s frames still reach the TAP, every one', async () => {
-    const tap = await start(1000)
+  it('attack: while a flood\'s TAP waits (200 µs each burst), the switch\'s frames still reach the TAP, every one', async () => {
+    const tap = await start(200)
     const seen = tap.received.length
     const down = Array.from({ length: 64 }, (_, i) => { const f = eth(MAC_A, MAC_B, 0, 64); f.writeUInt32BE(i, 20); return f })
     const up = flood(tap, 8192)
@@ -108,38 +108,37 @@ describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration
     assert.ok(waits() > 0)
   })
 
-  it('--coalesce-usecs (TAP_AGENT_COALESCE_USECS) is 50 by default, 0 to 1000; --udp-runs is off by default', () => {
+  it('--coalesce-usecs (TAP_AGENT_COALESCE_USECS) is 50 by default, 0 to 200; --udp-runs is off by default', () => {
     const base = ['--url', 'ws://127.0.0.1:1/', '--tap', 'tsw0']
     const plan = (argv: string[], env: Record<string, string> = {}): ReturnType<typeof agentPlan> => agentPlan(parseCli(SPECS, [...base, ...argv], env, 'tap-agent'))
     assert.equal(plan([]).coalesceUsecs, 50)
     assert.equal(plan(['--coalesce-usecs', '0']).coalesceUsecs, 0)
-    assert.equal(plan([], { TAP_AGENT_COALESCE_USECS: '1000' }).coalesceUsecs, 1000)
-    for (const bad of ['-1', '1001', '2.5', 'soon']) assert.throws(() => plan([`--coalesce-usecs=${bad}`]), /--coalesce-usecs .*: expected an integer from 0 to 1000/)
+    assert.equal(plan([], { TAP_AGENT_COALESCE_USECS: '200' }).coalesceUsecs, 200)
+    for (const bad of ['-1', '201', '2.5', 'soon']) assert.throws(() => plan([`--coalesce-usecs=${bad}`]), /--coalesce-usecs .*: expected an integer from 0 to 200/)
     assert.equal(plan([]).udpRuns, false)
     assert.equal(plan(['--udp-runs']).udpRuns, true)
     assert.equal(plan([], { TAP_AGENT_UDP_RUNS: '1' }).udpRuns, true)
   })
 
-  it('attack: the binding refuses a coalesceUsecs that is not a whole number of µs from 0 to 1000', () => {
+  it('attack: the binding refuses a coalesceUsecs that is not a whole number of µs from 0 to 200', () => {
     assert.ok(links !== undefined)
     const tap = new PairTap('coal-bad')
     const [sock] = loadNative('tests').socketPair()
     const link = new links.WsLink(sock, tap.fd, false, true, 1 << 20, null, () => {})
     try {
-      for (const bad of [-1, 1.5, Number.NaN, 1001, 1e9]) assert.throws(() => { link.start(false, 0, false, bad) }, RangeError, String(bad))
+      for (const bad of [-1, 1.5, Number.NaN, 201, 1001, 1e9]) assert.throws(() => { link.start(false, 0, false, bad) }, RangeError, String(bad))
       assert.throws(() => { (link.start as unknown as (a: boolean, b: number, c: boolean, d: string) => void)(false, 0, false, '50') }, TypeError)
     } finally {
       link.close()
       tap.close()
     }
   })
-  // The queue a wait leaves is read at once, burst after burst, as NAPI polls a ring until it is empty:
-  // a burst that stopped at its bound (128 reads) left frames queued, and waiting then held the queue's
-  // tail a whole wait per 128 frames (a TAP's 500: four waits, not the one LOCAL-TAPS.md bounds a frame
-  // by) and read at most 128 frames a wait, the rest of a faster flood dropped at the TAP. Queued
-  // before start() (the TAP is not read until then), 200 frames are two bursts every time (the
-  // pair's queue holds about 250 such frames; test/e2e/native-coalesce.e2e.ts queues 400 on a TAP).
-  it('attack: a backlog deeper than a burst is read at once: only the burst that empties the TAP waits', async () => {
+  // A backlog is read 128 frames a wait (LOCAL-TAPS.md: a flood the path cannot carry is better dropped
+  // at the sending TAP than read ahead at once): the bound on a frame's wait is the queue's depth / 128
+  // waits, and nothing is lost or reordered. Queued before start() (the TAP is not read until then),
+  // 200 frames are two bursts every time (the pair's queue holds about 250 such frames;
+  // test/e2e/native-coalesce.e2e.ts queues 400 on a TAP).
+  it('attack: a backlog deeper than a burst is read 128 frames a wait: one wait a burst of 32 or more, every frame in order', async () => {
     assert.ok(links !== undefined)
     const N = 200
     const tap = new PairTap('coal-deep')
@@ -152,11 +151,11 @@ describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration
     }
     try {
       tap.inject(Array.from({ length: N }, (_, i) => { const f = eth(BROADCAST, MAC_A, 0, 64); f.writeUInt32BE(i, 20); return f }))
-      link.start(false, 0, false, 1000)
+      link.start(false, 0, false, 200)
       await waitFor(() => (stats()[LINK_UP_FRAMES] as number) >= N, undefined, `${N} frames sent up`)
       assert.equal(stats()[LINK_UP_BURSTS], 2, '128 + 72')
-      // Before: a wait after each burst (the tail's 72 frames read only after one).
-      assert.equal(stats()[LINK_COALESCE_WAITS], 1, 'only the burst that emptied the queue waits')
+      // One wait after each burst of 32 frames or more (LOCAL-TAPS.md: a backlog is read 128 frames a wait).
+      assert.equal(stats()[LINK_COALESCE_WAITS], 2, 'a wait after the 128 and one after the 72')
     } finally {
       link.close()
       tap.close()

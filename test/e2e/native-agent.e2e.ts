@@ -10,11 +10,11 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { run, stopChild } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, type Logged } from '../helpers/proc'
+import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, type Logged } from '../helpers/proc'
 
 const ROOT = path.join(__dirname, '..', '..')
 const AGENT = path.join(ROOT, 'bin', 'tap-agent.js')
@@ -32,19 +32,6 @@ function cpuOf (pid: number, tid?: number): number {
 
 function threadsOf (pid: number): number[] { return fs.readdirSync(`/proc/${pid}/task`).map(Number) }
 
-/** Resolve with the first stdout line matching `re` (reject on exit first, or after `ms`). */
-async function lineOf (child: ChildProcess, re: RegExp, ms = 60_000): Promise<string> {
-  let buf = ''
-  return await new Promise((resolve, reject) => {
-    const t = setTimeout(() => { reject(new Error(`no ${String(re)} within ${ms} ms; got: ${buf}`)) }, ms)
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      buf += d
-      const line = buf.split('\n').find(l => re.test(l))
-      if (line !== undefined) { clearTimeout(t); resolve(line) }
-    })
-    child.once('exit', code => { clearTimeout(t); reject(new Error(`exited ${String(code)} before ${String(re)}; got: ${buf}`)) })
-  })
-}
 
 describe('e2e: tap-agent native link (real TAPs, offloads)', function () {
   this.timeout(120_000)
@@ -97,21 +84,7 @@ describe('e2e: tap-agent native link (real TAPs, offloads)', function () {
   })
 
   it('32 MiB of TCP with offloads arrive intact (SHA-256 on both ends)', async () => {
-    const server = spawn('ip', ['netns', 'exec', nsB, process.execPath, '-e', `
-      const net = require('net'), crypto = require('crypto'); const h = crypto.createHash('sha256'); let n = 0
-      const s = net.createServer(c => { c.on('data', d => { h.update(d); n += d.length })
-        c.on('end', () => { console.log(JSON.stringify({ n, hash: h.digest('hex') })); s.close() }) })
-      s.listen(5556, '192.0.2.2', () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(server)
-    await lineOf(server, /listening/)
-    const client = spawn('ip', ['netns', 'exec', nsA, process.execPath, '-e', `
-      const net = require('net'), crypto = require('crypto'); const b = crypto.randomBytes(${BYTES})
-      console.log(JSON.stringify({ hash: crypto.createHash('sha256').update(b).digest('hex') }))
-      const c = net.connect(5556, '192.0.2.2', () => { c.end(b) })
-      c.on('error', e => { console.error(e.message); process.exit(1) })`], { stdio: ['ignore', 'pipe', 'inherit'] })
-    children.push(client)
-    const sent = JSON.parse(await lineOf(client, /hash/)) as { hash: string }
-    const got = JSON.parse(await lineOf(server, /"n"/, 100_000)) as { n: number, hash: string }
+    const { sent, got } = await tcpThrough(nsA, nsB, '192.0.2.2', 5556, BYTES, children)
     assert.equal(got.n, BYTES)
     assert.equal(got.hash, sent.hash)
     assert.equal(got.hash.length, createHash('sha256').digest('hex').length)

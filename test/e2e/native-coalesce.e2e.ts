@@ -15,13 +15,13 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer } from 'ws'
 import { run, stopChild } from '../../src/lab/lab'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, decodeBatch } from '../../src/common/protocol'
 import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, type Logged } from '../helpers/proc'
+import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, type Logged } from '../helpers/proc'
 import { onceWithin, waitFor } from '../helpers/net'
 
 const ROOT = path.join(__dirname, '..', '..')
@@ -56,19 +56,6 @@ async function txDropped (ns: string, dev: string): Promise<number> {
   return j[0]?.stats64.tx.dropped ?? -1
 }
 
-/** Resolve with the first stdout line matching `re`. */
-async function lineOf (child: ChildProcess, re: RegExp, ms = 60_000): Promise<string> {
-  let buf = ''
-  return await new Promise((resolve, reject) => {
-    const t = setTimeout(() => { reject(new Error(`no ${String(re)} within ${ms} ms; got: ${buf}`)) }, ms)
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      buf += d
-      const line = buf.split('\n').find(l => re.test(l))
-      if (line !== undefined) { clearTimeout(t); resolve(line) }
-    })
-    child.once('exit', code => { clearTimeout(t); reject(new Error(`exited ${String(code)} before ${String(re)}; got: ${buf}`)) })
-  })
-}
 
 describe('e2e: tap-agent native link coalescing (real TAPs)', function () {
   this.timeout(120_000)
@@ -167,21 +154,7 @@ describe('e2e: tap-agent native link coalescing (real TAPs)', function () {
       const ports = await Promise.all(agents.map(async (a, i) => await metricsPortOf(a, `agent-${i}`)))
       assert.match(await pingUntilAnswered(nsA, '192.0.2.2', 3), / 3 received/)
       const BYTES = 16 * 1024 * 1024
-      const server = spawn('ip', ['netns', 'exec', nsB, process.execPath, '-e', `
-        const net = require('net'), crypto = require('crypto'); const h = crypto.createHash('sha256'); let n = 0
-        const s = net.createServer(c => { c.on('data', d => { h.update(d); n += d.length })
-          c.on('end', () => { console.log(JSON.stringify({ n, hash: h.digest('hex') })); s.close() }) })
-        s.listen(5557, '192.0.2.2', () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
-      children.push(server)
-      await lineOf(server, /listening/)
-      const client = spawn('ip', ['netns', 'exec', nsA, process.execPath, '-e', `
-        const net = require('net'), crypto = require('crypto'); const b = crypto.randomBytes(${BYTES})
-        console.log(JSON.stringify({ hash: crypto.createHash('sha256').update(b).digest('hex') }))
-        const c = net.connect(5557, '192.0.2.2', () => { c.end(b) })
-        c.on('error', e => { console.error(e.message); process.exit(1) })`], { stdio: ['ignore', 'pipe', 'inherit'] })
-      children.push(client)
-      const sent = JSON.parse(await lineOf(client, /hash/)) as { hash: string }
-      const got = JSON.parse(await lineOf(server, /"n"/, 100_000)) as { n: number, hash: string }
+      const { sent, got } = await tcpThrough(nsA, nsB, '192.0.2.2', 5557, BYTES, children)
       assert.equal(got.n, BYTES)
       assert.equal(got.hash, sent.hash)
       assert.ok(await metric(ports[0] as number, 'tap_agent_link_coalesce_waits_total') > 0, 'the sender\'s agent never waited')

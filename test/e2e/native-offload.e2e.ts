@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import * as binding from '../../native'
 import { requireRoot } from '../helpers/root'
+import { lineOf } from '../helpers/proc'
 
 const tag = process.pid % 100000
 const NS_A = `tswo${tag}a`
@@ -65,19 +66,6 @@ function tcpClient (n: number, delayMs: number): ChildProcess {
     c.on('error', e => { console.error(e.message); process.exit(1) })`], { stdio: ['ignore', 'pipe', 'inherit'] })
 }
 
-/** Resolve with the first stdout line matching `re` (reject on exit first, or after `ms`). */
-async function lineOf (child: ChildProcess, re: RegExp, ms = 20000): Promise<string> {
-  let buf = ''
-  return await new Promise((resolve, reject) => {
-    const t = setTimeout(() => { reject(new Error(`no ${String(re)} within ${ms} ms; got: ${buf}`)) }, ms)
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      buf += d
-      const line = buf.split('\n').find(l => re.test(l))
-      if (line !== undefined) { clearTimeout(t); resolve(line) }
-    })
-    child.once('exit', code => { clearTimeout(t); reject(new Error(`exited ${String(code)} before ${String(re)}; got: ${buf}`)) })
-  })
-}
 
 async function stop (child: ChildProcess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return

@@ -156,3 +156,41 @@ export function threadsNamed (comm: string): string[] {
     try { return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim() === comm } catch { return false }
   })
 }
+
+/** Resolve with the first stdout line of `child` matching `re` (reject on its exit first, or after `ms`). */
+export async function lineOf (child: ChildProcess, re: RegExp, ms = 60_000): Promise<string> {
+  let buf = ''
+  return await new Promise((resolve, reject) => {
+    const t = setTimeout(() => { reject(new Error(`no ${String(re)} within ${ms} ms; got: ${buf}`)) }, ms)
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      buf += d
+      const line = buf.split('\n').find(l => re.test(l))
+      if (line !== undefined) { clearTimeout(t); resolve(line) }
+    })
+    child.once('exit', code => { clearTimeout(t); reject(new Error(`exited ${String(code)} before ${String(re)}; got: ${buf}`)) })
+  })
+}
+
+/**
+ * `bytes` random bytes over one TCP connection from namespace `from` to `addr:port` in namespace `to`
+ * (Node on both ends; each child pushed on `children` for the caller to kill): the sender's SHA-256 and
+ * what the receiver counted and hashed.
+ */
+export async function tcpThrough (from: string, to: string, addr: string, port: number, bytes: number, children: ChildProcess[]): Promise<{ sent: { hash: string }, got: { n: number, hash: string } }> {
+  const server = spawn('ip', ['netns', 'exec', to, process.execPath, '-e', `
+    const net = require('net'), crypto = require('crypto'); const h = crypto.createHash('sha256'); let n = 0
+    const s = net.createServer(c => { c.on('data', d => { h.update(d); n += d.length })
+      c.on('end', () => { console.log(JSON.stringify({ n, hash: h.digest('hex') })); s.close() }) })
+    s.listen(${port}, '${addr}', () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(server)
+  await lineOf(server, /listening/)
+  const client = spawn('ip', ['netns', 'exec', from, process.execPath, '-e', `
+    const net = require('net'), crypto = require('crypto'); const b = crypto.randomBytes(${bytes})
+    console.log(JSON.stringify({ hash: crypto.createHash('sha256').update(b).digest('hex') }))
+    const c = net.connect(${port}, '${addr}', () => { c.end(b) })
+    c.on('error', e => { console.error(e.message); process.exit(1) })`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  children.push(client)
+  const sent = JSON.parse(await lineOf(client, /hash/)) as { hash: string }
+  const got = JSON.parse(await lineOf(server, /"n"/, 100_000)) as { n: number, hash: string }
+  return { sent, got }
+}

@@ -94,7 +94,7 @@ bool Link::Burst() {
   // Also after a burst that stopped at its bound with frames still queued: under a flood the path
   // cannot carry, reading ahead at once only takes the CPU the switch, the far agent and the receiver
   // need (the frames then die at the receiving socket, not at this TAP). A backlog is read 128
-  // frames a wait; kMaxCoalesceUs keeps that above what this thread can read from a TAP.
+  // frames a wait; the binding's kMaxCoalesceUsecs keeps that above what this thread reads from a TAP.
   const uint32_t us = coalesce_us_.load(std::memory_order_relaxed);
   if (frames >= kCoalesceFrames && us > 0) {
     tap_resume_ns_ = MonotonicNs() + static_cast<int64_t>(us) * 1000;

@@ -41,6 +41,18 @@ inline void WriteBE32(uint8_t* p, uint32_t v) {
   p[3] = v;
 }
 
+// 16-bit fields: big-endian (network headers) and little-endian (virtio-net headers, TUNSETVNETLE).
+inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+inline void PutBe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline void PutLe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+
 // Walks the records of p[off, end) and calls write(payload, len) for each;
 // returns how many it took (write returned true). A record running past
 // `end` stops the walk and counts TX_MALFORMED in `stats` (STAT_COUNT long).

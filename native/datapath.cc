@@ -26,9 +26,6 @@ constexpr uint8_t kGsoTcp4 = 1, kGsoTcp6 = 4, kGsoEcn = 0x80;
 constexpr size_t kMinGsoSize = 88, kMaxGsoSegments = 256, kMaxGsoFrame = 65535 + 14 + 4, kTcpCsumOffset = 16;
 constexpr size_t kEthHlen = 14;
 
-uint16_t Le16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
-uint16_t Be16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
-
 // Where an untagged GSO frame's TCP header ends (its payload begins), or 0 if
 // its headers do not say TCP over the IP version `gso` names, or disagree with
 // csum_start `l4`: gso.ts tcpHeadersEnd.

@@ -40,17 +40,6 @@ constexpr size_t kEth = 14, kIp4 = 20, kIp6 = 40, kUdp = 8, kUdpCsumOffset = 6;
 // The longest head a run's frame carries: Ethernet, IPv6, UDP.
 constexpr size_t kMaxHead = kEth + kIp6 + kUdp;
 
-inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-inline void PutBe16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-inline void PutLe16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v);
-  p[1] = static_cast<uint8_t>(v >> 8);
-}
-
 // An IPv4 header's checksum (20 bytes, RFC 1071) as the kernel writes it, its own field taken as zero.
 inline uint16_t Ip4Checksum(const uint8_t* ip) {
   uint32_t s = 0;

@@ -1,5 +1,5 @@
-// wslink::Link's coalescing wait through the C++ API (test/unit/ws-link-coalesce-native.test.ts
-// builds and runs it): Start() takes any uint32 of µs (the binding caps it at 1000), and a wait of a
+// wslink::Link's coalescing wait through the C++ API (test/unit/ws-link-native.test.ts
+// builds and runs it): Start() takes any uint32 of µs (the binding caps it at kMaxCoalesceUsecs), and a wait of a
 // second or more must still be a valid ppoll(2) timespec (tv_nsec below 1e9), not EINVAL, which
 // ended the link (1006) after the first flood's burst.
 #include <poll.h>

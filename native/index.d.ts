@@ -330,7 +330,7 @@ export function landlockAbi (): number
 export function nofileLimit (): [number, number]
 
 /** Indexes into the first array `WsLink#stats()` fills: the link's own counters. */
-export const LINK_STAT_COUNT: 11
+export const LINK_STAT_COUNT: 12
 
 /**
  * tap-agent's native data path (native/ws_link.{h,cc}): one thread that
@@ -378,7 +378,7 @@ export class WsLink {
   /**
    * Cumulative counters: `link` (LINK_STAT_COUNT): upFrames, upBursts,
    * upBytes, droppedBackpressure, downFrames, rxMessages, rxBytes,
-   * rxMalformed, cpuMoves, udpRunFrames, coalesceWaits; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
+   * rxMalformed, cpuMoves, udpRunFrames, coalesceWaits, udpRunsRefused; `tap` (STAT_COUNT): the TAP's, in `Tap#stats()`'s layout.
    */
   stats (link: Float64Array, tap: Float64Array): void
   /** Bytes queued for the socket (ws's bufferedAmount). */

@@ -71,11 +71,15 @@ enum LinkStat {
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
   L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) left the TAP to fill for coalesce_us
+  L_UDP_RUNS_REFUSED,      // times the kernel refused a UDP run (EINVAL, no USO before Linux 6.2): runs off for the link
   L_COUNT
 };
 
-// Events for JS, in the order they happened.
-enum EventKind : uint8_t { E_TEXT = 1, E_PING = 9, E_PONG = 10, E_CLOSE = 8, E_END = 0xff };
+// Events for JS, in the order they happened. E_NOTICE: something JS should log once, its code a Notice.
+enum EventKind : uint8_t { E_TEXT = 1, E_PING = 9, E_PONG = 10, E_CLOSE = 8, E_NOTICE = 0x20, E_END = 0xff };
+enum Notice : uint16_t {
+  N_UDP_RUNS_REFUSED = 1,  // the kernel refused a UDP run (EINVAL): the link writes every frame alone from now on
+};
 
 struct Options {
   int sock_fd = -1;        // owned: closed by the destructor

@@ -123,6 +123,8 @@ bool Link::WriteRun(const uint8_t* p, size_t off, size_t k, size_t head, uint64_
   while (w < 0 && errno == EINTR);
   if (w < 0 && errno == EINVAL) {
     runs_ = false;
+    Count(link_, L_UDP_RUNS_REFUSED, 1);
+    PushEvent(E_NOTICE, N_UDP_RUNS_REFUSED, nullptr, 0);  // once: runs_ stays off
     return false;
   }
   if (w < 0) {

@@ -30,7 +30,7 @@ import type { Endpoint, EndpointStats } from './endpoint'
 import type { Uplink } from '../common/uplink'
 import type { UplinkTakeover } from '../common/uplink-native'
 import type { NativeSocket } from '../common/native-socket'
-import { NativeLink, LinkCounters, type LinkBinding } from './native-link'
+import { NativeLink, LinkCounters, NOTICE_UDP_RUNS_REFUSED, type LinkBinding } from './native-link'
 import { STAT_COUNT, statsFrom } from '../common/native'
 import { CAP_OFFLOAD, parseControl, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
@@ -52,6 +52,8 @@ export class AgentStats {
   udpRunFrames = 0
   /** Times the native link left a flood's TAP to fill before reading it again (--coalesce-usecs). */
   coalesceWaits = 0
+  /** Times the kernel refused a UDP run (no USO before Linux 6.2): that link wrote each frame alone from then on. */
+  udpRunsRefused = 0
 }
 
 export class Agent {
@@ -96,11 +98,19 @@ export class Agent {
   /** The uplink's hook at ws's 'open': a link carries this connection from now on. */
   private openLink (t: UplinkTakeover, links: LinkBinding, fd: number, vnetHdr: boolean): NativeSocket {
     this.link?.end()
-    const link = new NativeLink(links, t.takeover, { fd, vnetHdr }, t.zeroMask, t.highWaterMark, (l) => { this.linkEnded(l) })
+    const link = new NativeLink(links, t.takeover, { fd, vnetHdr }, t.zeroMask, t.highWaterMark, (l) => { this.linkEnded(l) }, (n) => { this.linkNotice(n) })
     this.link = link
     this.linksUsed = true
     this.linkCounters.reset()
     return link.sock
+  }
+
+  /** Something the link's thread wants said, once a link (native/ws_link.h Notice). */
+  private linkNotice (notice: number): void {
+    if (notice === NOTICE_UDP_RUNS_REFUSED) {
+      // The link writes each frame alone from now on, losing none; --udp-runs does nothing on this kernel.
+      log.warn('udp_runs_refused', { tap: this.tap.name, error: 'the kernel refused a UDP run: GSO_UDP_L4 on a TAP needs Linux 6.2 or later', fix: 'frames are written one at a time; leave out --udp-runs on this host' })
+    }
   }
 
   private linkEnded (link: NativeLink): void {

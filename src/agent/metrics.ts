@@ -44,6 +44,10 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     agent.fold()
     emit(labels(), agent.stats.coalesceWaits)
   })
+  scrapedCounter(reg, 'tap_agent_link_udp_runs_refused_total', 'Times the kernel refused a UDP run (--udp-runs; GSO_UDP_L4 on a TAP needs Linux 6.2+): that link wrote every frame alone from then on, losing none', ['tap'], (emit) => {
+    agent.fold()
+    emit(labels(), agent.stats.udpRunsRefused)
+  })
   scrapedGauge(reg, 'tap_agent_uplink_up', '1 while the uplink to switchd is connected and welcomed', [], (emit) => { emit({}, agent.uplink.isUp ? 1 : 0) })
   scrapedGauge(reg, 'tap_agent_offload', '1 while the uplink carries TAP offloads (TSO and partial checksums as large frames, as the switch granted)', ['tap'], (emit) => {
     emit(labels(), agent.uplink.isUp && agent.offload ? 1 : 0)

@@ -36,7 +36,8 @@ export const LINK_RX_MALFORMED = 7
 export const LINK_CPU_MOVES = 8
 export const LINK_DOWN_RUN_FRAMES = 9
 export const LINK_COALESCE_WAITS = 10
-export const LINK_STAT_COUNT = 11
+export const LINK_UDP_RUNS_REFUSED = 11
+export const LINK_STAT_COUNT = 12
 
 /**
  * The link's thread runs on the CPU its connection's frames arrive on while at
@@ -50,7 +51,11 @@ export const CPU_FOLLOW_BUSY_FRAMES = 64
 const E_TEXT = 1
 const E_PING = 9
 const E_PONG = 10
+const E_NOTICE = 0x20
 const E_END = 255
+
+/** The link's notices (ws_link.h Notice), an E_NOTICE's code. */
+export const NOTICE_UDP_RUNS_REFUSED = 1
 const CLOSE_ABNORMAL = 1006
 
 /** The binding, if this addon has native links (a fake TAP's does not). */
@@ -73,7 +78,7 @@ export class NativeLink implements NativeBackend {
   private ended = false
 
   constructor (binding: LinkBinding, t: Takeover, tap: LinkTap, zeroMask: boolean, highWaterMark: number,
-    private readonly onEnd: (link: NativeLink) => void) {
+    private readonly onEnd: (link: NativeLink) => void, private readonly onNotice: (notice: number) => void = () => {}) {
     this.link = new binding.WsLink(t.fd, tap.fd, tap.vnetHdr, zeroMask, highWaterMark, t.prefill, (kind, code, data) => { this.event(kind, code, data) })
     this.sock = new NativeSocket(this, SUBPROTOCOL_V1)
     this.socket = t.socket
@@ -110,6 +115,7 @@ export class NativeLink implements NativeBackend {
     if (kind === E_TEXT) s.receiveText(data)
     else if (kind === E_PING) s.receivePing(data)
     else if (kind === E_PONG) s.receivePong(data)
+    else if (kind === E_NOTICE) this.onNotice(code)
     else if (kind === E_END) {
       // The link sent the close frame it owed (an echo, or its own on a parse failure) before it ended.
       if (code === CLOSE_ABNORMAL) s.receiveEnd()
@@ -120,7 +126,7 @@ export class NativeLink implements NativeBackend {
 
 /** The agent's and the uplink's counters a link's are folded into (agent.ts AgentStats, uplink.ts UplinkStats). */
 interface FoldInto {
-  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number, udpRunFrames: number, coalesceWaits: number }
+  agent: { upFrames: number, upBursts: number, downFrames: number, droppedBackpressure: number, cpuMoves: number, udpRunFrames: number, coalesceWaits: number, udpRunsRefused: number }
   uplink: { txMessages: number, txBytes: number, rxMessages: number, rxBytes: number, rxMalformed: number }
 }
 
@@ -160,6 +166,7 @@ export class LinkCounters {
     a.cpuMoves += d(LINK_CPU_MOVES)
     a.udpRunFrames += d(LINK_DOWN_RUN_FRAMES)
     a.coalesceWaits += d(LINK_COALESCE_WAITS)
+    a.udpRunsRefused += d(LINK_UDP_RUNS_REFUSED)
     u.txMessages += d(LINK_UP_BURSTS)
     u.txBytes += d(LINK_UP_BYTES)
     u.rxMessages += d(LINK_RX_MESSAGES)

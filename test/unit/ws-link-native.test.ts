@@ -1,0 +1,54 @@
+/**
+ * tap-agent's native link through its C++ API, built with the system compiler
+ * (the link's sources once, then each fuzz/ws_link_*_test.cc main):
+ * - a coalescing wait longer than a second (the binding allows 200 µs;
+ *   Link::Start takes any uint32) must be a valid ppoll(2) timespec and leave
+ *   the link running (fuzz/ws_link_coalesce_test.cc);
+ * - a UDP run the kernel refuses (EINVAL, no USO before Linux 6.2) is counted
+ *   and noticed once, its frames go alone, and no run is tried again
+ *   (fuzz/ws_link_runs_refused_test.cc).
+ */
+import { strict as assert } from 'node:assert'
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+const ROOT = path.join(__dirname, '..', '..')
+const LINK_SOURCES = ['native/ws_link.cc', 'native/ws_link_tap.cc', 'native/ws_frame.cc', 'native/ws_output.cc']
+const FLAGS = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g']
+
+describe('native link through the C++ API (fuzz/ws_link_*_test.cc)', function () {
+  this.timeout(300_000)
+  let dir = ''
+  let objects: string[] = []
+
+  before(function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-wslink-'))
+    objects = LINK_SOURCES.map((src) => {
+      const obj = path.join(dir, path.basename(src, '.cc') + '.o')
+      const r = spawnSync('g++', [...FLAGS, '-c', src, '-o', obj], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
+      assert.equal(r.status, 0, `${src} did not build (g++ from scripts/install-deps.sh):\n${r.stderr}`)
+      return obj
+    })
+  })
+  after(() => { if (dir !== '') fs.rmSync(dir, { recursive: true, force: true }) })
+
+  /** Build `main` against the link's objects, run it, and expect its "ok". */
+  function runMain (main: string): void {
+    const bin = path.join(dir, path.basename(main, '.cc'))
+    const build = spawnSync('g++', [...FLAGS, main, ...objects, '-o', bin, '-lpthread'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
+    assert.equal(build.status, 0, `${main} did not build (g++ from scripts/install-deps.sh):\n${build.stderr}`)
+    const run = spawnSync(bin, [], { encoding: 'utf8', timeout: 30_000 })
+    assert.equal(run.status, 0, `exited ${String(run.status)} (signal ${String(run.signal)}):\n${run.stdout}${run.stderr}`)
+    assert.match(run.stdout, /^ok$/m)
+  }
+
+  it('attack: a wait of 2 s (Start(…, 2000000)) does not end the link with ppoll\'s EINVAL', () => {
+    runMain('fuzz/ws_link_coalesce_test.cc')
+  })
+
+  it('a UDP run the kernel refuses (EINVAL) is counted and noticed once; its frames go alone, counted', () => {
+    runMain('fuzz/ws_link_runs_refused_test.cc')
+  })
+})

@@ -30,7 +30,7 @@ import type { Endpoint, EndpointStats } from './endpoint'
 import type { Uplink } from '../common/uplink'
 import type { UplinkTakeover } from '../common/uplink-native'
 import type { NativeSocket } from '../common/native-socket'
-import { NativeLink, LinkCounters, NOTICE_UDP_RUNS_REFUSED, type LinkBinding } from './native-link'
+import { NativeLink, LinkCounters, DEFAULT_COALESCE_USECS, NOTICE_UDP_RUNS_REFUSED, type LinkBinding } from './native-link'
 import { STAT_COUNT, statsFrom } from '../common/native'
 import { CAP_OFFLOAD, parseControl, type Welcome } from '../common/protocol'
 import { logger } from '../common/log'
@@ -78,7 +78,7 @@ export class Agent {
    * TAP's carrier follows the uplink, so guests see link down while it is.
    */
   constructor (readonly tap: Endpoint, readonly uplink: Uplink, readonly fixedMtu?: number, readonly carrier = false, readonly links?: LinkBinding,
-    readonly cpuFollow = true, readonly udpRuns = false, readonly coalesceUsecs = 0) {}
+    readonly cpuFollow = true, readonly udpRuns = false, readonly coalesceUsecs = DEFAULT_COALESCE_USECS) {}
 
   /** Fold the native link's counters into stats, the uplink's and the TAP's (scrape time). */
   fold (): void {

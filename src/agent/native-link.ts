@@ -47,6 +47,14 @@ export const LINK_STAT_COUNT = 12
  */
 export const CPU_FOLLOW_BUSY_FRAMES = 64
 
+/**
+ * µs a flood's TAP waits between bursts by default (--coalesce-usecs): the
+ * CLI's default and an Agent's alike. At most MAX_COALESCE_USECS, as the
+ * binding checks (ws_link_binding.cc kMaxCoalesceUsecs).
+ */
+export const DEFAULT_COALESCE_USECS = 50
+export const MAX_COALESCE_USECS = 200
+
 /** The link's event kinds (ws_link.h EventKind). */
 const E_TEXT = 1
 const E_PING = 9

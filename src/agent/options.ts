@@ -15,6 +15,7 @@ import { MAX_QEMU_VMS } from './modes'
 import { parseSocketAddress, parseDgramSpec, type SocketAddress, type DgramSpec } from './qemu'
 import { parseMac } from '../common/ethernet'
 import { NAME_PATTERN, type VlanRequest } from '../common/protocol'
+import { DEFAULT_COALESCE_USECS, MAX_COALESCE_USECS } from './native-link'
 import { TapswitchError, ERR_CONFIG } from '../common/errors'
 
 export const SPECS = {
@@ -44,7 +45,7 @@ export const SPECS = {
   'vde-stdio': { type: 'boolean', env: 'TAP_AGENT_VDE_STDIO', help: 'no TAP: a VDE stream cable on stdin/stdout, e.g. dpipe vde_plug SWITCH = tap-agent --vde-stdio …' },
   mask: { type: 'string', env: 'TAP_AGENT_MASK', default: 'auto', arg: 'auto|always|never', help: 'WebSocket masking: auto = a zero mask (no CPU) over wss:// and loopback, random elsewhere' },
   'no-fast-path': { type: 'boolean', env: 'TAP_AGENT_NO_FAST_PATH', help: 'carry frames on the event loop (ws) only: no native thread between the TAP and a ws:// uplink (docs/LOCAL-TAPS.md)' },
-  'coalesce-usecs': { type: 'string', env: 'TAP_AGENT_COALESCE_USECS', default: '50', arg: 'USEC', help: 'after the native link reads a burst of 32 frames or more from the TAP (a flood\'s; a lone frame, a ping, never makes one), read it again only USEC µs later (0 to 200, 0: at once): fewer wake-ups on the whole path, and a flood it cannot carry yields the CPU to the rest of the path (docs/LOCAL-TAPS.md)' },
+  'coalesce-usecs': { type: 'string', env: 'TAP_AGENT_COALESCE_USECS', default: String(DEFAULT_COALESCE_USECS), arg: 'USEC', help: 'after the native link reads a burst of 32 frames or more from the TAP (a flood\'s; a lone frame, a ping, never makes one), read it again only USEC µs later (0 to 200, 0: at once): fewer wake-ups on the whole path, and a flood it cannot carry yields the CPU to the rest of the path (docs/LOCAL-TAPS.md)' },
   'udp-runs': { type: 'boolean', env: 'TAP_AGENT_UDP_RUNS', help: 'write a run of up to 64 UDP datagrams of one flow from the switch to the TAP as one frame the kernel segments back (USO, Linux 6.2+; off by default): less CPU a datagram, but what looks at the frame before the segmentation sees one for the run: a capture, a firewall rule\'s counter, rate limit or length match, an ICMP error sent back, a bridge\'s MTU check (docs/LOCAL-TAPS.md)' },
   'no-cpu-follow': { type: 'boolean', env: 'TAP_AGENT_NO_CPU_FOLLOW', help: 'leave the native thread\'s CPU affinity alone: by default it runs on the CPU the uplink\'s frames arrive on while its link is quiet, and off it (mostly down) or on it (mostly up) during a flood (docs/LOCAL-TAPS.md)' },
   offload: { type: 'string', env: 'TAP_AGENT_OFFLOAD', default: 'auto', arg: 'auto|on|off', help: 'TAP offloads (TSO, checksums) as 64 KiB frames: auto = when the TAP and the switch both can (off with --attach); on = fail if the TAP cannot' },
@@ -115,7 +116,7 @@ export function agentPlan (o: Options): AgentPlan {
   const uplink: UplinkOptions = { url: urls[0] as string, urls, token: o.token, tls, mask: maskText, vlan, reconnectMax: numberOption('reconnect-max', o['reconnect-max'], 0.25, 3600) }
   // A TAP-less endpoint names its port itself (NAME, NAME-2, … for several VMs); a TAP's default name waits for the TAP's.
   if (endpoint === undefined) Object.assign(uplink, { name: o.name, mtu })
-  return { uplink, tap, endpoint, metricsAt, dropTo: o.user, carrier: o.carrier, attach: o.attach, netnsName: o.netns, fastPath: !o['no-fast-path'], cpuFollow: !o['no-cpu-follow'], udpRuns: o['udp-runs'] === true, coalesceUsecs: intOption('coalesce-usecs', o['coalesce-usecs'], 0, 200) }
+  return { uplink, tap, endpoint, metricsAt, dropTo: o.user, carrier: o.carrier, attach: o.attach, netnsName: o.netns, fastPath: !o['no-fast-path'], cpuFollow: !o['no-cpu-follow'], udpRuns: o['udp-runs'] === true, coalesceUsecs: intOption('coalesce-usecs', o['coalesce-usecs'], 0, MAX_COALESCE_USECS) }
 }
 
 /** --url (one or several, comma-separated) and the PEM files of --ca, --cert and --key. */

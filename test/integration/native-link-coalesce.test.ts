@@ -7,8 +7,7 @@
 
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { Uplink } from '../../src/common/uplink'
+import { NativeRig } from '../helpers/native-rig'
 import { Agent } from '../../src/agent/agent'
 import { linkBindingOf, LINK_COALESCE_WAITS, LINK_STAT_COUNT, LINK_UP_BURSTS, LINK_UP_FRAMES } from '../../src/agent/native-link'
 import { loadNative, STAT_COUNT } from '../../src/common/native'
@@ -24,36 +23,23 @@ import { setLogSink } from '../../src/common/log'
 const links = linkBindingOf(loadNative('tests'))
 
 describe('tap-agent native link: a flood\'s TAP reads are coalesced (integration)', () => {
-  let server: SwitchServer | undefined
+  const rig = new NativeRig()
   let agent: Agent | undefined
   let client: TestClient | undefined
   let restoreLog: (line: string) => void
 
   beforeEach(() => { restoreLog = setLogSink(() => {}) })
   afterEach(async () => {
-    client?.close()
-    client = undefined
-    await agent?.stop()
-    agent = undefined
-    await server?.close()
-    server = undefined
+    await rig.close()
+    agent = client = undefined
     setLogSink(restoreLog)
   })
 
   /** A switchd, a native agent on a PairTap reading a flood's TAP again `usecs` µs later, and a client. */
   async function start (usecs: number): Promise<PairTap> {
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    const { port } = await server.listen()
-    const tap = new PairTap('coal0')
-    agent = new Agent(tap, new Uplink({ url: `ws://127.0.0.1:${port}/`, name: 'coal-a', mtu: 1500, reconnectMin: 0.05, reconnectMax: 0.2 }), 0, false, links, false, false, usecs)
-    agent.start()
-    const a = agent
-    await waitFor(() => a.uplink.isUp && !tap.reading, undefined, 'the native link up and reading the TAP')
-    assert.equal(a.uplink.path.path, 'native')
-    client = await TestClient.batched(`ws://127.0.0.1:${port}/`, { name: 'coal-client' })
-    tap.inject([eth(BROADCAST, MAC_A)]) // the switch learns the agent's MAC: the client's unicasts reach it
-    const c = client
-    await waitFor(() => c.frames.length >= 1, undefined, 'the agent\'s broadcast at the client')
+    const tap = await rig.start('coal', (t, uplink) => new Agent(t, uplink, 0, false, links, false, false, usecs))
+    agent = rig.agent
+    client = rig.client
     return tap
   }
 

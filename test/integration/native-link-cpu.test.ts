@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict'
 import * as fs from 'node:fs'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { SwitchServer } from '../../src/switch/daemon/switchd'
-import { Uplink } from '../../src/common/uplink'
+import { NativeRig } from '../helpers/native-rig'
 import { Agent } from '../../src/agent/agent'
 import { CPU_FOLLOW_BUSY_FRAMES, linkBindingOf } from '../../src/agent/native-link'
 import { loadNative } from '../../src/common/native'
@@ -64,7 +63,7 @@ function pinMainThread (cpus: number[]): void {
 }
 
 describe('tap-agent native link: its thread follows the CPU its frames arrive on (integration)', () => {
-  let server: SwitchServer | undefined
+  const rig = new NativeRig()
   let agent: Agent | undefined
   let client: TestClient | undefined
   let restoreMask: number[] | undefined
@@ -73,12 +72,8 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
 
   beforeEach(() => { restoreLog = setLogSink(() => {}) })
   afterEach(async () => {
-    client?.close()
-    client = undefined
-    await agent?.stop()
-    agent = undefined
-    await server?.close()
-    server = undefined
+    await rig.close()
+    agent = client = undefined
     unpin?.()
     unpin = undefined
     if (restoreMask !== undefined) pinMainThread(restoreMask)
@@ -88,21 +83,12 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
 
   /** A switchd, a native agent on a PairTap (cpuFollow as asked) and a client; resolves with the link thread's TID. */
   async function start (cpuFollow: boolean): Promise<{ tap: PairTap, tid: string }> {
-    server = new SwitchServer({ host: '127.0.0.1', port: 0 })
-    const { port } = await server.listen()
     const before = new Set(threadsNamed('tsw-link'))
-    const tap = new PairTap('follow0')
-    agent = new Agent(tap, new Uplink({ url: `ws://127.0.0.1:${port}/`, name: 'follow-a', mtu: 1500, reconnectMin: 0.05, reconnectMax: 0.2 }), 0, false, links, cpuFollow)
-    agent.start()
-    const a = agent
-    await waitFor(() => a.uplink.isUp && !tap.reading, undefined, 'the native link up and reading the TAP')
+    const tap = await rig.start('follow', (t, uplink) => new Agent(t, uplink, 0, false, links, cpuFollow))
+    agent = rig.agent
+    client = rig.client
     let tid: string | undefined
     await waitFor(() => (tid = threadsNamed('tsw-link').find((t) => !before.has(t))) !== undefined, undefined, 'the link thread')
-    client = await TestClient.batched(`ws://127.0.0.1:${port}/`, { name: 'follow-client' })
-    // The switch learns the agent's MAC, so the client's unicasts to it reach the link from the socket.
-    tap.inject([eth(BROADCAST, MAC_A)])
-    const c = client
-    await waitFor(() => c.frames.length >= 1, undefined, 'the agent\'s broadcast at the client')
     return { tap, tid: tid as string }
   }
 

@@ -239,10 +239,14 @@ export function helpText (usage: string, about: string, specs: Specs, width = he
   return `${reflow(`Usage: ${usage}`, width)}\n\n${reflow(about, width)}\n\nOptions:\n${twoColumns(rows, width)}`
 }
 
-/** An integer flag within [min, max]; throws TSW_ERR_CONFIG naming the flag. */
+/**
+ * An integer flag within [min, max], written in decimal digits; throws
+ * TSW_ERR_CONFIG naming the flag. Number() alone would take 0x3e8, 1e3 and
+ * 0b1111101000 for 1000: a typo the operator should hear about, not a value.
+ */
 export function intOption (name: string, value: string | undefined, min: number, max: number): number {
   const n = Number(value)
-  if (value === undefined || value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+  if (value === undefined || !/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new TapswitchError(ERR_CONFIG, `--${name} ${String(value)}: expected an integer from ${min} to ${max}`)
   }
   return n

@@ -20,6 +20,13 @@ describe('cli', () => {
     assert.throws(() => parseCli(SPECS, [], { T_VERBOSE: 'maybe' }), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => intOption('mtu', '12.5', 68, 65535), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => intOption('mtu', '', 68, 65535), { code: 'TSW_ERR_CONFIG' })
+    // Number() reads these as 1500; a flag takes decimal digits only.
+    for (const odd of ['0x5dc', '1.5e3', '0b10111011100', '0o2734', '1_500', '+ 1500', 'Infinity']) {
+      assert.throws(() => intOption('mtu', odd, 68, 65535), { code: 'TSW_ERR_CONFIG', message: new RegExp(`--mtu ${odd.replace('+', '\\+')}: expected an integer from 68 to 65535`) }, odd)
+    }
+    assert.equal(intOption('mtu', '1500', 68, 65535), 1500)
+    assert.equal(intOption('mtu', ' 1500 ', 68, 65535), 1500)
+    assert.equal(intOption('vlan', '-1', -1, 4094), -1)
     assert.throws(() => hostPortOption('listen', '8080'), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => hostPortOption('listen', 'h:70000'), { code: 'TSW_ERR_CONFIG' })
   })

@@ -136,6 +136,15 @@ class CpuFollow {
   // Affinity changes so far (narrowed or widened).
   uint64_t moves() const { return moves_; }
 
+  // Tests only (fuzz/cpu_follow_test.cc): read the run and wait times from `fd`, in schedstat's
+  // format, instead of this thread's own, so a wait to run can be shown without crowding a CPU.
+  // Takes the fd (closed with this). After Init.
+  void UseSchedstatForTest(int fd) {
+    if (stat_fd_ >= 0) close(stat_fd_);
+    stat_fd_ = fd;
+    Sched(&ran_seen_, &delay_seen_);
+  }
+
  private:
   // A whole busy tick: the thread and the switch's thread that feeds it or takes its frames
   // (SO_INCOMING_CPU again: the CPU the uplink's last packet, data or ACK, came in on).

@@ -315,7 +315,8 @@ describe('tap-agent native link: its thread follows the CPU its frames arrive on
       // switch's own thread moves off the spinners too). It must not stay held on theirs.
       // (It does not tell the wait rule from the following: a form that held the switch's side on that
       // CPU too, so that only the wait could move it, failed beside a busy CI: on kernel 6.18 a thread
-      // woken by one on its own CPU hardly waits, whatever runs there.)
+      // woken by one on its own CPU hardly waits, whatever runs there. The wait rule alone:
+      // test/integration/cpu-follow-native.test.ts, with the wait read from a file.)
       const held = (): boolean => { const now = cpusOf(tid); return now.length === 1 && now[0] === cpu }
       const before = moves()
       for (let i = 0; i < 100 && held(); i++) {

@@ -72,7 +72,10 @@ static int Case(uint64_t waited_ns, int* cpus_after, std::string* why) {
   int result = 1;
   std::thread t([&] {
     int client, server;
-    if (!Connect(&client, &server)) { *why = "loopback connect failed"; return; }
+    if (!Connect(&client, &server)) {
+      *why = "loopback connect failed";
+      return;
+    }
     CpuFollow f;
     f.Init(64, server);
     // The sender's packet comes in on CPU 1: the follower narrows to it.
@@ -81,11 +84,20 @@ static int Case(uint64_t waited_ns, int* cpus_after, std::string* why) {
     });
     sender.join();
     char b;
-    if (read(server, &b, 1) != 1) { *why = "read failed"; return; }
+    if (read(server, &b, 1) != 1) {
+      *why = "read failed";
+      return;
+    }
     f.Arrived();
-    if (OneCpu() != 1 || f.moves() != 1) { *why = "did not follow to CPU 1 (SO_INCOMING_CPU)"; return; }
+    if (OneCpu() != 1 || f.moves() != 1) {
+      *why = "did not follow to CPU 1 (SO_INCOMING_CPU)";
+      return;
+    }
     FakeStat st;
-    if (st.fd < 0) { *why = "mkstemp failed"; return; }
+    if (st.fd < 0) {
+      *why = "mkstemp failed";
+      return;
+    }
     unlink(st.path);
     st.Set(1000000, 0);
     f.UseSchedstatForTest(st.fd);

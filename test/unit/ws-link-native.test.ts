@@ -6,7 +6,10 @@
  *   the link running (fuzz/ws_link_coalesce_test.cc);
  * - a UDP run the kernel refuses (EINVAL, no USO before Linux 6.2) is counted
  *   and noticed once, its frames go alone, and no run is tried again
- *   (fuzz/ws_link_runs_refused_test.cc).
+ *   (fuzz/ws_link_runs_refused_test.cc);
+ * - and every frame of a refused run reaches the TAP once, in order, written
+ *   alone (fuzz/ws_link_runs_fallback_test.cc: the refusing TAP above cannot
+ *   tell a frame written from one counted as an error and dropped).
  */
 import { strict as assert } from 'node:assert'
 import { spawnSync } from 'node:child_process'
@@ -50,5 +53,9 @@ describe('native link through the C++ API (fuzz/ws_link_*_test.cc)', function ()
 
   it('a UDP run the kernel refuses (EINVAL) is counted and noticed once; its frames go alone, counted', () => {
     runMain('fuzz/ws_link_runs_refused_test.cc')
+  })
+
+  it('attack: a refused UDP run\'s frames each reach the TAP once, in order (not counted as errors and dropped, not written twice)', () => {
+    runMain('fuzz/ws_link_runs_fallback_test.cc')
   })
 })

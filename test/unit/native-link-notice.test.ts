@@ -7,11 +7,13 @@
  */
 import { strict as assert } from 'node:assert'
 import type * as net from 'node:net'
-import { NativeLink, NOTICE_UDP_RUNS_REFUSED, LINK_STAT_COUNT, LINK_UDP_RUNS_REFUSED, type LinkBinding } from '../../src/agent/native-link'
+import { NativeLink, NOTICE_UDP_RUNS_REFUSED, LINK_STAT_COUNT, LINK_UDP_RUNS_REFUSED, linkBindingOf, linkBindingRefusal, type LinkBinding } from '../../src/agent/native-link'
 import { Agent } from '../../src/agent/agent'
 import type { Uplink } from '../../src/common/uplink'
 import type { Endpoint } from '../../src/agent/endpoint'
 import { setLogSink } from '../../src/common/log'
+import { spawn } from 'node:child_process'
+import * as path from 'node:path'
 
 type OnEvent = (kind: number, code: number, data: Buffer) => void
 
@@ -119,5 +121,40 @@ describe('native link notices (E_NOTICE)', () => {
       setLogSink(restore)
     }
     assert.equal(lines.filter((l) => l.includes('udp_runs_refused')).length, 1, lines.join('\n'))
+  })
+
+  it('attack: an addon whose link keeps 11 counters (built before LINK_UDP_RUNS_REFUSED) is refused and said, not misread', () => {
+    const stale = { WsLink: function WsLink () {}, LINK_STAT_COUNT: LINK_STAT_COUNT - 1 }
+    assert.equal(linkBindingOf(stale), undefined)
+    assert.match(linkBindingRefusal(stale) ?? '', new RegExp(`keeps ${LINK_STAT_COUNT - 1} counters, this tap-agent reads ${LINK_STAT_COUNT}`))
+    assert.equal(linkBindingRefusal({ WsLink: function WsLink () {}, LINK_STAT_COUNT }), undefined)
+    assert.equal(linkBindingRefusal({}), undefined, 'a binding without links (a fake TAP\'s) has nothing to refuse')
+  })
+
+  it('tap-agent on a stale addon warns fast_path_unavailable, naming the fix', async function () {
+    this.timeout(30_000)
+    // A child: main() installs signal handlers. Its log is on stderr; its uplink points at a closed port, and the warning comes before that fails.
+    const script = "const { fakeTapBinding } = require('./test/helpers/fake-tap');" +
+      "require('./src/agent/main').main(['--url', 'ws://127.0.0.1:9/', '--name', 'stale'], { ...fakeTapBinding, WsLink: function WsLink () {}, LINK_STAT_COUNT: 11 })"
+    const child = spawn(process.execPath, ['-r', 'tsx/cjs', '-e', script], { cwd: path.join(__dirname, '..', '..'), stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { reject(new Error(`no uplink event within 20 s:\n${out}`)) }, 20_000)
+        child.stderr.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (out.includes('"uplink_')) { clearTimeout(timer); resolve() }
+        })
+        child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`exited ${String(code)}:\n${out}`)) })
+      })
+    } finally {
+      child.kill()
+    }
+    const warn = out.split('\n').find((l) => l.includes('"fast_path_unavailable"'))
+    assert.ok(warn !== undefined, out)
+    const e = JSON.parse(warn) as Record<string, unknown>
+    assert.equal(e.level, 'warn')
+    assert.match(String(e.error), /keeps 11 counters, this tap-agent reads 12/)
+    assert.match(String(e.fix), /node-gyp rebuild/)
   })
 })

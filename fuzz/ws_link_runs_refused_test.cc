@@ -95,13 +95,15 @@ int main() {
   delete l;
   close(s[1]);
   close(tap);
-  if (a[wslink::L_UDP_RUNS_REFUSED] != 1 || notices != 1)
-    return printf("not ok - %g refusals counted, %d notices (want 1 and 1)\n", a[wslink::L_UDP_RUNS_REFUSED], notices),
-           1;
-  if (t[TX_ERRORS] != 16 || a[wslink::L_DOWN_RUN_FRAMES] != 0 || a[wslink::L_RX_MESSAGES] != 2)
-    return printf("not ok - %g write errors (want 16: each frame written alone), %g run frames, %g messages\n",
-                  t[TX_ERRORS], a[wslink::L_DOWN_RUN_FRAMES], a[wslink::L_RX_MESSAGES]),
-           1;
+  if (a[wslink::L_UDP_RUNS_REFUSED] != 1 || notices != 1) {
+    printf("not ok - %g refusals counted, %d notices (want 1 and 1)\n", a[wslink::L_UDP_RUNS_REFUSED], notices);
+    return 1;
+  }
+  if (t[TX_ERRORS] != 16 || a[wslink::L_DOWN_RUN_FRAMES] != 0 || a[wslink::L_RX_MESSAGES] != 2) {
+    printf("not ok - %g write errors (want 16: each frame written alone), %g run frames, %g messages\n", t[TX_ERRORS],
+           a[wslink::L_DOWN_RUN_FRAMES], a[wslink::L_RX_MESSAGES]);
+    return 1;
+  }
   if (ends != 0) return printf("not ok - the link ended\n"), 1;
   printf("ok\n");
   return 0;

@@ -140,7 +140,7 @@ class MissQueue {
     pending_.resize(at + 8 + len);  // within the reserved capacity: no allocation
     WriteBE32(&pending_[at], static_cast<uint32_t>(slot) | (uint32_t(kind) << 24));
     WriteBE32(&pending_[at + 4], static_cast<uint32_t>(len));
-    memcpy(&pending_[at + 8], rec, len);
+    if (len > 0) memcpy(pending_.data() + at + 8, rec, len);  // not &pending_[at + 8]: at + 8 may be size()
     return true;
   }
 

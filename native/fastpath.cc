@@ -341,7 +341,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       const uint32_t tag = ReadBE32(&d[i]);
       if ((tag >> 24) != E_MISS) {
         const size_t n = ReadBE32(&d[i + 4]);
-        Event(tag & 0xffffff, tag >> 24, &d[i + 8], n, 0);
+        Event(tag & 0xffffff, tag >> 24, d.data() + i + 8, n, 0);  // not &d[i + 8]: n may be 0, last
         i += 8 + n;
         continue;
       }

@@ -71,7 +71,7 @@ enum LinkStat {
   L_CPU_MOVES,             // changes of the thread's CPU affinity (cpu_follow.h)
   L_DOWN_RUN_FRAMES,       // of L_DOWN_FRAMES: written as part of a UDP run, one write for many (udp_run.h)
   L_COALESCE_WAITS,        // times a flood's burst (kCoalesceFrames or more) left the TAP to fill for coalesce_us
-  L_UDP_RUNS_REFUSED,  // times the kernel refused a UDP run (EINVAL, no USO before Linux 6.2): runs off for the link
+  L_UDP_RUNS_REFUSED,      // times the kernel refused a UDP run (EINVAL: no USO before 6.2); runs then off
   L_COUNT
 };
 

@@ -242,7 +242,9 @@ class WsLink : public Napi::ObjectWrap<WsLink> {
       const uint8_t kind = d[i];
       const uint16_t code = static_cast<uint16_t>((d[i + 1] << 8) | d[i + 2]);
       const size_t n = ReadBE32(&d[i + 3]);
-      auto data = Napi::Buffer<uint8_t>::Copy(env, &d[i + 7], n);
+      // d.data() + i + 7, not &d[i + 7]: an empty event last (an end without a reason, a notice) is at d.size(),
+      // which operator[] may not index (it aborts where libstdc++ checks, -D_GLIBCXX_ASSERTIONS).
+      auto data = Napi::Buffer<uint8_t>::Copy(env, d.data() + i + 7, n);
       i += 7 + n;
       if (kind == wslink::E_END) {
         // The thread posted this last: once joined, it provably touches neither fd again.

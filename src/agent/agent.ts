@@ -52,7 +52,7 @@ export class AgentStats {
   udpRunFrames = 0
   /** Times the native link left a flood's TAP to fill before reading it again (--coalesce-usecs). */
   coalesceWaits = 0
-  /** Times the kernel refused a UDP run (no USO before Linux 6.2): that link wrote each frame alone from then on. */
+  /** Times the kernel refused a UDP run (no USO before Linux 6.2): 0 or 1, the agent writes each frame alone from then on. */
   udpRunsRefused = 0
 }
 
@@ -68,6 +68,8 @@ export class Agent {
   private link: NativeLink | undefined
   private readonly linkCounters = new LinkCounters(STAT_COUNT)
   private linksUsed = false
+  /** A link's UDP run was refused (no USO before Linux 6.2): this kernel never takes one, so no later link tries. */
+  private runsRefused = false
   /** Our own TAP reader was stopped for a link (restarted when it ends). */
   private tapStopped = false
   private onTap: (batch: Buffer, count: number) => void = () => {}
@@ -108,7 +110,10 @@ export class Agent {
   /** Something the link's thread wants said, once a link (native/ws_link.h Notice). */
   private linkNotice (notice: number): void {
     if (notice === NOTICE_UDP_RUNS_REFUSED) {
-      // The link writes each frame alone from now on, losing none; --udp-runs does nothing on this kernel.
+      // The link writes each frame alone from now on, losing none; --udp-runs does nothing on this kernel,
+      // so later links (each reconnect's) start without runs: one refusal, one warning, per agent.
+      if (this.runsRefused) return
+      this.runsRefused = true
       log.warn('udp_runs_refused', { tap: this.tap.name, error: 'the kernel refused a UDP run: GSO_UDP_L4 on a TAP needs Linux 6.2 or later', fix: 'frames are written one at a time; leave out --udp-runs on this host' })
     }
   }
@@ -116,6 +121,8 @@ export class Agent {
   private linkEnded (link: NativeLink): void {
     if (this.link !== link) return
     this.fold()
+    // A link closed from JS (a reconnect, stop()) delivers no event queued before: its refusal is in the counters.
+    if (this.stats.udpRunsRefused > 0) this.linkNotice(NOTICE_UDP_RUNS_REFUSED)
     this.link = undefined
     if (this.tapStopped) {
       this.tapStopped = false
@@ -129,7 +136,7 @@ export class Agent {
     if (link === undefined || link.isEnded || this.tap.stop === undefined) return
     if (!this.tapStopped) this.tap.stop()
     this.tapStopped = true
-    link.start(this.tap.vnetRecords === true, this.cpuFollow, this.udpRuns, this.coalesceUsecs)
+    link.start(this.tap.vnetRecords === true, this.cpuFollow, this.udpRuns && !this.runsRefused, this.coalesceUsecs)
   }
 
   private setCarrier (on: boolean): void {

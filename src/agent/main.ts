@@ -17,7 +17,7 @@ import type { UnixDgramBinding } from './qemu'
 import { SPECS, ABOUT, agentPlan, sanitize, type AgentPlan, type EndpointPlan } from './options'
 import type { UplinkOptions } from '../common/uplink'
 import { configureLog, logger } from '../common/log'
-import { linkBindingOf } from './native-link'
+import { linkBindingOf, linkBindingRefusal } from './native-link'
 
 const log = logger('tap-agent')
 
@@ -68,6 +68,9 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   // A native thread carries each ws:// connection where the addon can (a test's fake TAP binding cannot).
   const links = plan.fastPath ? linkBindingOf(binding ?? loadBinding()) : undefined
+  // A stale addon (built before its sources changed) would otherwise leave every connection on the JS path unsaid.
+  const stale = plan.fastPath ? linkBindingRefusal(binding ?? loadBinding()) : undefined
+  if (stale !== undefined) log.warn('fast_path_unavailable', { error: stale, fix: 'rebuild the addon (npm ci, or npx node-gyp rebuild); frames go on the JS path until then' })
   const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier, links, plan.cpuFollow, plan.udpRuns, plan.coalesceUsecs)
   if (metricsAt !== undefined) {
     try {

@@ -44,7 +44,7 @@ export function agentRegistry (agent: Agent, endpoint?: { refused: () => number 
     agent.fold()
     emit(labels(), agent.stats.coalesceWaits)
   })
-  scrapedCounter(reg, 'tap_agent_link_udp_runs_refused_total', 'Times the kernel refused a UDP run (--udp-runs; GSO_UDP_L4 on a TAP needs Linux 6.2+): that link wrote every frame alone from then on, losing none', ['tap'], (emit) => {
+  scrapedCounter(reg, 'tap_agent_link_udp_runs_refused_total', 'Times the kernel refused a UDP run (--udp-runs; GSO_UDP_L4 on a TAP needs Linux 6.2+): the agent wrote every frame alone from then on, losing none (0 or 1)', ['tap'], (emit) => {
     agent.fold()
     emit(labels(), agent.stats.udpRunsRefused)
   })

@@ -72,6 +72,17 @@ export function linkBindingOf (binding: object): LinkBinding | undefined {
   return typeof b.WsLink === 'function' && b.LINK_STAT_COUNT === LINK_STAT_COUNT ? b as LinkBinding : undefined
 }
 
+/**
+ * Why an addon that has native links cannot carry this build's (an addon built
+ * from other sources: its counters would be misread), or undefined. A binding
+ * without links (a fake TAP's) is not refused, it just has none.
+ */
+export function linkBindingRefusal (binding: object): string | undefined {
+  const b = binding as Partial<LinkBinding>
+  if (typeof b.WsLink !== 'function' || b.LINK_STAT_COUNT === LINK_STAT_COUNT) return undefined
+  return `the addon's native link keeps ${String(b.LINK_STAT_COUNT)} counters, this tap-agent reads ${LINK_STAT_COUNT}: it was built from other sources`
+}
+
 /** What a link carries: the TAP's fd and whether it has virtio-net headers. */
 export interface LinkTap {
   readonly fd: number

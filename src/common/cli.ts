@@ -249,7 +249,7 @@ export function intOption (name: string, value: string | undefined, min: number,
   if (value === undefined || !/^\s*-?\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new TapswitchError(ERR_CONFIG, `--${name} ${String(value)}: expected an integer from ${min} to ${max}`)
   }
-  return n
+  return n === 0 ? 0 : n // '-0' is 0, not Number's -0 (which Object.is and a strict assert tell apart)
 }
 
 /** A number flag (may be fractional) within [min, max]. */

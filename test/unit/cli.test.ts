@@ -27,6 +27,9 @@ describe('cli', () => {
     assert.equal(intOption('mtu', '1500', 68, 65535), 1500)
     assert.equal(intOption('mtu', ' 1500 ', 68, 65535), 1500)
     assert.equal(intOption('vlan', '-1', -1, 4094), -1)
+    assert.equal(intOption('coalesce-usecs', '-0', 0, 200), 0) // not -0
+    assert.equal(intOption('mtu', '01500', 68, 65535), 1500) // leading zeros are still decimal, as before
+    assert.throws(() => intOption('mtu', '+1500', 68, 65535), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => hostPortOption('listen', '8080'), { code: 'TSW_ERR_CONFIG' })
     assert.throws(() => hostPortOption('listen', 'h:70000'), { code: 'TSW_ERR_CONFIG' })
   })

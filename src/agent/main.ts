@@ -67,9 +67,10 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   // A native thread carries each ws:// connection where the addon can (a test's fake TAP binding cannot).
-  const links = plan.fastPath ? linkBindingOf(binding ?? loadBinding()) : undefined
+  const addon = binding ?? loadBinding()
+  const links = plan.fastPath ? linkBindingOf(addon) : undefined
   // A stale addon (built before its sources changed) would otherwise leave every connection on the JS path unsaid.
-  const stale = plan.fastPath ? linkBindingRefusal(binding ?? loadBinding()) : undefined
+  const stale = plan.fastPath ? linkBindingRefusal(addon) : undefined
   if (stale !== undefined) log.warn('fast_path_unavailable', { error: stale, fix: 'rebuild the addon (npm ci, or npx node-gyp rebuild); frames go on the JS path until then' })
   const agent = new Agent(tap, uplink, tapOpts.mtu ?? (attach ? 0 : undefined), plan.carrier, links, plan.cpuFollow, plan.udpRuns, plan.coalesceUsecs)
   if (metricsAt !== undefined) {

@@ -61,10 +61,10 @@ const E_PING = 9
 const E_PONG = 10
 const E_NOTICE = 0x20
 const E_END = 255
+const CLOSE_ABNORMAL = 1006
 
 /** The link's notices (ws_link.h Notice), an E_NOTICE's code. */
 export const NOTICE_UDP_RUNS_REFUSED = 1
-const CLOSE_ABNORMAL = 1006
 
 /** The binding, if this addon has native links (a fake TAP's does not). */
 export function linkBindingOf (binding: object): LinkBinding | undefined {

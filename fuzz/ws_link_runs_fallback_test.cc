@@ -17,9 +17,10 @@
 #include <string>
 #include <thread>
 #include <vector>
-#include "../native/udp_run.h"
 #include "../native/ws_link.h"
+#include "run_records.h"
 using namespace tapswitch;
+using namespace runtest;
 static void Notify(void*) {}
 
 static int g_tap = -1;     // the link's end of the TAP pair
@@ -35,41 +36,6 @@ extern "C" ssize_t writev(int fd, const struct iovec* iov, int iovcnt) {
   return syscall(SYS_writev, fd, iov, iovcnt);
 }
 
-constexpr size_t kPayload = 18;
-constexpr size_t kFrame = udprun::kEth + udprun::kIp6 + udprun::kUdp + kPayload;
-constexpr size_t kMarkAt = kVnetHdrLen + udprun::kEth + udprun::kIp6 + udprun::kUdp;  // in a TAP record
-
-// One record (virtio-net header, frame) of an IPv6 UDP datagram that may join a run (udp_run.h); its
-// payload's first byte is `mark`, so each frame is told apart at the far end.
-static void PutRecord(std::vector<uint8_t>& b, uint8_t mark) {
-  const size_t at = b.size();
-  b.resize(at + kRecordHeader + kVnetHdrLen + kFrame, 0);
-  uint8_t* r = &b[at];
-  WriteBE32(r, static_cast<uint32_t>(kVnetHdrLen + kFrame));
-  uint8_t* v = r + kRecordHeader;
-  v[0] = udprun::kNeedsCsum;
-  PutLe16(v + 2, udprun::kEth + udprun::kIp6 + udprun::kUdp);  // hdr_len
-  PutLe16(v + 6, udprun::kEth + udprun::kIp6);                 // csum_start
-  PutLe16(v + 8, udprun::kUdpCsumOffset);
-  uint8_t* f = v + kVnetHdrLen;
-  const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 2}, src[6] = {0x02, 0, 0, 0, 0, 1};
-  memcpy(f, dst, 6);
-  memcpy(f + 6, src, 6);
-  PutBe16(f + 12, 0x86dd);
-  uint8_t* ip = f + udprun::kEth;
-  ip[0] = 0x60;
-  PutBe16(ip + 4, static_cast<uint16_t>(udprun::kUdp + kPayload));
-  ip[6] = 17;
-  ip[7] = 64;
-  ip[8] = 0xfd, ip[23] = 1;   // fd00::1
-  ip[24] = 0xfd, ip[39] = 2;  // fd00::2
-  uint8_t* udp = ip + udprun::kIp6;
-  PutBe16(udp, 5000);
-  PutBe16(udp + 2, 5001);
-  PutBe16(udp + 4, static_cast<uint16_t>(udprun::kUdp + kPayload));
-  udp[udprun::kUdp] = mark;
-}
-
 // Every record waiting at the TAP's far end: its payload's mark, or a count of wrong lengths.
 static void Receive(int fd, std::vector<int>& marks, int& wrong) {
   uint8_t rec[2048];
@@ -83,26 +49,12 @@ static void Receive(int fd, std::vector<int>& marks, int& wrong) {
   }
 }
 
-// A binary WebSocket message from the switch (unmasked, as a server sends): 8 records marked from `first`.
-static std::vector<uint8_t> Message(uint8_t first) {
-  std::vector<uint8_t> batch;
-  for (uint8_t i = 0; i < 8; i++) PutRecord(batch, static_cast<uint8_t>(first + i));
-  std::vector<uint8_t> m = {0x82, 126, static_cast<uint8_t>(batch.size() >> 8), static_cast<uint8_t>(batch.size())};
-  m.insert(m.end(), batch.begin(), batch.end());
-  return m;
-}
-
 int main() {
   int s[2], t[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s) != 0) return printf("not ok - socketpair\n"), 2;
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, t) != 0) return printf("not ok - socketpair\n"), 2;
   g_tap = t[0];
-  {
-    size_t head;
-    const std::vector<uint8_t> m = Message(0);
-    if (udprun::RunAt(m.data() + 4, 0, m.size() - 4, &head) != 8)
-      return printf("not ok - the test's 8 records do not make one run (udp_run.h changed?)\n"), 2;
-  }
+  if (!MakesOneRun()) return printf("not ok - the test's 8 records do not make one run (udp_run.h changed?)\n"), 2;
   wslink::Options o;
   o.sock_fd = s[0];
   o.tap_fd = t[0];

@@ -10,61 +10,18 @@
 #include <cstring>
 #include <thread>
 #include <vector>
-#include "../native/udp_run.h"
 #include "../native/ws_link.h"
+#include "run_records.h"
 using namespace tapswitch;
+using namespace runtest;
 static void Notify(void*) {}
-
-// One record (virtio-net header, frame) of an IPv6 UDP datagram that may join a run (udp_run.h).
-static void PutRecord(std::vector<uint8_t>& b, size_t payload) {
-  const size_t flen = udprun::kEth + udprun::kIp6 + udprun::kUdp + payload;
-  const size_t at = b.size();
-  b.resize(at + kRecordHeader + kVnetHdrLen + flen, 0);
-  uint8_t* r = &b[at];
-  WriteBE32(r, static_cast<uint32_t>(kVnetHdrLen + flen));
-  uint8_t* v = r + kRecordHeader;
-  v[0] = udprun::kNeedsCsum;
-  PutLe16(v + 2, udprun::kEth + udprun::kIp6 + udprun::kUdp);  // hdr_len
-  PutLe16(v + 6, udprun::kEth + udprun::kIp6);                 // csum_start
-  PutLe16(v + 8, udprun::kUdpCsumOffset);
-  uint8_t* f = v + kVnetHdrLen;
-  const uint8_t dst[6] = {0x02, 0, 0, 0, 0, 2}, src[6] = {0x02, 0, 0, 0, 0, 1};
-  memcpy(f, dst, 6);
-  memcpy(f + 6, src, 6);
-  PutBe16(f + 12, 0x86dd);
-  uint8_t* ip = f + udprun::kEth;
-  ip[0] = 0x60;
-  PutBe16(ip + 4, static_cast<uint16_t>(udprun::kUdp + payload));
-  ip[6] = 17;
-  ip[7] = 64;
-  ip[8] = 0xfd, ip[23] = 1;   // fd00::1
-  ip[24] = 0xfd, ip[39] = 2;  // fd00::2
-  uint8_t* udp = ip + udprun::kIp6;
-  PutBe16(udp, 5000);
-  PutBe16(udp + 2, 5001);
-  PutBe16(udp + 4, static_cast<uint16_t>(udprun::kUdp + payload));
-}
-
-// A binary WebSocket message from the switch (unmasked, as a server sends) carrying `frames` records.
-static std::vector<uint8_t> Message(size_t frames) {
-  std::vector<uint8_t> batch;
-  for (size_t i = 0; i < frames; i++) PutRecord(batch, 18);
-  std::vector<uint8_t> m = {0x82, 126, static_cast<uint8_t>(batch.size() >> 8), static_cast<uint8_t>(batch.size())};
-  m.insert(m.end(), batch.begin(), batch.end());
-  return m;
-}
 
 int main() {
   int s[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s) != 0) return printf("not ok - socketpair\n"), 2;
   const int tap = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);  // never readable, every write EINVAL
   if (tap < 0) return printf("not ok - timerfd_create\n"), 2;
-  {
-    size_t head;
-    const std::vector<uint8_t> m = Message(8);
-    if (udprun::RunAt(m.data() + 4, 0, m.size() - 4, &head) != 8)
-      return printf("not ok - the test's 8 records do not make one run (udp_run.h changed?)\n"), 2;
-  }
+  if (!MakesOneRun()) return printf("not ok - the test's 8 records do not make one run (udp_run.h changed?)\n"), 2;
   wslink::Options o;
   o.sock_fd = s[0];
   o.tap_fd = tap;
@@ -76,7 +33,7 @@ int main() {
   double a[wslink::L_COUNT], t[STAT_COUNT];
   // Two messages of 8: the first's run is refused and its frames go alone; the second's are never joined.
   for (int round = 1; round <= 2; round++) {
-    const std::vector<uint8_t> m = Message(8);
+    const std::vector<uint8_t> m = Message(static_cast<uint8_t>(round * 8));
     if (send(s[1], m.data(), m.size(), 0) != static_cast<ssize_t>(m.size())) return printf("not ok - send\n"), 2;
     for (int i = 0; i < 500; i++) {
       l->Stats(a, t);

@@ -57,8 +57,10 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   const { tap: tapOpts, attach, netnsName, metricsAt, dropTo } = plan
   const uplink = new Uplink(plan.uplink)
   let tap: TapDevice
+  let addon: TapBinding
   try {
-    tap = TapDevice.open(binding ?? loadBinding(), tapOpts)
+    addon = binding ?? loadBinding()
+    tap = TapDevice.open(addon, tapOpts)
   } catch (err) {
     if (attach && err instanceof TapError && err.cause.code === 'ENODEV') die('tap-agent', noSuchTap(tapOpts.name, netnsName, persistentTaps(netnsName)))
     die('tap-agent', (err as Error).message)
@@ -67,7 +69,6 @@ async function runTap (plan: AgentPlan, binding: TapBinding | undefined): Promis
   uplink.opts.mac = tap.mac()
   log.info('tap_opened', { tap: tap.name, ...(netnsName === undefined ? {} : { netns: netnsName }), mac: uplink.opts.mac, mtu: tapOpts.mtu, offload: tap.offloadCapable ? 'capable' : 'off' })
   // A native thread carries each ws:// connection where the addon can (a test's fake TAP binding cannot).
-  const addon = binding ?? loadBinding()
   const links = plan.fastPath ? linkBindingOf(addon) : undefined
   // A stale addon (built before its sources changed) would otherwise leave every connection on the JS path unsaid.
   const stale = plan.fastPath ? linkBindingRefusal(addon) : undefined

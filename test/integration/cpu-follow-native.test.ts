@@ -12,8 +12,7 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-
-const ROOT = path.join(__dirname, '..', '..')
+import { CXX_FLAGS, gxx } from '../helpers/cxx'
 
 describe('native link: a quiet link that waits to run where it followed takes its whole mask back (fuzz/cpu_follow_test.cc)', function () {
   this.timeout(300_000)
@@ -21,9 +20,7 @@ describe('native link: a quiet link that waits to run where it followed takes it
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-cpufollow-'))
     try {
       const bin = path.join(dir, 'cpu_follow_test')
-      const build = spawnSync('g++', ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g', 'fuzz/cpu_follow_test.cc', '-o', bin, '-lpthread'],
-        { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
-      assert.equal(build.status, 0, `fuzz/cpu_follow_test.cc did not build (g++ from scripts/install-deps.sh):\n${build.stderr}`)
+      gxx([...CXX_FLAGS, 'fuzz/cpu_follow_test.cc', '-o', bin, '-lpthread'], 'fuzz/cpu_follow_test.cc')
       const run = spawnSync(bin, [], { encoding: 'utf8', timeout: 30_000 })
       assert.equal(run.status, 0, `exited ${String(run.status)} (signal ${String(run.signal)}):\n${run.stdout}${run.stderr}`)
       assert.match(run.stdout, /^ok/m)

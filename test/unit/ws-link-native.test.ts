@@ -16,11 +16,11 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { CXX_FLAGS, gxx } from '../helpers/cxx'
 
-const ROOT = path.join(__dirname, '..', '..')
 const LINK_SOURCES = ['native/ws_link.cc', 'native/ws_link_tap.cc', 'native/ws_frame.cc', 'native/ws_output.cc']
 // _GLIBCXX_ASSERTIONS: an index past a vector's end (&v[v.size()]) aborts here, as in a hardened distribution's build.
-const FLAGS = ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g', '-D_GLIBCXX_ASSERTIONS']
+const FLAGS = [...CXX_FLAGS, '-D_GLIBCXX_ASSERTIONS']
 
 describe('native link through the C++ API (fuzz/ws_link_*_test.cc)', function () {
   this.timeout(300_000)
@@ -31,8 +31,7 @@ describe('native link through the C++ API (fuzz/ws_link_*_test.cc)', function ()
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-wslink-'))
     objects = LINK_SOURCES.map((src) => {
       const obj = path.join(dir, path.basename(src, '.cc') + '.o')
-      const r = spawnSync('g++', [...FLAGS, '-c', src, '-o', obj], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
-      assert.equal(r.status, 0, `${src} did not build (g++ from scripts/install-deps.sh):\n${r.stderr}`)
+      gxx([...FLAGS, '-c', src, '-o', obj], src)
       return obj
     })
   })
@@ -41,8 +40,7 @@ describe('native link through the C++ API (fuzz/ws_link_*_test.cc)', function ()
   /** Build `main` against the link's objects, run it, and expect its "ok". */
   function runMain (main: string): void {
     const bin = path.join(dir, path.basename(main, '.cc'))
-    const build = spawnSync('g++', [...FLAGS, main, ...objects, '-o', bin, '-lpthread'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
-    assert.equal(build.status, 0, `${main} did not build (g++ from scripts/install-deps.sh):\n${build.stderr}`)
+    gxx([...FLAGS, main, ...objects, '-o', bin, '-lpthread'], main)
     const run = spawnSync(bin, [], { encoding: 'utf8', timeout: 30_000 })
     assert.equal(run.status, 0, `exited ${String(run.status)} (signal ${String(run.signal)}):\n${run.stdout}${run.stderr}`)
     assert.match(run.stdout, /^ok$/m)

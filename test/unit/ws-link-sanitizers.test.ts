@@ -10,8 +10,8 @@ import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { CXX_FLAGS, gxx } from '../helpers/cxx'
 
-const ROOT = path.join(__dirname, '..', '..')
 const SOURCES = ['fuzz/ws_link_race.cc', 'native/ws_link.cc', 'native/ws_link_tap.cc', 'native/ws_frame.cc', 'native/ws_output.cc']
 
 describe('native link under sanitizers (fuzz/ws_link_race.cc)', function () {
@@ -21,9 +21,7 @@ describe('native link under sanitizers (fuzz/ws_link_race.cc)', function () {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-wslink-'))
       try {
         const bin = path.join(dir, 'ws_link_race')
-        const build = spawnSync('g++', ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g', `-fsanitize=${san}`, '-fno-sanitize-recover=all',
-          ...SOURCES, '-o', bin, '-lpthread'], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
-        assert.equal(build.status, 0, `fuzz/ws_link_race.cc did not build (g++ from scripts/install-deps.sh):\n${build.stderr}`)
+        gxx([...CXX_FLAGS, `-fsanitize=${san}`, '-fno-sanitize-recover=all', ...SOURCES, '-o', bin, '-lpthread'], 'fuzz/ws_link_race.cc')
         const run = spawnSync(bin, ['20'], { encoding: 'utf8', timeout: 240_000, env: { ...process.env, TSAN_OPTIONS: 'halt_on_error=1', ASAN_OPTIONS: 'detect_leaks=1' } })
         const out = `${run.stdout}${run.stderr}`
         assert.equal(run.status, 0, `exited ${String(run.status)} (signal ${String(run.signal)}):\n${out.slice(-4000)}`)

@@ -12,8 +12,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import WebSocket from 'ws'
-
-const ROOT = path.join(__dirname, '..', '..')
+import { CXX_FLAGS, gxx } from '../helpers/cxx'
 
 interface SenderOptions {
   fin: boolean, opcode: number, mask: boolean, readOnly: boolean, rsv1: boolean
@@ -135,10 +134,8 @@ describe('native WebSocket reader and sender (fuzz/ws_frame_test.cc under ASan a
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsw-wsframe-'))
     try {
       const bin = path.join(dir, 'ws_frame_test')
-      const build = spawnSync('g++', ['-std=c++17', '-Wall', '-Wextra', '-Werror', '-O1', '-g', '-fsanitize=address,undefined',
-        '-fno-sanitize-recover=all', 'fuzz/ws_frame_test.cc', 'fuzz/ws_output_test.cc', 'native/ws_frame.cc', 'native/ws_output.cc', '-o', bin],
-      { cwd: ROOT, encoding: 'utf8', timeout: 240_000 })
-      assert.equal(build.status, 0, `fuzz/ws_frame_test.cc did not build:\n${build.stderr}`)
+      gxx([...CXX_FLAGS, '-fsanitize=address,undefined', '-fno-sanitize-recover=all', 'fuzz/ws_frame_test.cc', 'fuzz/ws_output_test.cc',
+        'native/ws_frame.cc', 'native/ws_output.cc', '-o', bin], 'fuzz/ws_frame_test.cc')
       const expected = path.join(dir, 'expected.txt')
       fs.writeFileSync(expected, expectedFrames())
       const run = spawnSync(bin, [expected], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=1' } })

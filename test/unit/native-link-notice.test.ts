@@ -55,6 +55,18 @@ function agentOn (binding: LinkBinding): { agent: Agent, connect: () => void } {
 
 const takeover = { fd: -1, prefill: null, socket: { destroy () {} } as unknown as net.Socket }
 
+/** The log lines `fn` wrote (the sink put back after, also when it throws). */
+function logsOf (fn: () => void): string[] {
+  const lines: string[] = []
+  const restore = setLogSink((l) => { lines.push(l) })
+  try {
+    fn()
+  } finally {
+    setLogSink(restore)
+  }
+  return lines
+}
+
 describe('native link notices (E_NOTICE)', () => {
   it('a notice from the thread goes to onNotice with its code, and nowhere else', () => {
     const { binding, emit } = fakeBinding()
@@ -69,16 +81,12 @@ describe('native link notices (E_NOTICE)', () => {
   })
 
   it('the agent logs a refused UDP run as a warning naming the kernel and the fix', () => {
-    const lines: string[] = []
-    const restore = setLogSink((l) => { lines.push(l) })
-    try {
+    const lines = logsOf(() => {
       const tap = { name: 'tsw9' } as unknown as Endpoint
       const agent = new Agent(tap, {} as unknown as Uplink)
       ;(agent as unknown as { linkNotice: (n: number) => void }).linkNotice(NOTICE_UDP_RUNS_REFUSED)
       ;(agent as unknown as { linkNotice: (n: number) => void }).linkNotice(99) // unknown: nothing said
-    } finally {
-      setLogSink(restore)
-    }
+    })
     assert.equal(lines.length, 1, lines.join('\n'))
     const e = JSON.parse(lines[0] as string) as Record<string, unknown>
     assert.equal(e.level, 'warn')
@@ -89,9 +97,7 @@ describe('native link notices (E_NOTICE)', () => {
   })
 
   it('once refused, no later connection\'s link tries a run, and the agent warns once', () => {
-    const lines: string[] = []
-    const restore = setLogSink((l) => { lines.push(l) })
-    try {
+    const lines = logsOf(() => {
       const { binding, emit, runs, refused } = fakeBinding()
       const { connect } = agentOn(binding)
       connect()
@@ -100,16 +106,12 @@ describe('native link notices (E_NOTICE)', () => {
       connect() // a reconnect: the kernel is the same
       connect()
       assert.deepEqual(runs, [true, false, false])
-    } finally {
-      setLogSink(restore)
-    }
+    })
     assert.equal(lines.filter((l) => l.includes('udp_runs_refused')).length, 1, lines.join('\n'))
   })
 
   it('a refusal whose notice was never drained (the link closed from JS first) is still said, and not tried again', () => {
-    const lines: string[] = []
-    const restore = setLogSink((l) => { lines.push(l) })
-    try {
+    const lines = logsOf(() => {
       const { binding, runs, refused } = fakeBinding()
       const { agent, connect } = agentOn(binding)
       connect()
@@ -117,9 +119,7 @@ describe('native link notices (E_NOTICE)', () => {
       connect()
       assert.deepEqual(runs, [true, false])
       assert.equal(agent.stats.udpRunsRefused, 1)
-    } finally {
-      setLogSink(restore)
-    }
+    })
     assert.equal(lines.filter((l) => l.includes('udp_runs_refused')).length, 1, lines.join('\n'))
   })
 

@@ -8,29 +8,17 @@
  */
 
 import assert from 'node:assert/strict'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { run, stopChild } from '../../src/lab/lab'
 import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, type Logged } from '../helpers/proc'
+import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, cpuInIdleSecond, type Logged } from '../helpers/proc'
 
 const ROOT = path.join(__dirname, '..', '..')
 const AGENT = path.join(ROOT, 'bin', 'tap-agent.js')
 const SWITCHD = path.join(ROOT, 'bin', 'switchd.js')
 const BYTES = 32 * 1024 * 1024
-/** Clock ticks a second in /proc/<pid>/stat (sysconf(_SC_CLK_TCK), 100 on Linux). */
-const TICKS = 100
-
-/** utime + stime of a process, or of each of its threads, in seconds. */
-function cpuOf (pid: number, tid?: number): number {
-  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`
-  const f = fs.readFileSync(file, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(f[11]) + Number(f[12])) / TICKS
-}
-
-function threadsOf (pid: number): number[] { return fs.readdirSync(`/proc/${pid}/task`).map(Number) }
 
 
 describe('e2e: tap-agent native link (real TAPs, offloads)', function () {
@@ -91,19 +79,9 @@ describe('e2e: tap-agent native link (real TAPs, offloads)', function () {
   })
 
   it('an idle agent costs no CPU: under 0.2 s in a second, no thread spinning', async () => {
-    const pid = agents[0]?.child.pid as number
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    const threads = threadsOf(pid)
-    const before = cpuOf(pid)
-    const each = threads.map((t) => cpuOf(pid, t))
-    await new Promise((resolve) => setTimeout(resolve, 1000))
-    const used = cpuOf(pid) - before
+    const { used, threads } = await cpuInIdleSecond(agents[0]?.child.pid as number)
     assert.ok(used < 0.2, `the agent used ${used} s of CPU in an idle second`)
-    threads.forEach((t, i) => {
-      if (!fs.existsSync(`/proc/${pid}/task/${t}`)) return
-      const d = cpuOf(pid, t) - (each[i] as number)
-      assert.ok(d < 0.1, `thread ${t} used ${d} s in an idle second`)
-    })
+    for (const t of threads) if (t.used !== undefined) assert.ok(t.used < 0.1, `thread ${t.tid} used ${t.used} s in an idle second`)
     assert.ok(threads.length > 1)
   })
 })

@@ -13,7 +13,6 @@
  */
 
 import assert from 'node:assert/strict'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
@@ -21,29 +20,17 @@ import { WebSocketServer } from 'ws'
 import { run, stopChild } from '../../src/lab/lab'
 import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, decodeBatch } from '../../src/common/protocol'
 import { requireRoot } from '../helpers/root'
-import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, type Logged } from '../helpers/proc'
+import { spawnLogged, waitForLine, pingUntilAnswered, tcpThrough, cpuInIdleSecond, type Logged } from '../helpers/proc'
 import { onceWithin, waitFor } from '../helpers/net'
+import { metricValue } from '../helpers/metrics-text'
 
 const ROOT = path.join(__dirname, '..', '..')
 const AGENT = path.join(ROOT, 'bin', 'tap-agent.js')
 const SWITCHD = path.join(ROOT, 'bin', 'switchd.js')
 const PORT = 7001
 const MARK = 'coalesce-backlog-'
-/** Clock ticks a second in /proc/<pid>/stat (sysconf(_SC_CLK_TCK), 100 on Linux). */
-const TICKS = 100
-
-/** utime + stime of a process, or of one of its threads, in seconds. */
-function cpuOf (pid: number, tid?: number): number {
-  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`
-  const f = fs.readFileSync(file, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(f[11]) + Number(f[12])) / TICKS
-}
-
 async function metric (port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const m = new RegExp(`${name}\\{tap="tsw0"\\} (\\d+)`).exec(text)
-  assert.ok(m !== null, `no ${name} in:\n${text.slice(0, 2000)}`)
-  return Number(m[1])
+  return metricValue(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), name, { tap: 'tsw0' })
 }
 
 async function metricsPortOf (a: Logged, who: string): Promise<number> {
@@ -159,17 +146,9 @@ describe('e2e: tap-agent native link coalescing (real TAPs)', function () {
       assert.equal(got.hash, sent.hash)
       assert.ok(await metric(ports[0] as number, 'tap_agent_link_coalesce_waits_total') > 0, 'the sender\'s agent never waited')
       // After the flood: the link thread sleeps in poll with no timeout (no wait re-armed, no spin).
-      const pid = agents[0]?.child.pid as number
-      await new Promise((resolve) => setTimeout(resolve, 300))
-      const threads = fs.readdirSync(`/proc/${pid}/task`).map(Number)
-      const before = cpuOf(pid)
-      const each = threads.map((t) => cpuOf(pid, t))
-      await new Promise((resolve) => setTimeout(resolve, 1000))
-      assert.ok(cpuOf(pid) - before < 0.2, 'the agent used CPU in an idle second after the flood')
-      threads.forEach((t, i) => {
-        if (!fs.existsSync(`/proc/${pid}/task/${t}`)) return
-        assert.ok(cpuOf(pid, t) - (each[i] as number) < 0.1, `thread ${t} spun in an idle second after the flood`)
-      })
+      const { used, threads } = await cpuInIdleSecond(agents[0]?.child.pid as number)
+      assert.ok(used < 0.2, 'the agent used CPU in an idle second after the flood')
+      for (const t of threads) if (t.used !== undefined) assert.ok(t.used < 0.1, `thread ${t.tid} spun in an idle second after the flood`)
     } finally {
       for (const a of agents) await stopChild(a.child)
       await stopChild(sw.child)

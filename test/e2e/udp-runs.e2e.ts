@@ -24,6 +24,7 @@ import { SUBPROTOCOL_V1, MAX_MESSAGE_SIZE, CAP_OFFLOAD } from '../../src/common/
 import { requireRoot } from '../helpers/root'
 import { spawnLogged, waitForLine, type Logged } from '../helpers/proc'
 import { onceWithin, waitFor } from '../helpers/net'
+import { metricValue } from '../helpers/metrics-text'
 
 const ROOT = path.join(__dirname, '..', '..')
 const AGENT = path.join(ROOT, 'bin', 'tap-agent.js')
@@ -211,17 +212,11 @@ describe('e2e: UDP runs through the native link (real TAP, offload, a switch pla
   })
 
   async function runFrames (): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-    const m = /tap_agent_link_udp_run_frames_total\{tap="tsw0"\} (\d+)/.exec(text)
-    assert.ok(m !== null, `no tap_agent_link_udp_run_frames_total in:\n${text.slice(0, 2000)}`)
-    return Number(m[1])
+    return metricValue(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'tap_agent_link_udp_run_frames_total', { tap: 'tsw0' })
   }
 
   async function writeErrors (): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
-    const m = /tap_agent_tap_write_errors_total\{tap="tsw0",kind="error"\} (\d+)/.exec(text)
-    assert.ok(m !== null, `no tap_agent_tap_write_errors_total{kind="error"} in:\n${text.slice(0, 2000)}`)
-    return Number(m[1])
+    return metricValue(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text(), 'tap_agent_tap_write_errors_total', { tap: 'tsw0', kind: 'error' })
   }
 
   /** Send the datagrams in one batch (then a barrier per receiver and family), and what the receivers got. */

@@ -6,6 +6,7 @@
  *
  *   metricValues(text, 'switchd_vxlan_packets_total', { direction: 'in' })   // every matching series' value
  *   metricSum(text, 'switchd_vxlan_dropped_total', { reason: 'truncated' })  // their sum, 0 if none
+ *   metricValue(text, 'tap_agent_link_coalesce_waits_total', { tap: 'tsw0' }) // the first's, or it throws
  */
 
 export interface Sample {
@@ -32,6 +33,13 @@ export function parseMetrics (text: string): Sample[] {
 export function metricValues (text: string, name: string, labels: Record<string, string> = {}): number[] {
   const want = Object.entries(labels)
   return parseMetrics(text).filter((s) => s.name === name && want.every(([k, v]) => s.labels[k] === v)).map((s) => s.value)
+}
+
+/** The value of the first series of `name` with these labels; throws naming it, with the text's start, where none matches. */
+export function metricValue (text: string, name: string, labels: Record<string, string> = {}): number {
+  const [v] = metricValues(text, name, labels)
+  if (v === undefined) throw new Error(`no ${name}${JSON.stringify(labels)} in:\n${text.slice(0, 2000)}`)
+  return v
 }
 
 /** The sum of metricValues: 0 where no series matches. */

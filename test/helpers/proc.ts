@@ -157,6 +157,34 @@ export function threadsNamed (comm: string): string[] {
   })
 }
 
+/** Clock ticks a second in /proc/<pid>/stat (sysconf(_SC_CLK_TCK), 100 on Linux). */
+const TICKS = 100
+
+/** utime + stime of a process, or of one of its threads, in seconds. */
+export function cpuSeconds (pid: number, tid?: number): number {
+  const file = tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`
+  const f = fs.readFileSync(file, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(f[11]) + Number(f[12])) / TICKS
+}
+
+/**
+ * The CPU a process used over one second left idle (after 300 ms to settle),
+ * whole and by each thread it had when the second began (`used` undefined for
+ * one that ended in it): what the no-spinning-at-idle tests bound.
+ */
+export async function cpuInIdleSecond (pid: number): Promise<{ used: number, threads: Array<{ tid: number, used: number | undefined }> }> {
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const tids = fs.readdirSync(`/proc/${pid}/task`).map(Number)
+  const before = cpuSeconds(pid)
+  const each = tids.map((t) => cpuSeconds(pid, t))
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  const used = cpuSeconds(pid) - before
+  return {
+    used,
+    threads: tids.map((tid, i) => ({ tid, used: fs.existsSync(`/proc/${pid}/task/${tid}`) ? cpuSeconds(pid, tid) - (each[i] as number) : undefined }))
+  }
+}
+
 /** Resolve with the first stdout line of `child` matching `re` (reject on its exit first, or after `ms`). */
 export async function lineOf (child: ChildProcess, re: RegExp, ms = 60_000): Promise<string> {
   let buf = ''

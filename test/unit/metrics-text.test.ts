@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { parseMetrics, metricValues, metricSum } from '../helpers/metrics-text'
+import { parseMetrics, metricValues, metricSum, metricValue } from '../helpers/metrics-text'
 
 const TEXT = [
   '# HELP switchd_vxlan_packets_total Datagrams in and out per listener.',
@@ -27,6 +27,12 @@ describe('metrics text (test helper)', () => {
     assert.deepEqual(metricValues(TEXT, 'switchd_cpu_seconds', { mode: 'user' }), [-Infinity])
     // prom-client writes NaN as `Nan`; Prometheus reads it in any case.
     assert.deepEqual(metricValues(TEXT, 'nodejs_eventloop_lag_mean_seconds'), [NaN])
+  })
+
+  it('reads the one series asked for, and throws naming it where there is none', () => {
+    assert.equal(metricValue(TEXT, 'switchd_vxlan_packets_total', { listener: '127.0.0.1:4790' }), 3)
+    assert.throws(() => metricValue(TEXT, 'switchd_vxlan_packets_total', { listener: '127.0.0.1:9' }), /no switchd_vxlan_packets_total\{"listener":"127\.0\.0\.1:9"\} in:\n# HELP/)
+    assert.throws(() => metricValue(TEXT, 'switchd_absent'), /no switchd_absent\{\} in/)
   })
 
   it('sums the series whose labels include every pair asked for', () => {
